@@ -1,0 +1,150 @@
+# Anchormail - one top-level, non-recursive Makefile.
+#
+#   make            build the programs (build/release)
+#   make run        install what is missing, build, start the local stack
+#   make check      install what is missing, build with -Werror and
+#                   ASan/UBSan (build/check), run unit, fuzz and integration tests
+#   make lint       cppcheck and clang-tidy
+#   make bench      the benchmarks under bench/
+#   make format     clang-format every C file in place
+#
+# Layout: lib/ is the shared library (libanchor.a); each program has its own
+# directory whose main.c holds main() and whose other files are archived so
+# that unit tests can link them.
+
+CC       ?= cc
+PKGS     := libmicrohttpd jansson libpq libssl libcrypto ldns libcurl libevent libevent_openssl
+PREFIX   ?= /usr/local
+
+# BUILD selects an output tree; `make check` sets BUILD=build/check SAN=1.
+BUILD    ?= build/release
+SAN      ?= 0
+
+WARN     := -Wall -Wextra -Wshadow -Wformat=2 -Wmissing-prototypes -Wstrict-prototypes \
+            -Wpointer-arith -Wvla -Wno-unused-parameter
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g -pthread $(WARN) -Ilib \
+               $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
+
+ifeq ($(SAN),1)
+CFLAGS_MODE := -O1 -Werror -fno-omit-frame-pointer -fsanitize=address,undefined \
+               -fno-sanitize-recover=undefined
+LDFLAGS_MODE := -fsanitize=address,undefined
+else
+CFLAGS_MODE := -O2 -D_FORTIFY_SOURCE=2 -fstack-protector-strong
+LDFLAGS_MODE :=
+endif
+
+ALL_CFLAGS  := $(CFLAGS_BASE) $(CFLAGS_MODE) $(CFLAGS)
+ALL_LDFLAGS := $(LDFLAGS_MODE) $(LDFLAGS)
+
+PROGRAMS := keyserver:anchor-keyserver anchorctl:anchorctl dnstools:anchor-dns
+
+LIB_SRC  := $(wildcard lib/*.c)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIBA     := $(BUILD)/libanchor.a
+
+prog_dir  = $(word 1,$(subst :, ,$1))
+prog_name = $(word 2,$(subst :, ,$1))
+BINS     := $(foreach p,$(PROGRAMS),$(if $(wildcard $(call prog_dir,$p)/main.c),$(BUILD)/$(call prog_name,$p)))
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all deps run stop check check-build unit fuzz fuzz-build integration lint bench \
+        format install clean
+
+all: $(BINS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(LIBA): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+# One rule per program: <dir>/main.c plus an archive of the directory's other files.
+define PROGRAM_RULES
+$(call prog_dir,$1)_SRC := $$(filter-out $(call prog_dir,$1)/main.c,$$(wildcard $(call prog_dir,$1)/*.c))
+$(call prog_dir,$1)_OBJ := $$($(call prog_dir,$1)_SRC:%.c=$(BUILD)/%.o)
+$(BUILD)/$(call prog_dir,$1).a: $$($(call prog_dir,$1)_OBJ)
+	@rm -f $$@
+	ar rcs $$@ $$^
+$(BUILD)/$(call prog_name,$1): $(BUILD)/$(call prog_dir,$1)/main.o $(BUILD)/$(call prog_dir,$1).a $(LIBA)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $$@ $$^ $(LDLIBS)
+endef
+$(foreach p,$(PROGRAMS),$(eval $(call PROGRAM_RULES,$p)))
+
+PROG_ARCHIVES := $(foreach p,$(PROGRAMS),$(if $(wildcard $(call prog_dir,$p)/main.c),$(BUILD)/$(call prog_dir,$p).a))
+
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(PROG_ARCHIVES) $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Ikeyserver -Ianchorctl -Idnstools $(ALL_LDFLAGS) -o $@ $^ \
+		$(LDLIBS) $(shell pkg-config --libs cmocka)
+
+deps:
+	@deploy/install-deps.sh
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@deploy/run-stack.sh start
+
+stop:
+	@deploy/run-stack.sh stop
+
+# check: everything, under sanitizers and -Werror.
+check: deps
+	@$(MAKE) --no-print-directory BUILD=build/check SAN=1 check-build
+	@$(MAKE) --no-print-directory BUILD=build/check SAN=1 unit
+	@$(MAKE) --no-print-directory fuzz
+	@$(MAKE) --no-print-directory BUILD=build/check SAN=1 integration
+
+check-build: $(BINS) $(UNIT_BIN)
+
+unit: $(UNIT_BIN)
+	@tests/run-unit.sh $(UNIT_BIN)
+
+integration: $(BINS)
+	@ANCHOR_BIN=$(abspath $(BUILD)) tests/run-integration.sh
+
+# Fuzzers are built with clang's libFuzzer into their own tree.
+FUZZ_BUILD := build/fuzz
+FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN   := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
+FUZZ_TIME  ?= 20
+
+fuzz-build:
+	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang SAN=0 \
+		CFLAGS="-O1 -fsanitize=fuzzer-no-link,address,undefined -Wno-unused-command-line-argument" \
+		$(FUZZ_BUILD)/libanchor.a $(FUZZ_BIN)
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_BUILD)/libanchor.a
+	clang $(CFLAGS_BASE) -O1 -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
+
+fuzz: fuzz-build
+	@tests/run-fuzz.sh $(FUZZ_TIME) $(FUZZ_BIN)
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+		--inline-suppr --suppress=missingIncludeSystem -Ilib lib keyserver anchorctl dnstools
+	clang-tidy --quiet $(wildcard lib/*.c keyserver/*.c anchorctl/*.c dnstools/*.c) -- \
+		$(CFLAGS_BASE)
+
+bench: all
+	@bench/run-all.sh $(abspath $(BUILD))
+
+format:
+	clang-format -i $(wildcard lib/*.[ch] keyserver/*.[ch] anchorctl/*.[ch] dnstools/*.[ch] \
+		tests/unit/*.c tests/fuzz/*.c)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/anchor/sql
+	install -m 0755 $(BUILD)/anchor-keyserver $(DESTDIR)$(PREFIX)/sbin/
+	install -m 0755 $(BUILD)/anchorctl $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 sql/*.sql $(DESTDIR)$(PREFIX)/share/anchor/sql/
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)
