@@ -1,0 +1,339 @@
+/* domain.c - the domain resource: publish, register (operator), policy and groups (admin). */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache.h"
+#include "cert.h"
+#include "crypto.h"
+#include "log.h"
+#include "ks.h"
+
+void ks_domain_get(struct ks_req *r, const char *domain, const char *part)
+{
+	struct ks_domain *d = ks_load_domain(r, domain);
+
+	if (d == NULL)
+		return;
+	if (part == NULL) {
+		http_reply_json(r->resp, 200, ks_domain_json(d));
+	} else {
+		const char *pem = strcmp(part, "root.pem") == 0 ? d->root_pem : d->issuer_pem;
+		http_reply_text(r->resp, 200, "application/x-pem-file", strdup(pem), strlen(pem));
+	}
+	ks_domain_free(d);
+}
+
+static int check_policy_words(const char *policy, const char *mode, struct err *e)
+{
+	if (policy != NULL && strcmp(policy, "isp") != 0 && strcmp(policy, "corporate") != 0 &&
+	    strcmp(policy, "groups") != 0)
+		return err_set(e, ERR_INPUT, "bad_policy",
+			       "policy must be isp, corporate or groups, not \"%.40s\"", policy);
+	if (mode != NULL && strcmp(mode, "enforce") != 0 && strcmp(mode, "testing") != 0)
+		return err_set(e, ERR_INPUT, "bad_policy",
+			       "mode must be enforce or testing, not \"%.40s\"", mode);
+	return 0;
+}
+
+/* Lowercase copy of an address or host name given in a request. */
+static char *lower_dup(const char *s)
+{
+	char *d = strdup(s);
+
+	for (char *p = d; p != NULL && *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return d;
+}
+
+static const char *address_domain(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+
+	return at ? at + 1 : "";
+}
+
+/* An address of the domain itself, well formed: the only kind a domain may speak for. */
+static int check_own_address(const char *addr, const char *domain, struct err *e)
+{
+	if (name_check_address(addr, e) < 0)
+		return -1;
+	if (strcmp(address_domain(addr), domain) != 0)
+		return err_set(e, ERR_INPUT, "address_outside_domain", "%s is not an address of %s",
+			       addr, domain);
+	return 0;
+}
+
+struct reg_input {
+	const char *domain, *root_pem, *issuer_pem, *key_pem, *policy, *mode;
+	X509 *root, *issuer;
+	EVP_PKEY *issuer_key;
+	char pin[CRYPTO_PIN_MAX];
+};
+
+static void reg_input_free(struct reg_input *in)
+{
+	X509_free(in->root);
+	X509_free(in->issuer);
+	EVP_PKEY_free(in->issuer_key);
+}
+
+static int reg_input_parse(json_t *body, struct reg_input *in, struct err *e)
+{
+	if ((in->domain = ks_json_str(body, "domain", 1, e)) == NULL ||
+	    (in->root_pem = ks_json_str(body, "root", 1, e)) == NULL ||
+	    (in->issuer_pem = ks_json_str(body, "issuer", 1, e)) == NULL ||
+	    (in->key_pem = ks_json_str(body, "issuer_key", 1, e)) == NULL)
+		return -1;
+	in->policy = ks_json_str(body, "policy", 0, e);
+	in->mode = ks_json_str(body, "mode", 0, e);
+	if (e->kind != ERR_NONE || check_policy_words(in->policy, in->mode, e) < 0)
+		return -1;
+	if (in->policy != NULL && strcmp(in->policy, "corporate") == 0)
+		return err_set(e, ERR_INPUT, "bad_policy",
+			       "register with isp or groups, then set the corporate policy "
+			       "with its corporate_address");
+	if (name_check_domain(in->domain, e) < 0)
+		return -1;
+	if ((in->root = cert_from_pem(in->root_pem, strlen(in->root_pem), e)) == NULL ||
+	    (in->issuer = cert_from_pem(in->issuer_pem, strlen(in->issuer_pem), e)) == NULL ||
+	    (in->issuer_key = crypto_key_private_from_pem(in->key_pem, strlen(in->key_pem), e)) ==
+		    NULL)
+		return -1;
+	if (cert_check_domain_set(in->domain, in->root, in->issuer, in->issuer_key, e) < 0)
+		return -1;
+	return crypto_key_pin(X509_get0_pubkey(in->root), in->pin, e);
+}
+
+static int reg_store(struct ks_req *r, struct reg_input *in, const char *token_hash, struct err *e)
+{
+	const char *params[6] = {in->domain, in->root_pem, in->issuer_pem, in->pin,
+				 in->policy ? in->policy : "isp", in->mode ? in->mode : "enforce"};
+	PGresult *res;
+
+	if (db_begin(r->db, e) < 0)
+		return -1;
+	res = db_exec(r->db,
+		      "INSERT INTO domains (name, root_pem, issuer_pem, pins, policy, mode)"
+		      " VALUES ($1, $2, $3, ARRAY[$4], $5, $6) RETURNING id",
+		      6, params, e);
+	if (res == NULL) {
+		if (e->kind == ERR_CONFLICT)
+			err_set(e, ERR_CONFLICT, "conflict", "%s is already registered",
+				in->domain);
+		goto fail;
+	}
+	const char *tparams[2] = {PQgetvalue(res, 0, 0), token_hash};
+	int rc = db_run(r->db, "INSERT INTO admin_tokens (domain_id, token_hash) VALUES ($1, $2)",
+			2, tparams, e);
+	PQclear(res);
+	if (rc < 0 || ks_store_notify_change(r->db, in->domain, e) < 0)
+		goto fail;
+	/* The key goes to disk before the commit: a committed domain always has its key. */
+	if (ks_issuer_key_save(r->ks, in->domain, in->issuer_key, e) < 0)
+		goto fail;
+	if (db_commit(r->db, e) < 0) {
+		ks_issuer_key_remove(r->ks, in->domain);
+		return -1;
+	}
+	return 0;
+fail:
+	db_rollback(r->db);
+	return -1;
+}
+
+void ks_domain_register(struct ks_req *r)
+{
+	struct reg_input in = {0};
+	char token[CRYPTO_TOKEN_LEN], hash[CRYPTO_HEX256_LEN];
+	struct err e = {0};
+
+	if (ks_auth_operator(r, &e) < 0 || reg_input_parse(r->http->json, &in, &e) < 0 ||
+	    crypto_random_token(token, &e) < 0)
+		goto fail;
+	crypto_token_hash(token, hash);
+	if (reg_store(r, &in, hash, &e) < 0)
+		goto fail;
+	ks_cache_invalidate(r->ks->cache);
+	log_info(r->http->reqid, "registered domain %s pin=%s", in.domain, in.pin);
+	http_reply_json(r->resp, 201,
+			json_pack("{s:s, s:[s], s:s}", "domain", in.domain, "pins", in.pin,
+				  "admin_token", token));
+	reg_input_free(&in);
+	return;
+fail:
+	reg_input_free(&in);
+	ks_fail(r, &e);
+}
+
+void ks_domain_set_policy(struct ks_req *r, const char *domain)
+{
+	struct ks_domain *d = ks_load_domain(r, domain);
+	struct err e = {0};
+	const char *policy, *mode, *corp;
+	char *corp_lc = NULL;
+
+	if (d == NULL)
+		return;
+	if (ks_auth_domain_admin(r, d, &e) < 0)
+		goto fail;
+	policy = ks_json_str(r->http->json, "policy", 0, &e);
+	mode = ks_json_str(r->http->json, "mode", 0, &e);
+	corp = ks_json_str(r->http->json, "corporate_address", 0, &e);
+	if (e.kind != ERR_NONE || check_policy_words(policy, mode, &e) < 0)
+		goto fail;
+	if (policy == NULL && mode == NULL)
+		err_set(&e, ERR_INPUT, "bad_request", "give a policy, a mode, or both");
+	else if (policy != NULL && strcmp(policy, "corporate") == 0 && corp == NULL)
+		err_set(&e, ERR_INPUT, "bad_request",
+			"the corporate policy needs a corporate_address");
+	if (e.kind != ERR_NONE)
+		goto fail;
+	if (corp != NULL) {
+		corp_lc = lower_dup(corp);
+		if (corp_lc == NULL || check_own_address(corp_lc, d->name, &e) < 0)
+			goto fail;
+	}
+
+	const char *params[4] = {d->name, policy, mode, corp_lc};
+	if (db_begin(r->db, &e) < 0)
+		goto fail;
+	/* corporate_address is kept only while the policy is corporate. */
+	if (db_run(r->db,
+		   "UPDATE domains SET policy = COALESCE($2, policy), mode = COALESCE($3, mode),"
+		   " corporate_address = CASE WHEN COALESCE($2, policy) = 'corporate'"
+		   "   THEN COALESCE($4, corporate_address) END,"
+		   " updated_at = now() WHERE name = $1",
+		   4, params, &e) < 0 ||
+	    ks_store_notify_change(r->db, d->name, &e) < 0 || db_commit(r->db, &e) < 0) {
+		db_rollback(r->db);
+		goto fail;
+	}
+	ks_cache_invalidate(r->ks->cache);
+	ks_domain_free(d);
+	log_info(r->http->reqid, "policy of %s: policy=%s mode=%s", domain,
+		 policy ? policy : "(unchanged)", mode ? mode : "(unchanged)");
+	free(corp_lc);
+	ks_domain_get(r, domain, NULL);
+	return;
+fail:
+	free(corp_lc);
+	ks_domain_free(d);
+	ks_fail(r, &e);
+}
+
+static int group_members_store(struct ks_req *r, const struct ks_domain *d, const char *group,
+			       json_t *members, struct err *e)
+{
+	char idbuf[24];
+	size_t i;
+	json_t *m;
+
+	snprintf(idbuf, sizeof(idbuf), "%lld", d->id);
+	const char *del[2] = {idbuf, group};
+	if (db_begin(r->db, e) < 0)
+		return -1;
+	if (db_run(r->db, "DELETE FROM group_members WHERE domain_id = $1 AND group_address = $2",
+		   2, del, e) < 0)
+		goto fail;
+	json_array_foreach(members, i, m)
+	{
+		char *member = lower_dup(json_string_value(m));
+		const char *ins[3] = {idbuf, group, member};
+		int rc = member == NULL ? err_set(e, ERR_INTERNAL, "internal", "out of memory")
+					: db_run(r->db,
+						 "INSERT INTO group_members (domain_id, group_address,"
+						 " member) VALUES ($1, $2, $3)",
+						 3, ins, e);
+		if (rc < 0 && e->kind == ERR_CONFLICT)
+			err_set(e, ERR_CONFLICT, "conflict",
+				"%s is listed twice or already belongs to another group", member);
+		free(member);
+		if (rc < 0)
+			goto fail;
+	}
+	if (ks_store_notify_change(r->db, d->name, e) < 0 || db_commit(r->db, e) < 0)
+		goto fail;
+	return 0;
+fail:
+	db_rollback(r->db);
+	return -1;
+}
+
+static int check_members(json_t *members, const char *domain, struct err *e)
+{
+	size_t i;
+	json_t *m;
+
+	if (!json_is_array(members))
+		return err_set(e, ERR_INPUT, "bad_request", "\"members\" must be an array of addresses");
+	if (json_array_size(members) > 10000)
+		return err_set(e, ERR_INPUT, "bad_request", "a group has at most 10000 members");
+	json_array_foreach(members, i, m)
+	{
+		char *lc;
+		int rc;
+
+		if (!json_is_string(m))
+			return err_set(e, ERR_INPUT, "bad_request", "members[%zu] is not a string",
+				       i);
+		lc = lower_dup(json_string_value(m));
+		rc = lc == NULL ? err_set(e, ERR_INTERNAL, "internal", "out of memory")
+				: check_own_address(lc, domain, e);
+		free(lc);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+void ks_group_set(struct ks_req *r, const char *domain, const char *group)
+{
+	struct ks_domain *d = ks_load_domain(r, domain);
+	char *group_lc = lower_dup(group);
+	json_t *members;
+	struct err e = {0};
+
+	if (d == NULL)
+		goto out;
+	members = json_object_get(r->http->json, "members");
+	if (ks_auth_domain_admin(r, d, &e) < 0 || group_lc == NULL ||
+	    check_own_address(group_lc, d->name, &e) < 0 ||
+	    check_members(members, d->name, &e) < 0 ||
+	    group_members_store(r, d, group_lc, members, &e) < 0) {
+		ks_fail(r, &e);
+		goto out;
+	}
+	ks_cache_invalidate(r->ks->cache);
+	log_info(r->http->reqid, "group %s of %s: %zu members", group_lc, d->name,
+		 json_array_size(members));
+	http_reply_json(r->resp, 200,
+			json_pack("{s:s, s:O}", "group", group_lc, "members", members));
+out:
+	free(group_lc);
+	ks_domain_free(d);
+}
+
+void ks_group_delete(struct ks_req *r, const char *domain, const char *group)
+{
+	struct ks_domain *d = ks_load_domain(r, domain);
+	char *group_lc = lower_dup(group);
+	json_t *none = json_array();
+	struct err e = {0};
+
+	if (d == NULL)
+		goto out;
+	if (ks_auth_domain_admin(r, d, &e) < 0 || group_lc == NULL ||
+	    check_own_address(group_lc, d->name, &e) < 0 ||
+	    group_members_store(r, d, group_lc, none, &e) < 0) {
+		ks_fail(r, &e);
+		goto out;
+	}
+	ks_cache_invalidate(r->ks->cache);
+	log_info(r->http->reqid, "group %s of %s deleted", group_lc, d->name);
+	http_reply_json(r->resp, 200, json_pack("{s:s, s:b}", "group", group_lc, "deleted", 1));
+out:
+	json_decref(none);
+	free(group_lc);
+	ks_domain_free(d);
+}

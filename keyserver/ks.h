@@ -1,0 +1,108 @@
+/*
+ * ks.h - the key server's shared state and the handlers' entry points.
+ *
+ * Request flow: the HTTP layer (lib/http.c) checks and parses a request and
+ * calls ks_dispatch (router.c), which picks a handler by method and path.
+ * Handlers borrow a database connection from the pool for the length of the
+ * request, build JSON with jansson and reply through the http_reply_*
+ * helpers.  Errors are struct err values turned into JSON error bodies in
+ * one place (ks_fail).
+ */
+#ifndef KS_KS_H
+#define KS_KS_H
+
+#include <stdatomic.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "db.h"
+#include "http.h"
+#include "settings.h"
+
+struct ks_cache;
+
+struct ks {
+	struct ks_settings cfg;
+	struct db_pool *pool;
+	struct ks_cache *cache;
+	atomic_ullong enrollments;
+	atomic_ullong cache_hits;
+	atomic_ullong cache_misses;
+};
+
+/* A domain row, as the handlers need it.  Strings are owned (ks_domain_free). */
+struct ks_domain {
+	long long id;
+	char *name;
+	char *root_pem;
+	char *issuer_pem;
+	json_t *pins; /* array of strings */
+	char *policy;
+	char *mode;
+	char *corporate_address; /* NULL unless policy is corporate */
+	char *updated;
+};
+
+/* Per-request context handed to every handler. */
+struct ks_req {
+	struct ks *ks;
+	const struct http_request *http;
+	struct http_response *resp;
+	struct db *db; /* borrowed from the pool for this request */
+};
+
+void ks_dispatch(const struct http_request *req, struct http_response *resp, void *app);
+size_t ks_metrics(char *buf, size_t len, void *app);
+int ks_health(void *app, struct err *e);
+
+/* Reply with an error (logged at the level its kind deserves). */
+void ks_fail(struct ks_req *r, const struct err *e);
+
+/* domain.c */
+void ks_domain_get(struct ks_req *r, const char *domain, const char *part);
+void ks_domain_register(struct ks_req *r);
+void ks_domain_set_policy(struct ks_req *r, const char *domain);
+void ks_group_set(struct ks_req *r, const char *domain, const char *group);
+void ks_group_delete(struct ks_req *r, const char *domain, const char *group);
+
+/* enroll.c */
+void ks_token_issue(struct ks_req *r, const char *domain);
+void ks_enroll(struct ks_req *r, const char *domain);
+void ks_server_issue(struct ks_req *r, const char *domain);
+
+/* lookup.c */
+void ks_lookup_address(struct ks_req *r, const char *address);
+void ks_lookup_history(struct ks_req *r, const char *address);
+void ks_lookup_key(struct ks_req *r, const char *key_id, int pem);
+void ks_lookup_fingerprint(struct ks_req *r, const char *fpr);
+
+/* auth.c: check the bearer token; fill e and return -1 when it does not authorise. */
+int ks_auth_operator(struct ks_req *r, struct err *e);
+int ks_auth_domain_admin(struct ks_req *r, const struct ks_domain *d, struct err *e);
+
+/* store.c: reads and writes of the key server's tables. */
+struct ks_domain *ks_store_domain(struct db *db, const char *name, struct err *e);
+void ks_domain_free(struct ks_domain *d);
+json_t *ks_domain_json(const struct ks_domain *d);
+/* Certificates of a name: current only, or every one newest first. */
+json_t *ks_store_certs_by_name(struct db *db, long long domain_id, const char *name,
+			       const char *purpose, int current_only, struct err *e);
+/* One certificate by "key_id" or "fingerprint"; NULL with ERR_NOTFOUND when absent. */
+json_t *ks_store_cert_by(struct db *db, const char *column, const char *value, struct err *e);
+/* Tell other key-server nodes (and our own cache) that a domain's objects changed;
+ * call inside the writing transaction so it is delivered at commit. */
+int ks_store_notify_change(struct db *db, const char *domain, struct err *e);
+
+/* issuer.c: the domains' issuer keys in key_dir. */
+int ks_issuer_key_save(const struct ks *ks, const char *domain, EVP_PKEY *key, struct err *e);
+EVP_PKEY *ks_issuer_key_load(const struct ks *ks, const char *domain, struct err *e);
+void ks_issuer_key_remove(const struct ks *ks, const char *domain);
+
+/* Helpers for JSON request bodies: a required/optional string member. */
+const char *ks_json_str(json_t *obj, const char *key, int required, struct err *e);
+
+/* The domain of the URL, loaded and checked; NULL after replying with the error. */
+struct ks_domain *ks_load_domain(struct ks_req *r, const char *name);
+
+#endif

@@ -1,0 +1,203 @@
+/*
+ * lookup.c - public, exact-match lookups: an address's current certificates
+ * and the one an encrypting sender should use, its history, a certificate by
+ * key id or fingerprint.  There is deliberately no listing or search.
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cert.h"
+#include "ks.h"
+
+/* Lowercase, check, and split an address; on failure replies and returns NULL. */
+static char *address_arg(struct ks_req *r, const char *raw, struct ks_domain **d)
+{
+	char *addr = strdup(raw);
+	struct err e = {0};
+
+	if (addr == NULL) {
+		err_set(&e, ERR_INTERNAL, "internal", "out of memory");
+		ks_fail(r, &e);
+		return NULL;
+	}
+	for (char *p = addr; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	if (name_check_address(addr, &e) < 0) {
+		ks_fail(r, &e);
+		free(addr);
+		return NULL;
+	}
+	*d = ks_load_domain(r, strrchr(addr, '@') + 1);
+	if (*d == NULL) {
+		free(addr);
+		return NULL;
+	}
+	return addr;
+}
+
+/* Which address's key encrypts mail for addr under the domain's policy, and why. */
+static int encryption_target(struct ks_req *r, const struct ks_domain *d, const char *addr,
+			     char **target, const char **reason, struct err *e)
+{
+	if (strcmp(d->policy, "corporate") == 0 && d->corporate_address != NULL) {
+		*reason = "corporate";
+		*target = strdup(d->corporate_address);
+		return *target ? 0 : err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	}
+	*reason = "isp";
+	if (strcmp(d->policy, "groups") == 0) {
+		char idbuf[24];
+		const char *params[2] = {idbuf, addr};
+		PGresult *res;
+
+		snprintf(idbuf, sizeof(idbuf), "%lld", d->id);
+		res = db_exec(r->db,
+			      "SELECT group_address FROM group_members"
+			      " WHERE domain_id = $1 AND member = $2",
+			      2, params, e);
+		if (res == NULL)
+			return -1;
+		if (PQntuples(res) == 1) {
+			*reason = "group";
+			*target = strdup(PQgetvalue(res, 0, 0));
+			PQclear(res);
+			return *target ? 0 : err_set(e, ERR_INTERNAL, "internal", "out of memory");
+		}
+		*reason = "own key (not in any group)";
+		PQclear(res);
+	}
+	*target = strdup(addr);
+	return *target ? 0 : err_set(e, ERR_INTERNAL, "internal", "out of memory");
+}
+
+void ks_lookup_address(struct ks_req *r, const char *raw)
+{
+	struct ks_domain *d = NULL;
+	char *addr = address_arg(r, raw, &d), *target = NULL;
+	json_t *own = NULL, *enc = NULL;
+	const char *reason = NULL;
+	struct err e = {0};
+
+	if (addr == NULL)
+		return;
+	own = ks_store_certs_by_name(r->db, d->id, addr, "smime", 1, &e);
+	if (own == NULL || encryption_target(r, d, addr, &target, &reason, &e) < 0)
+		goto fail;
+	if (strcmp(target, addr) == 0)
+		enc = json_incref(own);
+	else if ((enc = ks_store_certs_by_name(r->db, d->id, target, "smime", 1, &e)) == NULL)
+		goto fail;
+	if (json_array_size(own) == 0 && json_array_size(enc) == 0) {
+		err_set(&e, ERR_NOTFOUND, "not_found", "no certificate is published for %s", addr);
+		goto fail;
+	}
+	http_reply_json(r->resp, 200,
+			json_pack("{s:s, s:s, s:s, s:O, s:{s:s, s:s, s:O}}", "address", addr,
+				  "domain", d->name, "policy", d->policy, "certificates", own,
+				  "encryption", "address", target, "reason", reason,
+				  "certificates", enc));
+	goto out;
+fail:
+	ks_fail(r, &e);
+out:
+	json_decref(own);
+	json_decref(enc);
+	free(target);
+	free(addr);
+	ks_domain_free(d);
+}
+
+void ks_lookup_history(struct ks_req *r, const char *raw)
+{
+	struct ks_domain *d = NULL;
+	char *addr = address_arg(r, raw, &d);
+	struct err e = {0};
+	json_t *all;
+
+	if (addr == NULL)
+		return;
+	all = ks_store_certs_by_name(r->db, d->id, addr, "smime", 0, &e);
+	if (all == NULL)
+		ks_fail(r, &e);
+	else if (json_array_size(all) == 0) {
+		err_set(&e, ERR_NOTFOUND, "not_found", "no certificate was ever published for %s",
+			addr);
+		ks_fail(r, &e);
+	} else
+		http_reply_json(r->resp, 200,
+				json_pack("{s:s, s:O}", "address", addr, "certificates", all));
+	json_decref(all);
+	free(addr);
+	ks_domain_free(d);
+}
+
+static int is_uuid(const char *s)
+{
+	static const char shape[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
+
+	if (strlen(s) != sizeof(shape) - 1)
+		return 0;
+	for (size_t i = 0; shape[i]; i++) {
+		if (shape[i] == '-' ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
+			return 0;
+	}
+	return 1;
+}
+
+static void reply_cert(struct ks_req *r, json_t *obj, int pem)
+{
+	if (!pem) {
+		http_reply_json(r->resp, 200, obj);
+		return;
+	}
+	const char *text = json_string_value(json_object_get(obj, "certificate"));
+	http_reply_text(r->resp, 200, "application/x-pem-file", strdup(text), strlen(text));
+	json_decref(obj);
+}
+
+void ks_lookup_key(struct ks_req *r, const char *key_id, int pem)
+{
+	struct err e = {0};
+	json_t *obj;
+
+	if (!is_uuid(key_id)) {
+		err_set(&e, ERR_INPUT, "bad_request", "a key id is a UUID like "
+			"0b6f5c0e-4d3a-4c8e-9a57-6a1f1d0e8a11");
+		ks_fail(r, &e);
+		return;
+	}
+	if ((obj = ks_store_cert_by(r->db, "key_id", key_id, &e)) == NULL)
+		ks_fail(r, &e);
+	else
+		reply_cert(r, obj, pem);
+}
+
+void ks_lookup_fingerprint(struct ks_req *r, const char *fpr)
+{
+	char norm[CERT_FPR_LEN];
+	struct err e = {0};
+	json_t *obj;
+	size_t i;
+
+	if (strncmp(fpr, "sha256:", 7) != 0 || strlen(fpr) != CERT_FPR_LEN - 1) {
+		err_set(&e, ERR_INPUT, "bad_request",
+			"a fingerprint is sha256: followed by 64 hex digits");
+		ks_fail(r, &e);
+		return;
+	}
+	for (i = 0; fpr[i]; i++) {
+		if (i >= 7 && !isxdigit((unsigned char)fpr[i])) {
+			err_set(&e, ERR_INPUT, "bad_request",
+				"a fingerprint is sha256: followed by 64 hex digits");
+			ks_fail(r, &e);
+			return;
+		}
+		norm[i] = (char)tolower((unsigned char)fpr[i]);
+	}
+	norm[i] = '\0';
+	if ((obj = ks_store_cert_by(r->db, "fingerprint", norm, &e)) == NULL)
+		ks_fail(r, &e);
+	else
+		reply_cert(r, obj, 0);
+}

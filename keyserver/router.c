@@ -1,0 +1,238 @@
+/* router.c - maps a checked HTTP request onto a key-server handler. */
+#include <string.h>
+
+#include "cache.h"
+#include "cert.h"
+#include "crypto.h"
+#include "log.h"
+#include "ks.h"
+
+void ks_fail(struct ks_req *r, const struct err *e)
+{
+	if (e->kind == ERR_INTERNAL || e->kind == ERR_TEMP)
+		log_err(r->http->reqid, "%s: %s", e->code, e->msg);
+	else
+		log_debug(r->http->reqid, "refused: %s: %s", e->code, e->msg);
+	http_reply_error(r->resp, e);
+}
+
+const char *ks_json_str(json_t *obj, const char *key, int required, struct err *e)
+{
+	json_t *v = obj ? json_object_get(obj, key) : NULL;
+
+	if (v == NULL || json_is_null(v)) {
+		if (required)
+			err_set(e, ERR_INPUT, "bad_request", "the request needs a \"%s\" member",
+				key);
+		return NULL;
+	}
+	if (!json_is_string(v)) {
+		err_set(e, ERR_INPUT, "bad_request", "\"%s\" must be a string", key);
+		return NULL;
+	}
+	return json_string_value(v);
+}
+
+struct ks_domain *ks_load_domain(struct ks_req *r, const char *name)
+{
+	struct err e = {0};
+	struct ks_domain *d;
+
+	if (name_check_domain(name, &e) < 0) {
+		ks_fail(r, &e);
+		return NULL;
+	}
+	d = ks_store_domain(r->db, name, &e);
+	if (d == NULL)
+		ks_fail(r, &e);
+	return d;
+}
+
+enum route_id {
+	R_NONE = 0,
+	R_DOMAIN,
+	R_DOMAIN_PEM,
+	R_ENROLL,
+	R_TOKENS,
+	R_SERVERS,
+	R_POLICY,
+	R_GROUP,
+	R_ADDRESS,
+	R_HISTORY,
+	R_KEY,
+	R_KEY_PEM,
+	R_FINGERPRINT,
+	R_ADMIN_DOMAINS,
+};
+
+struct route {
+	enum route_id id;
+	const char *label;   /* metrics label */
+	const char *methods; /* allowed, space separated */
+	int cacheable;       /* a public GET whose answer changes only with the domain */
+};
+
+static const struct route routes[] = {
+	[R_DOMAIN] = {R_DOMAIN, "domain", "GET", 1},
+	[R_DOMAIN_PEM] = {R_DOMAIN_PEM, "domain_pem", "GET", 1},
+	[R_ENROLL] = {R_ENROLL, "enroll", "POST", 0},
+	[R_TOKENS] = {R_TOKENS, "token_issue", "POST", 0},
+	[R_SERVERS] = {R_SERVERS, "server_issue", "POST", 0},
+	[R_POLICY] = {R_POLICY, "policy", "PUT", 0},
+	[R_GROUP] = {R_GROUP, "group", "PUT DELETE", 0},
+	[R_ADDRESS] = {R_ADDRESS, "address", "GET", 1},
+	[R_HISTORY] = {R_HISTORY, "history", "GET", 1},
+	[R_KEY] = {R_KEY, "key", "GET", 1},
+	[R_KEY_PEM] = {R_KEY_PEM, "key_pem", "GET", 1},
+	[R_FINGERPRINT] = {R_FINGERPRINT, "fingerprint", "GET", 1},
+	[R_ADMIN_DOMAINS] = {R_ADMIN_DOMAINS, "admin_domains", "POST", 0},
+};
+
+static int seg_is(const struct http_request *h, int i, const char *s)
+{
+	return i < h->nseg && strcmp(h->seg[i], s) == 0;
+}
+
+static enum route_id match_route(const struct http_request *h)
+{
+	int n = h->nseg;
+
+	if (n < 3 || !seg_is(h, 0, "v1"))
+		return R_NONE;
+	if (seg_is(h, 1, "domains")) {
+		if (n == 3)
+			return R_DOMAIN;
+		if (n == 4 && (seg_is(h, 3, "root.pem") || seg_is(h, 3, "issuer.pem")))
+			return R_DOMAIN_PEM;
+		if (n == 4 && seg_is(h, 3, "enroll"))
+			return R_ENROLL;
+		if (n == 4 && seg_is(h, 3, "tokens"))
+			return R_TOKENS;
+		if (n == 4 && seg_is(h, 3, "servers"))
+			return R_SERVERS;
+		if (n == 4 && seg_is(h, 3, "policy"))
+			return R_POLICY;
+		if (n == 5 && seg_is(h, 3, "groups"))
+			return R_GROUP;
+		return R_NONE;
+	}
+	if (seg_is(h, 1, "addresses")) {
+		if (n == 3)
+			return R_ADDRESS;
+		if (n == 4 && seg_is(h, 3, "history"))
+			return R_HISTORY;
+		return R_NONE;
+	}
+	if (seg_is(h, 1, "keys")) {
+		if (n == 3)
+			return R_KEY;
+		if (n == 4 && seg_is(h, 3, "certificate.pem"))
+			return R_KEY_PEM;
+		return R_NONE;
+	}
+	if (seg_is(h, 1, "fingerprints") && n == 3)
+		return R_FINGERPRINT;
+	if (seg_is(h, 1, "admin") && seg_is(h, 2, "domains") && n == 3)
+		return R_ADMIN_DOMAINS;
+	return R_NONE;
+}
+
+static int method_allowed(const struct route *rt, const char *method)
+{
+	size_t len = strlen(method);
+	const char *p = rt->methods;
+
+	while ((p = strstr(p, method)) != NULL) {
+		if ((p == rt->methods || p[-1] == ' ') && (p[len] == '\0' || p[len] == ' '))
+			return 1;
+		p += len;
+	}
+	return 0;
+}
+
+static void run_handler(struct ks_req *r, enum route_id id)
+{
+	const struct http_request *h = r->http;
+
+	switch (id) {
+	case R_DOMAIN:
+		ks_domain_get(r, h->seg[2], NULL);
+		break;
+	case R_DOMAIN_PEM:
+		ks_domain_get(r, h->seg[2], h->seg[3]);
+		break;
+	case R_ENROLL:
+		ks_enroll(r, h->seg[2]);
+		break;
+	case R_TOKENS:
+		ks_token_issue(r, h->seg[2]);
+		break;
+	case R_SERVERS:
+		ks_server_issue(r, h->seg[2]);
+		break;
+	case R_POLICY:
+		ks_domain_set_policy(r, h->seg[2]);
+		break;
+	case R_GROUP:
+		if (strcmp(h->method, "DELETE") == 0)
+			ks_group_delete(r, h->seg[2], h->seg[4]);
+		else
+			ks_group_set(r, h->seg[2], h->seg[4]);
+		break;
+	case R_ADDRESS:
+		ks_lookup_address(r, h->seg[2]);
+		break;
+	case R_HISTORY:
+		ks_lookup_history(r, h->seg[2]);
+		break;
+	case R_KEY:
+		ks_lookup_key(r, h->seg[2], 0);
+		break;
+	case R_KEY_PEM:
+		ks_lookup_key(r, h->seg[2], 1);
+		break;
+	case R_FINGERPRINT:
+		ks_lookup_fingerprint(r, h->seg[2]);
+		break;
+	case R_ADMIN_DOMAINS:
+		ks_domain_register(r);
+		break;
+	case R_NONE:
+		break;
+	}
+}
+
+void ks_dispatch(const struct http_request *h, struct http_response *resp, void *app)
+{
+	struct ks *ks = app;
+	struct ks_req r = {.ks = ks, .http = h, .resp = resp};
+	enum route_id id = match_route(h);
+	const struct route *rt = &routes[id];
+	unsigned long long gen = 0;
+
+	if (id == R_NONE) {
+		resp->route = "unknown";
+		http_reply_errorf(resp, ERR_NOTFOUND, "not_found", "no resource at %s", h->path);
+		return;
+	}
+	resp->route = rt->label;
+	if (!method_allowed(rt, h->method)) {
+		http_reply_errorf(resp, ERR_INPUT, "method_not_allowed",
+				  "%s is not allowed on %s; use %s", h->method, h->path,
+				  rt->methods);
+		resp->status = 405;
+		http_add_header(resp, "Allow", "%s", rt->methods);
+		return;
+	}
+	if (rt->cacheable && ks_cache_serve(ks->cache, h, resp, &gen)) {
+		atomic_fetch_add(&ks->cache_hits, 1);
+		return;
+	}
+	r.db = db_pool_get(ks->pool);
+	run_handler(&r, id);
+	db_pool_put(ks->pool, r.db);
+	if (rt->cacheable) {
+		atomic_fetch_add(&ks->cache_misses, 1);
+		ks_cache_store(ks->cache, h, resp, gen);
+	}
+}

@@ -1,0 +1,73 @@
+/* settings.c - the one table of anchor-keyserver parameters: name, type, default, bounds. */
+#include "settings.h"
+
+#include <stddef.h>
+#include <string.h>
+
+#include "log.h"
+
+#define S(field) offsetof(struct ks_settings, field)
+#define KB 1024LL
+
+const struct conf_param ks_settings_table[] = {
+	{"listen_address", CONF_STR, "127.0.0.1", 0, 0, S(listen_address),
+	 "address to listen on (IPv4 or IPv6; \"::\" for all)"},
+	{"listen_port", CONF_INT, "8443", 0, 65535, S(listen_port), "TCP port; 0 picks a free one"},
+	{"port_file", CONF_STR, NULL, 0, 0, S(port_file), "write the bound port here (for tests)"},
+	{"tls_cert_file", CONF_STR, NULL, 0, 0, S(tls_cert_file), "PEM certificate chain for HTTPS"},
+	{"tls_key_file", CONF_STR, NULL, 0, 0, S(tls_key_file), "PEM private key for HTTPS"},
+	{"allow_plain_http", CONF_BOOL, "no", 0, 1, S(allow_plain_http),
+	 "serve plain HTTP (only behind a TLS terminator)"},
+	{"db_conninfo", CONF_STR, "dbname=anchor", 0, 0, S(db_conninfo), "libpq connection string"},
+	{"db_pool_size", CONF_INT, "8", 1, 256, S(db_pool_size), "database connections"},
+	{"sql_dir", CONF_STR, "/usr/local/share/anchor/sql", 0, 0, S(sql_dir),
+	 "directory of schema migrations"},
+	{"migrate_on_start", CONF_BOOL, "yes", 0, 1, S(migrate_on_start),
+	 "apply pending migrations at start"},
+	{"key_dir", CONF_STR, "/var/lib/anchor/keys", 0, 0, S(key_dir),
+	 "directory of the domains' issuer keys (0700)"},
+	{"operator_token_hash", CONF_STR, NULL, 0, 0, S(operator_token_hash),
+	 "hex SHA-256 of the operator token; unset disables the operator API"},
+	{"max_body", CONF_SIZE, "64k", 1 * KB, 16 * KB * KB, S(max_body), "largest request body"},
+	{"http_threads", CONF_INT, "2", 1, 256, S(http_threads), "HTTP worker threads"},
+	{"max_connections", CONF_INT, "1024", 1, 65536, S(max_connections),
+	 "simultaneous connections"},
+	{"conn_timeout", CONF_DURATION, "30s", 1, 3600, S(conn_timeout), "idle connection timeout"},
+	{"rate_limit", CONF_INT, "200", 0, 1000000, S(rate_limit),
+	 "requests per second per client address; 0 disables"},
+	{"rate_burst", CONF_INT, "400", 1, 10000000, S(rate_burst), "burst per client address"},
+	{"cache_max_age", CONF_DURATION, "300s", 0, 86400, S(cache_max_age),
+	 "Cache-Control max-age of certificate objects"},
+	{"cert_days", CONF_INT, "365", 1, 825, S(cert_days), "validity of issued certificates"},
+	{"log_level", CONF_STR, "info", 0, 0, S(log_level), "error, warning, info or debug"},
+	{"syslog", CONF_BOOL, "no", 0, 1, S(syslog), "log to syslog instead of stderr"},
+	{NULL, CONF_STR, NULL, 0, 0, 0, NULL},
+};
+
+static int is_hex64(const char *s)
+{
+	if (strlen(s) != 64)
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+			return 0;
+	return 1;
+}
+
+int ks_settings_check(const struct ks_settings *s, struct err *e)
+{
+	enum log_level lvl;
+
+	if (log_level_parse(s->log_level, &lvl) < 0)
+		return err_set(e, ERR_INPUT, "bad_config",
+			       "log_level = %s: must be error, warning, info or debug", s->log_level);
+	if (!s->allow_plain_http && (s->tls_cert_file == NULL || s->tls_key_file == NULL))
+		return err_set(e, ERR_INPUT, "bad_config",
+			       "tls_cert_file and tls_key_file are required "
+			       "(or allow_plain_http = yes behind a TLS terminator)");
+	if (s->operator_token_hash != NULL && !is_hex64(s->operator_token_hash))
+		return err_set(e, ERR_INPUT, "bad_config",
+			       "operator_token_hash must be 64 lowercase hex digits "
+			       "(see `anchorctl operator token`)");
+	return 0;
+}

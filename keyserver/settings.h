@@ -1,0 +1,37 @@
+/* settings.h - anchor-keyserver's configuration, one typed table (settings.c). */
+#ifndef KS_SETTINGS_H
+#define KS_SETTINGS_H
+
+#include "conf.h"
+
+struct ks_settings {
+	char *listen_address;
+	long long listen_port;
+	char *port_file;
+	char *tls_cert_file;
+	char *tls_key_file;
+	int allow_plain_http;
+	char *db_conninfo;
+	long long db_pool_size;
+	char *sql_dir;
+	int migrate_on_start;
+	char *key_dir;
+	char *operator_token_hash;
+	long long max_body;
+	long long http_threads;
+	long long max_connections;
+	long long conn_timeout;
+	long long rate_limit;
+	long long rate_burst;
+	long long cache_max_age;
+	long long cert_days;
+	char *log_level;
+	int syslog;
+};
+
+extern const struct conf_param ks_settings_table[];
+
+/* Cross-parameter checks that one table row cannot express. */
+int ks_settings_check(const struct ks_settings *s, struct err *e);
+
+#endif
