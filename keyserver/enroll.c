@@ -330,3 +330,22 @@ fail:
 	ks_domain_free(d);
 	ks_fail(r, &e);
 }
+
+void ks_server_list(struct ks_req *r, const char *domain)
+{
+	struct ks_domain *d = ks_load_domain(r, domain);
+	struct err e = {0};
+	json_t *servers;
+
+	if (d == NULL)
+		return;
+	if (ks_auth_domain_admin(r, d, &e) < 0 ||
+	    (servers = ks_store_server_certs(r->db, d->id, &e)) == NULL) {
+		ks_domain_free(d);
+		ks_fail(r, &e);
+		return;
+	}
+	http_reply_json(r->resp, 200,
+			json_pack("{s:s, s:o}", "domain", d->name, "servers", servers));
+	ks_domain_free(d);
+}

@@ -70,6 +70,7 @@ void ks_group_delete(struct ks_req *r, const char *domain, const char *group);
 void ks_token_issue(struct ks_req *r, const char *domain);
 void ks_enroll(struct ks_req *r, const char *domain);
 void ks_server_issue(struct ks_req *r, const char *domain);
+void ks_server_list(struct ks_req *r, const char *domain); /* admin only */
 
 /* lookup.c */
 void ks_lookup_address(struct ks_req *r, const char *address);
@@ -88,6 +89,8 @@ json_t *ks_domain_json(const struct ks_domain *d);
 /* Certificates of a name: current only, or every one newest first. */
 json_t *ks_store_certs_by_name(struct db *db, long long domain_id, const char *name,
 			       const char *purpose, int current_only, struct err *e);
+/* The current server certificates of a domain (admin view). */
+json_t *ks_store_server_certs(struct db *db, long long domain_id, struct err *e);
 /* One certificate by "key_id" or "fingerprint"; NULL with ERR_NOTFOUND when absent. */
 json_t *ks_store_cert_by(struct db *db, const char *column, const char *value, struct err *e);
 /* Tell other key-server nodes (and our own cache) that a domain's objects changed;

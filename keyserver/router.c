@@ -77,7 +77,7 @@ static const struct route routes[] = {
 	[R_DOMAIN_PEM] = {R_DOMAIN_PEM, "domain_pem", "GET", 1},
 	[R_ENROLL] = {R_ENROLL, "enroll", "POST", 0},
 	[R_TOKENS] = {R_TOKENS, "token_issue", "POST", 0},
-	[R_SERVERS] = {R_SERVERS, "server_issue", "POST", 0},
+	[R_SERVERS] = {R_SERVERS, "servers", "GET POST", 0},
 	[R_POLICY] = {R_POLICY, "policy", "PUT", 0},
 	[R_GROUP] = {R_GROUP, "group", "PUT DELETE", 0},
 	[R_ADDRESS] = {R_ADDRESS, "address", "GET", 1},
@@ -168,7 +168,10 @@ static void run_handler(struct ks_req *r, enum route_id id)
 		ks_token_issue(r, h->seg[2]);
 		break;
 	case R_SERVERS:
-		ks_server_issue(r, h->seg[2]);
+		if (strcmp(h->method, "GET") == 0)
+			ks_server_list(r, h->seg[2]);
+		else
+			ks_server_issue(r, h->seg[2]);
 		break;
 	case R_POLICY:
 		ks_domain_set_policy(r, h->seg[2]);

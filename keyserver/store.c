@@ -132,6 +132,29 @@ json_t *ks_store_certs_by_name(struct db *db, long long domain_id, const char *n
 	return arr;
 }
 
+json_t *ks_store_server_certs(struct db *db, long long domain_id, struct err *e)
+{
+	char idbuf[24];
+	const char *params[1] = {idbuf};
+	PGresult *res;
+	json_t *arr;
+
+	snprintf(idbuf, sizeof(idbuf), "%lld", domain_id);
+	res = db_exec(db,
+		      "SELECT " CERT_COLUMNS " FROM certificates WHERE domain_id = $1"
+		      " AND kind = 'server' AND status = 'current' ORDER BY name, purpose",
+		      1, params, e);
+	if (res == NULL)
+		return NULL;
+	arr = json_array();
+	for (int i = 0; arr != NULL && i < PQntuples(res); i++)
+		json_array_append_new(arr, cert_row_json(res, i));
+	PQclear(res);
+	if (arr == NULL)
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	return arr;
+}
+
 json_t *ks_store_cert_by(struct db *db, const char *column, const char *value, struct err *e)
 {
 	const char *params[1] = {value};
