@@ -41,7 +41,7 @@ ALL_LDFLAGS := $(LDFLAGS_MODE) $(LDFLAGS)
 PROGRAMS := keyserver:anchor-keyserver anchorctl:anchorctl dnstools:anchor-dns
 
 LIB_SRC  := $(wildcard lib/*.c)
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 LIBA     := $(BUILD)/libanchor.a
 
 prog_dir  = $(word 1,$(subst :, ,$1))
@@ -59,32 +59,34 @@ all: $(BINS)
 # V=1 shows the full compiler lines.
 Q := $(if $(filter 1,$(V)),,@)
 
-$(BUILD)/%.o: %.c
+$(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $@")
 	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
 $(LIBA): $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	$(Q)ar rcs $@ $^
 
 # One rule per program: <dir>/main.c plus an archive of the directory's other files.
 define PROGRAM_RULES
 $(call prog_dir,$1)_SRC := $$(filter-out $(call prog_dir,$1)/main.c,$$(wildcard $(call prog_dir,$1)/*.c))
-$(call prog_dir,$1)_OBJ := $$($(call prog_dir,$1)_SRC:%.c=$(BUILD)/%.o)
-$(BUILD)/$(call prog_dir,$1).a: $$($(call prog_dir,$1)_OBJ)
+$(call prog_dir,$1)_OBJ := $$($(call prog_dir,$1)_SRC:%.c=$(BUILD)/obj/%.o)
+$(BUILD)/obj/$(call prog_dir,$1).a: $$($(call prog_dir,$1)_OBJ)
 	@rm -f $$@
-	ar rcs $$@ $$^
-$(BUILD)/$(call prog_name,$1): $(BUILD)/$(call prog_dir,$1)/main.o $(BUILD)/$(call prog_dir,$1).a $(LIBA)
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $$@ $$^ $(LDLIBS)
+	$(Q)ar rcs $$@ $$^
+$(BUILD)/$(call prog_name,$1): $(BUILD)/obj/$(call prog_dir,$1)/main.o $(BUILD)/obj/$(call prog_dir,$1).a $(LIBA)
+	@$(if $(Q),echo "  LD      $$@")
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $$@ $$^ $(LDLIBS)
 endef
 $(foreach p,$(PROGRAMS),$(eval $(call PROGRAM_RULES,$p)))
 
-PROG_ARCHIVES := $(foreach p,$(PROGRAMS),$(if $(wildcard $(call prog_dir,$p)/main.c),$(BUILD)/$(call prog_dir,$p).a))
+PROG_ARCHIVES := $(foreach p,$(PROGRAMS),$(if $(wildcard $(call prog_dir,$p)/main.c),$(BUILD)/obj/$(call prog_dir,$p).a))
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(PROG_ARCHIVES) $(LIBA)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Ikeyserver -Ianchorctl -Idnstools $(ALL_LDFLAGS) -o $@ $^ \
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_CFLAGS) -Ikeyserver -Ianchorctl -Idnstools $(ALL_LDFLAGS) -o $@ $^ \
 		$(LDLIBS) $(shell pkg-config --libs cmocka)
 
 deps:
@@ -92,7 +94,7 @@ deps:
 
 run: deps
 	@$(MAKE) --no-print-directory all
-	@deploy/run-stack.sh start
+	@ANCHOR_BIN=$(abspath $(BUILD)) deploy/run-stack.sh start
 
 stop:
 	@deploy/run-stack.sh stop

@@ -1,0 +1,102 @@
+"""Fixtures shared by the integration tests.
+
+    pg               session: a throwaway PostgreSQL cluster (deploy/pgcluster.sh)
+    db               module:  a fresh database in it; the value is its conninfo
+    tls              session: test CA + key-server certificate (anchorlib.TlsFiles)
+    operator_token   session: anchorlib.Token (token, hash)
+    make_keyserver   module:  factory Keyserver(**overrides), each stopped and checked at the end
+    keyserver        module:  one running key server on `db`
+    client           module:  anchorlib.Client for `keyserver`
+"""
+
+import re
+import secrets
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import anchorlib  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def pg(request):
+    root = anchorlib.mktemp_dir("anchor-pg-")
+    root.chmod(0o755)  # the server runs as the postgres user, which must reach root/pg
+    cluster = anchorlib.PgCluster(root / "pg")
+
+    def finish():
+        cluster.stop()
+        real = (root / "pg").resolve()  # pgcluster.sh may have put it elsewhere
+        anchorlib.remove_tree(root)
+        if real.is_dir() and real.name.startswith("anchormail-pg-"):
+            anchorlib.remove_tree(real)
+
+    request.addfinalizer(finish)
+    cluster.start()
+    return cluster
+
+
+@pytest.fixture(scope="module")
+def db(pg, request):
+    base = re.sub(r"[^a-z0-9_]", "_", request.module.__name__.rsplit(".", 1)[-1].lower())
+    name = f"t_{base[:40]}_{secrets.token_hex(4)}"
+    conninfo = pg.create_database(name)
+    request.addfinalizer(lambda: pg.drop_database(name))
+    return conninfo
+
+
+@pytest.fixture(scope="session")
+def tls(request):
+    d = anchorlib.mktemp_dir("anchor-tls-")
+    request.addfinalizer(lambda: anchorlib.remove_tree(d))
+    return anchorlib.make_tls(d)
+
+
+@pytest.fixture(scope="session")
+def operator_token():
+    return anchorlib.make_token()
+
+
+@pytest.fixture(scope="module")
+def make_keyserver(db, tls, operator_token, request):
+    """Factory: make_keyserver(extra={...}, db_conninfo=None, start=True)."""
+    servers = []
+    dirs = []
+
+    def factory(extra=None, db_conninfo=None, start=True):
+        work = anchorlib.mktemp_dir("anchor-ks-")
+        dirs.append(work)
+        ks = anchorlib.Keyserver(work, db_conninfo or db, tls, operator_token.hash, extra)
+        servers.append(ks)
+        if start:
+            ks.start()
+        return ks
+
+    def finish():
+        errors = []
+        for ks in servers:
+            try:
+                ks.stop()
+            except AssertionError as e:
+                errors.append(str(e))
+        if not errors:
+            for d in dirs:
+                anchorlib.remove_tree(d)  # kept for inspection when something failed
+        if errors:
+            pytest.fail("\n\n".join(errors), pytrace=False)
+
+    request.addfinalizer(finish)
+    return factory
+
+
+@pytest.fixture(scope="module")
+def keyserver(make_keyserver):
+    return make_keyserver()
+
+
+@pytest.fixture(scope="module")
+def client(keyserver):
+    return keyserver.client()
