@@ -27,6 +27,13 @@ struct db_pool {
 /* An arbitrary constant that names "schema migration" for pg_advisory_xact_lock. */
 #define DB_MIGRATE_LOCK_KEY "7251844213"
 
+/* Server notices ("relation already exists") are chatter, not errors: debug level. */
+static void db_notice(void *arg, const char *message)
+{
+	(void)arg;
+	log_debug(NULL, "postgres: %.*s", (int)strcspn(message, "\n"), message);
+}
+
 static int db_ensure_connected(struct db *db, struct err *e)
 {
 	if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK)
@@ -43,6 +50,7 @@ static int db_ensure_connected(struct db *db, struct err *e)
 		db->conn = NULL;
 		return -1;
 	}
+	PQsetNoticeProcessor(db->conn, db_notice, NULL);
 	return 0;
 }
 

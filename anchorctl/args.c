@@ -1,0 +1,106 @@
+/* args.c - anchorctl's option parser; see args.h. */
+#include "args.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct ctl_opt *find_opt(const struct ctl_opt *opts, const char *arg, size_t len)
+{
+	for (; opts->name != NULL; opts++)
+		if (strlen(opts->name) == len && strncmp(opts->name, arg, len) == 0)
+			return opts;
+	return NULL;
+}
+
+/* One option at argv[*i]; advances *i past a separate value. */
+static int parse_one(const struct ctl_opt *opts, int argc, char **argv, int *i,
+                     struct ctl_args *out, char *errbuf, size_t errlen)
+{
+	const char *arg = argv[*i];
+	const char *eq = NULL;
+	const struct ctl_opt *opt;
+	size_t len = strlen(arg);
+
+	if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+		out->help = 1;
+		return 0;
+	}
+	if (arg[1] == '-' && (eq = strchr(arg, '=')) != NULL)
+		len = (size_t)(eq - arg);
+	opt = find_opt(opts, arg, len);
+	if (opt == NULL) {
+		snprintf(errbuf, errlen, "unknown option '%.*s'", (int)len, arg);
+		return -1;
+	}
+	if (opt->value == NULL) {
+		if (eq != NULL) {
+			snprintf(errbuf, errlen, "option '%s' takes no value", opt->name);
+			return -1;
+		}
+		*opt->flag = 1;
+		return 0;
+	}
+	if (eq != NULL) {
+		*opt->value = eq + 1;
+	} else if (*i + 1 < argc) {
+		*opt->value = argv[++*i];
+	} else {
+		snprintf(errbuf, errlen, "option '%s' needs a value", opt->name);
+		return -1;
+	}
+	if (**opt->value == '\0') {
+		snprintf(errbuf, errlen, "option '%s' needs a non-empty value", opt->name);
+		return -1;
+	}
+	return 0;
+}
+
+int ctl_args_parse(const struct ctl_opt *opts, int argc, char **argv, int stop_at_word,
+                   struct ctl_args *out, char *errbuf, size_t errlen)
+{
+	int i, only_words = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->next = argc;
+	for (i = 0; i < argc; i++) {
+		char *arg = argv[i];
+		int is_opt = !only_words && arg[0] == '-' && arg[1] != '\0';
+
+		if (is_opt && strcmp(arg, "--") == 0) {
+			only_words = 1;
+			continue;
+		}
+		if (is_opt) {
+			if (parse_one(opts, argc, argv, &i, out, errbuf, errlen) < 0)
+				return -1;
+			continue;
+		}
+		if (stop_at_word) {
+			out->next = i;
+			return 0;
+		}
+		if (out->npos == CTL_ARGS_MAX) {
+			snprintf(errbuf, errlen, "too many arguments");
+			return -1;
+		}
+		out->pos[out->npos++] = arg;
+	}
+	return 0;
+}
+
+int ctl_args_int(const char *text, long long min, long long max, long long *out)
+{
+	char *end;
+	long long v;
+
+	if (text == NULL || *text == '\0')
+		return -1;
+	errno = 0;
+	v = strtoll(text, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}

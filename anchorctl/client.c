@@ -1,0 +1,341 @@
+/* client.c - HTTPS requests to the key server; see client.h. */
+#include "client.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+
+struct buf {
+	char *data;
+	size_t len;
+	int overflow;
+	char reqid[64];
+};
+
+int ctl_client_init(struct err *e)
+{
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return err_set(e, ERR_INTERNAL, "internal", "cannot initialise libcurl");
+	return 0;
+}
+
+void ctl_client_cleanup(void)
+{
+	curl_global_cleanup();
+}
+
+static int host_is_loopback(const char *host, size_t len)
+{
+	if (len == 9 && strncasecmp(host, "localhost", 9) == 0)
+		return 1;
+	if (len == 5 && strncmp(host, "[::1]", 5) == 0)
+		return 1;
+	return len > 4 && strncmp(host, "127.", 4) == 0 && strspn(host, "0123456789.") == len;
+}
+
+int ctl_client_check_url(const char *url, struct err *e)
+{
+	const char *host, *end;
+	int plain;
+
+	if (strncasecmp(url, "https://", 8) == 0)
+		plain = 0;
+	else if (strncasecmp(url, "http://", 7) == 0)
+		plain = 1;
+	else
+		return err_set(e, ERR_INPUT, "bad_url", "key server URL '%s' is not https://", url);
+	host = url + (plain ? 7 : 8);
+	if (*host == '[')
+		end = strchr(host, ']') ? strchr(host, ']') + 1 : host + strlen(host);
+	else
+		end = host + strcspn(host, ":/");
+	if (end == host || strpbrk(url, " ?#@") != NULL)
+		return err_set(e, ERR_INPUT, "bad_url", "key server URL '%s' is malformed", url);
+	if (plain && !host_is_loopback(host, (size_t)(end - host)))
+		return err_set(e, ERR_INPUT, "bad_url",
+		               "plain http is allowed to a loopback address only; use https://");
+	return 0;
+}
+
+static enum err_kind kind_of_status(long status)
+{
+	switch (status) {
+	case 400:
+		return ERR_INPUT;
+	case 401:
+		return ERR_AUTH;
+	case 403:
+		return ERR_FORBIDDEN;
+	case 404:
+		return ERR_NOTFOUND;
+	case 405:
+		return ERR_INPUT;
+	case 409:
+		return ERR_CONFLICT;
+	case 410:
+		return ERR_GONE;
+	case 413:
+		return ERR_TOOBIG;
+	case 415:
+		return ERR_MEDIA;
+	case 422:
+		return ERR_UNPROC;
+	case 429:
+		return ERR_RATE;
+	case 502:
+	case 503:
+	case 504:
+		return ERR_TEMP;
+	default:
+		return status >= 400 && status < 500 ? ERR_INPUT : ERR_INTERNAL;
+	}
+}
+
+/* Codes and messages come from the network: keep terminal control bytes out. */
+static void printable(char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < ' ' || *s == 0x7f)
+			*s = '?';
+}
+
+void ctl_client_error_from_body(long status, const char *body, size_t len, const char *reqid,
+                                struct err *e)
+{
+	json_t *root = body != NULL ? json_loadb(body, len, 0, NULL) : NULL;
+	const char *code = json_string_value(json_object_get(root, "error"));
+	const char *msg = json_string_value(json_object_get(root, "message"));
+	char codebuf[ERR_CODE_MAX];
+
+	if (code == NULL || *code == '\0') {
+		snprintf(codebuf, sizeof(codebuf), "http_%ld", status);
+		code = codebuf;
+	}
+	if (msg == NULL || *msg == '\0')
+		err_set(e, kind_of_status(status), code, "the key server answered HTTP %ld",
+		        status);
+	else if (status >= 500 && reqid != NULL && *reqid != '\0')
+		err_set(e, kind_of_status(status), code, "%s (request id %s)", msg, reqid);
+	else
+		err_set(e, kind_of_status(status), code, "%s", msg);
+	printable(e->code);
+	printable(e->msg);
+	json_decref(root);
+}
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+	struct buf *b = arg;
+	size_t n = size * nmemb;
+	char *bigger;
+
+	if (b->len + n > (size_t)CTL_CLIENT_MAX_RESPONSE) {
+		b->overflow = 1;
+		return 0;
+	}
+	bigger = realloc(b->data, b->len + n + 1);
+	if (bigger == NULL)
+		return 0;
+	b->data = bigger;
+	memcpy(b->data + b->len, ptr, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return n;
+}
+
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+	struct buf *b = arg;
+	size_t n = size * nmemb;
+	static const char name[] = "x-request-id:";
+
+	if (n > sizeof(name) - 1 && strncasecmp(ptr, name, sizeof(name) - 1) == 0) {
+		const char *v = ptr + sizeof(name) - 1;
+		size_t vlen = n - (sizeof(name) - 1);
+
+		while (vlen > 0 && isspace((unsigned char)*v))
+			v++, vlen--;
+		while (vlen > 0 && isspace((unsigned char)v[vlen - 1]))
+			vlen--;
+		snprintf(b->reqid, sizeof(b->reqid), "%.*s", (int)vlen, v);
+		printable(b->reqid);
+	}
+	return n;
+}
+
+static int transport_error(CURLcode rc, const char *url, const char *detail, struct err *e)
+{
+	const char *what = *detail != '\0' ? detail : curl_easy_strerror(rc);
+
+	switch (rc) {
+	case CURLE_OPERATION_TIMEDOUT:
+		return err_set(e, ERR_TEMP, "timeout", "%s: %s", url, what);
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CERTPROBLEM:
+		return err_set(e, ERR_INPUT, "tls", "%s: %s", url, what);
+	default:
+		return err_set(e, ERR_TEMP, "network", "%s: %s", url, what);
+	}
+}
+
+static struct curl_slist *make_headers(const struct ctl_client *c, int has_body)
+{
+	struct curl_slist *h = NULL, *next;
+	char *auth = NULL;
+
+	h = curl_slist_append(h, "Accept: application/json");
+	if (h != NULL && has_body &&
+	    (next = curl_slist_append(h, "Content-Type: application/json")))
+		h = next;
+	if (h != NULL && c->token != NULL) {
+		if (asprintf(&auth, "Authorization: Bearer %s", c->token) < 0) {
+			curl_slist_free_all(h);
+			return NULL;
+		}
+		next = curl_slist_append(h, auth);
+		explicit_bzero(auth, strlen(auth));
+		free(auth);
+		if (next == NULL) {
+			curl_slist_free_all(h);
+			return NULL;
+		}
+		h = next;
+	}
+	return h;
+}
+
+/* The slist holds a copy of the token: wipe it before freeing. */
+static void free_headers(struct curl_slist *h)
+{
+	for (struct curl_slist *p = h; p != NULL; p = p->next)
+		explicit_bzero(p->data, strlen(p->data));
+	curl_slist_free_all(h);
+}
+
+static int setup(CURL *curl, const struct ctl_client *c, const char *method, const char *url,
+                 const char *body, struct curl_slist *headers, struct buf *resp)
+{
+	int plain = strncasecmp(url, "http://", 7) == 0;
+	CURLcode rc = CURLE_OK;
+
+#define SET(opt, val)                                                                              \
+	do {                                                                                       \
+		if (rc == CURLE_OK)                                                                \
+			rc = curl_easy_setopt(curl, opt, val);                                     \
+	} while (0)
+	SET(CURLOPT_URL, url);
+#if LIBCURL_VERSION_NUM >= 0x075500
+	SET(CURLOPT_PROTOCOLS_STR, plain ? "http" : "https");
+#else
+	SET(CURLOPT_PROTOCOLS, plain ? CURLPROTO_HTTP : CURLPROTO_HTTPS);
+#endif
+	SET(CURLOPT_SSL_VERIFYPEER, 1L);
+	SET(CURLOPT_SSL_VERIFYHOST, 2L);
+	if (c->cacert != NULL)
+		SET(CURLOPT_CAINFO, c->cacert);
+	SET(CURLOPT_CONNECTTIMEOUT, CTL_CLIENT_CONNECT_TIMEOUT);
+	SET(CURLOPT_TIMEOUT, CTL_CLIENT_TIMEOUT);
+	SET(CURLOPT_NOSIGNAL, 1L);
+	SET(CURLOPT_FOLLOWLOCATION, 0L);
+	SET(CURLOPT_USERAGENT, "anchorctl/1");
+	SET(CURLOPT_CUSTOMREQUEST, method);
+	if (body != NULL) {
+		SET(CURLOPT_POSTFIELDS, body);
+		SET(CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	} else if (strcmp(method, "GET") != 0) {
+		SET(CURLOPT_POSTFIELDSIZE, 0L);
+	}
+	SET(CURLOPT_HTTPHEADER, headers);
+	SET(CURLOPT_WRITEFUNCTION, on_body);
+	SET(CURLOPT_WRITEDATA, resp);
+	SET(CURLOPT_HEADERFUNCTION, on_header);
+	SET(CURLOPT_HEADERDATA, resp);
+#undef SET
+	return rc == CURLE_OK ? 0 : -1;
+}
+
+static int parse_answer(long status, struct buf *resp, json_t **out, struct err *e)
+{
+	json_error_t jerr;
+
+	if (status < 200 || status >= 300) {
+		ctl_client_error_from_body(status, resp->data, resp->len, resp->reqid, e);
+		return -1;
+	}
+	if (resp->len == 0) {
+		*out = NULL;
+		return 0;
+	}
+	*out = json_loadb(resp->data, resp->len, 0, &jerr);
+	if (*out == NULL)
+		return err_set(e, ERR_INTERNAL, "bad_response",
+		               "the key server's answer is not JSON (%s)", jerr.text);
+	return 0;
+}
+
+int ctl_client_call(const struct ctl_client *c, const char *method, const char *path, json_t *body,
+                    json_t **out, struct err *e)
+{
+	char errbuf[CURL_ERROR_SIZE] = "";
+	struct buf resp = {0};
+	struct curl_slist *headers = NULL;
+	char *url = NULL, *text = NULL;
+	size_t blen = strlen(c->base_url);
+	CURL *curl = NULL;
+	CURLcode rc;
+	long status = 0;
+	int ret = -1;
+
+	*out = NULL;
+	if (ctl_client_check_url(c->base_url, e) < 0)
+		return -1;
+	while (blen > 0 && c->base_url[blen - 1] == '/')
+		blen--;
+	if (asprintf(&url, "%.*s%s", (int)blen, c->base_url, path) < 0) {
+		url = NULL;
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+		goto out;
+	}
+	if (body != NULL && (text = json_dumps(body, JSON_COMPACT)) == NULL) {
+		err_set(e, ERR_INTERNAL, "internal", "cannot encode the request");
+		goto out;
+	}
+	curl = curl_easy_init();
+	headers = make_headers(c, text != NULL);
+	if (curl == NULL || headers == NULL ||
+	    setup(curl, c, method, url, text, headers, &resp) < 0 ||
+	    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf) != CURLE_OK) {
+		err_set(e, ERR_INTERNAL, "internal", "cannot set up the HTTP request");
+		goto out;
+	}
+	rc = curl_easy_perform(curl);
+	if (resp.overflow) {
+		err_set(e, ERR_INTERNAL, "bad_response", "the key server's answer is too large");
+		goto out;
+	}
+	if (rc != CURLE_OK) {
+		transport_error(rc, url, errbuf, e);
+		goto out;
+	}
+	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+	ret = parse_answer(status, &resp, out, e);
+out:
+	if (text != NULL) {
+		/* Request bodies can carry tokens and the issuer's private key. */
+		explicit_bzero(text, strlen(text));
+		free(text);
+	}
+	free_headers(headers);
+	curl_easy_cleanup(curl);
+	if (resp.data != NULL)
+		explicit_bzero(resp.data, resp.len); /* answers can carry an admin token */
+	free(resp.data);
+	free(url);
+	return ret;
+}

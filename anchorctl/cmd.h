@@ -1,0 +1,70 @@
+/*
+ * cmd.h - helpers shared by the cmd_*.c files: argument parsing with the
+ * common options, name arguments, token sources, the client for the server,
+ * key+CSR making and saving an issued certificate with its chain.
+ */
+#ifndef ANCHORCTL_CMD_H
+#define ANCHORCTL_CMD_H
+
+#include <jansson.h>
+
+#include "args.h"
+#include "cert.h"
+#include "client.h"
+#include "ctl.h"
+#include "files.h"
+
+/* The global options, accepted after the command words too. */
+#define CTL_COMMON_OPTS(c)                                                                         \
+	{"-s", &(c)->server, NULL}, {"--cacert", &(c)->cacert, NULL}, {"-c", &(c)->conf, NULL},    \
+	    {"--token-file", &(c)->token_file, NULL},                                              \
+	{                                                                                          \
+		"--json", NULL, &(c)->json                                                         \
+	}
+
+/*
+ * Parse a command's arguments (argv[0] is the command word) and check that
+ * min..max positional arguments are left.  Returns 0 to go on, or -1 with
+ * *status set (help printed: CTL_OK; usage error printed: CTL_USAGE).
+ */
+int ctl_parse(const struct ctl_cmd *cmd, const struct ctl_opt *opts, int argc, char **argv, int min,
+              int max, struct ctl_args *a, int *status);
+
+/* Lowercase and check a domain / address argument; a usage error otherwise. */
+int ctl_arg_domain(const struct ctl_cmd *cmd, char *arg, int *status);
+int ctl_arg_address(const struct ctl_cmd *cmd, char *arg, int *status);
+
+/* Fill c for the key server; a usage error when no server is configured. */
+int ctl_server(const struct ctl *ctl, const struct ctl_cmd *cmd, const char *token,
+               struct ctl_client *c, int *status);
+
+/*
+ * The token for an operator or admin call: --token-file, else the variable
+ * env, else (when fallback is not NULL) the file fallback if it exists.
+ */
+int ctl_token(const struct ctl *ctl, const char *env, const char *fallback, const char *what,
+              char out[CTL_TOKEN_MAX], struct err *e);
+
+/* "/v1/<a>/<escaped b>[<rest>]" as a malloc'd string, or NULL. */
+char *ctl_api_path(const char *a, const char *b, const char *rest);
+
+/*
+ * Make a key with alg (NULL: Ed25519) and a CSR for name in dir, as
+ * <base>.key (0600) and <base>.csr, refusing to overwrite either.  On
+ * success returns 0 and, when csr_pem is not NULL, the CSR's PEM there.
+ */
+int ctl_make_key_csr(const char *dir, const char *base, enum cert_kind kind, const char *name,
+                     const char *alg, char **csr_pem, const char **alg_name, struct err *e);
+
+/*
+ * Check an issuance answer (certificate object plus "chain": [issuer,
+ * root]): the chain verifies and, when key_path names an existing key, the
+ * certificate holds that key.  Then write <base>.pem and <base>.chain.pem.
+ */
+int ctl_save_issued(const char *dir, const char *base, const json_t *answer, const char *key_path,
+                    struct err *e);
+
+/* Print what ctl_save_issued wrote, with the certificate's key id and dates. */
+void ctl_print_issued(const char *dir, const char *base, const json_t *answer);
+
+#endif

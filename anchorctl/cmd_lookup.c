@@ -1,0 +1,190 @@
+/*
+ * cmd_lookup.c - the public lookups (PROTOCOL.md §3): a human summary, the
+ * server's JSON (--json) or the certificates' PEM (--pem).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "names.h"
+#include "output.h"
+
+enum lookup_kind { LK_DOMAIN, LK_ADDRESS, LK_HISTORY, LK_KEY, LK_FINGERPRINT };
+
+static const char *const kind_names[] = {"domain", "address",     "history",
+                                         "key",    "fingerprint", NULL};
+
+static int kind_of(const char *word)
+{
+	for (int i = 0; kind_names[i] != NULL; i++)
+		if (strcmp(word, kind_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+/* Check the argument and make the resource path. */
+static char *lookup_path(const struct ctl_cmd *cmd, int kind, char *arg, int *status)
+{
+	char fpr[CERT_FPR_LEN];
+
+	switch (kind) {
+	case LK_DOMAIN:
+		return ctl_arg_domain(cmd, arg, status) < 0 ? NULL
+		                                            : ctl_api_path("domains", arg, NULL);
+	case LK_ADDRESS:
+	case LK_HISTORY:
+		if (ctl_arg_address(cmd, arg, status) < 0)
+			return NULL;
+		return ctl_api_path("addresses", arg, kind == LK_HISTORY ? "/history" : NULL);
+	case LK_KEY:
+		return ctl_api_path("keys", ctl_name_lower(arg), NULL);
+	default:
+		if (ctl_name_fingerprint(arg, fpr) < 0) {
+			*status = ctl_usage(
+			    cmd, "'%s' is not a SHA-256 fingerprint (sha256:<64 hex>)", arg);
+			return NULL;
+		}
+		return ctl_api_path("fingerprints", fpr, NULL);
+	}
+}
+
+static void show_domain(const json_t *d)
+{
+	const json_t *pins = json_object_get(d, "pins");
+	size_t i;
+
+	printf("domain:  %s\n", ctl_out_str(d, "domain"));
+	printf("policy:  %s\n", ctl_out_str(d, "policy"));
+	printf("mode:    %s\n", ctl_out_str(d, "mode"));
+	for (i = 0; i < json_array_size(pins); i++)
+		printf("pin:     %s\n", json_string_value(json_array_get(pins, i)));
+	printf("updated: %s\n", ctl_out_str(d, "updated"));
+}
+
+static void show_certs(const json_t *list, const char *indent)
+{
+	if (json_array_size(list) == 0)
+		printf("%s(none)\n", indent);
+	for (size_t i = 0; i < json_array_size(list); i++)
+		ctl_out_cert(stdout, json_array_get(list, i), indent);
+}
+
+static void show_address(const json_t *ad)
+{
+	const json_t *enc = json_object_get(ad, "encryption");
+
+	printf("address: %s\n", ctl_out_str(ad, "address"));
+	printf("domain:  %s\n", ctl_out_str(ad, "domain"));
+	printf("policy:  %s\n", ctl_out_str(ad, "policy"));
+	printf("certificates:\n");
+	show_certs(json_object_get(ad, "certificates"), "  ");
+	if (enc == NULL) {
+		printf("encryption: none\n");
+		return;
+	}
+	printf("encryption: to %s (%s)\n", ctl_out_str(enc, "address"), ctl_out_str(enc, "reason"));
+	show_certs(json_object_get(enc, "certificates"), "  ");
+}
+
+/* History may come as a bare array or as an object holding "certificates". */
+static const json_t *history_list(const json_t *h)
+{
+	if (json_is_array(h))
+		return h;
+	if (json_is_array(json_object_get(h, "certificates")))
+		return json_object_get(h, "certificates");
+	return json_object_get(h, "history");
+}
+
+static int show_pem(int kind, const json_t *answer)
+{
+	json_t *seen = json_array();
+	json_t *one;
+	int n = 0;
+
+	switch (kind) {
+	case LK_DOMAIN:
+		one = json_pack("[{s:O?}, {s:O?}]", "certificate", json_object_get(answer, "root"),
+		                "certificate", json_object_get(answer, "issuer"));
+		n = ctl_out_pems(stdout, one, NULL);
+		json_decref(one);
+		break;
+	case LK_ADDRESS:
+		n = ctl_out_pems(stdout, json_object_get(answer, "certificates"), seen);
+		n += ctl_out_pems(
+		    stdout, json_object_get(json_object_get(answer, "encryption"), "certificates"),
+		    seen);
+		break;
+	case LK_HISTORY:
+		n = ctl_out_pems(stdout, history_list(answer), NULL);
+		break;
+	default:
+		one = json_pack("[O]", answer);
+		n = ctl_out_pems(stdout, one, NULL);
+		json_decref(one);
+		break;
+	}
+	json_decref(seen);
+	return n;
+}
+
+static void show(int kind, const json_t *answer)
+{
+	switch (kind) {
+	case LK_DOMAIN:
+		show_domain(answer);
+		break;
+	case LK_ADDRESS:
+		show_address(answer);
+		break;
+	case LK_HISTORY:
+		show_certs(history_list(answer), "");
+		break;
+	default:
+		ctl_out_cert(stdout, answer, "");
+		break;
+	}
+}
+
+int ctl_cmd_lookup(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
+{
+	int pem = 0;
+	const struct ctl_opt opts[] = {
+	    {"--pem", NULL, &pem}, CTL_COMMON_OPTS(ctl), {NULL, NULL, NULL}};
+	struct ctl_client client;
+	struct ctl_args a;
+	struct err e = {0};
+	json_t *answer = NULL;
+	char *path;
+	int kind = kind_of(argv[0]), status = CTL_FAIL;
+
+	if (ctl_parse(cmd, opts, argc, argv, 1, 1, &a, &status) < 0)
+		return status;
+	if (kind < 0)
+		return ctl_usage(cmd, "unknown lookup '%s'", argv[0]);
+	if (pem && ctl->json)
+		return ctl_usage(cmd, "--pem and --json exclude each other");
+	if (ctl_server(ctl, cmd, NULL, &client, &status) < 0)
+		return status;
+	if ((path = lookup_path(cmd, kind, a.pos[0], &status)) == NULL)
+		return status;
+	if (ctl_client_call(&client, "GET", path, NULL, &answer, &e) < 0) {
+		status = ctl_fail(&e);
+	} else if (answer == NULL) {
+		err_set(&e, ERR_INTERNAL, "bad_response", "the key server sent an empty answer");
+		status = ctl_fail(&e);
+	} else {
+		status = CTL_OK;
+		if (ctl->json)
+			ctl_out_json(stdout, answer);
+		else if (pem && show_pem(kind, answer) == 0)
+			status = ctl_fail(&(struct err){ERR_NOTFOUND, "not_found",
+			                                "the answer holds no certificate"});
+		else if (!pem)
+			show(kind, answer);
+	}
+	json_decref(answer);
+	free(path);
+	return status;
+}

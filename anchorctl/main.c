@@ -1,0 +1,221 @@
+/*
+ * anchorctl - the command line of Anchormail: domain owners make their root
+ * and issuer offline, operators register domains with a key server, domain
+ * admins issue enrollment tokens and server certificates, users enroll their
+ * keys, and anybody looks certificates up.  See anchorctl(1).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+#include "client.h"
+#include "ctl.h"
+#include "log.h"
+
+static const struct ctl_cmd commands[] = {
+    {"domain", "init", ctl_cmd_domain_init,
+     "<domain> [--dir DIR] [--alg ALG] [--days N] [--issuer-days N]",
+     "Make the domain's root (self-signed CA, name-constrained to the domain) and\n"
+     "its issuer, offline: DIR/root.key (0600), DIR/root.pem, DIR/issuer.key (0600),\n"
+     "DIR/issuer.pem. DIR defaults to ./<domain>; ALG is ed25519 (default), p256,\n"
+     "rsa2048, rsa3072 or rsa4096; the root is valid N days (3650), the issuer 730.\n"
+     "Prints the pin and the _anchor TXT record to publish. Never overwrites keys."},
+    {"domain", "register", ctl_cmd_domain_register,
+     "<domain> [--dir DIR] [--policy isp|corporate|groups] [--mode enforce|testing]\n"
+     "       [--print-token]",
+     "Operator: register the domain with the key server (POST /v1/admin/domains),\n"
+     "sending DIR/root.pem, DIR/issuer.pem and DIR/issuer.key (never the root key).\n"
+     "Needs the operator token (--token-file FILE or ANCHOR_OPERATOR_TOKEN). The\n"
+     "domain's admin token is written to DIR/admin.token (0600); it is printed only\n"
+     "with --print-token."},
+    {"key", "new", ctl_cmd_key_new, "<address> | --server <host>  [--dir DIR] [--alg ALG]",
+     "Make a private key and a PKCS#10 request for an address (user) or, with\n"
+     "--server, a host: DIR/<name>.key (0600) and DIR/<name>.csr. DIR defaults to\n"
+     "the current directory. Never overwrites a key."},
+    {"key", "enroll", ctl_cmd_key_enroll, "<address> --token TOKEN [--dir DIR]",
+     "Submit DIR/<address>.csr with the one-time enrollment token (or\n"
+     "--token-file FILE). The issued certificate is checked against the returned\n"
+     "chain and the local key, then written to DIR/<address>.pem and its chain\n"
+     "(issuer, root) to DIR/<address>.chain.pem. Prints the key id and fingerprint."},
+    {"pin", NULL, ctl_cmd_pin, "<cert.pem>",
+     "Print the pin of a certificate: sha256: and the base64 SHA-256 of its\n"
+     "SubjectPublicKeyInfo, as published in the _anchor TXT record."},
+    {"operator", "token", ctl_cmd_operator_token, "[--hash-only]",
+     "Make an operator token: prints the token, then the configuration line\n"
+     "\"operator_token_hash = <hex>\" for keyserver.conf. With --hash-only, read a\n"
+     "token from standard input and print only its configuration line."},
+    {"db", "migrate", ctl_cmd_db_migrate, "[--conninfo STR] [--sql-dir DIR]",
+     "Apply the SQL migrations that have not been applied yet. The database and\n"
+     "the migrations come from --conninfo/--sql-dir, else db_conninfo/sql_dir of\n"
+     "the -c FILE, else ANCHOR_DB/ANCHOR_SQL_DIR, else dbname=anchor and\n"
+     "/usr/local/share/anchor/sql."},
+    {"token", "issue", ctl_cmd_token_issue, "<address> [--ttl SECONDS]",
+     "Domain admin: issue a one-time enrollment token for the address (60 seconds\n"
+     "to 30 days; the server's default is 7 days) and print it. The admin token\n"
+     "comes from --token-file, ANCHOR_ADMIN_TOKEN or ./<domain>/admin.token."},
+    {"server", "issue", ctl_cmd_server_issue,
+     "<host> --purpose mta|keyserver|signing [--csr FILE] [--dir DIR]\n"
+     "       [--domain DOMAIN] [--alg ALG]",
+     "Domain admin: get a server certificate for host. Without --csr, a key and\n"
+     "request are made first as DIR/<host>.<purpose>.key and .csr. Writes\n"
+     "DIR/<host>.<purpose>.pem and .chain.pem. The domain is --domain, else the\n"
+     "longest parent of host that has ./<domain>/admin.token."},
+    {"policy", "set", ctl_cmd_policy_set,
+     "<domain> isp|corporate|groups [--corporate-address ADDRESS]\n"
+     "       [--mode enforce|testing]",
+     "Domain admin: set the domain's encryption policy and, optionally, its mode.\n"
+     "The corporate policy needs the address whose key reads all mail."},
+    {"group", "set", ctl_cmd_group_set, "<group-address> <member-address>...",
+     "Domain admin: set the members of a group (replacing the previous members)."},
+    {"group", "delete", ctl_cmd_group_delete, "<group-address>", "Domain admin: delete a group."},
+    {"lookup", "domain", ctl_cmd_lookup, "<domain> [--json | --pem]",
+     "Show the domain's policy, mode and pins; --pem prints root and issuer."},
+    {"lookup", "address", ctl_cmd_lookup, "<address> [--json | --pem]",
+     "Show the address's current certificates and where encryption goes under\n"
+     "the domain's policy; --pem prints every certificate once."},
+    {"lookup", "history", ctl_cmd_lookup, "<address> [--json | --pem]",
+     "Show every certificate ever issued for the address, newest first."},
+    {"lookup", "key", ctl_cmd_lookup, "<key-id> [--json | --pem]",
+     "Show the certificate with this key id."},
+    {"lookup", "fingerprint", ctl_cmd_lookup, "<sha256:hex> [--json | --pem]",
+     "Show the certificate with this SHA-256 fingerprint."},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static void print_commands(FILE *out, const char *word)
+{
+	for (const struct ctl_cmd *c = commands; c->word != NULL; c++)
+		if (word == NULL || strcmp(c->word, word) == 0)
+			fprintf(out, "  anchorctl %s%s%s %s\n", c->word, c->sub != NULL ? " " : "",
+			        c->sub != NULL ? c->sub : "", c->synopsis);
+}
+
+static int global_help(void)
+{
+	printf("usage: anchorctl [-s URL] [--cacert FILE] [-c FILE] [--token-file FILE] [--json]\n"
+	       "                 <command> [arguments]\n\n"
+	       "Commands:\n");
+	print_commands(stdout, NULL);
+	printf(
+	    "\nGlobal options (also accepted after the command):\n"
+	    "  -s URL            key server base URL (env ANCHOR_SERVER)\n"
+	    "  --cacert FILE     CA certificate(s) for the key server's TLS (env ANCHOR_CACERT)\n"
+	    "  -c FILE           keyserver.conf, for the db commands\n"
+	    "  --token-file FILE read the operator, admin or enrollment token from FILE\n"
+	    "  --json            print the server's JSON\n\n"
+	    "'anchorctl <command> --help' describes one command; see anchorctl(1).\n"
+	    "Exit status: 0 ok, 1 error, 2 usage error.\n");
+	return CTL_OK;
+}
+
+static int word_known(const char *word)
+{
+	for (const struct ctl_cmd *c = commands; c->word != NULL; c++)
+		if (strcmp(c->word, word) == 0)
+			return 1;
+	return 0;
+}
+
+/* The command named by words[0] (and words[1] for two-word commands), or NULL. */
+static const struct ctl_cmd *find_command(int nwords, char **words)
+{
+	for (const struct ctl_cmd *c = commands; c->word != NULL; c++) {
+		if (strcmp(c->word, words[0]) != 0)
+			continue;
+		if (c->sub == NULL)
+			return c;
+		if (nwords > 1 && strcmp(c->sub, words[1]) == 0)
+			return c;
+	}
+	return NULL;
+}
+
+static int help_command(int argc, char **argv)
+{
+	const struct ctl_cmd *cmd;
+
+	if (argc == 0)
+		return global_help();
+	cmd = find_command(argc, argv);
+	if (cmd != NULL)
+		return ctl_help(cmd);
+	if (word_known(argv[0])) {
+		printf("usage:\n");
+		print_commands(stdout, argv[0]);
+		return CTL_OK;
+	}
+	return ctl_usage(NULL, "unknown command '%s'", argv[0]);
+}
+
+static int has_help_flag(int argc, char **argv)
+{
+	for (int i = 0; i < argc; i++)
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			return 1;
+	return 0;
+}
+
+static int dispatch(struct ctl *ctl, int argc, char **argv)
+{
+	const struct ctl_cmd *cmd;
+
+	if (strcmp(argv[0], "help") == 0)
+		return help_command(argc - 1, argv + 1);
+	cmd = find_command(argc, argv);
+	if (cmd == NULL && !word_known(argv[0]))
+		return ctl_usage(NULL, "unknown command '%s'", argv[0]);
+	if (cmd == NULL) {
+		if (has_help_flag(argc, argv))
+			return help_command(1, argv);
+		fprintf(stderr, "anchorctl: %s '%s %s'\nusage:\n",
+		        argc > 1 ? "unknown command" : "incomplete command", argv[0],
+		        argc > 1 ? argv[1] : "...");
+		print_commands(stderr, argv[0]);
+		return CTL_USAGE;
+	}
+	/* The command sees its last word as argv[0]. */
+	if (cmd->sub != NULL)
+		return cmd->run(ctl, cmd, argc - 1, argv + 1);
+	return cmd->run(ctl, cmd, argc, argv);
+}
+
+static const char *env(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v != NULL && *v != '\0' ? v : NULL;
+}
+
+int main(int argc, char **argv)
+{
+	struct ctl ctl = {.server = env("ANCHOR_SERVER"), .cacert = env("ANCHOR_CACERT")};
+	int version = 0;
+	const struct ctl_opt opts[] = {
+	    {"-s", &ctl.server, NULL},   {"--cacert", &ctl.cacert, NULL},
+	    {"-c", &ctl.conf, NULL},     {"--token-file", &ctl.token_file, NULL},
+	    {"--json", NULL, &ctl.json}, {"--version", NULL, &version},
+	    {NULL, NULL, NULL},
+	};
+	struct ctl_args a;
+	struct err e = {0};
+	char msg[200];
+	int status;
+
+	log_init("anchorctl", LOG_LVL_WARN, 0);
+	if (ctl_args_parse(opts, argc - 1, argv + 1, 1, &a, msg, sizeof(msg)) < 0)
+		return ctl_usage(NULL, "%s", msg);
+	if (version) {
+		printf("anchorctl 1\n");
+		return CTL_OK;
+	}
+	if (a.help)
+		return global_help();
+	if (a.next >= argc - 1)
+		return ctl_usage(NULL, "no command given");
+	if (ctl_client_init(&e) < 0)
+		return ctl_fail(&e);
+	status = dispatch(&ctl, argc - 1 - a.next, argv + 1 + a.next);
+	ctl_client_cleanup();
+	return status;
+}
