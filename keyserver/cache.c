@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <libpq-fe.h>
@@ -25,6 +26,8 @@ struct entry {
 	const char *content_type;
 	char etag[ETAG_LEN];
 	unsigned long long gen;
+	long long max_age;
+	time_t expires; /* monotonic seconds */
 };
 
 struct shard {
@@ -37,7 +40,6 @@ struct shard {
 struct ks_cache {
 	struct shard shards[CACHE_SHARDS];
 	size_t max_per_shard;
-	long long max_age;
 	atomic_ullong gen;
 	atomic_int usable; /* the listener is connected: cached answers can be trusted */
 	atomic_int stop;
@@ -45,6 +47,14 @@ struct ks_cache {
 	int listening;
 	char *conninfo;
 };
+
+static time_t now_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
 
 static uint64_t hash_key(const char *s)
 {
@@ -75,14 +85,13 @@ static void shard_clear(struct shard *sh)
 	sh->count = 0;
 }
 
-struct ks_cache *ks_cache_new(size_t max_entries, long long max_age)
+struct ks_cache *ks_cache_new(size_t max_entries)
 {
 	struct ks_cache *c = calloc(1, sizeof(*c));
 
 	if (c == NULL)
 		return NULL;
 	c->max_per_shard = max_entries / CACHE_SHARDS + 1;
-	c->max_age = max_age;
 	atomic_init(&c->gen, 1);
 	for (int i = 0; i < CACHE_SHARDS; i++) {
 		pthread_mutex_init(&c->shards[i].lock, NULL);
@@ -234,7 +243,7 @@ int ks_cache_serve(struct ks_cache *c, const struct http_request *req,
 		return 0;
 	pthread_mutex_lock(&sh->lock);
 	en = *find_slot(sh, h, req->path);
-	if (en != NULL && en->gen == *gen) {
+	if (en != NULL && en->gen == *gen && now_mono() < en->expires) {
 		if (client_has(req, en->etag)) {
 			resp->content_type = en->content_type;
 			set_not_modified(resp);
@@ -246,7 +255,7 @@ int ks_cache_serve(struct ks_cache *c, const struct http_request *req,
 			}
 		}
 		if (resp->body != NULL) {
-			add_cache_headers(resp, en->etag, c->max_age);
+			add_cache_headers(resp, en->etag, en->max_age);
 			served = 1;
 		}
 	}
@@ -265,7 +274,7 @@ static void make_etag(const struct http_response *resp, char out[ETAG_LEN])
 }
 
 static void keep(struct ks_cache *c, const char *key, const struct http_response *resp,
-		 const char *etag, unsigned long long gen)
+		 const char *etag, unsigned long long gen, long long max_age)
 {
 	uint64_t h = hash_key(key);
 	struct shard *sh = &c->shards[h % CACHE_SHARDS];
@@ -283,6 +292,8 @@ static void keep(struct ks_cache *c, const char *key, const struct http_response
 	en->content_type = resp->content_type;
 	memcpy(en->etag, etag, ETAG_LEN);
 	en->gen = gen;
+	en->max_age = max_age;
+	en->expires = now_mono() + max_age;
 
 	pthread_mutex_lock(&sh->lock);
 	struct entry **pp = find_slot(sh, h, key);
@@ -304,16 +315,16 @@ static void keep(struct ks_cache *c, const char *key, const struct http_response
 }
 
 void ks_cache_store(struct ks_cache *c, const struct http_request *req,
-		    struct http_response *resp, unsigned long long gen)
+		    struct http_response *resp, unsigned long long gen, long long max_age)
 {
 	char etag[ETAG_LEN];
 
 	if (resp->status != 200 || resp->body == NULL)
 		return;
 	make_etag(resp, etag);
-	if (atomic_load(&c->usable) && gen == atomic_load(&c->gen))
-		keep(c, req->path, resp, etag, gen);
+	if (atomic_load(&c->usable) && gen == atomic_load(&c->gen) && max_age > 0)
+		keep(c, req->path, resp, etag, gen, max_age);
 	if (client_has(req, etag))
 		set_not_modified(resp);
-	add_cache_headers(resp, etag, c->max_age);
+	add_cache_headers(resp, etag, max_age);
 }

@@ -17,7 +17,7 @@
 
 struct ks_cache;
 
-struct ks_cache *ks_cache_new(size_t max_entries, long long max_age);
+struct ks_cache *ks_cache_new(size_t max_entries);
 void ks_cache_free(struct ks_cache *c); /* stops the listener; accepts NULL */
 
 /* Start the change listener on its own connection. */
@@ -32,8 +32,9 @@ int ks_cache_serve(struct ks_cache *c, const struct http_request *req,
 		   struct http_response *resp, unsigned long long *gen);
 
 /* Add ETag and Cache-Control to a fresh 200 answer, turn it into 304 when the client
- * already has it, and keep it for later requests if the generation is still current. */
+ * already has it, and keep it for later requests (at most max_age seconds) if the
+ * generation is still current. */
 void ks_cache_store(struct ks_cache *c, const struct http_request *req,
-		    struct http_response *resp, unsigned long long gen);
+		    struct http_response *resp, unsigned long long gen, long long max_age);
 
 #endif

@@ -50,6 +50,7 @@ struct ks_req {
 	const struct http_request *http;
 	struct http_response *resp;
 	struct db *db; /* borrowed from the pool for this request */
+	long long cache_max_age; /* how long answers may be cached; handlers may lower it */
 };
 
 void ks_dispatch(const struct http_request *req, struct http_response *resp, void *app);
@@ -71,6 +72,14 @@ void ks_token_issue(struct ks_req *r, const char *domain);
 void ks_enroll(struct ks_req *r, const char *domain);
 void ks_server_issue(struct ks_req *r, const char *domain);
 void ks_server_list(struct ks_req *r, const char *domain); /* admin only */
+
+/* route.c */
+void ks_route_get(struct ks_req *r, const char *address);
+void ks_route_put(struct ks_req *r, const char *address);
+void ks_route_delete(struct ks_req *r, const char *address);
+void ks_route_get_domain(struct ks_req *r, const char *domain);
+void ks_route_put_domain(struct ks_req *r, const char *domain);
+void ks_route_delete_domain(struct ks_req *r, const char *domain);
 
 /* lookup.c */
 void ks_lookup_address(struct ks_req *r, const char *address);

@@ -175,7 +175,7 @@ static int serve(struct ks *ks, struct err *e)
 	block_signals(&set);
 	if ((ks->pool = db_pool_new(ks->cfg.db_conninfo, (int)ks->cfg.db_pool_size, e)) == NULL)
 		return -1;
-	if ((ks->cache = ks_cache_new(CACHE_MAX_ENTRIES, ks->cfg.cache_max_age)) == NULL)
+	if ((ks->cache = ks_cache_new(CACHE_MAX_ENTRIES)) == NULL)
 		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
 	if (ks_cache_listen(ks->cache, ks->cfg.db_conninfo, e) < 0)
 		return -1;

@@ -63,13 +63,15 @@ enum route_id {
 	R_KEY_PEM,
 	R_FINGERPRINT,
 	R_ADMIN_DOMAINS,
+	R_ROUTE,
+	R_DOMAIN_ROUTE,
 };
 
 struct route {
 	enum route_id id;
 	const char *label;   /* metrics label */
 	const char *methods; /* allowed, space separated */
-	int cacheable;       /* a public GET whose answer changes only with the domain */
+	int cacheable;       /* its GET is public and changes only with the domain */
 };
 
 static const struct route routes[] = {
@@ -86,6 +88,8 @@ static const struct route routes[] = {
 	[R_KEY_PEM] = {R_KEY_PEM, "key_pem", "GET", 1},
 	[R_FINGERPRINT] = {R_FINGERPRINT, "fingerprint", "GET", 1},
 	[R_ADMIN_DOMAINS] = {R_ADMIN_DOMAINS, "admin_domains", "POST", 0},
+	[R_ROUTE] = {R_ROUTE, "route", "GET PUT DELETE", 1},
+	[R_DOMAIN_ROUTE] = {R_DOMAIN_ROUTE, "domain_route", "GET PUT DELETE", 1},
 };
 
 static int seg_is(const struct http_request *h, int i, const char *s)
@@ -114,6 +118,8 @@ static enum route_id match_route(const struct http_request *h)
 			return R_POLICY;
 		if (n == 5 && seg_is(h, 3, "groups"))
 			return R_GROUP;
+		if (n == 4 && seg_is(h, 3, "route"))
+			return R_DOMAIN_ROUTE;
 		return R_NONE;
 	}
 	if (seg_is(h, 1, "addresses")) {
@@ -130,6 +136,8 @@ static enum route_id match_route(const struct http_request *h)
 			return R_KEY_PEM;
 		return R_NONE;
 	}
+	if (seg_is(h, 1, "routes") && n == 3)
+		return R_ROUTE;
 	if (seg_is(h, 1, "fingerprints") && n == 3)
 		return R_FINGERPRINT;
 	if (seg_is(h, 1, "admin") && seg_is(h, 2, "domains") && n == 3)
@@ -200,6 +208,22 @@ static void run_handler(struct ks_req *r, enum route_id id)
 	case R_ADMIN_DOMAINS:
 		ks_domain_register(r);
 		break;
+	case R_ROUTE:
+		if (strcmp(h->method, "GET") == 0)
+			ks_route_get(r, h->seg[2]);
+		else if (strcmp(h->method, "PUT") == 0)
+			ks_route_put(r, h->seg[2]);
+		else
+			ks_route_delete(r, h->seg[2]);
+		break;
+	case R_DOMAIN_ROUTE:
+		if (strcmp(h->method, "GET") == 0)
+			ks_route_get_domain(r, h->seg[2]);
+		else if (strcmp(h->method, "PUT") == 0)
+			ks_route_put_domain(r, h->seg[2]);
+		else
+			ks_route_delete_domain(r, h->seg[2]);
+		break;
 	case R_NONE:
 		break;
 	}
@@ -208,7 +232,8 @@ static void run_handler(struct ks_req *r, enum route_id id)
 void ks_dispatch(const struct http_request *h, struct http_response *resp, void *app)
 {
 	struct ks *ks = app;
-	struct ks_req r = {.ks = ks, .http = h, .resp = resp};
+	struct ks_req r = {
+		.ks = ks, .http = h, .resp = resp, .cache_max_age = ks->cfg.cache_max_age};
 	enum route_id id = match_route(h);
 	const struct route *rt = &routes[id];
 	unsigned long long gen = 0;
@@ -227,15 +252,17 @@ void ks_dispatch(const struct http_request *h, struct http_response *resp, void 
 		http_add_header(resp, "Allow", "%s", rt->methods);
 		return;
 	}
-	if (rt->cacheable && ks_cache_serve(ks->cache, h, resp, &gen)) {
+	int cacheable = rt->cacheable && strcmp(h->method, "GET") == 0;
+
+	if (cacheable && ks_cache_serve(ks->cache, h, resp, &gen)) {
 		atomic_fetch_add(&ks->cache_hits, 1);
 		return;
 	}
 	r.db = db_pool_get(ks->pool);
 	run_handler(&r, id);
 	db_pool_put(ks->pool, r.db);
-	if (rt->cacheable) {
+	if (cacheable) {
 		atomic_fetch_add(&ks->cache_misses, 1);
-		ks_cache_store(ks->cache, h, resp, gen);
+		ks_cache_store(ks->cache, h, resp, gen, r.cache_max_age);
 	}
 }

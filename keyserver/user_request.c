@@ -1,0 +1,155 @@
+/*
+ * user_request.c - requests a user signs with their own key, for what a user
+ * may change about their own address (today: its alias).  The proof is the
+ * signature by the address's current certificate; freshness comes from the
+ * signed "issued" time, checked against a window and against the newest
+ * request already accepted from that key, so a captured request cannot be
+ * replayed.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cert.h"
+#include "crypto.h"
+#include "jws.h"
+#include "ks.h"
+#include "route.h"
+
+#define REQUEST_WINDOW 300 /* seconds of clock difference tolerated */
+
+/* The pins of the domain as a C array borrowed from d->pins. */
+static int domain_pins(const struct ks_domain *d, const char **pins, int max)
+{
+	size_t i;
+	json_t *p;
+	int n = 0;
+
+	json_array_foreach(d->pins, i, p)
+	{
+		if (n < max && json_is_string(p))
+			pins[n++] = json_string_value(p);
+	}
+	return n;
+}
+
+/* The signer must hold the address's current S/MIME certificate; returns its key id. */
+static int signer_is_current(struct ks_req *r, const struct ks_domain *d, const char *address,
+			     X509 *leaf, char key_id[CRYPTO_UUID_LEN], struct err *e)
+{
+	char fpr[CERT_FPR_LEN], idbuf[24];
+	const char *params[3] = {fpr, idbuf, address};
+	PGresult *res;
+
+	if (cert_fingerprint(leaf, fpr, e) < 0)
+		return -1;
+	snprintf(idbuf, sizeof(idbuf), "%lld", d->id);
+	res = db_exec(r->db,
+		      "SELECT key_id::text FROM certificates WHERE fingerprint = $1"
+		      " AND domain_id = $2 AND name = $3 AND purpose = 'smime'"
+		      " AND status = 'current'",
+		      3, params, e);
+	if (res == NULL)
+		return -1;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		return err_set(e, ERR_FORBIDDEN, "not_current_key",
+			       "the request is not signed by the current key of %s", address);
+	}
+	snprintf(key_id, CRYPTO_UUID_LEN, "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return 0;
+}
+
+/* Record the request's time; refuse it when an equal or newer one was accepted. */
+static int request_not_replayed(struct ks_req *r, const char *key_id, long long issued,
+				struct err *e)
+{
+	char ibuf[24];
+	const char *params[2] = {key_id, ibuf};
+	PGresult *res;
+	int fresh;
+
+	snprintf(ibuf, sizeof(ibuf), "%lld", issued);
+	res = db_exec(r->db,
+		      "INSERT INTO key_requests (key_id, last_issued)"
+		      " VALUES ($1::uuid, to_timestamp($2::bigint))"
+		      " ON CONFLICT (key_id) DO UPDATE SET last_issued = EXCLUDED.last_issued"
+		      " WHERE key_requests.last_issued < EXCLUDED.last_issued RETURNING 1",
+		      2, params, e);
+	if (res == NULL)
+		return -1;
+	fresh = PQntuples(res) == 1;
+	PQclear(res);
+	if (!fresh)
+		return err_set(e, ERR_CONFLICT, "replayed",
+			       "a request signed at the same time or later was already accepted");
+	return 0;
+}
+
+static int payload_check(json_t *p, const char *address, long long *issued, struct err *e)
+{
+	const char *type = json_string_value(json_object_get(p, "type"));
+	const char *addr = json_string_value(json_object_get(p, "address"));
+	json_t *iss = json_object_get(p, "issued");
+	long long now = (long long)time(NULL);
+
+	if (type == NULL || strcmp(type, "anchor-route-request") != 0)
+		return err_set(e, ERR_INPUT, "bad_request",
+			       "the signed payload must have type anchor-route-request");
+	if (addr == NULL || strcmp(addr, address) != 0)
+		return err_set(e, ERR_INPUT, "address_mismatch",
+			       "the signed request is for another address than the URL's");
+	if (!json_is_integer(iss))
+		return err_set(e, ERR_INPUT, "bad_request",
+			       "the signed payload needs \"issued\" in Unix seconds");
+	*issued = json_integer_value(iss);
+	if (*issued < now - REQUEST_WINDOW || *issued > now + REQUEST_WINDOW)
+		return err_set(e, ERR_INPUT, "stale_request",
+			       "the request was signed more than %d seconds from now; "
+			       "check the clock and sign it again", REQUEST_WINDOW);
+	if (json_object_get(p, "servers") != NULL)
+		return err_set(e, ERR_FORBIDDEN, "forbidden",
+			       "a user may set only the alias of their address; "
+			       "servers are set by the domain admin");
+	return 0;
+}
+
+int ks_user_request_route(struct ks_req *r, const struct ks_domain *d, const char *address,
+			  struct ks_route *rt, char *keyref, size_t keyref_len, struct err *e)
+{
+	const char *pins[8];
+	int npins = domain_pins(d, pins, 8);
+	struct jws_verified v = {0};
+	char key_id[CRYPTO_UUID_LEN];
+	json_t *payload = NULL;
+	long long issued = 0;
+	int rc = -1;
+
+	/* The body arrived as JSON; verify it in its original text. */
+	if (jws_verify(r->http->body, r->http->body_len, pins, npins, &v, e) < 0)
+		return -1;
+	payload = json_loadb(v.payload, v.payload_len, JSON_REJECT_DUPLICATES, NULL);
+	if (!json_is_object(payload)) {
+		err_set(e, ERR_INPUT, "bad_request", "the signed payload is not a JSON object");
+		goto out;
+	}
+	if (payload_check(payload, address, &issued, e) < 0 ||
+	    signer_is_current(r, d, address, v.leaf, key_id, e) < 0 ||
+	    ks_route_parse(payload, address, 0, rt, e) < 0)
+		goto out;
+	if (rt->alias == NULL) {
+		err_set(e, ERR_FORBIDDEN, "forbidden", "a user may set only an alias");
+		goto out;
+	}
+	/* Replay bookkeeping rides in its own statement: a refused route below still
+	 * burns the request, which is what a replay check should do. */
+	if (request_not_replayed(r, key_id, issued, e) < 0)
+		goto out;
+	snprintf(keyref, keyref_len, "key:%s", key_id);
+	rc = 0;
+out:
+	json_decref(payload);
+	jws_verified_free(&v);
+	return rc;
+}
