@@ -41,7 +41,7 @@ struct http_request {
 
 struct http_response {
 	int status;
-	char *body; /* malloc'd, freed by the layer */
+	char *body; /* malloc'd, freed by the layer; NULL only with 204/304 */
 	size_t body_len;
 	const char *content_type; /* static string */
 	const char *route;        /* metrics label, static string (e.g. "address_lookup") */
@@ -86,7 +86,8 @@ struct http_server *http_server_start(const struct http_config *cfg, struct err 
 int http_server_port(const struct http_server *srv);
 void http_server_stop(struct http_server *srv); /* accepts NULL */
 
-/* Response helpers.  They replace any body already set. */
+/* Response helpers.  They replace any body already set.  An ERR_INTERNAL error
+ * is answered 500 "internal" without its message, which is for the log. */
 void http_reply_json(struct http_response *resp, int status, json_t *body /* stolen */);
 void http_reply_error(struct http_response *resp, const struct err *e);
 void http_reply_errorf(struct http_response *resp, enum err_kind kind, const char *code,
@@ -101,5 +102,15 @@ const char *http_query_arg(const struct http_request *req, const char *name);
 
 /* Bearer token from the Authorization header, or NULL. */
 const char *http_bearer_token(const struct http_request *req);
+
+/*
+ * The layer's check of a request body, exported for the fuzzer: an empty body
+ * gives 0 and *out NULL; otherwise the body must be at most max_body bytes
+ * (body_too_large), sent as application/json with no charset but UTF-8
+ * (unsupported_media_type), valid UTF-8 JSON without duplicate keys (bad_json)
+ * and an object (bad_request).  On success *out is a new reference.
+ */
+int http_parse_json_body(const char *content_type, const char *body, size_t len,
+			 size_t max_body, json_t **out, struct err *e);
 
 #endif
