@@ -188,7 +188,7 @@ int ks_route_parse(json_t *body, const char *self, int domain_scope, struct ks_r
 static int route_row(PGresult *res, int row, struct ks_route *rt)
 {
 	memset(rt, 0, sizeof(*rt));
-	rt->ttl = atoi(PQgetvalue(res, row, 2));
+	rt->ttl = (int)strtol(PQgetvalue(res, row, 2), NULL, 10);
 	snprintf(rt->scope_name, sizeof(rt->scope_name), "%s", PQgetvalue(res, row, 3));
 	snprintf(rt->updated, sizeof(rt->updated), "%s", PQgetvalue(res, row, 4));
 	if (strcmp(PQgetvalue(res, row, 0), "servers") == 0)
@@ -236,7 +236,7 @@ static int check_local_loop(struct db *db, const struct ks_domain *d, const char
 		return 0;
 	snprintf(cur, sizeof(cur), "%s", rt->alias);
 	for (int step = 0; step < ROUTE_LOOP_STEPS; step++) {
-		struct ks_route next;
+		struct ks_route next = {0};
 		struct err ignore = {0};
 
 		at = strrchr(cur, '@');
@@ -308,7 +308,7 @@ static int route_remove(struct ks_req *r, const struct ks_domain *d, const char 
 		      e);
 	if (res == NULL)
 		goto fail;
-	gone = atoi(PQcmdTuples(res));
+	gone = strtol(PQcmdTuples(res), NULL, 10) > 0;
 	PQclear(res);
 	if (gone == 0) {
 		err_set(e, ERR_NOTFOUND, "no_route", "no route is set for %s", name);

@@ -158,7 +158,7 @@ static int method_allowed(const struct route *rt, const char *method)
 	return 0;
 }
 
-static void run_handler(struct ks_req *r, enum route_id id)
+static void run_handler(struct ks_req *r, enum route_id id, const char *method)
 {
 	const struct http_request *h = r->http;
 
@@ -176,7 +176,7 @@ static void run_handler(struct ks_req *r, enum route_id id)
 		ks_token_issue(r, h->seg[2]);
 		break;
 	case R_SERVERS:
-		if (strcmp(h->method, "GET") == 0)
+		if (strcmp(method, "GET") == 0)
 			ks_server_list(r, h->seg[2]);
 		else
 			ks_server_issue(r, h->seg[2]);
@@ -185,7 +185,7 @@ static void run_handler(struct ks_req *r, enum route_id id)
 		ks_domain_set_policy(r, h->seg[2]);
 		break;
 	case R_GROUP:
-		if (strcmp(h->method, "DELETE") == 0)
+		if (strcmp(method, "DELETE") == 0)
 			ks_group_delete(r, h->seg[2], h->seg[4]);
 		else
 			ks_group_set(r, h->seg[2], h->seg[4]);
@@ -209,17 +209,17 @@ static void run_handler(struct ks_req *r, enum route_id id)
 		ks_domain_register(r);
 		break;
 	case R_ROUTE:
-		if (strcmp(h->method, "GET") == 0)
+		if (strcmp(method, "GET") == 0)
 			ks_route_get(r, h->seg[2]);
-		else if (strcmp(h->method, "PUT") == 0)
+		else if (strcmp(method, "PUT") == 0)
 			ks_route_put(r, h->seg[2]);
 		else
 			ks_route_delete(r, h->seg[2]);
 		break;
 	case R_DOMAIN_ROUTE:
-		if (strcmp(h->method, "GET") == 0)
+		if (strcmp(method, "GET") == 0)
 			ks_route_get_domain(r, h->seg[2]);
-		else if (strcmp(h->method, "PUT") == 0)
+		else if (strcmp(method, "PUT") == 0)
 			ks_route_put_domain(r, h->seg[2]);
 		else
 			ks_route_delete_domain(r, h->seg[2]);
@@ -235,6 +235,8 @@ void ks_dispatch(const struct http_request *h, struct http_response *resp, void 
 	struct ks_req r = {
 		.ks = ks, .http = h, .resp = resp, .cache_max_age = ks->cfg.cache_max_age};
 	enum route_id id = match_route(h);
+	/* HEAD is GET without the body, which libmicrohttpd leaves out by itself. */
+	const char *method = strcmp(h->method, "HEAD") == 0 ? "GET" : h->method;
 	const struct route *rt = &routes[id];
 	unsigned long long gen = 0;
 
@@ -244,7 +246,7 @@ void ks_dispatch(const struct http_request *h, struct http_response *resp, void 
 		return;
 	}
 	resp->route = rt->label;
-	if (!method_allowed(rt, h->method)) {
+	if (!method_allowed(rt, method)) {
 		http_reply_errorf(resp, ERR_INPUT, "method_not_allowed",
 				  "%s is not allowed on %s; use %s", h->method, h->path,
 				  rt->methods);
@@ -252,14 +254,14 @@ void ks_dispatch(const struct http_request *h, struct http_response *resp, void 
 		http_add_header(resp, "Allow", "%s", rt->methods);
 		return;
 	}
-	int cacheable = rt->cacheable && strcmp(h->method, "GET") == 0;
+	int cacheable = rt->cacheable && strcmp(method, "GET") == 0;
 
 	if (cacheable && ks_cache_serve(ks->cache, h, resp, &gen)) {
 		atomic_fetch_add(&ks->cache_hits, 1);
 		return;
 	}
 	r.db = db_pool_get(ks->pool);
-	run_handler(&r, id);
+	run_handler(&r, id, method);
 	db_pool_put(ks->pool, r.db);
 	if (cacheable) {
 		atomic_fetch_add(&ks->cache_misses, 1);

@@ -238,7 +238,8 @@ static int list_migrations(const char *dir, char ***names, size_t *count, struct
 		n++;
 	}
 	closedir(d);
-	qsort(v, n, sizeof(*v), cmp_names);
+	if (n > 1)
+		qsort(v, n, sizeof(*v), cmp_names);
 	*names = v;
 	*count = n;
 	return 0;
@@ -326,7 +327,7 @@ struct db_pool *db_pool_new(const char *conninfo, int size, struct err *e)
 {
 	struct db_pool *pool = calloc(1, sizeof(*pool));
 
-	if (pool == NULL || (pool->conns = calloc((size_t)size, sizeof(*pool->conns))) == NULL) {
+	if (pool == NULL || (pool->conns = calloc((size_t)size, sizeof(struct db *))) == NULL) {
 		free(pool);
 		err_set(e, ERR_INTERNAL, "internal", "out of memory");
 		return NULL;
