@@ -818,6 +818,8 @@ static int http_parse_addr(const char *addr, int port, struct sockaddr_storage *
 	return err_set(e, ERR_INPUT, "bad_listen", "\"%s\" is not an IPv4 or IPv6 address.", addr);
 }
 
+#define HTTP_CONN_MEMORY (16 * 1024)
+
 struct http_server *http_server_start(const struct http_config *cfg, struct err *e)
 {
 	struct http_server *srv = calloc(1, sizeof(*srv));
@@ -851,9 +853,11 @@ struct http_server *http_server_start(const struct http_config *cfg, struct err 
 	    MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_POLL;
 	if (srv->tls_cert != NULL)
 		flags |= MHD_USE_TLS;
+	/* Turbo skips per-connection work the daemon does not need: no shutdown() before close,
+	 * no per-accept fcntl; a measurable share of a small cached answer's cost. */
+	flags |= MHD_USE_TURBO;
 
 #define HTTP_OPT(o, v, p) (opts[n++] = (struct MHD_OptionItem){(o), (intptr_t)(v), (p)})
-	HTTP_OPT(MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, srv); /* first, to catch all */
 	HTTP_OPT(MHD_OPTION_SOCK_ADDR, 0, &ss);
 	HTTP_OPT(MHD_OPTION_NOTIFY_COMPLETED, http_on_completed, srv);
 	if (cfg->max_connections > 0)
@@ -862,6 +866,9 @@ struct http_server *http_server_start(const struct http_config *cfg, struct err 
 		HTTP_OPT(MHD_OPTION_CONNECTION_TIMEOUT, cfg->conn_timeout, NULL);
 	if (cfg->threads > 1)
 		HTTP_OPT(MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, NULL);
+	/* Every request resets (and zeroes) its connection's pool: keep it no larger than a
+	 * request's headers need, bodies are copied out as they arrive. */
+	HTTP_OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY, NULL);
 	if (srv->tls_cert != NULL) {
 		HTTP_OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, srv->tls_cert);
 		HTTP_OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls_key);
@@ -869,7 +876,10 @@ struct http_server *http_server_start(const struct http_config *cfg, struct err 
 	HTTP_OPT(MHD_OPTION_END, 0, NULL);
 #undef HTTP_OPT
 
+	/* The logger goes first in the argument list, ahead of the array, so that it catches
+	 * what the other options say. */
 	srv->daemon = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, http_on_request, srv,
+	                               MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, srv,
 	                               MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
 	if (srv->daemon == NULL) {
 		err_set(e, ERR_TEMP, "listen_failed",
