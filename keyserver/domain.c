@@ -105,6 +105,21 @@ static int reg_input_parse(json_t *body, struct reg_input *in, struct err *e)
 	return crypto_key_pin(X509_get0_pubkey(in->root), in->pin, e);
 }
 
+/* The log's first entry: the domain, its pin, its policy. */
+static int log_registered(struct ks_req *r, const struct reg_input *in, struct err *e)
+{
+	struct ks_domain *d = ks_store_domain(r->db, in->domain, e);
+	json_t *details = json_pack("{s:[s], s:s, s:s}", "pins", in->pin, "policy",
+				    in->policy ? in->policy : "isp", "mode",
+				    in->mode ? in->mode : "enforce");
+	struct ks_event ev = {.type = "registered", .details = details};
+	int rc = d == NULL ? -1 : ks_log_append(r, d, &ev, NULL, e);
+
+	json_decref(details);
+	ks_domain_free(d);
+	return rc;
+}
+
 static int reg_store(struct ks_req *r, struct reg_input *in, const char *token_hash, struct err *e)
 {
 	const char *params[6] = {in->domain, in->root_pem, in->issuer_pem, in->pin,
@@ -127,12 +142,13 @@ static int reg_store(struct ks_req *r, struct reg_input *in, const char *token_h
 	int rc = db_run(r->db, "INSERT INTO admin_tokens (domain_id, token_hash) VALUES ($1, $2)",
 			2, tparams, e);
 	PQclear(res);
-	if (rc < 0 || ks_store_notify_change(r->db, in->domain, e) < 0)
+	/* The key goes to disk before the commit (a committed domain always has its key) and
+	 * before the first log entry, whose tree head it signs. */
+	if (rc < 0 || ks_issuer_key_save(r->ks, in->domain, in->issuer_key, e) < 0)
 		goto fail;
-	/* The key goes to disk before the commit: a committed domain always has its key. */
-	if (ks_issuer_key_save(r->ks, in->domain, in->issuer_key, e) < 0)
-		goto fail;
-	if (db_commit(r->db, e) < 0) {
+	if (log_registered(r, in, e) < 0 || ks_store_notify_change(r->db, in->domain, e) < 0 ||
+	    db_commit(r->db, e) < 0) {
+		db_rollback(r->db);
 		ks_issuer_key_remove(r->ks, in->domain);
 		return -1;
 	}
@@ -164,6 +180,18 @@ void ks_domain_register(struct ks_req *r)
 fail:
 	reg_input_free(&in);
 	ks_fail(r, &e);
+}
+
+static int log_policy(struct ks_req *r, const struct ks_domain *d, const char *policy,
+		      const char *mode, const char *corp, struct err *e)
+{
+	json_t *details = json_pack("{s:s, s:s}", "policy", policy ? policy : d->policy, "mode",
+				    mode ? mode : d->mode);
+	struct ks_event ev = {.type = "policy", .name = corp, .details = details};
+	int rc = ks_log_append(r, d, &ev, NULL, e);
+
+	json_decref(details);
+	return rc;
 }
 
 void ks_domain_set_policy(struct ks_req *r, const char *domain)
@@ -205,6 +233,7 @@ void ks_domain_set_policy(struct ks_req *r, const char *domain)
 		   "   THEN COALESCE($4, corporate_address) END,"
 		   " updated_at = now() WHERE name = $1",
 		   4, params, &e) < 0 ||
+	    log_policy(r, d, policy, mode, corp_lc, &e) < 0 ||
 	    ks_store_notify_change(r->db, d->name, &e) < 0 || db_commit(r->db, &e) < 0) {
 		db_rollback(r->db);
 		goto fail;
@@ -252,7 +281,12 @@ static int group_members_store(struct ks_req *r, const struct ks_domain *d, cons
 		if (rc < 0)
 			goto fail;
 	}
-	if (ks_store_notify_change(r->db, d->name, e) < 0 || db_commit(r->db, e) < 0)
+	json_t *details = json_pack("{s:I}", "members", (json_int_t)json_array_size(members));
+	struct ks_event ev = {.type = "group", .name = group, .details = details};
+	int logged = ks_log_append(r, d, &ev, NULL, e);
+	json_decref(details);
+	if (logged < 0 || ks_store_notify_change(r->db, d->name, e) < 0 ||
+	    db_commit(r->db, e) < 0)
 		goto fail;
 	return 0;
 fail:

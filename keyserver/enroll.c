@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "cache.h"
 #include "cert.h"
 #include "crypto.h"
@@ -108,6 +110,7 @@ struct issuance {
 	EVP_PKEY *issuer_key;
 	X509 *cert;
 	char key_id[CRYPTO_UUID_LEN];
+	char revocation_secret[CRYPTO_TOKEN_LEN]; /* user certificates: shown once */
 };
 
 static void issuance_free(struct issuance *is)
@@ -117,6 +120,7 @@ static void issuance_free(struct issuance *is)
 	X509_free(is->issuer);
 	EVP_PKEY_free(is->issuer_key);
 	X509_free(is->cert);
+	OPENSSL_cleanse(is->revocation_secret, sizeof(is->revocation_secret));
 }
 
 /* Parse and check the request: proof of possession, allowed key, a well-formed name. */
@@ -155,12 +159,63 @@ static int issuance_sign(struct ks_req *r, struct issuance *is, struct err *e)
 	return is->cert == NULL ? -1 : 0;
 }
 
-/* Inside the caller's transaction: supersede the current certificate, insert the new one. */
+/* Supersede the name's current certificate for the purpose, and log each one superseded. */
+static int supersede_current(struct ks_req *r, struct issuance *is, const char *idbuf,
+			     struct err *e)
+{
+	const char *purpose = cert_purpose_name(is->purpose);
+	const char *sup[4] = {idbuf, is->name, purpose, is->key_id};
+	PGresult *res;
+	int rc = 0;
+
+	res = db_exec(r->db,
+		      "UPDATE certificates SET status = 'superseded', superseded_at = now(),"
+		      " superseded_by = $4::uuid WHERE domain_id = $1 AND name = $2"
+		      " AND purpose = $3 AND status = 'current' RETURNING key_id::text, fingerprint",
+		      4, sup, e);
+	if (res == NULL)
+		return -1;
+	for (int i = 0; rc == 0 && i < PQntuples(res); i++) {
+		json_t *details = json_pack("{s:s, s:s, s:s}", "fingerprint", PQgetvalue(res, i, 1),
+					    "purpose", purpose, "superseded_by", is->key_id);
+		struct ks_event ev = {.type = "superseded",
+				      .name = is->name,
+				      .key_id = PQgetvalue(res, i, 0),
+				      .details = details};
+		rc = ks_log_append(r, is->d, &ev, NULL, e);
+		json_decref(details);
+	}
+	PQclear(res);
+	return rc;
+}
+
+/* Log the issuance and remember which entry recorded it. */
+static int log_issued(struct ks_req *r, struct issuance *is, const char *fpr, struct err *e)
+{
+	json_t *details = json_pack("{s:s, s:s, s:s}", "fingerprint", fpr, "purpose",
+				    cert_purpose_name(is->purpose), "kind",
+				    is->kind == CERT_USER ? "user" : "server");
+	struct ks_event ev = {.type = "issued", .name = is->name, .key_id = is->key_id,
+			      .details = details};
+	long long seq = -1;
+	char seqbuf[24];
+	int rc = ks_log_append(r, is->d, &ev, &seq, e);
+
+	json_decref(details);
+	if (rc < 0)
+		return -1;
+	snprintf(seqbuf, sizeof(seqbuf), "%lld", seq);
+	const char *params[2] = {seqbuf, is->key_id};
+	return db_run(r->db, "UPDATE certificates SET log_seq = $1 WHERE key_id = $2::uuid", 2,
+		      params, e);
+}
+
+/* Inside the caller's transaction: supersede the current certificate, insert the new one,
+ * log both.  A user certificate comes with a fresh revocation secret (stored hashed). */
 static int issuance_store(struct ks_req *r, struct issuance *is, struct err *e)
 {
-	char idbuf[24], fpr[CERT_FPR_LEN], nb[24], na[24];
+	char idbuf[24], fpr[CERT_FPR_LEN], nb[24], na[24], secret_hash[CRYPTO_HEX256_LEN];
 	char *pem = NULL, *serial = NULL;
-	const char *purpose = cert_purpose_name(is->purpose);
 	int rc = -1;
 
 	snprintf(idbuf, sizeof(idbuf), "%lld", is->d->id);
@@ -169,29 +224,33 @@ static int issuance_store(struct ks_req *r, struct issuance *is, struct err *e)
 	if (cert_fingerprint(is->cert, fpr, e) < 0 || (pem = cert_to_pem(is->cert, e)) == NULL ||
 	    (serial = cert_serial_hex(is->cert)) == NULL)
 		goto out;
-	const char *sup[4] = {idbuf, is->name, purpose, is->key_id};
-	if (db_run(r->db,
-		   "UPDATE certificates SET status = 'superseded', superseded_at = now(),"
-		   " superseded_by = $4::uuid WHERE domain_id = $1 AND name = $2"
-		   " AND purpose = $3 AND status = 'current'",
-		   4, sup, e) < 0)
+	if (is->kind == CERT_USER) {
+		if (crypto_random_token(is->revocation_secret, e) < 0)
+			goto out;
+		crypto_token_hash(is->revocation_secret, secret_hash);
+	}
+	if (supersede_current(r, is, idbuf, e) < 0)
 		goto out;
-	const char *ins[11] = {is->key_id,
+	const char *ins[12] = {is->key_id,
 			       idbuf,
 			       is->kind == CERT_USER ? "user" : "server",
-			       purpose,
+			       cert_purpose_name(is->purpose),
 			       is->name,
 			       crypto_key_alg_name(X509_get0_pubkey(is->cert)),
 			       fpr,
 			       serial,
 			       pem,
 			       nb,
-			       na};
+			       na,
+			       is->kind == CERT_USER ? secret_hash : NULL};
 	rc = db_run(r->db,
 		    "INSERT INTO certificates (key_id, domain_id, kind, purpose, name, algorithm,"
-		    " fingerprint, serial, pem, not_before, not_after) VALUES ($1::uuid, $2, $3,"
-		    " $4, $5, $6, $7, $8, $9, to_timestamp($10::bigint), to_timestamp($11::bigint))",
-		    11, ins, e);
+		    " fingerprint, serial, pem, not_before, not_after, revocation_secret_hash)"
+		    " VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, to_timestamp($10::bigint),"
+		    " to_timestamp($11::bigint), $12)",
+		    12, ins, e);
+	if (rc == 0)
+		rc = log_issued(r, is, fpr, e);
 	if (rc == 0)
 		rc = ks_store_notify_change(r->db, is->d->name, e);
 out:
@@ -204,14 +263,19 @@ out:
 static void issuance_reply(struct ks_req *r, struct issuance *is)
 {
 	struct err e = {0};
-	json_t *obj = ks_store_cert_by(r->db, "key_id", is->key_id, &e);
+	json_t *obj = ks_store_cert_by(r->db, "key_id", is->key_id, &e), *head = NULL;
 
-	if (obj == NULL) {
+	if (obj == NULL || ks_log_attach_proofs(r, obj, &head, &e) < 0) {
+		json_decref(obj);
 		ks_fail(r, &e);
 		return;
 	}
+	json_object_set_new(obj, "tree_head", head ? head : json_null());
 	json_object_set_new(obj, "chain",
 			    json_pack("[s, s]", is->d->issuer_pem, is->d->root_pem));
+	/* The lost-key revocation path: the user keeps this offline; we keep its hash. */
+	if (is->revocation_secret[0] != '\0')
+		json_object_set_new(obj, "revocation_secret", json_string(is->revocation_secret));
 	http_reply_json(r->resp, 201, obj);
 }
 
@@ -339,13 +403,17 @@ void ks_server_list(struct ks_req *r, const char *domain)
 
 	if (d == NULL)
 		return;
+	json_t *head = NULL;
+
 	if (ks_auth_domain_admin(r, d, &e) < 0 ||
-	    (servers = ks_store_server_certs(r->db, d->id, &e)) == NULL) {
+	    (servers = ks_store_server_certs(r->db, d->id, &e)) == NULL ||
+	    ks_log_attach_proofs(r, servers, &head, &e) < 0) {
 		ks_domain_free(d);
 		ks_fail(r, &e);
 		return;
 	}
 	http_reply_json(r->resp, 200,
-			json_pack("{s:s, s:o}", "domain", d->name, "servers", servers));
+			json_pack("{s:s, s:o, s:o}", "domain", d->name, "servers", servers,
+				  "tree_head", head ? head : json_null()));
 	ks_domain_free(d);
 }

@@ -13,6 +13,8 @@
 
 #include <stdatomic.h>
 
+#define DNS_DOMAIN_MAX 256
+
 #include <jansson.h>
 #include <openssl/evp.h>
 
@@ -86,6 +88,37 @@ void ks_lookup_address(struct ks_req *r, const char *address);
 void ks_lookup_history(struct ks_req *r, const char *address);
 void ks_lookup_key(struct ks_req *r, const char *key_id, int pem);
 void ks_lookup_fingerprint(struct ks_req *r, const char *fpr);
+
+/* revoke.c */
+void ks_revoke(struct ks_req *r, const char *key_id);
+void ks_crl_get(struct ks_req *r, const char *domain, int pem);
+
+/* tlog.c: the domain's transparency log, which is also its change feed. */
+struct ks_event {
+	const char *type;   /* issued, superseded, revoked, route_set, route_removed, policy, ... */
+	const char *name;   /* the subject (address, host or domain), committed salted; or NULL */
+	const char *key_id; /* or NULL */
+	json_t *details;    /* further committed members (borrowed), or NULL */
+};
+/* Append inside the caller's transaction; *seq receives the entry's index (may be NULL). */
+int ks_log_append(struct ks_req *r, const struct ks_domain *d, const struct ks_event *ev,
+		  long long *seq, struct err *e);
+void ks_log_head(struct ks_req *r, const char *domain);
+void ks_log_entries(struct ks_req *r, const char *domain);
+void ks_log_consistency(struct ks_req *r, const char *domain);
+void ks_log_inclusion(struct ks_req *r, const char *domain);
+void ks_feed(struct ks_req *r, const char *domain);
+/* Give each certificate object (one, or an array) its "log" member: the entry that
+ * recorded its issuance, with the inclusion proof to the newest signed head, which is
+ * returned in *head (a JSON string, new reference; NULL when nothing was attached). */
+int ks_log_attach_proofs(struct ks_req *r, json_t *certs, json_t **head, struct err *e);
+
+/* The inclusion proof of entry seq in the tree of size, with its leaf and salt. */
+int ks_log_proof_for(struct ks_req *r, long long domain_id, long long seq, long long size,
+		     json_t **out, struct err *e);
+
+/* A canonical UUID (36 characters, hex and dashes). */
+int ks_is_uuid(const char *s);
 
 /* auth.c: check the bearer token; fill e and return -1 when it does not authorise. */
 int ks_auth_operator(struct ks_req *r, struct err *e);

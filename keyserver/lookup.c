@@ -75,7 +75,7 @@ void ks_lookup_address(struct ks_req *r, const char *raw)
 {
 	struct ks_domain *d = NULL;
 	char *addr = address_arg(r, raw, &d), *target = NULL;
-	json_t *own = NULL, *enc = NULL;
+	json_t *own = NULL, *enc = NULL, *head = NULL, *head2 = NULL;
 	const char *reason = NULL;
 	struct err e = {0};
 
@@ -92,15 +92,21 @@ void ks_lookup_address(struct ks_req *r, const char *raw)
 		err_set(&e, ERR_NOTFOUND, "not_found", "no certificate is published for %s", addr);
 		goto fail;
 	}
+	if (ks_log_attach_proofs(r, own, &head, &e) < 0 ||
+	    (enc != own && ks_log_attach_proofs(r, enc, &head2, &e) < 0))
+		goto fail;
 	http_reply_json(r->resp, 200,
-			json_pack("{s:s, s:s, s:s, s:O, s:{s:s, s:s, s:O}}", "address", addr,
+			json_pack("{s:s, s:s, s:s, s:O, s:{s:s, s:s, s:O}, s:O}", "address", addr,
 				  "domain", d->name, "policy", d->policy, "certificates", own,
 				  "encryption", "address", target, "reason", reason,
-				  "certificates", enc));
+				  "certificates", enc, "tree_head", head ? head : head2 ? head2
+											: json_null()));
 	goto out;
 fail:
 	ks_fail(r, &e);
 out:
+	json_decref(head);
+	json_decref(head2);
 	json_decref(own);
 	json_decref(enc);
 	free(target);
@@ -113,12 +119,12 @@ void ks_lookup_history(struct ks_req *r, const char *raw)
 	struct ks_domain *d = NULL;
 	char *addr = address_arg(r, raw, &d);
 	struct err e = {0};
-	json_t *all;
+	json_t *all, *head = NULL;
 
 	if (addr == NULL)
 		return;
 	all = ks_store_certs_by_name(r->db, d->id, addr, "smime", 0, &e);
-	if (all == NULL)
+	if (all == NULL || ks_log_attach_proofs(r, all, &head, &e) < 0)
 		ks_fail(r, &e);
 	else if (json_array_size(all) == 0) {
 		err_set(&e, ERR_NOTFOUND, "not_found", "no certificate was ever published for %s",
@@ -126,13 +132,15 @@ void ks_lookup_history(struct ks_req *r, const char *raw)
 		ks_fail(r, &e);
 	} else
 		http_reply_json(r->resp, 200,
-				json_pack("{s:s, s:O}", "address", addr, "certificates", all));
+				json_pack("{s:s, s:O, s:O}", "address", addr, "certificates", all,
+					  "tree_head", head ? head : json_null()));
+	json_decref(head);
 	json_decref(all);
 	free(addr);
 	ks_domain_free(d);
 }
 
-static int is_uuid(const char *s)
+int ks_is_uuid(const char *s)
 {
 	static const char shape[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
 
@@ -147,10 +155,20 @@ static int is_uuid(const char *s)
 
 static void reply_cert(struct ks_req *r, json_t *obj, int pem)
 {
+	struct err e = {0};
+	json_t *head = NULL;
+
+	if (ks_log_attach_proofs(r, obj, &head, &e) < 0) {
+		json_decref(obj);
+		ks_fail(r, &e);
+		return;
+	}
 	if (!pem) {
+		json_object_set_new(obj, "tree_head", head ? head : json_null());
 		http_reply_json(r->resp, 200, obj);
 		return;
 	}
+	json_decref(head);
 	const char *text = json_string_value(json_object_get(obj, "certificate"));
 	http_reply_text(r->resp, 200, "application/x-pem-file", strdup(text), strlen(text));
 	json_decref(obj);
@@ -161,7 +179,7 @@ void ks_lookup_key(struct ks_req *r, const char *key_id, int pem)
 	struct err e = {0};
 	json_t *obj;
 
-	if (!is_uuid(key_id)) {
+	if (!ks_is_uuid(key_id)) {
 		err_set(&e, ERR_INPUT, "bad_request", "a key id is a UUID like "
 			"0b6f5c0e-4d3a-4c8e-9a57-6a1f1d0e8a11");
 		ks_fail(r, &e);

@@ -157,6 +157,29 @@ static int alias_parse(const char *alias, const char *self, int domain_scope,
 	return 0;
 }
 
+/* PROTOCOL.md §6.1: unknown members are refused (a user's signed request also carries
+ * its own type, address and issued, checked by user_request.c). */
+static int members_known(json_t *body, struct err *e)
+{
+	static const char *const known[] = {"servers", "alias", "ttl", "type", "address",
+					    "issued"};
+	const char *type = json_string_value(json_object_get(body, "type"));
+	int user = type != NULL && strcmp(type, "anchor-route-request") == 0;
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(body, key, v)
+	{
+		size_t k = 0, n = user ? sizeof(known) / sizeof(known[0]) : 3;
+		while (k < n && strcmp(known[k], key) != 0)
+			k++;
+		if (k == n)
+			return err_set(e, ERR_INPUT, "bad_route",
+				       "a route has no member \"%.40s\" (servers, alias, ttl)", key);
+	}
+	return 0;
+}
+
 int ks_route_parse(json_t *body, const char *self, int domain_scope, struct ks_route *rt,
 		   struct err *e)
 {
@@ -165,6 +188,10 @@ int ks_route_parse(json_t *body, const char *self, int domain_scope, struct ks_r
 
 	memset(rt, 0, sizeof(*rt));
 	if (e->kind != ERR_NONE)
+		return -1;
+	if (!json_is_object(body))
+		return err_set(e, ERR_INPUT, "bad_request", "a route is a JSON object");
+	if (members_known(body, e) < 0)
 		return -1;
 	if ((servers == NULL) == (alias == NULL))
 		return err_set(e, ERR_INPUT, "bad_route",
@@ -191,6 +218,7 @@ static int route_row(PGresult *res, int row, struct ks_route *rt)
 	rt->ttl = (int)strtol(PQgetvalue(res, row, 2), NULL, 10);
 	snprintf(rt->scope_name, sizeof(rt->scope_name), "%s", PQgetvalue(res, row, 3));
 	snprintf(rt->updated, sizeof(rt->updated), "%s", PQgetvalue(res, row, 4));
+	rt->log_seq = PQgetisnull(res, row, 5) ? -1 : strtoll(PQgetvalue(res, row, 5), NULL, 10);
 	if (strcmp(PQgetvalue(res, row, 0), "servers") == 0)
 		rt->servers = json_loads(PQgetvalue(res, row, 1), 0, NULL);
 	else
@@ -210,8 +238,8 @@ int ks_route_effective(struct db *db, const struct ks_domain *d, const char *nam
 	snprintf(idbuf, sizeof(idbuf), "%lld", d->id);
 	res = db_exec(db,
 		      "SELECT kind, COALESCE(servers::text, alias), ttl, name,"
-		      " to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-		      " FROM routes WHERE domain_id = $1 AND name IN ($2, $3)"
+		      " to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+		      " log_seq FROM routes WHERE domain_id = $1 AND name IN ($2, $3)"
 		      " ORDER BY name = $3 LIMIT 1",
 		      3, params, e);
 	if (res == NULL)
@@ -258,6 +286,41 @@ static int check_local_loop(struct db *db, const struct ks_domain *d, const char
 	return err_set(e, ERR_INPUT, "route_loop", "the alias chain from %s is too long", self);
 }
 
+/* Log a route change; the entry commits to the route by the digest of its canonical form. */
+static int log_route(struct ks_req *r, const struct ks_domain *d, const char *name,
+		     const char *type, const struct ks_route *rt, struct err *e)
+{
+	json_t *details = json_object(), *content;
+	struct ks_event ev = {.type = type, .name = name, .details = details};
+	long long seq = -1;
+	char digest[CRYPTO_HEX256_LEN], seqbuf[24], idbuf[24];
+	char *text = NULL;
+	int rc;
+
+	if (rt != NULL) {
+		content = rt->servers ? json_pack("{s:O, s:i}", "servers", rt->servers, "ttl", rt->ttl)
+				      : json_pack("{s:s, s:i}", "alias", rt->alias, "ttl", rt->ttl);
+		text = content ? json_dumps(content, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+		json_decref(content);
+		if (text == NULL) {
+			json_decref(details);
+			return err_set(e, ERR_INTERNAL, "internal", "out of memory");
+		}
+		crypto_sha256_hex(text, strlen(text), digest);
+		json_object_set_new(details, "route_sha256", json_string(digest));
+		free(text);
+	}
+	rc = ks_log_append(r, d, &ev, &seq, e);
+	json_decref(details);
+	if (rc < 0 || rt == NULL)
+		return rc;
+	snprintf(seqbuf, sizeof(seqbuf), "%lld", seq);
+	snprintf(idbuf, sizeof(idbuf), "%lld", d->id);
+	const char *params[3] = {seqbuf, idbuf, name};
+	return db_run(r->db, "UPDATE routes SET log_seq = $1 WHERE domain_id = $2 AND name = $3",
+		      3, params, e);
+}
+
 int ks_route_store(struct ks_req *r, const struct ks_domain *d, const char *name,
 		   const struct ks_route *rt, const char *set_by, struct err *e)
 {
@@ -282,6 +345,7 @@ int ks_route_store(struct ks_req *r, const struct ks_domain *d, const char *name
 		   " servers = EXCLUDED.servers, alias = EXCLUDED.alias, ttl = EXCLUDED.ttl,"
 		   " set_by = EXCLUDED.set_by, updated_at = now()",
 		   7, params, e) < 0 ||
+	    log_route(r, d, name, "route_set", rt, e) < 0 ||
 	    ks_store_notify_change(r->db, d->name, e) < 0 || db_commit(r->db, e) < 0) {
 		db_rollback(r->db);
 		goto out;
@@ -314,7 +378,8 @@ static int route_remove(struct ks_req *r, const struct ks_domain *d, const char 
 		err_set(e, ERR_NOTFOUND, "no_route", "no route is set for %s", name);
 		goto fail;
 	}
-	if (ks_store_notify_change(r->db, d->name, e) < 0 || db_commit(r->db, e) < 0)
+	if (log_route(r, d, name, "route_removed", NULL, e) < 0 ||
+	    ks_store_notify_change(r->db, d->name, e) < 0 || db_commit(r->db, e) < 0)
 		goto fail;
 	ks_cache_invalidate(r->ks->cache);
 	return 0;
@@ -376,6 +441,43 @@ char *ks_sign_object(struct ks_req *r, const struct ks_domain *d, json_t *payloa
 	return jws;
 }
 
+/*
+ * The log entry of the route and its inclusion proof ride in the JWS's unprotected
+ * header: they need no signature of their own (the proof leads to a signed tree head),
+ * and a verifier that does not know them ignores them.  On any failure the answer
+ * goes out without them rather than not at all.
+ */
+static char *with_log_proof(struct ks_req *r, const struct ks_domain *d,
+			    const struct ks_route *rt, char *jws)
+{
+	json_t *obj = NULL, *proof = NULL, *head = NULL, *probe;
+	struct err e = {0};
+	char *out = NULL;
+
+	if (rt->log_seq < 0)
+		return jws;
+	probe = json_pack("{s:I, s:I}", "log_seq", (json_int_t)rt->log_seq, "_domain_id",
+			  (json_int_t)d->id);
+	if (probe == NULL || ks_log_attach_proofs(r, probe, &head, &e) < 0 ||
+	    (proof = json_object_get(probe, "log")) == NULL ||
+	    (obj = json_loads(jws, 0, NULL)) == NULL)
+		goto out;
+	json_object_set_new(obj, "header",
+			    json_pack("{s:O, s:O}", "log", proof, "tree_head", head));
+	out = json_dumps(obj, JSON_COMPACT);
+out:
+	json_decref(obj);
+	json_decref(head);
+	json_decref(probe);
+	if (out == NULL) {
+		if (e.kind != ERR_NONE)
+			log_warn(r->http->reqid, "route answer without log proof: %s", e.msg);
+		return jws;
+	}
+	free(jws);
+	return out;
+}
+
 static void reply_signed_route(struct ks_req *r, const struct ks_domain *d, const char *asked,
 			       const struct ks_route *rt)
 {
@@ -390,6 +492,7 @@ static void reply_signed_route(struct ks_req *r, const struct ks_domain *d, cons
 		ks_fail(r, &e);
 		return;
 	}
+	jws = with_log_proof(r, d, rt, jws);
 	http_reply_text(r->resp, 200, "application/jose+json", jws, strlen(jws));
 	/* Keep cached copies well inside the answer's validity. */
 	r->cache_max_age = rt->ttl < r->cache_max_age ? rt->ttl : r->cache_max_age;
@@ -473,8 +576,10 @@ static void put_route(struct ks_req *r, struct ks_domain *d, const char *name, i
 		goto fail;
 	log_info(r->http->reqid, "route of %s set by %s: %s", name, set_by,
 		 rt.alias ? "alias" : "servers");
-	snprintf(rt.scope_name, sizeof(rt.scope_name), "%s", name);
-	rfc3339(time(NULL), rt.updated);
+	/* Answer with the route as stored, log entry included. */
+	ks_route_free(&rt);
+	if (ks_route_effective(r->db, d, name, &rt, &e) < 0)
+		goto fail;
 	reply_signed_route(r, d, name, &rt);
 	ks_route_free(&rt);
 	return;

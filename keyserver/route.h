@@ -10,6 +10,7 @@ struct ks_route {
 	int ttl;
 	char scope_name[320]; /* the name whose route this is (address or domain) */
 	char updated[32];
+	long long log_seq; /* the log entry that recorded it; -1 when unknown */
 };
 
 void ks_route_free(struct ks_route *rt); /* releases members; accepts NULL */

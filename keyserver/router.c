@@ -65,6 +65,13 @@ enum route_id {
 	R_ADMIN_DOMAINS,
 	R_ROUTE,
 	R_DOMAIN_ROUTE,
+	R_REVOKE,
+	R_CRL,
+	R_LOG_HEAD,
+	R_LOG_ENTRIES,
+	R_LOG_CONSISTENCY,
+	R_LOG_INCLUSION,
+	R_FEED,
 };
 
 struct route {
@@ -90,6 +97,13 @@ static const struct route routes[] = {
 	[R_ADMIN_DOMAINS] = {R_ADMIN_DOMAINS, "admin_domains", "POST", 0},
 	[R_ROUTE] = {R_ROUTE, "route", "GET PUT DELETE", 1},
 	[R_DOMAIN_ROUTE] = {R_DOMAIN_ROUTE, "domain_route", "GET PUT DELETE", 1},
+	[R_REVOKE] = {R_REVOKE, "revoke", "POST", 0},
+	[R_CRL] = {R_CRL, "crl", "GET", 1},
+	[R_LOG_HEAD] = {R_LOG_HEAD, "log_head", "GET", 1},
+	[R_LOG_ENTRIES] = {R_LOG_ENTRIES, "log_entries", "GET", 0},
+	[R_LOG_CONSISTENCY] = {R_LOG_CONSISTENCY, "log_consistency", "GET", 0},
+	[R_LOG_INCLUSION] = {R_LOG_INCLUSION, "log_inclusion", "GET", 0},
+	[R_FEED] = {R_FEED, "feed", "GET", 0},
 };
 
 static int seg_is(const struct http_request *h, int i, const char *s)
@@ -120,6 +134,18 @@ static enum route_id match_route(const struct http_request *h)
 			return R_GROUP;
 		if (n == 4 && seg_is(h, 3, "route"))
 			return R_DOMAIN_ROUTE;
+		if (n == 4 && (seg_is(h, 3, "crl") || seg_is(h, 3, "crl.pem")))
+			return R_CRL;
+		if (n == 4 && seg_is(h, 3, "feed"))
+			return R_FEED;
+		if (n == 5 && seg_is(h, 3, "log") && seg_is(h, 4, "head"))
+			return R_LOG_HEAD;
+		if (n == 5 && seg_is(h, 3, "log") && seg_is(h, 4, "entries"))
+			return R_LOG_ENTRIES;
+		if (n == 5 && seg_is(h, 3, "log") && seg_is(h, 4, "consistency"))
+			return R_LOG_CONSISTENCY;
+		if (n == 5 && seg_is(h, 3, "log") && seg_is(h, 4, "inclusion"))
+			return R_LOG_INCLUSION;
 		return R_NONE;
 	}
 	if (seg_is(h, 1, "addresses")) {
@@ -134,6 +160,8 @@ static enum route_id match_route(const struct http_request *h)
 			return R_KEY;
 		if (n == 4 && seg_is(h, 3, "certificate.pem"))
 			return R_KEY_PEM;
+		if (n == 4 && seg_is(h, 3, "revoke"))
+			return R_REVOKE;
 		return R_NONE;
 	}
 	if (seg_is(h, 1, "routes") && n == 3)
@@ -207,6 +235,27 @@ static void run_handler(struct ks_req *r, enum route_id id, const char *method)
 		break;
 	case R_ADMIN_DOMAINS:
 		ks_domain_register(r);
+		break;
+	case R_REVOKE:
+		ks_revoke(r, h->seg[2]);
+		break;
+	case R_CRL:
+		ks_crl_get(r, h->seg[2], strcmp(h->seg[3], "crl.pem") == 0);
+		break;
+	case R_LOG_HEAD:
+		ks_log_head(r, h->seg[2]);
+		break;
+	case R_LOG_ENTRIES:
+		ks_log_entries(r, h->seg[2]);
+		break;
+	case R_LOG_CONSISTENCY:
+		ks_log_consistency(r, h->seg[2]);
+		break;
+	case R_LOG_INCLUSION:
+		ks_log_inclusion(r, h->seg[2]);
+		break;
+	case R_FEED:
+		ks_feed(r, h->seg[2]);
 		break;
 	case R_ROUTE:
 		if (strcmp(method, "GET") == 0)

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crl.h"
 #include "ks.h"
 
 /* RFC 3339 UTC rendering done by the server, so that every node prints alike. */
@@ -9,7 +10,10 @@
 
 #define CERT_COLUMNS                                                                              \
 	"key_id::text, kind, purpose, name, algorithm, fingerprint, serial, " TS("not_before") ", " \
-	TS("not_after") ", status, " TS("issued_at") ", " TS("superseded_at") ", pem"
+	TS("not_after") ", status, " TS("issued_at") ", " TS("superseded_at") ", pem, "              \
+	"(SELECT json_build_object('reason', rv.reason, 'method', rv.method, 'time', "             \
+	TS("rv.revoked_at") ")::text FROM revocations rv WHERE rv.key_id = certificates.key_id), "  \
+	"log_seq, domain_id"
 
 static char *dup_field(PGresult *res, int row, int col)
 {
@@ -91,6 +95,21 @@ static json_t *nullable(PGresult *res, int row, int col)
 	return PQgetisnull(res, row, col) ? json_null() : json_string(PQgetvalue(res, row, col));
 }
 
+static json_t *revocation_json(PGresult *res, int row, int col)
+{
+	json_t *r, *reason;
+
+	if (PQgetisnull(res, row, col))
+		return json_null();
+	r = json_loads(PQgetvalue(res, row, col), 0, NULL);
+	reason = json_object_get(r, "reason");
+	if (json_is_integer(reason)) {
+		const char *name = crl_reason_name((int)json_integer_value(reason));
+		json_object_set_new(r, "reason", json_string(name ? name : "unspecified"));
+	}
+	return r ? r : json_null();
+}
+
 static json_t *cert_row_json(PGresult *res, int row)
 {
 	static const char *const names[] = {"key_id",     "kind",      "purpose",  "name",
@@ -101,8 +120,18 @@ static json_t *cert_row_json(PGresult *res, int row)
 
 	if (o == NULL)
 		return NULL;
-	for (int c = 0; c < (int)(sizeof(names) / sizeof(names[0])); c++)
+	int ncols = (int)(sizeof(names) / sizeof(names[0]));
+
+	for (int c = 0; c < ncols; c++)
 		json_object_set_new(o, names[c], nullable(res, row, c));
+	json_object_set_new(o, "revocation", revocation_json(res, row, ncols));
+	/* log_seq and _domain_id are for ks_log_attach_proofs, which replaces them with the
+	 * "log" member (the entry and its inclusion proof). */
+	if (!PQgetisnull(res, row, ncols + 1))
+		json_object_set_new(o, "log_seq",
+				    json_integer(strtoll(PQgetvalue(res, row, ncols + 1), NULL, 10)));
+	json_object_set_new(o, "_domain_id",
+			    json_integer(strtoll(PQgetvalue(res, row, ncols + 2), NULL, 10)));
 	return o;
 }
 

@@ -1,0 +1,294 @@
+/*
+ * revoke.c - revocation, three ways: by the key itself (a request it signed,
+ * which may be made in advance and kept offline like a PGP revocation
+ * certificate), by the revocation secret handed out at enrollment (for a lost
+ * key), and by the domain admin.  Published as a CRL signed by the issuer, as
+ * the status in every lookup, and as a log entry that the feed carries.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache.h"
+#include "cert.h"
+#include "crl.h"
+#include "crypto.h"
+#include "jws.h"
+#include "log.h"
+#include "ks.h"
+
+#define CRL_NEXT_UPDATE (24 * 3600)
+
+/* The row of the certificate being revoked, locked for the transaction. */
+struct revoke_target {
+	char key_id[CRYPTO_UUID_LEN];
+	char domain[DNS_DOMAIN_MAX];
+	char name[320];
+	char fingerprint[CERT_FPR_LEN];
+	char serial[80];
+	char status[16];
+	char secret_hash[CRYPTO_HEX256_LEN];
+};
+
+static int target_load(struct ks_req *r, const char *key_id, struct revoke_target *t,
+		       struct err *e)
+{
+	const char *params[1] = {key_id};
+	PGresult *res;
+
+	res = db_exec(r->db,
+		      "SELECT c.key_id::text, d.name, c.name, c.fingerprint, c.serial, c.status,"
+		      " COALESCE(c.revocation_secret_hash, '')"
+		      " FROM certificates c JOIN domains d ON d.id = c.domain_id"
+		      " WHERE c.key_id = $1::uuid FOR UPDATE OF c",
+		      1, params, e);
+	if (res == NULL)
+		return -1;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		return err_set(e, ERR_NOTFOUND, "not_found", "no certificate with that key id");
+	}
+	snprintf(t->key_id, sizeof(t->key_id), "%s", PQgetvalue(res, 0, 0));
+	snprintf(t->domain, sizeof(t->domain), "%s", PQgetvalue(res, 0, 1));
+	snprintf(t->name, sizeof(t->name), "%s", PQgetvalue(res, 0, 2));
+	snprintf(t->fingerprint, sizeof(t->fingerprint), "%s", PQgetvalue(res, 0, 3));
+	snprintf(t->serial, sizeof(t->serial), "%s", PQgetvalue(res, 0, 4));
+	snprintf(t->status, sizeof(t->status), "%s", PQgetvalue(res, 0, 5));
+	snprintf(t->secret_hash, sizeof(t->secret_hash), "%s", PQgetvalue(res, 0, 6));
+	PQclear(res);
+	return 0;
+}
+
+static int reason_of(json_t *obj, int *reason, struct err *e)
+{
+	json_t *v = json_object_get(obj, "reason");
+
+	*reason = CRL_UNSPECIFIED;
+	if (v == NULL)
+		return 0;
+	if (!json_is_string(v))
+		return err_set(e, ERR_INPUT, "bad_reason", "\"reason\" must be a reason name");
+	return crl_reason_parse(json_string_value(v), reason, e);
+}
+
+/* The request is a JWS by the key being revoked: payload names that key. */
+static int auth_by_key(struct ks_req *r, const struct ks_domain *d,
+		       const struct revoke_target *t, int *reason, struct err *e)
+{
+	const char *pins[8];
+	int npins = 0;
+	size_t i;
+	json_t *p, *payload = NULL;
+	struct jws_verified v = {0};
+	char fpr[CERT_FPR_LEN];
+	const char *type, *kid;
+	int rc = -1;
+
+	json_array_foreach(d->pins, i, p)
+	{
+		if (npins < 8 && json_is_string(p))
+			pins[npins++] = json_string_value(p);
+	}
+	if (jws_verify(r->http->body, r->http->body_len, pins, npins, &v, e) < 0)
+		return -1;
+	if (cert_fingerprint(v.leaf, fpr, e) < 0)
+		goto out;
+	if (strcmp(fpr, t->fingerprint) != 0) {
+		err_set(e, ERR_FORBIDDEN, "wrong_key",
+			"the revocation is signed by another key than the one it revokes");
+		goto out;
+	}
+	payload = json_loadb(v.payload, v.payload_len, JSON_REJECT_DUPLICATES, NULL);
+	type = json_string_value(json_object_get(payload, "type"));
+	kid = json_string_value(json_object_get(payload, "key_id"));
+	if (type == NULL || strcmp(type, "anchor-revoke") != 0 || kid == NULL ||
+	    strcmp(kid, t->key_id) != 0) {
+		err_set(e, ERR_INPUT, "bad_request",
+			"the signed payload must be {\"type\": \"anchor-revoke\", \"key_id\": "
+			"<this key id>, \"reason\": ...}");
+		goto out;
+	}
+	rc = reason_of(payload, reason, e);
+out:
+	json_decref(payload);
+	jws_verified_free(&v);
+	return rc;
+}
+
+static int auth_by_secret(const struct revoke_target *t, const char *secret, struct err *e)
+{
+	char hash[CRYPTO_HEX256_LEN];
+
+	crypto_token_hash(secret, hash);
+	if (t->secret_hash[0] == '\0' ||
+	    !crypto_ct_equal(hash, t->secret_hash, CRYPTO_HEX256_LEN - 1))
+		return err_set(e, ERR_FORBIDDEN, "wrong_secret",
+			       "the revocation secret is not the one issued with this key");
+	return 0;
+}
+
+/* Decide who asks, and with which reason. */
+static int authorise(struct ks_req *r, const struct ks_domain *d, const struct revoke_target *t,
+		     const char **method, int *reason, struct err *e)
+{
+	json_t *body = r->http->json;
+	const char *secret;
+
+	if (json_object_get(body, "protected") != NULL) {
+		*method = "key";
+		return auth_by_key(r, d, t, reason, e);
+	}
+	if ((secret = ks_json_str(body, "secret", 0, e)) != NULL) {
+		*method = "secret";
+		return reason_of(body, reason, e) < 0 ? -1 : auth_by_secret(t, secret, e);
+	}
+	if (e->kind != ERR_NONE)
+		return -1;
+	*method = "admin";
+	if (http_bearer_token(r->http) == NULL)
+		return err_set(e, ERR_AUTH, "unauthorized",
+			       "revoke with a request signed by the key, the revocation secret, "
+			       "or the domain admin's token");
+	return ks_auth_domain_admin(r, d, e) < 0 ? -1 : reason_of(body, reason, e);
+}
+
+static int record_revocation(struct ks_req *r, const struct ks_domain *d,
+			     const struct revoke_target *t, const char *method, int reason,
+			     struct err *e)
+{
+	char idbuf[24], rbuf[8];
+	const char *upd[1] = {t->key_id};
+	const char *ins[5] = {t->key_id, idbuf, t->serial, rbuf, method};
+	json_t *details = json_pack("{s:s, s:s, s:s}", "fingerprint", t->fingerprint, "reason",
+				    crl_reason_name(reason), "method", method);
+	struct ks_event ev = {.type = "revoked", .name = t->name, .key_id = t->key_id,
+			      .details = details};
+	int rc;
+
+	snprintf(idbuf, sizeof(idbuf), "%lld", d->id);
+	snprintf(rbuf, sizeof(rbuf), "%d", reason);
+	rc = db_run(r->db, "UPDATE certificates SET status = 'revoked' WHERE key_id = $1::uuid", 1,
+		    upd, e) < 0 ||
+	     db_run(r->db,
+		    "INSERT INTO revocations (key_id, domain_id, serial, reason, method)"
+		    " VALUES ($1::uuid, $2, $3, $4, $5)",
+		    5, ins, e) < 0 ||
+	     ks_log_append(r, d, &ev, NULL, e) < 0 || ks_store_notify_change(r->db, d->name, e) < 0
+		     ? -1
+		     : 0;
+	json_decref(details);
+	return rc;
+}
+
+void ks_revoke(struct ks_req *r, const char *key_id)
+{
+	struct revoke_target t = {0};
+	struct ks_domain *d = NULL;
+	const char *method = "?";
+	struct err e = {0};
+	int reason = 0;
+
+	if (!ks_is_uuid(key_id)) {
+		err_set(&e, ERR_INPUT, "bad_request", "a key id is a UUID");
+		ks_fail(r, &e);
+		return;
+	}
+	if (db_begin(r->db, &e) < 0 || target_load(r, key_id, &t, &e) < 0)
+		goto fail;
+	if ((d = ks_store_domain(r->db, t.domain, &e)) == NULL ||
+	    authorise(r, d, &t, &method, &reason, &e) < 0)
+		goto fail;
+	if (strcmp(t.status, "revoked") == 0) {
+		err_set(&e, ERR_CONFLICT, "already_revoked", "the key %s is already revoked",
+			t.key_id);
+		goto fail;
+	}
+	if (record_revocation(r, d, &t, method, reason, &e) < 0 || db_commit(r->db, &e) < 0)
+		goto fail;
+	ks_cache_invalidate(r->ks->cache);
+	log_info(r->http->reqid, "revoked key_id=%s of %s by %s, reason %s", t.key_id, t.name,
+		 method, crl_reason_name(reason));
+	ks_lookup_key(r, t.key_id, 0);
+	ks_domain_free(d);
+	return;
+fail:
+	db_rollback(r->db);
+	ks_domain_free(d);
+	ks_fail(r, &e);
+}
+
+/* ---- the CRL ---- */
+
+static struct crl_entry *load_entries(struct ks_req *r, const struct ks_domain *d, size_t *n,
+				      PGresult **keep, struct err *e)
+{
+	char idbuf[24];
+	const char *params[1] = {idbuf};
+	struct crl_entry *v;
+	PGresult *res;
+
+	snprintf(idbuf, sizeof(idbuf), "%lld", d->id);
+	res = db_exec(r->db,
+		      "SELECT serial, floor(extract(epoch FROM revoked_at))::bigint, reason"
+		      " FROM revocations WHERE domain_id = $1 ORDER BY revoked_at",
+		      1, params, e);
+	if (res == NULL)
+		return NULL;
+	*n = (size_t)PQntuples(res);
+	v = calloc(*n + 1, sizeof(*v));
+	if (v == NULL) {
+		PQclear(res);
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+		return NULL;
+	}
+	for (size_t i = 0; i < *n; i++) {
+		v[i].serial_hex = PQgetvalue(res, (int)i, 0);
+		v[i].revoked_at = (time_t)strtoll(PQgetvalue(res, (int)i, 1), NULL, 10);
+		v[i].reason = (int)strtol(PQgetvalue(res, (int)i, 2), NULL, 10);
+	}
+	*keep = res; /* the entries point into it */
+	return v;
+}
+
+void ks_crl_get(struct ks_req *r, const char *domain, int pem)
+{
+	struct ks_domain *d = ks_load_domain(r, domain);
+	struct crl_entry *entries = NULL;
+	PGresult *res = NULL;
+	X509 *issuer = NULL;
+	EVP_PKEY *key = NULL;
+	X509_CRL *crl = NULL;
+	struct err e = {0};
+	size_t n = 0, len = 0;
+	unsigned char *der;
+	char *text;
+
+	if (d == NULL)
+		return;
+	if ((entries = load_entries(r, d, &n, &res, &e)) == NULL ||
+	    (issuer = cert_from_pem(d->issuer_pem, strlen(d->issuer_pem), &e)) == NULL ||
+	    (key = ks_issuer_key_load(r->ks, d->name, &e)) == NULL ||
+	    /* The number of revocations only grows: a monotonic CRL number. */
+	    (crl = crl_make(issuer, key, entries, n, (long long)n + 1, CRL_NEXT_UPDATE, &e)) ==
+		    NULL) {
+		ks_fail(r, &e);
+		goto out;
+	}
+	if (pem) {
+		if ((text = crl_to_pem(crl, &e)) == NULL)
+			ks_fail(r, &e);
+		else
+			http_reply_text(r->resp, 200, "application/x-pem-file", text, strlen(text));
+	} else {
+		if ((der = crl_to_der(crl, &len, &e)) == NULL)
+			ks_fail(r, &e);
+		else
+			http_reply_text(r->resp, 200, "application/pkix-crl", (char *)der, len);
+	}
+out:
+	X509_CRL_free(crl);
+	EVP_PKEY_free(key);
+	X509_free(issuer);
+	free(entries);
+	PQclear(res);
+	ks_domain_free(d);
+}
