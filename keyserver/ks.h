@@ -28,6 +28,7 @@ struct ks {
 	struct ks_settings cfg;
 	struct db_pool *pool;
 	struct ks_cache *cache;
+	struct ks_webhooks *webhooks;
 	atomic_ullong enrollments;
 	atomic_ullong cache_hits;
 	atomic_ullong cache_misses;
@@ -116,6 +117,13 @@ int ks_log_attach_proofs(struct ks_req *r, json_t *certs, json_t **head, struct 
 /* The inclusion proof of entry seq in the tree of size, with its leaf and salt. */
 int ks_log_proof_for(struct ks_req *r, long long domain_id, long long seq, long long size,
 		     json_t **out, struct err *e);
+
+/* webhook.c */
+struct ks_webhooks;
+struct ks_webhooks *ks_webhooks_start(struct ks *ks, struct err *e);
+void ks_webhooks_stop(struct ks_webhooks *w); /* accepts NULL */
+void ks_webhook_add(struct ks_req *r, const char *domain);
+void ks_webhook_delete(struct ks_req *r, const char *domain, const char *id);
 
 /* A canonical UUID (36 characters, hex and dashes). */
 int ks_is_uuid(const char *s);

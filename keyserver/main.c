@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include "cache.h"
 #include "db.h"
 #include "http.h"
@@ -179,6 +181,8 @@ static int serve(struct ks *ks, struct err *e)
 		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
 	if (ks_cache_listen(ks->cache, ks->cfg.db_conninfo, e) < 0)
 		return -1;
+	if ((ks->webhooks = ks_webhooks_start(ks, e)) == NULL)
+		return -1;
 	if ((srv = start_http(ks, e)) == NULL)
 		return -1;
 	log_info(NULL, "listening on %s://%s:%d", ks->cfg.allow_plain_http ? "http" : "https",
@@ -220,6 +224,8 @@ int main(int argc, char **argv)
 	}
 	log_level_parse(ks.cfg.log_level, &lvl);
 	log_init("anchor-keyserver", lvl, ks.cfg.syslog);
+	/* Before any thread starts: curl_global_init is not thread-safe. */
+	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (prepare_key_dir(ks.cfg.key_dir, &e) < 0 ||
 	    (ks.cfg.migrate_on_start && migrate(&ks.cfg, &e) < 0) || serve(&ks, &e) < 0) {
 		log_err(NULL, "%s", e.msg);
@@ -227,6 +233,7 @@ int main(int argc, char **argv)
 	}
 	rc = 0;
 out:
+	ks_webhooks_stop(ks.webhooks);
 	ks_cache_free(ks.cache);
 	db_pool_free(ks.pool);
 	conf_free(ks_settings_table, &ks.cfg);

@@ -72,6 +72,8 @@ enum route_id {
 	R_LOG_CONSISTENCY,
 	R_LOG_INCLUSION,
 	R_FEED,
+	R_WEBHOOKS,
+	R_WEBHOOK,
 };
 
 struct route {
@@ -104,6 +106,8 @@ static const struct route routes[] = {
 	[R_LOG_CONSISTENCY] = {R_LOG_CONSISTENCY, "log_consistency", "GET", 0},
 	[R_LOG_INCLUSION] = {R_LOG_INCLUSION, "log_inclusion", "GET", 0},
 	[R_FEED] = {R_FEED, "feed", "GET", 0},
+	[R_WEBHOOKS] = {R_WEBHOOKS, "webhooks", "POST", 0},
+	[R_WEBHOOK] = {R_WEBHOOK, "webhook", "DELETE", 0},
 };
 
 static int seg_is(const struct http_request *h, int i, const char *s)
@@ -138,6 +142,10 @@ static enum route_id match_route(const struct http_request *h)
 			return R_CRL;
 		if (n == 4 && seg_is(h, 3, "feed"))
 			return R_FEED;
+		if (n == 4 && seg_is(h, 3, "webhooks"))
+			return R_WEBHOOKS;
+		if (n == 5 && seg_is(h, 3, "webhooks"))
+			return R_WEBHOOK;
 		if (n == 5 && seg_is(h, 3, "log") && seg_is(h, 4, "head"))
 			return R_LOG_HEAD;
 		if (n == 5 && seg_is(h, 3, "log") && seg_is(h, 4, "entries"))
@@ -256,6 +264,12 @@ static void run_handler(struct ks_req *r, enum route_id id, const char *method)
 		break;
 	case R_FEED:
 		ks_feed(r, h->seg[2]);
+		break;
+	case R_WEBHOOKS:
+		ks_webhook_add(r, h->seg[2]);
+		break;
+	case R_WEBHOOK:
+		ks_webhook_delete(r, h->seg[2], h->seg[4]);
 		break;
 	case R_ROUTE:
 		if (strcmp(method, "GET") == 0)

@@ -25,6 +25,9 @@ struct ks_settings {
 	long long rate_burst;
 	long long cache_max_age;
 	long long cert_days;
+	int webhook_allow_http;
+	long long webhook_retry_base;
+	long long webhook_max_attempts;
 	char *log_level;
 	int syslog;
 };

@@ -1,0 +1,356 @@
+/*
+ * webhook.c - subscribers' webhooks: registration, and a delivery thread that
+ * POSTs each log entry about a watched key, with its inclusion proof and the
+ * signed tree head, retrying with exponential backoff.  Deliveries are rows
+ * queued in the same transaction as the entry; nodes share the queue through
+ * FOR UPDATE SKIP LOCKED, so no entry goes out twice at once.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "crypto.h"
+#include "log.h"
+#include "ks.h"
+
+#define WEBHOOK_BATCH 20
+#define WEBHOOK_TIMEOUT_MS 5000
+#define WEBHOOK_MAX_KEYS 1000
+#define WEBHOOK_BACKOFF_MAX 3600
+
+struct ks_webhooks {
+	struct ks *ks;
+	pthread_t thread;
+	atomic_int stop;
+};
+
+/* ---- registration ---- */
+
+static int url_ok(const struct ks *ks, const char *url, struct err *e)
+{
+	if (strncmp(url, "https://", 8) == 0 && strlen(url) > 8 && strlen(url) < 2048)
+		return 0;
+	if (ks->cfg.webhook_allow_http && strncmp(url, "http://", 7) == 0 && strlen(url) < 2048)
+		return 0;
+	return err_set(e, ERR_INPUT, "bad_request", "the webhook url must be https://");
+}
+
+/* The key ids as a PostgreSQL array literal, each checked to be a UUID of this domain. */
+static char *key_ids_literal(struct ks_req *r, const struct ks_domain *d, json_t *ids,
+			     struct err *e)
+{
+	size_t i, len = 2 + json_array_size(ids) * (CRYPTO_UUID_LEN + 1);
+	char *lit, *p;
+	json_t *v;
+
+	if (!json_is_array(ids) || json_array_size(ids) < 1 ||
+	    json_array_size(ids) > WEBHOOK_MAX_KEYS) {
+		err_set(e, ERR_INPUT, "bad_request", "\"key_ids\" must list 1 to %d key ids",
+			WEBHOOK_MAX_KEYS);
+		return NULL;
+	}
+	if ((lit = malloc(len + 1)) == NULL) {
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+		return NULL;
+	}
+	p = lit;
+	*p++ = '{';
+	json_array_foreach(ids, i, v)
+	{
+		const char *id = json_string_value(v);
+		if (id == NULL || !ks_is_uuid(id)) {
+			free(lit);
+			err_set(e, ERR_INPUT, "bad_request", "key_ids[%zu] is not a key id", i);
+			return NULL;
+		}
+		p += sprintf(p, "%s%s", i ? "," : "", id);
+	}
+	*p++ = '}';
+	*p = '\0';
+	(void)r;
+	(void)d;
+	return lit;
+}
+
+void ks_webhook_add(struct ks_req *r, const char *domain)
+{
+	struct ks_domain *d = ks_load_domain(r, domain);
+	char token[CRYPTO_TOKEN_LEN], hash[CRYPTO_HEX256_LEN], idbuf[24];
+	struct err e = {0};
+	const char *url;
+	char *ids = NULL;
+	PGresult *res = NULL;
+
+	if (d == NULL)
+		return;
+	if ((url = ks_json_str(r->http->json, "url", 1, &e)) == NULL || url_ok(r->ks, url, &e) < 0 ||
+	    (ids = key_ids_literal(r, d, json_object_get(r->http->json, "key_ids"), &e)) == NULL ||
+	    crypto_random_token(token, &e) < 0)
+		goto fail;
+	crypto_token_hash(token, hash);
+	snprintf(idbuf, sizeof(idbuf), "%lld", d->id);
+	const char *params[4] = {idbuf, url, ids, hash};
+	/* Only key ids of this domain count; others would never fire. */
+	res = db_exec(r->db,
+		      "INSERT INTO webhooks (domain_id, url, key_ids, secret_hash)"
+		      " SELECT $1, $2, $3::uuid[], $4 WHERE (SELECT count(*) FROM certificates"
+		      " WHERE domain_id = $1 AND key_id = ANY ($3::uuid[]))"
+		      " = cardinality($3::uuid[]) RETURNING id",
+		      4, params, &e);
+	if (res == NULL)
+		goto fail;
+	if (PQntuples(res) != 1) {
+		err_set(&e, ERR_NOTFOUND, "not_found", "some key_ids are not keys of %s", d->name);
+		goto fail;
+	}
+	log_info(r->http->reqid, "webhook %s registered for %s", PQgetvalue(res, 0, 0), d->name);
+	http_reply_json(r->resp, 201,
+			json_pack("{s:I, s:s}", "id",
+				  (json_int_t)strtoll(PQgetvalue(res, 0, 0), NULL, 10), "secret",
+				  token));
+	PQclear(res);
+	free(ids);
+	ks_domain_free(d);
+	return;
+fail:
+	PQclear(res);
+	free(ids);
+	ks_domain_free(d);
+	ks_fail(r, &e);
+}
+
+void ks_webhook_delete(struct ks_req *r, const char *domain, const char *id)
+{
+	struct ks_domain *d = ks_load_domain(r, domain);
+	const char *token = http_bearer_token(r->http);
+	char hash[CRYPTO_HEX256_LEN], idbuf[24];
+	struct err e = {0};
+	PGresult *res;
+
+	if (d == NULL)
+		return;
+	if (token == NULL || strspn(id, "0123456789") != strlen(id) || strlen(id) > 18) {
+		err_set(&e, token == NULL ? ERR_AUTH : ERR_INPUT,
+			token == NULL ? "unauthorized" : "bad_request",
+			token == NULL ? "delete a webhook with its secret as the bearer token"
+				      : "a webhook id is a number");
+		goto fail;
+	}
+	crypto_token_hash(token, hash);
+	snprintf(idbuf, sizeof(idbuf), "%lld", d->id);
+	const char *params[3] = {id, idbuf, hash};
+	res = db_exec(r->db,
+		      "DELETE FROM webhooks WHERE id = $1 AND domain_id = $2 AND secret_hash = $3",
+		      3, params, &e);
+	if (res == NULL)
+		goto fail;
+	if (strtol(PQcmdTuples(res), NULL, 10) != 1) {
+		PQclear(res);
+		err_set(&e, ERR_NOTFOUND, "not_found", "no webhook %s with that secret", id);
+		goto fail;
+	}
+	PQclear(res);
+	http_reply_json(r->resp, 200, json_pack("{s:s, s:b}", "id", id, "deleted", 1));
+	ks_domain_free(d);
+	return;
+fail:
+	ks_domain_free(d);
+	ks_fail(r, &e);
+}
+
+/* ---- delivery ---- */
+
+struct delivery {
+	char webhook_id[24], seq[24], domain_id[24], domain[DNS_DOMAIN_MAX];
+	char *url;
+	int attempts;
+};
+
+/* The body: the entry, its proof to the newest head, and the head. */
+static char *delivery_body(struct ks_req *r, const struct delivery *dl, struct err *e)
+{
+	json_t *probe = json_pack("{s:I, s:I}", "log_seq",
+				  (json_int_t)strtoll(dl->seq, NULL, 10), "_domain_id",
+				  (json_int_t)strtoll(dl->domain_id, NULL, 10));
+	json_t *head = NULL, *entry, *body = NULL;
+	char *text = NULL;
+
+	if (probe == NULL || ks_log_attach_proofs(r, probe, &head, e) < 0)
+		goto out;
+	entry = json_object_get(probe, "log");
+	json_object_del(entry, "salt"); /* the subscriber watches keys, not names */
+	body = json_pack("{s:s, s:O, s:O}", "domain", dl->domain, "entry", entry, "tree_head",
+			 head ? head : json_null());
+	text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+out:
+	json_decref(body);
+	json_decref(head);
+	json_decref(probe);
+	return text;
+}
+
+static int post_json(const char *url, const char *body, char *why, size_t whylen)
+{
+	CURL *c = curl_easy_init();
+	struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+	long status = 0;
+	CURLcode rc;
+
+	if (c == NULL) {
+		snprintf(why, whylen, "curl_easy_init failed");
+		curl_slist_free_all(hdrs);
+		return -1;
+	}
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http");
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)WEBHOOK_TIMEOUT_MS);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "anchormail-webhook/1");
+	rc = curl_easy_perform(c);
+	if (rc == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(c);
+	curl_slist_free_all(hdrs);
+	if (rc != CURLE_OK) {
+		snprintf(why, whylen, "%s", curl_easy_strerror(rc));
+		return -1;
+	}
+	if (status < 200 || status > 299) {
+		snprintf(why, whylen, "HTTP %ld", status);
+		return -1;
+	}
+	return 0;
+}
+
+static void record_outcome(struct db *db, const struct ks *ks, const struct delivery *dl, int ok,
+			   const char *why)
+{
+	struct err e = {0};
+	long long delay = ks->cfg.webhook_retry_base << (dl->attempts < 20 ? dl->attempts : 20);
+	char delaybuf[24];
+
+	if (delay > WEBHOOK_BACKOFF_MAX)
+		delay = WEBHOOK_BACKOFF_MAX;
+	snprintf(delaybuf, sizeof(delaybuf), "%lld", delay);
+	const char *params[4] = {dl->webhook_id, dl->seq, delaybuf, ok ? NULL : why};
+	if (db_run(db,
+		   "UPDATE webhook_deliveries SET attempts = attempts + 1, last_error = $4,"
+		   " delivered_at = CASE WHEN $4::text IS NULL THEN now() END,"
+		   " next_attempt = now() + make_interval(secs => $3::bigint)"
+		   " WHERE webhook_id = $1 AND seq = $2",
+		   4, params, &e) < 0)
+		log_err(NULL, "webhook %s: cannot record the delivery of entry %s: %s",
+			dl->webhook_id, dl->seq, e.msg);
+	else if (ok)
+		log_info(NULL, "webhook %s: delivered entry %s of %s", dl->webhook_id, dl->seq,
+			 dl->domain);
+	else
+		log_warn(NULL, "webhook %s: entry %s of %s, attempt %d failed: %s", dl->webhook_id,
+			 dl->seq, dl->domain, dl->attempts + 1, why);
+}
+
+/* One round: lock a batch of due deliveries, send them, record the outcomes. */
+static int deliver_batch(struct ks_webhooks *w, struct db *db)
+{
+	struct ks_req r = {.ks = w->ks, .db = db};
+	char maxbuf[16];
+	const char *params[1] = {maxbuf};
+	struct err e = {0};
+	PGresult *res;
+	int n;
+
+	snprintf(maxbuf, sizeof(maxbuf), "%lld", w->ks->cfg.webhook_max_attempts);
+	if (db_begin(db, &e) < 0)
+		return -1;
+	res = db_exec(db,
+		      "SELECT dl.webhook_id, dl.seq, dl.domain_id, d.name, w.url, dl.attempts"
+		      " FROM webhook_deliveries dl JOIN webhooks w ON w.id = dl.webhook_id"
+		      " JOIN domains d ON d.id = dl.domain_id"
+		      " WHERE dl.delivered_at IS NULL AND dl.next_attempt <= now()"
+		      " AND dl.attempts < $1 ORDER BY dl.next_attempt LIMIT 20"
+		      " FOR UPDATE OF dl SKIP LOCKED",
+		      1, params, &e);
+	if (res == NULL) {
+		db_rollback(db);
+		return -1;
+	}
+	n = PQntuples(res);
+	for (int i = 0; i < n && !atomic_load(&w->stop); i++) {
+		struct delivery dl = {.url = PQgetvalue(res, i, 4),
+				      .attempts = (int)strtol(PQgetvalue(res, i, 5), NULL, 10)};
+		char why[ERR_MSG_MAX + 32] = "";
+		char *body;
+
+		snprintf(dl.webhook_id, sizeof(dl.webhook_id), "%s", PQgetvalue(res, i, 0));
+		snprintf(dl.seq, sizeof(dl.seq), "%s", PQgetvalue(res, i, 1));
+		snprintf(dl.domain_id, sizeof(dl.domain_id), "%s", PQgetvalue(res, i, 2));
+		snprintf(dl.domain, sizeof(dl.domain), "%s", PQgetvalue(res, i, 3));
+		body = delivery_body(&r, &dl, &e);
+		if (body == NULL)
+			snprintf(why, sizeof(why), "cannot build the body: %s", e.msg);
+		record_outcome(db, w->ks, &dl, body != NULL && post_json(dl.url, body, why,
+									 sizeof(why)) == 0,
+			       why);
+		free(body);
+	}
+	PQclear(res);
+	if (db_commit(db, &e) < 0)
+		return -1;
+	return n;
+}
+
+static void *webhook_main(void *arg)
+{
+	struct ks_webhooks *w = arg;
+	struct db *db = NULL;
+	struct err e = {0};
+
+	while (!atomic_load(&w->stop)) {
+		int n = 0;
+
+		if (db == NULL && (db = db_connect(w->ks->cfg.db_conninfo, &e)) == NULL) {
+			sleep(1);
+			continue;
+		}
+		n = deliver_batch(w, db);
+		/* A full batch means more are waiting: go on at once; otherwise rest a second. */
+		if (n < WEBHOOK_BATCH) {
+			for (int t = 0; t < 10 && !atomic_load(&w->stop); t++)
+				usleep(100 * 1000);
+		}
+	}
+	db_close(db);
+	return NULL;
+}
+
+struct ks_webhooks *ks_webhooks_start(struct ks *ks, struct err *e)
+{
+	struct ks_webhooks *w = calloc(1, sizeof(*w));
+
+	if (w == NULL) {
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+		return NULL;
+	}
+	w->ks = ks;
+	if (pthread_create(&w->thread, NULL, webhook_main, w) != 0) {
+		free(w);
+		err_set(e, ERR_INTERNAL, "internal", "cannot start the webhook thread");
+		return NULL;
+	}
+	return w;
+}
+
+void ks_webhooks_stop(struct ks_webhooks *w)
+{
+	if (w == NULL)
+		return;
+	atomic_store(&w->stop, 1);
+	pthread_join(w->thread, NULL);
+	free(w);
+}
