@@ -262,6 +262,106 @@ setup_demo() {
 	setup_demo_user
 }
 
+# -------------------------------------------------------------- DNS (anchor-dns + NSD)
+# Added for issue 3 (dnstools): NSD serves the demo domain's zone, made by
+# `anchor-dns records` and signed with ldns-signzone, on 127.0.0.1:<port>;
+# run/dns/anchor.env points the clients at it (ANCHOR_RESOLVER,
+# ANCHOR_TRUST_ANCHOR, ANCHOR_CACERT, ANCHOR_SERVER).
+
+DNS_DIR=$RUN/dns
+DNS_PID_FILE=$DNS_DIR/nsd.pid
+DNS_ENV=$DNS_DIR/anchor.env
+
+dns_free_port() {
+	"$PYTHON" - <<'EOF'
+import socket
+for port in [5353, 5354, 5355] + [0] * 20:
+    t = socket.socket(); u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        t.bind(("127.0.0.1", port)); u.bind(("127.0.0.1", t.getsockname()[1]))
+        print(t.getsockname()[1]); break
+    except OSError:
+        pass
+    finally:
+        t.close(); u.close()
+EOF
+}
+
+stop_dns() {
+	local pid
+	[[ -s $DNS_PID_FILE ]] || return 0
+	pid=$(cat "$DNS_PID_FILE")
+	if [[ $pid =~ ^[0-9]+$ && $(cat "/proc/$pid/comm" 2>/dev/null) == nsd* ]]; then
+		kill -TERM "$pid" 2>/dev/null || true
+		say "NSD stopped (pid $pid)"
+	fi
+	rm -f "$DNS_PID_FILE"
+}
+
+start_dns() {
+	local port ksk zsk i o=$DEMO_DOMAIN. dir=$DNS_DIR
+	if ! command -v nsd >/dev/null || ! command -v ldns-signzone >/dev/null; then
+		say "nsd or ldns-signzone missing: not starting the DNS server"
+		return 0
+	fi
+	stop_dns
+	mkdir -p "$dir/keys"
+	port=$(dns_free_port)
+	{
+		printf '$ORIGIN %s\n$TTL 300\n' "$o"
+		printf '@ IN SOA ns.%s hostmaster.%s 1 3600 600 86400 300\n' "$o" "$o"
+		printf '@ IN NS ns.%s\nns IN A 127.0.0.1\n@ IN MX 10 mx1.%s\nmx1 IN A 127.0.0.1\n' "$o" "$o"
+		"$BIN/anchor-dns" -s "$URL" --cacert "$CA" --token-file "$DOMAIN_DIR/admin.token" \
+			records "$DEMO_DOMAIN" --keyserver "localhost:$PORT" --smimea "$DEMO_USER"
+	} >"$dir/$DEMO_DOMAIN.zone.unsigned" || die "anchor-dns records failed"
+	if [[ ! -s $dir/keys/ksk || ! -s $dir/keys/zsk ]]; then
+		(cd "$dir/keys" && ldns-keygen -a ECDSAP256SHA256 -k "$DEMO_DOMAIN" >ksk &&
+			ldns-keygen -a ECDSAP256SHA256 "$DEMO_DOMAIN" >zsk)
+	fi
+	ksk=$dir/keys/$(cat "$dir/keys/ksk")
+	zsk=$dir/keys/$(cat "$dir/keys/zsk")
+	ldns-signzone -f "$dir/$DEMO_DOMAIN.zone" -o "$DEMO_DOMAIN" \
+		"$dir/$DEMO_DOMAIN.zone.unsigned" "$ksk" "$zsk"
+	cp "$ksk.ds" "$dir/trust-anchor.ds"
+	cat >"$dir/nsd.conf" <<EOF
+server:
+    ip-address: 127.0.0.1@$port
+    port: $port
+    zonesdir: "$dir"
+    pidfile: "$dir/nsd.pid.nsd"
+    username: ""
+    chroot: ""
+    database: ""
+    zonelistfile: "$dir/zone.list"
+    xfrdfile: "$dir/xfrd.state"
+    xfrdir: "$dir"
+    logfile: "$dir/nsd.log"
+    server-count: 1
+    hide-version: yes
+remote-control:
+    control-enable: no
+zone:
+    name: "$DEMO_DOMAIN"
+    zonefile: "$dir/$DEMO_DOMAIN.zone"
+EOF
+	nsd-checkconf "$dir/nsd.conf" || die "nsd-checkconf rejected run/dns/nsd.conf"
+	setsid nsd -d -c "$dir/nsd.conf" </dev/null >>"$dir/nsd.log" 2>&1 &
+	echo $! >"$DNS_PID_FILE"
+	for ((i = 0; i < 50; i++)); do
+		kdig @127.0.0.1 -p "$port" +timeout=1 +retry=0 SOA "$DEMO_DOMAIN" 2>/dev/null |
+			grep -q 'status: NOERROR' && break
+		sleep 0.2
+	done
+	cat >"$DNS_ENV" <<EOF
+export ANCHOR_RESOLVER=127.0.0.1:$port
+export ANCHOR_TRUST_ANCHOR=$dir/trust-anchor.ds
+export ANCHOR_CACERT=$CA
+export ANCHOR_SERVER=$URL
+EOF
+	say "NSD serving $DEMO_DOMAIN (signed) on 127.0.0.1:$port (pid $(cat "$DNS_PID_FILE"))"
+	say "clients: . run/dns/anchor.env; $BIN/anchor-dns discover $DEMO_USER"
+}
+
 # -------------------------------------------------------------- summary
 
 print_next_steps() {
@@ -294,10 +394,12 @@ cmd_start() {
 	start_pg
 	start_keyserver
 	setup_demo
+	start_dns # dnstools (issue 3)
 	print_next_steps
 }
 
 cmd_stop() {
+	stop_dns # dnstools (issue 3)
 	stop_keyserver
 	stop_pg
 }

@@ -379,8 +379,13 @@ static int read_srv(struct discover_result *r, const struct dns_answer *a, struc
 
 	r->ntargets = 0;
 	for (i = 0; i < n && r->ntargets < DISCOVER_MAX_TARGETS; i++) {
-		if (dns_srv_from_rr(ldns_rr_list_rr(a->rrs, i), &r->targets[r->ntargets], e) < 0)
+		struct dns_srv *t = &r->targets[r->ntargets];
+
+		if (dns_srv_from_rr(ldns_rr_list_rr(a->rrs, i), t, e) < 0)
 			return -1;
+		if (t->port == 0 && strcmp(t->target, ".") != 0)
+			return err_set(e, ERR_UNPROC, "srv_malformed",
+			               "the _anchor._tcp SRV record for %s has port 0", t->target);
 		r->ntargets++;
 	}
 	if (dns_srv_order(r->targets, (size_t)r->ntargets, NULL, NULL, e) < 0)

@@ -1,6 +1,6 @@
 /*
  * discover.h - find and verify another domain's key server from DNS alone
- * (PROTOCOL.md §7).  Used by anchorctl, the relay and the reputation service.
+ * (PROTOCOL.md §8).  Used by anchorctl, the relay and the reputation service.
  *
  *   1. _anchor._tcp.<domain> SRV and _anchor.<domain> TXT, asked in parallel;
  *      DNSSEC-validated when a trust anchor is configured (bogus = failure)

@@ -1,5 +1,5 @@
 /*
- * dns.h - the DNS side of the anchor (DESIGN.md §3, PROTOCOL.md §7), over ldns.
+ * dns.h - the DNS side of the anchor (DESIGN.md §3, PROTOCOL.md §8), over ldns.
  *
  *   dns_txt_*      the _anchor TXT record: parse and check (dns_txt.c)
  *   dns_srv_*      RFC 2782 ordering of SRV targets (dns_srv.c)

@@ -193,8 +193,11 @@ int dns_https_get(const char *host, uint16_t port, const char *path, const struc
                   struct dns_https_reply *out, struct err *e)
 {
 	char url[DNS_NAME_MAX + 512];
-	int v6 = strchr(host, ':') != NULL;
+	int v6;
 
+	if (host == NULL || path == NULL)
+		return err_set(e, ERR_INPUT, "bad_request", "no host to fetch from");
+	v6 = strchr(host, ':') != NULL;
 	if (snprintf(url, sizeof(url), "https://%s%s%s:%u%s", v6 ? "[" : "", host, v6 ? "]" : "",
 	             port, path) >= (int)sizeof(url))
 		return err_set(e, ERR_INPUT, "bad_request", "URL too long");

@@ -3,7 +3,7 @@
  * every way a DNS answer can fail, and DNSSEC validation from a configured
  * trust anchor.
  *
- * Validation model (what is implemented, and its limits, see PROTOCOL.md §7.4):
+ * Validation model (what is implemented, and its limits, see PROTOCOL.md §8.3):
  * the trust anchor file holds DS or DNSKEY records for the apex of one or
  * more zones.  A name under no anchored zone is "insecure".  Under an
  * anchored zone Z, every answer RRset must carry an RRSIG that verifies with

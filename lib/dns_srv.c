@@ -111,9 +111,5 @@ int dns_srv_from_rr(const ldns_rr *rr, struct dns_srv *out, struct err *e)
 		return -1;
 	}
 	free(target);
-	if (strcmp(out->target, ".") != 0 && out->port == 0) {
-		return err_set(e, ERR_UNPROC, "srv_malformed", "the SRV record for %s has port 0",
-		               out->target);
-	}
 	return 0;
 }
