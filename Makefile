@@ -145,10 +145,13 @@ format:
 		tests/unit/*.c tests/fuzz/*.c)
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/anchor/sql
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/anchor/sql \
+		$(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 0755 $(BUILD)/anchor-keyserver $(DESTDIR)$(PREFIX)/sbin/
-	install -m 0755 $(BUILD)/anchorctl $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(BUILD)/anchorctl $(BUILD)/anchor-dns $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 sql/*.sql $(DESTDIR)$(PREFIX)/share/anchor/sql/
+	install -m 0644 docs/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 0644 docs/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 
 clean:
 	rm -rf build
