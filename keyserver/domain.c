@@ -1,5 +1,4 @@
 /* domain.c - the domain resource: publish, register (operator), policy and groups (admin). */
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,29 +35,12 @@ static int check_policy_words(const char *policy, const char *mode, struct err *
 	return 0;
 }
 
-/* Lowercase copy of an address or host name given in a request. */
-static char *lower_dup(const char *s)
-{
-	char *d = strdup(s);
-
-	for (char *p = d; p != NULL && *p; p++)
-		*p = (char)tolower((unsigned char)*p);
-	return d;
-}
-
-static const char *address_domain(const char *addr)
-{
-	const char *at = strrchr(addr, '@');
-
-	return at ? at + 1 : "";
-}
-
 /* An address of the domain itself, well formed: the only kind a domain may speak for. */
 static int check_own_address(const char *addr, const char *domain, struct err *e)
 {
 	if (name_check_address(addr, e) < 0)
 		return -1;
-	if (strcmp(address_domain(addr), domain) != 0)
+	if (strcmp(ks_address_domain(addr), domain) != 0)
 		return err_set(e, ERR_INPUT, "address_outside_domain", "%s is not an address of %s",
 			       addr, domain);
 	return 0;
@@ -218,7 +200,7 @@ void ks_domain_set_policy(struct ks_req *r, const char *domain)
 	if (e.kind != ERR_NONE)
 		goto fail;
 	if (corp != NULL) {
-		corp_lc = lower_dup(corp);
+		corp_lc = ks_lower_dup(corp);
 		if (corp_lc == NULL || check_own_address(corp_lc, d->name, &e) < 0)
 			goto fail;
 	}
@@ -267,7 +249,7 @@ static int group_members_store(struct ks_req *r, const struct ks_domain *d, cons
 		goto fail;
 	json_array_foreach(members, i, m)
 	{
-		char *member = lower_dup(json_string_value(m));
+		char *member = ks_lower_dup(json_string_value(m));
 		const char *ins[3] = {idbuf, group, member};
 		int rc = member == NULL ? err_set(e, ERR_INTERNAL, "internal", "out of memory")
 					: db_run(r->db,
@@ -311,7 +293,7 @@ static int check_members(json_t *members, const char *domain, struct err *e)
 		if (!json_is_string(m))
 			return err_set(e, ERR_INPUT, "bad_request", "members[%zu] is not a string",
 				       i);
-		lc = lower_dup(json_string_value(m));
+		lc = ks_lower_dup(json_string_value(m));
 		rc = lc == NULL ? err_set(e, ERR_INTERNAL, "internal", "out of memory")
 				: check_own_address(lc, domain, e);
 		free(lc);
@@ -324,7 +306,7 @@ static int check_members(json_t *members, const char *domain, struct err *e)
 void ks_group_set(struct ks_req *r, const char *domain, const char *group)
 {
 	struct ks_domain *d = ks_load_domain(r, domain);
-	char *group_lc = lower_dup(group);
+	char *group_lc = ks_lower_dup(group);
 	json_t *members;
 	struct err e = {0};
 
@@ -351,7 +333,7 @@ out:
 void ks_group_delete(struct ks_req *r, const char *domain, const char *group)
 {
 	struct ks_domain *d = ks_load_domain(r, domain);
-	char *group_lc = lower_dup(group);
+	char *group_lc = ks_lower_dup(group);
 	json_t *none = json_array();
 	struct err e = {0};
 

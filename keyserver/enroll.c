@@ -7,7 +7,6 @@
  * insert the new one, consume the token, notify the other nodes; the answer
  * is sent only after the commit, so an acknowledged certificate is durable.
  */
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,13 +21,6 @@
 #define TOKEN_TTL_DEFAULT (7 * 86400)
 #define TOKEN_TTL_MIN 60
 #define TOKEN_TTL_MAX (30 * 86400)
-
-static const char *address_domain(const char *addr)
-{
-	const char *at = strrchr(addr, '@');
-
-	return at ? at + 1 : "";
-}
 
 void ks_token_issue(struct ks_req *r, const char *domain)
 {
@@ -57,13 +49,11 @@ void ks_token_issue(struct ks_req *r, const char *domain)
 		}
 		ttl = json_integer_value(ttl_v);
 	}
-	if ((addr = strdup(addr_in)) == NULL)
+	if ((addr = ks_lower_dup(addr_in)) == NULL)
 		goto fail;
-	for (char *p = addr; *p; p++)
-		*p = (char)tolower((unsigned char)*p);
 	if (name_check_address(addr, &e) < 0)
 		goto fail;
-	if (strcmp(address_domain(addr), d->name) != 0) {
+	if (strcmp(ks_address_domain(addr), d->name) != 0) {
 		err_set(&e, ERR_INPUT, "address_outside_domain", "%s is not an address of %s",
 			addr, d->name);
 		goto fail;
@@ -130,7 +120,7 @@ static int issuance_check_csr(struct issuance *is, const char *csr_pem, struct e
 	    csr_verify(is->csr, e) < 0 ||
 	    (is->name = csr_requested_name(is->csr, is->kind, e)) == NULL)
 		return -1;
-	if (is->kind == CERT_USER && strcmp(address_domain(is->name), is->d->name) != 0)
+	if (is->kind == CERT_USER && strcmp(ks_address_domain(is->name), is->d->name) != 0)
 		return err_set(e, ERR_INPUT, "address_outside_domain",
 			       "the request is for %s, which is not an address of %s", is->name,
 			       is->d->name);
@@ -399,7 +389,7 @@ void ks_server_list(struct ks_req *r, const char *domain)
 {
 	struct ks_domain *d = ks_load_domain(r, domain);
 	struct err e = {0};
-	json_t *servers;
+	json_t *servers = NULL;
 
 	if (d == NULL)
 		return;
@@ -408,6 +398,7 @@ void ks_server_list(struct ks_req *r, const char *domain)
 	if (ks_auth_domain_admin(r, d, &e) < 0 ||
 	    (servers = ks_store_server_certs(r->db, d->id, &e)) == NULL ||
 	    ks_log_attach_proofs(r, servers, &head, &e) < 0) {
+		json_decref(servers);
 		ks_domain_free(d);
 		ks_fail(r, &e);
 		return;

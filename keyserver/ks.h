@@ -158,4 +158,12 @@ const char *ks_json_str(json_t *obj, const char *key, int required, struct err *
 /* The domain of the URL, loaded and checked; NULL after replying with the error. */
 struct ks_domain *ks_load_domain(struct ks_req *r, const char *name);
 
+/* A lowercase copy (malloc'd; NULL when out of memory). */
+char *ks_lower_dup(const char *s);
+/* The part after the last '@' ("" when there is none). */
+const char *ks_address_domain(const char *addr);
+/* The address of the URL, lowercased and checked, with its domain loaded into *d;
+ * NULL after replying with the error.  The caller frees both. */
+char *ks_address_arg(struct ks_req *r, const char *raw, struct ks_domain **d);
+
 #endif

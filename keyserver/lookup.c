@@ -10,32 +10,6 @@
 #include "cert.h"
 #include "ks.h"
 
-/* Lowercase, check, and split an address; on failure replies and returns NULL. */
-static char *address_arg(struct ks_req *r, const char *raw, struct ks_domain **d)
-{
-	char *addr = strdup(raw);
-	struct err e = {0};
-
-	if (addr == NULL) {
-		err_set(&e, ERR_INTERNAL, "internal", "out of memory");
-		ks_fail(r, &e);
-		return NULL;
-	}
-	for (char *p = addr; *p; p++)
-		*p = (char)tolower((unsigned char)*p);
-	if (name_check_address(addr, &e) < 0) {
-		ks_fail(r, &e);
-		free(addr);
-		return NULL;
-	}
-	*d = ks_load_domain(r, strrchr(addr, '@') + 1);
-	if (*d == NULL) {
-		free(addr);
-		return NULL;
-	}
-	return addr;
-}
-
 /* Which address's key encrypts mail for addr under the domain's policy, and why. */
 static int encryption_target(struct ks_req *r, const struct ks_domain *d, const char *addr,
 			     char **target, const char **reason, struct err *e)
@@ -74,7 +48,7 @@ static int encryption_target(struct ks_req *r, const struct ks_domain *d, const 
 void ks_lookup_address(struct ks_req *r, const char *raw)
 {
 	struct ks_domain *d = NULL;
-	char *addr = address_arg(r, raw, &d), *target = NULL;
+	char *addr = ks_address_arg(r, raw, &d), *target = NULL;
 	json_t *own = NULL, *enc = NULL, *head = NULL, *head2 = NULL;
 	const char *reason = NULL;
 	struct err e = {0};
@@ -117,7 +91,7 @@ out:
 void ks_lookup_history(struct ks_req *r, const char *raw)
 {
 	struct ks_domain *d = NULL;
-	char *addr = address_arg(r, raw, &d);
+	char *addr = ks_address_arg(r, raw, &d);
 	struct err e = {0};
 	json_t *all, *head = NULL;
 

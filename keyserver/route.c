@@ -500,32 +500,10 @@ static void reply_signed_route(struct ks_req *r, const struct ks_domain *d, cons
 
 /* ---- handlers ---- */
 
-/* The address of the URL: lowercased, checked, with its domain loaded. */
-static char *route_address(struct ks_req *r, const char *raw, struct ks_domain **d)
-{
-	struct err e = {0};
-	char *addr = strdup(raw);
-
-	if (addr == NULL)
-		return NULL;
-	for (char *p = addr; *p; p++)
-		*p = (char)tolower((unsigned char)*p);
-	if (name_check_address(addr, &e) < 0) {
-		ks_fail(r, &e);
-		free(addr);
-		return NULL;
-	}
-	if ((*d = ks_load_domain(r, strrchr(addr, '@') + 1)) == NULL) {
-		free(addr);
-		return NULL;
-	}
-	return addr;
-}
-
 void ks_route_get(struct ks_req *r, const char *raw)
 {
 	struct ks_domain *d = NULL;
-	char *addr = route_address(r, raw, &d);
+	char *addr = ks_address_arg(r, raw, &d);
 	struct ks_route rt = {0};
 	struct err e = {0};
 
@@ -591,7 +569,7 @@ fail:
 void ks_route_put(struct ks_req *r, const char *raw)
 {
 	struct ks_domain *d = NULL;
-	char *addr = route_address(r, raw, &d);
+	char *addr = ks_address_arg(r, raw, &d);
 
 	if (addr == NULL)
 		return;
@@ -625,7 +603,7 @@ static void delete_route(struct ks_req *r, struct ks_domain *d, const char *name
 void ks_route_delete(struct ks_req *r, const char *raw)
 {
 	struct ks_domain *d = NULL;
-	char *addr = route_address(r, raw, &d);
+	char *addr = ks_address_arg(r, raw, &d);
 
 	if (addr == NULL)
 		return;

@@ -7,47 +7,6 @@
 #include "log.h"
 #include "ks.h"
 
-void ks_fail(struct ks_req *r, const struct err *e)
-{
-	if (e->kind == ERR_INTERNAL || e->kind == ERR_TEMP)
-		log_err(r->http->reqid, "%s: %s", e->code, e->msg);
-	else
-		log_debug(r->http->reqid, "refused: %s: %s", e->code, e->msg);
-	http_reply_error(r->resp, e);
-}
-
-const char *ks_json_str(json_t *obj, const char *key, int required, struct err *e)
-{
-	json_t *v = obj ? json_object_get(obj, key) : NULL;
-
-	if (v == NULL || json_is_null(v)) {
-		if (required)
-			err_set(e, ERR_INPUT, "bad_request", "the request needs a \"%s\" member",
-				key);
-		return NULL;
-	}
-	if (!json_is_string(v)) {
-		err_set(e, ERR_INPUT, "bad_request", "\"%s\" must be a string", key);
-		return NULL;
-	}
-	return json_string_value(v);
-}
-
-struct ks_domain *ks_load_domain(struct ks_req *r, const char *name)
-{
-	struct err e = {0};
-	struct ks_domain *d;
-
-	if (name_check_domain(name, &e) < 0) {
-		ks_fail(r, &e);
-		return NULL;
-	}
-	d = ks_store_domain(r->db, name, &e);
-	if (d == NULL)
-		ks_fail(r, &e);
-	return d;
-}
-
 enum route_id {
 	R_NONE = 0,
 	R_DOMAIN,

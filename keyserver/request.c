@@ -1,0 +1,92 @@
+/*
+ * request.c - what every handler does with a request: fail with a JSON error,
+ * read members of the JSON body, normalise and check names, load the domain
+ * of the URL.
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cert.h"
+#include "log.h"
+#include "ks.h"
+
+void ks_fail(struct ks_req *r, const struct err *e)
+{
+	if (e->kind == ERR_INTERNAL || e->kind == ERR_TEMP)
+		log_err(r->http->reqid, "%s: %s", e->code, e->msg);
+	else
+		log_debug(r->http->reqid, "refused: %s: %s", e->code, e->msg);
+	http_reply_error(r->resp, e);
+}
+
+const char *ks_json_str(json_t *obj, const char *key, int required, struct err *e)
+{
+	json_t *v = obj ? json_object_get(obj, key) : NULL;
+
+	if (v == NULL || json_is_null(v)) {
+		if (required)
+			err_set(e, ERR_INPUT, "bad_request", "the request needs a \"%s\" member",
+				key);
+		return NULL;
+	}
+	if (!json_is_string(v)) {
+		err_set(e, ERR_INPUT, "bad_request", "\"%s\" must be a string", key);
+		return NULL;
+	}
+	return json_string_value(v);
+}
+
+struct ks_domain *ks_load_domain(struct ks_req *r, const char *name)
+{
+	struct err e = {0};
+	struct ks_domain *d;
+
+	if (name_check_domain(name, &e) < 0) {
+		ks_fail(r, &e);
+		return NULL;
+	}
+	d = ks_store_domain(r->db, name, &e);
+	if (d == NULL)
+		ks_fail(r, &e);
+	return d;
+}
+
+char *ks_lower_dup(const char *s)
+{
+	char *d = strdup(s);
+
+	for (char *p = d; p != NULL && *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return d;
+}
+
+const char *ks_address_domain(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+
+	return at ? at + 1 : "";
+}
+
+char *ks_address_arg(struct ks_req *r, const char *raw, struct ks_domain **d)
+{
+	char *addr = ks_lower_dup(raw);
+	struct err e = {0};
+
+	*d = NULL;
+	if (addr == NULL) {
+		err_set(&e, ERR_INTERNAL, "internal", "out of memory");
+		ks_fail(r, &e);
+		return NULL;
+	}
+	if (name_check_address(addr, &e) < 0) {
+		ks_fail(r, &e);
+		free(addr);
+		return NULL;
+	}
+	if ((*d = ks_load_domain(r, ks_address_domain(addr))) == NULL) {
+		free(addr);
+		return NULL;
+	}
+	return addr;
+}
