@@ -52,7 +52,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all deps run stop check check-build unit fuzz fuzz-build integration lint bench \
-        format install clean
+        bench-build format install clean
 
 all: $(BINS)
 
@@ -137,7 +137,18 @@ lint:
 	clang-tidy --quiet $(wildcard lib/*.c keyserver/*.c anchorctl/*.c dnstools/*.c) -- \
 		$(CFLAGS_BASE)
 
-bench: all
+# Benchmark programs: bench/<name>.c -> $(BUILD)/bench/<name>, linked with libanchor.a.
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+bench-build: $(BENCH_BIN)
+
+$(BUILD)/bench/%: bench/%.c $(LIBA)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
+
+bench: all bench-build
 	@bench/run-all.sh $(abspath $(BUILD))
 
 format:

@@ -219,7 +219,11 @@ static int issuance_store(struct ks_req *r, struct issuance *is, struct err *e)
 			goto out;
 		crypto_token_hash(is->revocation_secret, secret_hash);
 	}
-	if (supersede_current(r, is, idbuf, e) < 0)
+	/* Two enrollments of one name at once would both see "no current certificate" and
+	 * collide on insert: take the domain's lock (the log append needs it anyway) first. */
+	const char *lock[1] = {idbuf};
+	if (db_run(r->db, "SELECT 1 FROM domains WHERE id = $1 FOR UPDATE", 1, lock, e) < 0 ||
+	    supersede_current(r, is, idbuf, e) < 0)
 		goto out;
 	const char *ins[12] = {is->key_id,
 			       idbuf,

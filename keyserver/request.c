@@ -39,14 +39,22 @@ const char *ks_json_str(json_t *obj, const char *key, int required, struct err *
 
 struct ks_domain *ks_load_domain(struct ks_req *r, const char *name)
 {
+	char lc[DNS_DOMAIN_MAX];
 	struct err e = {0};
 	struct ks_domain *d;
+	size_t i;
 
-	if (name_check_domain(name, &e) < 0) {
+	/* Domain names compare without regard to case (RFC 4343). */
+	for (i = 0; name[i] != '\0' && i < sizeof(lc) - 1; i++)
+		lc[i] = (char)tolower((unsigned char)name[i]);
+	lc[i] = '\0';
+	if (name[i] != '\0' || name_check_domain(lc, &e) < 0) {
+		if (e.kind == ERR_NONE)
+			err_set(&e, ERR_INPUT, "bad_name", "the domain name is too long");
 		ks_fail(r, &e);
 		return NULL;
 	}
-	d = ks_store_domain(r->db, name, &e);
+	d = ks_store_domain(r->db, lc, &e);
 	if (d == NULL)
 		ks_fail(r, &e);
 	return d;

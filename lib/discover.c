@@ -97,8 +97,11 @@ void discover_cache_flush(struct discover_ctx *ctx)
 	int i;
 
 	pthread_mutex_lock(&ctx->lock);
-	for (i = 0; i < ctx->ncache; i++)
+	for (i = 0; i < ctx->ncache; i++) {
 		discover_result_free(ctx->cache[i].r);
+		/* cache_put frees the result of the slot it reuses: leave none dangling. */
+		ctx->cache[i].r = NULL;
+	}
 	ctx->ncache = 0;
 	pthread_mutex_unlock(&ctx->lock);
 }

@@ -13,35 +13,62 @@
 
 /* ---- hashing ---- */
 
-/* OpenSSL 3 looks EVP_sha256() up on every use; fetching once makes a node
- * hash about three times cheaper, which shows in appends per second. */
+/* OpenSSL 3 looks EVP_sha256() up on every use and a digest context costs an
+ * allocation: fetching once and keeping one context per thread (freed when
+ * the thread ends) makes a node hash several times cheaper, which shows in
+ * appends and verifications per second. */
 static pthread_once_t md_once = PTHREAD_ONCE_INIT;
 static EVP_MD *md_fetched;
+static pthread_key_t ctx_key;
+static int ctx_key_ok;
 
-static void md_fetch(void)
+static void ctx_destroy(void *ctx)
 {
-	md_fetched = EVP_MD_fetch(NULL, "SHA256", NULL);
+	EVP_MD_CTX_free(ctx);
 }
 
-static const EVP_MD *md_sha256(void)
+static void md_init(void)
 {
-	pthread_once(&md_once, md_fetch);
-	return md_fetched != NULL ? md_fetched : EVP_sha256();
+	md_fetched = EVP_MD_fetch(NULL, "SHA256", NULL);
+	ctx_key_ok = pthread_key_create(&ctx_key, ctx_destroy) == 0;
+}
+
+/* This thread's context, or NULL when none can be kept (the caller makes one). */
+static EVP_MD_CTX *thread_ctx(void)
+{
+	EVP_MD_CTX *ctx;
+
+	if (!ctx_key_ok)
+		return NULL;
+	ctx = pthread_getspecific(ctx_key);
+	if (ctx == NULL) {
+		ctx = EVP_MD_CTX_new();
+		if (ctx != NULL && pthread_setspecific(ctx_key, ctx) != 0) {
+			EVP_MD_CTX_free(ctx);
+			ctx = NULL;
+		}
+	}
+	return ctx;
 }
 
 /* SHA-256(prefix || a || b); prefix is one byte, or none when NULL. */
 static int hash3(const uint8_t *prefix, const void *a, size_t alen, const void *b, size_t blen,
 		 uint8_t out[MERKLE_HASH_LEN], struct err *e)
 {
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	EVP_MD_CTX *kept, *ctx;
 	unsigned int n = 0;
 	int ok;
 
-	ok = ctx != NULL && EVP_DigestInit_ex2(ctx, md_sha256(), NULL) == 1 &&
-	     (prefix == NULL || EVP_DigestUpdate(ctx, prefix, 1) == 1) && EVP_DigestUpdate(ctx, a, alen) == 1 &&
-	     EVP_DigestUpdate(ctx, b, blen) == 1 && EVP_DigestFinal_ex(ctx, out, &n) == 1 &&
-	     n == MERKLE_HASH_LEN;
-	EVP_MD_CTX_free(ctx);
+	pthread_once(&md_once, md_init);
+	kept = thread_ctx();
+	ctx = kept != NULL ? kept : EVP_MD_CTX_new();
+	ok = ctx != NULL &&
+	     EVP_DigestInit_ex2(ctx, md_fetched != NULL ? md_fetched : EVP_sha256(), NULL) == 1 &&
+	     (prefix == NULL || EVP_DigestUpdate(ctx, prefix, 1) == 1) &&
+	     EVP_DigestUpdate(ctx, a, alen) == 1 && EVP_DigestUpdate(ctx, b, blen) == 1 &&
+	     EVP_DigestFinal_ex(ctx, out, &n) == 1 && n == MERKLE_HASH_LEN;
+	if (ctx != kept)
+		EVP_MD_CTX_free(ctx);
 	if (!ok)
 		return err_set_ssl(e, ERR_INTERNAL, "internal", "SHA-256 failed");
 	return 0;
@@ -238,8 +265,9 @@ int merkle_inclusion_proof(uint64_t index, uint64_t size, merkle_node_fn get, vo
 
 	*n = 0;
 	if (index >= size)
-		return BAD_PROOF(e, "leaf index %" PRIu64 " is out of range for a tree of size %" PRIu64,
-				 index, size);
+		return BAD_PROOF(
+		    e, "leaf index %" PRIu64 " is out of range for a tree of size %" PRIu64, index,
+		    size);
 	if (size > MERKLE_MAX_SIZE)
 		return BAD_PROOF(e, "tree size %" PRIu64 " exceeds the largest log", size);
 	len = inclusion_plan(index, size, s);
@@ -257,10 +285,11 @@ int merkle_consistency_proof(uint64_t m, uint64_t n, merkle_node_fn get, void *c
 
 	*len = 0;
 	if (m == 0)
-		return BAD_PROOF(e, "no consistency proof from the empty tree (RFC 9162 needs 0 < m)");
+		return BAD_PROOF(e,
+				 "no consistency proof from the empty tree (RFC 9162 needs 0 < m)");
 	if (m > n)
-		return BAD_PROOF(e, "first tree size %" PRIu64 " is larger than the second %" PRIu64, m,
-				 n);
+		return BAD_PROOF(
+		    e, "first tree size %" PRIu64 " is larger than the second %" PRIu64, m, n);
 	if (n > MERKLE_MAX_SIZE)
 		return BAD_PROOF(e, "tree size %" PRIu64 " exceeds the largest log", n);
 	k = consistency_plan(m, n, s);
@@ -272,8 +301,7 @@ int merkle_consistency_proof(uint64_t m, uint64_t n, merkle_node_fn get, void *c
 
 /* ---- verification (RFC 9162 §2.1.3.2 and §2.1.4.2, step by step) ---- */
 
-static int proof_len_ok(int n, int want, const char *what, uint64_t a, uint64_t b,
-			struct err *e)
+static int proof_len_ok(int n, int want, const char *what, uint64_t a, uint64_t b, struct err *e)
 {
 	if (n == want)
 		return 0;
@@ -291,8 +319,9 @@ int merkle_verify_inclusion(uint64_t index, uint64_t size, const uint8_t leaf_ha
 	int i;
 
 	if (index >= size)
-		return BAD_PROOF(e, "leaf index %" PRIu64 " is out of range for a tree of size %" PRIu64,
-				 index, size);
+		return BAD_PROOF(
+		    e, "leaf index %" PRIu64 " is out of range for a tree of size %" PRIu64, index,
+		    size);
 	if (size > MERKLE_MAX_SIZE)
 		return BAD_PROOF(e, "tree size %" PRIu64 " exceeds the largest log", size);
 	if (proof_len_ok(n, merkle_inclusion_proof_len(index, size), "inclusion at", index, size,
@@ -321,8 +350,8 @@ int merkle_verify_inclusion(uint64_t index, uint64_t size, const uint8_t leaf_ha
 		return BAD_PROOF(e, "inclusion proof shorter than the tree is deep");
 	if (memcmp(r, root, MERKLE_HASH_LEN) != 0)
 		return BAD_PROOF(e,
-				 "root mismatch: leaf %" PRIu64 " is not in the tree of size %" PRIu64
-				 " with this head",
+				 "root mismatch: leaf %" PRIu64
+				 " is not in the tree of size %" PRIu64 " with this head",
 				 index, size);
 	return 0;
 }
@@ -337,7 +366,8 @@ int merkle_verify_consistency(uint64_t m, uint64_t n, const uint8_t root_m[MERKL
 	int i;
 
 	if (m == 0)
-		return BAD_PROOF(e, "no consistency proof from the empty tree (RFC 9162 needs 0 < m)");
+		return BAD_PROOF(e,
+				 "no consistency proof from the empty tree (RFC 9162 needs 0 < m)");
 	if (m > n)
 		return BAD_PROOF(e,
 				 "first tree size %" PRIu64 " is larger than the second %" PRIu64
@@ -391,11 +421,11 @@ int merkle_verify_consistency(uint64_t m, uint64_t n, const uint8_t root_m[MERKL
 	if (sn != 0)
 		return BAD_PROOF(e, "consistency proof shorter than the tree is deep");
 	if (memcmp(fr, root_m, MERKLE_HASH_LEN) != 0)
-		return BAD_PROOF(e, "root mismatch: the proof does not lead to the head of size %" PRIu64,
-				 m);
+		return BAD_PROOF(
+		    e, "root mismatch: the proof does not lead to the head of size %" PRIu64, m);
 	if (memcmp(sr, root_n, MERKLE_HASH_LEN) != 0)
-		return BAD_PROOF(e, "root mismatch: the proof does not lead to the head of size %" PRIu64,
-				 n);
+		return BAD_PROOF(
+		    e, "root mismatch: the proof does not lead to the head of size %" PRIu64, n);
 	return 0;
 }
 
