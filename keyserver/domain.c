@@ -104,16 +104,23 @@ static int log_registered(struct ks_req *r, const struct reg_input *in, struct e
 
 static int reg_store(struct ks_req *r, struct reg_input *in, const char *token_hash, struct err *e)
 {
-	const char *params[6] = {in->domain, in->root_pem, in->issuer_pem, in->pin,
-				 in->policy ? in->policy : "isp", in->mode ? in->mode : "enforce"};
+	char *sealed = ks_issuer_key_seal(r->ks, in->domain, in->issuer_key, e);
+	const char *params[7] = {in->domain, in->root_pem, in->issuer_pem, in->pin,
+				 in->policy ? in->policy : "isp", in->mode ? in->mode : "enforce",
+				 sealed};
 	PGresult *res;
 
-	if (db_begin(r->db, e) < 0)
+	if (sealed == NULL)
 		return -1;
+	if (db_begin(r->db, e) < 0) {
+		free(sealed);
+		return -1;
+	}
 	res = db_exec(r->db,
-		      "INSERT INTO domains (name, root_pem, issuer_pem, pins, policy, mode)"
-		      " VALUES ($1, $2, $3, ARRAY[$4], $5, $6) RETURNING id",
-		      6, params, e);
+		      "INSERT INTO domains (name, root_pem, issuer_pem, pins, policy, mode,"
+		      " issuer_key_sealed) VALUES ($1, $2, $3, ARRAY[$4], $5, $6, $7) RETURNING id",
+		      7, params, e);
+	free(sealed);
 	if (res == NULL) {
 		if (e->kind == ERR_CONFLICT)
 			err_set(e, ERR_CONFLICT, "conflict", "%s is already registered",
@@ -124,16 +131,9 @@ static int reg_store(struct ks_req *r, struct reg_input *in, const char *token_h
 	int rc = db_run(r->db, "INSERT INTO admin_tokens (domain_id, token_hash) VALUES ($1, $2)",
 			2, tparams, e);
 	PQclear(res);
-	/* The key goes to disk before the commit (a committed domain always has its key) and
-	 * before the first log entry, whose tree head it signs. */
-	if (rc < 0 || ks_issuer_key_save(r->ks, in->domain, in->issuer_key, e) < 0)
+	if (rc < 0 || log_registered(r, in, e) < 0 ||
+	    ks_store_notify_change(r->db, in->domain, e) < 0 || db_commit(r->db, e) < 0)
 		goto fail;
-	if (log_registered(r, in, e) < 0 || ks_store_notify_change(r->db, in->domain, e) < 0 ||
-	    db_commit(r->db, e) < 0) {
-		db_rollback(r->db);
-		ks_issuer_key_remove(r->ks, in->domain);
-		return -1;
-	}
 	return 0;
 fail:
 	db_rollback(r->db);

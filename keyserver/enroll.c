@@ -143,7 +143,7 @@ static int issuance_sign(struct ks_req *r, struct issuance *is, struct err *e)
 		return -1;
 	if ((is->issuer = cert_from_pem(is->d->issuer_pem, strlen(is->d->issuer_pem), e)) == NULL)
 		return -1;
-	if ((is->issuer_key = ks_issuer_key_load(r->ks, is->d->name, e)) == NULL)
+	if ((is->issuer_key = ks_issuer_key_load(r->ks, is->d, e)) == NULL)
 		return -1;
 	is->cert = cert_issue_leaf(&req, pub, is->issuer, is->issuer_key, e);
 	return is->cert == NULL ? -1 : 0;

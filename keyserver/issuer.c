@@ -1,71 +1,21 @@
 /*
- * issuer.c - the domains' issuer keys on disk.
- *
- * key_dir/<domain>.issuer.key, PKCS#8 PEM, 0600, written to a temporary name,
- * fsync'd and renamed so that a crash leaves either the old state or the new,
- * never half a key.  The database holds certificates only.
+ * issuer.c - the domains' issuer keys: sealed under the node's key-encryption key
+ * (lib/keywrap.c) and stored with the domain, so that any node can issue for any
+ * domain and a copy of the database alone reveals no key.
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
-#include <string.h>
-#include <unistd.h>
-
-#include "crypto.h"
+#include "keywrap.h"
 #include "ks.h"
 
-static void key_path(const struct ks *ks, const char *domain, char *buf, size_t len)
+char *ks_issuer_key_seal(const struct ks *ks, const char *domain, EVP_PKEY *key, struct err *e)
 {
-	snprintf(buf, len, "%s/%s.issuer.key", ks->cfg.key_dir, domain);
+	return keywrap_seal(ks->kek, domain, key, e);
 }
 
-static void sync_dir(const char *dir)
+EVP_PKEY *ks_issuer_key_load(const struct ks *ks, const struct ks_domain *d, struct err *e)
 {
-	int fd = open(dir, O_RDONLY | O_DIRECTORY);
-
-	if (fd >= 0) {
-		fsync(fd);
-		close(fd);
+	if (d->issuer_key_sealed == NULL) {
+		err_set(e, ERR_INTERNAL, "internal", "%s has no issuer key", d->name);
+		return NULL;
 	}
-}
-
-int ks_issuer_key_save(const struct ks *ks, const char *domain, EVP_PKEY *key, struct err *e)
-{
-	char final[4096], tmp[4200], rnd[CRYPTO_UUID_LEN];
-
-	key_path(ks, domain, final, sizeof(final));
-	if (crypto_uuid_v4(rnd, e) < 0)
-		return -1;
-	snprintf(tmp, sizeof(tmp), "%s/.%s.issuer.key.%s", ks->cfg.key_dir, domain, rnd);
-	if (crypto_key_write_private(tmp, key, e) < 0)
-		return -1;
-	if (rename(tmp, final) < 0) {
-		err_set(e, ERR_INTERNAL, "internal", "cannot store the issuer key: %s",
-			strerror(errno));
-		unlink(tmp);
-		return -1;
-	}
-	sync_dir(ks->cfg.key_dir);
-	return 0;
-}
-
-EVP_PKEY *ks_issuer_key_load(const struct ks *ks, const char *domain, struct err *e)
-{
-	char path[4096];
-	EVP_PKEY *key;
-
-	key_path(ks, domain, path, sizeof(path));
-	key = crypto_key_read_private(path, e);
-	if (key == NULL)
-		err_set(e, ERR_INTERNAL, "internal",
-			"the issuer key of %s cannot be read from key_dir", domain);
-	return key;
-}
-
-void ks_issuer_key_remove(const struct ks *ks, const char *domain)
-{
-	char path[4096];
-
-	key_path(ks, domain, path, sizeof(path));
-	unlink(path);
+	return keywrap_open(ks->kek, d->name, d->issuer_key_sealed, e);
 }

@@ -12,6 +12,7 @@
 #define KS_KS_H
 
 #include <stdatomic.h>
+#include <stdint.h>
 
 #define DNS_DOMAIN_MAX 256
 
@@ -29,6 +30,7 @@ struct ks {
 	struct db_pool *pool;
 	struct ks_cache *cache;
 	struct ks_webhooks *webhooks;
+	uint8_t kek[32]; /* the key-encryption key of issuer keys (issuer_kek_file) */
 	atomic_ullong enrollments;
 	atomic_ullong cache_hits;
 	atomic_ullong cache_misses;
@@ -45,6 +47,7 @@ struct ks_domain {
 	char *mode;
 	char *corporate_address; /* NULL unless policy is corporate */
 	char *updated;
+	char *issuer_key_sealed; /* NULL for a domain without one (never, once registered) */
 };
 
 /* Per-request context handed to every handler. */
@@ -147,10 +150,9 @@ json_t *ks_store_cert_by(struct db *db, const char *column, const char *value, s
  * call inside the writing transaction so it is delivered at commit. */
 int ks_store_notify_change(struct db *db, const char *domain, struct err *e);
 
-/* issuer.c: the domains' issuer keys in key_dir. */
-int ks_issuer_key_save(const struct ks *ks, const char *domain, EVP_PKEY *key, struct err *e);
-EVP_PKEY *ks_issuer_key_load(const struct ks *ks, const char *domain, struct err *e);
-void ks_issuer_key_remove(const struct ks *ks, const char *domain);
+/* issuer.c: the domains' issuer keys, sealed under the node's KEK and kept with the domain. */
+char *ks_issuer_key_seal(const struct ks *ks, const char *domain, EVP_PKEY *key, struct err *e);
+EVP_PKEY *ks_issuer_key_load(const struct ks *ks, const struct ks_domain *d, struct err *e);
 
 /* Helpers for JSON request bodies: a required/optional string member. */
 const char *ks_json_str(json_t *obj, const char *key, int required, struct err *e);

@@ -12,8 +12,10 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 
 #include "cache.h"
+#include "keywrap.h"
 #include "db.h"
 #include "http.h"
 #include "log.h"
@@ -86,18 +88,16 @@ static int load_settings(const struct options *o, struct ks_settings *s, struct 
 	return ks_settings_check(s, e);
 }
 
-static int prepare_key_dir(const char *dir, struct err *e)
+static int load_kek(struct ks *ks, struct err *e)
 {
-	struct stat st;
+	int created = 0;
 
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		return err_set(e, ERR_INTERNAL, "bad_config", "key_dir %s: %s", dir,
-			       strerror(errno));
-	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
-		return err_set(e, ERR_INTERNAL, "bad_config", "key_dir %s is not a directory", dir);
-	if (st.st_mode & 0077)
-		log_warn(NULL, "key_dir %s is accessible to others (mode %03o); use 0700", dir,
-			 st.st_mode & 0777);
+	if (keywrap_kek_load(ks->cfg.issuer_kek_file, 1, ks->kek, &created, e) < 0)
+		return -1;
+	if (created)
+		log_warn(NULL, "made a new issuer_kek_file %s: every key-server node sharing this "
+			 "database needs a copy of it, and it is needed to read the issuer keys",
+			 ks->cfg.issuer_kek_file);
 	return 0;
 }
 
@@ -226,7 +226,7 @@ int main(int argc, char **argv)
 	log_init("anchor-keyserver", lvl, ks.cfg.syslog);
 	/* Before any thread starts: curl_global_init is not thread-safe. */
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (prepare_key_dir(ks.cfg.key_dir, &e) < 0 ||
+	if (load_kek(&ks, &e) < 0 ||
 	    (ks.cfg.migrate_on_start && migrate(&ks.cfg, &e) < 0) || serve(&ks, &e) < 0) {
 		log_err(NULL, "%s", e.msg);
 		goto out;
@@ -236,6 +236,7 @@ out:
 	ks_webhooks_stop(ks.webhooks);
 	ks_cache_free(ks.cache);
 	db_pool_free(ks.pool);
+	OPENSSL_cleanse(ks.kek, sizeof(ks.kek));
 	conf_free(ks_settings_table, &ks.cfg);
 	free(o.overrides);
 	return rc;

@@ -266,7 +266,7 @@ void ks_crl_get(struct ks_req *r, const char *domain, int pem)
 		return;
 	if ((entries = load_entries(r, d, &n, &res, &e)) == NULL ||
 	    (issuer = cert_from_pem(d->issuer_pem, strlen(d->issuer_pem), &e)) == NULL ||
-	    (key = ks_issuer_key_load(r->ks, d->name, &e)) == NULL ||
+	    (key = ks_issuer_key_load(r->ks, d, &e)) == NULL ||
 	    /* The number of revocations only grows: a monotonic CRL number. */
 	    (crl = crl_make(issuer, key, entries, n, (long long)n + 1, CRL_NEXT_UPDATE, &e)) ==
 		    NULL) {

@@ -426,7 +426,7 @@ char *ks_sign_object(struct ks_req *r, const struct ks_domain *d, json_t *payloa
 {
 	X509 *issuer = cert_from_pem(d->issuer_pem, strlen(d->issuer_pem), e);
 	X509 *root = issuer ? cert_from_pem(d->root_pem, strlen(d->root_pem), e) : NULL;
-	EVP_PKEY *key = root ? ks_issuer_key_load(r->ks, d->name, e) : NULL;
+	EVP_PKEY *key = root ? ks_issuer_key_load(r->ks, d, e) : NULL;
 	char *text = key ? json_dumps(payload, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	char *jws = NULL;
 

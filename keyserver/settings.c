@@ -24,8 +24,9 @@ const struct conf_param ks_settings_table[] = {
 	 "directory of schema migrations"},
 	{"migrate_on_start", CONF_BOOL, "yes", 0, 1, S(migrate_on_start),
 	 "apply pending migrations at start"},
-	{"key_dir", CONF_STR, "/var/lib/anchor/keys", 0, 0, S(key_dir),
-	 "directory of the domains' issuer keys (0700)"},
+	{"issuer_kek_file", CONF_STR, "/var/lib/anchor/issuer.kek", 0, 0, S(issuer_kek_file),
+	 "32-byte key that seals the domains' issuer keys in the database (0600; made when "
+	 "missing; the same file on every node)"},
 	{"operator_token_hash", CONF_STR, NULL, 0, 0, S(operator_token_hash),
 	 "hex SHA-256 of the operator token; unset disables the operator API"},
 	{"max_body", CONF_SIZE, "64k", 1 * KB, 16 * KB * KB, S(max_body), "largest request body"},

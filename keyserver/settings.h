@@ -15,7 +15,7 @@ struct ks_settings {
 	long long db_pool_size;
 	char *sql_dir;
 	int migrate_on_start;
-	char *key_dir;
+	char *issuer_kek_file;
 	char *operator_token_hash;
 	long long max_body;
 	long long http_threads;

@@ -34,6 +34,7 @@ void ks_domain_free(struct ks_domain *d)
 	free(d->mode);
 	free(d->corporate_address);
 	free(d->updated);
+	free(d->issuer_key_sealed);
 	free(d);
 }
 
@@ -45,7 +46,8 @@ struct ks_domain *ks_store_domain(struct db *db, const char *name, struct err *e
 
 	res = db_exec(db,
 		      "SELECT id, name, root_pem, issuer_pem, array_to_json(pins)::text, policy,"
-		      " mode, corporate_address, " TS("updated_at") " FROM domains WHERE name = $1",
+		      " mode, corporate_address, " TS("updated_at") ", issuer_key_sealed"
+		      " FROM domains WHERE name = $1",
 		      1, params, e);
 	if (res == NULL)
 		return NULL;
@@ -69,6 +71,7 @@ struct ks_domain *ks_store_domain(struct db *db, const char *name, struct err *e
 	d->mode = dup_field(res, 0, 6);
 	d->corporate_address = dup_field(res, 0, 7);
 	d->updated = dup_field(res, 0, 8);
+	d->issuer_key_sealed = dup_field(res, 0, 9);
 	PQclear(res);
 	if (d->name == NULL || d->root_pem == NULL || d->issuer_pem == NULL || d->pins == NULL ||
 	    d->policy == NULL || d->mode == NULL || d->updated == NULL) {

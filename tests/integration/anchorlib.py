@@ -127,6 +127,18 @@ def _openssl(*args, cwd=None):
     return r.stdout
 
 
+def make_kek(path):
+    """The 32-byte key-encryption key of issuer keys, made once (0600)."""
+    path = Path(path)
+    if not path.exists():
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(secrets.token_bytes(32))
+        os.replace(tmp, path)
+    return path
+
+
 def make_tls(directory):
     """A private CA and a server certificate it signs, all ECDSA P-256."""
     d = Path(directory)
@@ -292,8 +304,9 @@ class Keyserver:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.tls = tls
-        self.key_dir = self.workdir / "keys"
-        self.key_dir.mkdir(mode=0o700, exist_ok=True)
+        # Every node of a session shares one key-encryption key, as the nodes of one
+        # deployment do (anchor-keyserver(8), issuer_kek_file).
+        self.kek_file = make_kek(Path(tls.dir) / "issuer.kek")
         self.conf = self.workdir / "keyserver.conf"
         self.port_file = self.workdir / "port"
         self.log = self.workdir / "keyserver.log"
@@ -306,7 +319,7 @@ class Keyserver:
             "db_conninfo": db_conninfo,
             "sql_dir": str(SRC / "sql"),
             "migrate_on_start": "yes",
-            "key_dir": str(self.key_dir),
+            "issuer_kek_file": str(self.kek_file),
             "operator_token_hash": operator_token_hash,
             "log_level": "info",
         }

@@ -2,10 +2,12 @@
 acknowledged enrollment, and two key-server nodes sharing one database
 (PROTOCOL.md §4, §6)."""
 
+import secrets
 import time
 
 import pytest
 
+import anchorlib
 import ksfixtures as kf
 
 
@@ -228,18 +230,25 @@ def _write_through_second_node(keyserver, node_b, dom):
     assert a.get(f"/v1/keys/{first['key_id']}").json()["status"] == "superseded"
 
 
-def test_two_nodes_shared_key_dir_write_through_either(keyserver, make_keyserver, dom):
-    """Nodes that share key_dir (and the database) issue for every domain; A's cache is
-    retired by B's writes just as B's is by A's."""
-    node_b = make_keyserver(extra={"key_dir": str(keyserver.key_dir)})
-    _write_through_second_node(keyserver, node_b, dom)
-
-
-@pytest.mark.xfail(strict=True, reason="server bug/design gap: the issuer key lives only in the "
-                   "key_dir of the node that registered the domain; enrolling through another "
-                   "node answers 500 internal")
-def test_two_nodes_own_key_dirs_write_through_either(keyserver, make_keyserver, dom):
+def test_two_nodes_write_through_either(keyserver, make_keyserver, dom):
     """DESIGN.md §7: key-server nodes are stateless.  A domain registered through node A
-    must also be able to enroll through node B (which has its own key_dir)."""
+    enrolls through node B: the issuer key is sealed in the database under the KEK that
+    both nodes hold; A's cache is retired by B's writes just as B's is by A's."""
     node_b = make_keyserver()
     _write_through_second_node(keyserver, node_b, dom)
+
+
+def test_node_with_another_kek_cannot_issue(keyserver, make_keyserver, dom, tmp_path):
+    """A node whose issuer_kek_file differs cannot unseal the issuer keys: it refuses to
+    issue (500, logged) and changes nothing, rather than issuing with anything else."""
+    node_c = make_keyserver(extra={"issuer_kek_file": str(anchorlib.make_kek(tmp_path / "other.kek"))})
+    c = node_c.client()
+    addr = f"kek-{secrets.token_hex(3)}@{dom.name}"
+    token = kf.issue_token(c, dom, addr)
+    _, csr = kf.make_csr(addr)
+    r = c.post(f"/v1/domains/{dom.name}/enroll", {"token": token, "csr": csr})
+    assert r.status == 500, (r.status, r.body)
+    assert "cannot be unsealed" in node_c.stderr()
+    # The token is still good on a node with the right key.
+    r = keyserver.client().post(f"/v1/domains/{dom.name}/enroll", {"token": token, "csr": csr})
+    assert r.status == 201, (r.status, r.body)
