@@ -10,6 +10,8 @@
 
 #include "args.h"
 #include "client.h"
+#include "cmd_log.h"
+#include "cmd_route.h"
 #include "ctl.h"
 #include "log.h"
 
@@ -37,7 +39,21 @@ static const struct ctl_cmd commands[] = {
      "Submit DIR/<address>.csr with the one-time enrollment token (or\n"
      "--token-file FILE). The issued certificate is checked against the returned\n"
      "chain and the local key, then written to DIR/<address>.pem and its chain\n"
-     "(issuer, root) to DIR/<address>.chain.pem. Prints the key id and fingerprint."},
+     "(issuer, root) to DIR/<address>.chain.pem, and the revocation secret the\n"
+     "server returns once to DIR/<address>.revoke (0600; never printed): it\n"
+     "revokes the key when the key is lost. Prints the key id and fingerprint."},
+    {"key", "revoke", ctl_cmd_key_revoke,
+     "<key-id> [--reason R] [--key FILE [--cert FILE] [--chain FILE] [--sign-only]\n"
+     "       | --secret-file FILE | --request FILE]",
+     "Revoke a key (PROTOCOL.md 9), one of three ways: with --key, a request\n"
+     "signed by the key itself (its certificate: --cert, default KEY minus .key\n"
+     "plus .pem; chain: --chain, default CERT.chain.pem, else the domain object);\n"
+     "--sign-only prints that request instead of sending it, to keep offline, and\n"
+     "--request FILE sends such a stored request later. With --secret-file, the\n"
+     "revocation secret that key enroll stored in <address>.revoke (for a lost\n"
+     "key). Otherwise as the domain admin (--token-file, ANCHOR_ADMIN_TOKEN or\n"
+     "./<domain>/admin.token). REASON: unspecified (default), keyCompromise,\n"
+     "affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn."},
     {"pin", NULL, ctl_cmd_pin, "<cert.pem>",
      "Print the pin of a certificate: sha256: and the base64 SHA-256 of its\n"
      "SubjectPublicKeyInfo, as published in the _anchor TXT record."},
@@ -69,17 +85,75 @@ static const struct ctl_cmd commands[] = {
     {"group", "set", ctl_cmd_group_set, "<group-address> <member-address>...",
      "Domain admin: set the members of a group (replacing the previous members)."},
     {"group", "delete", ctl_cmd_group_delete, "<group-address>", "Domain admin: delete a group."},
-    {"lookup", "domain", ctl_cmd_lookup, "<domain> [--json | --pem]",
-     "Show the domain's policy, mode and pins; --pem prints root and issuer."},
-    {"lookup", "address", ctl_cmd_lookup, "<address> [--json | --pem]",
+    {"lookup", "domain", ctl_cmd_lookup, "<domain> [--json | --pem] [--pin PIN] [--state FILE]",
+     "Show the domain's policy, mode and pins, and its newest log head (verified\n"
+     "and checked against the head remembered); --pem prints root and issuer."},
+    {"lookup", "address", ctl_cmd_lookup, "<address> [--json | --pem] [--pin PIN] [--state FILE]",
      "Show the address's current certificates and where encryption goes under\n"
-     "the domain's policy; --pem prints every certificate once."},
-    {"lookup", "history", ctl_cmd_lookup, "<address> [--json | --pem]",
+     "the domain's policy; --pem prints every usable certificate once. A revoked\n"
+     "certificate is shown as revoked and never offered. Every lookup of\n"
+     "certificates verifies them: chain to the domain's root, log inclusion proof\n"
+     "and signed tree head against the pins (--pin, else the domain object's), and\n"
+     "consistency with the newest head remembered for the domain in the state file\n"
+     "(--state, ANCHOR_STATE, default ~/.anchor/heads.json). A failure exits 1; a\n"
+     "fork of the log (log_fork) is printed with both heads as evidence."},
+    {"lookup", "history", ctl_cmd_lookup, "<address> [--json | --pem] [--pin PIN] [--state FILE]",
      "Show every certificate ever issued for the address, newest first."},
-    {"lookup", "key", ctl_cmd_lookup, "<key-id> [--json | --pem]",
-     "Show the certificate with this key id."},
-    {"lookup", "fingerprint", ctl_cmd_lookup, "<sha256:hex> [--json | --pem]",
+    {"lookup", "key", ctl_cmd_lookup, "<key-id> [--json | --pem] [--pin PIN] [--state FILE]",
+     "Show the certificate with this key id (a revoked one with its revocation)."},
+    {"lookup", "fingerprint", ctl_cmd_lookup,
+     "<sha256:hex> [--json | --pem] [--pin PIN] [--state FILE]",
      "Show the certificate with this SHA-256 fingerprint."},
+    {"audit", NULL, ctl_cmd_audit, "<domain> [--approved FILE] [--pin PIN] [--state FILE] [--json]",
+     "Domain admin: audit the domain's transparency log. Fetches every entry,\n"
+     "recomputes the Merkle tree and compares it with the newest signed head and\n"
+     "with the stored head of every size (all up to 1000, a sample beyond), each\n"
+     "verified against the pins (--pin, else the domain object's); reports a\n"
+     "truncated or rewritten log, lists every change with its time and name, and\n"
+     "with --approved FILE (JSON lines or an array of records such as\n"
+     "{\"key_id\": ...}, {\"fingerprint\": ...} or {\"type\": \"route_set\",\n"
+     "\"name\": ..., \"route_sha256\": ...}) every issuance, route, policy or group\n"
+     "change that no record approves. Exit 1 on any problem or unapproved change."},
+    {"feed", NULL, ctl_cmd_feed, "<domain> [--since N] [--limit L] [--follow [--interval S]]",
+     "Print the domain's change feed from cursor N (default 0), at most L entries\n"
+     "(1..1000, default 100), then \"next: <cursor>\". With --follow, keep polling\n"
+     "every S seconds (default 5) and print new entries as they come."},
+    {"webhook", "add", ctl_cmd_webhook_add, "<domain> <url> <key-id>... [--secret-file FILE]",
+     "Ask the key server to POST each event of these keys to url (https://).\n"
+     "Prints the webhook's id and the secret that deletes it (or writes the\n"
+     "secret to FILE, 0600)."},
+    {"webhook", "delete", ctl_cmd_webhook_delete, "<domain> <id> --secret-file FILE",
+     "Delete a webhook with the secret its creation returned."},
+    {"route", "set", ctl_cmd_route_set,
+     "<address|domain> --server HOST[:PORT[:PRIO[:WEIGHT]]]=PIN|@CERT...\n"
+     "       [--ttl N]",
+     "Domain admin: route mail for the address (or, for a bare domain, the\n"
+     "domain's default) to a weighted set of receiving servers, each with the pin\n"
+     "of the TLS certificate it must present: sha256:<b64>, or @FILE to take it\n"
+     "from a PEM certificate. Port 25, priority 10 and weight 1 by default;\n"
+     "--server repeats (1 to 32). TTL 60 to 86400 seconds (default 3600)."},
+    {"route", "alias", ctl_cmd_route_alias,
+     "<address|domain> <target> [--ttl N] [--key FILE [--cert FILE]\n"
+     "       [--chain FILE]]",
+     "Alias: mail for the address goes to the target address (for a domain's\n"
+     "default route the target is a domain: local@old -> local@target). As the\n"
+     "domain admin by default; with --key, as the address's own user: a request\n"
+     "signed by the key (its current certificate: --cert, default KEY.pem; chain:\n"
+     "--chain, default CERT.chain.pem, else the domain object)."},
+    {"route", "remove", ctl_cmd_route_remove, "<address|domain>",
+     "Domain admin: remove the address's own route (or the domain's default)."},
+    {"route", "show", ctl_cmd_route_show, "<address|domain> [--pin PIN]... [--json]",
+     "Show the signed route in force, verified: chain to a root whose pin is\n"
+     "--pin, else one of the domain object's pins; without -s the key server and\n"
+     "the pins come from DNS (ANCHOR_RESOLVER, ANCHOR_TRUST_ANCHOR). --json prints\n"
+     "the verified payload."},
+    {"route", "resolve", ctl_cmd_route_resolve, "<address> [--json] [--repeat N [--cold]]",
+     "Resolve the address as a sender does: discover each domain in DNS, follow\n"
+     "aliases across domains (each hop verified against its own domain's pins),\n"
+     "and print every hop and the targets in the order to try. Exit 1 on loops,\n"
+     "too many hops, no route, or an answer that does not verify or has expired.\n"
+     "--repeat N (benchmarking) resolves N times and prints the rate; --cold\n"
+     "flushes the caches before each resolution."},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

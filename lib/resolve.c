@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include <curl/curl.h>
+#include <openssl/x509v3.h>
 
 #include "cert.h"
 #include "jws.h"
@@ -159,6 +160,14 @@ int resolve_check_answer(const char *jws, size_t len, const char *name,
 		return err_set(e, ERR_UNPROC, "route_unverified",
 			       "the route answer for %s does not verify: %s", name, why);
 	}
+	/* Every certificate of the domain chains to its root, users' too: only the domain
+	 * itself (its issuer, a CA; x5c [issuer, root]) speaks for its routes. */
+	if (X509_check_ca(v.leaf) < 1) {
+		jws_verified_free(&v);
+		return err_set(e, ERR_UNPROC, "route_unverified",
+			       "the route answer for %s is signed by an end-entity certificate, "
+			       "not by its domain", name);
+	}
 	p = json_loadb(v.payload, v.payload_len, JSON_REJECT_DUPLICATES, NULL);
 	jws_verified_free(&v);
 	type = json_string_value(json_object_get(p, "type"));
@@ -187,35 +196,65 @@ int resolve_check_answer(const char *jws, size_t len, const char *name,
 
 /* ---- fetching ---- */
 
-static int fetch_from(const struct discover_result *d, const struct dns_srv *t, const char *path,
-		      const struct discover_config *cfg, struct dns_https_reply *rep,
-		      struct err *e)
+/*
+ * The address of an SRV target from the discovery resolver, as discovery itself
+ * connects (a test or private zone may name hosts the system resolver does not
+ * know); "" leaves the name to the system resolver.
+ */
+static void target_ip(struct resolve_ctx *ctx, const char *target, char *ip, size_t size)
 {
+	struct dns_answer a;
+	struct err ignore = {0};
+	char *s;
+
+	ip[0] = '\0';
+	if (dns_query(discover_resolver(ctx->dctx), target, LDNS_RR_TYPE_A, &a, &ignore) < 0)
+		return;
+	if (a.sec != DNS_SEC_BOGUS && ldns_rr_list_rr_count(a.rrs) > 0) {
+		s = ldns_rdf2str(ldns_rr_rdf(ldns_rr_list_rr(a.rrs, 0), 0));
+		if (s != NULL)
+			snprintf(ip, size, "%s", s);
+		free(s);
+	}
+	dns_answer_clear(&a);
+}
+
+static int fetch_from(struct resolve_ctx *ctx, const struct dns_srv *t, const char *path,
+		      struct dns_https_reply *rep, struct err *e)
+{
+	const struct discover_config *cfg = discover_config(ctx->dctx);
 	struct dns_https_opts o = {.cacert = cfg->cacert,
 				   .connect_timeout_ms = cfg->timeout_ms,
 				   .timeout_ms = cfg->https_timeout_ms};
+	char ip[64];
 
-	(void)d;
+	target_ip(ctx, t->target, ip, sizeof(ip));
+	if (ip[0])
+		o.resolve_ip = ip;
 	return dns_https_get(t->target, t->port, path, &o, rep, e);
 }
 
 /* GET the route of name from the domain's key servers, the one that answered discovery
  * first, then the others in order. */
-static int fetch_route(struct resolve_ctx *ctx, const struct discover_result *d,
-		       const char *name, struct dns_https_reply *rep, struct err *e)
+int resolve_fetch_answer(struct resolve_ctx *ctx, const struct discover_result *d,
+			 const char *name, struct dns_https_reply *rep, struct err *e)
 {
 	char path[RESOLVE_ADDR_MAX * 3 + 32];
 	char *esc = curl_easy_escape(NULL, name, 0);
 	int first = d->used_target >= 0 ? d->used_target : 0;
 
+	memset(rep, 0, sizeof(*rep));
 	if (esc == NULL)
 		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
-	snprintf(path, sizeof(path), "/v1/routes/%s", esc);
+	if (strchr(name, '@') != NULL)
+		snprintf(path, sizeof(path), "/v1/routes/%s", esc);
+	else
+		snprintf(path, sizeof(path), "/v1/domains/%s/route", esc);
 	curl_free(esc);
 	for (int k = 0; k < d->ntargets; k++) {
 		const struct dns_srv *t = &d->targets[(first + k) % d->ntargets];
 		err_clear(e);
-		if (fetch_from(d, t, path, discover_config(ctx->dctx), rep, e) == 0)
+		if (fetch_from(ctx, t, path, rep, e) == 0)
 			return 0;
 		if (rep->status == 404)
 			return err_set(e, ERR_NOTFOUND, "no_route", "%s has no route", name);
@@ -238,7 +277,7 @@ static json_t *route_of(struct resolve_ctx *ctx, const struct discover_result *d
 		hop->from_cache = 1;
 		return p;
 	}
-	if (fetch_route(ctx, d, name, &rep, e) < 0)
+	if (resolve_fetch_answer(ctx, d, name, &rep, e) < 0)
 		return NULL;
 	out->network_fetches++;
 	if (resolve_check_answer(rep.body, rep.len, name, d->pins, d->npins, time(NULL), &p, e) ==
@@ -299,15 +338,48 @@ static int add_servers(json_t *servers, struct resolve_result *out, struct err *
 	return 0;
 }
 
-static void add_mx(const struct discover_result *d, struct resolve_result *out)
+/* True when name has an address record: the implicit MX of RFC 5321 §5.1. */
+static int has_address(struct resolve_ctx *ctx, const char *name)
 {
+	static const ldns_rr_type types[] = {LDNS_RR_TYPE_A, LDNS_RR_TYPE_AAAA};
+	int found = 0;
+
+	for (size_t i = 0; i < 2 && !found; i++) {
+		struct dns_answer a;
+		struct err ignore = {0};
+		if (dns_query(discover_resolver(ctx->dctx), name, types[i], &a, &ignore) < 0)
+			continue;
+		found = a.sec != DNS_SEC_BOGUS && ldns_rr_list_rr_count(a.rrs) > 0;
+		dns_answer_clear(&a);
+	}
+	return found;
+}
+
+/* A legacy domain's MX hosts; with no MX, the domain itself when it has an address;
+ * a null MX (RFC 7505) or nothing at all: the domain takes no mail. */
+static int add_mx(struct resolve_ctx *ctx, const struct discover_result *d,
+		  struct resolve_result *out, struct err *e)
+{
+	out->legacy = 1;
 	for (int i = 0; i < d->nmx && out->ntargets < RESOLVE_MAX_TARGETS; i++) {
-		struct resolve_target *t = &out->targets[out->ntargets++];
+		struct resolve_target *t;
+		if (strcmp(d->mx[i].host, ".") == 0)
+			continue;
+		t = &out->targets[out->ntargets++];
 		snprintf(t->host, sizeof(t->host), "%s", d->mx[i].host);
 		t->port = 25;
 		t->priority = d->mx[i].preference;
 	}
-	out->legacy = 1;
+	if (d->nmx == 0 && has_address(ctx, d->domain)) {
+		struct resolve_target *t = &out->targets[out->ntargets++];
+		snprintf(t->host, sizeof(t->host), "%s", d->domain);
+		t->port = 25;
+	}
+	if (out->ntargets == 0)
+		return err_set(e, ERR_NOTFOUND, "no_route",
+			       "%s has no anchor and takes no mail (no MX records%s)", d->domain,
+			       d->nmx > 0 ? ", a null MX" : " and no address");
+	return 0;
 }
 
 /* Where an alias leads: an address, or for a domain's default the same local part at
@@ -355,8 +427,7 @@ static int resolve_hop(struct resolve_ctx *ctx, char *cur, struct resolve_result
 	hop->dnssec = d->dnssec;
 	if (d->status == DISCOVER_LEGACY) {
 		hop->kind = RESOLVE_HOP_LEGACY;
-		add_mx(d, out);
-		rc = 0;
+		rc = add_mx(ctx, d, out, e);
 		goto out;
 	}
 	if ((p = route_of(ctx, d, cur, hop, out, e)) == NULL)

@@ -75,6 +75,14 @@ int resolve_check_answer(const char *jws, size_t len, const char *name,
 			 const char pins[][CRYPTO_PIN_MAX], int npins, time_t now, json_t **payload,
 			 struct err *e);
 
+/*
+ * GET the signed route answer of name (an address, or a domain for its default route)
+ * from the discovered domain's key servers, without checking it; rep->body holds the
+ * JWS text (caller clears rep).  Errors: no_route, no_keyserver, fetch_* (dns_https_get).
+ */
+int resolve_fetch_answer(struct resolve_ctx *ctx, const struct discover_result *d,
+			 const char *name, struct dns_https_reply *rep, struct err *e);
+
 json_t *resolve_result_json(const struct resolve_result *r);
 
 #endif
