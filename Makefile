@@ -38,7 +38,7 @@ endif
 ALL_CFLAGS  := $(CFLAGS_BASE) $(CFLAGS_MODE) $(CFLAGS)
 ALL_LDFLAGS := $(LDFLAGS_MODE) $(LDFLAGS)
 
-PROGRAMS := keyserver:anchor-keyserver anchorctl:anchorctl dnstools:anchor-dns
+PROGRAMS := keyserver:anchor-keyserver anchorctl:anchorctl dnstools:anchor-dns reputation:anchor-reputation policyd:anchor-policyd
 
 LIB_SRC  := $(wildcard lib/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
@@ -131,10 +131,13 @@ $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_BUILD)/libanchor.a
 fuzz: fuzz-build
 	@tests/run-fuzz.sh $(FUZZ_TIME) $(FUZZ_BIN)
 
+LINT_DIRS := $(foreach p,$(PROGRAMS),$(if $(wildcard $(call prog_dir,$p)/main.c),$(call prog_dir,$p)))
+
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
-		--inline-suppr --suppress=missingIncludeSystem -Ilib lib keyserver anchorctl dnstools
-	clang-tidy --quiet $(wildcard lib/*.c keyserver/*.c anchorctl/*.c dnstools/*.c) -- \
+		--inline-suppr --suppress=missingIncludeSystem --include=tests/lint/cppcheck-macros.h \
+		-Ilib lib $(LINT_DIRS)
+	clang-tidy --quiet $(wildcard lib/*.c $(addsuffix /*.c,$(LINT_DIRS))) -- \
 		$(CFLAGS_BASE)
 
 # Benchmark programs: bench/<name>.c -> $(BUILD)/bench/<name>, linked with libanchor.a.

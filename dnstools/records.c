@@ -200,7 +200,7 @@ static int default_keyserver(const struct dt_opts *o, struct dns_keyserver *k, s
 
 	snprintf(hostport, sizeof(hostport), "%.*s", (int)(n < 290 ? n : 290), h);
 	if (strchr(hostport, ':') == NULL)
-		strcat(hostport, ":443");
+		snprintf(hostport + strlen(hostport), sizeof(hostport) - strlen(hostport), ":443");
 	if (dns_keyserver_parse(hostport, k, &ign) < 0)
 		return err_set(e, ERR_INPUT, "no_keyserver",
 		               "the key server URL's host is not a DNS name; give the SRV "

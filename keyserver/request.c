@@ -45,7 +45,7 @@ struct ks_domain *ks_load_domain(struct ks_req *r, const char *name)
 	size_t i;
 
 	/* Domain names compare without regard to case (RFC 4343). */
-	for (i = 0; name[i] != '\0' && i < sizeof(lc) - 1; i++)
+	for (i = 0; i < sizeof(lc) - 1 && name[i] != '\0'; i++)
 		lc[i] = (char)tolower((unsigned char)name[i]);
 	lc[i] = '\0';
 	if (name[i] != '\0' || name_check_domain(lc, &e) < 0) {

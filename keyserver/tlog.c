@@ -27,15 +27,25 @@ struct node_ctx {
 	char domain_id[24];
 };
 
+static int hex_nibble(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* PostgreSQL's encode(hash, 'hex'): 64 lowercase digits. */
 static int hex_decode32(const char *hex, uint8_t out[32])
 {
 	if (strlen(hex) != 64)
 		return -1;
 	for (int i = 0; i < 32; i++) {
-		unsigned v;
-		if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+		int hi = hex_nibble(hex[2 * i]), lo = hex_nibble(hex[2 * i + 1]);
+		if (hi < 0 || lo < 0)
 			return -1;
-		out[i] = (uint8_t)v;
+		out[i] = (uint8_t)(hi << 4 | lo);
 	}
 	return 0;
 }
@@ -547,8 +557,10 @@ int ks_log_attach_proofs(struct ks_req *r, json_t *certs, json_t **head, struct 
 	json_t *c;
 
 	*head = NULL;
-	if (json_is_object(certs) && attach_one(r, certs, &jws, &size, e) < 0)
+	if (json_is_object(certs) && attach_one(r, certs, &jws, &size, e) < 0) {
+		free(jws);
 		return -1;
+	}
 	json_array_foreach(certs, i, c)
 	{
 		if (attach_one(r, c, &jws, &size, e) < 0) {

@@ -53,7 +53,7 @@ void discover_config_from_env(struct discover_config *c)
 	c->trust_anchor_file = env_or(c->trust_anchor_file, "ANCHOR_TRUST_ANCHOR");
 	c->cacert = env_or(c->cacert, "ANCHOR_CACERT");
 	if (c->timeout_ms <= 0 && t != NULL)
-		c->timeout_ms = atoi(t);
+		c->timeout_ms = (int)strtol(t, NULL, 10);
 }
 
 static char *dup_or_null(const char *s)

@@ -66,7 +66,7 @@ int dns_dkim_selector(const char *cert_name, const char *domain, char *out, size
 		return 0;
 	}
 	if (strcmp(cert_name, domain) == 0 && size > 6) {
-		strcpy(out, "anchor");
+		snprintf(out, size, "anchor");
 		return 0;
 	}
 	return -1;

@@ -406,9 +406,11 @@ static int http_split_path(char *buf, const char *path, struct http_request *req
 	char *p;
 
 	req->nseg = 0;
-	if (strlen(path) >= HTTP_PATH_MAX)
+	size_t len = strlen(path);
+
+	if (len >= HTTP_PATH_MAX)
 		return -1;
-	strcpy(buf, path);
+	memcpy(buf, path, len + 1);
 	p = buf[0] == '/' ? buf + 1 : buf;
 	if (*p == '\0')
 		return 0;

@@ -238,7 +238,7 @@ static int header_parse(const char *prot_b64, struct jws_header *h, struct err *
 	uint8_t *text = crypto_b64url_decode(prot_b64, &len);
 	json_t *hdr = text ? json_loadb((const char *)text, len, JSON_REJECT_DUPLICATES, NULL)
 			   : NULL;
-	json_t *x5c, *c, *crit;
+	json_t *x5c, *c;
 	const char *alg, *typ;
 	size_t i;
 	int rc = -1;
@@ -249,14 +249,17 @@ static int header_parse(const char *prot_b64, struct jws_header *h, struct err *
 		goto out;
 	}
 	alg = json_string_value(json_object_get(hdr, "alg"));
-	if (alg == NULL || (strcmp(alg, "EdDSA") && strcmp(alg, "ES256") && strcmp(alg, "RS256"))) {
+	if (alg == NULL || (strcmp(alg, "EdDSA") != 0 && strcmp(alg, "ES256") != 0 &&
+			    strcmp(alg, "RS256") != 0)) {
 		err_set(e, ERR_INPUT, "bad_jws", "unsupported JWS alg %.20s",
 			alg ? alg : "(missing)");
 		goto out;
 	}
-	h->alg = !strcmp(alg, "EdDSA") ? "EdDSA" : !strcmp(alg, "ES256") ? "ES256" : "RS256";
+	h->alg = strcmp(alg, "EdDSA") == 0   ? "EdDSA"
+		 : strcmp(alg, "ES256") == 0 ? "ES256"
+					     : "RS256";
 	/* RFC 7515 §4.1.11: a critical extension we do not know means we must refuse. */
-	if ((crit = json_object_get(hdr, "crit")) != NULL) {
+	if (json_object_get(hdr, "crit") != NULL) {
 		err_set(e, ERR_INPUT, "bad_jws", "the JWS names critical extensions we do not know");
 		goto out;
 	}

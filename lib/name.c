@@ -95,7 +95,7 @@ int name_check_domain(const char *name, struct err *e)
 	}
 	/* An all-digit last label would make "192.0.2.1" a domain. */
 	tld = strrchr(name, '.') + 1;
-	for (i = 0; tld[i] != '\0' && tld[i] >= '0' && tld[i] <= '9'; i++)
+	for (i = 0; tld[i] >= '0' && tld[i] <= '9'; i++)
 		;
 	if (tld[i] == '\0')
 		return err_set(e, ERR_INPUT, "bad_name",
