@@ -353,3 +353,98 @@ out:
 	free(group_lc);
 	ks_domain_free(d);
 }
+
+/*
+ * Erasure on a user's request: every trace of the address goes, the log stays whole.
+ * Log entries keep their leaves (which name the address only through a salted hash)
+ * and lose the salt and the name; the address's routes, group membership, pending
+ * tokens and superseded certificates are deleted.  Current certificates must be
+ * revoked first, and revoked ones stay (without them the CRL would forget a serial)
+ * until they expire.
+ */
+static int erase_address(struct ks_req *r, const struct ks_domain *d, const char *addr,
+			 long long *entries, struct err *e)
+{
+	char idbuf[24];
+	const char *params[2] = {idbuf, addr};
+	PGresult *res;
+
+	snprintf(idbuf, sizeof(idbuf), "%lld", d->id);
+	if (db_begin(r->db, e) < 0)
+		return -1;
+	res = db_exec(r->db,
+		      "SELECT count(*) FROM certificates WHERE domain_id = $1 AND name = $2"
+		      " AND status = 'current'",
+		      2, params, e);
+	if (res == NULL)
+		goto fail;
+	if (strcmp(PQgetvalue(res, 0, 0), "0") != 0) {
+		PQclear(res);
+		err_set(e, ERR_CONFLICT, "conflict",
+			"%s still has a current certificate: revoke it before erasing", addr);
+		goto fail;
+	}
+	PQclear(res);
+	res = db_exec(r->db,
+		      "UPDATE log_entries SET salt = NULL, name = NULL"
+		      " WHERE domain_id = $1 AND name = $2",
+		      2, params, e);
+	if (res == NULL)
+		goto fail;
+	*entries = strtoll(PQcmdTuples(res), NULL, 10);
+	PQclear(res);
+	if (db_run(r->db, "DELETE FROM routes WHERE domain_id = $1 AND name = $2", 2, params,
+		   e) < 0 ||
+	    db_run(r->db,
+		   "DELETE FROM group_members WHERE domain_id = $1 AND (member = $2"
+		   " OR group_address = $2)",
+		   2, params, e) < 0 ||
+	    db_run(r->db,
+		   "DELETE FROM enroll_tokens WHERE domain_id = $1 AND address = $2"
+		   " AND used_at IS NULL",
+		   2, params, e) < 0 ||
+	    db_run(r->db,
+		   "DELETE FROM certificates WHERE domain_id = $1 AND name = $2"
+		   " AND status = 'superseded'",
+		   2, params, e) < 0 ||
+	    ks_store_notify_change(r->db, d->name, e) < 0 || db_commit(r->db, e) < 0)
+		goto fail;
+	return 0;
+fail:
+	db_rollback(r->db);
+	return -1;
+}
+
+void ks_domain_erase(struct ks_req *r, const char *domain)
+{
+	struct ks_domain *d = ks_load_domain(r, domain);
+	struct err e = {0};
+	const char *raw;
+	char *addr = NULL;
+	long long entries = 0;
+
+	if (d == NULL)
+		return;
+	if (ks_auth_domain_admin(r, d, &e) < 0 ||
+	    (raw = ks_json_str(r->http->json, "address", 1, &e)) == NULL)
+		goto fail;
+	if ((addr = ks_lower_dup(raw)) == NULL || check_own_address(addr, d->name, &e) < 0 ||
+	    erase_address(r, d, addr, &entries, &e) < 0)
+		goto fail;
+	ks_cache_invalidate(r->ks->cache);
+	/* The address itself is what is being erased: the log line names only the count. */
+	log_info(r->http->reqid, "erased an address of %s (%lld log entries unlinked)", d->name,
+		 entries);
+	http_reply_json(r->resp, 200,
+			json_pack("{s:b, s:I}", "erased", 1, "log_entries_unlinked",
+				  (json_int_t)entries));
+	free(addr);
+	ks_domain_free(d);
+	return;
+fail:
+	if (e.kind == ERR_NONE)
+		err_set(&e, ERR_INTERNAL, "internal", "out of memory");
+	free(addr);
+	ks_domain_free(d);
+	ks_fail(r, &e);
+}

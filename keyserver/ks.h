@@ -72,6 +72,7 @@ void ks_domain_register(struct ks_req *r);
 void ks_domain_set_policy(struct ks_req *r, const char *domain);
 void ks_group_set(struct ks_req *r, const char *domain, const char *group);
 void ks_group_delete(struct ks_req *r, const char *domain, const char *group);
+void ks_domain_erase(struct ks_req *r, const char *domain);
 
 /* enroll.c */
 void ks_token_issue(struct ks_req *r, const char *domain);

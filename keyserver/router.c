@@ -33,6 +33,7 @@ enum route_id {
 	R_FEED,
 	R_WEBHOOKS,
 	R_WEBHOOK,
+	R_ERASE,
 };
 
 struct route {
@@ -67,6 +68,7 @@ static const struct route routes[] = {
 	[R_FEED] = {R_FEED, "feed", "GET", 0},
 	[R_WEBHOOKS] = {R_WEBHOOKS, "webhooks", "POST", 0},
 	[R_WEBHOOK] = {R_WEBHOOK, "webhook", "DELETE", 0},
+	[R_ERASE] = {R_ERASE, "erase", "POST", 0},
 };
 
 static int seg_is(const struct http_request *h, int i, const char *s)
@@ -103,6 +105,8 @@ static enum route_id match_route(const struct http_request *h)
 			return R_FEED;
 		if (n == 4 && seg_is(h, 3, "webhooks"))
 			return R_WEBHOOKS;
+		if (n == 4 && seg_is(h, 3, "erase"))
+			return R_ERASE;
 		if (n == 5 && seg_is(h, 3, "webhooks"))
 			return R_WEBHOOK;
 		if (n == 5 && seg_is(h, 3, "log") && seg_is(h, 4, "head"))
@@ -223,6 +227,9 @@ static void run_handler(struct ks_req *r, enum route_id id, const char *method)
 		break;
 	case R_FEED:
 		ks_feed(r, h->seg[2]);
+		break;
+	case R_ERASE:
+		ks_domain_erase(r, h->seg[2]);
 		break;
 	case R_WEBHOOKS:
 		ks_webhook_add(r, h->seg[2]);
