@@ -79,6 +79,38 @@ static int enroll_token(const struct ctl *ctl, const char *given, char out[CTL_T
 	return 0;
 }
 
+/*
+ * Keep the revocation secret of the answer (PROTOCOL.md §9) in <base>.revoke,
+ * 0600, and take it out of the answer so that nothing prints it.  *path_out
+ * (malloc'd) names the file, or stays NULL when the answer has no secret.
+ */
+static int save_revocation_secret(const char *dir, const char *base, json_t *answer,
+                                  char **path_out, struct err *e)
+{
+	const char *secret = json_string_value(json_object_get(answer, "revocation_secret"));
+	char *path, *text = NULL;
+	int rc;
+
+	*path_out = NULL;
+	if (secret == NULL)
+		return 0;
+	path = ctl_name_file(dir, base, ".revoke");
+	if (path == NULL || asprintf(&text, "%s\n", secret) < 0) {
+		free(path);
+		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	}
+	rc = ctl_file_write(path, text, strlen(text), 0600, 1, e);
+	explicit_bzero(text, strlen(text));
+	free(text);
+	json_object_del(answer, "revocation_secret");
+	if (rc < 0) {
+		free(path);
+		return -1;
+	}
+	*path_out = path;
+	return 0;
+}
+
 int ctl_cmd_key_enroll(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
 {
 	const char *dir = ".", *given = NULL;
@@ -93,7 +125,7 @@ int ctl_cmd_key_enroll(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, cha
 	struct ctl_args a;
 	struct err e = {0};
 	json_t *body = NULL, *answer = NULL;
-	char *csr = NULL, *csr_path = NULL, *key_path = NULL, *path = NULL;
+	char *csr = NULL, *csr_path = NULL, *key_path = NULL, *path = NULL, *revoke_path = NULL;
 	const char *address;
 	int status = CTL_FAIL;
 
@@ -123,12 +155,18 @@ int ctl_cmd_key_enroll(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, cha
 		goto fail;
 	}
 	if (ctl_client_call(&client, "POST", path, body, &answer, &e) < 0 ||
-	    ctl_save_issued(dir, address, answer, key_path, &e) < 0)
+	    ctl_save_issued(dir, address, answer, key_path, &e) < 0 ||
+	    save_revocation_secret(dir, address, answer, &revoke_path, &e) < 0)
 		goto fail;
-	if (ctl->json)
+	if (ctl->json) {
 		ctl_out_json(stdout, answer);
-	else
+	} else {
 		ctl_print_issued(dir, address, answer);
+		if (revoke_path != NULL)
+			printf("revocation secret: %s (0600): it revokes this key if the key is\n"
+			       "                   lost; keep a copy offline\n",
+			       revoke_path);
+	}
 	status = CTL_OK;
 	goto out;
 fail:
@@ -141,6 +179,7 @@ out:
 	free(csr_path);
 	free(key_path);
 	free(path);
+	free(revoke_path);
 	return status;
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "cmd_log.h"
 #include "names.h"
 #include "output.h"
 
@@ -62,29 +63,82 @@ static void show_domain(const json_t *d)
 	printf("updated: %s\n", ctl_out_str(d, "updated"));
 }
 
+static int is_revoked(const json_t *cert)
+{
+	return strcmp(ctl_out_str(cert, "status"), "revoked") == 0;
+}
+
+static void show_revocation(const json_t *cert, const char *indent)
+{
+	const json_t *r = json_object_get(cert, "revocation");
+
+	printf("%s  REVOKED:     %s, reason %s, by %s: do not use this key\n", indent,
+	       ctl_out_str(r, "time"), ctl_out_str(r, "reason"), ctl_out_str(r, "method"));
+}
+
+/* want: 1 the usable certificates, 0 the revoked ones, -1 all. */
+static void show_certs_which(const json_t *list, const char *indent, int want)
+{
+	int shown = 0;
+
+	for (size_t i = 0; i < json_array_size(list); i++) {
+		const json_t *c = json_array_get(list, i);
+		if (want >= 0 && is_revoked(c) == want)
+			continue;
+		ctl_out_cert(stdout, c, indent);
+		if (is_revoked(c))
+			show_revocation(c, indent);
+		shown++;
+	}
+	if (shown == 0 && want != 0)
+		printf("%s(none)\n", indent);
+}
+
 static void show_certs(const json_t *list, const char *indent)
 {
-	if (json_array_size(list) == 0)
-		printf("%s(none)\n", indent);
+	show_certs_which(list, indent, -1);
+}
+
+static int count_revoked(const json_t *list)
+{
+	int n = 0;
+
 	for (size_t i = 0; i < json_array_size(list); i++)
-		ctl_out_cert(stdout, json_array_get(list, i), indent);
+		n += is_revoked(json_array_get(list, i));
+	return n;
+}
+
+/* The usable certificates of a list (a new array). */
+static json_t *usable(const json_t *list)
+{
+	json_t *out = json_array();
+
+	for (size_t i = 0; out != NULL && i < json_array_size(list); i++)
+		if (!is_revoked(json_array_get(list, i)))
+			json_array_append(out, json_array_get(list, i));
+	return out;
 }
 
 static void show_address(const json_t *ad)
 {
 	const json_t *enc = json_object_get(ad, "encryption");
+	const json_t *own = json_object_get(ad, "certificates");
 
 	printf("address: %s\n", ctl_out_str(ad, "address"));
 	printf("domain:  %s\n", ctl_out_str(ad, "domain"));
 	printf("policy:  %s\n", ctl_out_str(ad, "policy"));
 	printf("certificates:\n");
-	show_certs(json_object_get(ad, "certificates"), "  ");
+	show_certs_which(own, "  ", 1);
+	if (count_revoked(own) > 0) {
+		printf("revoked (not usable):\n");
+		show_certs_which(own, "  ", 0);
+	}
 	if (enc == NULL) {
 		printf("encryption: none\n");
 		return;
 	}
 	printf("encryption: to %s (%s)\n", ctl_out_str(enc, "address"), ctl_out_str(enc, "reason"));
-	show_certs(json_object_get(enc, "certificates"), "  ");
+	show_certs_which(json_object_get(enc, "certificates"), "  ", 1);
 }
 
 /* History may come as a bare array or as an object holding "certificates". */
@@ -111,10 +165,14 @@ static int show_pem(int kind, const json_t *answer)
 		json_decref(one);
 		break;
 	case LK_ADDRESS:
-		n = ctl_out_pems(stdout, json_object_get(answer, "certificates"), seen);
-		n += ctl_out_pems(
-		    stdout, json_object_get(json_object_get(answer, "encryption"), "certificates"),
-		    seen);
+		/* A revoked certificate is never offered for use. */
+		one = usable(json_object_get(answer, "certificates"));
+		n = ctl_out_pems(stdout, one, seen);
+		json_decref(one);
+		one =
+		    usable(json_object_get(json_object_get(answer, "encryption"), "certificates"));
+		n += ctl_out_pems(stdout, one, seen);
+		json_decref(one);
 		break;
 	case LK_HISTORY:
 		n = ctl_out_pems(stdout, history_list(answer), NULL);
@@ -143,15 +201,86 @@ static void show(int kind, const json_t *answer)
 		break;
 	default:
 		ctl_out_cert(stdout, answer, "");
+		if (is_revoked(answer))
+			show_revocation(answer, "");
 		break;
 	}
+}
+
+/* Every certificate of the answer, for the log checks (a new array). */
+static json_t *answer_certs(int kind, const json_t *answer)
+{
+	json_t *all = json_array();
+
+	switch (kind) {
+	case LK_ADDRESS:
+		json_array_extend(all, json_object_get(answer, "certificates"));
+		json_array_extend(
+		    all, json_object_get(json_object_get(answer, "encryption"), "certificates"));
+		break;
+	case LK_HISTORY:
+		json_array_extend(all, (json_t *)history_list(answer));
+		break;
+	default:
+		json_array_append(all, (json_t *)answer);
+		break;
+	}
+	return all;
+}
+
+/* --pem of a history or key: the PEM goes out, the warning to stderr. */
+static void warn_revoked(int kind, const json_t *answer)
+{
+	json_t *certs = answer_certs(kind, answer);
+
+	if (count_revoked(certs) > 0)
+		fprintf(stderr, "anchorctl: warning: a certificate printed is REVOKED\n");
+	json_decref(certs);
+}
+
+/*
+ * The relying party's checks (cmd_log.c): the certificates chain to the
+ * domain's root and are in its log, the head verifies against the pins and is
+ * consistent with the one remembered.  Fills line with what to report.
+ */
+static int check_log(const struct ctl_client *c, int kind, const char *arg, const json_t *answer,
+                     const char *pin, const char *state, char *line, size_t len, struct err *e)
+{
+	struct tlog_head head;
+	json_t *certs;
+	int rc;
+
+	if (kind == LK_DOMAIN) {
+		rc = ctl_log_check_domain(c, pin, state, arg, &head, e);
+		if (rc == 0 && head.size == 0)
+			snprintf(line, len, "log:     empty");
+		else if (rc == 0)
+			snprintf(line, len, "log:     head of size %llu (verified)",
+			         (unsigned long long)head.size);
+	} else {
+		certs = answer_certs(kind, answer);
+		rc = ctl_log_check_certs(c, pin, state, answer, certs, &head, e);
+		json_decref(certs);
+		if (rc == 0)
+			snprintf(line, len, "log: included in head of size %llu (verified)",
+			         (unsigned long long)head.size);
+	}
+	if (rc < 0 && strcmp(e->code, "log_fork") == 0)
+		ctl_log_print_fork(state, &head);
+	tlog_head_clear(&head);
+	return rc;
 }
 
 int ctl_cmd_lookup(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
 {
 	int pem = 0;
-	const struct ctl_opt opts[] = {
-	    {"--pem", NULL, &pem}, CTL_COMMON_OPTS(ctl), {NULL, NULL, NULL}};
+	const char *pin = NULL, *state = NULL;
+	const struct ctl_opt opts[] = {{"--pem", NULL, &pem},
+	                               {"--pin", &pin, NULL},
+	                               {"--state", &state, NULL},
+	                               CTL_COMMON_OPTS(ctl),
+	                               {NULL, NULL, NULL}};
+	char logline[128] = "";
 	struct ctl_client client;
 	struct ctl_args a;
 	struct err e = {0};
@@ -174,6 +303,9 @@ int ctl_cmd_lookup(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **
 	} else if (answer == NULL) {
 		err_set(&e, ERR_INTERNAL, "bad_response", "the key server sent an empty answer");
 		status = ctl_fail(&e);
+	} else if (check_log(&client, kind, a.pos[0], answer, pin, state, logline, sizeof(logline),
+	                     &e) < 0) {
+		status = ctl_fail(&e);
 	} else {
 		status = CTL_OK;
 		if (ctl->json)
@@ -181,8 +313,12 @@ int ctl_cmd_lookup(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **
 		else if (pem && show_pem(kind, answer) == 0)
 			status = ctl_fail(&(struct err){ERR_NOTFOUND, "not_found",
 			                                "the answer holds no certificate"});
-		else if (!pem)
+		else if (!pem) {
 			show(kind, answer);
+			printf("%s\n", logline);
+		}
+		if (pem && kind != LK_ADDRESS && kind != LK_DOMAIN)
+			warn_revoked(kind, answer);
 	}
 	json_decref(answer);
 	free(path);

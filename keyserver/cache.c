@@ -230,19 +230,35 @@ static void add_cache_headers(struct http_response *resp, const char *etag, long
 	http_add_header(resp, "Cache-Control", "public, max-age=%lld", max_age);
 }
 
+/* The cache key: the path and, when there is one, the query ("/feed?since=3"); 0 when the
+ * request cannot be told apart from others by a key that fits (then it is not cached). */
+static int cache_key(const struct http_request *req, char *key, size_t len)
+{
+	char query[512];
+	int n;
+
+	if (http_query_string(req, query, sizeof(query)) < 0)
+		return 0;
+	n = snprintf(key, len, "%s%s%s", req->path, query[0] ? "?" : "", query);
+	return n > 0 && (size_t)n < len;
+}
+
 int ks_cache_serve(struct ks_cache *c, const struct http_request *req,
 		   struct http_response *resp, unsigned long long *gen)
 {
-	uint64_t h = hash_key(req->path);
-	struct shard *sh = &c->shards[h % CACHE_SHARDS];
+	char key[1024];
+	uint64_t h;
+	struct shard *sh;
 	struct entry *en;
 	int served = 0;
 
 	*gen = atomic_load(&c->gen);
-	if (!atomic_load(&c->usable))
+	if (!atomic_load(&c->usable) || !cache_key(req, key, sizeof(key)))
 		return 0;
+	h = hash_key(key);
+	sh = &c->shards[h % CACHE_SHARDS];
 	pthread_mutex_lock(&sh->lock);
-	en = *find_slot(sh, h, req->path);
+	en = *find_slot(sh, h, key);
 	if (en != NULL && en->gen == *gen && now_mono() < en->expires) {
 		if (client_has(req, en->etag)) {
 			resp->content_type = en->content_type;
@@ -317,13 +333,14 @@ static void keep(struct ks_cache *c, const char *key, const struct http_response
 void ks_cache_store(struct ks_cache *c, const struct http_request *req,
 		    struct http_response *resp, unsigned long long gen, long long max_age)
 {
-	char etag[ETAG_LEN];
+	char etag[ETAG_LEN], key[1024];
 
 	if (resp->status != 200 || resp->body == NULL)
 		return;
 	make_etag(resp, etag);
-	if (atomic_load(&c->usable) && gen == atomic_load(&c->gen) && max_age > 0)
-		keep(c, req->path, resp, etag, gen, max_age);
+	if (atomic_load(&c->usable) && gen == atomic_load(&c->gen) && max_age > 0 &&
+	    cache_key(req, key, sizeof(key)))
+		keep(c, key, resp, etag, gen, max_age);
 	if (client_has(req, etag))
 		set_not_modified(resp);
 	add_cache_headers(resp, etag, max_age);

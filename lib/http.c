@@ -195,6 +195,40 @@ const char *http_query_arg(const struct http_request *req, const char *name)
 	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+struct query_buf {
+	char *buf;
+	size_t len, used;
+	int overflow;
+};
+
+static enum MHD_Result append_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+				  const char *value)
+{
+	struct query_buf *q = cls;
+	int n = snprintf(q->buf + q->used, q->len - q->used, "%s%s=%s", q->used ? "&" : "", key,
+			 value ? value : "");
+
+	(void)kind;
+	if (n < 0 || (size_t)n >= q->len - q->used) {
+		q->overflow = 1;
+		return MHD_NO;
+	}
+	q->used += (size_t)n;
+	return MHD_YES;
+}
+
+int http_query_string(const struct http_request *req, char *buf, size_t len)
+{
+	struct query_buf q = {buf, len, 0, 0};
+
+	if (len == 0)
+		return -1;
+	buf[0] = '\0';
+	if (req->conn != NULL)
+		MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, append_arg, &q);
+	return q.overflow ? -1 : 0;
+}
+
 const char *http_bearer_token(const struct http_request *req)
 {
 	const char *a = req->authorization;

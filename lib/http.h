@@ -100,6 +100,10 @@ void http_add_header(struct http_response *resp, const char *name, const char *f
 /* A query-string argument or NULL. */
 const char *http_query_arg(const struct http_request *req, const char *name);
 
+/* The decoded query arguments in arrival order as "a=1&b=2" ("" for none); -1 when they
+ * do not fit in len.  For keys that tell requests apart (caches). */
+int http_query_string(const struct http_request *req, char *buf, size_t len);
+
 /* Bearer token from the Authorization header, or NULL. */
 const char *http_bearer_token(const struct http_request *req);
 
