@@ -34,6 +34,10 @@ SANITIZER_PATTERNS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtim
 SANITIZER_ENV = {
     "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0"),
     "UBSAN_OPTIONS": os.environ.get("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1"),
+    # anchorctl remembers the tree heads it has seen (PROTOCOL.md §10.3); tests keep
+    # that memory out of the user's home, in one file per test run.
+    "ANCHOR_STATE": os.environ.get(
+        "ANCHOR_STATE", os.path.join(tempfile.gettempdir(), f"anchor-test-heads-{os.getpid()}.json")),
 }
 
 START_TIMEOUT = 20.0
