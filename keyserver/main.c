@@ -3,18 +3,16 @@
  * certificates, enrolls users' keys, issues server certificates, answers
  * exact-match lookups over HTTPS.  See anchor-keyserver(8).
  */
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>
 
 #include "cache.h"
+#include "daemon.h"
 #include "keywrap.h"
 #include "db.h"
 #include "http.h"
@@ -28,59 +26,10 @@ static void usage(void)
 	fprintf(stderr, "usage: anchor-keyserver [-c config] [-n] [-v] [-o name=value]...\n");
 }
 
-struct options {
-	const char *config;
-	int check_only;
-	int verbose;
-	char **overrides;
-	int noverrides;
-};
-
-static int parse_args(int argc, char **argv, struct options *o)
+static int load_settings(const struct daemon_opts *o, struct ks_settings *s, struct err *e)
 {
-	int ch;
-
-	o->config = "/etc/anchor/keyserver.conf";
-	o->overrides = calloc((size_t)argc, sizeof(char *));
-	if (o->overrides == NULL)
+	if (daemon_settings_load(ks_settings_table, s, o, e) < 0)
 		return -1;
-	while ((ch = getopt(argc, argv, "c:no:vh")) != -1) {
-		switch (ch) {
-		case 'c':
-			o->config = optarg;
-			break;
-		case 'n':
-			o->check_only = 1;
-			break;
-		case 'o':
-			o->overrides[o->noverrides++] = optarg;
-			break;
-		case 'v':
-			o->verbose = 1;
-			break;
-		default:
-			return -1;
-		}
-	}
-	return optind == argc ? 0 : -1;
-}
-
-static int load_settings(const struct options *o, struct ks_settings *s, struct err *e)
-{
-	if (conf_load(ks_settings_table, s, o->config, e) < 0)
-		return -1;
-	for (int i = 0; i < o->noverrides; i++) {
-		char *eq = strchr(o->overrides[i], '=');
-		char name[128];
-
-		if (eq == NULL || (size_t)(eq - o->overrides[i]) >= sizeof(name))
-			return err_set(e, ERR_INPUT, "bad_config", "-o %s: expected name=value",
-				       o->overrides[i]);
-		memcpy(name, o->overrides[i], (size_t)(eq - o->overrides[i]));
-		name[eq - o->overrides[i]] = '\0';
-		if (conf_set(ks_settings_table, s, name, eq + 1, e) < 0)
-			return -1;
-	}
 	if (o->verbose) {
 		free(s->log_level);
 		s->log_level = strdup("debug");
@@ -98,38 +47,6 @@ static int load_kek(struct ks *ks, struct err *e)
 		log_warn(NULL, "made a new issuer_kek_file %s: every key-server node sharing this "
 			 "database needs a copy of it, and it is needed to read the issuer keys",
 			 ks->cfg.issuer_kek_file);
-	return 0;
-}
-
-static int migrate(const struct ks_settings *s, struct err *e)
-{
-	struct db *db = db_connect(s->db_conninfo, e);
-	int n;
-
-	if (db == NULL)
-		return -1;
-	n = db_migrate(db, s->sql_dir, e);
-	db_close(db);
-	if (n < 0)
-		return -1;
-	if (n > 0)
-		log_info(NULL, "applied %d migration(s)", n);
-	return 0;
-}
-
-static int write_port_file(const char *path, int port, struct err *e)
-{
-	char tmp[4096];
-	FILE *f;
-
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	if ((f = fopen(tmp, "w")) == NULL)
-		return err_set(e, ERR_INTERNAL, "bad_config", "port_file %s: %s", path,
-			       strerror(errno));
-	fprintf(f, "%d\n", port);
-	if (fclose(f) != 0 || rename(tmp, path) < 0)
-		return err_set(e, ERR_INTERNAL, "bad_config", "port_file %s: %s", path,
-			       strerror(errno));
 	return 0;
 }
 
@@ -157,24 +74,12 @@ static struct http_server *start_http(struct ks *ks, struct err *e)
 	return http_server_start(&hc, e);
 }
 
-/* Block the stop signals in every thread, then wait for one here. */
-static void block_signals(sigset_t *set)
-{
-	sigemptyset(set);
-	sigaddset(set, SIGTERM);
-	sigaddset(set, SIGINT);
-	sigaddset(set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, set, NULL);
-	signal(SIGPIPE, SIG_IGN);
-}
-
 static int serve(struct ks *ks, struct err *e)
 {
 	struct http_server *srv;
 	sigset_t set;
-	int sig = 0;
 
-	block_signals(&set);
+	daemon_block_signals(&set);
 	if ((ks->pool = db_pool_new(ks->cfg.db_conninfo, (int)ks->cfg.db_pool_size, e)) == NULL)
 		return -1;
 	if ((ks->cache = ks_cache_new(CACHE_MAX_ENTRIES)) == NULL)
@@ -188,28 +93,26 @@ static int serve(struct ks *ks, struct err *e)
 	log_info(NULL, "listening on %s://%s:%d", ks->cfg.allow_plain_http ? "http" : "https",
 		 ks->cfg.listen_address, http_server_port(srv));
 	if (ks->cfg.port_file != NULL &&
-	    write_port_file(ks->cfg.port_file, http_server_port(srv), e) < 0) {
+	    daemon_write_port_file(ks->cfg.port_file, http_server_port(srv), e) < 0) {
 		http_server_stop(srv);
 		return -1;
 	}
-	while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
-		log_info(NULL, "SIGHUP ignored: restart to reload the configuration");
-	log_info(NULL, "signal %d: stopping", sig);
+	daemon_wait_for_stop("anchor-keyserver", &set);
 	http_server_stop(srv);
 	return 0;
 }
 
 int main(int argc, char **argv)
 {
-	struct options o = {0};
+	struct daemon_opts o = {0};
 	struct ks ks = {0};
 	struct err e = {0};
 	enum log_level lvl = LOG_LVL_INFO;
 	int rc = 1;
 
-	if (parse_args(argc, argv, &o) < 0) {
+	if (daemon_opts_parse(argc, argv, "/etc/anchor/keyserver.conf", &o) < 0) {
 		usage();
-		free(o.overrides);
+		daemon_opts_free(&o);
 		return 2;
 	}
 	log_init("anchor-keyserver", LOG_LVL_INFO, 0);
@@ -227,7 +130,9 @@ int main(int argc, char **argv)
 	/* Before any thread starts: curl_global_init is not thread-safe. */
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (load_kek(&ks, &e) < 0 ||
-	    (ks.cfg.migrate_on_start && migrate(&ks.cfg, &e) < 0) || serve(&ks, &e) < 0) {
+	    (ks.cfg.migrate_on_start &&
+	     daemon_migrate(ks.cfg.db_conninfo, ks.cfg.sql_dir, &e) < 0) ||
+	    serve(&ks, &e) < 0) {
 		log_err(NULL, "%s", e.msg);
 		goto out;
 	}
@@ -238,6 +143,6 @@ out:
 	db_pool_free(ks.pool);
 	OPENSSL_cleanse(ks.kek, sizeof(ks.kek));
 	conf_free(ks_settings_table, &ks.cfg);
-	free(o.overrides);
+	daemon_opts_free(&o);
 	return rc;
 }
