@@ -47,6 +47,7 @@ LIBA     := $(BUILD)/libanchor.a
 prog_dir  = $(word 1,$(subst :, ,$1))
 prog_name = $(word 2,$(subst :, ,$1))
 BINS     := $(foreach p,$(PROGRAMS),$(if $(wildcard $(call prog_dir,$p)/main.c),$(BUILD)/$(call prog_name,$p)))
+PROG_DIRS := $(foreach p,$(PROGRAMS),$(if $(wildcard $(call prog_dir,$p)/main.c),$(call prog_dir,$p)))
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -86,7 +87,7 @@ PROG_ARCHIVES := $(foreach p,$(PROGRAMS),$(if $(wildcard $(call prog_dir,$p)/mai
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(PROG_ARCHIVES) $(LIBA)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(ALL_CFLAGS) -Ikeyserver -Ianchorctl -Idnstools $(ALL_LDFLAGS) -o $@ $^ \
+	$(Q)$(CC) $(ALL_CFLAGS) $(addprefix -I,$(PROG_DIRS)) $(ALL_LDFLAGS) -o $@ $^ \
 		$(LDLIBS) $(shell pkg-config --libs cmocka)
 
 deps:
@@ -131,13 +132,11 @@ $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_BUILD)/libanchor.a
 fuzz: fuzz-build
 	@tests/run-fuzz.sh $(FUZZ_TIME) $(FUZZ_BIN)
 
-LINT_DIRS := $(foreach p,$(PROGRAMS),$(if $(wildcard $(call prog_dir,$p)/main.c),$(call prog_dir,$p)))
-
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 		--inline-suppr --suppress=missingIncludeSystem --include=tests/lint/cppcheck-macros.h \
-		-Ilib lib $(LINT_DIRS)
-	clang-tidy --quiet $(wildcard lib/*.c $(addsuffix /*.c,$(LINT_DIRS))) -- \
+		-Ilib lib $(PROG_DIRS)
+	clang-tidy --quiet $(wildcard lib/*.c $(addsuffix /*.c,$(PROG_DIRS))) -- \
 		$(CFLAGS_BASE)
 
 # Benchmark programs: bench/<name>.c -> $(BUILD)/bench/<name>, linked with libanchor.a.
@@ -155,14 +154,14 @@ bench: all bench-build
 	@bench/run-all.sh $(abspath $(BUILD))
 
 format:
-	clang-format -i $(wildcard lib/*.[ch] keyserver/*.[ch] anchorctl/*.[ch] dnstools/*.[ch] \
-		tests/unit/*.c tests/fuzz/*.c)
+	clang-format -i $(wildcard lib/*.[ch] $(addsuffix /*.[ch],$(PROG_DIRS)) tests/unit/*.c \
+		tests/fuzz/*.c)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/anchor/sql \
 		$(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man8
-	install -m 0755 $(BUILD)/anchor-keyserver $(DESTDIR)$(PREFIX)/sbin/
-	install -m 0755 $(BUILD)/anchorctl $(BUILD)/anchor-dns $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(filter-out %/anchorctl %/anchor-dns,$(BINS)) $(DESTDIR)$(PREFIX)/sbin/
+	install -m 0755 $(filter %/anchorctl %/anchor-dns,$(BINS)) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 sql/*.sql $(DESTDIR)$(PREFIX)/share/anchor/sql/
 	install -m 0644 docs/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 0644 docs/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/

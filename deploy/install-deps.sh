@@ -23,11 +23,11 @@ PACKAGES=(
 	python3 python3-pytest python3-jwcrypto python3-dkim python3-cryptography
 	python3-requests knot-dnsutils nsd bind9-utils swaks nginx-light
 	# bench and lint
-	wrk cppcheck clang-tidy clang-format
+	wrk cppcheck clang-tidy clang-format dnsperf rbldnsd
 )
 
 # Services the packages may start; we never need the system instances.
-SERVICES=(nginx nsd postgresql)
+SERVICES=(nginx nsd postgresql rbldnsd)
 
 # One dpkg-query for all packages; a package it does not know prints no line.
 missing_packages() {

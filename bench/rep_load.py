@@ -1,0 +1,236 @@
+"""rep_load.py BUILD_DIR - anchor-reputation throughput (driven by bench/reputation.sh).
+
+Sets up the same world as the integration tests (tests/integration/repfixtures.py):
+PostgreSQL, a key server, REPORTERS anchored reporter domains with signing keys, NSD
+serving their anchors, anchor-reputation.  Then:
+
+  1. reports ingested per second: REPORTS signed reports (signed beforehand, not timed)
+     POSTed over 8 keep-alive HTTPS connections, one per group of reporters; each report
+     verified against its domain's pin and committed before the answer
+  2. queries per second over HTTPS keep-alive: wrk GET /v1/query?ip=... over SUBJECTS
+     scored subjects, then nginx serving the very same answer bodies as static files
+     (same TLS certificate, same workers), in the same run; rates, ratio, p99 latencies
+"""
+
+import os
+import random
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+BIN = Path(sys.argv[1]).resolve()
+SRC = Path(__file__).resolve().parents[1]
+os.environ["ANCHOR_BIN"] = str(BIN)
+os.environ["ANCHOR_SRC"] = str(SRC)
+sys.path.insert(0, str(SRC / "tests" / "integration"))
+
+import anchorlib  # noqa: E402
+import repfixtures as rx  # noqa: E402
+
+REPORTERS = int(os.environ.get("BENCH_REPORTERS", "16"))
+REPORTS = int(os.environ.get("BENCH_REPORTS", "4000"))
+SUBJECTS = int(os.environ.get("BENCH_SUBJECTS", "500"))
+DURATION = int(os.environ.get("BENCH_DURATION", "10"))
+CONNS = int(os.environ.get("BENCH_CONNS", "32"))
+THREADS = int(os.environ.get("BENCH_THREADS", "2"))
+
+
+class Finalizers:
+    """Stands in for pytest's request in repfixtures.build_world."""
+
+    def __init__(self):
+        self.fns = []
+
+    def addfinalizer(self, fn):
+        self.fns.append(fn)
+
+    def run(self):
+        for fn in reversed(self.fns):
+            try:
+                fn()
+            except Exception as e:  # report and go on cleaning up
+                print(f"cleanup: {e}", file=sys.stderr)
+
+
+def ips(n):
+    return [f"10.{i // 250}.{i % 250}.{(i * 7) % 250 + 1}" for i in range(n)]
+
+
+def ingest(world, rep):
+    labels = sorted(world.reporters)
+    subjects = ips(SUBJECTS)
+    rnd = random.Random(1)
+    jobs = {label: [] for label in labels}
+    for k in range(REPORTS):
+        label = labels[k % len(labels)]
+        r = world.reporters[label]
+        _, text = rx.signed_report(r, [f"ip:{rnd.choice(subjects)}"], id=f"bench-{k}")
+        jobs[label].append(text)
+    groups = [labels[i::8] for i in range(8)]
+    statuses = []
+    lock = threading.Lock()
+
+    def worker(group):
+        local = []
+        for label in group:
+            conn = rep.connection(world.reporters[label].src)
+            for text in jobs[label]:
+                local.append(rx.post_report(rep, text, conn=conn).status)
+            conn.close()
+        with lock:
+            statuses.extend(local)
+
+    threads = [threading.Thread(target=worker, args=(g,)) for g in groups if g]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - t0
+    ok = statuses.count(201)
+    print(f"reports: {ok} of {len(statuses)} accepted in {elapsed:.2f} s over 8 connections: "
+          f"{ok / elapsed:.0f} reports/s (each JWS-verified and committed)")
+    return subjects
+
+
+def parse_wrk(path):
+    text = Path(path).read_text()
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    m = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", text)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    return rate, float(m.group(1)) * scale, int(errors.group(1)) if errors else 0
+
+
+def queries(world, rep, subjects, work):
+    www = work / "www" / "q"
+    www.mkdir(parents=True)
+    rep_paths, ng_paths, sizes = [], [], []
+    for ip in subjects:
+        r = rx.request(rep, "GET", f"/v1/query?ip={ip}")
+        assert r.status == 200, r.body
+        (www / ip).write_bytes(r.body)
+        rep_paths.append(f"/v1/query?ip={ip}")
+        ng_paths.append(f"/q/{ip}")
+        sizes.append(len(r.body))
+    (work / "rep-paths.txt").write_text("\n".join(rep_paths) + "\n")
+    (work / "ng-paths.txt").write_text("\n".join(ng_paths) + "\n")
+    port = anchorlib_free_port()
+    ngdir = work / "nginx"
+    ngdir.mkdir()
+    (ngdir / "nginx.conf").write_text(f"""
+worker_processes {THREADS};
+pid {ngdir}/nginx.pid;
+error_log {ngdir}/error.log warn;
+daemon off;
+events {{ worker_connections 1024; }}
+http {{
+	access_log off;
+	keepalive_requests 1000000;
+	ssl_session_cache shared:SSL:1m;
+	default_type application/json;
+	server {{
+		listen 127.0.0.1:{port} ssl;
+		ssl_certificate {world.tls.cert};
+		ssl_certificate_key {world.tls.key};
+		root {work}/www;
+	}}
+}}
+""")
+    nginx = subprocess.Popen(["nginx", "-c", str(ngdir / "nginx.conf"), "-p", str(ngdir)])
+    time.sleep(0.5)
+    lua = work / "paths.lua"
+    lua.write_text("""
+local paths = {}
+for line in io.lines(os.getenv("PATHS_FILE")) do paths[#paths + 1] = line end
+local n = 0
+request = function()
+	n = n + 1
+	return wrk.format("GET", paths[(n % #paths) + 1])
+end
+""")
+
+    def run_wrk(url, paths, out, secs):
+        env = dict(os.environ, PATHS_FILE=str(paths))
+        with open(out, "w") as f:
+            subprocess.run(["wrk", f"-t{THREADS}", f"-c{CONNS}", f"-d{secs}s", "--latency",
+                            "-s", str(lua), url], stdout=f, env=env, check=True)
+
+    try:
+        print(f"queries: wrk -t{THREADS} -c{CONNS} -d{DURATION}s over {len(subjects)} subjects, "
+              f"HTTPS keep-alive; answers {min(sizes)}..{max(sizes)} bytes")
+        run_wrk(rep.base_url, work / "rep-paths.txt", "/dev/null", 2)
+        run_wrk(f"https://127.0.0.1:{port}", work / "ng-paths.txt", "/dev/null", 2)
+        perf = None
+        if os.environ.get("BENCH_PERF"):  # where the daemon spends its time, for tuning
+            perf = subprocess.Popen(["perf", "record", "-g", "-o", str(work / "perf.data"),
+                                     "-p", str(rep.proc.pid)], stderr=subprocess.DEVNULL)
+        run_wrk(rep.base_url, work / "rep-paths.txt", work / "wrk-rep.txt", DURATION)
+        if perf:
+            perf.send_signal(2)
+            perf.wait()
+            subprocess.run(f"perf report -i {work / 'perf.data'} --no-children --stdio "
+                           f"2>/dev/null | grep -v '^#' | grep '%' | head -40", shell=True)
+        run_wrk(f"https://127.0.0.1:{port}", work / "ng-paths.txt", work / "wrk-ng.txt",
+                DURATION)
+    finally:
+        nginx.terminate()
+        nginx.wait()
+    r_rate, r_p99, r_err = parse_wrk(work / "wrk-rep.txt")
+    n_rate, n_p99, n_err = parse_wrk(work / "wrk-ng.txt")
+    print(f"{'':26}{'requests/s':>12}{'p99 ms':>10}{'non-2xx':>9}")
+    print(f"{'anchor-reputation query':26}{r_rate:12.0f}{r_p99:10.2f}{r_err:9d}")
+    print(f"{'nginx (same bodies)':26}{n_rate:12.0f}{n_p99:10.2f}{n_err:9d}")
+    print(f"ratio anchor-reputation/nginx: {r_rate / n_rate:.2f}")
+
+
+def anchorlib_free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def main():
+    fin = Finalizers()
+    work = anchorlib.mktemp_dir("anchor-bench-rep-")
+    work.chmod(0o755)
+    pg = anchorlib.PgCluster(work / "pg")
+    try:
+        pg.start()
+        db = pg.create_database("bench_rep")
+        token = anchorlib.make_token()
+        print(f"== setting up: PostgreSQL, key server, {REPORTERS} anchored reporter domains, "
+              f"NSD, anchor-reputation")
+        world = rx.build_world(pg, db, token, fin, [f"b{i}" for i in range(REPORTERS)])
+        # Ingest waits on the database (each report is committed before the answer): it
+        # gets 8 HTTP threads; the query comparison then runs with as many threads as
+        # nginx has workers.
+        rep = rx.Reputation(world, world.work / "rep", db,
+                            {"log_level": "warning", "http_threads": "8",
+                             "db_pool_size": "16", "max_connections": "4096"}).start()
+        print(f"== ingest: {REPORTS} reports from {REPORTERS} domains about {SUBJECTS} "
+              f"subjects, anchor-reputation with 8 HTTP threads")
+        subjects = ingest(world, rep)
+        rep.stop()
+        rep.params["http_threads"] = str(THREADS)
+        rep.start()
+        print(f"== queries: anchor-reputation with {THREADS} HTTP threads, nginx with "
+              f"{THREADS} workers")
+        queries(world, rep, subjects, work)
+    finally:
+        fin.run()
+        pg.stop()
+        real = (work / "pg").resolve()  # pgcluster.sh may have put it elsewhere
+        anchorlib.remove_tree(work)
+        if real.is_dir() and real.name.startswith("anchormail-pg-"):
+            anchorlib.remove_tree(real)
+
+
+if __name__ == "__main__":
+    main()

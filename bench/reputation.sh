@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# bench/reputation.sh - anchor-reputation throughput, beside a peer measured in the same run.
+#
+#  1. Reports ingested per second: signed reports from anchored reporter domains (each
+#     verified against the domain's pin found through DNS, then committed) over 8 HTTPS
+#     keep-alive connections.
+#  2. Queries per second over HTTPS keep-alive: wrk drives GET /v1/query?ip=... over
+#     scored subjects, then nginx serving the very same answer bodies as static files
+#     (same TLS certificate, same number of workers).  Prints both rates, the ratio and
+#     the p99 latencies.
+#
+# The world (PostgreSQL, key server, anchored domains in NSD) is built by bench/rep_load.py
+# with the integration tests' helpers.  Knobs: BENCH_REPORTERS, BENCH_REPORTS,
+# BENCH_SUBJECTS, BENCH_DURATION, BENCH_CONNS, BENCH_THREADS.
+#
+# Usage: bench/reputation.sh BUILD_DIR   (make bench passes build/release)
+# Only loopback addresses are used; every loop is bounded in count and time.
+set -euo pipefail
+
+BIN=${1:?usage: bench/reputation.sh BUILD_DIR}
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+for b in anchor-reputation anchor-keyserver anchorctl anchor-dns; do
+	[[ -x $BIN/$b ]] || {
+		echo "bench/reputation.sh: $BIN/$b is missing (make first)" >&2
+		exit 1
+	}
+done
+exec /usr/bin/python3 "$SRC/bench/rep_load.py" "$BIN"

@@ -1,0 +1,482 @@
+/*
+ * dnszone.c - the RFC 5782 DNS zone of anchor-reputation (see dnszone.h for
+ * the names and codes): the server.  Queries are read and answers built by
+ * dnszone_wire.c (ldns).  UDP is served by a few
+ * worker threads sharing one socket; TCP (for clients that insist) by one
+ * thread, a connection at a time with short timeouts.  Verdicts come from a
+ * lookup function (rep_score_get in the daemon) and are kept in a small
+ * direct-mapped cache for cache_seconds, because a DNSxL sees the same names
+ * again and again and the store is the expensive part.
+ */
+#include "dnszone.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ldns/ldns.h>
+
+#include "log.h"
+#include "ratelimit.h"
+
+/* ------------------------------------------------------------------ cache */
+
+#define CACHE_BUCKETS 4096 /* x CACHE_WAYS verdicts */
+#define CACHE_WAYS 4
+#define CACHE_LOCKS 64
+
+struct cache_slot {
+	char key[REP_SUBJECT_MAX + 16];
+	time_t expires;
+	struct rep_dnszone_verdict v;
+};
+
+struct rep_dnszone {
+	struct rep_dnszone_config c;
+	char zone[DNS_NAME_MAX];
+	char listen[128];
+	uint32_t serial;
+	int udp, tcp, port;
+	pthread_t threads[16];
+	int nthreads;
+	pthread_t tcp_thread;
+	int tcp_started;
+	atomic_int stop;
+	atomic_ullong queries;
+	struct ratelimit *rl;
+	struct cache_slot *cache;
+	pthread_mutex_t locks[CACHE_LOCKS];
+	struct rep *rep; /* for the default lookup */
+};
+
+static uint32_t hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 16777619u;
+	return h;
+}
+
+/* A set-associative cache: a key may sit in any of the CACHE_WAYS slots of its bucket, so
+ * that two hot names that hash alike do not evict each other (each miss is a store query
+ * that holds a UDP thread). */
+static int cache_get(struct rep_dnszone *z, const char *key, struct rep_dnszone_verdict *v)
+{
+	uint32_t b = hash(key) % CACHE_BUCKETS;
+	struct cache_slot *set;
+	pthread_mutex_t *l = &z->locks[b % CACHE_LOCKS];
+	time_t now = time(NULL);
+	int hit = 0, i;
+
+	if (z->cache == NULL)
+		return 0;
+	set = &z->cache[b * CACHE_WAYS];
+	pthread_mutex_lock(l);
+	for (i = 0; i < CACHE_WAYS && !hit; i++)
+		if (set[i].expires > now && strcmp(set[i].key, key) == 0) {
+			*v = set[i].v;
+			hit = 1;
+		}
+	pthread_mutex_unlock(l);
+	return hit;
+}
+
+static void cache_put(struct rep_dnszone *z, const char *key, const struct rep_dnszone_verdict *v)
+{
+	uint32_t b = hash(key) % CACHE_BUCKETS;
+	struct cache_slot *set, *victim;
+	pthread_mutex_t *l = &z->locks[b % CACHE_LOCKS];
+	int i;
+
+	if (z->cache == NULL || v->error)
+		return;
+	set = &z->cache[b * CACHE_WAYS];
+	pthread_mutex_lock(l);
+	victim = &set[0];
+	for (i = 0; i < CACHE_WAYS; i++) {
+		if (strcmp(set[i].key, key) == 0) {
+			victim = &set[i];
+			break;
+		}
+		if (set[i].expires < victim->expires)
+			victim = &set[i]; /* the one that expires first (or an empty one) */
+	}
+	snprintf(victim->key, sizeof(victim->key), "%s", key);
+	victim->expires = time(NULL) + z->c.cache_seconds;
+	victim->v = *v;
+	pthread_mutex_unlock(l);
+}
+
+/* ------------------------------------------------------------------ serving */
+
+static void client_key(const struct sockaddr_storage *ss, char *out, size_t size)
+{
+	if (ss->ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, out,
+		          (socklen_t)size);
+	else
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, out,
+		          (socklen_t)size);
+}
+
+/* One query in, its answer out (malloc'd) or NULL to stay silent. */
+static uint8_t *handle(struct rep_dnszone *z, const uint8_t *wire, size_t len,
+                       const struct sockaddr_storage *from, size_t *alen)
+{
+	struct rep_dnszone_query q;
+	struct rep_dnszone_verdict v;
+	char who[INET6_ADDRSTRLEN];
+	double retry;
+
+	atomic_fetch_add(&z->queries, 1);
+	rep_dnszone_parse(wire, len, z->zone, &q);
+	memset(&v, 0, sizeof(v));
+	v.verdict = REP_UNKNOWN;
+	if (q.kind == REP_DZ_SUBJECT) {
+		client_key(from, who, sizeof(who));
+		if (z->rl != NULL && !ratelimit_take(z->rl, who, ratelimit_now(), &retry)) {
+			v.rate_limited = 1;
+		} else if (!cache_get(z, q.subject.text, &v)) {
+			struct err e;
+
+			memset(&v, 0, sizeof(v));
+			if (z->c.lookup(z->c.ctx, &q.subject, &v, &e) < 0) {
+				memset(&v, 0, sizeof(v));
+				v.error = 1;
+				log_warn(NULL, "dnszone: lookup of %s failed: %s", q.subject.text,
+				         e.msg);
+			} else {
+				cache_put(z, q.subject.text, &v);
+			}
+		}
+	}
+	return rep_dnszone_answer(&q, z->zone, &v, z->c.ttl, z->serial, alen);
+}
+
+static void *udp_worker(void *arg)
+{
+	struct rep_dnszone *z = arg;
+	uint8_t buf[4096];
+
+	/* Blocking reads with a receive timeout (set in open_sockets): one system call per
+	 * query, and the stop flag seen within 200 ms. */
+	while (!atomic_load(&z->stop)) {
+		struct sockaddr_storage from = {0};
+		socklen_t flen = sizeof(from);
+		uint8_t *ans;
+		size_t alen;
+		ssize_t n;
+
+		n = recvfrom(z->udp, buf, sizeof(buf), 0, (struct sockaddr *)&from, &flen);
+		if (n <= 0)
+			continue;
+		ans = handle(z, buf, (size_t)n, &from, &alen);
+		if (ans != NULL) {
+			if (sendto(z->udp, ans, alen, 0, (struct sockaddr *)&from, flen) < 0)
+				log_debug(NULL, "dnszone: sendto: %s", strerror(errno));
+			free(ans);
+		}
+	}
+	return NULL;
+}
+
+/* Read exactly n octets within timeout_ms (per read); 0 on success. */
+static int read_full(int fd, uint8_t *buf, size_t n, int timeout_ms)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		ssize_t r;
+
+		if (poll(&pfd, 1, timeout_ms) <= 0)
+			return -1;
+		r = read(fd, buf + got, n - got);
+		if (r <= 0)
+			return -1;
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+static void tcp_session(struct rep_dnszone *z, int fd, const struct sockaddr_storage *from)
+{
+	uint8_t buf[65535 + 2];
+
+	while (!atomic_load(&z->stop)) {
+		size_t qlen, alen;
+		uint8_t *ans;
+		int ok;
+
+		if (read_full(fd, buf, 2, 2000) < 0)
+			return;
+		qlen = (size_t)(buf[0] << 8 | buf[1]);
+		if (qlen == 0 || read_full(fd, buf, qlen, 2000) < 0)
+			return;
+		ans = handle(z, buf, qlen, from, &alen);
+		if (ans == NULL || alen > 65535) {
+			free(ans);
+			return;
+		}
+		buf[0] = (uint8_t)(alen >> 8);
+		buf[1] = (uint8_t)alen;
+		memcpy(buf + 2, ans, alen);
+		free(ans);
+		ok = write(fd, buf, alen + 2) == (ssize_t)(alen + 2);
+		if (!ok)
+			return;
+	}
+}
+
+static void *tcp_worker(void *arg)
+{
+	struct rep_dnszone *z = arg;
+
+	while (!atomic_load(&z->stop)) {
+		struct pollfd pfd = {.fd = z->tcp, .events = POLLIN};
+		struct sockaddr_storage from = {0};
+		socklen_t flen = sizeof(from);
+		int fd;
+
+		if (poll(&pfd, 1, 200) <= 0)
+			continue;
+		fd = accept(z->tcp, (struct sockaddr *)&from, &flen);
+		if (fd < 0)
+			continue;
+		tcp_session(z, fd, &from);
+		close(fd);
+	}
+	return NULL;
+}
+
+/* "ADDR:PORT" or "[ADDR6]:PORT" -> sockaddr. */
+static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *sl, struct err *e)
+{
+	char host[INET6_ADDRSTRLEN];
+	const char *colon, *h = s, *hend;
+	char *end;
+	long port;
+
+	memset(ss, 0, sizeof(*ss));
+	if (s[0] == '[') {
+		h = s + 1;
+		hend = strchr(h, ']');
+		colon = hend && hend[1] == ':' ? hend + 1 : NULL;
+	} else {
+		colon = strrchr(s, ':');
+		hend = colon;
+	}
+	if (colon == NULL || hend == NULL || (size_t)(hend - h) >= sizeof(host))
+		goto bad;
+	memcpy(host, h, (size_t)(hend - h));
+	host[hend - h] = '\0';
+	port = strtol(colon + 1, &end, 10);
+	if (*end != '\0' || end == colon + 1 || port < 0 || port > 65535)
+		goto bad;
+	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
+		((struct sockaddr_in *)ss)->sin_family = AF_INET;
+		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+		*sl = sizeof(struct sockaddr_in);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
+		((struct sockaddr_in6 *)ss)->sin6_family = AF_INET6;
+		((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+		*sl = sizeof(struct sockaddr_in6);
+		return 0;
+	}
+bad:
+	return err_set(e, ERR_INPUT, "bad_dns_listen",
+	               "dns_listen \"%.64s\" is not ADDRESS:PORT (e.g. 127.0.0.1:5353 or "
+	               "[::1]:5353)",
+	               s);
+}
+
+static int open_sockets(struct rep_dnszone *z, struct err *e)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = 0;
+	struct timeval tick = {0, 200 * 1000};
+	int one = 1;
+
+	if (parse_listen(z->c.listen, &ss, &sl, e) < 0)
+		return -1;
+	z->udp = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (z->udp < 0 || bind(z->udp, (struct sockaddr *)&ss, sl) < 0 ||
+	    setsockopt(z->udp, SOL_SOCKET, SO_RCVTIMEO, &tick, sizeof(tick)) < 0)
+		goto fail;
+	/* The TCP socket takes the port the UDP one got (port 0 = pick one). */
+	if (getsockname(z->udp, (struct sockaddr *)&ss, &sl) < 0)
+		goto fail;
+	z->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+	                                         : ((struct sockaddr_in *)&ss)->sin_port);
+	z->tcp = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (z->tcp < 0 || setsockopt(z->tcp, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(z->tcp, (struct sockaddr *)&ss, sl) < 0 || listen(z->tcp, 64) < 0)
+		goto fail;
+	return 0;
+fail:
+	return err_set(e, ERR_TEMP, "dns_listen", "cannot listen on %s for DNS: %s", z->c.listen,
+	               strerror(errno));
+}
+
+void rep_dnszone_stop(struct rep_dnszone *z)
+{
+	int i;
+
+	if (z == NULL)
+		return;
+	atomic_store(&z->stop, 1);
+	for (i = 0; i < z->nthreads; i++)
+		pthread_join(z->threads[i], NULL);
+	if (z->tcp_started)
+		pthread_join(z->tcp_thread, NULL);
+	if (z->udp >= 0)
+		close(z->udp);
+	if (z->tcp >= 0)
+		close(z->tcp);
+	for (i = 0; i < CACHE_LOCKS; i++)
+		pthread_mutex_destroy(&z->locks[i]);
+	ratelimit_free(z->rl);
+	free(z->cache);
+	free(z);
+}
+
+struct rep_dnszone *rep_dnszone_start_config(const struct rep_dnszone_config *c, struct err *e)
+{
+	struct rep_dnszone *z = calloc(1, sizeof(*z));
+	struct err ign;
+	int i;
+
+	if (z == NULL) {
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+		return NULL;
+	}
+	z->c = *c;
+	z->udp = z->tcp = -1;
+	for (i = 0; i < CACHE_LOCKS; i++)
+		pthread_mutex_init(&z->locks[i], NULL);
+	if (c->listen == NULL || c->lookup == NULL) {
+		err_set(e, ERR_INPUT, "bad_dns_listen", "no dns_listen address");
+		goto fail;
+	}
+	snprintf(z->listen, sizeof(z->listen), "%s", c->listen);
+	z->c.listen = z->listen;
+	if (dns_name_canon(c->zone, z->zone, sizeof(z->zone), &ign) < 0) {
+		err_set(e, ERR_INPUT, "bad_dns_zone", "dns_zone \"%.64s\" is not a domain name",
+		        c->zone ? c->zone : "");
+		goto fail;
+	}
+	z->serial = (uint32_t)time(NULL);
+	if (c->rate > 0 &&
+	    (z->rl = ratelimit_new(c->rate, c->burst > 0 ? c->burst : c->rate, 65536)) == NULL) {
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+		goto fail;
+	}
+	if (c->cache_seconds > 0 &&
+	    (z->cache = calloc(CACHE_BUCKETS * CACHE_WAYS, sizeof(*z->cache))) == NULL) {
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+		goto fail;
+	}
+	if (open_sockets(z, e) < 0)
+		goto fail;
+	z->c.threads = c->threads < 1 ? 1 : c->threads > 16 ? 16 : c->threads;
+	for (i = 0; i < z->c.threads; i++) {
+		if (pthread_create(&z->threads[i], NULL, udp_worker, z) != 0) {
+			err_set(e, ERR_INTERNAL, "internal", "cannot start a DNS thread");
+			goto fail;
+		}
+		z->nthreads++;
+	}
+	if (pthread_create(&z->tcp_thread, NULL, tcp_worker, z) != 0) {
+		err_set(e, ERR_INTERNAL, "internal", "cannot start the DNS TCP thread");
+		goto fail;
+	}
+	z->tcp_started = 1;
+	log_info(NULL, "dnszone: serving %s on %s (UDP and TCP, port %d)", z->zone, z->listen,
+	         z->port);
+	return z;
+fail:
+	rep_dnszone_stop(z);
+	return NULL;
+}
+
+int rep_dnszone_port(const struct rep_dnszone *z)
+{
+	return z->port;
+}
+
+unsigned long long rep_dnszone_queries(const struct rep_dnszone *z)
+{
+	return atomic_load(&((struct rep_dnszone *)z)->queries);
+}
+
+/* ------------------------------------------------------------------ the daemon's lookup */
+
+static int score_lookup(void *ctx, const struct rep_subject *s, struct rep_dnszone_verdict *v,
+                        struct err *e)
+{
+	struct rep *rep = ctx;
+	struct rep_score sc;
+	struct db *db = db_pool_get(rep->pool);
+	size_t i, pos = 0;
+	json_t *r;
+	int rc;
+
+	memset(&sc, 0, sizeof(sc));
+	rc = rep_score_get(rep, db, s, &sc, e);
+	db_pool_put(rep->pool, db);
+	if (rc < 0)
+		return -1;
+	v->verdict = sc.verdict;
+	v->categories = sc.categories;
+	json_array_foreach(sc.reasons, i, r)
+	{
+		const char *t = json_string_value(json_object_get(r, "text"));
+		int n;
+
+		if (t == NULL || pos + 3 >= sizeof(v->reason))
+			continue;
+		n = snprintf(v->reason + pos, sizeof(v->reason) - pos, "%s%s", pos ? "; " : "", t);
+		pos = n < 0                                  ? pos
+		      : pos + (size_t)n >= sizeof(v->reason) ? sizeof(v->reason) - 1
+		                                             : pos + (size_t)n;
+	}
+	rep_score_clear(&sc);
+	return 0;
+}
+
+static int threads_for(long cores)
+{
+	return cores < 2 ? 4 : cores > 8 ? 16 : (int)(2 * cores);
+}
+
+struct rep_dnszone *rep_dnszone_start(struct rep *rep, struct err *e)
+{
+	struct rep_dnszone_config c = {
+	    .listen = rep->cfg.dns_listen,
+	    .zone = rep->cfg.dns_zone,
+	    .ttl = (uint32_t)rep->cfg.dns_ttl,
+	    /* Two UDP readers per core, at least four: a cache miss holds one for a store
+	     * query, and the others keep answering. */
+	    .threads = threads_for(sysconf(_SC_NPROCESSORS_ONLN)),
+	    .rate = 0, /* a resolver speaks for many clients: no per-address limit by default */
+	    .burst = 0,
+	    .cache_seconds = rep->cfg.dns_ttl < 30 ? (int)rep->cfg.dns_ttl : 30,
+	    .lookup = score_lookup,
+	    .ctx = rep,
+	};
+
+	return rep_dnszone_start_config(&c, e);
+}

@@ -1,0 +1,263 @@
+/*
+ * anchor-reputation - a reputation provider: takes signed abuse reports from receivers,
+ * aggregates them resistant to poisoning, answers CSV-style queries over HTTPS (and DNS),
+ * and federates with other providers.  See anchor-reputation(8).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "handlers.h"
+#include "log.h"
+
+#define REPORTER_BUCKETS 100000
+#define CACHE_SLOTS (1u << 17)
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: anchor-reputation [-c config] [-n] [-v] [-o name=value]...\n");
+}
+
+struct options {
+	const char *config;
+	int check_only;
+	int verbose;
+	char **overrides;
+	int noverrides;
+};
+
+static int parse_args(int argc, char **argv, struct options *o)
+{
+	int ch;
+
+	o->config = "/etc/anchor/reputation.conf";
+	o->overrides = calloc((size_t)argc, sizeof(char *));
+	if (o->overrides == NULL)
+		return -1;
+	while ((ch = getopt(argc, argv, "c:no:vh")) != -1) {
+		switch (ch) {
+		case 'c':
+			o->config = optarg;
+			break;
+		case 'n':
+			o->check_only = 1;
+			break;
+		case 'o':
+			o->overrides[o->noverrides++] = optarg;
+			break;
+		case 'v':
+			o->verbose = 1;
+			break;
+		default:
+			return -1;
+		}
+	}
+	return optind == argc ? 0 : -1;
+}
+
+static int load_settings(const struct options *o, struct rep *rep, struct err *e)
+{
+	struct rep_settings *s = &rep->cfg;
+
+	if (conf_load(rep_settings_table, s, o->config, e) < 0)
+		return -1;
+	for (int i = 0; i < o->noverrides; i++) {
+		char *eq = strchr(o->overrides[i], '=');
+		char name[128];
+
+		if (eq == NULL || (size_t)(eq - o->overrides[i]) >= sizeof(name))
+			return err_set(e, ERR_INPUT, "bad_config", "-o %s: expected name=value",
+			               o->overrides[i]);
+		memcpy(name, o->overrides[i], (size_t)(eq - o->overrides[i]));
+		name[eq - o->overrides[i]] = '\0';
+		if (conf_set(rep_settings_table, s, name, eq + 1, e) < 0)
+			return -1;
+	}
+	if (o->verbose) {
+		free(s->log_level);
+		s->log_level = strdup("debug");
+	}
+	return rep_settings_check(s, &rep->p, rep->peers, &rep->npeers, e);
+}
+
+static int migrate(const struct rep_settings *s, struct err *e)
+{
+	struct db *db = db_connect(s->db_conninfo, e);
+	int n;
+
+	if (db == NULL)
+		return -1;
+	n = db_migrate(db, s->sql_dir, e);
+	db_close(db);
+	if (n < 0)
+		return -1;
+	if (n > 0)
+		log_info(NULL, "applied %d migration(s)", n);
+	return 0;
+}
+
+static int write_port_file(const char *path, int port, struct err *e)
+{
+	char tmp[4096];
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if ((f = fopen(tmp, "w")) == NULL)
+		return err_set(e, ERR_INTERNAL, "bad_config", "port_file %s: %s", path,
+		               strerror(errno));
+	fprintf(f, "%d\n", port);
+	if (fclose(f) != 0 || rename(tmp, path) < 0)
+		return err_set(e, ERR_INTERNAL, "bad_config", "port_file %s: %s", path,
+		               strerror(errno));
+	return 0;
+}
+
+/* Discovery of reporters' and peers' anchors: the configuration first, then ANCHOR_*. */
+static int start_discovery(struct rep *rep, struct err *e)
+{
+	const struct rep_settings *s = &rep->cfg;
+	struct discover_config dc = {
+	    .resolver = s->resolver,
+	    .trust_anchor_file = s->trust_anchor_file,
+	    .cacert = s->cacert,
+	    .timeout_ms = (int)s->dns_timeout_ms,
+	};
+
+	discover_config_from_env(&dc);
+	rep->disc = discover_new(&dc, e);
+	return rep->disc ? 0 : -1;
+}
+
+static struct http_server *start_http(struct rep *rep, struct err *e)
+{
+	const struct rep_settings *s = &rep->cfg;
+	struct http_config hc = {
+	    .listen_addr = s->listen_address,
+	    .port = (int)s->listen_port,
+	    .tls_cert_file = s->tls_cert_file,
+	    .tls_key_file = s->tls_key_file,
+	    .allow_plain_http = s->allow_plain_http,
+	    .max_body = (size_t)s->max_body,
+	    .threads = (int)s->http_threads,
+	    .max_connections = (int)s->max_connections,
+	    .conn_timeout = (int)s->conn_timeout,
+	    .rate_per_sec = (double)s->rate_limit,
+	    .rate_burst = (double)s->rate_burst,
+	    .dispatch = rep_dispatch,
+	    .metrics = rep_metrics,
+	    .health = rep_health,
+	    .app = rep,
+	};
+
+	return http_server_start(&hc, e);
+}
+
+static void block_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static int serve(struct rep *rep, struct err *e)
+{
+	struct http_server *srv;
+	sigset_t set;
+	int sig = 0;
+
+	block_signals(&set);
+	if ((rep->pool = db_pool_new(rep->cfg.db_conninfo, (int)rep->cfg.db_pool_size, e)) ==
+	        NULL ||
+	    start_discovery(rep, e) < 0 || rep_federation_load_key(rep, e) < 0)
+		return -1;
+	if (rep->p.report_rate > 0 &&
+	    (rep->report_rl = ratelimit_new(rep->p.report_rate, (double)rep->cfg.report_burst,
+	                                    REPORTER_BUCKETS)) == NULL)
+		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	rep->cache = rep_cache_new(CACHE_SLOTS, (double)rep->cfg.answer_cache_ttl);
+	if ((rep->standing = rep_standing_start(rep, e)) == NULL)
+		return -1;
+	if (rep->npeers > 0 && (rep->fed = rep_federation_start(rep, e)) == NULL)
+		return -1;
+	if ((srv = start_http(rep, e)) == NULL)
+		return -1;
+	if (rep->cfg.dns_listen != NULL && (rep->zone = rep_dnszone_start(rep, e)) == NULL) {
+		http_server_stop(srv);
+		return -1;
+	}
+	log_info(NULL, "listening on %s://%s:%d", rep->cfg.allow_plain_http ? "http" : "https",
+	         rep->cfg.listen_address, http_server_port(srv));
+	if (rep->cfg.port_file != NULL &&
+	    write_port_file(rep->cfg.port_file, http_server_port(srv), e) < 0) {
+		http_server_stop(srv);
+		return -1;
+	}
+	while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
+		log_info(NULL, "SIGHUP ignored: restart to reload the configuration");
+	log_info(NULL, "signal %d: stopping", sig);
+	rep_dnszone_stop(rep->zone);
+	rep->zone = NULL;
+	http_server_stop(srv);
+	return 0;
+}
+
+static void rep_release(struct rep *rep)
+{
+	rep_dnszone_stop(rep->zone);
+	rep_federation_stop(rep->fed);
+	rep_standing_stop(rep->standing);
+	ratelimit_free(rep->report_rl);
+	rep_cache_free(rep->cache);
+	discover_free(rep->disc);
+	db_pool_free(rep->pool);
+	EVP_PKEY_free(rep->fed_key);
+	for (int i = 0; i < rep->fed_nchain; i++)
+		X509_free(rep->fed_chain[i]);
+	conf_free(rep_settings_table, &rep->cfg);
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = {0};
+	static struct rep rep;
+	struct err e = {0};
+	enum log_level lvl = LOG_LVL_INFO;
+	int rc = 1;
+
+	if (parse_args(argc, argv, &o) < 0) {
+		usage();
+		free(o.overrides);
+		return 2;
+	}
+	log_init("anchor-reputation", LOG_LVL_INFO, 0);
+	if (load_settings(&o, &rep, &e) < 0) {
+		fprintf(stderr, "anchor-reputation: %s\n", e.msg);
+		goto out;
+	}
+	if (o.check_only) {
+		conf_dump(rep_settings_table, &rep.cfg, stdout);
+		rc = 0;
+		goto out;
+	}
+	log_level_parse(rep.cfg.log_level, &lvl);
+	log_init("anchor-reputation", lvl, rep.cfg.syslog);
+	/* Before any thread starts: curl_global_init is not thread-safe. */
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if ((rep.cfg.migrate_on_start && migrate(&rep.cfg, &e) < 0) || serve(&rep, &e) < 0) {
+		log_err(NULL, "%s", e.msg);
+		goto out;
+	}
+	rc = 0;
+out:
+	rep_release(&rep);
+	free(o.overrides);
+	return rc;
+}

@@ -1,0 +1,259 @@
+/*
+ * rep.h - anchor-reputation's shared state and the seams between its parts.
+ *
+ *   main.c, settings.c   the daemon and its one table of parameters
+ *   router.c             HTTPS resources (lib/http.c) -> handlers
+ *   report.c             signed report intake (JWS by a key anchored in the
+ *                        reporter's domain, found with lib/discover.c); ARF
+ *                        intake (arf.c parses) for registered reporters
+ *   score.c              time-decayed, capped, standing-weighted aggregation
+ *   query.c              answers: CSA + per-subject scores + verdict; batches; CSV
+ *   delist.c             review requests and their public audit trail
+ *   federation.c         the signed feed of score changes; importing a peer's
+ *   dnszone.c            an RFC 5782-style DNS zone over UDP (ldns)
+ *   lib/csa.c            the CSA check (Exim semantics), shared with the relay
+ *
+ * Subjects are typed strings: "ip:192.0.2.1", "helo:mx.example.com",
+ * "domain:example.com", "signer:example.com", "key:sha256:<hex>",
+ * "address:alice@example.com".  rep_subject_parse() checks and canonicalises
+ * them (lowercase names, compressed IPv6).
+ */
+#ifndef REP_REP_H
+#define REP_REP_H
+
+#include <stdatomic.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "db.h"
+#include "err.h"
+#include "http.h"
+#include "jws.h"
+
+#define REP_SUBJECT_MAX 340
+
+enum rep_subject_kind {
+	REP_IP = 0,
+	REP_HELO,
+	REP_DOMAIN,
+	REP_SIGNER,
+	REP_KEY,
+	REP_ADDRESS,
+};
+
+struct rep_subject {
+	enum rep_subject_kind kind;
+	char value[REP_SUBJECT_MAX]; /* canonical form without the kind prefix */
+	char text[REP_SUBJECT_MAX + 16]; /* "kind:value" */
+};
+
+int rep_subject_parse(const char *text, struct rep_subject *out, struct err *e);
+int rep_subject_make(enum rep_subject_kind kind, const char *value, struct rep_subject *out,
+		     struct err *e);
+
+enum rep_category { REP_SPAM = 0, REP_PHISHING, REP_MALWARE, REP_ABUSE, REP_NOT_SPAM, REP_AUTH_FAIL };
+int rep_category_parse(const char *name, enum rep_category *out, struct err *e);
+const char *rep_category_name(enum rep_category c);
+
+enum rep_verdict { REP_TRUSTED = 0, REP_KNOWN, REP_UNKNOWN, REP_BLOCK };
+const char *rep_verdict_name(enum rep_verdict v);
+
+/* One report as the scoring sees it, whatever door it came in by. */
+struct rep_report {
+	char id[128];            /* reporter-chosen id; a repeated (reporter, id) counts once */
+	char reporter[256];      /* the reporter's anchored domain */
+	char reporter_net[64];   /* the reporter's network (/24 or /48) when known, else "" */
+	struct rep_subject subjects[8];
+	int nsubjects;
+	enum rep_category category;
+	time_t observed;         /* when the reporter saw it */
+	int verified_identity;   /* the subject's identity was verified by the reporter
+	                            (CSA pass or an anchored signature): needed for not-spam
+	                            to earn positive standing */
+	char evidence[512];      /* free text or a message id, kept for delisting disputes */
+	/* Added by the daemon (zero them when filling a report): */
+	char source[16];         /* "jws", "arf"; "" means "jws" */
+	const char *raw;         /* the JWS or ARF message as received, kept for disputes
+	                            (borrowed; may be NULL) */
+};
+
+struct rep_settings;
+struct rep;
+
+/* Store a report and update the subjects' scores in one transaction.  Returns 1 when
+ * stored, 0 when it was a duplicate (nothing changed), -1 on error. */
+int rep_report_ingest(struct rep *rep, struct db *db, const struct rep_report *r, struct err *e);
+
+/* The score of one subject as of now. */
+struct rep_score {
+	double score;       /* -1 (good) .. +1 (bad); 0 when nothing is known */
+	double ci_low, ci_high;
+	double weight;      /* the decayed, capped evidence behind it */
+	long reports;
+	long reporters;     /* distinct reporting domains */
+	char first_seen[32], last_seen[32]; /* RFC 3339 or "" */
+	enum rep_verdict verdict;
+	json_t *reasons;    /* array of {"code", "text", "evidence": [ids]} (owned) */
+	/* The parts, for the feed, the export and the explanations: */
+	double bad, good;             /* capped, standing-weighted, decayed weights */
+	double local_bad, local_good; /* the same without imported (federation) evidence */
+	int bad_reporters, good_reporters; /* distinct domains carrying weight each way */
+	unsigned categories;          /* bit (1 << enum rep_category) of every category seen */
+	long long decayed_at;         /* the time the weights are valid for (now) */
+};
+
+int rep_score_get(struct rep *rep, struct db *db, const struct rep_subject *s,
+		  struct rep_score *out, struct err *e);
+void rep_score_clear(struct rep_score *s);
+
+/* The whole answer to a query, as JSON (the CSA check included when ip and helo are
+ * given).  Used by the HTTPS query, the batch query, the DNS zone and the policy door. */
+json_t *rep_query_answer(struct rep *rep, struct db *db, json_t *query, struct err *e);
+
+/* ------------------------------------------------------------------ the daemon */
+
+#include "discover.h"
+#include "ratelimit.h"
+#include "settings.h"
+
+/* The scoring parameters, parsed from the settings (fractions are text there). */
+struct rep_params {
+	double half_life;        /* seconds */
+	int min_reporters;       /* distinct reporting domains before anything is listed */
+	double list_weight;      /* bad weight needed to list */
+	double trust_weight;     /* verified good weight needed for "trusted" */
+	double reporter_cap;     /* most weight one reporter (or one peer) adds to a subject */
+	double network_cap;      /* most weight one reporter network adds to a subject */
+	double standing_default; /* a new reporter's standing (its weight per report) */
+	double standing_min, standing_max;
+	int prefix4, prefix6;    /* a reporter network: the client address's /prefix */
+	double report_rate;      /* reports per second per reporter domain */
+};
+
+struct rep_peer {
+	char url[512];    /* https://host:port of the peer's anchor-reputation */
+	char domain[256]; /* the peer's anchored domain: its feed is signed by a key of it */
+	double weight;    /* what one unit of the peer's weight is worth here */
+};
+
+int rep_settings_check(const struct rep_settings *s, struct rep_params *p,
+		       struct rep_peer *peers, int *npeers, struct err *e);
+
+struct rep_federation;
+struct rep_standing;
+struct rep_cache;
+struct rep_dnszone;
+
+struct rep {
+	struct rep_settings cfg;
+	struct rep_params p;
+	struct rep_peer peers[REP_MAX_PEERS];
+	int npeers;
+	struct db_pool *pool;
+	struct discover_ctx *disc;     /* reporters' and peers' anchors; its resolver does CSA */
+	struct ratelimit *report_rl;   /* per reporter domain */
+	EVP_PKEY *fed_key;             /* signs the federation feed (NULL: no feed) */
+	X509 *fed_chain[JWS_MAX_CHAIN];
+	int fed_nchain;
+	struct rep_federation *fed;    /* the importer thread */
+	struct rep_standing *standing; /* the standing thread */
+	struct rep_dnszone *zone;      /* the DNS zone (dnszone.c), when dns_listen is set */
+	struct rep_cache *cache;       /* recent per-subject answers (cache.c); NULL: none */
+	atomic_ullong reports_accepted, reports_duplicate, reports_refused, queries;
+};
+
+/* dnszone.c: the RFC 5782 zone over UDP, started after the HTTPS server when
+ * cfg.dns_listen is set; answers from rep_query_answer / rep_score_get. */
+struct rep_dnszone *rep_dnszone_start(struct rep *rep, struct err *e);
+void rep_dnszone_stop(struct rep_dnszone *z); /* accepts NULL */
+
+/* arf.c: an ARF (RFC 5965) message -> one report (id, subjects, category, observed,
+ * evidence).  The caller fills reporter, reporter_net and source afterwards. */
+int arf_parse(const char *msg, size_t len, struct rep_report *out, struct err *e);
+
+/* ------------------------------------------------------------------ reports (report.c) */
+
+/* ------------------------------------------------------------------ answers (cache.c) */
+
+/* NULL when ttl <= 0 (no cache).  Every function accepts a NULL cache. */
+struct rep_cache *rep_cache_new(size_t slots, double ttl);
+void rep_cache_free(struct rep_cache *c);
+/* Read before computing an answer; rep_cache_put stores it only if nothing was forgotten
+ * since (an answer computed from data older than a commit is never cached). */
+unsigned long long rep_cache_generation(struct rep_cache *c);
+json_t *rep_cache_get(struct rep_cache *c, const char *subject, double now); /* new ref */
+void rep_cache_put(struct rep_cache *c, const char *subject, json_t *v, unsigned long long gen,
+		   double now);
+/* An entry that depends on more than one subject (a whole answer, key "q|..."): only
+ * while nothing at all was forgotten since it was computed. */
+json_t *rep_cache_get_current(struct rep_cache *c, const char *key, double now);
+/* After committing a change to a subject, or to many. */
+void rep_cache_forget(struct rep_cache *c, const char *subject);
+void rep_cache_flush(struct rep_cache *c);
+
+/* ------------------------------------------------------------------ names (subject.c) */
+
+const char *rep_subject_kind_name(enum rep_subject_kind k);
+int rep_verdict_parse(const char *name, enum rep_verdict *out); /* 0, or -1 when unknown */
+
+/* The payload of a signed report (PROTOCOL.md "Reputation"), checked and canonicalised
+ * into *out; now bounds "observed".  Exported for the fuzzer; touches no store. */
+int rep_report_from_json(const char *payload, size_t len, long long now,
+			 const struct rep_params *p, long long max_age, long long max_skew,
+			 struct rep_report *out, struct err *e);
+
+/* An RFC 3339 time ("2026-11-23T15:43:05Z", fractions and offsets allowed) -> unix seconds. */
+int rep_time_parse(const char *text, long long *out);
+
+/* The reporter network of a client address ("192.0.2.0/24"), into out[64]. */
+void rep_network_of(const char *ip, int prefix4, int prefix6, char *out, size_t size);
+
+/* ------------------------------------------------------------------ scoring (score.c) */
+
+/* One reporter's (or peer's) stored evidence about one subject. */
+struct rep_contrib {
+	const char *reporter; /* domain, or "peer:<domain>" for imported evidence */
+	const char *net;      /* reporter network, "" when unknown */
+	double standing;      /* the reporter's weight per unit (1 for peers: weighted on import) */
+	double bad, good;     /* decayed sums as of t */
+	long long t;
+	unsigned categories;
+	long reports;
+	long long first_seen, last_seen; /* unix seconds */
+	int peer;
+};
+
+/* sum * 2^(-(now - t) / half_life); sums never grow with time (now < t gives sum). */
+double rep_decay(double sum, long long t, long long now, double half_life);
+/* Fold weight w observed at time at into (sum, t): both decayed to the later time. */
+void rep_fold(double *sum, long long *t, double w, long long at, double half_life);
+/* Wilson score interval of the proportion bad/n at z (1.96 for 95%). */
+void rep_wilson(double bad, double n, double z, double *lo, double *hi);
+/* The weight one report of a category adds (bad or good). */
+double rep_category_weight(enum rep_category c, int verified, int *good);
+
+/* The score of one subject from its evidence, at time now; reasons without evidence ids. */
+int rep_score_compute(const struct rep_params *p, const char *subject,
+		      const struct rep_contrib *c, int n, long long now, struct rep_score *out,
+		      struct err *e);
+
+/* The evidence rows of a subject; the strings of out[] point into *res (PQclear it, then
+ * free(*out)). */
+int rep_contrib_load(struct rep *rep, struct db *db, const char *subject, PGresult **res,
+		     struct rep_contrib **out, int *n, struct err *e);
+
+/* rep_score_get at an explicit time (rep_score_get uses time(NULL)). */
+int rep_score_get_at(struct rep *rep, struct db *db, const struct rep_subject *s, long long now,
+		     struct rep_score *out, struct err *e);
+json_t *rep_score_json(const struct rep_subject *s, const struct rep_score *sc);
+
+/* Recompute the stored summary of a subject (rep_subject_scores) inside the caller's
+ * transaction and give it the next feed sequence number. */
+int rep_subject_refresh(struct rep *rep, struct db *db, const char *subject, long long now,
+			struct err *e);
+
+#endif

@@ -1,0 +1,239 @@
+/* router.c - maps a checked HTTP request onto an anchor-reputation handler. */
+#include <stdio.h>
+#include <string.h>
+
+#include "crypto.h"
+#include "handlers.h"
+#include "log.h"
+
+void rep_fail(struct rep_req *r, const struct err *e)
+{
+	if (e->kind == ERR_INTERNAL || e->kind == ERR_TEMP)
+		log_err(r->http->reqid, "%s: %s", e->code, e->msg);
+	else
+		log_info(r->http->reqid, "refused: %s: %s", e->code, e->msg);
+	http_reply_error(r->resp, e);
+}
+
+const char *rep_json_str(json_t *obj, const char *key, int required, struct err *e)
+{
+	json_t *v = obj ? json_object_get(obj, key) : NULL;
+
+	if (v == NULL || json_is_null(v)) {
+		if (required)
+			err_set(e, ERR_INPUT, "bad_request", "the request needs a \"%s\" member",
+			        key);
+		return NULL;
+	}
+	if (!json_is_string(v)) {
+		err_set(e, ERR_INPUT, "bad_request", "\"%s\" must be a string", key);
+		return NULL;
+	}
+	return json_string_value(v);
+}
+
+int rep_auth_operator(struct rep_req *r, struct err *e)
+{
+	const char *want = r->rep->cfg.operator_token_hash;
+	const char *token = http_bearer_token(r->http);
+	char have[CRYPTO_HEX256_LEN];
+
+	if (want == NULL)
+		return err_set(e, ERR_FORBIDDEN, "forbidden",
+		               "the operator API is disabled (operator_token_hash is not set)");
+	if (token == NULL || *token == '\0')
+		return err_set(e, ERR_AUTH, "unauthorized",
+		               "this request needs the operator's Authorization: Bearer token");
+	crypto_token_hash(token, have);
+	if (!crypto_ct_equal(have, want, CRYPTO_HEX256_LEN - 1))
+		return err_set(e, ERR_AUTH, "unauthorized", "the operator token is not valid");
+	return 0;
+}
+
+enum route_id {
+	R_NONE = 0,
+	R_REPORTS,
+	R_REPORTS_ARF,
+	R_REPORTERS,
+	R_REPORTER,
+	R_QUERY,
+	R_EXPORT,
+	R_DELISTS,
+	R_DELIST,
+	R_DELIST_DECISION,
+	R_FEED,
+	R_STANDING,
+};
+
+struct route {
+	const char *label;   /* metrics label */
+	const char *methods; /* allowed, space separated */
+};
+
+static const struct route routes[] = {
+    [R_NONE] = {"unknown", ""},
+    [R_REPORTS] = {"reports", "POST"},
+    [R_REPORTS_ARF] = {"reports_arf", "POST"},
+    [R_REPORTERS] = {"reporters", "POST"},
+    [R_REPORTER] = {"reporter", "GET"},
+    [R_QUERY] = {"query", "GET POST"},
+    [R_EXPORT] = {"export", "GET"},
+    [R_DELISTS] = {"delist", "GET POST"},
+    [R_DELIST] = {"delist_request", "GET"},
+    [R_DELIST_DECISION] = {"delist_decision", "POST"},
+    [R_FEED] = {"federation_feed", "GET"},
+    [R_STANDING] = {"standing", "POST"},
+};
+
+static int seg_is(const struct http_request *h, int i, const char *s)
+{
+	return i < h->nseg && strcmp(h->seg[i], s) == 0;
+}
+
+static enum route_id match_route(const struct http_request *h)
+{
+	int n = h->nseg;
+
+	if (n < 2 || !seg_is(h, 0, "v1"))
+		return R_NONE;
+	if (seg_is(h, 1, "reports"))
+		return n == 2 ? R_REPORTS : n == 3 && seg_is(h, 2, "arf") ? R_REPORTS_ARF : R_NONE;
+	if (seg_is(h, 1, "reporters"))
+		return n == 2 ? R_REPORTERS : n == 3 ? R_REPORTER : R_NONE;
+	if (seg_is(h, 1, "query") && n == 2)
+		return R_QUERY;
+	if (seg_is(h, 1, "export.csv") && n == 2)
+		return R_EXPORT;
+	if (seg_is(h, 1, "delist")) {
+		if (n == 2)
+			return R_DELISTS;
+		if (n == 3)
+			return R_DELIST;
+		if (n == 4 && seg_is(h, 3, "decision"))
+			return R_DELIST_DECISION;
+		return R_NONE;
+	}
+	if (seg_is(h, 1, "federation") && seg_is(h, 2, "feed") && n == 3)
+		return R_FEED;
+	if (seg_is(h, 1, "admin") && seg_is(h, 2, "standing") && n == 3)
+		return R_STANDING;
+	return R_NONE;
+}
+
+static int method_allowed(const struct route *rt, const char *method)
+{
+	size_t len = strlen(method);
+	const char *p = rt->methods;
+
+	while ((p = strstr(p, method)) != NULL) {
+		if ((p == rt->methods || p[-1] == ' ') && (p[len] == '\0' || p[len] == ' '))
+			return 1;
+		p += len;
+	}
+	return 0;
+}
+
+static void run_handler(struct rep_req *r, enum route_id id, int get)
+{
+	const struct http_request *h = r->http;
+
+	switch (id) {
+	case R_REPORTS:
+		rep_report_post(r);
+		break;
+	case R_REPORTS_ARF:
+		rep_report_arf_post(r);
+		break;
+	case R_REPORTERS:
+		rep_reporter_register(r);
+		break;
+	case R_REPORTER:
+		rep_reporter_get(r, h->seg[2]);
+		break;
+	case R_QUERY:
+		if (get)
+			rep_query_get(r);
+		else
+			rep_query_batch(r);
+		break;
+	case R_EXPORT:
+		rep_export_csv(r);
+		break;
+	case R_DELISTS:
+		if (get)
+			rep_delist_list(r);
+		else
+			rep_delist_post(r);
+		break;
+	case R_DELIST:
+		rep_delist_get(r, h->seg[2]);
+		break;
+	case R_DELIST_DECISION:
+		rep_delist_decide(r, h->seg[2]);
+		break;
+	case R_FEED:
+		rep_federation_feed(r);
+		break;
+	case R_STANDING:
+		rep_standing_post(r);
+		break;
+	case R_NONE:
+		break;
+	}
+}
+
+void rep_dispatch(const struct http_request *h, struct http_response *resp, void *app)
+{
+	struct rep *rep = app;
+	struct rep_req r = {.rep = rep, .http = h, .resp = resp};
+	enum route_id id = match_route(h);
+	const char *method = strcmp(h->method, "HEAD") == 0 ? "GET" : h->method;
+	const struct route *rt = &routes[id];
+
+	resp->route = rt->label;
+	if (id == R_NONE) {
+		http_reply_errorf(resp, ERR_NOTFOUND, "not_found", "no resource at %s", h->path);
+		return;
+	}
+	if (!method_allowed(rt, method)) {
+		http_reply_errorf(resp, ERR_INPUT, "method_not_allowed",
+		                  "%s is not allowed on %s; use %s", h->method, h->path,
+		                  rt->methods);
+		resp->status = 405;
+		http_add_header(resp, "Allow", "%s", rt->methods);
+		return;
+	}
+	if (id == R_QUERY && strcmp(method, "GET") == 0 && rep_query_get_cached(rep, h, resp))
+		return;
+	r.db = db_pool_get(rep->pool);
+	run_handler(&r, id, strcmp(method, "GET") == 0);
+	db_pool_put(rep->pool, r.db);
+}
+
+size_t rep_metrics(char *buf, size_t len, void *app)
+{
+	struct rep *rep = app;
+	int n = snprintf(buf, len,
+	                 "# TYPE anchor_rep_reports_total counter\n"
+	                 "anchor_rep_reports_total{outcome=\"accepted\"} %llu\n"
+	                 "anchor_rep_reports_total{outcome=\"duplicate\"} %llu\n"
+	                 "anchor_rep_reports_total{outcome=\"refused\"} %llu\n"
+	                 "# TYPE anchor_rep_queries_total counter\n"
+	                 "anchor_rep_queries_total %llu\n",
+	                 (unsigned long long)atomic_load(&rep->reports_accepted),
+	                 (unsigned long long)atomic_load(&rep->reports_duplicate),
+	                 (unsigned long long)atomic_load(&rep->reports_refused),
+	                 (unsigned long long)atomic_load(&rep->queries));
+
+	return n < 0 ? 0 : (size_t)n >= len ? len - 1 : (size_t)n;
+}
+
+int rep_health(void *app, struct err *e)
+{
+	struct rep *rep = app;
+	struct db *db = db_pool_get(rep->pool);
+	int rc = db_ping(db, e);
+
+	db_pool_put(rep->pool, db);
+	return rc;
+}

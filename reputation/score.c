@@ -1,0 +1,528 @@
+/*
+ * score.c - time-decayed, capped, standing-weighted aggregation (docs/operator-reputation.md).
+ *
+ * Each reporter's evidence about a subject is kept as two decayed sums (bad, good) with a
+ * reference time; a sum s stored at t is worth s * 2^(-(now - t) / half_life) at now, so
+ * stale evidence fades by itself and nothing needs rewriting as time passes.  At read time:
+ *
+ *   w_i      = decayed sum * standing of reporter i      (peers: weight applied on import)
+ *   w_i     <- min(w_i, reporter_cap)                    one domain cannot move a score far
+ *   network <- scaled so that its reporters add at most network_cap
+ *   B, G     = sums over reporters of bad and (verified) good weight
+ *   score    = (B - G) / (B + G + 1)   in (-1, 1), shrunk towards 0 when evidence is thin
+ *   CI       = Wilson 95% interval of B / (B + G), mapped onto -1..1
+ *
+ * Verdicts (decide()): block needs min_reporters distinct domains each carrying at least a
+ * tenth of a cap and B >= list_weight; trusted the same on the good side with trust_weight;
+ * a verdict is contested only by min_reporters domains on the other side; known needs half
+ * a unit of verified good weight outweighing the bad.
+ * The math here takes `now` as a parameter: the unit tests drive it with explicit times.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "rep.h"
+
+#define REP_Z95 1.959964
+#define REP_KNOWN_WEIGHT 0.5
+#define REP_PRESENCE 0.1 /* share of reporter_cap a reporter must carry to be counted */
+#define REP_MAX_NAMED 3  /* capped reporters named in reasons */
+
+double rep_decay(double sum, long long t, long long now, double half_life)
+{
+	if (sum <= 0)
+		return 0;
+	if (now <= t || half_life <= 0)
+		return sum;
+	return sum * exp2(-(double)(now - t) / half_life);
+}
+
+void rep_fold(double *sum, long long *t, double w, long long at, double half_life)
+{
+	long long ref = at > *t ? at : *t;
+
+	*sum = rep_decay(*sum, *t, ref, half_life) + rep_decay(w, at, ref, half_life);
+	*t = ref;
+}
+
+void rep_wilson(double bad, double n, double z, double *lo, double *hi)
+{
+	double p, z2, denom, center, half;
+
+	if (n <= 0) {
+		*lo = 0;
+		*hi = 1;
+		return;
+	}
+	p = bad / n;
+	z2 = z * z;
+	denom = 1 + z2 / n;
+	center = (p + z2 / (2 * n)) / denom;
+	half = z * sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom;
+	*lo = center - half < 0 ? 0 : center - half;
+	*hi = center + half > 1 ? 1 : center + half;
+}
+
+double rep_category_weight(enum rep_category c, int verified, int *good)
+{
+	*good = c == REP_NOT_SPAM;
+	switch (c) {
+	case REP_NOT_SPAM:
+		/* An unverified identity earns nothing: anybody can claim a HELO name. */
+		return verified ? 1.0 : 0.0;
+	case REP_AUTH_FAIL:
+		return 0.5; /* often a forwarder's fault rather than the sender's */
+	default:
+		return 1.0;
+	}
+}
+
+static double round4(double x)
+{
+	return round(x * 1e4) / 1e4;
+}
+
+/* Effective weights of each contributor after standing, decay and the two caps. */
+struct eff {
+	double bad, good, raw_bad, raw_good;
+	int net_capped;
+};
+
+static int by_net(const void *a, const void *b, void *arg)
+{
+	const struct rep_contrib *c = arg;
+	int i = *(const int *)a, j = *(const int *)b;
+
+	return strcmp(c[i].net, c[j].net);
+}
+
+static void apply_network_cap(const struct rep_params *p, const struct rep_contrib *c, int n,
+                              struct eff *ef, int *order)
+{
+	for (int i = 0; i < n; i++)
+		order[i] = i;
+	qsort_r(order, (size_t)n, sizeof(int), by_net, (void *)c);
+	for (int g = 0; g < n;) {
+		int end = g + 1;
+		double b = ef[order[g]].bad, gd = ef[order[g]].good;
+
+		while (end < n && strcmp(c[order[end]].net, c[order[g]].net) == 0) {
+			b += ef[order[end]].bad;
+			gd += ef[order[end]].good;
+			end++;
+		}
+		/* An unknown network ("") is no network: every such reporter stands alone. */
+		if (c[order[g]].net[0] != '\0') {
+			double fb = b > p->network_cap ? p->network_cap / b : 1;
+			double fg = gd > p->network_cap ? p->network_cap / gd : 1;
+
+			for (int k = g; k < end; k++) {
+				ef[order[k]].bad *= fb;
+				ef[order[k]].good *= fg;
+				ef[order[k]].net_capped = fb < 1 || fg < 1;
+			}
+		}
+		g = end;
+	}
+}
+
+static void reason(json_t *reasons, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void reason(json_t *reasons, const char *code, const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	json_array_append_new(
+	    reasons, json_pack("{s:s, s:s, s:[]}", "code", code, "text", text, "evidence"));
+}
+
+static void categories_text(unsigned cats, char *out, size_t size)
+{
+	size_t len = 0;
+
+	out[0] = '\0';
+	for (int c = REP_SPAM; c <= REP_AUTH_FAIL; c++) {
+		if (c == REP_NOT_SPAM || !(cats & (1u << c)))
+			continue;
+		len += (size_t)snprintf(out + len, len < size ? size - len : 0, "%s%s",
+		                        len ? ", " : "", rep_category_name((enum rep_category)c));
+	}
+	if (len == 0)
+		snprintf(out, size, "abuse");
+}
+
+static void explain(const struct rep_params *p, const char *subject, const struct rep_contrib *c,
+                    const struct eff *ef, int n, struct rep_score *o)
+{
+	char cats[96];
+	int named = 0;
+
+	categories_text(o->categories, cats, sizeof(cats));
+	if (o->bad + o->good < 0.005) {
+		reason(o->reasons, "no_reports",
+		       o->reports ? "the reports about %s have faded (half-life %.1f days)"
+		                  : "no reports about %s",
+		       subject, p->half_life / 86400);
+	}
+	if (o->verdict == REP_BLOCK) {
+		reason(o->reasons, "listed",
+		       "listed: %d independent reporting domains reported %s as %s; their weight "
+		       "%.2f reaches the listing threshold %.2f (score %.2f, 95%% interval %.2f to "
+		       "%.2f)",
+		       o->bad_reporters, subject, cats, o->bad, p->list_weight, o->score, o->ci_low,
+		       o->ci_high);
+	} else if (o->bad >= 0.005) {
+		if (o->bad_reporters < p->min_reporters)
+			reason(o->reasons, "too_few_reporters",
+			       "reported as %s by %d reporting domain(s) carrying weight; listing "
+			       "needs %d independent domains",
+			       cats, o->bad_reporters, p->min_reporters);
+		else if (o->bad < p->list_weight)
+			reason(o->reasons, "below_threshold",
+			       "the reports (%s) weigh %.2f after decay; listing needs %.2f", cats,
+			       o->bad, p->list_weight);
+		else
+			reason(o->reasons, "contested",
+			       "bad weight %.2f stands against verified good weight %.2f from %d "
+			       "domains: listing needs a score of at least 0.50 (it is %.2f)",
+			       o->bad, o->good, o->good_reporters, o->score);
+	}
+	if (o->verdict == REP_TRUSTED)
+		reason(
+		    o->reasons, "vouched",
+		    "%d reporting domains vouched for the verified identity %s; good weight %.2f "
+		    "reaches %.2f",
+		    o->good_reporters, subject, o->good, p->trust_weight);
+	else if (o->verdict == REP_KNOWN)
+		reason(o->reasons, "verified_good",
+		       "verified good reports weigh %.2f against %.2f bad (trusted needs %d "
+		       "domains and weight %.2f)",
+		       o->good, o->bad, p->min_reporters, p->trust_weight);
+	for (int i = 0; i < n && named < REP_MAX_NAMED; i++) {
+		if (ef[i].raw_bad > p->reporter_cap || ef[i].raw_good > p->reporter_cap) {
+			reason(
+			    o->reasons, "reporter_capped",
+			    "the evidence of %s weighs %.2f but counts at most %.2f (reporter cap)",
+			    c[i].reporter, fmax(ef[i].raw_bad, ef[i].raw_good), p->reporter_cap);
+			named++;
+		} else if (ef[i].net_capped) {
+			reason(o->reasons, "network_capped",
+			       "%s reports from network %s, whose reporters together count at most "
+			       "%.2f (network cap)",
+			       c[i].reporter, c[i].net, p->network_cap);
+			named++;
+		}
+	}
+	for (int i = 0; i < n; i++)
+		if (c[i].peer && ef[i].bad + ef[i].good >= 0.005)
+			reason(o->reasons, "imported",
+			       "includes evidence imported from %s (bad %.2f, good %.2f after the "
+			       "peer's weight and cap)",
+			       c[i].reporter, ef[i].bad, ef[i].good);
+}
+
+/*
+ * A side qualifies when min_reporters domains carry its weight and the weight reaches the
+ * threshold.  The other side can contest a verdict only when it qualifies in numbers too
+ * (min_reporters domains): then the score must be at least 0.5 (at most -0.5), i.e. one
+ * side must outweigh the other about three to one.  So fewer than min_reporters domains
+ * can never make, nor unmake, a verdict: each moves the score by its capped weight only.
+ */
+static void decide(const struct rep_params *p, struct rep_score *o)
+{
+	int bad_side = o->bad_reporters >= p->min_reporters && o->bad >= p->list_weight;
+	int good_side = o->good_reporters >= p->min_reporters && o->good >= p->trust_weight;
+
+	o->verdict = REP_UNKNOWN;
+	if (bad_side && (o->good_reporters < p->min_reporters || o->score >= 0.5))
+		o->verdict = REP_BLOCK;
+	else if (good_side && (o->bad_reporters < p->min_reporters || o->score <= -0.5))
+		o->verdict = REP_TRUSTED;
+	else if (o->good >= REP_KNOWN_WEIGHT && o->good > o->bad)
+		o->verdict = REP_KNOWN;
+}
+
+static void format_time(long long t, char out[32])
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	out[0] = '\0';
+	if (t > 0 && gmtime_r(&tt, &tm) != NULL)
+		strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int rep_score_compute(const struct rep_params *p, const char *subject, const struct rep_contrib *c,
+                      int n, long long now, struct rep_score *o, struct err *e)
+{
+	struct eff *ef = calloc((size_t)n + 1, sizeof(*ef));
+	int *order = calloc((size_t)n + 1, sizeof(int));
+	long long first = 0, last = 0;
+	double lo, hi;
+
+	memset(o, 0, sizeof(*o));
+	o->reasons = json_array();
+	if (ef == NULL || order == NULL || o->reasons == NULL) {
+		free(ef);
+		free(order);
+		json_decref(o->reasons);
+		o->reasons = NULL;
+		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	}
+	for (int i = 0; i < n; i++) {
+		double standing = c[i].peer ? 1.0 : c[i].standing;
+
+		ef[i].raw_bad = rep_decay(c[i].bad, c[i].t, now, p->half_life) * standing;
+		ef[i].raw_good = rep_decay(c[i].good, c[i].t, now, p->half_life) * standing;
+		ef[i].bad = fmin(ef[i].raw_bad, p->reporter_cap);
+		ef[i].good = fmin(ef[i].raw_good, p->reporter_cap);
+	}
+	apply_network_cap(p, c, n, ef, order);
+	for (int i = 0; i < n; i++) {
+		double presence = REP_PRESENCE * p->reporter_cap;
+
+		o->bad += ef[i].bad;
+		o->good += ef[i].good;
+		if (!c[i].peer) {
+			o->local_bad += ef[i].bad;
+			o->local_good += ef[i].good;
+		}
+		o->bad_reporters += ef[i].bad >= presence && ef[i].bad > ef[i].good;
+		o->good_reporters += ef[i].good >= presence && ef[i].good > ef[i].bad;
+		o->reports += c[i].reports;
+		o->reporters += c[i].reports > 0;
+		o->categories |= c[i].categories;
+		if (c[i].first_seen > 0 && (first == 0 || c[i].first_seen < first))
+			first = c[i].first_seen;
+		if (c[i].last_seen > last)
+			last = c[i].last_seen;
+	}
+	o->weight = o->bad + o->good;
+	o->score = (o->bad - o->good) / (o->weight + 1);
+	rep_wilson(o->bad, o->weight, REP_Z95, &lo, &hi);
+	o->ci_low = 2 * lo - 1;
+	o->ci_high = 2 * hi - 1;
+	o->decayed_at = now;
+	format_time(first, o->first_seen);
+	format_time(last, o->last_seen);
+	decide(p, o);
+	explain(p, subject, c, ef, n, o);
+	free(ef);
+	free(order);
+	return 0;
+}
+
+void rep_score_clear(struct rep_score *s)
+{
+	if (s == NULL)
+		return;
+	json_decref(s->reasons);
+	s->reasons = NULL;
+}
+
+/* ------------------------------------------------------------------ from the store */
+
+int rep_contrib_load(struct rep *rep, struct db *db, const char *subject, PGresult **res,
+                     struct rep_contrib **out, int *n, struct err *e)
+{
+	char def[32];
+	const char *params[2] = {subject, def};
+	struct rep_contrib *c;
+	int rows;
+
+	snprintf(def, sizeof(def), "%.17g", rep->p.standing_default);
+	*res = db_exec(db,
+	               "SELECT c.reporter, c.net, coalesce(r.standing, $2::float8), c.bad, c.good, "
+	               "c.t, c.categories, c.reports, extract(epoch FROM c.first_seen)::bigint, "
+	               "extract(epoch FROM c.last_seen)::bigint, r.domain IS NULL "
+	               "FROM rep_contrib c LEFT JOIN rep_reporters r ON r.domain = c.reporter "
+	               "WHERE c.subject = $1",
+	               2, params, e);
+	if (*res == NULL)
+		return -1;
+	rows = PQntuples(*res);
+	c = calloc((size_t)rows + 1, sizeof(*c));
+	if (c == NULL) {
+		PQclear(*res);
+		*res = NULL;
+		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	}
+	for (int i = 0; i < rows; i++) {
+		c[i].reporter = PQgetvalue(*res, i, 0);
+		c[i].net = PQgetvalue(*res, i, 1);
+		c[i].standing = strtod(PQgetvalue(*res, i, 2), NULL);
+		c[i].bad = strtod(PQgetvalue(*res, i, 3), NULL);
+		c[i].good = strtod(PQgetvalue(*res, i, 4), NULL);
+		c[i].t = strtoll(PQgetvalue(*res, i, 5), NULL, 10);
+		c[i].categories = (unsigned)strtoul(PQgetvalue(*res, i, 6), NULL, 10);
+		c[i].reports = strtol(PQgetvalue(*res, i, 7), NULL, 10);
+		c[i].first_seen = strtoll(PQgetvalue(*res, i, 8), NULL, 10);
+		c[i].last_seen = strtoll(PQgetvalue(*res, i, 9), NULL, 10);
+		c[i].peer = strcmp(PQgetvalue(*res, i, 10), "t") == 0;
+	}
+	*out = c;
+	*n = rows;
+	return 0;
+}
+
+static int subject_score(struct rep *rep, struct db *db, const char *subject, long long now,
+                         struct rep_score *out, struct err *e)
+{
+	struct rep_contrib *c = NULL;
+	PGresult *res = NULL;
+	int n = 0, rc;
+
+	if (rep_contrib_load(rep, db, subject, &res, &c, &n, e) < 0)
+		return -1;
+	rc = rep_score_compute(&rep->p, subject, c, n, now, out, e);
+	free(c);
+	PQclear(res);
+	return rc;
+}
+
+/* Evidence ids ("reporter/id") of the newest reports, into the reasons they support. */
+static int attach_evidence(struct db *db, const char *subject, struct rep_score *o, struct err *e)
+{
+	const char *params[1] = {subject};
+	json_t *bad = json_array(), *good = json_array(), *r;
+	PGresult *res;
+	size_t i;
+
+	res = db_exec(db,
+	              "SELECT r.reporter || '/' || r.report_id, r.category = 'not-spam' "
+	              "FROM rep_report_subjects s JOIN rep_reports r ON r.id = s.report "
+	              "WHERE s.subject = $1 ORDER BY r.observed DESC, r.id DESC LIMIT 40",
+	              1, params, e);
+	if (res == NULL) {
+		json_decref(bad);
+		json_decref(good);
+		return -1;
+	}
+	for (int k = 0; k < PQntuples(res); k++) {
+		json_t *to = strcmp(PQgetvalue(res, k, 1), "t") == 0 ? good : bad;
+
+		if (json_array_size(to) < 10)
+			json_array_append_new(to, json_string(PQgetvalue(res, k, 0)));
+	}
+	PQclear(res);
+	json_array_foreach(o->reasons, i, r)
+	{
+		const char *code = json_string_value(json_object_get(r, "code"));
+		int is_good = strcmp(code, "vouched") == 0 || strcmp(code, "verified_good") == 0;
+		int is_bad = strcmp(code, "listed") == 0 ||
+		             strcmp(code, "too_few_reporters") == 0 ||
+		             strcmp(code, "below_threshold") == 0 || strcmp(code, "contested") == 0;
+
+		if (is_good || is_bad)
+			json_object_set(r, "evidence", is_good ? good : bad);
+	}
+	json_decref(bad);
+	json_decref(good);
+	return 0;
+}
+
+/* A reviewed delisting stays visible in every later answer. */
+static int attach_delisting(struct db *db, const char *subject, struct rep_score *o, struct err *e)
+{
+	const char *params[1] = {subject};
+	PGresult *res;
+
+	res = db_exec(
+	    db,
+	    "SELECT to_char(delisted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+	    "delist_request FROM rep_subject_scores "
+	    "WHERE subject = $1 AND delisted_at IS NOT NULL",
+	    1, params, e);
+	if (res == NULL)
+		return -1;
+	if (PQntuples(res) == 1)
+		reason(o->reasons, "delisted",
+		       "delisted on %s after review of request %s; only reports received since "
+		       "then count",
+		       PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+	PQclear(res);
+	return 0;
+}
+
+int rep_score_get_at(struct rep *rep, struct db *db, const struct rep_subject *s, long long now,
+                     struct rep_score *out, struct err *e)
+{
+	if (subject_score(rep, db, s->text, now, out, e) < 0)
+		return -1;
+	if (attach_delisting(db, s->text, out, e) < 0 || attach_evidence(db, s->text, out, e) < 0) {
+		rep_score_clear(out);
+		return -1;
+	}
+	return 0;
+}
+
+int rep_score_get(struct rep *rep, struct db *db, const struct rep_subject *s,
+                  struct rep_score *out, struct err *e)
+{
+	return rep_score_get_at(rep, db, s, (long long)time(NULL), out, e);
+}
+
+json_t *rep_score_json(const struct rep_subject *s, const struct rep_score *sc)
+{
+	return json_pack("{s:s, s:f, s:[f,f], s:f, s:f, s:f, s:I, s:I, s:s?, s:s?, s:s, s:O}",
+	                 "subject", s->text, "score", round4(sc->score), "ci", round4(sc->ci_low),
+	                 round4(sc->ci_high), "weight", round4(sc->weight), "bad", round4(sc->bad),
+	                 "good", round4(sc->good), "reports", (json_int_t)sc->reports, "reporters",
+	                 (json_int_t)sc->reporters, "first_seen",
+	                 sc->first_seen[0] ? sc->first_seen : NULL, "last_seen",
+	                 sc->last_seen[0] ? sc->last_seen : NULL, "verdict",
+	                 rep_verdict_name(sc->verdict), "reasons", sc->reasons);
+}
+
+int rep_subject_refresh(struct rep *rep, struct db *db, const char *subject, long long now,
+                        struct err *e)
+{
+	struct rep_score sc;
+	char v[9][40];
+	const char *params[11];
+	int rc;
+
+	if (subject_score(rep, db, subject, now, &sc, e) < 0)
+		return -1;
+	snprintf(v[0], sizeof(v[0]), "%.17g", sc.score);
+	snprintf(v[1], sizeof(v[1]), "%.17g", sc.ci_low);
+	snprintf(v[2], sizeof(v[2]), "%.17g", sc.ci_high);
+	snprintf(v[3], sizeof(v[3]), "%.17g", sc.bad);
+	snprintf(v[4], sizeof(v[4]), "%.17g", sc.good);
+	snprintf(v[5], sizeof(v[5]), "%.17g", sc.local_bad);
+	snprintf(v[6], sizeof(v[6]), "%.17g", sc.local_good);
+	snprintf(v[7], sizeof(v[7]), "%lld", now);
+	snprintf(v[8], sizeof(v[8]), "%ld %ld", sc.reports, sc.reporters);
+	params[0] = subject;
+	for (int i = 0; i < 8; i++)
+		params[i + 1] = v[i];
+	params[9] = rep_verdict_name(sc.verdict);
+	params[10] = v[8];
+	rc = db_run(db,
+	            "INSERT INTO rep_subject_scores AS s (subject, score, ci_low, ci_high, bad, "
+	            "good, local_bad, local_good, t, verdict, reports, reporters, first_seen, "
+	            "last_seen, seq) "
+	            "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
+	            "split_part($11, ' ', 1)::bigint, split_part($11, ' ', 2)::int, "
+	            "min(first_seen), max(last_seen), nextval('rep_feed_seq') "
+	            "FROM rep_contrib WHERE subject = $1 "
+	            "ON CONFLICT (subject) DO UPDATE SET score = EXCLUDED.score, "
+	            "ci_low = EXCLUDED.ci_low, ci_high = EXCLUDED.ci_high, bad = EXCLUDED.bad, "
+	            "good = EXCLUDED.good, local_bad = EXCLUDED.local_bad, "
+	            "local_good = EXCLUDED.local_good, t = EXCLUDED.t, verdict = EXCLUDED.verdict, "
+	            "reports = EXCLUDED.reports, reporters = EXCLUDED.reporters, "
+	            "first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen, "
+	            "updated = now(), seq = EXCLUDED.seq",
+	            11, params, e);
+	rep_score_clear(&sc);
+	return rc;
+}

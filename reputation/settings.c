@@ -1,0 +1,225 @@
+/* settings.c - the one table of anchor-reputation parameters: name, type, default, bounds. */
+#include "settings.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cert.h"
+#include "log.h"
+#include "rep.h"
+
+#define S(field) offsetof(struct rep_settings, field)
+#define KB 1024LL
+#define DAY (86400LL)
+
+const struct conf_param rep_settings_table[] = {
+    {"listen_address", CONF_STR, "127.0.0.1", 0, 0, S(listen_address),
+     "address to listen on (IPv4 or IPv6; \"::\" for all)"},
+    {"listen_port", CONF_INT, "8444", 0, 65535, S(listen_port), "TCP port; 0 picks a free one"},
+    {"port_file", CONF_STR, NULL, 0, 0, S(port_file), "write the bound port here (for tests)"},
+    {"tls_cert_file", CONF_STR, NULL, 0, 0, S(tls_cert_file), "PEM certificate chain for HTTPS"},
+    {"tls_key_file", CONF_STR, NULL, 0, 0, S(tls_key_file), "PEM private key for HTTPS"},
+    {"allow_plain_http", CONF_BOOL, "no", 0, 1, S(allow_plain_http),
+     "serve plain HTTP (only behind a TLS terminator)"},
+    {"max_body", CONF_SIZE, "256k", 1 * KB, 16 * KB *KB, S(max_body),
+     "largest request body (a batch of queries, a report, an ARF message)"},
+    {"http_threads", CONF_INT, "2", 1, 256, S(http_threads), "HTTP worker threads"},
+    {"max_connections", CONF_INT, "1024", 1, 65536, S(max_connections), "simultaneous connections"},
+    {"conn_timeout", CONF_DURATION, "30s", 1, 3600, S(conn_timeout), "idle connection timeout"},
+    {"rate_limit", CONF_INT, "200", 0, 1000000, S(rate_limit),
+     "requests per second per client address; 0 disables"},
+    {"rate_burst", CONF_INT, "400", 1, 10000000, S(rate_burst), "burst per client address"},
+    {"db_conninfo", CONF_STR, "dbname=anchor", 0, 0, S(db_conninfo), "libpq connection string"},
+    {"db_pool_size", CONF_INT, "8", 1, 256, S(db_pool_size), "database connections"},
+    {"sql_dir", CONF_STR, "/usr/local/share/anchor/sql", 0, 0, S(sql_dir),
+     "directory of schema migrations"},
+    {"migrate_on_start", CONF_BOOL, "yes", 0, 1, S(migrate_on_start),
+     "apply pending migrations at start"},
+    {"operator_token_hash", CONF_STR, NULL, 0, 0, S(operator_token_hash),
+     "hex SHA-256 of the operator token; unset disables the operator API"},
+    {"half_life", CONF_DURATION, "7d", 60, 3650 * DAY, S(half_life),
+     "evidence loses half its weight in this time"},
+    {"min_reporters", CONF_INT, "3", 1, 1000, S(min_reporters),
+     "distinct reporting domains that must agree before a subject is listed or trusted"},
+    {"list_weight", CONF_STR, "2.5", 0, 0, S(list_weight),
+     "decayed bad weight a subject needs to be listed"},
+    {"trust_weight", CONF_STR, "2.5", 0, 0, S(trust_weight),
+     "decayed verified good weight a subject needs to be trusted"},
+    {"reporter_cap", CONF_STR, "1", 0, 0, S(reporter_cap),
+     "most weight one reporting domain (or one federation peer) adds to one subject"},
+    {"network_cap", CONF_STR, "1.5", 0, 0, S(network_cap),
+     "most weight all reporters submitting from one network add to one subject"},
+    {"network_prefix4", CONF_INT, "24", 8, 32, S(network_prefix4),
+     "IPv4 prefix length that makes a reporter network"},
+    {"network_prefix6", CONF_INT, "48", 16, 128, S(network_prefix6),
+     "IPv6 prefix length that makes a reporter network"},
+    {"standing_default", CONF_STR, "1", 0, 0, S(standing_default),
+     "a new reporter's standing (its weight per report)"},
+    {"standing_min", CONF_STR, "0.1", 0, 0, S(standing_min), "lowest standing"},
+    {"standing_max", CONF_STR, "2", 0, 0, S(standing_max), "highest standing"},
+    {"standing_interval", CONF_DURATION, "10m", 1, DAY, S(standing_interval),
+     "how often reporters' standing is recomputed from agreement with the others"},
+    {"report_rate", CONF_STR, "5", 0, 0, S(report_rate),
+     "reports per second per reporter domain (token bucket); 0 disables"},
+    {"report_burst", CONF_INT, "200", 1, 10000000, S(report_burst),
+     "burst of reports per reporter domain"},
+    {"max_report_age", CONF_DURATION, "90d", 60, 3650 * DAY, S(max_report_age),
+     "reports observed longer ago than this are refused"},
+    {"max_clock_skew", CONF_DURATION, "1h", 0, DAY, S(max_clock_skew),
+     "how far in the future an observation time may lie"},
+    {"batch_max", CONF_INT, "100", 1, 10000, S(batch_max), "queries in one batch"},
+    {"answer_cache_ttl", CONF_DURATION, "30s", 0, 3600, S(answer_cache_ttl),
+     "how long a subject's answer is reused (this node's own changes show at once); 0: "
+     "never"},
+    {"resolver", CONF_STR, NULL, 0, 0, S(resolver),
+     "ADDR[:PORT] of the DNS resolver (else ANCHOR_RESOLVER, else /etc/resolv.conf)"},
+    {"trust_anchor_file", CONF_STR, NULL, 0, 0, S(trust_anchor_file),
+     "DNSSEC trust anchor (else ANCHOR_TRUST_ANCHOR; unset: unvalidated)"},
+    {"cacert", CONF_STR, NULL, 0, 0, S(cacert),
+     "CA file for key servers' and peers' TLS (else ANCHOR_CACERT, else the system store)"},
+    {"dns_timeout_ms", CONF_INT, "2000", 100, 60000, S(dns_timeout_ms),
+     "per DNS query and connect"},
+    {"provider_domain", CONF_STR, NULL, 0, 0, S(provider_domain),
+     "this provider's own anchored domain (signs the federation feed)"},
+    {"federation_key", CONF_STR, NULL, 0, 0, S(federation_key),
+     "PEM private key that signs the feed; unset: no feed"},
+    {"federation_cert", CONF_STR, NULL, 0, 0, S(federation_cert),
+     "PEM certificate of federation_key, then its issuer and root"},
+    {"federation_peers", CONF_STR, NULL, 0, 0, S(federation_peers),
+     "peers to import: \"URL DOMAIN WEIGHT\" entries separated by commas"},
+    {"federation_interval", CONF_DURATION, "60s", 1, DAY, S(federation_interval),
+     "how often each peer's feed is polled"},
+    {"federation_batch", CONF_INT, "500", 1, 10000, S(federation_batch),
+     "score changes in one page of the feed"},
+    {"dns_listen", CONF_STR, NULL, 0, 0, S(dns_listen),
+     "ADDR:PORT of the DNS zone (UDP); unset: no zone"},
+    {"dns_zone", CONF_STR, "rep.invalid", 0, 0, S(dns_zone), "origin of the DNS zone"},
+    {"dns_ttl", CONF_DURATION, "300s", 0, DAY, S(dns_ttl), "TTL of the DNS zone's answers"},
+    {"log_level", CONF_STR, "info", 0, 0, S(log_level), "error, warning, info or debug"},
+    {"syslog", CONF_BOOL, "no", 0, 1, S(syslog), "log to syslog instead of stderr"},
+    {NULL, CONF_STR, NULL, 0, 0, 0, NULL},
+};
+
+static int is_hex64(const char *s)
+{
+	if (strlen(s) != 64)
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+			return 0;
+	return 1;
+}
+
+static int parse_fraction(const char *name, const char *text, double min, double max, double *out,
+                          struct err *e)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(text, &end);
+	if (errno != 0 || end == text || *end != '\0' || !isfinite(v) || v < min || v > max)
+		return err_set(e, ERR_INPUT, "bad_config", "%s = %s: expected a number in %g..%g",
+		               name, text, min, max);
+	*out = v;
+	return 0;
+}
+
+/* "URL DOMAIN WEIGHT, URL DOMAIN WEIGHT, ..." */
+static int parse_peers(const char *text, struct rep_peer *peers, int *npeers, struct err *e)
+{
+	char *copy = strdup(text), *save = NULL, *entry;
+	int rc = -1;
+
+	*npeers = 0;
+	if (copy == NULL)
+		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	for (entry = strtok_r(copy, ",", &save); entry != NULL;
+	     entry = strtok_r(NULL, ",", &save)) {
+		char url[512], domain[256], weight[64], extra[2];
+		struct rep_peer *p;
+
+		if (*npeers == REP_MAX_PEERS) {
+			err_set(e, ERR_INPUT, "bad_config", "federation_peers: at most %d peers",
+			        REP_MAX_PEERS);
+			goto out;
+		}
+		p = &peers[*npeers];
+		if (sscanf(entry, " %511s %255s %63s %1s", url, domain, weight, extra) != 3 ||
+		    strncmp(url, "https://", 8) != 0) {
+			err_set(e, ERR_INPUT, "bad_config",
+			        "federation_peers: \"%s\": expected \"https://HOST:PORT DOMAIN "
+			        "WEIGHT\"",
+			        entry);
+			goto out;
+		}
+		for (char *c = domain; *c; c++)
+			*c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
+		if (name_check_domain(domain, e) < 0 ||
+		    parse_fraction("federation_peers weight", weight, 0, 10, &p->weight, e) < 0)
+			goto out;
+		snprintf(p->url, sizeof(p->url), "%s", url);
+		snprintf(p->domain, sizeof(p->domain), "%s", domain);
+		(*npeers)++;
+	}
+	rc = 0;
+out:
+	free(copy);
+	return rc;
+}
+
+int rep_settings_check(const struct rep_settings *s, struct rep_params *p, struct rep_peer *peers,
+                       int *npeers, struct err *e)
+{
+	enum log_level lvl;
+
+	memset(p, 0, sizeof(*p));
+	if (log_level_parse(s->log_level, &lvl) < 0)
+		return err_set(e, ERR_INPUT, "bad_config",
+		               "log_level = %s: must be error, warning, info or debug",
+		               s->log_level);
+	if (!s->allow_plain_http && (s->tls_cert_file == NULL || s->tls_key_file == NULL))
+		return err_set(e, ERR_INPUT, "bad_config",
+		               "tls_cert_file and tls_key_file are required "
+		               "(or allow_plain_http = yes behind a TLS terminator)");
+	if (s->operator_token_hash != NULL && !is_hex64(s->operator_token_hash))
+		return err_set(e, ERR_INPUT, "bad_config",
+		               "operator_token_hash must be 64 lowercase hex digits "
+		               "(see `anchorctl operator token`)");
+	p->half_life = (double)s->half_life;
+	p->min_reporters = (int)s->min_reporters;
+	p->prefix4 = (int)s->network_prefix4;
+	p->prefix6 = (int)s->network_prefix6;
+	if (parse_fraction("list_weight", s->list_weight, 0.01, 1e6, &p->list_weight, e) < 0 ||
+	    parse_fraction("trust_weight", s->trust_weight, 0.01, 1e6, &p->trust_weight, e) < 0 ||
+	    parse_fraction("reporter_cap", s->reporter_cap, 0.001, 1e6, &p->reporter_cap, e) < 0 ||
+	    parse_fraction("network_cap", s->network_cap, 0.001, 1e6, &p->network_cap, e) < 0 ||
+	    parse_fraction("standing_min", s->standing_min, 0, 100, &p->standing_min, e) < 0 ||
+	    parse_fraction("standing_max", s->standing_max, 0, 100, &p->standing_max, e) < 0 ||
+	    parse_fraction("standing_default", s->standing_default, 0, 100, &p->standing_default,
+	                   e) < 0 ||
+	    parse_fraction("report_rate", s->report_rate, 0, 1e6, &p->report_rate, e) < 0)
+		return -1;
+	if (p->standing_min > p->standing_default || p->standing_default > p->standing_max)
+		return err_set(e, ERR_INPUT, "bad_config",
+		               "standing_min <= standing_default <= standing_max does not hold");
+	if (p->network_cap < p->reporter_cap)
+		log_warn(NULL,
+		         "network_cap %g is below reporter_cap %g: one network of several "
+		         "reporters then weighs less than one reporter",
+		         p->network_cap, p->reporter_cap);
+	if ((s->federation_key == NULL) != (s->federation_cert == NULL) ||
+	    (s->federation_key != NULL && s->provider_domain == NULL))
+		return err_set(e, ERR_INPUT, "bad_config",
+		               "federation_key, federation_cert and provider_domain go together");
+	if (s->provider_domain != NULL && name_check_domain(s->provider_domain, e) < 0)
+		return -1;
+	*npeers = 0;
+	if (s->federation_peers != NULL && parse_peers(s->federation_peers, peers, npeers, e) < 0)
+		return -1;
+	return 0;
+}

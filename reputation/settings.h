@@ -1,0 +1,72 @@
+/* settings.h - anchor-reputation's configuration, one typed table (settings.c). */
+#ifndef REP_SETTINGS_H
+#define REP_SETTINGS_H
+
+#include "conf.h"
+
+#define REP_MAX_PEERS 16
+
+struct rep_settings {
+	/* HTTPS */
+	char *listen_address;
+	long long listen_port;
+	char *port_file;
+	char *tls_cert_file;
+	char *tls_key_file;
+	int allow_plain_http;
+	long long max_body;
+	long long http_threads;
+	long long max_connections;
+	long long conn_timeout;
+	long long rate_limit;
+	long long rate_burst;
+	/* store */
+	char *db_conninfo;
+	long long db_pool_size;
+	char *sql_dir;
+	int migrate_on_start;
+	char *operator_token_hash;
+	/* scoring (fractions are text, parsed into struct rep_params by rep_settings_check) */
+	long long half_life;
+	long long min_reporters;
+	char *list_weight;
+	char *trust_weight;
+	char *reporter_cap;
+	char *network_cap;
+	long long network_prefix4;
+	long long network_prefix6;
+	char *standing_default;
+	char *standing_min;
+	char *standing_max;
+	long long standing_interval;
+	/* reports */
+	char *report_rate;
+	long long report_burst;
+	long long max_report_age;
+	long long max_clock_skew;
+	long long batch_max;
+	long long answer_cache_ttl;
+	/* discovery of reporters' and peers' anchors (environment ANCHOR_* fills what is unset) */
+	char *resolver;
+	char *trust_anchor_file;
+	char *cacert;
+	long long dns_timeout_ms;
+	/* federation */
+	char *provider_domain;
+	char *federation_key;
+	char *federation_cert;
+	char *federation_peers;
+	long long federation_interval;
+	long long federation_batch;
+	/* the DNS zone (dnszone.c) */
+	char *dns_listen;
+	char *dns_zone;
+	long long dns_ttl;
+	/* logging */
+	char *log_level;
+	int syslog;
+};
+
+extern const struct conf_param rep_settings_table[];
+
+#endif

@@ -1,0 +1,130 @@
+"""The other doors of a real anchor-reputation (PROTOCOL.md "Reputation: the DNS zone"
+and "the policy adapter"): the RFC 5782 zone asked with kdig over UDP and TCP, and
+anchor-policyd asking the daemon over HTTPS for a Postfix policy request, including
+fail-open once the daemon is gone.
+
+Three anchored reporter domains list ip:198.51.100.9 (spam) and domain:phish.example
+(phishing) with min_reporters = 3."""
+
+import subprocess
+import time
+
+import pytest
+
+import anchorlib
+import dnsfixtures as dx
+import policyfixtures as px
+import repfixtures as rx
+
+ZONE = "rep.example"
+LABELS = ["d1", "d2", "d3"]
+
+
+@pytest.fixture(scope="module")
+def world(pg, db, operator_token, request):
+    w = rx.build_world(pg, db, operator_token, request, LABELS)
+    w.dns_port = dx.free_port()
+    w.rep = rx.Reputation(w, w.work / "rep", db, {
+        "min_reporters": "3", "list_weight": "2", "dns_listen": f"127.0.0.1:{w.dns_port}",
+        "dns_zone": ZONE, "dns_ttl": "60s"}).start()
+    for label in LABELS:
+        r = w.reporters[label]
+        rx.report_ok(w.rep, r, ["ip:198.51.100.9"], evidence=f"spam run seen by {label}")
+        rx.report_ok(w.rep, r, ["domain:phish.example"], category="phishing")
+    assert rx.query(w.rep, ip="198.51.100.9")["verdict"] == "block"
+    return w
+
+
+def kdig(world, name, rtype="A", tcp=False):
+    argv = ["kdig", "@127.0.0.1", "-p", str(world.dns_port), "+timeout=2", "+retry=0",
+            "+tcp" if tcp else "+notcp", rtype, name]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    return r.stdout
+
+
+def answers(out, rtype):
+    """The rdata of the answer section's records of rtype."""
+    got, section = [], None
+    for line in out.splitlines():
+        if line.startswith(";; ANSWER SECTION"):
+            section = "answer"
+            continue
+        if line.startswith(";;"):
+            section = None if line.strip() == ";;" or "SECTION" in line else section
+            continue
+        if section == "answer" and line.strip():
+            parts = line.split(None, 4)
+            if len(parts) == 5 and parts[3] == rtype:
+                got.append(parts[4])
+    return got
+
+
+def status(out):
+    for line in out.splitlines():
+        if "status:" in line:
+            return line.split("status:")[1].split(";")[0].strip()
+    raise AssertionError(f"no status in {out}")
+
+
+def test_listed_ip_and_domain(world):
+    out = kdig(world, f"9.100.51.198.{ZONE}")
+    assert status(out) == "NOERROR" and answers(out, "A") == ["127.0.0.2"], out
+    out = kdig(world, f"9.100.51.198.{ZONE}", "TXT")
+    txt = " ".join(answers(out, "TXT"))
+    assert txt.startswith('"block: ') and "3" in txt, out
+    out = kdig(world, f"phish.example.{ZONE}")
+    assert answers(out, "A") == ["127.0.0.3"], out  # phishing among the evidence
+
+
+def test_not_listed_is_nxdomain(world):
+    out = kdig(world, f"10.100.51.198.{ZONE}")
+    assert status(out) == "NXDOMAIN", out
+    assert f"{ZONE}." in out and "SOA" in out  # negative answers carry the SOA
+    out = kdig(world, f"clean.example.{ZONE}")
+    assert status(out) == "NXDOMAIN", out
+
+
+def test_rfc5782_test_entries(world):
+    assert answers(kdig(world, f"2.0.0.127.{ZONE}"), "A") == ["127.0.0.2"]
+    assert status(kdig(world, f"1.0.0.127.{ZONE}")) == "NXDOMAIN"
+    v6 = ".".join(reversed("00000000000000000000ffff7f000002")) + "." + ZONE
+    assert answers(kdig(world, v6), "A") == ["127.0.0.2"]
+    assert answers(kdig(world, f"test.{ZONE}"), "A") == ["127.0.0.2"]
+    assert status(kdig(world, f"invalid.{ZONE}")) == "NXDOMAIN"
+
+
+def test_error_signals_outside_the_listing_range(world):
+    out = kdig(world, f"100.51.198.{ZONE}")  # three octets: not an address
+    assert answers(out, "A") == ["127.255.255.252"], out
+    assert status(kdig(world, "9.100.51.198.other.example")) == "REFUSED"
+
+
+def test_tcp_and_apex(world):
+    out = kdig(world, f"9.100.51.198.{ZONE}", tcp=True)
+    assert answers(out, "A") == ["127.0.0.2"], out
+    out = kdig(world, ZONE, "SOA")
+    assert status(out) == "NOERROR" and len(answers(out, "SOA")) == 1, out
+
+
+def test_policyd_against_the_daemon(world):
+    work = anchorlib.mktemp_dir("anchor-policyd-")
+    pd = px.Policyd(work, {"reputation_url": world.rep.base_url, "cacert": str(world.tls.ca),
+                           "timeout_ms": "2000", "backoff": "0"}).start()
+    try:
+        c = pd.connect()
+        a = c.ask(px.request_attrs(client_address="198.51.100.9", helo_name="",
+                                   sender=""))
+        assert a.startswith("action=REJECT 5.7.1 client blocked by reputation: "), a
+        assert c.ask(px.request_attrs(client_address="198.51.100.10", helo_name="",
+                                      sender="")) == "action=DUNNO"
+        # the daemon goes away: fail open, quickly
+        world.rep.stop()
+        t0 = time.monotonic()
+        assert c.ask(px.request_attrs(client_address="198.51.100.11", helo_name="",
+                                      sender="")) == "action=DUNNO"
+        assert time.monotonic() - t0 < 2.5
+        assert "anchor-reputation" in pd.text()
+    finally:
+        pd.stop()
+        world.rep.start()
+        anchorlib.remove_tree(work)

@@ -1,0 +1,251 @@
+"""anchor-reputation scoring and answers (PROTOCOL.md §11.2, §11.5;
+docs/operator-reputation.md): the poisoning scenario, listing by independent reporters,
+decay of old evidence, standing, queries with CSA, batches and the CSV export.
+
+Eleven anchored reporter domains r1..r10 and "evil" report from their own /24 each
+(127.0.N.1); "good" publishes CSA records for its MTA (NSD on loopback)."""
+
+import csv
+import io
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+import repfixtures as rx
+
+HONEST = [f"r{i}" for i in range(1, 11)]
+HALF_LIFE = 7 * 86400
+
+
+def csa_records(label):
+    if label != "good":
+        return ""
+    return ("_client._smtp.mx1 IN SRV 1 2 0 mx1.good.rep.test.\n"
+            "mx1 IN A 127.0.0.1\n"
+            "_client._smtp.mx2 IN SRV 1 1 0 mx2.good.rep.test.\n"
+            "mx2 IN A 127.0.0.1\n")
+
+
+@pytest.fixture(scope="module")
+def world(pg, db, operator_token, request):
+    w = rx.build_world(pg, db, operator_token, request, HONEST + ["evil", "good"],
+                       extra_zone=csa_records)
+    w.rep = rx.Reputation(w, w.work / "rep", db, {"half_life": "7d", "min_reporters": "3",
+                                                  "list_weight": "2.5", "trust_weight": "2.5",
+                                                  "reporter_cap": "1", "network_cap": "1.5",
+                                                  "batch_max": "10"}).start()
+    w.db = db
+    return w
+
+
+def reporters(world, names):
+    return [world.reporters[n] for n in names]
+
+
+def test_poisoning_one_domain_moves_a_good_sender_by_at_most_the_cap(world):
+    subjects = ["ip:192.0.2.10", "domain:goodsender.example"]
+    for r in reporters(world, HONEST[:5]):
+        rx.report_ok(world.rep, r, subjects, category="not-spam", verified=True)
+    before = rx.subject_of(rx.query(world.rep, ip="192.0.2.10"), "ip:192.0.2.10")
+    assert before["verdict"] == "trusted", before
+    assert before["good"] == pytest.approx(5.0, abs=0.01)
+
+    evil = world.reporters["evil"]
+    n = 2000
+
+    def send(chunk):
+        conn = world.rep.connection(evil.src)
+        out = []
+        for i in chunk:
+            _, text = rx.signed_report(evil, subjects, id=f"poison-{i}")
+            out.append(rx.post_report(world.rep, text, conn=conn).status)
+        conn.close()
+        return out
+
+    with ThreadPoolExecutor(4) as ex:
+        statuses = sum(ex.map(send, [range(k, n, 4) for k in range(4)]), [])
+    assert statuses.count(201) == n, {s: statuses.count(s) for s in set(statuses)}
+
+    after = rx.subject_of(rx.query(world.rep, ip="192.0.2.10"), "ip:192.0.2.10")
+    assert after["reports"] == 5 + n
+    assert after["reporters"] == 6
+    # The verdict stands; the 2000 reports weigh what one report does, the cap.
+    assert after["verdict"] == "trusted", after
+    assert after["bad"] == pytest.approx(1.0, abs=1e-3)
+    c, g = 1.0, before["good"]
+    assert after["score"] - before["score"] <= 2 * c / (g + c + 1) + 1e-3
+    capped = [r for r in after["reasons"] if r["code"] == "reporter_capped"]
+    assert capped and evil.name in capped[0]["text"], after["reasons"]
+    assert "too_few_reporters" in rx.codes(after["reasons"])
+
+
+def test_ten_independent_reporters_list_a_spammer(world):
+    subject = "ip:198.51.100.7"
+    rs = reporters(world, HONEST)
+    ids = []
+    for k, r in enumerate(rs):
+        ids.append(f"{r.name}/" + rx.report_ok(world.rep, r, [subject],
+                                                evidence=f"spam run {k}")["id"])
+        s = rx.subject_of(rx.query(world.rep, ip="198.51.100.7"), subject)
+        if k + 1 < 3:
+            assert s["verdict"] == "unknown" and "too_few_reporters" in rx.codes(s["reasons"])
+        else:
+            assert s["verdict"] == "block", (k, s)
+    assert s["reporters"] == 10 and s["reports"] == 10
+    assert s["bad"] == pytest.approx(10.0, abs=0.01)
+    assert s["score"] == pytest.approx(10 / 11, abs=1e-3)
+    lo, hi = s["ci"]
+    assert 0 < lo < s["score"] < hi <= 1
+    listed = [r for r in s["reasons"] if r["code"] == "listed"][0]
+    assert "10 independent reporting domains" in listed["text"]
+    assert set(listed["evidence"]) == set(ids)  # the ten newest, each citable
+    a = rx.query(world.rep, ip="198.51.100.7")
+    assert a["verdict"] == "block"
+    assert any(r["code"] == "listed" and r["subject"] == subject for r in a["reasons"])
+
+
+def test_one_network_is_capped_together(world):
+    """Three domains reporting from one /24 count as one network: at most network_cap."""
+    subject = "ip:198.51.100.8"
+    for r in reporters(world, HONEST[:3]):
+        p, text = rx.signed_report(r, [subject])
+        assert rx.post_report(world.rep, text, src="127.0.200.1").status == 201
+    s = rx.subject_of(rx.query(world.rep, ip="198.51.100.8"), subject)
+    assert s["bad"] == pytest.approx(1.5, abs=1e-3)
+    assert s["verdict"] == "unknown"
+    assert "network_capped" in rx.codes(s["reasons"])
+
+
+def test_decay_old_reports_fade(world):
+    """Reports observed in the past weigh 2^(-age/half_life): 10 reports 3 half-lives old
+    weigh 1.25 and list nothing; observed 5 days ago, they list."""
+    now = time.time()
+    for subject, age in (("ip:203.0.113.21", 21 * 86400), ("ip:203.0.113.22", 5 * 86400),
+                         ("ip:203.0.113.23", 15 * 86400)):
+        for r in reporters(world, HONEST):
+            rx.report_ok(world.rep, r, [subject], observed=now - age)
+    old = rx.subject_of(rx.query(world.rep, ip="203.0.113.21"), "ip:203.0.113.21")
+    assert old["bad"] == pytest.approx(10 * 2 ** -3, rel=0.01)
+    assert old["verdict"] == "unknown" and "below_threshold" in rx.codes(old["reasons"])
+    recent = rx.subject_of(rx.query(world.rep, ip="203.0.113.22"), "ip:203.0.113.22")
+    assert recent["bad"] == pytest.approx(10 * 2 ** (-5 / 7), rel=0.01)
+    assert recent["verdict"] == "block"
+    # 15 days: 10 * 2^(-15/7) = 2.27 < 2.5: a listing that was not refreshed has faded.
+    faded = rx.subject_of(rx.query(world.rep, ip="203.0.113.23"), "ip:203.0.113.23")
+    assert faded["bad"] == pytest.approx(10 * 2 ** (-15 / 7), rel=0.01)
+    assert faded["verdict"] == "unknown"
+    # A fresh report from one more domain adds a full unit on top of the decayed ones.
+    rx.report_ok(world.rep, world.reporters["good"], ["ip:203.0.113.23"])
+    again = rx.subject_of(rx.query(world.rep, ip="203.0.113.23"), "ip:203.0.113.23")
+    assert again["bad"] == pytest.approx(10 * 2 ** (-15 / 7) + 1, rel=0.01)
+    assert again["verdict"] == "block"
+
+
+def test_standing_follows_agreement(world):
+    r = rx.request(world.rep, "POST", "/v1/admin/standing")
+    assert r.status == 401
+    r = rx.request(world.rep, "POST", "/v1/admin/standing", token=world.operator_token.token)
+    assert r.status == 200, r.body
+    info = {n: rx.request(world.rep, "GET", f"/v1/reporters/{world.reporters[n].name}").json()
+            for n in ("evil", "r1", "r10")}
+    # evil contradicted the others' trusted verdict; r1 and r10 agreed with the listings.
+    assert info["evil"]["disagreements"] >= 1 and info["evil"]["agreements"] == 0
+    assert info["evil"]["standing"] < 1.0
+    assert info["r10"]["agreements"] >= 1 and info["r10"]["disagreements"] == 0
+    assert info["r10"]["standing"] > 1.0
+    assert info["r1"]["standing"] > 1.0
+    # The good sender keeps its verdict with the poisoner's weight lowered further.
+    s = rx.subject_of(rx.query(world.rep, ip="192.0.2.10"), "ip:192.0.2.10")
+    assert s["verdict"] == "trusted" and s["bad"] <= 1.0 + 1e-6
+    r = rx.request(world.rep, "GET", "/v1/reporters/nobody.example")
+    assert r.status == 404
+
+
+def test_query_with_csa(world):
+    a = rx.query(world.rep, ip="127.0.0.1", helo="mx1.good.rep.test")
+    assert a["csa"]["result"] == "pass", a["csa"]
+    assert "csa_pass" in rx.codes(a["reasons"])
+    a = rx.query(world.rep, ip="127.0.0.1", helo="mx2.good.rep.test")
+    assert a["csa"]["result"] == "fail"
+    assert a["verdict"] == "unknown"
+    a = rx.query(world.rep, ip="127.0.0.1", helo="nocsa.good.rep.test")
+    assert a["csa"]["result"] == "none"
+    # A good HELO earns nothing unless CSA verifies it in the query.
+    for r in reporters(world, HONEST[:4]):
+        rx.report_ok(world.rep, r, ["helo:mx1.good.rep.test", "helo:mx2.good.rep.test"],
+                     category="not-spam", verified=True)
+    ok = rx.query(world.rep, ip="127.0.0.1", helo="mx1.good.rep.test")
+    assert rx.subject_of(ok, "helo:mx1.good.rep.test")["verdict"] == "trusted"
+    assert ok["verdict"] == "trusted"
+    bad = rx.query(world.rep, ip="127.0.0.1", helo="mx2.good.rep.test")
+    h = rx.subject_of(bad, "helo:mx2.good.rep.test")
+    assert h["verdict"] == "unknown" and "unverified_identity" in rx.codes(h["reasons"])
+    alone = rx.query(world.rep, helo="mx1.good.rep.test")
+    assert "csa" not in alone
+    assert rx.subject_of(alone, "helo:mx1.good.rep.test")["verdict"] == "unknown"
+
+
+def test_unverified_not_spam_earns_nothing(world):
+    for r in reporters(world, HONEST[:5]):
+        rx.report_ok(world.rep, r, ["domain:claims.example"], category="not-spam",
+                     verified=False)
+    s = rx.subject_of(rx.query(world.rep, domain="claims.example"), "domain:claims.example")
+    assert s["reports"] == 5 and s["good"] == 0 and s["verdict"] == "unknown"
+
+
+def test_query_bad_input(world):
+    for qs, code in (("", "bad_query"), ("ip=not-an-ip", "bad_subject"),
+                     ("helo=a..b", "bad_subject"), ("colour=red", "bad_query"),
+                     ("key=sha256:zz", "bad_subject")):
+        r = rx.request(world.rep, "GET", f"/v1/query?{qs}")
+        assert r.status == 400, (qs, r.body)
+        assert r.error_code() == code, (qs, r.body)
+
+
+def test_batch_queries(world):
+    qs = [{"ip": "198.51.100.7"}, {"ip": "192.0.2.10", "domain": "goodsender.example"},
+          {"address": "Nobody@Example.org"}]
+    r = rx.request(world.rep, "POST", "/v1/query", {"queries": qs})
+    assert r.status == 200, r.body
+    answers = r.json()["answers"]
+    assert [a["verdict"] for a in answers] == ["block", "trusted", "unknown"]
+    assert answers[2]["subjects"][0]["subject"] == "address:nobody@example.org"
+    for a, q in zip(answers, qs):
+        single = rx.query(world.rep, **q)
+        assert [s["score"] for s in a["subjects"]] == [s["score"] for s in single["subjects"]]
+    r = rx.request(world.rep, "POST", "/v1/query", {"queries": [{"ip": "192.0.2.1"}] * 11})
+    assert r.status == 413 and r.error_code() == "batch_too_large"
+    r = rx.request(world.rep, "POST", "/v1/query",
+                   {"queries": [{"ip": "192.0.2.1"}, {"ip": "300.1.1.1"}]})
+    assert r.status == 400 and r.error_code() == "bad_query"
+    assert "queries[1]" in r.json()["message"]
+    for body in ({"queries": []}, {"queries": "x"}, {"q": []}):
+        r = rx.request(world.rep, "POST", "/v1/query", body)
+        assert r.status == 400 and r.error_code() == "bad_request", body
+
+
+def test_csv_export(world):
+    r = rx.request(world.rep, "GET", "/v1/export.csv")
+    assert r.status == 200, r.body
+    assert r.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert rows and list(rows[0]) == ["subject", "verdict", "score", "ci_low", "ci_high", "bad",
+                                      "good", "reports", "reporters", "first_seen",
+                                      "last_seen"]
+    by = {row["subject"]: row for row in rows}
+    for subject, q in (("ip:198.51.100.7", {"ip": "198.51.100.7"}),
+                       ("ip:192.0.2.10", {"ip": "192.0.2.10"})):
+        s = rx.subject_of(rx.query(world.rep, **q), subject)
+        assert by[subject]["verdict"] == s["verdict"]
+        assert float(by[subject]["score"]) == pytest.approx(s["score"], abs=1e-3)
+        assert int(by[subject]["reports"]) == s["reports"]
+        assert by[subject]["last_seen"] == s["last_seen"]
+    assert by["ip:198.51.100.7"]["verdict"] == "block"
+    blocked = list(csv.DictReader(io.StringIO(
+        rx.request(world.rep, "GET", "/v1/export.csv?verdict=block").text)))
+    assert blocked and all(row["verdict"] == "block" for row in blocked)
+    assert "ip:198.51.100.7" in {row["subject"] for row in blocked}
+    assert rx.request(world.rep, "GET", "/v1/export.csv?verdict=maybe").status == 400
+    assert all(math.isfinite(float(row["score"])) for row in rows)

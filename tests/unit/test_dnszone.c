@@ -1,0 +1,378 @@
+/*
+ * Tests of reputation/dnszone.c: query names -> subjects, answers per verdict
+ * (listing codes, error signals outside the listing range, RFC 5782 test
+ * entries), then the UDP/TCP server with a stand-in lookup, asked with ldns.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ldns/ldns.h>
+
+#include "../../reputation/dnszone.h"
+
+#define ZONE "rep.example"
+
+/* A query for name/type in wire form. */
+static uint8_t *query_wire(const char *name, ldns_rr_type type, int edns, size_t *len)
+{
+	ldns_pkt *p = NULL;
+	uint8_t *wire = NULL;
+
+	assert_int_equal(ldns_pkt_query_new_frm_str(&p, name, type, LDNS_RR_CLASS_IN, LDNS_RD),
+	                 LDNS_STATUS_OK);
+	ldns_pkt_set_id(p, 4242);
+	if (edns)
+		ldns_pkt_set_edns_udp_size(p, 1232);
+	assert_int_equal(ldns_pkt2wire(&wire, p, len), LDNS_STATUS_OK);
+	ldns_pkt_free(p);
+	return wire;
+}
+
+static void parse(const char *name, ldns_rr_type type, struct rep_dnszone_query *q)
+{
+	size_t len;
+	uint8_t *w = query_wire(name, type, 0, &len);
+
+	rep_dnszone_parse(w, len, ZONE, q);
+	free(w);
+}
+
+static void test_parse_names(void **state)
+{
+	struct rep_dnszone_query q;
+
+	parse("2.2.0.192." ZONE, LDNS_RR_TYPE_A, &q);
+	assert_int_equal(q.kind, REP_DZ_SUBJECT);
+	assert_string_equal(q.subject.text, "ip:192.0.2.2");
+	assert_int_equal(q.id, 4242);
+	assert_int_equal(q.rd, 1);
+	parse("2.2.0.192.REP.Example.", LDNS_RR_TYPE_TXT, &q); /* case-insensitive */
+	assert_int_equal(q.kind, REP_DZ_SUBJECT);
+	assert_int_equal(q.qtype, LDNS_RR_TYPE_TXT);
+	parse("1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2." ZONE,
+	      LDNS_RR_TYPE_A, &q);
+	assert_int_equal(q.kind, REP_DZ_SUBJECT);
+	assert_string_equal(q.subject.text, "ip:2001:db8::1");
+	parse("Spammer.Example." ZONE, LDNS_RR_TYPE_A, &q);
+	assert_int_equal(q.kind, REP_DZ_SUBJECT);
+	assert_string_equal(q.subject.text, "domain:spammer.example");
+	/* RFC 5782 §5 test entries */
+	parse("2.0.0.127." ZONE, LDNS_RR_TYPE_A, &q);
+	assert_int_equal(q.kind, REP_DZ_TEST_LISTED);
+	parse("1.0.0.127." ZONE, LDNS_RR_TYPE_A, &q);
+	assert_int_equal(q.kind, REP_DZ_TEST_UNLISTED);
+	parse("2.0.0.0.0.0.f.7.f.f.f.f.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0." ZONE,
+	      LDNS_RR_TYPE_A, &q);
+	assert_int_equal(q.kind, REP_DZ_TEST_LISTED);
+	parse("1.0.0.0.0.0.f.7.f.f.f.f.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0." ZONE,
+	      LDNS_RR_TYPE_A, &q);
+	assert_int_equal(q.kind, REP_DZ_TEST_UNLISTED);
+	parse("TEST." ZONE, LDNS_RR_TYPE_A, &q);
+	assert_int_equal(q.kind, REP_DZ_TEST_LISTED);
+	parse("invalid." ZONE, LDNS_RR_TYPE_A, &q);
+	assert_int_equal(q.kind, REP_DZ_TEST_UNLISTED);
+	/* the apex, outside the zone, malformed */
+	parse(ZONE, LDNS_RR_TYPE_SOA, &q);
+	assert_int_equal(q.kind, REP_DZ_APEX);
+	parse("2.2.0.192.other.example", LDNS_RR_TYPE_A, &q);
+	assert_int_equal(q.kind, REP_DZ_ERROR);
+	assert_int_equal(q.rcode, LDNS_RCODE_REFUSED);
+	parse("xrep.example", LDNS_RR_TYPE_A, &q); /* a suffix, not a subdomain */
+	assert_int_equal(q.kind, REP_DZ_ERROR);
+	parse("2.0.192." ZONE, LDNS_RR_TYPE_A, &q);
+	assert_int_equal(q.kind, REP_DZ_MALFORMED);
+	parse("256.2.0.192." ZONE, LDNS_RR_TYPE_A, &q);
+	assert_int_equal(q.kind, REP_DZ_MALFORMED);
+	parse("02.2.0.192." ZONE, LDNS_RR_TYPE_A, &q);
+	assert_int_equal(q.kind, REP_DZ_MALFORMED);
+	parse("bad_name!." ZONE, LDNS_RR_TYPE_A, &q);
+	assert_int_equal(q.kind, REP_DZ_MALFORMED);
+}
+
+static void test_parse_bad_packets(void **state)
+{
+	struct rep_dnszone_query q;
+	uint8_t junk[12] = {0x12, 0x34, 0x01, 0, 0, 1, 0, 0, 0, 0, 0, 0};
+	size_t len;
+	uint8_t *w;
+
+	rep_dnszone_parse(junk, 5, ZONE, &q);
+	assert_int_equal(q.kind, REP_DZ_DROP);
+	rep_dnszone_parse(junk, sizeof(junk), ZONE, &q); /* qdcount 1, no question */
+	assert_int_equal(q.kind, REP_DZ_ERROR);
+	assert_int_equal(q.rcode, LDNS_RCODE_FORMERR);
+	assert_int_equal(q.id, 0x1234);
+	junk[2] = 0x81; /* QR: a response, never answered */
+	rep_dnszone_parse(junk, sizeof(junk), ZONE, &q);
+	assert_int_equal(q.kind, REP_DZ_DROP);
+	w = query_wire("2.2.0.192." ZONE, LDNS_RR_TYPE_A, 0, &len);
+	w[2] = (uint8_t)((w[2] & ~0x78) | (LDNS_PACKET_NOTIFY << 3));
+	rep_dnszone_parse(w, len, ZONE, &q);
+	assert_int_equal(q.kind, REP_DZ_ERROR);
+	assert_int_equal(q.rcode, LDNS_RCODE_NOTIMPL);
+	free(w);
+}
+
+/* Answer q with v; returns the parsed packet. */
+static ldns_pkt *answer(const char *name, ldns_rr_type type, const struct rep_dnszone_verdict *v)
+{
+	struct rep_dnszone_query q;
+	ldns_pkt *p = NULL;
+	size_t len;
+	uint8_t *w;
+
+	parse(name, type, &q);
+	w = rep_dnszone_answer(&q, ZONE, v, 300, 7, &len);
+	assert_non_null(w);
+	assert_int_equal(ldns_wire2pkt(&p, w, len), LDNS_STATUS_OK);
+	free(w);
+	assert_int_equal(ldns_pkt_id(p), 4242);
+	assert_true(ldns_pkt_qr(p));
+	return p;
+}
+
+static char *first_answer(ldns_pkt *p)
+{
+	ldns_rr_list *a = ldns_pkt_answer(p);
+
+	if (ldns_rr_list_rr_count(a) == 0)
+		return NULL;
+	return ldns_rdf2str(ldns_rr_rdf(ldns_rr_list_rr(a, 0), 0));
+}
+
+static void expect_a(const char *name, const struct rep_dnszone_verdict *v, const char *want,
+                     uint32_t want_ttl)
+{
+	ldns_pkt *p = answer(name, LDNS_RR_TYPE_A, v);
+	char *a = first_answer(p);
+
+	assert_int_equal(ldns_pkt_get_rcode(p), LDNS_RCODE_NOERROR);
+	assert_true(ldns_pkt_aa(p));
+	assert_non_null(a);
+	assert_string_equal(a, want);
+	assert_int_equal(ldns_rr_ttl(ldns_rr_list_rr(ldns_pkt_answer(p), 0)), want_ttl);
+	free(a);
+	ldns_pkt_free(p);
+}
+
+static void expect_nxdomain(const char *name, const struct rep_dnszone_verdict *v)
+{
+	ldns_pkt *p = answer(name, LDNS_RR_TYPE_A, v);
+
+	assert_int_equal(ldns_pkt_get_rcode(p), LDNS_RCODE_NXDOMAIN);
+	assert_int_equal(ldns_pkt_ancount(p), 0);
+	assert_int_equal(ldns_pkt_nscount(p), 1); /* the SOA, for negative caching */
+	ldns_pkt_free(p);
+}
+
+static void test_answers(void **state)
+{
+	struct rep_dnszone_verdict v;
+	ldns_pkt *p;
+	char *t;
+
+	memset(&v, 0, sizeof(v));
+	v.verdict = REP_BLOCK;
+	snprintf(v.reason, sizeof(v.reason), "12 reports from 11 reporting domains");
+	expect_a("2.2.0.192." ZONE, &v, "127.0.0.2", 300);
+	v.categories = 1u << REP_PHISHING;
+	expect_a("2.2.0.192." ZONE, &v, "127.0.0.3", 300);
+	v.categories |= 1u << REP_MALWARE;
+	expect_a("2.2.0.192." ZONE, &v, "127.0.0.4", 300);
+	p = answer("2.2.0.192." ZONE, LDNS_RR_TYPE_TXT, &v);
+	t = first_answer(p);
+	assert_non_null(t);
+	assert_non_null(strstr(t, "block: 12 reports from 11 reporting domains"));
+	free(t);
+	ldns_pkt_free(p);
+	p = answer("2.2.0.192." ZONE, LDNS_RR_TYPE_ANY, &v);
+	assert_int_equal(ldns_pkt_ancount(p), 2);
+	ldns_pkt_free(p);
+	p = answer("2.2.0.192." ZONE, LDNS_RR_TYPE_AAAA, &v); /* listed: NODATA */
+	assert_int_equal(ldns_pkt_get_rcode(p), LDNS_RCODE_NOERROR);
+	assert_int_equal(ldns_pkt_ancount(p), 0);
+	ldns_pkt_free(p);
+	/* Not listed, whatever else the verdict is. */
+	v.verdict = REP_UNKNOWN;
+	expect_nxdomain("2.2.0.192." ZONE, &v);
+	v.verdict = REP_TRUSTED;
+	expect_nxdomain("2.2.0.192." ZONE, &v);
+	v.verdict = REP_KNOWN;
+	expect_nxdomain("2.2.0.192." ZONE, &v);
+	/* Error signals: outside 127.0.0.0/24, short TTL. */
+	memset(&v, 0, sizeof(v));
+	v.error = 1;
+	expect_a("2.2.0.192." ZONE, &v, "127.255.255.254", REP_DNSZONE_ERROR_TTL);
+	memset(&v, 0, sizeof(v));
+	v.rate_limited = 1;
+	v.verdict = REP_BLOCK;
+	expect_a("2.2.0.192." ZONE, &v, "127.255.255.255", REP_DNSZONE_ERROR_TTL);
+	expect_a("2.0.192." ZONE, NULL, "127.255.255.252", REP_DNSZONE_ERROR_TTL);
+	/* RFC 5782 test entries */
+	expect_a("2.0.0.127." ZONE, NULL, "127.0.0.2", 300);
+	expect_a("test." ZONE, NULL, "127.0.0.2", 300);
+	expect_nxdomain("1.0.0.127." ZONE, NULL);
+	expect_nxdomain("invalid." ZONE, NULL);
+	/* apex */
+	p = answer(ZONE, LDNS_RR_TYPE_SOA, NULL);
+	assert_int_equal(ldns_pkt_ancount(p), 1);
+	assert_int_equal(ldns_rr_get_type(ldns_rr_list_rr(ldns_pkt_answer(p), 0)),
+	                 LDNS_RR_TYPE_SOA);
+	ldns_pkt_free(p);
+	/* outside */
+	p = answer("x.other.example", LDNS_RR_TYPE_A, NULL);
+	assert_int_equal(ldns_pkt_get_rcode(p), LDNS_RCODE_REFUSED);
+	assert_false(ldns_pkt_aa(p));
+	ldns_pkt_free(p);
+}
+
+static void test_codes_in_range(void **state)
+{
+	struct rep_dnszone_verdict v;
+
+	memset(&v, 0, sizeof(v));
+	v.verdict = REP_BLOCK;
+	assert_true((rep_dnszone_code(&v) >> 8) == 0x7f0000u);
+	assert_true((rep_dnszone_code(&v) & 0xff) >= 2);
+	v.error = 1;
+	assert_false((rep_dnszone_code(&v) >> 8) == 0x7f0000u);
+	v.verdict = REP_KNOWN;
+	v.error = 0;
+	assert_int_equal(rep_dnszone_code(&v), 0);
+}
+
+/* ------------------------------------------------------------------ the server */
+
+struct fake {
+	int calls;
+	int fail;
+};
+
+static int fake_lookup(void *ctx, const struct rep_subject *s, struct rep_dnszone_verdict *v,
+                       struct err *e)
+{
+	struct fake *f = ctx;
+
+	f->calls++;
+	if (f->fail)
+		return err_set(e, ERR_TEMP, "db_down", "the database is down");
+	if (strcmp(s->text, "ip:192.0.2.66") == 0 || strcmp(s->text, "domain:spam.example") == 0) {
+		v->verdict = REP_BLOCK;
+		snprintf(v->reason, sizeof(v->reason), "listed by 10 reporters");
+	} else {
+		v->verdict = REP_UNKNOWN;
+	}
+	return 0;
+}
+
+static ldns_pkt *ask(int port, const char *name, ldns_rr_type type, int tcp)
+{
+	ldns_resolver *r = ldns_resolver_new();
+	ldns_rdf *ns = ldns_rdf_new_frm_str(LDNS_RDF_TYPE_A, "127.0.0.1");
+	ldns_rdf *qn = ldns_dname_new_frm_str(name);
+	ldns_pkt *p = NULL;
+	struct timeval tv = {2, 0};
+
+	ldns_resolver_push_nameserver(r, ns);
+	ldns_resolver_set_port(r, (uint16_t)port);
+	ldns_resolver_set_timeout(r, tv);
+	ldns_resolver_set_retry(r, 1);
+	ldns_resolver_set_usevc(r, tcp);
+	assert_int_equal(ldns_resolver_send(&p, r, qn, type, LDNS_RR_CLASS_IN, LDNS_RD),
+	                 LDNS_STATUS_OK);
+	ldns_rdf_deep_free(ns);
+	ldns_rdf_deep_free(qn);
+	ldns_resolver_deep_free(r);
+	return p;
+}
+
+static void test_server(void **state)
+{
+	struct fake f = {0, 0};
+	struct rep_dnszone_config c = {.listen = "127.0.0.1:0",
+	                               .zone = "Rep.Example.",
+	                               .ttl = 120,
+	                               .threads = 2,
+	                               .cache_seconds = 30,
+	                               .lookup = fake_lookup,
+	                               .ctx = &f};
+	struct rep_dnszone *z;
+	struct err e;
+	ldns_pkt *p;
+	char *a;
+	int port, tcp;
+
+	z = rep_dnszone_start_config(&c, &e);
+	assert_non_null(z);
+	port = rep_dnszone_port(z);
+	assert_true(port > 0);
+	for (tcp = 0; tcp <= 1; tcp++) {
+		p = ask(port, "66.2.0.192." ZONE, LDNS_RR_TYPE_A, tcp);
+		a = first_answer(p);
+		assert_non_null(a);
+		assert_string_equal(a, "127.0.0.2");
+		free(a);
+		ldns_pkt_free(p);
+		p = ask(port, "spam.example." ZONE, LDNS_RR_TYPE_TXT, tcp);
+		a = first_answer(p);
+		assert_non_null(strstr(a, "listed by 10 reporters"));
+		free(a);
+		ldns_pkt_free(p);
+		p = ask(port, "67.2.0.192." ZONE, LDNS_RR_TYPE_A, tcp);
+		assert_int_equal(ldns_pkt_get_rcode(p), LDNS_RCODE_NXDOMAIN);
+		ldns_pkt_free(p);
+	}
+	/* The UDP and TCP rounds asked the same three subjects: the cache answered. */
+	assert_int_equal(f.calls, 3);
+	assert_int_equal(rep_dnszone_queries(z), 6);
+	rep_dnszone_stop(z);
+
+	/* A store that fails: the error signal, never a listing, never SERVFAIL. */
+	f.fail = 1;
+	c.cache_seconds = 0;
+	c.rate = 2;
+	c.burst = 2;
+	z = rep_dnszone_start_config(&c, &e);
+	assert_non_null(z);
+	port = rep_dnszone_port(z);
+	p = ask(port, "66.2.0.192." ZONE, LDNS_RR_TYPE_A, 0);
+	a = first_answer(p);
+	assert_string_equal(a, "127.255.255.254");
+	free(a);
+	ldns_pkt_free(p);
+	ldns_pkt_free(ask(port, "66.2.0.192." ZONE, LDNS_RR_TYPE_A, 0));
+	/* The third query within the second is over the rate of 2. */
+	p = ask(port, "66.2.0.192." ZONE, LDNS_RR_TYPE_A, 0);
+	a = first_answer(p);
+	assert_string_equal(a, "127.255.255.255");
+	free(a);
+	ldns_pkt_free(p);
+	rep_dnszone_stop(z);
+
+	c.listen = "nonsense";
+	assert_null(rep_dnszone_start_config(&c, &e));
+	assert_string_equal(e.code, "bad_dns_listen");
+	c.listen = "127.0.0.1:0";
+	c.zone = "bad zone";
+	assert_null(rep_dnszone_start_config(&c, &e));
+	assert_string_equal(e.code, "bad_dns_zone");
+	rep_dnszone_stop(NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_parse_names), cmocka_unit_test(test_parse_bad_packets),
+	    cmocka_unit_test(test_answers),     cmocka_unit_test(test_codes_in_range),
+	    cmocka_unit_test(test_server),
+	};
+
+	return cmocka_run_group_tests_name("dnszone", tests, NULL, NULL);
+}
