@@ -16,20 +16,7 @@ static const char *bearer_or_fail(struct ks_req *r, struct err *e)
 
 int ks_auth_operator(struct ks_req *r, struct err *e)
 {
-	const char *want = r->ks->cfg.operator_token_hash;
-	char have[CRYPTO_HEX256_LEN];
-	const char *token;
-
-	if (want == NULL)
-		return err_set(e, ERR_FORBIDDEN, "forbidden",
-			       "the operator API is disabled on this key server "
-			       "(operator_token_hash is not set)");
-	if ((token = bearer_or_fail(r, e)) == NULL)
-		return -1;
-	crypto_token_hash(token, have);
-	if (!crypto_ct_equal(have, want, CRYPTO_HEX256_LEN - 1))
-		return err_set(e, ERR_AUTH, "unauthorized", "the operator token is not valid");
-	return 0;
+	return http_auth_token_hash(r->http, r->ks->cfg.operator_token_hash, e);
 }
 
 int ks_auth_domain_admin(struct ks_req *r, const struct ks_domain *d, struct err *e)

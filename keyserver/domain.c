@@ -62,13 +62,13 @@ static void reg_input_free(struct reg_input *in)
 
 static int reg_input_parse(json_t *body, struct reg_input *in, struct err *e)
 {
-	if ((in->domain = ks_json_str(body, "domain", 1, e)) == NULL ||
-	    (in->root_pem = ks_json_str(body, "root", 1, e)) == NULL ||
-	    (in->issuer_pem = ks_json_str(body, "issuer", 1, e)) == NULL ||
-	    (in->key_pem = ks_json_str(body, "issuer_key", 1, e)) == NULL)
+	if ((in->domain = http_json_str(body, "domain", 1, e)) == NULL ||
+	    (in->root_pem = http_json_str(body, "root", 1, e)) == NULL ||
+	    (in->issuer_pem = http_json_str(body, "issuer", 1, e)) == NULL ||
+	    (in->key_pem = http_json_str(body, "issuer_key", 1, e)) == NULL)
 		return -1;
-	in->policy = ks_json_str(body, "policy", 0, e);
-	in->mode = ks_json_str(body, "mode", 0, e);
+	in->policy = http_json_str(body, "policy", 0, e);
+	in->mode = http_json_str(body, "mode", 0, e);
 	if (e->kind != ERR_NONE || check_policy_words(in->policy, in->mode, e) < 0)
 		return -1;
 	if (in->policy != NULL && strcmp(in->policy, "corporate") == 0)
@@ -187,9 +187,9 @@ void ks_domain_set_policy(struct ks_req *r, const char *domain)
 		return;
 	if (ks_auth_domain_admin(r, d, &e) < 0)
 		goto fail;
-	policy = ks_json_str(r->http->json, "policy", 0, &e);
-	mode = ks_json_str(r->http->json, "mode", 0, &e);
-	corp = ks_json_str(r->http->json, "corporate_address", 0, &e);
+	policy = http_json_str(r->http->json, "policy", 0, &e);
+	mode = http_json_str(r->http->json, "mode", 0, &e);
+	corp = http_json_str(r->http->json, "corporate_address", 0, &e);
 	if (e.kind != ERR_NONE || check_policy_words(policy, mode, &e) < 0)
 		goto fail;
 	if (policy == NULL && mode == NULL)
@@ -426,7 +426,7 @@ void ks_domain_erase(struct ks_req *r, const char *domain)
 	if (d == NULL)
 		return;
 	if (ks_auth_domain_admin(r, d, &e) < 0 ||
-	    (raw = ks_json_str(r->http->json, "address", 1, &e)) == NULL)
+	    (raw = http_json_str(r->http->json, "address", 1, &e)) == NULL)
 		goto fail;
 	if ((addr = ks_lower_dup(raw)) == NULL || check_own_address(addr, d->name, &e) < 0 ||
 	    erase_address(r, d, addr, &entries, &e) < 0)

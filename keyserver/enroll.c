@@ -36,7 +36,7 @@ void ks_token_issue(struct ks_req *r, const char *domain)
 	if (d == NULL)
 		return;
 	if (ks_auth_domain_admin(r, d, &e) < 0 ||
-	    (addr_in = ks_json_str(r->http->json, "address", 1, &e)) == NULL)
+	    (addr_in = http_json_str(r->http->json, "address", 1, &e)) == NULL)
 		goto fail;
 	ttl_v = json_object_get(r->http->json, "ttl");
 	if (ttl_v != NULL) {
@@ -319,8 +319,8 @@ void ks_enroll(struct ks_req *r, const char *domain)
 	struct err e = {0};
 	const char *token, *csr;
 
-	if ((token = ks_json_str(r->http->json, "token", 1, &e)) == NULL ||
-	    (csr = ks_json_str(r->http->json, "csr", 1, &e)) == NULL) {
+	if ((token = http_json_str(r->http->json, "token", 1, &e)) == NULL ||
+	    (csr = http_json_str(r->http->json, "csr", 1, &e)) == NULL) {
 		ks_fail(r, &e);
 		return;
 	}
@@ -360,8 +360,8 @@ void ks_server_issue(struct ks_req *r, const char *domain)
 		return;
 	is.d = d;
 	if (ks_auth_domain_admin(r, d, &e) < 0 ||
-	    (csr = ks_json_str(r->http->json, "csr", 1, &e)) == NULL ||
-	    (purpose = ks_json_str(r->http->json, "purpose", 1, &e)) == NULL ||
+	    (csr = http_json_str(r->http->json, "csr", 1, &e)) == NULL ||
+	    (purpose = http_json_str(r->http->json, "purpose", 1, &e)) == NULL ||
 	    cert_purpose_parse(purpose, &is.purpose, &e) < 0)
 		goto fail;
 	if (is.purpose == CERT_PURPOSE_SMIME) {

@@ -155,9 +155,6 @@ int ks_store_notify_change(struct db *db, const char *domain, struct err *e);
 char *ks_issuer_key_seal(const struct ks *ks, const char *domain, EVP_PKEY *key, struct err *e);
 EVP_PKEY *ks_issuer_key_load(const struct ks *ks, const struct ks_domain *d, struct err *e);
 
-/* Helpers for JSON request bodies: a required/optional string member. */
-const char *ks_json_str(json_t *obj, const char *key, int required, struct err *e);
-
 /* The domain of the URL, loaded and checked; NULL after replying with the error. */
 struct ks_domain *ks_load_domain(struct ks_req *r, const char *name);
 

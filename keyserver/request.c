@@ -20,23 +20,6 @@ void ks_fail(struct ks_req *r, const struct err *e)
 	http_reply_error(r->resp, e);
 }
 
-const char *ks_json_str(json_t *obj, const char *key, int required, struct err *e)
-{
-	json_t *v = obj ? json_object_get(obj, key) : NULL;
-
-	if (v == NULL || json_is_null(v)) {
-		if (required)
-			err_set(e, ERR_INPUT, "bad_request", "the request needs a \"%s\" member",
-				key);
-		return NULL;
-	}
-	if (!json_is_string(v)) {
-		err_set(e, ERR_INPUT, "bad_request", "\"%s\" must be a string", key);
-		return NULL;
-	}
-	return json_string_value(v);
-}
-
 struct ks_domain *ks_load_domain(struct ks_req *r, const char *name)
 {
 	char lc[DNS_DOMAIN_MAX];

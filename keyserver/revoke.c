@@ -137,7 +137,7 @@ static int authorise(struct ks_req *r, const struct ks_domain *d, const struct r
 		*method = "key";
 		return auth_by_key(r, d, t, reason, e);
 	}
-	if ((secret = ks_json_str(body, "secret", 0, e)) != NULL) {
+	if ((secret = http_json_str(body, "secret", 0, e)) != NULL) {
 		*method = "secret";
 		return reason_of(body, reason, e) < 0 ? -1 : auth_by_secret(t, secret, e);
 	}

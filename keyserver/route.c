@@ -184,7 +184,7 @@ int ks_route_parse(json_t *body, const char *self, int domain_scope, struct ks_r
 		   struct err *e)
 {
 	json_t *servers = json_object_get(body, "servers"), *ttl = json_object_get(body, "ttl");
-	const char *alias = ks_json_str(body, "alias", 0, e);
+	const char *alias = http_json_str(body, "alias", 0, e);
 
 	memset(rt, 0, sizeof(*rt));
 	if (e->kind != ERR_NONE)

@@ -87,7 +87,7 @@ void ks_webhook_add(struct ks_req *r, const char *domain)
 
 	if (d == NULL)
 		return;
-	if ((url = ks_json_str(r->http->json, "url", 1, &e)) == NULL || url_ok(r->ks, url, &e) < 0 ||
+	if ((url = http_json_str(r->http->json, "url", 1, &e)) == NULL || url_ok(r->ks, url, &e) < 0 ||
 	    (ids = key_ids_literal(r, d, json_object_get(r->http->json, "key_ids"), &e)) == NULL ||
 	    crypto_random_token(token, &e) < 0)
 		goto fail;

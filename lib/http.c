@@ -13,6 +13,8 @@
  */
 #include "http.h"
 
+#include "crypto.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
@@ -193,6 +195,41 @@ const char *http_query_arg(const struct http_request *req, const char *name)
 	if (req->conn == NULL)
 		return NULL;
 	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *http_json_str(json_t *obj, const char *key, int required, struct err *e)
+{
+	json_t *v = obj ? json_object_get(obj, key) : NULL;
+
+	if (v == NULL || json_is_null(v)) {
+		if (required)
+			err_set(e, ERR_INPUT, "bad_request", "the request needs a \"%s\" member",
+				key);
+		return NULL;
+	}
+	if (!json_is_string(v)) {
+		err_set(e, ERR_INPUT, "bad_request", "\"%s\" must be a string", key);
+		return NULL;
+	}
+	return json_string_value(v);
+}
+
+int http_auth_token_hash(const struct http_request *req, const char *want_hash, struct err *e)
+{
+	const char *token = http_bearer_token(req);
+	char have[CRYPTO_HEX256_LEN];
+
+	if (want_hash == NULL)
+		return err_set(e, ERR_FORBIDDEN, "forbidden",
+			       "the operator API is disabled here (operator_token_hash is not set)");
+	if (token == NULL || *token == '\0')
+		return err_set(e, ERR_AUTH, "unauthorized",
+			       "this request needs the operator's Authorization: Bearer token");
+	crypto_token_hash(token, have);
+	if (strlen(want_hash) != CRYPTO_HEX256_LEN - 1 ||
+	    !crypto_ct_equal(have, want_hash, CRYPTO_HEX256_LEN - 1))
+		return err_set(e, ERR_AUTH, "unauthorized", "the operator token is not valid");
+	return 0;
 }
 
 struct query_buf {

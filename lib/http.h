@@ -107,6 +107,14 @@ int http_query_string(const struct http_request *req, char *buf, size_t len);
 /* Bearer token from the Authorization header, or NULL. */
 const char *http_bearer_token(const struct http_request *req);
 
+/* A string member of a JSON body: NULL when absent (ERR_INPUT "bad_request" when required)
+ * or not a string (always an error). */
+const char *http_json_str(json_t *obj, const char *key, int required, struct err *e);
+
+/* The bearer token is the one whose SHA-256 (hex) is want_hash, compared in constant
+ * time; want_hash NULL means the API is disabled (403). */
+int http_auth_token_hash(const struct http_request *req, const char *want_hash, struct err *e);
+
 /*
  * The layer's check of a request body, exported for the fuzzer: an empty body
  * gives 0 and *out NULL; otherwise the body must be at most max_body bytes

@@ -94,14 +94,14 @@ static int prove_by_signature(struct rep_req *r, const char *jws, struct proof *
 	if (rep_verify_anchored(r->rep, jws, strlen(jws), claimed, &v, p->proven_by, e) < 0)
 		return -1;
 	p->payload = json_loadb(v.payload, v.payload_len, JSON_REJECT_DUPLICATES, NULL);
-	type = rep_json_str(p->payload, "type", 1, e);
+	type = http_json_str(p->payload, "type", 1, e);
 	if (type == NULL)
 		goto out;
 	if (strcmp(type, REP_TYPE_DELIST) != 0) {
 		err_set(e, ERR_INPUT, "bad_request", "\"type\" must be \"%s\"", REP_TYPE_DELIST);
 		goto out;
 	}
-	if ((issued = rep_json_str(p->payload, "issued", 1, e)) == NULL)
+	if ((issued = http_json_str(p->payload, "issued", 1, e)) == NULL)
 		goto out;
 	if (rep_time_parse(issued, &t) < 0 || t > now + r->rep->cfg.max_clock_skew ||
 	    t < now - REP_DELIST_MAX_AGE) {
@@ -109,12 +109,12 @@ static int prove_by_signature(struct rep_req *r, const char *jws, struct proof *
 		        "\"issued\" must be an RFC 3339 time within the last day");
 		goto out;
 	}
-	if ((subject = rep_json_str(p->payload, "subject", 1, e)) == NULL ||
+	if ((subject = http_json_str(p->payload, "subject", 1, e)) == NULL ||
 	    rep_subject_parse(subject, &p->subject, e) < 0 ||
 	    owns_subject(&p->subject, claimed, v.leaf, e) < 0)
 		goto out;
-	p->reason = rep_json_str(p->payload, "reason", 0, e);
-	p->contact = rep_json_str(p->payload, "contact", 0, e);
+	p->reason = http_json_str(p->payload, "reason", 0, e);
+	p->contact = http_json_str(p->payload, "contact", 0, e);
 	if (e->kind != ERR_NONE)
 		goto out;
 	p->method = "signature";
@@ -128,8 +128,8 @@ out:
 static int prove_by_csa(struct rep_req *r, struct proof *p, struct err *e)
 {
 	json_t *body = r->http->json;
-	const char *subject = rep_json_str(body, "subject", 1, e);
-	const char *helo = rep_json_str(body, "helo", 1, e);
+	const char *subject = http_json_str(body, "subject", 1, e);
+	const char *helo = http_json_str(body, "helo", 1, e);
 	const char *ip = r->http->client_ip;
 	struct rep_subject h, a;
 	struct csa_result csa;
@@ -157,8 +157,8 @@ static int prove_by_csa(struct rep_req *r, struct proof *p, struct err *e)
 
 	p->proof = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(doc);
-	p->reason = rep_json_str(body, "reason", 0, e);
-	p->contact = rep_json_str(body, "contact", 0, e);
+	p->reason = http_json_str(body, "reason", 0, e);
+	p->contact = http_json_str(body, "contact", 0, e);
 	if (e->kind != ERR_NONE)
 		return -1;
 	return p->proof ? 0 : err_set(e, ERR_INTERNAL, "internal", "out of memory");
@@ -217,7 +217,7 @@ out:
 void rep_delist_post(struct rep_req *r)
 {
 	struct err e = {0};
-	const char *jws = rep_json_str(r->http->json, "request", 0, &e);
+	const char *jws = http_json_str(r->http->json, "request", 0, &e);
 	struct proof p = {0};
 	long long id;
 	char path[64];
@@ -382,12 +382,12 @@ void rep_delist_decide(struct rep_req *r, const char *id_text)
 	if (parse_id(id_text, &id) < 0)
 		return http_reply_errorf(r->resp, ERR_NOTFOUND, "not_found",
 		                         "no delisting request %.20s", id_text);
-	if ((outcome = rep_json_str(r->http->json, "outcome", 1, &e)) == NULL)
+	if ((outcome = http_json_str(r->http->json, "outcome", 1, &e)) == NULL)
 		return rep_fail(r, &e);
 	if (strcmp(outcome, "delisted") != 0 && strcmp(outcome, "rejected") != 0)
 		return http_reply_errorf(r->resp, ERR_INPUT, "bad_request",
 		                         "\"outcome\" must be \"delisted\" or \"rejected\"");
-	note = rep_json_str(r->http->json, "note", 0, &e);
+	note = http_json_str(r->http->json, "note", 0, &e);
 	if (e.kind != ERR_NONE)
 		return rep_fail(r, &e);
 	params[1] = outcome;

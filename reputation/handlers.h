@@ -23,8 +23,6 @@ int rep_health(void *app, struct err *e);
 
 void rep_fail(struct rep_req *r, const struct err *e);
 int rep_auth_operator(struct rep_req *r, struct err *e);
-/* A string member: NULL (and *e set when required) when absent or not a string. */
-const char *rep_json_str(json_t *obj, const char *key, int required, struct err *e);
 
 /* report.c */
 void rep_report_post(struct rep_req *r);

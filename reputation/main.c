@@ -3,15 +3,14 @@
  * aggregates them resistant to poisoning, answers CSV-style queries over HTTPS (and DNS),
  * and federates with other providers.  See anchor-reputation(8).
  */
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <curl/curl.h>
 
+#include "daemon.h"
 #include "handlers.h"
 #include "log.h"
 
@@ -23,98 +22,17 @@ static void usage(void)
 	fprintf(stderr, "usage: anchor-reputation [-c config] [-n] [-v] [-o name=value]...\n");
 }
 
-struct options {
-	const char *config;
-	int check_only;
-	int verbose;
-	char **overrides;
-	int noverrides;
-};
-
-static int parse_args(int argc, char **argv, struct options *o)
-{
-	int ch;
-
-	o->config = "/etc/anchor/reputation.conf";
-	o->overrides = calloc((size_t)argc, sizeof(char *));
-	if (o->overrides == NULL)
-		return -1;
-	while ((ch = getopt(argc, argv, "c:no:vh")) != -1) {
-		switch (ch) {
-		case 'c':
-			o->config = optarg;
-			break;
-		case 'n':
-			o->check_only = 1;
-			break;
-		case 'o':
-			o->overrides[o->noverrides++] = optarg;
-			break;
-		case 'v':
-			o->verbose = 1;
-			break;
-		default:
-			return -1;
-		}
-	}
-	return optind == argc ? 0 : -1;
-}
-
-static int load_settings(const struct options *o, struct rep *rep, struct err *e)
+static int load_settings(const struct daemon_opts *o, struct rep *rep, struct err *e)
 {
 	struct rep_settings *s = &rep->cfg;
 
-	if (conf_load(rep_settings_table, s, o->config, e) < 0)
+	if (daemon_settings_load(rep_settings_table, s, o, e) < 0)
 		return -1;
-	for (int i = 0; i < o->noverrides; i++) {
-		char *eq = strchr(o->overrides[i], '=');
-		char name[128];
-
-		if (eq == NULL || (size_t)(eq - o->overrides[i]) >= sizeof(name))
-			return err_set(e, ERR_INPUT, "bad_config", "-o %s: expected name=value",
-			               o->overrides[i]);
-		memcpy(name, o->overrides[i], (size_t)(eq - o->overrides[i]));
-		name[eq - o->overrides[i]] = '\0';
-		if (conf_set(rep_settings_table, s, name, eq + 1, e) < 0)
-			return -1;
-	}
 	if (o->verbose) {
 		free(s->log_level);
 		s->log_level = strdup("debug");
 	}
 	return rep_settings_check(s, &rep->p, rep->peers, &rep->npeers, e);
-}
-
-static int migrate(const struct rep_settings *s, struct err *e)
-{
-	struct db *db = db_connect(s->db_conninfo, e);
-	int n;
-
-	if (db == NULL)
-		return -1;
-	n = db_migrate(db, s->sql_dir, e);
-	db_close(db);
-	if (n < 0)
-		return -1;
-	if (n > 0)
-		log_info(NULL, "applied %d migration(s)", n);
-	return 0;
-}
-
-static int write_port_file(const char *path, int port, struct err *e)
-{
-	char tmp[4096];
-	FILE *f;
-
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	if ((f = fopen(tmp, "w")) == NULL)
-		return err_set(e, ERR_INTERNAL, "bad_config", "port_file %s: %s", path,
-		               strerror(errno));
-	fprintf(f, "%d\n", port);
-	if (fclose(f) != 0 || rename(tmp, path) < 0)
-		return err_set(e, ERR_INTERNAL, "bad_config", "port_file %s: %s", path,
-		               strerror(errno));
-	return 0;
 }
 
 /* Discovery of reporters' and peers' anchors: the configuration first, then ANCHOR_*. */
@@ -157,23 +75,12 @@ static struct http_server *start_http(struct rep *rep, struct err *e)
 	return http_server_start(&hc, e);
 }
 
-static void block_signals(sigset_t *set)
-{
-	sigemptyset(set);
-	sigaddset(set, SIGTERM);
-	sigaddset(set, SIGINT);
-	sigaddset(set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, set, NULL);
-	signal(SIGPIPE, SIG_IGN);
-}
-
 static int serve(struct rep *rep, struct err *e)
 {
 	struct http_server *srv;
 	sigset_t set;
-	int sig = 0;
 
-	block_signals(&set);
+	daemon_block_signals(&set);
 	if ((rep->pool = db_pool_new(rep->cfg.db_conninfo, (int)rep->cfg.db_pool_size, e)) ==
 	        NULL ||
 	    start_discovery(rep, e) < 0 || rep_federation_load_key(rep, e) < 0)
@@ -196,13 +103,11 @@ static int serve(struct rep *rep, struct err *e)
 	log_info(NULL, "listening on %s://%s:%d", rep->cfg.allow_plain_http ? "http" : "https",
 	         rep->cfg.listen_address, http_server_port(srv));
 	if (rep->cfg.port_file != NULL &&
-	    write_port_file(rep->cfg.port_file, http_server_port(srv), e) < 0) {
+	    daemon_write_port_file(rep->cfg.port_file, http_server_port(srv), e) < 0) {
 		http_server_stop(srv);
 		return -1;
 	}
-	while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
-		log_info(NULL, "SIGHUP ignored: restart to reload the configuration");
-	log_info(NULL, "signal %d: stopping", sig);
+	daemon_wait_for_stop("anchor-reputation", &set);
 	rep_dnszone_stop(rep->zone);
 	rep->zone = NULL;
 	http_server_stop(srv);
@@ -226,15 +131,15 @@ static void rep_release(struct rep *rep)
 
 int main(int argc, char **argv)
 {
-	struct options o = {0};
+	struct daemon_opts o = {0};
 	static struct rep rep;
 	struct err e = {0};
 	enum log_level lvl = LOG_LVL_INFO;
 	int rc = 1;
 
-	if (parse_args(argc, argv, &o) < 0) {
+	if (daemon_opts_parse(argc, argv, "/etc/anchor/reputation.conf", &o) < 0) {
 		usage();
-		free(o.overrides);
+		daemon_opts_free(&o);
 		return 2;
 	}
 	log_init("anchor-reputation", LOG_LVL_INFO, 0);
@@ -251,13 +156,15 @@ int main(int argc, char **argv)
 	log_init("anchor-reputation", lvl, rep.cfg.syslog);
 	/* Before any thread starts: curl_global_init is not thread-safe. */
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if ((rep.cfg.migrate_on_start && migrate(&rep.cfg, &e) < 0) || serve(&rep, &e) < 0) {
+	if ((rep.cfg.migrate_on_start &&
+	     daemon_migrate(rep.cfg.db_conninfo, rep.cfg.sql_dir, &e) < 0) ||
+	    serve(&rep, &e) < 0) {
 		log_err(NULL, "%s", e.msg);
 		goto out;
 	}
 	rc = 0;
 out:
 	rep_release(&rep);
-	free(o.overrides);
+	daemon_opts_free(&o);
 	return rc;
 }

@@ -396,7 +396,7 @@ void rep_report_arf_post(struct rep_req *r)
 		err_set(&e, ERR_AUTH, "unauthorized", "the reporter token is not valid");
 		return refuse(r, &e);
 	}
-	if ((msg = rep_json_str(r->http->json, "message", 1, &e)) == NULL) {
+	if ((msg = http_json_str(r->http->json, "message", 1, &e)) == NULL) {
 		PQclear(res);
 		return refuse(r, &e);
 	}
@@ -425,7 +425,7 @@ void rep_reporter_register(struct rep_req *r)
 	const char *d;
 
 	if (rep_auth_operator(r, &e) < 0 ||
-	    (d = rep_json_str(r->http->json, "domain", 1, &e)) == NULL)
+	    (d = http_json_str(r->http->json, "domain", 1, &e)) == NULL)
 		return rep_fail(r, &e);
 	snprintf(domain, sizeof(domain), "%s", d);
 	for (char *c = domain; *c; c++)

@@ -15,39 +15,9 @@ void rep_fail(struct rep_req *r, const struct err *e)
 	http_reply_error(r->resp, e);
 }
 
-const char *rep_json_str(json_t *obj, const char *key, int required, struct err *e)
-{
-	json_t *v = obj ? json_object_get(obj, key) : NULL;
-
-	if (v == NULL || json_is_null(v)) {
-		if (required)
-			err_set(e, ERR_INPUT, "bad_request", "the request needs a \"%s\" member",
-			        key);
-		return NULL;
-	}
-	if (!json_is_string(v)) {
-		err_set(e, ERR_INPUT, "bad_request", "\"%s\" must be a string", key);
-		return NULL;
-	}
-	return json_string_value(v);
-}
-
 int rep_auth_operator(struct rep_req *r, struct err *e)
 {
-	const char *want = r->rep->cfg.operator_token_hash;
-	const char *token = http_bearer_token(r->http);
-	char have[CRYPTO_HEX256_LEN];
-
-	if (want == NULL)
-		return err_set(e, ERR_FORBIDDEN, "forbidden",
-		               "the operator API is disabled (operator_token_hash is not set)");
-	if (token == NULL || *token == '\0')
-		return err_set(e, ERR_AUTH, "unauthorized",
-		               "this request needs the operator's Authorization: Bearer token");
-	crypto_token_hash(token, have);
-	if (!crypto_ct_equal(have, want, CRYPTO_HEX256_LEN - 1))
-		return err_set(e, ERR_AUTH, "unauthorized", "the operator token is not valid");
-	return 0;
+	return http_auth_token_hash(r->http, r->rep->cfg.operator_token_hash, e);
 }
 
 enum route_id {
