@@ -71,90 +71,72 @@ static const struct route routes[] = {
 	[R_ERASE] = {R_ERASE, "erase", "POST", 0},
 };
 
-static int seg_is(const struct http_request *h, int i, const char *s)
-{
-	return i < h->nseg && strcmp(h->seg[i], s) == 0;
-}
-
 static enum route_id match_route(const struct http_request *h)
 {
 	int n = h->nseg;
 
-	if (n < 3 || !seg_is(h, 0, "v1"))
+	if (n < 3 || !http_seg_is(h, 0, "v1"))
 		return R_NONE;
-	if (seg_is(h, 1, "domains")) {
+	if (http_seg_is(h, 1, "domains")) {
 		if (n == 3)
 			return R_DOMAIN;
-		if (n == 4 && (seg_is(h, 3, "root.pem") || seg_is(h, 3, "issuer.pem")))
+		if (n == 4 && (http_seg_is(h, 3, "root.pem") || http_seg_is(h, 3, "issuer.pem")))
 			return R_DOMAIN_PEM;
-		if (n == 4 && seg_is(h, 3, "enroll"))
+		if (n == 4 && http_seg_is(h, 3, "enroll"))
 			return R_ENROLL;
-		if (n == 4 && seg_is(h, 3, "tokens"))
+		if (n == 4 && http_seg_is(h, 3, "tokens"))
 			return R_TOKENS;
-		if (n == 4 && seg_is(h, 3, "servers"))
+		if (n == 4 && http_seg_is(h, 3, "servers"))
 			return R_SERVERS;
-		if (n == 4 && seg_is(h, 3, "policy"))
+		if (n == 4 && http_seg_is(h, 3, "policy"))
 			return R_POLICY;
-		if (n == 5 && seg_is(h, 3, "groups"))
+		if (n == 5 && http_seg_is(h, 3, "groups"))
 			return R_GROUP;
-		if (n == 4 && seg_is(h, 3, "route"))
+		if (n == 4 && http_seg_is(h, 3, "route"))
 			return R_DOMAIN_ROUTE;
-		if (n == 4 && (seg_is(h, 3, "crl") || seg_is(h, 3, "crl.pem")))
+		if (n == 4 && (http_seg_is(h, 3, "crl") || http_seg_is(h, 3, "crl.pem")))
 			return R_CRL;
-		if (n == 4 && seg_is(h, 3, "feed"))
+		if (n == 4 && http_seg_is(h, 3, "feed"))
 			return R_FEED;
-		if (n == 4 && seg_is(h, 3, "webhooks"))
+		if (n == 4 && http_seg_is(h, 3, "webhooks"))
 			return R_WEBHOOKS;
-		if (n == 4 && seg_is(h, 3, "erase"))
+		if (n == 4 && http_seg_is(h, 3, "erase"))
 			return R_ERASE;
-		if (n == 5 && seg_is(h, 3, "webhooks"))
+		if (n == 5 && http_seg_is(h, 3, "webhooks"))
 			return R_WEBHOOK;
-		if (n == 5 && seg_is(h, 3, "log") && seg_is(h, 4, "head"))
+		if (n == 5 && http_seg_is(h, 3, "log") && http_seg_is(h, 4, "head"))
 			return R_LOG_HEAD;
-		if (n == 5 && seg_is(h, 3, "log") && seg_is(h, 4, "entries"))
+		if (n == 5 && http_seg_is(h, 3, "log") && http_seg_is(h, 4, "entries"))
 			return R_LOG_ENTRIES;
-		if (n == 5 && seg_is(h, 3, "log") && seg_is(h, 4, "consistency"))
+		if (n == 5 && http_seg_is(h, 3, "log") && http_seg_is(h, 4, "consistency"))
 			return R_LOG_CONSISTENCY;
-		if (n == 5 && seg_is(h, 3, "log") && seg_is(h, 4, "inclusion"))
+		if (n == 5 && http_seg_is(h, 3, "log") && http_seg_is(h, 4, "inclusion"))
 			return R_LOG_INCLUSION;
 		return R_NONE;
 	}
-	if (seg_is(h, 1, "addresses")) {
+	if (http_seg_is(h, 1, "addresses")) {
 		if (n == 3)
 			return R_ADDRESS;
-		if (n == 4 && seg_is(h, 3, "history"))
+		if (n == 4 && http_seg_is(h, 3, "history"))
 			return R_HISTORY;
 		return R_NONE;
 	}
-	if (seg_is(h, 1, "keys")) {
+	if (http_seg_is(h, 1, "keys")) {
 		if (n == 3)
 			return R_KEY;
-		if (n == 4 && seg_is(h, 3, "certificate.pem"))
+		if (n == 4 && http_seg_is(h, 3, "certificate.pem"))
 			return R_KEY_PEM;
-		if (n == 4 && seg_is(h, 3, "revoke"))
+		if (n == 4 && http_seg_is(h, 3, "revoke"))
 			return R_REVOKE;
 		return R_NONE;
 	}
-	if (seg_is(h, 1, "routes") && n == 3)
+	if (http_seg_is(h, 1, "routes") && n == 3)
 		return R_ROUTE;
-	if (seg_is(h, 1, "fingerprints") && n == 3)
+	if (http_seg_is(h, 1, "fingerprints") && n == 3)
 		return R_FINGERPRINT;
-	if (seg_is(h, 1, "admin") && seg_is(h, 2, "domains") && n == 3)
+	if (http_seg_is(h, 1, "admin") && http_seg_is(h, 2, "domains") && n == 3)
 		return R_ADMIN_DOMAINS;
 	return R_NONE;
-}
-
-static int method_allowed(const struct route *rt, const char *method)
-{
-	size_t len = strlen(method);
-	const char *p = rt->methods;
-
-	while ((p = strstr(p, method)) != NULL) {
-		if ((p == rt->methods || p[-1] == ' ') && (p[len] == '\0' || p[len] == ' '))
-			return 1;
-		p += len;
-	}
-	return 0;
 }
 
 static void run_handler(struct ks_req *r, enum route_id id, const char *method)
@@ -275,7 +257,7 @@ void ks_dispatch(const struct http_request *h, struct http_response *resp, void 
 		return;
 	}
 	resp->route = rt->label;
-	if (!method_allowed(rt, method)) {
+	if (!http_method_in(method, rt->methods)) {
 		http_reply_errorf(resp, ERR_INPUT, "method_not_allowed",
 				  "%s is not allowed on %s; use %s", h->method, h->path,
 				  rt->methods);

@@ -197,6 +197,24 @@ const char *http_query_arg(const struct http_request *req, const char *name)
 	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+int http_seg_is(const struct http_request *req, int i, const char *s)
+{
+	return i < req->nseg && strcmp(req->seg[i], s) == 0;
+}
+
+int http_method_in(const char *method, const char *methods)
+{
+	size_t len = strlen(method);
+	const char *p = methods;
+
+	while ((p = strstr(p, method)) != NULL) {
+		if ((p == methods || p[-1] == ' ') && (p[len] == '\0' || p[len] == ' '))
+			return 1;
+		p += len;
+	}
+	return 0;
+}
+
 const char *http_json_str(json_t *obj, const char *key, int required, struct err *e)
 {
 	json_t *v = obj ? json_object_get(obj, key) : NULL;

@@ -97,6 +97,10 @@ void http_reply_text(struct http_response *resp, int status, const char *content
 void http_add_header(struct http_response *resp, const char *name, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* Routing helpers: path segment i is s; method is one of a space-separated list. */
+int http_seg_is(const struct http_request *req, int i, const char *s);
+int http_method_in(const char *method, const char *methods);
+
 /* A query-string argument or NULL. */
 const char *http_query_arg(const struct http_request *req, const char *name);
 

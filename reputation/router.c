@@ -55,52 +55,34 @@ static const struct route routes[] = {
     [R_STANDING] = {"standing", "POST"},
 };
 
-static int seg_is(const struct http_request *h, int i, const char *s)
-{
-	return i < h->nseg && strcmp(h->seg[i], s) == 0;
-}
-
 static enum route_id match_route(const struct http_request *h)
 {
 	int n = h->nseg;
 
-	if (n < 2 || !seg_is(h, 0, "v1"))
+	if (n < 2 || !http_seg_is(h, 0, "v1"))
 		return R_NONE;
-	if (seg_is(h, 1, "reports"))
-		return n == 2 ? R_REPORTS : n == 3 && seg_is(h, 2, "arf") ? R_REPORTS_ARF : R_NONE;
-	if (seg_is(h, 1, "reporters"))
+	if (http_seg_is(h, 1, "reports"))
+		return n == 2 ? R_REPORTS : n == 3 && http_seg_is(h, 2, "arf") ? R_REPORTS_ARF : R_NONE;
+	if (http_seg_is(h, 1, "reporters"))
 		return n == 2 ? R_REPORTERS : n == 3 ? R_REPORTER : R_NONE;
-	if (seg_is(h, 1, "query") && n == 2)
+	if (http_seg_is(h, 1, "query") && n == 2)
 		return R_QUERY;
-	if (seg_is(h, 1, "export.csv") && n == 2)
+	if (http_seg_is(h, 1, "export.csv") && n == 2)
 		return R_EXPORT;
-	if (seg_is(h, 1, "delist")) {
+	if (http_seg_is(h, 1, "delist")) {
 		if (n == 2)
 			return R_DELISTS;
 		if (n == 3)
 			return R_DELIST;
-		if (n == 4 && seg_is(h, 3, "decision"))
+		if (n == 4 && http_seg_is(h, 3, "decision"))
 			return R_DELIST_DECISION;
 		return R_NONE;
 	}
-	if (seg_is(h, 1, "federation") && seg_is(h, 2, "feed") && n == 3)
+	if (http_seg_is(h, 1, "federation") && http_seg_is(h, 2, "feed") && n == 3)
 		return R_FEED;
-	if (seg_is(h, 1, "admin") && seg_is(h, 2, "standing") && n == 3)
+	if (http_seg_is(h, 1, "admin") && http_seg_is(h, 2, "standing") && n == 3)
 		return R_STANDING;
 	return R_NONE;
-}
-
-static int method_allowed(const struct route *rt, const char *method)
-{
-	size_t len = strlen(method);
-	const char *p = rt->methods;
-
-	while ((p = strstr(p, method)) != NULL) {
-		if ((p == rt->methods || p[-1] == ' ') && (p[len] == '\0' || p[len] == ' '))
-			return 1;
-		p += len;
-	}
-	return 0;
 }
 
 static void run_handler(struct rep_req *r, enum route_id id, int get)
@@ -165,7 +147,7 @@ void rep_dispatch(const struct http_request *h, struct http_response *resp, void
 		http_reply_errorf(resp, ERR_NOTFOUND, "not_found", "no resource at %s", h->path);
 		return;
 	}
-	if (!method_allowed(rt, method)) {
+	if (!http_method_in(method, rt->methods)) {
 		http_reply_errorf(resp, ERR_INPUT, "method_not_allowed",
 		                  "%s is not allowed on %s; use %s", h->method, h->path,
 		                  rt->methods);
