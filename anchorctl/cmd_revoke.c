@@ -203,12 +203,11 @@ static int admin_token(const struct ctl *ctl, const struct ctl_client *c, const 
                        char token[CTL_TOKEN_MAX], struct err *e)
 {
 	char *path = NULL, *fallback = NULL;
-	const char *name, *domain;
+	const char *name, *domain, *env = getenv("ANCHOR_ADMIN_TOKEN");
 	json_t *obj = NULL;
 	int rc = -1;
 
-	if (ctl->token_file != NULL ||
-	    (getenv("ANCHOR_ADMIN_TOKEN") != NULL && *getenv("ANCHOR_ADMIN_TOKEN") != '\0'))
+	if (ctl->token_file != NULL || (env != NULL && *env != '\0'))
 		return ctl_token(ctl, "ANCHOR_ADMIN_TOKEN", NULL, "admin", token, e);
 	if ((path = ctl_api_path("keys", key_id, NULL)) == NULL)
 		return err_set(e, ERR_INTERNAL, "internal", "out of memory");

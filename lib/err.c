@@ -12,21 +12,20 @@ static void set_code(struct err *e, const char *code)
 	snprintf(e->code, sizeof(e->code), "%s", code ? code : "error");
 }
 
-int err_set(struct err *e, enum err_kind kind, const char *code, const char *fmt, ...)
+void err_setf(struct err *e, enum err_kind kind, const char *code, const char *fmt, ...)
 {
 	va_list ap;
 
 	if (e == NULL)
-		return -1;
+		return;
 	e->kind = kind;
 	set_code(e, code);
 	va_start(ap, fmt);
 	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
 	va_end(ap);
-	return -1;
 }
 
-int err_set_ssl(struct err *e, enum err_kind kind, const char *code, const char *what)
+void err_setf_ssl(struct err *e, enum err_kind kind, const char *code, const char *what)
 {
 	unsigned long ssl;
 	char buf[160];
@@ -39,7 +38,6 @@ int err_set_ssl(struct err *e, enum err_kind kind, const char *code, const char 
 		err_set(e, kind, code, "%s", what);
 	}
 	ERR_clear_error();
-	return -1;
 }
 
 void err_clear(struct err *e)
