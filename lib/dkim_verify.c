@@ -271,7 +271,7 @@ int dkim_verify_all(const char *msg, size_t len, dkim_key_lookup_fn lookup, void
 		dkim_msg_free(&m);
 		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
 	}
-	for (j = 0; j < m.nhdrs; j++) {
+	for (j = 0; j < m.nhdrs && *n < count; j++) {
 		if (!is_sig_field(&m.hdrs[j]))
 			continue;
 		err_clear(&one);
