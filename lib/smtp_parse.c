@@ -321,8 +321,8 @@ static const struct verb_name verbs[] = {
     {"VRFY", SMTP_VRFY}, {"STARTTLS", SMTP_STARTTLS}, {"HELP", SMTP_HELP},
 };
 
-/* Known verbs we do not implement: 502 rather than 500. */
-static const char *const unimplemented[] = {
+/* Verbs that exist but are not offered here: RFC 5321 §4.2.4 wants 502 for them, not 500. */
+static const char *const unoffered_verbs[] = {
     "EXPN", "TURN", "ETRN", "AUTH", "BDAT", "SEND", "SOML", "SAML", "ATRN", "XCLIENT",
 };
 
@@ -348,9 +348,9 @@ int smtp_parse_command(const char *line, size_t len, struct smtp_command *out, s
 		if (vlen == strlen(verbs[i].name) && strncasecmp(line, verbs[i].name, vlen) == 0)
 			out->verb = verbs[i].verb;
 	if (out->verb == SMTP_NONE) {
-		for (i = 0; i < sizeof(unimplemented) / sizeof(unimplemented[0]); i++)
-			if (vlen == strlen(unimplemented[i]) &&
-			    strncasecmp(line, unimplemented[i], vlen) == 0)
+		for (i = 0; i < sizeof(unoffered_verbs) / sizeof(unoffered_verbs[0]); i++)
+			if (vlen == strlen(unoffered_verbs[i]) &&
+			    strncasecmp(line, unoffered_verbs[i], vlen) == 0)
 				return fail(out, e, 502, "5.5.1", "Command not implemented");
 		return fail(out, e, 500, "5.5.2", "Syntax error, command unrecognized");
 	}
