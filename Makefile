@@ -129,6 +129,10 @@ fuzz-build:
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_BUILD)/libanchor.a
 	clang $(CFLAGS_BASE) -O1 -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
 
+# fuzz_ks_*: parsers that live in the key server itself.
+$(FUZZ_BUILD)/fuzz_ks_%: tests/fuzz/fuzz_ks_%.c $(FUZZ_BUILD)/obj/keyserver.a $(FUZZ_BUILD)/libanchor.a
+	clang $(CFLAGS_BASE) -Ikeyserver -O1 -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
+
 fuzz: fuzz-build
 	@tests/run-fuzz.sh $(FUZZ_TIME) $(FUZZ_BIN)
 
