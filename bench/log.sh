@@ -20,55 +20,18 @@
 set -euo pipefail
 
 BIN=${1:?usage: bench/log.sh BUILD_DIR}
-SRC=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/common.sh
+. "$(dirname "$0")/common.sh"
 APPENDS=${BENCH_APPENDS:-2000}
 DURATION=${BENCH_DURATION:-10}
 CONNS=${BENCH_CONNS:-32}
-THREADS=${BENCH_THREADS:-2}
 USERS=20
 
-WORK=$(mktemp -d /tmp/anchor-logbench.XXXXXX)
-chmod 755 "$WORK"
-KS_PID= NGINX_PID=
-cleanup() {
-	[[ -n $KS_PID ]] && kill "$KS_PID" 2>/dev/null && wait "$KS_PID" 2>/dev/null
-	[[ -n $NGINX_PID ]] && kill "$NGINX_PID" 2>/dev/null
-	"$SRC/deploy/pgcluster.sh" stop "$WORK/pg" >/dev/null 2>&1 || true
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
+bench_init logbench
 echo "== setting up (PostgreSQL, anchor-keyserver, a domain with $USERS users)"
-"$SRC/deploy/pgcluster.sh" init "$WORK/pg" >/dev/null
-CONNINFO=$("$SRC/deploy/pgcluster.sh" conninfo "$WORK/pg")
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-	-keyout "$WORK/tls.key" -out "$WORK/tls.pem" -subj /CN=localhost \
-	-addext "subjectAltName=IP:127.0.0.1,DNS:localhost" 2>/dev/null
-OPTOKEN=$(openssl rand -hex 32)
-KS_PORT=$(free_port)
-cat >"$WORK/ks.conf" <<CONF
-listen_port = $KS_PORT
-tls_cert_file = $WORK/tls.pem
-tls_key_file = $WORK/tls.key
-db_conninfo = $CONNINFO
-sql_dir = $SRC/sql
-issuer_kek_file = $WORK/issuer.kek
-operator_token_hash = $(printf %s "$OPTOKEN" | sha256sum | cut -d' ' -f1)
-http_threads = $THREADS
-rate_limit = 0
-log_level = warning
-CONF
-"$BIN/anchor-keyserver" -c "$WORK/ks.conf" 2>"$WORK/ks.log" &
-KS_PID=$!
-SERVER=https://127.0.0.1:$KS_PORT
-for _ in $(seq 50); do
-	curl -sf --cacert "$WORK/tls.pem" "$SERVER/healthz" >/dev/null && break
-	sleep 0.2
-done
+bench_start_pg
+bench_make_tls
+bench_start_keyserver "$BIN"
 export ANCHOR_SERVER=$SERVER ANCHOR_CACERT=$WORK/tls.pem
 python3 "$SRC/bench/log_load.py" setup --server "$SERVER" --cacert "$WORK/tls.pem" \
 	--operator-token "$OPTOKEN" --anchorctl "$BIN/anchorctl" --work "$WORK" --users "$USERS"
@@ -98,30 +61,7 @@ echo "== feed reads: wrk -t$THREADS -c$CONNS -d${DURATION}s, GET .../feed?since=
 FEED=/v1/domains/bench.example/feed
 mkdir -p "$WORK/www$(dirname $FEED)"
 curl -sf --cacert "$WORK/tls.pem" "$SERVER$FEED?since=0&limit=100" >"$WORK/www$FEED"
-NG_PORT=$(free_port)
-mkdir -p "$WORK/nginx"
-cat >"$WORK/nginx/nginx.conf" <<CONF
-worker_processes $THREADS;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-daemon off;
-events { worker_connections 1024; }
-http {
-	access_log off;
-	keepalive_requests 1000000;
-	ssl_session_cache shared:SSL:1m;
-	default_type application/json;
-	server {
-		listen 127.0.0.1:$NG_PORT ssl;
-		ssl_certificate $WORK/tls.pem;
-		ssl_certificate_key $WORK/tls.key;
-		root $WORK/www;
-	}
-}
-CONF
-nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" &
-NGINX_PID=$!
-sleep 0.5
+bench_start_nginx
 run_wrk() { # url outfile
 	wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency "$1" >"$2"
 }
