@@ -13,7 +13,7 @@
 # that unit tests can link them.
 
 CC       ?= cc
-PKGS     := libmicrohttpd jansson libpq libssl libcrypto ldns libcurl libevent libevent_openssl
+PKGS     := libmicrohttpd jansson libpq libssl libcrypto ldns libcurl libevent libevent_openssl libevent_pthreads
 PREFIX   ?= /usr/local
 
 # BUILD selects an output tree; `make check` sets BUILD=build/check SAN=1.
@@ -38,7 +38,7 @@ endif
 ALL_CFLAGS  := $(CFLAGS_BASE) $(CFLAGS_MODE) $(CFLAGS)
 ALL_LDFLAGS := $(LDFLAGS_MODE) $(LDFLAGS)
 
-PROGRAMS := keyserver:anchor-keyserver anchorctl:anchorctl dnstools:anchor-dns reputation:anchor-reputation policyd:anchor-policyd
+PROGRAMS := keyserver:anchor-keyserver anchorctl:anchorctl dnstools:anchor-dns reputation:anchor-reputation policyd:anchor-policyd relay:anchor-relay
 
 LIB_SRC  := $(wildcard lib/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
@@ -132,6 +132,10 @@ $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_BUILD)/libanchor.a
 # fuzz_ks_*: parsers that live in the key server itself.
 $(FUZZ_BUILD)/fuzz_ks_%: tests/fuzz/fuzz_ks_%.c $(FUZZ_BUILD)/obj/keyserver.a $(FUZZ_BUILD)/libanchor.a
 	clang $(CFLAGS_BASE) -Ikeyserver -O1 -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
+
+# fuzz_relay_*: parsers that live in the relay.
+$(FUZZ_BUILD)/fuzz_relay_%: tests/fuzz/fuzz_relay_%.c $(FUZZ_BUILD)/obj/relay.a $(FUZZ_BUILD)/libanchor.a
+	clang $(CFLAGS_BASE) -Irelay -O1 -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
 
 fuzz: fuzz-build
 	@tests/run-fuzz.sh $(FUZZ_TIME) $(FUZZ_BIN)

@@ -128,13 +128,19 @@ int queue_done(struct queue *q, const char *id, struct err *e);
 /*
  * Recipients due at now: pending ones, and deferred ones whose next attempt
  * has come.  The unfinished recipients of a message past the lifetime are
- * failed instead (durably, with a final reply), returned with expired = 1,
- * and the message is removed.  A recipient returned for delivery is not
+ * failed instead (durably, with a final reply) and returned with expired = 1;
+ * the message stays, every recipient final, until the caller has bounced it
+ * and calls queue_done() (queue_final_ids() finds such messages after a
+ * restart).  A recipient returned for delivery is not
  * returned again until it is marked (in this process: a restart forgets
  * it).  *out is freed with queue_due_free().
  */
 int queue_next_due(struct queue *q, int64_t now, struct queue_due **out, size_t *n, struct err *e);
 void queue_due_free(struct queue_due *due, size_t n);
+
+/* The ids of messages whose recipients are all final (expired ones waiting for their
+ * bounce); free with queue_ids_free. */
+int queue_final_ids(struct queue *q, char ***ids, size_t *n, struct err *e);
 
 /* Seconds to wait after the attempts'th failed attempt (attempts >= 1). */
 unsigned queue_backoff(const struct queue *q, unsigned attempts);

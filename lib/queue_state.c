@@ -175,8 +175,9 @@ int queue_done(struct queue *q, const char *id, struct err *e)
 static int due_add(struct queue_due **out, size_t *n, size_t *cap, const char *id, size_t rcpt,
                    const char *addr, int expired);
 
-/* Fail every unfinished recipient of an expired message, report them in out and remove
- * the message.  Returns 1 if it did (ent is then gone), 0 if not expired, -1 on error. */
+/* Fail every unfinished recipient of an expired message and report them in out.  The
+ * message stays (every recipient final) so that the caller can bounce it, then
+ * queue_done() it.  Returns 1 if it expired it, 0 if not expired, -1 on error. */
 static int expire(struct queue *q, struct queue_entry *ent, int64_t now, struct queue_due **out,
                   size_t *n, size_t *cap, struct err *e)
 {
@@ -206,8 +207,7 @@ static int expire(struct queue *q, struct queue_entry *ent, int64_t now, struct 
 		}
 	}
 	log_info(nm->id, "queue: expired after %u s", q->opts.lifetime);
-	/* Rewrite first, so that a failed removal still leaves the final status on disk. */
-	if (entry_rewrite(q, ent, nm, e) < 0 || entry_remove(q, ent, e) < 0)
+	if (entry_rewrite(q, ent, nm, e) < 0)
 		return -1;
 	return 1;
 }
@@ -246,7 +246,6 @@ int queue_next_due(struct queue *q, int64_t now, struct queue_due **out, size_t 
 		rc = expire(q, ent, now, out, n, &cap, e);
 		if (rc == 1) {
 			rc = 0;
-			i--; /* entry_remove() moved the last entry here */
 			continue;
 		}
 		for (size_t k = 0; k < ent->m->nrcpt && rc == 0; k++) {
@@ -344,4 +343,32 @@ void queue_ids_free(char **ids, size_t n)
 	for (size_t i = 0; ids != NULL && i < n; i++)
 		free(ids[i]);
 	free(ids);
+}
+
+int queue_final_ids(struct queue *q, char ***ids, size_t *n, struct err *e)
+{
+	char **v;
+	size_t k = 0;
+	int oom;
+
+	pthread_mutex_lock(&q->lock);
+	v = calloc(q->nents ? q->nents : 1, sizeof(*v));
+	oom = v == NULL;
+	for (size_t i = 0; !oom && i < q->nents; i++) {
+		if (!all_final(q->ents[i].m))
+			continue;
+		if ((v[k] = strdup(q->ents[i].m->id)) == NULL)
+			oom = 1;
+		else
+			k++;
+	}
+	pthread_mutex_unlock(&q->lock);
+	if (oom) {
+		queue_ids_free(v, k);
+		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	}
+	qsort(v, k, sizeof(*v), cmp_str);
+	*ids = v;
+	*n = k;
+	return 0;
 }

@@ -289,16 +289,33 @@ static void test_expiry(void **state)
 	/* A deferral past the lifetime is final at once. */
 	assert_int_equal(queue_mark(q, id2, 0, QUEUE_DEFERRED, "451 again", t0 + 700, &e), 0);
 	assert_null(queue_msg_get(q, id2, &e));
-	/* next_due past the lifetime fails what is left, reports it and removes the file. */
+	/* next_due past the lifetime fails what is left and reports it; the message stays
+	 * (for its bounce) until queue_done(), and a restart finds it again. */
 	assert_int_equal(queue_next_due(q, t0 + 601, &due, &n, &e), 0);
 	assert_int_equal(n, 1);
 	assert_string_equal(due[0].id, id);
 	assert_int_equal(due[0].rcpt, 1);
 	assert_int_equal(due[0].expired, 1);
 	queue_due_free(due, n);
-	assert_null(queue_msg_get(q, id, &e));
+	struct queue_msg *m = queue_msg_get(q, id, &e);
+	assert_non_null(m);
+	assert_int_equal(m->rcpts[1].status, QUEUE_FAILED);
+	queue_msg_free(m);
+	assert_int_equal(queue_next_due(q, t0 + 602, &due, &n, &e), 0);
+	assert_int_equal(n, 0);
+	queue_due_free(due, n);
 	queue_close(q);
 	q = open_q(0, 600);
+	char **ids;
+	size_t nids;
+	assert_int_equal(queue_final_ids(q, &ids, &nids, &e), 0);
+	assert_int_equal(nids, 1);
+	assert_string_equal(ids[0], id);
+	queue_ids_free(ids, nids);
+	assert_int_equal(queue_done(q, id, &e), 0);
+	assert_int_equal(queue_final_ids(q, &ids, &nids, &e), 0);
+	assert_int_equal(nids, 0);
+	queue_ids_free(ids, nids);
 	assert_int_equal(queue_next_due(q, t0 + 601, &due, &n, &e), 0);
 	assert_int_equal(n, 0);
 	queue_due_free(due, n);

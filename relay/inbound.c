@@ -1,0 +1,455 @@
+/*
+ * inbound.c - mail from other domains: reputation at connect and HELO,
+ * recipients only in local_domains, then per message: verify every
+ * signature, refuse what an enforcing anchored domain disowns, sort each
+ * recipient into a tier, add Received, Authentication-Results and the tier
+ * header, and queue for the next hop.
+ *
+ * The network and CPU work runs on the pool; the callbacks here only start
+ * it and answer the session when it is done.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "log.h"
+#include "relayd.h"
+
+/* ------------------------------------------------------------------ reputation */
+
+struct rep_job {
+	struct relayd_conn *c;
+	char ip[64];
+	char helo[SMTP_LINE_MAX];
+	int at_helo;
+	int rc;
+	struct relay_rep_answer a;
+	struct err e;
+};
+
+static void rep_work(void *arg)
+{
+	struct rep_job *j = arg;
+
+	j->rc = relay_rep_query(j->c->d->rep, j->ip, j->at_helo ? j->helo : NULL, NULL, &j->a,
+	                        &j->e);
+}
+
+/* The verdict (or the outage) as a reply: 2xx lets the client on. */
+static void rep_reply(struct rep_job *j, struct smtp_reply *r)
+{
+	struct relayd_conn *c = j->c;
+
+	relayd_reply_set(r, 250, "", "ok");
+	if (j->rc < 0) {
+		log_info(NULL, "conn %lu: %s: reputation service: %s (fail %s)", c->id, c->ip,
+		         j->e.msg, c->d->s->reputation_on_error);
+		if (strcmp(c->d->s->reputation_on_error, "closed") == 0)
+			relayd_reply_set(r, j->at_helo ? 451 : 421, "4.3.0",
+			                 "Reputation service unavailable, try again later");
+		return;
+	}
+	c->rep = j->a;
+	c->rep_known = 1;
+	if (j->a.verdict == RELAY_REP_BLOCK) {
+		log_info(NULL, "conn %lu: %s%s%s blocked by reputation: %s", c->id, c->ip,
+		         j->at_helo ? " HELO " : "", j->at_helo ? j->helo : "", j->a.reason);
+		relayd_reply_set(r, 554, "5.7.1", "Refused by reputation service: %s",
+		                 j->a.reason[0] ? j->a.reason : "listed");
+	}
+}
+
+static void rep_done(void *arg)
+{
+	struct rep_job *j = arg;
+	struct relayd_conn *c = j->c;
+	struct smtp_reply r;
+
+	rep_reply(j, &r);
+	if (j->at_helo) {
+		if (r.code == 554)
+			r.code = 550; /* a refused HELO is 550 (RFC 5321 §4.2.2); 554 is for the greeting */
+		relayd_conn_decide(c, &r);
+	} else {
+		if (r.code >= 400)
+			c->d->st.refused++;
+		relayd_conn_greet(c, r.code >= 400 ? &r : NULL);
+	}
+	relayd_conn_unref(c);
+	free(j);
+}
+
+static int rep_start(struct relayd_conn *c, const char *helo)
+{
+	struct rep_job *j = calloc(1, sizeof(*j));
+
+	if (j == NULL)
+		return -1;
+	j->c = c;
+	snprintf(j->ip, sizeof(j->ip), "%s", c->ip);
+	if (helo != NULL) {
+		j->at_helo = 1;
+		snprintf(j->helo, sizeof(j->helo), "%s", helo);
+	}
+	relayd_conn_ref(c);
+	if (relay_pool_run(c->d->pool, rep_work, rep_done, j, NULL) < 0) {
+		relayd_conn_unref(c);
+		free(j);
+		return -1;
+	}
+	return 0;
+}
+
+void relayd_inbound_connected(struct relayd_conn *c)
+{
+	if (relay_rep_enabled(c->d->rep) && rep_start(c, NULL) == 0)
+		return;
+	relayd_conn_greet(c, NULL);
+}
+
+static int in_helo(void *ctx, struct smtp_session *s, const struct smtp_command *cmd,
+                   struct smtp_reply *r)
+{
+	struct relayd_conn *c = ctx;
+
+	(void)s;
+	(void)r;
+	snprintf(c->helo, sizeof(c->helo), "%s", cmd->arg);
+	relayd_txn_reset(c);
+	if (relay_rep_enabled(c->d->rep) && rep_start(c, cmd->arg) == 0)
+		return SMTP_PENDING;
+	return SMTP_DECIDED;
+}
+
+static int in_mail(void *ctx, struct smtp_session *s, const struct smtp_command *cmd,
+                   struct smtp_reply *r)
+{
+	struct relayd_conn *c = ctx;
+
+	(void)s;
+	relayd_txn_reset(c);
+	if ((c->sender = strdup(cmd->path)) == NULL)
+		relayd_reply_set(r, 451, "4.3.0", "Out of memory");
+	return SMTP_DECIDED;
+}
+
+static int in_rcpt(void *ctx, struct smtp_session *s, const struct smtp_command *cmd,
+                   struct smtp_reply *r)
+{
+	struct relayd_conn *c = ctx;
+	const char *at = strrchr(cmd->path, '@');
+
+	(void)s;
+	if (at == NULL || !relay_is_local_domain(c->d->s, at + 1)) {
+		relayd_reply_set(r, 550, "5.7.1", "Relaying denied: <%s> is not a local domain",
+		                 cmd->path);
+		return SMTP_DECIDED;
+	}
+	if (relayd_txn_add_rcpt(c, cmd->path) < 0)
+		relayd_reply_set(r, 451, "4.3.0", "Out of memory");
+	return SMTP_DECIDED;
+}
+
+static void in_reset(void *ctx, struct smtp_session *s)
+{
+	(void)s;
+	relayd_txn_reset(ctx);
+}
+
+/* ------------------------------------------------------------------ the message */
+
+struct data_job {
+	struct relayd_conn *c;
+	const char *msg; /* the session's buffer, valid until decided */
+	size_t len;
+	int queued;          /* the queue answers the session */
+	struct smtp_reply r; /* otherwise this does */
+};
+
+/* The end of the header section (just past the blank line), or len. */
+static size_t header_end(const char *m, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < len; i++)
+		if (m[i] == '\n' && (m[i + 1] == '\n' || (m[i + 1] == '\r' && i + 2 < len &&
+		                                           m[i + 2] == '\n')))
+			return i + 1;
+	return len;
+}
+
+static int field_named(const char *f, size_t flen, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (flen <= n || strncasecmp(f, name, n) != 0)
+		return 0;
+	f += n;
+	flen -= n;
+	while (flen > 0 && (*f == ' ' || *f == '\t')) {
+		f++;
+		flen--;
+	}
+	return flen > 0 && *f == ':';
+}
+
+/* An Authentication-Results field that claims to be ours (RFC 8601 §5: remove it). */
+static int forged_authres(const char *f, size_t flen, const char *authserv)
+{
+	const char *p = memchr(f, ':', flen);
+	size_t n = strlen(authserv);
+
+	if (!field_named(f, flen, "Authentication-Results") || p == NULL)
+		return 0;
+	p++;
+	while (p < f + flen && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+		p++;
+	return (size_t)(f + flen - p) >= n && strncasecmp(p, authserv, n) == 0 &&
+	       (p + n == f + flen || p[n] == ';' || p[n] == ' ' || p[n] == '\t' || p[n] == '\r');
+}
+
+/*
+ * The message without the fields a sender may not set: our
+ * Authentication-Results and our tier header.  malloc'd copy.
+ */
+static char *strip_our_fields(const char *m, size_t len, const char *authserv, const char *tierh,
+                              size_t *outlen)
+{
+	size_t hend = header_end(m, len), i = 0, o = 0;
+	char *out = malloc(len + 1);
+
+	if (out == NULL)
+		return NULL;
+	while (i < hend) {
+		size_t j = i;
+
+		/* one field: up to a line end not followed by WSP */
+		while (j < hend) {
+			const char *nl = memchr(m + j, '\n', hend - j);
+
+			j = nl ? (size_t)(nl - m) + 1 : hend;
+			if (j >= hend || (m[j] != ' ' && m[j] != '\t'))
+				break;
+		}
+		if (!forged_authres(m + i, j - i, authserv) && !field_named(m + i, j - i, tierh)) {
+			memcpy(out + o, m + i, j - i);
+			o += j - i;
+		}
+		i = j;
+	}
+	memcpy(out + o, m + hend, len - hend);
+	o += len - hend;
+	out[o] = '\0';
+	*outlen = o;
+	return out;
+}
+
+/* The recipient as the next hop should see it: local+Folder@domain for unknown mail. */
+static char *tier_rcpt(const struct relay_settings *s, const char *rcpt, enum relay_tier t)
+{
+	const char *at = strrchr(rcpt, '@');
+	char *out;
+
+	if (t != RELAY_TIER_UNKNOWN || *s->unknown_folder == '\0' || at == NULL)
+		return strdup(rcpt);
+	if (asprintf(&out, "%.*s%s%s%s", (int)(at - rcpt), rcpt, s->recipient_delimiter,
+	             s->unknown_folder, at) < 0)
+		return NULL;
+	return out;
+}
+
+struct tiered {
+	enum relay_tier tier;
+	char why[200];
+};
+
+static void decide_tier(struct relayd *d, const struct relay_auth *a, const char *rcpt,
+                        const char *msg, size_t len, int have_rep,
+                        enum relay_rep_verdict sender_rep, struct tiered *out)
+{
+	struct relay_tier_input in = {0};
+	const char *saddr = (a->user_verified || a->domain_verified) ? a->from_addr : "";
+	const char *sdom = a->domain_verified ? a->from_domain : "";
+	char powwhy[120];
+
+	in.auth = a;
+	in.list = relay_lists_check(d->lists, rcpt, saddr, sdom);
+	in.have_rep = have_rep;
+	in.sender_rep = sender_rep;
+	out->tier = relay_tier_decide(&in, out->why, sizeof(out->why));
+	if (out->tier == RELAY_TIER_UNKNOWN && in.list != RELAY_LIST_BLOCK &&
+	    relay_pow_check(d->pow, msg, len, rcpt, time(NULL), powwhy, sizeof(powwhy)) == 1) {
+		in.pow_ok = 1;
+		out->tier = relay_tier_decide(&in, out->why, sizeof(out->why));
+	}
+}
+
+/* The fields every part gets: Received and Authentication-Results. */
+static char *trace_fields(struct relayd_conn *c, const struct relay_auth *a)
+{
+	const struct relay_settings *s = c->d->s;
+	const char *authserv = s->authserv_id ? s->authserv_id : s->hostname;
+	char date[64], *ar, *out = NULL;
+	struct err e = {0};
+
+	relayd_rfc5322_date(time(NULL), date, sizeof(date));
+	ar = relay_authres_field(authserv, a, c->ip, c->helo, c->rep_known ? c->rep.csa : "", &e);
+	if (ar == NULL)
+		return NULL;
+	if (asprintf(&out,
+	             "Received: from %s (%s [%s])\r\n\tby %s (anchor-relay) with %s;\r\n\t%s\r\n"
+	             "%s\r\n",
+	             c->helo[0] ? c->helo : "unknown", c->helo[0] ? c->helo : "unknown", c->ip,
+	             s->hostname, c->tls ? "ESMTPS" : "ESMTP", date, ar) < 0)
+		out = NULL;
+	free(ar);
+	return out;
+}
+
+/* An anchored domain in enforce mode disowns unsigned mail in its name (like DMARC
+ * p=reject); in testing mode the same message is delivered and marked. */
+static int enforce_refuses(const struct relay_auth *a, struct smtp_reply *r)
+{
+	if (!a->sender_anchored || a->domain_verified || a->sender_mode_testing)
+		return 0;
+	relayd_reply_set(r, 550, "5.7.1",
+	                 "%s publishes an anchor in enforce mode and this message has no valid "
+	                 "signature of it",
+	                 a->from_domain);
+	return 1;
+}
+
+static void data_work(void *arg)
+{
+	struct data_job *j = arg;
+	struct relayd_conn *c = j->c;
+	struct relayd *d = c->d;
+	const struct relay_settings *s = d->s;
+	const char *authserv = s->authserv_id ? s->authserv_id : s->hostname;
+	struct relay_auth a = {0};
+	struct relay_rep_answer sender = {0};
+	struct err e = {0};
+	char *clean = NULL, *trace = NULL, *heads[3] = {NULL, NULL, NULL};
+	char **rcpts[3] = {NULL, NULL, NULL};
+	size_t nr[3] = {0, 0, 0}, cleanlen, i, t;
+	struct relayd_part parts[3];
+	size_t nparts = 0;
+	int have_rep = 0;
+
+	clean = strip_our_fields(j->msg, j->len, authserv, s->tier_header, &cleanlen);
+	if (clean == NULL || relay_verify_message(d->verifier, clean, cleanlen, &a, &e) < 0) {
+		log_info(NULL, "conn %lu: unreadable message: %s", c->id, clean ? e.msg : "nomem");
+		relayd_reply_set(&j->r, 550, "5.6.0", "Cannot parse the message: %s",
+		                 clean ? e.msg : "out of memory");
+		goto out;
+	}
+	if (enforce_refuses(&a, &j->r)) {
+		log_info(NULL, "conn %lu: refused: From %s not verified (%s)", c->id, a.from_addr,
+		         a.why);
+		goto out;
+	}
+	if (a.domain_verified && relay_rep_enabled(d->rep)) {
+		struct err re = {0};
+
+		have_rep = relay_rep_query(d->rep, c->ip, c->helo, a.from_domain, &sender, &re) == 0;
+	}
+	for (i = 0; i < 3; i++)
+		rcpts[i] = calloc(c->nrcpt + 1, sizeof(char *));
+	if ((trace = trace_fields(c, &a)) == NULL || !rcpts[0] || !rcpts[1] || !rcpts[2])
+		goto nomem;
+	for (i = 0; i < c->nrcpt; i++) {
+		struct tiered td;
+		char *r;
+
+		decide_tier(d, &a, c->rcpts[i], clean, cleanlen, have_rep, sender.verdict, &td);
+		t = (size_t)td.tier;
+		if ((r = tier_rcpt(s, c->rcpts[i], td.tier)) == NULL)
+			goto nomem;
+		rcpts[t][nr[t]++] = r;
+		if (heads[t] == NULL &&
+		    asprintf(&heads[t], "%s%s: %s (%s)\r\n", trace, s->tier_header,
+		             relay_tier_name(td.tier), td.why) < 0) {
+			heads[t] = NULL;
+			goto nomem;
+		}
+		log_info(NULL, "conn %lu: from=<%s> to=<%s> tier=%s (%s) %s", c->id, c->sender,
+		         c->rcpts[i], relay_tier_name(td.tier), td.why, a.why);
+	}
+	for (t = 0; t < 3; t++) {
+		if (nr[t] == 0)
+			continue;
+		parts[nparts].sender = c->sender;
+		parts[nparts].rcpts = (const char *const *)rcpts[t];
+		parts[nparts].nrcpt = nr[t];
+		parts[nparts].head = heads[t];
+		parts[nparts].body = clean;
+		parts[nparts].len = cleanlen;
+		nparts++;
+	}
+	if (relayd_queue_parts(c, d->qin, parts, nparts, &e) < 0) {
+		log_err(NULL, "conn %lu: %s", c->id, e.msg);
+		relayd_reply_set(&j->r, 451, "4.3.0", "Cannot queue the message now");
+		goto out;
+	}
+	j->queued = 1;
+	goto out;
+nomem:
+	relayd_reply_set(&j->r, 451, "4.3.0", "Out of memory, try again later");
+out:
+	for (t = 0; t < 3; t++) {
+		for (i = 0; rcpts[t] != NULL && i < nr[t]; i++)
+			free(rcpts[t][i]);
+		free(rcpts[t]);
+		free(heads[t]);
+	}
+	free(trace);
+	free(clean);
+	relay_auth_clear(&a);
+}
+
+static void data_done(void *arg)
+{
+	struct data_job *j = arg;
+
+	if (!j->queued) {
+		if (j->r.code >= 400)
+			j->c->d->st.refused++;
+		relayd_conn_decide(j->c, &j->r);
+		relayd_conn_unref(j->c);
+	}
+	free(j);
+}
+
+static int in_data(void *ctx, struct smtp_session *s, const char *msg, size_t len,
+                   struct smtp_reply *r)
+{
+	struct relayd_conn *c = ctx;
+	struct data_job *j = calloc(1, sizeof(*j));
+
+	(void)s;
+	if (j == NULL) {
+		relayd_reply_set(r, 451, "4.3.0", "Out of memory, try again later");
+		return SMTP_DECIDED;
+	}
+	j->c = c;
+	j->msg = msg;
+	j->len = len;
+	relayd_conn_ref(c);
+	if (relay_pool_run(c->d->pool, data_work, data_done, j, NULL) < 0) {
+		relayd_conn_unref(c);
+		free(j);
+		relayd_reply_set(r, 451, "4.3.0", "Out of memory, try again later");
+		return SMTP_DECIDED;
+	}
+	return SMTP_PENDING;
+}
+
+const struct smtp_callbacks relayd_inbound_callbacks = {
+    .on_helo = in_helo,
+    .on_mail = in_mail,
+    .on_rcpt = in_rcpt,
+    .on_data = in_data,
+    .on_reset = in_reset,
+};

@@ -1,0 +1,192 @@
+/*
+ * outbound.c - mail from the local MTA: add our Received field, have the
+ * signer sign it (the domain's key, and the user's when the signer holds
+ * it), and queue it for delivery.  The signing domain is the From: domain, so
+ * that the signature aligns with what the recipient sees; mail whose domain
+ * has no key is relayed unsigned and logged, as OpenDKIM does for domains
+ * outside its signing table.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "log.h"
+#include "relayd.h"
+
+static int sub_mail(void *ctx, struct smtp_session *s, const struct smtp_command *cmd,
+                    struct smtp_reply *r)
+{
+	struct relayd_conn *c = ctx;
+
+	(void)s;
+	relayd_txn_reset(c);
+	if ((c->sender = strdup(cmd->path)) == NULL)
+		relayd_reply_set(r, 451, "4.3.0", "Out of memory");
+	return SMTP_DECIDED;
+}
+
+static int sub_rcpt(void *ctx, struct smtp_session *s, const struct smtp_command *cmd,
+                    struct smtp_reply *r)
+{
+	struct relayd_conn *c = ctx;
+
+	(void)s;
+	if (relayd_txn_add_rcpt(c, cmd->path) < 0)
+		relayd_reply_set(r, 451, "4.3.0", "Out of memory");
+	return SMTP_DECIDED;
+}
+
+static int sub_helo(void *ctx, struct smtp_session *s, const struct smtp_command *cmd,
+                    struct smtp_reply *r)
+{
+	struct relayd_conn *c = ctx;
+
+	(void)s;
+	(void)r;
+	snprintf(c->helo, sizeof(c->helo), "%s", cmd->arg);
+	relayd_txn_reset(c);
+	return SMTP_DECIDED;
+}
+
+static void sub_reset(void *ctx, struct smtp_session *s)
+{
+	(void)s;
+	relayd_txn_reset(ctx);
+}
+
+struct sign_job {
+	struct relayd_conn *c;
+	const char *msg;
+	size_t len;
+	int queued;
+	struct smtp_reply r;
+};
+
+/* The From: address of the message, lowercase, or "" (then the envelope sender is used). */
+static void signing_identity(const struct relayd_conn *c, const char *msg, size_t len,
+                             char addr[RELAY_ADDR_MAX])
+{
+	if (relay_from_address(msg, len, addr, RELAY_ADDR_MAX) < 0 || addr[0] == '\0')
+		snprintf(addr, RELAY_ADDR_MAX, "%s", c->sender ? c->sender : "");
+	for (char *p = addr; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+}
+
+static void sign_work(void *arg)
+{
+	struct sign_job *j = arg;
+	struct relayd_conn *c = j->c;
+	struct relayd *d = c->d;
+	char addr[RELAY_ADDR_MAX], date[64];
+	char *received = NULL, *traced = NULL, *sigs = NULL, *head = NULL;
+	const char *domain;
+	struct err e = {0};
+	struct relayd_part part;
+	size_t tlen;
+	int has;
+
+	relayd_rfc5322_date(time(NULL), date, sizeof(date));
+	if (asprintf(&received, "Received: from %s ([%s])\r\n\tby %s (anchor-relay) with %s;\r\n\t%s\r\n",
+	             c->helo[0] ? c->helo : "unknown", c->ip, d->s->hostname,
+	             c->tls ? "ESMTPS" : "ESMTP", date) < 0) {
+		received = NULL;
+		goto nomem;
+	}
+	tlen = strlen(received) + j->len;
+	if ((traced = malloc(tlen + 1)) == NULL)
+		goto nomem;
+	memcpy(traced, received, strlen(received));
+	memcpy(traced + strlen(received), j->msg, j->len);
+	traced[tlen] = '\0';
+
+	signing_identity(c, j->msg, j->len, addr);
+	domain = strrchr(addr, '@');
+	domain = domain ? domain + 1 : "";
+	has = *domain ? relay_signer_has_domain(d->signer, domain, &e) : 0;
+	if (has < 0) {
+		log_err(NULL, "conn %lu: signer: %s", c->id, e.msg);
+		relayd_reply_set(&j->r, 451, "4.3.0", "Signing is unavailable, try again later");
+		goto out;
+	}
+	if (has == 0) {
+		log_info(NULL, "conn %lu: from=<%s>: no signing key for '%s', sent unsigned", c->id,
+		         c->sender, domain);
+	} else if (relay_signer_sign(d->signer, traced, tlen, domain, addr, &sigs, &e) < 0) {
+		log_err(NULL, "conn %lu: signing for %s failed: %s", c->id, domain, e.msg);
+		relayd_reply_set(&j->r, 451, "4.3.0", "Signing failed, try again later");
+		goto out;
+	}
+	if (asprintf(&head, "%s%s", sigs ? sigs : "", received) < 0) {
+		head = NULL;
+		goto nomem;
+	}
+	part.sender = c->sender;
+	part.rcpts = (const char *const *)c->rcpts;
+	part.nrcpt = c->nrcpt;
+	part.head = head;
+	part.body = j->msg;
+	part.len = j->len;
+	if (relayd_queue_parts(c, d->qout, &part, 1, &e) < 0) {
+		log_err(NULL, "conn %lu: %s", c->id, e.msg);
+		relayd_reply_set(&j->r, 451, "4.3.0", "Cannot queue the message now");
+		goto out;
+	}
+	log_info(NULL, "conn %lu: from=<%s> nrcpt=%zu size=%zu %s", c->id, c->sender, c->nrcpt,
+	         j->len, sigs ? "signed" : "unsigned");
+	j->queued = 1;
+	goto out;
+nomem:
+	relayd_reply_set(&j->r, 451, "4.3.0", "Out of memory, try again later");
+out:
+	free(received);
+	free(traced);
+	free(sigs);
+	free(head);
+}
+
+static void sign_done(void *arg)
+{
+	struct sign_job *j = arg;
+
+	if (!j->queued) {
+		j->c->d->st.refused++;
+		relayd_conn_decide(j->c, &j->r);
+		relayd_conn_unref(j->c);
+	}
+	free(j);
+}
+
+static int sub_data(void *ctx, struct smtp_session *s, const char *msg, size_t len,
+                    struct smtp_reply *r)
+{
+	struct relayd_conn *c = ctx;
+	struct sign_job *j = calloc(1, sizeof(*j));
+
+	(void)s;
+	if (j == NULL) {
+		relayd_reply_set(r, 451, "4.3.0", "Out of memory, try again later");
+		return SMTP_DECIDED;
+	}
+	j->c = c;
+	j->msg = msg;
+	j->len = len;
+	relayd_conn_ref(c);
+	if (relay_pool_run(c->d->pool, sign_work, sign_done, j, NULL) < 0) {
+		relayd_conn_unref(c);
+		free(j);
+		relayd_reply_set(r, 451, "4.3.0", "Out of memory, try again later");
+		return SMTP_DECIDED;
+	}
+	return SMTP_PENDING;
+}
+
+const struct smtp_callbacks relayd_submission_callbacks = {
+    .on_helo = sub_helo,
+    .on_mail = sub_mail,
+    .on_rcpt = sub_rcpt,
+    .on_data = sub_data,
+    .on_reset = sub_reset,
+};

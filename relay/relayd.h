@@ -1,0 +1,133 @@
+/*
+ * relayd.h - the relay daemon's own state, shared by main.c, server.c,
+ * inbound.c, outbound.c and scheduler.c (the modules helpers wrote see only
+ * relay.h).  Everything here is touched on the event loop's thread only,
+ * except what is marked.
+ */
+#ifndef ANCHOR_RELAYD_H
+#define ANCHOR_RELAYD_H
+
+#include <openssl/ssl.h>
+
+#include "relay.h"
+#include "smtp.h"
+
+struct event;
+struct evconnlistener;
+struct discover_ctx;
+struct relay_control;
+
+enum relayd_side { RELAYD_INBOUND = 0, RELAYD_SUBMISSION };
+
+#define RELAYD_IP_BUCKETS 1024
+
+struct relayd_ipcount {
+	char ip[64];
+	unsigned n;
+	struct relayd_ipcount *next;
+};
+
+struct relayd_stats {
+	unsigned long long accepted, refused, connections, delivered, deferred, failed, bounced;
+};
+
+struct relayd {
+	const struct relay_settings *s;
+	struct event_base *base;
+	struct relay_pool *pool;  /* session work: verification, signing, lookups */
+	struct relay_pool *dpool; /* deliveries */
+	SSL_CTX *tls;             /* STARTTLS, NULL without a certificate */
+	/* thread-safe: */
+	struct queue *qin, *qout;
+	struct relay_signer_client *signer;
+	struct relay_verifier *verifier;
+	struct relay_rep *rep;
+	struct relay_lists *lists;
+	struct relay_pow *pow;
+	struct discover_ctx *discover;
+	struct resolve_ctx *resolve;
+	struct relay_hop inbound_hop;
+
+	struct evconnlistener *lin, *lsub;
+	int port_in, port_sub;
+	struct relay_control *control;
+	unsigned nconns;
+	struct relayd_ipcount *ips[RELAYD_IP_BUCKETS];
+	struct event *sched_ev; /* the scheduler's timer, also activated to kick it */
+	unsigned deliveries;    /* delivery jobs in flight */
+	int stopping;
+	struct relayd_stats st;
+};
+
+/* server.c */
+int relayd_listen(struct relayd *d, struct err *e);
+void relayd_listen_stop(struct relayd *d);
+SSL_CTX *relayd_tls_server_ctx(const struct relay_settings *s, struct err *e);
+
+/*
+ * One SMTP connection.  The pipelines keep a reference while a worker uses
+ * it (refs); a connection whose client went away is only marked dead and is
+ * freed when the last reference drops.
+ */
+struct relayd_conn {
+	struct relayd *d;
+	enum relayd_side side;
+	struct bufferevent *bev;
+	struct smtp_session *smtp;
+	char ip[64];
+	char helo[SMTP_LINE_MAX];
+	int refs;
+	int dead;
+	int tls; /* STARTTLS completed */
+	/* the transaction */
+	char *sender;
+	char **rcpts;
+	size_t nrcpt;
+	/* reputation at connect/HELO */
+	struct relay_rep_answer rep;
+	int rep_known; /* the service answered */
+	unsigned long id; /* for the logs */
+};
+
+void relayd_conn_ref(struct relayd_conn *c);
+void relayd_conn_unref(struct relayd_conn *c);
+/* Greet (r NULL) or refuse an inbound client once its connect-time check is done. */
+void relayd_conn_greet(struct relayd_conn *c, const struct smtp_reply *r);
+/* Answer the session's pending decision and resume reading. */
+void relayd_conn_decide(struct relayd_conn *c, const struct smtp_reply *r);
+void relayd_reply_set(struct smtp_reply *r, int code, const char *status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* inbound.c / outbound.c: the callbacks of each side's sessions. */
+extern const struct smtp_callbacks relayd_inbound_callbacks;
+extern const struct smtp_callbacks relayd_submission_callbacks;
+/* Connect-time reputation check; greets when done. */
+void relayd_inbound_connected(struct relayd_conn *c);
+void relayd_txn_reset(struct relayd_conn *c);
+int relayd_txn_add_rcpt(struct relayd_conn *c, const char *rcpt);
+
+/*
+ * Queue a message (a batch of one or more parts, each its own envelope) and
+ * answer the session once every part is durable: 250 with the ids, or 451
+ * and none of them kept.  Called on a worker; takes ownership of nothing.
+ */
+struct relayd_part {
+	const char *sender;
+	const char *const *rcpts;
+	size_t nrcpt;
+	const char *head; /* fields to prepend (CRLF-terminated), may be "" */
+	const char *body; /* the message as received */
+	size_t len;
+};
+int relayd_queue_parts(struct relayd_conn *c, struct queue *q, const struct relayd_part *parts,
+                       size_t nparts, struct err *e);
+
+/* scheduler.c */
+int relayd_scheduler_start(struct relayd *d, struct err *e);
+void relayd_scheduler_kick(struct relayd *d);
+void relayd_scheduler_stop(struct relayd *d);
+
+/* "Sat, 23 Nov 2026 15:43:05 +0000" */
+void relayd_rfc5322_date(time_t t, char *out, size_t size);
+
+#endif

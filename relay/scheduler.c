@@ -1,0 +1,456 @@
+/*
+ * scheduler.c - moving queued mail on: every second (and at once after a
+ * commit) the recipients due in both queues become delivery jobs, one per
+ * message and next hop; their outcomes are marked in the queue; recipients
+ * that failed for good, or outlived queue_lifetime, are bounced to the
+ * sender first, so that a crash can repeat a bounce but never lose one.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "log.h"
+#include "relayd.h"
+
+#define SCHED_MAX_HOPS 8
+
+struct djob {
+	struct relayd *d;
+	struct queue *q;
+	int inbound;
+	int expired; /* the recipients have expired: bounce and remove */
+	char id[QUEUE_ID_MAX];
+	size_t n;
+	size_t *idx;
+	char **addrs;
+	unsigned delivered, deferred, failed;
+};
+
+/* ------------------------------------------------------------------ bounces */
+
+struct commit_wait {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int done, ok;
+};
+
+static void on_bounce_commit(const char *id, int ok, const struct err *e, void *arg)
+{
+	struct commit_wait *w = arg;
+
+	(void)id;
+	(void)e;
+	pthread_mutex_lock(&w->lock);
+	w->done = 1;
+	w->ok = ok;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+/*
+ * Queue a DSN for the failed recipients of m and wait until it is durable.
+ * 0 when there is nothing to bounce (null sender: RFC 5321 §4.5.5) or the
+ * bounce is queued, -1 when it could not be (the recipients stay as they
+ * are and are bounced on a later pass).
+ */
+static int bounce(struct relayd *d, const struct queue_msg *m, const char *body, size_t len,
+                  const size_t *failed, size_t nfailed)
+{
+	struct commit_wait w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+	char id[QUEUE_ID_MAX];
+	const char *to[1];
+	struct err e = {0};
+	size_t dlen;
+	char *dsn;
+
+	if (nfailed == 0 || m->sender[0] == '\0')
+		return 0;
+	dsn = relay_bounce_build(d->s, m, body, len, failed, nfailed, &dlen, &e);
+	if (dsn == NULL) {
+		log_err(m->id, "cannot build the bounce: %s", e.msg);
+		return -1;
+	}
+	to[0] = m->sender;
+	if (queue_submit(d->qout, "", to, 1, dsn, dlen, on_bounce_commit, &w, id, &e) < 0) {
+		free(dsn);
+		log_err(m->id, "cannot queue the bounce: %s", e.msg);
+		return -1;
+	}
+	free(dsn);
+	pthread_mutex_lock(&w.lock);
+	while (!w.done)
+		pthread_cond_wait(&w.cond, &w.lock);
+	pthread_mutex_unlock(&w.lock);
+	if (!w.ok)
+		return -1;
+	log_info(m->id, "bounce %s queued to <%s> for %zu recipient(s)", id, m->sender, nfailed);
+	d->st.bounced++;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ delivery */
+
+static int hop_same(const struct relay_hop *a, const struct relay_hop *b)
+{
+	return a->proto == b->proto && a->port == b->port && a->unix_socket == b->unix_socket &&
+	       a->tls_required == b->tls_required && strcmp(a->host, b->host) == 0 &&
+	       strcmp(a->pin, b->pin) == 0;
+}
+
+struct rcpt_plan {
+	struct relay_hop hops[SCHED_MAX_HOPS];
+	size_t nhops;
+	char rcpt[RELAY_ADDR_MAX]; /* after aliases */
+	int done; /* result filled */
+};
+
+/* Deliver the recipients in set (indexes into the job) over hops, first hop that works. */
+static void deliver_group(struct djob *j, const struct queue_msg *m, const char *body, size_t len,
+                          const struct relay_hop *hops, size_t nhops, const size_t *set,
+                          size_t nset, const struct rcpt_plan *plan,
+                          struct relay_rcpt_result *res)
+{
+	const char **rcpts = calloc(nset, sizeof(char *));
+	struct relay_rcpt_result *r = calloc(nset, sizeof(*r));
+	size_t h, k;
+
+	if (rcpts == NULL || r == NULL) {
+		for (k = 0; k < nset; k++) {
+			res[set[k]].status = QUEUE_DEFERRED;
+			snprintf(res[set[k]].reply, sizeof(res[set[k]].reply), "out of memory");
+		}
+		goto out;
+	}
+	for (k = 0; k < nset; k++)
+		rcpts[k] = plan != NULL && plan[set[k]].rcpt[0] ? plan[set[k]].rcpt : j->addrs[set[k]];
+	for (h = 0; h < nhops; h++) {
+		struct err e = {0};
+
+		if (relay_deliver(j->d->s, &hops[h], m->sender, rcpts, nset, body, len, r, &e) == 0)
+			break;
+		log_info(m->id, "%s:%u: %s", hops[h].host, hops[h].port, e.msg);
+	}
+	for (k = 0; k < nset; k++)
+		res[set[k]] = r[k];
+out:
+	free(rcpts);
+	free(r);
+}
+
+/* Outbound: each recipient's route, then one transaction per distinct first hop. */
+static void deliver_outbound(struct djob *j, const struct queue_msg *m, const char *body,
+                             size_t len, struct relay_rcpt_result *res)
+{
+	struct rcpt_plan *plan = calloc(j->n, sizeof(*plan));
+	size_t *set = calloc(j->n, sizeof(size_t));
+	size_t i, k;
+
+	if (plan == NULL || set == NULL) {
+		for (i = 0; i < j->n; i++) {
+			res[i].status = QUEUE_DEFERRED;
+			snprintf(res[i].reply, sizeof(res[i].reply), "out of memory");
+		}
+		goto out;
+	}
+	for (i = 0; i < j->n; i++) {
+		struct err e = {0};
+
+		int rc = relay_route(j->d->resolve, j->d->s, j->addrs[i], plan[i].hops,
+		                     SCHED_MAX_HOPS, &plan[i].nhops, plan[i].rcpt, &e);
+
+		if (rc < 0 || plan[i].nhops == 0) {
+			int permanent = rc < 0 && !err_is_temporary(e.kind);
+
+			res[i].status = permanent ? QUEUE_FAILED : QUEUE_DEFERRED;
+			res[i].code = 0;
+			snprintf(res[i].reply, sizeof(res[i].reply), "%s routing: %s",
+			         permanent ? "5.4.4" : "4.4.3", e.msg[0] ? e.msg : "no route");
+			plan[i].done = 1;
+		}
+	}
+	for (i = 0; i < j->n; i++) {
+		size_t nset = 0;
+
+		if (plan[i].done)
+			continue;
+		for (k = i; k < j->n; k++)
+			if (!plan[k].done && hop_same(&plan[k].hops[0], &plan[i].hops[0])) {
+				set[nset++] = k;
+				plan[k].done = 1;
+			}
+		deliver_group(j, m, body, len, plan[i].hops, plan[i].nhops, set, nset, plan, res);
+	}
+out:
+	free(plan);
+	free(set);
+}
+
+static void record_results(struct djob *j, const struct queue_msg *m, const char *body,
+                           size_t len, struct relay_rcpt_result *res)
+{
+	int64_t now = (int64_t)time(NULL);
+	int expired = now >= m->arrival + (int64_t)j->d->s->queue_lifetime;
+	size_t *failed = calloc(j->n + 1, sizeof(size_t)), nfailed = 0, i;
+	struct err e = {0};
+
+	for (i = 0; i < j->n; i++) {
+		if (res[i].status == QUEUE_DEFERRED && expired) {
+			char why[sizeof(res[i].reply)];
+
+			snprintf(why, sizeof(why), "expired in queue; last reply: %s", res[i].reply);
+			snprintf(res[i].reply, sizeof(res[i].reply), "%s", why);
+			res[i].status = QUEUE_FAILED;
+		}
+		if (res[i].status == QUEUE_FAILED && failed != NULL)
+			failed[nfailed++] = j->idx[i];
+	}
+	/* The bounce carries the replies: copy them into the envelope it is built from. */
+	if (nfailed > 0) {
+		struct queue_msg *mm = queue_msg_dup(m);
+
+		for (i = 0; mm != NULL && i < j->n; i++) {
+			char *r = strdup(res[i].reply);
+
+			if (r != NULL) {
+				free(mm->rcpts[j->idx[i]].reply);
+				mm->rcpts[j->idx[i]].reply = r;
+			}
+		}
+		if (mm == NULL || bounce(j->d, mm, body, len, failed, nfailed) < 0) {
+			/* keep them deferred: the bounce is tried again with the next attempt */
+			for (i = 0; i < j->n; i++)
+				if (res[i].status == QUEUE_FAILED && !expired)
+					res[i].status = QUEUE_DEFERRED;
+		}
+		queue_msg_free(mm);
+	}
+	free(failed);
+	for (i = 0; i < j->n; i++) {
+		log_info(m->id, "to=<%s> status=%s %s", j->addrs[i], queue_status_name(res[i].status),
+		         res[i].reply);
+		if (queue_mark(j->q, j->id, j->idx[i], res[i].status, res[i].reply, now, &e) < 0)
+			log_err(m->id, "cannot record the outcome for <%s>: %s", j->addrs[i], e.msg);
+		j->delivered += res[i].status == QUEUE_DELIVERED;
+		j->deferred += res[i].status == QUEUE_DEFERRED;
+		j->failed += res[i].status == QUEUE_FAILED;
+	}
+}
+
+/* Expired (or found final after a restart): bounce the failed recipients, then remove. */
+static void finish_expired(struct djob *j)
+{
+	struct err e = {0};
+	struct queue_msg *m = queue_msg_get(j->q, j->id, &e);
+	char *body = NULL;
+	size_t len = 0, *failed, nfailed = 0, i;
+
+	if (m == NULL || queue_body_read(j->q, j->id, &body, &len, &e) < 0) {
+		log_err(j->id, "cannot read the expired message: %s", e.msg);
+		queue_msg_free(m);
+		return;
+	}
+	failed = calloc(m->nrcpt + 1, sizeof(size_t));
+	for (i = 0; failed != NULL && i < m->nrcpt; i++)
+		if (m->rcpts[i].status == QUEUE_FAILED)
+			failed[nfailed++] = i;
+	if (failed != NULL && bounce(j->d, m, body, len, failed, nfailed) == 0)
+		queue_done(j->q, j->id, &e);
+	j->failed += (unsigned)nfailed;
+	free(failed);
+	free(body);
+	queue_msg_free(m);
+}
+
+static void djob_work(void *arg)
+{
+	struct djob *j = arg;
+	struct err e = {0};
+	struct queue_msg *m;
+	struct relay_rcpt_result *res;
+	char *body = NULL;
+	size_t len = 0, i;
+
+	if (j->expired) {
+		finish_expired(j);
+		return;
+	}
+	m = queue_msg_get(j->q, j->id, &e);
+	res = calloc(j->n, sizeof(*res));
+	if (m == NULL || res == NULL || queue_body_read(j->q, j->id, &body, &len, &e) < 0) {
+		log_err(j->id, "cannot read the queued message: %s", e.msg);
+		for (i = 0; i < j->n; i++) /* forget it as busy; retried after the backoff */
+			queue_mark(j->q, j->id, j->idx[i], QUEUE_DEFERRED, "4.3.0 queue file unreadable",
+			           (int64_t)time(NULL), NULL);
+		goto out;
+	}
+	if (j->inbound) {
+		const char **rcpts = calloc(j->n, sizeof(char *));
+
+		for (i = 0; rcpts != NULL && i < j->n; i++)
+			rcpts[i] = j->addrs[i];
+		if (rcpts == NULL || relay_deliver(j->d->s, &j->d->inbound_hop, m->sender, rcpts, j->n,
+		                                   body, len, res, &e) < 0)
+			log_info(m->id, "next hop %s: %s", j->d->s->inbound_next_hop, e.msg);
+		free(rcpts);
+	} else {
+		deliver_outbound(j, m, body, len, res);
+	}
+	record_results(j, m, body, len, res);
+out:
+	free(res);
+	free(body);
+	queue_msg_free(m);
+}
+
+static void djob_free(struct djob *j)
+{
+	size_t i;
+
+	for (i = 0; i < j->n; i++)
+		free(j->addrs[i]);
+	free(j->addrs);
+	free(j->idx);
+	free(j);
+}
+
+static void djob_done(void *arg)
+{
+	struct djob *j = arg;
+	struct relayd *d = j->d;
+
+	d->deliveries--;
+	d->st.delivered += j->delivered;
+	d->st.deferred += j->deferred;
+	d->st.failed += j->failed;
+	djob_free(j);
+}
+
+static struct djob *djob_new(struct relayd *d, struct queue *q, const char *id, size_t cap)
+{
+	struct djob *j = calloc(1, sizeof(*j));
+
+	if (j == NULL)
+		return NULL;
+	j->d = d;
+	j->q = q;
+	j->inbound = q == d->qin;
+	snprintf(j->id, sizeof(j->id), "%s", id);
+	j->idx = calloc(cap ? cap : 1, sizeof(size_t));
+	j->addrs = calloc(cap ? cap : 1, sizeof(char *));
+	if (j->idx == NULL || j->addrs == NULL) {
+		djob_free(j);
+		return NULL;
+	}
+	return j;
+}
+
+static void djob_start(struct djob *j)
+{
+	struct err e = {0};
+
+	j->d->deliveries++;
+	if (relay_pool_run(j->d->dpool, djob_work, djob_done, j, &e) < 0) {
+		log_err(j->id, "cannot start a delivery: %s", e.msg);
+		j->d->deliveries--;
+		djob_free(j);
+	}
+}
+
+/* One job per message (the due list keeps a message's recipients together). */
+static void schedule_queue(struct relayd *d, struct queue *q)
+{
+	struct queue_due *due = NULL;
+	size_t n = 0, i = 0;
+	struct err e = {0};
+
+	if (queue_next_due(q, (int64_t)time(NULL), &due, &n, &e) < 0) {
+		log_err(NULL, "queue scan: %s", e.msg);
+		return;
+	}
+	while (i < n) {
+		size_t k = i;
+		struct djob *j;
+
+		while (k < n && strcmp(due[k].id, due[i].id) == 0)
+			k++;
+		j = djob_new(d, q, due[i].id, k - i);
+		if (j != NULL) {
+			for (size_t x = i; x < k; x++) {
+				if (due[x].expired)
+					j->expired = 1;
+				j->idx[j->n] = due[x].rcpt;
+				j->addrs[j->n] = due[x].addr;
+				due[x].addr = NULL;
+				j->n++;
+			}
+			djob_start(j);
+		}
+		i = k;
+	}
+	queue_due_free(due, n);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct relayd *d = arg;
+	struct timeval second = {1, 0};
+
+	(void)fd;
+	(void)what;
+	if (d->stopping)
+		return;
+	schedule_queue(d, d->qin);
+	schedule_queue(d, d->qout);
+	evtimer_add(d->sched_ev, &second);
+}
+
+/* Messages left final by a crash between their expiry and their bounce. */
+static void resume_final(struct relayd *d, struct queue *q)
+{
+	char **ids = NULL;
+	size_t n = 0, i;
+	struct err e = {0};
+
+	if (queue_final_ids(q, &ids, &n, &e) < 0)
+		return;
+	for (i = 0; i < n; i++) {
+		struct djob *j = djob_new(d, q, ids[i], 1);
+
+		if (j != NULL) {
+			j->expired = 1;
+			djob_start(j);
+		}
+	}
+	queue_ids_free(ids, n);
+}
+
+int relayd_scheduler_start(struct relayd *d, struct err *e)
+{
+	struct timeval now = {0, 0};
+
+	d->sched_ev = evtimer_new(d->base, on_tick, d);
+	if (d->sched_ev == NULL)
+		return err_set(e, ERR_INTERNAL, "internal", "cannot create the scheduler timer");
+	resume_final(d, d->qin);
+	resume_final(d, d->qout);
+	evtimer_add(d->sched_ev, &now);
+	return 0;
+}
+
+void relayd_scheduler_kick(struct relayd *d)
+{
+	if (d->sched_ev != NULL && !d->stopping)
+		event_active(d->sched_ev, EV_TIMEOUT, 0);
+}
+
+void relayd_scheduler_stop(struct relayd *d)
+{
+	if (d->sched_ev != NULL) {
+		event_free(d->sched_ev);
+		d->sched_ev = NULL;
+	}
+}

@@ -1,0 +1,164 @@
+/* settings.c - the one table of anchor-relay parameters: name, type, default, bounds. */
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "relay.h"
+
+#define S(field) offsetof(struct relay_settings, field)
+
+const struct conf_param relay_settings_table[] = {
+    {"hostname", CONF_STR, "localhost", 0, 0, S(hostname),
+     "our name in the greeting, EHLO/LHLO and Received fields"},
+    {"authserv_id", CONF_STR, NULL, 0, 0, S(authserv_id),
+     "authserv-id of the Authentication-Results we add (and trust); unset: hostname"},
+    {"inbound_listen", CONF_STR, "127.0.0.1:2525", 0, 0, S(inbound_listen),
+     "ADDRESS:PORT ([::1]:PORT) for mail from other domains; \"\" disables"},
+    {"submission_listen", CONF_STR, "127.0.0.1:10027", 0, 0, S(submission_listen),
+     "ADDRESS:PORT for mail from the local MTA to sign and send; \"\" disables"},
+    {"control_listen", CONF_STR, "127.0.0.1:10443", 0, 0, S(control_listen),
+     "ADDRESS:PORT of the HTTPS control API (lists, complaints); \"\" disables"},
+    {"control_token_hash", CONF_STR, NULL, 0, 0, S(control_token_hash),
+     "SHA-256 (hex) of the control API's admin bearer token; unset: users only"},
+    {"state_dir", CONF_STR, "/var/lib/anchor/relay", 0, 0, S(state_dir),
+     "queues (spool/in, spool/out), lists, spent stamps and the signer's socket"},
+    {"tls_cert_file", CONF_STR, NULL, 0, 0, S(tls_cert_file),
+     "certificate chain (PEM) for STARTTLS and the control API; unset: no STARTTLS"},
+    {"tls_key_file", CONF_STR, NULL, 0, 0, S(tls_key_file), "its private key (PEM, 0600)"},
+    {"local_domains", CONF_STR, "", 0, 0, S(local_domains),
+     "comma-separated domains whose mail the inbound side accepts"},
+    {"max_message_size", CONF_SIZE, "25m", 1024, 1073741824LL, S(max_message_size),
+     "largest message accepted (advertised as SIZE)"},
+    {"max_rcpts", CONF_INT, "100", 1, 1000, S(max_rcpts), "recipients per message"},
+    {"max_connections", CONF_INT, "1000", 1, 100000, S(max_connections),
+     "simultaneous SMTP connections, both listeners together"},
+    {"max_connections_per_ip", CONF_INT, "20", 1, 100000, S(max_connections_per_ip),
+     "simultaneous inbound SMTP connections from one client address"},
+    {"idle_timeout", CONF_DURATION, "300s", 1, 86400, S(idle_timeout),
+     "a client silent this long is disconnected (RFC 5321 §4.5.3.2.7: 5 minutes)"},
+    {"workers", CONF_INT, "8", 1, 256, S(workers),
+     "threads for verification, signing, lookups and deliveries"},
+    {"signing_keys", CONF_STR, "", 0, 0, S(signing_keys),
+     "domain:selector:keyfile[,...] domain keys, read by the signer process only"},
+    {"user_keys_dir", CONF_STR, NULL, 0, 0, S(user_keys_dir),
+     "directory of <address>.key user keys, read by the signer process only"},
+    {"report_key", CONF_STR, NULL, 0, 0, S(report_key),
+     "private key of the certificate that signs abuse reports (signer only)"},
+    {"report_chain", CONF_STR, NULL, 0, 0, S(report_chain),
+     "that certificate then its issuer (PEM)"},
+    {"dns_server", CONF_STR, NULL, 0, 0, S(dns_server),
+     "ADDR[:PORT] of the DNS resolver; unset: /etc/resolv.conf"},
+    {"dns_trust_anchor", CONF_STR, NULL, 0, 0, S(dns_trust_anchor),
+     "DS/DNSKEY file for DNSSEC validation of anchors; unset: unvalidated"},
+    {"keyserver_cacert", CONF_STR, NULL, 0, 0, S(keyserver_cacert),
+     "CA certificates for key servers' HTTPS; unset: the system's"},
+    {"lookup_timeout_ms", CONF_INT, "3000", 50, 60000, S(lookup_timeout_ms),
+     "longest wait for one DNS query or key-server request"},
+    {"key_cache_ttl", CONF_DURATION, "300s", 0, 86400, S(key_cache_ttl),
+     "seconds a verified signing key is reused"},
+    {"reputation_url", CONF_STR, NULL, 0, 0, S(reputation_url),
+     "https://host:port of anchor-reputation; unset: no reputation checks or reports"},
+    {"reputation_cacert", CONF_STR, NULL, 0, 0, S(reputation_cacert),
+     "CA certificates for its HTTPS; unset: the system's"},
+    {"reputation_timeout_ms", CONF_INT, "500", 10, 60000, S(reputation_timeout_ms),
+     "longest wait for a reputation answer"},
+    {"reputation_cache_ttl", CONF_DURATION, "300s", 0, 86400, S(reputation_cache_ttl),
+     "seconds a reputation verdict is reused"},
+    {"reputation_on_error", CONF_STR, "open", 0, 0, S(reputation_on_error),
+     "when the reputation service cannot answer: open (accept) or closed (451)"},
+    {"reporter_domain", CONF_STR, NULL, 0, 0, S(reporter_domain),
+     "our anchored domain, named as the reporter of complaints"},
+    {"pow_bits", CONF_INT, "20", 1, 40, S(pow_bits),
+     "leading zero bits a hashcash stamp needs to lift a message to known"},
+    {"pow_window", CONF_DURATION, "2d", 60, 2592000, S(pow_window),
+     "how old a stamp's date may be"},
+    {"tier_header", CONF_STR, "X-Anchor-Tier", 0, 0, S(tier_header),
+     "header field naming the tier of an inbound message"},
+    {"unknown_folder", CONF_STR, "", 0, 0, S(unknown_folder),
+     "for unknown-tier mail, deliver to local<delim>FOLDER@domain; \"\": header only"},
+    {"recipient_delimiter", CONF_STR, "+", 0, 0, S(recipient_delimiter),
+     "the next hop's recipient delimiter (Postfix recipient_delimiter)"},
+    {"inbound_next_hop", CONF_STR, "lmtp:127.0.0.1:24", 0, 0, S(inbound_next_hop),
+     "where inbound mail goes: lmtp:HOST:PORT, smtp:HOST:PORT or lmtp:unix:/path"},
+    {"smtp_port", CONF_INT, "25", 1, 65535, S(smtp_port), "port of MX hosts (legacy domains)"},
+    {"outbound_tls", CONF_STR, "may", 0, 0, S(outbound_tls),
+     "TLS to legacy domains: may (opportunistic) or encrypt; anchored ones always verify"},
+    {"connect_timeout", CONF_DURATION, "30s", 1, 600, S(connect_timeout),
+     "longest wait to connect to a next hop"},
+    {"command_timeout", CONF_DURATION, "300s", 1, 3600, S(command_timeout),
+     "longest wait for a reply to one command (RFC 5321 §4.5.3.2)"},
+    {"data_timeout", CONF_DURATION, "600s", 1, 3600, S(data_timeout),
+     "longest wait for the reply after the message (RFC 5321: 10 minutes)"},
+    {"backoff_base", CONF_DURATION, "60s", 1, 86400, S(backoff_base),
+     "wait before the first retry; doubles each time"},
+    {"backoff_max", CONF_DURATION, "1h", 1, 604800, S(backoff_max), "longest wait between retries"},
+    {"queue_lifetime", CONF_DURATION, "5d", 60, 2592000, S(queue_lifetime),
+     "a recipient still deferred after this long fails and is bounced"},
+    {"port_file", CONF_STR, NULL, 0, 0, S(port_file),
+     "write the bound ports here (inbound=N, submission=N, control=N) once listening"},
+    {"log_level", CONF_STR, "info", 0, 0, S(log_level), "error, warning, info or debug"},
+    {"syslog", CONF_BOOL, "no", 0, 1, S(syslog), "log to syslog instead of stderr"},
+    {NULL, 0, NULL, 0, 0, 0, NULL},
+};
+
+/* 1 when want is one of the comma-separated, blank-trimmed items of list (any case). */
+static int each_domain(const char *list, const char *want)
+{
+	const char *p = list;
+	size_t wl = strlen(want);
+
+	while (p != NULL && *p != '\0') {
+		const char *end = strchr(p, ',');
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+		const char *q = p;
+
+		while (n > 0 && (*q == ' ' || *q == '\t')) {
+			q++;
+			n--;
+		}
+		while (n > 0 && (q[n - 1] == ' ' || q[n - 1] == '\t'))
+			n--;
+		if (n == wl && strncasecmp(q, want, n) == 0)
+			return 1;
+		p = end ? end + 1 : NULL;
+	}
+	return 0;
+}
+
+int relay_is_local_domain(const struct relay_settings *s, const char *domain)
+{
+	if (s->local_domains == NULL || domain == NULL || *domain == '\0')
+		return 0;
+	return each_domain(s->local_domains, domain);
+}
+
+int relay_settings_check(const struct relay_settings *s, struct err *e)
+{
+	if (strcmp(s->reputation_on_error, "open") != 0 &&
+	    strcmp(s->reputation_on_error, "closed") != 0)
+		return err_set(e, ERR_INPUT, "bad_config",
+		               "reputation_on_error must be open or closed, not '%s'",
+		               s->reputation_on_error);
+	if (strcmp(s->outbound_tls, "may") != 0 && strcmp(s->outbound_tls, "encrypt") != 0)
+		return err_set(e, ERR_INPUT, "bad_config",
+		               "outbound_tls must be may or encrypt, not '%s'", s->outbound_tls);
+	if ((s->tls_cert_file == NULL) != (s->tls_key_file == NULL))
+		return err_set(e, ERR_INPUT, "bad_config",
+		               "tls_cert_file and tls_key_file go together");
+	if (s->control_listen != NULL && *s->control_listen != '\0' && s->tls_cert_file == NULL)
+		return err_set(e, ERR_INPUT, "bad_config",
+		               "the control API needs tls_cert_file and tls_key_file (or set "
+		               "control_listen = \"\")");
+	if (s->reputation_url != NULL && strncmp(s->reputation_url, "https://", 8) != 0)
+		return err_set(e, ERR_INPUT, "bad_config", "reputation_url must be https://");
+	if (strlen(s->recipient_delimiter) != 1 && *s->unknown_folder != '\0')
+		return err_set(e, ERR_INPUT, "bad_config",
+		               "recipient_delimiter must be one character when unknown_folder is set");
+	if (strpbrk(s->unknown_folder, "@<> \t\r\n\"") != NULL)
+		return err_set(e, ERR_INPUT, "bad_config",
+		               "unknown_folder may not contain @, <, >, quotes or spaces");
+	if (s->backoff_base > s->backoff_max)
+		return err_set(e, ERR_INPUT, "bad_config", "backoff_base exceeds backoff_max");
+	return 0;
+}
