@@ -164,6 +164,41 @@ struct dkim_sign_opts {
 char *dkim_sign(const char *msg, size_t len, const struct dkim_sign_opts *o, EVP_PKEY *key,
                 struct err *e);
 
+/*
+ * Signing in three steps, so that whoever holds the key never sees the
+ * message (the relay's signer process): dkim_sign_prepare() does all the
+ * work on the message, dkim_sign_data() signs the short header data with the
+ * key, dkim_sign_finish() puts the signature into the field.  dkim_sign() is
+ * exactly these three in a row.
+ */
+struct dkim_sign_prep {
+	enum dkim_alg alg;
+	char *head; /* the field through "b=" (name, value, folded), malloc'd */
+	char *data; /* the header data the signature covers (§3.7), malloc'd */
+	size_t datalen;
+};
+
+/* "rsa-sha256" / "ed25519-sha256", and back (-1 for anything else). */
+const char *dkim_alg_name(enum dkim_alg alg);
+int dkim_alg_parse(const char *name, enum dkim_alg *out);
+/* Which a= a private key signs with: Ed25519, or RSA of 1024 to 8192 bits
+ * (ERR_UNPROC dkim_bad_algorithm / dkim_weak_key otherwise). */
+int dkim_key_alg(EVP_PKEY *key, enum dkim_alg *alg, struct err *e);
+/* Compute the body hash, the unsigned field for alg and the data to sign;
+ * fills *out (release it with dkim_sign_prep_clear, also after a failure). */
+int dkim_sign_prepare(const char *msg, size_t len, const struct dkim_sign_opts *o,
+                      enum dkim_alg alg, struct dkim_sign_prep *out, struct err *e);
+/* The signature of data: rsa-sha256 is RSASSA-PKCS1-v1_5 over SHA-256 of
+ * data, ed25519-sha256 is Ed25519 over SHA-256(data) (RFC 8463 §3).  sig
+ * holds DKIM_SIG_MAX bytes; *siglen gets the length. */
+int dkim_sign_data(EVP_PKEY *key, const void *data, size_t len, uint8_t *sig, size_t *siglen,
+                   struct err *e);
+/* The complete field: p->head followed by the signature in base64, folded.
+ * malloc'd. */
+char *dkim_sign_finish(const struct dkim_sign_prep *p, const uint8_t *sig, size_t siglen,
+                       struct err *e);
+void dkim_sign_prep_clear(struct dkim_sign_prep *p); /* accepts NULL */
+
 /* ---- verifying ---- */
 
 /* Fetch the key record text for selector._domainkey.domain into *record

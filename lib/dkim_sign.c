@@ -71,42 +71,62 @@ static int choose_headers(const struct dkim_msg *m, const char *list, struct dki
 	return 0;
 }
 
-/* Sign data: RSASSA-PKCS1-v1_5 over SHA-256, or Ed25519 over the SHA-256
- * digest of the data (RFC 8463 §3: PureEdDSA of the hash). */
-static int sign_data(EVP_PKEY *key, int ed, const char *data, size_t len, uint8_t *sig,
-                     size_t *siglen, struct err *e)
+const char *dkim_alg_name(enum dkim_alg alg)
 {
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	return alg == DKIM_ED25519_SHA256 ? "ed25519-sha256" : "rsa-sha256";
+}
+
+int dkim_alg_parse(const char *name, enum dkim_alg *out)
+{
+	if (strcmp(name, "rsa-sha256") == 0)
+		*out = DKIM_RSA_SHA256;
+	else if (strcmp(name, "ed25519-sha256") == 0)
+		*out = DKIM_ED25519_SHA256;
+	else
+		return -1;
+	return 0;
+}
+
+int dkim_key_alg(EVP_PKEY *key, enum dkim_alg *alg, struct err *e)
+{
+	int id = key ? EVP_PKEY_get_base_id(key) : EVP_PKEY_NONE;
+
+	if (id != EVP_PKEY_ED25519 && id != EVP_PKEY_RSA)
+		return err_set(e, ERR_UNPROC, "dkim_bad_algorithm", "DKIM keys are RSA or Ed25519");
+	if (id == EVP_PKEY_RSA && EVP_PKEY_get_bits(key) < 1024)
+		return err_set(e, ERR_UNPROC, "dkim_weak_key", "the RSA key is too small");
+	if (EVP_PKEY_get_bits(key) > DKIM_SIG_MAX * 8)
+		return err_set(e, ERR_UNPROC, "dkim_weak_key", "the RSA key is too large");
+	*alg = id == EVP_PKEY_ED25519 ? DKIM_ED25519_SHA256 : DKIM_RSA_SHA256;
+	return 0;
+}
+
+/* RSASSA-PKCS1-v1_5 over SHA-256, or Ed25519 over the SHA-256 digest of the
+ * data (RFC 8463 §3: PureEdDSA of the hash). */
+int dkim_sign_data(EVP_PKEY *key, const void *data, size_t len, uint8_t *sig, size_t *siglen,
+                   struct err *e)
+{
+	EVP_MD_CTX *ctx;
+	enum dkim_alg alg;
 	uint8_t digest[32];
 	int ok;
 
-	if (ctx == NULL)
+	if (dkim_key_alg(key, &alg, e) < 0)
+		return -1;
+	if ((ctx = EVP_MD_CTX_new()) == NULL)
 		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
-	if (ed) {
+	*siglen = DKIM_SIG_MAX;
+	if (alg == DKIM_ED25519_SHA256) {
 		crypto_sha256(data, len, digest);
 		ok = EVP_DigestSignInit(ctx, NULL, NULL, NULL, key) == 1 &&
 		     EVP_DigestSign(ctx, sig, siglen, digest, sizeof(digest)) == 1;
 	} else {
 		ok = EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, key) == 1 &&
-		     EVP_DigestSign(ctx, sig, siglen, (const uint8_t *)data, len) == 1;
+		     EVP_DigestSign(ctx, sig, siglen, data, len) == 1;
 	}
 	EVP_MD_CTX_free(ctx);
 	if (!ok)
 		return err_set_ssl(e, ERR_INTERNAL, "dkim_sign", "signing failed");
-	return 0;
-}
-
-static int check_key(EVP_PKEY *key, int *ed, struct err *e)
-{
-	int id = EVP_PKEY_get_base_id(key);
-
-	*ed = id == EVP_PKEY_ED25519;
-	if (!*ed && id != EVP_PKEY_RSA)
-		return err_set(e, ERR_UNPROC, "dkim_bad_algorithm", "DKIM keys are RSA or Ed25519");
-	if (!*ed && EVP_PKEY_get_bits(key) < 1024)
-		return err_set(e, ERR_UNPROC, "dkim_weak_key", "the RSA key is too small");
-	if (EVP_PKEY_get_bits(key) > DKIM_SIG_MAX * 8)
-		return err_set(e, ERR_UNPROC, "dkim_weak_key", "the RSA key is too large");
 	return 0;
 }
 
@@ -156,7 +176,7 @@ static int fold_hlist(const struct dkim_sig *s, char *out, size_t cap)
 }
 
 /* The field up to and including "b=", whose value comes last. */
-static char *field_head(const struct dkim_sign_opts *o, const struct dkim_sig *s, int ed,
+static char *field_head(const struct dkim_sign_opts *o, const struct dkim_sig *s, enum dkim_alg alg,
                         const char *bh64)
 {
 	char hlist[DKIM_MAX_HNAMES * (DKIM_HNAME_MAX + 4) + 16], times[64] = "", ibuf[400] = "";
@@ -174,7 +194,7 @@ static char *field_head(const struct dkim_sign_opts *o, const struct dkim_sig *s
 	if (asprintf(&out,
 	             "DKIM-Signature: v=1; a=%s; c=%s/%s; d=%s; s=%s;%s\r\n\t%s\r\n\t%s\r\n\tbh=%s;"
 	             "\r\n\tb=",
-	             ed ? "ed25519-sha256" : "rsa-sha256", o->simple_header ? "simple" : "relaxed",
+	             dkim_alg_name(alg), o->simple_header ? "simple" : "relaxed",
 	             o->simple_body ? "simple" : "relaxed", o->d, o->s, ibuf, times, hlist,
 	             bh64) < 0)
 		return NULL;
@@ -203,22 +223,29 @@ static char *append_b(const char *head, const char *b64)
 	return out;
 }
 
-char *dkim_sign(const char *msg, size_t len, const struct dkim_sign_opts *o, EVP_PKEY *key,
-                struct err *e)
+void dkim_sign_prep_clear(struct dkim_sign_prep *p)
+{
+	if (p == NULL)
+		return;
+	free(p->head);
+	free(p->data);
+	memset(p, 0, sizeof(*p));
+}
+
+int dkim_sign_prepare(const char *msg, size_t len, const struct dkim_sign_opts *o,
+                      enum dkim_alg alg, struct dkim_sign_prep *out, struct err *e)
 {
 	struct dkim_msg m;
 	struct dkim_sig *s = NULL;
-	uint8_t bh[32], sig[DKIM_SIG_MAX];
-	size_t siglen = sizeof(sig), datalen;
-	char *bh64 = NULL, *head = NULL, *data = NULL, *b64 = NULL, *out = NULL;
-	int ed, trunc;
+	uint8_t bh[32];
+	char *bh64 = NULL;
+	int trunc, rc = -1;
 
-	if (check_key(key, &ed, e) < 0 || check_opts(o, e) < 0)
-		return NULL;
-	if (dkim_msg_parse(msg, len, &m, e) < 0)
-		return NULL;
-	s = calloc(1, sizeof(*s));
-	if (s == NULL) {
+	memset(out, 0, sizeof(*out));
+	out->alg = alg;
+	if (check_opts(o, e) < 0 || dkim_msg_parse(msg, len, &m, e) < 0)
+		return -1;
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		err_set(e, ERR_INTERNAL, "internal", "out of memory");
 		goto done;
 	}
@@ -228,22 +255,51 @@ char *dkim_sign(const char *msg, size_t len, const struct dkim_sign_opts *o, EVP
 	                   m.bodylen, -1, bh, &trunc, e) < 0)
 		goto done;
 	if ((bh64 = crypto_b64_encode(bh, sizeof(bh))) == NULL ||
-	    (head = field_head(o, s, ed, bh64)) == NULL) {
+	    (out->head = field_head(o, s, alg, bh64)) == NULL) {
 		err_set(e, ERR_INTERNAL, "internal", "out of memory");
 		goto done;
 	}
-	data = dkim_header_data(&m, s->hcanon, (const char(*)[DKIM_HNAME_MAX])s->h, s->nh, head,
-	                        strlen(head), &datalen, e);
-	if (data == NULL || sign_data(key, ed, data, datalen, sig, &siglen, e) < 0)
-		goto done;
-	if ((b64 = crypto_b64_encode(sig, siglen)) == NULL || (out = append_b(head, b64)) == NULL)
-		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	out->data = dkim_header_data(&m, s->hcanon, (const char(*)[DKIM_HNAME_MAX])s->h, s->nh,
+	                             out->head, strlen(out->head), &out->datalen, e);
+	if (out->data != NULL)
+		rc = 0;
 done:
-	free(b64);
-	free(data);
-	free(head);
 	free(bh64);
 	free(s);
 	dkim_msg_free(&m);
+	return rc;
+}
+
+char *dkim_sign_finish(const struct dkim_sign_prep *p, const uint8_t *sig, size_t siglen,
+                       struct err *e)
+{
+	char *b64, *out = NULL;
+
+	if (p->head == NULL || siglen == 0 || siglen > DKIM_SIG_MAX) {
+		err_set(e, ERR_INPUT, "dkim_bad_signature", "no field or no signature to finish");
+		return NULL;
+	}
+	if ((b64 = crypto_b64_encode(sig, siglen)) == NULL ||
+	    (out = append_b(p->head, b64)) == NULL)
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	free(b64);
+	return out;
+}
+
+char *dkim_sign(const char *msg, size_t len, const struct dkim_sign_opts *o, EVP_PKEY *key,
+                struct err *e)
+{
+	struct dkim_sign_prep p = {0};
+	enum dkim_alg alg;
+	uint8_t sig[DKIM_SIG_MAX];
+	size_t siglen = 0;
+	char *out = NULL;
+
+	if (dkim_key_alg(key, &alg, e) < 0)
+		return NULL;
+	if (dkim_sign_prepare(msg, len, o, alg, &p, e) == 0 &&
+	    dkim_sign_data(key, p.data, p.datalen, sig, &siglen, e) == 0)
+		out = dkim_sign_finish(&p, sig, siglen, e);
+	dkim_sign_prep_clear(&p);
 	return out;
 }

@@ -149,42 +149,80 @@ static unsigned char *sign_bytes(EVP_PKEY *key, const char *in, size_t *siglen, 
 	return sig;
 }
 
+const char *jws_alg_name(const EVP_PKEY *key)
+{
+	return key != NULL ? jws_alg_of(key) : NULL;
+}
+
+char *jws_signing_input(const char *payload, size_t payload_len, const char *alg,
+			X509 *const *chain, int nchain, const char *typ, struct err *e)
+{
+	char *prot = NULL, *pay = NULL, *in = NULL;
+
+	if (alg == NULL || nchain < 0) {
+		err_set(e, ERR_INTERNAL, "internal", "a JWS needs an alg and a chain");
+		return NULL;
+	}
+	if ((prot = protected_header(alg, typ, chain, nchain)) == NULL ||
+	    (pay = crypto_b64url_encode(payload, payload_len)) == NULL ||
+	    (in = signing_input(prot, pay)) == NULL)
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	free(prot);
+	free(pay);
+	return in;
+}
+
+unsigned char *jws_sign_input(EVP_PKEY *key, const char *input, size_t *siglen, struct err *e)
+{
+	if (jws_alg_name(key) == NULL || crypto_key_check_allowed(key, e) < 0) {
+		err_set(e, ERR_INTERNAL, "internal", "the signing key's algorithm has no JWS name");
+		return NULL;
+	}
+	return sign_bytes(key, input, siglen, e);
+}
+
+char *jws_assemble(const char *input, const unsigned char *sig, size_t siglen, struct err *e)
+{
+	const char *dot = strchr(input, '.');
+	char *prot = NULL, *sig_b64 = NULL, *out = NULL;
+	json_t *obj = NULL;
+
+	if (dot == NULL || strchr(dot + 1, '.') != NULL || siglen == 0) {
+		err_set(e, ERR_INPUT, "bad_jws", "not a JWS signing input and signature");
+		return NULL;
+	}
+	prot = strndup(input, (size_t)(dot - input));
+	sig_b64 = crypto_b64url_encode(sig, siglen);
+	if (prot != NULL && sig_b64 != NULL)
+		obj = json_pack("{s:s, s:s, s:s}", "payload", dot + 1, "protected", prot,
+				"signature", sig_b64);
+	if (obj != NULL)
+		out = json_dumps(obj, JSON_COMPACT);
+	if (out == NULL)
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	json_decref(obj);
+	free(prot);
+	free(sig_b64);
+	return out;
+}
+
 char *jws_sign(const char *payload, size_t payload_len, EVP_PKEY *key, X509 *const *chain,
 	       int nchain, const char *typ, struct err *e)
 {
 	const char *alg = jws_alg_of(key);
-	char *prot = NULL, *pay = NULL, *in = NULL, *sig_b64 = NULL, *out = NULL;
+	char *in = NULL, *out = NULL;
 	unsigned char *sig = NULL;
 	size_t siglen = 0;
-	json_t *obj;
 
 	if (alg == NULL || crypto_key_check_allowed(key, e) < 0) {
 		err_set(e, ERR_INTERNAL, "internal", "the signing key's algorithm has no JWS name");
 		return NULL;
 	}
-	if ((prot = protected_header(alg, typ, chain, nchain)) == NULL ||
-	    (pay = crypto_b64url_encode(payload, payload_len)) == NULL ||
-	    (in = signing_input(prot, pay)) == NULL) {
-		err_set(e, ERR_INTERNAL, "internal", "out of memory");
-		goto out;
-	}
-	if ((sig = sign_bytes(key, in, &siglen, e)) == NULL)
-		goto out;
-	if ((sig_b64 = crypto_b64url_encode(sig, siglen)) == NULL)
-		goto out;
-	obj = json_pack("{s:s, s:s, s:s}", "payload", pay, "protected", prot, "signature",
-			sig_b64);
-	if (obj != NULL)
-		out = json_dumps(obj, JSON_COMPACT);
-	json_decref(obj);
-	if (out == NULL)
-		err_set(e, ERR_INTERNAL, "internal", "out of memory");
-out:
-	free(prot);
-	free(pay);
+	if ((in = jws_signing_input(payload, payload_len, alg, chain, nchain, typ, e)) != NULL &&
+	    (sig = sign_bytes(key, in, &siglen, e)) != NULL)
+		out = jws_assemble(in, sig, siglen, e);
 	free(in);
 	free(sig);
-	free(sig_b64);
 	return out;
 }
 

@@ -27,6 +27,24 @@
 char *jws_sign(const char *payload, size_t payload_len, EVP_PKEY *key, X509 *const *chain,
 	       int nchain, const char *typ, struct err *e);
 
+/*
+ * jws_sign in three steps, for a signer that holds the key elsewhere (the
+ * relay's signer process): the signing input is made beside the payload, the
+ * key holder signs only that, and the object is assembled from the two.
+ * jws_sign(payload, key, chain) is exactly
+ * jws_assemble(in, jws_sign_input(key, in)) with
+ * in = jws_signing_input(payload, jws_alg_name(key), chain).
+ */
+/* "EdDSA", "ES256" or "RS256" for a key of that kind, else NULL. */
+const char *jws_alg_name(const EVP_PKEY *key);
+/* BASE64URL(protected header: alg, x5c = chain, typ) "." BASE64URL(payload); malloc'd. */
+char *jws_signing_input(const char *payload, size_t payload_len, const char *alg,
+			X509 *const *chain, int nchain, const char *typ, struct err *e);
+/* The JWS signature of input with key (ES256: raw r||s); malloc'd, *siglen bytes. */
+unsigned char *jws_sign_input(EVP_PKEY *key, const char *input, size_t *siglen, struct err *e);
+/* The flattened JWS text from a signing input and its signature; malloc'd. */
+char *jws_assemble(const char *input, const unsigned char *sig, size_t siglen, struct err *e);
+
 struct jws_verified {
 	char *payload; /* malloc'd, NUL-terminated */
 	size_t payload_len;

@@ -79,6 +79,8 @@ struct relayd_conn {
 	int refs;
 	int dead;
 	int tls; /* STARTTLS completed */
+	struct event *close_ev; /* waiting for the last reply to leave */
+	int closing_checks;
 	/* the transaction */
 	char *sender;
 	char **rcpts;

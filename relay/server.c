@@ -135,6 +135,60 @@ static void conn_flush(struct relayd_conn *c)
 }
 
 static void conn_start_tls(struct relayd_conn *c);
+static void conn_close_when_flushed(struct relayd_conn *c);
+
+/* Output not yet handed to the kernel, the TLS filter's and the socket's. */
+static size_t conn_unsent(struct relayd_conn *c)
+{
+	struct bufferevent *under = bufferevent_get_underlying(c->bev);
+	size_t n = evbuffer_get_length(bufferevent_get_output(c->bev));
+
+	if (under != NULL)
+		n += evbuffer_get_length(bufferevent_get_output(under));
+	return n;
+}
+
+static void on_close_check(evutil_socket_t fd, short what, void *arg)
+{
+	struct relayd_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	c->closing_checks++;
+	if (c->dead || conn_unsent(c) == 0 || c->closing_checks > 500) {
+		event_free(c->close_ev);
+		c->close_ev = NULL;
+		conn_kill(c);
+		relayd_conn_unref(c);
+		return;
+	}
+	conn_close_when_flushed(c);
+}
+
+/*
+ * The session has said its last word (221, 421, 554): close once it is on the
+ * wire.  Freeing a TLS filter drops what its socket has not yet sent, so
+ * both layers are watched, every 10 ms, for at most 5 s.
+ */
+static void conn_close_when_flushed(struct relayd_conn *c)
+{
+	struct timeval tick = {0, 10000};
+
+	if (c->dead)
+		return;
+	if (conn_unsent(c) == 0 && c->close_ev == NULL) {
+		conn_kill(c);
+		return;
+	}
+	if (c->close_ev == NULL) {
+		if ((c->close_ev = evtimer_new(c->d->base, on_close_check, c)) == NULL) {
+			conn_kill(c);
+			return;
+		}
+		relayd_conn_ref(c);
+	}
+	evtimer_add(c->close_ev, &tick);
+}
 
 /* Feed what has been read to the session, as far as it will take it. */
 static void conn_pump(struct relayd_conn *c)
@@ -157,10 +211,8 @@ static void conn_pump(struct relayd_conn *c)
 	}
 	conn_flush(c);
 	if (smtp_session_closed(c->smtp)) {
-		/* the write callback closes once the last reply is out */
 		bufferevent_disable(c->bev, EV_READ);
-		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-			conn_kill(c);
+		conn_close_when_flushed(c);
 		return;
 	}
 	if (smtp_session_pending(c->smtp))
@@ -179,11 +231,9 @@ static void on_read(struct bufferevent *bev, void *arg)
 
 static void on_write(struct bufferevent *bev, void *arg)
 {
-	struct relayd_conn *c = arg;
-
 	(void)bev;
-	if (!c->dead && smtp_session_closed(c->smtp))
-		conn_kill(c);
+	(void)arg;
+	/* closing is left to conn_close_when_flushed(), which also watches the TLS layer */
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
@@ -400,13 +450,48 @@ void relayd_conn_greet(struct relayd_conn *c, const struct smtp_reply *refusal)
 
 /* ------------------------------------------------------------------ listeners */
 
+/* "ADDRESS:PORT" or "[V6]:PORT"; port 0 (any free port, for tests) is allowed, which
+ * evutil_parse_sockaddr_port() refuses. */
 static int parse_listen(const char *text, struct sockaddr_storage *ss, int *sslen, struct err *e)
 {
-	*sslen = (int)sizeof(*ss);
+	struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
+	const char *colon = strrchr(text, ':');
+	char host[64], *end;
+	long port;
+	size_t hl;
+
 	memset(ss, 0, sizeof(*ss));
-	if (evutil_parse_sockaddr_port(text, (struct sockaddr *)ss, sslen) < 0)
-		return err_set(e, ERR_INPUT, "bad_config", "cannot parse listen address '%s'", text);
+	if (colon == NULL)
+		goto bad;
+	port = strtol(colon + 1, &end, 10);
+	hl = (size_t)(colon - text);
+	if (*end != '\0' || colon[1] == '\0' || port < 0 || port > 65535 || hl == 0 ||
+	    hl >= sizeof(host))
+		goto bad;
+	if (text[0] == '[') {
+		if (hl < 3 || text[hl - 1] != ']')
+			goto bad;
+		memcpy(host, text + 1, hl - 2);
+		host[hl - 2] = '\0';
+		if (inet_pton(AF_INET6, host, &v6->sin6_addr) != 1)
+			goto bad;
+		v6->sin6_family = AF_INET6;
+		v6->sin6_port = htons((uint16_t)port);
+		*sslen = (int)sizeof(*v6);
+		return 0;
+	}
+	memcpy(host, text, hl);
+	host[hl] = '\0';
+	if (inet_pton(AF_INET, host, &v4->sin_addr) != 1)
+		goto bad;
+	v4->sin_family = AF_INET;
+	v4->sin_port = htons((uint16_t)port);
+	*sslen = (int)sizeof(*v4);
 	return 0;
+bad:
+	return err_set(e, ERR_INPUT, "bad_config",
+	               "cannot parse listen address '%s' (ADDRESS:PORT or [V6]:PORT)", text);
 }
 
 static int bound_port(struct evconnlistener *l)

@@ -1,0 +1,812 @@
+/*
+ * signer.c - the signer process: the only holder of the relay's private
+ * keys, as OpenSMTPD keeps its keys in the "ca" process.
+ *
+ * It holds the domains' DKIM keys (signing_keys), reads users' keys from
+ * user_keys_dir when asked (cached, reloaded when the file changes) and
+ * holds the report key and its chain.  It never sees a message: the relay
+ * sends the few hundred bytes of header data a DKIM signature covers (which
+ * must end with an unsigned DKIM-Signature for that very key) or a JWS
+ * signing input, and gets the signature back.  Every key file must be
+ * readable by its owner alone, as ssh insists.
+ *
+ * One thread per connection, at most SIGNER_MAX_CONN; the main thread
+ * accepts and watches the parent: when the parent's end of the pipe closes
+ * (or the parent dies: PR_SET_PDEATHSIG) the signer ends.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "cert.h"
+#include "crypto.h"
+#include "jws.h"
+#include "log.h"
+#include "relay.h"
+#include "signer_proto.h"
+
+#define SIGNER_MAX_CONN 32
+#define SIGNER_USER_CACHE 256
+#define SIGNER_IO_TIMEOUT_MS 10000 /* a started frame must arrive within this */
+#define SIGNER_FILE_MAX (64 * 1024)
+
+struct domain_key {
+	char domain[DKIM_DOMAIN_MAX];
+	char selector[DKIM_SELECTOR_MAX];
+	enum dkim_alg alg;
+	EVP_PKEY *key;
+};
+
+/* A user's key as last read, with what identifies the file's version. */
+struct user_key {
+	char addr[SIGNER_NAME_MAX];
+	EVP_PKEY *key;
+	enum dkim_alg alg;
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+	unsigned long used;
+};
+
+struct signer {
+	struct domain_key *dkeys;
+	size_t ndkeys;
+	int udir; /* user_keys_dir, or -1 */
+	pthread_mutex_t umu;
+	struct user_key users[SIGNER_USER_CACHE];
+	size_t nusers;
+	unsigned long tick;
+	EVP_PKEY *report_key;
+	char *chain_pem;
+	pthread_mutex_t cmu;
+	pthread_cond_t ccv;
+	int conns[SIGNER_MAX_CONN];
+	int nconn;
+	int stopping;
+};
+
+/* ---------------------------------------------------------------- key files */
+
+/*
+ * A private key from a file only its owner may read.  nofollow: refuse a
+ * symbolic link (users' files); the operator's configured paths may be links.
+ */
+static EVP_PKEY *key_read(int dirfd, const char *path, int nofollow, struct stat *st, struct err *e)
+{
+	int fd = openat(dirfd, path,
+	                O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | (nofollow ? O_NOFOLLOW : 0));
+	char *buf = NULL;
+	size_t len = 0;
+	ssize_t n;
+	EVP_PKEY *key = NULL;
+	struct err why = {0};
+
+	if (fd < 0) {
+		err_set(e, errno == ENOENT ? ERR_NOTFOUND : ERR_FORBIDDEN, "key_file",
+		        "cannot open the key file %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
+		err_set(e, ERR_FORBIDDEN, "key_file", "the key file %s is not a regular file",
+		        path);
+		goto out;
+	}
+	if ((st->st_mode & 077) != 0) {
+		err_set(e, ERR_FORBIDDEN, "key_mode",
+		        "the key file %s is mode %04o: a private key must be readable by its owner "
+		        "alone (chmod 600 %s)",
+		        path, (unsigned)(st->st_mode & 07777), path);
+		goto out;
+	}
+	if ((buf = OPENSSL_secure_zalloc(SIGNER_FILE_MAX + 1)) == NULL) {
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+		goto out;
+	}
+	while (
+	    len <= SIGNER_FILE_MAX &&
+	    ((n = read(fd, buf + len, SIGNER_FILE_MAX + 1 - len)) > 0 || (n < 0 && errno == EINTR)))
+		len += n > 0 ? (size_t)n : 0;
+	if (len == 0 || len > SIGNER_FILE_MAX) {
+		err_set(e, ERR_INPUT, "bad_key", "the key file %s is empty or too large", path);
+		goto out;
+	}
+	if ((key = crypto_key_private_from_pem(buf, len, &why)) == NULL)
+		err_set(e, ERR_INPUT, "bad_key", "the key file %s holds no PEM private key", path);
+out:
+	OPENSSL_secure_clear_free(buf, SIGNER_FILE_MAX + 1);
+	close(fd);
+	return key;
+}
+
+/* DKIM keys: Ed25519, or RSA of at least 2048 bits. */
+static int dkim_key_ok(EVP_PKEY *key, const char *path, enum dkim_alg *alg, struct err *e)
+{
+	struct err why = {0};
+
+	if (dkim_key_alg(key, alg, &why) < 0)
+		return err_set(e, ERR_UNPROC, "bad_key", "%s: %s", path, why.msg);
+	if (*alg == DKIM_RSA_SHA256 && EVP_PKEY_get_bits(key) < CRYPTO_RSA_MIN_BITS)
+		return err_set(e, ERR_UNPROC, "weak_key", "%s: an RSA key of %d bits (at least %d)",
+		               path, EVP_PKEY_get_bits(key), CRYPTO_RSA_MIN_BITS);
+	return 0;
+}
+
+static int selector_ok(const char *s)
+{
+	size_t k, n = strlen(s);
+
+	if (n == 0 || n >= DKIM_SELECTOR_MAX || s[0] == '.' || s[n - 1] == '.')
+		return 0;
+	for (k = 0; k < n; k++)
+		if (!((s[k] >= 'a' && s[k] <= 'z') || (s[k] >= 'A' && s[k] <= 'Z') ||
+		      (s[k] >= '0' && s[k] <= '9') || s[k] == '-' || s[k] == '.' || s[k] == '_'))
+			return 0;
+	return 1;
+}
+
+/* One "domain:selector:keyfile" entry (text is modified). */
+static int domain_key_load(struct signer *sg, char *text, struct err *e)
+{
+	char *sel = strchr(text, ':'), *path = sel ? strchr(sel + 1, ':') : NULL;
+	struct domain_key *dk = &sg->dkeys[sg->ndkeys];
+	struct stat st;
+	size_t k;
+
+	if (path == NULL)
+		return err_set(e, ERR_INPUT, "bad_setting",
+		               "signing_keys: \"%s\" is not domain:selector:keyfile", text);
+	*sel++ = '\0';
+	*path++ = '\0';
+	for (k = 0; text[k]; k++)
+		text[k] = (char)(text[k] >= 'A' && text[k] <= 'Z' ? text[k] + 32 : text[k]);
+	if (name_check_domain(text, e) < 0 || !selector_ok(sel) || *path == '\0')
+		return err_set(e, ERR_INPUT, "bad_setting",
+		               "signing_keys: bad domain, selector or file in \"%s:%s:%s\"", text,
+		               sel, path);
+	for (k = 0; k < sg->ndkeys; k++)
+		if (strcmp(sg->dkeys[k].domain, text) == 0)
+			return err_set(e, ERR_INPUT, "bad_setting",
+			               "signing_keys: %s has two keys; one key per domain", text);
+	snprintf(dk->domain, sizeof(dk->domain), "%s", text);
+	snprintf(dk->selector, sizeof(dk->selector), "%s", sel);
+	if ((dk->key = key_read(AT_FDCWD, path, 0, &st, e)) == NULL)
+		return -1;
+	sg->ndkeys++; /* counted now so that it is freed even when refused below */
+	if (dkim_key_ok(dk->key, path, &dk->alg, e) < 0)
+		return -1;
+	log_info(NULL, "signer: domain key d=%s s=%s a=%s from %s", dk->domain, dk->selector,
+	         dkim_alg_name(dk->alg), path);
+	return 0;
+}
+
+static int domain_keys_load(struct signer *sg, const char *spec, struct err *e)
+{
+	char *copy, *p, *save = NULL;
+	size_t n = 1;
+	int rc = 0;
+
+	if (spec == NULL || *spec == '\0')
+		return 0;
+	for (p = (char *)spec; *p; p++)
+		n += *p == ',';
+	if ((sg->dkeys = calloc(n, sizeof(*sg->dkeys))) == NULL || (copy = strdup(spec)) == NULL)
+		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	for (p = strtok_r(copy, ", \t", &save); p != NULL && rc == 0;
+	     p = strtok_r(NULL, ", \t", &save))
+		rc = domain_key_load(sg, p, e);
+	free(copy);
+	return rc;
+}
+
+static char *file_read(const char *path, struct err *e)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = NULL;
+	size_t n;
+
+	if (f == NULL) {
+		err_set(e, ERR_NOTFOUND, "bad_setting", "cannot open %s: %s", path,
+		        strerror(errno));
+		return NULL;
+	}
+	if ((buf = calloc(1, SIGNER_FILE_MAX + 1)) != NULL &&
+	    ((n = fread(buf, 1, SIGNER_FILE_MAX + 1, f)) == 0 || n > SIGNER_FILE_MAX)) {
+		free(buf);
+		buf = NULL;
+	}
+	fclose(f);
+	if (buf == NULL)
+		err_set(e, ERR_INPUT, "bad_setting", "%s is empty or too large", path);
+	return buf;
+}
+
+/* The report chain, certificates only, re-encoded; its first certificate must be the key's. */
+static int report_chain_load(struct signer *sg, const char *path, struct err *e)
+{
+	char *text = file_read(path, e);
+	BIO *in = text ? BIO_new_mem_buf(text, -1) : NULL, *out = BIO_new(BIO_s_mem());
+	X509 *c;
+	int n = 0, rc = -1;
+	char *mem;
+	long len;
+
+	if (text == NULL || in == NULL || out == NULL)
+		goto out;
+	while (n <= JWS_MAX_CHAIN && (c = PEM_read_bio_X509(in, NULL, NULL, NULL)) != NULL) {
+		int ok = (n > 0 || crypto_key_matches(sg->report_key, X509_get0_pubkey(c))) &&
+		         PEM_write_bio_X509(out, c);
+		X509_free(c);
+		if (!ok) {
+			err_set(e, ERR_INPUT, "bad_setting",
+			        "report_chain %s: its first certificate is not the report key's",
+			        path);
+			goto out;
+		}
+		n++;
+	}
+	if (n == 0 || n > JWS_MAX_CHAIN) {
+		err_set(e, ERR_INPUT, "bad_setting", "report_chain %s: 1 to %d certificates", path,
+		        JWS_MAX_CHAIN);
+		goto out;
+	}
+	len = BIO_get_mem_data(out, &mem);
+	if ((sg->chain_pem = strndup(mem, (size_t)len)) != NULL)
+		rc = 0;
+out:
+	if (rc < 0 && e->kind == ERR_NONE)
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	BIO_free(in);
+	BIO_free(out);
+	free(text);
+	return rc;
+}
+
+static int report_key_load(struct signer *sg, const char *key, const char *chain, struct err *e)
+{
+	struct stat st;
+	struct err why = {0};
+
+	if ((key == NULL || !*key) && (chain == NULL || !*chain))
+		return 0;
+	if (key == NULL || !*key || chain == NULL || !*chain)
+		return err_set(e, ERR_INPUT, "bad_setting",
+		               "report_key and report_chain go together");
+	if ((sg->report_key = key_read(AT_FDCWD, key, 0, &st, e)) == NULL)
+		return -1;
+	if (crypto_key_check_allowed(sg->report_key, &why) < 0)
+		return err_set(e, ERR_UNPROC, "weak_key", "report_key %s: %s", key, why.msg);
+	if (report_chain_load(sg, chain, e) < 0)
+		return -1;
+	log_info(NULL, "signer: report key %s (%s)", key, jws_alg_name(sg->report_key));
+	return 0;
+}
+
+/* ---------------------------------------------------------------- users' keys */
+
+static struct user_key *user_slot(struct signer *sg, const char *addr, int make)
+{
+	struct user_key *u, *lru = NULL;
+	size_t k;
+
+	for (k = 0; k < sg->nusers; k++)
+		if (strcmp(sg->users[k].addr, addr) == 0)
+			return &sg->users[k];
+	if (!make)
+		return NULL;
+	if (sg->nusers < SIGNER_USER_CACHE)
+		return &sg->users[sg->nusers++];
+	for (k = 0; k < sg->nusers; k++)
+		if (lru == NULL || sg->users[k].used < lru->used)
+			lru = &sg->users[k];
+	u = lru;
+	EVP_PKEY_free(u->key);
+	memset(u, 0, sizeof(*u));
+	return u;
+}
+
+static void user_forget(struct signer *sg, const char *addr)
+{
+	struct user_key *u = user_slot(sg, addr, 0);
+
+	if (u != NULL) {
+		EVP_PKEY_free(u->key);
+		*u = sg->users[--sg->nusers];
+		memset(&sg->users[sg->nusers], 0, sizeof(sg->users[0]));
+	}
+}
+
+static int same_file(const struct user_key *u, const struct stat *st)
+{
+	return u->dev == st->st_dev && u->ino == st->st_ino && u->size == st->st_size &&
+	       u->mtime.tv_sec == st->st_mtim.tv_sec && u->mtime.tv_nsec == st->st_mtim.tv_nsec;
+}
+
+/* Under umu: the user's key, from the cache while its file is unchanged. */
+static EVP_PKEY *user_key_locked(struct signer *sg, const char *addr, enum dkim_alg *alg,
+                                 struct err *e)
+{
+	char name[SIGNER_NAME_MAX + 8];
+	struct user_key *u;
+	struct stat st;
+	EVP_PKEY *key;
+
+	if (snprintf(name, sizeof(name), "%s.key", addr) >= (int)sizeof(name) ||
+	    fstatat(sg->udir, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		user_forget(sg, addr);
+		err_set(e, ERR_NOTFOUND, "no_user_key", "no key for %s", addr);
+		return NULL;
+	}
+	u = user_slot(sg, addr, 0);
+	if (u == NULL || !same_file(u, &st)) {
+		user_forget(sg, addr);
+		if ((key = key_read(sg->udir, name, 1, &st, e)) == NULL)
+			return NULL;
+		if (dkim_key_ok(key, name, alg, e) < 0) {
+			EVP_PKEY_free(key);
+			return NULL;
+		}
+		u = user_slot(sg, addr, 1);
+		snprintf(u->addr, sizeof(u->addr), "%s", addr);
+		u->key = key;
+		u->alg = *alg;
+		u->dev = st.st_dev;
+		u->ino = st.st_ino;
+		u->size = st.st_size;
+		u->mtime = st.st_mtim;
+	}
+	u->used = ++sg->tick;
+	*alg = u->alg;
+	EVP_PKEY_up_ref(u->key);
+	return u->key;
+}
+
+/* The user's key (EVP_PKEY_free it); ERR_NOTFOUND "no_user_key" when there is none. */
+static EVP_PKEY *user_key_get(struct signer *sg, const char *addr, enum dkim_alg *alg,
+                              struct err *e)
+{
+	EVP_PKEY *key;
+
+	if (sg->udir < 0) {
+		err_set(e, ERR_NOTFOUND, "no_user_key", "no users' keys here");
+		return NULL;
+	}
+	pthread_mutex_lock(&sg->umu);
+	key = user_key_locked(sg, addr, alg, e);
+	pthread_mutex_unlock(&sg->umu);
+	return key;
+}
+
+/* ---------------------------------------------------------------- requests */
+
+static const struct domain_key *domain_key_find(const struct signer *sg, const char *domain)
+{
+	for (size_t k = 0; k < sg->ndkeys; k++)
+		if (strcmp(sg->dkeys[k].domain, domain) == 0)
+			return &sg->dkeys[k];
+	return NULL;
+}
+
+static const char *op_name(enum signer_op op)
+{
+	static const char *const names[] = {
+	    "?", "domain", "user", "sign-domain", "sign-user", "report-chain", "sign-report"};
+	return (unsigned)op < sizeof(names) / sizeof(names[0]) ? names[op] : "?";
+}
+
+/* A DKIM signature of r->data with key for d=, s= (and i=). */
+static int sign_dkim(const struct signer_request *r, EVP_PKEY *key, enum dkim_alg alg,
+                     const char *d, const char *s, const char *i, uint8_t *sig, size_t *siglen,
+                     struct err *e)
+{
+	if (r->alg != alg)
+		return err_set(e, ERR_CONFLICT, "alg_mismatch", "the key for %s signs %s",
+		               i ? i : d, dkim_alg_name(alg));
+	if (signer_dkim_data_check(r->data, r->datalen, alg, d, s, i, e) < 0)
+		return -1;
+	return dkim_sign_data(key, r->data, r->datalen, sig, siglen, e);
+}
+
+/* The answer to one request body (a whole frame, malloc'd). */
+static uint8_t *handle(struct signer *sg, const uint8_t *body, size_t len, size_t *outlen)
+{
+	struct signer_request r;
+	struct signer_field f[2];
+	struct err e = {0};
+	const struct domain_key *dk;
+	EVP_PKEY *ukey = NULL;
+	enum dkim_alg alg;
+	uint8_t sig[DKIM_SIG_MAX];
+	unsigned char *jsig = NULL;
+	char *in = NULL;
+	size_t siglen = 0;
+	uint8_t *out = NULL;
+	int n = 0;
+
+	if (signer_request_parse(body, len, &r, &e) < 0)
+		goto fail;
+	switch (r.op) {
+	case SIGNER_OP_DOMAIN:
+	case SIGNER_OP_SIGN_DOMAIN:
+		if ((dk = domain_key_find(sg, r.name)) == NULL) {
+			err_set(&e, ERR_NOTFOUND, "no_signing_key", "no signing key for %s",
+			        r.name);
+			goto fail;
+		}
+		if (r.op == SIGNER_OP_DOMAIN) {
+			f[n++] = signer_str(dk->selector);
+			f[n++] = signer_str(dkim_alg_name(dk->alg));
+		} else if (sign_dkim(&r, dk->key, dk->alg, dk->domain, dk->selector, NULL, sig,
+		                     &siglen, &e) < 0) {
+			goto fail;
+		}
+		break;
+	case SIGNER_OP_USER:
+	case SIGNER_OP_SIGN_USER:
+		if ((ukey = user_key_get(sg, r.name, &alg, &e)) == NULL)
+			goto fail;
+		if (r.op == SIGNER_OP_USER)
+			f[n++] = signer_str(dkim_alg_name(alg));
+		else if (sign_dkim(&r, ukey, alg, strchr(r.name, '@') + 1, SIGNER_USER_SELECTOR,
+		                   r.name, sig, &siglen, &e) < 0)
+			goto fail;
+		break;
+	case SIGNER_OP_REPORT_CHAIN:
+	case SIGNER_OP_SIGN_REPORT:
+		if (sg->report_key == NULL) {
+			err_set(&e, ERR_NOTFOUND, "no_report_key", "no report key here");
+			goto fail;
+		}
+		if (r.op == SIGNER_OP_REPORT_CHAIN) {
+			f[n++] = signer_str(sg->chain_pem);
+			break;
+		}
+		if ((in = strndup((const char *)r.data, r.datalen)) == NULL ||
+		    (jsig = jws_sign_input(sg->report_key, in, &siglen, &e)) == NULL)
+			goto fail;
+		break;
+	}
+	if (siglen > 0) {
+		f[n].p = jsig ? jsig : sig;
+		f[n++].len = siglen;
+	}
+	log_debug(NULL, "signer: %s %s", op_name(r.op), r.name);
+	out = signer_msg_encode(SIGNER_OK, f, n, outlen, &e);
+fail:
+	if (out == NULL) {
+		if (e.kind == ERR_NONE)
+			err_set(&e, ERR_INTERNAL, "internal", "out of memory");
+		if (e.kind == ERR_NOTFOUND)
+			log_debug(NULL, "signer: %s %s: %s", op_name(r.op), r.name, e.msg);
+		else
+			log_warn(NULL, "signer: %s refused: %s (%s)", op_name(r.op), e.msg, e.code);
+		f[0] = signer_str(e.code);
+		f[1] = signer_str(e.msg);
+		out = signer_msg_encode((uint8_t)e.kind, f, 2, outlen, &e);
+	}
+	EVP_PKEY_free(ukey);
+	OPENSSL_cleanse(sig, sizeof(sig));
+	free(jsig);
+	free(in);
+	return out;
+}
+
+/* ---------------------------------------------------------------- connections */
+
+/* len bytes; the first may wait forever when idle (between requests).
+ * 1 on a clean end before the first byte, -1 on error or timeout. */
+static int read_full(int fd, uint8_t *buf, size_t len, int idle)
+{
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < len) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int r = poll(&p, 1, idle && got == 0 ? -1 : SIGNER_IO_TIMEOUT_MS);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		n = read(fd, buf + got, len - got);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
+			return n == 0 && got == 0 && idle ? 1 : -1;
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+static int write_full(int fd, const uint8_t *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* A frame too big to read: say so, then hang up (the stream cannot be resynchronised). */
+static void refuse_frame(int fd, const struct err *why)
+{
+	struct signer_field f[2] = {signer_str(why->code), signer_str(why->msg)};
+	struct err e = {0};
+	size_t len = 0;
+	uint8_t *out = signer_msg_encode((uint8_t)why->kind, f, 2, &len, &e);
+
+	log_warn(NULL, "signer: %s; closing the connection", why->msg);
+	if (out != NULL)
+		(void)write_full(fd, out, len);
+	free(out);
+}
+
+static void serve(struct signer *sg, int fd)
+{
+	uint8_t hdr[4], *body = NULL, *out;
+	size_t len, outlen = 0;
+	struct err e = {0};
+
+	for (;;) {
+		if (read_full(fd, hdr, sizeof(hdr), 1) != 0)
+			break;
+		if (signer_frame_len(hdr, &len, &e) < 0) {
+			refuse_frame(fd, &e);
+			break;
+		}
+		if ((body = malloc(len)) == NULL || read_full(fd, body, len, 0) != 0)
+			break;
+		out = handle(sg, body, len, &outlen);
+		OPENSSL_cleanse(body, len);
+		free(body);
+		body = NULL;
+		if (out == NULL || write_full(fd, out, outlen) < 0) {
+			free(out);
+			break;
+		}
+		free(out);
+	}
+	free(body);
+}
+
+struct conn {
+	struct signer *sg;
+	int fd;
+};
+
+static void conn_end(struct signer *sg, int fd)
+{
+	pthread_mutex_lock(&sg->cmu);
+	for (int k = 0; k < sg->nconn; k++)
+		if (sg->conns[k] == fd) {
+			sg->conns[k] = sg->conns[--sg->nconn];
+			break;
+		}
+	close(fd);
+	pthread_cond_broadcast(&sg->ccv);
+	pthread_mutex_unlock(&sg->cmu);
+}
+
+static void *conn_main(void *arg)
+{
+	struct conn c = *(struct conn *)arg;
+
+	free(arg);
+	serve(c.sg, c.fd);
+	conn_end(c.sg, c.fd);
+	return NULL;
+}
+
+static void conn_start(struct signer *sg, int fd)
+{
+	struct conn *c = malloc(sizeof(*c));
+	pthread_attr_t attr;
+	pthread_t t;
+	int full;
+
+	pthread_mutex_lock(&sg->cmu);
+	full = sg->nconn >= SIGNER_MAX_CONN || sg->stopping || c == NULL;
+	if (!full)
+		sg->conns[sg->nconn++] = fd;
+	pthread_mutex_unlock(&sg->cmu);
+	if (full) {
+		log_warn(NULL, "signer: %d connections already; refusing one more",
+		         SIGNER_MAX_CONN);
+		free(c);
+		close(fd);
+		return;
+	}
+	c->sg = sg;
+	c->fd = fd;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &attr, conn_main, c) != 0) {
+		log_warn(NULL, "signer: cannot start a connection thread");
+		free(c);
+		conn_end(sg, fd);
+	}
+	pthread_attr_destroy(&attr);
+}
+
+/* Hang up on every client and wait (a while) for their threads; 0 when all ended. */
+static int conns_stop(struct signer *sg)
+{
+	struct timespec until;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 5;
+	pthread_mutex_lock(&sg->cmu);
+	sg->stopping = 1;
+	for (int k = 0; k < sg->nconn; k++)
+		shutdown(sg->conns[k], SHUT_RDWR);
+	while (sg->nconn > 0 && rc == 0)
+		rc = pthread_cond_timedwait(&sg->ccv, &sg->cmu, &until);
+	rc = sg->nconn == 0 ? 0 : -1;
+	pthread_mutex_unlock(&sg->cmu);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- the process */
+
+static void signer_free(struct signer *sg)
+{
+	if (sg == NULL)
+		return;
+	for (size_t k = 0; k < sg->ndkeys; k++)
+		EVP_PKEY_free(sg->dkeys[k].key);
+	free(sg->dkeys);
+	for (size_t k = 0; k < sg->nusers; k++)
+		EVP_PKEY_free(sg->users[k].key);
+	if (sg->udir >= 0)
+		close(sg->udir);
+	EVP_PKEY_free(sg->report_key);
+	free(sg->chain_pem);
+	pthread_mutex_destroy(&sg->umu);
+	pthread_mutex_destroy(&sg->cmu);
+	pthread_cond_destroy(&sg->ccv);
+	free(sg);
+}
+
+static struct signer *signer_new(const struct relay_settings *s, struct err *e)
+{
+	struct signer *sg = calloc(1, sizeof(*sg));
+
+	if (sg == NULL) {
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+		return NULL;
+	}
+	sg->udir = -1;
+	pthread_mutex_init(&sg->umu, NULL);
+	pthread_mutex_init(&sg->cmu, NULL);
+	pthread_cond_init(&sg->ccv, NULL);
+	if (domain_keys_load(sg, s->signing_keys, e) < 0 ||
+	    report_key_load(sg, s->report_key, s->report_chain, e) < 0)
+		goto fail;
+	if (s->user_keys_dir != NULL && *s->user_keys_dir) {
+		sg->udir = open(s->user_keys_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (sg->udir < 0) {
+			err_set(e, ERR_INPUT, "bad_setting", "user_keys_dir %s: %s",
+			        s->user_keys_dir, strerror(errno));
+			goto fail;
+		}
+	}
+	return sg;
+fail:
+	signer_free(sg);
+	return NULL;
+}
+
+/*
+ * The socket, 0600, in a directory made 0700 when it does not exist yet.  It
+ * is bound under a temporary name and renamed into place once it listens, so
+ * that whoever sees socket_path can connect at once.
+ */
+static int listen_on(const char *path, struct err *e)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char dir[sizeof(sa.sun_path)], *slash;
+	struct stat st;
+	mode_t old;
+	int fd, rc;
+
+	if (strlen(path) + 12 >= sizeof(sa.sun_path))
+		return err_set(e, ERR_INPUT, "bad_setting", "the socket path %s is too long", path);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s.%d", path, (int)getpid());
+	snprintf(dir, sizeof(dir), "%s", path);
+	if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+			return err_set(e, ERR_INTERNAL, "io", "cannot make %s: %s", dir,
+			               strerror(errno));
+	}
+	if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode))
+		return err_set(e, ERR_INPUT, "bad_setting", "%s exists and is not a socket", path);
+	unlink(sa.sun_path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return err_set(e, ERR_INTERNAL, "io", "socket: %s", strerror(errno));
+	old = umask(0177);
+	rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (rc < 0 || chmod(sa.sun_path, 0600) < 0 || listen(fd, 64) < 0 ||
+	    rename(sa.sun_path, path) < 0) {
+		err_set(e, ERR_INTERNAL, "io", "cannot listen on %s: %s", path, strerror(errno));
+		unlink(sa.sun_path);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* True when the parent's end of the pipe has closed. */
+static int parent_gone(int fd)
+{
+	char buf[64];
+	ssize_t n = read(fd, buf, sizeof(buf));
+
+	return n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN);
+}
+
+int relay_signer_main(const struct relay_settings *s, const char *socket_path, int parent_fd)
+{
+	struct signer *sg;
+	struct err e = {0};
+	int lfd;
+
+	/* Die with the parent even if it could not close the pipe (SIGKILL). */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	signal(SIGPIPE, SIG_IGN);
+	if ((sg = signer_new(s, &e)) == NULL) {
+		log_err(NULL, "signer: %s", e.msg);
+		return 1;
+	}
+	if ((lfd = listen_on(socket_path, &e)) < 0) {
+		log_err(NULL, "signer: %s", e.msg);
+		signer_free(sg);
+		return 1;
+	}
+	log_info(NULL, "signer: ready on %s (%zu domain keys, users' keys %s, report key %s)",
+	         socket_path, sg->ndkeys, sg->udir >= 0 ? s->user_keys_dir : "none",
+	         sg->report_key ? "yes" : "none");
+	for (;;) {
+		struct pollfd p[2] = {{.fd = lfd, .events = POLLIN},
+		                      {.fd = parent_fd, .events = POLLIN}};
+		int r = poll(p, parent_fd >= 0 ? 2 : 1, -1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			break;
+		if (p[1].revents != 0 && parent_gone(parent_fd))
+			break;
+		if (p[0].revents & POLLIN) {
+			int cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+			if (cfd >= 0)
+				conn_start(sg, cfd);
+		}
+	}
+	log_info(NULL, "signer: the relay has gone; stopping");
+	close(lfd);
+	unlink(socket_path);
+	if (conns_stop(sg) == 0) /* else a thread may still use the keys: leave them */
+		signer_free(sg);
+	return 0;
+}
