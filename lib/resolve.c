@@ -74,6 +74,11 @@ void resolve_cache_flush(struct resolve_ctx *ctx)
 	pthread_mutex_unlock(&ctx->lock);
 }
 
+struct discover_ctx *resolve_discover(struct resolve_ctx *ctx)
+{
+	return ctx->dctx;
+}
+
 void resolve_free(struct resolve_ctx *ctx)
 {
 	if (ctx == NULL)

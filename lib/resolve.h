@@ -56,6 +56,8 @@ struct resolve_ctx;
 /* Uses (does not own) the discovery context. */
 struct resolve_ctx *resolve_new(struct discover_ctx *dctx, struct err *e);
 void resolve_free(struct resolve_ctx *ctx); /* accepts NULL */
+/* The discovery context it uses (for callers that need its DNS resolver). */
+struct discover_ctx *resolve_discover(struct resolve_ctx *ctx);
 void resolve_cache_flush(struct resolve_ctx *ctx);
 
 /*

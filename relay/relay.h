@@ -264,8 +264,9 @@ int relay_rep_report(struct relay_rep *r, struct relay_signer_client *sc, const 
 
 /* The JSON payload of that report (PROTOCOL.md §11.3) as observed at now, malloc'd.
  * Subjects come only from the relay's own fields: the topmost Received whose "by" is
- * hostname (ip, helo) and the topmost Authentication-Results of authserv_id (signer
- * and From domain when dkim=pass).  ERR_INPUT "no_subjects" when there are none. */
+ * hostname (ip, helo) and the topmost Authentication-Results of authserv_id (signers
+ * of passing signatures, and the From domain when aligned with one of them).
+ * ERR_INPUT "no_subjects" when there are none. */
 char *relay_rep_report_payload(const struct relay_rep *r, const char *msg, size_t len,
                                const char *category, time_t now, struct err *e);
 /* Seams for the tests: sign reports with fn instead of the signer process, and the

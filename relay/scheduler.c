@@ -108,7 +108,12 @@ struct rcpt_plan {
 	int done; /* result filled */
 };
 
-/* Deliver the recipients in set (indexes into the job) over hops, first hop that works. */
+/*
+ * Deliver the recipients in set (indexes into the job) over hops, in order.
+ * When a hop breaks down (relay_deliver -1) only the recipients it left
+ * without a final answer move on to the next: an LMTP 250 or a 5xx already
+ * given stands, so nobody gets the message twice.
+ */
 static void deliver_group(struct djob *j, const struct queue_msg *m, const char *body, size_t len,
                           const struct relay_hop *hops, size_t nhops, const size_t *set,
                           size_t nset, const struct rcpt_plan *plan,
@@ -116,29 +121,44 @@ static void deliver_group(struct djob *j, const struct queue_msg *m, const char 
 {
 	const char **rcpts = calloc(nset, sizeof(char *));
 	struct relay_rcpt_result *r = calloc(nset, sizeof(*r));
-	size_t h, k;
+	size_t *left = calloc(nset, sizeof(size_t)), nleft = nset, h, k;
 
-	if (rcpts == NULL || r == NULL) {
+	if (rcpts == NULL || r == NULL || left == NULL) {
 		for (k = 0; k < nset; k++) {
 			res[set[k]].status = QUEUE_DEFERRED;
 			snprintf(res[set[k]].reply, sizeof(res[set[k]].reply), "out of memory");
 		}
 		goto out;
 	}
-	for (k = 0; k < nset; k++)
-		rcpts[k] = plan != NULL && plan[set[k]].rcpt[0] ? plan[set[k]].rcpt : j->addrs[set[k]];
-	for (h = 0; h < nhops; h++) {
+	for (k = 0; k < nset; k++) {
+		left[k] = set[k];
+		res[set[k]].status = QUEUE_DEFERRED;
+		snprintf(res[set[k]].reply, sizeof(res[set[k]].reply), "no server answered");
+	}
+	for (h = 0; h < nhops && nleft > 0; h++) {
 		struct err e = {0};
+		size_t still = 0;
+		int rc;
 
-		if (relay_deliver(j->d->s, &hops[h], m->sender, rcpts, nset, body, len, r, &e) == 0)
+		for (k = 0; k < nleft; k++)
+			rcpts[k] = plan != NULL && plan[left[k]].rcpt[0] ? plan[left[k]].rcpt
+			                                                 : j->addrs[left[k]];
+		memset(r, 0, nset * sizeof(*r));
+		rc = relay_deliver(j->d->s, &hops[h], m->sender, rcpts, nleft, body, len, r, &e);
+		for (k = 0; k < nleft; k++) {
+			res[left[k]] = r[k];
+			if (rc < 0 && r[k].status == QUEUE_DEFERRED)
+				left[still++] = left[k];
+		}
+		if (rc == 0)
 			break;
 		log_info(m->id, "%s:%u: %s", hops[h].host, hops[h].port, e.msg);
+		nleft = still;
 	}
-	for (k = 0; k < nset; k++)
-		res[set[k]] = r[k];
 out:
 	free(rcpts);
 	free(r);
+	free(left);
 }
 
 /* Outbound: each recipient's route, then one transaction per distinct first hop. */

@@ -1,0 +1,266 @@
+/*
+ * route.c - where a recipient's mail goes: the hops of an outbound recipient
+ * (PROTOCOL.md §6.4 through lib/resolve), and the inbound next hop of the
+ * settings.
+ *
+ * An anchored route's servers become hops with TLS required, the server's
+ * pin and its host name as the name the certificate must carry; a legacy
+ * domain's MX hosts (or the domain itself, RFC 5321 §5.1: lib/resolve
+ * does that) become hops on smtp_port with the outbound_tls rule.
+ *
+ * Errors are sorted here, where the cause is known: what a later attempt may
+ * cure (DNS, key servers, answers that do not verify or have expired — an
+ * attacker or a misconfiguration both pass) is ERR_TEMP and the recipient is
+ * deferred; what it cannot (no route, alias loops and chains, a malformed
+ * address) keeps a permanent kind and the recipient fails.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <arpa/inet.h>
+
+#include <ldns/ldns.h>
+
+#include "dns.h"
+#include "relay.h"
+#include "resolve.h"
+
+static int is_permanent(const char *code)
+{
+	static const char *const permanent[] = {"no_route", "route_loop", "too_many_hops",
+	                                        "bad_address"};
+
+	for (size_t i = 0; i < sizeof(permanent) / sizeof(permanent[0]); i++)
+		if (strcmp(code, permanent[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* Keep resolve's code and message; make the kind say defer or fail. */
+static int route_error(struct err *e)
+{
+	if (!is_permanent(e->code))
+		e->kind = ERR_TEMP;
+	else
+		e->kind = strcmp(e->code, "no_route") == 0 ? ERR_NOTFOUND : ERR_UNPROC;
+	return -1;
+}
+
+/*
+ * Replace a hop's host name by its address, asked of the configured resolver
+ * (dns_server) like every other lookup the relay makes, rather than of the
+ * system's: the name and its route come from the same DNS.  The name stays
+ * the TLS name of anchored hops.  An IP literal is left alone.
+ */
+static int hop_address(struct resolve_ctx *rc, struct relay_hop *h, struct err *e)
+{
+	static const ldns_rr_type types[] = {LDNS_RR_TYPE_A, LDNS_RR_TYPE_AAAA};
+	struct dns_resolver *res = discover_resolver(resolve_discover(rc));
+	unsigned char buf[sizeof(struct in6_addr)];
+
+	if (inet_pton(AF_INET, h->host, buf) == 1 || inet_pton(AF_INET6, h->host, buf) == 1)
+		return 0;
+	for (size_t t = 0; t < 2; t++) {
+		struct dns_answer a;
+		ldns_rdf *rdf;
+		char *text;
+
+		memset(&a, 0, sizeof(a));
+		if (dns_query(res, h->host, types[t], &a, e) < 0)
+			return -1;
+		if (a.sec == DNS_SEC_BOGUS) {
+			dns_answer_clear(&a);
+			return err_set(e, ERR_TEMP, "dns_bogus", "the address of %s is bogus (DNSSEC)",
+			               h->host);
+		}
+		if (a.nxdomain || a.nodata || ldns_rr_list_rr_count(a.rrs) == 0) {
+			dns_answer_clear(&a);
+			continue;
+		}
+		rdf = ldns_rr_rdf(ldns_rr_list_rr(a.rrs, 0), 0);
+		text = rdf != NULL ? ldns_rdf2str(rdf) : NULL;
+		dns_answer_clear(&a);
+		if (text == NULL)
+			return err_set(e, ERR_TEMP, "dns_bad_answer", "bad address record for %s",
+			               h->host);
+		snprintf(h->host, sizeof(h->host), "%s", text);
+		free(text);
+		return 0;
+	}
+	return err_set(e, ERR_TEMP, "no_address", "%s has no address", h->host);
+}
+
+int relay_route(struct resolve_ctx *rc, const struct relay_settings *s, const char *rcpt,
+                struct relay_hop *hops, size_t max, size_t *n, char *final_rcpt, struct err *e)
+{
+	struct resolve_result *r;
+	int encrypt = s->outbound_tls != NULL && strcmp(s->outbound_tls, "encrypt") == 0;
+	uint16_t mx_port = s->smtp_port > 0 && s->smtp_port <= 65535 ? (uint16_t)s->smtp_port : 25;
+
+	*n = 0;
+	if (rcpt == NULL || strchr(rcpt, '@') == NULL)
+		return err_set(e, ERR_UNPROC, "bad_address", "the recipient '%.200s' has no domain",
+		               rcpt ? rcpt : "");
+	r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return err_set(e, ERR_TEMP, "internal", "out of memory");
+	if (resolve_address(rc, rcpt, r, e) < 0) {
+		if (strcmp(e->code, "bad_name") == 0) /* name_check_address on rcpt itself */
+			snprintf(e->code, sizeof(e->code), "bad_address");
+		free(r);
+		return route_error(e);
+	}
+	for (int i = 0; i < r->ntargets && *n < max; i++) {
+		const struct resolve_target *tg = &r->targets[i];
+		struct relay_hop *h = &hops[(*n)++];
+		memset(h, 0, sizeof(*h));
+		h->proto = RELAY_PROTO_SMTP;
+		snprintf(h->host, sizeof(h->host), "%s", tg->host);
+		if (r->legacy) {
+			h->port = mx_port;
+			h->tls_required = encrypt;
+		} else {
+			h->port = tg->port ? tg->port : 25;
+			h->tls_required = 1;
+			snprintf(h->pin, sizeof(h->pin), "%s", tg->pin);
+			snprintf(h->tls_name, sizeof(h->tls_name), "%s", tg->host);
+		}
+	}
+	/* hops whose name has no address are dropped; the others keep their order */
+	size_t kept = 0;
+	struct err ae = {0};
+	for (size_t i = 0; i < *n; i++)
+		if (hop_address(rc, &hops[i], &ae) == 0)
+			hops[kept++] = hops[i];
+	if (kept == 0 && *n > 0) {
+		*e = ae;
+		free(r);
+		*n = 0;
+		return route_error(e);
+	}
+	*n = kept;
+	if (final_rcpt != NULL)
+		snprintf(final_rcpt, RELAY_ADDR_MAX, "%s",
+		         r->final_address[0] ? r->final_address : rcpt);
+	free(r);
+	if (*n == 0)
+		return err_set(e, ERR_NOTFOUND, "no_route", "%.200s has no server to deliver to",
+		               rcpt);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ next hop */
+
+static int hop_bad(struct err *e, const char *text, const char *why)
+{
+	return err_set(e, ERR_INPUT, "bad_next_hop", "next hop '%.200s': %s", text, why);
+}
+
+/* A host name or an IP literal: letters, digits, '-', '.', ':' (IPv6) and '_'. */
+static int host_ok(const char *h, size_t len)
+{
+	if (len == 0 || len >= sizeof(((struct relay_hop *)0)->host))
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = h[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '.' || c == ':' || c == '_'))
+			return 0;
+	}
+	return 1;
+}
+
+static int port_parse(const char *p, uint16_t *out)
+{
+	unsigned long v = 0;
+
+	if (*p == '\0' || strlen(p) > 5)
+		return -1;
+	for (; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -1;
+		v = v * 10 + (unsigned long)(*p - '0');
+	}
+	if (v == 0 || v > 65535)
+		return -1;
+	*out = (uint16_t)v;
+	return 0;
+}
+
+/* "HOST[:PORT]" or "[V6][:PORT]" into out->host / out->port. */
+static int hostport_parse(const char *text, const char *hp, struct relay_hop *out, struct err *e)
+{
+	const char *host = hp, *colon, *port = NULL;
+	size_t hlen;
+
+	if (*hp == '[') {
+		const char *close = strchr(hp, ']');
+		if (close == NULL)
+			return hop_bad(e, text, "unclosed '['");
+		host = hp + 1;
+		hlen = (size_t)(close - host);
+		if (close[1] == ':')
+			port = close + 2;
+		else if (close[1] != '\0')
+			return hop_bad(e, text, "junk after ']'");
+		if (memchr(host, ':', hlen) == NULL)
+			return hop_bad(e, text, "brackets are for IPv6 addresses");
+	} else {
+		colon = strchr(hp, ':');
+		if (colon != NULL && strchr(colon + 1, ':') != NULL)
+			return hop_bad(e, text, "an IPv6 address must be in brackets");
+		hlen = colon ? (size_t)(colon - hp) : strlen(hp);
+		if (colon != NULL)
+			port = colon + 1;
+	}
+	if (!host_ok(host, hlen))
+		return hop_bad(e, text, "bad host");
+	memcpy(out->host, host, hlen);
+	out->host[hlen] = '\0';
+	if (port != NULL) {
+		if (port_parse(port, &out->port) < 0)
+			return hop_bad(e, text, "bad port");
+	} else if (out->proto == RELAY_PROTO_LMTP) {
+		return hop_bad(e, text, "LMTP over TCP needs a port");
+	} else {
+		out->port = 25;
+	}
+	return 0;
+}
+
+int relay_hop_parse(const char *text, struct relay_hop *out, struct err *e)
+{
+	const char *p = text;
+	int explicit_proto = 1;
+
+	memset(out, 0, sizeof(*out));
+	if (text == NULL || *text == '\0')
+		return hop_bad(e, "", "empty");
+	if (strncmp(p, "lmtp:", 5) == 0) {
+		out->proto = RELAY_PROTO_LMTP;
+		p += 5;
+	} else if (strncmp(p, "smtp:", 5) == 0) {
+		out->proto = RELAY_PROTO_SMTP;
+		p += 5;
+	} else {
+		explicit_proto = 0;
+	}
+	if (strncmp(p, "unix:", 5) == 0) {
+		p += 5;
+		if (!explicit_proto)
+			out->proto =
+			    RELAY_PROTO_LMTP; /* what listens on a socket is a local LMTP */
+		if (*p != '/')
+			return hop_bad(e, text, "a socket path must be absolute");
+		if (strlen(p) >= sizeof(((struct sockaddr_un *)0)->sun_path)) /* < host's size */
+			return hop_bad(e, text, "socket path too long");
+		for (const char *c = p; *c; c++)
+			if ((unsigned char)*c < 0x21 || (unsigned char)*c == 0x7f)
+				return hop_bad(e, text, "bad character in the socket path");
+		snprintf(out->host, sizeof(out->host), "%s", p);
+		out->unix_socket = 1;
+		return 0;
+	}
+	return hostport_parse(text, p, out, e);
+}
