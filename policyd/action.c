@@ -8,19 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <jansson.h>
-
 #include "policyd.h"
-
-/* One line of printable ASCII, at most size-1 octets. */
-static void clean(const char *in, char *out, size_t size)
-{
-	size_t i = 0;
-
-	for (; in != NULL && *in && i + 1 < size; in++)
-		out[i++] = (*in >= 0x20 && *in < 0x7f) ? *in : ' ';
-	out[i] = '\0';
-}
+#include "repverdict.h"
 
 static void render(enum policy_act act, const char *header, int failure, const char *label,
                    const char *text, char *out, size_t size)
@@ -56,12 +45,12 @@ void policy_action_line(const struct policy_actions *a, const char *header_name,
 	enum policy_act act;
 
 	if (v == NULL) {
-		clean(why, reason, sizeof(reason));
+		repverdict_clean(why, reason, sizeof(reason));
 		snprintf(text, sizeof(text), "reputation service unavailable: %.200s", reason);
 		render(a->on_error, header_name, 1, "error", text, out, size);
 		return;
 	}
-	clean(v->reason, reason, sizeof(reason));
+	repverdict_clean(v->reason, reason, sizeof(reason));
 	if (strcmp(v->verdict, "block") == 0) {
 		act = a->block;
 		snprintf(text, sizeof(text), "client blocked by reputation%s%.200s",
@@ -77,25 +66,12 @@ void policy_action_line(const struct policy_actions *a, const char *header_name,
 
 int policy_verdict_from_json(const char *body, size_t len, struct policy_verdict *v, struct err *e)
 {
-	json_error_t je;
-	json_t *root = json_loadb(body, len, 0, &je), *reasons;
-	const char *verdict, *text = NULL;
+	struct repverdict rv;
 
 	memset(v, 0, sizeof(*v));
-	if (root == NULL)
-		return err_set(e, ERR_UNPROC, "bad_answer", "the answer is not JSON: %s", je.text);
-	verdict = json_string_value(json_object_get(root, "verdict"));
-	if (verdict == NULL || (strcmp(verdict, "trusted") != 0 && strcmp(verdict, "known") != 0 &&
-	                        strcmp(verdict, "unknown") != 0 && strcmp(verdict, "block") != 0)) {
-		json_decref(root);
-		return err_set(e, ERR_UNPROC, "bad_answer",
-		               "the answer has no verdict trusted, known, unknown or block");
-	}
-	snprintf(v->verdict, sizeof(v->verdict), "%s", verdict);
-	reasons = json_object_get(root, "reasons");
-	if (json_is_array(reasons) && json_array_size(reasons) > 0)
-		text = json_string_value(json_object_get(json_array_get(reasons, 0), "text"));
-	clean(text, v->reason, sizeof(v->reason));
-	json_decref(root);
+	if (repverdict_parse(body, len, &rv, e) < 0)
+		return -1;
+	snprintf(v->verdict, sizeof(v->verdict), "%s", rv.verdict);
+	snprintf(v->reason, sizeof(v->reason), "%s", rv.reason);
 	return 0;
 }
