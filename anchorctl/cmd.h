@@ -67,4 +67,10 @@ int ctl_save_issued(const char *dir, const char *base, const json_t *answer, con
 /* Print what ctl_save_issued wrote, with the certificate's key id and dates. */
 void ctl_print_issued(const char *dir, const char *base, const json_t *answer);
 
+/* The relay's control API (cmd_relay.c): lists and complaints. */
+int ctl_cmd_relay_list(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
+/* trust|block|subscribe add|remove: the list is the command's second word. */
+int ctl_cmd_relay_entry(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
+int ctl_cmd_relay_complain(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
+
 #endif

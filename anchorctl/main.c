@@ -10,6 +10,7 @@
 
 #include "args.h"
 #include "client.h"
+#include "cmd.h"
 #include "cmd_log.h"
 #include "cmd_route.h"
 #include "ctl.h"
@@ -154,6 +155,32 @@ static const struct ctl_cmd commands[] = {
      "too many hops, no route, or an answer that does not verify or has expired.\n"
      "--repeat N (benchmarking) resolves N times and prints the rate; --cold\n"
      "flushes the caches before each resolution."},
+    {"relay", "list", ctl_cmd_relay_list,
+     "<rcpt> [--token-file FILE | --key FILE [--cert FILE] [--chain FILE]]",
+     "Show the recipient's trust, block and subscribe lists on the relay (-s URL of\n"
+     "its control API, else ANCHOR_RELAY_URL). As the relay's admin (--token-file,\n"
+     "else ANCHOR_RELAY_TOKEN) or, with --key, as the recipient: a request signed\n"
+     "by its own key (certificate: --cert, default KEY.pem; issuer and root: the\n"
+     "--cert file, --chain, or CERT.chain.pem as key enroll writes it)."},
+    {"relay", "trust", ctl_cmd_relay_entry,
+     "add|remove <rcpt> <entry> [--token-file FILE | --key FILE ...]",
+     "Add or remove an entry of the recipient's trust list: mail whose sender is\n"
+     "verified as the entry (an address, or @domain / domain for the domain itself,\n"
+     "not its subdomains) is delivered as trusted. Authentication as relay list."},
+    {"relay", "block", ctl_cmd_relay_entry,
+     "add|remove <rcpt> <entry> [--token-file FILE | --key FILE ...]",
+     "Add or remove an entry of the recipient's block list: mail from the entry is\n"
+     "sorted as unknown (delivered aside, never dropped), whatever else it has;\n"
+     "block wins over trust. Authentication as relay list."},
+    {"relay", "subscribe", ctl_cmd_relay_entry,
+     "add|remove <rcpt> <entry> [--token-file FILE | --key FILE ...]",
+     "Add or remove a subscription: mail verified from the entry is delivered as\n"
+     "known. Authentication as relay list."},
+    {"relay", "complain", ctl_cmd_relay_complain,
+     "<rcpt> --spam|--not-spam <file> [--token-file FILE | --key FILE ...]",
+     "Report the message in file (\"-\": standard input; bare LF become CRLF) as spam\n"
+     "or not spam: the relay sends a signed report to its reputation service.\n"
+     "Authentication as relay list."},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

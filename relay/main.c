@@ -259,11 +259,16 @@ static void close_parts(struct relay_main *rm)
 	relay_control_stop(d->control);
 	relayd_listen_stop(d);
 	relayd_scheduler_stop(d);
-	/* finishes the sessions' and deliveries' work: its done() callbacks run */
-	relay_pool_free(d->pool);
-	relay_pool_free(d->dpool);
+	relayd_conns_close(d);
+	/* The workers finish what they hold (deliveries may wait for a bounce's commit),
+	 * then the queues commit what is pending, whose answers go to the pool's done
+	 * list; only then do the done() callbacks run and release the connections. */
+	relay_pool_stop(d->pool);
+	relay_pool_stop(d->dpool);
 	queue_close(d->qin);
 	queue_close(d->qout);
+	relay_pool_free(d->pool);
+	relay_pool_free(d->dpool);
 	resolve_free(d->resolve);
 	discover_free(d->discover);
 	relay_pow_free(d->pow);

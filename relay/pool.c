@@ -171,7 +171,7 @@ int relay_pool_post(struct relay_pool *p, relay_work_fn done, void *arg, struct 
 	return 0;
 }
 
-void relay_pool_free(struct relay_pool *p)
+void relay_pool_stop(struct relay_pool *p)
 {
 	int i;
 
@@ -183,6 +183,14 @@ void relay_pool_free(struct relay_pool *p)
 	pthread_mutex_unlock(&p->lock);
 	for (i = 0; i < p->nthreads; i++)
 		pthread_join(p->threads[i], NULL);
+	p->nthreads = 0;
+}
+
+void relay_pool_free(struct relay_pool *p)
+{
+	if (p == NULL)
+		return;
+	relay_pool_stop(p);
 	run_finished(p);
 	event_free(p->done_ev);
 	pthread_mutex_destroy(&p->lock);

@@ -126,6 +126,9 @@ int relay_pool_run(struct relay_pool *p, relay_work_fn work, relay_work_fn done,
                    struct err *e);
 /* done(arg) on the loop's thread, from any thread (a queue commit, say). */
 int relay_pool_post(struct relay_pool *p, relay_work_fn done, void *arg, struct err *e);
+/* Runs the queued work and stops the workers; done() callbacks wait for relay_pool_free.
+ * NULL is fine. */
+void relay_pool_stop(struct relay_pool *p);
 /* Stops the workers after the queued work; every done() runs first.  NULL is fine. */
 void relay_pool_free(struct relay_pool *p);
 

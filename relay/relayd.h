@@ -52,6 +52,7 @@ struct relayd {
 	int port_in, port_sub;
 	struct relay_control *control;
 	unsigned nconns;
+	struct relayd_conn *conns; /* every live connection, for the shutdown */
 	struct relayd_ipcount *ips[RELAYD_IP_BUCKETS];
 	struct event *sched_ev; /* the scheduler's timer, also activated to kick it */
 	unsigned deliveries;    /* delivery jobs in flight */
@@ -62,6 +63,8 @@ struct relayd {
 /* server.c */
 int relayd_listen(struct relayd *d, struct err *e);
 void relayd_listen_stop(struct relayd *d);
+/* Drop every connection (at shutdown); ones a worker still uses go when it is done. */
+void relayd_conns_close(struct relayd *d);
 SSL_CTX *relayd_tls_server_ctx(const struct relay_settings *s, struct err *e);
 
 /*
@@ -80,6 +83,7 @@ struct relayd_conn {
 	int dead;
 	int tls; /* STARTTLS completed */
 	struct event *close_ev; /* waiting for the last reply to leave */
+	struct relayd_conn *prev, *next;
 	int closing_checks;
 	/* the transaction */
 	char *sender;

@@ -88,6 +88,14 @@ static void conn_free(struct relayd_conn *c)
 {
 	struct relayd *d = c->d;
 
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		d->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	if (c->close_ev != NULL)
+		event_free(c->close_ev);
 	if (c->bev != NULL)
 		bufferevent_free(c->bev);
 	smtp_session_free(c->smtp);
@@ -360,6 +368,10 @@ static struct relayd_conn *conn_new(struct relayd *d, enum relayd_side side, evu
 		return NULL;
 	}
 	d->nconns++;
+	c->next = d->conns;
+	if (d->conns != NULL)
+		d->conns->prev = c;
+	d->conns = c;
 	conn_set_callbacks(c);
 	return c;
 }
@@ -571,4 +583,23 @@ SSL_CTX *relayd_tls_server_ctx(const struct relay_settings *s, struct err *e)
 		return NULL;
 	}
 	return ctx;
+}
+
+void relayd_conns_close(struct relayd *d)
+{
+	struct relayd_conn *c = d->conns, *next;
+
+	while (c != NULL) {
+		next = c->next;
+		relayd_conn_ref(c); /* conn_kill may free it otherwise, and we still read it */
+		conn_kill(c);
+		if (c->close_ev != NULL) { /* the timer's reference */
+			event_free(c->close_ev);
+			c->close_ev = NULL;
+			relayd_conn_unref(c);
+		}
+		next = c->next;
+		relayd_conn_unref(c);
+		c = next;
+	}
 }

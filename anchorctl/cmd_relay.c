@@ -1,0 +1,439 @@
+/*
+ * cmd_relay.c - the relay's control API (PROTOCOL.md §12): a recipient's
+ * trust, block and subscribe lists, and spam complaints.  As the relay's
+ * admin (bearer token) for any local recipient, or as the recipient itself
+ * with a request signed by its own key (--key), which the relay checks
+ * against the recipient domain's pinned root.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+
+#include "cmd.h"
+#include "crypto.h"
+#include "jws.h"
+#include "names.h"
+#include "output.h"
+
+#define RELAY_MESSAGE_MAX (32L * 1024 * 1024)
+#define RELAY_CHAIN 3 /* leaf, issuer, root */
+
+static const char *const list_names[] = {"trust", "block", "subscribe"};
+
+/* How to reach the relay and who we are. */
+struct relay_call {
+	struct ctl_client client;
+	char token[CTL_TOKEN_MAX];
+	const char *key_path, *cert_path, *chain_path;
+	char *cert_guess;
+};
+
+static void relay_call_clear(struct relay_call *rc)
+{
+	explicit_bzero(rc->token, sizeof(rc->token));
+	free(rc->cert_guess);
+}
+
+/*
+ * The control API's URL: -s, else ANCHOR_RELAY_URL.  ANCHOR_SERVER names the key
+ * server, so it gives way to ANCHOR_RELAY_URL when both are set.
+ */
+static const char *relay_url(const struct ctl *ctl)
+{
+	const char *relay = getenv("ANCHOR_RELAY_URL"), *ks = getenv("ANCHOR_SERVER");
+
+	if (relay != NULL && *relay != '\0' && (ctl->server == NULL || ctl->server == ks))
+		return relay;
+	return ctl->server;
+}
+
+static int relay_setup(const struct ctl *ctl, const struct ctl_cmd *cmd, struct relay_call *rc,
+                       int *status)
+{
+	struct ctl tmp = *ctl;
+	struct err e = {0};
+	size_t len;
+
+	tmp.server = relay_url(ctl);
+	if (tmp.server == NULL || *tmp.server == '\0') {
+		*status = ctl_usage(cmd, "no relay: give -s URL or set ANCHOR_RELAY_URL");
+		return -1;
+	}
+	if (ctl_server(&tmp, cmd, NULL, &rc->client, status) < 0)
+		return -1;
+	if ((rc->cert_path != NULL || rc->chain_path != NULL) && rc->key_path == NULL) {
+		*status = ctl_usage(cmd, "--cert and --chain go with --key");
+		return -1;
+	}
+	if (rc->key_path != NULL) {
+		if (ctl->token_file != NULL) {
+			*status = ctl_usage(cmd, "give --key or --token-file, not both");
+			return -1;
+		}
+		/* DIR/<address>.key -> DIR/<address>.pem, as `key new` and `key enroll` name them.
+		 */
+		len = strlen(rc->key_path);
+		if (rc->cert_path == NULL && len > 4 &&
+		    strcmp(rc->key_path + len - 4, ".key") == 0 &&
+		    asprintf(&rc->cert_guess, "%.*s.pem", (int)(len - 4), rc->key_path) > 0)
+			rc->cert_path = rc->cert_guess;
+		if (rc->cert_path == NULL) {
+			*status = ctl_usage(cmd, "give --cert FILE with the key's certificate");
+			return -1;
+		}
+		return 0;
+	}
+	if (ctl_token(ctl, "ANCHOR_RELAY_TOKEN", NULL, "relay admin", rc->token, &e) < 0) {
+		*status = ctl_fail(&e);
+		return -1;
+	}
+	rc->client.token = rc->token;
+	return 0;
+}
+
+/* ---- signed requests ---- */
+
+/* The PEM certificates of path appended to chain (up to max in all); returns the new count. */
+static int read_certs(const char *path, X509 **chain, int n, int max, struct err *e)
+{
+	size_t len;
+	char *pem = ctl_file_read(path, &len, e);
+	BIO *bio = pem != NULL ? BIO_new_mem_buf(pem, (int)len) : NULL;
+	int start = n;
+	X509 *x;
+
+	if (pem == NULL)
+		return -1;
+	while (bio != NULL && n < max && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
+		chain[n++] = x;
+	BIO_free(bio);
+	free(pem);
+	ERR_clear_error(); /* the end of the file reads as an error */
+	if (n == start)
+		return err_set(e, ERR_INPUT, "bad_certificate", "%s holds no PEM certificate",
+		               path);
+	return n;
+}
+
+/*
+ * [leaf, issuer, root]: the certificate file (which may hold the whole chain),
+ * then --chain, else <cert minus .pem>.chain.pem as `key enroll` writes it.
+ */
+static int user_chain(const struct relay_call *rc, X509 *chain[RELAY_CHAIN], struct err *e)
+{
+	const char *cert = rc->cert_path, *chain_path = rc->chain_path;
+	char *guess = NULL;
+	size_t len = strlen(cert);
+	int n;
+
+	if ((n = read_certs(cert, chain, 0, RELAY_CHAIN, e)) < 0)
+		return -1;
+	if (n < RELAY_CHAIN && chain_path == NULL && len > 4 &&
+	    strcmp(cert + len - 4, ".pem") == 0 &&
+	    asprintf(&guess, "%.*s.chain.pem", (int)(len - 4), cert) > 0 && ctl_file_exists(guess))
+		chain_path = guess;
+	if (n < RELAY_CHAIN && chain_path != NULL)
+		n = read_certs(chain_path, chain, n, RELAY_CHAIN, e);
+	free(guess);
+	if (n < 0)
+		return -1;
+	if (n < RELAY_CHAIN)
+		return err_set(e, ERR_INPUT, "bad_certificate",
+		               "need the certificate, its issuer and the root: give --chain FILE "
+		               "(or a --cert file holding all three)");
+	return 0;
+}
+
+static void rfc3339_now(char out[32])
+{
+	time_t now = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* The JWS body of a user-signed request (PROTOCOL.md §12): binds method, path, body, time. */
+static json_t *signed_request(const struct relay_call *rc, const char *address, const char *method,
+                              const char *path, json_t *body, struct err *e)
+{
+	X509 *chain[RELAY_CHAIN] = {NULL, NULL, NULL};
+	EVP_PKEY *key = crypto_key_read_private(rc->key_path, e);
+	json_t *payload = NULL, *out = NULL;
+	char when[32], *text = NULL, *jws = NULL;
+
+	if (key == NULL || user_chain(rc, chain, e) < 0)
+		goto done;
+	if (!crypto_key_matches(key, X509_get0_pubkey(chain[0]))) {
+		err_set(e, ERR_INPUT, "key_mismatch", "%s is not the key of the certificate %s",
+		        rc->key_path, rc->cert_path);
+		goto done;
+	}
+	rfc3339_now(when);
+	payload =
+	    json_pack("{s:s, s:s, s:s, s:s, s:O?, s:s}", "type", "anchor-relay-request", "address",
+	              address, "method", method, "path", path, "body", body, "issued", when);
+	text = payload != NULL ? json_dumps(payload, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	if (text == NULL) {
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+		goto done;
+	}
+	jws = jws_sign(text, strlen(text), key, chain, RELAY_CHAIN, "anchor-relay-request+jws", e);
+	if (jws != NULL && (out = json_loads(jws, 0, NULL)) == NULL)
+		err_set(e, ERR_INTERNAL, "internal", "the signed request is not JSON");
+done:
+	for (int i = 0; i < RELAY_CHAIN; i++)
+		X509_free(chain[i]);
+	EVP_PKEY_free(key);
+	json_decref(payload);
+	free(text);
+	free(jws);
+	return out;
+}
+
+/*
+ * One call: path_plain is the path as the relay sees it once decoded (what is
+ * signed), path_url the same escaped for the URL.
+ */
+static int relay_do(const struct relay_call *rc, const char *address, const char *method,
+                    const char *path_plain, const char *path_url, json_t *body, json_t **answer,
+                    struct err *e)
+{
+	json_t *sent = body;
+	int ret;
+
+	if (rc->key_path != NULL) {
+		sent = signed_request(rc, address, method, path_plain, body, e);
+		if (sent == NULL)
+			return -1;
+	}
+	ret = ctl_client_call(&rc->client, method, path_url, sent, answer, e);
+	if (sent != body)
+		json_decref(sent);
+	return ret;
+}
+
+/* ---- output ---- */
+
+static void print_lists(const json_t *j)
+{
+	printf("lists of %s\n", ctl_out_str(j, "address"));
+	for (size_t k = 0; k < sizeof(list_names) / sizeof(list_names[0]); k++) {
+		const json_t *a = json_object_get(j, list_names[k]), *v;
+		size_t i;
+		printf("%s:%*s", list_names[k], (int)(10 - strlen(list_names[k])), "");
+		if (json_array_size(a) == 0)
+			printf("(none)");
+		json_array_foreach(a, i, v)
+		{
+			printf("%s%s", i > 0 ? " " : "", json_string_value(v));
+		}
+		printf("\n");
+	}
+}
+
+/* ---- relay list ---- */
+
+#define RELAY_OPTS(rc)                                                                             \
+	{"--key", &(rc)->key_path, NULL}, {"--cert", &(rc)->cert_path, NULL},                      \
+	{                                                                                          \
+		"--chain", &(rc)->chain_path, NULL                                                 \
+	}
+
+int ctl_cmd_relay_list(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
+{
+	struct relay_call rc = {0};
+	const struct ctl_opt opts[] = {RELAY_OPTS(&rc), CTL_COMMON_OPTS(ctl), {NULL, NULL, NULL}};
+	struct ctl_args a;
+	struct err e = {0};
+	json_t *answer = NULL;
+	char *plain = NULL, *url = NULL;
+	int status = CTL_FAIL;
+
+	if (ctl_parse(cmd, opts, argc, argv, 1, 1, &a, &status) < 0 ||
+	    ctl_arg_address(cmd, a.pos[0], &status) < 0 || relay_setup(ctl, cmd, &rc, &status) < 0)
+		goto out;
+	url = ctl_api_path("lists", a.pos[0], NULL);
+	if (url == NULL || asprintf(&plain, "/v1/lists/%s", a.pos[0]) < 0) {
+		plain = NULL;
+		err_set(&e, ERR_INTERNAL, "internal", "out of memory");
+		status = ctl_fail(&e);
+		goto out;
+	}
+	if (relay_do(&rc, a.pos[0], "GET", plain, url, NULL, &answer, &e) < 0) {
+		status = ctl_fail(&e);
+		goto out;
+	}
+	if (ctl->json)
+		ctl_out_json(stdout, answer);
+	else
+		print_lists(answer);
+	status = CTL_OK;
+out:
+	relay_call_clear(&rc);
+	json_decref(answer);
+	free(plain);
+	free(url);
+	return status;
+}
+
+/* ---- relay trust|block|subscribe add|remove ---- */
+
+int ctl_cmd_relay_entry(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
+{
+	struct relay_call rc = {0};
+	const struct ctl_opt opts[] = {RELAY_OPTS(&rc), CTL_COMMON_OPTS(ctl), {NULL, NULL, NULL}};
+	const char *list = cmd->sub, *method;
+	struct ctl_args a;
+	struct err e = {0};
+	json_t *answer = NULL;
+	char *plain = NULL, *url = NULL, *esc = NULL, *rest = NULL;
+	int status = CTL_FAIL, add;
+
+	if (ctl_parse(cmd, opts, argc, argv, 3, 3, &a, &status) < 0)
+		goto out;
+	if (strcmp(a.pos[0], "add") != 0 && strcmp(a.pos[0], "remove") != 0) {
+		status = ctl_usage(cmd, "say add or remove, not '%s'", a.pos[0]);
+		goto out;
+	}
+	add = strcmp(a.pos[0], "add") == 0;
+	method = add ? "PUT" : "DELETE";
+	if (ctl_arg_address(cmd, a.pos[1], &status) < 0 || relay_setup(ctl, cmd, &rc, &status) < 0)
+		goto out;
+	ctl_name_lower(a.pos[2]);
+	if ((esc = ctl_name_path_escape(a.pos[2])) == NULL ||
+	    asprintf(&rest, "/%s/%s", list, esc) < 0)
+		rest = NULL;
+	if (rest != NULL)
+		url = ctl_api_path("lists", a.pos[1], rest);
+	if (url == NULL || asprintf(&plain, "/v1/lists/%s/%s/%s", a.pos[1], list, a.pos[2]) < 0) {
+		plain = NULL;
+		err_set(&e, ERR_INTERNAL, "internal", "out of memory");
+		status = ctl_fail(&e);
+		goto out;
+	}
+	if (relay_do(&rc, a.pos[1], method, plain, url, NULL, &answer, &e) < 0) {
+		status = ctl_fail(&e);
+		goto out;
+	}
+	if (ctl->json)
+		ctl_out_json(stdout, answer);
+	else
+		printf("%s %s the %s list of %s\n", a.pos[2], add ? "added to" : "removed from",
+		       list, a.pos[1]);
+	status = CTL_OK;
+out:
+	relay_call_clear(&rc);
+	json_decref(answer);
+	free(plain);
+	free(url);
+	free(esc);
+	free(rest);
+	return status;
+}
+
+/* ---- relay complain ---- */
+
+/* The message file ("-": stdin) in wire form: bare LF become CRLF. */
+static char *read_message(const char *path, size_t *len, struct err *e)
+{
+	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+	char *out = NULL, *bigger;
+	size_t cap = 0, n = 0;
+	int c, prev = 0;
+
+	if (f == NULL) {
+		err_set(e, ERR_INPUT, "no_file", "cannot read %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	while ((c = getc(f)) != EOF) {
+		if (n + 3 > cap) {
+			cap = cap ? cap * 2 : 65536;
+			if (cap > (size_t)RELAY_MESSAGE_MAX + 3 ||
+			    (bigger = realloc(out, cap)) == NULL) {
+				err_set(e, ERR_INPUT, "too_large", "%s is larger than %ld bytes",
+				        path, RELAY_MESSAGE_MAX);
+				goto fail;
+			}
+			out = bigger;
+		}
+		if (c == '\n' && prev != '\r')
+			out[n++] = '\r';
+		out[n++] = (char)c;
+		prev = c;
+	}
+	if (n == 0) {
+		err_set(e, ERR_INPUT, "empty_message", "%s is empty", path);
+		goto fail;
+	}
+	if (f != stdin)
+		fclose(f);
+	*len = n;
+	return out;
+fail:
+	if (f != stdin)
+		fclose(f);
+	free(out);
+	return NULL;
+}
+
+int ctl_cmd_relay_complain(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
+{
+	struct relay_call rc = {0};
+	int spam = 0, not_spam = 0;
+	const struct ctl_opt opts[] = {RELAY_OPTS(&rc),
+	                               {"--spam", NULL, &spam},
+	                               {"--not-spam", NULL, &not_spam},
+	                               CTL_COMMON_OPTS(ctl),
+	                               {NULL, NULL, NULL}};
+	struct ctl_args a;
+	struct err e = {0};
+	json_t *body = NULL, *answer = NULL;
+	char *msg = NULL, *b64 = NULL;
+	size_t len = 0;
+	int status = CTL_FAIL;
+
+	if (ctl_parse(cmd, opts, argc, argv, 2, 2, &a, &status) < 0 ||
+	    ctl_arg_address(cmd, a.pos[0], &status) < 0)
+		goto out;
+	if (spam == not_spam) {
+		status = ctl_usage(cmd, "say --spam or --not-spam");
+		goto out;
+	}
+	if (relay_setup(ctl, cmd, &rc, &status) < 0)
+		goto out;
+	if ((msg = read_message(a.pos[1], &len, &e)) == NULL) {
+		status = ctl_fail(&e);
+		goto out;
+	}
+	if ((b64 = crypto_b64_encode(msg, len)) == NULL ||
+	    (body = json_pack("{s:s, s:s}", "category", spam ? "spam" : "not-spam", "message",
+	                      b64)) == NULL) {
+		err_set(&e, ERR_INTERNAL, "internal", "out of memory");
+		status = ctl_fail(&e);
+		goto out;
+	}
+	if (relay_do(&rc, a.pos[0], "POST", "/v1/complaints", "/v1/complaints", body, &answer, &e) <
+	    0) {
+		status = ctl_fail(&e);
+		goto out;
+	}
+	if (ctl->json)
+		ctl_out_json(stdout, answer);
+	else
+		printf("%s complaint about %s reported for %s\n", spam ? "spam" : "not-spam",
+		       a.pos[1], a.pos[0]);
+	status = CTL_OK;
+out:
+	relay_call_clear(&rc);
+	json_decref(body);
+	json_decref(answer);
+	free(msg);
+	free(b64);
+	return status;
+}

@@ -1,0 +1,685 @@
+/*
+ * control.c - the relay's HTTPS control API (see control.h and
+ * /work/notes/relay-control-api.md), over lib/http:
+ *
+ *   GET    /v1/lists/{rcpt}                          the recipient's lists
+ *   PUT    /v1/lists/{rcpt}/{trust|block|subscribe}/{entry}
+ *   DELETE /v1/lists/{rcpt}/{trust|block|subscribe}/{entry}
+ *   POST   /v1/complaints  {"category": "spam"|"not-spam", "message": <base64>}
+ *
+ * Two ways in.  The admin sends "Authorization: Bearer <token>" (the SHA-256
+ * of the token is control_token_hash) and may act for any local recipient.
+ * A recipient sends, as the request body, a flattened JWS signed by its own
+ * S/MIME key with x5c [leaf, issuer, root]; the root must be pinned by the
+ * recipient's domain in DNS (lib/discover), the leaf must name the
+ * recipient, and the payload binds the method, the path, the real body and
+ * the time, so that a signed request cannot be replayed elsewhere or later.
+ */
+#include "control.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/x509v3.h>
+
+#include "cert.h"
+#include "discover.h"
+#include "http.h"
+#include "jws.h"
+#include "log.h"
+
+#define CONTROL_THREADS 4
+#define CONTROL_MAX_CONNECTIONS 64
+#define CONTROL_CONN_TIMEOUT 30
+#define CONTROL_RATE 20.0
+#define CONTROL_BURST 60.0
+#define CONTROL_DEFAULT_MESSAGE_MAX (10LL * 1024 * 1024)
+#define REPLAY_BUCKETS 256
+#define REPLAY_SAME_SECOND 16 /* requests one key may sign within the same second */
+#define REPLAY_PRUNE_AT 4096
+
+/* The newest request accepted from one key, and those accepted in that second. */
+struct replay {
+	struct replay *next;
+	char pin[CRYPTO_PIN_MAX];
+	long long newest;
+	int n;
+	uint8_t seen[REPLAY_SAME_SECOND][32];
+};
+
+struct relay_control {
+	const struct relay_settings *s;
+	struct relay_lists *lists;
+	struct relay_rep *rep;
+	struct relay_signer_client *sc;
+	struct discover_ctx *disc;
+	struct http_server *http;
+	long long started; /* replay memory is lost on restart: refuse what is older */
+	pthread_mutex_t replay_mu;
+	struct replay *replay[REPLAY_BUCKETS];
+	size_t nreplay;
+};
+
+/* ---- signed requests ---- */
+
+void relay_control_signed_clear(struct relay_control_signed *r)
+{
+	if (r == NULL)
+		return;
+	json_decref(r->body);
+	memset(r, 0, sizeof(*r));
+}
+
+static void lower(char *s)
+{
+	for (; *s; s++)
+		*s = (char)tolower((unsigned char)*s);
+}
+
+static json_t *jws_payload_unverified(json_t *jws, struct err *e)
+{
+	const char *b64 = json_string_value(json_object_get(jws, "payload"));
+	size_t len = 0;
+	uint8_t *raw;
+	json_t *p;
+
+	if (!json_is_object(jws) || b64 == NULL ||
+	    !json_is_string(json_object_get(jws, "signature")) ||
+	    (raw = crypto_b64url_decode(b64, &len)) == NULL) {
+		err_set(e, ERR_INPUT, "bad_jws", "the body is not a flattened JWS");
+		return NULL;
+	}
+	p = json_loadb((const char *)raw, len, JSON_REJECT_DUPLICATES, NULL);
+	free(raw);
+	if (!json_is_object(p)) {
+		json_decref(p);
+		err_set(e, ERR_INPUT, "bad_jws", "the JWS payload is not a JSON object");
+		return NULL;
+	}
+	return p;
+}
+
+int relay_control_peek_address(json_t *jws, char out[RELAY_ADDR_MAX], struct err *e)
+{
+	json_t *p = jws_payload_unverified(jws, e);
+	const char *addr = p != NULL ? json_string_value(json_object_get(p, "address")) : NULL;
+	int rc = 0;
+
+	if (p == NULL)
+		return -1;
+	if (addr == NULL || strlen(addr) >= RELAY_ADDR_MAX)
+		rc = err_set(e, ERR_INPUT, "bad_request",
+		             "the signed payload needs the recipient's \"address\"");
+	else
+		snprintf(out, RELAY_ADDR_MAX, "%s", addr);
+	if (rc == 0)
+		lower(out);
+	json_decref(p);
+	return rc;
+}
+
+/* "2026-11-23T15:43:05Z" as Unix seconds. */
+static int parse_rfc3339(const char *text, long long *out)
+{
+	struct tm tm = {0};
+	const char *end;
+
+	if (text == NULL || strlen(text) != 20)
+		return -1;
+	end = strptime(text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (end == NULL || *end != '\0')
+		return -1;
+	*out = (long long)timegm(&tm);
+	return 0;
+}
+
+/* True when the certificate has address (any case) as an rfc822Name. */
+static int leaf_names(X509 *leaf, const char *address)
+{
+	GENERAL_NAMES *gens = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
+	size_t alen = strlen(address);
+	int found = 0;
+
+	for (int i = 0; gens != NULL && i < sk_GENERAL_NAME_num(gens) && !found; i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+		if (g->type != GEN_EMAIL)
+			continue;
+		found = (size_t)g->d.rfc822Name->length == alen &&
+		        strncasecmp((const char *)g->d.rfc822Name->data, address, alen) == 0;
+	}
+	GENERAL_NAMES_free(gens);
+	return found;
+}
+
+static int payload_check(json_t *p, const char *method, const char *path, time_t now,
+                         struct relay_control_signed *out, struct err *e)
+{
+	const char *type = json_string_value(json_object_get(p, "type"));
+	const char *addr = json_string_value(json_object_get(p, "address"));
+	const char *m = json_string_value(json_object_get(p, "method"));
+	const char *pa = json_string_value(json_object_get(p, "path"));
+	json_t *body = json_object_get(p, "body");
+
+	if (type == NULL || strcmp(type, "anchor-relay-request") != 0)
+		return err_set(e, ERR_INPUT, "bad_request",
+		               "the signed payload must have type anchor-relay-request");
+	if (addr == NULL || strlen(addr) >= RELAY_ADDR_MAX || m == NULL || pa == NULL)
+		return err_set(e, ERR_INPUT, "bad_request",
+		               "the signed payload needs address, method, path and issued");
+	if (strcmp(m, method) != 0 || strcmp(pa, path) != 0)
+		return err_set(e, ERR_INPUT, "request_mismatch",
+		               "the request was signed for %.16s %.200s, not this one", m, pa);
+	if (parse_rfc3339(json_string_value(json_object_get(p, "issued")), &out->issued) < 0)
+		return err_set(e, ERR_INPUT, "bad_request",
+		               "the signed payload needs \"issued\" as an RFC 3339 UTC time");
+	if (out->issued < (long long)now - RELAY_CONTROL_WINDOW ||
+	    out->issued > (long long)now + RELAY_CONTROL_WINDOW)
+		return err_set(e, ERR_INPUT, "stale_request",
+		               "the request was signed more than %d seconds from now; "
+		               "check the clock and sign it again",
+		               RELAY_CONTROL_WINDOW);
+	if (body != NULL && !json_is_null(body) && !json_is_object(body))
+		return err_set(e, ERR_INPUT, "bad_request",
+		               "the signed payload's body must be an object or null");
+	snprintf(out->address, sizeof(out->address), "%s", addr);
+	lower(out->address);
+	out->body = json_is_object(body) ? json_incref(body) : NULL;
+	return 0;
+}
+
+int relay_control_verify_request(const char *text, size_t len, const char *method, const char *path,
+                                 const char *const *pins, int npins, time_t now,
+                                 struct relay_control_signed *out, struct err *e)
+{
+	struct jws_verified v = {0};
+	json_t *p = NULL;
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (jws_verify(text, len, pins, npins, &v, e) < 0)
+		return -1;
+	p = json_loadb(v.payload, v.payload_len, JSON_REJECT_DUPLICATES, NULL);
+	if (!json_is_object(p)) {
+		err_set(e, ERR_INPUT, "bad_request", "the signed payload is not a JSON object");
+		goto out;
+	}
+	if (payload_check(p, method, path, now, out, e) < 0)
+		goto out;
+	if (X509_check_ca(v.leaf) != 0 || !leaf_names(v.leaf, out->address)) {
+		err_set(e, ERR_FORBIDDEN, "wrong_signer",
+		        "the request is not signed by a certificate of %s", out->address);
+		goto out;
+	}
+	if (crypto_key_pin(X509_get0_pubkey(v.leaf), out->key_pin, e) < 0)
+		goto out;
+	crypto_sha256(text, len, out->digest);
+	rc = 0;
+out:
+	if (rc < 0)
+		relay_control_signed_clear(out);
+	json_decref(p);
+	jws_verified_free(&v);
+	return rc;
+}
+
+/* ---- replay ---- */
+
+static unsigned replay_bucket(const char *pin)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *pin; pin++)
+		h = (h ^ (uint8_t)*pin) * 16777619u;
+	return h % REPLAY_BUCKETS;
+}
+
+/* Forget keys whose newest request is out of the window: anything they sign now is newer. */
+static void replay_prune(struct relay_control *c, long long now)
+{
+	for (size_t b = 0; b < REPLAY_BUCKETS; b++) {
+		struct replay **rp = &c->replay[b];
+		while (*rp != NULL) {
+			if ((*rp)->newest < now - RELAY_CONTROL_WINDOW - 1) {
+				struct replay *dead = *rp;
+				*rp = dead->next;
+				free(dead);
+				c->nreplay--;
+			} else {
+				rp = &(*rp)->next;
+			}
+		}
+	}
+}
+
+/* Accept a request only when it is newer than (or, in the same second, different from) every
+ * request accepted before from its key. */
+static int replay_check(struct relay_control *c, const struct relay_control_signed *r,
+                        struct err *e)
+{
+	struct replay *x;
+	unsigned b = replay_bucket(r->key_pin);
+	int rc = 0;
+
+	if (r->issued < c->started)
+		return err_set(e, ERR_INPUT, "stale_request",
+		               "the request was signed before the relay started; sign it again");
+	pthread_mutex_lock(&c->replay_mu);
+	for (x = c->replay[b]; x != NULL; x = x->next)
+		if (strcmp(x->pin, r->key_pin) == 0)
+			break;
+	if (x == NULL) {
+		if (c->nreplay >= REPLAY_PRUNE_AT)
+			replay_prune(c, (long long)time(NULL));
+		if ((x = calloc(1, sizeof(*x))) == NULL) {
+			rc = err_set(e, ERR_INTERNAL, "internal", "out of memory");
+			goto out;
+		}
+		snprintf(x->pin, sizeof(x->pin), "%s", r->key_pin);
+		x->newest = r->issued - 1;
+		x->next = c->replay[b];
+		c->replay[b] = x;
+		c->nreplay++;
+	}
+	if (r->issued > x->newest) {
+		x->newest = r->issued;
+		x->n = 0;
+	} else if (r->issued < x->newest) {
+		rc = err_set(e, ERR_CONFLICT, "replayed",
+		             "a request signed later was already accepted from this key");
+		goto out;
+	}
+	for (int i = 0; i < x->n; i++)
+		if (memcmp(x->seen[i], r->digest, 32) == 0) {
+			rc = err_set(e, ERR_CONFLICT, "replayed",
+			             "this request was already accepted");
+			goto out;
+		}
+	if (x->n == REPLAY_SAME_SECOND) {
+		rc = err_set(e, ERR_RATE, "rate_limited",
+		             "too many requests signed in the same second; sign again");
+		goto out;
+	}
+	memcpy(x->seen[x->n++], r->digest, 32);
+out:
+	pthread_mutex_unlock(&c->replay_mu);
+	return rc;
+}
+
+/* ---- authorisation ---- */
+
+static const char *domain_of(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+
+	return at != NULL ? at + 1 : "";
+}
+
+/* rcpt must be a mail address of one of local_domains. */
+static int local_rcpt(const struct relay_control *c, const char *rcpt, struct err *e)
+{
+	struct err ne = {0};
+
+	if (name_check_address(rcpt, &ne) < 0)
+		return err_set(e, ERR_INPUT, "bad_name", "'%.100s' is not a mail address: %s", rcpt,
+		               ne.msg);
+	if (!relay_is_local_domain(c->s, domain_of(rcpt)))
+		return err_set(e, ERR_NOTFOUND, "unknown_domain",
+		               "this relay does not receive mail for %s", domain_of(rcpt));
+	return 0;
+}
+
+static int domain_pins(struct relay_control *c, const char *domain, struct discover_result **dr,
+                       struct err *e)
+{
+	struct err de = {0};
+
+	if (discover_domain(c->disc, domain, dr, &de) < 0) {
+		if (err_is_temporary(de.kind) || de.kind == ERR_INTERNAL)
+			return err_set(e, ERR_TEMP, "discovery_failed",
+			               "the anchor of %s cannot be checked now (%s); retry later",
+			               domain, de.msg);
+		return err_set(e, ERR_FORBIDDEN, "not_anchored", "%s has no usable anchor: %s",
+		               domain, de.msg);
+	}
+	if ((*dr)->status != DISCOVER_ANCHORED)
+		return err_set(e, ERR_FORBIDDEN, "not_anchored",
+		               "%s publishes no _anchor records: its users cannot sign requests; "
+		               "ask the relay's admin",
+		               domain);
+	return 0;
+}
+
+/* Who may act: the admin (*admin = 1) or the recipient who signed the body. */
+struct caller {
+	int admin;
+	char rcpt[RELAY_ADDR_MAX]; /* the signer; "" for the admin */
+	json_t *body;              /* the effective body (a reference), or NULL */
+	char key_pin[CRYPTO_PIN_MAX];
+};
+
+static int authorize_user(struct relay_control *c, const struct http_request *req,
+                          struct caller *who, struct err *e)
+{
+	struct relay_control_signed r = {0};
+	struct discover_result *dr = NULL;
+	const char *pins[DNS_MAX_PINS];
+	char addr[RELAY_ADDR_MAX];
+	int rc = -1;
+
+	if (relay_control_peek_address(req->json, addr, e) < 0 || local_rcpt(c, addr, e) < 0 ||
+	    domain_pins(c, domain_of(addr), &dr, e) < 0)
+		goto out;
+	for (int i = 0; i < dr->npins; i++)
+		pins[i] = dr->pins[i];
+	if (relay_control_verify_request(req->body, req->body_len, req->method, req->path, pins,
+	                                 dr->npins, time(NULL), &r, e) < 0 ||
+	    replay_check(c, &r, e) < 0)
+		goto out;
+	snprintf(who->rcpt, sizeof(who->rcpt), "%s", r.address);
+	snprintf(who->key_pin, sizeof(who->key_pin), "%s", r.key_pin);
+	who->body = r.body;
+	r.body = NULL;
+	rc = 0;
+out:
+	relay_control_signed_clear(&r);
+	discover_result_free(dr);
+	return rc;
+}
+
+static int authorize(struct relay_control *c, const struct http_request *req, struct caller *who,
+                     struct err *e)
+{
+	memset(who, 0, sizeof(*who));
+	if (req->authorization != NULL) {
+		if (http_auth_token_hash(req, c->s->control_token_hash, e) < 0) {
+			if (e->kind == ERR_FORBIDDEN)
+				err_set(e, ERR_FORBIDDEN, "forbidden",
+				        "the admin API is disabled here (control_token_hash is not "
+				        "set); sign the request with the recipient's key");
+			else
+				err_set(e, ERR_AUTH, "unauthorized",
+				        "the admin token is not valid");
+			return -1;
+		}
+		who->admin = 1;
+		who->body = req->json != NULL ? json_incref(req->json) : NULL;
+		return 0;
+	}
+	if (req->json != NULL && json_object_get(req->json, "signature") != NULL)
+		return authorize_user(c, req, who, e);
+	return err_set(e, ERR_AUTH, "unauthorized",
+	               "this request needs the admin's Authorization: Bearer token or a body "
+	               "signed by the recipient's key");
+}
+
+/* The recipient acted on must be a local one and, for a user, the signer. */
+static int may_act_for(const struct relay_control *c, const struct caller *who, const char *rcpt,
+                       struct err *e)
+{
+	if (local_rcpt(c, rcpt, e) < 0)
+		return -1;
+	if (!who->admin && strcmp(who->rcpt, rcpt) != 0)
+		return err_set(e, ERR_INPUT, "address_mismatch",
+		               "the request is signed for %s, not for %s", who->rcpt, rcpt);
+	return 0;
+}
+
+/* ---- resources ---- */
+
+static void reply_lists(struct relay_control *c, struct http_response *resp, const char *rcpt)
+{
+	struct err e = {0};
+	char *text = relay_lists_json(c->lists, rcpt, &e);
+
+	if (text == NULL)
+		http_reply_error(resp, &e);
+	else
+		http_reply_text(resp, 200, "application/json", text, strlen(text));
+}
+
+static void lists_route(struct relay_control *c, const struct http_request *req,
+                        struct http_response *resp, const struct caller *who, char *rcpt)
+{
+	struct err e = {0};
+	const char *list, *entry;
+	int rc;
+
+	lower(rcpt);
+	if (may_act_for(c, who, rcpt, &e) < 0) {
+		http_reply_error(resp, &e);
+		return;
+	}
+	if (req->nseg == 3) {
+		reply_lists(c, resp, rcpt);
+		return;
+	}
+	list = req->seg[3];
+	entry = req->seg[4];
+	if (strcmp(req->method, "PUT") == 0)
+		rc = relay_lists_add(c->lists, rcpt, list, entry, &e);
+	else
+		rc = relay_lists_remove(c->lists, rcpt, list, entry, &e);
+	if (rc < 0) {
+		http_reply_error(resp, &e);
+		return;
+	}
+	log_info(req->reqid, "control: %s %s %s list of %s: %.100s%s%s",
+	         who->admin ? "admin" : "user",
+	         strcmp(req->method, "PUT") == 0 ? "added to" : "removed from", list, rcpt, entry,
+	         who->admin ? "" : " key ", who->admin ? "" : who->key_pin);
+	reply_lists(c, resp, rcpt);
+}
+
+static void complaint_route(struct relay_control *c, const struct http_request *req,
+                            struct http_response *resp, const struct caller *who)
+{
+	struct err e = {0};
+	const char *category, *b64;
+	uint8_t *msg = NULL;
+	size_t len = 0;
+
+	if (!who->admin && local_rcpt(c, who->rcpt, &e) < 0)
+		goto fail;
+	if (who->body == NULL) {
+		err_set(&e, ERR_INPUT, "bad_request",
+		        "a complaint needs {\"category\": ..., \"message\": ...}");
+		goto fail;
+	}
+	if ((category = http_json_str(who->body, "category", 1, &e)) == NULL ||
+	    (b64 = http_json_str(who->body, "message", 1, &e)) == NULL)
+		goto fail;
+	if (strcmp(category, "spam") != 0 && strcmp(category, "not-spam") != 0) {
+		err_set(&e, ERR_INPUT, "bad_category", "category must be spam or not-spam");
+		goto fail;
+	}
+	if ((msg = crypto_b64_decode(b64, &len)) == NULL || len == 0) {
+		err_set(&e, ERR_INPUT, "bad_message",
+		        "message must be the raw message in standard base64");
+		goto fail;
+	}
+	if (c->rep == NULL || !relay_rep_enabled(c->rep)) {
+		err_set(&e, ERR_TEMP, "reputation_disabled",
+		        "no reputation service is configured: complaints cannot be reported");
+		goto fail;
+	}
+	if (relay_rep_report(c->rep, c->sc, (const char *)msg, len, category, &e) < 0)
+		goto fail;
+	log_info(req->reqid, "control: %s complaint (%s, %zu bytes) reported for %s", category,
+	         who->admin ? "admin" : "user", len, who->admin ? "-" : who->rcpt);
+	http_reply_json(resp, 200,
+	                json_pack("{s:s, s:s}", "status", "reported", "category", category));
+	free(msg);
+	return;
+fail:
+	free(msg);
+	http_reply_error(resp, &e);
+}
+
+static void method_not_allowed(struct http_response *resp, const char *allow)
+{
+	http_reply_errorf(resp, ERR_INPUT, "method_not_allowed", "This resource accepts %s.",
+	                  allow);
+	resp->status = 405;
+	http_add_header(resp, "Allow", "%s", allow);
+}
+
+static void control_dispatch(const struct http_request *req, struct http_response *resp, void *app)
+{
+	struct relay_control *c = app;
+	struct caller who = {0};
+	struct err e = {0};
+	char rcpt[RELAY_ADDR_MAX];
+	int lists = req->nseg >= 3 && http_seg_is(req, 0, "v1") && http_seg_is(req, 1, "lists");
+	int complaints =
+	    req->nseg == 2 && http_seg_is(req, 0, "v1") && http_seg_is(req, 1, "complaints");
+	const char *allow;
+
+	if ((!lists && !complaints) || (lists && req->nseg != 3 && req->nseg != 5)) {
+		resp->route = "not_found";
+		http_reply_errorf(resp, ERR_NOTFOUND, "not_found", "No such resource.");
+		return;
+	}
+	resp->route = complaints ? "complaints" : req->nseg == 3 ? "lists" : "list_entry";
+	allow = complaints ? "POST" : req->nseg == 3 ? "GET" : "PUT DELETE";
+	if (!http_method_in(req->method, allow)) {
+		method_not_allowed(resp, req->nseg == 5 ? "PUT, DELETE" : allow);
+		return;
+	}
+	if (authorize(c, req, &who, &e) < 0) {
+		http_reply_error(resp, &e);
+		return;
+	}
+	if (complaints) {
+		complaint_route(c, req, resp, &who);
+	} else if (strlen(req->seg[2]) >= sizeof(rcpt)) {
+		http_reply_errorf(resp, ERR_INPUT, "bad_name", "the recipient is too long");
+	} else {
+		snprintf(rcpt, sizeof(rcpt), "%s", req->seg[2]);
+		lists_route(c, req, resp, &who, rcpt);
+	}
+	json_decref(who.body);
+}
+
+/* ---- start, stop ---- */
+
+/* "ADDR:PORT" or "[ADDR]:PORT" into addr and port. */
+static int split_listen(const char *spec, char *addr, size_t size, int *port, struct err *e)
+{
+	const char *colon, *start = spec, *end;
+	char *stop;
+	long p;
+
+	if (spec == NULL || *spec == '\0')
+		return err_set(e, ERR_INPUT, "bad_config", "control_listen is not set");
+	if (*spec == '[') {
+		start = spec + 1;
+		end = strchr(start, ']');
+		colon = end != NULL && end[1] == ':' ? end + 1 : NULL;
+	} else {
+		colon = strrchr(spec, ':');
+		end = colon;
+	}
+	if (colon == NULL || end == start || (size_t)(end - start) >= size)
+		return err_set(e, ERR_INPUT, "bad_config",
+		               "control_listen must be ADDR:PORT, not '%s'", spec);
+	p = strtol(colon + 1, &stop, 10);
+	if (colon[1] == '\0' || *stop != '\0' || p < 0 || p > 65535)
+		return err_set(e, ERR_INPUT, "bad_config", "control_listen has a bad port: '%s'",
+		               spec);
+	memcpy(addr, start, (size_t)(end - start));
+	addr[end - start] = '\0';
+	*port = (int)p;
+	return 0;
+}
+
+static struct discover_ctx *start_discovery(const struct relay_settings *s, struct err *e)
+{
+	struct discover_config dc = {
+	    .resolver = s->dns_server,
+	    .trust_anchor_file = s->dns_trust_anchor,
+	    .cacert = s->keyserver_cacert,
+	    .timeout_ms = s->lookup_timeout_ms > 0 ? (int)s->lookup_timeout_ms : 0,
+	};
+
+	discover_config_from_env(&dc);
+	return discover_new(&dc, e);
+}
+
+struct relay_control *relay_control_start(const struct relay_settings *s, struct relay_lists *l,
+                                          struct relay_rep *rep, struct relay_signer_client *sc,
+                                          struct err *e)
+{
+	struct relay_control *c;
+	struct http_config hc = {0};
+	char addr[128];
+	long long msgmax =
+	    s->max_message_size > 0 ? s->max_message_size : CONTROL_DEFAULT_MESSAGE_MAX;
+
+	if (l == NULL) {
+		err_set(e, ERR_INTERNAL, "internal", "the control API needs the lists");
+		return NULL;
+	}
+	if (s->tls_cert_file == NULL || s->tls_key_file == NULL) {
+		err_set(e, ERR_INPUT, "bad_config",
+		        "the control API needs tls_cert_file and tls_key_file");
+		return NULL;
+	}
+	if (split_listen(s->control_listen, addr, sizeof(addr), &hc.port, e) < 0)
+		return NULL;
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+		return NULL;
+	}
+	c->s = s;
+	c->lists = l;
+	c->rep = rep;
+	c->sc = sc;
+	c->started = (long long)time(NULL);
+	pthread_mutex_init(&c->replay_mu, NULL);
+	if ((c->disc = start_discovery(s, e)) == NULL)
+		goto fail;
+	hc.listen_addr = addr;
+	hc.tls_cert_file = s->tls_cert_file;
+	hc.tls_key_file = s->tls_key_file;
+	/* A complaint carries a whole message in base64, maybe inside a JWS: ~1.8 times. */
+	hc.max_body = (size_t)(msgmax / 5 * 9 + 65536);
+	hc.threads = CONTROL_THREADS;
+	hc.max_connections = CONTROL_MAX_CONNECTIONS;
+	hc.conn_timeout = CONTROL_CONN_TIMEOUT;
+	hc.rate_per_sec = CONTROL_RATE;
+	hc.rate_burst = CONTROL_BURST;
+	hc.dispatch = control_dispatch;
+	hc.app = c;
+	if ((c->http = http_server_start(&hc, e)) == NULL)
+		goto fail;
+	return c;
+fail:
+	relay_control_stop(c);
+	return NULL;
+}
+
+int relay_control_port(const struct relay_control *c)
+{
+	return c != NULL ? http_server_port(c->http) : 0;
+}
+
+void relay_control_stop(struct relay_control *c)
+{
+	if (c == NULL)
+		return;
+	http_server_stop(c->http);
+	discover_free(c->disc);
+	for (size_t b = 0; b < REPLAY_BUCKETS; b++) {
+		struct replay *x = c->replay[b], *next;
+		for (; x != NULL; x = next) {
+			next = x->next;
+			free(x);
+		}
+	}
+	pthread_mutex_destroy(&c->replay_mu);
+	free(c);
+}
