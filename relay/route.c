@@ -91,6 +91,100 @@ static int hop_address(struct resolve_ctx *rc, struct relay_hop *h, struct err *
 	return err_set(e, ERR_TEMP, "no_address", "%s has no address", h->host);
 }
 
+/* Hops whose name has no address are dropped; the others keep their order. */
+static int hops_addresses(struct resolve_ctx *rc, const char *rcpt, struct relay_hop *hops,
+                          size_t *n, struct err *e)
+{
+	size_t kept = 0;
+	struct err ae = {0};
+
+	for (size_t i = 0; i < *n; i++)
+		if (hop_address(rc, &hops[i], &ae) == 0)
+			hops[kept++] = hops[i];
+	if (kept == 0 && *n > 0) {
+		*e = ae;
+		*n = 0;
+		return route_error(e);
+	}
+	*n = kept;
+	if (*n == 0)
+		return err_set(e, ERR_NOTFOUND, "no_route", "%.200s has no server to deliver to",
+		               rcpt);
+	return 0;
+}
+
+/*
+ * An anchored domain that publishes no route for the address (404 no_route)
+ * still takes mail the ordinary way: its MX hosts, or the domain itself
+ * (RFC 5321 §5.1), with the legacy TLS rule, since no route names a pin.
+ * Without this an anchored domain would have to publish routes before it
+ * could receive mail from anchored senders at all.
+ */
+static int mx_fallback(struct resolve_ctx *rc, const struct relay_settings *s, const char *domain,
+                       struct relay_hop *hops, size_t max, size_t *n, struct err *e)
+{
+	struct dns_resolver *res = discover_resolver(resolve_discover(rc));
+	struct dns_answer a;
+	uint16_t prefs[64];
+	size_t i, k;
+	int had_mx, encrypt = s->outbound_tls != NULL && strcmp(s->outbound_tls, "encrypt") == 0;
+	uint16_t port = s->smtp_port > 0 && s->smtp_port <= 65535 ? (uint16_t)s->smtp_port : 25;
+
+	memset(&a, 0, sizeof(a));
+	if (dns_query(res, domain, LDNS_RR_TYPE_MX, &a, e) < 0)
+		return -1;
+	*n = 0;
+	for (i = 0; !a.nxdomain && !a.nodata && i < ldns_rr_list_rr_count(a.rrs) && *n < max &&
+	            *n < 64;
+	     i++) {
+		ldns_rr *rr = ldns_rr_list_rr(a.rrs, i);
+		ldns_rdf *pref = ldns_rr_rdf(rr, 0), *host = ldns_rr_rdf(rr, 1);
+		char *name = host ? ldns_rdf2str(host) : NULL;
+		struct relay_hop h;
+		size_t len;
+
+		if (name == NULL || pref == NULL) {
+			free(name);
+			continue;
+		}
+		len = strlen(name);
+		if (len > 0 && name[len - 1] == '.')
+			name[--len] = '\0';
+		if (len == 0) { /* a null MX (RFC 7505): takes no mail */
+			free(name);
+			continue;
+		}
+		memset(&h, 0, sizeof(h));
+		h.proto = RELAY_PROTO_SMTP;
+		h.port = port;
+		h.tls_required = encrypt;
+		snprintf(h.host, sizeof(h.host), "%s", name);
+		free(name);
+		/* insertion by preference, ties kept in answer order */
+		uint16_t p = ldns_rdf2native_int16(pref);
+		for (k = *n; k > 0 && prefs[k - 1] > p; k--) {
+			hops[k] = hops[k - 1];
+			prefs[k] = prefs[k - 1];
+		}
+		hops[k] = h;
+		prefs[k] = p;
+		(*n)++;
+	}
+	had_mx = !a.nxdomain && !a.nodata && ldns_rr_list_rr_count(a.rrs) > 0;
+	dns_answer_clear(&a);
+	if (*n == 0 && had_mx)
+		return err_set(e, ERR_NOTFOUND, "no_route", "%s takes no mail (null MX)", domain);
+	if (*n == 0 && max > 0) {
+		memset(&hops[0], 0, sizeof(hops[0]));
+		hops[0].proto = RELAY_PROTO_SMTP;
+		hops[0].port = port;
+		hops[0].tls_required = encrypt;
+		snprintf(hops[0].host, sizeof(hops[0].host), "%s", domain);
+		*n = 1;
+	}
+	return 0;
+}
+
 int relay_route(struct resolve_ctx *rc, const struct relay_settings *s, const char *rcpt,
                 struct relay_hop *hops, size_t max, size_t *n, char *final_rcpt, struct err *e)
 {
@@ -106,10 +200,23 @@ int relay_route(struct resolve_ctx *rc, const struct relay_settings *s, const ch
 	if (r == NULL)
 		return err_set(e, ERR_TEMP, "internal", "out of memory");
 	if (resolve_address(rc, rcpt, r, e) < 0) {
+		const char *last = r->nhops > 0 ? r->hops[r->nhops - 1].address : rcpt;
+		const char *at = strrchr(last, '@');
+		char where[RELAY_ADDR_MAX];
+
 		if (strcmp(e->code, "bad_name") == 0) /* name_check_address on rcpt itself */
 			snprintf(e->code, sizeof(e->code), "bad_address");
+		if (strcmp(e->code, "no_route") != 0 || at == NULL) {
+			free(r);
+			return route_error(e);
+		}
+		snprintf(where, sizeof(where), "%s", last);
 		free(r);
-		return route_error(e);
+		if (mx_fallback(rc, s, strrchr(where, '@') + 1, hops, max, n, e) < 0)
+			return route_error(e);
+		if (final_rcpt != NULL)
+			snprintf(final_rcpt, RELAY_ADDR_MAX, "%s", where);
+		goto addresses;
 	}
 	for (int i = 0; i < r->ntargets && *n < max; i++) {
 		const struct resolve_target *tg = &r->targets[i];
@@ -127,27 +234,12 @@ int relay_route(struct resolve_ctx *rc, const struct relay_settings *s, const ch
 			snprintf(h->tls_name, sizeof(h->tls_name), "%s", tg->host);
 		}
 	}
-	/* hops whose name has no address are dropped; the others keep their order */
-	size_t kept = 0;
-	struct err ae = {0};
-	for (size_t i = 0; i < *n; i++)
-		if (hop_address(rc, &hops[i], &ae) == 0)
-			hops[kept++] = hops[i];
-	if (kept == 0 && *n > 0) {
-		*e = ae;
-		free(r);
-		*n = 0;
-		return route_error(e);
-	}
-	*n = kept;
 	if (final_rcpt != NULL)
 		snprintf(final_rcpt, RELAY_ADDR_MAX, "%s",
 		         r->final_address[0] ? r->final_address : rcpt);
 	free(r);
-	if (*n == 0)
-		return err_set(e, ERR_NOTFOUND, "no_route", "%.200s has no server to deliver to",
-		               rcpt);
-	return 0;
+addresses:
+	return hops_addresses(rc, rcpt, hops, n, e);
 }
 
 /* ------------------------------------------------------------------ next hop */

@@ -76,19 +76,25 @@ static int good_standing(const struct relay_tier_input *in, const char **how)
 {
 	const struct relay_auth *a = in->auth;
 
-	if (in->have_rep) {
+	/*
+	 * The reputation service says "known" or "trusted" only on good evidence and
+	 * "unknown" also when it has none: a new anchored domain starts there.  Poor
+	 * standing is a "block"; an anchored sender (its key chained to its pins,
+	 * unrevoked, in its log) with no verdict against it is in good standing, a
+	 * legacy DKIM domain needs the service's good word.
+	 */
+	if (in->have_rep && in->sender_rep != RELAY_REP_UNKNOWN) {
 		*how = in->sender_rep == RELAY_REP_TRUSTED ? "reputation trusted"
 		       : in->sender_rep == RELAY_REP_KNOWN ? "reputation known"
-		       : in->sender_rep == RELAY_REP_BLOCK ? "reputation block"
-		                                           : "reputation unknown";
-		return in->sender_rep == RELAY_REP_KNOWN || in->sender_rep == RELAY_REP_TRUSTED;
+		                                           : "reputation block";
+		return in->sender_rep != RELAY_REP_BLOCK;
 	}
 	/* A user key comes only from an anchored domain's key server. */
 	if (a->domain_anchored || a->user_verified) {
-		*how = "anchored, no reputation verdict";
+		*how = in->have_rep ? "anchored, reputation unknown" : "anchored, no reputation verdict";
 		return 1;
 	}
-	*how = "not anchored, no reputation verdict";
+	*how = in->have_rep ? "not anchored, reputation unknown" : "not anchored, no reputation verdict";
 	return 0;
 }
 

@@ -102,9 +102,17 @@ static void test_no_reputation_verdict(void **state)
 	/* a user key comes from an anchored key server */
 	assert_int_equal(decide(&user, RELAY_LIST_NONE, 0, RELAY_REP_UNKNOWN, 0, why, sizeof(why)),
 	                 RELAY_TIER_KNOWN);
-	/* with a verdict, the verdict decides even for an anchored domain */
+	/* "unknown" is no evidence either way: an anchored sender stays in good standing,
+	 * a block is poor standing even for an anchored domain */
 	assert_int_equal(
 	    decide(&anchored, RELAY_LIST_NONE, 1, RELAY_REP_UNKNOWN, 0, why, sizeof(why)),
+	    RELAY_TIER_KNOWN);
+	assert_non_null(strstr(why, "reputation unknown"));
+	assert_int_equal(
+	    decide(&anchored, RELAY_LIST_NONE, 1, RELAY_REP_BLOCK, 0, why, sizeof(why)),
+	    RELAY_TIER_UNKNOWN);
+	assert_int_equal(
+	    decide(&legacy, RELAY_LIST_NONE, 1, RELAY_REP_UNKNOWN, 0, why, sizeof(why)),
 	    RELAY_TIER_UNKNOWN);
 }
 
