@@ -148,7 +148,7 @@ static void signer_stop(struct signer_proc *sp)
 struct relay_main {
 	struct relayd d;
 	struct signer_proc sp;
-	struct event *sigterm, *sigint, *sigchld;
+	struct event *sigterm, *sigint, *sigchld, *sighup;
 };
 
 static void on_stop(evutil_socket_t sig, short what, void *arg)
@@ -159,6 +159,14 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
 	log_info(NULL, "signal %d: stopping", (int)sig);
 	rm->d.stopping = 1;
 	event_base_loopbreak(rm->d.base);
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	(void)arg;
+	log_info(NULL, "SIGHUP: nothing to reload (restart the relay to apply new settings)");
 }
 
 /* The signer died: restart it (the client reconnects); mail waits meanwhile. */
@@ -287,8 +295,10 @@ static int watch_signals(struct relay_main *rm, struct err *e)
 	rm->sigterm = evsignal_new(b, SIGTERM, on_stop, rm);
 	rm->sigint = evsignal_new(b, SIGINT, on_stop, rm);
 	rm->sigchld = evsignal_new(b, SIGCHLD, on_child, rm);
-	if (rm->sigterm == NULL || rm->sigint == NULL || rm->sigchld == NULL)
+	rm->sighup = evsignal_new(b, SIGHUP, on_hup, rm);
+	if (rm->sigterm == NULL || rm->sigint == NULL || rm->sigchld == NULL || rm->sighup == NULL)
 		return err_set(e, ERR_INTERNAL, "internal", "cannot watch signals");
+	event_add(rm->sighup, NULL);
 	event_add(rm->sigterm, NULL);
 	event_add(rm->sigint, NULL);
 	event_add(rm->sigchld, NULL);
@@ -339,6 +349,8 @@ out:
 		event_free(rm->sigint);
 	if (rm->sigchld != NULL)
 		event_free(rm->sigchld);
+	if (rm->sighup != NULL)
+		event_free(rm->sighup);
 	if (d->base != NULL)
 		event_base_free(d->base);
 	signer_stop(&rm->sp);

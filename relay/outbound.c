@@ -115,8 +115,15 @@ static void sign_work(void *arg)
 		log_info(NULL, "conn %lu: from=<%s>: no signing key for '%s', sent unsigned", c->id,
 		         c->sender, domain);
 	} else if (relay_signer_sign(d->signer, traced, tlen, domain, addr, &sigs, &e) < 0) {
+		/* a message that cannot be parsed never will be: refuse it for good, so
+		 * that the local MTA bounces it instead of retrying for days */
+		int permanent = e.kind == ERR_INPUT;
+
 		log_err(NULL, "conn %lu: signing for %s failed: %s", c->id, domain, e.msg);
-		relayd_reply_set(&j->r, 451, "4.3.0", "Signing failed, try again later");
+		if (permanent)
+			relayd_reply_set(&j->r, 550, "5.6.0", "Cannot sign this message: %s", e.msg);
+		else
+			relayd_reply_set(&j->r, 451, "4.3.0", "Signing failed, try again later");
 		goto out;
 	}
 	if (asprintf(&head, "%s%s", sigs ? sigs : "", received) < 0) {

@@ -109,7 +109,8 @@ struct relay_settings {
 };
 
 extern const struct conf_param relay_settings_table[];
-int relay_settings_check(const struct relay_settings *s, struct err *e);
+/* Checks the settings; an empty optional value ("name =") becomes unset. */
+int relay_settings_check(struct relay_settings *s, struct err *e);
 /* 1 when domain (any case) is one of local_domains. */
 int relay_is_local_domain(const struct relay_settings *s, const char *domain);
 

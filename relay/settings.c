@@ -1,6 +1,7 @@
 /* settings.c - the one table of anchor-relay parameters: name, type, default, bounds. */
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -14,11 +15,11 @@ const struct conf_param relay_settings_table[] = {
     {"authserv_id", CONF_STR, NULL, 0, 0, S(authserv_id),
      "authserv-id of the Authentication-Results we add (and trust); unset: hostname"},
     {"inbound_listen", CONF_STR, "127.0.0.1:2525", 0, 0, S(inbound_listen),
-     "ADDRESS:PORT ([::1]:PORT) for mail from other domains; \"\" disables"},
+     "ADDRESS:PORT ([::1]:PORT) for mail from other domains; empty: off"},
     {"submission_listen", CONF_STR, "127.0.0.1:10027", 0, 0, S(submission_listen),
-     "ADDRESS:PORT for mail from the local MTA to sign and send; \"\" disables"},
-    {"control_listen", CONF_STR, "127.0.0.1:10443", 0, 0, S(control_listen),
-     "ADDRESS:PORT of the HTTPS control API (lists, complaints); \"\" disables"},
+     "ADDRESS:PORT for mail from the local MTA to sign and send; empty: off"},
+    {"control_listen", CONF_STR, "", 0, 0, S(control_listen),
+     "ADDRESS:PORT of the HTTPS control API (lists, complaints); empty: off"},
     {"control_token_hash", CONF_STR, NULL, 0, 0, S(control_token_hash),
      "SHA-256 (hex) of the control API's admin bearer token; unset: users only"},
     {"state_dir", CONF_STR, "/var/lib/anchor/relay", 0, 0, S(state_dir),
@@ -76,7 +77,7 @@ const struct conf_param relay_settings_table[] = {
     {"tier_header", CONF_STR, "X-Anchor-Tier", 0, 0, S(tier_header),
      "header field naming the tier of an inbound message"},
     {"unknown_folder", CONF_STR, "", 0, 0, S(unknown_folder),
-     "for unknown-tier mail, deliver to local<delim>FOLDER@domain; \"\": header only"},
+     "for unknown-tier mail, deliver to local<delim>FOLDER@domain; empty: header only"},
     {"recipient_delimiter", CONF_STR, "+", 0, 0, S(recipient_delimiter),
      "the next hop's recipient delimiter (Postfix recipient_delimiter)"},
     {"inbound_next_hop", CONF_STR, "lmtp:127.0.0.1:24", 0, 0, S(inbound_next_hop),
@@ -133,8 +134,25 @@ int relay_is_local_domain(const struct relay_settings *s, const char *domain)
 	return each_domain(s->local_domains, domain);
 }
 
-int relay_settings_check(const struct relay_settings *s, struct err *e)
+/* "name =" with nothing after it means unset, for every optional file, URL or name. */
+static void empty_is_unset(struct relay_settings *s)
 {
+	char **opt[] = {&s->authserv_id,      &s->control_token_hash, &s->tls_cert_file,
+	                &s->tls_key_file,     &s->user_keys_dir,      &s->report_key,
+	                &s->report_chain,     &s->dns_server,         &s->dns_trust_anchor,
+	                &s->keyserver_cacert, &s->reputation_url,     &s->reputation_cacert,
+	                &s->reporter_domain,  &s->port_file};
+
+	for (size_t i = 0; i < sizeof(opt) / sizeof(opt[0]); i++)
+		if (*opt[i] != NULL && **opt[i] == '\0') {
+			free(*opt[i]);
+			*opt[i] = NULL;
+		}
+}
+
+int relay_settings_check(struct relay_settings *s, struct err *e)
+{
+	empty_is_unset(s);
 	if (strcmp(s->reputation_on_error, "open") != 0 &&
 	    strcmp(s->reputation_on_error, "closed") != 0)
 		return err_set(e, ERR_INPUT, "bad_config",
@@ -148,8 +166,8 @@ int relay_settings_check(const struct relay_settings *s, struct err *e)
 		               "tls_cert_file and tls_key_file go together");
 	if (s->control_listen != NULL && *s->control_listen != '\0' && s->tls_cert_file == NULL)
 		return err_set(e, ERR_INPUT, "bad_config",
-		               "the control API needs tls_cert_file and tls_key_file (or set "
-		               "control_listen = \"\")");
+		               "the control API needs tls_cert_file and tls_key_file (or turn it "
+		               "off with an empty control_listen)");
 	if (s->reputation_url != NULL && strncmp(s->reputation_url, "https://", 8) != 0)
 		return err_set(e, ERR_INPUT, "bad_config", "reputation_url must be https://");
 	if (strlen(s->recipient_delimiter) != 1 && *s->unknown_folder != '\0')
