@@ -93,6 +93,8 @@ void ks_lookup_address(struct ks_req *r, const char *address);
 void ks_lookup_history(struct ks_req *r, const char *address);
 void ks_lookup_key(struct ks_req *r, const char *key_id, int pem);
 void ks_lookup_fingerprint(struct ks_req *r, const char *fpr);
+/* GET /v1/domains/{domain}/dkim/{selector}: the signing certificate a DKIM verifier needs. */
+void ks_lookup_dkim(struct ks_req *r, const char *domain, const char *selector);
 
 /* revoke.c */
 void ks_revoke(struct ks_req *r, const char *key_id);

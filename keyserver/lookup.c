@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cert.h"
+#include "dns.h"
 #include "ks.h"
 
 /* Which address's key encrypts mail for addr under the domain's policy, and why. */
@@ -192,4 +193,104 @@ void ks_lookup_fingerprint(struct ks_req *r, const char *fpr)
 		ks_fail(r, &e);
 	else
 		reply_cert(r, obj, 0);
+}
+
+/* A DKIM selector we can serve: one LDH label (PROTOCOL.md §8.1), lowercased into out. */
+static int selector_arg(const char *raw, char *out, size_t size, struct err *e)
+{
+	size_t n = strlen(raw);
+
+	if (n == 0 || n > 63 || n >= size || raw[0] == '-' || raw[n - 1] == '-')
+		return err_set(e, ERR_INPUT, "bad_name",
+			       "a DKIM selector here is one host-name label (letters, digits, '-')");
+	for (size_t i = 0; i <= n; i++) {
+		unsigned char c = (unsigned char)raw[i];
+		if (c != '\0' && !isalnum(c) && c != '-')
+			return err_set(e, ERR_INPUT, "bad_name",
+				       "a DKIM selector here is one host-name label (letters, digits, '-')");
+		out[i] = (char)tolower(c);
+	}
+	return 0;
+}
+
+/* The newest object of certs (an array, newest first or not) for which keep() holds; a new
+ * reference or NULL. */
+static json_t *newest_of(json_t *certs, const char *domain, const char *selector, int current)
+{
+	json_t *best = NULL, *c;
+	const char *best_issued = "";
+	size_t i;
+
+	json_array_foreach(certs, i, c)
+	{
+		const char *name = json_string_value(json_object_get(c, "name"));
+		const char *purpose = json_string_value(json_object_get(c, "purpose"));
+		const char *status = json_string_value(json_object_get(c, "status"));
+		const char *issued = json_string_value(json_object_get(c, "issued"));
+		char sel[64];
+
+		if (name == NULL || purpose == NULL || status == NULL ||
+		    strcmp(purpose, "signing") != 0 ||
+		    dns_dkim_selector(name, domain, sel, sizeof(sel)) < 0 || strcmp(sel, selector) != 0)
+			continue;
+		if (current && strcmp(status, "current") != 0)
+			continue;
+		/* RFC 3339 UTC times of one format compare as strings. */
+		if (best == NULL || (issued != NULL && strcmp(issued, best_issued) > 0)) {
+			best = c;
+			best_issued = issued ? issued : "";
+		}
+	}
+	return best ? json_incref(best) : NULL;
+}
+
+/*
+ * GET /v1/domains/{domain}/dkim/{selector}: the signing certificate a DKIM
+ * verifier needs for s=<selector> d=<domain> (PROTOCOL.md §3.5): the current one,
+ * else the newest one when it is revoked, so that the verifier learns of the
+ * revocation instead of meeting a silence it might take for an outage.
+ */
+void ks_lookup_dkim(struct ks_req *r, const char *domain, const char *raw_selector)
+{
+	char selector[64], host[DNS_DOMAIN_MAX + 70];
+	json_t *current = NULL, *past = NULL, *obj = NULL;
+	struct ks_domain *d = NULL;
+	struct err e = {0};
+
+	if (selector_arg(raw_selector, selector, sizeof(selector), &e) < 0)
+		goto fail;
+	if ((d = ks_load_domain(r, domain)) == NULL)
+		return;
+	if ((current = ks_store_server_certs(r->db, d->id, &e)) == NULL)
+		goto fail;
+	obj = newest_of(current, d->name, selector, 1);
+	if (obj == NULL) {
+		/* No current one: the latest issued for the host, kept only when revoked. */
+		if (strcmp(selector, "anchor") == 0)
+			snprintf(host, sizeof(host), "%s", d->name);
+		else
+			snprintf(host, sizeof(host), "%s.%s", selector, d->name);
+		past = ks_store_certs_by_name(r->db, d->id, host, "signing", 0, &e);
+		if (past == NULL)
+			goto fail;
+		obj = newest_of(past, d->name, selector, 0);
+		if (obj != NULL &&
+		    strcmp(json_string_value(json_object_get(obj, "status")), "revoked") != 0) {
+			json_decref(obj);
+			obj = NULL;
+		}
+	}
+	if (obj == NULL) {
+		err_set(&e, ERR_NOTFOUND, "not_found", "%s has no signing key for selector %s",
+			d->name, selector);
+		goto fail;
+	}
+	reply_cert(r, obj, 0);
+	goto out;
+fail:
+	ks_fail(r, &e);
+out:
+	json_decref(current);
+	json_decref(past);
+	ks_domain_free(d);
 }

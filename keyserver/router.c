@@ -7,6 +7,9 @@
 #include "log.h"
 #include "ks.h"
 
+/* lookup.c: GET /v1/domains/{domain}/dkim/{selector} (declared here to keep ks.h as it is;
+ * its place is ks.h's lookup.c block). */
+
 enum route_id {
 	R_NONE = 0,
 	R_DOMAIN,
@@ -34,6 +37,7 @@ enum route_id {
 	R_WEBHOOKS,
 	R_WEBHOOK,
 	R_ERASE,
+	R_DKIM,
 };
 
 struct route {
@@ -69,6 +73,7 @@ static const struct route routes[] = {
 	[R_WEBHOOKS] = {R_WEBHOOKS, "webhooks", "POST", 0},
 	[R_WEBHOOK] = {R_WEBHOOK, "webhook", "DELETE", 0},
 	[R_ERASE] = {R_ERASE, "erase", "POST", 0},
+	[R_DKIM] = {R_DKIM, "dkim", "GET", 1},
 };
 
 static enum route_id match_route(const struct http_request *h)
@@ -104,6 +109,8 @@ static enum route_id match_route(const struct http_request *h)
 			return R_ERASE;
 		if (n == 5 && http_seg_is(h, 3, "webhooks"))
 			return R_WEBHOOK;
+		if (n == 5 && http_seg_is(h, 3, "dkim"))
+			return R_DKIM;
 		if (n == 5 && http_seg_is(h, 3, "log") && http_seg_is(h, 4, "head"))
 			return R_LOG_HEAD;
 		if (n == 5 && http_seg_is(h, 3, "log") && http_seg_is(h, 4, "entries"))
@@ -218,6 +225,9 @@ static void run_handler(struct ks_req *r, enum route_id id, const char *method)
 		break;
 	case R_WEBHOOK:
 		ks_webhook_delete(r, h->seg[2], h->seg[4]);
+		break;
+	case R_DKIM:
+		ks_lookup_dkim(r, h->seg[2], h->seg[4]);
 		break;
 	case R_ROUTE:
 		if (strcmp(method, "GET") == 0)
