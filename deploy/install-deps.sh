@@ -5,8 +5,10 @@
 # install and fails.
 #
 # The packages bring system services (nginx, nsd, PostgreSQL's "main"
-# cluster) that Anchormail does not use: it runs its own instances on
-# private sockets and random ports.  When this script installs packages it
+# cluster, Postfix, OpenDKIM) that Anchormail does not use: it runs its own
+# instances on private sockets and random ports.  Postfix is preseeded to
+# "No configuration" so that installing it writes no main.cf and never
+# listens on port 25.  When this script installs packages it
 # keeps those services from starting (policy-rc.d without systemd,
 # `systemctl disable --now` with it) so that they hold no ports.
 set -euo pipefail
@@ -22,12 +24,15 @@ PACKAGES=(
 	# tests
 	python3 python3-pytest python3-jwcrypto python3-dkim python3-cryptography
 	python3-requests knot-dnsutils nsd bind9-utils swaks nginx-light
+	# relay tests and bench: smtp-sink/smtp-source and throwaway Postfix instances,
+	# OpenDKIM as a milter and its tools, hashcash stamps, a Python SMTP server
+	postfix opendkim opendkim-tools hashcash python3-aiosmtpd
 	# bench and lint
 	wrk cppcheck clang-tidy clang-format dnsperf rbldnsd
 )
 
 # Services the packages may start; we never need the system instances.
-SERVICES=(nginx nsd postgresql rbldnsd)
+SERVICES=(nginx nsd postgresql rbldnsd postfix opendkim)
 
 # One dpkg-query for all packages; a package it does not know prints no line.
 missing_packages() {
@@ -74,12 +79,13 @@ quiet_system_services() {
 		done
 		return 0
 	fi
-	for s in nginx nsd; do
+	for s in nginx nsd opendkim; do
 		if pidof "$s" >/dev/null 2>&1 && [[ -x /etc/init.d/$s ]]; then
 			echo "install-deps: stopping the system $s service (not needed)"
 			"/etc/init.d/$s" stop >/dev/null 2>&1 || true
 		fi
 	done
+	quiet_system_postfix
 	if command -v pg_lsclusters >/dev/null 2>&1; then
 		pg_lsclusters --no-header 2>/dev/null | while read -r ver name _port status _rest; do
 			if [[ $status == online* ]]; then
@@ -90,11 +96,28 @@ quiet_system_services() {
 	fi
 }
 
+# The system Postfix (config /etc/postfix), when something started it: the
+# tests run their own instances (postfix -c DIR) and need port 25 free of it.
+quiet_system_postfix() {
+	command -v postfix >/dev/null 2>&1 || return 0
+	if postfix status >/dev/null 2>&1; then
+		echo "install-deps: stopping the system Postfix (not needed)"
+		postfix stop >/dev/null 2>&1 || true
+	fi
+}
+
+# Answer Postfix's debconf question before apt-get asks it.
+preseed_postfix() {
+	command -v debconf-set-selections >/dev/null 2>&1 || return 0
+	echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+}
+
 main() {
 	local missing
 	mapfile -t missing < <(missing_packages)
 	if ((${#missing[@]} == 0)); then
 		echo "install-deps: all ${#PACKAGES[@]} packages present"
+		((EUID == 0)) && quiet_system_postfix
 		return 0
 	fi
 	if ((EUID != 0)); then
@@ -106,6 +129,7 @@ main() {
 	export DEBIAN_FRONTEND=noninteractive
 	trap unblock_service_starts EXIT
 	block_service_starts
+	preseed_postfix
 	apt-get update -q
 	apt-get install -y -q --no-install-recommends "${missing[@]}"
 	unblock_service_starts

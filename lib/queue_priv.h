@@ -48,6 +48,10 @@ struct queue {
 /* Write m and body to t.<id>, fsync, rename to m.<id>; the directory is not synced. */
 int queue_file_write(struct queue *q, const struct queue_msg *m, const char *body, size_t len,
                      struct err *e);
+/* The two halves of queue_file_write: t.<id> written and fsync'd, then renamed to m.<id>. */
+int queue_file_write_tmp(struct queue *q, const struct queue_msg *m, const char *body, size_t len,
+                         struct err *e);
+int queue_file_publish(struct queue *q, const char *id, struct err *e);
 int queue_dir_sync(struct queue *q, struct err *e);
 /* Add a committed message to the index (takes m); call with q->lock held. */
 int queue_index_add(struct queue *q, struct queue_msg *m, struct err *e);

@@ -38,10 +38,10 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
-int queue_file_write(struct queue *q, const struct queue_msg *m, const char *body, size_t len,
-                     struct err *e)
+int queue_file_write_tmp(struct queue *q, const struct queue_msg *m, const char *body, size_t len,
+                         struct err *e)
 {
-	char tmp[QUEUE_ID_MAX + 8], name[QUEUE_ID_MAX + 8];
+	char tmp[QUEUE_ID_MAX + 8];
 	size_t hlen = 0;
 	char *hdr = queue_record_format(m, &hlen, e);
 	int fd = -1;
@@ -49,7 +49,6 @@ int queue_file_write(struct queue *q, const struct queue_msg *m, const char *bod
 	if (hdr == NULL)
 		return -1;
 	snprintf(tmp, sizeof(tmp), "t.%s", m->id);
-	snprintf(name, sizeof(name), "m.%s", m->id);
 	fd = openat(q->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		goto fail;
@@ -62,9 +61,6 @@ int queue_file_write(struct queue *q, const struct queue_msg *m, const char *bod
 		fd = -1;
 		goto fail;
 	}
-	fd = -1;
-	if (renameat(q->dirfd, tmp, q->dirfd, name) < 0)
-		goto fail;
 	free(hdr);
 	return 0;
 fail:
@@ -74,6 +70,27 @@ fail:
 	unlinkat(q->dirfd, tmp, 0);
 	free(hdr);
 	return -1;
+}
+
+int queue_file_publish(struct queue *q, const char *id, struct err *e)
+{
+	char tmp[QUEUE_ID_MAX + 8], name[QUEUE_ID_MAX + 8];
+
+	snprintf(tmp, sizeof(tmp), "t.%s", id);
+	snprintf(name, sizeof(name), "m.%s", id);
+	if (renameat(q->dirfd, tmp, q->dirfd, name) == 0)
+		return 0;
+	err_set(e, ERR_TEMP, "queue_write", "renaming %s/%s: %s", q->dir, tmp, strerror(errno));
+	unlinkat(q->dirfd, tmp, 0);
+	return -1;
+}
+
+int queue_file_write(struct queue *q, const struct queue_msg *m, const char *body, size_t len,
+                     struct err *e)
+{
+	if (queue_file_write_tmp(q, m, body, len, e) < 0)
+		return -1;
+	return queue_file_publish(q, m->id, e);
 }
 
 int queue_dir_sync(struct queue *q, struct err *e)

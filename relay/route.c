@@ -14,9 +14,12 @@
  * deferred; what it cannot (no route, alias loops and chains, a malformed
  * address) keeps a permanent kind and the recipient fails.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 #include <sys/un.h>
 #include <arpa/inet.h>
 
@@ -53,18 +56,77 @@ static int route_error(struct err *e)
  * system's: the name and its route come from the same DNS.  The name stays
  * the TLS name of anchored hops.  An IP literal is left alone.
  */
+/*
+ * Host addresses are cached for their DNS TTL (capped): every message to a
+ * domain goes to the same few hosts, and asking for each would cost a round
+ * trip per delivery.  Route answers and discovery have their own caches.
+ */
+#define ADDR_CACHE_SLOTS 256
+#define ADDR_CACHE_MAX_TTL 3600
+
+struct addr_slot {
+	char host[256];
+	char addr[64];
+	time_t expires;
+};
+
+static struct addr_slot addr_cache[ADDR_CACHE_SLOTS];
+static pthread_mutex_t addr_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static unsigned addr_slot_of(const char *host)
+{
+	unsigned h = 2166136261u;
+
+	for (; *host; host++)
+		h = (h ^ (unsigned char)(*host | 0x20)) * 16777619u;
+	return h % ADDR_CACHE_SLOTS;
+}
+
+static int addr_cache_get(const char *host, char *addr, size_t size)
+{
+	struct addr_slot *sl = &addr_cache[addr_slot_of(host)];
+	int hit;
+
+	pthread_mutex_lock(&addr_lock);
+	hit = sl->expires > time(NULL) && strcasecmp(sl->host, host) == 0;
+	if (hit)
+		snprintf(addr, size, "%s", sl->addr);
+	pthread_mutex_unlock(&addr_lock);
+	return hit;
+}
+
+static void addr_cache_put(const char *host, const char *addr, uint32_t ttl)
+{
+	struct addr_slot *sl = &addr_cache[addr_slot_of(host)];
+
+	if (ttl == 0)
+		return;
+	pthread_mutex_lock(&addr_lock);
+	snprintf(sl->host, sizeof(sl->host), "%s", host);
+	snprintf(sl->addr, sizeof(sl->addr), "%s", addr);
+	sl->expires = time(NULL) + (ttl > ADDR_CACHE_MAX_TTL ? ADDR_CACHE_MAX_TTL : ttl);
+	pthread_mutex_unlock(&addr_lock);
+}
+
 static int hop_address(struct resolve_ctx *rc, struct relay_hop *h, struct err *e)
 {
+	char cached[64];
+
 	static const ldns_rr_type types[] = {LDNS_RR_TYPE_A, LDNS_RR_TYPE_AAAA};
 	struct dns_resolver *res = discover_resolver(resolve_discover(rc));
 	unsigned char buf[sizeof(struct in6_addr)];
 
 	if (inet_pton(AF_INET, h->host, buf) == 1 || inet_pton(AF_INET6, h->host, buf) == 1)
 		return 0;
+	if (addr_cache_get(h->host, cached, sizeof(cached))) {
+		snprintf(h->host, sizeof(h->host), "%s", cached);
+		return 0;
+	}
 	for (size_t t = 0; t < 2; t++) {
 		struct dns_answer a;
 		ldns_rdf *rdf;
 		char *text;
+		uint32_t ttl;
 
 		memset(&a, 0, sizeof(a));
 		if (dns_query(res, h->host, types[t], &a, e) < 0)
@@ -80,10 +142,12 @@ static int hop_address(struct resolve_ctx *rc, struct relay_hop *h, struct err *
 		}
 		rdf = ldns_rr_rdf(ldns_rr_list_rr(a.rrs, 0), 0);
 		text = rdf != NULL ? ldns_rdf2str(rdf) : NULL;
+		ttl = a.ttl;
 		dns_answer_clear(&a);
 		if (text == NULL)
 			return err_set(e, ERR_TEMP, "dns_bad_answer", "bad address record for %s",
 			               h->host);
+		addr_cache_put(h->host, text, ttl);
 		snprintf(h->host, sizeof(h->host), "%s", text);
 		free(text);
 		return 0;

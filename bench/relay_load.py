@@ -1,0 +1,214 @@
+"""relay_load.py BUILD_DIR - messages per second through anchor-relay beside Postfix with
+OpenDKIM as a milter, doing the same work on the same machine, in one run (driven by
+bench/relay.sh).
+
+Both sides get the same load from Postfix's smtp-source (COUNT messages of SIZE bytes,
+pre-formatted with -F, over SESSIONS parallel sessions) and deliver into one smtp-sink that
+throws the messages away (smtp-sink -M COUNT exits once it has them all: that is the end of
+the timed run).  Rates are end to end: first connection to last message at the sink.
+
+  sign    Postfix smtpd + OpenDKIM (rsa-sha256 2048, relaxed) -> queue (fsync) -> smtp
+          vs anchor-relay submission -> signer (rsa-sha256 2048) -> spool/out (fsync) ->
+          route (MX from NSD) -> smtp-sink
+  verify  Postfix smtpd + OpenDKIM verifying the message's rsa-sha256 signature (key from
+          its TestPublicKeys file) -> queue -> smtp
+          vs anchor-relay inbound -> verify (key from NSD) -> tier -> spool/in (fsync)
+          -> inbound_next_hop smtp-sink
+
+Before each timed run, one message goes through with the sink dumping it, and must come
+out signed (python3-dkim verifies it) or marked dkim=pass: both sides really do the work.
+Without BUILD_DIR/anchor-relay only the Postfix+OpenDKIM rows are measured (and said so).
+Knobs: BENCH_RELAY_COUNT (2000), BENCH_RELAY_SIZE (4096), BENCH_RELAY_SESSIONS (20),
+BENCH_RELAY_WARMUP (100).  Loopback only.
+"""
+
+import os
+import sys
+import time
+from pathlib import Path
+
+BIN = Path(sys.argv[1]).resolve()
+SRC = Path(__file__).resolve().parents[1]
+os.environ["ANCHOR_BIN"] = str(BIN)
+os.environ["ANCHOR_SRC"] = str(SRC)
+sys.path.insert(0, str(SRC / "tests" / "integration"))
+
+import anchorlib  # noqa: E402
+import relayfixtures as rx  # noqa: E402
+
+COUNT = int(os.environ.get("BENCH_RELAY_COUNT", "2000"))
+SIZE = int(os.environ.get("BENCH_RELAY_SIZE", "4096"))
+SESSIONS = int(os.environ.get("BENCH_RELAY_SESSIONS", "20"))
+WARMUP = int(os.environ.get("BENCH_RELAY_WARMUP", "100"))
+SENDER = "bench@x.test"
+RCPT_OUT = "rcpt@far.test"   # outbound: a legacy domain, MX 127.0.0.1 in NSD
+RCPT_IN = "rcpt@dest.test"   # inbound: the relay's local domain
+
+
+class Stack:
+    """Everything started, stopped in reverse order at the end."""
+
+    def __init__(self):
+        self.items = []
+
+    def add(self, item):
+        self.items.append(item)
+        return item
+
+    def stop(self):
+        for it in reversed(self.items):
+            try:
+                it.stop()
+            except Exception as e:  # report and go on cleaning up
+                print(f"cleanup: {e}", file=sys.stderr)
+
+
+def run(port, sink, msgfile, count, sessions, what, diag=(), rcpt=RCPT_OUT):
+    """smtp-source count messages into port; wait for the sink to have them all (it exits).
+    Returns (accept seconds, end-to-end seconds)."""
+    sink.max_messages = count
+    sink.restart()
+    t0 = time.monotonic()
+    r = rx.smtp_source(port, count=count, sessions=sessions, file=msgfile, sender=SENDER,
+                       rcpt=rcpt)
+    accepted = time.monotonic() - t0
+    logs = "".join(f"\n--- {type(d).__name__} log:\n{d.text()[-3000:]}" for d in diag)
+    if r.rc != 0:
+        raise SystemExit(f"{what}: smtp-source failed ({r.rc}): {r.out}{r.err}{logs}")
+    try:
+        sink.proc.wait(timeout=max(60, count / 10))
+    except Exception:
+        logs = "".join(f"\n--- {type(d).__name__} log:\n{d.text()[-3000:]}" for d in diag)
+        raise SystemExit(f"{what}: smtp-sink did not get all {count} messages; "
+                         f"sink log:\n{sink.text()}{logs}")
+    return accepted, time.monotonic() - t0
+
+
+def check(port, sink, msgfile, rcpt, verdict):
+    """One message through with the sink dumping it: verdict(SinkMessage) says whether the
+    work was really done (a signature that verifies, a dkim=pass)."""
+    sink.dump, sink.max_messages = True, None
+    sink.clear()
+    sink.restart()
+    try:
+        r = rx.smtp_source(port, count=1, file=msgfile, sender=SENDER, rcpt=rcpt)
+        if r.rc != 0:
+            return f"smtp-source: {r.err.strip()}"
+        try:
+            [m] = sink.wait_for(1, timeout=30)
+        except AssertionError as e:
+            return str(e)
+        return verdict(m)
+    finally:
+        sink.dump = False
+        sink.clear()
+
+
+def signed_ok(records):
+    def verdict(m):
+        return None if rx.dkimpy_verify(m.data, records) else "no signature dkimpy accepts"
+    return verdict
+
+
+def verified_ok(m):
+    ar = " ".join(m.header("Authentication-Results"))
+    return None if "dkim=pass" in ar else f"no dkim=pass in {ar!r}"
+
+
+def measure(port, sink, msgfile, what, diag=(), rcpt=RCPT_OUT, verdict=None):
+    if verdict:
+        why = check(port, sink, msgfile, rcpt, verdict)
+        if why:
+            raise SystemExit(f"{what}: the check message failed: {why}")
+    run(port, sink, msgfile, WARMUP, min(SESSIONS, WARMUP), what, diag, rcpt)
+    return run(port, sink, msgfile, COUNT, SESSIONS, what, diag, rcpt)
+
+
+def signed_file(path, key, rcpt):
+    """The 4 KiB message, DKIM-signed by python3-dkim with key, LF line ends for -F."""
+    plain = rx.message_file(path, sender=SENDER, to=rcpt, size=SIZE)
+    data = plain.read_bytes().replace(b"\n", b"\r\n")
+    sig = rx.dkimpy_sign(data, key)
+    Path(path).write_bytes((sig + data).replace(b"\r\n", b"\n"))
+    return Path(path)
+
+
+def row(name, acc, e2e):
+    print(f"{name:44}{COUNT / acc:12.0f}{COUNT / e2e:12.0f}{e2e:10.2f}")
+
+
+def main():
+    work = rx._workdir("anchor-bench-relay-")
+    st = Stack()
+    have_relay = os.access(BIN / "anchor-relay", os.X_OK)
+    try:
+        # keys: the signer's (OpenDKIM and the relay sign with the same kind of key), and
+        # a sender's key for the verify rows, published in NSD with MX records
+        sign_key = rx.dkim_keys(work / "keys", "x.test", "bench", "rsa")
+        sender_key = rx.dkim_keys(work / "keys", "x.test", "sender", "rsa")
+        nsd = st.add(rx.start_nsd(work / "dns", {"x.test": rx.records_of([sign_key,
+                                                                         sender_key])},
+                                  mx_domains=["far.test", "x.test"]))
+        plain = rx.message_file(work / "plain.eml", sender=SENDER, to=RCPT_OUT, size=SIZE)
+        signed_out = signed_file(work / "signed-out.eml", sender_key, RCPT_OUT)
+        signed_in = signed_file(work / "signed-in.eml", sender_key, RCPT_IN)
+        sink = st.add(rx.SmtpSink(work / "sink", dump=False))
+        print(f"== {COUNT} messages of {SIZE} bytes (+ headers), smtp-source -s {SESSIONS}, "
+              f"into smtp-sink; warm-up {WARMUP}; {os.cpu_count()} cores")
+        print(f"{'':44}{'accepted/s':>12}{'delivered/s':>12}{'seconds':>10}")
+
+        # Postfix + OpenDKIM, signing: mail from 127.0.0.1 is "internal"
+        od_sign = st.add(rx.OpenDkim(work / "od-sign", keys=[sign_key], mode="s",
+                                     dns="file").start())
+        pf_sign = st.add(rx.Postfix(work / "pf-sign", name="sign",
+                                    relayhost=f"[127.0.0.1]:{sink.port}",
+                                    milters=[od_sign.milter]).start())
+        p_sign = measure(pf_sign.port, sink, plain, "Postfix+OpenDKIM sign", (pf_sign, od_sign),
+                         verdict=signed_ok(rx.records_of([sign_key])))
+        row("Postfix + OpenDKIM milter, sign", *p_sign)
+        pf_sign.stop()
+        od_sign.stop()
+
+        # Postfix + OpenDKIM, verifying: no host is internal.  Its keys come from its
+        # TestPublicKeys file (no DNS at all, which favours it): through Unbound, OpenDKIM
+        # re-reads the Unbound configuration in every milter thread and libunbound's parser
+        # breaks under concurrent sessions.
+        od_ver = st.add(rx.OpenDkim(work / "od-verify", mode="v", internal_hosts="192.0.2.1",
+                                    records=rx.records_of([sender_key]), dns="file").start())
+        pf_ver = st.add(rx.Postfix(work / "pf-verify", name="verify",
+                                   relayhost=f"[127.0.0.1]:{sink.port}",
+                                   milters=[od_ver.milter]).start())
+        p_ver = measure(pf_ver.port, sink, signed_out, "Postfix+OpenDKIM verify", (pf_ver, od_ver),
+                        verdict=verified_ok)
+        row("Postfix + OpenDKIM milter, verify", *p_ver)
+        pf_ver.stop()
+        od_ver.stop()
+
+        if not have_relay:
+            print(f"(anchor-relay rows skipped: {BIN}/anchor-relay is not built)")
+            return 0
+
+        relay = rx.Relay(work / "relay", log_level="warning", dns_server=nsd.resolver,
+                         smtp_port=sink.port, local_domains="dest.test",
+                         inbound_next_hop=sink.hop, outbound_tls="may", control=False,
+                         max_connections_per_ip=1000)
+        relay.keys = [sign_key]
+        relay.params["signing_keys"] = f"x.test:{sign_key.selector}:{sign_key.key_file}"
+        st.add(relay.start())
+        r_sign = measure(relay.submission_port, sink, plain, "anchor-relay sign", (relay,),
+                         verdict=signed_ok(rx.records_of([sign_key])))
+        row("anchor-relay submission, sign", *r_sign)
+        r_ver = measure(relay.inbound_port, sink, signed_in, "anchor-relay verify", (relay,),
+                        rcpt=RCPT_IN, verdict=verified_ok)
+        row("anchor-relay inbound, verify", *r_ver)
+        print(f"ratio anchor-relay/Postfix+OpenDKIM (delivered/s): sign "
+              f"{p_sign[1] / r_sign[1]:.2f}x, verify {p_ver[1] / r_ver[1]:.2f}x "
+              f"(goal: 2x or more)")
+        return 0
+    finally:
+        st.stop()
+        anchorlib.remove_tree(work)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
