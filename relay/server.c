@@ -262,12 +262,20 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		static const char msg[] = "421 4.4.2 Idle too long, closing connection\r\n";
 
 		log_info(NULL, "conn %lu: %s idle timeout", c->id, c->ip);
-		if (!smtp_session_pending(c->smtp) && c->bev != NULL) {
-			/* best effort: the client is not reading anyway */
-			evbuffer_add(bufferevent_get_output(c->bev), msg, sizeof(msg) - 1);
-			bufferevent_flush(c->bev, EV_WRITE, BEV_FINISHED);
+		if (c->close_ev != NULL || smtp_session_pending(c->smtp) || c->bev == NULL) {
+			/* already saying goodbye, or a worker owes the reply: just go */
+			conn_kill(c);
+			return;
 		}
-		conn_kill(c);
+		/* The timeout disabled the direction that timed out, and freeing the
+		 * bufferevent now would drop the reply unsent (a socket bufferevent
+		 * has no synchronous flush): queue it, write, and close once it is on
+		 * the wire (or after conn_close_when_flushed's limit for a client that
+		 * does not read). */
+		evbuffer_add(bufferevent_get_output(c->bev), msg, sizeof(msg) - 1);
+		bufferevent_disable(c->bev, EV_READ);
+		bufferevent_enable(c->bev, EV_WRITE);
+		conn_close_when_flushed(c);
 		return;
 	}
 	if (what & BEV_EVENT_ERROR) {
