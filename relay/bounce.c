@@ -155,6 +155,7 @@ struct diag {
 	int expired;
 	const char *smtp; /* the SMTP reply within the text, or NULL */
 	char status[16];  /* for the Status field */
+	char remote[300]; /* "host[addr]" the reply came from, or "" */
 };
 
 static int is_digit(char c)
@@ -191,7 +192,7 @@ static int is_smtp_reply(const char *t)
 
 static void diagnose(const char *reply, struct diag *d)
 {
-	const char *t = reply, *last;
+	const char *t = reply, *last, *said;
 	size_t n;
 
 	memset(d, 0, sizeof(*d));
@@ -199,6 +200,15 @@ static void diagnose(const char *reply, struct diag *d)
 		d->expired = 1;
 		last = strstr(reply, EXPIRED_LAST);
 		t = last != NULL ? last + strlen(EXPIRED_LAST) : "";
+	}
+	/* deliver.c records "host[addr] said: 550 5.1.1 ..." */
+	if (!is_smtp_reply(t) && (said = strstr(t, " said: ")) != NULL) {
+		size_t hl = (size_t)(said - t);
+
+		if (hl >= sizeof(d->remote))
+			hl = sizeof(d->remote) - 1;
+		snprintf(d->remote, sizeof(d->remote), "%.*s", (int)hl, t);
+		t = said + 7;
 	}
 	if (is_smtp_reply(t))
 		d->smtp = t;
@@ -226,6 +236,16 @@ static void add_recipient_status(struct buf *b, const struct queue_rcpt *r)
 	add_folded(b, "Final-Recipient: rfc822;", addr);
 	buf_str(b, "Action: failed\r\n");
 	buf_printf(b, "Status: %s\r\n", d.status);
+	if (d.remote[0] != '\0') {
+		/* "host[addr]": the host name before the bracket */
+		char host[256];
+		size_t hl = strcspn(d.remote, "[");
+
+		snprintf(host, sizeof(host), "%.*s", (int)(hl < sizeof(host) ? hl : sizeof(host) - 1),
+		         d.remote);
+		if (host[0] != '\0')
+			add_folded(b, "Remote-MTA: dns;", host);
+	}
 	if (d.smtp != NULL)
 		add_folded(b, "Diagnostic-Code: smtp;", d.smtp);
 	else if (reply[0] != '\0')

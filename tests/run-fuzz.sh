@@ -30,8 +30,9 @@ trap 'rm -rf "$work"' EXIT
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
-failed=()
-for bin in "$@"; do
+# One target: its report goes to $work/<name>.result, "ok" or "FAIL" first.
+run_one() {
+	local bin=$1 base name seeds corpus artifacts nseeds log rc runs nfinal reason
 	base=$(basename "$bin")
 	name=${base#fuzz_}
 	seeds=$src/tests/fuzz/corpus/$name
@@ -46,8 +47,7 @@ for bin in "$@"; do
 	fi
 	if [[ ! -x $bin ]]; then
 		echo "FAIL $base: not an executable file"
-		failed+=("$base")
-		continue
+		return
 	fi
 	log=$artifacts/fuzz.log
 	# The outer timeout only guards against a fuzzer that ignores its own limits.
@@ -58,16 +58,33 @@ for bin in "$@"; do
 	nfinal=$(find "$corpus" -type f | wc -l)
 	if ((rc == 0)); then
 		echo "ok   $base: ${runs:-?} runs in ${secs}s, corpus $nseeds -> $nfinal inputs"
-	else
-		reason="exit status $rc"
-		((rc == 124)) && reason="hung past ${secs}s"
-		echo "FAIL $base: $reason; log and crashing input in $artifacts/"
-		grep -E 'ERROR: |runtime error|SUMMARY|Test unit written' "$log" | head -n 20 | sed 's/^/    /'
-		if ((nseeds == 0)); then
-			echo "    (no seed corpus in tests/fuzz/corpus/$name/)"
-		fi
-		failed+=("$base")
+		return
 	fi
+	reason="exit status $rc"
+	((rc == 124)) && reason="hung past ${secs}s"
+	echo "FAIL $base: $reason; log and crashing input in $artifacts/"
+	grep -E 'ERROR: |runtime error|SUMMARY|Test unit written' "$log" | head -n 20 | sed 's/^/    /'
+	if ((nseeds == 0)); then
+		echo "    (no seed corpus in tests/fuzz/corpus/$name/)"
+	fi
+}
+
+# Targets run FUZZ_JOBS at a time (default: one per core): each is one process,
+# and nothing else runs during this phase of make check.
+jobs_max=${FUZZ_JOBS:-$(nproc)}
+for bin in "$@"; do
+	while (($(jobs -rp | wc -l) >= jobs_max)); do
+		wait -n
+	done
+	run_one "$bin" >"$work/$(basename "$bin").result" 2>&1 &
+done
+wait
+
+failed=()
+for bin in "$@"; do
+	result=$work/$(basename "$bin").result
+	cat "$result"
+	head -n 1 "$result" | grep -q '^ok ' || failed+=("$(basename "$bin")")
 done
 
 if ((${#failed[@]})); then
