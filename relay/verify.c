@@ -918,7 +918,10 @@ int relay_verify_message(struct relay_verifier *v, const char *msg, size_t len,
 	for (size_t k = 0; k < out->nsigs; k++) {
 		const struct relay_sig *s = &out->sigs[k];
 
-		if (s->r.status != DKIM_PASS || s->r.testing || !aligned(s->r.d, out->from_domain))
+		/* l= that left part of the body unsigned vouches for nothing appended after it
+		 * (RFC 6376 §8.2): the signature passes, but it verifies no sender */
+		if (s->r.status != DKIM_PASS || s->r.testing || s->r.body_truncated ||
+		    !aligned(s->r.d, out->from_domain))
 			continue;
 		out->domain_verified = 1;
 		if (s->source == RELAY_KEY_ANCHOR || s->source == RELAY_KEY_USER)

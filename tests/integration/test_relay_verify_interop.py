@@ -212,3 +212,24 @@ def test_opendkim_signatures_through_postfix(keys, make_relay, py_sink, postfix_
     # unchanged, sent again directly: still two passes (our own fields are not signed)
     got = through_relay(relay, sink, m.data)
     assert [v[0] for v in got] == ["pass", "pass"], got
+
+
+def test_partial_body_signature_verifies_no_sender(keys, make_relay, py_sink):
+    """A signature with l= (dkimpy length=True) still passes when text is appended after
+    the signed length, but it vouches for none of it: the sender is not verified
+    (RFC 6376 §8.2), so the tier says "unverified sender"."""
+    import dkim
+
+    sink = py_sink()
+    relay = make_relay(dns_server=keys.nsd.resolver, inbound_next_hop=sink.hop)
+    key = keys.py["ed25519"]
+    msg = make_message()
+    sig = dkim.sign(msg, key.selector.encode(), key.domain.encode(), key.dkimpy_private(),
+                    signature_algorithm=b"ed25519-sha256", length=True)
+    whole = send(relay, sink, sig + msg)
+    assert verdicts(whole)[0][0] == "pass"
+    assert "unverified" not in whole.header("X-Anchor-Tier")[0], whole.text
+
+    appended = send(relay, sink, sig + msg + b"P.S. Wire the money today.\r\n")
+    assert verdicts(appended)[0][0] == "pass", appended.text
+    assert "unverified sender" in appended.header("X-Anchor-Tier")[0], appended.text
