@@ -52,6 +52,45 @@ static void on_bounce_commit(const char *id, int ok, const struct err *e, void *
 }
 
 /*
+ * Sign a bounce like any outbound message when the signer holds a key for the
+ * domain of its From (MAILER-DAEMON@hostname) or a parent of it, so that the
+ * sender's verifier sees a signed DSN.  -1 only when signing was possible and
+ * failed for now (the bounce is tried again later).
+ */
+static int sign_bounce(struct relayd *d, const struct queue_msg *m, char **dsn, size_t *len)
+{
+	const char *dom = d->s->hostname;
+	struct err e = {0};
+	char *sigs = NULL, *signed_dsn;
+
+	for (; dom != NULL && strchr(dom, '.') != NULL; dom = strchr(dom, '.') + 1) {
+		int has = relay_signer_has_domain(d->signer, dom, &e);
+
+		if (has < 0) {
+			log_err(m->id, "bounce: signer: %s", e.msg);
+			return -1;
+		}
+		if (has)
+			break;
+	}
+	if (dom == NULL || strchr(dom, '.') == NULL)
+		return 0; /* no key for us: sent unsigned */
+	if (relay_signer_sign(d->signer, *dsn, *len, dom, NULL, &sigs, &e) < 0) {
+		log_err(m->id, "bounce: signing as %s failed: %s", dom, e.msg);
+		return e.kind == ERR_INPUT ? 0 : -1;
+	}
+	if (asprintf(&signed_dsn, "%s%.*s", sigs, (int)*len, *dsn) < 0) {
+		free(sigs);
+		return -1;
+	}
+	*len = strlen(signed_dsn);
+	free(sigs);
+	free(*dsn);
+	*dsn = signed_dsn;
+	return 0;
+}
+
+/*
  * Queue a DSN for the failed recipients of m and wait until it is durable.
  * 0 when there is nothing to bounce (null sender: RFC 5321 §4.5.5) or the
  * bounce is queued, -1 when it could not be (the recipients stay as they
@@ -72,6 +111,10 @@ static int bounce(struct relayd *d, const struct queue_msg *m, const char *body,
 	dsn = relay_bounce_build(d->s, m, body, len, failed, nfailed, &dlen, &e);
 	if (dsn == NULL) {
 		log_err(m->id, "cannot build the bounce: %s", e.msg);
+		return -1;
+	}
+	if (sign_bounce(d, m, &dsn, &dlen) < 0) {
+		free(dsn);
 		return -1;
 	}
 	to[0] = m->sender;

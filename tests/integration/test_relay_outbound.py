@@ -574,6 +574,22 @@ def test_per_recipient_status_retry_and_bounce(make_relay, nsd, rule_sink):
     assert len(sink.messages()) == 3, [(m.mail_from, m.rcpts) for m in sink.messages()]
 
 
+def test_bounce_is_signed_by_our_domain(make_relay, nsd, rule_sink):
+    """A DSN from MAILER-DAEMON@<hostname> is signed when the signer holds a key for the
+    host's domain (a parent of it), so the sender's verifier sees a signed bounce."""
+    sink = rule_sink()
+    relay = queue_relay(make_relay, nsd, sink, hostname="mx.x.test")
+    r = rx.swaks(relay.submission_port, to="hard@far.test",
+                 data=message("signed bounce", "x\r\n", to="hard@far.test"))
+    assert r.last_code() == 250, r.out
+    msgs = sink.wait(lambda ms: any(m.mail_from == "" for m in ms), "bounce")
+    [dsn] = [m for m in msgs if m.mail_from == ""]
+    assert b"MAILER-DAEMON@mx.x.test" in dsn.data, dsn.data[:400]
+    assert re.search(rb"DKIM-Signature:[^\n]*d=x\.test", dsn.data.replace(b"\r\n\t", b" ")), \
+        dsn.data[:400]
+    assert rx.dkimpy_verify(dsn.data, rx.records_of(relay.keys)), "dkimpy rejects the bounce"
+
+
 def rewrite_arrival(relay, seconds_ago):
     """Make every message in spool/out look as if it arrived seconds_ago (the relay is
     stopped): the record's "arrival" line, written back whole under a new name and renamed,
