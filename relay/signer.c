@@ -265,9 +265,13 @@ static int report_chain_load(struct signer *sg, const char *path, struct err *e)
 		        JWS_MAX_CHAIN);
 		goto out;
 	}
+	/* not strndup: the memory BIO's data has no NUL after it */
 	len = BIO_get_mem_data(out, &mem);
-	if ((sg->chain_pem = strndup(mem, (size_t)len)) != NULL)
+	if (len >= 0 && (sg->chain_pem = malloc((size_t)len + 1)) != NULL) {
+		memcpy(sg->chain_pem, mem, (size_t)len);
+		sg->chain_pem[len] = '\0';
 		rc = 0;
+	}
 out:
 	if (rc < 0 && e->kind == ERR_NONE)
 		err_set(e, ERR_INTERNAL, "internal", "out of memory");
