@@ -380,11 +380,16 @@ static int signer_main(int argc, char **argv)
 	struct relay_settings s;
 	struct daemon_opts o;
 	struct err e = {0};
+	char *end;
 	int fd, rc;
 
 	memset(&s, 0, sizeof(s));
 	log_init("anchor-relay/signer", LOG_LVL_INFO, 0);
-	fd = atoi(argv[2]);
+	fd = (int)strtol(argv[2], &end, 10);
+	if (*end != '\0' || fd < 0) {
+		log_err(NULL, "--signer: bad descriptor '%s'", argv[2]);
+		return 2;
+	}
 	/* argv + 3 starts at SOCKET, which getopt takes for the program name */
 	if ((rc = load_settings(argc - 3, argv + 3, &s, &o, &e)) < 0) {
 		if (rc == -1)

@@ -373,7 +373,7 @@ static void djob_free(struct djob *j)
 {
 	size_t i;
 
-	for (i = 0; i < j->n; i++)
+	for (i = 0; j->addrs != NULL && i < j->n; i++)
 		free(j->addrs[i]);
 	free(j->addrs);
 	free(j->idx);

@@ -519,6 +519,7 @@ static int bound_port(struct evconnlistener *l)
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 
+	memset(&ss, 0, sizeof(ss));
 	if (getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&ss, &len) < 0)
 		return -1;
 	return ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
@@ -595,19 +596,28 @@ SSL_CTX *relayd_tls_server_ctx(const struct relay_settings *s, struct err *e)
 
 void relayd_conns_close(struct relayd *d)
 {
-	struct relayd_conn *c = d->conns, *next;
+	struct relayd_conn *c, *next;
 
-	while (c != NULL) {
+	for (c = d->conns; c != NULL; c = next) {
+		int drops = 0;
+
 		next = c->next;
-		relayd_conn_ref(c); /* conn_kill may free it otherwise, and we still read it */
-		conn_kill(c);
-		if (c->close_ev != NULL) { /* the timer's reference */
+		if (c->close_ev != NULL) { /* the close timer's reference */
 			event_free(c->close_ev);
 			c->close_ev = NULL;
-			relayd_conn_unref(c);
+			drops++;
 		}
-		next = c->next;
-		relayd_conn_unref(c);
-		c = next;
+		if (!c->dead) { /* the connection's own reference */
+			c->dead = 1;
+			if (c->bev != NULL) {
+				bufferevent_free(c->bev);
+				c->bev = NULL;
+			}
+			drops++;
+		}
+		/* what is left belongs to workers, whose done() will release it */
+		c->refs -= drops;
+		if (c->refs == 0)
+			conn_free(c);
 	}
 }

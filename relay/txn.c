@@ -77,11 +77,11 @@ static void batch_answer(void *arg)
 		relayd_reply_set(&r, 451, "4.3.0", "Cannot queue the message now, try again later");
 		c->d->st.refused++;
 	} else {
-		for (i = 0; i < b->nids; i++) {
-			if (i > 0)
-				strcat(list, ",");
-			strcat(list, b->ids[i]);
-		}
+		size_t used = 0;
+
+		for (i = 0; i < b->nids && used < sizeof(list); i++)
+			used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s",
+			                         i > 0 ? "," : "", b->ids[i]);
 		relayd_reply_set(&r, 250, "2.0.0", "Ok: queued as %s", list);
 		c->d->st.accepted++;
 		relayd_scheduler_kick(c->d);
