@@ -68,7 +68,7 @@ struct relay_settings {
 	char *signing_keys;  /* "domain:selector:keyfile[,...]" */
 	char *user_keys_dir; /* "<address>.key" files: users' own keys; unset: none */
 	char *report_key;    /* key of the reporter's signing certificate */
-	char *report_chain;  /* its certificate then the issuer (PEM) */
+	char *report_chain;  /* its certificate, the issuer, the root (PEM) */
 
 	/* verification and discovery */
 	char *dns_server;        /* "ADDR[:PORT]"; unset: /etc/resolv.conf */

@@ -47,7 +47,7 @@ const struct conf_param relay_settings_table[] = {
     {"report_key", CONF_STR, NULL, 0, 0, S(report_key),
      "private key of the certificate that signs abuse reports (signer only)"},
     {"report_chain", CONF_STR, NULL, 0, 0, S(report_chain),
-     "that certificate then its issuer (PEM)"},
+     "that certificate, then its issuer and the domain's root (PEM)"},
     {"dns_server", CONF_STR, NULL, 0, 0, S(dns_server),
      "ADDR[:PORT] of the DNS resolver; unset: /etc/resolv.conf"},
     {"dns_trust_anchor", CONF_STR, NULL, 0, 0, S(dns_trust_anchor),

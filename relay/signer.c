@@ -480,8 +480,12 @@ static uint8_t *handle(struct signer *sg, const uint8_t *body, size_t len, size_
 			f[n++] = signer_str(sg->chain_pem);
 			break;
 		}
-		if ((in = strndup((const char *)r.data, r.datalen)) == NULL ||
-		    (jsig = jws_sign_input(sg->report_key, in, &siglen, &e)) == NULL)
+		/* the field is not NUL-terminated in the frame */
+		if ((in = malloc(r.datalen + 1)) == NULL)
+			goto fail;
+		memcpy(in, r.data, r.datalen);
+		in[r.datalen] = '\0';
+		if ((jsig = jws_sign_input(sg->report_key, in, &siglen, &e)) == NULL)
 			goto fail;
 		break;
 	}
