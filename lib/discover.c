@@ -124,6 +124,24 @@ struct dns_resolver *discover_resolver(struct discover_ctx *ctx)
 	return ctx->res;
 }
 
+void discover_target_ip(struct discover_ctx *ctx, const char *target, char *ip, size_t size)
+{
+	struct dns_answer a;
+	struct err ignore = {0};
+	char *s;
+
+	ip[0] = '\0';
+	if (dns_query(discover_resolver(ctx), target, LDNS_RR_TYPE_A, &a, &ignore) < 0)
+		return;
+	if (a.sec != DNS_SEC_BOGUS && ldns_rr_list_rr_count(a.rrs) > 0) {
+		s = ldns_rdf2str(ldns_rr_rdf(ldns_rr_list_rr(a.rrs, 0), 0));
+		if (s != NULL)
+			snprintf(ip, size, "%s", s);
+		free(s);
+	}
+	dns_answer_clear(&a);
+}
+
 const struct discover_config *discover_config(const struct discover_ctx *ctx)
 {
 	return &ctx->cfg;

@@ -86,6 +86,13 @@ struct discover_ctx;
 struct discover_ctx *discover_new(const struct discover_config *c, struct err *e);
 void discover_free(struct discover_ctx *ctx);
 struct dns_resolver *discover_resolver(struct discover_ctx *ctx);
+/*
+ * The IPv4 address of a key server's SRV target, asked of the discovery
+ * resolver: a test or private zone may name hosts the system resolver does
+ * not know, and a client should connect where discovery itself looked.  ""
+ * (no answer, or a bogus one) leaves the name to the system resolver.
+ */
+void discover_target_ip(struct discover_ctx *ctx, const char *target, char *ip, size_t size);
 const struct discover_config *discover_config(const struct discover_ctx *ctx);
 
 /*

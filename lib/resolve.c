@@ -201,29 +201,6 @@ int resolve_check_answer(const char *jws, size_t len, const char *name,
 
 /* ---- fetching ---- */
 
-/*
- * The address of an SRV target from the discovery resolver, as discovery itself
- * connects (a test or private zone may name hosts the system resolver does not
- * know); "" leaves the name to the system resolver.
- */
-static void target_ip(struct resolve_ctx *ctx, const char *target, char *ip, size_t size)
-{
-	struct dns_answer a;
-	struct err ignore = {0};
-	char *s;
-
-	ip[0] = '\0';
-	if (dns_query(discover_resolver(ctx->dctx), target, LDNS_RR_TYPE_A, &a, &ignore) < 0)
-		return;
-	if (a.sec != DNS_SEC_BOGUS && ldns_rr_list_rr_count(a.rrs) > 0) {
-		s = ldns_rdf2str(ldns_rr_rdf(ldns_rr_list_rr(a.rrs, 0), 0));
-		if (s != NULL)
-			snprintf(ip, size, "%s", s);
-		free(s);
-	}
-	dns_answer_clear(&a);
-}
-
 static int fetch_from(struct resolve_ctx *ctx, const struct dns_srv *t, const char *path,
 		      struct dns_https_reply *rep, struct err *e)
 {
@@ -233,7 +210,7 @@ static int fetch_from(struct resolve_ctx *ctx, const struct dns_srv *t, const ch
 				   .timeout_ms = cfg->https_timeout_ms};
 	char ip[64];
 
-	target_ip(ctx, t->target, ip, sizeof(ip));
+	discover_target_ip(ctx->dctx, t->target, ip, sizeof(ip));
 	if (ip[0])
 		o.resolve_ip = ip;
 	return dns_https_get(t->target, t->port, path, &o, rep, e);

@@ -160,13 +160,6 @@ static void in_reset(void *ctx, struct smtp_session *s)
 
 /* ------------------------------------------------------------------ the message */
 
-struct data_job {
-	struct relayd_conn *c;
-	const char *msg; /* the session's buffer, valid until decided */
-	size_t len;
-	int queued;          /* the queue answers the session */
-	struct smtp_reply r; /* otherwise this does */
-};
 
 /* The end of the header section (just past the blank line), or len. */
 static size_t header_end(const char *m, size_t len)
@@ -353,7 +346,7 @@ static int enforce_refuses(const struct relay_auth *a, struct smtp_reply *r)
 
 static void data_work(void *arg)
 {
-	struct data_job *j = arg;
+	struct relayd_msg_job *j = arg;
 	struct relayd_conn *c = j->c;
 	struct relayd *d = c->d;
 	const struct relay_settings *s = d->s;
@@ -439,41 +432,11 @@ out:
 	relay_auth_clear(&a);
 }
 
-static void data_done(void *arg)
-{
-	struct data_job *j = arg;
-
-	if (!j->queued) {
-		if (j->r.code >= 400)
-			j->c->d->st.refused++;
-		relayd_conn_decide(j->c, &j->r);
-		relayd_conn_unref(j->c);
-	}
-	free(j);
-}
-
 static int in_data(void *ctx, struct smtp_session *s, const char *msg, size_t len,
                    struct smtp_reply *r)
 {
-	struct relayd_conn *c = ctx;
-	struct data_job *j = calloc(1, sizeof(*j));
-
 	(void)s;
-	if (j == NULL) {
-		relayd_reply_set(r, 451, "4.3.0", "Out of memory, try again later");
-		return SMTP_DECIDED;
-	}
-	j->c = c;
-	j->msg = msg;
-	j->len = len;
-	relayd_conn_ref(c);
-	if (relay_pool_run(c->d->pool, data_work, data_done, j, NULL) < 0) {
-		relayd_conn_unref(c);
-		free(j);
-		relayd_reply_set(r, 451, "4.3.0", "Out of memory, try again later");
-		return SMTP_DECIDED;
-	}
-	return SMTP_PENDING;
+	return relayd_msg_job_start(ctx, msg, len, data_work, r);
 }
 
 const struct smtp_callbacks relayd_inbound_callbacks = {

@@ -56,13 +56,6 @@ static void sub_reset(void *ctx, struct smtp_session *s)
 	relayd_txn_reset(ctx);
 }
 
-struct sign_job {
-	struct relayd_conn *c;
-	const char *msg;
-	size_t len;
-	int queued;
-	struct smtp_reply r;
-};
 
 /* The From: address of the message, lowercase, or "" (then the envelope sender is used). */
 static void signing_identity(const struct relayd_conn *c, const char *msg, size_t len,
@@ -77,7 +70,7 @@ static void signing_identity(const struct relayd_conn *c, const char *msg, size_
 
 static void sign_work(void *arg)
 {
-	struct sign_job *j = arg;
+	struct relayd_msg_job *j = arg;
 	struct relayd_conn *c = j->c;
 	struct relayd *d = c->d;
 	char addr[RELAY_ADDR_MAX], date[64];
@@ -154,40 +147,11 @@ out:
 	free(head);
 }
 
-static void sign_done(void *arg)
-{
-	struct sign_job *j = arg;
-
-	if (!j->queued) {
-		j->c->d->st.refused++;
-		relayd_conn_decide(j->c, &j->r);
-		relayd_conn_unref(j->c);
-	}
-	free(j);
-}
-
 static int sub_data(void *ctx, struct smtp_session *s, const char *msg, size_t len,
                     struct smtp_reply *r)
 {
-	struct relayd_conn *c = ctx;
-	struct sign_job *j = calloc(1, sizeof(*j));
-
 	(void)s;
-	if (j == NULL) {
-		relayd_reply_set(r, 451, "4.3.0", "Out of memory, try again later");
-		return SMTP_DECIDED;
-	}
-	j->c = c;
-	j->msg = msg;
-	j->len = len;
-	relayd_conn_ref(c);
-	if (relay_pool_run(c->d->pool, sign_work, sign_done, j, NULL) < 0) {
-		relayd_conn_unref(c);
-		free(j);
-		relayd_reply_set(r, 451, "4.3.0", "Out of memory, try again later");
-		return SMTP_DECIDED;
-	}
-	return SMTP_PENDING;
+	return relayd_msg_job_start(ctx, msg, len, sign_work, r);
 }
 
 const struct smtp_callbacks relayd_submission_callbacks = {

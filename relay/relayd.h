@@ -128,6 +128,24 @@ struct relayd_part {
 int relayd_queue_parts(struct relayd_conn *c, struct queue *q, const struct relayd_part *parts,
                        size_t nparts, struct err *e);
 
+/*
+ * The end of DATA on either side: work(job) runs on the pool with the
+ * session's message (valid until the session is answered).  It either hands
+ * the message to relayd_queue_parts (and sets queued: the commit answers) or
+ * leaves its answer in r.
+ */
+struct relayd_msg_job {
+	struct relayd_conn *c;
+	const char *msg;
+	size_t len;
+	int queued;
+	struct smtp_reply r;
+};
+
+/* An on_data callback's body: SMTP_PENDING, or SMTP_DECIDED with *r a 451. */
+int relayd_msg_job_start(struct relayd_conn *c, const char *msg, size_t len, relay_work_fn work,
+                         struct smtp_reply *r);
+
 /* scheduler.c */
 int relayd_scheduler_start(struct relayd *d, struct err *e);
 void relayd_scheduler_kick(struct relayd *d);

@@ -166,3 +166,40 @@ int relayd_queue_parts(struct relayd_conn *c, struct queue *q, const struct rela
 	batch_release(b, 1, NULL);
 	return 0;
 }
+
+/* ------------------------------------------------------------------ the message job */
+
+static void msg_job_done(void *arg)
+{
+	struct relayd_msg_job *j = arg;
+
+	if (!j->queued) {
+		if (j->r.code >= 400)
+			j->c->d->st.refused++;
+		relayd_conn_decide(j->c, &j->r);
+		relayd_conn_unref(j->c);
+	}
+	free(j);
+}
+
+int relayd_msg_job_start(struct relayd_conn *c, const char *msg, size_t len, relay_work_fn work,
+                         struct smtp_reply *r)
+{
+	struct relayd_msg_job *j = calloc(1, sizeof(*j));
+
+	if (j == NULL) {
+		relayd_reply_set(r, 451, "4.3.0", "Out of memory, try again later");
+		return SMTP_DECIDED;
+	}
+	j->c = c;
+	j->msg = msg;
+	j->len = len;
+	relayd_conn_ref(c);
+	if (relay_pool_run(c->d->pool, work, msg_job_done, j, NULL) < 0) {
+		relayd_conn_unref(c);
+		free(j);
+		relayd_reply_set(r, 451, "4.3.0", "Out of memory, try again later");
+		return SMTP_DECIDED;
+	}
+	return SMTP_PENDING;
+}

@@ -199,26 +199,6 @@ void relay_verifier_flush(struct relay_verifier *v)
 
 /* ------------------------------------------------------------------ the real network */
 
-/* The address of an SRV target from the discovery resolver, as lib/resolve does; ""
- * leaves the name to the system resolver. */
-static void target_ip(struct relay_verifier *v, const char *target, char *ip, size_t size)
-{
-	struct dns_answer a;
-	struct err ignore = {0};
-	char *s;
-
-	ip[0] = '\0';
-	if (dns_query(discover_resolver(v->dctx), target, LDNS_RR_TYPE_A, &a, &ignore) < 0)
-		return;
-	if (a.sec != DNS_SEC_BOGUS && ldns_rr_list_rr_count(a.rrs) > 0) {
-		s = ldns_rdf2str(ldns_rr_rdf(ldns_rr_list_rr(a.rrs, 0), 0));
-		if (s != NULL)
-			snprintf(ip, size, "%s", s);
-		free(s);
-	}
-	dns_answer_clear(&a);
-}
-
 static int net_discover(void *ctx, const char *domain, struct discover_result **out, struct err *e)
 {
 	struct relay_verifier *v = ctx;
@@ -244,7 +224,7 @@ static int net_keyserver_get(void *ctx, const struct discover_result *d, const c
 		                           .timeout_ms = cfg->https_timeout_ms};
 
 		err_clear(e);
-		target_ip(v, t->target, ip, sizeof(ip));
+		discover_target_ip(v->dctx, t->target, ip, sizeof(ip));
 		if (ip[0])
 			o.resolve_ip = ip;
 		if (dns_https_get(t->target, t->port, path, &o, &rep, e) == 0) {
