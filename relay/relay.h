@@ -51,6 +51,8 @@ struct relay_settings {
 	char *authserv_id;    /* Authentication-Results authserv-id; unset: hostname */
 	char *inbound_listen; /* "127.0.0.1:2525": mail from the Internet */
 	char *submission_listen; /* "127.0.0.1:10027": mail from the local MTA to sign */
+	char *submission_auth;   /* "none" (trusted local MTA) or "required" (SMTP AUTH) */
+	char *submission_users;  /* "address:crypt-hash" lines for SMTP AUTH (0600) */
 	char *control_listen;    /* "127.0.0.1:10443": the HTTPS control API; "" off */
 	char *control_token_hash; /* SHA-256 hex of the admin bearer token; unset: no admin */
 	char *state_dir;         /* spool/in, spool/out, lists/, pow/, signer socket */

@@ -18,6 +18,11 @@ const struct conf_param relay_settings_table[] = {
      "ADDRESS:PORT ([::1]:PORT) for mail from other domains; empty: off"},
     {"submission_listen", CONF_STR, "127.0.0.1:10027", 0, 0, S(submission_listen),
      "ADDRESS:PORT for mail from the local MTA to sign and send; empty: off"},
+    {"submission_auth", CONF_STR, "none", 0, 0, S(submission_auth),
+     "none (the port trusts whoever connects: the local MTA) or required (SMTP AUTH "
+     "after STARTTLS, and the sender must be the authenticated address)"},
+    {"submission_users", CONF_STR, NULL, 0, 0, S(submission_users),
+     "file of address:crypt(3)-hash lines (mode 0600) for submission_auth = required"},
     {"control_listen", CONF_STR, "", 0, 0, S(control_listen),
      "ADDRESS:PORT of the HTTPS control API (lists, complaints); empty: off"},
     {"control_token_hash", CONF_STR, NULL, 0, 0, S(control_token_hash),
@@ -141,7 +146,7 @@ static void empty_is_unset(struct relay_settings *s)
 	                &s->tls_key_file,     &s->user_keys_dir,      &s->report_key,
 	                &s->report_chain,     &s->dns_server,         &s->dns_trust_anchor,
 	                &s->keyserver_cacert, &s->reputation_url,     &s->reputation_cacert,
-	                &s->reporter_domain,  &s->port_file};
+	                &s->reporter_domain,  &s->port_file,          &s->submission_users};
 
 	for (size_t i = 0; i < sizeof(opt) / sizeof(opt[0]); i++)
 		if (*opt[i] != NULL && **opt[i] == '\0') {
@@ -158,6 +163,14 @@ int relay_settings_check(struct relay_settings *s, struct err *e)
 		return err_set(e, ERR_INPUT, "bad_config",
 		               "reputation_on_error must be open or closed, not '%s'",
 		               s->reputation_on_error);
+	if (strcmp(s->submission_auth, "none") != 0 && strcmp(s->submission_auth, "required") != 0)
+		return err_set(e, ERR_INPUT, "bad_config",
+		               "submission_auth must be none or required, not '%s'", s->submission_auth);
+	if (strcmp(s->submission_auth, "required") == 0 &&
+	    (s->submission_users == NULL || s->tls_cert_file == NULL))
+		return err_set(e, ERR_INPUT, "bad_config",
+		               "submission_auth = required needs submission_users and a TLS "
+		               "certificate (passwords only travel after STARTTLS)");
 	if (strcmp(s->outbound_tls, "may") != 0 && strcmp(s->outbound_tls, "encrypt") != 0)
 		return err_set(e, ERR_INPUT, "bad_config",
 		               "outbound_tls must be may or encrypt, not '%s'", s->outbound_tls);
