@@ -24,7 +24,7 @@ WARN     := -Wall -Wextra -Wshadow -Wformat=2 -Wmissing-prototypes -Wstrict-prot
             -Wpointer-arith -Wvla -Wno-unused-parameter
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g -pthread $(WARN) -Ilib \
                $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
+LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcrypt -lm -pthread
 
 ifeq ($(SAN),1)
 CFLAGS_MODE := -O1 -Werror -fno-omit-frame-pointer -fsanitize=address,undefined \

@@ -11,7 +11,8 @@
  *    smtp_session_decide(); meanwhile the session consumes no input, so
  *    pipelined commands are always answered in order.
  *
- * ESMTP extensions: PIPELINING, 8BITMIME, SIZE, STARTTLS, ENHANCEDSTATUSCODES.
+ * ESMTP extensions: PIPELINING, 8BITMIME, SIZE, STARTTLS, ENHANCEDSTATUSCODES,
+ * and AUTH (RFC 4954: PLAIN, RFC 4616, and LOGIN) when the config enables it.
  * Rules enforced (see smtp_session.c for the why of each):
  *  - command order (503 5.5.1), 512-octet command lines (500 5.5.2),
  *    bare LF or CR in a command line (500 5.5.2, RFC 5321 §2.3.8);
@@ -21,7 +22,12 @@
  *    the SIZE limit with 552 5.3.4, all answered after the terminator;
  *  - input before the greeting (early talker): 554 5.5.0 and close;
  *  - bytes after STARTTLS in the same read are discarded (CVE-2011-0411);
- *  - at most max_rcpts recipients (452 4.5.3), max_errors errors (421).
+ *  - at most max_rcpts recipients (452 4.5.3), max_errors errors (421);
+ *  - AUTH only over TLS (538 5.7.11 in clear, not advertised before STARTTLS),
+ *    once per session (503), outside a transaction (503), SMTP_AUTH_FAILURES
+ *    refused credentials close the session (421); auth_required: MAIL before
+ *    a successful AUTH is 530 5.7.0.  Passwords never appear in a reply and
+ *    are wiped from the session's memory once decided.
  */
 #ifndef ANCHOR_SMTP_H
 #define ANCHOR_SMTP_H
@@ -31,12 +37,15 @@
 
 #include "err.h"
 
-#define SMTP_LINE_MAX 512       /* command line including CRLF (RFC 5321 §4.5.3.1.4) */
-#define SMTP_TEXT_LINE_MAX 1000 /* DATA line including CRLF (§4.5.3.1.6) */
-#define SMTP_PATH_MAX 256       /* path including the angle brackets (§4.5.3.1.3) */
-#define SMTP_LOCAL_MAX 64       /* local part (§4.5.3.1.1) */
-#define SMTP_DOMAIN_MAX 255     /* domain (§4.5.3.1.2) */
-#define SMTP_OUT_HIGH 65536     /* feed stops consuming while this much output is pending */
+#define SMTP_LINE_MAX 512        /* command line including CRLF (RFC 5321 §4.5.3.1.4) */
+#define SMTP_TEXT_LINE_MAX 1000  /* DATA line including CRLF (§4.5.3.1.6) */
+#define SMTP_PATH_MAX 256        /* path including the angle brackets (§4.5.3.1.3) */
+#define SMTP_LOCAL_MAX 64        /* local part (§4.5.3.1.1) */
+#define SMTP_DOMAIN_MAX 255      /* domain (§4.5.3.1.2) */
+#define SMTP_OUT_HIGH 65536      /* feed stops consuming while this much output is pending */
+#define SMTP_AUTH_LINE_MAX 12288 /* an AUTH response line including CRLF (RFC 4954 §4) */
+#define SMTP_AUTH_FIELD_MAX 256  /* user and password, with their NUL (RFC 4616: 255 octets) */
+#define SMTP_AUTH_FAILURES 3     /* refused credentials before 421 and close */
 
 enum smtp_verb {
 	SMTP_NONE = 0,
@@ -51,6 +60,7 @@ enum smtp_verb {
 	SMTP_VRFY,
 	SMTP_STARTTLS,
 	SMTP_HELP,
+	SMTP_AUTH, /* only with SMTP_PARSE_AUTH */
 };
 
 enum smtp_body {
@@ -76,6 +86,10 @@ struct smtp_command {
 	int has_size;  /* MAIL ... SIZE=n given */
 	uint64_t size; /* its value */
 	enum smtp_body body;
+	/* AUTH: the mechanism (upper case) and the initial response, still base64;
+	 * "=" (an empty response) is has_initial with initial "". */
+	char mech[24];
+	int has_initial;
 	/* On failure: the reply the client gets (e.g. 501 5.1.7 ...). */
 	struct smtp_reply error;
 };
@@ -87,6 +101,21 @@ struct smtp_command {
  * verb (EXPN, AUTH, BDAT, ...) is 502; an unknown one 500.
  */
 int smtp_parse_command(const char *line, size_t len, struct smtp_command *out, struct err *e);
+
+/*
+ * The same with options: SMTP_PARSE_AUTH parses "AUTH mechanism
+ * [initial-response]" (RFC 4954 §4) instead of answering it 502: the
+ * mechanism in mech, the initial response (base64 or "=") in arg.
+ */
+#define SMTP_PARSE_AUTH 1
+int smtp_parse_command_opts(const char *line, size_t len, int opts, struct smtp_command *out,
+                            struct err *e);
+
+/*
+ * Strict base64 (RFC 4648 §4, padded, no blanks) into out (at most cap
+ * octets).  Returns the decoded length or -1.  "" decodes to 0 octets.
+ */
+long smtp_base64_decode(const char *in, size_t len, unsigned char *out, size_t cap);
 
 /* Syntax checks, exposed for the relay and the tests.  Return 1 if valid. */
 int smtp_domain_valid(const char *s, size_t len);
@@ -119,6 +148,14 @@ struct smtp_callbacks {
 	void (*on_quit)(void *ctx, struct smtp_session *s);
 	/* The current transaction is abandoned (RSET, HELO/EHLO, STARTTLS). */
 	void (*on_reset)(void *ctx, struct smtp_session *s);
+	/*
+	 * AUTH credentials (mech "PLAIN" or "LOGIN"), valid until decided: the
+	 * reply is pre-filled with 235 2.7.0; refuse with 535 5.7.8 (bad
+	 * credentials) or 454 4.7.0 (temporary).  Unlike the others, a NULL
+	 * on_auth refuses every credential.  Never put the password in r.
+	 */
+	int (*on_auth)(void *ctx, struct smtp_session *s, const char *mech, const char *user,
+	               const char *pass, struct smtp_reply *r);
 };
 
 struct smtp_config {
@@ -127,6 +164,8 @@ struct smtp_config {
 	unsigned max_rcpts;   /* recipients per message; 0: 100 */
 	unsigned max_errors;  /* protocol errors before 421 and close; 0: 20 */
 	int tls_available;    /* advertise and accept STARTTLS */
+	int auth_available;   /* accept AUTH (over TLS only; advertised once TLS is active) */
+	int auth_required;    /* MAIL needs a successful AUTH first (530 5.7.0) */
 };
 
 /* A new session; cb and ctx are kept.  NULL on allocation failure. */
@@ -169,5 +208,7 @@ int smtp_session_closed(const struct smtp_session *s);  /* flush the output, the
 int smtp_session_in_data(const struct smtp_session *s); /* a message is being received */
 int smtp_session_tls_active(const struct smtp_session *s);
 const char *smtp_session_helo(const struct smtp_session *s); /* "" before HELO/EHLO */
+/* The identity a successful AUTH established, NULL before (or without) one. */
+const char *smtp_session_auth_user(const struct smtp_session *s);
 
 #endif

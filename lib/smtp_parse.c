@@ -1,7 +1,8 @@
 /*
  * smtp_parse.c - SMTP command lines (RFC 5321 §4.1) and their arguments:
  * paths (§4.1.2), domains and address literals (§4.1.3), ESMTP parameters
- * (SIZE, RFC 1870; BODY, RFC 6152).  Every failure carries its reply.
+ * (SIZE, RFC 1870; BODY, RFC 6152), AUTH (RFC 4954 §4) and the base64 of its
+ * responses.  Every failure carries its reply.
  */
 #include "smtp.h"
 
@@ -316,9 +317,12 @@ struct verb_name {
 };
 
 static const struct verb_name verbs[] = {
-    {"HELO", SMTP_HELO}, {"EHLO", SMTP_EHLO},         {"MAIL", SMTP_MAIL}, {"RCPT", SMTP_RCPT},
-    {"DATA", SMTP_DATA}, {"RSET", SMTP_RSET},         {"NOOP", SMTP_NOOP}, {"QUIT", SMTP_QUIT},
-    {"VRFY", SMTP_VRFY}, {"STARTTLS", SMTP_STARTTLS}, {"HELP", SMTP_HELP},
+    {"HELO", SMTP_HELO}, {"EHLO", SMTP_EHLO},
+    {"MAIL", SMTP_MAIL}, {"RCPT", SMTP_RCPT},
+    {"DATA", SMTP_DATA}, {"RSET", SMTP_RSET},
+    {"NOOP", SMTP_NOOP}, {"QUIT", SMTP_QUIT},
+    {"VRFY", SMTP_VRFY}, {"STARTTLS", SMTP_STARTTLS},
+    {"HELP", SMTP_HELP}, {"AUTH", SMTP_AUTH}, /* only with SMTP_PARSE_AUTH, else 502 below */
 };
 
 /* Verbs that exist but are not offered here: RFC 5321 §4.2.4 wants 502 for them, not 500. */
@@ -326,7 +330,97 @@ static const char *const unoffered_verbs[] = {
     "EXPN", "TURN", "ETRN", "AUTH", "BDAT", "SEND", "SOML", "SAML", "ATRN", "XCLIENT",
 };
 
+static int b64_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+long smtp_base64_decode(const char *in, size_t len, unsigned char *out, size_t cap)
+{
+	size_t i, n = 0;
+
+	if (len % 4 != 0)
+		return -1;
+	for (i = 0; i < len; i += 4) {
+		int v[4], pad = 0, k;
+		uint32_t w;
+
+		for (k = 0; k < 4; k++) {
+			unsigned char c = (unsigned char)in[i + k];
+
+			/* '=' only at the end: "x===" is never valid, "xx==" and "xxx=" are */
+			if (c == '=' && i + 4 == len && k >= 2 && (k == 3 || in[i + 3] == '=')) {
+				v[k] = 0;
+				pad++;
+			} else if (pad > 0 || (v[k] = b64_value(c)) < 0) {
+				return -1;
+			}
+		}
+		w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 |
+		    (uint32_t)v[3];
+		/* the bits the padding leaves over must be zero (RFC 4648 §3.5, canonical) */
+		if ((pad == 1 && (w & 0xff) != 0) || (pad == 2 && (w & 0xffff) != 0))
+			return -1;
+		if (n + 3 - (size_t)pad > cap)
+			return -1;
+		out[n++] = (unsigned char)(w >> 16);
+		if (pad < 2)
+			out[n++] = (unsigned char)(w >> 8);
+		if (pad < 1)
+			out[n++] = (unsigned char)w;
+	}
+	return (long)n;
+}
+
+/* "AUTH" SP sasl-mech [SP initial-response] (RFC 4954 §4; sasl-mech, RFC 4422 §3.1). */
+static int parse_auth(const char *p, const char *end, struct smtp_command *out, struct err *e)
+{
+	unsigned char scratch[SMTP_LINE_MAX];
+	const char *sp = memchr(p, ' ', (size_t)(end - p));
+	const char *mend = sp ? sp : end;
+	size_t i, mlen = (size_t)(mend - p);
+
+	if (mlen == 0 || mlen > 20)
+		return fail(out, e, 501, "5.5.4", "Syntax: AUTH mechanism [initial-response]");
+	for (i = 0; i < mlen; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (!is_letdig(c) && c != '-' && c != '_')
+			return fail(out, e, 501, "5.5.4",
+			            "Syntax: AUTH mechanism [initial-response]");
+		out->mech[i] = (char)toupper(c);
+	}
+	out->mech[mlen] = '\0';
+	if (sp == NULL)
+		return 0;
+	p = sp + 1;
+	out->has_initial = 1;
+	if (end - p == 1 && *p == '=')
+		return 0; /* an empty initial response */
+	if (p == end || smtp_base64_decode(p, (size_t)(end - p), scratch, sizeof(scratch)) < 0)
+		return fail(out, e, 501, "5.5.2", "Invalid base64 data");
+	memcpy(out->arg, p, (size_t)(end - p));
+	out->arg[end - p] = '\0';
+	return 0;
+}
+
 int smtp_parse_command(const char *line, size_t len, struct smtp_command *out, struct err *e)
+{
+	return smtp_parse_command_opts(line, len, 0, out, e);
+}
+
+int smtp_parse_command_opts(const char *line, size_t len, int opts, struct smtp_command *out,
+                            struct err *e)
 {
 	const char *end = line + len, *p;
 	size_t vlen, i;
@@ -347,6 +441,8 @@ int smtp_parse_command(const char *line, size_t len, struct smtp_command *out, s
 	for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
 		if (vlen == strlen(verbs[i].name) && strncasecmp(line, verbs[i].name, vlen) == 0)
 			out->verb = verbs[i].verb;
+	if (out->verb == SMTP_AUTH && !(opts & SMTP_PARSE_AUTH))
+		out->verb = SMTP_NONE;
 	if (out->verb == SMTP_NONE) {
 		for (i = 0; i < sizeof(unoffered_verbs) / sizeof(unoffered_verbs[0]); i++)
 			if (vlen == strlen(unoffered_verbs[i]) &&
@@ -370,6 +466,8 @@ int smtp_parse_command(const char *line, size_t len, struct smtp_command *out, s
 	case SMTP_MAIL:
 	case SMTP_RCPT:
 		return parse_mail_rcpt(p, end, out, e);
+	case SMTP_AUTH:
+		return parse_auth(p, end, out, e);
 	case SMTP_VRFY:
 		if (p == end)
 			return fail(out, e, 501, "5.5.4", "Syntax: VRFY address");

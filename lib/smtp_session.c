@@ -3,7 +3,8 @@
  *
  * Input is consumed byte by byte, so the replies never depend on how the
  * client's bytes were split into packets.  A command is handled once its
- * CRLF arrives; after DATA's 354 the following bytes are message text.
+ * CRLF arrives; after DATA's 354 the following bytes are message text, and
+ * after AUTH's 334 the next line is a base64 response (RFC 4954 §4).
  */
 #include "smtp.h"
 
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 enum smtp_state {
 	ST_INIT,     /* before the greeting */
@@ -20,6 +22,7 @@ enum smtp_state {
 	ST_RCPT,     /* at least one RCPT accepted */
 	ST_DATA,     /* receiving message text */
 	ST_TLS_WAIT, /* STARTTLS answered, waiting for the handshake */
+	ST_AUTH,     /* AUTH answered 334, waiting for the client's response line */
 	ST_CLOSED,
 };
 
@@ -32,8 +35,8 @@ struct smtp_session {
 	unsigned errors;
 	char helo[SMTP_LINE_MAX];
 
-	/* the command line being received */
-	char line[SMTP_LINE_MAX];
+	/* the command line being received (or an AUTH response, which may be longer) */
+	char line[SMTP_AUTH_LINE_MAX];
 	size_t line_len;
 	int line_cr;       /* the last byte was CR */
 	int line_overflow; /* over SMTP_LINE_MAX: discard until LF */
@@ -52,6 +55,14 @@ struct smtp_session {
 
 	char *out;
 	size_t out_len, out_cap;
+
+	/* AUTH */
+	int auth_login;     /* the exchange in progress is LOGIN (else PLAIN) */
+	int auth_have_user; /* LOGIN: the user name has been received */
+	int authed;
+	unsigned auth_failures;
+	char auth_user[SMTP_AUTH_FIELD_MAX];
+	char auth_pass[SMTP_AUTH_FIELD_MAX];
 };
 
 static void out_append(struct smtp_session *s, const char *p, size_t n)
@@ -183,6 +194,8 @@ void smtp_session_free(struct smtp_session *s)
 		return;
 	free(s->msg);
 	free(s->out);
+	/* an AUTH line or password may still be in there */
+	explicit_bzero(s, sizeof(*s));
 	free(s);
 }
 
@@ -210,7 +223,32 @@ static void send_ehlo(struct smtp_session *s)
 	out_printf(s, "250-8BITMIME\r\n");
 	if (s->cfg.tls_available && !s->tls_active)
 		out_printf(s, "250-STARTTLS\r\n");
+	/* RFC 4954 §4 and §14: passwords only travel encrypted, so AUTH is not even offered before
+	 */
+	if (s->cfg.auth_available && s->tls_active)
+		out_printf(s, "250-AUTH PLAIN LOGIN\r\n");
 	out_printf(s, "250 ENHANCEDSTATUSCODES\r\n");
+}
+
+static void auth_wipe(struct smtp_session *s)
+{
+	explicit_bzero(s->auth_pass, sizeof(s->auth_pass));
+	if (!s->authed)
+		explicit_bzero(s->auth_user, sizeof(s->auth_user));
+	s->auth_have_user = 0;
+}
+
+/* The credentials' verdict: a refusal counts toward SMTP_AUTH_FAILURES (guessing). */
+static void finish_auth(struct smtp_session *s, struct smtp_reply *r)
+{
+	int ok = r->code >= 200 && r->code < 300;
+
+	s->authed = ok;
+	auth_wipe(s);
+	reply_checked(s, r);
+	/* a temporary failure (454) is ours, not the client's: it does not count */
+	if (!ok && r->code >= 500 && ++s->auth_failures >= SMTP_AUTH_FAILURES)
+		close_with(s, 421, "4.7.0", "Too many authentication failures, closing connection");
 }
 
 /* Apply a decision on s->cmd (or the message) and answer it. */
@@ -253,6 +291,9 @@ static void finish(struct smtp_session *s, struct smtp_reply *r)
 		s->msg_len = 0;
 		s->state = ST_READY;
 		break;
+	case SMTP_AUTH:
+		finish_auth(s, r);
+		break;
 	default:
 		break;
 	}
@@ -285,6 +326,8 @@ static void cmd_mail(struct smtp_session *s)
 
 	if (s->state == ST_GREETED)
 		return error_reply(s, 503, "5.5.1", "Send HELO/EHLO first");
+	if (s->cfg.auth_required && !s->authed)
+		return error_reply(s, 530, "5.7.0", "Authentication required");
 	if (s->state != ST_READY)
 		return error_reply(s, 503, "5.5.1", "Nested MAIL command");
 	if (s->cmd.has_size && s->cmd.size > s->cfg.max_size)
@@ -335,11 +378,133 @@ static void cmd_starttls(struct smtp_session *s)
 		s->cb.on_starttls(s->ctx, s);
 }
 
+/* Credentials complete: ask the caller (with the password, which no reply ever carries). */
+static void auth_ask(struct smtp_session *s)
+{
+	struct smtp_reply r;
+	const char *mech = s->auth_login ? "LOGIN" : "PLAIN";
+
+	s->state = ST_READY;
+	s->pending = SMTP_AUTH;
+	set_reply(&r, 235, "2.7.0", "Authentication successful");
+	if (s->cb.on_auth == NULL)
+		set_reply(&r, 535, "5.7.8", "Authentication credentials invalid");
+	else if (s->cb.on_auth(s->ctx, s, mech, s->auth_user, s->auth_pass, &r) == SMTP_PENDING)
+		return;
+	finish(s, &r);
+}
+
+static void auth_refuse(struct smtp_session *s)
+{
+	struct smtp_reply r;
+
+	s->state = ST_READY;
+	s->pending = SMTP_AUTH;
+	set_reply(&r, 535, "5.7.8", "Authentication credentials invalid");
+	finish(s, &r);
+}
+
+/* Copy a decoded user name or password: 1..255 octets, no NUL; user names no controls. */
+static int auth_field(char *dst, const unsigned char *p, size_t n, int is_user)
+{
+	size_t i;
+
+	if (n == 0 || n >= SMTP_AUTH_FIELD_MAX)
+		return -1;
+	for (i = 0; i < n; i++)
+		if (p[i] == 0 || (is_user && (p[i] < 32 || p[i] == 127)))
+			return -1;
+	memcpy(dst, p, n);
+	dst[n] = '\0';
+	return 0;
+}
+
+/* PLAIN (RFC 4616): [authzid] NUL authcid NUL passwd; no acting for someone else. */
+static int auth_plain(struct smtp_session *s, const unsigned char *m, size_t n)
+{
+	const unsigned char *nul1 = memchr(m, 0, n), *nul2;
+	size_t zlen, clen;
+
+	if (nul1 == NULL || (nul2 = memchr(nul1 + 1, 0, n - (size_t)(nul1 + 1 - m))) == NULL)
+		return -1;
+	zlen = (size_t)(nul1 - m);
+	clen = (size_t)(nul2 - nul1 - 1);
+	if (auth_field(s->auth_user, nul1 + 1, clen, 1) < 0 ||
+	    auth_field(s->auth_pass, nul2 + 1, n - (size_t)(nul2 + 1 - m), 0) < 0)
+		return -1;
+	if (zlen > 0 && (zlen != clen || strncasecmp((const char *)m, s->auth_user, zlen) != 0))
+		return -1;
+	return 0;
+}
+
+/* One base64 response (the initial one or a line after 334), "*" cancels. */
+static void auth_response(struct smtp_session *s, const char *b64, size_t len)
+{
+	unsigned char buf[SMTP_AUTH_LINE_MAX / 4 * 3];
+	long n;
+
+	s->state = ST_READY;
+	if (len == 1 && b64[0] == '*') {
+		auth_wipe(s);
+		return error_reply(s, 501, "5.0.0", "Authentication cancelled");
+	}
+	n = smtp_base64_decode(b64, len, buf, sizeof(buf));
+	if (n < 0) {
+		auth_wipe(s);
+		return error_reply(s, 501, "5.5.2", "Invalid base64 data");
+	}
+	if (!s->auth_login) {
+		if (auth_plain(s, buf, (size_t)n) < 0)
+			auth_refuse(s);
+		else
+			auth_ask(s);
+	} else if (!s->auth_have_user) {
+		if (auth_field(s->auth_user, buf, (size_t)n, 1) < 0) {
+			auth_refuse(s);
+		} else {
+			s->auth_have_user = 1;
+			s->state = ST_AUTH;
+			reply(s, 334, "", "UGFzc3dvcmQ6"); /* "Password:" */
+		}
+	} else if (auth_field(s->auth_pass, buf, (size_t)n, 0) < 0) {
+		auth_refuse(s);
+	} else {
+		auth_ask(s);
+	}
+	explicit_bzero(buf, sizeof(buf));
+}
+
+static void cmd_auth(struct smtp_session *s)
+{
+	if (s->state == ST_GREETED)
+		return error_reply(s, 503, "5.5.1", "Send EHLO first");
+	if (s->authed)
+		return error_reply(s, 503, "5.5.1", "Already authenticated");
+	if (s->state != ST_READY)
+		return error_reply(s, 503, "5.5.1", "AUTH not allowed during a mail transaction");
+	if (!s->tls_active)
+		return error_reply(s, 538, "5.7.11",
+		                   "Encryption required for requested authentication mechanism");
+	if (strcmp(s->cmd.mech, "PLAIN") == 0)
+		s->auth_login = 0;
+	else if (strcmp(s->cmd.mech, "LOGIN") == 0)
+		s->auth_login = 1;
+	else
+		return error_reply(s, 504, "5.5.4", "Unrecognized authentication type");
+	s->auth_have_user = 0;
+	if (s->cmd.has_initial)
+		return auth_response(s, s->cmd.arg, strlen(s->cmd.arg));
+	s->state = ST_AUTH;
+	/* PLAIN's challenge is empty; LOGIN's is "Username:" */
+	reply(s, 334, "", s->auth_login ? "VXNlcm5hbWU6" : "");
+}
+
 static void handle_command(struct smtp_session *s, const char *line, size_t len)
 {
 	struct err e;
+	int opts = s->cfg.auth_available ? SMTP_PARSE_AUTH : 0;
 
-	if (smtp_parse_command(line, len, &s->cmd, &e) < 0) {
+	if (smtp_parse_command_opts(line, len, opts, &s->cmd, &e) < 0) {
 		error_reply(s, s->cmd.error.code, s->cmd.error.status, s->cmd.error.text);
 		return;
 	}
@@ -365,6 +530,10 @@ static void handle_command(struct smtp_session *s, const char *line, size_t len)
 		return reply(s, 214, "2.0.0", "See RFC 5321");
 	case SMTP_STARTTLS:
 		return cmd_starttls(s);
+	case SMTP_AUTH:
+		cmd_auth(s);
+		explicit_bzero(s->cmd.arg, sizeof(s->cmd.arg)); /* an initial response */
+		return;
 	case SMTP_QUIT:
 		reset_transaction(s);
 		close_with(s, 221, "2.0.0", "Bye");
@@ -376,19 +545,39 @@ static void handle_command(struct smtp_session *s, const char *line, size_t len)
 	}
 }
 
+/* A complete line while ST_AUTH: the response to a 334; any failure ends the exchange. */
+static void auth_line(struct smtp_session *s, int overflow, int cr, size_t len)
+{
+	if (overflow) {
+		s->state = ST_READY;
+		auth_wipe(s);
+		error_reply(s, 500, "5.5.6", "Authentication Exchange line is too long");
+	} else if (!cr) {
+		s->state = ST_READY;
+		auth_wipe(s);
+		error_reply(s, 500, "5.5.2", "Syntax error, bare LF received");
+	} else {
+		auth_response(s, s->line, len - 1);
+	}
+	explicit_bzero(s->line, sizeof(s->line));
+}
+
 /* One byte of a command line. */
 static void command_byte(struct smtp_session *s, char c)
 {
+	size_t max = s->state == ST_AUTH ? SMTP_AUTH_LINE_MAX : SMTP_LINE_MAX;
+
 	if (c == '\n') {
-		int cr = s->line_cr;
+		int cr = s->line_cr, overflow = s->line_overflow;
 		size_t len = s->line_len;
 
 		s->line_len = 0;
 		s->line_cr = 0;
-		if (s->line_overflow) {
-			s->line_overflow = 0;
+		s->line_overflow = 0;
+		if (s->state == ST_AUTH)
+			return auth_line(s, overflow, cr, len);
+		if (overflow)
 			return error_reply(s, 500, "5.5.2", "Line too long");
-		}
 		/* RFC 5321 §2.3.8: a bare LF does not end a line; refuse the command. */
 		if (!cr)
 			return error_reply(s, 500, "5.5.2", "Syntax error, bare LF received");
@@ -397,7 +586,7 @@ static void command_byte(struct smtp_session *s, char c)
 	s->line_cr = c == '\r';
 	if (s->line_overflow)
 		return;
-	if (s->line_len + 1 >= SMTP_LINE_MAX) {
+	if (s->line_len + 1 >= max) {
 		/* 510 octets plus CRLF is the limit; the CR may still come */
 		s->line_overflow = 1;
 		return;
@@ -567,6 +756,8 @@ int smtp_session_starttls_done(struct smtp_session *s)
 	s->line_cr = s->line_overflow = 0;
 	s->nrcpt = 0;
 	s->state = ST_GREETED;
+	s->authed = 0;
+	auth_wipe(s);
 	return 0;
 }
 
@@ -588,4 +779,9 @@ int smtp_session_tls_active(const struct smtp_session *s)
 const char *smtp_session_helo(const struct smtp_session *s)
 {
 	return s->helo;
+}
+
+const char *smtp_session_auth_user(const struct smtp_session *s)
+{
+	return s->authed ? s->auth_user : NULL;
 }

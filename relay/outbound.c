@@ -5,6 +5,13 @@
  * that the signature aligns with what the recipient sees; mail whose domain
  * has no key is relayed unsigned and logged, as OpenDKIM does for domains
  * outside its signing table.
+ *
+ * With submission_auth = required (auth.c), the session has authenticated a
+ * user before MAIL, and that user may only send as itself: the envelope
+ * sender and the From: address must both be the authenticated address (any
+ * case), the null sender is refused.  Anything looser (the same domain, say)
+ * would let every user of a domain sign as every other, with the domain's key
+ * and the relay's name on it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,9 +26,18 @@ static int sub_mail(void *ctx, struct smtp_session *s, const struct smtp_command
                     struct smtp_reply *r)
 {
 	struct relayd_conn *c = ctx;
+	const char *user = relayd_auth_user(c);
 
 	(void)s;
 	relayd_txn_reset(c);
+	if (strcmp(c->d->s->submission_auth, "required") == 0 && !relayd_auth_owns(c, cmd->path)) {
+		/* the engine asks for AUTH before MAIL, so user is set; NULL would be a bug */
+		log_info(NULL, "conn %lu: MAIL FROM:<%s> refused: not owned by <%s>", c->id,
+		         cmd->path, user ? user : "(nobody)");
+		relayd_reply_set(r, 553, "5.7.1", "Sender address not owned by <%s>",
+		                 user ? user : "(nobody)");
+		return SMTP_DECIDED;
+	}
 	if ((c->sender = strdup(cmd->path)) == NULL)
 		relayd_reply_set(r, 451, "4.3.0", "Out of memory");
 	return SMTP_DECIDED;
@@ -82,9 +98,11 @@ static void sign_work(void *arg)
 	int has;
 
 	relayd_rfc5322_date(time(NULL), date, sizeof(date));
-	if (asprintf(&received, "Received: from %s ([%s])\r\n\tby %s (anchor-relay) with %s;\r\n\t%s\r\n",
+	/* RFC 3848: ESMTPSA when the client authenticated (the session is paused: safe to read) */
+	if (asprintf(&received,
+	             "Received: from %s ([%s])\r\n\tby %s (anchor-relay) with %s%s;\r\n\t%s\r\n",
 	             c->helo[0] ? c->helo : "unknown", c->ip, d->s->hostname,
-	             c->tls ? "ESMTPS" : "ESMTP", date) < 0) {
+	             c->tls ? "ESMTPS" : "ESMTP", relayd_auth_user(c) ? "A" : "", date) < 0) {
 		received = NULL;
 		goto nomem;
 	}
@@ -150,7 +168,21 @@ out:
 static int sub_data(void *ctx, struct smtp_session *s, const char *msg, size_t len,
                     struct smtp_reply *r)
 {
+	struct relayd_conn *c = ctx;
+	const char *user = relayd_auth_user(c);
+	char from[RELAY_ADDR_MAX] = "";
+
 	(void)s;
+	/* an authenticated user signs only as itself (checked on the loop: the header only) */
+	if (strcmp(c->d->s->submission_auth, "required") == 0 &&
+	    (relay_from_address(msg, len, from, sizeof(from)) < 0 || !relayd_auth_owns(c, from))) {
+		log_info(NULL, "conn %lu: From: <%s> refused: not owned by <%s>", c->id, from,
+		         user ? user : "(nobody)");
+		c->d->st.refused++;
+		relayd_reply_set(r, 550, "5.7.1", "From address not owned by <%s>",
+		                 user ? user : "(nobody)");
+		return SMTP_DECIDED;
+	}
 	return relayd_msg_job_start(ctx, msg, len, sign_work, r);
 }
 
@@ -160,4 +192,5 @@ const struct smtp_callbacks relayd_submission_callbacks = {
     .on_rcpt = sub_rcpt,
     .on_data = sub_data,
     .on_reset = sub_reset,
+    .on_auth = relayd_auth_on_auth,
 };

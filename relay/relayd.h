@@ -27,6 +27,8 @@ struct relayd_ipcount {
 	struct relayd_ipcount *next;
 };
 
+struct relayd_users;
+
 struct relayd_stats {
 	unsigned long long accepted, refused, connections, delivered, deferred, failed, bounced;
 };
@@ -47,6 +49,7 @@ struct relayd {
 	struct discover_ctx *discover;
 	struct resolve_ctx *resolve;
 	struct relay_hop inbound_hop;
+	struct relayd_users *users; /* auth.c: submission_users, NULL unless submission_auth */
 
 	struct evconnlistener *lin, *lsub;
 	int port_in, port_sub;
@@ -145,6 +148,25 @@ struct relayd_msg_job {
 /* An on_data callback's body: SMTP_PENDING, or SMTP_DECIDED with *r a 451. */
 int relayd_msg_job_start(struct relayd_conn *c, const char *msg, size_t len, relay_work_fn work,
                          struct smtp_reply *r);
+
+/*
+ * auth.c: SMTP AUTH on the submission side (submission_auth = required).
+ * The table of submission_users ("address:crypt-hash" lines, '#' comments) is
+ * refused when group or others may access the file; it is re-read when the
+ * file changes.  Loaded by relayd_listen(), freed by relayd_listen_stop().
+ */
+struct relayd_users *relayd_users_load(const char *path, struct err *e);
+void relayd_users_free(struct relayd_users *u);
+size_t relayd_users_count(const struct relayd_users *u);
+/* 1 when crypt(3) of pass under hash gives hash (constant-time compare).  Thread-safe. */
+int relayd_auth_verify(const char *hash, const char *pass);
+/* The submission sessions' on_auth: the crypt runs on the pool (SMTP_PENDING). */
+int relayd_auth_on_auth(void *ctx, struct smtp_session *s, const char *mech, const char *user,
+                        const char *pass, struct smtp_reply *r);
+/* The connection's authenticated address, NULL without AUTH. */
+const char *relayd_auth_user(const struct relayd_conn *c);
+/* 1 when address (not empty) is the authenticated address, in any case. */
+int relayd_auth_owns(const struct relayd_conn *c, const char *address);
 
 /* scheduler.c */
 int relayd_scheduler_start(struct relayd *d, struct err *e);

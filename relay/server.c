@@ -362,6 +362,11 @@ static struct relayd_conn *conn_new(struct relayd *d, enum relayd_side side, evu
 	cfg.max_size = (uint64_t)d->s->max_message_size;
 	cfg.max_rcpts = (unsigned)d->s->max_rcpts;
 	cfg.tls_available = d->tls != NULL;
+	/* SMTP AUTH on the submission side only; the engine offers it only after STARTTLS */
+	cfg.auth_available = side == RELAYD_SUBMISSION && d->users != NULL && d->tls != NULL;
+	/* fail closed: with submission_auth = required no MAIL without AUTH, whatever else */
+	cfg.auth_required =
+	    side == RELAYD_SUBMISSION && strcmp(d->s->submission_auth, "required") == 0;
 	cb = side == RELAYD_INBOUND ? relayd_inbound_callbacks : relayd_submission_callbacks;
 	cb.on_starttls = cb_starttls;
 	c->smtp = smtp_session_new(&cfg, &cb, c, &e);
@@ -555,6 +560,12 @@ int relayd_listen(struct relayd *d, struct err *e)
 			return -1;
 	}
 	if (d->s->submission_listen != NULL && *d->s->submission_listen != '\0') {
+		if (strcmp(d->s->submission_auth, "required") == 0) {
+			if ((d->users = relayd_users_load(d->s->submission_users, e)) == NULL)
+				return -1;
+			log_info(NULL, "submission: SMTP AUTH required, %zu users in %s",
+			         relayd_users_count(d->users), d->s->submission_users);
+		}
 		d->lsub = listen_on(d, d->s->submission_listen, on_accept_sub, &d->port_sub, e);
 		if (d->lsub == NULL)
 			return -1;
@@ -569,6 +580,9 @@ void relayd_listen_stop(struct relayd *d)
 	if (d->lsub != NULL)
 		evconnlistener_free(d->lsub);
 	d->lin = d->lsub = NULL;
+	/* only the loop's thread reads the table (an AUTH check copies its hash) */
+	relayd_users_free(d->users);
+	d->users = NULL;
 }
 
 SSL_CTX *relayd_tls_server_ctx(const struct relay_settings *s, struct err *e)

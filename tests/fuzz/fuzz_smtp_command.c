@@ -1,4 +1,7 @@
-/* fuzz_smtp_command.c - smtp_parse_command on arbitrary lines. */
+/*
+ * fuzz_smtp_command.c - smtp_parse_command on arbitrary lines, with and
+ * without AUTH (SMTP_PARSE_AUTH), and the base64 decoder of AUTH responses.
+ */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -8,14 +11,27 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static void check_base64(const uint8_t *data, size_t size)
+{
+	unsigned char out[1024];
+	long n;
+
+	if (size > 1024)
+		return;
+	n = smtp_base64_decode((const char *)data, size, out, sizeof(out));
+	if (n >= 0 && (size % 4 != 0 || (size_t)n > size / 4 * 3 || (size_t)n + 3 <= size / 4 * 3))
+		__builtin_trap();
+}
+
+static void check_one(const uint8_t *data, size_t size, int opts)
 {
 	struct smtp_command cmd;
 	struct err e;
+	unsigned char scratch[SMTP_LINE_MAX];
 	int code;
 
 	err_clear(&e);
-	if (smtp_parse_command((const char *)data, size, &cmd, &e) == 0) {
+	if (smtp_parse_command_opts((const char *)data, size, opts, &cmd, &e) == 0) {
 		if (cmd.verb == SMTP_NONE || size + 2 > SMTP_LINE_MAX ||
 		    memchr(cmd.arg, '\0', sizeof(cmd.arg)) == NULL ||
 		    memchr(cmd.path, '\0', sizeof(cmd.path)) == NULL)
@@ -29,6 +45,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			__builtin_trap();
 		if (strpbrk(cmd.arg, "\r\n") != NULL || strpbrk(cmd.path, "\r\n") != NULL)
 			__builtin_trap();
+		/* AUTH only when asked for; its mechanism is a SASL name, its response base64 */
+		if (cmd.verb == SMTP_AUTH) {
+			if (!(opts & SMTP_PARSE_AUTH) || cmd.mech[0] == '\0' ||
+			    strlen(cmd.mech) > 20 ||
+			    strspn(cmd.mech, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			                     "0123456789-_") != strlen(cmd.mech))
+				__builtin_trap();
+			if (smtp_base64_decode(cmd.arg, strlen(cmd.arg), scratch, sizeof(scratch)) <
+			    0)
+				__builtin_trap();
+			if (!cmd.has_initial && cmd.arg[0] != '\0')
+				__builtin_trap();
+		}
 	} else {
 		code = cmd.error.code;
 		if (code != 500 && code != 501 && code != 502 && code != 552 && code != 555)
@@ -36,5 +65,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (e.kind != ERR_INPUT || cmd.error.status[0] != (char)('0' + code / 100))
 			__builtin_trap();
 	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	check_one(data, size, 0);
+	check_one(data, size, SMTP_PARSE_AUTH);
+	check_base64(data, size);
 	return 0;
 }

@@ -3,7 +3,9 @@
  * engine.  The first byte picks the chunk size and options; the rest is fed
  * once in chunks and once a byte at a time: both must give the same replies
  * and the same messages, every reply must be well formed, and the pending
- * output must stay bounded while the client does not read.
+ * output must stay bounded while the client does not read.  In AUTH mode the
+ * TLS handshake completes at once after STARTTLS, AUTH is required, and no
+ * MAIL may reach the caller before an AUTH succeeded.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -19,6 +21,7 @@ struct run {
 	size_t out_len, out_cap;
 	uint64_t msgs; /* a running hash of the messages delivered */
 	int async;
+	int auth; /* AUTH mode */
 };
 
 static void append(struct run *r, const char *p, size_t n)
@@ -35,6 +38,40 @@ static void append(struct run *r, const char *p, size_t n)
 	}
 	memcpy(r->out + r->out_len, p, n);
 	r->out_len += n;
+}
+
+static int on_mail(void *ctx, struct smtp_session *s, const struct smtp_command *c,
+                   struct smtp_reply *r)
+{
+	struct run *run = ctx;
+
+	if (run->auth && smtp_session_auth_user(s) == NULL)
+		__builtin_trap();
+	return SMTP_DECIDED;
+}
+
+/* u@x / pw is good */
+static int on_auth(void *ctx, struct smtp_session *s, const char *mech, const char *user,
+                   const char *pass, struct smtp_reply *r)
+{
+	struct run *run = ctx;
+
+	if (user[0] == '\0' || pass[0] == '\0' || smtp_session_auth_user(s) != NULL)
+		__builtin_trap();
+	if (strcmp(user, "u@x") != 0 || strcmp(pass, "pw") != 0) {
+		r->code = 535;
+		memcpy(r->status, "5.7.8", 6);
+	}
+	return run->async ? SMTP_PENDING : SMTP_DECIDED;
+}
+
+/* the handshake succeeds at once (in the callback, so that chunking does not matter) */
+static void on_starttls(void *ctx, struct smtp_session *s)
+{
+	struct run *run = ctx;
+
+	if (run->auth && smtp_session_starttls_done(s) != 0)
+		__builtin_trap();
 }
 
 static int on_rcpt(void *ctx, struct smtp_session *s, const struct smtp_command *c,
@@ -66,7 +103,11 @@ static int on_data(void *ctx, struct smtp_session *s, const char *msg, size_t le
 	return SMTP_DECIDED;
 }
 
-static const struct smtp_callbacks cbs = {.on_rcpt = on_rcpt, .on_data = on_data};
+static const struct smtp_callbacks cbs = {.on_mail = on_mail,
+                                          .on_rcpt = on_rcpt,
+                                          .on_data = on_data,
+                                          .on_starttls = on_starttls,
+                                          .on_auth = on_auth};
 
 static void drain(struct smtp_session *s, struct run *r)
 {
@@ -81,8 +122,12 @@ static void drain(struct smtp_session *s, struct run *r)
 
 static void run_once(const uint8_t *data, size_t size, size_t chunk, int tls, struct run *r)
 {
-	struct smtp_config cfg = {
-	    .hostname = "mx.fuzz", .max_size = 2048, .max_rcpts = 4, .tls_available = tls};
+	struct smtp_config cfg = {.hostname = "mx.fuzz",
+	                          .max_size = 2048,
+	                          .max_rcpts = 4,
+	                          .tls_available = tls || r->auth,
+	                          .auth_available = r->auth,
+	                          .auth_required = r->auth};
 	struct smtp_reply ok = {250, "2.1.5", "Ok"};
 	struct err e;
 	struct smtp_session *s = smtp_session_new(&cfg, &cbs, r, &e);
@@ -135,7 +180,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
-	chunk = (data[0] & 0x3f) + 1;
+	chunk = (data[0] & 0x1f) + 1;
+	a.auth = b.auth = (data[0] >> 5) & 1;
 	tls = (data[0] >> 6) & 1;
 	a.async = b.async = data[0] >> 7;
 	run_once(data + 1, size - 1, chunk, tls, &a);

@@ -3,7 +3,9 @@
  *
  * Conversations are tables of client bytes -> expected server bytes and
  * callback events; each is replayed whole, one byte at a time, and split in
- * two at every position, and must give the same result every time.
+ * two at every position, and must give the same result every time.  AUTH
+ * conversations (RFC 4954) start after a completed STARTTLS unless they test
+ * the clear-text refusal.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -81,7 +83,7 @@ static const struct parse_case parse_cases[] = {
     {"HELP", 0, SMTP_HELP, NULL},
     {"STARTTLS", 0, SMTP_STARTTLS, NULL},
     {"EXPN list", 502, 0, NULL},
-    {"AUTH PLAIN", 502, 0, NULL},
+    {"AUTH PLAIN", 502, 0, NULL}, /* without SMTP_PARSE_AUTH: not offered */
     {"BDAT 10 LAST", 502, 0, NULL},
     {"XYZZY", 500, 0, NULL},
     {"", 500, 0, NULL},
@@ -113,6 +115,84 @@ static void test_parse_table(void **state)
 			assert_true(cmd.error.status[0] != '\0');
 		}
 	}
+}
+
+struct auth_parse_case {
+	const char *line;
+	int code; /* 0: parses */
+	const char *mech;
+	int has_initial;
+	const char *initial;
+};
+
+static const struct auth_parse_case auth_parse_cases[] = {
+    {"AUTH PLAIN", 0, "PLAIN", 0, ""},
+    {"auth plain", 0, "PLAIN", 0, ""},
+    {"AUTH LOGIN YWxpY2VAYi50ZXN0", 0, "LOGIN", 1, "YWxpY2VAYi50ZXN0"},
+    {"AUTH PLAIN AGFsaWNlQGIudGVzdAB3cm9uZw==", 0, "PLAIN", 1, "AGFsaWNlQGIudGVzdAB3cm9uZw=="},
+    {"AUTH PLAIN =", 0, "PLAIN", 1, ""},
+    {"AUTH CRAM-MD5", 0, "CRAM-MD5", 0, ""},
+    {"AUTH SCRAM-SHA-256-PLUS", 0, "SCRAM-SHA-256-PLUS", 0, ""},
+    {"AUTH", 501, NULL, 0, NULL},
+    {"AUTH ", 501, NULL, 0, NULL},
+    {"AUTH PLAIN ", 501, NULL, 0, NULL},
+    {"AUTH PL@IN", 501, NULL, 0, NULL},
+    {"AUTH ABCDEFGHIJKLMNOPQRSTU", 501, NULL, 0, NULL}, /* 21 characters */
+    {"AUTH PLAIN abc", 501, NULL, 0, NULL},
+    {"AUTH PLAIN ab=c", 501, NULL, 0, NULL},
+    {"AUTH PLAIN a===", 501, NULL, 0, NULL},
+    {"AUTH PLAIN YQ==YQ==", 501, NULL, 0, NULL},
+    {"AUTH PLAIN YR==", 501, NULL, 0, NULL}, /* non-zero pad bits */
+    {"AUTH PLAIN YWJj ZGVm", 501, NULL, 0, NULL},
+    {"AUTH PLAIN ==", 501, NULL, 0, NULL},
+};
+
+static void test_parse_auth(void **state)
+{
+	for (size_t i = 0; i < sizeof(auth_parse_cases) / sizeof(auth_parse_cases[0]); i++) {
+		const struct auth_parse_case *c = &auth_parse_cases[i];
+		struct smtp_command cmd;
+		struct err e;
+		int rc;
+
+		err_clear(&e);
+		rc = smtp_parse_command_opts(c->line, strlen(c->line), SMTP_PARSE_AUTH, &cmd, &e);
+		if (c->code == 0) {
+			if (rc != 0)
+				fail_msg("'%s' refused: %s", c->line, e.msg);
+			assert_int_equal(cmd.verb, SMTP_AUTH);
+			assert_string_equal(cmd.mech, c->mech);
+			assert_int_equal(cmd.has_initial, c->has_initial);
+			assert_string_equal(cmd.arg, c->initial);
+		} else if (rc != -1 || cmd.error.code != c->code) {
+			fail_msg("'%s': rc %d code %d, want %d", c->line, rc, cmd.error.code,
+			         c->code);
+		}
+		/* without the option AUTH stays "not implemented", whatever follows */
+		rc = smtp_parse_command(c->line, strlen(c->line), &cmd, &e);
+		assert_int_equal(rc, -1);
+		assert_int_equal(cmd.error.code, 502);
+	}
+}
+
+static void test_base64(void **state)
+{
+	unsigned char out[16];
+
+	assert_int_equal(smtp_base64_decode("", 0, out, sizeof(out)), 0);
+	assert_int_equal(smtp_base64_decode("YQ==", 4, out, sizeof(out)), 1);
+	assert_int_equal(out[0], 'a');
+	assert_int_equal(smtp_base64_decode("YWI=", 4, out, sizeof(out)), 2);
+	assert_memory_equal(out, "ab", 2);
+	assert_int_equal(smtp_base64_decode("YWJj", 4, out, sizeof(out)), 3);
+	assert_memory_equal(out, "abc", 3);
+	assert_int_equal(smtp_base64_decode("+/+/", 4, out, sizeof(out)), 3);
+	assert_memory_equal(out, "\xfb\xff\xbf", 3);
+	assert_int_equal(smtp_base64_decode("YWJj", 4, out, 2), -1); /* no room */
+	assert_int_equal(smtp_base64_decode("YWJ", 3, out, sizeof(out)), -1);
+	assert_int_equal(smtp_base64_decode("YW=j", 4, out, sizeof(out)), -1);
+	assert_int_equal(smtp_base64_decode("YWJj\r\n", 6, out, sizeof(out)), -1);
+	assert_int_equal(smtp_base64_decode("YWI-", 4, out, sizeof(out)), -1); /* base64url */
 }
 
 static void test_parse_values(void **state)
@@ -233,6 +313,28 @@ static int cb_data(void *ctx, struct smtp_session *s, const char *msg, size_t le
 	return cap->async ? SMTP_PENDING : SMTP_DECIDED;
 }
 
+/* alice@b.test / "secret" (or "s3cr3t-Pa55") is good; temp@b.test: the check cannot run now. */
+static int cb_auth(void *ctx, struct smtp_session *s, const char *mech, const char *user,
+                   const char *pass, struct smtp_reply *r)
+{
+	struct capture *cap = ctx;
+
+	ev_str(cap, "A ", mech);
+	ev_str(cap, "U ", user);
+	assert_null(smtp_session_auth_user(s));
+	if (strcmp(user, "temp@b.test") == 0) {
+		r->code = 454;
+		snprintf(r->status, sizeof(r->status), "4.7.0");
+		snprintf(r->text, sizeof(r->text), "Temporary authentication failure");
+	} else if (strcmp(user, "alice@b.test") != 0 ||
+	           (strcmp(pass, "secret") != 0 && strcmp(pass, "s3cr3t-Pa55") != 0)) {
+		r->code = 535;
+		snprintf(r->status, sizeof(r->status), "5.7.8");
+		snprintf(r->text, sizeof(r->text), "Authentication credentials invalid");
+	}
+	return cap->async ? SMTP_PENDING : SMTP_DECIDED;
+}
+
 static void cb_starttls(void *ctx, struct smtp_session *s)
 {
 	ev_str(ctx, "T", "");
@@ -256,9 +358,15 @@ static const struct smtp_callbacks callbacks = {
     .on_starttls = cb_starttls,
     .on_quit = cb_quit,
     .on_reset = cb_reset,
+    .on_auth = cb_auth,
 };
 
-static struct smtp_session *session(struct capture *cap, int tls)
+/* conv.auth flags */
+#define A_AVAIL 1 /* auth_available */
+#define A_REQ 2   /* auth_required */
+#define A_TLS 4   /* EHLO, STARTTLS and the handshake done before the conversation */
+
+static struct smtp_session *session_auth(struct capture *cap, int tls, int auth)
 {
 	struct smtp_config cfg = {
 	    .hostname = "mx.test",
@@ -266,6 +374,8 @@ static struct smtp_session *session(struct capture *cap, int tls)
 	    .max_rcpts = 3,
 	    .max_errors = 10,
 	    .tls_available = tls,
+	    .auth_available = (auth & A_AVAIL) != 0,
+	    .auth_required = (auth & A_REQ) != 0,
 	};
 	struct err e;
 	struct smtp_session *s;
@@ -274,6 +384,11 @@ static struct smtp_session *session(struct capture *cap, int tls)
 	s = smtp_session_new(&cfg, &callbacks, cap, &e);
 	assert_non_null(s);
 	return s;
+}
+
+static struct smtp_session *session(struct capture *cap, int tls)
+{
+	return session_auth(cap, tls, 0);
 }
 
 static void drain(struct smtp_session *s, struct capture *cap)
@@ -416,14 +531,133 @@ static const struct conv convs[] = {
      ""},
 };
 
+#define EHR_AUTH                                                                                   \
+	"250-mx.test\r\n250-PIPELINING\r\n250-SIZE 2000\r\n250-8BITMIME\r\n"                       \
+	"250-AUTH PLAIN LOGIN\r\n250 ENHANCEDSTATUSCODES\r\n"
+#define PLAIN_OK "AGFsaWNlQGIudGVzdABzZWNyZXQ="   /* \0alice@b.test\0secret */
+#define PLAIN_BAD "AGFsaWNlQGIudGVzdAB3cm9uZw=="  /* \0alice@b.test\0wrong */
+#define PLAIN_TEMP "AHRlbXBAYi50ZXN0AHNlY3JldA==" /* \0temp@b.test\0secret */
+#define LOGIN_USER "YWxpY2VAYi50ZXN0"             /* alice@b.test */
+#define LOGIN_PASS "c2VjcmV0"                     /* secret */
+#define AUTH_OK "235 2.7.0 Authentication successful\r\n"
+#define AUTH_BAD "535 5.7.8 Authentication credentials invalid\r\n"
+#define AUTH_TEMP "454 4.7.0 Temporary authentication failure\r\n"
+#define EV_ALICE(m) "A " m ";U alice@b.test;"
+#define ATLS (A_AVAIL | A_TLS)
+#define AREQ (A_AVAIL | A_REQ | A_TLS)
+
+static const struct {
+	int auth; /* A_* */
+	struct conv c;
+} auth_convs[] = {
+    {AREQ,
+     {"plain with initial response, pipelined with MAIL", 0, 0,
+      EH "AUTH PLAIN " PLAIN_OK "\r\n" MF RT "DATA\r\n.\r\n",
+      EHR_AUTH AUTH_OK OK_MAIL OK_RCPT GO QUEUED, EV_ALICE("PLAIN") EV_TXN "D ;"}},
+    {AREQ,
+     {"plain after 334", 0, 0, EH "AUTH PLAIN\r\n" PLAIN_OK "\r\n" MF,
+      EHR_AUTH "334 \r\n" AUTH_OK OK_MAIL, EV_ALICE("PLAIN") "M a@b.test;"}},
+    {AREQ,
+     {"plain with authzid = authcid", 0, 0,
+      EH "AUTH PLAIN YWxpY2VAYi50ZXN0AGFsaWNlQGIudGVzdABzZWNyZXQ=\r\n", EHR_AUTH AUTH_OK,
+      EV_ALICE("PLAIN")}},
+    {AREQ,
+     {"plain acting for someone else", 0, 0,
+      EH "AUTH PLAIN Ym9iQGIudGVzdABhbGljZUBiLnRlc3QAc2VjcmV0\r\n" MF,
+      EHR_AUTH AUTH_BAD "530 5.7.0 Authentication required\r\n", ""}},
+    {AREQ,
+     {"plain with a NUL in the password", 0, 0,
+      EH "AUTH PLAIN AGFsaWNlQGIudGVzdABzZWNyZXQAeA==\r\n", EHR_AUTH AUTH_BAD, ""}},
+    {AREQ, {"plain empty initial response", 0, 0, EH "AUTH PLAIN =\r\n", EHR_AUTH AUTH_BAD, ""}},
+    {AREQ,
+     {"login", 0, 0, EH "AUTH LOGIN\r\n" LOGIN_USER "\r\n" LOGIN_PASS "\r\n" MF,
+      EHR_AUTH "334 VXNlcm5hbWU6\r\n334 UGFzc3dvcmQ6\r\n" AUTH_OK OK_MAIL,
+      EV_ALICE("LOGIN") "M a@b.test;"}},
+    {AREQ,
+     {"login with initial response", 0, 0, EH "auth login " LOGIN_USER "\r\n" LOGIN_PASS "\r\n",
+      EHR_AUTH "334 UGFzc3dvcmQ6\r\n" AUTH_OK, EV_ALICE("LOGIN")}},
+    {AREQ,
+     {"login user with a control character", 0, 0, EH "AUTH LOGIN YWxpAWNl\r\n", EHR_AUTH AUTH_BAD,
+      ""}},
+    {AREQ,
+     {"cancel", 0, 0, EH "AUTH LOGIN\r\n" LOGIN_USER "\r\n*\r\n" MF,
+      EHR_AUTH "334 VXNlcm5hbWU6\r\n334 UGFzc3dvcmQ6\r\n501 5.0.0 Authentication cancelled\r\n"
+               "530 5.7.0 Authentication required\r\n",
+      ""}},
+    {AREQ,
+     {"bad base64", 0, 0, EH "AUTH PLAIN\r\n!!!!\r\nAUTH PLAIN abc\r\n",
+      EHR_AUTH "334 \r\n501 5.5.2 Invalid base64 data\r\n501 5.5.2 Invalid base64 data\r\n", ""}},
+    {AREQ,
+     {"bare LF in a response", 0, 0, EH "AUTH PLAIN\r\n" PLAIN_OK "\nNOOP\r\n",
+      EHR_AUTH "334 \r\n500 5.5.2 Syntax error, bare LF received\r\n250 2.0.0 Ok\r\n", ""}},
+    {AREQ,
+     {"mail before auth", 0, 0, EH MF "AUTH PLAIN " PLAIN_OK "\r\n" MF,
+      EHR_AUTH "530 5.7.0 Authentication required\r\n" AUTH_OK OK_MAIL,
+      EV_ALICE("PLAIN") "M a@b.test;"}},
+    {AREQ,
+     {"auth twice", 0, 0, EH "AUTH PLAIN " PLAIN_OK "\r\nAUTH LOGIN\r\n",
+      EHR_AUTH AUTH_OK "503 5.5.1 Already authenticated\r\n", EV_ALICE("PLAIN")}},
+    {ATLS,
+     {"auth in a transaction", 0, 0, EH MF "AUTH PLAIN " PLAIN_OK "\r\n",
+      EHR_AUTH OK_MAIL "503 5.5.1 AUTH not allowed during a mail transaction\r\n", "M a@b.test;"}},
+    {AREQ,
+     {"auth before ehlo", 0, 0, "AUTH PLAIN " PLAIN_OK "\r\n", "503 5.5.1 Send EHLO first\r\n",
+      ""}},
+    {AREQ,
+     {"unknown mechanism", 0, 0, EH "AUTH CRAM-MD5\r\n",
+      EHR_AUTH "504 5.5.4 Unrecognized authentication type\r\n", ""}},
+    {AREQ,
+     {"three failures close", 0, 0,
+      EH "AUTH PLAIN " PLAIN_BAD "\r\nAUTH LOGIN " LOGIN_USER
+         "\r\nd3Jvbmc=\r\nAUTH PLAIN " PLAIN_BAD "\r\nAUTH PLAIN " PLAIN_OK "\r\n",
+      EHR_AUTH AUTH_BAD "334 UGFzc3dvcmQ6\r\n" AUTH_BAD AUTH_BAD
+                        "421 4.7.0 Too many authentication failures, closing connection\r\n",
+      EV_ALICE("PLAIN") EV_ALICE("LOGIN") EV_ALICE("PLAIN")}},
+    {AREQ,
+     {"temporary failures do not count", 0, 0,
+      EH "AUTH PLAIN " PLAIN_TEMP "\r\nAUTH PLAIN " PLAIN_TEMP "\r\nAUTH PLAIN " PLAIN_TEMP
+         "\r\nAUTH PLAIN " PLAIN_BAD "\r\nAUTH PLAIN " PLAIN_OK "\r\n",
+      EHR_AUTH AUTH_TEMP AUTH_TEMP AUTH_TEMP AUTH_BAD AUTH_OK,
+      "A PLAIN;U temp@b.test;A PLAIN;U temp@b.test;A PLAIN;U temp@b.test;" EV_ALICE("PLAIN")
+          EV_ALICE("PLAIN")}},
+    {AREQ,
+     {"rset keeps the authentication", 0, 0, EH "AUTH PLAIN " PLAIN_OK "\r\nRSET\r\n" EH MF,
+      EHR_AUTH AUTH_OK "250 2.0.0 Ok\r\n" EHR_AUTH OK_MAIL, EV_ALICE("PLAIN") "M a@b.test;"}},
+    {A_AVAIL | A_REQ,
+     {"auth in clear text", 1, 0, EH "AUTH PLAIN " PLAIN_OK "\r\n" MF,
+      G EHR_TLS "538 5.7.11 Encryption required for requested authentication mechanism\r\n"
+                "530 5.7.0 Authentication required\r\n",
+      ""}},
+    {0,
+     {"auth off", 1, 0, EH "AUTH PLAIN " PLAIN_OK "\r\n" MF,
+      G EHR_TLS "502 5.5.1 Command not implemented\r\n" OK_MAIL, "M a@b.test;"}},
+    {A_TLS,
+     {"auth off after tls", 0, 0, EH "AUTH PLAIN " PLAIN_OK "\r\n",
+      EHR "502 5.5.1 Command not implemented\r\n", ""}},
+};
+
 /* Replay input in chunks: chunk 0 = all at once, else `first` bytes then the rest by `chunk`. */
-static void replay(const struct conv *c, const char *in, size_t len, size_t first, size_t chunk,
-                   struct capture *cap)
+/* Greet, EHLO, STARTTLS and the handshake; what it said is forgotten. */
+static void tls_prelude(struct smtp_session *s, struct capture *cap)
 {
-	struct smtp_session *s = session(cap, c->tls);
+	const char *pre = "EHLO c.test\r\nSTARTTLS\r\n";
+
+	smtp_session_greet(s, NULL);
+	feed_all(s, cap, pre, strlen(pre));
+	assert_int_equal(smtp_session_starttls_done(s), 0);
+	cap->out_len = cap->ev_len = 0;
+	cap->out[0] = cap->ev[0] = '\0';
+}
+
+static void replay_auth(const struct conv *c, int auth, const char *in, size_t len, size_t first,
+                        size_t chunk, struct capture *cap)
+{
+	struct smtp_session *s = session_auth(cap, c->tls || (auth & A_TLS), auth);
 	size_t off = 0;
 
-	if (!c->nogreet)
+	if (auth & A_TLS)
+		tls_prelude(s, cap);
+	else if (!c->nogreet)
 		smtp_session_greet(s, NULL);
 	while (off < len) {
 		size_t n = off == 0 && first ? first : chunk ? chunk : len;
@@ -437,21 +671,21 @@ static void replay(const struct conv *c, const char *in, size_t len, size_t firs
 	smtp_session_free(s);
 }
 
-static void check_conv(const struct conv *c, const char *in, size_t len, const char *out,
-                       const char *ev)
+static void check_conv_auth(const struct conv *c, int auth, const char *in, size_t len,
+                            const char *out, const char *ev)
 {
 	struct capture *cap = malloc(sizeof(*cap));
 	size_t k;
 
 	assert_non_null(cap);
-	replay(c, in, len, 0, 0, cap);
+	replay_auth(c, auth, in, len, 0, 0, cap);
 	if (strcmp(cap->out, out) != 0 || strcmp(cap->ev, ev) != 0)
 		fail_msg("%s (whole): got\n%s\nevents %s", c->name, cap->out, cap->ev);
-	replay(c, in, len, 0, 1, cap);
+	replay_auth(c, auth, in, len, 0, 1, cap);
 	if (strcmp(cap->out, out) != 0 || strcmp(cap->ev, ev) != 0)
 		fail_msg("%s (bytewise): got\n%s\nevents %s", c->name, cap->out, cap->ev);
 	for (k = 1; k < len; k++) {
-		replay(c, in, len, k, 0, cap);
+		replay_auth(c, auth, in, len, k, 0, cap);
 		if (strcmp(cap->out, out) != 0 || strcmp(cap->ev, ev) != 0)
 			fail_msg("%s (split at %zu): got\n%s\nevents %s", c->name, k, cap->out,
 			         cap->ev);
@@ -459,10 +693,24 @@ static void check_conv(const struct conv *c, const char *in, size_t len, const c
 	free(cap);
 }
 
+static void check_conv(const struct conv *c, const char *in, size_t len, const char *out,
+                       const char *ev)
+{
+	check_conv_auth(c, 0, in, len, out, ev);
+}
+
 static void test_conversations(void **state)
 {
 	for (size_t i = 0; i < sizeof(convs) / sizeof(convs[0]); i++)
 		check_conv(&convs[i], convs[i].in, strlen(convs[i].in), convs[i].out, convs[i].ev);
+}
+
+static void test_auth_conversations(void **state)
+{
+	for (size_t i = 0; i < sizeof(auth_convs) / sizeof(auth_convs[0]); i++)
+		check_conv_auth(&auth_convs[i].c, auth_convs[i].auth, auth_convs[i].c.in,
+		                strlen(auth_convs[i].c.in), auth_convs[i].c.out,
+		                auth_convs[i].c.ev);
 }
 
 /* Build "prefix" + n times ch + "suffix" into a malloc'd string. */
@@ -662,12 +910,142 @@ static void test_in_data(void **state)
 	free(cap);
 }
 
+/* An AUTH response line may be 12288 octets with its CRLF (RFC 4954 §4), the command 512. */
+static void test_auth_line_limits(void **state)
+{
+	const struct conv c = {"auth limits", 0, 0, NULL, NULL, NULL};
+	/* 12284 'A's: valid base64 of NULs, so a PLAIN message with an empty user: 535 */
+	char *ok = repeat(EH "AUTH PLAIN\r\n", 'A', 12284, "\r\nNOOP\r\n");
+	char *bad = repeat(EH "AUTH PLAIN\r\n", 'A', 12287, "\r\nNOOP\r\n");
+	char *cmd = repeat(EH "AUTH PLAIN ", 'A', 600, "\r\nNOOP\r\n");
+
+	check_conv_auth(&c, AREQ, ok, strlen(ok), EHR_AUTH "334 \r\n" AUTH_BAD "250 2.0.0 Ok\r\n",
+	                "");
+	check_conv_auth(&c, AREQ, bad, strlen(bad),
+	                EHR_AUTH "334 \r\n500 5.5.6 Authentication Exchange line is too long\r\n"
+	                         "250 2.0.0 Ok\r\n",
+	                "");
+	check_conv_auth(&c, AREQ, cmd, strlen(cmd),
+	                EHR_AUTH "500 5.5.2 Line too long\r\n250 2.0.0 Ok\r\n", "");
+	free(ok);
+	free(bad);
+	free(cmd);
+}
+
+/* The check runs elsewhere (SMTP_PENDING): MAIL pipelined after AUTH waits for it. */
+static void test_auth_async(void **state)
+{
+	struct capture *cap = malloc(sizeof(*cap));
+	struct smtp_session *s = session_auth(cap, 1, AREQ);
+	const char *in = EH "AUTH PLAIN " PLAIN_BAD "\r\nAUTH PLAIN " PLAIN_OK "\r\n" MF;
+	struct smtp_reply no = {535, "5.7.8", "Authentication credentials invalid"};
+	struct smtp_reply yes = {235, "2.7.0", "Welcome"};
+	struct smtp_reply ok = {250, "2.1.0", "Ok"};
+	size_t off, len = strlen(in);
+
+	tls_prelude(s, cap);
+	cap->async = 1;
+	off = smtp_session_feed(s, in, len);
+	assert_int_equal(off, strlen(EH "AUTH PLAIN " PLAIN_BAD "\r\n"));
+	assert_true(smtp_session_pending(s));
+	assert_int_equal(smtp_session_feed(s, in + off, len - off), 0);
+	assert_int_equal(smtp_session_decide(s, &no), 0);
+	assert_null(smtp_session_auth_user(s));
+	off += smtp_session_feed(s, in + off, len - off);
+	assert_int_equal(off, len - strlen(MF));
+	assert_int_equal(smtp_session_decide(s, &yes), 0);
+	assert_string_equal(smtp_session_auth_user(s), "alice@b.test");
+	off += smtp_session_feed(s, in + off, len - off);
+	assert_int_equal(off, len);
+	assert_int_equal(smtp_session_decide(s, &ok), 0);
+	drain(s, cap);
+	assert_string_equal(cap->out, EHR_AUTH AUTH_BAD "235 2.7.0 Welcome\r\n" OK_MAIL);
+	assert_string_equal(cap->ev, EV_ALICE("PLAIN") EV_ALICE("PLAIN") "M a@b.test;");
+	smtp_session_free(s);
+	free(cap);
+}
+
+static void test_auth_user(void **state)
+{
+	struct capture *cap = malloc(sizeof(*cap));
+	struct smtp_session *s = session_auth(cap, 1, ATLS);
+	const char *bad = EH "AUTH PLAIN " PLAIN_BAD "\r\n";
+	const char *good = "AUTH LOGIN " LOGIN_USER "\r\n" LOGIN_PASS "\r\n";
+
+	tls_prelude(s, cap);
+	assert_null(smtp_session_auth_user(s));
+	feed_all(s, cap, bad, strlen(bad));
+	assert_null(smtp_session_auth_user(s));
+	feed_all(s, cap, good, strlen(good));
+	assert_string_equal(smtp_session_auth_user(s), "alice@b.test");
+	assert_string_equal(cap->out, EHR_AUTH AUTH_BAD "334 UGFzc3dvcmQ6\r\n" AUTH_OK);
+	smtp_session_free(s);
+	/* without an on_auth callback nobody gets in */
+	{
+		struct smtp_config cfg = {
+		    .hostname = "mx.test", .tls_available = 1, .auth_available = 1};
+		struct smtp_callbacks none = {0};
+		struct err e;
+		const char *in = "EHLO c.test\r\nSTARTTLS\r\n";
+		size_t n;
+		const char *out;
+
+		s = smtp_session_new(&cfg, &none, NULL, &e);
+		assert_non_null(s);
+		smtp_session_greet(s, NULL);
+		smtp_session_feed(s, in, strlen(in));
+		assert_int_equal(smtp_session_starttls_done(s), 0);
+		smtp_session_drain(s, 1 << 20);
+		in = "EHLO c.test\r\nAUTH PLAIN " PLAIN_OK "\r\n";
+		smtp_session_feed(s, in, strlen(in));
+		out = smtp_session_output(s, &n);
+		assert_non_null(memmem(out, n, AUTH_BAD, strlen(AUTH_BAD)));
+		assert_null(smtp_session_auth_user(s));
+		smtp_session_free(s);
+	}
+	free(cap);
+}
+
+/* Whatever happens to the credentials, no reply carries the password, in clear or base64. */
+static void test_auth_password_never_echoed(void **state)
+{
+	static const char *const flows[] = {
+	    EH "AUTH PLAIN AGFsaWNlQGIudGVzdABzM2NyM3QtUGE1NQ==\r\n" MF,
+	    EH "AUTH LOGIN\r\n" LOGIN_USER "\r\nczNjcjN0LVBhNTU=\r\n" MF,
+	    EH "AUTH LOGIN " LOGIN_USER "\r\nczNjcjN0LVBhNTU=\r\nAUTH PLAIN\r\n*\r\n",
+	    /* refused: an unknown user with that password, then a malformed response */
+	    EH "AUTH PLAIN AGJvYkBiLnRlc3QAczNjcjN0LVBhNTU=\r\nAUTH PLAIN czNjcjN0LVBhNTU=\r\n"
+	       "AUTH LOGIN czNjcjN0LVBhNTU=\r\nczNjcjN0LVBhNTU\r\n",
+	    /* in clear text */
+	    "EHLO c.test\r\nAUTH PLAIN AGFsaWNlQGIudGVzdABzM2NyM3QtUGE1NQ==\r\n",
+	};
+	static const char *const secrets[] = {"s3cr3t", "czNjcjN0", "zM2NyM3Qt",
+	                                      "AGFsaWNlQGIudGVzdABz"};
+
+	for (size_t i = 0; i < sizeof(flows) / sizeof(flows[0]); i++) {
+		const struct conv c = {"secret", 1, 0, NULL, NULL, NULL};
+		struct capture *cap = malloc(sizeof(*cap));
+
+		assert_non_null(cap);
+		replay_auth(&c, i < 4 ? AREQ : A_AVAIL, flows[i], strlen(flows[i]), 0, 1, cap);
+		for (size_t k = 0; k < sizeof(secrets) / sizeof(secrets[0]); k++)
+			if (strstr(cap->out, secrets[k]) != NULL)
+				fail_msg("flow %zu: '%s' in the replies:\n%s", i, secrets[k],
+				         cap->out);
+		/* and each flow did exercise the credentials as intended */
+		assert_true(strstr(cap->out, i < 2 ? "235 " : i < 4 ? "50" : "538 ") != NULL);
+		free(cap);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_parse_table),
 	    cmocka_unit_test(test_parse_values),
 	    cmocka_unit_test(test_parse_limits),
+	    cmocka_unit_test(test_parse_auth),
+	    cmocka_unit_test(test_base64),
 	    cmocka_unit_test(test_conversations),
 	    cmocka_unit_test(test_command_line_limit),
 	    cmocka_unit_test(test_data_limits),
@@ -676,6 +1054,11 @@ int main(void)
 	    cmocka_unit_test(test_output_bound),
 	    cmocka_unit_test(test_greet_refused),
 	    cmocka_unit_test(test_in_data),
+	    cmocka_unit_test(test_auth_conversations),
+	    cmocka_unit_test(test_auth_line_limits),
+	    cmocka_unit_test(test_auth_async),
+	    cmocka_unit_test(test_auth_user),
+	    cmocka_unit_test(test_auth_password_never_echoed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
