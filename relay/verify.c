@@ -283,6 +283,7 @@ static int net_dns_txt(void *ctx, const char *name, char **text, struct err *e)
 
 struct relay_verifier *relay_verifier_new(const struct relay_settings *s, struct err *e)
 {
+	char *heads_path = NULL;
 	struct relay_verifier *v = calloc(1, sizeof(*v));
 	int ms = s->lookup_timeout_ms > 0 ? (int)s->lookup_timeout_ms : 2000;
 	struct discover_config c = {
@@ -301,11 +302,18 @@ struct relay_verifier *relay_verifier_new(const struct relay_settings *s, struct
 	pthread_mutex_init(&v->cache_lock, NULL);
 	pthread_mutex_init(&v->heads_lock, NULL);
 	v->ttl = s->key_cache_ttl >= 0 ? s->key_cache_ttl : 300; /* 0: never reused */
+	/* Heads are remembered across restarts (state_dir/log-heads.json), so that a key
+	 * server cannot show a forked log to a relay that has just restarted. */
+	if (s->state_dir != NULL && *s->state_dir != '\0' &&
+	    asprintf(&heads_path, "%s/log-heads.json", s->state_dir) < 0)
+		heads_path = NULL;
 	if ((v->dctx = discover_new(&c, e)) == NULL ||
-	    (v->heads = tlog_store_open(NULL, e)) == NULL) {
+	    (v->heads = tlog_store_open(heads_path, e)) == NULL) {
+		free(heads_path);
 		relay_verifier_free(v);
 		return NULL;
 	}
+	free(heads_path);
 	v->net = (struct relay_verify_net){net_discover, net_keyserver_get, net_dns_txt, v};
 	return v;
 }

@@ -22,6 +22,7 @@ legacy.rin.test with rsa and ed25519 DKIM keys as TXT records, all served by NSD
 """
 
 import base64
+import json
 import re
 import shutil
 import socket
@@ -550,3 +551,35 @@ def test_user_signature(world, make_relay, py_sink):
     assert tier(m).startswith(f"known (verified {carol} in good standing"), tier(m)
     assert f"{carol}: domain verified, anchored" in relay.text()
     assert f"{carol}: user verified" not in relay.text()
+
+
+def test_log_heads_survive_a_restart(world, make_relay, py_sink):
+    """The newest log head seen per anchored domain is kept in state_dir/log-heads.json:
+    after a restart, a head of the same size with another root (a fork the key server
+    shows to a relay that forgot) is refused instead of believed."""
+    import base64
+
+    sink = py_sink()
+    relay = relay_for(world, make_relay, sink.hop, key_cache_ttl=0)
+    data, mid = message(f"team@{ANCH}")
+    [m] = deliver(relay, sink, signed(data, world.signing["s1"]), mid)
+    assert dkim_results(m)[0].startswith("dkim=pass (anchored key)"), dkim_results(m)
+
+    heads_file = relay.state_dir / "log-heads.json"
+    state = json.loads(heads_file.read_text())
+    assert ANCH in state["heads"], state
+    assert heads_file.stat().st_mode & 0o077 == 0, oct(heads_file.stat().st_mode)
+    relay.stop()
+
+    # what the relay remembers now disagrees with the log at the same size
+    head = state["heads"][ANCH]
+    root = bytearray(base64.b64decode(head["root_hash"]))
+    root[0] ^= 0xFF
+    head["root_hash"] = base64.b64encode(bytes(root)).decode()
+    heads_file.write_text(json.dumps(state))
+    relay.start()
+
+    data, mid = message("someone@nowhere.example")
+    [m] = deliver(relay, sink, signed(data, world.signing["s1"]), mid)
+    [res] = dkim_results(m)
+    assert res.startswith("dkim=permerror") and "fork" in res, res
