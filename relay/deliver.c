@@ -83,6 +83,7 @@ struct tx {
 	struct conn c;
 	struct relay_smtp_caps caps;
 	int tcmd, tconn, tdata; /* seconds */
+	int probe;              /* MAIL and RCPT only: is the recipient taken? */
 };
 
 /* ------------------------------------------------------------------ results */
@@ -794,11 +795,11 @@ static int transaction(struct tx *t)
 			           t->c.peer, t->len, t->caps.size_max);
 		goto out;
 	}
-	total = k + 2;
+	total = t->probe ? k + 1 : k + 2; /* a probe sends no DATA */
 	window = t->caps.pipelining ? DELIVER_WINDOW : 1;
 	while (sent < total && rc == IO_OK && !mail_failed) {
 		size_t end = sent + window < total ? sent + window : total, o = 0;
-		if (!t->caps.pipelining && sent == total - 1 && naccepted == 0)
+		if (!t->probe && !t->caps.pipelining && sent == total - 1 && naccepted == 0)
 			break;
 		for (size_t j = sent; j < end; j++) {
 			if (j == 0)
@@ -814,6 +815,10 @@ static int transaction(struct tx *t)
 			rc = window_reply(t, j, order, k, &mail_failed, &naccepted);
 		sent = end;
 	}
+	for (size_t m = 0; t->probe && rc == IO_OK && m < k; m++)
+		if (t->st[order[m]] == RS_ACCEPTED)
+			result_set(&t->res[order[m]], 250, QUEUE_DELIVERED, "%s: recipient accepted",
+			           t->c.peer);
 out:
 	free(order);
 	free(buf);
@@ -880,9 +885,30 @@ static int seconds_or(long long v, int dflt)
 	return v > 0 && v <= 86400 ? (int)v : dflt;
 }
 
+static int deliver_or_probe(const struct relay_settings *s, const struct relay_hop *hop,
+                            const char *sender, const char *const *rcpts, size_t n,
+                            const char *body, size_t len, int probe,
+                            struct relay_rcpt_result *results, struct err *e);
+
 int relay_deliver(const struct relay_settings *s, const struct relay_hop *hop, const char *sender,
                   const char *const *rcpts, size_t n, const char *body, size_t len,
                   struct relay_rcpt_result *results, struct err *e)
+{
+	return deliver_or_probe(s, hop, sender, rcpts, n, body, len, 0, results, e);
+}
+
+int relay_probe_rcpt(const struct relay_settings *s, const struct relay_hop *hop, const char *rcpt,
+                     struct relay_rcpt_result *result, struct err *e)
+{
+	const char *one[1] = {rcpt};
+
+	return deliver_or_probe(s, hop, "", one, 1, "", 0, 1, result, e);
+}
+
+static int deliver_or_probe(const struct relay_settings *s, const struct relay_hop *hop,
+                            const char *sender, const char *const *rcpts, size_t n,
+                            const char *body, size_t len, int probe,
+                            struct relay_rcpt_result *results, struct err *e)
 {
 	struct tx *t;
 	size_t valid = 0;
@@ -909,7 +935,8 @@ int relay_deliver(const struct relay_settings *s, const struct relay_hop *hop, c
 	                 .st = t->st,
 	                 .tconn = seconds_or(s->connect_timeout, 30),
 	                 .tcmd = seconds_or(s->command_timeout, 300),
-	                 .tdata = seconds_or(s->data_timeout, 600)};
+	                 .tdata = seconds_or(s->data_timeout, 600),
+	                 .probe = probe};
 	for (size_t i = 0; i < n; i++) {
 		if (!path_ok(t->sender, 1))
 			result_set(&results[i], 0, QUEUE_FAILED,

@@ -8,6 +8,7 @@
  * The network and CPU work runs on the pool; the callbacks here only start
  * it and answer the session when it is done.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,6 +136,115 @@ static int in_mail(void *ctx, struct smtp_session *s, const struct smtp_command 
 	return SMTP_DECIDED;
 }
 
+/* ------------------------------------------------------------------ recipients */
+
+/*
+ * Recipient verification (verify_recipients): the next hop is asked at RCPT
+ * time, as Postfix's reject_unverified_recipient does, so that a message for
+ * an unknown user is refused while its sender is still connected instead of
+ * being accepted and bounced to a sender address that may be forged
+ * (backscatter).  Answers are cached for verify_cache_ttl; a next hop that
+ * cannot be asked costs nothing but the wait: the recipient is accepted and
+ * the queue deals with it.
+ */
+#define VERIFY_SLOTS 1024
+
+struct verify_slot {
+	char rcpt[SMTP_PATH_MAX];
+	int taken; /* 1 taken, 0 refused */
+	char reply[200];
+	time_t expires;
+};
+
+static struct verify_slot verify_cache[VERIFY_SLOTS];
+static pthread_mutex_t verify_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct verify_slot *verify_slot_of(const char *rcpt)
+{
+	unsigned h = 2166136261u;
+
+	for (const char *p = rcpt; *p; p++)
+		h = (h ^ (unsigned char)(*p | 0x20)) * 16777619u;
+	return &verify_cache[h % VERIFY_SLOTS];
+}
+
+struct verify_job {
+	struct relayd_conn *c;
+	char rcpt[SMTP_PATH_MAX];
+	struct smtp_reply r;
+};
+
+static void verify_work(void *arg)
+{
+	struct verify_job *j = arg;
+	struct relayd *d = j->c->d;
+	struct verify_slot *sl = verify_slot_of(j->rcpt);
+	struct relay_rcpt_result res = {0};
+	struct err e = {0};
+	int hit, taken = 1;
+
+	pthread_mutex_lock(&verify_lock);
+	hit = sl->expires > time(NULL) && strcasecmp(sl->rcpt, j->rcpt) == 0;
+	if (hit) {
+		taken = sl->taken;
+		if (!taken)
+			relayd_reply_set(&j->r, 550, "5.1.1", "<%s>: %s", j->rcpt, sl->reply);
+	}
+	pthread_mutex_unlock(&verify_lock);
+	if (hit)
+		return;
+	if (relay_probe_rcpt(d->s, &d->inbound_hop, j->rcpt, &res, &e) < 0 ||
+	    res.status == QUEUE_DEFERRED) {
+		log_info(NULL, "conn %lu: <%s>: next hop cannot say now (%s): accepted", j->c->id,
+		         j->rcpt, res.reply[0] ? res.reply : e.msg);
+		return;
+	}
+	taken = res.status == QUEUE_DELIVERED;
+	if (!taken) {
+		relayd_reply_set(&j->r, 550, "5.1.1", "<%s>: %s", j->rcpt, res.reply);
+		log_info(NULL, "conn %lu: <%s> refused by the next hop: %s", j->c->id, j->rcpt,
+		         res.reply);
+	}
+	if (d->s->verify_cache_ttl <= 0)
+		return;
+	pthread_mutex_lock(&verify_lock);
+	snprintf(sl->rcpt, sizeof(sl->rcpt), "%s", j->rcpt);
+	snprintf(sl->reply, sizeof(sl->reply), "%.*s", (int)sizeof(sl->reply) - 1, res.reply);
+	sl->taken = taken;
+	sl->expires = time(NULL) + (time_t)d->s->verify_cache_ttl;
+	pthread_mutex_unlock(&verify_lock);
+}
+
+static void verify_done(void *arg)
+{
+	struct verify_job *j = arg;
+	struct relayd_conn *c = j->c;
+
+	if (j->r.code / 100 == 2 && relayd_txn_add_rcpt(c, j->rcpt) < 0)
+		relayd_reply_set(&j->r, 451, "4.3.0", "Out of memory");
+	relayd_conn_decide(c, &j->r);
+	relayd_conn_unref(c);
+	free(j);
+}
+
+static int verify_start(struct relayd_conn *c, const char *rcpt, struct smtp_reply *r)
+{
+	struct verify_job *j = calloc(1, sizeof(*j));
+
+	if (j == NULL)
+		return -1;
+	j->c = c;
+	j->r = *r; /* the default acceptance */
+	snprintf(j->rcpt, sizeof(j->rcpt), "%s", rcpt);
+	relayd_conn_ref(c);
+	if (relay_pool_run(c->d->pool, verify_work, verify_done, j, NULL) < 0) {
+		relayd_conn_unref(c);
+		free(j);
+		return -1;
+	}
+	return 0;
+}
+
 static int in_rcpt(void *ctx, struct smtp_session *s, const struct smtp_command *cmd,
                    struct smtp_reply *r)
 {
@@ -147,6 +257,8 @@ static int in_rcpt(void *ctx, struct smtp_session *s, const struct smtp_command 
 		                 cmd->path);
 		return SMTP_DECIDED;
 	}
+	if (c->d->s->verify_recipients && verify_start(c, cmd->path, r) == 0)
+		return SMTP_PENDING;
 	if (relayd_txn_add_rcpt(c, cmd->path) < 0)
 		relayd_reply_set(r, 451, "4.3.0", "Out of memory");
 	return SMTP_DECIDED;

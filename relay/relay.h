@@ -96,6 +96,8 @@ struct relay_settings {
 
 	/* delivery */
 	char *inbound_next_hop; /* "lmtp:HOST:PORT", "smtp:HOST:PORT" or "lmtp:unix:/path" */
+	int verify_recipients;  /* ask the next hop at RCPT time whether it takes the recipient */
+	long long verify_cache_ttl; /* seconds an answer of the next hop is reused */
 	long long smtp_port;    /* port for MX (legacy) deliveries; 25 */
 	char *outbound_tls;     /* legacy peers: "may" (opportunistic) or "encrypt" */
 	long long connect_timeout;
@@ -370,6 +372,14 @@ struct relay_rcpt_result {
 int relay_deliver(const struct relay_settings *s, const struct relay_hop *hop, const char *sender,
                   const char *const *rcpts, size_t n, const char *body, size_t len,
                   struct relay_rcpt_result *results, struct err *e);
+
+/*
+ * Ask hop whether it takes rcpt, without sending anything (Postfix's address
+ * verification): EHLO/LHLO, MAIL FROM:<>, RCPT TO, QUIT.  result: 2xx
+ * QUEUE_DELIVERED (taken), 4xx DEFERRED, 5xx FAILED.  -1 as relay_deliver.
+ */
+int relay_probe_rcpt(const struct relay_settings *s, const struct relay_hop *hop, const char *rcpt,
+                     struct relay_rcpt_result *result, struct err *e);
 
 /*
  * The hops, in order of preference, for an outbound recipient (anchored route

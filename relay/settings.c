@@ -87,6 +87,12 @@ const struct conf_param relay_settings_table[] = {
      "the next hop's recipient delimiter (Postfix recipient_delimiter)"},
     {"inbound_next_hop", CONF_STR, "lmtp:127.0.0.1:24", 0, 0, S(inbound_next_hop),
      "where inbound mail goes: lmtp:HOST:PORT, smtp:HOST:PORT or lmtp:unix:/path"},
+    {"verify_recipients", CONF_BOOL, "no", 0, 1, S(verify_recipients),
+     "ask the inbound next hop at RCPT time whether it takes the recipient (MAIL FROM:<> "
+     "and RCPT, no DATA), so that unknown users are refused with 550 instead of bounced "
+     "later to a possibly forged sender; an unreachable next hop accepts"},
+    {"verify_cache_ttl", CONF_DURATION, "10m", 0, 86400, S(verify_cache_ttl),
+     "seconds the next hop's answer about a recipient is reused; 0: ask every time"},
     {"smtp_port", CONF_INT, "25", 1, 65535, S(smtp_port), "port of MX hosts (legacy domains)"},
     {"outbound_tls", CONF_STR, "may", 0, 0, S(outbound_tls),
      "TLS to legacy domains: may (opportunistic) or encrypt; anchored ones always verify"},

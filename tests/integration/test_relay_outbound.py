@@ -675,3 +675,39 @@ def test_bounce_status_is_the_remote_enhanced_code(make_relay, nsd, rule_sink):
     assert f["status"] == "5.1.1", f  # RFC 3464 §2.3.4: the remote's enhanced code
     assert f["diagnostic-code"].lower().replace(" ", "").startswith("smtp;550"), f
     assert f["remote-mta"].lower().replace(" ", "") == "dns;127.0.0.1", f
+
+
+def test_inbound_recipient_verification(make_relay, rule_sink):
+    """verify_recipients: the inbound side asks its next hop at RCPT time (MAIL FROM:<>,
+    RCPT, no DATA), so an unknown user is refused while the sender is connected (550 5.1.1
+    with the next hop's words) instead of bounced later; answers are cached; a next hop
+    that cannot be asked lets the recipient through."""
+    sink = rule_sink()
+    relay = make_relay(local_domains="far.test", inbound_next_hop=f"smtp:127.0.0.1:{sink.port}",
+                       verify_recipients="yes", verify_cache_ttl="60s")
+    r = rx.swaks(relay.inbound_port, to="hard@far.test",
+                 data=message("unknown user", "x\r\n", to="hard@far.test"))
+    assert "550 5.1.1" in r.out and "no such user" in r.out, r.out
+    assert not any(m.rcpts for m in sink.messages() if "hard@far.test" in m.rcpts)
+
+    r = rx.swaks(relay.inbound_port, to="ok@far.test",
+                 data=message("known user", "x\r\n", to="ok@far.test"))
+    assert r.last_code() == 250, r.out
+    sink.wait(lambda ms: any("ok@far.test" in m.rcpts for m in ms), "delivery to ok@")
+
+    # the refusal is remembered: asked once, refused twice
+    r = rx.swaks(relay.inbound_port, to="hard@far.test",
+                 data=message("unknown again", "x\r\n", to="hard@far.test"))
+    assert "550 5.1.1" in r.out, r.out
+    assert [a for _, a, _ in sink.rcpt_log].count("hard@far.test") == 1, sink.rcpt_log
+
+    # a probe carries the null sender and no message
+    assert all(m.mail_from != "" for m in sink.messages())
+
+    # next hop down: accepted, the queue keeps it
+    down = make_relay(local_domains="far.test", inbound_next_hop=f"smtp:127.0.0.1:{rx.free_port()}",
+                      verify_recipients="yes", connect_timeout="2s")
+    r = rx.swaks(down.inbound_port, to="someone@far.test",
+                 data=message("hop down", "x\r\n", to="someone@far.test"))
+    assert r.last_code() == 250, r.out
+    assert "next hop cannot say now" in down.text()
