@@ -375,12 +375,10 @@ static void decide_tier(struct relayd *d, const struct relay_auth *a, const char
                         enum relay_rep_verdict sender_rep, struct tiered *out)
 {
 	struct relay_tier_input in = {0};
-	const char *saddr = (a->user_verified || a->domain_verified) ? a->from_addr : "";
-	const char *sdom = a->domain_verified ? a->from_domain : "";
 	char powwhy[120];
 
 	in.auth = a;
-	in.list = relay_lists_check(d->lists, rcpt, saddr, sdom);
+	in.list = relay_tier_lists(d->lists, rcpt, a); /* only what was verified is asked */
 	in.have_rep = have_rep;
 	in.sender_rep = sender_rep;
 	out->tier = relay_tier_decide(&in, out->why, sizeof(out->why));
