@@ -23,7 +23,10 @@ PACKAGES=(
 	openssl ca-certificates curl ldnsutils postgresql util-linux procps iproute2
 	# tests
 	python3 python3-pytest python3-jwcrypto python3-dkim python3-cryptography
-	python3-requests knot-dnsutils nsd bind9-utils swaks nginx-light
+	python3-requests knot-dnsutils nsd bind9-utils nginx-light postgresql-client
+	# swaks speaks STARTTLS and TLS-wrapped AUTH only through Net::SSLeay, which
+	# Debian merely recommends (tests/integration/toolcheck.py checks each feature)
+	swaks libnet-ssleay-perl
 	# relay tests and bench: smtp-sink/smtp-source and throwaway Postfix instances,
 	# OpenDKIM as a milter and its tools, hashcash stamps, a Python SMTP server
 	postfix opendkim opendkim-tools hashcash python3-aiosmtpd

@@ -19,6 +19,15 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import anchorlib  # noqa: E402
+import toolcheck  # noqa: E402
+
+
+def pytest_configure(config):
+    """Stop at once, with one line per tool, when a tool the tests drive is unusable."""
+    lines = toolcheck.missing()
+    if lines:
+        pytest.exit("integration: the test tools are incomplete:\n  " + "\n  ".join(lines),
+                    returncode=3)
 
 
 @pytest.fixture(scope="session")

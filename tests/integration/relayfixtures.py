@@ -59,13 +59,6 @@ SWAKS = shutil.which("swaks") or "/usr/bin/swaks"
 free_port = dx.free_port
 
 
-def tools_available():
-    """None when every third-party tool is installed, else what is missing."""
-    missing = [p for p in (POSTFIX, SMTP_SINK, SMTP_SOURCE, OPENDKIM, SWAKS)
-               if not os.access(p, os.X_OK)]
-    return f"missing {', '.join(missing)} (deploy/install-deps.sh)" if missing else None
-
-
 def relay_available():
     return os.access(anchorlib.BIN / "anchor-relay", os.X_OK)
 
@@ -1311,16 +1304,9 @@ class _Owned:
             pytest.fail("\n\n".join(errors), pytrace=False)
 
 
-def _skip_without_tools():
-    why = tools_available()
-    if why:
-        pytest.skip(why)
-
-
 @pytest.fixture
 def smtp_sink(request):
     """Factory: smtp_sink(dump=True, lmtp=False, args=(), max_messages=None) -> SmtpSink."""
-    _skip_without_tools()
     own = _Owned(request, "anchor-sink-")
     request.addfinalizer(own.finish)
 
@@ -1346,7 +1332,6 @@ def py_sink(request):
 def postfix_instance(request):
     """Factory: postfix_instance(name=, relayhost=, transports=, mailbox_domains=, milters=,
     main=, smtpd_args=) -> a started Postfix."""
-    _skip_without_tools()
     own = _Owned(request, "anchor-pf-")
     request.addfinalizer(own.finish)
     names = []
@@ -1363,7 +1348,6 @@ def postfix_instance(request):
 def opendkim_milter(request):
     """Factory: opendkim_milter(keys=[DkimKey], mode="sv", internal_hosts=, records=,
     dns="nsd"|"file") -> a started OpenDkim.  make_keys(domain, alg) -> DkimKey helps."""
-    _skip_without_tools()
     own = _Owned(request, "anchor-odkim-")
     request.addfinalizer(own.finish)
 

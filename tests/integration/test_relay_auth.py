@@ -28,8 +28,7 @@ import dnsfixtures as dx
 import relayfixtures as rx
 from relayfixtures import make_relay, smtp_sink  # noqa: F401
 
-pytestmark = pytest.mark.skipif(rx.tools_available() is not None or not rx.relay_available(),
-                                reason=rx.tools_available() or "anchor-relay is not built")
+pytestmark = pytest.mark.skipif(not rx.relay_available(), reason="anchor-relay is not built")
 
 ALICE, ALICE_PW = "alice@x.test", "Corr3ct-Horse-Battery"
 CAROL, CAROL_PW = "Carol@x.test", "carols-sha512-pw"

@@ -231,8 +231,6 @@ def tier_of(msg):
     return values[0]
 
 
-@pytest.mark.skipif(HASHCASH is None, reason="hashcash is not installed "
-                    "(deploy/install-deps.sh)")
 def test_hashcash_stamps(world, make_relay, py_sink):
     sink = py_sink()
     relay = start_relay(world, make_relay, inbound_next_hop=sink.hop, pow_bits=16)

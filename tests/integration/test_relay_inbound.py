@@ -40,7 +40,6 @@ import relayfixtures as rx
 from relayfixtures import make_relay, py_sink, smtp_sink  # noqa: F401
 
 pytestmark = [
-    pytest.mark.skipif(rx.tools_available() is not None, reason=rx.tools_available() or ""),
     pytest.mark.skipif(not rx.relay_available(), reason="anchor-relay is not built"),
 ]
 
@@ -412,7 +411,6 @@ def test_one_message_split_by_tier(world, make_relay, py_sink):
     assert len(sink.messages()) == 3
 
 
-@pytest.mark.skipif(HASHCASH is None, reason="hashcash is not installed")
 def test_hashcash_lifts_unknown_once(world, make_relay, py_sink):
     sink = py_sink()
     relay = relay_for(world, make_relay, sink.hop, pow_bits=12, unknown_folder="Junk")

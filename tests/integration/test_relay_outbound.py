@@ -32,8 +32,7 @@ import relayfixtures as rx
 import routefixtures as rf
 from relayfixtures import make_relay, opendkim_milter, postfix_instance, smtp_sink  # noqa: F401
 
-pytestmark = pytest.mark.skipif(rx.tools_available() is not None or not rx.relay_available(),
-                                reason=rx.tools_available() or "anchor-relay is not built")
+pytestmark = pytest.mark.skipif(not rx.relay_available(), reason="anchor-relay is not built")
 
 SENDER = "alice@x.test"
 

@@ -21,8 +21,7 @@ import dnsfixtures as dx
 import relayfixtures as rx
 from relayfixtures import make_relay, opendkim_milter, postfix_instance  # noqa: F401
 
-pytestmark = pytest.mark.skipif(rx.tools_available() is not None or not rx.relay_available(),
-                                reason=rx.tools_available() or "anchor-relay is not built")
+pytestmark = pytest.mark.skipif(not rx.relay_available(), reason="anchor-relay is not built")
 
 
 @pytest.fixture

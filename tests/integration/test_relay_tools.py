@@ -13,9 +13,6 @@ import pytest
 import relayfixtures as rx
 from relayfixtures import make_relay, opendkim_milter, postfix_instance, py_sink, smtp_sink  # noqa: F401
 
-pytestmark = pytest.mark.skipif(rx.tools_available() is not None,
-                                reason=rx.tools_available() or "")
-
 
 def signed_message(key, body="Hello from the fixtures.\r\n", sender="alice@x.test"):
     msg = (f"From: Alice <{sender}>\r\nTo: Bob <bob@dest.test>\r\n"
