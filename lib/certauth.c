@@ -64,14 +64,14 @@ static void entry_drop(struct certauth *a, struct entry *en)
 		pp = &(*pp)->next;
 	if (*pp == en)
 		*pp = en->next;
+	if (a->oldest == en)
+		a->oldest = en->newer;
+	if (a->newest == en)
+		a->newest = en->older;
 	if (en->older != NULL)
 		en->older->newer = en->newer;
-	else
-		a->oldest = en->newer;
 	if (en->newer != NULL)
 		en->newer->older = en->older;
-	else
-		a->newest = en->older;
 	free(en);
 	a->n--;
 }
