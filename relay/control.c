@@ -11,9 +11,11 @@
  * of the token is control_token_hash) and may act for any local recipient.
  * A recipient sends, as the request body, a flattened JWS signed by its own
  * S/MIME key with x5c [leaf, issuer, root]; the root must be pinned by the
- * recipient's domain in DNS (lib/discover), the leaf must name the
- * recipient, and the payload binds the method, the path, the real body and
- * the time, so that a signed request cannot be replayed elsewhere or later.
+ * recipient's domain in DNS, the leaf must name the recipient and still be
+ * its current key (lib/certauth: pin, chain, name and the key server's status
+ * of the certificate, so a revoked or superseded key changes nothing), and the
+ * payload binds the method, the path, the real body and the time, so that a
+ * signed request cannot be replayed elsewhere or later.
  */
 #include "control.h"
 
@@ -27,6 +29,7 @@
 #include <openssl/x509v3.h>
 
 #include "cert.h"
+#include "certauth.h"
 #include "discover.h"
 #include "http.h"
 #include "jws.h"
@@ -57,6 +60,7 @@ struct relay_control {
 	struct relay_rep *rep;
 	struct relay_signer_client *sc;
 	struct discover_ctx *disc;
+	struct certauth *auth; /* the signer's certificate and its status, cached */
 	struct http_server *http;
 	long long started; /* replay memory is lost on restart: refuse what is older */
 	pthread_mutex_t replay_mu;
@@ -137,24 +141,6 @@ static int parse_rfc3339(const char *text, long long *out)
 	return 0;
 }
 
-/* True when the certificate has address (any case) as an rfc822Name. */
-static int leaf_names(X509 *leaf, const char *address)
-{
-	GENERAL_NAMES *gens = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
-	size_t alen = strlen(address);
-	int found = 0;
-
-	for (int i = 0; gens != NULL && i < sk_GENERAL_NAME_num(gens) && !found; i++) {
-		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
-		if (g->type != GEN_EMAIL)
-			continue;
-		found = (size_t)g->d.rfc822Name->length == alen &&
-		        strncasecmp((const char *)g->d.rfc822Name->data, address, alen) == 0;
-	}
-	GENERAL_NAMES_free(gens);
-	return found;
-}
-
 static int payload_check(json_t *p, const char *method, const char *path, time_t now,
                          struct relay_control_signed *out, struct err *e)
 {
@@ -191,16 +177,25 @@ static int payload_check(json_t *p, const char *method, const char *path, time_t
 	return 0;
 }
 
-int relay_control_verify_request(const char *text, size_t len, const char *method, const char *path,
-                                 const char *const *pins, int npins, time_t now,
+int relay_control_verify_request(struct certauth *auth, const char *text, size_t len,
+                                 const char *method, const char *path, time_t now,
                                  struct relay_control_signed *out, struct err *e)
 {
+	struct certauth_want want = {.rule = CERTAUTH_ADDRESS};
 	struct jws_verified v = {0};
-	json_t *p = NULL;
+	char addr[RELAY_ADDR_MAX], signer[CERTAUTH_NAME_MAX];
+	json_t *jws, *p = NULL;
 	int rc = -1;
 
 	memset(out, 0, sizeof(*out));
-	if (jws_verify(text, len, pins, npins, &v, e) < 0)
+	jws = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+	rc = relay_control_peek_address(jws, addr, e);
+	json_decref(jws);
+	if (rc < 0)
+		return -1;
+	rc = -1;
+	want.name = addr;
+	if (certauth_verify_jws(auth, text, len, &want, &v, signer, e) < 0)
 		return -1;
 	p = json_loadb(v.payload, v.payload_len, JSON_REJECT_DUPLICATES, NULL);
 	if (!json_is_object(p)) {
@@ -209,9 +204,8 @@ int relay_control_verify_request(const char *text, size_t len, const char *metho
 	}
 	if (payload_check(p, method, path, now, out, e) < 0)
 		goto out;
-	if (X509_check_ca(v.leaf) != 0 || !leaf_names(v.leaf, out->address)) {
-		err_set(e, ERR_FORBIDDEN, "wrong_signer",
-		        "the request is not signed by a certificate of %s", out->address);
+	if (strcmp(out->address, addr) != 0) { /* the payload peeked is the payload verified */
+		err_set(e, ERR_INTERNAL, "internal", "the signed address changed under us");
 		goto out;
 	}
 	if (crypto_key_pin(X509_get0_pubkey(v.leaf), out->key_pin, e) < 0)
@@ -332,27 +326,6 @@ static int local_rcpt(const struct relay_control *c, const char *rcpt, struct er
 	return 0;
 }
 
-static int domain_pins(struct relay_control *c, const char *domain, struct discover_result **dr,
-                       struct err *e)
-{
-	struct err de = {0};
-
-	if (discover_domain(c->disc, domain, dr, &de) < 0) {
-		if (err_is_temporary(de.kind) || de.kind == ERR_INTERNAL)
-			return err_set(e, ERR_TEMP, "discovery_failed",
-			               "the anchor of %s cannot be checked now (%s); retry later",
-			               domain, de.msg);
-		return err_set(e, ERR_FORBIDDEN, "not_anchored", "%s has no usable anchor: %s",
-		               domain, de.msg);
-	}
-	if ((*dr)->status != DISCOVER_ANCHORED)
-		return err_set(e, ERR_FORBIDDEN, "not_anchored",
-		               "%s publishes no _anchor records: its users cannot sign requests; "
-		               "ask the relay's admin",
-		               domain);
-	return 0;
-}
-
 /* Who may act: the admin (*admin = 1) or the recipient who signed the body. */
 struct caller {
 	int admin;
@@ -365,18 +338,13 @@ static int authorize_user(struct relay_control *c, const struct http_request *re
                           struct caller *who, struct err *e)
 {
 	struct relay_control_signed r = {0};
-	struct discover_result *dr = NULL;
-	const char *pins[DNS_MAX_PINS];
 	char addr[RELAY_ADDR_MAX];
 	int rc = -1;
 
-	if (relay_control_peek_address(req->json, addr, e) < 0 || local_rcpt(c, addr, e) < 0 ||
-	    domain_pins(c, domain_of(addr), &dr, e) < 0)
+	if (relay_control_peek_address(req->json, addr, e) < 0 || local_rcpt(c, addr, e) < 0)
 		goto out;
-	for (int i = 0; i < dr->npins; i++)
-		pins[i] = dr->pins[i];
-	if (relay_control_verify_request(req->body, req->body_len, req->method, req->path, pins,
-	                                 dr->npins, time(NULL), &r, e) < 0 ||
+	if (relay_control_verify_request(c->auth, req->body, req->body_len, req->method, req->path,
+	                                 time(NULL), &r, e) < 0 ||
 	    replay_check(c, &r, e) < 0)
 		goto out;
 	snprintf(who->rcpt, sizeof(who->rcpt), "%s", r.address);
@@ -386,7 +354,6 @@ static int authorize_user(struct relay_control *c, const struct http_request *re
 	rc = 0;
 out:
 	relay_control_signed_clear(&r);
-	discover_result_free(dr);
 	return rc;
 }
 
@@ -551,6 +518,8 @@ static void control_dispatch(const struct http_request *req, struct http_respons
 	}
 	if (authorize(c, req, &who, &e) < 0) {
 		http_reply_error(resp, &e);
+		if (e.kind == ERR_TEMP) /* the key server or DNS is away: refused, for now */
+			http_add_header(resp, "Retry-After", "%d", CERTAUTH_RETRY_AFTER);
 		return;
 	}
 	if (complaints) {
@@ -613,6 +582,8 @@ struct relay_control *relay_control_start(const struct relay_settings *s, struct
                                           struct relay_rep *rep, struct relay_signer_client *sc,
                                           struct err *e)
 {
+	struct certauth_config ac = {.ttl = s->key_status_ttl,
+	                             .max_entries = (size_t)s->key_status_cache_size};
 	struct relay_control *c;
 	struct http_config hc = {0};
 	char addr[128];
@@ -641,6 +612,8 @@ struct relay_control *relay_control_start(const struct relay_settings *s, struct
 	c->started = (long long)time(NULL);
 	pthread_mutex_init(&c->replay_mu, NULL);
 	if ((c->disc = start_discovery(s, e)) == NULL)
+		goto fail;
+	if ((c->auth = certauth_new(&ac, c->disc, e)) == NULL)
 		goto fail;
 	hc.listen_addr = addr;
 	hc.tls_cert_file = s->tls_cert_file;
@@ -672,6 +645,7 @@ void relay_control_stop(struct relay_control *c)
 	if (c == NULL)
 		return;
 	http_server_stop(c->http);
+	certauth_free(c->auth);
 	discover_free(c->disc);
 	for (size_t b = 0; b < REPLAY_BUCKETS; b++) {
 		struct replay *x = c->replay[b], *next;

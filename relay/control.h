@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "certauth.h"
 #include "crypto.h"
 #include "relay.h"
 
@@ -55,14 +56,17 @@ void relay_control_signed_clear(struct relay_control_signed *r);
 int relay_control_peek_address(json_t *jws, char out[RELAY_ADDR_MAX], struct err *e);
 
 /*
- * Verify a signed request text (a flattened JWS) against the pins of the
- * recipient's domain: chain to a pinned root, leaf rfc822Name == the payload's
- * address, payload {"type": "anchor-relay-request", "address", "method",
- * "path", "body", "issued": RFC 3339} matching method and path, issued within
- * RELAY_CONTROL_WINDOW of now.  Replay is the caller's (newest issued per key).
+ * Verify a signed request text (a flattened JWS): lib/certauth checks that it is
+ * signed by the current certificate of the payload's address (chain to a root its
+ * domain pins, leaf rfc822Name == the address, not revoked nor superseded, asked of
+ * the domain's key server), then the payload must be {"type":
+ * "anchor-relay-request", "address", "method", "path", "body", "issued": RFC 3339}
+ * matching method and path, issued within RELAY_CONTROL_WINDOW of now.  Replay is
+ * the caller's (newest issued per key).  Errors: those of relay_control_peek_address
+ * and certauth_verify_jws, ERR_INPUT request_mismatch, stale_request, bad_request.
  */
-int relay_control_verify_request(const char *text, size_t len, const char *method, const char *path,
-                                 const char *const *pins, int npins, time_t now,
+int relay_control_verify_request(struct certauth *auth, const char *text, size_t len,
+                                 const char *method, const char *path, time_t now,
                                  struct relay_control_signed *out, struct err *e);
 
 #endif

@@ -78,6 +78,8 @@ struct relay_settings {
 	char *keyserver_cacert;  /* CA for key servers' HTTPS; unset: system */
 	long long lookup_timeout_ms;
 	long long key_cache_ttl; /* seconds a fetched key is reused */
+	long long key_status_ttl;        /* seconds a signer's key status is reused (certauth) */
+	long long key_status_cache_size; /* status answers kept */
 
 	/* reputation */
 	char *reputation_url;    /* https://host:port; unset: no reputation checks */

@@ -63,6 +63,11 @@ const struct conf_param relay_settings_table[] = {
      "longest wait for one DNS query or key-server request"},
     {"key_cache_ttl", CONF_DURATION, "300s", 0, 86400, S(key_cache_ttl),
      "seconds a verified signing key is reused"},
+    {"key_status_ttl", CONF_DURATION, "60s", 0, 3600, S(key_status_ttl),
+     "seconds the key server's answer on the status of a control-API signer's key is "
+     "reused (0: ask every time); a revoked or superseded key stops within this time"},
+    {"key_status_cache_size", CONF_INT, "4096", 1, 1000000, S(key_status_cache_size),
+     "key status answers kept; the oldest goes when full"},
     {"reputation_url", CONF_STR, NULL, 0, 0, S(reputation_url),
      "https://host:port of anchor-reputation; unset: no reputation checks or reports"},
     {"reputation_cacert", CONF_STR, NULL, 0, 0, S(reputation_cacert),

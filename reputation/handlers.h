@@ -30,9 +30,12 @@ void rep_report_arf_post(struct rep_req *r);
 void rep_reporter_register(struct rep_req *r);
 void rep_reporter_get(struct rep_req *r, const char *domain);
 
-/* Verify a JWS whose signer must hold a certificate of an anchored domain: the domain
- * named by `claimed` is discovered, the chain must end in one of its pins and the leaf's
- * name (dNSName or rfc822Name) must lie inside it.  *signer receives that name. */
+/* Verify a JWS whose signer must hold a current certificate of an anchored domain,
+ * through lib/certauth (rep->auth): the domain named by `claimed` is discovered, the
+ * chain must end in one of its pins, the leaf's name (dNSName or rfc822Name) must lie
+ * inside it, and the domain's key server must say the certificate is current (not
+ * revoked, not superseded).  *signer receives that name.  Reports, delisting requests
+ * and federation feeds all come through here. */
 int rep_verify_anchored(struct rep *rep, const char *jws, size_t len, const char *claimed,
                         struct jws_verified *v, char signer[320], struct err *e);
 /* The payload of a JWS without any check (to learn whom to verify against). */

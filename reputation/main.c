@@ -46,9 +46,14 @@ static int start_discovery(struct rep *rep, struct err *e)
 	    .timeout_ms = (int)s->dns_timeout_ms,
 	};
 
+	struct certauth_config ac = {.ttl = s->key_status_ttl,
+	                             .max_entries = (size_t)s->key_status_cache_size};
+
 	discover_config_from_env(&dc);
-	rep->disc = discover_new(&dc, e);
-	return rep->disc ? 0 : -1;
+	if ((rep->disc = discover_new(&dc, e)) == NULL)
+		return -1;
+	rep->auth = certauth_new(&ac, rep->disc, e);
+	return rep->auth ? 0 : -1;
 }
 
 static struct http_server *start_http(struct rep *rep, struct err *e)
@@ -121,6 +126,7 @@ static void rep_release(struct rep *rep)
 	rep_standing_stop(rep->standing);
 	ratelimit_free(rep->report_rl);
 	rep_cache_free(rep->cache);
+	certauth_free(rep->auth);
 	discover_free(rep->disc);
 	db_pool_free(rep->pool);
 	EVP_PKEY_free(rep->fed_key);

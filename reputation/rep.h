@@ -116,6 +116,7 @@ json_t *rep_query_answer(struct rep *rep, struct db *db, json_t *query, struct e
 
 /* ------------------------------------------------------------------ the daemon */
 
+#include "certauth.h"
 #include "discover.h"
 #include "ratelimit.h"
 #include "settings.h"
@@ -155,6 +156,7 @@ struct rep {
 	int npeers;
 	struct db_pool *pool;
 	struct discover_ctx *disc;     /* reporters' and peers' anchors; its resolver does CSA */
+	struct certauth *auth;         /* signers' certificates and their status (over disc) */
 	struct ratelimit *report_rl;   /* per reporter domain */
 	EVP_PKEY *fed_key;             /* signs the federation feed (NULL: no feed) */
 	X509 *fed_chain[JWS_MAX_CHAIN];

@@ -4,8 +4,10 @@
  * on the subjects' evidence in one transaction.
  *
  * A report that is unsigned, signed by a key that does not chain to the reporter
- * domain's pinned root, signed by a certificate outside that domain, about a malformed
- * subject or otherwise malformed gets a precise 4xx and changes nothing.  A repeated
+ * domain's pinned root, signed by a certificate outside that domain or one that is no
+ * longer current (revoked or superseded: lib/certauth asks the domain's key server),
+ * about a malformed subject or otherwise malformed gets a precise 4xx and changes
+ * nothing; when the key's status cannot be had it is a 503 with Retry-After.  A repeated
  * (reporter, id) is answered 200 {"duplicate": true} and counted once.
  */
 #include <ctype.h>
@@ -52,83 +54,14 @@ out:
 	return payload;
 }
 
-/* The leaf's dNSName, or the domain of its rfc822Name; "" when it has neither. */
-static void leaf_name(X509 *leaf, char out[320])
-{
-	GENERAL_NAMES *gens = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
-
-	out[0] = '\0';
-	for (int i = 0; gens != NULL && i < sk_GENERAL_NAME_num(gens) && out[0] == '\0'; i++) {
-		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
-		const ASN1_IA5STRING *s;
-
-		if (g->type == GEN_DNS)
-			s = g->d.dNSName;
-		else if (g->type == GEN_EMAIL)
-			s = g->d.rfc822Name;
-		else
-			continue;
-		if (s->length > 0 && s->length < 320 &&
-		    memchr(s->data, 0, (size_t)s->length) == NULL) {
-			memcpy(out, s->data, (size_t)s->length);
-			out[s->length] = '\0';
-			for (char *c = out; *c; c++)
-				*c = (char)tolower((unsigned char)*c);
-		}
-	}
-	GENERAL_NAMES_free(gens);
-}
-
-static int discover_pins(struct rep *rep, const char *domain, const char **pins, int *npins,
-                         struct discover_result **dr, struct err *e)
-{
-	struct err de = {0};
-
-	if (discover_domain(rep->disc, domain, dr, &de) < 0) {
-		if (err_is_temporary(de.kind))
-			return err_set(e, ERR_TEMP, "discovery_failed",
-			               "the anchor of %s cannot be checked now (%s); retry later",
-			               domain, de.msg);
-		return err_set(e, ERR_FORBIDDEN, "reporter_not_anchored",
-		               "%s has no usable anchor: %s", domain, de.msg);
-	}
-	if ((*dr)->status != DISCOVER_ANCHORED)
-		return err_set(e, ERR_FORBIDDEN, "reporter_not_anchored",
-		               "%s publishes no _anchor records: only keys of anchored domains "
-		               "are accepted",
-		               domain);
-	*npins = (*dr)->npins;
-	for (int i = 0; i < *npins; i++)
-		pins[i] = (*dr)->pins[i];
-	return 0;
-}
-
 int rep_verify_anchored(struct rep *rep, const char *jws, size_t len, const char *claimed,
                         struct jws_verified *v, char signer[320], struct err *e)
 {
-	const char *pins[DNS_MAX_PINS];
-	struct discover_result *dr = NULL;
-	const char *at;
-	int npins = 0, rc = -1;
+	struct certauth_want want = {.name = claimed,
+	                             .rule = CERTAUTH_IN_DOMAIN,
+	                             .unanchored_code = "reporter_not_anchored"};
 
-	memset(v, 0, sizeof(*v));
-	if (discover_pins(rep, claimed, pins, &npins, &dr, e) < 0 ||
-	    jws_verify(jws, len, pins, npins, v, e) < 0)
-		goto out;
-	leaf_name(v->leaf, signer);
-	at = strrchr(signer, '@');
-	if (signer[0] == '\0' || !name_in_domain(at ? at + 1 : signer, claimed)) {
-		err_set(e, ERR_FORBIDDEN, "signer_outside_domain",
-		        "the signing certificate (%s) does not belong to %s",
-		        signer[0] ? signer : "no name", claimed);
-		goto out;
-	}
-	rc = 0;
-out:
-	if (rc < 0)
-		jws_verified_free(v);
-	discover_result_free(dr);
-	return rc;
+	return certauth_verify_jws(rep->auth, jws, len, &want, v, signer, e);
 }
 
 /* ------------------------------------------------------------------ storing */

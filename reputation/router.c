@@ -13,6 +13,8 @@ void rep_fail(struct rep_req *r, const struct err *e)
 	else
 		log_info(r->http->reqid, "refused: %s: %s", e->code, e->msg);
 	http_reply_error(r->resp, e);
+	if (e->kind == ERR_TEMP) /* e.g. the signer's key server is away: refused, for now */
+		http_add_header(r->resp, "Retry-After", "%d", CERTAUTH_RETRY_AFTER);
 }
 
 int rep_auth_operator(struct rep_req *r, struct err *e)

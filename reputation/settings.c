@@ -83,6 +83,12 @@ const struct conf_param rep_settings_table[] = {
      "CA file for key servers' and peers' TLS (else ANCHOR_CACERT, else the system store)"},
     {"dns_timeout_ms", CONF_INT, "2000", 100, 60000, S(dns_timeout_ms),
      "per DNS query and connect"},
+    {"key_status_ttl", CONF_DURATION, "60s", 0, 3600, S(key_status_ttl),
+     "seconds the key server's answer on the status of a signer's key (reports, delisting, "
+     "federation) is reused (0: ask every time); a revoked or superseded key stops within "
+     "this time"},
+    {"key_status_cache_size", CONF_INT, "4096", 1, 1000000, S(key_status_cache_size),
+     "key status answers kept; the oldest goes when full"},
     {"provider_domain", CONF_STR, NULL, 0, 0, S(provider_domain),
      "this provider's own anchored domain (signs the federation feed)"},
     {"federation_key", CONF_STR, NULL, 0, 0, S(federation_key),

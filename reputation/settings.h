@@ -51,6 +51,8 @@ struct rep_settings {
 	char *trust_anchor_file;
 	char *cacert;
 	long long dns_timeout_ms;
+	long long key_status_ttl;        /* seconds a signer's key status is reused */
+	long long key_status_cache_size; /* status answers kept */
 	/* federation */
 	char *provider_domain;
 	char *federation_key;

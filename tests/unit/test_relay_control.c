@@ -1,6 +1,8 @@
 /*
  * test_relay_control.c - the relay's control API (relay/control.c): signed
- * request verification offline, and the HTTPS server with the admin token.
+ * request verification offline (lib/certauth over a fake network that plays the
+ * domain's DNS pins and a key server calling every key current; certauth's own
+ * decisions are in test_certauth.c), and the HTTPS server with the admin token.
  * The full user-signed round trip needs DNS discovery: that is in
  * tests/integration/test_relay_control.py.
  */
@@ -21,6 +23,7 @@
 #include <openssl/x509v3.h>
 
 #include "cert.h"
+#include "certauth.h"
 #include "control.h"
 #include "crypto.h"
 #include "jws.h"
@@ -158,12 +161,59 @@ static int group_teardown(void **state)
 
 /* ---- offline verification ---- */
 
+static const char *served_pin; /* the pin the fake DNS publishes for example.com */
+
+static int fake_discover(void *ctx, const char *domain, struct discover_result **out, struct err *e)
+{
+	struct discover_result *r = calloc(1, sizeof(*r));
+
+	(void)ctx;
+	(void)e;
+	assert_non_null(r);
+	*out = r;
+	snprintf(r->domain, sizeof(r->domain), "%s", domain);
+	r->status = DISCOVER_ANCHORED;
+	r->npins = 1;
+	snprintf(r->pins[0], sizeof(r->pins[0]), "%s", served_pin);
+	return 0;
+}
+
+/* The key server: every certificate asked about is current. */
+static int fake_keyserver_get(void *ctx, const struct discover_result *d, const char *path,
+                              char **body, struct err *e)
+{
+	const char *prefix = "/v1/fingerprints/";
+	json_t *o;
+
+	(void)ctx;
+	(void)d;
+	(void)e;
+	assert_true(strncmp(path, prefix, strlen(prefix)) == 0);
+	o = json_pack("{s:s, s:s}", "fingerprint", path + strlen(prefix), "status", "current");
+	*body = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return 0;
+}
+
+static int verify_pinned(const char *jws, const char *method, const char *path, time_t now,
+                         const char *with_pin, struct relay_control_signed *r, struct err *e)
+{
+	struct certauth_net net = {fake_discover, fake_keyserver_get, NULL, NULL};
+	struct certauth *a = certauth_new(NULL, NULL, e);
+	int rc;
+
+	assert_non_null(a);
+	certauth_set_net(a, &net);
+	served_pin = with_pin;
+	rc = relay_control_verify_request(a, jws, strlen(jws), method, path, now, r, e);
+	certauth_free(a);
+	return rc;
+}
+
 static int verify(const char *jws, const char *method, const char *path, time_t now,
                   struct relay_control_signed *r, struct err *e)
 {
-	const char *pins[1] = {pin};
-
-	return relay_control_verify_request(jws, strlen(jws), method, path, pins, 1, now, r, e);
+	return verify_pinned(jws, method, path, now, pin, r, e);
 }
 
 static void test_verify_good(void **state)
@@ -199,7 +249,7 @@ static void test_verify_refusals(void **state)
 {
 	time_t now = time(NULL);
 	const char *path = "/v1/lists/bob@example.com/trust/alice@example.org";
-	const char *other_pins[1] = {"sha256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="};
+	const char *other_pin = "sha256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 	struct relay_control_signed r;
 	struct err e = {0};
 	char *jws = sign_req(&bob, "bob@example.com", "PUT", path, NULL, now);
@@ -217,9 +267,7 @@ static void test_verify_refusals(void **state)
 	assert_int_equal(verify(jws, "PUT", path, now - RELAY_CONTROL_WINDOW - 5, &r, &e), -1);
 	assert_string_equal(e.code, "stale_request");
 	/* chain to another domain's root */
-	assert_int_equal(
-	    relay_control_verify_request(jws, strlen(jws), "PUT", path, other_pins, 1, now, &r, &e),
-	    -1);
+	assert_int_equal(verify_pinned(jws, "PUT", path, now, other_pin, &r, &e), -1);
 	assert_string_equal(e.code, "pin_mismatch");
 	free(jws);
 
