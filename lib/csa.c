@@ -182,7 +182,8 @@ int csa_domain_for(const char *helo, const char *ip, char *out, size_t size, int
 		switch (csa_helo_classify(helo, strlen(helo), canon, sizeof(canon), &why)) {
 		case CSA_HELO_NAME:
 			if ((size_t)snprintf(out, size, "%s", canon) >= size)
-				return err_set(e, ERR_INPUT, "csa_bad_helo", "no room for the name");
+				return err_set(e, ERR_INPUT, "csa_bad_helo",
+				               "no room for the name");
 			return 0;
 		case CSA_HELO_LITERAL:
 			/* "[IPv6:2001:db8::1]" -> "2001:db8::1" */
@@ -431,8 +432,8 @@ int csa_check(struct dns_resolver *res, const char *helo, const char *ip, struct
 			/* The client's own text: a finding about it, never a reason to judge
 			 * nothing.  No DNS name is formed from it, so nothing is looked up. */
 			out->domain[0] = '\0';
-			result(out, CSA_FAIL, "fail_helo",
-			       "%s, so no CSA record can authorise it", qe.msg);
+			result(out, CSA_FAIL, "fail_helo", "%s, so no CSA record can authorise it",
+			       qe.msg);
 			return 0;
 		}
 		*e = qe;

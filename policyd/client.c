@@ -39,9 +39,9 @@ struct query {
 	int too_big;
 	policy_done_fn done; /* NULL once cancelled */
 	void *arg;
-	char ip[64];           /* for the retry with the address alone */
-	int full;              /* more than the address was asked */
-	char refused[300];     /* the refusal of the full question, once retried */
+	char ip[64];       /* for the retry with the address alone */
+	int full;          /* more than the address was asked */
+	char refused[300]; /* the refusal of the full question, once retried */
 	char errbuf[CURL_ERROR_SIZE];
 	struct query *next;
 };
@@ -333,8 +333,8 @@ static int add_param(CURL *easy, char **url, const char *name, const char *value
 	return 0;
 }
 
-static char *query_url(const struct policy_client *c, CURL *easy, const char *ip,
-                       const char *helo, const char *domain)
+static char *query_url(const struct policy_client *c, CURL *easy, const char *ip, const char *helo,
+                       const char *domain)
 {
 	size_t blen = strlen(c->s->reputation_url);
 	char *url;

@@ -82,8 +82,8 @@ struct policy_request {
 	char request[32]; /* must be "smtpd_access_policy" */
 	char protocol_state[24];
 	char client_address[64];
-	char helo_name[POLICY_VALUE_MAX]; /* cut at 511 octets (helo_cut) */
-	char sender[POLICY_VALUE_MAX];    /* for the log only; cut */
+	char helo_name[POLICY_VALUE_MAX];      /* cut at 511 octets (helo_cut) */
+	char sender[POLICY_VALUE_MAX];         /* for the log only; cut */
 	char sender_domain[POLICY_DOMAIN_MAX]; /* after the sender's last '@', as sent */
 	char recipient[POLICY_VALUE_MAX];      /* cut */
 	char queue_id[64];

@@ -93,8 +93,8 @@ static void conn_answer(struct conn *c, const char *line, const char *how)
 	csa_helo_show(r->helo_name, strlen(r->helo_name), helo, sizeof(helo));
 	csa_helo_show(r->sender, strlen(r->sender), sender, sizeof(sender));
 	log_msg(strncmp(line, "action=DUNNO", 12) == 0 ? LOG_LVL_DEBUG : LOG_LVL_INFO, c->id,
-	        "client=%s helo=%s sender=%s state=%s %.*s (%s, %.1f ms)", r->client_address,
-	        helo, sender, r->protocol_state, (int)len, line, how, elapsed_ms(&c->started));
+	        "client=%s helo=%s sender=%s state=%s %.*s (%s, %.1f ms)", r->client_address, helo,
+	        sender, r->protocol_state, (int)len, line, how, elapsed_ms(&c->started));
 	c->pending = 0;
 	policy_request_reset(&c->req);
 }
@@ -111,7 +111,8 @@ static void on_verdict(void *arg, const struct policy_verdict *v, const struct e
 			log_warn(c->id, "client=%s: %s", c->req.client_address, v->note);
 		policy_cache_put(c->srv->cache, c->key, time(NULL), v);
 	} else if (strcmp(e->code, "refused") == 0) {
-		log_warn(c->id, "%s (no backoff: the question, not the service, was at fault); "
+		log_warn(c->id,
+		         "%s (no backoff: the question, not the service, was at fault); "
 		         "answering on_error = %s",
 		         e->msg, policy_act_name(c->srv->a->on_error));
 	} else {
@@ -138,7 +139,8 @@ static void conn_request(struct conn *c)
 	}
 	/* The client's HELO and sender are its own text: whatever they hold, the client
 	 * address is still asked about. */
-	if (srv->s->query_sender_domain && policy_sender_domain(r, domain, sizeof(domain), &why) < 0)
+	if (srv->s->query_sender_domain &&
+	    policy_sender_domain(r, domain, sizeof(domain), &why) < 0)
 		log_debug(c->id, "sender domain not asked about (not a host name: %s)", why.msg);
 	if (srv->s->query_helo)
 		policy_helo_for_query(r->helo_name, helo, sizeof(helo));
@@ -148,8 +150,8 @@ static void conn_request(struct conn *c)
 		conn_answer(c, line, "cached");
 		return;
 	}
-	if (policy_client_query(srv->client, r->client_address, helo, domain, on_verdict, c,
-	                        &e) < 0) {
+	if (policy_client_query(srv->client, r->client_address, helo, domain, on_verdict, c, &e) <
+	    0) {
 		policy_action_line(srv->a, srv->s->header_name, NULL, e.msg, line, sizeof(line));
 		conn_answer(c, line, e.code[0] ? e.code : "error");
 		return;

@@ -175,8 +175,8 @@ static void overall(json_t *answer, json_t *subjects, const struct csa_result *c
  * set); any other text is the client's own claim and becomes a finding, not a refusal
  * (PROTOCOL.md §11.2): refusing it would let a client choose "no answer" for its own
  * address.  Only an empty helo is refused. */
-static int query_helo(const char *helo, struct rep_subject *s, int *usable, char *why,
-                      size_t size, struct err *e)
+static int query_helo(const char *helo, struct rep_subject *s, int *usable, char *why, size_t size,
+                      struct err *e)
 {
 	char canon[DNS_NAME_MAX], shown[80];
 	struct err w = {0};

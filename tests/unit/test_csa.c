@@ -69,7 +69,9 @@ static void test_helo_classify(void **state)
 	    {"mx_1.example.com", CSA_HELO_INVALID, "'_'"},
 	    {"mx example.com", CSA_HELO_INVALID, "' '"},
 	    {"mx.example.com\xff", CSA_HELO_INVALID, "0xff"},
-	    {"b\xc3\xbc" "cher.example", CSA_HELO_INVALID, "0xc3"},
+	    {"b\xc3\xbc"
+	     "cher.example",
+	     CSA_HELO_INVALID, "0xc3"},
 	    {"mx.example.com;", CSA_HELO_INVALID, "';'"},
 	    {"-mx.example.com", CSA_HELO_INVALID, "hyphen"},
 	    {"mx.123", CSA_HELO_INVALID, "all digits"},
@@ -90,9 +92,10 @@ static void test_helo_classify(void **state)
 	memset(longlabel, 'a', 70);
 	memcpy(longlabel + 70, ".example", 9);
 	for (int i = 0; i < 4; i++)
-		memcpy(longname + 64 * i, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.", 64);
+		memcpy(longname + 64 * i,
+		       "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.", 64);
 	memcpy(longname + 256, "example", 8); /* 263 octets */
-	for (int i = 0; i < 4; i++) { /* 4 x (62 + '.') + "a" = 253, then the root dot */
+	for (int i = 0; i < 4; i++) {         /* 4 x (62 + '.') + "a" = 253, then the root dot */
 		memset(dot254 + 63 * i, 'a', 62);
 		dot254[63 * i + 62] = '.';
 	}
@@ -105,7 +108,8 @@ static void test_helo_classify(void **state)
 		memset(&why, 0, sizeof(why));
 		f = csa_helo_classify(c->helo, strlen(c->helo), canon, sizeof(canon), &why);
 		if (f != c->form)
-			fail_msg("%zu \"%s\": form %d, want %d (%s)", i, c->helo, f, c->form, why.msg);
+			fail_msg("%zu \"%s\": form %d, want %d (%s)", i, c->helo, f, c->form,
+			         why.msg);
 		if (f != CSA_HELO_INVALID && c->canon != NULL)
 			assert_string_equal(canon, c->canon);
 		if (f == CSA_HELO_INVALID) {
@@ -593,8 +597,12 @@ static void test_nsd_bad_arguments(void **state)
 	assert_int_equal(r.status, CSA_UNKNOWN);
 	/* A HELO that is no host name is the client's claim: a finding (fail), not an error,
 	 * and nothing is looked up for it. */
-	static const char *const claims[] = {"a b", "vm", "[127.0.0.1", "mx_1.good.csa.test",
-	                                     "good.csa.test\xff", "[IPv6:127.0.0.1]"};
+	static const char *const claims[] = {"a b",
+	                                     "vm",
+	                                     "[127.0.0.1",
+	                                     "mx_1.good.csa.test",
+	                                     "good.csa.test\xff",
+	                                     "[IPv6:127.0.0.1]"};
 	for (size_t i = 0; i < sizeof(claims) / sizeof(claims[0]); i++) {
 		memset(&e, 0, sizeof(e));
 		assert_int_equal(csa_check(n->res, claims[i], "127.0.0.1", &r, &e), 0);

@@ -154,8 +154,13 @@ static void test_request_client_text(void **state)
 
 	/* unusable sender domains: left out of the query, with the reason */
 	static const char *const unusable[] = {
-	    "a@[127.0.0.1]", "a@vm", "a@exa_mple.com", "a@b\xc3\xbc" "cher.example",
-	    "a@example..com", "a@-x.example",
+	    "a@[127.0.0.1]",
+	    "a@vm",
+	    "a@exa_mple.com",
+	    "a@b\xc3\xbc"
+	    "cher.example",
+	    "a@example..com",
+	    "a@-x.example",
 	};
 	for (size_t i = 0; i < sizeof(unusable) / sizeof(unusable[0]); i++) {
 		snprintf(text, sizeof(text),
@@ -179,12 +184,16 @@ static void test_request_client_text(void **state)
 	/* the HELO is sent as the client wrote it, only made readable as UTF-8 */
 	policy_helo_for_query("Vm", h, sizeof(h));
 	assert_string_equal(h, "Vm");
-	policy_helo_for_query("b\xc3\xbc" "cher.example", h, sizeof(h));
-	assert_string_equal(h, "b\xc3\xbc" "cher.example");
+	policy_helo_for_query("b\xc3\xbc"
+	                      "cher.example",
+	                      h, sizeof(h));
+	assert_string_equal(h, "b\xc3\xbc"
+	                       "cher.example");
 	policy_helo_for_query("mx.example.com\xff", h, sizeof(h));
 	assert_string_equal(h, "mx.example.com?");
 	policy_helo_for_query("a\tb\x7f\xc0\xaf\xed\xa0\x80\xf4\x90\x80\x80", h, sizeof(h));
-	assert_string_equal(h, "a?b?" "?????????");
+	assert_string_equal(h, "a?b?"
+	                       "?????????");
 	policy_helo_for_query("\xe2\x82", h, sizeof(h)); /* cut sequence */
 	assert_string_equal(h, "??");
 	policy_helo_for_query("abc\xc3\xbc", h, 5); /* never a half sequence */
@@ -304,10 +313,13 @@ static void test_settings(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_request_good), cmocka_unit_test(test_request_bad),
+	    cmocka_unit_test(test_request_good),
+	    cmocka_unit_test(test_request_bad),
 	    cmocka_unit_test(test_request_client_text),
-	    cmocka_unit_test(test_actions),      cmocka_unit_test(test_verdict_json),
-	    cmocka_unit_test(test_cache),        cmocka_unit_test(test_settings),
+	    cmocka_unit_test(test_actions),
+	    cmocka_unit_test(test_verdict_json),
+	    cmocka_unit_test(test_cache),
+	    cmocka_unit_test(test_settings),
 	};
 
 	return cmocka_run_group_tests_name("policyd", tests, NULL, NULL);
