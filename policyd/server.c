@@ -110,14 +110,15 @@ static void on_verdict(void *arg, const struct policy_verdict *v, const struct e
 		if (v->note[0] != '\0')
 			log_warn(c->id, "client=%s: %s", c->req.client_address, v->note);
 		policy_cache_put(c->srv->cache, c->key, time(NULL), v);
-	} else if (strcmp(e->code, "refused") == 0) {
+	} else if (e != NULL && strcmp(e->code, "refused") == 0) {
 		log_warn(c->id,
 		         "%s (no backoff: the question, not the service, was at fault); "
 		         "answering on_error = %s",
 		         e->msg, policy_act_name(c->srv->a->on_error));
 	} else {
-		log_warn(c->id, "anchor-reputation: %s (%s); answering on_error = %s", e->msg,
-		         e->code, policy_act_name(c->srv->a->on_error));
+		log_warn(c->id, "anchor-reputation: %s (%s); answering on_error = %s",
+		         e ? e->msg : "failed", e ? e->code : "?",
+		         policy_act_name(c->srv->a->on_error));
 	}
 	conn_answer(c, line, v ? "queried" : "error");
 	conn_process(c);
