@@ -6,6 +6,11 @@
  * result, so a trusted or known HELO whose CSA check did not pass in this very query
  * counts as unknown.  The IP is what the receiver saw on the wire; domain, signer, key
  * and address are what the receiver itself verified (signatures) before asking.
+ *
+ * The HELO is the client's own text, forwarded as it came: a query never refuses it for
+ * what it says (only for being empty or not UTF-8).  One that is not a host name or an
+ * address literal names no subject and is CSA fail (fail_helo); the other subjects are
+ * judged all the same, so that no client can turn its own block into "no answer".
  */
 #include <stdarg.h>
 #include <stdio.h>
