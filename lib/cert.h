@@ -81,6 +81,13 @@ char *csr_to_pem(X509_REQ *req, struct err *e);
 /* Name checks used everywhere input names arrive. */
 /* A lowercase LDH host name in A-label form, 1..253 octets, labels 1..63. */
 int name_check_domain(const char *name, struct err *e);
+/*
+ * A domain name as somebody else wrote it (an SMTP client, a query argument) in the
+ * form name_check_domain accepts: ASCII letters lowercased, one trailing dot removed,
+ * then checked.  Reads at most size - 1 octets' worth: a longer name is refused, never
+ * cut.  out is "" on failure.
+ */
+int name_canon_domain(const char *in, char *out, size_t size, struct err *e);
 /* local@domain with a dot-atom local part (RFC 5321), domain as above; <= 254 octets. */
 int name_check_address(const char *addr, struct err *e);
 /* True when host equals domain or is a subdomain of it. */

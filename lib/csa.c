@@ -11,6 +11,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
+
+#include "cert.h"
 
 const char *csa_status_name(enum csa_status s)
 {
@@ -59,52 +62,140 @@ static int is_address(const char *s)
 	return inet_pton(AF_INET, s, a) == 1 || inet_pton(AF_INET6, s, a) == 1;
 }
 
-/* "[192.0.2.1]" or "[IPv6:2001:db8::1]" (any "tag:" before the address) -> the address. */
-static int strip_literal(const char *helo, char *out, size_t size)
+void csa_helo_show(const char *helo, size_t len, char *out, size_t size)
 {
-	size_t len = strlen(helo), inner;
-	const char *colon;
+	size_t i, n = len > 64 ? 64 : len, o = 0;
 
-	if (len < 3 || helo[len - 1] != ']' || len - 2 >= size)
-		return -1;
-	inner = len - 2;
-	memcpy(out, helo + 1, inner);
-	out[inner] = '\0';
-	if (is_address(out))
-		return 0;
-	colon = strchr(out, ':'); /* a tag such as "IPv6:" */
-	if (colon == NULL)
-		return -1;
-	memmove(out, colon + 1, strlen(colon + 1) + 1);
+	if (size < 8) {
+		if (size > 0)
+			out[0] = '\0';
+		return;
+	}
+	out[o++] = '"';
+	for (i = 0; i < n && o + 5 < size; i++) {
+		unsigned char c = helo != NULL ? (unsigned char)helo[i] : 0;
+
+		/* '"' and '\\' too: the text ends up inside JSON and log lines */
+		out[o++] = c >= 0x20 && c < 0x7f && c != '"' && c != '\\' ? (char)c : '?';
+	}
+	if (i < len && o + 5 <= size) {
+		memcpy(out + o, "...", 3);
+		o += 3;
+	}
+	out[o++] = '"';
+	out[o] = '\0';
+}
+
+/* The address inside "[...]" (len octets with the brackets), as its canonical literal. */
+static int literal_canon(const char *helo, size_t len, char *out, size_t size, struct err *why)
+{
+	char inner[64], text[INET6_ADDRSTRLEN];
+	unsigned char a[16];
+	int v6 = 0;
+
+	if (len < 3 || helo[len - 1] != ']' || len - 2 >= sizeof(inner))
+		return err_set(why, ERR_INPUT, "csa_bad_helo",
+		               "it begins with '[' but is not an address literal");
+	memcpy(inner, helo + 1, len - 2);
+	inner[len - 2] = '\0';
+	if (strncasecmp(inner, "IPv6:", 5) == 0) {
+		v6 = 1;
+		if (inet_pton(AF_INET6, inner + 5, a) != 1)
+			return err_set(why, ERR_INPUT, "csa_bad_helo",
+			               "it is not an IPv6 address literal");
+	} else if (inet_pton(AF_INET, inner, a) != 1) {
+		return err_set(why, ERR_INPUT, "csa_bad_helo",
+		               "it is not an IPv4 address literal (IPv6 ones are [IPv6:...])");
+	}
+	if (v6 && IN6_IS_ADDR_V4MAPPED((struct in6_addr *)a)) {
+		memmove(a, a + 12, 4);
+		v6 = 0;
+	}
+	if (inet_ntop(v6 ? AF_INET6 : AF_INET, a, text, sizeof(text)) == NULL ||
+	    (size_t)snprintf(out, size, v6 ? "[IPv6:%s]" : "[%s]", text) >= size)
+		return err_set(why, ERR_INPUT, "csa_bad_helo", "no room for the address literal");
 	return 0;
+}
+
+enum csa_helo_form csa_helo_classify(const char *helo, size_t len, char *canon, size_t size,
+                                     struct err *why)
+{
+	char bare[64];
+	struct err ne = {0};
+
+	canon[0] = '\0';
+	if (helo == NULL || len == 0) {
+		err_set(why, ERR_INPUT, "csa_bad_helo", "it is empty");
+		return CSA_HELO_INVALID;
+	}
+	if (memchr(helo, '\0', len) != NULL) {
+		err_set(why, ERR_INPUT, "csa_bad_helo", "it holds a NUL octet");
+		return CSA_HELO_INVALID;
+	}
+	if (helo[0] == '[')
+		return literal_canon(helo, len, canon, size, why) == 0 ? CSA_HELO_LITERAL
+		                                                       : CSA_HELO_INVALID;
+	if (len < sizeof(bare)) {
+		memcpy(bare, helo, len);
+		bare[len] = '\0';
+		if (is_address(bare)) {
+			char lit[80];
+
+			snprintf(lit, sizeof(lit), strchr(bare, ':') ? "[IPv6:%s]" : "[%s]", bare);
+			return literal_canon(lit, strlen(lit), canon, size, why) == 0
+			           ? CSA_HELO_LITERAL
+			           : CSA_HELO_INVALID;
+		}
+	}
+	/* name_canon_domain reads a C string: no NUL above, and a name longer than a host
+	 * name can be is refused before any copy. */
+	if (len > 254 || (len == 254 && helo[253] != '.')) {
+		err_set(why, ERR_INPUT, "csa_bad_helo",
+		        "it is %zu octets long; a host name has at most 253", len);
+		return CSA_HELO_INVALID;
+	}
+	{
+		char name[256];
+
+		memcpy(name, helo, len);
+		name[len] = '\0';
+		if (name_canon_domain(name, canon, size, &ne) < 0) {
+			err_set(why, ERR_INPUT, "csa_bad_helo", "%s", ne.msg);
+			return CSA_HELO_INVALID;
+		}
+	}
+	return CSA_HELO_NAME;
 }
 
 int csa_domain_for(const char *helo, const char *ip, char *out, size_t size, int *reverse,
                    struct err *e)
 {
-	char addr[64];
+	char canon[DNS_NAME_MAX], shown[80];
+	const char *addr = ip;
+	struct err why = {0};
 
 	*reverse = 0;
 	if (ip == NULL || !is_address(ip))
 		return err_set(e, ERR_INPUT, "csa_bad_ip", "\"%.64s\" is not an IP address",
 		               ip ? ip : "");
-	while (helo != NULL && isspace((unsigned char)*helo))
-		helo++;
-	if (helo == NULL || *helo == '\0') {
-		snprintf(addr, sizeof(addr), "%s", ip);
-	} else if (helo[0] == '[') {
-		if (strip_literal(helo, addr, sizeof(addr)) < 0 || !is_address(addr))
+	if (helo != NULL && helo[0] != '\0') {
+		switch (csa_helo_classify(helo, strlen(helo), canon, sizeof(canon), &why)) {
+		case CSA_HELO_NAME:
+			if ((size_t)snprintf(out, size, "%s", canon) >= size)
+				return err_set(e, ERR_INPUT, "csa_bad_helo",
+				               "no room for the name");
+			return 0;
+		case CSA_HELO_LITERAL:
+			/* "[IPv6:2001:db8::1]" -> "2001:db8::1" */
+			canon[strlen(canon) - 1] = '\0';
+			addr = strchr(canon, ':') != NULL ? strchr(canon, ':') + 1 : canon + 1;
+			break;
+		default:
+			csa_helo_show(helo, strlen(helo), shown, sizeof(shown));
 			return err_set(e, ERR_INPUT, "csa_bad_helo",
-			               "HELO \"%.64s\" is not a valid address literal", helo);
-	} else if (is_address(helo)) {
-		snprintf(addr, sizeof(addr), "%s", helo);
-	} else {
-		struct err ign;
-
-		if (dns_name_canon(helo, out, size, &ign) < 0)
-			return err_set(e, ERR_INPUT, "csa_bad_helo",
-			               "HELO \"%.64s\" is not a host name", helo);
-		return 0;
+			               "HELO %s is not a host name or an address literal (%s)",
+			               shown, why.msg);
+		}
 	}
 	if (csa_reverse_name(addr, out, size) < 0)
 		return err_set(e, ERR_INPUT, "csa_bad_helo", "cannot form the reverse name of %s",
@@ -336,7 +427,16 @@ int csa_check(struct dns_resolver *res, const char *helo, const char *ip, struct
 	    IN6_IS_ADDR_V4MAPPED((struct in6_addr *)mapped) &&
 	    inet_ntop(AF_INET, mapped + 12, addr4, sizeof(addr4)) != NULL)
 		ip = addr4; /* ::ffff:192.0.2.1 is an IPv4 client: its A records decide */
-	if (csa_domain_for(helo, ip, out->domain, sizeof(out->domain), &reverse, e) < 0) {
+	if (csa_domain_for(helo, ip, out->domain, sizeof(out->domain), &reverse, &qe) < 0) {
+		if (strcmp(qe.code, "csa_bad_helo") == 0) {
+			/* The client's own text: a finding about it, never a reason to judge
+			 * nothing.  No DNS name is formed from it, so nothing is looked up. */
+			out->domain[0] = '\0';
+			result(out, CSA_FAIL, "fail_helo", "%s, so no CSA record can authorise it",
+			       qe.msg);
+			return 0;
+		}
+		*e = qe;
 		result(out, CSA_UNKNOWN, e->code, "%s", e->msg);
 		return -1;
 	}

@@ -57,19 +57,55 @@ const char *csa_status_name(enum csa_status s);
 /*
  * The CSA check of an SMTP client that said HELO helo from address ip.
  * helo NULL or "" checks the address through the reverse DNS.  DNS trouble
- * is not an error: it is the result "unknown".  Returns -1 (ERR_INPUT
- * csa_bad_ip / csa_bad_helo) only for an argument that is not an address or
- * a host name; *out then holds status unknown and the same sentence.
+ * is not an error: it is the result "unknown".  A HELO that csa_helo_classify
+ * finds INVALID is the result "fail" (code fail_helo), looked up nowhere.
+ * Returns -1 (ERR_INPUT csa_bad_ip) only for an ip that is not an address;
+ * *out then holds status unknown and the same sentence.
  */
 int csa_check(struct dns_resolver *res, const char *helo, const char *ip, struct csa_result *out,
               struct err *e);
 
+/* ------------------------------------------------------------------ the HELO itself */
+
+/*
+ * What an SMTP client's HELO/EHLO argument is, decided once here for every
+ * program that forwards or judges one (anchor-reputation's queries and
+ * subjects, anchor-policyd):
+ *
+ *   NAME     a host name: ASCII LDH labels in A-label form, at least two,
+ *            1..63 octets each, 1..253 in all, the last not all digits
+ *            (name_check_domain).  canon: lowercase, without the one
+ *            trailing dot a client may add ("MX.Example.COM." is
+ *            "mx.example.com").
+ *   LITERAL  an address literal "[192.0.2.1]" or "[IPv6:2001:db8::1]" (RFC
+ *            5321 §4.1.3, the tag in any case), or a bare address, which
+ *            Exim's CSA accepts too.  canon: "[192.0.2.1]" /
+ *            "[IPv6:2001:db8::1]" in inet_ntop form; an IPv4-mapped IPv6
+ *            address is its IPv4 literal.
+ *   INVALID  anything else: empty, one label ("vm", "localhost"), an
+ *            empty label, a label or name too long, characters outside
+ *            LDH ("_", " ", 8-bit, U-labels, controls, NUL), a malformed
+ *            literal ("[300.1.1.1]", "[IPv6:1.2.3.4]", "[x:...]").  It
+ *            claims no identity that DNS could confirm: csa_check answers
+ *            fail (code fail_helo), not an error.  why says which rule.
+ *
+ * helo is len octets (it may hold NUL); canon gets at least DNS_NAME_MAX.
+ */
+enum csa_helo_form { CSA_HELO_NAME = 0, CSA_HELO_LITERAL, CSA_HELO_INVALID };
+
+enum csa_helo_form csa_helo_classify(const char *helo, size_t len, char *canon, size_t size,
+                                     struct err *why);
+
+/* helo as one short line of printable ASCII for messages (others become '?'), quoted
+ * with its length cut at 64 octets ("..." added). */
+void csa_helo_show(const char *helo, size_t len, char *out, size_t size);
+
 /* ------------------------------------------------------------------ pure parts (tested) */
 
 /*
- * The domain CSA looks up for helo: lowercase, no trailing dot; an address
- * literal or bare address (or an empty helo: ip) becomes its reverse name.
- * *reverse is set when it did.  ERR_INPUT csa_bad_helo / csa_bad_ip.
+ * The domain CSA looks up for helo: a NAME's canonical form; a LITERAL (or an
+ * empty helo: ip) becomes its reverse name, *reverse set.  ERR_INPUT
+ * csa_bad_helo for an INVALID helo, csa_bad_ip.
  */
 int csa_domain_for(const char *helo, const char *ip, char *out, size_t size, int *reverse,
                    struct err *e);

@@ -189,3 +189,26 @@ int name_in_domain(const char *host, const char *domain)
 		return strcmp(host, domain) == 0;
 	return hl > dl + 1 && host[hl - dl - 1] == '.' && strcmp(host + hl - dl, domain) == 0;
 }
+
+int name_canon_domain(const char *in, char *out, size_t size, struct err *e)
+{
+	size_t len = in != NULL ? strlen(in) : 0, i;
+
+	if (size == 0)
+		return err_set(e, ERR_INTERNAL, "internal", "no room for a domain name");
+	out[0] = '\0';
+	if (len > 0 && in[len - 1] == '.')
+		len--; /* the root label: "example.com." is example.com */
+	if (len > DOMAIN_MAX || len >= size)
+		return err_set(e, ERR_INPUT, "bad_name",
+		               "the domain name is %zu octets long; at most %d are allowed", len,
+		               DOMAIN_MAX);
+	for (i = 0; i < len; i++)
+		out[i] = (char)(in[i] >= 'A' && in[i] <= 'Z' ? in[i] + ('a' - 'A') : in[i]);
+	out[len] = '\0';
+	if (name_check_domain(out, e) < 0) {
+		out[0] = '\0';
+		return -1;
+	}
+	return 0;
+}

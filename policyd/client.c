@@ -6,6 +6,15 @@
  * for `backoff` seconds, so that an outage costs each message nothing rather
  * than timeout_ms.  Connections are kept alive between queries (the multi
  * handle's connection cache).
+ *
+ * Only an outage backs off: no answer, a timeout, 429, 5xx or an answer that is not a
+ * verdict.  A 4xx (but 429) is the service refusing this one question, which carries
+ * the SMTP client's own text: it says nothing about the service, so it never backs off
+ * (one client's odd HELO would otherwise silence the service for everybody).  The
+ * question is asked again with the client address alone, which policyd has checked
+ * (an IP address, as Postfix saw it): the verdict then carries a note saying what was
+ * refused and the service's message.  Refused even so, the query fails with
+ * ERR_INPUT "refused" and still no backoff.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,9 +23,11 @@
 
 #include <curl/curl.h>
 #include <event2/event.h>
+#include <jansson.h>
 
 #include "log.h"
 #include "policyd.h"
+#include "repverdict.h"
 
 #define ANSWER_MAX (256 * 1024)
 
@@ -28,6 +39,9 @@ struct query {
 	int too_big;
 	policy_done_fn done; /* NULL once cancelled */
 	void *arg;
+	char ip[64];       /* for the retry with the address alone */
+	int full;          /* more than the address was asked */
+	char refused[300]; /* the refusal of the full question, once retried */
 	char errbuf[CURL_ERROR_SIZE];
 	struct query *next;
 };
@@ -68,6 +82,24 @@ static void query_free(struct query *q)
 	query_destroy(q);
 }
 
+/* The service's own {"error", "message"} of a refusal, as one line of printable ASCII. */
+static void refusal_text(const struct query *q, long status, char *out, size_t size)
+{
+	json_t *doc = q->body != NULL ? json_loadb(q->body, q->len, 0, NULL) : NULL;
+	const char *code = json_string_value(json_object_get(doc, "error"));
+	const char *msg = json_string_value(json_object_get(doc, "message"));
+	char raw[400];
+
+	snprintf(raw, sizeof(raw), "HTTP %ld %s: %s", status, code ? code : "(no code)",
+	         msg ? msg : "(no message)");
+	repverdict_clean(raw, out, size);
+	json_decref(doc);
+}
+
+static int start_query(struct policy_client *c, const char *ip, const char *helo,
+                       const char *domain, policy_done_fn done, void *arg, const char *refused,
+                       struct err *e);
+
 static void finish(struct query *q, CURLcode rc)
 {
 	struct policy_client *c = q->c;
@@ -76,7 +108,7 @@ static void finish(struct query *q, CURLcode rc)
 	struct policy_verdict v;
 	struct err e = {0};
 	long status = 0;
-	int ok = 0;
+	int ok = 0, refused = 0;
 
 	curl_easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &status);
 	if (rc != CURLE_OK)
@@ -85,12 +117,39 @@ static void finish(struct query *q, CURLcode rc)
 	else if (q->too_big)
 		err_set(&e, ERR_UNPROC, "bad_answer", "the answer is larger than %d octets",
 		        ANSWER_MAX);
+	else if (status >= 400 && status < 500 && status != 429)
+		refused = 1;
 	else if (status != 200)
 		err_set(&e, ERR_TEMP, "http_status", "anchor-reputation answered HTTP %ld", status);
 	else if (policy_verdict_from_json(q->body ? q->body : "", q->len, &v, &e) == 0)
 		ok = 1;
-	if (!ok)
+	if (ok && q->refused[0] != '\0')
+		snprintf(v.note, sizeof(v.note), "%s", q->refused);
+	if (refused) {
+		char text[260];
+
+		refusal_text(q, status, text, sizeof(text));
+		if (q->full && done != NULL) {
+			char note[300];
+			struct err re = {0};
+
+			snprintf(note, sizeof(note),
+			         "judged on the client address alone: the service refused the "
+			         "full query (%.220s)",
+			         text);
+			/* the same callback, once, when the second answer comes */
+			if (start_query(c, q->ip, NULL, NULL, done, arg, note, &re) == 0) {
+				query_free(q);
+				return;
+			}
+			e = re;
+		} else {
+			err_set(&e, ERR_INPUT, "refused", "anchor-reputation refused the query: %s",
+			        text);
+		}
+	} else if (!ok) {
 		c->down_until = time(NULL) + c->s->backoff;
+	}
 	query_free(q);
 	if (done != NULL)
 		done(arg, ok ? &v : NULL, &e);
@@ -251,57 +310,78 @@ void policy_client_cancel(struct policy_client *c, void *arg)
 			q->done = NULL;
 }
 
-static int add_param(CURL *easy, char *url, size_t size, const char *name, const char *value)
+/* "&name=<escaped value>" appended to *url (malloc'd, grown); nothing for an empty value. */
+static int add_param(CURL *easy, char **url, const char *name, const char *value)
 {
-	char *esc;
-	size_t len = strlen(url);
-	int n;
+	char *esc, *grown;
+	size_t len = strlen(*url), need;
 
 	if (value == NULL || value[0] == '\0')
 		return 0;
 	esc = curl_easy_escape(easy, value, 0);
 	if (esc == NULL)
 		return -1;
-	n = snprintf(url + len, size - len, "%s%s=%s", strchr(url, '?') ? "&" : "?", name, esc);
+	need = len + strlen(name) + strlen(esc) + 3;
+	grown = realloc(*url, need);
+	if (grown == NULL) {
+		curl_free(esc);
+		return -1;
+	}
+	snprintf(grown + len, need - len, "%s%s=%s", strchr(grown, '?') ? "&" : "?", name, esc);
 	curl_free(esc);
-	return n < 0 || (size_t)n >= size - len ? -1 : 0;
+	*url = grown;
+	return 0;
 }
 
-int policy_client_query(struct policy_client *c, const char *ip, const char *helo,
-                        const char *domain, policy_done_fn done, void *arg, struct err *e)
+static char *query_url(const struct policy_client *c, CURL *easy, const char *ip, const char *helo,
+                       const char *domain)
 {
-	char url[2048];
-	struct query *q;
-	time_t now = time(NULL);
 	size_t blen = strlen(c->s->reputation_url);
+	char *url;
 
-	if (now < c->down_until)
-		return err_set(
-		    e, ERR_TEMP, "backoff",
-		    "anchor-reputation failed less than %lld s ago; not asking again yet",
-		    c->s->backoff);
-	q = calloc(1, sizeof(*q));
+	if (blen > 0 && c->s->reputation_url[blen - 1] == '/')
+		blen--;
+	url = malloc(blen + sizeof("/v1/query"));
+	if (url == NULL)
+		return NULL;
+	memcpy(url, c->s->reputation_url, blen);
+	memcpy(url + blen, "/v1/query", sizeof("/v1/query"));
+	if (add_param(easy, &url, "ip", ip) < 0 || add_param(easy, &url, "helo", helo) < 0 ||
+	    add_param(easy, &url, "domain", domain) < 0) {
+		free(url);
+		return NULL;
+	}
+	return url;
+}
+
+static int start_query(struct policy_client *c, const char *ip, const char *helo,
+                       const char *domain, policy_done_fn done, void *arg, const char *refused,
+                       struct err *e)
+{
+	struct query *q = calloc(1, sizeof(*q));
+	char *url;
+
 	if (q == NULL)
 		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
 	q->c = c;
 	q->done = done;
 	q->arg = arg;
+	snprintf(q->ip, sizeof(q->ip), "%s", ip);
+	q->full = (helo != NULL && helo[0] != '\0') || (domain != NULL && domain[0] != '\0');
+	snprintf(q->refused, sizeof(q->refused), "%s", refused ? refused : "");
 	q->easy = curl_easy_init();
 	if (q->easy == NULL) {
 		free(q);
 		return err_set(e, ERR_INTERNAL, "internal", "cannot set up libcurl");
 	}
-	snprintf(url, sizeof(url), "%.*s/v1/query",
-	         (int)(blen > 0 && c->s->reputation_url[blen - 1] == '/' ? blen - 1 : blen),
-	         c->s->reputation_url);
-	if (add_param(q->easy, url, sizeof(url), "ip", ip) < 0 ||
-	    add_param(q->easy, url, sizeof(url), "helo", helo) < 0 ||
-	    add_param(q->easy, url, sizeof(url), "domain", domain) < 0) {
+	url = query_url(c, q->easy, ip, helo, domain);
+	if (url == NULL) {
 		curl_easy_cleanup(q->easy);
 		free(q);
-		return err_set(e, ERR_INPUT, "bad_request", "the query does not fit in a URL");
+		return err_set(e, ERR_INTERNAL, "internal", "out of memory for the query URL");
 	}
-	curl_easy_setopt(q->easy, CURLOPT_URL, url);
+	curl_easy_setopt(q->easy, CURLOPT_URL, url); /* libcurl keeps its own copy */
+	free(url);
 	curl_easy_setopt(q->easy, CURLOPT_PRIVATE, q);
 	curl_easy_setopt(q->easy, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(q->easy, CURLOPT_WRITEDATA, q);
@@ -321,4 +401,15 @@ int policy_client_query(struct policy_client *c, const char *ip, const char *hel
 	q->next = c->queries;
 	c->queries = q;
 	return 0;
+}
+
+int policy_client_query(struct policy_client *c, const char *ip, const char *helo,
+                        const char *domain, policy_done_fn done, void *arg, struct err *e)
+{
+	if (time(NULL) < c->down_until)
+		return err_set(
+		    e, ERR_TEMP, "backoff",
+		    "anchor-reputation failed less than %lld s ago; not asking again yet",
+		    c->s->backoff);
+	return start_query(c, ip, helo, domain, done, arg, NULL, e);
 }

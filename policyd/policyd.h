@@ -70,16 +70,25 @@ int policy_settings_check(const struct policy_settings *s, struct policy_actions
 /* ------------------------------------------------------------------ the protocol */
 
 #define POLICY_VALUE_MAX 512
+#define POLICY_DOMAIN_MAX 256
 
+/*
+ * helo_name, sender and recipient are the SMTP client's own text: a value too long for
+ * its field is cut (and flagged), never a malformed request, because a malformed
+ * request is answered DUNNO and a client must not choose that for itself.  A HELO cut
+ * at 511 octets is still longer than any host name, so it stays unusable.
+ */
 struct policy_request {
 	char request[32]; /* must be "smtpd_access_policy" */
 	char protocol_state[24];
 	char client_address[64];
-	char helo_name[256];
-	char sender[POLICY_VALUE_MAX];
-	char recipient[POLICY_VALUE_MAX];
+	char helo_name[POLICY_VALUE_MAX];      /* cut at 511 octets (helo_cut) */
+	char sender[POLICY_VALUE_MAX];         /* for the log only; cut */
+	char sender_domain[POLICY_DOMAIN_MAX]; /* after the sender's last '@', as sent */
+	char recipient[POLICY_VALUE_MAX];      /* cut */
 	char queue_id[64];
 	char instance[64];
+	int helo_cut, sender_cut, sender_domain_cut, recipient_cut;
 	int nattrs;
 	int bad;       /* the request is malformed: answered DUNNO, logged */
 	char why[160]; /* why, for the log */
@@ -98,14 +107,30 @@ int policy_request_line(struct policy_request *r, const char *line, size_t len, 
 /* After the empty line: the request must be smtpd_access_policy with a client address. */
 int policy_request_check(const struct policy_request *r, struct err *e);
 
-/* The sender's domain ("" for the null sender or no '@'), lowercase. */
-void policy_sender_domain(const struct policy_request *r, char *out, size_t size);
+/*
+ * The sender's domain in the form anchor-reputation takes (lowercase, no trailing
+ * dot: name_canon_domain) into out: 0, out "" for the null sender or no '@'; -1 (out
+ * "", why says it) when the domain is not a host name (an address literal, one label,
+ * a U-label, over-long, ...): it names no subject the service could know, so it is
+ * left out of the query and the rest is judged.
+ */
+int policy_sender_domain(const struct policy_request *r, char *out, size_t size, struct err *why);
+
+/*
+ * The HELO as the query carries it: the client's text unchanged, except that octets
+ * that are not UTF-8 and control characters become '?', so that the service can
+ * always read the argument.  Neither ever belongs to a host name or an address
+ * literal, so the service's classification (csa_helo_classify) is unchanged by it.
+ */
+void policy_helo_for_query(const char *helo, char *out, size_t size);
 
 /* ------------------------------------------------------------------ answers */
 
 struct policy_verdict {
 	char verdict[16]; /* trusted | known | unknown | block */
 	char reason[256]; /* the first reason's text, or "" */
+	char note[300];   /* set when the service refused the full query and this verdict
+	                     is about the client address alone: what it refused, and why */
 };
 
 /*

@@ -4,12 +4,12 @@
  * attributes anchor-policyd uses are kept; the others are counted.
  */
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "cert.h"
 #include "policyd.h"
 
 void policy_request_reset(struct policy_request *r)
@@ -38,23 +38,52 @@ static void mark_bad(struct policy_request *r, const char *fmt, ...)
 struct attr {
 	const char *name;
 	size_t off, size;
+	size_t cut; /* offset of the flag set when a longer value is cut; 0: refused */
 };
 
+#define F(f) offsetof(struct policy_request, f)
 #define A(n, f)                                                                                    \
 	{                                                                                          \
-		n, offsetof(struct policy_request, f), sizeof(((struct policy_request *)0)->f)     \
+		n, F(f), sizeof(((struct policy_request *)0)->f), 0                                \
+	}
+#define C(n, f, flag)                                                                              \
+	{                                                                                          \
+		n, F(f), sizeof(((struct policy_request *)0)->f), F(flag)                          \
 	}
 
+/* The ones with a flag are the SMTP client's text (see policyd.h). */
 static const struct attr kept[] = {
     A("request", request),
     A("protocol_state", protocol_state),
     A("client_address", client_address),
-    A("helo_name", helo_name),
-    A("sender", sender),
-    A("recipient", recipient),
+    C("helo_name", helo_name, helo_cut),
+    C("sender", sender, sender_cut),
+    C("recipient", recipient, recipient_cut),
     A("queue_id", queue_id),
     A("instance", instance),
 };
+
+/* The sender's domain is taken from the whole value, before any cut. */
+static void take_sender_domain(struct policy_request *r, const char *v, size_t len)
+{
+	const char *at = NULL;
+	size_t dlen;
+
+	for (size_t i = len; i > 0; i--)
+		if (v[i - 1] == '@') {
+			at = v + i - 1;
+			break;
+		}
+	if (at == NULL)
+		return;
+	dlen = len - (size_t)(at + 1 - v);
+	if (dlen >= sizeof(r->sender_domain)) {
+		r->sender_domain_cut = 1; /* longer than any host name: unusable, not stored */
+		return;
+	}
+	memcpy(r->sender_domain, at + 1, dlen);
+	r->sender_domain[dlen] = '\0';
+}
 
 int policy_request_line(struct policy_request *r, const char *line, size_t len, int max_attrs)
 {
@@ -82,16 +111,23 @@ int policy_request_line(struct policy_request *r, const char *line, size_t len, 
 	vlen = len - nlen - 1;
 	for (i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
 		char *dst = (char *)r + kept[i].off;
+		int *cut = kept[i].cut ? (int *)((char *)r + kept[i].cut) : NULL;
 
 		if (strlen(kept[i].name) != nlen || memcmp(kept[i].name, line, nlen) != 0)
 			continue;
-		if (vlen >= kept[i].size) {
-			mark_bad(r, "attribute %s is too long", kept[i].name);
-			return 0;
-		}
-		if (dst[0] != '\0') {
+		if (dst[0] != '\0' || (cut != NULL && *cut)) {
 			mark_bad(r, "attribute %s appears twice", kept[i].name);
 			return 0;
+		}
+		if (dst == r->sender)
+			take_sender_domain(r, eq + 1, vlen);
+		if (vlen >= kept[i].size) {
+			if (cut == NULL) {
+				mark_bad(r, "attribute %s is too long", kept[i].name);
+				return 0;
+			}
+			*cut = 1;
+			vlen = kept[i].size - 1;
 		}
 		memcpy(dst, eq + 1, vlen);
 		dst[vlen] = '\0';
@@ -118,15 +154,70 @@ int policy_request_check(const struct policy_request *r, struct err *e)
 	return 0;
 }
 
-void policy_sender_domain(const struct policy_request *r, char *out, size_t size)
+int policy_sender_domain(const struct policy_request *r, char *out, size_t size, struct err *why)
 {
-	const char *at = strrchr(r->sender, '@');
-	size_t i;
-
 	out[0] = '\0';
-	if (at == NULL || at[1] == '\0' || strlen(at + 1) >= size)
+	if (r->sender_domain_cut)
+		return err_set(why, ERR_INPUT, "bad_name",
+		               "the domain name is longer than %d octets", POLICY_DOMAIN_MAX - 1);
+	if (r->sender_domain[0] == '\0')
+		return 0; /* the null sender, or no '@': nothing to ask about */
+	return name_canon_domain(r->sender_domain, out, size, why);
+}
+
+/* The length of the UTF-8 sequence at p (at most n octets), 0 when it is not one:
+ * overlong forms, surrogates and code points above U+10FFFF are not. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+	size_t len, i;
+	unsigned long cp;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		len = 2, cp = p[0] & 0x1f;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		len = 3, cp = p[0] & 0x0f;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		len = 4, cp = p[0] & 0x07;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3f);
+	}
+	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+void policy_helo_for_query(const char *helo, char *out, size_t size)
+{
+	const unsigned char *p = (const unsigned char *)helo;
+	size_t n = strlen(helo), o = 0;
+
+	if (size == 0)
 		return;
-	for (i = 0; at[1 + i]; i++)
-		out[i] = (char)tolower((unsigned char)at[1 + i]);
-	out[i] = '\0';
+	while (n > 0) {
+		size_t len = utf8_len(p, n);
+
+		if (len <= 1) {
+			if (o + 1 >= size)
+				break;
+			out[o++] = len == 1 && p[0] >= 0x20 && p[0] != 0x7f ? (char)p[0] : '?';
+			len = 1;
+		} else {
+			if (o + len >= size)
+				break;
+			memcpy(out + o, p, len);
+			o += len;
+		}
+		p += len;
+		n -= len;
+	}
+	out[o] = '\0';
 }

@@ -23,6 +23,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "csa.h"
 #include "log.h"
 #include "policyd.h"
 
@@ -35,7 +36,8 @@ struct conn {
 	int pending; /* a query to anchor-reputation is out */
 	struct timespec started;
 	char id[24];
-	char key[POLICY_VALUE_MAX];
+	char key[64 + POLICY_DOMAIN_MAX + POLICY_VALUE_MAX + 4]; /* address|domain|helo, whole;
+	                                                          a longer one is not cached */
 	struct conn *next;
 };
 
@@ -84,12 +86,15 @@ static void conn_answer(struct conn *c, const char *line, const char *how)
 {
 	const struct policy_request *r = &c->req;
 	size_t len = strcspn(line, "\n");
+	char helo[80], sender[80];
 
 	bufferevent_write(c->bev, line, strlen(line));
+	/* the client's text, as printable ASCII: nothing it sends can forge a log line */
+	csa_helo_show(r->helo_name, strlen(r->helo_name), helo, sizeof(helo));
+	csa_helo_show(r->sender, strlen(r->sender), sender, sizeof(sender));
 	log_msg(strncmp(line, "action=DUNNO", 12) == 0 ? LOG_LVL_DEBUG : LOG_LVL_INFO, c->id,
-	        "client=%s helo=%.64s sender=%.80s state=%s %.*s (%s, %.1f ms)", r->client_address,
-	        r->helo_name, r->sender, r->protocol_state, (int)len, line, how,
-	        elapsed_ms(&c->started));
+	        "client=%s helo=%s sender=%s state=%s %.*s (%s, %.1f ms)", r->client_address, helo,
+	        sender, r->protocol_state, (int)len, line, how, elapsed_ms(&c->started));
 	c->pending = 0;
 	policy_request_reset(&c->req);
 }
@@ -101,11 +106,20 @@ static void on_verdict(void *arg, const struct policy_verdict *v, const struct e
 
 	policy_action_line(c->srv->a, c->srv->s->header_name, v, e ? e->msg : "", line,
 	                   sizeof(line));
-	if (v != NULL)
+	if (v != NULL) {
+		if (v->note[0] != '\0')
+			log_warn(c->id, "client=%s: %s", c->req.client_address, v->note);
 		policy_cache_put(c->srv->cache, c->key, time(NULL), v);
-	else
-		log_warn(c->id, "anchor-reputation: %s (%s); answering on_error = %s", e->msg,
-		         e->code, policy_act_name(c->srv->a->on_error));
+	} else if (e != NULL && strcmp(e->code, "refused") == 0) {
+		log_warn(c->id,
+		         "%s (no backoff: the question, not the service, was at fault); "
+		         "answering on_error = %s",
+		         e->msg, policy_act_name(c->srv->a->on_error));
+	} else {
+		log_warn(c->id, "anchor-reputation: %s (%s); answering on_error = %s",
+		         e ? e->msg : "failed", e ? e->code : "?",
+		         policy_act_name(c->srv->a->on_error));
+	}
 	conn_answer(c, line, v ? "queried" : "error");
 	conn_process(c);
 }
@@ -114,9 +128,9 @@ static void conn_request(struct conn *c)
 {
 	struct policy_server *srv = c->srv;
 	const struct policy_request *r = &c->req;
-	char domain[256] = "", line[640];
+	char domain[POLICY_DOMAIN_MAX] = "", helo[POLICY_VALUE_MAX] = "", line[640];
 	struct policy_verdict v;
-	struct err e = {0};
+	struct err e = {0}, why = {0};
 
 	clock_gettime(CLOCK_MONOTONIC, &c->started);
 	if (policy_request_check(r, &e) < 0) {
@@ -124,18 +138,21 @@ static void conn_request(struct conn *c)
 		conn_answer(c, "action=DUNNO\n\n", "malformed");
 		return;
 	}
-	if (srv->s->query_sender_domain)
-		policy_sender_domain(r, domain, sizeof(domain));
-	snprintf(c->key, sizeof(c->key), "%s|%.200s|%.200s", r->client_address,
-	         srv->s->query_helo ? r->helo_name : "", domain);
+	/* The client's HELO and sender are its own text: whatever they hold, the client
+	 * address is still asked about. */
+	if (srv->s->query_sender_domain &&
+	    policy_sender_domain(r, domain, sizeof(domain), &why) < 0)
+		log_debug(c->id, "sender domain not asked about (not a host name: %s)", why.msg);
+	if (srv->s->query_helo)
+		policy_helo_for_query(r->helo_name, helo, sizeof(helo));
+	snprintf(c->key, sizeof(c->key), "%s|%s|%s", r->client_address, domain, helo);
 	if (policy_cache_get(srv->cache, c->key, time(NULL), &v)) {
 		policy_action_line(srv->a, srv->s->header_name, &v, NULL, line, sizeof(line));
 		conn_answer(c, line, "cached");
 		return;
 	}
-	if (policy_client_query(srv->client, r->client_address,
-	                        srv->s->query_helo ? r->helo_name : NULL, domain, on_verdict, c,
-	                        &e) < 0) {
+	if (policy_client_query(srv->client, r->client_address, helo, domain, on_verdict, c, &e) <
+	    0) {
 		policy_action_line(srv->a, srv->s->header_name, NULL, e.msg, line, sizeof(line));
 		conn_answer(c, line, e.code[0] ? e.code : "error");
 		return;

@@ -6,6 +6,11 @@
  * result, so a trusted or known HELO whose CSA check did not pass in this very query
  * counts as unknown.  The IP is what the receiver saw on the wire; domain, signer, key
  * and address are what the receiver itself verified (signatures) before asking.
+ *
+ * The HELO is the client's own text, forwarded as it came: a query never refuses it for
+ * what it says (only for being empty or not UTF-8).  One that is not a host name or an
+ * address literal names no subject and is CSA fail (fail_helo); the other subjects are
+ * judged all the same, so that no client can turn its own block into "no answer".
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -171,47 +176,88 @@ static void overall(json_t *answer, json_t *subjects, const struct csa_result *c
 	json_object_set_new(answer, "reasons", reasons);
 }
 
+/* The HELO of a query: a subject when it is a host name or an address literal (*usable
+ * set); any other text is the client's own claim and becomes a finding, not a refusal
+ * (PROTOCOL.md §11.2): refusing it would let a client choose "no answer" for its own
+ * address.  Only an empty helo is refused. */
+static int query_helo(const char *helo, struct rep_subject *s, int *usable, char *why, size_t size,
+                      struct err *e)
+{
+	char canon[DNS_NAME_MAX], shown[80];
+	struct err w = {0};
+
+	*usable = 0;
+	if (helo[0] == '\0')
+		return err_set(e, ERR_INPUT, "bad_subject", "helo is empty; leave it out instead");
+	if (csa_helo_classify(helo, strlen(helo), canon, sizeof(canon), &w) == CSA_HELO_INVALID) {
+		csa_helo_show(helo, strlen(helo), shown, sizeof(shown));
+		snprintf(why, size,
+		         "HELO %s is not a host name or an address literal (%.200s); it names no "
+		         "subject and nothing can verify it",
+		         shown, w.msg);
+		return 0;
+	}
+	if (rep_subject_make(REP_HELO, canon, s, e) < 0)
+		return -1;
+	*usable = 1;
+	return 0;
+}
+
 json_t *rep_query_answer(struct rep *rep, struct db *db, json_t *query, struct err *e)
 {
 	const char *ip = json_string_value(json_object_get(query, "ip"));
 	const char *helo = json_string_value(json_object_get(query, "helo"));
+	struct rep_subject subj[NKEYS];
 	struct csa_result csa;
 	json_t *answer = NULL, *subjects = NULL;
 	long long now = (long long)time(NULL);
-	int checked = 0;
+	char helo_why[420] = "";
+	int checked = 0, n = 0, usable = 0;
 
 	memset(&csa, 0, sizeof(csa));
 	if (query_check(query, e) < 0)
 		return NULL;
-	subjects = json_array();
-	answer = json_object();
+	/* Every argument is read before anything is judged: one that does not parse is the
+	 * query's error, whatever its place. */
 	for (size_t k = 0; k < NKEYS; k++) {
 		const char *value = json_string_value(json_object_get(query, query_keys[k].name));
-		struct rep_subject s;
-		json_t *sj;
 
 		if (value == NULL)
 			continue;
-		if (rep_subject_make(query_keys[k].kind, value, &s, e) < 0)
-			goto fail;
-		if (!checked && ip != NULL && helo != NULL) {
-			struct err ce = {0};
-
-			/* DNS trouble is a result (unknown), not an error; so is a HELO that
-			 * CSA cannot read. */
-			csa_check(discover_resolver(rep->disc), helo, ip, &csa, &ce);
-			checked = 1;
-			json_object_set_new(answer, "csa", csa_json(&csa, helo, ip));
+		if (query_keys[k].kind == REP_HELO) {
+			if (query_helo(value, &subj[n], &usable, helo_why, sizeof(helo_why), e) < 0)
+				return NULL;
+			n += usable;
+		} else if (rep_subject_make(query_keys[k].kind, value, &subj[n++], e) < 0) {
+			return NULL;
 		}
-		if ((sj = subject_answer(rep, db, &s, now, e)) == NULL)
+	}
+	subjects = json_array();
+	answer = json_object();
+	if (ip != NULL && helo != NULL) {
+		struct err ce = {0};
+
+		/* DNS trouble is a result (unknown), not an error; a HELO that is no host name
+		 * is one too (fail, fail_helo). */
+		csa_check(discover_resolver(rep->disc), helo, ip, &csa, &ce);
+		checked = 1;
+		json_object_set_new(answer, "csa", csa_json(&csa, helo, ip));
+	}
+	for (int i = 0; i < n; i++) {
+		json_t *sj = subject_answer(rep, db, &subj[i], now, e);
+
+		if (sj == NULL)
 			goto fail;
-		if (s.kind == REP_HELO && (sj = require_verified_helo(sj, &csa, checked)) == NULL) {
+		if (subj[i].kind == REP_HELO &&
+		    (sj = require_verified_helo(sj, &csa, checked)) == NULL) {
 			err_set(e, ERR_INTERNAL, "internal", "out of memory");
 			goto fail;
 		}
 		json_array_append_new(subjects, sj);
 	}
 	overall(answer, subjects, &csa, checked);
+	if (helo_why[0] != '\0' && !checked) /* with an ip, the csa_fail reason says it */
+		add_reason(json_object_get(answer, "reasons"), "bad_helo", NULL, helo_why);
 	json_object_set_new(answer, "subjects", subjects);
 	atomic_fetch_add(&rep->queries, 1);
 	return answer;
@@ -271,9 +317,19 @@ void rep_query_get(struct rep_req *r)
 
 	for (size_t k = 0; k < NKEYS; k++) {
 		const char *v = http_query_arg(r->http, query_keys[k].name);
+		json_t *js;
 
-		if (v != NULL)
-			json_object_set_new(query, query_keys[k].name, json_string(v));
+		if (v == NULL)
+			continue;
+		/* json_string refuses what is not UTF-8: such an argument does not parse, and
+		 * leaving it out would answer a different question. */
+		if ((js = json_string(v)) == NULL) {
+			json_decref(query);
+			return http_reply_errorf(r->resp, ERR_INPUT, "bad_subject",
+			                         "the %s argument is not UTF-8 text",
+			                         query_keys[k].name);
+		}
+		json_object_set_new(query, query_keys[k].name, js);
 	}
 	http_add_header(r->resp, "Cache-Control", "no-store");
 	answer = rep_query_answer(r->rep, r->db, query, &e);

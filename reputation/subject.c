@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cert.h"
+#include "csa.h"
 #include "rep.h"
 
 static const char *const kind_names[] = {
@@ -55,57 +56,47 @@ static int ip_canon(const char *in, char *out, size_t size)
 	return inet_ntop(AF_INET6, buf, out, (socklen_t)size) ? 0 : -1;
 }
 
+/* v quoted for a message: printable ASCII only, so that a cut never splits a UTF-8
+ * sequence of the JSON error body. */
+static const char *show(const char *v, char buf[80])
+{
+	csa_helo_show(v, strlen(v), buf, 80);
+	return buf;
+}
+
 static int check_ip(const char *v, char *out, size_t size, struct err *e)
 {
+	char sb[80];
+
 	if (ip_canon(v, out, size) < 0)
-		return err_set(e, ERR_INPUT, "bad_subject",
-		               "\"%.64s\" is not an IPv4 or IPv6 address", v);
+		return err_set(e, ERR_INPUT, "bad_subject", "%s is not an IPv4 or IPv6 address",
+		               show(v, sb));
 	return 0;
 }
 
 static int check_domain(const char *v, char *out, size_t size, struct err *e)
 {
 	struct err why = {0};
-	size_t n;
+	char sb[80];
 
-	lower_copy(v, out, size);
-	n = strlen(out);
-	if (n > 1 && out[n - 1] == '.')
-		out[n - 1] = '\0';
-	if (strlen(v) >= size)
-		return err_set(e, ERR_INPUT, "bad_subject",
-		               "a host name has at most 253 characters");
-	if (name_check_domain(out, &why) < 0)
-		return err_set(e, ERR_INPUT, "bad_subject", "\"%.64s\" is not a host name: %s", v,
-		               why.msg);
+	if (name_canon_domain(v, out, size, &why) < 0)
+		return err_set(e, ERR_INPUT, "bad_subject", "%s is not a host name: %s",
+		               show(v, sb), why.msg);
 	return 0;
 }
 
-/* A HELO name, or an address literal "[192.0.2.1]" / "[IPv6:2001:db8::1]". */
+/* A HELO name or an address literal, as csa_helo_classify reads it (the one rule the
+ * query's CSA check uses too); the other forms are refused here.  A query does not
+ * refuse them: it judges them (query.c). */
 static int check_helo(const char *v, char *out, size_t size, struct err *e)
 {
-	char inner[64], canon[64];
-	size_t n = strlen(v);
+	struct err why = {0};
+	char sb[80];
 
-	if (n < 2 || v[0] != '[')
-		return check_domain(v, out, size, e);
-	if (v[n - 1] != ']' || n - 2 >= sizeof(inner))
-		return err_set(e, ERR_INPUT, "bad_subject", "\"%.64s\" is not an address literal",
-		               v);
-	memcpy(inner, v + 1, n - 2);
-	inner[n - 2] = '\0';
-	if (strncasecmp(inner, "ipv6:", 5) == 0) {
-		if (ip_canon(inner + 5, canon, sizeof(canon)) < 0 || strchr(canon, ':') == NULL)
-			return err_set(e, ERR_INPUT, "bad_subject",
-			               "\"%.64s\" is not an IPv6 address literal", v);
-		snprintf(out, size, "[IPv6:%s]", canon);
+	if (csa_helo_classify(v, strlen(v), out, size, &why) != CSA_HELO_INVALID)
 		return 0;
-	}
-	if (ip_canon(inner, canon, sizeof(canon)) < 0 || strchr(canon, ':') != NULL)
-		return err_set(e, ERR_INPUT, "bad_subject",
-		               "\"%.64s\" is not an IPv4 address literal", v);
-	snprintf(out, size, "[%s]", canon);
-	return 0;
+	return err_set(e, ERR_INPUT, "bad_subject",
+	               "%s is not a host name or an address literal (%s)", show(v, sb), why.msg);
 }
 
 static int check_key(const char *v, char *out, size_t size, struct err *e)
@@ -123,14 +114,15 @@ static int check_key(const char *v, char *out, size_t size, struct err *e)
 static int check_address(const char *v, char *out, size_t size, struct err *e)
 {
 	struct err why = {0};
+	char sb[80];
 
 	lower_copy(v, out, size);
 	if (strlen(v) >= size)
 		return err_set(e, ERR_INPUT, "bad_subject",
 		               "a mail address has at most 254 characters");
 	if (name_check_address(out, &why) < 0)
-		return err_set(e, ERR_INPUT, "bad_subject", "\"%.64s\" is not a mail address: %s",
-		               v, why.msg);
+		return err_set(e, ERR_INPUT, "bad_subject", "%s is not a mail address: %s",
+		               show(v, sb), why.msg);
 	return 0;
 }
 

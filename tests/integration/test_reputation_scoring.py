@@ -197,7 +197,7 @@ def test_unverified_not_spam_earns_nothing(world):
 
 def test_query_bad_input(world):
     for qs, code in (("", "bad_query"), ("ip=not-an-ip", "bad_subject"),
-                     ("helo=a..b", "bad_subject"), ("colour=red", "bad_query"),
+                     ("helo=", "bad_subject"), ("colour=red", "bad_query"),
                      ("key=sha256:zz", "bad_subject")):
         r = rx.request(world.rep, "GET", f"/v1/query?{qs}")
         assert r.status == 400, (qs, r.body)

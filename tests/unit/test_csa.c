@@ -39,6 +39,106 @@ static void test_reverse_names(void **state)
 	assert_int_equal(csa_reverse_name("192.0.2.1", out, 8), -1);
 }
 
+struct form_case {
+	const char *helo;
+	enum csa_helo_form form;
+	const char *canon; /* NAME/LITERAL: the canonical form; INVALID: part of why */
+};
+
+static void test_helo_classify(void **state)
+{
+	static char longlabel[80], longname[300], dot254[300];
+	const struct form_case cases[] = {
+	    {"mx.example.com", CSA_HELO_NAME, "mx.example.com"},
+	    {"MX.Example.COM.", CSA_HELO_NAME, "mx.example.com"},
+	    {"xn--bcher-kva.example", CSA_HELO_NAME, "xn--bcher-kva.example"},
+	    {dot254, CSA_HELO_NAME, NULL}, /* 253 octets and the root dot */
+	    {"[127.0.0.1]", CSA_HELO_LITERAL, "[127.0.0.1]"},
+	    {"[IPv6:::1]", CSA_HELO_LITERAL, "[IPv6:::1]"},
+	    {"[ipv6:2001:DB8:0::1]", CSA_HELO_LITERAL, "[IPv6:2001:db8::1]"},
+	    {"[IPv6:::ffff:192.0.2.1]", CSA_HELO_LITERAL, "[192.0.2.1]"},
+	    {"192.0.2.7", CSA_HELO_LITERAL, "[192.0.2.7]"},
+	    {"2001:db8::7", CSA_HELO_LITERAL, "[IPv6:2001:db8::7]"},
+	    {"", CSA_HELO_INVALID, "empty"},
+	    {"vm", CSA_HELO_INVALID, "two labels"},
+	    {"localhost.", CSA_HELO_INVALID, "two labels"},
+	    {".", CSA_HELO_INVALID, "empty"},
+	    {"mx.example.com..", CSA_HELO_INVALID, "trailing dot"},
+	    {"mx..example.com", CSA_HELO_INVALID, "empty label"},
+	    {".mx.example.com", CSA_HELO_INVALID, "empty label"},
+	    {"mx_1.example.com", CSA_HELO_INVALID, "'_'"},
+	    {"mx example.com", CSA_HELO_INVALID, "' '"},
+	    {"mx.example.com\xff", CSA_HELO_INVALID, "0xff"},
+	    {"b\xc3\xbc"
+	     "cher.example",
+	     CSA_HELO_INVALID, "0xc3"},
+	    {"mx.example.com;", CSA_HELO_INVALID, "';'"},
+	    {"-mx.example.com", CSA_HELO_INVALID, "hyphen"},
+	    {"mx.123", CSA_HELO_INVALID, "all digits"},
+	    {"1.2.3", CSA_HELO_INVALID, "all digits"},
+	    {longlabel, CSA_HELO_INVALID, "label of 70 octets"},
+	    {longname, CSA_HELO_INVALID, "at most 253"},
+	    {"[127.0.0.1", CSA_HELO_INVALID, "not an address literal"},
+	    {"[300.1.1.1]", CSA_HELO_INVALID, "IPv4 address literal"},
+	    {"[::1]", CSA_HELO_INVALID, "IPv4 address literal"},
+	    {"[IPv6:127.0.0.1]", CSA_HELO_INVALID, "IPv6 address literal"},
+	    {"[x:192.0.2.1]", CSA_HELO_INVALID, "IPv4 address literal"},
+	    {"[]", CSA_HELO_INVALID, "not an address literal"},
+	    {"[127.0.0.1] ", CSA_HELO_INVALID, "not an address literal"},
+	};
+	char canon[DNS_NAME_MAX];
+	struct err why;
+
+	memset(longlabel, 'a', 70);
+	memcpy(longlabel + 70, ".example", 9);
+	for (int i = 0; i < 4; i++)
+		memcpy(longname + 64 * i,
+		       "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.", 64);
+	memcpy(longname + 256, "example", 8); /* 263 octets */
+	for (int i = 0; i < 4; i++) {         /* 4 x (62 + '.') + "a" = 253, then the root dot */
+		memset(dot254 + 63 * i, 'a', 62);
+		dot254[63 * i + 62] = '.';
+	}
+	memcpy(dot254 + 252, "a.", 3);
+	assert_int_equal(strlen(dot254), 254);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct form_case *c = &cases[i];
+		enum csa_helo_form f;
+
+		memset(&why, 0, sizeof(why));
+		f = csa_helo_classify(c->helo, strlen(c->helo), canon, sizeof(canon), &why);
+		if (f != c->form)
+			fail_msg("%zu \"%s\": form %d, want %d (%s)", i, c->helo, f, c->form,
+			         why.msg);
+		if (f != CSA_HELO_INVALID && c->canon != NULL)
+			assert_string_equal(canon, c->canon);
+		if (f == CSA_HELO_INVALID) {
+			assert_string_equal(canon, "");
+			assert_string_equal(why.code, "csa_bad_helo");
+			if (strstr(why.msg, c->canon) == NULL)
+				fail_msg("%zu: \"%s\" does not say \"%s\"", i, why.msg, c->canon);
+		}
+	}
+	/* a NUL inside is seen, not read as the end */
+	assert_int_equal(csa_helo_classify("mx.example.com\0.evil", 20, canon, sizeof(canon), &why),
+	                 CSA_HELO_INVALID);
+	assert_non_null(strstr(why.msg, "NUL"));
+}
+
+static void test_helo_show(void **state)
+{
+	char out[80], big[200];
+
+	csa_helo_show("vm", 2, out, sizeof(out));
+	assert_string_equal(out, "\"vm\"");
+	csa_helo_show("a\"b\\c\n\xc3\xbc", 8, out, sizeof(out));
+	assert_string_equal(out, "\"a?b?c???\"");
+	memset(big, 'x', sizeof(big));
+	csa_helo_show(big, sizeof(big), out, sizeof(out));
+	assert_int_equal(strlen(out), 64 + 5);
+	assert_non_null(strstr(out, "x...\""));
+}
+
 static void test_domain_for(void **state)
 {
 	char out[DNS_NAME_MAX];
@@ -68,6 +168,10 @@ static void test_domain_for(void **state)
 	assert_string_equal(e.code, "csa_bad_helo");
 	assert_int_equal(csa_domain_for("bad name;", "192.0.2.1", out, sizeof(out), &rev, &e), -1);
 	assert_string_equal(e.code, "csa_bad_helo");
+	assert_int_equal(csa_domain_for("vm", "192.0.2.1", out, sizeof(out), &rev, &e), -1);
+	assert_string_equal(e.code, "csa_bad_helo");
+	assert_int_equal(csa_domain_for("mx_1.example", "192.0.2.1", out, sizeof(out), &rev, &e),
+	                 -1);
 	assert_int_equal(csa_domain_for("[]", "192.0.2.1", out, sizeof(out), &rev, &e), -1);
 }
 
@@ -491,8 +595,24 @@ static void test_nsd_bad_arguments(void **state)
 	assert_int_equal(e.kind, ERR_INPUT);
 	assert_string_equal(e.code, "csa_bad_ip");
 	assert_int_equal(r.status, CSA_UNKNOWN);
-	assert_int_equal(csa_check(n->res, "a b", "127.0.0.1", &r, &e), -1);
-	assert_string_equal(e.code, "csa_bad_helo");
+	/* A HELO that is no host name is the client's claim: a finding (fail), not an error,
+	 * and nothing is looked up for it. */
+	static const char *const claims[] = {"a b",
+	                                     "vm",
+	                                     "[127.0.0.1",
+	                                     "mx_1.good.csa.test",
+	                                     "good.csa.test\xff",
+	                                     "[IPv6:127.0.0.1]"};
+	for (size_t i = 0; i < sizeof(claims) / sizeof(claims[0]); i++) {
+		memset(&e, 0, sizeof(e));
+		assert_int_equal(csa_check(n->res, claims[i], "127.0.0.1", &r, &e), 0);
+		assert_int_equal(r.status, CSA_FAIL);
+		assert_string_equal(r.code, "fail_helo");
+		assert_string_equal(r.domain, "");
+		assert_non_null(strstr(r.reason, "no CSA record can authorise it"));
+		for (const char *p = r.reason; *p; p++) /* printable ASCII, for JSON and logs */
+			assert_true(*p >= 0x20 && *p < 0x7f);
+	}
 }
 
 int main(void)
@@ -501,7 +621,8 @@ int main(void)
 	    cmocka_unit_test(test_reverse_names),   cmocka_unit_test(test_domain_for),
 	    cmocka_unit_test(test_parent_names),    cmocka_unit_test(test_evaluate_own),
 	    cmocka_unit_test(test_parent_explicit), cmocka_unit_test(test_ip_listed),
-	    cmocka_unit_test(test_status_names),
+	    cmocka_unit_test(test_status_names),    cmocka_unit_test(test_helo_classify),
+	    cmocka_unit_test(test_helo_show),
 	};
 	const struct CMUnitTest live[] = {
 	    cmocka_unit_test(test_nsd_authorised_pass),

@@ -46,7 +46,7 @@ static void test_request_good(void **state)
 	assert_string_equal(r.helo_name, "mx.example.com");
 	assert_string_equal(r.protocol_state, "RCPT");
 	assert_int_equal(r.nattrs, 8);
-	policy_sender_domain(&r, d, sizeof(d));
+	assert_int_equal(policy_sender_domain(&r, d, sizeof(d), &e), 0);
 	assert_string_equal(d, "example.com");
 	/* CRLF tolerated; the null sender has no domain */
 	policy_request_reset(&r);
@@ -54,7 +54,7 @@ static void test_request_good(void **state)
 	                          "sender=\r\n\r\n"),
 	                 1);
 	assert_int_equal(policy_request_check(&r, &e), 0);
-	policy_sender_domain(&r, d, sizeof(d));
+	assert_int_equal(policy_sender_domain(&r, d, sizeof(d), &e), 0);
 	assert_string_equal(d, "");
 	/* not finished without the empty line */
 	policy_request_reset(&r);
@@ -91,9 +91,10 @@ static void test_request_bad(void **state)
 	{
 		char big[2000];
 
+		/* Postfix's own attributes must fit; the client's text is cut instead. */
 		snprintf(big, sizeof(big),
 		         "request=smtpd_access_policy\nclient_address=192.0.2.1\n"
-		         "helo_name=%0300d\n\n",
+		         "instance=%0300d\n\n",
 		         0);
 		expect_bad(big, "too long");
 	}
@@ -116,12 +117,95 @@ static void test_request_bad(void **state)
 	}
 }
 
+/* The SMTP client's own text never makes a request malformed (that is answered DUNNO:
+ * a client must not be able to choose it); a value too long for its field is cut. */
+static void test_request_client_text(void **state)
+{
+	struct policy_request r;
+	struct err e;
+	char text[4000], d[256], h[512];
+	char longhelo[701], longlocal[801];
+
+	memset(longhelo, 'a', sizeof(longhelo) - 1);
+	longhelo[sizeof(longhelo) - 1] = '\0';
+	memset(longlocal, 'b', sizeof(longlocal) - 1);
+	longlocal[sizeof(longlocal) - 1] = '\0';
+	snprintf(text, sizeof(text),
+	         "request=smtpd_access_policy\nclient_address=192.0.2.1\nhelo_name=%s\n"
+	         "sender=%s@Listed.Example.\nrecipient=%s@example.net\n\n",
+	         longhelo, longlocal, longlocal);
+	policy_request_reset(&r);
+	assert_int_equal(feed(&r, text), 1);
+	assert_int_equal(policy_request_check(&r, &e), 0);
+	assert_int_equal(r.helo_cut, 1);
+	assert_int_equal(strlen(r.helo_name), POLICY_VALUE_MAX - 1);
+	assert_int_equal(r.sender_cut, 1);
+	assert_int_equal(r.recipient_cut, 1);
+	/* the domain comes from the whole sender, canonical as the service has it */
+	assert_int_equal(policy_sender_domain(&r, d, sizeof(d), &e), 0);
+	assert_string_equal(d, "listed.example");
+
+	/* a second helo_name is still a fault, cut or not */
+	snprintf(text, sizeof(text),
+	         "request=smtpd_access_policy\nclient_address=192.0.2.1\nhelo_name=%s\n"
+	         "helo_name=x\n\n",
+	         longhelo);
+	expect_bad(text, "appears twice");
+
+	/* unusable sender domains: left out of the query, with the reason */
+	static const char *const unusable[] = {
+	    "a@[127.0.0.1]",
+	    "a@vm",
+	    "a@exa_mple.com",
+	    "a@b\xc3\xbc"
+	    "cher.example",
+	    "a@example..com",
+	    "a@-x.example",
+	};
+	for (size_t i = 0; i < sizeof(unusable) / sizeof(unusable[0]); i++) {
+		snprintf(text, sizeof(text),
+		         "request=smtpd_access_policy\nclient_address=192.0.2.1\nsender=%s\n\n",
+		         unusable[i]);
+		policy_request_reset(&r);
+		assert_int_equal(feed(&r, text), 1);
+		assert_int_equal(policy_request_check(&r, &e), 0);
+		assert_int_equal(policy_sender_domain(&r, d, sizeof(d), &e), -1);
+		assert_string_equal(d, "");
+	}
+	/* a domain longer than any host name */
+	snprintf(text, sizeof(text),
+	         "request=smtpd_access_policy\nclient_address=192.0.2.1\nsender=a@%s\n\n",
+	         longhelo);
+	policy_request_reset(&r);
+	assert_int_equal(feed(&r, text), 1);
+	assert_int_equal(r.sender_domain_cut, 1);
+	assert_int_equal(policy_sender_domain(&r, d, sizeof(d), &e), -1);
+
+	/* the HELO is sent as the client wrote it, only made readable as UTF-8 */
+	policy_helo_for_query("Vm", h, sizeof(h));
+	assert_string_equal(h, "Vm");
+	policy_helo_for_query("b\xc3\xbc"
+	                      "cher.example",
+	                      h, sizeof(h));
+	assert_string_equal(h, "b\xc3\xbc"
+	                       "cher.example");
+	policy_helo_for_query("mx.example.com\xff", h, sizeof(h));
+	assert_string_equal(h, "mx.example.com?");
+	policy_helo_for_query("a\tb\x7f\xc0\xaf\xed\xa0\x80\xf4\x90\x80\x80", h, sizeof(h));
+	assert_string_equal(h, "a?b?"
+	                       "?????????");
+	policy_helo_for_query("\xe2\x82", h, sizeof(h)); /* cut sequence */
+	assert_string_equal(h, "??");
+	policy_helo_for_query("abc\xc3\xbc", h, 5); /* never a half sequence */
+	assert_string_equal(h, "abc");
+}
+
 static const struct policy_actions open_ = {POLICY_DUNNO, POLICY_REJECT, POLICY_DUNNO, POLICY_DUNNO,
                                             POLICY_DUNNO};
 
 static void test_actions(void **state)
 {
-	struct policy_verdict v = {"block", "listed by 10 reporters\r\nInjected: header"};
+	struct policy_verdict v = {"block", "listed by 10 reporters\r\nInjected: header", ""};
 	struct policy_actions a = open_;
 	char out[640];
 
@@ -177,7 +261,7 @@ static void test_verdict_json(void **state)
 static void test_cache(void **state)
 {
 	struct policy_cache *c = policy_cache_new(64, 10);
-	struct policy_verdict v = {"block", "x"}, got;
+	struct policy_verdict v = {"block", "x", ""}, got;
 
 	assert_non_null(c);
 	assert_false(policy_cache_get(c, "192.0.2.1||", 100, &got));
@@ -229,9 +313,13 @@ static void test_settings(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_request_good), cmocka_unit_test(test_request_bad),
-	    cmocka_unit_test(test_actions),      cmocka_unit_test(test_verdict_json),
-	    cmocka_unit_test(test_cache),        cmocka_unit_test(test_settings),
+	    cmocka_unit_test(test_request_good),
+	    cmocka_unit_test(test_request_bad),
+	    cmocka_unit_test(test_request_client_text),
+	    cmocka_unit_test(test_actions),
+	    cmocka_unit_test(test_verdict_json),
+	    cmocka_unit_test(test_cache),
+	    cmocka_unit_test(test_settings),
 	};
 
 	return cmocka_run_group_tests_name("policyd", tests, NULL, NULL);
