@@ -9,20 +9,25 @@
 
 static void set_code(struct err *e, const char *code)
 {
-	snprintf(e->code, sizeof(e->code), "%s", code ? code : "error");
+	if (code != e->code) /* keeping the code an earlier error set */
+		snprintf(e->code, sizeof(e->code), "%s", code ? code : "error");
 }
 
 void err_setf(struct err *e, enum err_kind kind, const char *code, const char *fmt, ...)
 {
+	char msg[sizeof(e->msg)];
 	va_list ap;
 
 	if (e == NULL)
 		return;
+	/* Format aside first: callers wrap an earlier error as err_set(e, ..., "%s", e->msg),
+	 * and vsnprintf into the buffer it is reading from garbles the message. */
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
 	e->kind = kind;
 	set_code(e, code);
-	va_start(ap, fmt);
-	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
-	va_end(ap);
+	memcpy(e->msg, msg, sizeof(msg));
 }
 
 void err_setf_ssl(struct err *e, enum err_kind kind, const char *code, const char *what)

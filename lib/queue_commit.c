@@ -1,5 +1,6 @@
 /*
- * queue_commit.c - accepting messages and committing them in groups.
+ * queue_commit.c - accepting messages and committing them in groups, and the
+ * queue's lifetime: queue_open() starts the commit thread, queue_close() stops it.
  *
  * queue_submit() writes the message to its temporary file and fsyncs it in
  * the caller's thread, then puts it on the pending list.  Submitters run in
@@ -23,6 +24,10 @@
 #include "crypto.h"
 #include "log.h"
 #include "queue_priv.h"
+
+#define DEFAULT_BACKOFF_BASE 60
+#define DEFAULT_BACKOFF_MAX 3600
+#define DEFAULT_LIFETIME (5 * 24 * 3600)
 
 void queue_job_free(struct queue_job *j)
 {
@@ -226,4 +231,68 @@ void *queue_commit_main(void *arg)
 			return NULL;
 		queue_commit_pending(q);
 	}
+}
+
+/* ---- the queue's lifetime, which starts and stops the commit thread ---- */
+
+struct queue *queue_open(const struct queue_opts *opts, struct err *e)
+{
+	struct queue *q = calloc(1, sizeof(*q));
+
+	if (q == NULL) {
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+		return NULL;
+	}
+	q->dirfd = -1;
+	q->opts = *opts;
+	q->opts.dir = NULL;
+	if (!q->opts.backoff_base)
+		q->opts.backoff_base = DEFAULT_BACKOFF_BASE;
+	if (!q->opts.backoff_max)
+		q->opts.backoff_max = DEFAULT_BACKOFF_MAX;
+	if (!q->opts.lifetime)
+		q->opts.lifetime = DEFAULT_LIFETIME;
+	pthread_mutex_init(&q->lock, NULL);
+	pthread_mutex_init(&q->commit_lock, NULL);
+	pthread_cond_init(&q->cond, NULL);
+	q->pending_tail = &q->pending;
+	if ((q->dir = strdup(opts->dir ? opts->dir : "")) == NULL) {
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+		goto fail;
+	}
+	if (queue_spool_open(q, e) < 0 || queue_recover(q, e) < 0)
+		goto fail;
+	if (opts->commit_thread) {
+		if (pthread_create(&q->thread, NULL, queue_commit_main, q) != 0) {
+			err_set(e, ERR_INTERNAL, "queue_open", "cannot start the commit thread");
+			goto fail;
+		}
+		q->has_thread = 1;
+	}
+	return q;
+fail:
+	queue_close(q);
+	return NULL;
+}
+
+void queue_close(struct queue *q)
+{
+	if (q == NULL)
+		return;
+	if (q->has_thread) {
+		pthread_mutex_lock(&q->lock);
+		q->stopping = 1;
+		pthread_cond_broadcast(&q->cond);
+		pthread_mutex_unlock(&q->lock);
+		pthread_join(q->thread, NULL);
+	}
+	queue_commit_pending(q);
+	queue_index_free(q);
+	if (q->dirfd >= 0)
+		close(q->dirfd);
+	pthread_mutex_destroy(&q->lock);
+	pthread_mutex_destroy(&q->commit_lock);
+	pthread_cond_destroy(&q->cond);
+	free(q->dir);
+	free(q);
 }

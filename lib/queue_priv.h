@@ -1,5 +1,9 @@
 /*
  * queue_priv.h - what queue_store.c and queue_commit.c share; not an interface.
+ *
+ * queue_store.c owns the spool (files, recovery, the index) and uses nothing of
+ * queue_commit.c; queue_commit.c accepts and commits messages and owns the queue's
+ * lifetime (queue_open, queue_close), which starts and stops its commit thread.
  */
 #ifndef ANCHOR_QUEUE_PRIV_H
 #define ANCHOR_QUEUE_PRIV_H
@@ -56,6 +60,8 @@ int queue_dir_sync(struct queue *q, struct err *e);
 /* Add a committed message to the index (takes m); call with q->lock held. */
 int queue_index_add(struct queue *q, struct queue_msg *m, struct err *e);
 void queue_index_free(struct queue *q);
+/* Make (mode 0700) or open the spool directory and its corrupt/ folder, durably. */
+int queue_spool_open(struct queue *q, struct err *e);
 /* Load the spool at open: index committed files, remove temporaries, quarantine junk. */
 int queue_recover(struct queue *q, struct err *e);
 

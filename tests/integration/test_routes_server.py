@@ -203,6 +203,23 @@ def test_bad_routes_are_refused_precisely_and_store_nothing(client, dom, pg, db)
     assert rf.route_snapshot(pg, db) == before
 
 
+def test_refusal_messages_name_the_member_and_the_reason(client, dom):
+    """A bad host or alias is reported as the route's error followed, once and intact, by
+    the name check's reason (these messages came out as "servers[0].host: servers[0].host:
+    ust have..." while err_setf formatted into the buffer it was reading)."""
+    a = f"msg@{dom.name}"
+    cases = [
+        ({"servers": [{"host": "localhost", "pin": pin(1)}]},
+         "servers[0].host: the domain name must have at least two labels (like example.com)"),
+        ({"alias": "no-at-sign"},
+         "alias no-at-sign: the address has no '@'; write it as local@domain"),
+    ]
+    for body, message in cases:
+        r = rf.route_put(client, a, body, token=dom.admin_token)
+        assert (r.status, r.error_code()) == (400, "bad_route"), r.body
+        assert r.json()["message"] == message
+
+
 def test_same_domain_loops_are_refused(client, dom, pg, db):
     a, b, c = (f"{x}-loop@{dom.name}" for x in "abc")
     assert rf.route_put(client, a, {"alias": b}, token=dom.admin_token).status == 200

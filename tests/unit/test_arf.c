@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../reputation/arf.h"
+#include "arf.h"
 
 static char *slurp(const char *name, size_t *len)
 {

@@ -15,7 +15,7 @@
 
 #include <ldns/ldns.h>
 
-#include "../../reputation/dnszone.h"
+#include "dnszone.h"
 
 #define ZONE "rep.example"
 

@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../../policyd/policyd.h"
+#include "policyd.h"
 
 static int feed(struct policy_request *r, const char *text)
 {

@@ -13,7 +13,7 @@
 #include <cmocka.h>
 #include <math.h>
 
-#include "../../reputation/rep.h"
+#include "rep.h"
 
 #define HL (7.0 * 86400)
 #define T0 1800000000LL /* an arbitrary "now" */
