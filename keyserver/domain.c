@@ -4,6 +4,7 @@
 
 #include "cache.h"
 #include "cert.h"
+#include "crl.h"
 #include "crypto.h"
 #include "log.h"
 #include "ks.h"
@@ -355,64 +356,82 @@ out:
 }
 
 /*
- * Erasure on a user's request: every trace of the address goes, the log stays whole.
- * Log entries keep their leaves (which name the address only through a salted hash)
- * and lose the salt and the name; the address's routes, group membership, pending
- * tokens and superseded certificates are deleted.  Current certificates must be
- * revoked first, and revoked ones stay (without them the CRL would forget a serial)
- * until they expire.
+ * Erasure on a user's request (PROTOCOL.md §10.1): nothing the key server keeps or
+ * serves ties anything to the address any more, and the CRL and the log stay whole.
+ * Every certificate of the address not revoked yet (current or superseded) is revoked,
+ * by the admin, as cessationOfOperation: once its owner is gone nobody may rely on it,
+ * and the CRL must say so.  Then each certificate row loses the address and the
+ * certificate itself (whose SAN names the address) and keeps key id, fingerprint,
+ * serial, revocation and log sequence; log entries keep their leaves (which name the
+ * address only through a salted hash) and lose salt and name; the address's routes,
+ * group membership and enrollment tokens are deleted.
  */
-static int erase_address(struct ks_req *r, const struct ks_domain *d, const char *addr,
-			 long long *entries, struct err *e)
+struct erasure {
+	long long revoked, certificates, entries;
+};
+
+static long long affected(PGresult *res)
 {
-	char idbuf[24];
-	const char *params[2] = {idbuf, addr};
+	long long n = strtoll(PQcmdTuples(res), NULL, 10);
+
+	PQclear(res);
+	return n;
+}
+
+static int erase_rows(struct ks_req *r, const char *const params[2], struct erasure *out,
+		      struct err *e)
+{
 	PGresult *res;
 
-	snprintf(idbuf, sizeof(idbuf), "%lld", d->id);
-	if (db_begin(r->db, e) < 0)
-		return -1;
-	res = db_exec(r->db,
-		      "SELECT count(*) FROM certificates WHERE domain_id = $1 AND name = $2"
-		      " AND status = 'current'",
-		      2, params, e);
-	if (res == NULL)
-		goto fail;
-	if (strcmp(PQgetvalue(res, 0, 0), "0") != 0) {
-		PQclear(res);
-		err_set(e, ERR_CONFLICT, "conflict",
-			"%s still has a current certificate: revoke it before erasing", addr);
-		goto fail;
-	}
-	PQclear(res);
 	res = db_exec(r->db,
 		      "UPDATE log_entries SET salt = NULL, name = NULL"
 		      " WHERE domain_id = $1 AND name = $2",
 		      2, params, e);
 	if (res == NULL)
-		goto fail;
-	*entries = strtoll(PQcmdTuples(res), NULL, 10);
-	PQclear(res);
+		return -1;
+	out->entries = affected(res);
+	res = db_exec(r->db,
+		      "UPDATE certificates SET name = NULL, pem = NULL,"
+		      " revocation_secret_hash = NULL, erased_at = now()"
+		      " WHERE domain_id = $1 AND name = $2",
+		      2, params, e);
+	if (res == NULL)
+		return -1;
+	out->certificates = affected(res);
 	if (db_run(r->db, "DELETE FROM routes WHERE domain_id = $1 AND name = $2", 2, params,
 		   e) < 0 ||
 	    db_run(r->db,
 		   "DELETE FROM group_members WHERE domain_id = $1 AND (member = $2"
 		   " OR group_address = $2)",
-		   2, params, e) < 0 ||
-	    db_run(r->db,
-		   "DELETE FROM enroll_tokens WHERE domain_id = $1 AND address = $2"
-		   " AND used_at IS NULL",
-		   2, params, e) < 0 ||
-	    db_run(r->db,
-		   "DELETE FROM certificates WHERE domain_id = $1 AND name = $2"
-		   " AND status = 'superseded'",
-		   2, params, e) < 0 ||
-	    ks_store_notify_change(r->db, d->name, e) < 0 || db_commit(r->db, e) < 0)
-		goto fail;
+		   2, params, e) < 0)
+		return -1;
+	/* Used tokens too: a used token need only stay refused, and an unknown one is. */
+	return db_run(r->db, "DELETE FROM enroll_tokens WHERE domain_id = $1 AND address = $2", 2,
+		      params, e);
+}
+
+static int erase_address(struct ks_req *r, const struct ks_domain *d, const char *addr,
+			 struct erasure *out, struct err *e)
+{
+	char idbuf[24];
+	const char *params[2] = {idbuf, addr};
+
+	/* The domain object publishes the corporate address: erasing it would leave it there. */
+	if (d->corporate_address != NULL && strcmp(d->corporate_address, addr) == 0)
+		return err_set(e, ERR_CONFLICT, "corporate_address",
+			       "%s is the domain's corporate address: set another policy first",
+			       addr);
+	snprintf(idbuf, sizeof(idbuf), "%lld", d->id);
+	if (db_begin(r->db, e) < 0)
+		return -1;
+	/* The revocations are logged under the address: they come before the unlinking. */
+	if (ks_revoke_all_of(r, d, addr, CRL_CESSATION, &out->revoked, e) < 0 ||
+	    erase_rows(r, params, out, e) < 0 || ks_store_notify_change(r->db, d->name, e) < 0 ||
+	    db_commit(r->db, e) < 0) {
+		db_rollback(r->db);
+		return -1;
+	}
 	return 0;
-fail:
-	db_rollback(r->db);
-	return -1;
 }
 
 void ks_domain_erase(struct ks_req *r, const char *domain)
@@ -421,7 +440,7 @@ void ks_domain_erase(struct ks_req *r, const char *domain)
 	struct err e = {0};
 	const char *raw;
 	char *addr = NULL;
-	long long entries = 0;
+	struct erasure done = {0};
 
 	if (d == NULL)
 		return;
@@ -429,15 +448,19 @@ void ks_domain_erase(struct ks_req *r, const char *domain)
 	    (raw = http_json_str(r->http->json, "address", 1, &e)) == NULL)
 		goto fail;
 	if ((addr = ks_lower_dup(raw)) == NULL || check_own_address(addr, d->name, &e) < 0 ||
-	    erase_address(r, d, addr, &entries, &e) < 0)
+	    erase_address(r, d, addr, &done, &e) < 0)
 		goto fail;
 	ks_cache_invalidate(r->ks->cache);
 	/* The address itself is what is being erased: the log line names only the count. */
-	log_info(r->http->reqid, "erased an address of %s (%lld log entries unlinked)", d->name,
-		 entries);
+	log_info(r->http->reqid,
+		 "erased an address of %s (%lld certificates, %lld of them revoked now;"
+		 " %lld log entries unlinked)",
+		 d->name, done.certificates, done.revoked, done.entries);
 	http_reply_json(r->resp, 200,
-			json_pack("{s:b, s:I}", "erased", 1, "log_entries_unlinked",
-				  (json_int_t)entries));
+			json_pack("{s:b, s:I, s:I, s:I}", "erased", 1, "log_entries_unlinked",
+				  (json_int_t)done.entries, "certificates_erased",
+				  (json_int_t)done.certificates, "certificates_revoked",
+				  (json_int_t)done.revoked));
 	free(addr);
 	ks_domain_free(d);
 	return;

@@ -99,6 +99,10 @@ void ks_lookup_dkim(struct ks_req *r, const char *domain, const char *selector);
 /* revoke.c */
 void ks_revoke(struct ks_req *r, const char *key_id);
 void ks_crl_get(struct ks_req *r, const char *domain, int pem);
+/* Revoke, by the admin and for reason, every certificate of name in d that is not revoked
+ * yet (current and superseded), inside the caller's transaction; *n receives how many. */
+int ks_revoke_all_of(struct ks_req *r, const struct ks_domain *d, const char *name, int reason,
+		     long long *n, struct err *e);
 
 /* tlog.c: the domain's transparency log, which is also its change feed. */
 struct ks_event {
@@ -147,7 +151,9 @@ json_t *ks_store_certs_by_name(struct db *db, long long domain_id, const char *n
 			       const char *purpose, int current_only, struct err *e);
 /* The current server certificates of a domain (admin view). */
 json_t *ks_store_server_certs(struct db *db, long long domain_id, struct err *e);
-/* One certificate by "key_id" or "fingerprint"; NULL with ERR_NOTFOUND when absent. */
+/* One certificate by "key_id" or "fingerprint"; NULL with ERR_NOTFOUND when absent.  An
+ * erased one (PROTOCOL.md §10.1) has only key_id, kind, purpose, fingerprint, serial,
+ * status, revocation and "erased" (its time): no name, no certificate, no log proof. */
 json_t *ks_store_cert_by(struct db *db, const char *column, const char *value, struct err *e);
 /* Tell other key-server nodes (and our own cache) that a domain's objects changed;
  * call inside the writing transaction so it is delivered at commit. */

@@ -128,11 +128,29 @@ int ks_is_uuid(const char *s)
 	return 1;
 }
 
+/*
+ * An erased certificate is gone (PROTOCOL.md §10.1): 410 with what a relying party that
+ * still holds it needs, its status and revocation, and nothing that names the address.
+ * The PEM form answers the same JSON: there is no certificate left to send.
+ */
+static void reply_erased(struct ks_req *r, json_t *obj)
+{
+	json_object_set_new(obj, "error", json_string("erased"));
+	json_object_set_new(obj, "message",
+			    json_string("this certificate was erased at its owner's request;"
+					" it is revoked and no longer published"));
+	http_reply_json(r->resp, 410, obj);
+}
+
 static void reply_cert(struct ks_req *r, json_t *obj, int pem)
 {
 	struct err e = {0};
 	json_t *head = NULL;
 
+	if (json_object_get(obj, "erased") != NULL) {
+		reply_erased(r, obj);
+		return;
+	}
 	if (ks_log_attach_proofs(r, obj, &head, &e) < 0) {
 		json_decref(obj);
 		ks_fail(r, &e);

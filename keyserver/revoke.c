@@ -179,6 +179,39 @@ static int record_revocation(struct ks_req *r, const struct ks_domain *d,
 	return rc;
 }
 
+int ks_revoke_all_of(struct ks_req *r, const struct ks_domain *d, const char *name, int reason,
+		     long long *n, struct err *e)
+{
+	char idbuf[24];
+	const char *params[2] = {idbuf, name};
+	PGresult *res;
+	int rc = 0;
+
+	*n = 0;
+	snprintf(idbuf, sizeof(idbuf), "%lld", d->id);
+	res = db_exec(r->db,
+		      "SELECT key_id::text, fingerprint, serial FROM certificates"
+		      " WHERE domain_id = $1 AND name = $2 AND status <> 'revoked'"
+		      " ORDER BY issued_at, id FOR UPDATE",
+		      2, params, e);
+	if (res == NULL)
+		return -1;
+	for (int i = 0; rc == 0 && i < PQntuples(res); i++) {
+		struct revoke_target t = {0};
+
+		snprintf(t.key_id, sizeof(t.key_id), "%s", PQgetvalue(res, i, 0));
+		snprintf(t.domain, sizeof(t.domain), "%s", d->name);
+		snprintf(t.name, sizeof(t.name), "%s", name);
+		snprintf(t.fingerprint, sizeof(t.fingerprint), "%s", PQgetvalue(res, i, 1));
+		snprintf(t.serial, sizeof(t.serial), "%s", PQgetvalue(res, i, 2));
+		rc = record_revocation(r, d, &t, "admin", reason, e);
+	}
+	if (rc == 0)
+		*n = PQntuples(res);
+	PQclear(res);
+	return rc;
+}
+
 void ks_revoke(struct ks_req *r, const char *key_id)
 {
 	struct revoke_target t = {0};

@@ -13,7 +13,7 @@
 	TS("not_after") ", status, " TS("issued_at") ", " TS("superseded_at") ", pem, "              \
 	"(SELECT json_build_object('reason', rv.reason, 'method', rv.method, 'time', "             \
 	TS("rv.revoked_at") ")::text FROM revocations rv WHERE rv.key_id = certificates.key_id), "  \
-	"log_seq, domain_id"
+	"log_seq, domain_id, " TS("erased_at")
 
 static char *dup_field(PGresult *res, int row, int col)
 {
@@ -113,18 +113,36 @@ static json_t *revocation_json(PGresult *res, int row, int col)
 	return r ? r : json_null();
 }
 
+/*
+ * An erased certificate (PROTOCOL.md §10.1): what the CRL and the log still need, and
+ * nothing that names the address.  The row no longer holds the address or the
+ * certificate; this shape also keeps out the members (name, certificate, log proof)
+ * that a reader might otherwise take from a row.
+ */
+static json_t *erased_row_json(PGresult *res, int row, int revocation_col, int erased_col)
+{
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "key_id",
+			 nullable(res, row, 0), "kind", nullable(res, row, 1), "purpose",
+			 nullable(res, row, 2), "fingerprint", nullable(res, row, 5), "serial",
+			 nullable(res, row, 6), "status", nullable(res, row, 9), "revocation",
+			 revocation_json(res, row, revocation_col), "erased",
+			 nullable(res, row, erased_col));
+}
+
 static json_t *cert_row_json(PGresult *res, int row)
 {
 	static const char *const names[] = {"key_id",     "kind",      "purpose",  "name",
 					    "algorithm",  "fingerprint", "serial", "not_before",
 					    "not_after",  "status",    "issued",   "superseded",
 					    "certificate"};
-	json_t *o = json_object();
-
-	if (o == NULL)
-		return NULL;
 	int ncols = (int)(sizeof(names) / sizeof(names[0]));
+	json_t *o;
 
+	/* The columns after the named ones: revocation, log_seq, domain_id, erased_at. */
+	if (!PQgetisnull(res, row, ncols + 3))
+		return erased_row_json(res, row, ncols, ncols + 3);
+	if ((o = json_object()) == NULL)
+		return NULL;
 	for (int c = 0; c < ncols; c++)
 		json_object_set_new(o, names[c], nullable(res, row, c));
 	json_object_set_new(o, "revocation", revocation_json(res, row, ncols));
@@ -149,7 +167,8 @@ json_t *ks_store_certs_by_name(struct db *db, long long domain_id, const char *n
 	snprintf(idbuf, sizeof(idbuf), "%lld", domain_id);
 	res = db_exec(db,
 		      "SELECT " CERT_COLUMNS " FROM certificates"
-		      " WHERE domain_id = $1 AND name = $2 AND ($3::text IS NULL OR purpose = $3)"
+		      " WHERE domain_id = $1 AND name = $2 AND erased_at IS NULL"
+		      " AND ($3::text IS NULL OR purpose = $3)"
 		      " AND ($4::bool IS FALSE OR status = 'current')"
 		      " ORDER BY issued_at DESC, id DESC",
 		      4, params, e);
@@ -174,7 +193,8 @@ json_t *ks_store_server_certs(struct db *db, long long domain_id, struct err *e)
 	snprintf(idbuf, sizeof(idbuf), "%lld", domain_id);
 	res = db_exec(db,
 		      "SELECT " CERT_COLUMNS " FROM certificates WHERE domain_id = $1"
-		      " AND kind = 'server' AND status = 'current' ORDER BY name, purpose",
+		      " AND kind = 'server' AND status = 'current' AND erased_at IS NULL"
+		      " ORDER BY name, purpose",
 		      1, params, e);
 	if (res == NULL)
 		return NULL;

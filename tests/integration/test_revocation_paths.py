@@ -262,16 +262,23 @@ def test_admin_replay_is_already_revoked(keyserver, client, dom, work, pg, db):
     assert lf.tables_digest(pg, db) == before
 
 
-def test_a_revoked_key_of_an_erased_address_still_verifies(keyserver, client, dom, work):
-    """Erasure (a user's request) unlinks salt and name from the log: the revoked
-    certificate stays published, and its log proof still verifies through the
-    fingerprint, without the name being recomputable from the log."""
+def test_a_revoked_key_of_an_erased_address_is_no_longer_served(keyserver, client, dom, work):
+    """Erasure (a user's request, PROTOCOL.md §10.1) takes the certificate away with the
+    address: its key id answers 410 with the status only, the CRL keeps its serial, and
+    the log still verifies without a name (tests/integration/test_keyserver_erasure.py
+    tries every other path)."""
     addr = f"dave@{dom.name}"
     kid = client.get(f"/v1/addresses/{addr}/history").json()["certificates"][0]["key_id"]
+    serial = serial_of(work, addr)
     r = client.post(f"/v1/domains/{dom.name}/erase", {"address": addr}, token=dom.admin_token)
     assert r.status == 200, r.body
-    obj = client.get(f"/v1/keys/{kid}").json()
-    assert obj["status"] == "revoked" and "salt" not in obj["log"], obj["log"]
+    r = client.get(f"/v1/keys/{kid}")
+    assert r.status == 410 and r.error_code() == "erased", r.body
+    obj = r.json()
+    assert obj["status"] == "revoked" and "certificate" not in obj and "name" not in obj, obj
+    assert re.search(rf"Serial Number: 0*{serial}\b", crl_text(client, dom, work), re.I)
     r = lf.ctl(keyserver, "lookup", "key", kid, cwd=work)
-    assert r.rc == 0, r.err
-    assert "REVOKED" in r.out and "(verified)" in r.out, r.out
+    assert r.rc != 0 and "erased" in r.err, (r.out, r.err)
+    assert "dave" not in r.out + r.err
+    r = lf.ctl(keyserver, "audit", dom.name, cwd=work)
+    assert r.rc == 0 and "(name erased)" in r.out and addr not in r.out, r.out + r.err
