@@ -472,12 +472,13 @@ out:
 
 int relay_authors_parse(const char *value, size_t len, struct relay_authors *out, struct err *e)
 {
-	struct scan s = {.p = value, .end = value + len, .e = e};
+	struct scan s = {.p = value, .e = e};
 	char cb[8];
 
 	memset(out, 0, sizeof(*out));
 	if (value == NULL)
 		return bad(&s, "is missing");
+	s.end = value + len;
 	if (check_octets(&s) < 0 || advance(&s) < 0)
 		goto fail;
 	/* mailbox-list / obs-mbox-list: empty members between the commas are allowed */
