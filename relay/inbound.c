@@ -411,46 +411,15 @@ static char *trace_fields(struct relayd_conn *c, const struct relay_auth *a)
 	return out;
 }
 
-/* d equals the From domain or is a parent of it (relaxed alignment, as verify.c). */
-static int aligned_domain(const char *d, const char *from)
-{
-	size_t dl = strlen(d), fl = strlen(from);
-
-	if (dl == 0 || fl == 0 || strchr(d, '.') == NULL || dl > fl)
-		return 0;
-	return strcasecmp(from + fl - dl, d) == 0 && (dl == fl || from[fl - dl - 1] == '.');
-}
-
-/* A signature of the From domain that could not be checked now (key server or DNS
- * timeout, garbage): it may well be valid, so the verdict has to wait. */
-static int aligned_temperror(const struct relay_auth *a)
-{
-	for (size_t k = 0; k < a->nsigs; k++)
-		if (a->sigs[k].r.status == DKIM_TEMPERROR &&
-		    aligned_domain(a->sigs[k].r.d, a->from_domain))
-			return 1;
-	return 0;
-}
-
-/* An anchored domain in enforce mode disowns unsigned mail in its name (like DMARC
- * p=reject); in testing mode the same message is delivered and marked.  When its own
- * signature could not be checked for a temporary reason the message is deferred
- * (4xx): refusing it for good would bounce legitimate mail over a key-server outage,
- * accepting it would let anyone outlast the enforcement by making the check fail. */
+/* The refusal rule is verify.c's (relay_auth_refusal): no author, several, or an
+ * enforce-mode author domain not verified. */
 static int enforce_refuses(const struct relay_auth *a, struct smtp_reply *r)
 {
-	if (!a->sender_anchored || a->domain_verified || a->sender_mode_testing)
+	struct relay_refusal rf;
+
+	if (!relay_auth_refusal(a, &rf))
 		return 0;
-	if (aligned_temperror(a)) {
-		relayd_reply_set(r, 451, "4.7.5",
-		                 "Cannot verify the signature of %s now, try again later",
-		                 a->from_domain);
-		return 1;
-	}
-	relayd_reply_set(r, 550, "5.7.1",
-	                 "%s publishes an anchor in enforce mode and this message has no valid "
-	                 "signature of it",
-	                 a->from_domain);
+	relayd_reply_set(r, rf.code, rf.status, "%s", rf.text);
 	return 1;
 }
 
@@ -479,8 +448,8 @@ static void data_work(void *arg)
 		goto out;
 	}
 	if (enforce_refuses(&a, &j->r)) {
-		log_info(NULL, "conn %lu: %s: From %s not verified (%s)", c->id,
-		         j->r.code < 500 ? "deferred" : "refused", a.from_addr, a.why);
+		log_info(NULL, "conn %lu: %s: %s (%s)", c->id,
+		         j->r.code < 500 ? "deferred" : "refused", j->r.text, a.why);
 		goto out;
 	}
 	if (a.domain_verified && relay_rep_enabled(d->rep)) {

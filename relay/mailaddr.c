@@ -1,38 +1,125 @@
 /*
- * mailaddr.c - the address of a From: header field (RFC 5322 §3.4, §3.6.2).
+ * mailaddr.c - the authors of a message: its From field (RFC 5322 §3.6.2),
+ * a mailbox-list (§3.4) read with the obsolete forms of §4.4 that a mail
+ * reader still shows (CFWS between the atoms of an address, "Mr. Smith",
+ * empty list members, a source route in the angle brackets, "From :").
  *
- * From: is a mailbox-list: display names (atoms, quoted strings, encoded
- * words), comments anywhere (nested, with quoted pairs), the address bare
- * or in angle brackets, with folding white space between the tokens.  The
- * relay needs the one address it names, lowercase, to align signatures
- * with: a list of several, a group, or anything it cannot read is "" (no
- * address), never a guess.  Domain literals ([192.0.2.1]) are refused too:
- * no signature can align with them.
+ * Enforcement (verify.c) is only as good as this reading: every mailbox a
+ * reader could show as the author must come out here, and anything that a
+ * reader might show differently from what is read here is an error, never
+ * a guess.  So:
+ *
+ *   - the value is tokenised once (atoms, quoted strings, specials), with
+ *     comments and folding skipped between tokens and nowhere else;
+ *   - a group ("g: a@b;"), a domain literal, an unclosed comment or quote,
+ *     a word where the grammar has none ("a@b <c@d>"), a control character
+ *     or NUL, or a non-ASCII octet in an address (this relay does not offer
+ *     SMTPUTF8, so a U-label domain can only be a disguise) is an error;
+ *   - every domain goes through dns_name_canon (lowercase, one trailing dot
+ *     removed) and name_check_domain (LDH labels, A-labels for IDNs), the
+ *     same functions every other name comparison in the project uses;
+ *   - every mailbox is returned; how many are acceptable is the caller's
+ *     rule (verify.c refuses more than one).
+ *
+ * The field itself is found with lib/dkim's header splitter, the one the
+ * signatures are verified with, so that the field read here is the field
+ * they cover.
  */
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "cert.h"
+#include "dns.h"
 #include "relay.h"
 
-#define MAX_FROM_FIELD 8192 /* a From: field longer than this is not read */
+#define LOCAL_MAX 64  /* RFC 5321 §4.5.3.1.1 */
+#define MAX_WORDS 128 /* words in one phrase or local part */
+
+_Static_assert(2 * LOCAL_MAX + 3 < RELAY_ADDR_MAX, "a quoted local part fits an address");
+
+enum tok_kind { TOK_END = 0, TOK_ATOM, TOK_QUOTED, TOK_LITERAL, TOK_SPECIAL };
+
+struct tok {
+	enum tok_kind kind;
+	char c;        /* TOK_SPECIAL: the character */
+	const char *p; /* TOK_ATOM: the atom; TOK_QUOTED: the content between the quotes */
+	size_t n;
+	int eightbit; /* holds an octet >= 0x80 */
+};
 
 struct scan {
 	const char *p, *end;
+	struct tok t; /* the token at p (one-token lookahead) */
+	struct err *e;
 };
+
+static int bad(struct scan *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int bad(struct scan *s, const char *fmt, ...)
+{
+	char msg[ERR_MSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return err_set(s->e, ERR_INPUT, "from_unreadable", "the From field %s", msg);
+}
 
 static int is_atext(unsigned char c)
 {
-	/* RFC 5322 atext, plus octets >= 0x80 (RFC 6532 UTF-8) */
+	/* RFC 5322 atext, plus octets >= 0x80 (RFC 6532 UTF-8; refused in addresses) */
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL || c >= 0x80;
+	       (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL) || c >= 0x80;
 }
 
-/* Skip white space, line breaks and comments; -1 on an unclosed comment. */
+/* A printable name for an octet, for messages. */
+static const char *show(char c, char buf[8])
+{
+	unsigned char u = (unsigned char)c;
+
+	if (u > 0x20 && u < 0x7f)
+		snprintf(buf, 8, "'%c'", c);
+	else
+		snprintf(buf, 8, "0x%02x", u);
+	return buf;
+}
+
+/*
+ * The octets the value may hold at all: no NUL or other control character
+ * (RFC 5322 has them only in obsolete forms no reader agrees on), and a line
+ * break only as folding (followed by a blank) or at the very end.
+ */
+static int check_octets(struct scan *s)
+{
+	char cb[8];
+
+	for (const char *q = s->p; q < s->end; q++) {
+		unsigned char c = (unsigned char)*q;
+
+		if (c == '\r' && q + 1 < s->end && q[1] == '\n')
+			q++; /* CRLF: judged as the LF */
+		else if (c == '\r')
+			return bad(s, "holds a bare CR");
+		if (*q == '\n') {
+			if (q + 1 < s->end && q[1] != ' ' && q[1] != '\t')
+				return bad(s, "holds a line break that is not folding");
+			continue;
+		}
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return bad(s, "holds the control character %s", show(*q, cb));
+	}
+	return 0;
+}
+
+/* Skip white space, folding and comments (nested, with quoted pairs). */
 static int skip_cfws(struct scan *s)
 {
 	while (s->p < s->end) {
-		unsigned char c = (unsigned char)*s->p;
+		char c = *s->p;
 
 		if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
 			s->p++;
@@ -44,7 +131,7 @@ static int skip_cfws(struct scan *s)
 		do {
 			if (*s->p == '\\') {
 				if (++s->p == s->end)
-					return -1;
+					break;
 			} else if (*s->p == '(') {
 				depth++;
 			} else if (*s->p == ')') {
@@ -53,61 +140,175 @@ static int skip_cfws(struct scan *s)
 			s->p++;
 		} while (depth > 0 && s->p < s->end);
 		if (depth > 0)
-			return -1;
+			return bad(s, "has a comment that is not closed");
 	}
 	return 0;
 }
 
-/* Append c to out[*n] (room size, keeping a NUL); -1 when full.  out NULL: skip only. */
-static int put(char *out, size_t size, size_t *n, char c)
+/* Read the token at s->p into s->t (after comments and folding). */
+static int advance(struct scan *s)
 {
-	if (out == NULL || n == NULL)
-		return 0;
-	if (*n + 1 >= size)
+	struct tok *t = &s->t;
+	char cb[8];
+
+	memset(t, 0, sizeof(*t));
+	if (skip_cfws(s) < 0)
 		return -1;
-	out[(*n)++] = c;
-	out[*n] = '\0';
-	return 0;
-}
-
-/* A quoted string at s->p (the opening quote), its content unescaped into out. */
-static int quoted(struct scan *s, char *out, size_t size, size_t *n)
-{
-	s->p++;
-	while (s->p < s->end && *s->p != '"') {
-		char c = *s->p++;
-
-		if (c == '\\') {
-			if (s->p == s->end)
-				return -1;
-			c = *s->p++;
-		} else if (c == '\r' || c == '\n') {
-			continue; /* folding inside the string */
-		}
-		if (put(out, size, n, c) < 0)
-			return -1;
-	}
 	if (s->p == s->end)
-		return -1;
-	s->p++;
+		return 0; /* TOK_END */
+	t->p = s->p;
+	if (is_atext((unsigned char)*s->p)) {
+		t->kind = TOK_ATOM;
+		while (s->p < s->end && is_atext((unsigned char)*s->p))
+			t->eightbit |= (unsigned char)*s->p++ >= 0x80;
+		t->n = (size_t)(s->p - t->p);
+		return 0;
+	}
+	if (*s->p == '"' || *s->p == '[') {
+		char close = *s->p == '"' ? '"' : ']';
+
+		t->kind = close == '"' ? TOK_QUOTED : TOK_LITERAL;
+		t->p = ++s->p;
+		while (s->p < s->end && *s->p != close) {
+			if (*s->p == '\\' && ++s->p == s->end)
+				break;
+			t->eightbit |= (unsigned char)*s->p++ >= 0x80;
+		}
+		if (s->p == s->end)
+			return bad(s, "has a %s that is not closed",
+			           close == '"' ? "quoted string" : "domain literal");
+		t->n = (size_t)(s->p++ - t->p);
+		return 0;
+	}
+	if (strchr("<>@,.:;", *s->p) == NULL)
+		return bad(s, "holds %s where no address, name or separator may be",
+		           show(*s->p, cb));
+	t->kind = TOK_SPECIAL;
+	t->c = *s->p++;
+	t->n = 1;
 	return 0;
 }
 
-/* One dot-atom-ish run of atext and dots into out (lowercased). */
-static int atom(struct scan *s, char *out, size_t size, size_t *n)
+static int at_special(const struct scan *s, char c)
 {
-	const char *start = s->p;
-
-	while (s->p < s->end && (is_atext((unsigned char)*s->p) || *s->p == '.')) {
-		char c = *s->p++;
-
-		if (put(out, size, n, (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c) < 0)
-			return -1;
-	}
-	return s->p > start ? 0 : -1;
+	return s->t.kind == TOK_SPECIAL && s->t.c == c;
 }
 
-/* A local part that needs no quotes: dot-atom (no leading, trailing or double dot). */
+/* What the current token is, for messages. */
+static const char *what(const struct scan *s, char buf[8])
+{
+	switch (s->t.kind) {
+	case TOK_END:
+		return "the end";
+	case TOK_ATOM:
+	case TOK_QUOTED:
+		return "a word";
+	case TOK_LITERAL:
+		return "a domain literal";
+	case TOK_SPECIAL:
+		break;
+	}
+	return show(s->t.c, buf);
+}
+
+/* Append n octets to out (size bytes, kept NUL-terminated); -1 when they do not fit. */
+static int append(char *out, size_t size, size_t *len, const char *p, size_t n)
+{
+	if (*len + n >= size)
+		return -1;
+	memcpy(out + *len, p, n);
+	*len += n;
+	out[*len] = '\0';
+	return 0;
+}
+
+/* The content of a quoted string, quoted pairs and folding removed. */
+static int unquote(const struct tok *t, char *out, size_t size, size_t *len)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		char c = t->p[i];
+
+		if (c == '\\')
+			c = t->p[++i];
+		else if (c == '\r' || c == '\n')
+			continue;
+		if (append(out, size, len, &c, 1) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * domain = dot-atom / obs-domain: atoms and dots, CFWS between them, one
+ * trailing dot allowed (a fully qualified name); the text into text.
+ */
+static int domain_text(struct scan *s, char text[DNS_NAME_MAX + 1])
+{
+	size_t n = 0;
+	char cb[8];
+
+	text[0] = '\0';
+	if (s->t.kind == TOK_LITERAL)
+		return bad(s,
+		           "names a domain literal ([...]); no signature can be aligned with it");
+	for (;;) {
+		if (s->t.kind != TOK_ATOM)
+			return bad(s, "has an address whose domain is %s", what(s, cb));
+		if (s->t.eightbit)
+			return bad(s,
+			           "has a domain with non-ASCII octets; write it in its xn-- form");
+		if (append(text, DNS_NAME_MAX + 1, &n, s->t.p, s->t.n) < 0)
+			return bad(s, "has a domain longer than %d octets", DNS_NAME_MAX - 3);
+		if (advance(s) < 0)
+			return -1;
+		if (!at_special(s, '.'))
+			return 0;
+		if (append(text, DNS_NAME_MAX + 1, &n, ".", 1) < 0)
+			return bad(s, "has a domain longer than %d octets", DNS_NAME_MAX - 3);
+		if (advance(s) < 0)
+			return -1;
+		if (at_special(s, '.'))
+			return bad(s, "has a domain with an empty label");
+		if (s->t.kind != TOK_ATOM)
+			return 0; /* the trailing dot of a fully qualified name */
+	}
+}
+
+/* An author's domain, canonical: lowercase, no trailing dot, a valid host name. */
+static int domain(struct scan *s, char *out, size_t size)
+{
+	char text[DNS_NAME_MAX + 1];
+	struct err ne = {0};
+
+	if (domain_text(s, text) < 0)
+		return -1;
+	if (dns_name_canon(text, out, size, &ne) < 0 || name_check_domain(out, &ne) < 0) {
+		out[0] = '\0';
+		return bad(s, "has an address whose domain %.80s is not a host name (%s)", text,
+		           ne.msg);
+	}
+	return 0;
+}
+
+/* The words read before an '@' or a '<': a local part or a display name. */
+struct words {
+	size_t n;                /* all of them, dots included */
+	struct tok w[MAX_WORDS]; /* the first MAX_WORDS, in order */
+};
+
+static int read_words(struct scan *s, struct words *ws)
+{
+	ws->n = 0;
+	while (s->t.kind == TOK_ATOM || s->t.kind == TOK_QUOTED || at_special(s, '.')) {
+		if (ws->n < MAX_WORDS) /* a display name may be longer: it is only skipped */
+			ws->w[ws->n] = s->t;
+		ws->n++;
+		if (advance(s) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int is_dot_atom(const char *t)
 {
 	if (*t == '\0' || *t == '.' || t[strlen(t) - 1] == '.' || strstr(t, "..") != NULL)
@@ -118,157 +319,244 @@ static int is_dot_atom(const char *t)
 	return 1;
 }
 
-static int is_domain(const char *d)
+/* A word's text (a quoted string unquoted) or a dot, appended to local. */
+static int local_piece(const struct tok *t, char *local, size_t size, size_t *n)
 {
-	if (!is_dot_atom(d))
-		return 0;
-	for (; *d; d++)
-		if (!((*d >= 'a' && *d <= 'z') || (*d >= '0' && *d <= '9') || *d == '-' ||
-		      *d == '.' || *d == '_' || (unsigned char)*d >= 0x80))
-			return 0;
-	return 1;
+	if (t->kind == TOK_QUOTED)
+		return unquote(t, local, size, n);
+	return append(local, size, n, t->p, t->n);
 }
 
 /*
- * addr-spec at s->p: local-part "@" domain, with CFWS between the tokens
- * (obs-local-part); lowercase into addr.  A local part that is not a dot-atom
- * is kept quoted, as it must be written.
+ * local-part = dot-atom / quoted-string / obs-local-part (word *("." word)),
+ * lowercase into addr; written back quoted when it is not a dot-atom.
  */
-static int addr_spec(struct scan *s, char *addr, size_t size)
+static int local_part(struct scan *s, const struct words *ws, char *addr, size_t size)
 {
-	char local[RELAY_ADDR_MAX] = "", domain[256] = "";
-	size_t ln = 0, dn = 0;
+	char local[LOCAL_MAX + 2] = "", cb[8];
+	size_t n = 0, k = 0;
 
-	for (;;) {
-		if (skip_cfws(s) < 0 || s->p == s->end)
-			return -1;
-		if (*s->p == '"') {
-			if (quoted(s, local, sizeof(local), &ln) < 0)
-				return -1;
-		} else if (atom(s, local, sizeof(local), &ln) < 0) {
-			return -1;
-		}
-		if (skip_cfws(s) < 0 || s->p == s->end)
-			return -1;
-		if (*s->p == '@')
-			break;
-		if (*s->p != '.' || put(local, sizeof(local), &ln, '.') < 0)
-			return -1;
-		s->p++;
+	if (ws->n > MAX_WORDS)
+		return bad(s, "has a local part longer than %d octets", LOCAL_MAX);
+	for (size_t i = 0; i < ws->n; i++) {
+		const struct tok *t = &ws->w[i];
+
+		if ((i % 2 == 0) != (t->kind != TOK_SPECIAL))
+			return bad(s, "has a local part that is not words joined by dots");
+		if (t->eightbit)
+			return bad(
+			    s, "has an address with non-ASCII octets (SMTPUTF8 is not offered)");
+		if (local_piece(t, local, sizeof(local), &n) < 0 || n > LOCAL_MAX)
+			return bad(s, "has a local part longer than %d octets", LOCAL_MAX);
 	}
-	s->p++;
-	if (skip_cfws(s) < 0 || s->p == s->end || *s->p == '[')
-		return -1;
-	if (atom(s, domain, sizeof(domain), &dn) < 0 || !is_domain(domain) || ln == 0)
-		return -1;
-	for (char *c = local; *c; c++)
-		if (*c >= 'A' && *c <= 'Z')
-			*c = (char)(*c + 32);
-	if (is_dot_atom(local)) {
-		if ((size_t)snprintf(addr, size, "%s@%s", local, domain) >= size)
-			return -1;
-		return 0;
-	}
-	/* Quoted local part: write it back quoted, escaping what must be. */
-	size_t n = 0;
-	if (put(addr, size, &n, '"') < 0)
-		return -1;
+	if (ws->n % 2 == 0)
+		return bad(s, "has an address with %s local part",
+		           ws->n ? "a dot ending its" : "no");
 	for (char *c = local; *c; c++) {
 		if ((unsigned char)*c < 0x20 || *c == 0x7f)
-			return -1;
-		if ((*c == '"' || *c == '\\') && put(addr, size, &n, '\\') < 0)
-			return -1;
-		if (put(addr, size, &n, *c) < 0)
-			return -1;
+			return bad(s, "has a local part holding the control character %s",
+			           show(*c, cb));
+		if (*c >= 'A' && *c <= 'Z')
+			*c = (char)(*c + 32);
 	}
-	if (put(addr, size, &n, '"') < 0 || put(addr, size, &n, '@') < 0)
-		return -1;
-	for (char *c = domain; *c; c++)
-		if (put(addr, size, &n, *c) < 0)
-			return -1;
+	if (is_dot_atom(local))
+		return snprintf(addr, size, "%s", local) < (int)size ? 0 : -1;
+	/* quoted: written as it must be, escaping what must be (2 * 64 + 3 < size) */
+	addr[k++] = '"';
+	for (const char *c = local; *c; c++) {
+		if (*c == '"' || *c == '\\')
+			addr[k++] = '\\';
+		addr[k++] = *c;
+	}
+	addr[k++] = '"';
+	addr[k] = '\0';
 	return 0;
 }
 
-/* Skip a display name (words: atoms, quoted strings, dots for obs-phrase). */
-static int phrase(struct scan *s)
+/* addr-spec after its local part's words, s->t at the '@'. */
+static int addr_spec(struct scan *s, const struct words *ws, struct relay_author *au)
 {
-	for (;;) {
-		if (skip_cfws(s) < 0)
-			return -1;
-		if (s->p == s->end)
-			return 0;
-		if (*s->p == '"') {
-			if (quoted(s, NULL, 0, NULL) < 0)
-				return -1;
-		} else if (is_atext((unsigned char)*s->p) || *s->p == '.') {
-			if (atom(s, NULL, 0, NULL) < 0)
-				return -1;
-		} else {
-			return 0;
-		}
-	}
+	size_t n;
+
+	if (local_part(s, ws, au->addr, sizeof(au->addr)) < 0)
+		return -1;
+	if (advance(s) < 0 || domain(s, au->domain, sizeof(au->domain)) < 0)
+		return -1;
+	n = strlen(au->addr);
+	if ((size_t)snprintf(au->addr + n, sizeof(au->addr) - n, "@%s", au->domain) >=
+	    sizeof(au->addr) - n)
+		return bad(s, "has an address that is too long");
+	return 0;
 }
 
-/* One mailbox: name-addr or addr-spec; s->p stops at the ',' after it or the end. */
-static int mailbox(struct scan *s, char *addr, size_t size)
+/* obs-route = obs-domain-list ":" ; the route is read and forgotten. */
+static int obs_route(struct scan *s)
 {
-	struct scan save = *s;
+	char ignore[DNS_NAME_MAX + 1], cb[8];
+	int seen = 0;
 
-	/* name-addr: an optional phrase, then "<" addr-spec ">". */
-	if (phrase(s) == 0 && s->p < s->end && *s->p == '<') {
-		s->p++;
-		if (skip_cfws(s) < 0)
-			return -1;
-		if (s->p < s->end && *s->p == '@') { /* obs-route: @a,@b:addr-spec */
-			while (s->p < s->end && *s->p != ':')
-				s->p++;
-			if (s->p == s->end)
-				return -1;
-			s->p++;
-		}
-		if (addr_spec(s, addr, size) < 0 || skip_cfws(s) < 0 || s->p == s->end ||
-		    *s->p != '>')
-			return -1;
-		s->p++;
-		return skip_cfws(s);
-	}
-	*s = save;
-	if (addr_spec(s, addr, size) < 0)
-		return -1;
-	return skip_cfws(s);
-}
+	/* obs-domain-list = *(CFWS / ",") "@" domain *("," [CFWS] ["@" domain]) */
 
-int relay_mailbox_parse(const char *value, size_t len, char *addr, size_t size)
-{
-	struct scan s;
-	char one[RELAY_ADDR_MAX];
-	int found = 0;
-
-	if (size == 0)
-		return -1;
-	addr[0] = '\0';
-	if (value == NULL || len > MAX_FROM_FIELD)
-		return -1;
-	s.p = value;
-	s.end = value + len;
 	for (;;) {
-		if (skip_cfws(&s) < 0)
-			return -1;
-		if (s.p == s.end)
+		while (at_special(s, ','))
+			if (advance(s) < 0)
+				return -1;
+		if (!at_special(s, '@'))
 			break;
-		if (*s.p == ',') { /* obs-mbox-list: empty members */
-			s.p++;
+		if (advance(s) < 0 || domain_text(s, ignore) < 0)
+			return -1;
+		seen = 1;
+	}
+	if (!seen || !at_special(s, ':'))
+		return bad(s, "has a source route followed by %s, not ':'", what(s, cb));
+	return advance(s);
+}
+
+/* name-addr = [display-name] angle-addr, after the display name's words. */
+static int angle_addr(struct scan *s, const struct words *name, struct relay_author *au)
+{
+	struct words *local = NULL;
+	char cb[8];
+	int rc = -1;
+
+	/* phrase / obs-phrase: word *(word / "." / CFWS), so never a leading dot */
+	if (name->n > 0 && name->w[0].kind == TOK_SPECIAL)
+		return bad(s, "has a display name that starts with a dot");
+	if (advance(s) < 0)
+		return -1;
+	if ((at_special(s, '@') || at_special(s, ',')) && obs_route(s) < 0)
+		return -1;
+	if ((local = malloc(sizeof(*local))) == NULL)
+		return err_set(s->e, ERR_INTERNAL, "internal", "out of memory");
+	if (read_words(s, local) < 0)
+		goto out;
+	if (!at_special(s, '@')) {
+		bad(s, "has an angle address without '@' (%s after the local part)", what(s, cb));
+		goto out;
+	}
+	if (addr_spec(s, local, au) < 0)
+		goto out;
+	if (!at_special(s, '>')) {
+		bad(s, "has %s where the '>' closing the address should be", what(s, cb));
+		goto out;
+	}
+	rc = advance(s);
+out:
+	free(local);
+	return rc;
+}
+
+/* mailbox = name-addr / addr-spec: the words first, then what follows them decides. */
+static int mailbox(struct scan *s, struct relay_author *au)
+{
+	struct words *ws = malloc(sizeof(*ws));
+	char cb[8];
+	int rc = -1;
+
+	if (ws == NULL)
+		return err_set(s->e, ERR_INTERNAL, "internal", "out of memory");
+	if (read_words(s, ws) < 0)
+		goto out;
+	if (at_special(s, '<'))
+		rc = angle_addr(s, ws, au);
+	else if (at_special(s, '@') && ws->n > 0)
+		rc = addr_spec(s, ws, au);
+	else if (at_special(s, ':'))
+		bad(s, "is a group (\"name: ...;\"); From names mailboxes only");
+	else
+		bad(s, "has %s where a mailbox should be", what(s, cb));
+out:
+	free(ws);
+	return rc;
+}
+
+int relay_authors_parse(const char *value, size_t len, struct relay_authors *out, struct err *e)
+{
+	struct scan s = {.p = value, .e = e};
+	char cb[8];
+
+	memset(out, 0, sizeof(*out));
+	if (value == NULL)
+		return bad(&s, "is missing");
+	s.end = value + len;
+	if (check_octets(&s) < 0 || advance(&s) < 0)
+		goto fail;
+	/* mailbox-list / obs-mbox-list: empty members between the commas are allowed */
+	while (s.t.kind != TOK_END) {
+		if (at_special(&s, ',')) {
+			if (advance(&s) < 0)
+				goto fail;
 			continue;
 		}
-		if (mailbox(&s, one, sizeof(one)) < 0 || found++ > 0)
-			return -1;
-		if (s.p < s.end && *s.p != ',')
-			return -1;
+		if (out->n == RELAY_AUTHORS_MAX) {
+			bad(&s, "names more than %d mailboxes", RELAY_AUTHORS_MAX);
+			goto fail;
+		}
+		if (mailbox(&s, &out->a[out->n]) < 0)
+			goto fail;
+		out->n++;
+		if (s.t.kind != TOK_END && !at_special(&s, ',')) {
+			bad(&s, "has %s after an address where ',' or the end should be",
+			    what(&s, cb));
+			goto fail;
+		}
 	}
-	if (found != 1 || strlen(one) >= size)
-		return -1;
-	snprintf(addr, size, "%s", one);
+	if (out->n == 0) {
+		bad(&s, "names no mailbox");
+		goto fail;
+	}
 	return 0;
+fail:
+	memset(out, 0, sizeof(*out));
+	return -1;
+}
+
+/* RFC 5322 field names are printable ASCII: a name with anything else may read as
+ * "From" to one program and not to another. */
+static int check_field_name(const struct dkim_hdr *h, struct err *e)
+{
+	char cb[8];
+
+	for (size_t i = 0; i < h->nlen; i++) {
+		unsigned char c = (unsigned char)h->name[i];
+
+		if (c <= 0x20 || c >= 0x7f)
+			return err_set(e, ERR_INPUT, "bad_field_name",
+			               "a header field name holds %s; RFC 5322 field names are "
+			               "printable ASCII",
+			               show(h->name[i], cb));
+	}
+	return 0;
+}
+
+int relay_message_authors(const struct dkim_msg *m, struct relay_authors *out, struct err *e)
+{
+	const struct dkim_hdr *from = NULL;
+	const char *colon;
+	size_t count = 0;
+
+	memset(out, 0, sizeof(*out));
+	for (size_t j = 0; j < m->nhdrs; j++) {
+		const struct dkim_hdr *h = &m->hdrs[j];
+
+		if (check_field_name(h, e) < 0)
+			return -1;
+		/* lib/dkim trims the blanks before the colon: "From :" (obs-from) is From */
+		if (h->nlen == 4 && strncasecmp(h->name, "From", 4) == 0) {
+			from = h;
+			count++;
+		}
+	}
+	if (count == 0)
+		return err_set(e, ERR_INPUT, "from_missing",
+		               "the message has no From field; RFC 5322 requires exactly one");
+	if (count > 1)
+		return err_set(e, ERR_INPUT, "from_several",
+		               "the message has %zu From fields; RFC 5322 allows exactly one",
+		               count);
+	colon = memchr(from->raw, ':', from->rawlen);
+	return relay_authors_parse(colon + 1, from->rawlen - (size_t)(colon + 1 - from->raw), out,
+	                           e);
 }
 
 const char *relay_addr_domain(const char *addr)
@@ -278,49 +566,23 @@ const char *relay_addr_domain(const char *addr)
 	return at != NULL ? at + 1 : "";
 }
 
-/* The From: fields of the header of msg: exactly one, its value in [*v, *v + *vlen). */
-static int find_from(const char *msg, size_t len, const char **v, size_t *vlen)
-{
-	const char *p = msg, *end = msg + len, *found = NULL, *fend = NULL;
-	int count = 0;
-
-	while (p < end) {
-		const char *eol = memchr(p, '\n', (size_t)(end - p));
-		const char *next = eol != NULL ? eol + 1 : end;
-		size_t linelen = (size_t)((eol != NULL ? eol : end) - p);
-
-		if (linelen == 0 || (linelen == 1 && *p == '\r'))
-			break; /* the blank line: the header ends */
-		if (*p == ' ' || *p == '\t') {
-			if (found != NULL && fend == p)
-				fend = next; /* a continuation of the From: field */
-		} else if (linelen >= 5 && strncasecmp(p, "from", 4) == 0) {
-			const char *c = p + 4;
-			while (c < p + linelen && (*c == ' ' || *c == '\t'))
-				c++; /* obs-from: blanks before the colon */
-			if (c < p + linelen && *c == ':') {
-				count++;
-				found = c + 1;
-				fend = next;
-			}
-		}
-		p = next;
-	}
-	if (count != 1)
-		return -1;
-	*v = found;
-	*vlen = (size_t)(fend - found);
-	return 0;
-}
-
 int relay_from_address(const char *msg, size_t len, char *addr, size_t size)
 {
-	const char *v;
-	size_t vlen;
+	struct relay_authors *au = NULL;
+	struct dkim_msg m;
+	struct err e = {0};
+	int rc = -1;
 
 	if (size > 0)
 		addr[0] = '\0';
-	if (msg == NULL || find_from(msg, len, &v, &vlen) < 0)
+	if (msg == NULL || size == 0 || dkim_msg_parse(msg, len, &m, &e) < 0)
 		return -1;
-	return relay_mailbox_parse(v, vlen, addr, size);
+	if ((au = malloc(sizeof(*au))) != NULL && relay_message_authors(&m, au, &e) == 0 &&
+	    au->n == 1 && strlen(au->a[0].addr) < size) {
+		memcpy(addr, au->a[0].addr, strlen(au->a[0].addr) + 1);
+		rc = 0;
+	}
+	free(au);
+	dkim_msg_free(&m);
+	return rc;
 }

@@ -186,17 +186,40 @@ struct relay_sig {
 	char user[RELAY_ADDR_MAX]; /* RELAY_KEY_USER: the address its certificate names */
 };
 
+/* The authors of a message (its From field, RFC 5322 §3.6.2; mailaddr.c). */
+#define RELAY_AUTHORS_MAX 16 /* mailboxes read from one From field; more is an error */
+
+struct relay_author {
+	char addr[RELAY_ADDR_MAX]; /* lowercase; a local part that needs quotes is quoted */
+	char domain[256];          /* lowercase, no trailing dot, LDH (A-labels) */
+	/* what relay_verify_message found for the domain */
+	int verified;  /* a passing, aligned signature (not t=y, not cut short by l=) */
+	int anchored;  /* the domain publishes an anchor (discovered) */
+	int testing;   /* ... in mode=testing */
+	int temperror; /* an aligned signature could not be checked now */
+};
+
+struct relay_authors {
+	size_t n;
+	struct relay_author a[RELAY_AUTHORS_MAX];
+};
+
 struct relay_auth {
 	struct relay_sig *sigs; /* top to bottom */
 	size_t nsigs;
-	char from_addr[RELAY_ADDR_MAX]; /* the From: address, lowercase; "" when unparsable */
-	char from_domain[256];
-	/* a passing signature whose d= is the From domain (or a parent of it) */
+	/* Every author; none when from_error says why they cannot be told. */
+	struct relay_authors authors;
+	char from_error[ERR_MSG_MAX];
+	/* The author when there is exactly one (else ""), for tiers, lists and logs. */
+	char from_addr[RELAY_ADDR_MAX]; /* lowercase */
+	char from_domain[256];          /* lowercase, no trailing dot */
+	/* a passing signature whose d= is the From domain (or a parent of it), for every
+	 * author */
 	int domain_verified;
-	int domain_anchored; /* ... whose key came from the anchored key server */
-	int user_verified;   /* a passing user signature whose i= is from_addr */
-	int sender_anchored;     /* the From domain publishes an anchor (discovered) */
-	int sender_mode_testing; /* the From domain's anchor says mode=testing */
+	int domain_anchored;     /* ... whose key came from the anchored key server */
+	int user_verified;       /* a passing user signature whose i= is from_addr */
+	int sender_anchored;     /* an author domain publishes an anchor (discovered) */
+	int sender_mode_testing; /* ... and every anchored author domain says mode=testing */
 	char why[200];           /* a short summary for logs */
 };
 
@@ -211,11 +234,36 @@ int relay_verify_message(struct relay_verifier *v, const char *msg, size_t len,
                          struct relay_auth *out, struct err *e);
 void relay_auth_clear(struct relay_auth *a);
 
-/* The one address of a From: field value (a mailbox-list of exactly one mailbox,
- * display name, comments and quoted strings allowed), lowercase; 0, or -1 with
- * addr "" when it names no address or several (mailaddr.c). */
-int relay_mailbox_parse(const char *value, size_t len, char *addr, size_t size);
-/* The same for the single From: field of msg's header (-1: none, several, unreadable). */
+/* How a message must be answered after DATA, given its verdict. */
+struct relay_refusal {
+	int code;       /* 550 or 451 */
+	char status[8]; /* RFC 3463 */
+	char text[200];
+};
+/*
+ * 1 and *out when the message must be refused (or deferred): its authors cannot
+ * be told (no From field, several, unreadable: 550 5.7.1), an author domain
+ * anchored in mode=enforce is not verified (550 5.7.1, or 451 4.7.5 while its
+ * signature cannot be checked), or the From field names several authors
+ * (550 5.7.1).  0 when it may be delivered.
+ */
+int relay_auth_refusal(const struct relay_auth *a, struct relay_refusal *out);
+
+/*
+ * A From field's value (after the colon) as the list of its mailboxes
+ * (mailbox-list, with the obsolete forms of RFC 5322 §4.4): each address
+ * lowercase, each domain canonical (dns_name_canon, name_check_domain).  -1
+ * (ERR_INPUT "from_unreadable", e->msg says why) for anything else: a group,
+ * a domain literal, a non-ASCII address, a control character, text where
+ * the grammar has none, no mailbox; *out is then empty.
+ */
+int relay_authors_parse(const char *value, size_t len, struct relay_authors *out, struct err *e);
+/* The authors of a split message: its one From field, parsed.  ERR_INPUT
+ * "from_missing", "from_several", "from_unreadable", or "bad_field_name" (a field
+ * name that is not printable ASCII: it may read as From elsewhere). */
+int relay_message_authors(const struct dkim_msg *m, struct relay_authors *out, struct err *e);
+/* The address of the single author of msg, lowercase; -1 with addr "" when the
+ * message has no such author (none, several, unreadable). */
 int relay_from_address(const char *msg, size_t len, char *addr, size_t size);
 /* The domain of an address: the part after the last '@' ("" when none). */
 const char *relay_addr_domain(const char *addr);

@@ -682,9 +682,17 @@ static int keys_get(struct relay_verifier *v, const char *selector, const char *
                     const char *identity, struct keyset *out, struct err *e)
 {
 	char key[DKIM_SELECTOR_MAX + DKIM_DOMAIN_MAX + DKIM_IDENTITY_MAX + 8];
+	char dom[DNS_NAME_MAX];
 	int rc;
 
 	memset(out, 0, sizeof(*out));
+	/* d= is compared without regard to case (RFC 6376 §3.5), and a trailing dot names
+	 * the same domain: discovery and the key server know it in canonical form */
+	if (dns_name_canon(domain, dom, sizeof(dom), e) < 0) {
+		e->kind = ERR_UNPROC;
+		return -1;
+	}
+	domain = dom;
 	snprintf(key, sizeof(key), "%s\x01%s\x01%s", selector, domain, identity ? identity : "");
 	for (char *p = key; *p; p++)
 		*p = (char)tolower((unsigned char)*p);
@@ -804,63 +812,106 @@ static int is_field(const struct dkim_hdr *h, const char *name)
 	return h->nlen == n && strncasecmp(h->name, name, n) == 0;
 }
 
-/* The From: address: exactly one field naming exactly one mailbox. */
-static void from_of(const struct dkim_msg *m, struct relay_auth *a)
+/* The authors (relay_message_authors); from_addr/from_domain when there is one. */
+static void authors_of(const struct dkim_msg *m, struct relay_auth *a)
 {
-	const struct dkim_hdr *from = NULL;
-	int count = 0;
-
-	for (size_t j = 0; j < m->nhdrs; j++)
-		if (is_field(&m->hdrs[j], "From")) {
-			from = &m->hdrs[j];
-			count++;
-		}
-	if (count != 1)
-		return;
-	const char *colon = memchr(from->raw, ':', from->rawlen);
-	if (colon == NULL ||
-	    relay_mailbox_parse(colon + 1, from->rawlen - (size_t)(colon + 1 - from->raw),
-	                        a->from_addr, sizeof(a->from_addr)) < 0) {
-		a->from_addr[0] = '\0';
-		return;
-	}
-	snprintf(a->from_domain, sizeof(a->from_domain), "%s", relay_addr_domain(a->from_addr));
-}
-
-/* d= equals the From domain or is a parent of it (relaxed alignment). */
-static int aligned(const char *d, const char *from_domain)
-{
-	size_t dl = strlen(d), fl = strlen(from_domain);
-
-	if (dl == 0 || fl == 0 || strchr(d, '.') == NULL)
-		return 0;
-	if (dl == fl)
-		return strcasecmp(d, from_domain) == 0;
-	return fl > dl && from_domain[fl - dl - 1] == '.' &&
-	       strcasecmp(from_domain + fl - dl, d) == 0;
-}
-
-static void sender_anchor(struct relay_verifier *v, struct relay_auth *a)
-{
-	struct discover_result *d = NULL;
 	struct err e = {0};
 
-	if (a->from_domain[0] == '\0')
+	if (relay_message_authors(m, &a->authors, &e) < 0) {
+		snprintf(a->from_error, sizeof(a->from_error), "%s", e.msg);
 		return;
-	if (v->net.discover(v->net.ctx, a->from_domain, &d, &e) == 0 &&
-	    d->status == DISCOVER_ANCHORED) {
-		a->sender_anchored = 1;
-		a->sender_mode_testing = d->mode == DNS_MODE_TESTING;
 	}
-	discover_result_free(d);
+	if (a->authors.n == 1) {
+		snprintf(a->from_addr, sizeof(a->from_addr), "%s", a->authors.a[0].addr);
+		snprintf(a->from_domain, sizeof(a->from_domain), "%s", a->authors.a[0].domain);
+	}
+}
+
+/* d= equals the author domain or is a parent of it (relaxed alignment), both compared
+ * in canonical form (dns_name_canon: case and a trailing dot do not matter); a
+ * top-level d= aligns with nothing. */
+static int aligned(const char *d, const char *author_domain)
+{
+	char canon[DNS_NAME_MAX];
+	struct err ignore = {0};
+
+	if (dns_name_canon(d, canon, sizeof(canon), &ignore) < 0 || strchr(canon, '.') == NULL)
+		return 0;
+	return name_in_domain(author_domain, canon);
+}
+
+/* Whether each author domain publishes an anchor, and in which mode. */
+static void authors_anchor(struct relay_verifier *v, struct relay_auth *a)
+{
+	int testing_only = 1;
+
+	for (size_t k = 0; k < a->authors.n; k++) {
+		struct relay_author *au = &a->authors.a[k];
+		struct discover_result *d = NULL;
+		struct err e = {0};
+		size_t same = 0;
+
+		while (same < k && strcmp(a->authors.a[same].domain, au->domain) != 0)
+			same++;
+		if (same < k) { /* the same domain twice: asked once */
+			au->anchored = a->authors.a[same].anchored;
+			au->testing = a->authors.a[same].testing;
+		} else if (v->net.discover(v->net.ctx, au->domain, &d, &e) == 0 &&
+		           d->status == DISCOVER_ANCHORED) {
+			au->anchored = 1;
+			au->testing = d->mode == DNS_MODE_TESTING;
+		}
+		discover_result_free(d);
+		if (au->anchored) {
+			a->sender_anchored = 1;
+			testing_only &= au->testing;
+		}
+	}
+	a->sender_mode_testing = a->sender_anchored && testing_only;
+}
+
+/* What the signatures say about each author domain. */
+static void authors_verified(struct relay_auth *a)
+{
+	int all = a->authors.n > 0, anchored = 1;
+
+	for (size_t j = 0; j < a->authors.n; j++) {
+		struct relay_author *au = &a->authors.a[j];
+		int by_anchor = 0;
+
+		for (size_t k = 0; k < a->nsigs; k++) {
+			const struct relay_sig *s = &a->sigs[k];
+
+			if (!aligned(s->r.d, au->domain))
+				continue;
+			if (s->r.status == DKIM_TEMPERROR)
+				au->temperror = 1;
+			/* l= that left part of the body unsigned vouches for nothing appended
+			 * after it (RFC 6376 §8.2): the signature passes, but it verifies no
+			 * sender */
+			if (s->r.status != DKIM_PASS || s->r.testing || s->r.body_truncated)
+				continue;
+			au->verified = 1;
+			by_anchor |= s->source == RELAY_KEY_ANCHOR || s->source == RELAY_KEY_USER;
+			if (s->source == RELAY_KEY_USER && a->authors.n == 1 &&
+			    strcmp(s->user, au->addr) == 0)
+				a->user_verified = 1;
+		}
+		all &= au->verified;
+		anchored &= by_anchor;
+	}
+	a->domain_verified = all;
+	a->domain_anchored = all && anchored;
 }
 
 static void summarise(struct relay_auth *a)
 {
 	const struct relay_sig *first = a->nsigs > 0 ? &a->sigs[0] : NULL;
-	const char *who = a->from_addr[0] ? a->from_addr : "(no single From address)";
+	const char *who = a->from_addr[0] ? a->from_addr : "(several authors)";
 
-	if (a->user_verified)
+	if (a->from_error[0])
+		snprintf(a->why, sizeof(a->why), "no author: %.160s", a->from_error);
+	else if (a->user_verified)
 		snprintf(a->why, sizeof(a->why), "%.64s: user verified%s", who,
 		         a->domain_anchored ? ", anchored" : "");
 	else if (a->domain_verified)
@@ -884,7 +935,7 @@ int relay_verify_message(struct relay_verifier *v, const char *msg, size_t len,
 	memset(out, 0, sizeof(*out));
 	if (dkim_msg_parse(msg, len, &m, e) < 0)
 		return -1;
-	from_of(&m, out);
+	authors_of(&m, out);
 	for (size_t j = 0; j < m.nhdrs; j++)
 		nsigs += is_field(&m.hdrs[j], "DKIM-Signature");
 	if (nsigs > 0 && ((out->sigs = calloc(nsigs, sizeof(*out->sigs))) == NULL ||
@@ -902,23 +953,8 @@ int relay_verify_message(struct relay_verifier *v, const char *msg, size_t len,
 	out->nsigs = idx;
 	free(sig);
 	dkim_msg_free(&m);
-
-	for (size_t k = 0; k < out->nsigs; k++) {
-		const struct relay_sig *s = &out->sigs[k];
-
-		/* l= that left part of the body unsigned vouches for nothing appended after it
-		 * (RFC 6376 §8.2): the signature passes, but it verifies no sender */
-		if (s->r.status != DKIM_PASS || s->r.testing || s->r.body_truncated ||
-		    !aligned(s->r.d, out->from_domain))
-			continue;
-		out->domain_verified = 1;
-		if (s->source == RELAY_KEY_ANCHOR || s->source == RELAY_KEY_USER)
-			out->domain_anchored = 1;
-		if (s->source == RELAY_KEY_USER && out->from_addr[0] &&
-		    strcmp(s->user, out->from_addr) == 0)
-			out->user_verified = 1;
-	}
-	sender_anchor(v, out);
+	authors_verified(out);
+	authors_anchor(v, out);
 	summarise(out);
 	return 0;
 }
@@ -929,4 +965,60 @@ void relay_auth_clear(struct relay_auth *a)
 		return;
 	free(a->sigs);
 	memset(a, 0, sizeof(*a));
+}
+
+/* An author domain in enforce mode disowns unsigned mail in its name (like DMARC
+ * p=reject, applied to every author as RFC 7489 §6.6.1 says); in testing mode the
+ * same message is delivered and marked.  When its own signature could not be checked
+ * for a temporary reason the message is deferred (4xx): refusing it for good would
+ * bounce legitimate mail over a key-server outage, accepting it would let anyone
+ * outlast the enforcement by making the check fail.  A message whose authors cannot
+ * be told is refused whatever its domains: enforcement would have nothing to hold. */
+int relay_auth_refusal(const struct relay_auth *a, struct relay_refusal *out)
+{
+	const struct relay_author *defer = NULL;
+
+	memset(out, 0, sizeof(*out));
+	if (a->from_error[0] || a->authors.n == 0) {
+		out->code = 550;
+		snprintf(out->status, sizeof(out->status), "5.7.1");
+		snprintf(out->text, sizeof(out->text), "Cannot tell the author: %.170s",
+		         a->from_error[0] ? a->from_error : "no From field");
+		return 1;
+	}
+	for (size_t k = 0; k < a->authors.n; k++) {
+		const struct relay_author *au = &a->authors.a[k];
+
+		if (!au->anchored || au->testing || au->verified)
+			continue;
+		if (au->temperror) {
+			defer = defer ? defer : au;
+			continue;
+		}
+		out->code = 550;
+		snprintf(out->status, sizeof(out->status), "5.7.1");
+		snprintf(out->text, sizeof(out->text),
+		         "%.110s publishes an anchor in enforce mode and this message has no valid "
+		         "signature of it",
+		         au->domain);
+		return 1;
+	}
+	if (a->authors.n > 1) {
+		out->code = 550;
+		snprintf(out->status, sizeof(out->status), "5.7.1");
+		snprintf(out->text, sizeof(out->text),
+		         "Cannot tell the author: the From field names %zu mailboxes; one is "
+		         "accepted",
+		         a->authors.n);
+		return 1;
+	}
+	if (defer != NULL) {
+		out->code = 451;
+		snprintf(out->status, sizeof(out->status), "4.7.5");
+		snprintf(out->text, sizeof(out->text),
+		         "Cannot verify the signature of %.120s now, try again later",
+		         defer->domain);
+		return 1;
+	}
+	return 0;
 }

@@ -1,7 +1,10 @@
 /*
  * fuzz_relay_headers.c - the header side of inbound verification, no network:
- * the message splitter, the From: parser (on the whole input, on the message,
- * on each From: field), every DKIM-Signature value, and the
+ * the message splitter, the author parser (on the whole input, on the message,
+ * on each From: field: every author an address with its canonical domain, each
+ * address read back as itself, an error leaving nothing), the refusal rule over
+ * those authors (an unverified enforce-mode author, several authors or none are
+ * never delivered), every DKIM-Signature value, and the
  * Authentication-Results field written over a synthetic verdict made of what
  * the input says (domains, selectors, identities, reasons, the authserv-id).
  * The field must stay one well-formed header field whatever went in.
@@ -12,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cert.h"
 #include "dkim.h"
 #include "relay.h"
 
@@ -36,11 +40,75 @@ static void check_field(const char *f)
 	}
 }
 
-static void check_addr(const char *addr, int rc)
+/* An address as the parser writes it: printable ASCII, local@domain. */
+static void check_addr(const char *addr)
 {
-	if (rc < 0 && addr[0] != '\0')
+	for (const char *p = addr; *p; p++)
+		if ((unsigned char)*p <= 0x20 && *p != ' ')
+			__builtin_trap();
+		else if ((unsigned char)*p >= 0x7f)
+			__builtin_trap();
+	if (strchr(addr, '@') == NULL || relay_addr_domain(addr)[0] == '\0')
 		__builtin_trap();
-	if (rc == 0 && (strchr(addr, '@') == NULL || relay_addr_domain(addr)[0] == '\0'))
+}
+
+/* What relay_authors_parse promised, and that each address reads back as itself. */
+static void check_authors(const struct relay_authors *au, int rc, const struct err *e)
+{
+	struct err ne = {0};
+
+	if (rc < 0) {
+		if (au->n != 0 || e->code[0] == '\0')
+			__builtin_trap();
+		return;
+	}
+	if (au->n == 0 || au->n > RELAY_AUTHORS_MAX)
+		__builtin_trap();
+	for (size_t k = 0; k < au->n; k++) {
+		const struct relay_author *a = &au->a[k];
+		struct relay_authors *again = malloc(sizeof(*again));
+
+		check_addr(a->addr);
+		/* the domain is the address's, canonical: what enforcement compares */
+		if (strcmp(relay_addr_domain(a->addr), a->domain) != 0 ||
+		    name_check_domain(a->domain, &ne) < 0)
+			__builtin_trap();
+		if (again == NULL)
+			return;
+		if (relay_authors_parse(a->addr, strlen(a->addr), again, &ne) != 0 ||
+		    again->n != 1 || strcmp(again->a[0].addr, a->addr) != 0)
+			__builtin_trap();
+		free(again);
+	}
+}
+
+/* The refusal rule on these authors with flags drawn from seed: whatever they are, an
+ * enforce-mode author that is not verified is never let through, nor several authors,
+ * nor none. */
+static void check_refusal(const struct relay_authors *au, unsigned seed)
+{
+	static struct relay_auth a;
+	struct relay_refusal rf;
+	int must = au->n != 1, may_defer = 0;
+
+	memset(&a, 0, sizeof(a));
+	a.authors = *au;
+	for (size_t k = 0; k < au->n; k++) {
+		struct relay_author *x = &a.authors.a[k];
+		unsigned bits = seed >> (k % 8 * 4);
+
+		x->anchored = bits & 1;
+		x->testing = (bits >> 1) & 1;
+		x->verified = (bits >> 2) & 1;
+		x->temperror = (bits >> 3) & 1;
+		if (x->anchored && !x->testing && !x->verified) {
+			must = 1;
+			may_defer |= x->temperror;
+		}
+	}
+	if (relay_auth_refusal(&a, &rf) != must)
+		__builtin_trap();
+	if (must && rf.code != 550 && !(rf.code == 451 && may_defer && au->n == 1))
 		__builtin_trap();
 }
 
@@ -64,18 +132,39 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct relay_auth a = {.sigs = sigs};
 	char addr[RELAY_ADDR_MAX], authserv[64] = "mx.example.net", helo[128] = "";
 	struct dkim_sig *sig = malloc(sizeof(*sig));
+	struct relay_authors *authors;
+	int rc;
 	struct dkim_msg m;
 	struct err e = {0};
 	char *field;
 
 	if (sig == NULL)
 		return 0;
-	check_addr(addr, relay_mailbox_parse(text, size, addr, sizeof(addr)));
-	check_addr(addr, relay_from_address(text, size, addr, sizeof(addr)));
-	if (dkim_msg_parse(text, size, &m, &e) < 0) {
+	authors = malloc(sizeof(*authors));
+	if (authors == NULL) {
 		free(sig);
 		return 0;
 	}
+	rc = relay_authors_parse(text, size, authors, &e);
+	check_authors(authors, rc, &e);
+	check_refusal(authors, size > 0 ? (unsigned)data[0] * 2654435761u : 0);
+	if (relay_from_address(text, size, addr, sizeof(addr)) == 0)
+		check_addr(addr);
+	else if (addr[0] != '\0')
+		__builtin_trap();
+	if (dkim_msg_parse(text, size, &m, &e) < 0) {
+		free(authors);
+		free(sig);
+		return 0;
+	}
+	/* the message's authors: the single one is what relay_from_address gives */
+	rc = relay_message_authors(&m, authors, &e);
+	check_authors(authors, rc, &e);
+	if ((rc == 0 && authors->n == 1) != (addr[0] != '\0') ||
+	    (addr[0] != '\0' && strcmp(addr, authors->a[0].addr) != 0))
+		__builtin_trap();
+	if (addr[0])
+		memcpy(a.from_addr, addr, sizeof(a.from_addr));
 	memset(sigs, 0, sizeof(sigs));
 	for (size_t j = 0; j < m.nhdrs; j++) {
 		const struct dkim_hdr *h = &m.hdrs[j];
@@ -83,10 +172,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		value_of(h, value, sizeof(value));
 		if (h->nlen == 4 && strncasecmp(h->name, "From", 4) == 0) {
-			check_addr(addr,
-			           relay_mailbox_parse(value, strlen(value), addr, sizeof(addr)));
-			if (addr[0])
-				memcpy(a.from_addr, addr, sizeof(a.from_addr));
+			rc = relay_authors_parse(value, strlen(value), authors, &e);
+			check_authors(authors, rc, &e);
 		} else if (h->nlen == 7 && strncasecmp(h->name, "Subject", 7) == 0) {
 			memcpy(authserv, value, sizeof(authserv) - 1);
 			authserv[sizeof(authserv) - 1] = '\0';
@@ -113,6 +200,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	dkim_msg_free(&m);
+	free(authors);
 	free(sig);
 	field = relay_authres_field(authserv, &a, helo, helo, size % 2 ? "pass" : helo, &e);
 	if (field == NULL)

@@ -780,8 +780,7 @@ static void test_alignment_and_sender(void **state)
 	relay_auth_clear(&a);
 	free(m);
 	/* another domain, or one that merely ends alike: a pass, but not aligned */
-	const char *froms[] = {"x@other.test", "x@not" LEGACY, "Two <a@" LEGACY ">, b@" LEGACY,
-	                       "undisclosed-recipients:;"};
+	const char *froms[] = {"x@other.test", "x@not" LEGACY, "undisclosed-recipients:;"};
 	for (size_t k = 0; k < sizeof(froms) / sizeof(froms[0]); k++) {
 		m = sign(message(froms[k], "x"), f->dns_ed, LEGACY, "ed", NULL);
 		verify(f, m, &a);
@@ -807,6 +806,7 @@ static void test_unreadable_and_from_fields(void **state)
 {
 	struct fx *f = *state;
 	struct relay_auth a;
+	struct relay_refusal rf;
 	struct err e = {0};
 	const char *bad = "this line has no colon\r\n\r\nbody\r\n";
 	const char *two = "From: a@" LEGACY "\r\nFrom: b@" LEGACY "\r\n\r\nbody\r\n";
@@ -814,11 +814,137 @@ static void test_unreadable_and_from_fields(void **state)
 	assert_int_equal(relay_verify_message(f->v, bad, strlen(bad), &a, &e), -1);
 	assert_string_equal(e.code, "dkim_bad_header");
 	assert_null(a.sigs);
-	verify(f, two, &a); /* two From: fields name nobody */
+	verify(f, two, &a); /* two From: fields name nobody, and say why */
 	assert_string_equal(a.from_addr, "");
 	assert_string_equal(a.from_domain, "");
+	assert_int_equal(a.authors.n, 0);
+	assert_non_null(strstr(a.from_error, "2 From fields"));
+	assert_non_null(strstr(a.why, "no author"));
+	assert_int_equal(relay_auth_refusal(&a, &rf), 1);
+	assert_int_equal(rf.code, 550);
+	assert_string_equal(rf.status, "5.7.1");
+	assert_non_null(strstr(rf.text, "Cannot tell the author: the message has 2 From fields"));
 	relay_auth_clear(&a);
 	relay_auth_clear(NULL);
+}
+
+/* The refusal rule over every author domain (relay_auth_refusal). */
+static void test_enforcement_every_author(void **state)
+{
+	struct fx *f = *state;
+	struct relay_auth a;
+	struct relay_refusal rf;
+	char *m;
+	static const char *const refused[] = {
+	    "alice@" ANCHORED,
+	    "x@" LEGACY ", alice@" ANCHORED,
+	    "alice@" ANCHORED ", x@" LEGACY,
+	    "<alice@" ANCHORED ".>",
+	    "ALICE@ANCHORED.TEST.",
+	    "alice@anchored . test",
+	    "alice@anchored(c).test",
+	    "Alice\r\n <alice@anchored\r\n .test>",
+	    "<@a.example,@b.example:alice@" ANCHORED ">",
+	    "\"x@" LEGACY "\" <alice@" ANCHORED ">",
+	    "alice@" ANCHORED " (x@" LEGACY ")",
+	    "=?utf-8?q?x=40legacy.test?= <alice@" ANCHORED ">",
+	};
+
+	for (size_t k = 0; k < sizeof(refused) / sizeof(refused[0]); k++) {
+		m = message(refused[k], "x");
+		verify(f, m, &a);
+		if (a.from_error[0])
+			fail_msg("%s: %s", refused[k], a.from_error);
+		assert_true(a.sender_anchored);
+		assert_int_equal(relay_auth_refusal(&a, &rf), 1);
+		assert_int_equal(rf.code, 550);
+		if (strstr(rf.text, ANCHORED " publishes an anchor in enforce mode") == NULL)
+			fail_msg("%s: %s", refused[k], rf.text);
+		relay_auth_clear(&a);
+		free(m);
+	}
+	/* the anchored author's domain signed, the other author not: still refused, and
+	 * the other author is the reason */
+	m = sign(message("alice@" ANCHORED ", x@" LEGACY, "x"), f->c[C_S1].key, ANCHORED, "s1",
+	         NULL);
+	verify(f, m, &a);
+	assert_int_equal(a.authors.n, 2);
+	assert_true(a.authors.a[0].verified && a.authors.a[0].anchored);
+	assert_false(a.authors.a[1].verified || a.authors.a[1].anchored);
+	assert_false(a.domain_verified);
+	assert_string_equal(a.from_addr, "");
+	assert_int_equal(relay_auth_refusal(&a, &rf), 1);
+	assert_int_equal(rf.code, 550);
+	assert_non_null(strstr(rf.text, "names 2 mailboxes"));
+	relay_auth_clear(&a);
+	free(m);
+	/* both authors' domains verified: several authors are still refused */
+	m = sign(message("a@" LEGACY ", b@mail." LEGACY, "x"), f->dns_ed, LEGACY, "ed", NULL);
+	verify(f, m, &a);
+	assert_true(a.domain_verified);
+	assert_int_equal(relay_auth_refusal(&a, &rf), 1);
+	assert_non_null(strstr(rf.text, "names 2 mailboxes"));
+	relay_auth_clear(&a);
+	free(m);
+	/* signed, any case and a trailing dot in From or in d=: one domain, delivered */
+	const char *good[] = {"Alice <ALICE@Anchored.Test.>", "alice@" ANCHORED};
+	const char *ds[] = {ANCHORED, "ANCHORED.test."};
+	for (size_t k = 0; k < 2; k++) {
+		m = sign(message(good[k], "x"), f->c[C_S1].key, ds[k], "s1", NULL);
+		verify(f, m, &a);
+		assert_int_equal(a.sigs[0].r.status, DKIM_PASS);
+		assert_string_equal(a.from_addr, "alice@" ANCHORED);
+		assert_true(a.domain_verified && a.domain_anchored);
+		assert_int_equal(relay_auth_refusal(&a, &rf), 0);
+		relay_auth_clear(&a);
+		free(m);
+	}
+	/* testing mode: verified and reported, never refused */
+	m = message("Bob <bob@" TESTING ".>", "x");
+	verify(f, m, &a);
+	assert_true(a.sender_anchored && a.sender_mode_testing);
+	assert_string_equal(a.from_domain, TESTING);
+	assert_int_equal(relay_auth_refusal(&a, &rf), 0);
+	relay_auth_clear(&a);
+	free(m);
+	/* a legacy domain unsigned: delivered (as unknown, tier.c's business) */
+	m = message("x@" LEGACY, "x");
+	verify(f, m, &a);
+	assert_int_equal(relay_auth_refusal(&a, &rf), 0);
+	relay_auth_clear(&a);
+	free(m);
+	/* the key server times out: the verdict waits (451), unless another author is
+	 * refused for good */
+	f->ks_mode = KS_TIMEOUT;
+	relay_verifier_flush(f->v);
+	m = sign(message("alice@" ANCHORED, "x"), f->c[C_S1].key, ANCHORED, "s1", NULL);
+	verify(f, m, &a);
+	assert_int_equal(a.sigs[0].r.status, DKIM_TEMPERROR);
+	assert_true(a.authors.a[0].temperror);
+	assert_int_equal(relay_auth_refusal(&a, &rf), 1);
+	assert_int_equal(rf.code, 451);
+	assert_string_equal(rf.status, "4.7.5");
+	relay_auth_clear(&a);
+	free(m);
+	m = sign(message("alice@" ANCHORED ", x@" LEGACY, "x"), f->c[C_S1].key, ANCHORED, "s1",
+	         NULL);
+	verify(f, m, &a);
+	assert_int_equal(relay_auth_refusal(&a, &rf), 1);
+	assert_int_equal(rf.code, 550);
+	relay_auth_clear(&a);
+	free(m);
+	f->ks_mode = KS_OK;
+	/* no From at all, only a Sender: refused, and why */
+	m = strdup("Sender: alice@" ANCHORED "\r\nTo: bob@example.net\r\n\r\nbody\r\n");
+	verify(f, m, &a);
+	assert_int_equal(relay_auth_refusal(&a, &rf), 1);
+	assert_int_equal(rf.code, 550);
+	assert_non_null(strstr(rf.text, "no From field"));
+	relay_auth_clear(&a);
+	free(m);
+	/* an empty verdict (nothing verified at all) is never delivered */
+	memset(&a, 0, sizeof(a));
+	assert_int_equal(relay_auth_refusal(&a, &rf), 1);
 }
 
 /* Many threads verifying at once through one verifier. */
@@ -867,89 +993,289 @@ static void test_threads(void **state)
 
 /* ------------------------------------------------------------------ From: parsing */
 
-static void test_mailbox_parse(void **state)
+/* in parsed as a From value: want, the authors' addresses joined by " ", or NULL
+ * (refused, with a message containing why). */
+struct from_case {
+	const char *in, *want, *why;
+};
+
+static int check_case(const struct from_case *c, size_t len)
+{
+	struct relay_authors au;
+	struct err e = {0};
+	char got[4 * RELAY_ADDR_MAX] = "";
+	int rc = relay_authors_parse(c->in, len, &au, &e);
+
+	for (size_t k = 0; rc == 0 && k < au.n; k++) {
+		const char *at = strrchr(au.a[k].addr, '@');
+		assert_non_null(at);
+		assert_string_equal(at + 1, au.a[k].domain); /* the domain is the address's */
+		snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s", k ? " " : "",
+		         au.a[k].addr);
+	}
+	if (c->want == NULL) {
+		if (rc != -1 || au.n != 0 || strcmp(e.code, "from_unreadable") != 0) {
+			print_error("accepted [%s] as [%s]\n", c->in, got);
+			return 1;
+		}
+		if (c->why != NULL && strstr(e.msg, c->why) == NULL) {
+			print_error("[%s]: %s (want \"%s\")\n", c->in, e.msg, c->why);
+			return 1;
+		}
+	} else if (rc != 0 || strcmp(got, c->want) != 0) {
+		print_error("[%s]: got %d [%s] (%s), want [%s]\n", c->in, rc, got, e.msg, c->want);
+		return 1;
+	}
+	return 0;
+}
+
+static void test_authors_parse(void **state)
+{
+	static const struct from_case cases[] = {
+	    /* what mail readers send */
+	    {"alice@example.com", "alice@example.com", NULL},
+	    {"  Alice@Example.COM  ", "alice@example.com", NULL},
+	    {"Alice Example <alice@example.com>", "alice@example.com", NULL},
+	    {"\"Example, Alice\" <alice@example.com>", "alice@example.com", NULL},
+	    {"\"Alice \\\"Al\\\" E.\" <alice@example.com>", "alice@example.com", NULL},
+	    {"=?utf-8?q?Al=C3=AFce?= <alice@example.com>", "alice@example.com", NULL},
+	    {"=?UTF-8?B?QWxpY2U=?= <alice@example.com>", "alice@example.com", NULL},
+	    {"alice@example.com (Alice (the (real) one))", "alice@example.com", NULL},
+	    {"(comment) Alice <(c)alice(c)@(c)example.com(c)> (c)", "alice@example.com", NULL},
+	    {"Alice\r\n <alice@example.com>", "alice@example.com", NULL},
+	    {"Alice\n\t<alice@example.com>\r\n", "alice@example.com", NULL},
+	    {"Mr. Smith <smith@example.com>", "smith@example.com", NULL},
+	    {"<alice+tag@example.com>", "alice+tag@example.com", NULL},
+	    {"\"alice\"@example.com", "alice@example.com", NULL},
+	    {"\"a b\"@example.com", "\"a b\"@example.com", NULL},
+	    {"\"a\\\"b\"@example.com", "\"a\\\"b\"@example.com", NULL},
+	    {"J\xc3\xbcrgen <j@example.com>", "j@example.com", NULL},
+	    {"\"J\xc3\xbcrgen\" <j@example.com>", "j@example.com", NULL},
+	    {"xn--bcher-kva.example <a@xn--bcher-kva.example>", "a@xn--bcher-kva.example", NULL},
+	    {"B\xc3\xbc <a@XN--BCHER-KVA.example>", "a@xn--bcher-kva.example", NULL},
+	    /* obsolete forms (RFC 5322 §4.4) */
+	    {"<@relay.example:alice@example.com>", "alice@example.com", NULL},
+	    {"<@a,@b:alice@example.com>", "alice@example.com", NULL},
+	    {"<,@a, ,@b.example:alice@example.com>", "alice@example.com", NULL},
+	    {"alice . smith @ example . com", "alice.smith@example.com", NULL},
+	    {"alice@example(c).com", "alice@example.com", NULL},
+	    {"alice@example\r\n .com", "alice@example.com", NULL},
+	    {"alice.\"b c\"@example.com", "\"alice.b c\"@example.com", NULL},
+	    {"alice@example.com,", "alice@example.com", NULL},
+	    {", ,alice@example.com, ,", "alice@example.com", NULL},
+	    /* a trailing dot and case do not make another domain */
+	    {"<alice@example.com.>", "alice@example.com", NULL},
+	    {"ALICE@EXAMPLE.COM.", "alice@example.com", NULL},
+	    {"alice@example.com. (c)", "alice@example.com", NULL},
+	    /* every mailbox is returned */
+	    {"x@attacker.test, alice@example.com", "x@attacker.test alice@example.com", NULL},
+	    {"A <a@x.example>, \"B, b\" <b@y.example>,c@z.example",
+	     "a@x.example b@y.example c@z.example", NULL},
+	    {"a@x.example,a@x.example", "a@x.example a@x.example", NULL},
+	    /* addresses hidden in names, comments and quotes are not authors */
+	    {"\"alice@example.com\" <x@attacker.test>", "x@attacker.test", NULL},
+	    {"\"<alice@example.com>\" <x@attacker.test>", "x@attacker.test", NULL},
+	    {"(alice@example.com) x@attacker.test", "x@attacker.test", NULL},
+	    {"x@attacker.test (<alice@example.com>)", "x@attacker.test", NULL},
+	    {"\"alice@example.com\"@attacker.test", "\"alice@example.com\"@attacker.test", NULL},
+	    {"\"x<alice@example.com>\"@attacker.test", "\"x<alice@example.com>\"@attacker.test",
+	     NULL},
+	    {"=?utf-8?q?alice=40example.com?= <x@attacker.test>", "x@attacker.test", NULL},
+	    {"=?utf-8?q?alice?=@example.com", "=?utf-8?q?alice?=@example.com", NULL},
+	    /* refused: nothing, or not one of the forms above */
+	    {"", NULL, "no mailbox"},
+	    {"   ", NULL, "no mailbox"},
+	    {" , ", NULL, "no mailbox"},
+	    {"(only a comment)", NULL, "no mailbox"},
+	    {"alice", NULL, "where a mailbox"},
+	    {"alice@", NULL, "domain is the end"},
+	    {"@example.com", NULL, "where a mailbox"},
+	    {"<>", NULL, "without '@'"},
+	    {"alice@example..com", NULL, "empty label"},
+	    {"alice@example.com..", NULL, "empty label"},
+	    {"alice@.example.com", NULL, "domain is '.'"},
+	    {"alice.@example.com", NULL, "dot ending"},
+	    {".alice@example.com", NULL, "not words joined"},
+	    {"alice..b@example.com", NULL, "not words joined"},
+	    {"alice@example", NULL, "not a host name"},
+	    {"alice@exa_mple.com", NULL, "not a host name"},
+	    {"alice@192.0.2.1", NULL, "not a host name"},
+	    {"alice@[192.0.2.1]", NULL, "domain literal"},
+	    {"<alice@[IPv6:::1]>", NULL, "domain literal"},
+	    {"Group: alice@example.com;", NULL, "is a group"},
+	    {"g: alice@example.com, x@attacker.test;", NULL, "is a group"},
+	    {"undisclosed-recipients:;", NULL, "is a group"},
+	    {"Alice <alice@example.com", NULL, "'>' closing"},
+	    {"Alice alice@example.com>", NULL, "not words joined by dots"},
+	    {"Alice <alice@example.com> trailing", NULL, "after an address"},
+	    {"alice@example.com <x@attacker.test>", NULL, "'<' after an address"},
+	    {"x@attacker.test <alice@example.com>", NULL, "'<' after an address"},
+	    {"alice@example.com x@attacker.test", NULL, "after an address"},
+	    {"Alice <alice@example.com> <x@attacker.test>", NULL, "after an address"},
+	    {"<x@attacker.test:alice@example.com>", NULL, "closing the address"},
+	    {"<@attacker.test alice@example.com>", NULL, "not ':'"},
+	    {"<@attacker.test:@x:alice@example.com>", NULL, "no local part"},
+	    {".Alice <alice@example.com>", NULL, "starts with a dot"},
+	    {"alice@example.com (unclosed", NULL, "comment that is not closed"},
+	    {"\"unclosed <alice@example.com>", NULL, "quoted string that is not closed"},
+	    {"<alice@exa mple.com>", NULL, "exa is not a host name"},
+	    {"alice@exa(mple.com", NULL, "comment that is not closed"},
+	    {"alice@example.com; x@attacker.test", NULL, "';'"},
+	    {"Alice [x] <alice@example.com>", NULL, "domain literal"},
+	    {"Al\\ice <alice@example.com>", NULL, "'\\'"},
+	    /* encoded words are no address */
+	    {"alice@=?utf-8?q?example.com?=", NULL, "not a host name"},
+	    {"=?utf-8?q?alice@example.com?= <x@attacker.test>", NULL, "not a host name"},
+	    /* 8-bit addresses: this relay offers no SMTPUTF8 */
+	    {"alice@b\xc3\xbc"
+	     "cher.example",
+	     NULL, "non-ASCII"},
+	    {"<alice@exam\xe9le.com>", NULL, "non-ASCII"},
+	    {"j\xc3\xbcrgen@example.com", NULL, "non-ASCII"},
+	    {"alice@\xef\xbd\x85xample.com", NULL, "non-ASCII"},
+	    /* controls and line breaks */
+	    {"alice@example.com\r\nFrom: x@attacker.test", NULL, "not folding"},
+	    {"alice@example.com\rx", NULL, "bare CR"},
+	    {"alice@exam\x0bple.com", NULL, "0x0b"},
+	    {"Alice\x1b <alice@example.com>", NULL, "0x1b"},
+	    {"\"a\x7f\" <alice@example.com>", NULL, "0x7f"},
+	};
+
+	int failed = 0;
+
+	(void)state;
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++)
+		failed += check_case(&cases[k], strlen(cases[k].in));
+	assert_int_equal(failed, 0);
+}
+
+static void test_authors_parse_limits(void **state)
+{
+	struct relay_authors au;
+	struct err e = {0};
+	char *big;
+	size_t n;
+
+	(void)state;
+	/* a NUL in the value is refused, wherever it is */
+	static const char nul1[] = "alice@example.com\0.attacker.test";
+	static const char nul2[] = "x@attacker.test\0, alice@example.com";
+	const struct from_case c1 = {nul1, NULL, "0x00"}, c2 = {nul2, NULL, "0x00"};
+	assert_int_equal(check_case(&c1, sizeof(nul1) - 1), 0);
+	assert_int_equal(check_case(&c2, sizeof(nul2) - 1), 0);
+	/* a very long display name, folded: still read to its address */
+	n = 200000;
+	big = malloc(n + 64);
+	assert_non_null(big);
+	for (size_t i = 0; i < n; i++)
+		big[i] = i % 70 == 69 ? ' ' : 'a';
+	memcpy(big + 1000, "\r\n ", 3);
+	snprintf(big + n, 64, " <alice@example.com>");
+	assert_int_equal(relay_authors_parse(big, strlen(big), &au, &e), 0);
+	assert_int_equal(au.n, 1);
+	assert_string_equal(au.a[0].domain, "example.com");
+	/* many mailboxes: an error, not a truncated list */
+	for (size_t i = 0; i + 20 < n; i += 20)
+		memcpy(big + i, "a@example.com,      ", 20);
+	assert_int_equal(relay_authors_parse(big, strlen(big), &au, &e), -1);
+	assert_int_equal(au.n, 0);
+	assert_non_null(strstr(e.msg, "more than"));
+	/* long labels, long domains, long local parts */
+	memset(big, 'a', 300);
+	memcpy(big + 64, "@", 1);
+	memcpy(big + 64 + 1 + 63, ".com", 5);
+	assert_int_equal(relay_authors_parse(big, strlen(big), &au, &e), 0); /* 64 + 63: ok */
+	big[0] = 'b';
+	memmove(big + 1, big, strlen(big) + 1); /* a 65-octet local part */
+	assert_int_equal(relay_authors_parse(big, strlen(big), &au, &e), -1);
+	assert_non_null(strstr(e.msg, "longer than 64"));
+	snprintf(big, n, "a@");
+	for (int i = 0; i < 60; i++)
+		strcat(big, "abcd.");
+	strcat(big, "com");
+	assert_int_equal(relay_authors_parse(big, strlen(big), &au, &e), -1);
+	assert_non_null(strstr(e.msg, "domain"));
+	/* a value cut anywhere never reads past its end */
+	const char *v =
+	    "\"A, \\\"B\\\"\" (c (d)) <@r.example:a.\"b\"@example(x).com.>, c@d.example";
+	for (size_t len = 0; len <= strlen(v); len++) {
+		char *cut = malloc(len ? len : 1);
+		memcpy(cut, v, len);
+		(void)relay_authors_parse(cut, len, &au, &e);
+		free(cut);
+	}
+	free(big);
+	assert_int_equal(relay_authors_parse(NULL, 0, &au, &e), -1);
+}
+
+static void test_message_authors(void **state)
 {
 	static const struct {
-		const char *in, *want; /* want NULL: refused */
+		const char *msg, *want, *code; /* want: the authors, or NULL and the error code */
 	} cases[] = {
-	    {"alice@example.com", "alice@example.com"},
-	    {"  Alice@Example.COM  ", "alice@example.com"},
-	    {"Alice Example <alice@example.com>", "alice@example.com"},
-	    {"\"Example, Alice\" <alice@example.com>", "alice@example.com"},
-	    {"\"Alice \\\"Al\\\" E.\" <alice@example.com>", "alice@example.com"},
-	    {"=?utf-8?q?Al=C3=AFce?= <alice@example.com>", "alice@example.com"},
-	    {"alice@example.com (Alice (the (real) one))", "alice@example.com"},
-	    {"(comment) Alice <(c)alice(c)@(c)example.com(c)> (c)", "alice@example.com"},
-	    {"Alice\r\n <alice@example.com>", "alice@example.com"},
-	    {"Mr. Smith <smith@example.com>", "smith@example.com"},
-	    {"<alice+tag@example.com>", "alice+tag@example.com"},
-	    {"<@relay.example:alice@example.com>", "alice@example.com"},
-	    {"\"alice\"@example.com", "alice@example.com"},
-	    {"\"a b\"@example.com", "\"a b\"@example.com"},
-	    {"\"a\\\"b\"@example.com", "\"a\\\"b\"@example.com"},
-	    {"alice@example.com,", "alice@example.com"},
-	    {"J\xc3\xbcrgen <j@example.com>", "j@example.com"},
-	    {"", NULL},
-	    {"   ", NULL},
-	    {"alice", NULL},
-	    {"alice@", NULL},
-	    {"@example.com", NULL},
-	    {"alice@example..com", NULL},
-	    {"alice@.example.com", NULL},
-	    {"alice@[192.0.2.1]", NULL},
-	    {"a@example.com, b@example.com", NULL},
-	    {"Group: a@example.com;", NULL},
-	    {"undisclosed-recipients:;", NULL},
-	    {"Alice <alice@example.com", NULL},
-	    {"Alice alice@example.com>", NULL},
-	    {"Alice <alice@example.com> trailing", NULL},
-	    {"alice@example.com (unclosed", NULL},
-	    {"\"unclosed <alice@example.com>", NULL},
-	    {"<alice@exa mple.com>", NULL},
-	    {"alice@exa(mple.com", NULL},
+	    {"Subject: x\r\nfrom : Bob\r\n\t<BOB@example.org>\r\nTo: y\r\n\r\nFrom: no\r\n",
+	     "bob@example.org", NULL},
+	    {"Subject: x\nFrom: bob@example.org\n\nbody\n", "bob@example.org", NULL},
+	    {"FROM:bob@example.org", "bob@example.org", NULL},
+	    {"fRoM\t :\tbob@example.org\r\n\r\n", "bob@example.org", NULL},
+	    {"From: a@example.org, b@example.org\r\n\r\n", "a@example.org b@example.org", NULL},
+	    {"Subject: x\r\n\r\nFrom: bob@example.org\r\n", NULL, "from_missing"},
+	    {"Sender: alice@example.org\r\n\r\nbody\r\n", NULL, "from_missing"},
+	    {"Resent-From: alice@example.org\r\n\r\n", NULL, "from_missing"},
+	    {"From: a@example.org\r\nFrom: b@example.org\r\n\r\n", NULL, "from_several"},
+	    {"From: a@example.org\r\nfrom : a@example.org\r\n\r\n", NULL, "from_several"},
+	    {"From: x@attacker.test\r\n\t\r\nFROM: alice@example.org\r\n\r\n", NULL,
+	     "from_several"},
+	    {"From: g: alice@example.org;\r\n\r\n", NULL, "from_unreadable"},
+	    {"From:\r\n\r\n", NULL, "from_unreadable"},
+	    {"From: a@example.org\r\nFr\x01om: b@example.org\r\n\r\n", NULL, "bad_field_name"},
+	    {"From: a@example.org\r\nFrom\x0b: b@example.org\r\n\r\n", NULL, "bad_field_name"},
+	    {"From: a@example.org\r\nFr om: b@example.org\r\n\r\n", NULL, "bad_field_name"},
+	    {"From: a@example.org\r\nFr\xc3\xb6m: b@example.org\r\n\r\n", NULL, "bad_field_name"},
 	};
-	char out[RELAY_ADDR_MAX];
-	char small[8];
+	struct relay_authors au;
+	char addr[RELAY_ADDR_MAX];
 
+	(void)state;
 	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
-		int rc = relay_mailbox_parse(cases[k].in, strlen(cases[k].in), out, sizeof(out));
-		if (cases[k].want == NULL) {
-			if (rc != -1 || out[0] != '\0')
-				fail_msg("accepted %s as %s", cases[k].in, out);
-		} else if (rc != 0 || strcmp(out, cases[k].want) != 0) {
-			fail_msg("%s: got %d \"%s\", want %s", cases[k].in, rc, out, cases[k].want);
+		struct dkim_msg m;
+		struct err e = {0};
+		char got[2 * RELAY_ADDR_MAX] = "";
+		int rc;
+
+		assert_int_equal(dkim_msg_parse(cases[k].msg, strlen(cases[k].msg), &m, &e), 0);
+		rc = relay_message_authors(&m, &au, &e);
+		dkim_msg_free(&m);
+		for (size_t j = 0; rc == 0 && j < au.n; j++)
+			snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s", j ? " " : "",
+			         au.a[j].addr);
+		if (cases[k].want != NULL && (rc != 0 || strcmp(got, cases[k].want) != 0))
+			fail_msg("case %zu: %d [%s] %s", k, rc, got, e.msg);
+		if (cases[k].want == NULL && (rc != -1 || strcmp(e.code, cases[k].code) != 0))
+			fail_msg("case %zu: %d [%s] %s, want %s", k, rc, got, e.code,
+			         cases[k].code);
+		/* relay_from_address: the single author or nothing */
+		rc = relay_from_address(cases[k].msg, strlen(cases[k].msg), addr, sizeof(addr));
+		if (cases[k].want != NULL && strchr(cases[k].want, ' ') == NULL) {
+			assert_int_equal(rc, 0);
+			assert_string_equal(addr, cases[k].want);
+		} else {
+			assert_int_equal(rc, -1);
+			assert_string_equal(addr, "");
 		}
 	}
-	assert_int_equal(relay_mailbox_parse("alice@example.com", 17, small, sizeof(small)), -1);
+	char small[8];
+	const char *m1 = "From: alice@example.com\r\n\r\n";
+	assert_int_equal(relay_from_address(m1, strlen(m1), small, sizeof(small)), -1);
 	assert_string_equal(small, "");
 	assert_string_equal(relay_addr_domain("a@b@c.example"), "c.example");
 	assert_string_equal(relay_addr_domain("nobody"), "");
-}
-
-static void test_from_address(void **state)
-{
-	char out[RELAY_ADDR_MAX];
-	const char *m1 =
-	    "Subject: x\r\nfrom : Bob\r\n\t<BOB@example.org>\r\nTo: y\r\n\r\nFrom: no\r\n";
-	const char *m2 = "Subject: x\nFrom: bob@example.org\n\nbody\n";
-	const char *m3 = "Subject: x\r\n\r\nFrom: bob@example.org\r\n";
-	const char *m4 = "From: a@example.org\r\nFrom: b@example.org\r\n\r\n";
-	const char *m5 = "From: a@example.org";
-
-	assert_int_equal(relay_from_address(m1, strlen(m1), out, sizeof(out)), 0);
-	assert_string_equal(out, "bob@example.org");
-	assert_int_equal(relay_from_address(m2, strlen(m2), out, sizeof(out)), 0);
-	assert_string_equal(out, "bob@example.org");
-	assert_int_equal(relay_from_address(m3, strlen(m3), out, sizeof(out)), -1);
-	assert_string_equal(out, "");
-	assert_int_equal(relay_from_address(m4, strlen(m4), out, sizeof(out)), -1);
-	assert_int_equal(relay_from_address(m5, strlen(m5), out, sizeof(out)), 0);
-	assert_string_equal(out, "a@example.org");
 	/* a message cut anywhere never reads past its end */
-	for (size_t n = 0; n <= strlen(m1); n++) {
+	const char *m2 = cases[0].msg;
+	for (size_t n = 0; n <= strlen(m2); n++) {
 		char *cut = malloc(n ? n : 1);
-		memcpy(cut, m1, n);
-		(void)relay_from_address(cut, n, out, sizeof(out));
+		memcpy(cut, m2, n);
+		(void)relay_from_address(cut, n, addr, sizeof(addr));
 		free(cut);
 	}
 }
@@ -969,8 +1295,10 @@ int main(void)
 	    cmocka_unit_test_setup(test_alignment_and_sender, reset),
 	    cmocka_unit_test_setup(test_unreadable_and_from_fields, reset),
 	    cmocka_unit_test_setup(test_threads, reset),
-	    cmocka_unit_test(test_mailbox_parse),
-	    cmocka_unit_test(test_from_address),
+	    cmocka_unit_test_setup(test_enforcement_every_author, reset),
+	    cmocka_unit_test(test_authors_parse),
+	    cmocka_unit_test(test_authors_parse_limits),
+	    cmocka_unit_test(test_message_authors),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
