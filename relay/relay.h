@@ -197,6 +197,11 @@ struct relay_author {
 	int anchored;  /* the domain publishes an anchor (discovered) */
 	int testing;   /* ... in mode=testing */
 	int temperror; /* an aligned signature could not be checked now */
+	/* discovery failed (DNS timeout or SERVFAIL, key server unreachable, a pin that does
+	 * not verify): whether the domain enforces is unknown, so its unsigned mail is
+	 * deferred, never taken as a legacy domain's (an attacker who can break the lookup
+	 * must not win a bypass of enforce mode) */
+	int undiscovered;
 };
 
 struct relay_authors {

@@ -856,8 +856,11 @@ static void authors_anchor(struct relay_verifier *v, struct relay_auth *a)
 		if (same < k) { /* the same domain twice: asked once */
 			au->anchored = a->authors.a[same].anchored;
 			au->testing = a->authors.a[same].testing;
-		} else if (v->net.discover(v->net.ctx, au->domain, &d, &e) == 0 &&
-		           d->status == DISCOVER_ANCHORED) {
+			au->undiscovered = a->authors.a[same].undiscovered;
+		} else if (v->net.discover(v->net.ctx, au->domain, &d, &e) < 0 || d == NULL ||
+		           d->status == DISCOVER_ERROR) {
+			au->undiscovered = 1;
+		} else if (d->status == DISCOVER_ANCHORED) {
 			au->anchored = 1;
 			au->testing = d->mode == DNS_MODE_TESTING;
 		}
@@ -989,9 +992,9 @@ int relay_auth_refusal(const struct relay_auth *a, struct relay_refusal *out)
 	for (size_t k = 0; k < a->authors.n; k++) {
 		const struct relay_author *au = &a->authors.a[k];
 
-		if (!au->anchored || au->testing || au->verified)
+		if (au->verified || au->testing || (!au->anchored && !au->undiscovered))
 			continue;
-		if (au->temperror) {
+		if (au->temperror || au->undiscovered) {
 			defer = defer ? defer : au;
 			continue;
 		}
@@ -1015,9 +1018,14 @@ int relay_auth_refusal(const struct relay_auth *a, struct relay_refusal *out)
 	if (defer != NULL) {
 		out->code = 451;
 		snprintf(out->status, sizeof(out->status), "4.7.5");
-		snprintf(out->text, sizeof(out->text),
-		         "Cannot verify the signature of %.120s now, try again later",
-		         defer->domain);
+		if (defer->undiscovered)
+			snprintf(out->text, sizeof(out->text),
+			         "Cannot tell now whether %.120s publishes an anchor, try again later",
+			         defer->domain);
+		else
+			snprintf(out->text, sizeof(out->text),
+			         "Cannot verify the signature of %.120s now, try again later",
+			         defer->domain);
 		return 1;
 	}
 	return 0;

@@ -2,7 +2,8 @@
 port, zones with SOA/NS boilerplate, signing with ldns-keygen/ldns-signzone,
 and running anchor-dns.
 
-    Nsd(workdir, zones)          nsd -d with a generated nsd.conf; start()/stop()
+    Nsd(workdir, zones, root=True) nsd -d with a generated nsd.conf (and an empty root
+                                 zone: other names are NXDOMAIN); start()/stop()
     zone_text(origin, body)      a zone file: SOA, NS, then body
     sign_zone(dir, origin, text) KSK+ZSK (ECDSA P-256), ldns-signzone; returns SignedZone
     make_tls(dir, names)         a test CA and a key-server certificate for names
@@ -84,10 +85,19 @@ def sign_zone(directory, origin, text):
 class Nsd:
     """NSD serving zones {origin: zone file path} on 127.0.0.1:<random port>."""
 
-    def __init__(self, workdir, zones):
+    def __init__(self, workdir, zones, root=True):
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.zones = dict(zones)
+        if root and "." not in self.zones:
+            # An empty root zone: a name outside the test's zones is NXDOMAIN, as a
+            # recursive resolver answers for a name nobody registered, not REFUSED
+            # (which the daemons rightly take as a resolver failure).
+            path = self.dir / "root.zone"
+            path.write_text("$ORIGIN .\n$TTL 300\n"
+                            ". IN SOA localhost. hostmaster.localhost. 1 3600 600 86400 300\n"
+                            ". IN NS localhost.\n")
+            self.zones["."] = path
         self.port = None
         self.proc = None
         self.conf = self.dir / "nsd.conf"

@@ -145,7 +145,7 @@ def world(db, operator_token, request):
     w.anchors.write_text(z_sec.ds_file.read_text() + z_bog.key_file.read_text() +
                          z_leg.ds_file.read_text())
     w.zones = zones
-    nsd = dx.Nsd(work / "nsd", zones).start()
+    nsd = dx.Nsd(work / "nsd", zones, root=False).start()  # test_refused_for_unserved_zone
     w.nsd = nsd
     w.env = {"ANCHOR_RESOLVER": nsd.resolver, "ANCHOR_TRUST_ANCHOR": w.anchors,
              "ANCHOR_CACERT": tls.ca}

@@ -31,7 +31,6 @@ import relayfixtures as rx
 import repfixtures as rp
 
 pytestmark = [
-    pytest.mark.skipif(rx.tools_available() is not None, reason=rx.tools_available() or ""),
     pytest.mark.skipif(not rp.bin_available(), reason="anchor-reputation is not built"),
 ]
 
