@@ -140,6 +140,8 @@ struct ks_log_nodes {
 };
 void ks_log_nodes_init(struct ks_log_nodes *n, struct db *db, long long domain_id);
 int ks_log_node(void *ctx, unsigned level, uint64_t index, uint8_t out[32], struct err *e);
+/* PostgreSQL's encode(hash, 'hex') (64 lowercase digits) back to 32 bytes; -1 if not. */
+int ks_hex_decode32(const char *hex, uint8_t out[32]);
 /* The size of the domain's log: the next sequence number. */
 long long ks_log_size(struct db *db, long long domain_id, struct err *e);
 /* After a change that appended to d's log has committed: have the signer sign the new

@@ -34,9 +34,24 @@ static int op_nfields(int op)
 
 const char *ks_signer_op_name(int op)
 {
-	static const char *const names[] = {"?",      "register", "token", "enroll",
-	                                    "server", "crl",      "route", "publish"};
-	return op > 0 && (size_t)op < sizeof(names) / sizeof(names[0]) ? names[op] : "?";
+	switch (op) {
+	case KS_SIGNER_REGISTER:
+		return "register";
+	case KS_SIGNER_TOKEN:
+		return "token";
+	case KS_SIGNER_ENROLL:
+		return "enroll";
+	case KS_SIGNER_SERVER:
+		return "server";
+	case KS_SIGNER_CRL:
+		return "crl";
+	case KS_SIGNER_ROUTE:
+		return "route";
+	case KS_SIGNER_PUBLISH:
+		return "publish";
+	default:
+		return "?";
+	}
 }
 
 static int bad(struct err *e, const char *what)

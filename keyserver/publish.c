@@ -63,19 +63,6 @@ struct signed_head {
 	uint8_t root[MERKLE_HASH_LEN];
 };
 
-static int hex32(const char *hex, uint8_t out[MERKLE_HASH_LEN])
-{
-	if (strlen(hex) != 2 * MERKLE_HASH_LEN)
-		return -1;
-	for (int i = 0; i < MERKLE_HASH_LEN; i++) {
-		unsigned v;
-		if (sscanf(hex + 2 * i, "%2x", &v) != 1)
-			return -1;
-		out[i] = (uint8_t)v;
-	}
-	return 0;
-}
-
 static int head_refused(const struct ks_signer_domain *sd, const char *why, struct err *e)
 {
 	log_err(NULL,
@@ -134,7 +121,7 @@ static int newest_head(struct db *db, const struct ks_signer_domain *sd, const c
 		return -1;
 	if (PQntuples(res) == 1) {
 		h->size = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-		rc = hex32(PQgetvalue(res, 0, 1), h->root) < 0
+		rc = ks_hex_decode32(PQgetvalue(res, 0, 1), h->root) < 0
 		         ? head_refused(sd, "a malformed root", e)
 		         : head_check(sd, PQgetvalue(res, 0, 2), h, e);
 	}
@@ -173,7 +160,7 @@ static int leaves_check(struct db *db, const struct ks_signer_domain *sd,
 		         strcmp(dom, sd->d->name) == 0 &&
 		         json_integer_value(json_object_get(o, "seq")) == seq &&
 		         merkle_leaf_hash(leaf, strlen(leaf), want, e) == 0 &&
-		         hex32(PQgetvalue(res, i, 2), stored) == 0 &&
+		         ks_hex_decode32(PQgetvalue(res, i, 2), stored) == 0 &&
 		         ks_log_node(nodes, 0, (uint64_t)seq, node, e) == 0 &&
 		         memcmp(want, stored, MERKLE_HASH_LEN) == 0 &&
 		         memcmp(want, node, MERKLE_HASH_LEN) == 0;

@@ -258,12 +258,12 @@ int ks_signer_seal_legacy(struct ks_signer *sg, struct db *db, struct err *e)
 	}
 	res =
 	    db_exec(db, "SELECT 1 FROM signer_state WHERE name = 'legacy_rows_sealed'", 0, NULL, e);
-	if (res == NULL || PQntuples(res) > 0) {
-		PQclear(res);
-		db_rollback(db);
-		return res == NULL ? -1 : 0;
-	}
+	n = res == NULL ? -1 : PQntuples(res);
 	PQclear(res);
+	if (n != 0) { /* an error, or done already */
+		db_rollback(db);
+		return n < 0 ? -1 : 0;
+	}
 	if ((res = db_exec(db, "SELECT name FROM domains WHERE signer_seal IS NULL ORDER BY id", 0,
 	                   NULL, e)) == NULL) {
 		db_rollback(db);

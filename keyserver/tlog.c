@@ -33,8 +33,7 @@ static int hex_nibble(char c)
 	return -1;
 }
 
-/* PostgreSQL's encode(hash, 'hex'): 64 lowercase digits. */
-static int hex_decode32(const char *hex, uint8_t out[32])
+int ks_hex_decode32(const char *hex, uint8_t out[32])
 {
 	if (strlen(hex) != 64)
 		return -1;
@@ -65,7 +64,7 @@ int ks_log_node(void *arg, unsigned level, uint64_t index, uint8_t out[MERKLE_HA
 		      3, params, e);
 	if (res == NULL)
 		return -1;
-	rc = PQntuples(res) == 1 ? hex_decode32(PQgetvalue(res, 0, 0), out) : -1;
+	rc = PQntuples(res) == 1 ? ks_hex_decode32(PQgetvalue(res, 0, 0), out) : -1;
 	PQclear(res);
 	return rc < 0 ? err_set(e, ERR_NOTFOUND, "log_incomplete",
 				"the log lacks node (%u, %llu)", level, (unsigned long long)index)

@@ -35,9 +35,8 @@ static void check_request(const struct ks_signer_request *r)
 	if (r->op < KS_SIGNER_REGISTER || r->op > KS_SIGNER_PUBLISH ||
 	    name_check_domain(r->domain, &e) < 0 || !lowercase(r->domain))
 		abort();
-	if (r->op == KS_SIGNER_TOKEN &&
-	    (name_check_address(r->name, &e) < 0 || r->ttl < KS_TOKEN_TTL_MIN ||
-	     r->ttl > KS_TOKEN_TTL_MAX))
+	if (r->op == KS_SIGNER_TOKEN && (name_check_address(r->name, &e) < 0 ||
+	                                 r->ttl < KS_TOKEN_TTL_MIN || r->ttl > KS_TOKEN_TTL_MAX))
 		abort();
 	if (r->op == KS_SIGNER_ROUTE && !lowercase(r->name))
 		abort();
