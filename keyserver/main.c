@@ -158,15 +158,26 @@ static int signer_wait_ready(struct signer_proc *sp, struct err *e)
 	               SIGNER_START_WAIT_MS);
 }
 
+/* Close the pipe and let the signer finish what it does and exit by itself (a few
+ * seconds at most), then make sure it is gone. */
 static void signer_stop(struct signer_proc *sp)
 {
+	struct timespec ts = {0, 20 * 1000 * 1000};
+
 	if (sp->fd >= 0)
 		close(sp->fd);
 	sp->fd = -1;
-	if (sp->pid > 0) {
-		kill(sp->pid, SIGTERM);
-		waitpid(sp->pid, NULL, 0);
+	if (sp->pid <= 0)
+		return;
+	for (int waited = 0; waited < 5000; waited += 20) {
+		if (waitpid(sp->pid, NULL, WNOHANG) == sp->pid) {
+			sp->pid = -1;
+			return;
+		}
+		nanosleep(&ts, NULL);
 	}
+	kill(sp->pid, SIGTERM);
+	waitpid(sp->pid, NULL, 0);
 	sp->pid = -1;
 }
 
