@@ -2,6 +2,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "cache.h"
 #include "cert.h"
 #include "crl.h"
@@ -24,7 +26,7 @@ void ks_domain_get(struct ks_req *r, const char *domain, const char *part)
 	ks_domain_free(d);
 }
 
-static int check_policy_words(const char *policy, const char *mode, struct err *e)
+int ks_check_policy_words(const char *policy, const char *mode, struct err *e)
 {
 	if (policy != NULL && strcmp(policy, "isp") != 0 && strcmp(policy, "corporate") != 0 &&
 	    strcmp(policy, "groups") != 0)
@@ -47,121 +49,63 @@ static int check_own_address(const char *addr, const char *domain, struct err *e
 	return 0;
 }
 
+/*
+ * Registration: the shape is checked here; the issuer key is neither parsed nor
+ * sealed in this process: the signer checks the set (root, issuer, key) and the
+ * operator's token itself, seals the key and stores the domain.
+ */
 struct reg_input {
-	const char *domain, *root_pem, *issuer_pem, *key_pem, *policy, *mode;
-	X509 *root, *issuer;
-	EVP_PKEY *issuer_key;
-	char pin[CRYPTO_PIN_MAX];
+	const char *root_pem, *issuer_pem, *key_pem, *policy, *mode;
+	char *domain;
 };
-
-static void reg_input_free(struct reg_input *in)
-{
-	X509_free(in->root);
-	X509_free(in->issuer);
-	EVP_PKEY_free(in->issuer_key);
-}
 
 static int reg_input_parse(json_t *body, struct reg_input *in, struct err *e)
 {
-	if ((in->domain = http_json_str(body, "domain", 1, e)) == NULL ||
+	const char *domain;
+
+	if ((domain = http_json_str(body, "domain", 1, e)) == NULL ||
 	    (in->root_pem = http_json_str(body, "root", 1, e)) == NULL ||
 	    (in->issuer_pem = http_json_str(body, "issuer", 1, e)) == NULL ||
 	    (in->key_pem = http_json_str(body, "issuer_key", 1, e)) == NULL)
 		return -1;
 	in->policy = http_json_str(body, "policy", 0, e);
 	in->mode = http_json_str(body, "mode", 0, e);
-	if (e->kind != ERR_NONE || check_policy_words(in->policy, in->mode, e) < 0)
+	if (e->kind != ERR_NONE || ks_check_policy_words(in->policy, in->mode, e) < 0)
 		return -1;
 	if (in->policy != NULL && strcmp(in->policy, "corporate") == 0)
 		return err_set(e, ERR_INPUT, "bad_policy",
 			       "register with isp or groups, then set the corporate policy "
 			       "with its corporate_address");
-	if (name_check_domain(in->domain, e) < 0)
+	if (name_check_domain(domain, e) < 0)
 		return -1;
-	if ((in->root = cert_from_pem(in->root_pem, strlen(in->root_pem), e)) == NULL ||
-	    (in->issuer = cert_from_pem(in->issuer_pem, strlen(in->issuer_pem), e)) == NULL ||
-	    (in->issuer_key = crypto_key_private_from_pem(in->key_pem, strlen(in->key_pem), e)) ==
-		    NULL)
-		return -1;
-	if (cert_check_domain_set(in->domain, in->root, in->issuer, in->issuer_key, e) < 0)
-		return -1;
-	return crypto_key_pin(X509_get0_pubkey(in->root), in->pin, e);
-}
-
-/* The log's first entry: the domain, its pin, its policy. */
-static int log_registered(struct ks_req *r, const struct reg_input *in, struct err *e)
-{
-	struct ks_domain *d = ks_store_domain(r->db, in->domain, e);
-	json_t *details = json_pack("{s:[s], s:s, s:s}", "pins", in->pin, "policy",
-				    in->policy ? in->policy : "isp", "mode",
-				    in->mode ? in->mode : "enforce");
-	struct ks_event ev = {.type = "registered", .details = details};
-	int rc = d == NULL ? -1 : ks_log_append(r, d, &ev, NULL, e);
-
-	json_decref(details);
-	ks_domain_free(d);
-	return rc;
-}
-
-static int reg_store(struct ks_req *r, struct reg_input *in, const char *token_hash, struct err *e)
-{
-	char *sealed = ks_issuer_key_seal(r->ks, in->domain, in->issuer_key, e);
-	const char *params[7] = {in->domain, in->root_pem, in->issuer_pem, in->pin,
-				 in->policy ? in->policy : "isp", in->mode ? in->mode : "enforce",
-				 sealed};
-	PGresult *res;
-
-	if (sealed == NULL)
-		return -1;
-	if (db_begin(r->db, e) < 0) {
-		free(sealed);
-		return -1;
-	}
-	res = db_exec(r->db,
-		      "INSERT INTO domains (name, root_pem, issuer_pem, pins, policy, mode,"
-		      " issuer_key_sealed) VALUES ($1, $2, $3, ARRAY[$4], $5, $6, $7) RETURNING id",
-		      7, params, e);
-	free(sealed);
-	if (res == NULL) {
-		if (e->kind == ERR_CONFLICT)
-			err_set(e, ERR_CONFLICT, "conflict", "%s is already registered",
-				in->domain);
-		goto fail;
-	}
-	const char *tparams[2] = {PQgetvalue(res, 0, 0), token_hash};
-	int rc = db_run(r->db, "INSERT INTO admin_tokens (domain_id, token_hash) VALUES ($1, $2)",
-			2, tparams, e);
-	PQclear(res);
-	if (rc < 0 || log_registered(r, in, e) < 0 ||
-	    ks_store_notify_change(r->db, in->domain, e) < 0 || db_commit(r->db, e) < 0)
-		goto fail;
+	if ((in->domain = ks_lower_dup(domain)) == NULL)
+		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
 	return 0;
-fail:
-	db_rollback(r->db);
-	return -1;
 }
 
 void ks_domain_register(struct ks_req *r)
 {
 	struct reg_input in = {0};
-	char token[CRYPTO_TOKEN_LEN], hash[CRYPTO_HEX256_LEN];
+	char pin[CRYPTO_PIN_MAX], token[CRYPTO_TOKEN_LEN];
 	struct err e = {0};
 
-	if (ks_auth_operator(r, &e) < 0 || reg_input_parse(r->http->json, &in, &e) < 0 ||
-	    crypto_random_token(token, &e) < 0)
+	if (ks_auth_operator(r, &e) < 0 || reg_input_parse(r->http->json, &in, &e) < 0)
 		goto fail;
-	crypto_token_hash(token, hash);
-	if (reg_store(r, &in, hash, &e) < 0)
+	const char *pem[3] = {in.root_pem, in.issuer_pem, in.key_pem};
+	if (ks_signer_register(r->ks, in.domain, pem, in.policy ? in.policy : "",
+			       in.mode ? in.mode : "", http_bearer_token(r->http), pin, token,
+			       &e) < 0)
 		goto fail;
 	ks_cache_invalidate(r->ks->cache);
-	log_info(r->http->reqid, "registered domain %s pin=%s", in.domain, in.pin);
+	log_info(r->http->reqid, "registered domain %s pin=%s", in.domain, pin);
 	http_reply_json(r->resp, 201,
-			json_pack("{s:s, s:[s], s:s}", "domain", in.domain, "pins", in.pin,
+			json_pack("{s:s, s:[s], s:s}", "domain", in.domain, "pins", pin,
 				  "admin_token", token));
-	reg_input_free(&in);
+	OPENSSL_cleanse(token, sizeof(token));
+	free(in.domain);
 	return;
 fail:
-	reg_input_free(&in);
+	free(in.domain);
 	ks_fail(r, &e);
 }
 
@@ -191,7 +135,7 @@ void ks_domain_set_policy(struct ks_req *r, const char *domain)
 	policy = http_json_str(r->http->json, "policy", 0, &e);
 	mode = http_json_str(r->http->json, "mode", 0, &e);
 	corp = http_json_str(r->http->json, "corporate_address", 0, &e);
-	if (e.kind != ERR_NONE || check_policy_words(policy, mode, &e) < 0)
+	if (e.kind != ERR_NONE || ks_check_policy_words(policy, mode, &e) < 0)
 		goto fail;
 	if (policy == NULL && mode == NULL)
 		err_set(&e, ERR_INPUT, "bad_request", "give a policy, a mode, or both");
@@ -222,6 +166,7 @@ void ks_domain_set_policy(struct ks_req *r, const char *domain)
 		goto fail;
 	}
 	ks_cache_invalidate(r->ks->cache);
+	ks_log_publish(r, d);
 	ks_domain_free(d);
 	log_info(r->http->reqid, "policy of %s: policy=%s mode=%s", domain,
 		 policy ? policy : "(unchanged)", mode ? mode : "(unchanged)");
@@ -271,6 +216,7 @@ static int group_members_store(struct ks_req *r, const struct ks_domain *d, cons
 	if (logged < 0 || ks_store_notify_change(r->db, d->name, e) < 0 ||
 	    db_commit(r->db, e) < 0)
 		goto fail;
+	ks_log_publish(r, d);
 	return 0;
 fail:
 	db_rollback(r->db);

@@ -7,6 +7,17 @@
  * request, build JSON with jansson and reply through the http_reply_*
  * helpers.  Errors are struct err values turned into JSON error bodies in
  * one place (ks_fail).
+ *
+ * Two processes.  The HTTPS process, which parses what the internet sends,
+ * holds no issuer key and never reads the KEK: everything that is signed
+ * (certificates, CRLs, tree heads, route answers) is asked of the signer
+ * process (signer.c, ks_signer.h) over a local socket (ks_signer_proto.h,
+ * signer_client.c).  The signer checks each request against the database
+ * itself and signs only what it built: a certificate only for an address
+ * with a sealed, unused enrollment token or for a host an admin token of
+ * the domain authorises, always inside the domain's name constraints.  When
+ * the signer is down the HTTPS process answers 503 signer_unavailable and
+ * restarts it (main.c).  PROTOCOL.md §13 has the whole contract.
  */
 #ifndef KS_KS_H
 #define KS_KS_H
@@ -19,7 +30,9 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "crypto.h"
 #include "db.h"
+#include "frame.h"
 #include "http.h"
 #include "settings.h"
 
@@ -30,7 +43,7 @@ struct ks {
 	struct db_pool *pool;
 	struct ks_cache *cache;
 	struct ks_webhooks *webhooks;
-	uint8_t kek[32]; /* the key-encryption key of issuer keys (issuer_kek_file) */
+	struct frame_client *signer; /* the HTTPS process's way to the signer */
 	atomic_ullong enrollments;
 	atomic_ullong cache_hits;
 	atomic_ullong cache_misses;
@@ -124,6 +137,22 @@ void ks_feed(struct ks_req *r, const char *domain);
  * returned in *head (a JSON string, new reference; NULL when nothing was attached). */
 int ks_log_attach_proofs(struct ks_req *r, json_t *certs, json_t **head, struct err *e);
 
+/* The log's nodes, as lib/merkle.c reads them (ks_log_node is a merkle_node_fn). */
+struct ks_log_nodes {
+	struct db *db;
+	char domain_id[24];
+};
+void ks_log_nodes_init(struct ks_log_nodes *n, struct db *db, long long domain_id);
+int ks_log_node(void *ctx, unsigned level, uint64_t index, uint8_t out[32], struct err *e);
+/* PostgreSQL's encode(hash, 'hex') (64 lowercase digits) back to 32 bytes; -1 if not. */
+int ks_hex_decode32(const char *hex, uint8_t out[32]);
+/* The size of the domain's log: the next sequence number. */
+long long ks_log_size(struct db *db, long long domain_id, struct err *e);
+/* After a change that appended to d's log has committed: have the signer sign the new
+ * heads.  A failure is logged, not returned: the change stands, and the next publish
+ * (or a read of the newest head) signs what is missing. */
+void ks_log_publish(struct ks_req *r, const struct ks_domain *d);
+
 /* The inclusion proof of entry seq in the tree of size, with its leaf and salt. */
 int ks_log_proof_for(struct ks_req *r, long long domain_id, long long seq, long long size,
 		     json_t **out, struct err *e);
@@ -159,9 +188,27 @@ json_t *ks_store_cert_by(struct db *db, const char *column, const char *value, s
  * call inside the writing transaction so it is delivered at commit. */
 int ks_store_notify_change(struct db *db, const char *domain, struct err *e);
 
-/* issuer.c: the domains' issuer keys, sealed under the node's KEK and kept with the domain. */
-char *ks_issuer_key_seal(const struct ks *ks, const char *domain, EVP_PKEY *key, struct err *e);
-EVP_PKEY *ks_issuer_key_load(const struct ks *ks, const struct ks_domain *d, struct err *e);
+/* signer_client.c: the signer's requests (ks_signer_proto.h), from the HTTPS process.  Each
+ * fails with the signer's own refusal, or ERR_TEMP "signer_unavailable" (503). */
+struct frame_client *ks_signer_client_new(const char *socket_path, struct err *e);
+int ks_signer_register(struct ks *ks, const char *domain, const char *const pem[3],
+		       const char *policy, const char *mode, const char *operator_token,
+		       char pin[CRYPTO_PIN_MAX], char admin_token[CRYPTO_TOKEN_LEN],
+		       struct err *e);
+int ks_signer_token(struct ks *ks, const char *domain, const char *admin_token,
+		    const char *address, long long ttl, char token[CRYPTO_TOKEN_LEN],
+		    char expires[32], struct err *e);
+int ks_signer_enroll(struct ks *ks, const char *domain, const char *token, const char *csr,
+		     char key_id[CRYPTO_UUID_LEN], char secret[CRYPTO_TOKEN_LEN], struct err *e);
+int ks_signer_server(struct ks *ks, const char *domain, const char *admin_token,
+		     const char *purpose, const char *csr, char key_id[CRYPTO_UUID_LEN],
+		     struct err *e);
+unsigned char *ks_signer_crl(struct ks *ks, const char *domain, size_t *len, struct err *e);
+char *ks_signer_route(struct ks *ks, const char *domain, const char *name, struct err *e);
+int ks_signer_publish(struct ks *ks, const char *domain, long long *size, struct err *e);
+
+/* domain.c: policy "isp", "corporate" or "groups", mode "enforce" or "testing" (NULL: unset). */
+int ks_check_policy_words(const char *policy, const char *mode, struct err *e);
 
 /* The domain of the URL, loaded and checked; NULL after replying with the error. */
 struct ks_domain *ks_load_domain(struct ks_req *r, const char *name);

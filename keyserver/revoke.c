@@ -16,7 +16,6 @@
 #include "log.h"
 #include "ks.h"
 
-#define CRL_NEXT_UPDATE (24 * 3600)
 
 /* The row of the certificate being revoked, locked for the transaction. */
 struct revoke_target {
@@ -238,6 +237,7 @@ void ks_revoke(struct ks_req *r, const char *key_id)
 	if (record_revocation(r, d, &t, method, reason, &e) < 0 || db_commit(r->db, &e) < 0)
 		goto fail;
 	ks_cache_invalidate(r->ks->cache);
+	ks_log_publish(r, d);
 	log_info(r->http->reqid, "revoked key_id=%s of %s by %s, reason %s", t.key_id, t.name,
 		 method, crl_reason_name(reason));
 	ks_lookup_key(r, t.key_id, 0);
@@ -251,77 +251,39 @@ fail:
 
 /* ---- the CRL ---- */
 
-static struct crl_entry *load_entries(struct ks_req *r, const struct ks_domain *d, size_t *n,
-				      PGresult **keep, struct err *e)
-{
-	char idbuf[24];
-	const char *params[1] = {idbuf};
-	struct crl_entry *v;
-	PGresult *res;
-
-	snprintf(idbuf, sizeof(idbuf), "%lld", d->id);
-	res = db_exec(r->db,
-		      "SELECT serial, floor(extract(epoch FROM revoked_at))::bigint, reason"
-		      " FROM revocations WHERE domain_id = $1 ORDER BY revoked_at",
-		      1, params, e);
-	if (res == NULL)
-		return NULL;
-	*n = (size_t)PQntuples(res);
-	v = calloc(*n + 1, sizeof(*v));
-	if (v == NULL) {
-		PQclear(res);
-		err_set(e, ERR_INTERNAL, "internal", "out of memory");
-		return NULL;
-	}
-	for (size_t i = 0; i < *n; i++) {
-		v[i].serial_hex = PQgetvalue(res, (int)i, 0);
-		v[i].revoked_at = (time_t)strtoll(PQgetvalue(res, (int)i, 1), NULL, 10);
-		v[i].reason = (int)strtol(PQgetvalue(res, (int)i, 2), NULL, 10);
-	}
-	*keep = res; /* the entries point into it */
-	return v;
-}
-
+/* The signer builds the CRL from the revocation rows and signs it (publish.c). */
 void ks_crl_get(struct ks_req *r, const char *domain, int pem)
 {
 	struct ks_domain *d = ks_load_domain(r, domain);
-	struct crl_entry *entries = NULL;
-	PGresult *res = NULL;
-	X509 *issuer = NULL;
-	EVP_PKEY *key = NULL;
 	X509_CRL *crl = NULL;
 	struct err e = {0};
-	size_t n = 0, len = 0;
+	size_t len = 0;
 	unsigned char *der;
+	const unsigned char *p;
 	char *text;
 
 	if (d == NULL)
 		return;
-	if ((entries = load_entries(r, d, &n, &res, &e)) == NULL ||
-	    (issuer = cert_from_pem(d->issuer_pem, strlen(d->issuer_pem), &e)) == NULL ||
-	    (key = ks_issuer_key_load(r->ks, d, &e)) == NULL ||
-	    /* The number of revocations only grows: a monotonic CRL number. */
-	    (crl = crl_make(issuer, key, entries, n, (long long)n + 1, CRL_NEXT_UPDATE, &e)) ==
-		    NULL) {
+	if ((der = ks_signer_crl(r->ks, d->name, &len, &e)) == NULL) {
 		ks_fail(r, &e);
 		goto out;
 	}
-	if (pem) {
-		if ((text = crl_to_pem(crl, &e)) == NULL)
-			ks_fail(r, &e);
-		else
-			http_reply_text(r->resp, 200, "application/x-pem-file", text, strlen(text));
+	if (!pem) {
+		http_reply_text(r->resp, 200, "application/pkix-crl", (char *)der, len);
+		der = NULL; /* the reply owns it */
+		goto out;
+	}
+	p = der;
+	if ((crl = d2i_X509_CRL(NULL, &p, (long)len)) == NULL) {
+		err_set(&e, ERR_TEMP, "signer_garbage", "the signer's CRL does not parse");
+		ks_fail(r, &e);
+	} else if ((text = crl_to_pem(crl, &e)) == NULL) {
+		ks_fail(r, &e);
 	} else {
-		if ((der = crl_to_der(crl, &len, &e)) == NULL)
-			ks_fail(r, &e);
-		else
-			http_reply_text(r->resp, 200, "application/pkix-crl", (char *)der, len);
+		http_reply_text(r->resp, 200, "application/x-pem-file", text, strlen(text));
 	}
 out:
 	X509_CRL_free(crl);
-	EVP_PKEY_free(key);
-	X509_free(issuer);
-	free(entries);
-	PQclear(res);
+	free(der);
 	ks_domain_free(d);
 }

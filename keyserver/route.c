@@ -3,7 +3,8 @@
  *
  * A route is a weighted set of receiving servers (each with the pin of the
  * certificate it must present) or an alias.  Answers are JWS objects signed
- * by the domain's issuer with x5c [issuer, root], so they verify offline
+ * by the domain's issuer (in the signer process, publish.c, from the rows it
+ * reads itself) with x5c [issuer, root], so they verify offline
  * against the domain's pin and any HTTP cache may keep them.  The domain
  * admin sets any route; a user may set the alias of their own address with a
  * request signed by their current key (user_request.c checks that part).
@@ -351,6 +352,7 @@ int ks_route_store(struct ks_req *r, const struct ks_domain *d, const char *name
 		goto out;
 	}
 	ks_cache_invalidate(r->ks->cache);
+	ks_log_publish(r, d);
 	rc = 0;
 out:
 	free(servers);
@@ -382,6 +384,7 @@ static int route_remove(struct ks_req *r, const struct ks_domain *d, const char 
 	    ks_store_notify_change(r->db, d->name, e) < 0 || db_commit(r->db, e) < 0)
 		goto fail;
 	ks_cache_invalidate(r->ks->cache);
+	ks_log_publish(r, d);
 	return 0;
 fail:
 	db_rollback(r->db);
@@ -398,8 +401,8 @@ static void rfc3339(time_t t, char out[32])
 	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static json_t *route_payload(const struct ks_domain *d, const char *asked,
-			     const struct ks_route *rt)
+json_t *ks_route_payload(const struct ks_domain *d, const char *asked,
+			 const struct ks_route *rt)
 {
 	char issued[32], expires[32];
 	time_t now = time(NULL);
@@ -418,27 +421,6 @@ static json_t *route_payload(const struct ks_domain *d, const char *asked,
 	else
 		json_object_set_new(o, "alias", json_string(rt->alias));
 	return o;
-}
-
-/* Sign payload with the domain's issuer, x5c = [issuer, root]. */
-char *ks_sign_object(struct ks_req *r, const struct ks_domain *d, json_t *payload,
-		     const char *typ, struct err *e)
-{
-	X509 *issuer = cert_from_pem(d->issuer_pem, strlen(d->issuer_pem), e);
-	X509 *root = issuer ? cert_from_pem(d->root_pem, strlen(d->root_pem), e) : NULL;
-	EVP_PKEY *key = root ? ks_issuer_key_load(r->ks, d, e) : NULL;
-	char *text = key ? json_dumps(payload, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-	char *jws = NULL;
-
-	if (text != NULL) {
-		X509 *chain[2] = {issuer, root};
-		jws = jws_sign(text, strlen(text), key, chain, 2, typ, e);
-	}
-	free(text);
-	EVP_PKEY_free(key);
-	X509_free(root);
-	X509_free(issuer);
-	return jws;
 }
 
 /*
@@ -481,11 +463,11 @@ out:
 static void reply_signed_route(struct ks_req *r, const struct ks_domain *d, const char *asked,
 			       const struct ks_route *rt)
 {
-	json_t *payload = route_payload(d, asked, rt);
 	struct err e = {0};
-	char *jws = payload ? ks_sign_object(r, d, payload, "anchor-route+jws", &e) : NULL;
+	/* The signer builds the answer from the route rows itself; rt serves for the proof
+	 * and the cache lifetime. */
+	char *jws = ks_signer_route(r->ks, d->name, asked, &e);
 
-	json_decref(payload);
 	if (jws == NULL) {
 		if (e.kind == ERR_NONE)
 			err_set(&e, ERR_INTERNAL, "internal", "out of memory");

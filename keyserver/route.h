@@ -23,9 +23,9 @@ int ks_route_effective(struct db *db, const struct ks_domain *d, const char *nam
 int ks_route_store(struct ks_req *r, const struct ks_domain *d, const char *name,
 		   const struct ks_route *rt, const char *set_by, struct err *e);
 
-/* Sign a JSON object as the domain (issuer key, x5c [issuer, root]); malloc'd JWS. */
-char *ks_sign_object(struct ks_req *r, const struct ks_domain *d, json_t *payload,
-		     const char *typ, struct err *e);
+/* The payload of the signed answer for asked, whose effective route is rt (the signer
+ * signs it, publish.c). */
+json_t *ks_route_payload(const struct ks_domain *d, const char *asked, const struct ks_route *rt);
 
 /*
  * The request body is a JWS signed by the address's current key (x5c [user,

@@ -48,6 +48,12 @@ const struct conf_param ks_settings_table[] = {
 	 "delivery attempts before a webhook call is given up"},
 	{"log_level", CONF_STR, "info", 0, 0, S(log_level), "error, warning, info or debug"},
 	{"syslog", CONF_BOOL, "no", 0, 1, S(syslog), "log to syslog instead of stderr"},
+	/* The signer process: the only holder of the KEK and the issuer keys. */
+	{"signer_socket", CONF_STR, NULL, 0, 0, S(signer_socket),
+	 "Unix socket between the HTTPS process and its signer (made 0600 in a 0700 "
+	 "directory); unset: a fresh private directory under /tmp"},
+	{"signer_db_conninfo", CONF_STR, NULL, 0, 0, S(signer_db_conninfo),
+	 "libpq connection string of the signer (a role of its own); unset: db_conninfo"},
 	{NULL, CONF_STR, NULL, 0, 0, 0, NULL},
 };
 

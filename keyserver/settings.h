@@ -30,6 +30,9 @@ struct ks_settings {
 	long long webhook_max_attempts;
 	char *log_level;
 	int syslog;
+	/* the signer process (signer.c) */
+	char *signer_socket;
+	char *signer_db_conninfo;
 };
 
 extern const struct conf_param ks_settings_table[];

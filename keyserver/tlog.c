@@ -4,8 +4,10 @@
  *
  * An append runs inside the transaction of the change it records, under a
  * lock on the domain row, so entries are gap-free and in commit order: the
- * leaf text, the perfect-subtree hashes it completes, and a tree head for the
- * new size signed by the domain's issuer.  A leaf names its subject only as
+ * leaf text and the perfect-subtree hashes it completes.  Once that
+ * transaction has committed, the signer process signs a tree head for each
+ * new size (ks_log_publish; keyserver/publish.c), after checking that the log
+ * extends the head it signed before.  A leaf names its subject only as
  * SHA-256(salt ":" name); salt and name sit beside the leaf and can be erased
  * without changing a hash.
  */
@@ -22,11 +24,6 @@
 #define LOG_PAGE_MAX 1000
 #define SALT_BYTES 16
 
-struct node_ctx {
-	struct db *db;
-	char domain_id[24];
-};
-
 static int hex_nibble(char c)
 {
 	if (c >= '0' && c <= '9')
@@ -36,8 +33,7 @@ static int hex_nibble(char c)
 	return -1;
 }
 
-/* PostgreSQL's encode(hash, 'hex'): 64 lowercase digits. */
-static int hex_decode32(const char *hex, uint8_t out[32])
+int ks_hex_decode32(const char *hex, uint8_t out[32])
 {
 	if (strlen(hex) != 64)
 		return -1;
@@ -51,10 +47,10 @@ static int hex_decode32(const char *hex, uint8_t out[32])
 }
 
 /* merkle_node_fn over log_nodes. */
-static int db_node(void *arg, unsigned level, uint64_t index, uint8_t out[MERKLE_HASH_LEN],
-		   struct err *e)
+int ks_log_node(void *arg, unsigned level, uint64_t index, uint8_t out[MERKLE_HASH_LEN],
+		struct err *e)
 {
-	struct node_ctx *ctx = arg;
+	struct ks_log_nodes *ctx = arg;
 	char lv[8], ix[24];
 	const char *params[3] = {ctx->domain_id, lv, ix};
 	PGresult *res;
@@ -68,14 +64,14 @@ static int db_node(void *arg, unsigned level, uint64_t index, uint8_t out[MERKLE
 		      3, params, e);
 	if (res == NULL)
 		return -1;
-	rc = PQntuples(res) == 1 ? hex_decode32(PQgetvalue(res, 0, 0), out) : -1;
+	rc = PQntuples(res) == 1 ? ks_hex_decode32(PQgetvalue(res, 0, 0), out) : -1;
 	PQclear(res);
 	return rc < 0 ? err_set(e, ERR_NOTFOUND, "log_incomplete",
 				"the log lacks node (%u, %llu)", level, (unsigned long long)index)
 		      : 0;
 }
 
-static void node_ctx_init(struct node_ctx *ctx, struct db *db, long long domain_id)
+void ks_log_nodes_init(struct ks_log_nodes *ctx, struct db *db, long long domain_id)
 {
 	ctx->db = db;
 	snprintf(ctx->domain_id, sizeof(ctx->domain_id), "%lld", domain_id);
@@ -90,15 +86,16 @@ static void rfc3339_now(char out[32])
 	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* The size of the domain's log: the next sequence number. */
-static long long log_size(struct db *db, const char *domain_id, struct err *e)
+long long ks_log_size(struct db *db, long long domain_id, struct err *e)
 {
-	const char *params[1] = {domain_id};
-	PGresult *res = db_exec(db,
-				"SELECT COALESCE(max(seq) + 1, 0) FROM log_entries"
-				" WHERE domain_id = $1",
-				1, params, e);
+	char idbuf[24];
+	const char *params[1] = {idbuf};
+	PGresult *res;
 	long long n;
+
+	snprintf(idbuf, sizeof(idbuf), "%lld", domain_id);
+	res = db_exec(db, "SELECT COALESCE(max(seq) + 1, 0) FROM log_entries WHERE domain_id = $1",
+		      1, params, e);
 
 	if (res == NULL)
 		return -1;
@@ -156,38 +153,6 @@ static int store_nodes(struct db *db, const char *domain_id, const struct merkle
 	return 0;
 }
 
-/* Sign and keep the head of the tree at size. */
-static int store_head(struct ks_req *r, const struct ks_domain *d, struct node_ctx *ctx,
-		      long long size, struct err *e)
-{
-	uint8_t root[MERKLE_HASH_LEN];
-	char now[32], hex[65], sizebuf[24];
-	json_t *payload;
-	char *jws;
-	int rc;
-
-	if (merkle_root((uint64_t)size, db_node, ctx, root, e) < 0)
-		return -1;
-	rfc3339_now(now);
-	payload = json_pack("{s:s, s:s, s:I, s:o, s:s}", "type", "anchor-tree-head", "domain",
-			    d->name, "size", (json_int_t)size, "root_hash",
-			    merkle_hash_to_json(root, e), "timestamp", now);
-	jws = payload ? ks_sign_object(r, d, payload, "anchor-tree-head+jws", e) : NULL;
-	json_decref(payload);
-	if (jws == NULL)
-		return e->kind != ERR_NONE ? -1
-					   : err_set(e, ERR_INTERNAL, "internal", "out of memory");
-	crypto_hex(root, MERKLE_HASH_LEN, hex);
-	snprintf(sizebuf, sizeof(sizebuf), "%lld", size);
-	const char *params[4] = {ctx->domain_id, sizebuf, hex, jws};
-	rc = db_run(r->db,
-		    "INSERT INTO tree_heads (domain_id, size, root_hash, jws)"
-		    " VALUES ($1, $2, decode($3, 'hex'), $4)",
-		    4, params, e);
-	free(jws);
-	return rc;
-}
-
 /* Queue the event for the webhooks that watch its key. */
 static int queue_webhooks(struct db *db, const char *domain_id, const char *seq,
 			  const struct ks_event *ev, struct err *e)
@@ -209,16 +174,16 @@ int ks_log_append(struct ks_req *r, const struct ks_domain *d, const struct ks_e
 	struct merkle_node nodes[MERKLE_MAX_APPEND_NODES];
 	uint8_t leaf_hash[MERKLE_HASH_LEN], salt_raw[SALT_BYTES];
 	char salt[2 * SALT_BYTES + 1], subject[CRYPTO_HEX256_LEN], hash_hex[65], seqbuf[24];
-	struct node_ctx ctx;
+	struct ks_log_nodes ctx;
 	char *leaf = NULL;
 	long long seq;
 	int nnodes = 0, rc = -1;
 
-	node_ctx_init(&ctx, r->db, d->id);
+	ks_log_nodes_init(&ctx, r->db, d->id);
 	const char *lock[1] = {ctx.domain_id};
 	/* One writer per domain at a time: sequence numbers without gaps or races. */
 	if (db_run(r->db, "SELECT 1 FROM domains WHERE id = $1 FOR UPDATE", 1, lock, e) < 0 ||
-	    (seq = log_size(r->db, ctx.domain_id, e)) < 0 ||
+	    (seq = ks_log_size(r->db, d->id, e)) < 0 ||
 	    crypto_random_bytes(salt_raw, sizeof(salt_raw), e) < 0)
 		return -1;
 	crypto_hex(salt_raw, sizeof(salt_raw), salt);
@@ -227,7 +192,7 @@ int ks_log_append(struct ks_req *r, const struct ks_domain *d, const struct ks_e
 		goto out;
 	}
 	if (merkle_leaf_hash(leaf, strlen(leaf), leaf_hash, e) < 0 ||
-	    merkle_append_nodes((uint64_t)seq, leaf_hash, db_node, &ctx, nodes, &nnodes, e) < 0 ||
+	    merkle_append_nodes((uint64_t)seq, leaf_hash, ks_log_node, &ctx, nodes, &nnodes, e) < 0 ||
 	    store_nodes(r->db, ctx.domain_id, nodes, nnodes, e) < 0)
 		goto out;
 	crypto_hex(leaf_hash, MERKLE_HASH_LEN, hash_hex);
@@ -238,7 +203,6 @@ int ks_log_append(struct ks_req *r, const struct ks_domain *d, const struct ks_e
 		   "INSERT INTO log_entries (domain_id, seq, type, key_id, leaf, leaf_hash, salt,"
 		   " name) VALUES ($1, $2, $3, $4::uuid, $5, decode($6, 'hex'), $7, $8)",
 		   8, params, e) < 0 ||
-	    store_head(r, d, &ctx, seq + 1, e) < 0 ||
 	    queue_webhooks(r->db, ctx.domain_id, seqbuf, ev, e) < 0)
 		goto out;
 	if (seq_out != NULL)
@@ -247,6 +211,17 @@ int ks_log_append(struct ks_req *r, const struct ks_domain *d, const struct ks_e
 out:
 	free(leaf);
 	return rc;
+}
+
+void ks_log_publish(struct ks_req *r, const struct ks_domain *d)
+{
+	struct err e = {0};
+	long long size = 0;
+
+	if (ks_signer_publish(r->ks, d->name, &size, &e) < 0)
+		log_warn(r->http ? r->http->reqid : NULL,
+			 "the new tree head of %s is not signed yet: %s (%s)", d->name, e.msg,
+			 e.code);
 }
 
 /* ---- reading ---- */
@@ -299,6 +274,19 @@ static char *head_jws(struct db *db, long long domain_id, long long size, long l
 	return jws;
 }
 
+/* A change whose head the signer could not sign at the time (it was restarting) gets
+ * it when the newest head is read. */
+static void publish_missing(struct ks_req *r, const struct ks_domain *d)
+{
+	struct err e = {0};
+	long long newest = 0, size = ks_log_size(r->db, d->id, &e);
+	char *jws = size > 0 ? head_jws(r->db, d->id, 0, &newest, &e) : NULL;
+
+	free(jws);
+	if (size > 0 && newest < size)
+		ks_log_publish(r, d);
+}
+
 void ks_log_head(struct ks_req *r, const char *domain)
 {
 	struct ks_domain *d = ks_load_domain(r, domain);
@@ -308,8 +296,9 @@ void ks_log_head(struct ks_req *r, const char *domain)
 
 	if (d == NULL)
 		return;
-	if (query_ll(r->http, "size", 0, 1, INT64_MAX, &size, &e) < 0 ||
-	    (jws = head_jws(r->db, d->id, size, NULL, &e)) == NULL)
+	if (query_ll(r->http, "size", 0, 1, INT64_MAX, &size, &e) == 0 && size == 0)
+		publish_missing(r, d);
+	if (e.kind != ERR_NONE || (jws = head_jws(r->db, d->id, size, NULL, &e)) == NULL)
 		ks_fail(r, &e);
 	else
 		http_reply_text(r->resp, 200, "application/jose+json", jws, strlen(jws));
@@ -403,7 +392,7 @@ void ks_feed(struct ks_req *r, const char *domain)
 	snprintf(idbuf, sizeof(idbuf), "%lld", d->id);
 	if (query_ll(r->http, "since", 0, 0, INT64_MAX, &since, &e) < 0 ||
 	    query_ll(r->http, "limit", 100, 1, LOG_PAGE_MAX, &limit, &e) < 0 ||
-	    (size = log_size(r->db, idbuf, &e)) < 0 ||
+	    (size = ks_log_size(r->db, d->id, &e)) < 0 ||
 	    (arr = entries_json(r, d, since, since + limit, 0, &e)) == NULL) {
 		ks_domain_free(d);
 		ks_fail(r, &e);
@@ -421,23 +410,23 @@ void ks_log_consistency(struct ks_req *r, const char *domain)
 {
 	struct ks_domain *d = ks_load_domain(r, domain);
 	uint8_t proof[MERKLE_MAX_PROOF][MERKLE_HASH_LEN];
-	struct node_ctx ctx;
+	struct ks_log_nodes ctx;
 	struct err e = {0};
 	long long first = 0, second = 0, size;
 	int n = 0;
 
 	if (d == NULL)
 		return;
-	node_ctx_init(&ctx, r->db, d->id);
+	ks_log_nodes_init(&ctx, r->db, d->id);
 	if (query_ll(r->http, "first", -1, 1, INT64_MAX, &first, &e) < 0 ||
 	    query_ll(r->http, "second", -1, first, INT64_MAX, &second, &e) < 0 ||
-	    (size = log_size(r->db, ctx.domain_id, &e)) < 0)
+	    (size = ks_log_size(r->db, d->id, &e)) < 0)
 		goto fail;
 	if (second > size) {
 		err_set(&e, ERR_NOTFOUND, "not_found", "the log has only %lld entries", size);
 		goto fail;
 	}
-	if (merkle_consistency_proof((uint64_t)first, (uint64_t)second, db_node, &ctx, proof, &n,
+	if (merkle_consistency_proof((uint64_t)first, (uint64_t)second, ks_log_node, &ctx, proof, &n,
 				     &e) < 0)
 		goto fail;
 	http_reply_json(r->resp, 200,
@@ -451,13 +440,13 @@ fail:
 }
 
 /* PATH(seq, D[size]) as JSON. */
-static json_t *inclusion_json(struct node_ctx *ctx, long long seq, long long size,
+static json_t *inclusion_json(struct ks_log_nodes *ctx, long long seq, long long size,
 			      struct err *e)
 {
 	uint8_t proof[MERKLE_MAX_PROOF][MERKLE_HASH_LEN];
 	int n = 0;
 
-	if (merkle_inclusion_proof((uint64_t)seq, (uint64_t)size, db_node, ctx, proof, &n, e) < 0)
+	if (merkle_inclusion_proof((uint64_t)seq, (uint64_t)size, ks_log_node, ctx, proof, &n, e) < 0)
 		return NULL;
 	return json_pack("{s:I, s:I, s:o}", "seq", (json_int_t)seq, "tree_size",
 			 (json_int_t)size, "proof", merkle_proof_to_json(proof, n, e));
@@ -466,15 +455,15 @@ static json_t *inclusion_json(struct node_ctx *ctx, long long seq, long long siz
 void ks_log_inclusion(struct ks_req *r, const char *domain)
 {
 	struct ks_domain *d = ks_load_domain(r, domain);
-	struct node_ctx ctx;
+	struct ks_log_nodes ctx;
 	struct err e = {0};
 	long long seq = 0, size = 0, max;
 	json_t *o;
 
 	if (d == NULL)
 		return;
-	node_ctx_init(&ctx, r->db, d->id);
-	if ((max = log_size(r->db, ctx.domain_id, &e)) < 0 ||
+	ks_log_nodes_init(&ctx, r->db, d->id);
+	if ((max = ks_log_size(r->db, d->id, &e)) < 0 ||
 	    query_ll(r->http, "size", max, 1, max, &size, &e) < 0 ||
 	    query_ll(r->http, "seq", -1, 0, size - 1, &seq, &e) < 0 ||
 	    (o = inclusion_json(&ctx, seq, size, &e)) == NULL) {
@@ -511,9 +500,9 @@ static int entry_of(struct db *db, const char *domain_id, long long seq, json_t 
 int ks_log_proof_for(struct ks_req *r, long long domain_id, long long seq, long long size,
 		     json_t **out, struct err *e)
 {
-	struct node_ctx ctx;
+	struct ks_log_nodes ctx;
 
-	node_ctx_init(&ctx, r->db, domain_id);
+	ks_log_nodes_init(&ctx, r->db, domain_id);
 	*out = inclusion_json(&ctx, seq, size, e);
 	if (*out == NULL || entry_of(r->db, ctx.domain_id, seq, *out, e) < 0) {
 		json_decref(*out);
@@ -539,6 +528,12 @@ static int attach_one(struct ks_req *r, json_t *c, char **jws, long long *size, 
 	if (*jws == NULL && (*jws = head_jws(r->db, domain_id, 0, size, e)) == NULL) {
 		json_decref(seqv);
 		return -1;
+	}
+	/* An entry the newest head does not cover yet (its head is being signed) goes out
+	 * without a proof rather than not at all. */
+	if (json_integer_value(seqv) >= *size) {
+		json_decref(seqv);
+		return 0;
 	}
 	if (ks_log_proof_for(r, domain_id, json_integer_value(seqv), *size, &proof, e) < 0) {
 		json_decref(seqv);

@@ -273,7 +273,11 @@ static int deliver_batch(struct ks_webhooks *w, struct db *db)
 		      " FROM webhook_deliveries dl JOIN webhooks w ON w.id = dl.webhook_id"
 		      " JOIN domains d ON d.id = dl.domain_id"
 		      " WHERE dl.delivered_at IS NULL AND dl.next_attempt <= now()"
-		      " AND dl.attempts < $1 ORDER BY dl.next_attempt LIMIT 20"
+		      " AND dl.attempts < $1"
+		      /* an entry goes out once a signed head covers it */
+		      " AND dl.seq < (SELECT max(size) FROM tree_heads th"
+		      "   WHERE th.domain_id = dl.domain_id)"
+		      " ORDER BY dl.next_attempt LIMIT 20"
 		      " FOR UPDATE OF dl SKIP LOCKED",
 		      1, params, &e);
 	if (res == NULL) {

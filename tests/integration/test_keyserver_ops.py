@@ -238,13 +238,19 @@ def test_two_nodes_write_through_either(keyserver, make_keyserver, dom):
     _write_through_second_node(keyserver, node_b, dom)
 
 
-def test_node_with_another_kek_cannot_issue(keyserver, make_keyserver, dom, tmp_path):
+def test_node_with_another_kek_cannot_issue(keyserver, make_keyserver, pg, db, dom, tmp_path):
     """A node whose issuer_kek_file differs cannot unseal the issuer keys: it refuses to
-    issue (500, logged) and changes nothing, rather than issuing with anything else."""
+    issue (500, logged) and changes nothing, rather than issuing with anything else.  Its
+    signer cannot seal an enrollment token either (the seals' key derives from the KEK),
+    so it refuses to make one."""
     node_c = make_keyserver(extra={"issuer_kek_file": str(anchorlib.make_kek(tmp_path / "other.kek"))})
     c = node_c.client()
     addr = f"kek-{secrets.token_hex(3)}@{dom.name}"
-    token = kf.issue_token(c, dom, addr)
+    before = kf.db_snapshot(pg, db)
+    r = c.post(f"/v1/domains/{dom.name}/tokens", {"address": addr}, token=dom.admin_token)
+    assert r.status == 500, (r.status, r.body)
+    assert kf.db_snapshot(pg, db) == before
+    token = kf.issue_token(keyserver.client(), dom, addr)
     _, csr = kf.make_csr(addr)
     r = c.post(f"/v1/domains/{dom.name}/enroll", {"token": token, "csr": csr})
     assert r.status == 500, (r.status, r.body)

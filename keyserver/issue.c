@@ -1,0 +1,475 @@
+/*
+ * issue.c - certificates come into being here, inside the signer process:
+ * enrollment tokens, user enrollment (PKCS#10 proof of possession + one-time
+ * token) and server certificates issued by the domain admin, and the
+ * registration of a domain.
+ *
+ * The signer checks every authorisation itself, through its own database
+ * connection: the token (or admin token) row must exist, be of this domain
+ * and bear the signer's seal; the requested name must lie inside the domain
+ * (the root's name constraints), and the certificate is verified against the
+ * domain's chain, name constraints included, before it leaves the signer.
+ *
+ * Each issuance is one transaction: consume the token, supersede the name's
+ * current certificate, insert the new one, log both, notify the other nodes.
+ * The signed tree heads follow in their own transaction (publish.c).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+
+#include "cert.h"
+#include "crypto.h"
+#include "log.h"
+#include "ks_signer.h"
+#include "ks_signer_proto.h"
+
+/* What one issuance needs; filled step by step, released by issuance_free. */
+struct issuance {
+	const struct ks_signer_domain *sd;
+	struct ks_req r; /* the signer's own: db only, for ks_log_append */
+	enum cert_kind kind;
+	enum cert_purpose purpose;
+	X509_REQ *csr;
+	char *name;
+	X509 *cert;
+	char key_id[CRYPTO_UUID_LEN];
+	char revocation_secret[CRYPTO_TOKEN_LEN]; /* user certificates: shown once */
+};
+
+static void issuance_free(struct issuance *is)
+{
+	X509_REQ_free(is->csr);
+	free(is->name);
+	X509_free(is->cert);
+	OPENSSL_cleanse(is->revocation_secret, sizeof(is->revocation_secret));
+}
+
+/* Parse and check the request: proof of possession, allowed key, a name inside the domain. */
+static int issuance_check_csr(struct issuance *is, const char *csr_pem, struct err *e)
+{
+	const char *domain = is->sd->d->name;
+
+	if ((is->csr = csr_from_pem(csr_pem, strlen(csr_pem), e)) == NULL ||
+	    csr_verify(is->csr, e) < 0 ||
+	    (is->name = csr_requested_name(is->csr, is->kind, e)) == NULL)
+		return -1;
+	if (is->kind == CERT_USER && strcmp(ks_address_domain(is->name), domain) != 0)
+		return err_set(e, ERR_INPUT, "address_outside_domain",
+		               "the request is for %s, which is not an address of %s", is->name,
+		               domain);
+	if (is->kind == CERT_SERVER && !name_in_domain(is->name, domain))
+		return err_set(e, ERR_INPUT, "address_outside_domain",
+		               "the request is for %s, which is not %s or a name under it",
+		               is->name, domain);
+	return 0;
+}
+
+/* Sign, then verify the result against the domain's own chain (name constraints
+ * included): a certificate the root would not vouch for never leaves the signer. */
+static int issuance_sign(struct ks_signer *sg, struct issuance *is, struct err *e)
+{
+	struct cert_issue req = {.purpose = is->purpose,
+	                         .name = is->name,
+	                         .key_id = is->key_id,
+	                         .days = (int)sg->ks.cfg.cert_days};
+	struct err why = {0};
+
+	if (crypto_uuid_v4(is->key_id, e) < 0)
+		return -1;
+	is->cert =
+	    cert_issue_leaf(&req, X509_REQ_get0_pubkey(is->csr), is->sd->issuer, is->sd->key, e);
+	if (is->cert == NULL)
+		return -1;
+	if (cert_verify_chain(is->cert, is->sd->issuer, is->sd->root, &why) < 0) {
+		log_err(NULL,
+		        "signer: a certificate for %s does not verify against the chain "
+		        "of %s: %s; not issued",
+		        is->name, is->sd->d->name, why.msg);
+		return err_set(e, ERR_FORBIDDEN, "outside_constraints",
+		               "the certificate for %s would not verify against the chain of %s",
+		               is->name, is->sd->d->name);
+	}
+	return 0;
+}
+
+/* Supersede the name's current certificate for the purpose, and log each one superseded. */
+static int supersede_current(struct issuance *is, const char *idbuf, struct err *e)
+{
+	const char *purpose = cert_purpose_name(is->purpose);
+	const char *sup[4] = {idbuf, is->name, purpose, is->key_id};
+	PGresult *res;
+	int rc = 0;
+
+	res =
+	    db_exec(is->r.db,
+	            "UPDATE certificates SET status = 'superseded', superseded_at = now(),"
+	            " superseded_by = $4::uuid WHERE domain_id = $1 AND name = $2"
+	            " AND purpose = $3 AND status = 'current' RETURNING key_id::text, fingerprint",
+	            4, sup, e);
+	if (res == NULL)
+		return -1;
+	for (int i = 0; rc == 0 && i < PQntuples(res); i++) {
+		json_t *details = json_pack("{s:s, s:s, s:s}", "fingerprint", PQgetvalue(res, i, 1),
+		                            "purpose", purpose, "superseded_by", is->key_id);
+		struct ks_event ev = {.type = "superseded",
+		                      .name = is->name,
+		                      .key_id = PQgetvalue(res, i, 0),
+		                      .details = details};
+		rc = ks_log_append(&is->r, is->sd->d, &ev, NULL, e);
+		json_decref(details);
+	}
+	PQclear(res);
+	return rc;
+}
+
+/* Log the issuance and remember which entry recorded it. */
+static int log_issued(struct issuance *is, const char *fpr, struct err *e)
+{
+	json_t *details = json_pack("{s:s, s:s, s:s}", "fingerprint", fpr, "purpose",
+	                            cert_purpose_name(is->purpose), "kind",
+	                            is->kind == CERT_USER ? "user" : "server");
+	struct ks_event ev = {
+	    .type = "issued", .name = is->name, .key_id = is->key_id, .details = details};
+	long long seq = -1;
+	char seqbuf[24];
+	int rc = ks_log_append(&is->r, is->sd->d, &ev, &seq, e);
+
+	json_decref(details);
+	if (rc < 0)
+		return -1;
+	snprintf(seqbuf, sizeof(seqbuf), "%lld", seq);
+	const char *params[2] = {seqbuf, is->key_id};
+	return db_run(is->r.db, "UPDATE certificates SET log_seq = $1 WHERE key_id = $2::uuid", 2,
+	              params, e);
+}
+
+/* Inside the caller's transaction: supersede the current certificate, insert the new one,
+ * log both.  A user certificate comes with a fresh revocation secret (stored hashed). */
+static int issuance_store(struct issuance *is, struct err *e)
+{
+	char idbuf[24], fpr[CERT_FPR_LEN], nb[24], na[24], secret_hash[CRYPTO_HEX256_LEN];
+	char *pem = NULL, *serial = NULL;
+	int rc = -1;
+
+	snprintf(idbuf, sizeof(idbuf), "%lld", is->sd->d->id);
+	snprintf(nb, sizeof(nb), "%lld", (long long)cert_not_before(is->cert));
+	snprintf(na, sizeof(na), "%lld", (long long)cert_not_after(is->cert));
+	if (cert_fingerprint(is->cert, fpr, e) < 0 || (pem = cert_to_pem(is->cert, e)) == NULL ||
+	    (serial = cert_serial_hex(is->cert)) == NULL)
+		goto out;
+	if (is->kind == CERT_USER) {
+		if (crypto_random_token(is->revocation_secret, e) < 0)
+			goto out;
+		crypto_token_hash(is->revocation_secret, secret_hash);
+	}
+	/* Two enrollments of one name at once would both see "no current certificate" and
+	 * collide on insert: take the domain's lock (the log append needs it anyway) first. */
+	const char *lock[1] = {idbuf};
+	if (db_run(is->r.db, "SELECT 1 FROM domains WHERE id = $1 FOR UPDATE", 1, lock, e) < 0 ||
+	    supersede_current(is, idbuf, e) < 0)
+		goto out;
+	const char *ins[12] = {is->key_id,
+	                       idbuf,
+	                       is->kind == CERT_USER ? "user" : "server",
+	                       cert_purpose_name(is->purpose),
+	                       is->name,
+	                       crypto_key_alg_name(X509_get0_pubkey(is->cert)),
+	                       fpr,
+	                       serial,
+	                       pem,
+	                       nb,
+	                       na,
+	                       is->kind == CERT_USER ? secret_hash : NULL};
+	rc = db_run(is->r.db,
+	            "INSERT INTO certificates (key_id, domain_id, kind, purpose, name, algorithm,"
+	            " fingerprint, serial, pem, not_before, not_after, revocation_secret_hash)"
+	            " VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, to_timestamp($10::bigint),"
+	            " to_timestamp($11::bigint), $12)",
+	            12, ins, e);
+	if (rc == 0)
+		rc = log_issued(is, fpr, e);
+	if (rc == 0)
+		rc = ks_store_notify_change(is->r.db, is->sd->d->name, e);
+out:
+	free(pem);
+	free(serial);
+	return rc;
+}
+
+/*
+ * Lock the token row and check it against the request; inside the transaction.  The
+ * row must bear the seal the signer gave it when the admin asked for it: a row written
+ * straight into the database (by a compromised HTTPS process) enrolls nobody.
+ */
+static int token_consume(struct ks_signer *sg, struct issuance *is, const char *token,
+                         struct err *e)
+{
+	char hash[CRYPTO_HEX256_LEN], idbuf[24], want[KS_SEAL_HEX];
+	const char *params[2] = {hash, idbuf};
+	PGresult *res;
+	int rc = -1;
+
+	crypto_token_hash(token, hash);
+	snprintf(idbuf, sizeof(idbuf), "%lld", is->sd->d->id);
+	res = db_exec(is->r.db,
+	              "SELECT id, address, used_at IS NOT NULL, expires_at <= now(),"
+	              " floor(extract(epoch FROM expires_at))::bigint::text, seal"
+	              " FROM enroll_tokens WHERE token_hash = $1 AND domain_id = $2 FOR UPDATE",
+	              2, params, e);
+	if (res == NULL)
+		return -1;
+	if (PQntuples(res) == 0) {
+		err_set(e, ERR_NOTFOUND, "token_unknown",
+		        "the enrollment token is not known for %s", is->sd->d->name);
+		goto out;
+	}
+	if (strcmp(PQgetvalue(res, 0, 2), "t") == 0) {
+		err_set(e, ERR_CONFLICT, "token_used", "the enrollment token was already used");
+		goto out;
+	}
+	if (strcmp(PQgetvalue(res, 0, 3), "t") == 0) {
+		err_set(e, ERR_GONE, "token_expired",
+		        "the enrollment token has expired; ask the domain admin for a new one");
+		goto out;
+	}
+	ks_seal_enroll(sg, is->sd, PQgetvalue(res, 0, 1), hash, PQgetvalue(res, 0, 4), want);
+	if (!ks_seal_ok(PQgetisnull(res, 0, 5) ? NULL : PQgetvalue(res, 0, 5), want)) {
+		log_err(NULL,
+		        "signer: an enrollment token row of %s bears no valid seal: it was "
+		        "not made by a signer; refused",
+		        is->sd->d->name);
+		err_set(e, ERR_FORBIDDEN, "token_unsealed",
+		        "the enrollment token was not issued through the key server");
+		goto out;
+	}
+	if (strcmp(PQgetvalue(res, 0, 1), is->name) != 0) {
+		err_set(e, ERR_INPUT, "address_mismatch",
+		        "the request is for %s but the token was issued for %s", is->name,
+		        PQgetvalue(res, 0, 1));
+		goto out;
+	}
+	const char *upd[1] = {PQgetvalue(res, 0, 0)};
+	rc = db_run(is->r.db, "UPDATE enroll_tokens SET used_at = now() WHERE id = $1", 1, upd, e);
+out:
+	PQclear(res);
+	return rc;
+}
+
+static int issue_in_transaction(struct ks_signer *sg, struct issuance *is, const char *token,
+                                struct err *e)
+{
+	if (db_begin(is->r.db, e) < 0)
+		return -1;
+	if ((token != NULL && token_consume(sg, is, token, e) < 0) ||
+	    issuance_sign(sg, is, e) < 0 || issuance_store(is, e) < 0 ||
+	    db_commit(is->r.db, e) < 0) {
+		db_rollback(is->r.db);
+		return -1;
+	}
+	return 0;
+}
+
+int ks_issue_user(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
+                  const char *token, const char *csr_pem, char key_id[CRYPTO_UUID_LEN],
+                  char secret[CRYPTO_TOKEN_LEN], struct err *e)
+{
+	struct issuance is = {.sd = sd, .kind = CERT_USER, .purpose = CERT_PURPOSE_SMIME};
+	int rc = -1;
+
+	is.r.ks = &sg->ks;
+	is.r.db = db;
+	if (issuance_check_csr(&is, csr_pem, e) == 0 &&
+	    issue_in_transaction(sg, &is, token, e) == 0) {
+		memcpy(key_id, is.key_id, CRYPTO_UUID_LEN);
+		memcpy(secret, is.revocation_secret, CRYPTO_TOKEN_LEN);
+		log_info(NULL, "signer: enrolled %s key_id=%s", is.name, is.key_id);
+		rc = 0;
+	}
+	issuance_free(&is);
+	return rc;
+}
+
+int ks_issue_server(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
+                    const char *purpose, const char *csr_pem, char key_id[CRYPTO_UUID_LEN],
+                    struct err *e)
+{
+	struct issuance is = {.sd = sd, .kind = CERT_SERVER};
+	int rc = -1;
+
+	is.r.ks = &sg->ks;
+	is.r.db = db;
+	if (cert_purpose_parse(purpose, &is.purpose, e) < 0)
+		return -1;
+	if (is.purpose == CERT_PURPOSE_SMIME)
+		return err_set(
+		    e, ERR_INPUT, "bad_request",
+		    "server certificates are for mta, keyserver or signing; users enroll");
+	if (issuance_check_csr(&is, csr_pem, e) == 0 &&
+	    issue_in_transaction(sg, &is, NULL, e) == 0) {
+		memcpy(key_id, is.key_id, CRYPTO_UUID_LEN);
+		log_info(NULL, "signer: issued %s certificate for %s key_id=%s", purpose, is.name,
+		         is.key_id);
+		rc = 0;
+	}
+	issuance_free(&is);
+	return rc;
+}
+
+int ks_issue_token(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
+                   const char *address, long long ttl, char token[CRYPTO_TOKEN_LEN],
+                   char expires[32], struct err *e)
+{
+	char hash[CRYPTO_HEX256_LEN], idbuf[24], expbuf[24], seal[KS_SEAL_HEX];
+	time_t exp = time(NULL) + (time_t)ttl;
+	struct tm tm;
+	struct err why = {0};
+
+	if (name_check_address(address, &why) < 0)
+		return err_set(e, why.kind, why.code, "%s", why.msg);
+	if (strcmp(ks_address_domain(address), sd->d->name) != 0)
+		return err_set(e, ERR_INPUT, "address_outside_domain", "%s is not an address of %s",
+		               address, sd->d->name);
+	if (ttl < KS_TOKEN_TTL_MIN || ttl > KS_TOKEN_TTL_MAX)
+		return err_set(e, ERR_INPUT, "bad_request", "a ttl out of bounds");
+	if (crypto_random_token(token, e) < 0)
+		return -1;
+	crypto_token_hash(token, hash);
+	snprintf(idbuf, sizeof(idbuf), "%lld", sd->d->id);
+	snprintf(expbuf, sizeof(expbuf), "%lld", (long long)exp);
+	ks_seal_enroll(sg, sd, address, hash, expbuf, seal);
+	const char *params[5] = {idbuf, hash, address, expbuf, seal};
+	if (db_run(db,
+	           "INSERT INTO enroll_tokens (domain_id, token_hash, address, expires_at, seal)"
+	           " VALUES ($1, $2, $3, to_timestamp($4::bigint), $5)",
+	           5, params, e) < 0) {
+		OPENSSL_cleanse(token, CRYPTO_TOKEN_LEN);
+		return -1;
+	}
+	gmtime_r(&exp, &tm);
+	strftime(expires, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	log_info(NULL, "signer: enrollment token for %s (hash %.8s) expires %s", address, hash,
+	         expires);
+	return 0;
+}
+
+/* ---- registration ---- */
+
+struct reg {
+	const char *domain, *policy, *mode;
+	X509 *root, *issuer;
+	EVP_PKEY *key;
+	char pin[CRYPTO_PIN_MAX];
+};
+
+static int reg_parse(struct reg *g, char *const pem[3], struct err *e)
+{
+	if ((g->root = cert_from_pem(pem[0], strlen(pem[0]), e)) == NULL ||
+	    (g->issuer = cert_from_pem(pem[1], strlen(pem[1]), e)) == NULL ||
+	    (g->key = crypto_key_private_from_pem(pem[2], strlen(pem[2]), e)) == NULL)
+		return -1;
+	if (cert_check_domain_set(g->domain, g->root, g->issuer, g->key, e) < 0)
+		return -1;
+	return crypto_key_pin(X509_get0_pubkey(g->root), g->pin, e);
+}
+
+/* The log's first entry: the domain, its pin, its policy. */
+static int reg_log(struct ks_signer *sg, struct db *db, const struct reg *g, struct err *e)
+{
+	struct ks_req r = {.ks = &sg->ks, .db = db};
+	struct ks_domain *d = ks_store_domain(db, g->domain, e);
+	json_t *details =
+	    json_pack("{s:[s], s:s, s:s}", "pins", g->pin, "policy", g->policy, "mode", g->mode);
+	struct ks_event ev = {.type = "registered", .details = details};
+	int rc = d == NULL ? -1 : ks_log_append(&r, d, &ev, NULL, e);
+
+	json_decref(details);
+	ks_domain_free(d);
+	return rc;
+}
+
+static int reg_store(struct ks_signer *sg, struct db *db, struct reg *g, char *const pem[3],
+                     const char *token_hash, struct err *e)
+{
+	struct ks_signer_domain sd = {0};
+	struct ks_domain dn = {.name = (char *)g->domain};
+	char seal[KS_SEAL_HEX], admin_seal[KS_SEAL_HEX];
+	char *sealed = keywrap_seal(sg->kek, g->domain, g->key, e);
+	PGresult *res;
+
+	if (sealed == NULL)
+		return -1;
+	sd.d = &dn;
+	if (ks_cert_fpr_hex(g->root, sd.root_fpr, e) < 0 ||
+	    ks_cert_fpr_hex(g->issuer, sd.issuer_fpr, e) < 0 || db_begin(db, e) < 0) {
+		free(sealed);
+		return -1;
+	}
+	ks_seal_domain(sg, g->domain, sd.root_fpr, sd.issuer_fpr, seal);
+	ks_seal_admin(sg, &sd, token_hash, admin_seal);
+	const char *params[8] = {g->domain, pem[0],  pem[1], g->pin,
+	                         g->policy, g->mode, sealed, seal};
+	res = db_exec(db,
+	              "INSERT INTO domains (name, root_pem, issuer_pem, pins, policy, mode,"
+	              " issuer_key_sealed, signer_seal)"
+	              " VALUES ($1, $2, $3, ARRAY[$4], $5, $6, $7, $8) RETURNING id",
+	              8, params, e);
+	free(sealed);
+	if (res == NULL) {
+		if (e->kind == ERR_CONFLICT)
+			err_set(e, ERR_CONFLICT, "conflict", "%s is already registered", g->domain);
+		goto fail;
+	}
+	const char *tparams[3] = {PQgetvalue(res, 0, 0), token_hash, admin_seal};
+	int rc =
+	    db_run(db, "INSERT INTO admin_tokens (domain_id, token_hash, seal) VALUES ($1, $2, $3)",
+	           3, tparams, e);
+	PQclear(res);
+	if (rc < 0 || reg_log(sg, db, g, e) < 0 || ks_store_notify_change(db, g->domain, e) < 0 ||
+	    db_commit(db, e) < 0)
+		goto fail;
+	return 0;
+fail:
+	db_rollback(db);
+	return -1;
+}
+
+int ks_issue_register(struct ks_signer *sg, struct db *db, const char *domain, char *const pem[3],
+                      const char *policy, const char *mode, const char *operator_token,
+                      char pin[CRYPTO_PIN_MAX], char admin_token[CRYPTO_TOKEN_LEN], struct err *e)
+{
+	struct reg g = {
+	    .domain = domain, .policy = *policy ? policy : "isp", .mode = *mode ? mode : "enforce"};
+	char hash[CRYPTO_HEX256_LEN];
+	int rc = -1;
+
+	/* The operator's token, checked here against the settings, as the HTTPS process
+	 * checks it: a process that never saw it cannot register a domain. */
+	if (sg->ks.cfg.operator_token_hash == NULL)
+		return err_set(e, ERR_FORBIDDEN, "forbidden", "the operator API is disabled");
+	crypto_token_hash(operator_token, hash);
+	if (!*operator_token || !crypto_ct_equal(hash, sg->ks.cfg.operator_token_hash, 64))
+		return err_set(e, ERR_AUTH, "unauthorized", "the operator token is not valid");
+	if (ks_check_policy_words(g.policy, g.mode, e) < 0)
+		return -1;
+	if (strcmp(g.policy, "corporate") == 0)
+		return err_set(e, ERR_INPUT, "bad_policy",
+		               "register with isp or groups, then set the corporate policy "
+		               "with its corporate_address");
+	if (reg_parse(&g, pem, e) == 0 && crypto_random_token(admin_token, e) == 0) {
+		crypto_token_hash(admin_token, hash);
+		rc = reg_store(sg, db, &g, pem, hash, e);
+	}
+	if (rc == 0) {
+		memcpy(pin, g.pin, CRYPTO_PIN_MAX);
+		log_info(NULL, "signer: registered domain %s pin=%s", domain, g.pin);
+	} else {
+		OPENSSL_cleanse(admin_token, CRYPTO_TOKEN_LEN);
+	}
+	X509_free(g.root);
+	X509_free(g.issuer);
+	EVP_PKEY_free(g.key);
+	return rc;
+}

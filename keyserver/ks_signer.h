@@ -1,0 +1,100 @@
+/*
+ * ks_signer.h - the key server's signer process, from the inside (signer.c,
+ * issue.c, seal.c, publish.c).
+ *
+ * The signer alone reads the KEK and unseals issuer keys.  It trusts the
+ * HTTPS process for nothing: every request is checked against the
+ * database through the signer's own connections, and the rows that
+ * authorise an issuance (the domain's certificates, its admin tokens, its
+ * enrollment tokens) carry a seal, an HMAC under a key derived from the KEK,
+ * that only the signer can make.  A row written by anyone else (a
+ * compromised HTTPS process holds the database password too) has no valid
+ * seal and authorises nothing.  See PROTOCOL.md §13.
+ */
+#ifndef KS_SIGNER_H
+#define KS_SIGNER_H
+
+#include <stdint.h>
+
+#include <openssl/x509.h>
+
+#include "crypto.h"
+#include "keywrap.h"
+#include "ks.h"
+
+#define KS_SEAL_HEX 65 /* HMAC-SHA256 in hex, with NUL */
+
+struct ks_signer {
+	struct ks ks; /* cfg and the signer's own database pool */
+	uint8_t kek[KEYWRAP_KEK_LEN];
+	uint8_t auth_key[32]; /* HMAC key of the seals, derived from the KEK */
+};
+
+/* A domain opened for signing: its row, checked against its seal, and its key. */
+struct ks_signer_domain {
+	struct ks_domain *d;
+	X509 *root, *issuer;
+	EVP_PKEY *key;
+	char issuer_fpr[CRYPTO_HEX256_LEN]; /* SHA-256 of the issuer certificate's DER */
+	char root_fpr[CRYPTO_HEX256_LEN];
+};
+
+/* seal.c */
+/* HMAC-SHA256(auth_key, parts joined by NUL bytes), hex. */
+void ks_seal(const struct ks_signer *sg, const char *const *parts, int n, char out[KS_SEAL_HEX]);
+/* Constant-time comparison of a stored seal (may be NULL) with the expected one. */
+int ks_seal_ok(const char *stored, const char *expected);
+void ks_seal_domain(const struct ks_signer *sg, const char *name, const char *root_fpr,
+                    const char *issuer_fpr, char out[KS_SEAL_HEX]);
+void ks_seal_admin(const struct ks_signer *sg, const struct ks_signer_domain *sd,
+                   const char *token_hash, char out[KS_SEAL_HEX]);
+void ks_seal_enroll(const struct ks_signer *sg, const struct ks_signer_domain *sd,
+                    const char *address, const char *token_hash, const char *expires,
+                    char out[KS_SEAL_HEX]);
+/* SHA-256 hex of a certificate's DER. */
+int ks_cert_fpr_hex(X509 *c, char out[CRYPTO_HEX256_LEN], struct err *e);
+
+/* Load name, check its row's seal, unseal its key; ERR_NOTFOUND "unknown_domain",
+ * ERR_FORBIDDEN "domain_unsealed" when the row was not written by a signer. */
+int ks_signer_domain_open(struct ks_signer *sg, struct db *db, const char *name,
+                          struct ks_signer_domain *sd, struct err *e);
+void ks_signer_domain_close(struct ks_signer_domain *sd); /* accepts a zeroed one */
+
+/* The admin token authorises acting for sd: a sealed, unrevoked row of this domain.
+ * ERR_AUTH "unauthorized" / ERR_FORBIDDEN "forbidden" as the HTTPS process says them. */
+int ks_signer_check_admin(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
+                          const char *token, struct err *e);
+
+/* Seal the rows of a database that predates the seals, once (signer_state). */
+int ks_signer_seal_legacy(struct ks_signer *sg, struct db *db, struct err *e);
+
+/* issue.c: each runs its own transaction on db and commits; the answer's fields out. */
+int ks_issue_token(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
+                   const char *address, long long ttl, char token[CRYPTO_TOKEN_LEN],
+                   char expires[32], struct err *e);
+int ks_issue_user(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
+                  const char *token, const char *csr_pem, char key_id[CRYPTO_UUID_LEN],
+                  char secret[CRYPTO_TOKEN_LEN], struct err *e);
+int ks_issue_server(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
+                    const char *purpose, const char *csr_pem, char key_id[CRYPTO_UUID_LEN],
+                    struct err *e);
+/* Register a domain (the operator's token checked against the settings). */
+int ks_issue_register(struct ks_signer *sg, struct db *db, const char *domain, char *const pem[3],
+                      const char *policy, const char *mode, const char *operator_token,
+                      char pin[CRYPTO_PIN_MAX], char admin_token[CRYPTO_TOKEN_LEN], struct err *e);
+
+/* publish.c: sign and store the heads of every size the log reached since the newest
+ * signed head, after checking the log extends it; *size is the newest signed size. */
+int ks_publish_heads(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
+                     long long *size, struct err *e);
+/* The domain's CRL from its revocation rows (DER, malloc'd). */
+unsigned char *ks_sign_crl(struct db *db, const struct ks_signer_domain *sd, size_t *len,
+                           struct err *e);
+/* The route answer of name from the route rows (JWS, malloc'd). */
+char *ks_sign_route(struct db *db, const struct ks_signer_domain *sd, const char *name,
+                    struct err *e);
+
+/* signer.c: the process (anchor-keyserver --signer FD SOCKET ...). */
+int ks_signer_main(const struct ks_settings *s, const char *socket_path, int parent_fd);
+
+#endif

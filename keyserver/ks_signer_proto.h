@@ -1,0 +1,82 @@
+/*
+ * ks_signer_proto.h - the requests the key server's HTTPS process may make of
+ * its signer process (private to signer.c, signer_client.c and the tests).
+ *
+ * Frames as lib/frame.h has them: a 4-byte big-endian length, then
+ * op (1 byte), nfields (1 byte), and each field as a 4-byte big-endian
+ * length and its bytes.  An answer has type 0 and the op's result fields, or
+ * an enum err_kind and two fields, the error's code and message, which the
+ * HTTPS process passes on to its client as they are.
+ *
+ *   op        request fields                             answer fields
+ *   REGISTER  domain, root PEM, issuer PEM, issuer key    pin, admin token
+ *             PEM, policy, mode, operator token
+ *   TOKEN     domain, admin token, address, ttl          token, expires
+ *   ENROLL    domain, enrollment token, CSR PEM          key id, revocation secret
+ *   SERVER    domain, admin token, purpose, CSR PEM      key id
+ *   CRL       domain                                     the CRL (DER)
+ *   ROUTE     domain, name (address or the domain)       the route answer (JWS)
+ *   PUBLISH   domain                                     the newest signed size
+ *
+ * Every field is checked here before the signer looks at the database: a
+ * domain is a valid lowercase domain name, an address a valid lowercase
+ * address, a token 0 to KS_SIGNER_TOKEN_MAX bytes other than NUL (it is only
+ * hashed), a
+ * PEM text 1 to KS_SIGNER_PEM_MAX bytes of printable ASCII and line breaks,
+ * policy "isp" or "groups" (or empty for the default), mode "enforce" or
+ * "testing" (or empty), ttl a decimal number of seconds in
+ * [KS_TOKEN_TTL_MIN, KS_TOKEN_TTL_MAX], purpose "mta", "keyserver" or
+ * "signing".  Anything else is
+ * refused with ERR_INPUT "bad_request" ("unknown_op" for an op we do not
+ * know) and changes nothing.
+ */
+#ifndef KS_SIGNER_PROTO_H
+#define KS_SIGNER_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "frame.h"
+
+#define KS_SIGNER_NAME_MAX 320 /* a domain or an address, with NUL */
+#define KS_SIGNER_TOKEN_MAX 1024
+#define KS_SIGNER_PEM_MAX (256 * 1024)
+#define KS_SIGNER_WORD_MAX 16 /* policy, mode, purpose, ttl */
+
+#define KS_TOKEN_TTL_DEFAULT (7 * 86400)
+#define KS_TOKEN_TTL_MIN 60
+#define KS_TOKEN_TTL_MAX (30 * 86400)
+
+enum ks_signer_op {
+	KS_SIGNER_REGISTER = 1,
+	KS_SIGNER_TOKEN,
+	KS_SIGNER_ENROLL,
+	KS_SIGNER_SERVER,
+	KS_SIGNER_CRL,
+	KS_SIGNER_ROUTE,
+	KS_SIGNER_PUBLISH,
+};
+
+/* A request checked against its op's rules.  Text members point into the
+ * request's own copies (ks_signer_request_free releases them). */
+struct ks_signer_request {
+	enum ks_signer_op op;
+	char domain[KS_SIGNER_NAME_MAX];
+	char name[KS_SIGNER_NAME_MAX];       /* TOKEN: address; ROUTE: address or domain */
+	char token[KS_SIGNER_TOKEN_MAX + 1]; /* TOKEN, SERVER: admin; ENROLL: enrollment;
+	                                      * REGISTER: operator (may be "") */
+	char word[KS_SIGNER_WORD_MAX];       /* SERVER: purpose; REGISTER: policy */
+	char mode[KS_SIGNER_WORD_MAX];       /* REGISTER */
+	long long ttl;                       /* TOKEN */
+	char *pem[3]; /* REGISTER: root, issuer, key; ENROLL, SERVER: the CSR first */
+};
+
+/* ERR_INPUT "unknown_op" for an op we do not know, "bad_request" for the wrong fields. */
+int ks_signer_request_parse(const uint8_t *body, size_t len, struct ks_signer_request *r,
+                            struct err *e);
+/* Releases the PEM copies (cleared: one may be a private key); accepts NULL. */
+void ks_signer_request_free(struct ks_signer_request *r);
+/* The op's name for logs ("?" when unknown). */
+const char *ks_signer_op_name(int op);
+
+#endif

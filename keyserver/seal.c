@@ -1,0 +1,290 @@
+/*
+ * seal.c - the signer's seals on the rows that authorise an issuance, and
+ * opening a domain for signing.
+ *
+ * A seal is HMAC-SHA256 under a key derived from the KEK over a label and
+ * the row's meaning (the domain name, the issuer certificate, the token's
+ * hash, the address...), NUL-separated.  Only the signer holds the key, so
+ * only the signer can write a row that it will later accept: the database
+ * password, which the HTTPS process also holds, is not enough.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "cert.h"
+#include "log.h"
+#include "ks_signer.h"
+
+#define SEAL_MSG_MAX 4096
+
+void ks_seal(const struct ks_signer *sg, const char *const *parts, int n, char out[KS_SEAL_HEX])
+{
+	unsigned char msg[SEAL_MSG_MAX], mac[32];
+	size_t len = 0, maclen = 0;
+
+	for (int k = 0; k < n; k++) {
+		size_t l = strlen(parts[k]);
+		if (len + l + 1 > sizeof(msg))
+			l = sizeof(msg) - len - 1; /* never: every part is a bounded name or hash */
+		memcpy(msg + len, parts[k], l);
+		len += l;
+		msg[len++] = '\0';
+	}
+	if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, sg->auth_key, sizeof(sg->auth_key), msg,
+	              len, mac, sizeof(mac), &maclen) == NULL ||
+	    maclen != sizeof(mac)) {
+		/* A seal nobody can match: the row then authorises nothing. */
+		memset(out, 'x', KS_SEAL_HEX - 1);
+		out[KS_SEAL_HEX - 1] = '\0';
+		return;
+	}
+	crypto_hex(mac, sizeof(mac), out);
+}
+
+int ks_seal_ok(const char *stored, const char *expected)
+{
+	return stored != NULL && strlen(stored) == KS_SEAL_HEX - 1 &&
+	       crypto_ct_equal(stored, expected, KS_SEAL_HEX - 1);
+}
+
+void ks_seal_domain(const struct ks_signer *sg, const char *name, const char *root_fpr,
+                    const char *issuer_fpr, char out[KS_SEAL_HEX])
+{
+	const char *parts[4] = {"anchor-domain-v1", name, root_fpr, issuer_fpr};
+	ks_seal(sg, parts, 4, out);
+}
+
+void ks_seal_admin(const struct ks_signer *sg, const struct ks_signer_domain *sd,
+                   const char *token_hash, char out[KS_SEAL_HEX])
+{
+	const char *parts[4] = {"anchor-admin-v1", sd->d->name, sd->issuer_fpr, token_hash};
+	ks_seal(sg, parts, 4, out);
+}
+
+void ks_seal_enroll(const struct ks_signer *sg, const struct ks_signer_domain *sd,
+                    const char *address, const char *token_hash, const char *expires,
+                    char out[KS_SEAL_HEX])
+{
+	const char *parts[6] = {"anchor-enroll-v1", sd->d->name, sd->issuer_fpr, address,
+	                        token_hash,         expires};
+	ks_seal(sg, parts, 6, out);
+}
+
+int ks_cert_fpr_hex(X509 *c, char out[CRYPTO_HEX256_LEN], struct err *e)
+{
+	unsigned char *der = NULL;
+	int len = i2d_X509(c, &der);
+
+	if (len <= 0)
+		return err_set_ssl(e, ERR_INTERNAL, "internal", "cannot encode a certificate");
+	crypto_sha256_hex(der, (size_t)len, out);
+	OPENSSL_free(der);
+	return 0;
+}
+
+/* The row's seal; NULL when it has none (the caller frees). */
+static char *domain_seal(struct db *db, long long id, struct err *e)
+{
+	char idbuf[24];
+	const char *params[1] = {idbuf};
+	PGresult *res;
+	char *seal = NULL;
+
+	snprintf(idbuf, sizeof(idbuf), "%lld", id);
+	res = db_exec(db, "SELECT signer_seal FROM domains WHERE id = $1", 1, params, e);
+	if (res == NULL)
+		return NULL;
+	if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
+		seal = strdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return seal;
+}
+
+int ks_signer_domain_open(struct ks_signer *sg, struct db *db, const char *name,
+                          struct ks_signer_domain *sd, struct err *e)
+{
+	char want[KS_SEAL_HEX], *seal = NULL;
+	struct ks_domain *d;
+	int ok;
+
+	memset(sd, 0, sizeof(*sd));
+	if ((sd->d = d = ks_store_domain(db, name, e)) == NULL)
+		return -1;
+	if ((sd->root = cert_from_pem(d->root_pem, strlen(d->root_pem), e)) == NULL ||
+	    (sd->issuer = cert_from_pem(d->issuer_pem, strlen(d->issuer_pem), e)) == NULL ||
+	    ks_cert_fpr_hex(sd->root, sd->root_fpr, e) < 0 ||
+	    ks_cert_fpr_hex(sd->issuer, sd->issuer_fpr, e) < 0)
+		goto fail;
+	/* The key first: a node with another KEK is misconfigured (500), not attacked. */
+	if (d->issuer_key_sealed == NULL) {
+		err_set(e, ERR_INTERNAL, "internal", "%s has no issuer key", d->name);
+		goto fail;
+	}
+	if ((sd->key = keywrap_open(sg->kek, d->name, d->issuer_key_sealed, e)) == NULL)
+		goto fail;
+	seal = domain_seal(db, d->id, e);
+	if (seal == NULL && e->kind != ERR_NONE)
+		goto fail;
+	ks_seal_domain(sg, d->name, sd->root_fpr, sd->issuer_fpr, want);
+	ok = ks_seal_ok(seal, want) && crypto_key_matches(sd->key, X509_get0_pubkey(sd->issuer));
+	free(seal);
+	if (!ok) {
+		log_err(NULL,
+		        "signer: the row of %s does not bear a valid seal: its root or "
+		        "issuer was written by someone else than a signer; refusing to sign",
+		        d->name);
+		err_set(e, ERR_FORBIDDEN, "domain_unsealed",
+		        "the signer refuses to sign for %s: its certificates were not registered "
+		        "through a signer",
+		        d->name);
+		goto fail;
+	}
+	return 0;
+fail:
+	ks_signer_domain_close(sd);
+	return -1;
+}
+
+void ks_signer_domain_close(struct ks_signer_domain *sd)
+{
+	ks_domain_free(sd->d);
+	X509_free(sd->root);
+	X509_free(sd->issuer);
+	EVP_PKEY_free(sd->key);
+	memset(sd, 0, sizeof(*sd));
+}
+
+int ks_signer_check_admin(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
+                          const char *token, struct err *e)
+{
+	char hash[CRYPTO_HEX256_LEN], want[KS_SEAL_HEX];
+	const char *params[1] = {hash};
+	PGresult *res;
+	int rc;
+
+	crypto_token_hash(token, hash);
+	res =
+	    db_exec(db,
+	            "SELECT d.name, t.seal FROM admin_tokens t JOIN domains d ON d.id = t.domain_id"
+	            " WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
+	            1, params, e);
+	if (res == NULL)
+		return -1;
+	if (PQntuples(res) == 0) {
+		rc = err_set(e, ERR_AUTH, "unauthorized", "the admin token is not valid");
+	} else if (strcmp(PQgetvalue(res, 0, 0), sd->d->name) != 0) {
+		rc = err_set(e, ERR_FORBIDDEN, "forbidden", "the admin token is not valid for %s",
+		             sd->d->name);
+	} else {
+		ks_seal_admin(sg, sd, hash, want);
+		rc = ks_seal_ok(PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1), want)
+		         ? 0
+		         : err_set(e, ERR_FORBIDDEN, "token_unsealed",
+		                   "the admin token of %s was not made by a signer", sd->d->name);
+		if (rc < 0)
+			log_err(NULL, "signer: an admin token row of %s bears no valid seal",
+			        sd->d->name);
+	}
+	PQclear(res);
+	return rc;
+}
+
+/* ---- a database older than the seals ---- */
+
+static int seal_legacy_domain(struct ks_signer *sg, struct db *db, const char *name, struct err *e)
+{
+	struct ks_signer_domain sd = {0};
+	char seal[KS_SEAL_HEX];
+	PGresult *res;
+	int rc = -1;
+
+	if ((sd.d = ks_store_domain(db, name, e)) == NULL ||
+	    (sd.root = cert_from_pem(sd.d->root_pem, strlen(sd.d->root_pem), e)) == NULL ||
+	    (sd.issuer = cert_from_pem(sd.d->issuer_pem, strlen(sd.d->issuer_pem), e)) == NULL ||
+	    ks_cert_fpr_hex(sd.root, sd.root_fpr, e) < 0 ||
+	    ks_cert_fpr_hex(sd.issuer, sd.issuer_fpr, e) < 0)
+		goto out;
+	ks_seal_domain(sg, sd.d->name, sd.root_fpr, sd.issuer_fpr, seal);
+	const char *p1[2] = {sd.d->name, seal};
+	if (db_run(db, "UPDATE domains SET signer_seal = $2 WHERE name = $1", 2, p1, e) < 0)
+		goto out;
+	char idbuf[24];
+	snprintf(idbuf, sizeof(idbuf), "%lld", sd.d->id);
+	const char *p2[1] = {idbuf};
+	res =
+	    db_exec(db,
+	            "SELECT id, token_hash, NULL, NULL, 'admin' FROM admin_tokens"
+	            " WHERE domain_id = $1 AND seal IS NULL UNION ALL"
+	            " SELECT id, token_hash, address,"
+	            " floor(extract(epoch FROM expires_at))::bigint::text, 'enroll'"
+	            " FROM enroll_tokens WHERE domain_id = $1 AND seal IS NULL AND used_at IS NULL",
+	            1, p2, e);
+	if (res == NULL)
+		goto out;
+	rc = 0;
+	for (int i = 0; rc == 0 && i < PQntuples(res); i++) {
+		int admin = strcmp(PQgetvalue(res, i, 4), "admin") == 0;
+		const char *p3[2] = {PQgetvalue(res, i, 0), seal};
+		if (admin)
+			ks_seal_admin(sg, &sd, PQgetvalue(res, i, 1), seal);
+		else
+			ks_seal_enroll(sg, &sd, PQgetvalue(res, i, 2), PQgetvalue(res, i, 1),
+			               PQgetvalue(res, i, 3), seal);
+		rc = db_run(db,
+		            admin ? "UPDATE admin_tokens SET seal = $2 WHERE id = $1"
+		                  : "UPDATE enroll_tokens SET seal = $2 WHERE id = $1",
+		            2, p3, e);
+	}
+	PQclear(res);
+out:
+	ks_signer_domain_close(&sd);
+	return rc;
+}
+
+int ks_signer_seal_legacy(struct ks_signer *sg, struct db *db, struct err *e)
+{
+	PGresult *res;
+	int rc = 0, n;
+
+	if (db_begin(db, e) < 0)
+		return -1;
+	/* One signer does it, once: the others wait on the lock and then see the mark. */
+	if (db_run(db, "LOCK TABLE signer_state IN EXCLUSIVE MODE", 0, NULL, e) < 0) {
+		db_rollback(db);
+		return -1;
+	}
+	res =
+	    db_exec(db, "SELECT 1 FROM signer_state WHERE name = 'legacy_rows_sealed'", 0, NULL, e);
+	n = res == NULL ? -1 : PQntuples(res);
+	PQclear(res);
+	if (n != 0) { /* an error, or done already */
+		db_rollback(db);
+		return n < 0 ? -1 : 0;
+	}
+	if ((res = db_exec(db, "SELECT name FROM domains WHERE signer_seal IS NULL ORDER BY id", 0,
+	                   NULL, e)) == NULL) {
+		db_rollback(db);
+		return -1;
+	}
+	n = PQntuples(res);
+	for (int i = 0; rc == 0 && i < n; i++)
+		rc = seal_legacy_domain(sg, db, PQgetvalue(res, i, 0), e);
+	PQclear(res);
+	if (rc < 0 ||
+	    db_run(db,
+	           "INSERT INTO signer_state (name, value) VALUES ('legacy_rows_sealed', 'yes')", 0,
+	           NULL, e) < 0 ||
+	    db_commit(db, e) < 0) {
+		db_rollback(db);
+		return -1;
+	}
+	if (n > 0)
+		log_warn(NULL,
+		         "signer: sealed the rows of %d domain(s) registered before the "
+		         "signer existed",
+		         n);
+	return 0;
+}
