@@ -1,4 +1,4 @@
--- 006: the rows that authorise an issuance carry a seal, an HMAC that only the key
+-- 007: the rows that authorise an issuance carry a seal, an HMAC that only the key
 -- server's signer process can make (its key derives from the issuer KEK).  A row
 -- written by anyone else, such as a compromised HTTPS process holding the database
 -- password, authorises nothing (PROTOCOL.md §13).
