@@ -181,6 +181,32 @@ static const struct ctl_cmd commands[] = {
      "Report the message in file (\"-\": standard input; bare LF become CRLF) as spam\n"
      "or not spam: the relay sends a signed report to its reputation service.\n"
      "Authentication as relay list."},
+    {"report", NULL, ctl_cmd_report,
+     "[<subject>...] --key FILE [--cert FILE] [--chain FILE] [--category CAT]\n"
+     "       [--reporter DOMAIN] [--id ID] [--observed TIME] [--verified]\n"
+     "       [--evidence TEXT] [--arf FILE] [--sign-only]",
+     "Send an abuse report to a reputation service (-s URL, else\n"
+     "ANCHOR_REPUTATION_URL; PROTOCOL.md 11.3), signed with a key of your anchored\n"
+     "domain: a user's (key enroll) or a host's (server issue --purpose signing).\n"
+     "Certificate: --cert, default KEY minus .key plus .pem; chain: --chain, default\n"
+     "CERT.chain.pem. Subjects are kind:value (ip, helo, domain, signer, key,\n"
+     "address), 1 to 8. CAT: spam (default), phishing, malware, abuse, not-spam,\n"
+     "auth-fail. The reporter is --reporter, else the domain the root is constrained\n"
+     "to. The id defaults to anchorctl-<random>, the time to now; --verified says\n"
+     "you verified the subjects' identity. --arf FILE takes all of these from an\n"
+     "ARF (RFC 5965) message, as the service's ARF intake reads it. Prints what\n"
+     "the service accepted; --sign-only prints the signed report instead."},
+    {"delist", "request", ctl_cmd_delist_request,
+     "<subject> (--key FILE [--cert FILE] [--chain FILE] [--domain DOMAIN]\n"
+     "       [--sign-only] | --helo NAME) [--reason TEXT] [--contact TEXT]",
+     "Ask a reputation service (-s URL, else ANCHOR_REPUTATION_URL; PROTOCOL.md\n"
+     "11.6) to review a listing. Ownership is proven with --key: a request signed\n"
+     "by a key of the anchored domain (--domain, else the root's) that holds the\n"
+     "subject (domain, signer, helo, address; key: signed by that very key); or\n"
+     "with --helo: sent from the subject's IP address, whose HELO name passes CSA.\n"
+     "Prints the request's number, status and public trail."},
+    {"delist", "show", ctl_cmd_delist_show, "<number>",
+     "Show a delisting request's public trail: status, decision and events."},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -194,14 +220,17 @@ static void print_commands(FILE *out, const char *word)
 
 static int global_help(void)
 {
-	printf("usage: anchorctl [-s URL] [--cacert FILE] [-c FILE] [--token-file FILE] [--json]\n"
-	       "                 <command> [arguments]\n\n"
+	printf("usage: anchorctl [-s URL] [--cacert FILE] [--resolve HOST:PORT:ADDR] [-c FILE]\n"
+	       "                 [--token-file FILE] [--json] <command> [arguments]\n\n"
 	       "Commands:\n");
 	print_commands(stdout, NULL);
 	printf(
 	    "\nGlobal options (also accepted after the command):\n"
 	    "  -s URL            key server base URL (env ANCHOR_SERVER)\n"
 	    "  --cacert FILE     CA certificate(s) for the key server's TLS (env ANCHOR_CACERT)\n"
+	    "  --resolve HOST:PORT:ADDR\n"
+	    "                    connect to ADDR for the URL's HOST:PORT; TLS still checks\n"
+	    "                    HOST, as curl --resolve does\n"
 	    "  -c FILE           keyserver.conf, for the db commands\n"
 	    "  --token-file FILE read the operator, admin or enrollment token from FILE\n"
 	    "  --json            print the server's JSON\n\n"
@@ -293,10 +322,10 @@ int main(int argc, char **argv)
 	struct ctl ctl = {.server = env("ANCHOR_SERVER"), .cacert = env("ANCHOR_CACERT")};
 	int version = 0;
 	const struct ctl_opt opts[] = {
-	    {"-s", &ctl.server, NULL},   {"--cacert", &ctl.cacert, NULL},
-	    {"-c", &ctl.conf, NULL},     {"--token-file", &ctl.token_file, NULL},
-	    {"--json", NULL, &ctl.json}, {"--version", NULL, &version},
-	    {NULL, NULL, NULL},
+	    {"-s", &ctl.server, NULL},         {"--cacert", &ctl.cacert, NULL},
+	    {"-c", &ctl.conf, NULL},           {"--token-file", &ctl.token_file, NULL},
+	    {"--resolve", &ctl.resolve, NULL}, {"--json", NULL, &ctl.json},
+	    {"--version", NULL, &version},     {NULL, NULL, NULL},
 	};
 	struct ctl_args a;
 	struct err e = {0};
