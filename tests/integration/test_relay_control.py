@@ -22,6 +22,7 @@ import pytest
 
 import anchorlib
 import dnsfixtures as dx
+import doccmds
 import ksfixtures as kf
 import routefixtures as rf
 from relayfixtures import make_relay, py_sink, swaks  # noqa: F401
@@ -308,3 +309,17 @@ def test_resolve_reaches_the_control_api_by_its_certificate_name(world, make_rel
                       (f"{name}", "HOST:PORT:ADDR")):
         r = run(f"https://{name}:{port}", "--resolve", bad, *admin)
         assert r.rc == 2 and text in r.err, (bad, r.err)
+
+
+def test_guide_resolve_command_runs_as_written(world, make_relay, tls):
+    """docs/relay-postfix.md §8's --resolve command, run as the guide writes it with the
+    test's names, port, CA and token in place of the example's."""
+    name = "mx.control.test"
+    cert, key = name_only_cert(tls, world.work / "guide-tls", name)
+    relay = start_relay(world, make_relay, tls_cert_file=cert, tls_key_file=key)
+    r = doccmds.run("relay-postfix.md", "relay-control-resolve", {
+        "mx.example.com": name, "10443": relay.ports["control"],
+        "example.com/root.pem": tls.ca, "/etc/anchor/relay.token": world.token_file,
+        "bob@example.com": BOB})
+    assert r.rc == 0, r.err
+    assert r.out.startswith(f"lists of {BOB}"), r.out
