@@ -91,8 +91,10 @@ static const struct ctl_cmd commands[] = {
      "and checked against the head remembered); --pem prints root and issuer."},
     {"lookup", "address", ctl_cmd_lookup, "<address> [--json | --pem] [--pin PIN] [--state FILE]",
      "Show the address's current certificates and where encryption goes under\n"
-     "the domain's policy; --pem prints every usable certificate once. A revoked\n"
-     "certificate is shown as revoked and never offered. Every lookup of\n"
+     "the domain's policy; --pem prints every usable certificate once. Revoked and\n"
+     "superseded certificates are not current: they are never listed or offered\n"
+     "here (an address left with none is not_found); lookup history and lookup key\n"
+     "show them with their revocation. Every lookup of\n"
      "certificates verifies them: chain to the domain's root, log inclusion proof\n"
      "and signed tree head against the pins (--pin, else the domain object's), and\n"
      "consistency with the newest head remembered for the domain in the state file\n"

@@ -275,3 +275,20 @@ def test_a_revoked_key_of_an_erased_address_still_verifies(keyserver, client, do
     r = lf.ctl(keyserver, "lookup", "key", kid, cwd=work)
     assert r.rc == 0, r.err
     assert "REVOKED" in r.out and "(verified)" in r.out, r.out
+
+
+def test_lookup_address_after_revocation_says_where_the_key_is(keyserver, client, dom, work):
+    """anchorctl(1): the address lookup lists current certificates only (PROTOCOL.md §3.3);
+    once the only key is revoked it answers not_found, and anchorctl says that revoked
+    ones are shown by lookup history, which does show it revoked."""
+    addr = f"erin@{dom.name}"
+    kid, _, _ = lf.enroll_cli(keyserver, client, dom, addr, work)
+    r = lf.ctl(keyserver, "lookup", "address", addr, cwd=work)
+    assert r.rc == 0 and kid in r.out, r.err
+    lf.ctl_ok(keyserver, "key", "revoke", kid, "--reason", "keyCompromise", cwd=work)
+    r = lf.ctl(keyserver, "lookup", "address", addr, cwd=work)
+    assert r.rc == 1 and r.err.startswith("anchorctl: not_found: "), r.err
+    assert f"`anchorctl lookup history {addr}` shows revoked and superseded ones" in r.err
+    r = lf.ctl(keyserver, "lookup", "history", addr, cwd=work)
+    assert r.rc == 0, r.err
+    assert kid in r.out and re.search(r"status:\s+revoked", r.out), r.out
