@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 import anchorlib
+import doccmds
 
 DAEMONS = {"keyserver": "anchor-keyserver", "relay": "anchor-relay",
            "reputation": "anchor-reputation", "policyd": "anchor-policyd"}
@@ -70,3 +71,39 @@ def test_make_install_installs_samples_and_units(tmp_path):
         assert (root / "lib/systemd/system" / f"{daemon}.service").exists()
     assert (root / "bin/anchorctl").exists() and (root / "bin/anchor-dns").exists()
     assert list((root / "share/anchor/sql").glob("*.sql"))
+
+
+def shim(directory, name, body):
+    path = directory / name
+    path.write_text("#!/bin/sh\n" + body + "\n")
+    path.chmod(0o755)
+
+
+def test_guide_install_commands_run_as_written(tmp_path):
+    """docs/relay-postfix.md §2, run as written under a scratch root: make and make
+    install (into the root's /usr/local), the directories, the sample copied from where
+    make install put it and checked with -n, the unit enabled.  useradd, systemctl and
+    install's -o/-g (root's business) are recorded by shims instead."""
+    root, shims, log = tmp_path / "root", tmp_path / "shims", tmp_path / "calls"
+    shims.mkdir()
+    shim(shims, "make", f'exec /usr/bin/make --no-print-directory -C {anchorlib.SRC} '
+                        f'BUILD={anchorlib.BIN} SAN=1 PREFIX={root}/usr/local "$@"')
+    shim(shims, "useradd", f'echo "useradd $*" >> {log}')
+    shim(shims, "systemctl", f'echo "systemctl $*" >> {log}')
+    shim(shims, "install", 'args=""\nwhile [ $# -gt 0 ]; do case "$1" in -o|-g) shift 2;; '
+                           '*) args="$args $1"; shift;; esac; done\nexec /usr/bin/install $args')
+    r = doccmds.run("relay-postfix.md", "relay-install",
+                    {"/etc/anchor": root / "etc/anchor", "/var/lib/anchor": root / "var/lib/anchor",
+                     "/usr/local": root / "usr/local"},
+                    env={"PATH": f"{shims}:{root}/usr/local/sbin:/usr/bin:/bin"}, timeout=600)
+    assert r.rc == 0, r.out + r.err
+    assert (root / "usr/local/sbin/anchor-relay").exists()
+    assert (root / "usr/local/lib/systemd/system/anchor-relay.service").exists()
+    assert (root / "etc/anchor/relay.conf").read_text() == \
+        (DEPLOY / "relay.conf.sample").read_text()
+    assert "hostname = mx.example.com" in r.out  # what -n printed
+    calls = log.read_text()
+    assert re.search(r"^useradd --system .* anchor$", calls, re.M), calls
+    assert "systemctl enable --now anchor-relay" in calls
+    unit = (DEPLOY / "systemd/anchor-relay.service").read_text()
+    assert "User=anchor\n" in unit and "KillMode=mixed" in unit  # what the guide says
