@@ -114,9 +114,10 @@ static const struct ctl_cmd commands[] = {
      "verified against the pins (--pin, else the domain object's); reports a\n"
      "truncated or rewritten log, lists every change with its time and name, and\n"
      "with --approved FILE (JSON lines or an array of records such as\n"
-     "{\"key_id\": ...}, {\"fingerprint\": ...} or {\"type\": \"route_set\",\n"
-     "\"name\": ..., \"route_sha256\": ...}) every issuance, route, policy or group\n"
-     "change that no record approves. Exit 1 on any problem or unapproved change."},
+     "{\"type\": \"issued\", \"name\": ADDRESS} when a token is issued, {\"key_id\": ...},\n"
+     "{\"fingerprint\": ...} or {\"type\": \"route_set\", \"name\": ...,\n"
+     "\"route_sha256\": ...}; see docs/auditing.md) every issuance, route, policy or\n"
+     "group change that no record approves. Exit 1 on any problem or unapproved change."},
     {"feed", NULL, ctl_cmd_feed, "<domain> [--since N] [--limit L] [--follow [--interval S]]",
      "Print the domain's change feed from cursor N (default 0), at most L entries\n"
      "(1..1000, default 100), then \"next: <cursor>\". With --follow, keep polling\n"
