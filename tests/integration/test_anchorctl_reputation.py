@@ -265,3 +265,22 @@ def test_delist_body_forms(world):
             in r.json()["message"]), r.body
     r = rx.request(world.rep, "POST", "/v1/delist", {"request": "a.b"})
     assert r.status == 400 and r.json()["error"] == "bad_jws", r.body
+
+
+def test_list_weight_equal_to_min_reporters_times_cap_lists(world):
+    """operator-reputation.md §5: list_weight = min_reporters · reporter_cap lists on
+    min_reporters fresh reports (a fresh report has already decayed a little)."""
+    rep = rx.Reputation(world, world.work / "rep-eq", world.db, {
+        "min_reporters": "1", "reporter_cap": "1", "list_weight": "1",
+        "answer_cache_ttl": "0"}).start()
+    try:
+        svc = SimpleNamespace(base_url=rep.base_url, tls=world.tls)
+        r = kf.run_ctl(svc, "report", "ip:192.0.2.99", "--key", signing_key(world, "r1"),
+                       "--observed", rx.rfc3339(time.time() - 120), cwd=world.base)
+        assert r.rc == 0, r.err
+        s = rx.subject_of(rx.query(rep, ip="192.0.2.99"), "ip:192.0.2.99")
+        assert s["verdict"] == "block", s
+        assert "listed" in rx.codes(s["reasons"])
+    finally:
+        rep.stop()
+        world.reps.remove(rep)
