@@ -281,7 +281,7 @@ def test_lookup_address_after_revocation_says_where_the_key_is(keyserver, client
     """anchorctl(1): the address lookup lists current certificates only (PROTOCOL.md §3.3);
     once the only key is revoked it answers not_found, and anchorctl says that revoked
     ones are shown by lookup history, which does show it revoked."""
-    addr = f"erin@{dom.name}"
+    addr = f"lookup-after-revoke@{dom.name}"
     kid, _, _ = lf.enroll_cli(keyserver, client, dom, addr, work)
     r = lf.ctl(keyserver, "lookup", "address", addr, cwd=work)
     assert r.rc == 0 and kid in r.out, r.err
