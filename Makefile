@@ -186,12 +186,20 @@ format:
 	clang-format -i $(wildcard lib/*.[ch] $(addsuffix /*.[ch],$(PROG_DIRS)) tests/unit/*.c \
 		tests/fuzz/*.c)
 
+# install: programs, migrations, man pages, every sample configuration (to copy to
+# /etc/anchor/<name>.conf; never installed over a real one) and every systemd unit
+# ($(PREFIX)/lib/systemd/system is on systemd's search path for /usr/local).
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/anchor/sql \
-		$(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man8
+		$(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man8 \
+		$(DESTDIR)$(UNITDIR)
 	install -m 0755 $(filter-out %/anchorctl %/anchor-dns,$(BINS)) $(DESTDIR)$(PREFIX)/sbin/
 	install -m 0755 $(filter %/anchorctl %/anchor-dns,$(BINS)) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 sql/*.sql $(DESTDIR)$(PREFIX)/share/anchor/sql/
+	install -m 0644 deploy/*.conf.sample $(DESTDIR)$(PREFIX)/share/anchor/
+	install -m 0644 deploy/systemd/*.service $(DESTDIR)$(UNITDIR)/
 	install -m 0644 docs/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 0644 docs/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 

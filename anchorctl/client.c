@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 
 struct buf {
@@ -58,6 +59,64 @@ int ctl_client_check_url(const char *url, struct err *e)
 	if (plain && !host_is_loopback(host, (size_t)(end - host)))
 		return err_set(e, ERR_INPUT, "bad_url",
 		               "plain http is allowed to a loopback address only; use https://");
+	return 0;
+}
+
+/* The host (without brackets) and port of an http(s) URL already checked. */
+static void url_host_port(const char *url, char *host, size_t size, long *port)
+{
+	int plain = strncasecmp(url, "http://", 7) == 0;
+	const char *h = url + (plain ? 7 : 8), *end;
+	size_t n;
+
+	if (*h == '[') {
+		h++;
+		end = h + strcspn(h, "]");
+	} else {
+		end = h + strcspn(h, ":/");
+	}
+	n = (size_t)(end - h) < size ? (size_t)(end - h) : size - 1;
+	memcpy(host, h, n);
+	host[n] = '\0';
+	if (*end == ']')
+		end++;
+	*port = *end == ':' ? strtol(end + 1, NULL, 10) : plain ? 80 : 443;
+}
+
+int ctl_client_check_resolve(const char *resolve, const char *url, struct err *e)
+{
+	char host[256], want[256], addr[64];
+	const char *c1 = strchr(resolve, ':'), *c2 = c1 != NULL ? strchr(c1 + 1, ':') : NULL;
+	unsigned char buf[16];
+	long port, want_port;
+	char *end;
+	size_t alen;
+
+	if (c1 == NULL || c2 == NULL || c1 == resolve || (size_t)(c1 - resolve) >= sizeof(host))
+		return err_set(
+		    e, ERR_INPUT, "bad_resolve",
+		    "--resolve takes HOST:PORT:ADDR, e.g. mx.example.com:10443:127.0.0.1");
+	memcpy(host, resolve, (size_t)(c1 - resolve));
+	host[c1 - resolve] = '\0';
+	port = strtol(c1 + 1, &end, 10);
+	if (end != c2 || port < 1 || port > 65535)
+		return err_set(e, ERR_INPUT, "bad_resolve", "--resolve: '%.*s' is not a port",
+		               (int)(c2 - c1 - 1), c1 + 1);
+	alen = strlen(c2 + 1);
+	if (alen > 2 && c2[1] == '[' && c2[alen] == ']')
+		snprintf(addr, sizeof(addr), "%.*s", (int)(alen - 2), c2 + 2);
+	else
+		snprintf(addr, sizeof(addr), "%s", c2 + 1);
+	if (alen >= sizeof(addr) ||
+	    (inet_pton(AF_INET, addr, buf) != 1 && inet_pton(AF_INET6, addr, buf) != 1))
+		return err_set(e, ERR_INPUT, "bad_resolve",
+		               "--resolve: '%s' is not an IPv4 or IPv6 address", c2 + 1);
+	url_host_port(url, want, sizeof(want), &want_port);
+	if (strcasecmp(host, want) != 0 || port != want_port)
+		return err_set(
+		    e, ERR_INPUT, "bad_resolve",
+		    "--resolve names %s:%ld but the URL %s is %s:%ld: it would not be used", host,
+		    port, url, want, want_port);
 	return 0;
 }
 
@@ -219,7 +278,8 @@ static void free_headers(struct curl_slist *h)
 }
 
 static int setup(CURL *curl, const struct ctl_client *c, const char *method, const char *url,
-                 const char *body, struct curl_slist *headers, struct buf *resp)
+                 const char *body, struct curl_slist *headers, struct curl_slist *resolve,
+                 struct buf *resp)
 {
 	int plain = strncasecmp(url, "http://", 7) == 0;
 	CURLcode rc = CURLE_OK;
@@ -252,6 +312,8 @@ static int setup(CURL *curl, const struct ctl_client *c, const char *method, con
 		SET(CURLOPT_POSTFIELDSIZE, 0L);
 	}
 	SET(CURLOPT_HTTPHEADER, headers);
+	if (resolve != NULL)
+		SET(CURLOPT_RESOLVE, resolve);
 	SET(CURLOPT_WRITEFUNCTION, on_body);
 	SET(CURLOPT_WRITEDATA, resp);
 	SET(CURLOPT_HEADERFUNCTION, on_header);
@@ -284,7 +346,7 @@ int ctl_client_call(const struct ctl_client *c, const char *method, const char *
 {
 	char errbuf[CURL_ERROR_SIZE] = "";
 	struct buf resp = {0};
-	struct curl_slist *headers = NULL;
+	struct curl_slist *headers = NULL, *resolve = NULL;
 	char *url = NULL, *text = NULL;
 	size_t blen = strlen(c->base_url);
 	CURL *curl = NULL;
@@ -293,7 +355,8 @@ int ctl_client_call(const struct ctl_client *c, const char *method, const char *
 	int ret = -1;
 
 	*out = NULL;
-	if (ctl_client_check_url(c->base_url, e) < 0)
+	if (ctl_client_check_url(c->base_url, e) < 0 ||
+	    (c->resolve != NULL && ctl_client_check_resolve(c->resolve, c->base_url, e) < 0))
 		return -1;
 	while (blen > 0 && c->base_url[blen - 1] == '/')
 		blen--;
@@ -308,8 +371,12 @@ int ctl_client_call(const struct ctl_client *c, const char *method, const char *
 	}
 	curl = curl_easy_init();
 	headers = make_headers(c, text != NULL);
+	if (c->resolve != NULL && (resolve = curl_slist_append(NULL, c->resolve)) == NULL) {
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+		goto out;
+	}
 	if (curl == NULL || headers == NULL ||
-	    setup(curl, c, method, url, text, headers, &resp) < 0 ||
+	    setup(curl, c, method, url, text, headers, resolve, &resp) < 0 ||
 	    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf) != CURLE_OK) {
 		err_set(e, ERR_INTERNAL, "internal", "cannot set up the HTTP request");
 		goto out;
@@ -333,6 +400,7 @@ out:
 	}
 	free_headers(headers);
 	curl_easy_cleanup(curl);
+	curl_slist_free_all(resolve);
 	if (resp.data != NULL)
 		explicit_bzero(resp.data, resp.len); /* answers can carry an admin token */
 	free(resp.data);

@@ -24,6 +24,7 @@ struct ctl_client {
 	const char *base_url; /* "https://keys.example.com:8443" */
 	const char *cacert;   /* CA file or NULL for the system store */
 	const char *token;    /* bearer token or NULL; never printed */
+	const char *resolve;  /* "HOST:PORT:ADDR": connect there for HOST:PORT, or NULL */
 };
 
 /* Call once before any request, and ctl_client_cleanup() at exit. */
@@ -40,6 +41,15 @@ int ctl_client_call(const struct ctl_client *c, const char *method, const char *
 
 /* Accept https://HOST[:PORT][/], or http:// to a loopback host. */
 int ctl_client_check_url(const char *url, struct err *e);
+
+/*
+ * Check a --resolve entry against the URL it is for: "HOST:PORT:ADDR" (ADDR an
+ * IPv4 address or an IPv6 one, bracketed or not), HOST and PORT those of url
+ * (PORT 443 when url gives none).  The connection then goes to ADDR while TLS
+ * still checks HOST, as curl --resolve does: a service whose certificate names
+ * a host that DNS does not lead to is reached without touching /etc/hosts.
+ */
+int ctl_client_check_resolve(const char *resolve, const char *url, struct err *e);
 
 /* The err for an error answer: the server's code and message when the body
  * is a protocol error body, else a code made from the status. */

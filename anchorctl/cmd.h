@@ -17,7 +17,7 @@
 /* The global options, accepted after the command words too. */
 #define CTL_COMMON_OPTS(c)                                                                         \
 	{"-s", &(c)->server, NULL}, {"--cacert", &(c)->cacert, NULL}, {"-c", &(c)->conf, NULL},    \
-	    {"--token-file", &(c)->token_file, NULL},                                              \
+	    {"--token-file", &(c)->token_file, NULL}, {"--resolve", &(c)->resolve, NULL},          \
 	{                                                                                          \
 		"--json", NULL, &(c)->json                                                         \
 	}
@@ -37,6 +37,14 @@ int ctl_arg_address(const struct ctl_cmd *cmd, char *arg, int *status);
 /* Fill c for the key server; a usage error when no server is configured. */
 int ctl_server(const struct ctl *ctl, const struct ctl_cmd *cmd, const char *token,
                struct ctl_client *c, int *status);
+
+/*
+ * Fill c for another service (the relay's control API, a reputation service):
+ * -s URL, else the variable env (which wins over ANCHOR_SERVER, the key
+ * server's); a usage error naming what when neither is set.
+ */
+int ctl_service(const struct ctl *ctl, const struct ctl_cmd *cmd, const char *env, const char *what,
+                struct ctl_client *c, int *status);
 
 /*
  * The token for an operator or admin call: --token-file, else the variable
@@ -72,5 +80,10 @@ int ctl_cmd_relay_list(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, cha
 /* trust|block|subscribe add|remove: the list is the command's second word. */
 int ctl_cmd_relay_entry(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
 int ctl_cmd_relay_complain(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
+
+/* A reputation service (cmd_report.c): signed reports and delisting requests. */
+int ctl_cmd_report(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
+int ctl_cmd_delist_request(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
+int ctl_cmd_delist_show(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
 
 #endif

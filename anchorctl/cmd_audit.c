@@ -326,6 +326,26 @@ static int needs_approval(const char *type)
 	return 0;
 }
 
+/*
+ * Who a change is about.  An entry whose leaf has no subject (registered, a policy
+ * without a corporate address) is about the domain itself; one with a subject but no
+ * name had its name erased (PROTOCOL.md §10.1): "name_erased" says so.
+ */
+static void set_name(const struct audit *au, const json_t *entry, const json_t *view,
+                     json_t *change)
+{
+	const json_t *name = json_object_get(entry, "name");
+
+	if (json_is_string(name)) {
+		json_object_set(change, "name", (json_t *)name);
+	} else if (json_object_get(view, "subject") == NULL) {
+		json_object_set_new(change, "name", json_string(au->domain));
+	} else {
+		json_object_set_new(change, "name", json_null());
+		json_object_set_new(change, "name_erased", json_true());
+	}
+}
+
 static void list_changes(struct audit *au)
 {
 	static const char *const keep[] = {"time",   "type",          "key_id",       "fingerprint",
@@ -345,10 +365,7 @@ static void list_changes(struct audit *au)
 		for (int k = 0; keep[k] != NULL; k++)
 			if (json_object_get(view, keep[k]) != NULL)
 				json_object_set(change, keep[k], json_object_get(view, keep[k]));
-		json_object_set_new(change, "name",
-		                    json_is_string(json_object_get(entry, "name"))
-		                        ? json_incref(json_object_get(entry, "name"))
-		                        : json_null());
+		set_name(au, entry, view, change);
 		if (au->approved != NULL && needs_approval(type)) {
 			approved = 0;
 			json_array_foreach(au->approved, j, r)

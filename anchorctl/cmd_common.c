@@ -70,10 +70,31 @@ int ctl_server(const struct ctl *ctl, const struct ctl_cmd *cmd, const char *tok
 		*status = ctl_usage(cmd, "%s", e.msg);
 		return -1;
 	}
+	c->resolve = ctl->resolve != NULL && *ctl->resolve != '\0' ? ctl->resolve : NULL;
+	if (c->resolve != NULL && ctl_client_check_resolve(c->resolve, ctl->server, &e) < 0) {
+		*status = ctl_usage(cmd, "%s", e.msg);
+		return -1;
+	}
 	c->base_url = ctl->server;
 	c->cacert = ctl->cacert != NULL && *ctl->cacert != '\0' ? ctl->cacert : NULL;
 	c->token = token;
 	return 0;
+}
+
+int ctl_service(const struct ctl *ctl, const struct ctl_cmd *cmd, const char *env, const char *what,
+                struct ctl_client *c, int *status)
+{
+	const char *own = getenv(env), *ks = getenv("ANCHOR_SERVER");
+	struct ctl tmp = *ctl;
+
+	/* ANCHOR_SERVER names the key server: it gives way to the service's own variable. */
+	if (own != NULL && *own != '\0' && (ctl->server == NULL || ctl->server == ks))
+		tmp.server = own;
+	if (tmp.server == NULL || *tmp.server == '\0') {
+		*status = ctl_usage(cmd, "no %s: give -s URL or set %s", what, env);
+		return -1;
+	}
+	return ctl_server(&tmp, cmd, NULL, c, status);
 }
 
 int ctl_token(const struct ctl *ctl, const char *env, const char *fallback, const char *what,

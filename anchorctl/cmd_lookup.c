@@ -271,6 +271,22 @@ static int check_log(const struct ctl_client *c, int kind, const char *arg, cons
 	return rc;
 }
 
+/*
+ * An address lookup lists current certificates only (PROTOCOL.md §3.3): after a
+ * revocation the address may have none, and the server's 404 alone reads as if it
+ * never had any.  Say where revoked and superseded ones are.
+ */
+static void address_not_found(const char *address, struct err *e)
+{
+	char msg[ERR_MSG_MAX];
+
+	snprintf(msg, sizeof(msg), "%s", e->msg);
+	err_set(e, ERR_NOTFOUND, "not_found",
+	        "%s (only current certificates are listed; `anchorctl lookup history %s` "
+	        "shows revoked and superseded ones)",
+	        msg, address);
+}
+
 int ctl_cmd_lookup(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
 {
 	int pem = 0;
@@ -299,6 +315,8 @@ int ctl_cmd_lookup(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **
 	if ((path = lookup_path(cmd, kind, a.pos[0], &status)) == NULL)
 		return status;
 	if (ctl_client_call(&client, "GET", path, NULL, &answer, &e) < 0) {
+		if (kind == LK_ADDRESS && strcmp(e.code, "not_found") == 0)
+			address_not_found(a.pos[0], &e);
 		status = ctl_fail(&e);
 	} else if (answer == NULL) {
 		err_set(&e, ERR_INTERNAL, "bad_response", "the key server sent an empty answer");

@@ -9,19 +9,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-#include <openssl/err.h>
-#include <openssl/pem.h>
 
 #include "cmd.h"
 #include "crypto.h"
-#include "jws.h"
 #include "names.h"
 #include "output.h"
+#include "sign.h"
 
 #define RELAY_MESSAGE_MAX (32L * 1024 * 1024)
-#define RELAY_CHAIN 3 /* leaf, issuer, root */
 
 static const char *const list_names[] = {"trust", "block", "subscribe"};
 
@@ -30,41 +25,19 @@ struct relay_call {
 	struct ctl_client client;
 	char token[CTL_TOKEN_MAX];
 	const char *key_path, *cert_path, *chain_path;
-	char *cert_guess;
 };
 
 static void relay_call_clear(struct relay_call *rc)
 {
 	explicit_bzero(rc->token, sizeof(rc->token));
-	free(rc->cert_guess);
-}
-
-/*
- * The control API's URL: -s, else ANCHOR_RELAY_URL.  ANCHOR_SERVER names the key
- * server, so it gives way to ANCHOR_RELAY_URL when both are set.
- */
-static const char *relay_url(const struct ctl *ctl)
-{
-	const char *relay = getenv("ANCHOR_RELAY_URL"), *ks = getenv("ANCHOR_SERVER");
-
-	if (relay != NULL && *relay != '\0' && (ctl->server == NULL || ctl->server == ks))
-		return relay;
-	return ctl->server;
 }
 
 static int relay_setup(const struct ctl *ctl, const struct ctl_cmd *cmd, struct relay_call *rc,
                        int *status)
 {
-	struct ctl tmp = *ctl;
 	struct err e = {0};
-	size_t len;
 
-	tmp.server = relay_url(ctl);
-	if (tmp.server == NULL || *tmp.server == '\0') {
-		*status = ctl_usage(cmd, "no relay: give -s URL or set ANCHOR_RELAY_URL");
-		return -1;
-	}
-	if (ctl_server(&tmp, cmd, NULL, &rc->client, status) < 0)
+	if (ctl_service(ctl, cmd, "ANCHOR_RELAY_URL", "relay", &rc->client, status) < 0)
 		return -1;
 	if ((rc->cert_path != NULL || rc->chain_path != NULL) && rc->key_path == NULL) {
 		*status = ctl_usage(cmd, "--cert and --chain go with --key");
@@ -73,17 +46,6 @@ static int relay_setup(const struct ctl *ctl, const struct ctl_cmd *cmd, struct 
 	if (rc->key_path != NULL) {
 		if (ctl->token_file != NULL) {
 			*status = ctl_usage(cmd, "give --key or --token-file, not both");
-			return -1;
-		}
-		/* DIR/<address>.key -> DIR/<address>.pem, as `key new` and `key enroll` name them.
-		 */
-		len = strlen(rc->key_path);
-		if (rc->cert_path == NULL && len > 4 &&
-		    strcmp(rc->key_path + len - 4, ".key") == 0 &&
-		    asprintf(&rc->cert_guess, "%.*s.pem", (int)(len - 4), rc->key_path) > 0)
-			rc->cert_path = rc->cert_guess;
-		if (rc->cert_path == NULL) {
-			*status = ctl_usage(cmd, "give --cert FILE with the key's certificate");
 			return -1;
 		}
 		return 0;
@@ -98,100 +60,28 @@ static int relay_setup(const struct ctl *ctl, const struct ctl_cmd *cmd, struct 
 
 /* ---- signed requests ---- */
 
-/* The PEM certificates of path appended to chain (up to max in all); returns the new count. */
-static int read_certs(const char *path, X509 **chain, int n, int max, struct err *e)
-{
-	size_t len;
-	char *pem = ctl_file_read(path, &len, e);
-	BIO *bio = pem != NULL ? BIO_new_mem_buf(pem, (int)len) : NULL;
-	int start = n;
-	X509 *x;
-
-	if (pem == NULL)
-		return -1;
-	while (bio != NULL && n < max && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
-		chain[n++] = x;
-	BIO_free(bio);
-	free(pem);
-	ERR_clear_error(); /* the end of the file reads as an error */
-	if (n == start)
-		return err_set(e, ERR_INPUT, "bad_certificate", "%s holds no PEM certificate",
-		               path);
-	return n;
-}
-
-/*
- * [leaf, issuer, root]: the certificate file (which may hold the whole chain),
- * then --chain, else <cert minus .pem>.chain.pem as `key enroll` writes it.
- */
-static int user_chain(const struct relay_call *rc, X509 *chain[RELAY_CHAIN], struct err *e)
-{
-	const char *cert = rc->cert_path, *chain_path = rc->chain_path;
-	char *guess = NULL;
-	size_t len = strlen(cert);
-	int n;
-
-	if ((n = read_certs(cert, chain, 0, RELAY_CHAIN, e)) < 0)
-		return -1;
-	if (n < RELAY_CHAIN && chain_path == NULL && len > 4 &&
-	    strcmp(cert + len - 4, ".pem") == 0 &&
-	    asprintf(&guess, "%.*s.chain.pem", (int)(len - 4), cert) > 0 && ctl_file_exists(guess))
-		chain_path = guess;
-	if (n < RELAY_CHAIN && chain_path != NULL)
-		n = read_certs(chain_path, chain, n, RELAY_CHAIN, e);
-	free(guess);
-	if (n < 0)
-		return -1;
-	if (n < RELAY_CHAIN)
-		return err_set(e, ERR_INPUT, "bad_certificate",
-		               "need the certificate, its issuer and the root: give --chain FILE "
-		               "(or a --cert file holding all three)");
-	return 0;
-}
-
-static void rfc3339_now(char out[32])
-{
-	time_t now = time(NULL);
-	struct tm tm;
-
-	gmtime_r(&now, &tm);
-	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* The JWS body of a user-signed request (PROTOCOL.md §12): binds method, path, body, time. */
 static json_t *signed_request(const struct relay_call *rc, const char *address, const char *method,
                               const char *path, json_t *body, struct err *e)
 {
-	X509 *chain[RELAY_CHAIN] = {NULL, NULL, NULL};
-	EVP_PKEY *key = crypto_key_read_private(rc->key_path, e);
+	struct ctl_signer signer;
 	json_t *payload = NULL, *out = NULL;
-	char when[32], *text = NULL, *jws = NULL;
+	char when[32], *jws = NULL;
 
-	if (key == NULL || user_chain(rc, chain, e) < 0)
-		goto done;
-	if (!crypto_key_matches(key, X509_get0_pubkey(chain[0]))) {
-		err_set(e, ERR_INPUT, "key_mismatch", "%s is not the key of the certificate %s",
-		        rc->key_path, rc->cert_path);
-		goto done;
-	}
-	rfc3339_now(when);
+	if (ctl_signer_load(&signer, rc->key_path, rc->cert_path, rc->chain_path, e) < 0)
+		return NULL;
+	ctl_rfc3339_now(when);
 	payload =
 	    json_pack("{s:s, s:s, s:s, s:s, s:O?, s:s}", "type", "anchor-relay-request", "address",
 	              address, "method", method, "path", path, "body", body, "issued", when);
-	text = payload != NULL ? json_dumps(payload, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-	if (text == NULL) {
+	if (payload == NULL)
 		err_set(e, ERR_INTERNAL, "internal", "out of memory");
-		goto done;
-	}
-	jws = jws_sign(text, strlen(text), key, chain, RELAY_CHAIN, "anchor-relay-request+jws", e);
+	else
+		jws = ctl_signer_sign(&signer, payload, "anchor-relay-request+jws", e);
 	if (jws != NULL && (out = json_loads(jws, 0, NULL)) == NULL)
 		err_set(e, ERR_INTERNAL, "internal", "the signed request is not JSON");
-done:
-	for (int i = 0; i < RELAY_CHAIN; i++)
-		X509_free(chain[i]);
-	EVP_PKEY_free(key);
+	ctl_signer_clear(&signer);
 	json_decref(payload);
-	free(text);
 	free(jws);
 	return out;
 }

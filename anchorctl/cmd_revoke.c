@@ -101,7 +101,7 @@ static int signer_chain(const struct ctl *ctl, const struct revoke_opts *o, cons
 		        cert_path);
 	} else {
 		/* The server's copy is checked: the request must verify against its pins anyway. */
-		struct ctl_client c = {ctl->server, ctl->cacert, NULL};
+		struct ctl_client c = {ctl->server, ctl->cacert, NULL, ctl->resolve};
 		struct ctl_trust t = {0};
 		X509_NAME *subj = X509_get_subject_name(chain[0]);
 		char email[320] = "";

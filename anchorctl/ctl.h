@@ -20,6 +20,7 @@ struct ctl {
 	const char *cacert;     /* CA file for the server's TLS (--cacert, ANCHOR_CACERT) */
 	const char *conf;       /* keyserver.conf for the db commands (-c) */
 	const char *token_file; /* --token-file */
+	const char *resolve;    /* --resolve HOST:PORT:ADDR, as curl's */
 	int json;               /* --json: machine output */
 };
 

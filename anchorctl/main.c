@@ -91,8 +91,10 @@ static const struct ctl_cmd commands[] = {
      "and checked against the head remembered); --pem prints root and issuer."},
     {"lookup", "address", ctl_cmd_lookup, "<address> [--json | --pem] [--pin PIN] [--state FILE]",
      "Show the address's current certificates and where encryption goes under\n"
-     "the domain's policy; --pem prints every usable certificate once. A revoked\n"
-     "certificate is shown as revoked and never offered. Every lookup of\n"
+     "the domain's policy; --pem prints every usable certificate once. Revoked and\n"
+     "superseded certificates are not current: they are never listed or offered\n"
+     "here (an address left with none is not_found); lookup history and lookup key\n"
+     "show them with their revocation. Every lookup of\n"
      "certificates verifies them: chain to the domain's root, log inclusion proof\n"
      "and signed tree head against the pins (--pin, else the domain object's), and\n"
      "consistency with the newest head remembered for the domain in the state file\n"
@@ -112,9 +114,10 @@ static const struct ctl_cmd commands[] = {
      "verified against the pins (--pin, else the domain object's); reports a\n"
      "truncated or rewritten log, lists every change with its time and name, and\n"
      "with --approved FILE (JSON lines or an array of records such as\n"
-     "{\"key_id\": ...}, {\"fingerprint\": ...} or {\"type\": \"route_set\",\n"
-     "\"name\": ..., \"route_sha256\": ...}) every issuance, route, policy or group\n"
-     "change that no record approves. Exit 1 on any problem or unapproved change."},
+     "{\"type\": \"issued\", \"name\": ADDRESS} when a token is issued, {\"key_id\": ...},\n"
+     "{\"fingerprint\": ...} or {\"type\": \"route_set\", \"name\": ...,\n"
+     "\"route_sha256\": ...}; see docs/auditing.md) every issuance, route, policy or\n"
+     "group change that no record approves. Exit 1 on any problem or unapproved change."},
     {"feed", NULL, ctl_cmd_feed, "<domain> [--since N] [--limit L] [--follow [--interval S]]",
      "Print the domain's change feed from cursor N (default 0), at most L entries\n"
      "(1..1000, default 100), then \"next: <cursor>\". With --follow, keep polling\n"
@@ -181,6 +184,32 @@ static const struct ctl_cmd commands[] = {
      "Report the message in file (\"-\": standard input; bare LF become CRLF) as spam\n"
      "or not spam: the relay sends a signed report to its reputation service.\n"
      "Authentication as relay list."},
+    {"report", NULL, ctl_cmd_report,
+     "[<subject>...] --key FILE [--cert FILE] [--chain FILE] [--category CAT]\n"
+     "       [--reporter DOMAIN] [--id ID] [--observed TIME] [--verified]\n"
+     "       [--evidence TEXT] [--arf FILE] [--sign-only]",
+     "Send an abuse report to a reputation service (-s URL, else\n"
+     "ANCHOR_REPUTATION_URL; PROTOCOL.md 11.3), signed with a key of your anchored\n"
+     "domain: a user's (key enroll) or a host's (server issue --purpose signing).\n"
+     "Certificate: --cert, default KEY minus .key plus .pem; chain: --chain, default\n"
+     "CERT.chain.pem. Subjects are kind:value (ip, helo, domain, signer, key,\n"
+     "address), 1 to 8. CAT: spam (default), phishing, malware, abuse, not-spam,\n"
+     "auth-fail. The reporter is --reporter, else the domain the root is constrained\n"
+     "to. The id defaults to anchorctl-<random>, the time to now; --verified says\n"
+     "you verified the subjects' identity. --arf FILE takes all of these from an\n"
+     "ARF (RFC 5965) message, as the service's ARF intake reads it. Prints what\n"
+     "the service accepted; --sign-only prints the signed report instead."},
+    {"delist", "request", ctl_cmd_delist_request,
+     "<subject> (--key FILE [--cert FILE] [--chain FILE] [--domain DOMAIN]\n"
+     "       [--sign-only] | --helo NAME) [--reason TEXT] [--contact TEXT]",
+     "Ask a reputation service (-s URL, else ANCHOR_REPUTATION_URL; PROTOCOL.md\n"
+     "11.6) to review a listing. Ownership is proven with --key: a request signed\n"
+     "by a key of the anchored domain (--domain, else the root's) that holds the\n"
+     "subject (domain, signer, helo, address; key: signed by that very key); or\n"
+     "with --helo: sent from the subject's IP address, whose HELO name passes CSA.\n"
+     "Prints the request's number, status and public trail."},
+    {"delist", "show", ctl_cmd_delist_show, "<number>",
+     "Show a delisting request's public trail: status, decision and events."},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -194,14 +223,17 @@ static void print_commands(FILE *out, const char *word)
 
 static int global_help(void)
 {
-	printf("usage: anchorctl [-s URL] [--cacert FILE] [-c FILE] [--token-file FILE] [--json]\n"
-	       "                 <command> [arguments]\n\n"
+	printf("usage: anchorctl [-s URL] [--cacert FILE] [--resolve HOST:PORT:ADDR] [-c FILE]\n"
+	       "                 [--token-file FILE] [--json] <command> [arguments]\n\n"
 	       "Commands:\n");
 	print_commands(stdout, NULL);
 	printf(
 	    "\nGlobal options (also accepted after the command):\n"
 	    "  -s URL            key server base URL (env ANCHOR_SERVER)\n"
 	    "  --cacert FILE     CA certificate(s) for the key server's TLS (env ANCHOR_CACERT)\n"
+	    "  --resolve HOST:PORT:ADDR\n"
+	    "                    connect to ADDR for the URL's HOST:PORT; TLS still checks\n"
+	    "                    HOST, as curl --resolve does\n"
 	    "  -c FILE           keyserver.conf, for the db commands\n"
 	    "  --token-file FILE read the operator, admin or enrollment token from FILE\n"
 	    "  --json            print the server's JSON\n\n"
@@ -293,10 +325,10 @@ int main(int argc, char **argv)
 	struct ctl ctl = {.server = env("ANCHOR_SERVER"), .cacert = env("ANCHOR_CACERT")};
 	int version = 0;
 	const struct ctl_opt opts[] = {
-	    {"-s", &ctl.server, NULL},   {"--cacert", &ctl.cacert, NULL},
-	    {"-c", &ctl.conf, NULL},     {"--token-file", &ctl.token_file, NULL},
-	    {"--json", NULL, &ctl.json}, {"--version", NULL, &version},
-	    {NULL, NULL, NULL},
+	    {"-s", &ctl.server, NULL},         {"--cacert", &ctl.cacert, NULL},
+	    {"-c", &ctl.conf, NULL},           {"--token-file", &ctl.token_file, NULL},
+	    {"--resolve", &ctl.resolve, NULL}, {"--json", NULL, &ctl.json},
+	    {"--version", NULL, &version},     {NULL, NULL, NULL},
 	};
 	struct ctl_args a;
 	struct err e = {0};

@@ -321,6 +321,55 @@ static void check_servers(const struct dt_opts *o, struct findings *f, struct di
 	json_decref(doc);
 }
 
+/* "the resolver ADDR" as configured, for messages: a finding names whom it asked. */
+static void resolver_name(const struct dt_opts *o, char *out, size_t size)
+{
+	const char *env = getenv("ANCHOR_RESOLVER");
+
+	if (o->resolver != NULL && *o->resolver != '\0')
+		snprintf(out, size, "the resolver %s", o->resolver);
+	else if (env != NULL && *env != '\0')
+		snprintf(out, size, "the resolver %s (ANCHOR_RESOLVER)", env);
+	else
+		snprintf(out, size, "the system resolver (/etc/resolv.conf)");
+}
+
+/*
+ * No _anchor records were found.  That is a legacy domain only if the resolver
+ * sees the domain at all: an NXDOMAIN for the domain itself means the resolver
+ * cannot see the zone (not delegated, a private zone, the wrong resolver), and a
+ * failed query means it could not answer; neither says anything about the records.
+ */
+static void check_legacy(const struct dt_opts *o, struct findings *f, struct discover_ctx *ctx,
+                         const char *domain, const struct discover_result *r)
+{
+	struct dns_answer soa;
+	struct err e = {0};
+	char who[300];
+
+	resolver_name(o, who, sizeof(who));
+	if (dns_query(discover_resolver(ctx), domain, LDNS_RR_TYPE_SOA, &soa, &e) < 0) {
+		finding(f, SEV_ERROR, e.code, fix_for(e.code),
+		        "%s could not answer for %s (%s): whether it publishes _anchor records is "
+		        "unknown",
+		        who, domain, e.msg);
+		return;
+	}
+	if (soa.nxdomain)
+		finding(f, SEV_ERROR, "domain_not_found",
+		        "check that the zone is delegated to its name servers, or give --resolver "
+		        "the address of a server that has it",
+		        "%s does not exist for %s (NXDOMAIN): the resolver cannot see the zone, so "
+		        "nothing can be said about its _anchor records",
+		        domain, who);
+	else
+		finding(f, SEV_ERROR, "legacy",
+		        "publish the records that `anchor-dns records` prints for the domain",
+		        "%s has no _anchor records: a legacy domain (%d MX), as %s sees it", domain,
+		        r->nmx, who);
+	dns_answer_clear(&soa);
+}
+
 int dt_cmd_check(const struct dt_opts *o, const char *domain)
 {
 	struct findings f = {.list = json_array(), .human = !o->json};
@@ -341,9 +390,7 @@ int dt_cmd_check(const struct dt_opts *o, const char *domain)
 	}
 	discover_domain(ctx, domain, &r, &e);
 	if (r->status == DISCOVER_LEGACY) {
-		finding(&f, SEV_ERROR, "legacy",
-		        "publish the records that `anchor-dns records` prints for the domain",
-		        "%s has no _anchor records: a legacy domain (%d MX)", domain, r->nmx);
+		check_legacy(o, &f, ctx, domain, r);
 	} else if (r->status == DISCOVER_ERROR) {
 		finding(&f, SEV_ERROR, r->err.code, fix_for(r->err.code), "%s", r->err.msg);
 	} else {

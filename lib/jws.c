@@ -401,6 +401,37 @@ static int signature_check(const struct jws_header *h, const char *in, const cha
 	return 0;
 }
 
+#define B64URL_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+char *jws_flatten(const char *text, struct err *e)
+{
+	size_t n1 = strspn(text, B64URL_CHARS), n2, n3;
+	char *out = NULL;
+
+	if (strlen(text) > JWS_MAX_TEXT) {
+		err_set(e, ERR_INPUT, "bad_jws", "the JWS is larger than %d bytes", JWS_MAX_TEXT);
+		return NULL;
+	}
+	if (text[0] == '{') {
+		if ((out = strdup(text)) == NULL)
+			err_set(e, ERR_INTERNAL, "internal", "out of memory");
+		return out;
+	}
+	n2 = text[n1] == '.' ? strspn(text + n1 + 1, B64URL_CHARS) : 0;
+	n3 = n2 > 0 && text[n1 + 1 + n2] == '.' ? strspn(text + n1 + n2 + 2, B64URL_CHARS) : 0;
+	if (n1 == 0 || n2 == 0 || n3 == 0 || text[n1 + n2 + n3 + 2] != '\0') {
+		err_set(e, ERR_INPUT, "bad_jws",
+			"a JWS is flattened JSON or compact: three base64url parts joined by dots");
+		return NULL;
+	}
+	if (asprintf(&out, "{\"protected\":\"%.*s\",\"payload\":\"%.*s\",\"signature\":\"%s\"}",
+		     (int)n1, text, (int)n2, text + n1 + 1, text + n1 + n2 + 2) < 0) {
+		out = NULL;
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	}
+	return out;
+}
+
 int jws_verify(const char *text, size_t len, const char *const *pins, int npins,
 	       struct jws_verified *out, struct err *e)
 {

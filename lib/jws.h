@@ -45,6 +45,14 @@ unsigned char *jws_sign_input(EVP_PKEY *key, const char *input, size_t *siglen, 
 /* The flattened JWS text from a signing input and its signature; malloc'd. */
 char *jws_assemble(const char *input, const unsigned char *sig, size_t siglen, struct err *e);
 
+/*
+ * A JWS as flattened JSON text: the compact serialisation
+ * (BASE64URL(header).BASE64URL(payload).BASE64URL(signature), RFC 7515 §7.1)
+ * is rewritten, flattened JSON is copied.  Nothing is verified here.
+ * Returns malloc'd text, or NULL with ERR_INPUT "bad_jws" when text is neither.
+ */
+char *jws_flatten(const char *text, struct err *e);
+
 struct jws_verified {
 	char *payload; /* malloc'd, NUL-terminated */
 	size_t payload_len;

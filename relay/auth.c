@@ -151,8 +151,13 @@ struct relayd_users *relayd_users_load(const char *path, struct err *e)
 		goto fail;
 	}
 	if ((f = fopen(path, "re")) == NULL) {
-		err_set(e, ERR_INPUT, "bad_config", "cannot open submission_users %s: %s", path,
-		        strerror(errno));
+		/* "users = /etc/x   # comment": '#' is a comment at the start of a line only */
+		err_set(e, ERR_INPUT, "bad_config", "cannot open submission_users %s: %s%s", path,
+		        strerror(errno),
+		        strstr(path, " #") != NULL || strstr(path, "\t#") != NULL
+		            ? " ('#' starts a comment only at the start of a line: the comment "
+		              "is part of the path)"
+		            : "");
 		goto fail;
 	}
 	if (fstat(fileno(f), &u->st) < 0 || !S_ISREG(u->st.st_mode)) {

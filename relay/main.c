@@ -405,6 +405,24 @@ static int signer_main(int argc, char **argv)
 	return rc;
 }
 
+/*
+ * -n fails where the start would: the files the relay itself reads at start are read
+ * here the same way (the users table of authenticated submission).  Key files are the
+ * signer's and stay unopened.
+ */
+static int check_start_files(const struct relay_settings *s, struct err *e)
+{
+	struct relayd_users *u;
+
+	if (s->submission_listen == NULL || *s->submission_listen == '\0' ||
+	    strcmp(s->submission_auth, "required") != 0)
+		return 0;
+	if ((u = relayd_users_load(s->submission_users, e)) == NULL)
+		return -1;
+	relayd_users_free(u);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct relay_settings s;
@@ -423,6 +441,8 @@ int main(int argc, char **argv)
 	if ((rc = load_settings(argc, argv, &s, &o, &e)) < 0)
 		goto fail;
 	if (o.check_only) {
+		if ((rc = check_start_files(&s, &e)) < 0)
+			goto fail;
 		conf_dump(relay_settings_table, &s, stdout);
 		rc = 0;
 		goto out;

@@ -217,22 +217,26 @@ out:
 void rep_delist_post(struct rep_req *r)
 {
 	struct err e = {0};
-	const char *jws = http_json_str(r->http->json, "request", 0, &e);
+	const char *request = http_json_str(r->http->json, "request", 0, &e);
 	struct proof p = {0};
+	char path[64], *jws = NULL;
 	long long id;
-	char path[64];
 
 	if (r->http->json == NULL || e.kind != ERR_NONE) {
 		err_set(&e, ERR_INPUT, "bad_request",
-		        "a delisting request is a JSON object: {\"request\": \"<JWS>\"} or "
-		        "{\"subject\", \"helo\"} for CSA");
+		        "a delisting request is {\"request\": \"<JWS compact or flattened, as a "
+		        "string>\"}, or {\"subject\", \"helo\"} for CSA");
 		return rep_fail(r, &e);
 	}
-	if ((jws != NULL ? prove_by_signature(r, jws, &p, &e) : prove_by_csa(r, &p, &e)) < 0 ||
+	/* Both JWS serialisations arrive as one string; the checks read the flattened one. */
+	if ((request != NULL && (jws = jws_flatten(request, &e)) == NULL) ||
+	    (jws != NULL ? prove_by_signature(r, jws, &p, &e) : prove_by_csa(r, &p, &e)) < 0 ||
 	    (id = store_request(r, &p, &e)) < 0) {
+		free(jws);
 		proof_clear(&p);
 		return rep_fail(r, &e);
 	}
+	free(jws);
 	log_info(r->http->reqid, "delisting request %lld for %s (%s)", id, p.subject.text,
 	         p.proven_by);
 	snprintf(path, sizeof(path), "/v1/delist/%lld", id);

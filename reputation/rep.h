@@ -176,6 +176,8 @@ void rep_dnszone_stop(struct rep_dnszone *z); /* accepts NULL */
 /* arf.c: an ARF (RFC 5965) message -> one report (id, subjects, category, observed,
  * evidence).  The caller fills reporter, reporter_net and source afterwards. */
 int arf_parse(const char *msg, size_t len, struct rep_report *out, struct err *e);
+/* Feedback-Type -> category; -1 for a type this server does not know. */
+int arf_category(const char *feedback_type, enum rep_category *out);
 
 /* ------------------------------------------------------------------ reports (report.c) */
 

@@ -13,7 +13,8 @@
  *   CI       = Wilson 95% interval of B / (B + G), mapped onto -1..1
  *
  * Verdicts (decide()): block needs min_reporters distinct domains each carrying at least a
- * tenth of a cap and B >= list_weight; trusted the same on the good side with trust_weight;
+ * tenth of a cap and B >= list_weight (to the two decimals shown, reaches()); trusted the
+ * same on the good side with trust_weight;
  * a verdict is contested only by min_reporters domains on the other side; known needs half
  * a unit of verified good weight outweighing the bad.
  * The math here takes `now` as a parameter: the unit tests drive it with explicit times.
@@ -31,6 +32,19 @@
 #define REP_KNOWN_WEIGHT 0.5
 #define REP_PRESENCE 0.1 /* share of reporter_cap a reporter must carry to be counted */
 #define REP_MAX_NAMED 3  /* capped reporters named in reasons */
+/*
+ * Weights are shown to two decimals, and compared with list_weight and trust_weight at
+ * that precision: a report has always decayed a little by the time it is counted (one
+ * report at a cap of 1 weighs 0.99998 a minute later), so with list_weight equal to
+ * min_reporters * reporter_cap a strict comparison would never list anything while the
+ * answer printed "weigh 1.00; listing needs 1.00".
+ */
+#define REP_WEIGHT_SHOWN 0.005
+
+static int reaches(double weight, double threshold)
+{
+	return weight + REP_WEIGHT_SHOWN >= threshold;
+}
 
 double rep_decay(double sum, long long t, long long now, double half_life)
 {
@@ -186,7 +200,7 @@ static void explain(const struct rep_params *p, const char *subject, const struc
 			       "reported as %s by %d reporting domain(s) carrying weight; listing "
 			       "needs %d independent domains",
 			       cats, o->bad_reporters, p->min_reporters);
-		else if (o->bad < p->list_weight)
+		else if (!reaches(o->bad, p->list_weight))
 			reason(o->reasons, "below_threshold",
 			       "the reports (%s) weigh %.2f after decay; listing needs %.2f", cats,
 			       o->bad, p->list_weight);
@@ -239,8 +253,8 @@ static void explain(const struct rep_params *p, const char *subject, const struc
  */
 static void decide(const struct rep_params *p, struct rep_score *o)
 {
-	int bad_side = o->bad_reporters >= p->min_reporters && o->bad >= p->list_weight;
-	int good_side = o->good_reporters >= p->min_reporters && o->good >= p->trust_weight;
+	int bad_side = o->bad_reporters >= p->min_reporters && reaches(o->bad, p->list_weight);
+	int good_side = o->good_reporters >= p->min_reporters && reaches(o->good, p->trust_weight);
 
 	o->verdict = REP_UNKNOWN;
 	if (bad_side && (o->good_reporters < p->min_reporters || o->score >= 0.5))

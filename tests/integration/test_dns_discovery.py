@@ -418,3 +418,20 @@ def test_check_bogus_and_legacy_are_errors(world):
         doc = json.loads(r.out)
         assert r.rc == 1
         assert code in [f["code"] for f in doc["findings"] if f["severity"] == "error"]
+
+
+def test_check_tells_a_domain_the_resolver_cannot_see_from_a_legacy_one(world):
+    """No _anchor records because the resolver does not know the domain at all
+    (NXDOMAIN): not "legacy ... publish the records" but domain_not_found, naming the
+    resolver asked; a domain that exists without records is still legacy."""
+    ghost = f"nosuch.{zname('leg')}"
+    r = check(world, ghost)
+    assert r.rc == 1
+    lines = [x for x in r.out.splitlines() if x.startswith("ERROR")]
+    assert len(lines) == 1 and lines[0].startswith("ERROR domain_not_found: "), r.out
+    assert f"{ghost} does not exist for the resolver {world.env['ANCHOR_RESOLVER']}" in lines[0]
+    assert "publish the records" not in r.out
+    r = check(world, zname("leg"), "--json")
+    doc = json.loads(r.out)
+    legacy = [f for f in doc["findings"] if f["code"] == "legacy"]
+    assert legacy and "as the resolver" in legacy[0]["message"], doc

@@ -193,3 +193,32 @@ def test_audit_needs_the_admin_token(keyserver, clean, work, tmp_path):
     (tmp_path / "t").write_text(kf.anchorlib.make_token().token)
     r = kf.run_ctl(keyserver, "audit", dom.name, "--token-file", tmp_path / "t", cwd=tmp_path)
     assert r.rc == 1 and ("unauthorized" in r.err or "forbidden" in r.err), r.err
+
+
+def test_names_and_a_token_time_record(keyserver, client, work, operator_token):
+    """auditing.md: the record appended when a token is issued ({"type": "issued",
+    "name": address}; there is no key id yet) approves the enrollment; entries about the
+    domain itself show the domain, and "(name erased)" means an erased name only."""
+    dom = kf.register_domain(keyserver, work, kf.new_domain_name("an"), operator_token.token)
+    amy, bo = f"amy@{dom.name}", f"bo@{dom.name}"
+    lf.enroll_cli(keyserver, client, dom, amy, work)
+    kid, _, _ = lf.enroll_cli(keyserver, client, dom, bo, work)
+    f = write_approved(work, "tokens.jsonl", [{"type": "issued", "name": amy},
+                                              {"type": "issued", "name": bo}])
+    r = lf.ctl(keyserver, "audit", dom.name, "--approved", f, cwd=work)
+    assert r.rc == 0 and "not approved: none" in r.out, r.out + r.err
+    assert re.search(rf"^\s+0 \S+ registered\s+{re.escape(dom.name)} policy ", r.out, re.M), r.out
+    assert "(name erased)" not in r.out
+    # bo's key revoked and the address erased: its entries lose their name, and only
+    # those read "(name erased)"; its issuance is then approved by key id alone.
+    lf.ctl_ok(keyserver, "key", "revoke", kid, cwd=work)
+    e = client.post(f"/v1/domains/{dom.name}/erase", {"address": bo}, token=dom.admin_token)
+    assert e.status == 200, e.body
+    r = lf.ctl(keyserver, "audit", dom.name, "--json", cwd=work)
+    doc = json.loads(r.out)
+    erased = [c for c in doc["changes"] if c.get("name_erased")]
+    assert erased and all(c["name"] is None and c.get("key_id") in (kid, None)
+                          for c in erased), erased
+    assert doc["changes"][0]["name"] == dom.name and "name_erased" not in doc["changes"][0]
+    r = lf.ctl(keyserver, "audit", dom.name, cwd=work)
+    assert r.out.count("(name erased)") == len(erased), r.out

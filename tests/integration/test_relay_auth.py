@@ -296,3 +296,56 @@ def test_passwords_never_reach_the_log(auth_relay):
         for secret in (pw, base64.b64encode(pw.encode()).decode(), plain(ALICE, pw),
                        plain("nobody@x.test", pw)):
             assert secret not in log, secret
+
+
+def check_only(relay):
+    relay.write_config()
+    return anchorlib.run_program([anchorlib.binary("anchor-relay"), "-n", "-c", relay.conf],
+                                 env=dx.clean_env())
+
+
+def test_check_fails_where_the_start_fails(make_relay):
+    """anchor-relay -n reads submission_users as the start does: an inline comment after
+    the path (a '#' is a comment only at the start of a line), a loose mode and a bad
+    line fail -n exactly as they fail the start, with the same words."""
+    relay = make_relay(start=False, submission_auth="required")
+    users = write_users(relay.dir / "users")
+    bad_line = write_users(relay.dir / "users-bad")
+    bad_line.write_text(bad_line.read_text() + "not a user line\n")
+    loose = write_users(relay.dir / "users-loose", mode=0o640)
+    for value, text in (
+            (f"{users}   # address:crypt-hash, mode 0600",
+             "('#' starts a comment only at the start of a line: the comment is part of "
+             "the path)"),
+            (str(loose), "accessible by group or others (mode 0640): chmod 600 it"),
+            (str(bad_line), "line 7"),
+            (str(relay.dir / "nonexistent"), "No such file or directory")):
+        relay.params["submission_users"] = value
+        r = check_only(relay)
+        assert r.rc == 1 and text in r.err, (value, r.err)
+        with pytest.raises(AssertionError) as ex:
+            relay.start()
+        assert text in str(ex.value), value
+    relay.params["submission_users"] = str(users)
+    r = check_only(relay)
+    assert r.rc == 0 and f"submission_users = {users}" in r.out, r.err
+    relay.start()
+    relay.stop()
+
+
+def test_empty_means_unset_for_check_and_start(make_relay):
+    """relay.conf.sample and anchor-relay(8): an empty reputation_url or tls_cert_file is
+    unset (no reputation service, no STARTTLS), for -n and the start alike."""
+    relay = make_relay(start=False, reputation_url="", tls_cert_file="", tls_key_file="",
+                       control_listen="")
+    r = check_only(relay)
+    assert r.rc == 0, r.err
+    assert "reputation_url = \n" in r.out + "\n" or "reputation_url =\n" in r.out + "\n", r.out
+    relay.start()
+    c = smtplib.SMTP("127.0.0.1", relay.submission_port, timeout=10)
+    try:
+        c.ehlo("client.test")
+        assert not c.has_extn("starttls")
+    finally:
+        c.close()
+    relay.stop()

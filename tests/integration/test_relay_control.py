@@ -15,12 +15,14 @@ import json
 import shutil
 import subprocess
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 import anchorlib
 import dnsfixtures as dx
+import doccmds
 import ksfixtures as kf
 import routefixtures as rf
 from relayfixtures import make_relay, py_sink, swaks  # noqa: F401
@@ -251,3 +253,73 @@ def test_hashcash_stamps(world, make_relay, py_sink):
     for (header, want), m in zip(cases, msgs):
         assert tier_of(m).startswith(want), (header, tier_of(m))
     assert "proof-of-work" in tier_of(msgs[0])
+
+
+def name_only_cert(tls, directory, name):
+    """A certificate from the test CA for name alone (no IP address), as a relay whose
+    control API presents its mta certificate has."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    key, csr, cert, ext = d / "named.key", d / "named.csr", d / "named.pem", d / "named.ext"
+    anchorlib._openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                       "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", f"/CN={name}")
+    ext.write_text("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                   f"extendedKeyUsage=serverAuth\nsubjectAltName=DNS:{name}\n")
+    anchorlib._openssl("x509", "-req", "-in", str(csr), "-CA", str(tls.ca), "-CAkey",
+                       str(tls.ca_key), "-CAcreateserial", "-out", str(cert), "-days", "2",
+                       "-extfile", str(ext))
+    return cert, key
+
+
+def test_resolve_reaches_the_control_api_by_its_certificate_name(world, make_relay, tls):
+    """--resolve HOST:PORT:ADDR: the URL names the certificate's host, the connection goes
+    to ADDR, TLS still checks the name; no /etc/hosts entry (relay-postfix.md §8)."""
+    name = "mx.control.test"  # resolves nowhere
+    cert, key = name_only_cert(tls, world.work / "named-tls", name)
+    relay = start_relay(world, make_relay, tls_cert_file=cert, tls_key_file=key)
+    port = relay.ports["control"]
+    admin = ["--token-file", str(world.token_file), "relay", "list", BOB]
+    env = dx.clean_env()
+
+    def run(url, *args):
+        return anchorlib.run_program([anchorlib.binary("anchorctl"), "-s", url, "--cacert",
+                                      tls.ca, *args], env=env, timeout=60)
+
+    r = run(f"https://{name}:{port}", "--resolve", f"{name}:{port}:127.0.0.1", *admin)
+    assert r.rc == 0, r.err
+    assert r.out.startswith(f"lists of {BOB}"), r.out
+    # also after the command, and with the IPv4 address bracketed
+    r = run(f"https://{name}:{port}", *admin, "--resolve", f"{name}:{port}:[127.0.0.1]")
+    assert r.rc == 0, r.err
+    # what the option replaces: the address in the URL fails TLS's name check, the name
+    # alone does not resolve
+    r = run(f"https://127.0.0.1:{port}", *admin)
+    assert r.rc == 1 and "anchorctl: tls:" in r.err, r.err
+    r = run(f"https://{name}:{port}", *admin)
+    assert r.rc == 1 and "anchorctl: network:" in r.err, r.err
+    # the name is still checked: another name pointed at the relay is refused
+    r = run(f"https://other.control.test:{port}", "--resolve",
+            f"other.control.test:{port}:127.0.0.1", *admin)
+    assert r.rc == 1 and "anchorctl: tls:" in r.err, r.err
+    # an entry that would silently not apply, or is malformed, is a usage error
+    for bad, text in ((f"{name}:{port + 1}:127.0.0.1", "it would not be used"),
+                      (f"elsewhere.test:{port}:127.0.0.1", "it would not be used"),
+                      (f"{name}:{port}:mx.example", "not an IPv4 or IPv6 address"),
+                      (f"{name}:x:127.0.0.1", "is not a port"),
+                      (f"{name}", "HOST:PORT:ADDR")):
+        r = run(f"https://{name}:{port}", "--resolve", bad, *admin)
+        assert r.rc == 2 and text in r.err, (bad, r.err)
+
+
+def test_guide_resolve_command_runs_as_written(world, make_relay, tls):
+    """docs/relay-postfix.md §8's --resolve command, run as the guide writes it with the
+    test's names, port, CA and token in place of the example's."""
+    name = "mx.control.test"
+    cert, key = name_only_cert(tls, world.work / "guide-tls", name)
+    relay = start_relay(world, make_relay, tls_cert_file=cert, tls_key_file=key)
+    r = doccmds.run("relay-postfix.md", "relay-control-resolve", {
+        "mx.example.com": name, "10443": relay.ports["control"],
+        "example.com/root.pem": tls.ca, "/etc/anchor/relay.token": world.token_file,
+        "bob@example.com": BOB})
+    assert r.rc == 0, r.err
+    assert r.out.startswith(f"lists of {BOB}"), r.out

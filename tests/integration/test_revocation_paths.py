@@ -282,3 +282,20 @@ def test_a_revoked_key_of_an_erased_address_is_no_longer_served(keyserver, clien
     assert "dave" not in r.out + r.err
     r = lf.ctl(keyserver, "audit", dom.name, cwd=work)
     assert r.rc == 0 and "(name erased)" in r.out and addr not in r.out, r.out + r.err
+
+
+def test_lookup_address_after_revocation_says_where_the_key_is(keyserver, client, dom, work):
+    """anchorctl(1): the address lookup lists current certificates only (PROTOCOL.md §3.3);
+    once the only key is revoked it answers not_found, and anchorctl says that revoked
+    ones are shown by lookup history, which does show it revoked."""
+    addr = f"lookup-after-revoke@{dom.name}"
+    kid, _, _ = lf.enroll_cli(keyserver, client, dom, addr, work)
+    r = lf.ctl(keyserver, "lookup", "address", addr, cwd=work)
+    assert r.rc == 0 and kid in r.out, r.err
+    lf.ctl_ok(keyserver, "key", "revoke", kid, "--reason", "keyCompromise", cwd=work)
+    r = lf.ctl(keyserver, "lookup", "address", addr, cwd=work)
+    assert r.rc == 1 and r.err.startswith("anchorctl: not_found: "), r.err
+    assert f"`anchorctl lookup history {addr}` shows revoked and superseded ones" in r.err
+    r = lf.ctl(keyserver, "lookup", "history", addr, cwd=work)
+    assert r.rc == 0, r.err
+    assert kid in r.out and re.search(r"status:\s+revoked", r.out), r.out

@@ -1,5 +1,5 @@
 /*
- * Tests of reputation/arf.c: the RFC 5965 Appendix B examples and real-looking
+ * Tests of lib/arf.c and reputation/arf.c: the RFC 5965 Appendix B examples and real-looking
  * not-spam / auth-failure reports (tests/fuzz/corpus/arf/), then one malformed
  * report per error code.
  */
@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "arf.h"
+#include "rep.h"
 
 static char *slurp(const char *name, size_t *len)
 {
@@ -124,6 +125,25 @@ static void test_not_spam_dkim_crlf(void **state)
 	/* Mon, 23 Nov 2026 08:59:00 +0100 */
 	assert_int_equal((long long)r.observed, 1795420740LL);
 	assert_non_null(strstr(r.evidence, "3 incidents"));
+	free(msg);
+}
+
+/* lib/arf.c alone (what anchorctl report --arf uses): canonical subject strings. */
+static void test_report_make(void **state)
+{
+	struct arf_report r;
+	struct err e;
+	size_t len;
+	char *msg = slurp("notspam_dkim.eml", &len);
+
+	assert_int_equal(arf_report_make(msg, len, &r, &e), 0);
+	assert_string_equal(r.category, "not-spam");
+	assert_string_equal(r.id, "fbl-20261123-0001@mail.example.org");
+	assert_string_equal(r.subjects[0], "ip:2001:db8::25");
+	assert_int_equal(r.verified_identity, 1);
+	assert_int_equal((long long)r.observed, 1795420740LL);
+	for (int i = 0; i < r.nsubjects; i++)
+		assert_non_null(strchr(r.subjects[i], ':'));
 	free(msg);
 }
 
@@ -276,7 +296,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_rfc5965_b1_minimal),  cmocka_unit_test(test_rfc5965_b2_complete),
-	    cmocka_unit_test(test_not_spam_dkim_crlf),  cmocka_unit_test(test_auth_failure),
+	    cmocka_unit_test(test_not_spam_dkim_crlf),
+	    cmocka_unit_test(test_report_make),  cmocka_unit_test(test_auth_failure),
 	    cmocka_unit_test(test_categories),          cmocka_unit_test(test_dates),
 	    cmocka_unit_test(test_malformed),           cmocka_unit_test(test_malformed_more),
 	    cmocka_unit_test(test_no_subject_nul_size),

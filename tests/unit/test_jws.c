@@ -187,6 +187,29 @@ static void test_malformed_rejected(void **state)
 }
 
 /* An alg header that does not match the key must not verify (algorithm confusion). */
+/* Compact "a.b.c" becomes flattened JSON; anything else that is not JSON is bad_jws. */
+static void test_flatten(void **state)
+{
+	static const char *const bad[] = {"", "a", "a.b", "a..c", ".b.c", "a.b.", "a.b.c.d",
+	                                  "a.b.c ", "a.b+.c", "a.b.c\"", "a.b.c}"};
+	struct err e = {0};
+	char *out = jws_flatten("eyJh.e30.c2ln", &e);
+
+	(void)state;
+	assert_non_null(out);
+	assert_string_equal(out, "{\"protected\":\"eyJh\",\"payload\":\"e30\",\"signature\":\"c2ln\"}");
+	free(out);
+	out = jws_flatten("{\"protected\":\"x\"}", &e);
+	assert_non_null(out);
+	assert_string_equal(out, "{\"protected\":\"x\"}");
+	free(out);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(&e, 0, sizeof(e));
+		assert_null(jws_flatten(bad[i], &e));
+		assert_string_equal(e.code, "bad_jws");
+	}
+}
+
 static void test_alg_confusion_rejected(void **state)
 {
 	struct domain_set s = {0};
@@ -232,6 +255,7 @@ int main(void)
 		cmocka_unit_test(test_second_pin_accepted),
 		cmocka_unit_test(test_malformed_rejected),
 		cmocka_unit_test(test_alg_confusion_rejected),
+		cmocka_unit_test(test_flatten),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -202,6 +202,36 @@ static void test_listing_fades_with_time(void **state)
 	rep_score_clear(&s);
 }
 
+/*
+ * list_weight = min_reporters * reporter_cap (operator-reputation.md §5): the reports of
+ * min_reporters fresh reporters list, though each has decayed a little; once decay shows
+ * in the two decimals the answer says so with numbers that differ.
+ */
+static void test_threshold_at_equality(void **state)
+{
+	struct rep_params p = params;
+	struct rep_contrib c[1] = {contrib(0, 1, 0, T0 - 60)};
+	struct rep_score s;
+	struct err e = {0};
+	const char *text;
+
+	(void)state;
+	p.min_reporters = 1;
+	p.list_weight = 1.0;
+	assert_int_equal(rep_score_compute(&p, "ip:192.0.2.1", c, 1, T0, &s, &e), 0);
+	assert_true(s.bad < 1.0);
+	assert_int_equal(s.verdict, REP_BLOCK);
+	assert_true(has_reason(&s, "listed"));
+	rep_score_clear(&s);
+	/* three days later: 0.74, below the threshold, and the reason shows it */
+	assert_int_equal(rep_score_compute(&p, "ip:192.0.2.1", c, 1, T0 + 3 * 86400, &s, &e), 0);
+	assert_int_equal(s.verdict, REP_UNKNOWN);
+	assert_true(has_reason(&s, "below_threshold"));
+	text = json_string_value(json_object_get(json_array_get(s.reasons, 0), "text"));
+	assert_non_null(strstr(text, "weigh 0.74 after decay; listing needs 1.00"));
+	rep_score_clear(&s);
+}
+
 static void test_reporter_cap(void **state)
 {
 	struct rep_contrib c = contrib(0, 5000, 0, T0);
@@ -475,6 +505,7 @@ int main(void)
 	    cmocka_unit_test(test_nothing_known),
 	    cmocka_unit_test(test_independent_reporters_list),
 	    cmocka_unit_test(test_listing_fades_with_time),
+	    cmocka_unit_test(test_threshold_at_equality),
 	    cmocka_unit_test(test_reporter_cap),
 	    cmocka_unit_test(test_poisoning_moves_score_by_at_most_the_cap),
 	    cmocka_unit_test(test_contested_needs_numbers_on_both_sides),

@@ -1,13 +1,15 @@
 /*
  * arf.h - Abuse Reporting Format (RFC 5965, RFC 6430 not-spam, RFC 6591
- * auth-failure) reports -> struct rep_report.
+ * auth-failure) reports -> the members of a report (PROTOCOL.md §11.3, §11.11).
+ * Shared by anchor-reputation (ARF intake) and anchorctl (`report --arf`, which
+ * turns an ARF message into a signed report): one parser, one mapping.
  *
  * A report is a multipart/report; report-type=feedback-report message whose
  * parts are a human-readable text, the machine-readable message/feedback-report
  * fields, and the original message (message/rfc822) or its headers
  * (text/rfc822-headers).  arf_feedback_parse() reads the parts into struct
  * arf_feedback without touching anything else (the fuzzer's entry point);
- * arf_parse() turns that into a report for the scoring:
+ * arf_report_make() turns that into a report's members:
  *
  *   Feedback-Type  abuse -> spam, fraud -> phishing, virus -> malware,
  *                  other -> abuse, not-spam -> not-spam, auth-failure -> auth-fail
@@ -22,18 +24,19 @@
  * Malformed reports are ERR_INPUT with a code naming the fault (see arf.c's
  * list at arf_feedback_parse); a message over ARF_MAX_MESSAGE is ERR_TOOBIG.
  */
-#ifndef REP_ARF_H
-#define REP_ARF_H
+#ifndef ANCHOR_ARF_H
+#define ANCHOR_ARF_H
 
 #include <stddef.h>
 #include <time.h>
 
 #include "err.h"
-#include "rep.h"
 
 #define ARF_MAX_MESSAGE (4 * 1024 * 1024)
 #define ARF_MAX_LIST 8
 #define ARF_MAX_DKIM 4
+#define ARF_MAX_SUBJECTS 8
+#define ARF_SUBJECT_MAX 340
 
 struct arf_feedback {
 	char feedback_type[32]; /* lowercase */
@@ -65,14 +68,30 @@ struct arf_feedback {
 /* Parse the message msg[0..len) (need not be NUL-terminated) into *out. */
 int arf_feedback_parse(const char *msg, size_t len, struct arf_feedback *out, struct err *e);
 
-/* Feedback-Type -> category; -1 for a type this server does not know. */
-int arf_category(const char *feedback_type, enum rep_category *out);
+/* Feedback-Type -> the report category ("spam", "phishing", "malware", "abuse",
+ * "not-spam", "auth-fail"); NULL for a type this code does not know. */
+const char *arf_category_name(const char *feedback_type);
 
 /* An RFC 5322 date-time (obsolete zone names accepted) -> seconds since the epoch. */
 int arf_date_parse(const char *text, time_t *out);
 
-/* The whole conversion (also declared in rep.h): fills id, subjects, category, observed,
- * verified_identity and evidence; zeroes the rest. */
-int arf_parse(const char *msg, size_t len, struct rep_report *out, struct err *e);
+/* What an ARF message says, as the members of a report (PROTOCOL.md §11.3). */
+struct arf_report {
+	char id[128];
+	const char *category;                                  /* static string */
+	char subjects[ARF_MAX_SUBJECTS][ARF_SUBJECT_MAX + 16]; /* canonical "kind:value" */
+	int nsubjects;
+	time_t observed;
+	int verified_identity;
+	char evidence[512];
+};
+
+/*
+ * The whole conversion: parse msg[0..len) and fill *out.  A malformed
+ * Source-IP or Reported-Domain is an error (arf_bad_source_ip,
+ * arf_bad_reported_domain); a malformed hint from the original message (DKIM
+ * d=/i=, envelope sender, From) is left out; none at all is arf_no_subject.
+ */
+int arf_report_make(const char *msg, size_t len, struct arf_report *out, struct err *e);
 
 #endif

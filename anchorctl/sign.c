@@ -1,0 +1,181 @@
+/* sign.c - signing with a key of an anchored domain; see sign.h. */
+#include "sign.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "crypto.h"
+#include "files.h"
+#include "jws.h"
+
+/* The PEM certificates of path appended to chain (up to max in all); returns the new count. */
+static int read_certs(const char *path, X509 **chain, int n, int max, struct err *e)
+{
+	size_t len;
+	char *pem = ctl_file_read(path, &len, e);
+	BIO *bio = pem != NULL ? BIO_new_mem_buf(pem, (int)len) : NULL;
+	int start = n;
+	X509 *x;
+
+	if (pem == NULL)
+		return -1;
+	while (bio != NULL && n < max && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
+		chain[n++] = x;
+	BIO_free(bio);
+	free(pem);
+	ERR_clear_error(); /* the end of the file reads as an error */
+	if (n == start)
+		return err_set(e, ERR_INPUT, "bad_certificate", "%s holds no PEM certificate",
+		               path);
+	return n;
+}
+
+/* "<path minus from><to>" when path ends in from, else NULL; malloc'd. */
+static char *swap_suffix(const char *path, const char *from, const char *to)
+{
+	size_t len = strlen(path), flen = strlen(from);
+	char *out = NULL;
+
+	if (len > flen && strcmp(path + len - flen, from) == 0 &&
+	    asprintf(&out, "%.*s%s", (int)(len - flen), path, to) < 0)
+		out = NULL;
+	return out;
+}
+
+static int load_chain(struct ctl_signer *s, const char *cert, const char *chain_path, struct err *e)
+{
+	char *guess = NULL;
+	int n;
+
+	if ((n = read_certs(cert, s->chain, 0, CTL_SIGN_CHAIN, e)) < 0)
+		return -1;
+	if (n < CTL_SIGN_CHAIN && chain_path == NULL &&
+	    (guess = swap_suffix(cert, ".pem", ".chain.pem")) != NULL && ctl_file_exists(guess))
+		chain_path = guess;
+	if (n < CTL_SIGN_CHAIN && chain_path != NULL)
+		n = read_certs(chain_path, s->chain, n, CTL_SIGN_CHAIN, e);
+	free(guess);
+	if (n < 0)
+		return -1;
+	if (n < CTL_SIGN_CHAIN)
+		return err_set(e, ERR_INPUT, "bad_certificate",
+		               "need the certificate, its issuer and the root: give --chain FILE "
+		               "(or a --cert file holding all three)");
+	return 0;
+}
+
+static void ia5_lower(const ASN1_IA5STRING *s, char *out, size_t size)
+{
+	size_t i;
+
+	out[0] = '\0';
+	if (s->length <= 0 || (size_t)s->length >= size ||
+	    memchr(s->data, 0, (size_t)s->length) != NULL)
+		return;
+	for (i = 0; i < (size_t)s->length; i++)
+		out[i] = (char)tolower(s->data[i]);
+	out[i] = '\0';
+}
+
+/* The leaf's rfc822Name or dNSName. */
+static void leaf_name(X509 *leaf, char *out, size_t size)
+{
+	GENERAL_NAMES *gens = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
+
+	out[0] = '\0';
+	for (int i = 0; gens != NULL && i < sk_GENERAL_NAME_num(gens) && out[0] == '\0'; i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+
+		if (g->type == GEN_EMAIL)
+			ia5_lower(g->d.rfc822Name, out, size);
+		else if (g->type == GEN_DNS)
+			ia5_lower(g->d.dNSName, out, size);
+	}
+	GENERAL_NAMES_free(gens);
+}
+
+/* The dNSName a domain root is constrained to (PROTOCOL.md §2): the domain itself. */
+static void root_domain(X509 *root, char *out, size_t size)
+{
+	NAME_CONSTRAINTS *nc = X509_get_ext_d2i(root, NID_name_constraints, NULL, NULL);
+
+	out[0] = '\0';
+	for (int i = 0;
+	     nc != NULL && i < sk_GENERAL_SUBTREE_num(nc->permittedSubtrees) && out[0] == '\0';
+	     i++) {
+		const GENERAL_SUBTREE *t = sk_GENERAL_SUBTREE_value(nc->permittedSubtrees, i);
+
+		if (t->base->type == GEN_DNS)
+			ia5_lower(t->base->d.dNSName, out, size);
+	}
+	NAME_CONSTRAINTS_free(nc);
+}
+
+int ctl_signer_load(struct ctl_signer *s, const char *key_path, const char *cert_path,
+                    const char *chain_path, struct err *e)
+{
+	char *guess = NULL;
+	int rc = -1;
+
+	memset(s, 0, sizeof(*s));
+	if (cert_path == NULL &&
+	    (cert_path = guess = swap_suffix(key_path, ".key", ".pem")) == NULL)
+		return err_set(e, ERR_INPUT, "bad_certificate",
+		               "give --cert FILE with the certificate of %s", key_path);
+	if ((s->key = crypto_key_read_private(key_path, e)) == NULL ||
+	    load_chain(s, cert_path, chain_path, e) < 0)
+		goto out;
+	if (!crypto_key_matches(s->key, X509_get0_pubkey(s->chain[0]))) {
+		err_set(e, ERR_INPUT, "key_mismatch", "%s is not the key of the certificate %s",
+		        key_path, cert_path);
+		goto out;
+	}
+	leaf_name(s->chain[0], s->name, sizeof(s->name));
+	root_domain(s->chain[CTL_SIGN_CHAIN - 1], s->domain, sizeof(s->domain));
+	rc = 0;
+out:
+	free(guess);
+	if (rc < 0)
+		ctl_signer_clear(s);
+	return rc;
+}
+
+void ctl_signer_clear(struct ctl_signer *s)
+{
+	EVP_PKEY_free(s->key);
+	s->key = NULL;
+	for (int i = 0; i < CTL_SIGN_CHAIN; i++) {
+		X509_free(s->chain[i]);
+		s->chain[i] = NULL;
+	}
+}
+
+char *ctl_signer_sign(const struct ctl_signer *s, const json_t *payload, const char *typ,
+                      struct err *e)
+{
+	char *text = json_dumps(payload, JSON_COMPACT | JSON_SORT_KEYS), *jws;
+
+	if (text == NULL) {
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+		return NULL;
+	}
+	jws = jws_sign(text, strlen(text), s->key, s->chain, CTL_SIGN_CHAIN, typ, e);
+	free(text);
+	return jws;
+}
+
+void ctl_rfc3339_now(char out[32])
+{
+	time_t now = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
