@@ -137,6 +137,10 @@ static void *conn_main(void *arg)
 
 	free(arg);
 	serve_conn(c.sv, c.fd);
+	/* Free this thread's OpenSSL state (its error queue) now: conn_end lets
+	 * conns_stop return, and the process may exit before a detached thread's
+	 * own exit would have freed it. */
+	OPENSSL_thread_stop();
 	conn_end(c.sv, c.fd);
 	return NULL;
 }
