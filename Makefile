@@ -41,7 +41,7 @@ ALL_LDFLAGS := $(LDFLAGS_MODE) $(LDFLAGS)
 
 PROGRAMS := keyserver:anchor-keyserver anchorctl:anchorctl dnstools:anchor-dns reputation:anchor-reputation policyd:anchor-policyd relay:anchor-relay
 
-LIB_SRC  := $(wildcard lib/*.c)
+LIB_SRC  := $(wildcard lib/*/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 LIBA     := $(BUILD)/libanchor.a
 
@@ -159,7 +159,7 @@ lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 		--inline-suppr --suppress=missingIncludeSystem --include=tests/lint/cppcheck-macros.h \
 		-Ilib lib $(PROG_DIRS)
-	clang-tidy --quiet $(wildcard lib/*.c $(addsuffix /*.c,$(PROG_DIRS))) -- \
+	clang-tidy --quiet $(wildcard lib/*/*.c $(addsuffix /*.c,$(PROG_DIRS))) -- \
 		$(CFLAGS_BASE)
 
 # The structure rules (issue 13): no dependency circle between files or folders, no
@@ -183,7 +183,7 @@ bench: all bench-build
 	@bench/run-all.sh $(abspath $(BUILD))
 
 format:
-	clang-format -i $(wildcard lib/*.[ch] $(addsuffix /*.[ch],$(PROG_DIRS)) tests/unit/*.c \
+	clang-format -i $(wildcard lib/*/*.[ch] $(addsuffix /*.[ch],$(PROG_DIRS)) tests/unit/*.c \
 		tests/fuzz/*.c)
 
 # install: programs, migrations, man pages, every sample configuration (to copy to

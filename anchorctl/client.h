@@ -14,7 +14,7 @@
 
 #include <jansson.h>
 
-#include "err.h"
+#include "core/err.h"
 
 #define CTL_CLIENT_CONNECT_TIMEOUT 5L
 #define CTL_CLIENT_TIMEOUT 30L

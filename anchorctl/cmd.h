@@ -9,7 +9,7 @@
 #include <jansson.h>
 
 #include "args.h"
-#include "cert.h"
+#include "pki/cert.h"
 #include "client.h"
 #include "ctl.h"
 #include "files.h"

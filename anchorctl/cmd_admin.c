@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "cmd.h"
-#include "crypto.h"
+#include "pki/crypto.h"
 #include "names.h"
 #include "output.h"
 

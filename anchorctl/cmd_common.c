@@ -7,7 +7,7 @@
 
 #include <openssl/x509.h>
 
-#include "crypto.h"
+#include "pki/crypto.h"
 #include "names.h"
 #include "output.h"
 

@@ -9,7 +9,7 @@
 #include <openssl/x509.h>
 
 #include "cmd.h"
-#include "crypto.h"
+#include "pki/crypto.h"
 #include "names.h"
 #include "output.h"
 

@@ -11,9 +11,9 @@
 #include <jansson.h>
 
 #include "client.h"
-#include "crypto.h"
+#include "pki/crypto.h"
 #include "ctl.h"
-#include "tlog_client.h"
+#include "pki/tlog_client.h"
 
 #define CTL_LOG_MAX_PINS 8
 

@@ -13,8 +13,8 @@
 #include <string.h>
 
 #include "cmd.h"
-#include "crypto.h"
-#include "db.h"
+#include "pki/crypto.h"
+#include "core/db.h"
 
 #define DB_CONNINFO_DEFAULT "dbname=anchor"
 #define SQL_DIR_DEFAULT "/usr/local/share/anchor/sql"

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "cmd.h"
-#include "crypto.h"
+#include "pki/crypto.h"
 #include "names.h"
 #include "output.h"
 #include "sign.h"

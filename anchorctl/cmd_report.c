@@ -2,7 +2,7 @@
  * cmd_report.c - talking to a reputation service (PROTOCOL.md §11) as a
  * receiver: abuse reports signed with a key anchored in the reporter's own
  * domain (§11.3), made from the command line or imported from an ARF message
- * (§11.4, parsed by lib/arf.c as the service parses it), and delisting
+ * (§11.4, parsed by lib/mail/arf.c as the service parses it), and delisting
  * requests proven by such a signature or by CSA (§11.6).  The service's URL
  * is -s, else ANCHOR_REPUTATION_URL.
  */
@@ -11,9 +11,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "arf.h"
+#include "mail/arf.h"
 #include "cmd.h"
-#include "crypto.h"
+#include "pki/crypto.h"
 #include "names.h"
 #include "output.h"
 #include "sign.h"
@@ -103,7 +103,7 @@ static void rfc3339(time_t t, char out[32])
 	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* The members an ARF message gives (lib/arf.c, the service's own mapping). */
+/* The members an ARF message gives (lib/mail/arf.c, the service's own mapping). */
 static json_t *payload_from_arf(const char *path, struct err *e)
 {
 	struct arf_report *r = calloc(1, sizeof(*r));

@@ -14,8 +14,8 @@
 
 #include "cmd.h"
 #include "cmd_log.h"
-#include "crl.h"
-#include "jws.h"
+#include "pki/crl.h"
+#include "pki/jws.h"
 #include "names.h"
 #include "output.h"
 

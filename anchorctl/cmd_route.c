@@ -14,11 +14,11 @@
 
 #include "cmd.h"
 #include "cmd_route.h"
-#include "crypto.h"
-#include "jws.h"
+#include "pki/crypto.h"
+#include "pki/jws.h"
 #include "names.h"
 #include "output.h"
-#include "resolve.h"
+#include "dns/resolve.h"
 
 #define ROUTE_TTL_MIN 60LL
 #define ROUTE_TTL_MAX 86400LL
@@ -588,7 +588,7 @@ static int show_discovered(const struct ctl *ctl, const char *name, int is_domai
 	struct discover_ctx *dctx = discovery(ctl, e);
 	struct resolve_ctx *rctx = dctx != NULL ? resolve_new(dctx, e) : NULL;
 	struct discover_result *d = NULL;
-	struct dns_https_reply rep = {0};
+	struct https_reply rep = {0};
 	json_t *jws = NULL;
 	char how[DNS_NAME_MAX + 64];
 	int rc = -1;
@@ -612,7 +612,7 @@ static int show_discovered(const struct ctl *ctl, const char *name, int is_domai
 	                    e);
 out:
 	json_decref(jws);
-	dns_https_reply_clear(&rep);
+	https_reply_clear(&rep);
 	discover_result_free(d);
 	resolve_free(rctx);
 	discover_free(dctx);

@@ -10,7 +10,7 @@
 #ifndef ANCHORCTL_CTL_H
 #define ANCHORCTL_CTL_H
 
-#include "err.h"
+#include "core/err.h"
 
 enum { CTL_OK = 0, CTL_FAIL = 1, CTL_USAGE = 2 };
 

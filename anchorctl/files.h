@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "err.h"
+#include "core/err.h"
 
 #define CTL_FILE_MAX (1024 * 1024) /* nothing we read is larger */
 #define CTL_TOKEN_MAX 512

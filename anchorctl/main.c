@@ -14,7 +14,7 @@
 #include "cmd_log.h"
 #include "cmd_route.h"
 #include "ctl.h"
-#include "log.h"
+#include "core/log.h"
 
 static const struct ctl_cmd commands[] = {
     {"domain", "init", ctl_cmd_domain_init,

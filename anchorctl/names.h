@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-#include "cert.h"
+#include "pki/cert.h"
 
 /* Lowercase s in place (ASCII only: names are A-labels); returns s. */
 char *ctl_name_lower(char *s);

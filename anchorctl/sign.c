@@ -11,9 +11,9 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
-#include "crypto.h"
+#include "pki/crypto.h"
 #include "files.h"
-#include "jws.h"
+#include "pki/jws.h"
 
 /* The PEM certificates of path appended to chain (up to max in all); returns the new count. */
 static int read_certs(const char *path, X509 **chain, int n, int max, struct err *e)

@@ -14,7 +14,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
-#include "err.h"
+#include "core/err.h"
 
 #define CTL_SIGN_CHAIN 3 /* leaf, issuer, root */
 

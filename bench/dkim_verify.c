@@ -23,8 +23,8 @@
 
 #include <openssl/evp.h>
 
-#include "crypto.h"
-#include "dkim.h"
+#include "pki/crypto.h"
+#include "mail/dkim.h"
 
 static double now(void)
 {

@@ -18,7 +18,7 @@
 
 #include <jansson.h>
 
-#include "merkle.h"
+#include "pki/merkle.h"
 
 #define H MERKLE_HASH_LEN
 #define EXPORT_MAX 2000

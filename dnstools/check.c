@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cert.h"
+#include "pki/cert.h"
 #include "dnstools.h"
 
 enum sev { SEV_OK = 0, SEV_INFO, SEV_WARN, SEV_ERROR };

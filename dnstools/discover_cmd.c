@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cert.h"
+#include "pki/cert.h"
 #include "dnstools.h"
 
 /* For an address: fetch its certificates from the key server that answered and verify them. */

@@ -10,9 +10,9 @@
 
 #include <jansson.h>
 
-#include "discover.h"
-#include "dns.h"
-#include "err.h"
+#include "dns/discover.h"
+#include "dns/dns.h"
+#include "core/err.h"
 
 #define DT_MAX_LIST 32
 

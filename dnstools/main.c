@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "dnstools.h"
-#include "log.h"
+#include "core/log.h"
 
 static void usage(FILE *out)
 {

@@ -8,7 +8,7 @@
 
 #include <openssl/pem.h>
 
-#include "cert.h"
+#include "pki/cert.h"
 #include "dnstools.h"
 
 struct rec_state {

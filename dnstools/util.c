@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "crypto.h"
+#include "pki/crypto.h"
 
 void dt_error(const struct err *e)
 {
@@ -28,21 +28,21 @@ json_t *dt_get_json(const struct dt_opts *o, const char *base_url, const char *h
                     const char *ip, const char *path, const char *token, char **peer_cert_pem,
                     struct err *e)
 {
-	struct dns_https_opts ho = {.cacert = o->cacert ? o->cacert : getenv("ANCHOR_CACERT"),
+	struct https_opts ho = {.cacert = o->cacert ? o->cacert : getenv("ANCHOR_CACERT"),
 	                            .token = token,
 	                            .resolve_ip = ip && ip[0] ? ip : NULL,
 	                            .connect_timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 3000,
 	                            .timeout_ms = 15000,
 	                            .want_peer_cert = peer_cert_pem != NULL};
-	struct dns_https_reply rep;
+	struct https_reply rep;
 	json_error_t je;
 	json_t *doc;
 	int rc;
 
 	if (ho.cacert != NULL && ho.cacert[0] == '\0')
 		ho.cacert = NULL;
-	rc = base_url ? dns_https_get_url(base_url, path, &ho, &rep, e)
-	              : dns_https_get(host, port, path, &ho, &rep, e);
+	rc = base_url ? https_get_url(base_url, path, &ho, &rep, e)
+	              : https_get(host, port, path, &ho, &rep, e);
 	if (rc < 0)
 		return NULL;
 	doc = json_loadb(rep.body, rep.len, JSON_REJECT_DUPLICATES, &je);
@@ -53,7 +53,7 @@ json_t *dt_get_json(const struct dt_opts *o, const char *base_url, const char *h
 		*peer_cert_pem = rep.peer_cert_pem;
 		rep.peer_cert_pem = NULL;
 	}
-	dns_https_reply_clear(&rep);
+	https_reply_clear(&rep);
 	return doc;
 }
 

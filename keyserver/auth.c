@@ -1,7 +1,7 @@
 /* auth.c - bearer tokens: the operator's (hash in the config) and each domain's admin. */
 #include <string.h>
 
-#include "crypto.h"
+#include "pki/crypto.h"
 #include "ks.h"
 
 static const char *bearer_or_fail(struct ks_req *r, struct err *e)

@@ -12,8 +12,8 @@
 
 #include <libpq-fe.h>
 
-#include "crypto.h"
-#include "log.h"
+#include "pki/crypto.h"
+#include "core/log.h"
 
 #define CACHE_SHARDS 64
 #define ETAG_LEN 20 /* quote + 16 hex + quote + NUL, rounded */

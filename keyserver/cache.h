@@ -12,8 +12,8 @@
 #ifndef KS_CACHE_H
 #define KS_CACHE_H
 
-#include "http.h"
-#include "err.h"
+#include "http/http.h"
+#include "core/err.h"
 
 struct ks_cache;
 

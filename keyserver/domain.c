@@ -5,10 +5,10 @@
 #include <openssl/crypto.h>
 
 #include "cache.h"
-#include "cert.h"
-#include "crl.h"
-#include "crypto.h"
-#include "log.h"
+#include "pki/cert.h"
+#include "pki/crl.h"
+#include "pki/crypto.h"
+#include "core/log.h"
 #include "ks.h"
 
 void ks_domain_get(struct ks_req *r, const char *domain, const char *part)

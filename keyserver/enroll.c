@@ -14,9 +14,9 @@
 #include <openssl/crypto.h>
 
 #include "cache.h"
-#include "cert.h"
-#include "crypto.h"
-#include "log.h"
+#include "pki/cert.h"
+#include "pki/crypto.h"
+#include "core/log.h"
 #include "ks.h"
 #include "ks_signer_proto.h"
 

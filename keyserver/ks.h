@@ -1,7 +1,7 @@
 /*
  * ks.h - the key server's shared state and the handlers' entry points.
  *
- * Request flow: the HTTP layer (lib/http.c) checks and parses a request and
+ * Request flow: the HTTP layer (lib/http/http.c) checks and parses a request and
  * calls ks_dispatch (router.c), which picks a handler by method and path.
  * Handlers borrow a database connection from the pool for the length of the
  * request, build JSON with jansson and reply through the http_reply_*
@@ -30,10 +30,10 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
-#include "crypto.h"
-#include "db.h"
-#include "frame.h"
-#include "http.h"
+#include "pki/crypto.h"
+#include "core/db.h"
+#include "core/frame.h"
+#include "http/http.h"
 #include "settings.h"
 
 struct ks_cache;
@@ -137,7 +137,7 @@ void ks_feed(struct ks_req *r, const char *domain);
  * returned in *head (a JSON string, new reference; NULL when nothing was attached). */
 int ks_log_attach_proofs(struct ks_req *r, json_t *certs, json_t **head, struct err *e);
 
-/* The log's nodes, as lib/merkle.c reads them (ks_log_node is a merkle_node_fn). */
+/* The log's nodes, as lib/pki/merkle.c reads them (ks_log_node is a merkle_node_fn). */
 struct ks_log_nodes {
 	struct db *db;
 	char domain_id[24];

@@ -18,8 +18,8 @@
 
 #include <openssl/x509.h>
 
-#include "crypto.h"
-#include "keywrap.h"
+#include "pki/crypto.h"
+#include "pki/keywrap.h"
 #include "ks.h"
 
 #define KS_SEAL_HEX 65 /* HMAC-SHA256 in hex, with NUL */

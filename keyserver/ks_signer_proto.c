@@ -9,7 +9,7 @@
 
 #include <openssl/crypto.h>
 
-#include "cert.h"
+#include "pki/cert.h"
 
 /* Fields each op takes. */
 static int op_nfields(int op)

@@ -2,7 +2,7 @@
  * ks_signer_proto.h - the requests the key server's HTTPS process may make of
  * its signer process (private to signer.c, signer_client.c and the tests).
  *
- * Frames as lib/frame.h has them: a 4-byte big-endian length, then
+ * Frames as lib/core/frame.h has them: a 4-byte big-endian length, then
  * op (1 byte), nfields (1 byte), and each field as a 4-byte big-endian
  * length and its bytes.  An answer has type 0 and the op's result fields, or
  * an enum err_kind and two fields, the error's code and message, which the
@@ -36,7 +36,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "frame.h"
+#include "core/frame.h"
 
 #define KS_SIGNER_NAME_MAX 320 /* a domain or an address, with NUL */
 #define KS_SIGNER_TOKEN_MAX 1024

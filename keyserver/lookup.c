@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cert.h"
-#include "dns.h"
+#include "pki/cert.h"
+#include "dns/dns.h"
 #include "ks.h"
 
 /* Which address's key encrypts mail for addr under the domain's policy, and why. */

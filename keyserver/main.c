@@ -24,10 +24,10 @@
 #include <openssl/crypto.h>
 
 #include "cache.h"
-#include "daemon.h"
-#include "db.h"
-#include "http.h"
-#include "log.h"
+#include "core/daemon.h"
+#include "core/db.h"
+#include "http/http.h"
+#include "core/log.h"
 #include "ks.h"
 #include "ks_signer.h"
 

@@ -21,11 +21,11 @@
 
 #include <openssl/x509.h>
 
-#include "cert.h"
-#include "crl.h"
-#include "jws.h"
-#include "log.h"
-#include "merkle.h"
+#include "pki/cert.h"
+#include "pki/crl.h"
+#include "pki/jws.h"
+#include "core/log.h"
+#include "pki/merkle.h"
 #include "route.h"
 #include "ks_signer.h"
 

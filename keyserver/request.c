@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cert.h"
-#include "log.h"
+#include "pki/cert.h"
+#include "core/log.h"
 #include "ks.h"
 
 void ks_fail(struct ks_req *r, const struct err *e)

@@ -9,11 +9,11 @@
 #include <string.h>
 
 #include "cache.h"
-#include "cert.h"
-#include "crl.h"
-#include "crypto.h"
-#include "jws.h"
-#include "log.h"
+#include "pki/cert.h"
+#include "pki/crl.h"
+#include "pki/crypto.h"
+#include "pki/jws.h"
+#include "core/log.h"
 #include "ks.h"
 
 

@@ -15,10 +15,10 @@
 #include <time.h>
 
 #include "cache.h"
-#include "cert.h"
-#include "crypto.h"
-#include "jws.h"
-#include "log.h"
+#include "pki/cert.h"
+#include "pki/crypto.h"
+#include "pki/jws.h"
+#include "core/log.h"
 #include "ks.h"
 #include "route.h"
 

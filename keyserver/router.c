@@ -2,9 +2,9 @@
 #include <string.h>
 
 #include "cache.h"
-#include "cert.h"
-#include "crypto.h"
-#include "log.h"
+#include "pki/cert.h"
+#include "pki/crypto.h"
+#include "core/log.h"
 #include "ks.h"
 
 /* lookup.c: GET /v1/domains/{domain}/dkim/{selector} (declared here to keep ks.h as it is;

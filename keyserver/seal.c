@@ -14,8 +14,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#include "cert.h"
-#include "log.h"
+#include "pki/cert.h"
+#include "core/log.h"
 #include "ks_signer.h"
 
 #define SEAL_MSG_MAX 4096

@@ -4,7 +4,7 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "log.h"
+#include "core/log.h"
 
 #define S(field) offsetof(struct ks_settings, field)
 #define KB 1024LL

@@ -2,7 +2,7 @@
 #ifndef KS_SETTINGS_H
 #define KS_SETTINGS_H
 
-#include "conf.h"
+#include "core/conf.h"
 
 struct ks_settings {
 	char *listen_address;

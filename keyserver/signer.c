@@ -21,7 +21,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
-#include "log.h"
+#include "core/log.h"
 #include "ks_signer.h"
 #include "ks_signer_proto.h"
 

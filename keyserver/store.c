@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "crl.h"
+#include "pki/crl.h"
 #include "ks.h"
 
 /* RFC 3339 UTC rendering done by the server, so that every node prints alike. */

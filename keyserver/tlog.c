@@ -1,6 +1,6 @@
 /*
  * tlog.c - each domain's transparency log, hashed as RFC 9162 does
- * (lib/merkle.c), stored in PostgreSQL, and also read as the change feed.
+ * (lib/pki/merkle.c), stored in PostgreSQL, and also read as the change feed.
  *
  * An append runs inside the transaction of the change it records, under a
  * lock on the domain row, so entries are gap-free and in commit order: the
@@ -15,9 +15,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "crypto.h"
-#include "log.h"
-#include "merkle.h"
+#include "pki/crypto.h"
+#include "core/log.h"
+#include "pki/merkle.h"
 #include "ks.h"
 #include "route.h"
 

@@ -10,9 +10,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "cert.h"
-#include "crypto.h"
-#include "jws.h"
+#include "pki/cert.h"
+#include "pki/crypto.h"
+#include "pki/jws.h"
 #include "ks.h"
 #include "route.h"
 

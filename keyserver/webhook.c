@@ -13,8 +13,8 @@
 
 #include <curl/curl.h>
 
-#include "crypto.h"
-#include "log.h"
+#include "pki/crypto.h"
+#include "core/log.h"
 #include "ks.h"
 
 #define WEBHOOK_BATCH 20

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "policyd.h"
-#include "repverdict.h"
+#include "mail/repverdict.h"
 
 static void render(enum policy_act act, const char *header, int failure, const char *label,
                    const char *text, char *out, size_t size)

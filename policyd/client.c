@@ -25,9 +25,9 @@
 #include <event2/event.h>
 #include <jansson.h>
 
-#include "log.h"
+#include "core/log.h"
 #include "policyd.h"
-#include "repverdict.h"
+#include "mail/repverdict.h"
 
 #define ANSWER_MAX (256 * 1024)
 

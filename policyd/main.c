@@ -13,7 +13,7 @@
 #include <curl/curl.h>
 #include <event2/event.h>
 
-#include "log.h"
+#include "core/log.h"
 #include "policyd.h"
 
 static void usage(void)

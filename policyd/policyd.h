@@ -18,8 +18,8 @@
 #include <stddef.h>
 #include <time.h>
 
-#include "conf.h"
-#include "err.h"
+#include "core/conf.h"
+#include "core/err.h"
 
 /* ------------------------------------------------------------------ settings */
 

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cert.h"
+#include "pki/cert.h"
 #include "policyd.h"
 
 void policy_request_reset(struct policy_request *r)

@@ -23,8 +23,8 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
-#include "csa.h"
-#include "log.h"
+#include "mail/csa.h"
+#include "core/log.h"
 #include "policyd.h"
 
 #define OUTPUT_MAX 65536 /* answers not yet read by the client */

@@ -4,7 +4,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "log.h"
+#include "core/log.h"
 #include "policyd.h"
 
 #define S(field) offsetof(struct policy_settings, field)

@@ -19,7 +19,7 @@
 
 #include <openssl/crypto.h>
 
-#include "log.h"
+#include "core/log.h"
 #include "relayd.h"
 
 /* sha512-crypt of a random password nobody knows: the cost of a check when no user has one */

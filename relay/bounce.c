@@ -27,7 +27,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "crypto.h"
+#include "pki/crypto.h"
 #include "relay.h"
 
 #define BOUNCE_LINE_SOFT 76       /* where folding starts */

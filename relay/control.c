@@ -28,12 +28,12 @@
 
 #include <openssl/x509v3.h>
 
-#include "cert.h"
-#include "certauth.h"
-#include "discover.h"
-#include "http.h"
-#include "jws.h"
-#include "log.h"
+#include "pki/cert.h"
+#include "dns/certauth.h"
+#include "dns/discover.h"
+#include "http/http.h"
+#include "pki/jws.h"
+#include "core/log.h"
 
 #define CONTROL_THREADS 4
 #define CONTROL_MAX_CONNECTIONS 64

@@ -12,8 +12,8 @@
 
 #include <jansson.h>
 
-#include "certauth.h"
-#include "crypto.h"
+#include "dns/certauth.h"
+#include "pki/crypto.h"
 #include "relay.h"
 
 #define RELAY_CONTROL_WINDOW 300 /* seconds a signed request's "issued" may be off */

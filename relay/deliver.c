@@ -46,7 +46,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "crypto.h"
+#include "pki/crypto.h"
 #include "relay.h"
 
 #define DELIVER_WINDOW 64       /* commands pipelined before reading their replies */

@@ -15,7 +15,7 @@
 #include <strings.h>
 #include <time.h>
 
-#include "log.h"
+#include "core/log.h"
 #include "relayd.h"
 
 /* ------------------------------------------------------------------ reputation */

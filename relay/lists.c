@@ -33,9 +33,9 @@
 
 #include <jansson.h>
 
-#include "cert.h"
-#include "crypto.h"
-#include "log.h"
+#include "pki/cert.h"
+#include "pki/crypto.h"
+#include "core/log.h"
 #include "relay.h"
 
 #define LISTS_MAX_ENTRIES 10000

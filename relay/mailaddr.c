@@ -31,8 +31,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "cert.h"
-#include "dns.h"
+#include "pki/cert.h"
+#include "dns/dns.h"
 #include "relay.h"
 
 #define LOCAL_MAX 64  /* RFC 5321 §4.5.3.1.1 */

@@ -23,11 +23,11 @@
 #include <event2/thread.h>
 
 #include "control.h"
-#include "daemon.h"
-#include "discover.h"
-#include "log.h"
+#include "core/daemon.h"
+#include "dns/discover.h"
+#include "core/log.h"
 #include "relayd.h"
-#include "resolve.h"
+#include "dns/resolve.h"
 
 #define SIGNER_START_WAIT_MS 10000
 

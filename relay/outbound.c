@@ -19,7 +19,7 @@
 #include <strings.h>
 #include <time.h>
 
-#include "log.h"
+#include "core/log.h"
 #include "relayd.h"
 
 static int sub_mail(void *ctx, struct smtp_session *s, const struct smtp_command *cmd,

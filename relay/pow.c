@@ -29,7 +29,7 @@
 
 #include <openssl/evp.h>
 
-#include "log.h"
+#include "core/log.h"
 #include "relay.h"
 
 #define POW_STAMP_MAX 512 /* longer fields are not stamps */

@@ -39,10 +39,10 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "conf.h"
-#include "dkim.h"
-#include "err.h"
-#include "queue.h"
+#include "core/conf.h"
+#include "mail/dkim.h"
+#include "core/err.h"
+#include "mail/queue.h"
 
 /* ------------------------------------------------------------------ settings */
 

@@ -10,7 +10,7 @@
 #include <openssl/ssl.h>
 
 #include "relay.h"
-#include "smtp.h"
+#include "mail/smtp.h"
 
 struct event;
 struct evconnlistener;

@@ -33,12 +33,12 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
-#include "cert.h"
-#include "crypto.h"
-#include "discover.h"
+#include "pki/cert.h"
+#include "pki/crypto.h"
+#include "dns/discover.h"
 #include "relay.h"
-#include "repverdict.h"
-#include "smtp.h"
+#include "mail/repverdict.h"
+#include "mail/smtp.h"
 
 #define REP_ANSWER_MAX (256 * 1024)
 #define REP_POOL_MAX 8     /* idle easy handles kept */
@@ -116,7 +116,7 @@ struct relay_rep *relay_rep_new(const struct relay_settings *s, struct err *e)
 	n = strlen(r->url);
 	while (n > 8 && r->url[n - 1] == '/')
 		r->url[--n] = '\0';
-	if (dns_https_init(e) < 0) {
+	if (https_init(e) < 0) {
 		relay_rep_free(r);
 		return NULL;
 	}

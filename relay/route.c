@@ -25,9 +25,9 @@
 
 #include <ldns/ldns.h>
 
-#include "dns.h"
+#include "dns/dns.h"
 #include "relay.h"
-#include "resolve.h"
+#include "dns/resolve.h"
 
 static int is_permanent(const char *code)
 {

@@ -13,7 +13,7 @@
 
 #include <event2/event.h>
 
-#include "log.h"
+#include "core/log.h"
 #include "relayd.h"
 
 #define SCHED_MAX_HOPS 8

@@ -22,7 +22,7 @@
 #include <event2/listener.h>
 #include <openssl/err.h>
 
-#include "log.h"
+#include "core/log.h"
 #include "relayd.h"
 
 #define RELAYD_INPUT_HIGH (256 * 1024) /* stop reading while this much is unfed */

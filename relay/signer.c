@@ -33,10 +33,10 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "cert.h"
-#include "crypto.h"
-#include "jws.h"
-#include "log.h"
+#include "pki/cert.h"
+#include "pki/crypto.h"
+#include "pki/jws.h"
+#include "core/log.h"
 #include "relay.h"
 #include "signer_proto.h"
 

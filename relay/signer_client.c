@@ -28,8 +28,8 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "cert.h"
-#include "jws.h"
+#include "pki/cert.h"
+#include "pki/jws.h"
 #include "relay.h"
 #include "signer_proto.h"
 

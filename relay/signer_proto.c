@@ -6,7 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "cert.h"
+#include "pki/cert.h"
 #include "signer_proto.h"
 
 static uint32_t get32(const uint8_t *p)

@@ -31,8 +31,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dkim.h"
-#include "err.h"
+#include "mail/dkim.h"
+#include "core/err.h"
 
 #define SIGNER_MAX_FRAME (1024 * 1024)
 #define SIGNER_MAX_DATA (SIGNER_MAX_FRAME - 1024) /* header data or a signing input */

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "log.h"
+#include "core/log.h"
 #include "relayd.h"
 
 #define RELAYD_MAX_PARTS 4

@@ -40,13 +40,13 @@
 #include <jansson.h>
 #include <openssl/x509v3.h>
 
-#include "cert.h"
-#include "discover.h"
-#include "dkim.h"
-#include "dns.h"
-#include "merkle.h"
+#include "pki/cert.h"
+#include "dns/discover.h"
+#include "mail/dkim.h"
+#include "dns/dns.h"
+#include "pki/merkle.h"
 #include "relay.h"
-#include "tlog_client.h"
+#include "pki/tlog_client.h"
 
 #define KEY_CACHE_BUCKETS 256
 #define KEY_CACHE_MAX 8192 /* entries; the cache is emptied when it is full */
@@ -213,13 +213,13 @@ static int net_keyserver_get(void *ctx, const struct discover_result *d, const c
 	struct relay_verifier *v = ctx;
 	const struct discover_config *cfg = discover_config(v->dctx);
 	int first = d->used_target >= 0 ? d->used_target : 0;
-	struct dns_https_reply rep;
+	struct https_reply rep;
 	char ip[64];
 
 	*body = NULL;
 	for (int k = 0; k < d->ntargets; k++) {
 		const struct dns_srv *t = &d->targets[(first + k) % d->ntargets];
-		struct dns_https_opts o = {.cacert = cfg->cacert,
+		struct https_opts o = {.cacert = cfg->cacert,
 		                           .connect_timeout_ms = cfg->timeout_ms,
 		                           .timeout_ms = cfg->https_timeout_ms};
 
@@ -227,18 +227,18 @@ static int net_keyserver_get(void *ctx, const struct discover_result *d, const c
 		discover_target_ip(v->dctx, t->target, ip, sizeof(ip));
 		if (ip[0])
 			o.resolve_ip = ip;
-		if (dns_https_get(t->target, t->port, path, &o, &rep, e) == 0) {
+		if (https_get(t->target, t->port, path, &o, &rep, e) == 0) {
 			*body = rep.body;
 			rep.body = NULL;
-			dns_https_reply_clear(&rep);
+			https_reply_clear(&rep);
 			return 0;
 		}
 		if (rep.status == 404) {
-			dns_https_reply_clear(&rep);
+			https_reply_clear(&rep);
 			e->kind = ERR_NOTFOUND; /* the server knows: no such key */
 			return -1;
 		}
-		dns_https_reply_clear(&rep);
+		https_reply_clear(&rep);
 	}
 	if (d->ntargets == 0)
 		return err_set(e, ERR_TEMP, "no_keyserver", "%s lists no key server", d->domain);

@@ -1,6 +1,6 @@
 /*
  * arf.c - an ARF (RFC 5965) message becomes a report for the scoring.  The
- * parser and the mapping (which field gives which subject) are lib/arf.c's,
+ * parser and the mapping (which field gives which subject) are lib/mail/arf.c's,
  * shared with anchorctl; here the subjects and the category take the types the
  * scoring uses.
  */
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "arf.h"
+#include "mail/arf.h"
 #include "rep.h"
 
 _Static_assert(ARF_MAX_SUBJECTS <= sizeof(((struct rep_report *)0)->subjects) /

@@ -16,10 +16,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "cert.h"
-#include "csa.h"
+#include "pki/cert.h"
+#include "mail/csa.h"
 #include "handlers.h"
-#include "log.h"
+#include "core/log.h"
 
 #define REP_TYPE_DELIST "anchor-delist-request"
 #define REP_DELIST_MAX_AGE 86400 /* a signed request is good for a day */

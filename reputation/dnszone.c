@@ -26,8 +26,8 @@
 
 #include <ldns/ldns.h>
 
-#include "log.h"
-#include "ratelimit.h"
+#include "core/log.h"
+#include "http/ratelimit.h"
 
 /* ------------------------------------------------------------------ cache */
 

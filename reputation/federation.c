@@ -20,9 +20,9 @@
 
 #include <openssl/pem.h>
 
-#include "crypto.h"
+#include "pki/crypto.h"
 #include "handlers.h"
-#include "log.h"
+#include "core/log.h"
 
 #define REP_TYPE_FEED "anchor-reputation-feed"
 #define REP_FEED_PAGES 20 /* pages fetched from one peer per round */
@@ -263,19 +263,19 @@ fail_nobegin:
 static int fetch_page(struct rep *rep, const struct rep_peer *peer, long long cursor,
                       struct jws_verified *v, struct err *e)
 {
-	struct dns_https_opts o = {.cacert = discover_config(rep->disc)->cacert,
+	struct https_opts o = {.cacert = discover_config(rep->disc)->cacert,
 	                           .connect_timeout_ms = (int)rep->cfg.dns_timeout_ms,
 	                           .timeout_ms = 30000};
-	struct dns_https_reply reply = {0};
+	struct https_reply reply = {0};
 	char path[96], signer[320];
 	int rc;
 
 	snprintf(path, sizeof(path), "/v1/federation/feed?since=%lld&limit=%lld", cursor,
 	         rep->cfg.federation_batch);
-	if (dns_https_get_url(peer->url, path, &o, &reply, e) < 0)
+	if (https_get_url(peer->url, path, &o, &reply, e) < 0)
 		return -1;
 	rc = rep_verify_anchored(rep, reply.body, reply.len, peer->domain, v, signer, e);
-	dns_https_reply_clear(&reply);
+	https_reply_clear(&reply);
 	return rc;
 }
 

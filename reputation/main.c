@@ -10,9 +10,9 @@
 
 #include <curl/curl.h>
 
-#include "daemon.h"
+#include "core/daemon.h"
 #include "handlers.h"
-#include "log.h"
+#include "core/log.h"
 
 #define REPORTER_BUCKETS 100000
 #define CACHE_SLOTS (1u << 17)

@@ -18,9 +18,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "csa.h"
+#include "mail/csa.h"
 #include "handlers.h"
-#include "log.h"
+#include "core/log.h"
 
 static const struct {
 	const char *name;

@@ -2,16 +2,16 @@
  * rep.h - anchor-reputation's shared state and the seams between its parts.
  *
  *   main.c, settings.c   the daemon and its one table of parameters
- *   router.c             HTTPS resources (lib/http.c) -> handlers
+ *   router.c             HTTPS resources (lib/http/http.c) -> handlers
  *   report.c             signed report intake (JWS by a key anchored in the
- *                        reporter's domain, found with lib/discover.c); ARF
+ *                        reporter's domain, found with lib/dns/discover.c); ARF
  *                        intake (arf.c parses) for registered reporters
  *   score.c              time-decayed, capped, standing-weighted aggregation
  *   query.c              answers: CSA + per-subject scores + verdict; batches; CSV
  *   delist.c             review requests and their public audit trail
  *   federation.c         the signed feed of score changes; importing a peer's
  *   dnszone.c            an RFC 5782-style DNS zone over UDP (ldns)
- *   lib/csa.c            the CSA check (Exim semantics), shared with the relay
+ *   lib/mail/csa.c            the CSA check (Exim semantics), shared with the relay
  *
  * Subjects are typed strings: "ip:192.0.2.1", "helo:mx.example.com",
  * "domain:example.com", "signer:example.com", "key:sha256:<hex>",
@@ -29,10 +29,10 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
-#include "db.h"
-#include "err.h"
-#include "http.h"
-#include "jws.h"
+#include "core/db.h"
+#include "core/err.h"
+#include "http/http.h"
+#include "pki/jws.h"
 
 #define REP_SUBJECT_MAX 340
 
@@ -116,9 +116,9 @@ json_t *rep_query_answer(struct rep *rep, struct db *db, json_t *query, struct e
 
 /* ------------------------------------------------------------------ the daemon */
 
-#include "certauth.h"
-#include "discover.h"
-#include "ratelimit.h"
+#include "dns/certauth.h"
+#include "dns/discover.h"
+#include "http/ratelimit.h"
 #include "settings.h"
 
 /* The scoring parameters, parsed from the settings (fractions are text there). */

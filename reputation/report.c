@@ -18,10 +18,10 @@
 
 #include <openssl/x509v3.h>
 
-#include "cert.h"
-#include "crypto.h"
+#include "pki/cert.h"
+#include "pki/crypto.h"
 #include "handlers.h"
-#include "log.h"
+#include "core/log.h"
 
 /* ------------------------------------------------------------------ signatures */
 

@@ -2,9 +2,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "crypto.h"
+#include "pki/crypto.h"
 #include "handlers.h"
-#include "log.h"
+#include "core/log.h"
 
 void rep_fail(struct rep_req *r, const struct err *e)
 {

@@ -25,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
+#include "core/log.h"
 #include "rep.h"
 
 #define REP_Z95 1.959964

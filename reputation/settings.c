@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cert.h"
-#include "log.h"
+#include "pki/cert.h"
+#include "core/log.h"
 #include "rep.h"
 
 #define S(field) offsetof(struct rep_settings, field)

@@ -2,7 +2,7 @@
 #ifndef REP_SETTINGS_H
 #define REP_SETTINGS_H
 
-#include "conf.h"
+#include "core/conf.h"
 
 #define REP_MAX_PEERS 16
 

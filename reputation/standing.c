@@ -21,7 +21,7 @@
 #include <time.h>
 
 #include "handlers.h"
-#include "log.h"
+#include "core/log.h"
 
 struct tally {
 	char domain[256];

@@ -10,8 +10,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cert.h"
-#include "csa.h"
+#include "pki/cert.h"
+#include "mail/csa.h"
 #include "rep.h"
 
 static const char *const kind_names[] = {

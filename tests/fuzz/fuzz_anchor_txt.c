@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dns.h"
+#include "dns/dns.h"
 
 static void roundtrip(const struct dns_anchor_txt *t)
 {

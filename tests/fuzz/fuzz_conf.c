@@ -3,7 +3,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "conf.h"
+#include "core/conf.h"
 
 struct fuzz_settings {
 	char *listen;

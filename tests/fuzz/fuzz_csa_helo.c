@@ -7,8 +7,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "cert.h"
-#include "csa.h"
+#include "pki/cert.h"
+#include "mail/csa.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

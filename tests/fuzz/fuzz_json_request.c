@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "http.h"
+#include "http/http.h"
 
 static const char *const fuzz_types[] = {
     "application/json",

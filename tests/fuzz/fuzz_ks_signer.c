@@ -1,6 +1,6 @@
 /*
  * fuzz_ks_signer.c - the key server signer's request parser
- * (keyserver/ks_signer_proto.c, lib/frame.c): the input is a stream of
+ * (keyserver/ks_signer_proto.c, lib/core/frame.c): the input is a stream of
  * frames as the HTTPS process, or anything that reached the socket, would
  * send them.
  *
@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cert.h"
+#include "pki/cert.h"
 #include "ks_signer_proto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

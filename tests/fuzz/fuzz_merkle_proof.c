@@ -14,7 +14,7 @@
 
 #include <jansson.h>
 
-#include "merkle.h"
+#include "pki/merkle.h"
 
 #define H MERKLE_HASH_LEN
 #define LEAVES 100

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "../../policyd/request.c"
-#include "csa.h"
+#include "mail/csa.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "queue.h"
+#include "mail/queue.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

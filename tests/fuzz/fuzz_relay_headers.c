@@ -15,8 +15,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "cert.h"
-#include "dkim.h"
+#include "pki/cert.h"
+#include "mail/dkim.h"
 #include "relay.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

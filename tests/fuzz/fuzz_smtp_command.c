@@ -7,7 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "smtp.h"
+#include "mail/smtp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

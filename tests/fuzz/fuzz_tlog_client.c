@@ -7,7 +7,7 @@
 
 #include <jansson.h>
 
-#include "tlog_client.h"
+#include "pki/tlog_client.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,6 +1,6 @@
 """rfc9162_ref.py - an independent reference for the Merkle tree of RFC 9162 §2.1.
 
-Written from the RFC's text, not from lib/merkle.c: the tree hash, inclusion
+Written from the RFC's text, not from lib/pki/merkle.c: the tree hash, inclusion
 paths and consistency proofs are the recursive definitions of §2.1.1,
 §2.1.3.1 and §2.1.4.1 over the leaf list itself (no node storage, no
 perfect-subtree decomposition), and the verifiers follow the numbered steps of

@@ -31,7 +31,7 @@ import ksfixtures as kf
 
 # ks_signer_proto.h
 OP_REGISTER, OP_TOKEN, OP_ENROLL, OP_SERVER, OP_CRL, OP_ROUTE, OP_PUBLISH = range(1, 8)
-# lib/err.h
+# lib/core/err.h
 ERR_INPUT, ERR_AUTH, ERR_FORBIDDEN, ERR_NOTFOUND, ERR_CONFLICT = 1, 2, 3, 4, 5
 ERR_TEMP = 11
 

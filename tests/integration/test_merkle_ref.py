@@ -1,7 +1,7 @@
 """lib/merkle against an independent implementation of RFC 9162 §2.1.
 
 rfc9162_ref.py is written from the RFC (recursive definitions over the
-leaves, the numbered verification steps), sharing no code with lib/merkle.c.
+leaves, the numbered verification steps), sharing no code with lib/pki/merkle.c.
 Both directions are checked, through the unit-test binary's two extra modes:
 
   MERKLE_VECTORS  the C library writes its roots and every inclusion and

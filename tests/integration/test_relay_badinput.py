@@ -1,5 +1,5 @@
 """anchor-relay's inbound side against bad input, with raw sockets (exact bytes, exact
-replies, see lib/smtp.h for the rules) and hostile services around it:
+replies, see lib/mail/smtp.h for the rules) and hostile services around it:
 
     - SMTP: bare LF in a command, over-long command lines, a message without its
       CRLF.CRLF and a client that hangs up (nothing delivered), commands before the

@@ -1,5 +1,5 @@
 /*
- * Tests of lib/arf.c and reputation/arf.c: the RFC 5965 Appendix B examples and real-looking
+ * Tests of lib/mail/arf.c and reputation/arf.c: the RFC 5965 Appendix B examples and real-looking
  * not-spam / auth-failure reports (tests/fuzz/corpus/arf/), then one malformed
  * report per error code.
  */
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "arf.h"
+#include "mail/arf.h"
 #include "rep.h"
 
 static char *slurp(const char *name, size_t *len)
@@ -128,7 +128,7 @@ static void test_not_spam_dkim_crlf(void **state)
 	free(msg);
 }
 
-/* lib/arf.c alone (what anchorctl report --arf uses): canonical subject strings. */
+/* lib/mail/arf.c alone (what anchorctl report --arf uses): canonical subject strings. */
 static void test_report_make(void **state)
 {
 	struct arf_report r;

@@ -1,4 +1,4 @@
-/* test_cert.c - unit tests for lib/cert.c, cert_check.c, csr.c and name.c. */
+/* test_cert.c - unit tests for lib/pki/cert.c, cert_check.c, csr.c and name.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,8 +13,8 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
-#include "cert.h"
-#include "crypto.h"
+#include "pki/cert.h"
+#include "pki/crypto.h"
 
 /* Two complete domain hierarchies, made once for the whole group. */
 struct domain_set {

@@ -17,10 +17,10 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "cert.h"
-#include "certauth.h"
-#include "crypto.h"
-#include "jws.h"
+#include "pki/cert.h"
+#include "dns/certauth.h"
+#include "pki/crypto.h"
+#include "pki/jws.h"
 
 #define DOMAIN "example.com"
 

@@ -1,4 +1,4 @@
-/* test_crl.c - unit tests for lib/crl.c: issuer-signed CRLs read back with OpenSSL. */
+/* test_crl.c - unit tests for lib/pki/crl.c: issuer-signed CRLs read back with OpenSSL. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,9 +14,9 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
-#include "cert.h"
-#include "crl.h"
-#include "crypto.h"
+#include "pki/cert.h"
+#include "pki/crl.h"
+#include "pki/crypto.h"
 
 struct issuer {
 	EVP_PKEY *root_key, *key;

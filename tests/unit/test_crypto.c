@@ -1,4 +1,4 @@
-/* test_crypto.c - unit tests for lib/crypto.c. */
+/* test_crypto.c - unit tests for lib/pki/crypto.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,7 +16,7 @@
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 
-#include "crypto.h"
+#include "pki/crypto.h"
 
 static void test_alg_parse(void **state)
 {

@@ -1,5 +1,5 @@
 /*
- * Tests of lib/csa.c: the pure parts (names, record evaluation, address
+ * Tests of lib/mail/csa.c: the pure parts (names, record evaluation, address
  * match), then every weight/port/target case against a real NSD started on
  * a random loopback port with zones written here (skipped when nsd is not
  * installed).
@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "csa.h"
+#include "mail/csa.h"
 
 /* ------------------------------------------------------------------ pure parts */
 

@@ -1,4 +1,4 @@
-/* test_db.c - unit tests for lib/db.c that need no server: what a daemon gets when the
+/* test_db.c - unit tests for lib/core/db.c that need no server: what a daemon gets when the
  * database cannot be reached.  Statements, the SQLSTATE mapping, reconnects and
  * migrations run against a real cluster in tests/integration (test_keyserver_dbrestart.py
  * and every key-server test). */
@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "db.h"
+#include "core/db.h"
 
 static char dir[] = "/tmp/anchor-db-XXXXXX";
 static char conninfo[256];

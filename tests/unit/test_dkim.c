@@ -20,8 +20,8 @@
 
 #include <cmocka.h>
 
-#include "crypto.h"
-#include "dkim.h"
+#include "pki/crypto.h"
+#include "mail/dkim.h"
 
 static EVP_PKEY *rsa_key, *ed_key;
 static char *rsa_rec, *ed_rec;

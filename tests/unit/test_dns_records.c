@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "dns.h"
+#include "dns/dns.h"
 
 static void test_txt_split(void **state)
 {

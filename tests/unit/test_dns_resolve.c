@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "dns.h"
+#include "dns/dns.h"
 
 static ldns_pkt *pkt_with(ldns_pkt_rcode rcode, const char *const *answers, const char *soa)
 {

@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "dns.h"
+#include "dns/dns.h"
 
 static void set(struct dns_srv *s, const char *target, uint16_t prio, uint16_t weight)
 {

@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "dns.h"
+#include "dns/dns.h"
 
 #define PIN_A "sha256:9GgajhnWPOAqku0rjqivw3viOa5MdXIdM6z0dGMsJfo="
 #define PIN_B "sha256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="

@@ -1,4 +1,4 @@
-/* test_err.c - unit tests for lib/err.c: errors as values. */
+/* test_err.c - unit tests for lib/core/err.c: errors as values. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-#include "err.h"
+#include "core/err.h"
 
 static void test_set_and_clear(void **state)
 {

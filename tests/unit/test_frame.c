@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "frame.h"
+#include "core/frame.h"
 
 static void test_roundtrip(void **state)
 {

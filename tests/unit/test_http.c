@@ -20,8 +20,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "http.h"
-#include "log.h"
+#include "http/http.h"
+#include "core/log.h"
 
 struct app {
 	int healthy;

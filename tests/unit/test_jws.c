@@ -9,9 +9,9 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "cert.h"
-#include "crypto.h"
-#include "jws.h"
+#include "pki/cert.h"
+#include "pki/crypto.h"
+#include "pki/jws.h"
 
 struct domain_set {
 	EVP_PKEY *root_key, *issuer_key;

@@ -1,4 +1,4 @@
-/* test_keywrap.c - unit tests for lib/keywrap.c: issuer keys sealed under the node's KEK. */
+/* test_keywrap.c - unit tests for lib/pki/keywrap.c: issuer keys sealed under the node's KEK. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,8 +14,8 @@
 
 #include <openssl/evp.h>
 
-#include "crypto.h"
-#include "keywrap.h"
+#include "pki/crypto.h"
+#include "pki/keywrap.h"
 
 static uint8_t kek_a[KEYWRAP_KEK_LEN], kek_b[KEYWRAP_KEK_LEN];
 static EVP_PKEY *ed_key, *p256_key;

@@ -20,8 +20,8 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "crypto.h"
-#include "merkle.h"
+#include "pki/crypto.h"
+#include "pki/merkle.h"
 
 #define H MERKLE_HASH_LEN
 #define NMAX 70

@@ -25,8 +25,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "crypto.h"
-#include "queue.h"
+#include "pki/crypto.h"
+#include "mail/queue.h"
 
 static char spool[256];
 

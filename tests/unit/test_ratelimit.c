@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "ratelimit.h"
+#include "http/ratelimit.h"
 
 static void test_burst_then_limited(void **state)
 {

@@ -22,11 +22,11 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
-#include "cert.h"
-#include "certauth.h"
+#include "pki/cert.h"
+#include "dns/certauth.h"
 #include "control.h"
-#include "crypto.h"
-#include "jws.h"
+#include "pki/crypto.h"
+#include "pki/jws.h"
 
 /* ---- a domain with two users ---- */
 

@@ -30,11 +30,11 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include "cert.h"
-#include "crypto.h"
-#include "discover.h"
+#include "pki/cert.h"
+#include "pki/crypto.h"
+#include "dns/discover.h"
 #include "relay.h"
-#include "resolve.h"
+#include "dns/resolve.h"
 
 /* ------------------------------------------------------------------ certificates */
 

@@ -13,7 +13,7 @@
 #include <jansson.h>
 #include <pthread.h>
 
-#include "crypto.h"
+#include "pki/crypto.h"
 #include "relay.h"
 
 static char dir[64];

@@ -25,12 +25,12 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
-#include "crypto.h"
-#include "http.h"
-#include "jws.h"
-#include "log.h"
+#include "pki/crypto.h"
+#include "http/http.h"
+#include "pki/jws.h"
+#include "core/log.h"
 #include "relay.h"
-#include "repverdict.h"
+#include "mail/repverdict.h"
 
 #define SLOW_MS 700
 

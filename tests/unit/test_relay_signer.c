@@ -30,11 +30,11 @@
 
 #include <openssl/pem.h>
 
-#include "cert.h"
-#include "crypto.h"
-#include "dkim.h"
-#include "jws.h"
-#include "log.h"
+#include "pki/cert.h"
+#include "pki/crypto.h"
+#include "mail/dkim.h"
+#include "pki/jws.h"
+#include "core/log.h"
 #include "relay.h"
 #include "signer_proto.h"
 

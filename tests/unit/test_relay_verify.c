@@ -15,12 +15,12 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "cert.h"
-#include "crypto.h"
-#include "discover.h"
-#include "dkim.h"
-#include "jws.h"
-#include "merkle.h"
+#include "pki/cert.h"
+#include "pki/crypto.h"
+#include "dns/discover.h"
+#include "mail/dkim.h"
+#include "pki/jws.h"
+#include "pki/merkle.h"
 #include "relay.h"
 
 #define ANCHORED "anchored.test"

@@ -11,10 +11,10 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "cert.h"
-#include "crypto.h"
-#include "jws.h"
-#include "resolve.h"
+#include "pki/cert.h"
+#include "pki/crypto.h"
+#include "pki/jws.h"
+#include "dns/resolve.h"
 
 struct dom {
 	EVP_PKEY *root_key, *issuer_key, *user_key;

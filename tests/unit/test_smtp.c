@@ -17,7 +17,7 @@
 
 #include <cmocka.h>
 
-#include "smtp.h"
+#include "mail/smtp.h"
 
 /* ---- parser ---- */
 

@@ -14,11 +14,11 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "cert.h"
-#include "crypto.h"
-#include "jws.h"
-#include "merkle.h"
-#include "tlog_client.h"
+#include "pki/cert.h"
+#include "pki/crypto.h"
+#include "pki/jws.h"
+#include "pki/merkle.h"
+#include "pki/tlog_client.h"
 
 #define DOMAIN "log.example"
 #define NLEAVES 13

@@ -1,0 +1,51 @@
+/*
+ * db.h - PostgreSQL access over libpq.
+ *
+ * Only parameterised statements: every value travels as a separate text
+ * parameter, never inside the SQL string.  A connection that breaks (server
+ * restart, network blip) is re-established on the next call; a statement that
+ * fails because the connection broke outside a transaction is retried once
+ * on the fresh connection.  A pool hands one connection to each worker thread
+ * at a time.
+ */
+#ifndef ANCHOR_DB_H
+#define ANCHOR_DB_H
+
+#include <libpq-fe.h>
+
+#include "core/err.h"
+
+struct db;
+struct db_pool;
+
+struct db *db_connect(const char *conninfo, struct err *e);
+void db_close(struct db *db); /* accepts NULL */
+
+/*
+ * Run a statement.  On success returns the result (PGRES_COMMAND_OK or
+ * PGRES_TUPLES_OK), which the caller frees with PQclear().  On failure returns
+ * NULL: ERR_TEMP when the server is unreachable, ERR_CONFLICT for a
+ * unique-constraint violation (code "conflict"), ERR_INTERNAL otherwise.
+ */
+PGresult *db_exec(struct db *db, const char *sql, int nparams, const char *const *params,
+		  struct err *e);
+/* Like db_exec for statements whose result the caller does not need. */
+int db_run(struct db *db, const char *sql, int nparams, const char *const *params, struct err *e);
+
+int db_begin(struct db *db, struct err *e);
+int db_commit(struct db *db, struct err *e);
+void db_rollback(struct db *db);
+
+/* Apply sql/NNN_*.sql files in order, each once, each in a transaction, recorded in
+ * schema_migrations; safe to run concurrently from several processes. */
+int db_migrate(struct db *db, const char *sql_dir, struct err *e);
+
+/* Cheap liveness check for /healthz. */
+int db_ping(struct db *db, struct err *e);
+
+struct db_pool *db_pool_new(const char *conninfo, int size, struct err *e);
+struct db *db_pool_get(struct db_pool *pool); /* blocks until one is free */
+void db_pool_put(struct db_pool *pool, struct db *db);
+void db_pool_free(struct db_pool *pool); /* accepts NULL */
+
+#endif

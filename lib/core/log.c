@@ -1,0 +1,92 @@
+/* log.c - stderr or syslog logging with a request id per line; see log.h. */
+#include "core/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <syslog.h>
+#include <time.h>
+#include <pthread.h>
+
+static const char *log_ident = "anchor";
+static enum log_level log_threshold = LOG_LVL_INFO;
+static int log_to_syslog;
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static const char *const level_names[] = {"error", "warning", "info", "debug"};
+
+void log_init(const char *ident, enum log_level level, int use_syslog)
+{
+	log_ident = ident;
+	log_threshold = level;
+	log_to_syslog = use_syslog;
+	if (use_syslog)
+		openlog(ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
+}
+
+void log_set_level(enum log_level level)
+{
+	log_threshold = level;
+}
+
+int log_level_parse(const char *name, enum log_level *out)
+{
+	for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
+		if (strcasecmp(name, level_names[i]) == 0) {
+			*out = (enum log_level)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static int syslog_priority(enum log_level level)
+{
+	switch (level) {
+	case LOG_LVL_ERR:
+		return LOG_ERR;
+	case LOG_LVL_WARN:
+		return LOG_WARNING;
+	case LOG_LVL_INFO:
+		return LOG_INFO;
+	case LOG_LVL_DEBUG:
+		break;
+	}
+	return LOG_DEBUG;
+}
+
+void log_msg(enum log_level level, const char *reqid, const char *fmt, ...)
+{
+	char line[2048];
+	size_t off = 0;
+	va_list ap;
+
+	if (level > log_threshold)
+		return;
+	if (reqid != NULL)
+		off = (size_t)snprintf(line, sizeof(line), "req=%s ", reqid);
+	if (off >= sizeof(line))
+		off = 0;
+	va_start(ap, fmt);
+	vsnprintf(line + off, sizeof(line) - off, fmt, ap);
+	va_end(ap);
+
+	if (log_to_syslog) {
+		syslog(syslog_priority(level), "%s", line);
+		return;
+	}
+
+	struct timespec ts;
+	struct tm tm;
+	char stamp[32];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+	/* One lock so that lines from concurrent request threads never interleave. */
+	pthread_mutex_lock(&log_lock);
+	fprintf(stderr, "%s.%03ldZ %s %s: %s\n", stamp, ts.tv_nsec / 1000000L, log_ident,
+		level_names[level], line);
+	pthread_mutex_unlock(&log_lock);
+}

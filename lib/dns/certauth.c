@@ -1,0 +1,482 @@
+/*
+ * certauth.c - the one certificate check of every relying party (see certauth.h):
+ * pin, chain, leaf, name, and the certificate's current status from its domain's
+ * key server, with a bounded cache of status answers.
+ */
+#include "dns/certauth.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+#include <openssl/x509v3.h>
+
+#include "pki/cert.h"
+
+#define BUCKETS 256
+#define KEY_MAX (DNS_NAME_MAX + CERT_FPR_LEN + 2)
+#define DETAIL_MAX 120
+
+/* What the key server said about one certificate. */
+enum verdict { V_CURRENT = 0, V_SUPERSEDED, V_REVOKED, V_UNKNOWN };
+
+struct entry {
+	struct entry *next;          /* in its bucket */
+	struct entry *older, *newer; /* in insertion order, for eviction */
+	char key[KEY_MAX];           /* "<domain> <fingerprint>" */
+	time_t expires;
+	enum verdict verdict;
+	char detail[DETAIL_MAX]; /* when and why, for the refusal's message */
+};
+
+struct certauth {
+	struct certauth_net net;
+	struct discover_ctx *disc;
+	long long ttl;
+	size_t max;
+	pthread_mutex_t lock;
+	struct entry *buckets[BUCKETS];
+	struct entry *oldest, *newest;
+	size_t n;
+};
+
+/* ------------------------------------------------------------------ the cache */
+
+static unsigned bucket_of(const char *key)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *key; key++)
+		h = (h ^ (unsigned char)*key) * 16777619u;
+	return h % BUCKETS;
+}
+
+/* Unlink en from its bucket and the age list and free it; the lock is held. */
+static void entry_drop(struct certauth *a, struct entry *en)
+{
+	struct entry **pp = &a->buckets[bucket_of(en->key)];
+
+	while (*pp != NULL && *pp != en)
+		pp = &(*pp)->next;
+	if (*pp == en)
+		*pp = en->next;
+	if (a->oldest == en)
+		a->oldest = en->newer;
+	if (a->newest == en)
+		a->newest = en->older;
+	if (en->older != NULL)
+		en->older->newer = en->newer;
+	if (en->newer != NULL)
+		en->newer->older = en->older;
+	free(en);
+	a->n--;
+}
+
+static struct entry *entry_find(struct certauth *a, const char *key)
+{
+	struct entry *en = a->buckets[bucket_of(key)];
+
+	while (en != NULL && strcmp(en->key, key) != 0)
+		en = en->next;
+	return en;
+}
+
+/* The cached verdict for key when it is still fresh: 1, else 0. */
+static int cache_get(struct certauth *a, const char *key, time_t now, enum verdict *v,
+                     char detail[DETAIL_MAX])
+{
+	struct entry *en;
+	int hit = 0;
+
+	pthread_mutex_lock(&a->lock);
+	if ((en = entry_find(a, key)) != NULL) {
+		if (en->expires > now) {
+			*v = en->verdict;
+			memcpy(detail, en->detail, DETAIL_MAX);
+			hit = 1;
+		} else {
+			entry_drop(a, en);
+		}
+	}
+	pthread_mutex_unlock(&a->lock);
+	return hit;
+}
+
+/* Remember an answer; the oldest goes when the cache is full.  Out of memory only
+ * means the next request asks again. */
+static void cache_put(struct certauth *a, const char *key, time_t now, enum verdict v,
+                      const char *detail)
+{
+	struct entry *en;
+
+	if (a->ttl <= 0)
+		return;
+	pthread_mutex_lock(&a->lock);
+	if ((en = entry_find(a, key)) != NULL)
+		entry_drop(a, en);
+	while (a->n >= a->max && a->oldest != NULL)
+		entry_drop(a, a->oldest);
+	if ((en = calloc(1, sizeof(*en))) != NULL) {
+		snprintf(en->key, sizeof(en->key), "%s", key);
+		snprintf(en->detail, sizeof(en->detail), "%s", detail);
+		en->verdict = v;
+		en->expires = now + (time_t)a->ttl;
+		en->next = a->buckets[bucket_of(key)];
+		a->buckets[bucket_of(key)] = en;
+		en->older = a->newest;
+		if (a->newest != NULL)
+			a->newest->newer = en;
+		else
+			a->oldest = en;
+		a->newest = en;
+		a->n++;
+	}
+	pthread_mutex_unlock(&a->lock);
+}
+
+void certauth_flush(struct certauth *a)
+{
+	if (a == NULL)
+		return;
+	pthread_mutex_lock(&a->lock);
+	while (a->oldest != NULL)
+		entry_drop(a, a->oldest);
+	pthread_mutex_unlock(&a->lock);
+}
+
+size_t certauth_cache_size(struct certauth *a)
+{
+	size_t n;
+
+	pthread_mutex_lock(&a->lock);
+	n = a->n;
+	pthread_mutex_unlock(&a->lock);
+	return n;
+}
+
+/* ------------------------------------------------------------------ the real network */
+
+static int net_discover(void *ctx, const char *domain, struct discover_result **out, struct err *e)
+{
+	struct certauth *a = ctx;
+
+	return discover_domain(a->disc, domain, out, e);
+}
+
+/* GET path from the key server that answered discovery, then the others in order. */
+static int net_keyserver_get(void *ctx, const struct discover_result *d, const char *path,
+                             char **body, struct err *e)
+{
+	struct certauth *a = ctx;
+	const struct discover_config *cfg = discover_config(a->disc);
+	int first = d->used_target >= 0 ? d->used_target : 0;
+	struct https_reply rep;
+	char ip[64];
+
+	*body = NULL;
+	for (int k = 0; k < d->ntargets; k++) {
+		const struct dns_srv *t = &d->targets[(first + k) % d->ntargets];
+		struct https_opts o = {.cacert = cfg->cacert,
+		                           .connect_timeout_ms = cfg->timeout_ms,
+		                           .timeout_ms = cfg->https_timeout_ms};
+
+		err_clear(e);
+		discover_target_ip(a->disc, t->target, ip, sizeof(ip));
+		if (ip[0])
+			o.resolve_ip = ip;
+		memset(&rep, 0, sizeof(rep));
+		if (https_get(t->target, t->port, path, &o, &rep, e) == 0) {
+			*body = rep.body;
+			rep.body = NULL;
+			https_reply_clear(&rep);
+			return 0;
+		}
+		if (rep.status == 404) {
+			https_reply_clear(&rep);
+			e->kind = ERR_NOTFOUND; /* the server knows: no such key */
+			return -1;
+		}
+		https_reply_clear(&rep);
+	}
+	if (d->ntargets == 0)
+		return err_set(e, ERR_TEMP, "no_keyserver", "%s lists no key server", d->domain);
+	e->kind = ERR_TEMP;
+	return -1;
+}
+
+static time_t mono_now(void *ctx)
+{
+	struct timespec ts;
+
+	(void)ctx;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+/* ------------------------------------------------------------------ life */
+
+struct certauth *certauth_new(const struct certauth_config *c, struct discover_ctx *disc,
+                              struct err *e)
+{
+	struct certauth *a = calloc(1, sizeof(*a));
+
+	if (a == NULL) {
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+		return NULL;
+	}
+	a->disc = disc;
+	a->ttl = c != NULL && c->ttl >= 0 ? c->ttl : CERTAUTH_TTL_DEFAULT;
+	a->max = c != NULL && c->max_entries > 0 ? c->max_entries : CERTAUTH_MAX_DEFAULT;
+	pthread_mutex_init(&a->lock, NULL);
+	a->net = (struct certauth_net){net_discover, net_keyserver_get, mono_now, a};
+	return a;
+}
+
+void certauth_free(struct certauth *a)
+{
+	if (a == NULL)
+		return;
+	certauth_flush(a);
+	pthread_mutex_destroy(&a->lock);
+	free(a);
+}
+
+void certauth_set_net(struct certauth *a, const struct certauth_net *net)
+{
+	a->net = *net;
+	if (a->net.now == NULL)
+		a->net.now = mono_now;
+	certauth_flush(a);
+}
+
+/* ------------------------------------------------------------------ the checks */
+
+/* Step 1: the pins of domain, from its verified anchor. */
+static int anchor_of(struct certauth *a, const char *domain, const struct certauth_want *want,
+                     struct discover_result **dr, struct err *e)
+{
+	const char *code = want->unanchored_code ? want->unanchored_code : "not_anchored";
+	struct err de = {0};
+
+	if (a->net.discover(a->net.ctx, domain, dr, &de) < 0) {
+		if (err_is_temporary(de.kind) || de.kind == ERR_INTERNAL)
+			return err_set(e, ERR_TEMP, "discovery_failed",
+			               "the anchor of %s cannot be checked now (%s); retry later",
+			               domain, de.msg);
+		return err_set(e, ERR_FORBIDDEN, code, "%s has no usable anchor: %s", domain,
+		               de.msg);
+	}
+	if ((*dr)->status != DISCOVER_ANCHORED)
+		return err_set(e, ERR_FORBIDDEN, code,
+		               "%s publishes no _anchor records: its keys cannot sign requests",
+		               domain);
+	return 0;
+}
+
+/* An IA5 name of a SAN as lowercase text; 0 when it is empty, too long or holds NUL. */
+static int ia5_text(const ASN1_IA5STRING *s, char out[CERTAUTH_NAME_MAX])
+{
+	if (s == NULL || s->length <= 0 || s->length >= CERTAUTH_NAME_MAX ||
+	    memchr(s->data, 0, (size_t)s->length) != NULL)
+		return 0;
+	for (int i = 0; i < s->length; i++)
+		out[i] = (char)tolower(s->data[i]);
+	out[s->length] = '\0';
+	return 1;
+}
+
+/*
+ * Steps 3 and 4.  CERTAUTH_ADDRESS: some rfc822Name is the address.
+ * CERTAUTH_IN_DOMAIN: the first dNSName or rfc822Name lies inside the domain.
+ */
+static int leaf_speaks_for(X509 *leaf, const struct certauth_want *want,
+                           char signer[CERTAUTH_NAME_MAX])
+{
+	GENERAL_NAMES *gens = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
+	char name[CERTAUTH_NAME_MAX];
+	int ok = 0;
+
+	signer[0] = '\0';
+	if (X509_check_ca(leaf) != 0) {
+		GENERAL_NAMES_free(gens);
+		return 0;
+	}
+	for (int i = 0; gens != NULL && i < sk_GENERAL_NAME_num(gens) && !ok; i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+		const char *at, *host;
+
+		if (g->type == GEN_EMAIL && ia5_text(g->d.rfc822Name, name)) {
+			at = strrchr(name, '@');
+			host = at != NULL ? at + 1 : name;
+		} else if (g->type == GEN_DNS && want->rule == CERTAUTH_IN_DOMAIN &&
+		           ia5_text(g->d.dNSName, name)) {
+			host = name;
+		} else {
+			continue;
+		}
+		if (signer[0] == '\0')
+			snprintf(signer, CERTAUTH_NAME_MAX, "%s", name);
+		if (want->rule == CERTAUTH_ADDRESS) {
+			ok = g->type == GEN_EMAIL && strcasecmp(name, want->name) == 0;
+		} else {
+			ok = name_in_domain(host, want->name);
+			break; /* the first name is the signer's */
+		}
+	}
+	if (ok)
+		snprintf(signer, CERTAUTH_NAME_MAX, "%s", name);
+	GENERAL_NAMES_free(gens);
+	return ok;
+}
+
+static int unavailable(struct err *e, const char *domain, const char *why)
+{
+	return err_set(e, ERR_TEMP, "key_status_unavailable",
+	               "the status of the signing key cannot be checked with the key server of "
+	               "%s now (%s); retry in %d seconds",
+	               domain, why, CERTAUTH_RETRY_AFTER);
+}
+
+/* Read a certificate object (§3.2) that must describe the certificate fpr. */
+static int parse_status(const char *body, const char *domain, const char *fpr, enum verdict *v,
+                        char detail[DETAIL_MAX], struct err *e)
+{
+	json_t *o = json_loads(body, 0, NULL), *rev;
+	const char *status = json_string_value(json_object_get(o, "status"));
+	const char *got = json_string_value(json_object_get(o, "fingerprint"));
+	const char *when;
+	int rc = 0;
+
+	detail[0] = '\0';
+	if (!json_is_object(o) || status == NULL || got == NULL || strcasecmp(got, fpr) != 0) {
+		json_decref(o);
+		return unavailable(e, domain, "its answer does not describe this certificate");
+	}
+	if (strcmp(status, "current") == 0) {
+		*v = V_CURRENT;
+	} else if (strcmp(status, "superseded") == 0) {
+		*v = V_SUPERSEDED;
+		when = json_string_value(json_object_get(o, "superseded"));
+		snprintf(detail, DETAIL_MAX, "since %.40s", when ? when : "an unknown time");
+	} else if (strcmp(status, "revoked") == 0) {
+		*v = V_REVOKED;
+		rev = json_object_get(o, "revocation");
+		when = json_string_value(json_object_get(rev, "time"));
+		snprintf(detail, DETAIL_MAX, "%.40s, at %.40s",
+		         json_string_value(json_object_get(rev, "reason"))
+		             ? json_string_value(json_object_get(rev, "reason"))
+		             : "unspecified",
+		         when ? when : "an unknown time");
+	} else {
+		rc = unavailable(e, domain, "it gave an unknown status");
+	}
+	json_decref(o);
+	return rc;
+}
+
+/* Step 5, over the network: what the domain's key server says about fpr. */
+static int status_fetch(struct certauth *a, const struct discover_result *d, const char *fpr,
+                        enum verdict *v, char detail[DETAIL_MAX], struct err *e)
+{
+	char path[CERT_FPR_LEN + 32], *body = NULL;
+	struct err ne = {0};
+	int rc;
+
+	snprintf(path, sizeof(path), "/v1/fingerprints/%s", fpr);
+	if (a->net.keyserver_get(a->net.ctx, d, path, &body, &ne) < 0) {
+		free(body);
+		if (ne.kind == ERR_NOTFOUND) {
+			*v = V_UNKNOWN;
+			detail[0] = '\0';
+			return 0;
+		}
+		return unavailable(e, d->domain, ne.msg[0] ? ne.msg : "no answer");
+	}
+	rc = parse_status(body, d->domain, fpr, v, detail, e);
+	free(body);
+	return rc;
+}
+
+static int refuse_status(enum verdict v, const char *detail, const char *signer, const char *domain,
+                         struct err *e)
+{
+	switch (v) {
+	case V_CURRENT:
+		return 0;
+	case V_REVOKED:
+		return err_set(e, ERR_FORBIDDEN, "key_revoked",
+		               "the signing key of %.100s was revoked (%s): it authenticates "
+		               "nothing any more",
+		               signer, detail);
+	case V_SUPERSEDED:
+		return err_set(e, ERR_FORBIDDEN, "key_superseded",
+		               "the signing key of %.100s was superseded by a newer one (%s): sign "
+		               "with the current key",
+		               signer, detail);
+	default:
+		return err_set(e, ERR_FORBIDDEN, "key_unknown",
+		               "the key server of %s does not publish the signing key of %.100s",
+		               domain, signer);
+	}
+}
+
+static int status_check(struct certauth *a, const struct discover_result *d, X509 *leaf,
+                        const char *signer, struct err *e)
+{
+	char fpr[CERT_FPR_LEN], key[KEY_MAX], detail[DETAIL_MAX];
+	enum verdict v = V_UNKNOWN;
+	time_t now = a->net.now(a->net.ctx);
+
+	if (cert_fingerprint(leaf, fpr, e) < 0)
+		return -1;
+	snprintf(key, sizeof(key), "%s %s", d->domain, fpr);
+	if (!cache_get(a, key, now, &v, detail)) {
+		if (status_fetch(a, d, fpr, &v, detail, e) < 0)
+			return -1; /* not cached: the next request asks again */
+		cache_put(a, key, now, v, detail);
+	}
+	return refuse_status(v, detail, signer, d->domain, e);
+}
+
+int certauth_verify_jws(struct certauth *a, const char *text, size_t len,
+                        const struct certauth_want *want, struct jws_verified *out,
+                        char signer[CERTAUTH_NAME_MAX], struct err *e)
+{
+	const char *at = strrchr(want->name, '@');
+	const char *domain = want->rule == CERTAUTH_ADDRESS && at != NULL ? at + 1 : want->name;
+	struct discover_result *dr = NULL;
+	const char *pins[DNS_MAX_PINS];
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	signer[0] = '\0';
+	if (want->rule == CERTAUTH_ADDRESS && at == NULL)
+		return err_set(e, ERR_INPUT, "bad_name", "'%.100s' is not an address", want->name);
+	if (anchor_of(a, domain, want, &dr, e) < 0)
+		goto out;
+	for (int i = 0; i < dr->npins && i < DNS_MAX_PINS; i++)
+		pins[i] = dr->pins[i];
+	if (jws_verify(text, len, pins, dr->npins < DNS_MAX_PINS ? dr->npins : DNS_MAX_PINS, out,
+	               e) < 0)
+		goto out;
+	if (!leaf_speaks_for(out->leaf, want, signer)) {
+		if (want->rule == CERTAUTH_ADDRESS)
+			err_set(e, ERR_FORBIDDEN, "wrong_signer",
+			        "the request is not signed by a certificate of %s", want->name);
+		else
+			err_set(e, ERR_FORBIDDEN, "signer_outside_domain",
+			        "the signing certificate (%.100s) does not belong to %s",
+			        signer[0] ? signer : "no name", want->name);
+		goto out;
+	}
+	rc = status_check(a, dr, out->leaf, signer, e);
+out:
+	if (rc < 0)
+		jws_verified_free(out);
+	discover_result_free(dr);
+	return rc;
+}

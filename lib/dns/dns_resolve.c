@@ -1,0 +1,925 @@
+/*
+ * dns_resolve.c - queries over ldns with CNAME chasing, a precise error for
+ * every way a DNS answer can fail, and DNSSEC validation from a configured
+ * trust anchor.
+ *
+ * Validation model (what is implemented, and its limits, see PROTOCOL.md §8.3):
+ * the trust anchor file holds DS or DNSKEY records for the apex of one or
+ * more zones.  A name under no anchored zone is "insecure".  Under an
+ * anchored zone Z, every answer RRset must carry an RRSIG that verifies with
+ * a DNSKEY of its signer; the signer's DNSKEY RRset must itself verify with a
+ * key matching the anchor (signer == Z) or with a key matching a DS record
+ * that verifies under the parent's keys (a signed delegation below Z).
+ * Negative answers need signed NSEC or NSEC3 records proving the denial.
+ * Anything else under an anchored zone is "bogus".  There is no proof of an
+ * insecure delegation (a missing DS below an anchor makes answers bogus),
+ * and no chain from the root: the anchor is what is trusted.
+ */
+#include "dns/dns.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define KEYCACHE_MAX 16
+#define KEYCACHE_TTL_MAX 300
+#define CHAIN_DEPTH_MAX 6
+
+struct keycache_entry {
+	ldns_rdf *zone;
+	ldns_rr_list *keys; /* validated DNSKEY RRset */
+	time_t expires;
+};
+
+struct dns_resolver {
+	int use_system; /* nameserver from /etc/resolv.conf */
+	char addr[INET6_ADDRSTRLEN];
+	uint16_t port;
+	int timeout_ms;
+	ldns_rr_list *anchors; /* DS / DNSKEY, NULL without a trust anchor */
+	pthread_mutex_t lock;  /* keycache */
+	struct keycache_entry cache[KEYCACHE_MAX];
+	int ncache;
+	atomic_uint queries;
+};
+
+const char *dns_sec_name(enum dns_sec s)
+{
+	switch (s) {
+	case DNS_SEC_SECURE:
+		return "secure";
+	case DNS_SEC_INSECURE:
+		return "insecure";
+	case DNS_SEC_BOGUS:
+		return "bogus";
+	default:
+		return "unvalidated";
+	}
+}
+
+int dns_name_canon(const char *in, char *out, size_t size, struct err *e)
+{
+	size_t len = in ? strlen(in) : 0, i;
+
+	if (len > 0 && in[len - 1] == '.')
+		len--;
+	if (len == 0 || len > 253 || len >= size)
+		return err_set(e, ERR_INPUT, "dns_bad_name", "\"%.64s\" is not a valid DNS name",
+		               in ? in : "");
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)in[i];
+
+		if (c <= 0x20 || c >= 0x7f || c == '\\' || c == '"' || c == ';' || c == '(' ||
+		    c == ')')
+			return err_set(e, ERR_INPUT, "dns_bad_name",
+			               "\"%.64s\" holds a character not allowed in a DNS name", in);
+		out[i] = (char)tolower(c);
+	}
+	out[len] = '\0';
+	if (strstr(out, "..") != NULL || out[0] == '.')
+		return err_set(e, ERR_INPUT, "dns_bad_name", "\"%.64s\" has an empty label", in);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ setup */
+
+static int parse_server(const char *s, char *addr, uint16_t *port, struct err *e)
+{
+	const char *colon, *host = s, *end;
+	unsigned char buf[16];
+	char *stop;
+	long p = 53;
+
+	if (s[0] == '[') {
+		host = s + 1;
+		end = strchr(host, ']');
+		if (end == NULL)
+			goto bad;
+		colon = end[1] == ':' ? end + 1 : NULL;
+		if (end[1] != '\0' && colon == NULL)
+			goto bad;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon != NULL && strchr(s, ':') != colon) /* bare IPv6 */
+			colon = NULL;
+		end = colon ? colon : s + strlen(s);
+	}
+	if ((size_t)(end - host) >= INET6_ADDRSTRLEN || end == host)
+		goto bad;
+	memcpy(addr, host, (size_t)(end - host));
+	addr[end - host] = '\0';
+	if (inet_pton(AF_INET, addr, buf) != 1 && inet_pton(AF_INET6, addr, buf) != 1)
+		goto bad;
+	if (colon != NULL) {
+		p = strtol(colon + 1, &stop, 10);
+		if (*stop != '\0' || p < 1 || p > 65535)
+			goto bad;
+	}
+	*port = (uint16_t)p;
+	return 0;
+bad:
+	return err_set(e, ERR_INPUT, "bad_resolver",
+	               "resolver \"%.64s\" is not ADDRESS[:PORT] (an IP address, e.g. "
+	               "127.0.0.1:5353)",
+	               s);
+}
+
+static int load_anchors(struct dns_resolver *r, const char *file, struct err *e)
+{
+	FILE *f = fopen(file, "r");
+	uint32_t ttl = 3600;
+	ldns_rdf *origin = NULL, *prev = NULL;
+	int line = 0;
+
+	if (f == NULL)
+		return err_set(e, ERR_INPUT, "trust_anchor", "cannot open trust anchor file %s",
+		               file);
+	r->anchors = ldns_rr_list_new();
+	while (!feof(f)) {
+		ldns_rr *rr = NULL;
+		ldns_status st = ldns_rr_new_frm_fp_l(&rr, f, &ttl, &origin, &prev, &line);
+
+		if (st == LDNS_STATUS_SYNTAX_EMPTY || st == LDNS_STATUS_SYNTAX_TTL ||
+		    st == LDNS_STATUS_SYNTAX_ORIGIN || st == LDNS_STATUS_SYNTAX_INCLUDE)
+			continue;
+		if (st != LDNS_STATUS_OK) {
+			if (feof(f))
+				break;
+			err_set(e, ERR_INPUT, "trust_anchor", "%s:%d: %s", file, line,
+			        ldns_get_errorstr_by_id(st));
+			goto fail;
+		}
+		if (ldns_rr_get_type(rr) != LDNS_RR_TYPE_DS &&
+		    ldns_rr_get_type(rr) != LDNS_RR_TYPE_DNSKEY) {
+			ldns_rr_free(rr);
+			continue; /* e.g. a whole keyset file with RRSIGs */
+		}
+		ldns_rr_list_push_rr(r->anchors, rr);
+	}
+	if (ldns_rr_list_rr_count(r->anchors) == 0) {
+		err_set(e, ERR_INPUT, "trust_anchor", "%s holds no DS or DNSKEY record", file);
+		goto fail;
+	}
+	fclose(f);
+	ldns_rdf_deep_free(origin);
+	ldns_rdf_deep_free(prev);
+	return 0;
+fail:
+	fclose(f);
+	ldns_rdf_deep_free(origin);
+	ldns_rdf_deep_free(prev);
+	ldns_rr_list_deep_free(r->anchors);
+	r->anchors = NULL;
+	return -1;
+}
+
+struct dns_resolver *dns_resolver_new(const char *server, const char *trust_anchor_file,
+                                      int timeout_ms, struct err *e)
+{
+	struct dns_resolver *r = calloc(1, sizeof(*r));
+
+	if (r == NULL) {
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&r->lock, NULL);
+	r->timeout_ms = timeout_ms < 100 ? 100 : timeout_ms;
+	if (server == NULL || server[0] == '\0')
+		r->use_system = 1;
+	else if (parse_server(server, r->addr, &r->port, e) < 0)
+		goto fail;
+	if (trust_anchor_file != NULL && trust_anchor_file[0] != '\0' &&
+	    load_anchors(r, trust_anchor_file, e) < 0)
+		goto fail;
+	return r;
+fail:
+	dns_resolver_free(r);
+	return NULL;
+}
+
+void dns_resolver_free(struct dns_resolver *r)
+{
+	int i;
+
+	if (r == NULL)
+		return;
+	for (i = 0; i < r->ncache; i++) {
+		ldns_rdf_deep_free(r->cache[i].zone);
+		ldns_rr_list_deep_free(r->cache[i].keys);
+	}
+	ldns_rr_list_deep_free(r->anchors);
+	pthread_mutex_destroy(&r->lock);
+	free(r);
+}
+
+int dns_resolver_has_anchor(const struct dns_resolver *r)
+{
+	return r->anchors != NULL;
+}
+
+unsigned dns_resolver_queries(const struct dns_resolver *r)
+{
+	return atomic_load(&((struct dns_resolver *)r)->queries);
+}
+
+/* ------------------------------------------------------------------ one query */
+
+static ldns_resolver *make_ldns(struct dns_resolver *r, struct err *e)
+{
+	ldns_resolver *res = NULL;
+	ldns_rdf *ns;
+	struct timeval tv = {r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000};
+
+	if (r->use_system) {
+		if (ldns_resolver_new_frm_file(&res, NULL) != LDNS_STATUS_OK) {
+			err_set(e, ERR_TEMP, "dns_config", "no nameserver in /etc/resolv.conf");
+			return NULL;
+		}
+	} else {
+		res = ldns_resolver_new();
+		ns = ldns_rdf_new_frm_str(
+		    strchr(r->addr, ':') ? LDNS_RDF_TYPE_AAAA : LDNS_RDF_TYPE_A, r->addr);
+		if (res == NULL || ns == NULL ||
+		    ldns_resolver_push_nameserver(res, ns) != LDNS_STATUS_OK) {
+			ldns_rdf_deep_free(ns);
+			ldns_resolver_deep_free(res);
+			err_set(e, ERR_INTERNAL, "internal", "cannot set up the resolver");
+			return NULL;
+		}
+		ldns_rdf_deep_free(ns);
+		ldns_resolver_set_port(res, r->port);
+	}
+	ldns_resolver_set_timeout(res, tv);
+	ldns_resolver_set_retry(res, 1);
+	ldns_resolver_set_retrans(res, 1);
+	ldns_resolver_set_recursive(res, true);
+	ldns_resolver_set_fallback(res, true); /* TC -> TCP */
+	ldns_resolver_set_edns_udp_size(res, 4096);
+	if (r->anchors != NULL) {
+		ldns_resolver_set_dnssec(res, true);
+		ldns_resolver_set_dnssec_cd(res, true); /* we validate ourselves */
+	}
+	return res;
+}
+
+static int send_query(struct dns_resolver *r, const ldns_rdf *name, ldns_rr_type type,
+                      ldns_pkt **pkt, struct err *e)
+{
+	ldns_resolver *res = make_ldns(r, e);
+	ldns_status st;
+	char *n;
+
+	if (res == NULL)
+		return -1;
+	atomic_fetch_add(&r->queries, 1);
+	st = ldns_resolver_send(pkt, res, name, type, LDNS_RR_CLASS_IN,
+	                        LDNS_RD | (r->anchors ? LDNS_CD : 0));
+	ldns_resolver_deep_free(res);
+	if (st == LDNS_STATUS_OK && *pkt != NULL)
+		return 0;
+	n = ldns_rdf2str(name);
+	if (st == LDNS_STATUS_NETWORK_ERR || st == LDNS_STATUS_OK)
+		err_set(e, ERR_TEMP, "dns_timeout", "no answer for %s from %s within %d ms",
+		        n ? n : "?", r->use_system ? "the system resolver" : r->addr,
+		        r->timeout_ms);
+	else
+		err_set(e, ERR_TEMP, "dns_error", "query for %s failed: %s", n ? n : "?",
+		        ldns_get_errorstr_by_id(st));
+	free(n);
+	return -1;
+}
+
+static int rcode_error(ldns_pkt_rcode rc, const char *qname, struct err *e)
+{
+	switch (rc) {
+	case LDNS_RCODE_NOERROR:
+	case LDNS_RCODE_NXDOMAIN:
+		return 0;
+	case LDNS_RCODE_SERVFAIL:
+		return err_set(e, ERR_TEMP, "dns_servfail",
+		               "the resolver answered SERVFAIL for %s (broken zone, or DNSSEC "
+		               "failure at a validating resolver)",
+		               qname);
+	case LDNS_RCODE_REFUSED:
+		return err_set(e, ERR_TEMP, "dns_refused",
+		               "the resolver refused the query for %s (not authoritative or not "
+		               "allowed to recurse)",
+		               qname);
+	default:
+		return err_set(e, ERR_TEMP, "dns_rcode", "the resolver answered rcode %d for %s",
+		               (int)rc, qname);
+	}
+}
+
+static uint32_t negative_ttl(const ldns_pkt *pkt)
+{
+	ldns_rr_list *auth = ldns_pkt_authority(pkt);
+	size_t i;
+
+	for (i = 0; auth && i < ldns_rr_list_rr_count(auth); i++) {
+		ldns_rr *rr = ldns_rr_list_rr(auth, i);
+
+		if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_SOA && ldns_rr_rd_count(rr) == 7) {
+			uint32_t min = ldns_rdf2native_int32(ldns_rr_rdf(rr, 6));
+
+			return min < ldns_rr_ttl(rr) ? min : ldns_rr_ttl(rr);
+		}
+	}
+	return 60;
+}
+
+static int has_soa(const ldns_pkt *pkt)
+{
+	ldns_rr_list *auth = ldns_pkt_authority(pkt);
+	size_t i;
+
+	for (i = 0; auth && i < ldns_rr_list_rr_count(auth); i++)
+		if (ldns_rr_get_type(ldns_rr_list_rr(auth, i)) == LDNS_RR_TYPE_SOA)
+			return 1;
+	return 0;
+}
+
+static void ttl_min(struct dns_answer *out, uint32_t ttl)
+{
+	if (out->ttl == 0 || ttl < out->ttl)
+		out->ttl = ttl;
+}
+
+int dns_answer_from_pkt(const ldns_pkt *pkt, const char *qname, ldns_rr_type type,
+                        struct dns_answer *out, char *next_name, size_t next_size, struct err *e)
+{
+	char seen[DNS_CNAME_MAX + 1][DNS_NAME_MAX];
+	char cur[DNS_NAME_MAX];
+	ldns_rr_list *ans = ldns_pkt_answer(pkt);
+	int nseen = 0, hops = 0, i;
+
+	next_name[0] = '\0';
+	if (ldns_pkt_tc(pkt))
+		return err_set(e, ERR_TEMP, "dns_truncated",
+		               "the answer for %s was truncated and could not be had in full",
+		               qname);
+	if (rcode_error(ldns_pkt_get_rcode(pkt), qname, e) < 0)
+		return -1;
+	snprintf(cur, sizeof(cur), "%s", qname);
+	if (out->rrs == NULL)
+		out->rrs = ldns_rr_list_new();
+	for (;;) {
+		ldns_rr *cname = NULL;
+		size_t k, found = 0;
+
+		for (i = 0; i < nseen; i++)
+			if (strcmp(seen[i], cur) == 0)
+				return err_set(e, ERR_UNPROC, "dns_cname_loop",
+				               "CNAME loop: %s points back to itself through %d "
+				               "hops",
+				               cur, hops);
+		if (nseen <= DNS_CNAME_MAX)
+			snprintf(seen[nseen++], DNS_NAME_MAX, "%s", cur);
+		for (k = 0; ans && k < ldns_rr_list_rr_count(ans); k++) {
+			ldns_rr *rr = ldns_rr_list_rr(ans, k);
+			char *owner = ldns_rdf2str(ldns_rr_owner(rr));
+			char canon[DNS_NAME_MAX];
+			struct err ign;
+			int match = owner &&
+			            dns_name_canon(owner, canon, sizeof(canon), &ign) == 0 &&
+			            strcmp(canon, cur) == 0;
+
+			free(owner);
+			if (!match)
+				continue;
+			if (ldns_rr_get_type(rr) == type) {
+				ldns_rr_list_push_rr(out->rrs, ldns_rr_clone(rr));
+				ttl_min(out, ldns_rr_ttl(rr));
+				found++;
+			} else if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_CNAME && cname == NULL) {
+				cname = rr;
+			}
+		}
+		snprintf(out->final_name, sizeof(out->final_name), "%s", cur);
+		if (found > 0)
+			return 0;
+		if (cname == NULL || type == LDNS_RR_TYPE_CNAME)
+			break;
+		{
+			char *t = ldns_rdf2str(ldns_rr_rdf(cname, 0));
+			int rc = t ? dns_name_canon(t, cur, sizeof(cur), e) : -1;
+
+			free(t);
+			if (rc < 0)
+				return err_set(e, ERR_UNPROC, "dns_bad_cname",
+				               "a CNAME in the answer for %s has a bad target",
+				               qname);
+		}
+		ttl_min(out, ldns_rr_ttl(cname));
+		hops++;
+		out->cnames++;
+		if (out->cnames > DNS_CNAME_MAX)
+			return err_set(e, ERR_UNPROC, "dns_cname_chain",
+			               "more than %d CNAMEs from %s", DNS_CNAME_MAX, out->qname);
+	}
+	/* No record of the type at cur. */
+	if (hops > 0 && ldns_pkt_get_rcode(pkt) == LDNS_RCODE_NOERROR && !has_soa(pkt)) {
+		/* The chain leaves what this server answers: ask for the target. */
+		snprintf(next_name, next_size, "%s", cur);
+		return 0;
+	}
+	if (ldns_pkt_get_rcode(pkt) == LDNS_RCODE_NXDOMAIN)
+		out->nxdomain = 1;
+	else
+		out->nodata = 1;
+	ttl_min(out, negative_ttl(pkt));
+	return 0;
+}
+
+void dns_answer_clear(struct dns_answer *a)
+{
+	if (a == NULL)
+		return;
+	ldns_rr_list_deep_free(a->rrs);
+	memset(a, 0, sizeof(*a));
+}
+
+/* ------------------------------------------------------------------ DNSSEC */
+
+static int name_at_or_below(const ldns_rdf *name, const ldns_rdf *zone)
+{
+	return ldns_dname_compare(name, zone) == 0 || ldns_dname_is_subdomain(name, zone);
+}
+
+/* The closest anchored zone at or above name, or NULL. */
+static const ldns_rdf *anchor_zone(const struct dns_resolver *r, const ldns_rdf *name)
+{
+	const ldns_rdf *best = NULL;
+	size_t i;
+
+	for (i = 0; i < ldns_rr_list_rr_count(r->anchors); i++) {
+		const ldns_rdf *z = ldns_rr_owner(ldns_rr_list_rr(r->anchors, i));
+
+		if (name_at_or_below(name, z) &&
+		    (best == NULL || ldns_dname_label_count(z) > ldns_dname_label_count(best)))
+			best = z;
+	}
+	return best;
+}
+
+static int is_anchor_zone(const struct dns_resolver *r, const ldns_rdf *zone)
+{
+	size_t i;
+
+	for (i = 0; i < ldns_rr_list_rr_count(r->anchors); i++)
+		if (ldns_dname_compare(ldns_rr_owner(ldns_rr_list_rr(r->anchors, i)), zone) == 0)
+			return 1;
+	return 0;
+}
+
+static int same_rdata(const ldns_rr *a, const ldns_rr *b)
+{
+	size_t i;
+
+	if (ldns_rr_rd_count(a) != ldns_rr_rd_count(b))
+		return 0;
+	for (i = 0; i < ldns_rr_rd_count(a); i++)
+		if (ldns_rdf_compare(ldns_rr_rdf(a, i), ldns_rr_rdf(b, i)) != 0)
+			return 0;
+	return 1;
+}
+
+/* Keys of dnskeys that some record of refs (DS or DNSKEY owned by zone) vouches for. */
+static ldns_rr_list *vouched_keys(const ldns_rr_list *dnskeys, const ldns_rr_list *refs,
+                                  const ldns_rdf *zone)
+{
+	ldns_rr_list *out = ldns_rr_list_new();
+	size_t i, j;
+
+	for (i = 0; i < ldns_rr_list_rr_count(dnskeys); i++) {
+		ldns_rr *k = ldns_rr_list_rr(dnskeys, i);
+
+		for (j = 0; j < ldns_rr_list_rr_count(refs); j++) {
+			ldns_rr *a = ldns_rr_list_rr(refs, j);
+
+			if (ldns_dname_compare(ldns_rr_owner(a), zone) != 0)
+				continue;
+			if ((ldns_rr_get_type(a) == LDNS_RR_TYPE_DNSKEY && same_rdata(a, k)) ||
+			    (ldns_rr_get_type(a) == LDNS_RR_TYPE_DS && ldns_rr_compare_ds(a, k))) {
+				ldns_rr_list_push_rr(out, k); /* borrowed */
+				break;
+			}
+		}
+	}
+	return out;
+}
+
+/* RRs of section with this owner and type (clones), and the RRSIGs covering them. */
+static void rrset_from(const ldns_rr_list *section, const ldns_rdf *owner, ldns_rr_type type,
+                       ldns_rr_list *set, ldns_rr_list *sigs)
+{
+	size_t i;
+
+	for (i = 0; section && i < ldns_rr_list_rr_count(section); i++) {
+		ldns_rr *rr = ldns_rr_list_rr(section, i);
+
+		if (ldns_dname_compare(ldns_rr_owner(rr), owner) != 0)
+			continue;
+		if (ldns_rr_get_type(rr) == type)
+			ldns_rr_list_push_rr(set, ldns_rr_clone(rr));
+		else if (sigs && ldns_rr_get_type(rr) == LDNS_RR_TYPE_RRSIG &&
+		         ldns_rdf2rr_type(ldns_rr_rrsig_typecovered(rr)) == type)
+			ldns_rr_list_push_rr(sigs, ldns_rr_clone(rr));
+	}
+}
+
+/* why = "<name>: " + the formatted text. */
+static void set_why(char *why, size_t size, const ldns_rdf *name, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void set_why(char *why, size_t size, const ldns_rdf *name, const char *fmt, ...)
+{
+	char *n = name ? ldns_rdf2str(name) : NULL;
+	size_t used;
+	va_list ap;
+
+	snprintf(why, size, "%s: ", n ? n : "?");
+	free(n);
+	used = strlen(why);
+	va_start(ap, fmt);
+	vsnprintf(why + used, size - used, fmt, ap);
+	va_end(ap);
+}
+
+static int trusted_keys(struct dns_resolver *r, const ldns_rdf *zone, int depth,
+                        ldns_rr_list **keys, char *why, size_t wsize);
+
+/* Verify set with sigs under the keys of the sigs' signer. 0 = secure, -1 = bogus. */
+static int verify_rrset(struct dns_resolver *r, ldns_rr_list *set, ldns_rr_list *sigs, int depth,
+                        char *why, size_t wsize)
+{
+	const ldns_rdf *owner = ldns_rr_owner(ldns_rr_list_rr(set, 0));
+	ldns_rr_list *keys = NULL;
+	ldns_rdf *signer;
+	ldns_status st;
+
+	if (ldns_rr_list_rr_count(sigs) == 0) {
+		set_why(why, wsize, owner, "no RRSIG although a trust anchor covers it");
+		return -1;
+	}
+	signer = ldns_rr_rrsig_signame(ldns_rr_list_rr(sigs, 0));
+	if (signer == NULL || !name_at_or_below(owner, signer)) {
+		set_why(why, wsize, owner, "RRSIG signer is not an ancestor of the owner");
+		return -1;
+	}
+	if (trusted_keys(r, signer, depth, &keys, why, wsize) < 0)
+		return -1;
+	st = ldns_verify_time(set, sigs, keys, time(NULL), NULL);
+	ldns_rr_list_deep_free(keys);
+	if (st != LDNS_STATUS_OK) {
+		set_why(why, wsize, owner, "signature does not verify (%s)",
+		        ldns_get_errorstr_by_id(st));
+		return -1;
+	}
+	return 0;
+}
+
+static int keycache_get(struct dns_resolver *r, const ldns_rdf *zone, ldns_rr_list **keys)
+{
+	time_t now = time(NULL);
+	int i, hit = 0;
+
+	pthread_mutex_lock(&r->lock);
+	for (i = 0; i < r->ncache; i++)
+		if (ldns_dname_compare(r->cache[i].zone, zone) == 0 && r->cache[i].expires > now) {
+			*keys = ldns_rr_list_clone(r->cache[i].keys);
+			hit = 1;
+			break;
+		}
+	pthread_mutex_unlock(&r->lock);
+	return hit;
+}
+
+static void keycache_put(struct dns_resolver *r, const ldns_rdf *zone, const ldns_rr_list *keys,
+                         uint32_t ttl)
+{
+	struct keycache_entry *slot = NULL;
+	int i;
+
+	pthread_mutex_lock(&r->lock);
+	for (i = 0; i < r->ncache && slot == NULL; i++)
+		if (ldns_dname_compare(r->cache[i].zone, zone) == 0)
+			slot = &r->cache[i];
+	if (slot == NULL)
+		slot = r->ncache < KEYCACHE_MAX ? &r->cache[r->ncache++] : &r->cache[0];
+	ldns_rdf_deep_free(slot->zone);
+	ldns_rr_list_deep_free(slot->keys);
+	slot->zone = ldns_rdf_clone(zone);
+	slot->keys = ldns_rr_list_clone(keys);
+	slot->expires = time(NULL) + (ttl < KEYCACHE_TTL_MAX ? ttl : KEYCACHE_TTL_MAX);
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* The DS RRset of a delegated zone, validated under its parent's keys. */
+static ldns_rr_list *validated_ds(struct dns_resolver *r, const ldns_rdf *zone, int depth,
+                                  char *why, size_t wsize)
+{
+	ldns_rr_list *ds = ldns_rr_list_new(), *sigs = ldns_rr_list_new();
+	ldns_pkt *pkt = NULL;
+	struct err e;
+
+	if (send_query(r, zone, LDNS_RR_TYPE_DS, &pkt, &e) < 0) {
+		set_why(why, wsize, zone, "DS query failed: %s", e.msg);
+		goto fail;
+	}
+	rrset_from(ldns_pkt_answer(pkt), zone, LDNS_RR_TYPE_DS, ds, sigs);
+	if (ldns_rr_list_rr_count(ds) == 0) {
+		set_why(why, wsize, zone,
+		        "signed below a trust anchor but has no DS (an insecure delegation "
+		        "cannot be proven here)");
+		goto fail;
+	}
+	if (verify_rrset(r, ds, sigs, depth + 1, why, wsize) < 0)
+		goto fail;
+	ldns_rr_list_deep_free(sigs);
+	ldns_pkt_free(pkt);
+	return ds;
+fail:
+	ldns_rr_list_deep_free(ds);
+	ldns_rr_list_deep_free(sigs);
+	ldns_pkt_free(pkt);
+	return NULL;
+}
+
+/* The DNSKEY RRset of zone, validated from an anchor or a DS chain (*keys: caller frees). */
+static int trusted_keys(struct dns_resolver *r, const ldns_rdf *zone, int depth,
+                        ldns_rr_list **keys, char *why, size_t wsize)
+{
+	ldns_rr_list *set = ldns_rr_list_new(), *sigs = ldns_rr_list_new(), *refs = NULL,
+	             *entry = NULL;
+	ldns_pkt *pkt = NULL;
+	ldns_status st = LDNS_STATUS_ERR;
+	struct err e;
+	uint32_t ttl = KEYCACHE_TTL_MAX;
+	size_t i;
+
+	if (keycache_get(r, zone, keys))
+		goto done_ok_nofree;
+	if (depth > CHAIN_DEPTH_MAX) {
+		set_why(why, wsize, zone, "chain of trust too long");
+		goto fail;
+	}
+	if (!is_anchor_zone(r, zone)) {
+		const ldns_rdf *a = anchor_zone(r, zone);
+
+		if (a == NULL) {
+			set_why(why, wsize, zone, "no trust anchor above this signer");
+			goto fail;
+		}
+		refs = validated_ds(r, zone, depth, why, wsize);
+		if (refs == NULL)
+			goto fail;
+	}
+	if (send_query(r, zone, LDNS_RR_TYPE_DNSKEY, &pkt, &e) < 0) {
+		set_why(why, wsize, zone, "DNSKEY query failed: %s", e.msg);
+		goto fail;
+	}
+	rrset_from(ldns_pkt_answer(pkt), zone, LDNS_RR_TYPE_DNSKEY, set, sigs);
+	if (ldns_rr_list_rr_count(set) == 0) {
+		set_why(why, wsize, zone,
+		        "no DNSKEY records although a trust anchor or DS names "
+		        "the zone");
+		goto fail;
+	}
+	entry = vouched_keys(set, refs ? refs : r->anchors, zone);
+	if (ldns_rr_list_rr_count(entry) == 0) {
+		set_why(why, wsize, zone, "no DNSKEY matches the trust anchor%s",
+		        refs ? " (DS)" : "");
+		goto fail;
+	}
+	st = ldns_verify_time(set, sigs, entry, time(NULL), NULL);
+	if (st != LDNS_STATUS_OK) {
+		set_why(why, wsize, zone,
+		        "the DNSKEY set does not verify with the anchored key (%s)",
+		        ldns_get_errorstr_by_id(st));
+		goto fail;
+	}
+	for (i = 0; i < ldns_rr_list_rr_count(set); i++)
+		if (ldns_rr_ttl(ldns_rr_list_rr(set, i)) < ttl)
+			ttl = ldns_rr_ttl(ldns_rr_list_rr(set, i));
+	keycache_put(r, zone, set, ttl);
+	*keys = set;
+	set = NULL;
+	ldns_rr_list_free(entry);
+	ldns_rr_list_deep_free(refs);
+	ldns_rr_list_deep_free(sigs);
+	ldns_pkt_free(pkt);
+	return 0;
+done_ok_nofree:
+	ldns_rr_list_deep_free(set);
+	ldns_rr_list_deep_free(sigs);
+	return 0;
+fail:
+	ldns_rr_list_free(entry);
+	ldns_rr_list_deep_free(refs);
+	ldns_rr_list_deep_free(set);
+	ldns_rr_list_deep_free(sigs);
+	ldns_pkt_free(pkt);
+	return -1;
+}
+
+/* Validate every RRset of the answer section. */
+static enum dns_sec validate_answer(struct dns_resolver *r, const ldns_pkt *pkt, char *why,
+                                    size_t wsize)
+{
+	ldns_rr_list *ans = ldns_pkt_answer(pkt);
+	enum dns_sec sec = DNS_SEC_SECURE;
+	size_t i, j;
+
+	for (i = 0; i < ldns_rr_list_rr_count(ans); i++) {
+		ldns_rr *rr = ldns_rr_list_rr(ans, i);
+		ldns_rr_list *set, *sigs;
+		int dup = 0, rc;
+
+		if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_RRSIG)
+			continue;
+		for (j = 0; j < i && !dup; j++) /* each RRset once */
+			dup = ldns_rr_get_type(ldns_rr_list_rr(ans, j)) == ldns_rr_get_type(rr) &&
+			      ldns_dname_compare(ldns_rr_owner(ldns_rr_list_rr(ans, j)),
+			                         ldns_rr_owner(rr)) == 0;
+		if (dup)
+			continue;
+		if (anchor_zone(r, ldns_rr_owner(rr)) == NULL) {
+			set_why(why, wsize, ldns_rr_owner(rr), "no trust anchor covers this name");
+			sec = DNS_SEC_INSECURE;
+			continue;
+		}
+		set = ldns_rr_list_new();
+		sigs = ldns_rr_list_new();
+		rrset_from(ans, ldns_rr_owner(rr), ldns_rr_get_type(rr), set, sigs);
+		rc = verify_rrset(r, set, sigs, 0, why, wsize);
+		ldns_rr_list_deep_free(set);
+		ldns_rr_list_deep_free(sigs);
+		if (rc < 0)
+			return DNS_SEC_BOGUS;
+	}
+	return sec;
+}
+
+/* A negative answer under an anchor must come with signed NSEC/NSEC3 proof. */
+static enum dns_sec validate_denial(struct dns_resolver *r, const ldns_pkt *pkt,
+                                    const struct dns_answer *a, char *why, size_t wsize)
+{
+	ldns_rr_list *auth = ldns_pkt_authority(pkt), *nsecs = ldns_rr_list_new(),
+	             *allsigs = ldns_rr_list_new();
+	ldns_rdf *name = ldns_dname_new_frm_str(a->final_name);
+	ldns_rr *q = ldns_rr_new();
+	enum dns_sec sec = DNS_SEC_BOGUS;
+	ldns_rr_type nsec_type = LDNS_RR_TYPE_NSEC;
+	ldns_status st;
+	size_t i;
+
+	if (name == NULL || q == NULL)
+		goto out;
+	if (anchor_zone(r, name) == NULL) {
+		set_why(why, wsize, name, "no trust anchor covers this name");
+		sec = DNS_SEC_INSECURE;
+		goto out;
+	}
+	for (i = 0; auth && i < ldns_rr_list_rr_count(auth); i++) {
+		ldns_rr *rr = ldns_rr_list_rr(auth, i);
+
+		if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_NSEC3)
+			nsec_type = LDNS_RR_TYPE_NSEC3;
+		if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_NSEC ||
+		    ldns_rr_get_type(rr) == LDNS_RR_TYPE_NSEC3)
+			ldns_rr_list_push_rr(nsecs, ldns_rr_clone(rr));
+		else if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_RRSIG)
+			ldns_rr_list_push_rr(allsigs, ldns_rr_clone(rr));
+	}
+	if (ldns_rr_list_rr_count(nsecs) == 0) {
+		set_why(why, wsize, name,
+		        "negative answer without NSEC/NSEC3 proof under a trust "
+		        "anchor");
+		goto out;
+	}
+	for (i = 0; i < ldns_rr_list_rr_count(nsecs); i++) {
+		ldns_rr_list *set = ldns_rr_list_new(), *sigs = ldns_rr_list_new();
+		int rc;
+
+		rrset_from(auth, ldns_rr_owner(ldns_rr_list_rr(nsecs, i)), nsec_type, set, sigs);
+		rc = verify_rrset(r, set, sigs, 0, why, wsize);
+		ldns_rr_list_deep_free(set);
+		ldns_rr_list_deep_free(sigs);
+		if (rc < 0)
+			goto out;
+	}
+	ldns_rr_set_owner(q, name);
+	name = NULL;
+	ldns_rr_set_type(q, a->type);
+	ldns_rr_set_class(q, LDNS_RR_CLASS_IN);
+	if (nsec_type == LDNS_RR_TYPE_NSEC)
+		st = ldns_dnssec_verify_denial(q, nsecs, allsigs);
+	else
+		st = ldns_dnssec_verify_denial_nsec3(q, nsecs, allsigs, ldns_pkt_get_rcode(pkt),
+		                                     a->type, a->nodata);
+	if (st == LDNS_STATUS_OK) {
+		sec = DNS_SEC_SECURE;
+	} else {
+		set_why(why, wsize, ldns_rr_owner(q),
+		        "the NSEC proof does not deny the name/type (%s)",
+		        ldns_get_errorstr_by_id(st));
+	}
+out:
+	ldns_rdf_deep_free(name);
+	ldns_rr_free(q);
+	ldns_rr_list_deep_free(nsecs);
+	ldns_rr_list_deep_free(allsigs);
+	return sec;
+}
+
+/* ------------------------------------------------------------------ dns_query */
+
+static enum dns_sec worse(enum dns_sec a, enum dns_sec b)
+{
+	static const int rank[] = {[DNS_SEC_SECURE] = 0,
+	                           [DNS_SEC_UNVALIDATED] = 1,
+	                           [DNS_SEC_INSECURE] = 2,
+	                           [DNS_SEC_BOGUS] = 3};
+
+	return rank[a] >= rank[b] ? a : b;
+}
+
+int dns_query(struct dns_resolver *r, const char *name, ldns_rr_type type, struct dns_answer *out,
+              struct err *e)
+{
+	char asked[DNS_CNAME_MAX + 1][DNS_NAME_MAX];
+	char cur[DNS_NAME_MAX], next[DNS_NAME_MAX];
+	int nasked = 0, i;
+
+	memset(out, 0, sizeof(*out));
+	out->type = type;
+	out->sec = r->anchors ? DNS_SEC_SECURE : DNS_SEC_UNVALIDATED;
+	if (dns_name_canon(name, out->qname, sizeof(out->qname), e) < 0)
+		return -1;
+	snprintf(cur, sizeof(cur), "%s", out->qname);
+	for (;;) {
+		ldns_rdf *dname = ldns_dname_new_frm_str(cur);
+		ldns_pkt *pkt = NULL;
+		char why[sizeof(out->sec_why)] = "";
+		int rc;
+
+		for (i = 0; i < nasked; i++)
+			if (strcmp(asked[i], cur) == 0) {
+				ldns_rdf_deep_free(dname);
+				err_set(e, ERR_UNPROC, "dns_cname_loop",
+				        "CNAME loop: the chain from %s comes back to %s",
+				        out->qname, cur);
+				goto fail;
+			}
+		if (nasked > DNS_CNAME_MAX) {
+			ldns_rdf_deep_free(dname);
+			err_set(e, ERR_UNPROC, "dns_cname_chain", "more than %d CNAMEs from %s",
+			        DNS_CNAME_MAX, out->qname);
+			goto fail;
+		}
+		snprintf(asked[nasked++], DNS_NAME_MAX, "%s", cur);
+		if (dname == NULL) {
+			err_set(e, ERR_INPUT, "dns_bad_name", "\"%s\" is not a valid DNS name",
+			        cur);
+			goto fail;
+		}
+		rc = send_query(r, dname, type, &pkt, e);
+		ldns_rdf_deep_free(dname);
+		if (rc < 0)
+			goto fail;
+		rc = dns_answer_from_pkt(pkt, cur, type, out, next, sizeof(next), e);
+		if (rc == 0 && r->anchors != NULL) {
+			enum dns_sec s = ldns_rr_list_rr_count(ldns_pkt_answer(pkt)) > 0
+			                     ? validate_answer(r, pkt, why, sizeof(why))
+			                     : DNS_SEC_SECURE;
+
+			if (s != DNS_SEC_BOGUS && (out->nxdomain || out->nodata))
+				s = worse(s, validate_denial(r, pkt, out, why, sizeof(why)));
+			if (worse(out->sec, s) != out->sec || out->sec_why[0] == '\0')
+				snprintf(out->sec_why, sizeof(out->sec_why), "%s", why);
+			out->sec = worse(out->sec, s);
+		}
+		ldns_pkt_free(pkt);
+		if (rc < 0)
+			goto fail;
+		if (next[0] == '\0')
+			break;
+		snprintf(cur, sizeof(cur), "%s", next);
+	}
+	if (r->anchors == NULL)
+		snprintf(out->sec_why, sizeof(out->sec_why), "no trust anchor configured");
+	else if (out->sec == DNS_SEC_SECURE && out->sec_why[0] == '\0')
+		snprintf(out->sec_why, sizeof(out->sec_why),
+		         "signatures verified from the trust "
+		         "anchor");
+	return 0;
+fail:
+	dns_answer_clear(out);
+	return -1;
+}

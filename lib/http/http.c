@@ -1,0 +1,1011 @@
+/*
+ * http.c - the HTTPS server layer over libmicrohttpd; see http.h.
+ *
+ * libmicrohttpd calls http_on_request() several times per request: once when
+ * the headers are in, once per piece of body, and once more when the request
+ * is complete.  For a request with a body, everything that can be decided
+ * from the headers (rate limit, Content-Length against max_body,
+ * Content-Type) is decided on the first call, so that a refused upload is
+ * never read; libmicrohttpd then closes the connection after the answer.
+ * A request without a body - every GET - is answered on the second call,
+ * which keeps the connection alive, from state on the stack: the hot path
+ * allocates nothing but the response body.
+ */
+#include "http/http.h"
+
+#include "pki/crypto.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "core/log.h"
+#include "http/metrics.h"
+#include "http/ratelimit.h"
+
+#define HTTP_PEM_MAX (1024 * 1024)
+#define HTTP_RL_ENTRIES 65536 /* client buckets kept; bounded memory under address floods */
+#define HTTP_METRICS_MAX (64 * 1024)
+#define HTTP_PATH_MAX 1024 /* protocol paths are < 600 bytes: 253-octet names at most */
+#define HTTP_CHUNK_START 4096
+/* A chunked body (no Content-Length) found too large is drained this much
+ * further so that the client can read its 413; past that, the connection is
+ * closed.  libmicrohttpd 0.9.75 cannot queue a response mid-upload. */
+#define HTTP_DRAIN_MAX (64 * 1024)
+
+struct http_server {
+	struct MHD_Daemon *daemon;
+	struct http_config cfg;
+	struct ratelimit *rl;
+	struct metrics *metrics;
+	char *tls_cert;
+	char *tls_key;
+	size_t tls_key_len;
+	int port;
+};
+
+/* Per-request state: on the stack for bodiless requests, on the heap otherwise. */
+struct http_ctx {
+	double start;
+	char reqid[HTTP_REQID_LEN];
+	char ip[INET6_ADDRSTRLEN];
+	char *body;
+	size_t len, cap;
+	int too_big; /* the body passed max_body: drain it, then answer 413 */
+	int answered;
+};
+
+/* *con_cls for a request without a body, between its first and second call. */
+static char http_bodiless_marker;
+/* *con_cls for a request answered on its first call: later calls just drain. */
+static char http_answered_marker;
+
+static const char http_json[] = "application/json";
+
+/* ---- request ids --------------------------------------------------------- */
+
+/* xorshift128+ per thread, seeded from the OpenSSL RNG: ids are unique, not secret. */
+static __thread uint64_t http_rng[2];
+
+static uint64_t http_rng_next(void)
+{
+	uint64_t s1, s0;
+
+	if (http_rng[0] == 0 && http_rng[1] == 0) {
+		struct timespec ts;
+
+		if (RAND_bytes((unsigned char *)http_rng, sizeof(http_rng)) != 1 ||
+		    (http_rng[0] == 0 && http_rng[1] == 0)) {
+			clock_gettime(CLOCK_REALTIME, &ts);
+			http_rng[0] = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32);
+			http_rng[1] = (uint64_t)(uintptr_t)&ts | 1;
+		}
+	}
+	s1 = http_rng[0];
+	s0 = http_rng[1];
+	http_rng[0] = s0;
+	s1 ^= s1 << 23;
+	http_rng[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
+	return http_rng[1] + s0;
+}
+
+static void http_make_reqid(char out[HTTP_REQID_LEN])
+{
+	static const char hex[] = "0123456789abcdef";
+	uint64_t v = http_rng_next();
+
+	for (int i = HTTP_REQID_LEN - 2; i >= 0; i--) {
+		out[i] = hex[v & 0xf];
+		v >>= 4;
+	}
+	out[HTTP_REQID_LEN - 1] = '\0';
+}
+
+/* ---- response helpers ---------------------------------------------------- */
+
+void http_reply_text(struct http_response *resp, int status, const char *content_type, char *body,
+                     size_t len)
+{
+	free(resp->body);
+	resp->status = status;
+	resp->body = body;
+	resp->body_len = len;
+	resp->content_type = content_type;
+}
+
+/* jansson allocates with malloc (the project never calls json_set_alloc_funcs),
+ * so its output can be handed to the layer, which frees it with free(). */
+void http_reply_json(struct http_response *resp, int status, json_t *body)
+{
+	char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+
+	json_decref(body);
+	if (text == NULL) {
+		text = strdup("{\"error\":\"internal\",\"message\":\"The response could not be "
+		              "encoded.\"}");
+		status = 500;
+	}
+	http_reply_text(resp, status, http_json, text, text != NULL ? strlen(text) : 0);
+}
+
+static void http_reply_code(struct http_response *resp, int status, const char *code,
+                            const char *msg)
+{
+	http_reply_json(resp, status, json_pack("{s:s, s:s}", "error", code, "message", msg));
+}
+
+void http_reply_error(struct http_response *resp, const struct err *e)
+{
+	/* An internal error's message is for the log, not for the client. */
+	if (e->kind == ERR_INTERNAL || err_http_status(e->kind) == 500) {
+		http_reply_code(
+		    resp, 500, "internal",
+		    "Internal error; the X-Request-Id identifies it in the server log.");
+		return;
+	}
+	http_reply_code(resp, err_http_status(e->kind), e->code[0] ? e->code : "error", e->msg);
+}
+
+void http_reply_errorf(struct http_response *resp, enum err_kind kind, const char *code,
+                       const char *fmt, ...)
+{
+	struct err e = {.kind = kind};
+	va_list ap;
+
+	snprintf(e.code, sizeof(e.code), "%s", code);
+	va_start(ap, fmt);
+	vsnprintf(e.msg, sizeof(e.msg), fmt, ap);
+	va_end(ap);
+	http_reply_error(resp, &e);
+}
+
+void http_add_header(struct http_response *resp, const char *name, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (resp->nheaders >= HTTP_MAX_HEADERS) {
+		log_warn(NULL, "http: header %s dropped: more than %d headers", name,
+		         HTTP_MAX_HEADERS);
+		return;
+	}
+	resp->headers[resp->nheaders].name = name;
+	va_start(ap, fmt);
+	vsnprintf(resp->headers[resp->nheaders].value, sizeof(resp->headers[0].value), fmt, ap);
+	va_end(ap);
+	resp->nheaders++;
+}
+
+const char *http_query_arg(const struct http_request *req, const char *name)
+{
+	if (req->conn == NULL)
+		return NULL;
+	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+int http_seg_is(const struct http_request *req, int i, const char *s)
+{
+	return i < req->nseg && strcmp(req->seg[i], s) == 0;
+}
+
+int http_method_in(const char *method, const char *methods)
+{
+	size_t len = strlen(method);
+	const char *p = methods;
+
+	while ((p = strstr(p, method)) != NULL) {
+		if ((p == methods || p[-1] == ' ') && (p[len] == '\0' || p[len] == ' '))
+			return 1;
+		p += len;
+	}
+	return 0;
+}
+
+const char *http_json_str(json_t *obj, const char *key, int required, struct err *e)
+{
+	json_t *v = obj ? json_object_get(obj, key) : NULL;
+
+	if (v == NULL || json_is_null(v)) {
+		if (required)
+			err_set(e, ERR_INPUT, "bad_request", "the request needs a \"%s\" member",
+				key);
+		return NULL;
+	}
+	if (!json_is_string(v)) {
+		err_set(e, ERR_INPUT, "bad_request", "\"%s\" must be a string", key);
+		return NULL;
+	}
+	return json_string_value(v);
+}
+
+int http_auth_token_hash(const struct http_request *req, const char *want_hash, struct err *e)
+{
+	const char *token = http_bearer_token(req);
+	char have[CRYPTO_HEX256_LEN];
+
+	if (want_hash == NULL)
+		return err_set(e, ERR_FORBIDDEN, "forbidden",
+			       "the operator API is disabled here (operator_token_hash is not set)");
+	if (token == NULL || *token == '\0')
+		return err_set(e, ERR_AUTH, "unauthorized",
+			       "this request needs the operator's Authorization: Bearer token");
+	crypto_token_hash(token, have);
+	if (strlen(want_hash) != CRYPTO_HEX256_LEN - 1 ||
+	    !crypto_ct_equal(have, want_hash, CRYPTO_HEX256_LEN - 1))
+		return err_set(e, ERR_AUTH, "unauthorized", "the operator token is not valid");
+	return 0;
+}
+
+struct query_buf {
+	char *buf;
+	size_t len, used;
+	int overflow;
+};
+
+static enum MHD_Result append_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+				  const char *value)
+{
+	struct query_buf *q = cls;
+	int n = snprintf(q->buf + q->used, q->len - q->used, "%s%s=%s", q->used ? "&" : "", key,
+			 value ? value : "");
+
+	(void)kind;
+	if (n < 0 || (size_t)n >= q->len - q->used) {
+		q->overflow = 1;
+		return MHD_NO;
+	}
+	q->used += (size_t)n;
+	return MHD_YES;
+}
+
+int http_query_string(const struct http_request *req, char *buf, size_t len)
+{
+	struct query_buf q = {buf, len, 0, 0};
+
+	if (len == 0)
+		return -1;
+	buf[0] = '\0';
+	if (req->conn != NULL)
+		MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, append_arg, &q);
+	return q.overflow ? -1 : 0;
+}
+
+const char *http_bearer_token(const struct http_request *req)
+{
+	const char *a = req->authorization;
+
+	if (a == NULL)
+		return NULL;
+	while (*a == ' ' || *a == '\t')
+		a++;
+	if (strncasecmp(a, "Bearer", 6) != 0 || (a[6] != ' ' && a[6] != '\t'))
+		return NULL;
+	a += 6;
+	while (*a == ' ' || *a == '\t')
+		a++;
+	return *a != '\0' ? a : NULL;
+}
+
+/* ---- body checks --------------------------------------------------------- */
+
+/* "application/json" with optional parameters; a charset, if given, must be UTF-8. */
+static int http_is_json_type(const char *ct)
+{
+	const char *p;
+
+	if (ct == NULL)
+		return 0;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	if (strncasecmp(ct, http_json, sizeof(http_json) - 1) != 0)
+		return 0;
+	p = ct + sizeof(http_json) - 1;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p == '\0')
+		return 1;
+	if (*p != ';')
+		return 0;
+	while (*p == ';') {
+		const char *name, *end;
+		size_t n;
+
+		p++;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		name = p;
+		end = p + strcspn(p, ";");
+		if (strncasecmp(name, "charset=", 8) == 0) {
+			const char *v = name + 8;
+
+			n = (size_t)(end - v);
+			while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+				n--;
+			if (n >= 2 && v[0] == '"' && v[n - 1] == '"') {
+				v++;
+				n -= 2;
+			}
+			if (!((n == 5 && strncasecmp(v, "utf-8", 5) == 0) ||
+			      (n == 4 && strncasecmp(v, "utf8", 4) == 0)))
+				return 0;
+		}
+		p = end;
+	}
+	return 1;
+}
+
+int http_parse_json_body(const char *content_type, const char *body, size_t len, size_t max_body,
+                         json_t **out, struct err *e)
+{
+	json_error_t jerr;
+	json_t *j;
+
+	*out = NULL;
+	if (len == 0)
+		return 0;
+	if (len > max_body)
+		return err_set(e, ERR_TOOBIG, "body_too_large",
+		               "The body exceeds the limit of %zu bytes.", max_body);
+	if (!http_is_json_type(content_type))
+		return err_set(e, ERR_MEDIA, "unsupported_media_type",
+		               "A body must be sent as application/json (UTF-8).");
+	j = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+	if (j == NULL) {
+		if (json_error_code(&jerr) == json_error_invalid_utf8)
+			return err_set(e, ERR_INPUT, "bad_json",
+			               "The body is not valid UTF-8: %s at line %d, column %d.",
+			               jerr.text, jerr.line, jerr.column);
+		return err_set(e, ERR_INPUT, "bad_json",
+		               "The body is not valid JSON: %s at line %d, column %d (byte %d).",
+		               jerr.text, jerr.line, jerr.column, jerr.position);
+	}
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return err_set(e, ERR_INPUT, "bad_request", "The body must be a JSON object.");
+	}
+	*out = j;
+	return 0;
+}
+
+/* ---- answering ----------------------------------------------------------- */
+
+/* The path for the log: cut, and with control bytes (decoded %0a...) made harmless. */
+static void http_log_path(char *dst, size_t len, const char *src)
+{
+	size_t j = 0;
+
+	for (; *src != '\0' && j + 1 < len; src++)
+		dst[j++] = (unsigned char)*src < 0x20 || *src == 0x7f ? '?' : *src;
+	dst[j] = '\0';
+}
+
+static void http_account(struct http_server *srv, const struct http_ctx *ctx, const char *method,
+                         const char *url, int status, size_t bytes, const char *route)
+{
+	double secs = ratelimit_now() - ctx->start;
+	char path[256];
+
+	metrics_observe(srv->metrics, route, status, secs);
+	http_log_path(path, sizeof(path), url);
+	log_info(ctx->reqid, "%s %s %d %zu bytes %.1fms ip=%s", method, path, status, bytes,
+	         secs * 1e3, ctx->ip);
+}
+
+/* Hand resp to libmicrohttpd; resp->body is consumed whatever happens. */
+static enum MHD_Result http_send(struct http_server *srv, struct MHD_Connection *conn,
+                                 const struct http_ctx *ctx, const char *method, const char *url,
+                                 struct http_response *resp)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+	size_t len = resp->body_len;
+
+	r = MHD_create_response_from_buffer(len, resp->body, MHD_RESPMEM_MUST_FREE);
+	if (r == NULL) {
+		free(resp->body);
+		resp->body = NULL;
+		log_err(ctx->reqid, "http: cannot create a response");
+		return MHD_NO;
+	}
+	resp->body = NULL;
+	MHD_add_response_header(r, "X-Request-Id", ctx->reqid);
+	if (resp->content_type != NULL)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type);
+	for (int i = 0; i < resp->nheaders && i < HTTP_MAX_HEADERS; i++) {
+		if (MHD_add_response_header(r, resp->headers[i].name, resp->headers[i].value) !=
+		    MHD_YES)
+			log_warn(ctx->reqid, "http: header %s refused", resp->headers[i].name);
+	}
+	ret = MHD_queue_response(conn, (unsigned)resp->status, r);
+	MHD_destroy_response(r);
+	http_account(srv, ctx, method, url, resp->status, len, resp->route);
+	return ret;
+}
+
+static enum MHD_Result http_send_error(struct http_server *srv, struct MHD_Connection *conn,
+                                       const struct http_ctx *ctx, const char *method,
+                                       const char *url, const struct err *e, const char *route)
+{
+	struct http_response resp;
+
+	memset(&resp, 0, sizeof(resp));
+	http_reply_error(&resp, e);
+	resp.route = route;
+	return http_send(srv, conn, ctx, method, url, &resp);
+}
+
+static void http_health(struct http_server *srv, struct http_response *resp)
+{
+	struct err e;
+
+	err_clear(&e);
+	if (srv->cfg.health != NULL && srv->cfg.health(srv->cfg.app, &e) < 0) {
+		/* unhealthy is the expected answer here, not an internal error */
+		http_reply_code(resp, 503, e.code[0] ? e.code : "unavailable",
+		                e.msg[0] ? e.msg : "The service is unavailable.");
+		return;
+	}
+	http_reply_text(resp, 200, http_json, strdup("{\"status\":\"ok\"}"), 15);
+}
+
+static void http_metrics(struct http_server *srv, struct http_response *resp)
+{
+	char *buf = malloc(HTTP_METRICS_MAX);
+	size_t off, n = 0;
+
+	if (buf == NULL) {
+		http_reply_errorf(resp, ERR_INTERNAL, "internal", "out of memory");
+		return;
+	}
+	off = metrics_render(srv->metrics, buf, HTTP_METRICS_MAX);
+	if (srv->cfg.metrics != NULL) {
+		n = srv->cfg.metrics(buf + off, HTTP_METRICS_MAX - off, srv->cfg.app);
+		if (n > HTTP_METRICS_MAX - off)
+			n = HTTP_METRICS_MAX - off;
+	}
+	http_reply_text(resp, 200, "text/plain; version=0.0.4; charset=utf-8", buf, off + n);
+}
+
+/* /healthz and /metrics: answered by the layer, not rate limited. */
+static int http_ops_route(const char *url)
+{
+	if (strcmp(url, "/healthz") == 0)
+		return 1;
+	if (strcmp(url, "/metrics") == 0)
+		return 2;
+	return 0;
+}
+
+static int http_split_path(char *buf, const char *path, struct http_request *req)
+{
+	char *p;
+
+	req->nseg = 0;
+	size_t len = strlen(path);
+
+	if (len >= HTTP_PATH_MAX)
+		return -1;
+	memcpy(buf, path, len + 1);
+	p = buf[0] == '/' ? buf + 1 : buf;
+	if (*p == '\0')
+		return 0;
+	for (;;) {
+		char *slash = strchr(p, '/');
+
+		if (req->nseg == HTTP_MAX_SEGMENTS)
+			return -1;
+		req->seg[req->nseg++] = p;
+		if (slash == NULL)
+			return 0;
+		*slash = '\0';
+		p = slash + 1;
+	}
+}
+
+static void http_dispatch(struct http_server *srv, struct http_request *req,
+                          struct http_response *resp)
+{
+	char segbuf[HTTP_PATH_MAX];
+	int ops = http_ops_route(req->path);
+
+	if (ops != 0) {
+		resp->route = ops == 1 ? "healthz" : "metrics";
+		if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+			http_reply_errorf(resp, ERR_INPUT, "method_not_allowed",
+			                  "%s accepts GET only.", req->path);
+			resp->status = 405;
+			http_add_header(resp, "Allow", "GET, HEAD");
+		} else if (ops == 1) {
+			http_health(srv, resp);
+		} else {
+			http_metrics(srv, resp);
+		}
+		return;
+	}
+	if (http_split_path(segbuf, req->path, req) < 0) {
+		resp->route = "not_found";
+		http_reply_errorf(resp, ERR_NOTFOUND, "not_found", "No such resource.");
+		return;
+	}
+	srv->cfg.dispatch(req, resp, srv->cfg.app);
+	if (resp->status < 100 || resp->status > 599 ||
+	    (resp->body == NULL && resp->status != 204 && resp->status != 304)) {
+		char path[256];
+
+		http_log_path(path, sizeof(path), req->path);
+		log_err(req->reqid, "http: %s %s: the handler left no response (status %d)",
+		        req->method, path, resp->status);
+		resp->nheaders = 0;
+		http_reply_errorf(resp, ERR_INTERNAL, "internal", "no response");
+	}
+}
+
+/* The request is complete (headers and body): check the body, dispatch, reply. */
+static enum MHD_Result http_answer(struct http_server *srv, struct MHD_Connection *conn,
+                                   struct http_ctx *ctx, const char *url, const char *method)
+{
+	struct http_request req;
+	struct http_response resp;
+	json_t *json = NULL;
+	enum MHD_Result ret;
+	struct err e;
+
+	memset(&req, 0, sizeof(req));
+	memset(&resp, 0, sizeof(resp));
+	req.method = method;
+	req.path = url;
+	req.reqid = ctx->reqid;
+	req.client_ip = ctx->ip;
+	req.content_type =
+	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	req.authorization =
+	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	req.if_none_match =
+	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+	req.body = ctx->body != NULL ? ctx->body : "";
+	req.body_len = ctx->len;
+	req.conn = conn;
+	if (http_parse_json_body(req.content_type, req.body, req.body_len, srv->cfg.max_body, &json,
+	                         &e) < 0)
+		return http_send_error(srv, conn, ctx, method, url, &e, "rejected");
+	req.json = json;
+	http_dispatch(srv, &req, &resp);
+	ret = http_send(srv, conn, ctx, method, url, &resp);
+	json_decref(json);
+	return ret;
+}
+
+static void http_client_ip(struct MHD_Connection *conn, char *buf, size_t len)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci != NULL ? ci->client_addr : NULL;
+
+	snprintf(buf, len, "unknown");
+	if (sa == NULL)
+		return;
+	if (sa->sa_family == AF_INET) {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf,
+		          (socklen_t)len);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+
+		/* on a dual-stack socket, IPv4 clients share their IPv4 bucket */
+		if (IN6_IS_ADDR_V4MAPPED(a))
+			inet_ntop(AF_INET, &a->s6_addr[12], buf, (socklen_t)len);
+		else
+			inet_ntop(AF_INET6, a, buf, (socklen_t)len);
+	}
+}
+
+/* 1 when the client may go on; 0 when a 429 was queued (*ret says how that went). */
+static int http_rate_ok(struct http_server *srv, struct MHD_Connection *conn,
+                        const struct http_ctx *ctx, const char *url, const char *method,
+                        enum MHD_Result *ret)
+{
+	struct http_response resp;
+	double retry = 1;
+	long secs;
+
+	if (srv->rl == NULL || ratelimit_take(srv->rl, ctx->ip, ctx->start, &retry))
+		return 1;
+	metrics_rate_limited(srv->metrics);
+	secs = (long)ceil(retry);
+	if (secs < 1)
+		secs = 1;
+	memset(&resp, 0, sizeof(resp));
+	http_reply_errorf(&resp, ERR_RATE, "rate_limited",
+	                  "Too many requests from this address; retry in %ld seconds.", secs);
+	http_add_header(&resp, MHD_HTTP_HEADER_RETRY_AFTER, "%ld", secs);
+	resp.route = "rate_limited";
+	*ret = http_send(srv, conn, ctx, method, url, &resp);
+	return 0;
+}
+
+static void http_ctx_init(struct http_ctx *ctx, struct MHD_Connection *conn)
+{
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->start = ratelimit_now();
+	http_make_reqid(ctx->reqid);
+	http_client_ip(conn, ctx->ip, sizeof(ctx->ip));
+}
+
+/* A request without a body, now complete: limit, dispatch, reply. */
+static enum MHD_Result http_bodiless(struct http_server *srv, struct MHD_Connection *conn,
+                                     const char *url, const char *method)
+{
+	struct http_ctx local;
+	enum MHD_Result ret;
+
+	http_ctx_init(&local, conn);
+	if (http_ops_route(url) == 0 && !http_rate_ok(srv, conn, &local, url, method, &ret))
+		return ret;
+	return http_answer(srv, conn, &local, url, method);
+}
+
+/*
+ * First call for a request: the headers are in, the body (if any) is not.
+ * Refuse an upload that can be refused now, before a byte of it is read.
+ */
+static enum MHD_Result http_first_call(struct http_server *srv, struct MHD_Connection *conn,
+                                       const char *url, const char *method, void **con_cls)
+{
+	const char *cl, *te, *ct;
+	unsigned long long length = 0;
+	struct http_ctx local;
+	enum MHD_Result ret;
+	struct http_ctx *ctx;
+	struct err e;
+
+	cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+	if (cl != NULL) {
+		errno = 0;
+		length = strtoull(cl, NULL, 10);
+		if (errno == ERANGE)
+			length = ULLONG_MAX;
+	}
+	if (length == 0 && te == NULL) {
+		*con_cls = &http_bodiless_marker;
+		return MHD_YES;
+	}
+
+	http_ctx_init(&local, conn);
+	*con_cls = &http_answered_marker; /* unless the body is to be read after all */
+	if (http_ops_route(url) == 0 && !http_rate_ok(srv, conn, &local, url, method, &ret))
+		return ret;
+	if (length > srv->cfg.max_body) {
+		err_set(&e, ERR_TOOBIG, "body_too_large",
+		        "The body exceeds the limit of %zu bytes.", srv->cfg.max_body);
+		return http_send_error(srv, conn, &local, method, url, &e, "rejected");
+	}
+	ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	if (length > 0 && !http_is_json_type(ct)) {
+		err_set(&e, ERR_MEDIA, "unsupported_media_type",
+		        "A body must be sent as application/json (UTF-8).");
+		return http_send_error(srv, conn, &local, method, url, &e, "rejected");
+	}
+
+	ctx = malloc(sizeof(*ctx));
+	if (ctx == NULL)
+		return MHD_NO;
+	*ctx = local;
+	if (length > 0) {
+		ctx->body = malloc(length + 1);
+		if (ctx->body == NULL) {
+			free(ctx);
+			return MHD_NO;
+		}
+		ctx->cap = length + 1;
+	}
+	*con_cls = ctx;
+	return MHD_YES;
+}
+
+/* A piece of body: keep it, or drop it once the body has grown past max_body. */
+static enum MHD_Result http_take_body(struct http_server *srv, struct http_ctx *ctx,
+                                      const char *data, size_t *size)
+{
+	size_t n = *size, need;
+
+	*size = 0;
+	if (ctx->too_big || n > srv->cfg.max_body - ctx->len) {
+		if (!ctx->too_big) {
+			ctx->too_big = 1;
+			free(ctx->body);
+			ctx->body = NULL;
+			ctx->cap = 0;
+		}
+		ctx->len += n;
+		if (ctx->len - srv->cfg.max_body > HTTP_DRAIN_MAX) {
+			log_info(ctx->reqid, "http: body past %zu bytes, connection closed",
+			         srv->cfg.max_body + HTTP_DRAIN_MAX);
+			return MHD_NO;
+		}
+		return MHD_YES;
+	}
+	need = ctx->len + n + 1;
+	if (need > ctx->cap) {
+		size_t cap = ctx->cap < HTTP_CHUNK_START ? HTTP_CHUNK_START : ctx->cap;
+		char *grown;
+
+		while (cap < need)
+			cap *= 2;
+		if (cap > srv->cfg.max_body + 1)
+			cap = srv->cfg.max_body + 1;
+		grown = realloc(ctx->body, cap);
+		if (grown == NULL)
+			return MHD_NO;
+		ctx->body = grown;
+		ctx->cap = cap;
+	}
+	memcpy(ctx->body + ctx->len, data, n);
+	ctx->len += n;
+	ctx->body[ctx->len] = '\0';
+	return MHD_YES;
+}
+
+/* The body is complete. */
+static enum MHD_Result http_body_done(struct http_server *srv, struct MHD_Connection *conn,
+                                      struct http_ctx *ctx, const char *url, const char *method)
+{
+	struct err e;
+
+	if (ctx->answered)
+		return MHD_YES;
+	ctx->answered = 1;
+	if (ctx->too_big) {
+		err_set(&e, ERR_TOOBIG, "body_too_large",
+		        "The body exceeds the limit of %zu bytes.", srv->cfg.max_body);
+		return http_send_error(srv, conn, ctx, method, url, &e, "rejected");
+	}
+	return http_answer(srv, conn, ctx, url, method);
+}
+
+static enum MHD_Result http_on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                       const char *method, const char *version,
+                                       const char *upload_data, size_t *upload_data_size,
+                                       void **con_cls)
+{
+	struct http_server *srv = cls;
+	void *state = *con_cls;
+
+	if (state == NULL)
+		return http_first_call(srv, conn, url, method, con_cls);
+	if (state == &http_answered_marker || state == &http_bodiless_marker) {
+		if (*upload_data_size > 0) {
+			*upload_data_size = 0; /* answered already, or not expected: drop */
+			return MHD_YES;
+		}
+		if (state == &http_answered_marker)
+			return MHD_YES;
+		*con_cls = &http_answered_marker;
+		return http_bodiless(srv, conn, url, method);
+	}
+	if (*upload_data_size > 0)
+		return http_take_body(srv, state, upload_data, upload_data_size);
+	return http_body_done(srv, conn, state, url, method);
+}
+
+static void http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                              enum MHD_RequestTerminationCode toe)
+{
+	struct http_ctx *ctx = *con_cls;
+
+	if (ctx != NULL && (void *)ctx != &http_answered_marker &&
+	    (void *)ctx != &http_bodiless_marker) {
+		free(ctx->body);
+		free(ctx);
+	}
+	*con_cls = NULL;
+}
+
+__attribute__((format(printf, 2, 0))) static void http_mhd_log(void *cls, const char *fmt,
+                                                               va_list ap)
+{
+	char line[512];
+	size_t n;
+
+	vsnprintf(line, sizeof(line), fmt, ap);
+	n = strlen(line);
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	log_warn(NULL, "microhttpd: %s", line);
+}
+
+/* ---- server lifecycle ---------------------------------------------------- */
+
+static int http_read_pem(const char *path, char **out, size_t *outlen, struct err *e)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = NULL;
+	size_t len;
+
+	if (f == NULL) {
+		err_set(e, ERR_INPUT, "tls_file", "Cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	buf = malloc(HTTP_PEM_MAX + 1);
+	if (buf == NULL) {
+		err_set(e, ERR_INTERNAL, "no_memory", "out of memory");
+		goto fail;
+	}
+	len = fread(buf, 1, HTTP_PEM_MAX + 1, f);
+	if (ferror(f) || len == 0 || len > HTTP_PEM_MAX) {
+		err_set(e, ERR_INPUT, "tls_file", "%s: unreadable, empty or too large", path);
+		goto fail;
+	}
+	buf[len] = '\0';
+	fclose(f);
+	*out = buf;
+	*outlen = len;
+	return 0;
+fail:
+	if (buf != NULL)
+		OPENSSL_cleanse(buf, HTTP_PEM_MAX + 1);
+	free(buf);
+	fclose(f);
+	return -1;
+}
+
+static int http_load_tls(struct http_server *srv, const struct http_config *cfg, struct err *e)
+{
+	size_t len;
+
+	if (cfg->tls_cert_file == NULL && cfg->tls_key_file == NULL) {
+		if (cfg->allow_plain_http)
+			return 0;
+		return err_set(e, ERR_INPUT, "tls_required",
+		               "A TLS certificate and key are required (plain HTTP is not "
+		               "allowed).");
+	}
+	if (cfg->tls_cert_file == NULL || cfg->tls_key_file == NULL)
+		return err_set(e, ERR_INPUT, "tls_required",
+		               "Both the TLS certificate and the TLS key must be set.");
+	if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+		return err_set(e, ERR_INTERNAL, "tls_unsupported",
+		               "libmicrohttpd was built without TLS support.");
+	if (http_read_pem(cfg->tls_cert_file, &srv->tls_cert, &len, e) < 0)
+		return -1;
+	return http_read_pem(cfg->tls_key_file, &srv->tls_key, &srv->tls_key_len, e);
+}
+
+static int http_parse_addr(const char *addr, int port, struct sockaddr_storage *ss, unsigned *flags,
+                           struct err *e)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (port < 0 || port > 65535)
+		return err_set(e, ERR_INPUT, "bad_listen", "Port %d is out of range.", port);
+	if (inet_pton(AF_INET, addr, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, addr, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		/* "::" takes IPv4 clients too */
+		*flags |=
+		    IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr) ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
+		return 0;
+	}
+	return err_set(e, ERR_INPUT, "bad_listen", "\"%s\" is not an IPv4 or IPv6 address.", addr);
+}
+
+#define HTTP_CONN_MEMORY (16 * 1024)
+
+struct http_server *http_server_start(const struct http_config *cfg, struct err *e)
+{
+	struct http_server *srv = calloc(1, sizeof(*srv));
+	const char *addr = cfg->listen_addr != NULL ? cfg->listen_addr : "127.0.0.1";
+	struct sockaddr_storage ss;
+	struct MHD_OptionItem opts[12];
+	const union MHD_DaemonInfo *info;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	int n = 0;
+
+	if (srv == NULL) {
+		err_set(e, ERR_INTERNAL, "no_memory", "out of memory");
+		return NULL;
+	}
+	srv->cfg = *cfg;
+	srv->cfg.listen_addr = NULL; /* not kept: the caller's string */
+	if (cfg->dispatch == NULL) {
+		err_set(e, ERR_INTERNAL, "bad_config", "http: no dispatch function");
+		goto fail;
+	}
+	if (http_parse_addr(addr, cfg->port, &ss, &flags, e) < 0 || http_load_tls(srv, cfg, e) < 0)
+		goto fail;
+	srv->metrics = metrics_new();
+	if (srv->metrics == NULL ||
+	    (cfg->rate_per_sec > 0 && (srv->rl = ratelimit_new(cfg->rate_per_sec, cfg->rate_burst,
+	                                                       HTTP_RL_ENTRIES)) == NULL)) {
+		err_set(e, ERR_INTERNAL, "no_memory", "out of memory");
+		goto fail;
+	}
+	flags |=
+	    MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_POLL;
+	if (srv->tls_cert != NULL)
+		flags |= MHD_USE_TLS;
+	/* Turbo skips per-connection work the daemon does not need: no shutdown() before close,
+	 * no per-accept fcntl; a measurable share of a small cached answer's cost. */
+	flags |= MHD_USE_TURBO;
+
+#define HTTP_OPT(o, v, p) (opts[n++] = (struct MHD_OptionItem){(o), (intptr_t)(v), (p)})
+	HTTP_OPT(MHD_OPTION_SOCK_ADDR, 0, &ss);
+	HTTP_OPT(MHD_OPTION_NOTIFY_COMPLETED, http_on_completed, srv);
+	if (cfg->max_connections > 0)
+		HTTP_OPT(MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections, NULL);
+	if (cfg->conn_timeout > 0)
+		HTTP_OPT(MHD_OPTION_CONNECTION_TIMEOUT, cfg->conn_timeout, NULL);
+	if (cfg->threads > 1)
+		HTTP_OPT(MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, NULL);
+	/* Every request resets (and zeroes) its connection's pool: keep it no larger than a
+	 * request's headers need, bodies are copied out as they arrive. */
+	HTTP_OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY, NULL);
+	if (srv->tls_cert != NULL) {
+		HTTP_OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, srv->tls_cert);
+		HTTP_OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls_key);
+	}
+	HTTP_OPT(MHD_OPTION_END, 0, NULL);
+#undef HTTP_OPT
+
+	/* The logger goes first in the argument list, ahead of the array, so that it catches
+	 * what the other options say. */
+	srv->daemon = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, http_on_request, srv,
+	                               MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, srv,
+	                               MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+	if (srv->daemon == NULL) {
+		err_set(e, ERR_TEMP, "listen_failed",
+		        "Cannot serve on %s port %d (address in use, or a bad TLS certificate or "
+		        "key; see the microhttpd lines above).",
+		        addr, cfg->port);
+		goto fail;
+	}
+	info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+	srv->port = info != NULL ? info->port : cfg->port;
+	log_info(NULL, "http: listening on %s port %d (%s, %d threads)", addr, srv->port,
+	         srv->tls_cert != NULL ? "https" : "plain http",
+	         cfg->threads > 1 ? cfg->threads : 1);
+	return srv;
+fail:
+	http_server_stop(srv);
+	return NULL;
+}
+
+int http_server_port(const struct http_server *srv)
+{
+	return srv != NULL ? srv->port : -1;
+}
+
+void http_server_stop(struct http_server *srv)
+{
+	if (srv == NULL)
+		return;
+	if (srv->daemon != NULL)
+		MHD_stop_daemon(srv->daemon);
+	ratelimit_free(srv->rl);
+	metrics_free(srv->metrics);
+	if (srv->tls_key != NULL)
+		OPENSSL_cleanse(srv->tls_key, srv->tls_key_len);
+	free(srv->tls_key);
+	free(srv->tls_cert);
+	free(srv);
+}

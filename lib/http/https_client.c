@@ -1,0 +1,232 @@
+/*
+ * https_client.c - the HTTPS GET of every client of a key server or another service
+ * (discovery, anchor-dns, anchorctl, the relay, federation), over libcurl.
+ *
+ * The TLS peer is verified against the system store or the configured CA
+ * file, host name included; nothing turns that off.  Authenticity of what is
+ * served does not rest on it (the objects verify against the DNS pin), but a
+ * client should not talk to whoever answers.
+ */
+#include "http/https_client.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#define RESPONSE_MAX (4L * 1024 * 1024)
+#define HOST_MAX 256 /* a DNS name (253) and its NUL, with room */
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+
+static void curl_init_once(void)
+{
+	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+int https_init(struct err *e)
+{
+	pthread_once(&curl_once, curl_init_once);
+	if (curl_init_rc != CURLE_OK)
+		return err_set(e, ERR_INTERNAL, "internal", "libcurl failed to initialise");
+	return 0;
+}
+
+struct sink {
+	char *buf;
+	size_t len;
+	int too_big;
+};
+
+static size_t sink_write(char *data, size_t size, size_t n, void *arg)
+{
+	struct sink *s = arg;
+	size_t add = size * n;
+	char *nb;
+
+	if (s->len + add > RESPONSE_MAX) {
+		s->too_big = 1;
+		return 0;
+	}
+	nb = realloc(s->buf, s->len + add + 1);
+	if (nb == NULL)
+		return 0;
+	s->buf = nb;
+	memcpy(s->buf + s->len, data, add);
+	s->len += add;
+	s->buf[s->len] = '\0';
+	return add;
+}
+
+static void error_from_curl(CURLcode rc, const char *url, const char *detail, int too_big,
+                            struct err *e)
+{
+	const char *what = detail[0] ? detail : curl_easy_strerror(rc);
+
+	switch (rc) {
+	case CURLE_COULDNT_RESOLVE_HOST:
+		err_set(e, ERR_TEMP, "fetch_resolve", "%s: cannot resolve the host: %s", url, what);
+		break;
+	case CURLE_COULDNT_CONNECT:
+		err_set(e, ERR_TEMP, "fetch_connect", "%s: cannot connect: %s", url, what);
+		break;
+	case CURLE_OPERATION_TIMEDOUT:
+		err_set(e, ERR_TEMP, "fetch_timeout", "%s: timed out: %s", url, what);
+		break;
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_SSL_CACERT_BADFILE:
+		err_set(e, ERR_TEMP, "fetch_tls", "%s: TLS failed: %s", url, what);
+		break;
+	default:
+		if (too_big)
+			err_set(e, ERR_UNPROC, "fetch_too_big", "%s: the answer exceeds %ld bytes",
+			        url, RESPONSE_MAX);
+		else
+			err_set(e, ERR_TEMP, "fetch_failed", "%s: %s", url, what);
+	}
+}
+
+/* The error of a non-2xx answer: the server's {"error","message"} when it sent one. */
+static void error_from_status(long status, const char *url, const struct sink *s, struct err *e)
+{
+	json_t *doc = s->buf ? json_loadb(s->buf, s->len, 0, NULL) : NULL;
+	const char *code = doc ? json_string_value(json_object_get(doc, "error")) : NULL;
+	const char *msg = doc ? json_string_value(json_object_get(doc, "message")) : NULL;
+
+	err_set(e,
+	        status == 404   ? ERR_NOTFOUND
+	        : status >= 500 ? ERR_TEMP
+	                        : ERR_UNPROC,
+	        "fetch_status", "%s: HTTP %ld%s%s%s%s", url, status, code ? " " : "",
+	        code ? code : "", msg ? ": " : "", msg ? msg : "");
+	json_decref(doc);
+}
+
+static char *peer_cert(CURL *c)
+{
+	struct curl_certinfo *ci = NULL;
+	struct curl_slist *s;
+
+	if (curl_easy_getinfo(c, CURLINFO_CERTINFO, &ci) != CURLE_OK || ci == NULL ||
+	    ci->num_of_certs < 1)
+		return NULL;
+	for (s = ci->certinfo[0]; s != NULL; s = s->next)
+		if (strncmp(s->data, "Cert:", 5) == 0)
+			return strdup(s->data + 5);
+	return NULL;
+}
+
+static int do_get(const char *url, const char *host, uint16_t port, const struct https_opts *o,
+                  struct https_reply *out, struct err *e)
+{
+	char errbuf[CURL_ERROR_SIZE] = "", resolve[HOST_MAX + 64], auth[512];
+	struct curl_slist *res_list = NULL, *hdrs = NULL;
+	struct sink s = {0};
+	CURL *c = NULL;
+	CURLcode rc;
+	int ret = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (https_init(e) < 0)
+		return -1;
+	c = curl_easy_init();
+	if (c == NULL)
+		return err_set(e, ERR_INTERNAL, "internal", "curl_easy_init failed");
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink_write);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+	                 (long)(o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 2000));
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(o->timeout_ms > 0 ? o->timeout_ms : 10000));
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "anchormail/1");
+	if (o->cacert != NULL)
+		curl_easy_setopt(c, CURLOPT_CAINFO, o->cacert);
+	if (o->want_peer_cert)
+		curl_easy_setopt(c, CURLOPT_CERTINFO, 1L);
+	if (o->resolve_ip != NULL && host != NULL) {
+		snprintf(resolve, sizeof(resolve), "%s:%u:%s%s%s", host, port,
+		         strchr(o->resolve_ip, ':') ? "[" : "", o->resolve_ip,
+		         strchr(o->resolve_ip, ':') ? "]" : "");
+		res_list = curl_slist_append(NULL, resolve);
+		curl_easy_setopt(c, CURLOPT_RESOLVE, res_list);
+	}
+	hdrs = curl_slist_append(hdrs, "Accept: application/json");
+	if (o->token != NULL) {
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", o->token);
+		hdrs = curl_slist_append(hdrs, auth);
+		memset(auth, 0, sizeof(auth));
+	}
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	rc = curl_easy_perform(c);
+	if (rc != CURLE_OK) {
+		error_from_curl(rc, url, errbuf, s.too_big, e);
+		goto out;
+	}
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
+	if (out->status < 200 || out->status > 299) {
+		error_from_status(out->status, url, &s, e);
+		goto out;
+	}
+	if (o->want_peer_cert)
+		out->peer_cert_pem = peer_cert(c);
+	out->body = s.buf ? s.buf : strdup("");
+	out->len = s.len;
+	s.buf = NULL;
+	ret = 0;
+out:
+	free(s.buf);
+	curl_slist_free_all(hdrs);
+	curl_slist_free_all(res_list);
+	curl_easy_cleanup(c);
+	return ret;
+}
+
+int https_get(const char *host, uint16_t port, const char *path, const struct https_opts *o,
+                  struct https_reply *out, struct err *e)
+{
+	char url[HOST_MAX + 512];
+	int v6;
+
+	if (host == NULL || path == NULL)
+		return err_set(e, ERR_INPUT, "bad_request", "no host to fetch from");
+	v6 = strchr(host, ':') != NULL;
+	if (snprintf(url, sizeof(url), "https://%s%s%s:%u%s", v6 ? "[" : "", host, v6 ? "]" : "",
+	             port, path) >= (int)sizeof(url))
+		return err_set(e, ERR_INPUT, "bad_request", "URL too long");
+	return do_get(url, host, port, o, out, e);
+}
+
+int https_get_url(const char *base_url, const char *path, const struct https_opts *o,
+                      struct https_reply *out, struct err *e)
+{
+	char url[1024];
+	size_t blen = strlen(base_url);
+
+	while (blen > 0 && base_url[blen - 1] == '/')
+		blen--;
+	if (strncmp(base_url, "https://", 8) != 0)
+		return err_set(e, ERR_INPUT, "bad_url",
+		               "the key server URL must start with https://");
+	if (snprintf(url, sizeof(url), "%.*s%s", (int)blen, base_url, path) >= (int)sizeof(url))
+		return err_set(e, ERR_INPUT, "bad_url", "URL too long");
+	return do_get(url, NULL, 0, o, out, e);
+}
+
+void https_reply_clear(struct https_reply *r)
+{
+	if (r == NULL)
+		return;
+	free(r->body);
+	free(r->peer_cert_pem);
+	memset(r, 0, sizeof(*r));
+}

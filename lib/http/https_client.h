@@ -1,0 +1,44 @@
+/*
+ * https_client.h - the one HTTPS client of every program that asks a key server
+ * or another service (libcurl): GET of a path at host:port or at a base URL.
+ *
+ * The TLS peer is always verified (the system store or the configured CA file,
+ * host name included); nothing turns that off.  Replies are owned by the caller
+ * and released with https_reply_clear().
+ */
+#ifndef ANCHOR_HTTPS_CLIENT_H
+#define ANCHOR_HTTPS_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+
+struct https_opts {
+	const char *cacert;     /* NULL: system store */
+	const char *token;      /* bearer token or NULL (never logged) */
+	const char *resolve_ip; /* connect to this address instead of resolving the host */
+	int connect_timeout_ms;
+	int timeout_ms;
+	int want_peer_cert; /* fill peer_cert_pem */
+};
+
+struct https_reply {
+	long status;
+	char *body; /* NUL-terminated */
+	size_t len;
+	char *peer_cert_pem; /* leaf certificate of the TLS peer, when asked */
+};
+
+/* curl_global_init once per process (thread-safe). */
+int https_init(struct err *e);
+/* GET https://host:port/path.  Errors: fetch_connect, fetch_tls, fetch_timeout, fetch_failed,
+ * fetch_status (non-2xx; message from the server's error body), fetch_too_big. */
+int https_get(const char *host, uint16_t port, const char *path, const struct https_opts *o,
+                  struct https_reply *out, struct err *e);
+/* Same for a base URL ("https://127.0.0.1:8443"). */
+int https_get_url(const char *base_url, const char *path, const struct https_opts *o,
+                      struct https_reply *out, struct err *e);
+void https_reply_clear(struct https_reply *r);
+
+#endif
