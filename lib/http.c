@@ -1030,9 +1030,11 @@ struct http_server *http_server_start(const struct http_config *cfg, struct err 
 	    MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_POLL;
 	if (srv->tls_cert != NULL)
 		flags |= MHD_USE_TLS;
-	/* Turbo skips per-connection work the daemon does not need: no shutdown() before close,
-	 * no per-accept fcntl; a measurable share of a small cached answer's cost. */
-	flags |= MHD_USE_TURBO;
+		/* No MHD_USE_TURBO: with it, libmicrohttpd 0.9.75 never times out a TLS connection
+		 * that has not finished its handshake (measured: a silent TCP connection stayed
+		 * open indefinitely), which is the first-request deadline that keeps one client
+		 * from holding the daemon.  Turbo only saved a shutdown() per close and an fcntl
+		 * per accept. */
 
 #define HTTP_OPT(o, v, p) (opts[n++] = (struct MHD_OptionItem){(o), (intptr_t)(v), (p)})
 	HTTP_OPT(MHD_OPTION_SOCK_ADDR, 0, &ss);

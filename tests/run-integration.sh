@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# run-integration.sh [pytest arguments] - the integration tests under
+# run-integration.sh [pytest arguments | test files] - the integration tests under
 # tests/integration, against the binaries in $ANCHOR_BIN (default
 # build/check).  Debian's python3 is used (its pytest, jwcrypto, dkim come
 # from apt), not whatever python3 comes first in PATH.
@@ -20,7 +20,12 @@ done
 
 cd "$src" || exit 1
 echo "integration: ANCHOR_BIN=$ANCHOR_BIN"
-"$PYTHON" -m pytest -q -rfE --tb=short -p no:cacheprovider tests/integration "$@"
+# Arguments that name test files or node ids replace the default of every test.
+targets=(tests/integration)
+for a in "$@"; do
+	[[ $a == tests/* ]] && targets=()
+done
+"$PYTHON" -m pytest -q -rfE --tb=short -p no:cacheprovider "${targets[@]}" "$@"
 rc=$?
 case $rc in
 0) echo "integration: all tests passed" ;;
