@@ -694,15 +694,69 @@ static void http_lift_deadline(struct http_server *srv, struct MHD_Connection *c
 	MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, want);
 }
 
+/*
+ * Per connection (libmicrohttpd's socket context): the target the URI-log callback saw
+ * for the current request.  libmicrohttpd hands it over as a C string, so a raw NUL
+ * byte on the request line would cut it short unseen; the first call compares this
+ * length with the target's real extent, which ends where the HTTP version starts.
+ */
+struct http_conn {
+	const char *uri;
+	size_t uri_len;
+};
+
+static void http_on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                               enum MHD_ConnectionNotificationCode toe)
+{
+	(void)cls;
+	(void)conn;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		*socket_context = calloc(1, sizeof(struct http_conn));
+	} else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		free(*socket_context);
+		*socket_context = NULL;
+	}
+}
+
+static struct http_conn *http_conn_of(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return ci != NULL ? ci->socket_context : NULL;
+}
+
 /* Before libmicrohttpd decodes the target: the gate's verdict becomes the request's
  * initial *con_cls (NULL, or the refusal to answer on the first call). */
 static void *http_on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
-	enum http_gate_verdict v = http_gate_target(uri, strlen(uri));
+	struct http_conn *hc = http_conn_of(conn);
+	enum http_gate_verdict v;
+	size_t len;
 
 	(void)cls;
-	(void)conn;
+	if (uri == NULL) /* a request line without a target: libmicrohttpd refuses it */
+		return NULL;
+	len = strlen(uri);
+	if (hc != NULL) {
+		hc->uri = uri;
+		hc->uri_len = len;
+	}
+	v = http_gate_target(uri, len);
 	return v == HTTP_GATE_OK ? NULL : (void *)(uintptr_t)http_gate_refusal(v);
+}
+
+/* 1 when the target on the request line held a raw NUL: the part the URI-log callback
+ * saw ends before the space that precedes the HTTP version.  url and version point into
+ * the request line as libmicrohttpd read it. */
+static int http_raw_nul(struct MHD_Connection *conn, const char *url, const char *version)
+{
+	const struct http_conn *hc = http_conn_of(conn);
+
+	if (hc == NULL || hc->uri == NULL || hc->uri != url || version == NULL ||
+	    *version == '\0' || version <= url)
+		return 0;
+	return hc->uri_len < (size_t)(version - 1 - url);
 }
 
 static enum MHD_Result http_framing_field(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -752,6 +806,8 @@ static enum MHD_Result http_first_call(struct http_server *srv, struct MHD_Conne
 
 	http_lift_deadline(srv, conn);
 	v = http_gate_refusal_verdict(*con_cls); /* the target's verdict, from http_on_uri */
+	if (v == HTTP_GATE_OK && http_raw_nul(conn, url, version))
+		v = HTTP_GATE_NUL;
 	if (v == HTTP_GATE_OK) {
 		http_gate_framing_init(&framing,
 		                       version != NULL && strcmp(version, "HTTP/1.0") == 0);
@@ -1041,6 +1097,7 @@ struct http_server *http_server_start(const struct http_config *cfg, struct err 
 	HTTP_OPT(MHD_OPTION_NOTIFY_COMPLETED, http_on_completed, srv);
 	if (cfg->max_connections > 0)
 		HTTP_OPT(MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections, NULL);
+	HTTP_OPT(MHD_OPTION_NOTIFY_CONNECTION, http_on_connection, srv);
 	HTTP_OPT(MHD_OPTION_URI_LOG_CALLBACK, http_on_uri, srv);
 	if (cfg->max_connections_per_ip > 0)
 		HTTP_OPT(MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_connections_per_ip, NULL);

@@ -13,7 +13,7 @@ static const struct http_gate_refusal http_gate_refusals[HTTP_GATE_NVERDICTS] = 
     [HTTP_GATE_RAW_CONTROL] = {400, "bad_request_target",
                                "The request path or query contains a raw control character.", 0},
     [HTTP_GATE_NUL] = {400, "nul_byte",
-                       "The request path or a query argument contains a NUL byte (%00).", 0},
+                       "The request path or a query argument contains a NUL byte (%00 or raw).", 0},
     [HTTP_GATE_BAD_UTF8] = {400, "invalid_utf8",
                             "The request path or a query argument is not valid UTF-8 once "
                             "percent-decoded.",

@@ -261,6 +261,14 @@ def test_nul_is_refused_before_any_handler(target):
         r = target.get(path)
         assert r.status == 400, (path, r.status, r.body)
         assert r.error_code() == "nul_byte", (path, r.body)
+    # a raw NUL on the request line (libmicrohttpd passes the target on as a C string)
+    raw_path = NUL_PATHS[target.name][0].replace("%00", "\0").encode()
+    auth = b"Authorization: Bearer %s\r\n" % target.token.encode() if target.token else b""
+    raw, _ = exchange(target, b"GET " + raw_path + b" HTTP/1.1\r\nHost: x\r\n" + auth +
+                      b"Connection: close\r\n\r\n")
+    got = responses(raw)
+    assert len(got) == 1 and got[0][0] == 400, raw[:400]
+    assert error_of(got[0][1]) == "nul_byte", got
 
 
 # --------------------------------------------------------------------------
