@@ -785,6 +785,28 @@ static enum MHD_Result http_send_refusal(struct http_server *srv, struct MHD_Con
 	return http_send(srv, conn, ctx, method, url, &resp);
 }
 
+/* The gate over a request whose headers are in: the target's verdict (target_cls, from
+ * http_on_uri), a raw NUL on the request line, then the framing headers.  NULL when the
+ * request may go on; *framing, *has_body and *chunked then describe its body. */
+static const struct http_gate_refusal *http_gate_request(struct MHD_Connection *conn,
+                                                         const char *url, const char *version,
+                                                         const void *target_cls,
+                                                         struct http_gate_framing *framing,
+                                                         int *has_body, int *chunked)
+{
+	enum http_gate_verdict v = http_gate_refusal_verdict(target_cls);
+
+	if (v == HTTP_GATE_OK && http_raw_nul(conn, url, version))
+		v = HTTP_GATE_NUL;
+	if (v == HTTP_GATE_OK) {
+		http_gate_framing_init(framing,
+		                       version != NULL && strcmp(version, "HTTP/1.0") == 0);
+		MHD_get_connection_values_n(conn, MHD_HEADER_KIND, http_framing_field, framing);
+		v = http_gate_framing_end(framing, has_body, chunked);
+	}
+	return http_gate_refusal(v); /* NULL for HTTP_GATE_OK */
+}
+
 /*
  * First call for a request: the headers are in, the body (if any) is not.
  * Run the gate, then refuse an upload that can be refused now, before a byte
@@ -794,9 +816,8 @@ static enum MHD_Result http_first_call(struct http_server *srv, struct MHD_Conne
                                        const char *url, const char *method, const char *version,
                                        void **con_cls)
 {
-	const struct http_gate_refusal *refusal = NULL;
+	const struct http_gate_refusal *refusal;
 	struct http_gate_framing framing = {0};
-	enum http_gate_verdict v;
 	int has_body = 0, chunked = 0;
 	const char *ct;
 	struct http_ctx local;
@@ -805,17 +826,7 @@ static enum MHD_Result http_first_call(struct http_server *srv, struct MHD_Conne
 	struct err e;
 
 	http_lift_deadline(srv, conn);
-	v = http_gate_refusal_verdict(*con_cls); /* the target's verdict, from http_on_uri */
-	if (v == HTTP_GATE_OK && http_raw_nul(conn, url, version))
-		v = HTTP_GATE_NUL;
-	if (v == HTTP_GATE_OK) {
-		http_gate_framing_init(&framing,
-		                       version != NULL && strcmp(version, "HTTP/1.0") == 0);
-		MHD_get_connection_values_n(conn, MHD_HEADER_KIND, http_framing_field, &framing);
-		v = http_gate_framing_end(&framing, &has_body, &chunked);
-	}
-	if (v != HTTP_GATE_OK)
-		refusal = http_gate_refusal(v);
+	refusal = http_gate_request(conn, url, version, *con_cls, &framing, &has_body, &chunked);
 	if (refusal == NULL && !has_body) {
 		*con_cls = &http_bodiless_marker;
 		return MHD_YES;
