@@ -57,6 +57,7 @@ issuer_kek_file = $WORK/issuer.kek
 operator_token_hash = $(printf %s "$OPTOKEN" | sha256sum | cut -d' ' -f1)
 http_threads = $THREADS
 rate_limit = 0
+max_connections_per_ip = 4096
 log_level = warning
 CONF
 	"$1/anchor-keyserver" -c "$WORK/ks.conf" 2>"$WORK/ks.log" &

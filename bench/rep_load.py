@@ -213,7 +213,9 @@ def main():
         # nginx has workers.
         rep = rx.Reputation(world, world.work / "rep", db,
                             {"log_level": "warning", "http_threads": "8",
-                             "db_pool_size": "16", "max_connections": "4096"}).start()
+                             "db_pool_size": "16", "max_connections": "4096",
+                             # the load comes from one address
+                             "max_connections_per_ip": "4096"}).start()
         print(f"== ingest: {REPORTS} reports from {REPORTERS} domains about {SUBJECTS} "
               f"subjects, anchor-reputation with 8 HTTP threads")
         subjects = ingest(world, rep)

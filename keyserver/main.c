@@ -208,21 +208,23 @@ static struct http_server *start_http(struct ks *ks, struct err *e)
 {
 	const struct ks_settings *s = &ks->cfg;
 	struct http_config hc = {
-	    .listen_addr = s->listen_address,
-	    .port = (int)s->listen_port,
-	    .tls_cert_file = s->tls_cert_file,
-	    .tls_key_file = s->tls_key_file,
-	    .allow_plain_http = s->allow_plain_http,
-	    .max_body = (size_t)s->max_body,
-	    .threads = (int)s->http_threads,
-	    .max_connections = (int)s->max_connections,
-	    .conn_timeout = (int)s->conn_timeout,
-	    .rate_per_sec = (double)s->rate_limit,
-	    .rate_burst = (double)s->rate_burst,
-	    .dispatch = ks_dispatch,
-	    .metrics = ks_metrics,
-	    .health = ks_health,
-	    .app = ks,
+		.listen_addr = s->listen_address,
+		.port = (int)s->listen_port,
+		.tls_cert_file = s->tls_cert_file,
+		.tls_key_file = s->tls_key_file,
+		.allow_plain_http = s->allow_plain_http,
+		.max_body = (size_t)s->max_body,
+		.threads = (int)s->http_threads,
+		.max_connections = (int)s->max_connections,
+		.max_connections_per_ip = (int)s->max_connections_per_ip,
+		.conn_timeout = (int)s->conn_timeout,
+		.request_timeout = (int)s->request_timeout,
+		.rate_per_sec = (double)s->rate_limit,
+		.rate_burst = (double)s->rate_burst,
+		.dispatch = ks_dispatch,
+		.metrics = ks_metrics,
+		.health = ks_health,
+		.app = ks,
 	};
 
 	return http_server_start(&hc, e);

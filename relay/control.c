@@ -622,7 +622,9 @@ struct relay_control *relay_control_start(const struct relay_settings *s, struct
 	hc.max_body = (size_t)(msgmax / 5 * 9 + 65536);
 	hc.threads = CONTROL_THREADS;
 	hc.max_connections = CONTROL_MAX_CONNECTIONS;
+	hc.max_connections_per_ip = (int)s->control_max_connections_per_ip;
 	hc.conn_timeout = CONTROL_CONN_TIMEOUT;
+	hc.request_timeout = (int)s->control_request_timeout;
 	hc.rate_per_sec = CONTROL_RATE;
 	hc.rate_burst = CONTROL_BURST;
 	hc.dispatch = control_dispatch;

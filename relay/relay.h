@@ -63,6 +63,8 @@ struct relay_settings {
 	long long max_rcpts;
 	long long max_connections;
 	long long max_connections_per_ip;
+	long long control_max_connections_per_ip; /* control API connections from one address */
+	long long control_request_timeout; /* control API: seconds to the first request */
 	long long idle_timeout;
 	long long workers;
 

@@ -41,6 +41,11 @@ const struct conf_param relay_settings_table[] = {
      "simultaneous SMTP connections, both listeners together"},
     {"max_connections_per_ip", CONF_INT, "20", 1, 100000, S(max_connections_per_ip),
      "simultaneous inbound SMTP connections from one client address"},
+    {"control_max_connections_per_ip", CONF_INT, "16", 1, 64, S(control_max_connections_per_ip),
+     "simultaneous control API connections from one client address (of 64 in all)"},
+    {"control_request_timeout", CONF_DURATION, "10s", 1, 30, S(control_request_timeout),
+     "a new control API connection silent this long before its first request (TLS "
+     "handshake included) is closed; after a request the idle limit is 30s"},
     {"idle_timeout", CONF_DURATION, "300s", 1, 86400, S(idle_timeout),
      "a client silent this long is disconnected (RFC 5321 §4.5.3.2.7: 5 minutes)"},
     {"workers", CONF_INT, "8", 1, 256, S(workers),

@@ -29,7 +29,13 @@ const struct conf_param rep_settings_table[] = {
      "largest request body (a batch of queries, a report, an ARF message)"},
     {"http_threads", CONF_INT, "2", 1, 256, S(http_threads), "HTTP worker threads"},
     {"max_connections", CONF_INT, "1024", 1, 65536, S(max_connections), "simultaneous connections"},
-    {"conn_timeout", CONF_DURATION, "30s", 1, 3600, S(conn_timeout), "idle connection timeout"},
+    {"max_connections_per_ip", CONF_INT, "32", 1, 65536, S(max_connections_per_ip),
+     "simultaneous connections from one client address (more are closed at once)"},
+    {"conn_timeout", CONF_DURATION, "30s", 1, 3600, S(conn_timeout),
+     "idle timeout of a connection that has sent a request (keep-alive)"},
+    {"request_timeout", CONF_DURATION, "10s", 1, 3600, S(request_timeout),
+     "a new connection silent this long before its first request (TLS handshake "
+     "included) is closed; at most conn_timeout"},
     {"rate_limit", CONF_INT, "200", 0, 1000000, S(rate_limit),
      "requests per second per client address; 0 disables"},
     {"rate_burst", CONF_INT, "400", 1, 10000000, S(rate_burst), "burst per client address"},
@@ -196,6 +202,10 @@ int rep_settings_check(const struct rep_settings *s, struct rep_params *p, struc
 		return err_set(e, ERR_INPUT, "bad_config",
 		               "operator_token_hash must be 64 lowercase hex digits "
 		               "(see `anchorctl operator token`)");
+	if (s->request_timeout > s->conn_timeout)
+		return err_set(e, ERR_INPUT, "bad_config",
+		               "request_timeout (%llds) must not be longer than conn_timeout (%llds)",
+		               s->request_timeout, s->conn_timeout);
 	p->half_life = (double)s->half_life;
 	p->min_reporters = (int)s->min_reporters;
 	p->prefix4 = (int)s->network_prefix4;

@@ -17,7 +17,9 @@ struct rep_settings {
 	long long max_body;
 	long long http_threads;
 	long long max_connections;
+	long long max_connections_per_ip;
 	long long conn_timeout;
+	long long request_timeout;
 	long long rate_limit;
 	long long rate_burst;
 	/* store */

@@ -9,6 +9,8 @@
 #include <time.h>
 #include <pthread.h>
 
+#include "core/utf8.h"
+
 static const char *log_ident = "anchor";
 static enum log_level log_threshold = LOG_LVL_INFO;
 static int log_to_syslog;
@@ -56,21 +58,54 @@ static int syslog_priority(enum log_level level)
 	return LOG_DEBUG;
 }
 
+size_t log_escape(char *dst, size_t len, const char *src, size_t srclen)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *s = (const unsigned char *)src;
+	size_t j = 0;
+
+	if (len == 0)
+		return 0;
+	for (size_t i = 0; i < srclen;) {
+		size_t n = utf8_seq(s + i, srclen - i);
+
+		if (n == 0 || s[i] < 0x20 || s[i] == 0x7f) {
+			if (j + 4 >= len)
+				break;
+			dst[j++] = '\\';
+			dst[j++] = 'x';
+			dst[j++] = hex[s[i] >> 4];
+			dst[j++] = hex[s[i] & 0xf];
+			i++;
+			continue;
+		}
+		if (j + n >= len)
+			break;
+		memcpy(dst + j, s + i, n);
+		j += n;
+		i += n;
+	}
+	dst[j] = '\0';
+	return j;
+}
+
 void log_msg(enum log_level level, const char *reqid, const char *fmt, ...)
 {
-	char line[2048];
+	char raw[2048], line[2048];
 	size_t off = 0;
 	va_list ap;
 
 	if (level > log_threshold)
 		return;
 	if (reqid != NULL)
-		off = (size_t)snprintf(line, sizeof(line), "req=%s ", reqid);
-	if (off >= sizeof(line))
+		off = (size_t)snprintf(raw, sizeof(raw), "req=%s ", reqid);
+	if (off >= sizeof(raw))
 		off = 0;
 	va_start(ap, fmt);
-	vsnprintf(line + off, sizeof(line) - off, fmt, ap);
+	vsnprintf(raw + off, sizeof(raw) - off, fmt, ap);
 	va_end(ap);
+	/* Whatever a client sent and a caller echoes stays one printable line. */
+	log_escape(line, sizeof(line), raw, strlen(raw));
 
 	if (log_to_syslog) {
 		syslog(syslog_priority(level), "%s", line);
@@ -87,6 +122,6 @@ void log_msg(enum log_level level, const char *reqid, const char *fmt, ...)
 	/* One lock so that lines from concurrent request threads never interleave. */
 	pthread_mutex_lock(&log_lock);
 	fprintf(stderr, "%s.%03ldZ %s %s: %s\n", stamp, ts.tv_nsec / 1000000L, log_ident,
-		level_names[level], line);
+	        level_names[level], line);
 	pthread_mutex_unlock(&log_lock);
 }

@@ -5,10 +5,13 @@
  * or session it belongs to, so that one request can be followed through the
  * log (OpenSMTPD style: "req=3f9a... lookup address ...").  Nothing secret is
  * ever passed to these functions: tokens, keys and secrets are logged by
- * their hash prefix at most.
+ * their hash prefix at most.  Each line is escaped (log_escape) before it is
+ * written: control bytes and invalid UTF-8 appear as \xHH.
  */
 #ifndef ANCHOR_LOG_H
 #define ANCHOR_LOG_H
+
+#include <stddef.h>
 
 enum log_level { LOG_LVL_ERR = 0, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
@@ -19,7 +22,13 @@ int log_level_parse(const char *name, enum log_level *out);
 
 /* reqid may be NULL for lines that belong to no request. */
 void log_msg(enum log_level level, const char *reqid, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
+
+/* Copy src[0..srclen) into dst (NUL-terminated, cut to fit len) with every control
+ * byte and every byte that is not part of well-formed UTF-8 written as \xHH, so that
+ * what a client sent can neither forge a log line nor put raw bytes in the log.
+ * log_msg() passes every line through it.  Returns the length written. */
+size_t log_escape(char *dst, size_t len, const char *src, size_t srclen);
 
 #define log_err(id, ...) log_msg(LOG_LVL_ERR, id, __VA_ARGS__)
 #define log_warn(id, ...) log_msg(LOG_LVL_WARN, id, __VA_ARGS__)

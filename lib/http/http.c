@@ -10,6 +10,17 @@
  * A request without a body - every GET - is answered on the second call,
  * which keeps the connection alive, from state on the stack: the hot path
  * allocates nothing but the response body.
+ *
+ * Before any of that, every request passes the gate (http_gate.h): its target
+ * is checked as sent on the request line (by the URI-log callback, which
+ * libmicrohttpd calls before it percent-decodes anything) and its framing
+ * headers on the first call; a refusal is answered there, with a JSON error,
+ * and no handler sees the request.
+ *
+ * Connections: at most max_connections_per_ip from one address (libmicrohttpd
+ * closes the rest at accept), and a connection gets request_timeout seconds of
+ * silence, TLS handshake included, until its first request's headers are in;
+ * only then is its timeout lifted to conn_timeout, the keep-alive idle limit.
  */
 #include "http/http.h"
 
@@ -34,6 +45,8 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "http/http_gate.h"
+#include "core/utf8.h"
 #include "core/log.h"
 #include "http/metrics.h"
 #include "http/ratelimit.h"
@@ -146,7 +159,20 @@ void http_reply_json(struct http_response *resp, int status, json_t *body)
 static void http_reply_code(struct http_response *resp, int status, const char *code,
                             const char *msg)
 {
-	http_reply_json(resp, status, json_pack("{s:s, s:s}", "error", code, "message", msg));
+	json_t *j = json_pack("{s:s, s:s}", "error", code, "message", msg);
+
+	if (j == NULL) {
+		/* A message that echoes bytes from the client may not be UTF-8: the client still
+		 * gets its error, with those bytes as '?', rather than a 500. */
+		char c[ERR_CODE_MAX], m[ERR_MSG_MAX];
+
+		snprintf(c, sizeof(c), "%s", code);
+		snprintf(m, sizeof(m), "%s", msg);
+		utf8_sanitize(c);
+		utf8_sanitize(m);
+		j = json_pack("{s:s, s:s}", "error", c, "message", m);
+	}
+	http_reply_json(resp, status, j);
 }
 
 void http_reply_error(struct http_response *resp, const struct err *e)
@@ -222,7 +248,7 @@ const char *http_json_str(json_t *obj, const char *key, int required, struct err
 	if (v == NULL || json_is_null(v)) {
 		if (required)
 			err_set(e, ERR_INPUT, "bad_request", "the request needs a \"%s\" member",
-				key);
+			        key);
 		return NULL;
 	}
 	if (!json_is_string(v)) {
@@ -238,11 +264,12 @@ int http_auth_token_hash(const struct http_request *req, const char *want_hash, 
 	char have[CRYPTO_HEX256_LEN];
 
 	if (want_hash == NULL)
-		return err_set(e, ERR_FORBIDDEN, "forbidden",
-			       "the operator API is disabled here (operator_token_hash is not set)");
+		return err_set(
+		    e, ERR_FORBIDDEN, "forbidden",
+		    "the operator API is disabled here (operator_token_hash is not set)");
 	if (token == NULL || *token == '\0')
 		return err_set(e, ERR_AUTH, "unauthorized",
-			       "this request needs the operator's Authorization: Bearer token");
+		               "this request needs the operator's Authorization: Bearer token");
 	crypto_token_hash(token, have);
 	if (strlen(want_hash) != CRYPTO_HEX256_LEN - 1 ||
 	    !crypto_ct_equal(have, want_hash, CRYPTO_HEX256_LEN - 1))
@@ -257,11 +284,11 @@ struct query_buf {
 };
 
 static enum MHD_Result append_arg(void *cls, enum MHD_ValueKind kind, const char *key,
-				  const char *value)
+                                  const char *value)
 {
 	struct query_buf *q = cls;
 	int n = snprintf(q->buf + q->used, q->len - q->used, "%s%s=%s", q->used ? "&" : "", key,
-			 value ? value : "");
+	                 value ? value : "");
 
 	(void)kind;
 	if (n < 0 || (size_t)n >= q->len - q->used) {
@@ -383,14 +410,10 @@ int http_parse_json_body(const char *content_type, const char *body, size_t len,
 
 /* ---- answering ----------------------------------------------------------- */
 
-/* The path for the log: cut, and with control bytes (decoded %0a...) made harmless. */
+/* The path for the log, cut; log_msg() escapes control bytes and invalid UTF-8. */
 static void http_log_path(char *dst, size_t len, const char *src)
 {
-	size_t j = 0;
-
-	for (; *src != '\0' && j + 1 < len; src++)
-		dst[j++] = (unsigned char)*src < 0x20 || *src == 0x7f ? '?' : *src;
-	dst[j] = '\0';
+	snprintf(dst, len, "%s", src);
 }
 
 static void http_account(struct http_server *srv, const struct http_ctx *ctx, const char *method,
@@ -657,44 +680,172 @@ static enum MHD_Result http_bodiless(struct http_server *srv, struct MHD_Connect
 	return http_answer(srv, conn, &local, url, method);
 }
 
+/* The request line and headers are in: from now on the connection may stay idle as long
+ * as conn_timeout, not only the shorter request_timeout of a new connection. */
+static void http_lift_deadline(struct http_server *srv, struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci;
+	unsigned want = (unsigned)srv->cfg.conn_timeout;
+
+	if (srv->cfg.request_timeout <= 0 || srv->cfg.request_timeout == srv->cfg.conn_timeout)
+		return;
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_TIMEOUT);
+	if (ci != NULL && ci->connection_timeout == want)
+		return; /* a later request on a kept-alive connection */
+	MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, want);
+}
+
+/*
+ * Per connection (libmicrohttpd's socket context): the target the URI-log callback saw
+ * for the current request.  libmicrohttpd hands it over as a C string, so a raw NUL
+ * byte on the request line would cut it short unseen; the first call compares this
+ * length with the target's real extent, which ends where the HTTP version starts.
+ */
+struct http_conn {
+	const char *uri;
+	size_t uri_len;
+};
+
+static void http_on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                               enum MHD_ConnectionNotificationCode toe)
+{
+	(void)cls;
+	(void)conn;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		*socket_context = calloc(1, sizeof(struct http_conn));
+	} else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		free(*socket_context);
+		*socket_context = NULL;
+	}
+}
+
+static struct http_conn *http_conn_of(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return ci != NULL ? ci->socket_context : NULL;
+}
+
+/* Before libmicrohttpd decodes the target: the gate's verdict becomes the request's
+ * initial *con_cls (NULL, or the refusal to answer on the first call). */
+static void *http_on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	struct http_conn *hc = http_conn_of(conn);
+	enum http_gate_verdict v;
+	size_t len;
+
+	(void)cls;
+	if (uri == NULL) /* a request line without a target: libmicrohttpd refuses it */
+		return NULL;
+	len = strlen(uri);
+	if (hc != NULL) {
+		hc->uri = uri;
+		hc->uri_len = len;
+	}
+	v = http_gate_target(uri, len);
+	return v == HTTP_GATE_OK ? NULL : (void *)(uintptr_t)http_gate_refusal(v);
+}
+
+/* 1 when the target on the request line held a raw NUL: the part the URI-log callback
+ * saw ends before the space that precedes the HTTP version.  url and version point into
+ * the request line as libmicrohttpd read it. */
+static int http_raw_nul(struct MHD_Connection *conn, const char *url, const char *version)
+{
+	const struct http_conn *hc = http_conn_of(conn);
+
+	if (hc == NULL || hc->uri == NULL || hc->uri != url || version == NULL ||
+	    *version == '\0' || version <= url)
+		return 0;
+	return hc->uri_len < (size_t)(version - 1 - url);
+}
+
+static enum MHD_Result http_framing_field(void *cls, enum MHD_ValueKind kind, const char *key,
+                                          size_t key_size, const char *value, size_t value_size)
+{
+	(void)kind;
+	return http_gate_framing_field(cls, key, key_size, value, value_size) == HTTP_GATE_OK
+	           ? MHD_YES
+	           : MHD_NO;
+}
+
+/* The gate's refusal, answered with its JSON error; framing refusals close the
+ * connection, as the bytes after the headers cannot be told apart any more. */
+static enum MHD_Result http_send_refusal(struct http_server *srv, struct MHD_Connection *conn,
+                                         const struct http_ctx *ctx, const char *method,
+                                         const char *url, const struct http_gate_refusal *r)
+{
+	struct http_response resp;
+
+	memset(&resp, 0, sizeof(resp));
+	http_reply_code(&resp, r->status, r->code, r->message);
+	if (r->close)
+		http_add_header(&resp, MHD_HTTP_HEADER_CONNECTION, "close");
+	resp.route = "rejected";
+	log_info(ctx->reqid, "http: refused (%s): %s", r->code, r->message);
+	return http_send(srv, conn, ctx, method, url, &resp);
+}
+
+/* The gate over a request whose headers are in: the target's verdict (target_cls, from
+ * http_on_uri), a raw NUL on the request line, then the framing headers.  NULL when the
+ * request may go on; *framing, *has_body and *chunked then describe its body. */
+static const struct http_gate_refusal *http_gate_request(struct MHD_Connection *conn,
+                                                         const char *url, const char *version,
+                                                         const void *target_cls,
+                                                         struct http_gate_framing *framing,
+                                                         int *has_body, int *chunked)
+{
+	enum http_gate_verdict v = http_gate_refusal_verdict(target_cls);
+
+	if (v == HTTP_GATE_OK && http_raw_nul(conn, url, version))
+		v = HTTP_GATE_NUL;
+	if (v == HTTP_GATE_OK) {
+		http_gate_framing_init(framing,
+		                       version != NULL && strcmp(version, "HTTP/1.0") == 0);
+		MHD_get_connection_values_n(conn, MHD_HEADER_KIND, http_framing_field, framing);
+		v = http_gate_framing_end(framing, has_body, chunked);
+	}
+	return http_gate_refusal(v); /* NULL for HTTP_GATE_OK */
+}
+
 /*
  * First call for a request: the headers are in, the body (if any) is not.
- * Refuse an upload that can be refused now, before a byte of it is read.
+ * Run the gate, then refuse an upload that can be refused now, before a byte
+ * of it is read.
  */
 static enum MHD_Result http_first_call(struct http_server *srv, struct MHD_Connection *conn,
-                                       const char *url, const char *method, void **con_cls)
+                                       const char *url, const char *method, const char *version,
+                                       void **con_cls)
 {
-	const char *cl, *te, *ct;
-	unsigned long long length = 0;
+	const struct http_gate_refusal *refusal;
+	struct http_gate_framing framing = {0};
+	int has_body = 0, chunked = 0;
+	const char *ct;
 	struct http_ctx local;
 	enum MHD_Result ret;
 	struct http_ctx *ctx;
 	struct err e;
 
-	cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-	te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
-	if (cl != NULL) {
-		errno = 0;
-		length = strtoull(cl, NULL, 10);
-		if (errno == ERANGE)
-			length = ULLONG_MAX;
-	}
-	if (length == 0 && te == NULL) {
+	http_lift_deadline(srv, conn);
+	refusal = http_gate_request(conn, url, version, *con_cls, &framing, &has_body, &chunked);
+	if (refusal == NULL && !has_body) {
 		*con_cls = &http_bodiless_marker;
 		return MHD_YES;
 	}
 
 	http_ctx_init(&local, conn);
 	*con_cls = &http_answered_marker; /* unless the body is to be read after all */
+	if (refusal != NULL)
+		return http_send_refusal(srv, conn, &local, method, url, refusal);
 	if (http_ops_route(url) == 0 && !http_rate_ok(srv, conn, &local, url, method, &ret))
 		return ret;
-	if (length > srv->cfg.max_body) {
+	if (!chunked && framing.length > srv->cfg.max_body) {
 		err_set(&e, ERR_TOOBIG, "body_too_large",
 		        "The body exceeds the limit of %zu bytes.", srv->cfg.max_body);
 		return http_send_error(srv, conn, &local, method, url, &e, "rejected");
 	}
 	ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-	if (length > 0 && !http_is_json_type(ct)) {
+	if (!chunked && !http_is_json_type(ct)) {
 		err_set(&e, ERR_MEDIA, "unsupported_media_type",
 		        "A body must be sent as application/json (UTF-8).");
 		return http_send_error(srv, conn, &local, method, url, &e, "rejected");
@@ -704,13 +855,13 @@ static enum MHD_Result http_first_call(struct http_server *srv, struct MHD_Conne
 	if (ctx == NULL)
 		return MHD_NO;
 	*ctx = local;
-	if (length > 0) {
-		ctx->body = malloc(length + 1);
+	if (!chunked) {
+		ctx->body = malloc((size_t)framing.length + 1);
 		if (ctx->body == NULL) {
 			free(ctx);
 			return MHD_NO;
 		}
-		ctx->cap = length + 1;
+		ctx->cap = (size_t)framing.length + 1;
 	}
 	*con_cls = ctx;
 	return MHD_YES;
@@ -785,7 +936,7 @@ static enum MHD_Result http_on_request(void *cls, struct MHD_Connection *conn, c
 	void *state = *con_cls;
 
 	if (state == NULL)
-		return http_first_call(srv, conn, url, method, con_cls);
+		return http_first_call(srv, conn, url, method, version, con_cls);
 	if (state == &http_answered_marker || state == &http_bodiless_marker) {
 		if (*upload_data_size > 0) {
 			*upload_data_size = 0; /* answered already, or not expected: drop */
@@ -796,6 +947,8 @@ static enum MHD_Result http_on_request(void *cls, struct MHD_Connection *conn, c
 		*con_cls = &http_answered_marker;
 		return http_bodiless(srv, conn, url, method);
 	}
+	if (http_gate_refusal_verdict(state) != HTTP_GATE_OK) /* refused target: first call */
+		return http_first_call(srv, conn, url, method, version, con_cls);
 	if (*upload_data_size > 0)
 		return http_take_body(srv, state, upload_data, upload_data_size);
 	return http_body_done(srv, conn, state, url, method);
@@ -807,7 +960,8 @@ static void http_on_completed(void *cls, struct MHD_Connection *conn, void **con
 	struct http_ctx *ctx = *con_cls;
 
 	if (ctx != NULL && (void *)ctx != &http_answered_marker &&
-	    (void *)ctx != &http_bodiless_marker) {
+	    (void *)ctx != &http_bodiless_marker &&
+	    http_gate_refusal_verdict(ctx) == HTTP_GATE_OK) {
 		free(ctx->body);
 		free(ctx);
 	}
@@ -916,7 +1070,7 @@ struct http_server *http_server_start(const struct http_config *cfg, struct err 
 	struct http_server *srv = calloc(1, sizeof(*srv));
 	const char *addr = cfg->listen_addr != NULL ? cfg->listen_addr : "127.0.0.1";
 	struct sockaddr_storage ss;
-	struct MHD_OptionItem opts[12];
+	struct MHD_OptionItem opts[16];
 	const union MHD_DaemonInfo *info;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
 	int n = 0;
@@ -944,16 +1098,26 @@ struct http_server *http_server_start(const struct http_config *cfg, struct err 
 	    MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_POLL;
 	if (srv->tls_cert != NULL)
 		flags |= MHD_USE_TLS;
-	/* Turbo skips per-connection work the daemon does not need: no shutdown() before close,
-	 * no per-accept fcntl; a measurable share of a small cached answer's cost. */
-	flags |= MHD_USE_TURBO;
+		/* No MHD_USE_TURBO: with it, libmicrohttpd 0.9.75 never times out a TLS connection
+		 * that has not finished its handshake (measured: a silent TCP connection stayed
+		 * open indefinitely), which is the first-request deadline that keeps one client
+		 * from holding the daemon.  Turbo only saved a shutdown() per close and an fcntl
+		 * per accept. */
 
 #define HTTP_OPT(o, v, p) (opts[n++] = (struct MHD_OptionItem){(o), (intptr_t)(v), (p)})
 	HTTP_OPT(MHD_OPTION_SOCK_ADDR, 0, &ss);
 	HTTP_OPT(MHD_OPTION_NOTIFY_COMPLETED, http_on_completed, srv);
 	if (cfg->max_connections > 0)
 		HTTP_OPT(MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections, NULL);
-	if (cfg->conn_timeout > 0)
+	HTTP_OPT(MHD_OPTION_NOTIFY_CONNECTION, http_on_connection, srv);
+	HTTP_OPT(MHD_OPTION_URI_LOG_CALLBACK, http_on_uri, srv);
+	if (cfg->max_connections_per_ip > 0)
+		HTTP_OPT(MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_connections_per_ip, NULL);
+	/* A new connection has request_timeout until its first request is in; see
+	 * http_lift_deadline(). */
+	if (cfg->request_timeout > 0)
+		HTTP_OPT(MHD_OPTION_CONNECTION_TIMEOUT, cfg->request_timeout, NULL);
+	else if (cfg->conn_timeout > 0)
 		HTTP_OPT(MHD_OPTION_CONNECTION_TIMEOUT, cfg->conn_timeout, NULL);
 	if (cfg->threads > 1)
 		HTTP_OPT(MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, NULL);
@@ -981,9 +1145,12 @@ struct http_server *http_server_start(const struct http_config *cfg, struct err 
 	}
 	info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
 	srv->port = info != NULL ? info->port : cfg->port;
-	log_info(NULL, "http: listening on %s port %d (%s, %d threads)", addr, srv->port,
-	         srv->tls_cert != NULL ? "https" : "plain http",
-	         cfg->threads > 1 ? cfg->threads : 1);
+	log_info(NULL,
+	         "http: listening on %s port %d (%s, %d threads, %d connections, %d per address, "
+	         "first request within %ds, idle %ds)",
+	         addr, srv->port, srv->tls_cert != NULL ? "https" : "plain http",
+	         cfg->threads > 1 ? cfg->threads : 1, cfg->max_connections,
+	         cfg->max_connections_per_ip, cfg->request_timeout, cfg->conn_timeout);
 	return srv;
 fail:
 	http_server_stop(srv);

@@ -1,8 +1,9 @@
 /*
  * http.h - the HTTPS server layer shared by the daemons, over libmicrohttpd.
  *
- * The layer owns everything that is the same for every resource: TLS, a
- * request id, body size limits, content-type and JSON/UTF-8 checks, per-client
+ * The layer owns everything that is the same for every resource: TLS, the
+ * request gate (http_gate.h: target encoding, NUL, UTF-8, framing), per-address
+ * connection limits and the first-request deadline, a request id, body size limits, content-type and JSON/UTF-8 checks, per-client
  * rate limiting (429 + Retry-After), /healthz, Prometheus /metrics, access
  * logging and JSON error bodies {"error": code, "message": sentence}.  The
  * application supplies one dispatch function that sees a complete, checked
@@ -22,7 +23,8 @@
 
 struct http_request {
 	const char *method;    /* "GET", "POST", ... */
-	const char *path;      /* URL path, percent-decoded by MHD, no query string */
+	const char *path;      /* URL path, percent-decoded, no query string; valid UTF-8
+	                        * without NUL (the gate refused anything else) */
 	const char *reqid;     /* random id, also sent back as X-Request-Id */
 	const char *client_ip; /* textual client address */
 	const char *content_type;
@@ -70,7 +72,11 @@ struct http_config {
 	size_t max_body;      /* bytes */
 	int threads;          /* worker threads */
 	int max_connections;
-	int conn_timeout;     /* seconds */
+	int max_connections_per_ip; /* from one client address; 0: no limit */
+	int conn_timeout;           /* seconds a kept-alive connection may stay idle */
+	int request_timeout;        /* seconds a new connection may stay silent (TLS
+	                             * handshake included) until its first request's
+	                             * headers are in; 0: conn_timeout */
 	double rate_per_sec;  /* per-client token bucket refill; 0 disables limiting */
 	double rate_burst;    /* bucket size */
 	http_dispatch_fn dispatch;
