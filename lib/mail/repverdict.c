@@ -28,6 +28,27 @@ static int verdict_known(const char *v)
 	                     strcmp(v, "unknown") == 0 || strcmp(v, "block") == 0);
 }
 
+/* The text of the reason that decided the verdict (PROTOCOL.md §11.2): the answer lists
+ * the CSA result first and then the reasons of the subjects whose verdict is the overall
+ * one, so a block, trusted or known verdict is explained by the first reason that names
+ * a subject (a listing, not "CSA unknown"); an unknown one by the first reason. */
+static const char *deciding_reason(json_t *reasons, const char *verdict)
+{
+	json_t *r;
+	size_t i;
+
+	if (!json_is_array(reasons) || json_array_size(reasons) == 0)
+		return NULL;
+	if (strcmp(verdict, "unknown") != 0) {
+		json_array_foreach(reasons, i, r)
+		{
+			if (json_is_string(json_object_get(r, "subject")))
+				return json_string_value(json_object_get(r, "text"));
+		}
+	}
+	return json_string_value(json_object_get(json_array_get(reasons, 0), "text"));
+}
+
 int repverdict_parse(const char *body, size_t len, struct repverdict *v, struct err *e)
 {
 	json_error_t je;
@@ -46,8 +67,7 @@ int repverdict_parse(const char *body, size_t len, struct repverdict *v, struct 
 	}
 	snprintf(v->verdict, sizeof(v->verdict), "%s", verdict);
 	reasons = json_object_get(root, "reasons");
-	if (json_is_array(reasons) && json_array_size(reasons) > 0)
-		text = json_string_value(json_object_get(json_array_get(reasons, 0), "text"));
+	text = deciding_reason(reasons, verdict);
 	repverdict_clean(text, v->reason, sizeof(v->reason));
 	csa = json_object_get(root, "csa");
 	if (json_is_object(csa))

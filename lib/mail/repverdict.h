@@ -1,7 +1,7 @@
 /*
  * repverdict.h - the answer of anchor-reputation's GET /v1/query (PROTOCOL.md
  * §11.2) reduced to what its clients act on: the verdict, the CSA result and
- * the first reason.  Shared by anchor-policyd and anchor-relay.
+ * the reason that decided it.  Shared by anchor-policyd and anchor-relay.
  */
 #ifndef ANCHOR_REPVERDICT_H
 #define ANCHOR_REPVERDICT_H
@@ -13,7 +13,7 @@
 struct repverdict {
 	char verdict[16]; /* trusted | known | unknown | block */
 	char csa[16];     /* the "csa" member's result ("pass", "fail", ...); "" when absent */
-	char reason[256]; /* the first reason's text, one line of printable ASCII; "" */
+	char reason[256]; /* the deciding reason's text (a listing for a block), printable ASCII; "" */
 };
 
 /* Parse the JSON answer.  Anything that is not an object with one of the four

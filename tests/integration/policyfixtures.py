@@ -160,7 +160,10 @@ class FakeReputation:
                 if fake.delay:
                     time.sleep(fake.delay)
                 verdict, text = fake.verdicts.get(q.get("ip"), ("unknown", "nothing known"))
-                body = json.dumps({"verdict": verdict, "reasons": [{"code": "x", "text": text}],
+                # text: one reason's sentence, or the whole reasons list as the service
+                # writes it (PROTOCOL.md §11.2)
+                reasons = text if isinstance(text, list) else [{"code": "x", "text": text}]
+                body = json.dumps({"verdict": verdict, "reasons": reasons,
                                    "subjects": []}).encode()
                 try:
                     self.send_response(fake.status)

@@ -65,6 +65,23 @@ def test_block_rejects_and_unknown_passes(fake, make_policyd):
     c.close()
 
 
+def test_reject_names_the_listing_not_the_csa_result(fake, make_policyd):
+    """The service lists the CSA result first and then the reasons of the subjects that
+    decided the verdict: the rejection gives the listing that decided the block (before,
+    the first reason: "CSA unknown: ...", which is no ground for a rejection)."""
+    fake.verdicts["192.0.2.67"] = ("block", [
+        {"code": "csa_unknown", "text": "CSA unknown: the CSA lookup for mx.spam.example failed",
+         "evidence": []},
+        {"code": "listed", "subject": "ip:192.0.2.67", "evidence": ["r1.example/1"],
+         "text": "listed: weigh 3.00 from 3 independent reporting domains"}])
+    pd = make_policyd(fake)
+    c = pd.connect()
+    assert c.ask(request_attrs(client_address="192.0.2.67")) == (
+        "action=REJECT 5.7.1 client blocked by reputation: "
+        "listed: weigh 3.00 from 3 independent reporting domains")
+    c.close()
+
+
 def test_cache_answers_repeats(fake, make_policyd):
     fake.verdicts["192.0.2.66"] = ("block", "listed")
     pd = make_policyd(fake, cache_ttl="60s")

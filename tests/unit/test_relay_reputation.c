@@ -750,6 +750,27 @@ static void test_repverdict(void **state)
 	assert_int_equal(repverdict_parse("{\"verdict\":5}", 13, &v, &e), -1);
 }
 
+/* A block is explained by the listing that decided it, not by the CSA result the answer
+ * lists first; an unknown verdict by the first reason. */
+static void test_repverdict_deciding_reason(void **state)
+{
+	struct repverdict v;
+	struct err e = {0};
+	const char *block =
+	    "{\"verdict\":\"block\",\"reasons\":["
+	    "{\"code\":\"csa_unknown\",\"text\":\"CSA unknown: the CSA lookup failed\"},"
+	    "{\"code\":\"listed\",\"subject\":\"ip:192.0.2.7\",\"text\":\"listed: 4 reporters\"}]}";
+	const char *unknown =
+	    "{\"verdict\":\"unknown\",\"reasons\":["
+	    "{\"code\":\"csa_fail\",\"text\":\"CSA fail: not authorised\"},"
+	    "{\"code\":\"no_reports\",\"subject\":\"ip:192.0.2.7\",\"text\":\"no reports\"}]}";
+
+	assert_int_equal(repverdict_parse(block, strlen(block), &v, &e), 0);
+	assert_string_equal(v.reason, "listed: 4 reporters");
+	assert_int_equal(repverdict_parse(unknown, strlen(unknown), &v, &e), 0);
+	assert_string_equal(v.reason, "CSA fail: not authorised");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -769,6 +790,7 @@ int main(void)
 	    cmocka_unit_test(test_report),
 	    cmocka_unit_test(test_report_refused),
 	    cmocka_unit_test(test_repverdict),
+	    cmocka_unit_test(test_repverdict_deciding_reason),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
