@@ -244,8 +244,8 @@ static json_t *events_json(const struct rep_delist_event *v, int n)
 	json_t *events = json_array();
 
 	for (int i = 0; i < n; i++)
-		json_array_append_new(events, json_pack("{s:s, s:s, s:s}", "event", v[i].event, "at",
-		                                        v[i].at, "detail", v[i].detail));
+		json_array_append_new(events, json_pack("{s:s, s:s, s:s}", "event", v[i].event,
+		                                        "at", v[i].at, "detail", v[i].detail));
 	return events;
 }
 

@@ -68,10 +68,10 @@ static json_t *feed_changes(const struct rep_feed_change *v, int n)
 	for (int i = 0; i < n; i++)
 		json_array_append_new(
 		    changes, json_pack("{s:I, s:s, s:f, s:f, s:I, s:s, s:I, s:I}", "seq",
-		                       (json_int_t)v[i].seq, "subject", v[i].subject, "bad", v[i].bad,
-		                       "good", v[i].good, "t", (json_int_t)v[i].t, "verdict",
-		                       v[i].verdict, "reports", (json_int_t)v[i].reports, "reporters",
-		                       (json_int_t)v[i].reporters));
+		                       (json_int_t)v[i].seq, "subject", v[i].subject, "bad",
+		                       v[i].bad, "good", v[i].good, "t", (json_int_t)v[i].t,
+		                       "verdict", v[i].verdict, "reports", (json_int_t)v[i].reports,
+		                       "reporters", (json_int_t)v[i].reporters));
 	return changes;
 }
 
@@ -221,8 +221,8 @@ static int fetch_page(struct rep *rep, const struct rep_peer *peer, long long cu
                       struct jws_verified *v, struct err *e)
 {
 	struct https_opts o = {.cacert = discover_config(rep->disc)->cacert,
-	                           .connect_timeout_ms = (int)rep->cfg.dns_timeout_ms,
-	                           .timeout_ms = 30000};
+	                       .connect_timeout_ms = (int)rep->cfg.dns_timeout_ms,
+	                       .timeout_ms = 30000};
 	struct https_reply reply = {0};
 	char path[96], signer[320];
 	int rc;

@@ -4,7 +4,8 @@
  * router.c picks a handler by method and path; auth.c says who asks, reply.c answers
  * errors.  Each handler parses the request, authorises it, asks the store (store.h,
  * the only SQL) on a database connection borrowed for the length of the request, and
- * answers through the http_reply_* helpers.  Errors are struct err values, answered (and logged) in one place: rep_fail.
+ * answers through the http_reply_* helpers.  Errors are struct err values, answered (and logged) in
+ * one place: rep_fail.
  */
 #ifndef REP_HANDLERS_H
 #define REP_HANDLERS_H

@@ -465,7 +465,8 @@ void rep_export_csv(struct rep_req *r)
 		return http_reply_errorf(r->resp, ERR_INPUT, "bad_request",
 		                         "verdict must be trusted, known, unknown or block");
 	}
-	if (b.data == NULL || rep_store_contribs_all(r->db, r->rep->p.standing_default, &all, &e) < 0) {
+	if (b.data == NULL ||
+	    rep_store_contribs_all(r->db, r->rep->p.standing_default, &all, &e) < 0) {
 		free(b.data);
 		if (e.kind == ERR_NONE)
 			err_set(&e, ERR_INTERNAL, "internal", "out of memory");

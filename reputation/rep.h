@@ -2,7 +2,10 @@
  * rep.h - anchor-reputation's shared state and the seams between its parts.
  *
  *   main.c, settings.c   the daemon and its one table of parameters
- *   router.c             HTTPS resources (lib/http/http.c) -> handlers
+ *   router.c             HTTPS resources (lib/http/http.c) -> handlers (handlers.h);
+ *                        auth.c who asks (operator token, anchored signatures),
+ *                        reply.c how an error is answered
+ *   store_*.c            the store (store.h): the only SQL, one file per aggregate
  *   report.c             signed report intake (JWS by a key anchored in the
  *                        reporter's domain, found with lib/dns/discover.c); ARF
  *                        intake (arf.c parses) for registered reporters
@@ -10,7 +13,8 @@
  *   query.c              answers: CSA + per-subject scores + verdict; batches; CSV
  *   delist.c             review requests and their public audit trail
  *   federation.c         the signed feed of score changes; importing a peer's
- *   dnszone.c            an RFC 5782-style DNS zone over UDP (ldns)
+ *   dnszone.c            an RFC 5782-style DNS zone over UDP (ldns); its pure wire
+ *                        half in dnszone_wire.c
  *   lib/mail/csa.c            the CSA check (Exim semantics), shared with the relay
  *
  * Subjects are typed strings: "ip:192.0.2.1", "helo:mx.example.com",

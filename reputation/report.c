@@ -33,8 +33,8 @@ static int subject_order(const void *a, const void *b)
 
 /* Each subject: linked to the report, the report's weight folded into the reporter's
  * evidence, the summary recomputed.  Inside the ingest transaction. */
-static int add_subjects(struct rep *rep, struct db *db, const struct rep_report *r,
-                        long long rowid, long long now, struct err *e)
+static int add_subjects(struct rep *rep, struct db *db, const struct rep_report *r, long long rowid,
+                        long long now, struct err *e)
 {
 	int is_good;
 	double w = rep_category_weight(r->category, r->verified_identity, &is_good);
@@ -270,9 +270,8 @@ void rep_reporter_get(struct rep_req *r, const char *domain)
 	}
 	http_reply_json(r->resp, 200,
 	                json_pack("{s:s, s:f, s:I, s:I, s:I, s:b, s:s, s:s}", "domain", rr.domain,
-	                          "standing", rr.standing, "agreements",
-	                          (json_int_t)rr.agreements, "disagreements",
-	                          (json_int_t)rr.disagreements, "reports", (json_int_t)rr.reports,
-	                          "arf", rr.arf, "first_seen", rr.first_seen, "last_seen",
-	                          rr.last_seen));
+	                          "standing", rr.standing, "agreements", (json_int_t)rr.agreements,
+	                          "disagreements", (json_int_t)rr.disagreements, "reports",
+	                          (json_int_t)rr.reports, "arf", rr.arf, "first_seen",
+	                          rr.first_seen, "last_seen", rr.last_seen));
 }

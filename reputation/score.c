@@ -380,8 +380,8 @@ static int attach_evidence(struct db *db, const char *subject, struct rep_score 
 		free(ids);
 		return -1;
 	}
-	bad = id_array((const char (*)[400])ids->bad, ids->nbad);
-	good = id_array((const char (*)[400])ids->good, ids->ngood);
+	bad = id_array((const char(*)[400])ids->bad, ids->nbad);
+	good = id_array((const char(*)[400])ids->good, ids->ngood);
 	free(ids);
 	json_array_foreach(o->reasons, i, r)
 	{

@@ -88,8 +88,8 @@ struct rep_params {
 	double network_cap;      /* most weight one reporter network adds to a subject */
 	double standing_default; /* a new reporter's standing (its weight per report) */
 	double standing_min, standing_max;
-	int prefix4, prefix6;    /* a reporter network: the client address's /prefix */
-	double report_rate;      /* reports per second per reporter domain */
+	int prefix4, prefix6; /* a reporter network: the client address's /prefix */
+	double report_rate;   /* reports per second per reporter domain */
 };
 
 struct rep_peer {
@@ -98,7 +98,7 @@ struct rep_peer {
 	double weight;    /* what one unit of the peer's weight is worth here */
 };
 
-int rep_settings_check(const struct rep_settings *s, struct rep_params *p,
-		       struct rep_peer *peers, int *npeers, struct err *e);
+int rep_settings_check(const struct rep_settings *s, struct rep_params *p, struct rep_peer *peers,
+                       int *npeers, struct err *e);
 
 #endif
