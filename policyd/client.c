@@ -7,6 +7,15 @@
  * than timeout_ms.  Connections are kept alive between queries (the multi
  * handle's connection cache).
  *
+ * At most reputation_connections connections are open to the service at once;
+ * queries beyond that wait in libcurl's queue for a connection to come free
+ * (still within their timeout_ms).  anchor-reputation closes at once every
+ * connection from one address beyond its max_connections_per_ip (32 by default),
+ * so without this bound a burst of queries would open one connection each, and
+ * every one the service closed would fail open (and start the backoff).  The
+ * connection cache keeps as many as may be open, so that a burst reuses its
+ * connections instead of closing one and opening the next.
+ *
  * Only an outage backs off: no answer, a timeout, 429, 5xx or an answer that is not a
  * verdict.  A 4xx (but 429) is the service refusing this one question, which carries
  * the SMTP client's own text: it says nothing about the service, so it never backs off
@@ -280,7 +289,8 @@ struct policy_client *policy_client_new(struct event_base *base, const struct po
 	curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
 	curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, set_timer);
 	curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
-	curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, 16L);
+	curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)s->reputation_connections);
+	curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)s->reputation_connections);
 	return c;
 }
 

@@ -37,6 +37,7 @@ struct policy_settings {
 	char *reputation_url; /* https://host:port of anchor-reputation */
 	char *cacert;         /* CA bundle for its certificate; unset: the system's */
 	long long timeout_ms; /* per query */
+	long long reputation_connections; /* open to anchor-reputation at once; more queue */
 	long long cache_ttl;  /* seconds a verdict is reused; 0: no cache */
 	long long cache_size; /* entries */
 	long long backoff;    /* seconds without queries after a failure */

@@ -18,6 +18,9 @@ const struct conf_param policy_settings_table[] = {
      "CA certificates (PEM) for anchor-reputation's certificate; unset: the system's"},
     {"timeout_ms", CONF_INT, "300", 10, 60000, S(timeout_ms),
      "longest wait for anchor-reputation per query (Postfix waits 100s at most)"},
+    {"reputation_connections", CONF_INT, "16", 1, 1024, S(reputation_connections),
+     "most connections open to anchor-reputation at once (more queries wait for one); "
+     "keep it below the service's max_connections_per_ip (32 by default)"},
     {"cache_ttl", CONF_DURATION, "300s", 0, 86400, S(cache_ttl),
      "seconds a verdict is reused for the same client; 0 disables the cache"},
     {"cache_size", CONF_INT, "65536", 1, 16777216, S(cache_size), "verdicts kept in memory"},

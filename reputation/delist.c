@@ -18,12 +18,12 @@
 
 #include "pki/cert.h"
 #include "mail/csa.h"
-#include "handlers.h"
 #include "core/log.h"
+#include "handlers.h"
+#include "store.h"
 
 #define REP_TYPE_DELIST "anchor-delist-request"
 #define REP_DELIST_MAX_AGE 86400 /* a signed request is good for a day */
-#define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
 struct proof {
 	const char *method;  /* "signature" or "csa" */
@@ -167,10 +167,14 @@ static int prove_by_csa(struct rep_req *r, struct proof *p, struct err *e)
 static long long store_request(struct rep_req *r, struct proof *p, struct err *e)
 {
 	struct rep_score sc;
+	struct rep_delist_new n = {.subject = p->subject.text,
+	                           .method = p->method,
+	                           .proven_by = p->proven_by,
+	                           .proof = p->proof,
+	                           .reason = p->reason ? p->reason : "",
+	                           .contact = p->contact ? p->contact : ""};
 	char *snapshot;
-	const char *params[7];
 	long long id = -1;
-	PGresult *res = NULL;
 
 	if (rep_score_get(r->rep, r->db, &p->subject, &sc, e) < 0)
 		return -1;
@@ -179,38 +183,12 @@ static long long store_request(struct rep_req *r, struct proof *p, struct err *e
 	snapshot = json_dumps(doc, JSON_COMPACT);
 	json_decref(doc);
 	rep_score_clear(&sc);
-	params[0] = p->subject.text;
-	params[1] = p->method;
-	params[2] = p->proven_by;
-	params[3] = p->proof;
-	params[4] = p->reason ? p->reason : "";
-	params[5] = p->contact ? p->contact : "";
-	params[6] = snapshot;
-	if (snapshot == NULL || db_begin(r->db, e) < 0)
-		goto out;
-	res = db_exec(r->db,
-	              "INSERT INTO rep_delist_requests (subject, method, proven_by, proof, reason, "
-	              "contact, score_at_request) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-	              7, params, e);
-	if (res == NULL)
-		goto fail;
-	params[0] = PQgetvalue(res, 0, 0);
-	params[1] = p->proven_by;
-	if (db_run(r->db,
-	           "INSERT INTO rep_delist_events (request, event, detail) "
-	           "VALUES ($1, 'requested', 'ownership proven by ' || $2)",
-	           2, params, e) < 0 ||
-	    db_commit(r->db, e) < 0)
-		goto fail;
-	id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	goto out;
-fail:
-	db_rollback(r->db);
-out:
-	PQclear(res);
-	free(snapshot);
-	if (snapshot == NULL && e->kind == ERR_NONE)
+	n.snapshot = snapshot;
+	if (snapshot == NULL)
 		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	else if (rep_store_delist_create(r->db, &n, &id, e) < 0)
+		id = -1;
+	free(snapshot);
 	return id;
 }
 
@@ -250,23 +228,25 @@ void rep_delist_post(struct rep_req *r)
 
 /* ------------------------------------------------------------------ the trail */
 
-#define REQUEST_COLUMNS                                                                            \
-	"id, subject, method, proven_by, reason, status, " TS("created") ", " TS(                  \
-	    "decided") ", "                                                                        \
-	               "coalesce(decision_note, ''), score_at_request::text"
-
-static json_t *request_json(PGresult *res, int i)
+static json_t *request_json(const struct rep_delist *d)
 {
-	json_t *snap = json_loads(PQgetvalue(res, i, 9), 0, NULL);
+	json_t *snap = json_loads(d->snapshot, 0, NULL);
 
 	return json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s?, s:o?}", "id",
-	                 (json_int_t)strtoll(PQgetvalue(res, i, 0), NULL, 10), "subject",
-	                 PQgetvalue(res, i, 1), "method", PQgetvalue(res, i, 2), "proven_by",
-	                 PQgetvalue(res, i, 3), "reason", PQgetvalue(res, i, 4), "status",
-	                 PQgetvalue(res, i, 5), "created", PQgetvalue(res, i, 6), "decided",
-	                 PQgetisnull(res, i, 7) ? NULL : PQgetvalue(res, i, 7), "decision_note",
-	                 PQgetvalue(res, i, 8)[0] ? PQgetvalue(res, i, 8) : NULL,
-	                 "score_at_request", snap);
+	                 (json_int_t)d->id, "subject", d->subject, "method", d->method, "proven_by",
+	                 d->proven_by, "reason", d->reason, "status", d->status, "created",
+	                 d->created, "decided", d->decided[0] ? d->decided : NULL, "decision_note",
+	                 d->note, "score_at_request", snap);
+}
+
+static json_t *events_json(const struct rep_delist_event *v, int n)
+{
+	json_t *events = json_array();
+
+	for (int i = 0; i < n; i++)
+		json_array_append_new(events, json_pack("{s:s, s:s, s:s}", "event", v[i].event,
+		                                        "at", v[i].at, "detail", v[i].detail));
+	return events;
 }
 
 static int parse_id(const char *text, long long *id)
@@ -279,42 +259,29 @@ static int parse_id(const char *text, long long *id)
 
 void rep_delist_get(struct rep_req *r, const char *id_text)
 {
-	const char *params[1] = {id_text};
-	json_t *obj, *events;
+	struct rep_delist d;
+	struct rep_delist_event *events = NULL;
 	struct err e = {0};
-	PGresult *res;
+	json_t *obj;
 	long long id;
+	int found, n = 0;
 
 	if (parse_id(id_text, &id) < 0)
 		return http_reply_errorf(r->resp, ERR_NOTFOUND, "not_found",
 		                         "no delisting request %.20s", id_text);
-	res = db_exec(r->db, "SELECT " REQUEST_COLUMNS " FROM rep_delist_requests WHERE id = $1", 1,
-	              params, &e);
-	if (res == NULL)
+	if ((found = rep_store_delist_get(r->db, id, &d, &e)) < 0)
 		return rep_fail(r, &e);
-	if (PQntuples(res) != 1) {
-		PQclear(res);
+	if (found == 0)
 		return http_reply_errorf(r->resp, ERR_NOTFOUND, "not_found",
 		                         "no delisting request %lld", id);
-	}
-	obj = request_json(res, 0);
-	PQclear(res);
-	res =
-	    db_exec(r->db,
-	            "SELECT event, " TS("at") ", detail FROM rep_delist_events WHERE request = $1 "
-	                                      "ORDER BY id",
-	            1, params, &e);
-	if (res == NULL) {
+	obj = request_json(&d);
+	rep_delist_clear(&d);
+	if (rep_store_delist_events(r->db, id, &events, &n, &e) < 0) {
 		json_decref(obj);
 		return rep_fail(r, &e);
 	}
-	events = json_array();
-	for (int i = 0; i < PQntuples(res); i++)
-		json_array_append_new(
-		    events, json_pack("{s:s, s:s, s:s}", "event", PQgetvalue(res, i, 0), "at",
-		                      PQgetvalue(res, i, 1), "detail", PQgetvalue(res, i, 2)));
-	PQclear(res);
-	json_object_set_new(obj, "events", events);
+	json_object_set_new(obj, "events", events_json(events, n));
+	rep_delist_events_free(events, n);
 	http_reply_json(r->resp, 200, obj);
 }
 
@@ -323,13 +290,12 @@ void rep_delist_list(struct rep_req *r)
 	const char *subject = http_query_arg(r->http, "subject");
 	const char *status = http_query_arg(r->http, "status");
 	const char *limit_text = http_query_arg(r->http, "limit");
-	char limit[16];
-	const char *params[3] = {subject, status, limit};
+	struct rep_delist *v = NULL;
 	struct rep_subject s;
 	struct err e = {0};
 	json_t *list;
-	PGresult *res;
 	long long n = limit_text ? strtoll(limit_text, NULL, 10) : 100;
+	int rows = 0;
 
 	if (n < 1 || n > 1000)
 		return http_reply_errorf(r->resp, ERR_INPUT, "bad_request",
@@ -337,21 +303,16 @@ void rep_delist_list(struct rep_req *r)
 	if (subject != NULL) {
 		if (rep_subject_parse(subject, &s, &e) < 0)
 			return rep_fail(r, &e);
-		params[0] = s.text;
+		subject = s.text;
 	}
-	snprintf(limit, sizeof(limit), "%lld", n);
-	res = db_exec(
-	    r->db,
-	    "SELECT " REQUEST_COLUMNS " FROM rep_delist_requests "
-	    "WHERE ($1::text IS NULL OR subject = $1) AND ($2::text IS NULL OR status = $2) "
-	    "ORDER BY id DESC LIMIT $3::int",
-	    3, params, &e);
-	if (res == NULL)
+	if (rep_store_delist_list(r->db, subject, status, n, &v, &rows, &e) < 0)
 		return rep_fail(r, &e);
 	list = json_array();
-	for (int i = 0; i < PQntuples(res); i++)
-		json_array_append_new(list, request_json(res, i));
-	PQclear(res);
+	for (int i = 0; i < rows; i++) {
+		json_array_append_new(list, request_json(&v[i]));
+		rep_delist_clear(&v[i]);
+	}
+	free(v);
 	http_reply_json(r->resp, 200, json_pack("{s:o}", "requests", list));
 }
 
@@ -359,27 +320,34 @@ void rep_delist_list(struct rep_req *r)
 
 static int apply_delisting(struct rep_req *r, const char *id, const char *subject, struct err *e)
 {
-	const char *params[2] = {subject, id};
-
-	return db_run(r->db, "UPDATE rep_contrib SET bad = 0 WHERE subject = $1", 1, params, e) <
-	                   0 ||
+	return rep_store_evidence_drop_bad(r->db, subject, e) < 0 ||
 	               rep_subject_refresh(r->rep, r->db, subject, (long long)time(NULL), e) < 0 ||
-	               db_run(r->db,
-	                      "UPDATE rep_subject_scores SET delisted_at = now(), "
-	                      "delist_request = $2::bigint WHERE subject = $1",
-	                      2, params, e) < 0
+	               rep_store_mark_delisted(r->db, subject, id, e) < 0
 	           ? -1
 	           : 0;
+}
+
+/* Why a request could not be decided: already decided, or none such. */
+static void not_pending(struct rep_req *r, long long id, struct err *e)
+{
+	char status[16];
+	int found = rep_store_delist_status(r->db, id, status, e);
+
+	if (found > 0)
+		err_set(e, ERR_CONFLICT, "already_decided", "request %lld was already decided (%s)",
+		        id, status);
+	else if (found == 0)
+		err_set(e, ERR_NOTFOUND, "not_found", "no delisting request %lld", id);
+	rep_fail(r, e);
 }
 
 void rep_delist_decide(struct rep_req *r, const char *id_text)
 {
 	struct err e = {0};
 	const char *outcome, *note;
-	const char *params[3] = {id_text, NULL, NULL};
 	char subject[REP_SUBJECT_MAX + 16];
-	PGresult *res;
 	long long id;
+	int decided;
 
 	if (rep_auth_operator(r, &e) < 0)
 		return rep_fail(r, &e);
@@ -394,34 +362,17 @@ void rep_delist_decide(struct rep_req *r, const char *id_text)
 	note = http_json_str(r->http->json, "note", 0, &e);
 	if (e.kind != ERR_NONE)
 		return rep_fail(r, &e);
-	params[1] = outcome;
-	params[2] = note ? note : "";
+	if (note == NULL)
+		note = "";
 	if (db_begin(r->db, &e) < 0)
 		return rep_fail(r, &e);
-	res = db_exec(r->db,
-	              "UPDATE rep_delist_requests SET status = $2, decided = now(), "
-	              "decision_note = $3 WHERE id = $1 AND status = 'pending' RETURNING subject",
-	              3, params, &e);
-	if (res == NULL)
+	if ((decided = rep_store_delist_decide(r->db, id, outcome, note, subject, &e)) < 0)
 		goto fail;
-	if (PQntuples(res) != 1) {
-		PQclear(res);
+	if (decided == 0) {
 		db_rollback(r->db);
-		res = db_exec(r->db, "SELECT status FROM rep_delist_requests WHERE id = $1", 1,
-		              params, &e);
-		if (res != NULL && PQntuples(res) == 1)
-			err_set(&e, ERR_CONFLICT, "already_decided",
-			        "request %lld was already decided (%s)", id, PQgetvalue(res, 0, 0));
-		else if (res != NULL)
-			err_set(&e, ERR_NOTFOUND, "not_found", "no delisting request %lld", id);
-		PQclear(res);
-		return rep_fail(r, &e);
+		return not_pending(r, id, &e);
 	}
-	snprintf(subject, sizeof(subject), "%s", PQgetvalue(res, 0, 0));
-	PQclear(res);
-	if (db_run(r->db,
-	           "INSERT INTO rep_delist_events (request, event, detail) VALUES ($1, $2, $3)", 3,
-	           params, &e) < 0 ||
+	if (rep_store_delist_event(r->db, id, outcome, note, &e) < 0 ||
 	    (strcmp(outcome, "delisted") == 0 && apply_delisting(r, id_text, subject, &e) < 0) ||
 	    db_commit(r->db, &e) < 0)
 		goto fail;

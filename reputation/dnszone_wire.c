@@ -2,9 +2,9 @@
  * dnszone_wire.c - the pure half of the DNS zone: a query in wire form ->
  * what it asks (rep_dnszone_parse), and a verdict -> the answer in wire form
  * (rep_dnszone_answer).  No sockets, no store: the fuzzer's entry point.
- * Names and codes: dnszone.h.
+ * Names and codes: dnszone.h; declarations: dnszone_wire.h.
  */
-#include "dnszone.h"
+#include "dnszone_wire.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>

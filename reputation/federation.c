@@ -21,8 +21,9 @@
 #include <openssl/pem.h>
 
 #include "pki/crypto.h"
-#include "handlers.h"
 #include "core/log.h"
+#include "handlers.h"
+#include "store.h"
 
 #define REP_TYPE_FEED "anchor-reputation-feed"
 #define REP_FEED_PAGES 20 /* pages fetched from one peer per round */
@@ -60,21 +61,17 @@ int rep_federation_load_key(struct rep *rep, struct err *e)
 
 /* ------------------------------------------------------------------ the feed */
 
-static json_t *feed_changes(PGresult *res)
+static json_t *feed_changes(const struct rep_feed_change *v, int n)
 {
 	json_t *changes = json_array();
 
-	for (int i = 0; i < PQntuples(res); i++)
+	for (int i = 0; i < n; i++)
 		json_array_append_new(
-		    changes,
-		    json_pack("{s:I, s:s, s:f, s:f, s:I, s:s, s:I, s:I}", "seq",
-		              (json_int_t)strtoll(PQgetvalue(res, i, 0), NULL, 10), "subject",
-		              PQgetvalue(res, i, 1), "bad", strtod(PQgetvalue(res, i, 2), NULL),
-		              "good", strtod(PQgetvalue(res, i, 3), NULL), "t",
-		              (json_int_t)strtoll(PQgetvalue(res, i, 4), NULL, 10), "verdict",
-		              PQgetvalue(res, i, 5), "reports",
-		              (json_int_t)strtoll(PQgetvalue(res, i, 6), NULL, 10), "reporters",
-		              (json_int_t)strtoll(PQgetvalue(res, i, 7), NULL, 10)));
+		    changes, json_pack("{s:I, s:s, s:f, s:f, s:I, s:s, s:I, s:I}", "seq",
+		                       (json_int_t)v[i].seq, "subject", v[i].subject, "bad",
+		                       v[i].bad, "good", v[i].good, "t", (json_int_t)v[i].t,
+		                       "verdict", v[i].verdict, "reports", (json_int_t)v[i].reports,
+		                       "reporters", (json_int_t)v[i].reporters));
 	return changes;
 }
 
@@ -85,12 +82,12 @@ void rep_federation_feed(struct rep_req *r)
 	const char *limit_text = http_query_arg(r->http, "limit");
 	long long since = since_text ? strtoll(since_text, NULL, 10) : 0;
 	long long limit = limit_text ? strtoll(limit_text, NULL, 10) : rep->cfg.federation_batch;
-	char since_s[24], limit_s[24], issued[32];
-	const char *params[2] = {since_s, limit_s};
+	char issued[32];
+	struct rep_feed_change *changes = NULL;
 	json_t *payload;
 	struct err e = {0};
-	PGresult *res;
 	char *text, *jws;
+	int n = 0;
 	long long next = since;
 	time_t now = time(NULL);
 	struct tm tm;
@@ -102,23 +99,17 @@ void rep_federation_feed(struct rep_req *r)
 		return http_reply_errorf(r->resp, ERR_INPUT, "bad_request",
 		                         "since must be >= 0 and limit 1 to %lld",
 		                         rep->cfg.federation_batch);
-	snprintf(since_s, sizeof(since_s), "%lld", since);
-	snprintf(limit_s, sizeof(limit_s), "%lld", limit);
-	res = db_exec(r->db,
-	              "SELECT seq, subject, local_bad, local_good, t, verdict, reports, reporters "
-	              "FROM rep_subject_scores WHERE seq > $1::bigint ORDER BY seq LIMIT $2::int",
-	              2, params, &e);
-	if (res == NULL)
+	if (rep_store_feed(r->db, since, limit, &changes, &n, &e) < 0)
 		return rep_fail(r, &e);
-	if (PQntuples(res) > 0)
-		next = strtoll(PQgetvalue(res, PQntuples(res) - 1, 0), NULL, 10);
+	if (n > 0)
+		next = changes[n - 1].seq;
 	gmtime_r(&now, &tm);
 	strftime(issued, sizeof(issued), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	payload = json_pack("{s:s, s:s, s:s, s:I, s:I, s:f, s:o}", "type", REP_TYPE_FEED,
 	                    "provider", rep->cfg.provider_domain, "issued", issued, "since",
 	                    (json_int_t)since, "next", (json_int_t)next, "half_life",
-	                    rep->p.half_life, "changes", feed_changes(res));
-	PQclear(res);
+	                    rep->p.half_life, "changes", feed_changes(changes, n));
+	free(changes);
 	text = json_dumps(payload, JSON_COMPACT);
 	json_decref(payload);
 	jws = text ? jws_sign(text, strlen(text), rep->fed_key, rep->fed_chain, rep->fed_nchain,
@@ -151,8 +142,8 @@ static int import_change(struct rep *rep, struct db *db, const struct rep_peer *
 	const char *verdict = json_string_value(json_object_get(ch, "verdict"));
 	json_t *jbad = json_object_get(ch, "bad"), *jgood = json_object_get(ch, "good");
 	json_t *jt = json_object_get(ch, "t"), *jseq = json_object_get(ch, "seq");
-	char reporter[300], bad[32], good[32], t[24], seq[24], reports[24], reporters[24];
-	const char *params[6];
+	char reporter[300];
+	struct rep_import im;
 	struct rep_subject s;
 	struct err se = {0};
 	enum rep_verdict v;
@@ -167,44 +158,19 @@ static int import_change(struct rep *rep, struct db *db, const struct rep_peer *
 		return 0;
 	}
 	snprintf(reporter, sizeof(reporter), "peer:%s", peer->domain);
-	snprintf(bad, sizeof(bad), "%.17g", json_number_value(jbad) * peer->weight);
-	snprintf(good, sizeof(good), "%.17g", json_number_value(jgood) * peer->weight);
+	im.peer = peer->domain;
+	im.subject = s.text;
+	im.verdict = verdict;
+	im.seq = (long long)json_integer_value(jseq);
 	/* A peer's clock running ahead must not make its evidence last longer here. */
-	snprintf(t, sizeof(t), "%lld",
-	         json_integer_value(jt) > now ? now : (long long)json_integer_value(jt));
-	snprintf(seq, sizeof(seq), "%lld", (long long)json_integer_value(jseq));
-	snprintf(reports, sizeof(reports), "%lld",
-	         (long long)json_integer_value(json_object_get(ch, "reports")));
-	snprintf(reporters, sizeof(reporters), "%lld",
-	         (long long)json_integer_value(json_object_get(ch, "reporters")));
-	params[0] = s.text;
-	params[1] = reporter;
-	params[2] = bad;
-	params[3] = good;
-	params[4] = t;
-	params[5] = reports;
-	if (db_run(db,
-	           "INSERT INTO rep_contrib (subject, reporter, net, bad, good, t, categories, "
-	           "reports, first_seen, last_seen) VALUES ($1, $2, $2, $3, $4, $5::bigint, 0, $6, "
-	           "to_timestamp($5::bigint), to_timestamp($5::bigint)) ON CONFLICT (subject, "
-	           "reporter) DO UPDATE "
-	           "SET bad = EXCLUDED.bad, good = EXCLUDED.good, t = EXCLUDED.t, "
-	           "reports = EXCLUDED.reports, last_seen = EXCLUDED.last_seen",
-	           6, params, e) < 0)
-		return -1;
-	snprintf(bad, sizeof(bad), "%.17g", json_number_value(jbad));
-	snprintf(good, sizeof(good), "%.17g", json_number_value(jgood));
-	const char *prov[8] = {peer->domain, s.text, seq, bad, good, t, verdict, reporters};
-
-	/* What the peer signed, unweighted: the provenance of the evidence above. */
-	if (db_run(
-	        db,
-	        "INSERT INTO rep_federation_imports (peer, subject, peer_seq, bad, good, t, "
-	        "verdict, reporters) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
-	        "ON CONFLICT (peer, subject) DO UPDATE SET peer_seq = EXCLUDED.peer_seq, "
-	        "bad = EXCLUDED.bad, good = EXCLUDED.good, t = EXCLUDED.t, "
-	        "verdict = EXCLUDED.verdict, reporters = EXCLUDED.reporters, imported_at = now()",
-	        8, prov, e) < 0)
+	im.t = json_integer_value(jt) > now ? now : (long long)json_integer_value(jt);
+	im.reporters = (long long)json_integer_value(json_object_get(ch, "reporters"));
+	im.bad = json_number_value(jbad);
+	im.good = json_number_value(jgood);
+	if (rep_store_evidence_import(
+	        db, s.text, reporter, im.bad * peer->weight, im.good * peer->weight, im.t,
+	        (long long)json_integer_value(json_object_get(ch, "reports")), e) < 0 ||
+	    rep_store_import_note(db, &im, e) < 0) /* what the peer signed, unweighted */
 		return -1;
 	return rep_subject_refresh(rep, db, s.text, now, e);
 }
@@ -217,8 +183,6 @@ static int import_page(struct rep *rep, struct db *db, const struct rep_peer *pe
 	json_t *doc = json_loadb(payload, len, JSON_REJECT_DUPLICATES, NULL), *changes, *ch;
 	const char *type = json_string_value(json_object_get(doc, "type"));
 	const char *provider = json_string_value(json_object_get(doc, "provider"));
-	char next_s[24], count[24];
-	const char *params[3] = {peer->domain, next_s, count};
 	long long now = (long long)time(NULL);
 	size_t i;
 
@@ -233,8 +197,6 @@ static int import_page(struct rep *rep, struct db *db, const struct rep_peer *pe
 	}
 	*next = (long long)json_integer_value(json_object_get(doc, "next"));
 	*n = (long long)json_array_size(changes);
-	snprintf(next_s, sizeof(next_s), "%lld", *next);
-	snprintf(count, sizeof(count), "%lld", *n);
 	if (db_begin(db, e) < 0)
 		goto fail_nobegin;
 	json_array_foreach(changes, i, ch)
@@ -242,12 +204,7 @@ static int import_page(struct rep *rep, struct db *db, const struct rep_peer *pe
 		if (import_change(rep, db, peer, ch, now, e) < 0)
 			goto fail;
 	}
-	if (db_run(db,
-	           "UPDATE rep_federation_peers SET cursor = $2::bigint, imported = imported + "
-	           "$3::bigint, last_poll = now(), last_ok = now(), last_error = NULL "
-	           "WHERE domain = $1",
-	           3, params, e) < 0 ||
-	    db_commit(db, e) < 0)
+	if (rep_store_peer_advance(db, peer->domain, *next, *n, e) < 0 || db_commit(db, e) < 0)
 		goto fail;
 	if (*n > 0)
 		rep_cache_flush(rep->cache);
@@ -264,8 +221,8 @@ static int fetch_page(struct rep *rep, const struct rep_peer *peer, long long cu
                       struct jws_verified *v, struct err *e)
 {
 	struct https_opts o = {.cacert = discover_config(rep->disc)->cacert,
-	                           .connect_timeout_ms = (int)rep->cfg.dns_timeout_ms,
-	                           .timeout_ms = 30000};
+	                       .connect_timeout_ms = (int)rep->cfg.dns_timeout_ms,
+	                       .timeout_ms = 30000};
 	struct https_reply reply = {0};
 	char path[96], signer[320];
 	int rc;
@@ -281,21 +238,10 @@ static int fetch_page(struct rep *rep, const struct rep_peer *peer, long long cu
 
 static int poll_peer(struct rep *rep, struct db *db, const struct rep_peer *peer, struct err *e)
 {
-	char weight[32];
-	const char *params[3] = {peer->domain, peer->url, weight};
 	long long cursor, n = 0, next = 0;
-	PGresult *res;
 
-	snprintf(weight, sizeof(weight), "%.17g", peer->weight);
-	res = db_exec(db,
-	              "INSERT INTO rep_federation_peers (domain, url, weight) VALUES ($1, $2, $3) "
-	              "ON CONFLICT (domain) DO UPDATE SET url = EXCLUDED.url, "
-	              "weight = EXCLUDED.weight RETURNING cursor",
-	              3, params, e);
-	if (res == NULL)
+	if (rep_store_peer_open(db, peer, &cursor, e) < 0)
 		return -1;
-	cursor = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	PQclear(res);
 	for (int page = 0; page < REP_FEED_PAGES; page++) {
 		struct jws_verified v = {0};
 		int rc;
@@ -318,14 +264,8 @@ static int poll_peer(struct rep *rep, struct db *db, const struct rep_peer *peer
 
 static void note_error(struct db *db, const struct rep_peer *peer, const struct err *pe)
 {
-	const char *params[2] = {peer->domain, pe->msg};
-	struct err e = {0};
-
 	log_warn(NULL, "federation %s: %s: %s", peer->domain, pe->code, pe->msg);
-	db_run(db,
-	       "UPDATE rep_federation_peers SET last_poll = now(), last_error = $2 "
-	       "WHERE domain = $1",
-	       2, params, &e);
+	rep_store_peer_error(db, peer->domain, pe->msg);
 }
 
 static void *importer(void *arg)

@@ -1,9 +1,11 @@
 /*
  * handlers.h - anchor-reputation's HTTPS handlers and the helpers they share.
  *
- * router.c picks a handler by method and path; each handler borrows a database
- * connection for the length of the request and answers through the http_reply_*
- * helpers.  Errors are struct err values, answered (and logged) in one place: rep_fail.
+ * router.c picks a handler by method and path; auth.c says who asks, reply.c answers
+ * errors.  Each handler parses the request, authorises it, asks the store (store.h,
+ * the only SQL) on a database connection borrowed for the length of the request, and
+ * answers through the http_reply_* helpers.  Errors are struct err values, answered (and logged) in
+ * one place: rep_fail.
  */
 #ifndef REP_HANDLERS_H
 #define REP_HANDLERS_H
@@ -21,16 +23,13 @@ void rep_dispatch(const struct http_request *req, struct http_response *resp, vo
 size_t rep_metrics(char *buf, size_t len, void *app);
 int rep_health(void *app, struct err *e);
 
+/* reply.c: answer (and log) an error. */
 void rep_fail(struct rep_req *r, const struct err *e);
+
+/* auth.c: the operator's bearer token; 0 when it matches operator_token_hash. */
 int rep_auth_operator(struct rep_req *r, struct err *e);
 
-/* report.c */
-void rep_report_post(struct rep_req *r);
-void rep_report_arf_post(struct rep_req *r);
-void rep_reporter_register(struct rep_req *r);
-void rep_reporter_get(struct rep_req *r, const char *domain);
-
-/* Verify a JWS whose signer must hold a current certificate of an anchored domain,
+/* auth.c: verify a JWS whose signer must hold a current certificate of an anchored domain,
  * through lib/certauth (rep->auth): the domain named by `claimed` is discovered, the
  * chain must end in one of its pins, the leaf's name (dNSName or rfc822Name) must lie
  * inside it, and the domain's key server must say the certificate is current (not
@@ -40,6 +39,12 @@ int rep_verify_anchored(struct rep *rep, const char *jws, size_t len, const char
                         struct jws_verified *v, char signer[320], struct err *e);
 /* The payload of a JWS without any check (to learn whom to verify against). */
 json_t *rep_jws_peek(const char *jws, size_t len, struct err *e);
+
+/* report.c */
+void rep_report_post(struct rep_req *r);
+void rep_report_arf_post(struct rep_req *r);
+void rep_reporter_register(struct rep_req *r);
+void rep_reporter_get(struct rep_req *r, const char *domain);
 
 /* query.c */
 void rep_query_get(struct rep_req *r);

@@ -19,8 +19,9 @@
 #include <time.h>
 
 #include "mail/csa.h"
-#include "handlers.h"
 #include "core/log.h"
+#include "handlers.h"
+#include "store.h"
 
 static const struct {
 	const char *name;
@@ -453,69 +454,37 @@ void rep_export_csv(struct rep_req *r)
 {
 	const char *vf = http_query_arg(r->http, "verdict");
 	struct buf b = {.data = malloc(4096), .cap = 4096};
-	struct rep_contrib *c = NULL;
+	struct rep_contribs all;
 	enum rep_verdict want = REP_UNKNOWN;
 	long long now = (long long)time(NULL);
-	char def[32];
-	const char *params[1] = {def};
 	struct err e = {0};
-	PGresult *res;
-	int rows, start = 0;
+	int start = 0;
 
 	if (vf != NULL && rep_verdict_parse(vf, &want) < 0) {
 		free(b.data);
 		return http_reply_errorf(r->resp, ERR_INPUT, "bad_request",
 		                         "verdict must be trusted, known, unknown or block");
 	}
-	snprintf(def, sizeof(def), "%.17g", r->rep->p.standing_default);
-	res =
-	    db_exec(r->db,
-	            "SELECT c.subject, c.reporter, c.net, coalesce(r.standing, $1::float8), c.bad, "
-	            "c.good, c.t, c.categories, c.reports, "
-	            "extract(epoch FROM c.first_seen)::bigint, "
-	            "extract(epoch FROM c.last_seen)::bigint, r.domain IS NULL "
-	            "FROM rep_contrib c LEFT JOIN rep_reporters r ON r.domain = c.reporter "
-	            "ORDER BY c.subject",
-	            1, params, &e);
-	if (res == NULL || b.data == NULL) {
+	if (b.data == NULL ||
+	    rep_store_contribs_all(r->db, r->rep->p.standing_default, &all, &e) < 0) {
 		free(b.data);
-		PQclear(res);
 		if (e.kind == ERR_NONE)
 			err_set(&e, ERR_INTERNAL, "internal", "out of memory");
 		return rep_fail(r, &e);
 	}
-	rows = PQntuples(res);
-	c = calloc((size_t)rows + 1, sizeof(*c));
 	b.len = 0;
 	buf_printf(&b, "subject,verdict,score,ci_low,ci_high,bad,good,reports,reporters,"
 	               "first_seen,last_seen\r\n");
-	for (int i = 0; c != NULL && i <= rows; i++) {
-		if (i == rows ||
-		    (i > start && strcmp(PQgetvalue(res, i, 0), PQgetvalue(res, start, 0)) != 0)) {
-			if (i > start)
-				flush_subject(r->rep, &b, PQgetvalue(res, start, 0), c + start,
-				              i - start, now, vf != NULL, want);
-			start = i;
-		}
-		if (i == rows)
-			break;
-		c[i].reporter = PQgetvalue(res, i, 1);
-		c[i].net = PQgetvalue(res, i, 2);
-		c[i].standing = strtod(PQgetvalue(res, i, 3), NULL);
-		c[i].bad = strtod(PQgetvalue(res, i, 4), NULL);
-		c[i].good = strtod(PQgetvalue(res, i, 5), NULL);
-		c[i].t = strtoll(PQgetvalue(res, i, 6), NULL, 10);
-		c[i].categories = (unsigned)strtoul(PQgetvalue(res, i, 7), NULL, 10);
-		c[i].reports = strtol(PQgetvalue(res, i, 8), NULL, 10);
-		c[i].first_seen = strtoll(PQgetvalue(res, i, 9), NULL, 10);
-		c[i].last_seen = strtoll(PQgetvalue(res, i, 10), NULL, 10);
-		c[i].peer = strcmp(PQgetvalue(res, i, 11), "t") == 0;
+	/* The rows come ordered by subject: each run of one subject is scored alone. */
+	for (int i = 1; i <= all.n; i++) {
+		if (i < all.n && strcmp(all.v[i].subject, all.v[start].subject) == 0)
+			continue;
+		flush_subject(r->rep, &b, all.v[start].subject, all.v + start, i - start, now,
+		              vf != NULL, want);
+		start = i;
 	}
-	int oom = c == NULL || b.oom;
-
-	free(c);
-	PQclear(res);
-	if (oom) {
+	rep_contribs_clear(&all);
+	if (b.oom) {
 		free(b.data);
 		err_set(&e, ERR_INTERNAL, "internal", "out of memory building the export");
 		return rep_fail(r, &e);

@@ -2,7 +2,10 @@
  * rep.h - anchor-reputation's shared state and the seams between its parts.
  *
  *   main.c, settings.c   the daemon and its one table of parameters
- *   router.c             HTTPS resources (lib/http/http.c) -> handlers
+ *   router.c             HTTPS resources (lib/http/http.c) -> handlers (handlers.h);
+ *                        auth.c who asks (operator token, anchored signatures),
+ *                        reply.c how an error is answered
+ *   store_*.c            the store (store.h): the only SQL, one file per aggregate
  *   report.c             signed report intake (JWS by a key anchored in the
  *                        reporter's domain, found with lib/dns/discover.c); ARF
  *                        intake (arf.c parses) for registered reporters
@@ -10,7 +13,8 @@
  *   query.c              answers: CSA + per-subject scores + verdict; batches; CSV
  *   delist.c             review requests and their public audit trail
  *   federation.c         the signed feed of score changes; importing a peer's
- *   dnszone.c            an RFC 5782-style DNS zone over UDP (ldns)
+ *   dnszone.c            an RFC 5782-style DNS zone over UDP (ldns); its pure wire
+ *                        half in dnszone_wire.c
  *   lib/mail/csa.c            the CSA check (Exim semantics), shared with the relay
  *
  * Subjects are typed strings: "ip:192.0.2.1", "helo:mx.example.com",
@@ -121,29 +125,6 @@ json_t *rep_query_answer(struct rep *rep, struct db *db, json_t *query, struct e
 #include "http/ratelimit.h"
 #include "settings.h"
 
-/* The scoring parameters, parsed from the settings (fractions are text there). */
-struct rep_params {
-	double half_life;        /* seconds */
-	int min_reporters;       /* distinct reporting domains before anything is listed */
-	double list_weight;      /* bad weight needed to list */
-	double trust_weight;     /* verified good weight needed for "trusted" */
-	double reporter_cap;     /* most weight one reporter (or one peer) adds to a subject */
-	double network_cap;      /* most weight one reporter network adds to a subject */
-	double standing_default; /* a new reporter's standing (its weight per report) */
-	double standing_min, standing_max;
-	int prefix4, prefix6;    /* a reporter network: the client address's /prefix */
-	double report_rate;      /* reports per second per reporter domain */
-};
-
-struct rep_peer {
-	char url[512];    /* https://host:port of the peer's anchor-reputation */
-	char domain[256]; /* the peer's anchored domain: its feed is signed by a key of it */
-	double weight;    /* what one unit of the peer's weight is worth here */
-};
-
-int rep_settings_check(const struct rep_settings *s, struct rep_params *p,
-		       struct rep_peer *peers, int *npeers, struct err *e);
-
 struct rep_federation;
 struct rep_standing;
 struct rep_cache;
@@ -220,6 +201,7 @@ void rep_network_of(const char *ip, int prefix4, int prefix6, char *out, size_t 
 
 /* One reporter's (or peer's) stored evidence about one subject. */
 struct rep_contrib {
+	const char *subject;  /* the subject the evidence is about */
 	const char *reporter; /* domain, or "peer:<domain>" for imported evidence */
 	const char *net;      /* reporter network, "" when unknown */
 	double standing;      /* the reporter's weight per unit (1 for peers: weighted on import) */
@@ -244,11 +226,6 @@ double rep_category_weight(enum rep_category c, int verified, int *good);
 int rep_score_compute(const struct rep_params *p, const char *subject,
 		      const struct rep_contrib *c, int n, long long now, struct rep_score *out,
 		      struct err *e);
-
-/* The evidence rows of a subject; the strings of out[] point into *res (PQclear it, then
- * free(*out)). */
-int rep_contrib_load(struct rep *rep, struct db *db, const char *subject, PGresult **res,
-		     struct rep_contrib **out, int *n, struct err *e);
 
 /* rep_score_get at an explicit time (rep_score_get uses time(NULL)). */
 int rep_score_get_at(struct rep *rep, struct db *db, const struct rep_subject *s, long long now,

@@ -2,25 +2,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "pki/crypto.h"
 #include "handlers.h"
 #include "core/log.h"
-
-void rep_fail(struct rep_req *r, const struct err *e)
-{
-	if (e->kind == ERR_INTERNAL || e->kind == ERR_TEMP)
-		log_err(r->http->reqid, "%s: %s", e->code, e->msg);
-	else
-		log_info(r->http->reqid, "refused: %s: %s", e->code, e->msg);
-	http_reply_error(r->resp, e);
-	if (e->kind == ERR_TEMP) /* e.g. the signer's key server is away: refused, for now */
-		http_add_header(r->resp, "Retry-After", "%d", CERTAUTH_RETRY_AFTER);
-}
-
-int rep_auth_operator(struct rep_req *r, struct err *e)
-{
-	return http_auth_token_hash(r->http, r->rep->cfg.operator_token_hash, e);
-}
 
 enum route_id {
 	R_NONE = 0,

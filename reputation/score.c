@@ -26,7 +26,7 @@
 #include <string.h>
 
 #include "core/log.h"
-#include "rep.h"
+#include "store.h"
 
 #define REP_Z95 1.959964
 #define REP_KNOWN_WEIGHT 0.5
@@ -345,89 +345,44 @@ void rep_score_clear(struct rep_score *s)
 
 /* ------------------------------------------------------------------ from the store */
 
-int rep_contrib_load(struct rep *rep, struct db *db, const char *subject, PGresult **res,
-                     struct rep_contrib **out, int *n, struct err *e)
-{
-	char def[32];
-	const char *params[2] = {subject, def};
-	struct rep_contrib *c;
-	int rows;
-
-	snprintf(def, sizeof(def), "%.17g", rep->p.standing_default);
-	*res = db_exec(db,
-	               "SELECT c.reporter, c.net, coalesce(r.standing, $2::float8), c.bad, c.good, "
-	               "c.t, c.categories, c.reports, extract(epoch FROM c.first_seen)::bigint, "
-	               "extract(epoch FROM c.last_seen)::bigint, r.domain IS NULL "
-	               "FROM rep_contrib c LEFT JOIN rep_reporters r ON r.domain = c.reporter "
-	               "WHERE c.subject = $1",
-	               2, params, e);
-	if (*res == NULL)
-		return -1;
-	rows = PQntuples(*res);
-	c = calloc((size_t)rows + 1, sizeof(*c));
-	if (c == NULL) {
-		PQclear(*res);
-		*res = NULL;
-		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
-	}
-	for (int i = 0; i < rows; i++) {
-		c[i].reporter = PQgetvalue(*res, i, 0);
-		c[i].net = PQgetvalue(*res, i, 1);
-		c[i].standing = strtod(PQgetvalue(*res, i, 2), NULL);
-		c[i].bad = strtod(PQgetvalue(*res, i, 3), NULL);
-		c[i].good = strtod(PQgetvalue(*res, i, 4), NULL);
-		c[i].t = strtoll(PQgetvalue(*res, i, 5), NULL, 10);
-		c[i].categories = (unsigned)strtoul(PQgetvalue(*res, i, 6), NULL, 10);
-		c[i].reports = strtol(PQgetvalue(*res, i, 7), NULL, 10);
-		c[i].first_seen = strtoll(PQgetvalue(*res, i, 8), NULL, 10);
-		c[i].last_seen = strtoll(PQgetvalue(*res, i, 9), NULL, 10);
-		c[i].peer = strcmp(PQgetvalue(*res, i, 10), "t") == 0;
-	}
-	*out = c;
-	*n = rows;
-	return 0;
-}
-
 static int subject_score(struct rep *rep, struct db *db, const char *subject, long long now,
                          struct rep_score *out, struct err *e)
 {
-	struct rep_contrib *c = NULL;
-	PGresult *res = NULL;
-	int n = 0, rc;
+	struct rep_contribs c;
+	int rc;
 
-	if (rep_contrib_load(rep, db, subject, &res, &c, &n, e) < 0)
+	if (rep_store_contribs(db, subject, rep->p.standing_default, &c, e) < 0)
 		return -1;
-	rc = rep_score_compute(&rep->p, subject, c, n, now, out, e);
-	free(c);
-	PQclear(res);
+	rc = rep_score_compute(&rep->p, subject, c.v, c.n, now, out, e);
+	rep_contribs_clear(&c);
 	return rc;
+}
+
+static json_t *id_array(const char (*ids)[400], int n)
+{
+	json_t *a = json_array();
+
+	for (int i = 0; i < n; i++)
+		json_array_append_new(a, json_string(ids[i]));
+	return a;
 }
 
 /* Evidence ids ("reporter/id") of the newest reports, into the reasons they support. */
 static int attach_evidence(struct db *db, const char *subject, struct rep_score *o, struct err *e)
 {
-	const char *params[1] = {subject};
-	json_t *bad = json_array(), *good = json_array(), *r;
-	PGresult *res;
+	struct rep_evidence_ids *ids = malloc(sizeof(*ids));
+	json_t *bad, *good, *r;
 	size_t i;
 
-	res = db_exec(db,
-	              "SELECT r.reporter || '/' || r.report_id, r.category = 'not-spam' "
-	              "FROM rep_report_subjects s JOIN rep_reports r ON r.id = s.report "
-	              "WHERE s.subject = $1 ORDER BY r.observed DESC, r.id DESC LIMIT 40",
-	              1, params, e);
-	if (res == NULL) {
-		json_decref(bad);
-		json_decref(good);
+	if (ids == NULL)
+		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	if (rep_store_evidence_ids(db, subject, ids, e) < 0) {
+		free(ids);
 		return -1;
 	}
-	for (int k = 0; k < PQntuples(res); k++) {
-		json_t *to = strcmp(PQgetvalue(res, k, 1), "t") == 0 ? good : bad;
-
-		if (json_array_size(to) < 10)
-			json_array_append_new(to, json_string(PQgetvalue(res, k, 0)));
-	}
-	PQclear(res);
+	bad = id_array((const char(*)[400])ids->bad, ids->nbad);
+	good = id_array((const char(*)[400])ids->good, ids->ngood);
+	free(ids);
 	json_array_foreach(o->reasons, i, r)
 	{
 		const char *code = json_string_value(json_object_get(r, "code"));
@@ -447,24 +402,15 @@ static int attach_evidence(struct db *db, const char *subject, struct rep_score 
 /* A reviewed delisting stays visible in every later answer. */
 static int attach_delisting(struct db *db, const char *subject, struct rep_score *o, struct err *e)
 {
-	const char *params[1] = {subject};
-	PGresult *res;
+	struct rep_delisting d;
+	int found = rep_store_delisting(db, subject, &d, e);
 
-	res = db_exec(
-	    db,
-	    "SELECT to_char(delisted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-	    "delist_request FROM rep_subject_scores "
-	    "WHERE subject = $1 AND delisted_at IS NOT NULL",
-	    1, params, e);
-	if (res == NULL)
-		return -1;
-	if (PQntuples(res) == 1)
+	if (found > 0)
 		reason(o->reasons, "delisted",
 		       "delisted on %s after review of request %s; only reports received since "
 		       "then count",
-		       PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
-	PQclear(res);
-	return 0;
+		       d.at, d.request);
+	return found < 0 ? -1 : 0;
 }
 
 int rep_score_get_at(struct rep *rep, struct db *db, const struct rep_subject *s, long long now,
@@ -501,42 +447,11 @@ int rep_subject_refresh(struct rep *rep, struct db *db, const char *subject, lon
                         struct err *e)
 {
 	struct rep_score sc;
-	char v[9][40];
-	const char *params[11];
 	int rc;
 
 	if (subject_score(rep, db, subject, now, &sc, e) < 0)
 		return -1;
-	snprintf(v[0], sizeof(v[0]), "%.17g", sc.score);
-	snprintf(v[1], sizeof(v[1]), "%.17g", sc.ci_low);
-	snprintf(v[2], sizeof(v[2]), "%.17g", sc.ci_high);
-	snprintf(v[3], sizeof(v[3]), "%.17g", sc.bad);
-	snprintf(v[4], sizeof(v[4]), "%.17g", sc.good);
-	snprintf(v[5], sizeof(v[5]), "%.17g", sc.local_bad);
-	snprintf(v[6], sizeof(v[6]), "%.17g", sc.local_good);
-	snprintf(v[7], sizeof(v[7]), "%lld", now);
-	snprintf(v[8], sizeof(v[8]), "%ld %ld", sc.reports, sc.reporters);
-	params[0] = subject;
-	for (int i = 0; i < 8; i++)
-		params[i + 1] = v[i];
-	params[9] = rep_verdict_name(sc.verdict);
-	params[10] = v[8];
-	rc = db_run(db,
-	            "INSERT INTO rep_subject_scores AS s (subject, score, ci_low, ci_high, bad, "
-	            "good, local_bad, local_good, t, verdict, reports, reporters, first_seen, "
-	            "last_seen, seq) "
-	            "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
-	            "split_part($11, ' ', 1)::bigint, split_part($11, ' ', 2)::int, "
-	            "min(first_seen), max(last_seen), nextval('rep_feed_seq') "
-	            "FROM rep_contrib WHERE subject = $1 "
-	            "ON CONFLICT (subject) DO UPDATE SET score = EXCLUDED.score, "
-	            "ci_low = EXCLUDED.ci_low, ci_high = EXCLUDED.ci_high, bad = EXCLUDED.bad, "
-	            "good = EXCLUDED.good, local_bad = EXCLUDED.local_bad, "
-	            "local_good = EXCLUDED.local_good, t = EXCLUDED.t, verdict = EXCLUDED.verdict, "
-	            "reports = EXCLUDED.reports, reporters = EXCLUDED.reporters, "
-	            "first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen, "
-	            "updated = now(), seq = EXCLUDED.seq",
-	            11, params, e);
+	rc = rep_store_summary_save(db, subject, &sc, now, e);
 	rep_score_clear(&sc);
 	return rc;
 }

@@ -10,7 +10,6 @@
 
 #include "pki/cert.h"
 #include "core/log.h"
-#include "rep.h"
 
 #define S(field) offsetof(struct rep_settings, field)
 #define KB 1024LL

@@ -1,8 +1,13 @@
-/* settings.h - anchor-reputation's configuration, one typed table (settings.c). */
+/*
+ * settings.h - anchor-reputation's configuration, one typed table (settings.c), and
+ * the parameters checked and parsed out of it (rep_settings_check).  Depends on
+ * nothing of the daemon: rep.h includes it, not the other way round.
+ */
 #ifndef REP_SETTINGS_H
 #define REP_SETTINGS_H
 
 #include "core/conf.h"
+#include "core/err.h"
 
 #define REP_MAX_PEERS 16
 
@@ -72,5 +77,28 @@ struct rep_settings {
 };
 
 extern const struct conf_param rep_settings_table[];
+
+/* The scoring parameters, parsed from the settings (fractions are text there). */
+struct rep_params {
+	double half_life;        /* seconds */
+	int min_reporters;       /* distinct reporting domains before anything is listed */
+	double list_weight;      /* bad weight needed to list */
+	double trust_weight;     /* verified good weight needed for "trusted" */
+	double reporter_cap;     /* most weight one reporter (or one peer) adds to a subject */
+	double network_cap;      /* most weight one reporter network adds to a subject */
+	double standing_default; /* a new reporter's standing (its weight per report) */
+	double standing_min, standing_max;
+	int prefix4, prefix6; /* a reporter network: the client address's /prefix */
+	double report_rate;   /* reports per second per reporter domain */
+};
+
+struct rep_peer {
+	char url[512];    /* https://host:port of the peer's anchor-reputation */
+	char domain[256]; /* the peer's anchored domain: its feed is signed by a key of it */
+	double weight;    /* what one unit of the peer's weight is worth here */
+};
+
+int rep_settings_check(const struct rep_settings *s, struct rep_params *p, struct rep_peer *peers,
+                       int *npeers, struct err *e);
 
 #endif

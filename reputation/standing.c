@@ -20,8 +20,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "handlers.h"
 #include "core/log.h"
+#include "handlers.h"
+#include "store.h"
 
 struct tally {
 	char domain[256];
@@ -56,12 +57,14 @@ static struct tally *tally_of(struct tallies *t, const char *domain)
 static int judge_subject(struct rep *rep, struct db *db, const char *subject, long long now,
                          struct tallies *t, struct err *e)
 {
-	struct rep_contrib *c = NULL, *others = NULL;
-	PGresult *res = NULL;
-	int n = 0, rc = -1;
+	struct rep_contrib *c, *others = NULL;
+	struct rep_contribs rows;
+	int n, rc = -1;
 
-	if (rep_contrib_load(rep, db, subject, &res, &c, &n, e) < 0)
+	if (rep_store_contribs(db, subject, rep->p.standing_default, &rows, e) < 0)
 		return -1;
+	c = rows.v;
+	n = rows.n;
 	if ((others = calloc((size_t)n + 1, sizeof(*others))) == NULL) {
 		err_set(e, ERR_INTERNAL, "internal", "out of memory");
 		goto out;
@@ -95,8 +98,7 @@ static int judge_subject(struct rep *rep, struct db *db, const char *subject, lo
 	rc = 0;
 out:
 	free(others);
-	free(c);
-	PQclear(res);
+	rep_contribs_clear(&rows);
 	return rc;
 }
 
@@ -110,25 +112,13 @@ static double standing_of(const struct rep_params *p, int a, int d)
 static int store_tallies(struct rep *rep, struct db *db, const struct tallies *t, int *changed,
                          struct err *e)
 {
-	/* Reporters no longer judged on anything go back to neutral counts. */
-	if (db_run(db,
-	           "UPDATE rep_reporters SET agreements = 0, disagreements = 0, standing = NULL, "
-	           "standing_updated = now() WHERE agreements <> 0 OR disagreements <> 0",
-	           0, NULL, e) < 0)
+	if (rep_store_standing_reset(db, e) < 0)
 		return -1;
 	for (size_t i = 0; i < t->n; i++) {
-		char a[16], d[16], s[32];
-		const char *params[4] = {t->v[i].domain, a, d, s};
+		const struct tally *tl = &t->v[i];
 
-		snprintf(a, sizeof(a), "%d", t->v[i].agree);
-		snprintf(d, sizeof(d), "%d", t->v[i].disagree);
-		snprintf(s, sizeof(s), "%.17g",
-		         standing_of(&rep->p, t->v[i].agree, t->v[i].disagree));
-		if (db_run(
-		        db,
-		        "UPDATE rep_reporters SET agreements = $2::int, disagreements = $3::int, "
-		        "standing = $4::float8, standing_updated = now() WHERE domain = $1",
-		        4, params, e) < 0)
+		if (rep_store_standing_set(db, tl->domain, tl->agree, tl->disagree,
+		                           standing_of(&rep->p, tl->agree, tl->disagree), e) < 0)
 			return -1;
 		(*changed)++;
 	}
@@ -138,25 +128,21 @@ static int store_tallies(struct rep *rep, struct db *db, const struct tallies *t
 int rep_standing_update(struct rep *rep, struct db *db, long long now, int *changed, struct err *e)
 {
 	struct tallies t = {0};
-	PGresult *subjects;
-	int rc = -1, n;
+	struct rep_subject_list subjects;
+	int rc = -1;
 
 	*changed = 0;
-	subjects =
-	    db_exec(db, "SELECT subject FROM rep_contrib GROUP BY subject HAVING count(*) >= 2", 0,
-	            NULL, e);
-	if (subjects == NULL)
+	if (rep_store_shared_subjects(db, &subjects, e) < 0)
 		return -1;
-	n = PQntuples(subjects);
-	for (int i = 0; i < n; i++)
-		if (judge_subject(rep, db, PQgetvalue(subjects, i, 0), now, &t, e) < 0)
+	for (int i = 0; i < subjects.n; i++)
+		if (judge_subject(rep, db, subjects.v[i], now, &t, e) < 0)
 			goto out;
 	if (db_begin(db, e) < 0)
 		goto out;
 	if (store_tallies(rep, db, &t, changed, e) < 0)
 		goto fail;
-	for (int i = 0; i < n; i++)
-		if (rep_subject_refresh(rep, db, PQgetvalue(subjects, i, 0), now, e) < 0)
+	for (int i = 0; i < subjects.n; i++)
+		if (rep_subject_refresh(rep, db, subjects.v[i], now, e) < 0)
 			goto fail;
 	if (db_commit(db, e) < 0)
 		goto fail;
@@ -167,7 +153,7 @@ fail:
 	db_rollback(db);
 out:
 	free(t.v);
-	PQclear(subjects);
+	rep_subject_list_clear(&subjects);
 	return rc;
 }
 

@@ -1,7 +1,8 @@
 /*
  * arf.c - ARF (RFC 5965) feedback reports: MIME structure, the
- * message/feedback-report fields, the original message's headers, and the
- * members of a report they give (subjects checked and canonical).  See arf.h.
+ * message/feedback-report fields and the original message's headers, into
+ * struct arf_feedback.  Dates: arf_date.c; the members of a report they give
+ * (subjects checked and canonical): arf_report.c.  See arf.h.
  *
  * Errors (ERR_INPUT unless said):
  *   arf_too_large (ERR_TOOBIG)  over ARF_MAX_MESSAGE
@@ -26,7 +27,6 @@
  *   arf_no_subject              nothing in the report names a subject
  */
 #include "mail/arf.h"
-#include "pki/cert.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -34,8 +34,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-#include <openssl/sha.h>
 
 #define ARF_MAX_HEADERS 256
 #define ARF_MAX_PARTS 16
@@ -340,117 +338,6 @@ static void angle_addr(const char *v, char *out, size_t size)
 	out[len] = '\0';
 }
 
-static int month_of(const char *m)
-{
-	static const char *const names[] = {"jan", "feb", "mar", "apr", "may", "jun",
-	                                    "jul", "aug", "sep", "oct", "nov", "dec"};
-	int i;
-
-	for (i = 0; i < 12; i++)
-		if (strncasecmp(m, names[i], 3) == 0)
-			return i;
-	return -1;
-}
-
-static int zone_offset(const char *z, long *off)
-{
-	static const struct {
-		const char *name;
-		int hours;
-	} zones[] = {{"UT", 0},   {"GMT", 0},  {"Z", 0},    {"EST", -5}, {"EDT", -4}, {"CST", -6},
-	             {"CDT", -5}, {"MST", -7}, {"MDT", -6}, {"PST", -8}, {"PDT", -7}};
-	size_t i;
-
-	if ((z[0] == '+' || z[0] == '-') && isdigit((unsigned char)z[1]) &&
-	    isdigit((unsigned char)z[2]) && isdigit((unsigned char)z[3]) &&
-	    isdigit((unsigned char)z[4])) {
-		long h = (z[1] - '0') * 10 + (z[2] - '0'), m = (z[3] - '0') * 10 + (z[4] - '0');
-
-		if (m > 59)
-			return -1;
-		*off = (z[0] == '-' ? -1 : 1) * (h * 3600 + m * 60);
-		return 0;
-	}
-	for (i = 0; i < sizeof(zones) / sizeof(zones[0]); i++)
-		if (strncasecmp(z, zones[i].name, strlen(zones[i].name)) == 0) {
-			*off = zones[i].hours * 3600L;
-			return 0;
-		}
-	if (isalpha((unsigned char)z[0])) { /* obsolete military zones: RFC 5322 says 0 */
-		*off = 0;
-		return 0;
-	}
-	return -1;
-}
-
-/* 1..max decimal digits at *p into *out; advances *p. */
-static int digits(const char **p, int max, int *out)
-{
-	int n = 0, v = 0;
-
-	while (n < max && isdigit((unsigned char)**p)) {
-		v = v * 10 + (**p - '0');
-		(*p)++;
-		n++;
-	}
-	*out = v;
-	return n > 0 ? 0 : -1;
-}
-
-static void blanks(const char **p)
-{
-	while (**p == ' ' || **p == '\t')
-		(*p)++;
-}
-
-int arf_date_parse(const char *text, time_t *out)
-{
-	int day, year, hh, mm, ss = 0, m;
-	const char *p = text, *comma = strchr(text, ',');
-	struct tm tm;
-	long off;
-	time_t t;
-
-	/* [day-of-week ","] day month year hour ":" minute [":" second] zone */
-	if (comma != NULL)
-		p = comma + 1;
-	blanks(&p);
-	if (digits(&p, 2, &day) < 0)
-		return -1;
-	blanks(&p);
-	m = month_of(p);
-	if (m < 0 || !isspace((unsigned char)p[3]))
-		return -1;
-	p += 3;
-	blanks(&p);
-	if (digits(&p, 4, &year) < 0 || !isspace((unsigned char)*p))
-		return -1;
-	blanks(&p);
-	if (digits(&p, 2, &hh) < 0 || *p++ != ':' || digits(&p, 2, &mm) < 0)
-		return -1;
-	if (*p == ':' && (p++, digits(&p, 2, &ss) < 0))
-		return -1;
-	blanks(&p);
-	if (year < 50)
-		year += 2000;
-	else if (year < 1000)
-		year += 1900;
-	if (day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60 || zone_offset(p, &off) < 0)
-		return -1;
-	memset(&tm, 0, sizeof(tm));
-	tm.tm_year = year - 1900;
-	tm.tm_mon = m;
-	tm.tm_mday = day;
-	tm.tm_hour = hh;
-	tm.tm_min = mm;
-	tm.tm_sec = ss;
-	t = timegm(&tm);
-	if (t == (time_t)-1)
-		return -1;
-	*out = t - off;
-	return 0;
-}
-
 const char *arf_category_name(const char *type)
 {
 	static const char *const map[][2] = {
@@ -506,6 +393,49 @@ static int once(const struct hdrs *h, const char *name, int required, struct err
 	return 0;
 }
 
+/* Source-IP: an IPv4 or IPv6 address, brackets allowed. */
+static int source_ip(const char *v, struct arf_feedback *out, struct err *e)
+{
+	unsigned char a[16];
+	char ip[64];
+	size_t len = strlen(v);
+
+	if (v[0] == '[' && len > 2 && v[len - 1] == ']') {
+		v++;
+		len -= 2;
+	}
+	if (len >= sizeof(ip))
+		len = 0;
+	memcpy(ip, v, len);
+	ip[len] = '\0';
+	if (inet_pton(AF_INET, ip, a) != 1 && inet_pton(AF_INET6, ip, a) != 1)
+		return err_set(e, ERR_INPUT, "arf_bad_source_ip",
+		               "Source-IP \"%.64s\" is not an IP address", v);
+	snprintf(out->source_ip, sizeof(out->source_ip), "%s", ip);
+	return 0;
+}
+
+/* The fields that may repeat: Reported-Domain (kept, up to ARF_MAX_LIST) and
+ * Authentication-Results (their dkim=pass signers). */
+static int repeated_fields(const struct hdrs *h, struct arf_feedback *out, struct err *e)
+{
+	int i;
+
+	for (i = 0; i < h->n; i++) {
+		if (strcasecmp(h->h[i].name, "Reported-Domain") == 0) {
+			if (out->nreported_domain == ARF_MAX_LIST)
+				return err_set(e, ERR_INPUT, "arf_bad_field",
+				               "more than %d Reported-Domain fields", ARF_MAX_LIST);
+			if (copy_field(out->reported_domain[out->nreported_domain++], 256,
+			               h->h[i].value, "Reported-Domain", e) < 0)
+				return -1;
+		} else if (strcasecmp(h->h[i].name, "Authentication-Results") == 0) {
+			auth_results(h->h[i].value, out);
+		}
+	}
+	return 0;
+}
+
 static int feedback_fields(const struct hdrs *h, struct arf_feedback *out, struct err *e)
 {
 	static const char *const single[] = {
@@ -537,24 +467,8 @@ static int feedback_fields(const struct hdrs *h, struct arf_feedback *out, struc
 		    "Feedback-Type \"%.31s\" is not abuse, fraud, virus, other, not-spam or "
 		    "auth-failure",
 		    out->feedback_type);
-	if ((v = hdr_get(h, "Source-IP", NULL)) != NULL) {
-		unsigned char a[16];
-		char ip[64];
-		size_t len = strlen(v);
-
-		if (v[0] == '[' && len > 2 && v[len - 1] == ']') {
-			v++;
-			len -= 2;
-		}
-		if (len >= sizeof(ip))
-			len = 0;
-		memcpy(ip, v, len);
-		ip[len] = '\0';
-		if (inet_pton(AF_INET, ip, a) != 1 && inet_pton(AF_INET6, ip, a) != 1)
-			return err_set(e, ERR_INPUT, "arf_bad_source_ip",
-			               "Source-IP \"%.64s\" is not an IP address", v);
-		snprintf(out->source_ip, sizeof(out->source_ip), "%s", ip);
-	}
+	if ((v = hdr_get(h, "Source-IP", NULL)) != NULL && source_ip(v, out, e) < 0)
+		return -1;
 	if ((v = hdr_get(h, "Original-Mail-From", NULL)) != NULL)
 		angle_addr(v, out->original_mail_from, sizeof(out->original_mail_from));
 	if ((v = hdr_get(h, "Original-Envelope-Id", NULL)) != NULL &&
@@ -576,19 +490,7 @@ static int feedback_fields(const struct hdrs *h, struct arf_feedback *out, struc
 			return err_set(e, ERR_INPUT, "arf_bad_field",
 			               "Incidents \"%.32s\" is not a positive number", v);
 	}
-	for (i = 0; i < h->n; i++) {
-		if (strcasecmp(h->h[i].name, "Reported-Domain") == 0) {
-			if (out->nreported_domain == ARF_MAX_LIST)
-				return err_set(e, ERR_INPUT, "arf_bad_field",
-				               "more than %d Reported-Domain fields", ARF_MAX_LIST);
-			if (copy_field(out->reported_domain[out->nreported_domain++], 256,
-			               h->h[i].value, "Reported-Domain", e) < 0)
-				return -1;
-		} else if (strcasecmp(h->h[i].name, "Authentication-Results") == 0) {
-			auth_results(h->h[i].value, out);
-		}
-	}
-	return 0;
+	return repeated_fields(h, out, e);
 }
 
 /* d= and i= of a DKIM-Signature value (folding blanks ignored). */
@@ -744,142 +646,5 @@ int arf_feedback_parse(const char *msg, size_t len, struct arf_feedback *out, st
 out:
 	hdrs_clear(&top);
 	free(copy);
-	return rc;
-}
-
-/* ------------------------------------------------------------------ -> report */
-
-/* Lowercase, one trailing dot off (as the reputation service canonicalises names). */
-static int name_canon(const char *in, char *out, size_t size)
-{
-	size_t n = strlen(in), i;
-
-	if (n == 0 || n >= size)
-		return -1;
-	for (i = 0; i <= n; i++)
-		out[i] = (char)tolower((unsigned char)in[i]);
-	if (n > 1 && out[n - 1] == '.')
-		out[n - 1] = '\0';
-	return 0;
-}
-
-/* The canonical "kind:value" of a subject, or -1 with a reason when it is malformed. */
-static int subject_canon(const char *kind, const char *value, char *out, size_t size,
-                         struct err *why)
-{
-	char canon[ARF_SUBJECT_MAX];
-	unsigned char ip[16];
-
-	if (strcmp(kind, "ip") == 0) {
-		if (inet_pton(AF_INET, value, ip) == 1)
-			inet_ntop(AF_INET, ip, canon, sizeof(canon));
-		else if (inet_pton(AF_INET6, value, ip) != 1)
-			return err_set(why, ERR_INPUT, "bad_subject",
-			               "\"%.64s\" is not an IPv4 or IPv6 address", value);
-		else if (IN6_IS_ADDR_V4MAPPED((struct in6_addr *)ip))
-			inet_ntop(AF_INET, ip + 12, canon, sizeof(canon));
-		else
-			inet_ntop(AF_INET6, ip, canon, sizeof(canon));
-	} else if (name_canon(value, canon, sizeof(canon)) < 0) {
-		return err_set(why, ERR_INPUT, "bad_subject", "\"%.64s\" is too long", value);
-	} else if (strcmp(kind, "address") == 0 ? name_check_address(canon, why) < 0
-	                                        : name_check_domain(canon, why) < 0) {
-		return -1;
-	}
-	snprintf(out, size, "%s:%s", kind, canon);
-	return 0;
-}
-
-/*
- * Add kind:value unless empty or already there.  A malformed value is an error
- * with code when code is not NULL (a field the report asserts), else skipped (a
- * hint from the original message).
- */
-static int add_subject(struct arf_report *r, const char *kind, const char *value, const char *code,
-                       struct err *e)
-{
-	char s[ARF_SUBJECT_MAX + 16];
-	struct err why = {0};
-	int i;
-
-	if (value[0] == '\0')
-		return 0;
-	if (subject_canon(kind, value, s, sizeof(s), &why) < 0)
-		return code != NULL ? err_set(e, ERR_INPUT, code, "%s", why.msg) : 0;
-	for (i = 0; i < r->nsubjects; i++)
-		if (strcmp(r->subjects[i], s) == 0)
-			return 0;
-	if (r->nsubjects < ARF_MAX_SUBJECTS)
-		snprintf(r->subjects[r->nsubjects++], sizeof(r->subjects[0]), "%s", s);
-	return 0;
-}
-
-static void report_id(const struct arf_feedback *f, const char *msg, size_t len, char *out,
-                      size_t size)
-{
-	unsigned char md[SHA256_DIGEST_LENGTH];
-	size_t i, pos;
-
-	if (f->message_id[0] != '\0' && strlen(f->message_id) < size &&
-	    strlen(f->message_id) < 120) {
-		memcpy(out, f->message_id, strlen(f->message_id) + 1);
-		return;
-	}
-	SHA256((const unsigned char *)msg, len, md);
-	pos = (size_t)snprintf(out, size, "sha256:");
-	for (i = 0; i < sizeof(md) && pos + 2 < size; i++)
-		pos += (size_t)snprintf(out + pos, size - pos, "%02x", md[i]);
-}
-
-static int report_subjects(const struct arf_feedback *f, struct arf_report *out, struct err *e)
-{
-	int i, j;
-
-	if (add_subject(out, "ip", f->source_ip, "arf_bad_source_ip", e) < 0)
-		return -1;
-	for (i = 0; i < f->nreported_domain; i++)
-		if (add_subject(out, "domain", f->reported_domain[i], "arf_bad_reported_domain",
-		                e) < 0)
-			return -1;
-	for (i = 0; i < f->ndkim; i++) {
-		add_subject(out, "signer", f->dkim_d[i], NULL, e);
-		if (f->dkim_i[i][0] != '@')
-			add_subject(out, "address", f->dkim_i[i], NULL, e);
-		for (j = 0; j < f->nverified_dkim; j++)
-			if (strcasecmp(f->verified_dkim[j], f->dkim_d[i]) == 0)
-				out->verified_identity = 1;
-	}
-	add_subject(out, "address", f->original_mail_from, NULL, e);
-	add_subject(out, "address", f->orig_from, NULL, e);
-	if (out->nsubjects == 0)
-		return err_set(e, ERR_INPUT, "arf_no_subject",
-		               "the report names no subject: no Source-IP, Reported-Domain, DKIM "
-		               "signer or sender address");
-	return 0;
-}
-
-int arf_report_make(const char *msg, size_t len, struct arf_report *out, struct err *e)
-{
-	struct arf_feedback *f = calloc(1, sizeof(*f));
-	int rc = -1;
-
-	memset(out, 0, sizeof(*out));
-	if (f == NULL)
-		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
-	if (arf_feedback_parse(msg, len, f, e) < 0 || report_subjects(f, out, e) < 0)
-		goto out;
-	out->category = arf_category_name(f->feedback_type);
-	report_id(f, msg, len, out->id, sizeof(out->id));
-	out->observed = f->arrival ? f->arrival : f->date ? f->date : time(NULL);
-	if (snprintf(out->evidence, sizeof(out->evidence),
-	             "ARF %s report (%ld incident%s) by %.100s%s%.100s; original Message-ID "
-	             "<%.120s>; Subject: %.100s",
-	             f->feedback_type, f->incidents, f->incidents == 1 ? "" : "s", f->user_agent,
-	             f->reporting_mta[0] ? " at " : "", f->reporting_mta, f->orig_message_id,
-	             f->orig_subject) >= (int)sizeof(out->evidence))
-		out->evidence[sizeof(out->evidence) - 2] = '~'; /* truncated */
-	rc = 0;
-out:
-	free(f);
 	return rc;
 }
