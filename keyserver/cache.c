@@ -218,8 +218,8 @@ static int serve_answer(const void *value, void *arg)
 	return 0;
 }
 
-int ks_cache_serve(struct ks_cache *c, const struct http_request *req,
-		   struct http_response *resp, unsigned long long *gen)
+int ks_cache_serve(struct ks_cache *c, const struct http_request *req, struct http_response *resp,
+                   unsigned long long *gen)
 {
 	char key[1024];
 	struct serve sv = {req, resp};
@@ -228,7 +228,7 @@ int ks_cache_serve(struct ks_cache *c, const struct http_request *req,
 	if (!atomic_load(&c->usable) || !cache_key(req, key, sizeof(key)))
 		return 0;
 	return ttlcache_get(c->answers, key, (double)now_mono(), TTLCACHE_CURRENT, serve_answer,
-			    &sv);
+	                    &sv);
 }
 
 static void make_etag(const struct http_response *resp, char out[ETAG_LEN])
@@ -242,7 +242,7 @@ static void make_etag(const struct http_response *resp, char out[ETAG_LEN])
 }
 
 static void keep(struct ks_cache *c, const char *key, const struct http_response *resp,
-		 const char *etag, unsigned long long gen, long long max_age)
+                 const char *etag, unsigned long long gen, long long max_age)
 {
 	struct answer *an = calloc(1, sizeof(*an));
 
@@ -260,8 +260,8 @@ static void keep(struct ks_cache *c, const char *key, const struct http_response
 	ttlcache_put(c->answers, key, an, (double)(now_mono() + max_age), gen);
 }
 
-void ks_cache_store(struct ks_cache *c, const struct http_request *req,
-		    struct http_response *resp, unsigned long long gen, long long max_age)
+void ks_cache_store(struct ks_cache *c, const struct http_request *req, struct http_response *resp,
+                    unsigned long long gen, long long max_age)
 {
 	char etag[ETAG_LEN], key[1024];
 

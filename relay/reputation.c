@@ -39,22 +39,16 @@
 #include "relay.h"
 #include "mail/repverdict.h"
 #include "mail/smtp.h"
+#include "core/ttlcache.h"
 
 #define REP_ANSWER_MAX (256 * 1024)
 #define REP_POOL_MAX 8     /* idle easy handles kept */
-#define REP_CACHE_SETS 512 /* the cache: REP_CACHE_SETS x REP_CACHE_WAYS entries */
-#define REP_CACHE_WAYS 4
+#define REP_CACHE_MAX 2048  /* answers kept; the oldest goes first */
+#define REP_CACHE_SHARDS 16 /* connections ask at once */
 #define REP_BACKOFF_DEFAULT 5
 #define REP_MAX_SUBJECTS 8
 #define REP_EVIDENCE_MAX 511
 #define REP_TYP "anchor-report+jws"
-
-struct cache_entry {
-	char *key; /* NULL: free slot */
-	time_t expires;
-	time_t stored;
-	struct relay_rep_answer a;
-};
 
 struct relay_rep {
 	int enabled;
@@ -66,10 +60,10 @@ struct relay_rep {
 	char *hostname;
 	char *authserv_id;
 
-	pthread_mutex_t lock; /* guards everything below */
+	struct ttlcache *cache; /* struct relay_rep_answer by ip, HELO and domain */
+	pthread_mutex_t lock;   /* guards everything below */
 	CURL *idle[REP_POOL_MAX];
 	int nidle;
-	struct cache_entry cache[REP_CACHE_SETS][REP_CACHE_WAYS];
 	time_t down_until;
 	long long backoff;
 	relay_rep_sign_fn sign_fn;
@@ -102,7 +96,9 @@ struct relay_rep *relay_rep_new(const struct relay_settings *s, struct err *e)
 	if (r->hostname != NULL)
 		r->authserv_id = strdup(s->authserv_id != NULL && s->authserv_id[0] ? s->authserv_id
 		                                                                    : r->hostname);
-	if (r->hostname == NULL || r->authserv_id == NULL)
+	if (r->hostname == NULL || r->authserv_id == NULL ||
+	    (r->cache_ttl > 0 &&
+	     (r->cache = ttlcache_new(REP_CACHE_MAX, REP_CACHE_SHARDS, free)) == NULL))
 		goto nomem;
 	if (s->reputation_url == NULL || s->reputation_url[0] == '\0')
 		return r; /* disabled */
@@ -134,9 +130,7 @@ void relay_rep_free(struct relay_rep *r)
 		return;
 	for (int i = 0; i < r->nidle; i++)
 		curl_easy_cleanup(r->idle[i]);
-	for (int i = 0; i < REP_CACHE_SETS; i++)
-		for (int j = 0; j < REP_CACHE_WAYS; j++)
-			free(r->cache[i][j].key);
+	ttlcache_free(r->cache);
 	pthread_mutex_destroy(&r->lock);
 	free(r->url);
 	free(r->cacert);
@@ -303,57 +297,26 @@ static int error_from_answer(const struct answer *a, struct err *e)
 
 /* ------------------------------------------------------------------ the cache */
 
-static unsigned long key_hash(const char *k)
+static int answer_copy(const void *value, void *arg)
 {
-	unsigned long h = 1469598103934665603UL;
-
-	for (; *k; k++)
-		h = (h ^ (unsigned char)*k) * 1099511628211UL;
-	return h;
-}
-
-/* Under the lock. */
-static int cache_get(struct relay_rep *r, const char *key, time_t now, struct relay_rep_answer *out)
-{
-	struct cache_entry *set = r->cache[key_hash(key) % REP_CACHE_SETS];
-
-	for (int i = 0; i < REP_CACHE_WAYS; i++)
-		if (set[i].key != NULL && strcmp(set[i].key, key) == 0) {
-			if (now >= set[i].expires)
-				return 0;
-			*out = set[i].a;
-			return 1;
-		}
+	memcpy(arg, value, sizeof(struct relay_rep_answer));
 	return 0;
 }
 
-/* Under the lock: the same key, else a free or expired slot, else the oldest. */
+static int cache_get(struct relay_rep *r, const char *key, time_t now, struct relay_rep_answer *out)
+{
+	return ttlcache_get(r->cache, key, (double)now, 0, answer_copy, out);
+}
+
 static void cache_put(struct relay_rep *r, const char *key, time_t now,
                       const struct relay_rep_answer *a)
 {
-	struct cache_entry *set = r->cache[key_hash(key) % REP_CACHE_SETS], *slot = NULL;
-	char *k;
+	struct relay_rep_answer *copy = malloc(sizeof(*copy));
 
-	for (int i = 0; i < REP_CACHE_WAYS && slot == NULL; i++)
-		if (set[i].key != NULL && strcmp(set[i].key, key) == 0)
-			slot = &set[i];
-	for (int i = 0; i < REP_CACHE_WAYS && slot == NULL; i++)
-		if (set[i].key == NULL || now >= set[i].expires)
-			slot = &set[i];
-	for (int i = 0; slot == NULL && i < REP_CACHE_WAYS; i++)
-		if (i == 0 || set[i].stored < slot->stored)
-			slot = &set[i];
-	if (slot == NULL)
-		slot = &set[0];
-	if (slot->key == NULL || strcmp(slot->key, key) != 0) {
-		if ((k = strdup(key)) == NULL)
-			return;
-		free(slot->key);
-		slot->key = k;
-	}
-	slot->stored = now;
-	slot->expires = now + (time_t)r->cache_ttl;
-	slot->a = *a;
+	if (copy == NULL)
+		return; /* not cached: only slower */
+	*copy = *a;
+	ttlcache_put(r->cache, key, copy, (double)(now + (time_t)r->cache_ttl), TTLCACHE_ANY_GEN);
 }
 
 /* ------------------------------------------------------------------ queries */
@@ -449,8 +412,8 @@ int relay_rep_query(struct relay_rep *r, const char *ip, const char *helo, const
 	lower_copy(ldomain, sizeof(ldomain), domain);
 	snprintf(key, sizeof(key), "%.63s\x1f%s\x1f%s", ip ? ip : "", lhelo, ldomain);
 
-	pthread_mutex_lock(&r->lock);
 	hit = r->cache_ttl > 0 && cache_get(r, key, now, out);
+	pthread_mutex_lock(&r->lock);
 	down = !hit && now < r->down_until;
 	pthread_mutex_unlock(&r->lock);
 	if (hit)
@@ -469,10 +432,8 @@ int relay_rep_query(struct relay_rep *r, const char *ip, const char *helo, const
 		pthread_mutex_unlock(&r->lock);
 		return -1;
 	}
-	pthread_mutex_lock(&r->lock);
 	if (r->cache_ttl > 0)
 		cache_put(r, key, now, out);
-	pthread_mutex_unlock(&r->lock);
 	return 0;
 }
 

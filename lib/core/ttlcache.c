@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/hash.h"
+
 struct entry {
 	struct entry *next;          /* in its bucket */
 	struct entry *older, *newer; /* in its shard's insertion order */
@@ -34,11 +36,7 @@ struct ttlcache {
 
 uint64_t ttlcache_hash(const char *key)
 {
-	uint64_t h = 14695981039346656037ULL;
-
-	for (; *key != '\0'; key++)
-		h = (h ^ (unsigned char)*key) * 1099511628211ULL;
-	return h;
+	return hash_str(key);
 }
 
 static void value_free(struct ttlcache *c, void *value)

@@ -66,9 +66,9 @@ unsigned long long ttlcache_bump(struct ttlcache *c);
 /* Entries held, expired ones not yet found included. */
 size_t ttlcache_count(struct ttlcache *c);
 
-/* The one string hash of the tree (FNV-1a, 64 bits): keys here are short and chosen by
- * peers, but a chain is bounded by the shard's entry bound, so a collision costs
- * comparisons, never memory.  Exported for the other hash tables. */
+/* The hash the cache uses (core/hash.h's hash_str): keys may be chosen by peers, but a
+ * chain is bounded by the shard's entry bound, so collisions cost comparisons, never
+ * memory. */
 uint64_t ttlcache_hash(const char *key);
 
 #endif

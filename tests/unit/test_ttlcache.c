@@ -228,10 +228,14 @@ static void test_threads(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_hit_miss_replace), cmocka_unit_test(test_expiry),
-		cmocka_unit_test(test_bound_evicts_oldest), cmocka_unit_test(test_bound_over_shards),
-		cmocka_unit_test(test_generations), cmocka_unit_test(test_copy_failure_and_null),
-		cmocka_unit_test(test_hash_is_fnv1a), cmocka_unit_test(test_threads),
+	    cmocka_unit_test(test_hit_miss_replace),
+	    cmocka_unit_test(test_expiry),
+	    cmocka_unit_test(test_bound_evicts_oldest),
+	    cmocka_unit_test(test_bound_over_shards),
+	    cmocka_unit_test(test_generations),
+	    cmocka_unit_test(test_copy_failure_and_null),
+	    cmocka_unit_test(test_hash_is_fnv1a),
+	    cmocka_unit_test(test_threads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
