@@ -33,6 +33,7 @@
 
 #include <jansson.h>
 
+#include "core/hash.h"
 #include "pki/cert.h"
 #include "pki/crypto.h"
 #include "core/log.h"
@@ -209,11 +210,7 @@ static int list_index(const char *list, struct err *e)
 
 static unsigned bucket_of(const char *addr)
 {
-	uint32_t h = 2166136261u;
-
-	for (; *addr; addr++)
-		h = (h ^ (uint8_t)*addr) * 16777619u;
-	return h % LISTS_BUCKETS;
+	return (unsigned)(hash_str(addr) % LISTS_BUCKETS);
 }
 
 static struct rcpt_lists *cache_find(struct relay_lists *l, const char *addr)
