@@ -33,6 +33,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "core/text.h"
 #include "pki/cert.h"
 #include "pki/crypto.h"
 #include "dns/discover.h"
@@ -332,15 +333,6 @@ static enum relay_rep_verdict verdict_of(const char *v)
 	return RELAY_REP_UNKNOWN;
 }
 
-static void lower_copy(char *out, size_t size, const char *in)
-{
-	size_t i = 0;
-
-	for (; in != NULL && in[i] && i + 1 < size; i++)
-		out[i] = (char)tolower((unsigned char)in[i]);
-	out[i] = '\0';
-}
-
 static int add_param(CURL *c, char *url, size_t size, const char *name, const char *value)
 {
 	size_t len = strlen(url);
@@ -408,8 +400,8 @@ int relay_rep_query(struct relay_rep *r, const char *ip, const char *helo, const
 		return err_set(e, ERR_INPUT, "disabled", "no reputation service is configured");
 	if ((ip == NULL || !ip[0]) && (helo == NULL || !helo[0]) && (domain == NULL || !domain[0]))
 		return err_set(e, ERR_INPUT, "bad_request", "a query needs an ip, helo or domain");
-	lower_copy(lhelo, sizeof(lhelo), helo);
-	lower_copy(ldomain, sizeof(ldomain), domain);
+	text_lower_copy(lhelo, sizeof(lhelo), helo);
+	text_lower_copy(ldomain, sizeof(ldomain), domain);
 	snprintf(key, sizeof(key), "%.63s\x1f%s\x1f%s", ip ? ip : "", lhelo, ldomain);
 
 	hit = r->cache_ttl > 0 && cache_get(r, key, now, out);
@@ -542,7 +534,7 @@ static int helo_canon(const char *in, char *out, size_t size)
 {
 	size_t n;
 
-	lower_copy(out, size, in);
+	text_lower_copy(out, size, in);
 	n = strlen(out);
 	if (n > 1 && out[n - 1] == '.' && out[0] != '[')
 		out[--n] = '\0';
@@ -638,7 +630,7 @@ static void prop_value(const char *v, char *out, size_t size)
 	char tmp[300];
 	size_t n;
 
-	lower_copy(tmp, sizeof(tmp), v);
+	text_lower_copy(tmp, sizeof(tmp), v);
 	n = strlen(tmp);
 	if (n >= 2 && tmp[0] == '"' && tmp[n - 1] == '"') {
 		tmp[n - 1] = '\0';
@@ -701,8 +693,8 @@ static void parse_resinfo(char *ri, struct observed *o)
 
 			if (slash != NULL)
 				*slash = '\0';
-			lower_copy(method, sizeof(method), tok);
-			lower_copy(result, sizeof(result), eq + 1);
+			text_lower_copy(method, sizeof(method), tok);
+			text_lower_copy(result, sizeof(result), eq + 1);
 			dkim_pass = strcmp(method, "dkim") == 0 && strcmp(result, "pass") == 0;
 			if (strcmp(method, "csa") == 0 && strcmp(result, "pass") == 0)
 				o->csa_pass = 1;
@@ -796,7 +788,7 @@ static void from_domain(char *v, char *out, size_t size)
 	for (end = at; *end && *end != ' ' && *end != '\t' && *end != '>'; end++)
 		;
 	*end = '\0';
-	lower_copy(out, size, at);
+	text_lower_copy(out, size, at);
 	domain_canon(out);
 }
 
