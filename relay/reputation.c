@@ -41,6 +41,7 @@
 #include "mail/repverdict.h"
 #include "mail/smtp.h"
 #include "core/ttlcache.h"
+#include "http/https_client.h"
 
 #define REP_ANSWER_MAX (256 * 1024)
 #define REP_POOL_MAX 8     /* idle easy handles kept */
@@ -229,21 +230,17 @@ static int http_call(struct relay_rep *r, CURL *c, const char *url, const char *
 	char errbuf[CURL_ERROR_SIZE] = "";
 	struct curl_slist *hdrs = NULL;
 	CURLcode rc;
+	struct https_opts o = {.cacert = r->cacert,
+	                       .connect_timeout_ms = (int)r->timeout_ms,
+	                       .timeout_ms = (int)r->timeout_ms,
+	                       .user_agent = "anchor-relay/1"};
 
 	memset(a, 0, sizeof(*a));
+	https_easy_setup(c, &o);
 	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, a);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, r->timeout_ms);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, r->timeout_ms);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "anchor-relay/1");
-	if (r->cacert != NULL)
-		curl_easy_setopt(c, CURLOPT_CAINFO, r->cacert);
 	hdrs = curl_slist_append(hdrs, "Accept: application/json");
 	if (body != NULL) {
 		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
