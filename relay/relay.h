@@ -28,6 +28,7 @@
  *   lists.c       recipients' trust, block and subscription lists
  *   pow.c         proof-of-work stamps (hashcash)
  *   reputation.c  the reputation service: queries (cached) and reports
+ *   rep_trace.c   the relay's own trace fields of a message, for reports
  *   control.c     the HTTPS control API (lists, spam complaints)
  *
  * Every exported name starts with relay_.
