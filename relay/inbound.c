@@ -165,7 +165,7 @@ static void verify_key(const char *rcpt, char key[SMTP_PATH_MAX])
 {
 	size_t i = 0;
 
-	for (; rcpt[i] != '\0' && i < SMTP_PATH_MAX - 1; i++)
+	for (; i < SMTP_PATH_MAX - 1 && rcpt[i] != '\0'; i++)
 		key[i] = (char)tolower((unsigned char)rcpt[i]);
 	key[i] = '\0';
 }

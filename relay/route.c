@@ -69,7 +69,7 @@ static void addr_key(const char *host, char key[256])
 {
 	size_t i = 0;
 
-	for (; host[i] != '\0' && i < 255; i++)
+	for (; i < 255 && host[i] != '\0'; i++)
 		key[i] = (char)tolower((unsigned char)host[i]);
 	key[i] = '\0';
 }

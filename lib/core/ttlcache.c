@@ -64,7 +64,7 @@ static int shard_init(struct shard *sh, size_t bound)
 
 	while (n < bound && n < 65536)
 		n <<= 1;
-	if ((sh->buckets = calloc(n, sizeof(*sh->buckets))) == NULL)
+	if ((sh->buckets = calloc(n, sizeof(struct entry *))) == NULL)
 		return -1;
 	sh->nbuckets = n;
 	pthread_mutex_init(&sh->lock, NULL);
