@@ -26,28 +26,6 @@ struct revoke_opts {
 	int sign_only;
 };
 
-/* Every certificate of a PEM file, in order; returns the count or -1. */
-static int read_certs(const char *path, X509 **out, int max, struct err *e)
-{
-	size_t len;
-	char *pem = ctl_file_read(path, &len, e);
-	BIO *bio = pem != NULL ? BIO_new_mem_buf(pem, (int)len) : NULL;
-	X509 *x;
-	int n = 0;
-
-	if (pem == NULL)
-		return -1;
-	while (bio != NULL && n < max && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
-		out[n++] = x;
-	BIO_free(bio);
-	free(pem);
-	ERR_clear_error(); /* the end of the file reads as an error */
-	if (n == 0)
-		return err_set(e, ERR_INPUT, "bad_certificate", "%s holds no PEM certificate",
-		               path);
-	return n;
-}
-
 /* path with its suffix old replaced by new (or new appended); malloc'd. */
 static char *swap_suffix(const char *path, const char *old, const char *new)
 {
@@ -83,14 +61,14 @@ static int signer_chain(const struct ctl *ctl, const struct revoke_opts *o, cons
 	char *guess = NULL;
 	int rc = -1, n;
 
-	if (read_certs(cert_path, chain, 1, e) < 0)
+	if (ctl_certs_read(cert_path, chain, 0, 1, e) < 0)
 		return -1;
 	const char *chain_path = o->chain;
 	if (chain_path == NULL && (guess = swap_suffix(cert_path, ".pem", ".chain.pem")) != NULL &&
 	    ctl_file_exists(guess))
 		chain_path = guess;
 	if (chain_path != NULL) {
-		n = read_certs(chain_path, chain + 1, 2, e);
+		n = ctl_certs_read(chain_path, chain + 1, 0, 2, e);
 		if (n == 1)
 			err_set(e, ERR_INPUT, "bad_certificate",
 			        "%s must hold the issuer and the root", chain_path);

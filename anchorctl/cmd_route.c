@@ -344,28 +344,6 @@ out:
 
 /* ---- route alias ---- */
 
-/* Every certificate of a PEM file, in order; returns the count or -1. */
-static int read_certs(const char *path, X509 **out, int max, struct err *e)
-{
-	size_t len;
-	char *pem = ctl_file_read(path, &len, e);
-	BIO *bio = pem != NULL ? BIO_new_mem_buf(pem, (int)len) : NULL;
-	X509 *x;
-	int n = 0;
-
-	if (pem == NULL)
-		return -1;
-	while (bio != NULL && n < max && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
-		out[n++] = x;
-	BIO_free(bio);
-	free(pem);
-	ERR_clear_error(); /* the end of the file reads as an error */
-	if (n == 0)
-		return err_set(e, ERR_INPUT, "bad_certificate", "%s holds no PEM certificate",
-		               path);
-	return n;
-}
-
 static X509 *cert_member(const json_t *obj, const char *key, struct err *e)
 {
 	const char *pem = json_string_value(json_object_get(obj, key));
@@ -389,14 +367,14 @@ static int user_chain(const struct ctl_client *c, const char *domain, const char
 	size_t len = strlen(cert_path);
 	int n, rc = -1;
 
-	if (read_certs(cert_path, chain, 1, e) < 0)
+	if (ctl_certs_read(cert_path, chain, 0, 1, e) < 0)
 		return -1;
 	if (chain_path == NULL && len > 4 && strcmp(cert_path + len - 4, ".pem") == 0 &&
 	    asprintf(&guess, "%.*s.chain.pem", (int)(len - 4), cert_path) > 0 &&
 	    ctl_file_exists(guess))
 		chain_path = guess;
 	if (chain_path != NULL) {
-		n = read_certs(chain_path, chain + 1, 2, e);
+		n = ctl_certs_read(chain_path, chain + 1, 0, 2, e);
 		if (n == 1)
 			err_set(e, ERR_INPUT, "bad_certificate",
 			        "%s must hold the issuer and the root", chain_path);

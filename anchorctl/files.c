@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "pki/cert.h"
+
 static int read_fd(int fd, const char *path, char **out, size_t *len, struct err *e)
 {
 	size_t cap = 4096, n = 0;
@@ -237,4 +239,20 @@ char *ctl_conf_pick(const char *text, const char *name)
 		line = *end == '\n' ? end + 1 : end;
 	}
 	return value;
+}
+
+int ctl_certs_read(const char *path, X509 **chain, int n, int max, struct err *e)
+{
+	size_t len;
+	char *pem = ctl_file_read(path, &len, e);
+	int got;
+
+	if (pem == NULL)
+		return -1;
+	got = n < max ? cert_list_from_pem(pem, len, chain + n, max - n) : 0;
+	free(pem);
+	if (got == 0)
+		return err_set(e, ERR_INPUT, "bad_certificate", "%s holds no PEM certificate",
+		               path);
+	return n + got;
 }

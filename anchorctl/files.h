@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include <openssl/x509.h>
+
 #include "core/err.h"
 
 #define CTL_FILE_MAX (1024 * 1024) /* nothing we read is larger */
@@ -25,6 +27,10 @@ int ctl_file_write(const char *path, const void *data, size_t len, mode_t mode, 
                    struct err *e);
 
 int ctl_file_exists(const char *path);
+
+/* The PEM certificates of path appended to chain[n..max); returns the new count, or -1
+ * (ERR_INPUT "bad_certificate" when the file holds none). */
+int ctl_certs_read(const char *path, X509 **chain, int n, int max, struct err *e);
 
 /* Make dir (0700) unless it exists. */
 int ctl_dir_make(const char *dir, struct err *e);

@@ -15,28 +15,6 @@
 #include "files.h"
 #include "pki/jws.h"
 
-/* The PEM certificates of path appended to chain (up to max in all); returns the new count. */
-static int read_certs(const char *path, X509 **chain, int n, int max, struct err *e)
-{
-	size_t len;
-	char *pem = ctl_file_read(path, &len, e);
-	BIO *bio = pem != NULL ? BIO_new_mem_buf(pem, (int)len) : NULL;
-	int start = n;
-	X509 *x;
-
-	if (pem == NULL)
-		return -1;
-	while (bio != NULL && n < max && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
-		chain[n++] = x;
-	BIO_free(bio);
-	free(pem);
-	ERR_clear_error(); /* the end of the file reads as an error */
-	if (n == start)
-		return err_set(e, ERR_INPUT, "bad_certificate", "%s holds no PEM certificate",
-		               path);
-	return n;
-}
-
 /* "<path minus from><to>" when path ends in from, else NULL; malloc'd. */
 static char *swap_suffix(const char *path, const char *from, const char *to)
 {
@@ -54,13 +32,13 @@ static int load_chain(struct ctl_signer *s, const char *cert, const char *chain_
 	char *guess = NULL;
 	int n;
 
-	if ((n = read_certs(cert, s->chain, 0, CTL_SIGN_CHAIN, e)) < 0)
+	if ((n = ctl_certs_read(cert, s->chain, 0, CTL_SIGN_CHAIN, e)) < 0)
 		return -1;
 	if (n < CTL_SIGN_CHAIN && chain_path == NULL &&
 	    (guess = swap_suffix(cert, ".pem", ".chain.pem")) != NULL && ctl_file_exists(guess))
 		chain_path = guess;
 	if (n < CTL_SIGN_CHAIN && chain_path != NULL)
-		n = read_certs(chain_path, s->chain, n, CTL_SIGN_CHAIN, e);
+		n = ctl_certs_read(chain_path, s->chain, n, CTL_SIGN_CHAIN, e);
 	free(guess);
 	if (n < 0)
 		return -1;

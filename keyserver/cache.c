@@ -12,36 +12,25 @@
 
 #include <libpq-fe.h>
 
-#include "pki/crypto.h"
 #include "core/log.h"
+#include "core/ttlcache.h"
+#include "pki/crypto.h"
 
 #define CACHE_SHARDS 64
 #define ETAG_LEN 20 /* quote + 16 hex + quote + NUL, rounded */
 
-struct entry {
-	struct entry *next;
-	char *key;
+/* A kept answer; its key is the request's path and query. */
+struct answer {
 	char *body;
 	size_t len;
 	const char *content_type;
 	char etag[ETAG_LEN];
-	unsigned long long gen;
 	long long max_age;
-	time_t expires; /* monotonic seconds */
-};
-
-struct shard {
-	pthread_mutex_t lock;
-	struct entry **slots;
-	size_t nslots;
-	size_t count;
 };
 
 struct ks_cache {
-	struct shard shards[CACHE_SHARDS];
-	size_t max_per_shard;
-	atomic_ullong gen;
-	atomic_int usable; /* the listener is connected: cached answers can be trusted */
+	struct ttlcache *answers; /* its generation is bumped by every change notified */
+	atomic_int usable;        /* the listener is connected: cached answers can be trusted */
 	atomic_int stop;
 	pthread_t listener;
 	int listening;
@@ -56,33 +45,12 @@ static time_t now_mono(void)
 	return ts.tv_sec;
 }
 
-static uint64_t hash_key(const char *s)
+static void answer_free(void *v)
 {
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a: short keys, no adversarial control */
+	struct answer *an = v;
 
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
-}
-
-static void entry_free(struct entry *en)
-{
-	free(en->key);
-	free(en->body);
-	free(en);
-}
-
-static void shard_clear(struct shard *sh)
-{
-	for (size_t i = 0; i < sh->nslots; i++) {
-		struct entry *en = sh->slots[i], *next;
-		for (; en != NULL; en = next) {
-			next = en->next;
-			entry_free(en);
-		}
-		sh->slots[i] = NULL;
-	}
-	sh->count = 0;
+	free(an->body);
+	free(an);
 }
 
 struct ks_cache *ks_cache_new(size_t max_entries)
@@ -91,17 +59,9 @@ struct ks_cache *ks_cache_new(size_t max_entries)
 
 	if (c == NULL)
 		return NULL;
-	c->max_per_shard = max_entries / CACHE_SHARDS + 1;
-	atomic_init(&c->gen, 1);
-	for (int i = 0; i < CACHE_SHARDS; i++) {
-		pthread_mutex_init(&c->shards[i].lock, NULL);
-		c->shards[i].nslots = 256;
-		c->shards[i].slots = calloc(c->shards[i].nslots, sizeof(struct entry *));
-		if (c->shards[i].slots == NULL) {
-			c->shards[i].nslots = 0;
-			ks_cache_free(c);
-			return NULL;
-		}
+	if ((c->answers = ttlcache_new(max_entries, CACHE_SHARDS, answer_free)) == NULL) {
+		free(c);
+		return NULL;
 	}
 	return c;
 }
@@ -114,18 +74,15 @@ void ks_cache_free(struct ks_cache *c)
 		atomic_store(&c->stop, 1);
 		pthread_join(c->listener, NULL);
 	}
-	for (int i = 0; i < CACHE_SHARDS; i++) {
-		shard_clear(&c->shards[i]);
-		free(c->shards[i].slots);
-		pthread_mutex_destroy(&c->shards[i].lock);
-	}
+	ttlcache_free(c->answers);
 	free(c->conninfo);
 	free(c);
 }
 
+/* Answers kept before now are never served again (they are dropped as they are met). */
 void ks_cache_invalidate(struct ks_cache *c)
 {
-	atomic_fetch_add(&c->gen, 1);
+	ttlcache_bump(c->answers);
 }
 
 /* ---- the change listener ---- */
@@ -202,15 +159,6 @@ int ks_cache_listen(struct ks_cache *c, const char *conninfo, struct err *e)
 
 /* ---- lookups ---- */
 
-static struct entry **find_slot(struct shard *sh, uint64_t h, const char *key)
-{
-	struct entry **pp = &sh->slots[(h / CACHE_SHARDS) % sh->nslots];
-
-	while (*pp != NULL && strcmp((*pp)->key, key) != 0)
-		pp = &(*pp)->next;
-	return pp;
-}
-
 static int client_has(const struct http_request *req, const char *etag)
 {
 	/* If-None-Match may list several tags; ours contain no commas or spaces. */
@@ -243,40 +191,44 @@ static int cache_key(const struct http_request *req, char *key, size_t len)
 	return n > 0 && (size_t)n < len;
 }
 
-int ks_cache_serve(struct ks_cache *c, const struct http_request *req,
-		   struct http_response *resp, unsigned long long *gen)
-{
-	char key[1024];
-	uint64_t h;
-	struct shard *sh;
-	struct entry *en;
-	int served = 0;
+struct serve {
+	const struct http_request *req;
+	struct http_response *resp;
+};
 
-	*gen = atomic_load(&c->gen);
-	if (!atomic_load(&c->usable) || !cache_key(req, key, sizeof(key)))
-		return 0;
-	h = hash_key(key);
-	sh = &c->shards[h % CACHE_SHARDS];
-	pthread_mutex_lock(&sh->lock);
-	en = *find_slot(sh, h, key);
-	if (en != NULL && en->gen == *gen && now_mono() < en->expires) {
-		if (client_has(req, en->etag)) {
-			resp->content_type = en->content_type;
-			set_not_modified(resp);
-		} else {
-			char *copy = malloc(en->len + 1);
-			if (copy != NULL) {
-				memcpy(copy, en->body, en->len + 1);
-				http_reply_text(resp, 200, en->content_type, copy, en->len);
-			}
-		}
-		if (resp->body != NULL) {
-			add_cache_headers(resp, en->etag, en->max_age);
-			served = 1;
+/* Under the shard's lock: answer from a kept entry; -1 (a miss) when out of memory. */
+static int serve_answer(const void *value, void *arg)
+{
+	const struct answer *an = value;
+	struct serve *sv = arg;
+
+	if (client_has(sv->req, an->etag)) {
+		sv->resp->content_type = an->content_type;
+		set_not_modified(sv->resp);
+	} else {
+		char *copy = malloc(an->len + 1);
+		if (copy != NULL) {
+			memcpy(copy, an->body, an->len + 1);
+			http_reply_text(sv->resp, 200, an->content_type, copy, an->len);
 		}
 	}
-	pthread_mutex_unlock(&sh->lock);
-	return served;
+	if (sv->resp->body == NULL)
+		return -1;
+	add_cache_headers(sv->resp, an->etag, an->max_age);
+	return 0;
+}
+
+int ks_cache_serve(struct ks_cache *c, const struct http_request *req, struct http_response *resp,
+                   unsigned long long *gen)
+{
+	char key[1024];
+	struct serve sv = {req, resp};
+
+	*gen = ttlcache_generation(c->answers);
+	if (!atomic_load(&c->usable) || !cache_key(req, key, sizeof(key)))
+		return 0;
+	return ttlcache_get(c->answers, key, (double)now_mono(), TTLCACHE_CURRENT, serve_answer,
+	                    &sv);
 }
 
 static void make_etag(const struct http_response *resp, char out[ETAG_LEN])
@@ -290,55 +242,33 @@ static void make_etag(const struct http_response *resp, char out[ETAG_LEN])
 }
 
 static void keep(struct ks_cache *c, const char *key, const struct http_response *resp,
-		 const char *etag, unsigned long long gen, long long max_age)
+                 const char *etag, unsigned long long gen, long long max_age)
 {
-	uint64_t h = hash_key(key);
-	struct shard *sh = &c->shards[h % CACHE_SHARDS];
-	struct entry *en = calloc(1, sizeof(*en));
+	struct answer *an = calloc(1, sizeof(*an));
 
-	if (en == NULL || (en->key = strdup(key)) == NULL ||
-	    (en->body = malloc(resp->body_len + 1)) == NULL) {
-		if (en != NULL)
-			entry_free(en);
+	if (an == NULL || (an->body = malloc(resp->body_len + 1)) == NULL) {
+		free(an);
 		return;
 	}
-	memcpy(en->body, resp->body, resp->body_len);
-	en->body[resp->body_len] = '\0';
-	en->len = resp->body_len;
-	en->content_type = resp->content_type;
-	memcpy(en->etag, etag, ETAG_LEN);
-	en->gen = gen;
-	en->max_age = max_age;
-	en->expires = now_mono() + max_age;
-
-	pthread_mutex_lock(&sh->lock);
-	struct entry **pp = find_slot(sh, h, key);
-	if (*pp != NULL) {
-		struct entry *old = *pp;
-		en->next = old->next;
-		*pp = en;
-		entry_free(old);
-	} else {
-		/* A full shard is emptied rather than evicted entry by entry: simple, and the
-		 * working set of a key server is small next to the bound. */
-		if (sh->count >= c->max_per_shard)
-			shard_clear(sh);
-		pp = find_slot(sh, h, key);
-		*pp = en;
-		sh->count++;
-	}
-	pthread_mutex_unlock(&sh->lock);
+	memcpy(an->body, resp->body, resp->body_len);
+	an->body[resp->body_len] = '\0';
+	an->len = resp->body_len;
+	an->content_type = resp->content_type;
+	memcpy(an->etag, etag, ETAG_LEN);
+	an->max_age = max_age;
+	/* Refused when a change was notified since the answer was computed. */
+	ttlcache_put(c->answers, key, an, (double)(now_mono() + max_age), gen);
 }
 
-void ks_cache_store(struct ks_cache *c, const struct http_request *req,
-		    struct http_response *resp, unsigned long long gen, long long max_age)
+void ks_cache_store(struct ks_cache *c, const struct http_request *req, struct http_response *resp,
+                    unsigned long long gen, long long max_age)
 {
 	char etag[ETAG_LEN], key[1024];
 
 	if (resp->status != 200 || resp->body == NULL)
 		return;
 	make_etag(resp, etag);
-	if (atomic_load(&c->usable) && gen == atomic_load(&c->gen) && max_age > 0 &&
+	if (atomic_load(&c->usable) && gen == ttlcache_generation(c->answers) && max_age > 0 &&
 	    cache_key(req, key, sizeof(key)))
 		keep(c, key, resp, etag, gen, max_age);
 	if (client_has(req, etag))

@@ -1,24 +1,16 @@
 /*
  * cache.c - verdicts by request key (client address, HELO, sender domain),
- * reused for cache_ttl seconds.  Direct-mapped: a key has one slot, a newer
- * key in the same slot replaces the older one, so memory is fixed at
- * cache_size entries and a lookup is one comparison.  Loop thread only.
+ * reused for cache_ttl seconds, at most cache_size of them (the oldest goes
+ * first), over the shared core/ttlcache.  Loop thread only, so one shard.
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/ttlcache.h"
 #include "policyd.h"
 
-struct slot {
-	char key[POLICY_VALUE_MAX];
-	time_t expires;
-	struct policy_verdict v;
-};
-
 struct policy_cache {
-	struct slot *slots;
-	size_t size;
+	struct ttlcache *entries;
 	long long ttl;
 	unsigned long hits;
 };
@@ -32,12 +24,10 @@ struct policy_cache *policy_cache_new(size_t size, long long ttl)
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return NULL;
-	c->slots = calloc(size, sizeof(*c->slots));
-	if (c->slots == NULL) {
+	if ((c->entries = ttlcache_new(size, 1, free)) == NULL) {
 		free(c);
 		return NULL;
 	}
-	c->size = size;
 	c->ttl = ttl;
 	return c;
 }
@@ -46,29 +36,20 @@ void policy_cache_free(struct policy_cache *c)
 {
 	if (c == NULL)
 		return;
-	free(c->slots);
+	ttlcache_free(c->entries);
 	free(c);
 }
 
-static struct slot *slot_of(struct policy_cache *c, const char *key)
+static int copy_verdict(const void *value, void *arg)
 {
-	unsigned long long h = 1469598103934665603ULL;
-
-	while (*key)
-		h = (h ^ (unsigned char)*key++) * 1099511628211ULL;
-	return &c->slots[h % c->size];
+	memcpy(arg, value, sizeof(struct policy_verdict));
+	return 0;
 }
 
 int policy_cache_get(struct policy_cache *c, const char *key, time_t now, struct policy_verdict *v)
 {
-	struct slot *s;
-
-	if (c == NULL)
+	if (c == NULL || !ttlcache_get(c->entries, key, (double)now, 0, copy_verdict, v))
 		return 0;
-	s = slot_of(c, key);
-	if (s->expires <= now || strcmp(s->key, key) != 0)
-		return 0;
-	*v = s->v;
 	c->hits++;
 	return 1;
 }
@@ -76,14 +57,13 @@ int policy_cache_get(struct policy_cache *c, const char *key, time_t now, struct
 void policy_cache_put(struct policy_cache *c, const char *key, time_t now,
                       const struct policy_verdict *v)
 {
-	struct slot *s;
+	struct policy_verdict *copy;
 
-	if (c == NULL || strlen(key) >= sizeof(s->key))
+	/* Keys are bounded like the request values they come from. */
+	if (c == NULL || strlen(key) >= POLICY_VALUE_MAX || (copy = malloc(sizeof(*copy))) == NULL)
 		return;
-	s = slot_of(c, key);
-	snprintf(s->key, sizeof(s->key), "%s", key);
-	s->expires = now + c->ttl;
-	s->v = *v;
+	*copy = *v;
+	ttlcache_put(c->entries, key, copy, (double)(now + c->ttl), TTLCACHE_ANY_GEN);
 }
 
 unsigned long policy_cache_hits(const struct policy_cache *c)

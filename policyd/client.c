@@ -35,6 +35,7 @@
 #include <jansson.h>
 
 #include "core/log.h"
+#include "http/https_client.h"
 #include "policyd.h"
 #include "mail/repverdict.h"
 
@@ -369,6 +370,13 @@ static int start_query(struct policy_client *c, const char *ip, const char *helo
                        struct err *e)
 {
 	struct query *q = calloc(1, sizeof(*q));
+	/* A local policy service may be plain http; https is verified as everywhere. */
+	struct https_opts opts = {.cacert = c->s->cacert != NULL && c->s->cacert[0] ? c->s->cacert
+	                                                                             : NULL,
+	                          .connect_timeout_ms = (int)c->s->timeout_ms,
+	                          .timeout_ms = (int)c->s->timeout_ms,
+	                          .user_agent = "anchor-policyd/1",
+	                          .allow_http = 1};
 	char *url;
 
 	if (q == NULL)
@@ -396,13 +404,7 @@ static int start_query(struct policy_client *c, const char *ip, const char *helo
 	curl_easy_setopt(q->easy, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(q->easy, CURLOPT_WRITEDATA, q);
 	curl_easy_setopt(q->easy, CURLOPT_ERRORBUFFER, q->errbuf);
-	curl_easy_setopt(q->easy, CURLOPT_TIMEOUT_MS, (long)c->s->timeout_ms);
-	curl_easy_setopt(q->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)c->s->timeout_ms);
-	curl_easy_setopt(q->easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(q->easy, CURLOPT_PROTOCOLS_STR, "https,http");
-	curl_easy_setopt(q->easy, CURLOPT_USERAGENT, "anchor-policyd/1");
-	if (c->s->cacert != NULL && c->s->cacert[0] != '\0')
-		curl_easy_setopt(q->easy, CURLOPT_CAINFO, c->s->cacert);
+	https_easy_setup(q->easy, &opts);
 	if (curl_multi_add_handle(c->multi, q->easy) != CURLM_OK) {
 		curl_easy_cleanup(q->easy);
 		free(q);

@@ -17,6 +17,7 @@
  * payload binds the method, the path, the real body and the time, so that a
  * signed request cannot be replayed elsewhere or later.
  */
+#include "core/hash.h"
 #include "control.h"
 
 #include <ctype.h>
@@ -224,11 +225,7 @@ out:
 
 static unsigned replay_bucket(const char *pin)
 {
-	uint32_t h = 2166136261u;
-
-	for (; *pin; pin++)
-		h = (h ^ (uint8_t)*pin) * 16777619u;
-	return h % REPLAY_BUCKETS;
+	return (unsigned)(hash_str(pin) % REPLAY_BUCKETS);
 }
 
 /* Forget keys whose newest request is out of the window: anything they sign now is newer. */

@@ -8,7 +8,7 @@
  * The network and CPU work runs on the pool; the callbacks here only start
  * it and answer the session when it is done.
  */
-#include <pthread.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "core/ttlcache.h"
 #include "relayd.h"
 
 /* ------------------------------------------------------------------ reputation */
@@ -147,25 +148,26 @@ static int in_mail(void *ctx, struct smtp_session *s, const struct smtp_command 
  * cannot be asked costs nothing but the wait: the recipient is accepted and
  * the queue deals with it.
  */
-#define VERIFY_SLOTS 1024
-
-struct verify_slot {
-	char rcpt[SMTP_PATH_MAX];
+/* What the next hop said of one recipient, kept in d->rcpt_answers under the
+ * lower-cased address (RELAYD_RCPT_ANSWERS of them at most). */
+struct verify_answer {
 	int taken; /* 1 taken, 0 refused */
 	char reply[200];
-	time_t expires;
 };
 
-static struct verify_slot verify_cache[VERIFY_SLOTS];
-static pthread_mutex_t verify_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static struct verify_slot *verify_slot_of(const char *rcpt)
+static int verify_answer_copy(const void *value, void *arg)
 {
-	unsigned h = 2166136261u;
+	memcpy(arg, value, sizeof(struct verify_answer));
+	return 0;
+}
 
-	for (const char *p = rcpt; *p; p++)
-		h = (h ^ (unsigned char)(*p | 0x20)) * 16777619u;
-	return &verify_cache[h % VERIFY_SLOTS];
+static void verify_key(const char *rcpt, char key[SMTP_PATH_MAX])
+{
+	size_t i = 0;
+
+	for (; i < SMTP_PATH_MAX - 1 && rcpt[i] != '\0'; i++)
+		key[i] = (char)tolower((unsigned char)rcpt[i]);
+	key[i] = '\0';
 }
 
 struct verify_job {
@@ -178,21 +180,19 @@ static void verify_work(void *arg)
 {
 	struct verify_job *j = arg;
 	struct relayd *d = j->c->d;
-	struct verify_slot *sl = verify_slot_of(j->rcpt);
+	struct verify_answer va, *keep;
+	char key[SMTP_PATH_MAX];
 	struct relay_rcpt_result res = {0};
 	struct err e = {0};
 	int hit, taken = 1;
 
-	pthread_mutex_lock(&verify_lock);
-	hit = sl->expires > time(NULL) && strcasecmp(sl->rcpt, j->rcpt) == 0;
+	verify_key(j->rcpt, key);
+	hit = ttlcache_get(d->rcpt_answers, key, (double)time(NULL), 0, verify_answer_copy, &va);
 	if (hit) {
-		taken = sl->taken;
-		if (!taken)
-			relayd_reply_set(&j->r, 550, "5.1.1", "<%s>: %s", j->rcpt, sl->reply);
-	}
-	pthread_mutex_unlock(&verify_lock);
-	if (hit)
+		if (!va.taken)
+			relayd_reply_set(&j->r, 550, "5.1.1", "<%s>: %s", j->rcpt, va.reply);
 		return;
+	}
 	if (relay_probe_rcpt(d->s, &d->inbound_hop, j->rcpt, &res, &e) < 0 ||
 	    res.status == QUEUE_DEFERRED) {
 		log_info(NULL, "conn %lu: <%s>: next hop cannot say now (%s): accepted", j->c->id,
@@ -205,14 +205,13 @@ static void verify_work(void *arg)
 		log_info(NULL, "conn %lu: <%s> refused by the next hop: %s", j->c->id, j->rcpt,
 		         res.reply);
 	}
-	if (d->s->verify_cache_ttl <= 0)
+	if (d->s->verify_cache_ttl <= 0 || (keep = calloc(1, sizeof(*keep))) == NULL)
 		return;
-	pthread_mutex_lock(&verify_lock);
-	snprintf(sl->rcpt, sizeof(sl->rcpt), "%s", j->rcpt);
-	snprintf(sl->reply, sizeof(sl->reply), "%.*s", (int)sizeof(sl->reply) - 1, res.reply);
-	sl->taken = taken;
-	sl->expires = time(NULL) + (time_t)d->s->verify_cache_ttl;
-	pthread_mutex_unlock(&verify_lock);
+	snprintf(keep->reply, sizeof(keep->reply), "%.*s", (int)sizeof(keep->reply) - 1,
+	         res.reply);
+	keep->taken = taken;
+	ttlcache_put(d->rcpt_answers, key, keep, (double)(time(NULL) + d->s->verify_cache_ttl),
+	             TTLCACHE_ANY_GEN);
 }
 
 static void verify_done(void *arg)

@@ -33,6 +33,8 @@
 
 #include <jansson.h>
 
+#include "core/text.h"
+#include "core/hash.h"
 #include "pki/cert.h"
 #include "pki/crypto.h"
 #include "core/log.h"
@@ -153,22 +155,11 @@ static struct rcpt_lists *rcpt_lists_new(const char *addr)
 	return r;
 }
 
-/* ---- names ---- */
-
-static void lower_copy(char *out, size_t size, const char *in)
-{
-	size_t i;
-
-	for (i = 0; in[i] != '\0' && i + 1 < size; i++)
-		out[i] = (char)tolower((unsigned char)in[i]);
-	out[i] = '\0';
-}
-
 static int rcpt_norm(const char *rcpt, char out[RELAY_ADDR_MAX], struct err *e)
 {
 	if (rcpt == NULL || strlen(rcpt) >= RELAY_ADDR_MAX)
 		return err_set(e, ERR_INPUT, "bad_name", "the recipient is not a mail address");
-	lower_copy(out, RELAY_ADDR_MAX, rcpt);
+	text_lower_copy(out, RELAY_ADDR_MAX, rcpt);
 	return name_check_address(out, e);
 }
 
@@ -181,7 +172,7 @@ static int entry_norm(const char *entry, char out[RELAY_ADDR_MAX], struct err *e
 	if (entry == NULL || *entry == '\0' || strlen(entry) >= RELAY_ADDR_MAX - 1)
 		return err_set(e, ERR_INPUT, "bad_entry",
 		               "a list entry is an address, @domain or domain");
-	lower_copy(buf, sizeof(buf), entry);
+	text_lower_copy(buf, sizeof(buf), entry);
 	if (buf[0] == '@' || strchr(buf, '@') == NULL) {
 		const char *domain = buf[0] == '@' ? buf + 1 : buf;
 		if (name_check_domain(domain, &ne) < 0)
@@ -209,11 +200,7 @@ static int list_index(const char *list, struct err *e)
 
 static unsigned bucket_of(const char *addr)
 {
-	uint32_t h = 2166136261u;
-
-	for (; *addr; addr++)
-		h = (h ^ (uint8_t)*addr) * 16777619u;
-	return h % LISTS_BUCKETS;
+	return (unsigned)(hash_str(addr) % LISTS_BUCKETS);
 }
 
 static struct rcpt_lists *cache_find(struct relay_lists *l, const char *addr)
@@ -531,7 +518,7 @@ enum relay_list_hit relay_lists_check(struct relay_lists *l, const char *rcpt,
 		return RELAY_LIST_NONE;
 	if (sender_addr != NULL && *sender_addr != '\0' && strlen(sender_addr) < sizeof(sa)) {
 		const char *at;
-		lower_copy(sa, sizeof(sa), sender_addr);
+		text_lower_copy(sa, sizeof(sa), sender_addr);
 		cand[n++] = sa;
 		/* A verified address is also verified as one of its domain's. */
 		if ((at = strrchr(sa, '@')) != NULL && at[1] != '\0') {
@@ -542,7 +529,7 @@ enum relay_list_hit relay_lists_check(struct relay_lists *l, const char *rcpt,
 	if (sender_domain != NULL && *sender_domain != '\0' &&
 	    strlen(sender_domain) < sizeof(sd) - 1) {
 		sd[0] = '@';
-		lower_copy(sd + 1, sizeof(sd) - 1, sender_domain);
+		text_lower_copy(sd + 1, sizeof(sd) - 1, sender_domain);
 		cand[n++] = sd;
 	}
 	if (n == 0)

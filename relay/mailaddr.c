@@ -31,6 +31,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/text.h"
 #include "pki/cert.h"
 #include "dns/dns.h"
 #include "relay.h"
@@ -72,8 +73,7 @@ static int bad(struct scan *s, const char *fmt, ...)
 static int is_atext(unsigned char c)
 {
 	/* RFC 5322 atext, plus octets >= 0x80 (RFC 6532 UTF-8; refused in addresses) */
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL) || c >= 0x80;
+	return text_is_atext(c) || c >= 0x80;
 }
 
 /* A printable name for an octet, for messages. */

@@ -26,6 +26,7 @@
 #include "core/daemon.h"
 #include "dns/discover.h"
 #include "core/log.h"
+#include "core/ttlcache.h"
 #include "relayd.h"
 #include "dns/resolve.h"
 
@@ -257,6 +258,9 @@ static int open_parts(struct relay_main *rm, struct err *e)
 	if ((d->pool = relay_pool_new(d->base, (int)s->workers, e)) == NULL ||
 	    (d->dpool = relay_pool_new(d->base, (int)s->workers, e)) == NULL)
 		return -1;
+	if ((d->rcpt_answers = ttlcache_new(RELAYD_RCPT_ANSWERS, 16, free)) == NULL ||
+	    (d->host_addrs = ttlcache_new(RELAYD_HOST_ADDRS, 16, free)) == NULL)
+		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
 	return 0;
 }
 
@@ -282,6 +286,8 @@ static void close_parts(struct relay_main *rm)
 	relay_pow_free(d->pow);
 	relay_lists_free(d->lists);
 	relay_rep_free(d->rep);
+	ttlcache_free(d->rcpt_answers);
+	ttlcache_free(d->host_addrs);
 	relay_verifier_free(d->verifier);
 	relay_signer_client_free(d->signer);
 	if (d->tls != NULL)

@@ -28,6 +28,7 @@
  *   lists.c       recipients' trust, block and subscription lists
  *   pow.c         proof-of-work stamps (hashcash)
  *   reputation.c  the reputation service: queries (cached) and reports
+ *   rep_trace.c   the relay's own trace fields of a message, for reports
  *   control.c     the HTTPS control API (lists, spam complaints)
  *
  * Every exported name starts with relay_.
@@ -399,6 +400,7 @@ char *relay_authres_field(const char *authserv_id, const struct relay_auth *a, c
 /* ------------------------------------------------------------------ delivery */
 
 struct resolve_ctx;
+struct ttlcache;
 
 enum relay_next_proto { RELAY_PROTO_SMTP = 0, RELAY_PROTO_LMTP };
 
@@ -445,9 +447,11 @@ int relay_probe_rcpt(const struct relay_settings *s, const struct relay_hop *hop
  * the address to give in RCPT TO.  Errors: ERR_TEMP (DNS, key server,
  * unverifiable or expired answers: defer) or, for what retrying cannot fix,
  * ERR_NOTFOUND "no_route" and ERR_UNPROC "route_loop", "too_many_hops",
- * "bad_address" (fail); err_is_temporary() tells them apart.
+ * "bad_address" (fail); err_is_temporary() tells them apart.  addrs (NULL: none) keeps
+ * hosts' addresses for their DNS TTL, at most an hour; its values are strings.
  */
-int relay_route(struct resolve_ctx *rc, const struct relay_settings *s, const char *rcpt,
+int relay_route(struct resolve_ctx *rc, struct ttlcache *addrs, const struct relay_settings *s,
+                const char *rcpt,
                 struct relay_hop *hops, size_t max, size_t *n, char *final_rcpt, struct err *e);
 
 /* "lmtp:HOST:PORT", "smtp:HOST[:PORT]", "HOST:PORT", "[::1]:PORT", "lmtp:[::1]:PORT",

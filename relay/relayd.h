@@ -16,10 +16,13 @@ struct event;
 struct evconnlistener;
 struct discover_ctx;
 struct relay_control;
+struct ttlcache;
 
 enum relayd_side { RELAYD_INBOUND = 0, RELAYD_SUBMISSION };
 
 #define RELAYD_IP_BUCKETS 1024
+#define RELAYD_RCPT_ANSWERS 1024 /* recipients whose next-hop answer is kept */
+#define RELAYD_HOST_ADDRS 256    /* delivery hosts whose address is kept */
 
 struct relayd_ipcount {
 	char ip[64];
@@ -50,6 +53,8 @@ struct relayd {
 	struct resolve_ctx *resolve;
 	struct relay_hop inbound_hop;
 	struct relayd_users *users; /* auth.c: submission_users, NULL unless submission_auth */
+	struct ttlcache *rcpt_answers; /* inbound.c: the next hop's answers, verify_cache_ttl */
+	struct ttlcache *host_addrs;   /* relay_route: delivery hosts' addresses */
 
 	struct evconnlistener *lin, *lsub;
 	int port_in, port_sub;

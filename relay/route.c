@@ -14,7 +14,7 @@
  * deferred; what it cannot (no route, alias loops and chains, a malformed
  * address) keeps a permanent kind and the recipient fails.
  */
-#include <pthread.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +25,7 @@
 
 #include <ldns/ldns.h>
 
+#include "core/ttlcache.h"
 #include "dns/dns.h"
 #include "relay.h"
 #include "dns/resolve.h"
@@ -61,54 +62,56 @@ static int route_error(struct err *e)
  * domain goes to the same few hosts, and asking for each would cost a round
  * trip per delivery.  Route answers and discovery have their own caches.
  */
-#define ADDR_CACHE_SLOTS 256
 #define ADDR_CACHE_MAX_TTL 3600
 
-struct addr_slot {
-	char host[256];
-	char addr[64];
-	time_t expires;
+/* Host names are compared without case: the key is the lower-cased name. */
+static void addr_key(const char *host, char key[256])
+{
+	size_t i = 0;
+
+	for (; i < 255 && host[i] != '\0'; i++)
+		key[i] = (char)tolower((unsigned char)host[i]);
+	key[i] = '\0';
+}
+
+struct addr_out {
+	char *out;
+	size_t size;
 };
 
-static struct addr_slot addr_cache[ADDR_CACHE_SLOTS];
-static pthread_mutex_t addr_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static unsigned addr_slot_of(const char *host)
+static int addr_copy(const void *value, void *arg)
 {
-	unsigned h = 2166136261u;
+	const char *addr = value;
+	struct addr_out *o = arg;
 
-	for (; *host; host++)
-		h = (h ^ (unsigned char)(*host | 0x20)) * 16777619u;
-	return h % ADDR_CACHE_SLOTS;
+	snprintf(o->out, o->size, "%s", addr);
+	return 0;
 }
 
-static int addr_cache_get(const char *host, char *addr, size_t size)
+static int addr_cache_get(struct ttlcache *addrs, const char *host, char *addr, size_t size)
 {
-	struct addr_slot *sl = &addr_cache[addr_slot_of(host)];
-	int hit;
+	char key[256];
+	struct addr_out o = {addr, size};
 
-	pthread_mutex_lock(&addr_lock);
-	hit = sl->expires > time(NULL) && strcasecmp(sl->host, host) == 0;
-	if (hit)
-		snprintf(addr, size, "%s", sl->addr);
-	pthread_mutex_unlock(&addr_lock);
-	return hit;
+	addr_key(host, key);
+	return ttlcache_get(addrs, key, (double)time(NULL), 0, addr_copy, &o);
 }
 
-static void addr_cache_put(const char *host, const char *addr, uint32_t ttl)
+static void addr_cache_put(struct ttlcache *addrs, const char *host, const char *addr,
+                           uint32_t ttl)
 {
-	struct addr_slot *sl = &addr_cache[addr_slot_of(host)];
+	char key[256], *copy;
 
-	if (ttl == 0)
+	if (ttl == 0 || addrs == NULL || (copy = strdup(addr)) == NULL)
 		return;
-	pthread_mutex_lock(&addr_lock);
-	snprintf(sl->host, sizeof(sl->host), "%s", host);
-	snprintf(sl->addr, sizeof(sl->addr), "%s", addr);
-	sl->expires = time(NULL) + (ttl > ADDR_CACHE_MAX_TTL ? ADDR_CACHE_MAX_TTL : ttl);
-	pthread_mutex_unlock(&addr_lock);
+	addr_key(host, key);
+	ttlcache_put(addrs, key, copy,
+	             (double)(time(NULL) + (ttl > ADDR_CACHE_MAX_TTL ? ADDR_CACHE_MAX_TTL : ttl)),
+	             TTLCACHE_ANY_GEN);
 }
 
-static int hop_address(struct resolve_ctx *rc, struct relay_hop *h, struct err *e)
+static int hop_address(struct resolve_ctx *rc, struct ttlcache *addrs, struct relay_hop *h,
+                       struct err *e)
 {
 	char cached[64];
 
@@ -118,7 +121,7 @@ static int hop_address(struct resolve_ctx *rc, struct relay_hop *h, struct err *
 
 	if (inet_pton(AF_INET, h->host, buf) == 1 || inet_pton(AF_INET6, h->host, buf) == 1)
 		return 0;
-	if (addr_cache_get(h->host, cached, sizeof(cached))) {
+	if (addr_cache_get(addrs, h->host, cached, sizeof(cached))) {
 		snprintf(h->host, sizeof(h->host), "%s", cached);
 		return 0;
 	}
@@ -147,7 +150,7 @@ static int hop_address(struct resolve_ctx *rc, struct relay_hop *h, struct err *
 		if (text == NULL)
 			return err_set(e, ERR_TEMP, "dns_bad_answer", "bad address record for %s",
 			               h->host);
-		addr_cache_put(h->host, text, ttl);
+		addr_cache_put(addrs, h->host, text, ttl);
 		snprintf(h->host, sizeof(h->host), "%s", text);
 		free(text);
 		return 0;
@@ -156,14 +159,14 @@ static int hop_address(struct resolve_ctx *rc, struct relay_hop *h, struct err *
 }
 
 /* Hops whose name has no address are dropped; the others keep their order. */
-static int hops_addresses(struct resolve_ctx *rc, const char *rcpt, struct relay_hop *hops,
+static int hops_addresses(struct resolve_ctx *rc, struct ttlcache *addrs, const char *rcpt, struct relay_hop *hops,
                           size_t *n, struct err *e)
 {
 	size_t kept = 0;
 	struct err ae = {0};
 
 	for (size_t i = 0; i < *n; i++)
-		if (hop_address(rc, &hops[i], &ae) == 0)
+		if (hop_address(rc, addrs, &hops[i], &ae) == 0)
 			hops[kept++] = hops[i];
 	if (kept == 0 && *n > 0) {
 		*e = ae;
@@ -249,7 +252,8 @@ static int mx_fallback(struct resolve_ctx *rc, const struct relay_settings *s, c
 	return 0;
 }
 
-int relay_route(struct resolve_ctx *rc, const struct relay_settings *s, const char *rcpt,
+int relay_route(struct resolve_ctx *rc, struct ttlcache *addrs, const struct relay_settings *s,
+                const char *rcpt,
                 struct relay_hop *hops, size_t max, size_t *n, char *final_rcpt, struct err *e)
 {
 	struct resolve_result *r;
@@ -303,7 +307,7 @@ int relay_route(struct resolve_ctx *rc, const struct relay_settings *s, const ch
 		         r->final_address[0] ? r->final_address : rcpt);
 	free(r);
 addresses:
-	return hops_addresses(rc, rcpt, hops, n, e);
+	return hops_addresses(rc, addrs, rcpt, hops, n, e);
 }
 
 /* ------------------------------------------------------------------ next hop */

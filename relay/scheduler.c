@@ -222,7 +222,7 @@ static void deliver_outbound(struct djob *j, const struct queue_msg *m, const ch
 	for (i = 0; i < j->n; i++) {
 		struct err e = {0};
 
-		int rc = relay_route(j->d->resolve, j->d->s, j->addrs[i], plan[i].hops,
+		int rc = relay_route(j->d->resolve, j->d->host_addrs, j->d->s, j->addrs[i], plan[i].hops,
 		                     SCHED_MAX_HOPS, &plan[i].nhops, plan[i].rcpt, &e);
 
 		if (rc < 0 || plan[i].nhops == 0) {

@@ -22,6 +22,7 @@
 #include <event2/listener.h>
 #include <openssl/err.h>
 
+#include "core/hash.h"
 #include "core/log.h"
 #include "relayd.h"
 
@@ -44,11 +45,7 @@ void relayd_reply_set(struct smtp_reply *r, int code, const char *status, const 
 
 static unsigned ip_bucket(const char *ip)
 {
-	unsigned h = 2166136261u; /* FNV-1a */
-
-	for (; *ip != '\0'; ip++)
-		h = (h ^ (unsigned char)*ip) * 16777619u;
-	return h % RELAYD_IP_BUCKETS;
+	return (unsigned)(hash_str(ip) % RELAYD_IP_BUCKETS);
 }
 
 static struct relayd_ipcount *ip_find(struct relayd *d, const char *ip, int create)

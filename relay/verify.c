@@ -45,11 +45,12 @@
 #include "mail/dkim.h"
 #include "dns/dns.h"
 #include "pki/merkle.h"
+#include "core/ttlcache.h"
 #include "relay.h"
 #include "pki/tlog_client.h"
 
-#define KEY_CACHE_BUCKETS 256
-#define KEY_CACHE_MAX 8192 /* entries; the cache is emptied when it is full */
+#define KEY_CACHE_MAX 8192  /* entries; the oldest goes when it is full */
+#define KEY_CACHE_SHARDS 16 /* worker threads verify at once */
 #define MAX_KEYS 8         /* certificates tried for one user signature */
 #define OBSERVE_TRIES 3
 
@@ -62,20 +63,11 @@ struct keyset {
 	struct err err;      /* n == 0: why */
 };
 
-struct cache_entry {
-	struct cache_entry *next;
-	char *key;
-	time_t expires;
-	struct keyset ks;
-};
-
 struct relay_verifier {
 	struct relay_verify_net net;
 	struct discover_ctx *dctx;
 	long long ttl;
-	pthread_mutex_t cache_lock;
-	struct cache_entry *buckets[KEY_CACHE_BUCKETS];
-	size_t ncached;
+	struct ttlcache *cache; /* struct keyset by selector or user */
 	pthread_mutex_t heads_lock;
 	struct tlog_store *heads; /* the newest tree head seen per domain */
 };
@@ -112,89 +104,41 @@ static time_t now_mono(void)
 	return ts.tv_sec;
 }
 
-static unsigned bucket_of(const char *key)
+static void keyset_free(void *k)
 {
-	uint32_t h = 2166136261u;
-
-	for (; *key; key++)
-		h = (h ^ (unsigned char)*key) * 16777619u;
-	return h % KEY_CACHE_BUCKETS;
+	keyset_clear(k);
+	free(k);
 }
 
-static void cache_drop_all(struct relay_verifier *v)
+static int keyset_copy_out(const void *value, void *arg)
 {
-	for (size_t b = 0; b < KEY_CACHE_BUCKETS; b++) {
-		struct cache_entry *en = v->buckets[b], *next;
-		for (; en != NULL; en = next) {
-			next = en->next;
-			keyset_clear(&en->ks);
-			free(en->key);
-			free(en);
-		}
-		v->buckets[b] = NULL;
-	}
-	v->ncached = 0;
+	return keyset_copy(arg, value);
 }
 
 /* 1 and a copy in *out when key is cached and fresh. */
 static int cache_get(struct relay_verifier *v, const char *key, struct keyset *out)
 {
-	unsigned b = bucket_of(key);
-	int found = 0;
-
-	pthread_mutex_lock(&v->cache_lock);
-	for (struct cache_entry *en = v->buckets[b]; en != NULL; en = en->next) {
-		if (strcmp(en->key, key) == 0) {
-			found = en->expires > now_mono() && keyset_copy(out, &en->ks) == 0;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&v->cache_lock);
-	return found;
+	return ttlcache_get(v->cache, key, (double)now_mono(), 0, keyset_copy_out, out);
 }
 
 static void cache_put(struct relay_verifier *v, const char *key, const struct keyset *ks)
 {
-	unsigned b = bucket_of(key);
-	struct cache_entry *en, **pp;
+	struct keyset *copy;
 
-	if (v->ttl <= 0)
+	if (v->ttl <= 0 || (copy = calloc(1, sizeof(*copy))) == NULL)
 		return;
-	en = calloc(1, sizeof(*en));
-	if (en == NULL || (en->key = strdup(key)) == NULL || keyset_copy(&en->ks, ks) < 0) {
-		if (en != NULL)
-			free(en->key);
-		free(en);
+	if (keyset_copy(copy, ks) < 0) {
+		free(copy);
 		return; /* not cached: only slower */
 	}
-	en->expires = now_mono() + v->ttl;
-	pthread_mutex_lock(&v->cache_lock);
-	for (pp = &v->buckets[b]; *pp != NULL; pp = &(*pp)->next) {
-		if (strcmp((*pp)->key, key) == 0) { /* replace a stale one */
-			struct cache_entry *old = *pp;
-			*pp = old->next;
-			keyset_clear(&old->ks);
-			free(old->key);
-			free(old);
-			v->ncached--;
-			break;
-		}
-	}
-	if (v->ncached >= KEY_CACHE_MAX)
-		cache_drop_all(v);
-	en->next = v->buckets[b];
-	v->buckets[b] = en;
-	v->ncached++;
-	pthread_mutex_unlock(&v->cache_lock);
+	ttlcache_put(v->cache, key, copy, (double)(now_mono() + v->ttl), TTLCACHE_ANY_GEN);
 }
 
 void relay_verifier_flush(struct relay_verifier *v)
 {
 	if (v == NULL)
 		return;
-	pthread_mutex_lock(&v->cache_lock);
-	cache_drop_all(v);
-	pthread_mutex_unlock(&v->cache_lock);
+	ttlcache_clear(v->cache);
 }
 
 /* ------------------------------------------------------------------ the real network */
@@ -299,7 +243,6 @@ struct relay_verifier *relay_verifier_new(const struct relay_settings *s, struct
 		err_set(e, ERR_INTERNAL, "internal", "out of memory");
 		return NULL;
 	}
-	pthread_mutex_init(&v->cache_lock, NULL);
 	pthread_mutex_init(&v->heads_lock, NULL);
 	v->ttl = s->key_cache_ttl >= 0 ? s->key_cache_ttl : 300; /* 0: never reused */
 	/* Heads are remembered across restarts (state_dir/log-heads.json), so that a key
@@ -307,7 +250,9 @@ struct relay_verifier *relay_verifier_new(const struct relay_settings *s, struct
 	if (s->state_dir != NULL && *s->state_dir != '\0' &&
 	    asprintf(&heads_path, "%s/log-heads.json", s->state_dir) < 0)
 		heads_path = NULL;
-	if ((v->dctx = discover_new(&c, e)) == NULL ||
+	if ((v->cache = ttlcache_new(KEY_CACHE_MAX, KEY_CACHE_SHARDS, keyset_free)) == NULL)
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	if (v->cache == NULL || (v->dctx = discover_new(&c, e)) == NULL ||
 	    (v->heads = tlog_store_open(heads_path, e)) == NULL) {
 		free(heads_path);
 		relay_verifier_free(v);
@@ -322,10 +267,9 @@ void relay_verifier_free(struct relay_verifier *v)
 {
 	if (v == NULL)
 		return;
-	cache_drop_all(v);
+	ttlcache_free(v->cache);
 	tlog_store_free(v->heads);
 	discover_free(v->dctx);
-	pthread_mutex_destroy(&v->cache_lock);
 	pthread_mutex_destroy(&v->heads_lock);
 	free(v);
 }

@@ -2,46 +2,32 @@
  * cache.c - recent per-subject answers, so that a busy receiver asking about the same
  * clients again and again costs no database round trips.
  *
- * Direct-mapped slots under striped locks; an entry lives answer_cache_ttl seconds (decay
- * over that time is negligible next to a half-life of days).  Every change this process
+ * A core/ttlcache of at most nslots entries under sharded locks; an entry lives
+ * answer_cache_ttl seconds (decay over that time is negligible next to a half-life of
+ * days).  Every change this process
  * makes (a report, an import, a standing pass, a delisting) forgets the subjects it touched
  * after its commit; a generation number, bumped by every forget, keeps an answer computed
  * before a commit from being stored after it.  Other nodes' changes show after at most
  * the TTL.  Cached values are immutable jansson objects handed out by reference (jansson's
  * reference counts are atomic here).
  */
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/ttlcache.h"
 #include "rep.h"
 
-#define CACHE_STRIPES 256
-
-struct slot {
-	char subject[REP_SUBJECT_MAX + 16];
-	json_t *value;
-	double expires;
-	unsigned long long gen; /* the generation it was computed in */
-};
+/* Enough shards that the receivers' threads rarely meet on one lock. */
+#define CACHE_SHARDS 64
 
 struct rep_cache {
-	struct slot *slots;
-	size_t nslots;
+	struct ttlcache *entries;
 	double ttl;
-	atomic_ullong generation;
-	pthread_mutex_t locks[CACHE_STRIPES];
 };
 
-static size_t slot_of(const struct rep_cache *c, const char *subject)
+static void value_free(void *v)
 {
-	uint64_t h = 1469598103934665603ULL;
-
-	for (const unsigned char *p = (const unsigned char *)subject; *p; p++)
-		h = (h ^ *p) * 1099511628211ULL;
-	return (size_t)(h % c->nslots);
+	json_decref(v);
 }
 
 struct rep_cache *rep_cache_new(size_t nslots, double ttl)
@@ -52,14 +38,11 @@ struct rep_cache *rep_cache_new(size_t nslots, double ttl)
 		return NULL;
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return NULL;
-	if ((c->slots = calloc(nslots, sizeof(*c->slots))) == NULL) {
+	if ((c->entries = ttlcache_new(nslots, CACHE_SHARDS, value_free)) == NULL) {
 		free(c);
 		return NULL;
 	}
-	c->nslots = nslots;
 	c->ttl = ttl;
-	for (int i = 0; i < CACHE_STRIPES; i++)
-		pthread_mutex_init(&c->locks[i], NULL);
 	return c;
 }
 
@@ -67,33 +50,28 @@ void rep_cache_free(struct rep_cache *c)
 {
 	if (c == NULL)
 		return;
-	for (size_t i = 0; i < c->nslots; i++)
-		json_decref(c->slots[i].value);
-	for (int i = 0; i < CACHE_STRIPES; i++)
-		pthread_mutex_destroy(&c->locks[i]);
-	free(c->slots);
+	ttlcache_free(c->entries);
 	free(c);
 }
 
 unsigned long long rep_cache_generation(struct rep_cache *c)
 {
-	return c ? atomic_load(&c->generation) : 0;
+	return c ? ttlcache_generation(c->entries) : 0;
+}
+
+static int take_ref(const void *value, void *arg)
+{
+	*(json_t **)arg = json_incref((json_t *)value);
+	return 0;
 }
 
 static json_t *lookup(struct rep_cache *c, const char *key, double now, int current)
 {
 	json_t *v = NULL;
-	size_t i;
 
-	if (c == NULL)
+	if (c == NULL ||
+	    !ttlcache_get(c->entries, key, now, current ? TTLCACHE_CURRENT : 0, take_ref, &v))
 		return NULL;
-	i = slot_of(c, key);
-	pthread_mutex_lock(&c->locks[i % CACHE_STRIPES]);
-	if (c->slots[i].value != NULL && now < c->slots[i].expires &&
-	    strcmp(c->slots[i].subject, key) == 0 &&
-	    (!current || c->slots[i].gen == atomic_load(&c->generation)))
-		v = json_incref(c->slots[i].value);
-	pthread_mutex_unlock(&c->locks[i % CACHE_STRIPES]);
 	return v;
 }
 
@@ -110,55 +88,24 @@ json_t *rep_cache_get_current(struct rep_cache *c, const char *key, double now)
 void rep_cache_put(struct rep_cache *c, const char *subject, json_t *v, unsigned long long gen,
                    double now)
 {
-	json_t *old = NULL;
-	size_t i;
-
-	if (c == NULL || strlen(subject) >= sizeof(c->slots[0].subject))
+	if (c == NULL || strlen(subject) >= REP_SUBJECT_MAX + 16)
 		return;
-	i = slot_of(c, subject);
-	pthread_mutex_lock(&c->locks[i % CACHE_STRIPES]);
-	/* Checked under the lock: a forget of this slot takes the same lock after bumping. */
-	if (atomic_load(&c->generation) == gen) {
-		old = c->slots[i].value;
-		snprintf(c->slots[i].subject, sizeof(c->slots[i].subject), "%s", subject);
-		c->slots[i].value = json_incref(v);
-		c->slots[i].expires = now + c->ttl;
-		c->slots[i].gen = gen;
-	}
-	pthread_mutex_unlock(&c->locks[i % CACHE_STRIPES]);
-	json_decref(old);
+	/* Refused under the shard's lock when a forget has bumped the generation since. */
+	ttlcache_put(c->entries, subject, json_incref(v), now + c->ttl, gen);
 }
 
 void rep_cache_forget(struct rep_cache *c, const char *subject)
 {
-	json_t *old = NULL;
-	size_t i;
-
 	if (c == NULL)
 		return;
-	atomic_fetch_add(&c->generation, 1);
-	i = slot_of(c, subject);
-	pthread_mutex_lock(&c->locks[i % CACHE_STRIPES]);
-	if (strcmp(c->slots[i].subject, subject) == 0) {
-		old = c->slots[i].value;
-		c->slots[i].value = NULL;
-	}
-	pthread_mutex_unlock(&c->locks[i % CACHE_STRIPES]);
-	json_decref(old);
+	ttlcache_bump(c->entries);
+	ttlcache_remove(c->entries, subject);
 }
 
 void rep_cache_flush(struct rep_cache *c)
 {
 	if (c == NULL)
 		return;
-	atomic_fetch_add(&c->generation, 1);
-	for (size_t i = 0; i < c->nslots; i++) {
-		json_t *old;
-
-		pthread_mutex_lock(&c->locks[i % CACHE_STRIPES]);
-		old = c->slots[i].value;
-		c->slots[i].value = NULL;
-		pthread_mutex_unlock(&c->locks[i % CACHE_STRIPES]);
-		json_decref(old);
-	}
+	ttlcache_bump(c->entries);
+	ttlcache_clear(c->entries);
 }

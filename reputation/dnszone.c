@@ -5,7 +5,7 @@
  * worker threads sharing one socket; TCP (for clients that insist) by one
  * thread, a connection at a time with short timeouts.  Verdicts come from a
  * lookup function (rep_score_get in the daemon) and are kept in a small
- * direct-mapped cache for cache_seconds, because a DNSxL sees the same names
+ * bounded cache (core/ttlcache) for cache_seconds, because a DNSxL sees the same names
  * again and again and the store is the expensive part.
  */
 #include "dnszone.h"
@@ -28,18 +28,12 @@
 
 #include "core/log.h"
 #include "http/ratelimit.h"
+#include "core/ttlcache.h"
 
 /* ------------------------------------------------------------------ cache */
 
-#define CACHE_BUCKETS 4096 /* x CACHE_WAYS verdicts */
-#define CACHE_WAYS 4
-#define CACHE_LOCKS 64
-
-struct cache_slot {
-	char key[REP_SUBJECT_MAX + 16];
-	time_t expires;
-	struct rep_dnszone_verdict v;
-};
+#define CACHE_MAX 16384 /* verdicts; the oldest goes first */
+#define CACHE_SHARDS 64
 
 struct rep_dnszone {
 	struct rep_dnszone_config c;
@@ -54,68 +48,32 @@ struct rep_dnszone {
 	atomic_int stop;
 	atomic_ullong queries;
 	struct ratelimit *rl;
-	struct cache_slot *cache;
-	pthread_mutex_t locks[CACHE_LOCKS];
+	struct ttlcache *cache; /* struct rep_dnszone_verdict by subject; NULL: none */
 	struct rep *rep; /* for the default lookup */
 };
 
-static uint32_t hash(const char *s)
+static int verdict_copy(const void *value, void *arg)
 {
-	uint32_t h = 2166136261u;
-
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 16777619u;
-	return h;
+	memcpy(arg, value, sizeof(struct rep_dnszone_verdict));
+	return 0;
 }
 
-/* A set-associative cache: a key may sit in any of the CACHE_WAYS slots of its bucket, so
- * that two hot names that hash alike do not evict each other (each miss is a store query
- * that holds a UDP thread). */
+/* Each miss is a store query that holds a UDP thread: hot names stay until they expire. */
 static int cache_get(struct rep_dnszone *z, const char *key, struct rep_dnszone_verdict *v)
 {
-	uint32_t b = hash(key) % CACHE_BUCKETS;
-	struct cache_slot *set;
-	pthread_mutex_t *l = &z->locks[b % CACHE_LOCKS];
-	time_t now = time(NULL);
-	int hit = 0, i;
-
-	if (z->cache == NULL)
-		return 0;
-	set = &z->cache[b * CACHE_WAYS];
-	pthread_mutex_lock(l);
-	for (i = 0; i < CACHE_WAYS && !hit; i++)
-		if (set[i].expires > now && strcmp(set[i].key, key) == 0) {
-			*v = set[i].v;
-			hit = 1;
-		}
-	pthread_mutex_unlock(l);
-	return hit;
+	return ttlcache_get(z->cache, key, (double)time(NULL), 0, verdict_copy, v);
 }
 
 static void cache_put(struct rep_dnszone *z, const char *key, const struct rep_dnszone_verdict *v)
 {
-	uint32_t b = hash(key) % CACHE_BUCKETS;
-	struct cache_slot *set, *victim;
-	pthread_mutex_t *l = &z->locks[b % CACHE_LOCKS];
-	int i;
+	struct rep_dnszone_verdict *copy;
 
-	if (z->cache == NULL || v->error)
+	if (z->cache == NULL || v->error || strlen(key) >= REP_SUBJECT_MAX + 16 ||
+	    (copy = malloc(sizeof(*copy))) == NULL)
 		return;
-	set = &z->cache[b * CACHE_WAYS];
-	pthread_mutex_lock(l);
-	victim = &set[0];
-	for (i = 0; i < CACHE_WAYS; i++) {
-		if (strcmp(set[i].key, key) == 0) {
-			victim = &set[i];
-			break;
-		}
-		if (set[i].expires < victim->expires)
-			victim = &set[i]; /* the one that expires first (or an empty one) */
-	}
-	snprintf(victim->key, sizeof(victim->key), "%s", key);
-	victim->expires = time(NULL) + z->c.cache_seconds;
-	victim->v = *v;
-	pthread_mutex_unlock(l);
+	*copy = *v;
+	ttlcache_put(z->cache, key, copy, (double)(time(NULL) + z->c.cache_seconds),
+	             TTLCACHE_ANY_GEN);
 }
 
 /* ------------------------------------------------------------------ serving */
@@ -346,10 +304,8 @@ void rep_dnszone_stop(struct rep_dnszone *z)
 		close(z->udp);
 	if (z->tcp >= 0)
 		close(z->tcp);
-	for (i = 0; i < CACHE_LOCKS; i++)
-		pthread_mutex_destroy(&z->locks[i]);
 	ratelimit_free(z->rl);
-	free(z->cache);
+	ttlcache_free(z->cache);
 	free(z);
 }
 
@@ -365,8 +321,6 @@ struct rep_dnszone *rep_dnszone_start_config(const struct rep_dnszone_config *c,
 	}
 	z->c = *c;
 	z->udp = z->tcp = -1;
-	for (i = 0; i < CACHE_LOCKS; i++)
-		pthread_mutex_init(&z->locks[i], NULL);
 	if (c->listen == NULL || c->lookup == NULL) {
 		err_set(e, ERR_INPUT, "bad_dns_listen", "no dns_listen address");
 		goto fail;
@@ -385,7 +339,7 @@ struct rep_dnszone *rep_dnszone_start_config(const struct rep_dnszone_config *c,
 		goto fail;
 	}
 	if (c->cache_seconds > 0 &&
-	    (z->cache = calloc(CACHE_BUCKETS * CACHE_WAYS, sizeof(*z->cache))) == NULL) {
+	    (z->cache = ttlcache_new(CACHE_MAX, CACHE_SHARDS, free)) == NULL) {
 		err_set(e, ERR_INTERNAL, "internal", "out of memory");
 		goto fail;
 	}

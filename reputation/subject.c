@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/text.h"
 #include "pki/cert.h"
 #include "mail/csa.h"
 #include "rep.h"
@@ -32,15 +33,6 @@ static const char *const verdict_names[] = {
     [REP_UNKNOWN] = "unknown",
     [REP_BLOCK] = "block",
 };
-
-static void lower_copy(const char *in, char *out, size_t size)
-{
-	size_t i;
-
-	for (i = 0; in[i] != '\0' && i + 1 < size; i++)
-		out[i] = (char)(in[i] >= 'A' && in[i] <= 'Z' ? in[i] + 32 : in[i]);
-	out[i] = '\0';
-}
 
 /* Canonical text of an IPv4 or IPv6 address; -1 when it is neither. */
 static int ip_canon(const char *in, char *out, size_t size)
@@ -101,7 +93,7 @@ static int check_helo(const char *v, char *out, size_t size, struct err *e)
 
 static int check_key(const char *v, char *out, size_t size, struct err *e)
 {
-	lower_copy(v, out, size);
+	text_lower_copy(out, size, v);
 	if (strlen(v) != 7 + 64 || strncmp(out, "sha256:", 7) != 0 ||
 	    strspn(out + 7, "0123456789abcdef") != 64)
 		return err_set(
@@ -116,7 +108,7 @@ static int check_address(const char *v, char *out, size_t size, struct err *e)
 	struct err why = {0};
 	char sb[80];
 
-	lower_copy(v, out, size);
+	text_lower_copy(out, size, v);
 	if (strlen(v) >= size)
 		return err_set(e, ERR_INPUT, "bad_subject",
 		               "a mail address has at most 254 characters");

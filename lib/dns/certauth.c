@@ -6,7 +6,6 @@
 #include "dns/certauth.h"
 
 #include <ctype.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,20 +14,17 @@
 #include <jansson.h>
 #include <openssl/x509v3.h>
 
+#include "core/ttlcache.h"
 #include "pki/cert.h"
 
-#define BUCKETS 256
 #define KEY_MAX (DNS_NAME_MAX + CERT_FPR_LEN + 2)
 #define DETAIL_MAX 120
 
 /* What the key server said about one certificate. */
 enum verdict { V_CURRENT = 0, V_SUPERSEDED, V_REVOKED, V_UNKNOWN };
 
-struct entry {
-	struct entry *next;          /* in its bucket */
-	struct entry *older, *newer; /* in insertion order, for eviction */
-	char key[KEY_MAX];           /* "<domain> <fingerprint>" */
-	time_t expires;
+/* A cached answer, under "<domain> <fingerprint>" in the cache. */
+struct answer {
 	enum verdict verdict;
 	char detail[DETAIL_MAX]; /* when and why, for the refusal's message */
 };
@@ -37,73 +33,28 @@ struct certauth {
 	struct certauth_net net;
 	struct discover_ctx *disc;
 	long long ttl;
-	size_t max;
-	pthread_mutex_t lock;
-	struct entry *buckets[BUCKETS];
-	struct entry *oldest, *newest;
-	size_t n;
+	struct ttlcache *cache;
 };
 
 /* ------------------------------------------------------------------ the cache */
 
-static unsigned bucket_of(const char *key)
+static int answer_copy(const void *value, void *arg)
 {
-	uint32_t h = 2166136261u;
-
-	for (; *key; key++)
-		h = (h ^ (unsigned char)*key) * 16777619u;
-	return h % BUCKETS;
-}
-
-/* Unlink en from its bucket and the age list and free it; the lock is held. */
-static void entry_drop(struct certauth *a, struct entry *en)
-{
-	struct entry **pp = &a->buckets[bucket_of(en->key)];
-
-	while (*pp != NULL && *pp != en)
-		pp = &(*pp)->next;
-	if (*pp == en)
-		*pp = en->next;
-	if (a->oldest == en)
-		a->oldest = en->newer;
-	if (a->newest == en)
-		a->newest = en->older;
-	if (en->older != NULL)
-		en->older->newer = en->newer;
-	if (en->newer != NULL)
-		en->newer->older = en->older;
-	free(en);
-	a->n--;
-}
-
-static struct entry *entry_find(struct certauth *a, const char *key)
-{
-	struct entry *en = a->buckets[bucket_of(key)];
-
-	while (en != NULL && strcmp(en->key, key) != 0)
-		en = en->next;
-	return en;
+	memcpy(arg, value, sizeof(struct answer));
+	return 0;
 }
 
 /* The cached verdict for key when it is still fresh: 1, else 0. */
 static int cache_get(struct certauth *a, const char *key, time_t now, enum verdict *v,
                      char detail[DETAIL_MAX])
 {
-	struct entry *en;
-	int hit = 0;
+	struct answer an;
 
-	pthread_mutex_lock(&a->lock);
-	if ((en = entry_find(a, key)) != NULL) {
-		if (en->expires > now) {
-			*v = en->verdict;
-			memcpy(detail, en->detail, DETAIL_MAX);
-			hit = 1;
-		} else {
-			entry_drop(a, en);
-		}
-	}
-	pthread_mutex_unlock(&a->lock);
-	return hit;
+	if (!ttlcache_get(a->cache, key, (double)now, 0, answer_copy, &an))
+		return 0;
+	*v = an.verdict;
+	memcpy(detail, an.detail, DETAIL_MAX);
+	return 1;
 }
 
 /* Remember an answer; the oldest goes when the cache is full.  Out of memory only
@@ -111,51 +62,25 @@ static int cache_get(struct certauth *a, const char *key, time_t now, enum verdi
 static void cache_put(struct certauth *a, const char *key, time_t now, enum verdict v,
                       const char *detail)
 {
-	struct entry *en;
+	struct answer *an;
 
-	if (a->ttl <= 0)
+	if (a->ttl <= 0 || strlen(key) >= KEY_MAX || (an = calloc(1, sizeof(*an))) == NULL)
 		return;
-	pthread_mutex_lock(&a->lock);
-	if ((en = entry_find(a, key)) != NULL)
-		entry_drop(a, en);
-	while (a->n >= a->max && a->oldest != NULL)
-		entry_drop(a, a->oldest);
-	if ((en = calloc(1, sizeof(*en))) != NULL) {
-		snprintf(en->key, sizeof(en->key), "%s", key);
-		snprintf(en->detail, sizeof(en->detail), "%s", detail);
-		en->verdict = v;
-		en->expires = now + (time_t)a->ttl;
-		en->next = a->buckets[bucket_of(key)];
-		a->buckets[bucket_of(key)] = en;
-		en->older = a->newest;
-		if (a->newest != NULL)
-			a->newest->newer = en;
-		else
-			a->oldest = en;
-		a->newest = en;
-		a->n++;
-	}
-	pthread_mutex_unlock(&a->lock);
+	an->verdict = v;
+	snprintf(an->detail, sizeof(an->detail), "%s", detail);
+	ttlcache_put(a->cache, key, an, (double)(now + (time_t)a->ttl), TTLCACHE_ANY_GEN);
 }
 
 void certauth_flush(struct certauth *a)
 {
 	if (a == NULL)
 		return;
-	pthread_mutex_lock(&a->lock);
-	while (a->oldest != NULL)
-		entry_drop(a, a->oldest);
-	pthread_mutex_unlock(&a->lock);
+	ttlcache_clear(a->cache);
 }
 
 size_t certauth_cache_size(struct certauth *a)
 {
-	size_t n;
-
-	pthread_mutex_lock(&a->lock);
-	n = a->n;
-	pthread_mutex_unlock(&a->lock);
-	return n;
+	return ttlcache_count(a->cache);
 }
 
 /* ------------------------------------------------------------------ the real network */
@@ -230,8 +155,15 @@ struct certauth *certauth_new(const struct certauth_config *c, struct discover_c
 	}
 	a->disc = disc;
 	a->ttl = c != NULL && c->ttl >= 0 ? c->ttl : CERTAUTH_TTL_DEFAULT;
-	a->max = c != NULL && c->max_entries > 0 ? c->max_entries : CERTAUTH_MAX_DEFAULT;
-	pthread_mutex_init(&a->lock, NULL);
+	/* One shard: a relying party checks a few certificates a second, not thousands. */
+	a->cache = ttlcache_new(c != NULL && c->max_entries > 0 ? c->max_entries
+	                                                        : CERTAUTH_MAX_DEFAULT,
+	                        1, free);
+	if (a->cache == NULL) {
+		free(a);
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+		return NULL;
+	}
 	a->net = (struct certauth_net){net_discover, net_keyserver_get, mono_now, a};
 	return a;
 }
@@ -240,8 +172,7 @@ void certauth_free(struct certauth *a)
 {
 	if (a == NULL)
 		return;
-	certauth_flush(a);
-	pthread_mutex_destroy(&a->lock);
+	ttlcache_free(a->cache);
 	free(a);
 }
 

@@ -121,6 +121,25 @@ static char *peer_cert(CURL *c)
 	return NULL;
 }
 
+void https_easy_setup(void *easy, const struct https_opts *o)
+{
+	CURL *c = easy;
+
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, o->allow_http ? "https,http" : "https");
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+	                 (long)(o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 2000));
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(o->timeout_ms > 0 ? o->timeout_ms : 10000));
+	/* Never relaxed: there is no option for it. */
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(c, CURLOPT_USERAGENT, o->user_agent != NULL ? o->user_agent : "anchormail/1");
+	if (o->cacert != NULL)
+		curl_easy_setopt(c, CURLOPT_CAINFO, o->cacert);
+	if (o->want_peer_cert)
+		curl_easy_setopt(c, CURLOPT_CERTINFO, 1L);
+}
+
 static int do_get(const char *url, const char *host, uint16_t port, const struct https_opts *o,
                   struct https_reply *out, struct err *e)
 {
@@ -137,22 +156,11 @@ static int do_get(const char *url, const char *host, uint16_t port, const struct
 	c = curl_easy_init();
 	if (c == NULL)
 		return err_set(e, ERR_INTERNAL, "internal", "curl_easy_init failed");
+	https_easy_setup(c, o);
 	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink_write);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
-	                 (long)(o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 2000));
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(o->timeout_ms > 0 ? o->timeout_ms : 10000));
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "anchormail/1");
-	if (o->cacert != NULL)
-		curl_easy_setopt(c, CURLOPT_CAINFO, o->cacert);
-	if (o->want_peer_cert)
-		curl_easy_setopt(c, CURLOPT_CERTINFO, 1L);
 	if (o->resolve_ip != NULL && host != NULL) {
 		snprintf(resolve, sizeof(resolve), "%s:%u:%s%s%s", host, port,
 		         strchr(o->resolve_ip, ':') ? "[" : "", o->resolve_ip,

@@ -21,6 +21,8 @@ struct https_opts {
 	int connect_timeout_ms;
 	int timeout_ms;
 	int want_peer_cert; /* fill peer_cert_pem */
+	const char *user_agent; /* NULL: "anchormail/1" */
+	int allow_http;         /* https_easy_setup: also plain http:// (a local service) */
 };
 
 struct https_reply {
@@ -40,5 +42,14 @@ int https_get(const char *host, uint16_t port, const char *path, const struct ht
 int https_get_url(const char *base_url, const char *path, const struct https_opts *o,
                       struct https_reply *out, struct err *e);
 void https_reply_clear(struct https_reply *r);
+
+/*
+ * The settings every libcurl handle of the tree gets, for the clients that drive their
+ * own handles (a multi loop, a pool of kept connections): https only (unless allow_http),
+ * the peer and its host name verified against cacert or the system store, the two
+ * timeouts, no signals, the user agent, the peer certificate when asked.  The caller
+ * sets the URL, the sink and its headers.  easy is a CURL *.
+ */
+void https_easy_setup(void *easy, const struct https_opts *o);
 
 #endif

@@ -4,6 +4,7 @@
  * (SIZE, RFC 1870; BODY, RFC 6152), AUTH (RFC 4954 §4) and the base64 of its
  * responses.  Every failure carries its reply.
  */
+#include "core/text.h"
 #include "mail/smtp.h"
 
 #include <arpa/inet.h>
@@ -88,11 +89,6 @@ int smtp_address_literal_valid(const char *s, size_t len)
 	return 1;
 }
 
-static int is_atext(int c)
-{
-	return isascii(c) && (isalnum(c) || strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
-}
-
 /* Local-part = Dot-string / Quoted-string; returns its length or 0. */
 static size_t local_part_len(const char *s, size_t len)
 {
@@ -116,7 +112,7 @@ static size_t local_part_len(const char *s, size_t len)
 	for (;;) {
 		size_t start = i;
 
-		while (i < len && is_atext((unsigned char)s[i]))
+		while (i < len && text_is_atext((unsigned char)s[i]))
 			i++;
 		if (i == start)
 			return 0;

@@ -452,6 +452,19 @@ X509 *cert_from_pem(const char *pem, size_t len, struct err *e)
 	return cert;
 }
 
+int cert_list_from_pem(const char *pem, size_t len, X509 **out, int max)
+{
+	BIO *bio = BIO_new_mem_buf(pem, (int)len);
+	X509 *x;
+	int n = 0;
+
+	while (bio != NULL && n < max && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
+		out[n++] = x;
+	BIO_free(bio);
+	ERR_clear_error(); /* the end of the text reads as an error */
+	return n;
+}
+
 char *cert_to_pem(X509 *cert, struct err *e)
 {
 	BIO *bio;

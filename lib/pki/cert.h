@@ -59,6 +59,9 @@ int cert_check_domain_set(const char *domain, X509 *root, X509 *issuer, EVP_PKEY
 int cert_verify_chain(X509 *leaf, X509 *issuer, X509 *root, struct err *e);
 
 X509 *cert_from_pem(const char *pem, size_t len, struct err *e);
+/* The PEM certificates of pem, in order, into out (at most max, which the caller
+ * frees); returns how many, 0 when there is none. */
+int cert_list_from_pem(const char *pem, size_t len, X509 **out, int max);
 char *cert_to_pem(X509 *cert, struct err *e);
 /* "sha256:" + lowercase hex of SHA-256 over the DER certificate. */
 int cert_fingerprint(X509 *cert, char out[CERT_FPR_LEN], struct err *e);

@@ -6,6 +6,7 @@
  * can carry and a relying party can compare byte for byte.  Callers lowercase
  * before checking; uppercase here means somebody forgot.
  */
+#include "core/text.h"
 #include "pki/cert.h"
 
 #include <ctype.h>
@@ -104,12 +105,10 @@ int name_check_domain(const char *name, struct err *e)
 	return 0;
 }
 
-/* RFC 5322 atext, lowercase only. */
-static int is_atext(char c)
+/* RFC 5322 atext, lowercase only (names here are canonical). */
+static int is_lower_atext(char c)
 {
-	if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
-		return 1;
-	return c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL;
+	return text_is_atext((unsigned char)c) && !(c >= 'A' && c <= 'Z');
 }
 
 static int check_local(const char *local, size_t len, struct err *e)
@@ -142,7 +141,7 @@ static int check_local(const char *local, size_t len, struct err *e)
 		if (local[i] >= 'A' && local[i] <= 'Z')
 			return err_set(e, ERR_INPUT, "bad_name",
 			               "the address must be in lowercase");
-		if (!is_atext(local[i]))
+		if (!is_lower_atext(local[i]))
 			return err_set(
 			    e, ERR_INPUT, "bad_name",
 			    "the local part of the address contains %s, which a dot-atom "

@@ -563,17 +563,17 @@ static void test_route_errors(void **state)
 	s.outbound_tls = "may";
 	s.smtp_port = 25;
 
-	assert_int_equal(relay_route(rc, &s, "bob@example.com", hops, 4, &n, final, &e), -1);
+	assert_int_equal(relay_route(rc, NULL, &s, "bob@example.com", hops, 4, &n, final, &e), -1);
 	assert_int_equal(n, 0);
 	assert_true(err_is_temporary(e.kind));
 
 	err_clear(&e);
-	assert_int_equal(relay_route(rc, &s, "bob..x@example.com", hops, 4, &n, final, &e), -1);
+	assert_int_equal(relay_route(rc, NULL, &s, "bob..x@example.com", hops, 4, &n, final, &e), -1);
 	assert_string_equal(e.code, "bad_address");
 	assert_false(err_is_temporary(e.kind));
 
 	err_clear(&e);
-	assert_int_equal(relay_route(rc, &s, "no-domain", hops, 4, &n, final, &e), -1);
+	assert_int_equal(relay_route(rc, NULL, &s, "no-domain", hops, 4, &n, final, &e), -1);
 	assert_string_equal(e.code, "bad_address");
 	assert_false(err_is_temporary(e.kind));
 

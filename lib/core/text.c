@@ -1,0 +1,22 @@
+/* text.c - character and string helpers; see text.h. */
+#include "core/text.h"
+
+#include <string.h>
+
+int text_is_atext(int c)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+		return 1;
+	return c > 0 && c < 0x80 && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL;
+}
+
+void text_lower_copy(char *out, size_t size, const char *in)
+{
+	size_t i = 0;
+
+	if (size == 0)
+		return;
+	for (; in != NULL && in[i] != '\0' && i + 1 < size; i++)
+		out[i] = (char)(in[i] >= 'A' && in[i] <= 'Z' ? in[i] + ('a' - 'A') : in[i]);
+	out[i] = '\0';
+}
