@@ -9,7 +9,7 @@
 #include "pki/crl.h"
 #include "pki/crypto.h"
 #include "core/log.h"
-#include "ks.h"
+#include "store.h"
 
 void ks_domain_get(struct ks_req *r, const char *domain, const char *part)
 {

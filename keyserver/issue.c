@@ -24,6 +24,7 @@
 #include "pki/crypto.h"
 #include "core/log.h"
 #include "ks_signer.h"
+#include "store.h"
 #include "ks_signer_proto.h"
 
 /* What one issuance needs; filled step by step, released by issuance_free. */

@@ -49,7 +49,8 @@ struct ks {
 	atomic_ullong cache_misses;
 };
 
-/* A domain row, as the handlers need it.  Strings are owned (ks_domain_free). */
+/* A domain row (store_domain.c), as the handlers need it.  Strings are owned
+ * (ks_domain_free). */
 struct ks_domain {
 	long long id;
 	char *name;
@@ -75,6 +76,9 @@ struct ks_req {
 void ks_dispatch(const struct http_request *req, struct http_response *resp, void *app);
 size_t ks_metrics(char *buf, size_t len, void *app);
 int ks_health(void *app, struct err *e);
+
+void ks_domain_free(struct ks_domain *d); /* accepts NULL */
+json_t *ks_domain_json(const struct ks_domain *d);
 
 /* Reply with an error (logged at the level its kind deserves). */
 void ks_fail(struct ks_req *r, const struct err *e);
@@ -170,23 +174,6 @@ int ks_is_uuid(const char *s);
 /* auth.c: check the bearer token; fill e and return -1 when it does not authorise. */
 int ks_auth_operator(struct ks_req *r, struct err *e);
 int ks_auth_domain_admin(struct ks_req *r, const struct ks_domain *d, struct err *e);
-
-/* store.c: reads and writes of the key server's tables. */
-struct ks_domain *ks_store_domain(struct db *db, const char *name, struct err *e);
-void ks_domain_free(struct ks_domain *d);
-json_t *ks_domain_json(const struct ks_domain *d);
-/* Certificates of a name: current only, or every one newest first. */
-json_t *ks_store_certs_by_name(struct db *db, long long domain_id, const char *name,
-			       const char *purpose, int current_only, struct err *e);
-/* The current server certificates of a domain (admin view). */
-json_t *ks_store_server_certs(struct db *db, long long domain_id, struct err *e);
-/* One certificate by "key_id" or "fingerprint"; NULL with ERR_NOTFOUND when absent.  An
- * erased one (PROTOCOL.md §10.1) has only key_id, kind, purpose, fingerprint, serial,
- * status, revocation and "erased" (its time): no name, no certificate, no log proof. */
-json_t *ks_store_cert_by(struct db *db, const char *column, const char *value, struct err *e);
-/* Tell other key-server nodes (and our own cache) that a domain's objects changed;
- * call inside the writing transaction so it is delivered at commit. */
-int ks_store_notify_change(struct db *db, const char *domain, struct err *e);
 
 /* signer_client.c: the signer's requests (ks_signer_proto.h), from the HTTPS process.  Each
  * fails with the signer's own refusal, or ERR_TEMP "signer_unavailable" (503). */

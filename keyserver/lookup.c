@@ -9,7 +9,7 @@
 
 #include "pki/cert.h"
 #include "dns/dns.h"
-#include "ks.h"
+#include "store.h"
 
 /* Which address's key encrypts mail for addr under the domain's policy, and why. */
 static int encryption_target(struct ks_req *r, const struct ks_domain *d, const char *addr,

@@ -26,8 +26,8 @@
 #include "pki/jws.h"
 #include "core/log.h"
 #include "pki/merkle.h"
-#include "route.h"
 #include "ks_signer.h"
+#include "store.h"
 
 #define CRL_NEXT_UPDATE (24 * 3600)
 
@@ -314,7 +314,7 @@ char *ks_sign_route(struct db *db, const struct ks_signer_domain *sd, const char
 		        name, sd->d->name);
 		return NULL;
 	}
-	if (ks_route_effective(db, sd->d, name, &rt, e) < 0)
+	if (ks_store_route_effective(db, sd->d, name, &rt, e) < 0)
 		return NULL;
 	if ((payload = ks_route_payload(sd->d, name, &rt)) == NULL)
 		err_set(e, ERR_INTERNAL, "internal", "out of memory");

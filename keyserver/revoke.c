@@ -14,7 +14,7 @@
 #include "pki/crypto.h"
 #include "pki/jws.h"
 #include "core/log.h"
-#include "ks.h"
+#include "store.h"
 
 
 /* The row of the certificate being revoked, locked for the transaction. */

@@ -17,6 +17,7 @@
 #include "pki/cert.h"
 #include "core/log.h"
 #include "ks_signer.h"
+#include "store.h"
 
 #define SEAL_MSG_MAX 4096
 

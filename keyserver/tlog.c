@@ -19,7 +19,6 @@
 #include "core/log.h"
 #include "pki/merkle.h"
 #include "ks.h"
-#include "route.h"
 
 #define LOG_PAGE_MAX 1000
 #define SALT_BYTES 16

@@ -14,7 +14,7 @@
 #include "pki/crypto.h"
 #include "pki/jws.h"
 #include "ks.h"
-#include "route.h"
+#include "user_request.h"
 
 #define REQUEST_WINDOW 300 /* seconds of clock difference tolerated */
 

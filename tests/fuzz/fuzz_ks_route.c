@@ -5,7 +5,7 @@
 
 #include <jansson.h>
 
-#include "route.h"
+#include "route_json.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

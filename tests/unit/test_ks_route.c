@@ -1,4 +1,4 @@
-/* test_ks_route.c - unit tests for the key server's route body check (keyserver/route.c,
+/* test_ks_route.c - unit tests for the key server's route body check (keyserver/route_json.c,
  * ks_route_parse): what an admin's PUT of a route may hold, and how it is normalised. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,7 +12,7 @@
 
 #include <jansson.h>
 
-#include "route.h"
+#include "route_json.h"
 
 /* A well-formed pin: "sha256:" and the base64 of 32 bytes. */
 #define PIN "sha256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="

@@ -1,0 +1,52 @@
+/*
+ * store.h - the key server's store layer: the only code that holds SQL.
+ *
+ * One file per table or aggregate (store_domain.c, store_cert.c,
+ * store_route.c, ...).  Each function takes the connection it is given
+ * (borrowed from the pool by the caller, maybe inside the caller's
+ * transaction: transactions are the caller's, so a handler can group several
+ * writes and a log append into one commit) and returns a struct, a JSON object
+ * the protocol publishes as it is, or a count.  Errors are struct err values;
+ * "not found" is ERR_NOTFOUND with the code the client gets.
+ */
+#ifndef KS_STORE_H
+#define KS_STORE_H
+
+#include "ks.h"
+#include "route_json.h"
+
+/* RFC 3339 UTC rendering done by the server, so that every node prints alike. */
+#define KS_SQL_TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+
+/* store_domain.c */
+struct ks_domain *ks_store_domain(struct db *db, const char *name, struct err *e);
+/* Tell other key-server nodes (and our own cache) that a domain's objects changed;
+ * call inside the writing transaction so it is delivered at commit. */
+int ks_store_notify_change(struct db *db, const char *domain, struct err *e);
+
+/* Lock the domain's row until the caller's transaction ends. */
+int ks_store_domain_lock(struct db *db, long long domain_id, struct err *e);
+
+/* store_cert.c */
+/* Certificates of a name: current only, or every one newest first. */
+json_t *ks_store_certs_by_name(struct db *db, long long domain_id, const char *name,
+                               const char *purpose, int current_only, struct err *e);
+/* The current server certificates of a domain (admin view). */
+json_t *ks_store_server_certs(struct db *db, long long domain_id, struct err *e);
+/* One certificate by "key_id" or "fingerprint"; NULL with ERR_NOTFOUND when absent.  An
+ * erased one (PROTOCOL.md §10.1) has only key_id, kind, purpose, fingerprint, serial,
+ * status, revocation and "erased" (its time): no name, no certificate, no log proof. */
+json_t *ks_store_cert_by(struct db *db, const char *column, const char *value, struct err *e);
+
+/* store_route.c: the route in force for name: its own, else (for an address) the
+ * domain's default; ERR_NOTFOUND "no_route" when neither is set. */
+int ks_store_route_effective(struct db *db, const struct ks_domain *d, const char *name,
+                             struct ks_route *rt, struct err *e);
+int ks_store_route_put(struct db *db, long long domain_id, const char *name,
+                       const struct ks_route *rt, const char *set_by, struct err *e);
+int ks_store_route_set_log_seq(struct db *db, long long domain_id, const char *name, long long seq,
+                               struct err *e);
+/* 1 when a route was deleted, 0 when there was none, -1 on error. */
+int ks_store_route_delete(struct db *db, long long domain_id, const char *name, struct err *e);
+
+#endif

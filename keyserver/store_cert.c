@@ -1,0 +1,167 @@
+/*
+ * store_cert.c - the certificates table (with each one's revocation), read
+ * as the JSON objects the protocol publishes (PROTOCOL.md §5).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "pki/crl.h"
+#include "store.h"
+
+#define CERT_COLUMNS                                                                                                                                  \
+	"key_id::text, kind, purpose, name, algorithm, fingerprint, serial, " KS_SQL_TS("not_"                                                        \
+	                                                                                "before") ", " KS_SQL_TS("not_after") ", status, " KS_SQL_TS( \
+	    "issued_at") ", " KS_SQL_TS("superseded_at") ", pem, "                                                                                    \
+	                                                 "(SELECT json_build_object('reason', "                                                       \
+	                                                 "rv.reason, 'method', rv.method, "                                                           \
+	                                                 "'time', " KS_SQL_TS(                                                                        \
+	                                                     "rv.revoked_at") ")::text FROM "                                                         \
+	                                                                      "revocations rv "                                                       \
+	                                                                      "WHERE rv.key_id = "                                                    \
+	                                                                      "certificates.key_"                                                     \
+	                                                                      "id), "                                                                 \
+	                                                                      "log_seq, "                                                             \
+	                                                                      "domain_id,"                                                            \
+	                                                                      " " KS_SQL_TS(                                                          \
+	                                                                          "erased_at")
+
+static json_t *nullable(PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? json_null() : json_string(PQgetvalue(res, row, col));
+}
+
+static json_t *revocation_json(PGresult *res, int row, int col)
+{
+	json_t *r, *reason;
+
+	if (PQgetisnull(res, row, col))
+		return json_null();
+	r = json_loads(PQgetvalue(res, row, col), 0, NULL);
+	reason = json_object_get(r, "reason");
+	if (json_is_integer(reason)) {
+		const char *name = crl_reason_name((int)json_integer_value(reason));
+		json_object_set_new(r, "reason", json_string(name ? name : "unspecified"));
+	}
+	return r ? r : json_null();
+}
+
+/*
+ * An erased certificate (PROTOCOL.md §10.1): what the CRL and the log still need, and
+ * nothing that names the address.  The row no longer holds the address or the
+ * certificate; this shape also keeps out the members (name, certificate, log proof)
+ * that a reader might otherwise take from a row.
+ */
+static json_t *erased_row_json(PGresult *res, int row, int revocation_col, int erased_col)
+{
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "key_id",
+	                 nullable(res, row, 0), "kind", nullable(res, row, 1), "purpose",
+	                 nullable(res, row, 2), "fingerprint", nullable(res, row, 5), "serial",
+	                 nullable(res, row, 6), "status", nullable(res, row, 9), "revocation",
+	                 revocation_json(res, row, revocation_col), "erased",
+	                 nullable(res, row, erased_col));
+}
+
+static json_t *cert_row_json(PGresult *res, int row)
+{
+	static const char *const names[] = {
+	    "key_id",     "kind",      "purpose", "name",   "algorithm",  "fingerprint", "serial",
+	    "not_before", "not_after", "status",  "issued", "superseded", "certificate"};
+	int ncols = (int)(sizeof(names) / sizeof(names[0]));
+	json_t *o;
+
+	/* The columns after the named ones: revocation, log_seq, domain_id, erased_at. */
+	if (!PQgetisnull(res, row, ncols + 3))
+		return erased_row_json(res, row, ncols, ncols + 3);
+	if ((o = json_object()) == NULL)
+		return NULL;
+	for (int c = 0; c < ncols; c++)
+		json_object_set_new(o, names[c], nullable(res, row, c));
+	json_object_set_new(o, "revocation", revocation_json(res, row, ncols));
+	/* log_seq and _domain_id are for ks_log_attach_proofs, which replaces them with the
+	 * "log" member (the entry and its inclusion proof). */
+	if (!PQgetisnull(res, row, ncols + 1))
+		json_object_set_new(
+		    o, "log_seq", json_integer(strtoll(PQgetvalue(res, row, ncols + 1), NULL, 10)));
+	json_object_set_new(o, "_domain_id",
+	                    json_integer(strtoll(PQgetvalue(res, row, ncols + 2), NULL, 10)));
+	return o;
+}
+
+json_t *ks_store_certs_by_name(struct db *db, long long domain_id, const char *name,
+                               const char *purpose, int current_only, struct err *e)
+{
+	char idbuf[24];
+	const char *params[4] = {idbuf, name, purpose, current_only ? "true" : "false"};
+	PGresult *res;
+	json_t *arr;
+
+	snprintf(idbuf, sizeof(idbuf), "%lld", domain_id);
+	res = db_exec(db,
+	              "SELECT " CERT_COLUMNS " FROM certificates"
+	              " WHERE domain_id = $1 AND name = $2 AND erased_at IS NULL"
+	              " AND ($3::text IS NULL OR purpose = $3)"
+	              " AND ($4::bool IS FALSE OR status = 'current')"
+	              " ORDER BY issued_at DESC, id DESC",
+	              4, params, e);
+	if (res == NULL)
+		return NULL;
+	arr = json_array();
+	for (int i = 0; arr != NULL && i < PQntuples(res); i++)
+		json_array_append_new(arr, cert_row_json(res, i));
+	PQclear(res);
+	if (arr == NULL)
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	return arr;
+}
+
+json_t *ks_store_server_certs(struct db *db, long long domain_id, struct err *e)
+{
+	char idbuf[24];
+	const char *params[1] = {idbuf};
+	PGresult *res;
+	json_t *arr;
+
+	snprintf(idbuf, sizeof(idbuf), "%lld", domain_id);
+	res = db_exec(db,
+	              "SELECT " CERT_COLUMNS " FROM certificates WHERE domain_id = $1"
+	              " AND kind = 'server' AND status = 'current' AND erased_at IS NULL"
+	              " ORDER BY name, purpose",
+	              1, params, e);
+	if (res == NULL)
+		return NULL;
+	arr = json_array();
+	for (int i = 0; arr != NULL && i < PQntuples(res); i++)
+		json_array_append_new(arr, cert_row_json(res, i));
+	PQclear(res);
+	if (arr == NULL)
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	return arr;
+}
+
+json_t *ks_store_cert_by(struct db *db, const char *column, const char *value, struct err *e)
+{
+	const char *params[1] = {value};
+	PGresult *res;
+	json_t *o;
+
+	/* column is one of two fixed identifiers chosen by the caller, never input. */
+	if (strcmp(column, "key_id") == 0)
+		res =
+		    db_exec(db, "SELECT " CERT_COLUMNS " FROM certificates WHERE key_id = $1::uuid",
+		            1, params, e);
+	else
+		res =
+		    db_exec(db, "SELECT " CERT_COLUMNS " FROM certificates WHERE fingerprint = $1",
+		            1, params, e);
+	if (res == NULL)
+		return NULL;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		err_set(e, ERR_NOTFOUND, "not_found", "no certificate with that %s",
+		        strcmp(column, "key_id") == 0 ? "key id" : "fingerprint");
+		return NULL;
+	}
+	o = cert_row_json(res, 0);
+	PQclear(res);
+	return o;
+}
