@@ -26,6 +26,28 @@ int ks_store_notify_change(struct db *db, const char *domain, struct err *e);
 
 /* Lock the domain's row until the caller's transaction ends. */
 int ks_store_domain_lock(struct db *db, long long domain_id, struct err *e);
+/* Policy and mode (NULL: unchanged); the corporate address is kept only under "corporate". */
+int ks_store_domain_set_policy(struct db *db, const char *domain, const char *policy,
+                               const char *mode, const char *corporate_address, struct err *e);
+
+/* store_group.c: the group addr belongs to (malloc'd), or NULL for none. */
+int ks_store_group_of(struct db *db, long long domain_id, const char *addr, char **group,
+                      struct err *e);
+/* Replace a group's members (array of address strings), in the caller's transaction. */
+int ks_store_group_replace(struct db *db, long long domain_id, const char *group, json_t *members,
+                           struct err *e);
+
+/* store_token.c: the domain of an unrevoked admin token (by hash); ERR_AUTH when none. */
+int ks_store_admin_token_domain(struct db *db, const char *token_hash, char *domain, size_t cap,
+                                struct err *e);
+
+/* store_address.c: unlink and erase what is kept under addr (PROTOCOL.md §10.1), in the
+ * caller's transaction. */
+struct ks_erasure {
+	long long revoked, certificates, entries;
+};
+int ks_store_address_erase(struct db *db, long long domain_id, const char *addr,
+                           struct ks_erasure *out, struct err *e);
 
 /* store_cert.c */
 /* Certificates of a name: current only, or every one newest first. */
@@ -37,6 +59,13 @@ json_t *ks_store_server_certs(struct db *db, long long domain_id, struct err *e)
  * erased one (PROTOCOL.md §10.1) has only key_id, kind, purpose, fingerprint, serial,
  * status, revocation and "erased" (its time): no name, no certificate, no log proof. */
 json_t *ks_store_cert_by(struct db *db, const char *column, const char *value, struct err *e);
+
+/* Whether fpr is name's current certificate of purpose: 1 (key id into key_id), 0, -1. */
+int ks_store_current_key_of(struct db *db, long long domain_id, const char *name,
+                            const char *purpose, const char *fpr, char key_id[CRYPTO_UUID_LEN],
+                            struct err *e);
+/* Record a request key_id signed at issued unless one as new was: 1 fresh, 0 replayed. */
+int ks_store_key_request_newer(struct db *db, const char *key_id, long long issued, struct err *e);
 
 /* store_route.c: the route in force for name: its own, else (for an address) the
  * domain's default; ERR_NOTFOUND "no_route" when neither is set. */

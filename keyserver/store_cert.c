@@ -2,28 +2,30 @@
  * store_cert.c - the certificates table (with each one's revocation), read
  * as the JSON objects the protocol publishes (PROTOCOL.md §5).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pki/crl.h"
 #include "store.h"
 
-#define CERT_COLUMNS                                                                                                                                  \
-	"key_id::text, kind, purpose, name, algorithm, fingerprint, serial, " KS_SQL_TS("not_"                                                        \
-	                                                                                "before") ", " KS_SQL_TS("not_after") ", status, " KS_SQL_TS( \
-	    "issued_at") ", " KS_SQL_TS("superseded_at") ", pem, "                                                                                    \
-	                                                 "(SELECT json_build_object('reason', "                                                       \
-	                                                 "rv.reason, 'method', rv.method, "                                                           \
-	                                                 "'time', " KS_SQL_TS(                                                                        \
-	                                                     "rv.revoked_at") ")::text FROM "                                                         \
-	                                                                      "revocations rv "                                                       \
-	                                                                      "WHERE rv.key_id = "                                                    \
-	                                                                      "certificates.key_"                                                     \
-	                                                                      "id), "                                                                 \
-	                                                                      "log_seq, "                                                             \
-	                                                                      "domain_id,"                                                            \
-	                                                                      " " KS_SQL_TS(                                                          \
-	                                                                          "erased_at")
+#define CERT_COLUMNS                                                                                                                                           \
+	"key_id::text, kind, purpose, name, algorithm, fingerprint, serial, " KS_SQL_TS(                                                                       \
+	    "not_"                                                                                                                                             \
+	    "before") ", " KS_SQL_TS("not_after") ", status, " KS_SQL_TS("issued_at") ","                                                                      \
+	                                                                              " " KS_SQL_TS("superseded_at") ", pem, "                                 \
+	                                                                                                             "(SELECT json_build_object('reason', "    \
+	                                                                                                             "rv.reason, 'method', rv.method, "        \
+	                                                                                                             "'time', " KS_SQL_TS(                     \
+	                                                                                                                 "rv.revoked_at") ")::text FROM "      \
+	                                                                                                                                  "revocations rv "    \
+	                                                                                                                                  "WHERE rv.key_id = " \
+	                                                                                                                                  "certificates.key_"  \
+	                                                                                                                                  "id), "              \
+	                                                                                                                                  "log_seq, "          \
+	                                                                                                                                  "domain_id,"         \
+	                                                                                                                                  " " KS_SQL_TS(       \
+	                                                                                                                                      "erased_at")
 
 static json_t *nullable(PGresult *res, int row, int col)
 {
@@ -164,4 +166,53 @@ json_t *ks_store_cert_by(struct db *db, const char *column, const char *value, s
 	o = cert_row_json(res, 0);
 	PQclear(res);
 	return o;
+}
+
+/* Whether fpr is the fingerprint of name's current certificate of purpose in the domain:
+ * 1 (with its key id in key_id), 0 when not, -1 on error. */
+int ks_store_current_key_of(struct db *db, long long domain_id, const char *name,
+                            const char *purpose, const char *fpr, char key_id[CRYPTO_UUID_LEN],
+                            struct err *e)
+{
+	char idbuf[24];
+	const char *params[4] = {fpr, idbuf, name, purpose};
+	PGresult *res;
+	int found;
+
+	snprintf(idbuf, sizeof(idbuf), "%lld", domain_id);
+	res = db_exec(db,
+	              "SELECT key_id::text FROM certificates WHERE fingerprint = $1"
+	              " AND domain_id = $2 AND name = $3 AND purpose = $4"
+	              " AND status = 'current'",
+	              4, params, e);
+	if (res == NULL)
+		return -1;
+	found = PQntuples(res) == 1;
+	if (found)
+		snprintf(key_id, CRYPTO_UUID_LEN, "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return found;
+}
+
+/* Record that key_id signed a request at issued (unix seconds), unless it already signed
+ * one at that time or later: 1 when recorded (the request is fresh), 0 when not. */
+int ks_store_key_request_newer(struct db *db, const char *key_id, long long issued, struct err *e)
+{
+	char ibuf[24];
+	const char *params[2] = {key_id, ibuf};
+	PGresult *res;
+	int fresh;
+
+	snprintf(ibuf, sizeof(ibuf), "%lld", issued);
+	res = db_exec(db,
+	              "INSERT INTO key_requests (key_id, last_issued)"
+	              " VALUES ($1::uuid, to_timestamp($2::bigint))"
+	              " ON CONFLICT (key_id) DO UPDATE SET last_issued = EXCLUDED.last_issued"
+	              " WHERE key_requests.last_issued < EXCLUDED.last_issued RETURNING 1",
+	              2, params, e);
+	if (res == NULL)
+		return -1;
+	fresh = PQntuples(res) == 1;
+	PQclear(res);
+	return fresh;
 }

@@ -106,3 +106,18 @@ int ks_store_domain_lock(struct db *db, long long domain_id, struct err *e)
 	snprintf(idbuf, sizeof(idbuf), "%lld", domain_id);
 	return db_run(db, "SELECT 1 FROM domains WHERE id = $1 FOR UPDATE", 1, params, e);
 }
+
+/* Change a domain's policy and mode (NULL: unchanged); corporate_address is kept only
+ * while the policy is corporate. */
+int ks_store_domain_set_policy(struct db *db, const char *domain, const char *policy,
+                               const char *mode, const char *corporate_address, struct err *e)
+{
+	const char *params[4] = {domain, policy, mode, corporate_address};
+
+	return db_run(db,
+	              "UPDATE domains SET policy = COALESCE($2, policy), mode = COALESCE($3, mode),"
+	              " corporate_address = CASE WHEN COALESCE($2, policy) = 'corporate'"
+	              "   THEN COALESCE($4, corporate_address) END,"
+	              " updated_at = now() WHERE name = $1",
+	              4, params, e);
+}
