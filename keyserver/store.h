@@ -13,6 +13,8 @@
 #define KS_STORE_H
 
 #include "ks.h"
+#include "pki/cert.h"
+#include "pki/crypto.h"
 #include "route_json.h"
 
 /* RFC 3339 UTC rendering done by the server, so that every node prints alike. */
@@ -66,6 +68,25 @@ int ks_store_current_key_of(struct db *db, long long domain_id, const char *name
                             struct err *e);
 /* Record a request key_id signed at issued unless one as new was: 1 fresh, 0 replayed. */
 int ks_store_key_request_newer(struct db *db, const char *key_id, long long issued, struct err *e);
+
+/* Revocation: the row locked by key id; every unrevoked one of a name (locked, malloc'd
+ * array, returns the count); marking one revoked with its revocation record. */
+/* A certificate as revocation needs it (with its domain's name). */
+struct ks_cert_row {
+	char key_id[CRYPTO_UUID_LEN];
+	char domain[DNS_DOMAIN_MAX];
+	char name[320];
+	char fingerprint[CERT_FPR_LEN];
+	char serial[80];
+	char status[16];
+	char secret_hash[CRYPTO_HEX256_LEN];
+};
+
+int ks_store_cert_lock(struct db *db, const char *key_id, struct ks_cert_row *t, struct err *e);
+int ks_store_certs_to_revoke(struct db *db, const struct ks_domain *d, const char *name,
+                             struct ks_cert_row **rows, struct err *e);
+int ks_store_cert_revoke(struct db *db, long long domain_id, const struct ks_cert_row *t,
+                         int reason, const char *method, struct err *e);
 
 /* store_route.c: the route in force for name: its own, else (for an address) the
  * domain's default; ERR_NOTFOUND "no_route" when neither is set. */

@@ -9,23 +9,26 @@
 #include "pki/crl.h"
 #include "store.h"
 
-#define CERT_COLUMNS                                                                                                                                           \
-	"key_id::text, kind, purpose, name, algorithm, fingerprint, serial, " KS_SQL_TS(                                                                       \
-	    "not_"                                                                                                                                             \
-	    "before") ", " KS_SQL_TS("not_after") ", status, " KS_SQL_TS("issued_at") ","                                                                      \
-	                                                                              " " KS_SQL_TS("superseded_at") ", pem, "                                 \
-	                                                                                                             "(SELECT json_build_object('reason', "    \
-	                                                                                                             "rv.reason, 'method', rv.method, "        \
-	                                                                                                             "'time', " KS_SQL_TS(                     \
-	                                                                                                                 "rv.revoked_at") ")::text FROM "      \
-	                                                                                                                                  "revocations rv "    \
-	                                                                                                                                  "WHERE rv.key_id = " \
-	                                                                                                                                  "certificates.key_"  \
-	                                                                                                                                  "id), "              \
-	                                                                                                                                  "log_seq, "          \
-	                                                                                                                                  "domain_id,"         \
-	                                                                                                                                  " " KS_SQL_TS(       \
-	                                                                                                                                      "erased_at")
+#define CERT_COLUMNS                                                                                                                      \
+	"key_id::text, kind, purpose, name, algorithm, fingerprint, serial, " KS_SQL_TS(                                                  \
+	    "not_"                                                                                                                        \
+	    "before") ", " KS_SQL_TS("not_after") ", status, " KS_SQL_TS("issued_at") ","                                                 \
+	                                                                              " " KS_SQL_TS(                                      \
+	                                                                                  "supers"                                        \
+	                                                                                  "eded_"                                         \
+	                                                                                  "at") ", pem, "                                 \
+	                                                                                        "(SELECT json_build_object('reason', "    \
+	                                                                                        "rv.reason, 'method', rv.method, "        \
+	                                                                                        "'time', " KS_SQL_TS(                     \
+	                                                                                            "rv.revoked_at") ")::text FROM "      \
+	                                                                                                             "revocations rv "    \
+	                                                                                                             "WHERE rv.key_id = " \
+	                                                                                                             "certificates.key_"  \
+	                                                                                                             "id), "              \
+	                                                                                                             "log_seq, "          \
+	                                                                                                             "domain_id,"         \
+	                                                                                                             " " KS_SQL_TS(       \
+	                                                                                                                 "erased_at")
 
 static json_t *nullable(PGresult *res, int row, int col)
 {
@@ -215,4 +218,87 @@ int ks_store_key_request_newer(struct db *db, const char *key_id, long long issu
 	fresh = PQntuples(res) == 1;
 	PQclear(res);
 	return fresh;
+}
+
+static void cert_row_fill(PGresult *res, int i, struct ks_cert_row *t)
+{
+	snprintf(t->key_id, sizeof(t->key_id), "%s", PQgetvalue(res, i, 0));
+	snprintf(t->domain, sizeof(t->domain), "%s", PQgetvalue(res, i, 1));
+	snprintf(t->name, sizeof(t->name), "%s", PQgetvalue(res, i, 2));
+	snprintf(t->fingerprint, sizeof(t->fingerprint), "%s", PQgetvalue(res, i, 3));
+	snprintf(t->serial, sizeof(t->serial), "%s", PQgetvalue(res, i, 4));
+	snprintf(t->status, sizeof(t->status), "%s", PQgetvalue(res, i, 5));
+	snprintf(t->secret_hash, sizeof(t->secret_hash), "%s", PQgetvalue(res, i, 6));
+}
+
+#define CERT_ROW_COLUMNS                                                                           \
+	"c.key_id::text, d.name, c.name, c.fingerprint, c.serial, c.status,"                       \
+	" COALESCE(c.revocation_secret_hash, '')"                                                  \
+	" FROM certificates c JOIN domains d ON d.id = c.domain_id"
+
+/* The certificate key_id, locked until the caller's transaction ends; ERR_NOTFOUND. */
+int ks_store_cert_lock(struct db *db, const char *key_id, struct ks_cert_row *t, struct err *e)
+{
+	const char *params[1] = {key_id};
+	PGresult *res;
+
+	res = db_exec(db, "SELECT " CERT_ROW_COLUMNS " WHERE c.key_id = $1::uuid FOR UPDATE OF c",
+	              1, params, e);
+	if (res == NULL)
+		return -1;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		return err_set(e, ERR_NOTFOUND, "not_found", "no certificate with that key id");
+	}
+	cert_row_fill(res, 0, t);
+	PQclear(res);
+	return 0;
+}
+
+/* Every certificate of name in d not revoked yet (current and superseded), oldest first,
+ * locked; *rows (malloc'd) receives them; returns how many. */
+int ks_store_certs_to_revoke(struct db *db, const struct ks_domain *d, const char *name,
+                             struct ks_cert_row **rows, struct err *e)
+{
+	char idbuf[24];
+	const char *params[2] = {idbuf, name};
+	PGresult *res;
+	int n;
+
+	*rows = NULL;
+	snprintf(idbuf, sizeof(idbuf), "%lld", d->id);
+	res = db_exec(db,
+	              "SELECT " CERT_ROW_COLUMNS " WHERE c.domain_id = $1 AND c.name = $2"
+	              " AND c.status <> 'revoked' ORDER BY c.issued_at, c.id FOR UPDATE OF c",
+	              2, params, e);
+	if (res == NULL)
+		return -1;
+	n = PQntuples(res);
+	if (n > 0 && (*rows = calloc((size_t)n, sizeof(**rows))) == NULL) {
+		PQclear(res);
+		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	}
+	for (int i = 0; i < n; i++)
+		cert_row_fill(res, i, &(*rows)[i]);
+	PQclear(res);
+	return n;
+}
+
+/* Mark t revoked and record the revocation (for the CRL), in the caller's transaction. */
+int ks_store_cert_revoke(struct db *db, long long domain_id, const struct ks_cert_row *t,
+                         int reason, const char *method, struct err *e)
+{
+	char idbuf[24], rbuf[8];
+	const char *upd[1] = {t->key_id};
+	const char *ins[5] = {t->key_id, idbuf, t->serial, rbuf, method};
+
+	snprintf(idbuf, sizeof(idbuf), "%lld", domain_id);
+	snprintf(rbuf, sizeof(rbuf), "%d", reason);
+	if (db_run(db, "UPDATE certificates SET status = 'revoked' WHERE key_id = $1::uuid", 1, upd,
+	           e) < 0)
+		return -1;
+	return db_run(db,
+	              "INSERT INTO revocations (key_id, domain_id, serial, reason, method)"
+	              " VALUES ($1::uuid, $2, $3, $4, $5)",
+	              5, ins, e);
 }
