@@ -99,4 +99,22 @@ int ks_store_route_set_log_seq(struct db *db, long long domain_id, const char *n
 /* 1 when a route was deleted, 0 when there was none, -1 on error. */
 int ks_store_route_delete(struct db *db, long long domain_id, const char *name, struct err *e);
 
+/* store_webhook.c: subscriptions (1 added / 0 some key id not the domain's), their
+ * deletion by secret (1 / 0), the queue of entries for them, and its delivery. */
+int ks_store_webhook_add(struct db *db, long long domain_id, const char *url, const char *key_ids,
+                         const char *secret_hash, long long *id, struct err *e);
+int ks_store_webhook_delete(struct db *db, const char *id, long long domain_id,
+                            const char *secret_hash, struct err *e);
+int ks_store_webhook_queue(struct db *db, const char *domain_id, const char *seq,
+                           const char *key_id, struct err *e);
+struct ks_delivery {
+	char webhook_id[24], seq[24], domain_id[24], domain[DNS_DOMAIN_MAX];
+	char url[2048]; /* webhook.c accepts shorter URLs only */
+	int attempts;
+};
+int ks_store_deliveries_due(struct db *db, long long max_attempts, int limit,
+                            struct ks_delivery **out, struct err *e);
+int ks_store_delivery_record(struct db *db, const struct ks_delivery *dl, long long delay,
+                             const char *why, struct err *e);
+
 #endif

@@ -18,7 +18,7 @@
 #include "pki/crypto.h"
 #include "core/log.h"
 #include "pki/merkle.h"
-#include "ks.h"
+#include "store.h"
 
 #define LOG_PAGE_MAX 1000
 #define SALT_BYTES 16
@@ -152,21 +152,6 @@ static int store_nodes(struct db *db, const char *domain_id, const struct merkle
 	return 0;
 }
 
-/* Queue the event for the webhooks that watch its key. */
-static int queue_webhooks(struct db *db, const char *domain_id, const char *seq,
-			  const struct ks_event *ev, struct err *e)
-{
-	const char *params[3] = {domain_id, seq, ev->key_id};
-
-	if (ev->key_id == NULL)
-		return 0;
-	return db_run(db,
-		      "INSERT INTO webhook_deliveries (webhook_id, domain_id, seq)"
-		      " SELECT id, domain_id, $2 FROM webhooks"
-		      " WHERE domain_id = $1 AND $3::uuid = ANY (key_ids)",
-		      3, params, e);
-}
-
 int ks_log_append(struct ks_req *r, const struct ks_domain *d, const struct ks_event *ev,
 		  long long *seq_out, struct err *e)
 {
@@ -202,7 +187,8 @@ int ks_log_append(struct ks_req *r, const struct ks_domain *d, const struct ks_e
 		   "INSERT INTO log_entries (domain_id, seq, type, key_id, leaf, leaf_hash, salt,"
 		   " name) VALUES ($1, $2, $3, $4::uuid, $5, decode($6, 'hex'), $7, $8)",
 		   8, params, e) < 0 ||
-	    queue_webhooks(r->db, ctx.domain_id, seqbuf, ev, e) < 0)
+	    (ev->key_id != NULL &&
+	     ks_store_webhook_queue(r->db, ctx.domain_id, seqbuf, ev->key_id, e) < 0))
 		goto out;
 	if (seq_out != NULL)
 		*seq_out = seq;
