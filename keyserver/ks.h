@@ -141,17 +141,6 @@ void ks_feed(struct ks_req *r, const char *domain);
  * returned in *head (a JSON string, new reference; NULL when nothing was attached). */
 int ks_log_attach_proofs(struct ks_req *r, json_t *certs, json_t **head, struct err *e);
 
-/* The log's nodes, as lib/pki/merkle.c reads them (ks_log_node is a merkle_node_fn). */
-struct ks_log_nodes {
-	struct db *db;
-	char domain_id[24];
-};
-void ks_log_nodes_init(struct ks_log_nodes *n, struct db *db, long long domain_id);
-int ks_log_node(void *ctx, unsigned level, uint64_t index, uint8_t out[32], struct err *e);
-/* PostgreSQL's encode(hash, 'hex') (64 lowercase digits) back to 32 bytes; -1 if not. */
-int ks_hex_decode32(const char *hex, uint8_t out[32]);
-/* The size of the domain's log: the next sequence number. */
-long long ks_log_size(struct db *db, long long domain_id, struct err *e);
 /* After a change that appended to d's log has committed: have the signer sign the new
  * heads.  A failure is logged, not returned: the change stands, and the next publish
  * (or a read of the newest head) signs what is missing. */

@@ -15,6 +15,7 @@
 #include "ks.h"
 #include "pki/cert.h"
 #include "pki/crypto.h"
+#include "pki/merkle.h"
 #include "route_json.h"
 
 /* RFC 3339 UTC rendering done by the server, so that every node prints alike. */
@@ -116,5 +117,33 @@ int ks_store_deliveries_due(struct db *db, long long max_attempts, int limit,
                             struct ks_delivery **out, struct err *e);
 int ks_store_delivery_record(struct db *db, const struct ks_delivery *dl, long long delay,
                              const char *why, struct err *e);
+
+/* store_log.c: the log's tables. */
+/* The log's nodes, as lib/pki/merkle.c reads them (ks_log_node is a merkle_node_fn). */
+struct ks_log_nodes {
+	struct db *db;
+	char domain_id[24];
+};
+void ks_log_nodes_init(struct ks_log_nodes *n, struct db *db, long long domain_id);
+int ks_log_node(void *ctx, unsigned level, uint64_t index, uint8_t out[32], struct err *e);
+/* PostgreSQL's encode(hash, 'hex') (64 lowercase digits) back to 32 bytes; -1 if not. */
+int ks_hex_decode32(const char *hex, uint8_t out[32]);
+/* The size of the domain's log: the next sequence number. */
+long long ks_log_size(struct db *db, long long domain_id, struct err *e);
+int ks_store_log_nodes_put(struct db *db, const char *domain_id, const struct merkle_node *nodes,
+                           int n, struct err *e);
+int ks_store_log_entry_put(struct db *db, const char *domain_id, const char *seq,
+                           const struct ks_event *ev, const char *leaf, const char *hash_hex,
+                           const char *salt, struct err *e);
+/* The signed head for size (0: the newest), malloc'd; ERR_NOTFOUND "not_found" when the
+ * log never had that size or is empty.  *size_out (may be NULL) receives its size. */
+char *ks_store_log_head_jws(struct db *db, long long domain_id, long long size, long long *size_out,
+                            struct err *e);
+/* Entries [start, end) as the protocol's objects; salt and name too with with_secrets. */
+json_t *ks_store_log_entries(struct db *db, long long domain_id, long long start, long long end,
+                             int with_secrets, struct err *e);
+/* Set into's "leaf" and "salt" (when kept) from entry seq; nothing when it is absent. */
+int ks_store_log_entry_leaf(struct db *db, const char *domain_id, long long seq, json_t *into,
+                            struct err *e);
 
 #endif
