@@ -33,6 +33,13 @@ int ks_store_domain_lock(struct db *db, long long domain_id, struct err *e);
 int ks_store_domain_set_policy(struct db *db, const char *domain, const char *policy,
                                const char *mode, const char *corporate_address, struct err *e);
 
+/* A new domain's row (the signer registers it). */
+struct ks_domain_new {
+	const char *name, *root_pem, *issuer_pem, *pin, *policy, *mode;
+	const char *issuer_key_sealed, *signer_seal;
+};
+int ks_store_domain_add(struct db *db, const struct ks_domain_new *n, long long *id, struct err *e);
+
 /* store_group.c: the group addr belongs to (malloc'd), or NULL for none. */
 int ks_store_group_of(struct db *db, long long domain_id, const char *addr, char **group,
                       struct err *e);
@@ -43,6 +50,24 @@ int ks_store_group_replace(struct db *db, long long domain_id, const char *group
 /* store_token.c: the domain of an unrevoked admin token (by hash); ERR_AUTH when none. */
 int ks_store_admin_token_domain(struct db *db, const char *token_hash, char *domain, size_t cap,
                                 struct err *e);
+
+/* Enrollment tokens (the signer): lock one by hash (1 found, 0 not), mark it used, add
+ * one; and the admin token a registration creates. */
+struct ks_enroll_token {
+	char id[24];
+	char address[320];
+	int used, expired, sealed;
+	char expires[24]; /* unix seconds */
+	char seal[80];
+};
+int ks_store_enroll_token_lock(struct db *db, long long domain_id, const char *token_hash,
+                               struct ks_enroll_token *t, struct err *e);
+int ks_store_enroll_token_use(struct db *db, const char *id, struct err *e);
+int ks_store_enroll_token_add(struct db *db, long long domain_id, const char *token_hash,
+                              const char *address, const char *expires, const char *seal,
+                              struct err *e);
+int ks_store_admin_token_add(struct db *db, long long domain_id, const char *token_hash,
+                             const char *seal, struct err *e);
 
 /* store_address.c: unlink and erase what is kept under addr (PROTOCOL.md §10.1), in the
  * caller's transaction. */
@@ -88,6 +113,19 @@ int ks_store_certs_to_revoke(struct db *db, const struct ks_domain *d, const cha
                              struct ks_cert_row **rows, struct err *e);
 int ks_store_cert_revoke(struct db *db, long long domain_id, const struct ks_cert_row *t,
                          int reason, const char *method, struct err *e);
+
+/* Issuance (the signer): supersede the current one (returns how many, key_id and
+ * fingerprint in *rows), insert the new one, and record the log entry of it. */
+int ks_store_cert_supersede(struct db *db, long long domain_id, const char *name,
+                            const char *purpose, const char *new_key_id, struct ks_cert_row **rows,
+                            struct err *e);
+struct ks_cert_new {
+	const char *key_id, *kind, *purpose, *name, *algorithm, *fingerprint, *serial, *pem;
+	const char *secret_hash; /* of the revocation secret; NULL for a server certificate */
+	long long domain_id, not_before, not_after;
+};
+int ks_store_cert_insert(struct db *db, const struct ks_cert_new *c, struct err *e);
+int ks_store_cert_set_log_seq(struct db *db, const char *key_id, long long seq, struct err *e);
 
 /* store_route.c: the route in force for name: its own, else (for an address) the
  * domain's default; ERR_NOTFOUND "no_route" when neither is set. */

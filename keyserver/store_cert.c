@@ -302,3 +302,67 @@ int ks_store_cert_revoke(struct db *db, long long domain_id, const struct ks_cer
 	              " VALUES ($1::uuid, $2, $3, $4, $5)",
 	              5, ins, e);
 }
+
+/* Supersede name's current certificate of purpose by new_key_id, in the caller's
+ * transaction; *rows (malloc'd: key_id and fingerprint) receives the superseded ones. */
+int ks_store_cert_supersede(struct db *db, long long domain_id, const char *name,
+                            const char *purpose, const char *new_key_id, struct ks_cert_row **rows,
+                            struct err *e)
+{
+	char idbuf[24];
+	const char *params[4] = {idbuf, name, purpose, new_key_id};
+	PGresult *res;
+	int n;
+
+	*rows = NULL;
+	snprintf(idbuf, sizeof(idbuf), "%lld", domain_id);
+	res =
+	    db_exec(db,
+	            "UPDATE certificates SET status = 'superseded', superseded_at = now(),"
+	            " superseded_by = $4::uuid WHERE domain_id = $1 AND name = $2"
+	            " AND purpose = $3 AND status = 'current' RETURNING key_id::text, fingerprint",
+	            4, params, e);
+	if (res == NULL)
+		return -1;
+	n = PQntuples(res);
+	if (n > 0 && (*rows = calloc((size_t)n, sizeof(**rows))) == NULL) {
+		PQclear(res);
+		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	}
+	for (int i = 0; i < n; i++) {
+		snprintf((*rows)[i].key_id, sizeof((*rows)[i].key_id), "%s", PQgetvalue(res, i, 0));
+		snprintf((*rows)[i].fingerprint, sizeof((*rows)[i].fingerprint), "%s",
+		         PQgetvalue(res, i, 1));
+	}
+	PQclear(res);
+	return n;
+}
+
+int ks_store_cert_insert(struct db *db, const struct ks_cert_new *c, struct err *e)
+{
+	char idbuf[24], nb[24], na[24];
+	const char *params[12] = {c->key_id,    idbuf,          c->kind,   c->purpose, c->name,
+	                          c->algorithm, c->fingerprint, c->serial, c->pem,     nb,
+	                          na,           c->secret_hash};
+
+	snprintf(idbuf, sizeof(idbuf), "%lld", c->domain_id);
+	snprintf(nb, sizeof(nb), "%lld", c->not_before);
+	snprintf(na, sizeof(na), "%lld", c->not_after);
+	return db_run(
+	    db,
+	    "INSERT INTO certificates (key_id, domain_id, kind, purpose, name, algorithm,"
+	    " fingerprint, serial, pem, not_before, not_after, revocation_secret_hash)"
+	    " VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, to_timestamp($10::bigint),"
+	    " to_timestamp($11::bigint), $12)",
+	    12, params, e);
+}
+
+int ks_store_cert_set_log_seq(struct db *db, const char *key_id, long long seq, struct err *e)
+{
+	char seqbuf[24];
+	const char *params[2] = {seqbuf, key_id};
+
+	snprintf(seqbuf, sizeof(seqbuf), "%lld", seq);
+	return db_run(db, "UPDATE certificates SET log_seq = $1 WHERE key_id = $2::uuid", 2, params,
+	              e);
+}

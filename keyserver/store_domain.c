@@ -121,3 +121,22 @@ int ks_store_domain_set_policy(struct db *db, const char *domain, const char *po
 	              " updated_at = now() WHERE name = $1",
 	              4, params, e);
 }
+
+/* Register a domain; *id receives its row id.  ERR_CONFLICT when the name is taken. */
+int ks_store_domain_add(struct db *db, const struct ks_domain_new *n, long long *id, struct err *e)
+{
+	const char *params[8] = {n->name,   n->root_pem, n->issuer_pem,        n->pin,
+	                         n->policy, n->mode,     n->issuer_key_sealed, n->signer_seal};
+	PGresult *res;
+
+	res = db_exec(db,
+	              "INSERT INTO domains (name, root_pem, issuer_pem, pins, policy, mode,"
+	              " issuer_key_sealed, signer_seal)"
+	              " VALUES ($1, $2, $3, ARRAY[$4], $5, $6, $7, $8) RETURNING id",
+	              8, params, e);
+	if (res == NULL)
+		return -1;
+	*id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return 0;
+}
