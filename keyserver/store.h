@@ -14,6 +14,7 @@
 
 #include "ks.h"
 #include "pki/cert.h"
+#include "pki/crl.h"
 #include "pki/crypto.h"
 #include "pki/merkle.h"
 #include "route_json.h"
@@ -127,6 +128,10 @@ struct ks_cert_new {
 int ks_store_cert_insert(struct db *db, const struct ks_cert_new *c, struct err *e);
 int ks_store_cert_set_log_seq(struct db *db, const char *key_id, long long seq, struct err *e);
 
+/* The domain's revocations as CRL entries (one block: free() it). */
+struct crl_entry *ks_store_crl_entries(struct db *db, long long domain_id, size_t *n,
+                                       struct err *e);
+
 /* store_route.c: the route in force for name: its own, else (for an address) the
  * domain's default; ERR_NOTFOUND "no_route" when neither is set. */
 int ks_store_route_effective(struct db *db, const struct ks_domain *d, const char *name,
@@ -183,5 +188,15 @@ json_t *ks_store_log_entries(struct db *db, long long domain_id, long long start
 /* Set into's "leaf" and "salt" (when kept) from entry seq; nothing when it is absent. */
 int ks_store_log_entry_leaf(struct db *db, const char *domain_id, long long seq, json_t *into,
                             struct err *e);
+/* What the signer reads and writes to sign heads (publish.c): the newest head (1, 0 for
+ * none), the entries of a range one by one (i counts from 0), a new signed head. */
+int ks_store_log_newest_head(struct db *db, const char *domain_id, long long *size,
+                             char root_hex[65], char **jws, struct err *e);
+typedef int (*ks_store_leaf_fn)(void *ctx, int i, long long seq, const char *leaf,
+                                const char *hash_hex, struct err *e);
+int ks_store_log_each_leaf(struct db *db, const char *domain_id, long long from, long long to,
+                           ks_store_leaf_fn fn, void *ctx, struct err *e);
+int ks_store_log_head_put(struct db *db, const char *domain_id, long long size,
+                          const char *root_hex, const char *jws, struct err *e);
 
 #endif

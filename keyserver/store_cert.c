@@ -366,3 +366,44 @@ int ks_store_cert_set_log_seq(struct db *db, const char *key_id, long long seq, 
 	return db_run(db, "UPDATE certificates SET log_seq = $1 WHERE key_id = $2::uuid", 2, params,
 	              e);
 }
+
+/* The domain's revocations, oldest first, as CRL entries: one allocation (the serials
+ * live after the entries), one free(); *n receives how many. */
+struct crl_entry *ks_store_crl_entries(struct db *db, long long domain_id, size_t *n, struct err *e)
+{
+	char idbuf[24];
+	const char *params[1] = {idbuf};
+	struct crl_entry *v;
+	PGresult *res;
+	size_t bytes, i;
+	char *text;
+
+	snprintf(idbuf, sizeof(idbuf), "%lld", domain_id);
+	res = db_exec(db,
+	              "SELECT serial, floor(extract(epoch FROM revoked_at))::bigint, reason"
+	              " FROM revocations WHERE domain_id = $1 ORDER BY revoked_at",
+	              1, params, e);
+	if (res == NULL)
+		return NULL;
+	*n = (size_t)PQntuples(res);
+	bytes = (*n + 1) * sizeof(*v);
+	for (i = 0; i < *n; i++)
+		bytes += strlen(PQgetvalue(res, (int)i, 0)) + 1;
+	if ((v = calloc(1, bytes)) == NULL) {
+		PQclear(res);
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+		return NULL;
+	}
+	text = (char *)(v + *n + 1);
+	for (i = 0; i < *n; i++) {
+		size_t len = strlen(PQgetvalue(res, (int)i, 0)) + 1;
+
+		memcpy(text, PQgetvalue(res, (int)i, 0), len);
+		v[i].serial_hex = text;
+		text += len;
+		v[i].revoked_at = (time_t)strtoll(PQgetvalue(res, (int)i, 1), NULL, 10);
+		v[i].reason = (int)strtol(PQgetvalue(res, (int)i, 2), NULL, 10);
+	}
+	PQclear(res);
+	return v;
+}

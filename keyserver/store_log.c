@@ -205,3 +205,68 @@ int ks_store_log_entry_leaf(struct db *db, const char *domain_id, long long seq,
 	PQclear(res);
 	return 0;
 }
+
+/* The newest signed head: 1 with its size, root (hex) and JWS (malloc'd), 0 for none. */
+int ks_store_log_newest_head(struct db *db, const char *domain_id, long long *size,
+                             char root_hex[65], char **jws, struct err *e)
+{
+	const char *params[1] = {domain_id};
+	PGresult *res;
+	int found;
+
+	*jws = NULL;
+	res = db_exec(db,
+	              "SELECT size, encode(root_hash, 'hex'), jws FROM tree_heads"
+	              " WHERE domain_id = $1 ORDER BY size DESC LIMIT 1",
+	              1, params, e);
+	if (res == NULL)
+		return -1;
+	found = PQntuples(res) == 1;
+	if (found) {
+		*size = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		snprintf(root_hex, 65, "%s", PQgetvalue(res, 0, 1));
+		if ((*jws = strdup(PQgetvalue(res, 0, 2))) == NULL)
+			found = err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	}
+	PQclear(res);
+	return found;
+}
+
+/* Call fn for each entry [from, to) in order, with its leaf and stored hash (hex); stops
+ * at fn's first failure.  Returns how many entries there were, or -1. */
+int ks_store_log_each_leaf(struct db *db, const char *domain_id, long long from, long long to,
+                           ks_store_leaf_fn fn, void *ctx, struct err *e)
+{
+	char fbuf[24], tbuf[24];
+	const char *params[3] = {domain_id, fbuf, tbuf};
+	PGresult *res;
+	int n, rc = 0;
+
+	snprintf(fbuf, sizeof(fbuf), "%lld", from);
+	snprintf(tbuf, sizeof(tbuf), "%lld", to);
+	res = db_exec(db,
+	              "SELECT seq, leaf, encode(leaf_hash, 'hex') FROM log_entries"
+	              " WHERE domain_id = $1 AND seq >= $2 AND seq < $3 ORDER BY seq",
+	              3, params, e);
+	if (res == NULL)
+		return -1;
+	n = PQntuples(res);
+	for (int i = 0; rc == 0 && i < n; i++)
+		rc = fn(ctx, i, strtoll(PQgetvalue(res, i, 0), NULL, 10), PQgetvalue(res, i, 1),
+		        PQgetvalue(res, i, 2), e);
+	PQclear(res);
+	return rc < 0 ? -1 : n;
+}
+
+int ks_store_log_head_put(struct db *db, const char *domain_id, long long size,
+                          const char *root_hex, const char *jws, struct err *e)
+{
+	char sizebuf[24];
+	const char *params[4] = {domain_id, sizebuf, root_hex, jws};
+
+	snprintf(sizebuf, sizeof(sizebuf), "%lld", size);
+	return db_run(db,
+	              "INSERT INTO tree_heads (domain_id, size, root_hash, jws)"
+	              " VALUES ($1, $2, decode($3, 'hex'), $4)",
+	              4, params, e);
+}
