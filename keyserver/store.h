@@ -198,5 +198,25 @@ int ks_store_log_each_leaf(struct db *db, const char *domain_id, long long from,
                            ks_store_leaf_fn fn, void *ctx, struct err *e);
 int ks_store_log_head_put(struct db *db, const char *domain_id, long long size,
                           const char *root_hex, const char *jws, struct err *e);
+/* store_seal.c: the signer's seals on rows, and the one-time sealing of old rows. */
+char *ks_store_domain_seal(struct db *db, long long domain_id, struct err *e);
+int ks_store_domain_set_seal(struct db *db, const char *domain, const char *seal, struct err *e);
+struct ks_admin_token {
+	char domain[DNS_DOMAIN_MAX];
+	int sealed;
+	char seal[80];
+};
+int ks_store_admin_token_get(struct db *db, const char *token_hash, struct ks_admin_token *t,
+                             struct err *e);
+typedef int (*ks_store_token_fn)(void *ctx, int admin, const char *id, const char *token_hash,
+                                 const char *address, const char *expires, struct err *e);
+int ks_store_unsealed_tokens(struct db *db, long long domain_id, ks_store_token_fn fn, void *ctx,
+                             struct err *e);
+int ks_store_token_set_seal(struct db *db, int admin, const char *id, const char *seal,
+                            struct err *e);
+int ks_store_legacy_lock(struct db *db, struct err *e);
+int ks_store_unsealed_domains(struct db *db, int (*fn)(void *ctx, const char *name, struct err *e),
+                              void *ctx, struct err *e);
+int ks_store_legacy_mark(struct db *db, struct err *e);
 
 #endif
