@@ -2,11 +2,19 @@
  * ks.h - the key server's shared state and the handlers' entry points.
  *
  * Request flow: the HTTP layer (lib/http/http.c) checks and parses a request and
- * calls ks_dispatch (router.c), which picks a handler by method and path.
- * Handlers borrow a database connection from the pool for the length of the
- * request, build JSON with jansson and reply through the http_reply_*
- * helpers.  Errors are struct err values turned into JSON error bodies in
- * one place (ks_fail).
+ * calls ks_dispatch (router.c), which picks a handler by method and path and
+ * lends it a database connection from the pool for the length of the request.
+ * A handler goes parse -> authorise -> store -> reply: it checks the URL and
+ * body (request.c has the shared argument checks), authorises the caller
+ * (auth.c), reads and writes through the store layer (store.h) and replies
+ * with JSON through the http_reply_* helpers.  Errors are struct err values
+ * turned into JSON error bodies in one place (ks_fail).
+ *
+ * The store layer alone holds SQL.  One file per table or aggregate, each
+ * returning structs (or the protocol's own JSON objects, for certificates and
+ * log entries, which are published as stored); transactions belong to the
+ * caller, so one handler commits a change, its log entry and its change
+ * notice together.  Both processes use it.
  *
  * Two processes.  The HTTPS process, which parses what the internet sends,
  * holds no issuer key and never reads the KEK: everything that is signed
@@ -18,6 +26,27 @@
  * the domain authorises, always inside the domain's name constraints.  When
  * the signer is down the HTTPS process answers 503 signer_unavailable and
  * restarts it (main.c).  PROTOCOL.md §13 has the whole contract.
+ *
+ * Files (who owns what):
+ *   main.c, settings.c, ops.c     start-up, configuration, health and metrics
+ *   router.c                      path and method -> handler; the answer cache (cache.c)
+ *   request.c, auth.c             URL arguments, the domain of a request; bearer tokens
+ *   domain.c, enroll.c, lookup.c, revoke.c, route.c, tlog.c, webhook.c
+ *                                 the handlers, one resource family each; webhook.c
+ *                                 also runs the delivery thread
+ *   route_json.c, user_request.c  a route body and signed answer (pure); requests a user
+ *                                 signs with their own key
+ *   store_domain.c, store_cert.c, store_token.c, store_group.c, store_route.c,
+ *   store_log.c, store_webhook.c, store_address.c, store_seal.c
+ *                                 the store (store.h): domains; certificates and
+ *                                 revocations; admin and enrollment tokens; groups;
+ *                                 routes; the log's entries, nodes and heads; webhooks
+ *                                 and deliveries; erasure of an address; the signer's
+ *                                 seals and signer_state
+ *   signer_client.c               the HTTPS process's side of the signer protocol
+ *   signer.c, issue.c, publish.c, seal.c, ks_signer_proto.c
+ *                                 the signer process: its loop, issuance and
+ *                                 registration, signed heads/CRLs/routes, row seals
  */
 #ifndef KS_KS_H
 #define KS_KS_H
