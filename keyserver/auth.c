@@ -2,7 +2,7 @@
 #include <string.h>
 
 #include "pki/crypto.h"
-#include "ks.h"
+#include "store.h"
 
 static const char *bearer_or_fail(struct ks_req *r, struct err *e)
 {
@@ -21,10 +21,8 @@ int ks_auth_operator(struct ks_req *r, struct err *e)
 
 int ks_auth_domain_admin(struct ks_req *r, const struct ks_domain *d, struct err *e)
 {
-	char hash[CRYPTO_HEX256_LEN];
-	const char *params[1] = {hash};
+	char hash[CRYPTO_HEX256_LEN], owner[DNS_DOMAIN_MAX];
 	const char *token;
-	PGresult *res;
 	int ok;
 
 	if ((token = bearer_or_fail(r, e)) == NULL)
@@ -32,18 +30,9 @@ int ks_auth_domain_admin(struct ks_req *r, const struct ks_domain *d, struct err
 	crypto_token_hash(token, hash);
 	/* Tokens are 256-bit random values: looking one up by its hash leaks nothing useful
 	 * through timing. */
-	res = db_exec(r->db,
-		      "SELECT d.name FROM admin_tokens t JOIN domains d ON d.id = t.domain_id"
-		      " WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
-		      1, params, e);
-	if (res == NULL)
+	if (ks_store_admin_token_domain(r->db, hash, owner, sizeof(owner), e) < 0)
 		return -1;
-	if (PQntuples(res) == 0) {
-		PQclear(res);
-		return err_set(e, ERR_AUTH, "unauthorized", "the admin token is not valid");
-	}
-	ok = strcmp(PQgetvalue(res, 0, 0), d->name) == 0;
-	PQclear(res);
+	ok = strcmp(owner, d->name) == 0;
 	if (!ok)
 		return err_set(e, ERR_FORBIDDEN, "forbidden",
 			       "the admin token is not valid for %s", d->name);

@@ -9,7 +9,7 @@
 #include "pki/crl.h"
 #include "pki/crypto.h"
 #include "core/log.h"
-#include "ks.h"
+#include "store.h"
 
 void ks_domain_get(struct ks_req *r, const char *domain, const char *part)
 {
@@ -150,16 +150,9 @@ void ks_domain_set_policy(struct ks_req *r, const char *domain)
 			goto fail;
 	}
 
-	const char *params[4] = {d->name, policy, mode, corp_lc};
 	if (db_begin(r->db, &e) < 0)
 		goto fail;
-	/* corporate_address is kept only while the policy is corporate. */
-	if (db_run(r->db,
-		   "UPDATE domains SET policy = COALESCE($2, policy), mode = COALESCE($3, mode),"
-		   " corporate_address = CASE WHEN COALESCE($2, policy) = 'corporate'"
-		   "   THEN COALESCE($4, corporate_address) END,"
-		   " updated_at = now() WHERE name = $1",
-		   4, params, &e) < 0 ||
+	if (ks_store_domain_set_policy(r->db, d->name, policy, mode, corp_lc, &e) < 0 ||
 	    log_policy(r, d, policy, mode, corp_lc, &e) < 0 ||
 	    ks_store_notify_change(r->db, d->name, &e) < 0 || db_commit(r->db, &e) < 0) {
 		db_rollback(r->db);
@@ -182,33 +175,10 @@ fail:
 static int group_members_store(struct ks_req *r, const struct ks_domain *d, const char *group,
 			       json_t *members, struct err *e)
 {
-	char idbuf[24];
-	size_t i;
-	json_t *m;
-
-	snprintf(idbuf, sizeof(idbuf), "%lld", d->id);
-	const char *del[2] = {idbuf, group};
 	if (db_begin(r->db, e) < 0)
 		return -1;
-	if (db_run(r->db, "DELETE FROM group_members WHERE domain_id = $1 AND group_address = $2",
-		   2, del, e) < 0)
+	if (ks_store_group_replace(r->db, d->id, group, members, e) < 0)
 		goto fail;
-	json_array_foreach(members, i, m)
-	{
-		char *member = ks_lower_dup(json_string_value(m));
-		const char *ins[3] = {idbuf, group, member};
-		int rc = member == NULL ? err_set(e, ERR_INTERNAL, "internal", "out of memory")
-					: db_run(r->db,
-						 "INSERT INTO group_members (domain_id, group_address,"
-						 " member) VALUES ($1, $2, $3)",
-						 3, ins, e);
-		if (rc < 0 && e->kind == ERR_CONFLICT)
-			err_set(e, ERR_CONFLICT, "conflict",
-				"%s is listed twice or already belongs to another group", member);
-		free(member);
-		if (rc < 0)
-			goto fail;
-	}
 	json_t *details = json_pack("{s:I}", "members", (json_int_t)json_array_size(members));
 	struct ks_event ev = {.type = "group", .name = group, .details = details};
 	int logged = ks_log_append(r, d, &ev, NULL, e);
@@ -312,67 +282,20 @@ out:
  * address only through a salted hash) and lose salt and name; the address's routes,
  * group membership and enrollment tokens are deleted.
  */
-struct erasure {
-	long long revoked, certificates, entries;
-};
-
-static long long affected(PGresult *res)
-{
-	long long n = strtoll(PQcmdTuples(res), NULL, 10);
-
-	PQclear(res);
-	return n;
-}
-
-static int erase_rows(struct ks_req *r, const char *const params[2], struct erasure *out,
-		      struct err *e)
-{
-	PGresult *res;
-
-	res = db_exec(r->db,
-		      "UPDATE log_entries SET salt = NULL, name = NULL"
-		      " WHERE domain_id = $1 AND name = $2",
-		      2, params, e);
-	if (res == NULL)
-		return -1;
-	out->entries = affected(res);
-	res = db_exec(r->db,
-		      "UPDATE certificates SET name = NULL, pem = NULL,"
-		      " revocation_secret_hash = NULL, erased_at = now()"
-		      " WHERE domain_id = $1 AND name = $2",
-		      2, params, e);
-	if (res == NULL)
-		return -1;
-	out->certificates = affected(res);
-	if (db_run(r->db, "DELETE FROM routes WHERE domain_id = $1 AND name = $2", 2, params,
-		   e) < 0 ||
-	    db_run(r->db,
-		   "DELETE FROM group_members WHERE domain_id = $1 AND (member = $2"
-		   " OR group_address = $2)",
-		   2, params, e) < 0)
-		return -1;
-	/* Used tokens too: a used token need only stay refused, and an unknown one is. */
-	return db_run(r->db, "DELETE FROM enroll_tokens WHERE domain_id = $1 AND address = $2", 2,
-		      params, e);
-}
-
 static int erase_address(struct ks_req *r, const struct ks_domain *d, const char *addr,
-			 struct erasure *out, struct err *e)
+			 struct ks_erasure *out, struct err *e)
 {
-	char idbuf[24];
-	const char *params[2] = {idbuf, addr};
 
 	/* The domain object publishes the corporate address: erasing it would leave it there. */
 	if (d->corporate_address != NULL && strcmp(d->corporate_address, addr) == 0)
 		return err_set(e, ERR_CONFLICT, "corporate_address",
 			       "%s is the domain's corporate address: set another policy first",
 			       addr);
-	snprintf(idbuf, sizeof(idbuf), "%lld", d->id);
 	if (db_begin(r->db, e) < 0)
 		return -1;
 	/* The revocations are logged under the address: they come before the unlinking. */
 	if (ks_revoke_all_of(r, d, addr, CRL_CESSATION, &out->revoked, e) < 0 ||
-	    erase_rows(r, params, out, e) < 0 || ks_store_notify_change(r->db, d->name, e) < 0 ||
+	    ks_store_address_erase(r->db, d->id, addr, out, e) < 0 || ks_store_notify_change(r->db, d->name, e) < 0 ||
 	    db_commit(r->db, e) < 0) {
 		db_rollback(r->db);
 		return -1;
@@ -386,7 +309,7 @@ void ks_domain_erase(struct ks_req *r, const char *domain)
 	struct err e = {0};
 	const char *raw;
 	char *addr = NULL;
-	struct erasure done = {0};
+	struct ks_erasure done = {0};
 
 	if (d == NULL)
 		return;

@@ -17,7 +17,7 @@
 #include "pki/cert.h"
 #include "pki/crypto.h"
 #include "core/log.h"
-#include "ks.h"
+#include "store.h"
 #include "ks_signer_proto.h"
 
 void ks_token_issue(struct ks_req *r, const char *domain)

@@ -24,6 +24,7 @@
 #include "pki/crypto.h"
 #include "core/log.h"
 #include "ks_signer.h"
+#include "store.h"
 #include "ks_signer_proto.h"
 
 /* What one issuance needs; filled step by step, released by issuance_free. */
@@ -96,32 +97,25 @@ static int issuance_sign(struct ks_signer *sg, struct issuance *is, struct err *
 }
 
 /* Supersede the name's current certificate for the purpose, and log each one superseded. */
-static int supersede_current(struct issuance *is, const char *idbuf, struct err *e)
+static int supersede_current(struct issuance *is, struct err *e)
 {
 	const char *purpose = cert_purpose_name(is->purpose);
-	const char *sup[4] = {idbuf, is->name, purpose, is->key_id};
-	PGresult *res;
-	int rc = 0;
+	struct ks_cert_row *rows = NULL;
+	int n, rc = 0;
 
-	res =
-	    db_exec(is->r.db,
-	            "UPDATE certificates SET status = 'superseded', superseded_at = now(),"
-	            " superseded_by = $4::uuid WHERE domain_id = $1 AND name = $2"
-	            " AND purpose = $3 AND status = 'current' RETURNING key_id::text, fingerprint",
-	            4, sup, e);
-	if (res == NULL)
+	n = ks_store_cert_supersede(is->r.db, is->sd->d->id, is->name, purpose, is->key_id, &rows,
+	                            e);
+	if (n < 0)
 		return -1;
-	for (int i = 0; rc == 0 && i < PQntuples(res); i++) {
-		json_t *details = json_pack("{s:s, s:s, s:s}", "fingerprint", PQgetvalue(res, i, 1),
+	for (int i = 0; rc == 0 && i < n; i++) {
+		json_t *details = json_pack("{s:s, s:s, s:s}", "fingerprint", rows[i].fingerprint,
 		                            "purpose", purpose, "superseded_by", is->key_id);
-		struct ks_event ev = {.type = "superseded",
-		                      .name = is->name,
-		                      .key_id = PQgetvalue(res, i, 0),
-		                      .details = details};
+		struct ks_event ev = {
+		    .type = "superseded", .name = is->name, .key_id = rows[i].key_id, .details = details};
 		rc = ks_log_append(&is->r, is->sd->d, &ev, NULL, e);
 		json_decref(details);
 	}
-	PQclear(res);
+	free(rows);
 	return rc;
 }
 
@@ -134,29 +128,22 @@ static int log_issued(struct issuance *is, const char *fpr, struct err *e)
 	struct ks_event ev = {
 	    .type = "issued", .name = is->name, .key_id = is->key_id, .details = details};
 	long long seq = -1;
-	char seqbuf[24];
 	int rc = ks_log_append(&is->r, is->sd->d, &ev, &seq, e);
 
 	json_decref(details);
 	if (rc < 0)
 		return -1;
-	snprintf(seqbuf, sizeof(seqbuf), "%lld", seq);
-	const char *params[2] = {seqbuf, is->key_id};
-	return db_run(is->r.db, "UPDATE certificates SET log_seq = $1 WHERE key_id = $2::uuid", 2,
-	              params, e);
+	return ks_store_cert_set_log_seq(is->r.db, is->key_id, seq, e);
 }
 
 /* Inside the caller's transaction: supersede the current certificate, insert the new one,
  * log both.  A user certificate comes with a fresh revocation secret (stored hashed). */
 static int issuance_store(struct issuance *is, struct err *e)
 {
-	char idbuf[24], fpr[CERT_FPR_LEN], nb[24], na[24], secret_hash[CRYPTO_HEX256_LEN];
+	char fpr[CERT_FPR_LEN], secret_hash[CRYPTO_HEX256_LEN];
 	char *pem = NULL, *serial = NULL;
 	int rc = -1;
 
-	snprintf(idbuf, sizeof(idbuf), "%lld", is->sd->d->id);
-	snprintf(nb, sizeof(nb), "%lld", (long long)cert_not_before(is->cert));
-	snprintf(na, sizeof(na), "%lld", (long long)cert_not_after(is->cert));
 	if (cert_fingerprint(is->cert, fpr, e) < 0 || (pem = cert_to_pem(is->cert, e)) == NULL ||
 	    (serial = cert_serial_hex(is->cert)) == NULL)
 		goto out;
@@ -167,28 +154,21 @@ static int issuance_store(struct issuance *is, struct err *e)
 	}
 	/* Two enrollments of one name at once would both see "no current certificate" and
 	 * collide on insert: take the domain's lock (the log append needs it anyway) first. */
-	const char *lock[1] = {idbuf};
-	if (db_run(is->r.db, "SELECT 1 FROM domains WHERE id = $1 FOR UPDATE", 1, lock, e) < 0 ||
-	    supersede_current(is, idbuf, e) < 0)
+	if (ks_store_domain_lock(is->r.db, is->sd->d->id, e) < 0 || supersede_current(is, e) < 0)
 		goto out;
-	const char *ins[12] = {is->key_id,
-	                       idbuf,
-	                       is->kind == CERT_USER ? "user" : "server",
-	                       cert_purpose_name(is->purpose),
-	                       is->name,
-	                       crypto_key_alg_name(X509_get0_pubkey(is->cert)),
-	                       fpr,
-	                       serial,
-	                       pem,
-	                       nb,
-	                       na,
-	                       is->kind == CERT_USER ? secret_hash : NULL};
-	rc = db_run(is->r.db,
-	            "INSERT INTO certificates (key_id, domain_id, kind, purpose, name, algorithm,"
-	            " fingerprint, serial, pem, not_before, not_after, revocation_secret_hash)"
-	            " VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, to_timestamp($10::bigint),"
-	            " to_timestamp($11::bigint), $12)",
-	            12, ins, e);
+	struct ks_cert_new c = {.key_id = is->key_id,
+	                        .domain_id = is->sd->d->id,
+	                        .kind = is->kind == CERT_USER ? "user" : "server",
+	                        .purpose = cert_purpose_name(is->purpose),
+	                        .name = is->name,
+	                        .algorithm = crypto_key_alg_name(X509_get0_pubkey(is->cert)),
+	                        .fingerprint = fpr,
+	                        .serial = serial,
+	                        .pem = pem,
+	                        .not_before = (long long)cert_not_before(is->cert),
+	                        .not_after = (long long)cert_not_after(is->cert),
+	                        .secret_hash = is->kind == CERT_USER ? secret_hash : NULL};
+	rc = ks_store_cert_insert(is->r.db, &c, e);
 	if (rc == 0)
 		rc = log_issued(is, fpr, e);
 	if (rc == 0)
@@ -207,55 +187,36 @@ out:
 static int token_consume(struct ks_signer *sg, struct issuance *is, const char *token,
                          struct err *e)
 {
-	char hash[CRYPTO_HEX256_LEN], idbuf[24], want[KS_SEAL_HEX];
-	const char *params[2] = {hash, idbuf};
-	PGresult *res;
-	int rc = -1;
+	char hash[CRYPTO_HEX256_LEN], want[KS_SEAL_HEX];
+	struct ks_enroll_token t;
+	int found;
 
 	crypto_token_hash(token, hash);
-	snprintf(idbuf, sizeof(idbuf), "%lld", is->sd->d->id);
-	res = db_exec(is->r.db,
-	              "SELECT id, address, used_at IS NOT NULL, expires_at <= now(),"
-	              " floor(extract(epoch FROM expires_at))::bigint::text, seal"
-	              " FROM enroll_tokens WHERE token_hash = $1 AND domain_id = $2 FOR UPDATE",
-	              2, params, e);
-	if (res == NULL)
+	found = ks_store_enroll_token_lock(is->r.db, is->sd->d->id, hash, &t, e);
+	if (found < 0)
 		return -1;
-	if (PQntuples(res) == 0) {
-		err_set(e, ERR_NOTFOUND, "token_unknown",
-		        "the enrollment token is not known for %s", is->sd->d->name);
-		goto out;
-	}
-	if (strcmp(PQgetvalue(res, 0, 2), "t") == 0) {
-		err_set(e, ERR_CONFLICT, "token_used", "the enrollment token was already used");
-		goto out;
-	}
-	if (strcmp(PQgetvalue(res, 0, 3), "t") == 0) {
-		err_set(e, ERR_GONE, "token_expired",
-		        "the enrollment token has expired; ask the domain admin for a new one");
-		goto out;
-	}
-	ks_seal_enroll(sg, is->sd, PQgetvalue(res, 0, 1), hash, PQgetvalue(res, 0, 4), want);
-	if (!ks_seal_ok(PQgetisnull(res, 0, 5) ? NULL : PQgetvalue(res, 0, 5), want)) {
+	if (found == 0)
+		return err_set(e, ERR_NOTFOUND, "token_unknown",
+		               "the enrollment token is not known for %s", is->sd->d->name);
+	if (t.used)
+		return err_set(e, ERR_CONFLICT, "token_used", "the enrollment token was already used");
+	if (t.expired)
+		return err_set(e, ERR_GONE, "token_expired",
+		               "the enrollment token has expired; ask the domain admin for a new one");
+	ks_seal_enroll(sg, is->sd, t.address, hash, t.expires, want);
+	if (!ks_seal_ok(t.sealed ? t.seal : NULL, want)) {
 		log_err(NULL,
 		        "signer: an enrollment token row of %s bears no valid seal: it was "
 		        "not made by a signer; refused",
 		        is->sd->d->name);
-		err_set(e, ERR_FORBIDDEN, "token_unsealed",
-		        "the enrollment token was not issued through the key server");
-		goto out;
+		return err_set(e, ERR_FORBIDDEN, "token_unsealed",
+		               "the enrollment token was not issued through the key server");
 	}
-	if (strcmp(PQgetvalue(res, 0, 1), is->name) != 0) {
-		err_set(e, ERR_INPUT, "address_mismatch",
-		        "the request is for %s but the token was issued for %s", is->name,
-		        PQgetvalue(res, 0, 1));
-		goto out;
-	}
-	const char *upd[1] = {PQgetvalue(res, 0, 0)};
-	rc = db_run(is->r.db, "UPDATE enroll_tokens SET used_at = now() WHERE id = $1", 1, upd, e);
-out:
-	PQclear(res);
-	return rc;
+	if (strcmp(t.address, is->name) != 0)
+		return err_set(e, ERR_INPUT, "address_mismatch",
+		               "the request is for %s but the token was issued for %s", is->name,
+		               t.address);
+	return ks_store_enroll_token_use(is->r.db, t.id, e);
 }
 
 static int issue_in_transaction(struct ks_signer *sg, struct issuance *is, const char *token,
@@ -322,7 +283,7 @@ int ks_issue_token(struct ks_signer *sg, struct db *db, const struct ks_signer_d
                    const char *address, long long ttl, char token[CRYPTO_TOKEN_LEN],
                    char expires[32], struct err *e)
 {
-	char hash[CRYPTO_HEX256_LEN], idbuf[24], expbuf[24], seal[KS_SEAL_HEX];
+	char hash[CRYPTO_HEX256_LEN], expbuf[24], seal[KS_SEAL_HEX];
 	time_t exp = time(NULL) + (time_t)ttl;
 	struct tm tm;
 	struct err why = {0};
@@ -337,14 +298,9 @@ int ks_issue_token(struct ks_signer *sg, struct db *db, const struct ks_signer_d
 	if (crypto_random_token(token, e) < 0)
 		return -1;
 	crypto_token_hash(token, hash);
-	snprintf(idbuf, sizeof(idbuf), "%lld", sd->d->id);
 	snprintf(expbuf, sizeof(expbuf), "%lld", (long long)exp);
 	ks_seal_enroll(sg, sd, address, hash, expbuf, seal);
-	const char *params[5] = {idbuf, hash, address, expbuf, seal};
-	if (db_run(db,
-	           "INSERT INTO enroll_tokens (domain_id, token_hash, address, expires_at, seal)"
-	           " VALUES ($1, $2, $3, to_timestamp($4::bigint), $5)",
-	           5, params, e) < 0) {
+	if (ks_store_enroll_token_add(db, sd->d->id, hash, address, expbuf, seal, e) < 0) {
 		OPENSSL_cleanse(token, CRYPTO_TOKEN_LEN);
 		return -1;
 	}
@@ -397,7 +353,6 @@ static int reg_store(struct ks_signer *sg, struct db *db, struct reg *g, char *c
 	struct ks_domain dn = {.name = (char *)g->domain};
 	char seal[KS_SEAL_HEX], admin_seal[KS_SEAL_HEX];
 	char *sealed = keywrap_seal(sg->kek, g->domain, g->key, e);
-	PGresult *res;
 
 	if (sealed == NULL)
 		return -1;
@@ -409,24 +364,24 @@ static int reg_store(struct ks_signer *sg, struct db *db, struct reg *g, char *c
 	}
 	ks_seal_domain(sg, g->domain, sd.root_fpr, sd.issuer_fpr, seal);
 	ks_seal_admin(sg, &sd, token_hash, admin_seal);
-	const char *params[8] = {g->domain, pem[0],  pem[1], g->pin,
-	                         g->policy, g->mode, sealed, seal};
-	res = db_exec(db,
-	              "INSERT INTO domains (name, root_pem, issuer_pem, pins, policy, mode,"
-	              " issuer_key_sealed, signer_seal)"
-	              " VALUES ($1, $2, $3, ARRAY[$4], $5, $6, $7, $8) RETURNING id",
-	              8, params, e);
+	struct ks_domain_new n = {.name = g->domain,
+	                          .root_pem = pem[0],
+	                          .issuer_pem = pem[1],
+	                          .pin = g->pin,
+	                          .policy = g->policy,
+	                          .mode = g->mode,
+	                          .issuer_key_sealed = sealed,
+	                          .signer_seal = seal};
+	long long id = 0;
+	int rc = ks_store_domain_add(db, &n, &id, e);
+
 	free(sealed);
-	if (res == NULL) {
+	if (rc < 0) {
 		if (e->kind == ERR_CONFLICT)
 			err_set(e, ERR_CONFLICT, "conflict", "%s is already registered", g->domain);
 		goto fail;
 	}
-	const char *tparams[3] = {PQgetvalue(res, 0, 0), token_hash, admin_seal};
-	int rc =
-	    db_run(db, "INSERT INTO admin_tokens (domain_id, token_hash, seal) VALUES ($1, $2, $3)",
-	           3, tparams, e);
-	PQclear(res);
+	rc = ks_store_admin_token_add(db, id, token_hash, admin_seal, e);
 	if (rc < 0 || reg_log(sg, db, g, e) < 0 || ks_store_notify_change(db, g->domain, e) < 0 ||
 	    db_commit(db, e) < 0)
 		goto fail;

@@ -2,11 +2,19 @@
  * ks.h - the key server's shared state and the handlers' entry points.
  *
  * Request flow: the HTTP layer (lib/http/http.c) checks and parses a request and
- * calls ks_dispatch (router.c), which picks a handler by method and path.
- * Handlers borrow a database connection from the pool for the length of the
- * request, build JSON with jansson and reply through the http_reply_*
- * helpers.  Errors are struct err values turned into JSON error bodies in
- * one place (ks_fail).
+ * calls ks_dispatch (router.c), which picks a handler by method and path and
+ * lends it a database connection from the pool for the length of the request.
+ * A handler goes parse -> authorise -> store -> reply: it checks the URL and
+ * body (request.c has the shared argument checks), authorises the caller
+ * (auth.c), reads and writes through the store layer (store.h) and replies
+ * with JSON through the http_reply_* helpers.  Errors are struct err values
+ * turned into JSON error bodies in one place (ks_fail).
+ *
+ * The store layer alone holds SQL.  One file per table or aggregate, each
+ * returning structs (or the protocol's own JSON objects, for certificates and
+ * log entries, which are published as stored); transactions belong to the
+ * caller, so one handler commits a change, its log entry and its change
+ * notice together.  Both processes use it.
  *
  * Two processes.  The HTTPS process, which parses what the internet sends,
  * holds no issuer key and never reads the KEK: everything that is signed
@@ -18,6 +26,27 @@
  * the domain authorises, always inside the domain's name constraints.  When
  * the signer is down the HTTPS process answers 503 signer_unavailable and
  * restarts it (main.c).  PROTOCOL.md §13 has the whole contract.
+ *
+ * Files (who owns what):
+ *   main.c, settings.c, ops.c     start-up, configuration, health and metrics
+ *   router.c                      path and method -> handler; the answer cache (cache.c)
+ *   request.c, auth.c             URL arguments, the domain of a request; bearer tokens
+ *   domain.c, enroll.c, lookup.c, revoke.c, route.c, tlog.c, webhook.c
+ *                                 the handlers, one resource family each; webhook.c
+ *                                 also runs the delivery thread
+ *   route_json.c, user_request.c  a route body and signed answer (pure); requests a user
+ *                                 signs with their own key
+ *   store_domain.c, store_cert.c, store_token.c, store_group.c, store_route.c,
+ *   store_log.c, store_webhook.c, store_address.c, store_seal.c
+ *                                 the store (store.h): domains; certificates and
+ *                                 revocations; admin and enrollment tokens; groups;
+ *                                 routes; the log's entries, nodes and heads; webhooks
+ *                                 and deliveries; erasure of an address; the signer's
+ *                                 seals and signer_state
+ *   signer_client.c               the HTTPS process's side of the signer protocol
+ *   signer.c, issue.c, publish.c, seal.c, ks_signer_proto.c
+ *                                 the signer process: its loop, issuance and
+ *                                 registration, signed heads/CRLs/routes, row seals
  */
 #ifndef KS_KS_H
 #define KS_KS_H
@@ -49,7 +78,8 @@ struct ks {
 	atomic_ullong cache_misses;
 };
 
-/* A domain row, as the handlers need it.  Strings are owned (ks_domain_free). */
+/* A domain row (store_domain.c), as the handlers need it.  Strings are owned
+ * (ks_domain_free). */
 struct ks_domain {
 	long long id;
 	char *name;
@@ -75,6 +105,9 @@ struct ks_req {
 void ks_dispatch(const struct http_request *req, struct http_response *resp, void *app);
 size_t ks_metrics(char *buf, size_t len, void *app);
 int ks_health(void *app, struct err *e);
+
+void ks_domain_free(struct ks_domain *d); /* accepts NULL */
+json_t *ks_domain_json(const struct ks_domain *d);
 
 /* Reply with an error (logged at the level its kind deserves). */
 void ks_fail(struct ks_req *r, const struct err *e);
@@ -137,17 +170,6 @@ void ks_feed(struct ks_req *r, const char *domain);
  * returned in *head (a JSON string, new reference; NULL when nothing was attached). */
 int ks_log_attach_proofs(struct ks_req *r, json_t *certs, json_t **head, struct err *e);
 
-/* The log's nodes, as lib/pki/merkle.c reads them (ks_log_node is a merkle_node_fn). */
-struct ks_log_nodes {
-	struct db *db;
-	char domain_id[24];
-};
-void ks_log_nodes_init(struct ks_log_nodes *n, struct db *db, long long domain_id);
-int ks_log_node(void *ctx, unsigned level, uint64_t index, uint8_t out[32], struct err *e);
-/* PostgreSQL's encode(hash, 'hex') (64 lowercase digits) back to 32 bytes; -1 if not. */
-int ks_hex_decode32(const char *hex, uint8_t out[32]);
-/* The size of the domain's log: the next sequence number. */
-long long ks_log_size(struct db *db, long long domain_id, struct err *e);
 /* After a change that appended to d's log has committed: have the signer sign the new
  * heads.  A failure is logged, not returned: the change stands, and the next publish
  * (or a read of the newest head) signs what is missing. */
@@ -170,23 +192,6 @@ int ks_is_uuid(const char *s);
 /* auth.c: check the bearer token; fill e and return -1 when it does not authorise. */
 int ks_auth_operator(struct ks_req *r, struct err *e);
 int ks_auth_domain_admin(struct ks_req *r, const struct ks_domain *d, struct err *e);
-
-/* store.c: reads and writes of the key server's tables. */
-struct ks_domain *ks_store_domain(struct db *db, const char *name, struct err *e);
-void ks_domain_free(struct ks_domain *d);
-json_t *ks_domain_json(const struct ks_domain *d);
-/* Certificates of a name: current only, or every one newest first. */
-json_t *ks_store_certs_by_name(struct db *db, long long domain_id, const char *name,
-			       const char *purpose, int current_only, struct err *e);
-/* The current server certificates of a domain (admin view). */
-json_t *ks_store_server_certs(struct db *db, long long domain_id, struct err *e);
-/* One certificate by "key_id" or "fingerprint"; NULL with ERR_NOTFOUND when absent.  An
- * erased one (PROTOCOL.md §10.1) has only key_id, kind, purpose, fingerprint, serial,
- * status, revocation and "erased" (its time): no name, no certificate, no log proof. */
-json_t *ks_store_cert_by(struct db *db, const char *column, const char *value, struct err *e);
-/* Tell other key-server nodes (and our own cache) that a domain's objects changed;
- * call inside the writing transaction so it is delivered at commit. */
-int ks_store_notify_change(struct db *db, const char *domain, struct err *e);
 
 /* signer_client.c: the signer's requests (ks_signer_proto.h), from the HTTPS process.  Each
  * fails with the signer's own refusal, or ERR_TEMP "signer_unavailable" (503). */

@@ -9,7 +9,7 @@
 
 #include "pki/cert.h"
 #include "dns/dns.h"
-#include "ks.h"
+#include "store.h"
 
 /* Which address's key encrypts mail for addr under the domain's policy, and why. */
 static int encryption_target(struct ks_req *r, const struct ks_domain *d, const char *addr,
@@ -22,25 +22,16 @@ static int encryption_target(struct ks_req *r, const struct ks_domain *d, const 
 	}
 	*reason = "isp";
 	if (strcmp(d->policy, "groups") == 0) {
-		char idbuf[24];
-		const char *params[2] = {idbuf, addr};
-		PGresult *res;
+		char *group = NULL;
 
-		snprintf(idbuf, sizeof(idbuf), "%lld", d->id);
-		res = db_exec(r->db,
-			      "SELECT group_address FROM group_members"
-			      " WHERE domain_id = $1 AND member = $2",
-			      2, params, e);
-		if (res == NULL)
+		if (ks_store_group_of(r->db, d->id, addr, &group, e) < 0)
 			return -1;
-		if (PQntuples(res) == 1) {
+		if (group != NULL) {
 			*reason = "group";
-			*target = strdup(PQgetvalue(res, 0, 0));
-			PQclear(res);
-			return *target ? 0 : err_set(e, ERR_INTERNAL, "internal", "out of memory");
+			*target = group;
+			return 0;
 		}
 		*reason = "own key (not in any group)";
-		PQclear(res);
 	}
 	*target = strdup(addr);
 	return *target ? 0 : err_set(e, ERR_INTERNAL, "internal", "out of memory");

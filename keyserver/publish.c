@@ -26,8 +26,8 @@
 #include "pki/jws.h"
 #include "core/log.h"
 #include "pki/merkle.h"
-#include "route.h"
 #include "ks_signer.h"
+#include "store.h"
 
 #define CRL_NEXT_UPDATE (24 * 3600)
 
@@ -108,75 +108,70 @@ static int head_check(const struct ks_signer_domain *sd, const char *jws,
 static int newest_head(struct db *db, const struct ks_signer_domain *sd, const char *idbuf,
                        struct signed_head *h, struct err *e)
 {
-	const char *params[1] = {idbuf};
-	PGresult *res;
-	int rc = 0;
+	char root_hex[65];
+	char *jws = NULL;
+	int found, rc = 0;
 
 	memset(h, 0, sizeof(*h));
-	res = db_exec(db,
-	              "SELECT size, encode(root_hash, 'hex'), jws FROM tree_heads"
-	              " WHERE domain_id = $1 ORDER BY size DESC LIMIT 1",
-	              1, params, e);
-	if (res == NULL)
+	if ((found = ks_store_log_newest_head(db, idbuf, &h->size, root_hex, &jws, e)) < 0)
 		return -1;
-	if (PQntuples(res) == 1) {
-		h->size = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-		rc = ks_hex_decode32(PQgetvalue(res, 0, 1), h->root) < 0
-		         ? head_refused(sd, "a malformed root", e)
-		         : head_check(sd, PQgetvalue(res, 0, 2), h, e);
-	}
-	PQclear(res);
+	if (found)
+		rc = ks_hex_decode32(root_hex, h->root) < 0 ? head_refused(sd, "a malformed root", e)
+		                                            : head_check(sd, jws, h, e);
+	free(jws);
 	return rc;
 }
 
-/* Entries [from, to): each leaf hashes to its stored hash and to the log's level-0
- * node, and names this domain and its own index. */
+struct leaves_ctx {
+	const struct ks_signer_domain *sd;
+	struct ks_log_nodes *nodes;
+	long long from;
+};
+
+/* One entry: its leaf hashes to its stored hash and to the log's level-0 node, and
+ * names this domain and its own index. */
+static int leaf_check(void *arg, int i, long long seq, const char *leaf, const char *hash_hex,
+                      struct err *e)
+{
+	struct leaves_ctx *c = arg;
+	const struct ks_signer_domain *sd = c->sd;
+	uint8_t want[MERKLE_HASH_LEN], stored[MERKLE_HASH_LEN], node[MERKLE_HASH_LEN];
+	json_t *o = json_loads(leaf, 0, NULL);
+	const char *dom = json_string_value(json_object_get(o, "domain"));
+	int ok;
+
+	if (seq != c->from + i) { /* rows come in seq order: an index skipped is a gap */
+		json_decref(o);
+		return err_set(e, ERR_FORBIDDEN, "log_damaged", "the log of %s has gaps", sd->d->name);
+	}
+	ok = o != NULL && dom != NULL && strcmp(dom, sd->d->name) == 0 &&
+	         json_integer_value(json_object_get(o, "seq")) == seq &&
+	         merkle_leaf_hash(leaf, strlen(leaf), want, e) == 0 &&
+	         ks_hex_decode32(hash_hex, stored) == 0 &&
+	         ks_log_node(c->nodes, 0, (uint64_t)seq, node, e) == 0 &&
+	         memcmp(want, stored, MERKLE_HASH_LEN) == 0 && memcmp(want, node, MERKLE_HASH_LEN) == 0;
+
+	json_decref(o);
+	if (ok)
+		return 0;
+	log_err(NULL, "signer: entry %lld of the log of %s is not well formed; no head signed", seq,
+	        sd->d->name);
+	return err_set(e, ERR_FORBIDDEN, "log_damaged", "entry %lld of the log of %s is not well formed",
+	               seq, sd->d->name);
+}
+
+/* Entries [from, to): no gaps, each well formed (leaf_check). */
 static int leaves_check(struct db *db, const struct ks_signer_domain *sd,
                         struct ks_log_nodes *nodes, long long from, long long to, struct err *e)
 {
-	char fbuf[24], tbuf[24];
-	const char *params[3] = {nodes->domain_id, fbuf, tbuf};
-	PGresult *res;
-	int rc = 0;
+	struct leaves_ctx c = {.sd = sd, .nodes = nodes, .from = from};
+	int n = ks_store_log_each_leaf(db, nodes->domain_id, from, to, leaf_check, &c, e);
 
-	snprintf(fbuf, sizeof(fbuf), "%lld", from);
-	snprintf(tbuf, sizeof(tbuf), "%lld", to);
-	res = db_exec(db,
-	              "SELECT seq, leaf, encode(leaf_hash, 'hex') FROM log_entries"
-	              " WHERE domain_id = $1 AND seq >= $2 AND seq < $3 ORDER BY seq",
-	              3, params, e);
-	if (res == NULL)
+	if (n < 0)
 		return -1;
-	if (PQntuples(res) != to - from)
-		rc =
-		    err_set(e, ERR_FORBIDDEN, "log_damaged", "the log of %s has gaps", sd->d->name);
-	for (int i = 0; rc == 0 && i < PQntuples(res); i++) {
-		long long seq = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-		const char *leaf = PQgetvalue(res, i, 1);
-		uint8_t want[MERKLE_HASH_LEN], stored[MERKLE_HASH_LEN], node[MERKLE_HASH_LEN];
-		json_t *o = json_loads(leaf, 0, NULL);
-		const char *dom = json_string_value(json_object_get(o, "domain"));
-		int ok = seq == from + i && o != NULL && dom != NULL &&
-		         strcmp(dom, sd->d->name) == 0 &&
-		         json_integer_value(json_object_get(o, "seq")) == seq &&
-		         merkle_leaf_hash(leaf, strlen(leaf), want, e) == 0 &&
-		         ks_hex_decode32(PQgetvalue(res, i, 2), stored) == 0 &&
-		         ks_log_node(nodes, 0, (uint64_t)seq, node, e) == 0 &&
-		         memcmp(want, stored, MERKLE_HASH_LEN) == 0 &&
-		         memcmp(want, node, MERKLE_HASH_LEN) == 0;
-		json_decref(o);
-		if (!ok) {
-			log_err(NULL,
-			        "signer: entry %lld of the log of %s is not well formed; "
-			        "no head signed",
-			        seq, sd->d->name);
-			rc = err_set(e, ERR_FORBIDDEN, "log_damaged",
-			             "entry %lld of the log of %s is not well formed", seq,
-			             sd->d->name);
-		}
-	}
-	PQclear(res);
-	return rc;
+	if (n != to - from)
+		return err_set(e, ERR_FORBIDDEN, "log_damaged", "the log of %s has gaps", sd->d->name);
+	return 0;
 }
 
 /* Sign and store the head of size, after checking it extends the signed head h. */
@@ -184,7 +179,7 @@ static int head_sign(struct db *db, const struct ks_signer_domain *sd, struct ks
                      const struct signed_head *h, long long size, struct err *e)
 {
 	uint8_t root[MERKLE_HASH_LEN], proof[MERKLE_MAX_PROOF][MERKLE_HASH_LEN];
-	char now[32], hex[65], sizebuf[24];
+	char now[32], hex[65];
 	json_t *payload;
 	char *jws;
 	int n = 0, rc;
@@ -213,12 +208,7 @@ static int head_sign(struct db *db, const struct ks_signer_domain *sd, struct ks
 		return e->kind != ERR_NONE ? -1
 		                           : err_set(e, ERR_INTERNAL, "internal", "out of memory");
 	crypto_hex(root, MERKLE_HASH_LEN, hex);
-	snprintf(sizebuf, sizeof(sizebuf), "%lld", size);
-	const char *params[4] = {nodes->domain_id, sizebuf, hex, jws};
-	rc = db_run(db,
-	            "INSERT INTO tree_heads (domain_id, size, root_hash, jws)"
-	            " VALUES ($1, $2, decode($3, 'hex'), $4)",
-	            4, params, e);
+	rc = ks_store_log_head_put(db, nodes->domain_id, size, hex, jws, e);
 	free(jws);
 	return rc;
 }
@@ -232,11 +222,10 @@ int ks_publish_heads(struct ks_signer *sg, struct db *db, const struct ks_signer
 
 	(void)sg;
 	ks_log_nodes_init(&nodes, db, sd->d->id);
-	const char *lock[1] = {nodes.domain_id};
 	if (db_begin(db, e) < 0)
 		return -1;
 	/* Appends take this lock too: the log holds still while it is signed. */
-	if (db_run(db, "SELECT 1 FROM domains WHERE id = $1 FOR UPDATE", 1, lock, e) < 0 ||
+	if (ks_store_domain_lock(db, sd->d->id, e) < 0 ||
 	    (n = ks_log_size(db, sd->d->id, e)) < 0 ||
 	    newest_head(db, sd, nodes.domain_id, &h, e) < 0)
 		goto fail;
@@ -264,39 +253,19 @@ fail:
 unsigned char *ks_sign_crl(struct db *db, const struct ks_signer_domain *sd, size_t *len,
                            struct err *e)
 {
-	char idbuf[24];
-	const char *params[1] = {idbuf};
-	struct crl_entry *v = NULL;
+	struct crl_entry *v;
 	unsigned char *der = NULL;
 	X509_CRL *crl = NULL;
-	PGresult *res;
 	size_t n;
 
-	snprintf(idbuf, sizeof(idbuf), "%lld", sd->d->id);
-	res = db_exec(db,
-	              "SELECT serial, floor(extract(epoch FROM revoked_at))::bigint, reason"
-	              " FROM revocations WHERE domain_id = $1 ORDER BY revoked_at",
-	              1, params, e);
-	if (res == NULL)
+	if ((v = ks_store_crl_entries(db, sd->d->id, &n, e)) == NULL)
 		return NULL;
-	n = (size_t)PQntuples(res);
-	if ((v = calloc(n + 1, sizeof(*v))) == NULL) {
-		err_set(e, ERR_INTERNAL, "internal", "out of memory");
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
-		v[i].serial_hex = PQgetvalue(res, (int)i, 0);
-		v[i].revoked_at = (time_t)strtoll(PQgetvalue(res, (int)i, 1), NULL, 10);
-		v[i].reason = (int)strtol(PQgetvalue(res, (int)i, 2), NULL, 10);
-	}
 	/* The number of revocations only grows: a monotonic CRL number. */
 	if ((crl = crl_make(sd->issuer, sd->key, v, n, (long long)n + 1, CRL_NEXT_UPDATE, e)) !=
 	    NULL)
 		der = crl_to_der(crl, len, e);
-out:
 	X509_CRL_free(crl);
 	free(v);
-	PQclear(res);
 	return der;
 }
 
@@ -314,7 +283,7 @@ char *ks_sign_route(struct db *db, const struct ks_signer_domain *sd, const char
 		        name, sd->d->name);
 		return NULL;
 	}
-	if (ks_route_effective(db, sd->d, name, &rt, e) < 0)
+	if (ks_store_route_effective(db, sd->d, name, &rt, e) < 0)
 		return NULL;
 	if ((payload = ks_route_payload(sd->d, name, &rt)) == NULL)
 		err_set(e, ERR_INTERNAL, "internal", "out of memory");

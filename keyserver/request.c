@@ -9,7 +9,7 @@
 
 #include "pki/cert.h"
 #include "core/log.h"
-#include "ks.h"
+#include "store.h"
 
 void ks_fail(struct ks_req *r, const struct err *e)
 {

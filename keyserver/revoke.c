@@ -14,48 +14,8 @@
 #include "pki/crypto.h"
 #include "pki/jws.h"
 #include "core/log.h"
-#include "ks.h"
+#include "store.h"
 
-
-/* The row of the certificate being revoked, locked for the transaction. */
-struct revoke_target {
-	char key_id[CRYPTO_UUID_LEN];
-	char domain[DNS_DOMAIN_MAX];
-	char name[320];
-	char fingerprint[CERT_FPR_LEN];
-	char serial[80];
-	char status[16];
-	char secret_hash[CRYPTO_HEX256_LEN];
-};
-
-static int target_load(struct ks_req *r, const char *key_id, struct revoke_target *t,
-		       struct err *e)
-{
-	const char *params[1] = {key_id};
-	PGresult *res;
-
-	res = db_exec(r->db,
-		      "SELECT c.key_id::text, d.name, c.name, c.fingerprint, c.serial, c.status,"
-		      " COALESCE(c.revocation_secret_hash, '')"
-		      " FROM certificates c JOIN domains d ON d.id = c.domain_id"
-		      " WHERE c.key_id = $1::uuid FOR UPDATE OF c",
-		      1, params, e);
-	if (res == NULL)
-		return -1;
-	if (PQntuples(res) != 1) {
-		PQclear(res);
-		return err_set(e, ERR_NOTFOUND, "not_found", "no certificate with that key id");
-	}
-	snprintf(t->key_id, sizeof(t->key_id), "%s", PQgetvalue(res, 0, 0));
-	snprintf(t->domain, sizeof(t->domain), "%s", PQgetvalue(res, 0, 1));
-	snprintf(t->name, sizeof(t->name), "%s", PQgetvalue(res, 0, 2));
-	snprintf(t->fingerprint, sizeof(t->fingerprint), "%s", PQgetvalue(res, 0, 3));
-	snprintf(t->serial, sizeof(t->serial), "%s", PQgetvalue(res, 0, 4));
-	snprintf(t->status, sizeof(t->status), "%s", PQgetvalue(res, 0, 5));
-	snprintf(t->secret_hash, sizeof(t->secret_hash), "%s", PQgetvalue(res, 0, 6));
-	PQclear(res);
-	return 0;
-}
 
 static int reason_of(json_t *obj, int *reason, struct err *e)
 {
@@ -71,7 +31,7 @@ static int reason_of(json_t *obj, int *reason, struct err *e)
 
 /* The request is a JWS by the key being revoked: payload names that key. */
 static int auth_by_key(struct ks_req *r, const struct ks_domain *d,
-		       const struct revoke_target *t, int *reason, struct err *e)
+		       const struct ks_cert_row *t, int *reason, struct err *e)
 {
 	const char *pins[8];
 	int npins = 0;
@@ -113,7 +73,7 @@ out:
 	return rc;
 }
 
-static int auth_by_secret(const struct revoke_target *t, const char *secret, struct err *e)
+static int auth_by_secret(const struct ks_cert_row *t, const char *secret, struct err *e)
 {
 	char hash[CRYPTO_HEX256_LEN];
 
@@ -126,7 +86,7 @@ static int auth_by_secret(const struct revoke_target *t, const char *secret, str
 }
 
 /* Decide who asks, and with which reason. */
-static int authorise(struct ks_req *r, const struct ks_domain *d, const struct revoke_target *t,
+static int authorise(struct ks_req *r, const struct ks_domain *d, const struct ks_cert_row *t,
 		     const char **method, int *reason, struct err *e)
 {
 	json_t *body = r->http->json;
@@ -151,26 +111,16 @@ static int authorise(struct ks_req *r, const struct ks_domain *d, const struct r
 }
 
 static int record_revocation(struct ks_req *r, const struct ks_domain *d,
-			     const struct revoke_target *t, const char *method, int reason,
+			     const struct ks_cert_row *t, const char *method, int reason,
 			     struct err *e)
 {
-	char idbuf[24], rbuf[8];
-	const char *upd[1] = {t->key_id};
-	const char *ins[5] = {t->key_id, idbuf, t->serial, rbuf, method};
 	json_t *details = json_pack("{s:s, s:s, s:s}", "fingerprint", t->fingerprint, "reason",
 				    crl_reason_name(reason), "method", method);
 	struct ks_event ev = {.type = "revoked", .name = t->name, .key_id = t->key_id,
 			      .details = details};
 	int rc;
 
-	snprintf(idbuf, sizeof(idbuf), "%lld", d->id);
-	snprintf(rbuf, sizeof(rbuf), "%d", reason);
-	rc = db_run(r->db, "UPDATE certificates SET status = 'revoked' WHERE key_id = $1::uuid", 1,
-		    upd, e) < 0 ||
-	     db_run(r->db,
-		    "INSERT INTO revocations (key_id, domain_id, serial, reason, method)"
-		    " VALUES ($1::uuid, $2, $3, $4, $5)",
-		    5, ins, e) < 0 ||
+	rc = ks_store_cert_revoke(r->db, d->id, t, reason, method, e) < 0 ||
 	     ks_log_append(r, d, &ev, NULL, e) < 0 || ks_store_notify_change(r->db, d->name, e) < 0
 		     ? -1
 		     : 0;
@@ -181,39 +131,23 @@ static int record_revocation(struct ks_req *r, const struct ks_domain *d,
 int ks_revoke_all_of(struct ks_req *r, const struct ks_domain *d, const char *name, int reason,
 		     long long *n, struct err *e)
 {
-	char idbuf[24];
-	const char *params[2] = {idbuf, name};
-	PGresult *res;
-	int rc = 0;
+	struct ks_cert_row *rows = NULL;
+	int count, rc = 0;
 
 	*n = 0;
-	snprintf(idbuf, sizeof(idbuf), "%lld", d->id);
-	res = db_exec(r->db,
-		      "SELECT key_id::text, fingerprint, serial FROM certificates"
-		      " WHERE domain_id = $1 AND name = $2 AND status <> 'revoked'"
-		      " ORDER BY issued_at, id FOR UPDATE",
-		      2, params, e);
-	if (res == NULL)
+	if ((count = ks_store_certs_to_revoke(r->db, d, name, &rows, e)) < 0)
 		return -1;
-	for (int i = 0; rc == 0 && i < PQntuples(res); i++) {
-		struct revoke_target t = {0};
-
-		snprintf(t.key_id, sizeof(t.key_id), "%s", PQgetvalue(res, i, 0));
-		snprintf(t.domain, sizeof(t.domain), "%s", d->name);
-		snprintf(t.name, sizeof(t.name), "%s", name);
-		snprintf(t.fingerprint, sizeof(t.fingerprint), "%s", PQgetvalue(res, i, 1));
-		snprintf(t.serial, sizeof(t.serial), "%s", PQgetvalue(res, i, 2));
-		rc = record_revocation(r, d, &t, "admin", reason, e);
-	}
+	for (int i = 0; rc == 0 && i < count; i++)
+		rc = record_revocation(r, d, &rows[i], "admin", reason, e);
 	if (rc == 0)
-		*n = PQntuples(res);
-	PQclear(res);
+		*n = count;
+	free(rows);
 	return rc;
 }
 
 void ks_revoke(struct ks_req *r, const char *key_id)
 {
-	struct revoke_target t = {0};
+	struct ks_cert_row t = {0};
 	struct ks_domain *d = NULL;
 	const char *method = "?";
 	struct err e = {0};
@@ -224,7 +158,7 @@ void ks_revoke(struct ks_req *r, const char *key_id)
 		ks_fail(r, &e);
 		return;
 	}
-	if (db_begin(r->db, &e) < 0 || target_load(r, key_id, &t, &e) < 0)
+	if (db_begin(r->db, &e) < 0 || ks_store_cert_lock(r->db, key_id, &t, &e) < 0)
 		goto fail;
 	if ((d = ks_store_domain(r->db, t.domain, &e)) == NULL ||
 	    authorise(r, d, &t, &method, &reason, &e) < 0)

@@ -48,32 +48,32 @@ struct route {
 };
 
 static const struct route routes[] = {
-	[R_DOMAIN] = {R_DOMAIN, "domain", "GET", 1},
-	[R_DOMAIN_PEM] = {R_DOMAIN_PEM, "domain_pem", "GET", 1},
-	[R_ENROLL] = {R_ENROLL, "enroll", "POST", 0},
-	[R_TOKENS] = {R_TOKENS, "token_issue", "POST", 0},
-	[R_SERVERS] = {R_SERVERS, "servers", "GET POST", 0},
-	[R_POLICY] = {R_POLICY, "policy", "PUT", 0},
-	[R_GROUP] = {R_GROUP, "group", "PUT DELETE", 0},
-	[R_ADDRESS] = {R_ADDRESS, "address", "GET", 1},
-	[R_HISTORY] = {R_HISTORY, "history", "GET", 1},
-	[R_KEY] = {R_KEY, "key", "GET", 1},
-	[R_KEY_PEM] = {R_KEY_PEM, "key_pem", "GET", 1},
-	[R_FINGERPRINT] = {R_FINGERPRINT, "fingerprint", "GET", 1},
-	[R_ADMIN_DOMAINS] = {R_ADMIN_DOMAINS, "admin_domains", "POST", 0},
-	[R_ROUTE] = {R_ROUTE, "route", "GET PUT DELETE", 1},
-	[R_DOMAIN_ROUTE] = {R_DOMAIN_ROUTE, "domain_route", "GET PUT DELETE", 1},
-	[R_REVOKE] = {R_REVOKE, "revoke", "POST", 0},
-	[R_CRL] = {R_CRL, "crl", "GET", 1},
-	[R_LOG_HEAD] = {R_LOG_HEAD, "log_head", "GET", 1},
-	[R_LOG_ENTRIES] = {R_LOG_ENTRIES, "log_entries", "GET", 0},
-	[R_LOG_CONSISTENCY] = {R_LOG_CONSISTENCY, "log_consistency", "GET", 0},
-	[R_LOG_INCLUSION] = {R_LOG_INCLUSION, "log_inclusion", "GET", 0},
-	[R_FEED] = {R_FEED, "feed", "GET", 1},
-	[R_WEBHOOKS] = {R_WEBHOOKS, "webhooks", "POST", 0},
-	[R_WEBHOOK] = {R_WEBHOOK, "webhook", "DELETE", 0},
-	[R_ERASE] = {R_ERASE, "erase", "POST", 0},
-	[R_DKIM] = {R_DKIM, "dkim", "GET", 1},
+    [R_DOMAIN] = {R_DOMAIN, "domain", "GET", 1},
+    [R_DOMAIN_PEM] = {R_DOMAIN_PEM, "domain_pem", "GET", 1},
+    [R_ENROLL] = {R_ENROLL, "enroll", "POST", 0},
+    [R_TOKENS] = {R_TOKENS, "token_issue", "POST", 0},
+    [R_SERVERS] = {R_SERVERS, "servers", "GET POST", 0},
+    [R_POLICY] = {R_POLICY, "policy", "PUT", 0},
+    [R_GROUP] = {R_GROUP, "group", "PUT DELETE", 0},
+    [R_ADDRESS] = {R_ADDRESS, "address", "GET", 1},
+    [R_HISTORY] = {R_HISTORY, "history", "GET", 1},
+    [R_KEY] = {R_KEY, "key", "GET", 1},
+    [R_KEY_PEM] = {R_KEY_PEM, "key_pem", "GET", 1},
+    [R_FINGERPRINT] = {R_FINGERPRINT, "fingerprint", "GET", 1},
+    [R_ADMIN_DOMAINS] = {R_ADMIN_DOMAINS, "admin_domains", "POST", 0},
+    [R_ROUTE] = {R_ROUTE, "route", "GET PUT DELETE", 1},
+    [R_DOMAIN_ROUTE] = {R_DOMAIN_ROUTE, "domain_route", "GET PUT DELETE", 1},
+    [R_REVOKE] = {R_REVOKE, "revoke", "POST", 0},
+    [R_CRL] = {R_CRL, "crl", "GET", 1},
+    [R_LOG_HEAD] = {R_LOG_HEAD, "log_head", "GET", 1},
+    [R_LOG_ENTRIES] = {R_LOG_ENTRIES, "log_entries", "GET", 0},
+    [R_LOG_CONSISTENCY] = {R_LOG_CONSISTENCY, "log_consistency", "GET", 0},
+    [R_LOG_INCLUSION] = {R_LOG_INCLUSION, "log_inclusion", "GET", 0},
+    [R_FEED] = {R_FEED, "feed", "GET", 1},
+    [R_WEBHOOKS] = {R_WEBHOOKS, "webhooks", "POST", 0},
+    [R_WEBHOOK] = {R_WEBHOOK, "webhook", "DELETE", 0},
+    [R_ERASE] = {R_ERASE, "erase", "POST", 0},
+    [R_DKIM] = {R_DKIM, "dkim", "GET", 1},
 };
 
 static enum route_id match_route(const struct http_request *h)
@@ -146,7 +146,8 @@ static enum route_id match_route(const struct http_request *h)
 	return R_NONE;
 }
 
-static void run_handler(struct ks_req *r, enum route_id id, const char *method)
+/* The handlers of a domain's own resources: its row, enrollment, servers, groups. */
+static int run_domain_handler(struct ks_req *r, enum route_id id, const char *method)
 {
 	const struct http_request *h = r->http;
 
@@ -156,6 +157,9 @@ static void run_handler(struct ks_req *r, enum route_id id, const char *method)
 		break;
 	case R_DOMAIN_PEM:
 		ks_domain_get(r, h->seg[2], h->seg[3]);
+		break;
+	case R_ADMIN_DOMAINS:
+		ks_domain_register(r);
 		break;
 	case R_ENROLL:
 		ks_enroll(r, h->seg[2]);
@@ -178,6 +182,21 @@ static void run_handler(struct ks_req *r, enum route_id id, const char *method)
 		else
 			ks_group_set(r, h->seg[2], h->seg[4]);
 		break;
+	case R_ERASE:
+		ks_domain_erase(r, h->seg[2]);
+		break;
+	default:
+		return 0;
+	}
+	return 1;
+}
+
+/* The handlers of keys: lookups, revocation, the CRL. */
+static int run_key_handler(struct ks_req *r, enum route_id id)
+{
+	const struct http_request *h = r->http;
+
+	switch (id) {
 	case R_ADDRESS:
 		ks_lookup_address(r, h->seg[2]);
 		break;
@@ -193,8 +212,8 @@ static void run_handler(struct ks_req *r, enum route_id id, const char *method)
 	case R_FINGERPRINT:
 		ks_lookup_fingerprint(r, h->seg[2]);
 		break;
-	case R_ADMIN_DOMAINS:
-		ks_domain_register(r);
+	case R_DKIM:
+		ks_lookup_dkim(r, h->seg[2], h->seg[4]);
 		break;
 	case R_REVOKE:
 		ks_revoke(r, h->seg[2]);
@@ -202,6 +221,18 @@ static void run_handler(struct ks_req *r, enum route_id id, const char *method)
 	case R_CRL:
 		ks_crl_get(r, h->seg[2], strcmp(h->seg[3], "crl.pem") == 0);
 		break;
+	default:
+		return 0;
+	}
+	return 1;
+}
+
+/* The handlers of the transparency log and what hangs off it: feed, webhooks. */
+static int run_log_handler(struct ks_req *r, enum route_id id)
+{
+	const struct http_request *h = r->http;
+
+	switch (id) {
 	case R_LOG_HEAD:
 		ks_log_head(r, h->seg[2]);
 		break;
@@ -217,44 +248,57 @@ static void run_handler(struct ks_req *r, enum route_id id, const char *method)
 	case R_FEED:
 		ks_feed(r, h->seg[2]);
 		break;
-	case R_ERASE:
-		ks_domain_erase(r, h->seg[2]);
-		break;
 	case R_WEBHOOKS:
 		ks_webhook_add(r, h->seg[2]);
 		break;
 	case R_WEBHOOK:
 		ks_webhook_delete(r, h->seg[2], h->seg[4]);
 		break;
-	case R_DKIM:
-		ks_lookup_dkim(r, h->seg[2], h->seg[4]);
-		break;
-	case R_ROUTE:
-		if (strcmp(method, "GET") == 0)
-			ks_route_get(r, h->seg[2]);
-		else if (strcmp(method, "PUT") == 0)
-			ks_route_put(r, h->seg[2]);
-		else
-			ks_route_delete(r, h->seg[2]);
-		break;
-	case R_DOMAIN_ROUTE:
-		if (strcmp(method, "GET") == 0)
-			ks_route_get_domain(r, h->seg[2]);
-		else if (strcmp(method, "PUT") == 0)
-			ks_route_put_domain(r, h->seg[2]);
-		else
-			ks_route_delete_domain(r, h->seg[2]);
-		break;
-	case R_NONE:
-		break;
+	default:
+		return 0;
 	}
+	return 1;
+}
+
+/* Routes: GET, PUT or DELETE of an address's or a domain's route. */
+static int run_route_handler(struct ks_req *r, enum route_id id, const char *method)
+{
+	const char *name = r->http->seg[2];
+	int get = strcmp(method, "GET") == 0, put = strcmp(method, "PUT") == 0;
+
+	if (id == R_ROUTE) {
+		if (get)
+			ks_route_get(r, name);
+		else if (put)
+			ks_route_put(r, name);
+		else
+			ks_route_delete(r, name);
+		return 1;
+	}
+	if (id == R_DOMAIN_ROUTE) {
+		if (get)
+			ks_route_get_domain(r, name);
+		else if (put)
+			ks_route_put_domain(r, name);
+		else
+			ks_route_delete_domain(r, name);
+		return 1;
+	}
+	return 0;
+}
+
+static void run_handler(struct ks_req *r, enum route_id id, const char *method)
+{
+	if (!run_domain_handler(r, id, method) && !run_key_handler(r, id) &&
+	    !run_log_handler(r, id))
+		run_route_handler(r, id, method);
 }
 
 void ks_dispatch(const struct http_request *h, struct http_response *resp, void *app)
 {
 	struct ks *ks = app;
 	struct ks_req r = {
-		.ks = ks, .http = h, .resp = resp, .cache_max_age = ks->cfg.cache_max_age};
+	    .ks = ks, .http = h, .resp = resp, .cache_max_age = ks->cfg.cache_max_age};
 	enum route_id id = match_route(h);
 	/* HEAD is GET without the body, which libmicrohttpd leaves out by itself. */
 	const char *method = strcmp(h->method, "HEAD") == 0 ? "GET" : h->method;
@@ -269,8 +313,8 @@ void ks_dispatch(const struct http_request *h, struct http_response *resp, void 
 	resp->route = rt->label;
 	if (!http_method_in(method, rt->methods)) {
 		http_reply_errorf(resp, ERR_INPUT, "method_not_allowed",
-				  "%s is not allowed on %s; use %s", h->method, h->path,
-				  rt->methods);
+		                  "%s is not allowed on %s; use %s", h->method, h->path,
+		                  rt->methods);
 		resp->status = 405;
 		http_add_header(resp, "Allow", "%s", rt->methods);
 		return;

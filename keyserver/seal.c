@@ -17,6 +17,7 @@
 #include "pki/cert.h"
 #include "core/log.h"
 #include "ks_signer.h"
+#include "store.h"
 
 #define SEAL_MSG_MAX 4096
 
@@ -85,24 +86,6 @@ int ks_cert_fpr_hex(X509 *c, char out[CRYPTO_HEX256_LEN], struct err *e)
 	return 0;
 }
 
-/* The row's seal; NULL when it has none (the caller frees). */
-static char *domain_seal(struct db *db, long long id, struct err *e)
-{
-	char idbuf[24];
-	const char *params[1] = {idbuf};
-	PGresult *res;
-	char *seal = NULL;
-
-	snprintf(idbuf, sizeof(idbuf), "%lld", id);
-	res = db_exec(db, "SELECT signer_seal FROM domains WHERE id = $1", 1, params, e);
-	if (res == NULL)
-		return NULL;
-	if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
-		seal = strdup(PQgetvalue(res, 0, 0));
-	PQclear(res);
-	return seal;
-}
-
 int ks_signer_domain_open(struct ks_signer *sg, struct db *db, const char *name,
                           struct ks_signer_domain *sd, struct err *e)
 {
@@ -125,7 +108,7 @@ int ks_signer_domain_open(struct ks_signer *sg, struct db *db, const char *name,
 	}
 	if ((sd->key = keywrap_open(sg->kek, d->name, d->issuer_key_sealed, e)) == NULL)
 		goto fail;
-	seal = domain_seal(db, d->id, e);
+	seal = ks_store_domain_seal(db, d->id, e);
 	if (seal == NULL && e->kind != ERR_NONE)
 		goto fail;
 	ks_seal_domain(sg, d->name, sd->root_fpr, sd->issuer_fpr, want);
@@ -161,84 +144,67 @@ int ks_signer_check_admin(struct ks_signer *sg, struct db *db, const struct ks_s
                           const char *token, struct err *e)
 {
 	char hash[CRYPTO_HEX256_LEN], want[KS_SEAL_HEX];
-	const char *params[1] = {hash};
-	PGresult *res;
-	int rc;
+	struct ks_admin_token t;
+	int found, rc;
 
 	crypto_token_hash(token, hash);
-	res =
-	    db_exec(db,
-	            "SELECT d.name, t.seal FROM admin_tokens t JOIN domains d ON d.id = t.domain_id"
-	            " WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
-	            1, params, e);
-	if (res == NULL)
+	if ((found = ks_store_admin_token_get(db, hash, &t, e)) < 0)
 		return -1;
-	if (PQntuples(res) == 0) {
-		rc = err_set(e, ERR_AUTH, "unauthorized", "the admin token is not valid");
-	} else if (strcmp(PQgetvalue(res, 0, 0), sd->d->name) != 0) {
-		rc = err_set(e, ERR_FORBIDDEN, "forbidden", "the admin token is not valid for %s",
-		             sd->d->name);
-	} else {
-		ks_seal_admin(sg, sd, hash, want);
-		rc = ks_seal_ok(PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1), want)
-		         ? 0
-		         : err_set(e, ERR_FORBIDDEN, "token_unsealed",
-		                   "the admin token of %s was not made by a signer", sd->d->name);
-		if (rc < 0)
-			log_err(NULL, "signer: an admin token row of %s bears no valid seal",
-			        sd->d->name);
-	}
-	PQclear(res);
+	if (!found)
+		return err_set(e, ERR_AUTH, "unauthorized", "the admin token is not valid");
+	if (strcmp(t.domain, sd->d->name) != 0)
+		return err_set(e, ERR_FORBIDDEN, "forbidden", "the admin token is not valid for %s",
+		               sd->d->name);
+	ks_seal_admin(sg, sd, hash, want);
+	rc = ks_seal_ok(t.sealed ? t.seal : NULL, want)
+	         ? 0
+	         : err_set(e, ERR_FORBIDDEN, "token_unsealed",
+	                   "the admin token of %s was not made by a signer", sd->d->name);
+	if (rc < 0)
+		log_err(NULL, "signer: an admin token row of %s bears no valid seal", sd->d->name);
 	return rc;
 }
 
 /* ---- a database older than the seals ---- */
 
-static int seal_legacy_domain(struct ks_signer *sg, struct db *db, const char *name, struct err *e)
+struct legacy {
+	struct ks_signer *sg;
+	struct db *db;
+	struct ks_signer_domain *sd;
+};
+
+/* Seal one token row that predates the seals. */
+static int seal_legacy_token(void *arg, int admin, const char *id, const char *token_hash,
+                             const char *address, const char *expires, struct err *e)
 {
-	struct ks_signer_domain sd = {0};
+	struct legacy *l = arg;
 	char seal[KS_SEAL_HEX];
-	PGresult *res;
+
+	if (admin)
+		ks_seal_admin(l->sg, l->sd, token_hash, seal);
+	else
+		ks_seal_enroll(l->sg, l->sd, address, token_hash, expires, seal);
+	return ks_store_token_set_seal(l->db, admin, id, seal, e);
+}
+
+static int seal_legacy_domain(void *arg, const char *name, struct err *e)
+{
+	struct legacy *l = arg;
+	struct ks_signer_domain sd = {0};
+	struct legacy tl = {.sg = l->sg, .db = l->db, .sd = &sd};
+	char seal[KS_SEAL_HEX];
 	int rc = -1;
 
-	if ((sd.d = ks_store_domain(db, name, e)) == NULL ||
+	if ((sd.d = ks_store_domain(l->db, name, e)) == NULL ||
 	    (sd.root = cert_from_pem(sd.d->root_pem, strlen(sd.d->root_pem), e)) == NULL ||
 	    (sd.issuer = cert_from_pem(sd.d->issuer_pem, strlen(sd.d->issuer_pem), e)) == NULL ||
 	    ks_cert_fpr_hex(sd.root, sd.root_fpr, e) < 0 ||
 	    ks_cert_fpr_hex(sd.issuer, sd.issuer_fpr, e) < 0)
 		goto out;
-	ks_seal_domain(sg, sd.d->name, sd.root_fpr, sd.issuer_fpr, seal);
-	const char *p1[2] = {sd.d->name, seal};
-	if (db_run(db, "UPDATE domains SET signer_seal = $2 WHERE name = $1", 2, p1, e) < 0)
+	ks_seal_domain(l->sg, sd.d->name, sd.root_fpr, sd.issuer_fpr, seal);
+	if (ks_store_domain_set_seal(l->db, sd.d->name, seal, e) < 0)
 		goto out;
-	char idbuf[24];
-	snprintf(idbuf, sizeof(idbuf), "%lld", sd.d->id);
-	const char *p2[1] = {idbuf};
-	res =
-	    db_exec(db,
-	            "SELECT id, token_hash, NULL, NULL, 'admin' FROM admin_tokens"
-	            " WHERE domain_id = $1 AND seal IS NULL UNION ALL"
-	            " SELECT id, token_hash, address,"
-	            " floor(extract(epoch FROM expires_at))::bigint::text, 'enroll'"
-	            " FROM enroll_tokens WHERE domain_id = $1 AND seal IS NULL AND used_at IS NULL",
-	            1, p2, e);
-	if (res == NULL)
-		goto out;
-	rc = 0;
-	for (int i = 0; rc == 0 && i < PQntuples(res); i++) {
-		int admin = strcmp(PQgetvalue(res, i, 4), "admin") == 0;
-		const char *p3[2] = {PQgetvalue(res, i, 0), seal};
-		if (admin)
-			ks_seal_admin(sg, &sd, PQgetvalue(res, i, 1), seal);
-		else
-			ks_seal_enroll(sg, &sd, PQgetvalue(res, i, 2), PQgetvalue(res, i, 1),
-			               PQgetvalue(res, i, 3), seal);
-		rc = db_run(db,
-		            admin ? "UPDATE admin_tokens SET seal = $2 WHERE id = $1"
-		                  : "UPDATE enroll_tokens SET seal = $2 WHERE id = $1",
-		            2, p3, e);
-	}
-	PQclear(res);
+	rc = ks_store_unsealed_tokens(l->db, sd.d->id, seal_legacy_token, &tl, e);
 out:
 	ks_signer_domain_close(&sd);
 	return rc;
@@ -246,38 +212,18 @@ out:
 
 int ks_signer_seal_legacy(struct ks_signer *sg, struct db *db, struct err *e)
 {
-	PGresult *res;
-	int rc = 0, n;
+	struct legacy l = {.sg = sg, .db = db};
+	int n;
 
 	if (db_begin(db, e) < 0)
 		return -1;
 	/* One signer does it, once: the others wait on the lock and then see the mark. */
-	if (db_run(db, "LOCK TABLE signer_state IN EXCLUSIVE MODE", 0, NULL, e) < 0) {
-		db_rollback(db);
-		return -1;
-	}
-	res =
-	    db_exec(db, "SELECT 1 FROM signer_state WHERE name = 'legacy_rows_sealed'", 0, NULL, e);
-	n = res == NULL ? -1 : PQntuples(res);
-	PQclear(res);
-	if (n != 0) { /* an error, or done already */
+	if ((n = ks_store_legacy_lock(db, e)) != 0) { /* an error, or done already */
 		db_rollback(db);
 		return n < 0 ? -1 : 0;
 	}
-	if ((res = db_exec(db, "SELECT name FROM domains WHERE signer_seal IS NULL ORDER BY id", 0,
-	                   NULL, e)) == NULL) {
-		db_rollback(db);
-		return -1;
-	}
-	n = PQntuples(res);
-	for (int i = 0; rc == 0 && i < n; i++)
-		rc = seal_legacy_domain(sg, db, PQgetvalue(res, i, 0), e);
-	PQclear(res);
-	if (rc < 0 ||
-	    db_run(db,
-	           "INSERT INTO signer_state (name, value) VALUES ('legacy_rows_sealed', 'yes')", 0,
-	           NULL, e) < 0 ||
-	    db_commit(db, e) < 0) {
+	if ((n = ks_store_unsealed_domains(db, seal_legacy_domain, &l, e)) < 0 ||
+	    ks_store_legacy_mark(db, e) < 0 || db_commit(db, e) < 0) {
 		db_rollback(db);
 		return -1;
 	}

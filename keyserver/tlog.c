@@ -18,64 +18,10 @@
 #include "pki/crypto.h"
 #include "core/log.h"
 #include "pki/merkle.h"
-#include "ks.h"
-#include "route.h"
+#include "store.h"
 
 #define LOG_PAGE_MAX 1000
 #define SALT_BYTES 16
-
-static int hex_nibble(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-int ks_hex_decode32(const char *hex, uint8_t out[32])
-{
-	if (strlen(hex) != 64)
-		return -1;
-	for (int i = 0; i < 32; i++) {
-		int hi = hex_nibble(hex[2 * i]), lo = hex_nibble(hex[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return -1;
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return 0;
-}
-
-/* merkle_node_fn over log_nodes. */
-int ks_log_node(void *arg, unsigned level, uint64_t index, uint8_t out[MERKLE_HASH_LEN],
-		struct err *e)
-{
-	struct ks_log_nodes *ctx = arg;
-	char lv[8], ix[24];
-	const char *params[3] = {ctx->domain_id, lv, ix};
-	PGresult *res;
-	int rc;
-
-	snprintf(lv, sizeof(lv), "%u", level);
-	snprintf(ix, sizeof(ix), "%llu", (unsigned long long)index);
-	res = db_exec(ctx->db,
-		      "SELECT encode(hash, 'hex') FROM log_nodes"
-		      " WHERE domain_id = $1 AND level = $2 AND idx = $3",
-		      3, params, e);
-	if (res == NULL)
-		return -1;
-	rc = PQntuples(res) == 1 ? ks_hex_decode32(PQgetvalue(res, 0, 0), out) : -1;
-	PQclear(res);
-	return rc < 0 ? err_set(e, ERR_NOTFOUND, "log_incomplete",
-				"the log lacks node (%u, %llu)", level, (unsigned long long)index)
-		      : 0;
-}
-
-void ks_log_nodes_init(struct ks_log_nodes *ctx, struct db *db, long long domain_id)
-{
-	ctx->db = db;
-	snprintf(ctx->domain_id, sizeof(ctx->domain_id), "%lld", domain_id);
-}
 
 static void rfc3339_now(char out[32])
 {
@@ -86,34 +32,16 @@ static void rfc3339_now(char out[32])
 	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-long long ks_log_size(struct db *db, long long domain_id, struct err *e)
-{
-	char idbuf[24];
-	const char *params[1] = {idbuf};
-	PGresult *res;
-	long long n;
-
-	snprintf(idbuf, sizeof(idbuf), "%lld", domain_id);
-	res = db_exec(db, "SELECT COALESCE(max(seq) + 1, 0) FROM log_entries WHERE domain_id = $1",
-		      1, params, e);
-
-	if (res == NULL)
-		return -1;
-	n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	PQclear(res);
-	return n;
-}
-
 /* The leaf text: canonical JSON (sorted keys, compact) of the event. */
 static char *leaf_text(const struct ks_domain *d, const struct ks_event *ev, long long seq,
-		       const char *salt, char subject[CRYPTO_HEX256_LEN])
+                       const char *salt, char subject[CRYPTO_HEX256_LEN])
 {
 	char now[32], *text = NULL;
 	json_t *o;
 
 	rfc3339_now(now);
 	o = json_pack("{s:i, s:I, s:s, s:s, s:s}", "v", 1, "seq", (json_int_t)seq, "domain",
-		      d->name, "type", ev->type, "time", now);
+	              d->name, "type", ev->type, "time", now);
 	if (o == NULL)
 		return NULL;
 	if (ev->details != NULL)
@@ -134,42 +62,8 @@ out:
 	return text;
 }
 
-static int store_nodes(struct db *db, const char *domain_id, const struct merkle_node *nodes,
-		       int n, struct err *e)
-{
-	for (int i = 0; i < n; i++) {
-		char lv[8], ix[24], hex[65];
-		const char *params[4] = {domain_id, lv, ix, hex};
-
-		snprintf(lv, sizeof(lv), "%u", nodes[i].level);
-		snprintf(ix, sizeof(ix), "%llu", (unsigned long long)nodes[i].index);
-		crypto_hex(nodes[i].hash, MERKLE_HASH_LEN, hex);
-		if (db_run(db,
-			   "INSERT INTO log_nodes (domain_id, level, idx, hash)"
-			   " VALUES ($1, $2, $3, decode($4, 'hex'))",
-			   4, params, e) < 0)
-			return -1;
-	}
-	return 0;
-}
-
-/* Queue the event for the webhooks that watch its key. */
-static int queue_webhooks(struct db *db, const char *domain_id, const char *seq,
-			  const struct ks_event *ev, struct err *e)
-{
-	const char *params[3] = {domain_id, seq, ev->key_id};
-
-	if (ev->key_id == NULL)
-		return 0;
-	return db_run(db,
-		      "INSERT INTO webhook_deliveries (webhook_id, domain_id, seq)"
-		      " SELECT id, domain_id, $2 FROM webhooks"
-		      " WHERE domain_id = $1 AND $3::uuid = ANY (key_ids)",
-		      3, params, e);
-}
-
 int ks_log_append(struct ks_req *r, const struct ks_domain *d, const struct ks_event *ev,
-		  long long *seq_out, struct err *e)
+                  long long *seq_out, struct err *e)
 {
 	struct merkle_node nodes[MERKLE_MAX_APPEND_NODES];
 	uint8_t leaf_hash[MERKLE_HASH_LEN], salt_raw[SALT_BYTES];
@@ -180,10 +74,8 @@ int ks_log_append(struct ks_req *r, const struct ks_domain *d, const struct ks_e
 	int nnodes = 0, rc = -1;
 
 	ks_log_nodes_init(&ctx, r->db, d->id);
-	const char *lock[1] = {ctx.domain_id};
 	/* One writer per domain at a time: sequence numbers without gaps or races. */
-	if (db_run(r->db, "SELECT 1 FROM domains WHERE id = $1 FOR UPDATE", 1, lock, e) < 0 ||
-	    (seq = ks_log_size(r->db, d->id, e)) < 0 ||
+	if (ks_store_domain_lock(r->db, d->id, e) < 0 || (seq = ks_log_size(r->db, d->id, e)) < 0 ||
 	    crypto_random_bytes(salt_raw, sizeof(salt_raw), e) < 0)
 		return -1;
 	crypto_hex(salt_raw, sizeof(salt_raw), salt);
@@ -192,18 +84,15 @@ int ks_log_append(struct ks_req *r, const struct ks_domain *d, const struct ks_e
 		goto out;
 	}
 	if (merkle_leaf_hash(leaf, strlen(leaf), leaf_hash, e) < 0 ||
-	    merkle_append_nodes((uint64_t)seq, leaf_hash, ks_log_node, &ctx, nodes, &nnodes, e) < 0 ||
-	    store_nodes(r->db, ctx.domain_id, nodes, nnodes, e) < 0)
+	    merkle_append_nodes((uint64_t)seq, leaf_hash, ks_log_node, &ctx, nodes, &nnodes, e) <
+	        0 ||
+	    ks_store_log_nodes_put(r->db, ctx.domain_id, nodes, nnodes, e) < 0)
 		goto out;
 	crypto_hex(leaf_hash, MERKLE_HASH_LEN, hash_hex);
 	snprintf(seqbuf, sizeof(seqbuf), "%lld", seq);
-	const char *params[8] = {ctx.domain_id, seqbuf, ev->type, ev->key_id, leaf, hash_hex,
-				 ev->name ? salt : NULL, ev->name};
-	if (db_run(r->db,
-		   "INSERT INTO log_entries (domain_id, seq, type, key_id, leaf, leaf_hash, salt,"
-		   " name) VALUES ($1, $2, $3, $4::uuid, $5, decode($6, 'hex'), $7, $8)",
-		   8, params, e) < 0 ||
-	    queue_webhooks(r->db, ctx.domain_id, seqbuf, ev, e) < 0)
+	if (ks_store_log_entry_put(r->db, ctx.domain_id, seqbuf, ev, leaf, hash_hex, salt, e) < 0 ||
+	    (ev->key_id != NULL &&
+	     ks_store_webhook_queue(r->db, ctx.domain_id, seqbuf, ev->key_id, e) < 0))
 		goto out;
 	if (seq_out != NULL)
 		*seq_out = seq;
@@ -220,14 +109,14 @@ void ks_log_publish(struct ks_req *r, const struct ks_domain *d)
 
 	if (ks_signer_publish(r->ks, d->name, &size, &e) < 0)
 		log_warn(r->http ? r->http->reqid : NULL,
-			 "the new tree head of %s is not signed yet: %s (%s)", d->name, e.msg,
-			 e.code);
+		         "the new tree head of %s is not signed yet: %s (%s)", d->name, e.msg,
+		         e.code);
 }
 
 /* ---- reading ---- */
 
 static int query_ll(const struct http_request *h, const char *name, long long def, long long min,
-		    long long max, long long *out, struct err *e)
+                    long long max, long long *out, struct err *e)
 {
 	const char *v = http_query_arg(h, name);
 	char *end;
@@ -241,37 +130,8 @@ static int query_ll(const struct http_request *h, const char *name, long long de
 	*out = strtoll(v, &end, 10);
 	if (*v == '\0' || *end != '\0' || *out < min || *out > max)
 		return err_set(e, ERR_INPUT, "bad_request", "%s must be a number from %lld to %lld",
-			       name, min, max);
+		               name, min, max);
 	return 0;
-}
-
-/* The signed head for size (0: the newest); NULL with not_found for an empty log. */
-static char *head_jws(struct db *db, long long domain_id, long long size, long long *size_out,
-		      struct err *e)
-{
-	char idbuf[24], sizebuf[24];
-	const char *params[2] = {idbuf, sizebuf};
-	PGresult *res;
-	char *jws = NULL;
-
-	snprintf(idbuf, sizeof(idbuf), "%lld", domain_id);
-	snprintf(sizebuf, sizeof(sizebuf), "%lld", size);
-	res = db_exec(db,
-		      "SELECT jws, size FROM tree_heads WHERE domain_id = $1"
-		      " AND ($2::bigint = 0 OR size = $2) ORDER BY size DESC LIMIT 1",
-		      2, params, e);
-	if (res == NULL)
-		return NULL;
-	if (PQntuples(res) == 1) {
-		jws = strdup(PQgetvalue(res, 0, 0));
-		if (size_out != NULL)
-			*size_out = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-	} else {
-		err_set(e, ERR_NOTFOUND, "not_found",
-			size ? "the log never had that size" : "the log is empty");
-	}
-	PQclear(res);
-	return jws;
 }
 
 /* A change whose head the signer could not sign at the time (it was restarting) gets
@@ -280,7 +140,7 @@ static void publish_missing(struct ks_req *r, const struct ks_domain *d)
 {
 	struct err e = {0};
 	long long newest = 0, size = ks_log_size(r->db, d->id, &e);
-	char *jws = size > 0 ? head_jws(r->db, d->id, 0, &newest, &e) : NULL;
+	char *jws = size > 0 ? ks_store_log_head_jws(r->db, d->id, 0, &newest, &e) : NULL;
 
 	free(jws);
 	if (size > 0 && newest < size)
@@ -298,7 +158,8 @@ void ks_log_head(struct ks_req *r, const char *domain)
 		return;
 	if (query_ll(r->http, "size", 0, 1, INT64_MAX, &size, &e) == 0 && size == 0)
 		publish_missing(r, d);
-	if (e.kind != ERR_NONE || (jws = head_jws(r->db, d->id, size, NULL, &e)) == NULL)
+	if (e.kind != ERR_NONE ||
+	    (jws = ks_store_log_head_jws(r->db, d->id, size, NULL, &e)) == NULL)
 		ks_fail(r, &e);
 	else
 		http_reply_text(r->resp, 200, "application/jose+json", jws, strlen(jws));
@@ -307,43 +168,6 @@ void ks_log_head(struct ks_req *r, const char *domain)
 	if (size == 0 && r->cache_max_age > 10)
 		r->cache_max_age = 10;
 	ks_domain_free(d);
-}
-
-/* Entries [start, end); the domain admin also sees salt and name. */
-static json_t *entries_json(struct ks_req *r, const struct ks_domain *d, long long start,
-			    long long end, int with_secrets, struct err *e)
-{
-	char idbuf[24], sbuf[24], ebuf[24];
-	const char *params[3] = {idbuf, sbuf, ebuf};
-	PGresult *res;
-	json_t *arr;
-
-	snprintf(idbuf, sizeof(idbuf), "%lld", d->id);
-	snprintf(sbuf, sizeof(sbuf), "%lld", start);
-	snprintf(ebuf, sizeof(ebuf), "%lld", end);
-	res = db_exec(r->db,
-		      "SELECT seq, leaf, encode(leaf_hash, 'base64'), salt, name, type,"
-		      " key_id::text FROM log_entries WHERE domain_id = $1 AND seq >= $2"
-		      " AND seq < $3 ORDER BY seq",
-		      3, params, e);
-	if (res == NULL)
-		return NULL;
-	arr = json_array();
-	for (int i = 0; arr != NULL && i < PQntuples(res); i++) {
-		json_t *o = json_pack("{s:I, s:s, s:s, s:s}", "seq",
-				      (json_int_t)strtoll(PQgetvalue(res, i, 0), NULL, 10), "leaf",
-				      PQgetvalue(res, i, 1), "leaf_hash", PQgetvalue(res, i, 2),
-				      "type", PQgetvalue(res, i, 5));
-		if (!PQgetisnull(res, i, 6))
-			json_object_set_new(o, "key_id", json_string(PQgetvalue(res, i, 6)));
-		if (with_secrets && !PQgetisnull(res, i, 3)) {
-			json_object_set_new(o, "salt", json_string(PQgetvalue(res, i, 3)));
-			json_object_set_new(o, "name", json_string(PQgetvalue(res, i, 4)));
-		}
-		json_array_append_new(arr, o);
-	}
-	PQclear(res);
-	return arr;
 }
 
 void ks_log_entries(struct ks_req *r, const char *domain)
@@ -367,11 +191,11 @@ void ks_log_entries(struct ks_req *r, const char *domain)
 		e = ignore;
 		goto fail;
 	}
-	if ((arr = entries_json(r, d, start, end, admin, &e)) == NULL)
+	if ((arr = ks_store_log_entries(r->db, d->id, start, end, admin, &e)) == NULL)
 		goto fail;
 	http_reply_json(r->resp, 200,
-			json_pack("{s:s, s:I, s:o}", "domain", d->name, "start", (json_int_t)start,
-				  "entries", arr));
+	                json_pack("{s:s, s:I, s:o}", "domain", d->name, "start", (json_int_t)start,
+	                          "entries", arr));
 	ks_domain_free(d);
 	return;
 fail:
@@ -393,16 +217,16 @@ void ks_feed(struct ks_req *r, const char *domain)
 	if (query_ll(r->http, "since", 0, 0, INT64_MAX, &since, &e) < 0 ||
 	    query_ll(r->http, "limit", 100, 1, LOG_PAGE_MAX, &limit, &e) < 0 ||
 	    (size = ks_log_size(r->db, d->id, &e)) < 0 ||
-	    (arr = entries_json(r, d, since, since + limit, 0, &e)) == NULL) {
+	    (arr = ks_store_log_entries(r->db, d->id, since, since + limit, 0, &e)) == NULL) {
 		ks_domain_free(d);
 		ks_fail(r, &e);
 		return;
 	}
 	long long next = since + (long long)json_array_size(arr);
 	http_reply_json(r->resp, 200,
-			json_pack("{s:s, s:I, s:I, s:I, s:o}", "domain", d->name, "since",
-				  (json_int_t)since, "next", (json_int_t)next, "size",
-				  (json_int_t)size, "entries", arr));
+	                json_pack("{s:s, s:I, s:I, s:I, s:o}", "domain", d->name, "since",
+	                          (json_int_t)since, "next", (json_int_t)next, "size",
+	                          (json_int_t)size, "entries", arr));
 	ks_domain_free(d);
 }
 
@@ -426,12 +250,12 @@ void ks_log_consistency(struct ks_req *r, const char *domain)
 		err_set(&e, ERR_NOTFOUND, "not_found", "the log has only %lld entries", size);
 		goto fail;
 	}
-	if (merkle_consistency_proof((uint64_t)first, (uint64_t)second, ks_log_node, &ctx, proof, &n,
-				     &e) < 0)
+	if (merkle_consistency_proof((uint64_t)first, (uint64_t)second, ks_log_node, &ctx, proof,
+	                             &n, &e) < 0)
 		goto fail;
 	http_reply_json(r->resp, 200,
-			json_pack("{s:I, s:I, s:o}", "first", (json_int_t)first, "second",
-				  (json_int_t)second, "proof", merkle_proof_to_json(proof, n, &e)));
+	                json_pack("{s:I, s:I, s:o}", "first", (json_int_t)first, "second",
+	                          (json_int_t)second, "proof", merkle_proof_to_json(proof, n, &e)));
 	ks_domain_free(d);
 	return;
 fail:
@@ -441,15 +265,16 @@ fail:
 
 /* PATH(seq, D[size]) as JSON. */
 static json_t *inclusion_json(struct ks_log_nodes *ctx, long long seq, long long size,
-			      struct err *e)
+                              struct err *e)
 {
 	uint8_t proof[MERKLE_MAX_PROOF][MERKLE_HASH_LEN];
 	int n = 0;
 
-	if (merkle_inclusion_proof((uint64_t)seq, (uint64_t)size, ks_log_node, ctx, proof, &n, e) < 0)
+	if (merkle_inclusion_proof((uint64_t)seq, (uint64_t)size, ks_log_node, ctx, proof, &n, e) <
+	    0)
 		return NULL;
-	return json_pack("{s:I, s:I, s:o}", "seq", (json_int_t)seq, "tree_size",
-			 (json_int_t)size, "proof", merkle_proof_to_json(proof, n, e));
+	return json_pack("{s:I, s:I, s:o}", "seq", (json_int_t)seq, "tree_size", (json_int_t)size,
+	                 "proof", merkle_proof_to_json(proof, n, e));
 }
 
 void ks_log_inclusion(struct ks_req *r, const char *domain)
@@ -475,36 +300,14 @@ void ks_log_inclusion(struct ks_req *r, const char *domain)
 	ks_domain_free(d);
 }
 
-/* The leaf and salt of one entry, for a lookup's proof. */
-static int entry_of(struct db *db, const char *domain_id, long long seq, json_t *into,
-		    struct err *e)
-{
-	char sbuf[24];
-	const char *params[2] = {domain_id, sbuf};
-	PGresult *res;
-
-	snprintf(sbuf, sizeof(sbuf), "%lld", seq);
-	res = db_exec(db, "SELECT leaf, salt FROM log_entries WHERE domain_id = $1 AND seq = $2",
-		      2, params, e);
-	if (res == NULL)
-		return -1;
-	if (PQntuples(res) == 1) {
-		json_object_set_new(into, "leaf", json_string(PQgetvalue(res, 0, 0)));
-		if (!PQgetisnull(res, 0, 1))
-			json_object_set_new(into, "salt", json_string(PQgetvalue(res, 0, 1)));
-	}
-	PQclear(res);
-	return 0;
-}
-
 int ks_log_proof_for(struct ks_req *r, long long domain_id, long long seq, long long size,
-		     json_t **out, struct err *e)
+                     json_t **out, struct err *e)
 {
 	struct ks_log_nodes ctx;
 
 	ks_log_nodes_init(&ctx, r->db, domain_id);
 	*out = inclusion_json(&ctx, seq, size, e);
-	if (*out == NULL || entry_of(r->db, ctx.domain_id, seq, *out, e) < 0) {
+	if (*out == NULL || ks_store_log_entry_leaf(r->db, ctx.domain_id, seq, *out, e) < 0) {
 		json_decref(*out);
 		*out = NULL;
 		return -1;
@@ -525,7 +328,7 @@ static int attach_one(struct ks_req *r, json_t *c, char **jws, long long *size, 
 		return 0;
 	}
 	/* Every certificate of one answer belongs to one domain: one head for all. */
-	if (*jws == NULL && (*jws = head_jws(r->db, domain_id, 0, size, e)) == NULL) {
+	if (*jws == NULL && (*jws = ks_store_log_head_jws(r->db, domain_id, 0, size, e)) == NULL) {
 		json_decref(seqv);
 		return -1;
 	}

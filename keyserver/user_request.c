@@ -13,8 +13,8 @@
 #include "pki/cert.h"
 #include "pki/crypto.h"
 #include "pki/jws.h"
-#include "ks.h"
-#include "route.h"
+#include "store.h"
+#include "user_request.h"
 
 #define REQUEST_WINDOW 300 /* seconds of clock difference tolerated */
 
@@ -37,27 +37,17 @@ static int domain_pins(const struct ks_domain *d, const char **pins, int max)
 static int signer_is_current(struct ks_req *r, const struct ks_domain *d, const char *address,
 			     X509 *leaf, char key_id[CRYPTO_UUID_LEN], struct err *e)
 {
-	char fpr[CERT_FPR_LEN], idbuf[24];
-	const char *params[3] = {fpr, idbuf, address};
-	PGresult *res;
+	char fpr[CERT_FPR_LEN];
+	int found;
 
 	if (cert_fingerprint(leaf, fpr, e) < 0)
 		return -1;
-	snprintf(idbuf, sizeof(idbuf), "%lld", d->id);
-	res = db_exec(r->db,
-		      "SELECT key_id::text FROM certificates WHERE fingerprint = $1"
-		      " AND domain_id = $2 AND name = $3 AND purpose = 'smime'"
-		      " AND status = 'current'",
-		      3, params, e);
-	if (res == NULL)
+	found = ks_store_current_key_of(r->db, d->id, address, "smime", fpr, key_id, e);
+	if (found < 0)
 		return -1;
-	if (PQntuples(res) != 1) {
-		PQclear(res);
+	if (found == 0)
 		return err_set(e, ERR_FORBIDDEN, "not_current_key",
 			       "the request is not signed by the current key of %s", address);
-	}
-	snprintf(key_id, CRYPTO_UUID_LEN, "%s", PQgetvalue(res, 0, 0));
-	PQclear(res);
 	return 0;
 }
 
@@ -65,22 +55,10 @@ static int signer_is_current(struct ks_req *r, const struct ks_domain *d, const 
 static int request_not_replayed(struct ks_req *r, const char *key_id, long long issued,
 				struct err *e)
 {
-	char ibuf[24];
-	const char *params[2] = {key_id, ibuf};
-	PGresult *res;
-	int fresh;
+	int fresh = ks_store_key_request_newer(r->db, key_id, issued, e);
 
-	snprintf(ibuf, sizeof(ibuf), "%lld", issued);
-	res = db_exec(r->db,
-		      "INSERT INTO key_requests (key_id, last_issued)"
-		      " VALUES ($1::uuid, to_timestamp($2::bigint))"
-		      " ON CONFLICT (key_id) DO UPDATE SET last_issued = EXCLUDED.last_issued"
-		      " WHERE key_requests.last_issued < EXCLUDED.last_issued RETURNING 1",
-		      2, params, e);
-	if (res == NULL)
+	if (fresh < 0)
 		return -1;
-	fresh = PQntuples(res) == 1;
-	PQclear(res);
 	if (!fresh)
 		return err_set(e, ERR_CONFLICT, "replayed",
 			       "a request signed at the same time or later was already accepted");

@@ -15,7 +15,7 @@
 
 #include "pki/crypto.h"
 #include "core/log.h"
-#include "ks.h"
+#include "store.h"
 
 #define WEBHOOK_BATCH 20
 #define WEBHOOK_TIMEOUT_MS 5000
@@ -79,11 +79,12 @@ static char *key_ids_literal(struct ks_req *r, const struct ks_domain *d, json_t
 void ks_webhook_add(struct ks_req *r, const char *domain)
 {
 	struct ks_domain *d = ks_load_domain(r, domain);
-	char token[CRYPTO_TOKEN_LEN], hash[CRYPTO_HEX256_LEN], idbuf[24];
+	char token[CRYPTO_TOKEN_LEN], hash[CRYPTO_HEX256_LEN];
 	struct err e = {0};
 	const char *url;
 	char *ids = NULL;
-	PGresult *res = NULL;
+	long long id = 0;
+	int added;
 
 	if (d == NULL)
 		return;
@@ -92,32 +93,19 @@ void ks_webhook_add(struct ks_req *r, const char *domain)
 	    crypto_random_token(token, &e) < 0)
 		goto fail;
 	crypto_token_hash(token, hash);
-	snprintf(idbuf, sizeof(idbuf), "%lld", d->id);
-	const char *params[4] = {idbuf, url, ids, hash};
-	/* Only key ids of this domain count; others would never fire. */
-	res = db_exec(r->db,
-		      "INSERT INTO webhooks (domain_id, url, key_ids, secret_hash)"
-		      " SELECT $1, $2, $3::uuid[], $4 WHERE (SELECT count(*) FROM certificates"
-		      " WHERE domain_id = $1 AND key_id = ANY ($3::uuid[]))"
-		      " = cardinality($3::uuid[]) RETURNING id",
-		      4, params, &e);
-	if (res == NULL)
+	if ((added = ks_store_webhook_add(r->db, d->id, url, ids, hash, &id, &e)) < 0)
 		goto fail;
-	if (PQntuples(res) != 1) {
+	if (added == 0) {
 		err_set(&e, ERR_NOTFOUND, "not_found", "some key_ids are not keys of %s", d->name);
 		goto fail;
 	}
-	log_info(r->http->reqid, "webhook %s registered for %s", PQgetvalue(res, 0, 0), d->name);
+	log_info(r->http->reqid, "webhook %lld registered for %s", id, d->name);
 	http_reply_json(r->resp, 201,
-			json_pack("{s:I, s:s}", "id",
-				  (json_int_t)strtoll(PQgetvalue(res, 0, 0), NULL, 10), "secret",
-				  token));
-	PQclear(res);
+			json_pack("{s:I, s:s}", "id", (json_int_t)id, "secret", token));
 	free(ids);
 	ks_domain_free(d);
 	return;
 fail:
-	PQclear(res);
 	free(ids);
 	ks_domain_free(d);
 	ks_fail(r, &e);
@@ -127,9 +115,9 @@ void ks_webhook_delete(struct ks_req *r, const char *domain, const char *id)
 {
 	struct ks_domain *d = ks_load_domain(r, domain);
 	const char *token = http_bearer_token(r->http);
-	char hash[CRYPTO_HEX256_LEN], idbuf[24];
+	char hash[CRYPTO_HEX256_LEN];
 	struct err e = {0};
-	PGresult *res;
+	int gone;
 
 	if (d == NULL)
 		return;
@@ -141,19 +129,12 @@ void ks_webhook_delete(struct ks_req *r, const char *domain, const char *id)
 		goto fail;
 	}
 	crypto_token_hash(token, hash);
-	snprintf(idbuf, sizeof(idbuf), "%lld", d->id);
-	const char *params[3] = {id, idbuf, hash};
-	res = db_exec(r->db,
-		      "DELETE FROM webhooks WHERE id = $1 AND domain_id = $2 AND secret_hash = $3",
-		      3, params, &e);
-	if (res == NULL)
+	if ((gone = ks_store_webhook_delete(r->db, id, d->id, hash, &e)) < 0)
 		goto fail;
-	if (strtol(PQcmdTuples(res), NULL, 10) != 1) {
-		PQclear(res);
+	if (gone == 0) {
 		err_set(&e, ERR_NOTFOUND, "not_found", "no webhook %s with that secret", id);
 		goto fail;
 	}
-	PQclear(res);
 	http_reply_json(r->resp, 200, json_pack("{s:s, s:b}", "id", id, "deleted", 1));
 	ks_domain_free(d);
 	return;
@@ -164,14 +145,8 @@ fail:
 
 /* ---- delivery ---- */
 
-struct delivery {
-	char webhook_id[24], seq[24], domain_id[24], domain[DNS_DOMAIN_MAX];
-	char *url;
-	int attempts;
-};
-
 /* The body: the entry, its proof to the newest head, and the head. */
-static char *delivery_body(struct ks_req *r, const struct delivery *dl, struct err *e)
+static char *delivery_body(struct ks_req *r, const struct ks_delivery *dl, struct err *e)
 {
 	json_t *probe = json_pack("{s:I, s:I}", "log_seq",
 				  (json_int_t)strtoll(dl->seq, NULL, 10), "_domain_id",
@@ -228,23 +203,15 @@ static int post_json(const char *url, const char *body, char *why, size_t whylen
 	return 0;
 }
 
-static void record_outcome(struct db *db, const struct ks *ks, const struct delivery *dl, int ok,
+static void record_outcome(struct db *db, const struct ks *ks, const struct ks_delivery *dl, int ok,
 			   const char *why)
 {
 	struct err e = {0};
 	long long delay = ks->cfg.webhook_retry_base << (dl->attempts < 20 ? dl->attempts : 20);
-	char delaybuf[24];
 
 	if (delay > WEBHOOK_BACKOFF_MAX)
 		delay = WEBHOOK_BACKOFF_MAX;
-	snprintf(delaybuf, sizeof(delaybuf), "%lld", delay);
-	const char *params[4] = {dl->webhook_id, dl->seq, delaybuf, ok ? NULL : why};
-	if (db_run(db,
-		   "UPDATE webhook_deliveries SET attempts = attempts + 1, last_error = $4,"
-		   " delivered_at = CASE WHEN $4::text IS NULL THEN now() END,"
-		   " next_attempt = now() + make_interval(secs => $3::bigint)"
-		   " WHERE webhook_id = $1 AND seq = $2",
-		   4, params, &e) < 0)
+	if (ks_store_delivery_record(db, dl, delay, ok ? NULL : why, &e) < 0)
 		log_err(NULL, "webhook %s: cannot record the delivery of entry %s: %s",
 			dl->webhook_id, dl->seq, e.msg);
 	else if (ok)
@@ -259,51 +226,29 @@ static void record_outcome(struct db *db, const struct ks *ks, const struct deli
 static int deliver_batch(struct ks_webhooks *w, struct db *db)
 {
 	struct ks_req r = {.ks = w->ks, .db = db};
-	char maxbuf[16];
-	const char *params[1] = {maxbuf};
+	struct ks_delivery *due = NULL;
 	struct err e = {0};
-	PGresult *res;
 	int n;
 
-	snprintf(maxbuf, sizeof(maxbuf), "%lld", w->ks->cfg.webhook_max_attempts);
 	if (db_begin(db, &e) < 0)
 		return -1;
-	res = db_exec(db,
-		      "SELECT dl.webhook_id, dl.seq, dl.domain_id, d.name, w.url, dl.attempts"
-		      " FROM webhook_deliveries dl JOIN webhooks w ON w.id = dl.webhook_id"
-		      " JOIN domains d ON d.id = dl.domain_id"
-		      " WHERE dl.delivered_at IS NULL AND dl.next_attempt <= now()"
-		      " AND dl.attempts < $1"
-		      /* an entry goes out once a signed head covers it */
-		      " AND dl.seq < (SELECT max(size) FROM tree_heads th"
-		      "   WHERE th.domain_id = dl.domain_id)"
-		      " ORDER BY dl.next_attempt LIMIT 20"
-		      " FOR UPDATE OF dl SKIP LOCKED",
-		      1, params, &e);
-	if (res == NULL) {
+	n = ks_store_deliveries_due(db, w->ks->cfg.webhook_max_attempts, WEBHOOK_BATCH, &due, &e);
+	if (n < 0) {
 		db_rollback(db);
 		return -1;
 	}
-	n = PQntuples(res);
 	for (int i = 0; i < n && !atomic_load(&w->stop); i++) {
-		struct delivery dl = {.url = PQgetvalue(res, i, 4),
-				      .attempts = (int)strtol(PQgetvalue(res, i, 5), NULL, 10)};
+		const struct ks_delivery *dl = &due[i];
 		char why[ERR_MSG_MAX + 32] = "";
-		char *body;
+		char *body = delivery_body(&r, dl, &e);
 
-		snprintf(dl.webhook_id, sizeof(dl.webhook_id), "%s", PQgetvalue(res, i, 0));
-		snprintf(dl.seq, sizeof(dl.seq), "%s", PQgetvalue(res, i, 1));
-		snprintf(dl.domain_id, sizeof(dl.domain_id), "%s", PQgetvalue(res, i, 2));
-		snprintf(dl.domain, sizeof(dl.domain), "%s", PQgetvalue(res, i, 3));
-		body = delivery_body(&r, &dl, &e);
 		if (body == NULL)
 			snprintf(why, sizeof(why), "cannot build the body: %s", e.msg);
-		record_outcome(db, w->ks, &dl, body != NULL && post_json(dl.url, body, why,
-									 sizeof(why)) == 0,
-			       why);
+		record_outcome(db, w->ks, dl,
+			       body != NULL && post_json(dl->url, body, why, sizeof(why)) == 0, why);
 		free(body);
 	}
-	PQclear(res);
+	free(due);
 	if (db_commit(db, &e) < 0)
 		return -1;
 	return n;

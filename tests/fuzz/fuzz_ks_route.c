@@ -1,11 +1,11 @@
-/* fuzz_ks_route.c - the key server's route body parser (keyserver/route.c) on arbitrary
+/* fuzz_ks_route.c - the key server's route body parser (keyserver/route_json.c) on arbitrary
  * JSON: what an admin's PUT, or a user's signed alias request, hands it. */
 #include <stddef.h>
 #include <stdint.h>
 
 #include <jansson.h>
 
-#include "route.h"
+#include "route_json.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,5 +1,6 @@
-/* test_ks_route.c - unit tests for the key server's route body check (keyserver/route.c,
- * ks_route_parse): what an admin's PUT of a route may hold, and how it is normalised. */
+/* test_ks_route.c - unit tests for the key server's route body check (keyserver/route_json.c,
+ * ks_route_parse, ks_route_payload): what an admin's PUT of a route may hold, how it is
+ * normalised, and the payload the signer signs from a stored route. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,10 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
-#include "route.h"
+#include "route_json.h"
 
 /* A well-formed pin: "sha256:" and the base64 of 32 bytes. */
 #define PIN "sha256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
@@ -230,6 +232,41 @@ static void test_too_many_servers(void **state)
 	json_decref(body);
 }
 
+/* The signed answer's payload: scope from the route's own name, expiry a grace hour past
+ * the TTL, and the route's content (servers or alias) as stored. */
+static void test_payload(void **state)
+{
+	struct ks_domain d = {.name = "example.com"};
+	struct ks_route rt = {.alias = "bob@example.com", .ttl = 600};
+	json_t *p;
+	const char *issued, *expires;
+	struct tm ti = {0}, te = {0};
+
+	(void)state;
+	snprintf(rt.scope_name, sizeof(rt.scope_name), "%s", "alice@example.com");
+	snprintf(rt.updated, sizeof(rt.updated), "%s", "2026-01-02T03:04:05Z");
+	p = ks_route_payload(&d, "alice@example.com", &rt);
+	assert_non_null(p);
+	assert_string_equal(json_string_value(json_object_get(p, "type")), "anchor-route");
+	assert_string_equal(json_string_value(json_object_get(p, "scope")), "address");
+	assert_string_equal(json_string_value(json_object_get(p, "alias")), "bob@example.com");
+	assert_null(json_object_get(p, "servers"));
+	assert_int_equal(json_integer_value(json_object_get(p, "ttl")), 600);
+	issued = json_string_value(json_object_get(p, "issued"));
+	expires = json_string_value(json_object_get(p, "expires"));
+	assert_non_null(strptime(issued, "%Y-%m-%dT%H:%M:%SZ", &ti));
+	assert_non_null(strptime(expires, "%Y-%m-%dT%H:%M:%SZ", &te));
+	assert_int_equal((long long)(timegm(&te) - timegm(&ti)), 600 + 3600);
+	json_decref(p);
+
+	/* The domain's default, asked for an address of it. */
+	snprintf(rt.scope_name, sizeof(rt.scope_name), "%s", "example.com");
+	p = ks_route_payload(&d, "carol@example.com", &rt);
+	assert_string_equal(json_string_value(json_object_get(p, "scope")), "domain");
+	assert_string_equal(json_string_value(json_object_get(p, "name")), "carol@example.com");
+	json_decref(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -240,6 +277,7 @@ int main(void)
 	    cmocka_unit_test(test_server_members_refused),
 	    cmocka_unit_test(test_server_host_reason),
 	    cmocka_unit_test(test_too_many_servers),
+	    cmocka_unit_test(test_payload),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,222 @@
+/*
+ * store.h - the key server's store layer: the only code that holds SQL.
+ *
+ * One file per table or aggregate (store_domain.c, store_cert.c,
+ * store_route.c, ...).  Each function takes the connection it is given
+ * (borrowed from the pool by the caller, maybe inside the caller's
+ * transaction: transactions are the caller's, so a handler can group several
+ * writes and a log append into one commit) and returns a struct, a JSON object
+ * the protocol publishes as it is, or a count.  Errors are struct err values;
+ * "not found" is ERR_NOTFOUND with the code the client gets.
+ */
+#ifndef KS_STORE_H
+#define KS_STORE_H
+
+#include "ks.h"
+#include "pki/cert.h"
+#include "pki/crl.h"
+#include "pki/crypto.h"
+#include "pki/merkle.h"
+#include "route_json.h"
+
+/* RFC 3339 UTC rendering done by the server, so that every node prints alike. */
+#define KS_SQL_TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+
+/* store_domain.c */
+struct ks_domain *ks_store_domain(struct db *db, const char *name, struct err *e);
+/* Tell other key-server nodes (and our own cache) that a domain's objects changed;
+ * call inside the writing transaction so it is delivered at commit. */
+int ks_store_notify_change(struct db *db, const char *domain, struct err *e);
+
+/* Lock the domain's row until the caller's transaction ends. */
+int ks_store_domain_lock(struct db *db, long long domain_id, struct err *e);
+/* Policy and mode (NULL: unchanged); the corporate address is kept only under "corporate". */
+int ks_store_domain_set_policy(struct db *db, const char *domain, const char *policy,
+                               const char *mode, const char *corporate_address, struct err *e);
+
+/* A new domain's row (the signer registers it). */
+struct ks_domain_new {
+	const char *name, *root_pem, *issuer_pem, *pin, *policy, *mode;
+	const char *issuer_key_sealed, *signer_seal;
+};
+int ks_store_domain_add(struct db *db, const struct ks_domain_new *n, long long *id, struct err *e);
+
+/* store_group.c: the group addr belongs to (malloc'd), or NULL for none. */
+int ks_store_group_of(struct db *db, long long domain_id, const char *addr, char **group,
+                      struct err *e);
+/* Replace a group's members (array of address strings), in the caller's transaction. */
+int ks_store_group_replace(struct db *db, long long domain_id, const char *group, json_t *members,
+                           struct err *e);
+
+/* store_token.c: the domain of an unrevoked admin token (by hash); ERR_AUTH when none. */
+int ks_store_admin_token_domain(struct db *db, const char *token_hash, char *domain, size_t cap,
+                                struct err *e);
+
+/* Enrollment tokens (the signer): lock one by hash (1 found, 0 not), mark it used, add
+ * one; and the admin token a registration creates. */
+struct ks_enroll_token {
+	char id[24];
+	char address[320];
+	int used, expired, sealed;
+	char expires[24]; /* unix seconds */
+	char seal[80];
+};
+int ks_store_enroll_token_lock(struct db *db, long long domain_id, const char *token_hash,
+                               struct ks_enroll_token *t, struct err *e);
+int ks_store_enroll_token_use(struct db *db, const char *id, struct err *e);
+int ks_store_enroll_token_add(struct db *db, long long domain_id, const char *token_hash,
+                              const char *address, const char *expires, const char *seal,
+                              struct err *e);
+int ks_store_admin_token_add(struct db *db, long long domain_id, const char *token_hash,
+                             const char *seal, struct err *e);
+
+/* store_address.c: unlink and erase what is kept under addr (PROTOCOL.md §10.1), in the
+ * caller's transaction. */
+struct ks_erasure {
+	long long revoked, certificates, entries;
+};
+int ks_store_address_erase(struct db *db, long long domain_id, const char *addr,
+                           struct ks_erasure *out, struct err *e);
+
+/* store_cert.c */
+/* Certificates of a name: current only, or every one newest first. */
+json_t *ks_store_certs_by_name(struct db *db, long long domain_id, const char *name,
+                               const char *purpose, int current_only, struct err *e);
+/* The current server certificates of a domain (admin view). */
+json_t *ks_store_server_certs(struct db *db, long long domain_id, struct err *e);
+/* One certificate by "key_id" or "fingerprint"; NULL with ERR_NOTFOUND when absent.  An
+ * erased one (PROTOCOL.md §10.1) has only key_id, kind, purpose, fingerprint, serial,
+ * status, revocation and "erased" (its time): no name, no certificate, no log proof. */
+json_t *ks_store_cert_by(struct db *db, const char *column, const char *value, struct err *e);
+
+/* Whether fpr is name's current certificate of purpose: 1 (key id into key_id), 0, -1. */
+int ks_store_current_key_of(struct db *db, long long domain_id, const char *name,
+                            const char *purpose, const char *fpr, char key_id[CRYPTO_UUID_LEN],
+                            struct err *e);
+/* Record a request key_id signed at issued unless one as new was: 1 fresh, 0 replayed. */
+int ks_store_key_request_newer(struct db *db, const char *key_id, long long issued, struct err *e);
+
+/* Revocation: the row locked by key id; every unrevoked one of a name (locked, malloc'd
+ * array, returns the count); marking one revoked with its revocation record. */
+/* A certificate as revocation needs it (with its domain's name). */
+struct ks_cert_row {
+	char key_id[CRYPTO_UUID_LEN];
+	char domain[DNS_DOMAIN_MAX];
+	char name[320];
+	char fingerprint[CERT_FPR_LEN];
+	char serial[80];
+	char status[16];
+	char secret_hash[CRYPTO_HEX256_LEN];
+};
+
+int ks_store_cert_lock(struct db *db, const char *key_id, struct ks_cert_row *t, struct err *e);
+int ks_store_certs_to_revoke(struct db *db, const struct ks_domain *d, const char *name,
+                             struct ks_cert_row **rows, struct err *e);
+int ks_store_cert_revoke(struct db *db, long long domain_id, const struct ks_cert_row *t,
+                         int reason, const char *method, struct err *e);
+
+/* Issuance (the signer): supersede the current one (returns how many, key_id and
+ * fingerprint in *rows), insert the new one, and record the log entry of it. */
+int ks_store_cert_supersede(struct db *db, long long domain_id, const char *name,
+                            const char *purpose, const char *new_key_id, struct ks_cert_row **rows,
+                            struct err *e);
+struct ks_cert_new {
+	const char *key_id, *kind, *purpose, *name, *algorithm, *fingerprint, *serial, *pem;
+	const char *secret_hash; /* of the revocation secret; NULL for a server certificate */
+	long long domain_id, not_before, not_after;
+};
+int ks_store_cert_insert(struct db *db, const struct ks_cert_new *c, struct err *e);
+int ks_store_cert_set_log_seq(struct db *db, const char *key_id, long long seq, struct err *e);
+
+/* The domain's revocations as CRL entries (one block: free() it). */
+struct crl_entry *ks_store_crl_entries(struct db *db, long long domain_id, size_t *n,
+                                       struct err *e);
+
+/* store_route.c: the route in force for name: its own, else (for an address) the
+ * domain's default; ERR_NOTFOUND "no_route" when neither is set. */
+int ks_store_route_effective(struct db *db, const struct ks_domain *d, const char *name,
+                             struct ks_route *rt, struct err *e);
+int ks_store_route_put(struct db *db, long long domain_id, const char *name,
+                       const struct ks_route *rt, const char *set_by, struct err *e);
+int ks_store_route_set_log_seq(struct db *db, long long domain_id, const char *name, long long seq,
+                               struct err *e);
+/* 1 when a route was deleted, 0 when there was none, -1 on error. */
+int ks_store_route_delete(struct db *db, long long domain_id, const char *name, struct err *e);
+
+/* store_webhook.c: subscriptions (1 added / 0 some key id not the domain's), their
+ * deletion by secret (1 / 0), the queue of entries for them, and its delivery. */
+int ks_store_webhook_add(struct db *db, long long domain_id, const char *url, const char *key_ids,
+                         const char *secret_hash, long long *id, struct err *e);
+int ks_store_webhook_delete(struct db *db, const char *id, long long domain_id,
+                            const char *secret_hash, struct err *e);
+int ks_store_webhook_queue(struct db *db, const char *domain_id, const char *seq,
+                           const char *key_id, struct err *e);
+struct ks_delivery {
+	char webhook_id[24], seq[24], domain_id[24], domain[DNS_DOMAIN_MAX];
+	char url[2048]; /* webhook.c accepts shorter URLs only */
+	int attempts;
+};
+int ks_store_deliveries_due(struct db *db, long long max_attempts, int limit,
+                            struct ks_delivery **out, struct err *e);
+int ks_store_delivery_record(struct db *db, const struct ks_delivery *dl, long long delay,
+                             const char *why, struct err *e);
+
+/* store_log.c: the log's tables. */
+/* The log's nodes, as lib/pki/merkle.c reads them (ks_log_node is a merkle_node_fn). */
+struct ks_log_nodes {
+	struct db *db;
+	char domain_id[24];
+};
+void ks_log_nodes_init(struct ks_log_nodes *n, struct db *db, long long domain_id);
+int ks_log_node(void *ctx, unsigned level, uint64_t index, uint8_t out[32], struct err *e);
+/* PostgreSQL's encode(hash, 'hex') (64 lowercase digits) back to 32 bytes; -1 if not. */
+int ks_hex_decode32(const char *hex, uint8_t out[32]);
+/* The size of the domain's log: the next sequence number. */
+long long ks_log_size(struct db *db, long long domain_id, struct err *e);
+int ks_store_log_nodes_put(struct db *db, const char *domain_id, const struct merkle_node *nodes,
+                           int n, struct err *e);
+int ks_store_log_entry_put(struct db *db, const char *domain_id, const char *seq,
+                           const struct ks_event *ev, const char *leaf, const char *hash_hex,
+                           const char *salt, struct err *e);
+/* The signed head for size (0: the newest), malloc'd; ERR_NOTFOUND "not_found" when the
+ * log never had that size or is empty.  *size_out (may be NULL) receives its size. */
+char *ks_store_log_head_jws(struct db *db, long long domain_id, long long size, long long *size_out,
+                            struct err *e);
+/* Entries [start, end) as the protocol's objects; salt and name too with with_secrets. */
+json_t *ks_store_log_entries(struct db *db, long long domain_id, long long start, long long end,
+                             int with_secrets, struct err *e);
+/* Set into's "leaf" and "salt" (when kept) from entry seq; nothing when it is absent. */
+int ks_store_log_entry_leaf(struct db *db, const char *domain_id, long long seq, json_t *into,
+                            struct err *e);
+/* What the signer reads and writes to sign heads (publish.c): the newest head (1, 0 for
+ * none), the entries of a range one by one (i counts from 0), a new signed head. */
+int ks_store_log_newest_head(struct db *db, const char *domain_id, long long *size,
+                             char root_hex[65], char **jws, struct err *e);
+typedef int (*ks_store_leaf_fn)(void *ctx, int i, long long seq, const char *leaf,
+                                const char *hash_hex, struct err *e);
+int ks_store_log_each_leaf(struct db *db, const char *domain_id, long long from, long long to,
+                           ks_store_leaf_fn fn, void *ctx, struct err *e);
+int ks_store_log_head_put(struct db *db, const char *domain_id, long long size,
+                          const char *root_hex, const char *jws, struct err *e);
+/* store_seal.c: the signer's seals on rows, and the one-time sealing of old rows. */
+char *ks_store_domain_seal(struct db *db, long long domain_id, struct err *e);
+int ks_store_domain_set_seal(struct db *db, const char *domain, const char *seal, struct err *e);
+struct ks_admin_token {
+	char domain[DNS_DOMAIN_MAX];
+	int sealed;
+	char seal[80];
+};
+int ks_store_admin_token_get(struct db *db, const char *token_hash, struct ks_admin_token *t,
+                             struct err *e);
+typedef int (*ks_store_token_fn)(void *ctx, int admin, const char *id, const char *token_hash,
+                                 const char *address, const char *expires, struct err *e);
+int ks_store_unsealed_tokens(struct db *db, long long domain_id, ks_store_token_fn fn, void *ctx,
+                             struct err *e);
+int ks_store_token_set_seal(struct db *db, int admin, const char *id, const char *seal,
+                            struct err *e);
+int ks_store_legacy_lock(struct db *db, struct err *e);
+int ks_store_unsealed_domains(struct db *db, int (*fn)(void *ctx, const char *name, struct err *e),
+                              void *ctx, struct err *e);
+int ks_store_legacy_mark(struct db *db, struct err *e);
+
+#endif

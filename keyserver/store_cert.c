@@ -1,0 +1,409 @@
+/*
+ * store_cert.c - the certificates table (with each one's revocation), read
+ * as the JSON objects the protocol publishes (PROTOCOL.md §5).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pki/crl.h"
+#include "store.h"
+
+#define CERT_COLUMNS                                                                                                                      \
+	"key_id::text, kind, purpose, name, algorithm, fingerprint, serial, " KS_SQL_TS(                                                  \
+	    "not_"                                                                                                                        \
+	    "before") ", " KS_SQL_TS("not_after") ", status, " KS_SQL_TS("issued_at") ","                                                 \
+	                                                                              " " KS_SQL_TS(                                      \
+	                                                                                  "supers"                                        \
+	                                                                                  "eded_"                                         \
+	                                                                                  "at") ", pem, "                                 \
+	                                                                                        "(SELECT json_build_object('reason', "    \
+	                                                                                        "rv.reason, 'method', rv.method, "        \
+	                                                                                        "'time', " KS_SQL_TS(                     \
+	                                                                                            "rv.revoked_at") ")::text FROM "      \
+	                                                                                                             "revocations rv "    \
+	                                                                                                             "WHERE rv.key_id = " \
+	                                                                                                             "certificates.key_"  \
+	                                                                                                             "id), "              \
+	                                                                                                             "log_seq, "          \
+	                                                                                                             "domain_id,"         \
+	                                                                                                             " " KS_SQL_TS(       \
+	                                                                                                                 "erased_at")
+
+static json_t *nullable(PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? json_null() : json_string(PQgetvalue(res, row, col));
+}
+
+static json_t *revocation_json(PGresult *res, int row, int col)
+{
+	json_t *r, *reason;
+
+	if (PQgetisnull(res, row, col))
+		return json_null();
+	r = json_loads(PQgetvalue(res, row, col), 0, NULL);
+	reason = json_object_get(r, "reason");
+	if (json_is_integer(reason)) {
+		const char *name = crl_reason_name((int)json_integer_value(reason));
+		json_object_set_new(r, "reason", json_string(name ? name : "unspecified"));
+	}
+	return r ? r : json_null();
+}
+
+/*
+ * An erased certificate (PROTOCOL.md §10.1): what the CRL and the log still need, and
+ * nothing that names the address.  The row no longer holds the address or the
+ * certificate; this shape also keeps out the members (name, certificate, log proof)
+ * that a reader might otherwise take from a row.
+ */
+static json_t *erased_row_json(PGresult *res, int row, int revocation_col, int erased_col)
+{
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "key_id",
+	                 nullable(res, row, 0), "kind", nullable(res, row, 1), "purpose",
+	                 nullable(res, row, 2), "fingerprint", nullable(res, row, 5), "serial",
+	                 nullable(res, row, 6), "status", nullable(res, row, 9), "revocation",
+	                 revocation_json(res, row, revocation_col), "erased",
+	                 nullable(res, row, erased_col));
+}
+
+static json_t *cert_row_json(PGresult *res, int row)
+{
+	static const char *const names[] = {
+	    "key_id",     "kind",      "purpose", "name",   "algorithm",  "fingerprint", "serial",
+	    "not_before", "not_after", "status",  "issued", "superseded", "certificate"};
+	int ncols = (int)(sizeof(names) / sizeof(names[0]));
+	json_t *o;
+
+	/* The columns after the named ones: revocation, log_seq, domain_id, erased_at. */
+	if (!PQgetisnull(res, row, ncols + 3))
+		return erased_row_json(res, row, ncols, ncols + 3);
+	if ((o = json_object()) == NULL)
+		return NULL;
+	for (int c = 0; c < ncols; c++)
+		json_object_set_new(o, names[c], nullable(res, row, c));
+	json_object_set_new(o, "revocation", revocation_json(res, row, ncols));
+	/* log_seq and _domain_id are for ks_log_attach_proofs, which replaces them with the
+	 * "log" member (the entry and its inclusion proof). */
+	if (!PQgetisnull(res, row, ncols + 1))
+		json_object_set_new(
+		    o, "log_seq", json_integer(strtoll(PQgetvalue(res, row, ncols + 1), NULL, 10)));
+	json_object_set_new(o, "_domain_id",
+	                    json_integer(strtoll(PQgetvalue(res, row, ncols + 2), NULL, 10)));
+	return o;
+}
+
+json_t *ks_store_certs_by_name(struct db *db, long long domain_id, const char *name,
+                               const char *purpose, int current_only, struct err *e)
+{
+	char idbuf[24];
+	const char *params[4] = {idbuf, name, purpose, current_only ? "true" : "false"};
+	PGresult *res;
+	json_t *arr;
+
+	snprintf(idbuf, sizeof(idbuf), "%lld", domain_id);
+	res = db_exec(db,
+	              "SELECT " CERT_COLUMNS " FROM certificates"
+	              " WHERE domain_id = $1 AND name = $2 AND erased_at IS NULL"
+	              " AND ($3::text IS NULL OR purpose = $3)"
+	              " AND ($4::bool IS FALSE OR status = 'current')"
+	              " ORDER BY issued_at DESC, id DESC",
+	              4, params, e);
+	if (res == NULL)
+		return NULL;
+	arr = json_array();
+	for (int i = 0; arr != NULL && i < PQntuples(res); i++)
+		json_array_append_new(arr, cert_row_json(res, i));
+	PQclear(res);
+	if (arr == NULL)
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	return arr;
+}
+
+json_t *ks_store_server_certs(struct db *db, long long domain_id, struct err *e)
+{
+	char idbuf[24];
+	const char *params[1] = {idbuf};
+	PGresult *res;
+	json_t *arr;
+
+	snprintf(idbuf, sizeof(idbuf), "%lld", domain_id);
+	res = db_exec(db,
+	              "SELECT " CERT_COLUMNS " FROM certificates WHERE domain_id = $1"
+	              " AND kind = 'server' AND status = 'current' AND erased_at IS NULL"
+	              " ORDER BY name, purpose",
+	              1, params, e);
+	if (res == NULL)
+		return NULL;
+	arr = json_array();
+	for (int i = 0; arr != NULL && i < PQntuples(res); i++)
+		json_array_append_new(arr, cert_row_json(res, i));
+	PQclear(res);
+	if (arr == NULL)
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	return arr;
+}
+
+json_t *ks_store_cert_by(struct db *db, const char *column, const char *value, struct err *e)
+{
+	const char *params[1] = {value};
+	PGresult *res;
+	json_t *o;
+
+	/* column is one of two fixed identifiers chosen by the caller, never input. */
+	if (strcmp(column, "key_id") == 0)
+		res =
+		    db_exec(db, "SELECT " CERT_COLUMNS " FROM certificates WHERE key_id = $1::uuid",
+		            1, params, e);
+	else
+		res =
+		    db_exec(db, "SELECT " CERT_COLUMNS " FROM certificates WHERE fingerprint = $1",
+		            1, params, e);
+	if (res == NULL)
+		return NULL;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		err_set(e, ERR_NOTFOUND, "not_found", "no certificate with that %s",
+		        strcmp(column, "key_id") == 0 ? "key id" : "fingerprint");
+		return NULL;
+	}
+	o = cert_row_json(res, 0);
+	PQclear(res);
+	return o;
+}
+
+/* Whether fpr is the fingerprint of name's current certificate of purpose in the domain:
+ * 1 (with its key id in key_id), 0 when not, -1 on error. */
+int ks_store_current_key_of(struct db *db, long long domain_id, const char *name,
+                            const char *purpose, const char *fpr, char key_id[CRYPTO_UUID_LEN],
+                            struct err *e)
+{
+	char idbuf[24];
+	const char *params[4] = {fpr, idbuf, name, purpose};
+	PGresult *res;
+	int found;
+
+	snprintf(idbuf, sizeof(idbuf), "%lld", domain_id);
+	res = db_exec(db,
+	              "SELECT key_id::text FROM certificates WHERE fingerprint = $1"
+	              " AND domain_id = $2 AND name = $3 AND purpose = $4"
+	              " AND status = 'current'",
+	              4, params, e);
+	if (res == NULL)
+		return -1;
+	found = PQntuples(res) == 1;
+	if (found)
+		snprintf(key_id, CRYPTO_UUID_LEN, "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return found;
+}
+
+/* Record that key_id signed a request at issued (unix seconds), unless it already signed
+ * one at that time or later: 1 when recorded (the request is fresh), 0 when not. */
+int ks_store_key_request_newer(struct db *db, const char *key_id, long long issued, struct err *e)
+{
+	char ibuf[24];
+	const char *params[2] = {key_id, ibuf};
+	PGresult *res;
+	int fresh;
+
+	snprintf(ibuf, sizeof(ibuf), "%lld", issued);
+	res = db_exec(db,
+	              "INSERT INTO key_requests (key_id, last_issued)"
+	              " VALUES ($1::uuid, to_timestamp($2::bigint))"
+	              " ON CONFLICT (key_id) DO UPDATE SET last_issued = EXCLUDED.last_issued"
+	              " WHERE key_requests.last_issued < EXCLUDED.last_issued RETURNING 1",
+	              2, params, e);
+	if (res == NULL)
+		return -1;
+	fresh = PQntuples(res) == 1;
+	PQclear(res);
+	return fresh;
+}
+
+static void cert_row_fill(PGresult *res, int i, struct ks_cert_row *t)
+{
+	snprintf(t->key_id, sizeof(t->key_id), "%s", PQgetvalue(res, i, 0));
+	snprintf(t->domain, sizeof(t->domain), "%s", PQgetvalue(res, i, 1));
+	snprintf(t->name, sizeof(t->name), "%s", PQgetvalue(res, i, 2));
+	snprintf(t->fingerprint, sizeof(t->fingerprint), "%s", PQgetvalue(res, i, 3));
+	snprintf(t->serial, sizeof(t->serial), "%s", PQgetvalue(res, i, 4));
+	snprintf(t->status, sizeof(t->status), "%s", PQgetvalue(res, i, 5));
+	snprintf(t->secret_hash, sizeof(t->secret_hash), "%s", PQgetvalue(res, i, 6));
+}
+
+#define CERT_ROW_COLUMNS                                                                           \
+	"c.key_id::text, d.name, c.name, c.fingerprint, c.serial, c.status,"                       \
+	" COALESCE(c.revocation_secret_hash, '')"                                                  \
+	" FROM certificates c JOIN domains d ON d.id = c.domain_id"
+
+/* The certificate key_id, locked until the caller's transaction ends; ERR_NOTFOUND. */
+int ks_store_cert_lock(struct db *db, const char *key_id, struct ks_cert_row *t, struct err *e)
+{
+	const char *params[1] = {key_id};
+	PGresult *res;
+
+	res = db_exec(db, "SELECT " CERT_ROW_COLUMNS " WHERE c.key_id = $1::uuid FOR UPDATE OF c",
+	              1, params, e);
+	if (res == NULL)
+		return -1;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		return err_set(e, ERR_NOTFOUND, "not_found", "no certificate with that key id");
+	}
+	cert_row_fill(res, 0, t);
+	PQclear(res);
+	return 0;
+}
+
+/* Every certificate of name in d not revoked yet (current and superseded), oldest first,
+ * locked; *rows (malloc'd) receives them; returns how many. */
+int ks_store_certs_to_revoke(struct db *db, const struct ks_domain *d, const char *name,
+                             struct ks_cert_row **rows, struct err *e)
+{
+	char idbuf[24];
+	const char *params[2] = {idbuf, name};
+	PGresult *res;
+	int n;
+
+	*rows = NULL;
+	snprintf(idbuf, sizeof(idbuf), "%lld", d->id);
+	res = db_exec(db,
+	              "SELECT " CERT_ROW_COLUMNS " WHERE c.domain_id = $1 AND c.name = $2"
+	              " AND c.status <> 'revoked' ORDER BY c.issued_at, c.id FOR UPDATE OF c",
+	              2, params, e);
+	if (res == NULL)
+		return -1;
+	n = PQntuples(res);
+	if (n > 0 && (*rows = calloc((size_t)n, sizeof(**rows))) == NULL) {
+		PQclear(res);
+		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	}
+	for (int i = 0; i < n; i++)
+		cert_row_fill(res, i, &(*rows)[i]);
+	PQclear(res);
+	return n;
+}
+
+/* Mark t revoked and record the revocation (for the CRL), in the caller's transaction. */
+int ks_store_cert_revoke(struct db *db, long long domain_id, const struct ks_cert_row *t,
+                         int reason, const char *method, struct err *e)
+{
+	char idbuf[24], rbuf[8];
+	const char *upd[1] = {t->key_id};
+	const char *ins[5] = {t->key_id, idbuf, t->serial, rbuf, method};
+
+	snprintf(idbuf, sizeof(idbuf), "%lld", domain_id);
+	snprintf(rbuf, sizeof(rbuf), "%d", reason);
+	if (db_run(db, "UPDATE certificates SET status = 'revoked' WHERE key_id = $1::uuid", 1, upd,
+	           e) < 0)
+		return -1;
+	return db_run(db,
+	              "INSERT INTO revocations (key_id, domain_id, serial, reason, method)"
+	              " VALUES ($1::uuid, $2, $3, $4, $5)",
+	              5, ins, e);
+}
+
+/* Supersede name's current certificate of purpose by new_key_id, in the caller's
+ * transaction; *rows (malloc'd: key_id and fingerprint) receives the superseded ones. */
+int ks_store_cert_supersede(struct db *db, long long domain_id, const char *name,
+                            const char *purpose, const char *new_key_id, struct ks_cert_row **rows,
+                            struct err *e)
+{
+	char idbuf[24];
+	const char *params[4] = {idbuf, name, purpose, new_key_id};
+	PGresult *res;
+	int n;
+
+	*rows = NULL;
+	snprintf(idbuf, sizeof(idbuf), "%lld", domain_id);
+	res =
+	    db_exec(db,
+	            "UPDATE certificates SET status = 'superseded', superseded_at = now(),"
+	            " superseded_by = $4::uuid WHERE domain_id = $1 AND name = $2"
+	            " AND purpose = $3 AND status = 'current' RETURNING key_id::text, fingerprint",
+	            4, params, e);
+	if (res == NULL)
+		return -1;
+	n = PQntuples(res);
+	if (n > 0 && (*rows = calloc((size_t)n, sizeof(**rows))) == NULL) {
+		PQclear(res);
+		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	}
+	for (int i = 0; i < n; i++) {
+		snprintf((*rows)[i].key_id, sizeof((*rows)[i].key_id), "%s", PQgetvalue(res, i, 0));
+		snprintf((*rows)[i].fingerprint, sizeof((*rows)[i].fingerprint), "%s",
+		         PQgetvalue(res, i, 1));
+	}
+	PQclear(res);
+	return n;
+}
+
+int ks_store_cert_insert(struct db *db, const struct ks_cert_new *c, struct err *e)
+{
+	char idbuf[24], nb[24], na[24];
+	const char *params[12] = {c->key_id,    idbuf,          c->kind,   c->purpose, c->name,
+	                          c->algorithm, c->fingerprint, c->serial, c->pem,     nb,
+	                          na,           c->secret_hash};
+
+	snprintf(idbuf, sizeof(idbuf), "%lld", c->domain_id);
+	snprintf(nb, sizeof(nb), "%lld", c->not_before);
+	snprintf(na, sizeof(na), "%lld", c->not_after);
+	return db_run(
+	    db,
+	    "INSERT INTO certificates (key_id, domain_id, kind, purpose, name, algorithm,"
+	    " fingerprint, serial, pem, not_before, not_after, revocation_secret_hash)"
+	    " VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, to_timestamp($10::bigint),"
+	    " to_timestamp($11::bigint), $12)",
+	    12, params, e);
+}
+
+int ks_store_cert_set_log_seq(struct db *db, const char *key_id, long long seq, struct err *e)
+{
+	char seqbuf[24];
+	const char *params[2] = {seqbuf, key_id};
+
+	snprintf(seqbuf, sizeof(seqbuf), "%lld", seq);
+	return db_run(db, "UPDATE certificates SET log_seq = $1 WHERE key_id = $2::uuid", 2, params,
+	              e);
+}
+
+/* The domain's revocations, oldest first, as CRL entries: one allocation (the serials
+ * live after the entries), one free(); *n receives how many. */
+struct crl_entry *ks_store_crl_entries(struct db *db, long long domain_id, size_t *n, struct err *e)
+{
+	char idbuf[24];
+	const char *params[1] = {idbuf};
+	struct crl_entry *v;
+	PGresult *res;
+	size_t bytes, i;
+	char *text;
+
+	snprintf(idbuf, sizeof(idbuf), "%lld", domain_id);
+	res = db_exec(db,
+	              "SELECT serial, floor(extract(epoch FROM revoked_at))::bigint, reason"
+	              " FROM revocations WHERE domain_id = $1 ORDER BY revoked_at",
+	              1, params, e);
+	if (res == NULL)
+		return NULL;
+	*n = (size_t)PQntuples(res);
+	bytes = (*n + 1) * sizeof(*v);
+	for (i = 0; i < *n; i++)
+		bytes += strlen(PQgetvalue(res, (int)i, 0)) + 1;
+	if ((v = calloc(1, bytes)) == NULL) {
+		PQclear(res);
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+		return NULL;
+	}
+	text = (char *)(v + *n + 1);
+	for (i = 0; i < *n; i++) {
+		size_t len = strlen(PQgetvalue(res, (int)i, 0)) + 1;
+
+		memcpy(text, PQgetvalue(res, (int)i, 0), len);
+		v[i].serial_hex = text;
+		text += len;
+		v[i].revoked_at = (time_t)strtoll(PQgetvalue(res, (int)i, 1), NULL, 10);
+		v[i].reason = (int)strtol(PQgetvalue(res, (int)i, 2), NULL, 10);
+	}
+	PQclear(res);
+	return v;
+}

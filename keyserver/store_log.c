@@ -1,0 +1,272 @@
+/*
+ * store_log.c - the transparency log's tables: log_entries (leaf, salt and
+ * name beside it), log_nodes (the perfect-subtree hashes, read by
+ * lib/pki/merkle.c through ks_log_node) and tree_heads (the signed heads).
+ * Used by both processes: the HTTPS process appends and reads, the signer
+ * checks and signs (publish.c).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pki/crypto.h"
+#include "pki/merkle.h"
+#include "store.h"
+
+static int hex_nibble(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+int ks_hex_decode32(const char *hex, uint8_t out[32])
+{
+	if (strlen(hex) != 64)
+		return -1;
+	for (int i = 0; i < 32; i++) {
+		int hi = hex_nibble(hex[2 * i]), lo = hex_nibble(hex[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return -1;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+/* merkle_node_fn over log_nodes. */
+int ks_log_node(void *arg, unsigned level, uint64_t index, uint8_t out[MERKLE_HASH_LEN],
+                struct err *e)
+{
+	struct ks_log_nodes *ctx = arg;
+	char lv[8], ix[24];
+	const char *params[3] = {ctx->domain_id, lv, ix};
+	PGresult *res;
+	int rc;
+
+	snprintf(lv, sizeof(lv), "%u", level);
+	snprintf(ix, sizeof(ix), "%llu", (unsigned long long)index);
+	res = db_exec(ctx->db,
+	              "SELECT encode(hash, 'hex') FROM log_nodes"
+	              " WHERE domain_id = $1 AND level = $2 AND idx = $3",
+	              3, params, e);
+	if (res == NULL)
+		return -1;
+	rc = PQntuples(res) == 1 ? ks_hex_decode32(PQgetvalue(res, 0, 0), out) : -1;
+	PQclear(res);
+	return rc < 0 ? err_set(e, ERR_NOTFOUND, "log_incomplete", "the log lacks node (%u, %llu)",
+	                        level, (unsigned long long)index)
+	              : 0;
+}
+
+void ks_log_nodes_init(struct ks_log_nodes *ctx, struct db *db, long long domain_id)
+{
+	ctx->db = db;
+	snprintf(ctx->domain_id, sizeof(ctx->domain_id), "%lld", domain_id);
+}
+
+long long ks_log_size(struct db *db, long long domain_id, struct err *e)
+{
+	char idbuf[24];
+	const char *params[1] = {idbuf};
+	PGresult *res;
+	long long n;
+
+	snprintf(idbuf, sizeof(idbuf), "%lld", domain_id);
+	res = db_exec(db, "SELECT COALESCE(max(seq) + 1, 0) FROM log_entries WHERE domain_id = $1",
+	              1, params, e);
+
+	if (res == NULL)
+		return -1;
+	n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return n;
+}
+
+int ks_store_log_nodes_put(struct db *db, const char *domain_id, const struct merkle_node *nodes,
+                           int n, struct err *e)
+{
+	for (int i = 0; i < n; i++) {
+		char lv[8], ix[24], hex[65];
+		const char *params[4] = {domain_id, lv, ix, hex};
+
+		snprintf(lv, sizeof(lv), "%u", nodes[i].level);
+		snprintf(ix, sizeof(ix), "%llu", (unsigned long long)nodes[i].index);
+		crypto_hex(nodes[i].hash, MERKLE_HASH_LEN, hex);
+		if (db_run(db,
+		           "INSERT INTO log_nodes (domain_id, level, idx, hash)"
+		           " VALUES ($1, $2, $3, decode($4, 'hex'))",
+		           4, params, e) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Insert entry seq of the log (salt and name NULL for an entry without a subject). */
+int ks_store_log_entry_put(struct db *db, const char *domain_id, const char *seq,
+                           const struct ks_event *ev, const char *leaf, const char *hash_hex,
+                           const char *salt, struct err *e)
+{
+	const char *params[8] = {
+	    domain_id, seq, ev->type, ev->key_id, leaf, hash_hex, ev->name ? salt : NULL, ev->name};
+
+	return db_run(
+	    db,
+	    "INSERT INTO log_entries (domain_id, seq, type, key_id, leaf, leaf_hash, salt,"
+	    " name) VALUES ($1, $2, $3, $4::uuid, $5, decode($6, 'hex'), $7, $8)",
+	    8, params, e);
+}
+
+/* The signed head for size (0: the newest); NULL with not_found for an empty log. */
+char *ks_store_log_head_jws(struct db *db, long long domain_id, long long size, long long *size_out,
+                            struct err *e)
+{
+	char idbuf[24], sizebuf[24];
+	const char *params[2] = {idbuf, sizebuf};
+	PGresult *res;
+	char *jws = NULL;
+
+	snprintf(idbuf, sizeof(idbuf), "%lld", domain_id);
+	snprintf(sizebuf, sizeof(sizebuf), "%lld", size);
+	res = db_exec(db,
+	              "SELECT jws, size FROM tree_heads WHERE domain_id = $1"
+	              " AND ($2::bigint = 0 OR size = $2) ORDER BY size DESC LIMIT 1",
+	              2, params, e);
+	if (res == NULL)
+		return NULL;
+	if (PQntuples(res) == 1) {
+		jws = strdup(PQgetvalue(res, 0, 0));
+		if (size_out != NULL)
+			*size_out = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	} else {
+		err_set(e, ERR_NOTFOUND, "not_found",
+		        size ? "the log never had that size" : "the log is empty");
+	}
+	PQclear(res);
+	return jws;
+}
+
+/* Entries [start, end); the domain admin also sees salt and name. */
+json_t *ks_store_log_entries(struct db *db, long long domain_id, long long start, long long end,
+                             int with_secrets, struct err *e)
+{
+	char idbuf[24], sbuf[24], ebuf[24];
+	const char *params[3] = {idbuf, sbuf, ebuf};
+	PGresult *res;
+	json_t *arr;
+
+	snprintf(idbuf, sizeof(idbuf), "%lld", domain_id);
+	snprintf(sbuf, sizeof(sbuf), "%lld", start);
+	snprintf(ebuf, sizeof(ebuf), "%lld", end);
+	res = db_exec(db,
+	              "SELECT seq, leaf, encode(leaf_hash, 'base64'), salt, name, type,"
+	              " key_id::text FROM log_entries WHERE domain_id = $1 AND seq >= $2"
+	              " AND seq < $3 ORDER BY seq",
+	              3, params, e);
+	if (res == NULL)
+		return NULL;
+	arr = json_array();
+	for (int i = 0; arr != NULL && i < PQntuples(res); i++) {
+		json_t *o = json_pack("{s:I, s:s, s:s, s:s}", "seq",
+		                      (json_int_t)strtoll(PQgetvalue(res, i, 0), NULL, 10), "leaf",
+		                      PQgetvalue(res, i, 1), "leaf_hash", PQgetvalue(res, i, 2),
+		                      "type", PQgetvalue(res, i, 5));
+		if (!PQgetisnull(res, i, 6))
+			json_object_set_new(o, "key_id", json_string(PQgetvalue(res, i, 6)));
+		if (with_secrets && !PQgetisnull(res, i, 3)) {
+			json_object_set_new(o, "salt", json_string(PQgetvalue(res, i, 3)));
+			json_object_set_new(o, "name", json_string(PQgetvalue(res, i, 4)));
+		}
+		json_array_append_new(arr, o);
+	}
+	PQclear(res);
+	return arr;
+}
+
+/* The leaf and salt of one entry, for a lookup's proof. */
+int ks_store_log_entry_leaf(struct db *db, const char *domain_id, long long seq, json_t *into,
+                            struct err *e)
+{
+	char sbuf[24];
+	const char *params[2] = {domain_id, sbuf};
+	PGresult *res;
+
+	snprintf(sbuf, sizeof(sbuf), "%lld", seq);
+	res = db_exec(db, "SELECT leaf, salt FROM log_entries WHERE domain_id = $1 AND seq = $2", 2,
+	              params, e);
+	if (res == NULL)
+		return -1;
+	if (PQntuples(res) == 1) {
+		json_object_set_new(into, "leaf", json_string(PQgetvalue(res, 0, 0)));
+		if (!PQgetisnull(res, 0, 1))
+			json_object_set_new(into, "salt", json_string(PQgetvalue(res, 0, 1)));
+	}
+	PQclear(res);
+	return 0;
+}
+
+/* The newest signed head: 1 with its size, root (hex) and JWS (malloc'd), 0 for none. */
+int ks_store_log_newest_head(struct db *db, const char *domain_id, long long *size,
+                             char root_hex[65], char **jws, struct err *e)
+{
+	const char *params[1] = {domain_id};
+	PGresult *res;
+	int found;
+
+	*jws = NULL;
+	res = db_exec(db,
+	              "SELECT size, encode(root_hash, 'hex'), jws FROM tree_heads"
+	              " WHERE domain_id = $1 ORDER BY size DESC LIMIT 1",
+	              1, params, e);
+	if (res == NULL)
+		return -1;
+	found = PQntuples(res) == 1;
+	if (found) {
+		*size = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		snprintf(root_hex, 65, "%s", PQgetvalue(res, 0, 1));
+		if ((*jws = strdup(PQgetvalue(res, 0, 2))) == NULL)
+			found = err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	}
+	PQclear(res);
+	return found;
+}
+
+/* Call fn for each entry [from, to) in order, with its leaf and stored hash (hex); stops
+ * at fn's first failure.  Returns how many entries there were, or -1. */
+int ks_store_log_each_leaf(struct db *db, const char *domain_id, long long from, long long to,
+                           ks_store_leaf_fn fn, void *ctx, struct err *e)
+{
+	char fbuf[24], tbuf[24];
+	const char *params[3] = {domain_id, fbuf, tbuf};
+	PGresult *res;
+	int n, rc = 0;
+
+	snprintf(fbuf, sizeof(fbuf), "%lld", from);
+	snprintf(tbuf, sizeof(tbuf), "%lld", to);
+	res = db_exec(db,
+	              "SELECT seq, leaf, encode(leaf_hash, 'hex') FROM log_entries"
+	              " WHERE domain_id = $1 AND seq >= $2 AND seq < $3 ORDER BY seq",
+	              3, params, e);
+	if (res == NULL)
+		return -1;
+	n = PQntuples(res);
+	for (int i = 0; rc == 0 && i < n; i++)
+		rc = fn(ctx, i, strtoll(PQgetvalue(res, i, 0), NULL, 10), PQgetvalue(res, i, 1),
+		        PQgetvalue(res, i, 2), e);
+	PQclear(res);
+	return rc < 0 ? -1 : n;
+}
+
+int ks_store_log_head_put(struct db *db, const char *domain_id, long long size,
+                          const char *root_hex, const char *jws, struct err *e)
+{
+	char sizebuf[24];
+	const char *params[4] = {domain_id, sizebuf, root_hex, jws};
+
+	snprintf(sizebuf, sizeof(sizebuf), "%lld", size);
+	return db_run(db,
+	              "INSERT INTO tree_heads (domain_id, size, root_hash, jws)"
+	              " VALUES ($1, $2, decode($3, 'hex'), $4)",
+	              4, params, e);
+}
