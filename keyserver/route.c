@@ -16,6 +16,7 @@
 
 #include "cache.h"
 #include "pki/cert.h"
+#include "pki/name.h"
 #include "pki/crypto.h"
 #include "pki/jws.h"
 #include "core/log.h"

@@ -34,6 +34,7 @@
 #include <jansson.h>
 
 #include "pki/cert.h"
+#include "pki/name.h"
 #include "pki/crypto.h"
 #include "core/log.h"
 #include "relay.h"

@@ -31,7 +31,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "pki/cert.h"
+#include "pki/name.h"
 #include "dns/dns.h"
 #include "relay.h"
 

@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "pki/cert.h"
+#include "pki/name.h"
 #include "mail/csa.h"
 #include "rep.h"
 

@@ -16,6 +16,7 @@
 #include <openssl/x509v3.h>
 
 #include "pki/cert.h"
+#include "pki/name.h"
 
 #define BUCKETS 256
 #define KEY_MAX (DNS_NAME_MAX + CERT_FPR_LEN + 2)

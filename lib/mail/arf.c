@@ -26,7 +26,7 @@
  *   arf_no_subject              nothing in the report names a subject
  */
 #include "mail/arf.h"
-#include "pki/cert.h"
+#include "pki/name.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
