@@ -8,6 +8,7 @@
 #   make lint-structure  include circles and file/function sizes (tests/lint/)
 #   make bench      the benchmarks under bench/
 #   make format     clang-format every C file in place
+#   make format-check  fail when a C file is not as clang-format would write it
 #
 # Layout: lib/ is the shared library (libanchor.a); each program has its own
 # directory whose main.c holds main() and whose other files are archived so
@@ -54,7 +55,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all deps run stop check check-build unit fuzz fuzz-build integration lint lint-structure bench \
-        bench-build format install clean
+        bench-build format format-check install clean
 
 all: $(BINS)
 
@@ -182,9 +183,16 @@ $(BUILD)/bench/%: bench/%.c $(LIBA)
 bench: all bench-build
 	@bench/run-all.sh $(abspath $(BUILD))
 
+# The files `make format` rewrites and `make format-check` checks (the same set).
+FORMAT_SRC = $(wildcard lib/*/*.[ch] $(addsuffix /*.[ch],$(PROG_DIRS)) tests/unit/*.c \
+	tests/fuzz/*.c)
+
 format:
-	clang-format -i $(wildcard lib/*/*.[ch] $(addsuffix /*.[ch],$(PROG_DIRS)) tests/unit/*.c \
-		tests/fuzz/*.c)
+	clang-format -i $(FORMAT_SRC)
+
+# Fails, naming each file and line, when a file differs from .clang-format.
+format-check:
+	clang-format --dry-run -Werror $(FORMAT_SRC)
 
 # install: programs, migrations, man pages, every sample configuration (to copy to
 # /etc/anchor/<name>.conf; never installed over a real one) and every systemd unit

@@ -8,6 +8,7 @@
 
 #include "cmd.h"
 #include "pki/crypto.h"
+#include "pki/name.h"
 #include "names.h"
 #include "output.h"
 

@@ -8,6 +8,8 @@
 #include <openssl/x509.h>
 
 #include "pki/crypto.h"
+#include "pki/csr.h"
+#include "pki/name.h"
 #include "names.h"
 #include "output.h"
 

@@ -12,6 +12,7 @@
 
 #include "cmd.h"
 #include "cmd_log.h"
+#include "pki/name.h"
 #include "names.h"
 #include "output.h"
 

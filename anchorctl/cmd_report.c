@@ -14,6 +14,7 @@
 #include "mail/arf.h"
 #include "cmd.h"
 #include "pki/crypto.h"
+#include "pki/name.h"
 #include "names.h"
 #include "output.h"
 #include "sign.h"

@@ -263,6 +263,21 @@ static json_t *revoke_body(const struct ctl *ctl, const struct revoke_opts *o, c
 	return body;
 }
 
+/* The key a --request revokes; it must be key_id when one was given, and becomes key_id. */
+static int request_names_key(const json_t *body, const char *request,
+                             char key_id[CRYPTO_UUID_LEN], struct err *e)
+{
+	char kid[CRYPTO_UUID_LEN];
+
+	if (request_key_id(body, kid, e) < 0)
+		return -1;
+	if (key_id[0] != '\0' && strcmp(kid, key_id) != 0)
+		return err_set(e, ERR_INPUT, "wrong_key", "%s revokes the key %s, not %s", request,
+		               kid, key_id);
+	snprintf(key_id, CRYPTO_UUID_LEN, "%s", kid);
+	return 0;
+}
+
 int ctl_cmd_key_revoke(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
 {
 	struct revoke_opts o = {0};
@@ -313,17 +328,8 @@ int ctl_cmd_key_revoke(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, cha
 		return status;
 	if ((body = revoke_body(ctl, &o, key_id, token, &client, &use_token, &e)) == NULL)
 		goto fail;
-	if (o.request != NULL) {
-		char kid[CRYPTO_UUID_LEN];
-		if (request_key_id(body, kid, &e) < 0)
-			goto fail;
-		if (key_id[0] != '\0' && strcmp(kid, key_id) != 0) {
-			err_set(&e, ERR_INPUT, "wrong_key", "%s revokes the key %s, not %s",
-			        o.request, kid, key_id);
-			goto fail;
-		}
-		snprintf(key_id, sizeof(key_id), "%s", kid);
-	}
+	if (o.request != NULL && request_names_key(body, o.request, key_id, &e) < 0)
+		goto fail;
 	client.token = use_token ? token : NULL;
 	if ((path = ctl_api_path("keys", key_id, "/revoke")) == NULL) {
 		err_set(&e, ERR_INTERNAL, "internal", "out of memory");

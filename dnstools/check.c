@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "pki/cert.h"
+#include "pki/name.h"
 #include "dnstools.h"
 
 enum sev { SEV_OK = 0, SEV_INFO, SEV_WARN, SEV_ERROR };

@@ -9,6 +9,7 @@
 #include <openssl/pem.h>
 
 #include "pki/cert.h"
+#include "pki/name.h"
 #include "dnstools.h"
 
 struct rec_state {

@@ -6,6 +6,7 @@
 
 #include "cache.h"
 #include "pki/cert.h"
+#include "pki/name.h"
 #include "pki/crl.h"
 #include "pki/crypto.h"
 #include "core/log.h"

@@ -15,6 +15,7 @@
 
 #include "cache.h"
 #include "pki/cert.h"
+#include "pki/name.h"
 #include "pki/crypto.h"
 #include "core/log.h"
 #include "store.h"

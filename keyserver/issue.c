@@ -21,6 +21,8 @@
 #include <openssl/crypto.h>
 
 #include "pki/cert.h"
+#include "pki/csr.h"
+#include "pki/name.h"
 #include "pki/crypto.h"
 #include "core/log.h"
 #include "ks_signer.h"

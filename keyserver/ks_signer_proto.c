@@ -9,7 +9,7 @@
 
 #include <openssl/crypto.h>
 
-#include "pki/cert.h"
+#include "pki/name.h"
 
 /* Fields each op takes. */
 static int op_nfields(int op)

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pki/cert.h"
+#include "pki/name.h"
 #include "core/log.h"
 #include "store.h"
 

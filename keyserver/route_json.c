@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "pki/cert.h"
+#include "pki/name.h"
 #include "pki/crypto.h"
 #include "route_json.h"
 

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "pki/cert.h"
+#include "pki/name.h"
 #include "policyd.h"
 
 void policy_request_reset(struct policy_request *r)

@@ -30,6 +30,7 @@
 #include <openssl/x509v3.h>
 
 #include "pki/cert.h"
+#include "pki/name.h"
 #include "dns/certauth.h"
 #include "dns/discover.h"
 #include "http/http.h"

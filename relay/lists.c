@@ -36,6 +36,7 @@
 #include "core/text.h"
 #include "core/hash.h"
 #include "pki/cert.h"
+#include "pki/name.h"
 #include "pki/crypto.h"
 #include "core/log.h"
 #include "relay.h"

@@ -32,7 +32,7 @@
 #include <strings.h>
 
 #include "core/text.h"
-#include "pki/cert.h"
+#include "pki/name.h"
 #include "dns/dns.h"
 #include "relay.h"
 

@@ -21,6 +21,7 @@
 #include "mail/smtp.h"
 #include "core/ttlcache.h"
 #include "http/https_client.h"
+#include "pki/name.h"
 
 struct field {
 	char name[64];

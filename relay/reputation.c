@@ -35,6 +35,7 @@
 
 #include "core/text.h"
 #include "pki/cert.h"
+#include "pki/name.h"
 #include "pki/crypto.h"
 #include "dns/discover.h"
 #include "relay.h"

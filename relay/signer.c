@@ -34,6 +34,7 @@
 #include <openssl/x509.h>
 
 #include "pki/cert.h"
+#include "pki/name.h"
 #include "pki/crypto.h"
 #include "pki/jws.h"
 #include "core/log.h"

@@ -28,7 +28,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "pki/cert.h"
+#include "pki/name.h"
 #include "pki/jws.h"
 #include "relay.h"
 #include "signer_proto.h"

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "pki/cert.h"
+#include "pki/name.h"
 #include "signer_proto.h"
 
 static uint32_t get32(const uint8_t *p)

@@ -41,6 +41,7 @@
 #include <openssl/x509v3.h>
 
 #include "pki/cert.h"
+#include "pki/name.h"
 #include "dns/discover.h"
 #include "mail/dkim.h"
 #include "dns/dns.h"

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "pki/cert.h"
+#include "pki/name.h"
 #include "mail/csa.h"
 #include "core/log.h"
 #include "handlers.h"

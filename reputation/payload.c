@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "pki/cert.h"
+#include "pki/name.h"
 #include "rep.h"
 
 #define REP_TYPE_REPORT "anchor-report"

@@ -19,6 +19,7 @@
 #include <openssl/x509v3.h>
 
 #include "pki/cert.h"
+#include "pki/name.h"
 #include "pki/crypto.h"
 #include "core/log.h"
 #include "handlers.h"

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pki/cert.h"
+#include "pki/name.h"
 #include "core/log.h"
 
 #define S(field) offsetof(struct rep_settings, field)

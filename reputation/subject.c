@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "core/text.h"
-#include "pki/cert.h"
+#include "pki/name.h"
 #include "mail/csa.h"
 #include "rep.h"
 

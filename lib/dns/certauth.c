@@ -16,6 +16,7 @@
 
 #include "core/ttlcache.h"
 #include "pki/cert.h"
+#include "pki/name.h"
 
 #define KEY_MAX (DNS_NAME_MAX + CERT_FPR_LEN + 2)
 #define DETAIL_MAX 120

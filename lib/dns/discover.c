@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "pki/cert.h"
+#include "pki/name.h"
 #include "pki/crypto.h"
 
 #define CACHE_MAX 256
@@ -218,77 +219,6 @@ static int result_fail(struct discover_result *r, const struct err *src, struct 
 	trace(r, "error: %s: %s", r->err.code, r->err.msg);
 	if (e != NULL)
 		*e = r->err;
-	return -1;
-}
-
-/* ------------------------------------------------------------------ verification */
-
-static X509 *pem_field(json_t *object, const char *field, struct err *e)
-{
-	const char *pem = json_string_value(json_object_get(object, field));
-
-	if (pem == NULL) {
-		err_set(e, ERR_UNPROC, "object_invalid", "the domain object has no \"%s\" PEM",
-		        field);
-		return NULL;
-	}
-	return cert_from_pem(pem, strlen(pem), e);
-}
-
-int discover_verify_object(const char *domain, json_t *object, const char pins[][CRYPTO_PIN_MAX],
-                           int npins, X509 **root, X509 **issuer, char root_pin[CRYPTO_PIN_MAX],
-                           struct err *e)
-{
-	const char *name = json_string_value(json_object_get(object, "domain"));
-	X509 *r = NULL, *i = NULL;
-	int k;
-
-	*root = *issuer = NULL;
-	if (!json_is_object(object))
-		return err_set(e, ERR_UNPROC, "object_invalid", "the domain object is not JSON");
-	if (name == NULL || strcasecmp(name, domain) != 0)
-		return err_set(e, ERR_UNPROC, "domain_mismatch",
-		               "the key server served the object of \"%.64s\", not of %s",
-		               name ? name : "(none)", domain);
-	r = pem_field(object, "root", e);
-	if (r == NULL)
-		goto fail_obj;
-	i = pem_field(object, "issuer", e);
-	if (i == NULL)
-		goto fail_obj;
-	if (crypto_key_pin(X509_get0_pubkey(r), root_pin, e) < 0)
-		goto fail;
-	for (k = 0; k < npins; k++)
-		if (strcmp(pins[k], root_pin) == 0)
-			break;
-	if (k == npins) {
-		err_set(e, ERR_UNPROC, "pin_mismatch",
-		        "the served root's pin %s matches none of the %d pin(s) in _anchor.%s TXT",
-		        root_pin, npins, domain);
-		goto fail;
-	}
-	if (cert_verify_chain(i, r, r, e) < 0) {
-		char msg[ERR_MSG_MAX];
-
-		snprintf(msg, sizeof(msg), "%s", e->msg);
-		err_set(e, ERR_UNPROC, "issuer_invalid",
-		        "the issuer does not chain to the root: %s", msg);
-		goto fail;
-	}
-	*root = r;
-	*issuer = i;
-	return 0;
-fail_obj:
-	if (strcmp(e->code, "object_invalid") != 0) {
-		char msg[ERR_MSG_MAX];
-
-		snprintf(msg, sizeof(msg), "%s", e->msg);
-		err_set(e, ERR_UNPROC, "object_invalid",
-		        "the domain object holds a bad certificate: %s", msg);
-	}
-fail:
-	X509_free(r);
-	X509_free(i);
 	return -1;
 }
 
@@ -637,72 +567,105 @@ static int split_input(struct discover_result *r, const char *in, struct err *e)
 	return 0;
 }
 
-static int discover_network(struct discover_ctx *ctx, struct discover_result *r, struct err *e)
+/* The _anchor._tcp SRV and _anchor TXT queries, in parallel; their DNSSEC verdict, which
+ * refuses a bogus answer.  On failure the result is failed and -1 returned. */
+static int discover_query(struct discover_ctx *ctx, struct discover_result *r,
+                          struct srv_job *job, struct dns_answer *txt, struct err *e)
 {
-	struct srv_job job = {.ctx = ctx};
-	struct dns_answer txt;
 	struct err terr;
 	pthread_t th;
-	int threaded, txt_rc, txt_present = 0, rc = -1;
+	int threaded, txt_rc;
 	char sum[64];
 
-	snprintf(job.name, sizeof(job.name), "_anchor._tcp.%s", r->domain);
-	threaded = pthread_create(&th, NULL, srv_thread, &job) == 0;
+	snprintf(job->name, sizeof(job->name), "_anchor._tcp.%s", r->domain);
+	threaded = pthread_create(&th, NULL, srv_thread, job) == 0;
 	if (!threaded)
-		srv_thread(&job);
+		srv_thread(job);
 	{
 		char name[DNS_NAME_MAX + 16];
 
 		snprintf(name, sizeof(name), "_anchor.%s", r->domain);
-		txt_rc = dns_query(ctx->res, name, LDNS_RR_TYPE_TXT, &txt, &terr);
+		txt_rc = dns_query(ctx->res, name, LDNS_RR_TYPE_TXT, txt, &terr);
 	}
 	if (threaded)
 		pthread_join(th, NULL);
-	if (job.rc < 0) {
-		trace(r, "dns: SRV %s: %s", job.name, job.err.msg);
-		result_fail(r, &job.err, e);
-		goto out;
+	if (job->rc < 0) {
+		trace(r, "dns: SRV %s: %s", job->name, job->err.msg);
+		result_fail(r, &job->err, e);
+		return -1;
 	}
 	if (txt_rc < 0) {
 		trace(r, "dns: TXT _anchor.%s: %s", r->domain, terr.msg);
 		result_fail(r, &terr, e);
-		goto out;
+		return -1;
 	}
 	r->dnssec = dns_resolver_has_anchor(ctx->res) ? DNS_SEC_SECURE : DNS_SEC_UNVALIDATED;
-	note_sec(r, &job.ans);
-	note_sec(r, &txt);
-	trace(r, "dns: SRV %s: %s [%s]", job.name, answer_summary(&job.ans, sum, sizeof(sum)),
-	      dns_sec_name(job.ans.sec));
-	trace(r, "dns: TXT _anchor.%s: %s [%s]", r->domain, answer_summary(&txt, sum, sizeof(sum)),
-	      dns_sec_name(txt.sec));
-	r->ttl = job.ans.ttl < txt.ttl ? job.ans.ttl : txt.ttl;
+	note_sec(r, &job->ans);
+	note_sec(r, txt);
+	trace(r, "dns: SRV %s: %s [%s]", job->name, answer_summary(&job->ans, sum, sizeof(sum)),
+	      dns_sec_name(job->ans.sec));
+	trace(r, "dns: TXT _anchor.%s: %s [%s]", r->domain, answer_summary(txt, sum, sizeof(sum)),
+	      dns_sec_name(txt->sec));
+	r->ttl = job->ans.ttl < txt->ttl ? job->ans.ttl : txt->ttl;
 	if (r->dnssec == DNS_SEC_BOGUS) {
 		err_set(&r->err, ERR_UNPROC, "dnssec_bogus",
 		        "DNSSEC validation failed for %s: %s; refusing the answer", r->domain,
 		        r->dnssec_why);
 		result_fail(r, &r->err, e);
-		goto out;
+		return -1;
 	}
 	trace(r, "dnssec: %s (%s)", dns_sec_name(r->dnssec), r->dnssec_why);
+	return 0;
+}
+
+/* No _anchor records at all: the domain's MX, for legacy delivery. */
+static int discover_legacy(struct discover_ctx *ctx, struct discover_result *r, struct err *e)
+{
+	trace(r, "legacy: no _anchor records; falling back to MX");
+	if (read_mx(ctx, r, &r->err) < 0) {
+		result_fail(r, &r->err, e);
+		return -1;
+	}
+	if (r->dnssec == DNS_SEC_BOGUS) {
+		err_set(&r->err, ERR_UNPROC, "dnssec_bogus",
+		        "DNSSEC validation failed for the MX of %s: %s", r->domain, r->dnssec_why);
+		result_fail(r, &r->err, e);
+		return -1;
+	}
+	r->status = DISCOVER_LEGACY;
+	return 0;
+}
+
+/* The targets in the order they will be tried, for the trace. */
+static void trace_order(struct discover_result *r)
+{
+	char order[512] = "";
+	int i;
+
+	for (i = 0; i < r->ntargets; i++) {
+		size_t l = strlen(order);
+
+		snprintf(order + l, sizeof(order) - l, "%s%s:%u (prio %u, weight %u)", i ? ", " : "",
+		         r->targets[i].target, r->targets[i].port, r->targets[i].priority,
+		         r->targets[i].weight);
+	}
+	trace(r, "select: RFC 2782 order: %s", order);
+}
+
+static int discover_network(struct discover_ctx *ctx, struct discover_result *r, struct err *e)
+{
+	struct srv_job job = {.ctx = ctx};
+	struct dns_answer txt;
+	int txt_present = 0, rc = -1;
+
+	if (discover_query(ctx, r, &job, &txt, e) < 0)
+		goto out;
 	if (read_txt(r, &txt, &txt_present, &r->err) < 0 || read_srv(r, &job.ans, &r->err) < 0) {
 		result_fail(r, &r->err, e);
 		goto out;
 	}
 	if (!txt_present && r->ntargets == 0) {
-		trace(r, "legacy: no _anchor records; falling back to MX");
-		if (read_mx(ctx, r, &r->err) < 0) {
-			result_fail(r, &r->err, e);
-			goto out;
-		}
-		if (r->dnssec == DNS_SEC_BOGUS) {
-			err_set(&r->err, ERR_UNPROC, "dnssec_bogus",
-			        "DNSSEC validation failed for the MX of %s: %s", r->domain,
-			        r->dnssec_why);
-			result_fail(r, &r->err, e);
-			goto out;
-		}
-		r->status = DISCOVER_LEGACY;
-		rc = 0;
+		rc = discover_legacy(ctx, r, e);
 		goto out;
 	}
 	if (!txt_present) {
@@ -721,19 +684,7 @@ static int discover_network(struct discover_ctx *ctx, struct discover_result *r,
 		result_fail(r, &r->err, e);
 		goto out;
 	}
-	{
-		char order[512] = "";
-		int i;
-
-		for (i = 0; i < r->ntargets; i++) {
-			size_t l = strlen(order);
-
-			snprintf(order + l, sizeof(order) - l, "%s%s:%u (prio %u, weight %u)",
-			         i ? ", " : "", r->targets[i].target, r->targets[i].port,
-			         r->targets[i].priority, r->targets[i].weight);
-		}
-		trace(r, "select: RFC 2782 order: %s", order);
-	}
+	trace_order(r);
 	if (fetch_anchor(ctx, r, &r->err) < 0) {
 		result_fail(r, &r->err, e);
 		goto out;
@@ -798,58 +749,4 @@ int discover_domain(struct discover_ctx *ctx, const char *domain_or_address,
 	}
 	*out = r;
 	return rc;
-}
-
-/* ------------------------------------------------------------------ JSON */
-
-json_t *discover_result_json(const struct discover_result *r)
-{
-	json_t *o = json_object(), *pins = json_array(), *targets = json_array(),
-	       *mx = json_array(), *tr = json_array();
-	int i;
-
-	json_object_set_new(o, "domain", json_string(r->domain));
-	if (r->address[0])
-		json_object_set_new(o, "address", json_string(r->address));
-	json_object_set_new(o, "status", json_string(discover_status_name(r->status)));
-	json_object_set_new(o, "dnssec", json_string(dns_sec_name(r->dnssec)));
-	json_object_set_new(o, "dnssec_reason", json_string(r->dnssec_why));
-	if (r->status == DISCOVER_ANCHORED || r->npins > 0) {
-		json_object_set_new(o, "mode", json_string(dns_mode_name(r->mode)));
-		for (i = 0; i < r->npins; i++)
-			json_array_append_new(pins, json_string(r->pins[i]));
-		if (r->id[0])
-			json_object_set_new(o, "id", json_string(r->id));
-	}
-	json_object_set_new(o, "pins", pins);
-	for (i = 0; i < r->ntargets; i++)
-		json_array_append_new(
-		    targets, json_pack("{s:s,s:i,s:i,s:i}", "target", r->targets[i].target, "port",
-		                       r->targets[i].port, "priority", r->targets[i].priority,
-		                       "weight", r->targets[i].weight));
-	json_object_set_new(o, "targets", targets);
-	if (r->used_target >= 0)
-		json_object_set_new(o, "used_target",
-		                    json_sprintf("%s:%u", r->targets[r->used_target].target,
-		                                 r->targets[r->used_target].port));
-	for (i = 0; i < r->nmx; i++)
-		json_array_append_new(mx, json_pack("{s:i,s:s}", "preference", r->mx[i].preference,
-		                                    "host", r->mx[i].host));
-	json_object_set_new(o, "mx", mx);
-	if (r->object != NULL) {
-		json_object_set_new(o, "root_pin", json_string(r->root_pin));
-		json_object_set(o, "object", r->object);
-	}
-	for (i = 0; i < r->ntrace; i++)
-		json_array_append_new(tr, json_string(r->trace[i]));
-	json_object_set_new(o, "trace", tr);
-	if (r->status == DISCOVER_ERROR)
-		json_object_set_new(
-		    o, "error", json_pack("{s:s,s:s}", "code", r->err.code, "message", r->err.msg));
-	json_object_set_new(o, "from_cache", json_boolean(r->from_cache));
-	json_object_set_new(o, "ttl", json_integer(r->ttl));
-	json_object_set_new(o, "dns_queries", json_integer(r->dns_queries));
-	json_object_set_new(o, "https_requests", json_integer(r->https_requests));
-	json_object_set_new(o, "elapsed_ms", json_real(r->elapsed_ms));
-	return o;
 }

@@ -12,6 +12,7 @@
 #include <openssl/x509.h>
 
 #include "pki/cert.h"
+#include "pki/name.h"
 
 /* ------------------------------------------------------------------ inputs */
 

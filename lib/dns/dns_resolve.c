@@ -1,7 +1,7 @@
 /*
  * dns_resolve.c - queries over ldns with CNAME chasing, a precise error for
  * every way a DNS answer can fail, and DNSSEC validation from a configured
- * trust anchor.
+ * trust anchor (the validation itself is dns_dnssec.c).
  *
  * Validation model (what is implemented, and its limits, see PROTOCOL.md §8.3):
  * the trust anchor file holds DS or DNSKEY records for the apex of one or
@@ -16,6 +16,7 @@
  * and no chain from the root: the anchor is what is trusted.
  */
 #include "dns/dns.h"
+#include "dns/dns_resolver_priv.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -26,28 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#define KEYCACHE_MAX 16
-#define KEYCACHE_TTL_MAX 300
-#define CHAIN_DEPTH_MAX 6
-
-struct keycache_entry {
-	ldns_rdf *zone;
-	ldns_rr_list *keys; /* validated DNSKEY RRset */
-	time_t expires;
-};
-
-struct dns_resolver {
-	int use_system; /* nameserver from /etc/resolv.conf */
-	char addr[INET6_ADDRSTRLEN];
-	uint16_t port;
-	int timeout_ms;
-	ldns_rr_list *anchors; /* DS / DNSKEY, NULL without a trust anchor */
-	pthread_mutex_t lock;  /* keycache */
-	struct keycache_entry cache[KEYCACHE_MAX];
-	int ncache;
-	atomic_uint queries;
-};
 
 const char *dns_sec_name(enum dns_sec s)
 {
@@ -268,8 +247,8 @@ static ldns_resolver *make_ldns(struct dns_resolver *r, struct err *e)
 	return res;
 }
 
-static int send_query(struct dns_resolver *r, const ldns_rdf *name, ldns_rr_type type,
-                      ldns_pkt **pkt, struct err *e)
+int dns_send_query(struct dns_resolver *r, const ldns_rdf *name, ldns_rr_type type,
+                   ldns_pkt **pkt, struct err *e)
 {
 	ldns_resolver *res = make_ldns(r, e);
 	ldns_status st;
@@ -351,6 +330,50 @@ static void ttl_min(struct dns_answer *out, uint32_t ttl)
 		out->ttl = ttl;
 }
 
+/* The records of type owned by cur go to out (their count returned); *cname is the first
+ * CNAME owned by cur, or NULL. */
+static size_t answer_at(const ldns_rr_list *ans, const char *cur, ldns_rr_type type,
+                        struct dns_answer *out, ldns_rr **cname)
+{
+	size_t k, found = 0;
+
+	*cname = NULL;
+	for (k = 0; ans && k < ldns_rr_list_rr_count(ans); k++) {
+		ldns_rr *rr = ldns_rr_list_rr(ans, k);
+		char *owner = ldns_rdf2str(ldns_rr_owner(rr));
+		char canon[DNS_NAME_MAX];
+		struct err ign;
+		int match = owner && dns_name_canon(owner, canon, sizeof(canon), &ign) == 0 &&
+		            strcmp(canon, cur) == 0;
+
+		free(owner);
+		if (!match)
+			continue;
+		if (ldns_rr_get_type(rr) == type) {
+			ldns_rr_list_push_rr(out->rrs, ldns_rr_clone(rr));
+			ttl_min(out, ldns_rr_ttl(rr));
+			found++;
+		} else if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_CNAME && *cname == NULL) {
+			*cname = rr;
+		}
+	}
+	return found;
+}
+
+/* cur becomes the canonical target of cname. */
+static int cname_target(const ldns_rr *cname, char *cur, size_t size, const char *qname,
+                        struct err *e)
+{
+	char *t = ldns_rdf2str(ldns_rr_rdf(cname, 0));
+	int rc = t ? dns_name_canon(t, cur, size, e) : -1;
+
+	free(t);
+	if (rc < 0)
+		return err_set(e, ERR_UNPROC, "dns_bad_cname",
+		               "a CNAME in the answer for %s has a bad target", qname);
+	return 0;
+}
+
 int dns_answer_from_pkt(const ldns_pkt *pkt, const char *qname, ldns_rr_type type,
                         struct dns_answer *out, char *next_name, size_t next_size, struct err *e)
 {
@@ -371,7 +394,7 @@ int dns_answer_from_pkt(const ldns_pkt *pkt, const char *qname, ldns_rr_type typ
 		out->rrs = ldns_rr_list_new();
 	for (;;) {
 		ldns_rr *cname = NULL;
-		size_t k, found = 0;
+		size_t found;
 
 		for (i = 0; i < nseen; i++)
 			if (strcmp(seen[i], cur) == 0)
@@ -381,41 +404,14 @@ int dns_answer_from_pkt(const ldns_pkt *pkt, const char *qname, ldns_rr_type typ
 				               cur, hops);
 		if (nseen <= DNS_CNAME_MAX)
 			snprintf(seen[nseen++], DNS_NAME_MAX, "%s", cur);
-		for (k = 0; ans && k < ldns_rr_list_rr_count(ans); k++) {
-			ldns_rr *rr = ldns_rr_list_rr(ans, k);
-			char *owner = ldns_rdf2str(ldns_rr_owner(rr));
-			char canon[DNS_NAME_MAX];
-			struct err ign;
-			int match = owner &&
-			            dns_name_canon(owner, canon, sizeof(canon), &ign) == 0 &&
-			            strcmp(canon, cur) == 0;
-
-			free(owner);
-			if (!match)
-				continue;
-			if (ldns_rr_get_type(rr) == type) {
-				ldns_rr_list_push_rr(out->rrs, ldns_rr_clone(rr));
-				ttl_min(out, ldns_rr_ttl(rr));
-				found++;
-			} else if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_CNAME && cname == NULL) {
-				cname = rr;
-			}
-		}
+		found = answer_at(ans, cur, type, out, &cname);
 		snprintf(out->final_name, sizeof(out->final_name), "%s", cur);
 		if (found > 0)
 			return 0;
 		if (cname == NULL || type == LDNS_RR_TYPE_CNAME)
 			break;
-		{
-			char *t = ldns_rdf2str(ldns_rr_rdf(cname, 0));
-			int rc = t ? dns_name_canon(t, cur, sizeof(cur), e) : -1;
-
-			free(t);
-			if (rc < 0)
-				return err_set(e, ERR_UNPROC, "dns_bad_cname",
-				               "a CNAME in the answer for %s has a bad target",
-				               qname);
-		}
+		if (cname_target(cname, cur, sizeof(cur), qname, e) < 0)
+			return -1;
 		ttl_min(out, ldns_rr_ttl(cname));
 		hops++;
 		out->cnames++;
@@ -443,399 +439,6 @@ void dns_answer_clear(struct dns_answer *a)
 		return;
 	ldns_rr_list_deep_free(a->rrs);
 	memset(a, 0, sizeof(*a));
-}
-
-/* ------------------------------------------------------------------ DNSSEC */
-
-static int name_at_or_below(const ldns_rdf *name, const ldns_rdf *zone)
-{
-	return ldns_dname_compare(name, zone) == 0 || ldns_dname_is_subdomain(name, zone);
-}
-
-/* The closest anchored zone at or above name, or NULL. */
-static const ldns_rdf *anchor_zone(const struct dns_resolver *r, const ldns_rdf *name)
-{
-	const ldns_rdf *best = NULL;
-	size_t i;
-
-	for (i = 0; i < ldns_rr_list_rr_count(r->anchors); i++) {
-		const ldns_rdf *z = ldns_rr_owner(ldns_rr_list_rr(r->anchors, i));
-
-		if (name_at_or_below(name, z) &&
-		    (best == NULL || ldns_dname_label_count(z) > ldns_dname_label_count(best)))
-			best = z;
-	}
-	return best;
-}
-
-static int is_anchor_zone(const struct dns_resolver *r, const ldns_rdf *zone)
-{
-	size_t i;
-
-	for (i = 0; i < ldns_rr_list_rr_count(r->anchors); i++)
-		if (ldns_dname_compare(ldns_rr_owner(ldns_rr_list_rr(r->anchors, i)), zone) == 0)
-			return 1;
-	return 0;
-}
-
-static int same_rdata(const ldns_rr *a, const ldns_rr *b)
-{
-	size_t i;
-
-	if (ldns_rr_rd_count(a) != ldns_rr_rd_count(b))
-		return 0;
-	for (i = 0; i < ldns_rr_rd_count(a); i++)
-		if (ldns_rdf_compare(ldns_rr_rdf(a, i), ldns_rr_rdf(b, i)) != 0)
-			return 0;
-	return 1;
-}
-
-/* Keys of dnskeys that some record of refs (DS or DNSKEY owned by zone) vouches for. */
-static ldns_rr_list *vouched_keys(const ldns_rr_list *dnskeys, const ldns_rr_list *refs,
-                                  const ldns_rdf *zone)
-{
-	ldns_rr_list *out = ldns_rr_list_new();
-	size_t i, j;
-
-	for (i = 0; i < ldns_rr_list_rr_count(dnskeys); i++) {
-		ldns_rr *k = ldns_rr_list_rr(dnskeys, i);
-
-		for (j = 0; j < ldns_rr_list_rr_count(refs); j++) {
-			ldns_rr *a = ldns_rr_list_rr(refs, j);
-
-			if (ldns_dname_compare(ldns_rr_owner(a), zone) != 0)
-				continue;
-			if ((ldns_rr_get_type(a) == LDNS_RR_TYPE_DNSKEY && same_rdata(a, k)) ||
-			    (ldns_rr_get_type(a) == LDNS_RR_TYPE_DS && ldns_rr_compare_ds(a, k))) {
-				ldns_rr_list_push_rr(out, k); /* borrowed */
-				break;
-			}
-		}
-	}
-	return out;
-}
-
-/* RRs of section with this owner and type (clones), and the RRSIGs covering them. */
-static void rrset_from(const ldns_rr_list *section, const ldns_rdf *owner, ldns_rr_type type,
-                       ldns_rr_list *set, ldns_rr_list *sigs)
-{
-	size_t i;
-
-	for (i = 0; section && i < ldns_rr_list_rr_count(section); i++) {
-		ldns_rr *rr = ldns_rr_list_rr(section, i);
-
-		if (ldns_dname_compare(ldns_rr_owner(rr), owner) != 0)
-			continue;
-		if (ldns_rr_get_type(rr) == type)
-			ldns_rr_list_push_rr(set, ldns_rr_clone(rr));
-		else if (sigs && ldns_rr_get_type(rr) == LDNS_RR_TYPE_RRSIG &&
-		         ldns_rdf2rr_type(ldns_rr_rrsig_typecovered(rr)) == type)
-			ldns_rr_list_push_rr(sigs, ldns_rr_clone(rr));
-	}
-}
-
-/* why = "<name>: " + the formatted text. */
-static void set_why(char *why, size_t size, const ldns_rdf *name, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void set_why(char *why, size_t size, const ldns_rdf *name, const char *fmt, ...)
-{
-	char *n = name ? ldns_rdf2str(name) : NULL;
-	size_t used;
-	va_list ap;
-
-	snprintf(why, size, "%s: ", n ? n : "?");
-	free(n);
-	used = strlen(why);
-	va_start(ap, fmt);
-	vsnprintf(why + used, size - used, fmt, ap);
-	va_end(ap);
-}
-
-static int trusted_keys(struct dns_resolver *r, const ldns_rdf *zone, int depth,
-                        ldns_rr_list **keys, char *why, size_t wsize);
-
-/* Verify set with sigs under the keys of the sigs' signer. 0 = secure, -1 = bogus. */
-static int verify_rrset(struct dns_resolver *r, ldns_rr_list *set, ldns_rr_list *sigs, int depth,
-                        char *why, size_t wsize)
-{
-	const ldns_rdf *owner = ldns_rr_owner(ldns_rr_list_rr(set, 0));
-	ldns_rr_list *keys = NULL;
-	ldns_rdf *signer;
-	ldns_status st;
-
-	if (ldns_rr_list_rr_count(sigs) == 0) {
-		set_why(why, wsize, owner, "no RRSIG although a trust anchor covers it");
-		return -1;
-	}
-	signer = ldns_rr_rrsig_signame(ldns_rr_list_rr(sigs, 0));
-	if (signer == NULL || !name_at_or_below(owner, signer)) {
-		set_why(why, wsize, owner, "RRSIG signer is not an ancestor of the owner");
-		return -1;
-	}
-	if (trusted_keys(r, signer, depth, &keys, why, wsize) < 0)
-		return -1;
-	st = ldns_verify_time(set, sigs, keys, time(NULL), NULL);
-	ldns_rr_list_deep_free(keys);
-	if (st != LDNS_STATUS_OK) {
-		set_why(why, wsize, owner, "signature does not verify (%s)",
-		        ldns_get_errorstr_by_id(st));
-		return -1;
-	}
-	return 0;
-}
-
-static int keycache_get(struct dns_resolver *r, const ldns_rdf *zone, ldns_rr_list **keys)
-{
-	time_t now = time(NULL);
-	int i, hit = 0;
-
-	pthread_mutex_lock(&r->lock);
-	for (i = 0; i < r->ncache; i++)
-		if (ldns_dname_compare(r->cache[i].zone, zone) == 0 && r->cache[i].expires > now) {
-			*keys = ldns_rr_list_clone(r->cache[i].keys);
-			hit = 1;
-			break;
-		}
-	pthread_mutex_unlock(&r->lock);
-	return hit;
-}
-
-static void keycache_put(struct dns_resolver *r, const ldns_rdf *zone, const ldns_rr_list *keys,
-                         uint32_t ttl)
-{
-	struct keycache_entry *slot = NULL;
-	int i;
-
-	pthread_mutex_lock(&r->lock);
-	for (i = 0; i < r->ncache && slot == NULL; i++)
-		if (ldns_dname_compare(r->cache[i].zone, zone) == 0)
-			slot = &r->cache[i];
-	if (slot == NULL)
-		slot = r->ncache < KEYCACHE_MAX ? &r->cache[r->ncache++] : &r->cache[0];
-	ldns_rdf_deep_free(slot->zone);
-	ldns_rr_list_deep_free(slot->keys);
-	slot->zone = ldns_rdf_clone(zone);
-	slot->keys = ldns_rr_list_clone(keys);
-	slot->expires = time(NULL) + (ttl < KEYCACHE_TTL_MAX ? ttl : KEYCACHE_TTL_MAX);
-	pthread_mutex_unlock(&r->lock);
-}
-
-/* The DS RRset of a delegated zone, validated under its parent's keys. */
-static ldns_rr_list *validated_ds(struct dns_resolver *r, const ldns_rdf *zone, int depth,
-                                  char *why, size_t wsize)
-{
-	ldns_rr_list *ds = ldns_rr_list_new(), *sigs = ldns_rr_list_new();
-	ldns_pkt *pkt = NULL;
-	struct err e;
-
-	if (send_query(r, zone, LDNS_RR_TYPE_DS, &pkt, &e) < 0) {
-		set_why(why, wsize, zone, "DS query failed: %s", e.msg);
-		goto fail;
-	}
-	rrset_from(ldns_pkt_answer(pkt), zone, LDNS_RR_TYPE_DS, ds, sigs);
-	if (ldns_rr_list_rr_count(ds) == 0) {
-		set_why(why, wsize, zone,
-		        "signed below a trust anchor but has no DS (an insecure delegation "
-		        "cannot be proven here)");
-		goto fail;
-	}
-	if (verify_rrset(r, ds, sigs, depth + 1, why, wsize) < 0)
-		goto fail;
-	ldns_rr_list_deep_free(sigs);
-	ldns_pkt_free(pkt);
-	return ds;
-fail:
-	ldns_rr_list_deep_free(ds);
-	ldns_rr_list_deep_free(sigs);
-	ldns_pkt_free(pkt);
-	return NULL;
-}
-
-/* The DNSKEY RRset of zone, validated from an anchor or a DS chain (*keys: caller frees). */
-static int trusted_keys(struct dns_resolver *r, const ldns_rdf *zone, int depth,
-                        ldns_rr_list **keys, char *why, size_t wsize)
-{
-	ldns_rr_list *set = ldns_rr_list_new(), *sigs = ldns_rr_list_new(), *refs = NULL,
-	             *entry = NULL;
-	ldns_pkt *pkt = NULL;
-	ldns_status st = LDNS_STATUS_ERR;
-	struct err e;
-	uint32_t ttl = KEYCACHE_TTL_MAX;
-	size_t i;
-
-	if (keycache_get(r, zone, keys))
-		goto done_ok_nofree;
-	if (depth > CHAIN_DEPTH_MAX) {
-		set_why(why, wsize, zone, "chain of trust too long");
-		goto fail;
-	}
-	if (!is_anchor_zone(r, zone)) {
-		const ldns_rdf *a = anchor_zone(r, zone);
-
-		if (a == NULL) {
-			set_why(why, wsize, zone, "no trust anchor above this signer");
-			goto fail;
-		}
-		refs = validated_ds(r, zone, depth, why, wsize);
-		if (refs == NULL)
-			goto fail;
-	}
-	if (send_query(r, zone, LDNS_RR_TYPE_DNSKEY, &pkt, &e) < 0) {
-		set_why(why, wsize, zone, "DNSKEY query failed: %s", e.msg);
-		goto fail;
-	}
-	rrset_from(ldns_pkt_answer(pkt), zone, LDNS_RR_TYPE_DNSKEY, set, sigs);
-	if (ldns_rr_list_rr_count(set) == 0) {
-		set_why(why, wsize, zone,
-		        "no DNSKEY records although a trust anchor or DS names "
-		        "the zone");
-		goto fail;
-	}
-	entry = vouched_keys(set, refs ? refs : r->anchors, zone);
-	if (ldns_rr_list_rr_count(entry) == 0) {
-		set_why(why, wsize, zone, "no DNSKEY matches the trust anchor%s",
-		        refs ? " (DS)" : "");
-		goto fail;
-	}
-	st = ldns_verify_time(set, sigs, entry, time(NULL), NULL);
-	if (st != LDNS_STATUS_OK) {
-		set_why(why, wsize, zone,
-		        "the DNSKEY set does not verify with the anchored key (%s)",
-		        ldns_get_errorstr_by_id(st));
-		goto fail;
-	}
-	for (i = 0; i < ldns_rr_list_rr_count(set); i++)
-		if (ldns_rr_ttl(ldns_rr_list_rr(set, i)) < ttl)
-			ttl = ldns_rr_ttl(ldns_rr_list_rr(set, i));
-	keycache_put(r, zone, set, ttl);
-	*keys = set;
-	set = NULL;
-	ldns_rr_list_free(entry);
-	ldns_rr_list_deep_free(refs);
-	ldns_rr_list_deep_free(sigs);
-	ldns_pkt_free(pkt);
-	return 0;
-done_ok_nofree:
-	ldns_rr_list_deep_free(set);
-	ldns_rr_list_deep_free(sigs);
-	return 0;
-fail:
-	ldns_rr_list_free(entry);
-	ldns_rr_list_deep_free(refs);
-	ldns_rr_list_deep_free(set);
-	ldns_rr_list_deep_free(sigs);
-	ldns_pkt_free(pkt);
-	return -1;
-}
-
-/* Validate every RRset of the answer section. */
-static enum dns_sec validate_answer(struct dns_resolver *r, const ldns_pkt *pkt, char *why,
-                                    size_t wsize)
-{
-	ldns_rr_list *ans = ldns_pkt_answer(pkt);
-	enum dns_sec sec = DNS_SEC_SECURE;
-	size_t i, j;
-
-	for (i = 0; i < ldns_rr_list_rr_count(ans); i++) {
-		ldns_rr *rr = ldns_rr_list_rr(ans, i);
-		ldns_rr_list *set, *sigs;
-		int dup = 0, rc;
-
-		if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_RRSIG)
-			continue;
-		for (j = 0; j < i && !dup; j++) /* each RRset once */
-			dup = ldns_rr_get_type(ldns_rr_list_rr(ans, j)) == ldns_rr_get_type(rr) &&
-			      ldns_dname_compare(ldns_rr_owner(ldns_rr_list_rr(ans, j)),
-			                         ldns_rr_owner(rr)) == 0;
-		if (dup)
-			continue;
-		if (anchor_zone(r, ldns_rr_owner(rr)) == NULL) {
-			set_why(why, wsize, ldns_rr_owner(rr), "no trust anchor covers this name");
-			sec = DNS_SEC_INSECURE;
-			continue;
-		}
-		set = ldns_rr_list_new();
-		sigs = ldns_rr_list_new();
-		rrset_from(ans, ldns_rr_owner(rr), ldns_rr_get_type(rr), set, sigs);
-		rc = verify_rrset(r, set, sigs, 0, why, wsize);
-		ldns_rr_list_deep_free(set);
-		ldns_rr_list_deep_free(sigs);
-		if (rc < 0)
-			return DNS_SEC_BOGUS;
-	}
-	return sec;
-}
-
-/* A negative answer under an anchor must come with signed NSEC/NSEC3 proof. */
-static enum dns_sec validate_denial(struct dns_resolver *r, const ldns_pkt *pkt,
-                                    const struct dns_answer *a, char *why, size_t wsize)
-{
-	ldns_rr_list *auth = ldns_pkt_authority(pkt), *nsecs = ldns_rr_list_new(),
-	             *allsigs = ldns_rr_list_new();
-	ldns_rdf *name = ldns_dname_new_frm_str(a->final_name);
-	ldns_rr *q = ldns_rr_new();
-	enum dns_sec sec = DNS_SEC_BOGUS;
-	ldns_rr_type nsec_type = LDNS_RR_TYPE_NSEC;
-	ldns_status st;
-	size_t i;
-
-	if (name == NULL || q == NULL)
-		goto out;
-	if (anchor_zone(r, name) == NULL) {
-		set_why(why, wsize, name, "no trust anchor covers this name");
-		sec = DNS_SEC_INSECURE;
-		goto out;
-	}
-	for (i = 0; auth && i < ldns_rr_list_rr_count(auth); i++) {
-		ldns_rr *rr = ldns_rr_list_rr(auth, i);
-
-		if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_NSEC3)
-			nsec_type = LDNS_RR_TYPE_NSEC3;
-		if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_NSEC ||
-		    ldns_rr_get_type(rr) == LDNS_RR_TYPE_NSEC3)
-			ldns_rr_list_push_rr(nsecs, ldns_rr_clone(rr));
-		else if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_RRSIG)
-			ldns_rr_list_push_rr(allsigs, ldns_rr_clone(rr));
-	}
-	if (ldns_rr_list_rr_count(nsecs) == 0) {
-		set_why(why, wsize, name,
-		        "negative answer without NSEC/NSEC3 proof under a trust "
-		        "anchor");
-		goto out;
-	}
-	for (i = 0; i < ldns_rr_list_rr_count(nsecs); i++) {
-		ldns_rr_list *set = ldns_rr_list_new(), *sigs = ldns_rr_list_new();
-		int rc;
-
-		rrset_from(auth, ldns_rr_owner(ldns_rr_list_rr(nsecs, i)), nsec_type, set, sigs);
-		rc = verify_rrset(r, set, sigs, 0, why, wsize);
-		ldns_rr_list_deep_free(set);
-		ldns_rr_list_deep_free(sigs);
-		if (rc < 0)
-			goto out;
-	}
-	ldns_rr_set_owner(q, name);
-	name = NULL;
-	ldns_rr_set_type(q, a->type);
-	ldns_rr_set_class(q, LDNS_RR_CLASS_IN);
-	if (nsec_type == LDNS_RR_TYPE_NSEC)
-		st = ldns_dnssec_verify_denial(q, nsecs, allsigs);
-	else
-		st = ldns_dnssec_verify_denial_nsec3(q, nsecs, allsigs, ldns_pkt_get_rcode(pkt),
-		                                     a->type, a->nodata);
-	if (st == LDNS_STATUS_OK) {
-		sec = DNS_SEC_SECURE;
-	} else {
-		set_why(why, wsize, ldns_rr_owner(q),
-		        "the NSEC proof does not deny the name/type (%s)",
-		        ldns_get_errorstr_by_id(st));
-	}
-out:
-	ldns_rdf_deep_free(name);
-	ldns_rr_free(q);
-	ldns_rr_list_deep_free(nsecs);
-	ldns_rr_list_deep_free(allsigs);
-	return sec;
 }
 
 /* ------------------------------------------------------------------ dns_query */
@@ -889,18 +492,18 @@ int dns_query(struct dns_resolver *r, const char *name, ldns_rr_type type, struc
 			        cur);
 			goto fail;
 		}
-		rc = send_query(r, dname, type, &pkt, e);
+		rc = dns_send_query(r, dname, type, &pkt, e);
 		ldns_rdf_deep_free(dname);
 		if (rc < 0)
 			goto fail;
 		rc = dns_answer_from_pkt(pkt, cur, type, out, next, sizeof(next), e);
 		if (rc == 0 && r->anchors != NULL) {
 			enum dns_sec s = ldns_rr_list_rr_count(ldns_pkt_answer(pkt)) > 0
-			                     ? validate_answer(r, pkt, why, sizeof(why))
+			                     ? dns_validate_answer(r, pkt, why, sizeof(why))
 			                     : DNS_SEC_SECURE;
 
 			if (s != DNS_SEC_BOGUS && (out->nxdomain || out->nodata))
-				s = worse(s, validate_denial(r, pkt, out, why, sizeof(why)));
+				s = worse(s, dns_validate_denial(r, pkt, out, why, sizeof(why)));
 			if (worse(out->sec, s) != out->sec || out->sec_why[0] == '\0')
 				snprintf(out->sec_why, sizeof(out->sec_why), "%s", why);
 			out->sec = worse(out->sec, s);

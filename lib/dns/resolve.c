@@ -11,6 +11,7 @@
 #include <openssl/x509v3.h>
 
 #include "pki/cert.h"
+#include "pki/name.h"
 #include "pki/jws.h"
 
 #define CACHE_BUCKETS 1024

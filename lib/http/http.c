@@ -1,5 +1,8 @@
 /*
- * http.c - the HTTPS server layer over libmicrohttpd; see http.h.
+ * http.c - the HTTPS server layer over libmicrohttpd: the path of a request,
+ * from its connection to its answer; see http.h.  What a handler uses to read
+ * the request and fill the reply is http_request.c and http_reply.c; starting
+ * and stopping the server, http_server.c.
  *
  * libmicrohttpd calls http_on_request() several times per request: once when
  * the headers are in, once per piece of body, and once more when the request
@@ -23,6 +26,7 @@
  * only then is its timeout lifted to conn_timeout, the keep-alive idle limit.
  */
 #include "http/http.h"
+#include "http/http_priv.h"
 
 #include "pki/crypto.h"
 
@@ -51,8 +55,6 @@
 #include "http/metrics.h"
 #include "http/ratelimit.h"
 
-#define HTTP_PEM_MAX (1024 * 1024)
-#define HTTP_RL_ENTRIES 65536 /* client buckets kept; bounded memory under address floods */
 #define HTTP_METRICS_MAX (64 * 1024)
 #define HTTP_PATH_MAX 1024 /* protocol paths are < 600 bytes: 253-octet names at most */
 #define HTTP_CHUNK_START 4096
@@ -60,17 +62,6 @@
  * further so that the client can read its 413; past that, the connection is
  * closed.  libmicrohttpd 0.9.75 cannot queue a response mid-upload. */
 #define HTTP_DRAIN_MAX (64 * 1024)
-
-struct http_server {
-	struct MHD_Daemon *daemon;
-	struct http_config cfg;
-	struct ratelimit *rl;
-	struct metrics *metrics;
-	char *tls_cert;
-	char *tls_key;
-	size_t tls_key_len;
-	int port;
-};
 
 /* Per-request state: on the stack for bodiless requests, on the heap otherwise. */
 struct http_ctx {
@@ -87,8 +78,6 @@ struct http_ctx {
 static char http_bodiless_marker;
 /* *con_cls for a request answered on its first call: later calls just drain. */
 static char http_answered_marker;
-
-static const char http_json[] = "application/json";
 
 /* ---- request ids --------------------------------------------------------- */
 
@@ -127,285 +116,6 @@ static void http_make_reqid(char out[HTTP_REQID_LEN])
 		v >>= 4;
 	}
 	out[HTTP_REQID_LEN - 1] = '\0';
-}
-
-/* ---- response helpers ---------------------------------------------------- */
-
-void http_reply_text(struct http_response *resp, int status, const char *content_type, char *body,
-                     size_t len)
-{
-	free(resp->body);
-	resp->status = status;
-	resp->body = body;
-	resp->body_len = len;
-	resp->content_type = content_type;
-}
-
-/* jansson allocates with malloc (the project never calls json_set_alloc_funcs),
- * so its output can be handed to the layer, which frees it with free(). */
-void http_reply_json(struct http_response *resp, int status, json_t *body)
-{
-	char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
-
-	json_decref(body);
-	if (text == NULL) {
-		text = strdup("{\"error\":\"internal\",\"message\":\"The response could not be "
-		              "encoded.\"}");
-		status = 500;
-	}
-	http_reply_text(resp, status, http_json, text, text != NULL ? strlen(text) : 0);
-}
-
-static void http_reply_code(struct http_response *resp, int status, const char *code,
-                            const char *msg)
-{
-	json_t *j = json_pack("{s:s, s:s}", "error", code, "message", msg);
-
-	if (j == NULL) {
-		/* A message that echoes bytes from the client may not be UTF-8: the client still
-		 * gets its error, with those bytes as '?', rather than a 500. */
-		char c[ERR_CODE_MAX], m[ERR_MSG_MAX];
-
-		snprintf(c, sizeof(c), "%s", code);
-		snprintf(m, sizeof(m), "%s", msg);
-		utf8_sanitize(c);
-		utf8_sanitize(m);
-		j = json_pack("{s:s, s:s}", "error", c, "message", m);
-	}
-	http_reply_json(resp, status, j);
-}
-
-void http_reply_error(struct http_response *resp, const struct err *e)
-{
-	/* An internal error's message is for the log, not for the client. */
-	if (e->kind == ERR_INTERNAL || err_http_status(e->kind) == 500) {
-		http_reply_code(
-		    resp, 500, "internal",
-		    "Internal error; the X-Request-Id identifies it in the server log.");
-		return;
-	}
-	http_reply_code(resp, err_http_status(e->kind), e->code[0] ? e->code : "error", e->msg);
-}
-
-void http_reply_errorf(struct http_response *resp, enum err_kind kind, const char *code,
-                       const char *fmt, ...)
-{
-	struct err e = {.kind = kind};
-	va_list ap;
-
-	snprintf(e.code, sizeof(e.code), "%s", code);
-	va_start(ap, fmt);
-	vsnprintf(e.msg, sizeof(e.msg), fmt, ap);
-	va_end(ap);
-	http_reply_error(resp, &e);
-}
-
-void http_add_header(struct http_response *resp, const char *name, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (resp->nheaders >= HTTP_MAX_HEADERS) {
-		log_warn(NULL, "http: header %s dropped: more than %d headers", name,
-		         HTTP_MAX_HEADERS);
-		return;
-	}
-	resp->headers[resp->nheaders].name = name;
-	va_start(ap, fmt);
-	vsnprintf(resp->headers[resp->nheaders].value, sizeof(resp->headers[0].value), fmt, ap);
-	va_end(ap);
-	resp->nheaders++;
-}
-
-const char *http_query_arg(const struct http_request *req, const char *name)
-{
-	if (req->conn == NULL)
-		return NULL;
-	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
-}
-
-int http_seg_is(const struct http_request *req, int i, const char *s)
-{
-	return i < req->nseg && strcmp(req->seg[i], s) == 0;
-}
-
-int http_method_in(const char *method, const char *methods)
-{
-	size_t len = strlen(method);
-	const char *p = methods;
-
-	while ((p = strstr(p, method)) != NULL) {
-		if ((p == methods || p[-1] == ' ') && (p[len] == '\0' || p[len] == ' '))
-			return 1;
-		p += len;
-	}
-	return 0;
-}
-
-const char *http_json_str(json_t *obj, const char *key, int required, struct err *e)
-{
-	json_t *v = obj ? json_object_get(obj, key) : NULL;
-
-	if (v == NULL || json_is_null(v)) {
-		if (required)
-			err_set(e, ERR_INPUT, "bad_request", "the request needs a \"%s\" member",
-			        key);
-		return NULL;
-	}
-	if (!json_is_string(v)) {
-		err_set(e, ERR_INPUT, "bad_request", "\"%s\" must be a string", key);
-		return NULL;
-	}
-	return json_string_value(v);
-}
-
-int http_auth_token_hash(const struct http_request *req, const char *want_hash, struct err *e)
-{
-	const char *token = http_bearer_token(req);
-	char have[CRYPTO_HEX256_LEN];
-
-	if (want_hash == NULL)
-		return err_set(
-		    e, ERR_FORBIDDEN, "forbidden",
-		    "the operator API is disabled here (operator_token_hash is not set)");
-	if (token == NULL || *token == '\0')
-		return err_set(e, ERR_AUTH, "unauthorized",
-		               "this request needs the operator's Authorization: Bearer token");
-	crypto_token_hash(token, have);
-	if (strlen(want_hash) != CRYPTO_HEX256_LEN - 1 ||
-	    !crypto_ct_equal(have, want_hash, CRYPTO_HEX256_LEN - 1))
-		return err_set(e, ERR_AUTH, "unauthorized", "the operator token is not valid");
-	return 0;
-}
-
-struct query_buf {
-	char *buf;
-	size_t len, used;
-	int overflow;
-};
-
-static enum MHD_Result append_arg(void *cls, enum MHD_ValueKind kind, const char *key,
-                                  const char *value)
-{
-	struct query_buf *q = cls;
-	int n = snprintf(q->buf + q->used, q->len - q->used, "%s%s=%s", q->used ? "&" : "", key,
-	                 value ? value : "");
-
-	(void)kind;
-	if (n < 0 || (size_t)n >= q->len - q->used) {
-		q->overflow = 1;
-		return MHD_NO;
-	}
-	q->used += (size_t)n;
-	return MHD_YES;
-}
-
-int http_query_string(const struct http_request *req, char *buf, size_t len)
-{
-	struct query_buf q = {buf, len, 0, 0};
-
-	if (len == 0)
-		return -1;
-	buf[0] = '\0';
-	if (req->conn != NULL)
-		MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, append_arg, &q);
-	return q.overflow ? -1 : 0;
-}
-
-const char *http_bearer_token(const struct http_request *req)
-{
-	const char *a = req->authorization;
-
-	if (a == NULL)
-		return NULL;
-	while (*a == ' ' || *a == '\t')
-		a++;
-	if (strncasecmp(a, "Bearer", 6) != 0 || (a[6] != ' ' && a[6] != '\t'))
-		return NULL;
-	a += 6;
-	while (*a == ' ' || *a == '\t')
-		a++;
-	return *a != '\0' ? a : NULL;
-}
-
-/* ---- body checks --------------------------------------------------------- */
-
-/* "application/json" with optional parameters; a charset, if given, must be UTF-8. */
-static int http_is_json_type(const char *ct)
-{
-	const char *p;
-
-	if (ct == NULL)
-		return 0;
-	while (*ct == ' ' || *ct == '\t')
-		ct++;
-	if (strncasecmp(ct, http_json, sizeof(http_json) - 1) != 0)
-		return 0;
-	p = ct + sizeof(http_json) - 1;
-	while (*p == ' ' || *p == '\t')
-		p++;
-	if (*p == '\0')
-		return 1;
-	if (*p != ';')
-		return 0;
-	while (*p == ';') {
-		const char *name, *end;
-		size_t n;
-
-		p++;
-		while (*p == ' ' || *p == '\t')
-			p++;
-		name = p;
-		end = p + strcspn(p, ";");
-		if (strncasecmp(name, "charset=", 8) == 0) {
-			const char *v = name + 8;
-
-			n = (size_t)(end - v);
-			while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
-				n--;
-			if (n >= 2 && v[0] == '"' && v[n - 1] == '"') {
-				v++;
-				n -= 2;
-			}
-			if (!((n == 5 && strncasecmp(v, "utf-8", 5) == 0) ||
-			      (n == 4 && strncasecmp(v, "utf8", 4) == 0)))
-				return 0;
-		}
-		p = end;
-	}
-	return 1;
-}
-
-int http_parse_json_body(const char *content_type, const char *body, size_t len, size_t max_body,
-                         json_t **out, struct err *e)
-{
-	json_error_t jerr;
-	json_t *j;
-
-	*out = NULL;
-	if (len == 0)
-		return 0;
-	if (len > max_body)
-		return err_set(e, ERR_TOOBIG, "body_too_large",
-		               "The body exceeds the limit of %zu bytes.", max_body);
-	if (!http_is_json_type(content_type))
-		return err_set(e, ERR_MEDIA, "unsupported_media_type",
-		               "A body must be sent as application/json (UTF-8).");
-	j = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
-	if (j == NULL) {
-		if (json_error_code(&jerr) == json_error_invalid_utf8)
-			return err_set(e, ERR_INPUT, "bad_json",
-			               "The body is not valid UTF-8: %s at line %d, column %d.",
-			               jerr.text, jerr.line, jerr.column);
-		return err_set(e, ERR_INPUT, "bad_json",
-		               "The body is not valid JSON: %s at line %d, column %d (byte %d).",
-		               jerr.text, jerr.line, jerr.column, jerr.position);
-	}
-	if (!json_is_object(j)) {
-		json_decref(j);
-		return err_set(e, ERR_INPUT, "bad_request", "The body must be a JSON object.");
-	}
-	*out = j;
-	return 0;
 }
 
 /* ---- answering ----------------------------------------------------------- */
@@ -482,7 +192,7 @@ static void http_health(struct http_server *srv, struct http_response *resp)
 		                e.msg[0] ? e.msg : "The service is unavailable.");
 		return;
 	}
-	http_reply_text(resp, 200, http_json, strdup("{\"status\":\"ok\"}"), 15);
+	http_reply_text(resp, 200, HTTP_JSON, strdup("{\"status\":\"ok\"}"), 15);
 }
 
 static void http_metrics(struct http_server *srv, struct http_response *resp)
@@ -706,8 +416,8 @@ struct http_conn {
 	size_t uri_len;
 };
 
-static void http_on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
-                               enum MHD_ConnectionNotificationCode toe)
+void http_on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                        enum MHD_ConnectionNotificationCode toe)
 {
 	(void)cls;
 	(void)conn;
@@ -729,7 +439,7 @@ static struct http_conn *http_conn_of(struct MHD_Connection *conn)
 
 /* Before libmicrohttpd decodes the target: the gate's verdict becomes the request's
  * initial *con_cls (NULL, or the refusal to answer on the first call). */
-static void *http_on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+void *http_on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
 	struct http_conn *hc = http_conn_of(conn);
 	enum http_gate_verdict v;
@@ -927,10 +637,9 @@ static enum MHD_Result http_body_done(struct http_server *srv, struct MHD_Connec
 	return http_answer(srv, conn, ctx, url, method);
 }
 
-static enum MHD_Result http_on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                       const char *method, const char *version,
-                                       const char *upload_data, size_t *upload_data_size,
-                                       void **con_cls)
+enum MHD_Result http_on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                const char *method, const char *version, const char *upload_data,
+                                size_t *upload_data_size, void **con_cls)
 {
 	struct http_server *srv = cls;
 	void *state = *con_cls;
@@ -954,8 +663,8 @@ static enum MHD_Result http_on_request(void *cls, struct MHD_Connection *conn, c
 	return http_body_done(srv, conn, state, url, method);
 }
 
-static void http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-                              enum MHD_RequestTerminationCode toe)
+void http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                       enum MHD_RequestTerminationCode toe)
 {
 	struct http_ctx *ctx = *con_cls;
 
@@ -968,8 +677,7 @@ static void http_on_completed(void *cls, struct MHD_Connection *conn, void **con
 	*con_cls = NULL;
 }
 
-__attribute__((format(printf, 2, 0))) static void http_mhd_log(void *cls, const char *fmt,
-                                                               va_list ap)
+void http_mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char line[512];
 	size_t n;
@@ -979,200 +687,4 @@ __attribute__((format(printf, 2, 0))) static void http_mhd_log(void *cls, const 
 	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 		line[--n] = '\0';
 	log_warn(NULL, "microhttpd: %s", line);
-}
-
-/* ---- server lifecycle ---------------------------------------------------- */
-
-static int http_read_pem(const char *path, char **out, size_t *outlen, struct err *e)
-{
-	FILE *f = fopen(path, "r");
-	char *buf = NULL;
-	size_t len;
-
-	if (f == NULL) {
-		err_set(e, ERR_INPUT, "tls_file", "Cannot open %s: %s", path, strerror(errno));
-		return -1;
-	}
-	buf = malloc(HTTP_PEM_MAX + 1);
-	if (buf == NULL) {
-		err_set(e, ERR_INTERNAL, "no_memory", "out of memory");
-		goto fail;
-	}
-	len = fread(buf, 1, HTTP_PEM_MAX + 1, f);
-	if (ferror(f) || len == 0 || len > HTTP_PEM_MAX) {
-		err_set(e, ERR_INPUT, "tls_file", "%s: unreadable, empty or too large", path);
-		goto fail;
-	}
-	buf[len] = '\0';
-	fclose(f);
-	*out = buf;
-	*outlen = len;
-	return 0;
-fail:
-	if (buf != NULL)
-		OPENSSL_cleanse(buf, HTTP_PEM_MAX + 1);
-	free(buf);
-	fclose(f);
-	return -1;
-}
-
-static int http_load_tls(struct http_server *srv, const struct http_config *cfg, struct err *e)
-{
-	size_t len;
-
-	if (cfg->tls_cert_file == NULL && cfg->tls_key_file == NULL) {
-		if (cfg->allow_plain_http)
-			return 0;
-		return err_set(e, ERR_INPUT, "tls_required",
-		               "A TLS certificate and key are required (plain HTTP is not "
-		               "allowed).");
-	}
-	if (cfg->tls_cert_file == NULL || cfg->tls_key_file == NULL)
-		return err_set(e, ERR_INPUT, "tls_required",
-		               "Both the TLS certificate and the TLS key must be set.");
-	if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
-		return err_set(e, ERR_INTERNAL, "tls_unsupported",
-		               "libmicrohttpd was built without TLS support.");
-	if (http_read_pem(cfg->tls_cert_file, &srv->tls_cert, &len, e) < 0)
-		return -1;
-	return http_read_pem(cfg->tls_key_file, &srv->tls_key, &srv->tls_key_len, e);
-}
-
-static int http_parse_addr(const char *addr, int port, struct sockaddr_storage *ss, unsigned *flags,
-                           struct err *e)
-{
-	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-
-	memset(ss, 0, sizeof(*ss));
-	if (port < 0 || port > 65535)
-		return err_set(e, ERR_INPUT, "bad_listen", "Port %d is out of range.", port);
-	if (inet_pton(AF_INET, addr, &sin->sin_addr) == 1) {
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons((uint16_t)port);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, addr, &sin6->sin6_addr) == 1) {
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons((uint16_t)port);
-		/* "::" takes IPv4 clients too */
-		*flags |=
-		    IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr) ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
-		return 0;
-	}
-	return err_set(e, ERR_INPUT, "bad_listen", "\"%s\" is not an IPv4 or IPv6 address.", addr);
-}
-
-#define HTTP_CONN_MEMORY (16 * 1024)
-
-struct http_server *http_server_start(const struct http_config *cfg, struct err *e)
-{
-	struct http_server *srv = calloc(1, sizeof(*srv));
-	const char *addr = cfg->listen_addr != NULL ? cfg->listen_addr : "127.0.0.1";
-	struct sockaddr_storage ss;
-	struct MHD_OptionItem opts[16];
-	const union MHD_DaemonInfo *info;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
-	int n = 0;
-
-	if (srv == NULL) {
-		err_set(e, ERR_INTERNAL, "no_memory", "out of memory");
-		return NULL;
-	}
-	srv->cfg = *cfg;
-	srv->cfg.listen_addr = NULL; /* not kept: the caller's string */
-	if (cfg->dispatch == NULL) {
-		err_set(e, ERR_INTERNAL, "bad_config", "http: no dispatch function");
-		goto fail;
-	}
-	if (http_parse_addr(addr, cfg->port, &ss, &flags, e) < 0 || http_load_tls(srv, cfg, e) < 0)
-		goto fail;
-	srv->metrics = metrics_new();
-	if (srv->metrics == NULL ||
-	    (cfg->rate_per_sec > 0 && (srv->rl = ratelimit_new(cfg->rate_per_sec, cfg->rate_burst,
-	                                                       HTTP_RL_ENTRIES)) == NULL)) {
-		err_set(e, ERR_INTERNAL, "no_memory", "out of memory");
-		goto fail;
-	}
-	flags |=
-	    MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_POLL;
-	if (srv->tls_cert != NULL)
-		flags |= MHD_USE_TLS;
-		/* No MHD_USE_TURBO: with it, libmicrohttpd 0.9.75 never times out a TLS connection
-		 * that has not finished its handshake (measured: a silent TCP connection stayed
-		 * open indefinitely), which is the first-request deadline that keeps one client
-		 * from holding the daemon.  Turbo only saved a shutdown() per close and an fcntl
-		 * per accept. */
-
-#define HTTP_OPT(o, v, p) (opts[n++] = (struct MHD_OptionItem){(o), (intptr_t)(v), (p)})
-	HTTP_OPT(MHD_OPTION_SOCK_ADDR, 0, &ss);
-	HTTP_OPT(MHD_OPTION_NOTIFY_COMPLETED, http_on_completed, srv);
-	if (cfg->max_connections > 0)
-		HTTP_OPT(MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections, NULL);
-	HTTP_OPT(MHD_OPTION_NOTIFY_CONNECTION, http_on_connection, srv);
-	HTTP_OPT(MHD_OPTION_URI_LOG_CALLBACK, http_on_uri, srv);
-	if (cfg->max_connections_per_ip > 0)
-		HTTP_OPT(MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_connections_per_ip, NULL);
-	/* A new connection has request_timeout until its first request is in; see
-	 * http_lift_deadline(). */
-	if (cfg->request_timeout > 0)
-		HTTP_OPT(MHD_OPTION_CONNECTION_TIMEOUT, cfg->request_timeout, NULL);
-	else if (cfg->conn_timeout > 0)
-		HTTP_OPT(MHD_OPTION_CONNECTION_TIMEOUT, cfg->conn_timeout, NULL);
-	if (cfg->threads > 1)
-		HTTP_OPT(MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, NULL);
-	/* Every request resets (and zeroes) its connection's pool: keep it no larger than a
-	 * request's headers need, bodies are copied out as they arrive. */
-	HTTP_OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY, NULL);
-	if (srv->tls_cert != NULL) {
-		HTTP_OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, srv->tls_cert);
-		HTTP_OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls_key);
-	}
-	HTTP_OPT(MHD_OPTION_END, 0, NULL);
-#undef HTTP_OPT
-
-	/* The logger goes first in the argument list, ahead of the array, so that it catches
-	 * what the other options say. */
-	srv->daemon = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, http_on_request, srv,
-	                               MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, srv,
-	                               MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
-	if (srv->daemon == NULL) {
-		err_set(e, ERR_TEMP, "listen_failed",
-		        "Cannot serve on %s port %d (address in use, or a bad TLS certificate or "
-		        "key; see the microhttpd lines above).",
-		        addr, cfg->port);
-		goto fail;
-	}
-	info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
-	srv->port = info != NULL ? info->port : cfg->port;
-	log_info(NULL,
-	         "http: listening on %s port %d (%s, %d threads, %d connections, %d per address, "
-	         "first request within %ds, idle %ds)",
-	         addr, srv->port, srv->tls_cert != NULL ? "https" : "plain http",
-	         cfg->threads > 1 ? cfg->threads : 1, cfg->max_connections,
-	         cfg->max_connections_per_ip, cfg->request_timeout, cfg->conn_timeout);
-	return srv;
-fail:
-	http_server_stop(srv);
-	return NULL;
-}
-
-int http_server_port(const struct http_server *srv)
-{
-	return srv != NULL ? srv->port : -1;
-}
-
-void http_server_stop(struct http_server *srv)
-{
-	if (srv == NULL)
-		return;
-	if (srv->daemon != NULL)
-		MHD_stop_daemon(srv->daemon);
-	ratelimit_free(srv->rl);
-	metrics_free(srv->metrics);
-	if (srv->tls_key != NULL)
-		OPENSSL_cleanse(srv->tls_key, srv->tls_key_len);
-	free(srv->tls_key);
-	free(srv->tls_cert);
-	free(srv);
 }

@@ -6,6 +6,7 @@
  */
 #include "mail/arf.h"
 #include "pki/cert.h"
+#include "pki/name.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>

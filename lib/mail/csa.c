@@ -13,7 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "pki/cert.h"
+#include "pki/name.h"
 
 const char *csa_status_name(enum csa_status s)
 {

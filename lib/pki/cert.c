@@ -6,6 +6,7 @@
  * callers have checked them: a certificate is forever, a check is cheap.
  */
 #include "pki/cert.h"
+#include "pki/name.h"
 #include "pki/cert_priv.h"
 
 #include <ctype.h>

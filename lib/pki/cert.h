@@ -70,30 +70,4 @@ char *cert_serial_hex(X509 *cert);
 time_t cert_not_before(X509 *cert);
 time_t cert_not_after(X509 *cert);
 
-/* PKCS#10 requests: proof of possession. */
-X509_REQ *csr_from_pem(const char *pem, size_t len, struct err *e);
-/* Signature verifies with the request's own key, and the key is an allowed algorithm. */
-int csr_verify(X509_REQ *req, struct err *e);
-/* The single name the request asks for: an rfc822Name/dNSName SAN, else the subject
- * emailAddress (user) or CN (server).  Returns a malloc'd lowercase string. */
-char *csr_requested_name(X509_REQ *req, enum cert_kind kind, struct err *e);
-/* A new key made locally, written 0600, and a CSR for name: what `anchorctl key new` does. */
-X509_REQ *csr_make(EVP_PKEY *key, enum cert_kind kind, const char *name, struct err *e);
-char *csr_to_pem(X509_REQ *req, struct err *e);
-
-/* Name checks used everywhere input names arrive. */
-/* A lowercase LDH host name in A-label form, 1..253 octets, labels 1..63. */
-int name_check_domain(const char *name, struct err *e);
-/*
- * A domain name as somebody else wrote it (an SMTP client, a query argument) in the
- * form name_check_domain accepts: ASCII letters lowercased, one trailing dot removed,
- * then checked.  Reads at most size - 1 octets' worth: a longer name is refused, never
- * cut.  out is "" on failure.
- */
-int name_canon_domain(const char *in, char *out, size_t size, struct err *e);
-/* local@domain with a dot-atom local part (RFC 5321), domain as above; <= 254 octets. */
-int name_check_address(const char *addr, struct err *e);
-/* True when host equals domain or is a subdomain of it. */
-int name_in_domain(const char *host, const char *domain);
-
 #endif

@@ -6,6 +6,7 @@
  * part of the set is wrong, so that the operator can fix it without guessing.
  */
 #include "pki/cert.h"
+#include "pki/name.h"
 #include "pki/cert_priv.h"
 
 #include <ctype.h>

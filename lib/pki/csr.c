@@ -1,12 +1,14 @@
 /*
  * csr.c - PKCS#10 requests: parsing, proof of possession, the name asked
- * for, and making one locally; see cert.h.
+ * for, and making one locally; see csr.h.
  *
  * A request is untrusted input from the network: every accessor here copes
  * with requests that lie about their contents or are malformed halfway.
  */
+#include "pki/csr.h"
 #include "pki/cert.h"
 #include "pki/cert_priv.h"
+#include "pki/name.h"
 
 #include <ctype.h>
 #include <stdlib.h>

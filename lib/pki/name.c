@@ -1,5 +1,5 @@
 /*
- * name.c - the name checks used wherever a domain or address arrives; see cert.h.
+ * name.c - the name checks used wherever a domain or address arrives; see name.h.
  *
  * The checks are deliberately narrower than DNS and RFC 5322 allow: lowercase
  * LDH labels in A-label form and dot-atom local parts, the names a certificate
@@ -7,7 +7,7 @@
  * before checking; uppercase here means somebody forgot.
  */
 #include "core/text.h"
-#include "pki/cert.h"
+#include "pki/name.h"
 
 #include <ctype.h>
 #include <stdio.h>

@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "pki/cert.h"
+#include "pki/name.h"
 #include "mail/csa.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "pki/cert.h"
+#include "pki/csr.h"
 #include "pki/crypto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

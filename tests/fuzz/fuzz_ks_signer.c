@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pki/cert.h"
+#include "pki/name.h"
 #include "ks_signer_proto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "pki/cert.h"
+#include "pki/name.h"
 #include "mail/dkim.h"
 #include "relay.h"
 

@@ -14,6 +14,8 @@
 #include <openssl/x509v3.h>
 
 #include "pki/cert.h"
+#include "pki/csr.h"
+#include "pki/name.h"
 #include "pki/crypto.h"
 
 /* Two complete domain hierarchies, made once for the whole group. */

@@ -1,0 +1,52 @@
+/*
+ * dns_resolver_priv.h - the resolver's state and what its two files share:
+ * dns_resolve.c (setup, queries, CNAME chasing) and dns_dnssec.c (validation
+ * and the cache of validated keys).  Nothing outside them includes this.
+ */
+#ifndef ANCHOR_DNS_RESOLVER_PRIV_H
+#define ANCHOR_DNS_RESOLVER_PRIV_H
+
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <ldns/ldns.h>
+
+#include "core/err.h"
+#include "dns/dns.h"
+
+#define KEYCACHE_MAX 16
+#define KEYCACHE_TTL_MAX 300
+#define CHAIN_DEPTH_MAX 6
+
+struct keycache_entry {
+	ldns_rdf *zone;
+	ldns_rr_list *keys; /* validated DNSKEY RRset */
+	time_t expires;
+};
+
+struct dns_resolver {
+	int use_system; /* nameserver from /etc/resolv.conf */
+	char addr[INET6_ADDRSTRLEN];
+	uint16_t port;
+	int timeout_ms;
+	ldns_rr_list *anchors; /* DS / DNSKEY, NULL without a trust anchor */
+	pthread_mutex_t lock;  /* keycache */
+	struct keycache_entry cache[KEYCACHE_MAX];
+	int ncache;
+	atomic_uint queries;
+};
+
+/* One query to the configured server (CD set when validating); counted in queries. */
+int dns_send_query(struct dns_resolver *r, const ldns_rdf *name, ldns_rr_type type, ldns_pkt **pkt,
+                   struct err *e);
+/* Validate every RRset of the answer section (dns_dnssec.c). */
+enum dns_sec dns_validate_answer(struct dns_resolver *r, const ldns_pkt *pkt, char *why,
+                                 size_t wsize);
+/* A negative answer under an anchor must come with signed NSEC/NSEC3 proof (dns_dnssec.c). */
+enum dns_sec dns_validate_denial(struct dns_resolver *r, const ldns_pkt *pkt,
+                                 const struct dns_answer *a, char *why, size_t wsize);
+
+#endif
