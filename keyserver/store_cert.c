@@ -350,10 +350,13 @@ int ks_store_cert_insert(struct db *db, const struct ks_cert_new *c, struct err 
 	snprintf(na, sizeof(na), "%lld", c->not_after);
 	return db_run(
 	    db,
+	    /* issued_at is the time of the insert, taken under the domain's lock, not the
+	     * transaction's start (now()): two enrollments of one name that wait for each
+	     * other are then ordered in history as they superseded each other */
 	    "INSERT INTO certificates (key_id, domain_id, kind, purpose, name, algorithm,"
-	    " fingerprint, serial, pem, not_before, not_after, revocation_secret_hash)"
+	    " fingerprint, serial, pem, not_before, not_after, revocation_secret_hash, issued_at)"
 	    " VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, to_timestamp($10::bigint),"
-	    " to_timestamp($11::bigint), $12)",
+	    " to_timestamp($11::bigint), $12, clock_timestamp())",
 	    12, params, e);
 }
 
