@@ -23,6 +23,7 @@
 #include <openssl/x509.h>
 
 #include "dns/dns.h"
+#include "dns/discover_verify.h"
 #include "http/https_client.h"
 #include "core/err.h"
 
@@ -110,13 +111,5 @@ json_t *discover_result_json(const struct discover_result *r);
 /* Drop every cached result. */
 void discover_cache_flush(struct discover_ctx *ctx);
 
-/*
- * Check a served domain object against the pins: root pin in pins, issuer
- * chained to root, domain name equal.  Fills root/issuer/root_pin of *r.
- * Errors: object_invalid, domain_mismatch, pin_mismatch, issuer_invalid.
- */
-int discover_verify_object(const char *domain, json_t *object, const char pins[][CRYPTO_PIN_MAX],
-                           int npins, X509 **root, X509 **issuer, char root_pin[CRYPTO_PIN_MAX],
-                           struct err *e);
 
 #endif

@@ -6,7 +6,7 @@
  * The object came over the network from a server DNS named; nothing in it is
  * believed before this check passes.
  */
-#include "dns/discover.h"
+#include "dns/discover_verify.h"
 
 #include <string.h>
 #include <strings.h>

@@ -31,6 +31,7 @@
 #include <time.h>
 
 #include "core/err.h"
+#include "mail/arf_date.h"
 
 #define ARF_MAX_MESSAGE (4 * 1024 * 1024)
 #define ARF_MAX_LIST 8
@@ -72,8 +73,6 @@ int arf_feedback_parse(const char *msg, size_t len, struct arf_feedback *out, st
  * "not-spam", "auth-fail"); NULL for a type this code does not know. */
 const char *arf_category_name(const char *feedback_type);
 
-/* An RFC 5322 date-time (obsolete zone names accepted) -> seconds since the epoch. */
-int arf_date_parse(const char *text, time_t *out);
 
 /* What an ARF message says, as the members of a report (PROTOCOL.md §11.3). */
 struct arf_report {

@@ -2,7 +2,7 @@
  * arf_date.c - RFC 5322 date-time (§3.3, obsolete zone names of §4.3 accepted) ->
  * seconds since the epoch: ARF's Arrival-Date and a report's own Date (arf.h).
  */
-#include "mail/arf.h"
+#include "mail/arf_date.h"
 
 #include <ctype.h>
 #include <string.h>
