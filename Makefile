@@ -2,7 +2,7 @@
 #
 #   make            build the programs (build/release)
 #   make run        install what is missing, build, start the local stack
-#   make check      install what is missing, build with -Werror and
+#   make check      install what is missing, check the formatting, build with -Werror and
 #                   ASan/UBSan (build/check), run unit, fuzz and integration tests
 #   make lint       cppcheck and clang-tidy
 #   make lint-structure  include circles and file/function sizes (tests/lint/)
@@ -118,6 +118,7 @@ stop:
 
 # check: everything, under sanitizers and -Werror.
 check: deps
+	@$(MAKE) --no-print-directory format-check
 	@$(MAKE) --no-print-directory BUILD=build/check SAN=1 check-build
 	@$(MAKE) --no-print-directory BUILD=build/check SAN=1 unit
 	@$(MAKE) --no-print-directory fuzz
