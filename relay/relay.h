@@ -12,11 +12,14 @@
  *   main.c        arguments, settings, forking the signer, the loop, signals
  *   settings.c    the one table of parameters and their checks
  *   pool.c        worker threads whose results come back to the loop
- *   server.c      listeners, connections, STARTTLS, per-address limits:
- *                 bytes <-> lib/smtp_session
+ *   server.c      listeners, accepting within the limits, the TLS context
+ *   conn.c        one connection's lifetime (references), bytes <->
+ *                 lib/mail/smtp_session, STARTTLS, replies, its envelope
+ *   auth.c        SMTP AUTH on the submission side: the users table, the check
  *   inbound.c     the inbound pipeline: reputation at connect/HELO, local
  *                 recipients, verify -> tier -> headers -> queue
  *   outbound.c    the outbound pipeline: sign -> queue
+ *   txn.c         trace fields; queueing a message, answered once durable
  *   scheduler.c   due recipients -> deliveries -> queue_mark, bounces
  *   deliver.c     the SMTP/LMTP client (blocking, run on a worker)
  *   route.c       where an outbound recipient goes (lib/resolve, MX fallback)
