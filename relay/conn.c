@@ -348,7 +348,8 @@ static void conn_start_tls(struct relayd_conn *c)
 	struct bufferevent *tls;
 
 	conn_flush(c);
-	evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
+	evbuffer_drain(bufferevent_get_input(c->bev),
+	               evbuffer_get_length(bufferevent_get_input(c->bev)));
 	if (ssl == NULL) {
 		log_err(NULL, "conn %lu: cannot create a TLS session", c->id);
 		conn_kill(c);
@@ -382,8 +383,8 @@ void relayd_conn_decide(struct relayd_conn *c, const struct smtp_reply *r)
 
 /* The listener has accepted fd: a session with that side's callbacks (it stays here so
  * that this file needs neither pipeline). */
-struct relayd_conn *relayd_conn_new(struct relayd *d, enum relayd_side side, int fd,
-                                    const char *ip, const struct smtp_callbacks *callbacks)
+struct relayd_conn *relayd_conn_new(struct relayd *d, enum relayd_side side, int fd, const char *ip,
+                                    const struct smtp_callbacks *callbacks)
 {
 	struct relayd_conn *c = calloc(1, sizeof(*c));
 	struct smtp_config cfg = {0};
