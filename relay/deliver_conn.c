@@ -106,7 +106,8 @@ static int ssl_retry(struct relay_dconn *c, int ret, int64_t deadline, const cha
 	}
 	code = ERR_get_error();
 	if (code != 0)
-		relay_dconn_fail(c, "TLS error %s %s: %s", doing, c->peer, ERR_reason_error_string(code));
+		relay_dconn_fail(c, "TLS error %s %s: %s", doing, c->peer,
+		                 ERR_reason_error_string(code));
 	else if (err == SSL_ERROR_SYSCALL && errno != 0)
 		relay_dconn_fail(c, "%s %s: %s", doing, c->peer, strerror(errno));
 	else
@@ -136,7 +137,8 @@ int relay_dconn_write(struct relay_dconn *c, const char *buf, size_t len, int se
 				if (errno == EINTR)
 					continue;
 				if (errno != EAGAIN && errno != EWOULDBLOCK) {
-					relay_dconn_fail(c, "writing to %s: %s", c->peer, strerror(errno));
+					relay_dconn_fail(c, "writing to %s: %s", c->peer,
+					                 strerror(errno));
 					return RELAY_IO_FAIL;
 				}
 				if (conn_wait(c, POLLOUT, deadline, "writing to") < 0)
@@ -200,7 +202,8 @@ int relay_dconn_read_reply(struct relay_dconn *c, int seconds, struct relay_smtp
 		int rc;
 		if (lf == NULL) {
 			if (c->inlen + 1 >= RELAY_REPLY_LINE_MAX) {
-				relay_dconn_fail(c, "%s sent a malformed reply: over-long line", c->peer);
+				relay_dconn_fail(c, "%s sent a malformed reply: over-long line",
+				                 c->peer);
 				return RELAY_IO_FAIL;
 			}
 			if (conn_read_more(c, deadline) < 0)
@@ -252,7 +255,8 @@ void relay_dconn_close(struct relay_dconn *c)
 
 /* ------------------------------------------------------------------ connecting */
 
-static int connect_wait(struct relay_dconn *c, const struct sockaddr *sa, socklen_t salen, int seconds)
+static int connect_wait(struct relay_dconn *c, const struct sockaddr *sa, socklen_t salen,
+                        int seconds)
 {
 	int soerr = 0;
 	socklen_t len = sizeof(soerr);
@@ -306,7 +310,7 @@ int relay_dconn_tcp(struct relay_dconn *c, const char *host, uint16_t port, int 
 	rc = getaddrinfo(host, service, &hints, &res);
 	if (rc != 0) {
 		relay_dconn_fail(c, "cannot resolve %s: %s", host,
-		          rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+		                 rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
 		return RELAY_IO_FAIL;
 	}
 	rc = RELAY_IO_FAIL;
@@ -444,4 +448,3 @@ int relay_dconn_tls(struct relay_dconn *c, const struct relay_hop *hop, int seco
 	}
 	return RELAY_IO_OK;
 }
-

@@ -23,7 +23,8 @@
  * A private key from a file only its owner may read.  nofollow: refuse a
  * symbolic link (users' files); the operator's configured paths may be links.
  */
-EVP_PKEY *relay_signer_key_read(int dirfd, const char *path, int nofollow, struct stat *st, struct err *e)
+EVP_PKEY *relay_signer_key_read(int dirfd, const char *path, int nofollow, struct stat *st,
+                                struct err *e)
 {
 	int fd = openat(dirfd, path,
 	                O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | (nofollow ? O_NOFOLLOW : 0));
