@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "mail/header.h"
 #include "relayd.h"
 
 /* ------------------------------------------------------------------ reputation */
@@ -273,79 +274,46 @@ static void in_reset(void *ctx, struct smtp_session *s)
 /* ------------------------------------------------------------------ the message */
 
 
-/* The end of the header section (just past the blank line), or len. */
-static size_t header_end(const char *m, size_t len)
+/* An Authentication-Results field that claims to be ours (RFC 8601 §5: remove it).
+ * end: just past the field's line end. */
+static int forged_authres(const struct mail_field *f, const char *end, const char *authserv)
 {
-	size_t i;
-
-	for (i = 0; i + 1 < len; i++)
-		if (m[i] == '\n' && (m[i + 1] == '\n' || (m[i + 1] == '\r' && i + 2 < len &&
-		                                           m[i + 2] == '\n')))
-			return i + 1;
-	return len;
-}
-
-static int field_named(const char *f, size_t flen, const char *name)
-{
-	size_t n = strlen(name);
-
-	if (flen <= n || strncasecmp(f, name, n) != 0)
-		return 0;
-	f += n;
-	flen -= n;
-	while (flen > 0 && (*f == ' ' || *f == '\t')) {
-		f++;
-		flen--;
-	}
-	return flen > 0 && *f == ':';
-}
-
-/* An Authentication-Results field that claims to be ours (RFC 8601 §5: remove it). */
-static int forged_authres(const char *f, size_t flen, const char *authserv)
-{
-	const char *p = memchr(f, ':', flen);
+	const char *p = f->value;
 	size_t n = strlen(authserv);
 
-	if (!field_named(f, flen, "Authentication-Results") || p == NULL)
+	if (!mail_field_is(f, "Authentication-Results"))
 		return 0;
-	p++;
-	while (p < f + flen && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
 		p++;
-	return (size_t)(f + flen - p) >= n && strncasecmp(p, authserv, n) == 0 &&
-	       (p + n == f + flen || p[n] == ';' || p[n] == ' ' || p[n] == '\t' || p[n] == '\r');
+	return (size_t)(end - p) >= n && strncasecmp(p, authserv, n) == 0 &&
+	       (p + n == end || p[n] == ';' || p[n] == ' ' || p[n] == '\t' || p[n] == '\r');
 }
 
 /*
  * The message without the fields a sender may not set: our
- * Authentication-Results and our tier header.  malloc'd copy.
+ * Authentication-Results and our tier header.  malloc'd copy.  The fields are
+ * lib/mail/header's, the ones the verifier reads.
  */
 static char *strip_our_fields(const char *m, size_t len, const char *authserv, const char *tierh,
                               size_t *outlen)
 {
-	size_t hend = header_end(m, len), i = 0, o = 0;
+	struct mail_header h;
+	struct mail_field f;
+	size_t o = 0, start = 0;
 	char *out = malloc(len + 1);
 
 	if (out == NULL)
 		return NULL;
-	while (i < hend) {
-		size_t j = i;
-
-		/* one field: up to a line end not followed by WSP */
-		while (j < hend) {
-			const char *nl = memchr(m + j, '\n', hend - j);
-
-			j = nl ? (size_t)(nl - m) + 1 : hend;
-			if (j >= hend || (m[j] != ' ' && m[j] != '\t'))
-				break;
+	mail_header_init(&h, m, len);
+	while (mail_header_next(&h, &f) == 1) {
+		if (!forged_authres(&f, m + f.end, authserv) && !mail_field_is(&f, tierh)) {
+			memcpy(out + o, m + start, f.end - start);
+			o += f.end - start;
 		}
-		if (!forged_authres(m + i, j - i, authserv) && !field_named(m + i, j - i, tierh)) {
-			memcpy(out + o, m + i, j - i);
-			o += j - i;
-		}
-		i = j;
+		start = f.end;
 	}
-	memcpy(out + o, m + hend, len - hend);
-	o += len - hend;
+	memcpy(out + o, m + h.pos, len - h.pos);
+	o += len - h.pos;
 	out[o] = '\0';
 	*outlen = o;
 	return out;

@@ -280,10 +280,13 @@ int relay_auth_refusal(const struct relay_auth *a, struct relay_refusal *out);
  * the grammar has none, no mailbox; *out is then empty.
  */
 int relay_authors_parse(const char *value, size_t len, struct relay_authors *out, struct err *e);
-/* The authors of a split message: its one From field, parsed.  ERR_INPUT
- * "from_missing", "from_several", "from_unreadable", or "bad_field_name" (a field
- * name that is not printable ASCII: it may read as From elsewhere). */
-int relay_message_authors(const struct dkim_msg *m, struct relay_authors *out, struct err *e);
+/* The authors of a message (as dkim_msg_parse leaves it, m.buf: the fields the
+ * signatures cover): its one From field (lib/mail/header), parsed.  ERR_INPUT
+ * "from_missing", "from_several", "from_unreadable", "bad_header" (a malformed
+ * header line) or "bad_field_name" (a field name that is not printable ASCII: it
+ * may read as From elsewhere). */
+int relay_message_authors(const char *msg, size_t len, struct relay_authors *out,
+                          struct err *e);
 /* The address of the single author of msg, lowercase; -1 with addr "" when the
  * message has no such author (none, several, unreadable). */
 int relay_from_address(const char *msg, size_t len, char *addr, size_t size);
