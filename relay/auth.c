@@ -195,6 +195,25 @@ size_t relayd_users_count(const struct relayd_users *u)
 	return u ? u->n : 0;
 }
 
+int relayd_auth_start(struct relayd *d, struct err *e)
+{
+	if (d->s->submission_listen == NULL || *d->s->submission_listen == '\0' ||
+	    strcmp(d->s->submission_auth, "required") != 0)
+		return 0;
+	if ((d->users = relayd_users_load(d->s->submission_users, e)) == NULL)
+		return -1;
+	log_info(NULL, "submission: SMTP AUTH required, %zu users in %s",
+	         relayd_users_count(d->users), d->s->submission_users);
+	return 0;
+}
+
+void relayd_auth_stop(struct relayd *d)
+{
+	/* only the loop's thread reads the table (an AUTH check copies its hash) */
+	relayd_users_free(d->users);
+	d->users = NULL;
+}
+
 /* The file changed since it was read: read it again, keeping the old table if that fails. */
 static void users_refresh(struct relayd_users **up)
 {

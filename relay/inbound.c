@@ -17,6 +17,7 @@
 
 #include "core/log.h"
 #include "core/ttlcache.h"
+#include "mail/header.h"
 #include "relayd.h"
 
 /* ------------------------------------------------------------------ reputation */
@@ -272,79 +273,46 @@ static void in_reset(void *ctx, struct smtp_session *s)
 /* ------------------------------------------------------------------ the message */
 
 
-/* The end of the header section (just past the blank line), or len. */
-static size_t header_end(const char *m, size_t len)
+/* An Authentication-Results field that claims to be ours (RFC 8601 §5: remove it).
+ * end: just past the field's line end. */
+static int forged_authres(const struct mail_field *f, const char *end, const char *authserv)
 {
-	size_t i;
-
-	for (i = 0; i + 1 < len; i++)
-		if (m[i] == '\n' && (m[i + 1] == '\n' || (m[i + 1] == '\r' && i + 2 < len &&
-		                                           m[i + 2] == '\n')))
-			return i + 1;
-	return len;
-}
-
-static int field_named(const char *f, size_t flen, const char *name)
-{
-	size_t n = strlen(name);
-
-	if (flen <= n || strncasecmp(f, name, n) != 0)
-		return 0;
-	f += n;
-	flen -= n;
-	while (flen > 0 && (*f == ' ' || *f == '\t')) {
-		f++;
-		flen--;
-	}
-	return flen > 0 && *f == ':';
-}
-
-/* An Authentication-Results field that claims to be ours (RFC 8601 §5: remove it). */
-static int forged_authres(const char *f, size_t flen, const char *authserv)
-{
-	const char *p = memchr(f, ':', flen);
+	const char *p = f->value;
 	size_t n = strlen(authserv);
 
-	if (!field_named(f, flen, "Authentication-Results") || p == NULL)
+	if (!mail_field_is(f, "Authentication-Results"))
 		return 0;
-	p++;
-	while (p < f + flen && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
 		p++;
-	return (size_t)(f + flen - p) >= n && strncasecmp(p, authserv, n) == 0 &&
-	       (p + n == f + flen || p[n] == ';' || p[n] == ' ' || p[n] == '\t' || p[n] == '\r');
+	return (size_t)(end - p) >= n && strncasecmp(p, authserv, n) == 0 &&
+	       (p + n == end || p[n] == ';' || p[n] == ' ' || p[n] == '\t' || p[n] == '\r');
 }
 
 /*
  * The message without the fields a sender may not set: our
- * Authentication-Results and our tier header.  malloc'd copy.
+ * Authentication-Results and our tier header.  malloc'd copy.  The fields are
+ * lib/mail/header's, the ones the verifier reads.
  */
 static char *strip_our_fields(const char *m, size_t len, const char *authserv, const char *tierh,
                               size_t *outlen)
 {
-	size_t hend = header_end(m, len), i = 0, o = 0;
+	struct mail_header h;
+	struct mail_field f;
+	size_t o = 0, start = 0;
 	char *out = malloc(len + 1);
 
 	if (out == NULL)
 		return NULL;
-	while (i < hend) {
-		size_t j = i;
-
-		/* one field: up to a line end not followed by WSP */
-		while (j < hend) {
-			const char *nl = memchr(m + j, '\n', hend - j);
-
-			j = nl ? (size_t)(nl - m) + 1 : hend;
-			if (j >= hend || (m[j] != ' ' && m[j] != '\t'))
-				break;
+	mail_header_init(&h, m, len);
+	while (mail_header_next(&h, &f) == 1) {
+		if (!forged_authres(&f, m + f.end, authserv) && !mail_field_is(&f, tierh)) {
+			memcpy(out + o, m + start, f.end - start);
+			o += f.end - start;
 		}
-		if (!forged_authres(m + i, j - i, authserv) && !field_named(m + i, j - i, tierh)) {
-			memcpy(out + o, m + i, j - i);
-			o += j - i;
-		}
-		i = j;
+		start = f.end;
 	}
-	memcpy(out + o, m + hend, len - hend);
-	o += len - hend;
+	memcpy(out + o, m + h.pos, len - h.pos);
+	o += len - h.pos;
 	out[o] = '\0';
 	*outlen = o;
 	return out;
@@ -422,25 +390,111 @@ static int enforce_refuses(const struct relay_auth *a, struct smtp_reply *r)
 	return 1;
 }
 
+/* The message's recipients sorted by tier: one queued part per tier that has any. */
+struct tier_groups {
+	char **rcpts[3];
+	size_t nr[3];
+	char *heads[3]; /* the trace fields and that tier's header */
+};
+
+static void groups_free(struct tier_groups *g)
+{
+	for (size_t t = 0; t < 3; t++) {
+		for (size_t i = 0; g->rcpts[t] != NULL && i < g->nr[t]; i++)
+			free(g->rcpts[t][i]);
+		free(g->rcpts[t]);
+		free(g->heads[t]);
+	}
+}
+
+/* Each recipient into its tier (logged); -1 when out of memory. */
+static int groups_fill(struct relayd_conn *c, const struct relay_auth *a, const char *trace,
+                       const char *clean, size_t cleanlen, int have_rep,
+                       enum relay_rep_verdict sender_rep, struct tier_groups *g)
+{
+	const struct relay_settings *s = c->d->s;
+
+	for (size_t i = 0; i < 3; i++)
+		if ((g->rcpts[i] = calloc(c->nrcpt + 1, sizeof(char *))) == NULL)
+			return -1;
+	for (size_t i = 0; i < c->nrcpt; i++) {
+		struct tiered td;
+		size_t t;
+		char *r;
+
+		decide_tier(c->d, a, c->rcpts[i], clean, cleanlen, have_rep, sender_rep, &td);
+		t = (size_t)td.tier;
+		if ((r = tier_rcpt(s, c->rcpts[i], td.tier)) == NULL)
+			return -1;
+		g->rcpts[t][g->nr[t]++] = r;
+		if (g->heads[t] == NULL &&
+		    asprintf(&g->heads[t], "%s%s: %s (%s)\r\n", trace, s->tier_header,
+		             relay_tier_name(td.tier), td.why) < 0) {
+			g->heads[t] = NULL;
+			return -1;
+		}
+		log_info(NULL, "conn %lu: from=<%s> to=<%s> tier=%s (%s) %s", c->id, c->sender,
+		         c->rcpts[i], relay_tier_name(td.tier), td.why, a->why);
+	}
+	return 0;
+}
+
+/* Queue one part per tier; the commit answers the session (j->queued) or j->r is a 451. */
+static void groups_queue(struct relayd_msg_job *j, const struct tier_groups *g, const char *clean,
+                         size_t cleanlen)
+{
+	struct relayd_conn *c = j->c;
+	struct relayd_part parts[3];
+	size_t nparts = 0;
+	struct err e = {0};
+
+	for (size_t t = 0; t < 3; t++) {
+		if (g->nr[t] == 0)
+			continue;
+		parts[nparts].sender = c->sender;
+		parts[nparts].rcpts = (const char *const *)g->rcpts[t];
+		parts[nparts].nrcpt = g->nr[t];
+		parts[nparts].head = g->heads[t];
+		parts[nparts].body = clean;
+		parts[nparts].len = cleanlen;
+		nparts++;
+	}
+	if (relayd_queue_parts(c, c->d->qin, parts, nparts, &e) < 0) {
+		log_err(NULL, "conn %lu: %s", c->id, e.msg);
+		relayd_reply_set(&j->r, 451, "4.3.0", "Cannot queue the message now");
+		return;
+	}
+	j->queued = 1;
+}
+
+/* The sender's reputation, asked only for a verified author domain; 1 when it answered. */
+static int sender_reputation(struct relayd_conn *c, const struct relay_auth *a,
+                             struct relay_rep_answer *sender)
+{
+	struct err re = {0};
+
+	if (!a->domain_verified || !relay_rep_enabled(c->d->rep))
+		return 0;
+	return relay_rep_query(c->d->rep, c->ip, c->helo, a->from_domain, sender, &re) == 0;
+}
+
 static void data_work(void *arg)
 {
 	struct relayd_msg_job *j = arg;
 	struct relayd_conn *c = j->c;
-	struct relayd *d = c->d;
-	const struct relay_settings *s = d->s;
+	const struct relay_settings *s = c->d->s;
 	const char *authserv = s->authserv_id ? s->authserv_id : s->hostname;
 	struct relay_auth a = {0};
 	struct relay_rep_answer sender = {0};
+	struct tier_groups g;
 	struct err e = {0};
-	char *clean = NULL, *trace = NULL, *heads[3] = {NULL, NULL, NULL};
-	char **rcpts[3] = {NULL, NULL, NULL};
-	size_t nr[3] = {0, 0, 0}, cleanlen, i, t;
-	struct relayd_part parts[3];
-	size_t nparts = 0;
-	int have_rep = 0;
+	char *clean, *trace = NULL;
+	size_t cleanlen;
+	int have_rep;
 
+	memset(&g, 0, sizeof(g));
 	clean = strip_our_fields(j->msg, j->len, authserv, s->tier_header, &cleanlen);
-	if (clean == NULL || relay_verify_message(d->verifier, clean, cleanlen, &a, &e) < 0) {
+	if (clean == NULL || relay_verify_message(c->d->verifier, clean, cleanlen, &a, &e) < 0) {
 		log_info(NULL, "conn %lu: unreadable message: %s", c->id, clean ? e.msg : "nomem");
 		relayd_reply_set(&j->r, 550, "5.6.0", "Cannot parse the message: %s",
 		                 clean ? e.msg : "out of memory");
@@ -451,60 +505,14 @@ static void data_work(void *arg)
 		         j->r.code < 500 ? "deferred" : "refused", j->r.text, a.why);
 		goto out;
 	}
-	if (a.domain_verified && relay_rep_enabled(d->rep)) {
-		struct err re = {0};
-
-		have_rep = relay_rep_query(d->rep, c->ip, c->helo, a.from_domain, &sender, &re) == 0;
-	}
-	for (i = 0; i < 3; i++)
-		rcpts[i] = calloc(c->nrcpt + 1, sizeof(char *));
-	if ((trace = trace_fields(c, &a)) == NULL || !rcpts[0] || !rcpts[1] || !rcpts[2])
-		goto nomem;
-	for (i = 0; i < c->nrcpt; i++) {
-		struct tiered td;
-		char *r;
-
-		decide_tier(d, &a, c->rcpts[i], clean, cleanlen, have_rep, sender.verdict, &td);
-		t = (size_t)td.tier;
-		if ((r = tier_rcpt(s, c->rcpts[i], td.tier)) == NULL)
-			goto nomem;
-		rcpts[t][nr[t]++] = r;
-		if (heads[t] == NULL &&
-		    asprintf(&heads[t], "%s%s: %s (%s)\r\n", trace, s->tier_header,
-		             relay_tier_name(td.tier), td.why) < 0) {
-			heads[t] = NULL;
-			goto nomem;
-		}
-		log_info(NULL, "conn %lu: from=<%s> to=<%s> tier=%s (%s) %s", c->id, c->sender,
-		         c->rcpts[i], relay_tier_name(td.tier), td.why, a.why);
-	}
-	for (t = 0; t < 3; t++) {
-		if (nr[t] == 0)
-			continue;
-		parts[nparts].sender = c->sender;
-		parts[nparts].rcpts = (const char *const *)rcpts[t];
-		parts[nparts].nrcpt = nr[t];
-		parts[nparts].head = heads[t];
-		parts[nparts].body = clean;
-		parts[nparts].len = cleanlen;
-		nparts++;
-	}
-	if (relayd_queue_parts(c, d->qin, parts, nparts, &e) < 0) {
-		log_err(NULL, "conn %lu: %s", c->id, e.msg);
-		relayd_reply_set(&j->r, 451, "4.3.0", "Cannot queue the message now");
-		goto out;
-	}
-	j->queued = 1;
-	goto out;
-nomem:
-	relayd_reply_set(&j->r, 451, "4.3.0", "Out of memory, try again later");
+	have_rep = sender_reputation(c, &a, &sender);
+	if ((trace = trace_fields(c, &a)) == NULL ||
+	    groups_fill(c, &a, trace, clean, cleanlen, have_rep, sender.verdict, &g) < 0)
+		relayd_reply_set(&j->r, 451, "4.3.0", "Out of memory, try again later");
+	else
+		groups_queue(j, &g, clean, cleanlen);
 out:
-	for (t = 0; t < 3; t++) {
-		for (i = 0; rcpts[t] != NULL && i < nr[t]; i++)
-			free(rcpts[t][i]);
-		free(rcpts[t]);
-		free(heads[t]);
-	}
+	groups_free(&g);
 	free(trace);
 	free(clean);
 	relay_auth_clear(&a);

@@ -21,9 +21,9 @@
  *   - every mailbox is returned; how many are acceptable is the caller's
  *     rule (verify.c refuses more than one).
  *
- * The field itself is found with lib/dkim's header splitter, the one the
- * signatures are verified with, so that the field read here is the field
- * they cover.
+ * The field itself is found with lib/mail/header, the reader lib/dkim splits
+ * messages with (the same line ends, the same fields), so that the field read
+ * here is the field the signatures cover.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -34,6 +34,7 @@
 #include "core/text.h"
 #include "pki/name.h"
 #include "dns/dns.h"
+#include "mail/header.h"
 #include "relay.h"
 
 #define LOCAL_MAX 64  /* RFC 5321 §4.5.3.1.1 */
@@ -513,37 +514,39 @@ fail:
 
 /* RFC 5322 field names are printable ASCII: a name with anything else may read as
  * "From" to one program and not to another. */
-static int check_field_name(const struct dkim_hdr *h, struct err *e)
+static int check_field_name(const struct mail_field *f, struct err *e)
 {
 	char cb[8];
 
-	for (size_t i = 0; i < h->nlen; i++) {
-		unsigned char c = (unsigned char)h->name[i];
+	for (size_t i = 0; i < f->nlen; i++) {
+		unsigned char c = (unsigned char)f->name[i];
 
 		if (c <= 0x20 || c >= 0x7f)
 			return err_set(e, ERR_INPUT, "bad_field_name",
 			               "a header field name holds %s; RFC 5322 field names are "
 			               "printable ASCII",
-			               show(h->name[i], cb));
+			               show(f->name[i], cb));
 	}
 	return 0;
 }
 
-int relay_message_authors(const struct dkim_msg *m, struct relay_authors *out, struct err *e)
+int relay_message_authors(const char *msg, size_t len, struct relay_authors *out,
+                          struct err *e)
 {
-	const struct dkim_hdr *from = NULL;
-	const char *colon;
+	struct mail_header h;
+	struct mail_field f, from;
 	size_t count = 0;
 
 	memset(out, 0, sizeof(*out));
-	for (size_t j = 0; j < m->nhdrs; j++) {
-		const struct dkim_hdr *h = &m->hdrs[j];
-
-		if (check_field_name(h, e) < 0)
+	mail_header_init(&h, msg, len);
+	while (mail_header_next(&h, &f) == 1) {
+		if (f.bad != NULL)
+			return err_set(e, ERR_INPUT, "bad_header", "%s", f.bad);
+		if (check_field_name(&f, e) < 0)
 			return -1;
-		/* lib/dkim trims the blanks before the colon: "From :" (obs-from) is From */
-		if (h->nlen == 4 && strncasecmp(h->name, "From", 4) == 0) {
-			from = h;
+		/* the reader trims the blanks before the colon: "From :" (obs-from) is From */
+		if (mail_field_is(&f, "From")) {
+			from = f;
 			count++;
 		}
 	}
@@ -554,9 +557,7 @@ int relay_message_authors(const struct dkim_msg *m, struct relay_authors *out, s
 		return err_set(e, ERR_INPUT, "from_several",
 		               "the message has %zu From fields; RFC 5322 allows exactly one",
 		               count);
-	colon = memchr(from->raw, ':', from->rawlen);
-	return relay_authors_parse(colon + 1, from->rawlen - (size_t)(colon + 1 - from->raw), out,
-	                           e);
+	return relay_authors_parse(from.value, from.vlen, out, e);
 }
 
 const char *relay_addr_domain(const char *addr)
@@ -566,6 +567,8 @@ const char *relay_addr_domain(const char *addr)
 	return at != NULL ? at + 1 : "";
 }
 
+/* Read from the copy dkim_msg_parse makes (every line end CRLF), as the signer and the
+ * verifier read the message: a bare CR is a line end there, not a bad octet. */
 int relay_from_address(const char *msg, size_t len, char *addr, size_t size)
 {
 	struct relay_authors *au = NULL;
@@ -577,8 +580,9 @@ int relay_from_address(const char *msg, size_t len, char *addr, size_t size)
 		addr[0] = '\0';
 	if (msg == NULL || size == 0 || dkim_msg_parse(msg, len, &m, &e) < 0)
 		return -1;
-	if ((au = malloc(sizeof(*au))) != NULL && relay_message_authors(&m, au, &e) == 0 &&
-	    au->n == 1 && strlen(au->a[0].addr) < size) {
+	if ((au = malloc(sizeof(*au))) != NULL &&
+	    relay_message_authors(m.buf, m.len, au, &e) == 0 && au->n == 1 &&
+	    strlen(au->a[0].addr) < size) {
 		memcpy(addr, au->a[0].addr, strlen(au->a[0].addr) + 1);
 		rc = 0;
 	}

@@ -270,6 +270,7 @@ static void close_parts(struct relay_main *rm)
 
 	relay_control_stop(d->control);
 	relayd_listen_stop(d);
+	relayd_auth_stop(d);
 	relayd_scheduler_stop(d);
 	relayd_conns_close(d);
 	/* The workers finish what they hold (deliveries may wait for a bounce's commit),
@@ -326,7 +327,8 @@ static int run(struct relay_main *rm, struct err *e)
 		err_set(e, ERR_INTERNAL, "internal", "cannot create the event loop");
 		goto out;
 	}
-	if (watch_signals(rm, e) < 0 || open_parts(rm, e) < 0 || relayd_listen(d, e) < 0)
+	if (watch_signals(rm, e) < 0 || open_parts(rm, e) < 0 || relayd_auth_start(d, e) < 0 ||
+	    relayd_listen(d, e) < 0)
 		goto out;
 	if (d->s->control_listen != NULL && *d->s->control_listen != '\0' &&
 	    (d->control = relay_control_start(d->s, d->lists, d->rep, d->signer, e)) == NULL)

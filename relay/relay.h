@@ -12,17 +12,24 @@
  *   main.c        arguments, settings, forking the signer, the loop, signals
  *   settings.c    the one table of parameters and their checks
  *   pool.c        worker threads whose results come back to the loop
- *   server.c      listeners, connections, STARTTLS, per-address limits:
- *                 bytes <-> lib/smtp_session
+ *   server.c      listeners, accepting within the limits, the TLS context
+ *   conn.c        one connection's lifetime (references), bytes <->
+ *                 lib/mail/smtp_session, STARTTLS, replies, its envelope
+ *   auth.c        SMTP AUTH on the submission side: the users table, the check
  *   inbound.c     the inbound pipeline: reputation at connect/HELO, local
  *                 recipients, verify -> tier -> headers -> queue
  *   outbound.c    the outbound pipeline: sign -> queue
+ *   txn.c         trace fields; queueing a message, answered once durable
  *   scheduler.c   due recipients -> deliveries -> queue_mark, bounces
  *   deliver.c     the SMTP/LMTP client (blocking, run on a worker)
+ *   deliver_conn.c  its connection: deadlines, connecting, TLS and pins
  *   route.c       where an outbound recipient goes (lib/resolve, MX fallback)
  *   bounce.c      delivery status notifications (RFC 3464)
- *   signer.c      the signer process; signer_client.c its client
+ *   signer.c      the signer process; signer_client.c its client,
+ *                 signer_proto.c their wire format, signer_keyfile.c key files
  *   verify.c      DKIM verification with anchored and legacy keys
+ *   verify_net.c  the verifier's network: discovery, key servers, DNS TXT
+ *   author.c      what the signatures say of the authors; the refusal rule
  *   authres.c     Authentication-Results (RFC 8601) and the tier header
  *   tier.c        trusted / known / unknown
  *   lists.c       recipients' trust, block and subscription lists
@@ -242,6 +249,14 @@ int relay_verify_message(struct relay_verifier *v, const char *msg, size_t len,
                          struct relay_auth *out, struct err *e);
 void relay_auth_clear(struct relay_auth *a);
 
+/* author.c, for verify.c: the authors of a split message into a (from_error when
+ * they cannot be told); then, once a->sigs is filled, what the signatures say of
+ * each author domain, whether it publishes an anchor (asked through net), and
+ * a->why. */
+void relay_auth_authors(const struct dkim_msg *m, struct relay_auth *a);
+struct relay_verify_net;
+void relay_auth_conclude(struct relay_auth *a, const struct relay_verify_net *net);
+
 /* How a message must be answered after DATA, given its verdict. */
 struct relay_refusal {
 	int code;       /* 550 or 451 */
@@ -266,10 +281,13 @@ int relay_auth_refusal(const struct relay_auth *a, struct relay_refusal *out);
  * the grammar has none, no mailbox; *out is then empty.
  */
 int relay_authors_parse(const char *value, size_t len, struct relay_authors *out, struct err *e);
-/* The authors of a split message: its one From field, parsed.  ERR_INPUT
- * "from_missing", "from_several", "from_unreadable", or "bad_field_name" (a field
- * name that is not printable ASCII: it may read as From elsewhere). */
-int relay_message_authors(const struct dkim_msg *m, struct relay_authors *out, struct err *e);
+/* The authors of a message (as dkim_msg_parse leaves it, m.buf: the fields the
+ * signatures cover): its one From field (lib/mail/header), parsed.  ERR_INPUT
+ * "from_missing", "from_several", "from_unreadable", "bad_header" (a malformed
+ * header line) or "bad_field_name" (a field name that is not printable ASCII: it
+ * may read as From elsewhere). */
+int relay_message_authors(const char *msg, size_t len, struct relay_authors *out,
+                          struct err *e);
 /* The address of the single author of msg, lowercase; -1 with addr "" when the
  * message has no such author (none, several, unreadable). */
 int relay_from_address(const char *msg, size_t len, char *addr, size_t size);
@@ -296,6 +314,9 @@ struct relay_verify_net {
 	void *ctx;
 };
 void relay_verifier_set_net(struct relay_verifier *v, const struct relay_verify_net *net);
+/* The real network over dctx (verify_net.c). */
+struct discover_ctx;
+void relay_verify_net_real(struct relay_verify_net *net, struct discover_ctx *dctx);
 /* Forget every cached key (tests; a key rollover seen early). */
 void relay_verifier_flush(struct relay_verifier *v);
 

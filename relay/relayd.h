@@ -1,6 +1,6 @@
 /*
  * relayd.h - the relay daemon's own state, shared by main.c, server.c,
- * inbound.c, outbound.c and scheduler.c (the modules helpers wrote see only
+ * conn.c, inbound.c, outbound.c, txn.c, auth.c and scheduler.c (the modules helpers wrote see only
  * relay.h).  Everything here is touched on the event loop's thread only,
  * except what is marked.
  */
@@ -68,11 +68,9 @@ struct relayd {
 	struct relayd_stats st;
 };
 
-/* server.c */
+/* server.c: the listeners (inbound, submission), the limits at accept, the TLS context */
 int relayd_listen(struct relayd *d, struct err *e);
 void relayd_listen_stop(struct relayd *d);
-/* Drop every connection (at shutdown); ones a worker still uses go when it is done. */
-void relayd_conns_close(struct relayd *d);
 SSL_CTX *relayd_tls_server_ctx(const struct relay_settings *s, struct err *e);
 
 /*
@@ -103,22 +101,34 @@ struct relayd_conn {
 	unsigned long id; /* for the logs */
 };
 
+/* conn.c: a connection's lifetime, its I/O and its envelope */
+/* A session on an accepted socket with the given side's callbacks; NULL (fd closed) when
+ * out of memory.  The caller greets it. */
+struct relayd_conn *relayd_conn_new(struct relayd *d, enum relayd_side side, int fd,
+                                    const char *ip, const struct smtp_callbacks *callbacks);
 void relayd_conn_ref(struct relayd_conn *c);
 void relayd_conn_unref(struct relayd_conn *c);
+/* Drop every connection (at shutdown); ones a worker still uses go when it is done. */
+void relayd_conns_close(struct relayd *d);
+/* One more inbound connection from ip: -1 (nothing counted) when it is over
+ * max_connections_per_ip or out of memory.  The connection's end releases it. */
+int relayd_ip_claim(struct relayd *d, const char *ip);
+void relayd_ip_release(struct relayd *d, const char *ip);
 /* Greet (r NULL) or refuse an inbound client once its connect-time check is done. */
 void relayd_conn_greet(struct relayd_conn *c, const struct smtp_reply *r);
 /* Answer the session's pending decision and resume reading. */
 void relayd_conn_decide(struct relayd_conn *c, const struct smtp_reply *r);
 void relayd_reply_set(struct smtp_reply *r, int code, const char *status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* The connection's envelope (sender, recipients), emptied between transactions. */
+void relayd_txn_reset(struct relayd_conn *c);
+int relayd_txn_add_rcpt(struct relayd_conn *c, const char *rcpt);
 
 /* inbound.c / outbound.c: the callbacks of each side's sessions. */
 extern const struct smtp_callbacks relayd_inbound_callbacks;
 extern const struct smtp_callbacks relayd_submission_callbacks;
 /* Connect-time reputation check; greets when done. */
 void relayd_inbound_connected(struct relayd_conn *c);
-void relayd_txn_reset(struct relayd_conn *c);
-int relayd_txn_add_rcpt(struct relayd_conn *c, const char *rcpt);
 
 /*
  * Queue a message (a batch of one or more parts, each its own envelope) and
@@ -158,8 +168,11 @@ int relayd_msg_job_start(struct relayd_conn *c, const char *msg, size_t len, rel
  * auth.c: SMTP AUTH on the submission side (submission_auth = required).
  * The table of submission_users ("address:crypt-hash" lines, '#' comments) is
  * refused when group or others may access the file; it is re-read when the
- * file changes.  Loaded by relayd_listen(), freed by relayd_listen_stop().
+ * file changes.  Loaded into d->users by relayd_auth_start() (before the
+ * listeners), freed by relayd_auth_stop().
  */
+int relayd_auth_start(struct relayd *d, struct err *e);
+void relayd_auth_stop(struct relayd *d);
 struct relayd_users *relayd_users_load(const char *path, struct err *e);
 void relayd_users_free(struct relayd_users *u);
 size_t relayd_users_count(const struct relayd_users *u);

@@ -39,12 +39,12 @@
 #include "pki/jws.h"
 #include "core/log.h"
 #include "relay.h"
+#include "signer_keyfile.h"
 #include "signer_proto.h"
 
 #define SIGNER_MAX_CONN 32
 #define SIGNER_USER_CACHE 256
 #define SIGNER_IO_TIMEOUT_MS 10000 /* a started frame must arrive within this */
-#define SIGNER_FILE_MAX (64 * 1024)
 
 struct domain_key {
 	char domain[DKIM_DOMAIN_MAX];
@@ -84,70 +84,6 @@ struct signer {
 
 /* ---------------------------------------------------------------- key files */
 
-/*
- * A private key from a file only its owner may read.  nofollow: refuse a
- * symbolic link (users' files); the operator's configured paths may be links.
- */
-static EVP_PKEY *key_read(int dirfd, const char *path, int nofollow, struct stat *st, struct err *e)
-{
-	int fd = openat(dirfd, path,
-	                O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | (nofollow ? O_NOFOLLOW : 0));
-	char *buf = NULL;
-	size_t len = 0;
-	ssize_t n;
-	EVP_PKEY *key = NULL;
-	struct err why = {0};
-
-	if (fd < 0) {
-		err_set(e, errno == ENOENT ? ERR_NOTFOUND : ERR_FORBIDDEN, "key_file",
-		        "cannot open the key file %s: %s", path, strerror(errno));
-		return NULL;
-	}
-	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
-		err_set(e, ERR_FORBIDDEN, "key_file", "the key file %s is not a regular file",
-		        path);
-		goto out;
-	}
-	if ((st->st_mode & 077) != 0) {
-		err_set(e, ERR_FORBIDDEN, "key_mode",
-		        "the key file %s is mode %04o: a private key must be readable by its owner "
-		        "alone (chmod 600 %s)",
-		        path, (unsigned)(st->st_mode & 07777), path);
-		goto out;
-	}
-	if ((buf = OPENSSL_secure_zalloc(SIGNER_FILE_MAX + 1)) == NULL) {
-		err_set(e, ERR_INTERNAL, "internal", "out of memory");
-		goto out;
-	}
-	while (
-	    len <= SIGNER_FILE_MAX &&
-	    ((n = read(fd, buf + len, SIGNER_FILE_MAX + 1 - len)) > 0 || (n < 0 && errno == EINTR)))
-		len += n > 0 ? (size_t)n : 0;
-	if (len == 0 || len > SIGNER_FILE_MAX) {
-		err_set(e, ERR_INPUT, "bad_key", "the key file %s is empty or too large", path);
-		goto out;
-	}
-	if ((key = crypto_key_private_from_pem(buf, len, &why)) == NULL)
-		err_set(e, ERR_INPUT, "bad_key", "the key file %s holds no PEM private key", path);
-out:
-	OPENSSL_secure_clear_free(buf, SIGNER_FILE_MAX + 1);
-	close(fd);
-	return key;
-}
-
-/* DKIM keys: Ed25519, or RSA of at least 2048 bits. */
-static int dkim_key_ok(EVP_PKEY *key, const char *path, enum dkim_alg *alg, struct err *e)
-{
-	struct err why = {0};
-
-	if (dkim_key_alg(key, alg, &why) < 0)
-		return err_set(e, ERR_UNPROC, "bad_key", "%s: %s", path, why.msg);
-	if (*alg == DKIM_RSA_SHA256 && EVP_PKEY_get_bits(key) < CRYPTO_RSA_MIN_BITS)
-		return err_set(e, ERR_UNPROC, "weak_key", "%s: an RSA key of %d bits (at least %d)",
-		               path, EVP_PKEY_get_bits(key), CRYPTO_RSA_MIN_BITS);
-	return 0;
-}
-
 static int selector_ok(const char *s)
 {
 	size_t k, n = strlen(s);
@@ -186,10 +122,10 @@ static int domain_key_load(struct signer *sg, char *text, struct err *e)
 			               "signing_keys: %s has two keys; one key per domain", text);
 	snprintf(dk->domain, sizeof(dk->domain), "%s", text);
 	snprintf(dk->selector, sizeof(dk->selector), "%s", sel);
-	if ((dk->key = key_read(AT_FDCWD, path, 0, &st, e)) == NULL)
+	if ((dk->key = relay_signer_key_read(AT_FDCWD, path, 0, &st, e)) == NULL)
 		return -1;
 	sg->ndkeys++; /* counted now so that it is freed even when refused below */
-	if (dkim_key_ok(dk->key, path, &dk->alg, e) < 0)
+	if (relay_signer_dkim_key_ok(dk->key, path, &dk->alg, e) < 0)
 		return -1;
 	log_info(NULL, "signer: domain key d=%s s=%s a=%s from %s", dk->domain, dk->selector,
 	         dkim_alg_name(dk->alg), path);
@@ -215,32 +151,10 @@ static int domain_keys_load(struct signer *sg, const char *spec, struct err *e)
 	return rc;
 }
 
-static char *file_read(const char *path, struct err *e)
-{
-	FILE *f = fopen(path, "re");
-	char *buf = NULL;
-	size_t n;
-
-	if (f == NULL) {
-		err_set(e, ERR_NOTFOUND, "bad_setting", "cannot open %s: %s", path,
-		        strerror(errno));
-		return NULL;
-	}
-	if ((buf = calloc(1, SIGNER_FILE_MAX + 1)) != NULL &&
-	    ((n = fread(buf, 1, SIGNER_FILE_MAX + 1, f)) == 0 || n > SIGNER_FILE_MAX)) {
-		free(buf);
-		buf = NULL;
-	}
-	fclose(f);
-	if (buf == NULL)
-		err_set(e, ERR_INPUT, "bad_setting", "%s is empty or too large", path);
-	return buf;
-}
-
 /* The report chain, certificates only, re-encoded; its first certificate must be the key's. */
 static int report_chain_load(struct signer *sg, const char *path, struct err *e)
 {
-	char *text = file_read(path, e);
+	char *text = relay_signer_file_read(path, e);
 	BIO *in = text ? BIO_new_mem_buf(text, -1) : NULL, *out = BIO_new(BIO_s_mem());
 	X509 *c;
 	int n = 0, rc = -1;
@@ -292,7 +206,7 @@ static int report_key_load(struct signer *sg, const char *key, const char *chain
 	if (key == NULL || !*key || chain == NULL || !*chain)
 		return err_set(e, ERR_INPUT, "bad_setting",
 		               "report_key and report_chain go together");
-	if ((sg->report_key = key_read(AT_FDCWD, key, 0, &st, e)) == NULL)
+	if ((sg->report_key = relay_signer_key_read(AT_FDCWD, key, 0, &st, e)) == NULL)
 		return -1;
 	if (crypto_key_check_allowed(sg->report_key, &why) < 0)
 		return err_set(e, ERR_UNPROC, "weak_key", "report_key %s: %s", key, why.msg);
@@ -360,9 +274,9 @@ static EVP_PKEY *user_key_locked(struct signer *sg, const char *addr, enum dkim_
 	u = user_slot(sg, addr, 0);
 	if (u == NULL || !same_file(u, &st)) {
 		user_forget(sg, addr);
-		if ((key = key_read(sg->udir, name, 1, &st, e)) == NULL)
+		if ((key = relay_signer_key_read(sg->udir, name, 1, &st, e)) == NULL)
 			return NULL;
-		if (dkim_key_ok(key, name, alg, e) < 0) {
+		if (relay_signer_dkim_key_ok(key, name, alg, e) < 0) {
 			EVP_PKEY_free(key);
 			return NULL;
 		}
@@ -427,91 +341,126 @@ static int sign_dkim(const struct signer_request *r, EVP_PKEY *key, enum dkim_al
 	return dkim_sign_data(key, r->data, r->datalen, sig, siglen, e);
 }
 
+/* What one request's success answer holds until it is encoded. */
+struct answer {
+	struct signer_field f[2];
+	int n;
+	uint8_t sig[DKIM_SIG_MAX];
+	unsigned char *jsig; /* a JWS signature, malloc'd */
+	size_t siglen;
+	EVP_PKEY *ukey; /* a user's key, referenced */
+};
+
+/* DOMAIN: the selector and a=; SIGN_DOMAIN: a signature with the domain's key. */
+static int answer_domain(struct signer *sg, const struct signer_request *r, struct answer *a,
+                         struct err *e)
+{
+	const struct domain_key *dk = domain_key_find(sg, r->name);
+
+	if (dk == NULL)
+		return err_set(e, ERR_NOTFOUND, "no_signing_key", "no signing key for %s", r->name);
+	if (r->op == SIGNER_OP_DOMAIN) {
+		a->f[a->n++] = signer_str(dk->selector);
+		a->f[a->n++] = signer_str(dkim_alg_name(dk->alg));
+		return 0;
+	}
+	return sign_dkim(r, dk->key, dk->alg, dk->domain, dk->selector, NULL, a->sig, &a->siglen,
+	                 e);
+}
+
+/* USER: the user's a=; SIGN_USER: a signature with the user's key (i= the address). */
+static int answer_user(struct signer *sg, const struct signer_request *r, struct answer *a,
+                       struct err *e)
+{
+	enum dkim_alg alg;
+
+	if ((a->ukey = user_key_get(sg, r->name, &alg, e)) == NULL)
+		return -1;
+	if (r->op == SIGNER_OP_USER) {
+		a->f[a->n++] = signer_str(dkim_alg_name(alg));
+		return 0;
+	}
+	return sign_dkim(r, a->ukey, alg, strchr(r->name, '@') + 1, SIGNER_USER_SELECTOR, r->name,
+	                 a->sig, &a->siglen, e);
+}
+
+/* REPORT_CHAIN: the chain (PEM); SIGN_REPORT: a JWS signature with the report key. */
+static int answer_report(struct signer *sg, const struct signer_request *r, struct answer *a,
+                         struct err *e)
+{
+	char *in;
+
+	if (sg->report_key == NULL)
+		return err_set(e, ERR_NOTFOUND, "no_report_key", "no report key here");
+	if (r->op == SIGNER_OP_REPORT_CHAIN) {
+		a->f[a->n++] = signer_str(sg->chain_pem);
+		return 0;
+	}
+	/* the field is not NUL-terminated in the frame */
+	if ((in = malloc(r->datalen + 1)) == NULL)
+		return -1;
+	memcpy(in, r->data, r->datalen);
+	in[r->datalen] = '\0';
+	a->jsig = jws_sign_input(sg->report_key, in, &a->siglen, e);
+	free(in);
+	return a->jsig != NULL ? 0 : -1;
+}
+
+static int answer_request(struct signer *sg, const struct signer_request *r, struct answer *a,
+                          struct err *e)
+{
+	switch (r->op) {
+	case SIGNER_OP_DOMAIN:
+	case SIGNER_OP_SIGN_DOMAIN:
+		return answer_domain(sg, r, a, e);
+	case SIGNER_OP_USER:
+	case SIGNER_OP_SIGN_USER:
+		return answer_user(sg, r, a, e);
+	case SIGNER_OP_REPORT_CHAIN:
+	case SIGNER_OP_SIGN_REPORT:
+		return answer_report(sg, r, a, e);
+	}
+	return 0;
+}
+
+/* The refusal frame for e (logged here: a missing key is routine, the rest is not). */
+static uint8_t *refusal(const struct signer_request *r, struct err *e, size_t *outlen)
+{
+	struct signer_field f[2];
+
+	if (e->kind == ERR_NONE)
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	if (e->kind == ERR_NOTFOUND)
+		log_debug(NULL, "signer: %s %s: %s", op_name(r->op), r->name, e->msg);
+	else
+		log_warn(NULL, "signer: %s refused: %s (%s)", op_name(r->op), e->msg, e->code);
+	f[0] = signer_str(e->code);
+	f[1] = signer_str(e->msg);
+	return signer_msg_encode((uint8_t)e->kind, f, 2, outlen, e);
+}
+
 /* The answer to one request body (a whole frame, malloc'd). */
 static uint8_t *handle(struct signer *sg, const uint8_t *body, size_t len, size_t *outlen)
 {
 	struct signer_request r;
-	struct signer_field f[2];
+	struct answer a;
 	struct err e = {0};
-	const struct domain_key *dk;
-	EVP_PKEY *ukey = NULL;
-	enum dkim_alg alg;
-	uint8_t sig[DKIM_SIG_MAX];
-	unsigned char *jsig = NULL;
-	char *in = NULL;
-	size_t siglen = 0;
 	uint8_t *out = NULL;
-	int n = 0;
 
-	if (signer_request_parse(body, len, &r, &e) < 0)
-		goto fail;
-	switch (r.op) {
-	case SIGNER_OP_DOMAIN:
-	case SIGNER_OP_SIGN_DOMAIN:
-		if ((dk = domain_key_find(sg, r.name)) == NULL) {
-			err_set(&e, ERR_NOTFOUND, "no_signing_key", "no signing key for %s",
-			        r.name);
-			goto fail;
+	memset(&a, 0, sizeof(a));
+	if (signer_request_parse(body, len, &r, &e) == 0 && answer_request(sg, &r, &a, &e) == 0) {
+		if (a.siglen > 0) {
+			a.f[a.n].p = a.jsig ? a.jsig : a.sig;
+			a.f[a.n++].len = a.siglen;
 		}
-		if (r.op == SIGNER_OP_DOMAIN) {
-			f[n++] = signer_str(dk->selector);
-			f[n++] = signer_str(dkim_alg_name(dk->alg));
-		} else if (sign_dkim(&r, dk->key, dk->alg, dk->domain, dk->selector, NULL, sig,
-		                     &siglen, &e) < 0) {
-			goto fail;
-		}
-		break;
-	case SIGNER_OP_USER:
-	case SIGNER_OP_SIGN_USER:
-		if ((ukey = user_key_get(sg, r.name, &alg, &e)) == NULL)
-			goto fail;
-		if (r.op == SIGNER_OP_USER)
-			f[n++] = signer_str(dkim_alg_name(alg));
-		else if (sign_dkim(&r, ukey, alg, strchr(r.name, '@') + 1, SIGNER_USER_SELECTOR,
-		                   r.name, sig, &siglen, &e) < 0)
-			goto fail;
-		break;
-	case SIGNER_OP_REPORT_CHAIN:
-	case SIGNER_OP_SIGN_REPORT:
-		if (sg->report_key == NULL) {
-			err_set(&e, ERR_NOTFOUND, "no_report_key", "no report key here");
-			goto fail;
-		}
-		if (r.op == SIGNER_OP_REPORT_CHAIN) {
-			f[n++] = signer_str(sg->chain_pem);
-			break;
-		}
-		/* the field is not NUL-terminated in the frame */
-		if ((in = malloc(r.datalen + 1)) == NULL)
-			goto fail;
-		memcpy(in, r.data, r.datalen);
-		in[r.datalen] = '\0';
-		if ((jsig = jws_sign_input(sg->report_key, in, &siglen, &e)) == NULL)
-			goto fail;
-		break;
+		log_debug(NULL, "signer: %s %s", op_name(r.op), r.name);
+		out = signer_msg_encode(SIGNER_OK, a.f, a.n, outlen, &e);
 	}
-	if (siglen > 0) {
-		f[n].p = jsig ? jsig : sig;
-		f[n++].len = siglen;
-	}
-	log_debug(NULL, "signer: %s %s", op_name(r.op), r.name);
-	out = signer_msg_encode(SIGNER_OK, f, n, outlen, &e);
-fail:
-	if (out == NULL) {
-		if (e.kind == ERR_NONE)
-			err_set(&e, ERR_INTERNAL, "internal", "out of memory");
-		if (e.kind == ERR_NOTFOUND)
-			log_debug(NULL, "signer: %s %s: %s", op_name(r.op), r.name, e.msg);
-		else
-			log_warn(NULL, "signer: %s refused: %s (%s)", op_name(r.op), e.msg, e.code);
-		f[0] = signer_str(e.code);
-		f[1] = signer_str(e.msg);
-		out = signer_msg_encode((uint8_t)e.kind, f, 2, outlen, &e);
-	}
-	EVP_PKEY_free(ukey);
-	OPENSSL_cleanse(sig, sizeof(sig));
-	free(jsig);
-	free(in);
+	if (out == NULL)
+		out = refusal(&r, &e, outlen);
+	EVP_PKEY_free(a.ukey);
+	OPENSSL_cleanse(a.sig, sizeof(a.sig));
+	free(a.jsig);
 	return out;
 }
 

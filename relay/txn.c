@@ -15,32 +15,6 @@
 
 #define RELAYD_MAX_PARTS 4
 
-void relayd_txn_reset(struct relayd_conn *c)
-{
-	size_t i;
-
-	free(c->sender);
-	c->sender = NULL;
-	for (i = 0; i < c->nrcpt; i++)
-		free(c->rcpts[i]);
-	free(c->rcpts);
-	c->rcpts = NULL;
-	c->nrcpt = 0;
-}
-
-int relayd_txn_add_rcpt(struct relayd_conn *c, const char *rcpt)
-{
-	char **n = realloc(c->rcpts, (c->nrcpt + 1) * sizeof(char *));
-
-	if (n == NULL)
-		return -1;
-	c->rcpts = n;
-	if ((c->rcpts[c->nrcpt] = strdup(rcpt)) == NULL)
-		return -1;
-	c->nrcpt++;
-	return 0;
-}
-
 void relayd_rfc5322_date(time_t t, char *out, size_t size)
 {
 	struct tm tm;

@@ -25,8 +25,10 @@
  * remembered tree heads are behind their own locks, and no lock is held
  * across a network round trip.
  *
- * The network is reached through struct relay_verify_net so that the unit
- * tests can run every check offline (relay_verifier_set_net).
+ * The network is reached through struct relay_verify_net (the real one is
+ * verify_net.c's) so that the unit tests can run every check offline
+ * (relay_verifier_set_net).  What the results say about the message's
+ * authors, and whether it is refused, is author.c's.
  */
 #include <ctype.h>
 #include <pthread.h>
@@ -142,88 +144,6 @@ void relay_verifier_flush(struct relay_verifier *v)
 	ttlcache_clear(v->cache);
 }
 
-/* ------------------------------------------------------------------ the real network */
-
-static int net_discover(void *ctx, const char *domain, struct discover_result **out, struct err *e)
-{
-	struct relay_verifier *v = ctx;
-
-	return discover_domain(v->dctx, domain, out, e);
-}
-
-/* GET path from the server that answered discovery, then the others in order. */
-static int net_keyserver_get(void *ctx, const struct discover_result *d, const char *path,
-                             char **body, struct err *e)
-{
-	struct relay_verifier *v = ctx;
-	const struct discover_config *cfg = discover_config(v->dctx);
-	int first = d->used_target >= 0 ? d->used_target : 0;
-	struct https_reply rep;
-	char ip[64];
-
-	*body = NULL;
-	for (int k = 0; k < d->ntargets; k++) {
-		const struct dns_srv *t = &d->targets[(first + k) % d->ntargets];
-		struct https_opts o = {.cacert = cfg->cacert,
-		                           .connect_timeout_ms = cfg->timeout_ms,
-		                           .timeout_ms = cfg->https_timeout_ms};
-
-		err_clear(e);
-		discover_target_ip(v->dctx, t->target, ip, sizeof(ip));
-		if (ip[0])
-			o.resolve_ip = ip;
-		if (https_get(t->target, t->port, path, &o, &rep, e) == 0) {
-			*body = rep.body;
-			rep.body = NULL;
-			https_reply_clear(&rep);
-			return 0;
-		}
-		if (rep.status == 404) {
-			https_reply_clear(&rep);
-			e->kind = ERR_NOTFOUND; /* the server knows: no such key */
-			return -1;
-		}
-		https_reply_clear(&rep);
-	}
-	if (d->ntargets == 0)
-		return err_set(e, ERR_TEMP, "no_keyserver", "%s lists no key server", d->domain);
-	e->kind = ERR_TEMP; /* whatever the last one did, another try may work */
-	return -1;
-}
-
-static int net_dns_txt(void *ctx, const char *name, char **text, struct err *e)
-{
-	struct relay_verifier *v = ctx;
-	struct dns_answer a;
-	size_t n, len;
-	char *t;
-
-	*text = NULL;
-	if (dns_query(discover_resolver(v->dctx), name, LDNS_RR_TYPE_TXT, &a, e) < 0)
-		return -1;
-	if (a.sec == DNS_SEC_BOGUS) {
-		err_set(e, ERR_UNPROC, "dnssec_bogus", "the answer for %s does not validate: %s",
-		        name, a.sec_why);
-		dns_answer_clear(&a);
-		return -1;
-	}
-	n = a.rrs != NULL ? ldns_rr_list_rr_count(a.rrs) : 0;
-	/* Several records: the first that says it is a DKIM key, else the first. */
-	for (size_t k = 0; k < n && *text == NULL; k++) {
-		t = dns_txt_rr_text(ldns_rr_list_rr(a.rrs, k), &len);
-		if (t != NULL && strncmp(t, "v=DKIM1", 7) == 0)
-			*text = t;
-		else
-			free(t);
-	}
-	if (n > 0 && *text == NULL)
-		*text = dns_txt_rr_text(ldns_rr_list_rr(a.rrs, 0), &len);
-	dns_answer_clear(&a);
-	if (*text == NULL)
-		return err_set(e, ERR_NOTFOUND, "dkim_no_key", "no TXT record at %s", name);
-	return 0;
-}
-
 /* ------------------------------------------------------------------ the verifier */
 
 struct relay_verifier *relay_verifier_new(const struct relay_settings *s, struct err *e)
@@ -260,7 +180,7 @@ struct relay_verifier *relay_verifier_new(const struct relay_settings *s, struct
 		return NULL;
 	}
 	free(heads_path);
-	v->net = (struct relay_verify_net){net_discover, net_keyserver_get, net_dns_txt, v};
+	relay_verify_net_real(&v->net, v->dctx);
 	return v;
 }
 
@@ -757,122 +677,6 @@ static int is_field(const struct dkim_hdr *h, const char *name)
 	return h->nlen == n && strncasecmp(h->name, name, n) == 0;
 }
 
-/* The authors (relay_message_authors); from_addr/from_domain when there is one. */
-static void authors_of(const struct dkim_msg *m, struct relay_auth *a)
-{
-	struct err e = {0};
-
-	if (relay_message_authors(m, &a->authors, &e) < 0) {
-		snprintf(a->from_error, sizeof(a->from_error), "%s", e.msg);
-		return;
-	}
-	if (a->authors.n == 1) {
-		snprintf(a->from_addr, sizeof(a->from_addr), "%s", a->authors.a[0].addr);
-		snprintf(a->from_domain, sizeof(a->from_domain), "%s", a->authors.a[0].domain);
-	}
-}
-
-/* d= equals the author domain or is a parent of it (relaxed alignment), both compared
- * in canonical form (dns_name_canon: case and a trailing dot do not matter); a
- * top-level d= aligns with nothing. */
-static int aligned(const char *d, const char *author_domain)
-{
-	char canon[DNS_NAME_MAX];
-	struct err ignore = {0};
-
-	if (dns_name_canon(d, canon, sizeof(canon), &ignore) < 0 || strchr(canon, '.') == NULL)
-		return 0;
-	return name_in_domain(author_domain, canon);
-}
-
-/* Whether each author domain publishes an anchor, and in which mode. */
-static void authors_anchor(struct relay_verifier *v, struct relay_auth *a)
-{
-	int testing_only = 1;
-
-	for (size_t k = 0; k < a->authors.n; k++) {
-		struct relay_author *au = &a->authors.a[k];
-		struct discover_result *d = NULL;
-		struct err e = {0};
-		size_t same = 0;
-
-		while (same < k && strcmp(a->authors.a[same].domain, au->domain) != 0)
-			same++;
-		if (same < k) { /* the same domain twice: asked once */
-			au->anchored = a->authors.a[same].anchored;
-			au->testing = a->authors.a[same].testing;
-			au->undiscovered = a->authors.a[same].undiscovered;
-		} else if (v->net.discover(v->net.ctx, au->domain, &d, &e) < 0 || d == NULL ||
-		           d->status == DISCOVER_ERROR) {
-			au->undiscovered = 1;
-		} else if (d->status == DISCOVER_ANCHORED) {
-			au->anchored = 1;
-			au->testing = d->mode == DNS_MODE_TESTING;
-		}
-		discover_result_free(d);
-		if (au->anchored) {
-			a->sender_anchored = 1;
-			testing_only &= au->testing;
-		}
-	}
-	a->sender_mode_testing = a->sender_anchored && testing_only;
-}
-
-/* What the signatures say about each author domain. */
-static void authors_verified(struct relay_auth *a)
-{
-	int all = a->authors.n > 0, anchored = 1;
-
-	for (size_t j = 0; j < a->authors.n; j++) {
-		struct relay_author *au = &a->authors.a[j];
-		int by_anchor = 0;
-
-		for (size_t k = 0; k < a->nsigs; k++) {
-			const struct relay_sig *s = &a->sigs[k];
-
-			if (!aligned(s->r.d, au->domain))
-				continue;
-			if (s->r.status == DKIM_TEMPERROR)
-				au->temperror = 1;
-			/* l= that left part of the body unsigned vouches for nothing appended
-			 * after it (RFC 6376 §8.2): the signature passes, but it verifies no
-			 * sender */
-			if (s->r.status != DKIM_PASS || s->r.testing || s->r.body_truncated)
-				continue;
-			au->verified = 1;
-			by_anchor |= s->source == RELAY_KEY_ANCHOR || s->source == RELAY_KEY_USER;
-			if (s->source == RELAY_KEY_USER && a->authors.n == 1 &&
-			    strcmp(s->user, au->addr) == 0)
-				a->user_verified = 1;
-		}
-		all &= au->verified;
-		anchored &= by_anchor;
-	}
-	a->domain_verified = all;
-	a->domain_anchored = all && anchored;
-}
-
-static void summarise(struct relay_auth *a)
-{
-	const struct relay_sig *first = a->nsigs > 0 ? &a->sigs[0] : NULL;
-	const char *who = a->from_addr[0] ? a->from_addr : "(several authors)";
-
-	if (a->from_error[0])
-		snprintf(a->why, sizeof(a->why), "no author: %.160s", a->from_error);
-	else if (a->user_verified)
-		snprintf(a->why, sizeof(a->why), "%.64s: user verified%s", who,
-		         a->domain_anchored ? ", anchored" : "");
-	else if (a->domain_verified)
-		snprintf(a->why, sizeof(a->why), "%.64s: domain verified%s", who,
-		         a->domain_anchored ? ", anchored" : " (DNS key)");
-	else if (first == NULL)
-		snprintf(a->why, sizeof(a->why), "%.64s: no signature", who);
-	else
-		snprintf(a->why, sizeof(a->why), "%.64s: not verified: dkim=%s d=%.48s (%.48s)",
-		         who, dkim_status_name(first->r.status), first->r.d,
-		         first->r.status == DKIM_PASS ? "not aligned with From" : first->r.reason);
-}
-
 int relay_verify_message(struct relay_verifier *v, const char *msg, size_t len,
                          struct relay_auth *out, struct err *e)
 {
@@ -883,7 +687,7 @@ int relay_verify_message(struct relay_verifier *v, const char *msg, size_t len,
 	memset(out, 0, sizeof(*out));
 	if (dkim_msg_parse(msg, len, &m, e) < 0)
 		return -1;
-	authors_of(&m, out);
+	relay_auth_authors(&m, out);
 	for (size_t j = 0; j < m.nhdrs; j++)
 		nsigs += is_field(&m.hdrs[j], "DKIM-Signature");
 	if (nsigs > 0 && ((out->sigs = calloc(nsigs, sizeof(*out->sigs))) == NULL ||
@@ -901,77 +705,6 @@ int relay_verify_message(struct relay_verifier *v, const char *msg, size_t len,
 	out->nsigs = idx;
 	free(sig);
 	dkim_msg_free(&m);
-	authors_verified(out);
-	authors_anchor(v, out);
-	summarise(out);
-	return 0;
-}
-
-void relay_auth_clear(struct relay_auth *a)
-{
-	if (a == NULL)
-		return;
-	free(a->sigs);
-	memset(a, 0, sizeof(*a));
-}
-
-/* An author domain in enforce mode disowns unsigned mail in its name (like DMARC
- * p=reject, applied to every author as RFC 7489 §6.6.1 says); in testing mode the
- * same message is delivered and marked.  When its own signature could not be checked
- * for a temporary reason the message is deferred (4xx): refusing it for good would
- * bounce legitimate mail over a key-server outage, accepting it would let anyone
- * outlast the enforcement by making the check fail.  A message whose authors cannot
- * be told is refused whatever its domains: enforcement would have nothing to hold. */
-int relay_auth_refusal(const struct relay_auth *a, struct relay_refusal *out)
-{
-	const struct relay_author *defer = NULL;
-
-	memset(out, 0, sizeof(*out));
-	if (a->from_error[0] || a->authors.n == 0) {
-		out->code = 550;
-		snprintf(out->status, sizeof(out->status), "5.7.1");
-		snprintf(out->text, sizeof(out->text), "Cannot tell the author: %.170s",
-		         a->from_error[0] ? a->from_error : "no From field");
-		return 1;
-	}
-	for (size_t k = 0; k < a->authors.n; k++) {
-		const struct relay_author *au = &a->authors.a[k];
-
-		if (au->verified || au->testing || (!au->anchored && !au->undiscovered))
-			continue;
-		if (au->temperror || au->undiscovered) {
-			defer = defer ? defer : au;
-			continue;
-		}
-		out->code = 550;
-		snprintf(out->status, sizeof(out->status), "5.7.1");
-		snprintf(out->text, sizeof(out->text),
-		         "%.110s publishes an anchor in enforce mode and this message has no valid "
-		         "signature of it",
-		         au->domain);
-		return 1;
-	}
-	if (a->authors.n > 1) {
-		out->code = 550;
-		snprintf(out->status, sizeof(out->status), "5.7.1");
-		snprintf(out->text, sizeof(out->text),
-		         "Cannot tell the author: the From field names %zu mailboxes; one is "
-		         "accepted",
-		         a->authors.n);
-		return 1;
-	}
-	if (defer != NULL) {
-		out->code = 451;
-		snprintf(out->status, sizeof(out->status), "4.7.5");
-		if (defer->undiscovered)
-			snprintf(out->text, sizeof(out->text),
-			         "Cannot tell now whether %.120s publishes an anchor, try again later",
-			         defer->domain);
-		else
-			snprintf(out->text, sizeof(out->text),
-			         "Cannot verify the signature of %.120s now, try again later",
-			         defer->domain);
-		return 1;
-	}
+	relay_auth_conclude(out, &v->net);
 	return 0;
 }

@@ -1,5 +1,6 @@
 /*
- * dkim_canon.c - splitting a message into header fields and body, and the
+ * dkim_canon.c - splitting a message into header fields and body (with
+ * mail/header, on a copy whose line ends are all CRLF), and the
  * simple and relaxed canonicalisations of RFC 6376 §3.4.
  */
 #include <ctype.h>
@@ -9,6 +10,7 @@
 
 #include "pki/crypto.h"
 #include "mail/dkim.h"
+#include "mail/header.h"
 
 static int is_wsp(char c)
 {
@@ -44,7 +46,7 @@ static char *normalise_crlf(const char *msg, size_t len, size_t *outlen)
 	return out;
 }
 
-/* End of the line starting at p: the index of its CR, or len. */
+/* End of the line starting at p: the index of its CR, or len (bodies, already CRLF). */
 static size_t line_end(const char *b, size_t len, size_t p)
 {
 	const char *cr = p < len ? memmem(b + p, len - p, "\r\n", 2) : NULL;
@@ -52,19 +54,12 @@ static size_t line_end(const char *b, size_t len, size_t p)
 	return cr ? (size_t)(cr - b) : len;
 }
 
-static int add_header(struct dkim_msg *m, size_t *cap, size_t start, size_t end, struct err *e)
+static int add_header(struct dkim_msg *m, size_t *cap, const struct mail_field *f, struct err *e)
 {
-	const char *colon = memchr(m->buf + start, ':', end - start);
 	struct dkim_hdr *h;
-	size_t nlen;
 
-	if (colon == NULL)
-		return err_set(e, ERR_INPUT, "dkim_bad_header", "a header line has no colon");
-	nlen = (size_t)(colon - (m->buf + start));
-	while (nlen > 0 && is_wsp(m->buf[start + nlen - 1]))
-		nlen--;
-	if (nlen == 0)
-		return err_set(e, ERR_INPUT, "dkim_bad_header", "a header field has no name");
+	if (f->bad != NULL)
+		return err_set(e, ERR_INPUT, "dkim_bad_header", "%s", f->bad);
 	if (m->nhdrs == *cap) {
 		size_t ncap = *cap ? *cap * 2 : 32;
 		h = realloc(m->hdrs, ncap * sizeof(*h));
@@ -74,55 +69,33 @@ static int add_header(struct dkim_msg *m, size_t *cap, size_t start, size_t end,
 		*cap = ncap;
 	}
 	h = &m->hdrs[m->nhdrs++];
-	h->name = m->buf + start;
-	h->nlen = nlen;
-	h->raw = m->buf + start;
-	h->rawlen = end - start;
+	h->name = f->name;
+	h->nlen = f->nlen;
+	h->raw = f->raw;
+	h->rawlen = f->rawlen;
 	return 0;
 }
 
+/* The fields are mail/header's, read from the normalised copy: the bytes signed. */
 int dkim_msg_parse(const char *msg, size_t len, struct dkim_msg *m, struct err *e)
 {
-	size_t p = 0, start = 0, cap = 0, end;
-	int open = 0;
+	struct mail_header h;
+	struct mail_field f;
+	size_t cap = 0;
 
 	memset(m, 0, sizeof(*m));
 	m->buf = normalise_crlf(msg, len, &m->len);
 	if (m->buf == NULL)
 		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
-	for (;;) {
-		end = line_end(m->buf, m->len, p);
-		if (end == p) { /* the blank line, or the end of the message */
-			if (open && add_header(m, &cap, start, p >= 2 ? p - 2 : p, e) < 0)
-				goto fail;
-			m->body = m->buf + (end < m->len ? end + 2 : m->len);
-			m->bodylen = m->len - (size_t)(m->body - m->buf);
-			return 0;
+	mail_header_init(&h, m->buf, m->len);
+	while (mail_header_next(&h, &f) == 1)
+		if (add_header(m, &cap, &f, e) < 0) {
+			dkim_msg_free(m);
+			return -1;
 		}
-		if (is_wsp(m->buf[p])) {
-			if (!open) {
-				err_set(e, ERR_INPUT, "dkim_bad_header",
-				        "a continuation line has no header field before it");
-				goto fail;
-			}
-		} else {
-			if (open && add_header(m, &cap, start, p - 2, e) < 0)
-				goto fail;
-			start = p;
-			open = 1;
-		}
-		if (end == m->len) { /* headers only, no final CRLF */
-			if (add_header(m, &cap, start, end, e) < 0)
-				goto fail;
-			m->body = m->buf + m->len;
-			m->bodylen = 0;
-			return 0;
-		}
-		p = end + 2;
-	}
-fail:
-	dkim_msg_free(m);
-	return -1;
+	m->body = m->buf + h.body;
+	m->bodylen = m->len - h.body;
+	return 0;
 }
 
 void dkim_msg_free(struct dkim_msg *m)

@@ -158,7 +158,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	/* the message's authors: the single one is what relay_from_address gives */
-	rc = relay_message_authors(&m, authors, &e);
+	rc = relay_message_authors(m.buf, m.len, authors, &e);
 	check_authors(authors, rc, &e);
 	if ((rc == 0 && authors->n == 1) != (addr[0] != '\0') ||
 	    (addr[0] != '\0' && strcmp(addr, authors->a[0].addr) != 0))

@@ -1244,7 +1244,7 @@ static void test_message_authors(void **state)
 		int rc;
 
 		assert_int_equal(dkim_msg_parse(cases[k].msg, strlen(cases[k].msg), &m, &e), 0);
-		rc = relay_message_authors(&m, &au, &e);
+		rc = relay_message_authors(m.buf, m.len, &au, &e);
 		dkim_msg_free(&m);
 		for (size_t j = 0; rc == 0 && j < au.n; j++)
 			snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s", j ? " " : "",
