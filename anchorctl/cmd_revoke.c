@@ -264,8 +264,8 @@ static json_t *revoke_body(const struct ctl *ctl, const struct revoke_opts *o, c
 }
 
 /* The key a --request revokes; it must be key_id when one was given, and becomes key_id. */
-static int request_names_key(const json_t *body, const char *request,
-                             char key_id[CRYPTO_UUID_LEN], struct err *e)
+static int request_names_key(const json_t *body, const char *request, char key_id[CRYPTO_UUID_LEN],
+                             struct err *e)
 {
 	char kid[CRYPTO_UUID_LEN];
 

@@ -29,11 +29,11 @@ json_t *dt_get_json(const struct dt_opts *o, const char *base_url, const char *h
                     struct err *e)
 {
 	struct https_opts ho = {.cacert = o->cacert ? o->cacert : getenv("ANCHOR_CACERT"),
-	                            .token = token,
-	                            .resolve_ip = ip && ip[0] ? ip : NULL,
-	                            .connect_timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 3000,
-	                            .timeout_ms = 15000,
-	                            .want_peer_cert = peer_cert_pem != NULL};
+	                        .token = token,
+	                        .resolve_ip = ip && ip[0] ? ip : NULL,
+	                        .connect_timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 3000,
+	                        .timeout_ms = 15000,
+	                        .want_peer_cert = peer_cert_pem != NULL};
 	struct https_reply rep;
 	json_error_t je;
 	json_t *doc;

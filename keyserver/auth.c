@@ -10,7 +10,7 @@ static const char *bearer_or_fail(struct ks_req *r, struct err *e)
 
 	if (token == NULL || *token == '\0')
 		err_set(e, ERR_AUTH, "unauthorized",
-			"this request needs an Authorization: Bearer token");
+		        "this request needs an Authorization: Bearer token");
 	return token;
 }
 
@@ -34,7 +34,7 @@ int ks_auth_domain_admin(struct ks_req *r, const struct ks_domain *d, struct err
 		return -1;
 	ok = strcmp(owner, d->name) == 0;
 	if (!ok)
-		return err_set(e, ERR_FORBIDDEN, "forbidden",
-			       "the admin token is not valid for %s", d->name);
+		return err_set(e, ERR_FORBIDDEN, "forbidden", "the admin token is not valid for %s",
+		               d->name);
 	return 0;
 }

@@ -28,13 +28,13 @@ void ks_cache_invalidate(struct ks_cache *c);
 
 /* Answer req from the cache; returns 1 when served.  Otherwise *gen receives the
  * generation to pass to ks_cache_store once the handler has answered. */
-int ks_cache_serve(struct ks_cache *c, const struct http_request *req,
-		   struct http_response *resp, unsigned long long *gen);
+int ks_cache_serve(struct ks_cache *c, const struct http_request *req, struct http_response *resp,
+                   unsigned long long *gen);
 
 /* Add ETag and Cache-Control to a fresh 200 answer, turn it into 304 when the client
  * already has it, and keep it for later requests (at most max_age seconds) if the
  * generation is still current. */
-void ks_cache_store(struct ks_cache *c, const struct http_request *req,
-		    struct http_response *resp, unsigned long long gen, long long max_age);
+void ks_cache_store(struct ks_cache *c, const struct http_request *req, struct http_response *resp,
+                    unsigned long long gen, long long max_age);
 
 #endif

@@ -32,10 +32,10 @@ int ks_check_policy_words(const char *policy, const char *mode, struct err *e)
 	if (policy != NULL && strcmp(policy, "isp") != 0 && strcmp(policy, "corporate") != 0 &&
 	    strcmp(policy, "groups") != 0)
 		return err_set(e, ERR_INPUT, "bad_policy",
-			       "policy must be isp, corporate or groups, not \"%.40s\"", policy);
+		               "policy must be isp, corporate or groups, not \"%.40s\"", policy);
 	if (mode != NULL && strcmp(mode, "enforce") != 0 && strcmp(mode, "testing") != 0)
 		return err_set(e, ERR_INPUT, "bad_policy",
-			       "mode must be enforce or testing, not \"%.40s\"", mode);
+		               "mode must be enforce or testing, not \"%.40s\"", mode);
 	return 0;
 }
 
@@ -46,7 +46,7 @@ static int check_own_address(const char *addr, const char *domain, struct err *e
 		return -1;
 	if (strcmp(ks_address_domain(addr), domain) != 0)
 		return err_set(e, ERR_INPUT, "address_outside_domain", "%s is not an address of %s",
-			       addr, domain);
+		               addr, domain);
 	return 0;
 }
 
@@ -75,8 +75,8 @@ static int reg_input_parse(json_t *body, struct reg_input *in, struct err *e)
 		return -1;
 	if (in->policy != NULL && strcmp(in->policy, "corporate") == 0)
 		return err_set(e, ERR_INPUT, "bad_policy",
-			       "register with isp or groups, then set the corporate policy "
-			       "with its corporate_address");
+		               "register with isp or groups, then set the corporate policy "
+		               "with its corporate_address");
 	if (name_check_domain(domain, e) < 0)
 		return -1;
 	if ((in->domain = ks_lower_dup(domain)) == NULL)
@@ -94,14 +94,14 @@ void ks_domain_register(struct ks_req *r)
 		goto fail;
 	const char *pem[3] = {in.root_pem, in.issuer_pem, in.key_pem};
 	if (ks_signer_register(r->ks, in.domain, pem, in.policy ? in.policy : "",
-			       in.mode ? in.mode : "", http_bearer_token(r->http), pin, token,
-			       &e) < 0)
+	                       in.mode ? in.mode : "", http_bearer_token(r->http), pin, token,
+	                       &e) < 0)
 		goto fail;
 	ks_cache_invalidate(r->ks->cache);
 	log_info(r->http->reqid, "registered domain %s pin=%s", in.domain, pin);
-	http_reply_json(r->resp, 201,
-			json_pack("{s:s, s:[s], s:s}", "domain", in.domain, "pins", pin,
-				  "admin_token", token));
+	http_reply_json(
+	    r->resp, 201,
+	    json_pack("{s:s, s:[s], s:s}", "domain", in.domain, "pins", pin, "admin_token", token));
 	OPENSSL_cleanse(token, sizeof(token));
 	free(in.domain);
 	return;
@@ -111,10 +111,10 @@ fail:
 }
 
 static int log_policy(struct ks_req *r, const struct ks_domain *d, const char *policy,
-		      const char *mode, const char *corp, struct err *e)
+                      const char *mode, const char *corp, struct err *e)
 {
 	json_t *details = json_pack("{s:s, s:s}", "policy", policy ? policy : d->policy, "mode",
-				    mode ? mode : d->mode);
+	                            mode ? mode : d->mode);
 	struct ks_event ev = {.type = "policy", .name = corp, .details = details};
 	int rc = ks_log_append(r, d, &ev, NULL, e);
 
@@ -142,7 +142,7 @@ void ks_domain_set_policy(struct ks_req *r, const char *domain)
 		err_set(&e, ERR_INPUT, "bad_request", "give a policy, a mode, or both");
 	else if (policy != NULL && strcmp(policy, "corporate") == 0 && corp == NULL)
 		err_set(&e, ERR_INPUT, "bad_request",
-			"the corporate policy needs a corporate_address");
+		        "the corporate policy needs a corporate_address");
 	if (e.kind != ERR_NONE)
 		goto fail;
 	if (corp != NULL) {
@@ -163,7 +163,7 @@ void ks_domain_set_policy(struct ks_req *r, const char *domain)
 	ks_log_publish(r, d);
 	ks_domain_free(d);
 	log_info(r->http->reqid, "policy of %s: policy=%s mode=%s", domain,
-		 policy ? policy : "(unchanged)", mode ? mode : "(unchanged)");
+	         policy ? policy : "(unchanged)", mode ? mode : "(unchanged)");
 	free(corp_lc);
 	ks_domain_get(r, domain, NULL);
 	return;
@@ -174,7 +174,7 @@ fail:
 }
 
 static int group_members_store(struct ks_req *r, const struct ks_domain *d, const char *group,
-			       json_t *members, struct err *e)
+                               json_t *members, struct err *e)
 {
 	if (db_begin(r->db, e) < 0)
 		return -1;
@@ -184,8 +184,7 @@ static int group_members_store(struct ks_req *r, const struct ks_domain *d, cons
 	struct ks_event ev = {.type = "group", .name = group, .details = details};
 	int logged = ks_log_append(r, d, &ev, NULL, e);
 	json_decref(details);
-	if (logged < 0 || ks_store_notify_change(r->db, d->name, e) < 0 ||
-	    db_commit(r->db, e) < 0)
+	if (logged < 0 || ks_store_notify_change(r->db, d->name, e) < 0 || db_commit(r->db, e) < 0)
 		goto fail;
 	ks_log_publish(r, d);
 	return 0;
@@ -200,7 +199,8 @@ static int check_members(json_t *members, const char *domain, struct err *e)
 	json_t *m;
 
 	if (!json_is_array(members))
-		return err_set(e, ERR_INPUT, "bad_request", "\"members\" must be an array of addresses");
+		return err_set(e, ERR_INPUT, "bad_request",
+		               "\"members\" must be an array of addresses");
 	if (json_array_size(members) > 10000)
 		return err_set(e, ERR_INPUT, "bad_request", "a group has at most 10000 members");
 	json_array_foreach(members, i, m)
@@ -210,10 +210,10 @@ static int check_members(json_t *members, const char *domain, struct err *e)
 
 		if (!json_is_string(m))
 			return err_set(e, ERR_INPUT, "bad_request", "members[%zu] is not a string",
-				       i);
+			               i);
 		lc = ks_lower_dup(json_string_value(m));
 		rc = lc == NULL ? err_set(e, ERR_INTERNAL, "internal", "out of memory")
-				: check_own_address(lc, domain, e);
+		                : check_own_address(lc, domain, e);
 		free(lc);
 		if (rc < 0)
 			return -1;
@@ -240,9 +240,9 @@ void ks_group_set(struct ks_req *r, const char *domain, const char *group)
 	}
 	ks_cache_invalidate(r->ks->cache);
 	log_info(r->http->reqid, "group %s of %s: %zu members", group_lc, d->name,
-		 json_array_size(members));
+	         json_array_size(members));
 	http_reply_json(r->resp, 200,
-			json_pack("{s:s, s:O}", "group", group_lc, "members", members));
+	                json_pack("{s:s, s:O}", "group", group_lc, "members", members));
 out:
 	free(group_lc);
 	ks_domain_free(d);
@@ -284,20 +284,20 @@ out:
  * group membership and enrollment tokens are deleted.
  */
 static int erase_address(struct ks_req *r, const struct ks_domain *d, const char *addr,
-			 struct ks_erasure *out, struct err *e)
+                         struct ks_erasure *out, struct err *e)
 {
 
 	/* The domain object publishes the corporate address: erasing it would leave it there. */
 	if (d->corporate_address != NULL && strcmp(d->corporate_address, addr) == 0)
 		return err_set(e, ERR_CONFLICT, "corporate_address",
-			       "%s is the domain's corporate address: set another policy first",
-			       addr);
+		               "%s is the domain's corporate address: set another policy first",
+		               addr);
 	if (db_begin(r->db, e) < 0)
 		return -1;
 	/* The revocations are logged under the address: they come before the unlinking. */
 	if (ks_revoke_all_of(r, d, addr, CRL_CESSATION, &out->revoked, e) < 0 ||
-	    ks_store_address_erase(r->db, d->id, addr, out, e) < 0 || ks_store_notify_change(r->db, d->name, e) < 0 ||
-	    db_commit(r->db, e) < 0) {
+	    ks_store_address_erase(r->db, d->id, addr, out, e) < 0 ||
+	    ks_store_notify_change(r->db, d->name, e) < 0 || db_commit(r->db, e) < 0) {
 		db_rollback(r->db);
 		return -1;
 	}
@@ -323,14 +323,14 @@ void ks_domain_erase(struct ks_req *r, const char *domain)
 	ks_cache_invalidate(r->ks->cache);
 	/* The address itself is what is being erased: the log line names only the count. */
 	log_info(r->http->reqid,
-		 "erased an address of %s (%lld certificates, %lld of them revoked now;"
-		 " %lld log entries unlinked)",
-		 d->name, done.certificates, done.revoked, done.entries);
+	         "erased an address of %s (%lld certificates, %lld of them revoked now;"
+	         " %lld log entries unlinked)",
+	         d->name, done.certificates, done.revoked, done.entries);
 	http_reply_json(r->resp, 200,
-			json_pack("{s:b, s:I, s:I, s:I}", "erased", 1, "log_entries_unlinked",
-				  (json_int_t)done.entries, "certificates_erased",
-				  (json_int_t)done.certificates, "certificates_revoked",
-				  (json_int_t)done.revoked));
+	                json_pack("{s:b, s:I, s:I, s:I}", "erased", 1, "log_entries_unlinked",
+	                          (json_int_t)done.entries, "certificates_erased",
+	                          (json_int_t)done.certificates, "certificates_revoked",
+	                          (json_int_t)done.revoked));
 	free(addr);
 	ks_domain_free(d);
 	return;

@@ -112,8 +112,10 @@ static int supersede_current(struct issuance *is, struct err *e)
 	for (int i = 0; rc == 0 && i < n; i++) {
 		json_t *details = json_pack("{s:s, s:s, s:s}", "fingerprint", rows[i].fingerprint,
 		                            "purpose", purpose, "superseded_by", is->key_id);
-		struct ks_event ev = {
-		    .type = "superseded", .name = is->name, .key_id = rows[i].key_id, .details = details};
+		struct ks_event ev = {.type = "superseded",
+		                      .name = is->name,
+		                      .key_id = rows[i].key_id,
+		                      .details = details};
 		rc = ks_log_append(&is->r, is->sd->d, &ev, NULL, e);
 		json_decref(details);
 	}
@@ -201,10 +203,12 @@ static int token_consume(struct ks_signer *sg, struct issuance *is, const char *
 		return err_set(e, ERR_NOTFOUND, "token_unknown",
 		               "the enrollment token is not known for %s", is->sd->d->name);
 	if (t.used)
-		return err_set(e, ERR_CONFLICT, "token_used", "the enrollment token was already used");
+		return err_set(e, ERR_CONFLICT, "token_used",
+		               "the enrollment token was already used");
 	if (t.expired)
-		return err_set(e, ERR_GONE, "token_expired",
-		               "the enrollment token has expired; ask the domain admin for a new one");
+		return err_set(
+		    e, ERR_GONE, "token_expired",
+		    "the enrollment token has expired; ask the domain admin for a new one");
 	ks_seal_enroll(sg, is->sd, t.address, hash, t.expires, want);
 	if (!ks_seal_ok(t.sealed ? t.seal : NULL, want)) {
 		log_err(NULL,

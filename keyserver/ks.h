@@ -98,7 +98,7 @@ struct ks_req {
 	struct ks *ks;
 	const struct http_request *http;
 	struct http_response *resp;
-	struct db *db; /* borrowed from the pool for this request */
+	struct db *db;           /* borrowed from the pool for this request */
 	long long cache_max_age; /* how long answers may be cached; handlers may lower it */
 };
 
@@ -148,7 +148,7 @@ void ks_crl_get(struct ks_req *r, const char *domain, int pem);
 /* Revoke, by the admin and for reason, every certificate of name in d that is not revoked
  * yet (current and superseded), inside the caller's transaction; *n receives how many. */
 int ks_revoke_all_of(struct ks_req *r, const struct ks_domain *d, const char *name, int reason,
-		     long long *n, struct err *e);
+                     long long *n, struct err *e);
 
 /* tlog.c: the domain's transparency log, which is also its change feed. */
 struct ks_event {
@@ -159,7 +159,7 @@ struct ks_event {
 };
 /* Append inside the caller's transaction; *seq receives the entry's index (may be NULL). */
 int ks_log_append(struct ks_req *r, const struct ks_domain *d, const struct ks_event *ev,
-		  long long *seq, struct err *e);
+                  long long *seq, struct err *e);
 void ks_log_head(struct ks_req *r, const char *domain);
 void ks_log_entries(struct ks_req *r, const char *domain);
 void ks_log_consistency(struct ks_req *r, const char *domain);
@@ -177,7 +177,7 @@ void ks_log_publish(struct ks_req *r, const struct ks_domain *d);
 
 /* The inclusion proof of entry seq in the tree of size, with its leaf and salt. */
 int ks_log_proof_for(struct ks_req *r, long long domain_id, long long seq, long long size,
-		     json_t **out, struct err *e);
+                     json_t **out, struct err *e);
 
 /* webhook.c */
 struct ks_webhooks;
@@ -197,17 +197,15 @@ int ks_auth_domain_admin(struct ks_req *r, const struct ks_domain *d, struct err
  * fails with the signer's own refusal, or ERR_TEMP "signer_unavailable" (503). */
 struct frame_client *ks_signer_client_new(const char *socket_path, struct err *e);
 int ks_signer_register(struct ks *ks, const char *domain, const char *const pem[3],
-		       const char *policy, const char *mode, const char *operator_token,
-		       char pin[CRYPTO_PIN_MAX], char admin_token[CRYPTO_TOKEN_LEN],
-		       struct err *e);
-int ks_signer_token(struct ks *ks, const char *domain, const char *admin_token,
-		    const char *address, long long ttl, char token[CRYPTO_TOKEN_LEN],
-		    char expires[32], struct err *e);
+                       const char *policy, const char *mode, const char *operator_token,
+                       char pin[CRYPTO_PIN_MAX], char admin_token[CRYPTO_TOKEN_LEN], struct err *e);
+int ks_signer_token(struct ks *ks, const char *domain, const char *admin_token, const char *address,
+                    long long ttl, char token[CRYPTO_TOKEN_LEN], char expires[32], struct err *e);
 int ks_signer_enroll(struct ks *ks, const char *domain, const char *token, const char *csr,
-		     char key_id[CRYPTO_UUID_LEN], char secret[CRYPTO_TOKEN_LEN], struct err *e);
+                     char key_id[CRYPTO_UUID_LEN], char secret[CRYPTO_TOKEN_LEN], struct err *e);
 int ks_signer_server(struct ks *ks, const char *domain, const char *admin_token,
-		     const char *purpose, const char *csr, char key_id[CRYPTO_UUID_LEN],
-		     struct err *e);
+                     const char *purpose, const char *csr, char key_id[CRYPTO_UUID_LEN],
+                     struct err *e);
 unsigned char *ks_signer_crl(struct ks *ks, const char *domain, size_t *len, struct err *e);
 char *ks_signer_route(struct ks *ks, const char *domain, const char *name, struct err *e);
 int ks_signer_publish(struct ks *ks, const char *domain, long long *size, struct err *e);

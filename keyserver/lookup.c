@@ -13,7 +13,7 @@
 
 /* Which address's key encrypts mail for addr under the domain's policy, and why. */
 static int encryption_target(struct ks_req *r, const struct ks_domain *d, const char *addr,
-			     char **target, const char **reason, struct err *e)
+                             char **target, const char **reason, struct err *e)
 {
 	if (strcmp(d->policy, "corporate") == 0 && d->corporate_address != NULL) {
 		*reason = "corporate";
@@ -62,11 +62,13 @@ void ks_lookup_address(struct ks_req *r, const char *raw)
 	    (enc != own && ks_log_attach_proofs(r, enc, &head2, &e) < 0))
 		goto fail;
 	http_reply_json(r->resp, 200,
-			json_pack("{s:s, s:s, s:s, s:O, s:{s:s, s:s, s:O}, s:O}", "address", addr,
-				  "domain", d->name, "policy", d->policy, "certificates", own,
-				  "encryption", "address", target, "reason", reason,
-				  "certificates", enc, "tree_head", head ? head : head2 ? head2
-											: json_null()));
+	                json_pack("{s:s, s:s, s:s, s:O, s:{s:s, s:s, s:O}, s:O}", "address", addr,
+	                          "domain", d->name, "policy", d->policy, "certificates", own,
+	                          "encryption", "address", target, "reason", reason, "certificates",
+	                          enc, "tree_head",
+	                          head    ? head
+	                          : head2 ? head2
+	                                  : json_null()));
 	goto out;
 fail:
 	ks_fail(r, &e);
@@ -94,12 +96,12 @@ void ks_lookup_history(struct ks_req *r, const char *raw)
 		ks_fail(r, &e);
 	else if (json_array_size(all) == 0) {
 		err_set(&e, ERR_NOTFOUND, "not_found", "no certificate was ever published for %s",
-			addr);
+		        addr);
 		ks_fail(r, &e);
 	} else
 		http_reply_json(r->resp, 200,
-				json_pack("{s:s, s:O, s:O}", "address", addr, "certificates", all,
-					  "tree_head", head ? head : json_null()));
+		                json_pack("{s:s, s:O, s:O}", "address", addr, "certificates", all,
+		                          "tree_head", head ? head : json_null()));
 	json_decref(head);
 	json_decref(all);
 	free(addr);
@@ -128,8 +130,8 @@ static void reply_erased(struct ks_req *r, json_t *obj)
 {
 	json_object_set_new(obj, "error", json_string("erased"));
 	json_object_set_new(obj, "message",
-			    json_string("this certificate was erased at its owner's request;"
-					" it is revoked and no longer published"));
+	                    json_string("this certificate was erased at its owner's request;"
+	                                " it is revoked and no longer published"));
 	http_reply_json(r->resp, 410, obj);
 }
 
@@ -164,8 +166,9 @@ void ks_lookup_key(struct ks_req *r, const char *key_id, int pem)
 	json_t *obj;
 
 	if (!ks_is_uuid(key_id)) {
-		err_set(&e, ERR_INPUT, "bad_request", "a key id is a UUID like "
-			"0b6f5c0e-4d3a-4c8e-9a57-6a1f1d0e8a11");
+		err_set(&e, ERR_INPUT, "bad_request",
+		        "a key id is a UUID like "
+		        "0b6f5c0e-4d3a-4c8e-9a57-6a1f1d0e8a11");
 		ks_fail(r, &e);
 		return;
 	}
@@ -184,14 +187,14 @@ void ks_lookup_fingerprint(struct ks_req *r, const char *fpr)
 
 	if (strncmp(fpr, "sha256:", 7) != 0 || strlen(fpr) != CERT_FPR_LEN - 1) {
 		err_set(&e, ERR_INPUT, "bad_request",
-			"a fingerprint is sha256: followed by 64 hex digits");
+		        "a fingerprint is sha256: followed by 64 hex digits");
 		ks_fail(r, &e);
 		return;
 	}
 	for (i = 0; fpr[i]; i++) {
 		if (i >= 7 && !isxdigit((unsigned char)fpr[i])) {
 			err_set(&e, ERR_INPUT, "bad_request",
-				"a fingerprint is sha256: followed by 64 hex digits");
+			        "a fingerprint is sha256: followed by 64 hex digits");
 			ks_fail(r, &e);
 			return;
 		}
@@ -210,13 +213,15 @@ static int selector_arg(const char *raw, char *out, size_t size, struct err *e)
 	size_t n = strlen(raw);
 
 	if (n == 0 || n > 63 || n >= size || raw[0] == '-' || raw[n - 1] == '-')
-		return err_set(e, ERR_INPUT, "bad_name",
-			       "a DKIM selector here is one host-name label (letters, digits, '-')");
+		return err_set(
+		    e, ERR_INPUT, "bad_name",
+		    "a DKIM selector here is one host-name label (letters, digits, '-')");
 	for (size_t i = 0; i <= n; i++) {
 		unsigned char c = (unsigned char)raw[i];
 		if (c != '\0' && !isalnum(c) && c != '-')
-			return err_set(e, ERR_INPUT, "bad_name",
-				       "a DKIM selector here is one host-name label (letters, digits, '-')");
+			return err_set(
+			    e, ERR_INPUT, "bad_name",
+			    "a DKIM selector here is one host-name label (letters, digits, '-')");
 		out[i] = (char)tolower(c);
 	}
 	return 0;
@@ -240,7 +245,8 @@ static json_t *newest_of(json_t *certs, const char *domain, const char *selector
 
 		if (name == NULL || purpose == NULL || status == NULL ||
 		    strcmp(purpose, "signing") != 0 ||
-		    dns_dkim_selector(name, domain, sel, sizeof(sel)) < 0 || strcmp(sel, selector) != 0)
+		    dns_dkim_selector(name, domain, sel, sizeof(sel)) < 0 ||
+		    strcmp(sel, selector) != 0)
 			continue;
 		if (current && strcmp(status, "current") != 0)
 			continue;
@@ -291,7 +297,7 @@ void ks_lookup_dkim(struct ks_req *r, const char *domain, const char *raw_select
 	}
 	if (obj == NULL) {
 		err_set(&e, ERR_NOTFOUND, "not_found", "%s has no signing key for selector %s",
-			d->name, selector);
+		        d->name, selector);
 		goto fail;
 	}
 	reply_cert(r, obj, 0);

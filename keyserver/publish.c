@@ -116,8 +116,9 @@ static int newest_head(struct db *db, const struct ks_signer_domain *sd, const c
 	if ((found = ks_store_log_newest_head(db, idbuf, &h->size, root_hex, &jws, e)) < 0)
 		return -1;
 	if (found)
-		rc = ks_hex_decode32(root_hex, h->root) < 0 ? head_refused(sd, "a malformed root", e)
-		                                            : head_check(sd, jws, h, e);
+		rc = ks_hex_decode32(root_hex, h->root) < 0
+		         ? head_refused(sd, "a malformed root", e)
+		         : head_check(sd, jws, h, e);
 	free(jws);
 	return rc;
 }
@@ -142,22 +143,23 @@ static int leaf_check(void *arg, int i, long long seq, const char *leaf, const c
 
 	if (seq != c->from + i) { /* rows come in seq order: an index skipped is a gap */
 		json_decref(o);
-		return err_set(e, ERR_FORBIDDEN, "log_damaged", "the log of %s has gaps", sd->d->name);
+		return err_set(e, ERR_FORBIDDEN, "log_damaged", "the log of %s has gaps",
+		               sd->d->name);
 	}
 	ok = o != NULL && dom != NULL && strcmp(dom, sd->d->name) == 0 &&
-	         json_integer_value(json_object_get(o, "seq")) == seq &&
-	         merkle_leaf_hash(leaf, strlen(leaf), want, e) == 0 &&
-	         ks_hex_decode32(hash_hex, stored) == 0 &&
-	         ks_log_node(c->nodes, 0, (uint64_t)seq, node, e) == 0 &&
-	         memcmp(want, stored, MERKLE_HASH_LEN) == 0 && memcmp(want, node, MERKLE_HASH_LEN) == 0;
+	     json_integer_value(json_object_get(o, "seq")) == seq &&
+	     merkle_leaf_hash(leaf, strlen(leaf), want, e) == 0 &&
+	     ks_hex_decode32(hash_hex, stored) == 0 &&
+	     ks_log_node(c->nodes, 0, (uint64_t)seq, node, e) == 0 &&
+	     memcmp(want, stored, MERKLE_HASH_LEN) == 0 && memcmp(want, node, MERKLE_HASH_LEN) == 0;
 
 	json_decref(o);
 	if (ok)
 		return 0;
 	log_err(NULL, "signer: entry %lld of the log of %s is not well formed; no head signed", seq,
 	        sd->d->name);
-	return err_set(e, ERR_FORBIDDEN, "log_damaged", "entry %lld of the log of %s is not well formed",
-	               seq, sd->d->name);
+	return err_set(e, ERR_FORBIDDEN, "log_damaged",
+	               "entry %lld of the log of %s is not well formed", seq, sd->d->name);
 }
 
 /* Entries [from, to): no gaps, each well formed (leaf_check). */
@@ -170,7 +172,8 @@ static int leaves_check(struct db *db, const struct ks_signer_domain *sd,
 	if (n < 0)
 		return -1;
 	if (n != to - from)
-		return err_set(e, ERR_FORBIDDEN, "log_damaged", "the log of %s has gaps", sd->d->name);
+		return err_set(e, ERR_FORBIDDEN, "log_damaged", "the log of %s has gaps",
+		               sd->d->name);
 	return 0;
 }
 
@@ -225,8 +228,7 @@ int ks_publish_heads(struct ks_signer *sg, struct db *db, const struct ks_signer
 	if (db_begin(db, e) < 0)
 		return -1;
 	/* Appends take this lock too: the log holds still while it is signed. */
-	if (ks_store_domain_lock(db, sd->d->id, e) < 0 ||
-	    (n = ks_log_size(db, sd->d->id, e)) < 0 ||
+	if (ks_store_domain_lock(db, sd->d->id, e) < 0 || (n = ks_log_size(db, sd->d->id, e)) < 0 ||
 	    newest_head(db, sd, nodes.domain_id, &h, e) < 0)
 		goto fail;
 	if (h.size > n) {

@@ -16,7 +16,6 @@
 #include "core/log.h"
 #include "store.h"
 
-
 static int reason_of(json_t *obj, int *reason, struct err *e)
 {
 	json_t *v = json_object_get(obj, "reason");
@@ -30,8 +29,8 @@ static int reason_of(json_t *obj, int *reason, struct err *e)
 }
 
 /* The request is a JWS by the key being revoked: payload names that key. */
-static int auth_by_key(struct ks_req *r, const struct ks_domain *d,
-		       const struct ks_cert_row *t, int *reason, struct err *e)
+static int auth_by_key(struct ks_req *r, const struct ks_domain *d, const struct ks_cert_row *t,
+                       int *reason, struct err *e)
 {
 	const char *pins[8];
 	int npins = 0;
@@ -53,7 +52,7 @@ static int auth_by_key(struct ks_req *r, const struct ks_domain *d,
 		goto out;
 	if (strcmp(fpr, t->fingerprint) != 0) {
 		err_set(e, ERR_FORBIDDEN, "wrong_key",
-			"the revocation is signed by another key than the one it revokes");
+		        "the revocation is signed by another key than the one it revokes");
 		goto out;
 	}
 	payload = json_loadb(v.payload, v.payload_len, JSON_REJECT_DUPLICATES, NULL);
@@ -62,8 +61,8 @@ static int auth_by_key(struct ks_req *r, const struct ks_domain *d,
 	if (type == NULL || strcmp(type, "anchor-revoke") != 0 || kid == NULL ||
 	    strcmp(kid, t->key_id) != 0) {
 		err_set(e, ERR_INPUT, "bad_request",
-			"the signed payload must be {\"type\": \"anchor-revoke\", \"key_id\": "
-			"<this key id>, \"reason\": ...}");
+		        "the signed payload must be {\"type\": \"anchor-revoke\", \"key_id\": "
+		        "<this key id>, \"reason\": ...}");
 		goto out;
 	}
 	rc = reason_of(payload, reason, e);
@@ -81,13 +80,13 @@ static int auth_by_secret(const struct ks_cert_row *t, const char *secret, struc
 	if (t->secret_hash[0] == '\0' ||
 	    !crypto_ct_equal(hash, t->secret_hash, CRYPTO_HEX256_LEN - 1))
 		return err_set(e, ERR_FORBIDDEN, "wrong_secret",
-			       "the revocation secret is not the one issued with this key");
+		               "the revocation secret is not the one issued with this key");
 	return 0;
 }
 
 /* Decide who asks, and with which reason. */
 static int authorise(struct ks_req *r, const struct ks_domain *d, const struct ks_cert_row *t,
-		     const char **method, int *reason, struct err *e)
+                     const char **method, int *reason, struct err *e)
 {
 	json_t *body = r->http->json;
 	const char *secret;
@@ -105,31 +104,32 @@ static int authorise(struct ks_req *r, const struct ks_domain *d, const struct k
 	*method = "admin";
 	if (http_bearer_token(r->http) == NULL)
 		return err_set(e, ERR_AUTH, "unauthorized",
-			       "revoke with a request signed by the key, the revocation secret, "
-			       "or the domain admin's token");
+		               "revoke with a request signed by the key, the revocation secret, "
+		               "or the domain admin's token");
 	return ks_auth_domain_admin(r, d, e) < 0 ? -1 : reason_of(body, reason, e);
 }
 
 static int record_revocation(struct ks_req *r, const struct ks_domain *d,
-			     const struct ks_cert_row *t, const char *method, int reason,
-			     struct err *e)
+                             const struct ks_cert_row *t, const char *method, int reason,
+                             struct err *e)
 {
 	json_t *details = json_pack("{s:s, s:s, s:s}", "fingerprint", t->fingerprint, "reason",
-				    crl_reason_name(reason), "method", method);
-	struct ks_event ev = {.type = "revoked", .name = t->name, .key_id = t->key_id,
-			      .details = details};
+	                            crl_reason_name(reason), "method", method);
+	struct ks_event ev = {
+	    .type = "revoked", .name = t->name, .key_id = t->key_id, .details = details};
 	int rc;
 
 	rc = ks_store_cert_revoke(r->db, d->id, t, reason, method, e) < 0 ||
-	     ks_log_append(r, d, &ev, NULL, e) < 0 || ks_store_notify_change(r->db, d->name, e) < 0
-		     ? -1
-		     : 0;
+	             ks_log_append(r, d, &ev, NULL, e) < 0 ||
+	             ks_store_notify_change(r->db, d->name, e) < 0
+	         ? -1
+	         : 0;
 	json_decref(details);
 	return rc;
 }
 
 int ks_revoke_all_of(struct ks_req *r, const struct ks_domain *d, const char *name, int reason,
-		     long long *n, struct err *e)
+                     long long *n, struct err *e)
 {
 	struct ks_cert_row *rows = NULL;
 	int count, rc = 0;
@@ -165,7 +165,7 @@ void ks_revoke(struct ks_req *r, const char *key_id)
 		goto fail;
 	if (strcmp(t.status, "revoked") == 0) {
 		err_set(&e, ERR_CONFLICT, "already_revoked", "the key %s is already revoked",
-			t.key_id);
+		        t.key_id);
 		goto fail;
 	}
 	if (record_revocation(r, d, &t, method, reason, &e) < 0 || db_commit(r->db, &e) < 0)
@@ -173,7 +173,7 @@ void ks_revoke(struct ks_req *r, const char *key_id)
 	ks_cache_invalidate(r->ks->cache);
 	ks_log_publish(r, d);
 	log_info(r->http->reqid, "revoked key_id=%s of %s by %s, reason %s", t.key_id, t.name,
-		 method, crl_reason_name(reason));
+	         method, crl_reason_name(reason));
 	ks_lookup_key(r, t.key_id, 0);
 	ks_domain_free(d);
 	return;

@@ -10,57 +10,56 @@
 #define KB 1024LL
 
 const struct conf_param ks_settings_table[] = {
-	{"listen_address", CONF_STR, "127.0.0.1", 0, 0, S(listen_address),
-	 "address to listen on (IPv4 or IPv6; \"::\" for all)"},
-	{"listen_port", CONF_INT, "8443", 0, 65535, S(listen_port), "TCP port; 0 picks a free one"},
-	{"port_file", CONF_STR, NULL, 0, 0, S(port_file), "write the bound port here (for tests)"},
-	{"tls_cert_file", CONF_STR, NULL, 0, 0, S(tls_cert_file), "PEM certificate chain for HTTPS"},
-	{"tls_key_file", CONF_STR, NULL, 0, 0, S(tls_key_file), "PEM private key for HTTPS"},
-	{"allow_plain_http", CONF_BOOL, "no", 0, 1, S(allow_plain_http),
-	 "serve plain HTTP (only behind a TLS terminator)"},
-	{"db_conninfo", CONF_STR, "dbname=anchor", 0, 0, S(db_conninfo), "libpq connection string"},
-	{"db_pool_size", CONF_INT, "8", 1, 256, S(db_pool_size), "database connections"},
-	{"sql_dir", CONF_STR, "/usr/local/share/anchor/sql", 0, 0, S(sql_dir),
-	 "directory of schema migrations"},
-	{"migrate_on_start", CONF_BOOL, "yes", 0, 1, S(migrate_on_start),
-	 "apply pending migrations at start"},
-	{"issuer_kek_file", CONF_STR, "/var/lib/anchor/issuer.kek", 0, 0, S(issuer_kek_file),
-	 "32-byte key that seals the domains' issuer keys in the database (0600; made when "
-	 "missing; the same file on every node)"},
-	{"operator_token_hash", CONF_STR, NULL, 0, 0, S(operator_token_hash),
-	 "hex SHA-256 of the operator token; unset disables the operator API"},
-	{"max_body", CONF_SIZE, "64k", 1 * KB, 16 * KB * KB, S(max_body), "largest request body"},
-	{"http_threads", CONF_INT, "2", 1, 256, S(http_threads), "HTTP worker threads"},
-	{"max_connections", CONF_INT, "1024", 1, 65536, S(max_connections),
-	 "simultaneous connections"},
-	{"max_connections_per_ip", CONF_INT, "32", 1, 65536, S(max_connections_per_ip),
-	 "simultaneous connections from one client address (more are closed at once)"},
-	{"conn_timeout", CONF_DURATION, "30s", 1, 3600, S(conn_timeout),
-	 "idle timeout of a connection that has sent a request (keep-alive)"},
-	{"request_timeout", CONF_DURATION, "10s", 1, 3600, S(request_timeout),
-	 "a new connection silent this long before its first request (TLS handshake "
-	 "included) is closed; at most conn_timeout"},
-	{"rate_limit", CONF_INT, "200", 0, 1000000, S(rate_limit),
-	 "requests per second per client address; 0 disables"},
-	{"rate_burst", CONF_INT, "400", 1, 10000000, S(rate_burst), "burst per client address"},
-	{"cache_max_age", CONF_DURATION, "300s", 0, 86400, S(cache_max_age),
-	 "Cache-Control max-age of certificate objects"},
-	{"cert_days", CONF_INT, "365", 1, 825, S(cert_days), "validity of issued certificates"},
-	{"webhook_allow_http", CONF_BOOL, "no", 0, 1, S(webhook_allow_http),
-	 "allow http:// webhook URLs (tests on loopback only)"},
-	{"webhook_retry_base", CONF_DURATION, "10s", 1, 3600, S(webhook_retry_base),
-	 "first retry delay of a failed webhook delivery; doubles each time"},
-	{"webhook_max_attempts", CONF_INT, "12", 1, 100, S(webhook_max_attempts),
-	 "delivery attempts before a webhook call is given up"},
-	{"log_level", CONF_STR, "info", 0, 0, S(log_level), "error, warning, info or debug"},
-	{"syslog", CONF_BOOL, "no", 0, 1, S(syslog), "log to syslog instead of stderr"},
-	/* The signer process: the only holder of the KEK and the issuer keys. */
-	{"signer_socket", CONF_STR, NULL, 0, 0, S(signer_socket),
-	 "Unix socket between the HTTPS process and its signer (made 0600 in a 0700 "
-	 "directory); unset: a fresh private directory under /tmp"},
-	{"signer_db_conninfo", CONF_STR, NULL, 0, 0, S(signer_db_conninfo),
-	 "libpq connection string of the signer (a role of its own); unset: db_conninfo"},
-	{NULL, CONF_STR, NULL, 0, 0, 0, NULL},
+    {"listen_address", CONF_STR, "127.0.0.1", 0, 0, S(listen_address),
+     "address to listen on (IPv4 or IPv6; \"::\" for all)"},
+    {"listen_port", CONF_INT, "8443", 0, 65535, S(listen_port), "TCP port; 0 picks a free one"},
+    {"port_file", CONF_STR, NULL, 0, 0, S(port_file), "write the bound port here (for tests)"},
+    {"tls_cert_file", CONF_STR, NULL, 0, 0, S(tls_cert_file), "PEM certificate chain for HTTPS"},
+    {"tls_key_file", CONF_STR, NULL, 0, 0, S(tls_key_file), "PEM private key for HTTPS"},
+    {"allow_plain_http", CONF_BOOL, "no", 0, 1, S(allow_plain_http),
+     "serve plain HTTP (only behind a TLS terminator)"},
+    {"db_conninfo", CONF_STR, "dbname=anchor", 0, 0, S(db_conninfo), "libpq connection string"},
+    {"db_pool_size", CONF_INT, "8", 1, 256, S(db_pool_size), "database connections"},
+    {"sql_dir", CONF_STR, "/usr/local/share/anchor/sql", 0, 0, S(sql_dir),
+     "directory of schema migrations"},
+    {"migrate_on_start", CONF_BOOL, "yes", 0, 1, S(migrate_on_start),
+     "apply pending migrations at start"},
+    {"issuer_kek_file", CONF_STR, "/var/lib/anchor/issuer.kek", 0, 0, S(issuer_kek_file),
+     "32-byte key that seals the domains' issuer keys in the database (0600; made when "
+     "missing; the same file on every node)"},
+    {"operator_token_hash", CONF_STR, NULL, 0, 0, S(operator_token_hash),
+     "hex SHA-256 of the operator token; unset disables the operator API"},
+    {"max_body", CONF_SIZE, "64k", 1 * KB, 16 * KB *KB, S(max_body), "largest request body"},
+    {"http_threads", CONF_INT, "2", 1, 256, S(http_threads), "HTTP worker threads"},
+    {"max_connections", CONF_INT, "1024", 1, 65536, S(max_connections), "simultaneous connections"},
+    {"max_connections_per_ip", CONF_INT, "32", 1, 65536, S(max_connections_per_ip),
+     "simultaneous connections from one client address (more are closed at once)"},
+    {"conn_timeout", CONF_DURATION, "30s", 1, 3600, S(conn_timeout),
+     "idle timeout of a connection that has sent a request (keep-alive)"},
+    {"request_timeout", CONF_DURATION, "10s", 1, 3600, S(request_timeout),
+     "a new connection silent this long before its first request (TLS handshake "
+     "included) is closed; at most conn_timeout"},
+    {"rate_limit", CONF_INT, "200", 0, 1000000, S(rate_limit),
+     "requests per second per client address; 0 disables"},
+    {"rate_burst", CONF_INT, "400", 1, 10000000, S(rate_burst), "burst per client address"},
+    {"cache_max_age", CONF_DURATION, "300s", 0, 86400, S(cache_max_age),
+     "Cache-Control max-age of certificate objects"},
+    {"cert_days", CONF_INT, "365", 1, 825, S(cert_days), "validity of issued certificates"},
+    {"webhook_allow_http", CONF_BOOL, "no", 0, 1, S(webhook_allow_http),
+     "allow http:// webhook URLs (tests on loopback only)"},
+    {"webhook_retry_base", CONF_DURATION, "10s", 1, 3600, S(webhook_retry_base),
+     "first retry delay of a failed webhook delivery; doubles each time"},
+    {"webhook_max_attempts", CONF_INT, "12", 1, 100, S(webhook_max_attempts),
+     "delivery attempts before a webhook call is given up"},
+    {"log_level", CONF_STR, "info", 0, 0, S(log_level), "error, warning, info or debug"},
+    {"syslog", CONF_BOOL, "no", 0, 1, S(syslog), "log to syslog instead of stderr"},
+    /* The signer process: the only holder of the KEK and the issuer keys. */
+    {"signer_socket", CONF_STR, NULL, 0, 0, S(signer_socket),
+     "Unix socket between the HTTPS process and its signer (made 0600 in a 0700 "
+     "directory); unset: a fresh private directory under /tmp"},
+    {"signer_db_conninfo", CONF_STR, NULL, 0, 0, S(signer_db_conninfo),
+     "libpq connection string of the signer (a role of its own); unset: db_conninfo"},
+    {NULL, CONF_STR, NULL, 0, 0, 0, NULL},
 };
 
 static int is_hex64(const char *s)
@@ -79,18 +78,20 @@ int ks_settings_check(const struct ks_settings *s, struct err *e)
 
 	if (log_level_parse(s->log_level, &lvl) < 0)
 		return err_set(e, ERR_INPUT, "bad_config",
-			       "log_level = %s: must be error, warning, info or debug", s->log_level);
+		               "log_level = %s: must be error, warning, info or debug",
+		               s->log_level);
 	if (!s->allow_plain_http && (s->tls_cert_file == NULL || s->tls_key_file == NULL))
 		return err_set(e, ERR_INPUT, "bad_config",
-			       "tls_cert_file and tls_key_file are required "
-			       "(or allow_plain_http = yes behind a TLS terminator)");
+		               "tls_cert_file and tls_key_file are required "
+		               "(or allow_plain_http = yes behind a TLS terminator)");
 	if (s->operator_token_hash != NULL && !is_hex64(s->operator_token_hash))
 		return err_set(e, ERR_INPUT, "bad_config",
-			       "operator_token_hash must be 64 lowercase hex digits "
-			       "(see `anchorctl operator token`)");
+		               "operator_token_hash must be 64 lowercase hex digits "
+		               "(see `anchorctl operator token`)");
 	if (s->request_timeout > s->conn_timeout)
-		return err_set(e, ERR_INPUT, "bad_config",
-			       "request_timeout (%llds) must not be longer than conn_timeout (%llds)",
-			       s->request_timeout, s->conn_timeout);
+		return err_set(
+		    e, ERR_INPUT, "bad_config",
+		    "request_timeout (%llds) must not be longer than conn_timeout (%llds)",
+		    s->request_timeout, s->conn_timeout);
 	return 0;
 }

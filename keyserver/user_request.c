@@ -35,7 +35,7 @@ static int domain_pins(const struct ks_domain *d, const char **pins, int max)
 
 /* The signer must hold the address's current S/MIME certificate; returns its key id. */
 static int signer_is_current(struct ks_req *r, const struct ks_domain *d, const char *address,
-			     X509 *leaf, char key_id[CRYPTO_UUID_LEN], struct err *e)
+                             X509 *leaf, char key_id[CRYPTO_UUID_LEN], struct err *e)
 {
 	char fpr[CERT_FPR_LEN];
 	int found;
@@ -47,13 +47,13 @@ static int signer_is_current(struct ks_req *r, const struct ks_domain *d, const 
 		return -1;
 	if (found == 0)
 		return err_set(e, ERR_FORBIDDEN, "not_current_key",
-			       "the request is not signed by the current key of %s", address);
+		               "the request is not signed by the current key of %s", address);
 	return 0;
 }
 
 /* Record the request's time; refuse it when an equal or newer one was accepted. */
 static int request_not_replayed(struct ks_req *r, const char *key_id, long long issued,
-				struct err *e)
+                                struct err *e)
 {
 	int fresh = ks_store_key_request_newer(r->db, key_id, issued, e);
 
@@ -61,7 +61,7 @@ static int request_not_replayed(struct ks_req *r, const char *key_id, long long 
 		return -1;
 	if (!fresh)
 		return err_set(e, ERR_CONFLICT, "replayed",
-			       "a request signed at the same time or later was already accepted");
+		               "a request signed at the same time or later was already accepted");
 	return 0;
 }
 
@@ -74,27 +74,28 @@ static int payload_check(json_t *p, const char *address, long long *issued, stru
 
 	if (type == NULL || strcmp(type, "anchor-route-request") != 0)
 		return err_set(e, ERR_INPUT, "bad_request",
-			       "the signed payload must have type anchor-route-request");
+		               "the signed payload must have type anchor-route-request");
 	if (addr == NULL || strcmp(addr, address) != 0)
 		return err_set(e, ERR_INPUT, "address_mismatch",
-			       "the signed request is for another address than the URL's");
+		               "the signed request is for another address than the URL's");
 	if (!json_is_integer(iss))
 		return err_set(e, ERR_INPUT, "bad_request",
-			       "the signed payload needs \"issued\" in Unix seconds");
+		               "the signed payload needs \"issued\" in Unix seconds");
 	*issued = json_integer_value(iss);
 	if (*issued < now - REQUEST_WINDOW || *issued > now + REQUEST_WINDOW)
 		return err_set(e, ERR_INPUT, "stale_request",
-			       "the request was signed more than %d seconds from now; "
-			       "check the clock and sign it again", REQUEST_WINDOW);
+		               "the request was signed more than %d seconds from now; "
+		               "check the clock and sign it again",
+		               REQUEST_WINDOW);
 	if (json_object_get(p, "servers") != NULL)
 		return err_set(e, ERR_FORBIDDEN, "forbidden",
-			       "a user may set only the alias of their address; "
-			       "servers are set by the domain admin");
+		               "a user may set only the alias of their address; "
+		               "servers are set by the domain admin");
 	return 0;
 }
 
 int ks_user_request_route(struct ks_req *r, const struct ks_domain *d, const char *address,
-			  struct ks_route *rt, char *keyref, size_t keyref_len, struct err *e)
+                          struct ks_route *rt, char *keyref, size_t keyref_len, struct err *e)
 {
 	const char *pins[8];
 	int npins = domain_pins(d, pins, 8);

@@ -41,7 +41,7 @@ static int url_ok(const struct ks *ks, const char *url, struct err *e)
 
 /* The key ids as a PostgreSQL array literal, each checked to be a UUID of this domain. */
 static char *key_ids_literal(struct ks_req *r, const struct ks_domain *d, json_t *ids,
-			     struct err *e)
+                             struct err *e)
 {
 	size_t i, len = 2 + json_array_size(ids) * (CRYPTO_UUID_LEN + 1);
 	char *lit, *p;
@@ -50,7 +50,7 @@ static char *key_ids_literal(struct ks_req *r, const struct ks_domain *d, json_t
 	if (!json_is_array(ids) || json_array_size(ids) < 1 ||
 	    json_array_size(ids) > WEBHOOK_MAX_KEYS) {
 		err_set(e, ERR_INPUT, "bad_request", "\"key_ids\" must list 1 to %d key ids",
-			WEBHOOK_MAX_KEYS);
+		        WEBHOOK_MAX_KEYS);
 		return NULL;
 	}
 	if ((lit = malloc(len + 1)) == NULL) {
@@ -88,7 +88,8 @@ void ks_webhook_add(struct ks_req *r, const char *domain)
 
 	if (d == NULL)
 		return;
-	if ((url = http_json_str(r->http->json, "url", 1, &e)) == NULL || url_ok(r->ks, url, &e) < 0 ||
+	if ((url = http_json_str(r->http->json, "url", 1, &e)) == NULL ||
+	    url_ok(r->ks, url, &e) < 0 ||
 	    (ids = key_ids_literal(r, d, json_object_get(r->http->json, "key_ids"), &e)) == NULL ||
 	    crypto_random_token(token, &e) < 0)
 		goto fail;
@@ -101,7 +102,7 @@ void ks_webhook_add(struct ks_req *r, const char *domain)
 	}
 	log_info(r->http->reqid, "webhook %lld registered for %s", id, d->name);
 	http_reply_json(r->resp, 201,
-			json_pack("{s:I, s:s}", "id", (json_int_t)id, "secret", token));
+	                json_pack("{s:I, s:s}", "id", (json_int_t)id, "secret", token));
 	free(ids);
 	ks_domain_free(d);
 	return;
@@ -123,9 +124,9 @@ void ks_webhook_delete(struct ks_req *r, const char *domain, const char *id)
 		return;
 	if (token == NULL || strspn(id, "0123456789") != strlen(id) || strlen(id) > 18) {
 		err_set(&e, token == NULL ? ERR_AUTH : ERR_INPUT,
-			token == NULL ? "unauthorized" : "bad_request",
-			token == NULL ? "delete a webhook with its secret as the bearer token"
-				      : "a webhook id is a number");
+		        token == NULL ? "unauthorized" : "bad_request",
+		        token == NULL ? "delete a webhook with its secret as the bearer token"
+		                      : "a webhook id is a number");
 		goto fail;
 	}
 	crypto_token_hash(token, hash);
@@ -148,9 +149,8 @@ fail:
 /* The body: the entry, its proof to the newest head, and the head. */
 static char *delivery_body(struct ks_req *r, const struct ks_delivery *dl, struct err *e)
 {
-	json_t *probe = json_pack("{s:I, s:I}", "log_seq",
-				  (json_int_t)strtoll(dl->seq, NULL, 10), "_domain_id",
-				  (json_int_t)strtoll(dl->domain_id, NULL, 10));
+	json_t *probe = json_pack("{s:I, s:I}", "log_seq", (json_int_t)strtoll(dl->seq, NULL, 10),
+	                          "_domain_id", (json_int_t)strtoll(dl->domain_id, NULL, 10));
 	json_t *head = NULL, *entry, *body = NULL;
 	char *text = NULL;
 
@@ -159,7 +159,7 @@ static char *delivery_body(struct ks_req *r, const struct ks_delivery *dl, struc
 	entry = json_object_get(probe, "log");
 	json_object_del(entry, "salt"); /* the subscriber watches keys, not names */
 	body = json_pack("{s:s, s:O, s:O}", "domain", dl->domain, "entry", entry, "tree_head",
-			 head ? head : json_null());
+	                 head ? head : json_null());
 	text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 out:
 	json_decref(body);
@@ -204,7 +204,7 @@ static int post_json(const char *url, const char *body, char *why, size_t whylen
 }
 
 static void record_outcome(struct db *db, const struct ks *ks, const struct ks_delivery *dl, int ok,
-			   const char *why)
+                           const char *why)
 {
 	struct err e = {0};
 	long long delay = ks->cfg.webhook_retry_base << (dl->attempts < 20 ? dl->attempts : 20);
@@ -213,13 +213,13 @@ static void record_outcome(struct db *db, const struct ks *ks, const struct ks_d
 		delay = WEBHOOK_BACKOFF_MAX;
 	if (ks_store_delivery_record(db, dl, delay, ok ? NULL : why, &e) < 0)
 		log_err(NULL, "webhook %s: cannot record the delivery of entry %s: %s",
-			dl->webhook_id, dl->seq, e.msg);
+		        dl->webhook_id, dl->seq, e.msg);
 	else if (ok)
 		log_info(NULL, "webhook %s: delivered entry %s of %s", dl->webhook_id, dl->seq,
-			 dl->domain);
+		         dl->domain);
 	else
 		log_warn(NULL, "webhook %s: entry %s of %s, attempt %d failed: %s", dl->webhook_id,
-			 dl->seq, dl->domain, dl->attempts + 1, why);
+		         dl->seq, dl->domain, dl->attempts + 1, why);
 }
 
 /* One round: lock a batch of due deliveries, send them, record the outcomes. */
@@ -245,7 +245,8 @@ static int deliver_batch(struct ks_webhooks *w, struct db *db)
 		if (body == NULL)
 			snprintf(why, sizeof(why), "cannot build the body: %s", e.msg);
 		record_outcome(db, w->ks, dl,
-			       body != NULL && post_json(dl->url, body, why, sizeof(why)) == 0, why);
+		               body != NULL && post_json(dl->url, body, why, sizeof(why)) == 0,
+		               why);
 		free(body);
 	}
 	free(due);

@@ -371,8 +371,8 @@ static int start_query(struct policy_client *c, const char *ip, const char *helo
 {
 	struct query *q = calloc(1, sizeof(*q));
 	/* A local policy service may be plain http; https is verified as everywhere. */
-	struct https_opts opts = {.cacert = c->s->cacert != NULL && c->s->cacert[0] ? c->s->cacert
-	                                                                             : NULL,
+	struct https_opts opts = {.cacert =
+	                              c->s->cacert != NULL && c->s->cacert[0] ? c->s->cacert : NULL,
 	                          .connect_timeout_ms = (int)c->s->timeout_ms,
 	                          .timeout_ms = (int)c->s->timeout_ms,
 	                          .user_agent = "anchor-policyd/1",

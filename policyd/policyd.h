@@ -33,21 +33,21 @@ enum policy_act {
 };
 
 struct policy_settings {
-	char *listen;         /* "127.0.0.1:10040", "[::1]:10040" or "unix:/path" */
-	char *reputation_url; /* https://host:port of anchor-reputation */
-	char *cacert;         /* CA bundle for its certificate; unset: the system's */
-	long long timeout_ms; /* per query */
+	char *listen;                     /* "127.0.0.1:10040", "[::1]:10040" or "unix:/path" */
+	char *reputation_url;             /* https://host:port of anchor-reputation */
+	char *cacert;                     /* CA bundle for its certificate; unset: the system's */
+	long long timeout_ms;             /* per query */
 	long long reputation_connections; /* open to anchor-reputation at once; more queue */
-	long long cache_ttl;  /* seconds a verdict is reused; 0: no cache */
-	long long cache_size; /* entries */
-	long long backoff;    /* seconds without queries after a failure */
-	char *on_error;       /* dunno | defer_if_permit | defer | reject */
-	char *block_action;   /* reject | defer | defer_if_permit | prepend | dunno */
-	char *unknown_action; /* dunno | prepend */
-	char *known_action;   /* dunno | prepend | ok */
-	char *trusted_action; /* dunno | prepend | ok */
-	char *header_name;    /* for prepend */
-	int query_helo;       /* send helo_name (the service checks CSA) */
+	long long cache_ttl;              /* seconds a verdict is reused; 0: no cache */
+	long long cache_size;             /* entries */
+	long long backoff;                /* seconds without queries after a failure */
+	char *on_error;                   /* dunno | defer_if_permit | defer | reject */
+	char *block_action;               /* reject | defer | defer_if_permit | prepend | dunno */
+	char *unknown_action;             /* dunno | prepend */
+	char *known_action;               /* dunno | prepend | ok */
+	char *trusted_action;             /* dunno | prepend | ok */
+	char *header_name;                /* for prepend */
+	int query_helo;                   /* send helo_name (the service checks CSA) */
 	int query_sender_domain;
 	long long max_line;  /* octets; a longer line closes the connection */
 	long long max_attrs; /* attributes in one request */

@@ -241,8 +241,8 @@ static void add_recipient_status(struct buf *b, const struct queue_rcpt *r)
 		char host[256];
 		size_t hl = strcspn(d.remote, "[");
 
-		snprintf(host, sizeof(host), "%.*s", (int)(hl < sizeof(host) ? hl : sizeof(host) - 1),
-		         d.remote);
+		snprintf(host, sizeof(host), "%.*s",
+		         (int)(hl < sizeof(host) ? hl : sizeof(host) - 1), d.remote);
 		if (host[0] != '\0')
 			add_folded(b, "Remote-MTA: dns;", host);
 	}

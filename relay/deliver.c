@@ -139,7 +139,8 @@ static int hello(struct tx *t, struct relay_smtp_reply *rep)
 	struct relay_dconn *c = &t->c;
 
 	memset(&t->caps, 0, sizeof(t->caps));
-	if (relay_dconn_printf(c, t->tcmd, "%s %s\r\n", is_lmtp(t) ? "LHLO" : "EHLO", helo_name(t)) < 0 ||
+	if (relay_dconn_printf(c, t->tcmd, "%s %s\r\n", is_lmtp(t) ? "LHLO" : "EHLO",
+	                       helo_name(t)) < 0 ||
 	    relay_dconn_read_reply(c, t->tcmd, rep) < 0)
 		return RELAY_IO_FAIL;
 	if (rep->code / 100 == 2) {
@@ -180,7 +181,8 @@ static int starttls(struct tx *t, int no_tls)
 		c->polite = 1;
 		return RELAY_IO_FAIL;
 	}
-	if (relay_dconn_printf(c, t->tcmd, "STARTTLS\r\n") < 0 || relay_dconn_read_reply(c, t->tcmd, &rep) < 0)
+	if (relay_dconn_printf(c, t->tcmd, "STARTTLS\r\n") < 0 ||
+	    relay_dconn_read_reply(c, t->tcmd, &rep) < 0)
 		return RELAY_IO_FAIL;
 	if (rep.code != 220) {
 		if (!must)
@@ -382,8 +384,8 @@ static int transaction(struct tx *t)
 	}
 	for (size_t m = 0; t->probe && rc == RELAY_IO_OK && m < k; m++)
 		if (t->st[order[m]] == RS_ACCEPTED)
-			result_set(&t->res[order[m]], 250, QUEUE_DELIVERED, "%s: recipient accepted",
-			           t->c.peer);
+			result_set(&t->res[order[m]], 250, QUEUE_DELIVERED,
+			           "%s: recipient accepted", t->c.peer);
 out:
 	free(order);
 	free(buf);
@@ -410,7 +412,8 @@ static int session(struct tx *t, int no_tls)
 	c->fd = -1;
 	rc = t->hop->unix_socket ? relay_dconn_unix(c, t->hop->host, t->tconn)
 	                         : relay_dconn_tcp(c, t->hop->host, t->hop->port, t->tconn);
-	if (rc == RELAY_IO_OK && (rc = relay_dconn_read_reply(c, t->tcmd, &rep)) == RELAY_IO_OK && rep.code / 100 != 2) {
+	if (rc == RELAY_IO_OK && (rc = relay_dconn_read_reply(c, t->tcmd, &rep)) == RELAY_IO_OK &&
+	    rep.code / 100 != 2) {
 		reply_why(t, "greeting refused: ", &rep);
 		rc = RELAY_IO_FAIL;
 	}

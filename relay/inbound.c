@@ -36,8 +36,8 @@ static void rep_work(void *arg)
 {
 	struct rep_job *j = arg;
 
-	j->rc = relay_rep_query(j->c->d->rep, j->ip, j->at_helo ? j->helo : NULL, NULL, &j->a,
-	                        &j->e);
+	j->rc =
+	    relay_rep_query(j->c->d->rep, j->ip, j->at_helo ? j->helo : NULL, NULL, &j->a, &j->e);
 }
 
 /* The verdict (or the outage) as a reply: 2xx lets the client on. */
@@ -73,7 +73,8 @@ static void rep_done(void *arg)
 	rep_reply(j, &r);
 	if (j->at_helo) {
 		if (r.code == 554)
-			r.code = 550; /* a refused HELO is 550 (RFC 5321 §4.2.2); 554 is for the greeting */
+			r.code = 550; /* a refused HELO is 550 (RFC 5321 §4.2.2); 554 is for the
+			                 greeting */
 		relayd_conn_decide(c, &r);
 	} else {
 		if (r.code >= 400)
@@ -208,8 +209,7 @@ static void verify_work(void *arg)
 	}
 	if (d->s->verify_cache_ttl <= 0 || (keep = calloc(1, sizeof(*keep))) == NULL)
 		return;
-	snprintf(keep->reply, sizeof(keep->reply), "%.*s", (int)sizeof(keep->reply) - 1,
-	         res.reply);
+	snprintf(keep->reply, sizeof(keep->reply), "%.*s", (int)sizeof(keep->reply) - 1, res.reply);
 	keep->taken = taken;
 	ttlcache_put(d->rcpt_answers, key, keep, (double)(time(NULL) + d->s->verify_cache_ttl),
 	             TTLCACHE_ANY_GEN);
@@ -271,7 +271,6 @@ static void in_reset(void *ctx, struct smtp_session *s)
 }
 
 /* ------------------------------------------------------------------ the message */
-
 
 /* An Authentication-Results field that claims to be ours (RFC 8601 §5: remove it).
  * end: just past the field's line end. */

@@ -530,8 +530,7 @@ static int check_field_name(const struct mail_field *f, struct err *e)
 	return 0;
 }
 
-int relay_message_authors(const char *msg, size_t len, struct relay_authors *out,
-                          struct err *e)
+int relay_message_authors(const char *msg, size_t len, struct relay_authors *out, struct err *e)
 {
 	struct mail_header h;
 	struct mail_field f, from;

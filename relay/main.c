@@ -50,8 +50,8 @@ static int make_dir(const char *path, struct err *e)
 
 static int make_state_dirs(const struct relay_settings *s, struct err *e)
 {
-	static const char *const sub[] = {"", "/spool", "/spool/in", "/spool/out", "/lists",
-	                                  "/pow", "/signer"};
+	static const char *const sub[] = {"",       "/spool", "/spool/in", "/spool/out",
+	                                  "/lists", "/pow",   "/signer"};
 	char path[4096];
 	size_t i;
 
@@ -121,10 +121,11 @@ static int signer_wait_ready(struct signer_proc *sp, struct err *e)
 			return 0;
 		if (waitpid(sp->pid, &status, WNOHANG) == sp->pid) {
 			sp->pid = -1;
-			return err_set(e, ERR_INPUT, "signer",
-			               "the signer process exited at start (status %d): see its log "
-			               "line above",
-			               WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+			return err_set(
+			    e, ERR_INPUT, "signer",
+			    "the signer process exited at start (status %d): see its log "
+			    "line above",
+			    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 		}
 		nanosleep(&ts, NULL);
 	}
@@ -230,7 +231,8 @@ static int open_parts(struct relay_main *rm, struct err *e)
 	struct discover_config dc = {0};
 	char path[4096];
 
-	if ((d->qin = open_queue(s, "in", e)) == NULL || (d->qout = open_queue(s, "out", e)) == NULL)
+	if ((d->qin = open_queue(s, "in", e)) == NULL ||
+	    (d->qout = open_queue(s, "out", e)) == NULL)
 		return -1;
 	if ((d->signer = relay_signer_client_new(rm->sp.socket, e)) == NULL)
 		return -1;
@@ -342,11 +344,12 @@ static int run(struct relay_main *rm, struct err *e)
 	         d->s->hostname, d->port_in, d->port_sub, d->tls ? ", STARTTLS" : "",
 	         d->s->inbound_next_hop);
 	event_base_dispatch(d->base);
-	log_info(NULL,
-	         "stopped: %llu accepted, %llu refused, %llu delivered, %llu deferred, %llu failed, "
-	         "%llu bounced",
-	         d->st.accepted, d->st.refused, d->st.delivered, d->st.deferred, d->st.failed,
-	         d->st.bounced);
+	log_info(
+	    NULL,
+	    "stopped: %llu accepted, %llu refused, %llu delivered, %llu deferred, %llu failed, "
+	    "%llu bounced",
+	    d->st.accepted, d->st.refused, d->st.delivered, d->st.deferred, d->st.failed,
+	    d->st.bounced);
 	rc = 0;
 out:
 	d->stopping = 1;

@@ -72,7 +72,6 @@ static void sub_reset(void *ctx, struct smtp_session *s)
 	relayd_txn_reset(ctx);
 }
 
-
 /* The From: address of the message, lowercase, or "" (then the envelope sender is used). */
 static void signing_identity(const struct relayd_conn *c, const char *msg, size_t len,
                              char addr[RELAY_ADDR_MAX])
@@ -132,7 +131,8 @@ static void sign_work(void *arg)
 
 		log_err(NULL, "conn %lu: signing for %s failed: %s", c->id, domain, e.msg);
 		if (permanent)
-			relayd_reply_set(&j->r, 550, "5.6.0", "Cannot sign this message: %s", e.msg);
+			relayd_reply_set(&j->r, 550, "5.6.0", "Cannot sign this message: %s",
+			                 e.msg);
 		else
 			relayd_reply_set(&j->r, 451, "4.3.0", "Signing failed, try again later");
 		goto out;

@@ -55,24 +55,24 @@
 /* ------------------------------------------------------------------ settings */
 
 struct relay_settings {
-	char *hostname;       /* greeting, EHLO, Received, authserv-id default */
-	char *authserv_id;    /* Authentication-Results authserv-id; unset: hostname */
-	char *inbound_listen; /* "127.0.0.1:2525": mail from the Internet */
-	char *submission_listen; /* "127.0.0.1:10027": mail from the local MTA to sign */
-	char *submission_auth;   /* "none" (trusted local MTA) or "required" (SMTP AUTH) */
-	char *submission_users;  /* "address:crypt-hash" lines for SMTP AUTH (0600) */
-	char *control_listen;    /* "127.0.0.1:10443": the HTTPS control API; "" off */
+	char *hostname;           /* greeting, EHLO, Received, authserv-id default */
+	char *authserv_id;        /* Authentication-Results authserv-id; unset: hostname */
+	char *inbound_listen;     /* "127.0.0.1:2525": mail from the Internet */
+	char *submission_listen;  /* "127.0.0.1:10027": mail from the local MTA to sign */
+	char *submission_auth;    /* "none" (trusted local MTA) or "required" (SMTP AUTH) */
+	char *submission_users;   /* "address:crypt-hash" lines for SMTP AUTH (0600) */
+	char *control_listen;     /* "127.0.0.1:10443": the HTTPS control API; "" off */
 	char *control_token_hash; /* SHA-256 hex of the admin bearer token; unset: no admin */
-	char *state_dir;         /* spool/in, spool/out, lists/, pow/, signer socket */
-	char *tls_cert_file;     /* STARTTLS and control API certificate chain (PEM) */
+	char *state_dir;          /* spool/in, spool/out, lists/, pow/, signer socket */
+	char *tls_cert_file;      /* STARTTLS and control API certificate chain (PEM) */
 	char *tls_key_file;
-	char *local_domains;     /* comma-separated domains mail is accepted for inbound */
+	char *local_domains; /* comma-separated domains mail is accepted for inbound */
 	long long max_message_size;
 	long long max_rcpts;
 	long long max_connections;
 	long long max_connections_per_ip;
 	long long control_max_connections_per_ip; /* control API connections from one address */
-	long long control_request_timeout; /* control API: seconds to the first request */
+	long long control_request_timeout;        /* control API: seconds to the first request */
 	long long idle_timeout;
 	long long workers;
 
@@ -83,16 +83,16 @@ struct relay_settings {
 	char *report_chain;  /* its certificate, the issuer, the root (PEM) */
 
 	/* verification and discovery */
-	char *dns_server;        /* "ADDR[:PORT]"; unset: /etc/resolv.conf */
-	char *dns_trust_anchor;  /* DS/DNSKEY file for DNSSEC; unset: unvalidated */
-	char *keyserver_cacert;  /* CA for key servers' HTTPS; unset: system */
+	char *dns_server;       /* "ADDR[:PORT]"; unset: /etc/resolv.conf */
+	char *dns_trust_anchor; /* DS/DNSKEY file for DNSSEC; unset: unvalidated */
+	char *keyserver_cacert; /* CA for key servers' HTTPS; unset: system */
 	long long lookup_timeout_ms;
-	long long key_cache_ttl; /* seconds a fetched key is reused */
+	long long key_cache_ttl;         /* seconds a fetched key is reused */
 	long long key_status_ttl;        /* seconds a signer's key status is reused (certauth) */
 	long long key_status_cache_size; /* status answers kept */
 
 	/* reputation */
-	char *reputation_url;    /* https://host:port; unset: no reputation checks */
+	char *reputation_url; /* https://host:port; unset: no reputation checks */
 	char *reputation_cacert;
 	long long reputation_timeout_ms;
 	long long reputation_cache_ttl;
@@ -110,8 +110,8 @@ struct relay_settings {
 	char *inbound_next_hop; /* "lmtp:HOST:PORT", "smtp:HOST:PORT" or "lmtp:unix:/path" */
 	int verify_recipients;  /* ask the next hop at RCPT time whether it takes the recipient */
 	long long verify_cache_ttl; /* seconds an answer of the next hop is reused */
-	long long smtp_port;    /* port for MX (legacy) deliveries; 25 */
-	char *outbound_tls;     /* legacy peers: "may" (opportunistic) or "encrypt" */
+	long long smtp_port;        /* port for MX (legacy) deliveries; 25 */
+	char *outbound_tls;         /* legacy peers: "may" (opportunistic) or "encrypt" */
 	long long connect_timeout;
 	long long command_timeout;
 	long long data_timeout;
@@ -286,8 +286,7 @@ int relay_authors_parse(const char *value, size_t len, struct relay_authors *out
  * "from_missing", "from_several", "from_unreadable", "bad_header" (a malformed
  * header line) or "bad_field_name" (a field name that is not printable ASCII: it
  * may read as From elsewhere). */
-int relay_message_authors(const char *msg, size_t len, struct relay_authors *out,
-                          struct err *e);
+int relay_message_authors(const char *msg, size_t len, struct relay_authors *out, struct err *e);
 /* The address of the single author of msg, lowercase; -1 with addr "" when the
  * message has no such author (none, several, unreadable). */
 int relay_from_address(const char *msg, size_t len, char *addr, size_t size);
@@ -306,8 +305,7 @@ const char *relay_addr_domain(const char *addr);
  */
 struct discover_result;
 struct relay_verify_net {
-	int (*discover)(void *ctx, const char *domain, struct discover_result **out,
-	                struct err *e);
+	int (*discover)(void *ctx, const char *domain, struct discover_result **out, struct err *e);
 	int (*keyserver_get)(void *ctx, const struct discover_result *d, const char *path,
 	                     char **body, struct err *e);
 	int (*dns_txt)(void *ctx, const char *name, char **text, struct err *e);
@@ -325,7 +323,12 @@ void relay_verifier_flush(struct relay_verifier *v);
 
 /* ------------------------------------------------------------------ reputation */
 
-enum relay_rep_verdict { RELAY_REP_UNKNOWN = 0, RELAY_REP_KNOWN, RELAY_REP_TRUSTED, RELAY_REP_BLOCK };
+enum relay_rep_verdict {
+	RELAY_REP_UNKNOWN = 0,
+	RELAY_REP_KNOWN,
+	RELAY_REP_TRUSTED,
+	RELAY_REP_BLOCK
+};
 
 struct relay_rep_answer {
 	enum relay_rep_verdict verdict;
@@ -367,7 +370,12 @@ void relay_rep_set_backoff(struct relay_rep *r, long long seconds);
 
 enum relay_tier { RELAY_TIER_UNKNOWN = 0, RELAY_TIER_KNOWN, RELAY_TIER_TRUSTED };
 
-enum relay_list_hit { RELAY_LIST_NONE = 0, RELAY_LIST_TRUST, RELAY_LIST_BLOCK, RELAY_LIST_SUBSCRIBED };
+enum relay_list_hit {
+	RELAY_LIST_NONE = 0,
+	RELAY_LIST_TRUST,
+	RELAY_LIST_BLOCK,
+	RELAY_LIST_SUBSCRIBED
+};
 
 struct relay_lists;
 
@@ -381,8 +389,8 @@ enum relay_list_hit relay_lists_check(struct relay_lists *l, const char *rcpt,
 /* list: "trust", "block" or "subscribe"; entry: an address or "@domain" / "domain". */
 int relay_lists_add(struct relay_lists *l, const char *rcpt, const char *list, const char *entry,
                     struct err *e);
-int relay_lists_remove(struct relay_lists *l, const char *rcpt, const char *list,
-                       const char *entry, struct err *e);
+int relay_lists_remove(struct relay_lists *l, const char *rcpt, const char *list, const char *entry,
+                       struct err *e);
 /* {"address": rcpt, "trust": [...], "block": [...], "subscribe": [...]} (JSON text, malloc'd). */
 char *relay_lists_json(struct relay_lists *l, const char *rcpt, struct err *e);
 
@@ -398,10 +406,10 @@ int relay_pow_check(struct relay_pow *p, const char *msg, size_t len, const char
 
 struct relay_tier_input {
 	const struct relay_auth *auth;
-	enum relay_list_hit list;        /* the recipient's lists on the verified sender */
-	int have_rep;                    /* the reputation service answered for the sender */
+	enum relay_list_hit list;          /* the recipient's lists on the verified sender */
+	int have_rep;                      /* the reputation service answered for the sender */
 	enum relay_rep_verdict sender_rep; /* its verdict on the verified domain */
-	int pow_ok;                      /* a valid proof-of-work stamp for this recipient */
+	int pow_ok;                        /* a valid proof-of-work stamp for this recipient */
 };
 
 /* The tier, and a one-line reason (for the tier header). */
@@ -431,15 +439,15 @@ struct relay_hop {
 	char host[256]; /* or the socket path when unix */
 	int unix_socket;
 	uint16_t port;
-	int tls_required; /* refuse to send without STARTTLS */
-	char pin[64];     /* "sha256:..": the peer's chain must end in this root; "" none */
+	int tls_required;   /* refuse to send without STARTTLS */
+	char pin[64];       /* "sha256:..": the peer's chain must end in this root; "" none */
 	char tls_name[256]; /* name the peer certificate must carry; "" any */
 };
 
 /* The outcome of one recipient. */
 struct relay_rcpt_result {
-	int code;          /* SMTP reply code; 0 when never asked (connection failed) */
-	char reply[512];   /* the reply text, or why it failed */
+	int code;                 /* SMTP reply code; 0 when never asked (connection failed) */
+	char reply[512];          /* the reply text, or why it failed */
 	enum queue_status status; /* DELIVERED, DEFERRED or FAILED */
 };
 
@@ -472,8 +480,8 @@ int relay_probe_rcpt(const struct relay_settings *s, const struct relay_hop *hop
  * hosts' addresses for their DNS TTL, at most an hour; its values are strings.
  */
 int relay_route(struct resolve_ctx *rc, struct ttlcache *addrs, const struct relay_settings *s,
-                const char *rcpt,
-                struct relay_hop *hops, size_t max, size_t *n, char *final_rcpt, struct err *e);
+                const char *rcpt, struct relay_hop *hops, size_t max, size_t *n, char *final_rcpt,
+                struct err *e);
 
 /* "lmtp:HOST:PORT", "smtp:HOST[:PORT]", "HOST:PORT", "[::1]:PORT", "lmtp:[::1]:PORT",
  * "lmtp:unix:/path" (or "unix:/path", LMTP) -> *out (no TLS rule, no pin).
@@ -487,7 +495,7 @@ int relay_hop_parse(const char *text, struct relay_hop *out, struct err *e);
 #define RELAY_REPLY_TEXT_MAX 4096
 
 struct relay_smtp_reply {
-	int code;         /* 200..599 once complete */
+	int code;          /* 200..599 once complete */
 	char enhanced[16]; /* RFC 3463 "5.1.1" of the first line, or "" */
 	int nlines;
 	int done;
@@ -501,8 +509,7 @@ void relay_smtp_reply_init(struct relay_smtp_reply *r);
  * reply, 0 when more lines follow, -1 (ERR_UNPROC "bad_reply") when malformed:
  * no 3-digit code in 200..599, a bad separator, a code differing from the
  * first line's, an over-long line, too many lines. */
-int relay_smtp_reply_line(struct relay_smtp_reply *r, const char *line, size_t len,
-                          struct err *e);
+int relay_smtp_reply_line(struct relay_smtp_reply *r, const char *line, size_t len, struct err *e);
 /* One whole reply at the start of buf: 1 and *used when complete, 0 when more
  * bytes are needed, -1 when malformed. */
 int relay_smtp_reply_parse(const char *buf, size_t len, struct relay_smtp_reply *r, size_t *used,

@@ -52,7 +52,7 @@ struct relayd {
 	struct discover_ctx *discover;
 	struct resolve_ctx *resolve;
 	struct relay_hop inbound_hop;
-	struct relayd_users *users; /* auth.c: submission_users, NULL unless submission_auth */
+	struct relayd_users *users;    /* auth.c: submission_users, NULL unless submission_auth */
 	struct ttlcache *rcpt_answers; /* inbound.c: the next hop's answers, verify_cache_ttl */
 	struct ttlcache *host_addrs;   /* relay_route: delivery hosts' addresses */
 
@@ -87,7 +87,7 @@ struct relayd_conn {
 	char helo[SMTP_LINE_MAX];
 	int refs;
 	int dead;
-	int tls; /* STARTTLS completed */
+	int tls;                /* STARTTLS completed */
 	struct event *close_ev; /* waiting for the last reply to leave */
 	struct relayd_conn *prev, *next;
 	int closing_checks;
@@ -97,15 +97,15 @@ struct relayd_conn {
 	size_t nrcpt;
 	/* reputation at connect/HELO */
 	struct relay_rep_answer rep;
-	int rep_known; /* the service answered */
+	int rep_known;    /* the service answered */
 	unsigned long id; /* for the logs */
 };
 
 /* conn.c: a connection's lifetime, its I/O and its envelope */
 /* A session on an accepted socket with the given side's callbacks; NULL (fd closed) when
  * out of memory.  The caller greets it. */
-struct relayd_conn *relayd_conn_new(struct relayd *d, enum relayd_side side, int fd,
-                                    const char *ip, const struct smtp_callbacks *callbacks);
+struct relayd_conn *relayd_conn_new(struct relayd *d, enum relayd_side side, int fd, const char *ip,
+                                    const struct smtp_callbacks *callbacks);
 void relayd_conn_ref(struct relayd_conn *c);
 void relayd_conn_unref(struct relayd_conn *c);
 /* Drop every connection (at shutdown); ones a worker still uses go when it is done. */

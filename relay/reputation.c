@@ -46,7 +46,7 @@
 #include "http/https_client.h"
 
 #define REP_ANSWER_MAX (256 * 1024)
-#define REP_POOL_MAX 8     /* idle easy handles kept */
+#define REP_POOL_MAX 8      /* idle easy handles kept */
 #define REP_CACHE_MAX 2048  /* answers kept; the oldest goes first */
 #define REP_CACHE_SHARDS 16 /* connections ask at once */
 #define REP_BACKOFF_DEFAULT 5

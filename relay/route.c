@@ -97,8 +97,7 @@ static int addr_cache_get(struct ttlcache *addrs, const char *host, char *addr, 
 	return ttlcache_get(addrs, key, (double)time(NULL), 0, addr_copy, &o);
 }
 
-static void addr_cache_put(struct ttlcache *addrs, const char *host, const char *addr,
-                           uint32_t ttl)
+static void addr_cache_put(struct ttlcache *addrs, const char *host, const char *addr, uint32_t ttl)
 {
 	char key[256], *copy;
 
@@ -136,8 +135,8 @@ static int hop_address(struct resolve_ctx *rc, struct ttlcache *addrs, struct re
 			return -1;
 		if (a.sec == DNS_SEC_BOGUS) {
 			dns_answer_clear(&a);
-			return err_set(e, ERR_TEMP, "dns_bogus", "the address of %s is bogus (DNSSEC)",
-			               h->host);
+			return err_set(e, ERR_TEMP, "dns_bogus",
+			               "the address of %s is bogus (DNSSEC)", h->host);
 		}
 		if (a.nxdomain || a.nodata || ldns_rr_list_rr_count(a.rrs) == 0) {
 			dns_answer_clear(&a);
@@ -159,8 +158,8 @@ static int hop_address(struct resolve_ctx *rc, struct ttlcache *addrs, struct re
 }
 
 /* Hops whose name has no address are dropped; the others keep their order. */
-static int hops_addresses(struct resolve_ctx *rc, struct ttlcache *addrs, const char *rcpt, struct relay_hop *hops,
-                          size_t *n, struct err *e)
+static int hops_addresses(struct resolve_ctx *rc, struct ttlcache *addrs, const char *rcpt,
+                          struct relay_hop *hops, size_t *n, struct err *e)
 {
 	size_t kept = 0;
 	struct err ae = {0};
@@ -201,8 +200,8 @@ static int mx_fallback(struct resolve_ctx *rc, const struct relay_settings *s, c
 	if (dns_query(res, domain, LDNS_RR_TYPE_MX, &a, e) < 0)
 		return -1;
 	*n = 0;
-	for (i = 0; !a.nxdomain && !a.nodata && i < ldns_rr_list_rr_count(a.rrs) && *n < max &&
-	            *n < 64;
+	for (i = 0;
+	     !a.nxdomain && !a.nodata && i < ldns_rr_list_rr_count(a.rrs) && *n < max && *n < 64;
 	     i++) {
 		ldns_rr *rr = ldns_rr_list_rr(a.rrs, i);
 		ldns_rdf *pref = ldns_rr_rdf(rr, 0), *host = ldns_rr_rdf(rr, 1);
@@ -253,8 +252,8 @@ static int mx_fallback(struct resolve_ctx *rc, const struct relay_settings *s, c
 }
 
 int relay_route(struct resolve_ctx *rc, struct ttlcache *addrs, const struct relay_settings *s,
-                const char *rcpt,
-                struct relay_hop *hops, size_t max, size_t *n, char *final_rcpt, struct err *e)
+                const char *rcpt, struct relay_hop *hops, size_t max, size_t *n, char *final_rcpt,
+                struct err *e)
 {
 	struct resolve_result *r;
 	int encrypt = s->outbound_tls != NULL && strcmp(s->outbound_tls, "encrypt") == 0;

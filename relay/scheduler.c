@@ -148,7 +148,7 @@ struct rcpt_plan {
 	struct relay_hop hops[SCHED_MAX_HOPS];
 	size_t nhops;
 	char rcpt[RELAY_ADDR_MAX]; /* after aliases */
-	int done; /* result filled */
+	int done;                  /* result filled */
 };
 
 /*
@@ -159,8 +159,7 @@ struct rcpt_plan {
  */
 static void deliver_group(struct djob *j, const struct queue_msg *m, const char *body, size_t len,
                           const struct relay_hop *hops, size_t nhops, const size_t *set,
-                          size_t nset, const struct rcpt_plan *plan,
-                          struct relay_rcpt_result *res)
+                          size_t nset, const struct rcpt_plan *plan, struct relay_rcpt_result *res)
 {
 	const char **rcpts = calloc(nset, sizeof(char *));
 	struct relay_rcpt_result *r = calloc(nset, sizeof(*r));
@@ -222,8 +221,9 @@ static void deliver_outbound(struct djob *j, const struct queue_msg *m, const ch
 	for (i = 0; i < j->n; i++) {
 		struct err e = {0};
 
-		int rc = relay_route(j->d->resolve, j->d->host_addrs, j->d->s, j->addrs[i], plan[i].hops,
-		                     SCHED_MAX_HOPS, &plan[i].nhops, plan[i].rcpt, &e);
+		int rc =
+		    relay_route(j->d->resolve, j->d->host_addrs, j->d->s, j->addrs[i], plan[i].hops,
+		                SCHED_MAX_HOPS, &plan[i].nhops, plan[i].rcpt, &e);
 
 		if (rc < 0 || plan[i].nhops == 0) {
 			int permanent = rc < 0 && !err_is_temporary(e.kind);
@@ -252,8 +252,8 @@ out:
 	free(set);
 }
 
-static void record_results(struct djob *j, const struct queue_msg *m, const char *body,
-                           size_t len, struct relay_rcpt_result *res)
+static void record_results(struct djob *j, const struct queue_msg *m, const char *body, size_t len,
+                           struct relay_rcpt_result *res)
 {
 	int64_t now = (int64_t)time(NULL);
 	int expired = now >= m->arrival + (int64_t)j->d->s->queue_lifetime;
@@ -264,7 +264,8 @@ static void record_results(struct djob *j, const struct queue_msg *m, const char
 		if (res[i].status == QUEUE_DEFERRED && expired) {
 			char why[sizeof(res[i].reply)];
 
-			snprintf(why, sizeof(why), "expired in queue; last reply: %s", res[i].reply);
+			snprintf(why, sizeof(why), "expired in queue; last reply: %s",
+			         res[i].reply);
 			snprintf(res[i].reply, sizeof(res[i].reply), "%s", why);
 			res[i].status = QUEUE_FAILED;
 		}
@@ -293,10 +294,11 @@ static void record_results(struct djob *j, const struct queue_msg *m, const char
 	}
 	free(failed);
 	for (i = 0; i < j->n; i++) {
-		log_info(m->id, "to=<%s> status=%s %s", j->addrs[i], queue_status_name(res[i].status),
-		         res[i].reply);
+		log_info(m->id, "to=<%s> status=%s %s", j->addrs[i],
+		         queue_status_name(res[i].status), res[i].reply);
 		if (queue_mark(j->q, j->id, j->idx[i], res[i].status, res[i].reply, now, &e) < 0)
-			log_err(m->id, "cannot record the outcome for <%s>: %s", j->addrs[i], e.msg);
+			log_err(m->id, "cannot record the outcome for <%s>: %s", j->addrs[i],
+			        e.msg);
 		j->delivered += res[i].status == QUEUE_DELIVERED;
 		j->deferred += res[i].status == QUEUE_DEFERRED;
 		j->failed += res[i].status == QUEUE_FAILED;
@@ -346,8 +348,8 @@ static void djob_work(void *arg)
 	if (m == NULL || res == NULL || queue_body_read(j->q, j->id, &body, &len, &e) < 0) {
 		log_err(j->id, "cannot read the queued message: %s", e.msg);
 		for (i = 0; i < j->n; i++) /* forget it as busy; retried after the backoff */
-			queue_mark(j->q, j->id, j->idx[i], QUEUE_DEFERRED, "4.3.0 queue file unreadable",
-			           (int64_t)time(NULL), NULL);
+			queue_mark(j->q, j->id, j->idx[i], QUEUE_DEFERRED,
+			           "4.3.0 queue file unreadable", (int64_t)time(NULL), NULL);
 		goto out;
 	}
 	if (j->inbound) {
@@ -355,8 +357,8 @@ static void djob_work(void *arg)
 
 		for (i = 0; rcpts != NULL && i < j->n; i++)
 			rcpts[i] = j->addrs[i];
-		if (rcpts == NULL || relay_deliver(j->d->s, &j->d->inbound_hop, m->sender, rcpts, j->n,
-		                                   body, len, res, &e) < 0)
+		if (rcpts == NULL || relay_deliver(j->d->s, &j->d->inbound_hop, m->sender, rcpts,
+		                                   j->n, body, len, res, &e) < 0)
 			log_info(m->id, "next hop %s: %s", j->d->s->inbound_next_hop, e.msg);
 		free(rcpts);
 	} else {

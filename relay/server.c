@@ -157,9 +157,9 @@ static struct evconnlistener *listen_on(struct relayd *d, const char *addr, evco
 
 	if (parse_listen(addr, &ss, &sslen, e) < 0)
 		return NULL;
-	l = evconnlistener_new_bind(d->base, cb, d,
-	                            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-	                            512, (struct sockaddr *)&ss, sslen);
+	l = evconnlistener_new_bind(
+	    d->base, cb, d, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 512,
+	    (struct sockaddr *)&ss, sslen);
 	if (l == NULL) {
 		err_set(e, ERR_INTERNAL, "listen_failed", "cannot listen on %s: %s", addr,
 		        strerror(errno));
@@ -215,4 +215,3 @@ SSL_CTX *relayd_tls_server_ctx(const struct relay_settings *s, struct err *e)
 	}
 	return ctx;
 }
-

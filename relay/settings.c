@@ -181,7 +181,8 @@ int relay_settings_check(struct relay_settings *s, struct err *e)
 		               s->reputation_on_error);
 	if (strcmp(s->submission_auth, "none") != 0 && strcmp(s->submission_auth, "required") != 0)
 		return err_set(e, ERR_INPUT, "bad_config",
-		               "submission_auth must be none or required, not '%s'", s->submission_auth);
+		               "submission_auth must be none or required, not '%s'",
+		               s->submission_auth);
 	if (strcmp(s->submission_auth, "required") == 0 &&
 	    (s->submission_users == NULL || s->tls_cert_file == NULL))
 		return err_set(e, ERR_INPUT, "bad_config",
@@ -200,8 +201,9 @@ int relay_settings_check(struct relay_settings *s, struct err *e)
 	if (s->reputation_url != NULL && strncmp(s->reputation_url, "https://", 8) != 0)
 		return err_set(e, ERR_INPUT, "bad_config", "reputation_url must be https://");
 	if (strlen(s->recipient_delimiter) != 1 && *s->unknown_folder != '\0')
-		return err_set(e, ERR_INPUT, "bad_config",
-		               "recipient_delimiter must be one character when unknown_folder is set");
+		return err_set(
+		    e, ERR_INPUT, "bad_config",
+		    "recipient_delimiter must be one character when unknown_folder is set");
 	if (strpbrk(s->unknown_folder, "@<> \t\r\n\"") != NULL)
 		return err_set(e, ERR_INPUT, "bad_config",
 		               "unknown_folder may not contain @, <, >, quotes or spaces");

@@ -91,10 +91,12 @@ static int good_standing(const struct relay_tier_input *in, const char **how)
 	}
 	/* A user key comes only from an anchored domain's key server. */
 	if (a->domain_anchored || a->user_verified) {
-		*how = in->have_rep ? "anchored, reputation unknown" : "anchored, no reputation verdict";
+		*how = in->have_rep ? "anchored, reputation unknown"
+		                    : "anchored, no reputation verdict";
 		return 1;
 	}
-	*how = in->have_rep ? "not anchored, reputation unknown" : "not anchored, no reputation verdict";
+	*how = in->have_rep ? "not anchored, reputation unknown"
+	                    : "not anchored, no reputation verdict";
 	return 0;
 }
 

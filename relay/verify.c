@@ -54,7 +54,7 @@
 
 #define KEY_CACHE_MAX 8192  /* entries; the oldest goes when it is full */
 #define KEY_CACHE_SHARDS 16 /* worker threads verify at once */
-#define MAX_KEYS 8         /* certificates tried for one user signature */
+#define MAX_KEYS 8          /* certificates tried for one user signature */
 #define OBSERVE_TRIES 3
 
 /* The keys for one selector (or user), or the permanent reason there are none. */

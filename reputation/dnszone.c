@@ -49,7 +49,7 @@ struct rep_dnszone {
 	atomic_ullong queries;
 	struct ratelimit *rl;
 	struct ttlcache *cache; /* struct rep_dnszone_verdict by subject; NULL: none */
-	struct rep *rep; /* for the default lookup */
+	struct rep *rep;        /* for the default lookup */
 };
 
 static int verdict_copy(const void *value, void *arg)

@@ -254,7 +254,7 @@ static int push_txt(ldns_pkt *p, const char *owner, const char *text, uint32_t t
 		return -1;
 	if (n > 255)
 		n = 255;
-	buf[0] = (uint8_t)n; /* a character-string: length octet, no NUL */
+	buf[0] = (uint8_t)n;      /* a character-string: length octet, no NUL */
 	memcpy(buf + 1, text, n); /* NOLINT(bugprone-not-null-terminated-result) */
 	rd = ldns_rdf_new_frm_data(LDNS_RDF_TYPE_STR, n + 1, buf);
 	if (rd == NULL || !ldns_rr_push_rdf(rr, rd)) {

@@ -51,15 +51,22 @@ enum rep_subject_kind {
 
 struct rep_subject {
 	enum rep_subject_kind kind;
-	char value[REP_SUBJECT_MAX]; /* canonical form without the kind prefix */
+	char value[REP_SUBJECT_MAX];     /* canonical form without the kind prefix */
 	char text[REP_SUBJECT_MAX + 16]; /* "kind:value" */
 };
 
 int rep_subject_parse(const char *text, struct rep_subject *out, struct err *e);
 int rep_subject_make(enum rep_subject_kind kind, const char *value, struct rep_subject *out,
-		     struct err *e);
+                     struct err *e);
 
-enum rep_category { REP_SPAM = 0, REP_PHISHING, REP_MALWARE, REP_ABUSE, REP_NOT_SPAM, REP_AUTH_FAIL };
+enum rep_category {
+	REP_SPAM = 0,
+	REP_PHISHING,
+	REP_MALWARE,
+	REP_ABUSE,
+	REP_NOT_SPAM,
+	REP_AUTH_FAIL
+};
 int rep_category_parse(const char *name, enum rep_category *out, struct err *e);
 const char *rep_category_name(enum rep_category c);
 
@@ -68,21 +75,21 @@ const char *rep_verdict_name(enum rep_verdict v);
 
 /* One report as the scoring sees it, whatever door it came in by. */
 struct rep_report {
-	char id[128];            /* reporter-chosen id; a repeated (reporter, id) counts once */
-	char reporter[256];      /* the reporter's anchored domain */
-	char reporter_net[64];   /* the reporter's network (/24 or /48) when known, else "" */
+	char id[128];          /* reporter-chosen id; a repeated (reporter, id) counts once */
+	char reporter[256];    /* the reporter's anchored domain */
+	char reporter_net[64]; /* the reporter's network (/24 or /48) when known, else "" */
 	struct rep_subject subjects[8];
 	int nsubjects;
 	enum rep_category category;
-	time_t observed;         /* when the reporter saw it */
-	int verified_identity;   /* the subject's identity was verified by the reporter
-	                            (CSA pass or an anchored signature): needed for not-spam
-	                            to earn positive standing */
-	char evidence[512];      /* free text or a message id, kept for delisting disputes */
+	time_t observed;       /* when the reporter saw it */
+	int verified_identity; /* the subject's identity was verified by the reporter
+	                          (CSA pass or an anchored signature): needed for not-spam
+	                          to earn positive standing */
+	char evidence[512];    /* free text or a message id, kept for delisting disputes */
 	/* Added by the daemon (zero them when filling a report): */
-	char source[16];         /* "jws", "arf"; "" means "jws" */
-	const char *raw;         /* the JWS or ARF message as received, kept for disputes
-	                            (borrowed; may be NULL) */
+	char source[16]; /* "jws", "arf"; "" means "jws" */
+	const char *raw; /* the JWS or ARF message as received, kept for disputes
+	                    (borrowed; may be NULL) */
 };
 
 struct rep_settings;
@@ -94,24 +101,24 @@ int rep_report_ingest(struct rep *rep, struct db *db, const struct rep_report *r
 
 /* The score of one subject as of now. */
 struct rep_score {
-	double score;       /* -1 (good) .. +1 (bad); 0 when nothing is known */
+	double score; /* -1 (good) .. +1 (bad); 0 when nothing is known */
 	double ci_low, ci_high;
-	double weight;      /* the decayed, capped evidence behind it */
+	double weight; /* the decayed, capped evidence behind it */
 	long reports;
-	long reporters;     /* distinct reporting domains */
+	long reporters;                     /* distinct reporting domains */
 	char first_seen[32], last_seen[32]; /* RFC 3339 or "" */
 	enum rep_verdict verdict;
-	json_t *reasons;    /* array of {"code", "text", "evidence": [ids]} (owned) */
+	json_t *reasons; /* array of {"code", "text", "evidence": [ids]} (owned) */
 	/* The parts, for the feed, the export and the explanations: */
-	double bad, good;             /* capped, standing-weighted, decayed weights */
-	double local_bad, local_good; /* the same without imported (federation) evidence */
+	double bad, good;                  /* capped, standing-weighted, decayed weights */
+	double local_bad, local_good;      /* the same without imported (federation) evidence */
 	int bad_reporters, good_reporters; /* distinct domains carrying weight each way */
-	unsigned categories;          /* bit (1 << enum rep_category) of every category seen */
-	long long decayed_at;         /* the time the weights are valid for (now) */
+	unsigned categories;               /* bit (1 << enum rep_category) of every category seen */
+	long long decayed_at;              /* the time the weights are valid for (now) */
 };
 
 int rep_score_get(struct rep *rep, struct db *db, const struct rep_subject *s,
-		  struct rep_score *out, struct err *e);
+                  struct rep_score *out, struct err *e);
 void rep_score_clear(struct rep_score *s);
 
 /* The whole answer to a query, as JSON (the CSA check included when ip and helo are
@@ -136,10 +143,10 @@ struct rep {
 	struct rep_peer peers[REP_MAX_PEERS];
 	int npeers;
 	struct db_pool *pool;
-	struct discover_ctx *disc;     /* reporters' and peers' anchors; its resolver does CSA */
-	struct certauth *auth;         /* signers' certificates and their status (over disc) */
-	struct ratelimit *report_rl;   /* per reporter domain */
-	EVP_PKEY *fed_key;             /* signs the federation feed (NULL: no feed) */
+	struct discover_ctx *disc;   /* reporters' and peers' anchors; its resolver does CSA */
+	struct certauth *auth;       /* signers' certificates and their status (over disc) */
+	struct ratelimit *report_rl; /* per reporter domain */
+	EVP_PKEY *fed_key;           /* signs the federation feed (NULL: no feed) */
 	X509 *fed_chain[JWS_MAX_CHAIN];
 	int fed_nchain;
 	struct rep_federation *fed;    /* the importer thread */
@@ -172,7 +179,7 @@ void rep_cache_free(struct rep_cache *c);
 unsigned long long rep_cache_generation(struct rep_cache *c);
 json_t *rep_cache_get(struct rep_cache *c, const char *subject, double now); /* new ref */
 void rep_cache_put(struct rep_cache *c, const char *subject, json_t *v, unsigned long long gen,
-		   double now);
+                   double now);
 /* An entry that depends on more than one subject (a whole answer, key "q|..."): only
  * while nothing at all was forgotten since it was computed. */
 json_t *rep_cache_get_current(struct rep_cache *c, const char *key, double now);
@@ -187,9 +194,9 @@ int rep_verdict_parse(const char *name, enum rep_verdict *out); /* 0, or -1 when
 
 /* The payload of a signed report (PROTOCOL.md "Reputation"), checked and canonicalised
  * into *out; now bounds "observed".  Exported for the fuzzer; touches no store. */
-int rep_report_from_json(const char *payload, size_t len, long long now,
-			 const struct rep_params *p, long long max_age, long long max_skew,
-			 struct rep_report *out, struct err *e);
+int rep_report_from_json(const char *payload, size_t len, long long now, const struct rep_params *p,
+                         long long max_age, long long max_skew, struct rep_report *out,
+                         struct err *e);
 
 /* An RFC 3339 time ("2026-11-23T15:43:05Z", fractions and offsets allowed) -> unix seconds. */
 int rep_time_parse(const char *text, long long *out);
@@ -223,18 +230,17 @@ void rep_wilson(double bad, double n, double z, double *lo, double *hi);
 double rep_category_weight(enum rep_category c, int verified, int *good);
 
 /* The score of one subject from its evidence, at time now; reasons without evidence ids. */
-int rep_score_compute(const struct rep_params *p, const char *subject,
-		      const struct rep_contrib *c, int n, long long now, struct rep_score *out,
-		      struct err *e);
+int rep_score_compute(const struct rep_params *p, const char *subject, const struct rep_contrib *c,
+                      int n, long long now, struct rep_score *out, struct err *e);
 
 /* rep_score_get at an explicit time (rep_score_get uses time(NULL)). */
 int rep_score_get_at(struct rep *rep, struct db *db, const struct rep_subject *s, long long now,
-		     struct rep_score *out, struct err *e);
+                     struct rep_score *out, struct err *e);
 json_t *rep_score_json(const struct rep_subject *s, const struct rep_score *sc);
 
 /* Recompute the stored summary of a subject (rep_subject_scores) inside the caller's
  * transaction and give it the next feed sequence number. */
 int rep_subject_refresh(struct rep *rep, struct db *db, const char *subject, long long now,
-			struct err *e);
+                        struct err *e);
 
 #endif

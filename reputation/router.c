@@ -47,7 +47,9 @@ static enum route_id match_route(const struct http_request *h)
 	if (n < 2 || !http_seg_is(h, 0, "v1"))
 		return R_NONE;
 	if (http_seg_is(h, 1, "reports"))
-		return n == 2 ? R_REPORTS : n == 3 && http_seg_is(h, 2, "arf") ? R_REPORTS_ARF : R_NONE;
+		return n == 2                               ? R_REPORTS
+		       : n == 3 && http_seg_is(h, 2, "arf") ? R_REPORTS_ARF
+		                                            : R_NONE;
 	if (http_seg_is(h, 1, "reporters"))
 		return n == 2 ? R_REPORTERS : n == 3 ? R_REPORTER : R_NONE;
 	if (http_seg_is(h, 1, "query") && n == 2)

@@ -202,9 +202,10 @@ int rep_settings_check(const struct rep_settings *s, struct rep_params *p, struc
 		               "operator_token_hash must be 64 lowercase hex digits "
 		               "(see `anchorctl operator token`)");
 	if (s->request_timeout > s->conn_timeout)
-		return err_set(e, ERR_INPUT, "bad_config",
-		               "request_timeout (%llds) must not be longer than conn_timeout (%llds)",
-		               s->request_timeout, s->conn_timeout);
+		return err_set(
+		    e, ERR_INPUT, "bad_config",
+		    "request_timeout (%llds) must not be longer than conn_timeout (%llds)",
+		    s->request_timeout, s->conn_timeout);
 	p->half_life = (double)s->half_life;
 	p->min_reporters = (int)s->min_reporters;
 	p->prefix4 = (int)s->network_prefix4;

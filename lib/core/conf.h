@@ -35,7 +35,7 @@ struct conf_param {
 	const char *def; /* textual default, parsed like a file value; NULL = unset */
 	long long min;   /* bounds for INT/DURATION/SIZE (inclusive), */
 	long long max;   /* none when min == max == 0 */
-	size_t offset; /* offsetof(settings struct, field) */
+	size_t offset;   /* offsetof(settings struct, field) */
 	const char *help;
 };
 
@@ -48,11 +48,11 @@ int conf_load(const struct conf_param *table, void *settings, const char *path, 
 /* Defaults, then the text buf[0..len) as if it were a file called name (used by
  * conf_load and by the fuzzer).  Errors are prefixed "name:line: ". */
 int conf_load_buffer(const struct conf_param *table, void *settings, const char *name,
-		     const char *buf, size_t len, struct err *e);
+                     const char *buf, size_t len, struct err *e);
 
 /* Set one parameter from text (used for the file and for -o name=value). */
 int conf_set(const struct conf_param *table, void *settings, const char *name, const char *value,
-	     struct err *e);
+             struct err *e);
 
 /* Print "name = value" for every parameter, in table order. */
 void conf_dump(const struct conf_param *table, const void *settings, FILE *out);

@@ -51,7 +51,7 @@ void daemon_opts_free(struct daemon_opts *o)
 }
 
 int daemon_settings_load(const struct conf_param *table, void *settings,
-			 const struct daemon_opts *o, struct err *e)
+                         const struct daemon_opts *o, struct err *e)
 {
 	if (conf_load(table, settings, o->config, e) < 0)
 		return -1;
@@ -61,7 +61,7 @@ int daemon_settings_load(const struct conf_param *table, void *settings,
 
 		if (eq == NULL || (size_t)(eq - o->overrides[i]) >= sizeof(name))
 			return err_set(e, ERR_INPUT, "bad_config", "-o %s: expected name=value",
-				       o->overrides[i]);
+			               o->overrides[i]);
 		memcpy(name, o->overrides[i], (size_t)(eq - o->overrides[i]));
 		name[eq - o->overrides[i]] = '\0';
 		if (conf_set(table, settings, name, eq + 1, e) < 0)
@@ -94,11 +94,11 @@ int daemon_write_port_file(const char *path, int port, struct err *e)
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	if ((f = fopen(tmp, "w")) == NULL)
 		return err_set(e, ERR_INTERNAL, "bad_config", "port_file %s: %s", path,
-			       strerror(errno));
+		               strerror(errno));
 	fprintf(f, "%d\n", port);
 	if (fclose(f) != 0 || rename(tmp, path) < 0)
 		return err_set(e, ERR_INTERNAL, "bad_config", "port_file %s: %s", path,
-			       strerror(errno));
+		               strerror(errno));
 	return 0;
 }
 

@@ -14,8 +14,8 @@
 
 struct daemon_opts {
 	const char *config;
-	int check_only; /* -n */
-	int verbose;    /* -v */
+	int check_only;   /* -n */
+	int verbose;      /* -v */
 	char **overrides; /* -o name=value, pointers into argv */
 	int noverrides;
 };
@@ -26,7 +26,7 @@ void daemon_opts_free(struct daemon_opts *o); /* accepts NULL members */
 
 /* conf_load, then each -o override in order. */
 int daemon_settings_load(const struct conf_param *table, void *settings,
-			 const struct daemon_opts *o, struct err *e);
+                         const struct daemon_opts *o, struct err *e);
 
 /* Apply the migrations in sql_dir over one connection; logs how many were applied. */
 int daemon_migrate(const char *conninfo, const char *sql_dir, struct err *e);

@@ -43,7 +43,7 @@ static int db_ensure_connected(struct db *db, struct err *e)
 	db->conn = PQconnectdb(db->conninfo);
 	if (PQstatus(db->conn) != CONNECTION_OK) {
 		err_set(e, ERR_TEMP, "unavailable", "cannot connect to the database: %s",
-			PQerrorMessage(db->conn));
+		        PQerrorMessage(db->conn));
 		/* libpq messages end in a newline; keep the sentence on one line. */
 		e->msg[strcspn(e->msg, "\n")] = '\0';
 		PQfinish(db->conn);
@@ -97,7 +97,7 @@ static void db_error_from_result(PGresult *res, PGconn *conn, struct err *e)
 }
 
 static PGresult *db_exec_once(struct db *db, const char *sql, int nparams,
-			      const char *const *params)
+                              const char *const *params)
 {
 	return PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
 }
@@ -110,7 +110,7 @@ static int result_ok(PGresult *res)
 }
 
 PGresult *db_exec(struct db *db, const char *sql, int nparams, const char *const *params,
-		  struct err *e)
+                  struct err *e)
 {
 	PGresult *res;
 
@@ -225,7 +225,7 @@ static int list_migrations(const char *dir, char ***names, size_t *count, struct
 
 	if (d == NULL)
 		return err_set(e, ERR_INTERNAL, "internal", "migrations directory %s: %s", dir,
-			       strerror(errno));
+		               strerror(errno));
 	while ((de = readdir(d)) != NULL) {
 		if (!migration_name_ok(de->d_name))
 			continue;
@@ -247,7 +247,7 @@ static int list_migrations(const char *dir, char ***names, size_t *count, struct
 
 /* Apply one migration file in its own transaction unless already recorded. */
 static int apply_migration(struct db *db, const char *dir, const char *name, int *applied,
-			   struct err *e)
+                           struct err *e)
 {
 	char path[4096];
 	const char *params[1] = {name};
@@ -276,7 +276,7 @@ static int apply_migration(struct db *db, const char *dir, const char *name, int
 	res = PQexec(db->conn, sql);
 	if (!result_ok(res)) {
 		err_set(e, ERR_INTERNAL, "internal", "migration %s failed: %s", name,
-			PQresultErrorMessage(res));
+		        PQresultErrorMessage(res));
 		e->msg[strcspn(e->msg, "\n")] = '\0';
 		PQclear(res);
 		goto fail;
@@ -303,9 +303,9 @@ int db_migrate(struct db *db, const char *sql_dir, struct err *e)
 	int applied = 0, rc = 0;
 
 	if (db_run(db,
-		   "CREATE TABLE IF NOT EXISTS schema_migrations ("
-		   " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
-		   0, NULL, e) < 0) {
+	           "CREATE TABLE IF NOT EXISTS schema_migrations ("
+	           " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+	           0, NULL, e) < 0) {
 		/* Two processes racing on CREATE TABLE IF NOT EXISTS can collide; the table
 		 * then exists, which is all we wanted. */
 		if (e->kind != ERR_CONFLICT)

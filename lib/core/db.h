@@ -28,7 +28,7 @@ void db_close(struct db *db); /* accepts NULL */
  * unique-constraint violation (code "conflict"), ERR_INTERNAL otherwise.
  */
 PGresult *db_exec(struct db *db, const char *sql, int nparams, const char *const *params,
-		  struct err *e);
+                  struct err *e);
 /* Like db_exec for statements whose result the caller does not need. */
 int db_run(struct db *db, const char *sql, int nparams, const char *const *params, struct err *e);
 

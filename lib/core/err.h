@@ -42,12 +42,20 @@ struct err {
  * visible where it is used: the static analysers then follow the failure paths as they
  * are, instead of imagining err_set returning something else. */
 void err_setf(struct err *e, enum err_kind kind, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-#define err_set(e, kind, code, ...) __extension__({ err_setf((e), (kind), (code), __VA_ARGS__); -1; })
+    __attribute__((format(printf, 4, 5)));
+#define err_set(e, kind, code, ...)                                                                \
+	__extension__({                                                                            \
+		err_setf((e), (kind), (code), __VA_ARGS__);                                        \
+		-1;                                                                                \
+	})
 
 /* Append the OpenSSL error queue (if any) to the message and clear it; worth -1 too. */
 void err_setf_ssl(struct err *e, enum err_kind kind, const char *code, const char *what);
-#define err_set_ssl(e, kind, code, what) __extension__({ err_setf_ssl((e), (kind), (code), (what)); -1; })
+#define err_set_ssl(e, kind, code, what)                                                           \
+	__extension__({                                                                            \
+		err_setf_ssl((e), (kind), (code), (what));                                         \
+		-1;                                                                                \
+	})
 
 void err_clear(struct err *e);
 

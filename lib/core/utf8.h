@@ -15,7 +15,10 @@ struct utf8_state {
 	int need;
 	unsigned char lo, hi;
 };
-#define UTF8_STATE_INIT {0, 0x80, 0xbf}
+#define UTF8_STATE_INIT                                                                            \
+	{                                                                                          \
+		0, 0x80, 0xbf                                                                      \
+	}
 
 /* 1 when byte c continues or starts a well-formed sequence (u updated), else 0. */
 int utf8_step(struct utf8_state *u, unsigned char c);

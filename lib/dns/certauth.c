@@ -107,8 +107,8 @@ static int net_keyserver_get(void *ctx, const struct discover_result *d, const c
 	for (int k = 0; k < d->ntargets; k++) {
 		const struct dns_srv *t = &d->targets[(first + k) % d->ntargets];
 		struct https_opts o = {.cacert = cfg->cacert,
-		                           .connect_timeout_ms = cfg->timeout_ms,
-		                           .timeout_ms = cfg->https_timeout_ms};
+		                       .connect_timeout_ms = cfg->timeout_ms,
+		                       .timeout_ms = cfg->https_timeout_ms};
 
 		err_clear(e);
 		discover_target_ip(a->disc, t->target, ip, sizeof(ip));
@@ -157,9 +157,8 @@ struct certauth *certauth_new(const struct certauth_config *c, struct discover_c
 	a->disc = disc;
 	a->ttl = c != NULL && c->ttl >= 0 ? c->ttl : CERTAUTH_TTL_DEFAULT;
 	/* One shard: a relying party checks a few certificates a second, not thousands. */
-	a->cache = ttlcache_new(c != NULL && c->max_entries > 0 ? c->max_entries
-	                                                        : CERTAUTH_MAX_DEFAULT,
-	                        1, free);
+	a->cache = ttlcache_new(
+	    c != NULL && c->max_entries > 0 ? c->max_entries : CERTAUTH_MAX_DEFAULT, 1, free);
 	if (a->cache == NULL) {
 		free(a);
 		err_set(e, ERR_INTERNAL, "internal", "out of memory");

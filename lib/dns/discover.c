@@ -427,8 +427,8 @@ static int fetch_target(struct discover_ctx *ctx, struct discover_result *r,
 {
 	char path[DNS_NAME_MAX + 32], ip[INET6_ADDRSTRLEN + 1];
 	struct https_opts o = {.cacert = ctx->cfg.cacert,
-	                           .connect_timeout_ms = ctx->cfg.timeout_ms,
-	                           .timeout_ms = ctx->cfg.https_timeout_ms};
+	                       .connect_timeout_ms = ctx->cfg.timeout_ms,
+	                       .timeout_ms = ctx->cfg.https_timeout_ms};
 	struct https_reply rep;
 	json_t *obj;
 	json_error_t je;
@@ -569,8 +569,8 @@ static int split_input(struct discover_result *r, const char *in, struct err *e)
 
 /* The _anchor._tcp SRV and _anchor TXT queries, in parallel; their DNSSEC verdict, which
  * refuses a bogus answer.  On failure the result is failed and -1 returned. */
-static int discover_query(struct discover_ctx *ctx, struct discover_result *r,
-                          struct srv_job *job, struct dns_answer *txt, struct err *e)
+static int discover_query(struct discover_ctx *ctx, struct discover_result *r, struct srv_job *job,
+                          struct dns_answer *txt, struct err *e)
 {
 	struct err terr;
 	pthread_t th;
@@ -645,9 +645,9 @@ static void trace_order(struct discover_result *r)
 	for (i = 0; i < r->ntargets; i++) {
 		size_t l = strlen(order);
 
-		snprintf(order + l, sizeof(order) - l, "%s%s:%u (prio %u, weight %u)", i ? ", " : "",
-		         r->targets[i].target, r->targets[i].port, r->targets[i].priority,
-		         r->targets[i].weight);
+		snprintf(order + l, sizeof(order) - l, "%s%s:%u (prio %u, weight %u)",
+		         i ? ", " : "", r->targets[i].target, r->targets[i].port,
+		         r->targets[i].priority, r->targets[i].weight);
 	}
 	trace(r, "select: RFC 2782 order: %s", order);
 }

@@ -111,5 +111,4 @@ json_t *discover_result_json(const struct discover_result *r);
 /* Drop every cached result. */
 void discover_cache_flush(struct discover_ctx *ctx);
 
-
 #endif

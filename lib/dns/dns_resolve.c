@@ -247,8 +247,8 @@ static ldns_resolver *make_ldns(struct dns_resolver *r, struct err *e)
 	return res;
 }
 
-int dns_send_query(struct dns_resolver *r, const ldns_rdf *name, ldns_rr_type type,
-                   ldns_pkt **pkt, struct err *e)
+int dns_send_query(struct dns_resolver *r, const ldns_rdf *name, ldns_rr_type type, ldns_pkt **pkt,
+                   struct err *e)
 {
 	ldns_resolver *res = make_ldns(r, e);
 	ldns_status st;

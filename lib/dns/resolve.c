@@ -105,8 +105,8 @@ static json_t *cache_get(struct resolve_ctx *ctx, const char *name, enum dns_sec
 	return p;
 }
 
-static void cache_put(struct resolve_ctx *ctx, const char *name, json_t *payload,
-		      enum dns_sec sec, int ttl)
+static void cache_put(struct resolve_ctx *ctx, const char *name, json_t *payload, enum dns_sec sec,
+                      int ttl)
 {
 	struct cached_route *c = calloc(1, sizeof(*c)), **pp;
 
@@ -149,8 +149,8 @@ static int parse_time(const char *s, time_t *out)
 }
 
 int resolve_check_answer(const char *jws, size_t len, const char *name,
-			 const char pins[][CRYPTO_PIN_MAX], int npins, time_t now, json_t **payload,
-			 struct err *e)
+                         const char pins[][CRYPTO_PIN_MAX], int npins, time_t now, json_t **payload,
+                         struct err *e)
 {
 	const char *pinv[DNS_MAX_PINS];
 	struct jws_verified v = {0};
@@ -164,15 +164,16 @@ int resolve_check_answer(const char *jws, size_t len, const char *name,
 		char why[ERR_MSG_MAX];
 		snprintf(why, sizeof(why), "%s", e->msg);
 		return err_set(e, ERR_UNPROC, "route_unverified",
-			       "the route answer for %s does not verify: %s", name, why);
+		               "the route answer for %s does not verify: %s", name, why);
 	}
 	/* Every certificate of the domain chains to its root, users' too: only the domain
 	 * itself (its issuer, a CA; x5c [issuer, root]) speaks for its routes. */
 	if (X509_check_ca(v.leaf) < 1) {
 		jws_verified_free(&v);
 		return err_set(e, ERR_UNPROC, "route_unverified",
-			       "the route answer for %s is signed by an end-entity certificate, "
-			       "not by its domain", name);
+		               "the route answer for %s is signed by an end-entity certificate, "
+		               "not by its domain",
+		               name);
 	}
 	p = json_loadb(v.payload, v.payload_len, JSON_REJECT_DUPLICATES, NULL);
 	jws_verified_free(&v);
@@ -181,12 +182,12 @@ int resolve_check_answer(const char *jws, size_t len, const char *name,
 	if (!json_is_object(p) || type == NULL || strcmp(type, "anchor-route") != 0) {
 		json_decref(p);
 		return err_set(e, ERR_UNPROC, "route_unverified",
-			       "the answer for %s is not a route object", name);
+		               "the answer for %s is not a route object", name);
 	}
 	if (pname == NULL || strcmp(pname, name) != 0) {
 		err_set(e, ERR_UNPROC, "route_mismatch",
-			"asked for the route of %s, got one for %.100s", name,
-			pname ? pname : "(nothing)");
+		        "asked for the route of %s, got one for %.100s", name,
+		        pname ? pname : "(nothing)");
 		json_decref(p);
 		return -1;
 	}
@@ -194,7 +195,7 @@ int resolve_check_answer(const char *jws, size_t len, const char *name,
 	    expires <= now) {
 		json_decref(p);
 		return err_set(e, ERR_UNPROC, "route_expired",
-			       "the route answer for %s has expired", name);
+		               "the route answer for %s has expired", name);
 	}
 	*payload = p;
 	return 0;
@@ -203,12 +204,12 @@ int resolve_check_answer(const char *jws, size_t len, const char *name,
 /* ---- fetching ---- */
 
 static int fetch_from(struct resolve_ctx *ctx, const struct dns_srv *t, const char *path,
-		      struct https_reply *rep, struct err *e)
+                      struct https_reply *rep, struct err *e)
 {
 	const struct discover_config *cfg = discover_config(ctx->dctx);
 	struct https_opts o = {.cacert = cfg->cacert,
-				   .connect_timeout_ms = cfg->timeout_ms,
-				   .timeout_ms = cfg->https_timeout_ms};
+	                       .connect_timeout_ms = cfg->timeout_ms,
+	                       .timeout_ms = cfg->https_timeout_ms};
 	char ip[64];
 
 	discover_target_ip(ctx->dctx, t->target, ip, sizeof(ip));
@@ -219,8 +220,8 @@ static int fetch_from(struct resolve_ctx *ctx, const struct dns_srv *t, const ch
 
 /* GET the route of name from the domain's key servers, the one that answered discovery
  * first, then the others in order. */
-int resolve_fetch_answer(struct resolve_ctx *ctx, const struct discover_result *d,
-			 const char *name, struct https_reply *rep, struct err *e)
+int resolve_fetch_answer(struct resolve_ctx *ctx, const struct discover_result *d, const char *name,
+                         struct https_reply *rep, struct err *e)
 {
 	char path[RESOLVE_ADDR_MAX * 3 + 32];
 	char *esc = curl_easy_escape(NULL, name, 0);
@@ -249,9 +250,8 @@ int resolve_fetch_answer(struct resolve_ctx *ctx, const struct discover_result *
 }
 
 /* The verified route payload of name, from the cache or the network. */
-static json_t *route_of(struct resolve_ctx *ctx, const struct discover_result *d,
-			const char *name, struct resolve_hop *hop, struct resolve_result *out,
-			struct err *e)
+static json_t *route_of(struct resolve_ctx *ctx, const struct discover_result *d, const char *name,
+                        struct resolve_hop *hop, struct resolve_result *out, struct err *e)
 {
 	struct https_reply rep = {0};
 	json_t *p = cache_get(ctx, name, &hop->dnssec);
@@ -267,8 +267,8 @@ static json_t *route_of(struct resolve_ctx *ctx, const struct discover_result *d
 	    0) {
 		json_t *ttl = json_object_get(p, "ttl");
 		hop->dnssec = d->dnssec;
-		cache_put(ctx, name, p, d->dnssec, json_is_integer(ttl) ?
-			  (int)json_integer_value(ttl) : 60);
+		cache_put(ctx, name, p, d->dnssec,
+		          json_is_integer(ttl) ? (int)json_integer_value(ttl) : 60);
 	}
 	https_reply_clear(&rep);
 	return p;
@@ -296,7 +296,7 @@ static int add_servers(json_t *servers, struct resolve_result *out, struct err *
 		const char *pin = json_string_value(json_object_get(s, "pin"));
 		if (n == RESOLVE_MAX_TARGETS || host == NULL || pin == NULL)
 			return err_set(e, ERR_UNPROC, "route_unverified",
-				       "the route lists a malformed server");
+			               "the route lists a malformed server");
 		snprintf(srv[n].target, sizeof(srv[n].target), "%s", host);
 		srv[n].port = (uint16_t)json_integer_value(json_object_get(s, "port"));
 		srv[n].priority = (uint16_t)json_integer_value(json_object_get(s, "priority"));
@@ -341,7 +341,7 @@ static int has_address(struct resolve_ctx *ctx, const char *name)
 /* A legacy domain's MX hosts; with no MX, the domain itself when it has an address;
  * a null MX (RFC 7505) or nothing at all: the domain takes no mail. */
 static int add_mx(struct resolve_ctx *ctx, const struct discover_result *d,
-		  struct resolve_result *out, struct err *e)
+                  struct resolve_result *out, struct err *e)
 {
 	out->legacy = 1;
 	for (int i = 0; i < d->nmx && out->ntargets < RESOLVE_MAX_TARGETS; i++) {
@@ -360,8 +360,8 @@ static int add_mx(struct resolve_ctx *ctx, const struct discover_result *d,
 	}
 	if (out->ntargets == 0)
 		return err_set(e, ERR_NOTFOUND, "no_route",
-			       "%s has no anchor and takes no mail (no MX records%s)", d->domain,
-			       d->nmx > 0 ? ", a null MX" : " and no address");
+		               "%s has no anchor and takes no mail (no MX records%s)", d->domain,
+		               d->nmx > 0 ? ", a null MX" : " and no address");
 	return 0;
 }
 
@@ -381,9 +381,9 @@ static int next_address(const char *cur, json_t *p, char *next, size_t len, stru
 		snprintf(next, len, "%s", alias);
 	lowercase(next);
 	return name_check_address(next, e) < 0
-		       ? err_set(e, ERR_UNPROC, "route_unverified",
-				 "the alias target %.100s is not a valid address", next)
-		       : 0;
+	           ? err_set(e, ERR_UNPROC, "route_unverified",
+	                     "the alias target %.100s is not a valid address", next)
+	           : 0;
 }
 
 static int seen_before(const struct resolve_result *out, const char *addr)
@@ -396,7 +396,7 @@ static int seen_before(const struct resolve_result *out, const char *addr)
 
 /* One hop: discover the domain, take its route; returns 1 when the walk goes on. */
 static int resolve_hop(struct resolve_ctx *ctx, char *cur, struct resolve_result *out,
-		       struct err *e)
+                       struct err *e)
 {
 	struct resolve_hop *hop = &out->hops[out->nhops++];
 	struct discover_result *d = NULL;
@@ -416,9 +416,9 @@ static int resolve_hop(struct resolve_ctx *ctx, char *cur, struct resolve_result
 	if ((p = route_of(ctx, d, cur, hop, out, e)) == NULL)
 		goto out;
 	snprintf(hop->scope, sizeof(hop->scope), "%s",
-		 json_string_value(json_object_get(p, "scope")) ?: "");
+	         json_string_value(json_object_get(p, "scope")) ?: "");
 	snprintf(hop->expires, sizeof(hop->expires), "%s",
-		 json_string_value(json_object_get(p, "expires")) ?: "");
+	         json_string_value(json_object_get(p, "expires")) ?: "");
 	hop->ttl = (int)json_integer_value(json_object_get(p, "ttl"));
 	if (json_object_get(p, "servers") != NULL) {
 		hop->kind = RESOLVE_HOP_SERVERS;
@@ -437,7 +437,7 @@ out:
 }
 
 int resolve_address(struct resolve_ctx *ctx, const char *address, struct resolve_result *out,
-		    struct err *e)
+                    struct err *e)
 {
 	char cur[RESOLVE_ADDR_MAX];
 	int rc;
@@ -450,11 +450,11 @@ int resolve_address(struct resolve_ctx *ctx, const char *address, struct resolve
 	for (;;) {
 		if (seen_before(out, cur))
 			return err_set(e, ERR_UNPROC, "route_loop",
-				       "the aliases of %s loop back to %s", address, cur);
+			               "the aliases of %s loop back to %s", address, cur);
 		if (out->nhops > RESOLVE_MAX_HOPS)
 			return err_set(e, ERR_UNPROC, "too_many_hops",
-				       "%s takes more than %d aliases to resolve", address,
-				       RESOLVE_MAX_HOPS);
+			               "%s takes more than %d aliases to resolve", address,
+			               RESOLVE_MAX_HOPS);
 		rc = resolve_hop(ctx, cur, out, e);
 		if (rc <= 0)
 			break;
@@ -476,8 +476,8 @@ json_t *resolve_result_json(const struct resolve_result *r)
 	for (int i = 0; i < r->nhops; i++) {
 		const struct resolve_hop *h = &r->hops[i];
 		json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:b}", "address", h->address, "domain",
-				      h->domain, "kind", hop_kind_name(h->kind), "dnssec",
-				      dns_sec_name(h->dnssec), "cached", h->from_cache);
+		                      h->domain, "kind", hop_kind_name(h->kind), "dnssec",
+		                      dns_sec_name(h->dnssec), "cached", h->from_cache);
 		if (h->kind == RESOLVE_HOP_ALIAS)
 			json_object_set_new(o, "alias", json_string(h->alias));
 		if (h->kind != RESOLVE_HOP_LEGACY) {
@@ -490,11 +490,11 @@ json_t *resolve_result_json(const struct resolve_result *r)
 	for (int i = 0; i < r->ntargets; i++) {
 		const struct resolve_target *t = &r->targets[i];
 		json_t *o = json_pack("{s:s, s:i, s:i, s:i}", "host", t->host, "port", t->port,
-				      "priority", t->priority, "weight", t->weight);
+		                      "priority", t->priority, "weight", t->weight);
 		if (t->pin[0])
 			json_object_set_new(o, "pin", json_string(t->pin));
 		json_array_append_new(targets, o);
 	}
 	return json_pack("{s:o, s:o, s:s, s:b}", "hops", hops, "targets", targets, "final",
-			 r->final_address, "legacy", r->legacy);
+	                 r->final_address, "legacy", r->legacy);
 }

@@ -47,7 +47,7 @@ struct resolve_result {
 	int ntargets; /* in the order to try them */
 	struct resolve_target targets[RESOLVE_MAX_TARGETS];
 	char final_address[RESOLVE_ADDR_MAX];
-	int legacy; /* the walk ended at a legacy domain: MX targets, no pins */
+	int legacy;               /* the walk ended at a legacy domain: MX targets, no pins */
 	unsigned network_fetches; /* route answers fetched (not from cache) */
 };
 
@@ -66,7 +66,7 @@ void resolve_cache_flush(struct resolve_ctx *ctx);
  * discovery error; out->hops still shows the walk up to the failure.
  */
 int resolve_address(struct resolve_ctx *ctx, const char *address, struct resolve_result *out,
-		    struct err *e);
+                    struct err *e);
 
 /*
  * Check one signed route answer (the JWS text) for name against pins, as of
@@ -74,16 +74,16 @@ int resolve_address(struct resolve_ctx *ctx, const char *address, struct resolve
  * tests and for callers that fetched the answer themselves.
  */
 int resolve_check_answer(const char *jws, size_t len, const char *name,
-			 const char pins[][CRYPTO_PIN_MAX], int npins, time_t now, json_t **payload,
-			 struct err *e);
+                         const char pins[][CRYPTO_PIN_MAX], int npins, time_t now, json_t **payload,
+                         struct err *e);
 
 /*
  * GET the signed route answer of name (an address, or a domain for its default route)
  * from the discovered domain's key servers, without checking it; rep->body holds the
  * JWS text (caller clears rep).  Errors: no_route, no_keyserver, fetch_* (https_get).
  */
-int resolve_fetch_answer(struct resolve_ctx *ctx, const struct discover_result *d,
-			 const char *name, struct https_reply *rep, struct err *e);
+int resolve_fetch_answer(struct resolve_ctx *ctx, const struct discover_result *d, const char *name,
+                         struct https_reply *rep, struct err *e);
 
 json_t *resolve_result_json(const struct resolve_result *r);
 

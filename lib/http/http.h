@@ -3,9 +3,9 @@
  *
  * The layer owns everything that is the same for every resource: TLS, the
  * request gate (http_gate.h: target encoding, NUL, UTF-8, framing), per-address
- * connection limits and the first-request deadline, a request id, body size limits, content-type and JSON/UTF-8 checks, per-client
- * rate limiting (429 + Retry-After), /healthz, Prometheus /metrics, access
- * logging and JSON error bodies {"error": code, "message": sentence}.  The
+ * connection limits and the first-request deadline, a request id, body size limits, content-type
+ * and JSON/UTF-8 checks, per-client rate limiting (429 + Retry-After), /healthz, Prometheus
+ * /metrics, access logging and JSON error bodies {"error": code, "message": sentence}.  The
  * application supplies one dispatch function that sees a complete, checked
  * request and fills a response.
  */
@@ -56,7 +56,7 @@ struct http_response {
 
 /* Called from libmicrohttpd worker threads, possibly many at once. */
 typedef void (*http_dispatch_fn)(const struct http_request *req, struct http_response *resp,
-				 void *app);
+                                 void *app);
 /* Extra Prometheus text appended to /metrics; write at most len bytes into buf,
  * return the number written. */
 typedef size_t (*http_metrics_fn)(char *buf, size_t len, void *app);
@@ -77,8 +77,8 @@ struct http_config {
 	int request_timeout;        /* seconds a new connection may stay silent (TLS
 	                             * handshake included) until its first request's
 	                             * headers are in; 0: conn_timeout */
-	double rate_per_sec;  /* per-client token bucket refill; 0 disables limiting */
-	double rate_burst;    /* bucket size */
+	double rate_per_sec;        /* per-client token bucket refill; 0 disables limiting */
+	double rate_burst;          /* bucket size */
 	http_dispatch_fn dispatch;
 	http_metrics_fn metrics;
 	http_health_fn health;
@@ -97,11 +97,11 @@ void http_server_stop(struct http_server *srv); /* accepts NULL */
 void http_reply_json(struct http_response *resp, int status, json_t *body /* stolen */);
 void http_reply_error(struct http_response *resp, const struct err *e);
 void http_reply_errorf(struct http_response *resp, enum err_kind kind, const char *code,
-		       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void http_reply_text(struct http_response *resp, int status, const char *content_type,
-		     char *body /* stolen */, size_t len);
+                     char *body /* stolen */, size_t len);
 void http_add_header(struct http_response *resp, const char *name, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Routing helpers: path segment i is s; method is one of a space-separated list. */
 int http_seg_is(const struct http_request *req, int i, const char *s);
@@ -132,7 +132,7 @@ int http_auth_token_hash(const struct http_request *req, const char *want_hash, 
  * (unsupported_media_type), valid UTF-8 JSON without duplicate keys (bad_json)
  * and an object (bad_request).  On success *out is a new reference.
  */
-int http_parse_json_body(const char *content_type, const char *body, size_t len,
-			 size_t max_body, json_t **out, struct err *e);
+int http_parse_json_body(const char *content_type, const char *body, size_t len, size_t max_body,
+                         json_t **out, struct err *e);
 
 #endif

@@ -54,7 +54,6 @@ enum http_gate_verdict http_gate_refusal_verdict(const void *p)
 
 /* ---- UTF-8 ---------------------------------------------------------------- */
 
-
 /* ---- the request target ---------------------------------------------------- */
 
 static int hexval(unsigned char c)

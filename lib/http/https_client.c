@@ -133,7 +133,8 @@ void https_easy_setup(void *easy, const struct https_opts *o)
 	/* Never relaxed: there is no option for it. */
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, o->user_agent != NULL ? o->user_agent : "anchormail/1");
+	curl_easy_setopt(c, CURLOPT_USERAGENT,
+	                 o->user_agent != NULL ? o->user_agent : "anchormail/1");
 	if (o->cacert != NULL)
 		curl_easy_setopt(c, CURLOPT_CAINFO, o->cacert);
 	if (o->want_peer_cert)
@@ -200,7 +201,7 @@ out:
 }
 
 int https_get(const char *host, uint16_t port, const char *path, const struct https_opts *o,
-                  struct https_reply *out, struct err *e)
+              struct https_reply *out, struct err *e)
 {
 	char url[HOST_MAX + 512];
 	int v6;
@@ -215,7 +216,7 @@ int https_get(const char *host, uint16_t port, const char *path, const struct ht
 }
 
 int https_get_url(const char *base_url, const char *path, const struct https_opts *o,
-                      struct https_reply *out, struct err *e)
+                  struct https_reply *out, struct err *e)
 {
 	char url[1024];
 	size_t blen = strlen(base_url);

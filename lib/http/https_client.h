@@ -20,7 +20,7 @@ struct https_opts {
 	const char *resolve_ip; /* connect to this address instead of resolving the host */
 	int connect_timeout_ms;
 	int timeout_ms;
-	int want_peer_cert; /* fill peer_cert_pem */
+	int want_peer_cert;     /* fill peer_cert_pem */
 	const char *user_agent; /* NULL: "anchormail/1" */
 	int allow_http;         /* https_easy_setup: also plain http:// (a local service) */
 };
@@ -37,10 +37,10 @@ int https_init(struct err *e);
 /* GET https://host:port/path.  Errors: fetch_connect, fetch_tls, fetch_timeout, fetch_failed,
  * fetch_status (non-2xx; message from the server's error body), fetch_too_big. */
 int https_get(const char *host, uint16_t port, const char *path, const struct https_opts *o,
-                  struct https_reply *out, struct err *e);
+              struct https_reply *out, struct err *e);
 /* Same for a base URL ("https://127.0.0.1:8443"). */
 int https_get_url(const char *base_url, const char *path, const struct https_opts *o,
-                      struct https_reply *out, struct err *e);
+                  struct https_reply *out, struct err *e);
 void https_reply_clear(struct https_reply *r);
 
 /*

@@ -73,7 +73,6 @@ int arf_feedback_parse(const char *msg, size_t len, struct arf_feedback *out, st
  * "not-spam", "auth-fail"); NULL for a type this code does not know. */
 const char *arf_category_name(const char *feedback_type);
 
-
 /* What an ARF message says, as the members of a report (PROTOCOL.md §11.3). */
 struct arf_report {
 	char id[128];

@@ -13,7 +13,8 @@
 struct repverdict {
 	char verdict[16]; /* trusted | known | unknown | block */
 	char csa[16];     /* the "csa" member's result ("pass", "fail", ...); "" when absent */
-	char reason[256]; /* the deciding reason's text (a listing for a block), printable ASCII; "" */
+	char reason[256]; /* the deciding reason's text (a listing for a block), printable ASCII; ""
+	                   */
 };
 
 /* Parse the JSON answer.  Anything that is not an object with one of the four

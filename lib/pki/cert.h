@@ -26,10 +26,10 @@
 
 enum cert_kind { CERT_USER = 0, CERT_SERVER };
 enum cert_purpose {
-	CERT_PURPOSE_SMIME = 0,  /* user: emailProtection */
-	CERT_PURPOSE_MTA,        /* server: serverAuth + clientAuth (SMTP both ways) */
-	CERT_PURPOSE_KEYSERVER,  /* server: serverAuth */
-	CERT_PURPOSE_SIGNING,    /* server: domain message-signing key (digitalSignature only) */
+	CERT_PURPOSE_SMIME = 0, /* user: emailProtection */
+	CERT_PURPOSE_MTA,       /* server: serverAuth + clientAuth (SMTP both ways) */
+	CERT_PURPOSE_KEYSERVER, /* server: serverAuth */
+	CERT_PURPOSE_SIGNING,   /* server: domain message-signing key (digitalSignature only) */
 };
 
 int cert_purpose_parse(const char *name, enum cert_purpose *out, struct err *e);
@@ -37,7 +37,7 @@ const char *cert_purpose_name(enum cert_purpose p);
 
 X509 *cert_make_root(EVP_PKEY *root_key, const char *domain, int days, struct err *e);
 X509 *cert_make_issuer(EVP_PKEY *issuer_pub, X509 *root, EVP_PKEY *root_key, const char *domain,
-		       int days, struct err *e);
+                       int days, struct err *e);
 
 struct cert_issue {
 	enum cert_purpose purpose;
@@ -48,12 +48,12 @@ struct cert_issue {
 
 /* Issue an end-entity certificate for subject_pub, signed by the issuer. */
 X509 *cert_issue_leaf(const struct cert_issue *req, EVP_PKEY *subject_pub, X509 *issuer,
-		      EVP_PKEY *issuer_key, struct err *e);
+                      EVP_PKEY *issuer_key, struct err *e);
 
 /* Registration checks: the root is a self-signed CA constrained to domain, the issuer
  * is a pathlen-0 CA signed by it, and issuer_key is the issuer certificate's key. */
 int cert_check_domain_set(const char *domain, X509 *root, X509 *issuer, EVP_PKEY *issuer_key,
-			  struct err *e);
+                          struct err *e);
 
 /* Verify leaf -> issuer -> root with OpenSSL's verifier (name constraints included). */
 int cert_verify_chain(X509 *leaf, X509 *issuer, X509 *root, struct err *e);

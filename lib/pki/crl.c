@@ -12,12 +12,12 @@ static const struct {
 	const char *name;
 	int code;
 } crl_reasons[] = {
-	{"unspecified", CRL_UNSPECIFIED},
-	{"keyCompromise", CRL_KEY_COMPROMISE},
-	{"affiliationChanged", CRL_AFFILIATION_CHANGED},
-	{"superseded", CRL_SUPERSEDED},
-	{"cessationOfOperation", CRL_CESSATION},
-	{"privilegeWithdrawn", CRL_PRIVILEGE_WITHDRAWN},
+    {"unspecified", CRL_UNSPECIFIED},
+    {"keyCompromise", CRL_KEY_COMPROMISE},
+    {"affiliationChanged", CRL_AFFILIATION_CHANGED},
+    {"superseded", CRL_SUPERSEDED},
+    {"cessationOfOperation", CRL_CESSATION},
+    {"privilegeWithdrawn", CRL_PRIVILEGE_WITHDRAWN},
 };
 
 int crl_reason_parse(const char *name, int *code, struct err *e)
@@ -29,8 +29,8 @@ int crl_reason_parse(const char *name, int *code, struct err *e)
 		}
 	}
 	return err_set(e, ERR_INPUT, "bad_reason",
-		       "reason must be one of unspecified, keyCompromise, affiliationChanged, "
-		       "superseded, cessationOfOperation, privilegeWithdrawn");
+	               "reason must be one of unspecified, keyCompromise, affiliationChanged, "
+	               "superseded, cessationOfOperation, privilegeWithdrawn");
 }
 
 const char *crl_reason_name(int code)
@@ -89,15 +89,16 @@ static int add_crl_extensions(X509_CRL *crl, X509 *issuer, long long number)
 }
 
 X509_CRL *crl_make(X509 *issuer, EVP_PKEY *issuer_key, const struct crl_entry *entries, size_t n,
-		   long long crl_number, long next_update_secs, struct err *e)
+                   long long crl_number, long next_update_secs, struct err *e)
 {
 	X509_CRL *crl = X509_CRL_new();
 	ASN1_TIME *now = ASN1_TIME_set(NULL, time(NULL));
 	ASN1_TIME *next = ASN1_TIME_adj(NULL, time(NULL), 0, next_update_secs);
-	const EVP_MD *md = EVP_PKEY_get_base_id(issuer_key) == EVP_PKEY_ED25519 ? NULL : EVP_sha256();
+	const EVP_MD *md =
+	    EVP_PKEY_get_base_id(issuer_key) == EVP_PKEY_ED25519 ? NULL : EVP_sha256();
 	int ok = crl != NULL && now != NULL && next != NULL && X509_CRL_set_version(crl, 1) &&
-		 X509_CRL_set_issuer_name(crl, X509_get_subject_name(issuer)) &&
-		 X509_CRL_set1_lastUpdate(crl, now) && X509_CRL_set1_nextUpdate(crl, next);
+	         X509_CRL_set_issuer_name(crl, X509_get_subject_name(issuer)) &&
+	         X509_CRL_set1_lastUpdate(crl, now) && X509_CRL_set1_nextUpdate(crl, next);
 
 	for (size_t i = 0; ok && i < n; i++)
 		ok = add_entry(crl, &entries[i]) == 0;

@@ -33,7 +33,7 @@ struct crl_entry {
 
 /* A CRL over entries, numbered crl_number, valid from now for next_update_secs. */
 X509_CRL *crl_make(X509 *issuer, EVP_PKEY *issuer_key, const struct crl_entry *entries, size_t n,
-		   long long crl_number, long next_update_secs, struct err *e);
+                   long long crl_number, long next_update_secs, struct err *e);
 
 /* DER encoding, malloc'd; and PEM text, malloc'd. */
 unsigned char *crl_to_der(X509_CRL *crl, size_t *len, struct err *e);

@@ -18,10 +18,10 @@
 enum key_alg { KEY_ED25519 = 0, KEY_P256, KEY_RSA };
 
 #define CRYPTO_RSA_MIN_BITS 2048
-#define CRYPTO_PIN_MAX 64  /* "sha256:" + 44 base64 chars + NUL */
+#define CRYPTO_PIN_MAX 64    /* "sha256:" + 44 base64 chars + NUL */
 #define CRYPTO_HEX256_LEN 65 /* 64 hex digits + NUL */
 #define CRYPTO_UUID_LEN 37
-#define CRYPTO_TOKEN_LEN 44  /* 32 random bytes, base64url, no padding, + NUL */
+#define CRYPTO_TOKEN_LEN 44 /* 32 random bytes, base64url, no padding, + NUL */
 
 /* "ed25519", "p256" (or "ecdsa-p256"), "rsa" (or "rsa2048", "rsa3072", "rsa4096"). */
 int crypto_alg_parse(const char *name, enum key_alg *alg, int *rsa_bits, struct err *e);

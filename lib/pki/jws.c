@@ -155,7 +155,7 @@ const char *jws_alg_name(const EVP_PKEY *key)
 }
 
 char *jws_signing_input(const char *payload, size_t payload_len, const char *alg,
-			X509 *const *chain, int nchain, const char *typ, struct err *e)
+                        X509 *const *chain, int nchain, const char *typ, struct err *e)
 {
 	char *prot = NULL, *pay = NULL, *in = NULL;
 
@@ -195,7 +195,7 @@ char *jws_assemble(const char *input, const unsigned char *sig, size_t siglen, s
 	sig_b64 = crypto_b64url_encode(sig, siglen);
 	if (prot != NULL && sig_b64 != NULL)
 		obj = json_pack("{s:s, s:s, s:s}", "payload", dot + 1, "protected", prot,
-				"signature", sig_b64);
+		                "signature", sig_b64);
 	if (obj != NULL)
 		out = json_dumps(obj, JSON_COMPACT);
 	if (out == NULL)
@@ -207,7 +207,7 @@ char *jws_assemble(const char *input, const unsigned char *sig, size_t siglen, s
 }
 
 char *jws_sign(const char *payload, size_t payload_len, EVP_PKEY *key, X509 *const *chain,
-	       int nchain, const char *typ, struct err *e)
+               int nchain, const char *typ, struct err *e)
 {
 	const char *alg = jws_alg_of(key);
 	char *in = NULL, *out = NULL;
@@ -274,8 +274,8 @@ static int header_parse(const char *prot_b64, struct jws_header *h, struct err *
 {
 	size_t len = 0;
 	uint8_t *text = crypto_b64url_decode(prot_b64, &len);
-	json_t *hdr = text ? json_loadb((const char *)text, len, JSON_REJECT_DUPLICATES, NULL)
-			   : NULL;
+	json_t *hdr =
+	    text ? json_loadb((const char *)text, len, JSON_REJECT_DUPLICATES, NULL) : NULL;
 	json_t *x5c, *c;
 	const char *alg, *typ;
 	size_t i;
@@ -287,18 +287,19 @@ static int header_parse(const char *prot_b64, struct jws_header *h, struct err *
 		goto out;
 	}
 	alg = json_string_value(json_object_get(hdr, "alg"));
-	if (alg == NULL || (strcmp(alg, "EdDSA") != 0 && strcmp(alg, "ES256") != 0 &&
-			    strcmp(alg, "RS256") != 0)) {
+	if (alg == NULL ||
+	    (strcmp(alg, "EdDSA") != 0 && strcmp(alg, "ES256") != 0 && strcmp(alg, "RS256") != 0)) {
 		err_set(e, ERR_INPUT, "bad_jws", "unsupported JWS alg %.20s",
-			alg ? alg : "(missing)");
+		        alg ? alg : "(missing)");
 		goto out;
 	}
 	h->alg = strcmp(alg, "EdDSA") == 0   ? "EdDSA"
-		 : strcmp(alg, "ES256") == 0 ? "ES256"
-					     : "RS256";
+	         : strcmp(alg, "ES256") == 0 ? "ES256"
+	                                     : "RS256";
 	/* RFC 7515 §4.1.11: a critical extension we do not know means we must refuse. */
 	if (json_object_get(hdr, "crit") != NULL) {
-		err_set(e, ERR_INPUT, "bad_jws", "the JWS names critical extensions we do not know");
+		err_set(e, ERR_INPUT, "bad_jws",
+		        "the JWS names critical extensions we do not know");
 		goto out;
 	}
 	if ((typ = json_string_value(json_object_get(hdr, "typ"))) != NULL)
@@ -307,7 +308,7 @@ static int header_parse(const char *prot_b64, struct jws_header *h, struct err *
 	if (!json_is_array(x5c) || json_array_size(x5c) < 1 ||
 	    json_array_size(x5c) > JWS_MAX_CHAIN) {
 		err_set(e, ERR_INPUT, "bad_jws", "x5c must list 1 to %d certificates",
-			JWS_MAX_CHAIN);
+		        JWS_MAX_CHAIN);
 		goto out;
 	}
 	json_array_foreach(x5c, i, c)
@@ -315,7 +316,7 @@ static int header_parse(const char *prot_b64, struct jws_header *h, struct err *
 		X509 *cert = json_is_string(c) ? cert_from_b64(json_string_value(c)) : NULL;
 		if (cert == NULL) {
 			err_set(e, ERR_INPUT, "bad_jws", "x5c[%zu] is not a base64 DER certificate",
-				i);
+			        i);
 			goto out;
 		}
 		h->chain[h->nchain++] = cert;
@@ -342,7 +343,7 @@ static int chain_check(struct jws_header *h, const char *const *pins, int npins,
 		matched |= strcmp(pins[i], pin) == 0;
 	if (!matched)
 		return err_set(e, ERR_UNPROC, "pin_mismatch",
-			       "the signer's chain ends in a root (%s) that matches no pin", pin);
+		               "the signer's chain ends in a root (%s) that matches no pin", pin);
 	store = X509_STORE_new();
 	ctx = X509_STORE_CTX_new();
 	untrusted = sk_X509_new_null();
@@ -354,7 +355,7 @@ static int chain_check(struct jws_header *h, const char *const *pins, int npins,
 		goto out;
 	if (X509_verify_cert(ctx) != 1) {
 		err_set(e, ERR_UNPROC, "jws_signature", "the signer's certificate chain fails: %s",
-			X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+		        X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
 		goto out;
 	}
 	rc = 0;
@@ -368,7 +369,7 @@ out:
 }
 
 static int signature_check(const struct jws_header *h, const char *in, const char *sig_b64,
-			   struct err *e)
+                           struct err *e)
 {
 	EVP_PKEY *key = X509_get0_pubkey(h->chain[0]);
 	size_t siglen = 0, derlen = 0;
@@ -396,7 +397,7 @@ static int signature_check(const struct jws_header *h, const char *in, const cha
 	if (!ok) {
 		err_clear(e);
 		return err_set(e, ERR_UNPROC, "jws_signature",
-			       "the signature does not verify with the signer's key");
+		               "the signature does not verify with the signer's key");
 	}
 	return 0;
 }
@@ -421,11 +422,11 @@ char *jws_flatten(const char *text, struct err *e)
 	n3 = n2 > 0 && text[n1 + 1 + n2] == '.' ? strspn(text + n1 + n2 + 2, B64URL_CHARS) : 0;
 	if (n1 == 0 || n2 == 0 || n3 == 0 || text[n1 + n2 + n3 + 2] != '\0') {
 		err_set(e, ERR_INPUT, "bad_jws",
-			"a JWS is flattened JSON or compact: three base64url parts joined by dots");
+		        "a JWS is flattened JSON or compact: three base64url parts joined by dots");
 		return NULL;
 	}
 	if (asprintf(&out, "{\"protected\":\"%.*s\",\"payload\":\"%.*s\",\"signature\":\"%s\"}",
-		     (int)n1, text, (int)n2, text + n1 + 1, text + n1 + n2 + 2) < 0) {
+	             (int)n1, text, (int)n2, text + n1 + 1, text + n1 + n2 + 2) < 0) {
 		out = NULL;
 		err_set(e, ERR_INTERNAL, "internal", "out of memory");
 	}
@@ -433,7 +434,7 @@ char *jws_flatten(const char *text, struct err *e)
 }
 
 int jws_verify(const char *text, size_t len, const char *const *pins, int npins,
-	       struct jws_verified *out, struct err *e)
+               struct jws_verified *out, struct err *e)
 {
 	struct jws_header h = {0};
 	json_t *obj = NULL;
@@ -444,14 +445,14 @@ int jws_verify(const char *text, size_t len, const char *const *pins, int npins,
 	memset(out, 0, sizeof(*out));
 	if (len > JWS_MAX_TEXT)
 		return err_set(e, ERR_INPUT, "bad_jws", "the JWS is larger than %d bytes",
-			       JWS_MAX_TEXT);
+		               JWS_MAX_TEXT);
 	obj = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
 	prot = json_string_value(json_object_get(obj, "protected"));
 	pay = json_string_value(json_object_get(obj, "payload"));
 	sig = json_string_value(json_object_get(obj, "signature"));
 	if (prot == NULL || pay == NULL || sig == NULL) {
 		err_set(e, ERR_INPUT, "bad_jws",
-			"a JWS needs string members protected, payload and signature");
+		        "a JWS needs string members protected, payload and signature");
 		goto out;
 	}
 	if (header_parse(prot, &h, e) < 0 || chain_check(&h, pins, npins, e) < 0)

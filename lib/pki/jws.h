@@ -25,7 +25,7 @@
 /* Sign payload with key, whose certificate is chain[0]; chain ends with the root.
  * typ names the object ("anchor-route+json").  Returns the malloc'd JWS text. */
 char *jws_sign(const char *payload, size_t payload_len, EVP_PKEY *key, X509 *const *chain,
-	       int nchain, const char *typ, struct err *e);
+               int nchain, const char *typ, struct err *e);
 
 /*
  * jws_sign in three steps, for a signer that holds the key elsewhere (the
@@ -39,7 +39,7 @@ char *jws_sign(const char *payload, size_t payload_len, EVP_PKEY *key, X509 *con
 const char *jws_alg_name(const EVP_PKEY *key);
 /* BASE64URL(protected header: alg, x5c = chain, typ) "." BASE64URL(payload); malloc'd. */
 char *jws_signing_input(const char *payload, size_t payload_len, const char *alg,
-			X509 *const *chain, int nchain, const char *typ, struct err *e);
+                        X509 *const *chain, int nchain, const char *typ, struct err *e);
 /* The JWS signature of input with key (ES256: raw r||s); malloc'd, *siglen bytes. */
 unsigned char *jws_sign_input(EVP_PKEY *key, const char *input, size_t *siglen, struct err *e);
 /* The flattened JWS text from a signing input and its signature; malloc'd. */
@@ -67,6 +67,6 @@ void jws_verified_free(struct jws_verified *v); /* releases members; accepts NUL
  * Errors: ERR_INPUT "bad_jws" (malformed), ERR_UNPROC "jws_signature" (signature or
  * chain does not verify), ERR_UNPROC "pin_mismatch" (the root matches no pin). */
 int jws_verify(const char *text, size_t len, const char *const *pins, int npins,
-	       struct jws_verified *out, struct err *e);
+               struct jws_verified *out, struct err *e);
 
 #endif

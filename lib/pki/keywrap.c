@@ -35,8 +35,9 @@ static int kek_create(const char *path, uint8_t kek[KEYWRAP_KEK_LEN], struct err
 		rc = err_set(e, ERR_INTERNAL, "bad_config", "%s: cannot write", tmp);
 	close(fd);
 	if (rc == 0 && link(tmp, path) < 0)
-		rc = errno == EEXIST ? 1 : err_set(e, ERR_INTERNAL, "bad_config", "%s: %s", path,
-						    strerror(errno));
+		rc = errno == EEXIST
+		         ? 1
+		         : err_set(e, ERR_INTERNAL, "bad_config", "%s: %s", path, strerror(errno));
 	unlink(tmp);
 	if (rc != 0)
 		OPENSSL_cleanse(kek, KEYWRAP_KEK_LEN);
@@ -44,7 +45,7 @@ static int kek_create(const char *path, uint8_t kek[KEYWRAP_KEK_LEN], struct err
 }
 
 int keywrap_kek_load(const char *path, int create, uint8_t kek[KEYWRAP_KEK_LEN], int *created,
-		     struct err *e)
+                     struct err *e)
 {
 	uint8_t buf[KEYWRAP_KEK_LEN + 1];
 	struct stat st;
@@ -66,7 +67,7 @@ int keywrap_kek_load(const char *path, int create, uint8_t kek[KEYWRAP_KEK_LEN],
 	if (fstat(fd, &st) == 0 && (st.st_mode & 0077)) {
 		close(fd);
 		return err_set(e, ERR_INTERNAL, "bad_config",
-			       "%s is readable by others; chmod 600 it", path);
+		               "%s is readable by others; chmod 600 it", path);
 	}
 	/* One byte more than a KEK: a longer file is refused, not truncated. */
 	n = read(fd, buf, sizeof(buf));
@@ -74,9 +75,9 @@ int keywrap_kek_load(const char *path, int create, uint8_t kek[KEYWRAP_KEK_LEN],
 	if (n != KEYWRAP_KEK_LEN) {
 		OPENSSL_cleanse(buf, sizeof(buf));
 		return err_set(e, ERR_INTERNAL, "bad_config",
-			       "%s must hold exactly %d bytes (anchor-keyserver makes one when "
-			       "the file does not exist)",
-			       path, KEYWRAP_KEK_LEN);
+		               "%s must hold exactly %d bytes (anchor-keyserver makes one when "
+		               "the file does not exist)",
+		               path, KEYWRAP_KEK_LEN);
 	}
 	memcpy(kek, buf, KEYWRAP_KEK_LEN);
 	OPENSSL_cleanse(buf, sizeof(buf));
@@ -85,7 +86,7 @@ int keywrap_kek_load(const char *path, int create, uint8_t kek[KEYWRAP_KEK_LEN],
 
 /* Run AES-256-GCM one way or the other over in[0..len). */
 static int gcm(int enc, const uint8_t kek[KEYWRAP_KEK_LEN], const uint8_t nonce[NONCE_LEN],
-	       const char *owner, const uint8_t *in, int len, uint8_t *out, uint8_t tag[TAG_LEN])
+               const char *owner, const uint8_t *in, int len, uint8_t *out, uint8_t tag[TAG_LEN])
 {
 	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
 	int n = 0, fin = 0, ok;
@@ -101,7 +102,7 @@ static int gcm(int enc, const uint8_t kek[KEYWRAP_KEK_LEN], const uint8_t nonce[
 }
 
 char *keywrap_seal(const uint8_t kek[KEYWRAP_KEK_LEN], const char *owner, EVP_PKEY *key,
-		   struct err *e)
+                   struct err *e)
 {
 	uint8_t *der = NULL, *buf = NULL;
 	char *b64 = NULL, *out = NULL;
@@ -126,7 +127,7 @@ out:
 }
 
 EVP_PKEY *keywrap_open(const uint8_t kek[KEYWRAP_KEK_LEN], const char *owner, const char *text,
-		       struct err *e)
+                       struct err *e)
 {
 	size_t len = 0;
 	uint8_t *raw = NULL, *plain = NULL;
@@ -150,8 +151,8 @@ out:
 	free(raw);
 	if (key == NULL)
 		err_set(e, ERR_INTERNAL, "key_unsealable",
-			"the issuer key of %s cannot be unsealed (a different issuer_kek_file on "
-			"this node?)",
-			owner);
+		        "the issuer key of %s cannot be unsealed (a different issuer_kek_file on "
+		        "this node?)",
+		        owner);
 	return key;
 }

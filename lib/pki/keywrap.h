@@ -23,15 +23,15 @@
 /* Read a KEK file (exactly 32 bytes); with create set, make a new one (0600) when the
  * file does not exist, and say so through *created. */
 int keywrap_kek_load(const char *path, int create, uint8_t kek[KEYWRAP_KEK_LEN], int *created,
-		     struct err *e);
+                     struct err *e);
 
 /* Seal key (PKCS#8) for owner; returns the malloc'd text form. */
 char *keywrap_seal(const uint8_t kek[KEYWRAP_KEK_LEN], const char *owner, EVP_PKEY *key,
-		   struct err *e);
+                   struct err *e);
 
 /* Open a sealed key; ERR_INTERNAL "key_unsealable" when the KEK or the owner is wrong
  * or the text is damaged. */
 EVP_PKEY *keywrap_open(const uint8_t kek[KEYWRAP_KEK_LEN], const char *owner, const char *text,
-		       struct err *e);
+                       struct err *e);
 
 #endif

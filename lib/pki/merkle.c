@@ -53,7 +53,7 @@ static EVP_MD_CTX *thread_ctx(void)
 
 /* SHA-256(prefix || a || b); prefix is one byte, or none when NULL. */
 static int hash3(const uint8_t *prefix, const void *a, size_t alen, const void *b, size_t blen,
-		 uint8_t out[MERKLE_HASH_LEN], struct err *e)
+                 uint8_t out[MERKLE_HASH_LEN], struct err *e)
 {
 	EVP_MD_CTX *kept, *ctx;
 	unsigned int n = 0;
@@ -82,7 +82,7 @@ int merkle_leaf_hash(const void *data, size_t len, uint8_t out[MERKLE_HASH_LEN],
 }
 
 int merkle_node_hash(const uint8_t left[MERKLE_HASH_LEN], const uint8_t right[MERKLE_HASH_LEN],
-		     uint8_t out[MERKLE_HASH_LEN], struct err *e)
+                     uint8_t out[MERKLE_HASH_LEN], struct err *e)
 {
 	static const uint8_t node = 0x01;
 
@@ -180,7 +180,7 @@ int merkle_consistency_proof_len(uint64_t m, uint64_t n)
 
 /* MTH of a span: the perfect subtrees it decomposes into, folded from the right. */
 static int span_hash(merkle_node_fn get, void *ctx, struct span s, uint8_t out[MERKLE_HASH_LEN],
-		     struct err *e)
+                     struct err *e)
 {
 	uint8_t parts[MERKLE_MAX_PROOF][MERKLE_HASH_LEN];
 	unsigned level;
@@ -190,7 +190,7 @@ static int span_hash(merkle_node_fn get, void *ctx, struct span s, uint8_t out[M
 		level = floor_log2(s.count);
 		if (s.start & (((uint64_t)1 << level) - 1))
 			return err_set(e, ERR_INTERNAL, "internal",
-				       "merkle: range at %" PRIu64 " is not a tree node", s.start);
+			               "merkle: range at %" PRIu64 " is not a tree node", s.start);
 		if (get(ctx, level, s.start >> level, parts[np], e) < 0)
 			return -1;
 		np++;
@@ -207,7 +207,7 @@ static int span_hash(merkle_node_fn get, void *ctx, struct span s, uint8_t out[M
 }
 
 static int spans_hash(merkle_node_fn get, void *ctx, const struct span *s, int n,
-		      uint8_t (*out)[MERKLE_HASH_LEN], struct err *e)
+                      uint8_t (*out)[MERKLE_HASH_LEN], struct err *e)
 {
 	int i;
 
@@ -220,8 +220,8 @@ static int spans_hash(merkle_node_fn get, void *ctx, const struct span *s, int n
 /* ---- generation ---- */
 
 int merkle_append_nodes(uint64_t new_leaf_index, const uint8_t leaf_hash[MERKLE_HASH_LEN],
-			merkle_node_fn get, void *ctx, struct merkle_node *out, int *nout,
-			struct err *e)
+                        merkle_node_fn get, void *ctx, struct merkle_node *out, int *nout,
+                        struct err *e)
 {
 	uint64_t i = new_leaf_index;
 	uint8_t left[MERKLE_HASH_LEN];
@@ -248,7 +248,7 @@ int merkle_append_nodes(uint64_t new_leaf_index, const uint8_t leaf_hash[MERKLE_
 }
 
 int merkle_root(uint64_t size, merkle_node_fn get, void *ctx, uint8_t out[MERKLE_HASH_LEN],
-		struct err *e)
+                struct err *e)
 {
 	if (size > MERKLE_MAX_SIZE)
 		return BAD_PROOF(e, "tree size %" PRIu64 " exceeds the largest log", size);
@@ -258,7 +258,7 @@ int merkle_root(uint64_t size, merkle_node_fn get, void *ctx, uint8_t out[MERKLE
 }
 
 int merkle_inclusion_proof(uint64_t index, uint64_t size, merkle_node_fn get, void *ctx,
-			   uint8_t (*proof)[MERKLE_HASH_LEN], int *n, struct err *e)
+                           uint8_t (*proof)[MERKLE_HASH_LEN], int *n, struct err *e)
 {
 	struct span s[MERKLE_MAX_PROOF];
 	int len;
@@ -278,7 +278,7 @@ int merkle_inclusion_proof(uint64_t index, uint64_t size, merkle_node_fn get, vo
 }
 
 int merkle_consistency_proof(uint64_t m, uint64_t n, merkle_node_fn get, void *ctx,
-			     uint8_t (*proof)[MERKLE_HASH_LEN], int *len, struct err *e)
+                             uint8_t (*proof)[MERKLE_HASH_LEN], int *len, struct err *e)
 {
 	struct span s[MERKLE_MAX_PROOF];
 	int k;
@@ -286,7 +286,7 @@ int merkle_consistency_proof(uint64_t m, uint64_t n, merkle_node_fn get, void *c
 	*len = 0;
 	if (m == 0)
 		return BAD_PROOF(e,
-				 "no consistency proof from the empty tree (RFC 9162 needs 0 < m)");
+		                 "no consistency proof from the empty tree (RFC 9162 needs 0 < m)");
 	if (m > n)
 		return BAD_PROOF(
 		    e, "first tree size %" PRIu64 " is larger than the second %" PRIu64, m, n);
@@ -306,13 +306,13 @@ static int proof_len_ok(int n, int want, const char *what, uint64_t a, uint64_t 
 	if (n == want)
 		return 0;
 	return err_set(e, ERR_UNPROC, "bad_proof",
-		       "wrong proof length: %d hashes, %s (%" PRIu64 ", %" PRIu64 ") needs %d", n,
-		       what, a, b, want);
+	               "wrong proof length: %d hashes, %s (%" PRIu64 ", %" PRIu64 ") needs %d", n,
+	               what, a, b, want);
 }
 
 int merkle_verify_inclusion(uint64_t index, uint64_t size, const uint8_t leaf_hash[MERKLE_HASH_LEN],
-			    const uint8_t (*proof)[MERKLE_HASH_LEN], int n,
-			    const uint8_t root[MERKLE_HASH_LEN], struct err *e)
+                            const uint8_t (*proof)[MERKLE_HASH_LEN], int n,
+                            const uint8_t root[MERKLE_HASH_LEN], struct err *e)
 {
 	uint8_t r[MERKLE_HASH_LEN];
 	uint64_t fn, sn;
@@ -325,7 +325,7 @@ int merkle_verify_inclusion(uint64_t index, uint64_t size, const uint8_t leaf_ha
 	if (size > MERKLE_MAX_SIZE)
 		return BAD_PROOF(e, "tree size %" PRIu64 " exceeds the largest log", size);
 	if (proof_len_ok(n, merkle_inclusion_proof_len(index, size), "inclusion at", index, size,
-			 e) < 0)
+	                 e) < 0)
 		return -1;
 	fn = index;
 	sn = size - 1;
@@ -350,15 +350,15 @@ int merkle_verify_inclusion(uint64_t index, uint64_t size, const uint8_t leaf_ha
 		return BAD_PROOF(e, "inclusion proof shorter than the tree is deep");
 	if (memcmp(r, root, MERKLE_HASH_LEN) != 0)
 		return BAD_PROOF(e,
-				 "root mismatch: leaf %" PRIu64
-				 " is not in the tree of size %" PRIu64 " with this head",
-				 index, size);
+		                 "root mismatch: leaf %" PRIu64
+		                 " is not in the tree of size %" PRIu64 " with this head",
+		                 index, size);
 	return 0;
 }
 
 int merkle_verify_consistency(uint64_t m, uint64_t n, const uint8_t root_m[MERKLE_HASH_LEN],
-			      const uint8_t root_n[MERKLE_HASH_LEN],
-			      const uint8_t (*proof)[MERKLE_HASH_LEN], int len, struct err *e)
+                              const uint8_t root_n[MERKLE_HASH_LEN],
+                              const uint8_t (*proof)[MERKLE_HASH_LEN], int len, struct err *e)
 {
 	uint8_t fr[MERKLE_HASH_LEN], sr[MERKLE_HASH_LEN];
 	const uint8_t *first;
@@ -367,12 +367,12 @@ int merkle_verify_consistency(uint64_t m, uint64_t n, const uint8_t root_m[MERKL
 
 	if (m == 0)
 		return BAD_PROOF(e,
-				 "no consistency proof from the empty tree (RFC 9162 needs 0 < m)");
+		                 "no consistency proof from the empty tree (RFC 9162 needs 0 < m)");
 	if (m > n)
 		return BAD_PROOF(e,
-				 "first tree size %" PRIu64 " is larger than the second %" PRIu64
-				 " (the log went backwards)",
-				 m, n);
+		                 "first tree size %" PRIu64 " is larger than the second %" PRIu64
+		                 " (the log went backwards)",
+		                 m, n);
 	if (n > MERKLE_MAX_SIZE)
 		return BAD_PROOF(e, "tree size %" PRIu64 " exceeds the largest log", n);
 	if (proof_len_ok(len, merkle_consistency_proof_len(m, n), "consistency between", m, n, e) <
@@ -381,7 +381,7 @@ int merkle_verify_consistency(uint64_t m, uint64_t n, const uint8_t root_m[MERKL
 	if (m == n) {
 		if (memcmp(root_m, root_n, MERKLE_HASH_LEN) != 0)
 			return BAD_PROOF(e, "two different heads for the same tree size %" PRIu64,
-					 m);
+			                 m);
 		return 0;
 	}
 	/* Step 2: when m is a power of two the old root is a node of the new tree
@@ -480,7 +480,7 @@ int merkle_hash_from_json(const json_t *str, uint8_t out[MERKLE_HASH_LEN], struc
 }
 
 int merkle_proof_from_json(const json_t *arr, uint8_t (*proof)[MERKLE_HASH_LEN], int *n,
-			   struct err *e)
+                           struct err *e)
 {
 	size_t i, count;
 
@@ -490,7 +490,7 @@ int merkle_proof_from_json(const json_t *arr, uint8_t (*proof)[MERKLE_HASH_LEN],
 	count = json_array_size(arr);
 	if (count > MERKLE_MAX_PROOF)
 		return err_set(e, ERR_INPUT, "bad_proof", "a proof has at most %d hashes, not %zu",
-			       MERKLE_MAX_PROOF, count);
+		               MERKLE_MAX_PROOF, count);
 	for (i = 0; i < count; i++) {
 		if (merkle_hash_from_json(json_array_get(arr, i), proof[i], e) < 0) {
 			char why[ERR_MSG_MAX];
@@ -551,7 +551,7 @@ int merkle_mem_reserve(struct merkle_mem *m, uint64_t leaves, struct err *e)
 }
 
 int merkle_mem_append_hash(struct merkle_mem *m, const uint8_t leaf_hash[MERKLE_HASH_LEN],
-			   struct err *e)
+                           struct err *e)
 {
 	struct merkle_node nodes[MERKLE_MAX_APPEND_NODES];
 	int n, i;
@@ -586,13 +586,13 @@ int merkle_mem_append(struct merkle_mem *m, const void *data, size_t len, struct
 }
 
 int merkle_mem_get(void *ctx, unsigned level, uint64_t index, uint8_t out[MERKLE_HASH_LEN],
-		   struct err *e)
+                   struct err *e)
 {
 	const struct merkle_mem *m = ctx;
 
 	if (level >= MERKLE_MAX_APPEND_NODES || index >= m->count[level])
 		return err_set(e, ERR_NOTFOUND, "merkle_node_missing",
-			       "merkle: no node at level %u index %" PRIu64, level, index);
+		               "merkle: no node at level %u index %" PRIu64, level, index);
 	memcpy(out, m->level[level][index], MERKLE_HASH_LEN);
 	return 0;
 }

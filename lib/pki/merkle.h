@@ -46,7 +46,7 @@
 /* Hash of the perfect subtree (level, index) into out; 0, or -1 with *e filled
  * (ERR_NOTFOUND when the store does not hold it, ERR_TEMP when the database is down). */
 typedef int (*merkle_node_fn)(void *ctx, unsigned level, uint64_t index,
-			      uint8_t out[MERKLE_HASH_LEN], struct err *e);
+                              uint8_t out[MERKLE_HASH_LEN], struct err *e);
 
 struct merkle_node {
 	unsigned level;
@@ -58,7 +58,7 @@ struct merkle_node {
 int merkle_leaf_hash(const void *data, size_t len, uint8_t out[MERKLE_HASH_LEN], struct err *e);
 /* SHA-256(0x01 || left || right). */
 int merkle_node_hash(const uint8_t left[MERKLE_HASH_LEN], const uint8_t right[MERKLE_HASH_LEN],
-		     uint8_t out[MERKLE_HASH_LEN], struct err *e);
+                     uint8_t out[MERKLE_HASH_LEN], struct err *e);
 
 /* The tree had new_leaf_index leaves and gains leaf_hash: fill out[] (room for
  * MERKLE_MAX_APPEND_NODES) with the perfect subtrees this completes, (0, i)
@@ -66,24 +66,24 @@ int merkle_node_hash(const uint8_t left[MERKLE_HASH_LEN], const uint8_t right[ME
  * is their number.  The left siblings are read through get.  The caller
  * stores them all before the tree is read at the new size. */
 int merkle_append_nodes(uint64_t new_leaf_index, const uint8_t leaf_hash[MERKLE_HASH_LEN],
-			merkle_node_fn get, void *ctx, struct merkle_node *out, int *nout,
-			struct err *e);
+                        merkle_node_fn get, void *ctx, struct merkle_node *out, int *nout,
+                        struct err *e);
 
 /* MTH of the first size leaves (size 0: SHA-256 of the empty string). */
 int merkle_root(uint64_t size, merkle_node_fn get, void *ctx, uint8_t out[MERKLE_HASH_LEN],
-		struct err *e);
+                struct err *e);
 
 /* PATH(index, D[size]) of RFC 9162 §2.1.3.1, leaf to root, into proof[]
  * (room for MERKLE_MAX_PROOF); *n is its length.  Needs index < size. */
 int merkle_inclusion_proof(uint64_t index, uint64_t size, merkle_node_fn get, void *ctx,
-			   uint8_t (*proof)[MERKLE_HASH_LEN], int *n, struct err *e);
+                           uint8_t (*proof)[MERKLE_HASH_LEN], int *n, struct err *e);
 
 /* PROOF(m, D[n]) = SUBPROOF(m, D[n], true) of RFC 9162 §2.1.4.1.  Needs
  * 0 < m <= n; m == n gives the empty proof (the two heads must then be equal).
  * m == 0 is refused: the RFC defines no proof from the empty tree, which
  * every tree extends. */
 int merkle_consistency_proof(uint64_t m, uint64_t n, merkle_node_fn get, void *ctx,
-			     uint8_t (*proof)[MERKLE_HASH_LEN], int *len, struct err *e);
+                             uint8_t (*proof)[MERKLE_HASH_LEN], int *len, struct err *e);
 
 /* Number of hashes in a correct proof (-1 when the arguments admit none). */
 int merkle_inclusion_proof_len(uint64_t index, uint64_t size);
@@ -92,16 +92,16 @@ int merkle_consistency_proof_len(uint64_t m, uint64_t n);
 /* RFC 9162 §2.1.3.2: leaf_hash is leaf index of the tree of size whose head
  * is root.  A proof of the wrong length is refused before any hashing. */
 int merkle_verify_inclusion(uint64_t index, uint64_t size, const uint8_t leaf_hash[MERKLE_HASH_LEN],
-			    const uint8_t (*proof)[MERKLE_HASH_LEN], int n,
-			    const uint8_t root[MERKLE_HASH_LEN], struct err *e);
+                            const uint8_t (*proof)[MERKLE_HASH_LEN], int n,
+                            const uint8_t root[MERKLE_HASH_LEN], struct err *e);
 
 /* RFC 9162 §2.1.4.2: the tree of size m (head root_m) is a prefix of the tree
  * of size n (head root_n).  0 < m < n runs the RFC's algorithm; m == n holds
  * only with an empty proof and root_m == root_n (two heads for one size that
  * differ are a fork); m == 0 and m > n fail. */
 int merkle_verify_consistency(uint64_t m, uint64_t n, const uint8_t root_m[MERKLE_HASH_LEN],
-			      const uint8_t root_n[MERKLE_HASH_LEN],
-			      const uint8_t (*proof)[MERKLE_HASH_LEN], int len, struct err *e);
+                              const uint8_t root_n[MERKLE_HASH_LEN],
+                              const uint8_t (*proof)[MERKLE_HASH_LEN], int len, struct err *e);
 
 /* ---- wire form: a hash is a base64 string, a proof an array of them ---- */
 
@@ -112,7 +112,7 @@ json_t *merkle_proof_to_json(const uint8_t (*proof)[MERKLE_HASH_LEN], int n, str
  * (an array of at most MERKLE_MAX_PROOF of them). */
 int merkle_hash_from_json(const json_t *str, uint8_t out[MERKLE_HASH_LEN], struct err *e);
 int merkle_proof_from_json(const json_t *arr, uint8_t (*proof)[MERKLE_HASH_LEN], int *n,
-			   struct err *e);
+                           struct err *e);
 
 /* ---- an in-memory store (tests, benchmarks, client-side audits) ---- */
 
@@ -129,9 +129,9 @@ void merkle_mem_free(struct merkle_mem *m); /* releases the arrays; accepts NULL
 int merkle_mem_reserve(struct merkle_mem *m, uint64_t leaves, struct err *e);
 int merkle_mem_append(struct merkle_mem *m, const void *data, size_t len, struct err *e);
 int merkle_mem_append_hash(struct merkle_mem *m, const uint8_t leaf_hash[MERKLE_HASH_LEN],
-			   struct err *e);
+                           struct err *e);
 /* The merkle_node_fn over a struct merkle_mem (ctx); ERR_NOTFOUND past the end. */
 int merkle_mem_get(void *ctx, unsigned level, uint64_t index, uint8_t out[MERKLE_HASH_LEN],
-		   struct err *e);
+                   struct err *e);
 
 #endif

@@ -60,8 +60,7 @@ static void check_target(const uint8_t *s, size_t n)
 		return;
 	len = ref_decode(s, n, dec);
 	if (v == HTTP_GATE_OK) {
-		if (len < 0 || memchr(dec, 0, (size_t)len) != NULL ||
-		    !utf8_valid(dec, (size_t)len))
+		if (len < 0 || memchr(dec, 0, (size_t)len) != NULL || !utf8_valid(dec, (size_t)len))
 			__builtin_trap(); /* accepted what a handler must never see */
 		for (size_t i = 0; i < n; i++)
 			if (s[i] < 0x20 || s[i] == 0x7f)

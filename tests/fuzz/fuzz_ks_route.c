@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	body = json_loadb((const char *)data + 1, size - 1, JSON_REJECT_DUPLICATES, NULL);
 	if (json_is_object(body)) {
 		ks_route_parse(body, (data[0] & 1) ? "example.com" : "alice@example.com",
-			       data[0] & 1, &rt, &e);
+		               data[0] & 1, &rt, &e);
 		ks_route_free(&rt);
 	}
 	json_decref(body);

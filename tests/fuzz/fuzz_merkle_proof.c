@@ -47,7 +47,7 @@ static uint64_t read_u64(const uint8_t *p)
 }
 
 static void must_be_genuine_inclusion(uint64_t idx, uint64_t n, const uint8_t *leaf,
-				      uint8_t (*p)[H], int len)
+                                      uint8_t (*p)[H], int len)
 {
 	uint8_t want[MERKLE_MAX_PROOF][H];
 	struct err e = {0};
@@ -139,7 +139,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(proof, 0, sizeof(proof));
 	if (data[0] & 1) {
 		v = json_loadb((const char *)data + 17, size - 17, JSON_DECODE_ANY | JSON_ALLOW_NUL,
-			       &je);
+		               &je);
 		if (v == NULL)
 			return 0;
 		if (merkle_proof_from_json(v, proof, &len, &e) == 0) {

@@ -295,11 +295,15 @@ static void test_no_subject_nul_size(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_rfc5965_b1_minimal),  cmocka_unit_test(test_rfc5965_b2_complete),
+	    cmocka_unit_test(test_rfc5965_b1_minimal),
+	    cmocka_unit_test(test_rfc5965_b2_complete),
 	    cmocka_unit_test(test_not_spam_dkim_crlf),
-	    cmocka_unit_test(test_report_make),  cmocka_unit_test(test_auth_failure),
-	    cmocka_unit_test(test_categories),          cmocka_unit_test(test_dates),
-	    cmocka_unit_test(test_malformed),           cmocka_unit_test(test_malformed_more),
+	    cmocka_unit_test(test_report_make),
+	    cmocka_unit_test(test_auth_failure),
+	    cmocka_unit_test(test_categories),
+	    cmocka_unit_test(test_dates),
+	    cmocka_unit_test(test_malformed),
+	    cmocka_unit_test(test_malformed_more),
 	    cmocka_unit_test(test_no_subject_nul_size),
 	};
 

@@ -163,17 +163,17 @@ static void test_second_pin_accepted(void **state)
 static void test_malformed_rejected(void **state)
 {
 	static const char *const bad[] = {
-		"",
-		"[]",
-		"{}",
-		"{\"payload\":\"e30\",\"protected\":\"!!!\",\"signature\":\"AA\"}",
-		"{\"payload\":\"e30\",\"protected\":\"e30\",\"signature\":\"AA\"}",
-		/* {"alg":"none","x5c":[]} */
-		"{\"payload\":\"e30\",\"protected\":\"eyJhbGciOiJub25lIiwieDVjIjpbXX0\","
-		"\"signature\":\"\"}",
-		/* {"alg":"EdDSA","x5c":["AAAA"]} */
-		"{\"payload\":\"e30\",\"protected\":\"eyJhbGciOiJFZERTQSIsIng1YyI6WyJBQUFBIl19\","
-		"\"signature\":\"AA\"}",
+	    "",
+	    "[]",
+	    "{}",
+	    "{\"payload\":\"e30\",\"protected\":\"!!!\",\"signature\":\"AA\"}",
+	    "{\"payload\":\"e30\",\"protected\":\"e30\",\"signature\":\"AA\"}",
+	    /* {"alg":"none","x5c":[]} */
+	    "{\"payload\":\"e30\",\"protected\":\"eyJhbGciOiJub25lIiwieDVjIjpbXX0\","
+	    "\"signature\":\"\"}",
+	    /* {"alg":"EdDSA","x5c":["AAAA"]} */
+	    "{\"payload\":\"e30\",\"protected\":\"eyJhbGciOiJFZERTQSIsIng1YyI6WyJBQUFBIl19\","
+	    "\"signature\":\"AA\"}",
 	};
 	const char *pins[1] = {"sha256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="};
 
@@ -190,14 +190,15 @@ static void test_malformed_rejected(void **state)
 /* Compact "a.b.c" becomes flattened JSON; anything else that is not JSON is bad_jws. */
 static void test_flatten(void **state)
 {
-	static const char *const bad[] = {"", "a", "a.b", "a..c", ".b.c", "a.b.", "a.b.c.d",
-	                                  "a.b.c ", "a.b+.c", "a.b.c\"", "a.b.c}"};
+	static const char *const bad[] = {"",        "a",      "a.b",    "a..c",    ".b.c",  "a.b.",
+	                                  "a.b.c.d", "a.b.c ", "a.b+.c", "a.b.c\"", "a.b.c}"};
 	struct err e = {0};
 	char *out = jws_flatten("eyJh.e30.c2ln", &e);
 
 	(void)state;
 	assert_non_null(out);
-	assert_string_equal(out, "{\"protected\":\"eyJh\",\"payload\":\"e30\",\"signature\":\"c2ln\"}");
+	assert_string_equal(out,
+	                    "{\"protected\":\"eyJh\",\"payload\":\"e30\",\"signature\":\"c2ln\"}");
 	free(out);
 	out = jws_flatten("{\"protected\":\"x\"}", &e);
 	assert_non_null(out);
@@ -247,15 +248,15 @@ static void test_alg_confusion_rejected(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_ed25519_round_trip),
-		cmocka_unit_test(test_es256_round_trip),
-		cmocka_unit_test(test_rs256_round_trip),
-		cmocka_unit_test(test_tampered_payload_fails),
-		cmocka_unit_test(test_wrong_pin_fails),
-		cmocka_unit_test(test_second_pin_accepted),
-		cmocka_unit_test(test_malformed_rejected),
-		cmocka_unit_test(test_alg_confusion_rejected),
-		cmocka_unit_test(test_flatten),
+	    cmocka_unit_test(test_ed25519_round_trip),
+	    cmocka_unit_test(test_es256_round_trip),
+	    cmocka_unit_test(test_rs256_round_trip),
+	    cmocka_unit_test(test_tampered_payload_fails),
+	    cmocka_unit_test(test_wrong_pin_fails),
+	    cmocka_unit_test(test_second_pin_accepted),
+	    cmocka_unit_test(test_malformed_rejected),
+	    cmocka_unit_test(test_alg_confusion_rejected),
+	    cmocka_unit_test(test_flatten),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

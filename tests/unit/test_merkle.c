@@ -246,7 +246,7 @@ static void check_inclusion_refusals(int i, int n, uint8_t (*p)[H], int len)
 			q[j][b / 8] ^= (uint8_t)(1u << (b % 8));
 			assert_int_equal(
 			    merkle_verify_inclusion((uint64_t)i, (uint64_t)n, model_leaf[i],
-						    (const uint8_t(*)[H])q, len, roots[n], &e),
+			                            (const uint8_t(*)[H])q, len, roots[n], &e),
 			    -1);
 			assert_bad_proof(&e, "root mismatch");
 		}
@@ -254,41 +254,41 @@ static void check_inclusion_refusals(int i, int n, uint8_t (*p)[H], int len)
 	/* Too short, too long. */
 	if (len > 0) {
 		assert_int_equal(merkle_verify_inclusion((uint64_t)i, (uint64_t)n, model_leaf[i],
-							 (const uint8_t(*)[H])p, len - 1, roots[n],
-							 &e),
-				 -1);
+		                                         (const uint8_t(*)[H])p, len - 1, roots[n],
+		                                         &e),
+		                 -1);
 		assert_bad_proof(&e, "wrong proof length");
 	}
 	memcpy(q, p, (size_t)len * H);
 	memcpy(q[len], roots[n], H);
 	assert_int_equal(merkle_verify_inclusion((uint64_t)i, (uint64_t)n, model_leaf[i],
-						 (const uint8_t(*)[H])q, len + 1, roots[n], &e),
-			 -1);
+	                                         (const uint8_t(*)[H])q, len + 1, roots[n], &e),
+	                 -1);
 	assert_bad_proof(&e, "wrong proof length");
 	/* Another leaf, another index, another size, another root. */
 	memcpy(other, model_leaf[(i + 1) % NMAX], H);
 	assert_int_equal(merkle_verify_inclusion((uint64_t)i, (uint64_t)n, other,
-						 (const uint8_t(*)[H])p, len, roots[n], &e),
-			 -1);
+	                                         (const uint8_t(*)[H])p, len, roots[n], &e),
+	                 -1);
 	for (j = 0; j < n; j++)
 		if (j != i)
 			assert_int_equal(
 			    merkle_verify_inclusion((uint64_t)j, (uint64_t)n, model_leaf[i],
-						    (const uint8_t(*)[H])p, len, roots[n], &e),
+			                            (const uint8_t(*)[H])p, len, roots[n], &e),
 			    -1);
 	if (n < NMAX)
 		assert_int_equal(merkle_verify_inclusion((uint64_t)i, (uint64_t)n + 1,
-							 model_leaf[i], (const uint8_t(*)[H])p, len,
-							 roots[n + 1], &e),
-				 -1);
+		                                         model_leaf[i], (const uint8_t(*)[H])p, len,
+		                                         roots[n + 1], &e),
+		                 -1);
 	if (n > i + 1)
 		assert_int_equal(merkle_verify_inclusion((uint64_t)i, (uint64_t)n - 1,
-							 model_leaf[i], (const uint8_t(*)[H])p, len,
-							 roots[n - 1], &e),
-				 -1);
+		                                         model_leaf[i], (const uint8_t(*)[H])p, len,
+		                                         roots[n - 1], &e),
+		                 -1);
 	assert_int_equal(merkle_verify_inclusion((uint64_t)i, (uint64_t)n, model_leaf[i],
-						 (const uint8_t(*)[H])p, len, roots[n - 1], &e),
-			 -1);
+	                                         (const uint8_t(*)[H])p, len, roots[n - 1], &e),
+	                 -1);
 }
 
 static void test_inclusion_every_index_and_size(void **state)
@@ -300,8 +300,8 @@ static void test_inclusion_every_index_and_size(void **state)
 	for (n = 1; n <= NMAX; n++) {
 		for (i = 0; i < n; i++) {
 			assert_int_equal(merkle_inclusion_proof((uint64_t)i, (uint64_t)n,
-								merkle_mem_get, &tree, p, &len, &e),
-					 0);
+			                                        merkle_mem_get, &tree, p, &len, &e),
+			                 0);
 			wlen = 0;
 			model_path(i, 0, n, want, &wlen);
 			assert_int_equal(len, wlen);
@@ -310,7 +310,7 @@ static void test_inclusion_every_index_and_size(void **state)
 				assert_memory_equal(p, want, (size_t)len * H);
 			assert_int_equal(
 			    merkle_verify_inclusion((uint64_t)i, (uint64_t)n, model_leaf[i],
-						    (const uint8_t(*)[H])p, len, roots[n], &e),
+			                            (const uint8_t(*)[H])p, len, roots[n], &e),
 			    0);
 			check_inclusion_refusals(i, n, p, len);
 			checked++;
@@ -335,7 +335,7 @@ static void test_inclusion_out_of_range(void **state)
 	assert_bad_proof(&e, "out of range");
 	/* A tree the store does not hold: the callback's error comes back. */
 	assert_int_equal(merkle_inclusion_proof(3, NMAX + 5, merkle_mem_get, &tree, p, &len, &e),
-			 -1);
+	                 -1);
 	assert_int_equal(e.kind, ERR_NOTFOUND);
 	assert_string_equal(e.code, "merkle_node_missing");
 	/* Single leaf: empty proof, root is the leaf hash. */
@@ -359,50 +359,50 @@ static void check_consistency_refusals(int m, int n, uint8_t (*p)[H], int len)
 			memcpy(q, p, (size_t)len * H);
 			q[j][b / 8] ^= (uint8_t)(1u << (b % 8));
 			assert_int_equal(merkle_verify_consistency((uint64_t)m, (uint64_t)n,
-								   roots[m], roots[n],
-								   (const uint8_t(*)[H])q, len, &e),
-					 -1);
+			                                           roots[m], roots[n],
+			                                           (const uint8_t(*)[H])q, len, &e),
+			                 -1);
 			assert_bad_proof(&e, "root mismatch");
 		}
 	}
 	if (len > 0) {
 		assert_int_equal(merkle_verify_consistency((uint64_t)m, (uint64_t)n, roots[m],
-							   roots[n], (const uint8_t(*)[H])p + 1,
-							   len - 1, &e),
-				 -1);
+		                                           roots[n], (const uint8_t(*)[H])p + 1,
+		                                           len - 1, &e),
+		                 -1);
 		assert_bad_proof(&e, "wrong proof length");
 	}
 	memcpy(q, p, (size_t)len * H);
 	memcpy(q[len], roots[n], H);
 	assert_int_equal(merkle_verify_consistency((uint64_t)m, (uint64_t)n, roots[m], roots[n],
-						   (const uint8_t(*)[H])q, len + 1, &e),
-			 -1);
+	                                           (const uint8_t(*)[H])q, len + 1, &e),
+	                 -1);
 	assert_bad_proof(&e, "wrong proof length");
 	/* Heads of other sizes, sizes that are not the proof's. */
 	assert_int_equal(merkle_verify_consistency((uint64_t)m, (uint64_t)n, roots[m - 1], roots[n],
-						   (const uint8_t(*)[H])p, len, &e),
-			 -1);
+	                                           (const uint8_t(*)[H])p, len, &e),
+	                 -1);
 	if (n < NMAX) {
 		assert_int_equal(merkle_verify_consistency((uint64_t)m, (uint64_t)n, roots[m],
-							   roots[n + 1], (const uint8_t(*)[H])p,
-							   len, &e),
-				 -1);
+		                                           roots[n + 1], (const uint8_t(*)[H])p,
+		                                           len, &e),
+		                 -1);
 		assert_int_equal(merkle_verify_consistency((uint64_t)m, (uint64_t)n + 1, roots[m],
-							   roots[n + 1], (const uint8_t(*)[H])p,
-							   len, &e),
-				 -1);
+		                                           roots[n + 1], (const uint8_t(*)[H])p,
+		                                           len, &e),
+		                 -1);
 	}
 	if (m > 1)
 		assert_int_equal(merkle_verify_consistency((uint64_t)m - 1, (uint64_t)n,
-							   roots[m - 1], roots[n],
-							   (const uint8_t(*)[H])p, len, &e),
-				 -1);
+		                                           roots[m - 1], roots[n],
+		                                           (const uint8_t(*)[H])p, len, &e),
+		                 -1);
 	/* Backwards. */
 	if (m < n) {
 		assert_int_equal(merkle_verify_consistency((uint64_t)n, (uint64_t)m, roots[n],
-							   roots[m], (const uint8_t(*)[H])p, len,
-							   &e),
-				 -1);
+		                                           roots[m], (const uint8_t(*)[H])p, len,
+		                                           &e),
+		                 -1);
 		assert_bad_proof(&e, "larger than the second");
 	}
 }
@@ -416,22 +416,22 @@ static void test_consistency_every_pair(void **state)
 	for (n = 1; n <= NMAX; n++) {
 		for (m = 1; m <= n; m++) {
 			assert_int_equal(merkle_consistency_proof((uint64_t)m, (uint64_t)n,
-								  merkle_mem_get, &tree, p, &len,
-								  &e),
-					 0);
+			                                          merkle_mem_get, &tree, p, &len,
+			                                          &e),
+			                 0);
 			wlen = 0;
 			model_subproof(m, 0, n, 1, want, &wlen);
 			assert_int_equal(len, wlen);
 			assert_int_equal(len,
-					 merkle_consistency_proof_len((uint64_t)m, (uint64_t)n));
+			                 merkle_consistency_proof_len((uint64_t)m, (uint64_t)n));
 			if (len > 0)
 				assert_memory_equal(p, want, (size_t)len * H);
 			if (m < n)
 				assert_true(len > 0);
 			assert_int_equal(merkle_verify_consistency((uint64_t)m, (uint64_t)n,
-								   roots[m], roots[n],
-								   (const uint8_t(*)[H])p, len, &e),
-					 0);
+			                                           roots[m], roots[n],
+			                                           (const uint8_t(*)[H])p, len, &e),
+			                 0);
 			check_consistency_refusals(m, n, p, len);
 			checked++;
 		}
@@ -550,12 +550,12 @@ static int bits(uint64_t x)
 static void test_cost_and_huge_trees(void **state)
 {
 	static const uint64_t sizes[] = {1000,
-					 1000000,
-					 10000001,
-					 (uint64_t)1 << 40,
-					 ((uint64_t)1 << 62) + 12345,
-					 MERKLE_MAX_SIZE - 1,
-					 MERKLE_MAX_SIZE};
+	                                 1000000,
+	                                 10000001,
+	                                 (uint64_t)1 << 40,
+	                                 ((uint64_t)1 << 62) + 12345,
+	                                 MERKLE_MAX_SIZE - 1,
+	                                 MERKLE_MAX_SIZE};
 	uint8_t p[MERKLE_MAX_PROOF][H], root[H], root_m[H], leaf[H];
 	struct counting c = {0};
 	struct err e = {0};
@@ -578,9 +578,9 @@ static void test_cost_and_huge_trees(void **state)
 			assert_true(len <= 63);
 			assert_int_equal(synthetic_get(&c, 0, idx[k], leaf, &e), 0);
 			assert_int_equal(merkle_verify_inclusion(idx[k], n, leaf,
-								 (const uint8_t(*)[H])p, len, root,
-								 &e),
-					 0);
+			                                         (const uint8_t(*)[H])p, len, root,
+			                                         &e),
+			                 0);
 		}
 		for (m = 1; m < n; m = m * 3 + 1) {
 			c.calls = 0;
@@ -589,8 +589,8 @@ static void test_cost_and_huge_trees(void **state)
 			assert_true(c.calls <= limit);
 			assert_int_equal(merkle_root(m, synthetic_get, &c, root_m, &e), 0);
 			assert_int_equal(merkle_verify_consistency(m, n, root_m, root,
-								   (const uint8_t(*)[H])p, len, &e),
-					 0);
+			                                           (const uint8_t(*)[H])p, len, &e),
+			                 0);
 		}
 	}
 	/* The longest proofs fit MERKLE_MAX_PROOF, and nothing larger is accepted. */
@@ -599,7 +599,7 @@ static void test_cost_and_huge_trees(void **state)
 	assert_int_equal(merkle_inclusion_proof_len(0, MERKLE_MAX_SIZE + 1), -1);
 	assert_int_equal(merkle_root(MERKLE_MAX_SIZE + 1, synthetic_get, &c, root, &e), -1);
 	assert_int_equal(merkle_verify_inclusion(0, MERKLE_MAX_SIZE + 1, leaf, NULL, 0, root, &e),
-			 -1);
+	                 -1);
 	assert_int_equal(merkle_verify_consistency(1, UINT64_MAX, leaf, root, NULL, 0, &e), -1);
 	assert_int_equal(
 	    merkle_verify_inclusion(UINT64_MAX - 1, UINT64_MAX, leaf, NULL, 0, root, &e), -1);
@@ -658,7 +658,7 @@ static void test_json_refusals(void **state)
 	expect_bad_json("[\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"]", "32 bytes"); /* 33 */
 	expect_bad_json("[\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA_=\"]", "32 bytes"); /* url */
 	expect_bad_json("[\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"]",
-			"32 bytes"); /* unpadded */
+	                "32 bytes"); /* unpadded */
 	expect_bad_json("[\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\\u0000\"]", "NUL");
 	big[off++] = '[';
 	for (i = 0; i < MERKLE_MAX_PROOF + 1; i++)
@@ -700,20 +700,20 @@ static void test_write_vectors(void **state)
 	for (n = 1; n <= NMAX; n++) {
 		for (i = 0; i < n; i++) {
 			assert_int_equal(merkle_inclusion_proof((uint64_t)i, (uint64_t)n,
-								merkle_mem_get, &tree, p, &len, &e),
-					 0);
+			                                        merkle_mem_get, &tree, p, &len, &e),
+			                 0);
 			json_array_append_new(
 			    inc, json_pack("{s:i,s:i,s:o}", "index", i, "size", n, "proof",
-					   merkle_proof_to_json((const uint8_t(*)[H])p, len, &e)));
+			                   merkle_proof_to_json((const uint8_t(*)[H])p, len, &e)));
 		}
 		for (i = 1; i <= n; i++) {
 			assert_int_equal(merkle_consistency_proof((uint64_t)i, (uint64_t)n,
-								  merkle_mem_get, &tree, p, &len,
-								  &e),
-					 0);
+			                                          merkle_mem_get, &tree, p, &len,
+			                                          &e),
+			                 0);
 			json_array_append_new(
 			    con, json_pack("{s:i,s:i,s:o}", "m", i, "n", n, "proof",
-					   merkle_proof_to_json((const uint8_t(*)[H])p, len, &e)));
+			                   merkle_proof_to_json((const uint8_t(*)[H])p, len, &e)));
 		}
 	}
 	json_object_set_new(doc, "leaves", leaves);
@@ -776,8 +776,8 @@ static void test_check_file(void **state)
 	for (i = 0; i <= json_array_size(leaves); i++) {
 		assert_int_equal(merkle_root(mine.size, merkle_mem_get, &mine, h, &e), 0);
 		assert_int_equal(merkle_hash_from_json(
-				     json_array_get(json_object_get(doc, "roots"), i), want, &e),
-				 0);
+		                     json_array_get(json_object_get(doc, "roots"), i), want, &e),
+		                 0);
 		if (memcmp(h, want, H) != 0) {
 			printf("merkle_check: root of size %zu differs\n", i);
 			bad++;
@@ -833,7 +833,7 @@ int main(void)
 
 	if (getenv("MERKLE_VECTORS") != NULL)
 		return cmocka_run_group_tests_name("merkle_vectors", vectors, setup_tree,
-						   teardown_tree);
+		                                   teardown_tree);
 	if (getenv("MERKLE_CHECK") != NULL)
 		return cmocka_run_group_tests_name("merkle_check", check, NULL, NULL);
 	return cmocka_run_group_tests(tests, setup_tree, teardown_tree);

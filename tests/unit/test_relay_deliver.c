@@ -568,7 +568,8 @@ static void test_route_errors(void **state)
 	assert_true(err_is_temporary(e.kind));
 
 	err_clear(&e);
-	assert_int_equal(relay_route(rc, NULL, &s, "bob..x@example.com", hops, 4, &n, final, &e), -1);
+	assert_int_equal(relay_route(rc, NULL, &s, "bob..x@example.com", hops, 4, &n, final, &e),
+	                 -1);
 	assert_string_equal(e.code, "bad_address");
 	assert_false(err_is_temporary(e.kind));
 
