@@ -15,7 +15,7 @@ static void set_code(struct err *e, const char *code)
 
 void err_setf(struct err *e, enum err_kind kind, const char *code, const char *fmt, ...)
 {
-	char msg[sizeof(e->msg)];
+	char msg[ERR_MSG_MAX]; /* sizeof(e->msg), without naming e before the NULL check */
 	va_list ap;
 
 	if (e == NULL)
