@@ -12,14 +12,3 @@ uint64_t hash_str(const char *s)
 		h = (h ^ (unsigned char)*s) * FNV_PRIME;
 	return h;
 }
-
-uint64_t hash_str_nocase(const char *s)
-{
-	uint64_t h = FNV_OFFSET;
-
-	for (; *s != '\0'; s++) {
-		unsigned char ch = (unsigned char)*s;
-		h = (h ^ (ch >= 'A' && ch <= 'Z' ? ch | 0x20 : ch)) * FNV_PRIME;
-	}
-	return h;
-}

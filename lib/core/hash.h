@@ -12,7 +12,4 @@
 
 uint64_t hash_str(const char *s);
 
-/* The same over the string folded to lower case (ASCII), for names compared without case. */
-uint64_t hash_str_nocase(const char *s);
-
 #endif
