@@ -117,10 +117,13 @@ stop:
 	@deploy/run-stack.sh stop
 
 # check: everything, under sanitizers and -Werror.
+# The builds use every core (CI calls plain `make check`); the tests keep their own pace.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 check: deps
 	@$(MAKE) --no-print-directory format-check
-	@$(MAKE) --no-print-directory BUILD=build/check SAN=1 check-build
+	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build/check SAN=1 check-build
 	@$(MAKE) --no-print-directory BUILD=build/check SAN=1 unit
+	@$(MAKE) --no-print-directory -j$(JOBS) fuzz-build
 	@$(MAKE) --no-print-directory fuzz
 	@$(MAKE) --no-print-directory BUILD=build/check SAN=1 integration
 
@@ -136,7 +139,7 @@ integration: $(BINS)
 FUZZ_BUILD := build/fuzz
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN   := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
-FUZZ_TIME  ?= 20
+FUZZ_TIME  ?= 12
 
 fuzz-build:
 	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang SAN=0 \
