@@ -25,7 +25,7 @@ targets=(tests/integration)
 for a in "$@"; do
 	[[ $a == tests/* ]] && targets=()
 done
-"$PYTHON" -m pytest -q -rfE --tb=short -p no:cacheprovider "${targets[@]}" "$@"
+"$PYTHON" -m pytest -q -rfE --tb=short --durations=12 -p no:cacheprovider "${targets[@]}" "$@"
 rc=$?
 case $rc in
 0) echo "integration: all tests passed" ;;
