@@ -103,9 +103,11 @@ int ks_signer_renew(struct ks *ks, const char *domain, const char *jws,
 	uint8_t *buf = NULL;
 	int rc = -1;
 
+	/* A server certificate has no revocation secret: the second field is then empty. */
+	secret[0] = '\0';
 	if (call(ks, KS_SIGNER_RENEW, f, 2, 2, &ans, &buf, e) == 0 &&
 	    answer_str(&ans.f[0], key_id, CRYPTO_UUID_LEN, e) == 0 &&
-	    answer_str(&ans.f[1], secret, CRYPTO_TOKEN_LEN, e) == 0)
+	    (ans.f[1].len == 0 || answer_str(&ans.f[1], secret, CRYPTO_TOKEN_LEN, e) == 0))
 		rc = 0;
 	free(buf);
 	return rc;

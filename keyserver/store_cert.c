@@ -208,9 +208,9 @@ int ks_store_cert_for_renewal(struct db *db, long long domain_id, const char *fp
 	snprintf(idbuf, sizeof(idbuf), "%lld", domain_id);
 	res = db_exec(db,
 	              "SELECT key_id::text, kind, purpose, status, name,"
-	              " extract(epoch FROM not_before)::bigint,"
-	              " extract(epoch FROM not_after)::bigint,"
-	              " extract(epoch FROM issued_at)::bigint"
+	              " floor(extract(epoch FROM not_before))::bigint,"
+	              " floor(extract(epoch FROM not_after))::bigint,"
+	              " floor(extract(epoch FROM issued_at))::bigint"
 	              " FROM certificates WHERE fingerprint = $1 AND domain_id = $2 FOR UPDATE",
 	              2, params, e);
 	if (res == NULL)
