@@ -1,6 +1,6 @@
 /*
  * cmd_renew.c - "key renew": renew a certificate with a request signed by its
- * current key (PROTOCOL.md §5.4), keeping the key or, with --rekey, moving
+ * current key (PROTOCOL.md §5.3), keeping the key or, with --rekey, moving
  * to a new one.  No admin and no token: the current key vouches for the new
  * certificate.  --if-expiring-within makes it a timer's job: nothing is sent
  * while the certificate is far from expiry.
@@ -105,7 +105,7 @@ static char *renewal_csr(struct renew_job *j, int rekey, const char *alg, struct
 	return pem;
 }
 
-/* The request of PROTOCOL.md §5.4, signed by the current key, as the body to send. */
+/* The request of PROTOCOL.md §5.3, signed by the current key, as the body to send. */
 static json_t *renewal_request(const struct renew_job *j, const char *csr, struct err *e)
 {
 	json_t *payload =

@@ -47,7 +47,7 @@ static const struct ctl_cmd commands[] = {
      "<address> | --server <host> --purpose mta|keyserver|signing  [--dir DIR]\n"
      "       [--rekey [--alg ALG]] [--if-expiring-within DURATION]",
      "Renew a certificate with a request signed by its current key (PROTOCOL.md\n"
-     "5.4): no token, no admin. Reads DIR/<address>.key, .pem and .chain.pem (for\n"
+     "5.3): no token, no admin. Reads DIR/<address>.key, .pem and .chain.pem (for\n"
      "a server, DIR/<host>.<purpose>.*, as server issue writes them) and replaces\n"
      "the certificate, its chain and, for an address, the .revoke file. With\n"
      "--rekey the new certificate is for a new key (ALG as in key new), written to\n"

@@ -292,7 +292,7 @@ int ks_issue_server(struct ks_signer *sg, struct db *db, const struct ks_signer_
 	return rc;
 }
 
-/* ---- renewal by the current key (PROTOCOL.md §5.4) ---- */
+/* ---- renewal by the current key (PROTOCOL.md §5.3) ---- */
 
 /* What a renewal carries besides the issuance: the verified request and its signer. */
 struct renewal {

@@ -126,7 +126,7 @@ void ks_token_issue(struct ks_req *r, const char *domain);
 void ks_enroll(struct ks_req *r, const char *domain);
 void ks_server_issue(struct ks_req *r, const char *domain);
 void ks_server_list(struct ks_req *r, const char *domain); /* admin only */
-/* POST /v1/domains/{domain}/renew: a request signed by the current key (PROTOCOL.md §5.4). */
+/* POST /v1/domains/{domain}/renew: a request signed by the current key (PROTOCOL.md §5.3). */
 void ks_renew(struct ks_req *r, const char *domain);
 
 /* route.c */

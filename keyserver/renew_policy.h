@@ -1,5 +1,5 @@
 /*
- * renew_policy.h - renewal by the current key (PROTOCOL.md §5.4): the signed
+ * renew_policy.h - renewal by the current key (PROTOCOL.md §5.3): the signed
  * request's payload and the domain's limits on when a certificate may be
  * renewed.  Pure: no database, no clock (the caller passes "now"), so the
  * rules can be tested and fuzzed on their own.  issue.c applies them inside

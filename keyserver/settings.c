@@ -45,7 +45,7 @@ const struct conf_param ks_settings_table[] = {
     {"cache_max_age", CONF_DURATION, "300s", 0, 86400, S(cache_max_age),
      "Cache-Control max-age of certificate objects"},
     {"cert_days", CONF_INT, "365", 1, 825, S(cert_days), "validity of issued certificates"},
-    /* Renewal by the current key (PROTOCOL.md 5.4): when, how often, for how long. */
+    /* Renewal by the current key (PROTOCOL.md 5.3): when, how often, for how long. */
     {"renew_window", CONF_DURATION, "0", 0, 825 * 86400LL, S(renew_window),
      "how long before notAfter a holder may renew with its current key; 0: a third of "
      "the certificate's lifetime"},

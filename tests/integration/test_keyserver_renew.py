@@ -1,4 +1,4 @@
-"""Renewal by the current key (PROTOCOL.md §5.4), against the real key server and signer.
+"""Renewal by the current key (PROTOCOL.md §5.3), against the real key server and signer.
 
 A holder renews its certificate with a request signed by its current key: a JWS (typ
 anchor-renew-request+jws, x5c [leaf, issuer, root]) whose payload carries a PKCS#10
