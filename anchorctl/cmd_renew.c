@@ -239,6 +239,14 @@ int ctl_cmd_key_renew(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char
 		status = ctl_fail(&e);
 		goto out;
 	}
+	if (cert_not_after(j.signer.chain[0]) <= time(NULL)) {
+		err_set(&e, ERR_FORBIDDEN, "cert_expired",
+		        "%s has expired: an expired key renews nothing; enroll again with a token "
+		        "from the domain admin",
+		        j.cert_path);
+		status = ctl_fail(&e);
+		goto out;
+	}
 	if (within_s != NULL && !renewal_due(&j, within)) {
 		status = CTL_OK;
 		goto out;

@@ -317,9 +317,18 @@ static int renewal_verify(const struct ks_signer_domain *sd, const char *jws, st
 	char pin[CRYPTO_PIN_MAX];
 	const char *pins[1] = {pin};
 
-	if (crypto_key_pin(X509_get0_pubkey(sd->root), pin, e) < 0 ||
-	    jws_verify(jws, strlen(jws), pins, 1, &rn->v, e) < 0)
+	if (crypto_key_pin(X509_get0_pubkey(sd->root), pin, e) < 0)
 		return -1;
+	if (jws_verify(jws, strlen(jws), pins, 1, &rn->v, e) < 0) {
+		/* An expired key is the one refusal a holder must act on differently: it has
+		 * to enroll again.  Say so with its own code rather than a chain failure. */
+		if (strcmp(e->code, "jws_signature") == 0 &&
+		    strstr(e->msg, X509_verify_cert_error_string(X509_V_ERR_CERT_HAS_EXPIRED)))
+			return err_set(e, ERR_FORBIDDEN, "cert_expired",
+			               "the signing certificate has expired: an expired key renews "
+			               "nothing; enroll again with a token from the domain admin");
+		return -1;
+	}
 	if (rn->v.typ == NULL || strcmp(rn->v.typ, KS_RENEW_JWS_TYP) != 0)
 		return err_set(e, ERR_INPUT, "bad_request",
 		               "a renewal request is a JWS of typ " KS_RENEW_JWS_TYP);

@@ -14,12 +14,15 @@ Every refused request must leave the key server's tables as they were.
 """
 
 import base64
+import datetime
 import json
 import re
 import time
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import NameOID
 
 import anchorlib
 import ksfixtures as kf
@@ -225,6 +228,42 @@ def test_tampered_request(servers, dom, pg, db):
     # The untouched request still works.
     r = post_renew(client, dom, renew_request(key, chain_of(cert), addr, csr))
     assert r.status == 201, (r.status, r.body)
+
+
+def expired_cert(dom, address, key):
+    """A certificate for address made with the domain's issuer key, valid only in the
+    past: everything a renewal checks holds except that it expired."""
+    issuer = kf.load_cert(dom.issuer_pem)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    b = (x509.CertificateBuilder()
+         .subject_name(x509.Name([x509.NameAttribute(NameOID.EMAIL_ADDRESS, address)]))
+         .issuer_name(issuer.subject)
+         .public_key(key.public_key())
+         .serial_number(x509.random_serial_number())
+         .not_valid_before(now - datetime.timedelta(days=10))
+         .not_valid_after(now - datetime.timedelta(days=1))
+         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+         .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(address)]),
+                        critical=False))
+    ikey = rf.issuer_key(dom)
+    cert = b.sign(ikey, kf._sign_alg(ikey))
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def test_expired_key(servers, dom, pg, db):
+    client = servers[0].client()
+    addr = f"old@{dom.name}"
+    key, csr = kf.make_csr(addr)
+    chain = [expired_cert(dom, addr, key), dom.issuer_pem, dom.root_pem]
+    refused(client, pg, db, dom, renew_request(key, chain, addr, csr), 403, "cert_expired")
+    # anchorctl says so before sending anything, whatever --if-expiring-within says.
+    work = anchorlib.mktemp_dir("anchor-renew-old-")
+    (work / f"{addr}.key").write_text(kf.key_pem(key))
+    (work / f"{addr}.key").chmod(0o600)
+    (work / f"{addr}.pem").write_text(chain[0])
+    (work / f"{addr}.chain.pem").write_text(dom.issuer_pem + dom.root_pem)
+    r = kf.run_ctl(servers[0], "key", "renew", addr, "--if-expiring-within", "1d", cwd=work)
+    assert r.rc == 1 and "cert_expired" in r.err and "enroll again" in r.err, (r.rc, r.err)
 
 
 # --------------------------------------------------------------------------
