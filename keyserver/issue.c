@@ -348,8 +348,14 @@ static int renewal_authorise(struct ks_signer *sg, struct issuance *is, struct r
 	                            .min_interval = cfg->renew_min_interval,
 	                            .max_lifetime = cfg->renew_max_lifetime,
 	                            .cert_days = cfg->cert_days};
-	int found = ks_store_cert_for_renewal(is->r.db, is->sd->d->id, rn->signer_fpr, &rn->old, e);
+	int found;
 
+	/* The domain's lock first, as every issuance takes it before touching a certificate
+	 * row: two renewals (or a renewal and an enrollment) of one name then queue on it
+	 * instead of deadlocking, and the second sees the first's supersession. */
+	if (ks_store_domain_lock(is->r.db, is->sd->d->id, e) < 0)
+		return -1;
+	found = ks_store_cert_for_renewal(is->r.db, is->sd->d->id, rn->signer_fpr, &rn->old, e);
 	if (found < 0)
 		return -1;
 	if (found == 0 || strcmp(rn->old.name, is->name) != 0 ||

@@ -17,6 +17,7 @@ import base64
 import datetime
 import json
 import re
+import threading
 import time
 
 import pytest
@@ -156,6 +157,29 @@ def test_superseded_key_cannot_renew(servers, dom, pg, db):
     new = r.json()
     r = post_renew(client, dom, renew_request(key, chain_of(new), addr, csr2))
     assert r.status == 201, (r.status, r.body)
+
+
+def test_concurrent_renewals(servers, dom):
+    """Two renewals signed by one certificate at once: one is issued, the other finds the
+    key superseded; never two current certificates."""
+    addr = f"twice@{dom.name}"
+    cert, key = kf.enroll_new(servers[0].client(), dom, addr)
+    bodies = [renew_request(key, chain_of(cert), addr, kf.make_csr(addr, key=key)[1])
+              for _ in range(4)]
+    results = [None] * len(bodies)
+
+    def go(i):
+        results[i] = post_renew(servers[0].client(), dom, bodies[i])
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(len(bodies))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    codes = sorted((r.status, r.error_code() if r.status != 201 else "") for r in results)
+    assert codes == [(201, "")] + [(403, "key_superseded")] * (len(bodies) - 1), codes
+    r = servers[0].client().get(f"/v1/addresses/{addr}")
+    assert len(r.json()["certificates"]) == 1
 
 
 def test_too_early(servers, dom, pg, db):
