@@ -104,3 +104,30 @@ int ctl_args_int(const char *text, long long min, long long max, long long *out)
 	*out = v;
 	return 0;
 }
+
+int ctl_args_duration(const char *text, long long *seconds)
+{
+	static const char units[] = "smhdw";
+	static const long long scale[] = {1, 60, 3600, 86400, 7 * 86400};
+	const long long limit = 10LL * 366 * 86400;
+	long long v = 0, mul = 1;
+	const char *p = text;
+
+	if (text == NULL || *p < '0' || *p > '9')
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		v = v * 10 + (*p - '0');
+		if (v > limit)
+			return -1;
+	}
+	if (*p != '\0') {
+		const char *u = strchr(units, *p);
+		if (u == NULL || p[1] != '\0')
+			return -1;
+		mul = scale[u - units];
+	}
+	if (v > limit / mul)
+		return -1;
+	*seconds = v * mul;
+	return 0;
+}

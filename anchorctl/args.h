@@ -36,6 +36,10 @@ struct ctl_args {
 int ctl_args_parse(const struct ctl_opt *opts, int argc, char **argv, int stop_at_word,
                    struct ctl_args *out, char *errbuf, size_t errlen);
 
+/* Parse a duration: a whole number with an optional unit s, m, h, d or w (seconds when
+ * none), up to ten years; returns 0 or -1. */
+int ctl_args_duration(const char *text, long long *seconds);
+
 /* Parse a decimal integer within min..max; returns 0 or -1. */
 int ctl_args_int(const char *text, long long min, long long max, long long *out);
 

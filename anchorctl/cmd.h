@@ -72,6 +72,15 @@ int ctl_make_key_csr(const char *dir, const char *base, enum cert_kind kind, con
 int ctl_save_issued(const char *dir, const char *base, const json_t *answer, const char *key_path,
                     struct err *e);
 
+/*
+ * Keep the revocation secret of the answer (PROTOCOL.md §9) in <base>.revoke,
+ * 0600 (replacing an older one), and take it out of the answer so that
+ * nothing prints it.  *path_out (malloc'd) names the file, or stays NULL when
+ * the answer has no secret.
+ */
+int ctl_save_revocation_secret(const char *dir, const char *base, json_t *answer, char **path_out,
+                               struct err *e);
+
 /* Print what ctl_save_issued wrote, with the certificate's key id and dates. */
 void ctl_print_issued(const char *dir, const char *base, const json_t *answer);
 

@@ -350,7 +350,8 @@ static void list_changes(struct audit *au)
 {
 	static const char *const keep[] = {"time",   "type",          "key_id",       "fingerprint",
 	                                   "reason", "method",        "route_sha256", "policy",
-	                                   "mode",   "superseded_by", "purpose",      NULL};
+	                                   "mode",   "superseded_by", "purpose",      "renewal_of",
+	                                   NULL};
 	const json_t *entry;
 	size_t i;
 

@@ -79,13 +79,8 @@ static int enroll_token(const struct ctl *ctl, const char *given, char out[CTL_T
 	return 0;
 }
 
-/*
- * Keep the revocation secret of the answer (PROTOCOL.md §9) in <base>.revoke,
- * 0600, and take it out of the answer so that nothing prints it.  *path_out
- * (malloc'd) names the file, or stays NULL when the answer has no secret.
- */
-static int save_revocation_secret(const char *dir, const char *base, json_t *answer,
-                                  char **path_out, struct err *e)
+int ctl_save_revocation_secret(const char *dir, const char *base, json_t *answer, char **path_out,
+                               struct err *e)
 {
 	const char *secret = json_string_value(json_object_get(answer, "revocation_secret"));
 	char *path, *text = NULL;
@@ -156,7 +151,7 @@ int ctl_cmd_key_enroll(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, cha
 	}
 	if (ctl_client_call(&client, "POST", path, body, &answer, &e) < 0 ||
 	    ctl_save_issued(dir, address, answer, key_path, &e) < 0 ||
-	    save_revocation_secret(dir, address, answer, &revoke_path, &e) < 0)
+	    ctl_save_revocation_secret(dir, address, answer, &revoke_path, &e) < 0)
 		goto fail;
 	if (ctl->json) {
 		ctl_out_json(stdout, answer);

@@ -48,6 +48,7 @@ int ctl_cmd_domain_init(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, ch
 int ctl_cmd_domain_register(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
 int ctl_cmd_key_new(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
 int ctl_cmd_key_enroll(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
+int ctl_cmd_key_renew(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
 int ctl_cmd_pin(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
 int ctl_cmd_token_issue(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
 int ctl_cmd_server_issue(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);

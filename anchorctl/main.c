@@ -43,6 +43,19 @@ static const struct ctl_cmd commands[] = {
      "(issuer, root) to DIR/<address>.chain.pem, and the revocation secret the\n"
      "server returns once to DIR/<address>.revoke (0600; never printed): it\n"
      "revokes the key when the key is lost. Prints the key id and fingerprint."},
+    {"key", "renew", ctl_cmd_key_renew,
+     "<address> | --server <host> --purpose mta|keyserver|signing  [--dir DIR]\n"
+     "       [--rekey [--alg ALG]] [--if-expiring-within DURATION]",
+     "Renew a certificate with a request signed by its current key (PROTOCOL.md\n"
+     "5.3): no token, no admin. Reads DIR/<address>.key, .pem and .chain.pem (for\n"
+     "a server, DIR/<host>.<purpose>.*, as server issue writes them) and replaces\n"
+     "the certificate, its chain and, for an address, the .revoke file. With\n"
+     "--rekey the new certificate is for a new key (ALG as in key new), written to\n"
+     "<name>.key.new and moved over <name>.key once the certificate is saved. With\n"
+     "--if-expiring-within DURATION (30d, 12h, seconds) it only renews when the\n"
+     "certificate expires within DURATION, else prints why not and exits 0: run it\n"
+     "from a timer. The server refuses too early (renew_too_early), too often\n"
+     "(renew_too_often), and a revoked or superseded key."},
     {"key", "revoke", ctl_cmd_key_revoke,
      "<key-id> [--reason R] [--key FILE [--cert FILE] [--chain FILE] [--sign-only]\n"
      "       | --secret-file FILE | --request FILE]",

@@ -1,7 +1,7 @@
 /*
  * enroll.c - the HTTPS side of issuance: enrollment tokens, user enrollment
- * (PKCS#10 proof of possession + one-time token) and server certificates
- * issued by the domain admin.
+ * (PKCS#10 proof of possession + one-time token), server certificates
+ * issued by the domain admin, and renewal by the current key.
  *
  * The HTTPS process checks the shape of the request and hands it to the
  * signer process (issue.c), which checks the authorisation itself, issues
@@ -126,6 +126,35 @@ void ks_enroll(struct ks_req *r, const char *domain)
 	ks_cache_invalidate(r->ks->cache);
 	atomic_fetch_add(&r->ks->enrollments, 1);
 	log_info(r->http->reqid, "enrolled an address of %s key_id=%s", d->name, key_id);
+	issuance_reply(r, d, key_id, secret);
+	OPENSSL_cleanse(secret, sizeof(secret));
+	ks_domain_free(d);
+}
+
+/* The signer verifies the request and decides; this side only passes it on, in the text
+ * the holder signed, and answers from the stored certificate after the commit. */
+void ks_renew(struct ks_req *r, const char *domain)
+{
+	char key_id[CRYPTO_UUID_LEN], secret[CRYPTO_TOKEN_LEN] = "";
+	struct ks_domain *d;
+	struct err e = {0};
+
+	if (r->http->body == NULL || r->http->body_len == 0 ||
+	    memchr(r->http->body, '\0', r->http->body_len) != NULL) {
+		err_set(&e, ERR_INPUT, "bad_request",
+		        "the body must be the renewal request: a JWS signed by the current key");
+		ks_fail(r, &e);
+		return;
+	}
+	if ((d = ks_load_domain(r, domain)) == NULL)
+		return;
+	if (ks_signer_renew(r->ks, d->name, r->http->body, key_id, secret, &e) < 0) {
+		ks_domain_free(d);
+		ks_fail(r, &e);
+		return;
+	}
+	ks_cache_invalidate(r->ks->cache);
+	log_info(r->http->reqid, "renewed a certificate of %s key_id=%s", d->name, key_id);
 	issuance_reply(r, d, key_id, secret);
 	OPENSSL_cleanse(secret, sizeof(secret));
 	ks_domain_free(d);

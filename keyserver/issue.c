@@ -24,8 +24,10 @@
 #include "pki/csr.h"
 #include "pki/name.h"
 #include "pki/crypto.h"
+#include "pki/jws.h"
 #include "core/log.h"
 #include "ks_signer.h"
+#include "renew_policy.h"
 #include "store.h"
 #include "ks_signer_proto.h"
 
@@ -40,6 +42,8 @@ struct issuance {
 	X509 *cert;
 	char key_id[CRYPTO_UUID_LEN];
 	char revocation_secret[CRYPTO_TOKEN_LEN]; /* user certificates: shown once */
+	int days;                                 /* validity; 0: cert_days */
+	const char *renewal_of;                   /* the key id a renewal replaces, or NULL */
 };
 
 static void issuance_free(struct issuance *is)
@@ -77,7 +81,7 @@ static int issuance_sign(struct ks_signer *sg, struct issuance *is, struct err *
 	struct cert_issue req = {.purpose = is->purpose,
 	                         .name = is->name,
 	                         .key_id = is->key_id,
-	                         .days = (int)sg->ks.cfg.cert_days};
+	                         .days = is->days > 0 ? is->days : (int)sg->ks.cfg.cert_days};
 	struct err why = {0};
 
 	if (crypto_uuid_v4(is->key_id, e) < 0)
@@ -129,6 +133,9 @@ static int log_issued(struct issuance *is, const char *fpr, struct err *e)
 	json_t *details = json_pack("{s:s, s:s, s:s}", "fingerprint", fpr, "purpose",
 	                            cert_purpose_name(is->purpose), "kind",
 	                            is->kind == CERT_USER ? "user" : "server");
+	/* A renewal says which key vouched for it, so an auditor can follow the lineage. */
+	if (details != NULL && is->renewal_of != NULL)
+		json_object_set_new(details, "renewal_of", json_string(is->renewal_of));
 	struct ks_event ev = {
 	    .type = "issued", .name = is->name, .key_id = is->key_id, .details = details};
 	long long seq = -1;
@@ -281,6 +288,143 @@ int ks_issue_server(struct ks_signer *sg, struct db *db, const struct ks_signer_
 		         is.key_id);
 		rc = 0;
 	}
+	issuance_free(&is);
+	return rc;
+}
+
+/* ---- renewal by the current key (PROTOCOL.md §5.3) ---- */
+
+/* What a renewal carries besides the issuance: the verified request and its signer. */
+struct renewal {
+	struct jws_verified v;
+	json_t *payload;
+	struct ks_renew_request req;
+	char signer_fpr[CERT_FPR_LEN];
+	struct ks_renew_row old;
+};
+
+static void renewal_free(struct renewal *rn)
+{
+	json_decref(rn->payload);
+	jws_verified_free(&rn->v);
+}
+
+/* The JWS verifies to this domain's root (the signer's own copy, not the pins column) and
+ * carries a well-formed, fresh renewal request. */
+static int renewal_verify(const struct ks_signer_domain *sd, const char *jws, struct renewal *rn,
+                          struct err *e)
+{
+	char pin[CRYPTO_PIN_MAX];
+	const char *pins[1] = {pin};
+
+	if (crypto_key_pin(X509_get0_pubkey(sd->root), pin, e) < 0)
+		return -1;
+	if (jws_verify(jws, strlen(jws), pins, 1, &rn->v, e) < 0) {
+		/* An expired key is the one refusal a holder must act on differently: it has
+		 * to enroll again.  Say so with its own code rather than a chain failure. */
+		if (strcmp(e->code, "jws_signature") == 0 &&
+		    strstr(e->msg, X509_verify_cert_error_string(X509_V_ERR_CERT_HAS_EXPIRED)))
+			return err_set(e, ERR_FORBIDDEN, "cert_expired",
+			               "the signing certificate has expired: an expired key renews "
+			               "nothing; enroll again with a token from the domain admin");
+		return -1;
+	}
+	if (rn->v.typ == NULL || strcmp(rn->v.typ, KS_RENEW_JWS_TYP) != 0)
+		return err_set(e, ERR_INPUT, "bad_request",
+		               "a renewal request is a JWS of typ " KS_RENEW_JWS_TYP);
+	rn->payload = json_loadb(rn->v.payload, rn->v.payload_len, JSON_REJECT_DUPLICATES, NULL);
+	if (ks_renew_request_parse(rn->payload, (long long)time(NULL), &rn->req, e) < 0)
+		return -1;
+	return cert_fingerprint(rn->v.leaf, rn->signer_fpr, e);
+}
+
+/* Inside the transaction: the signing certificate's row, locked, is the name's current
+ * one of the purpose, and the domain's limits allow renewing it now. */
+static int renewal_authorise(struct ks_signer *sg, struct issuance *is, struct renewal *rn,
+                             struct err *e)
+{
+	const struct ks_settings *cfg = &sg->ks.cfg;
+	struct ks_renew_policy p = {.window = cfg->renew_window,
+	                            .min_interval = cfg->renew_min_interval,
+	                            .max_lifetime = cfg->renew_max_lifetime,
+	                            .cert_days = cfg->cert_days};
+	int found;
+
+	/* The domain's lock first, as every issuance takes it before touching a certificate
+	 * row: two renewals (or a renewal and an enrollment) of one name then queue on it
+	 * instead of deadlocking, and the second sees the first's supersession. */
+	if (ks_store_domain_lock(is->r.db, is->sd->d->id, e) < 0)
+		return -1;
+	found = ks_store_cert_for_renewal(is->r.db, is->sd->d->id, rn->signer_fpr, &rn->old, e);
+	if (found < 0)
+		return -1;
+	if (found == 0 || strcmp(rn->old.name, is->name) != 0 ||
+	    strcmp(rn->old.purpose, cert_purpose_name(is->purpose)) != 0)
+		return err_set(e, ERR_FORBIDDEN, "not_current_key",
+		               "the request is not signed by a %s certificate of %s",
+		               cert_purpose_name(is->purpose), is->name);
+	if (strcmp(rn->old.status, "revoked") == 0)
+		return err_set(e, ERR_FORBIDDEN, "key_revoked",
+		               "the signing key %s is revoked: a revoked key renews nothing",
+		               rn->old.key_id);
+	if (strcmp(rn->old.status, "current") != 0)
+		return err_set(e, ERR_FORBIDDEN, "key_superseded",
+		               "the signing key %s was superseded; sign with the current key",
+		               rn->old.key_id);
+	struct ks_renew_state st = {.now = (long long)time(NULL),
+	                            .not_before = rn->old.not_before,
+	                            .not_after = rn->old.not_after,
+	                            .issued_at = rn->old.issued_at};
+	if (ks_renew_check(&p, &st, e) < 0)
+		return -1;
+	is->days = ks_renew_days(&p);
+	is->renewal_of = rn->old.key_id;
+	return 0;
+}
+
+static int renew_in_transaction(struct ks_signer *sg, struct issuance *is, struct renewal *rn,
+                                struct err *e)
+{
+	if (db_begin(is->r.db, e) < 0)
+		return -1;
+	if (renewal_authorise(sg, is, rn, e) < 0 || issuance_sign(sg, is, e) < 0 ||
+	    issuance_store(is, e) < 0 || db_commit(is->r.db, e) < 0) {
+		db_rollback(is->r.db);
+		return -1;
+	}
+	return 0;
+}
+
+int ks_issue_renew(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
+                   const char *jws, char key_id[CRYPTO_UUID_LEN], char secret[CRYPTO_TOKEN_LEN],
+                   struct err *e)
+{
+	struct issuance is = {.sd = sd};
+	struct renewal rn = {0};
+	int rc = -1;
+
+	is.r.ks = &sg->ks;
+	is.r.db = db;
+	if (renewal_verify(sd, jws, &rn, e) < 0 ||
+	    cert_purpose_parse(rn.req.purpose, &is.purpose, e) < 0)
+		goto out;
+	is.kind = is.purpose == CERT_PURPOSE_SMIME ? CERT_USER : CERT_SERVER;
+	if (issuance_check_csr(&is, rn.req.csr, e) < 0)
+		goto out;
+	if (strcmp(is.name, rn.req.name) != 0) {
+		err_set(e, ERR_INPUT, "name_mismatch",
+		        "the request renews %s but its CSR is for %s", rn.req.name, is.name);
+		goto out;
+	}
+	if (renew_in_transaction(sg, &is, &rn, e) < 0)
+		goto out;
+	memcpy(key_id, is.key_id, CRYPTO_UUID_LEN);
+	memcpy(secret, is.revocation_secret, CRYPTO_TOKEN_LEN);
+	log_info(NULL, "signer: renewed %s %s key_id=%s (was %s)", cert_purpose_name(is.purpose),
+	         is.name, is.key_id, rn.old.key_id);
+	rc = 0;
+out:
+	renewal_free(&rn);
 	issuance_free(&is);
 	return rc;
 }

@@ -36,6 +36,7 @@
  *                                 also runs the delivery thread
  *   route_json.c, user_request.c  a route body and signed answer (pure); requests a user
  *                                 signs with their own key
+ *   renew_policy.c                renewal by the current key: its request and limits (pure)
  *   store_domain.c, store_cert.c, store_token.c, store_group.c, store_route.c,
  *   store_log.c, store_webhook.c, store_address.c, store_seal.c
  *                                 the store (store.h): domains; certificates and
@@ -125,6 +126,8 @@ void ks_token_issue(struct ks_req *r, const char *domain);
 void ks_enroll(struct ks_req *r, const char *domain);
 void ks_server_issue(struct ks_req *r, const char *domain);
 void ks_server_list(struct ks_req *r, const char *domain); /* admin only */
+/* POST /v1/domains/{domain}/renew: a request signed by the current key (PROTOCOL.md §5.3). */
+void ks_renew(struct ks_req *r, const char *domain);
 
 /* route.c */
 void ks_route_get(struct ks_req *r, const char *address);
@@ -206,6 +209,8 @@ int ks_signer_enroll(struct ks *ks, const char *domain, const char *token, const
 int ks_signer_server(struct ks *ks, const char *domain, const char *admin_token,
                      const char *purpose, const char *csr, char key_id[CRYPTO_UUID_LEN],
                      struct err *e);
+int ks_signer_renew(struct ks *ks, const char *domain, const char *jws,
+                    char key_id[CRYPTO_UUID_LEN], char secret[CRYPTO_TOKEN_LEN], struct err *e);
 unsigned char *ks_signer_crl(struct ks *ks, const char *domain, size_t *len, struct err *e);
 char *ks_signer_route(struct ks *ks, const char *domain, const char *name, struct err *e);
 int ks_signer_publish(struct ks *ks, const char *domain, long long *size, struct err *e);

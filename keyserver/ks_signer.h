@@ -78,6 +78,11 @@ int ks_issue_user(struct ks_signer *sg, struct db *db, const struct ks_signer_do
 int ks_issue_server(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
                     const char *purpose, const char *csr_pem, char key_id[CRYPTO_UUID_LEN],
                     struct err *e);
+/* Renew by the current key: jws is the holder's signed request (PROTOCOL.md §5.3); the
+ * signer verifies it to the domain's root and applies the renewal limits itself. */
+int ks_issue_renew(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
+                   const char *jws, char key_id[CRYPTO_UUID_LEN], char secret[CRYPTO_TOKEN_LEN],
+                   struct err *e);
 /* Register a domain (the operator's token checked against the settings). */
 int ks_issue_register(struct ks_signer *sg, struct db *db, const char *domain, char *const pem[3],
                       const char *policy, const char *mode, const char *operator_token,

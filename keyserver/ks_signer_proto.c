@@ -23,6 +23,7 @@ static int op_nfields(int op)
 	case KS_SIGNER_ENROLL:
 		return 3;
 	case KS_SIGNER_ROUTE:
+	case KS_SIGNER_RENEW:
 		return 2;
 	case KS_SIGNER_CRL:
 	case KS_SIGNER_PUBLISH:
@@ -49,6 +50,8 @@ const char *ks_signer_op_name(int op)
 		return "route";
 	case KS_SIGNER_PUBLISH:
 		return "publish";
+	case KS_SIGNER_RENEW:
+		return "renew";
 	default:
 		return "?";
 	}
@@ -186,6 +189,8 @@ static int parse_fields(const struct frame_msg *m, struct ks_signer_request *r, 
 		           : 0;
 	case KS_SIGNER_ROUTE:
 		return field_name(&f[1], 1, r->name, e);
+	case KS_SIGNER_RENEW:
+		return field_pem(&f[1], &r->pem[0], e);
 	case KS_SIGNER_CRL:
 	case KS_SIGNER_PUBLISH:
 		return 0;

@@ -17,18 +17,18 @@
  *   CRL       domain                                     the CRL (DER)
  *   ROUTE     domain, name (address or the domain)       the route answer (JWS)
  *   PUBLISH   domain                                     the newest signed size
+ *   RENEW     domain, the holder's signed request (JWS)   key id, revocation secret
+ *                                                        (empty for a server certificate)
  *
  * Every field is checked here before the signer looks at the database: a
  * domain is a valid lowercase domain name, an address a valid lowercase
  * address, a token 0 to KS_SIGNER_TOKEN_MAX bytes other than NUL (it is only
  * hashed), a
- * PEM text 1 to KS_SIGNER_PEM_MAX bytes of printable ASCII and line breaks,
- * policy "isp" or "groups" (or empty for the default), mode "enforce" or
- * "testing" (or empty), ttl a decimal number of seconds in
- * [KS_TOKEN_TTL_MIN, KS_TOKEN_TTL_MAX], purpose "mta", "keyserver" or
- * "signing".  Anything else is
- * refused with ERR_INPUT "bad_request" ("unknown_op" for an op we do not
- * know) and changes nothing.
+ * PEM text (or the JWS of a renewal) 1 to KS_SIGNER_PEM_MAX bytes of printable ASCII and line
+ * breaks, policy "isp" or "groups" (or empty for the default), mode "enforce" or "testing" (or
+ * empty), ttl a decimal number of seconds in [KS_TOKEN_TTL_MIN, KS_TOKEN_TTL_MAX], purpose "mta",
+ * "keyserver" or "signing".  Anything else is refused with ERR_INPUT "bad_request" ("unknown_op"
+ * for an op we do not know) and changes nothing.
  */
 #ifndef KS_SIGNER_PROTO_H
 #define KS_SIGNER_PROTO_H
@@ -55,6 +55,7 @@ enum ks_signer_op {
 	KS_SIGNER_CRL,
 	KS_SIGNER_ROUTE,
 	KS_SIGNER_PUBLISH,
+	KS_SIGNER_RENEW,
 };
 
 /* A request checked against its op's rules.  Text members point into the
@@ -68,7 +69,8 @@ struct ks_signer_request {
 	char word[KS_SIGNER_WORD_MAX];       /* SERVER: purpose; REGISTER: policy */
 	char mode[KS_SIGNER_WORD_MAX];       /* REGISTER */
 	long long ttl;                       /* TOKEN */
-	char *pem[3]; /* REGISTER: root, issuer, key; ENROLL, SERVER: the CSR first */
+	char *pem[3]; /* REGISTER: root, issuer, key; ENROLL, SERVER: the CSR first;
+	               * RENEW: the signed request */
 };
 
 /* ERR_INPUT "unknown_op" for an op we do not know, "bad_request" for the wrong fields. */

@@ -38,6 +38,7 @@ enum route_id {
 	R_WEBHOOK,
 	R_ERASE,
 	R_DKIM,
+	R_RENEW,
 };
 
 struct route {
@@ -74,6 +75,7 @@ static const struct route routes[] = {
     [R_WEBHOOK] = {R_WEBHOOK, "webhook", "DELETE", 0},
     [R_ERASE] = {R_ERASE, "erase", "POST", 0},
     [R_DKIM] = {R_DKIM, "dkim", "GET", 1},
+    [R_RENEW] = {R_RENEW, "renew", "POST", 0},
 };
 
 static enum route_id match_route(const struct http_request *h)
@@ -89,6 +91,8 @@ static enum route_id match_route(const struct http_request *h)
 			return R_DOMAIN_PEM;
 		if (n == 4 && http_seg_is(h, 3, "enroll"))
 			return R_ENROLL;
+		if (n == 4 && http_seg_is(h, 3, "renew"))
+			return R_RENEW;
 		if (n == 4 && http_seg_is(h, 3, "tokens"))
 			return R_TOKENS;
 		if (n == 4 && http_seg_is(h, 3, "servers"))
@@ -163,6 +167,9 @@ static int run_domain_handler(struct ks_req *r, enum route_id id, const char *me
 		break;
 	case R_ENROLL:
 		ks_enroll(r, h->seg[2]);
+		break;
+	case R_RENEW:
+		ks_renew(r, h->seg[2]);
 		break;
 	case R_TOKENS:
 		ks_token_issue(r, h->seg[2]);

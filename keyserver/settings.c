@@ -45,6 +45,14 @@ const struct conf_param ks_settings_table[] = {
     {"cache_max_age", CONF_DURATION, "300s", 0, 86400, S(cache_max_age),
      "Cache-Control max-age of certificate objects"},
     {"cert_days", CONF_INT, "365", 1, 825, S(cert_days), "validity of issued certificates"},
+    /* Renewal by the current key (PROTOCOL.md 5.3): when, how often, for how long. */
+    {"renew_window", CONF_DURATION, "0", 0, 825 * 86400LL, S(renew_window),
+     "how long before notAfter a holder may renew with its current key; 0: a third of "
+     "the certificate's lifetime"},
+    {"renew_min_interval", CONF_DURATION, "1h", 0, 365 * 86400LL, S(renew_min_interval),
+     "how long a certificate must have been current before it may be renewed"},
+    {"renew_max_lifetime", CONF_DURATION, "0", 0, 825 * 86400LL, S(renew_max_lifetime),
+     "longest validity of a renewed certificate (whole days, at least 1d); 0: cert_days"},
     {"webhook_allow_http", CONF_BOOL, "no", 0, 1, S(webhook_allow_http),
      "allow http:// webhook URLs (tests on loopback only)"},
     {"webhook_retry_base", CONF_DURATION, "10s", 1, 3600, S(webhook_retry_base),
@@ -88,6 +96,9 @@ int ks_settings_check(const struct ks_settings *s, struct err *e)
 		return err_set(e, ERR_INPUT, "bad_config",
 		               "operator_token_hash must be 64 lowercase hex digits "
 		               "(see `anchorctl operator token`)");
+	if (s->renew_max_lifetime != 0 && s->renew_max_lifetime < 86400)
+		return err_set(e, ERR_INPUT, "bad_config",
+		               "renew_max_lifetime must be 0 (cert_days) or at least 1d");
 	if (s->request_timeout > s->conn_timeout)
 		return err_set(
 		    e, ERR_INPUT, "bad_config",

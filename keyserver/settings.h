@@ -27,6 +27,10 @@ struct ks_settings {
 	long long rate_burst;
 	long long cache_max_age;
 	long long cert_days;
+	/* renewal by the current key (renew_policy.h) */
+	long long renew_window;
+	long long renew_min_interval;
+	long long renew_max_lifetime;
 	int webhook_allow_http;
 	long long webhook_retry_base;
 	long long webhook_max_attempts;

@@ -95,6 +95,24 @@ int ks_signer_enroll(struct ks *ks, const char *domain, const char *token, const
 	return rc;
 }
 
+int ks_signer_renew(struct ks *ks, const char *domain, const char *jws,
+                    char key_id[CRYPTO_UUID_LEN], char secret[CRYPTO_TOKEN_LEN], struct err *e)
+{
+	struct frame_field f[2] = {frame_str(domain), frame_str(jws)};
+	struct frame_msg ans;
+	uint8_t *buf = NULL;
+	int rc = -1;
+
+	/* A server certificate has no revocation secret: the second field is then empty. */
+	secret[0] = '\0';
+	if (call(ks, KS_SIGNER_RENEW, f, 2, 2, &ans, &buf, e) == 0 &&
+	    answer_str(&ans.f[0], key_id, CRYPTO_UUID_LEN, e) == 0 &&
+	    (ans.f[1].len == 0 || answer_str(&ans.f[1], secret, CRYPTO_TOKEN_LEN, e) == 0))
+		rc = 0;
+	free(buf);
+	return rc;
+}
+
 int ks_signer_server(struct ks *ks, const char *domain, const char *admin_token,
                      const char *purpose, const char *csr, char key_id[CRYPTO_UUID_LEN],
                      struct err *e)

@@ -93,6 +93,16 @@ json_t *ks_store_cert_by(struct db *db, const char *column, const char *value, s
 int ks_store_current_key_of(struct db *db, long long domain_id, const char *name,
                             const char *purpose, const char *fpr, char key_id[CRYPTO_UUID_LEN],
                             struct err *e);
+/* The certificate a renewal request is signed with (renew_policy.h), found by its
+ * fingerprint in the domain and locked until the caller's transaction ends: 1 found, 0 not. */
+struct ks_renew_row {
+	char key_id[CRYPTO_UUID_LEN];
+	char kind[16], purpose[16], status[16];
+	char name[320];
+	long long not_before, not_after, issued_at; /* Unix seconds */
+};
+int ks_store_cert_for_renewal(struct db *db, long long domain_id, const char *fpr,
+                              struct ks_renew_row *out, struct err *e);
 /* Record a request key_id signed at issued unless one as new was: 1 fresh, 0 replayed. */
 int ks_store_key_request_newer(struct db *db, const char *key_id, long long issued, struct err *e);
 

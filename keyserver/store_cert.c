@@ -197,6 +197,39 @@ int ks_store_current_key_of(struct db *db, long long domain_id, const char *name
 	return found;
 }
 
+int ks_store_cert_for_renewal(struct db *db, long long domain_id, const char *fpr,
+                              struct ks_renew_row *out, struct err *e)
+{
+	char idbuf[24];
+	const char *params[2] = {fpr, idbuf};
+	PGresult *res;
+	int found;
+
+	snprintf(idbuf, sizeof(idbuf), "%lld", domain_id);
+	res = db_exec(db,
+	              "SELECT key_id::text, kind, purpose, status, name,"
+	              " floor(extract(epoch FROM not_before))::bigint,"
+	              " floor(extract(epoch FROM not_after))::bigint,"
+	              " floor(extract(epoch FROM issued_at))::bigint"
+	              " FROM certificates WHERE fingerprint = $1 AND domain_id = $2 FOR UPDATE",
+	              2, params, e);
+	if (res == NULL)
+		return -1;
+	found = PQntuples(res) == 1;
+	if (found) {
+		snprintf(out->key_id, sizeof(out->key_id), "%s", PQgetvalue(res, 0, 0));
+		snprintf(out->kind, sizeof(out->kind), "%s", PQgetvalue(res, 0, 1));
+		snprintf(out->purpose, sizeof(out->purpose), "%s", PQgetvalue(res, 0, 2));
+		snprintf(out->status, sizeof(out->status), "%s", PQgetvalue(res, 0, 3));
+		snprintf(out->name, sizeof(out->name), "%s", PQgetvalue(res, 0, 4));
+		out->not_before = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
+		out->not_after = strtoll(PQgetvalue(res, 0, 6), NULL, 10);
+		out->issued_at = strtoll(PQgetvalue(res, 0, 7), NULL, 10);
+	}
+	PQclear(res);
+	return found;
+}
+
 /* Record that key_id signed a request at issued (unix seconds), unless it already signed
  * one at that time or later: 1 when recorded (the request is fresh), 0 when not. */
 int ks_store_key_request_newer(struct db *db, const char *key_id, long long issued, struct err *e)

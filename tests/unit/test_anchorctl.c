@@ -110,6 +110,34 @@ static void test_args_int(void **state)
 	assert_int_equal(ctl_args_int("99999999999999999999", 1, 10, &v), -1);
 }
 
+static void test_args_duration(void **state)
+{
+	long long v = 0;
+
+	assert_int_equal(ctl_args_duration("3600", &v), 0);
+	assert_int_equal(v, 3600);
+	assert_int_equal(ctl_args_duration("30d", &v), 0);
+	assert_int_equal(v, 30 * 86400);
+	assert_int_equal(ctl_args_duration("12h", &v), 0);
+	assert_int_equal(v, 12 * 3600);
+	assert_int_equal(ctl_args_duration("5m", &v), 0);
+	assert_int_equal(v, 300);
+	assert_int_equal(ctl_args_duration("2w", &v), 0);
+	assert_int_equal(v, 14 * 86400);
+	assert_int_equal(ctl_args_duration("0s", &v), 0);
+	assert_int_equal(v, 0);
+	assert_int_equal(ctl_args_duration("", &v), -1);
+	assert_int_equal(ctl_args_duration("d", &v), -1);
+	assert_int_equal(ctl_args_duration("-1d", &v), -1);
+	assert_int_equal(ctl_args_duration("1dd", &v), -1);
+	assert_int_equal(ctl_args_duration("1y", &v), -1);
+	assert_int_equal(ctl_args_duration("3660d", &v), 0);
+	assert_int_equal(ctl_args_duration("3661d", &v), -1); /* beyond ten years */
+	assert_int_equal(ctl_args_duration("3661w", &v), -1);
+	assert_int_equal(ctl_args_duration("99999999999999999999", &v), -1);
+	assert_int_equal(ctl_args_duration(NULL, &v), -1);
+}
+
 /* ---- names ---- */
 
 static void test_name_domain_of(void **state)
@@ -328,6 +356,7 @@ int main(void)
 	    cmocka_unit_test(test_args_errors),
 	    cmocka_unit_test(test_args_stop_and_help),
 	    cmocka_unit_test(test_args_int),
+	    cmocka_unit_test(test_args_duration),
 	    cmocka_unit_test(test_name_domain_of),
 	    cmocka_unit_test(test_name_fingerprint),
 	    cmocka_unit_test(test_name_path_escape),

@@ -39,6 +39,9 @@ static void test_defaults(void **state)
 	assert_int_equal(s.conn_timeout, 30);
 	assert_int_equal(s.cache_max_age, 300);
 	assert_int_equal(s.cert_days, 365);
+	assert_int_equal(s.renew_window, 0);
+	assert_int_equal(s.renew_min_interval, 3600);
+	assert_int_equal(s.renew_max_lifetime, 0);
 	assert_int_equal(s.allow_plain_http, 0);
 	assert_int_equal(s.webhook_allow_http, 0);
 	assert_null(s.operator_token_hash);
@@ -113,12 +116,29 @@ static void test_bounds(void **state)
 		const char *line;
 		int ok;
 	} cases[] = {
-	    {"db_pool_size = 0", 0},         {"db_pool_size = 256", 1},  {"db_pool_size = 257", 0},
-	    {"listen_port = 0", 1},          {"listen_port = 65536", 0}, {"max_body = 1k", 1},
-	    {"max_body = 1023", 0},          {"max_body = 16m", 1},      {"max_body = 17m", 0},
-	    {"cert_days = 825", 1},          {"cert_days = 826", 0},     {"cache_max_age = 1d", 1},
-	    {"cache_max_age = 2d", 0},       {"rate_limit = 0", 1},      {"rate_burst = 0", 0},
-	    {"webhook_max_attempts = 0", 0}, {"no_such_setting = 1", 0},
+	    {"db_pool_size = 0", 0},
+	    {"db_pool_size = 256", 1},
+	    {"db_pool_size = 257", 0},
+	    {"listen_port = 0", 1},
+	    {"listen_port = 65536", 0},
+	    {"max_body = 1k", 1},
+	    {"max_body = 1023", 0},
+	    {"max_body = 16m", 1},
+	    {"max_body = 17m", 0},
+	    {"cert_days = 825", 1},
+	    {"cert_days = 826", 0},
+	    {"cache_max_age = 1d", 1},
+	    {"cache_max_age = 2d", 0},
+	    {"rate_limit = 0", 1},
+	    {"rate_burst = 0", 0},
+	    {"webhook_max_attempts = 0", 0},
+	    {"no_such_setting = 1", 0},
+	    {"renew_window = 825d", 1},
+	    {"renew_window = 826d", 0},
+	    {"renew_window = -1", 0},
+	    {"renew_min_interval = 0", 1},
+	    {"renew_min_interval = 366d", 0},
+	    {"renew_max_lifetime = 826d", 0},
 	};
 	struct ks_settings s;
 	struct err e;
@@ -137,13 +157,29 @@ static void test_bounds(void **state)
 	}
 }
 
+/* A renewed certificate lives whole days: under a day is refused, 0 means cert_days. */
+static void test_renew_max_lifetime(void **state)
+{
+	struct ks_settings s;
+	struct err e;
+
+	assert_int_equal(load("allow_plain_http = yes\nrenew_max_lifetime = 12h\n", &s, &e), -1);
+	assert_string_equal(e.code, "bad_config");
+	assert_non_null(strstr(e.msg, "renew_max_lifetime"));
+	conf_free(ks_settings_table, &s);
+	assert_int_equal(load("allow_plain_http = yes\nrenew_max_lifetime = 1d\n", &s, &e), 0);
+	assert_int_equal(s.renew_max_lifetime, 86400);
+	conf_free(ks_settings_table, &s);
+	assert_int_equal(load("allow_plain_http = yes\nrenew_max_lifetime = 0\n", &s, &e), 0);
+	conf_free(ks_settings_table, &s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_defaults),
-	    cmocka_unit_test(test_operator_token_hash),
-	    cmocka_unit_test(test_log_level),
-	    cmocka_unit_test(test_bounds),
+	    cmocka_unit_test(test_defaults),           cmocka_unit_test(test_operator_token_hash),
+	    cmocka_unit_test(test_log_level),          cmocka_unit_test(test_bounds),
+	    cmocka_unit_test(test_renew_max_lifetime),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

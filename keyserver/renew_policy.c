@@ -1,0 +1,128 @@
+/*
+ * renew_policy.c - the payload of a renewal request and the limits on
+ * renewal (renew_policy.h).  Pure functions: the signer (issue.c) passes the
+ * certificate's dates and the clock.
+ */
+#include "renew_policy.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#define DAY 86400LL
+
+/* An RFC 3339 UTC rendering of t, for messages. */
+static void when(long long t, char out[32])
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (gmtime_r(&tt, &tm) == NULL || strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(out, 32, "%lld", t);
+}
+
+static const char *member_str(const json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
+/* Only the members the request has: an unknown one is a client bug, said early. */
+static int only_known_members(const json_t *p, struct err *e)
+{
+	static const char *const known[] = {"type", "name", "purpose", "csr", "issued"};
+	const char *k;
+	json_t *v;
+
+	json_object_foreach((json_t *)p, k, v)
+	{
+		size_t i = 0;
+		while (i < sizeof(known) / sizeof(known[0]) && strcmp(known[i], k) != 0)
+			i++;
+		if (i == sizeof(known) / sizeof(known[0]))
+			return err_set(e, ERR_INPUT, "bad_request",
+			               "the renewal request has an unknown member \"%.40s\"", k);
+	}
+	return 0;
+}
+
+int ks_renew_request_parse(const json_t *p, long long now, struct ks_renew_request *out,
+                           struct err *e)
+{
+	const char *type = member_str(p, "type");
+	const json_t *iss = json_object_get(p, "issued");
+
+	memset(out, 0, sizeof(*out));
+	if (!json_is_object(p))
+		return err_set(e, ERR_INPUT, "bad_request",
+		               "the signed payload is not a JSON object");
+	if (type == NULL || strcmp(type, KS_RENEW_TYPE) != 0)
+		return err_set(e, ERR_INPUT, "bad_request",
+		               "the signed payload must have type " KS_RENEW_TYPE);
+	if (only_known_members(p, e) < 0)
+		return -1;
+	out->name = member_str(p, "name");
+	out->purpose = member_str(p, "purpose");
+	out->csr = member_str(p, "csr");
+	if (out->name == NULL || out->purpose == NULL || out->csr == NULL)
+		return err_set(e, ERR_INPUT, "bad_request",
+		               "the renewal request needs \"name\", \"purpose\" and \"csr\" as "
+		               "strings");
+	if (!json_is_integer(iss))
+		return err_set(e, ERR_INPUT, "bad_request",
+		               "the signed payload needs \"issued\" in Unix seconds");
+	out->issued = json_integer_value(iss);
+	if (out->issued < now - KS_RENEW_SKEW || out->issued > now + KS_RENEW_SKEW)
+		return err_set(e, ERR_INPUT, "stale_request",
+		               "the request was signed more than %d seconds from now; "
+		               "check the clock and sign it again",
+		               KS_RENEW_SKEW);
+	return 0;
+}
+
+long long ks_renew_window(const struct ks_renew_policy *p, const struct ks_renew_state *s)
+{
+	long long life = s->not_after - s->not_before;
+
+	if (p->window > 0)
+		return p->window;
+	return life > 0 ? life / 3 : 0;
+}
+
+int ks_renew_check(const struct ks_renew_policy *p, const struct ks_renew_state *s, struct err *e)
+{
+	long long opens = s->not_after - ks_renew_window(p, s);
+	long long again = s->issued_at + p->min_interval;
+	char t[32];
+
+	if (s->now >= s->not_after) {
+		when(s->not_after, t);
+		return err_set(e, ERR_FORBIDDEN, "cert_expired",
+		               "the certificate expired at %s: an expired key renews nothing; "
+		               "enroll again with a token from the domain admin",
+		               t);
+	}
+	if (s->now < opens) {
+		when(opens, t);
+		return err_set(e, ERR_CONFLICT, "renew_too_early",
+		               "the certificate may be renewed from %s (%lld seconds before it "
+		               "expires), not yet",
+		               t, s->not_after - opens);
+	}
+	if (s->now < again) {
+		when(again, t);
+		return err_set(e, ERR_RATE, "renew_too_often",
+		               "the certificate was issued less than %lld seconds ago; it may be "
+		               "renewed from %s",
+		               p->min_interval, t);
+	}
+	return 0;
+}
+
+int ks_renew_days(const struct ks_renew_policy *p)
+{
+	long long days = p->cert_days;
+
+	if (p->max_lifetime > 0 && p->max_lifetime / DAY < days)
+		days = p->max_lifetime / DAY;
+	return days < 1 ? 1 : (int)days;
+}
