@@ -233,6 +233,99 @@ static void test_answers(void **state)
 	ldns_pkt_free(p);
 }
 
+/* Answer a query given in wire form with a listing; the parsed answer. */
+static ldns_pkt *answer_wire(const uint8_t *w, size_t len, struct rep_dnszone_query *q)
+{
+	struct rep_dnszone_verdict v;
+	ldns_pkt *p = NULL;
+	uint8_t out[REP_DNSZONE_ANSWER_MAX];
+	size_t alen;
+
+	memset(&v, 0, sizeof(v));
+	v.verdict = REP_BLOCK;
+	rep_dnszone_parse(w, len, ZONE, q);
+	alen = rep_dnszone_write(q, &v, 300, 7, out, sizeof(out));
+	assert_true(alen > 0);
+	assert_int_equal(ldns_wire2pkt(&p, out, alen), LDNS_STATUS_OK);
+	return p;
+}
+
+static void test_wire_details(void **state)
+{
+	/* "a.rep" (one label with a dot in it) + "example": reads as the zone in text only */
+	static const uint8_t escaped[] = {0x12, 0x34, 0x01, 0,   0,   1,   0,   0, 0,   0,   0,
+	                                  0,    5,    'a',  '.', 'r', 'e', 'p', 7, 'e', 'x', 'a',
+	                                  'm',  'p',  'l',  'e', 0,   0,   1,   0, 1};
+	/* a question name that is a compression pointer */
+	static const uint8_t pointer[] = {0x12, 0x34, 0x01, 0,    0,    1, 0, 0, 0,
+	                                  0,    0,    0,    0xc0, 0x0c, 0, 1, 0, 1};
+	struct rep_dnszone_query q;
+	uint8_t small[40];
+	ldns_pkt *p;
+	ldns_rr *soa;
+	size_t len;
+	uint8_t *w;
+	char *t;
+
+	/* The question comes back as asked, case and all (resolvers using 0x20 check it). */
+	w = query_wire("2.2.0.192.Rep.EXAMPLE.", LDNS_RR_TYPE_A, 1, &len);
+	p = answer_wire(w, len, &q);
+	t = ldns_rdf2str(ldns_rr_owner(ldns_rr_list_rr(ldns_pkt_question(p), 0)));
+	assert_string_equal(t, "2.2.0.192.Rep.EXAMPLE.");
+	free(t);
+	t = first_answer(p);
+	assert_string_equal(t, "127.0.0.2");
+	free(t);
+	assert_true(ldns_pkt_edns(p)); /* EDNS asked, EDNS answered */
+	assert_int_equal(ldns_pkt_edns_udp_size(p), 1232);
+	ldns_pkt_free(p);
+	/* The same answer does not fit 40 octets: nothing rather than a cut message. */
+	assert_int_equal(rep_dnszone_write(&q, NULL, 300, 7, small, sizeof(small)), 0);
+	free(w);
+
+	/* The negative answer's SOA names the apex and hostmaster.<apex> (pointers into the
+	 * question's name). */
+	w = query_wire("1.0.0.127." ZONE, LDNS_RR_TYPE_A, 0, &len);
+	p = answer_wire(w, len, &q);
+	assert_int_equal(ldns_pkt_get_rcode(p), LDNS_RCODE_NXDOMAIN);
+	assert_false(ldns_pkt_edns(p));
+	soa = ldns_rr_list_rr(ldns_pkt_authority(p), 0);
+	t = ldns_rdf2str(ldns_rr_owner(soa));
+	assert_string_equal(t, ZONE ".");
+	free(t);
+	t = ldns_rdf2str(ldns_rr_rdf(soa, 1));
+	assert_string_equal(t, "hostmaster." ZONE ".");
+	free(t);
+	assert_int_equal(ldns_rdf2native_int32(ldns_rr_rdf(soa, 2)), 7);
+	ldns_pkt_free(p);
+	free(w);
+
+	p = answer_wire(escaped, sizeof(escaped), &q);
+	assert_int_equal(q.kind, REP_DZ_ERROR);
+	assert_int_equal(ldns_pkt_get_rcode(p), LDNS_RCODE_REFUSED);
+	ldns_pkt_free(p);
+	p = answer_wire(pointer, sizeof(pointer), &q);
+	assert_int_equal(ldns_pkt_get_rcode(p), LDNS_RCODE_FORMERR);
+	assert_int_equal(ldns_pkt_qdcount(p), 0);
+	ldns_pkt_free(p);
+
+	/* Class CH: REFUSED, the question echoed with its class. */
+	w = query_wire("2.2.0.192." ZONE, LDNS_RR_TYPE_A, 0, &len);
+	w[len - 1] = LDNS_RR_CLASS_CH;
+	p = answer_wire(w, len, &q);
+	assert_int_equal(ldns_pkt_get_rcode(p), LDNS_RCODE_REFUSED);
+	assert_int_equal(ldns_rr_get_class(ldns_rr_list_rr(ldns_pkt_question(p), 0)),
+	                 LDNS_RR_CLASS_CH);
+	ldns_pkt_free(p);
+	/* A record cut short after the question: FORMERR. */
+	w[11] = 1; /* arcount 1, and nothing there */
+	w[len - 1] = LDNS_RR_CLASS_IN;
+	rep_dnszone_parse(w, len, ZONE, &q);
+	assert_int_equal(q.kind, REP_DZ_ERROR);
+	assert_int_equal(q.rcode, LDNS_RCODE_FORMERR);
+	free(w);
+}
+
 static void test_codes_in_range(void **state)
 {
 	struct rep_dnszone_verdict v;
@@ -369,9 +462,9 @@ static void test_server(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_parse_names), cmocka_unit_test(test_parse_bad_packets),
-	    cmocka_unit_test(test_answers),     cmocka_unit_test(test_codes_in_range),
-	    cmocka_unit_test(test_server),
+	    cmocka_unit_test(test_parse_names),    cmocka_unit_test(test_parse_bad_packets),
+	    cmocka_unit_test(test_answers),        cmocka_unit_test(test_wire_details),
+	    cmocka_unit_test(test_codes_in_range), cmocka_unit_test(test_server),
 	};
 
 	return cmocka_run_group_tests_name("dnszone", tests, NULL, NULL);
