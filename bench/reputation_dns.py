@@ -15,7 +15,9 @@ Policy door: anchor-policyd answering Postfix policy requests on one connection,
 in sequence (as Postfix does per smtpd process): from its cache, and with every request
 asking anchor-reputation over HTTPS (cache_ttl = 0, keep-alive).
 
-Environment: BENCH_LISTED (200), BENCH_SECONDS (10), BENCH_POLICY (2000), BENCH_ROUNDS (3).
+Environment: BENCH_LISTED (200), BENCH_SECONDS (10), BENCH_POLICY (2000), BENCH_ROUNDS (3),
+BENCH_PERF (a file: perf record -g of anchor-reputation during one more dnsperf run, for
+`perf report -i FILE`).
 """
 
 import ipaddress
@@ -121,8 +123,9 @@ def start_rbldnsd(work, ips):
                  "".join(f"{ip}\n" for ip in ips))
     z.chmod(0o644)
     port = dx.free_port()
-    proc = subprocess.Popen(["taskset", "-c", SERVER_CPU, "rbldnsd", "-n", "-q", "-b", f"127.0.0.1/{port}", "-w", str(d),
-                             "-u", "rbldns", f"{ZONE}:ip4set:rep.ip4set"],
+    proc = subprocess.Popen(["taskset", "-c", SERVER_CPU, "rbldnsd", "-n", "-q", "-b",
+                             f"127.0.0.1/{port}", "-w", str(d), "-u", "rbldns",
+                             f"{ZONE}:ip4set:rep.ip4set"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     for _ in range(100):
         r = subprocess.run(["kdig", "@127.0.0.1", "-p", str(port), "+timeout=1", "+retry=0",
@@ -206,6 +209,13 @@ def main():
         for _ in range(ROUNDS):
             runs["anchor"].append(dnsperf(dns_port, qfile, rep.proc.pid))
             runs["rbldnsd"].append(dnsperf(rbl_port, qfile, rbl.pid))
+        if os.environ.get("BENCH_PERF"):
+            perf = subprocess.Popen(["perf", "record", "-g", "-o", os.environ["BENCH_PERF"],
+                                     "-p", str(rep.proc.pid)], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            dnsperf(dns_port, qfile, rep.proc.pid)
+            perf.send_signal(2)
+            perf.wait()
         rows = [("anchor-reputation dns zone", *median(runs["anchor"])),
                 ("rbldnsd ip4set (same listings)", *median(runs["rbldnsd"]))]
         print(f"{'median of ' + str(ROUNDS) + ' alternating runs':34}{'queries/s':>12}"
