@@ -12,7 +12,6 @@
 #include "dnszone.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -25,11 +24,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <ldns/ldns.h>
-
 #include "core/log.h"
 #include "http/ratelimit.h"
 #include "core/ttlcache.h"
+#include "dnszone_tcp.h"
 
 /* ------------------------------------------------------------------ cache */
 

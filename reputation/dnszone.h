@@ -23,7 +23,6 @@
 #ifndef REP_DNSZONE_H
 #define REP_DNSZONE_H
 
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -49,26 +48,6 @@ struct rep_dnszone_config {
 struct rep_dnszone *rep_dnszone_start_config(const struct rep_dnszone_config *c, struct err *e);
 int rep_dnszone_port(const struct rep_dnszone *z);
 unsigned long long rep_dnszone_queries(const struct rep_dnszone *z);
-
-/* ------------------------------------------------------------------ TCP (dnszone_tcp.c) */
-
-struct sockaddr_storage;
-
-/* Answer one query (wire, len) from a client into out (size octets): the answer's
- * length, or 0 to stay silent. */
-typedef size_t (*rep_dnszone_answer_fn)(void *ctx, const uint8_t *wire, size_t len,
-                                        const struct sockaddr_storage *from, uint8_t *out,
-                                        size_t size);
-
-#define REP_DNSZONE_TCP_MAX_CONNS 512  /* the longest idle goes when one more comes */
-#define REP_DNSZONE_TCP_IDLE_MS 10000  /* a connection silent this long is closed */
-#define REP_DNSZONE_TCP_QUERY_MAX 4096 /* a longer query closes the connection */
-
-/* Serve DNS over TCP (RFC 7766: two-octet length prefixes, several queries per
- * connection, pipelined) on the non-blocking listening socket lfd, many connections at
- * once from one thread, until *stop is set (seen within 200 ms).  Returns 0, or -1 when
- * the event loop cannot be set up (logged). */
-int rep_dnszone_tcp_serve(int lfd, atomic_int *stop, rep_dnszone_answer_fn answer, void *ctx);
 
 /* rep.h: rep_dnszone_start(rep, e) serves rep->cfg.dns_zone on rep->cfg.dns_listen with
  * rep->cfg.dns_ttl, looking verdicts up with rep_score_get; rep_dnszone_stop(z). */

@@ -7,7 +7,7 @@
  * client holds up another.  A connection silent for REP_DNSZONE_TCP_IDLE_MS is
  * closed; when REP_DNSZONE_TCP_MAX_CONNS are open, the longest idle makes room.
  */
-#include "dnszone.h"
+#include "dnszone_tcp.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "dnszone_wire.h"
 
 #define OUT_MAX (4 * (2 + REP_DNSZONE_ANSWER_MAX))
 
