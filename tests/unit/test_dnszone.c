@@ -9,13 +9,19 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <ldns/ldns.h>
 
 #include "dnszone.h"
+#include "dnszone_tcp.h"
 
 #define ZONE "rep.example"
 
@@ -459,12 +465,94 @@ static void test_server(void **state)
 	rep_dnszone_stop(NULL);
 }
 
+static int tcp_connect(int port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	struct timeval tv = {5, 0};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_true(fd >= 0);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+/* Read exactly n octets (the receive timeout fails the test rather than hanging). */
+static void read_exactly(int fd, uint8_t *buf, size_t n)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = recv(fd, buf + got, n - got, 0);
+
+		assert_true(r > 0);
+		got += (size_t)r;
+	}
+}
+
+/* One more TCP connection than the limit: the longest idle goes, the newcomer is
+ * answered, and a query split over several writes is answered once it is whole. */
+static void test_tcp_limit(void **state)
+{
+	struct fake f = {0, 0};
+	struct rep_dnszone_config c = {.listen = "127.0.0.1:0",
+	                               .zone = ZONE,
+	                               .ttl = 60,
+	                               .threads = 1,
+	                               .cache_seconds = 30,
+	                               .lookup = fake_lookup,
+	                               .ctx = &f};
+	static int fds[REP_DNSZONE_TCP_MAX_CONNS + 1];
+	struct rep_dnszone *z;
+	struct err e;
+	uint8_t buf[REP_DNSZONE_ANSWER_MAX + 2], *w, frame[600];
+	struct rlimit rl;
+	size_t len;
+	int port, i;
+
+	/* Both ends live in this process: twice the limit in descriptors, and some. */
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_cur < 2 * REP_DNSZONE_TCP_MAX_CONNS + 64) {
+		rl.rlim_cur = rl.rlim_max < 4096 ? rl.rlim_max : 4096;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		if (rl.rlim_cur < 2 * REP_DNSZONE_TCP_MAX_CONNS + 64)
+			skip();
+	}
+	z = rep_dnszone_start_config(&c, &e);
+	assert_non_null(z);
+	port = rep_dnszone_port(z);
+	for (i = 0; i <= REP_DNSZONE_TCP_MAX_CONNS; i++)
+		fds[i] = tcp_connect(port);
+	w = query_wire("66.2.0.192." ZONE, LDNS_RR_TYPE_A, 0, &len);
+	frame[0] = (uint8_t)(len >> 8);
+	frame[1] = (uint8_t)len;
+	memcpy(frame + 2, w, len);
+	free(w);
+	/* the newest connection, its query in three pieces */
+	assert_int_equal(send(fds[REP_DNSZONE_TCP_MAX_CONNS], frame, 1, 0), 1);
+	usleep(50 * 1000);
+	assert_int_equal(send(fds[REP_DNSZONE_TCP_MAX_CONNS], frame + 1, 5, 0), 5);
+	usleep(50 * 1000);
+	assert_int_equal(send(fds[REP_DNSZONE_TCP_MAX_CONNS], frame + 6, len - 4, 0),
+	                 (ssize_t)(len - 4));
+	read_exactly(fds[REP_DNSZONE_TCP_MAX_CONNS], buf, 2);
+	read_exactly(fds[REP_DNSZONE_TCP_MAX_CONNS], buf + 2, (size_t)(buf[0] << 8 | buf[1]));
+	assert_int_equal(buf[2] << 8 | buf[3], 4242); /* the query's id */
+	/* The first, idle since it came, was closed to make room. */
+	assert_int_equal(recv(fds[0], buf, sizeof(buf), 0), 0);
+	for (i = 0; i <= REP_DNSZONE_TCP_MAX_CONNS; i++)
+		close(fds[i]);
+	rep_dnszone_stop(z);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_parse_names),    cmocka_unit_test(test_parse_bad_packets),
 	    cmocka_unit_test(test_answers),        cmocka_unit_test(test_wire_details),
 	    cmocka_unit_test(test_codes_in_range), cmocka_unit_test(test_server),
+	    cmocka_unit_test(test_tcp_limit),
 	};
 
 	return cmocka_run_group_tests_name("dnszone", tests, NULL, NULL);
