@@ -15,7 +15,9 @@ Policy door: anchor-policyd answering Postfix policy requests on one connection,
 in sequence (as Postfix does per smtpd process): from its cache, and with every request
 asking anchor-reputation over HTTPS (cache_ttl = 0, keep-alive).
 
-Environment: BENCH_LISTED (200), BENCH_SECONDS (10), BENCH_POLICY (2000), BENCH_ROUNDS (3).
+Environment: BENCH_LISTED (200), BENCH_SECONDS (10), BENCH_POLICY (2000), BENCH_ROUNDS (3),
+BENCH_PERF (a file: perf record -g of anchor-reputation during one more dnsperf run, for
+`perf report -i FILE`).
 """
 
 import ipaddress
@@ -43,6 +45,9 @@ LISTED = int(os.environ.get("BENCH_LISTED", "200"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 POLICY = int(os.environ.get("BENCH_POLICY", "2000"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+SERVER_CPU = os.environ.get("BENCH_SERVER_CPU", "0")
+CLIENT_CPU = os.environ.get("BENCH_CLIENT_CPU", "1")
+TICK = os.sysconf("SC_CLK_TCK")
 
 
 class Finalizers:
@@ -76,17 +81,33 @@ def rev(ip):
     return ".".join(reversed(ip.split(".")))
 
 
-def dnsperf(port, qfile):
-    r = subprocess.run(["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(qfile),
+def cpu_seconds(pid):
+    """User + system CPU time of process pid (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def pin(pid):
+    """The server and all its threads on SERVER_CPU."""
+    subprocess.run(["taskset", "-a", "-p", "-c", SERVER_CPU, str(pid)], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def dnsperf(port, qfile, pid):
+    """(queries/s, lost, response codes, average ms, server CPU µs per query)"""
+    cpu0 = cpu_seconds(pid)
+    r = subprocess.run(["taskset", "-c", CLIENT_CPU, "dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(qfile),
                         "-l", str(SECONDS), "-c", "4", "-T", "1", "-q", "200"],
                        capture_output=True, text=True, timeout=SECONDS + 60)
+    cpu = cpu_seconds(pid) - cpu0
     qps = re.search(r"Queries per second:\s+([\d.]+)", r.stdout)
+    done = re.search(r"Queries completed:\s+(\d+)", r.stdout)
     lost = re.search(r"Queries lost:\s+(\d+)", r.stdout)
     codes = re.search(r"Response codes:\s+(.*)", r.stdout)
     lat = re.search(r"Average Latency \(s\):\s+([\d.]+)", r.stdout)
     assert qps, r.stdout + r.stderr
     return (float(qps.group(1)), int(lost.group(1)), codes.group(1).strip(),
-            float(lat.group(1)) * 1000)
+            float(lat.group(1)) * 1000, cpu / max(int(done.group(1)), 1) * 1e6)
 
 
 def median(runs):
@@ -102,8 +123,9 @@ def start_rbldnsd(work, ips):
                  "".join(f"{ip}\n" for ip in ips))
     z.chmod(0o644)
     port = dx.free_port()
-    proc = subprocess.Popen(["rbldnsd", "-n", "-q", "-b", f"127.0.0.1/{port}", "-w", str(d),
-                             "-u", "rbldns", f"{ZONE}:ip4set:rep.ip4set"],
+    proc = subprocess.Popen(["taskset", "-c", SERVER_CPU, "rbldnsd", "-n", "-q", "-b",
+                             f"127.0.0.1/{port}", "-w", str(d), "-u", "rbldns",
+                             f"{ZONE}:ip4set:rep.ip4set"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     for _ in range(100):
         r = subprocess.run(["kdig", "@127.0.0.1", "-p", str(port), "+timeout=1", "+retry=0",
@@ -174,25 +196,34 @@ def main():
         qfile.write_text("".join(f"{rev(ip)}.{ZONE} A\n"
                                  for pair in zip(ips, unlisted_ips()) for ip in pair))
         rbl, rbl_port = start_rbldnsd(work, ips)
+        pin(rep.proc.pid)  # rbldnsd starts pinned
 
         print(f"RFC 5782 zone, {LISTED} listed IPv4 addresses ({3 * ((LISTED + 7) // 8)} "
               f"signed reports ingested in {ingest:.1f}s), {2 * LISTED} names queried "
-              f"(half NXDOMAIN), dnsperf -c 4 -q 200, {SECONDS}s each, "
-              f"{os.environ['ANCHOR_BIN']}")
-        dnsperf(dns_port, qfile)  # warm the zone's verdict cache (first round asks the store)
+              f"(half NXDOMAIN), dnsperf -c 4 -q 200, {SECONDS}s each, servers on CPU "
+              f"{SERVER_CPU}, dnsperf on CPU {CLIENT_CPU}, {os.environ['ANCHOR_BIN']}")
+        dnsperf(dns_port, qfile, rep.proc.pid)  # warm the zone's verdict cache (first round asks the store)
         # Alternate the two servers, ROUNDS times each, and keep the median run of each, so
         # that other load on the machine hits both alike.
         runs = {"anchor": [], "rbldnsd": []}
         for _ in range(ROUNDS):
-            runs["anchor"].append(dnsperf(dns_port, qfile))
-            runs["rbldnsd"].append(dnsperf(rbl_port, qfile))
+            runs["anchor"].append(dnsperf(dns_port, qfile, rep.proc.pid))
+            runs["rbldnsd"].append(dnsperf(rbl_port, qfile, rbl.pid))
+        if os.environ.get("BENCH_PERF"):
+            perf = subprocess.Popen(["perf", "record", "-g", "-o", os.environ["BENCH_PERF"],
+                                     "-p", str(rep.proc.pid)], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            dnsperf(dns_port, qfile, rep.proc.pid)
+            perf.send_signal(2)
+            perf.wait()
         rows = [("anchor-reputation dns zone", *median(runs["anchor"])),
                 ("rbldnsd ip4set (same listings)", *median(runs["rbldnsd"]))]
         print(f"{'median of ' + str(ROUNDS) + ' alternating runs':34}{'queries/s':>12}"
-              f"{'lost':>7}{'avg ms':>9}  response codes")
-        for name, qps, lost, codes, lat in rows:
-            print(f"{name:34}{qps:>12.0f}{lost:>7}{lat:>9.3f}  {codes}")
-        print(f"ratio anchor/rbldnsd: {rows[0][1] / rows[1][1]:.2f}  (all runs, queries/s: "
+              f"{'lost':>7}{'avg ms':>9}{'CPU µs/q':>10}  response codes")
+        for name, qps, lost, codes, lat, cpu in rows:
+            print(f"{name:34}{qps:>12.0f}{lost:>7}{lat:>9.3f}{cpu:>10.2f}  {codes}")
+        print(f"ratio anchor/rbldnsd: {rows[0][1] / rows[1][1]:.2f} queries/s, "
+              f"{rows[0][5] / rows[1][5]:.2f} server CPU per query  (all runs, queries/s: "
               f"anchor {[round(r[0]) for r in runs['anchor']]}, "
               f"rbldnsd {[round(r[0]) for r in runs['rbldnsd']]})")
 

@@ -1,9 +1,10 @@
 /*
  * dnszone.c - the RFC 5782 DNS zone of anchor-reputation (see dnszone.h for
- * the names and codes): the server.  Queries are read and answers built by
- * dnszone_wire.c (ldns).  UDP is served by a few
- * worker threads sharing one socket; TCP (for clients that insist) by one
- * thread, a connection at a time with short timeouts.  Verdicts come from a
+ * the names and codes): the server.  Queries are read and answers written in
+ * place by dnszone_wire.c, with no allocation per query.  UDP is served by a few
+ * worker threads sharing one socket, each taking and answering queued datagrams in
+ * batches (recvmmsg/sendmmsg); TCP by one thread running an event loop over many
+ * connections at once (dnszone_tcp.c).  Verdicts come from a
  * lookup function (rep_score_get in the daemon) and are kept in a small
  * bounded cache (core/ttlcache) for cache_seconds, because a DNSxL sees the same names
  * again and again and the store is the expensive part.
@@ -11,10 +12,9 @@
 #include "dnszone.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -24,11 +24,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <ldns/ldns.h>
-
 #include "core/log.h"
 #include "http/ratelimit.h"
 #include "core/ttlcache.h"
+#include "dnszone_tcp.h"
 
 /* ------------------------------------------------------------------ cache */
 
@@ -42,6 +41,7 @@ struct rep_dnszone {
 	uint32_t serial;
 	int udp, tcp, port;
 	pthread_t threads[16];
+	struct udp_batch *batches[16];
 	int nthreads;
 	pthread_t tcp_thread;
 	int tcp_started;
@@ -88,21 +88,26 @@ static void client_key(const struct sockaddr_storage *ss, char *out, size_t size
 		          (socklen_t)size);
 }
 
-/* One query in, its answer out (malloc'd) or NULL to stay silent. */
-static uint8_t *handle(struct rep_dnszone *z, const uint8_t *wire, size_t len,
-                       const struct sockaddr_storage *from, size_t *alen)
+/* One query in, its answer written to out (size octets); its length, or 0 to stay
+ * silent.  No allocation: the query is read and the answer written in place. */
+static size_t handle(void *arg, const uint8_t *wire, size_t len,
+                     const struct sockaddr_storage *from, uint8_t *out, size_t size)
 {
+	struct rep_dnszone *z = arg;
 	struct rep_dnszone_query q;
 	struct rep_dnszone_verdict v;
 	char who[INET6_ADDRSTRLEN];
 	double retry;
 
-	atomic_fetch_add(&z->queries, 1);
+	atomic_fetch_add_explicit(&z->queries, 1, memory_order_relaxed);
 	rep_dnszone_parse(wire, len, z->zone, &q);
-	memset(&v, 0, sizeof(v));
+	v.error = v.rate_limited = 0;
 	v.verdict = REP_UNKNOWN;
+	v.categories = 0;
+	v.reason[0] = '\0';
 	if (q.kind == REP_DZ_SUBJECT) {
-		client_key(from, who, sizeof(who));
+		if (z->rl != NULL)
+			client_key(from, who, sizeof(who));
 		if (z->rl != NULL && !ratelimit_take(z->rl, who, ratelimit_now(), &retry)) {
 			v.rate_limited = 1;
 		} else if (!cache_get(z, q.subject.text, &v)) {
@@ -119,102 +124,90 @@ static uint8_t *handle(struct rep_dnszone *z, const uint8_t *wire, size_t len,
 			}
 		}
 	}
-	return rep_dnszone_answer(&q, z->zone, &v, z->c.ttl, z->serial, alen);
+	return rep_dnszone_write(&q, &v, z->c.ttl, z->serial, out, size);
+}
+
+/* Datagrams taken and answered per system call: under load a reader finds many
+ * queued, and one recvmmsg/sendmmsg pair replaces a recvfrom/sendto pair each. */
+#define UDP_BATCH 32
+#define UDP_QUERY_MAX 1500 /* a longer datagram is cut short and answered FORMERR */
+
+struct udp_batch { /* one per UDP reader thread */
+	struct rep_dnszone *z;
+	struct mmsghdr in[UDP_BATCH], out[UDP_BATCH];
+	struct iovec iin[UDP_BATCH], iout[UDP_BATCH];
+	struct sockaddr_storage from[UDP_BATCH];
+	uint8_t query[UDP_BATCH][UDP_QUERY_MAX];
+	uint8_t answer[UDP_BATCH][REP_DNSZONE_ANSWER_MAX];
+};
+
+static void udp_arm(struct udp_batch *b)
+{
+	for (int i = 0; i < UDP_BATCH; i++) {
+		b->iin[i] = (struct iovec){b->query[i], UDP_QUERY_MAX};
+		b->in[i].msg_hdr = (struct msghdr){.msg_name = &b->from[i],
+		                                   .msg_namelen = sizeof(b->from[i]),
+		                                   .msg_iov = &b->iin[i],
+		                                   .msg_iovlen = 1};
+	}
+}
+
+/* Answer the n datagrams in b; all answers leave in one sendmmsg (or a few). */
+static void udp_answer(struct rep_dnszone *z, struct udp_batch *b, int n)
+{
+	int m = 0, sent = 0;
+
+	for (int i = 0; i < n; i++) {
+		size_t alen = handle(z, b->query[i], b->in[i].msg_len, &b->from[i], b->answer[m],
+		                     sizeof(b->answer[m]));
+
+		if (alen == 0)
+			continue;
+		if (m != i)
+			b->from[m] = b->from[i];
+		b->iout[m] = (struct iovec){b->answer[m], alen};
+		b->out[m].msg_hdr = (struct msghdr){.msg_name = &b->from[m],
+		                                    .msg_namelen = b->in[i].msg_hdr.msg_namelen,
+		                                    .msg_iov = &b->iout[m],
+		                                    .msg_iovlen = 1};
+		m++;
+	}
+	while (sent < m) {
+		int r = sendmmsg(z->udp, b->out + sent, (unsigned)(m - sent), 0);
+
+		if (r <= 0) {
+			log_debug(NULL, "dnszone: sendmmsg: %s", strerror(errno));
+			sent++; /* skip the datagram the kernel refused */
+			continue;
+		}
+		sent += r;
+	}
 }
 
 static void *udp_worker(void *arg)
 {
-	struct rep_dnszone *z = arg;
-	uint8_t buf[4096];
+	struct udp_batch *b = arg;
+	struct rep_dnszone *z = b->z;
 
-	/* Blocking reads with a receive timeout (set in open_sockets): one system call per
-	 * query, and the stop flag seen within 200 ms. */
+	/* Blocking reads with a receive timeout (set in open_sockets): the stop flag is seen
+	 * within 200 ms.  MSG_WAITFORONE: wait for the first datagram, then take whatever
+	 * else is queued without waiting. */
 	while (!atomic_load(&z->stop)) {
-		struct sockaddr_storage from = {0};
-		socklen_t flen = sizeof(from);
-		uint8_t *ans;
-		size_t alen;
-		ssize_t n;
+		int n;
 
-		n = recvfrom(z->udp, buf, sizeof(buf), 0, (struct sockaddr *)&from, &flen);
-		if (n <= 0)
-			continue;
-		ans = handle(z, buf, (size_t)n, &from, &alen);
-		if (ans != NULL) {
-			if (sendto(z->udp, ans, alen, 0, (struct sockaddr *)&from, flen) < 0)
-				log_debug(NULL, "dnszone: sendto: %s", strerror(errno));
-			free(ans);
-		}
+		udp_arm(b);
+		n = recvmmsg(z->udp, b->in, UDP_BATCH, MSG_WAITFORONE, NULL);
+		if (n > 0)
+			udp_answer(z, b, n);
 	}
 	return NULL;
-}
-
-/* Read exactly n octets within timeout_ms (per read); 0 on success. */
-static int read_full(int fd, uint8_t *buf, size_t n, int timeout_ms)
-{
-	size_t got = 0;
-
-	while (got < n) {
-		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		ssize_t r;
-
-		if (poll(&pfd, 1, timeout_ms) <= 0)
-			return -1;
-		r = read(fd, buf + got, n - got);
-		if (r <= 0)
-			return -1;
-		got += (size_t)r;
-	}
-	return 0;
-}
-
-static void tcp_session(struct rep_dnszone *z, int fd, const struct sockaddr_storage *from)
-{
-	uint8_t buf[65535 + 2];
-
-	while (!atomic_load(&z->stop)) {
-		size_t qlen, alen;
-		uint8_t *ans;
-		int ok;
-
-		if (read_full(fd, buf, 2, 2000) < 0)
-			return;
-		qlen = (size_t)(buf[0] << 8 | buf[1]);
-		if (qlen == 0 || read_full(fd, buf, qlen, 2000) < 0)
-			return;
-		ans = handle(z, buf, qlen, from, &alen);
-		if (ans == NULL || alen > 65535) {
-			free(ans);
-			return;
-		}
-		buf[0] = (uint8_t)(alen >> 8);
-		buf[1] = (uint8_t)alen;
-		memcpy(buf + 2, ans, alen);
-		free(ans);
-		ok = write(fd, buf, alen + 2) == (ssize_t)(alen + 2);
-		if (!ok)
-			return;
-	}
 }
 
 static void *tcp_worker(void *arg)
 {
 	struct rep_dnszone *z = arg;
 
-	while (!atomic_load(&z->stop)) {
-		struct pollfd pfd = {.fd = z->tcp, .events = POLLIN};
-		struct sockaddr_storage from = {0};
-		socklen_t flen = sizeof(from);
-		int fd;
-
-		if (poll(&pfd, 1, 200) <= 0)
-			continue;
-		fd = accept(z->tcp, (struct sockaddr *)&from, &flen);
-		if (fd < 0)
-			continue;
-		tcp_session(z, fd, &from);
-		close(fd);
-	}
+	rep_dnszone_tcp_serve(z->tcp, &z->stop, handle, z);
 	return NULL;
 }
 
@@ -281,7 +274,8 @@ static int open_sockets(struct rep_dnszone *z, struct err *e)
 	                                         : ((struct sockaddr_in *)&ss)->sin_port);
 	z->tcp = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (z->tcp < 0 || setsockopt(z->tcp, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(z->tcp, (struct sockaddr *)&ss, sl) < 0 || listen(z->tcp, 64) < 0)
+	    bind(z->tcp, (struct sockaddr *)&ss, sl) < 0 || listen(z->tcp, 128) < 0 ||
+	    fcntl(z->tcp, F_SETFL, O_NONBLOCK) < 0)
 		goto fail;
 	return 0;
 fail:
@@ -298,6 +292,8 @@ void rep_dnszone_stop(struct rep_dnszone *z)
 	atomic_store(&z->stop, 1);
 	for (i = 0; i < z->nthreads; i++)
 		pthread_join(z->threads[i], NULL);
+	for (i = 0; i < 16; i++)
+		free(z->batches[i]);
 	if (z->tcp_started)
 		pthread_join(z->tcp_thread, NULL);
 	if (z->udp >= 0)
@@ -347,7 +343,12 @@ struct rep_dnszone *rep_dnszone_start_config(const struct rep_dnszone_config *c,
 		goto fail;
 	z->c.threads = c->threads < 1 ? 1 : c->threads > 16 ? 16 : c->threads;
 	for (i = 0; i < z->c.threads; i++) {
-		if (pthread_create(&z->threads[i], NULL, udp_worker, z) != 0) {
+		if ((z->batches[i] = malloc(sizeof(*z->batches[i]))) == NULL) {
+			err_set(e, ERR_INTERNAL, "internal", "out of memory");
+			goto fail;
+		}
+		z->batches[i]->z = z;
+		if (pthread_create(&z->threads[i], NULL, udp_worker, z->batches[i]) != 0) {
 			err_set(e, ERR_INTERNAL, "internal", "cannot start a DNS thread");
 			goto fail;
 		}

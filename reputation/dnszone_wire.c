@@ -1,7 +1,8 @@
 /*
  * dnszone_wire.c - the pure half of the DNS zone: a query in wire form ->
  * what it asks (rep_dnszone_parse), and a verdict -> the answer in wire form
- * (rep_dnszone_answer).  No sockets, no store: the fuzzer's entry point.
+ * (rep_dnszone_write), both straight on the wire octets: no ldns packet and no
+ * allocation per query.  No sockets, no store: the fuzzer's entry point.
  * Names and codes: dnszone.h; declarations: dnszone_wire.h.
  */
 #include "dnszone_wire.h"
@@ -134,13 +135,109 @@ static void classify(const char *prefix, struct rep_dnszone_query *q)
 		q->kind = REP_DZ_SUBJECT;
 }
 
+/* The question's name, uncompressed, copied to q->qwire and written out as ldns
+ * would print it (lowercase, no trailing dot, special octets escaped) to q->qname;
+ * the offset just past it, or 0 when it is malformed. */
+static size_t read_qname(const uint8_t *w, size_t len, size_t pos, struct rep_dnszone_query *q)
+{
+	size_t out = 0, start = pos;
+
+	for (;;) {
+		size_t l;
+
+		if (pos >= len || (l = w[pos]) > 63) /* a pointer or a reserved label type */
+			return 0;
+		if (l == 0)
+			break;
+		if (pos + 1 + l >= len || pos + 1 + l - start >= DNS_WIRE_NAME_MAX)
+			return 0;
+		for (size_t i = 1; i <= l; i++) {
+			unsigned c = w[pos + i];
+
+			if (out + 5 >= sizeof(q->qname))
+				return 0;
+			if (c == '.' || c == ';' || c == '(' || c == ')' || c == '\\') {
+				q->qname[out++] = '\\';
+				q->qname[out++] = (char)c;
+			} else if (c <= ' ' || c >= 0x7f) {
+				out += (size_t)snprintf(q->qname + out, 5, "\\%03u", c);
+			} else {
+				q->qname[out++] = (char)tolower((int)c);
+			}
+		}
+		q->qname[out++] = '.';
+		pos += 1 + l;
+	}
+	if (out > 0)
+		out--; /* the trailing dot */
+	q->qname[out] = '\0';
+	q->qwlen = pos + 1 - start;
+	memcpy(q->qwire, w + start, q->qwlen);
+	return pos + 1;
+}
+
+/* Past one name that may end in a compression pointer; 0 when it runs off the end. */
+static size_t skip_name(const uint8_t *w, size_t len, size_t pos)
+{
+	while (pos < len) {
+		if ((w[pos] & 0xc0) == 0xc0)
+			return pos + 2 <= len ? pos + 2 : 0;
+		if (w[pos] > 63)
+			return 0;
+		if (w[pos] == 0)
+			return pos + 1;
+		pos += 1 + (size_t)w[pos];
+	}
+	return 0;
+}
+
+/* Walk the records after the question: -1 when one is cut short, else whether the
+ * additional section holds an OPT (EDNS). */
+static int scan_records(const uint8_t *w, size_t len, size_t pos)
+{
+	unsigned n = (unsigned)(w[6] << 8 | w[7]) + (unsigned)(w[8] << 8 | w[9]);
+	unsigned total = n + (unsigned)(w[10] << 8 | w[11]);
+	int edns = 0;
+
+	for (unsigned i = 0; i < total; i++) {
+		size_t rdlen;
+
+		pos = skip_name(w, len, pos);
+		if (pos == 0 || pos + 10 > len)
+			return -1;
+		rdlen = (size_t)(w[pos + 8] << 8 | w[pos + 9]);
+		if (i >= n && (w[pos] << 8 | w[pos + 1]) == LDNS_RR_TYPE_OPT &&
+		    (w[pos + 2] | w[pos + 3]) != 0)
+			edns = 1;
+		pos += 10 + rdlen;
+		if (pos > len)
+			return -1;
+	}
+	return edns;
+}
+
+/* Where the zone's labels start in q->qwire (a label boundary), or -1. */
+static int zone_offset(struct rep_dnszone_query *q, size_t zlen)
+{
+	size_t want = q->qwlen - (zlen ? zlen + 2 : 1), pos = 0;
+
+	while (pos < want)
+		pos += 1 + (size_t)q->qwire[pos];
+	if (pos != want)
+		return -1;
+	q->zone_off = want;
+	return 0;
+}
+
+/*
+ * Read straight from the wire: the zone answers a few names very often, and a parse
+ * into ldns's packet (a dozen allocations) cost more than the rest of an answer.
+ */
 void rep_dnszone_parse(const uint8_t *wire, size_t len, const char *zone,
                        struct rep_dnszone_query *q)
 {
-	ldns_pkt *pkt = NULL;
-	ldns_rr *question;
-	char *name = NULL;
-	size_t nlen, zlen = strlen(zone), i;
+	size_t nlen, zlen = strlen(zone), pos;
+	int edns;
 
 	memset(q, 0, sizeof(*q));
 	q->kind = REP_DZ_DROP;
@@ -154,27 +251,20 @@ void rep_dnszone_parse(const uint8_t *wire, size_t len, const char *zone,
 		return;
 	}
 	q->rcode = LDNS_RCODE_FORMERR;
-	if (ldns_wire2pkt(&pkt, wire, len) != LDNS_STATUS_OK)
+	if ((wire[4] << 8 | wire[5]) != 1 ||
+	    (pos = read_qname(wire, len, LDNS_HEADER_SIZE, q)) == 0 || pos + 4 > len ||
+	    (edns = scan_records(wire, len, pos + 4)) < 0) {
+		q->qname[0] = '\0';
+		q->qwlen = 0;
 		return;
-	q->edns = ldns_pkt_edns(pkt) ? 1 : 0;
-	if (ldns_pkt_qdcount(pkt) != 1 || ldns_rr_list_rr_count(ldns_pkt_question(pkt)) != 1)
-		goto out;
-	question = ldns_rr_list_rr(ldns_pkt_question(pkt), 0);
-	q->qtype = (uint16_t)ldns_rr_get_type(question);
-	name = ldns_rdf2str(ldns_rr_owner(question));
-	if (name == NULL)
-		goto out;
-	nlen = strlen(name);
-	if (nlen > 0 && name[nlen - 1] == '.')
-		name[--nlen] = '\0';
-	if (nlen >= sizeof(q->qname))
-		goto out;
-	for (i = 0; i < nlen; i++)
-		q->qname[i] = (char)tolower((unsigned char)name[i]);
-	q->qname[nlen] = '\0';
+	}
+	q->edns = edns;
+	q->qtype = (uint16_t)(wire[pos] << 8 | wire[pos + 1]);
+	q->qclass = (uint16_t)(wire[pos + 2] << 8 | wire[pos + 3]);
+	nlen = strlen(q->qname);
 	q->rcode = LDNS_RCODE_REFUSED;
-	if (ldns_rr_get_class(question) != LDNS_RR_CLASS_IN)
-		goto out;
+	if (q->qclass != LDNS_RR_CLASS_IN)
+		return;
 	if (strcmp(q->qname, zone) == 0) {
 		q->kind = REP_DZ_APEX;
 	} else if (nlen > zlen + 1 && q->qname[nlen - zlen - 1] == '.' &&
@@ -185,11 +275,16 @@ void rep_dnszone_parse(const uint8_t *wire, size_t len, const char *zone,
 		prefix[nlen - zlen - 1] = '\0';
 		classify(prefix, q);
 	}
-	if (q->kind != REP_DZ_ERROR)
-		q->rcode = LDNS_RCODE_NOERROR;
-out:
-	free(name);
-	ldns_pkt_free(pkt);
+	if (q->kind == REP_DZ_ERROR)
+		return;
+	/* The zone's labels end the question's name and answers point at them; a name that
+	 * only reads so in text (an escaped dot before the apex) is outside the zone. */
+	if (zone_offset(q, zlen) < 0) {
+		memset(&q->subject, 0, sizeof(q->subject));
+		q->kind = REP_DZ_ERROR;
+		return;
+	}
+	q->rcode = LDNS_RCODE_NOERROR;
 }
 
 /* ------------------------------------------------------------------ answers */
@@ -209,102 +304,98 @@ uint32_t rep_dnszone_code(const struct rep_dnszone_verdict *v)
 	return REP_DNSZONE_LISTED;
 }
 
-static ldns_rr *rr_new(const char *owner, ldns_rr_type type, uint32_t ttl)
-{
-	ldns_rr *rr = ldns_rr_new();
-	ldns_rdf *o = ldns_dname_new_frm_str(owner[0] ? owner : ".");
+/* An answer being written: out of room sticks (len stays, ok 0). */
+struct wbuf {
+	uint8_t *p;
+	size_t len, size;
+	int ok;
+	unsigned counts[3]; /* answer, authority, additional */
+};
 
-	if (rr == NULL || o == NULL) {
-		ldns_rr_free(rr);
-		ldns_rdf_deep_free(o);
-		return NULL;
+static void put(struct wbuf *b, const void *data, size_t n)
+{
+	if (!b->ok || b->size - b->len < n) {
+		b->ok = 0;
+		return;
 	}
-	ldns_rr_set_owner(rr, o);
-	ldns_rr_set_type(rr, type);
-	ldns_rr_set_class(rr, LDNS_RR_CLASS_IN);
-	ldns_rr_set_ttl(rr, ttl);
-	return rr;
+	memcpy(b->p + b->len, data, n);
+	b->len += n;
 }
 
-static int push_a(ldns_pkt *p, const char *owner, uint32_t addr, uint32_t ttl)
+static void put16(struct wbuf *b, unsigned v)
 {
-	ldns_rr *rr = rr_new(owner, LDNS_RR_TYPE_A, ttl);
-	uint32_t net = htonl(addr);
-	ldns_rdf *rd;
+	uint8_t o[2] = {(uint8_t)(v >> 8), (uint8_t)v};
 
-	if (rr == NULL)
-		return -1;
-	rd = ldns_rdf_new_frm_data(LDNS_RDF_TYPE_A, 4, &net);
-	if (rd == NULL || !ldns_rr_push_rdf(rr, rd)) {
-		ldns_rdf_deep_free(rd);
-		ldns_rr_free(rr);
-		return -1;
-	}
-	return ldns_pkt_push_rr(p, LDNS_SECTION_ANSWER, rr) ? 0 : -1;
+	put(b, o, 2);
 }
 
-static int push_txt(ldns_pkt *p, const char *owner, const char *text, uint32_t ttl)
+static void put32(struct wbuf *b, uint32_t v)
 {
-	ldns_rr *rr = rr_new(owner, LDNS_RR_TYPE_TXT, ttl);
-	uint8_t buf[256];
+	uint8_t o[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+
+	put(b, o, 4);
+}
+
+#define QNAME_PTR (0xc000u | LDNS_HEADER_SIZE) /* the question's name, just after the header */
+
+/* An RR's owner (a compression pointer), type, class, TTL and rdata length. */
+static void rr_head(struct wbuf *b, int sec, unsigned owner_ptr, unsigned type, uint32_t ttl,
+                    size_t rdlen)
+{
+	put16(b, owner_ptr);
+	put16(b, type);
+	put16(b, LDNS_RR_CLASS_IN);
+	put32(b, ttl);
+	put16(b, (unsigned)rdlen);
+	b->counts[sec]++;
+}
+
+static void push_a(struct wbuf *b, uint32_t addr, uint32_t ttl)
+{
+	rr_head(b, 0, QNAME_PTR, LDNS_RR_TYPE_A, ttl, 4);
+	put32(b, addr);
+}
+
+static void push_txt(struct wbuf *b, const char *text, uint32_t ttl)
+{
 	size_t n = strlen(text);
-	ldns_rdf *rd;
+	uint8_t l;
 
-	if (rr == NULL)
-		return -1;
 	if (n > 255)
 		n = 255;
-	buf[0] = (uint8_t)n;      /* a character-string: length octet, no NUL */
-	memcpy(buf + 1, text, n); /* NOLINT(bugprone-not-null-terminated-result) */
-	rd = ldns_rdf_new_frm_data(LDNS_RDF_TYPE_STR, n + 1, buf);
-	if (rd == NULL || !ldns_rr_push_rdf(rr, rd)) {
-		ldns_rdf_deep_free(rd);
-		ldns_rr_free(rr);
-		return -1;
-	}
-	return ldns_pkt_push_rr(p, LDNS_SECTION_ANSWER, rr) ? 0 : -1;
+	l = (uint8_t)n; /* a character-string: length octet, no NUL */
+	rr_head(b, 0, QNAME_PTR, LDNS_RR_TYPE_TXT, ttl, n + 1);
+	put(b, &l, 1);
+	put(b, text, n);
 }
 
-static int push_soa(ldns_pkt *p, ldns_pkt_section sec, const char *zone, uint32_t ttl,
-                    uint32_t serial)
+/* The zone's SOA; its owner and MNAME point at the apex in the question, RNAME is
+ * hostmaster.<apex>. */
+static void push_soa(struct wbuf *b, const struct rep_dnszone_query *q, int sec, uint32_t ttl,
+                     uint32_t serial)
 {
-	/* Built from parts, not parsed from text: every negative answer carries one. */
-	static const uint32_t timers[] = {3600, 600, 86400};
-	char rname[DNS_NAME_MAX + 16];
-	ldns_rr *rr = rr_new(zone, LDNS_RR_TYPE_SOA, ttl);
-	ldns_rdf *rd[7];
-	size_t i;
+	static const uint8_t hostmaster[] = "\012hostmaster";
+	unsigned apex = 0xc000u | (unsigned)(LDNS_HEADER_SIZE + q->zone_off);
 
-	if (rr == NULL)
-		return -1;
-	snprintf(rname, sizeof(rname), "hostmaster.%s", zone);
-	rd[0] = ldns_dname_new_frm_str(zone);
-	rd[1] = ldns_dname_new_frm_str(rname);
-	rd[2] = ldns_native2rdf_int32(LDNS_RDF_TYPE_INT32, serial);
-	for (i = 0; i < 3; i++)
-		rd[3 + i] = ldns_native2rdf_int32(LDNS_RDF_TYPE_PERIOD, timers[i]);
-	rd[6] = ldns_native2rdf_int32(LDNS_RDF_TYPE_PERIOD, ttl);
-	for (i = 0; i < 7; i++)
-		if (rd[i] == NULL || !ldns_rr_push_rdf(rr, rd[i])) {
-			for (; i < 7; i++)
-				ldns_rdf_deep_free(rd[i]);
-			ldns_rr_free(rr);
-			return -1;
-		}
-	return ldns_pkt_push_rr(p, sec, rr) ? 0 : -1;
+	rr_head(b, sec, apex, LDNS_RR_TYPE_SOA, ttl, 2 + 11 + 2 + 5 * 4);
+	put16(b, apex);
+	put(b, hostmaster, 11);
+	put16(b, apex);
+	put32(b, serial);
+	put32(b, 3600);  /* refresh */
+	put32(b, 600);   /* retry */
+	put32(b, 86400); /* expire */
+	put32(b, ttl);   /* minimum: the negative TTL */
 }
 
 /* A name with an A code and a TXT text: A, TXT or ANY answer them, other types NODATA. */
-static int push_code(ldns_pkt *p, const struct rep_dnszone_query *q, uint32_t code,
-                     const char *text, uint32_t ttl)
+static void push_code(struct wbuf *b, const struct rep_dnszone_query *q, uint32_t code,
+                      const char *text, uint32_t ttl)
 {
-	if ((q->qtype == LDNS_RR_TYPE_A || q->qtype == LDNS_RR_TYPE_ANY) &&
-	    push_a(p, q->qname, code, ttl) < 0)
-		return -1;
-	if ((q->qtype == LDNS_RR_TYPE_TXT || q->qtype == LDNS_RR_TYPE_ANY) &&
-	    push_txt(p, q->qname, text, ttl) < 0)
-		return -1;
-	return 0;
+	if (q->qtype == LDNS_RR_TYPE_A || q->qtype == LDNS_RR_TYPE_ANY)
+		push_a(b, code, ttl);
+	if (q->qtype == LDNS_RR_TYPE_TXT || q->qtype == LDNS_RR_TYPE_ANY)
+		push_txt(b, text, ttl);
 }
 
 static void verdict_text(const struct rep_dnszone_verdict *v, uint32_t code, char *out, size_t size)
@@ -317,7 +408,8 @@ static void verdict_text(const struct rep_dnszone_verdict *v, uint32_t code, cha
 		snprintf(out, size, "block: %s", v->reason[0] ? v->reason : "listed");
 }
 
-static int fill(ldns_pkt *p, const struct rep_dnszone_query *q, const char *zone,
+/* The answer and authority sections; the rcode to send. */
+static int fill(struct wbuf *b, const struct rep_dnszone_query *q,
                 const struct rep_dnszone_verdict *v, uint32_t ttl, uint32_t serial)
 {
 	char text[300];
@@ -325,73 +417,85 @@ static int fill(ldns_pkt *p, const struct rep_dnszone_query *q, const char *zone
 
 	switch (q->kind) {
 	case REP_DZ_APEX:
-		if (q->qtype == LDNS_RR_TYPE_SOA || q->qtype == LDNS_RR_TYPE_ANY)
-			return push_soa(p, LDNS_SECTION_ANSWER, zone, ttl, serial);
-		return push_soa(p, LDNS_SECTION_AUTHORITY, zone, ttl, serial);
+		push_soa(b, q, q->qtype == LDNS_RR_TYPE_SOA || q->qtype == LDNS_RR_TYPE_ANY ? 0 : 1,
+		         ttl, serial);
+		return LDNS_RCODE_NOERROR;
 	case REP_DZ_TEST_LISTED:
-		return push_code(p, q, REP_DNSZONE_LISTED, "RFC 5782 test entry, always listed",
-		                 ttl);
+		push_code(b, q, REP_DNSZONE_LISTED, "RFC 5782 test entry, always listed", ttl);
+		return LDNS_RCODE_NOERROR;
 	case REP_DZ_MALFORMED:
-		return push_code(p, q, REP_DNSZONE_E_NAME,
-		                 "error: not a reversed IPv4/IPv6 address nor a domain; not a "
-		                 "listing",
-		                 REP_DNSZONE_ERROR_TTL);
+		push_code(b, q, REP_DNSZONE_E_NAME,
+		          "error: not a reversed IPv4/IPv6 address nor a domain; not a listing",
+		          REP_DNSZONE_ERROR_TTL);
+		return LDNS_RCODE_NOERROR;
 	case REP_DZ_SUBJECT:
 		code = v ? rep_dnszone_code(v) : 0;
 		if (code != 0) {
 			verdict_text(v, code, text, sizeof(text));
-			return push_code(p, q, code, text,
-			                 code >= REP_DNSZONE_E_NAME ? REP_DNSZONE_ERROR_TTL : ttl);
+			push_code(b, q, code, text,
+			          code >= REP_DNSZONE_E_NAME ? REP_DNSZONE_ERROR_TTL : ttl);
+			return LDNS_RCODE_NOERROR;
 		}
 		/* not listed */
-		ldns_pkt_set_rcode(p, LDNS_RCODE_NXDOMAIN);
-		return push_soa(p, LDNS_SECTION_AUTHORITY, zone, ttl, serial);
+		push_soa(b, q, 1, ttl, serial);
+		return LDNS_RCODE_NXDOMAIN;
 	case REP_DZ_TEST_UNLISTED:
-		ldns_pkt_set_rcode(p, LDNS_RCODE_NXDOMAIN);
-		return push_soa(p, LDNS_SECTION_AUTHORITY, zone, ttl, serial);
+		push_soa(b, q, 1, ttl, serial);
+		return LDNS_RCODE_NXDOMAIN;
 	default:
-		return 0;
+		return q->rcode;
 	}
+}
+
+size_t rep_dnszone_write(const struct rep_dnszone_query *q, const struct rep_dnszone_verdict *v,
+                         uint32_t ttl, uint32_t serial, uint8_t *out, size_t size)
+{
+	/* the OPT record: root owner, type 41, our UDP size 1232, no flags, no options */
+	static const uint8_t opt[] = {0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0};
+	struct wbuf b = {out, LDNS_HEADER_SIZE, size, size >= LDNS_HEADER_SIZE, {0, 0, 0}};
+	int rcode;
+
+	if (q->kind == REP_DZ_DROP || !b.ok)
+		return 0;
+	if (q->qwlen > 0) {
+		put(&b, q->qwire, q->qwlen);
+		put16(&b, q->qtype);
+		put16(&b, q->qclass);
+	}
+	rcode = q->kind == REP_DZ_ERROR ? q->rcode : fill(&b, q, v, ttl, serial);
+	if (q->edns) {
+		put(&b, opt, sizeof(opt));
+		b.counts[2]++;
+	}
+	if (!b.ok)
+		return 0;
+	out[0] = (uint8_t)(q->id >> 8);
+	out[1] = (uint8_t)q->id;
+	out[2] = (uint8_t)(0x80 | (q->kind != REP_DZ_ERROR ? 0x04 : 0) | (q->rd ? 0x01 : 0));
+	out[3] = (uint8_t)(rcode & 0x0f); /* RA 0: no recursion here */
+	out[4] = 0;
+	out[5] = q->qwlen > 0;
+	for (int i = 0; i < 3; i++) {
+		out[6 + 2 * i] = (uint8_t)(b.counts[i] >> 8);
+		out[7 + 2 * i] = (uint8_t)b.counts[i];
+	}
+	return b.len;
 }
 
 uint8_t *rep_dnszone_answer(const struct rep_dnszone_query *q, const char *zone,
                             const struct rep_dnszone_verdict *v, uint32_t ttl, uint32_t serial,
                             size_t *len)
 {
-	ldns_pkt *p;
-	uint8_t *wire = NULL;
+	uint8_t *out;
 
+	(void)zone;
 	*len = 0;
-	if (q->kind == REP_DZ_DROP)
+	if (q->kind == REP_DZ_DROP || (out = malloc(REP_DNSZONE_ANSWER_MAX)) == NULL)
 		return NULL;
-	p = ldns_pkt_new();
-	if (p == NULL)
+	*len = rep_dnszone_write(q, v, ttl, serial, out, REP_DNSZONE_ANSWER_MAX);
+	if (*len == 0) {
+		free(out);
 		return NULL;
-	ldns_pkt_set_id(p, q->id);
-	ldns_pkt_set_qr(p, true);
-	ldns_pkt_set_rd(p, q->rd);
-	ldns_pkt_set_opcode(p, LDNS_PACKET_QUERY);
-	ldns_pkt_set_rcode(p, (uint8_t)q->rcode);
-	if (q->qname[0] != '\0') {
-		ldns_rr *qr = rr_new(q->qname, (ldns_rr_type)q->qtype, 0);
-
-		if (qr == NULL)
-			goto out;
-		ldns_rr_set_question(qr, true);
-		ldns_pkt_push_rr(p, LDNS_SECTION_QUESTION, qr);
 	}
-	if (q->kind != REP_DZ_ERROR) {
-		ldns_pkt_set_aa(p, true);
-		if (fill(p, q, zone, v, ttl, serial) < 0)
-			goto out;
-	}
-	if (q->edns)
-		ldns_pkt_set_edns_udp_size(p, 1232);
-	if (ldns_pkt2wire(&wire, p, len) != LDNS_STATUS_OK) {
-		wire = NULL;
-		*len = 0;
-	}
-out:
-	ldns_pkt_free(p);
-	return wire;
+	return out;
 }

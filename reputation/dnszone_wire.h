@@ -30,17 +30,23 @@ enum rep_dnszone_qkind {
 	REP_DZ_MALFORMED,     /* under the zone, but neither address nor domain */
 };
 
+#define DNS_WIRE_NAME_MAX 255 /* octets of a name in wire form, the root label included */
+
 struct rep_dnszone_query {
 	enum rep_dnszone_qkind kind;
 	int rcode; /* for REP_DZ_ERROR */
 	uint16_t id;
 	int rd, edns; /* copied into the answer */
-	uint16_t qtype;
-	char qname[DNS_NAME_MAX];   /* lowercase, no trailing dot */
-	struct rep_subject subject; /* REP_DZ_SUBJECT */
+	uint16_t qtype, qclass;
+	size_t qwlen;                     /* the question's name in wire form (0: none), */
+	uint8_t qwire[DNS_WIRE_NAME_MAX]; /* echoed as asked (case kept, RFC 0x20 clients) */
+	size_t zone_off;                  /* where the apex's labels start in qwire */
+	char qname[DNS_NAME_MAX];         /* lowercase, no trailing dot */
+	struct rep_subject subject;       /* REP_DZ_SUBJECT */
 };
 
-/* Read a query in wire form; never fails (kind says what to do). zone: apex, lowercase. */
+/* Read a query in wire form; never fails (kind says what to do). zone: apex, lowercase,
+ * no trailing dot. */
 void rep_dnszone_parse(const uint8_t *wire, size_t len, const char *zone,
                        struct rep_dnszone_query *q);
 
@@ -54,10 +60,18 @@ struct rep_dnszone_verdict {
 };
 
 /*
- * The answer to q, in wire form (malloc'd, *len set), given the verdict (NULL
- * for kinds that need none).  ttl for listings and negative answers; serial
- * for the SOA.  NULL for REP_DZ_DROP or out of memory.
+ * The answer to q written into out (size octets; 1024 always suffice), given the
+ * verdict (NULL for kinds that need none).  ttl for listings and negative answers;
+ * serial for the SOA.  Its length, or 0 for REP_DZ_DROP (stay silent) or when it does
+ * not fit.  Names in the answer point back at the question's (compression).
  */
+size_t rep_dnszone_write(const struct rep_dnszone_query *q, const struct rep_dnszone_verdict *v,
+                         uint32_t ttl, uint32_t serial, uint8_t *out, size_t size);
+
+#define REP_DNSZONE_ANSWER_MAX 1024
+
+/* The same, malloc'd (*len set); NULL for REP_DZ_DROP or out of memory.  zone is the
+ * apex q was parsed against (the answer takes it from the question). */
 uint8_t *rep_dnszone_answer(const struct rep_dnszone_query *q, const char *zone,
                             const struct rep_dnszone_verdict *v, uint32_t ttl, uint32_t serial,
                             size_t *len);

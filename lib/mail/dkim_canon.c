@@ -8,6 +8,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/evp.h>
+
 #include "pki/crypto.h"
 #include "mail/dkim.h"
 #include "mail/header.h"
@@ -17,12 +19,37 @@ static int is_wsp(char c)
 	return c == ' ' || c == '\t';
 }
 
+/* Whether every line end in msg is already CRLF (no bare LF, no lone CR): the common
+ * case, found with memchr rather than a look at every octet. */
+static int all_crlf(const char *msg, size_t len)
+{
+	const char *p = msg, *end = msg + len, *hit;
+
+	while ((hit = memchr(p, '\r', (size_t)(end - p))) != NULL) {
+		if (hit + 1 == end || hit[1] != '\n')
+			return 0;
+		p = hit + 2;
+	}
+	for (p = msg; (hit = memchr(p, '\n', (size_t)(end - p))) != NULL; p = hit + 1)
+		if (hit == msg || hit[-1] != '\r')
+			return 0;
+	return 1;
+}
+
 /* A copy of msg with every line end as CRLF (bare LF and lone CR become CRLF). */
 static char *normalise_crlf(const char *msg, size_t len, size_t *outlen)
 {
 	size_t i, n = 0, extra = 0;
 	char *out;
 
+	if (all_crlf(msg, len)) {
+		if ((out = malloc(len + 1)) == NULL)
+			return NULL;
+		memcpy(out, msg, len);
+		out[len] = '\0';
+		*outlen = len;
+		return out;
+	}
 	for (i = 0; i < len; i++)
 		if ((msg[i] == '\n' && (i == 0 || msg[i - 1] != '\r')) ||
 		    (msg[i] == '\r' && (i + 1 == len || msg[i + 1] != '\n')))
@@ -46,12 +73,21 @@ static char *normalise_crlf(const char *msg, size_t len, size_t *outlen)
 	return out;
 }
 
-/* End of the line starting at p: the index of its CR, or len (bodies, already CRLF). */
+/* End of the line starting at p: the index of its CR, or len. */
 static size_t line_end(const char *b, size_t len, size_t p)
 {
-	const char *cr = p < len ? memmem(b + p, len - p, "\r\n", 2) : NULL;
+	while (p < len) {
+		const char *cr = memchr(b + p, '\r', len - p);
+		size_t i;
 
-	return cr ? (size_t)(cr - b) : len;
+		if (cr == NULL)
+			return len;
+		i = (size_t)(cr - b);
+		if (i + 1 < len && b[i + 1] == '\n')
+			return i;
+		p = i + 1;
+	}
+	return len;
 }
 
 static int add_header(struct dkim_msg *m, size_t *cap, const struct mail_field *f, struct err *e)
@@ -286,25 +322,161 @@ oom:
 	return NULL;
 }
 
+/*
+ * The body is canonicalised straight into the hash, a line at a time, with no copy of
+ * the whole body: simple lines go in as they stand, relaxed ones as their runs of
+ * non-WSP octets with one SP between runs.  Empty lines are held back until a non-empty
+ * one follows (trailing empty lines fall away, §3.4.3, §3.4.4).  Only the first limit
+ * octets are hashed (l=); all are counted.  Small pieces gather in buf first.
+ */
+struct body_sink {
+	EVP_MD_CTX *md;
+	unsigned long long total, limit;
+	size_t n;
+	int ok;
+	char buf[2048];
+};
+
+static void sink_flush(struct body_sink *s)
+{
+	if (s->n > 0 && EVP_DigestUpdate(s->md, s->buf, s->n) != 1)
+		s->ok = 0;
+	s->n = 0;
+}
+
+static void sink_put(struct body_sink *s, const char *p, size_t len)
+{
+	unsigned long long room = s->limit > s->total ? s->limit - s->total : 0;
+	size_t take = len < room ? len : (size_t)room;
+
+	s->total += len;
+	if (take == 0)
+		return;
+	if (s->n + take > sizeof(s->buf)) {
+		sink_flush(s);
+		if (take > sizeof(s->buf) / 2) {
+			if (EVP_DigestUpdate(s->md, p, take) != 1)
+				s->ok = 0;
+			return;
+		}
+	}
+	memcpy(s->buf + s->n, p, take);
+	s->n += take;
+}
+
+/* Whether a line canonicalises to something (relaxed: not only WSP). */
+static int line_has_text(enum dkim_canon c, const char *s, size_t len)
+{
+	size_t i;
+
+	if (c == DKIM_CANON_SIMPLE)
+		return len > 0;
+	for (i = 0; i < len; i++)
+		if (!is_wsp(s[i]))
+			return 1;
+	return 0;
+}
+
+/* A relaxed line: its runs of non-WSP octets, each WSP run before one as a single SP
+ * (trailing WSP is dropped, §3.4.4). */
+static void sink_relaxed_line(struct body_sink *s, const char *p, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		size_t start;
+
+		if (is_wsp(p[i])) {
+			while (i < len && is_wsp(p[i]))
+				i++;
+			if (i == len)
+				break;
+			sink_put(s, " ", 1);
+		}
+		start = i;
+		while (i < len && !is_wsp(p[i]))
+			i++;
+		sink_put(s, p + start, i - start);
+	}
+}
+
+/* Whether a relaxed line reads the same as the line itself: no tab, no WSP run, no
+ * trailing WSP (most lines of most mail). */
+static int relaxed_as_is(const char *p, size_t len)
+{
+	return (len == 0 || !is_wsp(p[len - 1])) && memchr(p, '\t', len) == NULL &&
+	       memmem(p, len, "  ", 2) == NULL;
+}
+
+/*
+ * Lines that go in as they stand, CRLF and all, are adjacent in the body: they are
+ * gathered into one span [*from, *to) and hashed in place, without a copy.
+ */
+static void sink_span(struct body_sink *s, const char *body, size_t *from, size_t *to)
+{
+	if (*to > *from)
+		sink_put(s, body + *from, *to - *from);
+	*from = *to = 0;
+}
+
+static void sink_body(struct body_sink *s, enum dkim_canon c, const char *body, size_t len)
+{
+	size_t p = 0, held = 0, from = 0, to = 0;
+
+	while (p < len) {
+		size_t end = line_end(body, len, p);
+
+		if (!line_has_text(c, body + p, end - p)) {
+			held++;
+		} else if (held == 0 && end + 2 <= len &&
+		           (c == DKIM_CANON_SIMPLE || relaxed_as_is(body + p, end - p))) {
+			if (to != p)
+				sink_span(s, body, &from, &to);
+			if (to == 0)
+				from = p;
+			to = end + 2;
+		} else {
+			sink_span(s, body, &from, &to);
+			for (; held > 0; held--)
+				sink_put(s, "\r\n", 2);
+			if (c == DKIM_CANON_RELAXED)
+				sink_relaxed_line(s, body + p, end - p);
+			else
+				sink_put(s, body + p, end - p);
+			sink_put(s, "\r\n", 2);
+		}
+		p = end < len ? end + 2 : len;
+	}
+	sink_span(s, body, &from, &to);
+	/* An empty body is CRLF under simple and nothing under relaxed. */
+	if (s->total == 0 && c == DKIM_CANON_SIMPLE)
+		sink_put(s, "\r\n", 2);
+	sink_flush(s);
+}
+
 int dkim_body_hash(enum dkim_canon c, const char *body, size_t len, long long l, uint8_t out[32],
                    int *truncated, struct err *e)
 {
-	size_t n;
-	char *canon = dkim_canon_body(c, body, len, &n);
+	struct body_sink s;
 
-	if (canon == NULL)
+	s.md = EVP_MD_CTX_new();
+	s.total = 0;
+	s.limit = l >= 0 ? (unsigned long long)l : ~0ULL;
+	s.n = 0;
+	s.ok = s.md != NULL && EVP_DigestInit_ex(s.md, crypto_sha256_md(), NULL) == 1;
+	if (s.ok)
+		sink_body(&s, c, body, len);
+	if (!s.ok || EVP_DigestFinal_ex(s.md, out, NULL) != 1) {
+		EVP_MD_CTX_free(s.md);
 		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	}
+	EVP_MD_CTX_free(s.md);
 	*truncated = 0;
 	if (l >= 0) {
-		if ((unsigned long long)l > n) {
-			free(canon);
+		if ((unsigned long long)l > s.total)
 			return err_set(e, ERR_UNPROC, "dkim_body_short",
 			               "the body is shorter than l=%lld", l);
-		}
-		*truncated = (size_t)l < n;
-		n = (size_t)l;
+		*truncated = (unsigned long long)l < s.total;
 	}
-	crypto_sha256(canon, n, out);
-	free(canon);
 	return 0;
 }

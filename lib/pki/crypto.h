@@ -46,6 +46,10 @@ int crypto_key_pin(const EVP_PKEY *key, char out[CRYPTO_PIN_MAX], struct err *e)
 int crypto_key_matches(const EVP_PKEY *a, const EVP_PKEY *b);
 
 void crypto_sha256(const void *data, size_t len, uint8_t out[32]);
+/* SHA-256, fetched from the default provider once per process: EVP_sha256() is looked up
+ * again on every use in OpenSSL 3, which shows in short hashes.  Never NULL in practice;
+ * callers treat NULL as out of memory. */
+const EVP_MD *crypto_sha256_md(void);
 void crypto_hex(const uint8_t *data, size_t len, char *out /* 2*len+1 */);
 void crypto_sha256_hex(const void *data, size_t len, char out[CRYPTO_HEX256_LEN]);
 

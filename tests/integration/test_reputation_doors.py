@@ -6,7 +6,10 @@ fail-open once the daemon is gone.
 Three anchored reporter domains list ip:198.51.100.9 (spam) and domain:phish.example
 (phishing) with min_reporters = 3."""
 
+import socket
+import struct
 import subprocess
+import threading
 import time
 
 import pytest
@@ -104,6 +107,78 @@ def test_tcp_and_apex(world):
     assert answers(out, "A") == ["127.0.0.2"], out
     out = kdig(world, ZONE, "SOA")
     assert status(out) == "NOERROR" and len(answers(out, "SOA")) == 1, out
+
+
+def dns_query(qid, name, rtype=1):
+    """A DNS query in wire form: RD set, one question of class IN."""
+    qname = b"".join(bytes([len(lab)]) + lab.encode() for lab in name.split(".")) + b"\0"
+    return struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + qname + struct.pack("!HH", rtype, 1)
+
+
+def tcp_frame(msg):
+    return struct.pack("!H", len(msg)) + msg
+
+
+def read_tcp_answer(sock):
+    """(id, rcode, ancount) of the next length-prefixed answer on sock."""
+    def exactly(n):
+        buf = b""
+        while len(buf) < n:
+            chunk = sock.recv(n - len(buf))
+            assert chunk, "the server closed the connection"
+            buf += chunk
+        return buf
+    (n,) = struct.unpack("!H", exactly(2))
+    msg = exactly(n)
+    qid, flags, _, an = struct.unpack("!HHHH", msg[:8])
+    assert flags & 0x8000  # a response
+    return qid, flags & 0x0f, an
+
+
+def test_tcp_serves_many_connections_at_once(world):
+    """A client that holds its TCP connection open and sends a query one octet at a time
+    must not keep the zone from answering others: several connections, opened together
+    while it trickles, each pipelining two queries, all get their answers; then the
+    trickling client gets its own.  (Served one connection at a time, the others would
+    wait for the whole trickle, longer than their read timeout.)"""
+    addr = ("127.0.0.1", world.dns_port)
+    slow = socket.create_connection(addr, timeout=10)
+    slow.sendall(tcp_frame(dns_query(1, f"9.100.51.198.{ZONE}")))
+    assert read_tcp_answer(slow) == (1, 0, 1)  # the server is in this connection now
+    trickle = tcp_frame(dns_query(2, f"10.100.51.198.{ZONE}"))
+    stop = threading.Event()
+    sent = []
+
+    def dribble():
+        for octet in trickle[:-1]:
+            if stop.wait(0.3):
+                return
+            slow.sendall(bytes([octet]))
+            sent.append(octet)
+
+    t = threading.Thread(target=dribble)
+    t.start()
+    others = []
+    try:
+        time.sleep(0.5)  # the trickle has begun
+        for k in range(6):
+            c = socket.create_connection(addr, timeout=5)
+            others.append(c)
+        for k, c in enumerate(others):  # two queries in one write: pipelined
+            c.sendall(tcp_frame(dns_query(100 + k, f"9.100.51.198.{ZONE}")) +
+                      tcp_frame(dns_query(200 + k, f"10.100.51.198.{ZONE}")))
+        for k, c in enumerate(others):
+            assert read_tcp_answer(c) == (100 + k, 0, 1)  # listed: NOERROR, one A
+            assert read_tcp_answer(c) == (200 + k, 3, 0)  # not listed: NXDOMAIN
+        assert len(sent) < len(trickle) - 1  # all answered while the trickle went on
+    finally:
+        stop.set()
+        t.join()
+        for c in others:
+            c.close()
+    slow.sendall(trickle[len(sent):])
+    assert read_tcp_answer(slow) == (2, 3, 0)
+    slow.close()
 
 
 def test_policyd_against_the_daemon(world):

@@ -385,6 +385,73 @@ static void test_body_length_tag(void **state)
 	assert_string_equal(e.code, "dkim_body_short");
 }
 
+/* The body hash canonicalises as it hashes, without a copy of the body: it must hash
+ * exactly what dkim_canon_body writes out, whole and cut at l=, for bodies mixing lines
+ * that go in as they stand with ones relaxed changes (tabs, WSP runs, trailing WSP),
+ * empty and WSP-only lines inside and at the end, lone CR and LF octets inside a line,
+ * lines longer than any internal buffer, and no final CRLF. */
+static void test_body_hash_matches_canon(void **state)
+{
+	static const char *const pieces[] = {"plain words here\r\n",
+	                                     "\r\n",
+	                                     " \t \r\n",
+	                                     "two  spaces\r\n",
+	                                     "tab\there\r\n",
+	                                     "trailing \r\n",
+	                                     " leading\r\n",
+	                                     "lone\rcr\r\n",
+	                                     "bare\nlf\r\n",
+	                                     "x",
+	                                     "\t\r\n"};
+	static char body[40 * 2500];
+	unsigned seed = 12345;
+
+	for (int round = 0; round < 300; round++) {
+		size_t n = 0, clen;
+		int parts = round % 40;
+
+		for (int k = 0; k < parts; k++) {
+			const char *pc;
+
+			seed = seed * 1103515245u + 12345u;
+			if ((seed >> 16) % 23 == 0) { /* a line longer than the hash's buffer */
+				memset(body + n, (seed >> 8) % 2 ? 'a' : ' ', 2500);
+				n += 2500;
+				continue;
+			}
+			pc = pieces[(seed >> 16) % (sizeof(pieces) / sizeof(pieces[0]))];
+			memcpy(body + n, pc, strlen(pc));
+			n += strlen(pc);
+		}
+		for (int c = 0; c < 2; c++) {
+			enum dkim_canon canon = c ? DKIM_CANON_RELAXED : DKIM_CANON_SIMPLE;
+			char *want = dkim_canon_body(canon, body, n, &clen);
+			uint8_t h1[32], h2[32];
+			struct err e;
+			int trunc;
+
+			assert_non_null(want);
+			assert_int_equal(dkim_body_hash(canon, body, n, -1, h1, &trunc, &e), 0);
+			crypto_sha256(want, clen, h2);
+			if (memcmp(h1, h2, 32) != 0)
+				fail_msg("round %d canon %d: the hash is not of the canonical body",
+				         round, c);
+			assert_false(trunc);
+			if (clen > 0) { /* l= somewhere inside */
+				size_t l = (seed >> 4) % clen;
+
+				assert_int_equal(
+				    dkim_body_hash(canon, body, n, (long long)l, h1, &trunc, &e),
+				    0);
+				crypto_sha256(want, l, h2);
+				assert_memory_equal(h1, h2, 32);
+				assert_true(trunc);
+			}
+			free(want);
+		}
+	}
+}
+
 /* ---- sign and verify ---- */
 
 static void round_trip(EVP_PKEY *key, const char *rec, const char *alg)
@@ -710,6 +777,7 @@ int main(void)
 	    cmocka_unit_test(test_canon_body_edges),
 	    cmocka_unit_test(test_msg_parse),
 	    cmocka_unit_test(test_body_length_tag),
+	    cmocka_unit_test(test_body_hash_matches_canon),
 	    cmocka_unit_test(test_round_trip_rsa),
 	    cmocka_unit_test(test_round_trip_ed25519),
 	    cmocka_unit_test(test_tampering),

@@ -9,13 +9,19 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <ldns/ldns.h>
 
 #include "dnszone.h"
+#include "dnszone_tcp.h"
 
 #define ZONE "rep.example"
 
@@ -233,6 +239,99 @@ static void test_answers(void **state)
 	ldns_pkt_free(p);
 }
 
+/* Answer a query given in wire form with a listing; the parsed answer. */
+static ldns_pkt *answer_wire(const uint8_t *w, size_t len, struct rep_dnszone_query *q)
+{
+	struct rep_dnszone_verdict v;
+	ldns_pkt *p = NULL;
+	uint8_t out[REP_DNSZONE_ANSWER_MAX];
+	size_t alen;
+
+	memset(&v, 0, sizeof(v));
+	v.verdict = REP_BLOCK;
+	rep_dnszone_parse(w, len, ZONE, q);
+	alen = rep_dnszone_write(q, &v, 300, 7, out, sizeof(out));
+	assert_true(alen > 0);
+	assert_int_equal(ldns_wire2pkt(&p, out, alen), LDNS_STATUS_OK);
+	return p;
+}
+
+static void test_wire_details(void **state)
+{
+	/* "a.rep" (one label with a dot in it) + "example": reads as the zone in text only */
+	static const uint8_t escaped[] = {0x12, 0x34, 0x01, 0,   0,   1,   0,   0, 0,   0,   0,
+	                                  0,    5,    'a',  '.', 'r', 'e', 'p', 7, 'e', 'x', 'a',
+	                                  'm',  'p',  'l',  'e', 0,   0,   1,   0, 1};
+	/* a question name that is a compression pointer */
+	static const uint8_t pointer[] = {0x12, 0x34, 0x01, 0,    0,    1, 0, 0, 0,
+	                                  0,    0,    0,    0xc0, 0x0c, 0, 1, 0, 1};
+	struct rep_dnszone_query q;
+	uint8_t small[40];
+	ldns_pkt *p;
+	ldns_rr *soa;
+	size_t len;
+	uint8_t *w;
+	char *t;
+
+	/* The question comes back as asked, case and all (resolvers using 0x20 check it). */
+	w = query_wire("2.2.0.192.Rep.EXAMPLE.", LDNS_RR_TYPE_A, 1, &len);
+	p = answer_wire(w, len, &q);
+	t = ldns_rdf2str(ldns_rr_owner(ldns_rr_list_rr(ldns_pkt_question(p), 0)));
+	assert_string_equal(t, "2.2.0.192.Rep.EXAMPLE.");
+	free(t);
+	t = first_answer(p);
+	assert_string_equal(t, "127.0.0.2");
+	free(t);
+	assert_true(ldns_pkt_edns(p)); /* EDNS asked, EDNS answered */
+	assert_int_equal(ldns_pkt_edns_udp_size(p), 1232);
+	ldns_pkt_free(p);
+	/* The same answer does not fit 40 octets: nothing rather than a cut message. */
+	assert_int_equal(rep_dnszone_write(&q, NULL, 300, 7, small, sizeof(small)), 0);
+	free(w);
+
+	/* The negative answer's SOA names the apex and hostmaster.<apex> (pointers into the
+	 * question's name). */
+	w = query_wire("1.0.0.127." ZONE, LDNS_RR_TYPE_A, 0, &len);
+	p = answer_wire(w, len, &q);
+	assert_int_equal(ldns_pkt_get_rcode(p), LDNS_RCODE_NXDOMAIN);
+	assert_false(ldns_pkt_edns(p));
+	soa = ldns_rr_list_rr(ldns_pkt_authority(p), 0);
+	t = ldns_rdf2str(ldns_rr_owner(soa));
+	assert_string_equal(t, ZONE ".");
+	free(t);
+	t = ldns_rdf2str(ldns_rr_rdf(soa, 1));
+	assert_string_equal(t, "hostmaster." ZONE ".");
+	free(t);
+	assert_int_equal(ldns_rdf2native_int32(ldns_rr_rdf(soa, 2)), 7);
+	ldns_pkt_free(p);
+	free(w);
+
+	p = answer_wire(escaped, sizeof(escaped), &q);
+	assert_int_equal(q.kind, REP_DZ_ERROR);
+	assert_int_equal(ldns_pkt_get_rcode(p), LDNS_RCODE_REFUSED);
+	ldns_pkt_free(p);
+	p = answer_wire(pointer, sizeof(pointer), &q);
+	assert_int_equal(ldns_pkt_get_rcode(p), LDNS_RCODE_FORMERR);
+	assert_int_equal(ldns_pkt_qdcount(p), 0);
+	ldns_pkt_free(p);
+
+	/* Class CH: REFUSED, the question echoed with its class. */
+	w = query_wire("2.2.0.192." ZONE, LDNS_RR_TYPE_A, 0, &len);
+	w[len - 1] = LDNS_RR_CLASS_CH;
+	p = answer_wire(w, len, &q);
+	assert_int_equal(ldns_pkt_get_rcode(p), LDNS_RCODE_REFUSED);
+	assert_int_equal(ldns_rr_get_class(ldns_rr_list_rr(ldns_pkt_question(p), 0)),
+	                 LDNS_RR_CLASS_CH);
+	ldns_pkt_free(p);
+	/* A record cut short after the question: FORMERR. */
+	w[11] = 1; /* arcount 1, and nothing there */
+	w[len - 1] = LDNS_RR_CLASS_IN;
+	rep_dnszone_parse(w, len, ZONE, &q);
+	assert_int_equal(q.kind, REP_DZ_ERROR);
+	assert_int_equal(q.rcode, LDNS_RCODE_FORMERR);
+	free(w);
+}
+
 static void test_codes_in_range(void **state)
 {
 	struct rep_dnszone_verdict v;
@@ -366,12 +465,94 @@ static void test_server(void **state)
 	rep_dnszone_stop(NULL);
 }
 
+static int tcp_connect(int port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	struct timeval tv = {5, 0};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_true(fd >= 0);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+/* Read exactly n octets (the receive timeout fails the test rather than hanging). */
+static void read_exactly(int fd, uint8_t *buf, size_t n)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = recv(fd, buf + got, n - got, 0);
+
+		assert_true(r > 0);
+		got += (size_t)r;
+	}
+}
+
+/* One more TCP connection than the limit: the longest idle goes, the newcomer is
+ * answered, and a query split over several writes is answered once it is whole. */
+static void test_tcp_limit(void **state)
+{
+	struct fake f = {0, 0};
+	struct rep_dnszone_config c = {.listen = "127.0.0.1:0",
+	                               .zone = ZONE,
+	                               .ttl = 60,
+	                               .threads = 1,
+	                               .cache_seconds = 30,
+	                               .lookup = fake_lookup,
+	                               .ctx = &f};
+	static int fds[REP_DNSZONE_TCP_MAX_CONNS + 1];
+	struct rep_dnszone *z;
+	struct err e;
+	uint8_t buf[REP_DNSZONE_ANSWER_MAX + 2], *w, frame[600];
+	struct rlimit rl;
+	size_t len;
+	int port, i;
+
+	/* Both ends live in this process: twice the limit in descriptors, and some. */
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_cur < 2 * REP_DNSZONE_TCP_MAX_CONNS + 64) {
+		rl.rlim_cur = rl.rlim_max < 4096 ? rl.rlim_max : 4096;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		if (rl.rlim_cur < 2 * REP_DNSZONE_TCP_MAX_CONNS + 64)
+			skip();
+	}
+	z = rep_dnszone_start_config(&c, &e);
+	assert_non_null(z);
+	port = rep_dnszone_port(z);
+	for (i = 0; i <= REP_DNSZONE_TCP_MAX_CONNS; i++)
+		fds[i] = tcp_connect(port);
+	w = query_wire("66.2.0.192." ZONE, LDNS_RR_TYPE_A, 0, &len);
+	frame[0] = (uint8_t)(len >> 8);
+	frame[1] = (uint8_t)len;
+	memcpy(frame + 2, w, len);
+	free(w);
+	/* the newest connection, its query in three pieces */
+	assert_int_equal(send(fds[REP_DNSZONE_TCP_MAX_CONNS], frame, 1, 0), 1);
+	usleep(50 * 1000);
+	assert_int_equal(send(fds[REP_DNSZONE_TCP_MAX_CONNS], frame + 1, 5, 0), 5);
+	usleep(50 * 1000);
+	assert_int_equal(send(fds[REP_DNSZONE_TCP_MAX_CONNS], frame + 6, len - 4, 0),
+	                 (ssize_t)(len - 4));
+	read_exactly(fds[REP_DNSZONE_TCP_MAX_CONNS], buf, 2);
+	read_exactly(fds[REP_DNSZONE_TCP_MAX_CONNS], buf + 2, (size_t)(buf[0] << 8 | buf[1]));
+	assert_int_equal(buf[2] << 8 | buf[3], 4242); /* the query's id */
+	/* The first, idle since it came, was closed to make room. */
+	assert_int_equal(recv(fds[0], buf, sizeof(buf), 0), 0);
+	for (i = 0; i <= REP_DNSZONE_TCP_MAX_CONNS; i++)
+		close(fds[i]);
+	rep_dnszone_stop(z);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_parse_names), cmocka_unit_test(test_parse_bad_packets),
-	    cmocka_unit_test(test_answers),     cmocka_unit_test(test_codes_in_range),
-	    cmocka_unit_test(test_server),
+	    cmocka_unit_test(test_parse_names),    cmocka_unit_test(test_parse_bad_packets),
+	    cmocka_unit_test(test_answers),        cmocka_unit_test(test_wire_details),
+	    cmocka_unit_test(test_codes_in_range), cmocka_unit_test(test_server),
+	    cmocka_unit_test(test_tcp_limit),
 	};
 
 	return cmocka_run_group_tests_name("dnszone", tests, NULL, NULL);
