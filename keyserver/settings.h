@@ -26,6 +26,8 @@ struct ks_settings {
 	long long rate_limit;
 	long long rate_burst;
 	long long cache_max_age;
+	long long answer_cache_bytes;
+	long long stale_if_error;
 	long long cert_days;
 	int webhook_allow_http;
 	long long webhook_retry_base;
