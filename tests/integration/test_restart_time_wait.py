@@ -1,0 +1,66 @@
+"""A daemon killed after serving comes back on its configured port (issue: `make run` moved
+the key server to another port after a kill -9).  The connections it closed are left in
+TIME_WAIT on that port; the port probe of `make run` (deploy/port-free.py) must call the
+port free, and the daemon's listener (SO_REUSEADDR) must bind it again."""
+
+import http.client
+import ssl
+import subprocess
+import sys
+import time
+
+import anchorlib
+import ksfixtures as kf
+
+PROBE = anchorlib.SRC / "deploy" / "port-free.py"
+
+
+def time_wait_on(port):
+    """Sockets in TIME_WAIT whose local port is port (ss -tan)."""
+    r = subprocess.run(["ss", "-Htan", "state", "time-wait", f"( sport = :{port} )"],
+                       capture_output=True, text=True, check=True)
+    return [line for line in r.stdout.splitlines() if line.strip()]
+
+
+def probe(port):
+    return subprocess.run([sys.executable, str(PROBE), str(port)], timeout=30).returncode
+
+
+def kill_while_serving(ks, n=20):
+    """kill -9 the key server while n keep-alive connections it has answered are open: the
+    kernel closes its side first, so once the clients close theirs, its side of each sits
+    in TIME_WAIT on the port (as after a crash under load)."""
+    ctx = ssl.create_default_context(cafile=str(ks.tls.ca))
+    conns = []
+    for _ in range(n):
+        c = http.client.HTTPSConnection("127.0.0.1", ks.port, context=ctx, timeout=30)
+        c.request("GET", "/healthz")
+        r = c.getresponse()
+        r.read()
+        assert r.status == 200
+        conns.append(c)
+    kf.kill9(ks)
+    for c in conns:
+        c.close()
+    deadline = time.monotonic() + 5
+    while not time_wait_on(ks_port := conns[0].port) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert time_wait_on(ks_port), "the test needs connections in TIME_WAIT on the port"
+
+
+def test_probe_tells_listening_from_time_wait(make_keyserver):
+    ks = make_keyserver()
+    port = ks.port
+    assert probe(port) == 1, "a port a daemon listens on is taken"
+    kill_while_serving(ks)
+    assert probe(port) == 0, "TIME_WAIT alone made the port look taken"
+
+
+def test_keyserver_restarts_on_its_port_with_time_wait(make_keyserver):
+    ks = make_keyserver()
+    port = ks.port
+    kill_while_serving(ks)
+    ks.params["listen_port"] = str(port)
+    ks.start()
+    assert ks.port == port
+    assert ks.client().get("/healthz").status == 200
