@@ -71,17 +71,18 @@ struct ks_cache *ks_cache_new(size_t max_bytes, long long stale_if_error)
 	return c;
 }
 
-/* Remember when the database was first missed (the first caller wins). */
-static long long trouble_began(struct ks_cache *c, long long now)
+/* Remember when the database was first missed (the first caller wins); why says how it
+ * showed, for the one log line of the outage. */
+static long long trouble_began(struct ks_cache *c, long long now, const char *why)
 {
 	long long none = 0;
 
 	if (atomic_compare_exchange_strong(&c->trouble, &none, now)) {
 		if (c->stale_if_error > 0)
 			log_warn(NULL,
-			         "cache: the database cannot be reached; lookups answered before "
-			         "are served stale for at most %llds",
-			         c->stale_if_error);
+			         "cache: %s; lookups answered before are served stale for at most "
+			         "%llds",
+			         why, c->stale_if_error);
 		return now;
 	}
 	return none;
@@ -163,7 +164,7 @@ static void *listener_main(void *arg)
 		/* Not invalidated here: what is kept was current when the connection went, and
 		 * may be served stale (ks_cache_serve_stale) for a bounded time from now. */
 		atomic_store(&c->usable, 0);
-		trouble_began(c, (long long)now_mono());
+		trouble_began(c, (long long)now_mono(), "the change listener lost the database");
 		PQfinish(conn);
 		if (!atomic_load(&c->stop))
 			log_warn(NULL, "cache: change listener lost its connection; reconnecting");
@@ -287,7 +288,9 @@ int ks_cache_serve_stale(struct ks_cache *c, const struct http_request *req,
 		return 0;
 	/* Past the bound from the first miss, nothing is served stale until the listener is
 	 * back (which resets the clock and retires every kept answer). */
-	since = trouble_began(c, (long long)sv.now);
+	since = trouble_began(c, (long long)sv.now,
+	                      resp->status == 503 ? "a lookup failed with 503"
+	                                          : "a lookup failed with a server error");
 	if ((long long)sv.now - since > c->stale_if_error)
 		return 0;
 	if (!ttlcache_get(c->answers, key, (double)sv.now, TTLCACHE_CURRENT, serve_answer, &sv))

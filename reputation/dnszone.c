@@ -33,6 +33,7 @@
 /* ------------------------------------------------------------------ cache */
 
 #define CACHE_SHARDS 64
+#define CACHE_BYTES_DEFAULT (4u << 20) /* dns_cache_bytes' default, for callers that set none */
 
 struct rep_dnszone {
 	struct rep_dnszone_config c;
@@ -337,8 +338,9 @@ struct rep_dnszone *rep_dnszone_start_config(const struct rep_dnszone_config *c,
 		err_set(e, ERR_INTERNAL, "internal", "out of memory");
 		goto fail;
 	}
-	if (c->cache_seconds > 0 && c->cache_bytes > 0 &&
-	    (z->cache = ttlcache_new_bytes(0, c->cache_bytes, CACHE_SHARDS, free)) == NULL) {
+	if (c->cache_seconds > 0 &&
+	    (z->cache = ttlcache_new_bytes(0, c->cache_bytes ? c->cache_bytes : CACHE_BYTES_DEFAULT,
+	                                   CACHE_SHARDS, free)) == NULL) {
 		err_set(e, ERR_INTERNAL, "internal", "out of memory");
 		goto fail;
 	}

@@ -41,7 +41,7 @@ struct rep_dnszone_config {
 	int threads;        /* UDP workers, 1.. */
 	double rate, burst; /* queries per second per client address; rate 0: no limit */
 	int cache_seconds;  /* verdicts kept this long in memory; 0: none */
-	size_t cache_bytes; /* their budget (each charged its name and bookkeeping); 0: none */
+	size_t cache_bytes; /* their budget (each charged its name and bookkeeping); 0: 4 MiB */
 	rep_dnszone_lookup_fn lookup;
 	void *ctx;
 };
