@@ -4,6 +4,7 @@ TIME_WAIT on that port; the port probe of `make run` (deploy/port-free.py) must 
 port free, and the daemon's listener (SO_REUSEADDR) must bind it again."""
 
 import http.client
+import socket
 import ssl
 import subprocess
 import sys
@@ -20,6 +21,21 @@ def time_wait_on(port):
     r = subprocess.run(["ss", "-Htan", "state", "time-wait", f"( sport = :{port} )"],
                        capture_output=True, text=True, check=True)
     return [line for line in r.stdout.splitlines() if line.strip()]
+
+
+def ss_established(port):
+    r = subprocess.run(["ss", "-Htan", "state", "established", f"( sport = :{port} )"],
+                       capture_output=True, text=True, check=True)
+    return [line for line in r.stdout.splitlines() if line.strip()]
+
+
+def wait_for(fn, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not fn():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def probe(port):
@@ -39,13 +55,12 @@ def kill_while_serving(ks, n=20):
         r.read()
         assert r.status == 200
         conns.append(c)
+    port = ks.port
     kf.kill9(ks)
     for c in conns:
         c.close()
-    deadline = time.monotonic() + 5
-    while not time_wait_on(ks_port := conns[0].port) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert time_wait_on(ks_port), "the test needs connections in TIME_WAIT on the port"
+    assert wait_for(lambda: time_wait_on(port)), \
+        "the test needs connections in TIME_WAIT on the port"
 
 
 def test_probe_tells_listening_from_time_wait(make_keyserver):
@@ -64,3 +79,46 @@ def test_keyserver_restarts_on_its_port_with_time_wait(make_keyserver):
     ks.start()
     assert ks.port == port
     assert ks.client().get("/healthz").status == 200
+
+
+def test_reputation_restarts_on_its_ports_with_time_wait(pg, db, operator_token, request):
+    """The same for anchor-reputation's HTTPS port and its DNS zone's TCP port."""
+    import dnsfixtures as dx
+    import repfixtures as rx
+
+    w = rx.build_world(pg, db, operator_token, request, ["tw"])
+    dns_port = dx.free_port()
+    rep = rx.Reputation(w, w.work / "rep", db, {
+        "dns_listen": f"127.0.0.1:{dns_port}", "dns_zone": "rep.example"}).start()
+    port = rep.port
+    ctx = ssl.create_default_context(cafile=str(rep.tls.ca))
+    conns = []
+    for _ in range(10):
+        c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=30)
+        c.request("GET", "/healthz")
+        r = c.getresponse()
+        r.read()
+        assert r.status == 200
+        conns.append(c)
+    socks = []
+    for _ in range(5):
+        s = socket.create_connection(("127.0.0.1", dns_port), timeout=10)
+        socks.append(s)
+    assert wait_for(lambda: len(ss_established(dns_port)) >= 5), "DNS TCP connections"
+    rep.proc.kill()
+    rep.proc.wait(timeout=20)
+    rep.proc = None
+    rep._fh.close()
+    for c in conns:
+        c.close()
+    for s in socks:
+        s.close()
+    assert wait_for(lambda: time_wait_on(port) and time_wait_on(dns_port)), \
+        "the test needs connections in TIME_WAIT on both ports"
+    assert probe(port) == 0 and probe(dns_port) == 0
+    rep.params["listen_port"] = str(port)
+    rep.start()
+    assert rep.port == port
+    assert rep.client().get("/healthz").status == 200
+    s = socket.create_connection(("127.0.0.1", dns_port), timeout=10)  # the zone is back
+    s.close()
