@@ -122,3 +122,36 @@ def test_reputation_restarts_on_its_ports_with_time_wait(pg, db, operator_token,
     assert rep.client().get("/healthz").status == 200
     s = socket.create_connection(("127.0.0.1", dns_port), timeout=10)  # the zone is back
     s.close()
+
+
+def test_policyd_restarts_on_its_port_with_time_wait(tls):
+    """anchor-policyd's listener (libevent, LEV_OPT_REUSEABLE) the same way."""
+    import policyfixtures as px
+
+    fake = px.FakeReputation(tls)
+    work = anchorlib.mktemp_dir("anchor-policyd-")
+    pd = px.Policyd(work, {"reputation_url": fake.url, "cacert": str(tls.ca),
+                           "timeout_ms": "5000"})
+    try:
+        pd.start()
+        clients = [pd.connect() for _ in range(5)]
+        for c in clients:
+            assert c.ask(px.request_attrs(client_address="192.0.2.7")) == "action=DUNNO"
+        pd.proc.kill()
+        pd.proc.wait(timeout=20)
+        pd.proc = None
+        for c in clients:
+            c.close()
+        assert wait_for(lambda: time_wait_on(pd.port)), \
+            "the test needs connections in TIME_WAIT on the port"
+        assert probe(pd.port) == 0
+        pd.start()  # the same listen address and port
+        assert pd.connect().ask(px.request_attrs(client_address="192.0.2.8")) == \
+            "action=DUNNO"
+        pd.stop()
+    finally:
+        if pd.proc is not None:
+            pd.proc.kill()
+            pd.proc.wait()
+        fake.stop()
+        anchorlib.remove_tree(work)
