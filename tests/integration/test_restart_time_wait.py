@@ -1,9 +1,11 @@
 """A daemon killed after serving comes back on its configured port (issue: `make run` moved
 the key server to another port after a kill -9).  The connections it closed are left in
 TIME_WAIT on that port; the port probe of `make run` (deploy/port-free.py) must call the
-port free, and the daemon's listener (SO_REUSEADDR) must bind it again."""
+port free, and each daemon's listener (SO_REUSEADDR) must bind it again: the key server,
+anchor-reputation (HTTPS and the DNS zone's TCP port), anchor-policyd and anchor-relay."""
 
 import http.client
+import signal
 import socket
 import ssl
 import subprocess
@@ -154,4 +156,36 @@ def test_policyd_restarts_on_its_port_with_time_wait(tls):
             pd.proc.kill()
             pd.proc.wait()
         fake.stop()
+        anchorlib.remove_tree(work)
+
+
+def test_relay_restarts_on_its_ports_with_time_wait():
+    """anchor-relay's SMTP listeners (libevent, LEV_OPT_REUSEABLE) the same way."""
+    import relayfixtures as rf
+
+    work = anchorlib.mktemp_dir("anchor-relay-tw-")
+    relay = rf.Relay(work)
+    try:
+        relay.start()
+        port = relay.ports["inbound"]
+        socks = []
+        for _ in range(5):
+            s = socket.create_connection(("127.0.0.1", port), timeout=20)
+            assert s.recv(512).startswith(b"220"), "greeting"
+            socks.append(s)
+        relay.kill(signal.SIGKILL)
+        for s in socks:
+            s.close()
+        assert wait_for(lambda: time_wait_on(port)), \
+            "the test needs connections in TIME_WAIT on the port"
+        assert probe(port) == 0
+        relay.start()  # the same inbound_listen and submission_listen
+        assert relay.ports["inbound"] == port
+        s = socket.create_connection(("127.0.0.1", port), timeout=20)
+        assert s.recv(512).startswith(b"220")
+        s.close()
+        relay.stop()
+    finally:
+        if relay.proc is not None:
+            relay.kill(signal.SIGKILL)
         anchorlib.remove_tree(work)
