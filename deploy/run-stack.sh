@@ -106,15 +106,10 @@ operator_token_hash() {
 
 # -------------------------------------------------------------- key server
 
+# Free unless something listens there: TIME_WAIT connections of a key server that was
+# killed do not count (deploy/port-free.py binds with SO_REUSEADDR, as the daemons do).
 port_is_free() {
-	"$PYTHON" - "$1" <<'EOF'
-import socket, sys
-s = socket.socket()
-try:
-    s.bind(("127.0.0.1", int(sys.argv[1])))
-except OSError:
-    sys.exit(1)
-EOF
+	"$PYTHON" "$SRC/deploy/port-free.py" "$1"
 }
 
 write_config() {
@@ -290,6 +285,7 @@ dns_free_port() {
 import socket
 for port in [5353, 5354, 5355] + [0] * 20:
     t = socket.socket(); u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is free
     try:
         t.bind(("127.0.0.1", port)); u.bind(("127.0.0.1", t.getsockname()[1]))
         print(t.getsockname()[1]); break

@@ -26,11 +26,15 @@ struct answer {
 	const char *content_type;
 	char etag[ETAG_LEN];
 	long long max_age;
+	time_t stored; /* monotonic seconds */
 };
 
 struct ks_cache {
 	struct ttlcache *answers; /* its generation is bumped by every change notified */
 	atomic_int usable;        /* the listener is connected: cached answers can be trusted */
+	atomic_llong trouble;     /* monotonic second the database was first missed; 0: none */
+	atomic_ullong stale_served;
+	long long stale_if_error;
 	atomic_int stop;
 	pthread_t listener;
 	int listening;
@@ -53,17 +57,35 @@ static void answer_free(void *v)
 	free(an);
 }
 
-struct ks_cache *ks_cache_new(size_t max_entries)
+struct ks_cache *ks_cache_new(size_t max_bytes, long long stale_if_error)
 {
 	struct ks_cache *c = calloc(1, sizeof(*c));
 
 	if (c == NULL)
 		return NULL;
-	if ((c->answers = ttlcache_new(max_entries, CACHE_SHARDS, answer_free)) == NULL) {
+	if ((c->answers = ttlcache_new_bytes(0, max_bytes, CACHE_SHARDS, answer_free)) == NULL) {
 		free(c);
 		return NULL;
 	}
+	c->stale_if_error = stale_if_error > 0 ? stale_if_error : 0;
 	return c;
+}
+
+/* Remember when the database was first missed (the first caller wins); why says how it
+ * showed, for the one log line of the outage. */
+static long long trouble_began(struct ks_cache *c, long long now, const char *why)
+{
+	long long none = 0;
+
+	if (atomic_compare_exchange_strong(&c->trouble, &none, now)) {
+		if (c->stale_if_error > 0)
+			log_warn(NULL,
+			         "cache: %s; lookups answered before are served stale for at most "
+			         "%llds",
+			         why, c->stale_if_error);
+		return now;
+	}
+	return none;
 }
 
 void ks_cache_free(struct ks_cache *c)
@@ -136,10 +158,13 @@ static void *listener_main(void *arg)
 		}
 		/* Changes may have happened while we were not listening. */
 		ks_cache_invalidate(c);
+		atomic_store(&c->trouble, 0);
 		atomic_store(&c->usable, 1);
 		listener_drain(c, conn);
+		/* Not invalidated here: what is kept was current when the connection went, and
+		 * may be served stale (ks_cache_serve_stale) for a bounded time from now. */
 		atomic_store(&c->usable, 0);
-		ks_cache_invalidate(c);
+		trouble_began(c, (long long)now_mono(), "the change listener lost the database");
 		PQfinish(conn);
 		if (!atomic_load(&c->stop))
 			log_warn(NULL, "cache: change listener lost its connection; reconnecting");
@@ -194,14 +219,36 @@ static int cache_key(const struct http_request *req, char *key, size_t len)
 struct serve {
 	const struct http_request *req;
 	struct http_response *resp;
+	time_t now;
+	long long stale; /* 0: fresh answers only; else seconds past max-age allowed */
 };
 
-/* Under the shard's lock: answer from a kept entry; -1 (a miss) when out of memory. */
+/* Under the shard's lock: answer from a kept entry; -1 (a miss) when it is too old for
+ * this use or out of memory. */
 static int serve_answer(const void *value, void *arg)
 {
 	const struct answer *an = value;
 	struct serve *sv = arg;
+	long long age = (long long)(sv->now - an->stored);
 
+	if (age >= an->max_age + sv->stale)
+		return -1;
+	if (sv->stale > 0) {
+		/* A 304 would be stale too; the whole answer carries its age and warning. */
+		char *copy = malloc(an->len + 1);
+		if (copy == NULL)
+			return -1;
+		memcpy(copy, an->body, an->len + 1);
+		sv->resp->nheaders = 0; /* the error's headers */
+		http_reply_text(sv->resp, 200, an->content_type, copy, an->len);
+		http_add_header(sv->resp, "ETag", "%s", an->etag);
+		http_add_header(sv->resp, "Cache-Control",
+		                "public, max-age=%lld, stale-if-error=%lld", an->max_age,
+		                sv->stale);
+		http_add_header(sv->resp, "Age", "%lld", age);
+		http_add_header(sv->resp, "Warning", "110 - \"Response is Stale\"");
+		return 0;
+	}
 	if (client_has(sv->req, an->etag)) {
 		sv->resp->content_type = an->content_type;
 		set_not_modified(sv->resp);
@@ -222,13 +269,42 @@ int ks_cache_serve(struct ks_cache *c, const struct http_request *req, struct ht
                    unsigned long long *gen)
 {
 	char key[1024];
-	struct serve sv = {req, resp};
+	struct serve sv = {req, resp, now_mono(), 0};
 
 	*gen = ttlcache_generation(c->answers);
 	if (!atomic_load(&c->usable) || !cache_key(req, key, sizeof(key)))
 		return 0;
-	return ttlcache_get(c->answers, key, (double)now_mono(), TTLCACHE_CURRENT, serve_answer,
-	                    &sv);
+	return ttlcache_get(c->answers, key, (double)sv.now, TTLCACHE_CURRENT, serve_answer, &sv);
+}
+
+int ks_cache_serve_stale(struct ks_cache *c, const struct http_request *req,
+                         struct http_response *resp)
+{
+	char key[1024];
+	struct serve sv = {req, resp, now_mono(), c->stale_if_error};
+	long long since;
+
+	if (c->stale_if_error <= 0 || resp->status < 500 || !cache_key(req, key, sizeof(key)))
+		return 0;
+	/* Past the bound from the first miss, nothing is served stale until the listener is
+	 * back (which resets the clock and retires every kept answer). */
+	since = trouble_began(c, (long long)sv.now,
+	                      resp->status == 503 ? "a lookup failed with 503"
+	                                          : "a lookup failed with a server error");
+	if ((long long)sv.now - since > c->stale_if_error)
+		return 0;
+	if (!ttlcache_get(c->answers, key, (double)sv.now, TTLCACHE_CURRENT, serve_answer, &sv))
+		return 0;
+	atomic_fetch_add(&c->stale_served, 1);
+	return 1;
+}
+
+void ks_cache_stats(struct ks_cache *c, struct ks_cache_stats *out)
+{
+	out->bytes = ttlcache_bytes(c->answers);
+	out->entries = ttlcache_count(c->answers);
+	out->max_bytes = ttlcache_max_bytes(c->answers);
+	out->stale_served = atomic_load(&c->stale_served);
 }
 
 static void make_etag(const struct http_response *resp, char out[ETAG_LEN])
@@ -256,8 +332,11 @@ static void keep(struct ks_cache *c, const char *key, const struct http_response
 	an->content_type = resp->content_type;
 	memcpy(an->etag, etag, ETAG_LEN);
 	an->max_age = max_age;
-	/* Refused when a change was notified since the answer was computed. */
-	ttlcache_put(c->answers, key, an, (double)(now_mono() + max_age), gen);
+	an->stored = now_mono();
+	/* Refused when a change was notified since the answer was computed.  Kept past its
+	 * max-age for as long as it may be served stale. */
+	ttlcache_put_sized(c->answers, key, an, sizeof(*an) + an->len + 1,
+	                   (double)(an->stored + max_age + c->stale_if_error), gen);
 }
 
 void ks_cache_store(struct ks_cache *c, const struct http_request *req, struct http_response *resp,
@@ -269,8 +348,10 @@ void ks_cache_store(struct ks_cache *c, const struct http_request *req, struct h
 		return;
 	make_etag(resp, etag);
 	if (atomic_load(&c->usable) && gen == ttlcache_generation(c->answers) && max_age > 0 &&
-	    cache_key(req, key, sizeof(key)))
+	    cache_key(req, key, sizeof(key))) {
 		keep(c, key, resp, etag, gen, max_age);
+		atomic_store(&c->trouble, 0); /* the database answered and the listener is up */
+	}
 	if (client_has(req, etag))
 		set_not_modified(resp);
 	add_cache_headers(resp, etag, max_age);

@@ -31,7 +31,6 @@
 #include "ks.h"
 #include "ks_signer.h"
 
-#define CACHE_MAX_ENTRIES 200000
 #define SIGNER_START_WAIT_MS 15000
 #define SIGNER_RESTART_PAUSE_S 1 /* between restarts of a signer that dies at once */
 
@@ -260,7 +259,8 @@ static int serve(struct ks *ks, struct signer_proc *sp, struct err *e)
 		return -1;
 	if ((ks->pool = db_pool_new(ks->cfg.db_conninfo, (int)ks->cfg.db_pool_size, e)) == NULL)
 		return -1;
-	if ((ks->cache = ks_cache_new(CACHE_MAX_ENTRIES)) == NULL)
+	if ((ks->cache =
+	         ks_cache_new((size_t)ks->cfg.answer_cache_bytes, ks->cfg.stale_if_error)) == NULL)
 		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
 	if (ks_cache_listen(ks->cache, ks->cfg.db_conninfo, e) < 0)
 		return -1;

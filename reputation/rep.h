@@ -172,7 +172,9 @@ int arf_category(const char *feedback_type, enum rep_category *out);
 /* ------------------------------------------------------------------ answers (cache.c) */
 
 /* NULL when ttl <= 0 (no cache).  Every function accepts a NULL cache. */
-struct rep_cache *rep_cache_new(size_t slots, double ttl);
+struct rep_cache *rep_cache_new(size_t max_bytes, double ttl);
+/* For /metrics: bytes charged (never above the budget), the budget, entries held. */
+void rep_cache_stats(struct rep_cache *c, size_t *bytes, size_t *max_bytes, size_t *entries);
 void rep_cache_free(struct rep_cache *c);
 /* Read before computing an answer; rep_cache_put stores it only if nothing was forgotten
  * since (an answer computed from data older than a commit is never cached). */

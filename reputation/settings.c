@@ -80,6 +80,12 @@ const struct conf_param rep_settings_table[] = {
     {"answer_cache_ttl", CONF_DURATION, "30s", 0, 3600, S(answer_cache_ttl),
      "how long a subject's answer is reused (this node's own changes show at once); 0: "
      "never"},
+    {"answer_cache_bytes", CONF_SIZE, "32m", 64 * 1024, 16LL * 1024 * 1024 * 1024,
+     S(answer_cache_bytes),
+     "memory for reused answers (the JSON of each, estimated, with its key and bookkeeping); "
+     "the oldest go first"},
+    {"dns_cache_bytes", CONF_SIZE, "4m", 64 * 1024, 16LL * 1024 * 1024 * 1024, S(dns_cache_bytes),
+     "memory for the DNS zone's reused verdicts (each with its name and bookkeeping)"},
     {"resolver", CONF_STR, NULL, 0, 0, S(resolver),
      "ADDR[:PORT] of the DNS resolver (else ANCHOR_RESOLVER, else /etc/resolv.conf)"},
     {"trust_anchor_file", CONF_STR, NULL, 0, 0, S(trust_anchor_file),

@@ -53,6 +53,8 @@ struct rep_settings {
 	long long max_clock_skew;
 	long long batch_max;
 	long long answer_cache_ttl;
+	long long answer_cache_bytes; /* budget of the answer cache (cache.c) */
+	long long dns_cache_bytes;    /* budget of the DNS zone's verdict cache */
 	/* discovery of reporters' and peers' anchors (environment ANCHOR_* fills what is unset) */
 	char *resolver;
 	char *trust_anchor_file;

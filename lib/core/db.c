@@ -91,6 +91,11 @@ static void db_error_from_result(PGresult *res, PGconn *conn, struct err *e)
 		err_set(e, ERR_TEMP, "unavailable", "database connection lost");
 	else if (state != NULL && (strcmp(state, "57P01") == 0 || strcmp(state, "57P03") == 0))
 		err_set(e, ERR_TEMP, "unavailable", "database is shutting down or starting");
+	else if (state != NULL && strncmp(state, "53", 2) == 0)
+		/* Insufficient resources (53100 disk full, 53200 out of memory, 53300 too many
+		 * connections): the request was sound and may succeed later, like an outage. */
+		err_set(e, ERR_TEMP, "unavailable", "the database is out of resources: %s",
+		        msg ? msg : "?");
 	else
 		err_set(e, ERR_INTERNAL, "internal", "database error: %s", msg ? msg : "?");
 	e->msg[strcspn(e->msg, "\n")] = '\0';

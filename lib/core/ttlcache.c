@@ -13,6 +13,7 @@ struct entry {
 	struct entry *older, *newer; /* in its shard's insertion order */
 	void *value;
 	double expires;
+	size_t charge; /* bytes accounted for this entry: itself, its key and its value */
 	unsigned long long gen;
 	uint64_t hash;
 	char key[];
@@ -24,12 +25,14 @@ struct shard {
 	size_t nbuckets; /* a power of two */
 	struct entry *oldest, *newest;
 	size_t count;
+	size_t bytes; /* the charges of the entries held */
 };
 
 struct ttlcache {
 	struct shard *shards;
 	size_t nshards;
 	size_t max_per_shard;
+	size_t bytes_per_shard; /* 0: no byte budget */
 	ttlcache_free_fn free_value;
 	atomic_ullong gen;
 };
@@ -71,10 +74,15 @@ static int shard_init(struct shard *sh, size_t bound)
 	return 0;
 }
 
-struct ttlcache *ttlcache_new(size_t max_entries, size_t shards, ttlcache_free_fn free_value)
+struct ttlcache *ttlcache_new_bytes(size_t max_entries, size_t max_bytes, size_t shards,
+                                    ttlcache_free_fn free_value)
 {
 	struct ttlcache *c;
+	size_t buckets;
 
+	if (max_entries == 0 && max_bytes > 0)
+		max_entries =
+		    max_bytes / sizeof(struct entry); /* every entry costs at least that */
 	if (max_entries == 0 || shards == 0)
 		return NULL;
 	if (shards > max_entries)
@@ -86,14 +94,24 @@ struct ttlcache *ttlcache_new(size_t max_entries, size_t shards, ttlcache_free_f
 		return NULL;
 	}
 	c->max_per_shard = (max_entries + shards - 1) / shards;
+	c->bytes_per_shard = max_bytes > 0 ? (max_bytes + shards - 1) / shards : 0;
+	/* A byte-bounded cache rarely reaches its entry bound (which assumes empty values):
+	 * buckets for a quarter of it keep chains short without a table that costs more than
+	 * the entries. */
+	buckets = max_bytes > 0 ? c->max_per_shard / 4 : c->max_per_shard;
 	c->free_value = free_value;
 	atomic_init(&c->gen, 1);
 	for (size_t i = 0; i < shards; i++, c->nshards++)
-		if (shard_init(&c->shards[i], c->max_per_shard) < 0) {
+		if (shard_init(&c->shards[i], buckets) < 0) {
 			ttlcache_free(c);
 			return NULL;
 		}
 	return c;
+}
+
+struct ttlcache *ttlcache_new(size_t max_entries, size_t shards, ttlcache_free_fn free_value)
+{
+	return max_entries == 0 ? NULL : ttlcache_new_bytes(max_entries, 0, shards, free_value);
 }
 
 /* Unlink en from its bucket and the age list and free it; the shard's lock is held. */
@@ -114,6 +132,7 @@ static void entry_drop(struct ttlcache *c, struct shard *sh, struct entry *en)
 	if (en->newer != NULL)
 		en->newer->older = en->older;
 	value_free(c, en->value);
+	sh->bytes -= en->charge;
 	free(en);
 	sh->count--;
 }
@@ -183,10 +202,18 @@ static void entry_link(struct shard *sh, struct entry *en)
 		sh->oldest = en;
 	sh->newest = en;
 	sh->count++;
+	sh->bytes += en->charge;
 }
 
-int ttlcache_put(struct ttlcache *c, const char *key, void *value, double expires,
-                 unsigned long long gen)
+/* The entry fits in the shard's budgets once older entries have gone. */
+static int shard_full(const struct ttlcache *c, const struct shard *sh, size_t charge)
+{
+	return sh->count >= c->max_per_shard ||
+	       (c->bytes_per_shard > 0 && sh->bytes + charge > c->bytes_per_shard);
+}
+
+int ttlcache_put_sized(struct ttlcache *c, const char *key, void *value, size_t value_bytes,
+                       double expires, unsigned long long gen)
 {
 	size_t klen = strlen(key);
 	struct entry *en, *old;
@@ -202,6 +229,7 @@ int ttlcache_put(struct ttlcache *c, const char *key, void *value, double expire
 	en->hash = ttlcache_hash(key);
 	en->value = value;
 	en->expires = expires;
+	en->charge = sizeof(*en) + klen + 1 + value_bytes;
 	sh = shard_of(c, en->hash);
 	pthread_mutex_lock(&sh->lock);
 	/* Checked under the lock: a caller that bumps and then removes takes it after us. */
@@ -209,10 +237,13 @@ int ttlcache_put(struct ttlcache *c, const char *key, void *value, double expire
 	if (gen == TTLCACHE_ANY_GEN || gen == en->gen) {
 		if ((old = entry_find(sh, en->hash, key)) != NULL)
 			entry_drop(c, sh, old);
-		while (sh->count >= c->max_per_shard && sh->oldest != NULL)
-			entry_drop(c, sh, sh->oldest);
-		entry_link(sh, en);
-		stored = 1;
+		/* An entry larger than a whole shard's budget is refused, not let through. */
+		if (c->bytes_per_shard == 0 || en->charge <= c->bytes_per_shard) {
+			while (shard_full(c, sh, en->charge) && sh->oldest != NULL)
+				entry_drop(c, sh, sh->oldest);
+			entry_link(sh, en);
+			stored = 1;
+		}
 	}
 	pthread_mutex_unlock(&sh->lock);
 	if (!stored) {
@@ -220,6 +251,12 @@ int ttlcache_put(struct ttlcache *c, const char *key, void *value, double expire
 		free(en);
 	}
 	return stored;
+}
+
+int ttlcache_put(struct ttlcache *c, const char *key, void *value, double expires,
+                 unsigned long long gen)
+{
+	return ttlcache_put_sized(c, key, value, 0, expires, gen);
 }
 
 void ttlcache_remove(struct ttlcache *c, const char *key)
@@ -271,4 +308,23 @@ size_t ttlcache_count(struct ttlcache *c)
 		pthread_mutex_unlock(&c->shards[i].lock);
 	}
 	return n;
+}
+
+size_t ttlcache_bytes(struct ttlcache *c)
+{
+	size_t n = 0;
+
+	if (c == NULL)
+		return 0;
+	for (size_t i = 0; i < c->nshards; i++) {
+		pthread_mutex_lock(&c->shards[i].lock);
+		n += c->shards[i].bytes;
+		pthread_mutex_unlock(&c->shards[i].lock);
+	}
+	return n;
+}
+
+size_t ttlcache_max_bytes(struct ttlcache *c)
+{
+	return c != NULL ? c->bytes_per_shard * c->nshards : 0;
 }

@@ -13,6 +13,13 @@
  * found.  Memory is therefore bounded by max_entries (rounded up to a multiple of the
  * shard count) whatever the keys.
  *
+ * Byte budgets: a cache made with ttlcache_new_bytes also charges every entry its bytes
+ * (the entry itself, its key, and what the caller says its value holds, through
+ * ttlcache_put_sized) and gives up its oldest insertions while a shard is over its share
+ * of the budget, so that the charges held never exceed max_bytes (rounded up to a
+ * multiple of the shard count), however large the values.  An entry larger than a shard's
+ * share is refused.  ttlcache_bytes reports the charges held, for /metrics.
+ *
  * Times are the caller's, in seconds on any clock it likes (monotonic preferred): the
  * cache never reads a clock, so tests drive expiry and callers keep their own time base.
  *
@@ -42,6 +49,10 @@ typedef int (*ttlcache_copy_fn)(const void *value, void *arg);
  * (values that are not to be freed). */
 struct ttlcache *ttlcache_new(size_t max_entries, size_t shards, ttlcache_free_fn free_value);
 void ttlcache_free(struct ttlcache *c);
+/* The same with a byte budget as well (0: none).  max_entries 0 with a budget: as many
+ * entries as the budget can hold.  NULL when both are 0. */
+struct ttlcache *ttlcache_new_bytes(size_t max_entries, size_t max_bytes, size_t shards,
+                                    ttlcache_free_fn free_value);
 
 /* 1 and copy() called when key has a fresh entry (now < its expiry), else 0.  A NULL
  * cache always misses. */
@@ -53,6 +64,11 @@ int ttlcache_get(struct ttlcache *c, const char *key, double now, unsigned flags
  * the cache either way. */
 int ttlcache_put(struct ttlcache *c, const char *key, void *value, double expires,
                  unsigned long long gen);
+/* The same, charging value_bytes for the value (what it holds beyond the entry; 0 when
+ * it costs nothing worth counting).  0 also when the entry alone exceeds a shard's share
+ * of the byte budget. */
+int ttlcache_put_sized(struct ttlcache *c, const char *key, void *value, size_t value_bytes,
+                       double expires, unsigned long long gen);
 
 /* Forget key (nothing when absent). */
 void ttlcache_remove(struct ttlcache *c, const char *key);
@@ -65,6 +81,10 @@ unsigned long long ttlcache_bump(struct ttlcache *c);
 
 /* Entries held, expired ones not yet found included. */
 size_t ttlcache_count(struct ttlcache *c);
+/* Bytes charged for the entries held (never more than the budget), and the budget
+ * (0 when there is none). */
+size_t ttlcache_bytes(struct ttlcache *c);
+size_t ttlcache_max_bytes(struct ttlcache *c);
 
 /* The hash the cache uses (core/hash.h's hash_str): keys may be chosen by peers, but a
  * chain is bounded by the shard's entry bound, so collisions cost comparisons, never

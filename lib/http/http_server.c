@@ -119,6 +119,11 @@ static void http_server_options(struct http_server *srv, const struct http_confi
 
 #define HTTP_OPT(o, v, p) (opts[n++] = (struct MHD_OptionItem){(o), (intptr_t)(v), (p)})
 	HTTP_OPT(MHD_OPTION_SOCK_ADDR, 0, ss);
+	/* MHD_OPTION_LISTENING_ADDRESS_REUSE stays at its default (0), which on POSIX sets
+	 * SO_REUSEADDR: a restart binds its port again while the connections a killed
+	 * predecessor closed sit in TIME_WAIT (test_restart_time_wait.py).  1 would add
+	 * SO_REUSEPORT, and a second daemon started by mistake would share the port silently
+	 * instead of failing. */
 	HTTP_OPT(MHD_OPTION_NOTIFY_COMPLETED, http_on_completed, srv);
 	if (cfg->max_connections > 0)
 		HTTP_OPT(MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections, NULL);

@@ -1,6 +1,7 @@
 """Key server core: the store goes away and comes back (PROTOCOL.md §1.1 `unavailable`,
-§6 /healthz).  The key server answers 503 with a JSON error while PostgreSQL is
-down and recovers by itself, without a restart, once it is back.
+§6 /healthz).  With stale_if_error = 0 the key server answers 503 with a JSON error
+while PostgreSQL is down, cached lookups included, and recovers by itself, without a
+restart, once it is back (test_keyserver_stale.py has the stale answers of the default).
 
 This module stops the session's PostgreSQL cluster; it always starts it again."""
 
@@ -29,9 +30,9 @@ def cluster_restarted(pg):
         pg.start()
 
 
-def test_database_restart(keyserver, make_keyserver, operator_token, tmp_path,
-                          cluster_restarted):
+def test_database_restart(make_keyserver, operator_token, tmp_path, cluster_restarted):
     pg = cluster_restarted
+    keyserver = make_keyserver(extra={"stale_if_error": "0"})
     c = keyserver.client()
     b = make_keyserver().client()  # a second node: its cache depends on the change feed
     d = kf.register_domain(keyserver, tmp_path, kf.new_domain_name("pgdown"),

@@ -121,6 +121,67 @@ static void test_bound_over_shards(void **state)
 	ttlcache_free(c);
 }
 
+/* A byte budget: the charges held never pass it, older entries give way, an entry
+ * larger than a shard's share is refused (and its value freed), and removing or
+ * replacing an entry gives its bytes back. */
+static void test_byte_budget(void **state)
+{
+	struct ttlcache *c = ttlcache_new_bytes(0, 4096, 1, count_free);
+	char key[16];
+	int v;
+
+	assert_non_null(c);
+	assert_int_equal(ttlcache_max_bytes(c), 4096);
+	freed = 0;
+	for (int i = 0; i < 100; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		assert_int_equal(
+		    ttlcache_put_sized(c, key, int_new(i), 500, 1000, TTLCACHE_ANY_GEN), 1);
+		assert_true(ttlcache_bytes(c) <= 4096);
+	}
+	/* 4096 bytes hold fewer than eight 500-byte values, and at least six */
+	assert_true(ttlcache_count(c) < 8 && ttlcache_count(c) >= 6);
+	assert_int_equal(get_int(c, "k99", 0, &v), 1);
+	assert_int_equal(get_int(c, "k0", 0, &v), 0);
+	/* too large for the whole budget: refused, value freed, nothing else evicted */
+	size_t held = ttlcache_count(c);
+	int before = freed;
+	assert_int_equal(ttlcache_put_sized(c, "big", int_new(1), 5000, 1000, TTLCACHE_ANY_GEN), 0);
+	assert_int_equal(freed, before + 1);
+	assert_int_equal(ttlcache_count(c), held);
+	/* replacing and removing keep the count of bytes exact */
+	size_t bytes = ttlcache_bytes(c);
+	ttlcache_put_sized(c, "k99", int_new(7), 500, 1000, TTLCACHE_ANY_GEN);
+	assert_int_equal(ttlcache_bytes(c), bytes);
+	ttlcache_remove(c, "k99");
+	assert_true(ttlcache_bytes(c) < bytes);
+	ttlcache_clear(c);
+	assert_int_equal(ttlcache_bytes(c), 0);
+	ttlcache_free(c);
+	assert_int_equal(ttlcache_bytes(NULL), 0);
+	assert_null(ttlcache_new_bytes(0, 0, 4, NULL));
+}
+
+/* Spread over shards, the budget still holds overall; a cache without one reports 0. */
+static void test_byte_budget_shards(void **state)
+{
+	struct ttlcache *c = ttlcache_new_bytes(0, 64 * 1024, 16, count_free);
+	char key[32];
+
+	for (int i = 0; i < 20000; i++) {
+		snprintf(key, sizeof(key), "subject-%d.example", i);
+		ttlcache_put_sized(c, key, int_new(i), (size_t)(i % 700), 1000, TTLCACHE_ANY_GEN);
+		assert_true(ttlcache_bytes(c) <= 64 * 1024);
+	}
+	assert_true(ttlcache_bytes(c) > 48 * 1024); /* it is used, not emptied */
+	ttlcache_free(c);
+	c = ttlcache_new(8, 2, count_free);
+	ttlcache_put(c, "a", int_new(1), 1000, TTLCACHE_ANY_GEN);
+	assert_int_equal(ttlcache_max_bytes(c), 0);
+	assert_true(ttlcache_bytes(c) > 0); /* the entry itself is still counted */
+	ttlcache_free(c);
+}
+
 static void test_generations(void **state)
 {
 	struct ttlcache *c = ttlcache_new(16, 2, count_free);
@@ -232,6 +293,8 @@ int main(void)
 	    cmocka_unit_test(test_expiry),
 	    cmocka_unit_test(test_bound_evicts_oldest),
 	    cmocka_unit_test(test_bound_over_shards),
+	    cmocka_unit_test(test_byte_budget),
+	    cmocka_unit_test(test_byte_budget_shards),
 	    cmocka_unit_test(test_generations),
 	    cmocka_unit_test(test_copy_failure_and_null),
 	    cmocka_unit_test(test_hash_is_fnv1a),
