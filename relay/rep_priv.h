@@ -1,6 +1,6 @@
 /*
  * rep_priv.h - what the relay's reputation client shares between its files:
- *   reputation.c  set-up, the settings it keeps, the service's error answers
+ *   reputation.c  set-up and teardown (the idle handles too), the service's error answers
  *   rep_query.c   verdicts on connecting clients: pooled GETs and their cache
  *   rep_report.c  complaints turned into signed reports, POSTed by lib/http's client
  *   rep_trace.c   the relay's own trace fields of a message (the report's subjects)
@@ -46,7 +46,5 @@ struct https_opts rep_https_opts(const struct relay_rep *r);
 /* The error of a non-2xx answer: the service's own {"error", "message"} when it sent one,
  * its kind from the status (429 and 5xx temporary).  Always -1. */
 int rep_error_from_answer(long status, const char *body, size_t len, struct err *e);
-/* rep_query.c: the idle handles' release, at relay_rep_free. */
-void rep_pool_free(struct relay_rep *r);
 
 #endif

@@ -56,13 +56,6 @@ static size_t on_data(char *data, size_t size, size_t n, void *arg)
 	return len;
 }
 
-void rep_pool_free(struct relay_rep *r)
-{
-	for (int i = 0; i < r->nidle; i++)
-		curl_easy_cleanup(r->idle[i]);
-	r->nidle = 0;
-}
-
 static CURL *handle_take(struct relay_rep *r)
 {
 	CURL *c = NULL;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <curl/curl.h>
 #include <jansson.h>
 
 #include "core/ttlcache.h"
@@ -80,7 +81,8 @@ void relay_rep_free(struct relay_rep *r)
 {
 	if (r == NULL)
 		return;
-	rep_pool_free(r);
+	for (int i = 0; i < r->nidle; i++) /* the handles rep_query.c kept */
+		curl_easy_cleanup(r->idle[i]);
 	ttlcache_free(r->cache);
 	pthread_mutex_destroy(&r->lock);
 	free(r->url);
