@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "cmd_offline.h"
 #include "pki/crypto.h"
 #include "pki/name.h"
 #include "names.h"
@@ -160,15 +161,46 @@ static char *server_csr(const char *csr_file, const char *dir, const char *base,
 	return pem;
 }
 
+static int issue_offline(struct ctl *ctl, const struct ctl_cmd *cmd, const char *host,
+                         const char *purpose, const char *domain, const char *domain_dir,
+                         const char *csr_file, const char *dir, const char *alg, const char *days)
+{
+	struct ctl_offline_issue r = {.host = host,
+	                              .domain = domain,
+	                              .domain_dir = domain_dir,
+	                              .purpose = purpose,
+	                              .csr_file = csr_file,
+	                              .dir = dir,
+	                              .alg = alg,
+	                              .days = 30};
+	char *end;
+
+	if (days != NULL) {
+		long n = strtol(days, &end, 10);
+
+		if (*days == '\0' || *end != '\0')
+			return ctl_usage(cmd, "--days must be a number of days");
+		r.days = n < 0 ? 0 : n > 1000 ? 1000 : (int)n; /* the range: offline_args */
+	}
+	if (domain != NULL && ctl_arg_domain(cmd, (char *)domain, &(int){0}) < 0)
+		return CTL_USAGE;
+	return ctl_server_issue_offline(ctl, cmd, &r);
+}
+
 int ctl_cmd_server_issue(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
 {
 	const char *purpose = NULL, *csr_file = NULL, *dir = ".", *alg = NULL, *given = NULL;
+	const char *domain_dir = NULL, *days = NULL;
+	int offline = 0;
 	const struct ctl_opt opts[] = {
 	    {"--purpose", &purpose, NULL},
 	    {"--csr", &csr_file, NULL},
 	    {"--dir", &dir, NULL},
 	    {"--domain", &given, NULL},
 	    {"--alg", &alg, NULL},
+	    {"--offline", NULL, &offline},
+	    {"--domain-dir", &domain_dir, NULL},
+	    {"--days", &days, NULL},
 	    CTL_COMMON_OPTS(ctl),
 	    {NULL, NULL, NULL},
 	};
@@ -191,6 +223,11 @@ int ctl_cmd_server_issue(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, c
 		return ctl_usage(cmd, "--alg makes a new key; it does not go with --csr");
 	if (alg != NULL && crypto_alg_parse(alg, &(enum key_alg){0}, &(int){0}, &e) < 0)
 		return ctl_usage(cmd, "%s", e.msg);
+	if (offline)
+		return issue_offline(ctl, cmd, host, purpose, given, domain_dir, csr_file, dir, alg,
+		                     days);
+	if (domain_dir != NULL || days != NULL)
+		return ctl_usage(cmd, "--domain-dir and --days go with --offline");
 	if ((domain = server_domain(cmd, host, (char *)given, &status)) == NULL ||
 	    admin_client(ctl, cmd, domain, token, &client, &status) < 0)
 		goto out;

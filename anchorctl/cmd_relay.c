@@ -272,6 +272,21 @@ fail:
 	return NULL;
 }
 
+/* What was reported: the subjects, and a clear word when no hop outside the relay
+ * operator's own servers was found (local submission): then no address or HELO was. */
+static void print_complaint(json_t *answer, int spam, const char *file, const char *rcpt)
+{
+	json_t *subjects = json_object_get(answer, "subjects"), *s;
+	const char *source = json_string_value(json_object_get(answer, "source"));
+	size_t i;
+
+	printf("%s complaint about %s reported for %s\n", spam ? "spam" : "not-spam", file, rcpt);
+	json_array_foreach(subjects, i, s) printf("  reported: %s\n", json_string_value(s));
+	if (source != NULL && strcmp(source, "none") == 0)
+		printf("  no hop outside our own servers (local submission): no address or HELO "
+		       "reported, only the foreign names above\n");
+}
+
 int ctl_cmd_relay_complain(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
 {
 	struct relay_call rc = {0};
@@ -316,8 +331,7 @@ int ctl_cmd_relay_complain(struct ctl *ctl, const struct ctl_cmd *cmd, int argc,
 	if (ctl->json)
 		ctl_out_json(stdout, answer);
 	else
-		printf("%s complaint about %s reported for %s\n", spam ? "spam" : "not-spam",
-		       a.pos[1], a.pos[0]);
+		print_complaint(answer, spam, a.pos[1], a.pos[0]);
 	status = CTL_OK;
 out:
 	relay_call_clear(&rc);

@@ -86,11 +86,16 @@ static const struct ctl_cmd commands[] = {
      "comes from --token-file, ANCHOR_ADMIN_TOKEN or ./<domain>/admin.token."},
     {"server", "issue", ctl_cmd_server_issue,
      "<host> --purpose mta|keyserver|signing [--csr FILE] [--dir DIR]\n"
-     "       [--domain DOMAIN] [--alg ALG]",
+     "       [--domain DOMAIN] [--alg ALG]\n"
+     "       <host> --purpose keyserver --offline [--domain-dir DIR] [--days N] ...",
      "Domain admin: get a server certificate for host. Without --csr, a key and\n"
      "request are made first as DIR/<host>.<purpose>.key and .csr. Writes\n"
      "DIR/<host>.<purpose>.pem and .chain.pem. The domain is --domain, else the\n"
-     "longest parent of host that has ./<domain>/admin.token."},
+     "longest parent of host that has ./<domain>/admin.token.\n"
+     "--offline: the first key server's own TLS certificate, issued here from the\n"
+     "domain's issuer key (--domain-dir, default ./<domain>, as domain init wrote)\n"
+     "before any key server runs; valid N days (30, at most 90), in no log: replace\n"
+     "it with a logged one once the key server runs (anchor-keyserver(8))."},
     {"policy", "set", ctl_cmd_policy_set,
      "<domain> isp|corporate|groups [--corporate-address ADDRESS]\n"
      "       [--mode enforce|testing]",

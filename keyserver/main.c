@@ -337,6 +337,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "anchor-keyserver: %s\n", e.msg);
 		goto out;
 	}
+	if (ks_preflight(&ks.cfg, &e) < 0) {
+		fprintf(stderr, "anchor-keyserver: %s\n", e.msg);
+		goto out;
+	}
 	if (o.check_only) {
 		conf_dump(ks_settings_table, &ks.cfg, stdout);
 		rc = 0;

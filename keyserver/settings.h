@@ -47,5 +47,8 @@ extern const struct conf_param ks_settings_table[];
 
 /* Cross-parameter checks that one table row cannot express. */
 int ks_settings_check(const struct ks_settings *s, struct err *e);
+/* preflight.c: what a start needs from the system (files, directories, the database),
+ * each error naming its setting; run by -n and before a start. */
+int ks_preflight(const struct ks_settings *s, struct err *e);
 
 #endif

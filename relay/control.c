@@ -439,11 +439,25 @@ static void lists_route(struct relay_control *c, const struct http_request *req,
 	reply_lists(c, resp, rcpt);
 }
 
+/* {"status": "reported", "category", "subjects": [...], "source": "external" | "none"}:
+ * "none" when the message never left our own servers, so that no hop was reported. */
+static json_t *complaint_answer(const char *category, const struct relay_rep_reported *rep)
+{
+	json_t *subjects = json_array();
+
+	for (int i = 0; subjects != NULL && i < rep->nsubjects; i++)
+		json_array_append_new(subjects, json_string(rep->subjects[i]));
+	return json_pack("{s:s, s:s, s:o*, s:s, s:i}", "status", "reported", "category", category,
+	                 "subjects", subjects, "source", rep->external ? "external" : "none",
+	                 "own_hops", rep->own_hops);
+}
+
 static void complaint_route(struct relay_control *c, const struct http_request *req,
                             struct http_response *resp, const struct caller *who)
 {
 	struct err e = {0};
 	const char *category, *b64;
+	struct relay_rep_reported rep;
 	uint8_t *msg = NULL;
 	size_t len = 0;
 
@@ -471,12 +485,12 @@ static void complaint_route(struct relay_control *c, const struct http_request *
 		        "no reputation service is configured: complaints cannot be reported");
 		goto fail;
 	}
-	if (relay_rep_report(c->rep, c->sc, (const char *)msg, len, category, &e) < 0)
+	if (relay_rep_report(c->rep, c->sc, (const char *)msg, len, category, &rep, &e) < 0)
 		goto fail;
-	log_info(req->reqid, "control: %s complaint (%s, %zu bytes) reported for %s", category,
-	         who->admin ? "admin" : "user", len, who->admin ? "-" : who->rcpt);
-	http_reply_json(resp, 200,
-	                json_pack("{s:s, s:s}", "status", "reported", "category", category));
+	log_info(req->reqid, "control: %s complaint (%s, %zu bytes) reported for %s: %s%s",
+	         category, who->admin ? "admin" : "user", len, who->admin ? "-" : who->rcpt,
+	         rep.subjects[0], rep.nsubjects > 1 ? " ..." : "");
+	http_reply_json(resp, 200, complaint_answer(category, &rep));
 	free(msg);
 	return;
 fail:

@@ -392,12 +392,21 @@ out:
 	return rc;
 }
 
+/* QUIT, whose outcome changes nothing: in particular a peer that refused us (a 554
+ * greeting) and hung up must leave its reply, not "Connection reset by peer", as the
+ * reason every recipient's result and the log give. */
 static void quit(struct tx *t)
 {
 	struct relay_smtp_reply rep;
+	char why[sizeof(t->c.why)];
+	int code = t->c.code, polite = t->c.polite;
 
+	memcpy(why, t->c.why, sizeof(why));
 	if (relay_dconn_write(&t->c, "QUIT\r\n", 6, DELIVER_QUIT_TIMEOUT) == RELAY_IO_OK)
 		(void)relay_dconn_read_reply(&t->c, DELIVER_QUIT_TIMEOUT, &rep);
+	memcpy(t->c.why, why, sizeof(why));
+	t->c.code = code;
+	t->c.polite = polite;
 }
 
 /* One connection: RELAY_IO_OK when the transaction ran, RELAY_IO_FAIL (results deferred) or

@@ -98,6 +98,8 @@ struct relay_settings {
 	long long reputation_cache_ttl;
 	char *reputation_on_error; /* "open" (accept) or "closed" (4xx) */
 	char *reporter_domain;     /* our domain, as the reports' "reporter" */
+	char *own_networks;        /* our servers' addresses/prefixes: complaints skip their hops */
+	char *own_hosts;           /* our other servers' names (their Received fields are ours) */
 
 	/* tiers */
 	long long pow_bits;   /* hashcash difficulty */
@@ -128,6 +130,8 @@ extern const struct conf_param relay_settings_table[];
 /* Checks the settings; an empty optional value ("name =") becomes unset. */
 int relay_settings_check(struct relay_settings *s, struct err *e);
 /* 1 when domain (any case) is one of local_domains. */
+/* 1 when want is one of the comma-separated, blank-trimmed items of list (any case). */
+int relay_list_has(const char *list, const char *want);
 int relay_is_local_domain(const struct relay_settings *s, const char *domain);
 
 /* ------------------------------------------------------------------ worker pool */
@@ -321,6 +325,14 @@ void relay_verifier_flush(struct relay_verifier *v);
 /* The s= of a signature by a user's own key (i= the address); see verify.c. */
 #define RELAY_USER_SELECTOR "anchor-user"
 
+/* ------------------------------------------------------------------ netlist.c */
+
+/* A comma-separated list of addresses and CIDR prefixes ("127.0.0.1, 10.0.0.0/8, ::1"):
+ * 0 when every item is one, else ERR_INPUT bad_config naming setting and the item. */
+int relay_netlist_check(const char *setting, const char *list, struct err *e);
+/* 1 when ip (text) is in one of the list's prefixes. */
+int relay_netlist_match(const char *list, const char *ip);
+
 /* ------------------------------------------------------------------ reputation */
 
 enum relay_rep_verdict {
@@ -346,16 +358,28 @@ int relay_rep_enabled(const struct relay_rep *r);
  * timeout, garbage): the caller applies reputation_on_error. */
 int relay_rep_query(struct relay_rep *r, const char *ip, const char *helo, const char *domain,
                     struct relay_rep_answer *out, struct err *e);
+/* What a report named (rep_report.c): its subjects ("ip:...", "helo:...", "signer:...",
+ * "domain:..."), and whether a hop outside our own servers was found (external; 0 for a
+ * message that never left them, own_hops hops of ours skipped). */
+#define RELAY_REP_MAX_SUBJECTS 8
+struct relay_rep_reported {
+	char subjects[RELAY_REP_MAX_SUBJECTS][320];
+	int nsubjects;
+	int external;
+	int own_hops;
+};
 /* A recipient's complaint about msg: a signed report (category "spam" or
- * "not-spam") built from the message and the relay's own
- * Authentication-Results, POSTed to the service.  Blocking. */
+ * "not-spam") built from the message and the relay's own trace fields, POSTed to the
+ * service; what it named in *out (may be NULL).  Blocking. */
 int relay_rep_report(struct relay_rep *r, struct relay_signer_client *sc, const char *msg,
-                     size_t len, const char *category, struct err *e);
+                     size_t len, const char *category, struct relay_rep_reported *out,
+                     struct err *e);
 
 /* The JSON payload of that report (PROTOCOL.md §11.3) as observed at now, malloc'd.
- * Subjects come only from the relay's own fields: the topmost Received whose "by" is
- * hostname (ip, helo) and the topmost Authentication-Results of authserv_id (signers
- * of passing signatures, and the From domain when aligned with one of them).
+ * Subjects come only from the relay's own fields (rep_trace.h): the first hop outside
+ * our own servers (own_networks, our submission port; ip, helo) and the topmost
+ * Authentication-Results of authserv_id (signers of passing signatures, and the From
+ * domain when aligned with one of them); names of ours are never subjects.
  * ERR_INPUT "no_subjects" when there are none. */
 char *relay_rep_report_payload(const struct relay_rep *r, const char *msg, size_t len,
                                const char *category, time_t now, struct err *e);

@@ -1,26 +1,15 @@
 /* rep_trace.c - the relay's own trace fields of a message; see rep_trace.h. */
 #include <arpa/inet.h>
-#include <ctype.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
-
-#include <curl/curl.h>
-#include <jansson.h>
 
 #include "core/text.h"
-#include "pki/cert.h"
-#include "pki/crypto.h"
-#include "dns/discover.h"
 #include "relay.h"
 #include "rep_trace.h"
 #include "mail/repverdict.h"
 #include "mail/smtp.h"
-#include "core/ttlcache.h"
-#include "http/https_client.h"
 #include "pki/name.h"
 
 struct field {
@@ -128,20 +117,32 @@ static int helo_canon(const char *in, char *out, size_t size)
 	return smtp_domain_valid(out, n);
 }
 
-/* "from <helo> (<helo> [<ip>]) by <hostname> ...": the relay's own Received field. */
-static int parse_received(const char *v, const char *hostname, struct relay_rep_trace *o)
+/* One Received field's hop: "from <helo> (<rdns> [<ip>]) by <by> ...". */
+struct hop {
+	char helo[300], ip[80], by[300];
+	int submission; /* "from <helo> ([<ip>])": the form our submission port writes */
+};
+
+/* 0 when the field is not of that form. */
+static int parse_received(const char *v, struct hop *h)
 {
-	char word[300], helo[300], ip[80] = "", by[300];
+	char word[300];
 	const char *s = token(v, word, sizeof(word)), *open, *close, *lb, *rb;
 
+	memset(h, 0, sizeof(*h));
 	if (strcasecmp(word, "from") != 0)
 		return 0;
-	s = token(s, helo, sizeof(helo));
+	s = token(s, h->helo, sizeof(h->helo));
 	s = skip_ws(s);
 	if (*s == '(') {
 		open = s;
 		if ((close = strchr(open, ')')) == NULL)
 			return 0;
+		/* "([ip])" alone; inbound writes "(helo [ip])", with an address literal HELO
+		 * "([a.b.c.d] [ip])" */
+		h->submission = open[1] == '[' &&
+		                (rb = memchr(open, ']', (size_t)(close - open))) != NULL &&
+		                rb + 1 == close;
 		/* the last [...] in the comment: the HELO itself may be an address literal */
 		for (lb = open; (lb = memchr(lb, '[', (size_t)(close - lb))) != NULL; lb = rb) {
 			size_t n;
@@ -149,9 +150,9 @@ static int parse_received(const char *v, const char *hostname, struct relay_rep_
 			if ((rb = memchr(lb, ']', (size_t)(close - lb))) == NULL)
 				break;
 			n = (size_t)(rb - lb - 1);
-			if (n < sizeof(ip)) {
-				memcpy(ip, lb + 1, n);
-				ip[n] = '\0';
+			if (n < sizeof(h->ip)) {
+				memcpy(h->ip, lb + 1, n);
+				h->ip[n] = '\0';
 			}
 		}
 		s = close + 1;
@@ -159,16 +160,42 @@ static int parse_received(const char *v, const char *hostname, struct relay_rep_
 	s = token(s, word, sizeof(word));
 	if (strcasecmp(word, "by") != 0)
 		return 0;
-	token(s, by, sizeof(by));
-	if (strcasecmp(by, hostname) != 0)
-		return 0;
-	o->have_received = 1;
-	if (!ip_canon(ip, o->ip, sizeof(o->ip)))
-		o->ip[0] = '\0';
-	/* inbound writes "unknown" when the client sent no HELO */
-	if (strcmp(helo, "unknown") == 0 || !helo_canon(helo, o->helo, sizeof(o->helo)))
-		o->helo[0] = '\0';
+	token(s, h->by, sizeof(h->by));
 	return 1;
+}
+
+enum walk { WALK_FIND_OURS, WALK_OWN_CHAIN, WALK_DONE };
+
+/* One Received field on the way down (see rep_trace.h); returns the next state. */
+static enum walk walk_received(const struct relay_rep_own *own, const char *v, enum walk w,
+                               struct relay_rep_trace *o)
+{
+	struct hop h;
+	char ip[64];
+	int ours_by, own_hop;
+
+	if (!parse_received(v, &h))
+		return w == WALK_FIND_OURS ? w : WALK_DONE;
+	ours_by = strcasecmp(h.by, own->hostname) == 0;
+	if (w == WALK_FIND_OURS && !ours_by)
+		return w; /* added after us, by the mailbox side */
+	if (w == WALK_OWN_CHAIN && !ours_by && !relay_list_has(own->own_hosts, h.by))
+		return WALK_DONE; /* written by a stranger: nothing below it is known */
+	o->have_received = 1;
+	if (!ip_canon(h.ip, ip, sizeof(ip)))
+		ip[0] = '\0';
+	own_hop =
+	    (ip[0] && relay_netlist_match(own->own_networks, ip)) || (h.submission && ours_by);
+	if (own_hop) {
+		o->own_hops++;
+		return WALK_OWN_CHAIN;
+	}
+	o->external = 1;
+	snprintf(o->ip, sizeof(o->ip), "%s", ip);
+	/* inbound writes "unknown" when the client sent no HELO */
+	if (strcmp(h.helo, "unknown") == 0 || !helo_canon(h.helo, o->helo, sizeof(o->helo)))
+		o->helo[0] = '\0';
+	return WALK_DONE;
 }
 
 /* The value with RFC 5322 comments removed (quoted strings kept), in place. */
@@ -289,18 +316,18 @@ static void parse_resinfo(char *ri, struct relay_rep_trace *o)
 			snprintf(dom, sizeof(dom), "%.255s", at ? at + 1 : iv);
 		} else if (strcasecmp(tok, "header.from") == 0) {
 			prop_value(eq + 1, from, sizeof(from));
-		} else if (strcasecmp(tok, "smtp.helo") == 0 && !o->helo[0]) {
+		} else if (strcasecmp(tok, "smtp.helo") == 0 && !o->ar_helo[0]) {
 			char h[300];
 
 			prop_value(eq + 1, h, sizeof(h));
-			if (!helo_canon(h, o->helo, sizeof(o->helo)))
-				o->helo[0] = '\0';
-		} else if (strcasecmp(tok, "policy.iprev") == 0 && !o->ip[0]) {
+			if (!helo_canon(h, o->ar_helo, sizeof(o->ar_helo)))
+				o->ar_helo[0] = '\0';
+		} else if (strcasecmp(tok, "policy.iprev") == 0 && !o->ar_ip[0]) {
 			char ip[80];
 
 			prop_value(eq + 1, ip, sizeof(ip));
-			if (!ip_canon(ip, o->ip, sizeof(o->ip)))
-				o->ip[0] = '\0';
+			if (!ip_canon(ip, o->ar_ip, sizeof(o->ar_ip)))
+				o->ar_ip[0] = '\0';
 		}
 	}
 	if (dkim_pass) {
@@ -372,25 +399,49 @@ static void from_domain(char *v, char *out, size_t size)
 	domain_canon(out);
 }
 
-void relay_rep_trace_read(const char *hostname, const char *authserv_id, const char *msg,
-                          size_t len, struct relay_rep_trace *o)
+static void ar_source(const struct relay_rep_own *own, struct relay_rep_trace *o)
+{
+	if (!o->ip[0])
+		snprintf(o->ip, sizeof(o->ip), "%s", o->ar_ip);
+	if (!o->helo[0])
+		snprintf(o->helo, sizeof(o->helo), "%s", o->ar_helo);
+	if (o->ip[0] && relay_netlist_match(own->own_networks, o->ip)) {
+		o->ip[0] = o->helo[0] = '\0';
+		o->own_hops = 1;
+		o->external = 0;
+		return;
+	}
+	if (o->ip[0] || o->helo[0])
+		o->external = 1;
+}
+
+void relay_rep_trace_read(const struct relay_rep_own *own, const char *msg, size_t len,
+                          struct relay_rep_trace *o)
 {
 	const char *p = msg, *end = msg + len;
 	char fromdom[256] = "";
+	enum walk w = WALK_FIND_OURS;
 	struct field f;
 
 	memset(o, 0, sizeof(*o));
 	while (next_field(&p, end, &f) > 0) {
-		if (strcasecmp(f.name, "Received") == 0 && !o->have_received)
-			parse_received(f.value, hostname, o);
+		if (strcasecmp(f.name, "Received") == 0 && w != WALK_DONE)
+			w = walk_received(own, f.value, w, o);
 		else if (strcasecmp(f.name, "Authentication-Results") == 0 && !o->have_ar)
-			parse_authres(f.value, authserv_id, o);
+			parse_authres(f.value, own->authserv_id, o);
 		else if (strcasecmp(f.name, "From") == 0 && !fromdom[0])
 			from_domain(f.value, fromdom, sizeof(fromdom));
 		else if (strcasecmp(f.name, "Message-ID") == 0 && !o->message_id[0])
 			repverdict_clean(skip_ws(f.value), o->message_id, sizeof(o->message_id));
 		free(f.value);
 	}
+	/* Our A-R speaks of the topmost hop only (the one our Received names, or the only
+	 * one we know without it): its HELO, address and CSA result are the source's only
+	 * when that hop is not our own. */
+	if (o->own_hops == 0 && (o->external || !o->have_received))
+		ar_source(own, o);
+	if (!o->external || o->own_hops > 0)
+		o->csa_pass = 0;
 	if (!o->from_domain[0])
 		snprintf(o->from_domain, sizeof(o->from_domain), "%s", fromdom);
 	if (!domain_ok(o->from_domain))

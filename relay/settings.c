@@ -85,6 +85,11 @@ const struct conf_param relay_settings_table[] = {
      "when the reputation service cannot answer: open (accept) or closed (451)"},
     {"reporter_domain", CONF_STR, NULL, 0, 0, S(reporter_domain),
      "our anchored domain, named as the reporter of complaints"},
+    {"own_networks", CONF_STR, "127.0.0.1, ::1", 0, 0, S(own_networks),
+     "addresses and prefixes of our own servers (this relay, the local MTA): a complaint "
+     "skips hops from them to name the first outside one"},
+    {"own_hosts", CONF_STR, "", 0, 0, S(own_hosts),
+     "names of our other servers, whose Received fields a complaint may read below ours"},
     {"pow_bits", CONF_INT, "20", 1, 40, S(pow_bits),
      "leading zero bits a hashcash stamp needs to lift a message to known"},
     {"pow_window", CONF_DURATION, "2d", 60, 2592000, S(pow_window),
@@ -124,8 +129,7 @@ const struct conf_param relay_settings_table[] = {
     {NULL, 0, NULL, 0, 0, 0, NULL},
 };
 
-/* 1 when want is one of the comma-separated, blank-trimmed items of list (any case). */
-static int each_domain(const char *list, const char *want)
+int relay_list_has(const char *list, const char *want)
 {
 	const char *p = list;
 	size_t wl = strlen(want);
@@ -152,7 +156,7 @@ int relay_is_local_domain(const struct relay_settings *s, const char *domain)
 {
 	if (s->local_domains == NULL || domain == NULL || *domain == '\0')
 		return 0;
-	return each_domain(s->local_domains, domain);
+	return relay_list_has(s->local_domains, domain);
 }
 
 /* "name =" with nothing after it means unset, for every optional file, URL or name. */
@@ -209,5 +213,5 @@ int relay_settings_check(struct relay_settings *s, struct err *e)
 		               "unknown_folder may not contain @, <, >, quotes or spaces");
 	if (s->backoff_base > s->backoff_max)
 		return err_set(e, ERR_INPUT, "bad_config", "backoff_base exceeds backoff_max");
-	return 0;
+	return relay_netlist_check("own_networks", s->own_networks, e);
 }

@@ -9,10 +9,10 @@
  * answer_cache_ttl seconds (decay over that time is negligible next to a half-life of
  * days).  Every change this process
  * makes (a report, an import, a standing pass, a delisting) forgets the subjects it touched
- * after its commit; a generation number, bumped by every forget, keeps an answer computed
- * before a commit from being stored after it.  Other nodes' changes show after at most
- * the TTL.  Cached values are immutable jansson objects handed out by reference (jansson's
- * reference counts are atomic here).
+ * after its commit (rep_changed, which forgets them in the DNS zone's cache as well); a
+ * generation number, bumped by every forget, keeps an answer computed before a commit
+ * from being stored after it.  Other nodes' changes show after at most the TTL.  Cached values are
+ * immutable jansson objects handed out by reference (jansson's reference counts are atomic here).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -155,4 +155,16 @@ void rep_cache_flush(struct rep_cache *c)
 		return;
 	ttlcache_bump(c->entries);
 	ttlcache_clear(c->entries);
+}
+
+void rep_changed(struct rep *rep, const char *subject)
+{
+	rep_cache_forget(rep->cache, subject);
+	rep_dnszone_forget(rep->zone, subject);
+}
+
+void rep_changed_all(struct rep *rep)
+{
+	rep_cache_flush(rep->cache);
+	rep_dnszone_flush(rep->zone);
 }

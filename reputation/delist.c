@@ -377,7 +377,7 @@ void rep_delist_decide(struct rep_req *r, const char *id_text)
 	    (strcmp(outcome, "delisted") == 0 && apply_delisting(r, id_text, subject, &e) < 0) ||
 	    db_commit(r->db, &e) < 0)
 		goto fail;
-	rep_cache_forget(r->rep->cache, subject);
+	rep_changed(r->rep, subject);
 	log_info(r->http->reqid, "delisting request %lld for %s: %s", id, subject, outcome);
 	rep_delist_get(r, id_text);
 	return;

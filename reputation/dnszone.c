@@ -7,7 +7,10 @@
  * connections at once (dnszone_tcp.c).  Verdicts come from a
  * lookup function (rep_score_get in the daemon) and are kept in a small
  * bounded cache (core/ttlcache) for cache_seconds, because a DNSxL sees the same names
- * again and again and the store is the expensive part.
+ * again and again and the store is the expensive part.  The cache follows the store as
+ * the HTTPS answer cache does: every change this process commits forgets its subjects
+ * here too (rep_dnszone_forget / _flush), and a verdict read before such a change is
+ * never stored after it (the cache's generation), so a delisting shows at once.
  */
 #include "dnszone.h"
 
@@ -64,7 +67,9 @@ static int cache_get(struct rep_dnszone *z, const char *key, struct rep_dnszone_
 	return ttlcache_get(z->cache, key, (double)time(NULL), 0, verdict_copy, v);
 }
 
-static void cache_put(struct rep_dnszone *z, const char *key, const struct rep_dnszone_verdict *v)
+/* gen: the cache's generation read before the lookup that produced v. */
+static void cache_put(struct rep_dnszone *z, const char *key, const struct rep_dnszone_verdict *v,
+                      unsigned long long gen)
 {
 	struct rep_dnszone_verdict *copy;
 
@@ -73,7 +78,23 @@ static void cache_put(struct rep_dnszone *z, const char *key, const struct rep_d
 		return;
 	*copy = *v;
 	ttlcache_put_sized(z->cache, key, copy, sizeof(*copy),
-	                   (double)(time(NULL) + z->c.cache_seconds), TTLCACHE_ANY_GEN);
+	                   (double)(time(NULL) + z->c.cache_seconds), gen);
+}
+
+void rep_dnszone_forget(struct rep_dnszone *z, const char *subject)
+{
+	if (z == NULL || z->cache == NULL)
+		return;
+	ttlcache_bump(z->cache); /* first: a lookup under way must not store the old verdict */
+	ttlcache_remove(z->cache, subject);
+}
+
+void rep_dnszone_flush(struct rep_dnszone *z)
+{
+	if (z == NULL || z->cache == NULL)
+		return;
+	ttlcache_bump(z->cache);
+	ttlcache_clear(z->cache);
 }
 
 /* ------------------------------------------------------------------ serving */
@@ -111,6 +132,7 @@ static size_t handle(void *arg, const uint8_t *wire, size_t len,
 		if (z->rl != NULL && !ratelimit_take(z->rl, who, ratelimit_now(), &retry)) {
 			v.rate_limited = 1;
 		} else if (!cache_get(z, q.subject.text, &v)) {
+			unsigned long long gen = ttlcache_generation(z->cache);
 			struct err e;
 
 			memset(&v, 0, sizeof(v));
@@ -120,7 +142,7 @@ static size_t handle(void *arg, const uint8_t *wire, size_t len,
 				log_warn(NULL, "dnszone: lookup of %s failed: %s", q.subject.text,
 				         e.msg);
 			} else {
-				cache_put(z, q.subject.text, &v);
+				cache_put(z, q.subject.text, &v, gen);
 			}
 		}
 	}

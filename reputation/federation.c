@@ -207,7 +207,7 @@ static int import_page(struct rep *rep, struct db *db, const struct rep_peer *pe
 	if (rep_store_peer_advance(db, peer->domain, *next, *n, e) < 0 || db_commit(db, e) < 0)
 		goto fail;
 	if (*n > 0)
-		rep_cache_flush(rep->cache);
+		rep_changed_all(rep);
 	json_decref(doc);
 	return 0;
 fail:

@@ -97,16 +97,17 @@ static int serve(struct rep *rep, struct err *e)
 		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
 	rep->cache =
 	    rep_cache_new((size_t)rep->cfg.answer_cache_bytes, (double)rep->cfg.answer_cache_ttl);
+	/* The zone before every thread that changes the store (standing, federation, the
+	 * HTTPS handlers): they forget what they change in its cache through rep->zone, so
+	 * the pointer must be set before they start and stay until they have stopped. */
+	if (rep->cfg.dns_listen != NULL && (rep->zone = rep_dnszone_start(rep, e)) == NULL)
+		return -1;
 	if ((rep->standing = rep_standing_start(rep, e)) == NULL)
 		return -1;
 	if (rep->npeers > 0 && (rep->fed = rep_federation_start(rep, e)) == NULL)
 		return -1;
 	if ((srv = start_http(rep, e)) == NULL)
 		return -1;
-	if (rep->cfg.dns_listen != NULL && (rep->zone = rep_dnszone_start(rep, e)) == NULL) {
-		http_server_stop(srv);
-		return -1;
-	}
 	log_info(NULL, "listening on %s://%s:%d", rep->cfg.allow_plain_http ? "http" : "https",
 	         rep->cfg.listen_address, http_server_port(srv));
 	if (rep->cfg.port_file != NULL &&
@@ -115,18 +116,17 @@ static int serve(struct rep *rep, struct err *e)
 		return -1;
 	}
 	daemon_wait_for_stop("anchor-reputation", &set);
-	/* The HTTPS server first: its /metrics reads the zone's cache. */
+	/* The HTTPS server first (its /metrics reads the zone's cache); the zone stops in
+	 * rep_release, after the threads that forget in its cache. */
 	http_server_stop(srv);
-	rep_dnszone_stop(rep->zone);
-	rep->zone = NULL;
 	return 0;
 }
 
 static void rep_release(struct rep *rep)
 {
-	rep_dnszone_stop(rep->zone);
 	rep_federation_stop(rep->fed);
 	rep_standing_stop(rep->standing);
+	rep_dnszone_stop(rep->zone); /* after the threads that forget in its cache */
 	ratelimit_free(rep->report_rl);
 	rep_cache_free(rep->cache);
 	certauth_free(rep->auth);

@@ -161,6 +161,15 @@ struct rep {
 struct rep_dnszone *rep_dnszone_start(struct rep *rep, struct err *e);
 void rep_dnszone_stop(struct rep_dnszone *z); /* accepts NULL */
 
+/* cache.c: after committing a change to a subject (or to many), forget it in every cache
+ * that answers for the store: the HTTPS answers (rep->cache) and the DNS zone's verdicts
+ * (rep->zone), so that both show the change at once. */
+void rep_changed(struct rep *rep, const char *subject);
+void rep_changed_all(struct rep *rep);
+/* dnszone.c: the zone's share of the above; accept NULL. */
+void rep_dnszone_forget(struct rep_dnszone *z, const char *subject);
+void rep_dnszone_flush(struct rep_dnszone *z);
+
 /* arf.c: an ARF (RFC 5965) message -> one report (id, subjects, category, observed,
  * evidence).  The caller fills reporter, reporter_net and source afterwards. */
 int arf_parse(const char *msg, size_t len, struct rep_report *out, struct err *e);

@@ -75,7 +75,7 @@ int rep_report_ingest(struct rep *rep, struct db *db, const struct rep_report *i
 	    add_subjects(rep, db, &r, rowid, now, e) < 0 || db_commit(db, e) < 0)
 		goto fail;
 	for (int i = 0; i < r.nsubjects; i++)
-		rep_cache_forget(rep->cache, r.subjects[i].text);
+		rep_changed(rep, r.subjects[i].text);
 	return 1;
 fail:
 	db_rollback(db);

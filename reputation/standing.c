@@ -146,7 +146,7 @@ int rep_standing_update(struct rep *rep, struct db *db, long long now, int *chan
 			goto fail;
 	if (db_commit(db, e) < 0)
 		goto fail;
-	rep_cache_flush(rep->cache);
+	rep_changed_all(rep);
 	rc = 0;
 	goto out;
 fail:

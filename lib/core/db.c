@@ -229,8 +229,10 @@ static int list_migrations(const char *dir, char ***names, size_t *count, struct
 	size_t n = 0;
 
 	if (d == NULL)
-		return err_set(e, ERR_INTERNAL, "internal", "migrations directory %s: %s", dir,
-		               strerror(errno));
+		return err_set(e, ERR_INPUT, "bad_config",
+		               "sql_dir: the migrations directory %s: %s (make install puts it in "
+		               "PREFIX/share/anchor/sql)",
+		               dir, strerror(errno));
 	while ((de = readdir(d)) != NULL) {
 		if (!migration_name_ok(de->d_name))
 			continue;
@@ -243,6 +245,11 @@ static int list_migrations(const char *dir, char ***names, size_t *count, struct
 		n++;
 	}
 	closedir(d);
+	if (n == 0) {
+		free(v);
+		return err_set(e, ERR_INPUT, "bad_config",
+		               "sql_dir: %s holds no migrations (NNN_name.sql files)", dir);
+	}
 	if (n > 1)
 		qsort(v, n, sizeof(*v), cmp_names);
 	*names = v;
@@ -299,6 +306,19 @@ fail:
 	free(sql);
 	db_rollback(db);
 	return -1;
+}
+
+int db_migrations_count(const char *sql_dir, struct err *e)
+{
+	char **names = NULL;
+	size_t n = 0;
+
+	if (list_migrations(sql_dir, &names, &n, e) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return (int)n;
 }
 
 int db_migrate(struct db *db, const char *sql_dir, struct err *e)

@@ -36,6 +36,9 @@ int db_begin(struct db *db, struct err *e);
 int db_commit(struct db *db, struct err *e);
 void db_rollback(struct db *db);
 
+/* The migrations in sql_dir (>= 1), or -1: ERR_INPUT bad_config naming sql_dir when the
+ * directory cannot be read or holds none. */
+int db_migrations_count(const char *sql_dir, struct err *e);
 /* Apply sql/NNN_*.sql files in order, each once, each in a transaction, recorded in
  * schema_migrations; safe to run concurrently from several processes. */
 int db_migrate(struct db *db, const char *sql_dir, struct err *e);

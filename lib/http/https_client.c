@@ -1,6 +1,6 @@
 /*
- * https_client.c - the HTTPS GET of every client of a key server or another service
- * (discovery, anchor-dns, anchorctl, the relay, federation), over libcurl.
+ * https_client.c - the HTTPS GET and POST of every client of a key server or another
+ * service (discovery, anchor-dns, anchorctl, the relay, federation), over libcurl.
  *
  * The TLS peer is verified against the system store or the configured CA
  * file, host name included; nothing turns that off.  Authenticity of what is
@@ -141,10 +141,51 @@ void https_easy_setup(void *easy, const struct https_opts *o)
 		curl_easy_setopt(c, CURLOPT_CERTINFO, 1L);
 }
 
-static int do_get(const char *url, const char *host, uint16_t port, const struct https_opts *o,
-                  struct https_reply *out, struct err *e)
+/* A body to POST (NULL for a GET). */
+struct post {
+	const char *content_type;
+	const char *body;
+	size_t len;
+};
+
+/* The request's header lines (freed by the caller); NULL when out of memory. */
+static struct curl_slist *request_headers(const struct https_opts *o, const struct post *p)
 {
-	char errbuf[CURL_ERROR_SIZE] = "", resolve[HOST_MAX + 64], auth[512];
+	struct curl_slist *hdrs = NULL, *next;
+	char line[512];
+	int ok = 1;
+
+#define ADD(text)                                                                                  \
+	do {                                                                                       \
+		if (ok && (next = curl_slist_append(hdrs, (text))) != NULL)                        \
+			hdrs = next;                                                               \
+		else                                                                               \
+			ok = 0;                                                                    \
+	} while (0)
+	ADD("Accept: application/json");
+	if (p != NULL) {
+		snprintf(line, sizeof(line), "Content-Type: %s", p->content_type);
+		ADD(line);
+	}
+	if (o->token != NULL) {
+		snprintf(line, sizeof(line), "Authorization: Bearer %s", o->token);
+		ADD(line);
+		memset(line, 0, sizeof(line));
+	}
+	for (size_t i = 0; o->headers != NULL && o->headers[i] != NULL; i++)
+		ADD(o->headers[i]);
+#undef ADD
+	if (!ok) {
+		curl_slist_free_all(hdrs);
+		return NULL;
+	}
+	return hdrs;
+}
+
+static int do_request(const char *url, const char *host, uint16_t port, const struct https_opts *o,
+                      const struct post *p, struct https_reply *out, struct err *e)
+{
+	char errbuf[CURL_ERROR_SIZE] = "", resolve[HOST_MAX + 64];
 	struct curl_slist *res_list = NULL, *hdrs = NULL;
 	struct sink s = {0};
 	CURL *c = NULL;
@@ -169,20 +210,22 @@ static int do_get(const char *url, const char *host, uint16_t port, const struct
 		res_list = curl_slist_append(NULL, resolve);
 		curl_easy_setopt(c, CURLOPT_RESOLVE, res_list);
 	}
-	hdrs = curl_slist_append(hdrs, "Accept: application/json");
-	if (o->token != NULL) {
-		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", o->token);
-		hdrs = curl_slist_append(hdrs, auth);
-		memset(auth, 0, sizeof(auth));
+	if ((hdrs = request_headers(o, p)) == NULL) {
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+		goto out;
 	}
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	if (p != NULL) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, p->body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)p->len);
+	}
 	rc = curl_easy_perform(c);
 	if (rc != CURLE_OK) {
 		error_from_curl(rc, url, errbuf, s.too_big, e);
 		goto out;
 	}
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
-	if (out->status < 200 || out->status > 299) {
+	if ((out->status < 200 || out->status > 299) && !o->any_status) {
 		error_from_status(out->status, url, &s, e);
 		goto out;
 	}
@@ -212,13 +255,12 @@ int https_get(const char *host, uint16_t port, const char *path, const struct ht
 	if (snprintf(url, sizeof(url), "https://%s%s%s:%u%s", v6 ? "[" : "", host, v6 ? "]" : "",
 	             port, path) >= (int)sizeof(url))
 		return err_set(e, ERR_INPUT, "bad_request", "URL too long");
-	return do_get(url, host, port, o, out, e);
+	return do_request(url, host, port, o, NULL, out, e);
 }
 
-int https_get_url(const char *base_url, const char *path, const struct https_opts *o,
-                  struct https_reply *out, struct err *e)
+/* base_url + path, base_url being https:// (a trailing '/' dropped). */
+static int url_join(const char *base_url, const char *path, char *url, size_t size, struct err *e)
 {
-	char url[1024];
 	size_t blen = strlen(base_url);
 
 	while (blen > 0 && base_url[blen - 1] == '/')
@@ -226,9 +268,34 @@ int https_get_url(const char *base_url, const char *path, const struct https_opt
 	if (strncmp(base_url, "https://", 8) != 0)
 		return err_set(e, ERR_INPUT, "bad_url",
 		               "the key server URL must start with https://");
-	if (snprintf(url, sizeof(url), "%.*s%s", (int)blen, base_url, path) >= (int)sizeof(url))
+	if (snprintf(url, size, "%.*s%s", (int)blen, base_url, path) >= (int)size)
 		return err_set(e, ERR_INPUT, "bad_url", "URL too long");
-	return do_get(url, NULL, 0, o, out, e);
+	return 0;
+}
+
+int https_get_url(const char *base_url, const char *path, const struct https_opts *o,
+                  struct https_reply *out, struct err *e)
+{
+	char url[1024];
+
+	if (url_join(base_url, path, url, sizeof(url), e) < 0)
+		return -1;
+	return do_request(url, NULL, 0, o, NULL, out, e);
+}
+
+int https_post_url(const char *base_url, const char *path, const struct https_opts *o,
+                   const char *content_type, const char *body, size_t len, struct https_reply *out,
+                   struct err *e)
+{
+	struct post p = {content_type != NULL ? content_type : "application/json", body, len};
+	char url[1024];
+
+	memset(out, 0, sizeof(*out));
+	if (body == NULL)
+		return err_set(e, ERR_INPUT, "bad_request", "nothing to POST");
+	if (url_join(base_url, path, url, sizeof(url), e) < 0)
+		return -1;
+	return do_request(url, NULL, 0, o, &p, out, e);
 }
 
 void https_reply_clear(struct https_reply *r)

@@ -1,6 +1,7 @@
 /*
  * https_client.h - the one HTTPS client of every program that asks a key server
- * or another service (libcurl): GET of a path at host:port or at a base URL.
+ * or another service (libcurl): GET of a path at host:port or at a base URL, and POST
+ * of a body to a base URL.
  *
  * The TLS peer is always verified (the system store or the configured CA file,
  * host name included); nothing turns that off.  Replies are owned by the caller
@@ -20,9 +21,12 @@ struct https_opts {
 	const char *resolve_ip; /* connect to this address instead of resolving the host */
 	int connect_timeout_ms;
 	int timeout_ms;
-	int want_peer_cert;     /* fill peer_cert_pem */
-	const char *user_agent; /* NULL: "anchormail/1" */
-	int allow_http;         /* https_easy_setup: also plain http:// (a local service) */
+	int want_peer_cert;         /* fill peer_cert_pem */
+	const char *user_agent;     /* NULL: "anchormail/1" */
+	int allow_http;             /* https_easy_setup: also plain http:// (a local service) */
+	const char *const *headers; /* more "Name: value" lines, NULL-terminated, or NULL */
+	int any_status; /* a non-2xx answer is returned (0, status and body) for the caller
+	                 * to judge, instead of the fetch_status error */
 };
 
 struct https_reply {
@@ -41,6 +45,11 @@ int https_get(const char *host, uint16_t port, const char *path, const struct ht
 /* Same for a base URL ("https://127.0.0.1:8443"). */
 int https_get_url(const char *base_url, const char *path, const struct https_opts *o,
                   struct https_reply *out, struct err *e);
+/* POST body (len octets of content_type) to base_url + path; the answer as above.
+ * Transport errors as https_get's. */
+int https_post_url(const char *base_url, const char *path, const struct https_opts *o,
+                   const char *content_type, const char *body, size_t len, struct https_reply *out,
+                   struct err *e);
 void https_reply_clear(struct https_reply *r);
 
 /*

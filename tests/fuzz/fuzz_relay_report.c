@@ -69,6 +69,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	memset(&s, 0, sizeof(s));
 	s.hostname = "mx.relay.example";
+	s.own_networks = "127.0.0.1, ::1, 10.0.0.0/8"; /* the own-hop walk */
+	s.own_hosts = "mail.relay.example";
+	s.local_domains = "relay.example";
 	s.reporter_domain = "relay.example";
 	if (rep == NULL && (rep = relay_rep_new(&s, &e)) == NULL)
 		__builtin_trap();

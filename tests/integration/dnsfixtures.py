@@ -43,6 +43,15 @@ def closed_port():
     return free_port()
 
 
+def kdig_short(port, name, rtype="A"):
+    """The +short answer lines of one UDP query to 127.0.0.1:port."""
+    r = subprocess.run(["kdig", "@127.0.0.1", "-p", str(port), "+timeout=2", "+retry=0",
+                        "+notcp", "+short", rtype, name],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.split()
+
+
 def zone_text(origin, body, mx=True):
     o = origin.rstrip(".") + "."
     head = (f"$ORIGIN {o}\n$TTL 300\n"

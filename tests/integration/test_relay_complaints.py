@@ -23,7 +23,13 @@
       never passed through the relay (foreign trace fields, or none) is refused with
       400 no_subjects and nothing reaches the service;
     - the service unreachable, failing (5xx, 429) or refusing (403) gives a clear error:
-      503 for the temporary ones, the service's own code kept.
+      503 for the temporary ones, the service's own code kept;
+    - a message a local user sent through the submission port and the relay delivered
+      back to itself over loopback names none of our own hops (ip:127.0.0.1, our HELO,
+      our domain as signer): the complaint is refused as "never left our own servers",
+      or reports only the foreign signer it carries; anchorctl prints what it reported;
+    - a peer that greets the relay's delivery with 554 and hangs up is logged with its
+      reply, not as "Connection reset by peer".
 """
 
 import base64
@@ -32,6 +38,7 @@ import http.server
 import json
 import re
 import smtplib
+import socket
 import ssl
 import threading
 import time
@@ -224,6 +231,10 @@ def test_spam_complaint_becomes_signed_report(world, make_relay, py_sink, tls):
     r = complain(world, relay, tls, copy)
     assert r.rc == 0, r.err
     assert f"spam complaint about {copy} reported for {BOB}" in r.out
+    # anchorctl shows what it reported
+    for subject in (f"ip:{src}", f"helo:{SPAM}", f"signer:{SPAM}", f"domain:{SPAM}"):
+        assert f"reported: {subject}\n" in r.out, r.out
+    assert "no hop outside" not in r.out
 
     rep = one_report(world, mid, "spam")
     assert sorted(rep["subjects"]) == sorted([f"ip:{src}", f"helo:{SPAM}", f"signer:{SPAM}",
@@ -444,3 +455,119 @@ def test_complaints_misconfigured(world, make_relay, py_sink, tls):
     r = c.post("/v1/complaints", body)  # no credentials
     assert (r.status, r.error_code()) == (401, "unauthorized"), r.body
     assert stored_reports(world, f"Message-ID: {mid}") == []
+
+
+# --------------------------------------------------------------------------
+# our own hops (local submission delivered back to us)
+
+def submit(relay, data, rcpt, sender=f"alice@{R1}"):
+    """Hand data to the relay's submission port as the local MTA does (from 127.0.0.1)."""
+    with smtplib.SMTP("127.0.0.1", relay.ports["submission"], local_hostname=f"mail.{R1}",
+                      timeout=30) as s:
+        s.sendmail(sender, [rcpt], data)
+
+
+def looped_copy(world, relay, out, data):
+    """data sent by a local user through the submission port (the relay delivers it to the
+    MX of spam.example, which is the sink out), then handed to the relay's own inbound from
+    127.0.0.1 with our own HELO, exactly as the relay's outbound would when the recipient's
+    MX is the relay itself: the copy bob's mailbox gets."""
+    before = len(out.messages())
+    submit(relay, data, f"friend@{SPAM}")
+    sent = out.wait_for(before + 1)[before]
+    top = sent.header("Received")[0]
+    assert top.startswith(f"from mail.{R1} ([127.0.0.1]) by {MX} (anchor-relay)"), top
+    m = deliver(relay, sent.data, "127.0.0.1", helo=MX)
+    assert m.header("Received")[0].startswith(f"from {MX} ({MX} [127.0.0.1]) by {MX} "), \
+        m.header("Received")
+    return m
+
+
+def test_complaint_never_names_our_own_hops(world, make_relay, py_sink, tls):
+    out = py_sink()
+    relay = start_relay(world, make_relay, py_sink, smtp_port=out.port)
+
+    # a purely local message: nothing foreign in it, so nothing is reported, and said so
+    # (From a domain of ours without an anchor: the relay has no key of R1 to sign with
+    # here, and R1's enforce mode would refuse it unsigned)
+    mid = f"<local.{time.time_ns()}@{R1}>"
+    data = (f"From: Alice <alice@{rp.zname('legacy')}>\r\nTo: <friend@{SPAM}>\r\nSubject: lunch\r\n"
+            f"Date: {email.utils.formatdate()}\r\nMessage-ID: {mid}\r\n\r\nat noon\r\n"
+            ).encode()
+    copy = save(world, "looped.eml", looped_copy(world, relay, out, data).data)
+    r = complain(world, relay, tls, copy)
+    assert r.rc == 1, r.out
+    assert "no_subjects" in r.err and "never left our own servers" in r.err, r.err
+    assert stored_reports(world, f"Message-ID: {mid}") == []
+
+    # a local user passes on a message spam.example signed: only spam.example is named,
+    # never 127.0.0.1, our HELO or our domain, and anchorctl says no hop was reported
+    spam, mid = spam_message("forwarded offer", signed=True, world=world)
+    copy = save(world, "looped-spam.eml", looped_copy(world, relay, out, spam).data)
+    r = complain(world, relay, tls, copy)
+    assert r.rc == 0, r.err
+    rep = one_report(world, mid, "spam")
+    assert sorted(rep["subjects"]) == sorted([f"signer:{SPAM}", f"domain:{SPAM}"]), rep
+    assert rep["verified"] is True  # the foreign signature passed
+    assert f"reported: signer:{SPAM}" in r.out and "127.0.0.1" not in r.out, r.out
+    assert "no hop outside our own servers (local submission)" in r.out, r.out
+    assert not any(R1 in x or "127.0.0.1" in x for x in rep["subjects"]), rep
+
+    # the relay's own address stops being ours when own_networks leaves it out: the same
+    # looped copy then names 127.0.0.1 as the source (the setting is what decides), but
+    # never our name, even as the HELO a client claims
+    relay.stop()
+    relay2 = start_relay(world, make_relay, py_sink, smtp_port=out.port,
+                         own_networks="192.0.2.1")
+    spam, mid = spam_message("forwarded offer again", signed=True, world=world)
+    copy = save(world, "looped-spam2.eml", looped_copy(world, relay2, out, spam).data)
+    r = complain(world, relay2, tls, copy)
+    assert r.rc == 0, r.err
+    rep = one_report(world, mid, "spam")
+    assert sorted(rep["subjects"]) == sorted(["ip:127.0.0.1", f"signer:{SPAM}",
+                                              f"domain:{SPAM}"]), rep
+
+
+class RefusingPeer:
+    """An SMTP server that greets with 554, as a relay refusing a listed client does, and
+    hangs up at once."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.stopped = False
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while not self.stopped:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            conn.sendall(b"554 5.7.1 Refused by reputation service: listed (test)\r\n")
+            conn.close()
+
+    def stop(self):
+        self.stopped = True
+        self.sock.close()
+
+
+def test_refused_delivery_logs_the_reply(world, make_relay, py_sink, tls, request):
+    peer = RefusingPeer()
+    request.addfinalizer(peer.stop)
+    relay = start_relay(world, make_relay, py_sink, smtp_port=peer.port)
+    data = (f"From: <alice@{R1}>\r\nTo: <friend@{SPAM}>\r\nSubject: hi\r\n"
+            f"Date: {email.utils.formatdate()}\r\n\r\nhello\r\n").encode()
+    submit(relay, data, f"friend@{SPAM}")
+    pattern = re.compile(rf"to=<friend@{re.escape(SPAM)}> status=deferred ([^\n]*)")
+    deadline = time.monotonic() + 30
+    while (m := pattern.search(relay.text())) is None:
+        assert time.monotonic() < deadline, relay.text()[-4000:]
+        time.sleep(0.1)
+    why = m.group(1)
+    assert "greeting refused" in why and "554 5.7.1 Refused by reputation service: listed" \
+        in why, why
+    assert "reset" not in why and "closed" not in why, why

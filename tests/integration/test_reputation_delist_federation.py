@@ -13,11 +13,13 @@ import time
 import pytest
 from jwcrypto import jwk, jws
 
+import dnsfixtures as dx
 import ksfixtures as kf
 import repfixtures as rx
 import routefixtures as rf
 
 REPORTERS = ["r1", "r2", "r3", "r4"]
+ZONE = "rep.example"
 DELIST_TABLES = ("rep_delist_requests", "rep_delist_events")
 
 
@@ -35,7 +37,9 @@ def world(pg, db, operator_token, request):
     prov = w.reporters["prov1"]
     fed_cert = w.work / "prov1-federation.pem"
     fed_cert.write_text("".join(prov.chain))
+    w.dns_port = dx.free_port()
     w.rep = rx.Reputation(w, w.work / "rep-a", db, {
+        "dns_listen": f"127.0.0.1:{w.dns_port}", "dns_zone": ZONE,
         "provider_domain": prov.name,
         "federation_key": str(w.work / "domains" / f"{prov.host}.signing.key"),
         "federation_cert": str(fed_cert),
@@ -74,6 +78,8 @@ def test_delisting_by_anchored_signature(world):
     good = world.reporters["good"]
     subject = "domain:good.rep.test"
     list_subject(world, subject)
+    # the DNS zone answers the listing (and keeps the verdict in its cache)
+    assert dx.kdig_short(world.dns_port, f"good.rep.test.{ZONE}") == ["127.0.0.2"]
     r = rx.request(rep, "POST", "/v1/delist", delist_request(world, good, subject))
     assert r.status == 201, r.body
     doc = r.json()
@@ -104,6 +110,9 @@ def test_delisting_by_anchored_signature(world):
     s = rx.subject_of(rx.query(rep, domain="good.rep.test"), subject)
     assert s["verdict"] != "block" and s["bad"] == 0
     assert "delisted" in rx.codes(s["reasons"])
+    # ... and the zone follows the delisting at once, as HTTPS does (not after its cache
+    # time): no A record, NXDOMAIN
+    assert dx.kdig_short(world.dns_port, f"good.rep.test.{ZONE}") == []
     r = rx.request(rep, "POST", path, {"outcome": "rejected"}, token=op)
     assert r.status == 409 and r.error_code() == "already_decided"
     # Reports after the delisting count again.

@@ -586,6 +586,93 @@ static void test_payload_unverified(void **state)
 	relay_rep_free(r);
 }
 
+/* The source is the first hop outside our own servers (own_networks, our submission
+ * port, own_hosts' fields), and no name of ours is ever a subject. */
+static const char loop_head[] =
+    "Received: from mx.relay.example (mx.relay.example [127.0.0.1])\r\n"
+    "\tby mx.relay.example (anchor-relay) with ESMTPS;\r\n\tTue, 1 Jan 2030\r\n"
+    "Authentication-Results: mx.relay.example; dkim=pass header.d=relay.example;\r\n"
+    "\tcsa=pass smtp.helo=mx.relay.example policy.iprev=127.0.0.1%s\r\n"
+    "Received: from mail.relay.example ([127.0.0.1])\r\n"
+    "\tby mx.relay.example (anchor-relay) with ESMTP;\r\n\tTue, 1 Jan 2030\r\n"
+    "Received: by mail.relay.example (Postfix, from userid 1000) id 4F; Tue, 1 Jan 2030\r\n"
+    "Received: from evil (evil [192.0.2.99]) by mail.relay.example; Tue, 1 Jan 2030\r\n"
+    "From: a@relay.example\r\nMessage-ID: <x@relay.example>\r\n\r\nbody\r\n";
+
+static char *own_payload(struct relay_rep *r, const char *msg, struct err *e)
+{
+	return relay_rep_report_payload(r, msg, strlen(msg), "spam", time(NULL), e);
+}
+
+static void test_payload_own_hops(void **state)
+{
+	struct relay_settings s = settings(60, 2000);
+	static const char *const want_foreign[] = {"signer:signer.example"};
+	static const char *const want_front[] = {"ip:192.0.2.9", "helo:mx.ext.example"};
+	static const char *const want_claim[] = {"ip:192.0.2.66"};
+	static const char front[] =
+	    "Received: from mail.relay.example (localhost [127.0.0.1])\r\n"
+	    "\tby mx.relay.example (anchor-relay) with ESMTP; Tue, 1 Jan 2030\r\n"
+	    "Authentication-Results: mx.relay.example; dkim=none;\r\n"
+	    "\tcsa=pass smtp.helo=mail.relay.example policy.iprev=127.0.0.1\r\n"
+	    "Received: from mx.ext.example (mx.ext.example [192.0.2.9])\r\n"
+	    "\tby mail.relay.example (Postfix) with ESMTPS id 1; Tue, 1 Jan 2030\r\n"
+	    "Received: from forged (forged [192.0.2.1]) by mail.relay.example; x\r\n\r\nb\r\n";
+	static const char claim[] =
+	    "Received: from MX.relay.example (mx.relay.example [192.0.2.66])\r\n"
+	    "\tby mx.relay.example (anchor-relay) with ESMTP; Tue, 1 Jan 2030\r\n"
+	    "Authentication-Results: mx.relay.example; dkim=pass header.d=other.example\r\n"
+	    "From: a@other.example\r\n\r\nb\r\n";
+	char msg[4096], *text;
+	struct relay_rep *r;
+	struct err e = {0};
+	json_t *p;
+
+	(void)state;
+	s.own_networks = "127.0.0.1, ::1";
+	s.own_hosts = "mail.relay.example";
+	s.local_domains = "relay.example, other.example";
+	r = relay_rep_new(&s, &e);
+	assert_non_null(r);
+
+	/* local submission delivered back to us: every hop is ours, our signature too */
+	snprintf(msg, sizeof(msg), loop_head, "");
+	assert_null(own_payload(r, msg, &e));
+	assert_string_equal(e.code, "no_subjects");
+	assert_non_null(strstr(e.msg, "never left our own servers"));
+
+	/* ... carrying a foreign passing signature: that alone; our CSA pass is of our hop */
+	snprintf(msg, sizeof(msg), loop_head, ";\r\n\tdkim=pass header.d=signer.example");
+	if ((text = own_payload(r, msg, &e)) == NULL)
+		fail_msg("payload: %s", e.msg);
+	p = json_loads(text, 0, NULL);
+	if (!subjects_are(p, want_foreign, 1))
+		fail_msg("subjects: %s", text);
+	assert_true(json_is_true(json_object_get(p, "verified_identity")));
+	json_decref(p);
+	free(text);
+
+	/* the local MTA in front (own_networks), its field read (own_hosts): the hop below */
+	if ((text = own_payload(r, front, &e)) == NULL)
+		fail_msg("payload: %s", e.msg);
+	p = json_loads(text, 0, NULL);
+	if (!subjects_are(p, want_front, 2))
+		fail_msg("subjects: %s", text);
+	assert_true(json_is_false(json_object_get(p, "verified_identity")));
+	json_decref(p);
+	free(text);
+
+	/* a stranger claiming our name as HELO: its address, never our name or our domain */
+	if ((text = own_payload(r, claim, &e)) == NULL)
+		fail_msg("payload: %s", e.msg);
+	p = json_loads(text, 0, NULL);
+	if (!subjects_are(p, want_claim, 1))
+		fail_msg("subjects: %s", text);
+	json_decref(p);
+	free(text);
+	relay_rep_free(r);
+}
+
 /* Against the field the relay really writes (relay_authres_field) and the Received line
  * inbound.c writes: a failing signature's quoted reason cannot smuggle in a signer, and
  * csa=pass alone makes the identity verified. */
@@ -692,7 +779,7 @@ static void test_report(void **state)
 	int signed_n = 0, before = atomic_load(&nreports);
 
 	relay_rep_set_signer(r, sign_with_test_key, &signed_n);
-	if (relay_rep_report(r, NULL, message, strlen(message), "spam", &e) < 0)
+	if (relay_rep_report(r, NULL, message, strlen(message), "spam", NULL, &e) < 0)
 		fail_msg("report: %s %s", e.code, e.msg);
 	assert_int_equal(signed_n, 1);
 	assert_int_equal(atomic_load(&nreports), before + 1);
@@ -703,12 +790,13 @@ static void test_report(void **state)
 	pthread_mutex_unlock(&last_lock);
 
 	/* a message of nobody we saw is not reported at all */
-	assert_int_equal(relay_rep_report(r, NULL, "Subject: x\r\n\r\nx\r\n", 17, "spam", &e), -1);
+	assert_int_equal(relay_rep_report(r, NULL, "Subject: x\r\n\r\nx\r\n", 17, "spam", NULL, &e),
+	                 -1);
 	assert_string_equal(e.code, "no_subjects");
 	assert_int_equal(atomic_load(&nreports), before + 1);
 
 	relay_rep_set_signer(r, sign_fails, NULL);
-	assert_int_equal(relay_rep_report(r, NULL, message, strlen(message), "spam", &e), -1);
+	assert_int_equal(relay_rep_report(r, NULL, message, strlen(message), "spam", NULL, &e), -1);
 	assert_string_equal(e.code, "signer_down");
 	assert_int_equal(atomic_load(&nreports), before + 1);
 	relay_rep_free(r);
@@ -725,7 +813,8 @@ static void test_report_refused(void **state)
 	r = relay_rep_new(&s, &e);
 	assert_non_null(r);
 	relay_rep_set_signer(r, sign_with_test_key, &signed_n);
-	assert_int_equal(relay_rep_report(r, NULL, message, strlen(message), "not-spam", &e), -1);
+	assert_int_equal(relay_rep_report(r, NULL, message, strlen(message), "not-spam", NULL, &e),
+	                 -1);
 	assert_string_equal(e.code, "reporter_not_anchored");
 	assert_int_equal(e.kind, ERR_FORBIDDEN);
 	assert_non_null(strstr(e.msg, "publishes no _anchor records"));
@@ -786,6 +875,7 @@ int main(void)
 	    cmocka_unit_test(test_threads),
 	    cmocka_unit_test(test_payload),
 	    cmocka_unit_test(test_payload_unverified),
+	    cmocka_unit_test(test_payload_own_hops),
 	    cmocka_unit_test(test_payload_from_authres),
 	    cmocka_unit_test(test_report),
 	    cmocka_unit_test(test_report_refused),
