@@ -22,6 +22,7 @@
 
 #include <ctype.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,7 @@ struct relay_control {
 	struct relay_lists *lists;
 	struct relay_rep *rep;
 	struct relay_signer_client *sc;
+	struct queue *qin, *qout; /* for /metrics; either may be NULL */
 	struct discover_ctx *disc;
 	struct certauth *auth; /* the signer's certificate and its status, cached */
 	struct http_server *http;
@@ -590,9 +592,61 @@ static struct discover_ctx *start_discovery(const struct relay_settings *s, stru
 	return discover_new(&dc, e);
 }
 
+/* printf into buf at *off, never past len. */
+static void metrics_put(char *buf, size_t len, size_t *off, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void metrics_put(char *buf, size_t len, size_t *off, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (*off >= len)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(buf + *off, len - *off, fmt, ap);
+	va_end(ap);
+	*off = n < 0 ? *off : *off + (size_t)n >= len ? len : *off + (size_t)n;
+}
+
+/* The queues for /metrics: a queue paused by a spool it cannot write is what an
+ * operator of a full disk must see first. */
+static size_t control_metrics(char *buf, size_t len, void *app)
+{
+	const struct relay_control *c = app;
+	struct queue *qs[2] = {c->qin, c->qout};
+	const char *names[2] = {"in", "out"};
+	struct queue_stats st[2] = {0};
+	size_t off = 0, i;
+
+	for (i = 0; i < 2; i++)
+		if (qs[i] != NULL)
+			queue_stats_get(qs[i], &st[i]);
+	metrics_put(buf, len, &off,
+	            "# HELP anchor_relay_queue_paused 1 while the queue cannot write its spool "
+	            "(no delivery starts)\n# TYPE anchor_relay_queue_paused gauge\n");
+	for (i = 0; i < 2; i++)
+		metrics_put(buf, len, &off, "anchor_relay_queue_paused{queue=\"%s\"} %llu\n",
+		            names[i], (unsigned long long)st[i].paused);
+	metrics_put(buf, len, &off,
+	            "# HELP anchor_relay_queue_held_messages Messages whose recipients' state is "
+	            "held in memory, not yet written\n"
+	            "# TYPE anchor_relay_queue_held_messages gauge\n");
+	for (i = 0; i < 2; i++)
+		metrics_put(buf, len, &off, "anchor_relay_queue_held_messages{queue=\"%s\"} %llu\n",
+		            names[i], (unsigned long long)st[i].held);
+	metrics_put(buf, len, &off,
+	            "# HELP anchor_relay_queue_write_failures_total Recipient states the spool "
+	            "could not take\n# TYPE anchor_relay_queue_write_failures_total counter\n");
+	for (i = 0; i < 2; i++)
+		metrics_put(buf, len, &off,
+		            "anchor_relay_queue_write_failures_total{queue=\"%s\"} %llu\n",
+		            names[i], (unsigned long long)st[i].write_failures);
+	return off < len ? off : len;
+}
+
 struct relay_control *relay_control_start(const struct relay_settings *s, struct relay_lists *l,
                                           struct relay_rep *rep, struct relay_signer_client *sc,
-                                          struct err *e)
+                                          struct queue *qin, struct queue *qout, struct err *e)
 {
 	struct certauth_config ac = {.ttl = s->key_status_ttl,
 	                             .max_entries = (size_t)s->key_status_cache_size};
@@ -621,6 +675,8 @@ struct relay_control *relay_control_start(const struct relay_settings *s, struct
 	c->lists = l;
 	c->rep = rep;
 	c->sc = sc;
+	c->qin = qin;
+	c->qout = qout;
 	c->started = (long long)time(NULL);
 	pthread_mutex_init(&c->replay_mu, NULL);
 	if ((c->disc = start_discovery(s, e)) == NULL)
@@ -640,6 +696,7 @@ struct relay_control *relay_control_start(const struct relay_settings *s, struct
 	hc.rate_per_sec = CONTROL_RATE;
 	hc.rate_burst = CONTROL_BURST;
 	hc.dispatch = control_dispatch;
+	hc.metrics = control_metrics;
 	hc.app = c;
 	if ((c->http = http_server_start(&hc, e)) == NULL)
 		goto fail;

@@ -25,11 +25,12 @@ struct relay_control;
  * (tls_cert_file, tls_key_file).  lists is required; rep and sc may be NULL
  * (complaints are then refused with 503 reputation_disabled).  Discovery of
  * the recipients' domains uses dns_server, dns_trust_anchor and
- * keyserver_cacert.  Every argument must outlive the control server.
+ * keyserver_cacert.  /metrics adds the state of the queues qin and qout
+ * (either may be NULL).  Every argument must outlive the control server.
  */
 struct relay_control *relay_control_start(const struct relay_settings *s, struct relay_lists *l,
                                           struct relay_rep *rep, struct relay_signer_client *sc,
-                                          struct err *e);
+                                          struct queue *qin, struct queue *qout, struct err *e);
 /* The port actually bound. */
 int relay_control_port(const struct relay_control *c);
 /* Stops listening and waits for the requests in progress; accepts NULL. */

@@ -333,7 +333,8 @@ static int run(struct relay_main *rm, struct err *e)
 	    relayd_listen(d, e) < 0)
 		goto out;
 	if (d->s->control_listen != NULL && *d->s->control_listen != '\0' &&
-	    (d->control = relay_control_start(d->s, d->lists, d->rep, d->signer, e)) == NULL)
+	    (d->control = relay_control_start(d->s, d->lists, d->rep, d->signer, d->qin, d->qout,
+	                                      e)) == NULL)
 		goto out;
 	if (relayd_scheduler_start(d, e) < 0)
 		goto out;

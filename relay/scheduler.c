@@ -17,6 +17,11 @@
 #include "relayd.h"
 
 #define SCHED_MAX_HOPS 8
+#define SCHED_REPEAT_WINDOW 60 /* seconds one repeated error is summed up over */
+
+/* A full spool fails every outcome the same way: one line, then a count. */
+static struct log_repeat mark_failed =
+    LOG_REPEAT_INIT(LOG_LVL_ERR, "cannot record the outcome of a delivery", SCHED_REPEAT_WINDOW);
 
 struct djob {
 	struct relayd *d;
@@ -297,8 +302,9 @@ static void record_results(struct djob *j, const struct queue_msg *m, const char
 		log_info(m->id, "to=<%s> status=%s %s", j->addrs[i],
 		         queue_status_name(res[i].status), res[i].reply);
 		if (queue_mark(j->q, j->id, j->idx[i], res[i].status, res[i].reply, now, &e) < 0)
-			log_err(m->id, "cannot record the outcome for <%s>: %s", j->addrs[i],
-			        e.msg);
+			log_repeat(&mark_failed, m->id,
+			           "cannot record the outcome for <%s>: %s (held in memory)",
+			           j->addrs[i], e.msg);
 		j->delivered += res[i].status == QUEUE_DELIVERED;
 		j->deferred += res[i].status == QUEUE_DEFERRED;
 		j->failed += res[i].status == QUEUE_FAILED;
@@ -341,6 +347,11 @@ static void djob_work(void *arg)
 
 	if (j->expired) {
 		finish_expired(j);
+		return;
+	}
+	if (queue_paused(j->q)) { /* the spool filled up since it was scheduled: no attempt */
+		for (i = 0; i < j->n; i++)
+			queue_release(j->q, j->id, j->idx[i]);
 		return;
 	}
 	m = queue_msg_get(j->q, j->id, &e);
@@ -470,6 +481,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 		return;
 	schedule_queue(d, d->qin);
 	schedule_queue(d, d->qout);
+	log_repeat_flush(&mark_failed);
 	evtimer_add(d->sched_ev, &second);
 }
 

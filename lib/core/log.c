@@ -91,9 +91,17 @@ size_t log_escape(char *dst, size_t len, const char *src, size_t srclen)
 
 void log_msg(enum log_level level, const char *reqid, const char *fmt, ...)
 {
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vmsg(level, reqid, fmt, ap);
+	va_end(ap);
+}
+
+void log_vmsg(enum log_level level, const char *reqid, const char *fmt, va_list ap)
+{
 	char raw[2048], line[2048];
 	size_t off = 0;
-	va_list ap;
 
 	if (level > log_threshold)
 		return;
@@ -101,9 +109,7 @@ void log_msg(enum log_level level, const char *reqid, const char *fmt, ...)
 		off = (size_t)snprintf(raw, sizeof(raw), "req=%s ", reqid);
 	if (off >= sizeof(raw))
 		off = 0;
-	va_start(ap, fmt);
 	vsnprintf(raw + off, sizeof(raw) - off, fmt, ap);
-	va_end(ap);
 	/* Whatever a client sent and a caller echoes stays one printable line. */
 	log_escape(line, sizeof(line), raw, strlen(raw));
 
@@ -124,4 +130,43 @@ void log_msg(enum log_level level, const char *reqid, const char *fmt, ...)
 	fprintf(stderr, "%s.%03ldZ %s %s: %s\n", stamp, ts.tv_nsec / 1000000L, log_ident,
 	        level_names[level], line);
 	pthread_mutex_unlock(&log_lock);
+}
+
+/* The count of what was held back, once its window is over; call with r->lock held. */
+static void repeat_summary(struct log_repeat *r, time_t now)
+{
+	if (r->count > 0)
+		log_msg(r->level, NULL, "%s: repeated %lu times in the last %lld s", r->what,
+		        r->count, (long long)(now - r->since));
+	r->count = 0;
+	r->since = 0;
+}
+
+void log_repeat(struct log_repeat *r, const char *reqid, const char *fmt, ...)
+{
+	time_t now = time(NULL);
+	va_list ap;
+
+	pthread_mutex_lock(&r->lock);
+	if (r->since != 0 && now - r->since < (time_t)r->window) {
+		r->count++;
+		pthread_mutex_unlock(&r->lock);
+		return;
+	}
+	repeat_summary(r, now);
+	r->since = now;
+	pthread_mutex_unlock(&r->lock);
+	va_start(ap, fmt);
+	log_vmsg(r->level, reqid, fmt, ap);
+	va_end(ap);
+}
+
+void log_repeat_flush(struct log_repeat *r)
+{
+	time_t now = time(NULL);
+
+	pthread_mutex_lock(&r->lock);
+	if (r->since != 0 && now - r->since >= (time_t)r->window)
+		repeat_summary(r, now);
+	pthread_mutex_unlock(&r->lock);
 }

@@ -98,7 +98,8 @@ struct dns_resolver;
  * server: "ADDR[:PORT]" or "[ADDR6]:PORT" (port 53 by default); NULL or "" uses
  * the first nameserver of /etc/resolv.conf.  trust_anchor_file: DS and/or
  * DNSKEY records in master-file form (the apex of each anchored zone), or
- * NULL: answers are then "unvalidated".  timeout_ms per query (>= 100).
+ * NULL: answers are then "unvalidated".  timeout_ms per query (>= 100), within
+ * which a query unanswered over UDP is sent again, then asked over TCP.
  */
 struct dns_resolver *dns_resolver_new(const char *server, const char *trust_anchor_file,
                                       int timeout_ms, struct err *e);
@@ -106,6 +107,8 @@ void dns_resolver_free(struct dns_resolver *r);
 int dns_resolver_has_anchor(const struct dns_resolver *r);
 /* Round trips made so far (thread-safe counter). */
 unsigned dns_resolver_queries(const struct dns_resolver *r);
+/* Of those, how many were asked again (over UDP, then TCP) for want of an answer. */
+unsigned dns_resolver_retries(const struct dns_resolver *r);
 
 struct dns_answer {
 	char qname[DNS_NAME_MAX];      /* asked, no trailing dot */

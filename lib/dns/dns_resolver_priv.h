@@ -20,6 +20,8 @@
 #define KEYCACHE_MAX 16
 #define KEYCACHE_TTL_MAX 300
 #define CHAIN_DEPTH_MAX 6
+#define DNS_SEND_ATTEMPTS 3 /* UDP, UDP, TCP (dns_send_query) */
+#define DNS_SEND_MIN_MS 50  /* an attempt waits at least this long */
 
 struct keycache_entry {
 	ldns_rdf *zone;
@@ -37,9 +39,11 @@ struct dns_resolver {
 	struct keycache_entry cache[KEYCACHE_MAX];
 	int ncache;
 	atomic_uint queries;
+	atomic_uint retries; /* attempts after the first (dns_send_query) */
 };
 
-/* One query to the configured server (CD set when validating); counted in queries. */
+/* One query to the configured server (CD set when validating); counted in queries.
+ * Sent again over UDP, then over TCP, while no answer comes within timeout_ms. */
 int dns_send_query(struct dns_resolver *r, const ldns_rdf *name, ldns_rr_type type, ldns_pkt **pkt,
                    struct err *e);
 /* Validate every RRset of the answer section (dns_dnssec.c). */

@@ -73,12 +73,16 @@ struct queue_stats {
 	uint64_t submitted; /* queue_submit() calls accepted */
 	uint64_t committed; /* messages whose callback reported success */
 	uint64_t commit_failed;
-	uint64_t batches;     /* commit rounds that wrote at least one message */
-	uint64_t file_fsyncs; /* fsync() of message files (commits and rewrites) */
-	uint64_t dir_fsyncs;  /* fsync() of the spool directory */
-	uint64_t recovered;   /* committed messages loaded by queue_open() */
-	uint64_t tmp_removed; /* temporary files removed by queue_open() */
-	uint64_t corrupt;     /* files moved to corrupt/ */
+	uint64_t batches;        /* commit rounds that wrote at least one message */
+	uint64_t file_fsyncs;    /* fsync() of message files (commits and rewrites) */
+	uint64_t dir_fsyncs;     /* fsync() of the spool directory */
+	uint64_t recovered;      /* committed messages loaded by queue_open() */
+	uint64_t tmp_removed;    /* temporary files removed by queue_open() */
+	uint64_t corrupt;        /* files moved to corrupt/ */
+	uint64_t write_failures; /* recipient states the spool could not take (ENOSPC...) */
+	/* gauges */
+	uint64_t paused; /* 1 while the spool cannot be written: no delivery is due */
+	uint64_t held;   /* messages whose state is held in memory, not yet written */
 };
 
 /* One recipient due for a delivery attempt, or (expired) one just failed for having
@@ -118,6 +122,13 @@ size_t queue_commit_pending(struct queue *q);
  * QUEUE_DEFERRED increments attempts and schedules the next attempt with the
  * backoff; a deferral past the lifetime becomes QUEUE_FAILED.  When every
  * recipient is final the message is removed (queue_done).
+ *
+ * When the spool cannot take the new state (a full disk), -1 is returned with
+ * the write's error but the state is not lost: it is held in memory (the
+ * backoff holds, a delivered recipient is not tried again), the queue pauses
+ * (queue_next_due() returns nothing) and the held states are written by the
+ * first queue_next_due() that can write them, which resumes the queue.  A
+ * crash meanwhile loses only what was held: those recipients are tried again.
  */
 int queue_mark(struct queue *q, const char *id, size_t rcpt, enum queue_status status,
                const char *reply, int64_t now, struct err *e);
@@ -132,11 +143,20 @@ int queue_done(struct queue *q, const char *id, struct err *e);
  * the message stays, every recipient final, until the caller has bounced it
  * and calls queue_done() (queue_final_ids() finds such messages after a
  * restart).  A recipient returned for delivery is not
- * returned again until it is marked (in this process: a restart forgets
- * it).  *out is freed with queue_due_free().
+ * returned again until it is marked or released (in this process: a
+ * restart forgets it).  While the queue is paused (see queue_mark) it first
+ * writes the held states; until that succeeds nothing is due and nothing
+ * expires.  *out is freed with queue_due_free().
  */
 int queue_next_due(struct queue *q, int64_t now, struct queue_due **out, size_t *n, struct err *e);
 void queue_due_free(struct queue_due *due, size_t n);
+
+/* Give back a recipient queue_next_due() returned, unattempted and unchanged (the queue
+ * paused before its delivery began): it is due again at the next queue_next_due(). */
+void queue_release(struct queue *q, const char *id, size_t rcpt);
+
+/* 1 while the queue is paused because its spool cannot be written (see queue_mark). */
+int queue_paused(struct queue *q);
 
 /* The ids of messages whose recipients are all final (expired ones waiting for their
  * bounce); free with queue_ids_free. */

@@ -12,10 +12,18 @@
 
 #include "mail/queue.h"
 
+/* What of an entry the spool has not taken yet (the spool could not be written). */
+enum queue_held {
+	QUEUE_HELD_NONE = 0,
+	QUEUE_HELD_REWRITE, /* m is newer than m.<id> */
+	QUEUE_HELD_REMOVE,  /* every recipient final: m.<id> is to go */
+};
+
 /* A committed message: its envelope, and which recipients are out for delivery. */
 struct queue_entry {
 	struct queue_msg *m;
 	unsigned char *busy; /* nrcpt flags, in memory only */
+	enum queue_held held;
 };
 
 /* A submitted message waiting for the next commit. */
@@ -43,6 +51,11 @@ struct queue {
 	struct queue_job *pending, **pending_tail;
 	int stopping;
 	struct queue_stats st;
+	/* The spool could not be written: states are held in memory (nheld entries) and
+	 * delivery waits until queue_next_due() has written them. */
+	int paused;
+	int64_t paused_since;
+	size_t nheld;
 
 	pthread_mutex_t commit_lock; /* one commit round at a time */
 	pthread_t thread;

@@ -7,11 +7,18 @@
  * These functions hold q->lock while they rewrite a file: a rewrite is one
  * small write and fsync, and holding the lock keeps the index and the disk
  * telling the same story.
+ *
+ * A rewrite the spool refuses (a full disk) is not dropped: the new state is
+ * held in memory and the queue pauses until queue_next_due() can write it.
+ * Dropping it would leave the recipient due at once, and a full disk would
+ * turn every deferral into an immediate retry.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -54,28 +61,69 @@ static char *reply_clean(const char *prefix, const char *reply)
 	return r;
 }
 
-/* Rewrite ent's file with the envelope nm (taken); ent then holds nm. */
-static int entry_rewrite(struct queue *q, struct queue_entry *ent, struct queue_msg *nm,
-                         struct err *e)
+static void held_set(struct queue *q, struct queue_entry *ent, enum queue_held h)
+{
+	if (ent->held == QUEUE_HELD_NONE && h != QUEUE_HELD_NONE)
+		q->nheld++;
+	else if (ent->held != QUEUE_HELD_NONE && h == QUEUE_HELD_NONE)
+		q->nheld--;
+	ent->held = h;
+	__atomic_store_n(&q->st.held, (uint64_t)q->nheld, __ATOMIC_RELAXED);
+}
+
+/*
+ * The spool did not take ent's new state (why): keep it in memory and pause the
+ * queue, so that no recipient is tried again before its time (a retry storm that
+ * fills the log of a full disk) and none delivered is delivered again.  Said once
+ * per pause; each failed write is counted.
+ */
+static void entry_hold(struct queue *q, struct queue_entry *ent, enum queue_held h,
+                       const struct err *why)
+{
+	queue_count(&q->st.write_failures);
+	if (ent->held != QUEUE_HELD_REMOVE)
+		held_set(q, ent, h);
+	if (q->paused)
+		return;
+	q->paused = 1;
+	q->paused_since = (int64_t)time(NULL);
+	__atomic_store_n(&q->st.paused, 1, __ATOMIC_RELAXED);
+	log_err(NULL,
+	        "queue %s: paused, the spool cannot be written (%s); recipients' states are "
+	        "held in memory and no delivery starts until they are written",
+	        q->dir, why->msg);
+}
+
+/* Write m.<id> with the envelope m and the body the file already holds. */
+static int entry_write(struct queue *q, const struct queue_msg *m, struct err *e)
 {
 	char name[QUEUE_ID_MAX + 8], *body = NULL;
 	struct queue_msg *old = NULL;
 	size_t len = 0;
 	int rc = -1;
 
-	snprintf(name, sizeof(name), "m.%s", nm->id);
-	if (queue_file_load(q, name, &old, &body, &len, e) < 0)
-		goto out;
-	if (queue_file_write(q, nm, body, len, e) < 0 || queue_dir_sync(q, e) < 0)
-		goto out;
+	snprintf(name, sizeof(name), "m.%s", m->id);
+	if (queue_file_load(q, name, &old, &body, &len, e) == 0 &&
+	    queue_file_write(q, m, body, len, e) == 0 && queue_dir_sync(q, e) == 0)
+		rc = 0;
+	queue_msg_free(old);
+	free(body);
+	return rc;
+}
+
+/* Rewrite ent's file with the envelope nm (taken); ent then holds nm, written or (-1)
+ * held in memory until the spool takes it. */
+static int entry_rewrite(struct queue *q, struct queue_entry *ent, struct queue_msg *nm,
+                         struct err *e)
+{
+	int rc = entry_write(q, nm, e);
+
 	queue_msg_free(ent->m);
 	ent->m = nm;
-	nm = NULL;
-	rc = 0;
-out:
-	queue_msg_free(old);
-	queue_msg_free(nm);
-	free(body);
+	if (rc == 0)
+		held_set(q, ent, QUEUE_HELD_NONE);
+	else
+		entry_hold(q, ent, QUEUE_HELD_REWRITE, e);
 	return rc;
 }
 
@@ -85,8 +133,12 @@ static int entry_remove(struct queue *q, struct queue_entry *ent, struct err *e)
 	size_t i = (size_t)(ent - q->ents);
 
 	snprintf(name, sizeof(name), "m.%s", ent->m->id);
-	if (unlinkat(q->dirfd, name, 0) < 0)
-		return err_set(e, ERR_TEMP, "queue_remove", "removing %s/%s: %m", q->dir, name);
+	if (unlinkat(q->dirfd, name, 0) < 0 && errno != ENOENT) {
+		err_set(e, ERR_TEMP, "queue_remove", "removing %s/%s: %m", q->dir, name);
+		entry_hold(q, ent, QUEUE_HELD_REMOVE, e);
+		return -1;
+	}
+	held_set(q, ent, QUEUE_HELD_NONE);
 	queue_msg_free(ent->m);
 	free(ent->busy);
 	q->ents[i] = q->ents[--q->nents];
@@ -157,7 +209,8 @@ int queue_mark(struct queue *q, const char *id, size_t rcpt, enum queue_status s
 	}
 	ent->busy[rcpt] = 0;
 	if (all_final(nm)) {
-		queue_msg_free(nm);
+		queue_msg_free(ent->m);
+		ent->m = nm;
 		rc = entry_remove(q, ent, e);
 	} else {
 		rc = entry_rewrite(q, ent, nm, e);
@@ -215,8 +268,8 @@ static int expire(struct queue *q, struct queue_entry *ent, int64_t now, struct 
 		}
 	}
 	log_info(nm->id, "queue: expired after %u s", q->opts.lifetime);
-	if (entry_rewrite(q, ent, nm, e) < 0)
-		return -1;
+	/* Failed for good in memory even when the spool cannot say so yet: bounced now. */
+	(void)entry_rewrite(q, ent, nm, e);
 	return 1;
 }
 
@@ -241,6 +294,46 @@ static int due_add(struct queue_due **out, size_t *n, size_t *cap, const char *i
 	return 0;
 }
 
+/* Write what is held in memory; 0 when nothing is left held.  Stops at the first
+ * write the spool refuses: one try per call while the disk stays full. */
+static int flush_held(struct queue *q, struct err *e)
+{
+	size_t i = 0;
+
+	while (q->nheld > 0 && i < q->nents) {
+		struct queue_entry *ent = &q->ents[i];
+
+		if (ent->held == QUEUE_HELD_REMOVE) {
+			if (entry_remove(q, ent, e) < 0)
+				return -1;
+			continue; /* another entry took index i */
+		}
+		if (ent->held == QUEUE_HELD_REWRITE) {
+			if (entry_write(q, ent->m, e) < 0) {
+				queue_count(&q->st.write_failures);
+				return -1;
+			}
+			held_set(q, ent, QUEUE_HELD_NONE);
+		}
+		i++;
+	}
+	return 0;
+}
+
+/* A paused queue resumes once its held states are written. */
+static int resume(struct queue *q)
+{
+	struct err e = {0};
+
+	if (flush_held(q, &e) < 0)
+		return -1;
+	q->paused = 0;
+	__atomic_store_n(&q->st.paused, 0, __ATOMIC_RELAXED);
+	log_info(NULL, "queue %s: resumed, the spool took the held states after %lld s", q->dir,
+	         (long long)((int64_t)time(NULL) - q->paused_since));
+	return 0;
+}
+
 int queue_next_due(struct queue *q, int64_t now, struct queue_due **out, size_t *n, struct err *e)
 {
 	size_t cap = 0;
@@ -249,6 +342,10 @@ int queue_next_due(struct queue *q, int64_t now, struct queue_due **out, size_t 
 	*out = NULL;
 	*n = 0;
 	pthread_mutex_lock(&q->lock);
+	if (q->paused && resume(q) < 0) {
+		pthread_mutex_unlock(&q->lock);
+		return 0;
+	}
 	for (size_t i = 0; i < q->nents && rc == 0; i++) {
 		struct queue_entry *ent = &q->ents[i];
 		rc = expire(q, ent, now, out, n, &cap, e);
@@ -283,6 +380,21 @@ void queue_due_free(struct queue_due *due, size_t n)
 	for (size_t i = 0; due != NULL && i < n; i++)
 		free(due[i].addr);
 	free(due);
+}
+
+void queue_release(struct queue *q, const char *id, size_t rcpt)
+{
+	struct queue_entry *ent;
+
+	pthread_mutex_lock(&q->lock);
+	if ((ent = find(q, id)) != NULL && rcpt < ent->m->nrcpt)
+		ent->busy[rcpt] = 0;
+	pthread_mutex_unlock(&q->lock);
+}
+
+int queue_paused(struct queue *q)
+{
+	return (int)__atomic_load_n(&q->st.paused, __ATOMIC_RELAXED);
 }
 
 struct queue_msg *queue_msg_get(struct queue *q, const char *id, struct err *e)

@@ -92,10 +92,12 @@ def sign_zone(directory, origin, text):
 
 
 class Nsd:
-    """NSD serving zones {origin: zone file path} on 127.0.0.1:<random port>."""
+    """NSD serving zones {origin: zone file path} on 127.0.0.1:<random port>; options:
+    further server: settings, e.g. ["rrl-ratelimit: 200"]."""
 
-    def __init__(self, workdir, zones, root=True):
+    def __init__(self, workdir, zones, root=True, options=()):
         self.dir = Path(workdir)
+        self.options = list(options)  # more "name: value" lines for the server: clause
         self.dir.mkdir(parents=True, exist_ok=True)
         self.zones = dict(zones)
         if root and "." not in self.zones:
@@ -130,6 +132,7 @@ class Nsd:
                  "    server-count: 1",
                  "    hide-version: yes",
                  "    reuseport: no",
+                 *[f"    {o}" for o in self.options],
                  "remote-control:",
                  "    control-enable: no"]
         for origin, path in self.zones.items():

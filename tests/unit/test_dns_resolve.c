@@ -192,7 +192,7 @@ static void test_names_and_setup(void **state)
 	dns_resolver_free(NULL);
 }
 
-/* Nothing listens on the port: a precise timeout error, no crash. */
+/* Nothing listens on the port: a precise timeout error after asking again, no crash. */
 static void test_timeout(void **state)
 {
 	struct dns_resolver *r;
@@ -200,11 +200,13 @@ static void test_timeout(void **state)
 	struct err e;
 
 	(void)state;
-	r = dns_resolver_new("127.0.0.1:9", NULL, 200, &e);
+	r = dns_resolver_new("127.0.0.1:9", NULL, 1000, &e);
 	assert_non_null(r);
 	assert_int_equal(dns_query(r, "_anchor.x.test", LDNS_RR_TYPE_TXT, &a, &e), -1);
 	assert_string_equal(e.code, "dns_timeout");
 	assert_true(dns_resolver_queries(r) >= 1);
+	/* asked again (UDP, then TCP) before giving up */
+	assert_int_equal(dns_resolver_retries(r), 2);
 	dns_resolver_free(r);
 }
 

@@ -680,6 +680,95 @@ static int list_driver(const char *dir)
 	return bad ? 1 : 0;
 }
 
+/*
+ * A spool that cannot take a rewrite (here t.<id> is a directory, as a full disk
+ * refuses it): the new states are held in memory, the queue pauses (nothing is
+ * due, however late), and the first queue_next_due() that can write them resumes
+ * it with the backoff intact and the states on disk.
+ */
+static void test_unwritable_spool_holds_state(void **state)
+{
+	const char *rcpts[] = {"a@x.example", "b@x.example"};
+	struct queue_due *due;
+	struct queue_stats s;
+	struct ack a = {0};
+	char id[QUEUE_ID_MAX], tmp[512];
+	struct err e = {0};
+	size_t n;
+	struct queue *q = open_q(0, 0);
+	int64_t t0 = (int64_t)time(NULL);
+
+	submit1(q, "x\r\n", rcpts, 2, id, &a);
+	queue_commit_pending(q);
+	assert_int_equal(queue_next_due(q, t0, &due, &n, &e), 0);
+	assert_int_equal(n, 2);
+	queue_due_free(due, n);
+	snprintf(tmp, sizeof(tmp), "%s/t.%s", spool, id);
+	assert_int_equal(mkdir(tmp, 0700), 0);
+	assert_int_equal(queue_mark(q, id, 0, QUEUE_DELIVERED, "250 ok", t0, &e), -1);
+	assert_int_equal(queue_mark(q, id, 1, QUEUE_DEFERRED, "451 later", t0, &e), -1);
+	queue_stats_get(q, &s);
+	assert_int_equal(s.paused, 1);
+	assert_int_equal(s.held, 1);
+	assert_int_equal(s.write_failures, 2);
+	assert_int_equal(queue_paused(q), 1);
+	/* paused: nothing is due, not even long after the backoff; one write tried */
+	assert_int_equal(queue_next_due(q, t0 + 100000, &due, &n, &e), 0);
+	assert_int_equal(n, 0);
+	queue_stats_get(q, &s);
+	assert_int_equal(s.write_failures, 3);
+	/* the spool takes writes again: resumed, the delivered recipient is never due
+	 * again and the deferred one only after its backoff */
+	assert_int_equal(rmdir(tmp), 0);
+	assert_int_equal(queue_next_due(q, t0 + 1, &due, &n, &e), 0);
+	assert_int_equal(n, 0);
+	queue_stats_get(q, &s);
+	assert_int_equal(s.paused, 0);
+	assert_int_equal(s.held, 0);
+	assert_int_equal(queue_next_due(q, t0 + 61, &due, &n, &e), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(due[0].rcpt, 1);
+	queue_due_free(due, n);
+	queue_close(q);
+	/* and the held states reached the disk */
+	q = open_q(0, 0);
+	struct queue_msg *m = queue_msg_get(q, id, &e);
+	assert_non_null(m);
+	assert_int_equal(m->rcpts[0].status, QUEUE_DELIVERED);
+	assert_int_equal(m->rcpts[1].status, QUEUE_DEFERRED);
+	assert_int_equal(m->rcpts[1].attempts, 1);
+	assert_int_equal(m->rcpts[1].next_attempt, t0 + 60);
+	queue_msg_free(m);
+	queue_close(q);
+}
+
+/* A recipient given back unattempted is due again, its state unchanged. */
+static void test_release(void **state)
+{
+	const char *rcpts[] = {"a@x.example"};
+	struct queue_due *due;
+	struct ack a = {0};
+	char id[QUEUE_ID_MAX];
+	struct err e = {0};
+	size_t n;
+	struct queue *q = open_q(0, 0);
+	int64_t t0 = (int64_t)time(NULL);
+
+	submit1(q, "x\r\n", rcpts, 1, id, &a);
+	queue_commit_pending(q);
+	assert_int_equal(queue_next_due(q, t0, &due, &n, &e), 0);
+	assert_int_equal(n, 1);
+	queue_due_free(due, n);
+	assert_int_equal(queue_next_due(q, t0, &due, &n, &e), 0);
+	assert_int_equal(n, 0);
+	queue_release(q, id, 0);
+	queue_release(q, "ffff", 0); /* unknown: ignored */
+	assert_int_equal(queue_next_due(q, t0, &due, &n, &e), 0);
+	assert_int_equal(n, 1);
+	queue_due_free(due, n);
+	queue_close(q);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -693,6 +782,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_malformed_quarantined, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_submit_refusals, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_group_commit_threads, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unwritable_spool_holds_state, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_release, setup, teardown),
 	};
 
 	if (getenv("QUEUE_CRASH_DIR") != NULL)
