@@ -5,15 +5,20 @@
  * route's name), so it cannot choose what is signed.
  *
  * Tree heads.  Log entries are appended, unsigned, inside the transaction of
- * the change they record; publishing then signs, under the domain's lock, a
- * head for every size the log reached since the newest signed head.  Before
- * it signs, the signer checks that newest head's signature (a head row it did
- * not sign is not trusted), that every new leaf hashes to its stored hash and
- * names this domain and its own index, and that each new tree extends the
- * signed one (an RFC 9162 consistency proof from the log's own nodes,
- * verified against the signed root).  Heads are stored in the same
- * transaction and only sizes beyond the newest are signed, so the signer
- * never signs two heads of one size: the log cannot be forked through it.
+ * the change they record; publishing then signs, under the domain's heads
+ * lock, one head for the size the log has reached: a group commit, one head
+ * for every entry committed since the newest signed head (group.c gathers the
+ * writers waiting for it).  Appends take the domain's row lock, not the heads
+ * lock, and commit in index order, so the entries below the size read here
+ * are committed and hold still while they are checked and signed, and new
+ * appends go on meanwhile.  Before it signs, the signer checks that newest
+ * head's signature (a head row it did not sign is not trusted), that every
+ * new leaf hashes to its stored hash and names this domain and its own index,
+ * and that the new tree extends the signed one (an RFC 9162 consistency proof
+ * from the log's own nodes, verified against the signed root).  Heads are
+ * stored in the same transaction and only sizes beyond the newest are signed,
+ * so the signer never signs two heads of one size: the log cannot be forked
+ * through it.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -227,8 +232,9 @@ int ks_publish_heads(struct ks_signer *sg, struct db *db, const struct ks_signer
 	ks_log_nodes_init(&nodes, db, sd->d->id);
 	if (db_begin(db, e) < 0)
 		return -1;
-	/* Appends take this lock too: the log holds still while it is signed. */
-	if (ks_store_domain_lock(db, sd->d->id, e) < 0 || (n = ks_log_size(db, sd->d->id, e)) < 0 ||
+	/* One signer at a time per domain, on every node; entries below n hold still. */
+	if (ks_store_log_heads_lock(db, sd->d->id, e) < 0 ||
+	    (n = ks_log_size(db, sd->d->id, e)) < 0 ||
 	    newest_head(db, sd, nodes.domain_id, &h, e) < 0)
 		goto fail;
 	if (h.size > n) {
@@ -236,11 +242,10 @@ int ks_publish_heads(struct ks_signer *sg, struct db *db, const struct ks_signer
 		        "the log of %s is shorter than its signed head", sd->d->name);
 		goto fail;
 	}
-	if (h.size < n && leaves_check(db, sd, &nodes, h.size, n, e) < 0)
+	/* One head for the whole batch: the newest size only. */
+	if (h.size < n && (leaves_check(db, sd, &nodes, h.size, n, e) < 0 ||
+	                   head_sign(db, sd, &nodes, &h, n, e) < 0))
 		goto fail;
-	for (long long s = h.size + 1; s <= n; s++)
-		if (head_sign(db, sd, &nodes, &h, s, e) < 0)
-			goto fail;
 	if (db_commit(db, e) < 0)
 		goto fail;
 	*size = n;

@@ -196,6 +196,9 @@ typedef int (*ks_store_leaf_fn)(void *ctx, int i, long long seq, const char *lea
                                 const char *hash_hex, struct err *e);
 int ks_store_log_each_leaf(struct db *db, const char *domain_id, long long from, long long to,
                            ks_store_leaf_fn fn, void *ctx, struct err *e);
+/* Serialise the signing of domain_id's heads until the transaction ends (appends
+ * take the domain's row lock instead and go on meanwhile). */
+int ks_store_log_heads_lock(struct db *db, long long domain_id, struct err *e);
 int ks_store_log_head_put(struct db *db, const char *domain_id, long long size,
                           const char *root_hex, const char *jws, struct err *e);
 /* store_seal.c: the signer's seals on rows, and the one-time sealing of old rows. */

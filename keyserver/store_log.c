@@ -258,6 +258,23 @@ int ks_store_log_each_leaf(struct db *db, const char *domain_id, long long from,
 	return rc < 0 ? -1 : n;
 }
 
+/*
+ * The lock under which a domain's heads are signed, until the transaction ends: a
+ * transaction-scoped advisory lock, not the domain row's, so that appends go on while
+ * a head is checked and signed.  The first key names "tree heads"; a domain id beyond
+ * 31 bits shares its second key with another domain, which only serialises the two.
+ */
+int ks_store_log_heads_lock(struct db *db, long long domain_id, struct err *e)
+{
+	char idbuf[24];
+	const char *params[1] = {idbuf};
+
+	snprintf(idbuf, sizeof(idbuf), "%lld", domain_id);
+	return db_run(db,
+	              "SELECT pg_advisory_xact_lock(1414022216, ($1::bigint % 2147483647)::int)", 1,
+	              params, e);
+}
+
 int ks_store_log_head_put(struct db *db, const char *domain_id, long long size,
                           const char *root_hex, const char *jws, struct err *e)
 {
