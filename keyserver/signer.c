@@ -219,7 +219,7 @@ static int signer_open(struct ks_signer *sg, struct err *e)
 		         "sharing this database needs a copy of it, and it is needed to read "
 		         "the issuer keys",
 		         s->issuer_kek_file);
-	if ((sg->ks.heads = ks_group_new()) == NULL)
+	if ((sg->ks.heads = ks_group_new()) == NULL || (sg->memo = ks_signer_memo_new()) == NULL)
 		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
 	if ((sg->ks.pool = db_pool_new(conninfo, (int)s->db_pool_size, e)) == NULL)
 		return -1;
@@ -260,6 +260,7 @@ int ks_signer_main(const struct ks_settings *s, const char *socket_path, int par
 out:
 	db_pool_free(sg->ks.pool);
 	ks_group_free(sg->ks.heads);
+	ks_signer_memo_free(sg->memo);
 	OPENSSL_secure_clear_free(sg, sizeof(*sg));
 	return rc;
 }

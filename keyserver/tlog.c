@@ -267,7 +267,12 @@ void ks_log_consistency(struct ks_req *r, const char *domain)
 		err_set(&e, ERR_NOTFOUND, "not_found", "the log has only %lld entries", size);
 		goto fail;
 	}
+	/* A dry run notes the nodes the proof needs; one query fetches them. */
+	ctx.recording = 1;
 	if (merkle_consistency_proof((uint64_t)first, (uint64_t)second, ks_log_node, &ctx, proof,
+	                             &n, &e) < 0 ||
+	    ks_log_nodes_fetch(&ctx, &e) < 0 ||
+	    merkle_consistency_proof((uint64_t)first, (uint64_t)second, ks_log_node, &ctx, proof,
 	                             &n, &e) < 0)
 		goto fail;
 	http_reply_json(r->resp, 200,
@@ -287,8 +292,12 @@ static json_t *inclusion_json(struct ks_log_nodes *ctx, long long seq, long long
 	uint8_t proof[MERKLE_MAX_PROOF][MERKLE_HASH_LEN];
 	int n = 0;
 
+	ctx->recording = 1; /* a dry run notes the nodes; one query fetches them */
 	if (merkle_inclusion_proof((uint64_t)seq, (uint64_t)size, ks_log_node, ctx, proof, &n, e) <
-	    0)
+	        0 ||
+	    ks_log_nodes_fetch(ctx, e) < 0 ||
+	    merkle_inclusion_proof((uint64_t)seq, (uint64_t)size, ks_log_node, ctx, proof, &n, e) <
+	        0)
 		return NULL;
 	return json_pack("{s:I, s:I, s:o}", "seq", (json_int_t)seq, "tree_size", (json_int_t)size,
 	                 "proof", merkle_proof_to_json(proof, n, e));
