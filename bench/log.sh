@@ -60,13 +60,17 @@ VALUES (1, nextval('peer_seq'), 'route_set', repeat('x', $LEAF_LEN),
 SQL
 
 # One round of ours: rate and server CPU (key server + signer + PostgreSQL) per append.
+# The last figure: PostgreSQL's part of that CPU time, in per cent.
 ours_round() {
-	local c0 c1 rate
-	c0=$("${CPU[@]}" cpu "$KS_PID" "$PG_PID")
+	local k0 k1 p0 p1 rate
+	k0=$("${CPU[@]}" cpu "$KS_PID")
+	p0=$("${CPU[@]}" cpu "$PG_PID")
 	rate=$("${LOAD[@]}" python3 "$SRC/bench/log_load.py" appends --server "$SERVER" \
 		--cacert "$WORK/tls.pem" --work "$WORK" --count "$APPENDS" --users "$USERS")
-	c1=$("${CPU[@]}" cpu "$KS_PID" "$PG_PID")
-	echo "$rate $(python3 -c "print(f'{($c1 - $c0) * 1e6 / $APPENDS:.0f}')")"
+	k1=$("${CPU[@]}" cpu "$KS_PID")
+	p1=$("${CPU[@]}" cpu "$PG_PID")
+	echo "$rate $(python3 -c "k, p = $k1 - $k0, $p1 - $p0
+print(f'{(k + p) * 1e6 / $APPENDS:.0f} {100 * p / max(k + p, 1e-9):.0f}')")"
 }
 # One round of the peer: pgbench's rate and PostgreSQL's CPU per transaction.
 peer_round() {
@@ -89,10 +93,10 @@ echo "   pgbench INSERT + COMMIT of a row of the same size, 4 clients, ${DURATIO
 echo "   servers on core 0; $ROUNDS interleaved rounds"
 : >"$WORK/rounds.txt"
 for r in $(seq "$ROUNDS"); do
-	read -r ours ours_cpu < <(ours_round)
+	read -r ours ours_cpu ours_pg < <(ours_round)
 	read -r peer peer_cpu < <(peer_round)
-	printf 'round %d: anchor-keyserver %8.0f/s %6d us CPU each | pgbench %8.0f/s %6d us CPU each\n' \
-		"$r" "$ours" "$ours_cpu" "$peer" "$peer_cpu"
+	printf 'round %d: anchor-keyserver %6.0f/s %6d us CPU each (%s%% PostgreSQL) | pgbench %6.0f/s %6d us CPU each\n' \
+		"$r" "$ours" "$ours_cpu" "$ours_pg" "$peer" "$peer_cpu"
 	echo "$ours $ours_cpu $peer $peer_cpu" >>"$WORK/rounds.txt"
 done
 

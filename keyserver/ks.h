@@ -44,9 +44,11 @@
  *                                 and deliveries; erasure of an address; the signer's
  *                                 seals and signer_state
  *   signer_client.c               the HTTPS process's side of the signer protocol
- *   signer.c, issue.c, publish.c, seal.c, ks_signer_proto.c
+ *   group.c                       group commit of tree heads (both processes)
+ *   signer.c, issue.c, publish.c, seal.c, signer_memo.c, ks_signer_proto.c
  *                                 the signer process: its loop, issuance and
- *                                 registration, signed heads/CRLs/routes, row seals
+ *                                 registration, signed heads/CRLs/routes, row seals,
+ *                                 parsed domains and checked heads kept by digest
  */
 #ifndef KS_KS_H
 #define KS_KS_H
