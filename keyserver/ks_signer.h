@@ -84,8 +84,9 @@ int ks_issue_register(struct ks_signer *sg, struct db *db, const char *domain, c
                       const char *policy, const char *mode, const char *operator_token,
                       char pin[CRYPTO_PIN_MAX], char admin_token[CRYPTO_TOKEN_LEN], struct err *e);
 
-/* publish.c: sign and store the heads of every size the log reached since the newest
- * signed head, after checking the log extends it; *size is the newest signed size. */
+/* publish.c: sign and store one head for the size the log has reached, if beyond the
+ * newest signed head (covering every entry since), after checking the log extends it;
+ * *size is the newest signed size. */
 int ks_publish_heads(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
                      long long *size, struct err *e);
 /* The domain's CRL from its revocation rows (DER, malloc'd). */
