@@ -128,7 +128,8 @@ static const struct ctl_cmd commands[] = {
     {"audit", NULL, ctl_cmd_audit, "<domain> [--approved FILE] [--pin PIN] [--state FILE] [--json]",
      "Domain admin: audit the domain's transparency log. Fetches every entry,\n"
      "recomputes the Merkle tree and compares it with the newest signed head and\n"
-     "with the stored head of every size (all up to 1000, a sample beyond), each\n"
+     "with every other stored head (sizes up to 1000, a sample beyond; a head may\n"
+     "cover several changes), each\n"
      "verified against the pins (--pin, else the domain object's); reports a\n"
      "truncated or rewritten log, lists every change with its time and name, and\n"
      "with --approved FILE (JSON lines or an array of records such as\n"

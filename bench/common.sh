@@ -4,7 +4,8 @@
 #   bench_free_port              a free loopback TCP port
 #   bench_start_pg               PostgreSQL in WORK/pg; sets CONNINFO
 #   bench_make_tls               WORK/tls.pem + tls.key (P-256, localhost/127.0.0.1)
-#   bench_start_keyserver BIN    anchor-keyserver with rate limiting off; sets KS_PID,
+#   bench_start_keyserver BIN    anchor-keyserver with rate limiting off (KS_HTTP_THREADS
+#                                request threads, THREADS by default); sets KS_PID,
 #                                SERVER, OPTOKEN (the operator token)
 #   bench_start_nginx            nginx serving WORK/www over TLS with the same certificate
 #                                and THREADS workers, keep-alive; sets NG_PORT
@@ -55,7 +56,7 @@ db_conninfo = $CONNINFO
 sql_dir = $SRC/sql
 issuer_kek_file = $WORK/issuer.kek
 operator_token_hash = $(printf %s "$OPTOKEN" | sha256sum | cut -d' ' -f1)
-http_threads = $THREADS
+http_threads = ${KS_HTTP_THREADS:-$THREADS}
 rate_limit = 0
 max_connections_per_ip = 4096
 log_level = warning

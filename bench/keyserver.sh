@@ -6,8 +6,15 @@
 #     the very same response bodies as static files, same TLS certificate,
 #     same number of worker threads/processes.  Prints both rates, the ratio
 #     and the p99 latencies.
-#  2. Enrollments per second (token + CSR -> certificate, durably committed),
-#     beside `openssl x509 -req` signing the same requests with no storage.
+#  2. Enrollments per second (token + CSR -> certificate, durably committed with
+#     a signed tree head covering it), from 4 client processes, beside `openssl
+#     x509 -req` signing the same kind of requests with no storage; each round
+#     prints both rates and the CPU time per operation (key server, signer and
+#     PostgreSQL for ours; the openssl processes for the peer), BENCH_ROUNDS
+#     interleaved rounds, medians.
+#
+# The servers (key server, signer, PostgreSQL, nginx) run on core 0 and the load
+# generators on core 1 (taskset; bench/cpu.py pins and counts CPU time).
 #
 # Enrollments go through the signer process (PROTOCOL.md §13) since it holds the
 # issuer keys.  Measured on the shared 2-core development machine, release builds,
@@ -26,13 +33,21 @@ BIN=${1:?usage: bench/keyserver.sh BUILD_DIR}
 USERS=${BENCH_USERS:-200}
 DURATION=${BENCH_DURATION:-10}
 CONNS=${BENCH_CONNS:-32}
-ENROLLS=${BENCH_ENROLLS:-300}
+ENROLLS=${BENCH_ENROLLS:-1000}
+ROUNDS=${BENCH_ROUNDS:-3}
+CPU=(python3 "$SRC/bench/cpu.py")
+LOAD=(taskset -c 1) # the load generators' core; the servers get core 0
+# Request threads wait on the signer and PostgreSQL: more of them than clients, so that
+# concurrent enrollments share a signed head (group commit, PROTOCOL.md §10.2).
+KS_HTTP_THREADS=${KS_HTTP_THREADS:-8}
 
 bench_init bench
 echo "== setting up (PostgreSQL, anchor-keyserver, $USERS enrolled users)"
 bench_start_pg
 bench_make_tls
 bench_start_keyserver "$BIN"
+PG_PID=$(head -1 "$WORK/pg/data/postmaster.pid")
+"${CPU[@]}" pin 0 "$PG_PID" "$KS_PID"
 export ANCHOR_SERVER=$SERVER ANCHOR_CACERT=$WORK/tls.pem
 
 python3 "$SRC/bench/ks_load.py" setup --server "$SERVER" --cacert "$WORK/tls.pem" \
@@ -46,6 +61,7 @@ while read -r path; do
 done <"$WORK/paths.txt"
 
 bench_start_nginx
+"${CPU[@]}" pin 0 "$NGINX_PID"
 
 cat >"$WORK/paths.lua" <<'LUA'
 local paths = {}
@@ -58,7 +74,7 @@ end
 LUA
 
 run_wrk() { # url outfile
-	PATHS_FILE=$WORK/paths.txt wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency \
+	PATHS_FILE=$WORK/paths.txt "${LOAD[@]}" wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency \
 		-s "$WORK/paths.lua" "$1" >"$2"
 }
 echo "== lookups: wrk -t$THREADS -c$CONNS -d${DURATION}s, $USERS addresses, HTTPS keep-alive"
@@ -70,6 +86,22 @@ run_wrk "https://127.0.0.1:$NG_PORT" "$WORK/wrk-nginx.txt"
 
 python3 "$SRC/bench/ks_load.py" report-wrk "$WORK/wrk-ks.txt" "$WORK/wrk-nginx.txt"
 
-echo "== enrollments: $ENROLLS users, 4 concurrent clients, each answer durably committed"
-python3 "$SRC/bench/ks_load.py" enroll --server "$SERVER" --cacert "$WORK/tls.pem" \
-	--work "$WORK" --count "$ENROLLS"
+echo "== enrollments: $ENROLLS per round from 4 client processes (core 1), each answer"
+echo "   durably committed with a signed head covering it; servers on core 0;"
+echo "   beside openssl x509 -req; $ROUNDS interleaved rounds"
+: >"$WORK/enroll-rounds.txt"
+for r in $(seq "$ROUNDS"); do
+	python3 "$SRC/bench/ks_load.py" enroll-prep --server "$SERVER" --cacert "$WORK/tls.pem" \
+		--work "$WORK" --count "$ENROLLS" --round "$r" --out "$WORK/enroll.json"
+	c0=$("${CPU[@]}" cpu "$KS_PID" "$PG_PID")
+	ours=$("${LOAD[@]}" python3 "$SRC/bench/ks_load.py" enroll-run --server "$SERVER" \
+		--cacert "$WORK/tls.pem" --input "$WORK/enroll.json")
+	c1=$("${CPU[@]}" cpu "$KS_PID" "$PG_PID")
+	ours_cpu=$(python3 -c "print(f'{($c1 - $c0) * 1e6 / $ENROLLS:.0f}')")
+	read -r peer peer_cpu < <("${LOAD[@]}" python3 "$SRC/bench/ks_load.py" enroll-peer \
+		--work "$WORK")
+	printf 'round %d: anchor-keyserver %6.0f/s %6d us server CPU each | openssl x509 -req %5.0f/s %6d us CPU each\n' \
+		"$r" "$ours" "$ours_cpu" "$peer" "$peer_cpu"
+	echo "$ours $ours_cpu $peer $peer_cpu" >>"$WORK/enroll-rounds.txt"
+done
+python3 "$SRC/bench/ks_load.py" enroll-report --rounds "$WORK/enroll-rounds.txt"

@@ -3,17 +3,20 @@
 
 setup       register a benchmark domain and enroll N users (paths.txt for wrk)
 report-wrk  print both wrk runs side by side with the ratio and p99 latencies
-enroll      time N enrollments (4 client threads, keep-alive) beside openssl x509 -req
+enroll-prep    tokens and CSRs for one round of enrollments (untimed)
+enroll-run     time a round's enrollments from C keep-alive client processes
+enroll-peer    openssl x509 -req signing CSRs: rate and CPU per signing
+enroll-report  the medians of the rounds
 """
 import argparse
 import http.client
 import json
+import multiprocessing
 import os
 import re
 import ssl
 import subprocess
 import sys
-import threading
 import time
 from urllib.parse import urlparse, quote
 
@@ -108,50 +111,80 @@ def cmd_report_wrk(a):
     print(f"ratio anchor-keyserver/nginx: {ks_rate / ng_rate:.2f} (goal: >= 1.00)")
 
 
-def cmd_enroll(a):
+def cmd_enroll_prep(a):
+    """Tokens and CSRs for one round of enrollments, made before the round is timed."""
     admin = open(os.path.join(a.work, "admin.token")).read().strip()
     c = Client(a.server, a.cacert)
-    addresses = [f"enroll{i}@{DOMAIN}" for i in range(a.count)]
+    addresses = [f"enroll{a.round}x{i}@{DOMAIN}" for i in range(a.count)]
     tokens = issue_tokens(c, admin, addresses)
     csrs = [make_csr(addr) for addr in addresses]
-    work = list(zip(tokens, csrs))
-    lock = threading.Lock()
+    with open(a.out, "w") as f:
+        json.dump(list(zip(tokens, csrs)), f)
 
-    def worker():
-        cl = Client(a.server, a.cacert)
-        while True:
-            with lock:
-                if not work:
-                    return
-                tok, csr = work.pop()
-            enroll_one(cl, tok, csr)
 
+def enroll_worker(server, cacert, work, q):
+    cl = Client(server, cacert)
+    for tok, csr in work:
+        enroll_one(cl, tok, csr)
+    q.put(len(work))
+
+
+def cmd_enroll_run(a):
+    """Time the prepared enrollments from C client processes (not threads: one GIL
+    would hold the load back); print enrollments per second."""
+    work = json.load(open(a.input))
+    q = multiprocessing.Queue()
+    procs = [multiprocessing.Process(target=enroll_worker,
+                                     args=(a.server, a.cacert, work[k::a.clients], q))
+             for k in range(a.clients)]
     t0 = time.monotonic()
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    ours = a.count / (time.monotonic() - t0)
+    for p in procs:
+        p.start()
+    done = sum(q.get() for _ in procs)
+    dt = time.monotonic() - t0
+    for p in procs:
+        p.join()
+    if done != len(work) or any(p.exitcode != 0 for p in procs):
+        sys.exit("an enrollment failed")
+    print(f"{len(work) / dt:.1f}")
 
-    # Peer: the stock tool signing the same requests, with nothing stored.
+
+def cmd_enroll_peer(a):
+    """The stock tool signing the same kind of requests with nothing stored: signings
+    per second and CPU time per signing (its processes' user + system time)."""
     d = os.path.join(a.work, "domain")
-    sample = csrs[:min(100, len(csrs))]
     paths = []
-    for i, csr in enumerate(sample):
+    for i in range(a.count):
         p = os.path.join(a.work, f"peer{i}.csr")
-        open(p, "w").write(csr)
+        open(p, "w").write(make_csr(f"peer{i}@{DOMAIN}"))
         paths.append(p)
-    t0 = time.monotonic()
+    c0, t0 = os.times(), time.monotonic()
     for p in paths:
         subprocess.run(["openssl", "x509", "-req", "-in", p, "-CA", os.path.join(d, "issuer.pem"),
                         "-CAkey", os.path.join(d, "issuer.key"), "-days", "365",
                         "-copy_extensions", "copy", "-out", p + ".pem"],
                        check=True, stderr=subprocess.DEVNULL)
-    peer = len(paths) / (time.monotonic() - t0)
-    print(f"anchor-keyserver enrollments/s (verify CSR, sign, commit): {ours:.0f}")
-    print(f"openssl x509 -req signings/s (one process each, no storage): {peer:.0f}")
-    print(f"ratio: {ours / peer:.2f}")
+    c1, t1 = os.times(), time.monotonic()
+    cpu = (c1.children_user + c1.children_system - c0.children_user - c0.children_system)
+    print(f"{a.count / (t1 - t0):.1f} {cpu * 1e6 / a.count:.0f}")
+
+
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def cmd_enroll_report(a):
+    rows = [[float(x) for x in line.split()] for line in open(a.rounds) if line.strip()]
+    ours, ours_cpu, peer, peer_cpu = (median([r[i] for r in rows]) for i in range(4))
+    print(f"{'medians of ' + str(len(rows)) + ' rounds':52}{'per second':>11}"
+          f"{'CPU/op':>12}")
+    print(f"{'anchor-keyserver enrollments (verify, sign, commit)':52}{ours:11.0f}"
+          f"{ours_cpu:9.0f} us")
+    print(f"{'openssl x509 -req (one process each, no storage)':52}{peer:11.0f}"
+          f"{peer_cpu:9.0f} us")
+    print(f"goal: >= 1000 enrollments/s; ratio to openssl x509 -req: {ours / peer:.2f}")
 
 
 def main():
@@ -164,12 +197,24 @@ def main():
     r = sub.add_parser("report-wrk")
     r.add_argument("ours")
     r.add_argument("peer")
-    e = sub.add_parser("enroll")
-    for name in ("--server", "--cacert", "--work"):
+    e = sub.add_parser("enroll-prep")
+    for name in ("--server", "--cacert", "--work", "--out"):
         e.add_argument(name, required=True)
     e.add_argument("--count", type=int, default=300)
+    e.add_argument("--round", type=int, default=0)
+    e = sub.add_parser("enroll-run")
+    for name in ("--server", "--cacert", "--input"):
+        e.add_argument(name, required=True)
+    e.add_argument("--clients", type=int, default=4)
+    e = sub.add_parser("enroll-peer")
+    e.add_argument("--work", required=True)
+    e.add_argument("--count", type=int, default=50)
+    e = sub.add_parser("enroll-report")
+    e.add_argument("--rounds", required=True)
     a = p.parse_args()
-    {"setup": cmd_setup, "report-wrk": cmd_report_wrk, "enroll": cmd_enroll}[a.cmd](a)
+    {"setup": cmd_setup, "report-wrk": cmd_report_wrk, "enroll-prep": cmd_enroll_prep,
+     "enroll-run": cmd_enroll_run, "enroll-peer": cmd_enroll_peer,
+     "enroll-report": cmd_enroll_report}[a.cmd](a)
 
 
 if __name__ == "__main__":

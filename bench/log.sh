@@ -3,11 +3,16 @@
 # in the same run on the same PostgreSQL cluster.
 #
 #  1. Appends per second with proofs kept current: route set calls by the domain
-#     admin from 4 keep-alive clients; each one appends a log entry, stores the
-#     perfect-subtree nodes it completes, signs a tree head for the new size and
-#     commits it all before answering.  Peer: pgbench running a plain INSERT +
-#     COMMIT of a row of the same size (the same columns, the average leaf length
-#     measured after our run) into a table of the same shape, 4 clients.
+#     admin from 4 keep-alive client processes; each one appends a log entry and
+#     the perfect-subtree nodes it completes and commits, and is answered once a
+#     signed tree head covering it is committed too (one head for every change
+#     committed meanwhile: a group commit).  Peer: pgbench running a plain
+#     INSERT + COMMIT of a row of the same size (the same columns, the average
+#     leaf length) into a table of the same shape, 4 clients.  The servers (key
+#     server, signer, PostgreSQL) run on core 0, the load on core 1; each round
+#     prints both rates and the servers' CPU time per append / per transaction,
+#     the two run interleaved for BENCH_ROUNDS rounds and the medians are the
+#     result.
 #  2. Feed reads per second: wrk GET /v1/domains/<d>/feed?since=0&limit=100 over
 #     HTTPS keep-alive, beside nginx serving the very same body as a static file
 #     (same TLS certificate, same number of threads/processes).
@@ -15,8 +20,8 @@
 # Proof sizes and verification times at 1M and 10M entries are bench/merkle.sh's.
 #
 # Usage: bench/log.sh BUILD_DIR   (make bench passes build/release)
-# Environment: BENCH_APPENDS (2000), BENCH_DURATION (10 s), BENCH_CONNS (32),
-# BENCH_THREADS (2).  Loopback only; every loop is bounded.
+# Environment: BENCH_APPENDS (2000 per round), BENCH_DURATION (10 s), BENCH_ROUNDS (3),
+# BENCH_CONNS (32), BENCH_THREADS (2), KS_HTTP_THREADS (8).  Loopback only; every loop is bounded.
 set -euo pipefail
 
 BIN=${1:?usage: bench/log.sh BUILD_DIR}
@@ -25,8 +30,14 @@ BIN=${1:?usage: bench/log.sh BUILD_DIR}
 APPENDS=${BENCH_APPENDS:-2000}
 DURATION=${BENCH_DURATION:-10}
 CONNS=${BENCH_CONNS:-32}
+ROUNDS=${BENCH_ROUNDS:-3}
 USERS=20
+CPU=(python3 "$SRC/bench/cpu.py")
+LOAD=(taskset -c 1) # the load generators' core; the servers get core 0
 
+# The key server's request threads wait on PostgreSQL: give it as many as clients and
+# more, so that the 4 writers can share a head (the peer has 4 backends).
+KS_HTTP_THREADS=${KS_HTTP_THREADS:-8}
 bench_init logbench
 echo "== setting up (PostgreSQL, anchor-keyserver, a domain with $USERS users)"
 bench_start_pg
@@ -35,12 +46,9 @@ bench_start_keyserver "$BIN"
 export ANCHOR_SERVER=$SERVER ANCHOR_CACERT=$WORK/tls.pem
 python3 "$SRC/bench/log_load.py" setup --server "$SERVER" --cacert "$WORK/tls.pem" \
 	--operator-token "$OPTOKEN" --anchorctl "$BIN/anchorctl" --work "$WORK" --users "$USERS"
+PG_PID=$(head -1 "$WORK/pg/data/postmaster.pid")
+"${CPU[@]}" pin 0 "$PG_PID" "$KS_PID"
 
-echo "== appends: $APPENDS route changes by the admin, 4 clients, each committed with its head"
-python3 "$SRC/bench/log_load.py" appends --server "$SERVER" --cacert "$WORK/tls.pem" \
-	--work "$WORK" --count "$APPENDS" --users "$USERS"
-
-echo "== peer: pgbench, INSERT + COMMIT of a row of the same size, 4 clients, ${DURATION}s"
 PSQL=("$SRC/deploy/pgcluster.sh" psql "$WORK/pg" -X -q -v ON_ERROR_STOP=1)
 LEAF_LEN=$("${PSQL[@]}" -At -c "SELECT round(avg(length(leaf)))::int FROM log_entries")
 "${PSQL[@]}" -c "CREATE TABLE peer_log (LIKE log_entries INCLUDING DEFAULTS INCLUDING INDEXES);
@@ -50,20 +58,56 @@ INSERT INTO peer_log (domain_id, seq, type, leaf, leaf_hash, salt, name)
 VALUES (1, nextval('peer_seq'), 'route_set', repeat('x', $LEAF_LEN),
         sha256(random()::text::bytea), md5(random()::text), 'user1@bench.example');
 SQL
-PGCONN=$CONNINFO
-pgbench -n -c 4 -j 2 -T "$DURATION" -f "$WORK/peer.sql" "$PGCONN" >"$WORK/pgbench.txt" 2>&1 ||
-	{
+
+# One round of ours: rate and server CPU (key server + signer + PostgreSQL) per append.
+# The last figure: PostgreSQL's part of that CPU time, in per cent.
+ours_round() {
+	local k0 k1 p0 p1 rate
+	k0=$("${CPU[@]}" cpu "$KS_PID")
+	p0=$("${CPU[@]}" cpu "$PG_PID")
+	rate=$("${LOAD[@]}" python3 "$SRC/bench/log_load.py" appends --server "$SERVER" \
+		--cacert "$WORK/tls.pem" --work "$WORK" --count "$APPENDS" --users "$USERS")
+	k1=$("${CPU[@]}" cpu "$KS_PID")
+	p1=$("${CPU[@]}" cpu "$PG_PID")
+	echo "$rate $(python3 -c "k, p = $k1 - $k0, $p1 - $p0
+print(f'{(k + p) * 1e6 / $APPENDS:.0f} {100 * p / max(k + p, 1e-9):.0f}')")"
+}
+# One round of the peer: pgbench's rate and PostgreSQL's CPU per transaction.
+peer_round() {
+	local c0 c1 n
+	c0=$("${CPU[@]}" cpu "$PG_PID")
+	"${LOAD[@]}" pgbench -n -c 4 -j 2 -T "$DURATION" -f "$WORK/peer.sql" "$CONNINFO" \
+		>"$WORK/pgbench.txt" 2>&1 || {
 		cat "$WORK/pgbench.txt"
 		exit 1
 	}
+	c1=$("${CPU[@]}" cpu "$PG_PID")
+	n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$WORK/pgbench.txt")
+	echo "$(python3 "$SRC/bench/log_load.py" pgbench-rate "$WORK/pgbench.txt") \
+$(python3 -c "print(f'{($c1 - $c0) * 1e6 / $n:.0f}')")"
+}
+
+echo "== appends: $APPENDS route changes by the admin from 4 client processes (core 1), each"
+echo "   answered once its entry and a signed head covering it are committed; beside"
+echo "   pgbench INSERT + COMMIT of a row of the same size, 4 clients, ${DURATION}s;"
+echo "   servers on core 0; $ROUNDS interleaved rounds"
+: >"$WORK/rounds.txt"
+for r in $(seq "$ROUNDS"); do
+	read -r ours ours_cpu ours_pg < <(ours_round)
+	read -r peer peer_cpu < <(peer_round)
+	printf 'round %d: anchor-keyserver %6.0f/s %6d us CPU each (%s%% PostgreSQL) | pgbench %6.0f/s %6d us CPU each\n' \
+		"$r" "$ours" "$ours_cpu" "$ours_pg" "$peer" "$peer_cpu"
+	echo "$ours $ours_cpu $peer $peer_cpu" >>"$WORK/rounds.txt"
+done
 
 echo "== feed reads: wrk -t$THREADS -c$CONNS -d${DURATION}s, GET .../feed?since=0&limit=100"
 FEED=/v1/domains/bench.example/feed
 mkdir -p "$WORK/www$(dirname $FEED)"
 curl -sf --cacert "$WORK/tls.pem" "$SERVER$FEED?since=0&limit=100" >"$WORK/www$FEED"
 bench_start_nginx
+"${CPU[@]}" pin 0 "$NGINX_PID"
 run_wrk() { # url outfile
-	wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency "$1" >"$2"
+	"${LOAD[@]}" wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency "$1" >"$2"
 }
 DURATION=2 run_wrk "$SERVER$FEED?since=0&limit=100" /dev/null
 DURATION=2 run_wrk "https://127.0.0.1:$NG_PORT$FEED?since=0&limit=100" /dev/null
@@ -71,5 +115,5 @@ run_wrk "$SERVER$FEED?since=0&limit=100" "$WORK/wrk-ks.txt"
 run_wrk "https://127.0.0.1:$NG_PORT$FEED?since=0&limit=100" "$WORK/wrk-nginx.txt"
 
 echo "== results"
-python3 "$SRC/bench/log_load.py" report --work "$WORK" --pgbench "$WORK/pgbench.txt" \
+python3 "$SRC/bench/log_load.py" report --rounds "$WORK/rounds.txt" \
 	--feed-ours "$WORK/wrk-ks.txt" --feed-peer "$WORK/wrk-nginx.txt"

@@ -45,9 +45,11 @@
  *                                 and deliveries; erasure of an address; the signer's
  *                                 seals and signer_state
  *   signer_client.c               the HTTPS process's side of the signer protocol
- *   signer.c, issue.c, publish.c, seal.c, ks_signer_proto.c
+ *   group.c                       group commit of tree heads (both processes)
+ *   signer.c, issue.c, publish.c, seal.c, signer_memo.c, ks_signer_proto.c
  *                                 the signer process: its loop, issuance and
- *                                 registration, signed heads/CRLs/routes, row seals
+ *                                 registration, signed heads/CRLs/routes, row seals,
+ *                                 parsed domains and checked heads kept by digest
  */
 #ifndef KS_KS_H
 #define KS_KS_H
@@ -67,6 +69,7 @@
 #include "settings.h"
 
 struct ks_cache;
+struct ks_group;
 
 struct ks {
 	struct ks_settings cfg;
@@ -74,6 +77,7 @@ struct ks {
 	struct ks_cache *cache;
 	struct ks_webhooks *webhooks;
 	struct frame_client *signer; /* the HTTPS process's way to the signer */
+	struct ks_group *heads;      /* group commit of tree heads (group.c) */
 	atomic_ullong enrollments;
 	atomic_ullong cache_hits;
 	atomic_ullong cache_misses;
@@ -173,10 +177,21 @@ void ks_feed(struct ks_req *r, const char *domain);
  * returned in *head (a JSON string, new reference; NULL when nothing was attached). */
 int ks_log_attach_proofs(struct ks_req *r, json_t *certs, json_t **head, struct err *e);
 
-/* After a change that appended to d's log has committed: have the signer sign the new
- * heads.  A failure is logged, not returned: the change stands, and the next publish
- * (or a read of the newest head) signs what is missing. */
+/* After a change that appended to d's log has committed: have the signer sign a head
+ * that covers it (one head for every change committed meanwhile: group.c).  A failure
+ * is logged, not returned: the change stands, and the next publish (or a read of the
+ * newest head) signs what is missing. */
 void ks_log_publish(struct ks_req *r, const struct ks_domain *d);
+
+/* group.c: one round of head signing at a time per domain, covering every writer that
+ * committed before it began.  fn signs (it gets arg) and sets *size to the signed
+ * size; every writer it covers gets its result. */
+typedef int (*ks_group_fn)(void *arg, long long *size, struct err *e);
+struct ks_group *ks_group_new(void);
+void ks_group_free(struct ks_group *g); /* accepts NULL */
+/* Returns once a round that began after the call has ended: fn's result. */
+int ks_group_run(struct ks_group *g, long long domain_id, ks_group_fn fn, void *arg,
+                 long long *size, struct err *e);
 
 /* The inclusion proof of entry seq in the tree of size, with its leaf and salt. */
 int ks_log_proof_for(struct ks_req *r, long long domain_id, long long seq, long long size,

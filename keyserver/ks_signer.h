@@ -27,7 +27,8 @@
 struct ks_signer {
 	struct ks ks; /* cfg and the signer's own database pool */
 	uint8_t kek[KEYWRAP_KEK_LEN];
-	uint8_t auth_key[32]; /* HMAC key of the seals, derived from the KEK */
+	uint8_t auth_key[32];        /* HMAC key of the seals, derived from the KEK */
+	struct ks_signer_memo *memo; /* signer_memo.c */
 };
 
 /* A domain opened for signing: its row, checked against its seal, and its key. */
@@ -88,8 +89,9 @@ int ks_issue_register(struct ks_signer *sg, struct db *db, const char *domain, c
                       const char *policy, const char *mode, const char *operator_token,
                       char pin[CRYPTO_PIN_MAX], char admin_token[CRYPTO_TOKEN_LEN], struct err *e);
 
-/* publish.c: sign and store the heads of every size the log reached since the newest
- * signed head, after checking the log extends it; *size is the newest signed size. */
+/* publish.c: sign and store one head for the size the log has reached, if beyond the
+ * newest signed head (covering every entry since), after checking the log extends it;
+ * *size is the newest signed size. */
 int ks_publish_heads(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
                      long long *size, struct err *e);
 /* The domain's CRL from its revocation rows (DER, malloc'd). */
@@ -98,6 +100,22 @@ unsigned char *ks_sign_crl(struct db *db, const struct ks_signer_domain *sd, siz
 /* The route answer of name from the route rows (JWS, malloc'd). */
 char *ks_sign_route(struct db *db, const struct ks_signer_domain *sd, const char *name,
                     struct err *e);
+
+/* signer_memo.c: parsed domains and verified heads, keyed by the digest of the exact
+ * bytes they came from (a changed row misses).  domain_get fills sd's root, issuer, key
+ * (references taken) and fingerprints: 1 on a hit, 0 on a miss. */
+struct ks_signer_memo;
+struct ks_signer_memo *ks_signer_memo_new(void);
+void ks_signer_memo_free(struct ks_signer_memo *m); /* accepts NULL */
+int ks_signer_memo_domain_get(struct ks_signer_memo *m, const struct ks_domain *d,
+                              struct ks_signer_domain *sd);
+void ks_signer_memo_domain_put(struct ks_signer_memo *m, const struct ks_domain *d,
+                               const struct ks_signer_domain *sd);
+/* A head row (size, root in hex, JWS) this signer verified or signed for sd. */
+int ks_signer_memo_head_known(struct ks_signer_memo *m, const struct ks_signer_domain *sd,
+                              long long size, const char *root_hex, const char *jws);
+void ks_signer_memo_head_put(struct ks_signer_memo *m, const struct ks_signer_domain *sd,
+                             long long size, const char *root_hex, const char *jws);
 
 /* signer.c: the process (anchor-keyserver --signer FD SOCKET ...). */
 int ks_signer_main(const struct ks_settings *s, const char *socket_path, int parent_fd);

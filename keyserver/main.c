@@ -259,8 +259,9 @@ static int serve(struct ks *ks, struct signer_proc *sp, struct err *e)
 		return -1;
 	if ((ks->pool = db_pool_new(ks->cfg.db_conninfo, (int)ks->cfg.db_pool_size, e)) == NULL)
 		return -1;
-	if ((ks->cache =
-	         ks_cache_new((size_t)ks->cfg.answer_cache_bytes, ks->cfg.stale_if_error)) == NULL)
+	if ((ks->cache = ks_cache_new((size_t)ks->cfg.answer_cache_bytes,
+	                              ks->cfg.stale_if_error)) == NULL ||
+	    (ks->heads = ks_group_new()) == NULL)
 		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
 	if (ks_cache_listen(ks->cache, ks->cfg.db_conninfo, e) < 0)
 		return -1;
@@ -360,6 +361,7 @@ int main(int argc, char **argv)
 out:
 	ks_webhooks_stop(ks.webhooks);
 	ks_cache_free(ks.cache);
+	ks_group_free(ks.heads);
 	db_pool_free(ks.pool);
 	frame_client_free(ks.signer);
 	signer_stop(&sp);

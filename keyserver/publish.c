@@ -5,15 +5,20 @@
  * route's name), so it cannot choose what is signed.
  *
  * Tree heads.  Log entries are appended, unsigned, inside the transaction of
- * the change they record; publishing then signs, under the domain's lock, a
- * head for every size the log reached since the newest signed head.  Before
- * it signs, the signer checks that newest head's signature (a head row it did
- * not sign is not trusted), that every new leaf hashes to its stored hash and
- * names this domain and its own index, and that each new tree extends the
- * signed one (an RFC 9162 consistency proof from the log's own nodes,
- * verified against the signed root).  Heads are stored in the same
- * transaction and only sizes beyond the newest are signed, so the signer
- * never signs two heads of one size: the log cannot be forked through it.
+ * the change they record; publishing then signs, under the domain's heads
+ * lock, one head for the size the log has reached: a group commit, one head
+ * for every entry committed since the newest signed head (group.c gathers the
+ * writers waiting for it).  Appends take the domain's row lock, not the heads
+ * lock, and commit in index order, so the entries below the size read here
+ * are committed and hold still while they are checked and signed, and new
+ * appends go on meanwhile.  Before it signs, the signer checks that newest
+ * head's signature (a head row it did not sign is not trusted), that every
+ * new leaf hashes to its stored hash and names this domain and its own index,
+ * and that the new tree extends the signed one (an RFC 9162 consistency proof
+ * from the log's own nodes, verified against the signed root).  Heads are
+ * stored in the same transaction and only sizes beyond the newest are signed,
+ * so the signer never signs two heads of one size: the log cannot be forked
+ * through it.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -105,8 +110,8 @@ static int head_check(const struct ks_signer_domain *sd, const char *jws,
 }
 
 /* The newest head row (size 0 when there is none), checked. */
-static int newest_head(struct db *db, const struct ks_signer_domain *sd, const char *idbuf,
-                       struct signed_head *h, struct err *e)
+static int newest_head(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
+                       const char *idbuf, struct signed_head *h, struct err *e)
 {
 	char root_hex[65];
 	char *jws = NULL;
@@ -115,10 +120,13 @@ static int newest_head(struct db *db, const struct ks_signer_domain *sd, const c
 	memset(h, 0, sizeof(*h));
 	if ((found = ks_store_log_newest_head(db, idbuf, &h->size, root_hex, &jws, e)) < 0)
 		return -1;
-	if (found)
-		rc = ks_hex_decode32(root_hex, h->root) < 0
-		         ? head_refused(sd, "a malformed root", e)
-		         : head_check(sd, jws, h, e);
+	if (found && ks_hex_decode32(root_hex, h->root) < 0)
+		rc = head_refused(sd, "a malformed root", e);
+	/* A row of exactly the bytes this signer signed or checked before needs no second
+	 * look (signer_memo.c); any other is verified. */
+	else if (found && !ks_signer_memo_head_known(sg->memo, sd, h->size, root_hex, jws) &&
+	         (rc = head_check(sd, jws, h, e)) == 0)
+		ks_signer_memo_head_put(sg->memo, sd, h->size, root_hex, jws);
 	free(jws);
 	return rc;
 }
@@ -167,7 +175,16 @@ static int leaves_check(struct db *db, const struct ks_signer_domain *sd,
                         struct ks_log_nodes *nodes, long long from, long long to, struct err *e)
 {
 	struct leaves_ctx c = {.sd = sd, .nodes = nodes, .from = from};
-	int n = ks_store_log_each_leaf(db, nodes->domain_id, from, to, leaf_check, &c, e);
+	uint8_t ignore[MERKLE_HASH_LEN];
+	int n;
+
+	/* Their level-0 nodes in one query. */
+	nodes->recording = 1;
+	for (long long s = from; s < to && s < from + KS_LOG_MEMO / 2; s++)
+		ks_log_node(nodes, 0, (uint64_t)s, ignore, e);
+	if (ks_log_nodes_fetch(nodes, e) < 0)
+		return -1;
+	n = ks_store_log_each_leaf(db, nodes->domain_id, from, to, leaf_check, &c, e);
 
 	if (n < 0)
 		return -1;
@@ -178,8 +195,9 @@ static int leaves_check(struct db *db, const struct ks_signer_domain *sd,
 }
 
 /* Sign and store the head of size, after checking it extends the signed head h. */
-static int head_sign(struct db *db, const struct ks_signer_domain *sd, struct ks_log_nodes *nodes,
-                     const struct signed_head *h, long long size, struct err *e)
+static int head_sign(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
+                     struct ks_log_nodes *nodes, const struct signed_head *h, long long size,
+                     struct err *e)
 {
 	uint8_t root[MERKLE_HASH_LEN], proof[MERKLE_MAX_PROOF][MERKLE_HASH_LEN];
 	char now[32], hex[65];
@@ -187,7 +205,13 @@ static int head_sign(struct db *db, const struct ks_signer_domain *sd, struct ks
 	char *jws;
 	int n = 0, rc;
 
-	if (merkle_root((uint64_t)size, ks_log_node, nodes, root, e) < 0)
+	/* A dry run notes the nodes the root and the proof need; one query fetches them. */
+	nodes->recording = 1;
+	if (merkle_root((uint64_t)size, ks_log_node, nodes, root, e) < 0 ||
+	    (h->size > 0 && merkle_consistency_proof((uint64_t)h->size, (uint64_t)size, ks_log_node,
+	                                             nodes, proof, &n, e) < 0) ||
+	    ks_log_nodes_fetch(nodes, e) < 0 ||
+	    merkle_root((uint64_t)size, ks_log_node, nodes, root, e) < 0)
 		return -1;
 	if (h->size > 0 &&
 	    (merkle_consistency_proof((uint64_t)h->size, (uint64_t)size, ks_log_node, nodes, proof,
@@ -212,6 +236,8 @@ static int head_sign(struct db *db, const struct ks_signer_domain *sd, struct ks
 		                           : err_set(e, ERR_INTERNAL, "internal", "out of memory");
 	crypto_hex(root, MERKLE_HASH_LEN, hex);
 	rc = ks_store_log_head_put(db, nodes->domain_id, size, hex, jws, e);
+	if (rc == 0) /* should the commit fail, the row read next differs: checked then */
+		ks_signer_memo_head_put(sg->memo, sd, size, hex, jws);
 	free(jws);
 	return rc;
 }
@@ -223,24 +249,23 @@ int ks_publish_heads(struct ks_signer *sg, struct db *db, const struct ks_signer
 	struct signed_head h;
 	long long n;
 
-	(void)sg;
 	ks_log_nodes_init(&nodes, db, sd->d->id);
 	if (db_begin(db, e) < 0)
 		return -1;
-	/* Appends take this lock too: the log holds still while it is signed. */
-	if (ks_store_domain_lock(db, sd->d->id, e) < 0 || (n = ks_log_size(db, sd->d->id, e)) < 0 ||
-	    newest_head(db, sd, nodes.domain_id, &h, e) < 0)
+	/* One signer at a time per domain, on every node; entries below n hold still. */
+	if (ks_store_log_heads_lock(db, sd->d->id, e) < 0 ||
+	    (n = ks_log_size(db, sd->d->id, e)) < 0 ||
+	    newest_head(sg, db, sd, nodes.domain_id, &h, e) < 0)
 		goto fail;
 	if (h.size > n) {
 		err_set(e, ERR_FORBIDDEN, "log_damaged",
 		        "the log of %s is shorter than its signed head", sd->d->name);
 		goto fail;
 	}
-	if (h.size < n && leaves_check(db, sd, &nodes, h.size, n, e) < 0)
+	/* One head for the whole batch: the newest size only. */
+	if (h.size < n && (leaves_check(db, sd, &nodes, h.size, n, e) < 0 ||
+	                   head_sign(sg, db, sd, &nodes, &h, n, e) < 0))
 		goto fail;
-	for (long long s = h.size + 1; s <= n; s++)
-		if (head_sign(db, sd, &nodes, &h, s, e) < 0)
-			goto fail;
 	if (db_commit(db, e) < 0)
 		goto fail;
 	*size = n;

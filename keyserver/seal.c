@@ -91,29 +91,35 @@ int ks_signer_domain_open(struct ks_signer *sg, struct db *db, const char *name,
 {
 	char want[KS_SEAL_HEX], *seal = NULL;
 	struct ks_domain *d;
-	int ok;
+	int ok, memoised;
 
 	memset(sd, 0, sizeof(*sd));
 	if ((sd->d = d = ks_store_domain(db, name, e)) == NULL)
 		return -1;
-	if ((sd->root = cert_from_pem(d->root_pem, strlen(d->root_pem), e)) == NULL ||
-	    (sd->issuer = cert_from_pem(d->issuer_pem, strlen(d->issuer_pem), e)) == NULL ||
-	    ks_cert_fpr_hex(sd->root, sd->root_fpr, e) < 0 ||
-	    ks_cert_fpr_hex(sd->issuer, sd->issuer_fpr, e) < 0)
-		goto fail;
 	/* The key first: a node with another KEK is misconfigured (500), not attacked. */
 	if (d->issuer_key_sealed == NULL) {
 		err_set(e, ERR_INTERNAL, "internal", "%s has no issuer key", d->name);
 		goto fail;
 	}
-	if ((sd->key = keywrap_open(sg->kek, d->name, d->issuer_key_sealed, e)) == NULL)
+	/* The same bytes as last time parse and unseal to the same objects (the memo);
+	 * the seal is checked below either way. */
+	memoised = sg->memo != NULL && ks_signer_memo_domain_get(sg->memo, d, sd);
+	if (!memoised &&
+	    ((sd->root = cert_from_pem(d->root_pem, strlen(d->root_pem), e)) == NULL ||
+	     (sd->issuer = cert_from_pem(d->issuer_pem, strlen(d->issuer_pem), e)) == NULL ||
+	     ks_cert_fpr_hex(sd->root, sd->root_fpr, e) < 0 ||
+	     ks_cert_fpr_hex(sd->issuer, sd->issuer_fpr, e) < 0 ||
+	     (sd->key = keywrap_open(sg->kek, d->name, d->issuer_key_sealed, e)) == NULL))
 		goto fail;
 	seal = ks_store_domain_seal(db, d->id, e);
 	if (seal == NULL && e->kind != ERR_NONE)
 		goto fail;
 	ks_seal_domain(sg, d->name, sd->root_fpr, sd->issuer_fpr, want);
-	ok = ks_seal_ok(seal, want) && crypto_key_matches(sd->key, X509_get0_pubkey(sd->issuer));
+	ok = ks_seal_ok(seal, want) &&
+	     (memoised || crypto_key_matches(sd->key, X509_get0_pubkey(sd->issuer)));
 	free(seal);
+	if (ok && !memoised && sg->memo != NULL)
+		ks_signer_memo_domain_put(sg->memo, d, sd);
 	if (!ok) {
 		log_err(NULL,
 		        "signer: the row of %s does not bear a valid seal: its root or "

@@ -51,10 +51,27 @@ struct answer {
 	char *text;         /* malloc'd */
 };
 
+struct publish_arg {
+	struct ks_signer *sg;
+	struct db *db;
+	const struct ks_signer_domain *sd;
+};
+
+static int publish_round(void *arg, long long *size, struct err *e)
+{
+	const struct publish_arg *p = arg;
+
+	return ks_publish_heads(p->sg, p->db, p->sd, size, e);
+}
+
+/* One head for every change committed before the round (group.c); the requests that
+ * wait for a head meanwhile share the next one. */
 static int publish(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
                    long long *size, struct err *e)
 {
-	return ks_publish_heads(sg, db, sd, size, e);
+	struct publish_arg p = {.sg = sg, .db = db, .sd = sd};
+
+	return ks_group_run(sg->ks.heads, sd->d->id, publish_round, &p, size, e);
 }
 
 /* After a change the signer made itself: its head follows; a failure there leaves the
@@ -207,6 +224,8 @@ static int signer_open(struct ks_signer *sg, struct err *e)
 		         "sharing this database needs a copy of it, and it is needed to read "
 		         "the issuer keys",
 		         s->issuer_kek_file);
+	if ((sg->ks.heads = ks_group_new()) == NULL || (sg->memo = ks_signer_memo_new()) == NULL)
+		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
 	if ((sg->ks.pool = db_pool_new(conninfo, (int)s->db_pool_size, e)) == NULL)
 		return -1;
 	db = db_pool_get(sg->ks.pool);
@@ -245,6 +264,8 @@ int ks_signer_main(const struct ks_settings *s, const char *socket_path, int par
 		return 0; /* a request still runs: leave it its keys, the process ends */
 out:
 	db_pool_free(sg->ks.pool);
+	ks_group_free(sg->ks.heads);
+	ks_signer_memo_free(sg->memo);
 	OPENSSL_secure_clear_free(sg, sizeof(*sg));
 	return rc;
 }

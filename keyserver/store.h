@@ -173,12 +173,32 @@ int ks_store_delivery_record(struct db *db, const struct ks_delivery *dl, long l
 
 /* store_log.c: the log's tables. */
 /* The log's nodes, as lib/pki/merkle.c reads them (ks_log_node is a merkle_node_fn). */
+/*
+ * A proof or a root needs a few dozen nodes.  Rather than one query each, the caller
+ * runs the computation once with recording set (ks_log_node then only notes which
+ * nodes it is asked for, answering zeros: the algorithms never branch on a hash),
+ * fetches them all in one query (ks_log_nodes_fetch), and runs it again from memory.
+ * The memo lives as long as the context, inside one request: nothing is kept across
+ * transactions.
+ */
+#define KS_LOG_MEMO 256
+struct ks_log_memo {
+	unsigned level;
+	int have;
+	uint64_t index;
+	uint8_t hash[32];
+};
 struct ks_log_nodes {
 	struct db *db;
 	char domain_id[24];
+	int recording;
+	int n;
+	struct ks_log_memo memo[KS_LOG_MEMO];
 };
 void ks_log_nodes_init(struct ks_log_nodes *n, struct db *db, long long domain_id);
 int ks_log_node(void *ctx, unsigned level, uint64_t index, uint8_t out[32], struct err *e);
+/* Fetch every node recorded and not yet known, in one query; ends the recording. */
+int ks_log_nodes_fetch(struct ks_log_nodes *n, struct err *e);
 /* PostgreSQL's encode(hash, 'hex') (64 lowercase digits) back to 32 bytes; -1 if not. */
 int ks_hex_decode32(const char *hex, uint8_t out[32]);
 /* The size of the domain's log: the next sequence number. */
@@ -206,6 +226,9 @@ typedef int (*ks_store_leaf_fn)(void *ctx, int i, long long seq, const char *lea
                                 const char *hash_hex, struct err *e);
 int ks_store_log_each_leaf(struct db *db, const char *domain_id, long long from, long long to,
                            ks_store_leaf_fn fn, void *ctx, struct err *e);
+/* Serialise the signing of domain_id's heads until the transaction ends (appends
+ * take the domain's row lock instead and go on meanwhile). */
+int ks_store_log_heads_lock(struct db *db, long long domain_id, struct err *e);
 int ks_store_log_head_put(struct db *db, const char *domain_id, long long size,
                           const char *root_hex, const char *jws, struct err *e);
 /* store_seal.c: the signer's seals on rows, and the one-time sealing of old rows. */

@@ -35,16 +35,35 @@ int ks_hex_decode32(const char *hex, uint8_t out[32])
 	return 0;
 }
 
-/* merkle_node_fn over log_nodes. */
+static struct ks_log_memo *memo_find(struct ks_log_nodes *ctx, unsigned level, uint64_t index)
+{
+	for (int i = 0; i < ctx->n; i++)
+		if (ctx->memo[i].level == level && ctx->memo[i].index == index)
+			return &ctx->memo[i];
+	return NULL;
+}
+
+/* merkle_node_fn over log_nodes: from the memo, else one query. */
 int ks_log_node(void *arg, unsigned level, uint64_t index, uint8_t out[MERKLE_HASH_LEN],
                 struct err *e)
 {
 	struct ks_log_nodes *ctx = arg;
+	struct ks_log_memo *m = memo_find(ctx, level, index);
 	char lv[8], ix[24];
 	const char *params[3] = {ctx->domain_id, lv, ix};
 	PGresult *res;
 	int rc;
 
+	if (ctx->recording) {
+		if (m == NULL && ctx->n < KS_LOG_MEMO)
+			ctx->memo[ctx->n++] = (struct ks_log_memo){.level = level, .index = index};
+		memset(out, 0, MERKLE_HASH_LEN);
+		return 0;
+	}
+	if (m != NULL && m->have) {
+		memcpy(out, m->hash, MERKLE_HASH_LEN);
+		return 0;
+	}
 	snprintf(lv, sizeof(lv), "%u", level);
 	snprintf(ix, sizeof(ix), "%llu", (unsigned long long)index);
 	res = db_exec(ctx->db,
@@ -60,9 +79,63 @@ int ks_log_node(void *arg, unsigned level, uint64_t index, uint8_t out[MERKLE_HA
 	              : 0;
 }
 
+/* "{a,b,...}" of the recorded levels (which 0) or indexes (1) not yet known. */
+static char *memo_array(const struct ks_log_nodes *ctx, int which)
+{
+	size_t cap = (size_t)ctx->n * 22 + 3, len = 0;
+	char *out = malloc(cap);
+
+	if (out == NULL)
+		return NULL;
+	out[len++] = '{';
+	for (int i = 0; i < ctx->n; i++) {
+		if (ctx->memo[i].have)
+			continue;
+		len += (size_t)snprintf(out + len, cap - len, "%s%llu", len > 1 ? "," : "",
+		                        which ? (unsigned long long)ctx->memo[i].index
+		                              : (unsigned long long)ctx->memo[i].level);
+	}
+	snprintf(out + len, cap - len, "}");
+	return out;
+}
+
+int ks_log_nodes_fetch(struct ks_log_nodes *ctx, struct err *e)
+{
+	char *levels = memo_array(ctx, 0), *idxs = memo_array(ctx, 1);
+	const char *params[3] = {ctx->domain_id, levels, idxs};
+	PGresult *res = NULL;
+
+	ctx->recording = 0;
+	if (levels == NULL || idxs == NULL) {
+		free(levels);
+		free(idxs);
+		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	}
+	if (strcmp(levels, "{}") != 0)
+		res = db_exec(ctx->db,
+		              "SELECT n.level, n.idx, encode(n.hash, 'hex') FROM log_nodes n"
+		              " JOIN unnest($2::int[], $3::bigint[]) AS w (level, idx)"
+		              " ON n.level = w.level AND n.idx = w.idx WHERE n.domain_id = $1",
+		              3, params, e);
+	free(levels);
+	free(idxs);
+	for (int i = 0; res != NULL && i < PQntuples(res); i++) {
+		struct ks_log_memo *m =
+		    memo_find(ctx, (unsigned)strtoul(PQgetvalue(res, i, 0), NULL, 10),
+		              strtoull(PQgetvalue(res, i, 1), NULL, 10));
+		/* A node missing or malformed stays unknown: its own query reports it. */
+		if (m != NULL && ks_hex_decode32(PQgetvalue(res, i, 2), m->hash) == 0)
+			m->have = 1;
+	}
+	PQclear(res);
+	return e->kind == ERR_NONE ? 0 : -1;
+}
+
 void ks_log_nodes_init(struct ks_log_nodes *ctx, struct db *db, long long domain_id)
 {
 	ctx->db = db;
+	ctx->recording = 0;
+	ctx->n = 0;
 	snprintf(ctx->domain_id, sizeof(ctx->domain_id), "%lld", domain_id);
 }
 
@@ -256,6 +329,23 @@ int ks_store_log_each_leaf(struct db *db, const char *domain_id, long long from,
 		        PQgetvalue(res, i, 2), e);
 	PQclear(res);
 	return rc < 0 ? -1 : n;
+}
+
+/*
+ * The lock under which a domain's heads are signed, until the transaction ends: a
+ * transaction-scoped advisory lock, not the domain row's, so that appends go on while
+ * a head is checked and signed.  The first key names "tree heads"; a domain id beyond
+ * 31 bits shares its second key with another domain, which only serialises the two.
+ */
+int ks_store_log_heads_lock(struct db *db, long long domain_id, struct err *e)
+{
+	char idbuf[24];
+	const char *params[1] = {idbuf};
+
+	snprintf(idbuf, sizeof(idbuf), "%lld", domain_id);
+	return db_run(db,
+	              "SELECT pg_advisory_xact_lock(1414022216, ($1::bigint % 2147483647)::int)", 1,
+	              params, e);
 }
 
 int ks_store_log_head_put(struct db *db, const char *domain_id, long long size,

@@ -5,9 +5,10 @@
  * An append runs inside the transaction of the change it records, under a
  * lock on the domain row, so entries are gap-free and in commit order: the
  * leaf text and the perfect-subtree hashes it completes.  Once that
- * transaction has committed, the signer process signs a tree head for each
- * new size (ks_log_publish; keyserver/publish.c), after checking that the log
- * extends the head it signed before.  A leaf names its subject only as
+ * transaction has committed, the signer process signs one tree head for the
+ * newest size, covering every entry committed since the last head
+ * (ks_log_publish, a group commit: group.c; keyserver/publish.c), after
+ * checking that the log extends the head it signed before.  A leaf names its subject only as
  * SHA-256(salt ":" name); salt and name sit beside the leaf and can be erased
  * without changing a hash.
  */
@@ -102,12 +103,28 @@ out:
 	return rc;
 }
 
+struct publish_arg {
+	struct ks *ks;
+	const char *domain;
+};
+
+static int publish_round(void *arg, long long *size, struct err *e)
+{
+	const struct publish_arg *p = arg;
+
+	return ks_signer_publish(p->ks, p->domain, size, e);
+}
+
 void ks_log_publish(struct ks_req *r, const struct ks_domain *d)
 {
+	struct publish_arg p = {.ks = r->ks, .domain = d->name};
 	struct err e = {0};
 	long long size = 0;
+	int rc = r->ks->heads != NULL
+	             ? ks_group_run(r->ks->heads, d->id, publish_round, &p, &size, &e)
+	             : publish_round(&p, &size, &e);
 
-	if (ks_signer_publish(r->ks, d->name, &size, &e) < 0)
+	if (rc < 0)
 		log_warn(r->http ? r->http->reqid : NULL,
 		         "the new tree head of %s is not signed yet: %s (%s)", d->name, e.msg,
 		         e.code);
@@ -250,7 +267,12 @@ void ks_log_consistency(struct ks_req *r, const char *domain)
 		err_set(&e, ERR_NOTFOUND, "not_found", "the log has only %lld entries", size);
 		goto fail;
 	}
+	/* A dry run notes the nodes the proof needs; one query fetches them. */
+	ctx.recording = 1;
 	if (merkle_consistency_proof((uint64_t)first, (uint64_t)second, ks_log_node, &ctx, proof,
+	                             &n, &e) < 0 ||
+	    ks_log_nodes_fetch(&ctx, &e) < 0 ||
+	    merkle_consistency_proof((uint64_t)first, (uint64_t)second, ks_log_node, &ctx, proof,
 	                             &n, &e) < 0)
 		goto fail;
 	http_reply_json(r->resp, 200,
@@ -270,8 +292,12 @@ static json_t *inclusion_json(struct ks_log_nodes *ctx, long long seq, long long
 	uint8_t proof[MERKLE_MAX_PROOF][MERKLE_HASH_LEN];
 	int n = 0;
 
+	ctx->recording = 1; /* a dry run notes the nodes; one query fetches them */
 	if (merkle_inclusion_proof((uint64_t)seq, (uint64_t)size, ks_log_node, ctx, proof, &n, e) <
-	    0)
+	        0 ||
+	    ks_log_nodes_fetch(ctx, e) < 0 ||
+	    merkle_inclusion_proof((uint64_t)seq, (uint64_t)size, ks_log_node, ctx, proof, &n, e) <
+	        0)
 		return NULL;
 	return json_pack("{s:I, s:I, s:o}", "seq", (json_int_t)seq, "tree_size", (json_int_t)size,
 	                 "proof", merkle_proof_to_json(proof, n, e));

@@ -4,16 +4,27 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/log.h"
 
+/* Statements prepared on this connection (db_exec_once), by text. */
+#define DB_STMT_MAX 256
+
+struct db_stmt {
+	uint64_t hash; /* FNV-1a of sql */
+	char *sql;
+};
+
 struct db {
 	PGconn *conn;
 	char *conninfo;
 	int in_tx; /* inside BEGIN: a broken connection must not be silently retried */
+	int nstmt;
+	struct db_stmt stmt[DB_STMT_MAX];
 };
 
 struct db_pool {
@@ -34,10 +45,19 @@ static void db_notice(void *arg, const char *message)
 	log_debug(NULL, "postgres: %.*s", (int)strcspn(message, "\n"), message);
 }
 
+/* A new connection has none of the old one's prepared statements. */
+static void db_stmts_forget(struct db *db)
+{
+	for (int i = 0; i < db->nstmt; i++)
+		free(db->stmt[i].sql);
+	db->nstmt = 0;
+}
+
 static int db_ensure_connected(struct db *db, struct err *e)
 {
 	if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK)
 		return 0;
+	db_stmts_forget(db);
 	if (db->conn != NULL)
 		PQfinish(db->conn);
 	db->conn = PQconnectdb(db->conninfo);
@@ -76,6 +96,7 @@ void db_close(struct db *db)
 		return;
 	if (db->conn != NULL)
 		PQfinish(db->conn);
+	db_stmts_forget(db);
 	free(db->conninfo);
 	free(db);
 }
@@ -101,10 +122,55 @@ static void db_error_from_result(PGresult *res, PGconn *conn, struct err *e)
 	e->msg[strcspn(e->msg, "\n")] = '\0';
 }
 
+static uint64_t fnv1a(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+/*
+ * A parameterised statement is prepared on its connection the first time it runs
+ * there and executed by name afterwards: PostgreSQL then parses and plans it once per
+ * connection, not on every call (most of the server's CPU for the key server's small
+ * indexed statements).  Prepared statements outlive a rolled-back transaction and die
+ * with the connection (db_stmts_forget).  Statements without parameters (BEGIN,
+ * COMMIT, migrations of several statements) run as before, and so does everything
+ * once DB_STMT_MAX texts are prepared.  A failed PREPARE is returned as the
+ * statement's own error.
+ */
 static PGresult *db_exec_once(struct db *db, const char *sql, int nparams,
                               const char *const *params)
 {
-	return PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	uint64_t h;
+	char name[16];
+	int i;
+
+	if (nparams == 0)
+		return PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	h = fnv1a(sql);
+	for (i = 0; i < db->nstmt; i++)
+		if (db->stmt[i].hash == h && strcmp(db->stmt[i].sql, sql) == 0)
+			break;
+	if (i == db->nstmt) {
+		PGresult *res;
+		char *copy;
+
+		if (i == DB_STMT_MAX || (copy = strdup(sql)) == NULL)
+			return PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+		snprintf(name, sizeof(name), "anchor_%d", i);
+		res = PQprepare(db->conn, name, sql, nparams, NULL);
+		if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+			free(copy);
+			return res;
+		}
+		PQclear(res);
+		db->stmt[db->nstmt++] = (struct db_stmt){.hash = h, .sql = copy};
+	}
+	snprintf(name, sizeof(name), "anchor_%d", i);
+	return PQexecPrepared(db->conn, name, nparams, params, NULL, NULL, 0);
 }
 
 static int result_ok(PGresult *res)
