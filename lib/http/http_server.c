@@ -3,7 +3,7 @@
  * and key, the listening address, and libmicrohttpd's options (connection
  * limits, the first-request deadline, threads); see http.h.
  *
- * The request path itself - the callbacks registered here - is http.c.
+ * The request path itself - the callbacks registered here - is http_path.c.
  */
 #include "http/http.h"
 #include "http/http_priv.h"

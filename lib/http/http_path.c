@@ -1,5 +1,5 @@
 /*
- * http.c - the HTTPS server layer over libmicrohttpd: the path of a request,
+ * http_path.c - the HTTPS server layer over libmicrohttpd: the path of a request,
  * from its connection to its answer; see http.h.  What a handler uses to read
  * the request and fill the reply is http_request.c and http_reply.c; starting
  * and stopping the server, http_server.c.
