@@ -15,6 +15,8 @@
 #include "http/metrics.h"
 #include "http/ratelimit.h"
 
+struct http_tls;
+
 #define HTTP_JSON "application/json"
 
 struct http_server {
@@ -22,6 +24,7 @@ struct http_server {
 	struct http_config cfg;
 	struct ratelimit *rl;
 	struct metrics *metrics;
+	struct http_tls *tls; /* session ticket keys (http_tls.h); NULL without TLS */
 	char *tls_cert;
 	char *tls_key;
 	size_t tls_key_len;
