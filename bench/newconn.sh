@@ -11,6 +11,8 @@
 #            client seen for the first time)
 #   resume   tls_connect again, every connection offering the ticket of the one
 #            before (TLS 1.3 PSK); wrk cannot resume sessions
+#   keepalive  for reference: wrk over kept-alive connections, the cost of a request
+#            once the connection is there (CPU per request)
 #
 # Every server runs with one worker pinned to CPU 0 (taskset, all its threads), the
 # load generator on CPU 1.  The figure that matters is the server's CPU time per
@@ -85,24 +87,27 @@ cpu_ticks() { # PID...: utime+stime summed, in clock ticks
 	echo "$sum"
 }
 
-# wrk with "Connection: close" (full handshakes, as issue reports measure them), its
-# figures in tls_connect's words
-wrk_close() { # URL
-	taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H "Connection: close" "$1" |
+# wrk (with "Connection: close", or keep-alive), its figures in tls_connect's words
+wrk_run() { # URL [wrk options]
+	local url=$1
+	shift
+	taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$@" "$url" |
 		awk '/requests in/ {n = $1} /Requests\/sec/ {r = $2}
 		     $1 == "99%" {p = $2; if (p ~ /us$/) p /= 1000; else if (p ~ /ms$/) p += 0; else p *= 1000}
 		     /Non-2xx|Socket errors/ {f++}
 		     END {printf "connections %d rate %s median_ms 0 p99_ms %.2f resumed 0 failed %d\n", n, r, p, f}'
 }
 
-# measure LABEL MODE PORT PATH PID...: one line "LABEL MODE cpu_us rate p99_ms resumed" to
-# $WORK/results
+# measure LABEL MODE PORT PATH PID...: one line "LABEL MODE cpu_ticks rate p99_ms resumed
+# requests failed" to $WORK/results
 measure() {
 	local label=$1 mode=$2 port=$3 path=$4 c0 c1 out
 	shift 4
 	c0=$(cpu_ticks "$@")
 	if [[ $mode == wrk ]]; then
-		out=$(wrk_close "https://127.0.0.1:$port$path")
+		out=$(wrk_run "https://127.0.0.1:$port$path" -H "Connection: close")
+	elif [[ $mode == keepalive ]]; then
+		out=$(wrk_run "https://127.0.0.1:$port$path")
 	else
 		out=$(taskset -c 1 "$LOADGEN" 127.0.0.1 "$port" "$path" "$WORK/tls.pem" "$mode" \
 			"$CONNS" "$DURATION")
@@ -110,8 +115,7 @@ measure() {
 	c1=$(cpu_ticks "$@")
 	# connections N rate R median_ms M p99_ms P resumed K failed F
 	read -r _ n _ rate _ _ _ p99 _ resumed _ failed <<<"$out"
-	echo "$label $mode $(((c1 - c0) * 1000000 / $(getconf CLK_TCK) / (n > 0 ? n : 1))) $rate $p99 $resumed $n $failed" \
-		>>"$WORK/results"
+	echo "$label $mode $((c1 - c0)) $rate $p99 $resumed $n $failed" >>"$WORK/results"
 }
 
 echo "== setting up (PostgreSQL, anchor-keyserver, anchor-reputation, nginx; one worker each)"
@@ -132,11 +136,11 @@ KS_PORT=${SERVER##*:}
 NG_PIDS=("$NGINX_PID" $(pgrep -P "$NGINX_PID"))
 pin_cpu0 "$KS_PID" "$REP_PID" "${NG_PIDS[@]}"
 
-echo "== $ROUNDS rounds x {full, resume} x {keyserver, reputation} x {ours, nginx}:" \
+echo "== $ROUNDS rounds x {wrk, full, resume, keepalive} x {keyserver, reputation} x {ours, nginx}:" \
 	"$CONNS connections at a time, ${DURATION}s each"
 : >"$WORK/results"
 for round in $(seq "$ROUNDS"); do
-	for mode in wrk full resume; do
+	for mode in wrk full resume keepalive; do
 		if ((round % 2)); then
 			measure keyserver "$mode" "$KS_PORT" "$KS_PATH" "$KS_PID"
 			measure nginx-ks "$mode" "$NG_PORT" "$KS_PATH" "${NG_PIDS[@]}"
@@ -149,30 +153,34 @@ for round in $(seq "$ROUNDS"); do
 			measure reputation "$mode" "$REP_PORT" "$REP_PATH" "$REP_PID"
 		fi
 	done
-	echo "   round $round:" $(awk '{print $1 "/" $2 "=" $3}' "$WORK/results" | tail -12)
+	echo "   round $round:" $(awk -v hz="$(getconf CLK_TCK)" \
+		'{printf "%s/%s=%.0f\n", $1, $2, $7 ? $3 * 1e6 / hz / $7 : 0}' "$WORK/results" | tail -16)
 done
 
-python3 - "$WORK/results" <<'PY'
+python3 - "$WORK/results" "$(getconf CLK_TCK)" <<'PY'
 import statistics, sys
 rows = {}
+hz = int(sys.argv[2])
 for line in open(sys.argv[1]):
-    label, mode, cpu, rate, p99, resumed, n, failed = line.split()
+    label, mode, ticks, rate, p99, resumed, n, failed = line.split()
+    cpu = int(ticks) * 1e6 / hz / max(1, int(n))  # microseconds per request
     rows.setdefault((label, mode), []).append(
-        (int(cpu), float(rate), float(p99), int(resumed), int(n), int(failed)))
+        (cpu, float(rate), float(p99), int(resumed), int(n), int(failed)))
 med = lambda xs: statistics.median(xs)
-print(f"{'server':14}{'handshake':>10}{'CPU us/conn':>13}{'conn/s':>9}{'p99 ms':>9}"
-      f"{'resumed':>9}{'failed':>8}   (medians of {len(rows[('keyserver', 'full')])} rounds)")
+print(f"{'server':14}{'mode':>10}{'CPU us/req':>13}{'req/s':>9}{'p99 ms':>9}"
+      f"{'resumed':>9}{'failed':>8}   (medians of {len(rows[('keyserver', 'full')])} rounds;"
+      " one request per connection but in keepalive)")
 for ours, peer in (("keyserver", "nginx-ks"), ("reputation", "nginx-rep")):
-    for mode in ("wrk", "full", "resume"):
+    for mode in ("wrk", "full", "resume", "keepalive"):
         for label in (ours, peer):
             r = rows[(label, mode)]
             res = sum(x[3] for x in r) / max(1, sum(x[4] for x in r))
-            print(f"{label:14}{mode:>10}{med([x[0] for x in r]):13.0f}"
+            print(f"{label:14}{mode:>10}{med([x[0] for x in r]):13.1f}"
                   f"{med([x[1] for x in r]):9.0f}{med([x[2] for x in r]):9.2f}"
                   f"{res:9.0%}{sum(x[5] for x in r):8d}")
         a, b = rows[(ours, mode)], rows[(peer, mode)]
         ratios = [x[0] / y[0] for x, y in zip(a, b) if y[0] > 0]
-        print(f"  {ours}/nginx CPU per connection, {mode}: median of per-round ratios "
+        print(f"  {ours}/nginx CPU per request, {mode}: median of per-round ratios "
               f"{med(ratios):.2f} (goal: <= 1.00); rounds "
               + " ".join(f"{x:.2f}" for x in ratios))
 PY
