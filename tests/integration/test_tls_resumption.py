@@ -79,6 +79,7 @@ def new_session(t, path, version="-tls1_3"):
     out = s_client(t, version, "-sess_out", str(path))
     assert handshakes(out) == ["New"], out
     assert "200 OK" in out, out
+    assert path.exists(), f"no session to save: the server sent no ticket\n{out}"
     return path
 
 
