@@ -13,8 +13,9 @@
 #include <gnutls/gnutls.h>
 
 #define HTTP_TLS_KEY_LEN 64 /* what gnutls_session_ticket_enable_server() takes */
-#define HTTP_TLS_ROTATION_MAX (3L * 24 * 3600) /* tickets live two periods, TLS 1.3 allows 7 days  \
-	                                        */
+#define HTTP_TLS_ROTATION_MAX                                                                      \
+	(3L * 24 * 3600) /* tickets live two periods, TLS 1.3 allows 7 days                        \
+	                  */
 /* GnuTLS derives its sealing key per window of this many ticket lifetimes
  * (STEK_ROTATION_PERIOD_PRODUCT in its lib/stek.h). */
 #define HTTP_TLS_GNUTLS_WINDOW 3
