@@ -21,6 +21,20 @@
 # swapped each round) and the median over the rounds is reported.  The machine is
 # shared, so compare the ratio within a run, not figures across runs.
 #
+# Measured on the shared 2-core development machine (release builds, 3 rounds of 4 s,
+# 8 connections), server CPU per request as a ratio to nginx's in the same run, key
+# server / reputation service:
+#                        wrk close   full        resume      keepalive
+#   before (0deadfb)     2.30/2.35   0.69/0.73   0.94/1.00*  0.82/0.82
+#   tickets, priorities  1.91/1.78   0.88/0.92   0.70/0.75   -
+#   + poll() over TLS    0.68/0.54   0.60/0.67   0.52/0.73   0.82/0.67
+#   (* before, nothing resumed: "resume" was a full handshake; absolute figures moved
+#   by up to 2x between runs with the machine's load, the ratios far less)
+# What made wrk's figure 2-2.5x nginx's was libmicrohttpd's epoll loop, which spins on
+# a connection whose TLS handshake waits for the client (~180 recv() and ~80
+# epoll_wait() per connection against 9 and 2 with poll()): the slower the client,
+# the more it burnt, so over a real network it would cost more still.
+#
 # Knobs: BENCH_ROUNDS (3), BENCH_DURATION (seconds per measurement, 5), BENCH_CONNS
 # (concurrent connections, 8).
 # Usage: bench/newconn.sh BUILD_DIR   (make bench passes build/release and builds
