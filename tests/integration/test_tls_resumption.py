@@ -4,7 +4,7 @@ anchor-reputation:
 
     - TLS 1.3: a session saved with -sess_out (its PSK ticket) resumes with -sess_in;
     - TLS 1.2: `s_client -reconnect` resumes every reconnection (RFC 5077 ticket);
-    - TLS 1.0 and 1.1 are refused;
+    - TLS 1.0 and 1.1, and CBC suites, are refused;
     - across a ticket-key rotation (tls_ticket_rotation = 3s): a ticket still resumes
       while its key is the previous one, and no longer one period after that (a full
       handshake, not an error).
@@ -101,8 +101,11 @@ def test_tls12_reconnect_resumes(target):
     assert hs[0] == "New" and hs[1:] == ["Reused"] * 5, out
 
 
-def test_old_protocols_refused(target):
+def test_old_protocols_and_cbc_refused(target):
     out = s_client(target, "-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0", request=False)
+    assert "Cipher is (NONE)" in out and "200 OK" not in out, out
+    out = s_client(target, "-tls1_2", "-cipher",
+                   "ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES128-SHA")
     assert "Cipher is (NONE)" in out and "200 OK" not in out, out
 
 
