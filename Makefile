@@ -15,7 +15,7 @@
 # that unit tests can link them.
 
 CC       ?= cc
-PKGS     := libmicrohttpd jansson libpq libssl libcrypto ldns libcurl libevent libevent_openssl libevent_pthreads
+PKGS     := libmicrohttpd gnutls jansson libpq libssl libcrypto ldns libcurl libevent libevent_openssl libevent_pthreads
 PREFIX   ?= /usr/local
 
 # BUILD selects an output tree; `make check` sets BUILD=build/check SAN=1.

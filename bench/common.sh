@@ -8,7 +8,8 @@
 #                                request threads, THREADS by default); sets KS_PID,
 #                                SERVER, OPTOKEN (the operator token)
 #   bench_start_nginx            nginx serving WORK/www over TLS with the same certificate
-#                                and THREADS workers, keep-alive; sets NG_PORT
+#                                and THREADS workers, keep-alive, TLS 1.2 and 1.3 as the
+#                                daemons offer (nginx 1.22 defaults to 1.0-1.2); sets NG_PORT
 #
 # Every daemon runs on loopback only and is stopped, and WORK removed, at exit.
 
@@ -86,6 +87,7 @@ http {
 	access_log off;
 	keepalive_requests 1000000;
 	ssl_session_cache shared:SSL:1m;
+	ssl_protocols TLSv1.2 TLSv1.3;
 	default_type application/json;
 	server {
 		listen 127.0.0.1:$NG_PORT ssl;

@@ -17,7 +17,7 @@ PACKAGES=(
 	# build
 	build-essential pkg-config make git clang libclang-rt-14-dev
 	# libraries
-	libldns-dev libssl-dev libmicrohttpd-dev libpq-dev libjansson-dev
+	libldns-dev libssl-dev libmicrohttpd-dev libgnutls28-dev libpq-dev libjansson-dev
 	libcurl4-openssl-dev libevent-dev libcmocka-dev libcrypt-dev
 	# runtime tools
 	openssl ca-certificates curl ldnsutils postgresql util-linux procps iproute2

@@ -1,7 +1,7 @@
 /*
  * ks.h - the key server's shared state and the handlers' entry points.
  *
- * Request flow: the HTTP layer (lib/http/http.c) checks and parses a request and
+ * Request flow: the HTTP layer (lib/http/http_path.c) checks and parses a request and
  * calls ks_dispatch (router.c), which picks a handler by method and path and
  * lends it a database connection from the pool for the length of the request.
  * A handler goes parse -> authorise -> store -> reply: it checks the URL and

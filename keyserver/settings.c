@@ -39,6 +39,9 @@ const struct conf_param ks_settings_table[] = {
     {"request_timeout", CONF_DURATION, "10s", 1, 3600, S(request_timeout),
      "a new connection silent this long before its first request (TLS handshake "
      "included) is closed; at most conn_timeout"},
+    {"tls_ticket_rotation", CONF_DURATION, "1h", 1, 3 * 86400, S(tls_ticket_rotation),
+     "a fresh TLS session ticket key this often; tickets under the one before are "
+     "still accepted for one more period"},
     {"rate_limit", CONF_INT, "200", 0, 1000000, S(rate_limit),
      "requests per second per client address; 0 disables"},
     {"rate_burst", CONF_INT, "400", 1, 10000000, S(rate_burst), "burst per client address"},

@@ -23,6 +23,7 @@ struct ks_settings {
 	long long max_connections_per_ip;
 	long long conn_timeout;
 	long long request_timeout;
+	long long tls_ticket_rotation;
 	long long rate_limit;
 	long long rate_burst;
 	long long cache_max_age;

@@ -2,7 +2,7 @@
  * rep.h - anchor-reputation's shared state and the seams between its parts.
  *
  *   main.c, settings.c   the daemon and its one table of parameters
- *   router.c             HTTPS resources (lib/http/http.c) -> handlers (handlers.h);
+ *   router.c             HTTPS resources (lib/http/http_path.c) -> handlers (handlers.h);
  *                        auth.c who asks (operator token, anchored signatures),
  *                        reply.c how an error is answered
  *   store_*.c            the store (store.h): the only SQL, one file per aggregate

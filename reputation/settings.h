@@ -25,6 +25,7 @@ struct rep_settings {
 	long long max_connections_per_ip;
 	long long conn_timeout;
 	long long request_timeout;
+	long long tls_ticket_rotation;
 	long long rate_limit;
 	long long rate_burst;
 	/* store */

@@ -68,9 +68,11 @@ struct http_config {
 	int port;
 	const char *tls_cert_file; /* PEM; both NULL only when plain HTTP is explicitly allowed */
 	const char *tls_key_file;
-	int allow_plain_http; /* for tests behind a TLS terminator; off by default */
-	size_t max_body;      /* bytes */
-	int threads;          /* worker threads */
+	int allow_plain_http;     /* for tests behind a TLS terminator; off by default */
+	long tls_ticket_rotation; /* seconds each session ticket key seals new tickets
+	                           * (accepted one period more); 0: 3600 (http_tls.h) */
+	size_t max_body;          /* bytes */
+	int threads;              /* worker threads */
 	int max_connections;
 	int max_connections_per_ip; /* from one client address; 0: no limit */
 	int conn_timeout;           /* seconds a kept-alive connection may stay idle */

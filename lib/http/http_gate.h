@@ -2,7 +2,7 @@
  * http_gate.h - the checks every HTTP request passes before any handler sees it.
  *
  * Pure functions over bytes (no libmicrohttpd), so that they can be fuzzed and
- * unit tested; lib/http.c runs them for every daemon.  Two gates:
+ * unit tested; lib/http/http_path.c runs them for every daemon.  Two gates:
  *
  *  - the request target (path and query string, as sent on the request line,
  *    before percent-decoding): every '%' must start a %XX escape, no raw

@@ -1,7 +1,7 @@
 /*
  * http_priv.h - what the files of the HTTPS server layer share, and nobody
  * else: the server's state and the libmicrohttpd callbacks of the request
- * path (http.c) that http_server.c registers when it starts the daemon.
+ * path (http_path.c) that http_server.c registers when it starts the daemon.
  */
 #ifndef ANCHOR_HTTP_PRIV_H
 #define ANCHOR_HTTP_PRIV_H
@@ -15,6 +15,8 @@
 #include "http/metrics.h"
 #include "http/ratelimit.h"
 
+struct http_tls;
+
 #define HTTP_JSON "application/json"
 
 struct http_server {
@@ -22,6 +24,7 @@ struct http_server {
 	struct http_config cfg;
 	struct ratelimit *rl;
 	struct metrics *metrics;
+	struct http_tls *tls; /* session ticket keys (http_tls.h); NULL without TLS */
 	char *tls_cert;
 	char *tls_key;
 	size_t tls_key_len;
@@ -34,7 +37,7 @@ void http_reply_code(struct http_response *resp, int status, const char *code, c
  * (http_request.c). */
 int http_is_json_type(const char *ct);
 
-/* The request path (http.c), as libmicrohttpd calls it; cls is the struct http_server. */
+/* The request path (http_path.c), as libmicrohttpd calls it; cls is the struct http_server. */
 enum MHD_Result http_on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                 const char *method, const char *version, const char *upload_data,
                                 size_t *upload_data_size, void **con_cls);

@@ -2,7 +2,7 @@
  * http_reply.c - how a handler writes its answer: a body with its type, a JSON
  * document, the JSON error of a struct err, extra headers; see http.h.
  *
- * The response is only filled in here; http.c sends it, counts it and logs it
+ * The response is only filled in here; http_path.c sends it, counts it and logs it
  * once the handler has returned.
  */
 #include "http/http.h"

@@ -1,5 +1,5 @@
 /*
- * http.c - the HTTPS server layer over libmicrohttpd: the path of a request,
+ * http_path.c - the HTTPS server layer over libmicrohttpd: the path of a request,
  * from its connection to its answer; see http.h.  What a handler uses to read
  * the request and fill the reply is http_request.c and http_reply.c; starting
  * and stopping the server, http_server.c.
@@ -45,11 +45,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "http/http_gate.h"
+#include "http/http_tls.h"
 #include "core/utf8.h"
 #include "core/log.h"
 #include "http/metrics.h"
@@ -410,24 +412,14 @@ static void http_lift_deadline(struct http_server *srv, struct MHD_Connection *c
  * for the current request.  libmicrohttpd hands it over as a C string, so a raw NUL
  * byte on the request line would cut it short unseen; the first call compares this
  * length with the target's real extent, which ends where the HTTP version starts.
+ * Over TLS it also points to the ticket keys, for the handshake hook below.
  */
 struct http_conn {
 	const char *uri;
 	size_t uri_len;
+	struct http_tls *tls; /* the server's ticket keys; NULL: no resumption */
+	int tickets_chosen;   /* a ClientHello has chosen the ticket key */
 };
-
-void http_on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
-                        enum MHD_ConnectionNotificationCode toe)
-{
-	(void)cls;
-	(void)conn;
-	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-		*socket_context = calloc(1, sizeof(struct http_conn));
-	} else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
-		free(*socket_context);
-		*socket_context = NULL;
-	}
-}
 
 static struct http_conn *http_conn_of(struct MHD_Connection *conn)
 {
@@ -435,6 +427,63 @@ static struct http_conn *http_conn_of(struct MHD_Connection *conn)
 	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 
 	return ci != NULL ? ci->socket_context : NULL;
+}
+
+/* GnuTLS, as the ClientHello comes in: which ticket key the session uses
+ * (http_tls_choose()).  A second hello (after a HelloRetryRequest) keeps the first
+ * choice, since GnuTLS takes the key once per session. */
+static int http_on_client_hello(gnutls_session_t s, unsigned htype, unsigned when,
+                                unsigned incoming, const gnutls_datum_t *msg)
+{
+	struct MHD_Connection *conn = gnutls_session_get_ptr(s);
+	struct http_conn *hc = conn != NULL ? http_conn_of(conn) : NULL;
+
+	(void)htype;
+	(void)when;
+	(void)incoming;
+	if (hc != NULL && hc->tls != NULL && !hc->tickets_chosen) {
+		hc->tickets_chosen = 1;
+		(void)http_tls_choose(hc->tls, s, msg->data, msg->size);
+	}
+	return 0;
+}
+
+/* Session resumption for a new TLS connection: the hook above finds the keys
+ * through the connection, which libmicrohttpd keeps as the session's pointer; with
+ * a libmicrohttpd that keeps something else there, connections just do full
+ * handshakes. */
+static void http_arm_tickets(struct http_server *srv, struct MHD_Connection *conn,
+                             struct http_conn *hc)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	gnutls_session_t s;
+
+	if (srv->tls == NULL || ci == NULL || ci->tls_session == NULL)
+		return;
+	s = ci->tls_session;
+	if (gnutls_session_get_ptr(s) != conn)
+		return;
+	hc->tls = srv->tls;
+	gnutls_handshake_set_hook_function(s, GNUTLS_HANDSHAKE_CLIENT_HELLO, GNUTLS_HOOK_PRE,
+	                                   http_on_client_hello);
+}
+
+void http_on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                        enum MHD_ConnectionNotificationCode toe)
+{
+	struct http_server *srv = cls;
+	struct http_conn *hc;
+
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		hc = calloc(1, sizeof(*hc));
+		*socket_context = hc;
+		if (hc != NULL)
+			http_arm_tickets(srv, conn, hc);
+	} else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		free(*socket_context);
+		*socket_context = NULL;
+	}
 }
 
 /* Before libmicrohttpd decodes the target: the gate's verdict becomes the request's
