@@ -17,6 +17,7 @@
  */
 #include "dns/dns.h"
 #include "dns/dns_resolver_priv.h"
+#include "dns/dns_send.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -205,73 +206,6 @@ int dns_resolver_has_anchor(const struct dns_resolver *r)
 unsigned dns_resolver_queries(const struct dns_resolver *r)
 {
 	return atomic_load(&((struct dns_resolver *)r)->queries);
-}
-
-/* ------------------------------------------------------------------ one query */
-
-static ldns_resolver *make_ldns(struct dns_resolver *r, struct err *e)
-{
-	ldns_resolver *res = NULL;
-	ldns_rdf *ns;
-	struct timeval tv = {r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000};
-
-	if (r->use_system) {
-		if (ldns_resolver_new_frm_file(&res, NULL) != LDNS_STATUS_OK) {
-			err_set(e, ERR_TEMP, "dns_config", "no nameserver in /etc/resolv.conf");
-			return NULL;
-		}
-	} else {
-		res = ldns_resolver_new();
-		ns = ldns_rdf_new_frm_str(
-		    strchr(r->addr, ':') ? LDNS_RDF_TYPE_AAAA : LDNS_RDF_TYPE_A, r->addr);
-		if (res == NULL || ns == NULL ||
-		    ldns_resolver_push_nameserver(res, ns) != LDNS_STATUS_OK) {
-			ldns_rdf_deep_free(ns);
-			ldns_resolver_deep_free(res);
-			err_set(e, ERR_INTERNAL, "internal", "cannot set up the resolver");
-			return NULL;
-		}
-		ldns_rdf_deep_free(ns);
-		ldns_resolver_set_port(res, r->port);
-	}
-	ldns_resolver_set_timeout(res, tv);
-	ldns_resolver_set_retry(res, 1);
-	ldns_resolver_set_retrans(res, 1);
-	ldns_resolver_set_recursive(res, true);
-	ldns_resolver_set_fallback(res, true); /* TC -> TCP */
-	ldns_resolver_set_edns_udp_size(res, 4096);
-	if (r->anchors != NULL) {
-		ldns_resolver_set_dnssec(res, true);
-		ldns_resolver_set_dnssec_cd(res, true); /* we validate ourselves */
-	}
-	return res;
-}
-
-int dns_send_query(struct dns_resolver *r, const ldns_rdf *name, ldns_rr_type type, ldns_pkt **pkt,
-                   struct err *e)
-{
-	ldns_resolver *res = make_ldns(r, e);
-	ldns_status st;
-	char *n;
-
-	if (res == NULL)
-		return -1;
-	atomic_fetch_add(&r->queries, 1);
-	st = ldns_resolver_send(pkt, res, name, type, LDNS_RR_CLASS_IN,
-	                        LDNS_RD | (r->anchors ? LDNS_CD : 0));
-	ldns_resolver_deep_free(res);
-	if (st == LDNS_STATUS_OK && *pkt != NULL)
-		return 0;
-	n = ldns_rdf2str(name);
-	if (st == LDNS_STATUS_NETWORK_ERR || st == LDNS_STATUS_OK)
-		err_set(e, ERR_TEMP, "dns_timeout", "no answer for %s from %s within %d ms",
-		        n ? n : "?", r->use_system ? "the system resolver" : r->addr,
-		        r->timeout_ms);
-	else
-		err_set(e, ERR_TEMP, "dns_error", "query for %s failed: %s", n ? n : "?",
-		        ldns_get_errorstr_by_id(st));
-	free(n);
-	return -1;
 }
 
 static int rcode_error(ldns_pkt_rcode rc, const char *qname, struct err *e)
