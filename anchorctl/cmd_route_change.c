@@ -21,32 +21,6 @@
 #define ROUTE_TTL_MAX 86400LL
 #define ROUTE_MAX_SERVERS 32
 
-/* ---- tokens ---- */
-
-static int admin_client(const struct ctl *ctl, const struct ctl_cmd *cmd, const char *domain,
-                        char token[CTL_TOKEN_MAX], struct ctl_client *c, int *status)
-{
-	char *fallback = ctl_name_file(domain, "admin.token", NULL);
-	struct err e = {0};
-	int rc;
-
-	if (ctl_server(ctl, cmd, NULL, c, status) < 0) {
-		free(fallback);
-		return -1;
-	}
-	if (fallback == NULL)
-		rc = err_set(&e, ERR_INTERNAL, "internal", "out of memory");
-	else
-		rc = ctl_token(ctl, "ANCHOR_ADMIN_TOKEN", fallback, "admin", token, &e);
-	free(fallback);
-	if (rc < 0) {
-		*status = ctl_fail(&e);
-		return -1;
-	}
-	c->token = token;
-	return 0;
-}
-
 static int parse_ttl(const struct ctl_cmd *cmd, const char *text, long long *ttl, int *status)
 {
 	*ttl = 0;
@@ -111,6 +85,28 @@ out:
 	return o;
 }
 
+/* PUT the route body for name, then show the server's signed answer; a CTL_* status. */
+static int put_route(const struct ctl *ctl, struct ctl_client *client, const char *name,
+                     int is_domain, json_t *body)
+{
+	char *path = ctl_route_path(name, is_domain);
+	json_t *answer = NULL;
+	struct err e = {0};
+	int status;
+
+	if (path == NULL)
+		err_set(&e, ERR_INTERNAL, "internal", "out of memory");
+	if (path == NULL || ctl_client_call(client, "PUT", path, body, &answer, &e) < 0) {
+		status = ctl_fail(&e);
+	} else {
+		client->token = NULL; /* the answer is read as anybody would */
+		status = ctl_route_show_answer(ctl, client, name, is_domain, answer);
+	}
+	json_decref(answer);
+	free(path);
+	return status;
+}
+
 int ctl_cmd_route_set(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
 {
 	const char *ttl_s = NULL, *specs[ROUTE_MAX_SERVERS + 1];
@@ -119,10 +115,8 @@ int ctl_cmd_route_set(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char
 	char token[CTL_TOKEN_MAX] = "", msg[200];
 	struct ctl_client client;
 	struct ctl_args a;
-	struct err e = {0};
-	json_t *body = NULL, *servers = NULL, *answer = NULL;
+	json_t *body = NULL, *servers = NULL;
 	long long ttl;
-	char *path = NULL;
 	int nspecs, is_domain, status = CTL_FAIL;
 
 	nspecs = ctl_args_take_repeated("--server", &argc, argv, specs, ROUTE_MAX_SERVERS + 1, msg,
@@ -145,23 +139,14 @@ int ctl_cmd_route_set(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char
 	body = json_pack("{s:O}", "servers", servers);
 	if (ttl_s != NULL)
 		json_object_set_new(body, "ttl", json_integer(ttl));
-	if (admin_client(ctl, cmd, ctl_route_domain_of(a.pos[0], is_domain), token, &client,
-	                 &status) < 0)
+	if (ctl_admin_client(ctl, cmd, ctl_route_domain_of(a.pos[0], is_domain), token, &client,
+	                     &status) < 0)
 		goto out;
-	if ((path = ctl_route_path(a.pos[0], is_domain)) == NULL)
-		err_set(&e, ERR_INTERNAL, "internal", "out of memory");
-	if (path == NULL || ctl_client_call(&client, "PUT", path, body, &answer, &e) < 0) {
-		status = ctl_fail(&e);
-		goto out;
-	}
-	client.token = NULL;
-	status = ctl_route_show_answer(ctl, &client, a.pos[0], is_domain, answer);
+	status = put_route(ctl, &client, a.pos[0], is_domain, body);
 out:
 	explicit_bzero(token, sizeof(token));
 	json_decref(servers);
 	json_decref(body);
-	json_decref(answer);
-	free(path);
 	return status;
 }
 
@@ -226,11 +211,11 @@ int ctl_cmd_route_alias(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, ch
 	    {"--cert", &cert_path, NULL}, {"--chain", &chain_path, NULL},
 	    CTL_COMMON_OPTS(ctl),         {NULL, NULL, NULL},
 	};
-	char token[CTL_TOKEN_MAX] = "", *guess = NULL, *path = NULL;
+	char token[CTL_TOKEN_MAX] = "", *guess = NULL;
 	struct ctl_client client;
 	struct ctl_args a;
 	struct err e = {0};
-	json_t *body = NULL, *answer = NULL;
+	json_t *body = NULL;
 	long long ttl;
 	int is_domain, status = CTL_FAIL;
 
@@ -263,26 +248,17 @@ int ctl_cmd_route_alias(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, ch
 			goto out;
 		}
 	} else {
-		if (admin_client(ctl, cmd, ctl_route_domain_of(a.pos[0], is_domain), token, &client,
-		                 &status) < 0)
+		if (ctl_admin_client(ctl, cmd, ctl_route_domain_of(a.pos[0], is_domain), token,
+		                     &client, &status) < 0)
 			goto out;
 		body = json_pack("{s:s}", "alias", a.pos[1]);
 		if (ttl_s != NULL)
 			json_object_set_new(body, "ttl", json_integer(ttl));
 	}
-	if ((path = ctl_route_path(a.pos[0], is_domain)) == NULL)
-		err_set(&e, ERR_INTERNAL, "internal", "out of memory");
-	if (path == NULL || ctl_client_call(&client, "PUT", path, body, &answer, &e) < 0) {
-		status = ctl_fail(&e);
-		goto out;
-	}
-	client.token = NULL;
-	status = ctl_route_show_answer(ctl, &client, a.pos[0], is_domain, answer);
+	status = put_route(ctl, &client, a.pos[0], is_domain, body);
 out:
 	explicit_bzero(token, sizeof(token));
 	json_decref(body);
-	json_decref(answer);
-	free(path);
 	free(guess);
 	return status;
 }
@@ -302,8 +278,8 @@ int ctl_cmd_route_remove(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, c
 	if (ctl_parse(cmd, opts, argc, argv, 1, 1, &a, &status) < 0 ||
 	    ctl_route_name(cmd, a.pos[0], &is_domain, &status) < 0)
 		return status;
-	if (admin_client(ctl, cmd, ctl_route_domain_of(a.pos[0], is_domain), token, &client,
-	                 &status) < 0)
+	if (ctl_admin_client(ctl, cmd, ctl_route_domain_of(a.pos[0], is_domain), token, &client,
+	                     &status) < 0)
 		goto out;
 	if ((path = ctl_route_path(a.pos[0], is_domain)) == NULL)
 		err_set(&e, ERR_INTERNAL, "internal", "out of memory");
