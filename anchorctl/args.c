@@ -131,3 +131,41 @@ int ctl_args_duration(const char *text, long long *seconds)
 	*seconds = v * mul;
 	return 0;
 }
+
+int ctl_args_take_repeated(const char *name, int *argc, char **argv, const char **vals, int max,
+                           char *msg, size_t msglen)
+{
+	size_t nlen = strlen(name);
+	int n = 0, out = 0;
+
+	for (int i = 0; i < *argc; i++) {
+		const char *v = NULL;
+		if (strcmp(argv[i], "--") == 0) {
+			while (i < *argc)
+				argv[out++] = argv[i++];
+			break;
+		}
+		if (strcmp(argv[i], name) == 0) {
+			if (i + 1 >= *argc) {
+				snprintf(msg, msglen, "option '%s' needs a value", name);
+				return -1;
+			}
+			v = argv[++i];
+		} else if (strncmp(argv[i], name, nlen) == 0 && argv[i][nlen] == '=') {
+			v = argv[i] + nlen + 1;
+		} else {
+			argv[out++] = argv[i];
+			continue;
+		}
+		if (*v == '\0' || n == max) {
+			snprintf(msg, msglen,
+			         *v == '\0' ? "option '%s' needs a non-empty value"
+			                    : "option '%s' given too often",
+			         name);
+			return -1;
+		}
+		vals[n++] = v;
+	}
+	*argc = out;
+	return n;
+}

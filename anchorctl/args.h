@@ -43,4 +43,13 @@ int ctl_args_duration(const char *text, long long *seconds);
 /* Parse a decimal integer within min..max; returns 0 or -1. */
 int ctl_args_int(const char *text, long long min, long long max, long long *out);
 
+/*
+ * The parser keeps one value per option; options such as --server and --pin
+ * may repeat.  Take every "NAME VALUE" / "NAME=VALUE" out of argv into vals
+ * (at most max), leaving the rest in order for ctl_parse.  Returns the count,
+ * or -1 (usage message in msg).
+ */
+int ctl_args_take_repeated(const char *name, int *argc, char **argv, const char **vals, int max,
+                           char *msg, size_t msglen);
+
 #endif

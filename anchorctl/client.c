@@ -10,6 +10,8 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 
+#include "http/https_client.h"
+
 struct buf {
 	char *data;
 	size_t len;
@@ -281,7 +283,13 @@ static int setup(CURL *curl, const struct ctl_client *c, const char *method, con
                  const char *body, struct curl_slist *headers, struct curl_slist *resolve,
                  struct buf *resp)
 {
-	int plain = strncasecmp(url, "http://", 7) == 0;
+	/* TLS policy, timeouts and user agent as every client of the tree has them;
+	 * plain http:// only for the loopback URL ctl_client_call has allowed. */
+	const struct https_opts o = {.cacert = c->cacert,
+	                             .connect_timeout_ms = (int)CTL_CLIENT_CONNECT_TIMEOUT * 1000,
+	                             .timeout_ms = (int)CTL_CLIENT_TIMEOUT * 1000,
+	                             .user_agent = "anchorctl/1",
+	                             .allow_http = strncasecmp(url, "http://", 7) == 0};
 	CURLcode rc = CURLE_OK;
 
 #define SET(opt, val)                                                                              \
@@ -289,21 +297,9 @@ static int setup(CURL *curl, const struct ctl_client *c, const char *method, con
 		if (rc == CURLE_OK)                                                                \
 			rc = curl_easy_setopt(curl, opt, val);                                     \
 	} while (0)
+	https_easy_setup(curl, &o);
 	SET(CURLOPT_URL, url);
-#if LIBCURL_VERSION_NUM >= 0x075500
-	SET(CURLOPT_PROTOCOLS_STR, plain ? "http" : "https");
-#else
-	SET(CURLOPT_PROTOCOLS, plain ? CURLPROTO_HTTP : CURLPROTO_HTTPS);
-#endif
-	SET(CURLOPT_SSL_VERIFYPEER, 1L);
-	SET(CURLOPT_SSL_VERIFYHOST, 2L);
-	if (c->cacert != NULL)
-		SET(CURLOPT_CAINFO, c->cacert);
-	SET(CURLOPT_CONNECTTIMEOUT, CTL_CLIENT_CONNECT_TIMEOUT);
-	SET(CURLOPT_TIMEOUT, CTL_CLIENT_TIMEOUT);
-	SET(CURLOPT_NOSIGNAL, 1L);
 	SET(CURLOPT_FOLLOWLOCATION, 0L);
-	SET(CURLOPT_USERAGENT, "anchorctl/1");
 	SET(CURLOPT_CUSTOMREQUEST, method);
 	if (body != NULL) {
 		SET(CURLOPT_POSTFIELDS, body);

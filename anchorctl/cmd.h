@@ -53,6 +53,11 @@ int ctl_service(const struct ctl *ctl, const struct ctl_cmd *cmd, const char *en
 int ctl_token(const struct ctl *ctl, const char *env, const char *fallback, const char *what,
               char out[CTL_TOKEN_MAX], struct err *e);
 
+/* Fill c for an admin call on domain: the key server with the domain's admin token
+ * (ctl_token with ANCHOR_ADMIN_TOKEN, else <domain>.admin.token), kept in token. */
+int ctl_admin_client(const struct ctl *ctl, const struct ctl_cmd *cmd, const char *domain,
+                     char token[CTL_TOKEN_MAX], struct ctl_client *c, int *status);
+
 /* "/v1/<a>/<escaped b>[<rest>]" as a malloc'd string, or NULL. */
 char *ctl_api_path(const char *a, const char *b, const char *rest);
 

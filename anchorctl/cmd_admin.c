@@ -16,31 +16,6 @@
 #define TTL_MIN 60LL
 #define TTL_MAX (30LL * 86400)
 
-/* The client for an admin call on domain, with the domain's admin token. */
-static int admin_client(const struct ctl *ctl, const struct ctl_cmd *cmd, const char *domain,
-                        char token[CTL_TOKEN_MAX], struct ctl_client *c, int *status)
-{
-	char *fallback = ctl_name_file(domain, "admin.token", NULL);
-	struct err e = {0};
-	int rc;
-
-	if (ctl_server(ctl, cmd, NULL, c, status) < 0) {
-		free(fallback);
-		return -1;
-	}
-	if (fallback == NULL)
-		rc = err_set(&e, ERR_INTERNAL, "internal", "out of memory");
-	else
-		rc = ctl_token(ctl, "ANCHOR_ADMIN_TOKEN", fallback, "admin", token, &e);
-	free(fallback);
-	if (rc < 0) {
-		*status = ctl_fail(&e);
-		return -1;
-	}
-	c->token = token;
-	return 0;
-}
-
 /* One admin call; prints the error and returns -1 on failure. */
 static int admin_call(const struct ctl_client *c, const char *method, const char *path,
                       json_t *body, json_t **answer, int *status)
@@ -81,7 +56,7 @@ int ctl_cmd_token_issue(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, ch
 	domain = ctl_name_domain_of(address);
 	if (ttl_s != NULL && ctl_args_int(ttl_s, TTL_MIN, TTL_MAX, &ttl) < 0)
 		return ctl_usage(cmd, "--ttl must be %lld to %lld seconds", TTL_MIN, TTL_MAX);
-	if (admin_client(ctl, cmd, domain, token, &client, &status) < 0)
+	if (ctl_admin_client(ctl, cmd, domain, token, &client, &status) < 0)
 		goto out;
 	body = ttl_s != NULL ? json_pack("{s:s, s:I}", "address", address, "ttl", (json_int_t)ttl)
 	                     : json_pack("{s:s}", "address", address);
@@ -229,7 +204,7 @@ int ctl_cmd_server_issue(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, c
 	if (domain_dir != NULL || days != NULL)
 		return ctl_usage(cmd, "--domain-dir and --days go with --offline");
 	if ((domain = server_domain(cmd, host, (char *)given, &status)) == NULL ||
-	    admin_client(ctl, cmd, domain, token, &client, &status) < 0)
+	    ctl_admin_client(ctl, cmd, domain, token, &client, &status) < 0)
 		goto out;
 	if (asprintf(&base, "%s.%s", host, purpose) < 0) {
 		base = NULL;
@@ -295,7 +270,7 @@ int ctl_cmd_policy_set(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, cha
 		return status;
 	if (mode != NULL && strcmp(mode, "enforce") != 0 && strcmp(mode, "testing") != 0)
 		return ctl_usage(cmd, "--mode must be enforce or testing");
-	if (admin_client(ctl, cmd, domain, token, &client, &status) < 0)
+	if (ctl_admin_client(ctl, cmd, domain, token, &client, &status) < 0)
 		goto out;
 	body = json_pack("{s:s}", "policy", policy);
 	if (body != NULL && corporate != NULL)
@@ -348,7 +323,7 @@ static int group_cmd(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char 
 			return status;
 	group = a.pos[0];
 	domain = ctl_name_domain_of(group);
-	if (admin_client(ctl, cmd, domain, token, &client, &status) < 0)
+	if (ctl_admin_client(ctl, cmd, domain, token, &client, &status) < 0)
 		goto out;
 	if (set) {
 		body = json_pack("{s:[]}", "members");

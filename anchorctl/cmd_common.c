@@ -121,6 +121,30 @@ int ctl_token(const struct ctl *ctl, const char *env, const char *fallback, cons
 	return err_set(e, ERR_AUTH, "no_token", "no %s token: use --token-file or %s", what, env);
 }
 
+int ctl_admin_client(const struct ctl *ctl, const struct ctl_cmd *cmd, const char *domain,
+                     char token[CTL_TOKEN_MAX], struct ctl_client *c, int *status)
+{
+	char *fallback = ctl_name_file(domain, "admin.token", NULL);
+	struct err e = {0};
+	int rc;
+
+	if (ctl_server(ctl, cmd, NULL, c, status) < 0) {
+		free(fallback);
+		return -1;
+	}
+	if (fallback == NULL)
+		rc = err_set(&e, ERR_INTERNAL, "internal", "out of memory");
+	else
+		rc = ctl_token(ctl, "ANCHOR_ADMIN_TOKEN", fallback, "admin", token, &e);
+	free(fallback);
+	if (rc < 0) {
+		*status = ctl_fail(&e);
+		return -1;
+	}
+	c->token = token;
+	return 0;
+}
+
 char *ctl_api_path(const char *a, const char *b, const char *rest)
 {
 	char *esc = ctl_name_path_escape(b), *path = NULL;

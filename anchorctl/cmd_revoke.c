@@ -12,6 +12,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "chain.h"
 #include "cmd.h"
 #include "cmd_log.h"
 #include "pki/crl.h"
@@ -26,16 +27,13 @@ struct revoke_opts {
 	int sign_only;
 };
 
-/* path with its suffix old replaced by new (or new appended); malloc'd. */
-static char *swap_suffix(const char *path, const char *old, const char *new)
+/* The key's certificate: <key minus .key>.pem, or <key>.pem for a key named otherwise. */
+static char *key_cert_path(const char *key_path)
 {
-	size_t len = strlen(path), olen = strlen(old);
-	char *out = NULL;
+	char *out = ctl_path_swap_suffix(key_path, ".key", ".pem");
 
-	if (len > olen && strcmp(path + len - olen, old) == 0)
-		len -= olen;
-	if (asprintf(&out, "%.*s%s", (int)len, path, new) < 0)
-		return NULL;
+	if (out == NULL && asprintf(&out, "%s.pem", key_path) < 0)
+		out = NULL;
 	return out;
 }
 
@@ -56,51 +54,15 @@ static int cert_key_id(X509 *cert, char out[CRYPTO_UUID_LEN])
 
 /* [cert, issuer, root]: the chain file next to the certificate, else the domain object. */
 static int signer_chain(const struct ctl *ctl, const struct revoke_opts *o, const char *cert_path,
-                        X509 *chain[3], struct err *e)
+                        X509 *chain[CTL_CHAIN_LEN], struct err *e)
 {
-	char *guess = NULL;
-	int rc = -1, n;
+	/* The server's copy is checked: the request must verify against its pins anyway. */
+	struct ctl_client c = {ctl->server, ctl->cacert, NULL, ctl->resolve};
 
-	if (ctl_certs_read(cert_path, chain, 0, 1, e) < 0)
+	if (ctl_chain_load(ctl->server != NULL ? &c : NULL, NULL, cert_path, o->chain, chain, e) <
+	    0)
 		return -1;
-	const char *chain_path = o->chain;
-	if (chain_path == NULL && (guess = swap_suffix(cert_path, ".pem", ".chain.pem")) != NULL &&
-	    ctl_file_exists(guess))
-		chain_path = guess;
-	if (chain_path != NULL) {
-		n = ctl_certs_read(chain_path, chain + 1, 0, 2, e);
-		if (n == 1)
-			err_set(e, ERR_INPUT, "bad_certificate",
-			        "%s must hold the issuer and the root", chain_path);
-		rc = n == 2 ? 0 : -1;
-	} else if (ctl->server == NULL) {
-		err_set(e, ERR_INPUT, "no_chain",
-		        "no chain file next to %s and no key server to take the chain from",
-		        cert_path);
-	} else {
-		/* The server's copy is checked: the request must verify against its pins anyway. */
-		struct ctl_client c = {ctl->server, ctl->cacert, NULL, ctl->resolve};
-		struct ctl_trust t = {0};
-		X509_NAME *subj = X509_get_subject_name(chain[0]);
-		char email[320] = "";
-		X509_NAME_get_text_by_NID(subj, NID_pkcs9_emailAddress, email, sizeof(email));
-		const char *domain = strrchr(email, '@');
-		if (domain == NULL) {
-			err_set(e, ERR_INPUT, "no_chain", "give --chain FILE (issuer and root)");
-		} else if (ctl_trust_load(&c, domain + 1, NULL, &t, e) == 0) {
-			const char *ipem = json_string_value(json_object_get(t.object, "issuer"));
-			const char *rpem = json_string_value(json_object_get(t.object, "root"));
-			if (ipem != NULL && rpem != NULL &&
-			    (chain[1] = cert_from_pem(ipem, strlen(ipem), e)) != NULL &&
-			    (chain[2] = cert_from_pem(rpem, strlen(rpem), e)) != NULL)
-				rc = 0;
-		}
-		ctl_trust_free(&t);
-	}
-	if (rc == 0)
-		rc = cert_verify_chain(chain[0], chain[1], chain[2], e);
-	free(guess);
-	return rc;
+	return cert_verify_chain(chain[0], chain[1], chain[2], e);
 }
 
 /* The JWS of PROTOCOL.md §9 signed by the key being revoked; malloc'd text. */
@@ -108,7 +70,7 @@ static char *signed_request(const struct ctl *ctl, const struct revoke_opts *o, 
                             struct err *e)
 {
 	X509 *chain[3] = {NULL, NULL, NULL};
-	char *cert_path = o->cert != NULL ? strdup(o->cert) : swap_suffix(o->key, ".key", ".pem");
+	char *cert_path = o->cert != NULL ? strdup(o->cert) : key_cert_path(o->key);
 	EVP_PKEY *key = NULL;
 	json_t *payload = NULL;
 	char *text = NULL, *jws = NULL, kid[CRYPTO_UUID_LEN];

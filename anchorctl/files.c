@@ -141,6 +141,17 @@ int ctl_file_write(const char *path, const void *data, size_t len, mode_t mode, 
 	return rc;
 }
 
+char *ctl_path_swap_suffix(const char *path, const char *from, const char *to)
+{
+	size_t len = strlen(path), flen = strlen(from);
+	char *out = NULL;
+
+	if (len > flen && strcmp(path + len - flen, from) == 0 &&
+	    asprintf(&out, "%.*s%s", (int)(len - flen), path, to) < 0)
+		out = NULL;
+	return out;
+}
+
 int ctl_file_exists(const char *path)
 {
 	struct stat st;

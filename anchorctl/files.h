@@ -28,6 +28,10 @@ int ctl_file_write(const char *path, const void *data, size_t len, mode_t mode, 
 
 int ctl_file_exists(const char *path);
 
+/* "<path minus from><to>" when path ends in from, else NULL; malloc'd.  How a key's
+ * certificate and a certificate's chain file are named next to it. */
+char *ctl_path_swap_suffix(const char *path, const char *from, const char *to);
+
 /* The PEM certificates of path appended to chain[n..max); returns the new count, or -1
  * (ERR_INPUT "bad_certificate" when the file holds none). */
 int ctl_certs_read(const char *path, X509 **chain, int n, int max, struct err *e);

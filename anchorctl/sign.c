@@ -15,18 +15,6 @@
 #include "files.h"
 #include "pki/jws.h"
 
-/* "<path minus from><to>" when path ends in from, else NULL; malloc'd. */
-static char *swap_suffix(const char *path, const char *from, const char *to)
-{
-	size_t len = strlen(path), flen = strlen(from);
-	char *out = NULL;
-
-	if (len > flen && strcmp(path + len - flen, from) == 0 &&
-	    asprintf(&out, "%.*s%s", (int)(len - flen), path, to) < 0)
-		out = NULL;
-	return out;
-}
-
 static int load_chain(struct ctl_signer *s, const char *cert, const char *chain_path, struct err *e)
 {
 	char *guess = NULL;
@@ -35,7 +23,8 @@ static int load_chain(struct ctl_signer *s, const char *cert, const char *chain_
 	if ((n = ctl_certs_read(cert, s->chain, 0, CTL_SIGN_CHAIN, e)) < 0)
 		return -1;
 	if (n < CTL_SIGN_CHAIN && chain_path == NULL &&
-	    (guess = swap_suffix(cert, ".pem", ".chain.pem")) != NULL && ctl_file_exists(guess))
+	    (guess = ctl_path_swap_suffix(cert, ".pem", ".chain.pem")) != NULL &&
+	    ctl_file_exists(guess))
 		chain_path = guess;
 	if (n < CTL_SIGN_CHAIN && chain_path != NULL)
 		n = ctl_certs_read(chain_path, s->chain, n, CTL_SIGN_CHAIN, e);
@@ -104,7 +93,7 @@ int ctl_signer_load(struct ctl_signer *s, const char *key_path, const char *cert
 
 	memset(s, 0, sizeof(*s));
 	if (cert_path == NULL &&
-	    (cert_path = guess = swap_suffix(key_path, ".key", ".pem")) == NULL)
+	    (cert_path = guess = ctl_path_swap_suffix(key_path, ".key", ".pem")) == NULL)
 		return err_set(e, ERR_INPUT, "bad_certificate",
 		               "give --cert FILE with the certificate of %s", key_path);
 	if ((s->key = crypto_key_read_private(key_path, e)) == NULL ||

@@ -13,6 +13,7 @@
 
 #include <curl/curl.h>
 
+#include "http/https_client.h"
 #include "pki/crypto.h"
 #include "core/log.h"
 #include "store.h"
@@ -172,6 +173,11 @@ static int post_json(const char *url, const char *body, char *why, size_t whylen
 {
 	CURL *c = curl_easy_init();
 	struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+	/* The TLS policy of every client in the tree; a subscriber may be plain http. */
+	const struct https_opts o = {.connect_timeout_ms = WEBHOOK_TIMEOUT_MS,
+	                             .timeout_ms = WEBHOOK_TIMEOUT_MS,
+	                             .user_agent = "anchormail-webhook/1",
+	                             .allow_http = 1};
 	long status = 0;
 	CURLcode rc;
 
@@ -180,13 +186,10 @@ static int post_json(const char *url, const char *body, char *why, size_t whylen
 		curl_slist_free_all(hdrs);
 		return -1;
 	}
+	https_easy_setup(c, &o);
 	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http");
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)WEBHOOK_TIMEOUT_MS);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "anchormail-webhook/1");
 	rc = curl_easy_perform(c);
 	if (rc == CURLE_OK)
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);

@@ -83,12 +83,40 @@ static void signing_identity(const struct relayd_conn *c, const char *msg, size_
 			*p = (char)(*p - 'A' + 'a');
 }
 
+/* The message with our Received field on top (what is signed), *received that field;
+ * NULL when out of memory. */
+static char *traced_message(const struct relayd_conn *c, const struct relayd_msg_job *j,
+                            char **received, size_t *tlen)
+{
+	const struct relayd *d = c->d;
+	char date[64], *traced;
+	size_t rlen;
+
+	relayd_rfc5322_date(time(NULL), date, sizeof(date));
+	/* RFC 3848: ESMTPSA when the client authenticated (the session is paused: safe to read) */
+	if (asprintf(received,
+	             "Received: from %s ([%s])\r\n\tby %s (anchor-relay) with %s%s;\r\n\t%s\r\n",
+	             c->helo[0] ? c->helo : "unknown", c->ip, d->s->hostname,
+	             c->tls ? "ESMTPS" : "ESMTP", relayd_auth_user(c) ? "A" : "", date) < 0) {
+		*received = NULL;
+		return NULL;
+	}
+	rlen = strlen(*received);
+	*tlen = rlen + j->len;
+	if ((traced = malloc(*tlen + 1)) == NULL)
+		return NULL;
+	memcpy(traced, *received, rlen);
+	memcpy(traced + rlen, j->msg, j->len);
+	traced[*tlen] = '\0';
+	return traced;
+}
+
 static void sign_work(void *arg)
 {
 	struct relayd_msg_job *j = arg;
 	struct relayd_conn *c = j->c;
 	struct relayd *d = c->d;
-	char addr[RELAY_ADDR_MAX], date[64];
+	char addr[RELAY_ADDR_MAX];
 	char *received = NULL, *traced = NULL, *sigs = NULL, *head = NULL;
 	const char *domain;
 	struct err e = {0};
@@ -96,21 +124,8 @@ static void sign_work(void *arg)
 	size_t tlen;
 	int has;
 
-	relayd_rfc5322_date(time(NULL), date, sizeof(date));
-	/* RFC 3848: ESMTPSA when the client authenticated (the session is paused: safe to read) */
-	if (asprintf(&received,
-	             "Received: from %s ([%s])\r\n\tby %s (anchor-relay) with %s%s;\r\n\t%s\r\n",
-	             c->helo[0] ? c->helo : "unknown", c->ip, d->s->hostname,
-	             c->tls ? "ESMTPS" : "ESMTP", relayd_auth_user(c) ? "A" : "", date) < 0) {
-		received = NULL;
+	if ((traced = traced_message(c, j, &received, &tlen)) == NULL)
 		goto nomem;
-	}
-	tlen = strlen(received) + j->len;
-	if ((traced = malloc(tlen + 1)) == NULL)
-		goto nomem;
-	memcpy(traced, received, strlen(received));
-	memcpy(traced + strlen(received), j->msg, j->len);
-	traced[tlen] = '\0';
 
 	signing_identity(c, j->msg, j->len, addr);
 	domain = strrchr(addr, '@');

@@ -10,22 +10,20 @@
  * signing input, and gets the signature back.  Every key file must be
  * readable by its owner alone, as ssh insists.
  *
- * One thread per connection, at most SIGNER_MAX_CONN; the main thread
- * accepts and watches the parent: when the parent's end of the pipe closes
- * (or the parent dies: PR_SET_PDEATHSIG) the signer ends.
+ * The socket and its connections are lib/core/frame's server: one thread per
+ * connection, at most SIGNER_MAX_CONN; the main thread accepts and watches
+ * the parent: when the parent's end of the pipe closes (or the parent dies:
+ * PR_SET_PDEATHSIG) the signer ends.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,7 +42,6 @@
 
 #define SIGNER_MAX_CONN 32
 #define SIGNER_USER_CACHE 256
-#define SIGNER_IO_TIMEOUT_MS 10000 /* a started frame must arrive within this */
 
 struct domain_key {
 	char domain[DKIM_DOMAIN_MAX];
@@ -75,11 +72,6 @@ struct signer {
 	unsigned long tick;
 	EVP_PKEY *report_key;
 	char *chain_pem;
-	pthread_mutex_t cmu;
-	pthread_cond_t ccv;
-	int conns[SIGNER_MAX_CONN];
-	int nconn;
-	int stopping;
 };
 
 /* ---------------------------------------------------------------- key files */
@@ -343,7 +335,7 @@ static int sign_dkim(const struct signer_request *r, EVP_PKEY *key, enum dkim_al
 
 /* What one request's success answer holds until it is encoded. */
 struct answer {
-	struct signer_field f[2];
+	struct frame_field f[2];
 	int n;
 	uint8_t sig[DKIM_SIG_MAX];
 	unsigned char *jsig; /* a JWS signature, malloc'd */
@@ -360,8 +352,8 @@ static int answer_domain(struct signer *sg, const struct signer_request *r, stru
 	if (dk == NULL)
 		return err_set(e, ERR_NOTFOUND, "no_signing_key", "no signing key for %s", r->name);
 	if (r->op == SIGNER_OP_DOMAIN) {
-		a->f[a->n++] = signer_str(dk->selector);
-		a->f[a->n++] = signer_str(dkim_alg_name(dk->alg));
+		a->f[a->n++] = frame_str(dk->selector);
+		a->f[a->n++] = frame_str(dkim_alg_name(dk->alg));
 		return 0;
 	}
 	return sign_dkim(r, dk->key, dk->alg, dk->domain, dk->selector, NULL, a->sig, &a->siglen,
@@ -377,7 +369,7 @@ static int answer_user(struct signer *sg, const struct signer_request *r, struct
 	if ((a->ukey = user_key_get(sg, r->name, &alg, e)) == NULL)
 		return -1;
 	if (r->op == SIGNER_OP_USER) {
-		a->f[a->n++] = signer_str(dkim_alg_name(alg));
+		a->f[a->n++] = frame_str(dkim_alg_name(alg));
 		return 0;
 	}
 	return sign_dkim(r, a->ukey, alg, strchr(r->name, '@') + 1, SIGNER_USER_SELECTOR, r->name,
@@ -393,7 +385,7 @@ static int answer_report(struct signer *sg, const struct signer_request *r, stru
 	if (sg->report_key == NULL)
 		return err_set(e, ERR_NOTFOUND, "no_report_key", "no report key here");
 	if (r->op == SIGNER_OP_REPORT_CHAIN) {
-		a->f[a->n++] = signer_str(sg->chain_pem);
+		a->f[a->n++] = frame_str(sg->chain_pem);
 		return 0;
 	}
 	/* the field is not NUL-terminated in the frame */
@@ -426,7 +418,7 @@ static int answer_request(struct signer *sg, const struct signer_request *r, str
 /* The refusal frame for e (logged here: a missing key is routine, the rest is not). */
 static uint8_t *refusal(const struct signer_request *r, struct err *e, size_t *outlen)
 {
-	struct signer_field f[2];
+	struct frame_field f[2];
 
 	if (e->kind == ERR_NONE)
 		err_set(e, ERR_INTERNAL, "internal", "out of memory");
@@ -434,14 +426,15 @@ static uint8_t *refusal(const struct signer_request *r, struct err *e, size_t *o
 		log_debug(NULL, "signer: %s %s: %s", op_name(r->op), r->name, e->msg);
 	else
 		log_warn(NULL, "signer: %s refused: %s (%s)", op_name(r->op), e->msg, e->code);
-	f[0] = signer_str(e->code);
-	f[1] = signer_str(e->msg);
-	return signer_msg_encode((uint8_t)e->kind, f, 2, outlen, e);
+	f[0] = frame_str(e->code);
+	f[1] = frame_str(e->msg);
+	return frame_encode((uint8_t)e->kind, f, 2, outlen, e);
 }
 
 /* The answer to one request body (a whole frame, malloc'd). */
-static uint8_t *handle(struct signer *sg, const uint8_t *body, size_t len, size_t *outlen)
+static uint8_t *handle(void *ctx, const uint8_t *body, size_t len, size_t *outlen)
 {
+	struct signer *sg = ctx;
 	struct signer_request r;
 	struct answer a;
 	struct err e = {0};
@@ -454,7 +447,7 @@ static uint8_t *handle(struct signer *sg, const uint8_t *body, size_t len, size_
 			a.f[a.n++].len = a.siglen;
 		}
 		log_debug(NULL, "signer: %s %s", op_name(r.op), r.name);
-		out = signer_msg_encode(SIGNER_OK, a.f, a.n, outlen, &e);
+		out = frame_encode(FRAME_OK, a.f, a.n, outlen, &e);
 	}
 	if (out == NULL)
 		out = refusal(&r, &e, outlen);
@@ -462,166 +455,6 @@ static uint8_t *handle(struct signer *sg, const uint8_t *body, size_t len, size_
 	OPENSSL_cleanse(a.sig, sizeof(a.sig));
 	free(a.jsig);
 	return out;
-}
-
-/* ---------------------------------------------------------------- connections */
-
-/* len bytes; the first may wait forever when idle (between requests).
- * 1 on a clean end before the first byte, -1 on error or timeout. */
-static int read_full(int fd, uint8_t *buf, size_t len, int idle)
-{
-	size_t got = 0;
-	ssize_t n;
-
-	while (got < len) {
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		int r = poll(&p, 1, idle && got == 0 ? -1 : SIGNER_IO_TIMEOUT_MS);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		n = read(fd, buf + got, len - got);
-		if (n < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (n <= 0)
-			return n == 0 && got == 0 && idle ? 1 : -1;
-		got += (size_t)n;
-	}
-	return 0;
-}
-
-static int write_full(int fd, const uint8_t *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* A frame too big to read: say so, then hang up (the stream cannot be resynchronised). */
-static void refuse_frame(int fd, const struct err *why)
-{
-	struct signer_field f[2] = {signer_str(why->code), signer_str(why->msg)};
-	struct err e = {0};
-	size_t len = 0;
-	uint8_t *out = signer_msg_encode((uint8_t)why->kind, f, 2, &len, &e);
-
-	log_warn(NULL, "signer: %s; closing the connection", why->msg);
-	if (out != NULL)
-		(void)write_full(fd, out, len);
-	free(out);
-}
-
-static void serve(struct signer *sg, int fd)
-{
-	uint8_t hdr[4], *body = NULL, *out;
-	size_t len, outlen = 0;
-	struct err e = {0};
-
-	for (;;) {
-		if (read_full(fd, hdr, sizeof(hdr), 1) != 0)
-			break;
-		if (signer_frame_len(hdr, &len, &e) < 0) {
-			refuse_frame(fd, &e);
-			break;
-		}
-		if ((body = malloc(len)) == NULL || read_full(fd, body, len, 0) != 0)
-			break;
-		out = handle(sg, body, len, &outlen);
-		OPENSSL_cleanse(body, len);
-		free(body);
-		body = NULL;
-		if (out == NULL || write_full(fd, out, outlen) < 0) {
-			free(out);
-			break;
-		}
-		free(out);
-	}
-	free(body);
-}
-
-struct conn {
-	struct signer *sg;
-	int fd;
-};
-
-static void conn_end(struct signer *sg, int fd)
-{
-	pthread_mutex_lock(&sg->cmu);
-	for (int k = 0; k < sg->nconn; k++)
-		if (sg->conns[k] == fd) {
-			sg->conns[k] = sg->conns[--sg->nconn];
-			break;
-		}
-	close(fd);
-	pthread_cond_broadcast(&sg->ccv);
-	pthread_mutex_unlock(&sg->cmu);
-}
-
-static void *conn_main(void *arg)
-{
-	struct conn c = *(struct conn *)arg;
-
-	free(arg);
-	serve(c.sg, c.fd);
-	conn_end(c.sg, c.fd);
-	return NULL;
-}
-
-static void conn_start(struct signer *sg, int fd)
-{
-	struct conn *c = malloc(sizeof(*c));
-	pthread_attr_t attr;
-	pthread_t t;
-	int full;
-
-	pthread_mutex_lock(&sg->cmu);
-	full = sg->nconn >= SIGNER_MAX_CONN || sg->stopping || c == NULL;
-	if (!full)
-		sg->conns[sg->nconn++] = fd;
-	pthread_mutex_unlock(&sg->cmu);
-	if (full) {
-		log_warn(NULL, "signer: %d connections already; refusing one more",
-		         SIGNER_MAX_CONN);
-		free(c);
-		close(fd);
-		return;
-	}
-	c->sg = sg;
-	c->fd = fd;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&t, &attr, conn_main, c) != 0) {
-		log_warn(NULL, "signer: cannot start a connection thread");
-		free(c);
-		conn_end(sg, fd);
-	}
-	pthread_attr_destroy(&attr);
-}
-
-/* Hang up on every client and wait (a while) for their threads; 0 when all ended. */
-static int conns_stop(struct signer *sg)
-{
-	struct timespec until;
-	int rc = 0;
-
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += 5;
-	pthread_mutex_lock(&sg->cmu);
-	sg->stopping = 1;
-	for (int k = 0; k < sg->nconn; k++)
-		shutdown(sg->conns[k], SHUT_RDWR);
-	while (sg->nconn > 0 && rc == 0)
-		rc = pthread_cond_timedwait(&sg->ccv, &sg->cmu, &until);
-	rc = sg->nconn == 0 ? 0 : -1;
-	pthread_mutex_unlock(&sg->cmu);
-	return rc;
 }
 
 /* ---------------------------------------------------------------- the process */
@@ -640,8 +473,6 @@ static void signer_free(struct signer *sg)
 	EVP_PKEY_free(sg->report_key);
 	free(sg->chain_pem);
 	pthread_mutex_destroy(&sg->umu);
-	pthread_mutex_destroy(&sg->cmu);
-	pthread_cond_destroy(&sg->ccv);
 	free(sg);
 }
 
@@ -655,8 +486,6 @@ static struct signer *signer_new(const struct relay_settings *s, struct err *e)
 	}
 	sg->udir = -1;
 	pthread_mutex_init(&sg->umu, NULL);
-	pthread_mutex_init(&sg->cmu, NULL);
-	pthread_cond_init(&sg->ccv, NULL);
 	if (domain_keys_load(sg, s->signing_keys, e) < 0 ||
 	    report_key_load(sg, s->report_key, s->report_chain, e) < 0)
 		goto fail;
@@ -674,61 +503,11 @@ fail:
 	return NULL;
 }
 
-/*
- * The socket, 0600, in a directory made 0700 when it does not exist yet.  It
- * is bound under a temporary name and renamed into place once it listens, so
- * that whoever sees socket_path can connect at once.
- */
-static int listen_on(const char *path, struct err *e)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	char dir[sizeof(sa.sun_path)], *slash;
-	struct stat st;
-	mode_t old;
-	int fd, rc;
-
-	if (strlen(path) + 12 >= sizeof(sa.sun_path))
-		return err_set(e, ERR_INPUT, "bad_setting", "the socket path %s is too long", path);
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s.%d", path, (int)getpid());
-	snprintf(dir, sizeof(dir), "%s", path);
-	if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
-		*slash = '\0';
-		if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-			return err_set(e, ERR_INTERNAL, "io", "cannot make %s: %s", dir,
-			               strerror(errno));
-	}
-	if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode))
-		return err_set(e, ERR_INPUT, "bad_setting", "%s exists and is not a socket", path);
-	unlink(sa.sun_path);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-		return err_set(e, ERR_INTERNAL, "io", "socket: %s", strerror(errno));
-	old = umask(0177);
-	rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-	umask(old);
-	if (rc < 0 || chmod(sa.sun_path, 0600) < 0 || listen(fd, 64) < 0 ||
-	    rename(sa.sun_path, path) < 0) {
-		err_set(e, ERR_INTERNAL, "io", "cannot listen on %s: %s", path, strerror(errno));
-		unlink(sa.sun_path);
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-/* True when the parent's end of the pipe has closed. */
-static int parent_gone(int fd)
-{
-	char buf[64];
-	ssize_t n = read(fd, buf, sizeof(buf));
-
-	return n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN);
-}
-
 int relay_signer_main(const struct relay_settings *s, const char *socket_path, int parent_fd)
 {
 	struct signer *sg;
 	struct err e = {0};
-	int lfd;
+	int rc;
 
 	/* Die with the parent even if it could not close the pipe (SIGKILL). */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -737,34 +516,17 @@ int relay_signer_main(const struct relay_settings *s, const char *socket_path, i
 		log_err(NULL, "signer: %s", e.msg);
 		return 1;
 	}
-	if ((lfd = listen_on(socket_path, &e)) < 0) {
+	log_info(NULL, "signer: ready on %s (%zu domain keys, users' keys %s, report key %s)",
+	         socket_path, sg->ndkeys, sg->udir >= 0 ? s->user_keys_dir : "none",
+	         sg->report_key ? "yes" : "none");
+	rc = frame_serve(socket_path, parent_fd, SIGNER_MAX_CONN, handle, sg, &e);
+	if (rc < 0) {
 		log_err(NULL, "signer: %s", e.msg);
 		signer_free(sg);
 		return 1;
 	}
-	log_info(NULL, "signer: ready on %s (%zu domain keys, users' keys %s, report key %s)",
-	         socket_path, sg->ndkeys, sg->udir >= 0 ? s->user_keys_dir : "none",
-	         sg->report_key ? "yes" : "none");
-	for (;;) {
-		struct pollfd p[2] = {{.fd = lfd, .events = POLLIN},
-		                      {.fd = parent_fd, .events = POLLIN}};
-		int r = poll(p, parent_fd >= 0 ? 2 : 1, -1);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			break;
-		if (p[1].revents != 0 && parent_gone(parent_fd))
-			break;
-		if (p[0].revents & POLLIN) {
-			int cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-			if (cfd >= 0)
-				conn_start(sg, cfd);
-		}
-	}
 	log_info(NULL, "signer: the relay has gone; stopping");
-	close(lfd);
-	unlink(socket_path);
-	if (conns_stop(sg) == 0) /* else a thread may still use the keys: leave them */
+	if (rc == 0) /* else a thread may still use the keys: leave them */
 		signer_free(sg);
 	return 0;
 }

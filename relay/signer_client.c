@@ -2,11 +2,12 @@
  * signer_client.c - the relay's side of the signer: a small pool of Unix
  * socket connections shared by the worker threads.
  *
+ * The pool, its deadline (CLIENT_TIMEOUT_MS, then ERR_TEMP) and the
+ * replacing of a broken connection are lib/core/frame's client.
+ *
  * The client does the work on the message (body hash, canonical header
  * data, the unsigned DKIM-Signature field, the JWS signing input) and sends
- * the signer only what the key must sign.  A connection that breaks is
- * replaced (the signer may have been restarted); a call that cannot finish
- * within CLIENT_TIMEOUT_MS fails with ERR_TEMP.
+ * the signer only what the key must sign.
  *
  * Signatures come back as "<domain signature>\r\n<user signature>\r\n": the
  * domain's signature on top, where stock verifiers (dkimpy verifies the
@@ -14,16 +15,9 @@
  * has d= the user's domain, s=anchor-user and i= the address: its key comes
  * from the key server's /v1/addresses/{i}, not from DNS.
  */
-#include <errno.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -33,37 +27,25 @@
 #include "relay.h"
 #include "signer_proto.h"
 
-#define CLIENT_POOL_MAX 8
 #define CLIENT_TIMEOUT_MS 5000
 
+/* The pool, the deadline and the replacing of a broken connection are lib/core/frame's. */
 struct relay_signer_client {
-	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	pthread_mutex_t mu;
-	pthread_cond_t cv; /* a connection came back */
-	int idle[CLIENT_POOL_MAX];
-	int nidle, nopen;
+	struct frame_client *fc;
 };
 
 struct relay_signer_client *relay_signer_client_new(const char *socket_path, struct err *e)
 {
-	struct relay_signer_client *c;
-	pthread_condattr_t ca;
+	struct relay_signer_client *c = calloc(1, sizeof(*c));
 
-	if (socket_path == NULL || strlen(socket_path) >= sizeof(c->path)) {
-		err_set(e, ERR_INPUT, "bad_setting",
-		        "the signer's socket path is missing or too long");
-		return NULL;
-	}
-	if ((c = calloc(1, sizeof(*c))) == NULL) {
+	if (c == NULL) {
 		err_set(e, ERR_INTERNAL, "internal", "out of memory");
 		return NULL;
 	}
-	snprintf(c->path, sizeof(c->path), "%s", socket_path);
-	pthread_mutex_init(&c->mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&c->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	if ((c->fc = frame_client_new(socket_path, "signer", CLIENT_TIMEOUT_MS, e)) == NULL) {
+		free(c);
+		return NULL;
+	}
 	return c;
 }
 
@@ -71,253 +53,15 @@ void relay_signer_client_free(struct relay_signer_client *c)
 {
 	if (c == NULL)
 		return;
-	for (int k = 0; k < c->nidle; k++)
-		close(c->idle[k]);
-	pthread_mutex_destroy(&c->mu);
-	pthread_cond_destroy(&c->cv);
+	frame_client_free(c->fc);
 	free(c);
 }
 
-/* ---------------------------------------------------------------- connections */
-
-static long long now_ms(void)
+/* One request and its answer: 0 with *ans (fields in *buf, free it) holding nfields fields. */
+static int call(struct relay_signer_client *c, enum signer_op op, const struct frame_field *f,
+                int n, int nfields, struct frame_msg *ans, uint8_t **buf, struct err *e)
 {
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
-static int conn_open(struct relay_signer_client *c, struct err *e)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", c->path);
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-		return fd;
-	err_set(e, ERR_TEMP, "signer_unavailable", "cannot reach the signer at %s: %s", c->path,
-	        strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	return -1;
-}
-
-/* A connection: an idle one, a new one, or the next one given back before deadline. */
-static int conn_get(struct relay_signer_client *c, long long deadline, int *reused, struct err *e)
-{
-	int fd;
-
-	pthread_mutex_lock(&c->mu);
-	while (c->nidle == 0 && c->nopen >= CLIENT_POOL_MAX) {
-		long long left = deadline - now_ms();
-		struct timespec until;
-		if (left <= 0) {
-			pthread_mutex_unlock(&c->mu);
-			return err_set(e, ERR_TEMP, "signer_busy",
-			               "every signer connection is busy");
-		}
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_sec += left / 1000;
-		until.tv_nsec += (left % 1000) * 1000000;
-		if (until.tv_nsec >= 1000000000) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&c->cv, &c->mu, &until);
-	}
-	if (c->nidle > 0) {
-		fd = c->idle[--c->nidle];
-		pthread_mutex_unlock(&c->mu);
-		*reused = 1;
-		return fd;
-	}
-	c->nopen++;
-	pthread_mutex_unlock(&c->mu);
-	*reused = 0;
-	if ((fd = conn_open(c, e)) < 0) {
-		pthread_mutex_lock(&c->mu);
-		c->nopen--;
-		pthread_cond_signal(&c->cv);
-		pthread_mutex_unlock(&c->mu);
-	}
-	return fd;
-}
-
-/* Give a connection back: to the idle ones when it is still in step, else closed. */
-static void conn_put(struct relay_signer_client *c, int fd, int healthy)
-{
-	pthread_mutex_lock(&c->mu);
-	if (healthy) {
-		c->idle[c->nidle++] = fd;
-	} else {
-		close(fd);
-		c->nopen--;
-	}
-	pthread_cond_signal(&c->cv);
-	pthread_mutex_unlock(&c->mu);
-}
-
-/* A pooled connection broke: the signer restarted, so every idle one is stale too. */
-static void conn_drop_idle(struct relay_signer_client *c)
-{
-	pthread_mutex_lock(&c->mu);
-	while (c->nidle > 0) {
-		close(c->idle[--c->nidle]);
-		c->nopen--;
-	}
-	pthread_cond_broadcast(&c->cv);
-	pthread_mutex_unlock(&c->mu);
-}
-
-static int wait_io(int fd, short events, long long deadline)
-{
-	for (;;) {
-		long long left = deadline - now_ms();
-		struct pollfd p = {.fd = fd, .events = events};
-		int r;
-		if (left <= 0)
-			return -1;
-		r = poll(&p, 1, (int)left);
-		if (r > 0)
-			return 0;
-		if (r < 0 && errno != EINTR)
-			return -1;
-	}
-}
-
-/* Outcome of an exchange, to decide on a retry. */
-enum io_result { IO_OK = 0, IO_BROKEN, IO_TIMEOUT };
-
-static enum io_result send_all(int fd, const uint8_t *p, size_t len, long long deadline)
-{
-	while (len > 0) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-		if (n > 0) {
-			p += n;
-			len -= (size_t)n;
-		} else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-			if (wait_io(fd, POLLOUT, deadline) < 0)
-				return IO_TIMEOUT;
-		} else {
-			return IO_BROKEN;
-		}
-	}
-	return IO_OK;
-}
-
-static enum io_result recv_all(int fd, uint8_t *p, size_t len, long long deadline)
-{
-	while (len > 0) {
-		ssize_t n = recv(fd, p, len, 0);
-		if (n > 0) {
-			p += n;
-			len -= (size_t)n;
-		} else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-			if (wait_io(fd, POLLIN, deadline) < 0)
-				return IO_TIMEOUT;
-		} else {
-			return IO_BROKEN;
-		}
-	}
-	return IO_OK;
-}
-
-/* Send a frame and read the answer's body (malloc'd). */
-static enum io_result exchange(int fd, const uint8_t *req, size_t reqlen, long long deadline,
-                               uint8_t **body, size_t *blen, struct err *e)
-{
-	uint8_t hdr[4];
-	enum io_result r;
-
-	*body = NULL;
-	if ((r = send_all(fd, req, reqlen, deadline)) != IO_OK ||
-	    (r = recv_all(fd, hdr, sizeof(hdr), deadline)) != IO_OK)
-		return r;
-	if (signer_frame_len(hdr, blen, e) < 0 || (*body = malloc(*blen)) == NULL)
-		return IO_BROKEN;
-	if ((r = recv_all(fd, *body, *blen, deadline)) != IO_OK) {
-		free(*body);
-		*body = NULL;
-	}
-	return r;
-}
-
-/* The signer's error answer as ours. */
-static int answer_error(const struct signer_msg *m, struct err *e)
-{
-	char code[ERR_CODE_MAX] = "signer_error", msg[ERR_MSG_MAX] = "the signer refused";
-	enum err_kind kind = m->type <= ERR_INTERNAL ? (enum err_kind)m->type : ERR_INTERNAL;
-	struct err ignore = {0};
-
-	if (m->n == 2) {
-		(void)signer_field_str(&m->f[0], code, sizeof(code), &ignore);
-		(void)signer_field_str(&m->f[1], msg, sizeof(msg), &ignore);
-	}
-	for (char *p = msg; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
-	for (char *p = code; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
-			*p = '_';
-	return err_set(e, kind, code, "%s", msg);
-}
-
-/*
- * One request and its answer: 0 with *ans (whose fields point into *buf,
- * free it) holding nfields fields, or -1.  A pooled connection that turns out
- * broken (the signer restarted) is replaced once.
- */
-static int call(struct relay_signer_client *c, enum signer_op op, const struct signer_field *f,
-                int n, int nfields, struct signer_msg *ans, uint8_t **buf, struct err *e)
-{
-	long long deadline = now_ms() + CLIENT_TIMEOUT_MS;
-	size_t reqlen = 0, blen = 0;
-	uint8_t *req = signer_msg_encode((uint8_t)op, f, n, &reqlen, e);
-	enum io_result r = IO_BROKEN;
-	int fd, reused = 0, rc = -1;
-
-	*buf = NULL;
-	if (req == NULL)
-		return -1;
-	for (int attempt = 0; attempt < 2; attempt++) {
-		if ((fd = conn_get(c, deadline, &reused, e)) < 0)
-			goto out;
-		r = exchange(fd, req, reqlen, deadline, buf, &blen, e);
-		if (r == IO_OK && signer_msg_parse(*buf, blen, ans, e) == 0) {
-			conn_put(c, fd, 1);
-			if (ans->type != SIGNER_OK) {
-				answer_error(ans, e);
-			} else if (ans->n != nfields) {
-				err_set(e, ERR_TEMP, "signer_garbage",
-				        "the signer's answer has %d "
-				        "fields, not %d",
-				        ans->n, nfields);
-			} else {
-				rc = 0;
-			}
-			goto out;
-		}
-		conn_put(c, fd, 0);
-		free(*buf);
-		*buf = NULL;
-		if (r != IO_BROKEN || !reused)
-			break;
-		conn_drop_idle(c);
-	}
-	if (r == IO_TIMEOUT)
-		err_set(e, ERR_TEMP, "signer_timeout", "the signer did not answer in time");
-	else if (r == IO_OK)
-		err_set(e, ERR_TEMP, "signer_garbage", "the signer's answer is garbled");
-	else
-		err_set(e, ERR_TEMP, "signer_unavailable", "the connection to the signer broke");
-out:
-	if (rc < 0) {
-		free(*buf);
-		*buf = NULL;
-	}
-	free(req);
-	return rc;
+	return frame_client_call(c->fc, (uint8_t)op, f, n, nfields, ans, buf, e);
 }
 
 /* ---------------------------------------------------------------- the API */
@@ -341,16 +85,16 @@ static int lower_name(const char *name, int user, char *out, size_t cap, struct 
 static int domain_info(struct relay_signer_client *c, const char *domain, char *sel,
                        enum dkim_alg *alg, struct err *e)
 {
-	struct signer_field f = signer_str(domain);
-	struct signer_msg ans;
+	struct frame_field f = frame_str(domain);
+	struct frame_msg ans;
 	uint8_t *buf;
 	char a[32];
 	int rc = -1;
 
 	if (call(c, SIGNER_OP_DOMAIN, &f, 1, 2, &ans, &buf, e) < 0)
 		return -1;
-	if (signer_field_str(&ans.f[0], sel, DKIM_SELECTOR_MAX, e) == 0 &&
-	    signer_field_str(&ans.f[1], a, sizeof(a), e) == 0 && dkim_alg_parse(a, alg) == 0)
+	if (frame_field_str(&ans.f[0], sel, DKIM_SELECTOR_MAX, e) == 0 &&
+	    frame_field_str(&ans.f[1], a, sizeof(a), e) == 0 && dkim_alg_parse(a, alg) == 0)
 		rc = 0;
 	else
 		err_set(e, ERR_TEMP, "signer_garbage", "the signer's key description is garbled");
@@ -378,15 +122,15 @@ int relay_signer_has_domain(struct relay_signer_client *c, const char *domain, s
 static int user_info(struct relay_signer_client *c, const char *addr, enum dkim_alg *alg,
                      struct err *e)
 {
-	struct signer_field f = signer_str(addr);
-	struct signer_msg ans;
+	struct frame_field f = frame_str(addr);
+	struct frame_msg ans;
 	uint8_t *buf;
 	char a[32];
 	int rc = -1;
 
 	if (call(c, SIGNER_OP_USER, &f, 1, 1, &ans, &buf, e) < 0)
 		return -1;
-	if (signer_field_str(&ans.f[0], a, sizeof(a), e) == 0 && dkim_alg_parse(a, alg) == 0)
+	if (frame_field_str(&ans.f[0], a, sizeof(a), e) == 0 && dkim_alg_parse(a, alg) == 0)
 		rc = 0;
 	else
 		err_set(e, ERR_TEMP, "signer_garbage", "the signer's key description is garbled");
@@ -400,8 +144,8 @@ static char *sign_one(struct relay_signer_client *c, enum signer_op op, const ch
                       enum dkim_alg alg, struct err *e)
 {
 	struct dkim_sign_prep p = {0};
-	struct signer_field f[3];
-	struct signer_msg ans;
+	struct frame_field f[3];
+	struct frame_msg ans;
 	uint8_t *buf = NULL;
 	char *out = NULL;
 
@@ -411,8 +155,8 @@ static char *sign_one(struct relay_signer_client *c, enum signer_op op, const ch
 		err_set(e, ERR_TOOBIG, "headers_too_big", "the signed header fields are too large");
 		goto out;
 	}
-	f[0] = signer_str(name);
-	f[1] = signer_str(dkim_alg_name(alg));
+	f[0] = frame_str(name);
+	f[1] = frame_str(dkim_alg_name(alg));
 	f[2].p = (const uint8_t *)p.data;
 	f[2].len = p.datalen;
 	if (call(c, op, f, 3, 1, &ans, &buf, e) < 0)
@@ -489,7 +233,7 @@ out:
 /* The report chain the signer holds. */
 static int report_chain(struct relay_signer_client *c, X509 **chain, int *n, struct err *e)
 {
-	struct signer_msg ans;
+	struct frame_msg ans;
 	uint8_t *buf;
 	BIO *bio;
 	X509 *x;
@@ -513,8 +257,8 @@ int relay_signer_sign_jws(struct relay_signer_client *c, const char *payload, co
                           char **jws, struct err *e)
 {
 	X509 *chain[JWS_MAX_CHAIN];
-	struct signer_field f;
-	struct signer_msg ans;
+	struct frame_field f;
+	struct frame_msg ans;
 	uint8_t *buf = NULL;
 	char *in = NULL;
 	int n = 0, rc = -1;
@@ -532,7 +276,7 @@ int relay_signer_sign_jws(struct relay_signer_client *c, const char *payload, co
 		err_set(e, ERR_TOOBIG, "payload_too_big", "the object to sign is too large");
 		goto out;
 	}
-	f = signer_str(in);
+	f = frame_str(in);
 	if (call(c, SIGNER_OP_SIGN_REPORT, &f, 1, 1, &ans, &buf, e) < 0)
 		goto out;
 	if ((*jws = jws_assemble(in, ans.f[0].p, ans.f[0].len, e)) != NULL)

@@ -1,6 +1,6 @@
 /*
- * signer_proto.c - framing and strict parsing of the signer's requests and
- * answers; see signer_proto.h for the format.
+ * signer_proto.c - strict parsing of the signer's requests (the frames are
+ * lib/core/frame's); see signer_proto.h for the format.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -8,123 +8,6 @@
 
 #include "pki/name.h"
 #include "signer_proto.h"
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-int signer_frame_len(const uint8_t hdr[4], size_t *len, struct err *e)
-{
-	uint32_t n = get32(hdr);
-
-	if (n == 0)
-		return err_set(e, ERR_INPUT, "bad_frame", "an empty frame");
-	if (n > SIGNER_MAX_FRAME)
-		return err_set(e, ERR_TOOBIG, "frame_too_big", "a frame of %u bytes (at most %d)",
-		               n, SIGNER_MAX_FRAME);
-	*len = n;
-	return 0;
-}
-
-int signer_msg_parse(const uint8_t *body, size_t len, struct signer_msg *m, struct err *e)
-{
-	size_t p = 2;
-	int k;
-
-	memset(m, 0, sizeof(*m));
-	if (len < 2 || len > SIGNER_MAX_FRAME)
-		return err_set(e, ERR_INPUT, "bad_frame", "a frame body of %zu bytes", len);
-	m->type = body[0];
-	m->n = body[1];
-	if (m->n > SIGNER_MAX_FIELDS)
-		return err_set(e, ERR_INPUT, "bad_frame", "%d fields (at most %d)", m->n,
-		               SIGNER_MAX_FIELDS);
-	for (k = 0; k < m->n; k++) {
-		uint32_t flen;
-		if (len - p < 4)
-			return err_set(e, ERR_INPUT, "bad_frame", "field %d has no length", k);
-		flen = get32(body + p);
-		p += 4;
-		if (flen > len - p)
-			return err_set(e, ERR_INPUT, "bad_frame", "field %d runs past the frame",
-			               k);
-		m->f[k].p = body + p;
-		m->f[k].len = flen;
-		p += flen;
-	}
-	if (p != len)
-		return err_set(e, ERR_INPUT, "bad_frame", "%zu bytes after the last field",
-		               len - p);
-	return 0;
-}
-
-uint8_t *signer_msg_encode(uint8_t type, const struct signer_field *f, int n, size_t *outlen,
-                           struct err *e)
-{
-	size_t body = 2, p;
-	uint8_t *out;
-	int k;
-
-	if (n < 0 || n > SIGNER_MAX_FIELDS) {
-		err_set(e, ERR_INTERNAL, "internal", "%d fields", n);
-		return NULL;
-	}
-	for (k = 0; k < n; k++) {
-		if (f[k].len > SIGNER_MAX_FRAME) {
-			err_set(e, ERR_TOOBIG, "frame_too_big", "a field of %zu bytes", f[k].len);
-			return NULL;
-		}
-		body += 4 + f[k].len;
-	}
-	if (body > SIGNER_MAX_FRAME) {
-		err_set(e, ERR_TOOBIG, "frame_too_big", "a frame of %zu bytes (at most %d)", body,
-		        SIGNER_MAX_FRAME);
-		return NULL;
-	}
-	if ((out = malloc(4 + body)) == NULL) {
-		err_set(e, ERR_INTERNAL, "internal", "out of memory");
-		return NULL;
-	}
-	put32(out, (uint32_t)body);
-	out[4] = type;
-	out[5] = (uint8_t)n;
-	p = 6;
-	for (k = 0; k < n; k++) {
-		put32(out + p, (uint32_t)f[k].len);
-		p += 4;
-		if (f[k].len > 0)
-			memcpy(out + p, f[k].p, f[k].len);
-		p += f[k].len;
-	}
-	*outlen = p;
-	return out;
-}
-
-struct signer_field signer_str(const char *s)
-{
-	struct signer_field f = {(const uint8_t *)s, s ? strlen(s) : 0};
-	return f;
-}
-
-int signer_field_str(const struct signer_field *f, char *out, size_t cap, struct err *e)
-{
-	if (f->len == 0 || f->len >= cap || memchr(f->p, '\0', f->len) != NULL)
-		return err_set(e, ERR_INPUT, "bad_request",
-		               "a text field is empty, too long or "
-		               "holds a NUL");
-	memcpy(out, f->p, f->len);
-	out[f->len] = '\0';
-	return 0;
-}
 
 /* A user key's file is "<address>.key" in one directory: no '/' may reach it. */
 static int check_name(enum signer_op op, const char *name, struct err *e)
@@ -179,13 +62,17 @@ static int op_nfields(int op)
 
 int signer_request_parse(const uint8_t *body, size_t len, struct signer_request *r, struct err *e)
 {
-	struct signer_msg m;
+	struct frame_msg m;
 	char alg[32];
 	int want;
 
 	memset(r, 0, sizeof(*r));
-	if (signer_msg_parse(body, len, &m, e) < 0)
+	if (frame_parse(body, len, &m, e) < 0)
 		return -1;
+	/* The signer's ops take fewer fields than a frame may carry: more is a bad frame. */
+	if (m.n > SIGNER_MAX_FIELDS)
+		return err_set(e, ERR_INPUT, "bad_frame", "%d fields (at most %d)", m.n,
+		               SIGNER_MAX_FIELDS);
 	if ((want = op_nfields(m.type)) < 0)
 		return err_set(e, ERR_INPUT, "unknown_op", "unknown op %u", m.type);
 	r->op = (enum signer_op)m.type;
@@ -193,11 +80,11 @@ int signer_request_parse(const uint8_t *body, size_t len, struct signer_request 
 		return err_set(e, ERR_INPUT, "bad_request", "op %u takes %d fields, not %d", m.type,
 		               want, m.n);
 	if (r->op != SIGNER_OP_REPORT_CHAIN && r->op != SIGNER_OP_SIGN_REPORT &&
-	    (signer_field_str(&m.f[0], r->name, sizeof(r->name), e) < 0 ||
+	    (frame_field_str(&m.f[0], r->name, sizeof(r->name), e) < 0 ||
 	     check_name(r->op, r->name, e) < 0))
 		return -1;
 	if (r->op == SIGNER_OP_SIGN_DOMAIN || r->op == SIGNER_OP_SIGN_USER) {
-		if (signer_field_str(&m.f[1], alg, sizeof(alg), e) < 0)
+		if (frame_field_str(&m.f[1], alg, sizeof(alg), e) < 0)
 			return -1;
 		if (dkim_alg_parse(alg, &r->alg) < 0)
 			return err_set(e, ERR_INPUT, "bad_request", "unknown a=");

@@ -93,45 +93,13 @@ static int net_discover(void *ctx, const char *domain, struct discover_result **
 	return discover_domain(a->disc, domain, out, e);
 }
 
-/* GET path from the key server that answered discovery, then the others in order. */
+/* GET path from the domain's key servers (discover_keyserver_get). */
 static int net_keyserver_get(void *ctx, const struct discover_result *d, const char *path,
                              char **body, struct err *e)
 {
 	struct certauth *a = ctx;
-	const struct discover_config *cfg = discover_config(a->disc);
-	int first = d->used_target >= 0 ? d->used_target : 0;
-	struct https_reply rep;
-	char ip[64];
 
-	*body = NULL;
-	for (int k = 0; k < d->ntargets; k++) {
-		const struct dns_srv *t = &d->targets[(first + k) % d->ntargets];
-		struct https_opts o = {.cacert = cfg->cacert,
-		                       .connect_timeout_ms = cfg->timeout_ms,
-		                       .timeout_ms = cfg->https_timeout_ms};
-
-		err_clear(e);
-		discover_target_ip(a->disc, t->target, ip, sizeof(ip));
-		if (ip[0])
-			o.resolve_ip = ip;
-		memset(&rep, 0, sizeof(rep));
-		if (https_get(t->target, t->port, path, &o, &rep, e) == 0) {
-			*body = rep.body;
-			rep.body = NULL;
-			https_reply_clear(&rep);
-			return 0;
-		}
-		if (rep.status == 404) {
-			https_reply_clear(&rep);
-			e->kind = ERR_NOTFOUND; /* the server knows: no such key */
-			return -1;
-		}
-		https_reply_clear(&rep);
-	}
-	if (d->ntargets == 0)
-		return err_set(e, ERR_TEMP, "no_keyserver", "%s lists no key server", d->domain);
-	e->kind = ERR_TEMP;
-	return -1;
+	return discover_keyserver_get(a->disc, d, path, body, e);
 }
 
 static time_t mono_now(void *ctx)

@@ -98,6 +98,16 @@ void discover_target_ip(struct discover_ctx *ctx, const char *target, char *ip, 
 const struct discover_config *discover_config(const struct discover_ctx *ctx);
 
 /*
+ * GET path from d's key servers (discover_get.c): the one that answered
+ * discovery first, then the others in order.  0 with *body (malloc'd,
+ * NUL-terminated) from the first that answers 2xx; ERR_NOTFOUND when one
+ * answers 404 (the server knows: no such key); else ERR_TEMP with the last
+ * server's error ("no_keyserver" when d lists none).
+ */
+int discover_keyserver_get(struct discover_ctx *dctx, const struct discover_result *d,
+                           const char *path, char **body, struct err *e);
+
+/*
  * Discover a domain (or the domain of an address).  Always returns a result
  * in *out (caller frees with discover_result_free); returns 0 when the status
  * is anchored or legacy, -1 when it is error, with *e a copy of out->err.

@@ -9,6 +9,7 @@
  */
 #include "dns/dns.h"
 #include "dns/dns_resolver_priv.h"
+#include "dns/dns_send.h"
 
 #include <pthread.h>
 #include <stdarg.h>

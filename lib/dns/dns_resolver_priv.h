@@ -1,7 +1,8 @@
 /*
  * dns_resolver_priv.h - the resolver's state and what its two files share:
- * dns_resolve.c (setup, queries, CNAME chasing) and dns_dnssec.c (validation
- * and the cache of validated keys).  Nothing outside them includes this.
+ * dns_resolve.c (setup, queries, CNAME chasing), dns_dnssec.c (validation
+ * and the cache of validated keys) and dns_send.c (one query to the server).
+ * Nothing outside them includes this.
  */
 #ifndef ANCHOR_DNS_RESOLVER_PRIV_H
 #define ANCHOR_DNS_RESOLVER_PRIV_H
@@ -42,10 +43,6 @@ struct dns_resolver {
 	atomic_uint retries; /* attempts after the first (dns_send_query) */
 };
 
-/* One query to the configured server (CD set when validating); counted in queries.
- * Sent again over UDP, then over TCP, while no answer comes within timeout_ms. */
-int dns_send_query(struct dns_resolver *r, const ldns_rdf *name, ldns_rr_type type, ldns_pkt **pkt,
-                   struct err *e);
 /* Validate every RRset of the answer section (dns_dnssec.c). */
 enum dns_sec dns_validate_answer(struct dns_resolver *r, const ldns_pkt *pkt, char *why,
                                  size_t wsize);

@@ -20,17 +20,17 @@ static void one_frame(const uint8_t *frame, size_t blen)
 {
 	const uint8_t *body = frame + 4;
 	struct signer_request r;
-	struct signer_msg m;
+	struct frame_msg m;
 	struct err e = {0};
 	uint8_t *again;
 	size_t len = 0;
 
-	if (signer_msg_parse(body, blen, &m, &e) < 0) {
+	if (frame_parse(body, blen, &m, &e) < 0) {
 		if (e.kind != ERR_INPUT || signer_request_parse(body, blen, &r, &e) == 0)
 			abort();
 		return;
 	}
-	again = signer_msg_encode(m.type, m.f, m.n, &len, &e);
+	again = frame_encode(m.type, m.f, m.n, &len, &e);
 	if (again == NULL || len != blen + 4 || memcmp(again, frame, len) != 0)
 		abort();
 	free(again);
@@ -60,7 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	(void)signer_dkim_data_check(data, size, DKIM_ED25519_SHA256, "example.org", "sel",
 	                             size & 1 ? "a@example.org" : NULL, &e);
 	while (size - off >= 4) {
-		if (signer_frame_len(data + off, &blen, &e) < 0 || blen > size - off - 4)
+		if (frame_len(data + off, &blen, &e) < 0 || blen > size - off - 4)
 			break;
 		one_frame(data + off, blen);
 		off += 4 + blen;

@@ -414,7 +414,7 @@ static int raw_connect(void)
 static int raw_ask(int fd, const void *req, size_t len, char *field0, size_t cap)
 {
 	uint8_t hdr[4], *body;
-	struct signer_msg m;
+	struct frame_msg m;
 	struct err e = {0};
 	size_t blen;
 	int type;
@@ -422,10 +422,10 @@ static int raw_ask(int fd, const void *req, size_t len, char *field0, size_t cap
 	assert_int_equal(send(fd, req, len, MSG_NOSIGNAL), (ssize_t)len);
 	if (recv(fd, hdr, 4, MSG_WAITALL) != 4)
 		return -1;
-	assert_int_equal(signer_frame_len(hdr, &blen, &e), 0);
+	assert_int_equal(frame_len(hdr, &blen, &e), 0);
 	body = malloc(blen);
 	assert_int_equal(recv(fd, body, blen, MSG_WAITALL), (ssize_t)blen);
-	assert_int_equal(signer_msg_parse(body, blen, &m, &e), 0);
+	assert_int_equal(frame_parse(body, blen, &m, &e), 0);
 	type = m.type;
 	if (field0 != NULL) {
 		field0[0] = '\0';
@@ -436,12 +436,12 @@ static int raw_ask(int fd, const void *req, size_t len, char *field0, size_t cap
 	return type;
 }
 
-static int raw_request(int fd, uint8_t op, const struct signer_field *f, int n, char *field0,
+static int raw_request(int fd, uint8_t op, const struct frame_field *f, int n, char *field0,
                        size_t cap)
 {
 	struct err e = {0};
 	size_t len = 0;
-	uint8_t *req = signer_msg_encode(op, f, n, &len, &e);
+	uint8_t *req = frame_encode(op, f, n, &len, &e);
 	int type;
 
 	assert_non_null(req);
@@ -455,7 +455,7 @@ static void test_garbage_refused_signer_survives(void **state)
 	static const uint8_t bad_fields[] = {0, 0, 0, 7, 1, 1, 0, 0, 0, 9, 'x'};
 	static const uint8_t trailing[] = {0, 0, 0, 4, 5, 0, 'x', 'y'};
 	static const uint8_t too_big[] = {0x7f, 0xff, 0xff, 0xff};
-	struct signer_field f[3];
+	struct frame_field f[3];
 	char code[128], *fields = NULL;
 	struct err e = {0};
 	int fd = raw_connect();
@@ -467,44 +467,44 @@ static void test_garbage_refused_signer_survives(void **state)
 	assert_string_equal(code, "bad_frame");
 	assert_int_equal(raw_ask(fd, trailing, sizeof(trailing), code, sizeof(code)), ERR_INPUT);
 	/* the wrong number of fields */
-	f[0] = signer_str("ed.example");
+	f[0] = frame_str("ed.example");
 	assert_int_equal(raw_request(fd, SIGNER_OP_DOMAIN, f, 0, code, sizeof(code)), ERR_INPUT);
 	/* still in step: a real question gets a real answer */
-	assert_int_equal(raw_request(fd, SIGNER_OP_DOMAIN, f, 1, code, sizeof(code)), SIGNER_OK);
+	assert_int_equal(raw_request(fd, SIGNER_OP_DOMAIN, f, 1, code, sizeof(code)), FRAME_OK);
 	assert_string_equal(code, "sel1");
 	/* a key is not an oracle: the data must be a DKIM-Signature's for that key */
-	f[1] = signer_str("ed25519-sha256");
-	f[2] = signer_str("from:mallory\r\nsubject:anything");
+	f[1] = frame_str("ed25519-sha256");
+	f[2] = frame_str("from:mallory\r\nsubject:anything");
 	assert_int_equal(raw_request(fd, SIGNER_OP_SIGN_DOMAIN, f, 3, code, sizeof(code)),
 	                 ERR_FORBIDDEN);
 	assert_string_equal(code, "not_dkim_data");
-	f[2] = signer_str("from:a\r\ndkim-signature:v=1; a=ed25519-sha256; d=rsa.example; s=sel1; "
-	                  "bh=x; b=");
+	f[2] = frame_str("from:a\r\ndkim-signature:v=1; a=ed25519-sha256; d=rsa.example; s=sel1; "
+	                 "bh=x; b=");
 	assert_int_equal(raw_request(fd, SIGNER_OP_SIGN_DOMAIN, f, 3, code, sizeof(code)),
 	                 ERR_FORBIDDEN);
-	f[2] = signer_str("from:a\r\ndkim-signature:v=1; a=ed25519-sha256; d=ed.example; s=sel1; "
-	                  "bh=x; b=");
+	f[2] = frame_str("from:a\r\ndkim-signature:v=1; a=ed25519-sha256; d=ed.example; s=sel1; "
+	                 "bh=x; b=");
 	assert_int_equal(raw_request(fd, SIGNER_OP_SIGN_DOMAIN, f, 3, code, sizeof(code)),
-	                 SIGNER_OK);
+	                 FRAME_OK);
 	/* the wrong algorithm for the key */
-	f[1] = signer_str("rsa-sha256");
+	f[1] = frame_str("rsa-sha256");
 	assert_int_equal(raw_request(fd, SIGNER_OP_SIGN_DOMAIN, f, 3, code, sizeof(code)),
 	                 ERR_CONFLICT);
 	/* no path out of the users' directory */
-	f[0] = signer_str("../../ed@ed.example");
+	f[0] = frame_str("../../ed@ed.example");
 	assert_int_equal(raw_request(fd, SIGNER_OP_USER, f, 1, code, sizeof(code)), ERR_INPUT);
-	f[0] = signer_str("a/../../ed@ed.example");
+	f[0] = frame_str("a/../../ed@ed.example");
 	assert_int_equal(raw_request(fd, SIGNER_OP_USER, f, 1, code, sizeof(code)), ERR_INPUT);
-	f[0] = signer_str("alice@ed.example");
-	assert_int_equal(raw_request(fd, SIGNER_OP_USER, f, 1, code, sizeof(code)), SIGNER_OK);
+	f[0] = frame_str("alice@ed.example");
+	assert_int_equal(raw_request(fd, SIGNER_OP_USER, f, 1, code, sizeof(code)), FRAME_OK);
 	assert_string_equal(code, "ed25519-sha256");
-	f[0] = signer_str("carol@ed.example");
+	f[0] = frame_str("carol@ed.example");
 	assert_int_equal(raw_request(fd, SIGNER_OP_USER, f, 1, code, sizeof(code)), ERR_FORBIDDEN);
 	assert_string_equal(code, "key_mode");
-	f[0] = signer_str("dave@ed.example");
+	f[0] = frame_str("dave@ed.example");
 	assert_int_equal(raw_request(fd, SIGNER_OP_USER, f, 1, code, sizeof(code)), ERR_NOTFOUND);
 	/* the report key signs JWS signing inputs only */
-	f[0] = signer_str("not a signing input");
+	f[0] = frame_str("not a signing input");
 	assert_int_equal(raw_request(fd, SIGNER_OP_SIGN_REPORT, f, 1, code, sizeof(code)),
 	                 ERR_INPUT);
 	/* a frame too big: an answer, then the connection ends */
@@ -669,34 +669,34 @@ static void test_split_equals_dkim_sign(void **state)
 
 static void test_proto_round_trip(void **state)
 {
-	struct signer_field f[3] = {signer_str("ed.example"), signer_str("rsa-sha256"),
-	                            signer_str("data")};
+	struct frame_field f[3] = {frame_str("ed.example"), frame_str("rsa-sha256"),
+	                           frame_str("data")};
 	struct signer_request r;
-	struct signer_msg m;
+	struct frame_msg m;
 	struct err e = {0};
 	size_t len = 0, blen;
-	uint8_t *frame = signer_msg_encode(SIGNER_OP_SIGN_DOMAIN, f, 3, &len, &e);
+	uint8_t *frame = frame_encode(SIGNER_OP_SIGN_DOMAIN, f, 3, &len, &e);
 
 	assert_non_null(frame);
-	assert_int_equal(signer_frame_len(frame, &blen, &e), 0);
+	assert_int_equal(frame_len(frame, &blen, &e), 0);
 	assert_int_equal(blen, len - 4);
-	assert_int_equal(signer_msg_parse(frame + 4, blen, &m, &e), 0);
+	assert_int_equal(frame_parse(frame + 4, blen, &m, &e), 0);
 	assert_int_equal(m.n, 3);
 	assert_int_equal(signer_request_parse(frame + 4, blen, &r, &e), 0);
 	assert_string_equal(r.name, "ed.example");
 	assert_int_equal(r.alg, DKIM_RSA_SHA256);
 	assert_int_equal(r.datalen, 4);
 	/* one byte less or more is refused */
-	assert_int_equal(signer_msg_parse(frame + 4, blen - 1, &m, &e), -1);
+	assert_int_equal(frame_parse(frame + 4, blen - 1, &m, &e), -1);
 	frame[4 + blen - 1] = 0;
 	assert_int_equal(signer_request_parse(frame + 4, blen, &r, &e), 0); /* data may hold NUL */
-	f[0] = signer_str("Ed.Example"); /* names arrive lowercase */
+	f[0] = frame_str("Ed.Example"); /* names arrive lowercase */
 	free(frame);
-	frame = signer_msg_encode(SIGNER_OP_SIGN_DOMAIN, f, 3, &len, &e);
+	frame = frame_encode(SIGNER_OP_SIGN_DOMAIN, f, 3, &len, &e);
 	assert_int_equal(signer_request_parse(frame + 4, len - 4, &r, &e), -1);
 	free(frame);
-	assert_int_equal(signer_frame_len((const uint8_t *)"\0\0\0\0", &blen, &e), -1);
-	assert_int_equal(signer_frame_len((const uint8_t *)"\0\x20\0\0", &blen, &e), -1);
+	assert_int_equal(frame_len((const uint8_t *)"\0\0\0\0", &blen, &e), -1);
+	assert_int_equal(frame_len((const uint8_t *)"\0\x20\0\0", &blen, &e), -1);
 }
 
 int main(void)
