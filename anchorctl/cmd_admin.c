@@ -16,8 +16,8 @@
 #define TTL_MAX (30LL * 86400)
 
 /* The client for an admin call on domain, with the domain's admin token. */
-static int admin_client(const struct ctl *ctl, const struct ctl_cmd *cmd, const char *domain,
-                        char token[CTL_TOKEN_MAX], struct ctl_client *c, int *status)
+int ctl_admin_client(const struct ctl *ctl, const struct ctl_cmd *cmd, const char *domain,
+                     char token[CTL_TOKEN_MAX], struct ctl_client *c, int *status)
 {
 	char *fallback = ctl_name_file(domain, "admin.token", NULL);
 	struct err e = {0};
@@ -58,11 +58,10 @@ static int admin_call(const struct ctl_client *c, const char *method, const char
 
 int ctl_cmd_token_issue(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
 {
-	const char *ttl_s = NULL;
+	const char *ttl_s = NULL, *from = NULL, *out_file = NULL, *domain_s = NULL;
 	const struct ctl_opt opts[] = {
-	    {"--ttl", &ttl_s, NULL},
-	    CTL_COMMON_OPTS(ctl),
-	    {NULL, NULL, NULL},
+	    {"--ttl", &ttl_s, NULL},       {"--from", &from, NULL}, {"--out", &out_file, NULL},
+	    {"--domain", &domain_s, NULL}, CTL_COMMON_OPTS(ctl),    {NULL, NULL, NULL},
 	};
 	char token[CTL_TOKEN_MAX] = "";
 	struct ctl_client client;
@@ -73,14 +72,22 @@ int ctl_cmd_token_issue(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, ch
 	char *path = NULL;
 	int status = CTL_FAIL;
 
-	if (ctl_parse(cmd, opts, argc, argv, 1, 1, &a, &status) < 0 ||
-	    ctl_arg_address(cmd, a.pos[0], &status) < 0)
+	if (ctl_parse(cmd, opts, argc, argv, 0, 1, &a, &status) < 0)
+		return status;
+	if (from != NULL)
+		return a.npos == 0 ? ctl_bulk_token_issue(ctl, cmd, from, out_file, domain_s, ttl_s)
+		                   : ctl_usage(cmd, "an address or --from FILE, not both");
+	if (a.npos == 0)
+		return ctl_usage(cmd, "which address? (or --from FILE for many)");
+	if (out_file != NULL || domain_s != NULL)
+		return ctl_usage(cmd, "--out and --domain go with --from");
+	if (ctl_arg_address(cmd, a.pos[0], &status) < 0)
 		return status;
 	address = a.pos[0];
 	domain = ctl_name_domain_of(address);
 	if (ttl_s != NULL && ctl_args_int(ttl_s, TTL_MIN, TTL_MAX, &ttl) < 0)
 		return ctl_usage(cmd, "--ttl must be %lld to %lld seconds", TTL_MIN, TTL_MAX);
-	if (admin_client(ctl, cmd, domain, token, &client, &status) < 0)
+	if (ctl_admin_client(ctl, cmd, domain, token, &client, &status) < 0)
 		goto out;
 	body = ttl_s != NULL ? json_pack("{s:s, s:I}", "address", address, "ttl", (json_int_t)ttl)
 	                     : json_pack("{s:s}", "address", address);
@@ -192,7 +199,7 @@ int ctl_cmd_server_issue(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, c
 	if (alg != NULL && crypto_alg_parse(alg, &(enum key_alg){0}, &(int){0}, &e) < 0)
 		return ctl_usage(cmd, "%s", e.msg);
 	if ((domain = server_domain(cmd, host, (char *)given, &status)) == NULL ||
-	    admin_client(ctl, cmd, domain, token, &client, &status) < 0)
+	    ctl_admin_client(ctl, cmd, domain, token, &client, &status) < 0)
 		goto out;
 	if (asprintf(&base, "%s.%s", host, purpose) < 0) {
 		base = NULL;
@@ -258,7 +265,7 @@ int ctl_cmd_policy_set(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, cha
 		return status;
 	if (mode != NULL && strcmp(mode, "enforce") != 0 && strcmp(mode, "testing") != 0)
 		return ctl_usage(cmd, "--mode must be enforce or testing");
-	if (admin_client(ctl, cmd, domain, token, &client, &status) < 0)
+	if (ctl_admin_client(ctl, cmd, domain, token, &client, &status) < 0)
 		goto out;
 	body = json_pack("{s:s}", "policy", policy);
 	if (body != NULL && corporate != NULL)
@@ -311,7 +318,7 @@ static int group_cmd(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char 
 			return status;
 	group = a.pos[0];
 	domain = ctl_name_domain_of(group);
-	if (admin_client(ctl, cmd, domain, token, &client, &status) < 0)
+	if (ctl_admin_client(ctl, cmd, domain, token, &client, &status) < 0)
 		goto out;
 	if (set) {
 		body = json_pack("{s:[]}", "members");
