@@ -30,6 +30,9 @@ struct relay_control;
 struct relay_control *relay_control_start(const struct relay_settings *s, struct relay_lists *l,
                                           struct relay_rep *rep, struct relay_signer_client *sc,
                                           struct err *e);
+/* Count these spools' messages in /metrics (anchor_relay_queue_messages); NULL is fine. */
+struct queue;
+void relay_control_watch_queues(struct relay_control *c, struct queue *qin, struct queue *qout);
 /* The port actually bound. */
 int relay_control_port(const struct relay_control *c);
 /* Stops listening and waits for the requests in progress; accepts NULL. */

@@ -335,6 +335,7 @@ static int run(struct relay_main *rm, struct err *e)
 	if (d->s->control_listen != NULL && *d->s->control_listen != '\0' &&
 	    (d->control = relay_control_start(d->s, d->lists, d->rep, d->signer, e)) == NULL)
 		goto out;
+	relay_control_watch_queues(d->control, d->qin, d->qout);
 	if (relayd_scheduler_start(d, e) < 0)
 		goto out;
 	if (write_ports(d->s, d->port_in, d->port_sub,

@@ -153,10 +153,12 @@ size_t rep_metrics(char *buf, size_t len, void *app)
 {
 	struct rep *rep = app;
 	int n = snprintf(buf, len,
+	                 "# HELP anchor_rep_reports_total Reports received, by outcome.\n"
 	                 "# TYPE anchor_rep_reports_total counter\n"
 	                 "anchor_rep_reports_total{outcome=\"accepted\"} %llu\n"
 	                 "anchor_rep_reports_total{outcome=\"duplicate\"} %llu\n"
 	                 "anchor_rep_reports_total{outcome=\"refused\"} %llu\n"
+	                 "# HELP anchor_rep_queries_total Reputation queries answered.\n"
 	                 "# TYPE anchor_rep_queries_total counter\n"
 	                 "anchor_rep_queries_total %llu\n",
 	                 (unsigned long long)atomic_load(&rep->reports_accepted),
@@ -164,7 +166,17 @@ size_t rep_metrics(char *buf, size_t len, void *app)
 	                 (unsigned long long)atomic_load(&rep->reports_refused),
 	                 (unsigned long long)atomic_load(&rep->queries));
 
-	return n < 0 ? 0 : (size_t)n >= len ? len - 1 : (size_t)n;
+	size_t off;
+	struct err e = {0};
+
+	off = n < 0 ? 0 : (size_t)n >= len ? len - 1 : (size_t)n;
+	/* For the "database down" alert (docs/monitoring.md): a ping now. */
+	n = snprintf(buf + off, len - off,
+	             "# HELP anchor_database_up Whether the database answered a ping just now.\n"
+	             "# TYPE anchor_database_up gauge\n"
+	             "anchor_database_up %d\n",
+	             rep_health(rep, &e) == 0);
+	return n < 0 ? off : (size_t)n >= len - off ? len - 1 : off + (size_t)n;
 }
 
 int rep_health(void *app, struct err *e)
