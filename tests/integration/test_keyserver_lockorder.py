@@ -147,3 +147,30 @@ def test_erase_against_renew(ks, dom, pg, db):
         revoked = erase.json()["certificates_revoked"]
         assert revoked == (2 if renew.status == 201 else 1), (addr, revoked, renew.body)
     no_deadlock(ks)
+
+
+def test_erase_against_enroll(ks, dom, pg, db):
+    """An enrollment locks its token's row; an erasure deletes the address's tokens under
+    the domain's lock: the enrollment now takes the domain first too."""
+    setup = []
+    for i in range(NAMES * 2):
+        addr = f"late{i}@{dom.name}"
+        cert, _ = kf.enroll_new(ks.client(), dom, addr)
+        setup.append((addr, kf.issue_token(ks.client(), dom, addr), kf.make_csr(addr)[1]))
+    calls = []
+    for addr, token, csr in setup:
+        calls.append(lambda addr=addr: ks.client().post(
+            f"/v1/domains/{dom.name}/erase", {"address": addr}, token=dom.admin_token))
+        calls.append(lambda token=token, csr=csr: kf.enroll(ks.client(), dom.name, token,
+                                                            csr))
+    results = run_all(calls)
+    for n, (addr, _, _) in enumerate(setup):
+        erase, enroll = results[2 * n:2 * n + 2]
+        assert answer(erase) == (200, ""), (addr, erase.status, erase.body)
+        # Enrolled first (then erased with the rest), or its token was erased first.
+        assert answer(enroll) in ((201, ""), (404, "token_unknown")), (
+            addr, enroll.status, enroll.body)
+        revoked = erase.json()["certificates_revoked"]
+        assert revoked == (2 if enroll.status == 201 else 1), (addr, revoked, enroll.body)
+        assert certs_of(pg, db, dom, addr) == []
+    no_deadlock(ks)
