@@ -157,6 +157,10 @@ $(FUZZ_BUILD)/fuzz_ks_%: tests/fuzz/fuzz_ks_%.c $(FUZZ_BUILD)/obj/keyserver.a $(
 $(FUZZ_BUILD)/fuzz_relay_%: tests/fuzz/fuzz_relay_%.c $(FUZZ_BUILD)/obj/relay.a $(FUZZ_BUILD)/libanchor.a
 	clang $(CFLAGS_BASE) -Irelay -O1 -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
 
+# fuzz_ctl_*: parsers that live in anchorctl.
+$(FUZZ_BUILD)/fuzz_ctl_%: tests/fuzz/fuzz_ctl_%.c $(FUZZ_BUILD)/obj/anchorctl.a $(FUZZ_BUILD)/libanchor.a
+	clang $(CFLAGS_BASE) -Ianchorctl -O1 -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
+
 fuzz: fuzz-build
 	@tests/run-fuzz.sh $(FUZZ_TIME) $(FUZZ_BIN)
 

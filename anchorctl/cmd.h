@@ -89,6 +89,9 @@ int ctl_save_revocation_secret(const char *dir, const char *base, json_t *answer
 /* Print what ctl_save_issued wrote, with the certificate's key id and dates. */
 void ctl_print_issued(const char *dir, const char *base, const json_t *answer);
 
+/* `token issue --from FILE` (cmd_bulk.c): many enrollment tokens, resumable. */
+int ctl_bulk_token_issue(struct ctl *ctl, const struct ctl_cmd *cmd, const char *from,
+                         const char *out, const char *domain, const char *ttl);
 /* The relay's control API (cmd_relay.c): lists and complaints. */
 int ctl_cmd_relay_list(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
 /* trust|block|subscribe add|remove: the list is the command's second word. */

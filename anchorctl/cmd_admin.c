@@ -34,11 +34,10 @@ static int admin_call(const struct ctl_client *c, const char *method, const char
 
 int ctl_cmd_token_issue(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
 {
-	const char *ttl_s = NULL;
+	const char *ttl_s = NULL, *from = NULL, *out_file = NULL, *domain_s = NULL;
 	const struct ctl_opt opts[] = {
-	    {"--ttl", &ttl_s, NULL},
-	    CTL_COMMON_OPTS(ctl),
-	    {NULL, NULL, NULL},
+	    {"--ttl", &ttl_s, NULL},       {"--from", &from, NULL}, {"--out", &out_file, NULL},
+	    {"--domain", &domain_s, NULL}, CTL_COMMON_OPTS(ctl),    {NULL, NULL, NULL},
 	};
 	char token[CTL_TOKEN_MAX] = "";
 	struct ctl_client client;
@@ -49,8 +48,16 @@ int ctl_cmd_token_issue(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, ch
 	char *path = NULL;
 	int status = CTL_FAIL;
 
-	if (ctl_parse(cmd, opts, argc, argv, 1, 1, &a, &status) < 0 ||
-	    ctl_arg_address(cmd, a.pos[0], &status) < 0)
+	if (ctl_parse(cmd, opts, argc, argv, 0, 1, &a, &status) < 0)
+		return status;
+	if (from != NULL)
+		return a.npos == 0 ? ctl_bulk_token_issue(ctl, cmd, from, out_file, domain_s, ttl_s)
+		                   : ctl_usage(cmd, "an address or --from FILE, not both");
+	if (a.npos == 0)
+		return ctl_usage(cmd, "which address? (or --from FILE for many)");
+	if (out_file != NULL || domain_s != NULL)
+		return ctl_usage(cmd, "--out and --domain go with --from");
+	if (ctl_arg_address(cmd, a.pos[0], &status) < 0)
 		return status;
 	address = a.pos[0];
 	domain = ctl_name_domain_of(address);

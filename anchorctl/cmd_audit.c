@@ -20,6 +20,7 @@
 #include "cmd_log.h"
 #include "names.h"
 #include "output.h"
+#include "progress.h"
 
 #define PAGE 1000
 #define ALL_HEADS_UP_TO 1000
@@ -39,6 +40,7 @@ struct audit {
 	json_t *changes;  /* objects */
 	json_t *approved; /* the owner's records, or NULL */
 	size_t unapproved;
+	struct ctl_progress pg; /* shown for a log of more than a PAGE of entries */
 };
 
 static void problem(struct audit *au, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -162,9 +164,18 @@ static void check_entry(struct audit *au, uint64_t want, const json_t *entry)
 	json_decref(leaf);
 }
 
+/* A large log takes a while: progress on standard error, lines when it is no terminal. */
+static int large_log(const struct audit *au)
+{
+	return au->head.size > PAGE;
+}
+
 static int fetch_entries(struct audit *au, struct err *e)
 {
 	uint64_t start = 0;
+
+	if (large_log(au))
+		ctl_progress_start(&au->pg, stderr, "fetching log entries", au->head.size);
 
 	for (;;) {
 		char rest[96], *path;
@@ -184,12 +195,19 @@ static int fetch_entries(struct audit *au, struct err *e)
 		n = json_array_size(page);
 		json_array_foreach(page, i, entry)
 		{
+			size_t before = json_array_size(au->problems);
+
 			check_entry(au, start + i, entry);
 			json_array_append(au->entries, entry);
+			if (large_log(au))
+				ctl_progress_step(&au->pg, json_array_size(au->problems) > before);
 		}
 		json_decref(answer);
-		if (n == 0)
+		if (n == 0) {
+			if (large_log(au))
+				ctl_progress_end(&au->pg);
 			return 0;
+		}
 		start += n;
 	}
 }
@@ -233,7 +251,14 @@ static int size_wanted(uint64_t k, uint64_t n)
 
 static int check_stored_heads(struct audit *au, struct err *e)
 {
+	uint64_t wanted = 0;
+
+	for (uint64_t k = 1; large_log(au) && k <= au->head.size; k++)
+		wanted += (uint64_t)size_wanted(k, au->head.size);
+	if (large_log(au))
+		ctl_progress_start(&au->pg, stderr, "checking signed heads", wanted);
 	for (uint64_t k = 1; k <= au->head.size; k++) {
+		size_t before = json_array_size(au->problems);
 		struct tlog_head h = {0};
 		char what[64];
 		int rc;
@@ -241,25 +266,32 @@ static int check_stored_heads(struct audit *au, struct err *e)
 		if (!size_wanted(k, au->head.size))
 			continue;
 		rc = fetch_head(au, k, &h, e);
-		if (rc < 0 && e->kind != ERR_UNPROC && e->kind != ERR_INPUT)
+		if (rc < 0 && e->kind != ERR_UNPROC && e->kind != ERR_INPUT) {
+			if (large_log(au))
+				ctl_progress_end(&au->pg);
 			return -1; /* network or server trouble: no verdict */
+		}
 		/* A head covers a batch of entries (a group commit): sizes inside a batch
 		 * have none.  The newest head, which must exist, is checked apart. */
 		if (rc == 1) {
 			err_clear(e);
-			continue;
-		}
-		au->heads_checked++;
-		if (rc < 0) {
-			problem(au, "the signed head of size %" PRIu64 ": %s: %s", k, e->code,
-			        e->msg);
 		} else {
-			snprintf(what, sizeof(what), "the head of size %" PRIu64, k);
-			compare_head(au, &h, what);
+			au->heads_checked++;
+			if (rc < 0) {
+				problem(au, "the signed head of size %" PRIu64 ": %s: %s", k,
+				        e->code, e->msg);
+			} else {
+				snprintf(what, sizeof(what), "the head of size %" PRIu64, k);
+				compare_head(au, &h, what);
+			}
+			err_clear(e);
+			tlog_head_clear(&h);
 		}
-		err_clear(e);
-		tlog_head_clear(&h);
+		if (large_log(au))
+			ctl_progress_step(&au->pg, json_array_size(au->problems) > before);
 	}
+	if (large_log(au))
+		ctl_progress_end(&au->pg);
 	return 0;
 }
 

@@ -80,10 +80,17 @@ static const struct ctl_cmd commands[] = {
      "the migrations come from --conninfo/--sql-dir, else db_conninfo/sql_dir of\n"
      "the -c FILE, else ANCHOR_DB/ANCHOR_SQL_DIR, else dbname=anchor and\n"
      "/usr/local/share/anchor/sql."},
-    {"token", "issue", ctl_cmd_token_issue, "<address> [--ttl SECONDS]",
+    {"token", "issue", ctl_cmd_token_issue,
+     "<address> [--ttl SECONDS]\n"
+     "       --from FILE|- --out OUT [--domain DOMAIN] [--ttl SECONDS]",
      "Domain admin: issue a one-time enrollment token for the address (60 seconds\n"
      "to 30 days; the server's default is 7 days) and print it. The admin token\n"
-     "comes from --token-file, ANCHOR_ADMIN_TOKEN or ./<domain>/admin.token."},
+     "comes from --token-file, ANCHOR_ADMIN_TOKEN or ./<domain>/admin.token.\n"
+     "With --from, one for every address of FILE (one a line, or CSV with an\n"
+     "\"address\" column; - is stdin), all of one domain: bad lines are reported\n"
+     "with their numbers, tokens are appended to OUT (0600, CSV address,token),\n"
+     "and a rerun skips the addresses OUT holds. Progress on standard error; exit\n"
+     "1 when any line failed."},
     {"server", "issue", ctl_cmd_server_issue,
      "<host> --purpose mta|keyserver|signing [--csr FILE] [--dir DIR]\n"
      "       [--domain DOMAIN] [--alg ALG]\n"

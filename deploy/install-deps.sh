@@ -30,6 +30,8 @@ PACKAGES=(
 	# relay tests and bench: smtp-sink/smtp-source and throwaway Postfix instances,
 	# OpenDKIM as a milter and its tools, hashcash stamps, a Python SMTP server
 	postfix opendkim opendkim-tools hashcash python3-aiosmtpd
+	# monitoring: promtool checks deploy/prometheus/ (tests/integration/test_monitoring.py)
+	prometheus
 	# bench and lint
 	wrk cppcheck clang-tidy clang-format dnsperf rbldnsd
 )

@@ -178,7 +178,11 @@ static int group_members_store(struct ks_req *r, const struct ks_domain *d, cons
 {
 	if (db_begin(r->db, e) < 0)
 		return -1;
-	if (ks_store_group_replace(r->db, d->id, group, members, e) < 0)
+	/* The domain first, as every change of it: inserting the group's rows takes a key
+	 * share on the domain row, and two such holders both waiting for the domain's lock
+	 * at the log append would deadlock. */
+	if (ks_store_domain_lock(r->db, d->id, e) < 0 ||
+	    ks_store_group_replace(r->db, d->id, group, members, e) < 0)
 		goto fail;
 	json_t *details = json_pack("{s:I}", "members", (json_int_t)json_array_size(members));
 	struct ks_event ev = {.type = "group", .name = group, .details = details};

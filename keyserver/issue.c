@@ -237,7 +237,10 @@ static int issue_in_transaction(struct ks_signer *sg, struct issuance *is, const
 {
 	if (db_begin(is->r.db, e) < 0)
 		return -1;
-	if ((token != NULL && token_consume(sg, is, token, e) < 0) ||
+	/* The domain before the token's row, as everywhere (an erasure deletes the address's
+	 * tokens under the domain's lock): the other order could deadlock with it. */
+	if ((token != NULL && (ks_store_domain_lock(is->r.db, is->sd->d->id, e) < 0 ||
+	                       token_consume(sg, is, token, e) < 0)) ||
 	    issuance_sign(sg, is, e) < 0 || issuance_store(is, e) < 0 ||
 	    db_commit(is->r.db, e) < 0) {
 		db_rollback(is->r.db);

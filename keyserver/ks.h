@@ -81,6 +81,9 @@ struct ks {
 	atomic_ullong enrollments;
 	atomic_ullong cache_hits;
 	atomic_ullong cache_misses;
+	atomic_ullong log_append_failures; /* ks_log_append calls that failed */
+	atomic_ullong signer_failures;     /* signer calls that found it down or timed out */
+	atomic_int signer_down;            /* the last signer call found it down */
 };
 
 /* A domain row (store_domain.c), as the handlers need it.  Strings are owned

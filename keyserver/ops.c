@@ -14,10 +14,39 @@ int ks_health(void *app, struct err *e)
 	return rc;
 }
 
+/* The gauges the alerts need (docs/monitoring.md): the database by a ping now, the
+ * signer by the outcome of the last call to it. */
+static size_t ks_metrics_health(struct ks *ks, char *buf, size_t len)
+{
+	struct err e = {0};
+	int n, db_up = ks_health(ks, &e) == 0;
+
+	n = snprintf(buf, len,
+	             "# HELP anchor_database_up Whether the database answered a ping just now.\n"
+	             "# TYPE anchor_database_up gauge\n"
+	             "anchor_database_up %d\n"
+	             "# HELP anchor_signer_up Whether the last call to the signer reached it.\n"
+	             "# TYPE anchor_signer_up gauge\n"
+	             "anchor_signer_up %d\n"
+	             "# HELP anchor_signer_failures_total Signer calls that found it down.\n"
+	             "# TYPE anchor_signer_failures_total counter\n"
+	             "anchor_signer_failures_total %llu\n"
+	             "# HELP anchor_log_append_failures_total Log appends that failed.\n"
+	             "# TYPE anchor_log_append_failures_total counter\n"
+	             "anchor_log_append_failures_total %llu\n",
+	             db_up, !atomic_load(&ks->signer_down),
+	             (unsigned long long)atomic_load(&ks->signer_failures),
+	             (unsigned long long)atomic_load(&ks->log_append_failures));
+	if (n < 0)
+		return 0;
+	return (size_t)n < len ? (size_t)n : len;
+}
+
 size_t ks_metrics(char *buf, size_t len, void *app)
 {
 	struct ks *ks = app;
 	struct ks_cache_stats cs;
+	size_t off;
 	int n;
 
 	ks_cache_stats(ks->cache, &cs);
@@ -54,5 +83,6 @@ size_t ks_metrics(char *buf, size_t len, void *app)
 
 	if (n < 0)
 		return 0;
-	return (size_t)n < len ? (size_t)n : len;
+	off = (size_t)n < len ? (size_t)n : len;
+	return off + ks_metrics_health(ks, buf + off, len - off);
 }

@@ -135,7 +135,9 @@ int ks_revoke_all_of(struct ks_req *r, const struct ks_domain *d, const char *na
 	int count, rc = 0;
 
 	*n = 0;
-	if ((count = ks_store_certs_to_revoke(r->db, d, name, &rows, e)) < 0)
+	/* The domain before the rows, as issuance and renewal take them (see ks_revoke). */
+	if (ks_store_domain_lock(r->db, d->id, e) < 0 ||
+	    (count = ks_store_certs_to_revoke(r->db, d, name, &rows, e)) < 0)
 		return -1;
 	for (int i = 0; rc == 0 && i < count; i++)
 		rc = record_revocation(r, d, &rows[i], "admin", reason, e);
@@ -143,6 +145,27 @@ int ks_revoke_all_of(struct ks_req *r, const struct ks_domain *d, const char *na
 		*n = count;
 	free(rows);
 	return rc;
+}
+
+/* Inside the transaction: authorise on an unlocked read of the row, then lock the
+ * domain and only then the row.  Issuance, enrollment and renewal take the domain's
+ * lock before any certificate row; locking the row first (and the domain at the log
+ * append) let a revocation and a renewal of one name each wait for the other until
+ * PostgreSQL aborted one as a deadlock.  The row is read again under the lock, so a
+ * concurrent revocation or supersession is seen. */
+static int revoke_locked(struct ks_req *r, const char *key_id, struct ks_cert_row *t,
+                         struct ks_domain **d, const char **method, int *reason, struct err *e)
+{
+	if (ks_store_cert_get(r->db, key_id, t, e) < 0 ||
+	    (*d = ks_store_domain(r->db, t->domain, e)) == NULL ||
+	    authorise(r, *d, t, method, reason, e) < 0 ||
+	    ks_store_domain_lock(r->db, (*d)->id, e) < 0 ||
+	    ks_store_cert_lock(r->db, key_id, t, e) < 0)
+		return -1;
+	if (strcmp(t->status, "revoked") == 0)
+		return err_set(e, ERR_CONFLICT, "already_revoked", "the key %s is already revoked",
+		               t->key_id);
+	return record_revocation(r, *d, t, *method, *reason, e);
 }
 
 void ks_revoke(struct ks_req *r, const char *key_id)
@@ -158,17 +181,8 @@ void ks_revoke(struct ks_req *r, const char *key_id)
 		ks_fail(r, &e);
 		return;
 	}
-	if (db_begin(r->db, &e) < 0 || ks_store_cert_lock(r->db, key_id, &t, &e) < 0)
-		goto fail;
-	if ((d = ks_store_domain(r->db, t.domain, &e)) == NULL ||
-	    authorise(r, d, &t, &method, &reason, &e) < 0)
-		goto fail;
-	if (strcmp(t.status, "revoked") == 0) {
-		err_set(&e, ERR_CONFLICT, "already_revoked", "the key %s is already revoked",
-		        t.key_id);
-		goto fail;
-	}
-	if (record_revocation(r, d, &t, method, reason, &e) < 0 || db_commit(r->db, &e) < 0)
+	if (db_begin(r->db, &e) < 0 || revoke_locked(r, key_id, &t, &d, &method, &reason, &e) < 0 ||
+	    db_commit(r->db, &e) < 0)
 		goto fail;
 	ks_cache_invalidate(r->ks->cache);
 	ks_log_publish(r, d);

@@ -115,7 +115,9 @@ static int route_remove(struct ks_req *r, const struct ks_domain *d, const char 
 
 	if (db_begin(r->db, e) < 0)
 		return -1;
-	if ((gone = ks_store_route_delete(r->db, d->id, name, e)) < 0)
+	/* The domain before the route's row, as route_set takes them. */
+	if (ks_store_domain_lock(r->db, d->id, e) < 0 ||
+	    (gone = ks_store_route_delete(r->db, d->id, name, e)) < 0)
 		goto fail;
 	if (gone == 0) {
 		err_set(e, ERR_NOTFOUND, "no_route", "no route is set for %s", name);

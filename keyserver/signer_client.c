@@ -33,9 +33,20 @@ static int answer_str(const struct frame_field *f, char *out, size_t cap, struct
 static int call(struct ks *ks, enum ks_signer_op op, const struct frame_field *f, int n,
                 int nfields, struct frame_msg *ans, uint8_t **buf, struct err *e)
 {
+	int rc;
+
 	if (ks->signer == NULL)
 		return err_set(e, ERR_TEMP, "signer_unavailable", "no signer");
-	return frame_client_call(ks->signer, (uint8_t)op, f, n, nfields, ans, buf, e);
+	rc = frame_client_call(ks->signer, (uint8_t)op, f, n, nfields, ans, buf, e);
+	/* A refusal is an answer: only "unavailable" or "timeout" says the signer is down. */
+	if (rc < 0 && e->kind == ERR_TEMP && strstr(e->code, "signer_") == e->code &&
+	    (strstr(e->code, "unavailable") != NULL || strstr(e->code, "timeout") != NULL)) {
+		atomic_store(&ks->signer_down, 1);
+		atomic_fetch_add(&ks->signer_failures, 1);
+	} else {
+		atomic_store(&ks->signer_down, 0);
+	}
+	return rc;
 }
 
 int ks_signer_register(struct ks *ks, const char *domain, const char *const pem[3],

@@ -119,6 +119,7 @@ struct ks_cert_row {
 	char secret_hash[CRYPTO_HEX256_LEN];
 };
 
+int ks_store_cert_get(struct db *db, const char *key_id, struct ks_cert_row *t, struct err *e);
 int ks_store_cert_lock(struct db *db, const char *key_id, struct ks_cert_row *t, struct err *e);
 int ks_store_certs_to_revoke(struct db *db, const struct ks_domain *d, const char *name,
                              struct ks_cert_row **rows, struct err *e);

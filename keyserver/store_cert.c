@@ -269,14 +269,13 @@ static void cert_row_fill(PGresult *res, int i, struct ks_cert_row *t)
 	" COALESCE(c.revocation_secret_hash, '')"                                                  \
 	" FROM certificates c JOIN domains d ON d.id = c.domain_id"
 
-/* The certificate key_id, locked until the caller's transaction ends; ERR_NOTFOUND. */
-int ks_store_cert_lock(struct db *db, const char *key_id, struct ks_cert_row *t, struct err *e)
+static int cert_row_get(struct db *db, const char *sql, const char *key_id, struct ks_cert_row *t,
+                        struct err *e)
 {
 	const char *params[1] = {key_id};
 	PGresult *res;
 
-	res = db_exec(db, "SELECT " CERT_ROW_COLUMNS " WHERE c.key_id = $1::uuid FOR UPDATE OF c",
-	              1, params, e);
+	res = db_exec(db, sql, 1, params, e);
 	if (res == NULL)
 		return -1;
 	if (PQntuples(res) != 1) {
@@ -288,8 +287,27 @@ int ks_store_cert_lock(struct db *db, const char *key_id, struct ks_cert_row *t,
 	return 0;
 }
 
+/* The certificate key_id as it is now, unlocked (to learn its domain and authorise a
+ * request before any lock is taken); ERR_NOTFOUND. */
+int ks_store_cert_get(struct db *db, const char *key_id, struct ks_cert_row *t, struct err *e)
+{
+	return cert_row_get(db, "SELECT " CERT_ROW_COLUMNS " WHERE c.key_id = $1::uuid", key_id, t,
+	                    e);
+}
+
+/* The certificate key_id, locked until the caller's transaction ends; ERR_NOTFOUND.
+ * The caller holds its domain's lock already (ks_store_domain_lock): every path takes
+ * the domain first, then certificate rows, so two of them never wait on each other. */
+int ks_store_cert_lock(struct db *db, const char *key_id, struct ks_cert_row *t, struct err *e)
+{
+	return cert_row_get(db,
+	                    "SELECT " CERT_ROW_COLUMNS " WHERE c.key_id = $1::uuid FOR UPDATE OF c",
+	                    key_id, t, e);
+}
+
 /* Every certificate of name in d not revoked yet (current and superseded), oldest first,
- * locked; *rows (malloc'd) receives them; returns how many. */
+ * locked (the caller holds the domain's lock already); *rows (malloc'd) receives them; returns how
+ * many. */
 int ks_store_certs_to_revoke(struct db *db, const struct ks_domain *d, const char *name,
                              struct ks_cert_row **rows, struct err *e)
 {

@@ -77,8 +77,10 @@ int ks_log_append(struct ks_req *r, const struct ks_domain *d, const struct ks_e
 	ks_log_nodes_init(&ctx, r->db, d->id);
 	/* One writer per domain at a time: sequence numbers without gaps or races. */
 	if (ks_store_domain_lock(r->db, d->id, e) < 0 || (seq = ks_log_size(r->db, d->id, e)) < 0 ||
-	    crypto_random_bytes(salt_raw, sizeof(salt_raw), e) < 0)
+	    crypto_random_bytes(salt_raw, sizeof(salt_raw), e) < 0) {
+		atomic_fetch_add(&r->ks->log_append_failures, 1);
 		return -1;
+	}
 	crypto_hex(salt_raw, sizeof(salt_raw), salt);
 	if ((leaf = leaf_text(d, ev, seq, salt, subject)) == NULL) {
 		err_set(e, ERR_INTERNAL, "internal", "out of memory");
@@ -100,6 +102,8 @@ int ks_log_append(struct ks_req *r, const struct ks_domain *d, const struct ks_e
 	rc = 0;
 out:
 	free(leaf);
+	if (rc < 0)
+		atomic_fetch_add(&r->ks->log_append_failures, 1); /* /metrics, for the alerts */
 	return rc;
 }
 

@@ -37,6 +37,7 @@
 #include "http/http.h"
 #include "pki/jws.h"
 #include "core/log.h"
+#include "mail/queue.h"
 
 #define CONTROL_THREADS 4
 #define CONTROL_MAX_CONNECTIONS 64
@@ -641,6 +642,22 @@ static size_t control_metrics(char *buf, size_t len, void *app)
 		metrics_put(buf, len, &off,
 		            "anchor_relay_queue_write_failures_total{queue=\"%s\"} %llu\n",
 		            names[i], (unsigned long long)st[i].write_failures);
+	/* The messages in each spool now (a directory listing per scrape): what the
+	 * "queue growth" alert watches (docs/monitoring.md). */
+	metrics_put(buf, len, &off,
+	            "# HELP anchor_relay_queue_messages Messages in the relay's spool.\n"
+	            "# TYPE anchor_relay_queue_messages gauge\n");
+	for (i = 0; i < 2; i++) {
+		struct err e = {0};
+		char **ids = NULL;
+		size_t count = 0;
+
+		if (qs[i] == NULL || queue_ids(qs[i], &ids, &count, &e) < 0)
+			continue;
+		queue_ids_free(ids, count);
+		metrics_put(buf, len, &off, "anchor_relay_queue_messages{queue=\"%s\"} %zu\n",
+		            names[i], count);
+	}
 	return off < len ? off : len;
 }
 

@@ -176,20 +176,34 @@ static int cache_metrics(struct rep *rep, char *buf, size_t len)
 	                ab, db, amax, dmax, an, dn, certauth_cache_size(rep->auth));
 }
 
+/* For the "database down" alert (docs/monitoring.md): a ping now. */
+static int database_up(struct rep *rep)
+{
+	struct err e = {0};
+
+	return rep_health(rep, &e) == 0;
+}
+
 size_t rep_metrics(char *buf, size_t len, void *app)
 {
 	struct rep *rep = app;
 	int m, n = snprintf(buf, len,
+	                    "# HELP anchor_rep_reports_total Reports received, by outcome.\n"
 	                    "# TYPE anchor_rep_reports_total counter\n"
 	                    "anchor_rep_reports_total{outcome=\"accepted\"} %llu\n"
 	                    "anchor_rep_reports_total{outcome=\"duplicate\"} %llu\n"
 	                    "anchor_rep_reports_total{outcome=\"refused\"} %llu\n"
+	                    "# HELP anchor_rep_queries_total Reputation queries answered.\n"
 	                    "# TYPE anchor_rep_queries_total counter\n"
-	                    "anchor_rep_queries_total %llu\n",
+	                    "anchor_rep_queries_total %llu\n"
+	                    "# HELP anchor_database_up Whether the database answered a ping just "
+	                    "now.\n"
+	                    "# TYPE anchor_database_up gauge\n"
+	                    "anchor_database_up %d\n",
 	                    (unsigned long long)atomic_load(&rep->reports_accepted),
 	                    (unsigned long long)atomic_load(&rep->reports_duplicate),
 	                    (unsigned long long)atomic_load(&rep->reports_refused),
-	                    (unsigned long long)atomic_load(&rep->queries));
+	                    (unsigned long long)atomic_load(&rep->queries), database_up(rep));
 
 	if (n < 0)
 		return 0;

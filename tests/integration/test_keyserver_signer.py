@@ -400,6 +400,9 @@ def test_signer_restarted_and_503_meanwhile(make_keyserver, node, operator_token
         time.sleep(0.05)
     assert r.status == 503 and r.json()["error"] == "signer_unavailable", (r.status, r.body)
     assert c.get(f"/v1/domains/{d.name}/crl").status == 503
+    # What the AnchorSignerDown alert watches (docs/monitoring.md).
+    assert float(kf.metric(c, "anchor_signer_up")) == 0
+    assert float(kf.metric(c, "anchor_signer_failures_total")) >= 2
     # Lookups need no signer.
     assert c.get(f"/v1/keys/{first['key_id']}").status == 200
     assert kf.poll(lambda: "readable by others" in ks.stderr(), timeout=10)
@@ -409,6 +412,7 @@ def test_signer_restarted_and_503_meanwhile(make_keyserver, node, operator_token
                                   {"address": f"after@{d.name}"},
                                   token=d.admin_token).status == 201, timeout=15)
     assert signer_pid(ks) != old
+    assert float(kf.metric(c, "anchor_signer_up")) == 1
     kf.enroll_new(c, d, f"after2@{d.name}")
     assert re.search(r"the signer process exited \(signal 9\): restarting it", ks.stderr())
     # A clean stop: the signer ends by itself when the server closes the pipe (and the

@@ -14,9 +14,11 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "bulk.h"
 #include "client.h"
 #include "files.h"
 #include "names.h"
+#include "progress.h"
 
 /* ---- args ---- */
 
@@ -348,6 +350,48 @@ static void test_client_error_body(void **state)
 	assert_string_equal(e.code, "http_404");
 }
 
+static void test_bulk_formats(void **state)
+{
+	struct ctl_bulk_fmt f;
+	struct err e = {0};
+	char h1[] = "Name, Address ,team", h2[] = "address", h3[] = "a@b.example", h4[] = "x,y";
+	char l1[] = "\"Doe, \"\"J\"\"\",  \"a@b.example\" ,ops", l2[] = "only";
+	char l3[] = "\"open,a@b", l4[] = "\"x\"y,a@b";
+	int header;
+
+	(void)state;
+	assert_int_equal(ctl_bulk_detect(h1, &f, &header, &e), 0);
+	assert_true(f.csv && header && f.col == 1);
+	assert_string_equal(ctl_bulk_address(l1, &f, &e), "a@b.example");
+	assert_null(ctl_bulk_address(l2, &f, &e)); /* no second column */
+	assert_null(ctl_bulk_address(l3, &f, &e));
+	assert_string_equal(e.msg, "a quoted field is not closed");
+	assert_null(ctl_bulk_address(l4, &f, &e));
+	assert_int_equal(ctl_bulk_detect(h2, &f, &header, &e), 0);
+	assert_true(!f.csv && header);
+	assert_int_equal(ctl_bulk_detect(h3, &f, &header, &e), 0);
+	assert_true(!f.csv && !header);
+	assert_int_equal(ctl_bulk_detect(h4, &f, &header, &e), -1);
+	assert_string_equal(e.code, "no_address_column");
+}
+
+static void test_progress_bar(void **state)
+{
+	char bar[11];
+
+	(void)state;
+	ctl_progress_bar(0, 100, 10, bar, sizeof(bar));
+	assert_string_equal(bar, "..........");
+	ctl_progress_bar(55, 100, 10, bar, sizeof(bar));
+	assert_string_equal(bar, "#####.....");
+	ctl_progress_bar(100, 100, 10, bar, sizeof(bar));
+	assert_string_equal(bar, "##########");
+	ctl_progress_bar(7, 0, 10, bar, sizeof(bar)); /* unknown total: empty */
+	assert_string_equal(bar, "..........");
+	ctl_progress_bar(5, 10, 10, bar, 4); /* cut to the buffer */
+	assert_string_equal(bar, "###");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -367,6 +411,8 @@ int main(void)
 	    cmocka_unit_test(test_file_write_modes),
 	    cmocka_unit_test(test_client_url),
 	    cmocka_unit_test(test_client_error_body),
+	    cmocka_unit_test(test_bulk_formats),
+	    cmocka_unit_test(test_progress_bar),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
