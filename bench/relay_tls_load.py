@@ -17,12 +17,14 @@ server's CPU is the user+system time of its process tree (children reaped includ
 over the timed run, divided by the messages.  Before timing, one message through each
 must arrive over TLS, and the relay's must carry an ed25519-sha256 signature that
 python3-dkim verifies.
+BENCH_RELAY_PERF=FILE: one more relay round under `perf record -g` into FILE.
 Knobs: BENCH_RELAY_COUNT (1000), BENCH_RELAY_SIZE (4096), BENCH_RELAY_THREADS (20),
 BENCH_RELAY_ROUNDS (3), BENCH_RELAY_WARMUP (100).  Loopback only.
 """
 
 import multiprocessing as mp
 import os
+import signal
 import smtplib
 import ssl
 import statistics
@@ -41,13 +43,14 @@ sys.path.insert(0, str(SRC / "bench"))
 
 import anchorlib  # noqa: E402
 import relayfixtures as rx  # noqa: E402
-from benchcpu import pin_tree, tree_cpu  # noqa: E402
+from benchcpu import pin_tree, tree, tree_cpu  # noqa: E402
 
 COUNT = int(os.environ.get("BENCH_RELAY_COUNT", "1000"))
 SIZE = int(os.environ.get("BENCH_RELAY_SIZE", "4096"))
 THREADS = int(os.environ.get("BENCH_RELAY_THREADS", "20"))
 ROUNDS = int(os.environ.get("BENCH_RELAY_ROUNDS", "3"))
 WARMUP = int(os.environ.get("BENCH_RELAY_WARMUP", "100"))
+STALL = 10  # seconds without an answer: the connection stalled
 SENDER = "bench@x.test"
 RCPT = "rcpt@far.test"  # a legacy domain, MX 127.0.0.1 in NSD
 
@@ -118,13 +121,28 @@ class Sink:
 
 
 def load(port, n, message):
-    """n messages, one per STARTTLS connection, from THREADS threads; errors counted."""
+    """n messages, one per STARTTLS connection, from THREADS threads; the number of
+    connections that stalled (no answer within STALL seconds; the message is resent)."""
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     left = [n]
-    errors = []
+    errors, stalls = [], []
     lock = threading.Lock()
+
+    def send():
+        """One message on its own connection; None, or what went wrong."""
+        stage = "connect"
+        try:
+            with smtplib.SMTP("127.0.0.1", port, local_hostname="client.test",
+                              timeout=STALL) as s:
+                stage = "greeting"
+                s.starttls(context=ctx)
+                stage = "starttls"
+                s.sendmail(SENDER, [RCPT], message)
+            return None
+        except (OSError, smtplib.SMTPException) as e:
+            return f"{type(e).__name__}: {e} (after {stage})"
 
     def worker():
         while True:
@@ -132,18 +150,15 @@ def load(port, n, message):
                 if left[0] == 0:
                     return
                 left[0] -= 1
-            s_stage = ["connect"]
-            try:
-                with smtplib.SMTP("127.0.0.1", port, local_hostname="client.test",
-                                  timeout=60) as s:
-                    s_stage[0] = "greeting"
-                    s.starttls(context=ctx)
-                    s_stage[0] = "starttls"
-                    s.sendmail(SENDER, [RCPT], message)
-                    s_stage[0] = "data"
-            except (OSError, smtplib.SMTPException) as e:
+            for _ in range(3):  # a stalled connection is counted, and the message resent
+                why = send()
+                if why is None:
+                    break
                 with lock:
-                    errors.append(f"{type(e).__name__}: {e} (after {s_stage[0]})")
+                    stalls.append(why)
+            else:
+                with lock:
+                    errors.append(why)
 
     ts = [threading.Thread(target=worker) for _ in range(min(THREADS, n))]
     for t in ts:
@@ -152,18 +167,29 @@ def load(port, n, message):
         t.join()
     if errors:
         raise SystemExit(f"port {port}: {len(errors)} messages failed, first: {errors[0]}")
+    return len(stalls)
 
 
-def timed(server_pid, port, sink, message):
-    """One timed run: (messages/s end to end, server CPU µs per message)."""
+def timed(server_pid, port, sink, message, perf=None):
+    """One timed run: (messages/s end to end, server CPU µs per message, load generator's
+    and sink's CPU µs per message).  perf: a file to record the server's profile into."""
     sink.reset()
-    c0 = tree_cpu(server_pid)
+    c0, l0 = tree_cpu(server_pid), tree_cpu(os.getpid())
+    rec = None
+    if perf:
+        rec = subprocess.Popen(["perf", "record", "-q", "-g", "-F", "499", "-o", perf, "-p",
+                                ",".join(map(str, tree(server_pid)))],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     t0 = time.monotonic()
-    load(port, COUNT, message)
+    stalled = load(port, COUNT, message)
     sink.wait(COUNT, max(120, COUNT / 5))
     el = time.monotonic() - t0
+    if rec:
+        rec.send_signal(signal.SIGINT)
+        rec.wait(60)
     cpu = tree_cpu(server_pid) - c0
-    return COUNT / el, cpu / COUNT * 1e6
+    lcpu = tree_cpu(os.getpid()) - l0
+    return COUNT / el, cpu / COUNT * 1e6, lcpu / COUNT * 1e6, stalled
 
 
 def check(port, sink, message, verdict, what):
@@ -175,7 +201,7 @@ def check(port, sink, message, verdict, what):
         raise SystemExit(f"{what}: the check message failed: {why}")
     sink.reset()
     load(port, WARMUP, message)
-    sink.wait(WARMUP, 120)
+    sink.wait(WARMUP, 120)  # a resent message may arrive twice: at least WARMUP
 
 
 def main():
@@ -198,7 +224,8 @@ def main():
             "smtpd_tls_security_level": "may", "smtp_tls_security_level": "encrypt",
             "smtpd_tls_loglevel": "0", "smtp_tls_loglevel": "0"})
         stack.append(pf.start())
-        relay = rx.Relay(work / "relay", tls=tls, log_level="warning",
+        relay = rx.Relay(work / "relay", tls=tls,
+                         log_level=os.environ.get("BENCH_RELAY_LOG", "warning"),
                          dns_server=nsd.resolver, smtp_port=sink.port, outbound_tls="encrypt",
                          control=False, max_connections_per_ip=1000)
         relay.keys = [key]
@@ -224,10 +251,16 @@ def main():
         for r in range(ROUNDS):
             res["pf"].append(timed(pf_pid, pf.port, sink, message))
             res["relay"].append(timed(relay_pid, relay.submission_port, sink, message))
-            print(f"round {r + 1}: Postfix {res['pf'][-1][0]:.0f}/s "
-                  f"{res['pf'][-1][1]:.0f} µs CPU/msg, anchor-relay "
-                  f"{res['relay'][-1][0]:.0f}/s {res['relay'][-1][1]:.0f} µs CPU/msg",
+            p, a = res["pf"][-1], res["relay"][-1]
+            print(f"round {r + 1}: Postfix {p[0]:.0f}/s {p[1]:.0f} µs CPU/msg (load+sink "
+                  f"{p[2]:.0f}), anchor-relay {a[0]:.0f}/s {a[1]:.0f} µs CPU/msg (load+sink "
+                  f"{a[2]:.0f}); stalled connections: Postfix {p[3]}, anchor-relay {a[3]}",
                   flush=True)
+        if os.environ.get("BENCH_RELAY_PERF"):
+            timed(relay_pid, relay.submission_port, sink, message,
+                  perf=os.environ["BENCH_RELAY_PERF"])
+            print(f"perf profile of anchor-relay under this load: "
+                  f"{os.environ['BENCH_RELAY_PERF']}")
         med = {k: (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v))
                for k, v in res.items()}
         print(f"{'':44}{'msgs/s':>10}{'µs CPU/msg':>12}")
