@@ -138,8 +138,15 @@ def load(port, n, message):
                               timeout=STALL) as s:
                 stage = "greeting"
                 s.starttls(context=ctx)
-                stage = "starttls"
-                s.sendmail(SENDER, [RCPT], message)
+                stage = "STARTTLS"
+                s.ehlo("client.test")
+                stage = "EHLO after STARTTLS"
+                s.mail(SENDER)
+                stage = "MAIL"
+                s.rcpt(RCPT)
+                stage = "RCPT"
+                s.data(message)
+                stage = "DATA"
             return None
         except (OSError, smtplib.SMTPException) as e:
             return f"{type(e).__name__}: {e} (after {stage})"
@@ -167,7 +174,7 @@ def load(port, n, message):
         t.join()
     if errors:
         raise SystemExit(f"port {port}: {len(errors)} messages failed, first: {errors[0]}")
-    return len(stalls)
+    return stalls
 
 
 def timed(server_pid, port, sink, message, perf=None):
@@ -189,7 +196,7 @@ def timed(server_pid, port, sink, message, perf=None):
         rec.wait(60)
     cpu = tree_cpu(server_pid) - c0
     lcpu = tree_cpu(os.getpid()) - l0
-    return COUNT / el, cpu / COUNT * 1e6, lcpu / COUNT * 1e6, stalled
+    return COUNT / el, cpu / COUNT * 1e6, lcpu / COUNT * 1e6, len(stalled), stalled
 
 
 def check(port, sink, message, verdict, what):
@@ -256,6 +263,8 @@ def main():
                   f"{p[2]:.0f}), anchor-relay {a[0]:.0f}/s {a[1]:.0f} µs CPU/msg (load+sink "
                   f"{a[2]:.0f}); stalled connections: Postfix {p[3]}, anchor-relay {a[3]}",
                   flush=True)
+            for why in sorted(set(p[4] + a[4])):
+                print(f"  stalled: {why}")
         if os.environ.get("BENCH_RELAY_PERF"):
             timed(relay_pid, relay.submission_port, sink, message,
                   perf=os.environ["BENCH_RELAY_PERF"])
