@@ -16,8 +16,8 @@ def _stat(pid):
     return ppid, ticks / TICK
 
 
-def tree(pid):
-    """pid and every living descendant."""
+def tree(pid, exclude=()):
+    """pid and every living descendant, but not the subtrees of the pids in exclude."""
     kids = {}
     for d in os.listdir("/proc"):
         if d.isdigit():
@@ -28,16 +28,19 @@ def tree(pid):
     out, todo = [], [pid]
     while todo:
         p = todo.pop()
+        if p in exclude:
+            continue
         out.append(p)
         todo.extend(kids.get(p, []))
     return out
 
 
-def tree_cpu(pid):
-    """Seconds of CPU used by pid's tree: the living processes' own time and what their
-    reaped children used (cutime/cstime), so nothing is counted twice."""
+def tree_cpu(pid, exclude=()):
+    """Seconds of CPU used by pid's tree (less the subtrees of exclude): the living
+    processes' own time and what their reaped children used (cutime/cstime), so nothing
+    is counted twice."""
     total = 0.0
-    for p in tree(pid):
+    for p in tree(pid, exclude):
         try:
             total += _stat(p)[1]
         except OSError:
