@@ -233,6 +233,25 @@ static void conn_close_when_flushed(struct relayd_conn *c)
 	evtimer_add(c->close_ev, &tick);
 }
 
+/*
+ * The handshake after STARTTLS is done: the session starts afresh (RFC 3207 4.2).  Seen
+ * here, before any input is fed, and not only in the CONNECTED event: the TLS filter can
+ * hand over the client's first command (sent with its last handshake flight) before that
+ * event runs, and a session still waiting for TLS discards input, which left the client
+ * waiting for an answer to its EHLO forever.
+ */
+static void conn_tls_ready(struct relayd_conn *c)
+{
+	SSL *ssl;
+
+	if (c->tls || (ssl = bufferevent_openssl_get_ssl(c->bev)) == NULL ||
+	    !SSL_is_init_finished(ssl))
+		return;
+	c->tls = 1;
+	smtp_session_starttls_done(c->smtp);
+	log_debug(NULL, "conn %lu: TLS %s", c->id, SSL_get_version(ssl));
+}
+
 /* Feed what has been read to the session, as far as it will take it. */
 static void conn_pump(struct relayd_conn *c)
 {
@@ -240,6 +259,7 @@ static void conn_pump(struct relayd_conn *c)
 
 	if (c->dead || c->bev == NULL)
 		return;
+	conn_tls_ready(c);
 	in = bufferevent_get_input(c->bev);
 	while (evbuffer_get_length(in) > 0 && !smtp_session_pending(c->smtp) &&
 	       !smtp_session_closed(c->smtp)) {
@@ -285,12 +305,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 
 	(void)bev;
 	if (what & BEV_EVENT_CONNECTED) {
-		/* the TLS handshake after STARTTLS is done */
-		c->tls = 1;
-		smtp_session_starttls_done(c->smtp);
-		log_debug(NULL, "conn %lu: TLS %s", c->id,
-		          SSL_get_version(bufferevent_openssl_get_ssl(c->bev)));
-		conn_pump(c);
+		conn_pump(c); /* the TLS handshake after STARTTLS is done: conn_tls_ready */
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT) {

@@ -110,11 +110,11 @@ static void client_key(const struct sockaddr_storage *ss, char *out, size_t size
 }
 
 /* One query in, its answer written to out (size octets); its length, or 0 to stay
- * silent.  No allocation: the query is read and the answer written in place. */
-static size_t handle(void *arg, const uint8_t *wire, size_t len,
-                     const struct sockaddr_storage *from, uint8_t *out, size_t size)
+ * silent.  No allocation: the query is read and the answer written in place.  udp: the
+ * answer must fit the client's datagram limit (else it goes out truncated, TC set). */
+static size_t answer_query(struct rep_dnszone *z, const uint8_t *wire, size_t len,
+                           const struct sockaddr_storage *from, uint8_t *out, size_t size, int udp)
 {
-	struct rep_dnszone *z = arg;
 	struct rep_dnszone_query q;
 	struct rep_dnszone_verdict v;
 	char who[INET6_ADDRSTRLEN];
@@ -122,6 +122,7 @@ static size_t handle(void *arg, const uint8_t *wire, size_t len,
 
 	atomic_fetch_add_explicit(&z->queries, 1, memory_order_relaxed);
 	rep_dnszone_parse(wire, len, z->zone, &q);
+	q.udp = udp;
 	v.error = v.rate_limited = 0;
 	v.verdict = REP_UNKNOWN;
 	v.categories = 0;
@@ -147,6 +148,13 @@ static size_t handle(void *arg, const uint8_t *wire, size_t len,
 		}
 	}
 	return rep_dnszone_write(&q, &v, z->c.ttl, z->serial, out, size);
+}
+
+/* The TCP loop's answer function: a stream takes the whole answer. */
+static size_t handle(void *arg, const uint8_t *wire, size_t len,
+                     const struct sockaddr_storage *from, uint8_t *out, size_t size)
+{
+	return answer_query(arg, wire, len, from, out, size, 0);
 }
 
 /* Datagrams taken and answered per system call: under load a reader finds many
@@ -180,8 +188,8 @@ static void udp_answer(struct rep_dnszone *z, struct udp_batch *b, int n)
 	int m = 0, sent = 0;
 
 	for (int i = 0; i < n; i++) {
-		size_t alen = handle(z, b->query[i], b->in[i].msg_len, &b->from[i], b->answer[m],
-		                     sizeof(b->answer[m]));
+		size_t alen = answer_query(z, b->query[i], b->in[i].msg_len, &b->from[i],
+		                           b->answer[m], sizeof(b->answer[m]), 1);
 
 		if (alen == 0)
 			continue;

@@ -191,8 +191,8 @@ static size_t skip_name(const uint8_t *w, size_t len, size_t pos)
 	return 0;
 }
 
-/* Walk the records after the question: -1 when one is cut short, else whether the
- * additional section holds an OPT (EDNS). */
+/* Walk the records after the question: -1 when one is cut short, 0 without an OPT
+ * (EDNS) in the additional section, else the UDP payload size it advertises (at least 1). */
 static int scan_records(const uint8_t *w, size_t len, size_t pos)
 {
 	unsigned n = (unsigned)(w[6] << 8 | w[7]) + (unsigned)(w[8] << 8 | w[9]);
@@ -208,7 +208,7 @@ static int scan_records(const uint8_t *w, size_t len, size_t pos)
 		rdlen = (size_t)(w[pos + 8] << 8 | w[pos + 9]);
 		if (i >= n && (w[pos] << 8 | w[pos + 1]) == LDNS_RR_TYPE_OPT &&
 		    (w[pos + 2] | w[pos + 3]) != 0)
-			edns = 1;
+			edns = w[pos + 2] << 8 | w[pos + 3];
 		pos += 10 + rdlen;
 		if (pos > len)
 			return -1;
@@ -258,7 +258,10 @@ void rep_dnszone_parse(const uint8_t *wire, size_t len, const char *zone,
 		q->qwlen = 0;
 		return;
 	}
-	q->edns = edns;
+	q->edns = edns > 0;
+	q->udp_max = edns <= 512                  ? 512
+	             : edns > REP_DNSZONE_UDP_MAX ? REP_DNSZONE_UDP_MAX
+	                                          : (size_t)edns;
 	q->qtype = (uint16_t)(wire[pos] << 8 | wire[pos + 1]);
 	q->qclass = (uint16_t)(wire[pos + 2] << 8 | wire[pos + 3]);
 	nlen = strlen(q->qname);
@@ -447,13 +450,20 @@ static int fill(struct wbuf *b, const struct rep_dnszone_query *q,
 	}
 }
 
+/* A query parsed by hand (udp_max 0) still gets the 512 octets every client takes. */
+static size_t udp_limit(const struct rep_dnszone_query *q)
+{
+	return q->udp_max < 512 ? 512 : q->udp_max;
+}
+
 size_t rep_dnszone_write(const struct rep_dnszone_query *q, const struct rep_dnszone_verdict *v,
                          uint32_t ttl, uint32_t serial, uint8_t *out, size_t size)
 {
 	/* the OPT record: root owner, type 41, our UDP size 1232, no flags, no options */
 	static const uint8_t opt[] = {0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0};
 	struct wbuf b = {out, LDNS_HEADER_SIZE, size, size >= LDNS_HEADER_SIZE, {0, 0, 0}};
-	int rcode;
+	size_t qend;
+	int rcode, tc = 0;
 
 	if (q->kind == REP_DZ_DROP || !b.ok)
 		return 0;
@@ -462,7 +472,13 @@ size_t rep_dnszone_write(const struct rep_dnszone_query *q, const struct rep_dns
 		put16(&b, q->qtype);
 		put16(&b, q->qclass);
 	}
+	qend = b.len;
 	rcode = q->kind == REP_DZ_ERROR ? q->rcode : fill(&b, q, v, ttl, serial);
+	if (q->udp && b.ok && b.len + (q->edns ? sizeof(opt) : 0) > udp_limit(q)) {
+		b.len = qend; /* too long for a datagram: the question alone, TC set */
+		memset(b.counts, 0, sizeof(b.counts));
+		tc = 1;
+	}
 	if (q->edns) {
 		put(&b, opt, sizeof(opt));
 		b.counts[2]++;
@@ -471,7 +487,8 @@ size_t rep_dnszone_write(const struct rep_dnszone_query *q, const struct rep_dns
 		return 0;
 	out[0] = (uint8_t)(q->id >> 8);
 	out[1] = (uint8_t)q->id;
-	out[2] = (uint8_t)(0x80 | (q->kind != REP_DZ_ERROR ? 0x04 : 0) | (q->rd ? 0x01 : 0));
+	out[2] = (uint8_t)(0x80 | (q->kind != REP_DZ_ERROR ? 0x04 : 0) | (tc ? 0x02 : 0) |
+	                   (q->rd ? 0x01 : 0));
 	out[3] = (uint8_t)(rcode & 0x0f); /* RA 0: no recursion here */
 	out[4] = 0;
 	out[5] = q->qwlen > 0;

@@ -36,7 +36,10 @@ struct rep_dnszone_query {
 	enum rep_dnszone_qkind kind;
 	int rcode; /* for REP_DZ_ERROR */
 	uint16_t id;
-	int rd, edns; /* copied into the answer */
+	int rd, edns;   /* copied into the answer */
+	size_t udp_max; /* the most a UDP answer may hold: 512 without EDNS, else the client's
+	                 * advertised size within 512..REP_DNSZONE_UDP_MAX (RFC 6891 6.2.5) */
+	int udp;        /* set by the caller: the answer goes out over UDP and must fit udp_max */
 	uint16_t qtype, qclass;
 	size_t qwlen;                     /* the question's name in wire form (0: none), */
 	uint8_t qwire[DNS_WIRE_NAME_MAX]; /* echoed as asked (case kept, RFC 0x20 clients) */
@@ -63,12 +66,15 @@ struct rep_dnszone_verdict {
  * The answer to q written into out (size octets; 1024 always suffice), given the
  * verdict (NULL for kinds that need none).  ttl for listings and negative answers;
  * serial for the SOA.  Its length, or 0 for REP_DZ_DROP (stay silent) or when it does
- * not fit.  Names in the answer point back at the question's (compression).
+ * not fit.  Names in the answer point back at the question's (compression).  Over UDP
+ * (q->udp) an answer longer than q->udp_max goes out truncated (RFC 1035 4.2.1): TC set,
+ * the question kept, no records but the OPT, so the client asks again over TCP.
  */
 size_t rep_dnszone_write(const struct rep_dnszone_query *q, const struct rep_dnszone_verdict *v,
                          uint32_t ttl, uint32_t serial, uint8_t *out, size_t size);
 
 #define REP_DNSZONE_ANSWER_MAX 1024
+#define REP_DNSZONE_UDP_MAX 1232 /* our OPT's payload size; a larger advertised one is capped */
 
 /* The same, malloc'd (*len set); NULL for REP_DZ_DROP or out of memory.  zone is the
  * apex q was parsed against (the answer takes it from the question). */

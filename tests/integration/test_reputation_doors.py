@@ -21,6 +21,9 @@ import repfixtures as rx
 
 ZONE = "rep.example"
 LABELS = ["d1", "d2", "d3"]
+# 236 characters: under the zone, a 248-character name whose TXT answer (with the
+# reason, which names the domain) needs more than the 512 octets of a plain UDP answer
+LONG = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 36, "example"])
 
 
 @pytest.fixture(scope="module")
@@ -34,13 +37,14 @@ def world(pg, db, operator_token, request):
         r = w.reporters[label]
         rx.report_ok(w.rep, r, ["ip:198.51.100.9"], evidence=f"spam run seen by {label}")
         rx.report_ok(w.rep, r, ["domain:phish.example"], category="phishing")
+        rx.report_ok(w.rep, r, [f"domain:{LONG}"])
     assert rx.query(w.rep, ip="198.51.100.9")["verdict"] == "block"
     return w
 
 
-def kdig(world, name, rtype="A", tcp=False):
+def kdig(world, name, rtype="A", tcp=False, opts=()):
     argv = ["kdig", "@127.0.0.1", "-p", str(world.dns_port), "+timeout=2", "+retry=0",
-            "+tcp" if tcp else "+notcp", rtype, name]
+            *({True: ["+tcp"], False: ["+notcp"], None: []}[tcp]), *opts, rtype, name]
     r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
     return r.stdout
 
@@ -107,6 +111,35 @@ def test_tcp_and_apex(world):
     assert answers(out, "A") == ["127.0.0.2"], out
     out = kdig(world, ZONE, "SOA")
     assert status(out) == "NOERROR" and len(answers(out, "SOA")) == 1, out
+
+
+def flags(out):
+    for line in out.splitlines():
+        if "Flags:" in line:
+            return line.split("Flags:")[1].split(";")[0].split()
+    raise AssertionError(f"no flags in {out}")
+
+
+def test_udp_answer_too_long_is_truncated_then_whole_over_tcp(world):
+    name = f"{LONG}.{ZONE}"
+    # plain UDP, no EDNS, no retry over TCP: the answer would exceed 512 octets, so it
+    # comes truncated: TC set, the question kept, no records
+    out = kdig(world, name, "TXT", opts=["+ignore", "+noedns"])
+    assert status(out) == "NOERROR" and "tc" in flags(out), out
+    assert answers(out, "TXT") == [] and "ANSWER: 0" in out, out
+    # the same query asked as resolvers do (UDP first, TCP when truncated): the whole
+    # answer, over TCP
+    out = kdig(world, name, "TXT", tcp=None, opts=["+noedns"])
+    assert "tc" not in flags(out) and "(TCP)" in out, out
+    txt = " ".join(answers(out, "TXT"))
+    assert txt.startswith('"block: ') and len(txt) > 200, out
+    # EDNS with 1232 octets holds the whole answer over UDP
+    out = kdig(world, name, "ANY", opts=["+ignore", "+edns", "+bufsize=1232"])
+    assert "tc" not in flags(out), out
+    assert answers(out, "A") == ["127.0.0.2"] and len(answers(out, "TXT")) == 1, out
+    # a short answer for the same name fits 512 octets
+    out = kdig(world, name, "A", opts=["+ignore", "+noedns"])
+    assert "tc" not in flags(out) and answers(out, "A") == ["127.0.0.2"], out
 
 
 def dns_query(qid, name, rtype=1):

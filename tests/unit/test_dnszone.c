@@ -24,6 +24,7 @@
 #include "dnszone_tcp.h"
 
 #define ZONE "rep.example"
+#define LONG_LABEL "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz"
 
 /* A query for name/type in wire form. */
 static uint8_t *query_wire(const char *name, ldns_rr_type type, int edns, size_t *len)
@@ -34,8 +35,8 @@ static uint8_t *query_wire(const char *name, ldns_rr_type type, int edns, size_t
 	assert_int_equal(ldns_pkt_query_new_frm_str(&p, name, type, LDNS_RR_CLASS_IN, LDNS_RD),
 	                 LDNS_STATUS_OK);
 	ldns_pkt_set_id(p, 4242);
-	if (edns)
-		ldns_pkt_set_edns_udp_size(p, 1232);
+	if (edns) /* 1: the usual 1232; more: that size */
+		ldns_pkt_set_edns_udp_size(p, edns > 1 ? (uint16_t)edns : 1232);
 	assert_int_equal(ldns_pkt2wire(&wire, p, len), LDNS_STATUS_OK);
 	ldns_pkt_free(p);
 	return wire;
@@ -332,6 +333,80 @@ static void test_wire_details(void **state)
 	free(w);
 }
 
+/* A listing with a long reason for a long name, asked with the given EDNS size (0: no
+ * EDNS) over UDP or TCP; the answer's length, its packet in *pp. */
+static size_t long_answer(ldns_rr_type type, int edns, int udp, ldns_pkt **pp)
+{
+	char name[DNS_NAME_MAX];
+	struct rep_dnszone_query q;
+	struct rep_dnszone_verdict v;
+	uint8_t out[REP_DNSZONE_ANSWER_MAX], *w;
+	size_t len, alen;
+
+	/* 248 characters: the longest answers the zone gives */
+	snprintf(name, sizeof(name), "%.63s.%.63s.%.63s.%.36s.example." ZONE, LONG_LABEL,
+	         LONG_LABEL, LONG_LABEL, LONG_LABEL);
+	memset(&v, 0, sizeof(v));
+	v.verdict = REP_BLOCK;
+	memset(v.reason, 'r', sizeof(v.reason) - 1);
+	w = query_wire(name, type, edns, &len);
+	rep_dnszone_parse(w, len, ZONE, &q);
+	free(w);
+	assert_int_equal(q.kind, REP_DZ_SUBJECT);
+	q.udp = udp;
+	alen = rep_dnszone_write(&q, &v, 300, 7, out, sizeof(out));
+	assert_true(alen > 0);
+	*pp = NULL;
+	assert_int_equal(ldns_wire2pkt(pp, out, alen), LDNS_STATUS_OK);
+	assert_int_equal(ldns_pkt_qdcount(*pp), 1); /* the question always comes back */
+	assert_int_equal(ldns_pkt_get_rcode(*pp), LDNS_RCODE_NOERROR);
+	return alen;
+}
+
+/* Expect a truncated UDP answer: TC, no records but the OPT, within limit. */
+static void expect_truncated(ldns_rr_type type, int edns, size_t limit)
+{
+	ldns_pkt *p;
+	size_t alen = long_answer(type, edns, 1, &p);
+
+	assert_true(alen <= limit);
+	assert_true(ldns_pkt_tc(p));
+	assert_int_equal(ldns_pkt_ancount(p), 0);
+	assert_int_equal(ldns_pkt_nscount(p), 0);
+	assert_int_equal(ldns_pkt_edns(p), edns != 0);
+	ldns_pkt_free(p);
+}
+
+static void expect_whole(ldns_rr_type type, int edns, int udp, size_t min_len)
+{
+	ldns_pkt *p;
+	size_t alen = long_answer(type, edns, udp, &p);
+
+	assert_true(alen >= min_len);
+	assert_false(ldns_pkt_tc(p));
+	assert_int_equal(ldns_pkt_ancount(p), type == LDNS_RR_TYPE_ANY ? 2 : 1);
+	ldns_pkt_free(p);
+}
+
+static void test_udp_truncation(void **state)
+{
+	(void)state;
+	/* no EDNS: 512 octets over UDP (RFC 1035 4.2.1); the TXT answer needs 520 */
+	expect_truncated(LDNS_RR_TYPE_TXT, 0, 512);
+	expect_truncated(LDNS_RR_TYPE_ANY, 0, 512);
+	expect_whole(LDNS_RR_TYPE_A, 0, 1, 0); /* a short answer to the same name fits */
+	/* TCP takes the whole answer */
+	expect_whole(LDNS_RR_TYPE_TXT, 0, 0, 513);
+	expect_whole(LDNS_RR_TYPE_ANY, 0, 0, 513);
+	/* EDNS: the client's size; below 512 counts as 512 (RFC 6891 6.2.5) */
+	expect_whole(LDNS_RR_TYPE_ANY, 1232, 1, 513);
+	expect_whole(LDNS_RR_TYPE_ANY, 600, 1, 513);
+	expect_truncated(LDNS_RR_TYPE_ANY, 530, 530);
+	expect_truncated(LDNS_RR_TYPE_TXT, 100, 512);
+	/* more than we offer is capped at ours, which still holds the longest answer */
+	expect_whole(LDNS_RR_TYPE_ANY, 65535, 1, 513);
+}
+
 static void test_codes_in_range(void **state)
 {
 	struct rep_dnszone_verdict v;
@@ -552,7 +627,7 @@ int main(void)
 	    cmocka_unit_test(test_parse_names),    cmocka_unit_test(test_parse_bad_packets),
 	    cmocka_unit_test(test_answers),        cmocka_unit_test(test_wire_details),
 	    cmocka_unit_test(test_codes_in_range), cmocka_unit_test(test_server),
-	    cmocka_unit_test(test_tcp_limit),
+	    cmocka_unit_test(test_tcp_limit),      cmocka_unit_test(test_udp_truncation),
 	};
 
 	return cmocka_run_group_tests_name("dnszone", tests, NULL, NULL);
