@@ -6,12 +6,13 @@
 #     keep-alive connections.
 #  2. Queries per second over HTTPS keep-alive: wrk drives GET /v1/query?ip=... over
 #     scored subjects, then nginx serving the very same answer bodies as static files
-#     (same TLS certificate, same number of workers).  Prints both rates, the ratio and
-#     the p99 latencies.
+#     (same TLS certificate), each with one worker pinned to CPU 0, wrk pinned to CPU 1,
+#     BENCH_ROUNDS interleaved rounds.  Prints per round and as medians each side's rate,
+#     p99 and server CPU time per request, and the same-round ratios.
 #
 # The world (PostgreSQL, key server, anchored domains in NSD) is built by bench/rep_load.py
 # with the integration tests' helpers.  Knobs: BENCH_REPORTERS, BENCH_REPORTS,
-# BENCH_SUBJECTS, BENCH_DURATION, BENCH_CONNS, BENCH_THREADS.
+# BENCH_SUBJECTS, BENCH_DURATION, BENCH_CONNS, BENCH_ROUNDS.
 #
 # Usage: bench/reputation.sh BUILD_DIR   (make bench passes build/release)
 # Only loopback addresses are used; every loop is bounded in count and time.
