@@ -24,6 +24,11 @@
 #   with the signer:             (55, 12) (84, 26)
 # The machine's load moved both figures more than the change did.
 #
+# Lookups after poll() replaced epoll under TLS (71fada3), same machine, -d5s, 3 rounds:
+# 0.96x nginx (CPU/request 35.1 vs 35.7 us) and, in a busier moment, 0.67x (40.7 vs
+# 41.3 us); the same build forced to epoll right before: 1.57x (48.2 vs 52.3 us).
+# The earlier figure with epoll was 24.6 vs 30.8 us (0.80 of nginx's CPU).
+#
 # Usage: bench/keyserver.sh BUILD_DIR   (make bench passes build/release)
 # Only loopback addresses are used; every loop is bounded in count and time.
 set -euo pipefail

@@ -161,7 +161,7 @@ end
             subprocess.run(["taskset", "-c", "1", "wrk", "-t1", f"-c{CONNS}", f"-d{secs}s",
                             "--latency", "-s", str(lua), url], stdout=f, env=env, check=True)
 
-    def measure(label, url, paths, pids, secs, out):
+    def measure(url, paths, pids, secs, out):
         c0 = cpu_seconds(pids)
         run_wrk(url, paths, out, secs)
         c1 = cpu_seconds(pids)
@@ -192,9 +192,9 @@ end
         print(f"{'round':8}{'req/s':>10}{'p99 ms':>8}{'us CPU/req':>11}{'non2xx':>7}   "
               f"{'req/s':>10}{'p99 ms':>8}{'us CPU/req':>11}{'non2xx':>7}{'ratio':>7}")
         for r in range(ROUNDS):
-            a = measure("rep", rep.base_url, work / "rep-paths.txt", [rep.proc.pid],
+            a = measure(rep.base_url, work / "rep-paths.txt", [rep.proc.pid],
                         DURATION, work / "wrk-rep.txt")
-            b = measure("nginx", f"https://127.0.0.1:{port}", work / "ng-paths.txt",
+            b = measure(f"https://127.0.0.1:{port}", work / "ng-paths.txt",
                         [nginx.pid], DURATION, work / "wrk-ng.txt")
             ours.append(a)
             peer.append(b)
