@@ -21,8 +21,8 @@
 # figure the machine's load moves least.  Profile (BENCH_PERF=1): the poll() thread
 # spends its time in the kernel's TCP send/receive (sendmsg, recv, ~18% in irq
 # enable/unlock under syscalls), setsockopt (libmicrohttpd corking each answer,
-# ~2.5% + kernel), GnuTLS record work; the answer cache's ttlcache_get ~2%, its mutex
-# 0.7% (no contention with one thread); no JSON rendering on a cache hit.
+# ~2.5% + kernel); no GnuTLS symbol above 0.5%; the answer cache's ttlcache_get ~2%,
+# its mutex 0.7% (no contention with one thread); no JSON rendering on a cache hit.
 #
 # Usage: bench/reputation.sh BUILD_DIR   (make bench passes build/release)
 # Only loopback addresses are used; every loop is bounded in count and time.
