@@ -4,8 +4,9 @@
 #  1. Certificate lookups over HTTPS keep-alive: wrk drives anchor-keyserver
 #     (GET /v1/addresses/<addr> for N enrolled users) and then nginx serving
 #     the very same response bodies as static files, same TLS certificate,
-#     same number of worker threads/processes.  Prints both rates, the ratio
-#     and the p99 latencies.
+#     same number of worker threads/processes.  BENCH_ROUNDS interleaved rounds,
+#     each printing both rates, p99 latencies and server CPU time per request,
+#     then the medians and the same-round ratios.  BENCH_ENROLLS=0: lookups only.
 #  2. Enrollments per second (token + CSR -> certificate, durably committed with
 #     a signed tree head covering it), from 4 client processes, beside `openssl
 #     x509 -req` signing the same kind of requests with no storage; each round
@@ -22,6 +23,11 @@
 #   before the signer (60738f2): (35, 7)  (62, 21)
 #   with the signer:             (55, 12) (84, 26)
 # The machine's load moved both figures more than the change did.
+#
+# Lookups after poll() replaced epoll under TLS (71fada3), same machine, -d5s, 3 rounds:
+# 0.96x nginx (CPU/request 35.1 vs 35.7 us) and, in a busier moment, 0.67x (40.7 vs
+# 41.3 us); the same build forced to epoll right before: 1.57x (48.2 vs 52.3 us).
+# The issue's earlier figure with epoll was 24.6 vs 30.8 us (0.80 of nginx's CPU).
 #
 # Usage: bench/keyserver.sh BUILD_DIR   (make bench passes build/release)
 # Only loopback addresses are used; every loop is bounded in count and time.
@@ -81,10 +87,24 @@ echo "== lookups: wrk -t$THREADS -c$CONNS -d${DURATION}s, $USERS addresses, HTTP
 # Warm both (caches, TLS sessions) for a moment before measuring.
 DURATION=2 run_wrk "$SERVER" /dev/null
 DURATION=2 run_wrk "https://127.0.0.1:$NG_PORT" /dev/null
-run_wrk "$SERVER" "$WORK/wrk-ks.txt"
-run_wrk "https://127.0.0.1:$NG_PORT" "$WORK/wrk-nginx.txt"
-
-python3 "$SRC/bench/ks_load.py" report-wrk "$WORK/wrk-ks.txt" "$WORK/wrk-nginx.txt"
+c_ng=$("${CPU[@]}" cpu "$NGINX_PID")
+# ROUNDS interleaved rounds; each side's server CPU per request (key server alone: a
+# lookup does not reach PostgreSQL once cached; nginx master and workers).
+: >"$WORK/lookup-rounds.txt"
+for r in $(seq "$ROUNDS"); do
+	c0=$("${CPU[@]}" cpu "$KS_PID")
+	run_wrk "$SERVER" "$WORK/wrk-ks.txt"
+	c1=$("${CPU[@]}" cpu "$KS_PID")
+	run_wrk "https://127.0.0.1:$NG_PORT" "$WORK/wrk-nginx.txt"
+	c2=$("${CPU[@]}" cpu "$NGINX_PID")
+	python3 "$SRC/bench/ks_load.py" lookup-round "$WORK/wrk-ks.txt" "$WORK/wrk-nginx.txt" \
+		--duration "$DURATION" --round "$r" --cpu "$c0" "$c1" "$c_ng" "$c2" \
+		>>"$WORK/lookup-rounds.txt"
+	echo "round $r (round, then req/s, p99 ms, us CPU/req, non-2xx: ours, nginx): $(tail -1 "$WORK/lookup-rounds.txt")"
+	c_ng=$c2
+done
+python3 "$SRC/bench/ks_load.py" lookup-report "$WORK/lookup-rounds.txt"
+[[ $ENROLLS -gt 0 ]] || exit 0
 
 echo "== enrollments: $ENROLLS per round from 4 client processes (core 1), each answer"
 echo "   durably committed with a signed head covering it; servers on core 0;"

@@ -3,6 +3,8 @@
 
 setup       register a benchmark domain and enroll N users (paths.txt for wrk)
 report-wrk  print both wrk runs side by side with the ratio and p99 latencies
+lookup-round   one interleaved lookup round: rates, p99, server CPU per request
+lookup-report  the medians of the lookup rounds and the same-round ratios
 enroll-prep    tokens and CSRs for one round of enrollments (untimed)
 enroll-run     time a round's enrollments from C keep-alive client processes
 enroll-peer    openssl x509 -req signing CSRs: rate and CPU per signing
@@ -15,6 +17,7 @@ import multiprocessing
 import os
 import re
 import ssl
+import statistics
 import subprocess
 import sys
 import time
@@ -111,6 +114,32 @@ def cmd_report_wrk(a):
     print(f"ratio anchor-keyserver/nginx: {ks_rate / ng_rate:.2f} (goal: >= 1.00)")
 
 
+def cmd_lookup_round(a):
+    """One line: round, then rate, p99 ms, us CPU/request, non-2xx for ours, then nginx."""
+    cols = [a.round]
+    for path, c0, c1 in ((a.ours, a.cpu[0], a.cpu[1]), (a.peer, a.cpu[2], a.cpu[3])):
+        rate, p99, err = parse_wrk(path)
+        cols += [rate, p99, (c1 - c0) * 1e6 / max(1.0, rate * a.duration), err]
+    print(" ".join(str(c) for c in cols))
+
+
+def cmd_lookup_report(a):
+    rows = [[float(x) for x in line.split()] for line in open(a.rounds) if line.strip()]
+    print(f"{'':8}{'anchor-keyserver':>30}   {'nginx (static files)':>30}")
+    print(f"{'round':8}{'req/s':>10}{'p99 ms':>8}{'us CPU/req':>12}   "
+          f"{'req/s':>10}{'p99 ms':>8}{'us CPU/req':>12}{'ratio':>7}")
+    for r in rows:
+        print(f"{int(r[0]):<8d}{r[1]:10.0f}{r[2]:8.2f}{r[3]:12.1f}   "
+              f"{r[5]:10.0f}{r[6]:8.2f}{r[7]:12.1f}{r[1] / r[5]:7.2f}")
+    med = [statistics.median(r[i] for r in rows) for i in range(len(rows[0]))]
+    ratios = sorted(r[1] / r[5] for r in rows)
+    print(f"{'median':8}{med[1]:10.0f}{med[2]:8.2f}{med[3]:12.1f}   "
+          f"{med[5]:10.0f}{med[6]:8.2f}{med[7]:12.1f}")
+    print(f"ratio anchor-keyserver/nginx (same round): median {statistics.median(ratios):.2f}, "
+          f"range {ratios[0]:.2f}..{ratios[-1]:.2f} (goal: >= 1.00); non-2xx "
+          f"{int(sum(r[4] for r in rows))} / {int(sum(r[8] for r in rows))}")
+
+
 def cmd_enroll_prep(a):
     """Tokens and CSRs for one round of enrollments, made before the round is timed."""
     admin = open(os.path.join(a.work, "admin.token")).read().strip()
@@ -197,6 +226,14 @@ def main():
     r = sub.add_parser("report-wrk")
     r.add_argument("ours")
     r.add_argument("peer")
+    r = sub.add_parser("lookup-round")
+    r.add_argument("ours")
+    r.add_argument("peer")
+    r.add_argument("--duration", type=float, required=True)
+    r.add_argument("--round", type=int, required=True)
+    r.add_argument("--cpu", type=float, nargs=4, required=True)
+    r = sub.add_parser("lookup-report")
+    r.add_argument("rounds")
     e = sub.add_parser("enroll-prep")
     for name in ("--server", "--cacert", "--work", "--out"):
         e.add_argument(name, required=True)
@@ -214,7 +251,8 @@ def main():
     a = p.parse_args()
     {"setup": cmd_setup, "report-wrk": cmd_report_wrk, "enroll-prep": cmd_enroll_prep,
      "enroll-run": cmd_enroll_run, "enroll-peer": cmd_enroll_peer,
-     "enroll-report": cmd_enroll_report}[a.cmd](a)
+     "enroll-report": cmd_enroll_report, "lookup-round": cmd_lookup_round,
+     "lookup-report": cmd_lookup_report}[a.cmd](a)
 
 
 if __name__ == "__main__":

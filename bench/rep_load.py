@@ -14,6 +14,7 @@ serving their anchors, anchor-reputation.  Then:
 
 import os
 import random
+import statistics
 import re
 import subprocess
 import sys
@@ -35,7 +36,7 @@ REPORTS = int(os.environ.get("BENCH_REPORTS", "4000"))
 SUBJECTS = int(os.environ.get("BENCH_SUBJECTS", "500"))
 DURATION = int(os.environ.get("BENCH_DURATION", "10"))
 CONNS = int(os.environ.get("BENCH_CONNS", "32"))
-THREADS = int(os.environ.get("BENCH_THREADS", "2"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 
 
 class Finalizers:
@@ -122,7 +123,7 @@ def queries(world, rep, subjects, work):
     ngdir = work / "nginx"
     ngdir.mkdir()
     (ngdir / "nginx.conf").write_text(f"""
-worker_processes {THREADS};
+worker_processes 1;
 pid {ngdir}/nginx.pid;
 error_log {ngdir}/error.log warn;
 daemon off;
@@ -131,6 +132,7 @@ http {{
 	access_log off;
 	keepalive_requests 1000000;
 	ssl_session_cache shared:SSL:1m;
+	ssl_protocols TLSv1.2 TLSv1.3;
 	default_type application/json;
 	server {{
 		listen 127.0.0.1:{port} ssl;
@@ -156,35 +158,70 @@ end
     def run_wrk(url, paths, out, secs):
         env = dict(os.environ, PATHS_FILE=str(paths))
         with open(out, "w") as f:
-            subprocess.run(["wrk", f"-t{THREADS}", f"-c{CONNS}", f"-d{secs}s", "--latency",
-                            "-s", str(lua), url], stdout=f, env=env, check=True)
+            subprocess.run(["taskset", "-c", "1", "wrk", "-t1", f"-c{CONNS}", f"-d{secs}s",
+                            "--latency", "-s", str(lua), url], stdout=f, env=env, check=True)
+
+    def measure(url, paths, pids, secs, out):
+        c0 = cpu_seconds(pids)
+        run_wrk(url, paths, out, secs)
+        c1 = cpu_seconds(pids)
+        rate, p99, err = parse_wrk(out)
+        n = max(1.0, rate * secs)
+        return rate, p99, err, (c1 - c0) * 1e6 / n
 
     try:
-        print(f"queries: wrk -t{THREADS} -c{CONNS} -d{DURATION}s over {len(subjects)} subjects, "
-              f"HTTPS keep-alive; answers {min(sizes)}..{max(sizes)} bytes")
+        # Both servers on CPU 0, every thread; wrk on CPU 1.  Pinned after start so that
+        # threads started so far are covered (children inherit the mask).
+        pin(0, [rep.proc.pid, nginx.pid])
+        print(f"queries: wrk -t1 -c{CONNS} -d{DURATION}s over {len(subjects)} subjects, "
+              f"HTTPS keep-alive; answers {min(sizes)}..{max(sizes)} bytes; servers pinned "
+              f"to CPU 0 (one worker each), wrk to CPU 1; {ROUNDS} interleaved rounds")
         run_wrk(rep.base_url, work / "rep-paths.txt", "/dev/null", 2)
         run_wrk(f"https://127.0.0.1:{port}", work / "ng-paths.txt", "/dev/null", 2)
         perf = None
         if os.environ.get("BENCH_PERF"):  # where the daemon spends its time, for tuning
             perf = subprocess.Popen(["perf", "record", "-g", "-o", str(work / "perf.data"),
                                      "-p", str(rep.proc.pid)], stderr=subprocess.DEVNULL)
-        run_wrk(rep.base_url, work / "rep-paths.txt", work / "wrk-rep.txt", DURATION)
-        if perf:
+            run_wrk(rep.base_url, work / "rep-paths.txt", "/dev/null", DURATION)
             perf.send_signal(2)
             perf.wait()
             subprocess.run(f"perf report -i {work / 'perf.data'} --no-children --stdio "
-                           f"2>/dev/null | grep -v '^#' | grep '%' | head -40", shell=True)
-        run_wrk(f"https://127.0.0.1:{port}", work / "ng-paths.txt", work / "wrk-ng.txt",
-                DURATION)
+                           f"2>/dev/null | grep -v '^#' | grep '%' | head -60", shell=True)
+        ours, peer = [], []
+        print(f"{'':8}{'anchor-reputation':>34}   {'nginx (same bodies)':>34}")
+        print(f"{'round':8}{'req/s':>10}{'p99 ms':>8}{'us CPU/req':>11}{'non2xx':>7}   "
+              f"{'req/s':>10}{'p99 ms':>8}{'us CPU/req':>11}{'non2xx':>7}{'ratio':>7}")
+        for r in range(ROUNDS):
+            a = measure(rep.base_url, work / "rep-paths.txt", [rep.proc.pid],
+                        DURATION, work / "wrk-rep.txt")
+            b = measure(f"https://127.0.0.1:{port}", work / "ng-paths.txt",
+                        [nginx.pid], DURATION, work / "wrk-ng.txt")
+            ours.append(a)
+            peer.append(b)
+            print(f"{r + 1:<8d}{a[0]:10.0f}{a[1]:8.2f}{a[3]:11.1f}{a[2]:7d}   "
+                  f"{b[0]:10.0f}{b[1]:8.2f}{b[3]:11.1f}{b[2]:7d}{a[0] / b[0]:7.2f}")
     finally:
         nginx.terminate()
         nginx.wait()
-    r_rate, r_p99, r_err = parse_wrk(work / "wrk-rep.txt")
-    n_rate, n_p99, n_err = parse_wrk(work / "wrk-ng.txt")
-    print(f"{'':26}{'requests/s':>12}{'p99 ms':>10}{'non-2xx':>9}")
-    print(f"{'anchor-reputation query':26}{r_rate:12.0f}{r_p99:10.2f}{r_err:9d}")
-    print(f"{'nginx (same bodies)':26}{n_rate:12.0f}{n_p99:10.2f}{n_err:9d}")
-    print(f"ratio anchor-reputation/nginx: {r_rate / n_rate:.2f}")
+    med = [statistics.median(x[i] for x in ours) for i in range(4)]
+    pmed = [statistics.median(x[i] for x in peer) for i in range(4)]
+    ratios = sorted(a[0] / b[0] for a, b in zip(ours, peer))
+    print(f"median  {med[0]:10.0f}{med[1]:8.2f}{med[3]:11.1f}{'':7}   "
+          f"{pmed[0]:10.0f}{pmed[1]:8.2f}{pmed[3]:11.1f}")
+    print(f"ratio anchor-reputation/nginx (same round): median "
+          f"{statistics.median(ratios):.2f}, range {ratios[0]:.2f}..{ratios[-1]:.2f}; "
+          f"p99 {med[1]:.2f} vs {pmed[1]:.2f} ms; CPU/req {med[3]:.1f} vs {pmed[3]:.1f} us")
+
+
+def pin(cpu, pids):
+    subprocess.run(["python3", str(SRC / "bench" / "cpu.py"), "pin", str(cpu)]
+                   + [str(p) for p in pids], check=True)
+
+
+def cpu_seconds(pids):
+    out = subprocess.run(["python3", str(SRC / "bench" / "cpu.py"), "cpu"]
+                         + [str(p) for p in pids], check=True, capture_output=True, text=True)
+    return float(out.stdout)
 
 
 def anchorlib_free_port():
@@ -220,10 +257,9 @@ def main():
               f"subjects, anchor-reputation with 8 HTTP threads")
         subjects = ingest(world, rep)
         rep.stop()
-        rep.params["http_threads"] = str(THREADS)
+        rep.params["http_threads"] = "1"
         rep.start()
-        print(f"== queries: anchor-reputation with {THREADS} HTTP threads, nginx with "
-              f"{THREADS} workers")
+        print("== queries: anchor-reputation with 1 HTTP thread, nginx with 1 worker")
         queries(world, rep, subjects, work)
     finally:
         fin.run()
