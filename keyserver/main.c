@@ -10,14 +10,10 @@
  * it dies.  Meanwhile requests that need a signature get 503.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -28,11 +24,13 @@
 #include "core/db.h"
 #include "http/http.h"
 #include "core/log.h"
+#include "core/signer_proc.h"
 #include "ks.h"
 #include "ks_signer.h"
 
 #define SIGNER_START_WAIT_MS 15000
-#define SIGNER_RESTART_PAUSE_S 1 /* between restarts of a signer that dies at once */
+#define SIGNER_STOP_GRACE_MS 5000 /* to finish what it does once the pipe closes */
+#define SIGNER_RESTART_PAUSE_S 1  /* between restarts of a signer that dies at once */
 
 static void usage(void)
 {
@@ -52,152 +50,57 @@ static int load_settings(const struct daemon_opts *o, struct ks_settings *s, str
 
 /* ------------------------------------------------------------------ the signer process */
 
-struct signer_proc {
-	pid_t pid;
-	int fd; /* our end of the pipe: the signer exits when it closes */
-	time_t started;
+/* Where the signer's socket lives: signer_socket, or a directory of our own in /tmp
+ * (tmpdir, removed at exit). */
+struct ks_signer_place {
 	char socket[108];
 	char tmpdir[64]; /* made for the socket when signer_socket is unset; or "" */
-	char self[4096];
-	char **argv; /* the signer's: [0] ours, "--signer", FD, SOCKET, our arguments */
-	char fdbuf[16];
 };
 
-static int signer_prepare(struct signer_proc *sp, const struct ks_settings *s, int argc,
-                          char **argv, struct err *e)
+static struct signer_proc *signer_prepare(struct ks_signer_place *pl, const struct ks_settings *s,
+                                          int argc, char **argv, struct err *e)
 {
-	ssize_t n = readlink("/proc/self/exe", sp->self, sizeof(sp->self) - 1);
+	struct signer_proc_opts o = {
+	    .socket = pl->socket,
+	    .start_wait_ms = SIGNER_START_WAIT_MS,
+	    .stop_grace_ms = SIGNER_STOP_GRACE_MS,
+	    .restart_pause_s = SIGNER_RESTART_PAUSE_S,
+	};
 
-	if (n <= 0)
-		snprintf(sp->self, sizeof(sp->self), "%s", argv[0]);
 	if (s->signer_socket != NULL && *s->signer_socket) {
-		if (strlen(s->signer_socket) >= sizeof(sp->socket) - 12)
-			return err_set(e, ERR_INPUT, "bad_config", "signer_socket %s is too long",
-			               s->signer_socket);
-		snprintf(sp->socket, sizeof(sp->socket), "%s", s->signer_socket);
+		/* room left for what the signer appends (sun_path is 108 bytes) */
+		if (strlen(s->signer_socket) >= sizeof(pl->socket) - 12) {
+			err_set(e, ERR_INPUT, "bad_config", "signer_socket %s is too long",
+			        s->signer_socket);
+			return NULL;
+		}
+		snprintf(pl->socket, sizeof(pl->socket), "%s", s->signer_socket);
 	} else {
-		snprintf(sp->tmpdir, sizeof(sp->tmpdir), "/tmp/anchor-keyserver.XXXXXX");
-		if (mkdtemp(sp->tmpdir) == NULL)
-			return err_set(e, ERR_INTERNAL, "signer", "mkdtemp: %s", strerror(errno));
-		snprintf(sp->socket, sizeof(sp->socket), "%s/signer.sock", sp->tmpdir);
-	}
-	/* Built before any fork: the child only execs. */
-	if ((sp->argv = calloc((size_t)argc + 4, sizeof(char *))) == NULL)
-		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
-	sp->argv[0] = argv[0];
-	sp->argv[1] = "--signer";
-	sp->argv[2] = sp->fdbuf;
-	sp->argv[3] = sp->socket;
-	for (int i = 1; i < argc; i++)
-		sp->argv[i + 3] = argv[i];
-	return 0;
-}
-
-static void signer_cleanup(struct signer_proc *sp)
-{
-	unlink(sp->socket);
-	if (sp->tmpdir[0])
-		rmdir(sp->tmpdir);
-	free(sp->argv);
-}
-
-/* fork + exec from a possibly threaded process: the child calls only async-signal-safe
- * functions (its signal mask is cleared: ours blocks SIGTERM for sigwait). */
-static int signer_spawn(struct signer_proc *sp, struct err *e)
-{
-	sigset_t none;
-	int p[2];
-	pid_t pid;
-
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return err_set(e, ERR_INTERNAL, "signer", "pipe: %s", strerror(errno));
-	snprintf(sp->fdbuf, sizeof(sp->fdbuf), "%d", p[0]);
-	sigemptyset(&none);
-	unlink(sp->socket);
-	pid = fork();
-	if (pid < 0) {
-		close(p[0]);
-		close(p[1]);
-		return err_set(e, ERR_INTERNAL, "signer", "fork: %s", strerror(errno));
-	}
-	if (pid == 0) {
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		if (fcntl(p[0], F_SETFD, 0) < 0) /* the signer keeps its end */
-			_exit(127);
-		execv(sp->self, sp->argv);
-		_exit(127);
-	}
-	close(p[0]);
-	sp->pid = pid;
-	sp->fd = p[1];
-	sp->started = time(NULL);
-	return 0;
-}
-
-/* Wait until the signer's socket exists (it is created once the signer is ready). */
-static int signer_wait_ready(struct signer_proc *sp, struct err *e)
-{
-	struct timespec ts = {0, 20 * 1000 * 1000};
-	int waited, status;
-
-	for (waited = 0; waited < SIGNER_START_WAIT_MS; waited += 20) {
-		if (access(sp->socket, F_OK) == 0)
-			return 0;
-		if (waitpid(sp->pid, &status, WNOHANG) == sp->pid) {
-			sp->pid = -1;
-			return err_set(
-			    e, ERR_INPUT, "signer",
-			    "the signer process exited at start (status %d): see its log "
-			    "line above",
-			    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+		snprintf(pl->tmpdir, sizeof(pl->tmpdir), "/tmp/anchor-keyserver.XXXXXX");
+		if (mkdtemp(pl->tmpdir) == NULL) {
+			pl->tmpdir[0] = '\0';
+			err_set(e, ERR_INTERNAL, "signer", "mkdtemp: %s", strerror(errno));
+			return NULL;
 		}
-		nanosleep(&ts, NULL);
+		snprintf(pl->socket, sizeof(pl->socket), "%s/signer.sock", pl->tmpdir);
 	}
-	return err_set(e, ERR_INTERNAL, "signer", "the signer did not start within %d ms",
-	               SIGNER_START_WAIT_MS);
+	return signer_proc_new(&o, argc, argv, e);
 }
 
-/* Close the pipe and let the signer finish what it does and exit by itself (a few
- * seconds at most), then make sure it is gone. */
-static void signer_stop(struct signer_proc *sp)
+static void signer_place_cleanup(const struct ks_signer_place *pl)
 {
-	struct timespec ts = {0, 20 * 1000 * 1000};
-
-	if (sp->fd >= 0)
-		close(sp->fd);
-	sp->fd = -1;
-	if (sp->pid <= 0)
-		return;
-	for (int waited = 0; waited < 5000; waited += 20) {
-		if (waitpid(sp->pid, NULL, WNOHANG) == sp->pid) {
-			sp->pid = -1;
-			return;
-		}
-		nanosleep(&ts, NULL);
-	}
-	kill(sp->pid, SIGTERM);
-	waitpid(sp->pid, NULL, 0);
-	sp->pid = -1;
+	if (pl->socket[0])
+		unlink(pl->socket);
+	if (pl->tmpdir[0])
+		rmdir(pl->tmpdir);
 }
 
 /* SIGCHLD: when the signer died, start another (the client reconnects). */
 static void signer_reap(struct signer_proc *sp)
 {
 	struct err e = {0};
-	int status;
 
-	if (sp->pid <= 0 || waitpid(sp->pid, &status, WNOHANG) != sp->pid)
-		return;
-	log_err(NULL, "the signer process exited (%s %d): restarting it",
-	        WIFSIGNALED(status) ? "signal" : "status",
-	        WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
-	close(sp->fd);
-	sp->fd = -1;
-	sp->pid = -1;
-	if (time(NULL) - sp->started < SIGNER_RESTART_PAUSE_S)
-		sleep(
-		    SIGNER_RESTART_PAUSE_S); /* one that dies at start is not restarted in a loop */
-	if (signer_spawn(sp, &e) < 0)
+	if (signer_proc_reap(sp, &e) < 0)
 		log_err(NULL, "%s", e.msg);
 }
 
@@ -254,9 +157,9 @@ static int serve(struct ks *ks, struct signer_proc *sp, struct err *e)
 	daemon_block_signals(&set);
 	sigaddset(&set, SIGCHLD);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	if (signer_spawn(sp, e) < 0 || signer_wait_ready(sp, e) < 0)
+	if (signer_proc_spawn(sp, e) < 0 || signer_proc_wait_ready(sp, e) < 0)
 		return -1;
-	if ((ks->signer = ks_signer_client_new(sp->socket, e)) == NULL)
+	if ((ks->signer = ks_signer_client_new(signer_proc_socket(sp), e)) == NULL)
 		return -1;
 	if ((ks->pool = db_pool_new(ks->cfg.db_conninfo, (int)ks->cfg.db_pool_size, e)) == NULL)
 		return -1;
@@ -322,7 +225,8 @@ int main(int argc, char **argv)
 {
 	struct daemon_opts o = {0};
 	struct ks ks = {0};
-	struct signer_proc sp = {.pid = -1, .fd = -1};
+	struct ks_signer_place place = {0};
+	struct signer_proc *sp = NULL;
 	struct err e = {0};
 	enum log_level lvl = LOG_LVL_INFO;
 	int rc = 1;
@@ -354,7 +258,8 @@ int main(int argc, char **argv)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if ((ks.cfg.migrate_on_start &&
 	     daemon_migrate(ks.cfg.db_conninfo, ks.cfg.sql_dir, &e) < 0) ||
-	    signer_prepare(&sp, &ks.cfg, argc, argv, &e) < 0 || serve(&ks, &sp, &e) < 0) {
+	    (sp = signer_prepare(&place, &ks.cfg, argc, argv, &e)) == NULL ||
+	    serve(&ks, sp, &e) < 0) {
 		log_err(NULL, "%s", e.msg);
 		goto out;
 	}
@@ -365,8 +270,8 @@ out:
 	ks_group_free(ks.heads);
 	db_pool_free(ks.pool);
 	frame_client_free(ks.signer);
-	signer_stop(&sp);
-	signer_cleanup(&sp);
+	signer_proc_free(sp);
+	signer_place_cleanup(&place);
 	conf_free(ks_settings_table, &ks.cfg);
 	daemon_opts_free(&o);
 	return rc;

@@ -8,14 +8,11 @@
  * from a fork of a threaded process, and can be restarted the same way.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -26,6 +23,7 @@
 #include "core/daemon.h"
 #include "dns/discover.h"
 #include "core/log.h"
+#include "core/signer_proc.h"
 #include "core/ttlcache.h"
 #include "relayd.h"
 #include "dns/resolve.h"
@@ -63,93 +61,11 @@ static int make_state_dirs(const struct relay_settings *s, struct err *e)
 	return 0;
 }
 
-/* ------------------------------------------------------------------ the signer process */
-
-struct signer_proc {
-	pid_t pid;
-	int fd; /* our end of the pipe: the signer exits when it closes */
-	char socket[4096];
-	char self[4096];
-	char **argv; /* our own arguments, passed on */
-	int argc;
-};
-
-static int signer_spawn(struct signer_proc *sp, struct err *e)
-{
-	int p[2];
-	pid_t pid;
-
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return err_set(e, ERR_INTERNAL, "signer", "pipe: %s", strerror(errno));
-	unlink(sp->socket);
-	pid = fork();
-	if (pid < 0) {
-		close(p[0]);
-		close(p[1]);
-		return err_set(e, ERR_INTERNAL, "signer", "fork: %s", strerror(errno));
-	}
-	if (pid == 0) {
-		char fdbuf[16], **av = calloc((size_t)sp->argc + 4, sizeof(char *));
-		int i, fd = dup(p[0]); /* without O_CLOEXEC: the signer keeps it */
-
-		if (av == NULL || fd < 0)
-			_exit(127);
-		snprintf(fdbuf, sizeof(fdbuf), "%d", fd);
-		av[0] = sp->argv[0];
-		av[1] = "--signer";
-		av[2] = fdbuf;
-		av[3] = sp->socket;
-		for (i = 1; i < sp->argc; i++)
-			av[i + 3] = sp->argv[i];
-		execv(sp->self, av);
-		_exit(127);
-	}
-	close(p[0]);
-	sp->pid = pid;
-	sp->fd = p[1];
-	return 0;
-}
-
-/* Wait until the signer's socket exists (it is created once the keys are loaded). */
-static int signer_wait_ready(struct signer_proc *sp, struct err *e)
-{
-	struct timespec ts = {0, 20 * 1000 * 1000};
-	int waited, status;
-
-	for (waited = 0; waited < SIGNER_START_WAIT_MS; waited += 20) {
-		if (access(sp->socket, F_OK) == 0)
-			return 0;
-		if (waitpid(sp->pid, &status, WNOHANG) == sp->pid) {
-			sp->pid = -1;
-			return err_set(
-			    e, ERR_INPUT, "signer",
-			    "the signer process exited at start (status %d): see its log "
-			    "line above",
-			    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-		}
-		nanosleep(&ts, NULL);
-	}
-	return err_set(e, ERR_INTERNAL, "signer", "the signer did not start within %d ms",
-	               SIGNER_START_WAIT_MS);
-}
-
-static void signer_stop(struct signer_proc *sp)
-{
-	if (sp->fd >= 0)
-		close(sp->fd);
-	sp->fd = -1;
-	if (sp->pid > 0) {
-		kill(sp->pid, SIGTERM);
-		waitpid(sp->pid, NULL, 0);
-	}
-	sp->pid = -1;
-}
-
 /* ------------------------------------------------------------------ the relay process */
 
 struct relay_main {
 	struct relayd d;
-	struct signer_proc sp;
+	struct signer_proc *sp;
 	struct event *sigterm, *sigint, *sigchld, *sighup;
 };
 
@@ -175,20 +91,11 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 static void on_child(evutil_socket_t sig, short what, void *arg)
 {
 	struct relay_main *rm = arg;
-	int status;
 	struct err e = {0};
 
 	(void)sig;
 	(void)what;
-	if (rm->sp.pid <= 0 || waitpid(rm->sp.pid, &status, WNOHANG) != rm->sp.pid)
-		return;
-	log_err(NULL, "the signer process exited (%s %d): restarting it",
-	        WIFSIGNALED(status) ? "signal" : "status",
-	        WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
-	close(rm->sp.fd);
-	rm->sp.fd = -1;
-	rm->sp.pid = -1;
-	if (signer_spawn(&rm->sp, &e) < 0)
+	if (signer_proc_reap(rm->sp, &e) < 0)
 		log_err(NULL, "%s", e.msg);
 }
 
@@ -234,7 +141,7 @@ static int open_parts(struct relay_main *rm, struct err *e)
 	if ((d->qin = open_queue(s, "in", e)) == NULL ||
 	    (d->qout = open_queue(s, "out", e)) == NULL)
 		return -1;
-	if ((d->signer = relay_signer_client_new(rm->sp.socket, e)) == NULL)
+	if ((d->signer = relay_signer_client_new(signer_proc_socket(rm->sp), e)) == NULL)
 		return -1;
 	if ((d->verifier = relay_verifier_new(s, e)) == NULL)
 		return -1;
@@ -319,7 +226,7 @@ static int run(struct relay_main *rm, struct err *e)
 	struct relayd *d = &rm->d;
 	int rc = -1;
 
-	if (signer_spawn(&rm->sp, e) < 0 || signer_wait_ready(&rm->sp, e) < 0)
+	if (signer_proc_spawn(rm->sp, e) < 0 || signer_proc_wait_ready(rm->sp, e) < 0)
 		goto out;
 	if (evthread_use_pthreads() < 0) {
 		err_set(e, ERR_INTERNAL, "internal", "libevent has no thread support");
@@ -365,7 +272,7 @@ out:
 		event_free(rm->sighup);
 	if (d->base != NULL)
 		event_base_free(d->base);
-	signer_stop(&rm->sp);
+	signer_proc_stop(rm->sp);
 	return rc;
 }
 
@@ -417,6 +324,23 @@ static int signer_main(int argc, char **argv)
 	return rc;
 }
 
+/* The signer's socket lives in the state directory (state_dir/signer, made 0700);
+ * a signer that dies is restarted at once: mail waits for it meanwhile. */
+static struct signer_proc *signer_start_prepare(const struct relay_settings *s, int argc,
+                                                char **argv, struct err *e)
+{
+	char socket[4096];
+	struct signer_proc_opts o = {
+	    .socket = socket,
+	    .start_wait_ms = SIGNER_START_WAIT_MS,
+	    .stop_grace_ms = 0, /* SIGTERM at once: nothing of ours uses it any more */
+	    .restart_pause_s = 0,
+	};
+
+	snprintf(socket, sizeof(socket), "%s/signer/socket", s->state_dir);
+	return signer_proc_new(&o, argc, argv, e);
+}
+
 /*
  * -n fails where the start would: the files the relay itself reads at start are read
  * here the same way (the users table of authenticated submission).  Key files are the
@@ -447,8 +371,6 @@ int main(int argc, char **argv)
 		return signer_main(argc, argv);
 	memset(&s, 0, sizeof(s));
 	memset(&rm, 0, sizeof(rm));
-	rm.sp.fd = -1;
-	rm.sp.pid = -1;
 	log_init("anchor-relay", LOG_LVL_INFO, 0);
 	if ((rc = load_settings(argc, argv, &s, &o, &e)) < 0)
 		goto fail;
@@ -462,15 +384,13 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (make_state_dirs(&s, &e) < 0)
 		goto fail;
-	if (readlink("/proc/self/exe", rm.sp.self, sizeof(rm.sp.self) - 1) < 0)
-		snprintf(rm.sp.self, sizeof(rm.sp.self), "%s", argv[0]);
-	snprintf(rm.sp.socket, sizeof(rm.sp.socket), "%s/signer/socket", s.state_dir);
-	rm.sp.argv = argv;
-	rm.sp.argc = argc;
+	if ((rm.sp = signer_start_prepare(&s, argc, argv, &e)) == NULL)
+		goto fail;
 	rm.d.s = &s;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	rc = run(&rm, &e);
 	curl_global_cleanup();
+	signer_proc_free(rm.sp);
 	if (rc == 0)
 		goto out;
 fail:
