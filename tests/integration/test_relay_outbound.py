@@ -17,8 +17,10 @@ Every name is served by NSD on a loopback port; the relay's MX deliveries go to 
 
 import email
 import email.policy
+import os
 import re
 import shutil
+import signal
 import threading
 import time
 from pathlib import Path
@@ -710,3 +712,48 @@ def test_inbound_recipient_verification(make_relay, rule_sink):
                  data=message("hop down", "x\r\n", to="someone@far.test"))
     assert r.last_code() == 250, r.out
     assert "next hop cannot say now" in down.text()
+
+
+# --------------------------------------------------------------------------
+# The signer process dies: the relay restarts it and signing goes on
+
+def _children(pid):
+    kids = []
+    for t in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{t}/children") as fh:
+            kids += [int(x) for x in fh.read().split()]
+    return kids
+
+
+def test_signer_killed_is_restarted_and_mail_stays_signed(make_relay, nsd, smtp_sink):
+    relay = make_relay(start=False, sign_domains={"x.test": ["ed25519"]})
+    sink = smtp_sink()
+    dns = nsd(mx_domains=["far.test"])
+    relay.params.update({"dns_server": dns.resolver, "smtp_port": str(sink.port)})
+    relay.start()
+    [old] = _children(relay.proc.pid)
+    mark = len(relay.text())
+    os.kill(old, signal.SIGKILL)
+    wait_log(relay, r"the signer process exited \(signal 9\): restarting it", start=mark)
+    deadline = time.monotonic() + 20
+    while True:
+        kids = [k for k in _children(relay.proc.pid) if k != old]
+        if kids or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert kids, "no new signer process"
+    # Mail submitted now (retried by the client while the signer comes back) is signed.
+    deadline = time.monotonic() + 20
+    while True:
+        r = rx.swaks(relay.submission_port, sender=SENDER, to="bob@far.test",
+                     data=message("after the signer's restart", "Still signed.\r\n"))
+        if r.last_code() == 250 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert r.last_code() == 250, r.out
+    [m] = sink.wait_for(1)
+    [sig] = m.header("DKIM-Signature")
+    assert tag(sig, "a") == "ed25519-sha256" and tag(sig, "d") == "x.test", sig
+    assert rx.dkimpy_verify(m.data, relay.records()), m.text
+    assert relay.proc.poll() is None
+    wait_spool_empty(relay)
