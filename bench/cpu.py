@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""CPU pinning and CPU accounting of process trees, for the benchmarks.
+"""CPU pinning and CPU accounting of process trees, for the shell benchmarks; the
+command line of benchcpu.py, which the Python benches import.
 
 pin CPU PID...   pin every thread of each PID and of all its descendants to CPU
                  (children started later inherit it)
@@ -15,42 +16,8 @@ load does to the wall clock.
 import os
 import sys
 
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def children(pid):
-    out = []
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            try:
-                with open(f"/proc/{pid}/task/{tid}/children") as f:
-                    out += [int(x) for x in f.read().split()]
-            except OSError:
-                pass
-    except OSError:
-        pass
-    return out
-
-
-def tree(pid):
-    seen, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        if p in seen:
-            continue
-        seen.append(p)
-        todo += children(p)
-    return seen
-
-
-def cpu_seconds(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    # after the command: state is field 3, utime 14, stime 15, cutime 16, cstime 17
-    return sum(int(x) for x in fields[11:15]) / TICK
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchcpu  # noqa: E402
 
 
 def main():
@@ -59,15 +26,12 @@ def main():
     if sys.argv[1] == "pin":
         cpu = int(sys.argv[2])
         for root in sys.argv[3:]:
-            for p in tree(int(root)):
-                try:
-                    for tid in os.listdir(f"/proc/{p}/task"):
-                        os.sched_setaffinity(int(tid), {cpu})
-                except OSError:
-                    pass
+            try:
+                benchcpu.pin_tree(int(root), cpu)
+            except OSError:
+                pass  # gone meanwhile
         return
-    total = sum(cpu_seconds(p) for root in sys.argv[2:] for p in tree(int(root)))
-    print(f"{total:.3f}")
+    print(f"{sum(benchcpu.tree_cpu(int(root)) for root in sys.argv[2:]):.3f}")
 
 
 if __name__ == "__main__":
