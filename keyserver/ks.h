@@ -64,6 +64,7 @@
 
 #include "pki/crypto.h"
 #include "core/db.h"
+#include "core/db_rw.h"
 #include "core/frame.h"
 #include "http/http.h"
 #include "settings.h"
@@ -73,7 +74,8 @@ struct ks_group;
 
 struct ks {
 	struct ks_settings cfg;
-	struct db_pool *pool;
+	struct db_pool *pool; /* the primary's (writes; reads when there is no replica) */
+	struct db_rw *rw;     /* requests' connections: reads from a replica (core/db_rw.h) */
 	struct ks_cache *cache;
 	struct ks_webhooks *webhooks;
 	struct frame_client *signer; /* the HTTPS process's way to the signer */

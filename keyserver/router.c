@@ -311,6 +311,7 @@ void ks_dispatch(const struct http_request *h, struct http_response *resp, void 
 	const char *method = strcmp(h->method, "HEAD") == 0 ? "GET" : h->method;
 	const struct route *rt = &routes[id];
 	unsigned long long gen = 0;
+	struct db_lease lease;
 
 	if (id == R_NONE) {
 		resp->route = "unknown";
@@ -332,9 +333,11 @@ void ks_dispatch(const struct http_request *h, struct http_response *resp, void 
 		atomic_fetch_add(&ks->cache_hits, 1);
 		return;
 	}
-	r.db = db_pool_get(ks->pool);
+	/* GET and HEAD only read: a replica may answer (core/db_rw.h). */
+	db_rw_get(ks->rw, strcmp(method, "GET") != 0, &lease);
+	r.db = lease.db;
 	run_handler(&r, id, method);
-	db_pool_put(ks->pool, r.db);
+	db_rw_put(ks->rw, &lease);
 	if (cacheable) {
 		atomic_fetch_add(&ks->cache_misses, 1);
 		/* A lookup the database could not answer gets the last good one, if allowed. */
