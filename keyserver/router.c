@@ -39,6 +39,7 @@ enum route_id {
 	R_ERASE,
 	R_DKIM,
 	R_RENEW,
+	R_RENEWAL,
 };
 
 struct route {
@@ -76,6 +77,7 @@ static const struct route routes[] = {
     [R_ERASE] = {R_ERASE, "erase", "POST", 0},
     [R_DKIM] = {R_DKIM, "dkim", "GET", 1},
     [R_RENEW] = {R_RENEW, "renew", "POST", 0},
+    [R_RENEWAL] = {R_RENEWAL, "renewal", "PUT", 0},
 };
 
 static enum route_id match_route(const struct http_request *h)
@@ -93,6 +95,8 @@ static enum route_id match_route(const struct http_request *h)
 			return R_ENROLL;
 		if (n == 4 && http_seg_is(h, 3, "renew"))
 			return R_RENEW;
+		if (n == 4 && http_seg_is(h, 3, "renewal"))
+			return R_RENEWAL;
 		if (n == 4 && http_seg_is(h, 3, "tokens"))
 			return R_TOKENS;
 		if (n == 4 && http_seg_is(h, 3, "servers"))
@@ -182,6 +186,9 @@ static int run_domain_handler(struct ks_req *r, enum route_id id, const char *me
 		break;
 	case R_POLICY:
 		ks_domain_set_policy(r, h->seg[2]);
+		break;
+	case R_RENEWAL:
+		ks_domain_set_renewal(r, h->seg[2]);
 		break;
 	case R_GROUP:
 		if (strcmp(method, "DELETE") == 0)
