@@ -254,15 +254,27 @@ int db_ping(struct db *db, struct err *e)
 
 /* ---- WAL positions (replicas: db_rw.c) ---- */
 
+/* One half of an LSN: 1 to 8 hex digits, ending at stop. */
+static int lsn_half(const char *s, char stop, uint64_t *out, const char **end)
+{
+	char *e;
+	size_t n = strspn(s, "0123456789abcdefABCDEF");
+
+	if (n == 0 || n > 8 || s[n] != stop)
+		return -1;
+	*out = strtoull(s, &e, 16);
+	*end = e;
+	return e == s + n ? 0 : -1;
+}
+
 uint64_t db_lsn_parse(const char *s)
 {
-	unsigned long long hi, lo;
-	int end = 0;
+	uint64_t hi, lo;
+	const char *p;
 
-	if (s == NULL || sscanf(s, "%llX/%llX%n", &hi, &lo, &end) != 2 || s[end] != '\0' ||
-	    hi > UINT32_MAX || lo > UINT32_MAX)
+	if (s == NULL || lsn_half(s, '/', &hi, &p) < 0 || lsn_half(p + 1, '\0', &lo, &p) < 0)
 		return 0;
-	return ((uint64_t)hi << 32) | (uint64_t)lo;
+	return (hi << 32) | lo;
 }
 
 int db_pgconn_wal_lsn(PGconn *conn, uint64_t *lsn)
