@@ -162,14 +162,34 @@ def nodes(servers, tls, operator_token, request):
     made = []
 
     def node(extra):
+        # Small pools: quicker to start, and enough for the few requests at a time here.
         ks = anchorlib.Keyserver(anchorlib.mktemp_dir("anchor-ks-"), write, tls,
-                                 operator_token.hash, {"rate_limit": "0", **extra})
+                                 operator_token.hash,
+                                 {"rate_limit": "0", "db_pool_size": "2", **extra})
         made.append(ks)
-        return ks.start()
+        return ks
+
+    def both(fn):
+        """fn on both nodes at once (starting and stopping take seconds each)."""
+        errors = []
+
+        def run(ks):
+            try:
+                fn(ks)
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=run, args=(ks,)) for ks in made]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
 
     def finish():
+        both(lambda ks: ks.stop())
         for ks in made:
-            ks.stop()
             anchorlib.remove_tree(ks.workdir)
 
     request.addfinalizer(finish)
@@ -177,6 +197,7 @@ def nodes(servers, tls, operator_token, request):
     b = node({"db_read_conninfo": _conninfo(replica.sock, primary.sock,
                                             attrs="prefer-standby"),
               "db_read_wait_ms": READ_WAIT_MS})
+    both(lambda ks: ks.start())  # the migrations are safe to run from both at once
     return a, b
 
 
