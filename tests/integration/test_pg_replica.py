@@ -13,6 +13,7 @@ primary is killed and the replica promoted they find the new primary by themselv
 - B's answer cache, retired by NOTIFY from the primary, never keeps an answer its
   lagging replica computed before the change.
 - Reads the replica has caught up with are served by it.
+- anchor-reputation, on the same pair, sees its own writes through its replica too.
 - The primary is killed (pg_ctl stop -m immediate) while A enrols users, the replica is
   promoted (pg_ctl promote): the same processes go on, every enrolment acknowledged
   before the kill is readable through both nodes, and writes succeed again.
@@ -25,11 +26,14 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 import anchorlib
+import dnsfixtures as dx
 import ksfixtures as kf
+import repfixtures as rx
 
 APPLY_DELAY = "1500ms"  # the replica's lag: far above db_read_wait_ms below
 READ_WAIT_MS = "50"
@@ -254,6 +258,32 @@ def test_reads_from_the_replica(servers, nodes, domain):
     assert b.get(f"/v1/domains/{domain.name}").status == 200
     assert kf.metric(b, "anchor_db_replica_fallbacks_total") == before, \
         "a read the replica had caught up with went to the primary"
+
+
+def test_reputation_reads_its_own_writes(servers, tls, operator_token):
+    """anchor-reputation on the same pair: a GET from its lagging replica still sees the
+    node's own write (the reporter it has just registered)."""
+    primary, replica = servers
+    world = SimpleNamespace(tls=tls, operator_token=operator_token, reps=[],
+                            nsd=SimpleNamespace(resolver=f"127.0.0.1:{dx.free_port()}"))
+    work = anchorlib.mktemp_dir("anchor-pgr-rep-")
+    rep = rx.Reputation(world, work, _conninfo(primary.sock, replica.sock, attrs="read-write"),
+                        extra={"db_read_conninfo": _conninfo(replica.sock, primary.sock,
+                                                             attrs="prefer-standby"),
+                               "db_read_wait_ms": READ_WAIT_MS, "db_pool_size": "2"})
+    try:
+        rep.start()
+        c = rep.client()
+        for i in range(3):
+            name = kf.new_domain_name(f"rr{i}")
+            r = c.post("/v1/reporters", {"domain": name}, token=operator_token.token)
+            assert r.status == 201, (r.status, r.body)
+            r = c.get(f"/v1/reporters/{name}")
+            assert r.status == 200, f"the node did not see its own write: {r.status} {r.body}"
+        assert kf.metric(c, "anchor_db_replica_fallbacks_total") > 0
+    finally:
+        rep.stop()
+    anchorlib.remove_tree(work)
 
 
 def test_failover_loses_nothing_acknowledged(servers, nodes, domain):
