@@ -138,6 +138,8 @@ static int raise_floor(struct ks_cache *c, PGconn *conn)
 {
 	uint64_t lsn;
 
+	if (!db_rw_has_replica(c->rw)) /* every read is on the primary: nothing to wait for */
+		return 1;
 	if (db_pgconn_wal_lsn(conn, &lsn) < 0)
 		return 0;
 	db_rw_raise(c->rw, lsn);
