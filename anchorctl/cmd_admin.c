@@ -364,3 +364,85 @@ int ctl_cmd_group_delete(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, c
 {
 	return group_cmd(ctl, cmd, argc, argv, 0);
 }
+
+/* One --window/--min-interval/--max-lifetime value into body: a duration, or "default"
+ * (null: the key server's own). */
+static int renewal_opt(const struct ctl_cmd *cmd, json_t *body, const char *key, const char *opt,
+                       const char *text, int *status)
+{
+	long long secs;
+
+	if (text == NULL)
+		return 0;
+	if (strcmp(text, "default") == 0) {
+		json_object_set_new(body, key, json_null());
+		return 0;
+	}
+	if (ctl_args_duration(text, &secs) < 0) {
+		*status = ctl_usage(cmd, "%s: a duration (30d, 12h, seconds) or default", opt);
+		return -1;
+	}
+	json_object_set_new(body, key, json_integer(secs));
+	return 0;
+}
+
+static void renewal_print(const char *domain, json_t *answer)
+{
+	json_t *r = json_object_get(answer, "renewal");
+	const char *keys[3] = {"window", "min_interval", "max_lifetime"};
+
+	printf("%s: renewal limits", domain);
+	for (int i = 0; i < 3; i++) {
+		json_t *v = json_object_get(r, keys[i]);
+		if (json_is_integer(v))
+			printf(" %s=%llds", keys[i], (long long)json_integer_value(v));
+		else
+			printf(" %s=server", keys[i]);
+	}
+	printf("\n");
+}
+
+int ctl_cmd_domain_renewal(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
+{
+	const char *window = NULL, *interval = NULL, *lifetime = NULL;
+	const struct ctl_opt opts[] = {
+	    {"--window", &window, NULL},
+	    {"--min-interval", &interval, NULL},
+	    {"--max-lifetime", &lifetime, NULL},
+	    CTL_COMMON_OPTS(ctl),
+	    {NULL, NULL, NULL},
+	};
+	char token[CTL_TOKEN_MAX] = "";
+	struct ctl_client client;
+	struct ctl_args a;
+	json_t *body = json_object(), *answer = NULL;
+	char *path = NULL;
+	int status = CTL_FAIL;
+
+	if (body == NULL || ctl_parse(cmd, opts, argc, argv, 1, 1, &a, &status) < 0 ||
+	    ctl_arg_domain(cmd, a.pos[0], &status) < 0)
+		goto out;
+	if (window == NULL && interval == NULL && lifetime == NULL) {
+		status = ctl_usage(cmd, "give --window, --min-interval or --max-lifetime");
+		goto out;
+	}
+	if (renewal_opt(cmd, body, "window", "--window", window, &status) < 0 ||
+	    renewal_opt(cmd, body, "min_interval", "--min-interval", interval, &status) < 0 ||
+	    renewal_opt(cmd, body, "max_lifetime", "--max-lifetime", lifetime, &status) < 0)
+		goto out;
+	if (ctl_admin_client(ctl, cmd, a.pos[0], token, &client, &status) < 0)
+		goto out;
+	path = ctl_api_path("domains", a.pos[0], "/renewal");
+	if (admin_call(&client, "PUT", path, body, &answer, &status) < 0)
+		goto out;
+	if (ctl->json)
+		ctl_out_json(stdout, answer);
+	else
+		renewal_print(a.pos[0], answer);
+out:
+	explicit_bzero(token, sizeof(token));
+	json_decref(body);
+	json_decref(answer);
+	free(path);
+	return status;
+}

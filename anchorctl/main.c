@@ -32,6 +32,14 @@ static const struct ctl_cmd commands[] = {
      "Needs the operator token (--token-file FILE or ANCHOR_OPERATOR_TOKEN). The\n"
      "domain's admin token is written to DIR/admin.token (0600); it is printed only\n"
      "with --print-token."},
+    {"domain", "renewal", ctl_cmd_domain_renewal,
+     "<domain> [--window D] [--min-interval D] [--max-lifetime D]",
+     "Domain admin: the domain's own limits on renewal by the current key\n"
+     "(PUT /v1/domains/{d}/renewal): renewal opens D before expiry (--window), a\n"
+     "certificate must have been current D before it is renewed (--min-interval),\n"
+     "a renewed certificate lives at most D (--max-lifetime, whole days). D is a\n"
+     "duration (30d, 12h, seconds) or \"default\" for the key server's own, which\n"
+     "also bound the domain's: a domain can only be stricter."},
     {"key", "new", ctl_cmd_key_new, "<address> | --server <host>  [--dir DIR] [--alg ALG]",
      "Make a private key and a PKCS#10 request for an address (user) or, with\n"
      "--server, a host: DIR/<name>.key (0600) and DIR/<name>.csr. DIR defaults to\n"

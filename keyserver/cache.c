@@ -12,6 +12,7 @@
 
 #include <libpq-fe.h>
 
+#include "core/db.h"
 #include "core/log.h"
 #include "core/ttlcache.h"
 #include "pki/crypto.h"
@@ -39,6 +40,7 @@ struct ks_cache {
 	pthread_t listener;
 	int listening;
 	char *conninfo;
+	struct db_rw *rw; /* its floor is raised to each change notified */
 };
 
 static time_t now_mono(void)
@@ -128,21 +130,45 @@ static PGconn *listener_connect(const char *conninfo)
 	return conn;
 }
 
+/* Reads after this must see everything the primary has now (a notification arrives
+ * after its commit, so the position is past it).  Raised before the generation is bumped:
+ * whoever reads the new generation also finds the new floor.  0 when it cannot be read
+ * (the connection broke: the listener reconnects, and raises it then). */
+static int raise_floor(struct ks_cache *c, PGconn *conn)
+{
+	uint64_t lsn;
+
+	if (!db_rw_has_replica(c->rw)) /* every read is on the primary: nothing to wait for */
+		return 1;
+	if (db_pgconn_wal_lsn(conn, &lsn) < 0)
+		return 0;
+	db_rw_raise(c->rw, lsn);
+	return 1;
+}
+
 /* Wait for notifications until the connection breaks or we are told to stop. */
 static void listener_drain(struct ks_cache *c, PGconn *conn)
 {
 	struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
 	PGnotify *n;
+	int changed;
 
 	while (!atomic_load(&c->stop)) {
 		if (poll(&pfd, 1, 250) < 0)
 			continue;
 		if (PQconsumeInput(conn) == 0 || PQstatus(conn) != CONNECTION_OK)
 			return;
-		while ((n = PQnotifies(conn)) != NULL) {
-			ks_cache_invalidate(c);
+		for (changed = 0; (n = PQnotifies(conn)) != NULL; changed = 1)
 			PQfreemem(n);
+		if (!changed)
+			continue;
+		if (!raise_floor(c, conn)) {
+			/* Nothing may be cached from a replica that could still lack the change. */
+			atomic_store(&c->usable, 0);
+			ks_cache_invalidate(c);
+			return;
 		}
+		ks_cache_invalidate(c);
 	}
 }
 
@@ -152,6 +178,10 @@ static void *listener_main(void *arg)
 
 	while (!atomic_load(&c->stop)) {
 		PGconn *conn = listener_connect(c->conninfo);
+		if (conn != NULL && !raise_floor(c, conn)) {
+			PQfinish(conn);
+			conn = NULL;
+		}
 		if (conn == NULL) {
 			usleep(500 * 1000);
 			continue;
@@ -172,8 +202,9 @@ static void *listener_main(void *arg)
 	return NULL;
 }
 
-int ks_cache_listen(struct ks_cache *c, const char *conninfo, struct err *e)
+int ks_cache_listen(struct ks_cache *c, const char *conninfo, struct db_rw *rw, struct err *e)
 {
+	c->rw = rw;
 	if ((c->conninfo = strdup(conninfo)) == NULL)
 		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
 	if (pthread_create(&c->listener, NULL, listener_main, c) != 0)

@@ -2,7 +2,8 @@
  * cache.h - answers to public lookups, kept in memory until the data changes.
  *
  * Every write to a domain sends NOTIFY anchor_change inside its transaction;
- * each key-server node LISTENs on its own connection and bumps a generation
+ * each key-server node LISTENs on its own connection to the primary (db_conninfo: a
+ * replica never delivers notifications) and bumps a generation
  * counter when a notification arrives, which retires every cached answer at
  * once.  Writes are rare and lookups many, so the coarse invalidation costs
  * little.  While the listening connection is down nothing is served from or
@@ -26,6 +27,7 @@
 #define KS_CACHE_H
 
 #include "http/http.h"
+#include "core/db_rw.h"
 #include "core/err.h"
 
 struct ks_cache;
@@ -34,8 +36,12 @@ struct ks_cache;
 struct ks_cache *ks_cache_new(size_t max_bytes, long long stale_if_error);
 void ks_cache_free(struct ks_cache *c); /* stops the listener; accepts NULL */
 
-/* Start the change listener on its own connection. */
-int ks_cache_listen(struct ks_cache *c, const char *conninfo, struct err *e);
+/* Start the change listener on its own connection to conninfo, which must reach the
+ * primary: NOTIFY is not carried to replicas.  Each change notified (and each reconnect)
+ * also raises rw's floor to the primary's position, so that an answer computed after the
+ * change, on a replica, includes it (core/db_rw.h); otherwise a lagging replica could
+ * hand this node the old answer to keep for max-age. */
+int ks_cache_listen(struct ks_cache *c, const char *conninfo, struct db_rw *rw, struct err *e);
 
 /* Retire every cached answer (called after a local write commits). */
 void ks_cache_invalidate(struct ks_cache *c);

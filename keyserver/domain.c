@@ -1,4 +1,5 @@
-/* domain.c - the domain resource: publish, register (operator), policy and groups (admin). */
+/* domain.c - the domain resource: publish, register (operator), policy, renewal limits and
+ * groups (admin). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +11,7 @@
 #include "pki/crl.h"
 #include "pki/crypto.h"
 #include "core/log.h"
+#include "renew_policy.h"
 #include "store.h"
 
 void ks_domain_get(struct ks_req *r, const char *domain, const char *part)
@@ -342,6 +344,90 @@ fail:
 	if (e.kind == ERR_NONE)
 		err_set(&e, ERR_INTERNAL, "internal", "out of memory");
 	free(addr);
+	ks_domain_free(d);
+	ks_fail(r, &e);
+}
+
+/* One member of a renewal-limits body: absent keeps *v, null gives it back to the key
+ * server (-1), else a whole number of seconds. */
+static int renewal_member(json_t *body, const char *k, long long *v, struct err *e)
+{
+	json_t *x = json_object_get(body, k);
+
+	if (x == NULL)
+		return 0;
+	if (json_is_null(x)) {
+		*v = KS_RENEW_UNSET;
+		return 0;
+	}
+	if (!json_is_integer(x) || json_integer_value(x) < 0)
+		return err_set(e, ERR_INPUT, "bad_request",
+		               "%s: a whole number of seconds, or null for the key server's", k);
+	*v = (long long)json_integer_value(x);
+	return 0;
+}
+
+/* The body's limits over the domain's current ones, checked against the server's. */
+static int renewal_limits_parse(struct ks_req *r, const struct ks_domain *d, long long v[3],
+                                struct err *e)
+{
+	static const char *const keys[3] = {"window", "min_interval", "max_lifetime"};
+	const struct ks_settings *cfg = &r->ks->cfg;
+	const struct ks_renew_policy server = {.window = cfg->renew_window,
+	                                       .min_interval = cfg->renew_min_interval,
+	                                       .max_lifetime = cfg->renew_max_lifetime,
+	                                       .cert_days = cfg->cert_days};
+	json_t *body = r->http->json, *value;
+	const char *key;
+
+	if (!json_is_object(body) || json_object_size(body) == 0)
+		return err_set(e, ERR_INPUT, "bad_request",
+		               "give window, min_interval or max_lifetime (seconds, or null)");
+	json_object_foreach(body, key, value)
+	{
+		if (strcmp(key, keys[0]) != 0 && strcmp(key, keys[1]) != 0 &&
+		    strcmp(key, keys[2]) != 0)
+			return err_set(
+			    e, ERR_INPUT, "bad_request",
+			    "unknown member %.64s: only window, min_interval, max_lifetime", key);
+	}
+	v[0] = d->renew_window;
+	v[1] = d->renew_min_interval;
+	v[2] = d->renew_max_lifetime;
+	for (int i = 0; i < 3; i++)
+		if (renewal_member(body, keys[i], &v[i], e) < 0)
+			return -1;
+	const struct ks_renew_limits lim = {v[0], v[1], v[2]};
+	return ks_renew_limits_check(&server, &lim, e);
+}
+
+void ks_domain_set_renewal(struct ks_req *r, const char *domain)
+{
+	struct ks_domain *d = ks_load_domain(r, domain);
+	struct err e = {0};
+	long long v[3];
+
+	if (d == NULL)
+		return;
+	if (ks_auth_domain_admin(r, d, &e) < 0 || renewal_limits_parse(r, d, v, &e) < 0)
+		goto fail;
+	if (db_begin(r->db, &e) < 0)
+		goto fail;
+	if (ks_store_domain_lock(r->db, d->id, &e) < 0 ||
+	    ks_store_domain_set_renewal(r->db, d->name, v, &e) < 0 ||
+	    ks_store_notify_change(r->db, d->name, &e) < 0 || db_commit(r->db, &e) < 0) {
+		db_rollback(r->db);
+		goto fail;
+	}
+	ks_cache_invalidate(r->ks->cache);
+	log_info(r->http->reqid,
+	         "renewal limits of %s: window=%lld min_interval=%lld "
+	         "max_lifetime=%lld (-1: the server's)",
+	         d->name, v[0], v[1], v[2]);
+	ks_domain_free(d);
+	ks_domain_get(r, domain, NULL);
+	return;
+fail:
 	ks_domain_free(d);
 	ks_fail(r, &e);
 }

@@ -347,11 +347,19 @@ static int renewal_authorise(struct ks_signer *sg, struct issuance *is, struct r
                              struct err *e)
 {
 	const struct ks_settings *cfg = &sg->ks.cfg;
-	struct ks_renew_policy p = {.window = cfg->renew_window,
-	                            .min_interval = cfg->renew_min_interval,
-	                            .max_lifetime = cfg->renew_max_lifetime,
-	                            .cert_days = cfg->cert_days};
+	const struct ks_renew_policy server = {.window = cfg->renew_window,
+	                                       .min_interval = cfg->renew_min_interval,
+	                                       .max_lifetime = cfg->renew_max_lifetime,
+	                                       .cert_days = cfg->cert_days};
+	const struct ks_domain *d = is->sd->d;
+	const struct ks_renew_limits own = {d->renew_window, d->renew_min_interval,
+	                                    d->renew_max_lifetime};
+	struct ks_renew_policy p;
 	int found;
+
+	/* The domain's own limits, held within the server's here too: a row changed
+	 * behind the HTTPS process's checks still cannot loosen them. */
+	ks_renew_policy_for(&server, &own, &p);
 
 	/* The domain's lock first, as every issuance takes it before touching a certificate
 	 * row: two renewals (or a renewal and an enrollment) of one name then queue on it

@@ -64,6 +64,7 @@
 
 #include "pki/crypto.h"
 #include "core/db.h"
+#include "core/db_rw.h"
 #include "core/frame.h"
 #include "http/http.h"
 #include "settings.h"
@@ -73,7 +74,8 @@ struct ks_group;
 
 struct ks {
 	struct ks_settings cfg;
-	struct db_pool *pool;
+	struct db_pool *pool; /* the primary's (writes; reads when there is no replica) */
+	struct db_rw *rw;     /* requests' connections: reads from a replica (core/db_rw.h) */
 	struct ks_cache *cache;
 	struct ks_webhooks *webhooks;
 	struct frame_client *signer; /* the HTTPS process's way to the signer */
@@ -99,6 +101,8 @@ struct ks_domain {
 	char *corporate_address; /* NULL unless policy is corporate */
 	char *updated;
 	char *issuer_key_sealed; /* NULL for a domain without one (never, once registered) */
+	/* its own limits on renewal, seconds; -1: the server's (renew_policy.h) */
+	long long renew_window, renew_min_interval, renew_max_lifetime;
 };
 
 /* Per-request context handed to every handler. */
@@ -124,6 +128,8 @@ void ks_fail(struct ks_req *r, const struct err *e);
 void ks_domain_get(struct ks_req *r, const char *domain, const char *part);
 void ks_domain_register(struct ks_req *r);
 void ks_domain_set_policy(struct ks_req *r, const char *domain);
+/* PUT /v1/domains/{d}/renewal: the domain's own renewal limits (admin). */
+void ks_domain_set_renewal(struct ks_req *r, const char *domain);
 void ks_group_set(struct ks_req *r, const char *domain, const char *group);
 void ks_group_delete(struct ks_req *r, const char *domain, const char *group);
 void ks_domain_erase(struct ks_req *r, const char *domain);

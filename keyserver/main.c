@@ -161,13 +161,15 @@ static int serve(struct ks *ks, struct signer_proc *sp, struct err *e)
 		return -1;
 	if ((ks->signer = ks_signer_client_new(signer_proc_socket(sp), e)) == NULL)
 		return -1;
-	if ((ks->pool = db_pool_new(ks->cfg.db_conninfo, (int)ks->cfg.db_pool_size, e)) == NULL)
+	if ((ks->pool = db_pool_new(ks->cfg.db_conninfo, (int)ks->cfg.db_pool_size, e)) == NULL ||
+	    (ks->rw = db_rw_new(ks->pool, ks->cfg.db_read_conninfo, (int)ks->cfg.db_pool_size,
+	                        ks->cfg.db_read_wait_ms, e)) == NULL)
 		return -1;
 	if ((ks->cache = ks_cache_new((size_t)ks->cfg.answer_cache_bytes,
 	                              ks->cfg.stale_if_error)) == NULL ||
 	    (ks->heads = ks_group_new()) == NULL)
 		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
-	if (ks_cache_listen(ks->cache, ks->cfg.db_conninfo, e) < 0)
+	if (ks_cache_listen(ks->cache, ks->cfg.db_conninfo, ks->rw, e) < 0)
 		return -1;
 	if ((ks->webhooks = ks_webhooks_start(ks, e)) == NULL)
 		return -1;
@@ -268,6 +270,7 @@ out:
 	ks_webhooks_stop(ks.webhooks);
 	ks_cache_free(ks.cache);
 	ks_group_free(ks.heads);
+	db_rw_free(ks.rw);
 	db_pool_free(ks.pool);
 	frame_client_free(ks.signer);
 	signer_proc_free(sp);

@@ -33,10 +33,15 @@ static size_t ks_metrics_health(struct ks *ks, char *buf, size_t len)
 	             "anchor_signer_failures_total %llu\n"
 	             "# HELP anchor_log_append_failures_total Log appends that failed.\n"
 	             "# TYPE anchor_log_append_failures_total counter\n"
-	             "anchor_log_append_failures_total %llu\n",
+	             "anchor_log_append_failures_total %llu\n"
+	             "# HELP anchor_db_replica_fallbacks_total Reads the replica had not caught up "
+	             "for in db_read_wait_ms (or could not serve), answered by the primary.\n"
+	             "# TYPE anchor_db_replica_fallbacks_total counter\n"
+	             "anchor_db_replica_fallbacks_total %llu\n",
 	             db_up, !atomic_load(&ks->signer_down),
 	             (unsigned long long)atomic_load(&ks->signer_failures),
-	             (unsigned long long)atomic_load(&ks->log_append_failures));
+	             (unsigned long long)atomic_load(&ks->log_append_failures),
+	             db_rw_fallbacks(ks->rw));
 	if (n < 0)
 		return 0;
 	return (size_t)n < len ? (size_t)n : len;

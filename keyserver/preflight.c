@@ -131,5 +131,8 @@ int ks_preflight(const struct ks_settings *s, struct err *e)
 	if (s->signer_db_conninfo != NULL && s->signer_db_conninfo[0] != '\0' &&
 	    reachable("signer_db_conninfo", s->signer_db_conninfo, e) < 0)
 		return -1;
+	if (s->db_read_conninfo != NULL && s->db_read_conninfo[0] != '\0' &&
+	    reachable("db_read_conninfo", s->db_read_conninfo, e) < 0)
+		return -1;
 	return 0;
 }

@@ -82,10 +82,9 @@ int ks_renew_request_parse(const json_t *p, long long now, struct ks_renew_reque
 long long ks_renew_window(const struct ks_renew_policy *p, const struct ks_renew_state *s)
 {
 	long long life = s->not_after - s->not_before;
+	long long w = p->window > 0 ? p->window : (life > 0 ? life / 3 : 0);
 
-	if (p->window > 0)
-		return p->window;
-	return life > 0 ? life / 3 : 0;
+	return p->own_window > 0 && p->own_window < w ? p->own_window : w;
 }
 
 int ks_renew_check(const struct ks_renew_policy *p, const struct ks_renew_state *s, struct err *e)
@@ -125,4 +124,56 @@ int ks_renew_days(const struct ks_renew_policy *p)
 	if (p->max_lifetime > 0 && p->max_lifetime / DAY < days)
 		days = p->max_lifetime / DAY;
 	return days < 1 ? 1 : (int)days;
+}
+
+/* The server's longest lifetime of a renewed certificate, in seconds. */
+static long long server_max_lifetime(const struct ks_renew_policy *s)
+{
+	return (long long)ks_renew_days(s) * DAY;
+}
+
+void ks_renew_policy_for(const struct ks_renew_policy *server, const struct ks_renew_limits *dom,
+                         struct ks_renew_policy *out)
+{
+	*out = *server;
+	/* The server's window may be "a third of the lifetime" (0), known only per
+	 * certificate: ks_renew_window takes the shorter of the two there. */
+	out->own_window = dom->window > 0 ? dom->window : 0;
+	if (dom->min_interval > server->min_interval)
+		out->min_interval = dom->min_interval;
+	if (dom->max_lifetime >= DAY && dom->max_lifetime < server_max_lifetime(server))
+		out->max_lifetime = dom->max_lifetime;
+}
+
+int ks_renew_limits_check(const struct ks_renew_policy *server, const struct ks_renew_limits *dom,
+                          struct err *e)
+{
+	const long long most = 825 * DAY;
+
+	if (dom->window != KS_RENEW_UNSET && (dom->window < 1 || dom->window > most))
+		return err_set(e, ERR_INPUT, "renew_limit",
+		               "window: between 1 second and 825 days, in seconds");
+	if (dom->window != KS_RENEW_UNSET && server->window > 0 && dom->window > server->window)
+		return err_set(e, ERR_INPUT, "renew_limit",
+		               "window: at most %lld seconds on this key server (renew_window)",
+		               server->window);
+	if (dom->min_interval != KS_RENEW_UNSET &&
+	    (dom->min_interval < 0 || dom->min_interval > most))
+		return err_set(e, ERR_INPUT, "renew_limit",
+		               "min_interval: between 0 and 825 days, in seconds");
+	if (dom->min_interval != KS_RENEW_UNSET && dom->min_interval < server->min_interval)
+		return err_set(e, ERR_INPUT, "renew_limit",
+		               "min_interval: at least %lld seconds on this key server "
+		               "(renew_min_interval)",
+		               server->min_interval);
+	if (dom->max_lifetime != KS_RENEW_UNSET &&
+	    (dom->max_lifetime < DAY || dom->max_lifetime > most))
+		return err_set(e, ERR_INPUT, "renew_limit",
+		               "max_lifetime: between 1 and 825 days, in seconds");
+	if (dom->max_lifetime != KS_RENEW_UNSET && dom->max_lifetime > server_max_lifetime(server))
+		return err_set(e, ERR_INPUT, "renew_limit",
+		               "max_lifetime: at most %lld seconds on this key server "
+		               "(renew_max_lifetime, cert_days)",
+		               server_max_lifetime(server));
+	return 0;
 }

@@ -23,7 +23,33 @@ struct ks_renew_policy {
 	long long min_interval; /* seconds a certificate must have been current */
 	long long max_lifetime; /* seconds a renewed certificate may live; 0: cert_days */
 	long long cert_days;    /* the server's validity of a new certificate */
+	long long own_window;   /* the domain's own window, used when shorter; 0: none */
 };
+
+/* A domain's own limits (its admin sets them; PUT /v1/domains/{d}/renewal), in seconds;
+ * KS_RENEW_UNSET: the server's.  The server's limits bound them: a domain may open
+ * renewal later, require a longer interval and issue shorter certificates, never the
+ * opposite. */
+#define KS_RENEW_UNSET (-1LL)
+struct ks_renew_limits {
+	long long window, min_interval, max_lifetime;
+};
+
+/* The limits that apply to a domain: each of its own, held within the server's
+ * (*server), or the server's where it has none. */
+void ks_renew_policy_for(const struct ks_renew_policy *server, const struct ks_renew_limits *dom,
+                         struct ks_renew_policy *out);
+
+/*
+ * Can an admin set these limits (KS_RENEW_UNSET members are left to the server)?
+ * ERR_INPUT "renew_limit" naming the member and the server's bound when one is looser
+ * than the server allows (window longer than a non-zero renew_window, min_interval
+ * shorter than renew_min_interval, max_lifetime longer than renew_max_lifetime or
+ * cert_days), or out of range (window at least 1s, max_lifetime at least 1d, none
+ * beyond 825 days).
+ */
+int ks_renew_limits_check(const struct ks_renew_policy *server, const struct ks_renew_limits *dom,
+                          struct err *e);
 
 /* What the policy looks at: the current certificate, in Unix seconds. */
 struct ks_renew_state {

@@ -39,6 +39,7 @@ enum route_id {
 	R_ERASE,
 	R_DKIM,
 	R_RENEW,
+	R_RENEWAL,
 };
 
 struct route {
@@ -76,6 +77,7 @@ static const struct route routes[] = {
     [R_ERASE] = {R_ERASE, "erase", "POST", 0},
     [R_DKIM] = {R_DKIM, "dkim", "GET", 1},
     [R_RENEW] = {R_RENEW, "renew", "POST", 0},
+    [R_RENEWAL] = {R_RENEWAL, "renewal", "PUT", 0},
 };
 
 static enum route_id match_route(const struct http_request *h)
@@ -93,6 +95,8 @@ static enum route_id match_route(const struct http_request *h)
 			return R_ENROLL;
 		if (n == 4 && http_seg_is(h, 3, "renew"))
 			return R_RENEW;
+		if (n == 4 && http_seg_is(h, 3, "renewal"))
+			return R_RENEWAL;
 		if (n == 4 && http_seg_is(h, 3, "tokens"))
 			return R_TOKENS;
 		if (n == 4 && http_seg_is(h, 3, "servers"))
@@ -182,6 +186,9 @@ static int run_domain_handler(struct ks_req *r, enum route_id id, const char *me
 		break;
 	case R_POLICY:
 		ks_domain_set_policy(r, h->seg[2]);
+		break;
+	case R_RENEWAL:
+		ks_domain_set_renewal(r, h->seg[2]);
 		break;
 	case R_GROUP:
 		if (strcmp(method, "DELETE") == 0)
@@ -311,6 +318,7 @@ void ks_dispatch(const struct http_request *h, struct http_response *resp, void 
 	const char *method = strcmp(h->method, "HEAD") == 0 ? "GET" : h->method;
 	const struct route *rt = &routes[id];
 	unsigned long long gen = 0;
+	struct db_lease lease;
 
 	if (id == R_NONE) {
 		resp->route = "unknown";
@@ -332,9 +340,11 @@ void ks_dispatch(const struct http_request *h, struct http_response *resp, void 
 		atomic_fetch_add(&ks->cache_hits, 1);
 		return;
 	}
-	r.db = db_pool_get(ks->pool);
+	/* GET and HEAD only read: a replica may answer (core/db_rw.h). */
+	db_rw_get(ks->rw, strcmp(method, "GET") != 0, &lease);
+	r.db = lease.db;
 	run_handler(&r, id, method);
-	db_pool_put(ks->pool, r.db);
+	db_rw_put(ks->rw, &lease);
 	if (cacheable) {
 		atomic_fetch_add(&ks->cache_misses, 1);
 		/* A lookup the database could not answer gets the last good one, if allowed. */

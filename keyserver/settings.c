@@ -19,7 +19,14 @@ const struct conf_param ks_settings_table[] = {
     {"allow_plain_http", CONF_BOOL, "no", 0, 1, S(allow_plain_http),
      "serve plain HTTP (only behind a TLS terminator)"},
     {"db_conninfo", CONF_STR, "dbname=anchor", 0, 0, S(db_conninfo), "libpq connection string"},
-    {"db_pool_size", CONF_INT, "8", 1, 256, S(db_pool_size), "database connections"},
+    {"db_pool_size", CONF_INT, "8", 1, 256, S(db_pool_size),
+     "database connections (to the primary, and as many again to the replica if any)"},
+    {"db_read_conninfo", CONF_STR, NULL, 0, 0, S(db_read_conninfo),
+     "libpq connection string for lookups, e.g. a streaming replica "
+     "(target_session_attrs=prefer-standby); unset: db_conninfo"},
+    {"db_read_wait_ms", CONF_INT, "200", 0, 10000, S(db_read_wait_ms),
+     "how long a lookup waits for the replica to replay this node's last write (or the "
+     "last change notified) before the primary answers it instead"},
     {"sql_dir", CONF_STR, "/usr/local/share/anchor/sql", 0, 0, S(sql_dir),
      "directory of schema migrations"},
     {"migrate_on_start", CONF_BOOL, "yes", 0, 1, S(migrate_on_start),

@@ -13,6 +13,8 @@ struct ks_settings {
 	int allow_plain_http;
 	char *db_conninfo;
 	long long db_pool_size;
+	char *db_read_conninfo;
+	long long db_read_wait_ms;
 	char *sql_dir;
 	int migrate_on_start;
 	char *issuer_kek_file;

@@ -34,6 +34,10 @@ int ks_store_domain_lock(struct db *db, long long domain_id, struct err *e);
 int ks_store_domain_set_policy(struct db *db, const char *domain, const char *policy,
                                const char *mode, const char *corporate_address, struct err *e);
 
+/* A domain's own renewal limits (window, min_interval, max_lifetime), seconds; a
+ * negative one: the server's. */
+int ks_store_domain_set_renewal(struct db *db, const char *domain, const long long limits[3],
+                                struct err *e);
 /* A new domain's row (the signer registers it). */
 struct ks_domain_new {
 	const char *name, *root_pem, *issuer_pem, *pin, *policy, *mode;

@@ -38,12 +38,15 @@ struct ks_domain *ks_store_domain(struct db *db, const char *name, struct err *e
 	struct ks_domain *d;
 	PGresult *res;
 
-	res = db_exec(
-	    db,
-	    "SELECT id, name, root_pem, issuer_pem, array_to_json(pins)::text, policy,"
-	    " mode, corporate_address, " KS_SQL_TS("updated_at") ", issuer_key_sealed"
-	                                                         " FROM domains WHERE name = $1",
-	    1, params, e);
+	res = db_exec(db,
+	              "SELECT id, name, root_pem, issuer_pem, array_to_json(pins)::text, policy,"
+	              " mode, corporate_address, " KS_SQL_TS(
+	                  "updated_at") ", issuer_key_sealed,"
+	                                " COALESCE(renew_window, -1),"
+	                                " COALESCE(renew_min_interval, -1),"
+	                                " COALESCE(renew_max_lifetime, -1)"
+	                                " FROM domains WHERE name = $1",
+	              1, params, e);
 	if (res == NULL)
 		return NULL;
 	if (PQntuples(res) != 1) {
@@ -68,6 +71,9 @@ struct ks_domain *ks_store_domain(struct db *db, const char *name, struct err *e
 	d->corporate_address = dup_field(res, 0, 7);
 	d->updated = dup_field(res, 0, 8);
 	d->issuer_key_sealed = dup_field(res, 0, 9);
+	d->renew_window = strtoll(PQgetvalue(res, 0, 10), NULL, 10);
+	d->renew_min_interval = strtoll(PQgetvalue(res, 0, 11), NULL, 10);
+	d->renew_max_lifetime = strtoll(PQgetvalue(res, 0, 12), NULL, 10);
 	PQclear(res);
 	if (d->name == NULL || d->root_pem == NULL || d->issuer_pem == NULL || d->pins == NULL ||
 	    d->policy == NULL || d->mode == NULL || d->updated == NULL) {
@@ -86,7 +92,37 @@ json_t *ks_domain_json(const struct ks_domain *d)
 
 	if (o != NULL && d->corporate_address != NULL)
 		json_object_set_new(o, "corporate_address", json_string(d->corporate_address));
+	if (o != NULL &&
+	    (d->renew_window >= 0 || d->renew_min_interval >= 0 || d->renew_max_lifetime >= 0)) {
+		/* Only the limits the domain set itself; null: the key server's. */
+		const long long v[3] = {d->renew_window, d->renew_min_interval,
+		                        d->renew_max_lifetime};
+		const char *k[3] = {"window", "min_interval", "max_lifetime"};
+		json_t *r = json_object();
+		for (int i = 0; r != NULL && i < 3; i++)
+			json_object_set_new(r, k[i], v[i] >= 0 ? json_integer(v[i]) : json_null());
+		json_object_set_new(o, "renewal", r);
+	}
 	return o;
+}
+
+/* A domain's own renewal limits, seconds; a negative one: back to the server's. */
+int ks_store_domain_set_renewal(struct db *db, const char *domain, const long long limits[3],
+                                struct err *e)
+{
+	char buf[3][24];
+	const char *params[4] = {domain, NULL, NULL, NULL};
+
+	for (int i = 0; i < 3; i++)
+		if (limits[i] >= 0) {
+			snprintf(buf[i], sizeof(buf[i]), "%lld", limits[i]);
+			params[i + 1] = buf[i];
+		}
+	return db_run(
+	    db,
+	    "UPDATE domains SET renew_window = $2::bigint, renew_min_interval = $3::bigint,"
+	    " renew_max_lifetime = $4::bigint, updated_at = now() WHERE name = $1",
+	    4, params, e);
 }
 
 int ks_store_notify_change(struct db *db, const char *domain, struct err *e)

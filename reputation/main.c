@@ -90,6 +90,8 @@ static int serve(struct rep *rep, struct err *e)
 	daemon_block_signals(&set);
 	if ((rep->pool = db_pool_new(rep->cfg.db_conninfo, (int)rep->cfg.db_pool_size, e)) ==
 	        NULL ||
+	    (rep->rw = db_rw_new(rep->pool, rep->cfg.db_read_conninfo, (int)rep->cfg.db_pool_size,
+	                         rep->cfg.db_read_wait_ms, e)) == NULL ||
 	    start_discovery(rep, e) < 0 || rep_federation_load_key(rep, e) < 0)
 		return -1;
 	if (rep->p.report_rate > 0 &&
@@ -132,6 +134,7 @@ static void rep_release(struct rep *rep)
 	rep_cache_free(rep->cache);
 	certauth_free(rep->auth);
 	discover_free(rep->disc);
+	db_rw_free(rep->rw);
 	db_pool_free(rep->pool);
 	EVP_PKEY_free(rep->fed_key);
 	for (int i = 0; i < rep->fed_nchain; i++)

@@ -34,6 +34,7 @@
 #include <openssl/x509.h>
 
 #include "core/db.h"
+#include "core/db_rw.h"
 #include "core/err.h"
 #include "http/http.h"
 #include "pki/jws.h"
@@ -142,7 +143,8 @@ struct rep {
 	struct rep_params p;
 	struct rep_peer peers[REP_MAX_PEERS];
 	int npeers;
-	struct db_pool *pool;
+	struct db_pool *pool;        /* the primary's: writes, the zone, the background threads */
+	struct db_rw *rw;            /* HTTPS requests: GETs from a replica (core/db_rw.h) */
 	struct discover_ctx *disc;   /* reporters' and peers' anchors; its resolver does CSA */
 	struct certauth *auth;       /* signers' certificates and their status (over disc) */
 	struct ratelimit *report_rl; /* per reporter domain */

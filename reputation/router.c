@@ -129,6 +129,7 @@ void rep_dispatch(const struct http_request *h, struct http_response *resp, void
 	enum route_id id = match_route(h);
 	const char *method = strcmp(h->method, "HEAD") == 0 ? "GET" : h->method;
 	const struct route *rt = &routes[id];
+	struct db_lease lease;
 
 	resp->route = rt->label;
 	if (id == R_NONE) {
@@ -145,9 +146,11 @@ void rep_dispatch(const struct http_request *h, struct http_response *resp, void
 	}
 	if (id == R_QUERY && strcmp(method, "GET") == 0 && rep_query_get_cached(rep, h, resp))
 		return;
-	r.db = db_pool_get(rep->pool);
+	/* A GET only reads: a replica may answer it (core/db_rw.h). */
+	db_rw_get(rep->rw, strcmp(method, "GET") != 0, &lease);
+	r.db = lease.db;
 	run_handler(&r, id, strcmp(method, "GET") == 0);
-	db_pool_put(rep->pool, r.db);
+	db_rw_put(rep->rw, &lease);
 }
 
 /* Each cache's bytes, budget and entries, labelled by cache. */
@@ -199,11 +202,17 @@ size_t rep_metrics(char *buf, size_t len, void *app)
 	                    "# HELP anchor_database_up Whether the database answered a ping just "
 	                    "now.\n"
 	                    "# TYPE anchor_database_up gauge\n"
-	                    "anchor_database_up %d\n",
+	                    "anchor_database_up %d\n"
+	                    "# HELP anchor_db_replica_fallbacks_total Reads the replica had not "
+	                    "caught up for in db_read_wait_ms (or could not serve), answered by "
+	                    "the primary.\n"
+	                    "# TYPE anchor_db_replica_fallbacks_total counter\n"
+	                    "anchor_db_replica_fallbacks_total %llu\n",
 	                    (unsigned long long)atomic_load(&rep->reports_accepted),
 	                    (unsigned long long)atomic_load(&rep->reports_duplicate),
 	                    (unsigned long long)atomic_load(&rep->reports_refused),
-	                    (unsigned long long)atomic_load(&rep->queries), database_up(rep));
+	                    (unsigned long long)atomic_load(&rep->queries), database_up(rep),
+	                    db_rw_fallbacks(rep->rw));
 
 	if (n < 0)
 		return 0;

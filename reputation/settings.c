@@ -42,7 +42,14 @@ const struct conf_param rep_settings_table[] = {
      "requests per second per client address; 0 disables"},
     {"rate_burst", CONF_INT, "400", 1, 10000000, S(rate_burst), "burst per client address"},
     {"db_conninfo", CONF_STR, "dbname=anchor", 0, 0, S(db_conninfo), "libpq connection string"},
-    {"db_pool_size", CONF_INT, "8", 1, 256, S(db_pool_size), "database connections"},
+    {"db_pool_size", CONF_INT, "8", 1, 256, S(db_pool_size),
+     "database connections (to the primary, and as many again to the replica if any)"},
+    {"db_read_conninfo", CONF_STR, NULL, 0, 0, S(db_read_conninfo),
+     "libpq connection string for GET requests, e.g. a streaming replica "
+     "(target_session_attrs=prefer-standby); unset: db_conninfo"},
+    {"db_read_wait_ms", CONF_INT, "200", 0, 10000, S(db_read_wait_ms),
+     "how long a GET waits for the replica to replay this node's last write before the "
+     "primary answers it instead"},
     {"sql_dir", CONF_STR, "/usr/local/share/anchor/sql", 0, 0, S(sql_dir),
      "directory of schema migrations"},
     {"migrate_on_start", CONF_BOOL, "yes", 0, 1, S(migrate_on_start),

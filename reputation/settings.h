@@ -31,6 +31,8 @@ struct rep_settings {
 	/* store */
 	char *db_conninfo;
 	long long db_pool_size;
+	char *db_read_conninfo;
+	long long db_read_wait_ms;
 	char *sql_dir;
 	int migrate_on_start;
 	char *operator_token_hash;

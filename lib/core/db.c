@@ -23,6 +23,9 @@ struct db {
 	PGconn *conn;
 	char *conninfo;
 	int in_tx; /* inside BEGIN: a broken connection must not be silently retried */
+	/* What db_caught_up last learnt of this connection's server (reset on reconnect). */
+	int primary;       /* not in recovery: sees every committed change */
+	uint64_t replayed; /* a replica's pg_last_wal_replay_lsn() */
 	int nstmt;
 	struct db_stmt stmt[DB_STMT_MAX];
 };
@@ -58,6 +61,8 @@ static int db_ensure_connected(struct db *db, struct err *e)
 	if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK)
 		return 0;
 	db_stmts_forget(db);
+	db->primary = 0;
+	db->replayed = 0;
 	if (db->conn != NULL)
 		PQfinish(db->conn);
 	db->conn = PQconnectdb(db->conninfo);
@@ -245,6 +250,72 @@ void db_rollback(struct db *db)
 int db_ping(struct db *db, struct err *e)
 {
 	return db_run(db, "SELECT 1", 0, NULL, e);
+}
+
+/* ---- WAL positions (replicas: db_rw.c) ---- */
+
+/* One half of an LSN: 1 to 8 hex digits, ending at stop. */
+static int lsn_half(const char *s, char stop, uint64_t *out, const char **end)
+{
+	char *e;
+	size_t n = strspn(s, "0123456789abcdefABCDEF");
+
+	if (n == 0 || n > 8 || s[n] != stop)
+		return -1;
+	*out = strtoull(s, &e, 16);
+	*end = e;
+	return e == s + n ? 0 : -1;
+}
+
+uint64_t db_lsn_parse(const char *s)
+{
+	uint64_t hi, lo;
+	const char *p;
+
+	if (s == NULL || lsn_half(s, '/', &hi, &p) < 0 || lsn_half(p + 1, '\0', &lo, &p) < 0)
+		return 0;
+	return (hi << 32) | lo;
+}
+
+int db_pgconn_wal_lsn(PGconn *conn, uint64_t *lsn)
+{
+	PGresult *res = PQexec(conn, "SELECT pg_current_wal_lsn()");
+	int ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+	         (*lsn = db_lsn_parse(PQgetvalue(res, 0, 0))) != 0;
+
+	PQclear(res);
+	return ok ? 0 : -1;
+}
+
+int db_wal_lsn(struct db *db, uint64_t *lsn, struct err *e)
+{
+	PGresult *res = db_exec(db, "SELECT pg_current_wal_lsn()", 0, NULL, e);
+	int ok;
+
+	if (res == NULL)
+		return -1;
+	ok = PQntuples(res) == 1 && (*lsn = db_lsn_parse(PQgetvalue(res, 0, 0))) != 0;
+	PQclear(res);
+	return ok ? 0 : err_set(e, ERR_INTERNAL, "internal", "pg_current_wal_lsn: no position");
+}
+
+int db_caught_up(struct db *db, uint64_t lsn, struct err *e)
+{
+	PGresult *res;
+
+	/* A primary stays one for the life of the connection (demotion needs a restart, which
+	 * breaks it), and a replica's replay only moves forward: the last answer is enough
+	 * while it already says yes. */
+	if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK &&
+	    (db->primary || (db->replayed != 0 && db->replayed >= lsn)))
+		return 1;
+	res = db_exec(db, "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()", 0, NULL, e);
+	if (res == NULL)
+		return -1;
+	db->primary = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "f") == 0;
+	db->replayed = PQntuples(res) == 1 ? db_lsn_parse(PQgetvalue(res, 0, 1)) : 0;
+	PQclear(res);
+	return db->primary || (db->replayed != 0 && db->replayed >= lsn);
 }
 
 /* ---- migrations ---- */

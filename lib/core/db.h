@@ -11,6 +11,8 @@
 #ifndef ANCHOR_DB_H
 #define ANCHOR_DB_H
 
+#include <stdint.h>
+
 #include <libpq-fe.h>
 
 #include "core/err.h"
@@ -45,6 +47,19 @@ int db_migrate(struct db *db, const char *sql_dir, struct err *e);
 
 /* Cheap liveness check for /healthz. */
 int db_ping(struct db *db, struct err *e);
+
+/*
+ * WAL positions, for reading from streaming replicas (core/db_rw.h).  An LSN is the
+ * 64-bit number PostgreSQL prints as "hi/lo" in hexadecimal; 0 is never a real one.
+ */
+uint64_t db_lsn_parse(const char *s); /* 0 when s is not an LSN */
+/* The server's current WAL write position (pg_current_wal_lsn(); a primary only). */
+int db_wal_lsn(struct db *db, uint64_t *lsn, struct err *e);
+/* The same on a bare libpq connection (the key server's change listener); -1 on error. */
+int db_pgconn_wal_lsn(PGconn *conn, uint64_t *lsn);
+/* 1 when this connection sees every change committed up to lsn (its server is a primary,
+ * or a replica that has replayed that far), 0 when not yet, -1 on error. */
+int db_caught_up(struct db *db, uint64_t lsn, struct err *e);
 
 struct db_pool *db_pool_new(const char *conninfo, int size, struct err *e);
 struct db *db_pool_get(struct db_pool *pool); /* blocks until one is free */

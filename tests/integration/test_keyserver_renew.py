@@ -350,3 +350,89 @@ def test_anchorctl_renew_server_certificate(servers, dom):
     v = kf.verify_chain(dom.base, dom.root_pem, dom.issuer_pem, after[".pem"].decode())
     assert v.returncode == 0, v.stdout_text + v.stderr_text
     assert not (dom.base / f"{base}.revoke").exists()
+
+
+# --------------------------------------------------------------------------
+# A domain's own limits (PUT /v1/domains/{d}/renewal, anchorctl domain renewal), held
+# within the key server's.  All on the open server (window 400d, interval 0), so every
+# refusal below comes from the domain's own limits.
+
+@pytest.fixture(scope="module")
+def strict(servers, operator_token):
+    base = anchorlib.mktemp_dir("anchor-renew-strict-")
+    d = kf.register_domain(servers[0], base, kf.new_domain_name("strict"),
+                           operator_token.token)
+    yield d
+    anchorlib.remove_tree(base)
+
+
+def set_limits(ks, dom, *args):
+    return kf.run_ctl(ks, "domain", "renewal", dom.name, *args, cwd=dom.base)
+
+
+def lifetime_days(cert_pem):
+    c = kf.load_cert(cert_pem)
+    return (c.not_valid_after - c.not_valid_before).total_seconds() / 86400
+
+
+def test_domain_limits_refused_outside_the_servers(servers, strict, dom, pg, db):
+    ks = servers[0]
+    client = ks.client()
+    path = f"/v1/domains/{strict.name}/renewal"
+    before = kf.db_snapshot(pg, db)
+    cases = [
+        ({"window": 401 * 86400}, 400, "renew_limit"),          # beyond renew_window 400d
+        ({"max_lifetime": 366 * 86400}, 400, "renew_limit"),    # beyond cert_days 365
+        ({"max_lifetime": 3600}, 400, "renew_limit"),           # less than a day
+        ({"window": 0}, 400, "renew_limit"),
+        ({"window": -5}, 400, "bad_request"),
+        ({"window": "30d"}, 400, "bad_request"),
+        ({"lifetime": 86400}, 400, "bad_request"),
+        ({}, 400, "bad_request"),
+    ]
+    for body, status, code in cases:
+        r = client.put(path, body, token=strict.admin_token)
+        assert r.status == status and r.error_code() == code, (body, r.status, r.body)
+    # Only the domain's admin: another domain's token, or none.
+    r = client.put(path, {"window": 86400}, token=dom.admin_token)  # another domain's
+    assert r.status in (401, 403), (r.status, r.body)
+    r = client.put(path, {"window": 86400})
+    assert r.status == 401, (r.status, r.body)
+    assert kf.db_snapshot(pg, db) == before, "a refused setting changed the key server"
+    r = set_limits(ks, strict, "--window", "401d")
+    assert r.rc == 1 and "renew_limit" in r.err and "renew_window" in r.err, r.err
+
+
+def test_domain_too_early_and_too_often(servers, strict, pg, db):
+    ks = servers[0]
+    client = ks.client()
+    r = set_limits(ks, strict, "--window", "30d", "--min-interval", "1h",
+                   "--max-lifetime", "90d")
+    assert r.rc == 0, r.err
+    assert "window=2592000s min_interval=3600s max_lifetime=7776000s" in r.out, r.out
+    assert client.get(f"/v1/domains/{strict.name}").json()["renewal"] == {
+        "window": 30 * 86400, "min_interval": 3600, "max_lifetime": 90 * 86400}
+    addr = f"erin@{strict.name}"
+    cert, key = kf.enroll_new(client, strict, addr)
+    _, csr = kf.make_csr(addr, key=key)
+    body = renew_request(key, chain_of(cert), addr, csr)
+    # 365 days left, the domain's window is 30 days: too early on a server that allows 400.
+    r = refused(client, pg, db, strict, body, 409, "renew_too_early")
+    assert "2592000 seconds before it expires" in r.json()["message"], r.body
+    # The window back to the server's: now the domain's interval refuses it.
+    assert set_limits(ks, strict, "--window", "default").rc == 0
+    refused(client, pg, db, strict, renew_request(key, chain_of(cert), addr, csr), 429,
+            "renew_too_often")
+    # The interval back too: renewed, for at most the domain's 90 days.
+    r = set_limits(ks, strict, "--min-interval", "default")
+    assert r.rc == 0 and "min_interval=server" in r.out, r.out
+    r = post_renew(client, strict, renew_request(key, chain_of(cert), addr, csr))
+    assert r.status == 201, (r.status, r.body)
+    assert lifetime_days(r.json()["certificate"]) <= 90.01
+    # Every limit back to the server's: a renewed certificate lives cert_days again.
+    assert set_limits(ks, strict, "--max-lifetime", "default").rc == 0
+    assert "renewal" not in client.get(f"/v1/domains/{strict.name}").json()
+    new = r.json()
+    r = post_renew(client, strict, renew_request(key, chain_of(new), addr, csr))
+    assert r.status == 201, (r.status, r.body)
+    assert lifetime_days(r.json()["certificate"]) > 300

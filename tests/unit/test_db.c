@@ -73,10 +73,25 @@ static void test_pool_unreachable(void **state)
 	db_pool_free(NULL);
 }
 
+/* WAL positions as PostgreSQL prints them (pg_current_wal_lsn()); 0 for anything else. */
+static void test_lsn_parse(void **state)
+{
+	assert_true(db_lsn_parse("0/16B3748") == 0x16B3748ULL);
+	assert_true(db_lsn_parse("16/B374D848") == ((0x16ULL << 32) | 0xB374D848ULL));
+	assert_true(db_lsn_parse("FFFFFFFF/FFFFFFFF") == UINT64_MAX);
+	assert_true(db_lsn_parse("0/16B3748") < db_lsn_parse("1/0"));
+	const char *bad[] = {NULL,          "",     "/",    "0/",   "/1",    "0x1/2",
+	                     "1/2 ",        " 1/2", "-1/2", "1/-2", "1/2/3", "123456789/0",
+	                     "0/123456789", "g/1",  "12"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_true(db_lsn_parse(bad[i]) == 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_connect_unreachable),
+	    cmocka_unit_test(test_lsn_parse),
 	    cmocka_unit_test(test_bad_conninfo),
 	    cmocka_unit_test(test_pool_unreachable),
 	};

@@ -180,6 +180,81 @@ static void test_parse_refused(void **state)
 	expect_refused(p, NOW, "bad_request");
 }
 
+/* A domain's own limits: each taken when stricter than the server's, else the server's. */
+static void test_domain_limits(void **state)
+{
+	const struct ks_renew_policy server = {
+	    .window = 30 * DAY, .min_interval = 3600, .max_lifetime = 90 * DAY, .cert_days = 365};
+	struct ks_renew_limits own = {KS_RENEW_UNSET, KS_RENEW_UNSET, KS_RENEW_UNSET};
+	struct ks_renew_policy p;
+
+	ks_renew_policy_for(&server, &own, &p);
+	assert_memory_equal(&p, &server, sizeof(p));
+	struct ks_renew_state year = cert(0, 365 * DAY);
+	own = (struct ks_renew_limits){7 * DAY, 2 * DAY, 30 * DAY};
+	ks_renew_policy_for(&server, &own, &p);
+	assert_int_equal(ks_renew_window(&p, &year), 7 * DAY);
+	assert_int_equal(p.min_interval, 2 * DAY);
+	assert_int_equal(ks_renew_days(&p), 30);
+	/* Looser than the server (a row written behind the checks): the server's hold. */
+	own = (struct ks_renew_limits){60 * DAY, 60, 200 * DAY};
+	ks_renew_policy_for(&server, &own, &p);
+	assert_int_equal(ks_renew_window(&p, &year), 30 * DAY);
+	assert_int_equal(p.min_interval, 3600);
+	assert_int_equal(ks_renew_days(&p), 90);
+	/* A server window of 0 (a third of the lifetime): the shorter of the two. */
+	struct ks_renew_policy third = server;
+	third.window = 0;
+	own = (struct ks_renew_limits){200 * DAY, KS_RENEW_UNSET, KS_RENEW_UNSET};
+	ks_renew_policy_for(&third, &own, &p);
+	assert_int_equal(ks_renew_window(&p, &year), (365 * DAY + 300) / 3);
+	own.window = 10 * DAY;
+	ks_renew_policy_for(&third, &own, &p);
+	assert_int_equal(ks_renew_window(&p, &year), 10 * DAY);
+	/* The domain's window decides when renewal opens. */
+	struct ks_renew_state s = cert(300 * DAY, 365 * DAY); /* 65 days left */
+	struct err e = {0};
+	assert_int_equal(ks_renew_check(&p, &s, &e), -1);
+	assert_string_equal(e.code, "renew_too_early");
+	s = cert(360 * DAY, 365 * DAY); /* 5 days left */
+	assert_int_equal(ks_renew_check(&p, &s, &e), 0);
+}
+
+static void expect_limit(const struct ks_renew_policy *server, struct ks_renew_limits own,
+                         const char *member)
+{
+	struct err e = {0};
+
+	assert_int_equal(ks_renew_limits_check(server, &own, &e), -1);
+	assert_int_equal(e.kind, ERR_INPUT);
+	assert_string_equal(e.code, "renew_limit");
+	assert_non_null(strstr(e.msg, member));
+}
+
+static void test_domain_limits_check(void **state)
+{
+	const struct ks_renew_policy server = {
+	    .window = 30 * DAY, .min_interval = 3600, .max_lifetime = 90 * DAY, .cert_days = 365};
+	const long long U = KS_RENEW_UNSET;
+	struct err e = {0};
+
+	assert_int_equal(ks_renew_limits_check(&server, &(struct ks_renew_limits){U, U, U}, &e), 0);
+	assert_int_equal(
+	    ks_renew_limits_check(&server, &(struct ks_renew_limits){30 * DAY, 3600, DAY}, &e), 0);
+	expect_limit(&server, (struct ks_renew_limits){31 * DAY, U, U}, "window");
+	expect_limit(&server, (struct ks_renew_limits){0, U, U}, "window");
+	expect_limit(&server, (struct ks_renew_limits){U, 3599, U}, "min_interval");
+	expect_limit(&server, (struct ks_renew_limits){U, 826 * DAY, U}, "min_interval");
+	expect_limit(&server, (struct ks_renew_limits){U, U, 91 * DAY}, "max_lifetime");
+	expect_limit(&server, (struct ks_renew_limits){U, U, DAY - 1}, "max_lifetime");
+	/* No server window: any up to 825 days. */
+	struct ks_renew_policy third = server;
+	third.window = 0;
+	assert_int_equal(
+	    ks_renew_limits_check(&third, &(struct ks_renew_limits){200 * DAY, U, U}, &e), 0);
+	expect_limit(&third, (struct ks_renew_limits){826 * DAY, U, U}, "window");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -187,6 +262,7 @@ int main(void)
 	    cmocka_unit_test(test_inside_window), cmocka_unit_test(test_too_often),
 	    cmocka_unit_test(test_expired),       cmocka_unit_test(test_days),
 	    cmocka_unit_test(test_parse_ok),      cmocka_unit_test(test_parse_refused),
+	    cmocka_unit_test(test_domain_limits), cmocka_unit_test(test_domain_limits_check),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
