@@ -45,6 +45,7 @@ class Knot:
         self.log = self.dir / "knot.log"
 
     def write(self):
+        (self.dir / "db").mkdir(exist_ok=True)  # knotd makes neither journal nor timer DB dir
         (self.dir / f"{self.zone}.zone").write_text(df.zone_text(self.zone, self.records))
         (self.dir / "knot.conf").write_text(f"""server:
     rundir: "{self.dir}"
