@@ -90,11 +90,11 @@ struct acme_req {
 };
 /* Dispatch a request under /acme/ (router.c sends them here). */
 void ks_acme_dispatch(struct ks_req *r);
+
+/* ---- acme_problem.c ---- */
 /* base + "/" + the parts joined by "/", into out. */
 void acme_url(const struct acme_req *q, char out[ACME_URL_MAX], const char *a, const char *b,
               const char *c);
-
-/* ---- acme_problem.c ---- */
 /* Reply with the problem document of e (status from its kind; type from its code). */
 void acme_problem(struct acme_req *q, const struct err *e);
 /* Reply 200/201 with a JSON body, and a Location when loc is not NULL. */

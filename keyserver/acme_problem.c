@@ -1,9 +1,9 @@
 /*
- * acme_problem.c - ACME's answers: RFC 7807 problem documents for refusals (RFC 8555
- * §6.7), JSON with a Location for the resources.  A handler's err carries the ACME
- * error type as its code ("badNonce", "rejectedIdentifier", ...); an error from a shared
- * layer (the database, the signer) has a code of its own and is given the ACME type its
- * kind means, with its code kept in the detail.
+ * acme_problem.c - ACME's answers and the URLs in them: RFC 7807 problem documents for refusals
+ * (RFC 8555 §6.7), JSON with a Location for the resources.  A handler's err carries the ACME error
+ * type as its code ("badNonce", "rejectedIdentifier", ...); an error from a shared layer (the
+ * database, the signer) has a code of its own and is given the ACME type its kind means, with its
+ * code kept in the detail.
  */
 #include <string.h>
 
@@ -93,6 +93,16 @@ void acme_problem(struct acme_req *q, const struct err *e)
 	http_reply_text(resp, status, "application/problem+json", text, text ? strlen(text) : 0);
 	if (e->kind == ERR_RATE || e->kind == ERR_TEMP)
 		http_add_header(resp, "Retry-After", "%d", e->kind == ERR_RATE ? 3600 : 5);
+}
+
+void acme_url(const struct acme_req *q, char out[ACME_URL_MAX], const char *a, const char *b,
+              const char *c)
+{
+	int n = snprintf(out, ACME_URL_MAX, "%s/%s%s%s%s%s", q->base, a, b ? "/" : "", b ? b : "",
+	                 c ? "/" : "", c ? c : "");
+
+	if (n < 0 || n >= ACME_URL_MAX) /* cannot happen: a host and a domain are shorter */
+		out[0] = '\0';
 }
 
 void acme_reply(struct acme_req *q, int status, json_t *body, const char *loc)

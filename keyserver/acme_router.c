@@ -13,16 +13,6 @@
 #include "pki/name.h"
 #include "store.h"
 
-void acme_url(const struct acme_req *q, char out[ACME_URL_MAX], const char *a, const char *b,
-              const char *c)
-{
-	int n = snprintf(out, ACME_URL_MAX, "%s/%s%s%s%s%s", q->base, a, b ? "/" : "", b ? b : "",
-	                 c ? "/" : "", c ? c : "");
-
-	if (n < 0 || n >= ACME_URL_MAX) /* cannot happen: a host and a domain are shorter */
-		out[0] = '\0';
-}
-
 /* The base URL from the Host the client used: the URLs it is given are the ones it can
  * reach, and the url it signs must name this server as it sees it. */
 static int base_url(struct acme_req *q, struct err *e)
