@@ -46,6 +46,9 @@
  *                                 seals and signer_state
  *   signer_client.c               the HTTPS process's side of the signer protocol
  *   group.c                       group commit of tree heads (both processes)
+ *   acme.h, acme_*.c, store_acme.c
+ *                                 ACME (RFC 8555) for the hosts of a domain: acme.h has the
+ *                                 request flow; acme_issue.c is the signer's side
  *   signer.c, issue.c, publish.c, seal.c, signer_memo.c, ks_signer_proto.c
  *                                 the signer process: its loop, issuance and
  *                                 registration, signed heads/CRLs/routes, row seals,
