@@ -7,6 +7,7 @@ server's acme_resolver and takes certbot's RFC 2136 updates for dns-01.
 """
 
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -227,8 +228,9 @@ def test_http01_wrong_answer_makes_order_invalid(stack):
     assert c.post(order_url, None).json["status"] == "invalid"
 
 
-def test_http01_right_answer_without_certbot(stack):
-    """The same with the right body: the authorization and order become valid/ready."""
+def test_http01_right_answer_then_finalize(stack):
+    """The same with the right body: the authorization and order become valid/ready;
+    finalize takes only a CSR for the order's name, once; the chain is leaf + issuer."""
     c = af.AcmeClient(stack["ks"], stack["dom"].name)
     c.register()
     r = c.order(f"mx3.{stack['dom'].name}")
@@ -254,6 +256,26 @@ def test_http01_right_answer_without_certbot(stack):
         srv.server_close()
     assert r.status == 200 and r.json["status"] == "valid", r.body
     assert c.post(order_url, None).json["status"] == "ready"
+
+    # The CSR must ask for the order's name: another name of the domain is badCSR.
+    def csr_der(host):
+        _, csr = kf.make_csr(host=host, alg="rsa2048")
+        return kf.openssl("req", "-outform", "DER", input=csr.encode(), check=True).stdout
+
+    r = c.post(order["finalize"], {"csr": af.b64u(csr_der(f"mx2.{stack['dom'].name}"))})
+    assert r.status == 400 and r.type == "badCSR", r.body
+    r = c.post(order["finalize"], {"csr": af.b64u(csr_der(f"mx3.{stack['dom'].name}"))})
+    assert r.status == 200 and r.json["status"] == "valid", r.body
+    chain = c.post(r.json["certificate"], None)
+    assert chain.status == 200
+    assert chain.headers["content-type"] == "application/pem-certificate-chain"
+    pems = re.findall(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----\n",
+                      chain.body.decode(), re.S)
+    assert len(pems) == 2 and pems[1].strip() == stack["dom"].issuer_pem.strip()
+    assert lookup(stack, pems[0])["name"] == f"mx3.{stack['dom'].name}"
+    # One order, one certificate: finalizing again is refused.
+    r = c.post(order["finalize"], {"csr": af.b64u(csr_der(f"mx3.{stack['dom'].name}"))})
+    assert r.status == 403 and r.type == "orderNotReady", r.body
 
 
 def test_orders_rate_limited_per_account(stack):
