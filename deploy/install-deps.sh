@@ -30,6 +30,9 @@ PACKAGES=(
 	# relay tests and bench: smtp-sink/smtp-source and throwaway Postfix instances,
 	# OpenDKIM as a milter and its tools, hashcash stamps, a Python SMTP server
 	postfix opendkim opendkim-tools hashcash python3-aiosmtpd
+	# ACME: Debian's certbot against the key server, its RFC 2136 plugin for dns-01,
+	# and Knot as the DNS server it updates (tests/integration/test_acme_certbot.py)
+	certbot python3-certbot-dns-rfc2136 knot
 	# monitoring: promtool checks deploy/prometheus/ (tests/integration/test_monitoring.py)
 	prometheus
 	# bench and lint
@@ -37,7 +40,7 @@ PACKAGES=(
 )
 
 # Services the packages may start; we never need the system instances.
-SERVICES=(nginx nsd postgresql rbldnsd postfix opendkim)
+SERVICES=(nginx nsd knot postgresql rbldnsd postfix opendkim)
 
 # One dpkg-query for all packages; a package it does not know prints no line.
 missing_packages() {

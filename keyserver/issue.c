@@ -233,15 +233,19 @@ static int token_consume(struct ks_signer *sg, struct issuance *is, const char *
 }
 
 static int issue_in_transaction(struct ks_signer *sg, struct issuance *is, const char *token,
-                                struct err *e)
+                                const struct ks_issue_hook *hook, struct err *e)
 {
 	if (db_begin(is->r.db, e) < 0)
 		return -1;
-	/* The domain before the token's row, as everywhere (an erasure deletes the address's
-	 * tokens under the domain's lock): the other order could deadlock with it. */
-	if ((token != NULL && (ks_store_domain_lock(is->r.db, is->sd->d->id, e) < 0 ||
-	                       token_consume(sg, is, token, e) < 0)) ||
+	/* The domain before the token's (or the order's) row, as everywhere (an erasure
+	 * deletes the address's tokens under the domain's lock): the other order could
+	 * deadlock with it. */
+	if (((token != NULL || hook != NULL) &&
+	     ks_store_domain_lock(is->r.db, is->sd->d->id, e) < 0) ||
+	    (token != NULL && token_consume(sg, is, token, e) < 0) ||
+	    (hook != NULL && hook->check(hook->arg, is->r.db, is->name, e) < 0) ||
 	    issuance_sign(sg, is, e) < 0 || issuance_store(is, e) < 0 ||
+	    (hook != NULL && hook->done(hook->arg, is->r.db, is->key_id, e) < 0) ||
 	    db_commit(is->r.db, e) < 0) {
 		db_rollback(is->r.db);
 		return -1;
@@ -259,7 +263,7 @@ int ks_issue_user(struct ks_signer *sg, struct db *db, const struct ks_signer_do
 	is.r.ks = &sg->ks;
 	is.r.db = db;
 	if (issuance_check_csr(&is, csr_pem, e) == 0 &&
-	    issue_in_transaction(sg, &is, token, e) == 0) {
+	    issue_in_transaction(sg, &is, token, NULL, e) == 0) {
 		memcpy(key_id, is.key_id, CRYPTO_UUID_LEN);
 		memcpy(secret, is.revocation_secret, CRYPTO_TOKEN_LEN);
 		log_info(NULL, "signer: enrolled %s key_id=%s", is.name, is.key_id);
@@ -273,6 +277,14 @@ int ks_issue_server(struct ks_signer *sg, struct db *db, const struct ks_signer_
                     const char *purpose, const char *csr_pem, char key_id[CRYPTO_UUID_LEN],
                     struct err *e)
 {
+	return ks_issue_server_hooked(sg, db, sd, purpose, csr_pem, NULL, key_id, e);
+}
+
+int ks_issue_server_hooked(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
+                           const char *purpose, const char *csr_pem,
+                           const struct ks_issue_hook *hook, char key_id[CRYPTO_UUID_LEN],
+                           struct err *e)
+{
 	struct issuance is = {.sd = sd, .kind = CERT_SERVER};
 	int rc = -1;
 
@@ -285,7 +297,7 @@ int ks_issue_server(struct ks_signer *sg, struct db *db, const struct ks_signer_
 		    e, ERR_INPUT, "bad_request",
 		    "server certificates are for mta, keyserver or signing; users enroll");
 	if (issuance_check_csr(&is, csr_pem, e) == 0 &&
-	    issue_in_transaction(sg, &is, NULL, e) == 0) {
+	    issue_in_transaction(sg, &is, NULL, hook, e) == 0) {
 		memcpy(key_id, is.key_id, CRYPTO_UUID_LEN);
 		log_info(NULL, "signer: issued %s certificate for %s key_id=%s", purpose, is.name,
 		         is.key_id);

@@ -46,6 +46,9 @@
  *                                 seals and signer_state
  *   signer_client.c               the HTTPS process's side of the signer protocol
  *   group.c                       group commit of tree heads (both processes)
+ *   acme.h, acme_*.c, store_acme.c
+ *                                 ACME (RFC 8555) for the hosts of a domain: acme.h has the
+ *                                 request flow; acme_issue.c is the signer's side
  *   signer.c, issue.c, publish.c, seal.c, signer_memo.c, ks_signer_proto.c
  *                                 the signer process: its loop, issuance and
  *                                 registration, signed heads/CRLs/routes, row seals,
@@ -161,6 +164,10 @@ void ks_lookup_dkim(struct ks_req *r, const char *domain, const char *selector);
 /* revoke.c */
 void ks_revoke(struct ks_req *r, const char *key_id);
 void ks_crl_get(struct ks_req *r, const char *domain, int pem);
+/* Revoke key_id of d, its authorisation already checked by the caller (ACME's revokeCert):
+ * its own transaction; ERR_CONFLICT "already_revoked" when it is. */
+int ks_revoke_authorised(struct ks_req *r, const struct ks_domain *d, const char *key_id,
+                         const char *method, int reason, struct err *e);
 /* Revoke, by the admin and for reason, every certificate of name in d that is not revoked
  * yet (current and superseded), inside the caller's transaction; *n receives how many. */
 int ks_revoke_all_of(struct ks_req *r, const struct ks_domain *d, const char *name, int reason,
@@ -235,6 +242,9 @@ int ks_signer_server(struct ks *ks, const char *domain, const char *admin_token,
                      struct err *e);
 int ks_signer_renew(struct ks *ks, const char *domain, const char *jws,
                     char key_id[CRYPTO_UUID_LEN], char secret[CRYPTO_TOKEN_LEN], struct err *e);
+/* The certificate of a ready ACME order: the signer checks the order itself (acme_issue.c). */
+int ks_signer_acme(struct ks *ks, const char *domain, const char *order_id, const char *csr,
+                   char key_id[CRYPTO_UUID_LEN], struct err *e);
 unsigned char *ks_signer_crl(struct ks *ks, const char *domain, size_t *len, struct err *e);
 char *ks_signer_route(struct ks *ks, const char *domain, const char *name, struct err *e);
 int ks_signer_publish(struct ks *ks, const char *domain, long long *size, struct err *e);

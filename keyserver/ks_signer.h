@@ -79,6 +79,23 @@ int ks_issue_user(struct ks_signer *sg, struct db *db, const struct ks_signer_do
 int ks_issue_server(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
                     const char *purpose, const char *csr_pem, char key_id[CRYPTO_UUID_LEN],
                     struct err *e);
+/* A server certificate authorised by something the caller checks: hook->check runs inside
+ * the issuance's transaction after the domain's lock, with the name the CSR asks for, and
+ * may refuse; hook->done runs after the certificate is stored, in the same transaction. */
+struct ks_issue_hook {
+	int (*check)(void *arg, struct db *db, const char *name, struct err *e);
+	int (*done)(void *arg, struct db *db, const char *key_id, struct err *e);
+	void *arg;
+};
+int ks_issue_server_hooked(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
+                           const char *purpose, const char *csr_pem,
+                           const struct ks_issue_hook *hook, char key_id[CRYPTO_UUID_LEN],
+                           struct err *e);
+/* acme_issue.c: the certificate of a ready ACME order (PROTOCOL.md §5.5): the order row,
+ * its authorisation and its account are checked here, under the domain's lock. */
+int ks_issue_acme(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
+                  const char *order_id, const char *csr_pem, char key_id[CRYPTO_UUID_LEN],
+                  struct err *e);
 /* Renew by the current key: jws is the holder's signed request (PROTOCOL.md §5.3); the
  * signer verifies it to the domain's root and applies the renewal limits itself. */
 int ks_issue_renew(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,

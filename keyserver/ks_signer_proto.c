@@ -21,6 +21,7 @@ static int op_nfields(int op)
 	case KS_SIGNER_SERVER:
 		return 4;
 	case KS_SIGNER_ENROLL:
+	case KS_SIGNER_ACME:
 		return 3;
 	case KS_SIGNER_ROUTE:
 	case KS_SIGNER_RENEW:
@@ -52,6 +53,8 @@ const char *ks_signer_op_name(int op)
 		return "publish";
 	case KS_SIGNER_RENEW:
 		return "renew";
+	case KS_SIGNER_ACME:
+		return "acme";
 	default:
 		return "?";
 	}
@@ -101,6 +104,22 @@ static int field_token(const struct frame_field *f, char *out, struct err *e)
 		return bad(e, "token");
 	memcpy(out, f->p, f->len);
 	out[f->len] = '\0';
+	return 0;
+}
+
+/* A canonical lowercase UUID (36 characters). */
+static int field_uuid(const struct frame_field *f, char *out, struct err *e)
+{
+	if (f->len != 36)
+		return bad(e, "order id");
+	for (size_t k = 0; k < 36; k++) {
+		uint8_t c = f->p[k];
+		int dash = k == 8 || k == 13 || k == 18 || k == 23;
+		if (dash ? c != '-' : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+			return bad(e, "order id");
+	}
+	memcpy(out, f->p, 36);
+	out[36] = '\0';
 	return 0;
 }
 
@@ -191,6 +210,10 @@ static int parse_fields(const struct frame_msg *m, struct ks_signer_request *r, 
 		return field_name(&f[1], 1, r->name, e);
 	case KS_SIGNER_RENEW:
 		return field_pem(&f[1], &r->pem[0], e);
+	case KS_SIGNER_ACME:
+		return field_uuid(&f[1], r->token, e) < 0 || field_pem(&f[2], &r->pem[0], e) < 0
+		           ? -1
+		           : 0;
 	case KS_SIGNER_CRL:
 	case KS_SIGNER_PUBLISH:
 		return 0;

@@ -19,6 +19,7 @@
  *   PUBLISH   domain                                     the newest signed size
  *   RENEW     domain, the holder's signed request (JWS)   key id, revocation secret
  *                                                        (empty for a server certificate)
+ *   ACME      domain, ACME order id (a UUID), CSR PEM    key id
  *
  * Every field is checked here before the signer looks at the database: a
  * domain is a valid lowercase domain name, an address a valid lowercase
@@ -27,8 +28,8 @@
  * PEM text (or the JWS of a renewal) 1 to KS_SIGNER_PEM_MAX bytes of printable ASCII and line
  * breaks, policy "isp" or "groups" (or empty for the default), mode "enforce" or "testing" (or
  * empty), ttl a decimal number of seconds in [KS_TOKEN_TTL_MIN, KS_TOKEN_TTL_MAX], purpose "mta",
- * "keyserver" or "signing".  Anything else is refused with ERR_INPUT "bad_request" ("unknown_op"
- * for an op we do not know) and changes nothing.
+ * "keyserver" or "signing"; an ACME order id a canonical lowercase UUID.  Anything else is refused
+ * with ERR_INPUT "bad_request" ("unknown_op" for an op we do not know) and changes nothing.
  */
 #ifndef KS_SIGNER_PROTO_H
 #define KS_SIGNER_PROTO_H
@@ -56,6 +57,7 @@ enum ks_signer_op {
 	KS_SIGNER_ROUTE,
 	KS_SIGNER_PUBLISH,
 	KS_SIGNER_RENEW,
+	KS_SIGNER_ACME,
 };
 
 /* A request checked against its op's rules.  Text members point into the
@@ -65,11 +67,11 @@ struct ks_signer_request {
 	char domain[KS_SIGNER_NAME_MAX];
 	char name[KS_SIGNER_NAME_MAX];       /* TOKEN: address; ROUTE: address or domain */
 	char token[KS_SIGNER_TOKEN_MAX + 1]; /* TOKEN, SERVER: admin; ENROLL: enrollment;
-	                                      * REGISTER: operator (may be "") */
+	                                      * REGISTER: operator (may be ""); ACME: order id */
 	char word[KS_SIGNER_WORD_MAX];       /* SERVER: purpose; REGISTER: policy */
 	char mode[KS_SIGNER_WORD_MAX];       /* REGISTER */
 	long long ttl;                       /* TOKEN */
-	char *pem[3]; /* REGISTER: root, issuer, key; ENROLL, SERVER: the CSR first;
+	char *pem[3]; /* REGISTER: root, issuer, key; ENROLL, SERVER, ACME: the CSR first;
 	               * RENEW: the signed request */
 };
 

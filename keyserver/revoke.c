@@ -197,6 +197,34 @@ fail:
 	ks_fail(r, &e);
 }
 
+int ks_revoke_authorised(struct ks_req *r, const struct ks_domain *d, const char *key_id,
+                         const char *method, int reason, struct err *e)
+{
+	struct ks_cert_row t = {0};
+
+	if (db_begin(r->db, e) < 0)
+		return -1;
+	/* The domain's lock before the row, as revoke_locked takes them. */
+	if (ks_store_domain_lock(r->db, d->id, e) < 0 ||
+	    ks_store_cert_lock(r->db, key_id, &t, e) < 0)
+		goto fail;
+	if (strcmp(t.status, "revoked") == 0) {
+		err_set(e, ERR_CONFLICT, "already_revoked", "the key %s is already revoked",
+		        key_id);
+		goto fail;
+	}
+	if (record_revocation(r, d, &t, method, reason, e) < 0 || db_commit(r->db, e) < 0)
+		goto fail;
+	ks_cache_invalidate(r->ks->cache);
+	ks_log_publish(r, d);
+	log_info(r->http->reqid, "revoked key_id=%s of %s by %s, reason %s", t.key_id, t.name,
+	         method, crl_reason_name(reason));
+	return 0;
+fail:
+	db_rollback(r->db);
+	return -1;
+}
+
 /* ---- the CRL ---- */
 
 /* The signer builds the CRL from the revocation rows and signs it (publish.c). */

@@ -5,6 +5,7 @@
 #include "pki/cert.h"
 #include "pki/crypto.h"
 #include "core/log.h"
+#include "acme.h"
 #include "ks.h"
 
 /* lookup.c: GET /v1/domains/{domain}/dkim/{selector} (declared here to keep ks.h as it is;
@@ -40,6 +41,7 @@ enum route_id {
 	R_DKIM,
 	R_RENEW,
 	R_RENEWAL,
+	R_ACME,
 };
 
 struct route {
@@ -78,12 +80,15 @@ static const struct route routes[] = {
     [R_DKIM] = {R_DKIM, "dkim", "GET", 1},
     [R_RENEW] = {R_RENEW, "renew", "POST", 0},
     [R_RENEWAL] = {R_RENEWAL, "renewal", "PUT", 0},
+    [R_ACME] = {R_ACME, "acme", "GET POST", 0},
 };
 
 static enum route_id match_route(const struct http_request *h)
 {
 	int n = h->nseg;
 
+	if (n >= 2 && http_seg_is(h, 0, "acme"))
+		return R_ACME;
 	if (n < 3 || !http_seg_is(h, 0, "v1"))
 		return R_NONE;
 	if (http_seg_is(h, 1, "domains")) {
@@ -198,6 +203,9 @@ static int run_domain_handler(struct ks_req *r, enum route_id id, const char *me
 		break;
 	case R_ERASE:
 		ks_domain_erase(r, h->seg[2]);
+		break;
+	case R_ACME:
+		ks_acme_dispatch(r);
 		break;
 	default:
 		return 0;

@@ -68,6 +68,19 @@ const struct conf_param ks_settings_table[] = {
      "how long a certificate must have been current before it may be renewed"},
     {"renew_max_lifetime", CONF_DURATION, "0", 0, 825 * 86400LL, S(renew_max_lifetime),
      "longest validity of a renewed certificate (whole days, at least 1d); 0: cert_days"},
+    /* ACME (PROTOCOL.md 5.4): certificates for the hosts of a domain, by certbot & co. */
+    {"acme", CONF_BOOL, "no", 0, 1, S(acme),
+     "serve ACME (RFC 8555) at /acme/<domain>/directory for the hosts of every domain"},
+    {"acme_http01_port", CONF_INT, "80", 1, 65535, S(acme_http01_port),
+     "the port http-01 validation fetches http://<host>:<port>/.well-known/acme-challenge/ "
+     "from (80 as RFC 8555 says; another only for tests)"},
+    {"acme_resolver", CONF_STR, NULL, 0, 0, S(acme_resolver),
+     "DNS server (ADDR[:PORT]) that resolves hosts for http-01 and reads the TXT records "
+     "of dns-01; unset: the first nameserver of /etc/resolv.conf"},
+    {"acme_orders_per_hour", CONF_INT, "50", 0, 1000000, S(acme_orders_per_hour),
+     "new ACME orders one account may place per hour (rateLimited beyond); 0: no limit"},
+    {"acme_domain_orders_per_hour", CONF_INT, "1000", 0, 10000000, S(acme_domain_orders_per_hour),
+     "new ACME orders per domain per hour, all accounts together; 0: no limit"},
     {"webhook_allow_http", CONF_BOOL, "no", 0, 1, S(webhook_allow_http),
      "allow http:// webhook URLs (tests on loopback only)"},
     {"webhook_retry_base", CONF_DURATION, "10s", 1, 3600, S(webhook_retry_base),

@@ -36,6 +36,12 @@ struct ks_settings {
 	long long renew_window;
 	long long renew_min_interval;
 	long long renew_max_lifetime;
+	/* ACME (acme.h) */
+	int acme;
+	long long acme_http01_port;
+	char *acme_resolver;
+	long long acme_orders_per_hour;
+	long long acme_domain_orders_per_hour;
 	int webhook_allow_http;
 	long long webhook_retry_base;
 	long long webhook_max_attempts;

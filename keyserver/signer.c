@@ -133,6 +133,12 @@ static int do_op(struct ks_signer *sg, struct db *db, struct ks_signer_request *
 			return -1;
 		publish_after(sg, db, sd);
 		break;
+	case KS_SIGNER_ACME:
+		if (ks_issue_acme(sg, db, sd, q->token, q->pem[0], a->a, e) < 0)
+			return -1;
+		publish_after(sg, db, sd);
+		a->f[a->n++] = frame_str(a->a);
+		return 0;
 	case KS_SIGNER_CRL:
 		if ((a->der = ks_sign_crl(db, sd, &len, e)) == NULL)
 			return -1;

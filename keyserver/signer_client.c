@@ -141,6 +141,21 @@ int ks_signer_server(struct ks *ks, const char *domain, const char *admin_token,
 	return rc;
 }
 
+int ks_signer_acme(struct ks *ks, const char *domain, const char *order_id, const char *csr,
+                   char key_id[CRYPTO_UUID_LEN], struct err *e)
+{
+	struct frame_field f[3] = {frame_str(domain), frame_str(order_id), frame_str(csr)};
+	struct frame_msg ans;
+	uint8_t *buf = NULL;
+	int rc = -1;
+
+	if (call(ks, KS_SIGNER_ACME, f, 3, 1, &ans, &buf, e) == 0 &&
+	    answer_str(&ans.f[0], key_id, CRYPTO_UUID_LEN, e) == 0)
+		rc = 0;
+	free(buf);
+	return rc;
+}
+
 unsigned char *ks_signer_crl(struct ks *ks, const char *domain, size_t *len, struct err *e)
 {
 	struct frame_field f[1] = {frame_str(domain)};

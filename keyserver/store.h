@@ -12,6 +12,7 @@
 #ifndef KS_STORE_H
 #define KS_STORE_H
 
+#include "acme.h"
 #include "ks.h"
 #include "pki/cert.h"
 #include "pki/crl.h"
@@ -256,5 +257,31 @@ int ks_store_legacy_lock(struct db *db, struct err *e);
 int ks_store_unsealed_domains(struct db *db, int (*fn)(void *ctx, const char *name, struct err *e),
                               void *ctx, struct err *e);
 int ks_store_legacy_mark(struct db *db, struct err *e);
+
+/* store_acme.c: ACME nonces, accounts and orders (acme.h).  Lookups answer 1 (filled), 0
+ * (none), -1. */
+int ks_store_acme_nonce_add(struct db *db, const char *nonce, long long ttl, struct err *e);
+/* Delete the nonce if it is unexpired: 1 when it was (the caller may use it), else 0. */
+int ks_store_acme_nonce_use(struct db *db, const char *nonce, struct err *e);
+int ks_store_acme_account_find(struct db *db, long long domain_id, const char *column,
+                               const char *value, struct acme_account *a, struct err *e);
+int ks_store_acme_account_add(struct db *db, long long domain_id, const struct acme_account *a,
+                              struct err *e);
+int ks_store_acme_account_update(struct db *db, const struct acme_account *a, struct err *e);
+int ks_store_acme_order_add(struct db *db, long long domain_id, const struct acme_order *o,
+                            struct err *e);
+/* lock: FOR UPDATE, until the caller's transaction ends. */
+int ks_store_acme_order_get(struct db *db, long long domain_id, const char *id, int lock,
+                            struct acme_order *o, struct err *e);
+/* The authorisation's outcome; the order becomes ready (valid) or invalid with it. */
+int ks_store_acme_order_validated(struct db *db, const char *id, int valid, const char *type,
+                                  const char *error, struct err *e);
+int ks_store_acme_order_issued(struct db *db, const char *id, const char *key_id, struct err *e);
+/* Orders made in the last hour by the account (account_id) or in the domain (NULL). */
+int ks_store_acme_orders_recent(struct db *db, long long domain_id, const char *account_id,
+                                long long *n, struct err *e);
+/* Whether the account's order produced the certificate key_id: 1, 0, -1. */
+int ks_store_acme_account_ordered(struct db *db, const char *account_id, const char *key_id,
+                                  struct err *e);
 
 #endif

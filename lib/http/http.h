@@ -30,6 +30,7 @@ struct http_request {
 	const char *content_type;
 	const char *authorization; /* the Authorization header or NULL */
 	const char *if_none_match;
+	const char *host; /* the Host header or NULL (ACME builds its absolute URLs on it) */
 	const char *body; /* NUL-terminated copy of the body (may be empty) */
 	size_t body_len;
 	json_t *json; /* parsed body when it was application/json, else NULL (borrowed) */
@@ -39,7 +40,7 @@ struct http_request {
 	int nseg;
 };
 
-#define HTTP_MAX_HEADERS 6
+#define HTTP_MAX_HEADERS 8
 
 struct http_response {
 	int status;
@@ -49,7 +50,7 @@ struct http_response {
 	const char *route;        /* metrics label, static string (e.g. "address_lookup") */
 	struct {
 		const char *name; /* static */
-		char value[96];
+		char value[320];  /* room for an absolute URL (ACME's Location, Link) */
 	} headers[HTTP_MAX_HEADERS];
 	int nheaders;
 };

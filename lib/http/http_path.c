@@ -311,6 +311,7 @@ static enum MHD_Result http_answer(struct http_server *srv, struct MHD_Connectio
 	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 	req.if_none_match =
 	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+	req.host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
 	req.body = ctx->body != NULL ? ctx->body : "";
 	req.body_len = ctx->len;
 	req.conn = conn;

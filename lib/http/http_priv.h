@@ -18,6 +18,7 @@
 struct http_tls;
 
 #define HTTP_JSON "application/json"
+#define HTTP_JOSE_JSON "application/jose+json"
 
 struct http_server {
 	struct MHD_Daemon *daemon;

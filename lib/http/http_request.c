@@ -131,7 +131,9 @@ const char *http_bearer_token(const struct http_request *req)
 
 /* ---- body checks --------------------------------------------------------- */
 
-/* "application/json" with optional parameters; a charset, if given, must be UTF-8. */
+/* "application/json", or "application/jose+json" (the JSON of ACME's signed requests, RFC
+ * 8555 §6.2, which its handlers insist on), with optional parameters; a charset, if given,
+ * must be UTF-8. */
 int http_is_json_type(const char *ct)
 {
 	const char *p;
@@ -140,9 +142,12 @@ int http_is_json_type(const char *ct)
 		return 0;
 	while (*ct == ' ' || *ct == '\t')
 		ct++;
-	if (strncasecmp(ct, HTTP_JSON, sizeof(HTTP_JSON) - 1) != 0)
+	if (strncasecmp(ct, HTTP_JSON, sizeof(HTTP_JSON) - 1) == 0)
+		p = ct + sizeof(HTTP_JSON) - 1;
+	else if (strncasecmp(ct, HTTP_JOSE_JSON, sizeof(HTTP_JOSE_JSON) - 1) == 0)
+		p = ct + sizeof(HTTP_JOSE_JSON) - 1;
+	else
 		return 0;
-	p = ct + sizeof(HTTP_JSON) - 1;
 	while (*p == ' ' || *p == '\t')
 		p++;
 	if (*p == '\0')

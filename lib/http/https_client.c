@@ -243,8 +243,8 @@ out:
 	return ret;
 }
 
-int https_get(const char *host, uint16_t port, const char *path, const struct https_opts *o,
-              struct https_reply *out, struct err *e)
+static int get_host(const char *scheme, const char *host, uint16_t port, const char *path,
+                    const struct https_opts *o, struct https_reply *out, struct err *e)
 {
 	char url[HOST_MAX + 512];
 	int v6;
@@ -252,10 +252,24 @@ int https_get(const char *host, uint16_t port, const char *path, const struct ht
 	if (host == NULL || path == NULL)
 		return err_set(e, ERR_INPUT, "bad_request", "no host to fetch from");
 	v6 = strchr(host, ':') != NULL;
-	if (snprintf(url, sizeof(url), "https://%s%s%s:%u%s", v6 ? "[" : "", host, v6 ? "]" : "",
-	             port, path) >= (int)sizeof(url))
+	if (snprintf(url, sizeof(url), "%s://%s%s%s:%u%s", scheme, v6 ? "[" : "", host,
+	             v6 ? "]" : "", port, path) >= (int)sizeof(url))
 		return err_set(e, ERR_INPUT, "bad_request", "URL too long");
 	return do_request(url, host, port, o, NULL, out, e);
+}
+
+int https_get(const char *host, uint16_t port, const char *path, const struct https_opts *o,
+              struct https_reply *out, struct err *e)
+{
+	return get_host("https", host, port, path, o, out, e);
+}
+
+int https_get_plain(const char *host, uint16_t port, const char *path, const struct https_opts *o,
+                    struct https_reply *out, struct err *e)
+{
+	if (!o->allow_http)
+		return err_set(e, ERR_INTERNAL, "internal", "a plain-HTTP fetch needs allow_http");
+	return get_host("http", host, port, path, o, out, e);
 }
 
 /* base_url + path, base_url being https:// (a trailing '/' dropped). */

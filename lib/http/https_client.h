@@ -42,6 +42,10 @@ int https_init(struct err *e);
  * fetch_status (non-2xx; message from the server's error body), fetch_too_big. */
 int https_get(const char *host, uint16_t port, const char *path, const struct https_opts *o,
               struct https_reply *out, struct err *e);
+/* GET http://host:port/path, in plain HTTP (o->allow_http must be set): what ACME's
+ * http-01 validation fetches; errors as https_get's. */
+int https_get_plain(const char *host, uint16_t port, const char *path, const struct https_opts *o,
+                    struct https_reply *out, struct err *e);
 /* Same for a base URL ("https://127.0.0.1:8443"). */
 int https_get_url(const char *base_url, const char *path, const struct https_opts *o,
                   struct https_reply *out, struct err *e);

@@ -53,12 +53,17 @@ static int ecdsa_der_to_raw(const unsigned char *der, size_t len, unsigned char 
 
 static unsigned char *ecdsa_raw_to_der(const unsigned char *raw, size_t len, size_t *outlen)
 {
-	ECDSA_SIG *sig = ECDSA_SIG_new();
-	BIGNUM *r = BN_bin2bn(raw, 32, NULL), *s = BN_bin2bn(raw + 32, 32, NULL);
+	ECDSA_SIG *sig;
+	BIGNUM *r, *s;
 	unsigned char *der = NULL;
 	int n;
 
-	if (len != 64 || sig == NULL || r == NULL || s == NULL || !ECDSA_SIG_set0(sig, r, s)) {
+	if (len != 64) /* before reading 64 bytes of it */
+		return NULL;
+	sig = ECDSA_SIG_new();
+	r = BN_bin2bn(raw, 32, NULL);
+	s = BN_bin2bn(raw + 32, 32, NULL);
+	if (sig == NULL || r == NULL || s == NULL || !ECDSA_SIG_set0(sig, r, s)) {
 		BN_free(r);
 		BN_free(s);
 		ECDSA_SIG_free(sig);
@@ -368,10 +373,9 @@ out:
 	return rc;
 }
 
-static int signature_check(const struct jws_header *h, const char *in, const char *sig_b64,
-                           struct err *e)
+int jws_verify_input(EVP_PKEY *key, const char *alg, const char *in, const char *sig_b64,
+                     struct err *e)
 {
-	EVP_PKEY *key = X509_get0_pubkey(h->chain[0]);
 	size_t siglen = 0, derlen = 0;
 	uint8_t *sig = crypto_b64url_decode(sig_b64, &siglen);
 	unsigned char *der = NULL;
@@ -380,10 +384,10 @@ static int signature_check(const struct jws_header *h, const char *in, const cha
 
 	/* The alg in the header must be the one the key is for: no algorithm confusion. */
 	if (key != NULL && sig != NULL && ctx != NULL && jws_alg_of(key) != NULL &&
-	    strcmp(jws_alg_of(key), h->alg) == 0 && crypto_key_check_allowed(key, e) == 0) {
+	    strcmp(jws_alg_of(key), alg) == 0 && crypto_key_check_allowed(key, e) == 0) {
 		const unsigned char *s = sig;
 		size_t slen = siglen;
-		if (strcmp(h->alg, "ES256") == 0) {
+		if (strcmp(alg, "ES256") == 0) {
 			der = ecdsa_raw_to_der(sig, siglen, &derlen);
 			s = der;
 			slen = derlen;
@@ -400,6 +404,12 @@ static int signature_check(const struct jws_header *h, const char *in, const cha
 		               "the signature does not verify with the signer's key");
 	}
 	return 0;
+}
+
+static int signature_check(const struct jws_header *h, const char *in, const char *sig_b64,
+                           struct err *e)
+{
+	return jws_verify_input(X509_get0_pubkey(h->chain[0]), h->alg, in, sig_b64, e);
 }
 
 #define B64URL_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"

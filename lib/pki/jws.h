@@ -63,6 +63,13 @@ struct jws_verified {
 
 void jws_verified_free(struct jws_verified *v); /* releases members; accepts NULL */
 
+/* The signature sig_b64 (base64url; ES256 raw r||s) over the signing input in, by key under
+ * alg ("EdDSA", "ES256", "RS256"), which must be the key's own algorithm and the key an
+ * allowed one; ERR_UNPROC "jws_signature" otherwise.  For JWS whose key comes from
+ * elsewhere than x5c (ACME's jwk or account key). */
+int jws_verify_input(EVP_PKEY *key, const char *alg, const char *in, const char *sig_b64,
+                     struct err *e);
+
 /* Parse and verify text against the pins ("sha256:<b64>" strings).
  * Errors: ERR_INPUT "bad_jws" (malformed), ERR_UNPROC "jws_signature" (signature or
  * chain does not verify), ERR_UNPROC "pin_mismatch" (the root matches no pin). */

@@ -32,7 +32,7 @@ static void check_request(const struct ks_signer_request *r)
 {
 	struct err e = {0};
 
-	if (r->op < KS_SIGNER_REGISTER || r->op > KS_SIGNER_RENEW ||
+	if (r->op < KS_SIGNER_REGISTER || r->op > KS_SIGNER_ACME ||
 	    name_check_domain(r->domain, &e) < 0 || !lowercase(r->domain))
 		abort();
 	if (r->op == KS_SIGNER_TOKEN && (name_check_address(r->name, &e) < 0 ||
@@ -40,7 +40,10 @@ static void check_request(const struct ks_signer_request *r)
 		abort();
 	if (r->op == KS_SIGNER_ROUTE && !lowercase(r->name))
 		abort();
-	if ((r->op == KS_SIGNER_ENROLL || r->op == KS_SIGNER_SERVER || r->op == KS_SIGNER_RENEW) &&
+	if (r->op == KS_SIGNER_ACME && strlen(r->token) != 36)
+		abort();
+	if ((r->op == KS_SIGNER_ENROLL || r->op == KS_SIGNER_SERVER || r->op == KS_SIGNER_RENEW ||
+	     r->op == KS_SIGNER_ACME) &&
 	    (r->pem[0] == NULL || strlen(r->pem[0]) == 0 || strlen(r->pem[0]) > KS_SIGNER_PEM_MAX))
 		abort();
 	if (r->op == KS_SIGNER_REGISTER)
