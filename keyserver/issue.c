@@ -232,21 +232,54 @@ static int token_consume(struct ks_signer *sg, struct issuance *is, const char *
 	return ks_store_enroll_token_use(is->r.db, t.id, e);
 }
 
-static int issue_in_transaction(struct ks_signer *sg, struct issuance *is, const char *token,
-                                struct err *e)
+struct issue_change {
+	struct ks_signer *sg;
+	struct issuance *is;
+	const char *token;  /* an enrollment: the token to consume */
+	struct renewal *rn; /* a renewal: the request to authorise */
+};
+
+static int renewal_authorise(struct ks_signer *sg, struct issuance *is, struct renewal *rn,
+                             struct err *e);
+
+/* One issuance inside its batch's transaction (the domain's row locked by the batch). */
+static int issue_change(struct ks_req *r, void *arg, struct err *e)
 {
-	if (db_begin(is->r.db, e) < 0)
+	struct issue_change *c = arg;
+
+	c->is->r = *r;
+	if ((c->token != NULL && token_consume(c->sg, c->is, c->token, e) < 0) ||
+	    (c->rn != NULL && renewal_authorise(c->sg, c->is, c->rn, e) < 0))
 		return -1;
-	/* The domain before the token's row, as everywhere (an erasure deletes the address's
-	 * tokens under the domain's lock): the other order could deadlock with it. */
-	if ((token != NULL && (ks_store_domain_lock(is->r.db, is->sd->d->id, e) < 0 ||
-	                       token_consume(sg, is, token, e) < 0)) ||
-	    issuance_sign(sg, is, e) < 0 || issuance_store(is, e) < 0 ||
-	    db_commit(is->r.db, e) < 0) {
-		db_rollback(is->r.db);
-		return -1;
-	}
-	return 0;
+	return issuance_sign(c->sg, c->is, e) < 0 || issuance_store(c->is, e) < 0 ? -1 : 0;
+}
+
+struct head_ctx {
+	struct ks_signer *sg;
+	const struct ks_signer_domain *sd;
+};
+
+/* The batch's head, signed in its transaction: the issuances and the head that covers
+ * them commit together, one commit for the lot. */
+static int head_in_batch(void *ctx, struct ks_req *r, const struct ks_domain *d, struct err *e)
+{
+	const struct head_ctx *h = ctx;
+	long long size = 0;
+
+	(void)d;
+	return ks_publish_heads_in(h->sg, r->db, h->sd, &size, e);
+}
+
+static int issue_in_transaction(struct ks_signer *sg, struct issuance *is, const char *token,
+                                struct renewal *rn, struct err *e)
+{
+	struct ks_req r = is->r;
+	struct head_ctx hc = {.sg = sg, .sd = is->sd};
+	struct ks_batch_ops ops = {.before_commit = head_in_batch, .ctx = &hc};
+	struct issue_change ic = {.sg = sg, .is = is, .token = token, .rn = rn};
+	struct ks_change c = {.fn = issue_change, .arg = &ic, .r = &r};
+
+	return ks_group_change(sg->ks.changes, is->sd->d, &c, &ops, e);
 }
 
 int ks_issue_user(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
@@ -259,7 +292,7 @@ int ks_issue_user(struct ks_signer *sg, struct db *db, const struct ks_signer_do
 	is.r.ks = &sg->ks;
 	is.r.db = db;
 	if (issuance_check_csr(&is, csr_pem, e) == 0 &&
-	    issue_in_transaction(sg, &is, token, e) == 0) {
+	    issue_in_transaction(sg, &is, token, NULL, e) == 0) {
 		memcpy(key_id, is.key_id, CRYPTO_UUID_LEN);
 		memcpy(secret, is.revocation_secret, CRYPTO_TOKEN_LEN);
 		log_info(NULL, "signer: enrolled %s key_id=%s", is.name, is.key_id);
@@ -285,7 +318,7 @@ int ks_issue_server(struct ks_signer *sg, struct db *db, const struct ks_signer_
 		    e, ERR_INPUT, "bad_request",
 		    "server certificates are for mta, keyserver or signing; users enroll");
 	if (issuance_check_csr(&is, csr_pem, e) == 0 &&
-	    issue_in_transaction(sg, &is, NULL, e) == 0) {
+	    issue_in_transaction(sg, &is, NULL, NULL, e) == 0) {
 		memcpy(key_id, is.key_id, CRYPTO_UUID_LEN);
 		log_info(NULL, "signer: issued %s certificate for %s key_id=%s", purpose, is.name,
 		         is.key_id);
@@ -385,19 +418,6 @@ static int renewal_authorise(struct ks_signer *sg, struct issuance *is, struct r
 	return 0;
 }
 
-static int renew_in_transaction(struct ks_signer *sg, struct issuance *is, struct renewal *rn,
-                                struct err *e)
-{
-	if (db_begin(is->r.db, e) < 0)
-		return -1;
-	if (renewal_authorise(sg, is, rn, e) < 0 || issuance_sign(sg, is, e) < 0 ||
-	    issuance_store(is, e) < 0 || db_commit(is->r.db, e) < 0) {
-		db_rollback(is->r.db);
-		return -1;
-	}
-	return 0;
-}
-
 int ks_issue_renew(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
                    const char *jws, char key_id[CRYPTO_UUID_LEN], char secret[CRYPTO_TOKEN_LEN],
                    struct err *e)
@@ -419,7 +439,7 @@ int ks_issue_renew(struct ks_signer *sg, struct db *db, const struct ks_signer_d
 		        "the request renews %s but its CSR is for %s", rn.req.name, is.name);
 		goto out;
 	}
-	if (renew_in_transaction(sg, &is, &rn, e) < 0)
+	if (issue_in_transaction(sg, &is, NULL, &rn, e) < 0)
 		goto out;
 	memcpy(key_id, is.key_id, CRYPTO_UUID_LEN);
 	memcpy(secret, is.revocation_secret, CRYPTO_TOKEN_LEN);
