@@ -10,9 +10,11 @@
  * (the root's name constraints), and the certificate is verified against the
  * domain's chain, name constraints included, before it leaves the signer.
  *
- * Each issuance is one transaction: consume the token, supersede the name's
- * current certificate, insert the new one, log both, notify the other nodes.
- * The signed tree heads follow in their own transaction (publish.c).
+ * Each issuance is one change of a batch (group.c): consume the token,
+ * supersede the name's current certificate, log both, insert the new one,
+ * notify the other nodes.  Every issuance of the domain queued meanwhile
+ * shares the batch's transaction, and the signed tree head covering them all
+ * is signed and stored in it too (publish.c), so the lot commits at once.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -127,8 +129,8 @@ static int supersede_current(struct issuance *is, struct err *e)
 	return rc;
 }
 
-/* Log the issuance and remember which entry recorded it. */
-static int log_issued(struct issuance *is, const char *fpr, struct err *e)
+/* Log the issuance; *seq receives the entry's index, stored with the certificate. */
+static int log_issued(struct issuance *is, const char *fpr, long long *seq, struct err *e)
 {
 	json_t *details = json_pack("{s:s, s:s, s:s}", "fingerprint", fpr, "purpose",
 	                            cert_purpose_name(is->purpose), "kind",
@@ -138,21 +140,19 @@ static int log_issued(struct issuance *is, const char *fpr, struct err *e)
 		json_object_set_new(details, "renewal_of", json_string(is->renewal_of));
 	struct ks_event ev = {
 	    .type = "issued", .name = is->name, .key_id = is->key_id, .details = details};
-	long long seq = -1;
-	int rc = ks_log_append(&is->r, is->sd->d, &ev, &seq, e);
+	int rc = ks_log_append(&is->r, is->sd->d, &ev, seq, e);
 
 	json_decref(details);
-	if (rc < 0)
-		return -1;
-	return ks_store_cert_set_log_seq(is->r.db, is->key_id, seq, e);
+	return rc;
 }
 
-/* Inside the caller's transaction: supersede the current certificate, insert the new one,
- * log both.  A user certificate comes with a fresh revocation secret (stored hashed). */
+/* Inside the caller's transaction: supersede the current certificate, log both, insert
+ * the new one.  A user certificate comes with a fresh revocation secret (stored hashed). */
 static int issuance_store(struct issuance *is, struct err *e)
 {
 	char fpr[CERT_FPR_LEN], secret_hash[CRYPTO_HEX256_LEN];
 	char *pem = NULL, *serial = NULL;
+	long long seq = -1;
 	int rc = -1;
 
 	if (cert_fingerprint(is->cert, fpr, e) < 0 || (pem = cert_to_pem(is->cert, e)) == NULL ||
@@ -164,8 +164,10 @@ static int issuance_store(struct issuance *is, struct err *e)
 		crypto_token_hash(is->revocation_secret, secret_hash);
 	}
 	/* Two enrollments of one name at once would both see "no current certificate" and
-	 * collide on insert: take the domain's lock (the log append needs it anyway) first. */
-	if (ks_store_domain_lock(is->r.db, is->sd->d->id, e) < 0 || supersede_current(is, e) < 0)
+	 * collide on insert: take the domain's lock (the log append needs it anyway) first,
+	 * unless this runs in a batch, whose leader holds it. */
+	if ((is->r.log_batch == NULL && ks_store_domain_lock(is->r.db, is->sd->d->id, e) < 0) ||
+	    supersede_current(is, e) < 0 || log_issued(is, fpr, &seq, e) < 0)
 		goto out;
 	struct ks_cert_new c = {.key_id = is->key_id,
 	                        .domain_id = is->sd->d->id,
@@ -178,10 +180,9 @@ static int issuance_store(struct issuance *is, struct err *e)
 	                        .pem = pem,
 	                        .not_before = (long long)cert_not_before(is->cert),
 	                        .not_after = (long long)cert_not_after(is->cert),
-	                        .secret_hash = is->kind == CERT_USER ? secret_hash : NULL};
+	                        .secret_hash = is->kind == CERT_USER ? secret_hash : NULL,
+	                        .log_seq = seq};
 	rc = ks_store_cert_insert(is->r.db, &c, e);
-	if (rc == 0)
-		rc = log_issued(is, fpr, e);
 	if (rc == 0)
 		rc = ks_store_notify_change(is->r.db, is->sd->d->name, e);
 out:
@@ -386,10 +387,11 @@ static int renewal_authorise(struct ks_signer *sg, struct issuance *is, struct r
 	                            .cert_days = cfg->cert_days};
 	int found;
 
-	/* The domain's lock first, as every issuance takes it before touching a certificate
-	 * row: two renewals (or a renewal and an enrollment) of one name then queue on it
-	 * instead of deadlocking, and the second sees the first's supersession. */
-	if (ks_store_domain_lock(is->r.db, is->sd->d->id, e) < 0)
+	/* The domain's lock first (a batch's leader holds it already), as every issuance
+	 * takes it before touching a certificate row: two renewals (or a renewal and an enrollment)
+	 * of one name then queue on it instead of deadlocking, and the second sees the first's
+	 * supersession. */
+	if (is->r.log_batch == NULL && ks_store_domain_lock(is->r.db, is->sd->d->id, e) < 0)
 		return -1;
 	found = ks_store_cert_for_renewal(is->r.db, is->sd->d->id, rn->signer_fpr, &rn->old, e);
 	if (found < 0)

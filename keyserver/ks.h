@@ -45,7 +45,9 @@
  *                                 and deliveries; erasure of an address; the signer's
  *                                 seals and signer_state
  *   signer_client.c               the HTTPS process's side of the signer protocol
- *   group.c                       group commit of tree heads (both processes)
+ *   group.c, log_batch.c          group commit of tree heads and batches of changes, one
+ *                                 transaction each, with the log's state in a batch
+ *                                 (both processes)
  *   signer.c, issue.c, publish.c, seal.c, signer_memo.c, ks_signer_proto.c
  *                                 the signer process: its loop, issuance and
  *                                 registration, signed heads/CRLs/routes, row seals,
@@ -232,7 +234,7 @@ struct ks_batch_ops {
 int ks_group_change(struct ks_group *g, const struct ks_domain *d, struct ks_change *c,
                     const struct ks_batch_ops *ops, struct err *e);
 
-/* tlog.c: the log's state inside a batch (ks_req.log_batch). */
+/* log_batch.c: the log's state inside a batch (ks_req.log_batch). */
 struct ks_log_batch *ks_log_batch_new(long long domain_id);
 void ks_log_batch_free(struct ks_log_batch *b); /* accepts NULL */
 /* Before a change; after one that failed (and was rolled back), back to that point. */

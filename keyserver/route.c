@@ -56,13 +56,13 @@ static int check_local_loop(struct db *db, const struct ks_domain *d, const char
 	return err_set(e, ERR_INPUT, "route_loop", "the alias chain from %s is too long", self);
 }
 
-/* Log a route change; the entry commits to the route by the digest of its canonical form. */
+/* Log a route change; the entry commits to the route by the digest of its canonical form.
+ * *seq receives the entry's index. */
 static int log_route(struct ks_req *r, const struct ks_domain *d, const char *name,
-                     const char *type, const struct ks_route *rt, struct err *e)
+                     const char *type, const struct ks_route *rt, long long *seq, struct err *e)
 {
 	json_t *details = json_object(), *content;
 	struct ks_event ev = {.type = type, .name = name, .details = details};
-	long long seq = -1;
 	char digest[CRYPTO_HEX256_LEN];
 	char *text = NULL;
 	int rc;
@@ -81,11 +81,9 @@ static int log_route(struct ks_req *r, const struct ks_domain *d, const char *na
 		json_object_set_new(details, "route_sha256", json_string(digest));
 		free(text);
 	}
-	rc = ks_log_append(r, d, &ev, &seq, e);
+	rc = ks_log_append(r, d, &ev, seq, e);
 	json_decref(details);
-	if (rc < 0 || rt == NULL)
-		return rc;
-	return ks_store_route_set_log_seq(r->db, d->id, name, seq, e);
+	return rc;
 }
 
 /* The HTTPS process's batches: their head is signed by the signer once committed. */
@@ -109,24 +107,24 @@ struct route_change {
 static int route_change(struct ks_req *r, void *arg, struct err *e)
 {
 	const struct route_change *c = arg;
+	long long seq = -1;
 	int gone;
 
-	if (c->rt != NULL)
-		return check_local_loop(r->db, c->d, c->name, c->rt, e) < 0 ||
-		               ks_store_route_put(r->db, c->d->id, c->name, c->rt, c->set_by, e) <
-		                   0 ||
-		               log_route(r, c->d, c->name, "route_set", c->rt, e) < 0 ||
-		               ks_store_notify_change(r->db, c->d->name, e) < 0
-		           ? -1
-		           : 0;
+	/* The entry first: the route row is stored with its index in one statement. */
+	if (c->rt != NULL) {
+		if (check_local_loop(r->db, c->d, c->name, c->rt, e) < 0 ||
+		    log_route(r, c->d, c->name, "route_set", c->rt, &seq, e) < 0 ||
+		    ks_store_route_put(r->db, c->d->id, c->name, c->rt, c->set_by, seq, e) < 0)
+			return -1;
+		return ks_store_notify_change(r->db, c->d->name, e);
+	}
 	if ((gone = ks_store_route_delete(r->db, c->d->id, c->name, e)) < 0)
 		return -1;
 	if (gone == 0)
 		return err_set(e, ERR_NOTFOUND, "no_route", "no route is set for %s", c->name);
-	return log_route(r, c->d, c->name, "route_removed", NULL, e) < 0 ||
-	               ks_store_notify_change(r->db, c->d->name, e) < 0
-	           ? -1
-	           : 0;
+	if (log_route(r, c->d, c->name, "route_removed", NULL, &seq, e) < 0)
+		return -1;
+	return ks_store_notify_change(r->db, c->d->name, e);
 }
 
 /* Run the change in the domain's next batch; answered once it is committed and a

@@ -127,7 +127,7 @@ int ks_store_cert_revoke(struct db *db, long long domain_id, const struct ks_cer
                          int reason, const char *method, struct err *e);
 
 /* Issuance (the signer): supersede the current one (returns how many, key_id and
- * fingerprint in *rows), insert the new one, and record the log entry of it. */
+ * fingerprint in *rows), and insert the new one with the log entry that records it. */
 int ks_store_cert_supersede(struct db *db, long long domain_id, const char *name,
                             const char *purpose, const char *new_key_id, struct ks_cert_row **rows,
                             struct err *e);
@@ -135,9 +135,9 @@ struct ks_cert_new {
 	const char *key_id, *kind, *purpose, *name, *algorithm, *fingerprint, *serial, *pem;
 	const char *secret_hash; /* of the revocation secret; NULL for a server certificate */
 	long long domain_id, not_before, not_after;
+	long long log_seq; /* the entry of its issuance, appended first */
 };
 int ks_store_cert_insert(struct db *db, const struct ks_cert_new *c, struct err *e);
-int ks_store_cert_set_log_seq(struct db *db, const char *key_id, long long seq, struct err *e);
 
 /* The domain's revocations as CRL entries (one block: free() it). */
 struct crl_entry *ks_store_crl_entries(struct db *db, long long domain_id, size_t *n,
@@ -147,10 +147,10 @@ struct crl_entry *ks_store_crl_entries(struct db *db, long long domain_id, size_
  * domain's default; ERR_NOTFOUND "no_route" when neither is set. */
 int ks_store_route_effective(struct db *db, const struct ks_domain *d, const char *name,
                              struct ks_route *rt, struct err *e);
+/* The route with the index of the log entry that records it. */
 int ks_store_route_put(struct db *db, long long domain_id, const char *name,
-                       const struct ks_route *rt, const char *set_by, struct err *e);
-int ks_store_route_set_log_seq(struct db *db, long long domain_id, const char *name, long long seq,
-                               struct err *e);
+                       const struct ks_route *rt, const char *set_by, long long log_seq,
+                       struct err *e);
 /* 1 when a route was deleted, 0 when there was none, -1 on error. */
 int ks_store_route_delete(struct db *db, long long domain_id, const char *name, struct err *e);
 

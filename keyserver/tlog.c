@@ -19,6 +19,7 @@
 #include "pki/crypto.h"
 #include "core/log.h"
 #include "pki/merkle.h"
+#include "log_batch.h"
 #include "store.h"
 
 #define LOG_PAGE_MAX 1000
@@ -63,92 +64,6 @@ out:
 	return text;
 }
 
-/* The log's state inside a batch of changes: the next index (-1: not read yet) and
- * the nodes read or written so far, with the point to come back to should a change
- * fail. */
-struct ks_log_batch {
-	long long domain_id, size, mark_size;
-	int mark_n;
-	struct ks_log_nodes nodes;
-};
-
-struct ks_log_batch *ks_log_batch_new(long long domain_id)
-{
-	struct ks_log_batch *b = calloc(1, sizeof(*b));
-
-	if (b != NULL) {
-		b->domain_id = domain_id;
-		b->size = b->mark_size = -1;
-	}
-	return b;
-}
-
-void ks_log_batch_free(struct ks_log_batch *b)
-{
-	free(b);
-}
-
-void ks_log_batch_mark(struct ks_log_batch *b)
-{
-	b->mark_size = b->size;
-	b->mark_n = b->nodes.n;
-}
-
-void ks_log_batch_undo(struct ks_log_batch *b)
-{
-	b->size = b->mark_size;
-	b->nodes.n = b->mark_n;
-}
-
-/* Remember a node in the batch's memo (when there is room: else it is read again). */
-static void memo_keep(struct ks_log_nodes *ctx, unsigned level, uint64_t index,
-                      const uint8_t hash[MERKLE_HASH_LEN])
-{
-	for (int i = 0; i < ctx->n; i++)
-		if (ctx->memo[i].level == level && ctx->memo[i].index == index)
-			return;
-	if (ctx->n < KS_LOG_MEMO) {
-		ctx->memo[ctx->n] = (struct ks_log_memo){.level = level, .index = index, .have = 1};
-		memcpy(ctx->memo[ctx->n++].hash, hash, MERKLE_HASH_LEN);
-	}
-}
-
-/* merkle_node_fn of a batch: a node read once stays known for the batch's next appends. */
-static int batch_node(void *arg, unsigned level, uint64_t index, uint8_t out[MERKLE_HASH_LEN],
-                      struct err *e)
-{
-	if (ks_log_node(arg, level, index, out, e) < 0)
-		return -1;
-	memo_keep(arg, level, index, out);
-	return 0;
-}
-
-/* Where the next entry goes, and the nodes to read from: the batch's, after the first
- * append of the batch; else the domain's lock (one writer per domain at a time:
- * sequence numbers without gaps or races) and the log's size. */
-static long long append_start(struct ks_req *r, const struct ks_domain *d,
-                              struct ks_log_nodes *local, struct ks_log_nodes **ctx, struct err *e)
-{
-	struct ks_log_batch *b = r->log_batch;
-
-	if (b == NULL || b->domain_id != d->id) {
-		ks_log_nodes_init(local, r->db, d->id);
-		*ctx = local;
-		if (ks_store_domain_lock(r->db, d->id, e) < 0)
-			return -1;
-		return ks_log_size(r->db, d->id, e);
-	}
-	if (b->size < 0) {
-		ks_log_nodes_init(&b->nodes, r->db, d->id);
-		/* The batch's leader holds the domain's lock already. */
-		if ((b->size = ks_log_size(r->db, d->id, e)) < 0)
-			return -1;
-	}
-	b->nodes.db = r->db;
-	*ctx = &b->nodes;
-	return b->size;
-}
-
 int ks_log_append(struct ks_req *r, const struct ks_domain *d, const struct ks_event *ev,
                   long long *seq_out, struct err *e)
 {
@@ -160,7 +75,7 @@ int ks_log_append(struct ks_req *r, const struct ks_domain *d, const struct ks_e
 	long long seq;
 	int nnodes = 0, rc = -1;
 
-	if ((seq = append_start(r, d, &local, &ctx, e)) < 0 ||
+	if ((seq = ks_log_batch_start(r, d, &local, &ctx, e)) < 0 ||
 	    crypto_random_bytes(salt_raw, sizeof(salt_raw), e) < 0) {
 		atomic_fetch_add(&r->ks->log_append_failures, 1);
 		return -1;
@@ -171,7 +86,8 @@ int ks_log_append(struct ks_req *r, const struct ks_domain *d, const struct ks_e
 		goto out;
 	}
 	if (merkle_leaf_hash(leaf, strlen(leaf), leaf_hash, e) < 0 ||
-	    merkle_append_nodes((uint64_t)seq, leaf_hash, batch_node, ctx, nodes, &nnodes, e) < 0)
+	    merkle_append_nodes((uint64_t)seq, leaf_hash, ks_log_batch_node, ctx, nodes, &nnodes,
+	                        e) < 0)
 		goto out;
 	crypto_hex(leaf_hash, MERKLE_HASH_LEN, hash_hex);
 	snprintf(seqbuf, sizeof(seqbuf), "%lld", seq);
@@ -185,11 +101,8 @@ int ks_log_append(struct ks_req *r, const struct ks_domain *d, const struct ks_e
 	                                .nnodes = nnodes};
 	if (ks_store_log_append(r->db, &row, e) < 0)
 		goto out;
-	if (ctx != &local) { /* the batch goes on from here */
-		r->log_batch->size = seq + 1;
-		for (int i = 0; i < nnodes; i++)
-			memo_keep(ctx, nodes[i].level, nodes[i].index, nodes[i].hash);
-	}
+	if (ctx != &local) /* the batch goes on from here */
+		ks_log_batch_appended(r->log_batch, seq, nodes, nnodes);
 	if (seq_out != NULL)
 		*seq_out = seq;
 	rc = 0;
