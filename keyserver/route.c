@@ -99,6 +99,7 @@ struct route_change {
 	const struct ks_domain *d;
 	const char *name, *set_by;
 	const struct ks_route *rt; /* NULL: remove */
+	long long seq;             /* out: the index of its log entry */
 };
 
 /* One change inside its batch's transaction, the domain's row locked by the batch:
@@ -106,15 +107,15 @@ struct route_change {
  * loop that neither saw. */
 static int route_change(struct ks_req *r, void *arg, struct err *e)
 {
-	const struct route_change *c = arg;
-	long long seq = -1;
+	struct route_change *c = arg;
+	long long *seq = &c->seq;
 	int gone;
 
 	/* The entry first: the route row is stored with its index in one statement. */
 	if (c->rt != NULL) {
 		if (check_local_loop(r->db, c->d, c->name, c->rt, e) < 0 ||
-		    log_route(r, c->d, c->name, "route_set", c->rt, &seq, e) < 0 ||
-		    ks_store_route_put(r->db, c->d->id, c->name, c->rt, c->set_by, seq, e) < 0)
+		    log_route(r, c->d, c->name, "route_set", c->rt, seq, e) < 0 ||
+		    ks_store_route_put(r->db, c->d->id, c->name, c->rt, c->set_by, *seq, e) < 0)
 			return -1;
 		return ks_store_notify_change(r->db, c->d->name, e);
 	}
@@ -122,7 +123,7 @@ static int route_change(struct ks_req *r, void *arg, struct err *e)
 		return -1;
 	if (gone == 0)
 		return err_set(e, ERR_NOTFOUND, "no_route", "no route is set for %s", c->name);
-	if (log_route(r, c->d, c->name, "route_removed", NULL, &seq, e) < 0)
+	if (log_route(r, c->d, c->name, "route_removed", NULL, seq, e) < 0)
 		return -1;
 	return ks_store_notify_change(r->db, c->d->name, e);
 }
@@ -139,18 +140,22 @@ static int route_commit(struct ks_req *r, struct route_change *rc, struct err *e
 	return 0;
 }
 
+/* Set the route of name; rt->log_seq receives the index of the entry that records it. */
 static int route_store(struct ks_req *r, const struct ks_domain *d, const char *name,
-                       const struct ks_route *rt, const char *set_by, struct err *e)
+                       struct ks_route *rt, const char *set_by, struct err *e)
 {
-	struct route_change c = {.d = d, .name = name, .set_by = set_by, .rt = rt};
+	struct route_change c = {.d = d, .name = name, .set_by = set_by, .rt = rt, .seq = -1};
 
-	return route_commit(r, &c, e);
+	if (route_commit(r, &c, e) < 0)
+		return -1;
+	rt->log_seq = c.seq;
+	return 0;
 }
 
 static int route_remove(struct ks_req *r, const struct ks_domain *d, const char *name,
                         struct err *e)
 {
-	struct route_change c = {.d = d, .name = name};
+	struct route_change c = {.d = d, .name = name, .seq = -1};
 
 	return route_commit(r, &c, e);
 }
@@ -270,10 +275,8 @@ static void put_route(struct ks_req *r, struct ks_domain *d, const char *name, i
 		goto fail;
 	log_info(r->http->reqid, "route of %s set by %s: %s", name, set_by,
 	         rt.alias ? "alias" : "servers");
-	/* Answer with the route as stored, log entry included. */
-	ks_route_free(&rt);
-	if (ks_store_route_effective(r->db, d, name, &rt, &e) < 0)
-		goto fail;
+	/* Answer with the route as stored (the signer reads it back to sign it), log entry
+	 * included: no need to read it here too. */
 	reply_signed_route(r, d, name, &rt);
 	ks_route_free(&rt);
 	return;

@@ -167,15 +167,15 @@ static char *nodes_array(const struct merkle_node *nodes, int n, int which)
 		return NULL;
 	out[len++] = '{';
 	for (int i = 0; i < n; i++) {
-		char hex[65];
-		if (i > 0)
-			out[len++] = ',';
-		if (which == 2)
-			crypto_hex(nodes[i].hash, MERKLE_HASH_LEN, hex);
-		len += (size_t)(which == 0   ? snprintf(out + len, cap - len, "%u", nodes[i].level)
-		                : which == 1 ? snprintf(out + len, cap - len, "%llu",
-		                                        (unsigned long long)nodes[i].index)
-		                             : snprintf(out + len, cap - len, "%s", hex));
+		char item[65];
+
+		if (which == 0)
+			snprintf(item, sizeof(item), "%u", nodes[i].level);
+		else if (which == 1)
+			snprintf(item, sizeof(item), "%llu", (unsigned long long)nodes[i].index);
+		else
+			crypto_hex(nodes[i].hash, MERKLE_HASH_LEN, item);
+		len += (size_t)snprintf(out + len, cap - len, "%s%s", i > 0 ? "," : "", item);
 	}
 	snprintf(out + len, cap - len, "}");
 	return out;
