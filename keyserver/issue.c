@@ -10,9 +10,11 @@
  * (the root's name constraints), and the certificate is verified against the
  * domain's chain, name constraints included, before it leaves the signer.
  *
- * Each issuance is one transaction: consume the token, supersede the name's
- * current certificate, insert the new one, log both, notify the other nodes.
- * The signed tree heads follow in their own transaction (publish.c).
+ * Each issuance is one change of a batch (group.c): consume the token,
+ * supersede the name's current certificate, log both, insert the new one,
+ * notify the other nodes.  Every issuance of the domain queued meanwhile
+ * shares the batch's transaction, and the signed tree head covering them all
+ * is signed and stored in it too (publish.c), so the lot commits at once.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -127,8 +129,8 @@ static int supersede_current(struct issuance *is, struct err *e)
 	return rc;
 }
 
-/* Log the issuance and remember which entry recorded it. */
-static int log_issued(struct issuance *is, const char *fpr, struct err *e)
+/* Log the issuance; *seq receives the entry's index, stored with the certificate. */
+static int log_issued(struct issuance *is, const char *fpr, long long *seq, struct err *e)
 {
 	json_t *details = json_pack("{s:s, s:s, s:s}", "fingerprint", fpr, "purpose",
 	                            cert_purpose_name(is->purpose), "kind",
@@ -138,21 +140,19 @@ static int log_issued(struct issuance *is, const char *fpr, struct err *e)
 		json_object_set_new(details, "renewal_of", json_string(is->renewal_of));
 	struct ks_event ev = {
 	    .type = "issued", .name = is->name, .key_id = is->key_id, .details = details};
-	long long seq = -1;
-	int rc = ks_log_append(&is->r, is->sd->d, &ev, &seq, e);
+	int rc = ks_log_append(&is->r, is->sd->d, &ev, seq, e);
 
 	json_decref(details);
-	if (rc < 0)
-		return -1;
-	return ks_store_cert_set_log_seq(is->r.db, is->key_id, seq, e);
+	return rc;
 }
 
-/* Inside the caller's transaction: supersede the current certificate, insert the new one,
- * log both.  A user certificate comes with a fresh revocation secret (stored hashed). */
+/* Inside the caller's transaction: supersede the current certificate, log both, insert
+ * the new one.  A user certificate comes with a fresh revocation secret (stored hashed). */
 static int issuance_store(struct issuance *is, struct err *e)
 {
 	char fpr[CERT_FPR_LEN], secret_hash[CRYPTO_HEX256_LEN];
 	char *pem = NULL, *serial = NULL;
+	long long seq = -1;
 	int rc = -1;
 
 	if (cert_fingerprint(is->cert, fpr, e) < 0 || (pem = cert_to_pem(is->cert, e)) == NULL ||
@@ -164,8 +164,10 @@ static int issuance_store(struct issuance *is, struct err *e)
 		crypto_token_hash(is->revocation_secret, secret_hash);
 	}
 	/* Two enrollments of one name at once would both see "no current certificate" and
-	 * collide on insert: take the domain's lock (the log append needs it anyway) first. */
-	if (ks_store_domain_lock(is->r.db, is->sd->d->id, e) < 0 || supersede_current(is, e) < 0)
+	 * collide on insert: take the domain's lock (the log append needs it anyway) first,
+	 * unless this runs in a batch, whose leader holds it. */
+	if ((is->r.log_batch == NULL && ks_store_domain_lock(is->r.db, is->sd->d->id, e) < 0) ||
+	    supersede_current(is, e) < 0 || log_issued(is, fpr, &seq, e) < 0)
 		goto out;
 	struct ks_cert_new c = {.key_id = is->key_id,
 	                        .domain_id = is->sd->d->id,
@@ -178,10 +180,9 @@ static int issuance_store(struct issuance *is, struct err *e)
 	                        .pem = pem,
 	                        .not_before = (long long)cert_not_before(is->cert),
 	                        .not_after = (long long)cert_not_after(is->cert),
-	                        .secret_hash = is->kind == CERT_USER ? secret_hash : NULL};
+	                        .secret_hash = is->kind == CERT_USER ? secret_hash : NULL,
+	                        .log_seq = seq};
 	rc = ks_store_cert_insert(is->r.db, &c, e);
-	if (rc == 0)
-		rc = log_issued(is, fpr, e);
 	if (rc == 0)
 		rc = ks_store_notify_change(is->r.db, is->sd->d->name, e);
 out:
@@ -232,25 +233,62 @@ static int token_consume(struct ks_signer *sg, struct issuance *is, const char *
 	return ks_store_enroll_token_use(is->r.db, t.id, e);
 }
 
-static int issue_in_transaction(struct ks_signer *sg, struct issuance *is, const char *token,
-                                const struct ks_issue_hook *hook, struct err *e)
+struct issue_change {
+	struct ks_signer *sg;
+	struct issuance *is;
+	const char *token;                /* an enrollment: the token to consume */
+	struct renewal *rn;               /* a renewal: the request to authorise */
+	const struct ks_issue_hook *hook; /* an ACME order: checked before, marked after */
+};
+
+static int renewal_authorise(struct ks_signer *sg, struct issuance *is, struct renewal *rn,
+                             struct err *e);
+
+/* One issuance inside its batch's transaction (the domain's row locked by the batch). */
+static int issue_change(struct ks_req *r, void *arg, struct err *e)
 {
-	if (db_begin(is->r.db, e) < 0)
+	struct issue_change *c = arg;
+
+	c->is->r = *r;
+	if ((c->token != NULL && token_consume(c->sg, c->is, c->token, e) < 0) ||
+	    (c->rn != NULL && renewal_authorise(c->sg, c->is, c->rn, e) < 0))
 		return -1;
-	/* The domain before the token's (or the order's) row, as everywhere (an erasure
-	 * deletes the address's tokens under the domain's lock): the other order could
-	 * deadlock with it. */
-	if (((token != NULL || hook != NULL) &&
-	     ks_store_domain_lock(is->r.db, is->sd->d->id, e) < 0) ||
-	    (token != NULL && token_consume(sg, is, token, e) < 0) ||
-	    (hook != NULL && hook->check(hook->arg, is->r.db, is->name, e) < 0) ||
-	    issuance_sign(sg, is, e) < 0 || issuance_store(is, e) < 0 ||
-	    (hook != NULL && hook->done(hook->arg, is->r.db, is->key_id, e) < 0) ||
-	    db_commit(is->r.db, e) < 0) {
-		db_rollback(is->r.db);
+	/* The batch's leader holds the domain's lock already, taken before the token's (or
+	 * the order's) row, as everywhere (an erasure deletes the address's tokens under the
+	 * domain's lock): the other order could deadlock with it. */
+	if (c->hook != NULL && c->hook->check(c->hook->arg, c->is->r.db, c->is->name, e) < 0)
 		return -1;
-	}
-	return 0;
+	if (issuance_sign(c->sg, c->is, e) < 0 || issuance_store(c->is, e) < 0)
+		return -1;
+	return c->hook != NULL ? c->hook->done(c->hook->arg, c->is->r.db, c->is->key_id, e) : 0;
+}
+
+struct head_ctx {
+	struct ks_signer *sg;
+	const struct ks_signer_domain *sd;
+};
+
+/* The batch's head, signed in its transaction: the issuances and the head that covers
+ * them commit together, one commit for the lot. */
+static int head_in_batch(void *ctx, struct ks_req *r, const struct ks_domain *d, struct err *e)
+{
+	const struct head_ctx *h = ctx;
+	long long size = 0;
+
+	(void)d;
+	return ks_publish_heads_in(h->sg, r->db, h->sd, &size, e);
+}
+
+static int issue_in_transaction(struct ks_signer *sg, struct issuance *is, const char *token,
+                                struct renewal *rn, const struct ks_issue_hook *hook, struct err *e)
+{
+	struct ks_req r = is->r;
+	struct head_ctx hc = {.sg = sg, .sd = is->sd};
+	struct ks_batch_ops ops = {.before_commit = head_in_batch, .ctx = &hc};
+	struct issue_change ic = {.sg = sg, .is = is, .token = token, .rn = rn, .hook = hook};
+	struct ks_change c = {.fn = issue_change, .arg = &ic, .r = &r};
+
+	return ks_group_change(sg->ks.changes, is->sd->d, &c, &ops, e);
 }
 
 int ks_issue_user(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
@@ -263,7 +301,7 @@ int ks_issue_user(struct ks_signer *sg, struct db *db, const struct ks_signer_do
 	is.r.ks = &sg->ks;
 	is.r.db = db;
 	if (issuance_check_csr(&is, csr_pem, e) == 0 &&
-	    issue_in_transaction(sg, &is, token, NULL, e) == 0) {
+	    issue_in_transaction(sg, &is, token, NULL, NULL, e) == 0) {
 		memcpy(key_id, is.key_id, CRYPTO_UUID_LEN);
 		memcpy(secret, is.revocation_secret, CRYPTO_TOKEN_LEN);
 		log_info(NULL, "signer: enrolled %s key_id=%s", is.name, is.key_id);
@@ -297,7 +335,7 @@ int ks_issue_server_hooked(struct ks_signer *sg, struct db *db, const struct ks_
 		    e, ERR_INPUT, "bad_request",
 		    "server certificates are for mta, keyserver or signing; users enroll");
 	if (issuance_check_csr(&is, csr_pem, e) == 0 &&
-	    issue_in_transaction(sg, &is, NULL, hook, e) == 0) {
+	    issue_in_transaction(sg, &is, NULL, NULL, hook, e) == 0) {
 		memcpy(key_id, is.key_id, CRYPTO_UUID_LEN);
 		log_info(NULL, "signer: issued %s certificate for %s key_id=%s", purpose, is.name,
 		         is.key_id);
@@ -373,10 +411,11 @@ static int renewal_authorise(struct ks_signer *sg, struct issuance *is, struct r
 	 * behind the HTTPS process's checks still cannot loosen them. */
 	ks_renew_policy_for(&server, &own, &p);
 
-	/* The domain's lock first, as every issuance takes it before touching a certificate
-	 * row: two renewals (or a renewal and an enrollment) of one name then queue on it
-	 * instead of deadlocking, and the second sees the first's supersession. */
-	if (ks_store_domain_lock(is->r.db, is->sd->d->id, e) < 0)
+	/* The domain's lock first (a batch's leader holds it already), as every issuance
+	 * takes it before touching a certificate row: two renewals (or a renewal and an enrollment)
+	 * of one name then queue on it instead of deadlocking, and the second sees the first's
+	 * supersession. */
+	if (is->r.log_batch == NULL && ks_store_domain_lock(is->r.db, is->sd->d->id, e) < 0)
 		return -1;
 	found = ks_store_cert_for_renewal(is->r.db, is->sd->d->id, rn->signer_fpr, &rn->old, e);
 	if (found < 0)
@@ -405,19 +444,6 @@ static int renewal_authorise(struct ks_signer *sg, struct issuance *is, struct r
 	return 0;
 }
 
-static int renew_in_transaction(struct ks_signer *sg, struct issuance *is, struct renewal *rn,
-                                struct err *e)
-{
-	if (db_begin(is->r.db, e) < 0)
-		return -1;
-	if (renewal_authorise(sg, is, rn, e) < 0 || issuance_sign(sg, is, e) < 0 ||
-	    issuance_store(is, e) < 0 || db_commit(is->r.db, e) < 0) {
-		db_rollback(is->r.db);
-		return -1;
-	}
-	return 0;
-}
-
 int ks_issue_renew(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
                    const char *jws, char key_id[CRYPTO_UUID_LEN], char secret[CRYPTO_TOKEN_LEN],
                    struct err *e)
@@ -439,7 +465,7 @@ int ks_issue_renew(struct ks_signer *sg, struct db *db, const struct ks_signer_d
 		        "the request renews %s but its CSR is for %s", rn.req.name, is.name);
 		goto out;
 	}
-	if (renew_in_transaction(sg, &is, &rn, e) < 0)
+	if (issue_in_transaction(sg, &is, NULL, &rn, NULL, e) < 0)
 		goto out;
 	memcpy(key_id, is.key_id, CRYPTO_UUID_LEN);
 	memcpy(secret, is.revocation_secret, CRYPTO_TOKEN_LEN);

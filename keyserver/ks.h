@@ -45,7 +45,9 @@
  *                                 and deliveries; erasure of an address; the signer's
  *                                 seals and signer_state
  *   signer_client.c               the HTTPS process's side of the signer protocol
- *   group.c                       group commit of tree heads (both processes)
+ *   group.c, log_batch.c          group commit of tree heads and batches of changes, one
+ *                                 transaction each, with the log's state in a batch
+ *                                 (both processes)
  *   acme.h, acme_*.c, store_acme.c
  *                                 ACME (RFC 8555) for the hosts of a domain: acme.h has the
  *                                 request flow; acme_issue.c is the signer's side
@@ -74,6 +76,7 @@
 
 struct ks_cache;
 struct ks_group;
+struct ks_log_batch;
 
 struct ks {
 	struct ks_settings cfg;
@@ -83,6 +86,7 @@ struct ks {
 	struct ks_webhooks *webhooks;
 	struct frame_client *signer; /* the HTTPS process's way to the signer */
 	struct ks_group *heads;      /* group commit of tree heads (group.c) */
+	struct ks_group *changes;    /* changes run in batches, one transaction each (group.c) */
 	atomic_ullong enrollments;
 	atomic_ullong cache_hits;
 	atomic_ullong cache_misses;
@@ -113,8 +117,10 @@ struct ks_req {
 	struct ks *ks;
 	const struct http_request *http;
 	struct http_response *resp;
-	struct db *db;           /* borrowed from the pool for this request */
-	long long cache_max_age; /* how long answers may be cached; handlers may lower it */
+	struct db *db;                  /* borrowed from the pool for this request */
+	long long cache_max_age;        /* how long answers may be cached; handlers may lower it */
+	struct ks_log_batch *log_batch; /* set inside a batch of changes (group.c): appends
+	                                 * continue from it instead of reading the log */
 };
 
 void ks_dispatch(const struct http_request *req, struct http_response *resp, void *app);
@@ -208,6 +214,45 @@ void ks_group_free(struct ks_group *g); /* accepts NULL */
 /* Returns once a round that began after the call has ended: fn's result. */
 int ks_group_run(struct ks_group *g, long long domain_id, ks_group_fn fn, void *arg,
                  long long *size, struct err *e);
+
+/*
+ * group.c: changes to one domain, run by a leader in batches: one transaction, one
+ * commit and one signed head for every change queued meanwhile (up to
+ * KS_GROUP_BATCH_MAX).  Each change runs behind a savepoint: one that fails is undone
+ * alone and its writer gets its error; the others commit.  fn gets a copy of the
+ * writer's request on the leader's connection, inside the transaction, with the
+ * domain's row locked.  Around the batch, on the leader's request: before_commit (the
+ * signer signs the head in the same transaction; a failure there is logged and undone
+ * alone, the changes still commit) and after_commit (the HTTPS process has the signer
+ * sign it).  Returns once the writer's batch is committed and after_commit has run:
+ * fn's result, or the commit's failure.
+ */
+#define KS_GROUP_BATCH_MAX 32
+struct ks_change {
+	int (*fn)(struct ks_req *r, void *arg, struct err *e);
+	void *arg;
+	struct ks_req *r; /* the writer's */
+	/* The leader's bookkeeping: */
+	struct ks_change *next;
+	int done, rc;
+	struct err err;
+};
+struct ks_batch_ops {
+	int (*before_commit)(void *ctx, struct ks_req *r, const struct ks_domain *d,
+	                     struct err *e);                                          /* or NULL */
+	void (*after_commit)(void *ctx, struct ks_req *r, const struct ks_domain *d); /* or NULL */
+	void *ctx;
+};
+/* g NULL: a batch of this one change, run at once. */
+int ks_group_change(struct ks_group *g, const struct ks_domain *d, struct ks_change *c,
+                    const struct ks_batch_ops *ops, struct err *e);
+
+/* log_batch.c: the log's state inside a batch (ks_req.log_batch). */
+struct ks_log_batch *ks_log_batch_new(long long domain_id);
+void ks_log_batch_free(struct ks_log_batch *b); /* accepts NULL */
+/* Before a change; after one that failed (and was rolled back), back to that point. */
+void ks_log_batch_mark(struct ks_log_batch *b);
+void ks_log_batch_undo(struct ks_log_batch *b);
 
 /* The inclusion proof of entry seq in the tree of size, with its leaf and salt. */
 int ks_log_proof_for(struct ks_req *r, long long domain_id, long long seq, long long size,

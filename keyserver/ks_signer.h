@@ -69,7 +69,9 @@ int ks_signer_check_admin(struct ks_signer *sg, struct db *db, const struct ks_s
 /* Seal the rows of a database that predates the seals, once (signer_state). */
 int ks_signer_seal_legacy(struct ks_signer *sg, struct db *db, struct err *e);
 
-/* issue.c: each runs its own transaction on db and commits; the answer's fields out. */
+/* issue.c: each runs its own transaction on db and commits; the answer's fields out.
+ * Issuances (user, server, renewal) run in batches (group.c): every one queued for the
+ * domain meanwhile shares one transaction, and the batch's signed head commits with it. */
 int ks_issue_token(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
                    const char *address, long long ttl, char token[CRYPTO_TOKEN_LEN],
                    char expires[32], struct err *e);
@@ -111,6 +113,9 @@ int ks_issue_register(struct ks_signer *sg, struct db *db, const char *domain, c
  * *size is the newest signed size. */
 int ks_publish_heads(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
                      long long *size, struct err *e);
+/* The same inside the caller's transaction (a batch of issuances: its head commits with it). */
+int ks_publish_heads_in(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
+                        long long *size, struct err *e);
 /* The domain's CRL from its revocation rows (DER, malloc'd). */
 unsigned char *ks_sign_crl(struct db *db, const struct ks_signer_domain *sd, size_t *len,
                            struct err *e);

@@ -167,7 +167,7 @@ static int serve(struct ks *ks, struct signer_proc *sp, struct err *e)
 		return -1;
 	if ((ks->cache = ks_cache_new((size_t)ks->cfg.answer_cache_bytes,
 	                              ks->cfg.stale_if_error)) == NULL ||
-	    (ks->heads = ks_group_new()) == NULL)
+	    (ks->heads = ks_group_new()) == NULL || (ks->changes = ks_group_new()) == NULL)
 		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
 	if (ks_cache_listen(ks->cache, ks->cfg.db_conninfo, ks->rw, e) < 0)
 		return -1;
@@ -270,6 +270,7 @@ out:
 	ks_webhooks_stop(ks.webhooks);
 	ks_cache_free(ks.cache);
 	ks_group_free(ks.heads);
+	ks_group_free(ks.changes);
 	db_rw_free(ks.rw);
 	db_pool_free(ks.pool);
 	frame_client_free(ks.signer);

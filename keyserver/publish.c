@@ -242,37 +242,43 @@ static int head_sign(struct ks_signer *sg, struct db *db, const struct ks_signer
 	return rc;
 }
 
-int ks_publish_heads(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
-                     long long *size, struct err *e)
+int ks_publish_heads_in(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
+                        long long *size, struct err *e)
 {
 	struct ks_log_nodes nodes;
 	struct signed_head h;
 	long long n;
 
 	ks_log_nodes_init(&nodes, db, sd->d->id);
-	if (db_begin(db, e) < 0)
-		return -1;
 	/* One signer at a time per domain, on every node; entries below n hold still. */
 	if (ks_store_log_heads_lock(db, sd->d->id, e) < 0 ||
 	    (n = ks_log_size(db, sd->d->id, e)) < 0 ||
 	    newest_head(sg, db, sd, nodes.domain_id, &h, e) < 0)
-		goto fail;
-	if (h.size > n) {
-		err_set(e, ERR_FORBIDDEN, "log_damaged",
-		        "the log of %s is shorter than its signed head", sd->d->name);
-		goto fail;
-	}
+		return -1;
+	if (h.size > n)
+		return err_set(e, ERR_FORBIDDEN, "log_damaged",
+		               "the log of %s is shorter than its signed head", sd->d->name);
 	/* One head for the whole batch: the newest size only. */
 	if (h.size < n && (leaves_check(db, sd, &nodes, h.size, n, e) < 0 ||
 	                   head_sign(sg, db, sd, &nodes, &h, n, e) < 0))
-		goto fail;
-	if (db_commit(db, e) < 0)
-		goto fail;
+		return -1;
 	*size = n;
 	return 0;
-fail:
-	db_rollback(db);
-	return -1;
+}
+
+int ks_publish_heads(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
+                     long long *size, struct err *e)
+{
+	long long n = 0;
+
+	if (db_begin(db, e) < 0)
+		return -1;
+	if (ks_publish_heads_in(sg, db, sd, &n, e) < 0 || db_commit(db, e) < 0) {
+		db_rollback(db);
+		return -1;
+	}
+	*size = n;
+	return 0;
 }
 
 /* ---- the CRL ---- */

@@ -56,13 +56,13 @@ static int check_local_loop(struct db *db, const struct ks_domain *d, const char
 	return err_set(e, ERR_INPUT, "route_loop", "the alias chain from %s is too long", self);
 }
 
-/* Log a route change; the entry commits to the route by the digest of its canonical form. */
+/* Log a route change; the entry commits to the route by the digest of its canonical form.
+ * *seq receives the entry's index. */
 static int log_route(struct ks_req *r, const struct ks_domain *d, const char *name,
-                     const char *type, const struct ks_route *rt, struct err *e)
+                     const char *type, const struct ks_route *rt, long long *seq, struct err *e)
 {
 	json_t *details = json_object(), *content;
 	struct ks_event ev = {.type = type, .name = name, .details = details};
-	long long seq = -1;
 	char digest[CRYPTO_HEX256_LEN];
 	char *text = NULL;
 	int rc;
@@ -81,57 +81,83 @@ static int log_route(struct ks_req *r, const struct ks_domain *d, const char *na
 		json_object_set_new(details, "route_sha256", json_string(digest));
 		free(text);
 	}
-	rc = ks_log_append(r, d, &ev, &seq, e);
+	rc = ks_log_append(r, d, &ev, seq, e);
 	json_decref(details);
-	if (rc < 0 || rt == NULL)
-		return rc;
-	return ks_store_route_set_log_seq(r->db, d->id, name, seq, e);
+	return rc;
 }
 
-static int route_store(struct ks_req *r, const struct ks_domain *d, const char *name,
-                       const struct ks_route *rt, const char *set_by, struct err *e)
+/* The HTTPS process's batches: their head is signed by the signer once committed. */
+static void batch_publish(void *ctx, struct ks_req *r, const struct ks_domain *d)
 {
-	if (db_begin(r->db, e) < 0)
-		return -1;
-	/* Serialise route changes of a domain so that two concurrent aliases cannot
-	 * close a loop that neither saw. */
-	if (ks_store_domain_lock(r->db, d->id, e) < 0 ||
-	    check_local_loop(r->db, d, name, rt, e) < 0 ||
-	    ks_store_route_put(r->db, d->id, name, rt, set_by, e) < 0 ||
-	    log_route(r, d, name, "route_set", rt, e) < 0 ||
-	    ks_store_notify_change(r->db, d->name, e) < 0 || db_commit(r->db, e) < 0) {
-		db_rollback(r->db);
-		return -1;
-	}
-	ks_cache_invalidate(r->ks->cache);
+	(void)ctx;
 	ks_log_publish(r, d);
+}
+
+static const struct ks_batch_ops route_batch = {.after_commit = batch_publish};
+
+struct route_change {
+	const struct ks_domain *d;
+	const char *name, *set_by;
+	const struct ks_route *rt; /* NULL: remove */
+	long long seq;             /* out: the index of its log entry */
+};
+
+/* One change inside its batch's transaction, the domain's row locked by the batch:
+ * route changes of a domain are serialised, so two concurrent aliases cannot close a
+ * loop that neither saw. */
+static int route_change(struct ks_req *r, void *arg, struct err *e)
+{
+	struct route_change *c = arg;
+	long long *seq = &c->seq;
+	int gone;
+
+	/* The entry first: the route row is stored with its index in one statement. */
+	if (c->rt != NULL) {
+		if (check_local_loop(r->db, c->d, c->name, c->rt, e) < 0 ||
+		    log_route(r, c->d, c->name, "route_set", c->rt, seq, e) < 0 ||
+		    ks_store_route_put(r->db, c->d->id, c->name, c->rt, c->set_by, *seq, e) < 0)
+			return -1;
+		return ks_store_notify_change(r->db, c->d->name, e);
+	}
+	if ((gone = ks_store_route_delete(r->db, c->d->id, c->name, e)) < 0)
+		return -1;
+	if (gone == 0)
+		return err_set(e, ERR_NOTFOUND, "no_route", "no route is set for %s", c->name);
+	if (log_route(r, c->d, c->name, "route_removed", NULL, seq, e) < 0)
+		return -1;
+	return ks_store_notify_change(r->db, c->d->name, e);
+}
+
+/* Run the change in the domain's next batch; answered once it is committed and a
+ * signed head covers it. */
+static int route_commit(struct ks_req *r, struct route_change *rc, struct err *e)
+{
+	struct ks_change c = {.fn = route_change, .arg = rc, .r = r};
+
+	if (ks_group_change(r->ks->changes, rc->d, &c, &route_batch, e) < 0)
+		return -1;
+	ks_cache_invalidate(r->ks->cache);
+	return 0;
+}
+
+/* Set the route of name; rt->log_seq receives the index of the entry that records it. */
+static int route_store(struct ks_req *r, const struct ks_domain *d, const char *name,
+                       struct ks_route *rt, const char *set_by, struct err *e)
+{
+	struct route_change c = {.d = d, .name = name, .set_by = set_by, .rt = rt, .seq = -1};
+
+	if (route_commit(r, &c, e) < 0)
+		return -1;
+	rt->log_seq = c.seq;
 	return 0;
 }
 
 static int route_remove(struct ks_req *r, const struct ks_domain *d, const char *name,
                         struct err *e)
 {
-	int gone;
+	struct route_change c = {.d = d, .name = name, .seq = -1};
 
-	if (db_begin(r->db, e) < 0)
-		return -1;
-	/* The domain before the route's row, as route_set takes them. */
-	if (ks_store_domain_lock(r->db, d->id, e) < 0 ||
-	    (gone = ks_store_route_delete(r->db, d->id, name, e)) < 0)
-		goto fail;
-	if (gone == 0) {
-		err_set(e, ERR_NOTFOUND, "no_route", "no route is set for %s", name);
-		goto fail;
-	}
-	if (log_route(r, d, name, "route_removed", NULL, e) < 0 ||
-	    ks_store_notify_change(r->db, d->name, e) < 0 || db_commit(r->db, e) < 0)
-		goto fail;
-	ks_cache_invalidate(r->ks->cache);
-	ks_log_publish(r, d);
-	return 0;
-fail:
-	db_rollback(r->db);
-	return -1;
+	return route_commit(r, &c, e);
 }
 
 /* ---- signed answers ---- */
@@ -249,10 +275,8 @@ static void put_route(struct ks_req *r, struct ks_domain *d, const char *name, i
 		goto fail;
 	log_info(r->http->reqid, "route of %s set by %s: %s", name, set_by,
 	         rt.alias ? "alias" : "servers");
-	/* Answer with the route as stored, log entry included. */
-	ks_route_free(&rt);
-	if (ks_store_route_effective(r->db, d, name, &rt, &e) < 0)
-		goto fail;
+	/* Answer with the route as stored (the signer reads it back to sign it), log entry
+	 * included: no need to read it here too. */
 	reply_signed_route(r, d, name, &rt);
 	ks_route_free(&rt);
 	return;

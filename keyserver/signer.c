@@ -117,21 +117,19 @@ static int do_op(struct ks_signer *sg, struct db *db, struct ks_signer_request *
 			return -1;
 		break;
 	case KS_SIGNER_ENROLL:
+		/* Issuances commit with the head that covers them (issue.c). */
 		if (ks_issue_user(sg, db, sd, q->token, q->pem[0], a->a, a->b, e) < 0)
 			return -1;
-		publish_after(sg, db, sd);
 		break;
 	case KS_SIGNER_SERVER:
 		if (ks_signer_check_admin(sg, db, sd, q->token, e) < 0 ||
 		    ks_issue_server(sg, db, sd, q->word, q->pem[0], a->a, e) < 0)
 			return -1;
-		publish_after(sg, db, sd);
 		a->f[a->n++] = frame_str(a->a);
 		return 0;
 	case KS_SIGNER_RENEW:
 		if (ks_issue_renew(sg, db, sd, q->pem[0], a->a, a->b, e) < 0)
 			return -1;
-		publish_after(sg, db, sd);
 		break;
 	case KS_SIGNER_ACME:
 		if (ks_issue_acme(sg, db, sd, q->token, q->pem[0], a->a, e) < 0)
@@ -230,7 +228,8 @@ static int signer_open(struct ks_signer *sg, struct err *e)
 		         "sharing this database needs a copy of it, and it is needed to read "
 		         "the issuer keys",
 		         s->issuer_kek_file);
-	if ((sg->ks.heads = ks_group_new()) == NULL || (sg->memo = ks_signer_memo_new()) == NULL)
+	if ((sg->ks.heads = ks_group_new()) == NULL || (sg->ks.changes = ks_group_new()) == NULL ||
+	    (sg->memo = ks_signer_memo_new()) == NULL)
 		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
 	if ((sg->ks.pool = db_pool_new(conninfo, (int)s->db_pool_size, e)) == NULL)
 		return -1;
@@ -271,6 +270,7 @@ int ks_signer_main(const struct ks_settings *s, const char *socket_path, int par
 out:
 	db_pool_free(sg->ks.pool);
 	ks_group_free(sg->ks.heads);
+	ks_group_free(sg->ks.changes);
 	ks_signer_memo_free(sg->memo);
 	OPENSSL_secure_clear_free(sg, sizeof(*sg));
 	return rc;

@@ -132,7 +132,7 @@ int ks_store_cert_revoke(struct db *db, long long domain_id, const struct ks_cer
                          int reason, const char *method, struct err *e);
 
 /* Issuance (the signer): supersede the current one (returns how many, key_id and
- * fingerprint in *rows), insert the new one, and record the log entry of it. */
+ * fingerprint in *rows), and insert the new one with the log entry that records it. */
 int ks_store_cert_supersede(struct db *db, long long domain_id, const char *name,
                             const char *purpose, const char *new_key_id, struct ks_cert_row **rows,
                             struct err *e);
@@ -140,9 +140,9 @@ struct ks_cert_new {
 	const char *key_id, *kind, *purpose, *name, *algorithm, *fingerprint, *serial, *pem;
 	const char *secret_hash; /* of the revocation secret; NULL for a server certificate */
 	long long domain_id, not_before, not_after;
+	long long log_seq; /* the entry of its issuance, appended first */
 };
 int ks_store_cert_insert(struct db *db, const struct ks_cert_new *c, struct err *e);
-int ks_store_cert_set_log_seq(struct db *db, const char *key_id, long long seq, struct err *e);
 
 /* The domain's revocations as CRL entries (one block: free() it). */
 struct crl_entry *ks_store_crl_entries(struct db *db, long long domain_id, size_t *n,
@@ -152,21 +152,20 @@ struct crl_entry *ks_store_crl_entries(struct db *db, long long domain_id, size_
  * domain's default; ERR_NOTFOUND "no_route" when neither is set. */
 int ks_store_route_effective(struct db *db, const struct ks_domain *d, const char *name,
                              struct ks_route *rt, struct err *e);
+/* The route with the index of the log entry that records it. */
 int ks_store_route_put(struct db *db, long long domain_id, const char *name,
-                       const struct ks_route *rt, const char *set_by, struct err *e);
-int ks_store_route_set_log_seq(struct db *db, long long domain_id, const char *name, long long seq,
-                               struct err *e);
+                       const struct ks_route *rt, const char *set_by, long long log_seq,
+                       struct err *e);
 /* 1 when a route was deleted, 0 when there was none, -1 on error. */
 int ks_store_route_delete(struct db *db, long long domain_id, const char *name, struct err *e);
 
 /* store_webhook.c: subscriptions (1 added / 0 some key id not the domain's), their
- * deletion by secret (1 / 0), the queue of entries for them, and its delivery. */
+ * deletion by secret (1 / 0), and the delivery of the entries queued for them (queued
+ * by the log's append, ks_store_log_append). */
 int ks_store_webhook_add(struct db *db, long long domain_id, const char *url, const char *key_ids,
                          const char *secret_hash, long long *id, struct err *e);
 int ks_store_webhook_delete(struct db *db, const char *id, long long domain_id,
                             const char *secret_hash, struct err *e);
-int ks_store_webhook_queue(struct db *db, const char *domain_id, const char *seq,
-                           const char *key_id, struct err *e);
 struct ks_delivery {
 	char webhook_id[24], seq[24], domain_id[24], domain[DNS_DOMAIN_MAX];
 	char url[2048]; /* webhook.c accepts shorter URLs only */
@@ -209,11 +208,16 @@ int ks_log_nodes_fetch(struct ks_log_nodes *n, struct err *e);
 int ks_hex_decode32(const char *hex, uint8_t out[32]);
 /* The size of the domain's log: the next sequence number. */
 long long ks_log_size(struct db *db, long long domain_id, struct err *e);
-int ks_store_log_nodes_put(struct db *db, const char *domain_id, const struct merkle_node *nodes,
-                           int n, struct err *e);
-int ks_store_log_entry_put(struct db *db, const char *domain_id, const char *seq,
-                           const struct ks_event *ev, const char *leaf, const char *hash_hex,
-                           const char *salt, struct err *e);
+/* An entry of the log with the nodes it completes (and its key's webhook deliveries),
+ * written in one statement inside the caller's transaction. */
+struct ks_log_append_row {
+	const char *domain_id, *seq;
+	const struct ks_event *ev;
+	const char *leaf, *hash_hex, *salt;
+	const struct merkle_node *nodes;
+	int nnodes;
+};
+int ks_store_log_append(struct db *db, const struct ks_log_append_row *a, struct err *e);
 /* The signed head for size (0: the newest), malloc'd; ERR_NOTFOUND "not_found" when the
  * log never had that size or is empty.  *size_out (may be NULL) receives its size. */
 char *ks_store_log_head_jws(struct db *db, long long domain_id, long long size, long long *size_out,

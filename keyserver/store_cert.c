@@ -391,12 +391,13 @@ int ks_store_cert_supersede(struct db *db, long long domain_id, const char *name
 
 int ks_store_cert_insert(struct db *db, const struct ks_cert_new *c, struct err *e)
 {
-	char idbuf[24], nb[24], na[24];
-	const char *params[12] = {c->key_id,    idbuf,          c->kind,   c->purpose, c->name,
+	char idbuf[24], nb[24], na[24], seq[24];
+	const char *params[13] = {c->key_id,    idbuf,          c->kind,   c->purpose, c->name,
 	                          c->algorithm, c->fingerprint, c->serial, c->pem,     nb,
-	                          na,           c->secret_hash};
+	                          na,           c->secret_hash, seq};
 
 	snprintf(idbuf, sizeof(idbuf), "%lld", c->domain_id);
+	snprintf(seq, sizeof(seq), "%lld", c->log_seq);
 	snprintf(nb, sizeof(nb), "%lld", c->not_before);
 	snprintf(na, sizeof(na), "%lld", c->not_after);
 	return db_run(
@@ -405,20 +406,10 @@ int ks_store_cert_insert(struct db *db, const struct ks_cert_new *c, struct err 
 	     * transaction's start (now()): two enrollments of one name that wait for each
 	     * other are then ordered in history as they superseded each other */
 	    "INSERT INTO certificates (key_id, domain_id, kind, purpose, name, algorithm,"
-	    " fingerprint, serial, pem, not_before, not_after, revocation_secret_hash, issued_at)"
-	    " VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, to_timestamp($10::bigint),"
-	    " to_timestamp($11::bigint), $12, clock_timestamp())",
-	    12, params, e);
-}
-
-int ks_store_cert_set_log_seq(struct db *db, const char *key_id, long long seq, struct err *e)
-{
-	char seqbuf[24];
-	const char *params[2] = {seqbuf, key_id};
-
-	snprintf(seqbuf, sizeof(seqbuf), "%lld", seq);
-	return db_run(db, "UPDATE certificates SET log_seq = $1 WHERE key_id = $2::uuid", 2, params,
-	              e);
+	    " fingerprint, serial, pem, not_before, not_after, revocation_secret_hash, issued_at,"
+	    " log_seq) VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, to_timestamp($10::bigint),"
+	    " to_timestamp($11::bigint), $12, clock_timestamp(), $13)",
+	    13, params, e);
 }
 
 /* The domain's revocations, oldest first, as CRL entries: one allocation (the serials

@@ -133,14 +133,18 @@ int ks_store_notify_change(struct db *db, const char *domain, struct err *e)
 }
 
 /* Lock the domain's row until the end of the caller's transaction: changes of one
- * domain (log appends, routes, issuance) then happen one after another. */
+ * domain (log appends, routes, issuance) then happen one after another.  NO KEY UPDATE,
+ * not UPDATE: rows that merely reference the domain (a tree head, a token) take a key
+ * share lock on it, which must not wait for the appenders: the signer signs a head
+ * under its heads lock while a batch of issuances holding this lock waits for that
+ * heads lock (a deadlock with FOR UPDATE). */
 int ks_store_domain_lock(struct db *db, long long domain_id, struct err *e)
 {
 	char idbuf[24];
 	const char *params[1] = {idbuf};
 
 	snprintf(idbuf, sizeof(idbuf), "%lld", domain_id);
-	return db_run(db, "SELECT 1 FROM domains WHERE id = $1 FOR UPDATE", 1, params, e);
+	return db_run(db, "SELECT 1 FROM domains WHERE id = $1 FOR NO KEY UPDATE", 1, params, e);
 }
 
 /* Change a domain's policy and mode (NULL: unchanged); corporate_address is kept only

@@ -157,38 +157,73 @@ long long ks_log_size(struct db *db, long long domain_id, struct err *e)
 	return n;
 }
 
-int ks_store_log_nodes_put(struct db *db, const char *domain_id, const struct merkle_node *nodes,
-                           int n, struct err *e)
+/* "{a,b,...}" of the nodes' levels (which 0), indexes (1) or hashes in hex (2). */
+static char *nodes_array(const struct merkle_node *nodes, int n, int which)
 {
-	for (int i = 0; i < n; i++) {
-		char lv[8], ix[24], hex[65];
-		const char *params[4] = {domain_id, lv, ix, hex};
+	size_t cap = (size_t)n * 68 + 3, len = 0;
+	char *out = malloc(cap);
 
-		snprintf(lv, sizeof(lv), "%u", nodes[i].level);
-		snprintf(ix, sizeof(ix), "%llu", (unsigned long long)nodes[i].index);
-		crypto_hex(nodes[i].hash, MERKLE_HASH_LEN, hex);
-		if (db_run(db,
-		           "INSERT INTO log_nodes (domain_id, level, idx, hash)"
-		           " VALUES ($1, $2, $3, decode($4, 'hex'))",
-		           4, params, e) < 0)
-			return -1;
+	if (out == NULL)
+		return NULL;
+	out[len++] = '{';
+	for (int i = 0; i < n; i++) {
+		char item[65];
+
+		if (which == 0)
+			snprintf(item, sizeof(item), "%u", nodes[i].level);
+		else if (which == 1)
+			snprintf(item, sizeof(item), "%llu", (unsigned long long)nodes[i].index);
+		else
+			crypto_hex(nodes[i].hash, MERKLE_HASH_LEN, item);
+		len += (size_t)snprintf(out + len, cap - len, "%s%s", i > 0 ? "," : "", item);
 	}
-	return 0;
+	snprintf(out + len, cap - len, "}");
+	return out;
 }
 
-/* Insert entry seq of the log (salt and name NULL for an entry without a subject). */
-int ks_store_log_entry_put(struct db *db, const char *domain_id, const char *seq,
-                           const struct ks_event *ev, const char *leaf, const char *hash_hex,
-                           const char *salt, struct err *e)
+/*
+ * Entry seq of the log with the nodes it completes and the webhook deliveries of its
+ * key, in one statement: one round trip per append (salt and name NULL for an entry
+ * without a subject).  The data-modifying CTEs run whether or not the outer query reads
+ * them, and all of it is one statement: it lands whole or not at all.
+ */
+int ks_store_log_append(struct db *db, const struct ks_log_append_row *a, struct err *e)
 {
-	const char *params[8] = {
-	    domain_id, seq, ev->type, ev->key_id, leaf, hash_hex, ev->name ? salt : NULL, ev->name};
+	char *levels = nodes_array(a->nodes, a->nnodes, 0);
+	char *idxs = nodes_array(a->nodes, a->nnodes, 1);
+	char *hashes = nodes_array(a->nodes, a->nnodes, 2);
+	const char *params[11] = {a->domain_id,
+	                          a->seq,
+	                          a->ev->type,
+	                          a->ev->key_id,
+	                          a->leaf,
+	                          a->hash_hex,
+	                          a->ev->name ? a->salt : NULL,
+	                          a->ev->name,
+	                          levels,
+	                          idxs,
+	                          hashes};
+	int rc;
 
-	return db_run(
-	    db,
-	    "INSERT INTO log_entries (domain_id, seq, type, key_id, leaf, leaf_hash, salt,"
-	    " name) VALUES ($1, $2, $3, $4::uuid, $5, decode($6, 'hex'), $7, $8)",
-	    8, params, e);
+	if (levels == NULL || idxs == NULL || hashes == NULL)
+		rc = err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	else
+		rc = db_run(
+		    db,
+		    "WITH entry AS (INSERT INTO log_entries (domain_id, seq, type, key_id, leaf,"
+		    " leaf_hash, salt, name) VALUES ($1, $2, $3, $4::uuid, $5, decode($6, 'hex'),"
+		    " $7, $8)),"
+		    " hooks AS (INSERT INTO webhook_deliveries (webhook_id, domain_id, seq)"
+		    " SELECT id, domain_id, $2 FROM webhooks"
+		    " WHERE domain_id = $1 AND $4::uuid = ANY (key_ids))"
+		    " INSERT INTO log_nodes (domain_id, level, idx, hash)"
+		    " SELECT $1, n.level, n.idx, decode(n.hash, 'hex')"
+		    " FROM unnest($9::int[], $10::bigint[], $11::text[]) AS n (level, idx, hash)",
+		    11, params, e);
+	free(levels);
+	free(idxs);
+	free(hashes);
+	return rc;
 }
 
 /* The signed head for size (0: the newest); NULL with not_found for an empty log. */

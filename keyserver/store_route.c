@@ -50,41 +50,34 @@ int ks_store_route_effective(struct db *db, const struct ks_domain *d, const cha
 }
 
 /* Insert or replace the route of name. */
+/* Store the route of name with the log entry that records it (appended first, in the
+ * same transaction): one statement. */
 int ks_store_route_put(struct db *db, long long domain_id, const char *name,
-                       const struct ks_route *rt, const char *set_by, struct err *e)
+                       const struct ks_route *rt, const char *set_by, long long log_seq,
+                       struct err *e)
 {
-	char idbuf[24], ttlbuf[16];
+	char idbuf[24], ttlbuf[16], seqbuf[24];
 	char *servers = rt->servers ? json_dumps(rt->servers, JSON_COMPACT) : NULL;
-	const char *params[7] = {
-	    idbuf, name, rt->servers ? "servers" : "alias", servers, rt->alias, ttlbuf, set_by};
+	const char *params[8] = {idbuf,   name,      rt->servers ? "servers" : "alias",
+	                         servers, rt->alias, ttlbuf,
+	                         set_by,  seqbuf};
 	int rc;
 
 	if (rt->servers != NULL && servers == NULL)
 		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
 	snprintf(idbuf, sizeof(idbuf), "%lld", domain_id);
 	snprintf(ttlbuf, sizeof(ttlbuf), "%d", rt->ttl);
-	rc = db_run(db,
-	            "INSERT INTO routes (domain_id, name, kind, servers, alias, ttl, set_by)"
-	            " VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7)"
-	            " ON CONFLICT (domain_id, name) DO UPDATE SET kind = EXCLUDED.kind,"
-	            " servers = EXCLUDED.servers, alias = EXCLUDED.alias, ttl = EXCLUDED.ttl,"
-	            " set_by = EXCLUDED.set_by, updated_at = now()",
-	            7, params, e);
+	snprintf(seqbuf, sizeof(seqbuf), "%lld", log_seq);
+	rc = db_run(
+	    db,
+	    "INSERT INTO routes (domain_id, name, kind, servers, alias, ttl, set_by, log_seq)"
+	    " VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8)"
+	    " ON CONFLICT (domain_id, name) DO UPDATE SET kind = EXCLUDED.kind,"
+	    " servers = EXCLUDED.servers, alias = EXCLUDED.alias, ttl = EXCLUDED.ttl,"
+	    " set_by = EXCLUDED.set_by, log_seq = EXCLUDED.log_seq, updated_at = now()",
+	    8, params, e);
 	free(servers);
 	return rc;
-}
-
-/* Record the log entry that recorded the route of name. */
-int ks_store_route_set_log_seq(struct db *db, long long domain_id, const char *name, long long seq,
-                               struct err *e)
-{
-	char seqbuf[24], idbuf[24];
-	const char *params[3] = {seqbuf, idbuf, name};
-
-	snprintf(seqbuf, sizeof(seqbuf), "%lld", seq);
-	snprintf(idbuf, sizeof(idbuf), "%lld", domain_id);
-	return db_run(db, "UPDATE routes SET log_seq = $1 WHERE domain_id = $2 AND name = $3", 3,
-	              params, e);
 }
 
 /* Delete the route of name: 1 when there was one, 0 when not, -1 on error. */

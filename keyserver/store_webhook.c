@@ -56,19 +56,6 @@ int ks_store_webhook_delete(struct db *db, const char *id, long long domain_id,
 	return gone;
 }
 
-/* Queue log entry seq for the webhooks of the domain that watch key_id. */
-int ks_store_webhook_queue(struct db *db, const char *domain_id, const char *seq,
-                           const char *key_id, struct err *e)
-{
-	const char *params[3] = {domain_id, seq, key_id};
-
-	return db_run(db,
-	              "INSERT INTO webhook_deliveries (webhook_id, domain_id, seq)"
-	              " SELECT id, domain_id, $2 FROM webhooks"
-	              " WHERE domain_id = $1 AND $3::uuid = ANY (key_ids)",
-	              3, params, e);
-}
-
 /* Lock up to limit deliveries that are due, with fewer than max_attempts tries, and whose
  * entry a signed head covers (it goes out once it can be proven), oldest due first; *out
  * (malloc'd) receives them; returns how many.  Inside the caller's transaction. */

@@ -19,6 +19,7 @@
 #include "pki/crypto.h"
 #include "core/log.h"
 #include "pki/merkle.h"
+#include "log_batch.h"
 #include "store.h"
 
 #define LOG_PAGE_MAX 1000
@@ -69,14 +70,12 @@ int ks_log_append(struct ks_req *r, const struct ks_domain *d, const struct ks_e
 	struct merkle_node nodes[MERKLE_MAX_APPEND_NODES];
 	uint8_t leaf_hash[MERKLE_HASH_LEN], salt_raw[SALT_BYTES];
 	char salt[2 * SALT_BYTES + 1], subject[CRYPTO_HEX256_LEN], hash_hex[65], seqbuf[24];
-	struct ks_log_nodes ctx;
+	struct ks_log_nodes local, *ctx = NULL;
 	char *leaf = NULL;
 	long long seq;
 	int nnodes = 0, rc = -1;
 
-	ks_log_nodes_init(&ctx, r->db, d->id);
-	/* One writer per domain at a time: sequence numbers without gaps or races. */
-	if (ks_store_domain_lock(r->db, d->id, e) < 0 || (seq = ks_log_size(r->db, d->id, e)) < 0 ||
+	if ((seq = ks_log_batch_start(r, d, &local, &ctx, e)) < 0 ||
 	    crypto_random_bytes(salt_raw, sizeof(salt_raw), e) < 0) {
 		atomic_fetch_add(&r->ks->log_append_failures, 1);
 		return -1;
@@ -87,16 +86,23 @@ int ks_log_append(struct ks_req *r, const struct ks_domain *d, const struct ks_e
 		goto out;
 	}
 	if (merkle_leaf_hash(leaf, strlen(leaf), leaf_hash, e) < 0 ||
-	    merkle_append_nodes((uint64_t)seq, leaf_hash, ks_log_node, &ctx, nodes, &nnodes, e) <
-	        0 ||
-	    ks_store_log_nodes_put(r->db, ctx.domain_id, nodes, nnodes, e) < 0)
+	    merkle_append_nodes((uint64_t)seq, leaf_hash, ks_log_batch_node, ctx, nodes, &nnodes,
+	                        e) < 0)
 		goto out;
 	crypto_hex(leaf_hash, MERKLE_HASH_LEN, hash_hex);
 	snprintf(seqbuf, sizeof(seqbuf), "%lld", seq);
-	if (ks_store_log_entry_put(r->db, ctx.domain_id, seqbuf, ev, leaf, hash_hex, salt, e) < 0 ||
-	    (ev->key_id != NULL &&
-	     ks_store_webhook_queue(r->db, ctx.domain_id, seqbuf, ev->key_id, e) < 0))
+	struct ks_log_append_row row = {.domain_id = ctx->domain_id,
+	                                .seq = seqbuf,
+	                                .ev = ev,
+	                                .leaf = leaf,
+	                                .hash_hex = hash_hex,
+	                                .salt = salt,
+	                                .nodes = nodes,
+	                                .nnodes = nnodes};
+	if (ks_store_log_append(r->db, &row, e) < 0)
 		goto out;
+	if (ctx != &local) /* the batch goes on from here */
+		ks_log_batch_appended(r->log_batch, seq, nodes, nnodes);
 	if (seq_out != NULL)
 		*seq_out = seq;
 	rc = 0;

@@ -240,6 +240,25 @@ int db_commit(struct db *db, struct err *e)
 	return rc;
 }
 
+/* Inside a transaction: a point to come back to when one part of it fails, without
+ * losing the rest.  A later savepoint of the same name hides this one until released. */
+int db_savepoint(struct db *db, const char *name, struct err *e)
+{
+	char sql[80];
+
+	snprintf(sql, sizeof(sql), "SAVEPOINT %s", name);
+	return db_run(db, sql, 0, NULL, e);
+}
+
+/* Undo everything since the newest savepoint of that name (which stays). */
+int db_savepoint_rollback(struct db *db, const char *name, struct err *e)
+{
+	char sql[96];
+
+	snprintf(sql, sizeof(sql), "ROLLBACK TO SAVEPOINT %s", name);
+	return db_run(db, sql, 0, NULL, e);
+}
+
 void db_rollback(struct db *db)
 {
 	if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK)

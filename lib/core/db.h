@@ -37,6 +37,10 @@ int db_run(struct db *db, const char *sql, int nparams, const char *const *param
 int db_begin(struct db *db, struct err *e);
 int db_commit(struct db *db, struct err *e);
 void db_rollback(struct db *db);
+/* Savepoints inside a transaction; name is a constant identifier of the caller's, never
+ * data.  Rolling back to one undoes what followed it and keeps the transaction open. */
+int db_savepoint(struct db *db, const char *name, struct err *e);
+int db_savepoint_rollback(struct db *db, const char *name, struct err *e);
 
 /* The migrations in sql_dir (>= 1), or -1: ERR_INPUT bad_config naming sql_dir when the
  * directory cannot be read or holds none. */
