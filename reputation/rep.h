@@ -95,9 +95,15 @@ struct rep_report {
 struct rep_settings;
 struct rep;
 
+/* The public id of a stored report ("ev-" and 32 hex digits): what answers cite.  It is
+ * random, so that the evidence behind a verdict never names its reporter. */
+#define REP_EVIDENCE_ID_MAX 40
+
 /* Store a report and update the subjects' scores in one transaction.  Returns 1 when
- * stored, 0 when it was a duplicate (nothing changed), -1 on error. */
-int rep_report_ingest(struct rep *rep, struct db *db, const struct rep_report *r, struct err *e);
+ * stored (evidence_id, when not NULL, gets its public id), 0 when it was a duplicate
+ * (nothing changed), -1 on error. */
+int rep_report_ingest(struct rep *rep, struct db *db, const struct rep_report *r,
+                      char evidence_id[REP_EVIDENCE_ID_MAX], struct err *e);
 
 /* The score of one subject as of now. */
 struct rep_score {

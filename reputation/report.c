@@ -52,8 +52,10 @@ static int add_subjects(struct rep *rep, struct db *db, const struct rep_report 
 	return 0;
 }
 
-int rep_report_ingest(struct rep *rep, struct db *db, const struct rep_report *in, struct err *e)
+int rep_report_ingest(struct rep *rep, struct db *db, const struct rep_report *in,
+                      char evidence_id[REP_EVIDENCE_ID_MAX], struct err *e)
 {
+	char public_id[REP_EVIDENCE_ID_MAX] = "";
 	struct rep_report r = *in;
 	long long rowid = 0, now = (long long)time(NULL);
 	int fresh;
@@ -65,7 +67,7 @@ int rep_report_ingest(struct rep *rep, struct db *db, const struct rep_report *i
 	if (db_begin(db, e) < 0)
 		return -1;
 	if (rep_store_reporter_seen(db, r.reporter, e) < 0 ||
-	    (fresh = rep_store_report_insert(db, &r, &rowid, e)) < 0)
+	    (fresh = rep_store_report_insert(db, &r, &rowid, public_id, e)) < 0)
 		goto fail;
 	if (!fresh) {
 		db_rollback(db);
@@ -76,6 +78,8 @@ int rep_report_ingest(struct rep *rep, struct db *db, const struct rep_report *i
 		goto fail;
 	for (int i = 0; i < r.nsubjects; i++)
 		rep_changed(rep, r.subjects[i].text);
+	if (evidence_id != NULL)
+		snprintf(evidence_id, REP_EVIDENCE_ID_MAX, "%s", public_id);
 	return 1;
 fail:
 	db_rollback(db);
@@ -100,13 +104,14 @@ static int reporter_rate_ok(struct rep_req *r, const char *reporter, struct err 
 
 static void answer_ingest(struct rep_req *r, struct rep_report *rep_r)
 {
+	char evidence_id[REP_EVIDENCE_ID_MAX] = "";
 	struct err e = {0};
 	json_t *subjects = json_array();
 	int rc;
 
 	rep_network_of(r->http->client_ip, r->rep->p.prefix4, r->rep->p.prefix6,
 	               rep_r->reporter_net, sizeof(rep_r->reporter_net));
-	rc = rep_report_ingest(r->rep, r->db, rep_r, &e);
+	rc = rep_report_ingest(r->rep, r->db, rep_r, evidence_id, &e);
 	if (rc < 0) {
 		json_decref(subjects);
 		atomic_fetch_add(&r->rep->reports_refused, 1);
@@ -129,9 +134,10 @@ static void answer_ingest(struct rep_req *r, struct rep_report *rep_r)
 	         rep_r->id, rep_category_name(rep_r->category), rep_r->nsubjects,
 	         rep_r->reporter_net);
 	http_reply_json(r->resp, 201,
-	                json_pack("{s:b, s:b, s:s, s:s, s:s, s:o}", "accepted", 1, "duplicate", 0,
-	                          "reporter", rep_r->reporter, "id", rep_r->id, "category",
-	                          rep_category_name(rep_r->category), "subjects", subjects));
+	                json_pack("{s:b, s:b, s:s, s:s, s:s, s:s, s:o}", "accepted", 1, "duplicate",
+	                          0, "reporter", rep_r->reporter, "id", rep_r->id, "evidence_id",
+	                          evidence_id, "category", rep_category_name(rep_r->category),
+	                          "subjects", subjects));
 }
 
 static void refuse(struct rep_req *r, const struct err *e)

@@ -83,16 +83,17 @@ int rep_store_feed(struct db *db, long long since, long long limit, struct rep_f
 
 /* ------------------------------------------------------------------ store_reports.c */
 
-/* Insert a report; 1 with *rowid when stored, 0 when its (reporter, id) was already
- * there, -1 on error.  Inside the caller's transaction. */
+/* Insert a report; 1 with *rowid and its public id when stored, 0 when its (reporter, id)
+ * was already there, -1 on error.  Inside the caller's transaction. */
 int rep_store_report_insert(struct db *db, const struct rep_report *r, long long *rowid,
-                            struct err *e);
+                            char public_id[REP_EVIDENCE_ID_MAX], struct err *e);
 int rep_store_report_subject(struct db *db, const char *subject, long long rowid, struct err *e);
 
-/* The ids ("reporter/id") of the newest reports about a subject, at most 10 each way. */
+/* The public ids of the newest reports about a subject, at most 10 each way. */
 #define REP_EVIDENCE_IDS 10
 struct rep_evidence_ids {
-	char bad[REP_EVIDENCE_IDS][400], good[REP_EVIDENCE_IDS][400];
+	char bad[REP_EVIDENCE_IDS][REP_EVIDENCE_ID_MAX],
+	    good[REP_EVIDENCE_IDS][REP_EVIDENCE_ID_MAX];
 	int nbad, ngood;
 };
 int rep_store_evidence_ids(struct db *db, const char *subject, struct rep_evidence_ids *out,

@@ -283,6 +283,14 @@ def report_ok(rep, reporter, subjects, conn=None, **kw):
     return p
 
 
+def report_evidence_id(rep, reporter, subjects, **kw):
+    """Report like report_ok; the report's public evidence id from the answer."""
+    p, text = signed_report(reporter, subjects, **kw)
+    r = post_report(rep, text, src=reporter.src)
+    assert r.status == 201, (r.status, r.body)
+    return r.json()["evidence_id"]
+
+
 def query(rep, **subjects):
     r = request(rep, "GET", "/v1/query?" + urlencode(subjects))
     assert r.status == 200, (r.status, r.body)

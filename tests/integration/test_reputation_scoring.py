@@ -8,6 +8,7 @@ Eleven anchored reporter domains r1..r10 and "evil" report from their own /24 ea
 import csv
 import io
 import math
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -86,8 +87,7 @@ def test_ten_independent_reporters_list_a_spammer(world):
     rs = reporters(world, HONEST)
     ids = []
     for k, r in enumerate(rs):
-        ids.append(f"{r.name}/" + rx.report_ok(world.rep, r, [subject],
-                                                evidence=f"spam run {k}")["id"])
+        ids.append(rx.report_evidence_id(world.rep, r, [subject], evidence=f"spam run {k}"))
         s = rx.subject_of(rx.query(world.rep, ip="198.51.100.7"), subject)
         if k + 1 < 3:
             assert s["verdict"] == "unknown" and "too_few_reporters" in rx.codes(s["reasons"])
@@ -249,3 +249,47 @@ def test_csv_export(world):
     assert "ip:198.51.100.7" in {row["subject"] for row in blocked}
     assert rx.request(world.rep, "GET", "/v1/export.csv?verdict=maybe").status == 400
     assert all(math.isfinite(float(row["score"])) for row in rows)
+
+
+# --------------------------------------------------------------------------
+# A ring of domains against the verdict rules (issue: symmetric contests, known, opaque
+# evidence ids).  These run last: the ring's disagreements must not shape the standing
+# test above.
+
+def test_one_domain_cannot_make_known(world):
+    """known is a verdict like every other: one vouching domain made it (and relays treat
+    known as good standing); now it needs min_reporters domains."""
+    subject = "ip:203.0.113.77"
+    for k, r in enumerate(reporters(world, ["r1", "good"])):
+        rx.report_ok(world.rep, r, [subject], category="not-spam", verified=True)
+        s = rx.subject_of(rx.query(world.rep, ip="203.0.113.77"), subject)
+        assert s["good"] > 0.5 and s["verdict"] == "unknown", (k, s)
+
+
+def test_ring_cannot_unlist_what_more_domains_listed(world):
+    """Eight domains list a spammer; a ring of four vouches for it.  The old 3:1 rule
+    took the listing back (score 0.31 < 0.5); unlisting now needs as much evidence as
+    listing, so the listing stands."""
+    subject = "ip:198.51.100.99"
+    for r in reporters(world, HONEST[:8]):
+        rx.report_ok(world.rep, r, [subject])
+    assert rx.subject_of(rx.query(world.rep, ip="198.51.100.99"), subject)["verdict"] == "block"
+    for r in reporters(world, HONEST[8:] + ["evil", "good"]):
+        rx.report_ok(world.rep, r, [subject], category="not-spam", verified=True)
+    s = rx.subject_of(rx.query(world.rep, ip="198.51.100.99"), subject)
+    assert s["bad"] > s["good"], s
+    assert s["verdict"] == "block", s
+
+
+def test_evidence_ids_do_not_name_reporters(world):
+    """The evidence an answer cites is opaque: the ring cannot read from it whom to
+    contradict.  A reporter learns its own report's id from the answer to its report."""
+    subject = "ip:198.51.100.98"
+    mine = [rx.report_evidence_id(world.rep, r, [subject], id=f"cite-{r.name}")
+            for r in reporters(world, HONEST[:4])]
+    s = rx.subject_of(rx.query(world.rep, ip="198.51.100.98"), subject)
+    cited = [e for x in s["reasons"] for e in x["evidence"]]
+    assert sorted(cited) == sorted(mine), s["reasons"]
+    for e in cited:
+        assert re.fullmatch(r"ev-[0-9a-f]{32}", e), e
+        assert not any(n in e for n in [world.reporters[h].name for h in HONEST] + ["cite-"])

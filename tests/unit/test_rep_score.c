@@ -294,6 +294,49 @@ static void test_contested_needs_numbers_on_both_sides(void **state)
 	rep_score_clear(&s);
 }
 
+/* Unlisting needs as much evidence as listing: four vouchers cannot take back what ten
+ * listed (the old 3:1 rule let them); ten can, and then the other way round. */
+static void test_contest_is_symmetric(void **state)
+{
+	struct rep_contrib c[20];
+	struct rep_score s;
+
+	for (int i = 0; i < 10; i++)
+		c[i] = contrib(i, 1, 0, T0);
+	for (int i = 10; i < 20; i++)
+		c[i] = contrib(i, 0, 1, T0);
+	score(c, 14, T0, &s);
+	assert_int_equal(s.verdict, REP_BLOCK);
+	rep_score_clear(&s);
+	score(c, 20, T0, &s); /* ten against ten: neither stands */
+	assert_int_equal(s.verdict, REP_UNKNOWN);
+	assert_true(has_reason(&s, "contested"));
+	rep_score_clear(&s);
+	score(c + 6, 14, T0, &s); /* four listers cannot take back what ten vouched for */
+	assert_int_equal(s.verdict, REP_TRUSTED);
+	rep_score_clear(&s);
+}
+
+/* known is a verdict like the others: min_reporters domains, never one. */
+static void test_known_needs_min_reporters(void **state)
+{
+	struct rep_contrib c[3];
+	struct rep_score s;
+
+	for (int i = 0; i < 3; i++)
+		c[i] = contrib(i, 0, 0.5, T0);
+	score(c, 1, T0, &s);
+	assert_int_equal(s.verdict, REP_UNKNOWN);
+	rep_score_clear(&s);
+	score(c, 2, T0, &s);
+	assert_int_equal(s.verdict, REP_UNKNOWN);
+	rep_score_clear(&s);
+	score(c, 3, T0, &s);
+	assert_int_equal(s.verdict, REP_KNOWN);
+	assert_true(has_reason(&s, "verified_good"));
+	rep_score_clear(&s);
+}
+
 static void test_network_cap(void **state)
 {
 	struct rep_contrib c[4];
@@ -509,6 +552,8 @@ int main(void)
 	    cmocka_unit_test(test_reporter_cap),
 	    cmocka_unit_test(test_poisoning_moves_score_by_at_most_the_cap),
 	    cmocka_unit_test(test_contested_needs_numbers_on_both_sides),
+	    cmocka_unit_test(test_contest_is_symmetric),
+	    cmocka_unit_test(test_known_needs_min_reporters),
 	    cmocka_unit_test(test_network_cap),
 	    cmocka_unit_test(test_standing_weighs),
 	    cmocka_unit_test(test_subjects),
