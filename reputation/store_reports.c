@@ -63,6 +63,26 @@ int rep_store_report_subject(struct db *db, const char *subject, long long rowid
 	              params, e);
 }
 
+int rep_store_signature_claim(struct db *db, const char *subject, const char *sig_id,
+                              long long rowid, struct err *e)
+{
+	char id[24];
+	const char *params[3] = {subject, sig_id, id};
+	PGresult *res;
+	int fresh;
+
+	snprintf(id, sizeof(id), "%lld", rowid);
+	res = db_exec(db,
+	              "INSERT INTO rep_evidence_signatures (subject, sig, report) "
+	              "VALUES ($1, $2, $3) ON CONFLICT (subject, sig) DO NOTHING RETURNING report",
+	              3, params, e);
+	if (res == NULL)
+		return -1;
+	fresh = PQntuples(res) == 1;
+	PQclear(res);
+	return fresh;
+}
+
 int rep_store_evidence_ids(struct db *db, const char *subject, struct rep_evidence_ids *out,
                            struct err *e)
 {
@@ -84,6 +104,40 @@ int rep_store_evidence_ids(struct db *db, const char *subject, struct rep_eviden
 
 		if (*n < REP_EVIDENCE_IDS)
 			snprintf(to[(*n)++], sizeof(to[0]), "%s", PQgetvalue(res, k, 0));
+	}
+	PQclear(res);
+	return 0;
+}
+
+int rep_store_truth_hit(struct db *db, const char *subject, long long rowid, struct err *e)
+{
+	char id[24];
+	const char *params[2] = {subject, id};
+
+	snprintf(id, sizeof(id), "%lld", rowid);
+	return db_run(db,
+	              "INSERT INTO rep_ground_truth (subject, hits, last_report) "
+	              "VALUES ($1, 1, $2) ON CONFLICT (subject) DO UPDATE SET "
+	              "hits = rep_ground_truth.hits + 1, last_hit = now(), last_report = $2",
+	              2, params, e);
+}
+
+int rep_store_truth_get(struct db *db, const char *subject, long long *hits, long long *last,
+                        struct err *e)
+{
+	const char *params[1] = {subject};
+	PGresult *res;
+
+	*hits = *last = 0;
+	res = db_exec(db,
+	              "SELECT hits, extract(epoch FROM last_hit)::bigint FROM rep_ground_truth "
+	              "WHERE subject = $1",
+	              1, params, e);
+	if (res == NULL)
+		return -1;
+	if (PQntuples(res) == 1) {
+		*hits = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		*last = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
 	}
 	PQclear(res);
 	return 0;

@@ -31,6 +31,7 @@ def world(pg, db, operator_token, request):
     w = rx.build_world(pg, db, operator_token, request, LABELS)
     w.dns_port = dx.free_port()
     w.rep = rx.Reputation(w, w.work / "rep", db, {
+        "signed_evidence": "no",  # domains listed on the word (see test_reputation_scoring)
         "min_reporters": "3", "list_weight": "2", "dns_listen": f"127.0.0.1:{w.dns_port}",
         "dns_zone": ZONE, "dns_ttl": "60s"}).start()
     for label in LABELS:
