@@ -92,6 +92,18 @@ def test_not_listed_is_nxdomain(world):
     assert status(out) == "NXDOMAIN", out
 
 
+def test_zone_follows_a_listing_at_once(world):
+    """The zone keeps verdicts for up to 30 s, but a report that changes a verdict
+    forgets it there in the same step: the listing shows in the very next answer, not
+    after the cache's time."""
+    name = f"11.100.51.198.{ZONE}"
+    assert status(kdig(world, name)) == "NXDOMAIN"  # "not listed" is now in the cache
+    for label in LABELS:
+        rx.report_ok(world.rep, world.reporters[label], ["ip:198.51.100.11"])
+    out = kdig(world, name)
+    assert status(out) == "NOERROR" and answers(out, "A") == ["127.0.0.2"], out
+
+
 def test_rfc5782_test_entries(world):
     assert answers(kdig(world, f"2.0.0.127.{ZONE}"), "A") == ["127.0.0.2"]
     assert status(kdig(world, f"1.0.0.127.{ZONE}")) == "NXDOMAIN"
