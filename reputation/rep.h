@@ -251,6 +251,7 @@ struct rep_contrib {
 	long long first_seen, last_seen; /* unix seconds */
 	int peer;
 	int vetted; /* a vetted reporter: standing is its configured weight (truth.c) */
+	long long reporter_since; /* when the service first saw the reporter (0: a peer) */
 };
 
 /* sum * 2^(-(now - t) / half_life); sums never grow with time (now < t gives sum). */
@@ -270,8 +271,9 @@ int rep_score_compute(const struct rep_params *p, const char *subject, const str
 double rep_vetted_weight(const struct rep_params *p, const char *domain);
 /* Is address (lowercase) one of the configured spamtraps, or at a trap domain? */
 int rep_trap_match(const struct rep_params *p, const char *address);
-/* Vetted reporters' rows take their configured weight as standing. */
-void rep_contribs_vet(const struct rep_params *p, struct rep_contrib *c, int n);
+/* Vetted reporters' rows take their configured weight as standing; every other
+ * reporter's standing ramps from 0 over newcomer_ramp since it was first seen. */
+void rep_contribs_vet(const struct rep_params *p, struct rep_contrib *c, int n, long long now);
 /* A subject the operator's spamtraps caught within a half-life is listed whatever the
  * reporters say (reason "spamtrap"): 1 when it applied, 0 when not, -1 on error. */
 int rep_truth_apply(struct rep *rep, struct db *db, const char *subject, long long now,

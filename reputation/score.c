@@ -361,7 +361,7 @@ static int subject_score(struct rep *rep, struct db *db, const char *subject, lo
 
 	if (rep_store_contribs(db, subject, rep->p.standing_default, &c, e) < 0)
 		return -1;
-	rep_contribs_vet(&rep->p, c.v, c.n);
+	rep_contribs_vet(&rep->p, c.v, c.n, now);
 	rc = rep_score_compute(&rep->p, subject, c.v, c.n, now, out, e);
 	rep_contribs_clear(&c);
 	if (rc == 0 && rep_truth_apply(rep, db, subject, now, out, e) < 0) {

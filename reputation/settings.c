@@ -71,6 +71,9 @@ const struct conf_param rep_settings_table[] = {
     {"standing_max", CONF_STR, "2", 0, 0, S(standing_max), "highest standing"},
     {"standing_interval", CONF_DURATION, "10m", 1, DAY, S(standing_interval),
      "how often reporters' standing is recomputed from agreement with the others"},
+    {"newcomer_ramp", CONF_DURATION, "14d", 0, 365 * DAY, S(newcomer_ramp),
+     "a reporter domain's weight grows from 0 to its standing over this time since the "
+     "service first saw it (vetted reporters and peers weigh fully at once); 0 disables"},
     {"signed_evidence", CONF_BOOL, "yes", 0, 1, S(signed_evidence),
      "domain, signer and address subjects count only with a DKIM-signed message the "
      "service verifies for them; no: trust the reporter's word (a ring can frame any "
@@ -294,6 +297,7 @@ int rep_settings_check(const struct rep_settings *s, struct rep_params *p, struc
 	p->min_reporters = (int)s->min_reporters;
 	p->prefix4 = (int)s->network_prefix4;
 	p->prefix6 = (int)s->network_prefix6;
+	p->newcomer_ramp = (double)s->newcomer_ramp;
 	if (parse_fraction("list_weight", s->list_weight, 0.01, 1e6, &p->list_weight, e) < 0 ||
 	    parse_fraction("trust_weight", s->trust_weight, 0.01, 1e6, &p->trust_weight, e) < 0 ||
 	    parse_fraction("reporter_cap", s->reporter_cap, 0.001, 1e6, &p->reporter_cap, e) < 0 ||

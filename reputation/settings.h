@@ -49,6 +49,7 @@ struct rep_settings {
 	char *standing_min;
 	char *standing_max;
 	long long standing_interval;
+	long long newcomer_ramp;
 	/* reports */
 	int signed_evidence;    /* domain/signer/address evidence must be a verified message */
 	char *spamtraps;        /* ground truth: trap addresses and domains */
@@ -104,6 +105,7 @@ struct rep_params {
 	double standing_min, standing_max;
 	int prefix4, prefix6; /* a reporter network: the client address's /prefix */
 	double report_rate;   /* reports per second per reporter domain */
+	double newcomer_ramp; /* seconds until a new reporter weighs fully; 0: at once */
 	struct rep_vetted vetted[REP_MAX_VETTED];
 	int nvetted;
 	char traps[REP_MAX_TRAPS][320]; /* "user@domain" (that address) or "domain" (all) */

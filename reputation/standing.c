@@ -89,7 +89,7 @@ static int judge_subject(struct rep *rep, struct db *db, const char *subject, lo
 	if (rep_store_contribs(db, subject, rep->p.standing_default, &rows, e) < 0)
 		return -1;
 	c = rows.v;
-	rep_contribs_vet(&rep->p, c, rows.n);
+	rep_contribs_vet(&rep->p, c, rows.n, now);
 	for (int i = 0; i < rows.n; i++) {
 		struct tally *tl;
 		double bad = rep_decay(c[i].bad, c[i].t, now, rep->p.half_life);

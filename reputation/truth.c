@@ -34,14 +34,18 @@ int rep_trap_match(const struct rep_params *p, const char *address)
 	return 0;
 }
 
-void rep_contribs_vet(const struct rep_params *p, struct rep_contrib *c, int n)
+void rep_contribs_vet(const struct rep_params *p, struct rep_contrib *c, int n, long long now)
 {
 	for (int i = 0; i < n; i++) {
 		double w = c[i].peer ? -1 : rep_vetted_weight(p, c[i].reporter);
+		double age = (double)(now - c[i].reporter_since);
 
 		c[i].vetted = w >= 0;
 		if (c[i].vetted)
 			c[i].standing = w;
+		else if (!c[i].peer && p->newcomer_ramp > 0 && age < p->newcomer_ramp)
+			/* a ring of fresh domains weighs nothing yet: weight is earned with time */
+			c[i].standing *= age > 0 ? age / p->newcomer_ramp : 0;
 	}
 }
 

@@ -152,6 +152,8 @@ class Reputation:
             "cacert": str(world.tls.ca),
             "rate_limit": "0",
             "report_rate": "0",
+            # the reporters here are seconds old: weigh them fully unless a test ramps
+            "newcomer_ramp": "0",
             "http_threads": "4",
             "log_level": "info",
         }

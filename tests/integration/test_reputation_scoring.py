@@ -457,3 +457,33 @@ def test_ring_cannot_discredit_an_honest_reporter(world, truth):
     for n in ("r7", "r10"):
         assert info[n]["agreements"] == 0 and info[n]["disagreements"] >= 1, info
         assert info[n]["standing"] < 1.0, info
+
+
+# --------------------------------------------------------------------------
+# Newcomers earn weight (issue: a ring of fresh domains).  A daemon of its own whose
+# reporters are all new to it.
+
+def test_newcomers_earn_weight(world):
+    """Ten freshly anchored domains listed an IP at once (three sufficed); with
+    newcomer_ramp their reports weigh nothing until the domains have been known to the
+    service for a while, and full weight once they have."""
+    name = f"t_rep_ramp_{secrets.token_hex(4)}"
+    db3 = world.pg.create_database(name)
+    rep = rx.Reputation(world, world.work / "rep-ramp", db3, {
+        "half_life": "7d", "min_reporters": "3", "list_weight": "2.5",
+        "newcomer_ramp": "1d", "answer_cache_ttl": "0"}).start()
+    try:
+        subject = "ip:198.51.100.210"
+        for r in reporters(world, HONEST):
+            rx.report_ok(rep, r, [subject])
+        s = rx.subject_of(rx.query(rep, ip="198.51.100.210"), subject)
+        assert s["reports"] == 10 and s["bad"] < 0.01 and s["verdict"] == "unknown", s
+        # the same domains, known to the service for two days: full weight
+        rx.psql(world.pg, db3, "UPDATE rep_reporters SET first_seen = now() - interval '2 days'")
+        rx.report_ok(rep, world.reporters["r1"], ["ip:198.51.100.211"])  # a commit: re-read
+        s = rx.subject_of(rx.query(rep, ip="198.51.100.210"), subject)
+        assert s["bad"] == pytest.approx(10.0, abs=0.01) and s["verdict"] == "block", s
+    finally:
+        rep.stop()
+        world.reps.remove(rep)
+        world.pg.drop_database(name)
