@@ -24,6 +24,7 @@
 #include "rep_trace.h"
 
 #define REP_TYP "anchor-report+jws"
+#define REP_MESSAGE_MAX 65536 /* the service's bound on a quoted header section */
 
 static int category_ok(const char *c)
 {
@@ -106,6 +107,35 @@ static void no_subjects(const struct relay_rep *r, const struct relay_rep_trace 
 		        r->hostname);
 }
 
+/* The message's header section, through its last field (no blank line): what the service
+ * verifies the signatures of (PROTOCOL.md §11.3 "message").  0 when there is none. */
+static size_t header_section(const char *msg, size_t len)
+{
+	for (size_t i = 0; i + 1 < len; i++) {
+		if (msg[i] == '\n' && msg[i + 1] == '\n')
+			return i + 1;
+		if (msg[i] == '\n' && msg[i + 1] == '\r' && i + 2 < len && msg[i + 2] == '\n')
+			return i + 1;
+	}
+	return len;
+}
+
+/* A signer or domain subject counts at the service only with the signed message: quote
+ * its header fields (never the body), when they fit. */
+static void add_message(json_t *payload, const struct relay_rep_reported *out, const char *msg,
+                        size_t len)
+{
+	size_t hl = header_section(msg, len);
+	int signed_subject = 0;
+
+	for (int i = 0; i < out->nsubjects; i++)
+		signed_subject |= strncmp(out->subjects[i], "signer:", 7) == 0 ||
+		                  strncmp(out->subjects[i], "domain:", 7) == 0;
+	if (signed_subject && hl > 0 && hl <= REP_MESSAGE_MAX)
+		json_object_set_new(payload, "message",
+		                    json_stringn(msg, hl)); /* NULL: not UTF-8 */
+}
+
 static char *payload_build(const struct relay_rep *r, const char *msg, size_t len,
                            const char *category, time_t now, struct relay_rep_reported *out,
                            struct err *e)
@@ -154,6 +184,8 @@ static char *payload_build(const struct relay_rep *r, const char *msg, size_t le
 		snprintf(evidence, sizeof(evidence), "Message-ID: %s", o.message_id);
 		json_object_set_new(payload, "evidence", json_string(evidence));
 	}
+	if (payload != NULL)
+		add_message(payload, out, msg, len);
 	text = payload != NULL ? json_dumps(payload, JSON_COMPACT) : NULL;
 	json_decref(payload);
 	if (text == NULL)

@@ -133,6 +133,29 @@ static int payload_time(json_t *obj, long long now, long long max_age, long long
 	return 0;
 }
 
+/* "trap": the spamtrap address a message was sent to (a spamtrap hit, PROTOCOL.md §11.3);
+ * whether it is one, and whether the reporter may say so, is the daemon's to check. */
+static int payload_trap(json_t *obj, struct rep_report *out, struct err *e)
+{
+	const char *trap = member(obj, "trap", 0, e), *at;
+
+	if (e->kind != ERR_NONE)
+		return -1;
+	if (trap == NULL)
+		return 0;
+	at = strrchr(trap, '@');
+	if (strlen(trap) >= sizeof(out->trap) || at == NULL || at == trap ||
+	    name_check_domain(at + 1, e) < 0) {
+		return err_set(e, ERR_INPUT, "bad_trap",
+		               "\"trap\" must be the spamtrap address the message was sent to");
+	}
+	if (out->category == REP_NOT_SPAM)
+		return err_set(e, ERR_INPUT, "bad_trap", "a spamtrap hit cannot be not-spam");
+	for (size_t i = 0; trap[i]; i++)
+		out->trap[i] = (char)tolower((unsigned char)trap[i]);
+	return 0;
+}
+
 int rep_report_from_json(const char *payload, size_t len, long long now, const struct rep_params *p,
                          long long max_age, long long max_skew, struct rep_report *out,
                          struct err *e)
@@ -180,7 +203,7 @@ int rep_report_from_json(const char *payload, size_t len, long long now, const s
 		goto out;
 	}
 	evidence = member(obj, "evidence", 0, e);
-	if (e->kind != ERR_NONE)
+	if (e->kind != ERR_NONE || payload_trap(obj, out, e) < 0)
 		goto out;
 	if (evidence != NULL && strlen(evidence) >= sizeof(out->evidence)) {
 		err_set(e, ERR_INPUT, "bad_request", "\"evidence\" is longer than %zu bytes",

@@ -87,6 +87,11 @@ struct rep_report {
 	                          (CSA pass or an anchored signature): needed for not-spam
 	                          to earn positive standing */
 	char evidence[512];    /* free text or a message id, kept for delisting disputes */
+	/* Per subject: the hex id of a DKIM signature in the report's quoted message that this
+	 * service verified for it (evidence.c), "" when none.  Domain, signer and address
+	 * subjects carry weight only with one. */
+	char sig_id[8][65];
+	char trap[320]; /* a spamtrap hit: the trap address the message was sent to, "" if not */
 	/* Added by the daemon (zero them when filling a report): */
 	char source[16]; /* "jws", "arf"; "" means "jws" */
 	const char *raw; /* the JWS or ARF message as received, kept for disputes
@@ -96,9 +101,15 @@ struct rep_report {
 struct rep_settings;
 struct rep;
 
+/* The public id of a stored report ("ev-" and 32 hex digits): what answers cite.  It is
+ * random, so that the evidence behind a verdict never names its reporter. */
+#define REP_EVIDENCE_ID_MAX 40
+
 /* Store a report and update the subjects' scores in one transaction.  Returns 1 when
- * stored, 0 when it was a duplicate (nothing changed), -1 on error. */
-int rep_report_ingest(struct rep *rep, struct db *db, const struct rep_report *r, struct err *e);
+ * stored (evidence_id, when not NULL, gets its public id), 0 when it was a duplicate
+ * (nothing changed), -1 on error. */
+int rep_report_ingest(struct rep *rep, struct db *db, const struct rep_report *r,
+                      char evidence_id[REP_EVIDENCE_ID_MAX], struct err *e);
 
 /* The score of one subject as of now. */
 struct rep_score {
@@ -180,6 +191,16 @@ int arf_category(const char *feedback_type, enum rep_category *out);
 
 /* ------------------------------------------------------------------ reports (report.c) */
 
+/* evidence.c: does a subject of this kind need verified evidence (a signed message) to
+ * carry weight?  Domain, signer and address subjects do. */
+int rep_evidence_needed(const struct rep_subject *s);
+/* The payload's "message" (the offending message's header section): every DKIM
+ * signature in it is verified (header fields only) and its id noted for the subjects it
+ * speaks for (rr->sig_id).  No message is no evidence (0); a malformed one is 400
+ * bad_message.  Network I/O: called before the store transaction. */
+int rep_evidence_verify(struct rep *rep, const char *payload, size_t len, struct rep_report *rr,
+                        struct err *e);
+
 /* ------------------------------------------------------------------ answers (cache.c) */
 
 /* NULL when ttl <= 0 (no cache).  Every function accepts a NULL cache. */
@@ -231,6 +252,8 @@ struct rep_contrib {
 	long reports;
 	long long first_seen, last_seen; /* unix seconds */
 	int peer;
+	int vetted; /* a vetted reporter: standing is its configured weight (truth.c) */
+	long long reporter_since; /* when the service first saw the reporter (0: a peer) */
 };
 
 /* sum * 2^(-(now - t) / half_life); sums never grow with time (now < t gives sum). */
@@ -245,6 +268,22 @@ double rep_category_weight(enum rep_category c, int verified, int *good);
 /* The score of one subject from its evidence, at time now; reasons without evidence ids. */
 int rep_score_compute(const struct rep_params *p, const char *subject, const struct rep_contrib *c,
                       int n, long long now, struct rep_score *out, struct err *e);
+
+/* truth.c: ground truth and vetting.  The weight of a vetted reporter, or -1. */
+double rep_vetted_weight(const struct rep_params *p, const char *domain);
+/* Is address (lowercase) one of the configured spamtraps, or at a trap domain? */
+int rep_trap_match(const struct rep_params *p, const char *address);
+/* Vetted reporters' rows take their configured weight as standing; every other
+ * reporter's standing ramps from 0 over newcomer_ramp since it was first seen. */
+void rep_contribs_vet(const struct rep_params *p, struct rep_contrib *c, int n, long long now);
+/* A subject the operator's spamtraps caught within a half-life is listed whatever the
+ * reporters say (reason "spamtrap"): 1 when it applied, 0 when not, -1 on error. */
+int rep_truth_apply(struct rep *rep, struct db *db, const char *subject, long long now,
+                    struct rep_score *o, struct err *e);
+/* Hits of the operator's spamtraps about subject within a half-life (0: none; *last the
+ * time of the last), -1 on error. */
+long long rep_truth_recent(struct rep *rep, struct db *db, const char *subject, long long now,
+                           long long *last, struct err *e);
 
 /* rep_score_get at an explicit time (rep_score_get uses time(NULL)). */
 int rep_score_get_at(struct rep *rep, struct db *db, const struct rep_subject *s, long long now,

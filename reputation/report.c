@@ -27,9 +27,48 @@
 
 /* ------------------------------------------------------------------ storing */
 
-static int subject_order(const void *a, const void *b)
+/* Sort the subjects (one order for every transaction: no deadlocks), each with its
+ * signature id. */
+static void sort_subjects(struct rep_report *r)
 {
-	return strcmp(((const struct rep_subject *)a)->text, ((const struct rep_subject *)b)->text);
+	for (int i = 1; i < r->nsubjects; i++)
+		for (int k = i; k > 0 && strcmp(r->subjects[k - 1].text, r->subjects[k].text) > 0;
+		     k--) {
+			struct rep_subject t = r->subjects[k];
+			char sig[sizeof(r->sig_id[0])];
+
+			r->subjects[k] = r->subjects[k - 1];
+			r->subjects[k - 1] = t;
+			memcpy(sig, r->sig_id[k], sizeof(sig));
+			memcpy(r->sig_id[k], r->sig_id[k - 1], sizeof(sig));
+			memcpy(r->sig_id[k - 1], sig, sizeof(sig));
+		}
+}
+
+/* What one subject of a report adds.  A domain, signer or address subject counts only
+ * with a signature verified for it that no earlier report brought (evidence.c), and then
+ * a not-spam report needs nothing more; any other subject as its category says
+ * (not-spam: the identity verified by the reporter, which CSA backs at query time). */
+static int subject_weight(const struct rep *rep, struct db *db, const struct rep_report *r, int i,
+                          long long rowid, double *bad, double *good, struct err *e)
+{
+	int is_good, fresh = 1, verified = r->verified_identity;
+	double w;
+
+	if (rep->cfg.signed_evidence && rep_evidence_needed(&r->subjects[i])) {
+		verified = r->sig_id[i][0] != '\0';
+		if (verified && (fresh = rep_store_signature_claim(db, r->subjects[i].text,
+		                                                   r->sig_id[i], rowid, e)) < 0)
+			return -1;
+		if (!verified || !fresh) {
+			*bad = *good = 0;
+			return 0;
+		}
+	}
+	w = rep_category_weight(r->category, verified, &is_good);
+	*bad = is_good ? 0.0 : w;
+	*good = is_good ? w : 0.0;
+	return 0;
 }
 
 /* Each subject: linked to the report, the report's weight folded into the reporter's
@@ -37,35 +76,38 @@ static int subject_order(const void *a, const void *b)
 static int add_subjects(struct rep *rep, struct db *db, const struct rep_report *r, long long rowid,
                         long long now, struct err *e)
 {
-	int is_good;
-	double w = rep_category_weight(r->category, r->verified_identity, &is_good);
-
 	for (int i = 0; i < r->nsubjects; i++) {
 		const char *s = r->subjects[i].text;
+		double bad, good;
 
 		if (rep_store_report_subject(db, s, rowid, e) < 0 ||
-		    rep_store_evidence_add(db, s, r, is_good ? 0.0 : w, is_good ? w : 0.0,
-		                           rep->p.half_life, e) < 0 ||
-		    rep_subject_refresh(rep, db, s, now, e) < 0)
+		    subject_weight(rep, db, r, i, rowid, &bad, &good, e) < 0 ||
+		    rep_store_evidence_add(db, s, r, bad, good, rep->p.half_life, e) < 0)
+			return -1;
+		/* a trap hit is ground truth about what it counts for (checked at intake) */
+		if (r->trap[0] != '\0' && bad > 0 && rep_store_truth_hit(db, s, rowid, e) < 0)
+			return -1;
+		if (rep_subject_refresh(rep, db, s, now, e) < 0)
 			return -1;
 	}
 	return 0;
 }
 
-int rep_report_ingest(struct rep *rep, struct db *db, const struct rep_report *in, struct err *e)
+int rep_report_ingest(struct rep *rep, struct db *db, const struct rep_report *in,
+                      char evidence_id[REP_EVIDENCE_ID_MAX], struct err *e)
 {
+	char public_id[REP_EVIDENCE_ID_MAX] = "";
 	struct rep_report r = *in;
 	long long rowid = 0, now = (long long)time(NULL);
 	int fresh;
 
 	if (r.nsubjects < 1)
 		return err_set(e, ERR_INPUT, "bad_subject", "a report needs at least one subject");
-	/* One order for every transaction that touches several subjects: no deadlocks. */
-	qsort(r.subjects, (size_t)r.nsubjects, sizeof(r.subjects[0]), subject_order);
+	sort_subjects(&r);
 	if (db_begin(db, e) < 0)
 		return -1;
 	if (rep_store_reporter_seen(db, r.reporter, e) < 0 ||
-	    (fresh = rep_store_report_insert(db, &r, &rowid, e)) < 0)
+	    (fresh = rep_store_report_insert(db, &r, &rowid, public_id, e)) < 0)
 		goto fail;
 	if (!fresh) {
 		db_rollback(db);
@@ -76,6 +118,8 @@ int rep_report_ingest(struct rep *rep, struct db *db, const struct rep_report *i
 		goto fail;
 	for (int i = 0; i < r.nsubjects; i++)
 		rep_changed(rep, r.subjects[i].text);
+	if (evidence_id != NULL)
+		snprintf(evidence_id, REP_EVIDENCE_ID_MAX, "%s", public_id);
 	return 1;
 fail:
 	db_rollback(db);
@@ -98,23 +142,42 @@ static int reporter_rate_ok(struct rep_req *r, const char *reporter, struct err 
 	return 0;
 }
 
+/* A spamtrap hit is ground truth only from a vetted reporter about a configured trap. */
+static int trap_ok(const struct rep *rep, const struct rep_report *rr, struct err *e)
+{
+	if (rr->trap[0] == '\0')
+		return 0;
+	if (rep_vetted_weight(&rep->p, rr->reporter) < 0)
+		return err_set(e, ERR_FORBIDDEN, "not_vetted",
+		               "spamtrap hits are ground truth only from reporters the operator "
+		               "vetted; %s is not one",
+		               rr->reporter);
+	if (!rep_trap_match(&rep->p, rr->trap))
+		return err_set(e, ERR_INPUT, "not_a_trap",
+		               "%s is not one of this service's spamtraps", rr->trap);
+	return 0;
+}
+
 static void answer_ingest(struct rep_req *r, struct rep_report *rep_r)
 {
+	char evidence_id[REP_EVIDENCE_ID_MAX] = "";
 	struct err e = {0};
-	json_t *subjects = json_array();
+	json_t *subjects = json_array(), *unverified = json_array();
 	int rc;
 
 	rep_network_of(r->http->client_ip, r->rep->p.prefix4, r->rep->p.prefix6,
 	               rep_r->reporter_net, sizeof(rep_r->reporter_net));
-	rc = rep_report_ingest(r->rep, r->db, rep_r, &e);
+	rc = rep_report_ingest(r->rep, r->db, rep_r, evidence_id, &e);
 	if (rc < 0) {
 		json_decref(subjects);
+		json_decref(unverified);
 		atomic_fetch_add(&r->rep->reports_refused, 1);
 		rep_fail(r, &e);
 		return;
 	}
 	if (rc == 0) {
 		json_decref(subjects);
+		json_decref(unverified);
 		atomic_fetch_add(&r->rep->reports_duplicate, 1);
 		log_info(r->http->reqid, "report %s/%s: duplicate", rep_r->reporter, rep_r->id);
 		http_reply_json(r->resp, 200,
@@ -122,16 +185,22 @@ static void answer_ingest(struct rep_req *r, struct rep_report *rep_r)
 		                          rep_r->reporter, "id", rep_r->id));
 		return;
 	}
-	for (int i = 0; i < rep_r->nsubjects; i++)
+	for (int i = 0; i < rep_r->nsubjects; i++) {
 		json_array_append_new(subjects, json_string(rep_r->subjects[i].text));
+		if (r->rep->cfg.signed_evidence && rep_evidence_needed(&rep_r->subjects[i]) &&
+		    rep_r->sig_id[i][0] == '\0')
+			json_array_append_new(unverified, json_string(rep_r->subjects[i].text));
+	}
 	atomic_fetch_add(&r->rep->reports_accepted, 1);
 	log_info(r->http->reqid, "report %s/%s: %s about %d subject(s) from %s", rep_r->reporter,
 	         rep_r->id, rep_category_name(rep_r->category), rep_r->nsubjects,
 	         rep_r->reporter_net);
 	http_reply_json(r->resp, 201,
-	                json_pack("{s:b, s:b, s:s, s:s, s:s, s:o}", "accepted", 1, "duplicate", 0,
-	                          "reporter", rep_r->reporter, "id", rep_r->id, "category",
-	                          rep_category_name(rep_r->category), "subjects", subjects));
+	                json_pack("{s:b, s:b, s:s, s:s, s:s, s:s, s:o, s:o}", "accepted", 1,
+	                          "duplicate", 0, "reporter", rep_r->reporter, "id", rep_r->id,
+	                          "evidence_id", evidence_id, "category",
+	                          rep_category_name(rep_r->category), "subjects", subjects,
+	                          "unverified", unverified));
 }
 
 static void refuse(struct rep_req *r, const struct err *e)
@@ -167,7 +236,8 @@ void rep_report_post(struct rep_req *r)
 		return refuse(r, &e);
 	if (rep_report_from_json(v.payload, v.payload_len, (long long)time(NULL), &r->rep->p,
 	                         cfg->max_report_age, cfg->max_clock_skew, &rr, &e) < 0 ||
-	    !reporter_rate_ok(r, rr.reporter, &e)) {
+	    trap_ok(r->rep, &rr, &e) < 0 || !reporter_rate_ok(r, rr.reporter, &e) ||
+	    rep_evidence_verify(r->rep, v.payload, v.payload_len, &rr, &e) < 0) {
 		jws_verified_free(&v);
 		return refuse(r, &e);
 	}
@@ -262,6 +332,7 @@ void rep_reporter_get(struct rep_req *r, const char *domain)
 	struct rep_reporter rr;
 	struct err e = {0};
 	int found = rep_store_reporter_get(r->db, domain, r->rep->p.standing_default, &rr, &e);
+	double vetted;
 
 	if (found < 0)
 		return rep_fail(r, &e);
@@ -269,10 +340,12 @@ void rep_reporter_get(struct rep_req *r, const char *domain)
 		err_set(&e, ERR_NOTFOUND, "not_found", "no reports from %.253s", domain);
 		return rep_fail(r, &e);
 	}
-	http_reply_json(r->resp, 200,
-	                json_pack("{s:s, s:f, s:I, s:I, s:I, s:b, s:s, s:s}", "domain", rr.domain,
-	                          "standing", rr.standing, "agreements", (json_int_t)rr.agreements,
-	                          "disagreements", (json_int_t)rr.disagreements, "reports",
-	                          (json_int_t)rr.reports, "arf", rr.arf, "first_seen",
-	                          rr.first_seen, "last_seen", rr.last_seen));
+	vetted = rep_vetted_weight(&r->rep->p, rr.domain);
+	http_reply_json(
+	    r->resp, 200,
+	    json_pack("{s:s, s:b, s:f, s:I, s:I, s:I, s:b, s:s, s:s}", "domain", rr.domain,
+	              "vetted", vetted >= 0, "standing", vetted >= 0 ? vetted : rr.standing,
+	              "agreements", (json_int_t)rr.agreements, "disagreements",
+	              (json_int_t)rr.disagreements, "reports", (json_int_t)rr.reports, "arf",
+	              rr.arf, "first_seen", rr.first_seen, "last_seen", rr.last_seen));
 }

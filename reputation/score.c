@@ -15,8 +15,9 @@
  * Verdicts (decide()): block needs min_reporters distinct domains each carrying at least a
  * tenth of a cap and B >= list_weight (to the two decimals shown, reaches()); trusted the
  * same on the good side with trust_weight;
- * a verdict is contested only by min_reporters domains on the other side; known needs half
- * a unit of verified good weight outweighing the bad.
+ * a verdict is contested only by min_reporters domains on the other side carrying at least
+ * its weight (symmetric: unlisting costs what listing did); known needs min_reporters
+ * domains and half a unit of verified good weight outweighing the bad.
  * The math here takes `now` as a parameter: the unit tests drive it with explicit times.
  */
 #include <math.h>
@@ -207,8 +208,8 @@ static void explain(const struct rep_params *p, const char *subject, const struc
 		else
 			reason(o->reasons, "contested",
 			       "bad weight %.2f stands against verified good weight %.2f from %d "
-			       "domains: listing needs a score of at least 0.50 (it is %.2f)",
-			       o->bad, o->good, o->good_reporters, o->score);
+			       "domains: a listing stands only while it outweighs the other side",
+			       o->bad, o->good, o->good_reporters);
 	}
 	if (o->verdict == REP_TRUSTED)
 		reason(
@@ -218,9 +219,9 @@ static void explain(const struct rep_params *p, const char *subject, const struc
 		    o->good_reporters, subject, o->good, p->trust_weight);
 	else if (o->verdict == REP_KNOWN)
 		reason(o->reasons, "verified_good",
-		       "verified good reports weigh %.2f against %.2f bad (trusted needs %d "
-		       "domains and weight %.2f)",
-		       o->good, o->bad, p->min_reporters, p->trust_weight);
+		       "verified good reports from %d domains weigh %.2f against %.2f bad "
+		       "(trusted needs weight %.2f)",
+		       o->good_reporters, o->good, o->bad, p->trust_weight);
 	for (int i = 0; i < n && named < REP_MAX_NAMED; i++) {
 		if (ef[i].raw_bad > p->reporter_cap || ef[i].raw_good > p->reporter_cap) {
 			reason(
@@ -246,22 +247,29 @@ static void explain(const struct rep_params *p, const char *subject, const struc
 
 /*
  * A side qualifies when min_reporters domains carry its weight and the weight reaches the
- * threshold.  The other side can contest a verdict only when it qualifies in numbers too
- * (min_reporters domains): then the score must be at least 0.5 (at most -0.5), i.e. one
- * side must outweigh the other about three to one.  So fewer than min_reporters domains
- * can never make, nor unmake, a verdict: each moves the score by its capped weight only.
+ * threshold.  The contest is symmetric: the other side unmakes a verdict only with as much
+ * independent evidence as made it, min_reporters domains of its own and at least the same
+ * weight (to the precision shown).  So unlisting costs what listing cost, and vouching
+ * cannot take back what more reporters listed.  known obeys min_reporters like every
+ * verdict: fewer domains can neither make nor unmake any verdict.
  */
+static int contests(const struct rep_params *p, int reporters, double weight, double against)
+{
+	return reporters >= p->min_reporters && reaches(weight, against);
+}
+
 static void decide(const struct rep_params *p, struct rep_score *o)
 {
 	int bad_side = o->bad_reporters >= p->min_reporters && reaches(o->bad, p->list_weight);
 	int good_side = o->good_reporters >= p->min_reporters && reaches(o->good, p->trust_weight);
 
 	o->verdict = REP_UNKNOWN;
-	if (bad_side && (o->good_reporters < p->min_reporters || o->score >= 0.5))
+	if (bad_side && !contests(p, o->good_reporters, o->good, o->bad))
 		o->verdict = REP_BLOCK;
-	else if (good_side && (o->bad_reporters < p->min_reporters || o->score <= -0.5))
+	else if (good_side && !contests(p, o->bad_reporters, o->bad, o->good))
 		o->verdict = REP_TRUSTED;
-	else if (o->good >= REP_KNOWN_WEIGHT && o->good > o->bad)
+	else if (o->good_reporters >= p->min_reporters && o->good >= REP_KNOWN_WEIGHT &&
+	         o->good > o->bad)
 		o->verdict = REP_KNOWN;
 }
 
@@ -353,12 +361,17 @@ static int subject_score(struct rep *rep, struct db *db, const char *subject, lo
 
 	if (rep_store_contribs(db, subject, rep->p.standing_default, &c, e) < 0)
 		return -1;
+	rep_contribs_vet(&rep->p, c.v, c.n, now);
 	rc = rep_score_compute(&rep->p, subject, c.v, c.n, now, out, e);
 	rep_contribs_clear(&c);
+	if (rc == 0 && rep_truth_apply(rep, db, subject, now, out, e) < 0) {
+		rep_score_clear(out);
+		return -1;
+	}
 	return rc;
 }
 
-static json_t *id_array(const char (*ids)[400], int n)
+static json_t *id_array(const char (*ids)[REP_EVIDENCE_ID_MAX], int n)
 {
 	json_t *a = json_array();
 
@@ -367,7 +380,7 @@ static json_t *id_array(const char (*ids)[400], int n)
 	return a;
 }
 
-/* Evidence ids ("reporter/id") of the newest reports, into the reasons they support. */
+/* Public evidence ids of the newest reports, into the reasons they support. */
 static int attach_evidence(struct db *db, const char *subject, struct rep_score *o, struct err *e)
 {
 	struct rep_evidence_ids *ids = malloc(sizeof(*ids));
@@ -380,8 +393,8 @@ static int attach_evidence(struct db *db, const char *subject, struct rep_score 
 		free(ids);
 		return -1;
 	}
-	bad = id_array((const char(*)[400])ids->bad, ids->nbad);
-	good = id_array((const char(*)[400])ids->good, ids->ngood);
+	bad = id_array((const char(*)[REP_EVIDENCE_ID_MAX])ids->bad, ids->nbad);
+	good = id_array((const char(*)[REP_EVIDENCE_ID_MAX])ids->good, ids->ngood);
 	free(ids);
 	json_array_foreach(o->reasons, i, r)
 	{

@@ -78,6 +78,20 @@ const struct conf_param rep_settings_table[] = {
     {"standing_max", CONF_STR, "2", 0, 0, S(standing_max), "highest standing"},
     {"standing_interval", CONF_DURATION, "10m", 1, DAY, S(standing_interval),
      "how often reporters' standing is recomputed from agreement with the others"},
+    {"newcomer_ramp", CONF_DURATION, "14d", 0, 365 * DAY, S(newcomer_ramp),
+     "a reporter domain's weight grows from 0 to its standing over this time since the "
+     "service first saw it (vetted reporters and peers weigh fully at once); 0 disables"},
+    {"signed_evidence", CONF_BOOL, "yes", 0, 1, S(signed_evidence),
+     "domain, signer and address subjects count only with a DKIM-signed message the "
+     "service verifies for them; no: trust the reporter's word (a ring can frame any "
+     "domain)"},
+    {"spamtraps", CONF_STR, NULL, 0, 0, S(spamtraps),
+     "ground truth: spamtrap addresses (user@domain) and domains (every address at it), "
+     "comma-separated; a vetted reporter's report with \"trap\" naming one lists its "
+     "subjects"},
+    {"vetted_reporters", CONF_STR, NULL, 0, 0, S(vetted_reporters),
+     "reporters the operator vetted, \"DOMAIN WEIGHT, ...\": their fixed weight per "
+     "report; with spamtrap hits the ground truth that judges every other reporter"},
     {"report_rate", CONF_STR, "5", 0, 0, S(report_rate),
      "reports per second per reporter domain (token bucket); 0 disables"},
     {"report_burst", CONF_INT, "200", 1, 10000000, S(report_burst),
@@ -199,6 +213,70 @@ out:
 	return rc;
 }
 
+/* "DOMAIN WEIGHT, DOMAIN WEIGHT, ..." */
+static int parse_vetted(const char *text, struct rep_params *p, struct err *e)
+{
+	char *copy = strdup(text), *save = NULL, *entry;
+	int rc = -1;
+
+	if (copy == NULL)
+		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	for (entry = strtok_r(copy, ",", &save); entry != NULL;
+	     entry = strtok_r(NULL, ",", &save)) {
+		char domain[256], weight[64], extra[2];
+		struct rep_vetted *v = &p->vetted[p->nvetted];
+
+		if (p->nvetted == REP_MAX_VETTED ||
+		    sscanf(entry, " %255s %63s %1s", domain, weight, extra) != 2) {
+			err_set(e, ERR_INPUT, "bad_config",
+			        "vetted_reporters: \"%s\": expected \"DOMAIN WEIGHT\" (at most %d)",
+			        entry, REP_MAX_VETTED);
+			goto out;
+		}
+		for (char *c = domain; *c; c++)
+			*c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
+		if (name_check_domain(domain, e) < 0 ||
+		    parse_fraction("vetted_reporters weight", weight, 0.01, 100, &v->weight, e) < 0)
+			goto out;
+		snprintf(v->domain, sizeof(v->domain), "%s", domain);
+		p->nvetted++;
+	}
+	rc = 0;
+out:
+	free(copy);
+	return rc;
+}
+
+/* "trap@example.net, traps.example.net, ..." */
+static int parse_traps(const char *text, struct rep_params *p, struct err *e)
+{
+	char *copy = strdup(text), *save = NULL, *entry;
+	int rc = -1;
+
+	if (copy == NULL)
+		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	for (entry = strtok_r(copy, ", \t", &save); entry != NULL;
+	     entry = strtok_r(NULL, ", \t", &save)) {
+		const char *at = strrchr(entry, '@');
+
+		for (char *c = entry; *c; c++)
+			*c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
+		if (p->ntraps == REP_MAX_TRAPS || strlen(entry) >= sizeof(p->traps[0]) ||
+		    (at != NULL && at == entry) ||
+		    name_check_domain(at != NULL ? at + 1 : entry, e) < 0) {
+			err_set(e, ERR_INPUT, "bad_config",
+			        "spamtraps: \"%s\": expected an address or a domain (at most %d)",
+			        entry, REP_MAX_TRAPS);
+			goto out;
+		}
+		snprintf(p->traps[p->ntraps++], sizeof(p->traps[0]), "%s", entry);
+	}
+	rc = 0;
+out:
+	free(copy);
+	return rc;
+}
+
 int rep_settings_check(const struct rep_settings *s, struct rep_params *p, struct rep_peer *peers,
                        int *npeers, struct err *e)
 {
@@ -226,6 +304,7 @@ int rep_settings_check(const struct rep_settings *s, struct rep_params *p, struc
 	p->min_reporters = (int)s->min_reporters;
 	p->prefix4 = (int)s->network_prefix4;
 	p->prefix6 = (int)s->network_prefix6;
+	p->newcomer_ramp = (double)s->newcomer_ramp;
 	if (parse_fraction("list_weight", s->list_weight, 0.01, 1e6, &p->list_weight, e) < 0 ||
 	    parse_fraction("trust_weight", s->trust_weight, 0.01, 1e6, &p->trust_weight, e) < 0 ||
 	    parse_fraction("reporter_cap", s->reporter_cap, 0.001, 1e6, &p->reporter_cap, e) < 0 ||
@@ -252,6 +331,9 @@ int rep_settings_check(const struct rep_settings *s, struct rep_params *p, struc
 		return -1;
 	*npeers = 0;
 	if (s->federation_peers != NULL && parse_peers(s->federation_peers, peers, npeers, e) < 0)
+		return -1;
+	if ((s->vetted_reporters != NULL && parse_vetted(s->vetted_reporters, p, e) < 0) ||
+	    (s->spamtraps != NULL && parse_traps(s->spamtraps, p, e) < 0))
 		return -1;
 	return 0;
 }

@@ -10,6 +10,8 @@
 #include "core/err.h"
 
 #define REP_MAX_PEERS 16
+#define REP_MAX_VETTED 32 /* vetted_reporters */
+#define REP_MAX_TRAPS 64  /* spamtraps */
 
 struct rep_settings {
 	/* HTTPS */
@@ -49,7 +51,11 @@ struct rep_settings {
 	char *standing_min;
 	char *standing_max;
 	long long standing_interval;
+	long long newcomer_ramp;
 	/* reports */
+	int signed_evidence;    /* domain/signer/address evidence must be a verified message */
+	char *spamtraps;        /* ground truth: trap addresses and domains */
+	char *vetted_reporters; /* "DOMAIN WEIGHT, ..." */
 	char *report_rate;
 	long long report_burst;
 	long long max_report_age;
@@ -83,6 +89,12 @@ struct rep_settings {
 
 extern const struct conf_param rep_settings_table[];
 
+/* A reporter the operator vetted: its fixed weight per report, never judged. */
+struct rep_vetted {
+	char domain[256];
+	double weight;
+};
+
 /* The scoring parameters, parsed from the settings (fractions are text there). */
 struct rep_params {
 	double half_life;        /* seconds */
@@ -95,6 +107,11 @@ struct rep_params {
 	double standing_min, standing_max;
 	int prefix4, prefix6; /* a reporter network: the client address's /prefix */
 	double report_rate;   /* reports per second per reporter domain */
+	double newcomer_ramp; /* seconds until a new reporter weighs fully; 0: at once */
+	struct rep_vetted vetted[REP_MAX_VETTED];
+	int nvetted;
+	char traps[REP_MAX_TRAPS][320]; /* "user@domain" (that address) or "domain" (all) */
+	int ntraps;
 };
 
 struct rep_peer {

@@ -1,15 +1,16 @@
 /*
- * standing.c - each reporter's standing: agreement with the others raises it, being an
- * outlier lowers it.
+ * standing.c - each reporter's standing: agreement with the ground truth raises it,
+ * contradicting it lowers it.
  *
  * A pass looks at every subject with evidence from two or more sources.  For each local
- * reporter it computes the verdict of the others alone (the same scoring, the reporter's
- * rows left out) and compares it with the reporter's own direction (more bad or more good
- * weight): bad against block, or good against trusted/known, is an agreement; bad against
- * trusted/known, or good against block, a disagreement; an undecided "unknown" is neither.
+ * reporter that is not vetted it takes the ground truth about the subject (truth.c: a
+ * recent spamtrap hit, else the direction of the vetted reporters' evidence) and compares
+ * it with the reporter's own direction (more bad or more good weight): the same is an
+ * agreement, the opposite a disagreement; no ground truth judges nothing.  The others'
+ * numbers never judge: a ring cannot raise itself nor push an honest reporter down.
  * Standing is then standing_default * 2 (a + 1) / (a + d + 2), clamped to standing_min ..
  * standing_max: neutral with no track record, near twice the default for a reporter the
- * others always confirm, and towards the floor for one they always contradict.  The counts
+ * truth always confirms, and towards the floor for one it always contradicts.  The counts
  * are recomputed from the current evidence on every pass, so they follow the verdicts as
  * they settle and decay, and the subjects are re-summarised with the new weights.
  */
@@ -53,51 +54,65 @@ static struct tally *tally_of(struct tallies *t, const char *domain)
 	return &t->v[t->n++];
 }
 
-/* Judge every local reporter of one subject against the verdict of the others. */
+/* The ground truth about a subject: +1 bad (a recent trap hit, or the vetted reporters'
+ * evidence leaning bad), -1 good (vetted evidence leaning good), 0 none, -2 on error.
+ * skip: the row of the reporter being judged, left out of the vetted sum. */
+static int truth_direction(struct rep *rep, struct db *db, const char *subject,
+                           const struct rep_contrib *c, int n, int skip, long long now,
+                           struct err *e)
+{
+	long long last = 0, hits = rep_truth_recent(rep, db, subject, now, &last, e);
+	double lean = 0;
+
+	if (hits < 0)
+		return -2;
+	if (hits > 0)
+		return 1;
+	for (int k = 0; k < n; k++)
+		if (k != skip && c[k].vetted)
+			lean += (rep_decay(c[k].bad, c[k].t, now, rep->p.half_life) -
+			         rep_decay(c[k].good, c[k].t, now, rep->p.half_life)) *
+			        c[k].standing;
+	return lean > 0.01 ? 1 : lean < -0.01 ? -1 : 0;
+}
+
+/* Judge every local reporter of one subject against the ground truth about it (truth.c):
+ * a recent spamtrap hit, or the vetted reporters' evidence; never against the others'
+ * numbers.  Vetted reporters and peers are not judged. */
 static int judge_subject(struct rep *rep, struct db *db, const char *subject, long long now,
                          struct tallies *t, struct err *e)
 {
-	struct rep_contrib *c, *others = NULL;
 	struct rep_contribs rows;
-	int n, rc = -1;
+	struct rep_contrib *c;
+	int rc = -1;
 
 	if (rep_store_contribs(db, subject, rep->p.standing_default, &rows, e) < 0)
 		return -1;
 	c = rows.v;
-	n = rows.n;
-	if ((others = calloc((size_t)n + 1, sizeof(*others))) == NULL) {
-		err_set(e, ERR_INTERNAL, "internal", "out of memory");
-		goto out;
-	}
-	for (int i = 0; i < n; i++) {
-		struct rep_score sc;
+	rep_contribs_vet(&rep->p, c, rows.n, now);
+	for (int i = 0; i < rows.n; i++) {
 		struct tally *tl;
 		double bad = rep_decay(c[i].bad, c[i].t, now, rep->p.half_life);
 		double good = rep_decay(c[i].good, c[i].t, now, rep->p.half_life);
-		int m = 0, says_bad = bad > good;
+		int truth;
 
-		if (c[i].peer || fmax(bad, good) < 0.01)
+		if (c[i].peer || c[i].vetted || fmax(bad, good) < 0.01)
 			continue;
-		for (int k = 0; k < n; k++)
-			if (k != i)
-				others[m++] = c[k];
-		if (rep_score_compute(&rep->p, subject, others, m, now, &sc, e) < 0)
+		if ((truth = truth_direction(rep, db, subject, c, rows.n, i, now, e)) == -2)
 			goto out;
-		rep_score_clear(&sc);
-		if (sc.verdict == REP_UNKNOWN)
+		if (truth == 0)
 			continue;
 		if ((tl = tally_of(t, c[i].reporter)) == NULL) {
 			err_set(e, ERR_INTERNAL, "internal", "out of memory");
 			goto out;
 		}
-		if (says_bad == (sc.verdict == REP_BLOCK))
+		if ((bad > good) == (truth > 0))
 			tl->agree++;
 		else
 			tl->disagree++;
 	}
 	rc = 0;
 out:
-	free(others);
 	rep_contribs_clear(&rows);
 	return rc;
 }

@@ -83,20 +83,31 @@ int rep_store_feed(struct db *db, long long since, long long limit, struct rep_f
 
 /* ------------------------------------------------------------------ store_reports.c */
 
-/* Insert a report; 1 with *rowid when stored, 0 when its (reporter, id) was already
- * there, -1 on error.  Inside the caller's transaction. */
+/* Insert a report; 1 with *rowid and its public id when stored, 0 when its (reporter, id)
+ * was already there, -1 on error.  Inside the caller's transaction. */
 int rep_store_report_insert(struct db *db, const struct rep_report *r, long long *rowid,
-                            struct err *e);
+                            char public_id[REP_EVIDENCE_ID_MAX], struct err *e);
 int rep_store_report_subject(struct db *db, const char *subject, long long rowid, struct err *e);
+/* A verified signature as evidence about a subject: 1 when it is new (it counts), 0 when a
+ * report already brought it (it counted then).  Inside the caller's transaction. */
+int rep_store_signature_claim(struct db *db, const char *subject, const char *sig_id,
+                              long long rowid, struct err *e);
 
-/* The ids ("reporter/id") of the newest reports about a subject, at most 10 each way. */
+/* The public ids of the newest reports about a subject, at most 10 each way. */
 #define REP_EVIDENCE_IDS 10
 struct rep_evidence_ids {
-	char bad[REP_EVIDENCE_IDS][400], good[REP_EVIDENCE_IDS][400];
+	char bad[REP_EVIDENCE_IDS][REP_EVIDENCE_ID_MAX],
+	    good[REP_EVIDENCE_IDS][REP_EVIDENCE_ID_MAX];
 	int nbad, ngood;
 };
 int rep_store_evidence_ids(struct db *db, const char *subject, struct rep_evidence_ids *out,
                            struct err *e);
+
+/* Ground truth: a vetted reporter's spamtrap hit about subject (report rowid). */
+int rep_store_truth_hit(struct db *db, const char *subject, long long rowid, struct err *e);
+/* Hits about subject and the last one's time (unix seconds); 0 and 0 when none. */
+int rep_store_truth_get(struct db *db, const char *subject, long long *hits, long long *last,
+                        struct err *e);
 
 /* ------------------------------------------------------------------ store_reporters.c */
 

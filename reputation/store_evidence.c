@@ -17,7 +17,8 @@
 #define CONTRIB_COLUMNS                                                                            \
 	"c.subject, c.reporter, c.net, coalesce(r.standing, $1::float8), c.bad, c.good, c.t, "     \
 	"c.categories, c.reports, extract(epoch FROM c.first_seen)::bigint, "                      \
-	"extract(epoch FROM c.last_seen)::bigint, r.domain IS NULL "                               \
+	"extract(epoch FROM c.last_seen)::bigint, r.domain IS NULL, "                              \
+	"coalesce(extract(epoch FROM r.first_seen)::bigint, 0) "                                   \
 	"FROM rep_contrib c LEFT JOIN rep_reporters r ON r.domain = c.reporter "
 
 static int contribs_from(PGresult *res, struct rep_contribs *out, struct err *e)
@@ -42,6 +43,7 @@ static int contribs_from(PGresult *res, struct rep_contribs *out, struct err *e)
 		c[i].first_seen = strtoll(PQgetvalue(res, i, 9), NULL, 10);
 		c[i].last_seen = strtoll(PQgetvalue(res, i, 10), NULL, 10);
 		c[i].peer = strcmp(PQgetvalue(res, i, 11), "t") == 0;
+		c[i].reporter_since = strtoll(PQgetvalue(res, i, 12), NULL, 10);
 	}
 	out->v = c;
 	out->n = rows;

@@ -228,6 +228,8 @@ struct dkim_result {
 	char reason[ERR_MSG_MAX];
 	int testing;        /* the key says t=y */
 	int body_truncated; /* l= left part of the body unsigned */
+	char sig_id[65];    /* when it passes: hex SHA-256 of the signature (b=), which names
+	                       this one signature however often it is quoted */
 };
 
 const char *dkim_status_name(enum dkim_status s);
@@ -244,5 +246,10 @@ int dkim_verify_sig(const char *msg, size_t len, size_t sig_index, dkim_key_look
  * the message could be read at all, whatever the verdicts. */
 int dkim_verify_all(const char *msg, size_t len, dkim_key_lookup_fn lookup, void *ctx,
                     struct dkim_result **out, size_t *n, struct err *e);
+/* The same for a message's header section alone (its body may be missing: the body hash
+ * bh= is not compared, everything the signature covers is).  A pass proves that d= signed
+ * these header fields, for whatever body: evidence about the signer, not a delivery check. */
+int dkim_verify_headers(const char *msg, size_t len, dkim_key_lookup_fn lookup, void *ctx,
+                        struct dkim_result **out, size_t *n, struct err *e);
 
 #endif

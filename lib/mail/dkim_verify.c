@@ -285,9 +285,24 @@ static int from_signed(const struct dkim_sig *s)
 	return 0;
 }
 
+/* The body hash of s against the message's body (0), or -1 with e. */
+static int body_ok(const struct dkim_msg *m, const struct dkim_sig *s, struct dkim_result *out,
+                   struct err *e)
+{
+	uint8_t bh[32];
+
+	if (dkim_body_hash(s->bcanon, m->body, m->bodylen, s->l, bh, &out->body_truncated, e) < 0)
+		return -1;
+	if (!crypto_ct_equal(bh, s->bh, sizeof(bh)))
+		return err_set(e, ERR_UNPROC, "dkim_body_hash", "body hash did not verify");
+	return 0;
+}
+
+/* headers_only: the body is not there (a report quotes the signed header fields only), so
+ * bh= is taken as signed and not compared; everything the signature covers is checked. */
 static int verify_field(const struct dkim_msg *m, const struct dkim_hdr *h,
-                        dkim_key_lookup_fn lookup, void *ctx, struct dkim_result *out,
-                        struct err *e)
+                        dkim_key_lookup_fn lookup, void *ctx, int headers_only,
+                        struct dkim_result *out, struct err *e)
 {
 	const char *value = (const char *)memchr(h->raw, ':', h->rawlen) + 1;
 	size_t vlen = h->rawlen - (size_t)(value - h->raw), slen, dlen;
@@ -295,7 +310,6 @@ static int verify_field(const struct dkim_msg *m, const struct dkim_hdr *h,
 	struct dkim_sig *s = calloc(1, sizeof(*s));
 	struct dkim_key key = {0};
 	char *stripped = NULL, *data = NULL;
-	uint8_t bh[32];
 	int rc = -1;
 
 	memset(out, 0, sizeof(*out));
@@ -327,12 +341,7 @@ static int verify_field(const struct dkim_msg *m, const struct dkim_hdr *h,
 		goto done;
 	}
 	out->testing = key.testing;
-	if (dkim_body_hash(s->bcanon, m->body, m->bodylen, s->l, bh, &out->body_truncated, e) < 0) {
-		rc = verdict(out, DKIM_FAIL, e, e);
-		goto done;
-	}
-	if (!crypto_ct_equal(bh, s->bh, sizeof(bh))) {
-		err_set(e, ERR_UNPROC, "dkim_body_hash", "body hash did not verify");
+	if (!headers_only && body_ok(m, s, out, e) < 0) {
 		rc = verdict(out, DKIM_FAIL, e, e);
 		goto done;
 	}
@@ -351,6 +360,7 @@ static int verify_field(const struct dkim_msg *m, const struct dkim_hdr *h,
 		rc = verdict(out, DKIM_FAIL, e, e);
 		goto done;
 	}
+	crypto_sha256_hex(s->b, s->blen, out->sig_id);
 	rc = verdict(out, DKIM_PASS, NULL, e);
 done:
 	free(data);
@@ -377,7 +387,7 @@ int dkim_verify_sig(const char *msg, size_t len, size_t sig_index, dkim_key_look
 	for (j = 0; j < m.nhdrs; j++) {
 		if (!is_sig_field(&m.hdrs[j]) || seen++ != sig_index)
 			continue;
-		rc = verify_field(&m, &m.hdrs[j], lookup, ctx, out, e);
+		rc = verify_field(&m, &m.hdrs[j], lookup, ctx, 0, out, e);
 		dkim_msg_free(&m);
 		return rc;
 	}
@@ -387,8 +397,8 @@ int dkim_verify_sig(const char *msg, size_t len, size_t sig_index, dkim_key_look
 	               "the message has no DKIM-Signature %zu", sig_index);
 }
 
-int dkim_verify_all(const char *msg, size_t len, dkim_key_lookup_fn lookup, void *ctx,
-                    struct dkim_result **out, size_t *n, struct err *e)
+static int verify_all(const char *msg, size_t len, dkim_key_lookup_fn lookup, void *ctx,
+                      int headers_only, struct dkim_result **out, size_t *n, struct err *e)
 {
 	struct dkim_msg m;
 	size_t j, count = 0;
@@ -408,9 +418,21 @@ int dkim_verify_all(const char *msg, size_t len, dkim_key_lookup_fn lookup, void
 		if (!is_sig_field(&m.hdrs[j]))
 			continue;
 		err_clear(&one);
-		verify_field(&m, &m.hdrs[j], lookup, ctx, &(*out)[*n], &one);
+		verify_field(&m, &m.hdrs[j], lookup, ctx, headers_only, &(*out)[*n], &one);
 		(*n)++;
 	}
 	dkim_msg_free(&m);
 	return 0;
+}
+
+int dkim_verify_all(const char *msg, size_t len, dkim_key_lookup_fn lookup, void *ctx,
+                    struct dkim_result **out, size_t *n, struct err *e)
+{
+	return verify_all(msg, len, lookup, ctx, 0, out, n, e);
+}
+
+int dkim_verify_headers(const char *msg, size_t len, dkim_key_lookup_fn lookup, void *ctx,
+                        struct dkim_result **out, size_t *n, struct err *e)
+{
+	return verify_all(msg, len, lookup, ctx, 1, out, n, e);
 }

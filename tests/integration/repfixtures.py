@@ -74,10 +74,11 @@ def _split_pem(text):
     return out
 
 
-def build_world(pg, db, operator_token, request, labels, extra_zone=None):
+def build_world(pg, db, operator_token, request, labels, extra_zone=None, legacy_zone=""):
     """Register labels (each <label>.rep.test) on one key server, give each a signing key,
     publish their anchors in NSD.  extra_zone(label) -> extra zone lines for that label.
-    Domains "legacy" (no anchor) and the parent zone are always there."""
+    Domains "legacy" (no anchor; legacy_zone: more lines for it) and the parent zone are
+    always there."""
     work = anchorlib.mktemp_dir("anchor-rep-")
     tls = dx.make_tls(work / "tls", [KEYS_HOST])
     ks = anchorlib.Keyserver(work / "ks", db, tls, operator_token.hash)
@@ -119,7 +120,8 @@ def build_world(pg, db, operator_token, request, labels, extra_zone=None):
     zones[PARENT] = zdir / "parent.zone"
     zones[PARENT].write_text(dx.zone_text(PARENT, "keys IN A 127.0.0.1\n", mx=False))
     zones[zname("legacy")] = zdir / "legacy.zone"
-    zones[zname("legacy")].write_text(dx.zone_text(zname("legacy"), "www IN A 127.0.0.1\n"))
+    zones[zname("legacy")].write_text(dx.zone_text(zname("legacy"),
+                                                       "www IN A 127.0.0.1\n" + legacy_zone))
     w.nsd = dx.Nsd(work / "nsd", zones).start()
     return w
 
@@ -150,6 +152,8 @@ class Reputation:
             "cacert": str(world.tls.ca),
             "rate_limit": "0",
             "report_rate": "0",
+            # the reporters here are seconds old: weigh them fully unless a test ramps
+            "newcomer_ramp": "0",
             "http_threads": "4",
             "log_level": "info",
         }
@@ -281,6 +285,14 @@ def report_ok(rep, reporter, subjects, conn=None, **kw):
     r = post_report(rep, text, src=None if conn else reporter.src, conn=conn)
     assert r.status == 201, (r.status, r.body)
     return p
+
+
+def report_evidence_id(rep, reporter, subjects, **kw):
+    """Report like report_ok; the report's public evidence id from the answer."""
+    p, text = signed_report(reporter, subjects, **kw)
+    r = post_report(rep, text, src=reporter.src)
+    assert r.status == 201, (r.status, r.body)
+    return r.json()["evidence_id"]
 
 
 def query(rep, **subjects):

@@ -77,7 +77,8 @@ BAD_SENDERS = [
 @pytest.fixture(scope="module")
 def world(pg, db, operator_token, request):
     w = rp.build_world(pg, db, operator_token, request, ["r1", "r2", "r3"])
-    w.rep = rp.Reputation(w, w.work / "rep", db, {"min_reporters": "3",
+    # domains listed on the reporters' word (verified evidence: test_reputation_scoring)
+    w.rep = rp.Reputation(w, w.work / "rep", db, {"signed_evidence": "no", "min_reporters": "3",
                                                    "list_weight": "2"}).start()
     for label in ("r1", "r2", "r3"):
         rp.report_ok(w.rep, w.reporters[label], [f"ip:{LISTED}", f"domain:{LISTED_DOMAIN}"],

@@ -73,7 +73,6 @@ SPAMMER = f"offers@{SPAM}"
 @pytest.fixture(scope="module")
 def world(pg, db, operator_token, request):
     w = rp.build_world(pg, db, operator_token, request, ["r1"])
-    w.rep = rp.Reputation(w, w.work / "rep", db).start()
     base = w.work / "domains"
 
     # the relay's report key: the signing certificate anchorctl issued for reports.<R1>
@@ -101,6 +100,8 @@ def world(pg, db, operator_token, request):
     zone.write_text(dx.zone_text(SPAM, rx.dns_zone_for(rx.records_of([w.spam_key]), SPAM)))
     w.relay_nsd = dx.Nsd(w.work / "relay-nsd", {**w.nsd.zones, SPAM: zone}).start()
     request.addfinalizer(w.relay_nsd.stop)
+    # the service verifies the quoted signatures itself: it sees the spammer's key too
+    w.rep = rp.Reputation(w, w.work / "rep", db, {"resolver": w.relay_nsd.resolver}).start()
 
     w.admin = anchorlib.make_token()
     w.token_file = w.work / "relay.token"
@@ -172,9 +173,9 @@ def save(world, name, data):
 def stored_reports(world, evidence):
     """The reports of R1 stored by anchor-reputation whose evidence is evidence, oldest
     first, as dicts (rep_reports rows)."""
-    sql = (f"SELECT row_to_json(r) FROM (SELECT report_id, category, subjects, verified, "
-           f"evidence, source, raw FROM rep_reports WHERE reporter = '{R1}' AND evidence = "
-           f"'{evidence}' ORDER BY id) r")
+    sql = (f"SELECT row_to_json(r) FROM (SELECT report_id, public_id, category, subjects, "
+           f"verified, evidence, source, raw FROM rep_reports WHERE reporter = '{R1}' "
+           f"AND evidence = '{evidence}' ORDER BY id) r")
     out = rp.psql(world.pg, world.rep.params["db_conninfo"], sql)
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
@@ -246,9 +247,17 @@ def test_spam_complaint_becomes_signed_report(world, make_relay, py_sink, tls):
     assert ip["reports"] == 1 and ip["reporters"] == 1, ip
     assert ip["bad"] > 0 and ip["score"] > 0, ip
     evidence = [e for x in ip["reasons"] for e in x["evidence"]]
-    assert f"{R1}/{rep['report_id']}" in evidence, ip["reasons"]
+    assert rep["public_id"] in evidence, ip["reasons"]  # cited, without naming R1
+    assert not any(R1 in e or rep["report_id"] in e for e in evidence), evidence
     for s in (f"helo:{SPAM}", f"signer:{SPAM}", f"domain:{SPAM}"):
         assert rp.subject_of(a, s)["reports"] >= 1, a
+    # the report quotes the header fields (never the body), and the service verified the
+    # spammer's signature in them itself: the signer and domain subjects carry weight
+    payload = check_jws(world, rep["raw"], rep)
+    assert "DKIM-Signature:" in payload["message"] and "cheap watches" in payload["message"]
+    assert "Buy now" not in payload["message"]
+    for s in (f"signer:{SPAM}", f"domain:{SPAM}"):
+        assert rp.subject_of(a, s)["bad"] > 0, a
     assert a["verdict"] != "block"  # one reporter lists nothing
     r = rp.request(world.rep, "GET", f"/v1/reporters/{R1}")
     assert r.status == 200 and r.json()["reports"] >= 1, r.body

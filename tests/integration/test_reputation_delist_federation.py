@@ -39,6 +39,7 @@ def world(pg, db, operator_token, request):
     fed_cert.write_text("".join(prov.chain))
     w.dns_port = dx.free_port()
     w.rep = rx.Reputation(w, w.work / "rep-a", db, {
+        "signed_evidence": "no",  # domains listed on the word (see test_reputation_scoring)
         "dns_listen": f"127.0.0.1:{w.dns_port}", "dns_zone": ZONE,
         "provider_domain": prov.name,
         "federation_key": str(w.work / "domains" / f"{prov.host}.signing.key"),

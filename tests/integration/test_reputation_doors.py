@@ -31,6 +31,7 @@ def world(pg, db, operator_token, request):
     w = rx.build_world(pg, db, operator_token, request, LABELS)
     w.dns_port = dx.free_port()
     w.rep = rx.Reputation(w, w.work / "rep", db, {
+        "signed_evidence": "no",  # domains listed on the word (see test_reputation_scoring)
         "min_reporters": "3", "list_weight": "2", "dns_listen": f"127.0.0.1:{w.dns_port}",
         "dns_zone": ZONE, "dns_ttl": "60s"}).start()
     for label in LABELS:
@@ -89,6 +90,18 @@ def test_not_listed_is_nxdomain(world):
     assert f"{ZONE}." in out and "SOA" in out  # negative answers carry the SOA
     out = kdig(world, f"clean.example.{ZONE}")
     assert status(out) == "NXDOMAIN", out
+
+
+def test_zone_follows_a_listing_at_once(world):
+    """The zone keeps verdicts for up to 30 s, but a report that changes a verdict
+    forgets it there in the same step: the listing shows in the very next answer, not
+    after the cache's time."""
+    name = f"11.100.51.198.{ZONE}"
+    assert status(kdig(world, name)) == "NXDOMAIN"  # "not listed" is now in the cache
+    for label in LABELS:
+        rx.report_ok(world.rep, world.reporters[label], ["ip:198.51.100.11"])
+    out = kdig(world, name)
+    assert status(out) == "NOERROR" and answers(out, "A") == ["127.0.0.2"], out
 
 
 def test_rfc5782_test_entries(world):

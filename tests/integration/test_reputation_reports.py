@@ -45,7 +45,7 @@ def test_signed_report_is_accepted_and_counted(world):
     assert s["bad"] == pytest.approx(1.0, abs=0.01)
     why = {x["code"]: x for x in s["reasons"]}
     assert "too_few_reporters" in why, s["reasons"]
-    assert why["too_few_reporters"]["evidence"] == [f"{r1.name}/{p['id']}"]
+    assert why["too_few_reporters"]["evidence"] == [doc["evidence_id"]]  # opaque, not r1's
     # The network is the reporter's /24, kept with the report.
     net = rx.psql(world.pg, world.rep.params["db_conninfo"],
                   f"SELECT reporter_net FROM rep_reports WHERE report_id = '{p['id']}'")

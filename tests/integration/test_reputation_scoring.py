@@ -8,11 +8,15 @@ Eleven anchored reporter domains r1..r10 and "evil" report from their own /24 ea
 import csv
 import io
 import math
+import re
+import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+import anchorlib
+import relayfixtures as rlf
 import repfixtures as rx
 
 HONEST = [f"r{i}" for i in range(1, 11)]
@@ -28,14 +32,25 @@ def csa_records(label):
             "mx2 IN A 127.0.0.1\n")
 
 
+LEGACY = "legacy.rep.test"  # a legacy domain: its DKIM key in DNS
+
+
 @pytest.fixture(scope="module")
 def world(pg, db, operator_token, request):
+    keydir = anchorlib.mktemp_dir("anchor-rep-dkim-")
+    request.addfinalizer(lambda: anchorlib.remove_tree(keydir))
+    dkim_key = rlf.dkim_keys(keydir, LEGACY, "s1", alg="ed25519")
+    forger = rlf.dkim_keys(keydir, LEGACY, "s1", alg="ed25519")  # not the published key
     w = rx.build_world(pg, db, operator_token, request, HONEST + ["evil", "good"],
-                       extra_zone=csa_records)
+                       extra_zone=csa_records,
+                       legacy_zone=rlf.dns_zone_for(rlf.records_of([dkim_key]), LEGACY))
+    w.dkim_key, w.forger = dkim_key, forger
     w.rep = rx.Reputation(w, w.work / "rep", db, {"half_life": "7d", "min_reporters": "3",
                                                   "list_weight": "2.5", "trust_weight": "2.5",
                                                   "reporter_cap": "1", "network_cap": "1.5",
-                                                  "batch_max": "10"}).start()
+                                                  "batch_max": "10",
+                                                  "standing_interval": "1d",
+                                                  "vetted_reporters": "r1.rep.test 1"}).start()
     w.db = db
     return w
 
@@ -86,8 +101,7 @@ def test_ten_independent_reporters_list_a_spammer(world):
     rs = reporters(world, HONEST)
     ids = []
     for k, r in enumerate(rs):
-        ids.append(f"{r.name}/" + rx.report_ok(world.rep, r, [subject],
-                                                evidence=f"spam run {k}")["id"])
+        ids.append(rx.report_evidence_id(world.rep, r, [subject], evidence=f"spam run {k}"))
         s = rx.subject_of(rx.query(world.rep, ip="198.51.100.7"), subject)
         if k + 1 < 3:
             assert s["verdict"] == "unknown" and "too_few_reporters" in rx.codes(s["reasons"])
@@ -150,12 +164,13 @@ def test_standing_follows_agreement(world):
     assert r.status == 200, r.body
     info = {n: rx.request(world.rep, "GET", f"/v1/reporters/{world.reporters[n].name}").json()
             for n in ("evil", "r1", "r10")}
-    # evil contradicted the others' trusted verdict; r1 and r10 agreed with the listings.
+    # evil contradicted what the vetted r1 vouched for; r10 agreed with r1's listings.
+    # r1 is vetted: never judged, its configured weight is its standing.
+    assert info["r1"]["vetted"] is True and info["r1"]["standing"] == 1.0
     assert info["evil"]["disagreements"] >= 1 and info["evil"]["agreements"] == 0
     assert info["evil"]["standing"] < 1.0
     assert info["r10"]["agreements"] >= 1 and info["r10"]["disagreements"] == 0
     assert info["r10"]["standing"] > 1.0
-    assert info["r1"]["standing"] > 1.0
     # The good sender keeps its verdict with the poisoner's weight lowered further.
     s = rx.subject_of(rx.query(world.rep, ip="192.0.2.10"), "ip:192.0.2.10")
     assert s["verdict"] == "trusted" and s["bad"] <= 1.0 + 1e-6
@@ -249,3 +264,226 @@ def test_csv_export(world):
     assert "ip:198.51.100.7" in {row["subject"] for row in blocked}
     assert rx.request(world.rep, "GET", "/v1/export.csv?verdict=maybe").status == 400
     assert all(math.isfinite(float(row["score"])) for row in rows)
+
+
+# --------------------------------------------------------------------------
+# A ring of domains against the verdict rules (issue: symmetric contests, known, opaque
+# evidence ids).  These run last: the ring's disagreements must not shape the standing
+# test above.
+
+def test_one_domain_cannot_make_known(world):
+    """known is a verdict like every other: one vouching domain made it (and relays treat
+    known as good standing); now it needs min_reporters domains."""
+    subject = "ip:203.0.113.77"
+    for k, r in enumerate(reporters(world, ["r1", "good"])):
+        rx.report_ok(world.rep, r, [subject], category="not-spam", verified=True)
+        s = rx.subject_of(rx.query(world.rep, ip="203.0.113.77"), subject)
+        assert s["good"] > 0.5 and s["verdict"] == "unknown", (k, s)
+
+
+def test_ring_cannot_unlist_what_more_domains_listed(world):
+    """Eight domains list a spammer; a ring of four vouches for it.  The old 3:1 rule
+    took the listing back (score 0.31 < 0.5); unlisting now needs as much evidence as
+    listing, so the listing stands."""
+    subject = "ip:198.51.100.99"
+    for r in reporters(world, HONEST[:8]):
+        rx.report_ok(world.rep, r, [subject])
+    assert rx.subject_of(rx.query(world.rep, ip="198.51.100.99"), subject)["verdict"] == "block"
+    for r in reporters(world, HONEST[8:] + ["evil", "good"]):
+        rx.report_ok(world.rep, r, [subject], category="not-spam", verified=True)
+    s = rx.subject_of(rx.query(world.rep, ip="198.51.100.99"), subject)
+    assert s["bad"] > s["good"], s
+    assert s["verdict"] == "block", s
+
+
+def test_evidence_ids_do_not_name_reporters(world):
+    """The evidence an answer cites is opaque: the ring cannot read from it whom to
+    contradict.  A reporter learns its own report's id from the answer to its report."""
+    subject = "ip:198.51.100.98"
+    mine = [rx.report_evidence_id(world.rep, r, [subject], id=f"cite-{r.name}")
+            for r in reporters(world, HONEST[:4])]
+    s = rx.subject_of(rx.query(world.rep, ip="198.51.100.98"), subject)
+    cited = [e for x in s["reasons"] for e in x["evidence"]]
+    assert sorted(cited) == sorted(mine), s["reasons"]
+    for e in cited:
+        assert re.fullmatch(r"ev-[0-9a-f]{32}", e), e
+        assert not any(n in e for n in [world.reporters[h].name for h in HONEST] + ["cite-"])
+
+
+# --------------------------------------------------------------------------
+# Evidence the service verifies itself (issue: no self-asserted identity; a ring cannot
+# frame a domain that never signed the mail).
+
+def signed_headers(key, n, sender=LEGACY):
+    """The header section of a message from sender, with the DKIM-Signature of key."""
+    head = (f"From: news@{sender}\r\nTo: victim{n}@example.org\r\n"
+            f"Subject: offer {n}\r\nMessage-ID: <m{n}.{secrets.token_hex(4)}@{sender}>\r\n"
+            f"Date: Mon, 07 Dec 2026 10:00:00 +0000\r\n")
+    msg = (head + "\r\nbody of message " + str(n) + "\r\n").encode()
+    sig = rlf.dkimpy_sign(msg, key, headers=[b"from", b"to", b"subject", b"message-id",
+                                             b"date"])
+    return (sig.decode() + head).replace("\r\n", "\n")
+
+
+def test_ring_cannot_frame_a_domain_without_its_signature(world):
+    """Three ring domains on three networks listed any domain by saying so; now a domain
+    subject counts only with a message whose DKIM signature the service verifies for it:
+    none, a forged one, or one real message quoted by the whole ring (counted once)."""
+    subject = f"domain:{LEGACY}"
+    ring = reporters(world, ["evil", "good", "r10"])
+    forged = signed_headers(world.forger, 0)
+    answers = []
+    for k, r in enumerate(ring):
+        p, text = rx.signed_report(r, [subject], message=forged if k else None)
+        answers.append(rx.post_report(world.rep, text, src=r.src))
+    s = rx.subject_of(rx.query(world.rep, domain=LEGACY), subject)
+    assert s["reports"] == 3 and s["bad"] == 0 and s["verdict"] == "unknown", s
+    for a in answers:
+        assert a.status == 201 and a.json()["unverified"] == [subject], a.body
+    one = signed_headers(world.dkim_key, 1)
+    for r in ring:
+        a = rx.post_report(world.rep, rx.signed_report(r, [subject], message=one)[1],
+                           src=r.src)
+        assert a.status == 201 and a.json()["unverified"] == [], a.body
+    s = rx.subject_of(rx.query(world.rep, domain=LEGACY), subject)
+    # counted once: the first reporter's weight (its standing, at most the cap)
+    assert 0 < s["bad"] <= 1.0 + 1e-3 and s["verdict"] == "unknown", s
+    # Real evidence lists: three messages the domain signed, from three reporters.
+    for n, r in enumerate(reporters(world, HONEST[:3]), start=2):
+        rx.report_ok(world.rep, r, [subject], message=signed_headers(world.dkim_key, n))
+    s = rx.subject_of(rx.query(world.rep, domain=LEGACY), subject)
+    assert s["verdict"] == "block", s
+
+
+def test_ring_cannot_whitelist_itself(world):
+    """verified_identity was the reporter's word: three ring domains made their own domain
+    trusted.  Now not-spam about a domain needs a message that verifies for it."""
+    subject = "domain:ring-owned.example"
+    for r in reporters(world, ["evil", "good", "r9"]):
+        rx.report_ok(world.rep, r, [subject], category="not-spam", verified=True,
+                     message=signed_headers(world.dkim_key, 9))  # signed, but not by it
+    s = rx.subject_of(rx.query(world.rep, domain="ring-owned.example"), subject)
+    assert s["good"] == 0 and s["verdict"] == "unknown", s
+    # A message that verifies for the subject earns standing without any claim.
+    subject = f"signer:{LEGACY}"
+    for n, r in enumerate(reporters(world, HONEST[4:7]), start=20):
+        rx.report_ok(world.rep, r, [subject], category="not-spam", verified=False,
+                     message=signed_headers(world.dkim_key, n))
+    s = rx.subject_of(rx.query(world.rep, signer=LEGACY), subject)
+    assert s["good"] == pytest.approx(3.0, abs=0.01) and s["verdict"] == "trusted", s
+
+
+def test_bad_message_is_refused(world):
+    r = world.reporters["r1"]
+    before = rx.rep_snapshot(world.pg, world.db)
+    many = "".join(signed_headers(world.dkim_key, 40 + k).split("From:")[0] for k in range(9))
+    for message in (42, "", "x" * 70000, many + "From: a@legacy.rep.test\n"):
+        a = rx.post_report(world.rep, rx.signed_report(r, [f"domain:{LEGACY}"],
+                                                       message=message)[1], src=r.src)
+        assert a.status == 400 and a.error_code() == "bad_message", a.body
+    assert rx.rep_snapshot(world.pg, world.db) == before
+
+
+# --------------------------------------------------------------------------
+# Ground truth and vetting (issue: standing from agreement with ground truth and vetted
+# reporters, not with the majority).  A second daemon with a store of its own: r1 is
+# vetted, traps are configured.
+
+TRAPS = "trap@traps.rep.test, catchall.rep.test"
+
+
+@pytest.fixture(scope="module")
+def truth(world):
+    name = f"t_rep_truth_{secrets.token_hex(4)}"
+    db2 = world.pg.create_database(name)
+    rep = rx.Reputation(world, world.work / "rep-truth", db2, {
+        "half_life": "7d", "min_reporters": "3", "list_weight": "2.5", "trust_weight": "2.5",
+        "reporter_cap": "1", "network_cap": "1.5", "standing_interval": "1d",
+        "vetted_reporters": "r1.rep.test 1", "spamtraps": TRAPS}).start()
+    rep.db = db2
+    yield rep
+    rep.stop()
+    world.reps.remove(rep)
+    world.pg.drop_database(name)
+
+
+def test_trap_hit_is_ground_truth_a_ring_cannot_unlist(world, truth):
+    subject = "ip:198.51.100.200"
+    rx.report_ok(truth, world.reporters["r1"], [subject], trap="Trap@traps.rep.test")
+    s = rx.subject_of(rx.query(truth, ip="198.51.100.200"), subject)
+    assert s["verdict"] == "block" and "spamtrap" in rx.codes(s["reasons"]), s
+    for r in reporters(world, HONEST[2:10]):  # r3..r10: r2 stays out (the next test)
+        rx.report_ok(truth, r, [subject], category="not-spam", verified=True)
+    s = rx.subject_of(rx.query(truth, ip="198.51.100.200"), subject)
+    assert s["good"] > s["bad"], s  # eight vouchers outweigh, but cannot unlist the truth
+    assert s["verdict"] == "block", s
+
+
+def test_trap_hits_only_from_vetted_reporters_about_traps(world, truth):
+    before = rx.rep_snapshot(world.pg, truth.db)
+    for r, trap, status, code in ((world.reporters["r2"], "trap@traps.rep.test", 403,
+                                   "not_vetted"),
+                                  (world.reporters["r1"], "nobody@example.org", 400,
+                                   "not_a_trap"),
+                                  (world.reporters["r1"], "no-at-sign", 400, "bad_trap")):
+        a = rx.post_report(truth, rx.signed_report(r, ["ip:198.51.100.203"], trap=trap)[1],
+                           src=r.src)
+        assert a.status == status and a.error_code() == code, a.body
+    assert rx.rep_snapshot(world.pg, truth.db) == before
+    rx.report_ok(truth, world.reporters["r1"], ["ip:198.51.100.203"],
+                 trap="anyone@catchall.rep.test")
+    s = rx.subject_of(rx.query(truth, ip="198.51.100.203"), "ip:198.51.100.203")
+    assert s["verdict"] == "block", s
+
+
+def test_ring_cannot_discredit_an_honest_reporter(world, truth):
+    """A ring contradicting an honest reporter's listings pushed it to the floor, and
+    agreeing with itself raised its own standing.  Now only ground truth judges: the
+    honest reporter agrees with the vetted r1, the ring disagrees, and the ring's
+    subjects of its own judge nothing."""
+    subject = "ip:198.51.100.201"
+    ring = reporters(world, ["r7", "r8", "r9", "r10"])
+    rx.report_ok(truth, world.reporters["r1"], [subject])
+    rx.report_ok(truth, world.reporters["r2"], [subject])
+    for r in ring:
+        rx.report_ok(truth, r, [subject], category="not-spam", verified=True)
+        rx.report_ok(truth, r, ["ip:198.51.100.202"])  # the ring agreeing with itself
+    r = rx.request(truth, "POST", "/v1/admin/standing", token=world.operator_token.token)
+    assert r.status == 200, r.body
+    info = {n: rx.request(truth, "GET", f"/v1/reporters/{world.reporters[n].name}").json()
+            for n in ("r2", "r7", "r10")}
+    assert info["r2"]["agreements"] >= 1 and info["r2"]["disagreements"] == 0, info
+    assert info["r2"]["standing"] > 1.0, info
+    for n in ("r7", "r10"):
+        assert info[n]["agreements"] == 0 and info[n]["disagreements"] >= 1, info
+        assert info[n]["standing"] < 1.0, info
+
+
+# --------------------------------------------------------------------------
+# Newcomers earn weight (issue: a ring of fresh domains).  A daemon of its own whose
+# reporters are all new to it.
+
+def test_newcomers_earn_weight(world):
+    """Ten freshly anchored domains listed an IP at once (three sufficed); with
+    newcomer_ramp their reports weigh nothing until the domains have been known to the
+    service for a while, and full weight once they have."""
+    name = f"t_rep_ramp_{secrets.token_hex(4)}"
+    db3 = world.pg.create_database(name)
+    rep = rx.Reputation(world, world.work / "rep-ramp", db3, {
+        "half_life": "7d", "min_reporters": "3", "list_weight": "2.5",
+        "newcomer_ramp": "1d", "answer_cache_ttl": "0"}).start()
+    try:
+        subject = "ip:198.51.100.210"
+        for r in reporters(world, HONEST):
+            rx.report_ok(rep, r, [subject])
+        s = rx.subject_of(rx.query(rep, ip="198.51.100.210"), subject)
+        assert s["reports"] == 10 and s["bad"] < 0.01 and s["verdict"] == "unknown", s
+        # the same domains, known to the service for two days: full weight
+        rx.psql(world.pg, db3, "UPDATE rep_reporters SET first_seen = now() - interval '2 days'")
+        rx.report_ok(rep, world.reporters["r1"], ["ip:198.51.100.211"])  # a commit: re-read
+        s = rx.subject_of(rx.query(rep, ip="198.51.100.210"), subject)
+        assert s["bad"] == pytest.approx(10.0, abs=0.01) and s["verdict"] == "block", s
+    finally:
+        rep.stop()
+        world.reps.remove(rep)
+        world.pg.drop_database(name)

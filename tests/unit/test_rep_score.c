@@ -294,6 +294,73 @@ static void test_contested_needs_numbers_on_both_sides(void **state)
 	rep_score_clear(&s);
 }
 
+/* Unlisting needs as much evidence as listing: four vouchers cannot take back what ten
+ * listed (the old 3:1 rule let them); ten can, and then the other way round. */
+static void test_contest_is_symmetric(void **state)
+{
+	struct rep_contrib c[20];
+	struct rep_score s;
+
+	for (int i = 0; i < 10; i++)
+		c[i] = contrib(i, 1, 0, T0);
+	for (int i = 10; i < 20; i++)
+		c[i] = contrib(i, 0, 1, T0);
+	score(c, 14, T0, &s);
+	assert_int_equal(s.verdict, REP_BLOCK);
+	rep_score_clear(&s);
+	score(c, 20, T0, &s); /* ten against ten: neither stands */
+	assert_int_equal(s.verdict, REP_UNKNOWN);
+	assert_true(has_reason(&s, "contested"));
+	rep_score_clear(&s);
+	score(c + 6, 14, T0, &s); /* four listers cannot take back what ten vouched for */
+	assert_int_equal(s.verdict, REP_TRUSTED);
+	rep_score_clear(&s);
+}
+
+/* known is a verdict like the others: min_reporters domains, never one. */
+static void test_known_needs_min_reporters(void **state)
+{
+	struct rep_contrib c[3];
+	struct rep_score s;
+
+	for (int i = 0; i < 3; i++)
+		c[i] = contrib(i, 0, 0.5, T0);
+	score(c, 1, T0, &s);
+	assert_int_equal(s.verdict, REP_UNKNOWN);
+	rep_score_clear(&s);
+	score(c, 2, T0, &s);
+	assert_int_equal(s.verdict, REP_UNKNOWN);
+	rep_score_clear(&s);
+	score(c, 3, T0, &s);
+	assert_int_equal(s.verdict, REP_KNOWN);
+	assert_true(has_reason(&s, "verified_good"));
+	rep_score_clear(&s);
+}
+
+/* Newcomers earn weight: nothing when just seen, half at half the ramp, full after it;
+ * a vetted reporter weighs its configured weight at once. */
+static void test_newcomer_ramp(void **state)
+{
+	struct rep_params p = params;
+	struct rep_contrib c[4];
+
+	p.newcomer_ramp = 86400;
+	p.nvetted = 1;
+	snprintf(p.vetted[0].domain, sizeof(p.vetted[0].domain), "r3.example");
+	p.vetted[0].weight = 1.5;
+	for (int i = 0; i < 4; i++)
+		c[i] = contrib(i, 1, 0, T0);
+	c[0].reporter_since = T0;
+	c[1].reporter_since = T0 - 43200;
+	c[2].reporter_since = T0 - 2 * 86400;
+	c[3].reporter_since = T0; /* vetted: r3.example */
+	rep_contribs_vet(&p, c, 4, T0);
+	assert_true(fabs(c[0].standing) < 1e-12);
+	assert_true(fabs(c[1].standing - 0.5) < 1e-12);
+	assert_true(fabs(c[2].standing - 1.0) < 1e-12);
+	assert_true(c[3].vetted && fabs(c[3].standing - 1.5) < 1e-12);
+}
+
 static void test_network_cap(void **state)
 {
 	struct rep_contrib c[4];
@@ -509,6 +576,9 @@ int main(void)
 	    cmocka_unit_test(test_reporter_cap),
 	    cmocka_unit_test(test_poisoning_moves_score_by_at_most_the_cap),
 	    cmocka_unit_test(test_contested_needs_numbers_on_both_sides),
+	    cmocka_unit_test(test_contest_is_symmetric),
+	    cmocka_unit_test(test_known_needs_min_reporters),
+	    cmocka_unit_test(test_newcomer_ramp),
 	    cmocka_unit_test(test_network_cap),
 	    cmocka_unit_test(test_standing_weighs),
 	    cmocka_unit_test(test_subjects),
