@@ -150,14 +150,15 @@ fail:
 /* The body: the entry, its proof to the newest head, and the head. */
 static char *delivery_body(struct ks_req *r, const struct ks_delivery *dl, struct err *e)
 {
-	json_t *probe = json_pack("{s:I, s:I}", "log_seq", (json_int_t)strtoll(dl->seq, NULL, 10),
-	                          "_domain_id", (json_int_t)strtoll(dl->domain_id, NULL, 10));
-	json_t *head = NULL, *entry, *body = NULL;
+	json_t *head = NULL, *entry = NULL, *body = NULL;
 	char *text = NULL;
 
-	if (probe == NULL || ks_log_attach_proofs(r, probe, &head, e) < 0)
+	/* Not covered by the newest head yet (entry NULL): no body; the attempt counts as
+	 * failed and is retried. */
+	if (ks_log_proof_newest(r, strtoll(dl->domain_id, NULL, 10), strtoll(dl->seq, NULL, 10),
+	                        &entry, &head, e) < 0 ||
+	    entry == NULL)
 		goto out;
-	entry = json_object_get(probe, "log");
 	json_object_del(entry, "salt"); /* the subscriber watches keys, not names */
 	body = json_pack("{s:s, s:O, s:O}", "domain", dl->domain, "entry", entry, "tree_head",
 	                 head ? head : json_null());
@@ -165,7 +166,7 @@ static char *delivery_body(struct ks_req *r, const struct ks_delivery *dl, struc
 out:
 	json_decref(body);
 	json_decref(head);
-	json_decref(probe);
+	json_decref(entry);
 	return text;
 }
 
