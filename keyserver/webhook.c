@@ -11,8 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
-
 #include "http/https_client.h"
 #include "pki/crypto.h"
 #include "core/log.h"
@@ -170,36 +168,27 @@ out:
 	return text;
 }
 
+/* POST body to url: 0 on a 2xx answer, else -1 with why (for the delivery record and
+ * the log: without the URL, which may carry the subscriber's secret). */
 static int post_json(const char *url, const char *body, char *why, size_t whylen)
 {
-	CURL *c = curl_easy_init();
-	struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
 	/* The TLS policy of every client in the tree; a subscriber may be plain http. */
 	const struct https_opts o = {.connect_timeout_ms = WEBHOOK_TIMEOUT_MS,
 	                             .timeout_ms = WEBHOOK_TIMEOUT_MS,
 	                             .user_agent = "anchormail-webhook/1",
-	                             .allow_http = 1};
-	long status = 0;
-	CURLcode rc;
+	                             .allow_http = 1,
+	                             .any_status = 1,
+	                             .hide_url = 1};
+	struct https_reply rep = {0};
+	struct err e = {0};
+	long status;
 
-	if (c == NULL) {
-		snprintf(why, whylen, "curl_easy_init failed");
-		curl_slist_free_all(hdrs);
+	if (https_request("POST", url, &o, "application/json", body, strlen(body), &rep, &e) < 0) {
+		snprintf(why, whylen, "%s", e.msg);
 		return -1;
 	}
-	https_easy_setup(c, &o);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-	rc = curl_easy_perform(c);
-	if (rc == CURLE_OK)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	curl_easy_cleanup(c);
-	curl_slist_free_all(hdrs);
-	if (rc != CURLE_OK) {
-		snprintf(why, whylen, "%s", curl_easy_strerror(rc));
-		return -1;
-	}
+	status = rep.status;
+	https_reply_clear(&rep);
 	if (status < 200 || status > 299) {
 		snprintf(why, whylen, "HTTP %ld", status);
 		return -1;
