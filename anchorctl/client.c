@@ -1,34 +1,18 @@
 /* client.c - HTTPS requests to the key server; see client.h. */
 #include "client.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include <arpa/inet.h>
-#include <curl/curl.h>
 
 #include "http/https_client.h"
 
-struct buf {
-	char *data;
-	size_t len;
-	int overflow;
-	char reqid[64];
-};
-
 int ctl_client_init(struct err *e)
 {
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-		return err_set(e, ERR_INTERNAL, "internal", "cannot initialise libcurl");
-	return 0;
-}
-
-void ctl_client_cleanup(void)
-{
-	curl_global_cleanup();
+	return https_init(e);
 }
 
 static int host_is_loopback(const char *host, size_t len)
@@ -188,149 +172,39 @@ void ctl_client_error_from_body(long status, const char *body, size_t len, const
 	json_decref(root);
 }
 
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
+/* A transport failure of the shared client as anchorctl's codes (anchorctl(1) EXIT
+ * STATUS): timeout, tls, network, bad_response. */
+static void transport_error(struct err *e)
 {
-	struct buf *b = arg;
-	size_t n = size * nmemb;
-	char *bigger;
+	char msg[sizeof(e->msg)];
 
-	if (b->len + n > (size_t)CTL_CLIENT_MAX_RESPONSE) {
-		b->overflow = 1;
-		return 0;
-	}
-	bigger = realloc(b->data, b->len + n + 1);
-	if (bigger == NULL)
-		return 0;
-	b->data = bigger;
-	memcpy(b->data + b->len, ptr, n);
-	b->len += n;
-	b->data[b->len] = '\0';
-	return n;
+	if (strncmp(e->code, "fetch_", 6) != 0)
+		return; /* out of memory and the like: as it is */
+	snprintf(msg, sizeof(msg), "%s", e->msg);
+	if (strcmp(e->code, "fetch_timeout") == 0)
+		err_set(e, ERR_TEMP, "timeout", "%s", msg);
+	else if (strcmp(e->code, "fetch_tls") == 0)
+		err_set(e, ERR_INPUT, "tls", "%s", msg);
+	else if (strcmp(e->code, "fetch_too_big") == 0)
+		err_set(e, ERR_INTERNAL, "bad_response", "the key server's answer is too large");
+	else
+		err_set(e, ERR_TEMP, "network", "%s", msg);
 }
 
-static size_t on_header(char *ptr, size_t size, size_t nmemb, void *arg)
-{
-	struct buf *b = arg;
-	size_t n = size * nmemb;
-	static const char name[] = "x-request-id:";
-
-	if (n > sizeof(name) - 1 && strncasecmp(ptr, name, sizeof(name) - 1) == 0) {
-		const char *v = ptr + sizeof(name) - 1;
-		size_t vlen = n - (sizeof(name) - 1);
-
-		while (vlen > 0 && isspace((unsigned char)*v))
-			v++, vlen--;
-		while (vlen > 0 && isspace((unsigned char)v[vlen - 1]))
-			vlen--;
-		snprintf(b->reqid, sizeof(b->reqid), "%.*s", (int)vlen, v);
-		printable(b->reqid);
-	}
-	return n;
-}
-
-static int transport_error(CURLcode rc, const char *url, const char *detail, struct err *e)
-{
-	const char *what = *detail != '\0' ? detail : curl_easy_strerror(rc);
-
-	switch (rc) {
-	case CURLE_OPERATION_TIMEDOUT:
-		return err_set(e, ERR_TEMP, "timeout", "%s: %s", url, what);
-	case CURLE_PEER_FAILED_VERIFICATION:
-	case CURLE_SSL_CONNECT_ERROR:
-	case CURLE_SSL_CACERT_BADFILE:
-	case CURLE_SSL_CERTPROBLEM:
-		return err_set(e, ERR_INPUT, "tls", "%s: %s", url, what);
-	default:
-		return err_set(e, ERR_TEMP, "network", "%s: %s", url, what);
-	}
-}
-
-static struct curl_slist *make_headers(const struct ctl_client *c, int has_body)
-{
-	struct curl_slist *h = NULL, *next;
-	char *auth = NULL;
-
-	h = curl_slist_append(h, "Accept: application/json");
-	if (h != NULL && has_body &&
-	    (next = curl_slist_append(h, "Content-Type: application/json")))
-		h = next;
-	if (h != NULL && c->token != NULL) {
-		if (asprintf(&auth, "Authorization: Bearer %s", c->token) < 0) {
-			curl_slist_free_all(h);
-			return NULL;
-		}
-		next = curl_slist_append(h, auth);
-		explicit_bzero(auth, strlen(auth));
-		free(auth);
-		if (next == NULL) {
-			curl_slist_free_all(h);
-			return NULL;
-		}
-		h = next;
-	}
-	return h;
-}
-
-/* The slist holds a copy of the token: wipe it before freeing. */
-static void free_headers(struct curl_slist *h)
-{
-	for (struct curl_slist *p = h; p != NULL; p = p->next)
-		explicit_bzero(p->data, strlen(p->data));
-	curl_slist_free_all(h);
-}
-
-static int setup(CURL *curl, const struct ctl_client *c, const char *method, const char *url,
-                 const char *body, struct curl_slist *headers, struct curl_slist *resolve,
-                 struct buf *resp)
-{
-	/* TLS policy, timeouts and user agent as every client of the tree has them;
-	 * plain http:// only for the loopback URL ctl_client_call has allowed. */
-	const struct https_opts o = {.cacert = c->cacert,
-	                             .connect_timeout_ms = (int)CTL_CLIENT_CONNECT_TIMEOUT * 1000,
-	                             .timeout_ms = (int)CTL_CLIENT_TIMEOUT * 1000,
-	                             .user_agent = "anchorctl/1",
-	                             .allow_http = strncasecmp(url, "http://", 7) == 0};
-	CURLcode rc = CURLE_OK;
-
-#define SET(opt, val)                                                                              \
-	do {                                                                                       \
-		if (rc == CURLE_OK)                                                                \
-			rc = curl_easy_setopt(curl, opt, val);                                     \
-	} while (0)
-	https_easy_setup(curl, &o);
-	SET(CURLOPT_URL, url);
-	SET(CURLOPT_FOLLOWLOCATION, 0L);
-	SET(CURLOPT_CUSTOMREQUEST, method);
-	if (body != NULL) {
-		SET(CURLOPT_POSTFIELDS, body);
-		SET(CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-	} else if (strcmp(method, "GET") != 0) {
-		SET(CURLOPT_POSTFIELDSIZE, 0L);
-	}
-	SET(CURLOPT_HTTPHEADER, headers);
-	if (resolve != NULL)
-		SET(CURLOPT_RESOLVE, resolve);
-	SET(CURLOPT_WRITEFUNCTION, on_body);
-	SET(CURLOPT_WRITEDATA, resp);
-	SET(CURLOPT_HEADERFUNCTION, on_header);
-	SET(CURLOPT_HEADERDATA, resp);
-#undef SET
-	return rc == CURLE_OK ? 0 : -1;
-}
-
-static int parse_answer(long status, struct buf *resp, json_t **out, struct err *e)
+static int parse_answer(const struct https_reply *resp, json_t **out, struct err *e)
 {
 	json_error_t jerr;
 
-	if (status < 200 || status >= 300) {
-		ctl_client_error_from_body(status, resp->data, resp->len, resp->reqid, e);
+	if (resp->status < 200 || resp->status >= 300) {
+		ctl_client_error_from_body(resp->status, resp->body, resp->len, resp->request_id,
+		                           e);
 		return -1;
 	}
 	if (resp->len == 0) {
 		*out = NULL;
 		return 0;
 	}
-	*out = json_loadb(resp->data, resp->len, 0, &jerr);
+	*out = json_loadb(resp->body, resp->len, 0, &jerr);
 	if (*out == NULL)
 		return err_set(e, ERR_INTERNAL, "bad_response",
 		               "the key server's answer is not JSON (%s)", jerr.text);
@@ -340,14 +214,20 @@ static int parse_answer(long status, struct buf *resp, json_t **out, struct err 
 int ctl_client_call(const struct ctl_client *c, const char *method, const char *path, json_t *body,
                     json_t **out, struct err *e)
 {
-	char errbuf[CURL_ERROR_SIZE] = "";
-	struct buf resp = {0};
-	struct curl_slist *headers = NULL, *resolve = NULL;
-	char *url = NULL, *text = NULL;
+	/* TLS policy, timeouts and user agent as every client of the tree has them; plain
+	 * http:// only for the loopback URL ctl_client_check_url allows. */
+	const struct https_opts o = {.cacert = c->cacert,
+	                             .token = c->token,
+	                             .connect_timeout_ms = (int)CTL_CLIENT_CONNECT_TIMEOUT * 1000,
+	                             .timeout_ms = (int)CTL_CLIENT_TIMEOUT * 1000,
+	                             .user_agent = "anchorctl/1",
+	                             .allow_http = strncasecmp(c->base_url, "http://", 7) == 0,
+	                             .any_status = 1,
+	                             .resolve = c->resolve,
+	                             .max_response = CTL_CLIENT_MAX_RESPONSE};
+	struct https_reply resp = {0};
 	size_t blen = strlen(c->base_url);
-	CURL *curl = NULL;
-	CURLcode rc;
-	long status = 0;
+	char *url = NULL, *text = NULL;
 	int ret = -1;
 
 	*out = NULL;
@@ -365,41 +245,18 @@ int ctl_client_call(const struct ctl_client *c, const char *method, const char *
 		err_set(e, ERR_INTERNAL, "internal", "cannot encode the request");
 		goto out;
 	}
-	curl = curl_easy_init();
-	headers = make_headers(c, text != NULL);
-	if (c->resolve != NULL && (resolve = curl_slist_append(NULL, c->resolve)) == NULL) {
-		err_set(e, ERR_INTERNAL, "internal", "out of memory");
-		goto out;
-	}
-	if (curl == NULL || headers == NULL ||
-	    setup(curl, c, method, url, text, headers, resolve, &resp) < 0 ||
-	    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf) != CURLE_OK) {
-		err_set(e, ERR_INTERNAL, "internal", "cannot set up the HTTP request");
-		goto out;
-	}
-	rc = curl_easy_perform(curl);
-	if (resp.overflow) {
-		err_set(e, ERR_INTERNAL, "bad_response", "the key server's answer is too large");
-		goto out;
-	}
-	if (rc != CURLE_OK) {
-		transport_error(rc, url, errbuf, e);
-		goto out;
-	}
-	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-	ret = parse_answer(status, &resp, out, e);
+	if (https_request(method, url, &o, "application/json", text, text ? strlen(text) : 0, &resp,
+	                  e) < 0)
+		transport_error(e);
+	else
+		ret = parse_answer(&resp, out, e);
 out:
 	if (text != NULL) {
 		/* Request bodies can carry tokens and the issuer's private key. */
 		explicit_bzero(text, strlen(text));
 		free(text);
 	}
-	free_headers(headers);
-	curl_easy_cleanup(curl);
-	curl_slist_free_all(resolve);
-	if (resp.data != NULL)
-		explicit_bzero(resp.data, resp.len); /* answers can carry an admin token */
-	free(resp.data);
+	https_reply_clear(&resp); /* wiped: answers can carry an admin token */
 	free(url);
 	return ret;
 }

@@ -1,5 +1,5 @@
 /*
- * client.h - anchorctl's HTTPS client for the key server (libcurl, jansson).
+ * client.h - anchorctl's calls to the key server (lib/http/https_client, jansson).
  *
  * The peer and its host name are always verified (against --cacert when
  * given, else the system store); there is no switch to turn that off.  Plain
@@ -27,9 +27,8 @@ struct ctl_client {
 	const char *resolve;  /* "HOST:PORT:ADDR": connect there for HOST:PORT, or NULL */
 };
 
-/* Call once before any request, and ctl_client_cleanup() at exit. */
+/* Call once before any request (lib/http/https_client's https_init). */
 int ctl_client_init(struct err *e);
-void ctl_client_cleanup(void);
 
 /*
  * method and path ("/v1/...", components already escaped); body may be NULL

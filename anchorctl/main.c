@@ -383,6 +383,5 @@ int main(int argc, char **argv)
 	if (ctl_client_init(&e) < 0)
 		return ctl_fail(&e);
 	status = dispatch(&ctl, argc - 1 - a.next, argv + 1 + a.next);
-	ctl_client_cleanup();
 	return status;
 }

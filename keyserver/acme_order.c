@@ -233,8 +233,7 @@ void acme_cert_get(struct acme_req *q, const char *id)
 {
 	struct acme_order o;
 	struct err e = {0};
-	json_t *c = NULL;
-	const char *leaf;
+	struct ks_cert *c = NULL;
 	char *chain = NULL;
 
 	if (acme_order_load(q, id, &o, &e) < 0)
@@ -245,19 +244,20 @@ void acme_cert_get(struct acme_req *q, const char *id)
 	}
 	if ((c = ks_store_cert_by(q->r->db, "key_id", o.key_id, &e)) == NULL)
 		goto fail;
-	if ((leaf = json_string_value(json_object_get(c, "certificate"))) == NULL) {
+	if (c->pem == NULL) {
 		err_set(&e, ERR_GONE, "malformed", "the certificate was erased");
 		goto fail;
 	}
-	if (asprintf(&chain, "%s%s", leaf, q->d->issuer_pem) < 0) {
+	if (asprintf(&chain, "%s%s", c->pem, q->d->issuer_pem) < 0) {
 		chain = NULL;
 		err_set(&e, ERR_INTERNAL, "internal", "out of memory");
 		goto fail;
 	}
 	http_reply_text(q->r->resp, 200, "application/pem-certificate-chain", chain, strlen(chain));
-	json_decref(c);
+	ks_cert_free(c);
 	return;
 fail:
-	json_decref(c);
+	ks_cert_free(c);
+	free(chain);
 	acme_problem(q, &e);
 }

@@ -21,7 +21,7 @@ static X509 *revoked_cert(struct acme_req *q, char key_id[CRYPTO_UUID_LEN], stru
 	const unsigned char *p = der;
 	X509 *c = der != NULL ? d2i_X509(NULL, &p, (long)len) : NULL;
 	char fpr[CERT_FPR_LEN];
-	json_t *row = NULL;
+	struct ks_cert *row = NULL;
 
 	if (c == NULL || p != der + len) {
 		err_set(e, ERR_INPUT, "malformed",
@@ -30,16 +30,16 @@ static X509 *revoked_cert(struct acme_req *q, char key_id[CRYPTO_UUID_LEN], stru
 	}
 	if (cert_fingerprint(c, fpr, e) < 0 ||
 	    (row = ks_store_cert_by(q->r->db, "fingerprint", fpr, e)) == NULL ||
-	    json_integer_value(json_object_get(row, "_domain_id")) != q->d->id) {
+	    row->domain_id != q->d->id) {
 		err_set(e, ERR_NOTFOUND, "malformed", "%s issued no such certificate", q->d->name);
 		goto fail;
 	}
-	snprintf(key_id, CRYPTO_UUID_LEN, "%s", json_string_value(json_object_get(row, "key_id")));
-	json_decref(row);
+	snprintf(key_id, CRYPTO_UUID_LEN, "%s", row->key_id);
+	ks_cert_free(row);
 	free(der);
 	return c;
 fail:
-	json_decref(row);
+	ks_cert_free(row);
 	X509_free(c);
 	free(der);
 	return NULL;

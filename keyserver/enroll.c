@@ -81,10 +81,11 @@ static void issuance_reply(struct ks_req *r, const struct ks_domain *d, const ch
                            const char *revocation_secret)
 {
 	struct err e = {0};
-	json_t *obj = ks_store_cert_by(r->db, "key_id", key_id, &e), *head = NULL;
+	struct ks_cert *c = ks_store_cert_by(r->db, "key_id", key_id, &e);
+	json_t *head = NULL, *obj = c ? ks_log_cert_json(r, c, &head, &e) : NULL;
 
-	if (obj == NULL || ks_log_attach_proofs(r, obj, &head, &e) < 0) {
-		json_decref(obj);
+	ks_cert_free(c);
+	if (obj == NULL) {
 		ks_fail(r, &e);
 		return;
 	}
@@ -197,17 +198,16 @@ fail:
 void ks_server_list(struct ks_req *r, const char *domain)
 {
 	struct ks_domain *d = ks_load_domain(r, domain);
+	struct ks_cert_list *list = NULL;
+	json_t *servers = NULL, *head = NULL;
 	struct err e = {0};
-	json_t *servers = NULL;
 
 	if (d == NULL)
 		return;
-	json_t *head = NULL;
-
 	if (ks_auth_domain_admin(r, d, &e) < 0 ||
-	    (servers = ks_store_server_certs(r->db, d->id, &e)) == NULL ||
-	    ks_log_attach_proofs(r, servers, &head, &e) < 0) {
-		json_decref(servers);
+	    (list = ks_store_server_certs(r->db, d->id, &e)) == NULL ||
+	    (servers = ks_log_certs_json(r, list, &head, &e)) == NULL) {
+		ks_cert_list_free(list);
 		ks_domain_free(d);
 		ks_fail(r, &e);
 		return;
@@ -215,5 +215,6 @@ void ks_server_list(struct ks_req *r, const char *domain)
 	http_reply_json(r->resp, 200,
 	                json_pack("{s:s, s:o, s:o}", "domain", d->name, "servers", servers,
 	                          "tree_head", head ? head : json_null()));
+	ks_cert_list_free(list);
 	ks_domain_free(d);
 }

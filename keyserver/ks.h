@@ -11,8 +11,8 @@
  * turned into JSON error bodies in one place (ks_fail).
  *
  * The store layer alone holds SQL.  One file per table or aggregate, each
- * returning structs (or the protocol's own JSON objects, for certificates and
- * log entries, which are published as stored); transactions belong to the
+ * returning structs (the protocol's JSON objects of certificates and log
+ * entries are built from them in cert_json.c); transactions belong to the
  * caller, so one handler commits a change, its log entry and its change
  * notice together.  Both processes use it.
  *
@@ -36,6 +36,8 @@
  *                                 also runs the delivery thread
  *   route_json.c, user_request.c  a route body and signed answer (pure); requests a user
  *                                 signs with their own key
+ *   cert_json.c                   certificate and log entry objects from the store's
+ *                                 structs (pure)
  *   renew_policy.c                renewal by the current key: its request and limits (pure)
  *   store_domain.c, store_cert.c, store_token.c, store_group.c, store_route.c,
  *   store_log.c, store_webhook.c, store_address.c, store_seal.c
@@ -194,10 +196,19 @@ void ks_log_entries(struct ks_req *r, const char *domain);
 void ks_log_consistency(struct ks_req *r, const char *domain);
 void ks_log_inclusion(struct ks_req *r, const char *domain);
 void ks_feed(struct ks_req *r, const char *domain);
-/* Give each certificate object (one, or an array) its "log" member: the entry that
- * recorded its issuance, with the inclusion proof to the newest signed head, which is
- * returned in *head (a JSON string, new reference; NULL when nothing was attached). */
-int ks_log_attach_proofs(struct ks_req *r, json_t *certs, json_t **head, struct err *e);
+/* The certificate objects of an answer (ks_cert_json), each with its "log" member: the
+ * entry that recorded its issuance, with the inclusion proof to the newest signed head,
+ * which is returned in *head (a JSON string, new reference; NULL when none has an entry).
+ * One certificate as an object, a list as an array; NULL on error. */
+struct ks_cert;
+struct ks_cert_list;
+json_t *ks_log_cert_json(struct ks_req *r, const struct ks_cert *c, json_t **head, struct err *e);
+json_t *ks_log_certs_json(struct ks_req *r, const struct ks_cert_list *l, json_t **head,
+                          struct err *e);
+/* Entry seq's inclusion proof to the newest head (*proof NULL when that head does not
+ * cover it yet), and that head in *head as above. */
+int ks_log_proof_newest(struct ks_req *r, long long domain_id, long long seq, json_t **proof,
+                        json_t **head, struct err *e);
 
 /* After a change that appended to d's log has committed: have the signer sign a head
  * that covers it (one head for every change committed meanwhile: group.c).  A failure

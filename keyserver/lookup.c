@@ -9,7 +9,7 @@
 
 #include "pki/cert.h"
 #include "dns/dns.h"
-#include "store.h"
+#include "cert_json.h"
 
 /* Which address's key encrypts mail for addr under the domain's policy, and why. */
 static int encryption_target(struct ks_req *r, const struct ks_domain *d, const char *addr,
@@ -37,35 +37,26 @@ static int encryption_target(struct ks_req *r, const struct ks_domain *d, const 
 	return *target ? 0 : err_set(e, ERR_INTERNAL, "internal", "out of memory");
 }
 
-void ks_lookup_address(struct ks_req *r, const char *raw)
+/* The address's answer (PROTOCOL.md §3.1) from its own certificates and the encrypting
+ * target's (the same list when the target is the address). */
+static void reply_address(struct ks_req *r, const struct ks_domain *d, const char *addr,
+                          const struct ks_cert_list *own, const char *target, const char *reason,
+                          const struct ks_cert_list *enc)
 {
-	struct ks_domain *d = NULL;
-	char *addr = ks_address_arg(r, raw, &d), *target = NULL;
-	json_t *own = NULL, *enc = NULL, *head = NULL, *head2 = NULL;
-	const char *reason = NULL;
+	json_t *own_j = NULL, *enc_j = NULL, *head = NULL, *head2 = NULL;
 	struct err e = {0};
 
-	if (addr == NULL)
-		return;
-	own = ks_store_certs_by_name(r->db, d->id, addr, "smime", 1, &e);
-	if (own == NULL || encryption_target(r, d, addr, &target, &reason, &e) < 0)
+	if ((own_j = ks_log_certs_json(r, own, &head, &e)) == NULL)
 		goto fail;
-	if (strcmp(target, addr) == 0)
-		enc = json_incref(own);
-	else if ((enc = ks_store_certs_by_name(r->db, d->id, target, "smime", 1, &e)) == NULL)
-		goto fail;
-	if (json_array_size(own) == 0 && json_array_size(enc) == 0) {
-		err_set(&e, ERR_NOTFOUND, "not_found", "no certificate is published for %s", addr);
-		goto fail;
-	}
-	if (ks_log_attach_proofs(r, own, &head, &e) < 0 ||
-	    (enc != own && ks_log_attach_proofs(r, enc, &head2, &e) < 0))
+	if (enc == own)
+		enc_j = json_incref(own_j);
+	else if ((enc_j = ks_log_certs_json(r, enc, &head2, &e)) == NULL)
 		goto fail;
 	http_reply_json(r->resp, 200,
 	                json_pack("{s:s, s:s, s:s, s:O, s:{s:s, s:s, s:O}, s:O}", "address", addr,
-	                          "domain", d->name, "policy", d->policy, "certificates", own,
+	                          "domain", d->name, "policy", d->policy, "certificates", own_j,
 	                          "encryption", "address", target, "reason", reason, "certificates",
-	                          enc, "tree_head",
+	                          enc_j, "tree_head",
 	                          head    ? head
 	                          : head2 ? head2
 	                                  : json_null()));
@@ -75,8 +66,37 @@ fail:
 out:
 	json_decref(head);
 	json_decref(head2);
-	json_decref(own);
-	json_decref(enc);
+	json_decref(own_j);
+	json_decref(enc_j);
+}
+
+void ks_lookup_address(struct ks_req *r, const char *raw)
+{
+	struct ks_domain *d = NULL;
+	char *addr = ks_address_arg(r, raw, &d), *target = NULL;
+	struct ks_cert_list *own = NULL, *enc = NULL;
+	const char *reason = NULL;
+	struct err e = {0};
+
+	if (addr == NULL)
+		return;
+	own = ks_store_certs_by_name(r->db, d->id, addr, "smime", 1, &e);
+	if (own == NULL || encryption_target(r, d, addr, &target, &reason, &e) < 0)
+		goto fail;
+	if (strcmp(target, addr) != 0 &&
+	    (enc = ks_store_certs_by_name(r->db, d->id, target, "smime", 1, &e)) == NULL)
+		goto fail;
+	if (own->n == 0 && (enc ? enc : own)->n == 0) {
+		err_set(&e, ERR_NOTFOUND, "not_found", "no certificate is published for %s", addr);
+		goto fail;
+	}
+	reply_address(r, d, addr, own, target, reason, enc ? enc : own);
+	goto out;
+fail:
+	ks_fail(r, &e);
+out:
+	ks_cert_list_free(own);
+	ks_cert_list_free(enc);
 	free(target);
 	free(addr);
 	ks_domain_free(d);
@@ -86,24 +106,26 @@ void ks_lookup_history(struct ks_req *r, const char *raw)
 {
 	struct ks_domain *d = NULL;
 	char *addr = ks_address_arg(r, raw, &d);
+	struct ks_cert_list *all = NULL;
+	json_t *arr = NULL, *head = NULL;
 	struct err e = {0};
-	json_t *all, *head = NULL;
 
 	if (addr == NULL)
 		return;
-	all = ks_store_certs_by_name(r->db, d->id, addr, "smime", 0, &e);
-	if (all == NULL || ks_log_attach_proofs(r, all, &head, &e) < 0)
+	if ((all = ks_store_certs_by_name(r->db, d->id, addr, "smime", 0, &e)) == NULL ||
+	    (arr = ks_log_certs_json(r, all, &head, &e)) == NULL)
 		ks_fail(r, &e);
-	else if (json_array_size(all) == 0) {
+	else if (all->n == 0) {
 		err_set(&e, ERR_NOTFOUND, "not_found", "no certificate was ever published for %s",
 		        addr);
 		ks_fail(r, &e);
 	} else
 		http_reply_json(r->resp, 200,
-		                json_pack("{s:s, s:O, s:O}", "address", addr, "certificates", all,
+		                json_pack("{s:s, s:O, s:O}", "address", addr, "certificates", arr,
 		                          "tree_head", head ? head : json_null()));
 	json_decref(head);
-	json_decref(all);
+	json_decref(arr);
+	ks_cert_list_free(all);
 	free(addr);
 	ks_domain_free(d);
 }
@@ -126,8 +148,10 @@ int ks_is_uuid(const char *s)
  * still holds it needs, its status and revocation, and nothing that names the address.
  * The PEM form answers the same JSON: there is no certificate left to send.
  */
-static void reply_erased(struct ks_req *r, json_t *obj)
+static void reply_erased(struct ks_req *r, const struct ks_cert *c)
 {
+	json_t *obj = ks_cert_json(c);
+
 	json_object_set_new(obj, "error", json_string("erased"));
 	json_object_set_new(obj, "message",
 	                    json_string("this certificate was erased at its owner's request;"
@@ -135,17 +159,17 @@ static void reply_erased(struct ks_req *r, json_t *obj)
 	http_reply_json(r->resp, 410, obj);
 }
 
-static void reply_cert(struct ks_req *r, json_t *obj, int pem)
+static void reply_cert(struct ks_req *r, const struct ks_cert *c, int pem)
 {
 	struct err e = {0};
-	json_t *head = NULL;
+	json_t *obj, *head = NULL;
 
-	if (json_object_get(obj, "erased") != NULL) {
-		reply_erased(r, obj);
+	if (c->erased[0] != '\0') {
+		reply_erased(r, c);
 		return;
 	}
-	if (ks_log_attach_proofs(r, obj, &head, &e) < 0) {
-		json_decref(obj);
+	/* The PEM form is answered after the same proof, so both forms fail alike. */
+	if ((obj = ks_log_cert_json(r, c, &head, &e)) == NULL) {
 		ks_fail(r, &e);
 		return;
 	}
@@ -155,15 +179,14 @@ static void reply_cert(struct ks_req *r, json_t *obj, int pem)
 		return;
 	}
 	json_decref(head);
-	const char *text = json_string_value(json_object_get(obj, "certificate"));
-	http_reply_text(r->resp, 200, "application/x-pem-file", strdup(text), strlen(text));
 	json_decref(obj);
+	http_reply_text(r->resp, 200, "application/x-pem-file", strdup(c->pem), strlen(c->pem));
 }
 
 void ks_lookup_key(struct ks_req *r, const char *key_id, int pem)
 {
 	struct err e = {0};
-	json_t *obj;
+	struct ks_cert *c;
 
 	if (!ks_is_uuid(key_id)) {
 		err_set(&e, ERR_INPUT, "bad_request",
@@ -172,17 +195,18 @@ void ks_lookup_key(struct ks_req *r, const char *key_id, int pem)
 		ks_fail(r, &e);
 		return;
 	}
-	if ((obj = ks_store_cert_by(r->db, "key_id", key_id, &e)) == NULL)
+	if ((c = ks_store_cert_by(r->db, "key_id", key_id, &e)) == NULL)
 		ks_fail(r, &e);
 	else
-		reply_cert(r, obj, pem);
+		reply_cert(r, c, pem);
+	ks_cert_free(c);
 }
 
 void ks_lookup_fingerprint(struct ks_req *r, const char *fpr)
 {
 	char norm[CERT_FPR_LEN];
 	struct err e = {0};
-	json_t *obj;
+	struct ks_cert *c;
 	size_t i;
 
 	if (strncmp(fpr, "sha256:", 7) != 0 || strlen(fpr) != CERT_FPR_LEN - 1) {
@@ -201,10 +225,11 @@ void ks_lookup_fingerprint(struct ks_req *r, const char *fpr)
 		norm[i] = (char)tolower((unsigned char)fpr[i]);
 	}
 	norm[i] = '\0';
-	if ((obj = ks_store_cert_by(r->db, "fingerprint", norm, &e)) == NULL)
+	if ((c = ks_store_cert_by(r->db, "fingerprint", norm, &e)) == NULL)
 		ks_fail(r, &e);
 	else
-		reply_cert(r, obj, 0);
+		reply_cert(r, c, 0);
+	ks_cert_free(c);
 }
 
 /* A DKIM selector we can serve: one LDH label (PROTOCOL.md §8.1), lowercased into out. */
@@ -227,36 +252,28 @@ static int selector_arg(const char *raw, char *out, size_t size, struct err *e)
 	return 0;
 }
 
-/* The newest object of certs (an array, newest first or not) for which keep() holds; a new
- * reference or NULL. */
-static json_t *newest_of(json_t *certs, const char *domain, const char *selector, int current)
+/* The newest signing certificate of l for selector (the current one only when current);
+ * borrowed from l, or NULL. */
+static const struct ks_cert *newest_of(const struct ks_cert_list *l, const char *domain,
+                                       const char *selector, int current)
 {
-	json_t *best = NULL, *c;
-	const char *best_issued = "";
-	size_t i;
+	const struct ks_cert *best = NULL;
 
-	json_array_foreach(certs, i, c)
-	{
-		const char *name = json_string_value(json_object_get(c, "name"));
-		const char *purpose = json_string_value(json_object_get(c, "purpose"));
-		const char *status = json_string_value(json_object_get(c, "status"));
-		const char *issued = json_string_value(json_object_get(c, "issued"));
+	for (size_t i = 0; i < l->n; i++) {
+		const struct ks_cert *c = &l->v[i];
 		char sel[64];
 
-		if (name == NULL || purpose == NULL || status == NULL ||
-		    strcmp(purpose, "signing") != 0 ||
-		    dns_dkim_selector(name, domain, sel, sizeof(sel)) < 0 ||
+		if (c->name == NULL || strcmp(c->purpose, "signing") != 0 ||
+		    dns_dkim_selector(c->name, domain, sel, sizeof(sel)) < 0 ||
 		    strcmp(sel, selector) != 0)
 			continue;
-		if (current && strcmp(status, "current") != 0)
+		if (current && strcmp(c->status, "current") != 0)
 			continue;
 		/* RFC 3339 UTC times of one format compare as strings. */
-		if (best == NULL || (issued != NULL && strcmp(issued, best_issued) > 0)) {
+		if (best == NULL || strcmp(c->issued, best->issued) > 0)
 			best = c;
-			best_issued = issued ? issued : "";
-		}
 	}
-	return best ? json_incref(best) : NULL;
+	return best;
 }
 
 /*
@@ -268,7 +285,8 @@ static json_t *newest_of(json_t *certs, const char *domain, const char *selector
 void ks_lookup_dkim(struct ks_req *r, const char *domain, const char *raw_selector)
 {
 	char selector[64], host[DNS_DOMAIN_MAX + 70];
-	json_t *current = NULL, *past = NULL, *obj = NULL;
+	struct ks_cert_list *current = NULL, *past = NULL;
+	const struct ks_cert *c;
 	struct ks_domain *d = NULL;
 	struct err e = {0};
 
@@ -278,8 +296,7 @@ void ks_lookup_dkim(struct ks_req *r, const char *domain, const char *raw_select
 		return;
 	if ((current = ks_store_server_certs(r->db, d->id, &e)) == NULL)
 		goto fail;
-	obj = newest_of(current, d->name, selector, 1);
-	if (obj == NULL) {
+	if ((c = newest_of(current, d->name, selector, 1)) == NULL) {
 		/* No current one: the latest issued for the host, kept only when revoked. */
 		if (strcmp(selector, "anchor") == 0)
 			snprintf(host, sizeof(host), "%s", d->name);
@@ -288,24 +305,21 @@ void ks_lookup_dkim(struct ks_req *r, const char *domain, const char *raw_select
 		past = ks_store_certs_by_name(r->db, d->id, host, "signing", 0, &e);
 		if (past == NULL)
 			goto fail;
-		obj = newest_of(past, d->name, selector, 0);
-		if (obj != NULL &&
-		    strcmp(json_string_value(json_object_get(obj, "status")), "revoked") != 0) {
-			json_decref(obj);
-			obj = NULL;
-		}
+		c = newest_of(past, d->name, selector, 0);
+		if (c != NULL && strcmp(c->status, "revoked") != 0)
+			c = NULL;
 	}
-	if (obj == NULL) {
+	if (c == NULL) {
 		err_set(&e, ERR_NOTFOUND, "not_found", "%s has no signing key for selector %s",
 		        d->name, selector);
 		goto fail;
 	}
-	reply_cert(r, obj, 0);
+	reply_cert(r, c, 0);
 	goto out;
 fail:
 	ks_fail(r, &e);
 out:
-	json_decref(current);
-	json_decref(past);
+	ks_cert_list_free(current);
+	ks_cert_list_free(past);
 	ks_domain_free(d);
 }

@@ -23,6 +23,7 @@
 #include "core/daemon.h"
 #include "core/db.h"
 #include "http/http.h"
+#include "http/http_settings.h"
 #include "core/log.h"
 #include "core/signer_proc.h"
 #include "ks.h"
@@ -108,28 +109,14 @@ static void signer_reap(struct signer_proc *sp)
 
 static struct http_server *start_http(struct ks *ks, struct err *e)
 {
-	const struct ks_settings *s = &ks->cfg;
-	struct http_config hc = {
-	    .listen_addr = s->listen_address,
-	    .port = (int)s->listen_port,
-	    .tls_cert_file = s->tls_cert_file,
-	    .tls_key_file = s->tls_key_file,
-	    .allow_plain_http = s->allow_plain_http,
-	    .max_body = (size_t)s->max_body,
-	    .threads = (int)s->http_threads,
-	    .max_connections = (int)s->max_connections,
-	    .max_connections_per_ip = (int)s->max_connections_per_ip,
-	    .conn_timeout = (int)s->conn_timeout,
-	    .request_timeout = (int)s->request_timeout,
-	    .tls_ticket_rotation = (long)s->tls_ticket_rotation,
-	    .rate_per_sec = (double)s->rate_limit,
-	    .rate_burst = (double)s->rate_burst,
-	    .dispatch = ks_dispatch,
-	    .metrics = ks_metrics,
-	    .health = ks_health,
-	    .app = ks,
-	};
+	struct http_config hc;
 
+	if (http_config_from_settings(&hc, ks_settings_table, &ks->cfg, e) < 0)
+		return NULL;
+	hc.dispatch = ks_dispatch;
+	hc.metrics = ks_metrics;
+	hc.health = ks_health;
+	hc.app = ks;
 	return http_server_start(&hc, e);
 }
 

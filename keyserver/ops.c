@@ -2,6 +2,7 @@
 #include <stdio.h>
 
 #include "cache.h"
+#include "http/metrics.h"
 #include "ks.h"
 
 int ks_health(void *app, struct err *e)
@@ -16,47 +17,44 @@ int ks_health(void *app, struct err *e)
 
 /* The gauges the alerts need (docs/monitoring.md): the database by a ping now, the
  * signer by the outcome of the last call to it. */
-static size_t ks_metrics_health(struct ks *ks, char *buf, size_t len)
+static void ks_metrics_health(struct ks *ks, struct metrics_out *o)
 {
 	struct err e = {0};
-	int n, db_up = ks_health(ks, &e) == 0;
+	int db_up = ks_health(ks, &e) == 0;
 
-	n = snprintf(buf, len,
-	             "# HELP anchor_database_up Whether the database answered a ping just now.\n"
-	             "# TYPE anchor_database_up gauge\n"
-	             "anchor_database_up %d\n"
-	             "# HELP anchor_signer_up Whether the last call to the signer reached it.\n"
-	             "# TYPE anchor_signer_up gauge\n"
-	             "anchor_signer_up %d\n"
-	             "# HELP anchor_signer_failures_total Signer calls that found it down.\n"
-	             "# TYPE anchor_signer_failures_total counter\n"
-	             "anchor_signer_failures_total %llu\n"
-	             "# HELP anchor_log_append_failures_total Log appends that failed.\n"
-	             "# TYPE anchor_log_append_failures_total counter\n"
-	             "anchor_log_append_failures_total %llu\n"
-	             "# HELP anchor_db_replica_fallbacks_total Reads the replica had not caught up "
-	             "for in db_read_wait_ms (or could not serve), answered by the primary.\n"
-	             "# TYPE anchor_db_replica_fallbacks_total counter\n"
-	             "anchor_db_replica_fallbacks_total %llu\n",
-	             db_up, !atomic_load(&ks->signer_down),
-	             (unsigned long long)atomic_load(&ks->signer_failures),
-	             (unsigned long long)atomic_load(&ks->log_append_failures),
-	             db_rw_fallbacks(ks->rw));
-	if (n < 0)
-		return 0;
-	return (size_t)n < len ? (size_t)n : len;
+	metrics_put(o,
+	            "# HELP anchor_database_up Whether the database answered a ping just now.\n"
+	            "# TYPE anchor_database_up gauge\n"
+	            "anchor_database_up %d\n"
+	            "# HELP anchor_signer_up Whether the last call to the signer reached it.\n"
+	            "# TYPE anchor_signer_up gauge\n"
+	            "anchor_signer_up %d\n"
+	            "# HELP anchor_signer_failures_total Signer calls that found it down.\n"
+	            "# TYPE anchor_signer_failures_total counter\n"
+	            "anchor_signer_failures_total %llu\n"
+	            "# HELP anchor_log_append_failures_total Log appends that failed.\n"
+	            "# TYPE anchor_log_append_failures_total counter\n"
+	            "anchor_log_append_failures_total %llu\n"
+	            "# HELP anchor_db_replica_fallbacks_total Reads the replica had not caught up "
+	            "for in db_read_wait_ms (or could not serve), answered by the primary.\n"
+	            "# TYPE anchor_db_replica_fallbacks_total counter\n"
+	            "anchor_db_replica_fallbacks_total %llu\n",
+	            db_up, !atomic_load(&ks->signer_down),
+	            (unsigned long long)atomic_load(&ks->signer_failures),
+	            (unsigned long long)atomic_load(&ks->log_append_failures),
+	            db_rw_fallbacks(ks->rw));
 }
 
 size_t ks_metrics(char *buf, size_t len, void *app)
 {
 	struct ks *ks = app;
 	struct ks_cache_stats cs;
-	size_t off;
-	int n;
+	struct metrics_out o;
 
+	metrics_out_init(&o, buf, len);
 	ks_cache_stats(ks->cache, &cs);
-	n = snprintf(
-	    buf, len,
+	metrics_put(
+	    &o,
 	    "# HELP anchor_keyserver_enrollments_total Certificates issued by enrollment.\n"
 	    "# TYPE anchor_keyserver_enrollments_total counter\n"
 	    "anchor_keyserver_enrollments_total %llu\n"
@@ -85,9 +83,6 @@ size_t ks_metrics(char *buf, size_t len, void *app)
 	    (unsigned long long)atomic_load(&ks->cache_hits),
 	    (unsigned long long)atomic_load(&ks->cache_misses), cs.stale_served, cs.bytes,
 	    cs.max_bytes, cs.entries);
-
-	if (n < 0)
-		return 0;
-	off = (size_t)n < len ? (size_t)n : len;
-	return off + ks_metrics_health(ks, buf + off, len - off);
+	ks_metrics_health(ks, &o);
+	return o.off;
 }

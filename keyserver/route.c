@@ -171,16 +171,13 @@ static int route_remove(struct ks_req *r, const struct ks_domain *d, const char 
 static char *with_log_proof(struct ks_req *r, const struct ks_domain *d, const struct ks_route *rt,
                             char *jws)
 {
-	json_t *obj = NULL, *proof = NULL, *head = NULL, *probe;
+	json_t *obj = NULL, *proof = NULL, *head = NULL;
 	struct err e = {0};
 	char *out = NULL;
 
 	if (rt->log_seq < 0)
 		return jws;
-	probe = json_pack("{s:I, s:I}", "log_seq", (json_int_t)rt->log_seq, "_domain_id",
-	                  (json_int_t)d->id);
-	if (probe == NULL || ks_log_attach_proofs(r, probe, &head, &e) < 0 ||
-	    (proof = json_object_get(probe, "log")) == NULL ||
+	if (ks_log_proof_newest(r, d->id, rt->log_seq, &proof, &head, &e) < 0 || proof == NULL ||
 	    (obj = json_loads(jws, 0, NULL)) == NULL)
 		goto out;
 	json_object_set_new(obj, "header",
@@ -189,7 +186,7 @@ static char *with_log_proof(struct ks_req *r, const struct ks_domain *d, const s
 out:
 	json_decref(obj);
 	json_decref(head);
-	json_decref(probe);
+	json_decref(proof);
 	if (out == NULL) {
 		if (e.kind != ERR_NONE)
 			log_warn(r->http->reqid, "route answer without log proof: %s", e.msg);

@@ -5,8 +5,8 @@
  * store_route.c, ...).  Each function takes the connection it is given
  * (borrowed from the pool by the caller, maybe inside the caller's
  * transaction: transactions are the caller's, so a handler can group several
- * writes and a log append into one commit) and returns a struct, a JSON object
- * the protocol publishes as it is, or a count.  Errors are struct err values;
+ * writes and a log append into one commit) and returns a struct (owned by the
+ * caller, released by its _free) or a count; never JSON.  Errors are struct err values;
  * "not found" is ERR_NOTFOUND with the code the client gets.
  */
 #ifndef KS_STORE_H
@@ -84,15 +84,45 @@ int ks_store_address_erase(struct db *db, long long domain_id, const char *addr,
                            struct ks_erasure *out, struct err *e);
 
 /* store_cert.c */
+/*
+ * A certificate as the protocol publishes it (PROTOCOL.md §5; the JSON is built from it
+ * in cert_json.c).  Times are RFC 3339 UTC text as the server renders them; "" stands
+ * for none in superseded and erased.  An erased one (erased set, PROTOCOL.md §10.1) has
+ * no name and no pem, and is published with no log proof.
+ */
+struct ks_cert_revocation {
+	int revoked; /* 0: the other members are empty */
+	int reason;  /* RFC 5280 reason code */
+	char method[16];
+	char time[32];
+};
+struct ks_cert {
+	char key_id[CRYPTO_UUID_LEN];
+	char kind[16], purpose[16], algorithm[32], status[16];
+	char *name, *pem; /* owned; NULL once erased */
+	char fingerprint[CERT_FPR_LEN];
+	char serial[80];
+	char not_before[32], not_after[32], issued[32], superseded[32], erased[32];
+	struct ks_cert_revocation revocation;
+	long long log_seq; /* the log entry of its issuance; -1 for none */
+	long long domain_id;
+};
+struct ks_cert_list {
+	size_t n;
+	struct ks_cert *v;
+};
+void ks_cert_free(struct ks_cert *c);           /* accepts NULL */
+void ks_cert_list_free(struct ks_cert_list *l); /* accepts NULL */
+
 /* Certificates of a name: current only, or every one newest first. */
-json_t *ks_store_certs_by_name(struct db *db, long long domain_id, const char *name,
-                               const char *purpose, int current_only, struct err *e);
+struct ks_cert_list *ks_store_certs_by_name(struct db *db, long long domain_id, const char *name,
+                                            const char *purpose, int current_only, struct err *e);
 /* The current server certificates of a domain (admin view). */
-json_t *ks_store_server_certs(struct db *db, long long domain_id, struct err *e);
-/* One certificate by "key_id" or "fingerprint"; NULL with ERR_NOTFOUND when absent.  An
- * erased one (PROTOCOL.md §10.1) has only key_id, kind, purpose, fingerprint, serial,
- * status, revocation and "erased" (its time): no name, no certificate, no log proof. */
-json_t *ks_store_cert_by(struct db *db, const char *column, const char *value, struct err *e);
+struct ks_cert_list *ks_store_server_certs(struct db *db, long long domain_id, struct err *e);
+/* One certificate by "key_id" or "fingerprint"; NULL with ERR_NOTFOUND when absent (it may
+ * be an erased one). */
+struct ks_cert *ks_store_cert_by(struct db *db, const char *column, const char *value,
+                                 struct err *e);
 
 /* Whether fpr is name's current certificate of purpose: 1 (key id into key_id), 0, -1. */
 int ks_store_current_key_of(struct db *db, long long domain_id, const char *name,
@@ -222,12 +252,25 @@ int ks_store_log_append(struct db *db, const struct ks_log_append_row *a, struct
  * log never had that size or is empty.  *size_out (may be NULL) receives its size. */
 char *ks_store_log_head_jws(struct db *db, long long domain_id, long long size, long long *size_out,
                             struct err *e);
-/* Entries [start, end) as the protocol's objects; salt and name too with with_secrets. */
-json_t *ks_store_log_entries(struct db *db, long long domain_id, long long start, long long end,
-                             int with_secrets, struct err *e);
-/* Set into's "leaf" and "salt" (when kept) from entry seq; nothing when it is absent. */
-int ks_store_log_entry_leaf(struct db *db, const char *domain_id, long long seq, json_t *into,
-                            struct err *e);
+/* A log entry as the protocol publishes it (cert_json.c builds its JSON). */
+struct ks_log_entry {
+	long long seq;
+	char *leaf, *type;            /* owned */
+	char leaf_hash[48];           /* base64 */
+	char key_id[CRYPTO_UUID_LEN]; /* "" for none */
+	char *salt, *name;            /* owned; only when asked with secrets and still kept */
+};
+struct ks_log_page {
+	size_t n;
+	struct ks_log_entry *v;
+};
+void ks_log_page_free(struct ks_log_page *p); /* accepts NULL */
+/* Entries [start, end) in order; salt and name too with with_secrets. */
+struct ks_log_page *ks_store_log_entries(struct db *db, long long domain_id, long long start,
+                                         long long end, int with_secrets, struct err *e);
+/* Entry seq's leaf and salt (malloc'd; *salt NULL when erased); both NULL when it is absent. */
+int ks_store_log_entry_leaf(struct db *db, const char *domain_id, long long seq, char **leaf,
+                            char **salt, struct err *e);
 /* What the signer reads and writes to sign heads (publish.c): the newest head (1, 0 for
  * none), the entries of a range one by one (i counts from 0), a new signed head. */
 int ks_store_log_newest_head(struct db *db, const char *domain_id, long long *size,

@@ -1,6 +1,6 @@
 /*
- * store_cert.c - the certificates table (with each one's revocation), read
- * as the JSON objects the protocol publishes (PROTOCOL.md §5).
+ * store_cert.c - the certificates table (with each one's revocation), read as
+ * struct ks_cert (the JSON the protocol publishes is cert_json.c's).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,155 +9,156 @@
 #include "pki/crl.h"
 #include "store.h"
 
-#define CERT_COLUMNS                                                                                                                      \
-	"key_id::text, kind, purpose, name, algorithm, fingerprint, serial, " KS_SQL_TS(                                                  \
-	    "not_"                                                                                                                        \
-	    "before") ", " KS_SQL_TS("not_after") ", status, " KS_SQL_TS("issued_at") ","                                                 \
-	                                                                              " " KS_SQL_TS(                                      \
-	                                                                                  "supers"                                        \
-	                                                                                  "eded_"                                         \
-	                                                                                  "at") ", pem, "                                 \
-	                                                                                        "(SELECT json_build_object('reason', "    \
-	                                                                                        "rv.reason, 'method', rv.method, "        \
-	                                                                                        "'time', " KS_SQL_TS(                     \
-	                                                                                            "rv.revoked_at") ")::text FROM "      \
-	                                                                                                             "revocations rv "    \
-	                                                                                                             "WHERE rv.key_id = " \
-	                                                                                                             "certificates.key_"  \
-	                                                                                                             "id), "              \
-	                                                                                                             "log_seq, "          \
-	                                                                                                             "domain_id,"         \
-	                                                                                                             " " KS_SQL_TS(       \
-	                                                                                                                 "erased_at")
+/* The columns cert_fill reads, in its order; certificates is "c", its revocation "rv".
+ * (Kept one column group a line: clang-format would split the literals between the
+ * macro calls.) */
+// clang-format off
+#define CERT_COLUMNS                                                                       \
+	"c.key_id::text, c.kind, c.purpose, c.name, c.algorithm, c.fingerprint, c.serial, " \
+	"c.pem, c.status, "                                                                 \
+	KS_SQL_TS("c.not_before") ", " KS_SQL_TS("c.not_after") ", "                         \
+	KS_SQL_TS("c.issued_at") ", " KS_SQL_TS("c.superseded_at") ", "                      \
+	KS_SQL_TS("c.erased_at") ", "                                                        \
+	"c.log_seq, c.domain_id, rv.reason, rv.method, " KS_SQL_TS("rv.revoked_at")
+// clang-format on
+#define CERT_FROM " FROM certificates c LEFT JOIN revocations rv ON rv.key_id = c.key_id"
 
-static json_t *nullable(PGresult *res, int row, int col)
+/* Column i of the row into a fixed field ("" for NULL). */
+static void copy_col(PGresult *res, int row, int col, char *out, size_t cap)
 {
-	return PQgetisnull(res, row, col) ? json_null() : json_string(PQgetvalue(res, row, col));
+	snprintf(out, cap, "%s", PQgetvalue(res, row, col));
 }
 
-static json_t *revocation_json(PGresult *res, int row, int col)
+static int dup_col(PGresult *res, int row, int col, char **out)
 {
-	json_t *r, *reason;
-
+	*out = NULL;
 	if (PQgetisnull(res, row, col))
-		return json_null();
-	r = json_loads(PQgetvalue(res, row, col), 0, NULL);
-	reason = json_object_get(r, "reason");
-	if (json_is_integer(reason)) {
-		const char *name = crl_reason_name((int)json_integer_value(reason));
-		json_object_set_new(r, "reason", json_string(name ? name : "unspecified"));
+		return 0;
+	return (*out = strdup(PQgetvalue(res, row, col))) ? 0 : -1;
+}
+
+static int cert_fill(PGresult *res, int row, struct ks_cert *c)
+{
+	memset(c, 0, sizeof(*c));
+	copy_col(res, row, 0, c->key_id, sizeof(c->key_id));
+	copy_col(res, row, 1, c->kind, sizeof(c->kind));
+	copy_col(res, row, 2, c->purpose, sizeof(c->purpose));
+	copy_col(res, row, 4, c->algorithm, sizeof(c->algorithm));
+	copy_col(res, row, 5, c->fingerprint, sizeof(c->fingerprint));
+	copy_col(res, row, 6, c->serial, sizeof(c->serial));
+	copy_col(res, row, 8, c->status, sizeof(c->status));
+	copy_col(res, row, 9, c->not_before, sizeof(c->not_before));
+	copy_col(res, row, 10, c->not_after, sizeof(c->not_after));
+	copy_col(res, row, 11, c->issued, sizeof(c->issued));
+	copy_col(res, row, 12, c->superseded, sizeof(c->superseded));
+	copy_col(res, row, 13, c->erased, sizeof(c->erased));
+	c->log_seq = PQgetisnull(res, row, 14) ? -1 : strtoll(PQgetvalue(res, row, 14), NULL, 10);
+	c->domain_id = strtoll(PQgetvalue(res, row, 15), NULL, 10);
+	if (!PQgetisnull(res, row, 16)) {
+		c->revocation.revoked = 1;
+		c->revocation.reason = (int)strtol(PQgetvalue(res, row, 16), NULL, 10);
+		copy_col(res, row, 17, c->revocation.method, sizeof(c->revocation.method));
+		copy_col(res, row, 18, c->revocation.time, sizeof(c->revocation.time));
 	}
-	return r ? r : json_null();
+	return dup_col(res, row, 3, &c->name) < 0 || dup_col(res, row, 7, &c->pem) < 0 ? -1 : 0;
 }
 
-/*
- * An erased certificate (PROTOCOL.md §10.1): what the CRL and the log still need, and
- * nothing that names the address.  The row no longer holds the address or the
- * certificate; this shape also keeps out the members (name, certificate, log proof)
- * that a reader might otherwise take from a row.
- */
-static json_t *erased_row_json(PGresult *res, int row, int revocation_col, int erased_col)
+static void cert_clear(struct ks_cert *c)
 {
-	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "key_id",
-	                 nullable(res, row, 0), "kind", nullable(res, row, 1), "purpose",
-	                 nullable(res, row, 2), "fingerprint", nullable(res, row, 5), "serial",
-	                 nullable(res, row, 6), "status", nullable(res, row, 9), "revocation",
-	                 revocation_json(res, row, revocation_col), "erased",
-	                 nullable(res, row, erased_col));
+	free(c->name);
+	free(c->pem);
 }
 
-static json_t *cert_row_json(PGresult *res, int row)
+void ks_cert_free(struct ks_cert *c)
 {
-	static const char *const names[] = {
-	    "key_id",     "kind",      "purpose", "name",   "algorithm",  "fingerprint", "serial",
-	    "not_before", "not_after", "status",  "issued", "superseded", "certificate"};
-	int ncols = (int)(sizeof(names) / sizeof(names[0]));
-	json_t *o;
-
-	/* The columns after the named ones: revocation, log_seq, domain_id, erased_at. */
-	if (!PQgetisnull(res, row, ncols + 3))
-		return erased_row_json(res, row, ncols, ncols + 3);
-	if ((o = json_object()) == NULL)
-		return NULL;
-	for (int c = 0; c < ncols; c++)
-		json_object_set_new(o, names[c], nullable(res, row, c));
-	json_object_set_new(o, "revocation", revocation_json(res, row, ncols));
-	/* log_seq and _domain_id are for ks_log_attach_proofs, which replaces them with the
-	 * "log" member (the entry and its inclusion proof). */
-	if (!PQgetisnull(res, row, ncols + 1))
-		json_object_set_new(
-		    o, "log_seq", json_integer(strtoll(PQgetvalue(res, row, ncols + 1), NULL, 10)));
-	json_object_set_new(o, "_domain_id",
-	                    json_integer(strtoll(PQgetvalue(res, row, ncols + 2), NULL, 10)));
-	return o;
+	if (c == NULL)
+		return;
+	cert_clear(c);
+	free(c);
 }
 
-json_t *ks_store_certs_by_name(struct db *db, long long domain_id, const char *name,
-                               const char *purpose, int current_only, struct err *e)
+void ks_cert_list_free(struct ks_cert_list *l)
+{
+	if (l == NULL)
+		return;
+	for (size_t i = 0; i < l->n; i++)
+		cert_clear(&l->v[i]);
+	free(l->v);
+	free(l);
+}
+
+/* Every row of res as a list (res is cleared). */
+static struct ks_cert_list *cert_list(PGresult *res, struct err *e)
+{
+	struct ks_cert_list *l = calloc(1, sizeof(*l));
+	size_t n = (size_t)PQntuples(res);
+
+	if (l != NULL && n > 0 && (l->v = calloc(n, sizeof(*l->v))) == NULL) {
+		free(l);
+		l = NULL;
+	}
+	for (size_t i = 0; l != NULL && i < n; i++) {
+		int rc = cert_fill(res, (int)i, &l->v[i]);
+
+		l->n = i + 1; /* cleared by ks_cert_list_free even when half filled */
+		if (rc < 0) {
+			ks_cert_list_free(l);
+			l = NULL;
+		}
+	}
+	PQclear(res);
+	if (l == NULL)
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	return l;
+}
+
+struct ks_cert_list *ks_store_certs_by_name(struct db *db, long long domain_id, const char *name,
+                                            const char *purpose, int current_only, struct err *e)
 {
 	char idbuf[24];
 	const char *params[4] = {idbuf, name, purpose, current_only ? "true" : "false"};
 	PGresult *res;
-	json_t *arr;
 
 	snprintf(idbuf, sizeof(idbuf), "%lld", domain_id);
 	res = db_exec(db,
-	              "SELECT " CERT_COLUMNS " FROM certificates"
-	              " WHERE domain_id = $1 AND name = $2 AND erased_at IS NULL"
-	              " AND ($3::text IS NULL OR purpose = $3)"
-	              " AND ($4::bool IS FALSE OR status = 'current')"
-	              " ORDER BY issued_at DESC, id DESC",
+	              "SELECT " CERT_COLUMNS CERT_FROM
+	              " WHERE c.domain_id = $1 AND c.name = $2 AND c.erased_at IS NULL"
+	              " AND ($3::text IS NULL OR c.purpose = $3)"
+	              " AND ($4::bool IS FALSE OR c.status = 'current')"
+	              " ORDER BY c.issued_at DESC, c.id DESC",
 	              4, params, e);
-	if (res == NULL)
-		return NULL;
-	arr = json_array();
-	for (int i = 0; arr != NULL && i < PQntuples(res); i++)
-		json_array_append_new(arr, cert_row_json(res, i));
-	PQclear(res);
-	if (arr == NULL)
-		err_set(e, ERR_INTERNAL, "internal", "out of memory");
-	return arr;
+	return res ? cert_list(res, e) : NULL;
 }
 
-json_t *ks_store_server_certs(struct db *db, long long domain_id, struct err *e)
+struct ks_cert_list *ks_store_server_certs(struct db *db, long long domain_id, struct err *e)
 {
 	char idbuf[24];
 	const char *params[1] = {idbuf};
 	PGresult *res;
-	json_t *arr;
 
 	snprintf(idbuf, sizeof(idbuf), "%lld", domain_id);
 	res = db_exec(db,
-	              "SELECT " CERT_COLUMNS " FROM certificates WHERE domain_id = $1"
-	              " AND kind = 'server' AND status = 'current' AND erased_at IS NULL"
-	              " ORDER BY name, purpose",
+	              "SELECT " CERT_COLUMNS CERT_FROM " WHERE c.domain_id = $1"
+	              " AND c.kind = 'server' AND c.status = 'current' AND c.erased_at IS NULL"
+	              " ORDER BY c.name, c.purpose",
 	              1, params, e);
-	if (res == NULL)
-		return NULL;
-	arr = json_array();
-	for (int i = 0; arr != NULL && i < PQntuples(res); i++)
-		json_array_append_new(arr, cert_row_json(res, i));
-	PQclear(res);
-	if (arr == NULL)
-		err_set(e, ERR_INTERNAL, "internal", "out of memory");
-	return arr;
+	return res ? cert_list(res, e) : NULL;
 }
 
-json_t *ks_store_cert_by(struct db *db, const char *column, const char *value, struct err *e)
+struct ks_cert *ks_store_cert_by(struct db *db, const char *column, const char *value,
+                                 struct err *e)
 {
 	const char *params[1] = {value};
+	struct ks_cert *c;
 	PGresult *res;
-	json_t *o;
 
 	/* column is one of two fixed identifiers chosen by the caller, never input. */
 	if (strcmp(column, "key_id") == 0)
-		res =
-		    db_exec(db, "SELECT " CERT_COLUMNS " FROM certificates WHERE key_id = $1::uuid",
-		            1, params, e);
+		res = db_exec(db, "SELECT " CERT_COLUMNS CERT_FROM " WHERE c.key_id = $1::uuid", 1,
+		              params, e);
 	else
-		res =
-		    db_exec(db, "SELECT " CERT_COLUMNS " FROM certificates WHERE fingerprint = $1",
-		            1, params, e);
+		res = db_exec(db, "SELECT " CERT_COLUMNS CERT_FROM " WHERE c.fingerprint = $1", 1,
+		              params, e);
 	if (res == NULL)
 		return NULL;
 	if (PQntuples(res) != 1) {
@@ -166,9 +167,13 @@ json_t *ks_store_cert_by(struct db *db, const char *column, const char *value, s
 		        strcmp(column, "key_id") == 0 ? "key id" : "fingerprint");
 		return NULL;
 	}
-	o = cert_row_json(res, 0);
+	if ((c = malloc(sizeof(*c))) == NULL || cert_fill(res, 0, c) < 0) {
+		ks_cert_free(c);
+		c = NULL;
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	}
 	PQclear(res);
-	return o;
+	return c;
 }
 
 /* Whether fpr is the fingerprint of name's current certificate of purpose in the domain:

@@ -255,14 +255,46 @@ char *ks_store_log_head_jws(struct db *db, long long domain_id, long long size, 
 	return jws;
 }
 
+void ks_log_page_free(struct ks_log_page *p)
+{
+	if (p == NULL)
+		return;
+	for (size_t i = 0; i < p->n; i++) {
+		free(p->v[i].leaf);
+		free(p->v[i].type);
+		free(p->v[i].salt);
+		free(p->v[i].name);
+	}
+	free(p->v);
+	free(p);
+}
+
+/* Row i of res as an entry; salt and name only with with_secrets and when kept. */
+static int entry_fill(PGresult *res, int i, int with_secrets, struct ks_log_entry *en)
+{
+	en->seq = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+	snprintf(en->leaf_hash, sizeof(en->leaf_hash), "%s", PQgetvalue(res, i, 2));
+	snprintf(en->key_id, sizeof(en->key_id), "%s", PQgetvalue(res, i, 6));
+	if ((en->leaf = strdup(PQgetvalue(res, i, 1))) == NULL ||
+	    (en->type = strdup(PQgetvalue(res, i, 5))) == NULL)
+		return -1;
+	if (!with_secrets || PQgetisnull(res, i, 3))
+		return 0;
+	return (en->salt = strdup(PQgetvalue(res, i, 3))) == NULL ||
+	               (en->name = strdup(PQgetvalue(res, i, 4))) == NULL
+	           ? -1
+	           : 0;
+}
+
 /* Entries [start, end); the domain admin also sees salt and name. */
-json_t *ks_store_log_entries(struct db *db, long long domain_id, long long start, long long end,
-                             int with_secrets, struct err *e)
+struct ks_log_page *ks_store_log_entries(struct db *db, long long domain_id, long long start,
+                                         long long end, int with_secrets, struct err *e)
 {
 	char idbuf[24], sbuf[24], ebuf[24];
 	const char *params[3] = {idbuf, sbuf, ebuf};
+	struct ks_log_page *p;
 	PGresult *res;
-	json_t *arr;
+	size_t n;
 
 	snprintf(idbuf, sizeof(idbuf), "%lld", domain_id);
 	snprintf(sbuf, sizeof(sbuf), "%lld", start);
@@ -274,44 +306,49 @@ json_t *ks_store_log_entries(struct db *db, long long domain_id, long long start
 	              3, params, e);
 	if (res == NULL)
 		return NULL;
-	arr = json_array();
-	for (int i = 0; arr != NULL && i < PQntuples(res); i++) {
-		json_t *o = json_pack("{s:I, s:s, s:s, s:s}", "seq",
-		                      (json_int_t)strtoll(PQgetvalue(res, i, 0), NULL, 10), "leaf",
-		                      PQgetvalue(res, i, 1), "leaf_hash", PQgetvalue(res, i, 2),
-		                      "type", PQgetvalue(res, i, 5));
-		if (!PQgetisnull(res, i, 6))
-			json_object_set_new(o, "key_id", json_string(PQgetvalue(res, i, 6)));
-		if (with_secrets && !PQgetisnull(res, i, 3)) {
-			json_object_set_new(o, "salt", json_string(PQgetvalue(res, i, 3)));
-			json_object_set_new(o, "name", json_string(PQgetvalue(res, i, 4)));
+	n = (size_t)PQntuples(res);
+	if ((p = calloc(1, sizeof(*p))) != NULL && n > 0 &&
+	    (p->v = calloc(n, sizeof(*p->v))) == NULL) {
+		free(p);
+		p = NULL;
+	}
+	for (size_t i = 0; p != NULL && i < n; i++) {
+		p->n = i + 1; /* freed by ks_log_page_free even when half filled */
+		if (entry_fill(res, (int)i, with_secrets, &p->v[i]) < 0) {
+			ks_log_page_free(p);
+			p = NULL;
 		}
-		json_array_append_new(arr, o);
 	}
 	PQclear(res);
-	return arr;
+	if (p == NULL)
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	return p;
 }
 
 /* The leaf and salt of one entry, for a lookup's proof. */
-int ks_store_log_entry_leaf(struct db *db, const char *domain_id, long long seq, json_t *into,
-                            struct err *e)
+int ks_store_log_entry_leaf(struct db *db, const char *domain_id, long long seq, char **leaf,
+                            char **salt, struct err *e)
 {
 	char sbuf[24];
 	const char *params[2] = {domain_id, sbuf};
 	PGresult *res;
+	int rc = 0;
 
+	*leaf = *salt = NULL;
 	snprintf(sbuf, sizeof(sbuf), "%lld", seq);
 	res = db_exec(db, "SELECT leaf, salt FROM log_entries WHERE domain_id = $1 AND seq = $2", 2,
 	              params, e);
 	if (res == NULL)
 		return -1;
-	if (PQntuples(res) == 1) {
-		json_object_set_new(into, "leaf", json_string(PQgetvalue(res, 0, 0)));
-		if (!PQgetisnull(res, 0, 1))
-			json_object_set_new(into, "salt", json_string(PQgetvalue(res, 0, 1)));
+	if (PQntuples(res) == 1 &&
+	    ((*leaf = strdup(PQgetvalue(res, 0, 0))) == NULL ||
+	     (!PQgetisnull(res, 0, 1) && (*salt = strdup(PQgetvalue(res, 0, 1))) == NULL))) {
+		free(*leaf);
+		*leaf = NULL;
+		rc = err_set(e, ERR_INTERNAL, "internal", "out of memory");
 	}
 	PQclear(res);
-	return 0;
+	return rc;
 }
 
 /* The newest signed head: 1 with its size, root (hex) and JWS (malloc'd), 0 for none. */

@@ -19,6 +19,7 @@
 #include "pki/crypto.h"
 #include "core/log.h"
 #include "pki/merkle.h"
+#include "cert_json.h"
 #include "log_batch.h"
 #include "store.h"
 
@@ -201,6 +202,7 @@ void ks_log_entries(struct ks_req *r, const char *domain)
 {
 	struct ks_domain *d = ks_load_domain(r, domain);
 	struct err e = {0}, ignore = {0};
+	struct ks_log_page *page = NULL;
 	long long start = 0, end = 0;
 	json_t *arr;
 	int admin;
@@ -218,14 +220,20 @@ void ks_log_entries(struct ks_req *r, const char *domain)
 		e = ignore;
 		goto fail;
 	}
-	if ((arr = ks_store_log_entries(r->db, d->id, start, end, admin, &e)) == NULL)
+	if ((page = ks_store_log_entries(r->db, d->id, start, end, admin, &e)) == NULL)
 		goto fail;
+	if ((arr = ks_log_page_json(page)) == NULL) {
+		err_set(&e, ERR_INTERNAL, "internal", "out of memory");
+		goto fail;
+	}
 	http_reply_json(r->resp, 200,
 	                json_pack("{s:s, s:I, s:o}", "domain", d->name, "start", (json_int_t)start,
 	                          "entries", arr));
+	ks_log_page_free(page);
 	ks_domain_free(d);
 	return;
 fail:
+	ks_log_page_free(page);
 	ks_domain_free(d);
 	ks_fail(r, &e);
 }
@@ -233,27 +241,31 @@ fail:
 void ks_feed(struct ks_req *r, const char *domain)
 {
 	struct ks_domain *d = ks_load_domain(r, domain);
+	struct ks_log_page *page = NULL;
 	struct err e = {0};
 	long long since = 0, limit = 0, size;
-	char idbuf[24];
-	json_t *arr;
+	json_t *arr = NULL;
 
 	if (d == NULL)
 		return;
-	snprintf(idbuf, sizeof(idbuf), "%lld", d->id);
 	if (query_ll(r->http, "since", 0, 0, INT64_MAX, &since, &e) < 0 ||
 	    query_ll(r->http, "limit", 100, 1, LOG_PAGE_MAX, &limit, &e) < 0 ||
 	    (size = ks_log_size(r->db, d->id, &e)) < 0 ||
-	    (arr = ks_store_log_entries(r->db, d->id, since, since + limit, 0, &e)) == NULL) {
+	    (page = ks_store_log_entries(r->db, d->id, since, since + limit, 0, &e)) == NULL ||
+	    (arr = ks_log_page_json(page)) == NULL) {
+		if (e.kind == ERR_NONE)
+			err_set(&e, ERR_INTERNAL, "internal", "out of memory");
+		ks_log_page_free(page);
 		ks_domain_free(d);
 		ks_fail(r, &e);
 		return;
 	}
-	long long next = since + (long long)json_array_size(arr);
 	http_reply_json(r->resp, 200,
 	                json_pack("{s:s, s:I, s:I, s:I, s:o}", "domain", d->name, "since",
-	                          (json_int_t)since, "next", (json_int_t)next, "size",
+	                          (json_int_t)since, "next",
+	                          (json_int_t)(since + (long long)page->n), "size",
 	                          (json_int_t)size, "entries", arr));
+	ks_log_page_free(page);
 	ks_domain_free(d);
 }
 
@@ -340,71 +352,123 @@ int ks_log_proof_for(struct ks_req *r, long long domain_id, long long seq, long 
                      json_t **out, struct err *e)
 {
 	struct ks_log_nodes ctx;
+	char *leaf = NULL, *salt = NULL;
 
 	ks_log_nodes_init(&ctx, r->db, domain_id);
 	*out = inclusion_json(&ctx, seq, size, e);
-	if (*out == NULL || ks_store_log_entry_leaf(r->db, ctx.domain_id, seq, *out, e) < 0) {
+	if (*out == NULL ||
+	    ks_store_log_entry_leaf(r->db, ctx.domain_id, seq, &leaf, &salt, e) < 0) {
 		json_decref(*out);
 		*out = NULL;
 		return -1;
 	}
+	if (leaf != NULL)
+		json_object_set_new(*out, "leaf", json_string(leaf));
+	if (salt != NULL)
+		json_object_set_new(*out, "salt", json_string(salt));
+	free(leaf);
+	free(salt);
 	return 0;
 }
 
-static int attach_one(struct ks_req *r, json_t *c, char **jws, long long *size, struct err *e)
-{
-	json_t *seqv = json_object_get(c, "log_seq"), *proof;
-	long long domain_id = json_integer_value(json_object_get(c, "_domain_id"));
+/* The newest signed head of one answer's domain, read once for all its proofs. */
+struct newest_head {
+	char *jws;
+	long long size;
+};
 
-	json_incref(seqv);
-	json_object_del(c, "log_seq");
-	json_object_del(c, "_domain_id");
-	if (!json_is_integer(seqv)) {
-		json_decref(seqv);
+/* Entry seq's proof to the newest head (*proof NULL when that head does not cover it yet:
+ * its head is being signed, and it goes out without a proof rather than not at all). */
+static int proof_to_newest(struct ks_req *r, struct newest_head *h, long long domain_id,
+                           long long seq, json_t **proof, struct err *e)
+{
+	*proof = NULL;
+	if (h->jws == NULL &&
+	    (h->jws = ks_store_log_head_jws(r->db, domain_id, 0, &h->size, e)) == NULL)
+		return -1;
+	if (seq >= h->size)
 		return 0;
+	return ks_log_proof_for(r, domain_id, seq, h->size, proof, e);
+}
+
+/* The head as the answer's "tree_head" member (NULL when none was read); frees it. */
+static json_t *head_json(struct newest_head *h)
+{
+	json_t *o = h->jws ? json_string(h->jws) : NULL;
+
+	free(h->jws);
+	h->jws = NULL;
+	return o;
+}
+
+int ks_log_proof_newest(struct ks_req *r, long long domain_id, long long seq, json_t **proof,
+                        json_t **head, struct err *e)
+{
+	struct newest_head h = {0};
+	int rc = proof_to_newest(r, &h, domain_id, seq, proof, e);
+
+	*head = head_json(&h);
+	if (rc < 0) {
+		json_decref(*head);
+		*head = NULL;
 	}
+	return rc;
+}
+
+/* c's object with its "log" member: an erased one, or one issued before the log, has none. */
+static json_t *cert_with_proof(struct ks_req *r, struct newest_head *h, const struct ks_cert *c,
+                               struct err *e)
+{
+	json_t *o = ks_cert_json(c), *proof = NULL;
+
+	if (o == NULL) {
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+		return NULL;
+	}
+	if (c->erased[0] != '\0' || c->log_seq < 0)
+		return o;
+	if (proof_to_newest(r, h, c->domain_id, c->log_seq, &proof, e) < 0) {
+		json_decref(o);
+		return NULL;
+	}
+	if (proof != NULL)
+		json_object_set_new(o, "log", proof);
+	return o;
+}
+
+json_t *ks_log_cert_json(struct ks_req *r, const struct ks_cert *c, json_t **head, struct err *e)
+{
+	struct newest_head h = {0};
+	json_t *o = cert_with_proof(r, &h, c, e);
+
+	*head = head_json(&h);
+	if (o == NULL) {
+		json_decref(*head);
+		*head = NULL;
+	}
+	return o;
+}
+
+json_t *ks_log_certs_json(struct ks_req *r, const struct ks_cert_list *l, json_t **head,
+                          struct err *e)
+{
+	struct newest_head h = {0};
+	json_t *arr = json_array(), *o;
+
+	if (arr == NULL)
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
 	/* Every certificate of one answer belongs to one domain: one head for all. */
-	if (*jws == NULL && (*jws = ks_store_log_head_jws(r->db, domain_id, 0, size, e)) == NULL) {
-		json_decref(seqv);
-		return -1;
+	for (size_t i = 0; arr != NULL && i < l->n; i++) {
+		if ((o = cert_with_proof(r, &h, &l->v[i], e)) == NULL) {
+			json_decref(arr);
+			arr = NULL;
+		} else
+			json_array_append_new(arr, o);
 	}
-	/* An entry the newest head does not cover yet (its head is being signed) goes out
-	 * without a proof rather than not at all. */
-	if (json_integer_value(seqv) >= *size) {
-		json_decref(seqv);
-		return 0;
+	*head = head_json(&h);
+	if (arr == NULL) {
+		json_decref(*head);
+		*head = NULL;
 	}
-	if (ks_log_proof_for(r, domain_id, json_integer_value(seqv), *size, &proof, e) < 0) {
-		json_decref(seqv);
-		return -1;
-	}
-	json_decref(seqv);
-	json_object_set_new(c, "log", proof);
-	return 0;
-}
-
-int ks_log_attach_proofs(struct ks_req *r, json_t *certs, json_t **head, struct err *e)
-{
-	long long size = 0;
-	char *jws = NULL;
-	size_t i;
-	json_t *c;
-
-	*head = NULL;
-	if (json_is_object(certs) && attach_one(r, certs, &jws, &size, e) < 0) {
-		free(jws);
-		return -1;
-	}
-	json_array_foreach(certs, i, c)
-	{
-		if (attach_one(r, c, &jws, &size, e) < 0) {
-			free(jws);
-			return -1;
-		}
-	}
-	if (jws != NULL) {
-		*head = json_string(jws);
-		free(jws);
-	}
-	return 0;
+	return arr;
 }

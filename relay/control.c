@@ -22,7 +22,6 @@
 
 #include <ctype.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +34,7 @@
 #include "dns/certauth.h"
 #include "dns/discover.h"
 #include "http/http.h"
+#include "http/metrics.h"
 #include "pki/jws.h"
 #include "core/log.h"
 #include "mail/queue.h"
@@ -593,22 +593,6 @@ static struct discover_ctx *start_discovery(const struct relay_settings *s, stru
 	return discover_new(&dc, e);
 }
 
-/* printf into buf at *off, never past len. */
-static void metrics_put(char *buf, size_t len, size_t *off, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void metrics_put(char *buf, size_t len, size_t *off, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (*off >= len)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(buf + *off, len - *off, fmt, ap);
-	va_end(ap);
-	*off = n < 0 ? *off : *off + (size_t)n >= len ? len : *off + (size_t)n;
-}
-
 /* The queues for /metrics: a queue paused by a spool it cannot write is what an
  * operator of a full disk must see first. */
 static size_t control_metrics(char *buf, size_t len, void *app)
@@ -617,36 +601,34 @@ static size_t control_metrics(char *buf, size_t len, void *app)
 	struct queue *qs[2] = {c->qin, c->qout};
 	const char *names[2] = {"in", "out"};
 	struct queue_stats st[2] = {0};
-	size_t off = 0, i;
+	struct metrics_out o;
+	size_t i;
 
+	metrics_out_init(&o, buf, len);
 	for (i = 0; i < 2; i++)
 		if (qs[i] != NULL)
 			queue_stats_get(qs[i], &st[i]);
-	metrics_put(buf, len, &off,
-	            "# HELP anchor_relay_queue_paused 1 while the queue cannot write its spool "
-	            "(no delivery starts)\n# TYPE anchor_relay_queue_paused gauge\n");
+	metrics_put(&o, "# HELP anchor_relay_queue_paused 1 while the queue cannot write its spool "
+	                "(no delivery starts)\n# TYPE anchor_relay_queue_paused gauge\n");
 	for (i = 0; i < 2; i++)
-		metrics_put(buf, len, &off, "anchor_relay_queue_paused{queue=\"%s\"} %llu\n",
-		            names[i], (unsigned long long)st[i].paused);
-	metrics_put(buf, len, &off,
+		metrics_put(&o, "anchor_relay_queue_paused{queue=\"%s\"} %llu\n", names[i],
+		            (unsigned long long)st[i].paused);
+	metrics_put(&o,
 	            "# HELP anchor_relay_queue_held_messages Messages whose recipients' state is "
 	            "held in memory, not yet written\n"
 	            "# TYPE anchor_relay_queue_held_messages gauge\n");
 	for (i = 0; i < 2; i++)
-		metrics_put(buf, len, &off, "anchor_relay_queue_held_messages{queue=\"%s\"} %llu\n",
-		            names[i], (unsigned long long)st[i].held);
-	metrics_put(buf, len, &off,
-	            "# HELP anchor_relay_queue_write_failures_total Recipient states the spool "
-	            "could not take\n# TYPE anchor_relay_queue_write_failures_total counter\n");
+		metrics_put(&o, "anchor_relay_queue_held_messages{queue=\"%s\"} %llu\n", names[i],
+		            (unsigned long long)st[i].held);
+	metrics_put(&o, "# HELP anchor_relay_queue_write_failures_total Recipient states the spool "
+	                "could not take\n# TYPE anchor_relay_queue_write_failures_total counter\n");
 	for (i = 0; i < 2; i++)
-		metrics_put(buf, len, &off,
-		            "anchor_relay_queue_write_failures_total{queue=\"%s\"} %llu\n",
+		metrics_put(&o, "anchor_relay_queue_write_failures_total{queue=\"%s\"} %llu\n",
 		            names[i], (unsigned long long)st[i].write_failures);
 	/* The messages in each spool now (a directory listing per scrape): what the
 	 * "queue growth" alert watches (docs/monitoring.md). */
-	metrics_put(buf, len, &off,
-	            "# HELP anchor_relay_queue_messages Messages in the relay's spool.\n"
-	            "# TYPE anchor_relay_queue_messages gauge\n");
+	metrics_put(&o, "# HELP anchor_relay_queue_messages Messages in the relay's spool.\n"
+	                "# TYPE anchor_relay_queue_messages gauge\n");
 	for (i = 0; i < 2; i++) {
 		struct err e = {0};
 		char **ids = NULL;
@@ -655,10 +637,9 @@ static size_t control_metrics(char *buf, size_t len, void *app)
 		if (qs[i] == NULL || queue_ids(qs[i], &ids, &count, &e) < 0)
 			continue;
 		queue_ids_free(ids, count);
-		metrics_put(buf, len, &off, "anchor_relay_queue_messages{queue=\"%s\"} %zu\n",
-		            names[i], count);
+		metrics_put(&o, "anchor_relay_queue_messages{queue=\"%s\"} %zu\n", names[i], count);
 	}
-	return off < len ? off : len;
+	return o.off;
 }
 
 struct relay_control *relay_control_start(const struct relay_settings *s, struct relay_lists *l,

@@ -12,6 +12,7 @@
 
 #include "core/daemon.h"
 #include "handlers.h"
+#include "http/http_settings.h"
 #include "core/log.h"
 
 #define REPORTER_BUCKETS 100000
@@ -57,28 +58,14 @@ static int start_discovery(struct rep *rep, struct err *e)
 
 static struct http_server *start_http(struct rep *rep, struct err *e)
 {
-	const struct rep_settings *s = &rep->cfg;
-	struct http_config hc = {
-	    .listen_addr = s->listen_address,
-	    .port = (int)s->listen_port,
-	    .tls_cert_file = s->tls_cert_file,
-	    .tls_key_file = s->tls_key_file,
-	    .allow_plain_http = s->allow_plain_http,
-	    .max_body = (size_t)s->max_body,
-	    .threads = (int)s->http_threads,
-	    .max_connections = (int)s->max_connections,
-	    .max_connections_per_ip = (int)s->max_connections_per_ip,
-	    .conn_timeout = (int)s->conn_timeout,
-	    .request_timeout = (int)s->request_timeout,
-	    .tls_ticket_rotation = (long)s->tls_ticket_rotation,
-	    .rate_per_sec = (double)s->rate_limit,
-	    .rate_burst = (double)s->rate_burst,
-	    .dispatch = rep_dispatch,
-	    .metrics = rep_metrics,
-	    .health = rep_health,
-	    .app = rep,
-	};
+	struct http_config hc;
 
+	if (http_config_from_settings(&hc, rep_settings_table, &rep->cfg, e) < 0)
+		return NULL;
+	hc.dispatch = rep_dispatch;
+	hc.metrics = rep_metrics;
+	hc.health = rep_health;
+	hc.app = rep;
 	return http_server_start(&hc, e);
 }
 

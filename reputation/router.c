@@ -5,6 +5,7 @@
 #include "dnszone.h"
 #include "handlers.h"
 #include "core/log.h"
+#include "http/metrics.h"
 
 enum route_id {
 	R_NONE = 0,
@@ -154,29 +155,29 @@ void rep_dispatch(const struct http_request *h, struct http_response *resp, void
 }
 
 /* Each cache's bytes, budget and entries, labelled by cache. */
-static int cache_metrics(struct rep *rep, char *buf, size_t len)
+static void cache_metrics(struct rep *rep, struct metrics_out *o)
 {
 	size_t ab, amax, an, db, dmax, dn;
 
 	rep_cache_stats(rep->cache, &ab, &amax, &an);
 	rep_dnszone_cache_stats(rep->zone, &db, &dmax, &dn);
-	return snprintf(buf, len,
-	                "# HELP anchor_rep_cache_bytes Bytes held by a cache (entries, keys and "
-	                "values, as charged).\n"
-	                "# TYPE anchor_rep_cache_bytes gauge\n"
-	                "anchor_rep_cache_bytes{cache=\"answers\"} %zu\n"
-	                "anchor_rep_cache_bytes{cache=\"dns\"} %zu\n"
-	                "# HELP anchor_rep_cache_max_bytes The byte budget of a cache "
-	                "(answer_cache_bytes, dns_cache_bytes).\n"
-	                "# TYPE anchor_rep_cache_max_bytes gauge\n"
-	                "anchor_rep_cache_max_bytes{cache=\"answers\"} %zu\n"
-	                "anchor_rep_cache_max_bytes{cache=\"dns\"} %zu\n"
-	                "# HELP anchor_rep_cache_entries Entries held by a cache.\n"
-	                "# TYPE anchor_rep_cache_entries gauge\n"
-	                "anchor_rep_cache_entries{cache=\"answers\"} %zu\n"
-	                "anchor_rep_cache_entries{cache=\"dns\"} %zu\n"
-	                "anchor_rep_cache_entries{cache=\"key_status\"} %zu\n",
-	                ab, db, amax, dmax, an, dn, certauth_cache_size(rep->auth));
+	metrics_put(o,
+	            "# HELP anchor_rep_cache_bytes Bytes held by a cache (entries, keys and "
+	            "values, as charged).\n"
+	            "# TYPE anchor_rep_cache_bytes gauge\n"
+	            "anchor_rep_cache_bytes{cache=\"answers\"} %zu\n"
+	            "anchor_rep_cache_bytes{cache=\"dns\"} %zu\n"
+	            "# HELP anchor_rep_cache_max_bytes The byte budget of a cache "
+	            "(answer_cache_bytes, dns_cache_bytes).\n"
+	            "# TYPE anchor_rep_cache_max_bytes gauge\n"
+	            "anchor_rep_cache_max_bytes{cache=\"answers\"} %zu\n"
+	            "anchor_rep_cache_max_bytes{cache=\"dns\"} %zu\n"
+	            "# HELP anchor_rep_cache_entries Entries held by a cache.\n"
+	            "# TYPE anchor_rep_cache_entries gauge\n"
+	            "anchor_rep_cache_entries{cache=\"answers\"} %zu\n"
+	            "anchor_rep_cache_entries{cache=\"dns\"} %zu\n"
+	            "anchor_rep_cache_entries{cache=\"key_status\"} %zu\n",
+	            ab, db, amax, dmax, an, dn, certauth_cache_size(rep->auth));
 }
 
 /* For the "database down" alert (docs/monitoring.md): a ping now. */
@@ -190,38 +191,34 @@ static int database_up(struct rep *rep)
 size_t rep_metrics(char *buf, size_t len, void *app)
 {
 	struct rep *rep = app;
-	int m, n = snprintf(buf, len,
-	                    "# HELP anchor_rep_reports_total Reports received, by outcome.\n"
-	                    "# TYPE anchor_rep_reports_total counter\n"
-	                    "anchor_rep_reports_total{outcome=\"accepted\"} %llu\n"
-	                    "anchor_rep_reports_total{outcome=\"duplicate\"} %llu\n"
-	                    "anchor_rep_reports_total{outcome=\"refused\"} %llu\n"
-	                    "# HELP anchor_rep_queries_total Reputation queries answered.\n"
-	                    "# TYPE anchor_rep_queries_total counter\n"
-	                    "anchor_rep_queries_total %llu\n"
-	                    "# HELP anchor_database_up Whether the database answered a ping just "
-	                    "now.\n"
-	                    "# TYPE anchor_database_up gauge\n"
-	                    "anchor_database_up %d\n"
-	                    "# HELP anchor_db_replica_fallbacks_total Reads the replica had not "
-	                    "caught up for in db_read_wait_ms (or could not serve), answered by "
-	                    "the primary.\n"
-	                    "# TYPE anchor_db_replica_fallbacks_total counter\n"
-	                    "anchor_db_replica_fallbacks_total %llu\n",
-	                    (unsigned long long)atomic_load(&rep->reports_accepted),
-	                    (unsigned long long)atomic_load(&rep->reports_duplicate),
-	                    (unsigned long long)atomic_load(&rep->reports_refused),
-	                    (unsigned long long)atomic_load(&rep->queries), database_up(rep),
-	                    db_rw_fallbacks(rep->rw));
+	struct metrics_out o;
 
-	if (n < 0)
-		return 0;
-	if ((size_t)n >= len)
-		return len - 1;
-	m = cache_metrics(rep, buf + n, len - (size_t)n);
-	if (m < 0)
-		return (size_t)n;
-	return (size_t)n + (size_t)m >= len ? len - 1 : (size_t)n + (size_t)m;
+	metrics_out_init(&o, buf, len);
+	metrics_put(&o,
+	            "# HELP anchor_rep_reports_total Reports received, by outcome.\n"
+	            "# TYPE anchor_rep_reports_total counter\n"
+	            "anchor_rep_reports_total{outcome=\"accepted\"} %llu\n"
+	            "anchor_rep_reports_total{outcome=\"duplicate\"} %llu\n"
+	            "anchor_rep_reports_total{outcome=\"refused\"} %llu\n"
+	            "# HELP anchor_rep_queries_total Reputation queries answered.\n"
+	            "# TYPE anchor_rep_queries_total counter\n"
+	            "anchor_rep_queries_total %llu\n"
+	            "# HELP anchor_database_up Whether the database answered a ping just "
+	            "now.\n"
+	            "# TYPE anchor_database_up gauge\n"
+	            "anchor_database_up %d\n"
+	            "# HELP anchor_db_replica_fallbacks_total Reads the replica had not "
+	            "caught up for in db_read_wait_ms (or could not serve), answered by "
+	            "the primary.\n"
+	            "# TYPE anchor_db_replica_fallbacks_total counter\n"
+	            "anchor_db_replica_fallbacks_total %llu\n",
+	            (unsigned long long)atomic_load(&rep->reports_accepted),
+	            (unsigned long long)atomic_load(&rep->reports_duplicate),
+	            (unsigned long long)atomic_load(&rep->reports_refused),
+	            (unsigned long long)atomic_load(&rep->queries), database_up(rep),
+	            db_rw_fallbacks(rep->rw));
+	cache_metrics(rep, &o);
+	return o.off;
 }
 
 int rep_health(void *app, struct err *e)

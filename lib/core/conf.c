@@ -456,6 +456,54 @@ void conf_dump(const struct conf_param *table, const void *settings, FILE *out)
 	}
 }
 
+/* The parameter name of one of the kinds asked (a bit per enum conf_type), or NULL. */
+static const struct conf_param *conf_typed(const struct conf_param *table, const char *name,
+                                           unsigned kinds, struct err *e)
+{
+	const struct conf_param *p = conf_find(table, name);
+
+	if (p == NULL || (kinds & (1u << p->type)) == 0) {
+		err_set(e, ERR_INTERNAL, "internal", "no %s setting of the kind its user reads",
+		        name);
+		return NULL;
+	}
+	return p;
+}
+
+int conf_get_str(const struct conf_param *table, const void *settings, const char *name,
+                 const char **out, struct err *e)
+{
+	const struct conf_param *p = conf_typed(table, name, 1u << CONF_STR, e);
+
+	if (p == NULL)
+		return -1;
+	memcpy(out, conf_cfield(p, settings), sizeof(*out));
+	return 0;
+}
+
+int conf_get_bool(const struct conf_param *table, const void *settings, const char *name, int *out,
+                  struct err *e)
+{
+	const struct conf_param *p = conf_typed(table, name, 1u << CONF_BOOL, e);
+
+	if (p == NULL)
+		return -1;
+	memcpy(out, conf_cfield(p, settings), sizeof(*out));
+	return 0;
+}
+
+int conf_get_num(const struct conf_param *table, const void *settings, const char *name,
+                 long long *out, struct err *e)
+{
+	const struct conf_param *p =
+	    conf_typed(table, name, 1u << CONF_INT | 1u << CONF_DURATION | 1u << CONF_SIZE, e);
+
+	if (p == NULL)
+		return -1;
+	memcpy(out, conf_cfield(p, settings), sizeof(*out));
+	return 0;
+}
+
 void conf_free(const struct conf_param *table, void *settings)
 {
 	if (table == NULL || settings == NULL)

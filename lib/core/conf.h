@@ -57,6 +57,17 @@ int conf_set(const struct conf_param *table, void *settings, const char *name, c
 /* Print "name = value" for every parameter, in table order. */
 void conf_dump(const struct conf_param *table, const void *settings, FILE *out);
 
+/* The value of the parameter name in settings, for code that programs share and whose
+ * tables name it alike (lib/http's server settings): 0, or -1 with ERR_INTERNAL when
+ * the table has no parameter of that name and kind (a string; a boolean; a number, which
+ * is an INT, a DURATION or a SIZE). */
+int conf_get_str(const struct conf_param *table, const void *settings, const char *name,
+                 const char **out, struct err *e);
+int conf_get_bool(const struct conf_param *table, const void *settings, const char *name, int *out,
+                  struct err *e);
+int conf_get_num(const struct conf_param *table, const void *settings, const char *name,
+                 long long *out, struct err *e);
+
 /* Free the strings a settings struct owns.  Accepts NULL. */
 void conf_free(const struct conf_param *table, void *settings);
 

@@ -1,6 +1,7 @@
 /*
- * https_client.c - the HTTPS GET and POST of every client of a key server or another
- * service (discovery, anchor-dns, anchorctl, the relay, federation), over libcurl.
+ * https_client.c - the HTTPS requests of every client of a key server or another
+ * service (discovery, anchor-dns, anchorctl, the relay, federation, the key server's
+ * webhooks), over libcurl.
  *
  * The TLS peer is verified against the system store or the configured CA
  * file, host name included; nothing turns that off.  Authenticity of what is
@@ -9,10 +10,12 @@
  */
 #include "http/https_client.h"
 
+#include <ctype.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -39,7 +42,9 @@ int https_init(struct err *e)
 struct sink {
 	char *buf;
 	size_t len;
+	size_t max;
 	int too_big;
+	char *request_id; /* the reply's, filled from the header */
 };
 
 static size_t sink_write(char *data, size_t size, size_t n, void *arg)
@@ -48,7 +53,7 @@ static size_t sink_write(char *data, size_t size, size_t n, void *arg)
 	size_t add = size * n;
 	char *nb;
 
-	if (s->len + add > RESPONSE_MAX) {
+	if (s->len + add > s->max) {
 		s->too_big = 1;
 		return 0;
 	}
@@ -62,7 +67,32 @@ static size_t sink_write(char *data, size_t size, size_t n, void *arg)
 	return add;
 }
 
-static void error_from_curl(CURLcode rc, const char *url, const char *detail, int too_big,
+/* The X-Request-Id of the answer, for the caller to quote in a report. */
+static size_t sink_header(char *data, size_t size, size_t n, void *arg)
+{
+	static const char name[] = "x-request-id:";
+	struct sink *s = arg;
+	size_t len = size * n, vlen;
+	const char *v;
+
+	if (len <= sizeof(name) - 1 || strncasecmp(data, name, sizeof(name) - 1) != 0)
+		return len;
+	v = data + sizeof(name) - 1;
+	vlen = len - (sizeof(name) - 1);
+	while (vlen > 0 && isspace((unsigned char)*v))
+		v++, vlen--;
+	while (vlen > 0 && isspace((unsigned char)v[vlen - 1]))
+		vlen--;
+	snprintf(s->request_id, sizeof(((struct https_reply *)0)->request_id), "%.*s", (int)vlen,
+	         v);
+	/* It comes from the network: keep terminal control bytes out. */
+	for (char *p = s->request_id; *p != '\0'; p++)
+		if ((unsigned char)*p < ' ' || *p == 0x7f)
+			*p = '?';
+	return len;
+}
+
+static void error_from_curl(CURLcode rc, const char *url, const char *detail, const struct sink *s,
                             struct err *e)
 {
 	const char *what = detail[0] ? detail : curl_easy_strerror(rc);
@@ -80,12 +110,13 @@ static void error_from_curl(CURLcode rc, const char *url, const char *detail, in
 	case CURLE_PEER_FAILED_VERIFICATION:
 	case CURLE_SSL_CONNECT_ERROR:
 	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CERTPROBLEM:
 		err_set(e, ERR_TEMP, "fetch_tls", "%s: TLS failed: %s", url, what);
 		break;
 	default:
-		if (too_big)
-			err_set(e, ERR_UNPROC, "fetch_too_big", "%s: the answer exceeds %ld bytes",
-			        url, RESPONSE_MAX);
+		if (s->too_big)
+			err_set(e, ERR_UNPROC, "fetch_too_big", "%s: the answer exceeds %zu bytes",
+			        url, s->max);
 		else
 			err_set(e, ERR_TEMP, "fetch_failed", "%s: %s", url, what);
 	}
@@ -141,15 +172,16 @@ void https_easy_setup(void *easy, const struct https_opts *o)
 		curl_easy_setopt(c, CURLOPT_CERTINFO, 1L);
 }
 
-/* A body to POST (NULL for a GET). */
-struct post {
-	const char *content_type;
-	const char *body;
+/* What is sent: the method, and a body or none. */
+struct send {
+	const char *method;       /* NULL: GET, or POST with a body */
+	const char *content_type; /* with body */
+	const char *body;         /* NULL: none */
 	size_t len;
 };
 
-/* The request's header lines (freed by the caller); NULL when out of memory. */
-static struct curl_slist *request_headers(const struct https_opts *o, const struct post *p)
+/* The request's header lines (freed by free_headers); NULL when out of memory. */
+static struct curl_slist *request_headers(const struct https_opts *o, const struct send *p)
 {
 	struct curl_slist *hdrs = NULL, *next;
 	char line[512];
@@ -163,14 +195,14 @@ static struct curl_slist *request_headers(const struct https_opts *o, const stru
 			ok = 0;                                                                    \
 	} while (0)
 	ADD("Accept: application/json");
-	if (p != NULL) {
+	if (p->body != NULL) {
 		snprintf(line, sizeof(line), "Content-Type: %s", p->content_type);
 		ADD(line);
 	}
 	if (o->token != NULL) {
 		snprintf(line, sizeof(line), "Authorization: Bearer %s", o->token);
 		ADD(line);
-		memset(line, 0, sizeof(line));
+		explicit_bzero(line, sizeof(line));
 	}
 	for (size_t i = 0; o->headers != NULL && o->headers[i] != NULL; i++)
 		ADD(o->headers[i]);
@@ -182,12 +214,67 @@ static struct curl_slist *request_headers(const struct https_opts *o, const stru
 	return hdrs;
 }
 
-static int do_request(const char *url, const char *host, uint16_t port, const struct https_opts *o,
-                      const struct post *p, struct https_reply *out, struct err *e)
+/* The list holds a copy of the bearer token: wiped before it is freed. */
+static void free_headers(struct curl_slist *hdrs)
 {
-	char errbuf[CURL_ERROR_SIZE] = "", resolve[HOST_MAX + 64];
+	for (struct curl_slist *p = hdrs; p != NULL; p = p->next)
+		explicit_bzero(p->data, strlen(p->data));
+	curl_slist_free_all(hdrs);
+}
+
+/* The method and body onto c.  A method other than GET without a body sends none. */
+static void set_body(CURL *c, const struct send *p)
+{
+	if (p->method != NULL)
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, p->method);
+	if (p->body != NULL) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, p->body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)p->len);
+	} else if (p->method != NULL && strcmp(p->method, "GET") != 0) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, 0L);
+	}
+}
+
+/* The --resolve entry for the request: the caller's, or the host's at resolve_ip. */
+static struct curl_slist *resolve_list(const char *host, uint16_t port, const struct https_opts *o)
+{
+	char entry[HOST_MAX + 64];
+
+	if (o->resolve != NULL)
+		return curl_slist_append(NULL, o->resolve);
+	if (o->resolve_ip == NULL || host == NULL)
+		return NULL;
+	snprintf(entry, sizeof(entry), "%s:%u:%s%s%s", host, port,
+	         strchr(o->resolve_ip, ':') ? "[" : "", o->resolve_ip,
+	         strchr(o->resolve_ip, ':') ? "]" : "");
+	return curl_slist_append(NULL, entry);
+}
+
+/* The answer into out, or the error of a non-2xx one (unless any_status). */
+static int take_answer(CURL *c, const char *url, const struct https_opts *o, struct sink *s,
+                       struct https_reply *out, struct err *e)
+{
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
+	if ((out->status < 200 || out->status > 299) && !o->any_status) {
+		error_from_status(out->status, url, s, e);
+		return -1;
+	}
+	if (o->want_peer_cert)
+		out->peer_cert_pem = peer_cert(c);
+	out->body = s->buf ? s->buf : strdup("");
+	out->len = s->len;
+	s->buf = NULL;
+	return 0;
+}
+
+static int do_request(const char *url, const char *host, uint16_t port, const struct https_opts *o,
+                      const struct send *p, struct https_reply *out, struct err *e)
+{
+	const char *shown = o->hide_url ? "the request" : url;
+	char errbuf[CURL_ERROR_SIZE] = "";
 	struct curl_slist *res_list = NULL, *hdrs = NULL;
-	struct sink s = {0};
+	struct sink s = {.max = o->max_response > 0 ? (size_t)o->max_response : RESPONSE_MAX,
+	                 .request_id = out->request_id};
 	CURL *c = NULL;
 	CURLcode rc;
 	int ret = -1;
@@ -203,41 +290,26 @@ static int do_request(const char *url, const char *host, uint16_t port, const st
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink_write);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
-	if (o->resolve_ip != NULL && host != NULL) {
-		snprintf(resolve, sizeof(resolve), "%s:%u:%s%s%s", host, port,
-		         strchr(o->resolve_ip, ':') ? "[" : "", o->resolve_ip,
-		         strchr(o->resolve_ip, ':') ? "]" : "");
-		res_list = curl_slist_append(NULL, resolve);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, sink_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, &s);
+	if ((res_list = resolve_list(host, port, o)) != NULL)
 		curl_easy_setopt(c, CURLOPT_RESOLVE, res_list);
-	}
 	if ((hdrs = request_headers(o, p)) == NULL) {
 		err_set(e, ERR_INTERNAL, "internal", "out of memory");
 		goto out;
 	}
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-	if (p != NULL) {
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, p->body);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)p->len);
-	}
+	set_body(c, p);
 	rc = curl_easy_perform(c);
-	if (rc != CURLE_OK) {
-		error_from_curl(rc, url, errbuf, s.too_big, e);
-		goto out;
-	}
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
-	if ((out->status < 200 || out->status > 299) && !o->any_status) {
-		error_from_status(out->status, url, &s, e);
-		goto out;
-	}
-	if (o->want_peer_cert)
-		out->peer_cert_pem = peer_cert(c);
-	out->body = s.buf ? s.buf : strdup("");
-	out->len = s.len;
-	s.buf = NULL;
-	ret = 0;
+	if (rc != CURLE_OK)
+		error_from_curl(rc, shown, errbuf, &s, e);
+	else
+		ret = take_answer(c, shown, o, &s, out, e);
 out:
+	if (s.buf != NULL)
+		explicit_bzero(s.buf, s.len);
 	free(s.buf);
-	curl_slist_free_all(hdrs);
+	free_headers(hdrs);
 	curl_slist_free_all(res_list);
 	curl_easy_cleanup(c);
 	return ret;
@@ -255,7 +327,7 @@ static int get_host(const char *scheme, const char *host, uint16_t port, const c
 	if (snprintf(url, sizeof(url), "%s://%s%s%s:%u%s", scheme, v6 ? "[" : "", host,
 	             v6 ? "]" : "", port, path) >= (int)sizeof(url))
 		return err_set(e, ERR_INPUT, "bad_request", "URL too long");
-	return do_request(url, host, port, o, NULL, out, e);
+	return do_request(url, host, port, o, &(struct send){0}, out, e);
 }
 
 int https_get(const char *host, uint16_t port, const char *path, const struct https_opts *o,
@@ -294,14 +366,14 @@ int https_get_url(const char *base_url, const char *path, const struct https_opt
 
 	if (url_join(base_url, path, url, sizeof(url), e) < 0)
 		return -1;
-	return do_request(url, NULL, 0, o, NULL, out, e);
+	return do_request(url, NULL, 0, o, &(struct send){0}, out, e);
 }
 
 int https_post_url(const char *base_url, const char *path, const struct https_opts *o,
                    const char *content_type, const char *body, size_t len, struct https_reply *out,
                    struct err *e)
 {
-	struct post p = {content_type != NULL ? content_type : "application/json", body, len};
+	struct send p = {NULL, content_type != NULL ? content_type : "application/json", body, len};
 	char url[1024];
 
 	memset(out, 0, sizeof(*out));
@@ -312,10 +384,25 @@ int https_post_url(const char *base_url, const char *path, const struct https_op
 	return do_request(url, NULL, 0, o, &p, out, e);
 }
 
+int https_request(const char *method, const char *url, const struct https_opts *o,
+                  const char *content_type, const char *body, size_t len, struct https_reply *out,
+                  struct err *e)
+{
+	struct send p = {method, content_type != NULL ? content_type : "application/json", body,
+	                 len};
+
+	memset(out, 0, sizeof(*out));
+	if (method == NULL || url == NULL)
+		return err_set(e, ERR_INPUT, "bad_request", "no method or URL to request");
+	return do_request(url, NULL, 0, o, &p, out, e);
+}
+
 void https_reply_clear(struct https_reply *r)
 {
 	if (r == NULL)
 		return;
+	if (r->body != NULL)
+		explicit_bzero(r->body, r->len);
 	free(r->body);
 	free(r->peer_cert_pem);
 	memset(r, 0, sizeof(*r));

@@ -1,7 +1,7 @@
 /*
  * https_client.h - the one HTTPS client of every program that asks a key server
- * or another service (libcurl): GET of a path at host:port or at a base URL, and POST
- * of a body to a base URL.
+ * or another service (libcurl): GET of a path at host:port or at a base URL, POST
+ * of a body to a base URL, and any method (PUT, DELETE, ...) to a whole URL.
  *
  * The TLS peer is always verified (the system store or the configured CA file,
  * host name included); nothing turns that off.  Replies are owned by the caller
@@ -27,6 +27,10 @@ struct https_opts {
 	const char *const *headers; /* more "Name: value" lines, NULL-terminated, or NULL */
 	int any_status; /* a non-2xx answer is returned (0, status and body) for the caller
 	                 * to judge, instead of the fetch_status error */
+	const char
+	    *resolve;      /* "HOST:PORT:ADDR" as curl --resolve (checked by the caller), or NULL */
+	long max_response; /* the largest answer taken, in octets (0: 4 MiB) */
+	int hide_url;      /* errors say "the request", not the URL (it may carry a secret) */
 };
 
 struct https_reply {
@@ -34,6 +38,7 @@ struct https_reply {
 	char *body; /* NUL-terminated */
 	size_t len;
 	char *peer_cert_pem; /* leaf certificate of the TLS peer, when asked */
+	char request_id[64]; /* the answer's X-Request-Id (control bytes as '?'), or "" */
 };
 
 /* curl_global_init once per process (thread-safe). */
@@ -54,6 +59,13 @@ int https_get_url(const char *base_url, const char *path, const struct https_opt
 int https_post_url(const char *base_url, const char *path, const struct https_opts *o,
                    const char *content_type, const char *body, size_t len, struct https_reply *out,
                    struct err *e);
+/* method ("GET", "POST", "PUT", "DELETE", ...) to a whole URL (https://, or http:// with
+ * allow_http), with body (len octets of content_type, "application/json" when NULL) or
+ * none (body NULL).  The answer and errors as https_get's. */
+int https_request(const char *method, const char *url, const struct https_opts *o,
+                  const char *content_type, const char *body, size_t len, struct https_reply *out,
+                  struct err *e);
+/* Releases and wipes (answers can carry tokens) the reply's members; accepts NULL. */
 void https_reply_clear(struct https_reply *r);
 
 /*

@@ -108,16 +108,17 @@ void metrics_rate_limited(struct metrics *m)
 		atomic_fetch_add_explicit(&m->rate_limited, 1, memory_order_relaxed);
 }
 
-struct metrics_out {
-	char *buf;
-	size_t len, off;
-};
+void metrics_out_init(struct metrics_out *o, char *buf, size_t len)
+{
+	o->buf = buf;
+	o->len = len;
+	o->off = 0;
+	if (len > 0)
+		buf[0] = '\0';
+}
 
-static void metrics_line(struct metrics_out *o, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-/* Append one line, or nothing when it does not fit whole. */
-static void metrics_line(struct metrics_out *o, const char *fmt, ...)
+/* Append, or nothing when it does not fit whole. */
+void metrics_put(struct metrics_out *o, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -158,57 +159,55 @@ static void metrics_render_requests(struct metrics *m, struct metrics_out *o)
 	unsigned long long overflow = atomic_load_explicit(&m->overflow, memory_order_relaxed);
 	char label[128];
 
-	metrics_line(o, "# HELP anchor_http_requests_total HTTP requests by route and status.\n"
-	                "# TYPE anchor_http_requests_total counter\n");
+	metrics_put(o, "# HELP anchor_http_requests_total HTTP requests by route and status.\n"
+	               "# TYPE anchor_http_requests_total counter\n");
 	for (size_t i = 0; i < n; i++) {
 		metrics_label(label, sizeof(label), m->slot[i].route);
-		metrics_line(o, "anchor_http_requests_total{route=\"%s\",code=\"%d\"} %llu\n",
-		             label, m->slot[i].status,
-		             atomic_load_explicit(&m->slot[i].count, memory_order_relaxed));
+		metrics_put(o, "anchor_http_requests_total{route=\"%s\",code=\"%d\"} %llu\n", label,
+		            m->slot[i].status,
+		            atomic_load_explicit(&m->slot[i].count, memory_order_relaxed));
 	}
 	if (overflow > 0)
-		metrics_line(o, "anchor_http_requests_total{route=\"other\",code=\"other\"} %llu\n",
-		             overflow);
+		metrics_put(o, "anchor_http_requests_total{route=\"other\",code=\"other\"} %llu\n",
+		            overflow);
 }
 
 static void metrics_render_latency(struct metrics *m, struct metrics_out *o)
 {
 	unsigned long long cum = 0;
 
-	metrics_line(o, "# HELP anchor_http_request_duration_seconds Time to produce a response.\n"
-	                "# TYPE anchor_http_request_duration_seconds histogram\n");
+	metrics_put(o, "# HELP anchor_http_request_duration_seconds Time to produce a response.\n"
+	               "# TYPE anchor_http_request_duration_seconds histogram\n");
 	for (size_t b = 0; b <= METRICS_NBOUNDS; b++) {
 		cum += atomic_load_explicit(&m->hist[b], memory_order_relaxed);
 		if (b < METRICS_NBOUNDS)
-			metrics_line(
-			    o, "anchor_http_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
-			    metrics_bounds[b], cum);
+			metrics_put(o,
+			            "anchor_http_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
+			            metrics_bounds[b], cum);
 		else
-			metrics_line(
+			metrics_put(
 			    o, "anchor_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
 			    cum);
 	}
-	metrics_line(o, "anchor_http_request_duration_seconds_sum %.6f\n",
-	             (double)atomic_load_explicit(&m->sum_ns, memory_order_relaxed) / 1e9);
+	metrics_put(o, "anchor_http_request_duration_seconds_sum %.6f\n",
+	            (double)atomic_load_explicit(&m->sum_ns, memory_order_relaxed) / 1e9);
 	/* the count is the +Inf bucket, so the two always agree in one scrape */
-	metrics_line(o, "anchor_http_request_duration_seconds_count %llu\n", cum);
+	metrics_put(o, "anchor_http_request_duration_seconds_count %llu\n", cum);
 }
 
 size_t metrics_render(struct metrics *m, char *buf, size_t len)
 {
-	struct metrics_out o = {buf, len, 0};
+	struct metrics_out o;
 
-	if (len == 0)
-		return 0;
-	buf[0] = '\0';
+	metrics_out_init(&o, buf, len);
 	if (m == NULL)
 		return 0;
 	metrics_render_requests(m, &o);
 	metrics_render_latency(m, &o);
-	metrics_line(&o,
-	             "# HELP anchor_http_rate_limited_total Requests refused by the rate limit.\n"
-	             "# TYPE anchor_http_rate_limited_total counter\n"
-	             "anchor_http_rate_limited_total %llu\n",
-	             atomic_load_explicit(&m->rate_limited, memory_order_relaxed));
+	metrics_put(&o,
+	            "# HELP anchor_http_rate_limited_total Requests refused by the rate limit.\n"
+	            "# TYPE anchor_http_rate_limited_total counter\n"
+	            "anchor_http_rate_limited_total %llu\n",
+	            atomic_load_explicit(&m->rate_limited, memory_order_relaxed));
 	return o.off;
 }

@@ -27,4 +27,17 @@ void metrics_rate_limited(struct metrics *m);
  */
 size_t metrics_render(struct metrics *m, char *buf, size_t len);
 
+/*
+ * The one appender of /metrics text, for the HTTP layer's lines and each daemon's own
+ * (its http_metrics_fn): printf into buf at off, each append whole or not at all, so a
+ * scrape never sees a line cut short.  off is the length written; buf stays
+ * NUL-terminated.
+ */
+struct metrics_out {
+	char *buf;
+	size_t len, off;
+};
+void metrics_out_init(struct metrics_out *o, char *buf, size_t len);
+void metrics_put(struct metrics_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 #endif

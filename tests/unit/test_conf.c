@@ -174,6 +174,35 @@ static void test_set_overrides(void **state)
 	conf_free(table, NULL);
 }
 
+/* Shared code reads a setting by name and kind (conf_get_*); a missing name or another
+ * kind is an error, not a read of the wrong field. */
+static void test_get_by_name(void **state)
+{
+	struct settings s;
+	const char *str = NULL;
+	long long n = 0;
+	int b = -1;
+	struct err e;
+
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(conf_defaults(table, &s, &e), 0);
+	assert_int_equal(conf_get_str(table, &s, "name", &str, &e), 0);
+	assert_string_equal(str, "anchor");
+	assert_int_equal(conf_get_bool(table, &s, "flag", &b, &e), 0);
+	assert_int_equal(b, 0);
+	assert_int_equal(conf_get_num(table, &s, "count", &n, &e), 0);
+	assert_int_equal(n, 10);
+	assert_int_equal(conf_get_num(table, &s, "timeout", &n, &e), 0);
+	assert_int_equal(n, 300);
+	assert_int_equal(conf_get_num(table, &s, "size", &n, &e), 0);
+	assert_int_equal(n, 65536);
+	assert_int_equal(conf_get_num(table, &s, "name", &n, &e), -1);
+	assert_int_equal(e.kind, ERR_INTERNAL);
+	assert_int_equal(conf_get_str(table, &s, "count", &str, &e), -1);
+	assert_int_equal(conf_get_bool(table, &s, "nope", &b, &e), -1);
+	conf_free(table, &s);
+}
+
 static void test_dump(void **state)
 {
 	struct settings s;
@@ -266,7 +295,7 @@ int main(void)
 	    cmocka_unit_test(test_cases),         cmocka_unit_test(test_nul_byte),
 	    cmocka_unit_test(test_set_overrides), cmocka_unit_test(test_dump),
 	    cmocka_unit_test(test_load_file),     cmocka_unit_test(test_bad_default),
-	    cmocka_unit_test(test_unbounded),
+	    cmocka_unit_test(test_unbounded),     cmocka_unit_test(test_get_by_name),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "http/http_settings.h"
 #include "settings.h"
 
 #define HASH "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
@@ -55,6 +56,36 @@ static void test_defaults(void **state)
 	/* One of the two is not enough. */
 	assert_int_equal(load("tls_cert_file = c.pem\n", &s, &e), -1);
 	assert_string_equal(e.code, "bad_config");
+	conf_free(ks_settings_table, &s);
+}
+
+/* The server's settings reach the HTTP layer by their shared names (lib/http/http_settings). */
+static void test_http_config(void **state)
+{
+	struct http_config hc;
+	struct ks_settings s;
+	struct err e;
+
+	assert_int_equal(load("tls_cert_file = c.pem\ntls_key_file = k.pem\nlisten_port = 9443\n"
+	                      "http_threads = 3\nrate_limit = 0\nrequest_timeout = 5s\n",
+	                      &s, &e),
+	                 0);
+	assert_int_equal(http_config_from_settings(&hc, ks_settings_table, &s, &e), 0);
+	assert_string_equal(hc.listen_addr, "127.0.0.1");
+	assert_int_equal(hc.port, 9443);
+	assert_string_equal(hc.tls_cert_file, "c.pem");
+	assert_string_equal(hc.tls_key_file, "k.pem");
+	assert_int_equal(hc.allow_plain_http, 0);
+	assert_int_equal(hc.max_body, 64 * 1024);
+	assert_int_equal(hc.threads, 3);
+	assert_int_equal(hc.max_connections, s.max_connections);
+	assert_int_equal(hc.max_connections_per_ip, s.max_connections_per_ip);
+	assert_int_equal(hc.conn_timeout, 30);
+	assert_int_equal(hc.request_timeout, 5);
+	assert_int_equal(hc.tls_ticket_rotation, 3600);
+	assert_true(hc.rate_per_sec == 0.0);
+	assert_true(hc.rate_burst == (double)s.rate_burst);
+	assert_null(hc.dispatch);
 	conf_free(ks_settings_table, &s);
 }
 
@@ -179,7 +210,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_defaults),           cmocka_unit_test(test_operator_token_hash),
 	    cmocka_unit_test(test_log_level),          cmocka_unit_test(test_bounds),
-	    cmocka_unit_test(test_renew_max_lifetime),
+	    cmocka_unit_test(test_renew_max_lifetime), cmocka_unit_test(test_http_config),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
