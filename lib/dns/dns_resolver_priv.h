@@ -26,7 +26,7 @@
 
 struct keycache_entry {
 	ldns_rdf *zone;
-	ldns_rr_list *keys; /* validated DNSKEY RRset */
+	ldns_rr_list *keys; /* validated DNSKEY RRset; NULL: zone is a proven insecure delegation */
 	time_t expires;
 };
 
@@ -42,6 +42,38 @@ struct dns_resolver {
 	atomic_uint queries;
 	atomic_uint retries; /* attempts after the first (dns_send_query) */
 };
+
+/* The closest anchored zone at or above name, or NULL (dns_dnssec.c). */
+const ldns_rdf *dns_anchor_zone(const struct dns_resolver *r, const ldns_rdf *name);
+/* The DNSKEY RRset of zone, validated down the DS chain from its anchor (*keys: caller
+ * frees); -1 with why set when the chain does not verify (dns_dnssec.c). */
+int dns_trusted_keys(struct dns_resolver *r, const ldns_rdf *zone, int depth, ldns_rr_list **keys,
+                     char *why, size_t wsize);
+/* Verify set with sigs under the keys of their signer: 0 secure, -1 bogus (dns_dnssec.c). */
+int dns_verify_rrset(struct dns_resolver *r, ldns_rr_list *set, ldns_rr_list *sigs, int depth,
+                     char *why, size_t wsize);
+/* RRs of section with this owner and type (clones), and the RRSIGs covering them. */
+void dns_rrset_from(const ldns_rr_list *section, const ldns_rdf *owner, ldns_rr_type type,
+                    ldns_rr_list *set, ldns_rr_list *sigs);
+/* why = "<name>: " + the formatted text. */
+void dns_set_why(char *why, size_t size, const ldns_rdf *name, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* The key cache: 1 with *keys (a copy) for a validated zone, 2 for a zone proven to be an
+ * insecure delegation (*keys NULL), 0 when neither is known (dns_dnssec.c). */
+int dns_keycache_get(struct dns_resolver *r, const ldns_rdf *zone, ldns_rr_list **keys);
+/* Remember zone's validated keys, or (keys NULL) that zone is an insecure delegation. */
+void dns_keycache_put(struct dns_resolver *r, const ldns_rdf *zone, const ldns_rr_list *keys,
+                      uint32_t ttl);
+
+/*
+ * The walk down from name's trust anchor, one label at a time, asking each
+ * name's DS (dns_insecure.c): 1 when a signed proof shows an insecure
+ * delegation at or above name (no DS: an NSEC/NSEC3 record with NS and
+ * without DS, or an NSEC3 opt-out span covering it); why names it.  0 when
+ * no such proof exists: the chain is signed down to name (so unsigned or
+ * badly signed data there is bogus) or a step of the walk failed (why says).
+ */
+int dns_prove_insecure(struct dns_resolver *r, const ldns_rdf *name, char *why, size_t wsize);
 
 /* Validate every RRset of the answer section (dns_dnssec.c). */
 enum dns_sec dns_validate_answer(struct dns_resolver *r, const ldns_pkt *pkt, char *why,
