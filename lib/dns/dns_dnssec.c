@@ -1,11 +1,10 @@
 /*
- * dns_dnssec.c - DNSSEC validation of an answer from a configured trust
- * anchor, with a small cache of validated DNSKEY sets; see the validation
- * model at the top of dns_resolve.c and PROTOCOL.md section 8.3.
- *
- * dns_query() (dns_resolve.c) asks for the answer with CD set and calls
- * dns_validate_answer() or dns_validate_denial() on it: the resolver it asks
- * is not trusted to validate, only the keys that chain to the anchor are.
+ * dns_dnssec.c - the chain of trust from a configured trust anchor (the
+ * root's, or a zone's): DNSKEY sets validated down the DS records of each
+ * delegation, RRset signatures verified under them (ldns_verify_time), with a
+ * small cache of validated DNSKEY sets and of proven insecure delegations;
+ * see the validation model at the top of dns_resolve.c and PROTOCOL.md §8.3.
+ * The verdict on an answer (secure, insecure, bogus) is dns_verdict.c's.
  */
 #include "dns/dns.h"
 #include "dns/dns_resolver_priv.h"
@@ -222,8 +221,9 @@ fail:
 	return NULL;
 }
 
-int dns_trusted_keys(struct dns_resolver *r, const ldns_rdf *zone, int depth, ldns_rr_list **keys,
-                     char *why, size_t wsize)
+/* The DNSKEY RRset of zone from the network, validated from an anchor or a DS chain. */
+static int chain_keys(struct dns_resolver *r, const ldns_rdf *zone, int depth, ldns_rr_list **keys,
+                      char *why, size_t wsize)
 {
 	ldns_rr_list *set = ldns_rr_list_new(), *sigs = ldns_rr_list_new(), *refs = NULL,
 	             *entry = NULL;
@@ -233,15 +233,6 @@ int dns_trusted_keys(struct dns_resolver *r, const ldns_rdf *zone, int depth, ld
 	uint32_t ttl = KEYCACHE_TTL_MAX;
 	size_t i;
 
-	switch (dns_keycache_get(r, zone, keys)) {
-	case 1:
-		goto done_ok_nofree;
-	case 2:
-		dns_set_why(why, wsize, zone, "an insecure delegation: no DS at its parent");
-		goto fail;
-	default:
-		break;
-	}
 	if (depth > CHAIN_DEPTH_MAX) {
 		dns_set_why(why, wsize, zone, "chain of trust too long");
 		goto fail;
@@ -292,10 +283,6 @@ int dns_trusted_keys(struct dns_resolver *r, const ldns_rdf *zone, int depth, ld
 	ldns_rr_list_deep_free(sigs);
 	ldns_pkt_free(pkt);
 	return 0;
-done_ok_nofree:
-	ldns_rr_list_deep_free(set);
-	ldns_rr_list_deep_free(sigs);
-	return 0;
 fail:
 	ldns_rr_list_free(entry);
 	ldns_rr_list_deep_free(refs);
@@ -305,62 +292,16 @@ fail:
 	return -1;
 }
 
-/* One RRset of the answer: secure when it verifies from the anchor; when it does not,
- * insecure if a signed proof puts its owner below an insecure delegation, else bogus. */
-static enum dns_sec rrset_sec(struct dns_resolver *r, const ldns_rr_list *ans, const ldns_rr *rr,
-                              char *why, size_t wsize)
+int dns_trusted_keys(struct dns_resolver *r, const ldns_rdf *zone, int depth, ldns_rr_list **keys,
+                     char *why, size_t wsize)
 {
-	ldns_rr_list *set = ldns_rr_list_new(), *sigs = ldns_rr_list_new();
-	enum dns_sec sec = DNS_SEC_SECURE;
-	char bogus[200];
-
-	dns_rrset_from(ans, ldns_rr_owner(rr), ldns_rr_get_type(rr), set, sigs);
-	if (dns_verify_rrset(r, set, sigs, 0, bogus, sizeof(bogus)) < 0) {
-		sec = dns_prove_insecure(r, ldns_rr_owner(rr), why, wsize) == 1 ? DNS_SEC_INSECURE
-		                                                                : DNS_SEC_BOGUS;
-		if (sec == DNS_SEC_BOGUS)
-			snprintf(why, wsize, "%s", bogus);
+	switch (dns_keycache_get(r, zone, keys)) {
+	case 1:
+		return 0;
+	case 2:
+		dns_set_why(why, wsize, zone, "an insecure delegation: no DS at its parent");
+		return -1;
+	default:
+		return chain_keys(r, zone, depth, keys, why, wsize);
 	}
-	ldns_rr_list_deep_free(set);
-	ldns_rr_list_deep_free(sigs);
-	return sec;
-}
-
-/* Validate every RRset of the answer section. */
-enum dns_sec dns_validate_answer(struct dns_resolver *r, const ldns_pkt *pkt, char *why,
-                                 size_t wsize)
-{
-	ldns_rr_list *ans = ldns_pkt_answer(pkt);
-	enum dns_sec sec = DNS_SEC_SECURE;
-	size_t i, j;
-
-	for (i = 0; i < ldns_rr_list_rr_count(ans); i++) {
-		ldns_rr *rr = ldns_rr_list_rr(ans, i);
-		int dup = 0;
-
-		if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_RRSIG)
-			continue;
-		for (j = 0; j < i && !dup; j++) /* each RRset once */
-			dup = ldns_rr_get_type(ldns_rr_list_rr(ans, j)) == ldns_rr_get_type(rr) &&
-			      ldns_dname_compare(ldns_rr_owner(ldns_rr_list_rr(ans, j)),
-			                         ldns_rr_owner(rr)) == 0;
-		if (dup)
-			continue;
-		if (dns_anchor_zone(r, ldns_rr_owner(rr)) == NULL) {
-			dns_set_why(why, wsize, ldns_rr_owner(rr),
-			            "no trust anchor covers this name");
-			sec = DNS_SEC_INSECURE;
-			continue;
-		}
-		switch (rrset_sec(r, ans, rr, why, wsize)) {
-		case DNS_SEC_BOGUS:
-			return DNS_SEC_BOGUS;
-		case DNS_SEC_INSECURE:
-			sec = DNS_SEC_INSECURE;
-			break;
-		default:
-			break;
-		}
-	}
-	return sec;
 }

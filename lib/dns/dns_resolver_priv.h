@@ -1,7 +1,9 @@
 /*
- * dns_resolver_priv.h - the resolver's state and what its two files share:
- * dns_resolve.c (setup, queries, CNAME chasing), dns_dnssec.c (validation
- * and the cache of validated keys) and dns_send.c (one query to the server).
+ * dns_resolver_priv.h - the resolver's state and what its files share:
+ * dns_resolve.c (setup, queries, CNAME chasing), dns_dnssec.c (the chain of
+ * trust and the cache of validated keys), dns_verdict.c (secure, insecure or
+ * bogus: signatures, denial proofs, insecure delegations) and dns_send.c (one
+ * query to the server).
  * Nothing outside them includes this.
  */
 #ifndef ANCHOR_DNS_RESOLVER_PRIV_H
@@ -67,7 +69,7 @@ void dns_keycache_put(struct dns_resolver *r, const ldns_rdf *zone, const ldns_r
 
 /*
  * The walk down from name's trust anchor, one label at a time, asking each
- * name's DS (dns_insecure.c): 1 when a signed proof shows an insecure
+ * name's DS (dns_verdict.c): 1 when a signed proof shows an insecure
  * delegation at or above name (no DS: an NSEC/NSEC3 record with NS and
  * without DS, or an NSEC3 opt-out span covering it); why names it.  0 when
  * no such proof exists: the chain is signed down to name (so unsigned or
@@ -75,10 +77,11 @@ void dns_keycache_put(struct dns_resolver *r, const ldns_rdf *zone, const ldns_r
  */
 int dns_prove_insecure(struct dns_resolver *r, const ldns_rdf *name, char *why, size_t wsize);
 
-/* Validate every RRset of the answer section (dns_dnssec.c). */
+/* Validate every RRset of the answer section (dns_verdict.c). */
 enum dns_sec dns_validate_answer(struct dns_resolver *r, const ldns_pkt *pkt, char *why,
                                  size_t wsize);
-/* A negative answer under an anchor must come with signed NSEC/NSEC3 proof (dns_dnssec.c). */
+/* A negative answer under an anchor must come with signed NSEC/NSEC3 proof, unless it lies
+ * below a proven insecure delegation (dns_verdict.c). */
 enum dns_sec dns_validate_denial(struct dns_resolver *r, const ldns_pkt *pkt,
                                  const struct dns_answer *a, char *why, size_t wsize);
 

@@ -1,9 +1,15 @@
 /*
- * dns_denial.c - what NSEC and NSEC3 records prove: the denial in a negative
- * answer (NXDOMAIN, NODATA), and the walk from a trust anchor down to a name
- * that finds an insecure delegation (a signed "no DS here"), which is what
- * makes unsigned data below it insecure rather than bogus (RFC 4035 §5.2,
- * RFC 5155 §8.6 with opt-out).  See the validation model in dns_resolve.c.
+ * dns_verdict.c - the DNSSEC verdict on an answer: every RRset of a positive
+ * answer verified from the trust anchor; the NSEC/NSEC3 denial of a negative
+ * one (NXDOMAIN, NODATA); and, where either fails, the walk from the anchor
+ * down to the name that looks for an insecure delegation (a signed "no DS
+ * here"), which makes what lies below it insecure rather than bogus (RFC 4035
+ * §5.2, RFC 5155 §8.6 with opt-out).  See the validation model in
+ * dns_resolve.c.
+ *
+ * dns_query() (dns_resolve.c) asks for the answer with CD set and calls
+ * dns_validate_answer() or dns_validate_denial() on it: the resolver it asks
+ * is not trusted to validate, only the keys that chain to the anchor are.
  *
  * The proofs themselves are ldns's (ldns_dnssec_verify_denial,
  * ldns_dnssec_verify_denial_nsec3_match); the signatures are checked with
@@ -335,5 +341,67 @@ enum dns_sec dns_validate_denial(struct dns_resolver *r, const ldns_pkt *pkt,
 	if (sec != DNS_SEC_INSECURE || rc == 1)
 		snprintf(why, wsize, "%s", bogus);
 	ldns_rdf_deep_free(name);
+	return sec;
+}
+
+/* ------------------------------------------------------------------ positive answers */
+
+/* One RRset of the answer: secure when it verifies from the anchor; when it does not,
+ * insecure if a signed proof puts its owner below an insecure delegation, else bogus. */
+static enum dns_sec rrset_sec(struct dns_resolver *r, const ldns_rr_list *ans, const ldns_rr *rr,
+                              char *why, size_t wsize)
+{
+	ldns_rr_list *set = ldns_rr_list_new(), *sigs = ldns_rr_list_new();
+	enum dns_sec sec = DNS_SEC_SECURE;
+	char bogus[200];
+
+	dns_rrset_from(ans, ldns_rr_owner(rr), ldns_rr_get_type(rr), set, sigs);
+	if (dns_verify_rrset(r, set, sigs, 0, bogus, sizeof(bogus)) < 0) {
+		sec = dns_prove_insecure(r, ldns_rr_owner(rr), why, wsize) == 1 ? DNS_SEC_INSECURE
+		                                                                : DNS_SEC_BOGUS;
+		if (sec == DNS_SEC_BOGUS)
+			snprintf(why, wsize, "%s", bogus);
+	}
+	ldns_rr_list_deep_free(set);
+	ldns_rr_list_deep_free(sigs);
+	return sec;
+}
+
+/* Validate every RRset of the answer section. */
+enum dns_sec dns_validate_answer(struct dns_resolver *r, const ldns_pkt *pkt, char *why,
+                                 size_t wsize)
+{
+	ldns_rr_list *ans = ldns_pkt_answer(pkt);
+	enum dns_sec sec = DNS_SEC_SECURE;
+	size_t i, j;
+
+	for (i = 0; i < ldns_rr_list_rr_count(ans); i++) {
+		ldns_rr *rr = ldns_rr_list_rr(ans, i);
+		int dup = 0;
+
+		if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_RRSIG)
+			continue;
+		for (j = 0; j < i && !dup; j++) /* each RRset once */
+			dup = ldns_rr_get_type(ldns_rr_list_rr(ans, j)) == ldns_rr_get_type(rr) &&
+			      ldns_dname_compare(ldns_rr_owner(ldns_rr_list_rr(ans, j)),
+			                         ldns_rr_owner(rr)) == 0;
+		if (dup)
+			continue;
+		if (dns_anchor_zone(r, ldns_rr_owner(rr)) == NULL) {
+			dns_set_why(why, wsize, ldns_rr_owner(rr),
+			            "no trust anchor covers this name");
+			sec = DNS_SEC_INSECURE;
+			continue;
+		}
+		switch (rrset_sec(r, ans, rr, why, wsize)) {
+		case DNS_SEC_BOGUS:
+			return DNS_SEC_BOGUS;
+		case DNS_SEC_INSECURE:
+			sec = DNS_SEC_INSECURE;
+			break;
+		default:
+			break;
+		}
+	}
 	return sec;
 }
