@@ -33,8 +33,6 @@ from dnschain import Zone
 
 KS = "keys.ta"
 SECURE = ("sec.ta", "sec3.tb")
-INSECURE = ("uns.ta", "island.ta", "optout.tb")
-BOGUS = ("wrongds.ta", "expired.ta", "nods.ta")
 LEGACY = ("leg.ta", "leg3.tb")
 MX = "@ IN MX 10 mx1\nmx1 IN A 127.0.0.1\n"
 
@@ -60,8 +58,11 @@ def world(db, operator_token, request):
     request.addfinalizer(finish)
     ks.start()
     base = work / "domains"
-    for name in SECURE + INSECURE + BOGUS:
+    for name in ("sec.ta", "sec3.tb", "uns.ta", "optout.tb", "wrongds.ta"):
         w.doms[name] = kf.register_domain(ks, base, name, operator_token.token)
+    for name in ("island.ta", "expired.ta", "nods.ta"):  # never fetched: a pin will do
+        w.doms[name] = SimpleNamespace(pin="sha256:" + base64.b64encode(
+            secrets.token_bytes(32)).decode())
     w.users = work / "users"
     w.users.mkdir()
     for name in ("sec.ta", "optout.tb", "wrongds.ta"):
@@ -69,6 +70,7 @@ def world(db, operator_token, request):
         kf.ctl_ok(ks, "key", "new", addr, "--dir", w.users, cwd=base)
         tok = kf.issue_token(ks.client(), w.doms[name], addr)
         kf.ctl_ok(ks, "key", "enroll", addr, "--token", tok, "--dir", w.users, cwd=base)
+
 
     def z(name, **kw):
         return Zone(name, anchor_records(w.doms[name].pin, ks.port) + MX, **kw)
@@ -189,9 +191,16 @@ def test_forged_denial_is_bogus(world):
 # ---------------------------------------------------------------- insecure
 
 
+def test_signed_child_without_ds_is_insecure(world):
+    """island.ta is signed, but its parent proves it has no DS: insecure (RFC 4035
+    §5.2), not secure, and not bogus either (compare nods.ta below)."""
+    rc, v = validate(world, "_anchor.island.ta")
+    assert rc == 0 and v["dnssec"] == "insecure", v
+    assert v["why"] == "island.ta.: insecure delegation: signed NSEC proof of no DS", v
+
+
 @pytest.mark.parametrize("domain,why", [
     ("uns.ta", "uns.ta.: insecure delegation: signed NSEC proof of no DS"),
-    ("island.ta", "island.ta.: insecure delegation: signed NSEC proof of no DS"),
     ("optout.tb", "optout.tb.: insecure delegation: covered by an NSEC3 opt-out span"),
 ])
 def test_insecure_delegation_is_insecure(world, domain, why):
