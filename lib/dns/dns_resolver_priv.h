@@ -4,7 +4,7 @@
  * trust and the cache of validated keys), dns_verdict.c (secure, insecure or
  * bogus: signatures, denial proofs, insecure delegations) and dns_send.c (one
  * query to the server).
- * Nothing outside them includes this.
+ * Nothing outside them includes this, but tests/fuzz/fuzz_dns_denial.c.
  */
 #ifndef ANCHOR_DNS_RESOLVER_PRIV_H
 #define ANCHOR_DNS_RESOLVER_PRIV_H
@@ -76,6 +76,13 @@ void dns_keycache_put(struct dns_resolver *r, const ldns_rdf *zone, const ldns_r
  * badly signed data there is bogus) or a step of the walk failed (why says).
  */
 int dns_prove_insecure(struct dns_resolver *r, const ldns_rdf *name, char *why, size_t wsize);
+
+/*
+ * What the NSEC/NSEC3 records of pkt's authority section prove of its
+ * question, signatures NOT checked (for the fuzz target): 0 the name/type is
+ * denied, 1 an insecure delegation or opt-out span, -1 neither (dns_verdict.c).
+ */
+int dns_denial_check(const ldns_pkt *pkt, char *why, size_t wsize);
 
 /* Validate every RRset of the answer section (dns_verdict.c). */
 enum dns_sec dns_validate_answer(struct dns_resolver *r, const ldns_pkt *pkt, char *why,

@@ -18,9 +18,10 @@
  * (ldns_fetch_valid_domain_keys and friends) query through an ldns_resolver
  * of their own, never prove an insecure delegation, and would bypass the
  * transport (retries, TCP) and the key cache of dns_send.c/dns_dnssec.c;
- * and the NSEC3 exact match (hash the name, compare, read the bitmap),
- * because ldns 1.8.3's ldns_dnssec_verify_denial_nsec3_match leaks the
- * hashed name on exactly that path.
+ * and the NSEC3 exact match (hash the name, compare, read the bitmap) and
+ * closest-encloser pre-check, because ldns 1.8.3's
+ * ldns_dnssec_verify_denial_nsec3_match leaks the hashed name on exactly
+ * those paths.
  */
 #include "dns/dns.h"
 #include "dns/dns_resolver_priv.h"
@@ -29,14 +30,34 @@
 #include <stdio.h>
 #include <string.h>
 
+#define NSEC3_ITERATIONS_MAX 150 /* as unbound and BIND (RFC 9276 §3.2) */
+
+/*
+ * An NSEC3 ldns can hash with: SHA-1 and a next hashed owner of SHA-1's 20
+ * octets (ldns asserts on a name it cannot hash or build), an owner below the
+ * root, six rdata fields, and the hash parameters of the
+ * first NSEC3 of the answer (ldns hashes every name with those).
+ */
+static int nsec3_usable(const ldns_rr *rr, const ldns_rr *first)
+{
+	const ldns_rdf *salt = ldns_rr_rdf(rr, 3);
+
+	if (ldns_rr_rd_count(rr) != 6 || ldns_nsec3_algorithm(rr) != LDNS_SHA1 ||
+	    ldns_rr_rdf(rr, 4) == NULL || ldns_rdf_size(ldns_rr_rdf(rr, 4)) != 1U + 20U ||
+	    ldns_dname_label_count(ldns_rr_owner(rr)) < 1 || salt == NULL ||
+	    ldns_rdf_size(salt) < 1U + ldns_nsec3_salt_length(rr))
+		return 0;
+	return first == NULL || (ldns_nsec3_iterations(rr) == ldns_nsec3_iterations(first) &&
+	                         ldns_rdf_compare(salt, ldns_rr_rdf(first, 3)) == 0);
+}
+
 /*
  * The NSEC or NSEC3 records of pkt's authority section into nsecs, every RRSIG
- * there into sigs, each NSEC RRset verified from the anchor and, when signer is
- * not NULL, signed by that zone.  Returns the NSEC type, 0 when there is none,
- * -1 when one does not verify (why says).
+ * there into sigs.  Returns the NSEC type, 0 when there is none, -1 (why says)
+ * for NSEC mixed with NSEC3 or an NSEC3 too costly to hash.
  */
-static int signed_nsecs(struct dns_resolver *r, const ldns_pkt *pkt, const ldns_rdf *signer,
-                        ldns_rr_list *nsecs, ldns_rr_list *sigs, char *why, size_t wsize)
+static int collect_nsecs(const ldns_pkt *pkt, ldns_rr_list *nsecs, ldns_rr_list *sigs, char *why,
+                         size_t wsize)
 {
 	ldns_rr_list *auth = ldns_pkt_authority(pkt);
 	int type = 0;
@@ -44,26 +65,59 @@ static int signed_nsecs(struct dns_resolver *r, const ldns_pkt *pkt, const ldns_
 
 	for (i = 0; auth && i < ldns_rr_list_rr_count(auth); i++) {
 		ldns_rr *rr = ldns_rr_list_rr(auth, i);
-		ldns_rr_type t = ldns_rr_get_type(rr);
+		int t = (int)ldns_rr_get_type(rr);
 
-		if (t == LDNS_RR_TYPE_NSEC || t == LDNS_RR_TYPE_NSEC3) {
-			type = (int)t;
-			ldns_rr_list_push_rr(nsecs, ldns_rr_clone(rr));
-		} else if (t == LDNS_RR_TYPE_RRSIG) {
+		if (t == LDNS_RR_TYPE_RRSIG) {
 			ldns_rr_list_push_rr(sigs, ldns_rr_clone(rr));
+			continue;
 		}
+		if (t != LDNS_RR_TYPE_NSEC && t != LDNS_RR_TYPE_NSEC3)
+			continue;
+		if (type != 0 && t != type) {
+			dns_set_why(why, wsize, ldns_rr_owner(rr),
+			            "NSEC and NSEC3 mixed in one answer");
+			return -1;
+		}
+		if (t == LDNS_RR_TYPE_NSEC3 && !nsec3_usable(rr, ldns_rr_list_rr(nsecs, 0))) {
+			dns_set_why(why, wsize, ldns_rr_owner(rr),
+			            "an NSEC3 record with an unknown hash, a bad form or "
+			            "parameters unlike its zone's");
+			return -1;
+		}
+		if (t == LDNS_RR_TYPE_NSEC3 && ldns_nsec3_iterations(rr) > NSEC3_ITERATIONS_MAX) {
+			/* Each hash costs that many SHA-1 rounds per name: a zone must not make
+			 * the validator work for it (RFC 9276 §3.2). */
+			dns_set_why(why, wsize, ldns_rr_owner(rr),
+			            "NSEC3 with %u iterations, above %d",
+			            (unsigned)ldns_nsec3_iterations(rr), NSEC3_ITERATIONS_MAX);
+			return -1;
+		}
+		type = t;
+		ldns_rr_list_push_rr(nsecs, ldns_rr_clone(rr));
 	}
-	for (i = 0; i < ldns_rr_list_rr_count(nsecs); i++) {
+	return type;
+}
+
+/*
+ * collect_nsecs, each NSEC RRset then verified from the anchor and, when signer
+ * is not NULL, signed by that zone.  Returns the NSEC type, 0 when there is
+ * none, -1 when one does not verify (why says).
+ */
+static int signed_nsecs(struct dns_resolver *r, const ldns_pkt *pkt, const ldns_rdf *signer,
+                        ldns_rr_list *nsecs, ldns_rr_list *sigs, char *why, size_t wsize)
+{
+	int type = collect_nsecs(pkt, nsecs, sigs, why, wsize);
+	size_t i;
+
+	for (i = 0; type > 0 && i < ldns_rr_list_rr_count(nsecs); i++) {
 		const ldns_rdf *owner = ldns_rr_owner(ldns_rr_list_rr(nsecs, i));
 		ldns_rr_list *set = ldns_rr_list_new(), *s = ldns_rr_list_new();
 		int rc;
 
-		dns_rrset_from(auth, owner, (ldns_rr_type)type, set, s);
+		dns_rrset_from(ldns_pkt_authority(pkt), owner, (ldns_rr_type)type, set, s);
 		rc = dns_verify_rrset(r, set, s, 0, why, wsize);
 		if (rc == 0 && signer != NULL &&
-		    (ldns_rr_list_rr_count(s) == 0 ||
-		     ldns_dname_compare(ldns_rr_rrsig_signame(ldns_rr_list_rr(s, 0)), signer) !=
-		         0)) {
+		    ldns_dname_compare(ldns_rr_rrsig_signame(ldns_rr_list_rr(s, 0)), signer) != 0) {
 			dns_set_why(why, wsize, owner,
 			            "the proof is not signed by the parent zone");
 			rc = -1;
@@ -140,6 +194,7 @@ static ldns_status denies(ldns_rr *q, ldns_rr_list *nsecs, ldns_rr_list *sigs, i
                           ldns_pkt_rcode rcode)
 {
 	const ldns_rr *exact;
+	ldns_rdf *ce;
 
 	if (type == LDNS_RR_TYPE_NSEC)
 		return ldns_dnssec_verify_denial(q, nsecs, sigs);
@@ -148,6 +203,12 @@ static ldns_status denies(ldns_rr *q, ldns_rr_list *nsecs, ldns_rr_list *sigs, i
 		return has_type(exact, ldns_rr_get_type(q)) || has_type(exact, LDNS_RR_TYPE_CNAME)
 		           ? LDNS_STATUS_DNSSEC_NSEC_RR_NOT_COVERED
 		           : LDNS_STATUS_OK;
+	/* Without a closest encloser there is no proof; ldns 1.8.3 leaks the hashed name
+	 * when it finds that out itself for a DS question. */
+	ce = ldns_dnssec_nsec3_closest_encloser(ldns_rr_owner(q), ldns_rr_get_type(q), nsecs);
+	if (ce == NULL)
+		return LDNS_STATUS_DNSSEC_NSEC_RR_NOT_COVERED;
+	ldns_rdf_deep_free(ce);
 	return ldns_dnssec_verify_denial_nsec3_match(q, nsecs, sigs, rcode, ldns_rr_get_type(q),
 	                                             rcode != LDNS_RCODE_NXDOMAIN, NULL);
 }
@@ -342,6 +403,31 @@ enum dns_sec dns_validate_denial(struct dns_resolver *r, const ldns_pkt *pkt,
 		snprintf(why, wsize, "%s", bogus);
 	ldns_rdf_deep_free(name);
 	return sec;
+}
+
+int dns_denial_check(const ldns_pkt *pkt, char *why, size_t wsize)
+{
+	ldns_rr_list *nsecs = ldns_rr_list_new(), *sigs = ldns_rr_list_new();
+	const ldns_rr *question = ldns_rr_list_rr(ldns_pkt_question(pkt), 0);
+	ldns_pkt_rcode rcode = ldns_pkt_get_rcode(pkt);
+	int type = collect_nsecs(pkt, nsecs, sigs, why, wsize), rc = -1;
+
+	if (type > 0 && question != NULL) {
+		ldns_rr *q = ldns_rr_new_frm_type(ldns_rr_get_type(question));
+		const ldns_rdf *name = ldns_rr_owner(question);
+
+		ldns_rr_set_owner(q, ldns_rdf_clone(name));
+		rc = denies(q, nsecs, sigs, type, rcode) == LDNS_STATUS_OK ? 0 : -1;
+		ldns_rr_free(q);
+		if (classify_cut(name, nsecs, sigs, type, rcode, why, wsize) == STEP_INSECURE)
+			rc = 1;
+		if (type == LDNS_RR_TYPE_NSEC3 && rcode == LDNS_RCODE_NXDOMAIN &&
+		    nsec3_optout_span(nsecs, name))
+			rc = 1;
+	}
+	ldns_rr_list_deep_free(nsecs);
+	ldns_rr_list_deep_free(sigs);
+	return rc;
 }
 
 /* ------------------------------------------------------------------ positive answers */

@@ -12,7 +12,7 @@ Breakages: ds="wrong" (the parent publishes the DS of another key), ds="none"
 (no DS in the parent: an insecure delegation, proven by its NSEC/NSEC3),
 ds="deleted" (the parent was signed with the DS, which was then removed from the
 signed zone: its NSEC still says a DS exists), expired=True (RRSIGs that expired
-yesterday).
+yesterday), iterations=N (NSEC3 with N hash iterations).
 """
 
 import re
@@ -30,6 +30,7 @@ class Zone:
     signing: str | None = "nsec"
     ds: str = "ok"                 # ok | wrong | none | deleted
     expired: bool = False
+    iterations: int = 0            # NSEC3 hash iterations
     children: list = field(default_factory=list)
 
 
@@ -80,7 +81,7 @@ def _sign(d, z, text):
     ksk, zsk = _keygen(d, o, True), _keygen(d, o, False)
     argv = ["ldns-signzone", "-f", signed, "-o", o]
     if z.signing in ("nsec3", "nsec3-optout"):
-        argv += ["-n", "-t", "0"]
+        argv += ["-n", "-t", str(z.iterations)]
     if z.expired:
         now = int(time.time())
         argv += ["-i", str(now - 10 * 86400), "-e", str(now - 86400)]

@@ -81,7 +81,8 @@ def world(db, operator_token, request):
         z("nods.ta", ds="deleted"), Zone("leg.ta", "www IN A 127.0.0.1\n" + MX)])
     tb = Zone("tb", signing="nsec3-optout", children=[
         z("sec3.tb", signing="nsec3"), z("optout.tb", signing=None, ds="none"),
-        Zone("leg3.tb", "www IN A 127.0.0.1\n" + MX, signing="nsec3")])
+        Zone("leg3.tb", "www IN A 127.0.0.1\n" + MX, signing="nsec3"),
+        Zone("iter.tb", "www IN A 127.0.0.1\n" + MX, signing="nsec3", iterations=500)])
     w.chain = dnschain.build(work / "dns", [ta, tb])
     w.env = {"ANCHOR_RESOLVER": w.chain.resolver, "ANCHOR_TRUST_ANCHOR": w.chain.root_key,
              "ANCHOR_CACERT": tls.ca}
@@ -186,6 +187,17 @@ def test_forged_denial_is_bogus(world):
         assert "does not deny" in doc["why"], doc
     finally:
         nsd.stop()
+
+
+def test_costly_nsec3_is_not_hashed(world):
+    """A zone whose NSEC3 asks for 500 hash iterations per name does not get them: its
+    denials are not accepted (RFC 9276 §3.2), and discovery refuses rather than call
+    the domain legacy."""
+    rc, v = validate(world, "_anchor.iter.tb")
+    assert rc == 1 and v["nxdomain"] and v["dnssec"] == "bogus", v
+    assert "NSEC3 with 500 iterations, above 150" in v["why"], v
+    rc, doc = discover(world, "iter.tb")
+    assert rc == 1 and doc["error"]["code"] == "dnssec_bogus", doc
 
 
 # ---------------------------------------------------------------- insecure
