@@ -35,14 +35,15 @@
 /*
  * An NSEC3 ldns can hash with: SHA-1 and a next hashed owner of SHA-1's 20
  * octets (ldns asserts on a name it cannot hash or build), an owner below the
- * root, six rdata fields, and the hash parameters of the
+ * root, five rdata fields at least (the type bitmap of an empty non-terminal
+ * may be absent), and the hash parameters of the
  * first NSEC3 of the answer (ldns hashes every name with those).
  */
 static int nsec3_usable(const ldns_rr *rr, const ldns_rr *first)
 {
 	const ldns_rdf *salt = ldns_rr_rdf(rr, 3);
 
-	if (ldns_rr_rd_count(rr) != 6 || ldns_nsec3_algorithm(rr) != LDNS_SHA1 ||
+	if (ldns_rr_rd_count(rr) < 5 || ldns_nsec3_algorithm(rr) != LDNS_SHA1 ||
 	    ldns_rr_rdf(rr, 4) == NULL || ldns_rdf_size(ldns_rr_rdf(rr, 4)) != 1U + 20U ||
 	    ldns_dname_label_count(ldns_rr_owner(rr)) < 1 || salt == NULL ||
 	    ldns_rdf_size(salt) < 1U + ldns_nsec3_salt_length(rr))

@@ -219,7 +219,8 @@ def test_insecure_delegation_is_insecure(world, domain, why):
     rc, doc = discover(world, domain)
     assert rc == 0, doc
     assert doc["status"] == "anchored" and doc["dnssec"] == "insecure", doc
-    assert why in doc["dnssec_reason"], doc
+    # SRV and TXT are asked at once: one may find the delegation already proven (cached)
+    assert doc["dnssec_reason"].startswith(f"{domain}.: insecure delegation"), doc
     rc, v = validate(world, f"_anchor.{domain}")
     assert rc == 0 and v["dnssec"] == "insecure" and why in v["why"], v
 
