@@ -21,6 +21,8 @@ PACKAGES=(
 	libcurl4-openssl-dev libevent-dev libcmocka-dev libcrypt-dev
 	# runtime tools
 	openssl ca-certificates curl ldnsutils postgresql util-linux procps iproute2
+	# the DNS root's trust anchor, /usr/share/dns/root.key: DNSSEC validation from the root
+	dns-root-data
 	# tests
 	python3 python3-pytest python3-jwcrypto python3-dkim python3-cryptography
 	python3-requests knot-dnsutils nsd bind9-utils nginx-light postgresql-client

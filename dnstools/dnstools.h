@@ -1,5 +1,5 @@
 /*
- * dnstools.h - anchor-dns(1): records, discover, check.
+ * dnstools.h - anchor-dns(1): records, discover, check, validate.
  *
  * main.c parses the command line into struct dt_opts and calls one of the
  * dt_cmd_* functions, each of which returns the exit status: 0 ok, 1 error,
@@ -38,11 +38,14 @@ struct dt_opts {
 	long ttl;
 	/* discover */
 	int count; /* --count N: repeat in one process (cache warm after the first) */
+	/* validate */
+	const char *qtype; /* --type, NULL: TXT */
 };
 
 int dt_cmd_records(const struct dt_opts *o, const char *domain);
 int dt_cmd_discover(const struct dt_opts *o, const char *target);
 int dt_cmd_check(const struct dt_opts *o, const char *domain);
+int dt_cmd_validate(const struct dt_opts *o, const char *name);
 
 /* Shared helpers (util.c). */
 void dt_error(const struct err *e);

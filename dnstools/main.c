@@ -4,6 +4,7 @@
  *   anchor-dns [options] records <domain>    the records to publish, master-file syntax
  *   anchor-dns [options] discover <domain|address>
  *   anchor-dns [options] check <domain>      diagnostics, one line per finding
+ *   anchor-dns [options] validate <name>     one query and its DNSSEC verdict from the anchor
  *
  * Exit status: 0 ok, 1 error, 2 usage.
  */
@@ -20,11 +21,13 @@ static void usage(FILE *out)
 	fputs("usage: anchor-dns [options] records <domain>\n"
 	      "       anchor-dns [options] discover <domain|address>\n"
 	      "       anchor-dns [options] check <domain>\n"
+	      "       anchor-dns [options] validate <name> [--type TYPE]\n"
 	      "options:\n"
 	      "  -s URL              key server to read the domain's objects from (ANCHOR_SERVER)\n"
 	      "  --cacert FILE       CA for the key servers' TLS (ANCHOR_CACERT)\n"
 	      "  --resolver A[:P]    DNS resolver address (ANCHOR_RESOLVER; default resolv.conf)\n"
-	      "  --trust-anchor FILE DS/DNSKEY trust anchors (ANCHOR_TRUST_ANCHOR)\n"
+	      "  --trust-anchor FILE DS/DNSKEY trust anchors, the root's or a zone's\n"
+	      "                      (ANCHOR_TRUST_ANCHOR; e.g. /usr/share/dns/root.key)\n"
 	      "  --token-file FILE   domain admin token (ANCHOR_ADMIN_TOKEN)\n"
 	      "  --timeout MS        per DNS query / TCP connect (default 2000)\n"
 	      "  --json              machine-readable output\n"
@@ -33,7 +36,9 @@ static void usage(FILE *out)
 	      "  --mode enforce|testing   --pin sha256:... (extra pin, repeatable)\n"
 	      "  --smimea ADDRESS (repeatable)   --tlsa | --tls-cert FILE   --ttl SECONDS\n"
 	      "discover:\n"
-	      "  --count N           discover N times in one process (shows the warm cache)\n",
+	      "  --count N           discover N times in one process (shows the warm cache)\n"
+	      "validate:\n"
+	      "  --type TYPE         record type to ask for (default TXT)\n",
 	      out);
 }
 
@@ -52,6 +57,7 @@ enum {
 	OPT_TLS_CERT,
 	OPT_TTL,
 	OPT_COUNT,
+	OPT_TYPE,
 };
 
 static const struct option long_opts[] = {
@@ -70,6 +76,7 @@ static const struct option long_opts[] = {
     {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
     {"ttl", required_argument, NULL, OPT_TTL},
     {"count", required_argument, NULL, OPT_COUNT},
+    {"type", required_argument, NULL, OPT_TYPE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -182,6 +189,9 @@ static int parse_args(int argc, char **argv, struct dt_opts *o)
 				goto bad;
 			o->count = (int)v;
 			break;
+		case OPT_TYPE:
+			o->qtype = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -231,6 +241,8 @@ int main(int argc, char **argv)
 		rc = dt_cmd_discover(&o, arg);
 	else if (strcmp(cmd, "check") == 0)
 		rc = dt_cmd_check(&o, arg);
+	else if (strcmp(cmd, "validate") == 0)
+		rc = dt_cmd_validate(&o, arg);
 	else
 		goto usage;
 	if (token != NULL) {

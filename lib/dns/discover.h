@@ -35,7 +35,7 @@
 /* Environment: ANCHOR_RESOLVER, ANCHOR_TRUST_ANCHOR, ANCHOR_CACERT, ANCHOR_DNS_TIMEOUT_MS. */
 struct discover_config {
 	const char *resolver;          /* "ADDR[:PORT]"; NULL: /etc/resolv.conf */
-	const char *trust_anchor_file; /* DS/DNSKEY of the anchored zones; NULL: unvalidated */
+	const char *trust_anchor_file; /* DS/DNSKEY: the root's and/or zones'; NULL: unvalidated */
 	const char *cacert;            /* CA file for the key server's TLS; NULL: system store */
 	int timeout_ms;                /* per DNS query and per HTTPS connect (default 2000) */
 	int https_timeout_ms;          /* whole HTTPS exchange (default 10000) */

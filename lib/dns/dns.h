@@ -4,7 +4,8 @@
  *   dns_txt_*      the _anchor TXT record: parse and check (dns_txt.c)
  *   dns_srv_*      RFC 2782 ordering of SRV targets (dns_srv.c)
  *   dns_resolver_* queries with CNAME chasing, error mapping and DNSSEC
- *                  validation against a configured trust anchor (dns_resolve.c)
+ *                  validation from a configured trust anchor, the root's or a
+ *                  zone's (dns_resolve.c, dns_dnssec.c, dns_verdict.c)
  *   dns_records_*  the records a domain publishes, built as ldns RRs (dns_records.c)
  *
  * Functions return 0 (or a pointer) on success, -1 (or NULL) with *e filled.
@@ -97,8 +98,9 @@ struct dns_resolver;
 /*
  * server: "ADDR[:PORT]" or "[ADDR6]:PORT" (port 53 by default); NULL or "" uses
  * the first nameserver of /etc/resolv.conf.  trust_anchor_file: DS and/or
- * DNSKEY records in master-file form (the apex of each anchored zone), or
- * NULL: answers are then "unvalidated".  timeout_ms per query (>= 100), within
+ * DNSKEY records in master-file form, the root's (/usr/share/dns/root.key)
+ * and/or zone apexes' (the closest above a name is used), or NULL: answers
+ * are then "unvalidated".  timeout_ms per query (>= 100), within
  * which a query unanswered over UDP is sent again, then asked over TCP.
  */
 struct dns_resolver *dns_resolver_new(const char *server, const char *trust_anchor_file,

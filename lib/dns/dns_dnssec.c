@@ -1,11 +1,10 @@
 /*
- * dns_dnssec.c - DNSSEC validation of an answer from a configured trust
- * anchor, with a small cache of validated DNSKEY sets; see the validation
- * model at the top of dns_resolve.c and PROTOCOL.md section 8.3.
- *
- * dns_query() (dns_resolve.c) asks for the answer with CD set and calls
- * dns_validate_answer() or dns_validate_denial() on it: the resolver it asks
- * is not trusted to validate, only the keys that chain to the anchor are.
+ * dns_dnssec.c - the chain of trust from a configured trust anchor (the
+ * root's, or a zone's): DNSKEY sets validated down the DS records of each
+ * delegation, RRset signatures verified under them (ldns_verify_time), with a
+ * small cache of validated DNSKEY sets and of proven insecure delegations;
+ * see the validation model at the top of dns_resolve.c and PROTOCOL.md §8.3.
+ * The verdict on an answer (secure, insecure, bogus) is dns_verdict.c's.
  */
 #include "dns/dns.h"
 #include "dns/dns_resolver_priv.h"
@@ -23,8 +22,7 @@ static int name_at_or_below(const ldns_rdf *name, const ldns_rdf *zone)
 	return ldns_dname_compare(name, zone) == 0 || ldns_dname_is_subdomain(name, zone);
 }
 
-/* The closest anchored zone at or above name, or NULL. */
-static const ldns_rdf *anchor_zone(const struct dns_resolver *r, const ldns_rdf *name)
+const ldns_rdf *dns_anchor_zone(const struct dns_resolver *r, const ldns_rdf *name)
 {
 	const ldns_rdf *best = NULL;
 	size_t i;
@@ -86,9 +84,8 @@ static ldns_rr_list *vouched_keys(const ldns_rr_list *dnskeys, const ldns_rr_lis
 	return out;
 }
 
-/* RRs of section with this owner and type (clones), and the RRSIGs covering them. */
-static void rrset_from(const ldns_rr_list *section, const ldns_rdf *owner, ldns_rr_type type,
-                       ldns_rr_list *set, ldns_rr_list *sigs)
+void dns_rrset_from(const ldns_rr_list *section, const ldns_rdf *owner, ldns_rr_type type,
+                    ldns_rr_list *set, ldns_rr_list *sigs)
 {
 	size_t i;
 
@@ -105,10 +102,7 @@ static void rrset_from(const ldns_rr_list *section, const ldns_rdf *owner, ldns_
 	}
 }
 
-/* why = "<name>: " + the formatted text. */
-static void set_why(char *why, size_t size, const ldns_rdf *name, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void set_why(char *why, size_t size, const ldns_rdf *name, const char *fmt, ...)
+void dns_set_why(char *why, size_t size, const ldns_rdf *name, const char *fmt, ...)
 {
 	char *n = name ? ldns_rdf2str(name) : NULL;
 	size_t used;
@@ -122,12 +116,8 @@ static void set_why(char *why, size_t size, const ldns_rdf *name, const char *fm
 	va_end(ap);
 }
 
-static int trusted_keys(struct dns_resolver *r, const ldns_rdf *zone, int depth,
-                        ldns_rr_list **keys, char *why, size_t wsize);
-
-/* Verify set with sigs under the keys of the sigs' signer. 0 = secure, -1 = bogus. */
-static int verify_rrset(struct dns_resolver *r, ldns_rr_list *set, ldns_rr_list *sigs, int depth,
-                        char *why, size_t wsize)
+int dns_verify_rrset(struct dns_resolver *r, ldns_rr_list *set, ldns_rr_list *sigs, int depth,
+                     char *why, size_t wsize)
 {
 	const ldns_rdf *owner = ldns_rr_owner(ldns_rr_list_rr(set, 0));
 	ldns_rr_list *keys = NULL;
@@ -135,44 +125,46 @@ static int verify_rrset(struct dns_resolver *r, ldns_rr_list *set, ldns_rr_list 
 	ldns_status st;
 
 	if (ldns_rr_list_rr_count(sigs) == 0) {
-		set_why(why, wsize, owner, "no RRSIG although a trust anchor covers it");
+		dns_set_why(why, wsize, owner, "no RRSIG although a trust anchor covers it");
 		return -1;
 	}
 	signer = ldns_rr_rrsig_signame(ldns_rr_list_rr(sigs, 0));
 	if (signer == NULL || !name_at_or_below(owner, signer)) {
-		set_why(why, wsize, owner, "RRSIG signer is not an ancestor of the owner");
+		dns_set_why(why, wsize, owner, "RRSIG signer is not an ancestor of the owner");
 		return -1;
 	}
-	if (trusted_keys(r, signer, depth, &keys, why, wsize) < 0)
+	if (dns_trusted_keys(r, signer, depth, &keys, why, wsize) < 0)
 		return -1;
 	st = ldns_verify_time(set, sigs, keys, time(NULL), NULL);
 	ldns_rr_list_deep_free(keys);
 	if (st != LDNS_STATUS_OK) {
-		set_why(why, wsize, owner, "signature does not verify (%s)",
-		        ldns_get_errorstr_by_id(st));
+		dns_set_why(why, wsize, owner, "signature does not verify (%s)",
+		            ldns_get_errorstr_by_id(st));
 		return -1;
 	}
 	return 0;
 }
 
-static int keycache_get(struct dns_resolver *r, const ldns_rdf *zone, ldns_rr_list **keys)
+int dns_keycache_get(struct dns_resolver *r, const ldns_rdf *zone, ldns_rr_list **keys)
 {
 	time_t now = time(NULL);
 	int i, hit = 0;
 
+	*keys = NULL;
 	pthread_mutex_lock(&r->lock);
 	for (i = 0; i < r->ncache; i++)
 		if (ldns_dname_compare(r->cache[i].zone, zone) == 0 && r->cache[i].expires > now) {
-			*keys = ldns_rr_list_clone(r->cache[i].keys);
-			hit = 1;
+			if (r->cache[i].keys != NULL)
+				*keys = ldns_rr_list_clone(r->cache[i].keys);
+			hit = r->cache[i].keys != NULL ? 1 : 2;
 			break;
 		}
 	pthread_mutex_unlock(&r->lock);
 	return hit;
 }
 
-static void keycache_put(struct dns_resolver *r, const ldns_rdf *zone, const ldns_rr_list *keys,
-                         uint32_t ttl)
+void dns_keycache_put(struct dns_resolver *r, const ldns_rdf *zone, const ldns_rr_list *keys,
+                      uint32_t ttl)
 {
 	struct keycache_entry *slot = NULL;
 	int i;
@@ -186,7 +178,7 @@ static void keycache_put(struct dns_resolver *r, const ldns_rdf *zone, const ldn
 	ldns_rdf_deep_free(slot->zone);
 	ldns_rr_list_deep_free(slot->keys);
 	slot->zone = ldns_rdf_clone(zone);
-	slot->keys = ldns_rr_list_clone(keys);
+	slot->keys = keys ? ldns_rr_list_clone(keys) : NULL;
 	slot->expires = time(NULL) + (ttl < KEYCACHE_TTL_MAX ? ttl : KEYCACHE_TTL_MAX);
 	pthread_mutex_unlock(&r->lock);
 }
@@ -200,17 +192,24 @@ static ldns_rr_list *validated_ds(struct dns_resolver *r, const ldns_rdf *zone, 
 	struct err e;
 
 	if (dns_send_query(r, zone, LDNS_RR_TYPE_DS, &pkt, &e) < 0) {
-		set_why(why, wsize, zone, "DS query failed: %s", e.msg);
+		dns_set_why(why, wsize, zone, "DS query failed: %s", e.msg);
 		goto fail;
 	}
-	rrset_from(ldns_pkt_answer(pkt), zone, LDNS_RR_TYPE_DS, ds, sigs);
+	dns_rrset_from(ldns_pkt_answer(pkt), zone, LDNS_RR_TYPE_DS, ds, sigs);
 	if (ldns_rr_list_rr_count(ds) == 0) {
-		set_why(why, wsize, zone,
-		        "signed below a trust anchor but has no DS (an insecure delegation "
-		        "cannot be proven here)");
+		dns_set_why(why, wsize, zone,
+		            "signed, but its parent gives no DS for it (unless the parent proves "
+		            "the delegation insecure, a broken chain)");
 		goto fail;
 	}
-	if (verify_rrset(r, ds, sigs, depth + 1, why, wsize) < 0)
+	if (ldns_rr_list_rr_count(sigs) > 0 &&
+	    ldns_dname_compare(ldns_rr_rrsig_signame(ldns_rr_list_rr(sigs, 0)), zone) == 0) {
+		/* A DS is the parent's word; the child signing its own would vouch for itself. */
+		dns_set_why(why, wsize, zone,
+		            "its DS is signed by the zone itself, not its parent");
+		goto fail;
+	}
+	if (dns_verify_rrset(r, ds, sigs, depth + 1, why, wsize) < 0)
 		goto fail;
 	ldns_rr_list_deep_free(sigs);
 	ldns_pkt_free(pkt);
@@ -222,9 +221,9 @@ fail:
 	return NULL;
 }
 
-/* The DNSKEY RRset of zone, validated from an anchor or a DS chain (*keys: caller frees). */
-static int trusted_keys(struct dns_resolver *r, const ldns_rdf *zone, int depth,
-                        ldns_rr_list **keys, char *why, size_t wsize)
+/* The DNSKEY RRset of zone from the network, validated from an anchor or a DS chain. */
+static int chain_keys(struct dns_resolver *r, const ldns_rdf *zone, int depth, ldns_rr_list **keys,
+                      char *why, size_t wsize)
 {
 	ldns_rr_list *set = ldns_rr_list_new(), *sigs = ldns_rr_list_new(), *refs = NULL,
 	             *entry = NULL;
@@ -234,17 +233,15 @@ static int trusted_keys(struct dns_resolver *r, const ldns_rdf *zone, int depth,
 	uint32_t ttl = KEYCACHE_TTL_MAX;
 	size_t i;
 
-	if (keycache_get(r, zone, keys))
-		goto done_ok_nofree;
 	if (depth > CHAIN_DEPTH_MAX) {
-		set_why(why, wsize, zone, "chain of trust too long");
+		dns_set_why(why, wsize, zone, "chain of trust too long");
 		goto fail;
 	}
 	if (!is_anchor_zone(r, zone)) {
-		const ldns_rdf *a = anchor_zone(r, zone);
+		const ldns_rdf *a = dns_anchor_zone(r, zone);
 
 		if (a == NULL) {
-			set_why(why, wsize, zone, "no trust anchor above this signer");
+			dns_set_why(why, wsize, zone, "no trust anchor above this signer");
 			goto fail;
 		}
 		refs = validated_ds(r, zone, depth, why, wsize);
@@ -252,43 +249,39 @@ static int trusted_keys(struct dns_resolver *r, const ldns_rdf *zone, int depth,
 			goto fail;
 	}
 	if (dns_send_query(r, zone, LDNS_RR_TYPE_DNSKEY, &pkt, &e) < 0) {
-		set_why(why, wsize, zone, "DNSKEY query failed: %s", e.msg);
+		dns_set_why(why, wsize, zone, "DNSKEY query failed: %s", e.msg);
 		goto fail;
 	}
-	rrset_from(ldns_pkt_answer(pkt), zone, LDNS_RR_TYPE_DNSKEY, set, sigs);
+	dns_rrset_from(ldns_pkt_answer(pkt), zone, LDNS_RR_TYPE_DNSKEY, set, sigs);
 	if (ldns_rr_list_rr_count(set) == 0) {
-		set_why(why, wsize, zone,
-		        "no DNSKEY records although a trust anchor or DS names "
-		        "the zone");
+		dns_set_why(why, wsize, zone,
+		            "no DNSKEY records although a trust anchor or DS names "
+		            "the zone");
 		goto fail;
 	}
 	entry = vouched_keys(set, refs ? refs : r->anchors, zone);
 	if (ldns_rr_list_rr_count(entry) == 0) {
-		set_why(why, wsize, zone, "no DNSKEY matches the trust anchor%s",
-		        refs ? " (DS)" : "");
+		dns_set_why(why, wsize, zone, "no DNSKEY matches the trust anchor%s",
+		            refs ? " (DS)" : "");
 		goto fail;
 	}
 	st = ldns_verify_time(set, sigs, entry, time(NULL), NULL);
 	if (st != LDNS_STATUS_OK) {
-		set_why(why, wsize, zone,
-		        "the DNSKEY set does not verify with the anchored key (%s)",
-		        ldns_get_errorstr_by_id(st));
+		dns_set_why(why, wsize, zone,
+		            "the DNSKEY set does not verify with the anchored key (%s)",
+		            ldns_get_errorstr_by_id(st));
 		goto fail;
 	}
 	for (i = 0; i < ldns_rr_list_rr_count(set); i++)
 		if (ldns_rr_ttl(ldns_rr_list_rr(set, i)) < ttl)
 			ttl = ldns_rr_ttl(ldns_rr_list_rr(set, i));
-	keycache_put(r, zone, set, ttl);
+	dns_keycache_put(r, zone, set, ttl);
 	*keys = set;
 	set = NULL;
 	ldns_rr_list_free(entry);
 	ldns_rr_list_deep_free(refs);
 	ldns_rr_list_deep_free(sigs);
 	ldns_pkt_free(pkt);
-	return 0;
-done_ok_nofree:
-	ldns_rr_list_deep_free(set);
-	ldns_rr_list_deep_free(sigs);
 	return 0;
 fail:
 	ldns_rr_list_free(entry);
@@ -299,112 +292,16 @@ fail:
 	return -1;
 }
 
-/* Validate every RRset of the answer section. */
-enum dns_sec dns_validate_answer(struct dns_resolver *r, const ldns_pkt *pkt, char *why,
-                                 size_t wsize)
+int dns_trusted_keys(struct dns_resolver *r, const ldns_rdf *zone, int depth, ldns_rr_list **keys,
+                     char *why, size_t wsize)
 {
-	ldns_rr_list *ans = ldns_pkt_answer(pkt);
-	enum dns_sec sec = DNS_SEC_SECURE;
-	size_t i, j;
-
-	for (i = 0; i < ldns_rr_list_rr_count(ans); i++) {
-		ldns_rr *rr = ldns_rr_list_rr(ans, i);
-		ldns_rr_list *set, *sigs;
-		int dup = 0, rc;
-
-		if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_RRSIG)
-			continue;
-		for (j = 0; j < i && !dup; j++) /* each RRset once */
-			dup = ldns_rr_get_type(ldns_rr_list_rr(ans, j)) == ldns_rr_get_type(rr) &&
-			      ldns_dname_compare(ldns_rr_owner(ldns_rr_list_rr(ans, j)),
-			                         ldns_rr_owner(rr)) == 0;
-		if (dup)
-			continue;
-		if (anchor_zone(r, ldns_rr_owner(rr)) == NULL) {
-			set_why(why, wsize, ldns_rr_owner(rr), "no trust anchor covers this name");
-			sec = DNS_SEC_INSECURE;
-			continue;
-		}
-		set = ldns_rr_list_new();
-		sigs = ldns_rr_list_new();
-		rrset_from(ans, ldns_rr_owner(rr), ldns_rr_get_type(rr), set, sigs);
-		rc = verify_rrset(r, set, sigs, 0, why, wsize);
-		ldns_rr_list_deep_free(set);
-		ldns_rr_list_deep_free(sigs);
-		if (rc < 0)
-			return DNS_SEC_BOGUS;
+	switch (dns_keycache_get(r, zone, keys)) {
+	case 1:
+		return 0;
+	case 2:
+		dns_set_why(why, wsize, zone, "an insecure delegation: no DS at its parent");
+		return -1;
+	default:
+		return chain_keys(r, zone, depth, keys, why, wsize);
 	}
-	return sec;
-}
-
-/* A negative answer under an anchor must come with signed NSEC/NSEC3 proof. */
-enum dns_sec dns_validate_denial(struct dns_resolver *r, const ldns_pkt *pkt,
-                                 const struct dns_answer *a, char *why, size_t wsize)
-{
-	ldns_rr_list *auth = ldns_pkt_authority(pkt), *nsecs = ldns_rr_list_new(),
-	             *allsigs = ldns_rr_list_new();
-	ldns_rdf *name = ldns_dname_new_frm_str(a->final_name);
-	ldns_rr *q = ldns_rr_new();
-	enum dns_sec sec = DNS_SEC_BOGUS;
-	ldns_rr_type nsec_type = LDNS_RR_TYPE_NSEC;
-	ldns_status st;
-	size_t i;
-
-	if (name == NULL || q == NULL)
-		goto out;
-	if (anchor_zone(r, name) == NULL) {
-		set_why(why, wsize, name, "no trust anchor covers this name");
-		sec = DNS_SEC_INSECURE;
-		goto out;
-	}
-	for (i = 0; auth && i < ldns_rr_list_rr_count(auth); i++) {
-		ldns_rr *rr = ldns_rr_list_rr(auth, i);
-
-		if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_NSEC3)
-			nsec_type = LDNS_RR_TYPE_NSEC3;
-		if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_NSEC ||
-		    ldns_rr_get_type(rr) == LDNS_RR_TYPE_NSEC3)
-			ldns_rr_list_push_rr(nsecs, ldns_rr_clone(rr));
-		else if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_RRSIG)
-			ldns_rr_list_push_rr(allsigs, ldns_rr_clone(rr));
-	}
-	if (ldns_rr_list_rr_count(nsecs) == 0) {
-		set_why(why, wsize, name,
-		        "negative answer without NSEC/NSEC3 proof under a trust "
-		        "anchor");
-		goto out;
-	}
-	for (i = 0; i < ldns_rr_list_rr_count(nsecs); i++) {
-		ldns_rr_list *set = ldns_rr_list_new(), *sigs = ldns_rr_list_new();
-		int rc;
-
-		rrset_from(auth, ldns_rr_owner(ldns_rr_list_rr(nsecs, i)), nsec_type, set, sigs);
-		rc = verify_rrset(r, set, sigs, 0, why, wsize);
-		ldns_rr_list_deep_free(set);
-		ldns_rr_list_deep_free(sigs);
-		if (rc < 0)
-			goto out;
-	}
-	ldns_rr_set_owner(q, name);
-	name = NULL;
-	ldns_rr_set_type(q, a->type);
-	ldns_rr_set_class(q, LDNS_RR_CLASS_IN);
-	if (nsec_type == LDNS_RR_TYPE_NSEC)
-		st = ldns_dnssec_verify_denial(q, nsecs, allsigs);
-	else
-		st = ldns_dnssec_verify_denial_nsec3(q, nsecs, allsigs, ldns_pkt_get_rcode(pkt),
-		                                     a->type, a->nodata);
-	if (st == LDNS_STATUS_OK) {
-		sec = DNS_SEC_SECURE;
-	} else {
-		set_why(why, wsize, ldns_rr_owner(q),
-		        "the NSEC proof does not deny the name/type (%s)",
-		        ldns_get_errorstr_by_id(st));
-	}
-out:
-	ldns_rdf_deep_free(name);
-	ldns_rr_free(q);
-	ldns_rr_list_deep_free(nsecs);
-	ldns_rr_list_deep_free(allsigs);
-	return sec;
 }

@@ -4,16 +4,18 @@
  * trust anchor (the validation itself is dns_dnssec.c).
  *
  * Validation model (what is implemented, and its limits, see PROTOCOL.md §8.3):
- * the trust anchor file holds DS or DNSKEY records for the apex of one or
- * more zones.  A name under no anchored zone is "insecure".  Under an
- * anchored zone Z, every answer RRset must carry an RRSIG that verifies with
- * a DNSKEY of its signer; the signer's DNSKEY RRset must itself verify with a
- * key matching the anchor (signer == Z) or with a key matching a DS record
- * that verifies under the parent's keys (a signed delegation below Z).
+ * the trust anchor file holds DS or DNSKEY records: the root's (in
+ * production /usr/share/dns/root.key) and/or those of zone apexes; a name is
+ * validated from the closest anchor Z at or above it, and a name under none
+ * is "insecure".  Under Z, every answer RRset must carry an RRSIG that
+ * verifies with a DNSKEY of its signer; the signer's DNSKEY RRset must itself
+ * verify with a key matching the anchor (signer == Z) or with a key matching
+ * a DS record that verifies under the parent's keys, up to Z (dns_dnssec.c).
  * Negative answers need signed NSEC or NSEC3 records proving the denial.
- * Anything else under an anchored zone is "bogus".  There is no proof of an
- * insecure delegation (a missing DS below an anchor makes answers bogus),
- * and no chain from the root: the anchor is what is trusted.
+ * Where that fails, a walk from Z down to the name looks for an insecure
+ * delegation: a DS the parent's signed NSEC/NSEC3 proves absent, or an NSEC3
+ * opt-out span; what lies below one is "insecure", anything else "bogus"
+ * (dns_verdict.c).
  */
 #include "dns/dns.h"
 #include "dns/dns_resolver_priv.h"
