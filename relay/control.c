@@ -19,6 +19,7 @@
  */
 #include "core/hash.h"
 #include "control.h"
+#include "deliver_resume.h"
 
 #include <ctype.h>
 #include <pthread.h>
@@ -658,6 +659,12 @@ static size_t control_metrics(char *buf, size_t len, void *app)
 		metrics_put(buf, len, &off, "anchor_relay_queue_messages{queue=\"%s\"} %zu\n",
 		            names[i], count);
 	}
+	metrics_put(buf, len, &off,
+	            "# HELP anchor_relay_outbound_tls_resumed_total Outbound TLS handshakes that "
+	            "resumed a cached session\n"
+	            "# TYPE anchor_relay_outbound_tls_resumed_total counter\n"
+	            "anchor_relay_outbound_tls_resumed_total %llu\n",
+	            relay_resume_count());
 	return off < len ? off : len;
 }
 
