@@ -20,7 +20,9 @@
  * Without a pin, TLS is opportunistic ("may") or required but unverified
  * ("encrypt"), as for ordinary MX delivery.  A failed handshake to a peer
  * that does not require TLS is retried once in plain text on a new
- * connection, as Postfix does (deliver.c).
+ * connection, as Postfix does (deliver.c).  Sessions are resumed per
+ * destination (deliver_resume.c); the peer check runs on a resumed handshake
+ * too.
  */
 #include <errno.h>
 #include <fcntl.h>
