@@ -32,6 +32,8 @@
  * elapsed): on a shared machine both figures then leave out the time other work took. */
 static double now(void)
 {
+	/* a system call (not the vDSO) here: the loops below read it every 16 operations
+	 * only, else it costs ~5% of a verification that `openssl speed` does not pay */
 	struct timespec ts;
 
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
@@ -116,7 +118,7 @@ static struct rates run(const char *name, enum key_alg alg, const char *msg, siz
 		if (field == NULL)
 			die("sign", &e);
 		n++;
-	} while (now() - t0 < seconds / 10);
+	} while ((n & 15) != 0 || now() - t0 < seconds / 10);
 	r.sign = (double)n / (now() - t0);
 
 	flen = strlen(field);
@@ -143,7 +145,7 @@ static struct rates run(const char *name, enum key_alg alg, const char *msg, siz
 			exit(1);
 		}
 		n++;
-	} while (now() - t0 < seconds);
+	} while ((n & 15) != 0 || now() - t0 < seconds);
 	r.verify = (double)n / (now() - t0);
 
 	/* the key record alone: what lib/dkim's cache of parsed keys saves */
@@ -156,7 +158,7 @@ static struct rates run(const char *name, enum key_alg alg, const char *msg, siz
 			die("key parse", &e);
 		dkim_key_clear(&k);
 		n++;
-	} while (now() - t0 < seconds / 10);
+	} while ((n & 15) != 0 || now() - t0 < seconds / 10);
 	r.parse = (double)n / (now() - t0);
 
 	free(signed_msg);

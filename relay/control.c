@@ -19,6 +19,7 @@
  */
 #include "core/hash.h"
 #include "control.h"
+#include "deliver_resume.h"
 
 #include <ctype.h>
 #include <pthread.h>
@@ -639,6 +640,12 @@ static size_t control_metrics(char *buf, size_t len, void *app)
 		queue_ids_free(ids, count);
 		metrics_put(&o, "anchor_relay_queue_messages{queue=\"%s\"} %zu\n", names[i], count);
 	}
+	metrics_put(&o,
+	            "# HELP anchor_relay_outbound_tls_resumed_total Outbound TLS handshakes that "
+	            "resumed a cached session\n"
+	            "# TYPE anchor_relay_outbound_tls_resumed_total counter\n"
+	            "anchor_relay_outbound_tls_resumed_total %llu\n",
+	            relay_resume_count());
 	return o.off;
 }
 

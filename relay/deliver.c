@@ -402,8 +402,9 @@ static void quit(struct tx *t)
 	int code = t->c.code, polite = t->c.polite;
 
 	memcpy(why, t->c.why, sizeof(why));
-	if (relay_dconn_write(&t->c, "QUIT\r\n", 6, DELIVER_QUIT_TIMEOUT) == RELAY_IO_OK)
-		(void)relay_dconn_read_reply(&t->c, DELIVER_QUIT_TIMEOUT, &rep);
+	if (relay_dconn_write(&t->c, "QUIT\r\n", 6, DELIVER_QUIT_TIMEOUT) == RELAY_IO_OK &&
+	    relay_dconn_read_reply(&t->c, DELIVER_QUIT_TIMEOUT, &rep) == RELAY_IO_OK)
+		relay_dconn_tls_end(&t->c);
 	memcpy(t->c.why, why, sizeof(why));
 	t->c.code = code;
 	t->c.polite = polite;

@@ -20,7 +20,9 @@
  * Without a pin, TLS is opportunistic ("may") or required but unverified
  * ("encrypt"), as for ordinary MX delivery.  A failed handshake to a peer
  * that does not require TLS is retried once in plain text on a new
- * connection, as Postfix does (deliver.c).
+ * connection, as Postfix does (deliver.c).  Sessions are resumed per
+ * destination (deliver_resume.c); the peer check runs on a resumed handshake
+ * too.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,6 +44,7 @@
 
 #include "pki/crypto.h"
 #include "deliver_conn.h"
+#include "deliver_resume.h"
 
 /* ------------------------------------------------------------------ I/O */
 
@@ -240,6 +243,17 @@ int relay_dconn_printf(struct relay_dconn *c, int seconds, const char *fmt, ...)
 	return relay_dconn_write(c, buf, (size_t)n, seconds);
 }
 
+void relay_dconn_tls_end(struct relay_dconn *c)
+{
+	if (c->ssl == NULL)
+		return;
+	/* close_notify, not waiting for the peer's: a session whose connection was never
+	 * shut down is marked not resumable by OpenSSL (deliver_resume.c) */
+	ERR_clear_error();
+	(void)SSL_shutdown(c->ssl);
+	ERR_clear_error();
+}
+
 void relay_dconn_close(struct relay_dconn *c)
 {
 	if (c->ssl != NULL) {
@@ -346,6 +360,7 @@ static void tls_init(void)
 	SSL_CTX_set_min_proto_version(tls_ctx, TLS1_2_VERSION);
 	/* the peer is checked after the handshake, against the hop (tls_check_peer) */
 	SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);
+	relay_resume_attach(tls_ctx);
 }
 
 static int cert_has_pin(X509 *cert, const char *pin)
@@ -420,11 +435,12 @@ int relay_dconn_tls(struct relay_dconn *c, const struct relay_hop *hop, int seco
 {
 	const char *sni = hop->tls_name[0] ? hop->tls_name : hop->host;
 	int64_t deadline = deadline_in(seconds);
-	char why[300];
+	char why[300], key[RELAY_RESUME_KEY_MAX];
 
 	pthread_once(&tls_once, tls_init);
+	relay_resume_key(hop, key, sizeof(key));
 	if (tls_ctx == NULL || (c->ssl = SSL_new(tls_ctx)) == NULL ||
-	    SSL_set_fd(c->ssl, c->fd) != 1) {
+	    SSL_set_fd(c->ssl, c->fd) != 1 || relay_resume_prepare(c->ssl, key) < 0) {
 		ERR_clear_error();
 		relay_dconn_fail(c, "cannot set up TLS");
 		return RELAY_IO_FAIL;
@@ -439,12 +455,16 @@ int relay_dconn_tls(struct relay_dconn *c, const struct relay_hop *hop, int seco
 		rc = SSL_connect(c->ssl);
 		if (rc == 1)
 			break;
-		if (ssl_retry(c, rc, deadline, "in the TLS handshake with") < 0)
+		if (ssl_retry(c, rc, deadline, "in the TLS handshake with") < 0) {
+			relay_resume_done(c->ssl, key, 0);
 			return RELAY_IO_FAIL;
+		}
 	}
 	if (tls_check_peer(c->ssl, hop, why, sizeof(why)) < 0) {
+		relay_resume_done(c->ssl, key, 0);
 		relay_dconn_fail(c, "%s: %s", c->peer, why);
 		return RELAY_IO_FAIL;
 	}
+	relay_resume_done(c->ssl, key, 1);
 	return RELAY_IO_OK;
 }

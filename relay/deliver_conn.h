@@ -37,6 +37,9 @@ int relay_dconn_printf(struct relay_dconn *c, int seconds, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* One whole reply (lib's strict reader, relay_smtp_reply_*). */
 int relay_dconn_read_reply(struct relay_dconn *c, int seconds, struct relay_smtp_reply *r);
+/* After a clean end of the session (QUIT answered): TLS close_notify, which keeps the
+ * TLS session resumable. */
+void relay_dconn_tls_end(struct relay_dconn *c);
 void relay_dconn_close(struct relay_dconn *c);
 int relay_dconn_unix(struct relay_dconn *c, const char *path, int seconds);
 int relay_dconn_tcp(struct relay_dconn *c, const char *host, uint16_t port, int seconds);

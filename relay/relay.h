@@ -23,6 +23,7 @@
  *   scheduler.c   due recipients -> deliveries -> queue_mark, bounces
  *   deliver.c     the SMTP/LMTP client (blocking, run on a worker)
  *   deliver_conn.c  its connection: deadlines, connecting, TLS and pins
+ *   deliver_resume.c  outbound TLS sessions kept per destination and resumed
  *   route.c       where an outbound recipient goes (lib/resolve, MX fallback)
  *   bounce.c      delivery status notifications (RFC 3464)
  *   signer.c      the signer process; signer_client.c its client,

@@ -333,7 +333,7 @@ def anchored_dns_server(anchored, request):
 
 
 def test_anchored_domain_gets_mail_over_pinned_tls(anchored, anchored_dns_server, make_relay,
-                                                    smtp_sink):
+                                                    smtp_sink, tls):
     a1, a2 = zname("a1"), zname("a2")
     inner = smtp_sink()
     legacy = smtp_sink()
@@ -342,7 +342,7 @@ def test_anchored_domain_gets_mail_over_pinned_tls(anchored, anchored_dns_server
                       inbound_next_hop=inner.hop, tls_cert_file=anchored.mta_chain,
                       tls_key_file=anchored.mta_key)
     sender = make_relay(start=False, sign_domains={"x.test": ["ed25519"]},
-                        keyserver_cacert=anchored.tls.ca, smtp_port=legacy.port)
+                        keyserver_cacert=anchored.tls.ca, smtp_port=legacy.port, control=True)
     dns = anchored_dns_server(sender.records())
     for r in (recv, sender):
         r.params["dns_server"] = dns.resolver
@@ -373,6 +373,11 @@ def test_anchored_domain_gets_mail_over_pinned_tls(anchored, anchored_dns_server
     assert al.rcpts == [f"target@{a2}"], al.rcpts
     wait_spool_empty(sender)
     assert legacy.count() == 0
+    # the second delivery to the same pinned hop resumed the first one's TLS session, and
+    # the pin was checked on it (on the chain the session recorded)
+    client = anchorlib.Client(sender.control_url, tls.ca)
+    metrics = client.get("/metrics").text
+    assert re.search(r"^anchor_relay_outbound_tls_resumed_total 1$", metrics, re.M), metrics
 
 
 def test_wrong_pin_defers_and_never_sends_in_clear(anchored, anchored_dns_server, make_relay,
