@@ -122,6 +122,7 @@ static struct http_server *start_http(struct ks *ks, struct err *e)
 	    .conn_timeout = (int)s->conn_timeout,
 	    .request_timeout = (int)s->request_timeout,
 	    .tls_ticket_rotation = (long)s->tls_ticket_rotation,
+	    .tls_policy = &s->tls,
 	    .rate_per_sec = (double)s->rate_limit,
 	    .rate_burst = (double)s->rate_burst,
 	    .dispatch = ks_dispatch,

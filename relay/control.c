@@ -63,7 +63,8 @@ struct relay_control {
 	struct relay_lists *lists;
 	struct relay_rep *rep;
 	struct relay_signer_client *sc;
-	struct queue *qin, *qout; /* for /metrics; either may be NULL */
+	struct queue *qin, *qout;     /* for /metrics; either may be NULL */
+	struct metrics_tls *smtp_tls; /* STARTTLS handshakes, for /metrics; may be NULL */
 	struct discover_ctx *disc;
 	struct certauth *auth; /* the signer's certificate and its status, cached */
 	struct http_server *http;
@@ -658,12 +659,17 @@ static size_t control_metrics(char *buf, size_t len, void *app)
 		metrics_put(buf, len, &off, "anchor_relay_queue_messages{queue=\"%s\"} %zu\n",
 		            names[i], count);
 	}
+	/* STARTTLS (inbound and submission); the control API's own are the layer's
+	 * anchor_tls_handshakes_total. */
+	metrics_tls_render(c->smtp_tls, "anchor_relay_smtp_tls_handshakes_total", "smtp", buf, len,
+	                   &off);
 	return off < len ? off : len;
 }
 
 struct relay_control *relay_control_start(const struct relay_settings *s, struct relay_lists *l,
                                           struct relay_rep *rep, struct relay_signer_client *sc,
-                                          struct queue *qin, struct queue *qout, struct err *e)
+                                          struct queue *qin, struct queue *qout,
+                                          struct metrics_tls *smtp_tls, struct err *e)
 {
 	struct certauth_config ac = {.ttl = s->key_status_ttl,
 	                             .max_entries = (size_t)s->key_status_cache_size};
@@ -694,6 +700,7 @@ struct relay_control *relay_control_start(const struct relay_settings *s, struct
 	c->sc = sc;
 	c->qin = qin;
 	c->qout = qout;
+	c->smtp_tls = smtp_tls;
 	c->started = (long long)time(NULL);
 	pthread_mutex_init(&c->replay_mu, NULL);
 	if ((c->disc = start_discovery(s, e)) == NULL)
@@ -703,6 +710,7 @@ struct relay_control *relay_control_start(const struct relay_settings *s, struct
 	hc.listen_addr = addr;
 	hc.tls_cert_file = s->tls_cert_file;
 	hc.tls_key_file = s->tls_key_file;
+	hc.tls_policy = &s->tls;
 	/* A complaint carries a whole message in base64, maybe inside a JWS: ~1.8 times. */
 	hc.max_body = (size_t)(msgmax / 5 * 9 + 65536);
 	hc.threads = CONTROL_THREADS;
