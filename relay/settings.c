@@ -32,7 +32,7 @@ const struct conf_param relay_settings_table[] = {
     {"tls_cert_file", CONF_STR, NULL, 0, 0, S(tls_cert_file),
      "certificate chain (PEM) for STARTTLS and the control API; unset: no STARTTLS"},
     {"tls_key_file", CONF_STR, NULL, 0, 0, S(tls_key_file), "its private key (PEM, 0600)"},
-    TLS_POLICY_CONF_PARAMS(struct relay_settings, tls),
+    TLS_POLICY_CONF_PARAMS(S(tls)),
     {"local_domains", CONF_STR, "", 0, 0, S(local_domains),
      "comma-separated domains whose mail the inbound side accepts"},
     {"max_message_size", CONF_SIZE, "25m", 1024, 1073741824LL, S(max_message_size),

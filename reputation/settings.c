@@ -38,7 +38,7 @@ const struct conf_param rep_settings_table[] = {
     {"tls_ticket_rotation", CONF_DURATION, "1h", 1, 3 * 86400, S(tls_ticket_rotation),
      "a fresh TLS session ticket key this often; tickets under the one before are "
      "still accepted for one more period"},
-    TLS_POLICY_CONF_PARAMS(struct rep_settings, tls),
+    TLS_POLICY_CONF_PARAMS(S(tls)),
     {"rate_limit", CONF_INT, "200", 0, 1000000, S(rate_limit),
      "requests per second per client address; 0 disables"},
     {"rate_burst", CONF_INT, "400", 1, 10000000, S(rate_burst), "burst per client address"},

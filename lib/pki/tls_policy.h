@@ -40,26 +40,27 @@ struct tls_policy_conf {
 	char *groups;
 };
 
-/* The three parameters, for a daemon's conf_param table: type is its settings
- * struct, member the struct tls_policy_conf in it. */
-#define TLS_POLICY_CONF_PARAMS(type, member)                                                       \
+/* The three parameters, for a daemon's conf_param table; at is the offset of the
+ * struct tls_policy_conf in its settings struct (offsetof(settings, field)). */
+#define TLS_POLICY_CONF_PARAMS(at)                                                                 \
 	{"tls_profile",                                                                            \
 	 CONF_STR,                                                                                 \
 	 "intermediate",                                                                           \
 	 0,                                                                                        \
 	 0,                                                                                        \
-	 offsetof(type, member.profile),                                                           \
+	 (at) + offsetof(struct tls_policy_conf, profile),                                         \
 	 "modern (TLS 1.3 only) or intermediate (TLS 1.2 and 1.3, ECDHE and AEAD suites only)"},   \
 	    {"tls_ciphers",                                                                        \
 	     CONF_STR,                                                                             \
 	     NULL,                                                                                 \
 	     0,                                                                                    \
 	     0,                                                                                    \
-	     offsetof(type, member.ciphers),                                                       \
+	     (at) + offsetof(struct tls_policy_conf, ciphers),                                     \
 	     "AEAD ciphers in order of preference, from AES-128-GCM, AES-256-GCM, "                \
 	     "CHACHA20-POLY1305; unset: all three in that order"},                                 \
 	{                                                                                          \
-		"tls_groups", CONF_STR, NULL, 0, 0, offsetof(type, member.groups),                 \
+		"tls_groups", CONF_STR, NULL, 0, 0,                                                \
+		    (at) + offsetof(struct tls_policy_conf, groups),                               \
 		    "key exchange groups in order of preference, from X25519, X448, P-256, "       \
 		    "P-384, "                                                                      \
 		    "P-521; unset: X25519:P-256"                                                   \
