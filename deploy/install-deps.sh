@@ -37,6 +37,9 @@ PACKAGES=(
 	certbot python3-certbot-dns-rfc2136 knot
 	# monitoring: promtool checks deploy/prometheus/ (tests/integration/test_monitoring.py)
 	prometheus
+	# TLS scans of every listener (tests/integration/test_tls_policy.py): testssl.sh
+	# and what it runs (hexdump from bsdextrautils, dig from bind9-dnsutils, procps)
+	testssl.sh bsdextrautils bind9-dnsutils
 	# bench and lint
 	wrk cppcheck clang-tidy clang-format dnsperf rbldnsd
 )

@@ -116,6 +116,7 @@ static struct http_server *start_http(struct ks *ks, struct err *e)
 	hc.dispatch = ks_dispatch;
 	hc.metrics = ks_metrics;
 	hc.health = ks_health;
+	hc.tls_policy = &ks->cfg.tls;
 	hc.app = ks;
 	return http_server_start(&hc, e);
 }

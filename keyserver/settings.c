@@ -49,6 +49,7 @@ const struct conf_param ks_settings_table[] = {
     {"tls_ticket_rotation", CONF_DURATION, "1h", 1, 3 * 86400, S(tls_ticket_rotation),
      "a fresh TLS session ticket key this often; tickets under the one before are "
      "still accepted for one more period"},
+    TLS_POLICY_CONF_PARAMS(S(tls)),
     {"rate_limit", CONF_INT, "200", 0, 1000000, S(rate_limit),
      "requests per second per client address; 0 disables"},
     {"rate_burst", CONF_INT, "400", 1, 10000000, S(rate_burst), "burst per client address"},
@@ -111,6 +112,7 @@ static int is_hex64(const char *s)
 int ks_settings_check(const struct ks_settings *s, struct err *e)
 {
 	enum log_level lvl;
+	struct tls_policy tp;
 
 	if (log_level_parse(s->log_level, &lvl) < 0)
 		return err_set(e, ERR_INPUT, "bad_config",
@@ -120,6 +122,8 @@ int ks_settings_check(const struct ks_settings *s, struct err *e)
 		return err_set(e, ERR_INPUT, "bad_config",
 		               "tls_cert_file and tls_key_file are required "
 		               "(or allow_plain_http = yes behind a TLS terminator)");
+	if (tls_policy_make(&tp, &s->tls, e) < 0)
+		return -1;
 	if (s->operator_token_hash != NULL && !is_hex64(s->operator_token_hash))
 		return err_set(e, ERR_INPUT, "bad_config",
 		               "operator_token_hash must be 64 lowercase hex digits "

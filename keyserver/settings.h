@@ -3,6 +3,7 @@
 #define KS_SETTINGS_H
 
 #include "core/conf.h"
+#include "pki/tls_policy.h"
 
 struct ks_settings {
 	char *listen_address;
@@ -26,6 +27,7 @@ struct ks_settings {
 	long long conn_timeout;
 	long long request_timeout;
 	long long tls_ticket_rotation;
+	struct tls_policy_conf tls; /* tls_profile, tls_ciphers, tls_groups */
 	long long rate_limit;
 	long long rate_burst;
 	long long cache_max_age;

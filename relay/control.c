@@ -64,7 +64,8 @@ struct relay_control {
 	struct relay_lists *lists;
 	struct relay_rep *rep;
 	struct relay_signer_client *sc;
-	struct queue *qin, *qout; /* for /metrics; either may be NULL */
+	struct queue *qin, *qout;     /* for /metrics; either may be NULL */
+	struct metrics_tls *smtp_tls; /* STARTTLS handshakes, for /metrics; may be NULL */
 	struct discover_ctx *disc;
 	struct certauth *auth; /* the signer's certificate and its status, cached */
 	struct http_server *http;
@@ -646,12 +647,16 @@ static size_t control_metrics(char *buf, size_t len, void *app)
 	            "# TYPE anchor_relay_outbound_tls_resumed_total counter\n"
 	            "anchor_relay_outbound_tls_resumed_total %llu\n",
 	            relay_resume_count());
+	/* STARTTLS (inbound and submission); the control API's own are the layer's
+	 * anchor_tls_handshakes_total. */
+	metrics_tls_render(c->smtp_tls, "anchor_relay_smtp_tls_handshakes_total", "smtp", &o);
 	return o.off;
 }
 
 struct relay_control *relay_control_start(const struct relay_settings *s, struct relay_lists *l,
                                           struct relay_rep *rep, struct relay_signer_client *sc,
-                                          struct queue *qin, struct queue *qout, struct err *e)
+                                          struct queue *qin, struct queue *qout,
+                                          struct metrics_tls *smtp_tls, struct err *e)
 {
 	struct certauth_config ac = {.ttl = s->key_status_ttl,
 	                             .max_entries = (size_t)s->key_status_cache_size};
@@ -682,6 +687,7 @@ struct relay_control *relay_control_start(const struct relay_settings *s, struct
 	c->sc = sc;
 	c->qin = qin;
 	c->qout = qout;
+	c->smtp_tls = smtp_tls;
 	c->started = (long long)time(NULL);
 	pthread_mutex_init(&c->replay_mu, NULL);
 	if ((c->disc = start_discovery(s, e)) == NULL)
@@ -691,6 +697,7 @@ struct relay_control *relay_control_start(const struct relay_settings *s, struct
 	hc.listen_addr = addr;
 	hc.tls_cert_file = s->tls_cert_file;
 	hc.tls_key_file = s->tls_key_file;
+	hc.tls_policy = &s->tls;
 	/* A complaint carries a whole message in base64, maybe inside a JWS: ~1.8 times. */
 	hc.max_body = (size_t)(msgmax / 5 * 9 + 65536);
 	hc.threads = CONTROL_THREADS;

@@ -14,6 +14,7 @@
 
 #include "dns/certauth.h"
 #include "pki/crypto.h"
+#include "http/metrics.h"
 #include "relay.h"
 
 #define RELAY_CONTROL_WINDOW 300 /* seconds a signed request's "issued" may be off */
@@ -26,11 +27,13 @@ struct relay_control;
  * (complaints are then refused with 503 reputation_disabled).  Discovery of
  * the recipients' domains uses dns_server, dns_trust_anchor and
  * keyserver_cacert.  /metrics adds the state of the queues qin and qout
- * (either may be NULL).  Every argument must outlive the control server.
+ * (either may be NULL) and the STARTTLS handshakes counted in smtp_tls (NULL: none).  Every
+ * argument must outlive the control server.
  */
 struct relay_control *relay_control_start(const struct relay_settings *s, struct relay_lists *l,
                                           struct relay_rep *rep, struct relay_signer_client *sc,
-                                          struct queue *qin, struct queue *qout, struct err *e);
+                                          struct queue *qin, struct queue *qout,
+                                          struct metrics_tls *smtp_tls, struct err *e);
 /* The port actually bound. */
 int relay_control_port(const struct relay_control *c);
 /* Stops listening and waits for the requests in progress; accepts NULL. */

@@ -162,7 +162,7 @@ static int open_parts(struct relay_main *rm, struct err *e)
 		return -1;
 	if (relay_hop_parse(s->inbound_next_hop, &d->inbound_hop, e) < 0)
 		return -1;
-	if ((d->tls = relayd_tls_server_ctx(s, e)) == NULL && e->kind != ERR_NONE)
+	if ((d->tls = relayd_tls_server_ctx(s, &d->tls_hs, e)) == NULL && e->kind != ERR_NONE)
 		return -1;
 	if ((d->pool = relay_pool_new(d->base, (int)s->workers, e)) == NULL ||
 	    (d->dpool = relay_pool_new(d->base, (int)s->workers, e)) == NULL)
@@ -241,7 +241,7 @@ static int run(struct relay_main *rm, struct err *e)
 		goto out;
 	if (d->s->control_listen != NULL && *d->s->control_listen != '\0' &&
 	    (d->control = relay_control_start(d->s, d->lists, d->rep, d->signer, d->qin, d->qout,
-	                                      e)) == NULL)
+	                                      &d->tls_hs, e)) == NULL)
 		goto out;
 	if (relayd_scheduler_start(d, e) < 0)
 		goto out;

@@ -51,6 +51,7 @@
 #include "core/conf.h"
 #include "mail/dkim.h"
 #include "core/err.h"
+#include "pki/tls_policy.h"
 #include "mail/queue.h"
 
 /* ------------------------------------------------------------------ settings */
@@ -67,7 +68,8 @@ struct relay_settings {
 	char *state_dir;          /* spool/in, spool/out, lists/, pow/, signer socket */
 	char *tls_cert_file;      /* STARTTLS and control API certificate chain (PEM) */
 	char *tls_key_file;
-	char *local_domains; /* comma-separated domains mail is accepted for inbound */
+	struct tls_policy_conf tls; /* tls_profile, tls_ciphers, tls_groups: every listener */
+	char *local_domains;        /* comma-separated domains mail is accepted for inbound */
 	long long max_message_size;
 	long long max_rcpts;
 	long long max_connections;

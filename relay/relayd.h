@@ -9,6 +9,7 @@
 
 #include <openssl/ssl.h>
 
+#include "http/metrics.h"
 #include "relay.h"
 #include "mail/smtp.h"
 
@@ -39,9 +40,10 @@ struct relayd_stats {
 struct relayd {
 	const struct relay_settings *s;
 	struct event_base *base;
-	struct relay_pool *pool;  /* session work: verification, signing, lookups */
-	struct relay_pool *dpool; /* deliveries */
-	SSL_CTX *tls;             /* STARTTLS, NULL without a certificate */
+	struct relay_pool *pool;   /* session work: verification, signing, lookups */
+	struct relay_pool *dpool;  /* deliveries */
+	SSL_CTX *tls;              /* STARTTLS, NULL without a certificate */
+	struct metrics_tls tls_hs; /* STARTTLS handshakes, for the control API's /metrics */
 	/* thread-safe: */
 	struct queue *qin, *qout;
 	struct relay_signer_client *signer;
@@ -71,7 +73,10 @@ struct relayd {
 /* server.c: the listeners (inbound, submission), the limits at accept, the TLS context */
 int relayd_listen(struct relayd *d, struct err *e);
 void relayd_listen_stop(struct relayd *d);
-SSL_CTX *relayd_tls_server_ctx(const struct relay_settings *s, struct err *e);
+/* The STARTTLS context under the TLS policy (pki/tls_policy.h); its handshakes are
+ * counted in hs.  NULL without a certificate, or on an error (e set). */
+SSL_CTX *relayd_tls_server_ctx(const struct relay_settings *s, struct metrics_tls *hs,
+                               struct err *e);
 
 /*
  * One SMTP connection.  The pipelines keep a reference while a worker uses

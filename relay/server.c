@@ -16,6 +16,7 @@
 
 #include "core/hash.h"
 #include "core/log.h"
+#include "pki/tls_policy.h"
 #include "relayd.h"
 
 static void sockaddr_ip(const struct sockaddr *sa, char *out, size_t size)
@@ -193,18 +194,38 @@ void relayd_listen_stop(struct relayd *d)
 	d->lin = d->lsub = NULL;
 }
 
-SSL_CTX *relayd_tls_server_ctx(const struct relay_settings *s, struct err *e)
+/* OpenSSL, at each step of a STARTTLS handshake: a completed one is counted.  In TLS
+ * 1.3 OpenSSL reports "done" once per handshake, not again for the tickets sent after
+ * it. */
+static void relayd_tls_info(const SSL *ssl, int where, int ret)
 {
+	(void)ret;
+	if ((where & SSL_CB_HANDSHAKE_DONE) != 0)
+		metrics_tls_handshake(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)), SSL_version(ssl),
+		                      SSL_session_reused(ssl));
+}
+
+SSL_CTX *relayd_tls_server_ctx(const struct relay_settings *s, struct metrics_tls *hs,
+                               struct err *e)
+{
+	struct tls_policy policy;
 	SSL_CTX *ctx;
 
 	if (s->tls_cert_file == NULL)
+		return NULL;
+	if (tls_policy_make(&policy, &s->tls, e) < 0)
 		return NULL;
 	ctx = SSL_CTX_new(TLS_server_method());
 	if (ctx == NULL) {
 		err_set(e, ERR_INTERNAL, "tls", "cannot create a TLS context");
 		return NULL;
 	}
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	if (tls_policy_apply_openssl(&policy, ctx, e) < 0) {
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	/* The chain file's certificates after the first are sent with it: the leaf and
+	 * its issuer, so that a client holding only the root can build the path. */
 	if (SSL_CTX_use_certificate_chain_file(ctx, s->tls_cert_file) != 1 ||
 	    SSL_CTX_use_PrivateKey_file(ctx, s->tls_key_file, SSL_FILETYPE_PEM) != 1 ||
 	    SSL_CTX_check_private_key(ctx) != 1) {
@@ -213,5 +234,7 @@ SSL_CTX *relayd_tls_server_ctx(const struct relay_settings *s, struct err *e)
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
+	SSL_CTX_set_app_data(ctx, hs);
+	SSL_CTX_set_info_callback(ctx, relayd_tls_info);
 	return ctx;
 }

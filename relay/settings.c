@@ -32,6 +32,7 @@ const struct conf_param relay_settings_table[] = {
     {"tls_cert_file", CONF_STR, NULL, 0, 0, S(tls_cert_file),
      "certificate chain (PEM) for STARTTLS and the control API; unset: no STARTTLS"},
     {"tls_key_file", CONF_STR, NULL, 0, 0, S(tls_key_file), "its private key (PEM, 0600)"},
+    TLS_POLICY_CONF_PARAMS(S(tls)),
     {"local_domains", CONF_STR, "", 0, 0, S(local_domains),
      "comma-separated domains whose mail the inbound side accepts"},
     {"max_message_size", CONF_SIZE, "25m", 1024, 1073741824LL, S(max_message_size),
@@ -177,7 +178,11 @@ static void empty_is_unset(struct relay_settings *s)
 
 int relay_settings_check(struct relay_settings *s, struct err *e)
 {
+	struct tls_policy tp;
+
 	empty_is_unset(s);
+	if (tls_policy_make(&tp, &s->tls, e) < 0)
+		return -1;
 	if (strcmp(s->reputation_on_error, "open") != 0 &&
 	    strcmp(s->reputation_on_error, "closed") != 0)
 		return err_set(e, ERR_INPUT, "bad_config",

@@ -65,6 +65,7 @@ static struct http_server *start_http(struct rep *rep, struct err *e)
 	hc.dispatch = rep_dispatch;
 	hc.metrics = rep_metrics;
 	hc.health = rep_health;
+	hc.tls_policy = &rep->cfg.tls;
 	hc.app = rep;
 	return http_server_start(&hc, e);
 }

@@ -8,6 +8,7 @@
 
 #include "core/conf.h"
 #include "core/err.h"
+#include "pki/tls_policy.h"
 
 #define REP_MAX_PEERS 16
 #define REP_MAX_VETTED 32 /* vetted_reporters */
@@ -28,6 +29,7 @@ struct rep_settings {
 	long long conn_timeout;
 	long long request_timeout;
 	long long tls_ticket_rotation;
+	struct tls_policy_conf tls; /* tls_profile, tls_ciphers, tls_groups */
 	long long rate_limit;
 	long long rate_burst;
 	/* store */

@@ -64,6 +64,8 @@ typedef size_t (*http_metrics_fn)(char *buf, size_t len, void *app);
 /* /healthz: return 0 when healthy, -1 with *e filled otherwise. */
 typedef int (*http_health_fn)(void *app, struct err *e);
 
+struct tls_policy_conf;
+
 struct http_config {
 	const char *listen_addr; /* "127.0.0.1", "::1", "0.0.0.0", "::" */
 	int port;
@@ -72,8 +74,9 @@ struct http_config {
 	int allow_plain_http;     /* for tests behind a TLS terminator; off by default */
 	long tls_ticket_rotation; /* seconds each session ticket key seals new tickets
 	                           * (accepted one period more); 0: 3600 (http_tls.h) */
-	size_t max_body;          /* bytes */
-	int threads;              /* worker threads */
+	const struct tls_policy_conf *tls_policy; /* pki/tls_policy.h; NULL: the defaults */
+	size_t max_body;                          /* bytes */
+	int threads;                              /* worker threads */
 	int max_connections;
 	int max_connections_per_ip; /* from one client address; 0: no limit */
 	int conn_timeout;           /* seconds a kept-alive connection may stay idle */

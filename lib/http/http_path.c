@@ -418,8 +418,9 @@ static void http_lift_deadline(struct http_server *srv, struct MHD_Connection *c
 struct http_conn {
 	const char *uri;
 	size_t uri_len;
-	struct http_tls *tls; /* the server's ticket keys; NULL: no resumption */
-	int tickets_chosen;   /* a ClientHello has chosen the ticket key */
+	struct http_tls *tls;   /* the server's ticket keys; NULL: no resumption */
+	struct metrics_tls *hs; /* where the handshake is counted */
+	int tickets_chosen;     /* a ClientHello has chosen the ticket key */
 };
 
 static struct http_conn *http_conn_of(struct MHD_Connection *conn)
@@ -432,27 +433,36 @@ static struct http_conn *http_conn_of(struct MHD_Connection *conn)
 
 /* GnuTLS, as the ClientHello comes in: which ticket key the session uses
  * (http_tls_choose()).  A second hello (after a HelloRetryRequest) keeps the first
- * choice, since GnuTLS takes the key once per session. */
-static int http_on_client_hello(gnutls_session_t s, unsigned htype, unsigned when,
-                                unsigned incoming, const gnutls_datum_t *msg)
+ * choice, since GnuTLS takes the key once per session.  And once the client's
+ * Finished is in (the last handshake message a server receives, full or resumed, TLS
+ * 1.2 or 1.3): the handshake is counted by version and resumption.  GnuTLS keeps one
+ * hook per session, so this one takes every message and picks these two. */
+static int http_on_handshake_msg(gnutls_session_t s, unsigned htype, unsigned when,
+                                 unsigned incoming, const gnutls_datum_t *msg)
 {
 	struct MHD_Connection *conn = gnutls_session_get_ptr(s);
 	struct http_conn *hc = conn != NULL ? http_conn_of(conn) : NULL;
+	int version;
 
-	(void)htype;
-	(void)when;
-	(void)incoming;
-	if (hc != NULL && hc->tls != NULL && !hc->tickets_chosen) {
+	if (hc == NULL || !incoming)
+		return 0;
+	if (htype == GNUTLS_HANDSHAKE_CLIENT_HELLO && when == GNUTLS_HOOK_PRE && hc->tls != NULL &&
+	    !hc->tickets_chosen) {
 		hc->tickets_chosen = 1;
 		(void)http_tls_choose(hc->tls, s, msg->data, msg->size);
+	} else if (htype == GNUTLS_HANDSHAKE_FINISHED && when == GNUTLS_HOOK_POST) {
+		version = gnutls_protocol_get_version(s) == GNUTLS_TLS1_3   ? 0x0304
+		          : gnutls_protocol_get_version(s) == GNUTLS_TLS1_2 ? 0x0303
+		                                                            : 0;
+		metrics_tls_handshake(hc->hs, version, gnutls_session_is_resumed(s) != 0);
 	}
 	return 0;
 }
 
-/* Session resumption for a new TLS connection: the hook above finds the keys
- * through the connection, which libmicrohttpd keeps as the session's pointer; with
- * a libmicrohttpd that keeps something else there, connections just do full
- * handshakes. */
+/* Session resumption and the handshake count for a new TLS connection: the hook
+ * above finds the keys through the connection, which libmicrohttpd keeps as the
+ * session's pointer; with a libmicrohttpd that keeps something else there,
+ * connections just do full handshakes, uncounted. */
 static void http_arm_tickets(struct http_server *srv, struct MHD_Connection *conn,
                              struct http_conn *hc)
 {
@@ -466,8 +476,9 @@ static void http_arm_tickets(struct http_server *srv, struct MHD_Connection *con
 	if (gnutls_session_get_ptr(s) != conn)
 		return;
 	hc->tls = srv->tls;
-	gnutls_handshake_set_hook_function(s, GNUTLS_HANDSHAKE_CLIENT_HELLO, GNUTLS_HOOK_PRE,
-	                                   http_on_client_hello);
+	hc->hs = metrics_tls_of(srv->metrics);
+	gnutls_handshake_set_hook_function(s, GNUTLS_HANDSHAKE_ANY, GNUTLS_HOOK_BOTH,
+	                                   http_on_handshake_msg);
 }
 
 void http_on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,

@@ -14,6 +14,7 @@
 #include "http/http.h"
 #include "http/metrics.h"
 #include "http/ratelimit.h"
+#include "pki/tls_policy.h"
 
 struct http_tls;
 
@@ -29,6 +30,7 @@ struct http_server {
 	char *tls_cert;
 	char *tls_key;
 	size_t tls_key_len;
+	struct tls_policy policy; /* what the TLS settings map to (gnutls: the priorities) */
 	int port;
 };
 

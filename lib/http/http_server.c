@@ -79,7 +79,8 @@ static int http_load_tls(struct http_server *srv, const struct http_config *cfg,
 	if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
 		return err_set(e, ERR_INTERNAL, "tls_unsupported",
 		               "libmicrohttpd was built without TLS support.");
-	if (http_read_pem(cfg->tls_cert_file, &srv->tls_cert, &len, e) < 0 ||
+	if (tls_policy_make(&srv->policy, cfg->tls_policy, e) < 0 ||
+	    http_read_pem(cfg->tls_cert_file, &srv->tls_cert, &len, e) < 0 ||
 	    http_read_pem(cfg->tls_key_file, &srv->tls_key, &srv->tls_key_len, e) < 0)
 		return -1;
 	srv->tls = http_tls_new(cfg->tls_ticket_rotation > 0 ? cfg->tls_ticket_rotation
@@ -151,7 +152,7 @@ static void http_server_options(struct http_server *srv, const struct http_confi
 	if (srv->tls_cert != NULL) {
 		HTTP_OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, srv->tls_cert);
 		HTTP_OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls_key);
-		HTTP_OPT(MHD_OPTION_HTTPS_PRIORITIES, 0, HTTP_TLS_PRIORITIES);
+		HTTP_OPT(MHD_OPTION_HTTPS_PRIORITIES, 0, srv->policy.gnutls);
 	}
 	HTTP_OPT(MHD_OPTION_END, 0, NULL);
 #undef HTTP_OPT

@@ -1,8 +1,9 @@
 /*
- * http_tls.h - TLS for the HTTPS server layer beyond the certificate: the
- * GnuTLS priorities and session resumption (TLS 1.3 PSK tickets and TLS 1.2
- * RFC 5077 tickets, both through GnuTLS, which libmicrohttpd drives), with the
- * schedule that rotates the ticket keys.
+ * http_tls.h - TLS for the HTTPS server layer beyond the certificate and the
+ * policy (pki/tls_policy.h, the priorities http_server.c gives GnuTLS): session
+ * resumption (TLS 1.3 PSK tickets and TLS 1.2 RFC 5077 tickets, both through
+ * GnuTLS, which libmicrohttpd drives), with the schedule that rotates the ticket
+ * keys.
  *
  * Keys live in memory only, 64 random bytes each, and are never logged or
  * written anywhere.  Every rotation_s seconds a fresh key becomes current (new
@@ -27,13 +28,6 @@
 #include "core/err.h"
 
 #define HTTP_TLS_NAME_LEN 16
-
-/* TLS 1.2 and 1.3 only, AEAD suites only, X25519 before P-256 (the key share
- * every common client sends first: no HelloRetryRequest), the server's order. */
-#define HTTP_TLS_PRIORITIES                                                                        \
-	"NORMAL:%SERVER_PRECEDENCE:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-GCM:"  \
-	"+CHACHA20-POLY1305:+AES-256-GCM:-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:"               \
-	"+GROUP-SECP384R1"
 
 struct http_tls;
 

@@ -27,6 +27,7 @@ struct metrics {
 	atomic_ullong hist[METRICS_NBOUNDS + 1]; /* per bucket, not cumulative; last is +Inf */
 	atomic_ullong sum_ns;
 	atomic_ullong rate_limited;
+	struct metrics_tls tls;
 };
 
 struct metrics *metrics_new(void)
@@ -195,6 +196,39 @@ static void metrics_render_latency(struct metrics *m, struct metrics_out *o)
 	metrics_put(o, "anchor_http_request_duration_seconds_count %llu\n", cum);
 }
 
+void metrics_tls_handshake(struct metrics_tls *t, int version, int resumed)
+{
+	enum metrics_tls_version v = version == 0x0303   ? METRICS_TLS_1_2
+	                             : version == 0x0304 ? METRICS_TLS_1_3
+	                                                 : METRICS_TLS_OTHER;
+
+	if (t != NULL)
+		atomic_fetch_add_explicit(&t->n[v][resumed != 0], 1, memory_order_relaxed);
+}
+
+struct metrics_tls *metrics_tls_of(struct metrics *m)
+{
+	return m != NULL ? &m->tls : NULL;
+}
+
+void metrics_tls_render(struct metrics_tls *t, const char *name, const char *listener,
+                        struct metrics_out *o)
+{
+	static const char *const vname[METRICS_TLS_NVER] = {"TLSv1.2", "TLSv1.3", "other"};
+
+	if (t == NULL)
+		return;
+	metrics_put(o,
+	            "# HELP %s TLS handshakes completed, by protocol version and resumed or "
+	            "full.\n# TYPE %s counter\n",
+	            name, name);
+	for (int v = 0; v < METRICS_TLS_NVER; v++)
+		for (int r = 0; r < 2; r++)
+			metrics_put(o, "%s{listener=\"%s\",version=\"%s\",resumed=\"%s\"} %llu\n",
+			            name, listener, vname[v], r ? "yes" : "no",
+			            atomic_load_explicit(&t->n[v][r], memory_order_relaxed));
+}
+
 size_t metrics_render(struct metrics *m, char *buf, size_t len)
 {
 	struct metrics_out o;
@@ -209,5 +243,6 @@ size_t metrics_render(struct metrics *m, char *buf, size_t len)
 	            "# TYPE anchor_http_rate_limited_total counter\n"
 	            "anchor_http_rate_limited_total %llu\n",
 	            atomic_load_explicit(&m->rate_limited, memory_order_relaxed));
+	metrics_tls_render(&m->tls, "anchor_tls_handshakes_total", "https", &o);
 	return o.off;
 }

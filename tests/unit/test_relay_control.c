@@ -413,7 +413,7 @@ static void test_server_admin(void **state)
 	s = settings(hash);
 	snprintf(lists_dir, sizeof(lists_dir), "%s/lists", dir);
 	assert_non_null(l = relay_lists_open(lists_dir, &e));
-	c = relay_control_start(&s, l, NULL, NULL, NULL, NULL, &e);
+	c = relay_control_start(&s, l, NULL, NULL, NULL, NULL, NULL, &e);
 	if (c == NULL)
 		fail_msg("start: %s", e.msg);
 	port = relay_control_port(c);
@@ -498,7 +498,7 @@ static void test_server_signed(void **state)
 
 	snprintf(lists_dir, sizeof(lists_dir), "%s/lists2", dir);
 	assert_non_null(l = relay_lists_open(lists_dir, &e));
-	assert_non_null(c = relay_control_start(&s, l, NULL, NULL, NULL, NULL, &e));
+	assert_non_null(c = relay_control_start(&s, l, NULL, NULL, NULL, NULL, NULL, &e));
 
 	/* no admin token configured: a bearer token is refused as such */
 	call(relay_control_port(c), "GET", path, "s3cret", NULL, &r);
@@ -537,13 +537,13 @@ static void test_start_errors(void **state)
 	snprintf(lists_dir, sizeof(lists_dir), "%s/lists3", dir);
 	assert_non_null(l = relay_lists_open(lists_dir, &e));
 	s.control_listen = "127.0.0.1";
-	assert_null(relay_control_start(&s, l, NULL, NULL, NULL, NULL, &e));
+	assert_null(relay_control_start(&s, l, NULL, NULL, NULL, NULL, NULL, &e));
 	assert_string_equal(e.code, "bad_config");
 	s.control_listen = "127.0.0.1:99999";
-	assert_null(relay_control_start(&s, l, NULL, NULL, NULL, NULL, &e));
+	assert_null(relay_control_start(&s, l, NULL, NULL, NULL, NULL, NULL, &e));
 	s.control_listen = "[::1]:0";
 	s.tls_cert_file = NULL;
-	assert_null(relay_control_start(&s, l, NULL, NULL, NULL, NULL, &e));
+	assert_null(relay_control_start(&s, l, NULL, NULL, NULL, NULL, NULL, &e));
 	assert_string_equal(e.code, "bad_config");
 	relay_control_stop(NULL);
 	relay_lists_free(l);
