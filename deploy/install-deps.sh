@@ -23,6 +23,8 @@ PACKAGES=(
 	openssl ca-certificates curl ldnsutils postgresql util-linux procps iproute2
 	# tests
 	python3 python3-pytest python3-jwcrypto python3-dkim python3-cryptography
+	# tests/run-integration.sh runs the integration tests on pytest-xdist workers
+	python3-pytest-xdist
 	python3-requests knot-dnsutils nsd bind9-utils nginx-light postgresql-client
 	# swaks speaks STARTTLS and TLS-wrapped AUTH only through Net::SSLeay, which
 	# Debian merely recommends (tests/integration/toolcheck.py checks each feature)

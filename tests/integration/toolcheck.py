@@ -93,6 +93,8 @@ CHECKS = [
     ("psql", "postgresql-client", _command("psql")),
     ("PostgreSQL server (initdb)", "postgresql", _postgresql_server),
     ("python3 pytest", "python3-pytest", _module("pytest")),
+    ("python3 pytest-xdist (run-integration.sh's workers)", "python3-pytest-xdist",
+     _module("xdist")),
     ("python3 jwcrypto", "python3-jwcrypto", _module("jwcrypto")),
     ("python3 dkim (dkimpy)", "python3-dkim", _module("dkim")),
     ("python3 cryptography", "python3-cryptography", _module("cryptography")),
