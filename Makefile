@@ -71,6 +71,9 @@ $(LIBA): $(LIB_OBJ)
 	@rm -f $@
 	$(Q)ar rcs $@ $^
 
+# keyserver/page.c builds the lookup page's files into the binary (.incbin).
+$(BUILD)/obj/keyserver/page.o: $(wildcard keyserver/www/*)
+
 # One rule per program: <dir>/main.c plus an archive of the directory's other files.
 define PROGRAM_RULES
 $(call prog_dir,$1)_SRC := $$(filter-out $(call prog_dir,$1)/main.c,$$(wildcard $(call prog_dir,$1)/*.c))

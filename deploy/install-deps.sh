@@ -32,6 +32,8 @@ PACKAGES=(
 	# relay tests and bench: smtp-sink/smtp-source and throwaway Postfix instances,
 	# OpenDKIM as a milter and its tools, hashcash stamps, a Python SMTP server
 	postfix opendkim opendkim-tools hashcash python3-aiosmtpd
+	# the lookup page (GET /lookup) in a headless browser: tests/integration/test_lookup_page.py
+	chromium
 	# monitoring: promtool checks deploy/prometheus/ (tests/integration/test_monitoring.py)
 	prometheus
 	# bench and lint

@@ -49,7 +49,7 @@ struct http_response {
 	const char *route;        /* metrics label, static string (e.g. "address_lookup") */
 	struct {
 		const char *name; /* static */
-		char value[96];
+		char value[192];  /* room for a Content-Security-Policy */
 	} headers[HTTP_MAX_HEADERS];
 	int nheaders;
 };

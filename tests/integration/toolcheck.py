@@ -90,6 +90,7 @@ CHECKS = [
     ("smtp-source", "postfix", _command("smtp-source", "/usr/sbin/smtp-source")),
     ("opendkim", "opendkim", _command("opendkim", "/usr/sbin/opendkim")),
     ("hashcash", "hashcash", _command("hashcash")),
+    ("chromium (headless)", "chromium", _command("chromium")),
     ("psql", "postgresql-client", _command("psql")),
     ("PostgreSQL server (initdb)", "postgresql", _postgresql_server),
     ("python3 pytest", "python3-pytest", _module("pytest")),
