@@ -54,7 +54,7 @@ PROG_DIRS := $(foreach p,$(PROGRAMS),$(if $(wildcard $(call prog_dir,$p)/main.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps run stop check check-build unit fuzz fuzz-build integration lint lint-structure bench \
+.PHONY: all deps run stop check check-build unit fuzz fuzz-build fuzz-bins integration lint lint-structure bench \
         bench-build format format-check install clean
 
 all: $(BINS)
@@ -70,6 +70,9 @@ $(BUILD)/obj/%.o: %.c
 $(LIBA): $(LIB_OBJ)
 	@rm -f $@
 	$(Q)ar rcs $@ $^
+
+# keyserver/page.c builds the lookup page's files into the binary (.incbin).
+$(BUILD)/obj/keyserver/page.o: $(wildcard keyserver/www/*)
 
 # One rule per program: <dir>/main.c plus an archive of the directory's other files.
 define PROGRAM_RULES
@@ -142,10 +145,15 @@ FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN   := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
 FUZZ_TIME  ?= 12
 
+# The sub-make's goal is one phony target, not the binaries themselves: make
+# names every goal that is already up to date, one line per target.
 fuzz-build:
 	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang SAN=0 \
 		CFLAGS="-O1 -fsanitize=fuzzer-no-link,address,undefined -Wno-unused-command-line-argument" \
-		$(FUZZ_BUILD)/libanchor.a $(FUZZ_BIN)
+		fuzz-bins
+
+fuzz-bins: $(FUZZ_BUILD)/libanchor.a $(FUZZ_BIN)
+	@:
 
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_BUILD)/libanchor.a
 	clang $(CFLAGS_BASE) -O1 -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)

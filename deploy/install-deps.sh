@@ -25,6 +25,8 @@ PACKAGES=(
 	dns-root-data
 	# tests
 	python3 python3-pytest python3-jwcrypto python3-dkim python3-cryptography
+	# tests/run-integration.sh runs the integration tests on pytest-xdist workers
+	python3-pytest-xdist
 	python3-requests knot-dnsutils nsd bind9-utils nginx-light postgresql-client
 	# swaks speaks STARTTLS and TLS-wrapped AUTH only through Net::SSLeay, which
 	# Debian merely recommends (tests/integration/toolcheck.py checks each feature)
@@ -35,6 +37,8 @@ PACKAGES=(
 	# ACME: Debian's certbot against the key server, its RFC 2136 plugin for dns-01,
 	# and Knot as the DNS server it updates (tests/integration/test_acme_certbot.py)
 	certbot python3-certbot-dns-rfc2136 knot
+	# the lookup page (GET /lookup) in a headless browser: tests/integration/test_lookup_page.py
+	chromium
 	# monitoring: promtool checks deploy/prometheus/ (tests/integration/test_monitoring.py)
 	prometheus
 	# TLS scans of every listener (tests/integration/test_tls_policy.py): testssl.sh

@@ -31,6 +31,7 @@
  *   main.c, settings.c, ops.c     start-up, configuration, health and metrics
  *   router.c                      path and method -> handler; the answer cache (cache.c)
  *   request.c, auth.c             URL arguments, the domain of a request; bearer tokens
+ *   page.c                        the public lookup page, its files built in (www/)
  *   domain.c, enroll.c, lookup.c, revoke.c, route.c, tlog.c, webhook.c
  *                                 the handlers, one resource family each; webhook.c
  *                                 also runs the delivery thread
@@ -168,6 +169,9 @@ void ks_lookup_key(struct ks_req *r, const char *key_id, int pem);
 void ks_lookup_fingerprint(struct ks_req *r, const char *fpr);
 /* GET /v1/domains/{domain}/dkim/{selector}: the signing certificate a DKIM verifier needs. */
 void ks_lookup_dkim(struct ks_req *r, const char *domain, const char *selector);
+
+/* page.c: GET /lookup (name "") and the page's files /lookup/<name>; 404 for others. */
+void ks_page_get(struct ks_req *r, const char *name);
 
 /* revoke.c */
 void ks_revoke(struct ks_req *r, const char *key_id);

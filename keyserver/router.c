@@ -42,6 +42,7 @@ enum route_id {
 	R_RENEW,
 	R_RENEWAL,
 	R_ACME,
+	R_PAGE,
 };
 
 struct route {
@@ -81,6 +82,7 @@ static const struct route routes[] = {
     [R_RENEW] = {R_RENEW, "renew", "POST", 0},
     [R_RENEWAL] = {R_RENEWAL, "renewal", "PUT", 0},
     [R_ACME] = {R_ACME, "acme", "GET POST", 0},
+    [R_PAGE] = {R_PAGE, "lookup_page", "GET", 0},
 };
 
 static enum route_id match_route(const struct http_request *h)
@@ -89,6 +91,9 @@ static enum route_id match_route(const struct http_request *h)
 
 	if (n >= 2 && http_seg_is(h, 0, "acme"))
 		return R_ACME;
+	/* /lookup, /lookup/ and /lookup/<file>: the public lookup page (page.c). */
+	if ((n == 1 || n == 2) && http_seg_is(h, 0, "lookup"))
+		return R_PAGE;
 	if (n < 3 || !http_seg_is(h, 0, "v1"))
 		return R_NONE;
 	if (http_seg_is(h, 1, "domains")) {
@@ -340,6 +345,11 @@ void ks_dispatch(const struct http_request *h, struct http_response *resp, void 
 		                  rt->methods);
 		resp->status = 405;
 		http_add_header(resp, "Allow", "%s", rt->methods);
+		return;
+	}
+	/* Constant files: no database connection, so the page loads while the store is down. */
+	if (id == R_PAGE) {
+		ks_page_get(&r, h->nseg == 2 ? h->seg[1] : "");
 		return;
 	}
 	int cacheable = rt->cacheable && strcmp(method, "GET") == 0;

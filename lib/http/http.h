@@ -50,7 +50,7 @@ struct http_response {
 	const char *route;        /* metrics label, static string (e.g. "address_lookup") */
 	struct {
 		const char *name; /* static */
-		char value[320];  /* room for an absolute URL (ACME's Location, Link) */
+		char value[320];  /* room for an absolute URL (ACME's Location, Link) or a CSP */
 	} headers[HTTP_MAX_HEADERS];
 	int nheaders;
 };

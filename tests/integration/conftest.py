@@ -1,6 +1,7 @@
 """Fixtures shared by the integration tests.
 
-    pg               session: a throwaway PostgreSQL cluster (deploy/pgcluster.sh)
+    pg               session: a throwaway PostgreSQL cluster (deploy/pgcluster.sh); under
+                     pytest-xdist each worker is a session of its own, with its own cluster
     db               module:  a fresh database in it; the value is its conninfo
     tls              session: test CA + key-server certificate (anchorlib.TlsFiles)
     operator_token   session: anchorlib.Token (token, hash)
@@ -23,7 +24,15 @@ import toolcheck  # noqa: E402
 
 
 def pytest_configure(config):
-    """Stop at once, with one line per tool, when a tool the tests drive is unusable."""
+    """Stop at once, with one line per tool, when a tool the tests drive is unusable.
+
+    Under pytest-xdist the controller checks once; its workers do not repeat it.
+    """
+    config.addinivalue_line(
+        "markers", "serial: runs alone, in run-integration.sh's second pass after the "
+        "parallel one (a test whose outcome depends on having the machine's cores to itself)")
+    if hasattr(config, "workerinput"):
+        return
     lines = toolcheck.missing()
     if lines:
         pytest.exit("integration: the test tools are incomplete:\n  " + "\n  ".join(lines),

@@ -188,6 +188,7 @@ def wait_all_closed(socks, timeout):
     return False
 
 
+@pytest.mark.serial  # a request must be served within the request timeout
 def test_one_address_cannot_hold_the_daemon(target):
     flood = open_idle(target, target.max_connections + 16, FLOOD_SRC)
     try:
@@ -208,6 +209,7 @@ def test_one_address_cannot_hold_the_daemon(target):
             s.close()
 
 
+@pytest.mark.serial  # measures when the idle connection is closed
 def test_handshake_without_request_is_closed(target):
     s = tls_socket(target, src="127.0.0.3")
     try:

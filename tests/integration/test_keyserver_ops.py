@@ -24,6 +24,7 @@ def dom(keyserver, operator_token, base):
 # --------------------------------------------------------------------------
 # Rate limiting
 
+@pytest.mark.serial  # counts what a token bucket lets through in the elapsed time
 def test_rate_limit(make_keyserver):
     ks = make_keyserver(extra={"rate_limit": "2", "rate_burst": "3"})
     c = ks.client()

@@ -81,6 +81,7 @@ def _assert_stale(r, body, max_age):
     assert f"stale-if-error={BOUND}" in cc and f"max-age={max_age}" in cc, cc
 
 
+@pytest.mark.serial  # stale answers measured against their time bound
 def test_lookups_stale_while_the_database_is_down(make_keyserver, operator_token, tmp_path,
                                                   cluster_restarted):
     pg = cluster_restarted

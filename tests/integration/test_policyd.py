@@ -114,6 +114,7 @@ def test_pipelined_requests_answered_in_order(fake, make_policyd):
     assert c.read_answer().startswith("action=REJECT")
 
 
+@pytest.mark.serial  # measures how long a timed-out answer takes
 def test_slow_service_times_out_fail_open(fake, make_policyd):
     fake.delay = 3.0
     pd = make_policyd(fake, timeout_ms=300, backoff="30s")

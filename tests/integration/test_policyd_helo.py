@@ -240,8 +240,11 @@ def test_policyd_refusal_is_no_outage(world, tls, tmp_path):
         orig(self)
 
     fake.httpd.RequestHandlerClass.do_GET = do_GET
+    # timeout_ms: the stand-in service is Python, on a machine that may be busy; a
+    # timeout would turn the verdict into DUNNO.
     pd = px.Policyd(tmp_path / "pd", {"reputation_url": fake.url, "cacert": str(tls.ca),
-                                      "cache_ttl": "0", "backoff": "30s"}).start()
+                                      "cache_ttl": "0", "backoff": "30s",
+                                      "timeout_ms": "5000"}).start()
     try:
         c = pd.connect()
         for _ in range(3):

@@ -40,7 +40,12 @@ def run_and_kill(binary, spool, acks_wanted):
     finally:
         if proc.poll() is None:
             proc.kill()
-        rest, err = proc.communicate(timeout=30)
+        # Read the rest through the same file objects: communicate() reads the pipes'
+        # descriptors and would lose the lines readline() had already buffered (many
+        # on a loaded machine, where acks pile up in the pipe between two reads).
+        rest = proc.stdout.read()
+        err = proc.stderr.read()
+        proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL, err[-2000:]
     # Lines flushed before the kill are acknowledgements too.
     acks += [ln.split()[1] for ln in rest.splitlines() if ln.startswith("ack ")]

@@ -524,6 +524,7 @@ def test_keyserver_timeouts_and_garbage(world, relay):
     assert_healthy(relay)
 
 
+@pytest.mark.serial  # measures when an idle client is dropped
 def test_idle_clients_and_recipient_limit(make_relay, py_sink):
     """A silent client is told why it is dropped (421 4.4.2), whatever it was doing,
     plain or under TLS; recipients beyond max_rcpts get 452."""

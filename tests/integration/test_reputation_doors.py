@@ -227,6 +227,7 @@ def test_tcp_serves_many_connections_at_once(world):
     slow.close()
 
 
+@pytest.mark.serial  # measures the time a backed-off answer takes
 def test_policyd_against_the_daemon(world):
     work = anchorlib.mktemp_dir("anchor-policyd-")
     pd = px.Policyd(work, {"reputation_url": world.rep.base_url, "cacert": str(world.tls.ca),

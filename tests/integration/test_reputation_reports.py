@@ -147,6 +147,7 @@ def test_malformed_fields_refused(world, change, code):
     refused(world, rx.sign(r1, p), 400, code)
 
 
+@pytest.mark.serial  # counts what a rate limit lets through in the elapsed time
 def test_flood_from_one_reporter_is_rate_limited_and_capped(world, db):
     rep = rx.Reputation(world, world.work / "rep-flood", db,
                         {"report_rate": "1", "report_burst": "20"}).start()

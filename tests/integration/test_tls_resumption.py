@@ -109,6 +109,7 @@ def test_old_protocols_and_cbc_refused(target):
     assert "Cipher is (NONE)" in out and "200 OK" not in out, out
 
 
+@pytest.mark.serial  # ticket keys rotate every 3 s: a ticket's fate depends on the clock
 def test_resumption_across_rotation(keyserver, tmp_path):
     t = keyserver
     # Start right after a GnuTLS window opens, so that the whole test lies in one.
