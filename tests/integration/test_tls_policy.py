@@ -264,3 +264,45 @@ def test_cbc_and_other_groups_refused(stack, name):
                  ["-tls1_2", "-groups", "P-384:P-521"], ["-tls1_3", "-groups", "P-384:X448"]):
         rc, out = stack[name].s_client(*args)
         assert rc != 0 and not re.search(r"^New, TLSv", out, re.M), f"{args}: {out}"
+
+
+@pytest.mark.parametrize("name", ["keyserver", "reputation", "control", "inbound",
+                                  "submission"])
+def test_client_renegotiation_refused(stack, name):
+    """A TLS 1.2 client asking to renegotiate ("R" to s_client, its stdin kept open) is
+    refused: the listener closes the connection or fails the new handshake, so s_client
+    ends on its own. A listener that renegotiated would leave it waiting on its stdin
+    (CVE-2011-1473: each renegotiation costs the server a handshake). Checked to fail
+    against `openssl s_server -client_renegotiation`."""
+    lst = stack[name]
+    argv = ["openssl", "s_client", "-connect", f"127.0.0.1:{lst.port}", "-CAfile",
+            str(lst.ca), "-verify_return_error", "-tls1_2"]
+    if lst.starttls:
+        argv += ["-starttls", "smtp"]
+    p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20
+        out = b""
+        # The first handshake is done once s_client prints its session summary.
+        while b"Verify return code" not in out and time.monotonic() < deadline:
+            line = p.stdout.readline()
+            if not line:
+                break
+            out += line
+        # s_client prints a verify code even after a failed handshake: ask for the suite
+        assert re.search(rb"^New, TLSv1\.2, Cipher is ECDHE-", out, re.M), out.decode(
+            "utf-8", "replace")
+        p.stdin.write(b"R\n")
+        p.stdin.flush()
+        try:
+            p.wait(timeout=15)  # what follows is a few lines: the pipe cannot fill
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"{name}: the connection stayed up after a renegotiation request")
+        out += p.stdout.read()  # through the same buffered reader as the lines above
+        text = out.decode("utf-8", "replace")
+        assert "RENEGOTIATING" in text, text
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
