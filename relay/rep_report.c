@@ -131,7 +131,9 @@ static void add_message(json_t *payload, const struct relay_rep_reported *out, c
 	for (int i = 0; i < out->nsubjects; i++)
 		signed_subject |= strncmp(out->subjects[i], "signer:", 7) == 0 ||
 		                  strncmp(out->subjects[i], "domain:", 7) == 0;
-	if (signed_subject && hl > 0 && hl <= REP_MESSAGE_MAX)
+	/* A NUL (which RFC 5322 does not allow) would go out as \u0000, which the service's
+	 * JSON reader refuses: the whole report would be lost for one quoted field. */
+	if (signed_subject && hl > 0 && hl <= REP_MESSAGE_MAX && memchr(msg, '\0', hl) == NULL)
 		json_object_set_new(payload, "message",
 		                    json_stringn(msg, hl)); /* NULL: not UTF-8 */
 }
