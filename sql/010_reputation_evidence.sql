@@ -1,4 +1,4 @@
--- 008: anchor-reputation's public evidence ids, verified signatures, ground truth.  An answer cites the reports behind a
+-- 010: anchor-reputation's public evidence ids, verified signatures, ground truth.  An answer cites the reports behind a
 -- verdict; citing them as "reporter/id" told a ring of reporters whom to contradict
 -- (PROTOCOL.md §11.5).  Each report gets an opaque id instead: random, unrelated to the
 -- reporter or its own id, told to the reporter in the answer to its report.

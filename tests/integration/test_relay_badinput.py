@@ -107,8 +107,9 @@ def world(pg, db, operator_token, request):
     listing BLOCKED_IP) plus SLOW, anchored on the same key server behind Proxy, in a
     zone of the relay's own NSD."""
     w = rp.build_world(pg, db, operator_token, request, ["r1", "r2", "r3", "r4"])
-    w.rep = rp.Reputation(w, w.work / "rep", db, {"min_reporters": "3",
-                                                   "list_weight": "2"}).start()
+    # a domain listed on the reporters' word (see test_reputation_scoring for evidence)
+    w.rep = rp.Reputation(w, w.work / "rep", db, {"min_reporters": "3", "list_weight": "2",
+                                                   "signed_evidence": "no"}).start()
     for label in ("r1", "r2", "r3"):
         rp.report_ok(w.rep, w.reporters[label], [f"ip:{BLOCKED_IP}", f"domain:{rp.zname('r4')}"],
                      evidence=f"spam run seen by {label}")

@@ -40,8 +40,13 @@ TESTSSL_CHECKS = ["-p", "-s", "-S", "-H", "-I", "-R", "-C", "-Z", "-W", "-F", "-
 OLD_PROTOCOLS = ["SSLv2", "SSLv3", "TLS1", "TLS1_1"]
 WEAK_CIPHERS = ["cipherlist_NULL", "cipherlist_aNULL", "cipherlist_EXPORT", "cipherlist_LOW",
                 "cipherlist_3DES_IDEA", "cipherlist_AVERAGE"]
-VULNERABILITIES = ["heartbleed", "CCS", "secure_renego", "secure_client_renego", "CRIME_TLS",
-                   "fallback_SCSV", "SWEET32", "FREAK", "BEAST", "LUCKY13"]
+# secure_client_renego is asked directly instead (test_client_renegotiation_refused):
+# testssl's probe pipes "R" into s_client and counts an exit status of 0 as "accepted",
+# but s_client also exits 0 when its stdin ends before it has read the server's close
+# of the connection, so against a server that closes on a renegotiation request (the
+# GnuTLS listeners) the verdict depends on which of the two comes first.
+VULNERABILITIES = ["heartbleed", "CCS", "secure_renego", "CRIME_TLS", "fallback_SCSV",
+                   "SWEET32", "FREAK", "BEAST", "LUCKY13"]
 
 
 def chain_tls(directory):
