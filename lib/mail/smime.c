@@ -199,13 +199,18 @@ static CMS_ContentInfo *read_message(const void *in, size_t len, BIO **bcont, st
 
 	if (b == NULL)
 		return NULL;
-	cms = SMIME_read_CMS(b, bcont);
+	/* A bare DER ContentInfo (gpgsm, openssl cms -outform DER) starts with a
+	 * SEQUENCE; anything else is read as the MIME message it must be. */
+	if (len > 0 && ((const unsigned char *)in)[0] == 0x30)
+		cms = d2i_CMS_bio(b, NULL);
+	else
+		cms = SMIME_read_CMS(b, bcont);
 	BIO_free(b);
 	if (cms == NULL) {
 		ERR_clear_error();
 		err_set(e, ERR_INPUT, "bad_message",
 		        "not an S/MIME message, or a garbled or truncated one (no readable "
-		        "application/pkcs7-mime or multipart/signed part)");
+		        "application/pkcs7-mime or multipart/signed part, nor DER CMS)");
 	}
 	return cms;
 }
