@@ -286,6 +286,38 @@ static int is_encrypted(const CMS_ContentInfo *cms)
 	return t == NID_pkcs7_enveloped || t == NID_id_smime_ct_authEnvelopedData;
 }
 
+/*
+ * Whether cert is one of the message's recipients (key transport or key
+ * agreement).  Asked before decrypting: OpenSSL 3.0 fails a key agreement
+ * message for an unknown recipient without saying why.
+ */
+static int is_recipient(CMS_ContentInfo *cms, X509 *cert)
+{
+	STACK_OF(CMS_RecipientInfo) *ris = CMS_get0_RecipientInfos(cms);
+
+	for (int i = 0; i < sk_CMS_RecipientInfo_num(ris); i++) {
+		CMS_RecipientInfo *ri = sk_CMS_RecipientInfo_value(ris, i);
+		STACK_OF(CMS_RecipientEncryptedKey) * reks;
+
+		switch (CMS_RecipientInfo_type(ri)) {
+		case CMS_RECIPINFO_TRANS:
+			if (CMS_RecipientInfo_ktri_cert_cmp(ri, cert) == 0)
+				return 1;
+			break;
+		case CMS_RECIPINFO_AGREE:
+			reks = CMS_RecipientInfo_kari_get0_reks(ri);
+			for (int k = 0; k < sk_CMS_RecipientEncryptedKey_num(reks); k++)
+				if (CMS_RecipientEncryptedKey_cert_cmp(
+				        sk_CMS_RecipientEncryptedKey_value(reks, k), cert) == 0)
+					return 1;
+			break;
+		default:
+			break;
+		}
+	}
+	return 0;
+}
+
 int smime_decrypt(const void *in, size_t len, EVP_PKEY *key, X509 *cert, struct smime_buf *out,
                   struct err *e)
 {
@@ -306,6 +338,11 @@ int smime_decrypt(const void *in, size_t len, EVP_PKEY *key, X509 *cert, struct 
 	if (!is_encrypted(cms)) {
 		err_set(e, ERR_INPUT, "not_encrypted", "the message is not encrypted (%s)",
 		        OBJ_nid2sn(OBJ_obj2nid(CMS_get0_type(cms))));
+		goto out;
+	}
+	if (!is_recipient(cms, cert)) {
+		err_set(e, ERR_FORBIDDEN, "not_for_you",
+		        "the message is not encrypted to this certificate");
 		goto out;
 	}
 	if ((w = BIO_new(BIO_s_mem())) == NULL) {

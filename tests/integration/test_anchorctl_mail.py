@@ -269,6 +269,7 @@ def flipped(text):
     ("truncated", "bad_message"),
     ("tampered", "decrypt_failed"),
     ("someone_else", "not_for_you"),
+    ("someone_else_ec", "not_for_you"),
     ("wrong_key", "key_mismatch"),
     ("not_encrypted", "not_encrypted"),
 ])
@@ -283,6 +284,11 @@ def test_decrypt_bad_input(w, tmp_path, enc_to_bob, case, code):
         text = flipped(text)
     elif case == "someone_else":
         k, c = key(w, "erin"), cert(w, "erin")
+    elif case == "someone_else_ec":
+        # to bob alone; alice's P-256 key (key agreement: OpenSSL itself says nothing)
+        text = kf.openssl("cms", "-encrypt", "-aes-256-gcm", "-in", tmp_path / "msg.txt",
+                          cert(w, "bob"), check=True).stdout_text
+        k, c = key(w, "alice"), cert(w, "alice")
     elif case == "wrong_key":
         c = cert(w, "alice")
     elif case == "not_encrypted":
