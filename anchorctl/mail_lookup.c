@@ -26,6 +26,7 @@ struct mail_ks {
 	char resolve[2 * DNS_NAME_MAX + 80];
 	char pin[CRYPTO_PIN_MAX];
 	const char *pinp;
+	char cacert[4096]; /* a copy: the discovery context that named it is gone */
 };
 
 /* Without -s: the domain's key server as discovery found and verified it. */
@@ -52,7 +53,10 @@ static int ks_discover(const struct ctl *ctl, const char *domain, struct mail_ks
 		ks->c.resolve = ks->resolve;
 	}
 	ks->c.base_url = ks->url;
-	ks->c.cacert = discover_config(dctx)->cacert;
+	if (discover_config(dctx)->cacert != NULL) {
+		snprintf(ks->cacert, sizeof(ks->cacert), "%s", discover_config(dctx)->cacert);
+		ks->c.cacert = ks->cacert;
+	}
 	/* Discovery checked the served root against the pins in DNS: that root is the trust. */
 	snprintf(ks->pin, sizeof(ks->pin), "%s", d->root_pin);
 	ks->pinp = ks->pin;

@@ -436,3 +436,69 @@ def test_guide_commands_run(w, tmp_path):
     assert r.rc == 0, (r.out, r.err)
     assert "signed by " + w.addr["alice"] + ": anchored" in r.err
     assert "The meeting is at noon." in (tmp_path / "note.out").read_text()
+
+
+# --------------------------------------------------------------------------
+# Without -s: each domain's key server found by discovery, trusted by its DNS pin
+
+@pytest.fixture(scope="module")
+def dns(w, tls, request):
+    """NSD serving the test domain's _anchor records, the key server as localhost:<port>
+    (its certificate names localhost); and the same records with another pin."""
+    import dnsfixtures as dx
+    zdir = w.base / "zones"
+    zdir.mkdir()
+    r = dx.anchor_dns("records", w.dom.name, "-s", w.ks.base_url, "--cacert", tls.ca,
+                      "--token-file", w.dom.dir / "admin.token", "--keyserver",
+                      f"localhost:{w.ks.port}:10:10")
+    assert r.rc == 0, r.err
+    good = zdir / "good.zone"
+    good.write_text(dx.zone_text(w.dom.name, r.out))
+    other = "sha256:" + base64.b64encode(os.urandom(32)).decode()
+    assert w.dom.pin in r.out
+    bad = zdir / "bad.zone"
+    bad.write_text(dx.zone_text(w.dom.name, r.out.replace(w.dom.pin, other)))
+    envs = {}
+    for name, zone in (("good", good), ("bad", bad)):
+        nsd = dx.Nsd(w.base / f"nsd-{name}", {w.dom.name: zone}, root=False).start()
+        request.addfinalizer(nsd.stop)
+        envs[name] = {"ANCHOR_RESOLVER": nsd.resolver, "ANCHOR_CACERT": str(tls.ca),
+                      "ANCHOR_TRUST_ANCHOR": ""}
+    return envs
+
+
+def ctl_discover(env, *args, cwd):
+    """anchorctl with no -s and no ANCHOR_SERVER: discovery finds the key servers."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith("ANCHOR_")}
+    full.update(kf.anchorlib.SANITIZER_ENV)
+    full.update(env)
+    r = subprocess.run([str(kf.anchorlib.binary("anchorctl")), *map(str, args)],
+                       capture_output=True, text=True, env=full, cwd=cwd, timeout=120)
+    assert not kf.anchorlib.sanitizer_report(r.stderr), r.stderr
+    return kf.anchorlib.Result(r.returncode, r.stdout, r.stderr)
+
+
+def test_discovery_finds_the_recipients_key_server(w, dns, tmp_path):
+    msg = write_msg(tmp_path)
+    state = tmp_path / "heads.json"
+    r = ctl_discover(dns["good"], "mail", "encrypt", w.addr["bob"], "--from", w.addr["alice"],
+                     "--sign",
+                     "--key", key(w, "alice"), "--in", msg, "--out", tmp_path / "enc.p7m",
+                     "--state", state, cwd=tmp_path)
+    assert r.rc == 0, r.err
+    assert openssl_decrypt(w, "bob", tmp_path / "enc.p7m").returncode == 0
+    r = ctl_discover(dns["good"], "mail", "decrypt", "--key", key(w, "bob"), "--in",
+                     tmp_path / "enc.p7m", "--state", state, cwd=tmp_path)
+    assert r.rc == 0, r.err
+    assert f"signed by {w.addr['alice']}: anchored" in r.err
+    assert "The meeting is at noon." in r.out
+
+
+def test_discovery_with_a_pin_that_is_not_the_domains_refuses(w, dns, tmp_path):
+    """The same key server behind a TXT record whose pin is not the served root's."""
+    msg = write_msg(tmp_path)
+    r = ctl_discover(dns["bad"], "mail", "encrypt", w.addr["bob"], "--self", cert(w, "alice"), "--in", msg, "--out", tmp_path / "enc.p7m", "--state",
+                     tmp_path / "heads.json", cwd=tmp_path)
+    assert r.rc == 1, r.err
+    assert "pin" in r.err, r.err
+    assert not (tmp_path / "enc.p7m").exists() and r.out == ""
