@@ -213,8 +213,11 @@ def test_rsa_recipient_gets_enveloped_data_that_gpgsm_reads(w, tmp_path):
     if shutil.which("gpgsm") is None:
         pytest.skip("gpgsm is not installed")
     g = Gpgsm(tmp_path)
-    g.import_key(key(w, "erin"), cert(w, "erin"))
-    out = g.run("--decrypt", g.der_of(tmp_path / "enc.p7m"))
+    try:
+        g.import_key(key(w, "erin"), cert(w, "erin"))
+        out = g.run("--decrypt", g.der_of(tmp_path / "enc.p7m"))
+    finally:
+        g.stop()
     assert out.returncode == 0, out.stderr
     assert b"The meeting is at noon." in out.stdout
 
