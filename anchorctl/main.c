@@ -141,8 +141,8 @@ static const struct ctl_cmd commands[] = {
      "<sha256:hex> [--json | --pem] [--pin PIN] [--state FILE]",
      "Show the certificate with this SHA-256 fingerprint."},
     {"mail", "encrypt", ctl_cmd_mail_encrypt,
-     "<recipient>... [--in FILE] [--out FILE] [--self CERT | --from ADDRESS]\n"
-     "                 [--sign --key FILE [--cert FILE] [--chain FILE]] [--state FILE]",
+     "<recipient>... [--in FILE] [--out FILE] [--self CERT | --from ADDRESS] "
+     "[--sign --key FILE [--cert FILE] [--chain FILE]] [--state FILE]",
      "Encrypt a MIME entity as S/MIME 4.0 (PROTOCOL.md 14) to every encryption\n"
      "certificate of each recipient, looked up and checked as lookup address does\n"
      "(-s, else each domain's key server found in DNS), and to the sender's own\n"
