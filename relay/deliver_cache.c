@@ -16,7 +16,8 @@
  * again on a new session, so a reused session never fails a message.
  *
  * DCACHE_SLOTS sessions in all; worker threads share them under one mutex,
- * with no I/O inside it (closing is done outside).
+ * with nothing that can block inside it (a poll() with no wait; closing is
+ * done outside).
  */
 #include <poll.h>
 #include <pthread.h>
