@@ -19,6 +19,7 @@
 #include <event2/thread.h>
 
 #include "control.h"
+#include "deliver_cache.h"
 #include "core/daemon.h"
 #include "dns/discover.h"
 #include "core/log.h"
@@ -187,6 +188,7 @@ static void close_parts(struct relay_main *rm)
 	 * list; only then do the done() callbacks run and release the connections. */
 	relay_pool_stop(d->pool);
 	relay_pool_stop(d->dpool);
+	relay_dcache_clear(); /* after the workers: none can keep a session any more */
 	queue_close(d->qin);
 	queue_close(d->qout);
 	relay_pool_free(d->pool);
