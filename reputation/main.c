@@ -87,6 +87,8 @@ static int serve(struct rep *rep, struct err *e)
 		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
 	rep->cache =
 	    rep_cache_new((size_t)rep->cfg.answer_cache_bytes, (double)rep->cfg.answer_cache_ttl);
+	if ((rep->nets = rep_netcache_new()) == NULL)
+		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
 	/* The zone before every thread that changes the store (standing, federation, the
 	 * HTTPS handlers): they forget what they change in its cache through rep->zone, so
 	 * the pointer must be set before they start and stay until they have stopped. */
@@ -119,6 +121,7 @@ static void rep_release(struct rep *rep)
 	rep_dnszone_stop(rep->zone); /* after the threads that forget in its cache */
 	ratelimit_free(rep->report_rl);
 	rep_cache_free(rep->cache);
+	rep_netcache_free(rep->nets);
 	certauth_free(rep->auth);
 	discover_free(rep->disc);
 	db_rw_free(rep->rw);

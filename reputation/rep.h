@@ -40,6 +40,9 @@
 #include "pki/jws.h"
 
 #define REP_SUBJECT_MAX 340
+#define REP_NET_LEN 48   /* one network: "192.0.2.0/24", "2001:db8:1::/48" */
+#define REP_NETS_PER 8   /* networks kept per reporter */
+#define REP_NETS_MAX 256 /* a reporter's networks: space-separated, sorted */
 
 enum rep_subject_kind {
 	REP_IP = 0,
@@ -76,9 +79,10 @@ const char *rep_verdict_name(enum rep_verdict v);
 
 /* One report as the scoring sees it, whatever door it came in by. */
 struct rep_report {
-	char id[128];          /* reporter-chosen id; a repeated (reporter, id) counts once */
-	char reporter[256];    /* the reporter's anchored domain */
-	char reporter_net[64]; /* the reporter's network (/24 or /48) when known, else "" */
+	char id[128];       /* reporter-chosen id; a repeated (reporter, id) counts once */
+	char reporter[256]; /* the reporter's anchored domain */
+	char reporter_net[REP_NETS_MAX]; /* the reporter's networks from its DNS (netdns.c):
+	                                    "192.0.2.0/24 198.51.100.0/24", "" when none */
 	struct rep_subject subjects[8];
 	int nsubjects;
 	enum rep_category category;
@@ -125,6 +129,8 @@ struct rep_score {
 	double bad, good;                  /* capped, standing-weighted, decayed weights */
 	double local_bad, local_good;      /* the same without imported (federation) evidence */
 	int bad_reporters, good_reporters; /* distinct domains carrying weight each way */
+	int bad_networks, good_networks;   /* independent networks among them (networks.c) */
+	int burst;                         /* new reporters held back as a burst (0: none) */
 	unsigned categories;               /* bit (1 << enum rep_category) of every category seen */
 	long long decayed_at;              /* the time the weights are valid for (now) */
 };
@@ -145,6 +151,7 @@ json_t *rep_query_answer(struct rep *rep, struct db *db, json_t *query, struct e
 #include "settings.h"
 
 struct rep_federation;
+struct rep_netcache;
 struct rep_standing;
 struct rep_cache;
 struct rep_dnszone;
@@ -166,7 +173,9 @@ struct rep {
 	struct rep_standing *standing; /* the standing thread */
 	struct rep_dnszone *zone;      /* the DNS zone (dnszone.c), when dns_listen is set */
 	struct rep_cache *cache;       /* recent per-subject answers (cache.c); NULL: none */
+	struct rep_netcache *nets;     /* reporters' networks from DNS (netdns.c) */
 	atomic_ullong reports_accepted, reports_duplicate, reports_refused, queries;
+	atomic_ullong reports_burst; /* accepted reports about a subject held in a burst */
 };
 
 /* dnszone.c: the RFC 5782 zone over UDP, started after the HTTPS server when
@@ -235,8 +244,14 @@ int rep_report_from_json(const char *payload, size_t len, long long now, const s
 /* An RFC 3339 time ("2026-11-23T15:43:05Z", fractions and offsets allowed) -> unix seconds. */
 int rep_time_parse(const char *text, long long *out);
 
-/* The reporter network of a client address ("192.0.2.0/24"), into out[64]. */
+/* The reporter network of an address ("192.0.2.0/24"), into out. */
 void rep_network_of(const char *ip, int prefix4, int prefix6, char *out, size_t size);
+
+/* netdns.c: a reporter's networks from its DNS (its MX hosts' and key server's
+ * addresses), cached for the answers' TTL; "" when nothing resolves. */
+struct rep_netcache *rep_netcache_new(void);
+void rep_netcache_free(struct rep_netcache *c); /* accepts NULL */
+void rep_reporter_networks(struct rep *rep, const char *domain, char out[REP_NETS_MAX]);
 
 /* ------------------------------------------------------------------ scoring (score.c) */
 
@@ -285,6 +300,18 @@ int rep_truth_apply(struct rep *rep, struct db *db, const char *subject, long lo
 long long rep_truth_recent(struct rep *rep, struct db *db, const char *subject, long long now,
                            long long *last, struct err *e);
 
+/* networks.c: independent networks.  Each contributor names its networks (c->net,
+ * space-separated; a vetted reporter or a peer is a network of its own); the independent
+ * networks of a set of contributors are the most of them that can each be given a
+ * distinct network of their own (a bipartite matching), so that reporters sharing
+ * networks count once and one reporter naming many counts once. */
+struct rep_nets;
+struct rep_nets *rep_nets_new(const struct rep_contrib *c, int n);
+void rep_nets_free(struct rep_nets *m); /* accepts NULL */
+/* How many of the contributors with use[i] set get a network of their own; group[i]
+ * (when not NULL) receives the network each contributor is counted in, -1 for none. */
+int rep_nets_count(struct rep_nets *m, const int *use, int *group);
+
 /* rep_score_get at an explicit time (rep_score_get uses time(NULL)). */
 int rep_score_get_at(struct rep *rep, struct db *db, const struct rep_subject *s, long long now,
                      struct rep_score *out, struct err *e);
@@ -294,5 +321,8 @@ json_t *rep_score_json(const struct rep_subject *s, const struct rep_score *sc);
  * transaction and give it the next feed sequence number. */
 int rep_subject_refresh(struct rep *rep, struct db *db, const char *subject, long long now,
                         struct err *e);
+/* The same; *burst receives how many reporters a burst holds back (0: none). */
+int rep_subject_refresh_held(struct rep *rep, struct db *db, const char *subject, long long now,
+                             int *burst, struct err *e);
 
 #endif

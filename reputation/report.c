@@ -74,11 +74,12 @@ static int subject_weight(const struct rep *rep, struct db *db, const struct rep
 /* Each subject: linked to the report, the report's weight folded into the reporter's
  * evidence, the summary recomputed.  Inside the ingest transaction. */
 static int add_subjects(struct rep *rep, struct db *db, const struct rep_report *r, long long rowid,
-                        long long now, struct err *e)
+                        long long now, int *held, struct err *e)
 {
 	for (int i = 0; i < r->nsubjects; i++) {
 		const char *s = r->subjects[i].text;
 		double bad, good;
+		int burst = 0;
 
 		if (rep_store_report_subject(db, s, rowid, e) < 0 ||
 		    subject_weight(rep, db, r, i, rowid, &bad, &good, e) < 0 ||
@@ -87,8 +88,15 @@ static int add_subjects(struct rep *rep, struct db *db, const struct rep_report 
 		/* a trap hit is ground truth about what it counts for (checked at intake) */
 		if (r->trap[0] != '\0' && bad > 0 && rep_store_truth_hit(db, s, rowid, e) < 0)
 			return -1;
-		if (rep_subject_refresh(rep, db, s, now, e) < 0)
+		if (rep_subject_refresh_held(rep, db, s, now, &burst, e) < 0)
 			return -1;
+		if (burst > 0) {
+			log_warn(NULL,
+			         "burst: %d reporters first seen within burst_window converged on "
+			         "%s; held back (report %s/%s)",
+			         burst, s, r->reporter, r->id);
+			*held = 1;
+		}
 	}
 	return 0;
 }
@@ -99,7 +107,7 @@ int rep_report_ingest(struct rep *rep, struct db *db, const struct rep_report *i
 	char public_id[REP_EVIDENCE_ID_MAX] = "";
 	struct rep_report r = *in;
 	long long rowid = 0, now = (long long)time(NULL);
-	int fresh;
+	int fresh, held = 0;
 
 	if (r.nsubjects < 1)
 		return err_set(e, ERR_INPUT, "bad_subject", "a report needs at least one subject");
@@ -114,10 +122,12 @@ int rep_report_ingest(struct rep *rep, struct db *db, const struct rep_report *i
 		return 0;
 	}
 	if (rep_store_reporter_counted(db, r.reporter, e) < 0 ||
-	    add_subjects(rep, db, &r, rowid, now, e) < 0 || db_commit(db, e) < 0)
+	    add_subjects(rep, db, &r, rowid, now, &held, e) < 0 || db_commit(db, e) < 0)
 		goto fail;
 	for (int i = 0; i < r.nsubjects; i++)
 		rep_changed(rep, r.subjects[i].text);
+	if (held)
+		atomic_fetch_add(&rep->reports_burst, 1);
 	if (evidence_id != NULL)
 		snprintf(evidence_id, REP_EVIDENCE_ID_MAX, "%s", public_id);
 	return 1;
@@ -165,8 +175,8 @@ static void answer_ingest(struct rep_req *r, struct rep_report *rep_r)
 	json_t *subjects = json_array(), *unverified = json_array();
 	int rc;
 
-	rep_network_of(r->http->client_ip, r->rep->p.prefix4, r->rep->p.prefix6,
-	               rep_r->reporter_net, sizeof(rep_r->reporter_net));
+	/* the reporter's networks from its own DNS, never the address it sends from */
+	rep_reporter_networks(r->rep, rep_r->reporter, rep_r->reporter_net);
 	rc = rep_report_ingest(r->rep, r->db, rep_r, evidence_id, &e);
 	if (rc < 0) {
 		json_decref(subjects);

@@ -200,6 +200,10 @@ size_t rep_metrics(char *buf, size_t len, void *app)
 	            "anchor_rep_reports_total{outcome=\"accepted\"} %llu\n"
 	            "anchor_rep_reports_total{outcome=\"duplicate\"} %llu\n"
 	            "anchor_rep_reports_total{outcome=\"refused\"} %llu\n"
+	            "# HELP anchor_rep_reports_burst_total Accepted reports about a subject "
+	            "that a burst of new reporters converged on (held back from its verdict).\n"
+	            "# TYPE anchor_rep_reports_burst_total counter\n"
+	            "anchor_rep_reports_burst_total %llu\n"
 	            "# HELP anchor_rep_queries_total Reputation queries answered.\n"
 	            "# TYPE anchor_rep_queries_total counter\n"
 	            "anchor_rep_queries_total %llu\n"
@@ -215,6 +219,7 @@ size_t rep_metrics(char *buf, size_t len, void *app)
 	            (unsigned long long)atomic_load(&rep->reports_accepted),
 	            (unsigned long long)atomic_load(&rep->reports_duplicate),
 	            (unsigned long long)atomic_load(&rep->reports_refused),
+	            (unsigned long long)atomic_load(&rep->reports_burst),
 	            (unsigned long long)atomic_load(&rep->queries), database_up(rep),
 	            db_rw_fallbacks(rep->rw));
 	cache_metrics(rep, &o);

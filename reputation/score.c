@@ -107,42 +107,72 @@ struct eff {
 	int net_capped;
 };
 
-static int by_net(const void *a, const void *b, void *arg)
+/* The network cap: the reporters counted in one network (networks.c) add at most
+ * network_cap together; a reporter with no network stands alone. */
+static void apply_network_cap(const struct rep_params *p, int n, struct eff *ef, const int *group,
+                              int ngroups)
 {
-	const struct rep_contrib *c = arg;
-	int i = *(const int *)a, j = *(const int *)b;
+	for (int g = 0; g < ngroups; g++) {
+		double b = 0, gd = 0, fb, fg;
+		int members = 0;
 
-	return strcmp(c[i].net, c[j].net);
+		for (int i = 0; i < n; i++)
+			if (group[i] == g) {
+				b += ef[i].bad;
+				gd += ef[i].good;
+				members++;
+			}
+		if (members == 0)
+			continue;
+		fb = b > p->network_cap ? p->network_cap / b : 1;
+		fg = gd > p->network_cap ? p->network_cap / gd : 1;
+		for (int i = 0; i < n; i++)
+			if (group[i] == g) {
+				ef[i].bad *= fb;
+				ef[i].good *= fg;
+				ef[i].net_capped = fb < 1 || fg < 1;
+			}
+	}
 }
 
-static void apply_network_cap(const struct rep_params *p, const struct rep_contrib *c, int n,
-                              struct eff *ef, int *order)
+/*
+ * A burst: burst_reporters or more reporters, first seen by the service within one
+ * burst_window of each other, that each reported this subject while new (their first
+ * report about it came within burst_window of their first sight; a back-dated
+ * observation is earlier still, so it cannot hide).  Many fresh domains converging on
+ * one subject is what a ring looks like; their evidence is held back from the verdict
+ * (held[i] = 1).  Vetted reporters and peers are never held.  Returns how many.
+ */
+static int hold_burst(const struct rep_params *p, const struct rep_contrib *c, int n, int *held)
 {
+	int best = 0, from = -1;
+
+	if (p->burst_reporters <= 0)
+		return 0;
 	for (int i = 0; i < n; i++)
-		order[i] = i;
-	qsort_r(order, (size_t)n, sizeof(int), by_net, (void *)c);
-	for (int g = 0; g < n;) {
-		int end = g + 1;
-		double b = ef[order[g]].bad, gd = ef[order[g]].good;
+		held[i] = !c[i].peer && !c[i].vetted && c[i].reporter_since > 0 &&
+		          c[i].first_seen - c[i].reporter_since <= p->burst_window;
+	for (int i = 0; i < n; i++) {
+		int k = 0;
 
-		while (end < n && strcmp(c[order[end]].net, c[order[g]].net) == 0) {
-			b += ef[order[end]].bad;
-			gd += ef[order[end]].good;
-			end++;
+		if (!held[i])
+			continue;
+		for (int j = 0; j < n; j++)
+			k += held[j] && c[j].reporter_since >= c[i].reporter_since &&
+			     c[j].reporter_since - c[i].reporter_since <= p->burst_window;
+		if (k > best) {
+			best = k;
+			from = i;
 		}
-		/* An unknown network ("") is no network: every such reporter stands alone. */
-		if (c[order[g]].net[0] != '\0') {
-			double fb = b > p->network_cap ? p->network_cap / b : 1;
-			double fg = gd > p->network_cap ? p->network_cap / gd : 1;
-
-			for (int k = g; k < end; k++) {
-				ef[order[k]].bad *= fb;
-				ef[order[k]].good *= fg;
-				ef[order[k]].net_capped = fb < 1 || fg < 1;
-			}
-		}
-		g = end;
 	}
+	if (best < p->burst_reporters) {
+		memset(held, 0, (size_t)n * sizeof(int));
+		return 0;
+	}
+	for (int j = 0; j < n; j++)
+		held[j] = held[j] && c[j].reporter_since >= c[from].reporter_since &&
+		          c[j].reporter_since - c[from].reporter_since <= p->burst_window;
+	return best;
 }
 
 static void reason(json_t *reasons, const char *code, const char *fmt, ...)
@@ -175,6 +205,12 @@ static void categories_text(unsigned cats, char *out, size_t size)
 		snprintf(out, size, "abuse");
 }
 
+/* min_networks, never more than min_reporters (a domain is at most one network). */
+static int networks_needed(const struct rep_params *p)
+{
+	return p->min_networks < p->min_reporters ? p->min_networks : p->min_reporters;
+}
+
 static void explain(const struct rep_params *p, const char *subject, const struct rep_contrib *c,
                     const struct eff *ef, int n, struct rep_score *o)
 {
@@ -201,6 +237,11 @@ static void explain(const struct rep_params *p, const char *subject, const struc
 			       "reported as %s by %d reporting domain(s) carrying weight; listing "
 			       "needs %d independent domains",
 			       cats, o->bad_reporters, p->min_reporters);
+		else if (o->bad_networks < networks_needed(p))
+			reason(o->reasons, "too_few_networks",
+			       "reported as %s by %d domains on %d independent network(s) (their "
+			       "mail servers' and key servers' addresses in DNS); listing needs %d",
+			       cats, o->bad_reporters, o->bad_networks, networks_needed(p));
 		else if (!reaches(o->bad, p->list_weight))
 			reason(o->reasons, "below_threshold",
 			       "the reports (%s) weigh %.2f after decay; listing needs %.2f", cats,
@@ -211,6 +252,12 @@ static void explain(const struct rep_params *p, const char *subject, const struc
 			       "domains: a listing stands only while it outweighs the other side",
 			       o->bad, o->good, o->good_reporters);
 	}
+	if (o->burst > 0)
+		reason(o->reasons, "burst",
+		       "held back: %d reporters the service first saw within %lld s of each other "
+		       "reported %s while new; a burst of new reporters on one subject is what a "
+		       "ring looks like, so their reports do not count toward its verdict",
+		       o->burst, p->burst_window, subject);
 	if (o->verdict == REP_TRUSTED)
 		reason(
 		    o->reasons, "vouched",
@@ -251,25 +298,36 @@ static void explain(const struct rep_params *p, const char *subject, const struc
  * independent evidence as made it, min_reporters domains of its own and at least the same
  * weight (to the precision shown).  So unlisting costs what listing cost, and vouching
  * cannot take back what more reporters listed.  known obeys min_reporters like every
- * verdict: fewer domains can neither make nor unmake any verdict.
+ * verdict: fewer domains can neither make nor unmake any verdict.  Every side also needs
+ * min_networks independent networks (networks.c; at most min_reporters are asked): a ring
+ * of domains on one host is one network however many names it registers.
  */
-static int contests(const struct rep_params *p, int reporters, double weight, double against)
+/* Enough independent evidence on one side: min_reporters domains on as many independent
+ * networks as networks_needed(). */
+static int independent(const struct rep_params *p, int reporters, int networks)
 {
-	return reporters >= p->min_reporters && reaches(weight, against);
+	return reporters >= p->min_reporters && networks >= networks_needed(p);
+}
+
+static int contests(const struct rep_params *p, int reporters, int networks, double weight,
+                    double against)
+{
+	return independent(p, reporters, networks) && reaches(weight, against);
 }
 
 static void decide(const struct rep_params *p, struct rep_score *o)
 {
-	int bad_side = o->bad_reporters >= p->min_reporters && reaches(o->bad, p->list_weight);
-	int good_side = o->good_reporters >= p->min_reporters && reaches(o->good, p->trust_weight);
+	int bad_ind = independent(p, o->bad_reporters, o->bad_networks);
+	int good_ind = independent(p, o->good_reporters, o->good_networks);
 
 	o->verdict = REP_UNKNOWN;
-	if (bad_side && !contests(p, o->good_reporters, o->good, o->bad))
+	if (bad_ind && reaches(o->bad, p->list_weight) &&
+	    !contests(p, o->good_reporters, o->good_networks, o->good, o->bad))
 		o->verdict = REP_BLOCK;
-	else if (good_side && !contests(p, o->bad_reporters, o->bad, o->good))
+	else if (good_ind && reaches(o->good, p->trust_weight) &&
+	         !contests(p, o->bad_reporters, o->bad_networks, o->bad, o->good))
 		o->verdict = REP_TRUSTED;
-	else if (o->good_reporters >= p->min_reporters && o->good >= REP_KNOWN_WEIGHT &&
-	         o->good > o->bad)
+	else if (good_ind && o->good >= REP_KNOWN_WEIGHT && o->good > o->bad)
 		o->verdict = REP_KNOWN;
 }
 
@@ -283,43 +341,87 @@ static void format_time(long long t, char out[32])
 		strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-int rep_score_compute(const struct rep_params *p, const char *subject, const struct rep_contrib *c,
-                      int n, long long now, struct rep_score *o, struct err *e)
-{
-	struct eff *ef = calloc((size_t)n + 1, sizeof(*ef));
-	int *order = calloc((size_t)n + 1, sizeof(int));
-	long long first = 0, last = 0;
-	double lo, hi;
+/* Working arrays of one computation, n + 1 entries each. */
+struct work {
+	struct eff *ef;
+	int *held, *group, *bad_side, *good_side;
+	struct rep_nets *nets;
+};
 
-	memset(o, 0, sizeof(*o));
-	o->reasons = json_array();
-	if (ef == NULL || order == NULL || o->reasons == NULL) {
-		free(ef);
-		free(order);
-		json_decref(o->reasons);
-		o->reasons = NULL;
-		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
+static void work_free(struct work *w)
+{
+	free(w->ef);
+	free(w->held);
+	free(w->group);
+	free(w->bad_side);
+	free(w->good_side);
+	rep_nets_free(w->nets);
+}
+
+static int work_new(struct work *w, const struct rep_contrib *c, int n)
+{
+	size_t k = (size_t)n + 1;
+
+	memset(w, 0, sizeof(*w));
+	w->ef = calloc(k, sizeof(*w->ef));
+	w->held = calloc(k, sizeof(int));
+	w->group = calloc(k, sizeof(int));
+	w->bad_side = calloc(k, sizeof(int));
+	w->good_side = calloc(k, sizeof(int));
+	w->nets = rep_nets_new(c, n);
+	if (w->ef == NULL || w->held == NULL || w->group == NULL || w->bad_side == NULL ||
+	    w->good_side == NULL || w->nets == NULL) {
+		work_free(w);
+		return -1;
 	}
+	return 0;
+}
+
+/* Standing, decay and the two caps, each reporter's weight; a burst weighs nothing. */
+static void weigh(const struct rep_params *p, const struct rep_contrib *c, int n, long long now,
+                  struct work *w, struct rep_score *o)
+{
+	int ngroups = 0;
+
+	o->burst = hold_burst(p, c, n, w->held);
 	for (int i = 0; i < n; i++) {
 		double standing = c[i].peer ? 1.0 : c[i].standing;
+		struct eff *ef = &w->ef[i];
 
-		ef[i].raw_bad = rep_decay(c[i].bad, c[i].t, now, p->half_life) * standing;
-		ef[i].raw_good = rep_decay(c[i].good, c[i].t, now, p->half_life) * standing;
-		ef[i].bad = fmin(ef[i].raw_bad, p->reporter_cap);
-		ef[i].good = fmin(ef[i].raw_good, p->reporter_cap);
+		if (w->held[i])
+			standing = 0;
+		ef->raw_bad = rep_decay(c[i].bad, c[i].t, now, p->half_life) * standing;
+		ef->raw_good = rep_decay(c[i].good, c[i].t, now, p->half_life) * standing;
+		ef->bad = fmin(ef->raw_bad, p->reporter_cap);
+		ef->good = fmin(ef->raw_good, p->reporter_cap);
+		w->bad_side[i] = 1;
 	}
-	apply_network_cap(p, c, n, ef, order);
-	for (int i = 0; i < n; i++) {
-		double presence = REP_PRESENCE * p->reporter_cap;
+	rep_nets_count(w->nets, w->bad_side, w->group);
+	for (int i = 0; i < n; i++)
+		if (w->group[i] >= ngroups)
+			ngroups = w->group[i] + 1;
+	apply_network_cap(p, n, w->ef, w->group, ngroups);
+}
 
-		o->bad += ef[i].bad;
-		o->good += ef[i].good;
+static void sum_up(const struct rep_params *p, const struct rep_contrib *c, int n, struct work *w,
+                   struct rep_score *o)
+{
+	long long first = 0, last = 0;
+	double presence = REP_PRESENCE * p->reporter_cap;
+
+	for (int i = 0; i < n; i++) {
+		const struct eff *ef = &w->ef[i];
+
+		o->bad += ef->bad;
+		o->good += ef->good;
 		if (!c[i].peer) {
-			o->local_bad += ef[i].bad;
-			o->local_good += ef[i].good;
+			o->local_bad += ef->bad;
+			o->local_good += ef->good;
 		}
-		o->bad_reporters += ef[i].bad >= presence && ef[i].bad > ef[i].good;
-		o->good_reporters += ef[i].good >= presence && ef[i].good > ef[i].bad;
+		w->bad_side[i] = ef->bad >= presence && ef->bad > ef->good;
+		w->good_side[i] = ef->good >= presence && ef->good > ef->bad;
+		o->bad_reporters += w->bad_side[i];
+		o->good_reporters += w->good_side[i];
 		o->reports += c[i].reports;
 		o->reporters += c[i].reports > 0;
 		o->categories |= c[i].categories;
@@ -328,18 +430,36 @@ int rep_score_compute(const struct rep_params *p, const char *subject, const str
 		if (c[i].last_seen > last)
 			last = c[i].last_seen;
 	}
+	o->bad_networks = rep_nets_count(w->nets, w->bad_side, NULL);
+	o->good_networks = rep_nets_count(w->nets, w->good_side, NULL);
+	format_time(first, o->first_seen);
+	format_time(last, o->last_seen);
+}
+
+int rep_score_compute(const struct rep_params *p, const char *subject, const struct rep_contrib *c,
+                      int n, long long now, struct rep_score *o, struct err *e)
+{
+	struct work w;
+	double lo, hi;
+
+	memset(o, 0, sizeof(*o));
+	o->reasons = json_array();
+	if (o->reasons == NULL || work_new(&w, c, n) < 0) {
+		json_decref(o->reasons);
+		o->reasons = NULL;
+		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	}
+	weigh(p, c, n, now, &w, o);
+	sum_up(p, c, n, &w, o);
 	o->weight = o->bad + o->good;
 	o->score = (o->bad - o->good) / (o->weight + 1);
 	rep_wilson(o->bad, o->weight, REP_Z95, &lo, &hi);
 	o->ci_low = 2 * lo - 1;
 	o->ci_high = 2 * hi - 1;
 	o->decayed_at = now;
-	format_time(first, o->first_seen);
-	format_time(last, o->last_seen);
 	decide(p, o);
-	explain(p, subject, c, ef, n, o);
-	free(ef);
-	free(order);
+	explain(p, subject, c, w.ef, n, o);
+	work_free(&w);
 	return 0;
 }
 
@@ -402,6 +522,7 @@ static int attach_evidence(struct db *db, const char *subject, struct rep_score 
 		int is_good = strcmp(code, "vouched") == 0 || strcmp(code, "verified_good") == 0;
 		int is_bad = strcmp(code, "listed") == 0 ||
 		             strcmp(code, "too_few_reporters") == 0 ||
+		             strcmp(code, "too_few_networks") == 0 ||
 		             strcmp(code, "below_threshold") == 0 || strcmp(code, "contested") == 0;
 
 		if (is_good || is_bad)
@@ -456,15 +577,24 @@ json_t *rep_score_json(const struct rep_subject *s, const struct rep_score *sc)
 	                 rep_verdict_name(sc->verdict), "reasons", sc->reasons);
 }
 
-int rep_subject_refresh(struct rep *rep, struct db *db, const char *subject, long long now,
-                        struct err *e)
+int rep_subject_refresh_held(struct rep *rep, struct db *db, const char *subject, long long now,
+                             int *burst, struct err *e)
 {
 	struct rep_score sc;
 	int rc;
 
 	if (subject_score(rep, db, subject, now, &sc, e) < 0)
 		return -1;
+	*burst = sc.burst;
 	rc = rep_store_summary_save(db, subject, &sc, now, e);
 	rep_score_clear(&sc);
 	return rc;
+}
+
+int rep_subject_refresh(struct rep *rep, struct db *db, const char *subject, long long now,
+                        struct err *e)
+{
+	int burst = 0;
+
+	return rep_subject_refresh_held(rep, db, subject, now, &burst, e);
 }

@@ -79,6 +79,18 @@ const struct conf_param rep_settings_table[] = {
     {"standing_max", CONF_STR, "2", 0, 0, S(standing_max), "highest standing"},
     {"standing_interval", CONF_DURATION, "10m", 1, DAY, S(standing_interval),
      "how often reporters' standing is recomputed from agreement with the others"},
+    {"min_networks", CONF_INT, "3", 0, 1000, S(min_networks),
+     "independent reporter networks a verdict needs besides min_reporters domains; a "
+     "reporter's networks are its mail servers' (MX) and key server's addresses from DNS, "
+     "per network_prefix4/6; at most min_reporters are asked; 0 disables"},
+    {"network_ttl", CONF_DURATION, "1h", 5, DAY, S(network_ttl),
+     "longest time a reporter's networks, resolved from DNS, are reused (at most the "
+     "answers' TTL)"},
+    {"burst_reporters", CONF_INT, "5", 0, 1000, S(burst_reporters),
+     "this many reporters first seen within burst_window of each other that report one "
+     "subject while new are a burst: held back from its verdict; 0 disables"},
+    {"burst_window", CONF_DURATION, "1d", 60, 365 * DAY, S(burst_window),
+     "the window of a burst of new reporters (burst_reporters)"},
     {"newcomer_ramp", CONF_DURATION, "14d", 0, 365 * DAY, S(newcomer_ramp),
      "a reporter domain's weight grows from 0 to its standing over this time since the "
      "service first saw it (vetted reporters and peers weigh fully at once); 0 disables"},
@@ -309,6 +321,10 @@ int rep_settings_check(const struct rep_settings *s, struct rep_params *p, struc
 	p->prefix4 = (int)s->network_prefix4;
 	p->prefix6 = (int)s->network_prefix6;
 	p->newcomer_ramp = (double)s->newcomer_ramp;
+	p->min_networks = (int)s->min_networks;
+	p->burst_reporters = (int)s->burst_reporters;
+	p->burst_window = (long long)s->burst_window;
+	p->signed_evidence = s->signed_evidence;
 	if (parse_fraction("list_weight", s->list_weight, 0.01, 1e6, &p->list_weight, e) < 0 ||
 	    parse_fraction("trust_weight", s->trust_weight, 0.01, 1e6, &p->trust_weight, e) < 0 ||
 	    parse_fraction("reporter_cap", s->reporter_cap, 0.001, 1e6, &p->reporter_cap, e) < 0 ||

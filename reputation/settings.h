@@ -54,6 +54,10 @@ struct rep_settings {
 	char *standing_max;
 	long long standing_interval;
 	long long newcomer_ramp;
+	long long min_networks;
+	long long network_ttl;
+	long long burst_reporters;
+	long long burst_window;
 	/* reports */
 	int signed_evidence;    /* domain/signer/address evidence must be a verified message */
 	char *spamtraps;        /* ground truth: trap addresses and domains */
@@ -107,9 +111,13 @@ struct rep_params {
 	double network_cap;      /* most weight one reporter network adds to a subject */
 	double standing_default; /* a new reporter's standing (its weight per report) */
 	double standing_min, standing_max;
-	int prefix4, prefix6; /* a reporter network: the client address's /prefix */
-	double report_rate;   /* reports per second per reporter domain */
-	double newcomer_ramp; /* seconds until a new reporter weighs fully; 0: at once */
+	int prefix4, prefix6;   /* a reporter network: the client address's /prefix */
+	double report_rate;     /* reports per second per reporter domain */
+	double newcomer_ramp;   /* seconds until a new reporter weighs fully; 0: at once */
+	int min_networks;       /* independent reporter networks a verdict needs (networks.c) */
+	int burst_reporters;    /* new reporters converging on a subject that are a burst; 0: off */
+	long long burst_window; /* seconds */
+	int signed_evidence;    /* claims the service cannot verify earn no good weight */
 	struct rep_vetted vetted[REP_MAX_VETTED];
 	int nvetted;
 	char traps[REP_MAX_TRAPS][320]; /* "user@domain" (that address) or "domain" (all) */

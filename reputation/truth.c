@@ -34,6 +34,14 @@ int rep_trap_match(const struct rep_params *p, const char *address)
 	return 0;
 }
 
+/* Subjects whose evidence the service verifies itself (a DKIM signature it checked):
+ * domain, signer and address.  An IP, a HELO name or a key has no such evidence. */
+static int verifiable(const char *subject)
+{
+	return strncmp(subject, "domain:", 7) == 0 || strncmp(subject, "signer:", 7) == 0 ||
+	       strncmp(subject, "address:", 8) == 0;
+}
+
 void rep_contribs_vet(const struct rep_params *p, struct rep_contrib *c, int n, long long now)
 {
 	for (int i = 0; i < n; i++) {
@@ -46,6 +54,11 @@ void rep_contribs_vet(const struct rep_params *p, struct rep_contrib *c, int n, 
 		else if (!c[i].peer && p->newcomer_ramp > 0 && age < p->newcomer_ramp)
 			/* a ring of fresh domains weighs nothing yet: weight is earned with time */
 			c[i].standing *= age > 0 ? age / p->newcomer_ramp : 0;
+		/* Vouching for an IP, a HELO name or a key rests on the reporter's word alone
+		 * (verified_identity is its claim): only a vetted reporter's or a peer's counts,
+		 * so that a ring cannot whitelist its own senders. */
+		if (p->signed_evidence && !c[i].vetted && !c[i].peer && !verifiable(c[i].subject))
+			c[i].good = 0;
 	}
 }
 

@@ -74,11 +74,15 @@ def _split_pem(text):
     return out
 
 
-def build_world(pg, db, operator_token, request, labels, extra_zone=None, legacy_zone=""):
+def build_world(pg, db, operator_token, request, labels, extra_zone=None, legacy_zone="",
+                mx_ip=None):
     """Register labels (each <label>.rep.test) on one key server, give each a signing key,
     publish their anchors in NSD.  extra_zone(label) -> extra zone lines for that label.
-    Domains "legacy" (no anchor; legacy_zone: more lines for it) and the parent zone are
-    always there."""
+    Each domain's MX is mx.<domain> at its own address 127.0.N.1 (the same /24 as the
+    source address it reports from), so that the service finds each reporter on a network
+    of its own in DNS; mx_ip(label) -> another address ("": no MX, None: the default).  The key server
+    (keys.rep.test, 127.0.0.1) is every domain's.  Domains "legacy" (no anchor;
+    legacy_zone: more lines for it) and the parent zone are always there."""
     work = anchorlib.mktemp_dir("anchor-rep-")
     tls = dx.make_tls(work / "tls", [KEYS_HOST])
     ks = anchorlib.Keyserver(work / "ks", db, tls, operator_token.hash)
@@ -114,7 +118,11 @@ def build_world(pg, db, operator_token, request, labels, extra_zone=None, legacy
         r = dx.anchor_dns("records", name, "-s", ks.base_url, "--cacert", tls.ca,
                           "--keyserver", f"{KEYS_HOST}:{ks.port}:10:10")
         assert r.rc == 0, r.err
+        mx = mx_ip(label) if mx_ip else None
+        mx = f"127.0.{i + 1}.1" if mx is None else mx
         body = r.out + (extra_zone(label) if extra_zone else "")
+        if mx:
+            body += f"@ IN MX 10 mx.{name}.\nmx IN A {mx}\n"
         zones[name] = zdir / f"{label}.zone"
         zones[name].write_text(dx.zone_text(name, body, mx=False))
     zones[PARENT] = zdir / "parent.zone"
@@ -154,6 +162,8 @@ class Reputation:
             "report_rate": "0",
             # the reporters here are seconds old: weigh them fully unless a test ramps
             "newcomer_ramp": "0",
+            # ... and were all first seen together: no burst unless a test asks
+            "burst_reporters": "0",
             "http_threads": "4",
             "log_level": "info",
         }

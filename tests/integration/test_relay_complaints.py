@@ -101,7 +101,10 @@ def world(pg, db, operator_token, request):
     w.relay_nsd = dx.Nsd(w.work / "relay-nsd", {**w.nsd.zones, SPAM: zone}).start()
     request.addfinalizer(w.relay_nsd.stop)
     # the service verifies the quoted signatures itself: it sees the spammer's key too
-    w.rep = rp.Reputation(w, w.work / "rep", db, {"resolver": w.relay_nsd.resolver}).start()
+    # the relay's domain is the operator's own: vetted, so that its not-spam about an IP
+    # (which has no evidence the service can verify) counts
+    w.rep = rp.Reputation(w, w.work / "rep", db, {"resolver": w.relay_nsd.resolver,
+                                                  "vetted_reporters": f"{R1} 1"}).start()
 
     w.admin = anchorlib.make_token()
     w.token_file = w.work / "relay.token"

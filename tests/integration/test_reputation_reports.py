@@ -46,10 +46,11 @@ def test_signed_report_is_accepted_and_counted(world):
     why = {x["code"]: x for x in s["reasons"]}
     assert "too_few_reporters" in why, s["reasons"]
     assert why["too_few_reporters"]["evidence"] == [doc["evidence_id"]]  # opaque, not r1's
-    # The network is the reporter's /24, kept with the report.
+    # The reporter's networks, from its DNS (its key server at 127.0.0.1, its MX at
+    # 127.0.1.1), kept with the report.
     net = rx.psql(world.pg, world.rep.params["db_conninfo"],
                   f"SELECT reporter_net FROM rep_reports WHERE report_id = '{p['id']}'")
-    assert net == "127.0.1.0/24"
+    assert net == "127.0.0.0/24 127.0.1.0/24"
 
 
 def test_duplicate_id_counted_once(world):

@@ -562,6 +562,81 @@ static void test_time_parse(void **state)
 	assert_int_equal(rep_time_parse("", &t), -1);
 }
 
+/* Independent networks (networks.c): a matching, not a count of names or of reporters. */
+static void test_networks(void **state)
+{
+	struct rep_contrib c[6];
+	int all[6] = {1, 1, 1, 1, 1, 1}, group[6];
+	struct rep_nets *m;
+
+	(void)state;
+	for (int i = 0; i < 6; i++)
+		c[i] = contrib(i, 1, 0, T0);
+	/* a ring of three on one /24 (and the key server's), two honest with their own */
+	c[0].net = c[1].net = c[2].net = "10.0.0.0/24";
+	c[3].net = "10.0.0.0/24 192.0.3.0/24";
+	c[4].net = "192.0.4.0/24 10.0.0.0/24";
+	c[5].net = ""; /* its DNS resolved nothing */
+	assert_non_null(m = rep_nets_new(c, 6));
+	assert_int_equal(rep_nets_count(m, all, group), 3);
+	assert_int_equal(group[0], group[1]); /* the ring is capped together */
+	assert_int_equal(group[1], group[2]);
+	assert_int_not_equal(group[3], group[0]);
+	assert_int_equal(group[5], -1);
+	rep_nets_free(m);
+	/* one reporter naming many networks counts once */
+	c[0].net = "192.0.10.0/24 192.0.11.0/24 192.0.12.0/24";
+	assert_non_null(m = rep_nets_new(c, 1));
+	assert_int_equal(rep_nets_count(m, all, NULL), 1);
+	rep_nets_free(m);
+	/* a vetted reporter is a network of its own, whatever its DNS */
+	c[0].net = c[1].net = "10.0.0.0/24";
+	c[1].vetted = 1;
+	assert_non_null(m = rep_nets_new(c, 2));
+	assert_int_equal(rep_nets_count(m, all, NULL), 2);
+	rep_nets_free(m);
+	rep_nets_free(NULL);
+}
+
+/* min_networks: three domains on one network list nothing; a burst of new ones is held. */
+static void test_networks_and_burst_verdicts(void **state)
+{
+	struct rep_params p = params;
+	struct rep_contrib c[3];
+	struct rep_score s;
+	struct err e = {0};
+
+	(void)state;
+	p.min_networks = 3;
+	for (int i = 0; i < 3; i++) {
+		c[i] = contrib(i, 1, 0, T0);
+		c[i].net = "10.0.0.0/24";
+		c[i].reporter_since = T0 - 30 * 86400; /* long known: no burst */
+	}
+	p.network_cap = 10;
+	assert_int_equal(rep_score_compute(&p, "ip:192.0.2.1", c, 3, T0, &s, &e), 0);
+	assert_int_equal(s.verdict, REP_UNKNOWN);
+	assert_int_equal(s.bad_networks, 1);
+	assert_true(has_reason(&s, "too_few_networks"));
+	rep_score_clear(&s);
+	for (int i = 0; i < 3; i++)
+		c[i].net = nets[i]; /* three networks */
+	assert_int_equal(rep_score_compute(&p, "ip:192.0.2.1", c, 3, T0, &s, &e), 0);
+	assert_int_equal(s.verdict, REP_BLOCK);
+	rep_score_clear(&s);
+	/* the same three, first seen an hour before they reported: a burst */
+	p.burst_reporters = 3;
+	p.burst_window = 86400;
+	for (int i = 0; i < 3; i++)
+		c[i].reporter_since = T0 - 3600;
+	assert_int_equal(rep_score_compute(&p, "ip:192.0.2.1", c, 3, T0, &s, &e), 0);
+	assert_int_equal(s.verdict, REP_UNKNOWN);
+	assert_int_equal(s.burst, 3);
+	assert_true(s.bad < 0.01);
+	assert_true(has_reason(&s, "burst"));
+	rep_score_clear(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -586,6 +661,8 @@ int main(void)
 	    cmocka_unit_test(test_payload),
 	    cmocka_unit_test(test_payload_errors),
 	    cmocka_unit_test(test_time_parse),
+	    cmocka_unit_test(test_networks),
+	    cmocka_unit_test(test_networks_and_burst_verdicts),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
