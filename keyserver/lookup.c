@@ -141,7 +141,8 @@ void ks_lookup_history(struct ks_req *r, const char *raw)
 
 	if (addr == NULL)
 		return;
-	if ((all = ks_store_certs_by_name(r->db, d->id, addr, "smime", 0, &e)) == NULL ||
+	/* Every purpose an address has: its smime and its devices' encryption certificates. */
+	if ((all = ks_store_certs_by_name(r->db, d->id, addr, NULL, 0, &e)) == NULL ||
 	    (arr = ks_log_certs_json(r, all, &head, &e)) == NULL)
 		ks_fail(r, &e);
 	else if (all->n == 0) {

@@ -241,6 +241,10 @@ def test_devices_by_signed_request_and_revocation(client, dom, pg, db):
     laptop2, _ = enroll_enc(client, dom, addr, "rsa2048", device="laptop")
     assert enc_ids(client, addr) == {laptop2["key_id"], phone["key_id"]}
     assert client.get(f"/v1/keys/{laptop['key_id']}").json()["status"] == "superseded"
+    hist = client.get(f"/v1/addresses/{addr}/history").json()["certificates"]
+    assert {c["key_id"]: c["status"] for c in hist if c["purpose"] == "encryption"} == {
+        laptop["key_id"]: "superseded", laptop2["key_id"]: "current",
+        phone["key_id"]: "current"}
 
     # A request naming another key than the challenged one.
     k = new_key("x25519")
