@@ -385,10 +385,10 @@ static void set_name(const struct audit *au, const json_t *entry, const json_t *
 
 static void list_changes(struct audit *au)
 {
-	static const char *const keep[] = {"time",   "type",          "key_id",       "fingerprint",
-	                                   "reason", "method",        "route_sha256", "policy",
-	                                   "mode",   "superseded_by", "purpose",      "renewal_of",
-	                                   NULL};
+	static const char *const keep[] = {
+	    "time",    "type",         "key_id", "fingerprint", "reason",
+	    "method",  "route_sha256", "policy", "mode",        "superseded_by",
+	    "purpose", "renewal_of",   "device", "encryption",  NULL};
 	const json_t *entry;
 	size_t i;
 
@@ -462,8 +462,9 @@ static json_t *load_approved(const char *path, struct err *e)
 
 static void print_change(const json_t *c)
 {
-	static const char *const extra[] = {"fingerprint", "reason", "method", "route_sha256",
-	                                    "policy",      "mode",   NULL};
+	static const char *const extra[] = {"fingerprint",  "reason", "method",
+	                                    "route_sha256", "policy", "mode",
+	                                    "encryption",   "device", NULL};
 	const json_t *name = json_object_get(c, "name");
 
 	printf("  %6" JSON_INTEGER_FORMAT " %s %-13s %s",

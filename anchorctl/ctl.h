@@ -54,6 +54,9 @@ int ctl_cmd_token_issue(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, ch
 int ctl_cmd_server_issue(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
 int ctl_cmd_policy_set(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
 int ctl_cmd_domain_renewal(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
+/* `key enroll`: with --encryption an encryption key (cmd_enc.c), else ctl_cmd_key_enroll. */
+int ctl_cmd_key_enroll_any(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
+int ctl_cmd_domain_encryption(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
 int ctl_cmd_group_set(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
 int ctl_cmd_group_delete(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
 int ctl_cmd_lookup(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);

@@ -32,6 +32,11 @@ static const struct ctl_cmd commands[] = {
      "Needs the operator token (--token-file FILE or ANCHOR_OPERATOR_TOKEN). The\n"
      "domain's admin token is written to DIR/admin.token (0600); it is printed only\n"
      "with --print-token."},
+    {"domain", "encryption", ctl_cmd_domain_encryption, "<domain> none|opportunistic|required",
+     "Domain admin: the domain's encryption requirement, published in its domain\n"
+     "object and logged (PROTOCOL.md 5.2): what relays sending it mail must do;\n"
+     "none (the default), opportunistic (encrypt when the recipient has\n"
+     "certificates) or required (never in the clear)."},
     {"domain", "renewal", ctl_cmd_domain_renewal,
      "<domain> [--window D] [--min-interval D] [--max-lifetime D]",
      "Domain admin: the domain's own limits on renewal by the current key\n"
@@ -44,13 +49,21 @@ static const struct ctl_cmd commands[] = {
      "Make a private key and a PKCS#10 request for an address (user) or, with\n"
      "--server, a host: DIR/<name>.key (0600) and DIR/<name>.csr. DIR defaults to\n"
      "the current directory. Never overwrites a key."},
-    {"key", "enroll", ctl_cmd_key_enroll, "<address> --token TOKEN [--dir DIR]",
+    {"key", "enroll", ctl_cmd_key_enroll_any,
+     "<address> --token TOKEN [--dir DIR]\n"
+     "       | <address> --encryption [--alg x25519|p256|rsa] [--device NAME]\n"
+     "         [--token TOKEN] [--dir DIR]",
      "Submit DIR/<address>.csr with the one-time enrollment token (or\n"
      "--token-file FILE). The issued certificate is checked against the returned\n"
      "chain and the local key, then written to DIR/<address>.pem and its chain\n"
      "(issuer, root) to DIR/<address>.chain.pem, and the revocation secret the\n"
      "server returns once to DIR/<address>.revoke (0600; never printed): it\n"
-     "revokes the key when the key is lost. Prints the key id and fingerprint."},
+     "revokes the key when the key is lost. Prints the key id and fingerprint.\n"
+     "With --encryption: a new encryption key for one device (default \"default\";\n"
+     "--alg rsa, 3072 bits, by default) in DIR/<address>.<device>.enc.key, proved\n"
+     "by the server's challenge and authorised by the token or, without one, by a\n"
+     "request signed with DIR/<address>.key; the certificate goes to\n"
+     "DIR/<address>.<device>.enc.pem (PROTOCOL.md 4.1)."},
     {"key", "renew", ctl_cmd_key_renew,
      "<address> | --server <host> --purpose mta|keyserver|signing  [--dir DIR]\n"
      "       [--rekey [--alg ALG]] [--if-expiring-within DURATION]",

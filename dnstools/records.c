@@ -91,6 +91,7 @@ static int collect_smimea(const struct dt_opts *o, struct rec_state *s, const ch
 		const char *addr = o->smimea[i], *at = strrchr(addr, '@');
 		json_t *certs, *c;
 		size_t k;
+		int before;
 
 		if (name_check_address(addr, e) < 0)
 			return -1;
@@ -101,7 +102,11 @@ static int collect_smimea(const struct dt_opts *o, struct rec_state *s, const ch
 		s->smimea_docs[i] = dt_get_json(o, o->server, NULL, 0, NULL, path, NULL, NULL, e);
 		if (s->smimea_docs[i] == NULL)
 			return -1;
-		certs = json_object_get(s->smimea_docs[i], "certificates");
+		/* What a sender encrypts to (PROTOCOL.md §3.3, §8.1): the encryption block,
+		 * and of it only what can encrypt, checked here again. */
+		certs = json_object_get(json_object_get(s->smimea_docs[i], "encryption"),
+		                        "certificates");
+		before = s->nsm;
 		json_array_foreach(certs, k, c)
 		{
 			if (s->nsm == (int)(sizeof(s->sm) / sizeof(s->sm[0])))
@@ -110,8 +115,17 @@ static int collect_smimea(const struct dt_opts *o, struct rec_state *s, const ch
 			s->sm[s->nsm].cert = pem_cert(c, e);
 			if (s->sm[s->nsm].cert == NULL)
 				return -1;
+			if (!cert_can_encrypt(s->sm[s->nsm].cert)) {
+				X509_free(s->sm[s->nsm].cert);
+				s->sm[s->nsm].cert = NULL;
+				continue;
+			}
 			s->nsm++;
 		}
+		if (s->nsm == before)
+			fprintf(stderr,
+			        "anchor-dns: %s has no certificate that can encrypt: no SMIMEA\n",
+			        addr);
 	}
 	return 0;
 }

@@ -39,15 +39,21 @@ static json_t *erased_json(const struct ks_cert *c)
 
 json_t *ks_cert_json(const struct ks_cert *c)
 {
+	json_t *o;
+
 	if (c->erased[0] != '\0')
 		return erased_json(c);
-	return json_pack("{s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o}",
-	                 "key_id", c->key_id, "kind", c->kind, "purpose", c->purpose, "name",
-	                 text_or_null(c->name), "algorithm", c->algorithm, "fingerprint",
-	                 c->fingerprint, "serial", c->serial, "not_before", c->not_before,
-	                 "not_after", c->not_after, "status", c->status, "issued", c->issued,
-	                 "superseded", text_or_null(c->superseded), "certificate",
-	                 text_or_null(c->pem), "revocation", revocation_json(&c->revocation));
+	o = json_pack("{s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o}",
+	              "key_id", c->key_id, "kind", c->kind, "purpose", c->purpose, "name",
+	              text_or_null(c->name), "algorithm", c->algorithm, "fingerprint",
+	              c->fingerprint, "serial", c->serial, "not_before", c->not_before, "not_after",
+	              c->not_after, "status", c->status, "issued", c->issued, "superseded",
+	              text_or_null(c->superseded), "certificate", text_or_null(c->pem),
+	              "revocation", revocation_json(&c->revocation));
+	/* Only encryption certificates belong to a device (PROTOCOL.md §4.1). */
+	if (o != NULL && c->device[0] != '\0')
+		json_object_set_new(o, "device", json_string(c->device));
+	return o;
 }
 
 json_t *ks_log_entry_json(const struct ks_log_entry *en)

@@ -112,12 +112,13 @@ fail:
 	ks_fail(r, &e);
 }
 
-static int log_policy(struct ks_req *r, const struct ks_domain *d, const char *policy,
-                      const char *mode, const char *corp, struct err *e)
+static int log_policy(struct ks_req *r, const struct ks_domain *d, const struct ks_policy_set *p,
+                      struct err *e)
 {
-	json_t *details = json_pack("{s:s, s:s}", "policy", policy ? policy : d->policy, "mode",
-	                            mode ? mode : d->mode);
-	struct ks_event ev = {.type = "policy", .name = corp, .details = details};
+	json_t *details = json_pack("{s:s, s:s, s:s}", "policy", p->policy ? p->policy : d->policy,
+	                            "mode", p->mode ? p->mode : d->mode, "encryption",
+	                            p->encryption ? p->encryption : d->encryption);
+	struct ks_event ev = {.type = "policy", .name = p->corporate_address, .details = details};
 	int rc = ks_log_append(r, d, &ev, NULL, e);
 
 	json_decref(details);
@@ -128,7 +129,7 @@ void ks_domain_set_policy(struct ks_req *r, const char *domain)
 {
 	struct ks_domain *d = ks_load_domain(r, domain);
 	struct err e = {0};
-	const char *policy, *mode, *corp;
+	const char *policy, *mode, *corp, *enc;
 	char *corp_lc = NULL;
 
 	if (d == NULL)
@@ -138,10 +139,16 @@ void ks_domain_set_policy(struct ks_req *r, const char *domain)
 	policy = http_json_str(r->http->json, "policy", 0, &e);
 	mode = http_json_str(r->http->json, "mode", 0, &e);
 	corp = http_json_str(r->http->json, "corporate_address", 0, &e);
+	enc = http_json_str(r->http->json, "encryption", 0, &e);
 	if (e.kind != ERR_NONE || ks_check_policy_words(policy, mode, &e) < 0)
 		goto fail;
-	if (policy == NULL && mode == NULL)
-		err_set(&e, ERR_INPUT, "bad_request", "give a policy, a mode, or both");
+	if (enc != NULL && strcmp(enc, "none") != 0 && strcmp(enc, "opportunistic") != 0 &&
+	    strcmp(enc, "required") != 0)
+		err_set(&e, ERR_INPUT, "bad_policy",
+		        "encryption must be none, opportunistic or required, not \"%.40s\"", enc);
+	else if (policy == NULL && mode == NULL && enc == NULL)
+		err_set(&e, ERR_INPUT, "bad_request",
+		        "give a policy, a mode, an encryption, or some");
 	else if (policy != NULL && strcmp(policy, "corporate") == 0 && corp == NULL)
 		err_set(&e, ERR_INPUT, "bad_request",
 		        "the corporate policy needs a corporate_address");
@@ -153,19 +160,21 @@ void ks_domain_set_policy(struct ks_req *r, const char *domain)
 			goto fail;
 	}
 
+	struct ks_policy_set set = {policy, mode, corp_lc, enc};
 	if (db_begin(r->db, &e) < 0)
 		goto fail;
-	if (ks_store_domain_set_policy(r->db, d->name, policy, mode, corp_lc, &e) < 0 ||
-	    log_policy(r, d, policy, mode, corp_lc, &e) < 0 ||
-	    ks_store_notify_change(r->db, d->name, &e) < 0 || db_commit(r->db, &e) < 0) {
+	if (ks_store_domain_set_policy(r->db, d->name, &set, &e) < 0 ||
+	    log_policy(r, d, &set, &e) < 0 || ks_store_notify_change(r->db, d->name, &e) < 0 ||
+	    db_commit(r->db, &e) < 0) {
 		db_rollback(r->db);
 		goto fail;
 	}
 	ks_cache_invalidate(r->ks->cache);
 	ks_log_publish(r, d);
 	ks_domain_free(d);
-	log_info(r->http->reqid, "policy of %s: policy=%s mode=%s", domain,
-	         policy ? policy : "(unchanged)", mode ? mode : "(unchanged)");
+	log_info(r->http->reqid, "policy of %s: policy=%s mode=%s encryption=%s", domain,
+	         policy ? policy : "(unchanged)", mode ? mode : "(unchanged)",
+	         enc ? enc : "(unchanged)");
 	free(corp_lc);
 	ks_domain_get(r, domain, NULL);
 	return;

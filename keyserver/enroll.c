@@ -77,8 +77,8 @@ fail:
 }
 
 /* After the commit: the certificate object plus the chain up to the root. */
-static void issuance_reply(struct ks_req *r, const struct ks_domain *d, const char *key_id,
-                           const char *revocation_secret)
+void ks_issuance_reply(struct ks_req *r, const struct ks_domain *d, const char *key_id,
+                       const char *revocation_secret)
 {
 	struct err e = {0};
 	struct ks_cert *c = ks_store_cert_by(r->db, "key_id", key_id, &e);
@@ -127,7 +127,7 @@ void ks_enroll(struct ks_req *r, const char *domain)
 	ks_cache_invalidate(r->ks->cache);
 	atomic_fetch_add(&r->ks->enrollments, 1);
 	log_info(r->http->reqid, "enrolled an address of %s key_id=%s", d->name, key_id);
-	issuance_reply(r, d, key_id, secret);
+	ks_issuance_reply(r, d, key_id, secret);
 	OPENSSL_cleanse(secret, sizeof(secret));
 	ks_domain_free(d);
 }
@@ -156,7 +156,7 @@ void ks_renew(struct ks_req *r, const char *domain)
 	}
 	ks_cache_invalidate(r->ks->cache);
 	log_info(r->http->reqid, "renewed a certificate of %s key_id=%s", d->name, key_id);
-	issuance_reply(r, d, key_id, secret);
+	ks_issuance_reply(r, d, key_id, secret);
 	OPENSSL_cleanse(secret, sizeof(secret));
 	ks_domain_free(d);
 }
@@ -187,7 +187,7 @@ void ks_server_issue(struct ks_req *r, const char *domain)
 	ks_cache_invalidate(r->ks->cache);
 	log_info(r->http->reqid, "issued %s certificate for %s key_id=%s", purpose, d->name,
 	         key_id);
-	issuance_reply(r, d, key_id, NULL);
+	ks_issuance_reply(r, d, key_id, NULL);
 	ks_domain_free(d);
 	return;
 fail:

@@ -40,6 +40,8 @@ struct issuance {
 	enum cert_kind kind;
 	enum cert_purpose purpose;
 	X509_REQ *csr;
+	EVP_PKEY *pub;      /* without a CSR: the key (an encryption key's), owned */
+	const char *device; /* an encryption certificate's device, else NULL */
 	char *name;
 	X509 *cert;
 	char key_id[CRYPTO_UUID_LEN];
@@ -51,6 +53,7 @@ struct issuance {
 static void issuance_free(struct issuance *is)
 {
 	X509_REQ_free(is->csr);
+	EVP_PKEY_free(is->pub);
 	free(is->name);
 	X509_free(is->cert);
 	OPENSSL_cleanse(is->revocation_secret, sizeof(is->revocation_secret));
@@ -88,8 +91,8 @@ static int issuance_sign(struct ks_signer *sg, struct issuance *is, struct err *
 
 	if (crypto_uuid_v4(is->key_id, e) < 0)
 		return -1;
-	is->cert =
-	    cert_issue_leaf(&req, X509_REQ_get0_pubkey(is->csr), is->sd->issuer, is->sd->key, e);
+	is->cert = cert_issue_leaf(&req, is->csr ? X509_REQ_get0_pubkey(is->csr) : is->pub,
+	                           is->sd->issuer, is->sd->key, e);
 	if (is->cert == NULL)
 		return -1;
 	if (cert_verify_chain(is->cert, is->sd->issuer, is->sd->root, &why) < 0) {
@@ -111,13 +114,15 @@ static int supersede_current(struct issuance *is, struct err *e)
 	struct ks_cert_row *rows = NULL;
 	int n, rc = 0;
 
-	n = ks_store_cert_supersede(is->r.db, is->sd->d->id, is->name, purpose, is->key_id, &rows,
-	                            e);
+	n = ks_store_cert_supersede(is->r.db, is->sd->d->id, is->name, purpose, is->device,
+	                            is->key_id, &rows, e);
 	if (n < 0)
 		return -1;
 	for (int i = 0; rc == 0 && i < n; i++) {
 		json_t *details = json_pack("{s:s, s:s, s:s}", "fingerprint", rows[i].fingerprint,
 		                            "purpose", purpose, "superseded_by", is->key_id);
+		if (details != NULL && is->device != NULL)
+			json_object_set_new(details, "device", json_string(is->device));
 		struct ks_event ev = {.type = "superseded",
 		                      .name = is->name,
 		                      .key_id = rows[i].key_id,
@@ -138,6 +143,8 @@ static int log_issued(struct issuance *is, const char *fpr, long long *seq, stru
 	/* A renewal says which key vouched for it, so an auditor can follow the lineage. */
 	if (details != NULL && is->renewal_of != NULL)
 		json_object_set_new(details, "renewal_of", json_string(is->renewal_of));
+	if (details != NULL && is->device != NULL)
+		json_object_set_new(details, "device", json_string(is->device));
 	struct ks_event ev = {
 	    .type = "issued", .name = is->name, .key_id = is->key_id, .details = details};
 	int rc = ks_log_append(&is->r, is->sd->d, &ev, seq, e);
@@ -181,7 +188,8 @@ static int issuance_store(struct issuance *is, struct err *e)
 	                        .not_before = (long long)cert_not_before(is->cert),
 	                        .not_after = (long long)cert_not_after(is->cert),
 	                        .secret_hash = is->kind == CERT_USER ? secret_hash : NULL,
-	                        .log_seq = seq};
+	                        .log_seq = seq,
+	                        .device = is->device};
 	rc = ks_store_cert_insert(is->r.db, &c, e);
 	if (rc == 0)
 		rc = ks_store_notify_change(is->r.db, is->sd->d->name, e);
@@ -339,6 +347,34 @@ int ks_issue_server_hooked(struct ks_signer *sg, struct db *db, const struct ks_
 		memcpy(key_id, is.key_id, CRYPTO_UUID_LEN);
 		log_info(NULL, "signer: issued %s certificate for %s key_id=%s", purpose, is.name,
 		         is.key_id);
+		rc = 0;
+	}
+	issuance_free(&is);
+	return rc;
+}
+
+/* An encryption certificate for a key that proved itself without a CSR (enc_issue.c):
+ * the token (if any) is consumed and the hook checked in the issuance's transaction. */
+int ks_issue_user_key(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
+                      const struct ks_issue_key *k, char key_id[CRYPTO_UUID_LEN],
+                      char secret[CRYPTO_TOKEN_LEN], struct err *e)
+{
+	struct issuance is = {
+	    .sd = sd, .kind = CERT_USER, .purpose = CERT_PURPOSE_ENCRYPTION, .device = k->device};
+	int rc = -1;
+
+	is.r.ks = &sg->ks;
+	is.r.db = db;
+	if ((is.name = strdup(k->name)) == NULL || EVP_PKEY_up_ref(k->pub) != 1) {
+		issuance_free(&is);
+		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	}
+	is.pub = k->pub;
+	if (issue_in_transaction(sg, &is, k->token, NULL, k->hook, e) == 0) {
+		memcpy(key_id, is.key_id, CRYPTO_UUID_LEN);
+		memcpy(secret, is.revocation_secret, CRYPTO_TOKEN_LEN);
+		log_info(NULL, "signer: encryption certificate for %s device %s key_id=%s", is.name,
+		         is.device, is.key_id);
 		rc = 0;
 	}
 	issuance_free(&is);

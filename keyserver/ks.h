@@ -111,6 +111,7 @@ struct ks_domain {
 	char *corporate_address; /* NULL unless policy is corporate */
 	char *updated;
 	char *issuer_key_sealed; /* NULL for a domain without one (never, once registered) */
+	char *encryption;        /* what senders must do: none, opportunistic or required */
 	/* its own limits on renewal, seconds; -1: the server's (renew_policy.h) */
 	long long renew_window, renew_min_interval, renew_max_lifetime;
 };
@@ -151,8 +152,17 @@ void ks_token_issue(struct ks_req *r, const char *domain);
 void ks_enroll(struct ks_req *r, const char *domain);
 void ks_server_issue(struct ks_req *r, const char *domain);
 void ks_server_list(struct ks_req *r, const char *domain); /* admin only */
+/* 201 with the stored certificate key_id, its chain and revocation secret (if any). */
+void ks_issuance_reply(struct ks_req *r, const struct ks_domain *d, const char *key_id,
+                       const char *revocation_secret);
 /* POST /v1/domains/{domain}/renew: a request signed by the current key (PROTOCOL.md §5.3). */
 void ks_renew(struct ks_req *r, const char *domain);
+
+/* enc.c: encryption certificates (PROTOCOL.md §4.1). POST .../encryption/challenge makes a
+ * proof-of-possession challenge for a key; POST .../encryption answers it with an
+ * enrollment token or a request signed by a current key of the address. */
+void ks_enc_new_challenge(struct ks_req *r, const char *domain);
+void ks_enc_enroll(struct ks_req *r, const char *domain);
 
 /* route.c */
 void ks_route_get(struct ks_req *r, const char *address);
@@ -300,6 +310,9 @@ int ks_signer_enroll(struct ks *ks, const char *domain, const char *token, const
 int ks_signer_server(struct ks *ks, const char *domain, const char *admin_token,
                      const char *purpose, const char *csr, char key_id[CRYPTO_UUID_LEN],
                      struct err *e);
+int ks_signer_encrypt(struct ks *ks, const char *domain, const char *challenge, const char *answer,
+                      const char *token, const char *jws, char key_id[CRYPTO_UUID_LEN],
+                      char secret[CRYPTO_TOKEN_LEN], struct err *e);
 int ks_signer_renew(struct ks *ks, const char *domain, const char *jws,
                     char key_id[CRYPTO_UUID_LEN], char secret[CRYPTO_TOKEN_LEN], struct err *e);
 /* The certificate of a ready ACME order: the signer checks the order itself (acme_issue.c). */

@@ -93,6 +93,22 @@ int ks_issue_server_hooked(struct ks_signer *sg, struct db *db, const struct ks_
                            const char *purpose, const char *csr_pem,
                            const struct ks_issue_hook *hook, char key_id[CRYPTO_UUID_LEN],
                            struct err *e);
+/* An encryption certificate (PROTOCOL.md §4.1) for pub, of name and device: authorised by
+ * token (an enrollment token, consumed) or by the hook alone (token NULL). */
+struct ks_issue_key {
+	const char *name, *device, *token;
+	EVP_PKEY *pub;
+	const struct ks_issue_hook *hook;
+};
+int ks_issue_user_key(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
+                      const struct ks_issue_key *k, char key_id[CRYPTO_UUID_LEN],
+                      char secret[CRYPTO_TOKEN_LEN], struct err *e);
+/* enc_issue.c: the signer's side of an encryption enrollment: the challenge's answer,
+ * then the token or the request signed by a current key of the address. */
+int ks_issue_encryption(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
+                        const char *challenge, const char *answer, const char *token,
+                        const char *jws, char key_id[CRYPTO_UUID_LEN],
+                        char secret[CRYPTO_TOKEN_LEN], struct err *e);
 /* acme_issue.c: the certificate of a ready ACME order (PROTOCOL.md §5.5): the order row,
  * its authorisation and its account are checked here, under the domain's lock. */
 int ks_issue_acme(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,

@@ -17,6 +17,8 @@ static int op_nfields(int op)
 	switch (op) {
 	case KS_SIGNER_REGISTER:
 		return 7;
+	case KS_SIGNER_ENCRYPT:
+		return 5;
 	case KS_SIGNER_TOKEN:
 	case KS_SIGNER_SERVER:
 		return 4;
@@ -55,6 +57,8 @@ const char *ks_signer_op_name(int op)
 		return "renew";
 	case KS_SIGNER_ACME:
 		return "acme";
+	case KS_SIGNER_ENCRYPT:
+		return "encrypt";
 	default:
 		return "?";
 	}
@@ -175,6 +179,28 @@ static int field_pem(const struct frame_field *f, char **out, struct err *e)
 	return 0;
 }
 
+/* challenge id, answer (base64url), token or "", JWS or "": one of the last two. */
+static int parse_encrypt(const struct frame_field *f, struct ks_signer_request *r, struct err *e)
+{
+	if (field_uuid(&f[1], r->challenge, e) < 0)
+		return -1;
+	if (f[2].len == 0 || f[2].len >= sizeof(r->answer))
+		return bad(e, "answer");
+	for (size_t k = 0; k < f[2].len; k++) {
+		uint8_t c = f[2].p[k];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '_'))
+			return bad(e, "answer");
+	}
+	memcpy(r->answer, f[2].p, f[2].len);
+	r->answer[f[2].len] = '\0';
+	if (field_token(&f[3], r->token, e) < 0)
+		return -1;
+	if ((f[3].len == 0) == (f[4].len == 0))
+		return bad(e, "authorisation (a token or a signed request, one of them)");
+	return f[4].len == 0 ? 0 : field_pem(&f[4], &r->pem[0], e);
+}
+
 static int parse_fields(const struct frame_msg *m, struct ks_signer_request *r, struct err *e)
 {
 	const struct frame_field *f = m->f;
@@ -214,6 +240,8 @@ static int parse_fields(const struct frame_msg *m, struct ks_signer_request *r, 
 		return field_uuid(&f[1], r->token, e) < 0 || field_pem(&f[2], &r->pem[0], e) < 0
 		           ? -1
 		           : 0;
+	case KS_SIGNER_ENCRYPT:
+		return parse_encrypt(f, r, e);
 	case KS_SIGNER_CRL:
 	case KS_SIGNER_PUBLISH:
 		return 0;

@@ -20,6 +20,9 @@
  *   RENEW     domain, the holder's signed request (JWS)   key id, revocation secret
  *                                                        (empty for a server certificate)
  *   ACME      domain, ACME order id (a UUID), CSR PEM    key id
+ *   ENCRYPT   domain, challenge id (a UUID), answer,     key id, revocation secret
+ *             enrollment token or "", signed request
+ *             (JWS) or "": exactly one of the two
  *
  * Every field is checked here before the signer looks at the database: a
  * domain is a valid lowercase domain name, an address a valid lowercase
@@ -58,6 +61,7 @@ enum ks_signer_op {
 	KS_SIGNER_PUBLISH,
 	KS_SIGNER_RENEW,
 	KS_SIGNER_ACME,
+	KS_SIGNER_ENCRYPT,
 };
 
 /* A request checked against its op's rules.  Text members point into the
@@ -71,8 +75,10 @@ struct ks_signer_request {
 	char word[KS_SIGNER_WORD_MAX];       /* SERVER: purpose; REGISTER: policy */
 	char mode[KS_SIGNER_WORD_MAX];       /* REGISTER */
 	long long ttl;                       /* TOKEN */
+	char challenge[37];                  /* ENCRYPT: the challenge's id */
+	char answer[KS_SIGNER_WORD_MAX * 8]; /* ENCRYPT: the nonce, base64url */
 	char *pem[3]; /* REGISTER: root, issuer, key; ENROLL, SERVER, ACME: the CSR first;
-	               * RENEW: the signed request */
+	               * RENEW: the signed request; ENCRYPT: the signed request or NULL */
 };
 
 /* ERR_INPUT "unknown_op" for an op we do not know, "bad_request" for the wrong fields. */

@@ -37,6 +37,39 @@ static int encryption_target(struct ks_req *r, const struct ks_domain *d, const 
 	return *target ? 0 : err_set(e, ERR_INTERNAL, "internal", "out of memory");
 }
 
+/*
+ * What a sender may encrypt to for target: its current user certificates (smime and
+ * encryption, of every device) whose key can encrypt (cert_can_encrypt: keyUsage
+ * keyEncipherment or keyAgreement).  A signing-only key (Ed25519) is never offered,
+ * whatever its purpose; a revoked or superseded one is not current.
+ */
+static struct ks_cert_list *encryption_certs(struct ks_req *r, const struct ks_domain *d,
+                                             const char *target, struct err *e)
+{
+	struct ks_cert_list *l = ks_store_certs_by_name(r->db, d->id, target, NULL, 1, e);
+	size_t k = 0;
+
+	for (size_t i = 0; l != NULL && i < l->n; i++) {
+		struct ks_cert *c = &l->v[i];
+		int user =
+		    strcmp(c->purpose, "smime") == 0 || strcmp(c->purpose, "encryption") == 0;
+
+		if (user && cert_pem_can_encrypt(c->pem)) {
+			struct ks_cert keep = *c;
+			*c = l->v[k];
+			l->v[k++] = keep;
+		}
+	}
+	/* The ones left out are released here; the list ends at the last kept. */
+	for (size_t i = k; l != NULL && i < l->n; i++) {
+		free(l->v[i].name);
+		free(l->v[i].pem);
+	}
+	if (l != NULL)
+		l->n = k;
+	return l;
+}
+
 /* The address's answer (PROTOCOL.md §3.1) from its own certificates and the encrypting
  * target's (the same list when the target is the address). */
 static void reply_address(struct ks_req *r, const struct ks_domain *d, const char *addr,
@@ -48,15 +81,13 @@ static void reply_address(struct ks_req *r, const struct ks_domain *d, const cha
 
 	if ((own_j = ks_log_certs_json(r, own, &head, &e)) == NULL)
 		goto fail;
-	if (enc == own)
-		enc_j = json_incref(own_j);
-	else if ((enc_j = ks_log_certs_json(r, enc, &head2, &e)) == NULL)
+	if ((enc_j = ks_log_certs_json(r, enc, &head2, &e)) == NULL)
 		goto fail;
 	http_reply_json(r->resp, 200,
-	                json_pack("{s:s, s:s, s:s, s:O, s:{s:s, s:s, s:O}, s:O}", "address", addr,
-	                          "domain", d->name, "policy", d->policy, "certificates", own_j,
-	                          "encryption", "address", target, "reason", reason, "certificates",
-	                          enc_j, "tree_head",
+	                json_pack("{s:s, s:s, s:s, s:O, s:{s:s, s:s, s:s, s:O}, s:O}", "address",
+	                          addr, "domain", d->name, "policy", d->policy, "certificates",
+	                          own_j, "encryption", "address", target, "reason", reason,
+	                          "requirement", d->encryption, "certificates", enc_j, "tree_head",
 	                          head    ? head
 	                          : head2 ? head2
 	                                  : json_null()));
@@ -81,16 +112,14 @@ void ks_lookup_address(struct ks_req *r, const char *raw)
 	if (addr == NULL)
 		return;
 	own = ks_store_certs_by_name(r->db, d->id, addr, "smime", 1, &e);
-	if (own == NULL || encryption_target(r, d, addr, &target, &reason, &e) < 0)
+	if (own == NULL || encryption_target(r, d, addr, &target, &reason, &e) < 0 ||
+	    (enc = encryption_certs(r, d, target, &e)) == NULL)
 		goto fail;
-	if (strcmp(target, addr) != 0 &&
-	    (enc = ks_store_certs_by_name(r->db, d->id, target, "smime", 1, &e)) == NULL)
-		goto fail;
-	if (own->n == 0 && (enc ? enc : own)->n == 0) {
+	if (own->n == 0 && enc->n == 0) {
 		err_set(&e, ERR_NOTFOUND, "not_found", "no certificate is published for %s", addr);
 		goto fail;
 	}
-	reply_address(r, d, addr, own, target, reason, enc ? enc : own);
+	reply_address(r, d, addr, own, target, reason, enc);
 	goto out;
 fail:
 	ks_fail(r, &e);
@@ -112,7 +141,8 @@ void ks_lookup_history(struct ks_req *r, const char *raw)
 
 	if (addr == NULL)
 		return;
-	if ((all = ks_store_certs_by_name(r->db, d->id, addr, "smime", 0, &e)) == NULL ||
+	/* Every purpose an address has: its smime and its devices' encryption certificates. */
+	if ((all = ks_store_certs_by_name(r->db, d->id, addr, NULL, 0, &e)) == NULL ||
 	    (arr = ks_log_certs_json(r, all, &head, &e)) == NULL)
 		ks_fail(r, &e);
 	else if (all->n == 0) {

@@ -43,6 +43,8 @@ enum route_id {
 	R_RENEWAL,
 	R_ACME,
 	R_PAGE,
+	R_ENC_ENROLL,
+	R_ENC_CHALLENGE,
 };
 
 struct route {
@@ -83,7 +85,17 @@ static const struct route routes[] = {
     [R_RENEWAL] = {R_RENEWAL, "renewal", "PUT", 0},
     [R_ACME] = {R_ACME, "acme", "GET POST", 0},
     [R_PAGE] = {R_PAGE, "lookup_page", "GET", 0},
+    [R_ENC_ENROLL] = {R_ENC_ENROLL, "encryption_enroll", "POST", 0},
+    [R_ENC_CHALLENGE] = {R_ENC_CHALLENGE, "encryption_challenge", "POST", 0},
 };
+
+/* /v1/domains/{d}/encryption and .../encryption/challenge (PROTOCOL.md §4.1). */
+static enum route_id match_encryption(const struct http_request *h, int n)
+{
+	if (n == 4)
+		return R_ENC_ENROLL;
+	return n == 5 && http_seg_is(h, 4, "challenge") ? R_ENC_CHALLENGE : R_NONE;
+}
 
 static enum route_id match_route(const struct http_request *h)
 {
@@ -105,6 +117,8 @@ static enum route_id match_route(const struct http_request *h)
 			return R_ENROLL;
 		if (n == 4 && http_seg_is(h, 3, "renew"))
 			return R_RENEW;
+		if (n >= 4 && http_seg_is(h, 3, "encryption"))
+			return match_encryption(h, n);
 		if (n == 4 && http_seg_is(h, 3, "renewal"))
 			return R_RENEWAL;
 		if (n == 4 && http_seg_is(h, 3, "tokens"))
@@ -184,6 +198,12 @@ static int run_domain_handler(struct ks_req *r, enum route_id id, const char *me
 		break;
 	case R_RENEW:
 		ks_renew(r, h->seg[2]);
+		break;
+	case R_ENC_CHALLENGE:
+		ks_enc_new_challenge(r, h->seg[2]);
+		break;
+	case R_ENC_ENROLL:
+		ks_enc_enroll(r, h->seg[2]);
 		break;
 	case R_TOKENS:
 		ks_token_issue(r, h->seg[2]);

@@ -131,6 +131,11 @@ static int do_op(struct ks_signer *sg, struct db *db, struct ks_signer_request *
 		if (ks_issue_renew(sg, db, sd, q->pem[0], a->a, a->b, e) < 0)
 			return -1;
 		break;
+	case KS_SIGNER_ENCRYPT:
+		if (ks_issue_encryption(sg, db, sd, q->challenge, q->answer, q->token, q->pem[0],
+		                        a->a, a->b, e) < 0)
+			return -1;
+		break;
 	case KS_SIGNER_ACME:
 		if (ks_issue_acme(sg, db, sd, q->token, q->pem[0], a->a, e) < 0)
 			return -1;

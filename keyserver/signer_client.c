@@ -106,6 +106,24 @@ int ks_signer_enroll(struct ks *ks, const char *domain, const char *token, const
 	return rc;
 }
 
+int ks_signer_encrypt(struct ks *ks, const char *domain, const char *challenge, const char *answer,
+                      const char *token, const char *jws, char key_id[CRYPTO_UUID_LEN],
+                      char secret[CRYPTO_TOKEN_LEN], struct err *e)
+{
+	struct frame_field f[5] = {frame_str(domain), frame_str(challenge), frame_str(answer),
+	                           frame_str(token ? token : ""), frame_str(jws ? jws : "")};
+	struct frame_msg ans;
+	uint8_t *buf = NULL;
+	int rc = -1;
+
+	if (call(ks, KS_SIGNER_ENCRYPT, f, 5, 2, &ans, &buf, e) == 0 &&
+	    answer_str(&ans.f[0], key_id, CRYPTO_UUID_LEN, e) == 0 &&
+	    answer_str(&ans.f[1], secret, CRYPTO_TOKEN_LEN, e) == 0)
+		rc = 0;
+	free(buf);
+	return rc;
+}
+
 int ks_signer_renew(struct ks *ks, const char *domain, const char *jws,
                     char key_id[CRYPTO_UUID_LEN], char secret[CRYPTO_TOKEN_LEN], struct err *e)
 {

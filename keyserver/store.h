@@ -31,9 +31,13 @@ int ks_store_notify_change(struct db *db, const char *domain, struct err *e);
 
 /* Lock the domain's row until the caller's transaction ends. */
 int ks_store_domain_lock(struct db *db, long long domain_id, struct err *e);
-/* Policy and mode (NULL: unchanged); the corporate address is kept only under "corporate". */
-int ks_store_domain_set_policy(struct db *db, const char *domain, const char *policy,
-                               const char *mode, const char *corporate_address, struct err *e);
+/* Policy, mode and encryption requirement (NULL: unchanged); the corporate address is
+ * kept only under "corporate". */
+struct ks_policy_set {
+	const char *policy, *mode, *corporate_address, *encryption;
+};
+int ks_store_domain_set_policy(struct db *db, const char *domain, const struct ks_policy_set *p,
+                               struct err *e);
 
 /* A domain's own renewal limits (window, min_interval, max_lifetime), seconds; a
  * negative one: the server's. */
@@ -83,6 +87,27 @@ struct ks_erasure {
 int ks_store_address_erase(struct db *db, long long domain_id, const char *addr,
                            struct ks_erasure *out, struct err *e);
 
+/* store_enc.c: proof-of-possession challenges of encryption keys (PROTOCOL.md §4.1). */
+#define KS_DEVICE_MAX 33 /* a device name: 1 to 32 of [a-z0-9-], with NUL */
+#define KS_ENC_CHALLENGE_TTL 300
+struct ks_enc_challenge {
+	char id[CRYPTO_UUID_LEN];
+	char address[320];
+	char device[KS_DEVICE_MAX];
+	char *public_key; /* PEM, owned */
+	char answer_hash[CRYPTO_HEX256_LEN];
+	int used, expired;
+};
+/* A new challenge (id a fresh UUID), expiring KS_ENC_CHALLENGE_TTL seconds from now; the
+ * domain's expired challenges go with it. */
+int ks_store_enc_challenge_add(struct db *db, long long domain_id, const struct ks_enc_challenge *c,
+                               struct err *e);
+/* Lock the challenge id of the domain until the transaction ends: 1 found, 0 not. */
+int ks_store_enc_challenge_lock(struct db *db, long long domain_id, const char *id,
+                                struct ks_enc_challenge *c, struct err *e);
+int ks_store_enc_challenge_use(struct db *db, const char *id, struct err *e);
+void ks_enc_challenge_clear(struct ks_enc_challenge *c); /* frees public_key */
+
 /* store_cert.c */
 /*
  * A certificate as the protocol publishes it (PROTOCOL.md §5; the JSON is built from it
@@ -106,6 +131,7 @@ struct ks_cert {
 	struct ks_cert_revocation revocation;
 	long long log_seq; /* the log entry of its issuance; -1 for none */
 	long long domain_id;
+	char device[KS_DEVICE_MAX]; /* an encryption certificate's device; "" for the others */
 };
 struct ks_cert_list {
 	size_t n;
@@ -164,10 +190,11 @@ int ks_store_cert_revoke(struct db *db, long long domain_id, const struct ks_cer
 /* Issuance (the signer): supersede the current one (returns how many, key_id and
  * fingerprint in *rows), and insert the new one with the log entry that records it. */
 int ks_store_cert_supersede(struct db *db, long long domain_id, const char *name,
-                            const char *purpose, const char *new_key_id, struct ks_cert_row **rows,
-                            struct err *e);
+                            const char *purpose, const char *device, const char *new_key_id,
+                            struct ks_cert_row **rows, struct err *e);
 struct ks_cert_new {
 	const char *key_id, *kind, *purpose, *name, *algorithm, *fingerprint, *serial, *pem;
+	const char *device;      /* an encryption certificate's device, else NULL */
 	const char *secret_hash; /* of the revocation secret; NULL for a server certificate */
 	long long domain_id, not_before, not_after;
 	long long log_seq; /* the entry of its issuance, appended first */

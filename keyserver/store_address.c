@@ -46,7 +46,9 @@ int ks_store_address_erase(struct db *db, long long domain_id, const char *addr,
 	    db_run(db,
 	           "DELETE FROM group_members WHERE domain_id = $1 AND (member = $2"
 	           " OR group_address = $2)",
-	           2, params, e) < 0)
+	           2, params, e) < 0 ||
+	    db_run(db, "DELETE FROM enc_challenges WHERE domain_id = $1 AND address = $2", 2,
+	           params, e) < 0)
 		return -1;
 	/* Used tokens too: a used token need only stay refused, and an unknown one is. */
 	return db_run(db, "DELETE FROM enroll_tokens WHERE domain_id = $1 AND address = $2", 2,

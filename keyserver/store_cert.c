@@ -19,7 +19,8 @@
 	KS_SQL_TS("c.not_before") ", " KS_SQL_TS("c.not_after") ", "                         \
 	KS_SQL_TS("c.issued_at") ", " KS_SQL_TS("c.superseded_at") ", "                      \
 	KS_SQL_TS("c.erased_at") ", "                                                        \
-	"c.log_seq, c.domain_id, rv.reason, rv.method, " KS_SQL_TS("rv.revoked_at")
+	"c.log_seq, c.domain_id, rv.reason, rv.method, " KS_SQL_TS("rv.revoked_at") ", " \
+	"c.device"
 // clang-format on
 #define CERT_FROM " FROM certificates c LEFT JOIN revocations rv ON rv.key_id = c.key_id"
 
@@ -60,6 +61,7 @@ static int cert_fill(PGresult *res, int row, struct ks_cert *c)
 		copy_col(res, row, 17, c->revocation.method, sizeof(c->revocation.method));
 		copy_col(res, row, 18, c->revocation.time, sizeof(c->revocation.time));
 	}
+	copy_col(res, row, 19, c->device, sizeof(c->device));
 	return dup_col(res, row, 3, &c->name) < 0 || dup_col(res, row, 7, &c->pem) < 0 ? -1 : 0;
 }
 
@@ -359,25 +361,26 @@ int ks_store_cert_revoke(struct db *db, long long domain_id, const struct ks_cer
 	              5, ins, e);
 }
 
-/* Supersede name's current certificate of purpose by new_key_id, in the caller's
- * transaction; *rows (malloc'd: key_id and fingerprint) receives the superseded ones. */
+/* Supersede name's current certificate of purpose (and device: an encryption certificate
+ * replaces only its own device's) by new_key_id, in the caller's transaction; *rows
+ * (malloc'd: key_id and fingerprint) receives the superseded ones. */
 int ks_store_cert_supersede(struct db *db, long long domain_id, const char *name,
-                            const char *purpose, const char *new_key_id, struct ks_cert_row **rows,
-                            struct err *e)
+                            const char *purpose, const char *device, const char *new_key_id,
+                            struct ks_cert_row **rows, struct err *e)
 {
 	char idbuf[24];
-	const char *params[4] = {idbuf, name, purpose, new_key_id};
+	const char *params[5] = {idbuf, name, purpose, new_key_id, device};
 	PGresult *res;
 	int n;
 
 	*rows = NULL;
 	snprintf(idbuf, sizeof(idbuf), "%lld", domain_id);
-	res =
-	    db_exec(db,
-	            "UPDATE certificates SET status = 'superseded', superseded_at = now(),"
-	            " superseded_by = $4::uuid WHERE domain_id = $1 AND name = $2"
-	            " AND purpose = $3 AND status = 'current' RETURNING key_id::text, fingerprint",
-	            4, params, e);
+	res = db_exec(db,
+	              "UPDATE certificates SET status = 'superseded', superseded_at = now(),"
+	              " superseded_by = $4::uuid WHERE domain_id = $1 AND name = $2"
+	              " AND purpose = $3 AND device IS NOT DISTINCT FROM $5 AND status = 'current'"
+	              " RETURNING key_id::text, fingerprint",
+	              5, params, e);
 	if (res == NULL)
 		return -1;
 	n = PQntuples(res);
@@ -397,9 +400,9 @@ int ks_store_cert_supersede(struct db *db, long long domain_id, const char *name
 int ks_store_cert_insert(struct db *db, const struct ks_cert_new *c, struct err *e)
 {
 	char idbuf[24], nb[24], na[24], seq[24];
-	const char *params[13] = {c->key_id,    idbuf,          c->kind,   c->purpose, c->name,
+	const char *params[14] = {c->key_id,    idbuf,          c->kind,   c->purpose, c->name,
 	                          c->algorithm, c->fingerprint, c->serial, c->pem,     nb,
-	                          na,           c->secret_hash, seq};
+	                          na,           c->secret_hash, seq,       c->device};
 
 	snprintf(idbuf, sizeof(idbuf), "%lld", c->domain_id);
 	snprintf(seq, sizeof(seq), "%lld", c->log_seq);
@@ -412,9 +415,10 @@ int ks_store_cert_insert(struct db *db, const struct ks_cert_new *c, struct err 
 	     * other are then ordered in history as they superseded each other */
 	    "INSERT INTO certificates (key_id, domain_id, kind, purpose, name, algorithm,"
 	    " fingerprint, serial, pem, not_before, not_after, revocation_secret_hash, issued_at,"
-	    " log_seq) VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, to_timestamp($10::bigint),"
-	    " to_timestamp($11::bigint), $12, clock_timestamp(), $13)",
-	    13, params, e);
+	    " log_seq, device) VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9,"
+	    " to_timestamp($10::bigint), to_timestamp($11::bigint), $12, clock_timestamp(), $13, "
+	    "$14)",
+	    14, params, e);
 }
 
 /* The domain's revocations, oldest first, as CRL entries: one allocation (the serials

@@ -29,6 +29,7 @@ void ks_domain_free(struct ks_domain *d)
 	free(d->corporate_address);
 	free(d->updated);
 	free(d->issuer_key_sealed);
+	free(d->encryption);
 	free(d);
 }
 
@@ -44,7 +45,7 @@ struct ks_domain *ks_store_domain(struct db *db, const char *name, struct err *e
 	                  "updated_at") ", issuer_key_sealed,"
 	                                " COALESCE(renew_window, -1),"
 	                                " COALESCE(renew_min_interval, -1),"
-	                                " COALESCE(renew_max_lifetime, -1)"
+	                                " COALESCE(renew_max_lifetime, -1), encryption"
 	                                " FROM domains WHERE name = $1",
 	              1, params, e);
 	if (res == NULL)
@@ -74,9 +75,10 @@ struct ks_domain *ks_store_domain(struct db *db, const char *name, struct err *e
 	d->renew_window = strtoll(PQgetvalue(res, 0, 10), NULL, 10);
 	d->renew_min_interval = strtoll(PQgetvalue(res, 0, 11), NULL, 10);
 	d->renew_max_lifetime = strtoll(PQgetvalue(res, 0, 12), NULL, 10);
+	d->encryption = dup_field(res, 0, 13);
 	PQclear(res);
 	if (d->name == NULL || d->root_pem == NULL || d->issuer_pem == NULL || d->pins == NULL ||
-	    d->policy == NULL || d->mode == NULL || d->updated == NULL) {
+	    d->policy == NULL || d->mode == NULL || d->updated == NULL || d->encryption == NULL) {
 		ks_domain_free(d);
 		err_set(e, ERR_INTERNAL, "internal", "out of memory");
 		return NULL;
@@ -86,9 +88,10 @@ struct ks_domain *ks_store_domain(struct db *db, const char *name, struct err *e
 
 json_t *ks_domain_json(const struct ks_domain *d)
 {
-	json_t *o = json_pack("{s:s, s:s, s:s, s:O, s:s, s:s, s:s}", "domain", d->name, "root",
-	                      d->root_pem, "issuer", d->issuer_pem, "pins", d->pins, "policy",
-	                      d->policy, "mode", d->mode, "updated", d->updated);
+	json_t *o =
+	    json_pack("{s:s, s:s, s:s, s:O, s:s, s:s, s:s, s:s}", "domain", d->name, "root",
+	              d->root_pem, "issuer", d->issuer_pem, "pins", d->pins, "policy", d->policy,
+	              "mode", d->mode, "encryption", d->encryption, "updated", d->updated);
 
 	if (o != NULL && d->corporate_address != NULL)
 		json_object_set_new(o, "corporate_address", json_string(d->corporate_address));
@@ -147,19 +150,19 @@ int ks_store_domain_lock(struct db *db, long long domain_id, struct err *e)
 	return db_run(db, "SELECT 1 FROM domains WHERE id = $1 FOR NO KEY UPDATE", 1, params, e);
 }
 
-/* Change a domain's policy and mode (NULL: unchanged); corporate_address is kept only
- * while the policy is corporate. */
-int ks_store_domain_set_policy(struct db *db, const char *domain, const char *policy,
-                               const char *mode, const char *corporate_address, struct err *e)
+/* Change a domain's policy, mode and encryption requirement (NULL: unchanged);
+ * corporate_address is kept only while the policy is corporate. */
+int ks_store_domain_set_policy(struct db *db, const char *domain, const struct ks_policy_set *p,
+                               struct err *e)
 {
-	const char *params[4] = {domain, policy, mode, corporate_address};
+	const char *params[5] = {domain, p->policy, p->mode, p->corporate_address, p->encryption};
 
 	return db_run(db,
 	              "UPDATE domains SET policy = COALESCE($2, policy), mode = COALESCE($3, mode),"
 	              " corporate_address = CASE WHEN COALESCE($2, policy) = 'corporate'"
 	              "   THEN COALESCE($4, corporate_address) END,"
-	              " updated_at = now() WHERE name = $1",
-	              4, params, e);
+	              " encryption = COALESCE($5, encryption), updated_at = now() WHERE name = $1",
+	              5, params, e);
 }
 
 /* Register a domain; *id receives its row id.  ERR_CONFLICT when the name is taken. */

@@ -8,6 +8,7 @@
 #include "pki/cert.h"
 #include "pki/name.h"
 #include "pki/cert_priv.h"
+#include "pki/enckey.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -26,16 +27,21 @@
 /* ---- purposes ---- */
 
 static const char *const purpose_names[] = {
-    [CERT_PURPOSE_SMIME] = "smime",
-    [CERT_PURPOSE_MTA] = "mta",
-    [CERT_PURPOSE_KEYSERVER] = "keyserver",
-    [CERT_PURPOSE_SIGNING] = "signing",
+    [CERT_PURPOSE_SMIME] = "smime",           [CERT_PURPOSE_MTA] = "mta",
+    [CERT_PURPOSE_KEYSERVER] = "keyserver",   [CERT_PURPOSE_SIGNING] = "signing",
+    [CERT_PURPOSE_ENCRYPTION] = "encryption",
 };
 
 int cert_purpose_parse(const char *name, enum cert_purpose *out, struct err *e)
 {
 	size_t i;
 
+	/* Encryption certificates have their own enrollment (PROTOCOL.md §4.1): a purpose
+	 * named in a server request or a renewal is never one. */
+	if (name != NULL && strcmp(name, purpose_names[CERT_PURPOSE_ENCRYPTION]) == 0)
+		return err_set(e, ERR_INPUT, "bad_request",
+		               "encryption certificates are enrolled with a challenge "
+		               "(POST /v1/domains/{domain}/encryption), not here");
 	for (i = 0; name != NULL && i < sizeof(purpose_names) / sizeof(purpose_names[0]); i++) {
 		if (strcmp(name, purpose_names[i]) == 0) {
 			*out = (enum cert_purpose)i;
@@ -337,6 +343,12 @@ static int add_leaf_usage(X509 *cert, X509 *issuer, enum cert_purpose purpose, E
 		break;
 	case CERT_PURPOSE_SIGNING:
 		break;
+	case CERT_PURPOSE_ENCRYPTION:
+		/* Encryption only, kept apart from the signing key: RSA key transport, or key
+		 * agreement for P-256 and X25519 (RFC 8410 §5). */
+		ku = rsa ? "critical,keyEncipherment" : "critical,keyAgreement";
+		eku = "emailProtection";
+		break;
 	default:
 		return err_set(e, ERR_INTERNAL, "internal", "unknown purpose %d", (int)purpose);
 	}
@@ -348,14 +360,16 @@ static int add_leaf_usage(X509 *cert, X509 *issuer, enum cert_purpose purpose, E
 static int check_leaf_request(const struct cert_issue *req, EVP_PKEY *subject_pub, X509 *issuer,
                               EVP_PKEY *issuer_key, struct err *e)
 {
-	int user = req->purpose == CERT_PURPOSE_SMIME;
+	int user = req->purpose == CERT_PURPOSE_SMIME || req->purpose == CERT_PURPOSE_ENCRYPTION;
 
 	if ((user ? name_check_address(req->name, e) : name_check_domain(req->name, e)) < 0)
 		return -1;
 	if (!key_id_valid(req->key_id))
 		return err_set(e, ERR_INTERNAL, "internal", "the key id is not a lowercase UUID");
 	if (check_days(req->days, CERT_LEAF_MAX_DAYS, e) < 0 ||
-	    crypto_key_check_allowed(subject_pub, e) < 0)
+	    (req->purpose == CERT_PURPOSE_ENCRYPTION
+	         ? enckey_check_allowed(subject_pub, e)
+	         : crypto_key_check_allowed(subject_pub, e)) < 0)
 		return -1;
 	if (!crypto_key_matches(X509_get0_pubkey(issuer), issuer_key))
 		return err_set(e, ERR_INTERNAL, "internal",
@@ -366,7 +380,7 @@ static int check_leaf_request(const struct cert_issue *req, EVP_PKEY *subject_pu
 X509 *cert_issue_leaf(const struct cert_issue *req, EVP_PKEY *subject_pub, X509 *issuer,
                       EVP_PKEY *issuer_key, struct err *e)
 {
-	int user = req->purpose == CERT_PURPOSE_SMIME;
+	int user = req->purpose == CERT_PURPOSE_SMIME || req->purpose == CERT_PURPOSE_ENCRYPTION;
 	X509_NAME *subject;
 	X509 *cert = NULL;
 
@@ -528,4 +542,36 @@ time_t cert_not_before(X509 *cert)
 time_t cert_not_after(X509 *cert)
 {
 	return asn1_time_to_time(X509_get0_notAfter(cert));
+}
+
+/* ---- what a certificate's key can do ---- */
+
+int cert_can_encrypt(X509 *cert)
+{
+	EVP_PKEY *key = cert ? X509_get0_pubkey(cert) : NULL;
+	uint32_t ku = cert ? X509_get_key_usage(cert) : 0;
+
+	/* No keyUsage at all (UINT32_MAX) says nothing a sender may rely on. */
+	if (key == NULL || (X509_get_extension_flags(cert) & EXFLAG_KUSAGE) == 0)
+		return 0;
+	switch (EVP_PKEY_get_base_id(key)) {
+	case EVP_PKEY_RSA:
+		return (ku & KU_KEY_ENCIPHERMENT) != 0;
+	case EVP_PKEY_EC:
+	case EVP_PKEY_X25519:
+	case EVP_PKEY_X448:
+		return (ku & KU_KEY_AGREEMENT) != 0;
+	default: /* Ed25519 and the like sign only, whatever the extension says */
+		return 0;
+	}
+}
+
+int cert_pem_can_encrypt(const char *pem)
+{
+	struct err e = {0};
+	X509 *c = pem ? cert_from_pem(pem, strlen(pem), &e) : NULL;
+	int ok = cert_can_encrypt(c);
+
+	X509_free(c);
+	return ok;
 }

@@ -26,12 +26,14 @@
 
 enum cert_kind { CERT_USER = 0, CERT_SERVER };
 enum cert_purpose {
-	CERT_PURPOSE_SMIME = 0, /* user: emailProtection */
-	CERT_PURPOSE_MTA,       /* server: serverAuth + clientAuth (SMTP both ways) */
-	CERT_PURPOSE_KEYSERVER, /* server: serverAuth */
-	CERT_PURPOSE_SIGNING,   /* server: domain message-signing key (digitalSignature only) */
+	CERT_PURPOSE_SMIME = 0,  /* user: emailProtection */
+	CERT_PURPOSE_MTA,        /* server: serverAuth + clientAuth (SMTP both ways) */
+	CERT_PURPOSE_KEYSERVER,  /* server: serverAuth */
+	CERT_PURPOSE_SIGNING,    /* server: domain message-signing key (digitalSignature only) */
+	CERT_PURPOSE_ENCRYPTION, /* user: encryption only (keyEncipherment or keyAgreement) */
 };
 
+/* Parses the purposes a request may name: never "encryption" (its own enrollment). */
 int cert_purpose_parse(const char *name, enum cert_purpose *out, struct err *e);
 const char *cert_purpose_name(enum cert_purpose p);
 
@@ -69,5 +71,12 @@ int cert_fingerprint(X509 *cert, char out[CERT_FPR_LEN], struct err *e);
 char *cert_serial_hex(X509 *cert);
 time_t cert_not_before(X509 *cert);
 time_t cert_not_after(X509 *cert);
+
+/* Whether a sender can encrypt to the certificate's key (PROTOCOL.md §3.3): keyUsage
+ * keyEncipherment on an RSA key, keyAgreement on a P-256/X25519/X448 key.  A signing-only
+ * key (Ed25519) or a certificate without keyUsage never is.  1 or 0; NULL gives 0. */
+int cert_can_encrypt(X509 *cert);
+/* The same for a PEM certificate; 0 when it does not parse. */
+int cert_pem_can_encrypt(const char *pem);
 
 #endif

@@ -76,6 +76,8 @@ const char *crypto_key_alg_name(const EVP_PKEY *key)
 		return "ed25519";
 	case EVP_PKEY_ED448:
 		return "ed448";
+	case EVP_PKEY_X25519:
+		return "x25519";
 	case EVP_PKEY_EC:
 		return ec_is_p256(key) ? "p256" : "ec";
 	case EVP_PKEY_RSA:

@@ -32,7 +32,7 @@ static void check_request(const struct ks_signer_request *r)
 {
 	struct err e = {0};
 
-	if (r->op < KS_SIGNER_REGISTER || r->op > KS_SIGNER_ACME ||
+	if (r->op < KS_SIGNER_REGISTER || r->op > KS_SIGNER_ENCRYPT ||
 	    name_check_domain(r->domain, &e) < 0 || !lowercase(r->domain))
 		abort();
 	if (r->op == KS_SIGNER_TOKEN && (name_check_address(r->name, &e) < 0 ||
@@ -41,6 +41,10 @@ static void check_request(const struct ks_signer_request *r)
 	if (r->op == KS_SIGNER_ROUTE && !lowercase(r->name))
 		abort();
 	if (r->op == KS_SIGNER_ACME && strlen(r->token) != 36)
+		abort();
+	/* An encryption enrollment: a challenge id, an answer, and one authorisation. */
+	if (r->op == KS_SIGNER_ENCRYPT && (strlen(r->challenge) != 36 || r->answer[0] == '\0' ||
+	                                   (r->token[0] == '\0') == (r->pem[0] == NULL)))
 		abort();
 	if ((r->op == KS_SIGNER_ENROLL || r->op == KS_SIGNER_SERVER || r->op == KS_SIGNER_RENEW ||
 	     r->op == KS_SIGNER_ACME) &&

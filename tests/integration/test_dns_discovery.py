@@ -73,7 +73,8 @@ def world(db, operator_token, request):
               cwd=base)
     kf.ctl_ok(ks, "server", "issue", f"mx1.{zname('uns')}", "--purpose", "mta", cwd=base)
     w.alice = f"alice@{sec}"
-    kf.enroll_new(ks.client(), w.doms[sec], w.alice)
+    # P-256: a key that can encrypt (keyAgreement), which SMIMEA publishes (§8.1).
+    kf.enroll_new(ks.client(), w.doms[sec], w.alice, alg="p256")
 
     zones = {}
     zdir = work / "zones"

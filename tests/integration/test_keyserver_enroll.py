@@ -195,8 +195,8 @@ def test_certificate_is_smime(keyserver, dom, tmp_path):
 def test_reenroll_supersedes(keyserver, dom):
     client = keyserver.client()
     addr = f"dave@{dom.name}"
-    old, _ = kf.enroll_new(client, dom, addr)
-    new, _ = kf.enroll_new(client, dom, addr)
+    old, _ = kf.enroll_new(client, dom, addr, alg="p256")  # keys that can encrypt (§3.3)
+    new, _ = kf.enroll_new(client, dom, addr, alg="p256")
     assert old["key_id"] != new["key_id"]
 
     r = client.get(f"/v1/addresses/{addr}")

@@ -60,7 +60,7 @@ def test_lookup_by_key_id_and_fingerprint(client, dom):
 
 def test_lookup_address(client, dom):
     addr = f"erin@{dom.name}"
-    obj, _ = kf.enroll_new(client, dom, addr)
+    obj, _ = kf.enroll_new(client, dom, addr, alg="p256")  # a key that can encrypt
     # Addresses are compared in lowercase.
     for asked in (addr, addr.upper()):
         r = client.get(f"/v1/addresses/{asked}")
@@ -143,8 +143,9 @@ def _enc(client, addr):
 
 def test_policy_corporate_via_anchorctl_and_api(keyserver, client, operator_token, base):
     d = kf.register_domain(keyserver, base, kf.new_domain_name("corp"), operator_token.token)
-    alice, _ = kf.enroll_new(client, d, f"alice@{d.name}")
-    corp, _ = kf.enroll_new(client, d, f"escrow@{d.name}")
+    # P-256: keys a sender can encrypt to (an Ed25519 one is never offered, §3.3).
+    alice, _ = kf.enroll_new(client, d, f"alice@{d.name}", alg="p256")
+    corp, _ = kf.enroll_new(client, d, f"escrow@{d.name}", alg="p256")
     assert _enc(client, f"alice@{d.name}") == ("isp", f"alice@{d.name}", [alice["key_id"]],
                                               [alice["key_id"]])
 
@@ -188,7 +189,8 @@ def test_policy_corporate_via_anchorctl_and_api(keyserver, client, operator_toke
 def test_policy_groups_via_anchorctl_and_api(keyserver, client, operator_token, base):
     d = kf.register_domain(keyserver, base, kf.new_domain_name("grp"), operator_token.token,
                            policy="groups")
-    a = {n: kf.enroll_new(client, d, f"{n}@{d.name}")[0]["key_id"]
+    # P-256: keys a sender can encrypt to, so that they appear under `encryption` (§3.3).
+    a = {n: kf.enroll_new(client, d, f"{n}@{d.name}", alg="p256")[0]["key_id"]
          for n in ("sales", "ann", "bert", "cleo", "ops")}
 
     kf.ctl_ok(keyserver, "group", "set", f"sales@{d.name}", f"ann@{d.name}", f"bert@{d.name}",
