@@ -148,7 +148,7 @@ static int self_certs(const struct ctl *ctl, const struct mail_opts *o, const st
 		return certs_into(o->self, recips, e) < 0 ? -1 : 0;
 	if (o->from != NULL)
 		return ctl_mail_recipient_certs(ctl, o->from, o->state, recips, e);
-	if (id->cert != NULL && smime_cert_can_encrypt_local(id->cert, e) == 0) {
+	if (id->cert != NULL && smime_cert_check_recipient(id->cert, e) == 0) {
 		X509_up_ref(id->cert);
 		if (sk_X509_push(recips, id->cert) <= 0) {
 			X509_free(id->cert);

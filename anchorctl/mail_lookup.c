@@ -138,7 +138,7 @@ static X509 *usable_cert(const char *address, const json_t *obj)
 		        address, kid ? kid : "?");
 		return NULL;
 	}
-	if (smime_cert_can_encrypt_local(x, &e) < 0) {
+	if (smime_cert_check_recipient(x, &e) < 0) {
 		fprintf(stderr, "anchorctl: %s: key %s not used: %s\n", address, kid ? kid : "?",
 		        e.msg);
 		X509_free(x);

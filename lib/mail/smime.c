@@ -17,6 +17,8 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "pki/cert.h"
+
 void smime_buf_clear(struct smime_buf *b)
 {
 	if (b == NULL)
@@ -49,22 +51,21 @@ static int key_can_encrypt(const EVP_PKEY *k, const char *verb, struct err *e)
 	}
 }
 
-int smime_cert_can_encrypt_local(X509 *cert, struct err *e)
+int smime_cert_check_recipient(X509 *cert, struct err *e)
 {
-	uint32_t ku = X509_get_key_usage(cert);
 	EVP_PKEY *k = X509_get0_pubkey(cert);
 	char who[320];
 
 	if (k == NULL)
 		return err_set(e, ERR_INPUT, "bad_certificate", "a certificate has no usable key");
 	smime_cert_address(cert, who, sizeof(who));
-	/* UINT32_MAX: no keyUsage extension at all, which RFC 5280 reads as any use;
-	 * our certificates always carry one, so its absence is accepted as stock
-	 * tools accept it. */
-	if (ku != UINT32_MAX && (ku & (KU_KEY_ENCIPHERMENT | KU_KEY_AGREEMENT)) == 0)
+	/* The key server's rule (lib/pki), so a client never encrypts to what a lookup
+	 * would not list. */
+	if (!cert_can_encrypt(cert))
 		return err_set(e, ERR_UNPROC, "no_encryption_usage",
-		               "the certificate of %s is for signing only (its keyUsage allows "
-		               "neither keyEncipherment nor keyAgreement)",
+		               "the certificate of %s is not for encryption (its keyUsage allows "
+		               "neither keyEncipherment for an RSA key nor keyAgreement for an "
+		               "EC key)",
 		               who[0] ? who : "a recipient");
 	return key_can_encrypt(k, "encrypt to", e);
 }
@@ -76,7 +77,7 @@ int smime_pick_cipher(STACK_OF(X509) * recips, enum smime_cipher *out, struct er
 		return err_set(e, ERR_INPUT, "no_recipient", "no recipient certificate");
 	for (int i = 0; i < sk_X509_num(recips); i++) {
 		X509 *c = sk_X509_value(recips, i);
-		if (smime_cert_can_encrypt_local(c, e) < 0)
+		if (smime_cert_check_recipient(c, e) < 0)
 			return -1;
 		/* An RSA reader may be gpgsm 2.2 or an older client: no AuthEnvelopedData. */
 		if (EVP_PKEY_get_base_id(X509_get0_pubkey(c)) == EVP_PKEY_RSA)
@@ -248,7 +249,7 @@ int smime_encrypt(const void *in, size_t len, STACK_OF(X509) * recips, enum smim
 	if (sk_X509_num(recips) <= 0)
 		return err_set(e, ERR_INPUT, "no_recipient", "no recipient certificate");
 	for (int i = 0; i < sk_X509_num(recips); i++)
-		if (smime_cert_can_encrypt_local(sk_X509_value(recips, i), e) < 0)
+		if (smime_cert_check_recipient(sk_X509_value(recips, i), e) < 0)
 			return -1;
 	if ((data = input_bio(in, len, e)) == NULL)
 		return -1;

@@ -43,15 +43,15 @@ struct smime_buf {
 void smime_buf_clear(struct smime_buf *b);
 
 /*
- * Local check until lib/pki has the shared one: the certificate's keyUsage
- * allows encryption (keyEncipherment for RSA key transport, keyAgreement for
- * ECDH), and its key is one OpenSSL's CMS can encrypt to (RSA >= 2048, EC).
+ * A recipient certificate passes lib/pki's cert_can_encrypt (the rule the key
+ * server lists encryption certificates by) and its key is one OpenSSL's CMS can
+ * encrypt to (RSA >= 2048, EC).
  * Errors: no_encryption_usage, unsupported_algorithm, weak_key.
  */
-int smime_cert_can_encrypt_local(X509 *cert, struct err *e);
+int smime_cert_check_recipient(X509 *cert, struct err *e);
 
 /* The cipher for these recipients (see above); each must pass
- * smime_cert_can_encrypt_local. */
+ * smime_cert_check_recipient. */
 int smime_pick_cipher(STACK_OF(X509) * recips, enum smime_cipher *out, struct err *e);
 /* "AuthEnvelopedData/AES-256-GCM" or "EnvelopedData/AES-256-CBC". */
 const char *smime_cipher_name(enum smime_cipher c);

@@ -185,12 +185,14 @@ def test_signer_from_another_root_is_not_anchored(w, tmp_path):
 # Which certificates are used
 
 def test_signing_only_certificate_is_never_used(w, tmp_path):
-    """dave's Ed25519 certificate is listed under encryption but cannot encrypt."""
+    """dave has only an Ed25519 (signing) certificate: the key server lists nothing under
+    encryption for him, and anchorctl refuses rather than encrypting to it (its own
+    check of each listed certificate, the same rule, is in test_smime.c)."""
     msg = write_msg(tmp_path)
     r = mail(w, tmp_path, "encrypt", w.addr["dave"], "--self", cert(w, "alice"), "--in", msg,
              "--out", tmp_path / "enc.p7m")
     assert r.rc == 1 and "no_encryption_cert" in r.err, r.err
-    assert "signing only" in r.err
+    assert "0 listed" in r.err
     assert not (tmp_path / "enc.p7m").exists()
 
 

@@ -187,13 +187,13 @@ static void test_keys_that_cannot_encrypt(void **state)
 	struct err e = {0};
 	STACK_OF(X509) * s;
 
-	assert_int_equal(smime_cert_can_encrypt_local(sig.cert, &e), -1);
+	assert_int_equal(smime_cert_check_recipient(sig.cert, &e), -1);
 	assert_string_equal(e.code, "no_encryption_usage");
-	assert_int_equal(smime_cert_can_encrypt_local(x.cert, &e), -1);
+	assert_int_equal(smime_cert_check_recipient(x.cert, &e), -1);
 	assert_string_equal(e.code, "unsupported_algorithm");
-	assert_int_equal(smime_cert_can_encrypt_local(weak.cert, &e), -1);
+	assert_int_equal(smime_cert_check_recipient(weak.cert, &e), -1);
 	assert_string_equal(e.code, "weak_key");
-	assert_int_equal(smime_cert_can_encrypt_local(ed.cert, &e), -1);
+	assert_int_equal(smime_cert_check_recipient(ed.cert, &e), -1);
 	assert_string_equal(e.code, "no_encryption_usage");
 	/* smime_encrypt refuses them itself, whoever calls it. */
 	s = stack_of(x.cert, NULL);
