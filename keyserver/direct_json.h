@@ -10,7 +10,7 @@
 #include "core/err.h"
 #include "pki/crypto.h"
 
-#define KS_DIRECT_MIN_LIFETIME 60 /* seconds: a registration shorter than this is a typo */
+#define KS_DIRECT_MIN_LIFETIME 5 /* seconds: a registration must outlive its own request */
 
 struct ks_direct {
 	char address[320];
