@@ -231,6 +231,13 @@ static const struct ctl_cmd commands[] = {
      "Report the message in file (\"-\": standard input; bare LF become CRLF) as spam\n"
      "or not spam: the relay sends a signed report to its reputation service.\n"
      "Authentication as relay list."},
+    {"relay", "sign", ctl_cmd_relay_sign, "<address> <file> --password-file FILE [--json]",
+     "Sign and give back: the relay (-s URL of its control API, else ANCHOR_RELAY_URL)\n"
+     "signs the message in file (\"-\": standard input; bare LF become CRLF) as it\n"
+     "signs submitted mail (the domain's key, and the user's when it holds it) and\n"
+     "returns it without sending it; the signed message goes to standard output.\n"
+     "As the submission user address (password: the first line of FILE); the\n"
+     "message's From: must be that address."},
     {"report", NULL, ctl_cmd_report,
      "[<subject>...] --key FILE [--cert FILE] [--chain FILE] [--category CAT]\n"
      "       [--reporter DOMAIN] [--id ID] [--observed TIME] [--verified]\n"
