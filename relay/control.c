@@ -21,6 +21,7 @@
 #include "core/hash.h"
 #include "control.h"
 #include "deliver_resume.h"
+#include "signback.h"
 
 #include <ctype.h>
 #include <pthread.h>

@@ -14,7 +14,6 @@
 
 #include "dns/certauth.h"
 #include "pki/crypto.h"
-#include "http/http.h"
 #include "http/metrics.h"
 #include "relay.h"
 
@@ -39,10 +38,6 @@ struct relay_control *relay_control_start(const struct relay_settings *s, struct
 int relay_control_port(const struct relay_control *c);
 /* Stops listening and waits for the requests in progress; accepts NULL. */
 void relay_control_stop(struct relay_control *c);
-
-/* signback.c: POST /v1/sign, a submitter's message signed and given back, not sent. */
-void relay_signback_route(const struct relay_settings *s, struct relay_signer_client *sc,
-                          const struct http_request *req, struct http_response *resp);
 
 /* ---- signed requests; exported for the unit tests ---- */
 

@@ -17,9 +17,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include "control.h"
 #include "core/log.h"
+#include "pki/crypto.h"
 #include "relayd.h"
+#include "signback.h"
 
 #define BASIC_MAX 1024 /* decoded "address:password" */
 
