@@ -108,7 +108,7 @@ void ks_direct_get(struct ks_req *r, const char *raw)
 {
 	struct ks_domain *d = NULL;
 	char *addr = ks_address_arg(r, raw, &d);
-	struct ks_direct dr;
+	struct ks_direct dr = {0};
 	struct err e = {0};
 	int found;
 
@@ -154,7 +154,7 @@ void ks_direct_put(struct ks_req *r, const char *raw)
 {
 	struct ks_domain *d = NULL;
 	char *addr = ks_address_arg(r, raw, &d);
-	struct ks_direct dr;
+	struct ks_direct dr = {0};
 	struct err e = {0};
 
 	if (addr == NULL)

@@ -341,7 +341,7 @@ char *ks_sign_route(struct db *db, const struct ks_signer_domain *sd, const char
                     struct err *e)
 {
 	struct ks_route rt = {0};
-	struct ks_direct dr;
+	struct ks_direct dr = {0};
 	json_t *payload;
 	char *jws = NULL;
 	int has;

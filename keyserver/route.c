@@ -227,7 +227,7 @@ static void reply_signed_route(struct ks_req *r, const struct ks_domain *d, cons
 static int route_or_direct(struct ks_req *r, const struct ks_domain *d, const char *addr,
                            struct ks_route *rt, struct err *e)
 {
-	struct ks_direct dr;
+	struct ks_direct dr = {0};
 	struct err re = {0};
 	int has = ks_store_direct_valid(r->db, d->id, addr, &dr, e);
 
