@@ -24,9 +24,8 @@
 
 #define BASIC_MAX 1024 /* decoded "address:password" */
 
-/* "Basic <b64 of address:password>" into user (lowercased) and pass. */
-static int basic_credentials(const char *header, char user[RELAY_ADDR_MAX], char *pass,
-                             size_t pass_size, struct err *e)
+int relay_signback_basic(const char *header, char user[RELAY_ADDR_MAX], char *pass,
+                         size_t pass_size, struct err *e)
 {
 	uint8_t *raw;
 	size_t len = 0;
@@ -67,7 +66,7 @@ static int authenticate(const struct relay_settings *s, const struct http_reques
 	if (s->submission_users == NULL || strcmp(s->submission_auth, "required") != 0)
 		return err_set(e, ERR_FORBIDDEN, "signback_unavailable",
 		               "signing without sending needs submission_auth = required");
-	if (basic_credentials(req->authorization, user, pass, sizeof(pass), e) < 0)
+	if (relay_signback_basic(req->authorization, user, pass, sizeof(pass), e) < 0)
 		return -1;
 	/* read per request: the control API's threads share no table with the loop's */
 	if ((u = relayd_users_load(s->submission_users, e)) == NULL) {
