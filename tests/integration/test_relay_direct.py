@@ -10,7 +10,8 @@ The sender is an anchor-relay resolving carol's route as every sender does.
     its end     the key superseded, the key revoked, the time up, removed: the very next
                 message goes to mx.d1 (no cache on the sender or the key server keeps it)
     impostor    a daemon without the pinned key, or nothing listening: mx.d1, and the
-                impostor never sees an envelope
+                impostor never sees an envelope; a relay without direct_allow_private
+                never connects to a loopback daemon
     refusals    signed by another address's key, by a revoked key, replayed, a private
                 host where the key server does not allow it, malformed members
 """
@@ -139,6 +140,7 @@ def stack(world, make_relay, smtp_sink, request):
     zones["x.test"] = path
     nsd = dx.Nsd(world.work / f"nsd-{time.time_ns()}", zones).start()
     request.addfinalizer(nsd.stop)
+    s.nsd = nsd
     for r in (s.recv, s.daemon, s.impostor, s.sender):
         r.params["dns_server"] = nsd.resolver
         r.start()
@@ -265,6 +267,25 @@ def test_wrong_pin_or_no_daemon_falls_back(world, stack):
     # the right daemon after all
     register(world, erin, stack.daemon.inbound_port, world.daemon_pin)
     stack.send(erin.address, stack.mine)
+
+
+def test_relay_skips_a_loopback_daemon_unless_allowed(world, stack, make_relay):
+    """A production relay (direct_allow_private = no) never connects to a registered
+    endpoint on a loopback address: the domain's servers get the mail."""
+    kim = User(world, f"kim@{D1}")
+    register(world, kim, stack.daemon.inbound_port, world.daemon_pin)
+    strict = make_relay(start=False, keyserver_cacert=world.tls.ca)
+    strict.params["dns_server"] = stack.nsd.resolver
+    strict.start()
+    subject = f"strict-{time.time_ns()}"
+    r = rx.swaks(strict.submission_port, to=kim.address, data=message(subject, kim.address))
+    assert r.last_code() == 250, r.out
+    deadline = time.monotonic() + 30
+    while not any(subject.encode() in m.data for m in stack.inner.messages()):
+        assert time.monotonic() < deadline, strict.text()[-3000:]
+        time.sleep(0.1)
+    assert not any(subject.encode() in m.data for m in stack.mine.messages())
+    assert "from=<" not in stack.daemon.text()  # never given an envelope
 
 
 def test_registration_refusals(world, make_keyserver):
