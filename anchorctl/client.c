@@ -214,6 +214,7 @@ static int parse_answer(const struct https_reply *resp, json_t **out, struct err
 int ctl_client_call(const struct ctl_client *c, const char *method, const char *path, json_t *body,
                     json_t **out, struct err *e)
 {
+	const char *const basic[] = {c->basic, NULL};
 	/* TLS policy, timeouts and user agent as every client of the tree has them; plain
 	 * http:// only for the loopback URL ctl_client_check_url allows. */
 	const struct https_opts o = {.cacert = c->cacert,
@@ -224,7 +225,8 @@ int ctl_client_call(const struct ctl_client *c, const char *method, const char *
 	                             .allow_http = strncasecmp(c->base_url, "http://", 7) == 0,
 	                             .any_status = 1,
 	                             .resolve = c->resolve,
-	                             .max_response = CTL_CLIENT_MAX_RESPONSE};
+	                             .max_response = CTL_CLIENT_MAX_RESPONSE,
+	                             .headers = c->basic != NULL ? basic : NULL};
 	struct https_reply resp = {0};
 	size_t blen = strlen(c->base_url);
 	char *url = NULL, *text = NULL;

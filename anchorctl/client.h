@@ -25,6 +25,7 @@ struct ctl_client {
 	const char *cacert;   /* CA file or NULL for the system store */
 	const char *token;    /* bearer token or NULL; never printed */
 	const char *resolve;  /* "HOST:PORT:ADDR": connect there for HOST:PORT, or NULL */
+	const char *basic;    /* "Authorization: Basic <b64>" line or NULL; never printed */
 };
 
 /* Call once before any request (lib/http/https_client's https_init). */

@@ -354,8 +354,9 @@ static int record_matches(const json_t *record, const json_t *view)
 /* Changes the owner must have approved: new keys and where mail goes. */
 static int needs_approval(const char *type)
 {
-	static const char *const types[] = {"issued", "route_set", "route_removed",
-	                                    "policy", "group",     NULL};
+	static const char *const types[] = {
+	    "issued",         "route_set", "route_removed", "direct_set",
+	    "direct_removed", "policy",    "group",         NULL};
 
 	for (int i = 0; types[i] != NULL; i++)
 		if (strcmp(type, types[i]) == 0)

@@ -80,6 +80,7 @@ int ctl_server(const struct ctl *ctl, const struct ctl_cmd *cmd, const char *tok
 	c->base_url = ctl->server;
 	c->cacert = ctl->cacert != NULL && *ctl->cacert != '\0' ? ctl->cacert : NULL;
 	c->token = token;
+	c->basic = NULL;
 	return 0;
 }
 

@@ -341,3 +341,92 @@ out:
 	free(b64);
 	return status;
 }
+
+/* ---- relay sign ---- */
+
+/* "Authorization: Basic <b64 of address:password>", the password the first line of path. */
+static char *basic_line(const char *address, const char *path, struct err *e)
+{
+	size_t len = 0;
+	char *pass = ctl_file_read(path, &len, e), *pair = NULL, *b64 = NULL, *line = NULL;
+
+	if (pass == NULL)
+		return NULL;
+	pass[strcspn(pass, "\r\n")] = '\0';
+	if (asprintf(&pair, "%s:%s", address, pass) < 0)
+		pair = NULL;
+	if (pair == NULL || (b64 = crypto_b64_encode(pair, strlen(pair))) == NULL ||
+	    asprintf(&line, "Authorization: Basic %s", b64) < 0) {
+		line = NULL;
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	}
+	explicit_bzero(pass, strlen(pass));
+	if (pair != NULL)
+		explicit_bzero(pair, strlen(pair));
+	if (b64 != NULL)
+		explicit_bzero(b64, strlen(b64));
+	free(pass);
+	free(pair);
+	free(b64);
+	return line;
+}
+
+/* The signed message of the answer, as it is, on standard output. */
+static int print_signed(const json_t *answer, struct err *e)
+{
+	const char *b64 = json_string_value(json_object_get(answer, "message"));
+	size_t len = 0;
+	uint8_t *msg = b64 != NULL ? crypto_b64_decode(b64, &len) : NULL;
+	int ok = msg != NULL && fwrite(msg, 1, len, stdout) == len && fflush(stdout) == 0;
+
+	free(msg);
+	return ok ? 0 : err_set(e, ERR_INTERNAL, "bad_response", "no signed message in the answer");
+}
+
+int ctl_cmd_relay_sign(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
+{
+	const char *pw_file = NULL;
+	const struct ctl_opt opts[] = {
+	    {"--password-file", &pw_file, NULL}, CTL_COMMON_OPTS(ctl), {NULL, NULL, NULL}};
+	struct ctl_client client = {0};
+	struct ctl_args a;
+	struct err e = {0};
+	json_t *body = NULL, *answer = NULL;
+	char *msg = NULL, *b64 = NULL, *basic = NULL;
+	size_t len = 0;
+	int status = CTL_FAIL;
+
+	if (ctl_parse(cmd, opts, argc, argv, 2, 2, &a, &status) < 0 ||
+	    ctl_arg_address(cmd, a.pos[0], &status) < 0)
+		return status;
+	if (pw_file == NULL)
+		return ctl_usage(cmd, "give --password-file: the submission password of %s",
+		                 a.pos[0]);
+	if (ctl_service(ctl, cmd, "ANCHOR_RELAY_URL", "relay", &client, &status) < 0)
+		return status;
+	if ((basic = basic_line(a.pos[0], pw_file, &e)) == NULL ||
+	    (msg = read_message(a.pos[1], &len, &e)) == NULL)
+		goto fail;
+	client.basic = basic;
+	if ((b64 = crypto_b64_encode(msg, len)) == NULL ||
+	    (body = json_pack("{s:s}", "message", b64)) == NULL) {
+		err_set(&e, ERR_INTERNAL, "internal", "out of memory");
+		goto fail;
+	}
+	if (ctl_client_call(&client, "POST", "/v1/sign", body, &answer, &e) < 0 ||
+	    (ctl->json ? ctl_out_json(stdout, answer) : print_signed(answer, &e)) < 0)
+		goto fail;
+	status = CTL_OK;
+	goto out;
+fail:
+	status = ctl_fail(&e);
+out:
+	if (basic != NULL)
+		explicit_bzero(basic, strlen(basic));
+	free(basic);
+	json_decref(body);
+	json_decref(answer);
+	free(msg);
+	free(b64);
+	return status;
+}

@@ -57,7 +57,7 @@ static int signer_chain(const struct ctl *ctl, const struct revoke_opts *o, cons
                         X509 *chain[CTL_CHAIN_LEN], struct err *e)
 {
 	/* The server's copy is checked: the request must verify against its pins anyway. */
-	struct ctl_client c = {ctl->server, ctl->cacert, NULL, ctl->resolve};
+	struct ctl_client c = {ctl->server, ctl->cacert, NULL, ctl->resolve, NULL};
 
 	if (ctl_chain_load(ctl->server != NULL ? &c : NULL, NULL, cert_path, o->chain, chain, e) <
 	    0)

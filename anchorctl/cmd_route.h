@@ -20,6 +20,11 @@ int ctl_cmd_route_remove(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, c
 int ctl_cmd_route_show(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
 int ctl_cmd_route_resolve(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
 
+/* cmd_direct.c: a user's direct endpoint (PROTOCOL.md §6.5). */
+int ctl_cmd_direct_register(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
+int ctl_cmd_direct_show(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
+int ctl_cmd_direct_remove(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
+
 /* An address or a bare domain (the domain's default route), lowercased and checked. */
 int ctl_route_name(const struct ctl_cmd *cmd, char *arg, int *is_domain, int *status);
 /* The domain a route name belongs to. */

@@ -219,6 +219,19 @@ static const struct ctl_cmd commands[] = {
      "--pin, else one of the domain object's pins; without -s the key server and\n"
      "the pins come from DNS (ANCHOR_RESOLVER, ANCHOR_TRUST_ANCHOR). --json prints\n"
      "the verified payload."},
+    {"direct", "register", ctl_cmd_direct_register,
+     "<address> --host HOST --port N --pin PIN|@CERT [--ttl DURATION]\n"
+     "       --key FILE [--cert FILE] [--chain FILE]",
+     "As the address's own user: have senders' relays deliver its mail to HOST:PORT\n"
+     "(your own daemon, over TLS with the key PIN names: sha256:<b64> or @FILE to\n"
+     "take it from a PEM certificate) for DURATION (default 1h, at most the key\n"
+     "server's direct_max_lifetime), falling back to the domain's servers. Signed\n"
+     "by the key (its current certificate: --cert, default KEY.pem)."},
+    {"direct", "show", ctl_cmd_direct_show, "<address> [--json]",
+     "Show the address's direct endpoint in force (404 no_direct when none)."},
+    {"direct", "remove", ctl_cmd_direct_remove,
+     "<address> [--key FILE [--cert FILE] [--chain FILE]]",
+     "End the address's direct endpoint: signed by its key, or as the domain admin."},
     {"route", "resolve", ctl_cmd_route_resolve, "<address> [--json] [--repeat N [--cold]]",
      "Resolve the address as a sender does: discover each domain in DNS, follow\n"
      "aliases across domains (each hop verified against its own domain's pins),\n"
@@ -252,6 +265,13 @@ static const struct ctl_cmd commands[] = {
      "Report the message in file (\"-\": standard input; bare LF become CRLF) as spam\n"
      "or not spam: the relay sends a signed report to its reputation service.\n"
      "Authentication as relay list."},
+    {"relay", "sign", ctl_cmd_relay_sign, "<address> <file> --password-file FILE [--json]",
+     "Sign and give back: the relay (-s URL of its control API, else ANCHOR_RELAY_URL)\n"
+     "signs the message in file (\"-\": standard input; bare LF become CRLF) as it\n"
+     "signs submitted mail (the domain's key, and the user's when it holds it) and\n"
+     "returns it without sending it; the signed message goes to standard output.\n"
+     "As the submission user address (password: the first line of FILE); the\n"
+     "message's From: must be that address."},
     {"report", NULL, ctl_cmd_report,
      "[<subject>...] --key FILE [--cert FILE] [--chain FILE] [--category CAT]\n"
      "       [--reporter DOMAIN] [--id ID] [--observed TIME] [--verified]\n"

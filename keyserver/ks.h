@@ -32,20 +32,22 @@
  *   router.c                      path and method -> handler; the answer cache (cache.c)
  *   request.c, auth.c             URL arguments, the domain of a request; bearer tokens
  *   page.c                        the public lookup page, its files built in (www/)
- *   domain.c, enroll.c, lookup.c, revoke.c, route.c, tlog.c, webhook.c
+ *   domain.c, enroll.c, lookup.c, revoke.c, route.c, direct.c, tlog.c, webhook.c
  *                                 the handlers, one resource family each; webhook.c
  *                                 also runs the delivery thread
- *   route_json.c, user_request.c  a route body and signed answer (pure); requests a user
- *                                 signs with their own key
+ *   route_json.c, direct_json.c   a route body and signed answer, a direct endpoint (pure)
+ *   user_request.c                requests a user signs with their own key
  *   cert_json.c                   certificate and log entry objects from the store's
  *                                 structs (pure)
  *   renew_policy.c                renewal by the current key: its request and limits (pure)
  *   store_domain.c, store_cert.c, store_token.c, store_group.c, store_route.c,
- *   store_log.c, store_webhook.c, store_address.c, store_seal.c
+ *   store_log.c, store_webhook.c, store_address.c, store_seal.c,
+ *   store_direct.c
  *                                 the store (store.h): domains; certificates and
  *                                 revocations; admin and enrollment tokens; groups;
  *                                 routes; the log's entries, nodes and heads; webhooks
- *                                 and deliveries; erasure of an address; the signer's
+ *                                 and deliveries; erasure of an address; direct
+ *                                 endpoints; the signer's
  *                                 seals and signer_state
  *   signer_client.c               the HTTPS process's side of the signer protocol
  *   group.c, log_batch.c          group commit of tree heads and batches of changes, one
@@ -171,6 +173,11 @@ void ks_route_delete(struct ks_req *r, const char *address);
 void ks_route_get_domain(struct ks_req *r, const char *domain);
 void ks_route_put_domain(struct ks_req *r, const char *domain);
 void ks_route_delete_domain(struct ks_req *r, const char *domain);
+
+/* direct.c: a user's direct endpoint, /v1/direct/{address} (PROTOCOL.md §6.5) */
+void ks_direct_get(struct ks_req *r, const char *address);
+void ks_direct_put(struct ks_req *r, const char *address);
+void ks_direct_delete(struct ks_req *r, const char *address);
 
 /* lookup.c */
 void ks_lookup_address(struct ks_req *r, const char *address);

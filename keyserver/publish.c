@@ -304,21 +304,58 @@ unsigned char *ks_sign_crl(struct db *db, const struct ks_signer_domain *sd, siz
 
 /* ---- route answers ---- */
 
+/*
+ * The address's direct endpoint in force (PROTOCOL.md §6.5) rides in its route answer:
+ * "direct" with its own expiry, and the answer's ttl cut to what is left of it so that
+ * no cache keeps the answer past the registration.  An address with a direct endpoint
+ * but no route has an answer all the same, with "direct" alone: the sender falls back
+ * to the domain's MX hosts.
+ */
+static int route_with_direct(struct db *db, const struct ks_signer_domain *sd, const char *name,
+                             struct ks_route *rt, struct ks_direct *dr, struct err *e)
+{
+	struct err re = {0};
+	int has = 0;
+
+	if (strchr(name, '@') != NULL &&
+	    (has = ks_store_direct_valid(db, sd->d->id, name, dr, e)) < 0)
+		return -1;
+	if (ks_store_route_effective(db, sd->d, name, rt, &re) < 0) {
+		if (re.kind != ERR_NOTFOUND || !has) {
+			*e = re;
+			return -1;
+		}
+		rt->ttl = KS_ROUTE_TTL_DEFAULT;
+		snprintf(rt->scope_name, sizeof(rt->scope_name), "%s", name);
+		rt->log_seq = -1;
+	}
+	if (has) {
+		long long left = dr->expires - (long long)time(NULL);
+		if (left < rt->ttl)
+			rt->ttl = left > 1 ? (int)left : 1;
+	}
+	return has;
+}
+
 char *ks_sign_route(struct db *db, const struct ks_signer_domain *sd, const char *name,
                     struct err *e)
 {
 	struct ks_route rt = {0};
+	struct ks_direct dr = {0};
 	json_t *payload;
 	char *jws = NULL;
+	int has;
 
 	if (strcmp(name, sd->d->name) != 0 && strcmp(ks_address_domain(name), sd->d->name) != 0) {
 		err_set(e, ERR_INPUT, "address_outside_domain", "%s is not %s or an address of it",
 		        name, sd->d->name);
 		return NULL;
 	}
-	if (ks_store_route_effective(db, sd->d, name, &rt, e) < 0)
+	if ((has = route_with_direct(db, sd, name, &rt, &dr, e)) < 0)
 		return NULL;
 	if ((payload = ks_route_payload(sd->d, name, &rt)) == NULL)
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	else if (has && json_object_set_new(payload, "direct", ks_direct_json(&dr)) < 0)
 		err_set(e, ERR_INTERNAL, "internal", "out of memory");
 	else
 		jws = sign_json(sd, payload, "anchor-route+jws", e);

@@ -13,6 +13,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cache.h"
 #include "pki/crypto.h"
@@ -218,6 +219,35 @@ static void reply_signed_route(struct ks_req *r, const struct ks_domain *d, cons
 
 /* ---- handlers ---- */
 
+/*
+ * The route of an address as its answer will carry it: with a direct endpoint in force
+ * (direct.c) the answer exists even without a route, and no cache may keep it past the
+ * endpoint's expiry (the signer cuts the answer's ttl the same way, publish.c).
+ */
+static int route_or_direct(struct ks_req *r, const struct ks_domain *d, const char *addr,
+                           struct ks_route *rt, struct err *e)
+{
+	struct ks_direct dr = {0};
+	struct err re = {0};
+	int has = ks_store_direct_valid(r->db, d->id, addr, &dr, e);
+
+	if (has < 0)
+		return -1;
+	if (ks_store_route_effective(r->db, d, addr, rt, &re) < 0) {
+		if (re.kind != ERR_NOTFOUND || !has) {
+			*e = re;
+			return -1;
+		}
+		rt->ttl = KS_ROUTE_TTL_DEFAULT;
+		rt->log_seq = -1;
+	}
+	if (has && dr.expires - (long long)time(NULL) < rt->ttl) {
+		long long left = dr.expires - (long long)time(NULL);
+		rt->ttl = left > 1 ? (int)left : 1;
+	}
+	return 0;
+}
+
 void ks_route_get(struct ks_req *r, const char *raw)
 {
 	struct ks_domain *d = NULL;
@@ -227,7 +257,7 @@ void ks_route_get(struct ks_req *r, const char *raw)
 
 	if (addr == NULL)
 		return;
-	if (ks_store_route_effective(r->db, d, addr, &rt, &e) < 0)
+	if (route_or_direct(r, d, addr, &rt, &e) < 0)
 		ks_fail(r, &e);
 	else
 		reply_signed_route(r, d, addr, &rt);

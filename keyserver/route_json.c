@@ -15,7 +15,7 @@
 #include "route_json.h"
 
 #define ROUTE_MAX_SERVERS 32
-#define ROUTE_TTL_DEFAULT 3600
+#define ROUTE_TTL_DEFAULT KS_ROUTE_TTL_DEFAULT
 #define ROUTE_TTL_MIN 60
 #define ROUTE_TTL_MAX 86400
 /* A signed answer stays valid for an hour past its TTL: long enough to ride out a
@@ -229,7 +229,7 @@ json_t *ks_route_payload(const struct ks_domain *d, const char *asked, const str
 		return NULL;
 	if (rt->servers != NULL)
 		json_object_set(o, "servers", rt->servers);
-	else
+	else if (rt->alias != NULL)
 		json_object_set_new(o, "alias", json_string(rt->alias));
 	return o;
 }

@@ -4,6 +4,8 @@
 
 #include "ks.h"
 
+#define KS_ROUTE_TTL_DEFAULT 3600
+
 struct ks_route {
 	json_t *servers; /* normalised array, or NULL */
 	char *alias;     /* address (or domain, for a domain default), or NULL */

@@ -28,6 +28,7 @@ enum route_id {
 	R_ADMIN_DOMAINS,
 	R_ROUTE,
 	R_DOMAIN_ROUTE,
+	R_DIRECT,
 	R_REVOKE,
 	R_CRL,
 	R_LOG_HEAD,
@@ -70,6 +71,7 @@ static const struct route routes[] = {
     [R_ADMIN_DOMAINS] = {R_ADMIN_DOMAINS, "admin_domains", "POST", 0},
     [R_ROUTE] = {R_ROUTE, "route", "GET PUT DELETE", 1},
     [R_DOMAIN_ROUTE] = {R_DOMAIN_ROUTE, "domain_route", "GET PUT DELETE", 1},
+    [R_DIRECT] = {R_DIRECT, "direct", "GET PUT DELETE", 0},
     [R_REVOKE] = {R_REVOKE, "revoke", "POST", 0},
     [R_CRL] = {R_CRL, "crl", "GET", 1},
     [R_LOG_HEAD] = {R_LOG_HEAD, "log_head", "GET", 1},
@@ -171,6 +173,8 @@ static enum route_id match_route(const struct http_request *h)
 	}
 	if (http_seg_is(h, 1, "routes") && n == 3)
 		return R_ROUTE;
+	if (http_seg_is(h, 1, "direct") && n == 3)
+		return R_DIRECT;
 	if (http_seg_is(h, 1, "fingerprints") && n == 3)
 		return R_FINGERPRINT;
 	if (http_seg_is(h, 1, "admin") && http_seg_is(h, 2, "domains") && n == 3)
@@ -320,6 +324,15 @@ static int run_route_handler(struct ks_req *r, enum route_id id, const char *met
 			ks_route_put(r, name);
 		else
 			ks_route_delete(r, name);
+		return 1;
+	}
+	if (id == R_DIRECT) {
+		if (get)
+			ks_direct_get(r, name);
+		else if (put)
+			ks_direct_put(r, name);
+		else
+			ks_direct_delete(r, name);
 		return 1;
 	}
 	if (id == R_DOMAIN_ROUTE) {

@@ -82,6 +82,11 @@ const struct conf_param ks_settings_table[] = {
      "new ACME orders one account may place per hour (rateLimited beyond); 0: no limit"},
     {"acme_domain_orders_per_hour", CONF_INT, "1000", 0, 10000000, S(acme_domain_orders_per_hour),
      "new ACME orders per domain per hour, all accounts together; 0: no limit"},
+    /* Direct endpoints (PROTOCOL.md 6.5): a user's own daemon, for a short while. */
+    {"direct_max_lifetime", CONF_DURATION, "24h", 60, 7 * 86400LL, S(direct_max_lifetime),
+     "longest a user's direct endpoint may be registered for"},
+    {"direct_allow_private", CONF_BOOL, "no", 0, 1, S(direct_allow_private),
+     "accept direct endpoints on loopback and private addresses (tests only)"},
     {"webhook_allow_http", CONF_BOOL, "no", 0, 1, S(webhook_allow_http),
      "allow http:// webhook URLs (tests on loopback only)"},
     {"webhook_retry_base", CONF_DURATION, "10s", 1, 3600, S(webhook_retry_base),

@@ -44,6 +44,9 @@ struct ks_settings {
 	char *acme_resolver;
 	long long acme_orders_per_hour;
 	long long acme_domain_orders_per_hour;
+	/* direct endpoints (direct_json.h) */
+	long long direct_max_lifetime;
+	int direct_allow_private;
 	int webhook_allow_http;
 	long long webhook_retry_base;
 	long long webhook_max_attempts;

@@ -18,6 +18,7 @@
 #include "pki/crl.h"
 #include "pki/crypto.h"
 #include "pki/merkle.h"
+#include "direct_json.h"
 #include "route_json.h"
 
 /* RFC 3339 UTC rendering done by the server, so that every node prints alike. */
@@ -215,6 +216,15 @@ int ks_store_route_put(struct db *db, long long domain_id, const char *name,
                        struct err *e);
 /* 1 when a route was deleted, 0 when there was none, -1 on error. */
 int ks_store_route_delete(struct db *db, long long domain_id, const char *name, struct err *e);
+
+/* store_direct.c: a user's direct endpoint.  _valid: 1 with *dr when the address has
+ * one in force (not expired, made by the address's current, unrevoked key), 0 when
+ * not; _delete: 1 when one was removed, 0 when there was none. */
+int ks_store_direct_put(struct db *db, long long domain_id, const struct ks_direct *dr,
+                        long long log_seq, struct err *e);
+int ks_store_direct_valid(struct db *db, long long domain_id, const char *address,
+                          struct ks_direct *dr, struct err *e);
+int ks_store_direct_delete(struct db *db, long long domain_id, const char *address, struct err *e);
 
 /* store_webhook.c: subscriptions (1 added / 0 some key id not the domain's), their
  * deletion by secret (1 / 0), and the delivery of the entries queued for them (queued

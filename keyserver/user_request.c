@@ -65,16 +65,17 @@ static int request_not_replayed(struct ks_req *r, const char *key_id, long long 
 	return 0;
 }
 
-static int payload_check(json_t *p, const char *address, long long *issued, struct err *e)
+static int payload_check(json_t *p, const char *want, const char *address, long long *issued,
+                         struct err *e)
 {
 	const char *type = json_string_value(json_object_get(p, "type"));
 	const char *addr = json_string_value(json_object_get(p, "address"));
 	json_t *iss = json_object_get(p, "issued");
 	long long now = (long long)time(NULL);
 
-	if (type == NULL || strcmp(type, "anchor-route-request") != 0)
-		return err_set(e, ERR_INPUT, "bad_request",
-		               "the signed payload must have type anchor-route-request");
+	if (type == NULL || strcmp(type, want) != 0)
+		return err_set(e, ERR_INPUT, "bad_request", "the signed payload must have type %s",
+		               want);
 	if (addr == NULL || strcmp(addr, address) != 0)
 		return err_set(e, ERR_INPUT, "address_mismatch",
 		               "the signed request is for another address than the URL's");
@@ -87,10 +88,6 @@ static int payload_check(json_t *p, const char *address, long long *issued, stru
 		               "the request was signed more than %d seconds from now; "
 		               "check the clock and sign it again",
 		               REQUEST_WINDOW);
-	if (json_object_get(p, "servers") != NULL)
-		return err_set(e, ERR_FORBIDDEN, "forbidden",
-		               "a user may set only the alias of their address; "
-		               "servers are set by the domain admin");
 	return 0;
 }
 
@@ -113,8 +110,15 @@ int ks_user_request_route(struct ks_req *r, const struct ks_domain *d, const cha
 		err_set(e, ERR_INPUT, "bad_request", "the signed payload is not a JSON object");
 		goto out;
 	}
-	if (payload_check(payload, address, &issued, e) < 0 ||
-	    signer_is_current(r, d, address, v.leaf, key_id, e) < 0 ||
+	if (payload_check(payload, "anchor-route-request", address, &issued, e) < 0)
+		goto out;
+	if (json_object_get(payload, "servers") != NULL) {
+		err_set(e, ERR_FORBIDDEN, "forbidden",
+		        "a user may set only the alias of their address; "
+		        "servers are set by the domain admin");
+		goto out;
+	}
+	if (signer_is_current(r, d, address, v.leaf, key_id, e) < 0 ||
 	    ks_route_parse(payload, address, 0, rt, e) < 0)
 		goto out;
 	if (rt->alias == NULL) {
@@ -129,6 +133,38 @@ int ks_user_request_route(struct ks_req *r, const struct ks_domain *d, const cha
 	rc = 0;
 out:
 	json_decref(payload);
+	jws_verified_free(&v);
+	return rc;
+}
+
+int ks_user_request_open(struct ks_req *r, const struct ks_domain *d, const char *address,
+                         const char *type, json_t **payload, char key_id[CRYPTO_UUID_LEN],
+                         struct err *e)
+{
+	const char *pins[8];
+	int npins = domain_pins(d, pins, 8);
+	struct jws_verified v = {0};
+	json_t *p = NULL;
+	long long issued = 0;
+	int rc = -1;
+
+	*payload = NULL;
+	if (jws_verify(r->http->body, r->http->body_len, pins, npins, &v, e) < 0)
+		return -1;
+	p = json_loadb(v.payload, v.payload_len, JSON_REJECT_DUPLICATES, NULL);
+	if (!json_is_object(p)) {
+		err_set(e, ERR_INPUT, "bad_request", "the signed payload is not a JSON object");
+		goto out;
+	}
+	/* The signature burns its time only once it is known to be the current key's. */
+	if (payload_check(p, type, address, &issued, e) < 0 ||
+	    signer_is_current(r, d, address, v.leaf, key_id, e) < 0 ||
+	    request_not_replayed(r, key_id, issued, e) < 0)
+		goto out;
+	*payload = json_incref(p);
+	rc = 0;
+out:
+	json_decref(p);
 	jws_verified_free(&v);
 	return rc;
 }

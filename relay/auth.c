@@ -63,6 +63,15 @@ static struct relayd_user *users_find(const struct relayd_users *u, const char *
 	return NULL;
 }
 
+int relayd_users_check(const struct relayd_users *u, const char *address, const char *pass)
+{
+	const struct relayd_user *x = users_find(u, address);
+	/* a miss costs a crypt too, so that timing does not tell who has an account */
+	int ok = relayd_auth_verify(x != NULL && !x->locked ? x->hash : u->dummy, pass);
+
+	return ok && x != NULL && !x->locked;
+}
+
 /* "address:hash" -> a new entry; the address is a mailbox, the hash one libcrypt accepts. */
 static int users_add(struct relayd_users *u, char *line, unsigned lineno, struct err *e)
 {

@@ -6,6 +6,7 @@
  *   PUT    /v1/lists/{rcpt}/{trust|block|subscribe}/{entry}
  *   DELETE /v1/lists/{rcpt}/{trust|block|subscribe}/{entry}
  *   POST   /v1/complaints  {"category": "spam"|"not-spam", "message": <base64>}
+ *   POST   /v1/sign        {"message": <base64>}: signed and given back (signback.c)
  *
  * Two ways in.  The admin sends "Authorization: Bearer <token>" (the SHA-256
  * of the token is control_token_hash) and may act for any local recipient.
@@ -21,6 +22,7 @@
 #include "control.h"
 #include "deliver_cache.h"
 #include "deliver_resume.h"
+#include "signback.h"
 
 #include <ctype.h>
 #include <pthread.h>
@@ -523,6 +525,14 @@ static void control_dispatch(const struct http_request *req, struct http_respons
 	    req->nseg == 2 && http_seg_is(req, 0, "v1") && http_seg_is(req, 1, "complaints");
 	const char *allow;
 
+	if (req->nseg == 2 && http_seg_is(req, 0, "v1") && http_seg_is(req, 1, "sign")) {
+		resp->route = "sign";
+		if (!http_method_in(req->method, "POST"))
+			method_not_allowed(resp, "POST");
+		else
+			relay_signback_route(c->s, c->sc, req, resp);
+		return;
+	}
 	if ((!lists && !complaints) || (lists && req->nseg != 3 && req->nseg != 5)) {
 		resp->route = "not_found";
 		http_reply_errorf(resp, ERR_NOTFOUND, "not_found", "No such resource.");

@@ -181,6 +181,9 @@ void relayd_auth_stop(struct relayd *d);
 struct relayd_users *relayd_users_load(const char *path, struct err *e);
 void relayd_users_free(struct relayd_users *u);
 size_t relayd_users_count(const struct relayd_users *u);
+/* 1 when address (any case) is an unlocked user of u and pass its password; a miss costs
+ * one crypt like a hit.  Thread-safe on a table nobody changes meanwhile. */
+int relayd_users_check(const struct relayd_users *u, const char *address, const char *pass);
 /* 1 when crypt(3) of pass under hash gives hash (constant-time compare).  Thread-safe. */
 int relayd_auth_verify(const char *hash, const char *pass);
 /* The submission sessions' on_auth: the crypt runs on the pool (SMTP_PENDING). */

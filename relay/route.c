@@ -25,6 +25,7 @@
 
 #include <ldns/ldns.h>
 
+#include "core/ipaddr.h"
 #include "core/ttlcache.h"
 #include "dns/dns.h"
 #include "relay.h"
@@ -251,40 +252,46 @@ static int mx_fallback(struct resolve_ctx *rc, const struct relay_settings *s, c
 	return 0;
 }
 
-int relay_route(struct resolve_ctx *rc, struct ttlcache *addrs, const struct relay_settings *s,
-                const char *rcpt, struct relay_hop *hops, size_t max, size_t *n, char *final_rcpt,
-                struct err *e)
+/*
+ * A user's own daemon (PROTOCOL.md §6.5) goes before the domain's servers: TLS required,
+ * its key pinned (the pin names the leaf's key; its name is not checked), so a daemon
+ * that is away or an impostor without the key costs one attempt and the mail goes on to
+ * the next hop.  An endpoint whose address is loopback or private is skipped unless
+ * direct_allow_private says otherwise: a stranger's registration must not point this
+ * relay into its own network.
+ */
+static void direct_first(struct resolve_ctx *rc, struct ttlcache *addrs,
+                         const struct relay_settings *s, const struct resolve_direct *d,
+                         struct relay_hop *hops, size_t max, size_t *n)
 {
-	struct resolve_result *r;
+	struct relay_hop h;
+	struct err ignore = {0};
+
+	if (max == 0 || d->expires <= time(NULL))
+		return;
+	memset(&h, 0, sizeof(h));
+	h.proto = RELAY_PROTO_SMTP;
+	h.port = d->port;
+	h.tls_required = 1;
+	snprintf(h.host, sizeof(h.host), "%s", d->host);
+	snprintf(h.pin, sizeof(h.pin), "%s", d->pin);
+	if (hop_address(rc, addrs, &h, &ignore) < 0 ||
+	    (!s->direct_allow_private && ipaddr_is_private(h.host) != 0))
+		return;
+	if (*n == max)
+		(*n)--;
+	memmove(&hops[1], &hops[0], *n * sizeof(hops[0]));
+	hops[0] = h;
+	(*n)++;
+}
+
+/* The resolved targets as hops: pinned TLS for anchored servers, MX rules for legacy. */
+static void targets_hops(const struct resolve_result *r, const struct relay_settings *s,
+                         struct relay_hop *hops, size_t max, size_t *n)
+{
 	int encrypt = s->outbound_tls != NULL && strcmp(s->outbound_tls, "encrypt") == 0;
 	uint16_t mx_port = s->smtp_port > 0 && s->smtp_port <= 65535 ? (uint16_t)s->smtp_port : 25;
 
-	*n = 0;
-	if (rcpt == NULL || strchr(rcpt, '@') == NULL)
-		return err_set(e, ERR_UNPROC, "bad_address", "the recipient '%.200s' has no domain",
-		               rcpt ? rcpt : "");
-	r = calloc(1, sizeof(*r));
-	if (r == NULL)
-		return err_set(e, ERR_TEMP, "internal", "out of memory");
-	if (resolve_address(rc, rcpt, r, e) < 0) {
-		const char *last = r->nhops > 0 ? r->hops[r->nhops - 1].address : rcpt;
-		const char *at = strrchr(last, '@');
-		char where[RELAY_ADDR_MAX];
-
-		if (strcmp(e->code, "bad_name") == 0) /* name_check_address on rcpt itself */
-			snprintf(e->code, sizeof(e->code), "bad_address");
-		if (strcmp(e->code, "no_route") != 0 || at == NULL) {
-			free(r);
-			return route_error(e);
-		}
-		snprintf(where, sizeof(where), "%s", last);
-		free(r);
-		if (mx_fallback(rc, s, strrchr(where, '@') + 1, hops, max, n, e) < 0)
-			return route_error(e);
-		if (final_rcpt != NULL)
-			snprintf(final_rcpt, RELAY_ADDR_MAX, "%s", where);
-		goto addresses;
-	}
 	for (int i = 0; i < r->ntargets && *n < max; i++) {
 		const struct resolve_target *tg = &r->targets[i];
 		struct relay_hop *h = &hops[(*n)++];
@@ -301,12 +308,70 @@ int relay_route(struct resolve_ctx *rc, struct ttlcache *addrs, const struct rel
 			snprintf(h->tls_name, sizeof(h->tls_name), "%s", tg->host);
 		}
 	}
+}
+
+/* resolve_address failed: keep its error, or for no_route fall back to the MX hosts of
+ * the last address's domain. */
+static int resolve_failed(struct resolve_ctx *rc, const struct relay_settings *s, const char *rcpt,
+                          const struct resolve_result *r, struct relay_hop *hops, size_t max,
+                          size_t *n, char *final_rcpt, struct err *e)
+{
+	const char *last = r->nhops > 0 ? r->hops[r->nhops - 1].address : rcpt;
+	const char *at = strrchr(last, '@');
+	char where[RELAY_ADDR_MAX];
+
+	if (strcmp(e->code, "bad_name") == 0) /* name_check_address on rcpt itself */
+		snprintf(e->code, sizeof(e->code), "bad_address");
+	if (strcmp(e->code, "no_route") != 0 || at == NULL)
+		return route_error(e);
+	snprintf(where, sizeof(where), "%s", last);
+	if (mx_fallback(rc, s, strrchr(where, '@') + 1, hops, max, n, e) < 0)
+		return route_error(e);
+	if (final_rcpt != NULL)
+		snprintf(final_rcpt, RELAY_ADDR_MAX, "%s", where);
+	return 0;
+}
+
+int relay_route(struct resolve_ctx *rc, struct ttlcache *addrs, const struct relay_settings *s,
+                const char *rcpt, struct relay_hop *hops, size_t max, size_t *n, char *final_rcpt,
+                struct err *e)
+{
+	struct resolve_result *r;
+	struct resolve_direct direct = {0};
+	int has_direct = 0;
+
+	*n = 0;
+	if (rcpt == NULL || strchr(rcpt, '@') == NULL)
+		return err_set(e, ERR_UNPROC, "bad_address", "the recipient '%.200s' has no domain",
+		               rcpt ? rcpt : "");
+	r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return err_set(e, ERR_TEMP, "internal", "out of memory");
+	if (resolve_address(rc, rcpt, r, e) < 0) {
+		int rv = resolve_failed(rc, s, rcpt, r, hops, max, n, final_rcpt, e);
+		free(r);
+		if (rv < 0)
+			return -1;
+		return hops_addresses(rc, addrs, rcpt, hops, n, e);
+	}
+	has_direct = r->has_direct;
+	direct = r->direct;
+	targets_hops(r, s, hops, max, n);
 	if (final_rcpt != NULL)
 		snprintf(final_rcpt, RELAY_ADDR_MAX, "%s",
 		         r->final_address[0] ? r->final_address : rcpt);
+	/* a direct endpoint without a route: the domain's MX hosts after it */
+	if (r->ntargets == 0 && has_direct && r->final_address[0] != '\0' &&
+	    mx_fallback(rc, s, strrchr(r->final_address, '@') + 1, hops, max, n, e) < 0) {
+		free(r);
+		return route_error(e);
+	}
 	free(r);
-addresses:
-	return hops_addresses(rc, addrs, rcpt, hops, n, e);
+	if (hops_addresses(rc, addrs, rcpt, hops, n, e) < 0)
+		return -1;
+	if (has_direct)
+		direct_first(rc, addrs, s, &direct, hops, max, n);
+	return 0;
 }
 
 /* ------------------------------------------------------------------ next hop */

@@ -110,6 +110,9 @@ const struct conf_param relay_settings_table[] = {
     {"verify_cache_ttl", CONF_DURATION, "10m", 0, 86400, S(verify_cache_ttl),
      "seconds the next hop's answer about a recipient is reused; 0: ask every time"},
     {"smtp_port", CONF_INT, "25", 1, 65535, S(smtp_port), "port of MX hosts (legacy domains)"},
+    {"direct_allow_private", CONF_BOOL, "no", 0, 1, S(direct_allow_private),
+     "deliver to a user's direct endpoint (PROTOCOL.md 6.5) on a loopback or private "
+     "address (tests only; otherwise such an endpoint is skipped for the domain's servers)"},
     {"outbound_tls", CONF_STR, "may", 0, 0, S(outbound_tls),
      "TLS to legacy domains: may (opportunistic) or encrypt; anchored ones always verify"},
     {"connect_timeout", CONF_DURATION, "30s", 1, 600, S(connect_timeout),

@@ -9,6 +9,7 @@
 
 #include <curl/curl.h>
 #include <openssl/x509v3.h>
+#include <arpa/inet.h>
 
 #include "pki/cert.h"
 #include "pki/name.h"
@@ -264,7 +265,8 @@ static json_t *route_of(struct resolve_ctx *ctx, const struct discover_result *d
 		return NULL;
 	out->network_fetches++;
 	if (resolve_check_answer(rep.body, rep.len, name, d->pins, d->npins, time(NULL), &p, e) ==
-	    0) {
+	        0 &&
+	    json_object_get(p, "direct") == NULL) {
 		json_t *ttl = json_object_get(p, "ttl");
 		hop->dnssec = d->dnssec;
 		cache_put(ctx, name, p, d->dnssec,
@@ -319,6 +321,36 @@ static int add_servers(json_t *servers, struct resolve_result *out, struct err *
 		snprintf(t->pin, sizeof(t->pin), "%s", pins[srv[i].ttl]);
 	}
 	return 0;
+}
+
+/*
+ * The direct endpoint of the final answer, when it is well formed and has not expired;
+ * anything else in it leaves the answer as it is without one (the domain's servers).
+ */
+static void take_direct(json_t *p, struct resolve_result *out)
+{
+	json_t *dj = json_object_get(p, "direct");
+	const char *host = json_string_value(json_object_get(dj, "host"));
+	const char *pin = json_string_value(json_object_get(dj, "pin"));
+	json_int_t port = json_integer_value(json_object_get(dj, "port"));
+	struct resolve_direct *x = &out->direct;
+	struct err ignore = {0};
+	unsigned char buf[16];
+
+	out->has_direct = 0;
+	if (!json_is_object(dj) || host == NULL || pin == NULL || strncmp(pin, "sha256:", 7) != 0 ||
+	    strlen(pin) >= sizeof(x->pin) || strlen(host) >= sizeof(x->host) || port < 1 ||
+	    port > 65535 ||
+	    parse_time(json_string_value(json_object_get(dj, "expires")), &x->expires) < 0 ||
+	    x->expires <= time(NULL))
+		return;
+	if (inet_pton(AF_INET, host, buf) != 1 && inet_pton(AF_INET6, host, buf) != 1 &&
+	    name_check_domain(host, &ignore) < 0)
+		return;
+	snprintf(x->host, sizeof(x->host), "%s", host);
+	snprintf(x->pin, sizeof(x->pin), "%s", pin);
+	x->port = (uint16_t)port;
+	out->has_direct = 1;
 }
 
 /* True when name has an address record: the implicit MX of RFC 5321 §5.1. */
@@ -422,7 +454,16 @@ static int resolve_hop(struct resolve_ctx *ctx, char *cur, struct resolve_result
 	hop->ttl = (int)json_integer_value(json_object_get(p, "ttl"));
 	if (json_object_get(p, "servers") != NULL) {
 		hop->kind = RESOLVE_HOP_SERVERS;
+		take_direct(p, out);
 		rc = add_servers(json_object_get(p, "servers"), out, e);
+		goto out;
+	}
+	if (json_object_get(p, "alias") == NULL && json_object_get(p, "direct") != NULL) {
+		/* a direct endpoint and no route: the caller falls back to MX (relay/route.c) */
+		hop->kind = RESOLVE_HOP_SERVERS;
+		take_direct(p, out);
+		rc = out->has_direct ? 0
+		                     : err_set(e, ERR_NOTFOUND, "no_route", "%s has no route", cur);
 		goto out;
 	}
 	hop->kind = RESOLVE_HOP_ALIAS;
@@ -495,6 +536,13 @@ json_t *resolve_result_json(const struct resolve_result *r)
 			json_object_set_new(o, "pin", json_string(t->pin));
 		json_array_append_new(targets, o);
 	}
-	return json_pack("{s:o, s:o, s:s, s:b}", "hops", hops, "targets", targets, "final",
-	                 r->final_address, "legacy", r->legacy);
+	json_t *o = json_pack("{s:o, s:o, s:s, s:b}", "hops", hops, "targets", targets, "final",
+	                      r->final_address, "legacy", r->legacy);
+
+	if (o != NULL && r->has_direct)
+		json_object_set_new(o, "direct",
+		                    json_pack("{s:s, s:i, s:s, s:I}", "host", r->direct.host,
+		                              "port", r->direct.port, "pin", r->direct.pin,
+		                              "expires", (json_int_t)r->direct.expires));
+	return o;
 }

@@ -5,12 +5,15 @@
  * anchor (discover.h), with loop detection and a hop limit; orders the final
  * servers by RFC 2782 priority and weight; falls back to MX for legacy
  * domains.  Verified route answers are cached until their TTL, so a warm
- * resolution makes no network round trip.  A resolve_ctx is thread-safe.
+ * resolution makes no network round trip; an answer that names a direct endpoint is
+ * never kept (each delivery asks again, so a revoked key or a removed endpoint stops
+ * it at once).  A resolve_ctx is thread-safe.
  */
 #ifndef ANCHOR_RESOLVE_H
 #define ANCHOR_RESOLVE_H
 
 #include <stdint.h>
+#include <time.h>
 
 #include "dns/discover.h"
 #include "core/err.h"
@@ -41,6 +44,15 @@ struct resolve_target {
 	char pin[CRYPTO_PIN_MAX]; /* "" for a legacy MX target */
 };
 
+/* A user's own daemon, published in the final address's route answer (PROTOCOL.md
+ * §6.5): tried first while it has not expired, TLS with the daemon's key pinned. */
+struct resolve_direct {
+	char host[DNS_NAME_MAX]; /* a name or an IP literal */
+	uint16_t port;
+	char pin[CRYPTO_PIN_MAX];
+	time_t expires; /* Unix time */
+};
+
 struct resolve_result {
 	int nhops;
 	struct resolve_hop hops[RESOLVE_MAX_HOPS + 1];
@@ -49,6 +61,8 @@ struct resolve_result {
 	char final_address[RESOLVE_ADDR_MAX];
 	int legacy;               /* the walk ended at a legacy domain: MX targets, no pins */
 	unsigned network_fetches; /* route answers fetched (not from cache) */
+	int has_direct;           /* the final answer names a direct endpoint in force */
+	struct resolve_direct direct;
 };
 
 struct resolve_ctx;
