@@ -11,8 +11,8 @@
  * domain's chain, name constraints included, before it leaves the signer.
  *
  * Each issuance is one change of a batch (group.c): consume the token,
- * supersede the name's current certificate, log both, insert the new one,
- * notify the other nodes.  Every issuance of the domain queued meanwhile
+ * supersede the name's current certificate, log both, insert the new one
+ * (the batch notifies the other nodes).  Every issuance of the domain queued meanwhile
  * shares the batch's transaction, and the signed tree head covering them all
  * is signed and stored in it too (publish.c), so the lot commits at once.
  */
@@ -182,9 +182,8 @@ static int issuance_store(struct issuance *is, struct err *e)
 	                        .not_after = (long long)cert_not_after(is->cert),
 	                        .secret_hash = is->kind == CERT_USER ? secret_hash : NULL,
 	                        .log_seq = seq};
+	/* The batch sends the change notice (ks_log_batch_open). */
 	rc = ks_store_cert_insert(is->r.db, &c, e);
-	if (rc == 0)
-		rc = ks_store_notify_change(is->r.db, is->sd->d->name, e);
 out:
 	free(pem);
 	free(serial);

@@ -111,21 +111,20 @@ static int route_change(struct ks_req *r, void *arg, struct err *e)
 	long long *seq = &c->seq;
 	int gone;
 
-	/* The entry first: the route row is stored with its index in one statement. */
-	if (c->rt != NULL) {
-		if (check_local_loop(r->db, c->d, c->name, c->rt, e) < 0 ||
-		    log_route(r, c->d, c->name, "route_set", c->rt, seq, e) < 0 ||
-		    ks_store_route_put(r->db, c->d->id, c->name, c->rt, c->set_by, *seq, e) < 0)
-			return -1;
-		return ks_store_notify_change(r->db, c->d->name, e);
-	}
+	/* The entry first: the route row is stored with its index in one statement.  The
+	 * batch sends the change notice (ks_log_batch_open). */
+	if (c->rt != NULL)
+		return check_local_loop(r->db, c->d, c->name, c->rt, e) < 0 ||
+		               log_route(r, c->d, c->name, "route_set", c->rt, seq, e) < 0 ||
+		               ks_store_route_put(r->db, c->d->id, c->name, c->rt, c->set_by, *seq,
+		                                  e) < 0
+		           ? -1
+		           : 0;
 	if ((gone = ks_store_route_delete(r->db, c->d->id, c->name, e)) < 0)
 		return -1;
 	if (gone == 0)
 		return err_set(e, ERR_NOTFOUND, "no_route", "no route is set for %s", c->name);
-	if (log_route(r, c->d, c->name, "route_removed", NULL, seq, e) < 0)
-		return -1;
-	return ks_store_notify_change(r->db, c->d->name, e);
+	return log_route(r, c->d, c->name, "route_removed", NULL, seq, e);
 }
 
 /* Run the change in the domain's next batch; answered once it is committed and a

@@ -238,6 +238,10 @@ int ks_log_nodes_fetch(struct ks_log_nodes *n, struct err *e);
 int ks_hex_decode32(const char *hex, uint8_t out[32]);
 /* The size of the domain's log: the next sequence number. */
 long long ks_log_size(struct db *db, long long domain_id, struct err *e);
+/* A batch of changes opens: the domain's row locked, the change notice queued, the log's
+ * size returned; one round trip. */
+long long ks_store_log_batch_open(struct db *db, long long domain_id, const char *name,
+                                  struct err *e);
 /* An entry of the log with the nodes it completes (and its key's webhook deliveries),
  * written in one statement inside the caller's transaction. */
 struct ks_log_append_row {
@@ -268,24 +272,27 @@ void ks_log_page_free(struct ks_log_page *p); /* accepts NULL */
 /* Entries [start, end) in order; salt and name too with with_secrets. */
 struct ks_log_page *ks_store_log_entries(struct db *db, long long domain_id, long long start,
                                          long long end, int with_secrets, struct err *e);
+/* The newest signed head and entry seq's leaf and salt (NULL when absent), in one query;
+ * not_found for a log without a head. */
+int ks_store_log_head_leaf(struct db *db, long long domain_id, long long seq, char **jws,
+                           long long *size, char **leaf, char **salt, struct err *e);
 /* Entry seq's leaf and salt (malloc'd; *salt NULL when erased); both NULL when it is absent. */
 int ks_store_log_entry_leaf(struct db *db, const char *domain_id, long long seq, char **leaf,
                             char **salt, struct err *e);
-/* What the signer reads and writes to sign heads (publish.c): the newest head (1, 0 for
- * none), the entries of a range one by one (i counts from 0), a new signed head. */
-int ks_store_log_newest_head(struct db *db, const char *domain_id, long long *size,
-                             char root_hex[65], char **jws, struct err *e);
+/* What the signer reads and writes to sign heads (publish.c): the round's opening (its
+ * heads lock until the transaction ends, so that appends, which take the domain's row
+ * lock instead, go on meanwhile; the log's size; the newest head: 1, 0 for none), the
+ * entries of a range one by one with their level-0 nodes (i counts from 0), a new signed
+ * head. */
+int ks_store_log_heads_open(struct db *db, long long domain_id, long long *log_size,
+                            long long *head_size, char root_hex[65], char **jws, struct err *e);
 typedef int (*ks_store_leaf_fn)(void *ctx, int i, long long seq, const char *leaf,
-                                const char *hash_hex, struct err *e);
+                                const char *hash_hex, const char *node_hex, struct err *e);
 int ks_store_log_each_leaf(struct db *db, const char *domain_id, long long from, long long to,
                            ks_store_leaf_fn fn, void *ctx, struct err *e);
-/* Serialise the signing of domain_id's heads until the transaction ends (appends
- * take the domain's row lock instead and go on meanwhile). */
-int ks_store_log_heads_lock(struct db *db, long long domain_id, struct err *e);
 int ks_store_log_head_put(struct db *db, const char *domain_id, long long size,
                           const char *root_hex, const char *jws, struct err *e);
 /* store_seal.c: the signer's seals on rows, and the one-time sealing of old rows. */
-char *ks_store_domain_seal(struct db *db, long long domain_id, struct err *e);
 int ks_store_domain_set_seal(struct db *db, const char *domain, const char *seal, struct err *e);
 struct ks_admin_token {
 	char domain[DNS_DOMAIN_MAX];

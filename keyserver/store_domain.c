@@ -29,6 +29,7 @@ void ks_domain_free(struct ks_domain *d)
 	free(d->corporate_address);
 	free(d->updated);
 	free(d->issuer_key_sealed);
+	free(d->signer_seal);
 	free(d);
 }
 
@@ -44,7 +45,7 @@ struct ks_domain *ks_store_domain(struct db *db, const char *name, struct err *e
 	                  "updated_at") ", issuer_key_sealed,"
 	                                " COALESCE(renew_window, -1),"
 	                                " COALESCE(renew_min_interval, -1),"
-	                                " COALESCE(renew_max_lifetime, -1)"
+	                                " COALESCE(renew_max_lifetime, -1), signer_seal"
 	                                " FROM domains WHERE name = $1",
 	              1, params, e);
 	if (res == NULL)
@@ -74,6 +75,7 @@ struct ks_domain *ks_store_domain(struct db *db, const char *name, struct err *e
 	d->renew_window = strtoll(PQgetvalue(res, 0, 10), NULL, 10);
 	d->renew_min_interval = strtoll(PQgetvalue(res, 0, 11), NULL, 10);
 	d->renew_max_lifetime = strtoll(PQgetvalue(res, 0, 12), NULL, 10);
+	d->signer_seal = dup_field(res, 0, 13);
 	PQclear(res);
 	if (d->name == NULL || d->root_pem == NULL || d->issuer_pem == NULL || d->pins == NULL ||
 	    d->policy == NULL || d->mode == NULL || d->updated == NULL) {

@@ -348,18 +348,21 @@ void ks_log_inclusion(struct ks_req *r, const char *domain)
 	ks_domain_free(d);
 }
 
-int ks_log_proof_for(struct ks_req *r, long long domain_id, long long seq, long long size,
-                     json_t **out, struct err *e)
+/* The inclusion proof with the entry's leaf and salt: given (the caller's, freed here), or
+ * read when leaf is NULL. */
+static int proof_with_leaf(struct ks_req *r, long long domain_id, long long seq, long long size,
+                           char *leaf, char *salt, json_t **out, struct err *e)
 {
 	struct ks_log_nodes ctx;
-	char *leaf = NULL, *salt = NULL;
 
 	ks_log_nodes_init(&ctx, r->db, domain_id);
 	*out = inclusion_json(&ctx, seq, size, e);
-	if (*out == NULL ||
-	    ks_store_log_entry_leaf(r->db, ctx.domain_id, seq, &leaf, &salt, e) < 0) {
+	if (*out == NULL || (leaf == NULL && ks_store_log_entry_leaf(r->db, ctx.domain_id, seq,
+	                                                             &leaf, &salt, e) < 0)) {
 		json_decref(*out);
 		*out = NULL;
+		free(leaf);
+		free(salt);
 		return -1;
 	}
 	if (leaf != NULL)
@@ -371,6 +374,12 @@ int ks_log_proof_for(struct ks_req *r, long long domain_id, long long seq, long 
 	return 0;
 }
 
+int ks_log_proof_for(struct ks_req *r, long long domain_id, long long seq, long long size,
+                     json_t **out, struct err *e)
+{
+	return proof_with_leaf(r, domain_id, seq, size, NULL, NULL, out, e);
+}
+
 /* The newest signed head of one answer's domain, read once for all its proofs. */
 struct newest_head {
 	char *jws;
@@ -378,17 +387,24 @@ struct newest_head {
 };
 
 /* Entry seq's proof to the newest head (*proof NULL when that head does not cover it yet:
- * its head is being signed, and it goes out without a proof rather than not at all). */
+ * its head is being signed, and it goes out without a proof rather than not at all).  The
+ * answer's first proof reads the head with its leaf, in one query. */
 static int proof_to_newest(struct ks_req *r, struct newest_head *h, long long domain_id,
                            long long seq, json_t **proof, struct err *e)
 {
+	char *leaf = NULL, *salt = NULL;
+
 	*proof = NULL;
 	if (h->jws == NULL &&
-	    (h->jws = ks_store_log_head_jws(r->db, domain_id, 0, &h->size, e)) == NULL)
+	    ks_store_log_head_leaf(r->db, domain_id, seq, &h->jws, &h->size, &leaf, &salt, e) < 0)
 		return -1;
-	if (seq >= h->size)
+	if (seq >= h->size) {
+		free(leaf);
+		free(salt);
 		return 0;
-	return ks_log_proof_for(r, domain_id, seq, h->size, proof, e);
+	}
+	/* An entry without its row (leaf NULL) is looked for once more, and goes without. */
+	return proof_with_leaf(r, domain_id, seq, h->size, leaf, salt, proof, e);
 }
 
 /* The head as the answer's "tree_head" member (NULL when none was read); frees it. */

@@ -1,0 +1,34 @@
+-- 013: the key server's batches of changes and its head rounds open in one round trip
+-- each (keyserver/group.c, keyserver/publish.c); most of PostgreSQL's time per log append
+-- was spent per statement received, not in the statements themselves.
+--
+-- Both functions are VOLATILE PL/pgSQL: under READ COMMITTED each statement inside
+-- takes a fresh snapshot, so what is read after the lock is read as of after the lock
+-- was granted (one statement with the lock in a subquery would read an older snapshot).
+
+-- A batch of changes of a domain: the domain's row locked FOR NO KEY UPDATE until the
+-- transaction ends (one writer per domain at a time: log indexes without gaps or
+-- races), the change notice other nodes listen for (delivered at the commit only; a
+-- batch whose every change failed sends a spurious one, which merely empties caches),
+-- and the size of the log, from which the batch's first entry is appended.
+CREATE FUNCTION ks_log_batch_open(p_domain bigint, p_name text) RETURNS bigint
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+	PERFORM 1 FROM domains WHERE id = p_domain FOR NO KEY UPDATE;
+	PERFORM pg_notify('anchor_change', p_name);
+	RETURN (SELECT COALESCE(max(seq) + 1, 0) FROM log_entries WHERE domain_id = p_domain);
+END $$;
+
+-- A head round of a domain: its heads lock (the transaction-scoped advisory lock of
+-- store_log.c, keys 1414022216 and the domain id modulo 2^31 - 1), then the log's size
+-- and the newest head (head_size 0 and NULLs when there is none).
+CREATE FUNCTION ks_heads_open(p_domain bigint, OUT log_size bigint, OUT head_size bigint,
+                              OUT head_root text, OUT head_jws text)
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+	PERFORM pg_advisory_xact_lock(1414022216, (p_domain % 2147483647)::int);
+	SELECT COALESCE(max(seq) + 1, 0) INTO log_size FROM log_entries WHERE domain_id = p_domain;
+	SELECT size, encode(root_hash, 'hex'), jws INTO head_size, head_root, head_jws
+	  FROM tree_heads WHERE domain_id = p_domain ORDER BY size DESC LIMIT 1;
+	head_size := COALESCE(head_size, 0);
+END $$;
