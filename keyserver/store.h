@@ -162,7 +162,9 @@ int ks_store_cert_revoke(struct db *db, long long domain_id, const struct ks_cer
                          int reason, const char *method, struct err *e);
 
 /* Issuance (the signer): supersede the current one (returns how many, key_id and
- * fingerprint in *rows), and insert the new one with the log entry that records it. */
+ * fingerprint in *rows), and insert the new one with the log entry that records it, in
+ * one statement. */
+struct ks_log_append_row;
 int ks_store_cert_supersede(struct db *db, long long domain_id, const char *name,
                             const char *purpose, const char *new_key_id, struct ks_cert_row **rows,
                             struct err *e);
@@ -170,7 +172,7 @@ struct ks_cert_new {
 	const char *key_id, *kind, *purpose, *name, *algorithm, *fingerprint, *serial, *pem;
 	const char *secret_hash; /* of the revocation secret; NULL for a server certificate */
 	long long domain_id, not_before, not_after;
-	long long log_seq; /* the entry of its issuance, appended first */
+	const struct ks_log_append_row *entry; /* of its issuance, stored with it */
 };
 int ks_store_cert_insert(struct db *db, const struct ks_cert_new *c, struct err *e);
 
@@ -182,10 +184,10 @@ struct crl_entry *ks_store_crl_entries(struct db *db, long long domain_id, size_
  * domain's default; ERR_NOTFOUND "no_route" when neither is set. */
 int ks_store_route_effective(struct db *db, const struct ks_domain *d, const char *name,
                              struct ks_route *rt, struct err *e);
-/* The route with the index of the log entry that records it. */
-int ks_store_route_put(struct db *db, long long domain_id, const char *name,
-                       const struct ks_route *rt, const char *set_by, long long log_seq,
-                       struct err *e);
+/* The route with the log entry that records it (its domain, and its index), in one
+ * statement. */
+int ks_store_route_put(struct db *db, const char *name, const struct ks_route *rt,
+                       const char *set_by, const struct ks_log_append_row *entry, struct err *e);
 /* 1 when a route was deleted, 0 when there was none, -1 on error. */
 int ks_store_route_delete(struct db *db, long long domain_id, const char *name, struct err *e);
 
@@ -252,6 +254,17 @@ struct ks_log_append_row {
 	int nnodes;
 };
 int ks_store_log_append(struct db *db, const struct ks_log_append_row *a, struct err *e);
+/* The same append inside another statement, which stores what the entry records in the
+ * same round trip: the call below, with the row's KS_LOG_PARAMS parameters first ($1 the
+ * domain id, $2 the index; the call yields the index); arrays[3] freed by
+ * ks_store_log_params_free once the statement has run. */
+#define KS_LOG_PARAMS 11
+#define KS_SQL_LOG_APPEND                                                                          \
+	"ks_log_append($1, $2, $3, $4::uuid, $5, $6, $7, $8, $9::int[], $10::bigint[],"            \
+	" $11::text[])"
+int ks_store_log_params(const struct ks_log_append_row *a, const char *params[KS_LOG_PARAMS],
+                        char *arrays[3], struct err *e);
+void ks_store_log_params_free(char *arrays[3]);
 /* The signed head for size (0: the newest), malloc'd; ERR_NOTFOUND "not_found" when the
  * log never had that size or is empty.  *size_out (may be NULL) receives its size. */
 char *ks_store_log_head_jws(struct db *db, long long domain_id, long long size, long long *size_out,

@@ -203,48 +203,49 @@ static char *nodes_array(const struct merkle_node *nodes, int n, int which)
 	return out;
 }
 
-/*
- * Entry seq of the log with the nodes it completes and the webhook deliveries of its
- * key, in one statement: one round trip per append (salt and name NULL for an entry
- * without a subject).  The data-modifying CTEs run whether or not the outer query reads
- * them, and all of it is one statement: it lands whole or not at all.
- */
+void ks_store_log_params_free(char *arrays[3])
+{
+	for (int i = 0; i < 3; i++) {
+		free(arrays[i]);
+		arrays[i] = NULL;
+	}
+}
+
+int ks_store_log_params(const struct ks_log_append_row *a, const char *params[KS_LOG_PARAMS],
+                        char *arrays[3], struct err *e)
+{
+	for (int i = 0; i < 3; i++)
+		arrays[i] = nodes_array(a->nodes, a->nnodes, i);
+	if (arrays[0] == NULL || arrays[1] == NULL || arrays[2] == NULL) {
+		ks_store_log_params_free(arrays);
+		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	}
+	params[0] = a->domain_id;
+	params[1] = a->seq;
+	params[2] = a->ev->type;
+	params[3] = a->ev->key_id;
+	params[4] = a->leaf;
+	params[5] = a->hash_hex;
+	params[6] = a->ev->name ? a->salt : NULL;
+	params[7] = a->ev->name;
+	params[8] = arrays[0];
+	params[9] = arrays[1];
+	params[10] = arrays[2];
+	return 0;
+}
+
+/* Entry seq of the log with the nodes it completes and the webhook deliveries of its key
+ * (migration 013, ks_log_append): one round trip, one statement, whole or not at all. */
 int ks_store_log_append(struct db *db, const struct ks_log_append_row *a, struct err *e)
 {
-	char *levels = nodes_array(a->nodes, a->nnodes, 0);
-	char *idxs = nodes_array(a->nodes, a->nnodes, 1);
-	char *hashes = nodes_array(a->nodes, a->nnodes, 2);
-	const char *params[11] = {a->domain_id,
-	                          a->seq,
-	                          a->ev->type,
-	                          a->ev->key_id,
-	                          a->leaf,
-	                          a->hash_hex,
-	                          a->ev->name ? a->salt : NULL,
-	                          a->ev->name,
-	                          levels,
-	                          idxs,
-	                          hashes};
+	const char *params[KS_LOG_PARAMS];
+	char *arrays[3];
 	int rc;
 
-	if (levels == NULL || idxs == NULL || hashes == NULL)
-		rc = err_set(e, ERR_INTERNAL, "internal", "out of memory");
-	else
-		rc = db_run(
-		    db,
-		    "WITH entry AS (INSERT INTO log_entries (domain_id, seq, type, key_id, leaf,"
-		    " leaf_hash, salt, name) VALUES ($1, $2, $3, $4::uuid, $5, decode($6, 'hex'),"
-		    " $7, $8)),"
-		    " hooks AS (INSERT INTO webhook_deliveries (webhook_id, domain_id, seq)"
-		    " SELECT id, domain_id, $2 FROM webhooks"
-		    " WHERE domain_id = $1 AND $4::uuid = ANY (key_ids))"
-		    " INSERT INTO log_nodes (domain_id, level, idx, hash)"
-		    " SELECT $1, n.level, n.idx, decode(n.hash, 'hex')"
-		    " FROM unnest($9::int[], $10::bigint[], $11::text[]) AS n (level, idx, hash)",
-		    11, params, e);
-	free(levels);
-	free(idxs);
-	free(hashes);
+	if (ks_store_log_params(a, params, arrays, e) < 0)
+		return -1;
+	rc = db_run(db, "SELECT " KS_SQL_LOG_APPEND, KS_LOG_PARAMS, params, e);
+	ks_store_log_params_free(arrays);
 	return rc;
 }
 

@@ -32,3 +32,24 @@ BEGIN
 	  FROM tree_heads WHERE domain_id = p_domain ORDER BY size DESC LIMIT 1;
 	head_size := COALESCE(head_size, 0);
 END $$;
+
+-- A log entry with the perfect-subtree nodes it completes and the webhook deliveries of
+-- its key (salt and name NULL for an entry without a subject); returns its index.  The
+-- statement that stores what the entry records calls it too (store_route.c,
+-- store_cert.c): the entry and its subject in one round trip, and one statement, which
+-- lands whole or not at all.
+CREATE FUNCTION ks_log_append(p_domain bigint, p_seq bigint, p_type text, p_key_id uuid,
+                              p_leaf text, p_hash text, p_salt text, p_name text,
+                              p_levels int[], p_idxs bigint[], p_hashes text[]) RETURNS bigint
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+	INSERT INTO log_entries (domain_id, seq, type, key_id, leaf, leaf_hash, salt, name)
+	VALUES (p_domain, p_seq, p_type, p_key_id, p_leaf, decode(p_hash, 'hex'), p_salt, p_name);
+	INSERT INTO webhook_deliveries (webhook_id, domain_id, seq)
+	SELECT id, domain_id, p_seq FROM webhooks
+	 WHERE domain_id = p_domain AND p_key_id = ANY (key_ids);
+	INSERT INTO log_nodes (domain_id, level, idx, hash)
+	SELECT p_domain, n.level, n.idx, decode(n.hash, 'hex')
+	  FROM unnest(p_levels, p_idxs, p_hashes) AS n (level, idx, hash);
+	RETURN p_seq;
+END $$;
