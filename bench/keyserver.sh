@@ -45,8 +45,8 @@
 # round, leaves, head insert, two savepoints, COMMIT.  1,000/s would need under 1 ms of
 # CPU per enrollment for key server, signer and PostgreSQL together on one core; about
 # 90 us of PostgreSQL CPU goes with each round trip on this VM, so the statements alone
-# (15.8) cost more than that: what stands in the way is one transaction per enrollment
-# at this concurrency (4 writers) and the round trips; next, the token's use folded
+# (15.8) cost more than that: what stands in the way is the round trips and small
+# batches at this concurrency (4 writers); next, the token's use folded
 # into the insert, the log's right edge kept between batches, and the issuance's answer
 # built by the signer from its own rows instead of read back.
 #
