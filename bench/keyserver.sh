@@ -33,6 +33,22 @@
 # count before batching: 30 round trips, 3.4 + 5.8 ms CPU; in that back-to-back pair of
 # unpinned runs (200 enrollments, 4 clients) 20/s before and 49/s batched.  The issuer
 # key is unsealed once per domain (signer_memo.c), not per request.
+# Round trips folded (migration 013: the batch opens with one call, the head round with
+# one, the certificate row and its entry in one statement, the answer's head and leaf in
+# one query, the domain's seal read with its row, no savepoint for a change alone),
+# load average 12-18, BENCH_ENROLLS=200 BENCH_ROUNDS=3, base (3622886) and folded
+# alternating, two runs each: base 65/s 5.5 ms and 66/s 7.1 ms server CPU each, folded
+# 73/s 5.3 ms and 80/s 5.6 ms.  pg_stat_statements over 200 enrollments: 22.6 -> 15.8
+# round trips each; batches average 1.6 issuances.  What remains per enrollment: the
+# token's lock and its use, the supersede, the insert, the answer's certificate, head and
+# proof nodes, the domain read twice (handler, signer), and per batch BEGIN, open, head
+# round, leaves, head insert, two savepoints, COMMIT.  1,000/s would need under 1 ms of
+# CPU per enrollment for key server, signer and PostgreSQL together on one core; about
+# 90 us of PostgreSQL CPU goes with each round trip on this VM, so the statements alone
+# (15.8) cost more than that: what stands in the way is the round trips and small
+# batches at this concurrency (4 writers); next, the token's use folded
+# into the insert, the log's right edge kept between batches, and the issuance's answer
+# built by the signer from its own rows instead of read back.
 #
 # Lookups after poll() replaced epoll under TLS (71fada3), same machine, -d5s, 3 rounds:
 # 0.96x nginx (CPU/request 35.1 vs 35.7 us) and, in a busier moment, 0.67x (40.7 vs

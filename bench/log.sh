@@ -32,6 +32,23 @@
 # about a fifth of it): 23 round trips, 6 of them for the answer (the route signed by
 # the signer, the inclusion proof), against pgbench's one.  A back-to-back pair of
 # unpinned runs of 300 appends: before 37/s, 2.3 + 5.6 ms CPU; batched 72/s, 1.8 + 3.8.
+# Round trips folded (migration 013: a batch opens with one call, a head round with one,
+# the route row and its entry in one statement, the answer's head and leaf in one query,
+# the signer's domain read with its seal), load average 12-18, BENCH_APPENDS=400
+# BENCH_DURATION=3, base (3622886) and folded alternating, two runs each: server CPU
+# per append (median of rounds) base 5.6, 4.3 ms, folded 4.2, 4.1 ms; ratio to pgbench
+# base 0.15, 0.14, folded 0.18, 0.12 (pgbench itself moved 461-908/s between runs).
+# pg_stat_statements over 300 appends: 22.6 -> 15.6 round trips per append.  What
+# remains (perf): PostgreSQL two thirds; in its backends the executor a fifth, reading
+# and answering the protocol a fifth, the commit's WAL flush a tenth, and a seventh of
+# PostgreSQL's samples are the VM's interrupt re-enabling on system calls: per round
+# trip.  Per append: the domain read 2.7 (the handler, the signer's route and publish
+# calls), proof and root node reads 2.5, BEGIN/COMMIT 3.1 (one pair per batch and per
+# head round: batches average 1.3 changes with 4 writers), the admin token, the route
+# re-read by the signer to sign it, the head with the leaf.  Next: the signer's route
+# answer and head round in one call; the log's right edge kept between batches (no node
+# reads to append); batches and head rounds in one transaction as the signer's issuances
+# already are.
 #
 # Usage: bench/log.sh BUILD_DIR   (make bench passes build/release)
 # Environment: BENCH_APPENDS (2000 per round), BENCH_DURATION (10 s), BENCH_ROUNDS (3),

@@ -143,23 +143,29 @@ static void batch_fail(struct ks_change *list, const struct err *e)
 		}
 }
 
-/* Each change behind its own savepoint, so that one failing undoes only itself. */
+/* Each change behind its own savepoint, so that one failing undoes only itself; a change
+ * alone in its batch needs none (a round trip): 1 when it failed, and the caller rolls
+ * the whole transaction back. */
 static int batch_changes(struct ks_req *lead, struct ks_change *list, struct ks_log_batch *b,
                          struct err *e)
 {
+	int alone = list->next == NULL;
+
 	for (struct ks_change *c = list; c != NULL; c = c->next) {
 		struct ks_req rr = *c->r;
 
 		rr.db = lead->db;
 		rr.log_batch = b;
 		ks_log_batch_mark(b);
-		if (db_savepoint(lead->db, "change", e) < 0)
+		if (!alone && db_savepoint(lead->db, "change", e) < 0)
 			return -1;
 		memset(&c->err, 0, sizeof(c->err));
 		c->rc = c->fn(&rr, c->arg, &c->err);
 		if (c->rc < 0) {
 			if (c->err.kind == ERR_NONE)
 				err_set(&c->err, ERR_INTERNAL, "internal", "out of memory");
+			if (alone)
+				return 1;
 			if (db_savepoint_rollback(lead->db, "change", e) < 0)
 				return -1;
 			ks_log_batch_undo(b);
@@ -174,7 +180,7 @@ static int batch_commit(struct ks_req *lead, const struct ks_domain *d, struct k
 {
 	struct ks_log_batch *b = ks_log_batch_new(d->id);
 	struct err e = {0}, why = {0};
-	int rc = -1;
+	int rc = -1, failed = 0;
 
 	if (b == NULL) {
 		err_set(&e, ERR_INTERNAL, "internal", "out of memory");
@@ -183,7 +189,10 @@ static int batch_commit(struct ks_req *lead, const struct ks_domain *d, struct k
 	lead->log_batch = b;
 	if (db_begin(lead->db, &e) < 0)
 		goto out;
-	if (ks_store_domain_lock(lead->db, d->id, &e) < 0 || batch_changes(lead, list, b, &e) < 0)
+	if (ks_log_batch_open(b, lead->db, d, &e) < 0 ||
+	    (failed = batch_changes(lead, list, b, &e)) < 0)
+		goto fail;
+	if (failed > 0) /* its only change failed (with its own error): nothing to commit */
 		goto fail;
 	/* The head in the same transaction (the signer); should it fail, the changes stand
 	 * without it and the next publish signs it. */

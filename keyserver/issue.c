@@ -11,8 +11,8 @@
  * domain's chain, name constraints included, before it leaves the signer.
  *
  * Each issuance is one change of a batch (group.c): consume the token,
- * supersede the name's current certificate, log both, insert the new one,
- * notify the other nodes.  Every issuance of the domain queued meanwhile
+ * supersede the name's current certificate, log both, insert the new one
+ * (the batch notifies the other nodes).  Every issuance of the domain queued meanwhile
  * shares the batch's transaction, and the signed tree head covering them all
  * is signed and stored in it too (publish.c), so the lot commits at once.
  */
@@ -29,6 +29,7 @@
 #include "pki/jws.h"
 #include "core/log.h"
 #include "ks_signer.h"
+#include "log_batch.h"
 #include "renew_policy.h"
 #include "store.h"
 #include "ks_signer_proto.h"
@@ -134,12 +135,14 @@ static int supersede_current(struct issuance *is, struct err *e)
 	return rc;
 }
 
-/* Log the issuance; *seq receives the entry's index, stored with the certificate. */
-static int log_issued(struct issuance *is, const char *fpr, long long *seq, struct err *e)
+/* The issuance's log entry and the certificate's row, in one statement. */
+static int store_issued(struct issuance *is, struct ks_cert_new *c, struct err *e)
 {
-	json_t *details = json_pack("{s:s, s:s, s:s}", "fingerprint", fpr, "purpose",
-	                            cert_purpose_name(is->purpose), "kind",
-	                            is->kind == CERT_USER ? "user" : "server");
+	json_t *details = json_pack("{s:s, s:s, s:s}", "fingerprint", c->fingerprint, "purpose",
+	                            c->purpose, "kind", c->kind);
+	struct ks_log_pending p;
+	int rc = -1;
+
 	/* A renewal says which key vouched for it, so an auditor can follow the lineage. */
 	if (details != NULL && is->renewal_of != NULL)
 		json_object_set_new(details, "renewal_of", json_string(is->renewal_of));
@@ -147,19 +150,22 @@ static int log_issued(struct issuance *is, const char *fpr, long long *seq, stru
 		json_object_set_new(details, "device", json_string(is->device));
 	struct ks_event ev = {
 	    .type = "issued", .name = is->name, .key_id = is->key_id, .details = details};
-	int rc = ks_log_append(&is->r, is->sd->d, &ev, seq, e);
-
+	if (ks_log_prepare(&is->r, is->sd->d, &ev, &p, e) == 0) {
+		c->entry = &p.row;
+		rc = ks_log_finish(&is->r, &p, ks_store_cert_insert(is->r.db, c, e));
+		c->entry = NULL;
+	}
 	json_decref(details);
 	return rc;
 }
 
 /* Inside the caller's transaction: supersede the current certificate, log both, insert
- * the new one.  A user certificate comes with a fresh revocation secret (stored hashed). */
+ * the new one (the batch sends the change notice).  A user certificate comes with a fresh
+ * revocation secret (stored hashed). */
 static int issuance_store(struct issuance *is, struct err *e)
 {
 	char fpr[CERT_FPR_LEN], secret_hash[CRYPTO_HEX256_LEN];
 	char *pem = NULL, *serial = NULL;
-	long long seq = -1;
 	int rc = -1;
 
 	if (cert_fingerprint(is->cert, fpr, e) < 0 || (pem = cert_to_pem(is->cert, e)) == NULL ||
@@ -174,7 +180,7 @@ static int issuance_store(struct issuance *is, struct err *e)
 	 * collide on insert: take the domain's lock (the log append needs it anyway) first,
 	 * unless this runs in a batch, whose leader holds it. */
 	if ((is->r.log_batch == NULL && ks_store_domain_lock(is->r.db, is->sd->d->id, e) < 0) ||
-	    supersede_current(is, e) < 0 || log_issued(is, fpr, &seq, e) < 0)
+	    supersede_current(is, e) < 0)
 		goto out;
 	struct ks_cert_new c = {.key_id = is->key_id,
 	                        .domain_id = is->sd->d->id,
@@ -188,11 +194,8 @@ static int issuance_store(struct issuance *is, struct err *e)
 	                        .not_before = (long long)cert_not_before(is->cert),
 	                        .not_after = (long long)cert_not_after(is->cert),
 	                        .secret_hash = is->kind == CERT_USER ? secret_hash : NULL,
-	                        .log_seq = seq,
 	                        .device = is->device};
-	rc = ks_store_cert_insert(is->r.db, &c, e);
-	if (rc == 0)
-		rc = ks_store_notify_change(is->r.db, is->sd->d->name, e);
+	rc = store_issued(is, &c, e);
 out:
 	free(pem);
 	free(serial);

@@ -116,6 +116,7 @@ struct ks_domain {
 	char *encryption;        /* what senders must do: none, opportunistic or required */
 	/* its own limits on renewal, seconds; -1: the server's (renew_policy.h) */
 	long long renew_window, renew_min_interval, renew_max_lifetime;
+	char *signer_seal; /* read with the row, checked by the signer only (seal.c); or NULL */
 };
 
 /* Per-request context handed to every handler. */
@@ -281,6 +282,11 @@ int ks_group_change(struct ks_group *g, const struct ks_domain *d, struct ks_cha
 
 /* log_batch.c: the log's state inside a batch (ks_req.log_batch). */
 struct ks_log_batch *ks_log_batch_new(long long domain_id);
+/* Inside the batch's transaction, before its first change: the domain's row locked, the
+ * change notice queued (its changes send none of their own) and the log's size read, in
+ * one round trip. */
+int ks_log_batch_open(struct ks_log_batch *b, struct db *db, const struct ks_domain *d,
+                      struct err *e);
 void ks_log_batch_free(struct ks_log_batch *b); /* accepts NULL */
 /* Before a change; after one that failed (and was rolled back), back to that point. */
 void ks_log_batch_mark(struct ks_log_batch *b);

@@ -30,6 +30,14 @@ struct ks_log_batch *ks_log_batch_new(long long domain_id)
 	return b;
 }
 
+int ks_log_batch_open(struct ks_log_batch *b, struct db *db, const struct ks_domain *d,
+                      struct err *e)
+{
+	ks_log_nodes_init(&b->nodes, db, d->id);
+	b->size = ks_store_log_batch_open(db, d->id, d->name, e);
+	return b->size < 0 ? -1 : 0;
+}
+
 void ks_log_batch_free(struct ks_log_batch *b)
 {
 	free(b);

@@ -21,4 +21,22 @@ int ks_log_batch_node(void *arg, unsigned level, uint64_t index, uint8_t out[MER
 void ks_log_batch_appended(struct ks_log_batch *b, long long seq, const struct merkle_node *nodes,
                            int n);
 
+/* A log entry made ready (its index, leaf, salt and nodes) to be stored by a statement
+ * of the caller's that also stores what it records (ks_store_route_put,
+ * ks_store_cert_insert: p->row); ks_log_finish once that statement has run. */
+struct ks_log_pending {
+	struct ks_log_append_row row;
+	long long seq;
+	struct merkle_node nodes[MERKLE_MAX_APPEND_NODES];
+	int nnodes;
+	char salt[33], hash_hex[65], seqbuf[24];
+	char *leaf;
+	struct ks_log_nodes local, *ctx;
+};
+int ks_log_prepare(struct ks_req *r, const struct ks_domain *d, const struct ks_event *ev,
+                   struct ks_log_pending *p, struct err *e);
+/* stored: the statement's result (0 stored, -1 not); the batch goes on after a stored
+ * entry; frees what prepare made; returns stored. */
+int ks_log_finish(struct ks_req *r, struct ks_log_pending *p, int stored);
+
 #endif

@@ -109,16 +109,17 @@ static int head_check(const struct ks_signer_domain *sd, const char *jws,
 	return ok ? 0 : head_refused(sd, why.msg[0] ? why.msg : "its payload differs", e);
 }
 
-/* The newest head row (size 0 when there is none), checked. */
-static int newest_head(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
-                       const char *idbuf, struct signed_head *h, struct err *e)
+/* The round opens: the heads lock, the log's size *n and the newest head row (size 0
+ * when there is none), checked. */
+static int round_open(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
+                      long long *n, struct signed_head *h, struct err *e)
 {
 	char root_hex[65];
 	char *jws = NULL;
 	int found, rc = 0;
 
 	memset(h, 0, sizeof(*h));
-	if ((found = ks_store_log_newest_head(db, idbuf, &h->size, root_hex, &jws, e)) < 0)
+	if ((found = ks_store_log_heads_open(db, sd->d->id, n, &h->size, root_hex, &jws, e)) < 0)
 		return -1;
 	if (found && ks_hex_decode32(root_hex, h->root) < 0)
 		rc = head_refused(sd, "a malformed root", e);
@@ -133,14 +134,13 @@ static int newest_head(struct ks_signer *sg, struct db *db, const struct ks_sign
 
 struct leaves_ctx {
 	const struct ks_signer_domain *sd;
-	struct ks_log_nodes *nodes;
 	long long from;
 };
 
 /* One entry: its leaf hashes to its stored hash and to the log's level-0 node, and
  * names this domain and its own index. */
 static int leaf_check(void *arg, int i, long long seq, const char *leaf, const char *hash_hex,
-                      struct err *e)
+                      const char *node_hex, struct err *e)
 {
 	struct leaves_ctx *c = arg;
 	const struct ks_signer_domain *sd = c->sd;
@@ -157,8 +157,7 @@ static int leaf_check(void *arg, int i, long long seq, const char *leaf, const c
 	ok = o != NULL && dom != NULL && strcmp(dom, sd->d->name) == 0 &&
 	     json_integer_value(json_object_get(o, "seq")) == seq &&
 	     merkle_leaf_hash(leaf, strlen(leaf), want, e) == 0 &&
-	     ks_hex_decode32(hash_hex, stored) == 0 &&
-	     ks_log_node(c->nodes, 0, (uint64_t)seq, node, e) == 0 &&
+	     ks_hex_decode32(hash_hex, stored) == 0 && ks_hex_decode32(node_hex, node) == 0 &&
 	     memcmp(want, stored, MERKLE_HASH_LEN) == 0 && memcmp(want, node, MERKLE_HASH_LEN) == 0;
 
 	json_decref(o);
@@ -170,21 +169,13 @@ static int leaf_check(void *arg, int i, long long seq, const char *leaf, const c
 	               "entry %lld of the log of %s is not well formed", seq, sd->d->name);
 }
 
-/* Entries [from, to): no gaps, each well formed (leaf_check). */
-static int leaves_check(struct db *db, const struct ks_signer_domain *sd,
-                        struct ks_log_nodes *nodes, long long from, long long to, struct err *e)
+/* Entries [from, to) with their level-0 nodes, in one query: no gaps, each well formed
+ * (leaf_check). */
+static int leaves_check(struct db *db, const struct ks_signer_domain *sd, const char *domain_id,
+                        long long from, long long to, struct err *e)
 {
-	struct leaves_ctx c = {.sd = sd, .nodes = nodes, .from = from};
-	uint8_t ignore[MERKLE_HASH_LEN];
-	int n;
-
-	/* Their level-0 nodes in one query. */
-	nodes->recording = 1;
-	for (long long s = from; s < to && s < from + KS_LOG_MEMO / 2; s++)
-		ks_log_node(nodes, 0, (uint64_t)s, ignore, e);
-	if (ks_log_nodes_fetch(nodes, e) < 0)
-		return -1;
-	n = ks_store_log_each_leaf(db, nodes->domain_id, from, to, leaf_check, &c, e);
+	struct leaves_ctx c = {.sd = sd, .from = from};
+	int n = ks_store_log_each_leaf(db, domain_id, from, to, leaf_check, &c, e);
 
 	if (n < 0)
 		return -1;
@@ -251,15 +242,13 @@ int ks_publish_heads_in(struct ks_signer *sg, struct db *db, const struct ks_sig
 
 	ks_log_nodes_init(&nodes, db, sd->d->id);
 	/* One signer at a time per domain, on every node; entries below n hold still. */
-	if (ks_store_log_heads_lock(db, sd->d->id, e) < 0 ||
-	    (n = ks_log_size(db, sd->d->id, e)) < 0 ||
-	    newest_head(sg, db, sd, nodes.domain_id, &h, e) < 0)
+	if (round_open(sg, db, sd, &n, &h, e) < 0)
 		return -1;
 	if (h.size > n)
 		return err_set(e, ERR_FORBIDDEN, "log_damaged",
 		               "the log of %s is shorter than its signed head", sd->d->name);
 	/* One head for the whole batch: the newest size only. */
-	if (h.size < n && (leaves_check(db, sd, &nodes, h.size, n, e) < 0 ||
+	if (h.size < n && (leaves_check(db, sd, nodes.domain_id, h.size, n, e) < 0 ||
 	                   head_sign(sg, db, sd, &nodes, &h, n, e) < 0))
 		return -1;
 	*size = n;

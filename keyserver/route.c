@@ -18,6 +18,7 @@
 #include "cache.h"
 #include "pki/crypto.h"
 #include "core/log.h"
+#include "log_batch.h"
 #include "store.h"
 #include "user_request.h"
 
@@ -57,13 +58,42 @@ static int check_local_loop(struct db *db, const struct ks_domain *d, const char
 	return err_set(e, ERR_INPUT, "route_loop", "the alias chain from %s is too long", self);
 }
 
-/* Log a route change; the entry commits to the route by the digest of its canonical form.
- * *seq receives the entry's index. */
-static int log_route(struct ks_req *r, const struct ks_domain *d, const char *name,
-                     const char *type, const struct ks_route *rt, long long *seq, struct err *e)
+/* The HTTPS process's batches: their head is signed by the signer once committed. */
+static void batch_publish(void *ctx, struct ks_req *r, const struct ks_domain *d)
+{
+	(void)ctx;
+	ks_log_publish(r, d);
+}
+
+static const struct ks_batch_ops route_batch = {.after_commit = batch_publish};
+
+struct route_change {
+	const struct ks_domain *d;
+	const char *name, *set_by;
+	const struct ks_route *rt; /* NULL: remove */
+	long long seq;             /* out: the index of its log entry */
+};
+
+/* The entry of a route set, and the route row with its index, in one statement. */
+static int store_logged(struct ks_req *r, struct route_change *c, const struct ks_event *ev,
+                        struct err *e)
+{
+	struct ks_log_pending p;
+
+	if (ks_log_prepare(r, c->d, ev, &p, e) < 0)
+		return -1;
+	c->seq = p.seq;
+	return ks_log_finish(r, &p,
+	                     ks_store_route_put(r->db, c->name, c->rt, c->set_by, &p.row, e));
+}
+
+/* Log a route change (for a set, with the route stored); the entry commits to the route by
+ * the digest of its canonical form.  c->seq receives the entry's index. */
+static int log_route(struct ks_req *r, struct route_change *c, const char *type, struct err *e)
 {
 	json_t *details = json_object(), *content;
-	struct ks_event ev = {.type = type, .name = name, .details = details};
+	struct ks_event ev = {.type = type, .name = c->name, .details = details};
+	const struct ks_route *rt = c->rt;
 	char digest[CRYPTO_HEX256_LEN];
 	char *text = NULL;
 	int rc;
@@ -82,51 +112,29 @@ static int log_route(struct ks_req *r, const struct ks_domain *d, const char *na
 		json_object_set_new(details, "route_sha256", json_string(digest));
 		free(text);
 	}
-	rc = ks_log_append(r, d, &ev, seq, e);
+	rc = rt != NULL ? store_logged(r, c, &ev, e) : ks_log_append(r, c->d, &ev, &c->seq, e);
 	json_decref(details);
 	return rc;
 }
 
-/* The HTTPS process's batches: their head is signed by the signer once committed. */
-static void batch_publish(void *ctx, struct ks_req *r, const struct ks_domain *d)
-{
-	(void)ctx;
-	ks_log_publish(r, d);
-}
-
-static const struct ks_batch_ops route_batch = {.after_commit = batch_publish};
-
-struct route_change {
-	const struct ks_domain *d;
-	const char *name, *set_by;
-	const struct ks_route *rt; /* NULL: remove */
-	long long seq;             /* out: the index of its log entry */
-};
-
 /* One change inside its batch's transaction, the domain's row locked by the batch:
  * route changes of a domain are serialised, so two concurrent aliases cannot close a
- * loop that neither saw. */
+ * loop that neither saw.  The batch sends the change notice (ks_log_batch_open). */
 static int route_change(struct ks_req *r, void *arg, struct err *e)
 {
 	struct route_change *c = arg;
-	long long *seq = &c->seq;
 	int gone;
 
-	/* The entry first: the route row is stored with its index in one statement. */
-	if (c->rt != NULL) {
-		if (check_local_loop(r->db, c->d, c->name, c->rt, e) < 0 ||
-		    log_route(r, c->d, c->name, "route_set", c->rt, seq, e) < 0 ||
-		    ks_store_route_put(r->db, c->d->id, c->name, c->rt, c->set_by, *seq, e) < 0)
-			return -1;
-		return ks_store_notify_change(r->db, c->d->name, e);
-	}
+	if (c->rt != NULL)
+		return check_local_loop(r->db, c->d, c->name, c->rt, e) < 0 ||
+		               log_route(r, c, "route_set", e) < 0
+		           ? -1
+		           : 0;
 	if ((gone = ks_store_route_delete(r->db, c->d->id, c->name, e)) < 0)
 		return -1;
 	if (gone == 0)
 		return err_set(e, ERR_NOTFOUND, "no_route", "no route is set for %s", c->name);
-	if (log_route(r, c->d, c->name, "route_removed", NULL, seq, e) < 0)
-		return -1;
-	return ks_store_notify_change(r->db, c->d->name, e);
+	return log_route(r, c, "route_removed", e);
 }
 
 /* Run the change in the domain's next batch; answered once it is committed and a

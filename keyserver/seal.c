@@ -89,7 +89,7 @@ int ks_cert_fpr_hex(X509 *c, char out[CRYPTO_HEX256_LEN], struct err *e)
 int ks_signer_domain_open(struct ks_signer *sg, struct db *db, const char *name,
                           struct ks_signer_domain *sd, struct err *e)
 {
-	char want[KS_SEAL_HEX], *seal = NULL;
+	char want[KS_SEAL_HEX];
 	struct ks_domain *d;
 	int ok, memoised;
 
@@ -111,13 +111,10 @@ int ks_signer_domain_open(struct ks_signer *sg, struct db *db, const char *name,
 	     ks_cert_fpr_hex(sd->issuer, sd->issuer_fpr, e) < 0 ||
 	     (sd->key = keywrap_open(sg->kek, d->name, d->issuer_key_sealed, e)) == NULL))
 		goto fail;
-	seal = ks_store_domain_seal(db, d->id, e);
-	if (seal == NULL && e->kind != ERR_NONE)
-		goto fail;
+	/* The seal comes with the row (one query). */
 	ks_seal_domain(sg, d->name, sd->root_fpr, sd->issuer_fpr, want);
-	ok = ks_seal_ok(seal, want) &&
+	ok = ks_seal_ok(d->signer_seal, want) &&
 	     (memoised || crypto_key_matches(sd->key, X509_get0_pubkey(sd->issuer)));
-	free(seal);
 	if (ok && !memoised && sg->memo != NULL)
 		ks_signer_memo_domain_put(sg->memo, d, sd);
 	if (!ok) {

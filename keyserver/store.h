@@ -189,7 +189,9 @@ int ks_store_cert_revoke(struct db *db, long long domain_id, const struct ks_cer
                          int reason, const char *method, struct err *e);
 
 /* Issuance (the signer): supersede the current one (returns how many, key_id and
- * fingerprint in *rows), and insert the new one with the log entry that records it. */
+ * fingerprint in *rows), and insert the new one with the log entry that records it, in
+ * one statement. */
+struct ks_log_append_row;
 int ks_store_cert_supersede(struct db *db, long long domain_id, const char *name,
                             const char *purpose, const char *device, const char *new_key_id,
                             struct ks_cert_row **rows, struct err *e);
@@ -198,7 +200,7 @@ struct ks_cert_new {
 	const char *device;      /* an encryption certificate's device, else NULL */
 	const char *secret_hash; /* of the revocation secret; NULL for a server certificate */
 	long long domain_id, not_before, not_after;
-	long long log_seq; /* the entry of its issuance, appended first */
+	const struct ks_log_append_row *entry; /* of its issuance, stored with it */
 };
 int ks_store_cert_insert(struct db *db, const struct ks_cert_new *c, struct err *e);
 
@@ -210,10 +212,10 @@ struct crl_entry *ks_store_crl_entries(struct db *db, long long domain_id, size_
  * domain's default; ERR_NOTFOUND "no_route" when neither is set. */
 int ks_store_route_effective(struct db *db, const struct ks_domain *d, const char *name,
                              struct ks_route *rt, struct err *e);
-/* The route with the index of the log entry that records it. */
-int ks_store_route_put(struct db *db, long long domain_id, const char *name,
-                       const struct ks_route *rt, const char *set_by, long long log_seq,
-                       struct err *e);
+/* The route with the log entry that records it (its domain, and its index), in one
+ * statement. */
+int ks_store_route_put(struct db *db, const char *name, const struct ks_route *rt,
+                       const char *set_by, const struct ks_log_append_row *entry, struct err *e);
 /* 1 when a route was deleted, 0 when there was none, -1 on error. */
 int ks_store_route_delete(struct db *db, long long domain_id, const char *name, struct err *e);
 
@@ -275,6 +277,10 @@ int ks_log_nodes_fetch(struct ks_log_nodes *n, struct err *e);
 int ks_hex_decode32(const char *hex, uint8_t out[32]);
 /* The size of the domain's log: the next sequence number. */
 long long ks_log_size(struct db *db, long long domain_id, struct err *e);
+/* A batch of changes opens: the domain's row locked, the change notice queued, the log's
+ * size returned; one round trip. */
+long long ks_store_log_batch_open(struct db *db, long long domain_id, const char *name,
+                                  struct err *e);
 /* An entry of the log with the nodes it completes (and its key's webhook deliveries),
  * written in one statement inside the caller's transaction. */
 struct ks_log_append_row {
@@ -285,6 +291,17 @@ struct ks_log_append_row {
 	int nnodes;
 };
 int ks_store_log_append(struct db *db, const struct ks_log_append_row *a, struct err *e);
+/* The same append inside another statement, which stores what the entry records in the
+ * same round trip: the call below, with the row's KS_LOG_PARAMS parameters first ($1 the
+ * domain id, $2 the index; the call yields the index); arrays[3] freed by
+ * ks_store_log_params_free once the statement has run. */
+#define KS_LOG_PARAMS 11
+#define KS_SQL_LOG_APPEND                                                                          \
+	"ks_log_append($1, $2, $3, $4::uuid, $5, $6, $7, $8, $9::int[], $10::bigint[],"            \
+	" $11::text[])"
+int ks_store_log_params(const struct ks_log_append_row *a, const char *params[KS_LOG_PARAMS],
+                        char *arrays[3], struct err *e);
+void ks_store_log_params_free(char *arrays[3]);
 /* The signed head for size (0: the newest), malloc'd; ERR_NOTFOUND "not_found" when the
  * log never had that size or is empty.  *size_out (may be NULL) receives its size. */
 char *ks_store_log_head_jws(struct db *db, long long domain_id, long long size, long long *size_out,
@@ -305,24 +322,27 @@ void ks_log_page_free(struct ks_log_page *p); /* accepts NULL */
 /* Entries [start, end) in order; salt and name too with with_secrets. */
 struct ks_log_page *ks_store_log_entries(struct db *db, long long domain_id, long long start,
                                          long long end, int with_secrets, struct err *e);
+/* The newest signed head and entry seq's leaf and salt (NULL when absent), in one query;
+ * not_found for a log without a head. */
+int ks_store_log_head_leaf(struct db *db, long long domain_id, long long seq, char **jws,
+                           long long *size, char **leaf, char **salt, struct err *e);
 /* Entry seq's leaf and salt (malloc'd; *salt NULL when erased); both NULL when it is absent. */
 int ks_store_log_entry_leaf(struct db *db, const char *domain_id, long long seq, char **leaf,
                             char **salt, struct err *e);
-/* What the signer reads and writes to sign heads (publish.c): the newest head (1, 0 for
- * none), the entries of a range one by one (i counts from 0), a new signed head. */
-int ks_store_log_newest_head(struct db *db, const char *domain_id, long long *size,
-                             char root_hex[65], char **jws, struct err *e);
+/* What the signer reads and writes to sign heads (publish.c): the round's opening (its
+ * heads lock until the transaction ends, so that appends, which take the domain's row
+ * lock instead, go on meanwhile; the log's size; the newest head: 1, 0 for none), the
+ * entries of a range one by one with their level-0 nodes (i counts from 0), a new signed
+ * head. */
+int ks_store_log_heads_open(struct db *db, long long domain_id, long long *log_size,
+                            long long *head_size, char root_hex[65], char **jws, struct err *e);
 typedef int (*ks_store_leaf_fn)(void *ctx, int i, long long seq, const char *leaf,
-                                const char *hash_hex, struct err *e);
+                                const char *hash_hex, const char *node_hex, struct err *e);
 int ks_store_log_each_leaf(struct db *db, const char *domain_id, long long from, long long to,
                            ks_store_leaf_fn fn, void *ctx, struct err *e);
-/* Serialise the signing of domain_id's heads until the transaction ends (appends
- * take the domain's row lock instead and go on meanwhile). */
-int ks_store_log_heads_lock(struct db *db, long long domain_id, struct err *e);
 int ks_store_log_head_put(struct db *db, const char *domain_id, long long size,
                           const char *root_hex, const char *jws, struct err *e);
 /* store_seal.c: the signer's seals on rows, and the one-time sealing of old rows. */
-char *ks_store_domain_seal(struct db *db, long long domain_id, struct err *e);
 int ks_store_domain_set_seal(struct db *db, const char *domain, const char *seal, struct err *e);
 struct ks_admin_token {
 	char domain[DNS_DOMAIN_MAX];

@@ -399,26 +399,33 @@ int ks_store_cert_supersede(struct db *db, long long domain_id, const char *name
 
 int ks_store_cert_insert(struct db *db, const struct ks_cert_new *c, struct err *e)
 {
-	char idbuf[24], nb[24], na[24], seq[24];
-	const char *params[14] = {c->key_id,    idbuf,          c->kind,   c->purpose, c->name,
-	                          c->algorithm, c->fingerprint, c->serial, c->pem,     nb,
-	                          na,           c->secret_hash, seq,       c->device};
+	char nb[24], na[24];
+	const char *params[KS_LOG_PARAMS + 12];
+	char *arrays[3];
+	int rc;
 
-	snprintf(idbuf, sizeof(idbuf), "%lld", c->domain_id);
-	snprintf(seq, sizeof(seq), "%lld", c->log_seq);
+	if (ks_store_log_params(c->entry, params, arrays, e) < 0)
+		return -1;
 	snprintf(nb, sizeof(nb), "%lld", c->not_before);
 	snprintf(na, sizeof(na), "%lld", c->not_after);
-	return db_run(
+	const char *mine[12] = {c->key_id,      c->kind,   c->purpose, c->name, c->algorithm,
+	                        c->fingerprint, c->serial, c->pem,     nb,      na,
+	                        c->secret_hash, c->device};
+	memcpy(params + KS_LOG_PARAMS, mine, sizeof(mine));
+	rc = db_run(
 	    db,
 	    /* issued_at is the time of the insert, taken under the domain's lock, not the
 	     * transaction's start (now()): two enrollments of one name that wait for each
-	     * other are then ordered in history as they superseded each other */
+	     * other are then ordered in history as they superseded each other.  The entry
+	     * ($1 the domain, $2 its index) is appended by the same statement. */
 	    "INSERT INTO certificates (key_id, domain_id, kind, purpose, name, algorithm,"
 	    " fingerprint, serial, pem, not_before, not_after, revocation_secret_hash, issued_at,"
-	    " log_seq, device) VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9,"
-	    " to_timestamp($10::bigint), to_timestamp($11::bigint), $12, clock_timestamp(), $13, "
-	    "$14)",
-	    14, params, e);
+	    " log_seq, device) SELECT $12::uuid, $1, $13, $14, $15, $16, $17, $18, $19,"
+	    " to_timestamp($20::bigint), to_timestamp($21::bigint), $22, clock_timestamp(), l.seq,"
+	    " $23 FROM " KS_SQL_LOG_APPEND " AS l (seq)",
+	    KS_LOG_PARAMS + 12, params, e);
+	ks_store_log_params_free(arrays);
+	return rc;
 }
 
 /* The domain's revocations, oldest first, as CRL entries: one allocation (the serials

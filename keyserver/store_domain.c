@@ -30,6 +30,7 @@ void ks_domain_free(struct ks_domain *d)
 	free(d->updated);
 	free(d->issuer_key_sealed);
 	free(d->encryption);
+	free(d->signer_seal);
 	free(d);
 }
 
@@ -45,7 +46,7 @@ struct ks_domain *ks_store_domain(struct db *db, const char *name, struct err *e
 	                  "updated_at") ", issuer_key_sealed,"
 	                                " COALESCE(renew_window, -1),"
 	                                " COALESCE(renew_min_interval, -1),"
-	                                " COALESCE(renew_max_lifetime, -1), encryption"
+	                                " COALESCE(renew_max_lifetime, -1), encryption, signer_seal"
 	                                " FROM domains WHERE name = $1",
 	              1, params, e);
 	if (res == NULL)
@@ -76,6 +77,7 @@ struct ks_domain *ks_store_domain(struct db *db, const char *name, struct err *e
 	d->renew_min_interval = strtoll(PQgetvalue(res, 0, 11), NULL, 10);
 	d->renew_max_lifetime = strtoll(PQgetvalue(res, 0, 12), NULL, 10);
 	d->encryption = dup_field(res, 0, 13);
+	d->signer_seal = dup_field(res, 0, 14);
 	PQclear(res);
 	if (d->name == NULL || d->root_pem == NULL || d->issuer_pem == NULL || d->pins == NULL ||
 	    d->policy == NULL || d->mode == NULL || d->updated == NULL || d->encryption == NULL) {

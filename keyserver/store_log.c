@@ -157,6 +157,28 @@ long long ks_log_size(struct db *db, long long domain_id, struct err *e)
 	return n;
 }
 
+/*
+ * A batch of changes of the domain opens (migration 013, ks_log_batch_open): its row
+ * locked until the transaction ends, the change notice other nodes listen for (sent at
+ * the commit), and the log's size, in one round trip.
+ */
+long long ks_store_log_batch_open(struct db *db, long long domain_id, const char *name,
+                                  struct err *e)
+{
+	char idbuf[24];
+	const char *params[2] = {idbuf, name};
+	PGresult *res;
+	long long n;
+
+	snprintf(idbuf, sizeof(idbuf), "%lld", domain_id);
+	res = db_exec(db, "SELECT ks_log_batch_open($1, $2)", 2, params, e);
+	if (res == NULL)
+		return -1;
+	n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return n;
+}
+
 /* "{a,b,...}" of the nodes' levels (which 0), indexes (1) or hashes in hex (2). */
 static char *nodes_array(const struct merkle_node *nodes, int n, int which)
 {
@@ -181,48 +203,49 @@ static char *nodes_array(const struct merkle_node *nodes, int n, int which)
 	return out;
 }
 
-/*
- * Entry seq of the log with the nodes it completes and the webhook deliveries of its
- * key, in one statement: one round trip per append (salt and name NULL for an entry
- * without a subject).  The data-modifying CTEs run whether or not the outer query reads
- * them, and all of it is one statement: it lands whole or not at all.
- */
+void ks_store_log_params_free(char *arrays[3])
+{
+	for (int i = 0; i < 3; i++) {
+		free(arrays[i]);
+		arrays[i] = NULL;
+	}
+}
+
+int ks_store_log_params(const struct ks_log_append_row *a, const char *params[KS_LOG_PARAMS],
+                        char *arrays[3], struct err *e)
+{
+	for (int i = 0; i < 3; i++)
+		arrays[i] = nodes_array(a->nodes, a->nnodes, i);
+	if (arrays[0] == NULL || arrays[1] == NULL || arrays[2] == NULL) {
+		ks_store_log_params_free(arrays);
+		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	}
+	params[0] = a->domain_id;
+	params[1] = a->seq;
+	params[2] = a->ev->type;
+	params[3] = a->ev->key_id;
+	params[4] = a->leaf;
+	params[5] = a->hash_hex;
+	params[6] = a->ev->name ? a->salt : NULL;
+	params[7] = a->ev->name;
+	params[8] = arrays[0];
+	params[9] = arrays[1];
+	params[10] = arrays[2];
+	return 0;
+}
+
+/* Entry seq of the log with the nodes it completes and the webhook deliveries of its key
+ * (migration 013, ks_log_append): one round trip, one statement, whole or not at all. */
 int ks_store_log_append(struct db *db, const struct ks_log_append_row *a, struct err *e)
 {
-	char *levels = nodes_array(a->nodes, a->nnodes, 0);
-	char *idxs = nodes_array(a->nodes, a->nnodes, 1);
-	char *hashes = nodes_array(a->nodes, a->nnodes, 2);
-	const char *params[11] = {a->domain_id,
-	                          a->seq,
-	                          a->ev->type,
-	                          a->ev->key_id,
-	                          a->leaf,
-	                          a->hash_hex,
-	                          a->ev->name ? a->salt : NULL,
-	                          a->ev->name,
-	                          levels,
-	                          idxs,
-	                          hashes};
+	const char *params[KS_LOG_PARAMS];
+	char *arrays[3];
 	int rc;
 
-	if (levels == NULL || idxs == NULL || hashes == NULL)
-		rc = err_set(e, ERR_INTERNAL, "internal", "out of memory");
-	else
-		rc = db_run(
-		    db,
-		    "WITH entry AS (INSERT INTO log_entries (domain_id, seq, type, key_id, leaf,"
-		    " leaf_hash, salt, name) VALUES ($1, $2, $3, $4::uuid, $5, decode($6, 'hex'),"
-		    " $7, $8)),"
-		    " hooks AS (INSERT INTO webhook_deliveries (webhook_id, domain_id, seq)"
-		    " SELECT id, domain_id, $2 FROM webhooks"
-		    " WHERE domain_id = $1 AND $4::uuid = ANY (key_ids))"
-		    " INSERT INTO log_nodes (domain_id, level, idx, hash)"
-		    " SELECT $1, n.level, n.idx, decode(n.hash, 'hex')"
-		    " FROM unnest($9::int[], $10::bigint[], $11::text[]) AS n (level, idx, hash)",
-		    11, params, e);
-	free(levels);
-	free(idxs);
-	free(hashes);
+	if (ks_store_log_params(a, params, arrays, e) < 0)
+		return -1;
+	rc = db_run(db, "SELECT " KS_SQL_LOG_APPEND, KS_LOG_PARAMS, params, e);
+	ks_store_log_params_free(arrays);
 	return rc;
 }
 
@@ -325,6 +348,44 @@ struct ks_log_page *ks_store_log_entries(struct db *db, long long domain_id, lon
 	return p;
 }
 
+/* The newest signed head (JWS and size) and the leaf and salt of entry seq (NULL when there
+ * is no such entry, or no salt), in one query, for an answer's first proof; not_found
+ * for a log without a head. */
+int ks_store_log_head_leaf(struct db *db, long long domain_id, long long seq, char **jws,
+                           long long *size, char **leaf, char **salt, struct err *e)
+{
+	char idbuf[24], sbuf[24];
+	const char *params[2] = {idbuf, sbuf};
+	PGresult *res;
+	int rc = 0;
+
+	*jws = *leaf = *salt = NULL;
+	snprintf(idbuf, sizeof(idbuf), "%lld", domain_id);
+	snprintf(sbuf, sizeof(sbuf), "%lld", seq);
+	res = db_exec(db,
+	              "SELECT h.jws, h.size, e.leaf, e.salt FROM tree_heads h"
+	              " LEFT JOIN log_entries e ON e.domain_id = h.domain_id AND e.seq = $2"
+	              " WHERE h.domain_id = $1 ORDER BY h.size DESC LIMIT 1",
+	              2, params, e);
+	if (res == NULL)
+		return -1;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		return err_set(e, ERR_NOTFOUND, "not_found", "the log is empty");
+	}
+	*size = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	if ((*jws = strdup(PQgetvalue(res, 0, 0))) == NULL ||
+	    (!PQgetisnull(res, 0, 2) && (*leaf = strdup(PQgetvalue(res, 0, 2))) == NULL) ||
+	    (!PQgetisnull(res, 0, 3) && (*salt = strdup(PQgetvalue(res, 0, 3))) == NULL)) {
+		free(*jws);
+		free(*leaf);
+		*jws = *leaf = NULL;
+		rc = err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	}
+	PQclear(res);
+	return rc;
+}
+
 /* The leaf and salt of one entry, for a lookup's proof. */
 int ks_store_log_entry_leaf(struct db *db, const char *domain_id, long long seq, char **leaf,
                             char **salt, struct err *e)
@@ -351,34 +412,47 @@ int ks_store_log_entry_leaf(struct db *db, const char *domain_id, long long seq,
 	return rc;
 }
 
-/* The newest signed head: 1 with its size, root (hex) and JWS (malloc'd), 0 for none. */
-int ks_store_log_newest_head(struct db *db, const char *domain_id, long long *size,
-                             char root_hex[65], char **jws, struct err *e)
+/*
+ * A head round's opening (migration 013, ks_heads_open): the domain's heads lock until
+ * the transaction ends (a transaction-scoped advisory lock, not the domain row's, so
+ * that appends go on while a head is checked and signed), then the log's size and the
+ * newest signed head, in one round trip.  Returns 1 with the head's size, root (hex)
+ * and JWS (malloc'd), 0 when there is no head yet (*head_size 0), -1 on error.
+ */
+int ks_store_log_heads_open(struct db *db, long long domain_id, long long *log_size,
+                            long long *head_size, char root_hex[65], char **jws, struct err *e)
 {
-	const char *params[1] = {domain_id};
+	char idbuf[24];
+	const char *params[1] = {idbuf};
 	PGresult *res;
 	int found;
 
 	*jws = NULL;
-	res = db_exec(db,
-	              "SELECT size, encode(root_hash, 'hex'), jws FROM tree_heads"
-	              " WHERE domain_id = $1 ORDER BY size DESC LIMIT 1",
+	*head_size = 0;
+	snprintf(idbuf, sizeof(idbuf), "%lld", domain_id);
+	res = db_exec(db, "SELECT log_size, head_size, head_root, head_jws FROM ks_heads_open($1)",
 	              1, params, e);
 	if (res == NULL)
 		return -1;
-	found = PQntuples(res) == 1;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		return err_set(e, ERR_INTERNAL, "internal", "ks_heads_open returned no row");
+	}
+	*log_size = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	found = !PQgetisnull(res, 0, 3);
 	if (found) {
-		*size = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-		snprintf(root_hex, 65, "%s", PQgetvalue(res, 0, 1));
-		if ((*jws = strdup(PQgetvalue(res, 0, 2))) == NULL)
+		*head_size = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+		snprintf(root_hex, 65, "%s", PQgetvalue(res, 0, 2));
+		if ((*jws = strdup(PQgetvalue(res, 0, 3))) == NULL)
 			found = err_set(e, ERR_INTERNAL, "internal", "out of memory");
 	}
 	PQclear(res);
 	return found;
 }
 
-/* Call fn for each entry [from, to) in order, with its leaf and stored hash (hex); stops
- * at fn's first failure.  Returns how many entries there were, or -1. */
+/* Call fn for each entry [from, to) in order, with its leaf, its stored hash and its
+ * level-0 node (hex; "" when the node is missing); stops at fn's first failure.
+ * Returns how many entries there were, or -1. */
 int ks_store_log_each_leaf(struct db *db, const char *domain_id, long long from, long long to,
                            ks_store_leaf_fn fn, void *ctx, struct err *e)
 {
@@ -390,34 +464,20 @@ int ks_store_log_each_leaf(struct db *db, const char *domain_id, long long from,
 	snprintf(fbuf, sizeof(fbuf), "%lld", from);
 	snprintf(tbuf, sizeof(tbuf), "%lld", to);
 	res = db_exec(db,
-	              "SELECT seq, leaf, encode(leaf_hash, 'hex') FROM log_entries"
-	              " WHERE domain_id = $1 AND seq >= $2 AND seq < $3 ORDER BY seq",
+	              "SELECT e.seq, e.leaf, encode(e.leaf_hash, 'hex'),"
+	              " COALESCE(encode(n.hash, 'hex'), '') FROM log_entries e"
+	              " LEFT JOIN log_nodes n ON n.domain_id = e.domain_id AND n.level = 0"
+	              " AND n.idx = e.seq"
+	              " WHERE e.domain_id = $1 AND e.seq >= $2 AND e.seq < $3 ORDER BY e.seq",
 	              3, params, e);
 	if (res == NULL)
 		return -1;
 	n = PQntuples(res);
 	for (int i = 0; rc == 0 && i < n; i++)
 		rc = fn(ctx, i, strtoll(PQgetvalue(res, i, 0), NULL, 10), PQgetvalue(res, i, 1),
-		        PQgetvalue(res, i, 2), e);
+		        PQgetvalue(res, i, 2), PQgetvalue(res, i, 3), e);
 	PQclear(res);
 	return rc < 0 ? -1 : n;
-}
-
-/*
- * The lock under which a domain's heads are signed, until the transaction ends: a
- * transaction-scoped advisory lock, not the domain row's, so that appends go on while
- * a head is checked and signed.  The first key names "tree heads"; a domain id beyond
- * 31 bits shares its second key with another domain, which only serialises the two.
- */
-int ks_store_log_heads_lock(struct db *db, long long domain_id, struct err *e)
-{
-	char idbuf[24];
-	const char *params[1] = {idbuf};
-
-	snprintf(idbuf, sizeof(idbuf), "%lld", domain_id);
-	return db_run(db,
-	              "SELECT pg_advisory_xact_lock(1414022216, ($1::bigint % 2147483647)::int)", 1,
-	              params, e);
 }
 
 int ks_store_log_head_put(struct db *db, const char *domain_id, long long size,

@@ -52,30 +52,38 @@ int ks_store_route_effective(struct db *db, const struct ks_domain *d, const cha
 /* Insert or replace the route of name. */
 /* Store the route of name with the log entry that records it (appended first, in the
  * same transaction): one statement. */
-int ks_store_route_put(struct db *db, long long domain_id, const char *name,
-                       const struct ks_route *rt, const char *set_by, long long log_seq,
-                       struct err *e)
+int ks_store_route_put(struct db *db, const char *name, const struct ks_route *rt,
+                       const char *set_by, const struct ks_log_append_row *entry, struct err *e)
 {
-	char idbuf[24], ttlbuf[16], seqbuf[24];
+	char ttlbuf[16];
 	char *servers = rt->servers ? json_dumps(rt->servers, JSON_COMPACT) : NULL;
-	const char *params[8] = {idbuf,   name,      rt->servers ? "servers" : "alias",
-	                         servers, rt->alias, ttlbuf,
-	                         set_by,  seqbuf};
+	const char *params[KS_LOG_PARAMS + 6];
+	char *arrays[3];
 	int rc;
 
 	if (rt->servers != NULL && servers == NULL)
 		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
-	snprintf(idbuf, sizeof(idbuf), "%lld", domain_id);
+	if (ks_store_log_params(entry, params, arrays, e) < 0) {
+		free(servers);
+		return -1;
+	}
 	snprintf(ttlbuf, sizeof(ttlbuf), "%d", rt->ttl);
-	snprintf(seqbuf, sizeof(seqbuf), "%lld", log_seq);
+	params[KS_LOG_PARAMS] = name;
+	params[KS_LOG_PARAMS + 1] = rt->servers ? "servers" : "alias";
+	params[KS_LOG_PARAMS + 2] = servers;
+	params[KS_LOG_PARAMS + 3] = rt->alias;
+	params[KS_LOG_PARAMS + 4] = ttlbuf;
+	params[KS_LOG_PARAMS + 5] = set_by;
 	rc = db_run(
 	    db,
 	    "INSERT INTO routes (domain_id, name, kind, servers, alias, ttl, set_by, log_seq)"
-	    " VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8)"
+	    " SELECT $1, $12, $13, $14::jsonb, $15, $16, $17, l.seq"
+	    " FROM " KS_SQL_LOG_APPEND " AS l (seq)"
 	    " ON CONFLICT (domain_id, name) DO UPDATE SET kind = EXCLUDED.kind,"
 	    " servers = EXCLUDED.servers, alias = EXCLUDED.alias, ttl = EXCLUDED.ttl,"
 	    " set_by = EXCLUDED.set_by, log_seq = EXCLUDED.log_seq, updated_at = now()",
-	    8, params, e);
+	    KS_LOG_PARAMS + 6, params, e);
+	ks_store_log_params_free(arrays);
 	free(servers);
 	return rc;
 }

@@ -10,24 +10,6 @@
 
 #include "store.h"
 
-/* The domain row's seal (malloc'd); NULL when it has none, or on error (e set). */
-char *ks_store_domain_seal(struct db *db, long long domain_id, struct err *e)
-{
-	char idbuf[24];
-	const char *params[1] = {idbuf};
-	PGresult *res;
-	char *seal = NULL;
-
-	snprintf(idbuf, sizeof(idbuf), "%lld", domain_id);
-	res = db_exec(db, "SELECT signer_seal FROM domains WHERE id = $1", 1, params, e);
-	if (res == NULL)
-		return NULL;
-	if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
-		seal = strdup(PQgetvalue(res, 0, 0));
-	PQclear(res);
-	return seal;
-}
-
 int ks_store_domain_set_seal(struct db *db, const char *domain, const char *seal, struct err *e)
 {
 	const char *params[2] = {domain, seal};

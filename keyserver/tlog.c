@@ -65,53 +65,67 @@ out:
 	return text;
 }
 
+int ks_log_prepare(struct ks_req *r, const struct ks_domain *d, const struct ks_event *ev,
+                   struct ks_log_pending *p, struct err *e)
+{
+	uint8_t leaf_hash[MERKLE_HASH_LEN], salt_raw[SALT_BYTES];
+	char subject[CRYPTO_HEX256_LEN];
+
+	memset(&p->row, 0, sizeof(p->row));
+	p->leaf = NULL;
+	p->nnodes = 0;
+	if ((p->seq = ks_log_batch_start(r, d, &p->local, &p->ctx, e)) < 0 ||
+	    crypto_random_bytes(salt_raw, sizeof(salt_raw), e) < 0)
+		goto fail;
+	crypto_hex(salt_raw, sizeof(salt_raw), p->salt);
+	if ((p->leaf = leaf_text(d, ev, p->seq, p->salt, subject)) == NULL) {
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+		goto fail;
+	}
+	if (merkle_leaf_hash(p->leaf, strlen(p->leaf), leaf_hash, e) < 0 ||
+	    merkle_append_nodes((uint64_t)p->seq, leaf_hash, ks_log_batch_node, p->ctx, p->nodes,
+	                        &p->nnodes, e) < 0)
+		goto fail;
+	crypto_hex(leaf_hash, MERKLE_HASH_LEN, p->hash_hex);
+	snprintf(p->seqbuf, sizeof(p->seqbuf), "%lld", p->seq);
+	p->row = (struct ks_log_append_row){.domain_id = p->ctx->domain_id,
+	                                    .seq = p->seqbuf,
+	                                    .ev = ev,
+	                                    .leaf = p->leaf,
+	                                    .hash_hex = p->hash_hex,
+	                                    .salt = p->salt,
+	                                    .nodes = p->nodes,
+	                                    .nnodes = p->nnodes};
+	return 0;
+fail:
+	ks_log_finish(r, p, -1);
+	return -1;
+}
+
+int ks_log_finish(struct ks_req *r, struct ks_log_pending *p, int stored)
+{
+	if (stored == 0 && p->ctx != &p->local) /* the batch goes on from here */
+		ks_log_batch_appended(r->log_batch, p->seq, p->nodes, p->nnodes);
+	if (stored < 0) /* /metrics, for the alerts */
+		atomic_fetch_add(&r->ks->log_append_failures, 1);
+	free(p->leaf);
+	p->leaf = NULL;
+	p->row.leaf = NULL;
+	return stored;
+}
+
 int ks_log_append(struct ks_req *r, const struct ks_domain *d, const struct ks_event *ev,
                   long long *seq_out, struct err *e)
 {
-	struct merkle_node nodes[MERKLE_MAX_APPEND_NODES];
-	uint8_t leaf_hash[MERKLE_HASH_LEN], salt_raw[SALT_BYTES];
-	char salt[2 * SALT_BYTES + 1], subject[CRYPTO_HEX256_LEN], hash_hex[65], seqbuf[24];
-	struct ks_log_nodes local, *ctx = NULL;
-	char *leaf = NULL;
-	long long seq;
-	int nnodes = 0, rc = -1;
+	struct ks_log_pending p;
 
-	if ((seq = ks_log_batch_start(r, d, &local, &ctx, e)) < 0 ||
-	    crypto_random_bytes(salt_raw, sizeof(salt_raw), e) < 0) {
-		atomic_fetch_add(&r->ks->log_append_failures, 1);
+	if (ks_log_prepare(r, d, ev, &p, e) < 0)
 		return -1;
-	}
-	crypto_hex(salt_raw, sizeof(salt_raw), salt);
-	if ((leaf = leaf_text(d, ev, seq, salt, subject)) == NULL) {
-		err_set(e, ERR_INTERNAL, "internal", "out of memory");
-		goto out;
-	}
-	if (merkle_leaf_hash(leaf, strlen(leaf), leaf_hash, e) < 0 ||
-	    merkle_append_nodes((uint64_t)seq, leaf_hash, ks_log_batch_node, ctx, nodes, &nnodes,
-	                        e) < 0)
-		goto out;
-	crypto_hex(leaf_hash, MERKLE_HASH_LEN, hash_hex);
-	snprintf(seqbuf, sizeof(seqbuf), "%lld", seq);
-	struct ks_log_append_row row = {.domain_id = ctx->domain_id,
-	                                .seq = seqbuf,
-	                                .ev = ev,
-	                                .leaf = leaf,
-	                                .hash_hex = hash_hex,
-	                                .salt = salt,
-	                                .nodes = nodes,
-	                                .nnodes = nnodes};
-	if (ks_store_log_append(r->db, &row, e) < 0)
-		goto out;
-	if (ctx != &local) /* the batch goes on from here */
-		ks_log_batch_appended(r->log_batch, seq, nodes, nnodes);
+	if (ks_log_finish(r, &p, ks_store_log_append(r->db, &p.row, e)) < 0)
+		return -1;
 	if (seq_out != NULL)
-		*seq_out = seq;
-	rc = 0;
-out:
-	free(leaf);
-	if (rc < 0)
-		atomic_fetch_add(&r->ks->log_append_failures, 1); /* /metrics, for the alerts */
-	return rc;
+		*seq_out = p.seq;
+	return 0;
 }
 
 struct publish_arg {
@@ -348,18 +362,21 @@ void ks_log_inclusion(struct ks_req *r, const char *domain)
 	ks_domain_free(d);
 }
 
-int ks_log_proof_for(struct ks_req *r, long long domain_id, long long seq, long long size,
-                     json_t **out, struct err *e)
+/* The inclusion proof with the entry's leaf and salt: given (the caller's, freed here), or
+ * read when leaf is NULL. */
+static int proof_with_leaf(struct ks_req *r, long long domain_id, long long seq, long long size,
+                           char *leaf, char *salt, json_t **out, struct err *e)
 {
 	struct ks_log_nodes ctx;
-	char *leaf = NULL, *salt = NULL;
 
 	ks_log_nodes_init(&ctx, r->db, domain_id);
 	*out = inclusion_json(&ctx, seq, size, e);
-	if (*out == NULL ||
-	    ks_store_log_entry_leaf(r->db, ctx.domain_id, seq, &leaf, &salt, e) < 0) {
+	if (*out == NULL || (leaf == NULL && ks_store_log_entry_leaf(r->db, ctx.domain_id, seq,
+	                                                             &leaf, &salt, e) < 0)) {
 		json_decref(*out);
 		*out = NULL;
+		free(leaf);
+		free(salt);
 		return -1;
 	}
 	if (leaf != NULL)
@@ -371,6 +388,12 @@ int ks_log_proof_for(struct ks_req *r, long long domain_id, long long seq, long 
 	return 0;
 }
 
+int ks_log_proof_for(struct ks_req *r, long long domain_id, long long seq, long long size,
+                     json_t **out, struct err *e)
+{
+	return proof_with_leaf(r, domain_id, seq, size, NULL, NULL, out, e);
+}
+
 /* The newest signed head of one answer's domain, read once for all its proofs. */
 struct newest_head {
 	char *jws;
@@ -378,17 +401,24 @@ struct newest_head {
 };
 
 /* Entry seq's proof to the newest head (*proof NULL when that head does not cover it yet:
- * its head is being signed, and it goes out without a proof rather than not at all). */
+ * its head is being signed, and it goes out without a proof rather than not at all).  The
+ * answer's first proof reads the head with its leaf, in one query. */
 static int proof_to_newest(struct ks_req *r, struct newest_head *h, long long domain_id,
                            long long seq, json_t **proof, struct err *e)
 {
+	char *leaf = NULL, *salt = NULL;
+
 	*proof = NULL;
 	if (h->jws == NULL &&
-	    (h->jws = ks_store_log_head_jws(r->db, domain_id, 0, &h->size, e)) == NULL)
+	    ks_store_log_head_leaf(r->db, domain_id, seq, &h->jws, &h->size, &leaf, &salt, e) < 0)
 		return -1;
-	if (seq >= h->size)
+	if (seq >= h->size) {
+		free(leaf);
+		free(salt);
 		return 0;
-	return ks_log_proof_for(r, domain_id, seq, h->size, proof, e);
+	}
+	/* An entry without its row (leaf NULL) is looked for once more, and goes without. */
+	return proof_with_leaf(r, domain_id, seq, h->size, leaf, salt, proof, e);
 }
 
 /* The head as the answer's "tree_head" member (NULL when none was read); frees it. */
