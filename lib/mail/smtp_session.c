@@ -3,67 +3,18 @@
  *
  * Input is consumed byte by byte, so the replies never depend on how the
  * client's bytes were split into packets.  A command is handled once its
- * CRLF arrives; after DATA's 354 the following bytes are message text, and
- * after AUTH's 334 the next line is a base64 response (RFC 4954 §4).
+ * CRLF arrives; after DATA's 354 the following bytes are message text, after
+ * BDAT the chunk's octets (smtp_bdat.c), and after AUTH's 334 the next line is a base64 response
+ * (RFC 4954 §4).
  */
 #include "mail/smtp.h"
+#include "mail/smtp_priv.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-enum smtp_state {
-	ST_INIT,     /* before the greeting */
-	ST_GREETED,  /* waiting for HELO/EHLO */
-	ST_READY,    /* no transaction */
-	ST_MAIL,     /* MAIL accepted */
-	ST_RCPT,     /* at least one RCPT accepted */
-	ST_DATA,     /* receiving message text */
-	ST_TLS_WAIT, /* STARTTLS answered, waiting for the handshake */
-	ST_AUTH,     /* AUTH answered 334, waiting for the client's response line */
-	ST_CLOSED,
-};
-
-struct smtp_session {
-	struct smtp_config cfg;
-	struct smtp_callbacks cb;
-	void *ctx;
-	enum smtp_state state;
-	int tls_active;
-	unsigned errors;
-	char helo[SMTP_LINE_MAX];
-
-	/* the command line being received (or an AUTH response, which may be longer) */
-	char line[SMTP_AUTH_LINE_MAX];
-	size_t line_len;
-	int line_cr;       /* the last byte was CR */
-	int line_overflow; /* over SMTP_LINE_MAX: discard until LF */
-
-	/* the transaction */
-	unsigned nrcpt;
-	struct smtp_command cmd; /* the command whose decision is pending */
-	enum smtp_verb pending;  /* SMTP_NONE, HELO/EHLO, MAIL, RCPT or DATA */
-
-	/* message text */
-	char *msg;
-	size_t msg_len, msg_cap;
-	size_t text_line; /* octets in the current line */
-	int at_bol, dot_line, data_cr;
-	int bad_eol, long_line, too_big;
-
-	char *out;
-	size_t out_len, out_cap;
-
-	/* AUTH */
-	int auth_login;     /* the exchange in progress is LOGIN (else PLAIN) */
-	int auth_have_user; /* LOGIN: the user name has been received */
-	int authed;
-	unsigned auth_failures;
-	char auth_user[SMTP_AUTH_FIELD_MAX];
-	char auth_pass[SMTP_AUTH_FIELD_MAX];
-};
 
 static void out_append(struct smtp_session *s, const char *p, size_t n)
 {
@@ -150,10 +101,26 @@ static void error_reply(struct smtp_session *s, int code, const char *status, co
 		close_with(s, 421, "4.7.0", "Too many errors, closing connection");
 }
 
+void smtp_sess_reply(struct smtp_session *s, int code, const char *status, const char *text)
+{
+	reply(s, code, status, text);
+}
+
+void smtp_sess_error(struct smtp_session *s, int code, const char *status, const char *text)
+{
+	error_reply(s, code, status, text);
+}
+
+void smtp_sess_close(struct smtp_session *s, int code, const char *status, const char *text)
+{
+	close_with(s, code, status, text);
+}
+
 static void reset_transaction(struct smtp_session *s)
 {
 	int had = s->state == ST_MAIL || s->state == ST_RCPT || s->state == ST_DATA;
 
+	smtp_bdat_reset(s);
 	s->nrcpt = 0;
 	s->msg_len = 0;
 	if (s->state != ST_INIT && s->state != ST_GREETED && s->state != ST_CLOSED &&
@@ -221,6 +188,7 @@ static void send_ehlo(struct smtp_session *s)
 	out_printf(s, "250-PIPELINING\r\n");
 	out_printf(s, "250-SIZE %llu\r\n", (unsigned long long)s->cfg.max_size);
 	out_printf(s, "250-8BITMIME\r\n");
+	out_printf(s, "250-CHUNKING\r\n");
 	if (s->cfg.tls_available && !s->tls_active)
 		out_printf(s, "250-STARTTLS\r\n");
 	/* RFC 4954 §4 and §14: passwords only travel encrypted, so AUTH is not even offered before
@@ -287,6 +255,7 @@ static void finish(struct smtp_session *s, struct smtp_reply *r)
 	case SMTP_DATA:
 		/* the transaction is over either way */
 		reply_checked(s, r);
+		smtp_bdat_reset(s);
 		s->nrcpt = 0;
 		s->msg_len = 0;
 		s->state = ST_READY;
@@ -308,6 +277,11 @@ static void ask(struct smtp_session *s, decide_fn fn, struct smtp_reply *r)
 	if (fn != NULL && fn(s->ctx, s, &s->cmd, r) == SMTP_PENDING)
 		return;
 	finish(s, r);
+}
+
+void smtp_sess_reset(struct smtp_session *s)
+{
+	reset_transaction(s);
 }
 
 static void cmd_helo(struct smtp_session *s)
@@ -354,6 +328,8 @@ static void cmd_data(struct smtp_session *s)
 		return error_reply(s, 503, "5.5.1", "Need RCPT before DATA");
 	if (s->state != ST_RCPT)
 		return error_reply(s, 503, "5.5.1", "Need MAIL before DATA");
+	if (s->chunk.in_txn) /* RFC 3030 §2 */
+		return error_reply(s, 503, "5.5.1", "DATA not allowed after BDAT in a transaction");
 	reply(s, 354, "", "End data with <CR><LF>.<CR><LF>");
 	s->state = ST_DATA;
 	s->msg_len = 0;
@@ -505,6 +481,8 @@ static void handle_command(struct smtp_session *s, const char *line, size_t len)
 	int opts = s->cfg.auth_available ? SMTP_PARSE_AUTH : 0;
 
 	if (smtp_parse_command_opts(line, len, opts, &s->cmd, &e) < 0) {
+		if (s->cmd.verb == SMTP_BDAT)
+			return smtp_bdat_command(s, 0); /* its chunk is read before the reply */
 		error_reply(s, s->cmd.error.code, s->cmd.error.status, s->cmd.error.text);
 		return;
 	}
@@ -518,6 +496,8 @@ static void handle_command(struct smtp_session *s, const char *line, size_t len)
 		return cmd_rcpt(s);
 	case SMTP_DATA:
 		return cmd_data(s);
+	case SMTP_BDAT:
+		return smtp_bdat_command(s, 1);
 	case SMTP_RSET:
 		reset_transaction(s);
 		return reply(s, 250, "2.0.0", "Ok");
@@ -594,7 +574,7 @@ static void command_byte(struct smtp_session *s, char c)
 	s->line[s->line_len++] = c;
 }
 
-static void msg_append(struct smtp_session *s, const char *p, size_t n)
+void smtp_sess_append(struct smtp_session *s, const char *p, size_t n)
 {
 	if (s->too_big)
 		return;
@@ -621,7 +601,7 @@ static void msg_append(struct smtp_session *s, const char *p, size_t n)
 	s->msg_len += n;
 }
 
-static void end_of_message(struct smtp_session *s)
+void smtp_sess_end_message(struct smtp_session *s)
 {
 	struct smtp_reply r;
 
@@ -646,7 +626,7 @@ static void text_char(struct smtp_session *s, char c)
 {
 	if (++s->text_line + 2 > SMTP_TEXT_LINE_MAX)
 		s->long_line = 1;
-	msg_append(s, &c, 1);
+	smtp_sess_append(s, &c, 1);
 }
 
 /*
@@ -660,8 +640,8 @@ static void data_byte(struct smtp_session *s, char c)
 		s->data_cr = 0;
 		if (c == '\n') {
 			if (s->dot_line && s->text_line == 0)
-				return end_of_message(s);
-			msg_append(s, "\r\n", 2);
+				return smtp_sess_end_message(s);
+			smtp_sess_append(s, "\r\n", 2);
 			s->text_line = 0;
 			s->at_bol = 1;
 			s->dot_line = 0;
@@ -705,7 +685,9 @@ size_t smtp_session_feed(struct smtp_session *s, const char *buf, size_t len)
 			return len; /* discarded: nothing after STARTTLS or QUIT counts */
 		if (s->pending != SMTP_NONE || s->out_len > SMTP_OUT_HIGH)
 			return i;
-		if (s->state == ST_DATA)
+		if (s->chunk.active)
+			i += smtp_bdat_feed(s, buf + i, len - i) - 1;
+		else if (s->state == ST_DATA)
 			data_byte(s, buf[i]);
 		else
 			command_byte(s, buf[i]);
@@ -768,7 +750,7 @@ int smtp_session_closed(const struct smtp_session *s)
 
 int smtp_session_in_data(const struct smtp_session *s)
 {
-	return s->state == ST_DATA;
+	return s->state == ST_DATA || s->chunk.active;
 }
 
 int smtp_session_tls_active(const struct smtp_session *s)
