@@ -12,7 +12,7 @@
  *    pipelined commands are always answered in order.
  *
  * ESMTP extensions: PIPELINING, 8BITMIME, SIZE, STARTTLS, ENHANCEDSTATUSCODES,
- * CHUNKING (RFC 3030: BDAT, smtp_bdat.c) and AUTH (RFC 4954: PLAIN, RFC 4616, and LOGIN) when the
+ * CHUNKING (RFC 3030: BDAT, smtp_text.c) and AUTH (RFC 4954: PLAIN, RFC 4616, and LOGIN) when the
  * config enables it. Rules enforced (see smtp_session.c for the why of each):
  *  - command order (503 5.5.1), 512-octet command lines (500 5.5.2),
  *    bare LF or CR in a command line (500 5.5.2, RFC 5321 §2.3.8);

@@ -3,18 +3,64 @@
  *
  * Input is consumed byte by byte, so the replies never depend on how the
  * client's bytes were split into packets.  A command is handled once its
- * CRLF arrives; after DATA's 354 the following bytes are message text, after
- * BDAT the chunk's octets (smtp_bdat.c), and after AUTH's 334 the next line is a base64 response
- * (RFC 4954 §4).
+ * CRLF arrives; after DATA's 354 or BDAT the following bytes are message text
+ * (smtp_text.c), and after AUTH's 334 the next line is a base64 response (RFC 4954 §4).
  */
 #include "mail/smtp.h"
-#include "mail/smtp_priv.h"
+#include "mail/smtp_text.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+enum smtp_state {
+	ST_INIT,     /* before the greeting */
+	ST_GREETED,  /* waiting for HELO/EHLO */
+	ST_READY,    /* no transaction */
+	ST_MAIL,     /* MAIL accepted */
+	ST_RCPT,     /* at least one RCPT accepted */
+	ST_DATA,     /* receiving message text */
+	ST_TLS_WAIT, /* STARTTLS answered, waiting for the handshake */
+	ST_AUTH,     /* AUTH answered 334, waiting for the client's response line */
+	ST_CLOSED,
+};
+
+struct smtp_session {
+	struct smtp_config cfg;
+	struct smtp_callbacks cb;
+	void *ctx;
+	enum smtp_state state;
+	int tls_active;
+	unsigned errors;
+	char helo[SMTP_LINE_MAX];
+
+	/* the command line being received (or an AUTH response, which may be longer) */
+	char line[SMTP_AUTH_LINE_MAX];
+	size_t line_len;
+	int line_cr;       /* the last byte was CR */
+	int line_overflow; /* over SMTP_LINE_MAX: discard until LF */
+
+	/* the transaction */
+	unsigned nrcpt;
+	struct smtp_command cmd; /* the command whose decision is pending */
+	enum smtp_verb pending;  /* SMTP_NONE, HELO/EHLO, MAIL, RCPT or DATA */
+
+	struct smtp_text text;   /* the message */
+	struct smtp_chunk chunk; /* BDAT */
+
+	char *out;
+	size_t out_len, out_cap;
+
+	/* AUTH */
+	int auth_login;     /* the exchange in progress is LOGIN (else PLAIN) */
+	int auth_have_user; /* LOGIN: the user name has been received */
+	int authed;
+	unsigned auth_failures;
+	char auth_user[SMTP_AUTH_FIELD_MAX];
+	char auth_pass[SMTP_AUTH_FIELD_MAX];
+};
 
 static void out_append(struct smtp_session *s, const char *p, size_t n)
 {
@@ -101,28 +147,13 @@ static void error_reply(struct smtp_session *s, int code, const char *status, co
 		close_with(s, 421, "4.7.0", "Too many errors, closing connection");
 }
 
-void smtp_sess_reply(struct smtp_session *s, int code, const char *status, const char *text)
-{
-	reply(s, code, status, text);
-}
-
-void smtp_sess_error(struct smtp_session *s, int code, const char *status, const char *text)
-{
-	error_reply(s, code, status, text);
-}
-
-void smtp_sess_close(struct smtp_session *s, int code, const char *status, const char *text)
-{
-	close_with(s, code, status, text);
-}
-
 static void reset_transaction(struct smtp_session *s)
 {
 	int had = s->state == ST_MAIL || s->state == ST_RCPT || s->state == ST_DATA;
 
-	smtp_bdat_reset(s);
+	s->chunk.in_txn = 0;
 	s->nrcpt = 0;
-	s->msg_len = 0;
+	s->text.len = 0;
 	if (s->state != ST_INIT && s->state != ST_GREETED && s->state != ST_CLOSED &&
 	    s->state != ST_TLS_WAIT)
 		s->state = ST_READY;
@@ -148,6 +179,7 @@ struct smtp_session *smtp_session_new(const struct smtp_config *cfg,
 		s->cfg.max_rcpts = 100;
 	if (s->cfg.max_errors == 0)
 		s->cfg.max_errors = 20;
+	s->text.max = s->cfg.max_size;
 	if (cb != NULL)
 		s->cb = *cb;
 	s->ctx = ctx;
@@ -159,7 +191,7 @@ void smtp_session_free(struct smtp_session *s)
 {
 	if (s == NULL)
 		return;
-	free(s->msg);
+	smtp_text_free(&s->text);
 	free(s->out);
 	/* an AUTH line or password may still be in there */
 	explicit_bzero(s, sizeof(*s));
@@ -255,9 +287,9 @@ static void finish(struct smtp_session *s, struct smtp_reply *r)
 	case SMTP_DATA:
 		/* the transaction is over either way */
 		reply_checked(s, r);
-		smtp_bdat_reset(s);
+		s->chunk.in_txn = 0;
 		s->nrcpt = 0;
-		s->msg_len = 0;
+		s->text.len = 0;
 		s->state = ST_READY;
 		break;
 	case SMTP_AUTH:
@@ -277,11 +309,6 @@ static void ask(struct smtp_session *s, decide_fn fn, struct smtp_reply *r)
 	if (fn != NULL && fn(s->ctx, s, &s->cmd, r) == SMTP_PENDING)
 		return;
 	finish(s, r);
-}
-
-void smtp_sess_reset(struct smtp_session *s)
-{
-	reset_transaction(s);
 }
 
 static void cmd_helo(struct smtp_session *s)
@@ -332,11 +359,7 @@ static void cmd_data(struct smtp_session *s)
 		return error_reply(s, 503, "5.5.1", "DATA not allowed after BDAT in a transaction");
 	reply(s, 354, "", "End data with <CR><LF>.<CR><LF>");
 	s->state = ST_DATA;
-	s->msg_len = 0;
-	s->text_line = 0;
-	s->at_bol = 1;
-	s->dot_line = s->data_cr = 0;
-	s->bad_eol = s->long_line = s->too_big = 0;
+	smtp_text_start(&s->text, s->cfg.max_size);
 }
 
 static void cmd_starttls(struct smtp_session *s)
@@ -475,6 +498,8 @@ static void cmd_auth(struct smtp_session *s)
 	reply(s, 334, "", s->auth_login ? "VXNlcm5hbWU6" : "");
 }
 
+static void cmd_bdat(struct smtp_session *s, int parsed);
+
 static void handle_command(struct smtp_session *s, const char *line, size_t len)
 {
 	struct err e;
@@ -482,7 +507,7 @@ static void handle_command(struct smtp_session *s, const char *line, size_t len)
 
 	if (smtp_parse_command_opts(line, len, opts, &s->cmd, &e) < 0) {
 		if (s->cmd.verb == SMTP_BDAT)
-			return smtp_bdat_command(s, 0); /* its chunk is read before the reply */
+			return cmd_bdat(s, 0); /* its chunk is read before the reply */
 		error_reply(s, s->cmd.error.code, s->cmd.error.status, s->cmd.error.text);
 		return;
 	}
@@ -497,7 +522,7 @@ static void handle_command(struct smtp_session *s, const char *line, size_t len)
 	case SMTP_DATA:
 		return cmd_data(s);
 	case SMTP_BDAT:
-		return smtp_bdat_command(s, 1);
+		return cmd_bdat(s, 1);
 	case SMTP_RSET:
 		reset_transaction(s);
 		return reply(s, 250, "2.0.0", "Ok");
@@ -574,101 +599,57 @@ static void command_byte(struct smtp_session *s, char c)
 	s->line[s->line_len++] = c;
 }
 
-void smtp_sess_append(struct smtp_session *s, const char *p, size_t n)
-{
-	if (s->too_big)
-		return;
-	if (s->msg_len + n > s->cfg.max_size) {
-		/* keep reading to the terminator, keep nothing */
-		s->too_big = 1;
-		return;
-	}
-	if (s->msg_len + n > s->msg_cap) {
-		size_t cap = s->msg_cap ? s->msg_cap : 4096;
-		char *m;
-
-		while (cap < s->msg_len + n)
-			cap *= 2;
-		m = realloc(s->msg, cap);
-		if (m == NULL) {
-			s->too_big = 1;
-			return;
-		}
-		s->msg = m;
-		s->msg_cap = cap;
-	}
-	memcpy(s->msg + s->msg_len, p, n);
-	s->msg_len += n;
-}
-
-void smtp_sess_end_message(struct smtp_session *s)
+static void end_of_message(struct smtp_session *s)
 {
 	struct smtp_reply r;
 
 	s->state = ST_RCPT; /* until decided; reset afterwards */
 	s->pending = SMTP_DATA;
-	if (s->too_big) {
-		set_reply(&r, 552, "5.3.4", "Message size exceeds fixed limit");
-	} else if (s->bad_eol) {
-		set_reply(&r, 550, "5.6.0", "Message contains bare CR or LF (RFC 5321 2.3.8)");
-	} else if (s->long_line) {
-		set_reply(&r, 550, "5.6.0", "Message has a line longer than 1000 octets");
-	} else {
+	if (smtp_text_verdict(&s->text, &r) == 0) {
 		set_reply(&r, 250, "2.0.0", "Ok: queued");
-		if (s->cb.on_data &&
-		    s->cb.on_data(s->ctx, s, s->msg ? s->msg : "", s->msg_len, &r) == SMTP_PENDING)
+		if (s->cb.on_data && s->cb.on_data(s->ctx, s, s->text.msg ? s->text.msg : "",
+		                                   s->text.len, &r) == SMTP_PENDING)
 			return;
 	}
 	finish(s, &r);
 }
 
-static void text_char(struct smtp_session *s, char c)
+/* A BDAT chunk read to its end: its reply, or the message's decision after LAST. */
+static void chunk_done(struct smtp_session *s)
 {
-	if (++s->text_line + 2 > SMTP_TEXT_LINE_MAX)
-		s->long_line = 1;
-	smtp_sess_append(s, &c, 1);
+	struct smtp_reply r;
+	int act = smtp_chunk_end(&s->chunk, &s->text, &r);
+
+	if (act == SMTP_CHUNK_LAST)
+		return end_of_message(s);
+	if (s->chunk.reset_after)
+		reset_transaction(s);
+	if (act == SMTP_CHUNK_REFUSED && r.code != 552) /* a limit is no protocol error */
+		return error_reply(s, r.code, r.status, r.text);
+	reply(s, r.code, r.status, r.text);
 }
 
-/*
- * One byte of message text.  Only CRLF "." CRLF ends the message: a bare LF
- * or CR never delimits a line here (that ambiguity is SMTP smuggling), it
- * marks the message for rejection.
- */
-static void data_byte(struct smtp_session *s, char c)
+static void cmd_bdat(struct smtp_session *s, int parsed)
 {
-	if (s->data_cr) {
-		s->data_cr = 0;
-		if (c == '\n') {
-			if (s->dot_line && s->text_line == 0)
-				return smtp_sess_end_message(s);
-			smtp_sess_append(s, "\r\n", 2);
-			s->text_line = 0;
-			s->at_bol = 1;
-			s->dot_line = 0;
-			return;
-		}
-		s->bad_eol = 1;
-		text_char(s, '\r');
-	}
-	if (c == '\r') {
-		s->data_cr = 1;
-		return;
-	}
-	if (c == '\n')
-		s->bad_eol = 1;
-	if (s->at_bol && c == '.') {
-		/* dot-unstuffing (§4.5.2): drop the first dot of a line */
-		s->at_bol = 0;
-		s->dot_line = 1;
-		s->text_line = 0;
-		return;
-	}
-	if (s->at_bol)
-		s->dot_line = 0;
-	s->at_bol = 0;
-	if (s->dot_line && s->text_line == 0)
-		s->text_line = 1; /* the dropped dot counts toward the line limit */
-	text_char(s, c);
+	enum smtp_chunk_where w = s->state == ST_GREETED ? SMTP_CHUNK_NO_HELO
+	                          : s->state == ST_READY ? SMTP_CHUNK_NO_MAIL
+	                          : s->state == ST_MAIL  ? SMTP_CHUNK_NO_RCPT
+	                                                 : SMTP_CHUNK_TXN;
+
+	if (smtp_chunk_begin(&s->chunk, &s->text, &s->cmd, parsed, w) == SMTP_CHUNK_CLOSE)
+		return close_with(s, 501, "5.5.4", "Syntax: BDAT chunk-size [LAST]");
+	if (s->chunk.left == 0)
+		chunk_done(s);
+}
+
+/* Octets of a BDAT chunk: how many of buf it takes (at least one). */
+static size_t chunk_bytes(struct smtp_session *s, const char *buf, size_t len)
+{
+	size_t n = smtp_chunk_take(&s->chunk, &s->text, buf, len);
+
+	if (s->chunk.left == 0)
+		chunk_done(s);
+	return n;
 }
 
 size_t smtp_session_feed(struct smtp_session *s, const char *buf, size_t len)
@@ -686,11 +667,11 @@ size_t smtp_session_feed(struct smtp_session *s, const char *buf, size_t len)
 		if (s->pending != SMTP_NONE || s->out_len > SMTP_OUT_HIGH)
 			return i;
 		if (s->chunk.active)
-			i += smtp_bdat_feed(s, buf + i, len - i) - 1;
-		else if (s->state == ST_DATA)
-			data_byte(s, buf[i]);
-		else
+			i += chunk_bytes(s, buf + i, len - i) - 1;
+		else if (s->state != ST_DATA)
 			command_byte(s, buf[i]);
+		else if (smtp_text_data_byte(&s->text, buf[i]))
+			end_of_message(s);
 	}
 	return len;
 }
