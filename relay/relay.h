@@ -546,7 +546,7 @@ void relay_smtp_reply_oneline(const struct relay_smtp_reply *r, char *out, size_
 
 /* What an EHLO/LHLO reply offers. */
 struct relay_smtp_caps {
-	int pipelining, starttls, eightbitmime, enhancedstatuscodes, size;
+	int pipelining, starttls, eightbitmime, enhancedstatuscodes, size, chunking;
 	unsigned long long size_max; /* SIZE's limit; 0: none given */
 };
 void relay_smtp_caps_parse(const struct relay_smtp_reply *ehlo, struct relay_smtp_caps *caps);
