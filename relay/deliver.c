@@ -371,7 +371,8 @@ static int transaction(struct tx *t)
 	size_t k = 0, sent = 0, naccepted = 0, total, window, per = RELAY_DELIVER_PATH_MAX + 64;
 	size_t *order = malloc(t->n * sizeof(*order));
 	char *buf = malloc(DELIVER_WINDOW * per);
-	int mail_failed = 0, rc = RELAY_IO_OK, bdat = t->caps.chunking && !t->probe;
+	int mail_failed = 0, rc = RELAY_IO_OK,
+	    bdat = t->caps.chunking && t->s->smtp_chunking && !t->probe;
 
 	if (order == NULL || buf == NULL) {
 		relay_dconn_fail(&t->c, "out of memory");

@@ -117,6 +117,7 @@ struct relay_settings {
 	long long verify_cache_ttl; /* seconds an answer of the next hop is reused */
 	long long smtp_port;        /* port for MX (legacy) deliveries; 25 */
 	char *outbound_tls;         /* legacy peers: "may" (opportunistic) or "encrypt" */
+	int smtp_chunking;          /* BDAT to a next hop that offers CHUNKING (RFC 3030) */
 	long long connect_timeout;
 	long long command_timeout;
 	long long data_timeout;
