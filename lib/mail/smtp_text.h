@@ -56,11 +56,11 @@ enum smtp_chunk_where {
 };
 
 /* What the session does next. */
-#define SMTP_CHUNK_CLOSE -1  /* the size cannot be read: 501 and close */
-#define SMTP_CHUNK_READ 0    /* read the chunk (smtp_chunk_take) */
-#define SMTP_CHUNK_REFUSED 2 /* the chunk ended refused: reply (a 552 is no protocol error) */
-#define SMTP_CHUNK_MORE 3    /* the chunk ended, more to come: reply */
-#define SMTP_CHUNK_LAST 4    /* the message is complete: its verdict, the on_data decision */
+#define SMTP_CHUNK_CLOSE (-1) /* the size cannot be read: 501 and close */
+#define SMTP_CHUNK_READ 0     /* read the chunk (smtp_chunk_take) */
+#define SMTP_CHUNK_REFUSED 2  /* the chunk ended refused: reply (a 552 is no protocol error) */
+#define SMTP_CHUNK_MORE 3     /* the chunk ended, more to come: reply */
+#define SMTP_CHUNK_LAST 4     /* the message is complete: its verdict, the on_data decision */
 
 /* After a BDAT line (parsed: 0 when smtp_parse_command refused it). */
 int smtp_chunk_begin(struct smtp_chunk *c, struct smtp_text *t, const struct smtp_command *cmd,
