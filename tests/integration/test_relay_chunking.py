@@ -81,7 +81,7 @@ class Client:
 
 
 def message(subject, body="body line\r\n"):
-    head = [f"From: <a@x.test>", f"To: <{BOB}>", f"Subject: {subject}",
+    head = ["From: <a@x.test>", f"To: <{BOB}>", f"Subject: {subject}",
             f"Message-ID: <{subject.replace(' ', '-')}.{time.time_ns()}@x>"]
     return ("\r\n".join(head) + "\r\n\r\n" + body).encode()
 
