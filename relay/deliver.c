@@ -328,8 +328,9 @@ static int mail_command(struct tx *t, char *buf, size_t len)
 
 	if (t->caps.size)
 		snprintf(size, sizeof(size), " SIZE=%zu", t->len);
-	return snprintf(buf, len, "MAIL FROM:<%s>%s%s\r\n", t->sender, size,
-	                t->caps.eightbitmime && has_8bit(t->body, t->len) ? " BODY=8BITMIME" : "");
+	return snprintf(buf, len, "MAIL FROM:<%s>%s%s%s\r\n", t->sender, size,
+	                t->caps.eightbitmime && has_8bit(t->body, t->len) ? " BODY=8BITMIME" : "",
+	                t->hop->requiretls ? " REQUIRETLS" : "");
 }
 
 /* One reply of the window: what it says about the recipients. */
@@ -423,6 +424,35 @@ out:
 	return rc;
 }
 
+/*
+ * REQUIRETLS (RFC 8689 §4.2.1): a message that carries it goes only over TLS
+ * to a peer whose certificate was verified (here: the hop's pin, the only
+ * verification this client does; MX hosts of legacy domains are not verified)
+ * and that offers REQUIRETLS, which then gets the parameter on.  Anything
+ * else returns the message: never a retry that might go in clear.
+ */
+static int requiretls_ok(const struct tx *t)
+{
+	return !t->hop->requiretls ||
+	       (t->c.ssl != NULL && t->hop->pin[0] != '\0' && t->caps.requiretls);
+}
+
+static void requiretls_return(struct tx *t)
+{
+	const char *why = t->c.ssl == NULL         ? "no TLS"
+	                  : t->hop->pin[0] == '\0' ? "certificate not verified"
+	                                           : "REQUIRETLS not offered";
+
+	for (size_t i = 0; i < t->n; i++) {
+		if (t->st[i] != RS_SEND)
+			continue;
+		/* an SMTP reply of our own, so that the bounce's Status is 5.7.30 */
+		result_set(&t->res[i], 550, QUEUE_FAILED,
+		           "550 5.7.30 REQUIRETLS support required (%s: %s)", t->c.peer, why);
+		t->st[i] = RS_FINAL;
+	}
+}
+
 /* QUIT, whose outcome changes nothing: in particular a peer that refused us (a 554
  * greeting) and hung up must leave its reply, not "Connection reset by peer", as the
  * reason every recipient's result and the log give. */
@@ -462,7 +492,9 @@ static int session(struct tx *t, int no_tls)
 		rc = hello(t, &rep);
 	if (rc == RELAY_IO_OK)
 		rc = starttls(t, no_tls);
-	if (rc == RELAY_IO_OK)
+	if (rc == RELAY_IO_OK && !requiretls_ok(t))
+		requiretls_return(t);
+	else if (rc == RELAY_IO_OK)
 		rc = transaction(t);
 	if (rc == RELAY_IO_OK || (rc == RELAY_IO_FAIL && c->polite))
 		quit(t); /* politely, also after a refusal; its outcome changes nothing */

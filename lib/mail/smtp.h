@@ -12,8 +12,9 @@
  *    pipelined commands are always answered in order.
  *
  * ESMTP extensions: PIPELINING, 8BITMIME, SIZE, STARTTLS, ENHANCEDSTATUSCODES,
- * CHUNKING (RFC 3030: BDAT, smtp_text.c) and AUTH (RFC 4954: PLAIN, RFC 4616, and LOGIN) when the
- * config enables it. Rules enforced (see smtp_session.c for the why of each):
+ * CHUNKING (RFC 3030: BDAT, smtp_text.c), REQUIRETLS (RFC 8689; only on a TLS
+ * session, MAIL ... REQUIRETLS in clear is 530 5.7.10) and AUTH (RFC 4954: PLAIN, RFC 4616, and
+ * LOGIN) when the config enables it. Rules enforced (see smtp_session.c for the why of each):
  *  - command order (503 5.5.1), 512-octet command lines (500 5.5.2),
  *    bare LF or CR in a command line (500 5.5.2, RFC 5321 §2.3.8);
  *  - in DATA: only CRLF "." CRLF ends the message (no bare-LF terminator:
@@ -87,9 +88,10 @@ struct smtp_command {
 	char arg[SMTP_LINE_MAX];
 	/* MAIL/RCPT: the mailbox without brackets or source route; "" for <>. */
 	char path[SMTP_PATH_MAX];
-	int null_path; /* MAIL FROM:<> */
-	int has_size;  /* MAIL ... SIZE=n given */
-	uint64_t size; /* its value */
+	int null_path;  /* MAIL FROM:<> */
+	int has_size;   /* MAIL ... SIZE=n given */
+	int requiretls; /* MAIL ... REQUIRETLS (RFC 8689) */
+	uint64_t size;  /* its value */
 	enum smtp_body body;
 	/* AUTH: the mechanism (upper case) and the initial response, still base64;
 	 * "=" (an empty response) is has_initial with initial "". */

@@ -256,7 +256,14 @@ static int parse_params(const char *p, const char *end, struct smtp_command *out
 				if ((unsigned char)*c < 33 || (unsigned char)*c > 126 || *c == '=')
 					return fail(out, e, 501, "5.5.4", "Bad parameter syntax");
 		}
-		if (out->verb == SMTP_MAIL && kwlen == 4 && strncasecmp(kw, "SIZE", 4) == 0) {
+		if (out->verb == SMTP_MAIL && kwlen == 10 &&
+		    strncasecmp(kw, "REQUIRETLS", 10) == 0) {
+			/* RFC 8689 §3: no value; the session takes it over TLS only */
+			if (out->requiretls || eq != NULL)
+				return fail(out, e, 501, "5.5.4", "Bad REQUIRETLS parameter");
+			out->requiretls = 1;
+		} else if (out->verb == SMTP_MAIL && kwlen == 4 &&
+		           strncasecmp(kw, "SIZE", 4) == 0) {
 			if (out->has_size || eq == NULL)
 				return fail(out, e, 501, "5.5.4", "Bad SIZE parameter");
 			if (parse_size(v, vlen, out, e) < 0)

@@ -227,6 +227,8 @@ static void send_ehlo(struct smtp_session *s)
 	 */
 	if (s->cfg.auth_available && s->tls_active)
 		out_printf(s, "250-AUTH PLAIN LOGIN\r\n");
+	if (s->tls_active) /* RFC 8689 §3: offered only on a TLS session */
+		out_printf(s, "250-REQUIRETLS\r\n");
 	out_printf(s, "250 ENHANCEDSTATUSCODES\r\n");
 }
 
@@ -333,6 +335,8 @@ static void cmd_mail(struct smtp_session *s)
 		return error_reply(s, 503, "5.5.1", "Nested MAIL command");
 	if (s->cmd.has_size && s->cmd.size > s->cfg.max_size)
 		return reply(s, 552, "5.3.4", "Message size exceeds fixed limit");
+	if (s->cmd.requiretls && !s->tls_active)
+		return reply(s, 530, "5.7.10", "REQUIRETLS needs a TLS session: STARTTLS first");
 	set_reply(&r, 250, "2.1.0", "Ok");
 	ask(s, s->cb.on_mail, &r);
 }

@@ -520,6 +520,11 @@ static const struct conv convs[] = {
     {"starttls needs ehlo", 1, 0, "STARTTLS\r\n", G "503 5.5.1 Send EHLO first\r\n", ""},
     {"starttls unavailable", 0, 0, EH "STARTTLS\r\n", G EHR "502 5.5.1 Command not implemented\r\n",
      ""},
+    {"requiretls in clear", 0, 0,
+     EH "MAIL FROM:<a@b.test> REQUIRETLS\r\nMAIL FROM:<a@b.test> REQUIRETLS=yes\r\n",
+     G EHR "530 5.7.10 REQUIRETLS needs a TLS session: STARTTLS first\r\n"
+           "501 5.5.4 Bad REQUIRETLS parameter\r\n",
+     ""},
     {"bdat in chunks", 0, 0, EH MF RT "BDAT 5\r\nSubjeBDAT 9 LAST\r\nct: x\r\n\r\nQUIT\r\n",
      G EHR OK_MAIL OK_RCPT BDAT_OK(5) QUEUED BYE, EV_TXN "D Subject: x\r\n\r\n;Q;"},
     {"bdat CRLF split between chunks", 0, 0, EH MF RT "BDAT 3\r\nab\rBDAT 3 LAST\r\n\ncd",
@@ -568,7 +573,10 @@ static const struct conv convs[] = {
 
 #define EHR_AUTH                                                                                   \
 	"250-mx.test\r\n250-PIPELINING\r\n250-SIZE 2000\r\n250-8BITMIME\r\n250-CHUNKING\r\n"       \
-	"250-AUTH PLAIN LOGIN\r\n250 ENHANCEDSTATUSCODES\r\n"
+	"250-AUTH PLAIN LOGIN\r\n250-REQUIRETLS\r\n250 ENHANCEDSTATUSCODES\r\n"
+#define EHR_TLSON                                                                                  \
+	"250-mx.test\r\n250-PIPELINING\r\n250-SIZE 2000\r\n250-8BITMIME\r\n250-CHUNKING\r\n"       \
+	"250-REQUIRETLS\r\n250 ENHANCEDSTATUSCODES\r\n"
 #define PLAIN_OK "AGFsaWNlQGIudGVzdABzZWNyZXQ="   /* \0alice@b.test\0secret */
 #define PLAIN_BAD "AGFsaWNlQGIudGVzdAB3cm9uZw=="  /* \0alice@b.test\0wrong */
 #define PLAIN_TEMP "AHRlbXBAYi50ZXN0AHNlY3JldA==" /* \0temp@b.test\0secret */
@@ -668,7 +676,7 @@ static const struct {
       G EHR_TLS "502 5.5.1 Command not implemented\r\n" OK_MAIL, "M a@b.test;"}},
     {A_TLS,
      {"auth off after tls", 0, 0, EH "AUTH PLAIN " PLAIN_OK "\r\n",
-      EHR "502 5.5.1 Command not implemented\r\n", ""}},
+      EHR_TLSON "502 5.5.1 Command not implemented\r\n", ""}},
 };
 
 /* Replay input in chunks: chunk 0 = all at once, else `first` bytes then the rest by `chunk`. */
@@ -868,10 +876,14 @@ static void test_starttls_done(void **state)
 	assert_true(smtp_session_tls_active(s));
 	assert_string_equal(smtp_session_helo(s), "");
 	cap->out_len = 0;
-	in = MF EH "STARTTLS\r\n" MF;
+	in = MF EH "STARTTLS\r\nMAIL FROM:<a@b.test> REQUIRETLS\r\n";
 	feed_all(s, cap, in, strlen(in));
-	assert_string_equal(cap->out, "503 5.5.1 Send HELO/EHLO first\r\n" EHR
-	                              "503 5.5.1 TLS already active\r\n" OK_MAIL);
+	/* REQUIRETLS (RFC 8689) is offered, and taken, on the TLS session only */
+	assert_string_equal(cap->out,
+	                    "503 5.5.1 Send HELO/EHLO first\r\n"
+	                    "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 2000\r\n250-8BITMIME\r\n"
+	                    "250-CHUNKING\r\n250-REQUIRETLS\r\n250 ENHANCEDSTATUSCODES\r\n"
+	                    "503 5.5.1 TLS already active\r\n" OK_MAIL);
 	assert_string_equal(cap->ev, "T;M a@b.test;");
 	smtp_session_free(s);
 	free(cap);
