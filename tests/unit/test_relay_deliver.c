@@ -951,6 +951,49 @@ static void test_greeting_refused_and_no_server(void **state)
 
 /* ------------------------------------------------------------------ TLS */
 
+/* REQUIRETLS (RFC 8689): sent only over TLS to a pinned peer that offers it, with the
+ * parameter; otherwise failed with 5.7.30 and nothing of the envelope sent. */
+static void requiretls_case(int tls, const char *pin, const char *ehlo, const char *why)
+{
+	struct fake_script sc = {.tls = tls ? server_ctx(2) : NULL, .ehlo = ehlo};
+	struct fake *f = fake_start(&sc, 0);
+	struct relay_hop hop = tcp_hop(f, RELAY_PROTO_SMTP);
+	const char *rcpts[] = {"bob@example.com"};
+	struct relay_rcpt_result res[1];
+	struct err e;
+
+	hop.requiretls = 1;
+	hop.tls_required = tls;
+	snprintf(hop.pin, sizeof(hop.pin), "%s", pin);
+	snprintf(hop.tls_name, sizeof(hop.tls_name), "mx.example.com");
+	assert_int_equal(deliver(&hop, 5, rcpts, 1, body1, res, &e), 0);
+	fake_stop(f);
+	if (sc.tls != NULL)
+		SSL_CTX_free(sc.tls);
+	if (why == NULL) {
+		if (res[0].status != QUEUE_DELIVERED)
+			fail_msg("not delivered: %s", res[0].reply);
+		assert_non_null(strstr(f->log, "MAIL FROM:<sender@example.org> REQUIRETLS\n"));
+		return;
+	}
+	assert_int_equal(res[0].status, QUEUE_FAILED);
+	assert_non_null(strstr(res[0].reply, "550 5.7.30 REQUIRETLS support required"));
+	if (strstr(res[0].reply, why) == NULL)
+		fail_msg("%s: %s", why, res[0].reply);
+	assert_null(strstr(f->log, "MAIL"));
+	assert_int_equal(f->datalen, 0);
+}
+
+static void test_requiretls(void **state)
+{
+	const char *rt = "250-fake.example\r\n250-PIPELINING\r\n250 REQUIRETLS\r\n";
+
+	requiretls_case(1, pki.root_pin, rt, NULL);
+	requiretls_case(0, "", rt, "no TLS");
+	requiretls_case(1, "", rt, "certificate not verified");
+	requiretls_case(1, pki.root_pin, NULL, "REQUIRETLS not offered");
+}
+
 static void tls_case(int chain, const char *pin, const char *name, int want_ok)
 {
 	struct fake_script sc = {.tls = server_ctx(chain)};
@@ -1077,6 +1120,7 @@ int main(void)
 	    cmocka_unit_test(test_lmtp_tcp_missing_reply),
 	    cmocka_unit_test(test_dot_stuffing),
 	    cmocka_unit_test(test_bdat),
+	    cmocka_unit_test(test_requiretls),
 	    cmocka_unit_test(test_empty_body_and_8bit),
 	    cmocka_unit_test(test_size_limit),
 	    cmocka_unit_test(test_many_rcpts_pipelined),
