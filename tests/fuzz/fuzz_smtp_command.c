@@ -67,6 +67,8 @@ static void check_one(const uint8_t *data, size_t size, int opts)
 			__builtin_trap();
 		if (cmd.verb == SMTP_BDAT && !cmd.chunk_known)
 			__builtin_trap();
+		if (cmd.requiretls && cmd.verb != SMTP_MAIL) /* RFC 8689: a MAIL parameter */
+			__builtin_trap();
 		if (strpbrk(cmd.arg, "\r\n") != NULL || strpbrk(cmd.path, "\r\n") != NULL)
 			__builtin_trap();
 		/* AUTH only when asked for; its mechanism is a SASL name, its response base64 */
