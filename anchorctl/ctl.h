@@ -59,5 +59,10 @@ int ctl_cmd_group_delete(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, c
 int ctl_cmd_lookup(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
 int ctl_cmd_db_migrate(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
 int ctl_cmd_operator_token(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
+/* S/MIME (cmd_mail.c). */
+int ctl_cmd_mail_encrypt(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
+int ctl_cmd_mail_decrypt(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
+int ctl_cmd_mail_sign(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
+int ctl_cmd_mail_verify(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
 
 #endif

@@ -11,7 +11,7 @@
 
 #include "pki/cert.h"
 
-static int read_fd(int fd, const char *path, char **out, size_t *len, struct err *e)
+static int read_fd(int fd, const char *path, size_t max, char **out, size_t *len, struct err *e)
 {
 	size_t cap = 4096, n = 0;
 	char *buf = malloc(cap);
@@ -24,10 +24,10 @@ static int read_fd(int fd, const char *path, char **out, size_t *len, struct err
 		if (n + 1 == cap) {
 			char *bigger;
 
-			if (cap >= CTL_FILE_MAX) {
+			if (cap >= max) {
 				free(buf);
 				return err_set(e, ERR_INPUT, "too_large",
-				               "%s: larger than %d bytes", path, CTL_FILE_MAX);
+				               "%s: larger than %zu bytes", path, max);
 			}
 			bigger = realloc(buf, cap * 2);
 			if (bigger == NULL) {
@@ -55,22 +55,27 @@ static int read_fd(int fd, const char *path, char **out, size_t *len, struct err
 	return 0;
 }
 
-char *ctl_file_read(const char *path, size_t *len, struct err *e)
+char *ctl_file_read_max(const char *path, size_t max, size_t *len, struct err *e)
 {
 	char *buf = NULL;
 	int fd;
 
 	if (strcmp(path, "-") == 0)
-		return read_fd(STDIN_FILENO, "stdin", &buf, len, e) < 0 ? NULL : buf;
+		return read_fd(STDIN_FILENO, "stdin", max, &buf, len, e) < 0 ? NULL : buf;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		err_set(e, ERR_INPUT, "read", "%s: %s", path, strerror(errno));
 		return NULL;
 	}
-	if (read_fd(fd, path, &buf, len, e) < 0)
+	if (read_fd(fd, path, max, &buf, len, e) < 0)
 		buf = NULL;
 	close(fd);
 	return buf;
+}
+
+char *ctl_file_read(const char *path, size_t *len, struct err *e)
+{
+	return ctl_file_read_max(path, CTL_FILE_MAX, len, e);
 }
 
 static int write_fd(int fd, const char *path, const void *data, size_t len, struct err *e)

@@ -17,6 +17,8 @@
 
 /* Read a whole file ("-" is stdin) as a NUL-terminated malloc'd string. */
 char *ctl_file_read(const char *path, size_t *len, struct err *e);
+/* The same with another limit (a mail message may be larger than any file of ours). */
+char *ctl_file_read_max(const char *path, size_t max, size_t *len, struct err *e);
 
 /*
  * Write data to path with the given mode, fsync'd.  With replace unset an

@@ -140,6 +140,27 @@ static const struct ctl_cmd commands[] = {
     {"lookup", "fingerprint", ctl_cmd_lookup,
      "<sha256:hex> [--json | --pem] [--pin PIN] [--state FILE]",
      "Show the certificate with this SHA-256 fingerprint."},
+    {"mail", "encrypt", ctl_cmd_mail_encrypt,
+     "<recipient>... [--in FILE] [--out FILE] [--self CERT | --from ADDRESS] "
+     "[--sign --key FILE [--cert FILE] [--chain FILE]] [--state FILE]",
+     "Encrypt a MIME entity as S/MIME 4.0 (PROTOCOL.md 14) to every encryption\n"
+     "certificate of each recipient, looked up and checked as lookup address does\n"
+     "(-s, else each domain's key server found in DNS), and to the sender's own\n"
+     "(--self, --from, else --key's certificate) so the sent copy stays readable.\n"
+     "AES-256-GCM AuthEnvelopedData when every key is EC, AES-256-CBC\n"
+     "EnvelopedData when one is RSA. --sign signs first (multipart/signed)."},
+    {"mail", "decrypt", ctl_cmd_mail_decrypt,
+     "--key FILE [--cert FILE] [--in FILE] [--out FILE] [--ca FILE [--no-discover]]",
+     "Decrypt an S/MIME message with your key; a signed content is verified and its\n"
+     "signer's anchored identity reported (its certificate chains to its domain's\n"
+     "root, is in the log, is not revoked), or checked against --ca only with\n"
+     "--no-discover. Nothing is written unless everything succeeds."},
+    {"mail", "sign", ctl_cmd_mail_sign,
+     "--key FILE [--cert FILE] [--chain FILE] [--in FILE] [--out FILE]",
+     "Sign a MIME entity as detached multipart/signed S/MIME (RSA or ECDSA keys)."},
+    {"mail", "verify", ctl_cmd_mail_verify, "[--in FILE] [--out FILE] [--ca FILE [--no-discover]]",
+     "Verify a signed S/MIME message and report the signer's anchored identity;\n"
+     "--out writes the signed content."},
     {"audit", NULL, ctl_cmd_audit, "<domain> [--approved FILE] [--pin PIN] [--state FILE] [--json]",
      "Domain admin: audit the domain's transparency log. Fetches every entry,\n"
      "recomputes the Merkle tree and compares it with the newest signed head and\n"

@@ -16,7 +16,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 #include <openssl/crypto.h>
 
 #include "cache.h"
@@ -24,6 +23,7 @@
 #include "core/db.h"
 #include "http/http.h"
 #include "http/http_settings.h"
+#include "http/https_client.h"
 #include "core/log.h"
 #include "core/signer_proc.h"
 #include "ks.h"
@@ -244,9 +244,9 @@ int main(int argc, char **argv)
 	}
 	log_level_parse(ks.cfg.log_level, &lvl);
 	log_init("anchor-keyserver", lvl, ks.cfg.syslog);
-	/* Before any thread starts: curl_global_init is not thread-safe. */
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if ((ks.cfg.migrate_on_start &&
+	/* Before any thread starts: libcurl's global setup is not thread-safe. */
+	if (https_init(&e) < 0 ||
+	    (ks.cfg.migrate_on_start &&
 	     daemon_migrate(ks.cfg.db_conninfo, ks.cfg.sql_dir, &e) < 0) ||
 	    (sp = signer_prepare(&place, &ks.cfg, argc, argv, &e)) == NULL ||
 	    serve(&ks, sp, &e) < 0) {

@@ -11,9 +11,16 @@
 #include "core/log.h"
 #include "store.h"
 
+/* During a database outage every request fails the same way: one line and then a
+ * count, not a line per request (which would flood the log when it is least read). */
+static struct log_repeat db_outage =
+    LOG_REPEAT_INIT(LOG_LVL_ERR, "requests refused: the database is unavailable", 60);
+
 void ks_fail(struct ks_req *r, const struct err *e)
 {
-	if (e->kind == ERR_INTERNAL || e->kind == ERR_TEMP)
+	if (e->kind == ERR_TEMP && strcmp(e->code, "unavailable") == 0)
+		log_repeat(&db_outage, r->http->reqid, "%s: %s", e->code, e->msg);
+	else if (e->kind == ERR_INTERNAL || e->kind == ERR_TEMP)
 		log_err(r->http->reqid, "%s: %s", e->code, e->msg);
 	else
 		log_debug(r->http->reqid, "refused: %s: %s", e->code, e->msg);

@@ -19,6 +19,7 @@
  */
 #include "core/hash.h"
 #include "control.h"
+#include "deliver_cache.h"
 #include "deliver_resume.h"
 
 #include <ctype.h>
@@ -647,6 +648,12 @@ static size_t control_metrics(char *buf, size_t len, void *app)
 	            "# TYPE anchor_relay_outbound_tls_resumed_total counter\n"
 	            "anchor_relay_outbound_tls_resumed_total %llu\n",
 	            relay_resume_count());
+	metrics_put(&o,
+	            "# HELP anchor_relay_outbound_reused_total Outbound messages sent on a kept "
+	            "session of an earlier delivery\n"
+	            "# TYPE anchor_relay_outbound_reused_total counter\n"
+	            "anchor_relay_outbound_reused_total %llu\n",
+	            relay_dcache_reused());
 	/* STARTTLS (inbound and submission); the control API's own are the layer's
 	 * anchor_tls_handshakes_total. */
 	metrics_tls_render(c->smtp_tls, "anchor_relay_smtp_tls_handshakes_total", "smtp", &o);

@@ -35,6 +35,7 @@
 #include <openssl/x509v3.h>
 
 #include "pki/crypto.h"
+#include "deliver_cache.h"
 #include "deliver_conn.h"
 #include "relay.h"
 
@@ -59,6 +60,9 @@ struct tx {
 	struct relay_smtp_caps caps;
 	int tcmd, tconn, tdata; /* seconds */
 	int probe;              /* MAIL and RCPT only: is the recipient taken? */
+	int keep;               /* sessions are kept for the next message (deliver_cache.c) */
+	int reused;             /* this session was kept from an earlier message */
+	unsigned sent;          /* messages the session carried before this one */
 };
 
 /* ------------------------------------------------------------------ results */
@@ -471,9 +475,9 @@ static void quit(struct tx *t)
 	t->c.polite = polite;
 }
 
-/* One connection: RELAY_IO_OK when the transaction ran, RELAY_IO_FAIL (results deferred) or
- * RELAY_IO_PLAIN_RETRY. */
-static int session(struct tx *t, int no_tls)
+/* A kept session for the hop (deliver_cache.c) when cached is set and one is idle, else a
+ * new one: connect, greeting, EHLO, STARTTLS. */
+static int open_session(struct tx *t, int no_tls, int cached, const char *key)
 {
 	struct relay_dconn *c = &t->c;
 	struct relay_smtp_reply rep;
@@ -481,6 +485,10 @@ static int session(struct tx *t, int no_tls)
 
 	memset(c, 0, sizeof(*c));
 	c->fd = -1;
+	t->sent = 0;
+	t->reused = cached && t->keep && relay_dcache_take(key, c, &t->caps, &t->sent);
+	if (t->reused)
+		return RELAY_IO_OK;
 	rc = t->hop->unix_socket ? relay_dconn_unix(c, t->hop->host, t->tconn)
 	                         : relay_dconn_tcp(c, t->hop->host, t->hop->port, t->tconn);
 	if (rc == RELAY_IO_OK && (rc = relay_dconn_read_reply(c, t->tcmd, &rep)) == RELAY_IO_OK &&
@@ -492,15 +500,79 @@ static int session(struct tx *t, int no_tls)
 		rc = hello(t, &rep);
 	if (rc == RELAY_IO_OK)
 		rc = starttls(t, no_tls);
+	return rc;
+}
+
+/* After a transaction: RSET, and on its 250 the session waits in the cache for the next
+ * message to the hop (at most connection_reuse_limit messages); else QUIT. */
+static void keep_or_quit(struct tx *t, const char *key)
+{
+	struct relay_smtp_reply rep;
+
+	if (t->keep && t->sent + 1 < (unsigned)t->s->connection_reuse_limit &&
+	    relay_dconn_write(&t->c, "RSET\r\n", 6, DELIVER_QUIT_TIMEOUT) == RELAY_IO_OK &&
+	    relay_dconn_read_reply(&t->c, DELIVER_QUIT_TIMEOUT, &rep) == RELAY_IO_OK &&
+	    rep.code == 250 && t->c.inlen == 0 &&
+	    relay_dcache_put(key, &t->c, &t->caps, t->sent + 1, (int)t->s->connection_idle_time) ==
+	        0)
+		return;
+	quit(t);
+}
+
+/* One connection: RELAY_IO_OK when the transaction ran, RELAY_IO_FAIL (results deferred) or
+ * RELAY_IO_PLAIN_RETRY. */
+static int session_once(struct tx *t, int no_tls, int cached, const char *key)
+{
+	struct relay_dconn *c = &t->c;
+	int rc = open_session(t, no_tls, cached, key);
+
 	if (rc == RELAY_IO_OK && !requiretls_ok(t))
 		requiretls_return(t);
 	else if (rc == RELAY_IO_OK)
 		rc = transaction(t);
-	if (rc == RELAY_IO_OK || (rc == RELAY_IO_FAIL && c->polite))
+	if (rc == RELAY_IO_OK)
+		keep_or_quit(t, key);
+	else if (rc == RELAY_IO_FAIL && c->polite)
 		quit(t); /* politely, also after a refusal; its outcome changes nothing */
 	if (rc == RELAY_IO_FAIL)
 		defer_open(t, c->code, c->why);
 	relay_dconn_close(c);
+	return rc;
+}
+
+/* After a kept session broke down or said 421 (RFC 5321 §3.8: closing; a peer's own idle
+ * timeout), the recipients open again for a new session, unless one already has the
+ * message (an LMTP 250 before the failure): 0, else -1. */
+static int reopen(struct tx *t, int rc)
+{
+	int closing = 0;
+
+	for (size_t i = 0; i < t->n; i++) {
+		if (t->st[i] != RS_SKIP && t->res[i].status == QUEUE_DELIVERED)
+			return -1;
+		closing |= t->st[i] != RS_SKIP && t->res[i].code == 421;
+	}
+	if (rc != RELAY_IO_FAIL && !closing)
+		return -1;
+	for (size_t i = 0; i < t->n; i++)
+		if (t->st[i] != RS_SKIP)
+			t->st[i] = RS_SEND;
+	return 0;
+}
+
+/* A kept session the peer closed (or refused, 421) between two messages must not fail
+ * the message: it goes again, once, on a new session. */
+static int session(struct tx *t, int no_tls)
+{
+	char key[RELAY_DCACHE_KEY_MAX];
+	int rc;
+
+	relay_dcache_key(t->hop, key, sizeof(key));
+	if (no_tls) /* a plain-text retry after a failed handshake is not kept */
+		t->keep = 0;
+	rc = session_once(t, no_tls, 1, key);
+	if (t->reused && reopen(t, rc) == 0)
+		rc = session_once(t, no_tls, 0, key);
 	return rc;
 }
 
@@ -577,7 +649,8 @@ static int deliver_or_probe(const struct relay_settings *s, const struct relay_h
 	                 .tconn = seconds_or(s->connect_timeout, 30),
 	                 .tcmd = seconds_or(s->command_timeout, 300),
 	                 .tdata = seconds_or(s->data_timeout, 600),
-	                 .probe = probe};
+	                 .probe = probe,
+	                 .keep = !probe && s->connection_idle_time > 0};
 	for (size_t i = 0; i < n; i++) {
 		if (!path_ok(t->sender, 1))
 			result_set(&results[i], 0, QUEUE_FAILED,

@@ -15,11 +15,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 
 #include "control.h"
+#include "deliver_cache.h"
 #include "core/daemon.h"
 #include "dns/discover.h"
 #include "core/log.h"
@@ -27,6 +27,7 @@
 #include "core/ttlcache.h"
 #include "relayd.h"
 #include "dns/resolve.h"
+#include "http/https_client.h"
 
 #define SIGNER_START_WAIT_MS 10000
 
@@ -187,6 +188,7 @@ static void close_parts(struct relay_main *rm)
 	 * list; only then do the done() callbacks run and release the connections. */
 	relay_pool_stop(d->pool);
 	relay_pool_stop(d->dpool);
+	relay_dcache_clear(); /* after the workers: none can keep a session any more */
 	queue_close(d->qin);
 	queue_close(d->qout);
 	relay_pool_free(d->pool);
@@ -382,14 +384,13 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	if (make_state_dirs(&s, &e) < 0)
+	/* Before any thread starts: libcurl's global setup is not thread-safe. */
+	if (make_state_dirs(&s, &e) < 0 || https_init(&e) < 0)
 		goto fail;
 	if ((rm.sp = signer_start_prepare(&s, argc, argv, &e)) == NULL)
 		goto fail;
 	rm.d.s = &s;
-	curl_global_init(CURL_GLOBAL_DEFAULT);
 	rc = run(&rm, &e);
-	curl_global_cleanup();
 	signer_proc_free(rm.sp);
 	if (rc == 0)
 		goto out;

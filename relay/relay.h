@@ -121,6 +121,8 @@ struct relay_settings {
 	long long connect_timeout;
 	long long command_timeout;
 	long long data_timeout;
+	long long connection_idle_time;   /* seconds a session is kept for the next message */
+	long long connection_reuse_limit; /* most messages per delivery session */
 	long long backoff_base;
 	long long backoff_max;
 	long long queue_lifetime;

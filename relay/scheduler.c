@@ -14,6 +14,7 @@
 #include <event2/event.h>
 
 #include "core/log.h"
+#include "deliver_cache.h"
 #include "relayd.h"
 
 #define SCHED_MAX_HOPS 8
@@ -485,6 +486,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	schedule_queue(d, d->qin);
 	schedule_queue(d, d->qout);
 	log_repeat_flush(&mark_failed);
+	relay_dcache_sweep();
 	evtimer_add(d->sched_ev, &second);
 }
 

@@ -120,6 +120,11 @@ const struct conf_param relay_settings_table[] = {
      "longest wait for a reply to one command (RFC 5321 §4.5.3.2)"},
     {"data_timeout", CONF_DURATION, "600s", 1, 3600, S(data_timeout),
      "longest wait for the reply after the message (RFC 5321: 10 minutes)"},
+    {"connection_idle_time", CONF_DURATION, "2s", 0, 300, S(connection_idle_time),
+     "how long a delivery session waits, after RSET, for the next message to the same "
+     "next hop; 0: one session per message"},
+    {"connection_reuse_limit", CONF_INT, "100", 1, 100000, S(connection_reuse_limit),
+     "most messages one delivery session carries before QUIT"},
     {"backoff_base", CONF_DURATION, "60s", 1, 86400, S(backoff_base),
      "wait before the first retry; doubles each time"},
     {"backoff_max", CONF_DURATION, "1h", 1, 604800, S(backoff_max), "longest wait between retries"},

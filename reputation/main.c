@@ -8,11 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
-
 #include "core/daemon.h"
 #include "handlers.h"
 #include "http/http_settings.h"
+#include "http/https_client.h"
 #include "core/log.h"
 
 #define REPORTER_BUCKETS 100000
@@ -155,9 +154,9 @@ int main(int argc, char **argv)
 	}
 	log_level_parse(rep.cfg.log_level, &lvl);
 	log_init("anchor-reputation", lvl, rep.cfg.syslog);
-	/* Before any thread starts: curl_global_init is not thread-safe. */
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if ((rep.cfg.migrate_on_start &&
+	/* Before any thread starts: libcurl's global setup is not thread-safe. */
+	if (https_init(&e) < 0 ||
+	    (rep.cfg.migrate_on_start &&
 	     daemon_migrate(rep.cfg.db_conninfo, rep.cfg.sql_dir, &e) < 0) ||
 	    serve(&rep, &e) < 0) {
 		log_err(NULL, "%s", e.msg);

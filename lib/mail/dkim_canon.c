@@ -4,6 +4,7 @@
  * simple and relaxed canonicalisations of RFC 6376 §3.4.
  */
 #include <ctype.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -400,12 +401,48 @@ static void sink_relaxed_line(struct body_sink *s, const char *p, size_t len)
 	}
 }
 
-/* Whether a relaxed line reads the same as the line itself: no tab, no WSP run, no
- * trailing WSP (most lines of most mail). */
+#define BYTES_01 0x0101010101010101ULL
+#define BYTES_7F 0x7f7f7f7f7f7f7f7fULL
+
+/* The octets of x equal to c, each marked by its top bit (exact: no false marks). */
+static uint64_t bytes_equal(uint64_t x, unsigned char c)
+{
+	uint64_t y = x ^ (BYTES_01 * c);
+
+	return ~(((y & BYTES_7F) + BYTES_7F) | y | BYTES_7F);
+}
+
+/*
+ * Whether a relaxed line reads the same as the line itself: no tab, no WSP run, no
+ * trailing WSP (most lines of most mail).  One pass, eight octets at a time (a
+ * memchr for the tab and a memmem for two spaces read each line twice, and memmem is
+ * slow on a two-octet needle); a space pair across two words is caught by carrying
+ * the last octet's mark over.
+ */
 static int relaxed_as_is(const char *p, size_t len)
 {
-	return (len == 0 || !is_wsp(p[len - 1])) && memchr(p, '\t', len) == NULL &&
-	       memmem(p, len, "  ", 2) == NULL;
+	uint64_t carry = 0; /* the previous octet was a space: bit 7 */
+	size_t i = 0;
+
+	if (len > 0 && is_wsp(p[len - 1]))
+		return 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	for (; i + 8 <= len; i += 8) {
+		uint64_t x, sp;
+
+		memcpy(&x, p + i, 8);
+		sp = bytes_equal(x, ' ');
+		if (bytes_equal(x, '\t') != 0 || (sp & ((sp << 8) | carry)) != 0)
+			return 0;
+		carry = sp >> 56;
+	}
+#endif
+	for (; i < len; i++) {
+		if (p[i] == '\t' || (p[i] == ' ' && carry != 0))
+			return 0;
+		carry = p[i] == ' ';
+	}
+	return 1;
 }
 
 /*

@@ -342,7 +342,8 @@ def test_anchored_domain_gets_mail_over_pinned_tls(anchored, anchored_dns_server
                       inbound_next_hop=inner.hop, tls_cert_file=anchored.mta_chain,
                       tls_key_file=anchored.mta_key)
     sender = make_relay(start=False, sign_domains={"x.test": ["ed25519"]},
-                        keyserver_cacert=anchored.tls.ca, smtp_port=legacy.port, control=True)
+                        keyserver_cacert=anchored.tls.ca, smtp_port=legacy.port, control=True,
+                        connection_idle_time="0")  # each delivery its own session: resumed
     dns = anchored_dns_server(sender.records())
     for r in (recv, sender):
         r.params["dns_server"] = dns.resolver

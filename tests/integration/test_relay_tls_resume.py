@@ -93,7 +93,8 @@ def resumed_total(client):
 
 def test_second_delivery_resumes_the_tls_session(make_relay, tls, tls_sink, mx_dns):
     relay = make_relay(sign_domains={"x.test": ["ed25519"]}, dns_server=mx_dns.resolver,
-                       smtp_port=tls_sink.port, outbound_tls="encrypt", control=True)
+                       smtp_port=tls_sink.port, outbound_tls="encrypt", control=True,
+                       connection_idle_time="0")  # a new session per message: no reuse
     client = anchorlib.Client(relay.control_url, tls.ca)
     assert resumed_total(client) == 0
 

@@ -452,6 +452,39 @@ static void test_body_hash_matches_canon(void **state)
 	}
 }
 
+/* Lines that relaxed canonicalisation must change (a tab, two spaces, a trailing space) at
+ * every offset, around the eight-octet steps of the one-pass check, beside ones it keeps. */
+static void test_relaxed_lines_at_every_offset(void **state)
+{
+	static const char *const marks[] = {"  ", "\t", " \t", "\t ", " ", "   "};
+	char body[64];
+
+	(void)state;
+	for (size_t m = 0; m < sizeof(marks) / sizeof(marks[0]); m++)
+		for (size_t len = 1; len <= 40; len++)
+			for (size_t at = 0; at + strlen(marks[m]) <= len; at++) {
+				uint8_t h1[32], h2[32];
+				size_t clen;
+				struct err e;
+				int trunc;
+				char *want;
+
+				memset(body, 'a', len);
+				memcpy(body + at, marks[m], strlen(marks[m]));
+				memcpy(body + len, "\r\nz\r\n", 6);
+				want = dkim_canon_body(DKIM_CANON_RELAXED, body, len + 6, &clen);
+				assert_non_null(want);
+				assert_int_equal(dkim_body_hash(DKIM_CANON_RELAXED, body, len + 6,
+				                                -1, h1, &trunc, &e),
+				                 0);
+				crypto_sha256(want, clen, h2);
+				if (memcmp(h1, h2, 32) != 0)
+					fail_msg("mark %zu, line of %zu, at %zu: wrong hash", m,
+					         len, at);
+				free(want);
+			}
+}
+
 /* ---- sign and verify ---- */
 
 static void round_trip(EVP_PKEY *key, const char *rec, const char *alg)
@@ -778,6 +811,7 @@ int main(void)
 	    cmocka_unit_test(test_msg_parse),
 	    cmocka_unit_test(test_body_length_tag),
 	    cmocka_unit_test(test_body_hash_matches_canon),
+	    cmocka_unit_test(test_relaxed_lines_at_every_offset),
 	    cmocka_unit_test(test_round_trip_rsa),
 	    cmocka_unit_test(test_round_trip_ed25519),
 	    cmocka_unit_test(test_tampering),
