@@ -9,7 +9,10 @@
 # Each row prints messages accepted/s and delivered/s; then the ratio relay/Postfix.
 # Without BUILD_DIR/anchor-relay, only the Postfix + OpenDKIM rows run.
 #
-# Usage: bench/relay.sh BUILD_DIR   (make bench passes build/release)
+# With --chunking: relay to relay (A -> B -> smtp-sink), A's client sending with BDAT beside
+# the same run with DATA (smtp_chunking = no); see bench/relay_load.py.
+#
+# Usage: bench/relay.sh BUILD_DIR [--chunking]   (make bench passes build/release)
 # Knobs: BENCH_RELAY_COUNT, BENCH_RELAY_SIZE, BENCH_RELAY_SESSIONS, BENCH_RELAY_WARMUP.
 # Needs root (Postfix instances, smtp-sink -u postfix); only loopback addresses are used.
 set -euo pipefail
@@ -25,4 +28,4 @@ done
 if [[ ! -x $BIN/anchor-relay ]]; then
 	echo "bench/relay.sh: $BIN/anchor-relay is missing: measuring Postfix + OpenDKIM only" >&2
 fi
-exec /usr/bin/python3 "$SRC/bench/relay_load.py" "$BIN"
+exec /usr/bin/python3 "$SRC/bench/relay_load.py" "$BIN" "${@:2}"

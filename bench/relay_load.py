@@ -23,6 +23,13 @@ CPU 0, smtp-source, smtp-sink and NSD to CPU 1; each row also gives the server's
 (user+system of its process trees, reaped children included) per message.
 Knobs: BENCH_RELAY_COUNT (2000), BENCH_RELAY_SIZE (4096), BENCH_RELAY_SESSIONS (20),
 BENCH_RELAY_WARMUP (100).  Loopback only.
+
+relay_load.py BUILD_DIR --chunking: relay to relay instead, BDAT beside DATA in one run.
+smtp-source -> anchor-relay A (inbound) -> anchor-relay B (inbound) -> smtp-sink: A's
+delivery client hands each message to B with BDAT (B offers CHUNKING, A has
+smtp_chunking = yes), then, in a second row with the same load, with DATA (a second A with
+smtp_chunking = no).  Both relays run pinned to CPU 0, the rest to CPU 1, as above.  Before
+each timed run one message goes through and must arrive with both relays' trace fields.
 """
 
 import os
@@ -229,5 +236,46 @@ def main():
         anchorlib.remove_tree(work)
 
 
+def both_relays_ok(m):
+    got = " ".join(m.header("Received"))
+    return None if got.count("(anchor-relay)") >= 2 else f"not through both relays: {got!r}"
+
+
+def chunking_main():
+    """A -> B with BDAT, then with DATA: messages/s end to end, server CPU per message."""
+    os.sched_setaffinity(0, {1})
+    work = rx._workdir("anchor-bench-relay-chunking-")
+    st = Stack()
+    try:
+        plain = rx.message_file(work / "plain.eml", sender=SENDER, to=RCPT_IN, size=SIZE)
+        sink = st.add(rx.SmtpSink(work / "sink", dump=False))
+        common = dict(log_level="warning", local_domains="dest.test", control=False,
+                      max_connections_per_ip=1000)
+        print(f"== {COUNT} messages of {SIZE} bytes (+ headers), smtp-source -s {SESSIONS}, "
+              f"relay A -> relay B -> smtp-sink; warm-up {WARMUP}; {os.cpu_count()} cores")
+        print(f"{'':44}{'accepted/s':>12}{'delivered/s':>12}{'seconds':>10}"
+              f"{'µs CPU/msg':>12}")
+        rows = {}
+        for mode, chunking in (("BDAT", "yes"), ("DATA", "no")):
+            # a fresh pair per row: nothing one row left queued reaches the next
+            b = st.add(rx.Relay(work / f"b-{mode}", hostname="b.relay.test",
+                                inbound_next_hop=sink.hop, **common).start())
+            a = st.add(rx.Relay(work / f"a-{mode}", hostname="a.relay.test",
+                                inbound_next_hop=f"smtp:127.0.0.1:{b.inbound_port}",
+                                smtp_chunking=chunking, **common).start())
+            rows[mode] = measure(a.inbound_port, sink, plain, f"relay to relay, {mode}", (a, b),
+                                 rcpt=RCPT_IN, verdict=both_relays_ok,
+                                 pids=(a.proc.pid, b.proc.pid))
+            row(f"anchor-relay -> anchor-relay, {mode}", *rows[mode])
+            a.stop()
+            b.stop()
+        print(f"ratio BDAT/DATA (delivered/s): {rows['DATA'][1] / rows['BDAT'][1]:.2f}x; "
+              f"server CPU per message: {rows['BDAT'][2] / rows['DATA'][2]:.2f}x")
+        return 0
+    finally:
+        st.stop()
+        anchorlib.remove_tree(work)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(chunking_main() if "--chunking" in sys.argv[2:] else main())

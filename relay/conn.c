@@ -102,6 +102,7 @@ void relayd_txn_reset(struct relayd_conn *c)
 	free(c->rcpts);
 	c->rcpts = NULL;
 	c->nrcpt = 0;
+	c->requiretls = 0;
 }
 
 int relayd_txn_add_rcpt(struct relayd_conn *c, const char *rcpt)

@@ -4,7 +4,8 @@
  *
  * One call is one session to one hop: connect (TCP or a Unix socket),
  * greeting, EHLO/LHLO, STARTTLS when offered, MAIL, RCPT per recipient,
- * DATA with dot-stuffing, QUIT.  Every wait is a poll() against a deadline
+ * the body (BDAT when the peer offers CHUNKING, RFC 3030, else DATA with
+ * dot-stuffing), QUIT.  Every wait is a poll() against a deadline
  * (connect_timeout, command_timeout, data_timeout), so a stalled peer costs
  * a worker at most that long.
  *
@@ -218,43 +219,68 @@ static int has_8bit(const char *b, size_t len)
 }
 
 /*
- * The body, dot-stuffed (RFC 5321 §4.5.2), then CRLF "." CRLF.  A bare CR or
- * LF becomes CRLF, so that no peer can see an end of data the relay did not
- * send (SMTP smuggling); a body without a final line ending gets one.
+ * The body as it goes on the wire: a bare CR or LF becomes CRLF, so that no
+ * peer can see an end of data the relay did not send (SMTP smuggling), and a
+ * body without a final line ending gets one; dot-stuffed (RFC 5321 §4.5.2)
+ * for DATA, as is for BDAT.  emit 0 only counts the octets (BDAT's size).
+ * Returns the count, or -1 when a write failed.
  */
-static int send_body(struct tx *t)
+static long long body_wire(struct tx *t, int stuff, int emit)
 {
 	char out[DELIVER_OUT_CHUNK + 8];
 	size_t o = 0;
+	long long total = 0;
 	int bol = 1;
 
-	for (size_t i = 0; i < t->len; i++) {
-		char ch = t->body[i];
+	for (size_t i = 0; i <= t->len; i++) {
+		char ch = i < t->len ? t->body[i] : '\n'; /* the final line ending, if missing */
+
+		if (i == t->len && bol)
+			break;
 		if (o + 4 > DELIVER_OUT_CHUNK) {
-			if (relay_dconn_write(&t->c, out, o, t->tdata) < 0)
-				return RELAY_IO_FAIL;
+			if (emit && relay_dconn_write(&t->c, out, o, t->tdata) < 0)
+				return -1;
+			total += (long long)o;
 			o = 0;
 		}
-		if (bol && ch == '.')
+		if (stuff && bol && ch == '.')
 			out[o++] = '.';
-		if (ch == '\r' || ch == '\n') {
-			if (ch == '\r' && i + 1 < t->len && t->body[i + 1] == '\n')
-				i++;
-			out[o++] = '\r';
-			out[o++] = '\n';
-			bol = 1;
-		} else {
+		bol = ch == '\r' || ch == '\n';
+		if (!bol) {
 			out[o++] = ch;
-			bol = 0;
+			continue;
 		}
-	}
-	if (!bol) {
+		if (ch == '\r' && i + 1 < t->len && t->body[i + 1] == '\n')
+			i++;
 		out[o++] = '\r';
 		out[o++] = '\n';
 	}
-	memcpy(out + o, ".\r\n", 3);
-	o += 3;
-	return relay_dconn_write(&t->c, out, o, t->tdata);
+	if (emit && o > 0 && relay_dconn_write(&t->c, out, o, t->tdata) < 0)
+		return -1;
+	return total + (long long)o;
+}
+
+/* DATA's body and its terminator. */
+static int send_body(struct tx *t)
+{
+	if (body_wire(t, 1, 1) < 0)
+		return RELAY_IO_FAIL;
+	return relay_dconn_write(&t->c, ".\r\n", 3, t->tdata);
+}
+
+static int data_replies(struct tx *t);
+
+/* CHUNKING (RFC 3030): the body as one BDAT LAST chunk, sent once a recipient is accepted;
+ * the reply after it is the final one, as after DATA's terminator. */
+static int send_bdat(struct tx *t)
+{
+	char cmd[48];
+	long long n = body_wire(t, 0, 0);
+	int o = snprintf(cmd, sizeof(cmd), "BDAT %lld LAST\r\n", n);
+
+	if (relay_dconn_write(&t->c, cmd, (size_t)o, t->tcmd) < 0 || body_wire(t, 0, 1) < 0)
+		return RELAY_IO_FAIL;
+	return data_replies(t);
 }
 
 /* After the body: SMTP gives one reply for all, LMTP one per accepted recipient
@@ -306,8 +332,9 @@ static int mail_command(struct tx *t, char *buf, size_t len)
 
 	if (t->caps.size)
 		snprintf(size, sizeof(size), " SIZE=%zu", t->len);
-	return snprintf(buf, len, "MAIL FROM:<%s>%s%s\r\n", t->sender, size,
-	                t->caps.eightbitmime && has_8bit(t->body, t->len) ? " BODY=8BITMIME" : "");
+	return snprintf(buf, len, "MAIL FROM:<%s>%s%s%s\r\n", t->sender, size,
+	                t->caps.eightbitmime && has_8bit(t->body, t->len) ? " BODY=8BITMIME" : "",
+	                t->hop->requiretls ? " REQUIRETLS" : "");
 }
 
 /* One reply of the window: what it says about the recipients. */
@@ -349,7 +376,8 @@ static int transaction(struct tx *t)
 	size_t k = 0, sent = 0, naccepted = 0, total, window, per = RELAY_DELIVER_PATH_MAX + 64;
 	size_t *order = malloc(t->n * sizeof(*order));
 	char *buf = malloc(DELIVER_WINDOW * per);
-	int mail_failed = 0, rc = RELAY_IO_OK;
+	int mail_failed = 0, rc = RELAY_IO_OK,
+	    bdat = t->caps.chunking && t->s->smtp_chunking && !t->probe;
 
 	if (order == NULL || buf == NULL) {
 		relay_dconn_fail(&t->c, "out of memory");
@@ -366,11 +394,13 @@ static int transaction(struct tx *t)
 			           t->c.peer, t->len, t->caps.size_max);
 		goto out;
 	}
-	total = t->probe ? k + 1 : k + 2; /* a probe sends no DATA */
+	/* a probe sends no DATA; BDAT goes after the RCPT replies (send_bdat) */
+	total = t->probe || bdat ? k + 1 : k + 2;
 	window = t->caps.pipelining ? DELIVER_WINDOW : 1;
 	while (sent < total && rc == RELAY_IO_OK && !mail_failed) {
 		size_t end = sent + window < total ? sent + window : total, o = 0;
-		if (!t->probe && !t->caps.pipelining && sent == total - 1 && naccepted == 0)
+		if (!t->probe && !bdat && !t->caps.pipelining && sent == total - 1 &&
+		    naccepted == 0)
 			break;
 		for (size_t j = sent; j < end; j++) {
 			if (j == 0)
@@ -386,6 +416,8 @@ static int transaction(struct tx *t)
 			rc = window_reply(t, j, order, k, &mail_failed, &naccepted);
 		sent = end;
 	}
+	if (bdat && rc == RELAY_IO_OK && !mail_failed && naccepted > 0)
+		rc = send_bdat(t);
 	for (size_t m = 0; t->probe && rc == RELAY_IO_OK && m < k; m++)
 		if (t->st[order[m]] == RS_ACCEPTED)
 			result_set(&t->res[order[m]], 250, QUEUE_DELIVERED,
@@ -394,6 +426,35 @@ out:
 	free(order);
 	free(buf);
 	return rc;
+}
+
+/*
+ * REQUIRETLS (RFC 8689 §4.2.1): a message that carries it goes only over TLS
+ * to a peer whose certificate was verified (here: the hop's pin, the only
+ * verification this client does; MX hosts of legacy domains are not verified)
+ * and that offers REQUIRETLS, which then gets the parameter on.  Anything
+ * else returns the message: never a retry that might go in clear.
+ */
+static int requiretls_ok(const struct tx *t)
+{
+	return !t->hop->requiretls ||
+	       (t->c.ssl != NULL && t->hop->pin[0] != '\0' && t->caps.requiretls);
+}
+
+static void requiretls_return(struct tx *t)
+{
+	const char *why = t->c.ssl == NULL         ? "no TLS"
+	                  : t->hop->pin[0] == '\0' ? "certificate not verified"
+	                                           : "REQUIRETLS not offered";
+
+	for (size_t i = 0; i < t->n; i++) {
+		if (t->st[i] != RS_SEND)
+			continue;
+		/* an SMTP reply of our own, so that the bounce's Status is 5.7.30 */
+		result_set(&t->res[i], 550, QUEUE_FAILED,
+		           "550 5.7.30 REQUIRETLS support required (%s: %s)", t->c.peer, why);
+		t->st[i] = RS_FINAL;
+	}
 }
 
 /* QUIT, whose outcome changes nothing: in particular a peer that refused us (a 554
@@ -465,7 +526,9 @@ static int session_once(struct tx *t, int no_tls, int cached, const char *key)
 	struct relay_dconn *c = &t->c;
 	int rc = open_session(t, no_tls, cached, key);
 
-	if (rc == RELAY_IO_OK)
+	if (rc == RELAY_IO_OK && !requiretls_ok(t))
+		requiretls_return(t);
+	else if (rc == RELAY_IO_OK)
 		rc = transaction(t);
 	if (rc == RELAY_IO_OK)
 		keep_or_quit(t, key);

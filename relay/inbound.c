@@ -134,6 +134,7 @@ static int in_mail(void *ctx, struct smtp_session *s, const struct smtp_command 
 
 	(void)s;
 	relayd_txn_reset(c);
+	c->requiretls = cmd->requiretls;
 	if ((c->sender = strdup(cmd->path)) == NULL)
 		relayd_reply_set(r, 451, "4.3.0", "Out of memory");
 	return SMTP_DECIDED;

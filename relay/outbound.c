@@ -38,6 +38,7 @@ static int sub_mail(void *ctx, struct smtp_session *s, const struct smtp_command
 		                 user ? user : "(nobody)");
 		return SMTP_DECIDED;
 	}
+	c->requiretls = cmd->requiretls;
 	if ((c->sender = strdup(cmd->path)) == NULL)
 		relayd_reply_set(r, 451, "4.3.0", "Out of memory");
 	return SMTP_DECIDED;

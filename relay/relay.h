@@ -118,6 +118,7 @@ struct relay_settings {
 	long long smtp_port;        /* port for MX (legacy) deliveries; 25 */
 	char *outbound_tls;         /* legacy peers: "may" (opportunistic) or "encrypt" */
 	int direct_allow_private;   /* direct endpoints on loopback/private addresses: tests */
+	int smtp_chunking;          /* BDAT to a next hop that offers CHUNKING (RFC 3030) */
 	long long connect_timeout;
 	long long command_timeout;
 	long long data_timeout;
@@ -471,6 +472,7 @@ struct relay_hop {
 	uint16_t port;
 	int tls_required;   /* refuse to send without STARTTLS */
 	char pin[64];       /* "sha256:..": the peer's chain must end in this root; "" none */
+	int requiretls;     /* the message has REQUIRETLS (RFC 8689): see deliver.c */
 	char tls_name[256]; /* name the peer certificate must carry; "" any */
 };
 
@@ -549,7 +551,7 @@ void relay_smtp_reply_oneline(const struct relay_smtp_reply *r, char *out, size_
 
 /* What an EHLO/LHLO reply offers. */
 struct relay_smtp_caps {
-	int pipelining, starttls, eightbitmime, enhancedstatuscodes, size;
+	int pipelining, starttls, eightbitmime, enhancedstatuscodes, size, chunking, requiretls;
 	unsigned long long size_max; /* SIZE's limit; 0: none given */
 };
 void relay_smtp_caps_parse(const struct relay_smtp_reply *ehlo, struct relay_smtp_caps *caps);

@@ -100,6 +100,7 @@ struct relayd_conn {
 	char *sender;
 	char **rcpts;
 	size_t nrcpt;
+	int requiretls; /* MAIL ... REQUIRETLS: queued with QUEUE_F_REQUIRETLS */
 	/* reputation at connect/HELO */
 	struct relay_rep_answer rep;
 	int rep_known;    /* the service answered */

@@ -231,6 +231,9 @@ static void deliver_outbound(struct djob *j, const struct queue_msg *m, const ch
 		    relay_route(j->d->resolve, j->d->host_addrs, j->d->s, j->addrs[i], plan[i].hops,
 		                SCHED_MAX_HOPS, &plan[i].nhops, plan[i].rcpt, &e);
 
+		for (k = 0; k < plan[i].nhops; k++) /* RFC 8689: TLS all the way, or returned */
+			plan[i].hops[k].requiretls = (m->flags & QUEUE_F_REQUIRETLS) != 0;
+
 		if (rc < 0 || plan[i].nhops == 0) {
 			int permanent = rc < 0 && !err_is_temporary(e.kind);
 

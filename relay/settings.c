@@ -115,6 +115,8 @@ const struct conf_param relay_settings_table[] = {
      "address (tests only; otherwise such an endpoint is skipped for the domain's servers)"},
     {"outbound_tls", CONF_STR, "may", 0, 0, S(outbound_tls),
      "TLS to legacy domains: may (opportunistic) or encrypt; anchored ones always verify"},
+    {"smtp_chunking", CONF_BOOL, "yes", 0, 1, S(smtp_chunking),
+     "send messages with BDAT (RFC 3030) to a next hop that offers CHUNKING; no: always DATA"},
     {"connect_timeout", CONF_DURATION, "30s", 1, 600, S(connect_timeout),
      "longest wait to connect to a next hop"},
     {"command_timeout", CONF_DURATION, "300s", 1, 3600, S(command_timeout),

@@ -1,7 +1,7 @@
 /*
  * smtp_reply.c - SMTP/LMTP replies as the delivery client reads them
- * (RFC 5321 §4.2, RFC 3463 enhanced codes, RFC 2920 / 1870 / 6152 / 3207
- * EHLO keywords).
+ * (RFC 5321 §4.2, RFC 3463 enhanced codes, RFC 2920 / 1870 / 6152 / 3207 /
+ * 3030 / 8689 EHLO keywords).
  *
  * The peer is untrusted: a reply is taken only when every line carries the
  * same three-digit code in 200..599 followed by ' ' (last line), '-' (more
@@ -174,6 +174,10 @@ static void caps_line(const char *s, size_t n, struct relay_smtp_caps *c)
 		c->starttls = 1;
 	else if (kw == 8 && strncasecmp(s, "8BITMIME", 8) == 0)
 		c->eightbitmime = 1;
+	else if (kw == 8 && strncasecmp(s, "CHUNKING", 8) == 0)
+		c->chunking = 1;
+	else if (kw == 10 && strncasecmp(s, "REQUIRETLS", 10) == 0)
+		c->requiretls = 1;
 	else if (kw == 19 && strncasecmp(s, "ENHANCEDSTATUSCODES", 19) == 0)
 		c->enhancedstatuscodes = 1;
 	else if (kw == 4 && strncasecmp(s, "SIZE", 4) == 0) {

@@ -59,7 +59,10 @@ struct queue_msg {
 	uint64_t size; /* bytes of the message */
 	size_t nrcpt;
 	struct queue_rcpt *rcpts;
+	unsigned flags; /* QUEUE_F_*; the record's optional "flags" line */
 };
+
+#define QUEUE_F_REQUIRETLS 1u /* MAIL FROM ... REQUIRETLS (RFC 8689): TLS all the way */
 
 struct queue_opts {
 	const char *dir;       /* spool directory, created 0700 if missing */
@@ -112,6 +115,10 @@ void queue_close(struct queue *q);
 int queue_submit(struct queue *q, const char *sender, const char *const *rcpts, size_t nrcpt,
                  const void *body, size_t len, queue_commit_cb cb, void *arg,
                  char id_out[QUEUE_ID_MAX], struct err *e);
+/* The same with envelope flags (QUEUE_F_*), kept in the message's record. */
+int queue_submit_flags(struct queue *q, unsigned flags, const char *sender,
+                       const char *const *rcpts, size_t nrcpt, const void *body, size_t len,
+                       queue_commit_cb cb, void *arg, char id_out[QUEUE_ID_MAX], struct err *e);
 
 /* Commit everything pending now, in the caller's thread; returns how many were committed
  * (successfully or not).  Harmless with a commit thread running. */

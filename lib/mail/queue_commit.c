@@ -96,6 +96,13 @@ int queue_submit(struct queue *q, const char *sender, const char *const *rcpts, 
                  const void *body, size_t len, queue_commit_cb cb, void *arg,
                  char id_out[QUEUE_ID_MAX], struct err *e)
 {
+	return queue_submit_flags(q, 0, sender, rcpts, nrcpt, body, len, cb, arg, id_out, e);
+}
+
+int queue_submit_flags(struct queue *q, unsigned flags, const char *sender,
+                       const char *const *rcpts, size_t nrcpt, const void *body, size_t len,
+                       queue_commit_cb cb, void *arg, char id_out[QUEUE_ID_MAX], struct err *e)
+{
 	struct queue_job *j = NULL;
 
 	if (envelope_check(sender, rcpts, nrcpt, e) < 0)
@@ -104,6 +111,7 @@ int queue_submit(struct queue *q, const char *sender, const char *const *rcpts, 
 		goto oom;
 	if ((j->m = envelope_new(sender, rcpts, nrcpt, len, e)) == NULL)
 		goto fail;
+	j->m->flags = flags;
 	memcpy(j->body, body, len);
 	j->len = len;
 	j->cb = cb;

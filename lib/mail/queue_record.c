@@ -8,12 +8,14 @@
  *   arrival 1700000000
  *   size 1234
  *   sender alice@example.org          ("sender " for the null reverse-path)
+ *   flags requiretls                  (only when a flag is set: records written
+ *                                      before flags existed read back unchanged)
  *   rcpt deferred 2 1700000300 bob@example.net
  *   reply 451 4.7.0 try again later   (one after every rcpt line, maybe empty)
  *   end
  *
  * followed by exactly `size` bytes of message.  The parser is strict (no
- * optional fields, no leniency about numbers or order) because a record that
+ * optional fields but "flags", no leniency about numbers or order) because a record that
  * does not read back exactly is a corrupted spool file, to be quarantined.
  */
 #include <inttypes.h>
@@ -78,6 +80,7 @@ struct queue_msg *queue_msg_dup(const struct queue_msg *m)
 	memcpy(c->id, m->id, sizeof(c->id));
 	c->arrival = m->arrival;
 	c->size = m->size;
+	c->flags = m->flags;
 	c->sender = strdup(m->sender);
 	c->rcpts = calloc(m->nrcpt ? m->nrcpt : 1, sizeof(*c->rcpts));
 	if (c->sender == NULL || c->rcpts == NULL)
@@ -108,6 +111,8 @@ char *queue_record_format(const struct queue_msg *m, size_t *len, struct err *e)
 	}
 	fprintf(f, MAGIC "\nid %s\narrival %" PRId64 "\nsize %" PRIu64 "\nsender %s\n", m->id,
 	        m->arrival, m->size, m->sender);
+	if (m->flags & QUEUE_F_REQUIRETLS)
+		fputs("flags requiretls\n", f);
 	for (size_t i = 0; i < m->nrcpt; i++) {
 		const struct queue_rcpt *r = &m->rcpts[i];
 		fprintf(f, "rcpt %s %u %" PRId64 " %s\nreply %s\n", queue_status_name(r->status),
@@ -269,6 +274,13 @@ static int parse_envelope(struct cursor *c, struct queue_msg *m)
 		return -1;
 	if (n > 0 && !queue_addr_valid(m->sender))
 		return err_set(c->e, ERR_INPUT, "queue_record", "bad sender address");
+	if ((size_t)(c->end - c->p) < 6 || memcmp(c->p, "flags ", 6) != 0)
+		return 0;
+	if (value(c, "flags", 0, &v, &n) < 0)
+		return -1;
+	if (n != 10 || memcmp(v, "requiretls", 10) != 0)
+		return err_set(c->e, ERR_INPUT, "queue_record", "unknown flags");
+	m->flags = QUEUE_F_REQUIRETLS;
 	return 0;
 }
 

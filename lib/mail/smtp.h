@@ -12,14 +12,19 @@
  *    pipelined commands are always answered in order.
  *
  * ESMTP extensions: PIPELINING, 8BITMIME, SIZE, STARTTLS, ENHANCEDSTATUSCODES,
- * and AUTH (RFC 4954: PLAIN, RFC 4616, and LOGIN) when the config enables it.
- * Rules enforced (see smtp_session.c for the why of each):
+ * CHUNKING (RFC 3030: BDAT, smtp_text.c), REQUIRETLS (RFC 8689; only on a TLS
+ * session, MAIL ... REQUIRETLS in clear is 530 5.7.10) and AUTH (RFC 4954: PLAIN, RFC 4616, and
+ * LOGIN) when the config enables it. Rules enforced (see smtp_session.c for the why of each):
  *  - command order (503 5.5.1), 512-octet command lines (500 5.5.2),
  *    bare LF or CR in a command line (500 5.5.2, RFC 5321 §2.3.8);
  *  - in DATA: only CRLF "." CRLF ends the message (no bare-LF terminator:
  *    SMTP smuggling), dot-unstuffing, a bare LF or CR rejects the message
  *    with 550 5.6.0, a line over 1000 octets with 550 5.6.0, a message over
  *    the SIZE limit with 552 5.3.4, all answered after the terminator;
+ *  - BDAT: the same checks on the chunks' octets (across chunk boundaries),
+ *    answered after the chunk that shows the fault; every chunk is read to
+ *    its stated end even when refused (503 out of order or mixed with DATA,
+ *    552 5.3.4 over the SIZE limit); a size that cannot be read: 501, close;
  *  - input before the greeting (early talker): 554 5.5.0 and close;
  *  - bytes after STARTTLS in the same read are discarded (CVE-2011-0411);
  *  - at most max_rcpts recipients (452 4.5.3), max_errors errors (421);
@@ -61,6 +66,7 @@ enum smtp_verb {
 	SMTP_STARTTLS,
 	SMTP_HELP,
 	SMTP_AUTH, /* only with SMTP_PARSE_AUTH */
+	SMTP_BDAT, /* RFC 3030 */
 };
 
 enum smtp_body {
@@ -82,14 +88,20 @@ struct smtp_command {
 	char arg[SMTP_LINE_MAX];
 	/* MAIL/RCPT: the mailbox without brackets or source route; "" for <>. */
 	char path[SMTP_PATH_MAX];
-	int null_path; /* MAIL FROM:<> */
-	int has_size;  /* MAIL ... SIZE=n given */
-	uint64_t size; /* its value */
+	int null_path;  /* MAIL FROM:<> */
+	int has_size;   /* MAIL ... SIZE=n given */
+	int requiretls; /* MAIL ... REQUIRETLS (RFC 8689) */
+	uint64_t size;  /* its value */
 	enum smtp_body body;
 	/* AUTH: the mechanism (upper case) and the initial response, still base64;
 	 * "=" (an empty response) is has_initial with initial "". */
 	char mech[24];
 	int has_initial;
+	/* BDAT: the chunk's size (chunk_known: it could be read, also when the
+	 * command is refused for another reason) and its LAST marker. */
+	uint64_t chunk_size;
+	int chunk_known;
+	int chunk_last;
 	/* On failure: the reply the client gets (e.g. 501 5.1.7 ...). */
 	struct smtp_reply error;
 };

@@ -256,7 +256,14 @@ static int parse_params(const char *p, const char *end, struct smtp_command *out
 				if ((unsigned char)*c < 33 || (unsigned char)*c > 126 || *c == '=')
 					return fail(out, e, 501, "5.5.4", "Bad parameter syntax");
 		}
-		if (out->verb == SMTP_MAIL && kwlen == 4 && strncasecmp(kw, "SIZE", 4) == 0) {
+		if (out->verb == SMTP_MAIL && kwlen == 10 &&
+		    strncasecmp(kw, "REQUIRETLS", 10) == 0) {
+			/* RFC 8689 §3: no value; the session takes it over TLS only */
+			if (out->requiretls || eq != NULL)
+				return fail(out, e, 501, "5.5.4", "Bad REQUIRETLS parameter");
+			out->requiretls = 1;
+		} else if (out->verb == SMTP_MAIL && kwlen == 4 &&
+		           strncasecmp(kw, "SIZE", 4) == 0) {
 			if (out->has_size || eq == NULL)
 				return fail(out, e, 501, "5.5.4", "Bad SIZE parameter");
 			if (parse_size(v, vlen, out, e) < 0)
@@ -319,11 +326,12 @@ static const struct verb_name verbs[] = {
     {"NOOP", SMTP_NOOP}, {"QUIT", SMTP_QUIT},
     {"VRFY", SMTP_VRFY}, {"STARTTLS", SMTP_STARTTLS},
     {"HELP", SMTP_HELP}, {"AUTH", SMTP_AUTH}, /* only with SMTP_PARSE_AUTH, else 502 below */
+    {"BDAT", SMTP_BDAT},
 };
 
 /* Verbs that exist but are not offered here: RFC 5321 §4.2.4 wants 502 for them, not 500. */
 static const char *const unoffered_verbs[] = {
-    "EXPN", "TURN", "ETRN", "AUTH", "BDAT", "SEND", "SOML", "SAML", "ATRN", "XCLIENT",
+    "EXPN", "TURN", "ETRN", "AUTH", "SEND", "SOML", "SAML", "ATRN", "XCLIENT",
 };
 
 static int b64_value(unsigned char c)
@@ -410,6 +418,33 @@ static int parse_auth(const char *p, const char *end, struct smtp_command *out, 
 	return 0;
 }
 
+/*
+ * "BDAT" SP chunk-size [SP "LAST"] (RFC 3030 §2).  The size is kept whenever
+ * it could be read, so that the session can skip the chunk of a refused
+ * command; without it the octets that follow cannot be told from commands.
+ */
+static int parse_bdat(const char *p, const char *end, struct smtp_command *out, struct err *e)
+{
+	uint64_t n = 0;
+	const char *q = p;
+
+	for (; q < end && *q >= '0' && *q <= '9'; q++) {
+		if (n > (UINT64_MAX - (uint64_t)(*q - '0')) / 10)
+			return fail(out, e, 501, "5.5.4", "Syntax: BDAT chunk-size [LAST]");
+		n = n * 10 + (uint64_t)(*q - '0');
+	}
+	if (q == p || q - p > 20 || (q < end && *q != ' '))
+		return fail(out, e, 501, "5.5.4", "Syntax: BDAT chunk-size [LAST]");
+	out->chunk_size = n;
+	out->chunk_known = 1;
+	if (q == end)
+		return 0;
+	if (end - q != 5 || strncasecmp(q + 1, "LAST", 4) != 0)
+		return fail(out, e, 501, "5.5.4", "Syntax: BDAT chunk-size [LAST]");
+	out->chunk_last = 1;
+	return 0;
+}
+
 int smtp_parse_command(const char *line, size_t len, struct smtp_command *out, struct err *e)
 {
 	return smtp_parse_command_opts(line, len, 0, out, e);
@@ -464,6 +499,8 @@ int smtp_parse_command_opts(const char *line, size_t len, int opts, struct smtp_
 		return parse_mail_rcpt(p, end, out, e);
 	case SMTP_AUTH:
 		return parse_auth(p, end, out, e);
+	case SMTP_BDAT:
+		return parse_bdat(p, end, out, e);
 	case SMTP_VRFY:
 		if (p == end)
 			return fail(out, e, 501, "5.5.4", "Syntax: VRFY address");

@@ -3,10 +3,11 @@
  *
  * Input is consumed byte by byte, so the replies never depend on how the
  * client's bytes were split into packets.  A command is handled once its
- * CRLF arrives; after DATA's 354 the following bytes are message text, and
- * after AUTH's 334 the next line is a base64 response (RFC 4954 §4).
+ * CRLF arrives; after DATA's 354 or BDAT the following bytes are message text
+ * (smtp_text.c), and after AUTH's 334 the next line is a base64 response (RFC 4954 §4).
  */
 #include "mail/smtp.h"
+#include "mail/smtp_text.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -46,12 +47,8 @@ struct smtp_session {
 	struct smtp_command cmd; /* the command whose decision is pending */
 	enum smtp_verb pending;  /* SMTP_NONE, HELO/EHLO, MAIL, RCPT or DATA */
 
-	/* message text */
-	char *msg;
-	size_t msg_len, msg_cap;
-	size_t text_line; /* octets in the current line */
-	int at_bol, dot_line, data_cr;
-	int bad_eol, long_line, too_big;
+	struct smtp_text text;   /* the message */
+	struct smtp_chunk chunk; /* BDAT */
 
 	char *out;
 	size_t out_len, out_cap;
@@ -154,8 +151,9 @@ static void reset_transaction(struct smtp_session *s)
 {
 	int had = s->state == ST_MAIL || s->state == ST_RCPT || s->state == ST_DATA;
 
+	s->chunk.in_txn = 0;
 	s->nrcpt = 0;
-	s->msg_len = 0;
+	s->text.len = 0;
 	if (s->state != ST_INIT && s->state != ST_GREETED && s->state != ST_CLOSED &&
 	    s->state != ST_TLS_WAIT)
 		s->state = ST_READY;
@@ -181,6 +179,7 @@ struct smtp_session *smtp_session_new(const struct smtp_config *cfg,
 		s->cfg.max_rcpts = 100;
 	if (s->cfg.max_errors == 0)
 		s->cfg.max_errors = 20;
+	s->text.max = s->cfg.max_size;
 	if (cb != NULL)
 		s->cb = *cb;
 	s->ctx = ctx;
@@ -192,7 +191,7 @@ void smtp_session_free(struct smtp_session *s)
 {
 	if (s == NULL)
 		return;
-	free(s->msg);
+	smtp_text_free(&s->text);
 	free(s->out);
 	/* an AUTH line or password may still be in there */
 	explicit_bzero(s, sizeof(*s));
@@ -221,12 +220,15 @@ static void send_ehlo(struct smtp_session *s)
 	out_printf(s, "250-PIPELINING\r\n");
 	out_printf(s, "250-SIZE %llu\r\n", (unsigned long long)s->cfg.max_size);
 	out_printf(s, "250-8BITMIME\r\n");
+	out_printf(s, "250-CHUNKING\r\n");
 	if (s->cfg.tls_available && !s->tls_active)
 		out_printf(s, "250-STARTTLS\r\n");
 	/* RFC 4954 §4 and §14: passwords only travel encrypted, so AUTH is not even offered before
 	 */
 	if (s->cfg.auth_available && s->tls_active)
 		out_printf(s, "250-AUTH PLAIN LOGIN\r\n");
+	if (s->tls_active) /* RFC 8689 §3: offered only on a TLS session */
+		out_printf(s, "250-REQUIRETLS\r\n");
 	out_printf(s, "250 ENHANCEDSTATUSCODES\r\n");
 }
 
@@ -287,8 +289,9 @@ static void finish(struct smtp_session *s, struct smtp_reply *r)
 	case SMTP_DATA:
 		/* the transaction is over either way */
 		reply_checked(s, r);
+		s->chunk.in_txn = 0;
 		s->nrcpt = 0;
-		s->msg_len = 0;
+		s->text.len = 0;
 		s->state = ST_READY;
 		break;
 	case SMTP_AUTH:
@@ -332,6 +335,8 @@ static void cmd_mail(struct smtp_session *s)
 		return error_reply(s, 503, "5.5.1", "Nested MAIL command");
 	if (s->cmd.has_size && s->cmd.size > s->cfg.max_size)
 		return reply(s, 552, "5.3.4", "Message size exceeds fixed limit");
+	if (s->cmd.requiretls && !s->tls_active)
+		return reply(s, 530, "5.7.10", "REQUIRETLS needs a TLS session: STARTTLS first");
 	set_reply(&r, 250, "2.1.0", "Ok");
 	ask(s, s->cb.on_mail, &r);
 }
@@ -354,13 +359,11 @@ static void cmd_data(struct smtp_session *s)
 		return error_reply(s, 503, "5.5.1", "Need RCPT before DATA");
 	if (s->state != ST_RCPT)
 		return error_reply(s, 503, "5.5.1", "Need MAIL before DATA");
+	if (s->chunk.in_txn) /* RFC 3030 §2 */
+		return error_reply(s, 503, "5.5.1", "DATA not allowed after BDAT in a transaction");
 	reply(s, 354, "", "End data with <CR><LF>.<CR><LF>");
 	s->state = ST_DATA;
-	s->msg_len = 0;
-	s->text_line = 0;
-	s->at_bol = 1;
-	s->dot_line = s->data_cr = 0;
-	s->bad_eol = s->long_line = s->too_big = 0;
+	smtp_text_start(&s->text, s->cfg.max_size);
 }
 
 static void cmd_starttls(struct smtp_session *s)
@@ -499,12 +502,16 @@ static void cmd_auth(struct smtp_session *s)
 	reply(s, 334, "", s->auth_login ? "VXNlcm5hbWU6" : "");
 }
 
+static void cmd_bdat(struct smtp_session *s, int parsed);
+
 static void handle_command(struct smtp_session *s, const char *line, size_t len)
 {
 	struct err e;
 	int opts = s->cfg.auth_available ? SMTP_PARSE_AUTH : 0;
 
 	if (smtp_parse_command_opts(line, len, opts, &s->cmd, &e) < 0) {
+		if (s->cmd.verb == SMTP_BDAT)
+			return cmd_bdat(s, 0); /* its chunk is read before the reply */
 		error_reply(s, s->cmd.error.code, s->cmd.error.status, s->cmd.error.text);
 		return;
 	}
@@ -518,6 +525,8 @@ static void handle_command(struct smtp_session *s, const char *line, size_t len)
 		return cmd_rcpt(s);
 	case SMTP_DATA:
 		return cmd_data(s);
+	case SMTP_BDAT:
+		return cmd_bdat(s, 1);
 	case SMTP_RSET:
 		reset_transaction(s);
 		return reply(s, 250, "2.0.0", "Ok");
@@ -594,101 +603,57 @@ static void command_byte(struct smtp_session *s, char c)
 	s->line[s->line_len++] = c;
 }
 
-static void msg_append(struct smtp_session *s, const char *p, size_t n)
-{
-	if (s->too_big)
-		return;
-	if (s->msg_len + n > s->cfg.max_size) {
-		/* keep reading to the terminator, keep nothing */
-		s->too_big = 1;
-		return;
-	}
-	if (s->msg_len + n > s->msg_cap) {
-		size_t cap = s->msg_cap ? s->msg_cap : 4096;
-		char *m;
-
-		while (cap < s->msg_len + n)
-			cap *= 2;
-		m = realloc(s->msg, cap);
-		if (m == NULL) {
-			s->too_big = 1;
-			return;
-		}
-		s->msg = m;
-		s->msg_cap = cap;
-	}
-	memcpy(s->msg + s->msg_len, p, n);
-	s->msg_len += n;
-}
-
 static void end_of_message(struct smtp_session *s)
 {
 	struct smtp_reply r;
 
 	s->state = ST_RCPT; /* until decided; reset afterwards */
 	s->pending = SMTP_DATA;
-	if (s->too_big) {
-		set_reply(&r, 552, "5.3.4", "Message size exceeds fixed limit");
-	} else if (s->bad_eol) {
-		set_reply(&r, 550, "5.6.0", "Message contains bare CR or LF (RFC 5321 2.3.8)");
-	} else if (s->long_line) {
-		set_reply(&r, 550, "5.6.0", "Message has a line longer than 1000 octets");
-	} else {
+	if (smtp_text_verdict(&s->text, &r) == 0) {
 		set_reply(&r, 250, "2.0.0", "Ok: queued");
-		if (s->cb.on_data &&
-		    s->cb.on_data(s->ctx, s, s->msg ? s->msg : "", s->msg_len, &r) == SMTP_PENDING)
+		if (s->cb.on_data && s->cb.on_data(s->ctx, s, s->text.msg ? s->text.msg : "",
+		                                   s->text.len, &r) == SMTP_PENDING)
 			return;
 	}
 	finish(s, &r);
 }
 
-static void text_char(struct smtp_session *s, char c)
+/* A BDAT chunk read to its end: its reply, or the message's decision after LAST. */
+static void chunk_done(struct smtp_session *s)
 {
-	if (++s->text_line + 2 > SMTP_TEXT_LINE_MAX)
-		s->long_line = 1;
-	msg_append(s, &c, 1);
+	struct smtp_reply r;
+	int act = smtp_chunk_end(&s->chunk, &s->text, &r);
+
+	if (act == SMTP_CHUNK_LAST)
+		return end_of_message(s);
+	if (s->chunk.reset_after)
+		reset_transaction(s);
+	if (act == SMTP_CHUNK_REFUSED && r.code != 552) /* a limit is no protocol error */
+		return error_reply(s, r.code, r.status, r.text);
+	reply(s, r.code, r.status, r.text);
 }
 
-/*
- * One byte of message text.  Only CRLF "." CRLF ends the message: a bare LF
- * or CR never delimits a line here (that ambiguity is SMTP smuggling), it
- * marks the message for rejection.
- */
-static void data_byte(struct smtp_session *s, char c)
+static void cmd_bdat(struct smtp_session *s, int parsed)
 {
-	if (s->data_cr) {
-		s->data_cr = 0;
-		if (c == '\n') {
-			if (s->dot_line && s->text_line == 0)
-				return end_of_message(s);
-			msg_append(s, "\r\n", 2);
-			s->text_line = 0;
-			s->at_bol = 1;
-			s->dot_line = 0;
-			return;
-		}
-		s->bad_eol = 1;
-		text_char(s, '\r');
-	}
-	if (c == '\r') {
-		s->data_cr = 1;
-		return;
-	}
-	if (c == '\n')
-		s->bad_eol = 1;
-	if (s->at_bol && c == '.') {
-		/* dot-unstuffing (§4.5.2): drop the first dot of a line */
-		s->at_bol = 0;
-		s->dot_line = 1;
-		s->text_line = 0;
-		return;
-	}
-	if (s->at_bol)
-		s->dot_line = 0;
-	s->at_bol = 0;
-	if (s->dot_line && s->text_line == 0)
-		s->text_line = 1; /* the dropped dot counts toward the line limit */
-	text_char(s, c);
+	enum smtp_chunk_where w = s->state == ST_GREETED ? SMTP_CHUNK_NO_HELO
+	                          : s->state == ST_READY ? SMTP_CHUNK_NO_MAIL
+	                          : s->state == ST_MAIL  ? SMTP_CHUNK_NO_RCPT
+	                                                 : SMTP_CHUNK_TXN;
+
+	if (smtp_chunk_begin(&s->chunk, &s->text, &s->cmd, parsed, w) == SMTP_CHUNK_CLOSE)
+		return close_with(s, 501, "5.5.4", "Syntax: BDAT chunk-size [LAST]");
+	if (s->chunk.left == 0)
+		chunk_done(s);
+}
+
+/* Octets of a BDAT chunk: how many of buf it takes (at least one). */
+static size_t chunk_bytes(struct smtp_session *s, const char *buf, size_t len)
+{
+	size_t n = smtp_chunk_take(&s->chunk, &s->text, buf, len);
+
+	if (s->chunk.left == 0)
+		chunk_done(s);
+	return n;
 }
 
 size_t smtp_session_feed(struct smtp_session *s, const char *buf, size_t len)
@@ -705,10 +670,12 @@ size_t smtp_session_feed(struct smtp_session *s, const char *buf, size_t len)
 			return len; /* discarded: nothing after STARTTLS or QUIT counts */
 		if (s->pending != SMTP_NONE || s->out_len > SMTP_OUT_HIGH)
 			return i;
-		if (s->state == ST_DATA)
-			data_byte(s, buf[i]);
-		else
+		if (s->chunk.active)
+			i += chunk_bytes(s, buf + i, len - i) - 1;
+		else if (s->state != ST_DATA)
 			command_byte(s, buf[i]);
+		else if (smtp_text_data_byte(&s->text, buf[i]))
+			end_of_message(s);
 	}
 	return len;
 }
@@ -768,7 +735,7 @@ int smtp_session_closed(const struct smtp_session *s)
 
 int smtp_session_in_data(const struct smtp_session *s)
 {
-	return s->state == ST_DATA;
+	return s->state == ST_DATA || s->chunk.active;
 }
 
 int smtp_session_tls_active(const struct smtp_session *s)

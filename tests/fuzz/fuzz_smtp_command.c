@@ -1,6 +1,9 @@
 /*
  * fuzz_smtp_command.c - smtp_parse_command on arbitrary lines, with and
  * without AUTH (SMTP_PARSE_AUTH), and the base64 decoder of AUTH responses.
+ * BDAT (RFC 3030): a chunk size is known exactly when the line is a BDAT
+ * whose size could be read (the session reads that many octets, also after
+ * a refusal), and then it is the decimal number on the line.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -20,6 +23,25 @@ static void check_base64(const uint8_t *data, size_t size)
 		return;
 	n = smtp_base64_decode((const char *)data, size, out, sizeof(out));
 	if (n >= 0 && (size % 4 != 0 || (size_t)n > size / 4 * 3 || (size_t)n + 3 <= size / 4 * 3))
+		__builtin_trap();
+}
+
+/* The BDAT size on the line (after "BDAT "), as the session will read it. */
+static void check_bdat(const uint8_t *data, size_t size, const struct smtp_command *cmd)
+{
+	uint64_t n = 0;
+	size_t i;
+
+	if (cmd->chunk_known && (cmd->verb != SMTP_BDAT || size < 6))
+		__builtin_trap();
+	if (!cmd->chunk_known) {
+		if (cmd->chunk_size != 0 || cmd->chunk_last)
+			__builtin_trap();
+		return;
+	}
+	for (i = 5; i < size && data[i] >= '0' && data[i] <= '9'; i++)
+		n = n * 10 + (uint64_t)(data[i] - '0');
+	if (i == 5 || n != cmd->chunk_size)
 		__builtin_trap();
 }
 
@@ -43,6 +65,10 @@ static void check_one(const uint8_t *data, size_t size, int opts)
 			__builtin_trap();
 		if (cmd.null_path && cmd.verb != SMTP_MAIL)
 			__builtin_trap();
+		if (cmd.verb == SMTP_BDAT && !cmd.chunk_known)
+			__builtin_trap();
+		if (cmd.requiretls && cmd.verb != SMTP_MAIL) /* RFC 8689: a MAIL parameter */
+			__builtin_trap();
 		if (strpbrk(cmd.arg, "\r\n") != NULL || strpbrk(cmd.path, "\r\n") != NULL)
 			__builtin_trap();
 		/* AUTH only when asked for; its mechanism is a SASL name, its response base64 */
@@ -64,7 +90,10 @@ static void check_one(const uint8_t *data, size_t size, int opts)
 			__builtin_trap();
 		if (e.kind != ERR_INPUT || cmd.error.status[0] != (char)('0' + code / 100))
 			__builtin_trap();
+		if (cmd.verb == SMTP_BDAT && code != 501)
+			__builtin_trap();
 	}
+	check_bdat(data, size, &cmd);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

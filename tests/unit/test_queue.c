@@ -375,6 +375,13 @@ static void test_record_strict(void **state)
 	    "anchor-queue 1\nid 01\narrival 1\nsize 0\nsender \nrcpt pending 0 0 a\nreply \nend",
 	    "anchor-queue 1\nid 01\narrival 1\nsize 2\nsender \nrcpt pending 0 0 a\nreply \nend\nx",
 	    "anchor-queue 1\nid 01\narrival 1\nsize 0\nsender \nrcpt pending 0 0 a\nreply \nend\nx",
+	    "anchor-queue 1\nid 01\narrival 1\nsize 0\nsender \nflags \nrcpt pending 0 0 a\nreply "
+	    "\nend\n",
+	    "anchor-queue 1\nid 01\narrival 1\nsize 0\nsender \nflags requiretls2\nrcpt pending 0 "
+	    "0 "
+	    "a\nreply \nend\n",
+	    "anchor-queue 1\nid 01\narrival 1\nsize 0\nsender \nflags requiretls\nflags "
+	    "requiretls\nrcpt pending 0 0 a\nreply \nend\n",
 	};
 	struct err e = {0};
 	size_t off = 0, len;
@@ -404,6 +411,24 @@ static void test_record_strict(void **state)
 	assert_non_null(txt);
 	assert_int_equal(len, off);
 	assert_memory_equal(txt, good_rec, len);
+	free(txt);
+	assert_int_equal(m->flags, 0); /* a record without "flags" (written before them) */
+	/* REQUIRETLS survives a round trip, and a rewrite (queue_msg_dup) */
+	m->flags = QUEUE_F_REQUIRETLS;
+	struct queue_msg *d = queue_msg_dup(m);
+	assert_non_null(d);
+	txt = queue_record_format(d, &len, &e);
+	assert_non_null(txt);
+	assert_non_null(strstr(txt, "\nsender \nflags requiretls\nrcpt "));
+	queue_msg_free(d);
+	txt = realloc(txt, len + 6); /* the body, and a NUL as the spool reader leaves */
+	assert_non_null(txt);
+	memcpy(txt + len, "hello", 6);
+	d = queue_record_parse(txt, len + 5, &off, &e);
+	assert_non_null(d);
+	assert_int_equal(d->flags, QUEUE_F_REQUIRETLS);
+	assert_int_equal(d->nrcpt, 2);
+	queue_msg_free(d);
 	free(txt);
 	queue_msg_free(m);
 }

@@ -221,6 +221,19 @@ static int fk_data(struct fake *f)
 	}
 }
 
+/* A BDAT chunk: exactly n octets, recorded byte for byte. */
+static int fk_chunk(struct fake *f, size_t n)
+{
+	while (f->inlen < n)
+		if (fk_read(f) < 0)
+			return -1;
+	assert_true(f->datalen + n <= sizeof(f->data));
+	memcpy(f->data + f->datalen, f->in, n);
+	f->datalen += n;
+	fk_consume(f, n);
+	return 0;
+}
+
 static void fk_log(struct fake *f, const char *line)
 {
 	size_t at = strlen(f->log);
@@ -282,6 +295,12 @@ static void fk_session(struct fake *f)
 			if (fk_data(f) < 0)
 				return;
 			fk_write(f, f->sc.eod ? f->sc.eod : "250 2.0.0 queued as FAKE\r\n");
+		} else if (strncasecmp(line, "BDAT ", 5) == 0) {
+			if (fk_chunk(f, strtoul(line + 5, NULL, 10)) < 0)
+				return;
+			fk_write(f, strstr(line, " LAST") == NULL ? "250 2.0.0 chunk\r\n"
+			            : f->sc.eod                   ? f->sc.eod
+			                                          : "250 2.0.0 queued as FAKE\r\n");
 		} else if (strcasecmp(line, "QUIT") == 0) {
 			fk_write(f, "221 2.0.0 bye\r\n");
 			return;
@@ -742,6 +761,67 @@ static void test_dot_stuffing(void **state)
 	assert_memory_equal(f->data, want, strlen(want));
 }
 
+/* CHUNKING: one BDAT LAST whose size is the octets sent, CRLF-normalised, no dot-stuffing;
+ * no BDAT when no recipient is accepted; the reply after LAST is the final one. */
+static void test_bdat(void **state)
+{
+	static const struct rcpt_reply rr[] = {{"no@example.com", "550 5.1.1 no\r\n"}, {0}};
+	struct fake_script sc = {.ehlo = "250-fake\r\n250-PIPELINING\r\n250 CHUNKING\r\n",
+	                         .rcpts = rr};
+	struct fake *f = fake_start(&sc, 0);
+	struct relay_hop hop = tcp_hop(f, RELAY_PROTO_SMTP);
+	struct relay_settings s = settings(5);
+	const char *rcpts[] = {"bob@example.com", "no@example.com"};
+	struct relay_rcpt_result res[2];
+	struct err e;
+	const char *body = ".first\r\nSubject: x\r\n\r\n..two\r\n.\r\nbare\n.lf\rcr\r\nend";
+	const char *want = ".first\r\nSubject: x\r\n\r\n..two\r\n.\r\nbare\r\n.lf\r\ncr\r\nend\r\n";
+	char line[64];
+
+	s.smtp_chunking = 1;
+	assert_int_equal(
+	    relay_deliver(&s, &hop, "a@example.org", rcpts, 2, body, strlen(body), res, &e), 0);
+	fake_stop(f);
+	assert_int_equal(res[0].status, QUEUE_DELIVERED);
+	assert_int_equal(res[1].status, QUEUE_FAILED);
+	snprintf(line, sizeof(line), "\nBDAT %zu LAST\nQUIT\n", strlen(want));
+	assert_non_null(strstr(f->log, line));
+	assert_null(strstr(f->log, "DATA\n"));
+	assert_int_equal(f->datalen, strlen(want));
+	assert_memory_equal(f->data, want, strlen(want));
+
+	/* every recipient refused: no BDAT at all */
+	f = fake_start(&sc, 0);
+	hop = tcp_hop(f, RELAY_PROTO_SMTP);
+	assert_int_equal(
+	    relay_deliver(&s, &hop, "a@example.org", rcpts + 1, 1, body, strlen(body), res, &e), 0);
+	fake_stop(f);
+	assert_int_equal(res[0].status, QUEUE_FAILED);
+	assert_null(strstr(f->log, "BDAT"));
+
+	/* the answer after LAST decides */
+	sc.eod = "554 5.6.0 no thanks\r\n";
+	f = fake_start(&sc, 0);
+	hop = tcp_hop(f, RELAY_PROTO_SMTP);
+	assert_int_equal(
+	    relay_deliver(&s, &hop, "a@example.org", rcpts, 1, body, strlen(body), res, &e), 0);
+	fake_stop(f);
+	assert_int_equal(res[0].status, QUEUE_FAILED);
+	assert_non_null(strstr(res[0].reply, "no thanks"));
+
+	/* smtp_chunking = no: DATA even though CHUNKING is offered */
+	sc.eod = NULL;
+	s.smtp_chunking = 0;
+	f = fake_start(&sc, 0);
+	hop = tcp_hop(f, RELAY_PROTO_SMTP);
+	assert_int_equal(
+	    relay_deliver(&s, &hop, "a@example.org", rcpts, 1, body, strlen(body), res, &e), 0);
+	fake_stop(f);
+	assert_int_equal(res[0].status, QUEUE_DELIVERED);
+	assert_null(strstr(f->log, "BDAT"));
+	assert_non_null(strstr(f->log, "DATA\n"));
+}
+
 static void test_empty_body_and_8bit(void **state)
 {
 	struct fake_script sc = {0};
@@ -871,6 +951,49 @@ static void test_greeting_refused_and_no_server(void **state)
 
 /* ------------------------------------------------------------------ TLS */
 
+/* REQUIRETLS (RFC 8689): sent only over TLS to a pinned peer that offers it, with the
+ * parameter; otherwise failed with 5.7.30 and nothing of the envelope sent. */
+static void requiretls_case(int tls, const char *pin, const char *ehlo, const char *why)
+{
+	struct fake_script sc = {.tls = tls ? server_ctx(2) : NULL, .ehlo = ehlo};
+	struct fake *f = fake_start(&sc, 0);
+	struct relay_hop hop = tcp_hop(f, RELAY_PROTO_SMTP);
+	const char *rcpts[] = {"bob@example.com"};
+	struct relay_rcpt_result res[1];
+	struct err e;
+
+	hop.requiretls = 1;
+	hop.tls_required = tls;
+	snprintf(hop.pin, sizeof(hop.pin), "%s", pin);
+	snprintf(hop.tls_name, sizeof(hop.tls_name), "mx.example.com");
+	assert_int_equal(deliver(&hop, 5, rcpts, 1, body1, res, &e), 0);
+	fake_stop(f);
+	if (sc.tls != NULL)
+		SSL_CTX_free(sc.tls);
+	if (why == NULL) {
+		if (res[0].status != QUEUE_DELIVERED)
+			fail_msg("not delivered: %s", res[0].reply);
+		assert_non_null(strstr(f->log, "MAIL FROM:<sender@example.org> REQUIRETLS\n"));
+		return;
+	}
+	assert_int_equal(res[0].status, QUEUE_FAILED);
+	assert_non_null(strstr(res[0].reply, "550 5.7.30 REQUIRETLS support required"));
+	if (strstr(res[0].reply, why) == NULL)
+		fail_msg("%s: %s", why, res[0].reply);
+	assert_null(strstr(f->log, "MAIL"));
+	assert_int_equal(f->datalen, 0);
+}
+
+static void test_requiretls(void **state)
+{
+	const char *rt = "250-fake.example\r\n250-PIPELINING\r\n250 REQUIRETLS\r\n";
+
+	requiretls_case(1, pki.root_pin, rt, NULL);
+	requiretls_case(0, "", rt, "no TLS");
+	requiretls_case(1, "", rt, "certificate not verified");
+	requiretls_case(1, pki.root_pin, NULL, "REQUIRETLS not offered");
+}
+
 static void tls_case(int chain, const char *pin, const char *name, int want_ok)
 {
 	struct fake_script sc = {.tls = server_ctx(chain)};
@@ -996,6 +1119,8 @@ int main(void)
 	    cmocka_unit_test(test_lmtp_per_rcpt),
 	    cmocka_unit_test(test_lmtp_tcp_missing_reply),
 	    cmocka_unit_test(test_dot_stuffing),
+	    cmocka_unit_test(test_bdat),
+	    cmocka_unit_test(test_requiretls),
 	    cmocka_unit_test(test_empty_body_and_8bit),
 	    cmocka_unit_test(test_size_limit),
 	    cmocka_unit_test(test_many_rcpts_pipelined),

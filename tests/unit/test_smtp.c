@@ -84,7 +84,9 @@ static const struct parse_case parse_cases[] = {
     {"STARTTLS", 0, SMTP_STARTTLS, NULL},
     {"EXPN list", 502, 0, NULL},
     {"AUTH PLAIN", 502, 0, NULL}, /* without SMTP_PARSE_AUTH: not offered */
-    {"BDAT 10 LAST", 502, 0, NULL},
+    {"BDAT x", 501, 0, NULL},
+    {"BDAT 10 LASTX", 501, 0, NULL},
+    {"BDAT", 501, 0, NULL},
     {"XYZZY", 500, 0, NULL},
     {"", 500, 0, NULL},
     {"NOOP \x01", 500, 0, NULL},
@@ -419,10 +421,11 @@ static void feed_all(struct smtp_session *s, struct capture *cap, const char *in
 #define G "220 mx.test ESMTP\r\n"
 #define EH "EHLO c.test\r\n"
 #define EHR                                                                                        \
-	"250-mx.test\r\n250-PIPELINING\r\n250-SIZE 2000\r\n250-8BITMIME\r\n"                       \
+	"250-mx.test\r\n250-PIPELINING\r\n250-SIZE 2000\r\n250-8BITMIME\r\n250-CHUNKING\r\n"       \
 	"250 ENHANCEDSTATUSCODES\r\n"
 #define EHR_TLS                                                                                    \
-	"250-mx.test\r\n250-PIPELINING\r\n250-SIZE 2000\r\n250-8BITMIME\r\n250-STARTTLS\r\n"       \
+	"250-mx.test\r\n250-PIPELINING\r\n250-SIZE "                                               \
+	"2000\r\n250-8BITMIME\r\n250-CHUNKING\r\n250-STARTTLS\r\n"                                 \
 	"250 ENHANCEDSTATUSCODES\r\n"
 #define MF "MAIL FROM:<a@b.test>\r\n"
 #define RT "RCPT TO:<c@d.test>\r\n"
@@ -431,6 +434,7 @@ static void feed_all(struct smtp_session *s, struct capture *cap, const char *in
 #define GO "354 End data with <CR><LF>.<CR><LF>\r\n"
 #define QUEUED "250 2.0.0 Ok: queued\r\n"
 #define BYE "221 2.0.0 Bye\r\n"
+#define BDAT_OK(n) "250 2.0.0 " #n " octets received\r\n"
 #define EV_TXN "M a@b.test;R c@d.test;"
 
 struct conv {
@@ -516,6 +520,42 @@ static const struct conv convs[] = {
     {"starttls needs ehlo", 1, 0, "STARTTLS\r\n", G "503 5.5.1 Send EHLO first\r\n", ""},
     {"starttls unavailable", 0, 0, EH "STARTTLS\r\n", G EHR "502 5.5.1 Command not implemented\r\n",
      ""},
+    {"requiretls in clear", 0, 0,
+     EH "MAIL FROM:<a@b.test> REQUIRETLS\r\nMAIL FROM:<a@b.test> REQUIRETLS=yes\r\n",
+     G EHR "530 5.7.10 REQUIRETLS needs a TLS session: STARTTLS first\r\n"
+           "501 5.5.4 Bad REQUIRETLS parameter\r\n",
+     ""},
+    {"bdat in chunks", 0, 0, EH MF RT "BDAT 5\r\nSubjeBDAT 9 LAST\r\nct: x\r\n\r\nQUIT\r\n",
+     G EHR OK_MAIL OK_RCPT BDAT_OK(5) QUEUED BYE, EV_TXN "D Subject: x\r\n\r\n;Q;"},
+    {"bdat CRLF split between chunks", 0, 0, EH MF RT "BDAT 3\r\nab\rBDAT 3 LAST\r\n\ncd",
+     G EHR OK_MAIL OK_RCPT BDAT_OK(3) QUEUED, EV_TXN "D ab\r\ncd\r\n;"},
+    {"bdat has no dot-stuffing", 0, 0, EH MF RT "BDAT 7 LAST\r\n.\r\n..\r\n",
+     G EHR OK_MAIL OK_RCPT QUEUED, EV_TXN "D .\r\n..\r\n;"},
+    {"bdat 0 last", 0, 0, EH MF RT "BDAT 0 LAST\r\n", G EHR OK_MAIL OK_RCPT QUEUED, EV_TXN "D ;"},
+    {"bdat then data", 0, 0, EH MF RT "BDAT 4\r\nab\r\nDATA\r\nBDAT 0 LAST\r\n",
+     G EHR OK_MAIL OK_RCPT BDAT_OK(
+         4) "503 5.5.1 DATA not allowed after BDAT in a transaction\r\n" QUEUED,
+     EV_TXN "D ab\r\n;"},
+    {"bdat without mail: chunk read, not run", 0, 0,
+     EH "BDAT 22\r\nMAIL FROM:<e@x.test>\r\nNOOP\r\n",
+     G EHR "503 5.5.1 Need MAIL before BDAT\r\n250 2.0.0 Ok\r\n", ""},
+    {"bdat without rcpt", 0, 0, EH MF "BDAT 2 LAST\r\nabNOOP\r\n",
+     G EHR OK_MAIL "503 5.5.1 Need RCPT before BDAT\r\n250 2.0.0 Ok\r\n", "M a@b.test;"},
+    {"bdat before helo", 0, 0, "BDAT 2\r\nab", G "503 5.5.1 Send HELO/EHLO first\r\n", ""},
+    {"bdat size unreadable closes", 0, 0, EH MF RT "BDAT x\r\nNOOP\r\n",
+     G EHR OK_MAIL OK_RCPT "501 5.5.4 Syntax: BDAT chunk-size [LAST]\r\n", EV_TXN},
+    {"bdat bad marker ends the transaction", 0, 0,
+     EH MF RT "BDAT 2\r\nabBDAT 3 LASTX\r\nRSTBDAT 1 LAST\r\nx",
+     G EHR OK_MAIL OK_RCPT BDAT_OK(2) "501 5.5.4 Syntax: BDAT chunk-size [LAST]\r\n"
+                                      "503 5.5.1 Need MAIL before BDAT\r\n",
+     EV_TXN "X;"},
+    {"bdat bare LF", 0, 0, EH MF RT "BDAT 5 LAST\r\na\nb\r\n",
+     G EHR OK_MAIL OK_RCPT "550 5.6.0 Message contains bare CR or LF (RFC 5321 2.3.8)\r\n", EV_TXN},
+    {"bdat ends in CR", 0, 0, EH MF RT "BDAT 3 LAST\r\nab\r",
+     G EHR OK_MAIL OK_RCPT "550 5.6.0 Message contains bare CR or LF (RFC 5321 2.3.8)\r\n", EV_TXN},
+    {"bdat size says less than sent", 0, 0, EH MF RT "BDAT 4 LAST\r\nab\r\ncd\r\n",
+     G EHR OK_MAIL OK_RCPT QUEUED "500 5.5.2 Syntax error, command unrecognized\r\n",
+     EV_TXN "D ab\r\n;"},
     {"too many errors", 0, 0, "A\r\nB\r\nC\r\nD\r\nE\r\nF\r\nG\r\nH\r\nI\r\nJ\r\nNOOP\r\n",
      G "500 5.5.2 Syntax error, command unrecognized\r\n"
        "500 5.5.2 Syntax error, command unrecognized\r\n"
@@ -532,8 +572,11 @@ static const struct conv convs[] = {
 };
 
 #define EHR_AUTH                                                                                   \
-	"250-mx.test\r\n250-PIPELINING\r\n250-SIZE 2000\r\n250-8BITMIME\r\n"                       \
-	"250-AUTH PLAIN LOGIN\r\n250 ENHANCEDSTATUSCODES\r\n"
+	"250-mx.test\r\n250-PIPELINING\r\n250-SIZE 2000\r\n250-8BITMIME\r\n250-CHUNKING\r\n"       \
+	"250-AUTH PLAIN LOGIN\r\n250-REQUIRETLS\r\n250 ENHANCEDSTATUSCODES\r\n"
+#define EHR_TLSON                                                                                  \
+	"250-mx.test\r\n250-PIPELINING\r\n250-SIZE 2000\r\n250-8BITMIME\r\n250-CHUNKING\r\n"       \
+	"250-REQUIRETLS\r\n250 ENHANCEDSTATUSCODES\r\n"
 #define PLAIN_OK "AGFsaWNlQGIudGVzdABzZWNyZXQ="   /* \0alice@b.test\0secret */
 #define PLAIN_BAD "AGFsaWNlQGIudGVzdAB3cm9uZw=="  /* \0alice@b.test\0wrong */
 #define PLAIN_TEMP "AHRlbXBAYi50ZXN0AHNlY3JldA==" /* \0temp@b.test\0secret */
@@ -633,7 +676,7 @@ static const struct {
       G EHR_TLS "502 5.5.1 Command not implemented\r\n" OK_MAIL, "M a@b.test;"}},
     {A_TLS,
      {"auth off after tls", 0, 0, EH "AUTH PLAIN " PLAIN_OK "\r\n",
-      EHR "502 5.5.1 Command not implemented\r\n", ""}},
+      EHR_TLSON "502 5.5.1 Command not implemented\r\n", ""}},
 };
 
 /* Replay input in chunks: chunk 0 = all at once, else `first` bytes then the rest by `chunk`. */
@@ -784,6 +827,40 @@ static void test_data_limits(void **state)
 	}
 }
 
+/* BDAT against SIZE (2000): the refused chunk is read to its end, the transaction is over. */
+static void test_bdat_limits(void **state)
+{
+	const struct conv c = {"bdat limits", 0, 0, NULL, NULL, NULL};
+	char *in, *ev;
+
+	in = repeat(EH MF RT "BDAT 1990\r\n", 'y', 1990, "BDAT 11 LAST\r\nzzzzzzzzzzz" MF);
+	check_conv(&c, in, strlen(in),
+	           G EHR OK_MAIL OK_RCPT BDAT_OK(
+	               1990) "552 5.3.4 Message size exceeds fixed limit\r\n" OK_MAIL,
+	           EV_TXN "X;M a@b.test;");
+	free(in);
+	in = repeat(EH MF RT "BDAT 2001 LAST\r\n", 'y', 2001, "NOOP\r\n");
+	check_conv(&c, in, strlen(in),
+	           G EHR OK_MAIL OK_RCPT "552 5.3.4 Message size exceeds fixed limit\r\n"
+	                                 "250 2.0.0 Ok\r\n",
+	           EV_TXN "X;");
+	free(in);
+	/* a 998-octet line across two chunks is fine, 999 is not */
+	in = repeat(EH MF RT "BDAT 500\r\n", 'y', 500, "BDAT 500 LAST\r\n");
+	ev = repeat(in, 'y', 498, "\r\n");
+	free(in);
+	in = ev;
+	ev = repeat(EV_TXN "D ", 'y', 998, "\r\n;");
+	check_conv(&c, in, strlen(in), G EHR OK_MAIL OK_RCPT BDAT_OK(500) QUEUED, ev);
+	free(ev);
+	free(in);
+	in = repeat(EH MF RT "BDAT 999 LAST\r\n", 'y', 999, "");
+	check_conv(&c, in, strlen(in),
+	           G EHR OK_MAIL OK_RCPT "550 5.6.0 Message has a line longer than 1000 octets\r\n",
+	           EV_TXN);
+	free(in);
+}
+
 static void test_starttls_done(void **state)
 {
 	struct capture *cap = malloc(sizeof(*cap));
@@ -799,10 +876,14 @@ static void test_starttls_done(void **state)
 	assert_true(smtp_session_tls_active(s));
 	assert_string_equal(smtp_session_helo(s), "");
 	cap->out_len = 0;
-	in = MF EH "STARTTLS\r\n" MF;
+	in = MF EH "STARTTLS\r\nMAIL FROM:<a@b.test> REQUIRETLS\r\n";
 	feed_all(s, cap, in, strlen(in));
-	assert_string_equal(cap->out, "503 5.5.1 Send HELO/EHLO first\r\n" EHR
-	                              "503 5.5.1 TLS already active\r\n" OK_MAIL);
+	/* REQUIRETLS (RFC 8689) is offered, and taken, on the TLS session only */
+	assert_string_equal(cap->out,
+	                    "503 5.5.1 Send HELO/EHLO first\r\n"
+	                    "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 2000\r\n250-8BITMIME\r\n"
+	                    "250-CHUNKING\r\n250-REQUIRETLS\r\n250 ENHANCEDSTATUSCODES\r\n"
+	                    "503 5.5.1 TLS already active\r\n" OK_MAIL);
 	assert_string_equal(cap->ev, "T;M a@b.test;");
 	smtp_session_free(s);
 	free(cap);
@@ -1049,6 +1130,7 @@ int main(void)
 	    cmocka_unit_test(test_conversations),
 	    cmocka_unit_test(test_command_line_limit),
 	    cmocka_unit_test(test_data_limits),
+	    cmocka_unit_test(test_bdat_limits),
 	    cmocka_unit_test(test_starttls_done),
 	    cmocka_unit_test(test_async_decisions),
 	    cmocka_unit_test(test_output_bound),
