@@ -385,3 +385,11 @@ int name_is_ascii(const char *s)
 {
 	return s != NULL && !has_8bit(s);
 }
+
+int name_is_ascii_n(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] >= 0x80)
+			return 0;
+	return 1;
+}

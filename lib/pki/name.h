@@ -40,6 +40,7 @@ int name_check_address(const char *addr, struct err *e);
 int name_canon_address(const char *in, char *out, size_t size, struct err *e);
 /* True when s holds no octet >= 0x80 (an address that needs no SMTPUTF8). */
 int name_is_ascii(const char *s);
+int name_is_ascii_n(const char *s, size_t len);
 /* True when host equals domain or is a subdomain of it. */
 int name_in_domain(const char *host, const char *domain);
 
