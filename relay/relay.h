@@ -557,6 +557,7 @@ void relay_smtp_reply_oneline(const struct relay_smtp_reply *r, char *out, size_
 /* What an EHLO/LHLO reply offers. */
 struct relay_smtp_caps {
 	int pipelining, starttls, eightbitmime, enhancedstatuscodes, size;
+	int smtputf8;                /* RFC 6531 */
 	unsigned long long size_max; /* SIZE's limit; 0: none given */
 };
 void relay_smtp_caps_parse(const struct relay_smtp_reply *ehlo, struct relay_smtp_caps *caps);

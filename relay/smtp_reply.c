@@ -174,6 +174,8 @@ static void caps_line(const char *s, size_t n, struct relay_smtp_caps *c)
 		c->starttls = 1;
 	else if (kw == 8 && strncasecmp(s, "8BITMIME", 8) == 0)
 		c->eightbitmime = 1;
+	else if (kw == 8 && strncasecmp(s, "SMTPUTF8", 8) == 0)
+		c->smtputf8 = 1;
 	else if (kw == 19 && strncasecmp(s, "ENHANCEDSTATUSCODES", 19) == 0)
 		c->enhancedstatuscodes = 1;
 	else if (kw == 4 && strncasecmp(s, "SIZE", 4) == 0) {
