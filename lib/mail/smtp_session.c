@@ -276,10 +276,9 @@ static void finish(struct smtp_session *s, struct smtp_reply *r)
 			out_printf(s, "250 %s\r\n", s->cfg.hostname);
 		break;
 	case SMTP_MAIL:
-		if (ok) {
+		if (ok)
 			s->state = ST_MAIL;
-			s->smtputf8 = s->cmd.smtputf8;
-		}
+		s->smtputf8 = ok && s->cmd.smtputf8; /* read by RCPT and during DATA only */
 		reply_checked(s, r);
 		break;
 	case SMTP_RCPT:
@@ -293,7 +292,6 @@ static void finish(struct smtp_session *s, struct smtp_reply *r)
 		/* the transaction is over either way */
 		reply_checked(s, r);
 		s->nrcpt = 0;
-		s->smtputf8 = 0;
 		s->msg_len = 0;
 		s->state = ST_READY;
 		break;
@@ -339,8 +337,7 @@ static void cmd_mail(struct smtp_session *s)
 	if (s->cmd.has_size && s->cmd.size > s->cfg.max_size)
 		return reply(s, 552, "5.3.4", "Message size exceeds fixed limit");
 	if (s->cmd.path_utf8 && !s->cmd.smtputf8)
-		return reply(s, 553, "5.6.7",
-		             "Non-ASCII sender address needs the SMTPUTF8 parameter (RFC 6531)");
+		return reply(s, 553, "5.6.7", "Non-ASCII sender address needs SMTPUTF8 (RFC 6531)");
 	set_reply(&r, 250, "2.1.0", "Ok");
 	ask(s, s->cb.on_mail, &r);
 }
@@ -354,9 +351,7 @@ static void cmd_rcpt(struct smtp_session *s)
 	if (s->nrcpt >= s->cfg.max_rcpts)
 		return reply(s, 452, "4.5.3", "Too many recipients");
 	if (s->cmd.path_utf8 && !s->smtputf8)
-		return reply(
-		    s, 553, "5.6.7",
-		    "Non-ASCII recipient address needs MAIL FROM with SMTPUTF8 (RFC 6531)");
+		return reply(s, 553, "5.6.7", "Non-ASCII recipient needs SMTPUTF8 (RFC 6531)");
 	set_reply(&r, 250, "2.1.5", "Ok");
 	ask(s, s->cb.on_rcpt, &r);
 }
