@@ -49,7 +49,7 @@ static int canon_arg(const struct ctl_cmd *cmd, char *arg, int address, int *sta
 	struct err e = {0};
 
 	if ((address ? name_canon_address(arg, canon, sizeof(canon), &e)
-	             : name_canon_domain(arg, canon, sizeof(canon), &e)) < 0) {
+	             : name_canon_idn(arg, canon, sizeof(canon), &e)) < 0) {
 		*status = ctl_usage(cmd, "'%s' is not a %s: %s", arg,
 		                    address ? "mail address" : "domain name", e.msg);
 		return -1;

@@ -28,7 +28,7 @@ struct ks_domain *ks_load_domain(struct ks_req *r, const char *name)
 
 	/* One domain, one record: case (RFC 4343), a trailing dot and U-labels against
 	 * A-labels do not matter (PROTOCOL.md "Names"). */
-	if (name_canon_domain(name, lc, sizeof(lc), &e) < 0) {
+	if (name_canon_idn(name, lc, sizeof(lc), &e) < 0) {
 		ks_fail(r, &e);
 		return NULL;
 	}

@@ -286,7 +286,7 @@ static int domain(struct scan *s, char *out, size_t size)
 	if (domain_text(s, text) < 0)
 		return -1;
 	if (!name_is_ascii(text)
-	        ? name_canon_domain(text, out, size, &ne) < 0
+	        ? name_canon_idn(text, out, size, &ne) < 0
 	        : dns_name_canon(text, out, size, &ne) < 0 || name_check_domain(out, &ne) < 0) {
 		out[0] = '\0';
 		return bad(s, "has an address whose domain %.80s is not a host name (%s)", text,

@@ -316,7 +316,7 @@ static int to_alabels(char *name, size_t size, struct err *e)
 	return 0;
 }
 
-int name_canon_domain(const char *in, char *out, size_t size, struct err *e)
+static int canon_domain(const char *in, char *out, size_t size, int idn, struct err *e)
 {
 	size_t len = in != NULL ? strlen(in) : 0, i;
 
@@ -332,7 +332,7 @@ int name_canon_domain(const char *in, char *out, size_t size, struct err *e)
 	for (i = 0; i < len; i++)
 		out[i] = (char)(in[i] >= 'A' && in[i] <= 'Z' ? in[i] + ('a' - 'A') : in[i]);
 	out[len] = '\0';
-	if (has_8bit(out) && to_alabels(out, size, e) < 0) {
+	if (idn && has_8bit(out) && to_alabels(out, size, e) < 0) {
 		out[0] = '\0';
 		return -1;
 	}
@@ -341,6 +341,16 @@ int name_canon_domain(const char *in, char *out, size_t size, struct err *e)
 		return -1;
 	}
 	return 0;
+}
+
+int name_canon_domain(const char *in, char *out, size_t size, struct err *e)
+{
+	return canon_domain(in, out, size, 0, e);
+}
+
+int name_canon_idn(const char *in, char *out, size_t size, struct err *e)
+{
+	return canon_domain(in, out, size, 1, e);
 }
 
 int name_canon_address(const char *in, char *out, size_t size, struct err *e)
@@ -358,7 +368,7 @@ int name_canon_address(const char *in, char *out, size_t size, struct err *e)
 	if (at == NULL)
 		return err_set(e, ERR_INPUT, "bad_name",
 		               "the address has no '@'; write it as local@domain");
-	if (name_canon_domain(at + 1, domain, sizeof(domain), e) < 0)
+	if (name_canon_idn(at + 1, domain, sizeof(domain), e) < 0)
 		return -1;
 	if ((local = local_canon(in, (size_t)(at - in), &llen)) == NULL)
 		return utf8_valid((const unsigned char *)in, (size_t)(at - in))

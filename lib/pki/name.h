@@ -20,11 +20,17 @@ int name_check_domain(const char *name, struct err *e);
 /*
  * A domain name as somebody else wrote it (an SMTP client, a query argument) in the
  * form name_check_domain accepts: ASCII letters lowercased, one trailing dot removed,
- * U-labels (well-formed UTF-8) turned into A-labels by IDNA2008 with the UTS #46
- * non-transitional mapping, then checked (docs/PROTOCOL.md, "Names").  Reads at most size - 1
- * octets' worth: a longer name is refused, never cut.  out is "" on failure.
+ * then checked; octets >= 0x80 are refused (a HELO name, a policy request: legacy
+ * protocols where a U-label can only be a disguise).  Reads at most size - 1 octets'
+ * worth: a longer name is refused, never cut.  out is "" on failure.
  */
 int name_canon_domain(const char *in, char *out, size_t size, struct err *e);
+/*
+ * The same where internationalised names are spoken (the key server, anchorctl, an
+ * SMTPUTF8 transaction): U-labels (well-formed UTF-8) become A-labels by IDNA2008 with
+ * the UTS #46 non-transitional mapping (docs/PROTOCOL.md §1.3).
+ */
+int name_canon_idn(const char *in, char *out, size_t size, struct err *e);
 /*
  * local@domain in canonical form, <= 254 octets: a dot-atom local part (RFC 5321) in
  * lowercase, or one with UTF-8 (RFC 6531) that is well-formed, holds no control,
@@ -35,7 +41,7 @@ int name_check_address(const char *addr, struct err *e);
 /*
  * An address as somebody wrote it into the canonical form name_check_address accepts:
  * the local part lowercased (Unicode default mapping) and NFC, the domain through
- * name_canon_domain.  out is "" on failure.
+ * name_canon_idn.  out is "" on failure.
  */
 int name_canon_address(const char *in, char *out, size_t size, struct err *e);
 /* True when s holds no octet >= 0x80 (an address that needs no SMTPUTF8). */

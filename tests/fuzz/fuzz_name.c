@@ -37,14 +37,18 @@ static void check_domain(const char *in)
 	char out[256], again[256];
 	struct err e = {0};
 
-	if (name_canon_domain(in, out, sizeof(out), &e) < 0) {
+	if (name_canon_idn(in, out, sizeof(out), &e) < 0) {
 		if (out[0] != '\0')
 			__builtin_trap();
 		return;
 	}
 	if (name_check_domain(out, &e) != 0 || !name_is_ascii(out))
 		__builtin_trap();
-	if (name_canon_domain(out, again, sizeof(again), &e) != 0 || strcmp(out, again) != 0)
+	if (name_canon_idn(out, again, sizeof(again), &e) != 0 || strcmp(out, again) != 0 ||
+	    name_canon_domain(out, again, sizeof(again), &e) != 0 || strcmp(out, again) != 0)
+		__builtin_trap();
+	/* the legacy reading takes no U-label at all */
+	if (name_canon_domain(in, again, sizeof(again), &e) == 0 && !name_is_ascii(in))
 		__builtin_trap();
 }
 

@@ -135,19 +135,26 @@ static void test_canon_domain(void **state)
 	char out[256];
 	struct err e;
 
-	assert_int_equal(name_canon_domain("B\xc3\xbc"
-	                                   "cher.Example.",
-	                                   out, sizeof(out), &e),
+	assert_int_equal(name_canon_idn("B\xc3\xbc"
+	                                "cher.Example.",
+	                                out, sizeof(out), &e),
 	                 0);
 	assert_string_equal(out, "xn--bcher-kva.example");
-	assert_int_equal(name_canon_domain("stra\xc3\x9f"
-	                                   "e.example",
-	                                   out, sizeof(out), &e),
+	assert_int_equal(name_canon_idn("stra\xc3\x9f"
+	                                "e.example",
+	                                out, sizeof(out), &e),
 	                 0);
 	assert_string_equal(out, "xn--strae-oqa.example"); /* non-transitional: ß stays */
-	assert_int_equal(name_canon_domain("xn--zz.example", out, sizeof(out), &e), -1);
-	assert_int_equal(name_canon_domain("b\xc3.example", out, sizeof(out), &e), -1);
+	assert_int_equal(name_canon_idn("xn--zz.example", out, sizeof(out), &e), -1);
+	assert_int_equal(name_canon_idn("b\xc3.example", out, sizeof(out), &e), -1);
 	assert_int_equal(name_check_domain("xn--zz.example", &e), -1);
+	/* the legacy entry points (HELO, policy requests) take no U-label */
+	assert_int_equal(name_canon_domain("b\xc3\xbc"
+	                                   "cher.example",
+	                                   out, sizeof(out), &e),
+	                 -1);
+	assert_int_equal(name_canon_domain("XN--BCHER-KVA.example.", out, sizeof(out), &e), 0);
+	assert_string_equal(out, "xn--bcher-kva.example");
 	assert_int_equal(name_check_domain("xn--bcher-kva.example", &e), 0);
 }
 
