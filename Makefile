@@ -15,7 +15,7 @@
 # that unit tests can link them.
 
 CC       ?= cc
-PKGS     := libmicrohttpd gnutls jansson libpq libssl libcrypto ldns libcurl libevent libevent_openssl libevent_pthreads
+PKGS     := libmicrohttpd gnutls jansson libpq libssl libcrypto ldns libcurl libevent libevent_openssl libevent_pthreads libidn2
 PREFIX   ?= /usr/local
 
 # BUILD selects an output tree; `make check` sets BUILD=build/check SAN=1.
@@ -26,7 +26,7 @@ WARN     := -Wall -Wextra -Wshadow -Wformat=2 -Wmissing-prototypes -Wstrict-prot
             -Wpointer-arith -Wvla -Wno-unused-parameter
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g -pthread $(WARN) -Ilib \
                $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcrypt -lm -pthread
+LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lunistring -lcrypt -lm -pthread
 
 ifeq ($(SAN),1)
 CFLAGS_MODE := -O1 -Werror -fno-omit-frame-pointer -fsanitize=address,undefined \

@@ -30,7 +30,8 @@
 int ctl_parse(const struct ctl_cmd *cmd, const struct ctl_opt *opts, int argc, char **argv, int min,
               int max, struct ctl_args *a, int *status);
 
-/* Lowercase and check a domain / address argument; a usage error otherwise. */
+/* Check a domain / address argument and make it canonical in place (case, NFC, A-labels
+ * when they fit: cmd_common.c); a usage error otherwise. */
 int ctl_arg_domain(const struct ctl_cmd *cmd, char *arg, int *status);
 int ctl_arg_address(const struct ctl_cmd *cmd, char *arg, int *status);
 

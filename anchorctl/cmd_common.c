@@ -37,26 +37,36 @@ int ctl_parse(const struct ctl_cmd *cmd, const struct ctl_opt *opts, int argc, c
 	return 0;
 }
 
-int ctl_arg_domain(const struct ctl_cmd *cmd, char *arg, int *status)
+/*
+ * A name argument into its canonical form (pki/name.h: case, NFC, U-labels into
+ * A-labels), in place.  An A-label can be longer than the U-label it encodes: such a
+ * name stays as the user wrote it, valid and with the same canonical form, which the
+ * key server computes again (PROTOCOL.md "Names").
+ */
+static int canon_arg(const struct ctl_cmd *cmd, char *arg, int address, int *status)
 {
+	char canon[256];
 	struct err e = {0};
 
-	if (name_check_domain(ctl_name_lower(arg), &e) < 0) {
-		*status = ctl_usage(cmd, "'%s' is not a domain name: %s", arg, e.msg);
+	if ((address ? name_canon_address(arg, canon, sizeof(canon), &e)
+	             : name_canon_idn(arg, canon, sizeof(canon), &e)) < 0) {
+		*status = ctl_usage(cmd, "'%s' is not a %s: %s", arg,
+		                    address ? "mail address" : "domain name", e.msg);
 		return -1;
 	}
+	if (strlen(canon) <= strlen(arg))
+		memcpy(arg, canon, strlen(canon) + 1);
 	return 0;
+}
+
+int ctl_arg_domain(const struct ctl_cmd *cmd, char *arg, int *status)
+{
+	return canon_arg(cmd, arg, 0, status);
 }
 
 int ctl_arg_address(const struct ctl_cmd *cmd, char *arg, int *status)
 {
-	struct err e = {0};
-
-	if (name_check_address(ctl_name_lower(arg), &e) < 0) {
-		*status = ctl_usage(cmd, "'%s' is not a mail address: %s", arg, e.msg);
-		return -1;
-	}
-	return 0;
+	return canon_arg(cmd, arg, 1, status);
 }
 
 int ctl_server(const struct ctl *ctl, const struct ctl_cmd *cmd, const char *token,

@@ -19,6 +19,8 @@ PACKAGES=(
 	# libraries
 	libldns-dev libssl-dev libmicrohttpd-dev libgnutls28-dev libpq-dev libjansson-dev
 	libcurl4-openssl-dev libevent-dev libcmocka-dev libcrypt-dev
+	# UTF-8 addresses (docs/PROTOCOL.md "Names"): IDNA2008 A-/U-labels, NFC and case mapping
+	libidn2-dev libunistring-dev
 	# runtime tools
 	openssl ca-certificates curl ldnsutils postgresql util-linux procps iproute2
 	# the DNS root's trust anchor, /usr/share/dns/root.key: DNSSEC validation from the root

@@ -332,8 +332,8 @@ void ks_domain_erase(struct ks_req *r, const char *domain)
 	if (ks_auth_domain_admin(r, d, &e) < 0 ||
 	    (raw = http_json_str(r->http->json, "address", 1, &e)) == NULL)
 		goto fail;
-	if ((addr = ks_lower_dup(raw)) == NULL || check_own_address(addr, d->name, &e) < 0 ||
-	    erase_address(r, d, addr, &done, &e) < 0)
+	if ((addr = ks_address_canon(raw, &e)) == NULL ||
+	    check_own_address(addr, d->name, &e) < 0 || erase_address(r, d, addr, &done, &e) < 0)
 		goto fail;
 	ks_cache_invalidate(r->ks->cache);
 	/* The address itself is what is being erased: the log line names only the count. */

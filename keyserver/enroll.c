@@ -48,9 +48,7 @@ void ks_token_issue(struct ks_req *r, const char *domain)
 		}
 		ttl = json_integer_value(ttl_v);
 	}
-	if ((addr = ks_lower_dup(addr_in)) == NULL)
-		goto fail;
-	if (name_check_address(addr, &e) < 0)
+	if ((addr = ks_address_canon(addr_in, &e)) == NULL)
 		goto fail;
 	if (strcmp(ks_address_domain(addr), d->name) != 0) {
 		err_set(&e, ERR_INPUT, "address_outside_domain", "%s is not an address of %s", addr,

@@ -343,6 +343,9 @@ struct ks_domain *ks_load_domain(struct ks_req *r, const char *name);
 
 /* A lowercase copy (malloc'd; NULL when out of memory). */
 char *ks_lower_dup(const char *s);
+/* An address as a client wrote it, canonical (name_canon_address: case, NFC, U-labels
+ * into A-labels), malloc'ed; NULL with e set (e untouched: out of memory). */
+char *ks_address_canon(const char *raw, struct err *e);
 /* The part after the last '@' ("" when there is none). */
 const char *ks_address_domain(const char *addr);
 /* The address of the URL, lowercased and checked, with its domain loaded into *d;

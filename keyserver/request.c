@@ -32,15 +32,10 @@ struct ks_domain *ks_load_domain(struct ks_req *r, const char *name)
 	char lc[DNS_DOMAIN_MAX];
 	struct err e = {0};
 	struct ks_domain *d;
-	size_t i;
 
-	/* Domain names compare without regard to case (RFC 4343). */
-	for (i = 0; i < sizeof(lc) - 1 && name[i] != '\0'; i++)
-		lc[i] = (char)tolower((unsigned char)name[i]);
-	lc[i] = '\0';
-	if (name[i] != '\0' || name_check_domain(lc, &e) < 0) {
-		if (e.kind == ERR_NONE)
-			err_set(&e, ERR_INPUT, "bad_name", "the domain name is too long");
+	/* One domain, one record: case (RFC 4343), a trailing dot and U-labels against
+	 * A-labels do not matter (PROTOCOL.md "Names"). */
+	if (name_canon_idn(name, lc, sizeof(lc), &e) < 0) {
 		ks_fail(r, &e);
 		return NULL;
 	}
@@ -66,20 +61,25 @@ const char *ks_address_domain(const char *addr)
 	return at ? at + 1 : "";
 }
 
+char *ks_address_canon(const char *raw, struct err *e)
+{
+	char buf[256]; /* 254 octets (RFC 5321 §4.5.3.1.3) and the NUL */
+
+	if (name_canon_address(raw, buf, sizeof(buf), e) < 0)
+		return NULL;
+	return strdup(buf);
+}
+
 char *ks_address_arg(struct ks_req *r, const char *raw, struct ks_domain **d)
 {
-	char *addr = ks_lower_dup(raw);
 	struct err e = {0};
+	char *addr = ks_address_canon(raw, &e);
 
 	*d = NULL;
 	if (addr == NULL) {
-		err_set(&e, ERR_INTERNAL, "internal", "out of memory");
+		if (e.kind == ERR_NONE)
+			err_set(&e, ERR_INTERNAL, "internal", "out of memory");
 		ks_fail(r, &e);
-		return NULL;
-	}
-	if (name_check_address(addr, &e) < 0) {
-		ks_fail(r, &e);
-		free(addr);
 		return NULL;
 	}
 	if ((*d = ks_load_domain(r, ks_address_domain(addr))) == NULL) {

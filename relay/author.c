@@ -21,7 +21,7 @@ void relay_auth_authors(const struct dkim_msg *m, struct relay_auth *a)
 {
 	struct err e = {0};
 
-	if (relay_message_authors(m->buf, m->len, &a->authors, &e) < 0) {
+	if (relay_message_authors_opt(m->buf, m->len, a->smtputf8, &a->authors, &e) < 0) {
 		snprintf(a->from_error, sizeof(a->from_error), "%s", e.msg);
 		return;
 	}

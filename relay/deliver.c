@@ -34,8 +34,10 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "core/utf8.h"
 #include "pki/crypto.h"
 #include "deliver_cache.h"
+#include "pki/name.h"
 #include "deliver_conn.h"
 #include "relay.h"
 
@@ -219,6 +221,39 @@ static int has_8bit(const char *b, size_t len)
 }
 
 /*
+ * Whether the message needs SMTPUTF8 (RFC 6531): a UTF-8 address in its envelope.  The
+ * queue does not record whether a message came with SMTPUTF8, so 8-bit header fields
+ * alone go on as today (8BITMIME) and legacy mail with raw 8-bit headers keeps flowing.
+ */
+static int needs_smtputf8(const struct tx *t)
+{
+	if (!name_is_ascii(t->sender))
+		return 1;
+	for (size_t i = 0; i < t->n; i++)
+		if (t->st[i] == RS_SEND && !name_is_ascii(t->rcpts[i]))
+			return 1;
+	return 0;
+}
+
+/*
+ * A message that needs SMTPUTF8 never goes to a peer without it: no downgrade, its
+ * recipients fail with RFC 6531's 553 5.6.7 (§3.5; the sender gets the usual
+ * notification).  Returns 1 when the recipients were failed.
+ */
+static int refuse_downgrade(struct tx *t, const size_t *order, size_t k)
+{
+	if (!needs_smtputf8(t) || t->caps.smtputf8)
+		return 0;
+	for (size_t m = 0; m < k; m++)
+		result_set(
+		    &t->res[order[m]], 0, QUEUE_FAILED,
+		    "%s: 553 5.6.7 the envelope has a UTF-8 address and the peer does not offer "
+		    "SMTPUTF8; not downgraded (RFC 6531)",
+		    t->c.peer);
+	return 1;
+}
+
+/*
  * The body as it goes on the wire: a bare CR or LF becomes CRLF, so that no
  * peer can see an end of data the relay did not send (SMTP smuggling), and a
  * body without a final line ending gets one; dot-stuffed (RFC 5321 §4.5.2)
@@ -325,16 +360,17 @@ static int data_phase(struct tx *t, const struct relay_smtp_reply *rep, size_t n
 	return RELAY_IO_OK;
 }
 
-/* The MAIL command, with SIZE and BODY when the peer takes them. */
+/* The MAIL command, with SIZE, BODY, REQUIRETLS and SMTPUTF8 when the peer takes them. */
 static int mail_command(struct tx *t, char *buf, size_t len)
 {
 	char size[40] = "";
 
 	if (t->caps.size)
 		snprintf(size, sizeof(size), " SIZE=%zu", t->len);
-	return snprintf(buf, len, "MAIL FROM:<%s>%s%s%s\r\n", t->sender, size,
+	return snprintf(buf, len, "MAIL FROM:<%s>%s%s%s%s\r\n", t->sender, size,
 	                t->caps.eightbitmime && has_8bit(t->body, t->len) ? " BODY=8BITMIME" : "",
-	                t->hop->requiretls ? " REQUIRETLS" : "");
+	                t->hop->requiretls ? " REQUIRETLS" : "",
+	                t->caps.smtputf8 && needs_smtputf8(t) ? " SMTPUTF8" : "");
 }
 
 /* One reply of the window: what it says about the recipients. */
@@ -394,6 +430,8 @@ static int transaction(struct tx *t)
 			           t->c.peer, t->len, t->caps.size_max);
 		goto out;
 	}
+	if (refuse_downgrade(t, order, k))
+		goto out;
 	/* a probe sends no DATA; BDAT goes after the RCPT replies (send_bdat) */
 	total = t->probe || bdat ? k + 1 : k + 2;
 	window = t->caps.pipelining ? DELIVER_WINDOW : 1;
@@ -587,10 +625,11 @@ static int path_ok(const char *addr, int null_ok)
 		return 0;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char ch = (unsigned char)addr[i];
-		if (ch <= 0x20 || ch >= 0x7f || ch == '<' || ch == '>')
+		if (ch <= 0x20 || ch == 0x7f || ch == '<' || ch == '>')
 			return 0;
 	}
-	return 1;
+	/* UTF-8 (RFC 6531) goes only with SMTPUTF8 (refuse_downgrade), and only well formed */
+	return utf8_valid((const unsigned char *)addr, len);
 }
 
 static int seconds_or(long long v, int dflt)

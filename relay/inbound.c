@@ -493,6 +493,8 @@ static void data_work(void *arg)
 	int have_rep;
 
 	memset(&g, 0, sizeof(g));
+	/* the session waits for this decision: its transaction's flag is steady */
+	a.smtputf8 = smtp_session_smtputf8(c->smtp);
 	clean = strip_our_fields(j->msg, j->len, authserv, s->tier_header, &cleanlen);
 	if (clean == NULL || relay_verify_message(c->d->verifier, clean, cleanlen, &a, &e) < 0) {
 		log_info(NULL, "conn %lu: unreadable message: %s", c->id, clean ? e.msg : "nomem");

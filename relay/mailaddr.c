@@ -32,6 +32,7 @@
 #include <strings.h>
 
 #include "core/text.h"
+#include "core/utf8.h"
 #include "pki/name.h"
 #include "dns/dns.h"
 #include "mail/header.h"
@@ -56,6 +57,7 @@ struct scan {
 	const char *p, *end;
 	struct tok t; /* the token at p (one-token lookahead) */
 	struct err *e;
+	int utf8; /* the message came with SMTPUTF8: UTF-8 addresses (RFC 6532) */
 };
 
 static int bad(struct scan *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -255,7 +257,7 @@ static int domain_text(struct scan *s, char text[DNS_NAME_MAX + 1])
 	for (;;) {
 		if (s->t.kind != TOK_ATOM)
 			return bad(s, "has an address whose domain is %s", what(s, cb));
-		if (s->t.eightbit)
+		if (s->t.eightbit && !s->utf8)
 			return bad(s,
 			           "has a domain with non-ASCII octets; write it in its xn-- form");
 		if (append(text, DNS_NAME_MAX + 1, &n, s->t.p, s->t.n) < 0)
@@ -283,7 +285,9 @@ static int domain(struct scan *s, char *out, size_t size)
 
 	if (domain_text(s, text) < 0)
 		return -1;
-	if (dns_name_canon(text, out, size, &ne) < 0 || name_check_domain(out, &ne) < 0) {
+	if (!name_is_ascii(text)
+	        ? name_canon_idn(text, out, size, &ne) < 0
+	        : dns_name_canon(text, out, size, &ne) < 0 || name_check_domain(out, &ne) < 0) {
 		out[0] = '\0';
 		return bad(s, "has an address whose domain %.80s is not a host name (%s)", text,
 		           ne.msg);
@@ -344,7 +348,7 @@ static int local_part(struct scan *s, const struct words *ws, char *addr, size_t
 
 		if ((i % 2 == 0) != (t->kind != TOK_SPECIAL))
 			return bad(s, "has a local part that is not words joined by dots");
-		if (t->eightbit)
+		if (t->eightbit && !s->utf8)
 			return bad(
 			    s, "has an address with non-ASCII octets (SMTPUTF8 is not offered)");
 		if (local_piece(t, local, sizeof(local), &n) < 0 || n > LOCAL_MAX)
@@ -374,6 +378,24 @@ static int local_part(struct scan *s, const struct words *ws, char *addr, size_t
 	return 0;
 }
 
+/*
+ * A UTF-8 address (only read under SMTPUTF8) in the one canonical form of every name
+ * (pki/name: well-formed UTF-8, no control or invisible code point, lowercase, NFC),
+ * so that it compares with the key server's records and the signatures' i= byte for
+ * byte.  A quoted UTF-8 local part has no canonical form and is refused.
+ */
+static int utf8_address(struct scan *s, struct relay_author *au)
+{
+	char canon[RELAY_ADDR_MAX];
+	struct err ne = {0};
+
+	if (name_canon_address(au->addr, canon, sizeof(canon), &ne) < 0)
+		return bad(s, "has an address that is not a valid internationalised address (%s)",
+		           ne.msg);
+	memcpy(au->addr, canon, strlen(canon) + 1);
+	return 0;
+}
+
 /* addr-spec after its local part's words, s->t at the '@'. */
 static int addr_spec(struct scan *s, const struct words *ws, struct relay_author *au)
 {
@@ -387,7 +409,7 @@ static int addr_spec(struct scan *s, const struct words *ws, struct relay_author
 	if ((size_t)snprintf(au->addr + n, sizeof(au->addr) - n, "@%s", au->domain) >=
 	    sizeof(au->addr) - n)
 		return bad(s, "has an address that is too long");
-	return 0;
+	return name_is_ascii(au->addr) ? 0 : utf8_address(s, au);
 }
 
 /* obs-route = obs-domain-list ":" ; the route is read and forgotten. */
@@ -473,7 +495,13 @@ out:
 
 int relay_authors_parse(const char *value, size_t len, struct relay_authors *out, struct err *e)
 {
-	struct scan s = {.p = value, .e = e};
+	return relay_authors_parse_opt(value, len, 0, out, e);
+}
+
+int relay_authors_parse_opt(const char *value, size_t len, int utf8, struct relay_authors *out,
+                            struct err *e)
+{
+	struct scan s = {.p = value, .e = e, .utf8 = utf8};
 	char cb[8];
 
 	memset(out, 0, sizeof(*out));
@@ -532,6 +560,12 @@ static int check_field_name(const struct mail_field *f, struct err *e)
 
 int relay_message_authors(const char *msg, size_t len, struct relay_authors *out, struct err *e)
 {
+	return relay_message_authors_opt(msg, len, 0, out, e);
+}
+
+int relay_message_authors_opt(const char *msg, size_t len, int utf8, struct relay_authors *out,
+                              struct err *e)
+{
 	struct mail_header h;
 	struct mail_field f, from;
 	size_t count = 0;
@@ -543,6 +577,11 @@ int relay_message_authors(const char *msg, size_t len, struct relay_authors *out
 			return err_set(e, ERR_INPUT, "bad_header", "%s", f.bad);
 		if (check_field_name(&f, e) < 0)
 			return -1;
+		/* RFC 6532 §3.2: header values are UTF-8, never some other 8-bit text */
+		if (utf8 && !utf8_valid((const unsigned char *)f.value, f.vlen))
+			return err_set(e, ERR_INPUT, "bad_header",
+			               "the header field %.*s is not well-formed UTF-8 (RFC 6532)",
+			               (int)(f.nlen > 60 ? 60 : f.nlen), f.name);
 		/* the reader trims the blanks before the colon: "From :" (obs-from) is From */
 		if (mail_field_is(&f, "From")) {
 			from = f;
@@ -556,7 +595,7 @@ int relay_message_authors(const char *msg, size_t len, struct relay_authors *out
 		return err_set(e, ERR_INPUT, "from_several",
 		               "the message has %zu From fields; RFC 5322 allows exactly one",
 		               count);
-	return relay_authors_parse(from.value, from.vlen, out, e);
+	return relay_authors_parse_opt(from.value, from.vlen, utf8, out, e);
 }
 
 const char *relay_addr_domain(const char *addr)
@@ -568,7 +607,7 @@ const char *relay_addr_domain(const char *addr)
 
 /* Read from the copy dkim_msg_parse makes (every line end CRLF), as the signer and the
  * verifier read the message: a bare CR is a line end there, not a bad octet. */
-int relay_from_address(const char *msg, size_t len, char *addr, size_t size)
+int relay_from_address(const char *msg, size_t len, int utf8, char *addr, size_t size)
 {
 	struct relay_authors *au = NULL;
 	struct dkim_msg m;
@@ -580,7 +619,7 @@ int relay_from_address(const char *msg, size_t len, char *addr, size_t size)
 	if (msg == NULL || size == 0 || dkim_msg_parse(msg, len, &m, &e) < 0)
 		return -1;
 	if ((au = malloc(sizeof(*au))) != NULL &&
-	    relay_message_authors(m.buf, m.len, au, &e) == 0 && au->n == 1 &&
+	    relay_message_authors_opt(m.buf, m.len, utf8, au, &e) == 0 && au->n == 1 &&
 	    strlen(au->a[0].addr) < size) {
 		memcpy(addr, au->a[0].addr, strlen(au->a[0].addr) + 1);
 		rc = 0;

@@ -77,7 +77,10 @@ static void sub_reset(void *ctx, struct smtp_session *s)
 static void signing_identity(const struct relayd_conn *c, const char *msg, size_t len,
                              char addr[RELAY_ADDR_MAX])
 {
-	if (relay_from_address(msg, len, addr, RELAY_ADDR_MAX) < 0 || addr[0] == '\0')
+	/* the session waits for this message's decision: its SMTPUTF8 flag is steady */
+	if (relay_from_address(msg, len, smtp_session_smtputf8(c->smtp), addr, RELAY_ADDR_MAX) <
+	        0 ||
+	    addr[0] == '\0')
 		snprintf(addr, RELAY_ADDR_MAX, "%s", c->sender ? c->sender : "");
 	for (char *p = addr; *p; p++)
 		if (*p >= 'A' && *p <= 'Z')
@@ -188,10 +191,10 @@ static int sub_data(void *ctx, struct smtp_session *s, const char *msg, size_t l
 	const char *user = relayd_auth_user(c);
 	char from[RELAY_ADDR_MAX] = "";
 
-	(void)s;
 	/* an authenticated user signs only as itself (checked on the loop: the header only) */
 	if (strcmp(c->d->s->submission_auth, "required") == 0 &&
-	    (relay_from_address(msg, len, from, sizeof(from)) < 0 || !relayd_auth_owns(c, from))) {
+	    (relay_from_address(msg, len, smtp_session_smtputf8(s), from, sizeof(from)) < 0 ||
+	     !relayd_auth_owns(c, from))) {
 		log_info(NULL, "conn %lu: From: <%s> refused: not owned by <%s>", c->id, from,
 		         user ? user : "(nobody)");
 		c->d->st.refused++;

@@ -246,7 +246,10 @@ struct relay_auth {
 	int user_verified;       /* a passing user signature whose i= is from_addr */
 	int sender_anchored;     /* an author domain publishes an anchor (discovered) */
 	int sender_mode_testing; /* ... and every anchored author domain says mode=testing */
-	char why[200];           /* a short summary for logs */
+	/* Set by the caller before relay_verify_message, which keeps it: the message came
+	 * with SMTPUTF8, so its header fields may hold UTF-8 addresses (RFC 6532). */
+	int smtputf8;
+	char why[200]; /* a short summary for logs */
 };
 
 struct relay_verifier;
@@ -292,15 +295,22 @@ int relay_auth_refusal(const struct relay_auth *a, struct relay_refusal *out);
  * the grammar has none, no mailbox; *out is then empty.
  */
 int relay_authors_parse(const char *value, size_t len, struct relay_authors *out, struct err *e);
+/* The same; utf8 set for a message that came with SMTPUTF8 (RFC 6532): UTF-8 addresses
+ * are read, in the canonical form of pki/name (domain in A-labels). */
+int relay_authors_parse_opt(const char *value, size_t len, int utf8, struct relay_authors *out,
+                            struct err *e);
 /* The authors of a message (as dkim_msg_parse leaves it, m.buf: the fields the
  * signatures cover): its one From field (lib/mail/header), parsed.  ERR_INPUT
  * "from_missing", "from_several", "from_unreadable", "bad_header" (a malformed
  * header line) or "bad_field_name" (a field name that is not printable ASCII: it
  * may read as From elsewhere). */
 int relay_message_authors(const char *msg, size_t len, struct relay_authors *out, struct err *e);
+/* The same; utf8: SMTPUTF8 (every header value must be well-formed UTF-8 then). */
+int relay_message_authors_opt(const char *msg, size_t len, int utf8, struct relay_authors *out,
+                              struct err *e);
 /* The address of the single author of msg, lowercase; -1 with addr "" when the
  * message has no such author (none, several, unreadable). */
-int relay_from_address(const char *msg, size_t len, char *addr, size_t size);
+int relay_from_address(const char *msg, size_t len, int utf8, char *addr, size_t size);
 /* The domain of an address: the part after the last '@' ("" when none). */
 const char *relay_addr_domain(const char *addr);
 
@@ -552,6 +562,7 @@ void relay_smtp_reply_oneline(const struct relay_smtp_reply *r, char *out, size_
 /* What an EHLO/LHLO reply offers. */
 struct relay_smtp_caps {
 	int pipelining, starttls, eightbitmime, enhancedstatuscodes, size, chunking, requiretls;
+	int smtputf8;                /* RFC 6531 */
 	unsigned long long size_max; /* SIZE's limit; 0: none given */
 };
 void relay_smtp_caps_parse(const struct relay_smtp_reply *ehlo, struct relay_smtp_caps *caps);

@@ -103,7 +103,8 @@ static uint8_t *message_of(const struct http_request *req, const char *user, siz
 		        "message must be the raw message in standard base64");
 		return NULL;
 	}
-	if (relay_from_address((const char *)msg, *len, from, sizeof(from)) < 0 ||
+	/* HTTP is 8-bit clean: a UTF-8 From is read as under SMTPUTF8 (RFC 6532). */
+	if (relay_from_address((const char *)msg, *len, 1, from, sizeof(from)) < 0 ||
 	    strcasecmp(from, user) != 0) {
 		free(msg);
 		err_set(e, ERR_FORBIDDEN, "from_not_owned", "From address <%s> not owned by <%s>",

@@ -683,8 +683,10 @@ int relay_verify_message(struct relay_verifier *v, const char *msg, size_t len,
 	struct dkim_sig *sig = NULL;
 	struct dkim_msg m;
 	size_t nsigs = 0, idx = 0;
+	int smtputf8 = out->smtputf8;
 
 	memset(out, 0, sizeof(*out));
+	out->smtputf8 = smtputf8;
 	if (dkim_msg_parse(msg, len, &m, e) < 0)
 		return -1;
 	relay_auth_authors(&m, out);

@@ -12,6 +12,7 @@
 #include <openssl/core_names.h>
 #include <openssl/x509.h>
 
+#include "core/utf8.h"
 #include "pki/crypto.h"
 #include "mail/dkim.h"
 
@@ -59,7 +60,9 @@ static int parse_one(const char *t, size_t len, size_t *pp, struct dkim_tag *tag
 	tag->val = t + p;
 	end = p;
 	while (p < len && t[p] != ';') {
-		if (is_valchar((unsigned char)t[p])) {
+		/* 8-bit octets too (RFC 8616 §4: UTF-8 in i=); every other tag's reader
+		 * (copy_plain, base64, numbers, names) refuses them */
+		if (is_valchar((unsigned char)t[p]) || (unsigned char)t[p] >= 0x80) {
 			p++;
 			end = p;
 			continue;
@@ -136,6 +139,28 @@ static int copy_plain(const struct dkim_tag *t, char *out, size_t cap, struct er
 		if (!is_valchar((unsigned char)t->val[k]))
 			return err_set(e, ERR_INPUT, "dkim_syntax",
 			               "tag %.*s has whitespace inside", (int)t->nlen, t->name);
+	memcpy(out, t->val, t->vlen);
+	out[t->vlen] = '\0';
+	return 0;
+}
+
+/* i= (§3.5): as copy_plain, and its local part may hold UTF-8 (RFC 8616 §4), which must
+ * be well formed. */
+static int copy_identity(const struct dkim_tag *t, char *out, size_t cap, struct err *e)
+{
+	int eightbit = 0;
+
+	for (size_t k = 0; k < t->vlen; k++)
+		eightbit |= (unsigned char)t->val[k] >= 0x80;
+	if (!eightbit)
+		return copy_plain(t, out, cap, e);
+	if (!utf8_valid((const unsigned char *)t->val, t->vlen))
+		return err_set(e, ERR_INPUT, "dkim_syntax", "tag i is not well-formed UTF-8");
+	if (t->vlen == 0 || t->vlen >= cap)
+		return err_set(e, ERR_INPUT, "dkim_syntax", "tag i is empty or too long");
+	for (size_t k = 0; k < t->vlen; k++)
+		if ((unsigned char)t->val[k] < 0x80 && !is_valchar((unsigned char)t->val[k]))
+			return err_set(e, ERR_INPUT, "dkim_syntax", "tag i has whitespace inside");
 	memcpy(out, t->val, t->vlen);
 	out[t->vlen] = '\0';
 	return 0;
@@ -286,7 +311,7 @@ static int sig_fields(const struct dkim_taglist *tl, struct dkim_sig *s, struct 
 	if ((t = dkim_tags_get(tl, "q")) != NULL && !tag_eq(t, "dns/txt"))
 		return err_set(e, ERR_INPUT, "dkim_bad_query", "unsupported query method q=");
 	if ((t = dkim_tags_get(tl, "i")) != NULL) {
-		if (copy_plain(t, s->i, sizeof(s->i), e) < 0)
+		if (copy_identity(t, s->i, sizeof(s->i), e) < 0)
 			return -1;
 		if (!identity_in_domain(s->i, s->d))
 			return err_set(e, ERR_INPUT, "dkim_bad_identity", "i= is not within d=%s",

@@ -93,6 +93,8 @@ struct smtp_command {
 	int requiretls; /* MAIL ... REQUIRETLS (RFC 8689) */
 	uint64_t size;  /* its value */
 	enum smtp_body body;
+	int smtputf8;  /* MAIL ... SMTPUTF8 (RFC 6531 §3.4) */
+	int path_utf8; /* the path holds UTF-8 (its domain written in A-labels) */
 	/* AUTH: the mechanism (upper case) and the initial response, still base64;
 	 * "=" (an empty response) is has_initial with initial "". */
 	char mech[24];
@@ -220,6 +222,9 @@ int smtp_session_closed(const struct smtp_session *s);  /* flush the output, the
 int smtp_session_in_data(const struct smtp_session *s); /* a message is being received */
 int smtp_session_tls_active(const struct smtp_session *s);
 const char *smtp_session_helo(const struct smtp_session *s); /* "" before HELO/EHLO */
+/* The transaction's MAIL carried SMTPUTF8 (RFC 6531): UTF-8 may be in its envelope
+ * and header fields. */
+int smtp_session_smtputf8(const struct smtp_session *s);
 /* The identity a successful AUTH established, NULL before (or without) one. */
 const char *smtp_session_auth_user(const struct smtp_session *s);
 

@@ -5,7 +5,9 @@
  * responses.  Every failure carries its reply.
  */
 #include "core/text.h"
+#include "core/utf8.h"
 #include "mail/smtp.h"
+#include "pki/name.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -136,6 +138,35 @@ int smtp_mailbox_valid(const char *s, size_t len)
 	return smtp_domain_valid(s, len);
 }
 
+/*
+ * A mailbox with octets >= 0x80 (RFC 6531 §3.3: UTF-8 in the local part, U-labels in the
+ * domain): well-formed UTF-8 and a name pki/name accepts (PROTOCOL.md "Names"), written
+ * into out->path with the domain in A-labels so that routing and lookups see the one
+ * spelling; the local part is kept as sent.  Whether SMTPUTF8 was given is the
+ * session's check.  -1 with the reason in *why.
+ */
+static int utf8_mailbox(const char *mb, size_t len, struct smtp_command *out, const char **why)
+{
+	char in[SMTP_PATH_MAX], canon[SMTP_PATH_MAX];
+	const char *at;
+	struct err ne = {0};
+
+	if (!utf8_valid((const unsigned char *)mb, len)) {
+		*why = "is not well-formed UTF-8";
+		return -1;
+	}
+	memcpy(in, mb, len);
+	in[len] = '\0';
+	at = strrchr(in, '@');
+	if (at == NULL || name_canon_address(in, canon, sizeof(canon), &ne) < 0) {
+		*why = "is not a valid internationalised address";
+		return -1;
+	}
+	snprintf(out->path, sizeof(out->path), "%.*s%s", (int)(at - in), in, strrchr(canon, '@'));
+	out->path_utf8 = 1;
+	return 0;
+}
+
 /* Skip an A-d-l ("@a.example,@b.example:"); source routes are accepted and ignored. */
 static int skip_source_route(const char **p, const char *end)
 {
@@ -164,7 +195,8 @@ static int skip_source_route(const char **p, const char *end)
  * Parse "<...>" at *p: fill out->path; null_ok allows "<>", postmaster
  * allows the bare "<Postmaster>" (RCPT, §4.1.1.3).  Returns 0 or -1.
  */
-static int parse_path(const char **p, const char *end, struct smtp_command *out, int null_ok)
+static int parse_path(const char **p, const char *end, struct smtp_command *out, int null_ok,
+                      const char **why)
 {
 	const char *s = *p, *close, *mb;
 
@@ -192,6 +224,12 @@ static int parse_path(const char **p, const char *end, struct smtp_command *out,
 	}
 	if (skip_source_route(&mb, close) < 0)
 		return -1;
+	if (!name_is_ascii_n(mb, (size_t)(close - mb))) {
+		if (utf8_mailbox(mb, (size_t)(close - mb), out, why) < 0)
+			return -1;
+		*p = close + 1;
+		return 0;
+	}
 	if (out->verb == SMTP_RCPT && close - mb == 10 && strncasecmp(mb, "postmaster", 10) == 0) {
 		/* accepted as is */
 	} else if (!smtp_mailbox_valid(mb, (size_t)(close - mb))) {
@@ -278,6 +316,12 @@ static int parse_params(const char *p, const char *end, struct smtp_command *out
 				out->body = SMTP_BODY_8BITMIME;
 			else
 				return fail(out, e, 501, "5.5.4", "Unsupported BODY type");
+		} else if (out->verb == SMTP_MAIL && kwlen == 8 &&
+		           strncasecmp(kw, "SMTPUTF8", 8) == 0) {
+			/* RFC 6531 §3.4: no value, once */
+			if (out->smtputf8 || eq != NULL)
+				return fail(out, e, 501, "5.5.4", "Bad SMTPUTF8 parameter");
+			out->smtputf8 = 1;
 		} else {
 			return fail(out, e, 555, "5.5.4", "Unsupported parameter");
 		}
@@ -296,6 +340,8 @@ static int parse_mail_rcpt(const char *p, const char *end, struct smtp_command *
 	const char *kw = out->verb == SMTP_MAIL ? "FROM:" : "TO:";
 	size_t kwlen = strlen(kw);
 	int mail = out->verb == SMTP_MAIL;
+	const char *why = NULL;
+	char text[sizeof(out->error.text)];
 
 	if ((size_t)(end - p) < kwlen || strncasecmp(p, kw, kwlen) != 0)
 		return fail(out, e, 501, "5.5.4",
@@ -304,14 +350,24 @@ static int parse_mail_rcpt(const char *p, const char *end, struct smtp_command *
 	/* Lenient like most MTAs: "MAIL FROM: <a@b>" is common in the wild. */
 	while (p < end && *p == ' ')
 		p++;
-	if (parse_path(&p, end, out, mail) < 0)
-		return fail(out, e, 501, mail ? "5.1.7" : "5.1.3",
-		            mail ? "Bad sender address syntax" : "Bad recipient address syntax");
+	if (parse_path(&p, end, out, mail, &why) < 0) {
+		snprintf(text, sizeof(text), "Bad %s address syntax%s%s",
+		         mail ? "sender" : "recipient", why ? ": the address " : "",
+		         why ? why : "");
+		return fail(out, e, 501, mail ? "5.1.7" : "5.1.3", text);
+	}
 	if (p == end)
 		return 0;
 	if (*p != ' ' || p + 1 == end)
 		return fail(out, e, 501, "5.5.4", "Bad parameter syntax");
 	return parse_params(p + 1, end, out, e);
+}
+
+/* RFC 6531 §3.3: UTF-8 may appear in the paths of MAIL and RCPT, nowhere else. */
+static int eightbit_ok(const char *line, size_t len)
+{
+	return (len >= 10 && strncasecmp(line, "MAIL FROM:", 10) == 0) ||
+	       (len >= 8 && strncasecmp(line, "RCPT TO:", 8) == 0);
 }
 
 struct verb_name {
@@ -462,8 +518,8 @@ int smtp_parse_command_opts(const char *line, size_t len, int opts, struct smtp_
 	for (i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)line[i];
 
-		/* no controls (bare CR/LF, NUL), no 8-bit: SMTPUTF8 is not offered */
-		if ((c < 32 && c != '\t') || c >= 127)
+		/* no controls (bare CR/LF, NUL); 8-bit only in a MAIL/RCPT path (SMTPUTF8) */
+		if ((c < 32 && c != '\t') || c == 127 || (c >= 128 && !eightbit_ok(line, len)))
 			return fail(out, e, 500, "5.5.2", "Syntax error, invalid character");
 	}
 	for (p = line; p < end && *p != ' '; p++)

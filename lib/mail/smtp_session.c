@@ -44,6 +44,7 @@ struct smtp_session {
 
 	/* the transaction */
 	unsigned nrcpt;
+	int smtputf8;            /* its MAIL carried SMTPUTF8 */
 	struct smtp_command cmd; /* the command whose decision is pending */
 	enum smtp_verb pending;  /* SMTP_NONE, HELO/EHLO, MAIL, RCPT or DATA */
 
@@ -153,6 +154,7 @@ static void reset_transaction(struct smtp_session *s)
 
 	s->chunk.in_txn = 0;
 	s->nrcpt = 0;
+	s->smtputf8 = 0;
 	s->text.len = 0;
 	if (s->state != ST_INIT && s->state != ST_GREETED && s->state != ST_CLOSED &&
 	    s->state != ST_TLS_WAIT)
@@ -221,6 +223,7 @@ static void send_ehlo(struct smtp_session *s)
 	out_printf(s, "250-SIZE %llu\r\n", (unsigned long long)s->cfg.max_size);
 	out_printf(s, "250-8BITMIME\r\n");
 	out_printf(s, "250-CHUNKING\r\n");
+	out_printf(s, "250-SMTPUTF8\r\n");
 	if (s->cfg.tls_available && !s->tls_active)
 		out_printf(s, "250-STARTTLS\r\n");
 	/* RFC 4954 §4 and §14: passwords only travel encrypted, so AUTH is not even offered before
@@ -277,6 +280,7 @@ static void finish(struct smtp_session *s, struct smtp_reply *r)
 	case SMTP_MAIL:
 		if (ok)
 			s->state = ST_MAIL;
+		s->smtputf8 = ok && s->cmd.smtputf8; /* read by RCPT and during DATA only */
 		reply_checked(s, r);
 		break;
 	case SMTP_RCPT:
@@ -337,6 +341,8 @@ static void cmd_mail(struct smtp_session *s)
 		return reply(s, 552, "5.3.4", "Message size exceeds fixed limit");
 	if (s->cmd.requiretls && !s->tls_active)
 		return reply(s, 530, "5.7.10", "REQUIRETLS needs a TLS session: STARTTLS first");
+	if (s->cmd.path_utf8 && !s->cmd.smtputf8)
+		return reply(s, 553, "5.6.7", "Non-ASCII sender address needs SMTPUTF8 (RFC 6531)");
 	set_reply(&r, 250, "2.1.0", "Ok");
 	ask(s, s->cb.on_mail, &r);
 }
@@ -349,6 +355,8 @@ static void cmd_rcpt(struct smtp_session *s)
 		return error_reply(s, 503, "5.5.1", "Need MAIL before RCPT");
 	if (s->nrcpt >= s->cfg.max_rcpts)
 		return reply(s, 452, "4.5.3", "Too many recipients");
+	if (s->cmd.path_utf8 && !s->smtputf8)
+		return reply(s, 553, "5.6.7", "Non-ASCII recipient needs SMTPUTF8 (RFC 6531)");
 	set_reply(&r, 250, "2.1.5", "Ok");
 	ask(s, s->cb.on_rcpt, &r);
 }
@@ -746,6 +754,11 @@ int smtp_session_tls_active(const struct smtp_session *s)
 const char *smtp_session_helo(const struct smtp_session *s)
 {
 	return s->helo;
+}
+
+int smtp_session_smtputf8(const struct smtp_session *s)
+{
+	return s->smtputf8;
 }
 
 const char *smtp_session_auth_user(const struct smtp_session *s)

@@ -7,11 +7,18 @@
  * before checking; uppercase here means somebody forgot.
  */
 #include "core/text.h"
+#include "core/utf8.h"
 #include "pki/name.h"
 
 #include <ctype.h>
+#include <idn2.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unicase.h>
+#include <unictype.h>
+#include <uninorm.h>
+#include <unistr.h>
 
 #define DOMAIN_MAX 253
 #define LABEL_MAX 63
@@ -33,6 +40,30 @@ static const char *show_char(char c, char buf[8])
 	else
 		snprintf(buf, 8, "0x%02x", u);
 	return buf;
+}
+
+/*
+ * An xn-- label must be the A-label of a valid U-label (IDNA2008, RFC 5891 §5.4): libidn2
+ * decodes it and encodes it back, and only the same label is accepted.  Without this,
+ * "xn--" followed by anything would be a second spelling no U-label maps to.
+ */
+static int check_alabel(const char *label, size_t len, struct err *e)
+{
+	char in[LABEL_MAX + 1];
+	char *out = NULL;
+	int rc;
+
+	memcpy(in, label, len);
+	in[len] = '\0';
+	rc = idn2_to_ascii_8z(in, &out, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
+	if (rc == IDN2_OK && strcmp(out, in) != 0)
+		rc = IDN2_ALABEL_ROUNDTRIP_FAILED;
+	idn2_free(out);
+	if (rc != IDN2_OK)
+		return err_set(e, ERR_INPUT, "bad_name",
+		               "the label %s of the domain name is not a valid IDNA A-label (%s)",
+		               in, idn2_strerror(rc));
+	return 0;
 }
 
 static int check_label(const char *label, size_t len, struct err *e)
@@ -66,6 +97,8 @@ static int check_label(const char *label, size_t len, struct err *e)
 		return err_set(e, ERR_INPUT, "bad_name",
 		               "a label of the domain name has hyphens in the third and fourth "
 		               "positions but is not an xn-- label");
+	if (len >= 4 && strncmp(label, "xn--", 4) == 0)
+		return check_alabel(label, len, e);
 	return 0;
 }
 
@@ -111,10 +144,63 @@ static int is_lower_atext(char c)
 	return text_is_atext((unsigned char)c) && !(c >= 'A' && c <= 'Z');
 }
 
+/*
+ * The canonical form of a local part: ASCII letters and every other letter lowercased
+ * by the Unicode default (language-neutral) mapping, then NFC (RFC 6532 §3.1).  A
+ * malloc'ed string of *outlen octets, or NULL when s is not well-formed UTF-8 or
+ * memory ran out (utf8_valid tells which).
+ */
+static uint8_t *local_canon(const char *s, size_t len, size_t *outlen)
+{
+	if (!utf8_valid((const unsigned char *)s, len))
+		return NULL;
+	return u8_tolower((const uint8_t *)s, len, NULL, UNINORM_NFC, NULL, outlen);
+}
+
+/*
+ * A non-ASCII local part (RFC 6531 §3.3): well-formed UTF-8 (no overlong form, no
+ * surrogate, nothing past U+10FFFF); no control, format (bidi overrides, zero-width
+ * joiners), private-use, unassigned or separator code point, which would print as
+ * nothing or as another name; and already in the canonical form of local_canon.
+ */
+static int check_local_utf8(const char *local, size_t len, struct err *e)
+{
+	const uint8_t *p = (const uint8_t *)local, *end = p + len;
+	size_t clen = 0;
+	uint8_t *canon;
+	int same;
+
+	if (!utf8_valid(p, len))
+		return err_set(e, ERR_INPUT, "bad_name",
+		               "the local part of the address is not well-formed UTF-8");
+	while (p < end) {
+		ucs4_t uc;
+		int n = u8_mbtouc(&uc, p, (size_t)(end - p));
+
+		if (uc >= 0x80 &&
+		    uc_is_general_category_withtable(uc, UC_CATEGORY_MASK_C | UC_CATEGORY_MASK_Z))
+			return err_set(e, ERR_INPUT, "bad_name",
+			               "the local part of the address holds U+%04X, a control, "
+			               "format, separator, private-use or unassigned code point",
+			               (unsigned)uc);
+		p += n;
+	}
+	if ((canon = local_canon(local, len, &clen)) == NULL)
+		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	same = clen == len && memcmp(canon, local, len) == 0;
+	free(canon);
+	if (!same)
+		return err_set(e, ERR_INPUT, "bad_name",
+		               "the local part of the address is not in canonical form (lowercase, "
+		               "Unicode NFC)");
+	return 0;
+}
+
 static int check_local(const char *local, size_t len, struct err *e)
 {
 	char cbuf[8];
 	size_t i;
+	int utf8 = 0;
 
 	if (len == 0)
 		return err_set(e, ERR_INPUT, "bad_name", "the address has an empty local part");
@@ -141,6 +227,10 @@ static int check_local(const char *local, size_t len, struct err *e)
 		if (local[i] >= 'A' && local[i] <= 'Z')
 			return err_set(e, ERR_INPUT, "bad_name",
 			               "the address must be in lowercase");
+		if ((unsigned char)local[i] >= 0x80) {
+			utf8 = 1;
+			continue;
+		}
 		if (!is_lower_atext(local[i]))
 			return err_set(
 			    e, ERR_INPUT, "bad_name",
@@ -148,7 +238,7 @@ static int check_local(const char *local, size_t len, struct err *e)
 			    "does not allow",
 			    show_char(local[i], cbuf));
 	}
-	return 0;
+	return utf8 ? check_local_utf8(local, len, e) : 0;
 }
 
 int name_check_address(const char *addr, struct err *e)
@@ -189,7 +279,44 @@ int name_in_domain(const char *host, const char *domain)
 	return hl > dl + 1 && host[hl - dl - 1] == '.' && strcmp(host + hl - dl, domain) == 0;
 }
 
-int name_canon_domain(const char *in, char *out, size_t size, struct err *e)
+static int has_8bit(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s >= 0x80)
+			return 1;
+	return 0;
+}
+
+/*
+ * A domain holding U-labels, in place, into A-labels: IDNA2008 lookup with the UTS #46
+ * non-transitional mapping (case folded, NFC, "ß" kept), through libidn2.  Labels
+ * already in A-label form pass through and are checked by name_check_domain.
+ */
+static int to_alabels(char *name, size_t size, struct err *e)
+{
+	char *ascii = NULL;
+	int rc;
+
+	if (!utf8_valid((const unsigned char *)name, strlen(name)))
+		return err_set(e, ERR_INPUT, "bad_name",
+		               "the domain name is not well-formed UTF-8");
+	rc = idn2_to_ascii_8z(name, &ascii, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
+	if (rc != IDN2_OK)
+		return err_set(e, ERR_INPUT, "bad_name",
+		               "the domain name is not a valid internationalised name (%s)",
+		               idn2_strerror(rc));
+	if (strlen(ascii) >= size || strlen(ascii) > DOMAIN_MAX) {
+		idn2_free(ascii);
+		return err_set(e, ERR_INPUT, "bad_name",
+		               "the domain name is longer than %d octets in A-label form",
+		               DOMAIN_MAX);
+	}
+	memcpy(name, ascii, strlen(ascii) + 1);
+	idn2_free(ascii);
+	return 0;
+}
+
+static int canon_domain(const char *in, char *out, size_t size, int idn, struct err *e)
 {
 	size_t len = in != NULL ? strlen(in) : 0, i;
 
@@ -205,9 +332,74 @@ int name_canon_domain(const char *in, char *out, size_t size, struct err *e)
 	for (i = 0; i < len; i++)
 		out[i] = (char)(in[i] >= 'A' && in[i] <= 'Z' ? in[i] + ('a' - 'A') : in[i]);
 	out[len] = '\0';
+	if (idn && has_8bit(out) && to_alabels(out, size, e) < 0) {
+		out[0] = '\0';
+		return -1;
+	}
 	if (name_check_domain(out, e) < 0) {
 		out[0] = '\0';
 		return -1;
 	}
 	return 0;
+}
+
+int name_canon_domain(const char *in, char *out, size_t size, struct err *e)
+{
+	return canon_domain(in, out, size, 0, e);
+}
+
+int name_canon_idn(const char *in, char *out, size_t size, struct err *e)
+{
+	return canon_domain(in, out, size, 1, e);
+}
+
+int name_canon_address(const char *in, char *out, size_t size, struct err *e)
+{
+	const char *at = in != NULL ? strrchr(in, '@') : NULL;
+	char domain[DOMAIN_MAX + 1];
+	uint8_t *local = NULL;
+	size_t llen = 0;
+	int n;
+
+	if (size > 0)
+		out[0] = '\0';
+	if (in == NULL || in[0] == '\0')
+		return err_set(e, ERR_INPUT, "bad_name", "the address is empty");
+	if (at == NULL)
+		return err_set(e, ERR_INPUT, "bad_name",
+		               "the address has no '@'; write it as local@domain");
+	if (name_canon_idn(at + 1, domain, sizeof(domain), e) < 0)
+		return -1;
+	if ((local = local_canon(in, (size_t)(at - in), &llen)) == NULL)
+		return utf8_valid((const unsigned char *)in, (size_t)(at - in))
+		           ? err_set(e, ERR_INTERNAL, "internal", "out of memory")
+		           : err_set(e, ERR_INPUT, "bad_name",
+		                     "the local part of the address is not well-formed UTF-8");
+	n = snprintf(out, size, "%.*s@%s", (int)llen, (const char *)local, domain);
+	free(local);
+	if (n < 0 || (size_t)n >= size || memchr(out, '\0', (size_t)n) != NULL) {
+		if (size > 0)
+			out[0] = '\0';
+		return err_set(e, ERR_INPUT, "bad_name",
+		               "the address is longer than %d octets in canonical form",
+		               ADDRESS_MAX);
+	}
+	if (name_check_address(out, e) < 0) {
+		out[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+int name_is_ascii(const char *s)
+{
+	return s != NULL && !has_8bit(s);
+}
+
+int name_is_ascii_n(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] >= 0x80)
+			return 0;
+	return 1;
 }

@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "mail/smtp.h"
+#include "pki/name.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -50,6 +51,7 @@ static void check_one(const uint8_t *data, size_t size, int opts)
 	struct smtp_command cmd;
 	struct err e;
 	unsigned char scratch[SMTP_LINE_MAX];
+	char canon[256];
 	int code;
 
 	err_clear(&e);
@@ -58,10 +60,16 @@ static void check_one(const uint8_t *data, size_t size, int opts)
 		    memchr(cmd.arg, '\0', sizeof(cmd.arg)) == NULL ||
 		    memchr(cmd.path, '\0', sizeof(cmd.path)) == NULL)
 			__builtin_trap();
-		/* what the relay relies on: a non-null path is a valid mailbox */
+		/* what the relay relies on: a non-null path is a valid mailbox, a UTF-8 one
+		 * (RFC 6531) a valid internationalised address with its domain in A-labels */
 		if ((cmd.verb == SMTP_MAIL || cmd.verb == SMTP_RCPT) && !cmd.null_path &&
 		    strcasecmp(cmd.path, "postmaster") != 0 &&
-		    !smtp_mailbox_valid(cmd.path, strlen(cmd.path)))
+		    (cmd.path_utf8 ? name_canon_address(cmd.path, canon, sizeof(canon), &e) != 0 ||
+		                         !name_is_ascii(strrchr(cmd.path, '@'))
+		                   : !smtp_mailbox_valid(cmd.path, strlen(cmd.path))))
+			__builtin_trap();
+		/* 8-bit only in a path read as UTF-8 (a U-label domain alone comes out ASCII) */
+		if (!cmd.path_utf8 && !name_is_ascii(cmd.path))
 			__builtin_trap();
 		if (cmd.null_path && cmd.verb != SMTP_MAIL)
 			__builtin_trap();

@@ -178,3 +178,37 @@ def test_both_signatures_on_one_message(key, tmp_path):
     d = dkim.DKIM(both)
     assert d.verify(idx=0, dnsfunc=key.dnsfunc)
     assert d.verify(idx=1, dnsfunc=key.dnsfunc)
+
+
+# RFC 6532 / RFC 8616: UTF-8 in header values and in the local part of i=; d= stays
+# the A-label domain.  Both directions, with a tampered UTF-8 header failing.
+UTF8_MESSAGE = ("From: J\u00f6rg <j\u00f6rg@example.org>\r\n"
+                "To: \u00c5sa <\u00e5sa@xn--bcher-kva.example>\r\n"
+                "Subject: Gr\u00fc\u00dfe aus K\u00f6ln\r\n"
+                "Date: Mon, 23 Nov 2026 10:00:00 +0000\r\n"
+                "Message-ID: <43@example.org>\r\n"
+                "MIME-Version: 1.0\r\n"
+                "Content-Type: text/plain; charset=utf-8\r\n"
+                "\r\n"
+                "Sch\u00f6ne Gr\u00fc\u00dfe,  \r\n"
+                "J\u00f6rg\r\n").encode()
+
+
+def tamper_utf8(msg):
+    return msg.replace("K\u00f6ln".encode(), "Koln".encode())
+
+
+@pytest.mark.parametrize("canon", ["relaxed/relaxed", "simple/simple"])
+def test_utf8_headers_and_identity_both_ways(key, canon, tmp_path):
+    signed = c_sign(key, UTF8_MESSAGE, canon, tmp_path, identity="j\u00f6rg@example.org")
+    assert "i=j\u00f6rg@example.org".encode() in signed, signed
+    assert py_verify(key, signed), signed.decode()
+    assert not py_verify(key, tamper_utf8(signed))
+    assert c_verify(key, signed, tmp_path)[0][0] == "pass"
+    assert c_verify(key, tamper_utf8(signed), tmp_path)[0][0] == "fail"
+
+    theirs = py_sign(key, UTF8_MESSAGE, canon)
+    assert py_verify(key, theirs)
+    assert c_verify(key, theirs, tmp_path) == [["pass", "-", DOMAIN, SELECTOR,
+                                                 key.a.decode()]]
+    assert c_verify(key, tamper_utf8(theirs), tmp_path)[0][0] == "fail"

@@ -844,6 +844,33 @@ static void test_empty_body_and_8bit(void **state)
 	assert_int_equal(res[0].status, QUEUE_DELIVERED);
 }
 
+/* RFC 6531: a UTF-8 envelope goes with SMTPUTF8, or not at all (no downgrade). */
+static void test_smtputf8(void **state)
+{
+	struct fake_script with = {.ehlo = "250-fake\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n"};
+	struct fake_script without = {0};
+	struct fake *f = fake_start(&without, 0);
+	struct relay_hop hop = tcp_hop(f, RELAY_PROTO_SMTP);
+	const char *rcpts[] = {"j\xc3\xb6rg@example.com"};
+	struct relay_rcpt_result res[1];
+	struct err e;
+
+	assert_int_equal(deliver(&hop, 5, rcpts, 1, body1, res, &e), 0);
+	fake_stop(f);
+	assert_int_equal(res[0].status, QUEUE_FAILED);
+	if (strstr(res[0].reply, "553 5.6.7") == NULL)
+		fail_msg("reply: %s", res[0].reply);
+	assert_null(strstr(f->log, "MAIL"));
+
+	f = fake_start(&with, 0);
+	hop = tcp_hop(f, RELAY_PROTO_SMTP);
+	assert_int_equal(deliver(&hop, 5, rcpts, 1, body1, res, &e), 0);
+	fake_stop(f);
+	assert_int_equal(res[0].status, QUEUE_DELIVERED);
+	assert_non_null(strstr(f->log, "MAIL FROM:<sender@example.org> SMTPUTF8\n"));
+	assert_non_null(strstr(f->log, "RCPT TO:<j\xc3\xb6rg@example.com>\n"));
+}
+
 static void test_size_limit(void **state)
 {
 	struct fake_script sc = {.ehlo = "250-fake\r\n250 SIZE 10\r\n"};
@@ -1123,6 +1150,7 @@ int main(void)
 	    cmocka_unit_test(test_requiretls),
 	    cmocka_unit_test(test_empty_body_and_8bit),
 	    cmocka_unit_test(test_size_limit),
+	    cmocka_unit_test(test_smtputf8),
 	    cmocka_unit_test(test_many_rcpts_pipelined),
 	    cmocka_unit_test(test_stall_times_out),
 	    cmocka_unit_test(test_garbage),

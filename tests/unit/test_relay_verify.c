@@ -1255,7 +1255,7 @@ static void test_message_authors(void **state)
 			fail_msg("case %zu: %d [%s] %s, want %s", k, rc, got, e.code,
 			         cases[k].code);
 		/* relay_from_address: the single author or nothing */
-		rc = relay_from_address(cases[k].msg, strlen(cases[k].msg), addr, sizeof(addr));
+		rc = relay_from_address(cases[k].msg, strlen(cases[k].msg), 0, addr, sizeof(addr));
 		if (cases[k].want != NULL && strchr(cases[k].want, ' ') == NULL) {
 			assert_int_equal(rc, 0);
 			assert_string_equal(addr, cases[k].want);
@@ -1266,7 +1266,7 @@ static void test_message_authors(void **state)
 	}
 	char small[8];
 	const char *m1 = "From: alice@example.com\r\n\r\n";
-	assert_int_equal(relay_from_address(m1, strlen(m1), small, sizeof(small)), -1);
+	assert_int_equal(relay_from_address(m1, strlen(m1), 0, small, sizeof(small)), -1);
 	assert_string_equal(small, "");
 	assert_string_equal(relay_addr_domain("a@b@c.example"), "c.example");
 	assert_string_equal(relay_addr_domain("nobody"), "");
@@ -1275,7 +1275,7 @@ static void test_message_authors(void **state)
 	for (size_t n = 0; n <= strlen(m2); n++) {
 		char *cut = malloc(n ? n : 1);
 		memcpy(cut, m2, n);
-		(void)relay_from_address(cut, n, addr, sizeof(addr));
+		(void)relay_from_address(cut, n, 0, addr, sizeof(addr));
 		free(cut);
 	}
 }

@@ -54,7 +54,21 @@ static const struct parse_case parse_cases[] = {
     {"MAIL FROM:<a@b.example> SIZE=1 SIZE=2", 501, 0, NULL},
     {"MAIL FROM:<a@b.example> SIZE=99999999999999999999", 552, 0, NULL},
     {"MAIL FROM:<a@b.example> SIZE=999999999999999999999", 552, 0, NULL},
-    {"MAIL FROM:<a@b.example> SMTPUTF8", 555, 0, NULL},
+    {"MAIL FROM:<a@b.example> SMTPUTF8", 0, SMTP_MAIL, "a@b.example"},
+    {"MAIL FROM:<a@b.example> SMTPUTF8 SMTPUTF8", 501, 0, NULL},
+    {"MAIL FROM:<a@b.example> SMTPUTF8=yes", 501, 0, NULL},
+    {"RCPT TO:<c@d.example> SMTPUTF8", 555, 0, NULL},
+    /* UTF-8 paths (RFC 6531): the domain written in A-labels, the local part kept */
+    {"MAIL FROM:<J\xc3\xb6rg@b\xc3\xbc"
+     "cher.example> SMTPUTF8",
+     0, SMTP_MAIL, "J\xc3\xb6rg@xn--bcher-kva.example"},
+    {"RCPT TO:<\xd0\xb8\xd0\xb2\xd0\xb0\xd0\xbd@d.example>", 0, SMTP_RCPT,
+     "\xd0\xb8\xd0\xb2\xd0\xb0\xd0\xbd@d.example"},
+    {"MAIL FROM:<j\xc3rg@b.example> SMTPUTF8", 501, 0, NULL},         /* truncated */
+    {"MAIL FROM:<j\xc0\xafrg@b.example> SMTPUTF8", 501, 0, NULL},     /* overlong */
+    {"MAIL FROM:<j\xed\xa0\x80rg@b.example> SMTPUTF8", 501, 0, NULL}, /* surrogate */
+    {"RCPT TO:<j\xc2\x85rg@d.example>", 501, 0, NULL},                /* C1 control */
+    {"RCPT TO:<j\xe2\x80\xaerg@d.example>", 501, 0, NULL},            /* bidi override */
     {"MAIL FROM:<a@b.example> X-FOO=bar", 555, 0, NULL},
     {"MAIL FROM:<a@b.example>  SIZE=1", 501, 0, NULL},
     {"MAIL FROM:<a@b.example> SIZE=1 ", 501, 0, NULL},
@@ -422,10 +436,10 @@ static void feed_all(struct smtp_session *s, struct capture *cap, const char *in
 #define EH "EHLO c.test\r\n"
 #define EHR                                                                                        \
 	"250-mx.test\r\n250-PIPELINING\r\n250-SIZE 2000\r\n250-8BITMIME\r\n250-CHUNKING\r\n"       \
-	"250 ENHANCEDSTATUSCODES\r\n"
+	"250-SMTPUTF8\r\n250 ENHANCEDSTATUSCODES\r\n"
 #define EHR_TLS                                                                                    \
 	"250-mx.test\r\n250-PIPELINING\r\n250-SIZE "                                               \
-	"2000\r\n250-8BITMIME\r\n250-CHUNKING\r\n250-STARTTLS\r\n"                                 \
+	"2000\r\n250-8BITMIME\r\n250-CHUNKING\r\n250-SMTPUTF8\r\n250-STARTTLS\r\n"                 \
 	"250 ENHANCEDSTATUSCODES\r\n"
 #define MF "MAIL FROM:<a@b.test>\r\n"
 #define RT "RCPT TO:<c@d.test>\r\n"
@@ -446,7 +460,19 @@ struct conv {
 	const char *ev;
 };
 
+#define MF8 "MAIL FROM:<j\xc3\xb6rg@b.test> SMTPUTF8\r\n"
+#define RT8 "RCPT TO:<\xc3\xa5sa@d.test>\r\n"
+
 static const struct conv convs[] = {
+    {"smtputf8 envelope", 0, 0, EH MF8 RT8, G EHR OK_MAIL OK_RCPT,
+     "M j\xc3\xb6rg@b.test;R \xc3\xa5sa@d.test;"},
+    {"utf-8 sender without SMTPUTF8", 0, 0, EH "MAIL FROM:<j\xc3\xb6rg@b.test>\r\n" MF,
+     G EHR "553 5.6.7 Non-ASCII sender address needs SMTPUTF8 (RFC 6531)\r\n" OK_MAIL,
+     "M a@b.test;"},
+    {"utf-8 recipient without SMTPUTF8", 0, 0, EH MF RT8 RT,
+     G EHR OK_MAIL "553 5.6.7 Non-ASCII recipient needs SMTPUTF8 (RFC 6531)\r\n" OK_RCPT, EV_TXN},
+    {"invalid utf-8 under SMTPUTF8", 0, 0, EH "MAIL FROM:<j\xc3rg@b.test> SMTPUTF8\r\n",
+     G EHR "501 5.1.7 Bad sender address syntax: the address is not well-formed UTF-8\r\n", ""},
     {"basic pipelined", 0, 0, EH MF RT "DATA\r\nSubject: x\r\n\r\nhi\r\n.\r\nQUIT\r\n",
      G EHR OK_MAIL OK_RCPT GO QUEUED BYE, EV_TXN "D Subject: x\r\n\r\nhi\r\n;Q;"},
     {"helo", 0, 0, "HELO c.test\r\n" MF "QUIT\r\n", G "250 mx.test\r\n" OK_MAIL BYE,
@@ -573,10 +599,10 @@ static const struct conv convs[] = {
 
 #define EHR_AUTH                                                                                   \
 	"250-mx.test\r\n250-PIPELINING\r\n250-SIZE 2000\r\n250-8BITMIME\r\n250-CHUNKING\r\n"       \
-	"250-AUTH PLAIN LOGIN\r\n250-REQUIRETLS\r\n250 ENHANCEDSTATUSCODES\r\n"
+	"250-SMTPUTF8\r\n250-AUTH PLAIN LOGIN\r\n250-REQUIRETLS\r\n250 ENHANCEDSTATUSCODES\r\n"
 #define EHR_TLSON                                                                                  \
 	"250-mx.test\r\n250-PIPELINING\r\n250-SIZE 2000\r\n250-8BITMIME\r\n250-CHUNKING\r\n"       \
-	"250-REQUIRETLS\r\n250 ENHANCEDSTATUSCODES\r\n"
+	"250-SMTPUTF8\r\n250-REQUIRETLS\r\n250 ENHANCEDSTATUSCODES\r\n"
 #define PLAIN_OK "AGFsaWNlQGIudGVzdABzZWNyZXQ="   /* \0alice@b.test\0secret */
 #define PLAIN_BAD "AGFsaWNlQGIudGVzdAB3cm9uZw=="  /* \0alice@b.test\0wrong */
 #define PLAIN_TEMP "AHRlbXBAYi50ZXN0AHNlY3JldA==" /* \0temp@b.test\0secret */
@@ -882,7 +908,8 @@ static void test_starttls_done(void **state)
 	assert_string_equal(cap->out,
 	                    "503 5.5.1 Send HELO/EHLO first\r\n"
 	                    "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 2000\r\n250-8BITMIME\r\n"
-	                    "250-CHUNKING\r\n250-REQUIRETLS\r\n250 ENHANCEDSTATUSCODES\r\n"
+	                    "250-CHUNKING\r\n250-SMTPUTF8\r\n250-REQUIRETLS\r\n"
+	                    "250 ENHANCEDSTATUSCODES\r\n"
 	                    "503 5.5.1 TLS already active\r\n" OK_MAIL);
 	assert_string_equal(cap->ev, "T;M a@b.test;");
 	smtp_session_free(s);
