@@ -99,6 +99,54 @@ static enum route_id match_encryption(const struct http_request *h, int n)
 	return n == 5 && http_seg_is(h, 4, "challenge") ? R_ENC_CHALLENGE : R_NONE;
 }
 
+/* Under /v1/domains/{d}/: the domain's own resources. */
+static enum route_id match_domain(const struct http_request *h, int n)
+{
+	if (n == 3)
+		return R_DOMAIN;
+	if (n == 4 && (http_seg_is(h, 3, "root.pem") || http_seg_is(h, 3, "issuer.pem")))
+		return R_DOMAIN_PEM;
+	if (n == 4 && http_seg_is(h, 3, "enroll"))
+		return R_ENROLL;
+	if (n == 4 && http_seg_is(h, 3, "renew"))
+		return R_RENEW;
+	if (n >= 4 && http_seg_is(h, 3, "encryption"))
+		return match_encryption(h, n);
+	if (n == 4 && http_seg_is(h, 3, "renewal"))
+		return R_RENEWAL;
+	if (n == 4 && http_seg_is(h, 3, "tokens"))
+		return R_TOKENS;
+	if (n == 4 && http_seg_is(h, 3, "servers"))
+		return R_SERVERS;
+	if (n == 4 && http_seg_is(h, 3, "policy"))
+		return R_POLICY;
+	if (n == 5 && http_seg_is(h, 3, "groups"))
+		return R_GROUP;
+	if (n == 4 && http_seg_is(h, 3, "route"))
+		return R_DOMAIN_ROUTE;
+	if (n == 4 && (http_seg_is(h, 3, "crl") || http_seg_is(h, 3, "crl.pem")))
+		return R_CRL;
+	if (n == 4 && http_seg_is(h, 3, "feed"))
+		return R_FEED;
+	if (n == 4 && http_seg_is(h, 3, "webhooks"))
+		return R_WEBHOOKS;
+	if (n == 4 && http_seg_is(h, 3, "erase"))
+		return R_ERASE;
+	if (n == 5 && http_seg_is(h, 3, "webhooks"))
+		return R_WEBHOOK;
+	if (n == 5 && http_seg_is(h, 3, "dkim"))
+		return R_DKIM;
+	if (n == 5 && http_seg_is(h, 3, "log") && http_seg_is(h, 4, "head"))
+		return R_LOG_HEAD;
+	if (n == 5 && http_seg_is(h, 3, "log") && http_seg_is(h, 4, "entries"))
+		return R_LOG_ENTRIES;
+	if (n == 5 && http_seg_is(h, 3, "log") && http_seg_is(h, 4, "consistency"))
+		return R_LOG_CONSISTENCY;
+	if (n == 5 && http_seg_is(h, 3, "log") && http_seg_is(h, 4, "inclusion"))
+		return R_LOG_INCLUSION;
+	return R_NONE;
+}
+
 static enum route_id match_route(const struct http_request *h)
 {
 	int n = h->nseg;
@@ -110,51 +158,8 @@ static enum route_id match_route(const struct http_request *h)
 		return R_PAGE;
 	if (n < 3 || !http_seg_is(h, 0, "v1"))
 		return R_NONE;
-	if (http_seg_is(h, 1, "domains")) {
-		if (n == 3)
-			return R_DOMAIN;
-		if (n == 4 && (http_seg_is(h, 3, "root.pem") || http_seg_is(h, 3, "issuer.pem")))
-			return R_DOMAIN_PEM;
-		if (n == 4 && http_seg_is(h, 3, "enroll"))
-			return R_ENROLL;
-		if (n == 4 && http_seg_is(h, 3, "renew"))
-			return R_RENEW;
-		if (n >= 4 && http_seg_is(h, 3, "encryption"))
-			return match_encryption(h, n);
-		if (n == 4 && http_seg_is(h, 3, "renewal"))
-			return R_RENEWAL;
-		if (n == 4 && http_seg_is(h, 3, "tokens"))
-			return R_TOKENS;
-		if (n == 4 && http_seg_is(h, 3, "servers"))
-			return R_SERVERS;
-		if (n == 4 && http_seg_is(h, 3, "policy"))
-			return R_POLICY;
-		if (n == 5 && http_seg_is(h, 3, "groups"))
-			return R_GROUP;
-		if (n == 4 && http_seg_is(h, 3, "route"))
-			return R_DOMAIN_ROUTE;
-		if (n == 4 && (http_seg_is(h, 3, "crl") || http_seg_is(h, 3, "crl.pem")))
-			return R_CRL;
-		if (n == 4 && http_seg_is(h, 3, "feed"))
-			return R_FEED;
-		if (n == 4 && http_seg_is(h, 3, "webhooks"))
-			return R_WEBHOOKS;
-		if (n == 4 && http_seg_is(h, 3, "erase"))
-			return R_ERASE;
-		if (n == 5 && http_seg_is(h, 3, "webhooks"))
-			return R_WEBHOOK;
-		if (n == 5 && http_seg_is(h, 3, "dkim"))
-			return R_DKIM;
-		if (n == 5 && http_seg_is(h, 3, "log") && http_seg_is(h, 4, "head"))
-			return R_LOG_HEAD;
-		if (n == 5 && http_seg_is(h, 3, "log") && http_seg_is(h, 4, "entries"))
-			return R_LOG_ENTRIES;
-		if (n == 5 && http_seg_is(h, 3, "log") && http_seg_is(h, 4, "consistency"))
-			return R_LOG_CONSISTENCY;
-		if (n == 5 && http_seg_is(h, 3, "log") && http_seg_is(h, 4, "inclusion"))
-			return R_LOG_INCLUSION;
-		return R_NONE;
-	}
+	if (http_seg_is(h, 1, "domains"))
+		return match_domain(h, n);
 	if (http_seg_is(h, 1, "addresses")) {
 		if (n == 3)
 			return R_ADDRESS;
