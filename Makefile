@@ -143,7 +143,7 @@ integration: $(BINS)
 FUZZ_BUILD := build/fuzz
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN   := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
-FUZZ_TIME  ?= 12
+FUZZ_TIME  ?= 8
 
 # The sub-make's goal is one phony target, not the binaries themselves: make
 # names every goal that is already up to date, one line per target.

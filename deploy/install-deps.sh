@@ -46,8 +46,9 @@ PACKAGES=(
 	# TLS scans of every listener (tests/integration/test_tls_policy.py): testssl.sh
 	# and what it runs (hexdump from bsdextrautils, dig from bind9-dnsutils, procps)
 	testssl.sh bsdextrautils bind9-dnsutils
-	# S/MIME interop with an RSA key (tests/integration/test_anchorctl_mail.py)
-	gpgsm
+	# S/MIME interop with an RSA key (tests/integration/test_anchorctl_mail.py): gpgsm,
+	# and gnupg (its Recommends) for gpg-agent, which holds gpgsm's private keys
+	gpgsm gnupg gpg-agent
 	# bench and lint
 	wrk cppcheck clang-tidy clang-format dnsperf rbldnsd
 )
