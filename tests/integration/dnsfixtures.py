@@ -11,6 +11,7 @@ and running anchor-dns.
 """
 
 import os
+import random
 import socket
 import subprocess
 import time
@@ -20,22 +21,48 @@ from pathlib import Path
 import anchorlib
 
 
+def _listen_port_range():
+    """Ports tests may listen on: below the kernel's ephemeral range, so that no outgoing
+    connection (of any process) can take a port between its choice and its bind, and
+    split between pytest-xdist workers, so that two workers never choose the same one."""
+    try:
+        eph_lo = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        eph_lo = 32768
+    lo, hi = 10000, max(eph_lo - 1, 20000)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if worker.startswith("gw") and worker[2:].isdigit() and count > 1:
+        span = (hi - lo + 1) // count
+        lo += int(worker[2:]) * span
+        hi = lo + span - 1
+    return lo, hi
+
+
+_handed_out = set()  # never the same port twice in one session
+
+
 def free_port():
-    """A port free for both UDP and TCP on 127.0.0.1 (a small race is acceptable in tests)."""
-    for _ in range(50):
+    """A port free for both UDP and TCP on 127.0.0.1 (a small race with this worker's own
+    later binds is acceptable in tests)."""
+    lo, hi = _listen_port_range()
+    for _ in range(500):
+        port = random.randint(lo, hi)
+        if port in _handed_out:
+            continue
         t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        t.bind(("127.0.0.1", 0))
-        port = t.getsockname()[1]
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
+            t.bind(("127.0.0.1", port))
             u.bind(("127.0.0.1", port))
         except OSError:
             continue
         finally:
             u.close()
             t.close()
+        _handed_out.add(port)
         return port
-    raise AssertionError("no free port")
+    raise AssertionError(f"no free port in {lo}-{hi}")
 
 
 def closed_port():
