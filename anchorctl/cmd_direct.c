@@ -15,6 +15,7 @@
 #include "output.h"
 #include "pki/crypto.h"
 #include "pki/jws.h"
+#include "sign.h"
 
 #define DIRECT_TTL_DEFAULT 3600LL
 #define DIRECT_TTL_MAX (7 * 86400LL)
@@ -51,7 +52,7 @@ static json_t *direct_signed(const struct ctl_client *c, const char *address,
 		goto out;
 	}
 	json_object_set_new(payload, "address", json_string(address));
-	json_object_set_new(payload, "issued", json_integer((json_int_t)time(NULL)));
+	json_object_set_new(payload, "issued", ctl_signing_time());
 	if ((text = json_dumps(payload, JSON_COMPACT | JSON_SORT_KEYS)) == NULL) {
 		err_set(e, ERR_INTERNAL, "internal", "out of memory");
 		goto out;

@@ -16,6 +16,7 @@
 #include "output.h"
 #include "pki/crypto.h"
 #include "pki/jws.h"
+#include "sign.h"
 
 #define ROUTE_TTL_MIN 60LL
 #define ROUTE_TTL_MAX 86400LL
@@ -171,8 +172,8 @@ static json_t *signed_alias_request(const struct ctl_client *c, const char *addr
 		        key_path, cert_path);
 		goto out;
 	}
-	payload = json_pack("{s:s, s:s, s:s, s:I}", "type", "anchor-route-request", "address",
-	                    address, "alias", target, "issued", (json_int_t)time(NULL));
+	payload = json_pack("{s:s, s:s, s:s, s:o}", "type", "anchor-route-request", "address",
+	                    address, "alias", target, "issued", ctl_signing_time());
 	if (payload != NULL && ttl_s != NULL)
 		json_object_set_new(payload, "ttl", json_integer(ttl));
 	text = payload != NULL ? json_dumps(payload, JSON_COMPACT | JSON_SORT_KEYS) : NULL;

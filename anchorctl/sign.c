@@ -146,3 +146,11 @@ void ctl_rfc3339_now(char out[32])
 	gmtime_r(&now, &tm);
 	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
+
+json_t *ctl_signing_time(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return json_real((double)ts.tv_sec + (double)(ts.tv_nsec / 1000000) / 1000.0);
+}

@@ -40,6 +40,11 @@ void ctl_signer_clear(struct ctl_signer *s); /* accepts a zeroed signer */
 char *ctl_signer_sign(const struct ctl_signer *s, const json_t *payload, const char *typ,
                       struct err *e);
 
+/* The "issued" member of a request a user signs: now in Unix seconds with milliseconds,
+ * so that two requests signed within one second are two distinct times to the key
+ * server's replay check. */
+json_t *ctl_signing_time(void);
+
 /* Now as RFC 3339 UTC ("2026-11-23T15:43:05Z"). */
 void ctl_rfc3339_now(char out[32]);
 

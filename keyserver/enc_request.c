@@ -3,6 +3,7 @@
  * (enc_request.h).  Pure functions.
  */
 #include "enc_request.h"
+#include "payload.h"
 
 #include <string.h>
 
@@ -23,44 +24,27 @@ bad:
 	               "a device name is 1 to 32 of a-z, 0-9 and '-' (not first or last)");
 }
 
-static const char *member_str(const json_t *o, const char *k)
-{
-	return json_string_value(json_object_get(o, k));
-}
-
 int ks_enc_request_parse(const json_t *p, long long now, struct ks_enc_request *out, struct err *e)
 {
 	static const char *const known[] = {"type", "address", "device", "public_key", "issued"};
-	const json_t *iss = json_object_get(p, "issued");
-	const char *type = member_str(p, "type"), *k;
-	json_t *v;
+	const char *type = ks_payload_str(p, "type");
+	long long ms;
 
 	memset(out, 0, sizeof(*out));
 	if (!json_is_object(p) || type == NULL || strcmp(type, KS_ENC_TYPE) != 0)
 		return err_set(e, ERR_INPUT, "bad_request",
 		               "the signed payload must be a JSON object of type " KS_ENC_TYPE);
-	json_object_foreach((json_t *)p, k, v)
-	{
-		size_t i = 0;
-		while (i < sizeof(known) / sizeof(known[0]) && strcmp(known[i], k) != 0)
-			i++;
-		if (i == sizeof(known) / sizeof(known[0]))
-			return err_set(e, ERR_INPUT, "bad_request",
-			               "the encryption request has an unknown member \"%.40s\"", k);
-	}
-	out->address = member_str(p, "address");
-	out->device = member_str(p, "device");
-	out->public_key = member_str(p, "public_key");
-	if (out->address == NULL || out->device == NULL || out->public_key == NULL ||
-	    !json_is_integer(iss))
+	if (ks_payload_only(p, known, sizeof(known) / sizeof(known[0]), "encryption", e) < 0)
+		return -1;
+	out->address = ks_payload_str(p, "address");
+	out->device = ks_payload_str(p, "device");
+	out->public_key = ks_payload_str(p, "public_key");
+	if (out->address == NULL || out->device == NULL || out->public_key == NULL)
 		return err_set(e, ERR_INPUT, "bad_request",
 		               "the encryption request needs \"address\", \"device\" and "
 		               "\"public_key\" as strings and \"issued\" in Unix seconds");
-	out->issued = json_integer_value(iss);
-	if (out->issued < now - KS_ENC_SKEW || out->issued > now + KS_ENC_SKEW)
-		return err_set(e, ERR_INPUT, "stale_request",
-		               "the request was signed more than %d seconds from now; check the "
-		               "clock and sign it again",
-		               KS_ENC_SKEW);
+	if (ks_payload_issued(p, now, &ms, e) < 0)
+		return -1;
+	out->issued = ms / 1000;
 	return 0;
 }

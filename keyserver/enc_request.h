@@ -12,7 +12,6 @@
 
 #define KS_ENC_TYPE "anchor-encryption-request"
 #define KS_ENC_JWS_TYP "anchor-encryption-request+jws"
-#define KS_ENC_SKEW 300 /* seconds of clock difference tolerated in "issued" */
 #define KS_ENC_DEVICE_DEFAULT "default"
 
 /* 1 to 32 characters of [a-z0-9-], not starting or ending with '-'; else ERR_INPUT
@@ -21,7 +20,7 @@ int ks_enc_device_check(const char *device, struct err *e);
 
 /* The signed payload {"type", "address", "device", "public_key", "issued"}: members
  * borrowed from p.  ERR_INPUT "bad_request" for another shape, "stale_request" when
- * issued is more than KS_ENC_SKEW seconds from now. */
+ * issued is more than KS_PAYLOAD_SKEW seconds from now (payload.h). */
 struct ks_enc_request {
 	const char *address, *device, *public_key;
 	long long issued;

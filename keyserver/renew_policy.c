@@ -3,6 +3,7 @@
  * renewal (renew_policy.h).  Pure functions: the signer (issue.c) passes the
  * certificate's dates and the clock.
  */
+#include "payload.h"
 #include "renew_policy.h"
 
 #include <stdio.h>
@@ -21,35 +22,12 @@ static void when(long long t, char out[32])
 		snprintf(out, 32, "%lld", t);
 }
 
-static const char *member_str(const json_t *o, const char *k)
-{
-	return json_string_value(json_object_get(o, k));
-}
-
-/* Only the members the request has: an unknown one is a client bug, said early. */
-static int only_known_members(const json_t *p, struct err *e)
-{
-	static const char *const known[] = {"type", "name", "purpose", "csr", "issued"};
-	const char *k;
-	json_t *v;
-
-	json_object_foreach((json_t *)p, k, v)
-	{
-		size_t i = 0;
-		while (i < sizeof(known) / sizeof(known[0]) && strcmp(known[i], k) != 0)
-			i++;
-		if (i == sizeof(known) / sizeof(known[0]))
-			return err_set(e, ERR_INPUT, "bad_request",
-			               "the renewal request has an unknown member \"%.40s\"", k);
-	}
-	return 0;
-}
-
 int ks_renew_request_parse(const json_t *p, long long now, struct ks_renew_request *out,
                            struct err *e)
 {
-	const char *type = member_str(p, "type");
-	const json_t *iss = json_object_get(p, "issued");
+	static const char *const known[] = {"type", "name", "purpose", "csr", "issued"};
+	const char *type = ks_payload_str(p, "type");
+	long long ms;
 
 	memset(out, 0, sizeof(*out));
 	if (!json_is_object(p))
@@ -58,24 +36,19 @@ int ks_renew_request_parse(const json_t *p, long long now, struct ks_renew_reque
 	if (type == NULL || strcmp(type, KS_RENEW_TYPE) != 0)
 		return err_set(e, ERR_INPUT, "bad_request",
 		               "the signed payload must have type " KS_RENEW_TYPE);
-	if (only_known_members(p, e) < 0)
+	/* Only the members the request has: an unknown one is a client bug, said early. */
+	if (ks_payload_only(p, known, sizeof(known) / sizeof(known[0]), "renewal", e) < 0)
 		return -1;
-	out->name = member_str(p, "name");
-	out->purpose = member_str(p, "purpose");
-	out->csr = member_str(p, "csr");
+	out->name = ks_payload_str(p, "name");
+	out->purpose = ks_payload_str(p, "purpose");
+	out->csr = ks_payload_str(p, "csr");
 	if (out->name == NULL || out->purpose == NULL || out->csr == NULL)
 		return err_set(e, ERR_INPUT, "bad_request",
 		               "the renewal request needs \"name\", \"purpose\" and \"csr\" as "
 		               "strings");
-	if (!json_is_integer(iss))
-		return err_set(e, ERR_INPUT, "bad_request",
-		               "the signed payload needs \"issued\" in Unix seconds");
-	out->issued = json_integer_value(iss);
-	if (out->issued < now - KS_RENEW_SKEW || out->issued > now + KS_RENEW_SKEW)
-		return err_set(e, ERR_INPUT, "stale_request",
-		               "the request was signed more than %d seconds from now; "
-		               "check the clock and sign it again",
-		               KS_RENEW_SKEW);
+	if (ks_payload_issued(p, now, &ms, e) < 0)
+		return -1;
+	out->issued = ms / 1000;
 	return 0;
 }
 

@@ -14,7 +14,6 @@
 
 #define KS_RENEW_TYPE "anchor-renew-request"
 #define KS_RENEW_JWS_TYP "anchor-renew-request+jws"
-#define KS_RENEW_SKEW 300 /* seconds of clock difference tolerated in "issued" */
 
 /* The limits, from the settings (renew_window, renew_min_interval, renew_max_lifetime). */
 struct ks_renew_policy {
@@ -70,7 +69,7 @@ struct ks_renew_request {
  * Check the payload of a renewal request signed at p.issued against now:
  * {"type": "anchor-renew-request", "name", "purpose", "csr", "issued"} and
  * nothing else.  ERR_INPUT "bad_request" (shape), "stale_request" (issued
- * more than KS_RENEW_SKEW seconds from now).
+ * more than KS_PAYLOAD_SKEW seconds from now, payload.h).
  */
 int ks_renew_request_parse(const json_t *payload, long long now, struct ks_renew_request *out,
                            struct err *e);

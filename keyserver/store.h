@@ -165,8 +165,10 @@ struct ks_renew_row {
 };
 int ks_store_cert_for_renewal(struct db *db, long long domain_id, const char *fpr,
                               struct ks_renew_row *out, struct err *e);
-/* Record a request key_id signed at issued unless one as new was: 1 fresh, 0 replayed. */
-int ks_store_key_request_newer(struct db *db, const char *key_id, long long issued, struct err *e);
+/* Record a request key_id signed at issued_ms (Unix milliseconds) unless one as new
+ * was: 1 fresh, 0 replayed. */
+int ks_store_key_request_newer(struct db *db, const char *key_id, long long issued_ms,
+                               struct err *e);
 
 /* Revocation: the row locked by key id; every unrevoked one of a name (locked, malloc'd
  * array, returns the count); marking one revoked with its revocation record. */

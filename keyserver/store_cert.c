@@ -239,17 +239,18 @@ int ks_store_cert_for_renewal(struct db *db, long long domain_id, const char *fp
 
 /* Record that key_id signed a request at issued (unix seconds), unless it already signed
  * one at that time or later: 1 when recorded (the request is fresh), 0 when not. */
-int ks_store_key_request_newer(struct db *db, const char *key_id, long long issued, struct err *e)
+int ks_store_key_request_newer(struct db *db, const char *key_id, long long issued_ms,
+                               struct err *e)
 {
 	char ibuf[24];
 	const char *params[2] = {key_id, ibuf};
 	PGresult *res;
 	int fresh;
 
-	snprintf(ibuf, sizeof(ibuf), "%lld", issued);
+	snprintf(ibuf, sizeof(ibuf), "%lld", issued_ms);
 	res = db_exec(db,
 	              "INSERT INTO key_requests (key_id, last_issued)"
-	              " VALUES ($1::uuid, to_timestamp($2::bigint))"
+	              " VALUES ($1::uuid, to_timestamp($2::bigint / 1000.0))"
 	              " ON CONFLICT (key_id) DO UPDATE SET last_issued = EXCLUDED.last_issued"
 	              " WHERE key_requests.last_issued < EXCLUDED.last_issued RETURNING 1",
 	              2, params, e);

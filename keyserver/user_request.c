@@ -4,7 +4,8 @@
  * signature by the address's current certificate; freshness comes from the
  * signed "issued" time, checked against a window and against the newest
  * request already accepted from that key, so a captured request cannot be
- * replayed.
+ * replayed.  "issued" may carry milliseconds (1796640000.125): a user who
+ * changes two things within one second signs two distinct times.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -13,10 +14,9 @@
 #include "pki/cert.h"
 #include "pki/crypto.h"
 #include "pki/jws.h"
+#include "payload.h"
 #include "store.h"
 #include "user_request.h"
-
-#define REQUEST_WINDOW 300 /* seconds of clock difference tolerated */
 
 /* The pins of the domain as a C array borrowed from d->pins. */
 static int domain_pins(const struct ks_domain *d, const char **pins, int max)
@@ -52,10 +52,10 @@ static int signer_is_current(struct ks_req *r, const struct ks_domain *d, const 
 }
 
 /* Record the request's time; refuse it when an equal or newer one was accepted. */
-static int request_not_replayed(struct ks_req *r, const char *key_id, long long issued,
+static int request_not_replayed(struct ks_req *r, const char *key_id, long long issued_ms,
                                 struct err *e)
 {
-	int fresh = ks_store_key_request_newer(r->db, key_id, issued, e);
+	int fresh = ks_store_key_request_newer(r->db, key_id, issued_ms, e);
 
 	if (fresh < 0)
 		return -1;
@@ -65,13 +65,11 @@ static int request_not_replayed(struct ks_req *r, const char *key_id, long long 
 	return 0;
 }
 
-static int payload_check(json_t *p, const char *want, const char *address, long long *issued,
+static int payload_check(json_t *p, const char *want, const char *address, long long *ms,
                          struct err *e)
 {
-	const char *type = json_string_value(json_object_get(p, "type"));
-	const char *addr = json_string_value(json_object_get(p, "address"));
-	json_t *iss = json_object_get(p, "issued");
-	long long now = (long long)time(NULL);
+	const char *type = ks_payload_str(p, "type");
+	const char *addr = ks_payload_str(p, "address");
 
 	if (type == NULL || strcmp(type, want) != 0)
 		return err_set(e, ERR_INPUT, "bad_request", "the signed payload must have type %s",
@@ -79,16 +77,7 @@ static int payload_check(json_t *p, const char *want, const char *address, long 
 	if (addr == NULL || strcmp(addr, address) != 0)
 		return err_set(e, ERR_INPUT, "address_mismatch",
 		               "the signed request is for another address than the URL's");
-	if (!json_is_integer(iss))
-		return err_set(e, ERR_INPUT, "bad_request",
-		               "the signed payload needs \"issued\" in Unix seconds");
-	*issued = json_integer_value(iss);
-	if (*issued < now - REQUEST_WINDOW || *issued > now + REQUEST_WINDOW)
-		return err_set(e, ERR_INPUT, "stale_request",
-		               "the request was signed more than %d seconds from now; "
-		               "check the clock and sign it again",
-		               REQUEST_WINDOW);
-	return 0;
+	return ks_payload_issued(p, (long long)time(NULL), ms, e);
 }
 
 int ks_user_request_route(struct ks_req *r, const struct ks_domain *d, const char *address,
@@ -99,7 +88,7 @@ int ks_user_request_route(struct ks_req *r, const struct ks_domain *d, const cha
 	struct jws_verified v = {0};
 	char key_id[CRYPTO_UUID_LEN];
 	json_t *payload = NULL;
-	long long issued = 0;
+	long long issued_ms = 0;
 	int rc = -1;
 
 	/* The body arrived as JSON; verify it in its original text. */
@@ -110,7 +99,7 @@ int ks_user_request_route(struct ks_req *r, const struct ks_domain *d, const cha
 		err_set(e, ERR_INPUT, "bad_request", "the signed payload is not a JSON object");
 		goto out;
 	}
-	if (payload_check(payload, "anchor-route-request", address, &issued, e) < 0)
+	if (payload_check(payload, "anchor-route-request", address, &issued_ms, e) < 0)
 		goto out;
 	if (json_object_get(payload, "servers") != NULL) {
 		err_set(e, ERR_FORBIDDEN, "forbidden",
@@ -127,7 +116,7 @@ int ks_user_request_route(struct ks_req *r, const struct ks_domain *d, const cha
 	}
 	/* Replay bookkeeping rides in its own statement: a refused route below still
 	 * burns the request, which is what a replay check should do. */
-	if (request_not_replayed(r, key_id, issued, e) < 0)
+	if (request_not_replayed(r, key_id, issued_ms, e) < 0)
 		goto out;
 	snprintf(keyref, keyref_len, "key:%s", key_id);
 	rc = 0;
@@ -145,7 +134,7 @@ int ks_user_request_open(struct ks_req *r, const struct ks_domain *d, const char
 	int npins = domain_pins(d, pins, 8);
 	struct jws_verified v = {0};
 	json_t *p = NULL;
-	long long issued = 0;
+	long long issued_ms = 0;
 	int rc = -1;
 
 	*payload = NULL;
@@ -157,9 +146,9 @@ int ks_user_request_open(struct ks_req *r, const struct ks_domain *d, const char
 		goto out;
 	}
 	/* The signature burns its time only once it is known to be the current key's. */
-	if (payload_check(p, type, address, &issued, e) < 0 ||
+	if (payload_check(p, type, address, &issued_ms, e) < 0 ||
 	    signer_is_current(r, d, address, v.leaf, key_id, e) < 0 ||
-	    request_not_replayed(r, key_id, issued, e) < 0)
+	    request_not_replayed(r, key_id, issued_ms, e) < 0)
 		goto out;
 	*payload = json_incref(p);
 	rc = 0;

@@ -314,6 +314,15 @@ def test_user_request_refusals(client, dom, other, carol, work, pg, db):
     assert rf.route_snapshot(pg, db)["routes"] == before["routes"]
     assert rf.verify_route(rf.route_get(client, addr).body, dom.pin, addr,
                            work)["alias"] == f"z@{other.name}"
+    # Milliseconds count: two requests signed within one second are two new ones, and
+    # the earlier of them sent again is a replay.
+    for issued, alias in ((now + 6.25, "m1"), (now + 6.5, "m2")):
+        r = rf.route_put(client, addr, rf.user_request(key, chain, addr,
+                                                       f"{alias}@{other.name}", issued=issued))
+        assert r.status == 200, r.body
+    r = rf.route_put(client, addr, rf.user_request(key, chain, addr, f"m3@{other.name}",
+                                                   issued=now + 6.25))
+    assert (r.status, r.error_code()) == (409, "replayed"), r.body
 
 
 def test_user_request_signed_by_another_key(client, dom, other, carol, pg, db):
