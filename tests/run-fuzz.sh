@@ -30,6 +30,20 @@ trap 'rm -rf "$work"' EXIT
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
+# A failing input small enough to print goes into the output in base64, so that a
+# failure on a machine whose files are gone (CI) can still be replayed:
+#   base64 -d > crash && build/fuzz/fuzz_<name> crash
+show_inputs() {
+	local f
+	for f in "$1"/crash-* "$1"/leak-* "$1"/timeout-* "$1"/oom-*; do
+		[[ -f $f ]] || continue
+		if (($(stat -c %s "$f") <= 8192)); then
+			echo "    -- $(basename "$f"), base64:"
+			base64 -w 76 "$f" | sed 's/^/    /'
+		fi
+	done
+}
+
 # One target: its report goes to $work/<name>.result, "ok" or "FAIL" first.
 run_one() {
 	local bin=$1 base name seeds corpus artifacts nseeds log rc runs nfinal reason
@@ -63,7 +77,12 @@ run_one() {
 	reason="exit status $rc"
 	((rc == 124)) && reason="hung past ${secs}s"
 	echo "FAIL $base: $reason; log and crashing input in $artifacts/"
-	grep -E 'ERROR: |runtime error|SUMMARY|Test unit written' "$log" | head -n 20 | sed 's/^/    /'
+	# The log may hold bytes of the input (binary to grep): -a reads it as text.
+	grep -aE 'ERROR|runtime error|SUMMARY|Test unit written|deadly|==[0-9]+==' "$log" |
+		head -n 20 | tr -c '[:print:]\n' '?' | sed 's/^/    /'
+	echo "    -- the log's last lines:"
+	grep -av '^#[0-9]' "$log" | tail -n 40 | cut -c1-300 | tr -c '[:print:]\n' '?' | sed 's/^/    /'
+	show_inputs "$artifacts"
 	if ((nseeds == 0)); then
 		echo "    (no seed corpus in tests/fuzz/corpus/$name/)"
 	fi
