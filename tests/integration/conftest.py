@@ -39,6 +39,16 @@ def pytest_configure(config):
                     returncode=3)
 
 
+# Files that take minutes (test_tls_policy's testssl scans) run first: pytest-xdist's
+# loadfile hands out files in collection order, and one started last is what the
+# other worker sits idle waiting for at the end of the run.
+LONG_FILES = ("test_tls_policy.py",)
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: item.path.name not in LONG_FILES)  # stable: else as found
+
+
 @pytest.fixture(scope="session")
 def pg(request):
     root = anchorlib.mktemp_dir("anchor-pg-")
