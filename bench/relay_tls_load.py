@@ -205,7 +205,9 @@ def main():
             print(f"round {r + 1}: Postfix {p['rate']:.0f}/s {p['cpu']:.0f} µs CPU/msg "
                   f"(load+sink {p['lcpu']:.0f}), anchor-relay {a['rate']:.0f}/s "
                   f"{a['cpu']:.0f} µs CPU/msg (load+sink {a['lcpu']:.0f}); failed: Postfix "
-                  f"{p['failed']:.0f}, anchor-relay {a['failed']:.0f}", flush=True)
+                  f"{p['failed']:.0f}, anchor-relay {a['failed']:.0f}"
+                  + (f"; TLS sessions resumed: Postfix {p['resumed']:.0f}, anchor-relay "
+                     f"{a['resumed']:.0f}" if RESUME else ""), flush=True)
             for x in (p, a):
                 if x["why"]:
                     print(f"  {x['why']}")
