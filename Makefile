@@ -192,6 +192,9 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 bench-build: $(BENCH_BIN)
 
+# The integration tests run bench/smtp_load and bench/smtp_sink once (test_bench_smtp_load.py).
+check-build: $(BENCH_BIN)
+
 $(BUILD)/bench/%: bench/%.c $(LIBA)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # bench/relay_tls.sh - messages per second and server CPU per message through anchor-relay
 # beside Postfix, both with STARTTLS inbound and TLS required outbound, the relay signing
-# with Ed25519 (see bench/relay_tls_load.py).  Servers pinned to CPU 0, load and sink to
-# CPU 1, interleaved rounds, medians.
+# with Ed25519 (see bench/relay_tls_load.py).  The load generator and the TLS sink are C
+# (bench/smtp_load.c, bench/smtp_sink.c, built by `make bench`).  Servers pinned to CPU 0,
+# load and sink to CPU 1, interleaved rounds, medians.
 #
 # Usage: bench/relay_tls.sh BUILD_DIR   (make bench passes build/release)
-# Knobs: BENCH_RELAY_COUNT, BENCH_RELAY_SIZE, BENCH_RELAY_THREADS, BENCH_RELAY_ROUNDS,
-# BENCH_RELAY_WARMUP.  Needs root (Postfix); only loopback addresses are used.
+# Knobs: BENCH_RELAY_COUNT, BENCH_RELAY_SIZE, BENCH_RELAY_CONNS, BENCH_RELAY_PER_CONN,
+# BENCH_RELAY_RESUME, BENCH_RELAY_ROUNDS, BENCH_RELAY_WARMUP.  Needs root (Postfix); only loopback addresses are used.
 set -euo pipefail
 
 BIN=${1:?usage: bench/relay_tls.sh BUILD_DIR}
@@ -17,12 +18,10 @@ for t in postfix nsd; do
 		exit 1
 	}
 done
-/usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || {
-	echo "bench/relay_tls.sh: python3-aiosmtpd is missing (deploy/install-deps.sh)" >&2
-	exit 1
-}
-[[ -x $BIN/anchor-relay ]] || {
-	echo "bench/relay_tls.sh: $BIN/anchor-relay is missing" >&2
-	exit 1
-}
+for f in anchor-relay bench/smtp_load bench/smtp_sink; do
+	[[ -x $BIN/$f ]] || {
+		echo "bench/relay_tls.sh: $BIN/$f is missing (make bench-build)" >&2
+		exit 1
+	}
+done
 exec /usr/bin/python3 "$SRC/bench/relay_tls_load.py" "$BIN"

@@ -1,11 +1,13 @@
 """relay_tls_load.py BUILD_DIR - messages per second through anchor-relay beside Postfix,
 both with STARTTLS on both sides, in one run (driven by bench/relay_tls.sh).
 
-smtp-source and smtp-sink cannot speak TLS, so both ends are here:
-  load  THREADS threads (smtplib + ssl), each message on its own connection:
-        EHLO, STARTTLS, EHLO, MAIL, RCPT, DATA (4 KiB), QUIT
-  sink  aiosmtpd with STARTTLS in its own process; it counts messages that arrived
-        over TLS (and refuses MAIL without it), and keeps the first one of a round
+smtp-source and smtp-sink cannot speak TLS, and a Python load generator and sink cost
+more CPU per message than the servers (they saturated CPU 1 first), so both ends are C
+programs built by `make bench` (bench/smtp_load.c, bench/smtp_sink.c):
+  load  smtp_load: CONNS connections at once, each EHLO, STARTTLS (TLS 1.3), EHLO, then
+        PER_CONN messages (MAIL, RCPT, DATA 4 KiB), QUIT, until COUNT are sent
+  sink  smtp_sink: STARTTLS offered, MAIL refused without it; counts the messages, and
+        keeps the first one of a round
   relay anchor-relay submission with tls_cert_file (STARTTLS inbound) -> signer
         (ed25519-sha256) -> spool/out (fsync) -> route (MX from NSD) -> outbound_tls
         encrypt -> sink
@@ -18,19 +20,16 @@ over the timed run, divided by the messages.  Before timing, one message through
 must arrive over TLS, and the relay's must carry an ed25519-sha256 signature that
 python3-dkim verifies.
 BENCH_RELAY_PERF=FILE: one more relay round under `perf record -g` into FILE.
-Knobs: BENCH_RELAY_COUNT (1000), BENCH_RELAY_SIZE (4096), BENCH_RELAY_THREADS (20),
-BENCH_RELAY_ROUNDS (3), BENCH_RELAY_WARMUP (100).  Loopback only.
+Knobs: BENCH_RELAY_COUNT (1000), BENCH_RELAY_SIZE (4096), BENCH_RELAY_CONNS (20),
+BENCH_RELAY_PER_CONN (1), BENCH_RELAY_RESUME (0; 1: each connection offers the TLS session
+of the one before), BENCH_RELAY_ROUNDS (3), BENCH_RELAY_WARMUP (100).  Loopback only.
 """
 
-import multiprocessing as mp
 import os
 import signal
-import smtplib
-import ssl
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -47,140 +46,72 @@ from benchcpu import pin_tree, tree, tree_cpu  # noqa: E402
 
 COUNT = int(os.environ.get("BENCH_RELAY_COUNT", "1000"))
 SIZE = int(os.environ.get("BENCH_RELAY_SIZE", "4096"))
-THREADS = int(os.environ.get("BENCH_RELAY_THREADS", "20"))
+CONNS = int(os.environ.get("BENCH_RELAY_CONNS", "20"))
+PER_CONN = int(os.environ.get("BENCH_RELAY_PER_CONN", "1"))
+RESUME = os.environ.get("BENCH_RELAY_RESUME", "0") == "1"
 ROUNDS = int(os.environ.get("BENCH_RELAY_ROUNDS", "3"))
 WARMUP = int(os.environ.get("BENCH_RELAY_WARMUP", "100"))
-STALL = 10  # seconds without an answer: the connection stalled
+STALL = 10  # seconds without an answer: the message failed
 SERVERS = set()  # the servers' pids, left out of the load generator's CPU
 SENDER = "bench@x.test"
 RCPT = "rcpt@far.test"  # a legacy domain, MX 127.0.0.1 in NSD
 
 
-def sink_main(port, cert, key, count, first, ready):
-    """The TLS sink process: count.value += 1 per message received over TLS."""
-    os.sched_setaffinity(0, {1})
-    from aiosmtpd.controller import Controller
-    from aiosmtpd.smtp import SMTP
-
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(str(cert), str(key))
-
-    class Handler:
-        async def handle_MAIL(self, server, session, envelope, address, options):
-            if session.ssl is None:
-                return "530 5.7.0 STARTTLS first"
-            envelope.mail_from = address
-            return "250 OK"
-
-        async def handle_DATA(self, server, session, envelope):
-            with count.get_lock():
-                count.value += 1
-                if count.value == 1:
-                    Path(first).write_bytes(envelope.original_content or envelope.content)
-            return "250 2.0.0 OK"
-
-    class Ctl(Controller):
-        def factory(self):
-            return SMTP(self.handler, decode_data=False, hostname="sink.test",
-                        tls_context=ctx, require_starttls=False)
-
-    ctl = Ctl(Handler(), hostname="127.0.0.1", port=port)
-    ctl.start()
-    ready.set()
-    while True:
-        time.sleep(3600)
-
-
 class Sink:
+    """bench/smtp_sink.c: a TLS sink on CPU 1 that counts the messages it took."""
+
     def __init__(self, tls, work):
         self.port = rx.free_port()
-        self.count = mp.Value("i", 0)
         self.first = work / "sink-first.eml"
-        ready = mp.Event()
-        self.proc = mp.Process(target=sink_main, args=(self.port, tls.cert, tls.key,
-                                                       self.count, str(self.first), ready),
-                               daemon=True)
-        self.proc.start()
-        if not ready.wait(30):
+        self.proc = subprocess.Popen([str(BIN / "bench" / "smtp_sink"), str(self.port),
+                                      str(tls.cert), str(tls.key), str(self.first)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        if self.proc.stdout.readline().strip() != "ready":
             raise SystemExit("the TLS sink did not start")
 
+    def _ask(self, what):
+        self.proc.stdin.write(what + "\n")
+        self.proc.stdin.flush()
+        return self.proc.stdout.readline().strip()
+
     def reset(self):
-        with self.count.get_lock():
-            self.count.value = 0
         self.first.unlink(missing_ok=True)
+        if self._ask("reset") != "ok":
+            raise SystemExit("the TLS sink did not reset")
 
     def wait(self, n, timeout):
         end = time.monotonic() + timeout
-        while self.count.value < n:
+        while (got := int(self._ask("count"))) < n:
             if time.monotonic() > end:
-                raise SystemExit(f"the sink got {self.count.value} of {n} messages")
+                raise SystemExit(f"the sink got {got} of {n} messages")
             time.sleep(0.005)
 
     def stop(self):
-        self.proc.terminate()
-        self.proc.join(10)
+        self.proc.stdin.close()  # end of its stdin ends it
+        self.proc.wait(10)
 
 
-def load(port, n, message):
-    """n messages, one per STARTTLS connection, from THREADS threads; the number of
-    connections that stalled (no answer within STALL seconds; the message is resent)."""
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    left = [n]
-    errors, stalls = [], []
-    lock = threading.Lock()
-
-    def send():
-        """One message on its own connection; None, or what went wrong."""
-        stage = "connect"
-        try:
-            with smtplib.SMTP("127.0.0.1", port, local_hostname="client.test",
-                              timeout=STALL) as s:
-                stage = "greeting"
-                s.starttls(context=ctx)
-                stage = "STARTTLS"
-                s.ehlo("client.test")
-                stage = "EHLO after STARTTLS"
-                s.mail(SENDER)
-                stage = "MAIL"
-                s.rcpt(RCPT)
-                stage = "RCPT"
-                s.data(message)
-                stage = "DATA"
-            return None
-        except (OSError, smtplib.SMTPException) as e:
-            return f"{type(e).__name__}: {e} (after {stage})"
-
-    def worker():
-        while True:
-            with lock:
-                if left[0] == 0:
-                    return
-                left[0] -= 1
-            for _ in range(3):  # a stalled connection is counted, and the message resent
-                why = send()
-                if why is None:
-                    break
-                with lock:
-                    stalls.append(why)
-            else:
-                with lock:
-                    errors.append(why)
-
-    ts = [threading.Thread(target=worker) for _ in range(min(THREADS, n))]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    if errors:
-        raise SystemExit(f"port {port}: {len(errors)} messages failed, first: {errors[0]}")
-    return stalls
+def load(port, n, msgfile):
+    """n messages through bench/smtp_load.c (CONNS connections at once, PER_CONN messages
+    each): its report as a dict (sent, failed, conns, resumed, seconds, msgs_per_s, p50_ms,
+    p99_ms) and what it said about the first failure."""
+    argv = [str(BIN / "bench" / "smtp_load"), "-c", str(CONNS), "-m", str(PER_CONN), "-n",
+            str(n), "-f", SENDER, "-t", RCPT, "-T", str(STALL)]
+    if RESUME:
+        argv.append("-r")
+    p = subprocess.run(argv + ["127.0.0.1", str(port), str(msgfile)], capture_output=True,
+                       text=True, check=False)
+    if p.returncode not in (0, 1) or "sent=" not in p.stdout:
+        raise SystemExit(f"smtp_load failed: {p.stdout}{p.stderr}")
+    rep = {k: float(v) for k, v in (kv.split("=") for kv in p.stdout.split())}
+    return rep, p.stderr.strip()
 
 
-def timed(server_pid, port, sink, message, perf=None):
-    """One timed run: (messages/s end to end, server CPU µs per message, load generator's
-    and sink's CPU µs per message).  perf: a file to record the server's profile into."""
+def timed(server_pid, port, sink, msgfile, perf=None):
+    """One timed run: a dict of messages/s end to end (first connection to the last message
+    at the sink), the server's CPU µs per message, the load generator's and sink's, and the
+    generator's report (failed, p50_ms, p99_ms...).  perf: a file to record the server's
+    profile into."""
     sink.reset()
     # the relay is this process's child: its tree is not the load generator's
     c0, l0 = tree_cpu(server_pid), tree_cpu(os.getpid(), SERVERS)
@@ -190,27 +121,36 @@ def timed(server_pid, port, sink, message, perf=None):
                                 ",".join(map(str, tree(server_pid)))],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     t0 = time.monotonic()
-    stalled = load(port, COUNT, message)
-    sink.wait(COUNT, max(120, COUNT / 5))
+    rep, why = load(port, COUNT, msgfile)
+    sent = int(rep["sent"])
+    sink.wait(sent, max(120, COUNT / 5))
     el = time.monotonic() - t0
     if rec:
         rec.send_signal(signal.SIGINT)
         rec.wait(60)
     cpu = tree_cpu(server_pid) - c0
     lcpu = tree_cpu(os.getpid(), SERVERS) - l0
-    return COUNT / el, cpu / COUNT * 1e6, lcpu / COUNT * 1e6, len(stalled), stalled
+    return dict(rep, rate=sent / el, cpu=cpu / max(sent, 1) * 1e6,
+                lcpu=lcpu / max(sent, 1) * 1e6, why=why)
 
 
-def check(port, sink, message, verdict, what):
+def check(port, sink, msgfile, verdict, what):
     sink.reset()
-    load(port, 1, message)
+    rep, why = load(port, 1, msgfile)
+    if rep["sent"] != 1:
+        raise SystemExit(f"{what}: the check message was not accepted: {why}")
     sink.wait(1, 60)
     why = verdict(sink.first.read_bytes())
     if why:
         raise SystemExit(f"{what}: the check message failed: {why}")
     sink.reset()
-    load(port, WARMUP, message)
-    sink.wait(WARMUP, 120)  # a resent message may arrive twice: at least WARMUP
+    rep, why = load(port, WARMUP, msgfile)
+    sink.wait(int(rep["sent"]), 120)
+
+
+def row(name, x):
+    return (f"{name:40}{x['rate']:9.0f}{x['cpu']:12.0f}{x['lcpu']:12.0f}{x['p50_ms']:9.1f}"
+            f"{x['p99_ms']:9.1f}")
 
 
 def main():
@@ -223,8 +163,7 @@ def main():
         nsd = rx.start_nsd(work / "dns", {"x.test": rx.records_of([key])},
                            mx_domains=["far.test"])
         stack.append(nsd)
-        message = rx.message_file(work / "plain.eml", sender=SENDER, to=RCPT,
-                                  size=SIZE).read_bytes().replace(b"\n", b"\r\n")
+        msgfile = rx.message_file(work / "plain.eml", sender=SENDER, to=RCPT, size=SIZE)
         sink = Sink(tls, work)
         stack.append(sink)
 
@@ -252,36 +191,41 @@ def main():
 
         print(f"(Postfix on {pf.port}, anchor-relay on {relay.submission_port}, sink on "
               f"{sink.port})", flush=True)
-        check(pf.port, sink, message, lambda m: None, "Postfix")
-        check(relay.submission_port, sink, message, signed, "anchor-relay")
+        check(pf.port, sink, msgfile, lambda m: None, "Postfix")
+        check(relay.submission_port, sink, msgfile, signed, "anchor-relay")
         print(f"== STARTTLS both sides: {COUNT} messages of {SIZE} bytes (+ headers), "
-              f"{THREADS} client threads, one message per connection; servers on CPU 0, "
-              f"load and sink on CPU 1; {ROUNDS} rounds interleaved, medians")
+              f"{CONNS} connections at once, {PER_CONN} message(s) per connection"
+              f"{', TLS sessions resumed' if RESUME else ''} (bench/smtp_load); servers on "
+              f"CPU 0, load and sink on CPU 1; {ROUNDS} rounds interleaved, medians")
         res = {"pf": [], "relay": []}
         for r in range(ROUNDS):
-            res["pf"].append(timed(pf_pid, pf.port, sink, message))
-            res["relay"].append(timed(relay_pid, relay.submission_port, sink, message))
+            res["pf"].append(timed(pf_pid, pf.port, sink, msgfile))
+            res["relay"].append(timed(relay_pid, relay.submission_port, sink, msgfile))
             p, a = res["pf"][-1], res["relay"][-1]
-            print(f"round {r + 1}: Postfix {p[0]:.0f}/s {p[1]:.0f} µs CPU/msg (load+sink "
-                  f"{p[2]:.0f}), anchor-relay {a[0]:.0f}/s {a[1]:.0f} µs CPU/msg (load+sink "
-                  f"{a[2]:.0f}); stalled connections: Postfix {p[3]}, anchor-relay {a[3]}",
-                  flush=True)
-            for why in sorted(set(p[4] + a[4])):
-                print(f"  stalled: {why}")
+            print(f"round {r + 1}: Postfix {p['rate']:.0f}/s {p['cpu']:.0f} µs CPU/msg "
+                  f"(load+sink {p['lcpu']:.0f}), anchor-relay {a['rate']:.0f}/s "
+                  f"{a['cpu']:.0f} µs CPU/msg (load+sink {a['lcpu']:.0f}); failed: Postfix "
+                  f"{p['failed']:.0f}, anchor-relay {a['failed']:.0f}"
+                  + (f"; TLS sessions resumed: Postfix {p['resumed']:.0f}, anchor-relay "
+                     f"{a['resumed']:.0f}" if RESUME else ""), flush=True)
+            for x in (p, a):
+                if x["why"]:
+                    print(f"  {x['why']}")
         if os.environ.get("BENCH_RELAY_PERF"):
-            timed(relay_pid, relay.submission_port, sink, message,
+            timed(relay_pid, relay.submission_port, sink, msgfile,
                   perf=os.environ["BENCH_RELAY_PERF"])
             print(f"perf profile of anchor-relay under this load: "
                   f"{os.environ['BENCH_RELAY_PERF']}")
-        med = {k: (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v))
+        med = {k: {f: statistics.median(x[f] for x in v)
+                   for f in ("rate", "cpu", "lcpu", "p50_ms", "p99_ms")}
                for k, v in res.items()}
-        print(f"{'':44}{'msgs/s':>10}{'µs CPU/msg':>12}")
-        print(f"{'Postfix, STARTTLS in, TLS encrypt out':44}{med['pf'][0]:10.0f}"
-              f"{med['pf'][1]:12.0f}")
-        print(f"{'anchor-relay, same, ed25519 signing':44}{med['relay'][0]:10.0f}"
-              f"{med['relay'][1]:12.0f}")
-        print(f"ratio anchor-relay/Postfix: {med['relay'][0] / med['pf'][0]:.2f}x msgs/s, "
-              f"{med['pf'][1] / med['relay'][1]:.2f}x less CPU per message (goal: 4x)")
+        print(f"{'':40}{'msgs/s':>9}{'µs CPU/msg':>12}{'load+sink':>12}{'p50 ms':>9}"
+              f"{'p99 ms':>9}")
+        print(row("Postfix, STARTTLS in, TLS encrypt out", med["pf"]))
+        print(row("anchor-relay, same, ed25519 signing", med["relay"]))
+        print(f"ratio anchor-relay/Postfix: {med['relay']['rate'] / med['pf']['rate']:.2f}x "
+              f"msgs/s, {med['pf']['cpu'] / med['relay']['cpu']:.2f}x less CPU per message "
+              f"(goal: 4x)")
         return 0
     finally:
         for it in reversed(stack):
