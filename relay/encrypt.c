@@ -73,8 +73,8 @@ enum relay_enc_action relay_enc_decide(struct relayd *d, const struct queue_msg 
 		res->status = QUEUE_DEFERRED;
 		res->code = 0;
 		textf(res->reply, sizeof(res->reply),
-		         "4.7.5 the encryption requirement of %s cannot be read now: %s", t->domain,
-		         e.msg);
+		      "4.7.5 the encryption requirement of %s cannot be read now: %s", t->domain,
+		      e.msg);
 		return RELAY_ENC_HOLD;
 	}
 	if (t->req == RELAY_ENC_NONE)
@@ -90,16 +90,16 @@ enum relay_enc_action relay_enc_decide(struct relayd *d, const struct queue_msg 
 	if (now >= m->arrival + (int64_t)d->s->encryption_defer_time) {
 		res->status = QUEUE_FAILED;
 		textf(res->reply, sizeof(res->reply),
-		         "5.7.5 %s requires encrypted mail and no usable encryption certificate of "
-		         "<%s> was found within %llds (%s): the message was not sent",
-		         t->domain, rcpt, d->s->encryption_defer_time, t->why);
+		      "5.7.5 %s requires encrypted mail and no usable encryption certificate of "
+		      "<%s> was found within %llds (%s): the message was not sent",
+		      t->domain, rcpt, d->s->encryption_defer_time, t->why);
 		count(&stats.returned);
 	} else {
 		res->status = QUEUE_DEFERRED;
 		textf(res->reply, sizeof(res->reply),
-		         "4.7.5 %s requires encrypted mail and no usable encryption certificate of "
-		         "<%s> was found (%s): held, never sent in the clear",
-		         t->domain, rcpt, t->why);
+		      "4.7.5 %s requires encrypted mail and no usable encryption certificate of "
+		      "<%s> was found (%s): held, never sent in the clear",
+		      t->domain, rcpt, t->why);
 		count(&stats.deferred);
 	}
 	return RELAY_ENC_HOLD;

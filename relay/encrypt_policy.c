@@ -100,7 +100,8 @@ static int take_cert(struct relay_verifier *v, const struct discover_result *d, 
 	const char *kid = json_string_value(json_object_get(c, "key_id"));
 	X509 *leaf = NULL;
 
-	if (purpose == NULL || (strcmp(purpose, "encryption") != 0 && strcmp(purpose, "smime") != 0))
+	if (purpose == NULL ||
+	    (strcmp(purpose, "encryption") != 0 && strcmp(purpose, "smime") != 0))
 		return err_set(e, ERR_UNPROC, "bad_purpose", "a certificate of purpose %s",
 		               purpose ? purpose : "(none)");
 	if (relay_verifier_check_cert(v, d, c, head, purpose, &leaf, e) < 0)
@@ -116,8 +117,8 @@ static int take_cert(struct relay_verifier *v, const struct discover_result *d, 
 }
 
 /* The address answer's encryption certificates of rcpt (the domain d's). */
-static void fetch_certs(struct relay_verifier *v, const struct discover_result *d,
-                        const char *rcpt, struct relay_enc_target *t)
+static void fetch_certs(struct relay_verifier *v, const struct discover_result *d, const char *rcpt,
+                        struct relay_enc_target *t)
 {
 	const struct relay_verify_net *net = relay_verifier_net(v);
 	char *esc = curl_easy_escape(NULL, rcpt, 0), *path = NULL, *body = NULL;
@@ -132,9 +133,8 @@ static void fetch_certs(struct relay_verifier *v, const struct discover_result *
 		goto out;
 	}
 	if (net->keyserver_get(net->ctx, d, path, &body, &e) < 0) {
-		textf(t->why, sizeof(t->why), "%s", e.kind == ERR_NOTFOUND
-		                                           ? "its key server publishes no certificate"
-		                                           : e.msg);
+		textf(t->why, sizeof(t->why), "%s",
+		      e.kind == ERR_NOTFOUND ? "its key server publishes no certificate" : e.msg);
 		goto out;
 	}
 	doc = json_loads(body, 0, NULL);
@@ -143,7 +143,7 @@ static void fetch_certs(struct relay_verifier *v, const struct discover_result *
 	encaddr = json_string_value(json_object_get(enc, "address"));
 	if (encaddr == NULL || strcasecmp(relay_addr_domain(encaddr), d->domain) != 0) {
 		textf(t->why, sizeof(t->why), "the key server of %s sent no usable answer",
-		         d->domain);
+		      d->domain);
 		goto out;
 	}
 	listed = json_array_size(json_object_get(enc, "certificates"));

@@ -127,8 +127,9 @@ struct relay_settings {
 	long long backoff_base;
 	long long backoff_max;
 	long long queue_lifetime;
-	long long encryption_defer_time; /* a `required` recipient without certificate: returned after */
-	char *refuse_unencrypted;        /* inbound plain mail to a `required` domain: no, anchored, all */
+	long long
+	    encryption_defer_time; /* a `required` recipient without certificate: returned after */
+	char *refuse_unencrypted; /* inbound plain mail to a `required` domain: no, anchored, all */
 
 	char *port_file; /* "inbound=N submission=N control=N" lines, for tests */
 	char *log_level;
