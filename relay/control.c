@@ -615,7 +615,6 @@ static size_t control_metrics(char *buf, size_t len, void *app)
 	struct queue *qs[2] = {c->qin, c->qout};
 	const char *names[2] = {"in", "out"};
 	struct queue_stats st[2] = {0};
-	struct relay_enc_stats enc;
 	struct metrics_out o;
 	size_t i;
 
@@ -666,25 +665,7 @@ static size_t control_metrics(char *buf, size_t len, void *app)
 	            "# TYPE anchor_relay_outbound_reused_total counter\n"
 	            "anchor_relay_outbound_reused_total %llu\n",
 	            relay_dcache_reused());
-	relay_enc_stats_get(&enc);
-	metrics_put(&o,
-	            "# HELP anchor_relay_encrypted_total Outbound messages encrypted to their "
-	            "recipients' certificates (gateway encryption)\n"
-	            "# TYPE anchor_relay_encrypted_total counter\n"
-	            "anchor_relay_encrypted_total %llu\n"
-	            "# HELP anchor_relay_encryption_deferred_total Recipients deferred: their "
-	            "domain requires encryption and no usable certificate was found\n"
-	            "# TYPE anchor_relay_encryption_deferred_total counter\n"
-	            "anchor_relay_encryption_deferred_total %llu\n"
-	            "# HELP anchor_relay_encryption_returned_total Recipients returned to the "
-	            "sender after encryption_defer_time without a certificate\n"
-	            "# TYPE anchor_relay_encryption_returned_total counter\n"
-	            "anchor_relay_encryption_returned_total %llu\n"
-	            "# HELP anchor_relay_unencrypted_refused_total Inbound messages refused as "
-	            "unencrypted (refuse_unencrypted)\n"
-	            "# TYPE anchor_relay_unencrypted_refused_total counter\n"
-	            "anchor_relay_unencrypted_refused_total %llu\n",
-	            enc.encrypted, enc.deferred, enc.returned, enc.refused);
+	relay_enc_metrics(&o);
 	/* STARTTLS (inbound and submission); the control API's own are the layer's
 	 * anchor_tls_handshakes_total. */
 	metrics_tls_render(c->smtp_tls, "anchor_relay_smtp_tls_handshakes_total", "smtp", &o);

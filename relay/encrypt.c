@@ -23,6 +23,7 @@
 
 #include "core/log.h"
 #include "encrypt.h"
+#include "http/metrics.h"
 #include "mail/header.h"
 #include "mail/smime.h"
 #include "relayd.h"
@@ -57,6 +58,31 @@ void relay_enc_stats_get(struct relay_enc_stats *out)
 	pthread_mutex_lock(&stats_lock);
 	*out = stats;
 	pthread_mutex_unlock(&stats_lock);
+}
+
+void relay_enc_metrics(struct metrics_out *o)
+{
+	struct relay_enc_stats enc;
+
+	relay_enc_stats_get(&enc);
+	metrics_put(o,
+	            "# HELP anchor_relay_encrypted_total Outbound messages encrypted to their "
+	            "recipients' certificates (gateway encryption)\n"
+	            "# TYPE anchor_relay_encrypted_total counter\n"
+	            "anchor_relay_encrypted_total %llu\n"
+	            "# HELP anchor_relay_encryption_deferred_total Recipients deferred: their "
+	            "domain requires encryption and no usable certificate was found\n"
+	            "# TYPE anchor_relay_encryption_deferred_total counter\n"
+	            "anchor_relay_encryption_deferred_total %llu\n"
+	            "# HELP anchor_relay_encryption_returned_total Recipients returned to the "
+	            "sender after encryption_defer_time without a certificate\n"
+	            "# TYPE anchor_relay_encryption_returned_total counter\n"
+	            "anchor_relay_encryption_returned_total %llu\n"
+	            "# HELP anchor_relay_unencrypted_refused_total Inbound messages refused as "
+	            "unencrypted (refuse_unencrypted)\n"
+	            "# TYPE anchor_relay_unencrypted_refused_total counter\n"
+	            "anchor_relay_unencrypted_refused_total %llu\n",
+	            enc.encrypted, enc.deferred, enc.returned, enc.refused);
 }
 
 /* ------------------------------------------------------------------ outbound */

@@ -18,48 +18,13 @@
 #ifndef ANCHOR_RELAY_ENCRYPT_H
 #define ANCHOR_RELAY_ENCRYPT_H
 
-#include <jansson.h>
 #include <openssl/x509.h>
 
+#include "encrypt_policy.h"
 #include "relay.h"
 
 struct relayd;
 struct smtp_reply;
-
-enum relay_enc_req { RELAY_ENC_NONE = 0, RELAY_ENC_OPPORTUNISTIC, RELAY_ENC_REQUIRED };
-
-/* What a recipient's domain asks, and the certificates to encrypt to. */
-struct relay_enc_target {
-	enum relay_enc_req req;
-	STACK_OF(X509) * certs; /* checked and usable; NULL when none */
-	char domain[256];
-	char why[200]; /* why none is usable (for the deferral and the bounce) */
-};
-void relay_enc_target_clear(struct relay_enc_target *t);
-const char *relay_enc_req_name(enum relay_enc_req r);
-
-/* The encryption requirement a domain publishes (the `encryption` member of its
- * domain object as discovery verified it; none for a legacy domain).  -1 when the
- * domain cannot be discovered now. */
-int relay_enc_requirement(struct relay_verifier *v, const char *domain, enum relay_enc_req *out,
-                          struct err *e);
-
-/*
- * The requirement of rcpt's domain and, unless none, rcpt's usable encryption
- * certificates (out->certs; out->why when there are none).  -1 (ERR_TEMP) only when
- * the requirement itself cannot be told; a key server that cannot be believed
- * leaves the certificates empty with why set.
- */
-int relay_enc_lookup(struct relay_verifier *v, const char *rcpt, struct relay_enc_target *out,
-                     struct err *e);
-
-/* verify.c, for encrypt_policy.c: the checks of a certificate object (chain to the
- * pinned root, log inclusion and consistency, purpose); the network of the verifier. */
-struct discover_result;
-int relay_verifier_check_cert(struct relay_verifier *v, const struct discover_result *d,
-                              const json_t *cert, const char *head_text, const char *purpose,
-                              X509 **leaf, struct err *e);
-const struct relay_verify_net *relay_verifier_net(const struct relay_verifier *v);
 
 enum relay_enc_action { RELAY_ENC_CLEAR = 0, RELAY_ENC_ENCRYPT, RELAY_ENC_HOLD };
 
@@ -100,5 +65,8 @@ struct relay_enc_stats {
 	unsigned long long refused;   /* inbound messages refused as unencrypted */
 };
 void relay_enc_stats_get(struct relay_enc_stats *out);
+/* Their lines for the control API's /metrics. */
+struct metrics_out;
+void relay_enc_metrics(struct metrics_out *o);
 
 #endif

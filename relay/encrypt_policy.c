@@ -20,11 +20,12 @@
 #include <strings.h>
 
 #include <curl/curl.h>
+#include <jansson.h>
 #include <openssl/x509v3.h>
 
 #include "core/log.h"
 #include "dns/discover.h"
-#include "encrypt.h"
+#include "encrypt_policy.h"
 #include "mail/smime.h"
 #include "pki/tlog_client.h"
 

@@ -49,7 +49,6 @@
 #include "dns/dns.h"
 #include "pki/merkle.h"
 #include "core/ttlcache.h"
-#include "encrypt.h"
 #include "relay.h"
 #include "pki/tlog_client.h"
 
