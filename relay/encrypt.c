@@ -94,7 +94,7 @@ enum relay_enc_action relay_enc_decide(struct relayd *d, const struct queue_msg 
 	int64_t now = (int64_t)time(NULL);
 	struct err e = {0};
 
-	if (relay_enc_lookup(d->verifier, rcpt, t, &e) < 0) {
+	if (relay_enc_lookup(d->verifier, rcpt, d->s->key_status_ttl, t, &e) < 0) {
 		/* whether the domain requires encryption is unknown: nothing in the clear */
 		res->status = QUEUE_DEFERRED;
 		res->code = 0;

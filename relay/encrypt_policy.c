@@ -13,17 +13,20 @@
  *     can encrypt to (smime_cert_check_recipient).  One that fails is left out;
  *     an answer that cannot be believed at all gives none.
  */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
 #include <openssl/x509v3.h>
 
 #include "core/log.h"
+#include "core/ttlcache.h"
 #include "dns/discover.h"
 #include "encrypt_policy.h"
 #include "mail/smime.h"
@@ -165,8 +168,81 @@ out:
 	curl_free(esc);
 }
 
-int relay_enc_lookup(struct relay_verifier *v, const char *rcpt, struct relay_enc_target *out,
-                     struct err *e)
+static int relay_enc_lookup_now(struct relay_verifier *v, const char *rcpt,
+                                struct relay_enc_target *out, struct err *e);
+
+/* ------------------------------------------------------------------ the cache */
+
+/*
+ * Answers are reused for ttl seconds (key_status_ttl): without it every message would
+ * cost an HTTPS request and the log checks per recipient.  A certificate revoked meanwhile
+ * is dropped within that time, as a revoked signing key of a control-API user is.
+ */
+#define ENC_CACHE_MAX 4096
+#define ENC_CACHE_SHARDS 16
+
+static struct ttlcache *enc_cache;
+static pthread_once_t enc_cache_once = PTHREAD_ONCE_INIT;
+
+static void target_free(void *t)
+{
+	relay_enc_target_clear(t);
+	free(t);
+}
+
+static void enc_cache_init(void)
+{
+	enc_cache = ttlcache_new(ENC_CACHE_MAX, ENC_CACHE_SHARDS, target_free);
+}
+
+static double now_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec;
+}
+
+/* dst as a copy of src (certificates up-ref'd); -1 when out of memory. */
+static int target_copy(const void *src, void *dst)
+{
+	const struct relay_enc_target *a = src;
+	struct relay_enc_target *b = dst;
+
+	*b = *a;
+	b->certs = NULL;
+	if (a->certs != NULL && (b->certs = X509_chain_up_ref(a->certs)) == NULL)
+		return -1;
+	return 0;
+}
+
+static void cache_put(const char *rcpt, const struct relay_enc_target *t, long long ttl)
+{
+	struct relay_enc_target *copy;
+
+	if (ttl <= 0 || enc_cache == NULL || (copy = calloc(1, sizeof(*copy))) == NULL)
+		return;
+	if (target_copy(t, copy) < 0) {
+		free(copy);
+		return;
+	}
+	ttlcache_put(enc_cache, rcpt, copy, now_mono() + (double)ttl, TTLCACHE_ANY_GEN);
+}
+
+int relay_enc_lookup(struct relay_verifier *v, const char *rcpt, long long ttl,
+                     struct relay_enc_target *out, struct err *e)
+{
+	pthread_once(&enc_cache_once, enc_cache_init);
+	if (ttl > 0 && ttlcache_get(enc_cache, rcpt, now_mono(), 0, target_copy, out) == 1)
+		return 0;
+	if (relay_enc_lookup_now(v, rcpt, out, e) < 0)
+		return -1;
+	cache_put(rcpt, out, ttl);
+	return 0;
+}
+
+static int relay_enc_lookup_now(struct relay_verifier *v, const char *rcpt,
+                                struct relay_enc_target *out, struct err *e)
 {
 	struct discover_result *d = NULL;
 

@@ -32,9 +32,10 @@ int relay_enc_requirement(struct relay_verifier *v, const char *domain, enum rel
  * The requirement of rcpt's domain and, unless none, rcpt's usable encryption
  * certificates (out->certs; out->why when there are none).  -1 (ERR_TEMP) only when
  * the requirement itself cannot be told; a key server that cannot be believed
- * leaves the certificates empty with why set.
+ * leaves the certificates empty with why set.  An answer is reused for ttl seconds
+ * (0: asked every time).  Thread-safe.
  */
-int relay_enc_lookup(struct relay_verifier *v, const char *rcpt, struct relay_enc_target *out,
-                     struct err *e);
+int relay_enc_lookup(struct relay_verifier *v, const char *rcpt, long long ttl,
+                     struct relay_enc_target *out, struct err *e);
 
 #endif
