@@ -21,8 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static const uint8_t *in;
 static size_t in_len;
 
-static int fake_discover(void *ctx, const char *domain, struct discover_result **out,
-                         struct err *e)
+static int fake_discover(void *ctx, const char *domain, struct discover_result **out, struct err *e)
 {
 	struct discover_result *r = calloc(1, sizeof(*r));
 
