@@ -6,7 +6,7 @@
 # others; the exit status says whether any failed.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-BENCHES=(keyserver newconn log merkle discovery routes reputation reputation_dns dkim smime relay relay_tls)
+BENCHES=(keyserver newconn log merkle discovery routes reputation reputation_dns dkim smime relay relay_tls relay_encrypt)
 
 declare -A listed=([run-all]=1 [common]=1)
 order=()

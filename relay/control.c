@@ -22,6 +22,7 @@
 #include "control.h"
 #include "deliver_cache.h"
 #include "deliver_resume.h"
+#include "encrypt.h"
 #include "signback.h"
 
 #include <ctype.h>
@@ -664,6 +665,7 @@ static size_t control_metrics(char *buf, size_t len, void *app)
 	            "# TYPE anchor_relay_outbound_reused_total counter\n"
 	            "anchor_relay_outbound_reused_total %llu\n",
 	            relay_dcache_reused());
+	relay_enc_metrics(&o);
 	/* STARTTLS (inbound and submission); the control API's own are the layer's
 	 * anchor_tls_handshakes_total. */
 	metrics_tls_render(c->smtp_tls, "anchor_relay_smtp_tls_handshakes_total", "smtp", &o);

@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "core/ttlcache.h"
 #include "mail/header.h"
+#include "encrypt.h"
 #include "relayd.h"
 
 /* ------------------------------------------------------------------ reputation */
@@ -505,6 +506,10 @@ static void data_work(void *arg)
 	if (enforce_refuses(&a, &j->r)) {
 		log_info(NULL, "conn %lu: %s: %s (%s)", c->id,
 		         j->r.code < 500 ? "deferred" : "refused", j->r.text, a.why);
+		goto out;
+	}
+	if (relay_enc_inbound_refuses(c->d, &a, clean, cleanlen, c->rcpts, c->nrcpt, &j->r)) {
+		log_info(NULL, "conn %lu: refused: %s (%s)", c->id, j->r.text, a.why);
 		goto out;
 	}
 	have_rep = sender_reputation(c, &a, &sender);

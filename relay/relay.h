@@ -127,6 +127,9 @@ struct relay_settings {
 	long long backoff_base;
 	long long backoff_max;
 	long long queue_lifetime;
+	long long
+	    encryption_defer_time; /* a `required` recipient without certificate: returned after */
+	char *refuse_unencrypted; /* inbound plain mail to a `required` domain: no, anchored, all */
 
 	char *port_file; /* "inbound=N submission=N control=N" lines, for tests */
 	char *log_level;
@@ -336,6 +339,15 @@ void relay_verifier_set_net(struct relay_verifier *v, const struct relay_verify_
 /* The real network over dctx (verify_net.c). */
 struct discover_ctx;
 void relay_verify_net_real(struct relay_verify_net *net, struct discover_ctx *dctx);
+/* For gateway encryption (encrypt_policy.c): the checks of a certificate object of d
+ * (chain to the pinned root, log inclusion, a head consistent with those seen, the
+ * logged purpose; not revocation), and the verifier's network. */
+struct json_t;
+struct x509_st;
+int relay_verifier_check_cert(struct relay_verifier *v, const struct discover_result *d,
+                              const struct json_t *cert, const char *head_text, const char *purpose,
+                              struct x509_st **leaf, struct err *e);
+const struct relay_verify_net *relay_verifier_net(const struct relay_verifier *v);
 /* Forget every cached key (tests; a key rollover seen early). */
 void relay_verifier_flush(struct relay_verifier *v);
 

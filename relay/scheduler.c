@@ -9,12 +9,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <event2/event.h>
 
 #include "core/log.h"
 #include "deliver_cache.h"
+#include "encrypt.h"
 #include "relayd.h"
 
 #define SCHED_MAX_HOPS 8
@@ -155,6 +157,8 @@ struct rcpt_plan {
 	size_t nhops;
 	char rcpt[RELAY_ADDR_MAX]; /* after aliases */
 	int done;                  /* result filled */
+	int encrypt;               /* gateway encryption to enc.certs (encrypt.c) */
+	struct relay_enc_target enc;
 };
 
 /*
@@ -209,6 +213,66 @@ out:
 	free(left);
 }
 
+/* Whether k goes in i's transaction: the same first hop, and the same form of the
+ * message (in the clear, or encrypted for the same domain's recipients). */
+static int plan_same(const struct rcpt_plan *k, const struct rcpt_plan *i)
+{
+	return !k->done && hop_same(&k->hops[0], &i->hops[0]) && k->encrypt == i->encrypt &&
+	       (!i->encrypt || strcasecmp(k->enc.domain, i->enc.domain) == 0);
+}
+
+/* Each routed recipient's encryption requirement (encrypt.c): held ones are done. */
+static void plan_encryption(struct djob *j, const struct queue_msg *m, struct rcpt_plan *plan,
+                            struct relay_rcpt_result *res)
+{
+	for (size_t i = 0; i < j->n; i++) {
+		enum relay_enc_action a;
+
+		if (plan[i].done)
+			continue;
+		a = relay_enc_decide(j->d, m, plan[i].rcpt[0] ? plan[i].rcpt : j->addrs[i],
+		                     &plan[i].enc, &res[i]);
+		plan[i].done = a == RELAY_ENC_HOLD;
+		plan[i].encrypt = a == RELAY_ENC_ENCRYPT;
+	}
+}
+
+/* deliver_group, with the message encrypted to every certificate of the set's
+ * recipients when they are to have it encrypted. */
+static void deliver_set(struct djob *j, const struct queue_msg *m, const char *body, size_t len,
+                        const struct rcpt_plan *plan, const size_t *set, size_t nset,
+                        struct relay_rcpt_result *res)
+{
+	const struct rcpt_plan *first = &plan[set[0]];
+	STACK_OF(X509) *certs = NULL;
+	struct err e = {0};
+	char *enc = NULL;
+	size_t elen = 0, k;
+
+	if (!first->encrypt) {
+		deliver_group(j, m, body, len, first->hops, first->nhops, set, nset, plan, res);
+		return;
+	}
+	certs = sk_X509_new_null();
+	for (k = 0; certs != NULL && k < nset; k++)
+		for (int c = 0; c < sk_X509_num(plan[set[k]].enc.certs); c++)
+			sk_X509_push(certs, sk_X509_value(plan[set[k]].enc.certs, c));
+	if (certs == NULL || relay_enc_message(j->d, m, body, len, certs, &enc, &elen, &e) < 0) {
+		for (k = 0; k < nset; k++) {
+			res[set[k]].status = QUEUE_DEFERRED;
+			snprintf(res[set[k]].reply, sizeof(res[set[k]].reply),
+			         "4.7.5 cannot encrypt the message now: %s",
+			         certs ? e.msg : "out of memory");
+		}
+	} else {
+		log_info(m->id, "encrypted for %zu recipient(s) at %s to %d certificate(s)", nset,
+		         first->enc.domain, sk_X509_num(certs));
+		deliver_group(j, m, enc, elen, first->hops, first->nhops, set, nset, plan, res);
+	}
+	sk_X509_free(certs); /* borrowed: the plans own them */
+	free(enc);
+}
+
 /* Outbound: each recipient's route, then one transaction per distinct first hop. */
 static void deliver_outbound(struct djob *j, const struct queue_msg *m, const char *body,
                              size_t len, struct relay_rcpt_result *res)
@@ -244,19 +308,24 @@ static void deliver_outbound(struct djob *j, const struct queue_msg *m, const ch
 			plan[i].done = 1;
 		}
 	}
+	plan_encryption(j, m, plan, res);
 	for (i = 0; i < j->n; i++) {
 		size_t nset = 0;
 
 		if (plan[i].done)
 			continue;
 		for (k = i; k < j->n; k++)
-			if (!plan[k].done && hop_same(&plan[k].hops[0], &plan[i].hops[0])) {
+			if (plan_same(&plan[k], &plan[i])) {
 				set[nset++] = k;
-				plan[k].done = 1;
+				if (k != i)
+					plan[k].done = 1;
 			}
-		deliver_group(j, m, body, len, plan[i].hops, plan[i].nhops, set, nset, plan, res);
+		plan[i].done = 1;
+		deliver_set(j, m, body, len, plan, set, nset, res);
 	}
 out:
+	for (i = 0; plan != NULL && i < j->n; i++)
+		relay_enc_target_clear(&plan[i].enc);
 	free(plan);
 	free(set);
 }

@@ -133,6 +133,12 @@ const struct conf_param relay_settings_table[] = {
     {"backoff_max", CONF_DURATION, "1h", 1, 604800, S(backoff_max), "longest wait between retries"},
     {"queue_lifetime", CONF_DURATION, "5d", 60, 2592000, S(queue_lifetime),
      "a recipient still deferred after this long fails and is bounced"},
+    {"encryption_defer_time", CONF_DURATION, "1h", 1, 2592000, S(encryption_defer_time),
+     "a recipient whose domain requires encryption and who has no usable encryption "
+     "certificate is deferred (never sent in the clear), then returned after this long"},
+    {"refuse_unencrypted", CONF_STR, "no", 0, 0, S(refuse_unencrypted),
+     "inbound mail that is not encrypted, to a local domain whose encryption requirement "
+     "is required: no (accepted), anchored (refused from anchored senders), all"},
     {"port_file", CONF_STR, NULL, 0, 0, S(port_file),
      "write the bound ports here (inbound=N, submission=N, control=N) once listening"},
     {"log_level", CONF_STR, "info", 0, 0, S(log_level), "error, warning, info or debug"},
@@ -210,6 +216,12 @@ int relay_settings_check(struct relay_settings *s, struct err *e)
 	if (strcmp(s->outbound_tls, "may") != 0 && strcmp(s->outbound_tls, "encrypt") != 0)
 		return err_set(e, ERR_INPUT, "bad_config",
 		               "outbound_tls must be may or encrypt, not '%s'", s->outbound_tls);
+	if (strcmp(s->refuse_unencrypted, "no") != 0 &&
+	    strcmp(s->refuse_unencrypted, "anchored") != 0 &&
+	    strcmp(s->refuse_unencrypted, "all") != 0)
+		return err_set(e, ERR_INPUT, "bad_config",
+		               "refuse_unencrypted must be no, anchored or all, not '%s'",
+		               s->refuse_unencrypted);
 	if ((s->tls_cert_file == NULL) != (s->tls_key_file == NULL))
 		return err_set(e, ERR_INPUT, "bad_config",
 		               "tls_cert_file and tls_key_file go together");

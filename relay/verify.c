@@ -356,6 +356,20 @@ out:
 	return rc;
 }
 
+/* For gateway encryption (encrypt_policy.c): the same checks on an encryption
+ * certificate object, through the same network and remembered log heads. */
+int relay_verifier_check_cert(struct relay_verifier *v, const struct discover_result *d,
+                              const json_t *cert, const char *head_text, const char *purpose,
+                              X509 **leaf, struct err *e)
+{
+	return check_cert_object(v, d, cert, head_text, purpose, leaf, e);
+}
+
+const struct relay_verify_net *relay_verifier_net(const struct relay_verifier *v)
+{
+	return &v->net;
+}
+
 static json_t *get_json(struct relay_verifier *v, const struct discover_result *d, const char *path,
                         struct err *e)
 {
