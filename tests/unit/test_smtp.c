@@ -436,10 +436,10 @@ static void feed_all(struct smtp_session *s, struct capture *cap, const char *in
 #define EH "EHLO c.test\r\n"
 #define EHR                                                                                        \
 	"250-mx.test\r\n250-PIPELINING\r\n250-SIZE 2000\r\n250-8BITMIME\r\n250-CHUNKING\r\n"       \
-	"250-SMTPUTF8\r\n250 ENHANCEDSTATUSCODES\r\n"
+	"250-SMTPUTF8\r\n250-DSN\r\n250 ENHANCEDSTATUSCODES\r\n"
 #define EHR_TLS                                                                                    \
 	"250-mx.test\r\n250-PIPELINING\r\n250-SIZE "                                               \
-	"2000\r\n250-8BITMIME\r\n250-CHUNKING\r\n250-SMTPUTF8\r\n250-STARTTLS\r\n"                 \
+	"2000\r\n250-8BITMIME\r\n250-CHUNKING\r\n250-SMTPUTF8\r\n250-DSN\r\n250-STARTTLS\r\n"      \
 	"250 ENHANCEDSTATUSCODES\r\n"
 #define MF "MAIL FROM:<a@b.test>\r\n"
 #define RT "RCPT TO:<c@d.test>\r\n"
@@ -599,10 +599,11 @@ static const struct conv convs[] = {
 
 #define EHR_AUTH                                                                                   \
 	"250-mx.test\r\n250-PIPELINING\r\n250-SIZE 2000\r\n250-8BITMIME\r\n250-CHUNKING\r\n"       \
-	"250-SMTPUTF8\r\n250-AUTH PLAIN LOGIN\r\n250-REQUIRETLS\r\n250 ENHANCEDSTATUSCODES\r\n"
+	"250-SMTPUTF8\r\n250-DSN\r\n250-AUTH PLAIN LOGIN\r\n250-REQUIRETLS\r\n250 "                \
+	"ENHANCEDSTATUSCODES\r\n"
 #define EHR_TLSON                                                                                  \
 	"250-mx.test\r\n250-PIPELINING\r\n250-SIZE 2000\r\n250-8BITMIME\r\n250-CHUNKING\r\n"       \
-	"250-SMTPUTF8\r\n250-REQUIRETLS\r\n250 ENHANCEDSTATUSCODES\r\n"
+	"250-SMTPUTF8\r\n250-DSN\r\n250-REQUIRETLS\r\n250 ENHANCEDSTATUSCODES\r\n"
 #define PLAIN_OK "AGFsaWNlQGIudGVzdABzZWNyZXQ="   /* \0alice@b.test\0secret */
 #define PLAIN_BAD "AGFsaWNlQGIudGVzdAB3cm9uZw=="  /* \0alice@b.test\0wrong */
 #define PLAIN_TEMP "AHRlbXBAYi50ZXN0AHNlY3JldA==" /* \0temp@b.test\0secret */
@@ -908,7 +909,7 @@ static void test_starttls_done(void **state)
 	assert_string_equal(cap->out,
 	                    "503 5.5.1 Send HELO/EHLO first\r\n"
 	                    "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 2000\r\n250-8BITMIME\r\n"
-	                    "250-CHUNKING\r\n250-SMTPUTF8\r\n250-REQUIRETLS\r\n"
+	                    "250-CHUNKING\r\n250-SMTPUTF8\r\n250-DSN\r\n250-REQUIRETLS\r\n"
 	                    "250 ENHANCEDSTATUSCODES\r\n"
 	                    "503 5.5.1 TLS already active\r\n" OK_MAIL);
 	assert_string_equal(cap->ev, "T;M a@b.test;");
