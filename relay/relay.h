@@ -486,6 +486,11 @@ struct relay_hop {
 	char tls_name[256]; /* name the peer certificate must carry; "" any */
 };
 
+/* tls_optional.c: the message carries "TLS-Required: No" (RFC 8689 §5): 1, else 0; and
+ * the anchored servers' TLS policy dropped from hops (opportunistic TLS instead). */
+int relay_tls_required_no(const char *msg, size_t len);
+void relay_hops_tls_optional(struct relay_hop *hops, size_t n);
+
 /* The outcome of one recipient. */
 struct relay_rcpt_result {
 	int code;                 /* SMTP reply code; 0 when never asked (connection failed) */

@@ -129,6 +129,8 @@ static void deliver_outbound(struct djob *j, const struct queue_msg *m, const ch
 	struct rcpt_plan *plan = calloc(j->n, sizeof(*plan));
 	size_t *set = calloc(j->n, sizeof(size_t));
 	size_t i, k;
+	/* RFC 8689 §5; REQUIRETLS wins over the field */
+	int tls_optional = !(m->flags & QUEUE_F_REQUIRETLS) && relay_tls_required_no(body, len);
 
 	if (plan == NULL || set == NULL) {
 		for (i = 0; i < j->n; i++) {
@@ -146,6 +148,8 @@ static void deliver_outbound(struct djob *j, const struct queue_msg *m, const ch
 
 		for (k = 0; k < plan[i].nhops; k++) /* RFC 8689: TLS all the way, or returned */
 			plan[i].hops[k].requiretls = (m->flags & QUEUE_F_REQUIRETLS) != 0;
+		if (tls_optional)
+			relay_hops_tls_optional(plan[i].hops, plan[i].nhops);
 
 		if (rc < 0 || plan[i].nhops == 0) {
 			int permanent = rc < 0 && !err_is_temporary(e.kind);

@@ -6,12 +6,45 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
 #include "mail/dsn.h"
+#include "mail/queue.h"
+#include "mail/queue_priv.h" /* queue_msg_set_dsn: what queue_submit_dsn checks */
 #include "mail/smtp.h"
+
+/* A record written before DSN existed: it must read back with no DSN parameter. */
+static const char old_record[] = "anchor-queue 1\n"
+                                 "id 00655f3a2b0a1b2c3d4e5f60718293a4\n"
+                                 "arrival 1700000000\n"
+                                 "size 2\n"
+                                 "sender alice@example.org\n"
+                                 "flags requiretls\n"
+                                 "rcpt deferred 1 1700000300 bob@example.net\n"
+                                 "reply 451 4.7.0 later\n"
+                                 "end\n"
+                                 "hi";
+
+static const char dsn_record[] = "anchor-queue 1\n"
+                                 "id 00655f3a2b0a1b2c3d4e5f60718293a5\n"
+                                 "arrival 1700000000\n"
+                                 "size 2\n"
+                                 "sender alice@example.org\n"
+                                 "dsn-ret full\n"
+                                 "dsn-envid QQ+2B314159\n"
+                                 "rcpt pending 0 0 bob@example.net\n"
+                                 "reply \n"
+                                 "notify success,delay\n"
+                                 "orcpt rfc822;Bob+2Bx@example.net\n"
+                                 "rcpt pending 0 0 carol@example.net\n"
+                                 "reply \n"
+                                 "notify never\n"
+                                 "end\n"
+                                 "hi";
 
 static void test_xtext(void **state)
 {
@@ -143,13 +176,83 @@ static void test_smtp_values(void **state)
 	assert_string_equal(c.dsn_orcpt, "rfc822;C@d.example");
 }
 
+static void test_records(void **state)
+{
+	struct err e = {0};
+	size_t off = 0, len = 0;
+	struct queue_msg *m = queue_record_parse(old_record, strlen(old_record), &off, &e), *c;
+	char *txt;
+
+	(void)state;
+	assert_non_null(m);
+	assert_int_equal(m->flags, QUEUE_F_REQUIRETLS);
+	assert_int_equal(m->dsn_ret, DSN_RET_NONE);
+	assert_null(m->dsn_envid);
+	assert_int_equal(m->rcpts[0].dsn_notify, 0);
+	assert_null(m->rcpts[0].dsn_orcpt);
+	txt = queue_record_format(m, &len, &e);
+	assert_int_equal(len, off); /* written back exactly as before */
+	assert_memory_equal(txt, old_record, len);
+	free(txt);
+	queue_msg_free(m);
+
+	m = queue_record_parse(dsn_record, strlen(dsn_record), &off, &e);
+	assert_non_null(m);
+	assert_int_equal(m->dsn_ret, DSN_RET_FULL);
+	assert_string_equal(m->dsn_envid, "QQ+2B314159");
+	assert_int_equal(m->rcpts[0].dsn_notify, DSN_NOTIFY_SUCCESS | DSN_NOTIFY_DELAY);
+	assert_string_equal(m->rcpts[0].dsn_orcpt, "rfc822;Bob+2Bx@example.net");
+	assert_int_equal(m->rcpts[1].dsn_notify, DSN_NOTIFY_NEVER);
+	assert_null(m->rcpts[1].dsn_orcpt);
+	c = queue_msg_dup(m);
+	assert_non_null(c);
+	txt = queue_record_format(c, &len, &e);
+	assert_int_equal(len, off);
+	assert_memory_equal(txt, dsn_record, len);
+	free(txt);
+	queue_msg_free(c);
+	queue_msg_free(m);
+
+	/* malformed DSN lines make the record corrupt */
+	static const char *const bad[] = {"dsn-ret all\n", "dsn-envid a+2\n", "notify NEVER\n",
+	                                  "notify never,success\n", "orcpt bob@example.net\n"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char buf[1024];
+		int rcpt_line = bad[i][0] == 'n' || bad[i][0] == 'o';
+		const char *at = strstr(old_record, rcpt_line ? "end\n" : "rcpt ");
+
+		snprintf(buf, sizeof(buf), "%.*s%s%s", (int)(at - old_record), old_record, bad[i],
+		         at);
+		assert_null(queue_record_parse(buf, strlen(buf), &off, &e));
+		assert_int_equal(e.kind, ERR_INPUT);
+	}
+}
+
+static void test_submit_checks(void **state)
+{
+	struct queue_msg m = {0};
+	struct queue_rcpt r = {0};
+	struct err e = {0};
+	unsigned bad_notify = DSN_NOTIFY_NEVER | DSN_NOTIFY_SUCCESS;
+	const char *bad_orcpt[] = {"no-semicolon"};
+	struct queue_dsn d1 = {.notify = &bad_notify}, d2 = {.orcpt = bad_orcpt},
+	                 d3 = {.envid = "a b"};
+
+	(void)state;
+	m.rcpts = &r;
+	m.nrcpt = 1;
+	assert_int_equal(queue_msg_set_dsn(&m, &d1, &e), -1);
+	assert_int_equal(queue_msg_set_dsn(&m, &d2, &e), -1);
+	assert_int_equal(queue_msg_set_dsn(&m, &d3, &e), -1);
+	assert_int_equal(e.kind, ERR_INPUT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_xtext),
-	    cmocka_unit_test(test_values),
-	    cmocka_unit_test(test_smtp_params),
-	    cmocka_unit_test(test_smtp_values),
+	    cmocka_unit_test(test_xtext),       cmocka_unit_test(test_values),
+	    cmocka_unit_test(test_smtp_params), cmocka_unit_test(test_smtp_values),
+	    cmocka_unit_test(test_records),     cmocka_unit_test(test_submit_checks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -86,7 +86,8 @@ static const struct parse_case parse_cases[] = {
     {"RCPT TO:<Postmaster>", 0, SMTP_RCPT, "Postmaster"},
     {"RCPT TO:<>", 501, 0, NULL},
     {"RCPT TO:<c@d.example> SIZE=1", 555, 0, NULL},
-    {"RCPT TO:<c@d.example> NOTIFY=NEVER", 555, 0, NULL},
+    {"RCPT TO:<c@d.example> NOTIFY=NEVER", 0, SMTP_RCPT, "c@d.example"}, /* DSN, RFC 3461 */
+    {"RCPT TO:<c@d.example> XNOTIFY=NEVER", 555, 0, NULL},
     {"DATA", 0, SMTP_DATA, NULL},
     {"DATA x", 501, 0, NULL},
     {"RSET", 0, SMTP_RSET, NULL},
