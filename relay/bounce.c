@@ -1,14 +1,18 @@
 /*
  * bounce.c - delivery status notifications (RFC 3464) for recipients that
- * failed for good: a multipart/report; report-type=delivery-status from
+ * failed for good (or, for DSN's NOTIFY, were delayed or relayed/delivered:
+ * relay_report_build): a multipart/report; report-type=delivery-status from
  * MAILER-DAEMON@<hostname> to the message's sender with three parts:
  *
  *   1. text/plain: what happened, one line per failed recipient and its
  *      last reply;
- *   2. message/delivery-status: Reporting-MTA, Arrival-Date, then per
- *      recipient Final-Recipient, Action: failed, Status and Diagnostic-Code;
+ *   2. message/delivery-status: Original-Envelope-Id (DSN's ENVID),
+ *      Reporting-MTA, Arrival-Date, then per recipient Original-Recipient
+ *      (DSN's ORCPT), Final-Recipient, Action, Status, Remote-MTA and
+ *      Diagnostic-Code;
  *   3. text/rfc822-headers: the original's header section (no body: the
- *      sender has the message, and a bounce should not carry spam back).
+ *      sender has the message, and a bounce should not carry spam back),
+ *      unless a failure's sender asked RET=FULL: then message/rfc822.
  *
  * Status is the reply's enhanced status code when it is a permanent one
  * (5.x.x), 4.4.7 for a recipient that outlived the queue (the queue's reply

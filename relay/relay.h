@@ -20,12 +20,15 @@
  *                 recipients, verify -> tier -> headers -> queue
  *   outbound.c    the outbound pipeline: sign -> queue
  *   txn.c         trace fields; queueing a message, answered once durable
+ *   txn_dsn.c     a transaction's DSN parameters (RFC 3461) on their way to the queue
  *   scheduler.c   due recipients -> deliveries -> queue_mark, bounces
  *   deliver.c     the SMTP/LMTP client (blocking, run on a worker)
  *   deliver_conn.c  its connection: deadlines, connecting, TLS and pins
  *   deliver_resume.c  outbound TLS sessions kept per destination and resumed
  *   route.c       where an outbound recipient goes (lib/resolve, MX fallback)
- *   bounce.c      delivery status notifications (RFC 3464)
+ *   bounce.c      delivery status notifications (RFC 3464): failed, delayed, relayed
+ *   dsn_notice.c  which reports NOTIFY asks for, queued (signed) to the sender
+ *   tls_optional.c  "TLS-Required: No" (RFC 8689 §5): the anchored TLS policy dropped
  *   signer.c      the signer process; signer_client.c its client,
  *                 signer_proto.c their wire format, signer_keyfile.c key files
  *   verify.c      DKIM verification with anchored and legacy keys
