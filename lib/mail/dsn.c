@@ -56,7 +56,8 @@ int dsn_xtext_decode(const char *s, size_t n, char *out, size_t cap)
 	while (i < n) {
 		int c = xtext_next(s, n, &i);
 
-		if (c < 0x20 || c == 0x7f || o + 1 >= cap)
+		/* printable US-ASCII only (RFC 3461 §4.4, §4.2): a report shows the text */
+		if (c < 0x20 || c > 0x7e || o + 1 >= cap)
 			return -1;
 		out[o++] = (char)c;
 	}

@@ -35,7 +35,7 @@ enum dsn_ret {
 int dsn_xtext_valid(const char *s, size_t n);
 
 /* Decode xtext into out (cap octets, NUL-terminated).  -1 when s is not xtext, the text
- * holds a control character or does not fit. */
+ * holds anything but printable US-ASCII (a control, 8-bit) or does not fit. */
 int dsn_xtext_decode(const char *s, size_t n, char *out, size_t cap);
 
 /* "FULL" / "HDRS", any case.  -1 otherwise. */

@@ -63,6 +63,7 @@ static void test_xtext(void **state)
 	assert_int_equal(dsn_xtext_decode("user+2Bx+3D@b.example", 21, out, sizeof(out)), 17);
 	assert_string_equal(out, "user+x=@b.example");
 	assert_int_equal(dsn_xtext_decode("a+0Db", 5, out, sizeof(out)), -1); /* a control */
+	assert_int_equal(dsn_xtext_decode("a+C3b", 5, out, sizeof(out)), -1); /* 8-bit */
 	assert_int_equal(dsn_xtext_decode("abcdef", 6, out, 4), -1);          /* too long */
 }
 
