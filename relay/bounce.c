@@ -1,14 +1,18 @@
 /*
  * bounce.c - delivery status notifications (RFC 3464) for recipients that
- * failed for good: a multipart/report; report-type=delivery-status from
+ * failed for good (or, for DSN's NOTIFY, were delayed or relayed/delivered:
+ * relay_report_build): a multipart/report; report-type=delivery-status from
  * MAILER-DAEMON@<hostname> to the message's sender with three parts:
  *
  *   1. text/plain: what happened, one line per failed recipient and its
  *      last reply;
- *   2. message/delivery-status: Reporting-MTA, Arrival-Date, then per
- *      recipient Final-Recipient, Action: failed, Status and Diagnostic-Code;
+ *   2. message/delivery-status: Original-Envelope-Id (DSN's ENVID),
+ *      Reporting-MTA, Arrival-Date, then per recipient Original-Recipient
+ *      (DSN's ORCPT), Final-Recipient, Action, Status, Remote-MTA and
+ *      Diagnostic-Code;
  *   3. text/rfc822-headers: the original's header section (no body: the
- *      sender has the message, and a bounce should not carry spam back).
+ *      sender has the message, and a bounce should not carry spam back),
+ *      unless a failure's sender asked RET=FULL: then message/rfc822.
  *
  * Status is the reply's enhanced status code when it is a permanent one
  * (5.x.x), 4.4.7 for a recipient that outlived the queue (the queue's reply
@@ -190,7 +194,15 @@ static int is_smtp_reply(const char *t)
 	       (t[3] == ' ' || t[3] == '-' || t[3] == '\0');
 }
 
-static void diagnose(const char *reply, struct diag *d)
+/* The Status class a report of this kind gives (RFC 3464 §2.3.4). */
+static char action_class(enum relay_dsn_action a)
+{
+	return a == RELAY_DSN_FAILED ? '5' : a == RELAY_DSN_DELAYED ? '4' : '2';
+}
+
+static const char *const action_names[] = {"failed", "delayed", "delivered", "relayed"};
+
+static void diagnose(const char *reply, enum relay_dsn_action action, struct diag *d)
 {
 	const char *t = reply, *last, *said;
 	size_t n;
@@ -216,13 +228,30 @@ static void diagnose(const char *reply, struct diag *d)
 		snprintf(d->status, sizeof(d->status), "4.4.7");
 		return;
 	}
-	snprintf(d->status, sizeof(d->status), "5.0.0");
+	snprintf(d->status, sizeof(d->status), "%c.0.0", action_class(action));
 	if (d->smtp != NULL && d->smtp[3] != '\0' && (n = enhanced_len(d->smtp + 4)) > 0 &&
-	    d->smtp[4] == '5')
+	    d->smtp[4] == action_class(action))
 		snprintf(d->status, sizeof(d->status), "%.*s", (int)n, d->smtp + 4);
 }
 
-static void add_recipient_status(struct buf *b, const struct queue_rcpt *r)
+/* "rfc822;bob@example.net" from the ORCPT as sent (xtext decoded, RFC 3461 §6.3). */
+static void add_original_recipient(struct buf *b, const char *orcpt)
+{
+	const char *semi = orcpt != NULL ? strchr(orcpt, ';') : NULL;
+	char addr[DSN_ORCPT_MAX + 1], *prefix = NULL;
+
+	if (semi == NULL || dsn_xtext_decode(semi + 1, strlen(semi + 1), addr, sizeof(addr)) < 0)
+		return;
+	if (asprintf(&prefix, "Original-Recipient: %.*s;", (int)(semi - orcpt), orcpt) < 0) {
+		b->oom = 1;
+		return;
+	}
+	add_folded(b, prefix, addr);
+	free(prefix);
+}
+
+static void add_recipient_status(struct buf *b, const struct queue_rcpt *r,
+                                 enum relay_dsn_action action)
 {
 	char *addr = ascii(r->addr), *reply = ascii(r->reply);
 	struct diag d;
@@ -231,10 +260,11 @@ static void add_recipient_status(struct buf *b, const struct queue_rcpt *r)
 		b->oom = 1;
 		goto out;
 	}
-	diagnose(reply, &d);
+	diagnose(reply, action, &d);
 	buf_str(b, "\r\n");
+	add_original_recipient(b, r->dsn_orcpt);
 	add_folded(b, "Final-Recipient: rfc822;", addr);
-	buf_str(b, "Action: failed\r\n");
+	buf_printf(b, "Action: %s\r\n", action_names[action]);
 	buf_printf(b, "Status: %s\r\n", d.status);
 	if (d.remote[0] != '\0') {
 		/* "host[addr]": the host name before the bracket */
@@ -334,15 +364,22 @@ static int check_input(const struct queue_msg *m, const size_t *failed, size_t n
 	return 0;
 }
 
+static const char *const subjects[] = {
+    "Undelivered Mail Returned to Sender",
+    "Delayed Mail (still being retried)",
+    "Successful Mail Delivery Report",
+    "Mail Relayed to a Server without Delivery Reports",
+};
+
 static void add_top(struct buf *b, const char *host, const char *sender, const char *boundary,
-                    const char *id, time_t now)
+                    const char *id, time_t now, enum relay_dsn_action action)
 {
 	char date[64];
 
 	rfc5322_date(now, date, sizeof(date));
 	buf_printf(b, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n", host);
 	buf_printf(b, "To: <%s>\r\n", sender);
-	buf_str(b, "Subject: Undelivered Mail Returned to Sender\r\n");
+	buf_printf(b, "Subject: %s\r\n", subjects[action]);
 	buf_printf(b, "Date: %s\r\n", date);
 	buf_printf(b, "Message-ID: <%s.dsn@%s>\r\n", id, host);
 	buf_str(b, "Auto-Submitted: auto-replied\r\n");
@@ -354,16 +391,25 @@ static void add_top(struct buf *b, const char *host, const char *sender, const c
 	buf_str(b, "\r\nThis is a MIME-encapsulated message.\r\n\r\n");
 }
 
+static const char *const human_lines[] = {
+    "Your message could not be delivered to the recipient(s) below.",
+    "Your message could not be delivered yet to the recipient(s) below; delivery\r\n"
+    "is still being tried, nothing needs to be done.",
+    "Your message was delivered to the recipient(s) below.",
+    "Your message was relayed to the recipient(s) below, to a server that does\r\n"
+    "not send delivery reports: this is the last report you get for them.",
+};
+
 static void add_human(struct buf *b, const char *host, const struct queue_msg *m,
-                      const size_t *failed, size_t nfailed, const char *boundary)
+                      const size_t *failed, size_t nfailed, const char *boundary,
+                      enum relay_dsn_action action)
 {
 	buf_printf(b, "--%s\r\n", boundary);
 	buf_str(b, "Content-Description: Notification\r\n"
 	           "Content-Type: text/plain; charset=us-ascii\r\n\r\n");
 	buf_printf(b, "This is the mail system at host %s.\r\n\r\n", host);
-	buf_printf(b, "Your message could not be delivered to the recipient%s below.\r\n",
-	           nfailed == 1 ? "" : "s");
-	buf_str(b, "The last reply for each is below; the headers of your message are\r\n"
+	buf_printf(b, "%s\r\n", human_lines[action]);
+	buf_str(b, "The last reply for each is below; your message or its headers are\r\n"
 	           "attached.\r\n\r\n");
 	for (size_t i = 0; i < nfailed; i++) {
 		const struct queue_rcpt *r = &m->rcpts[failed[i]];
@@ -383,25 +429,48 @@ static void add_human(struct buf *b, const char *host, const struct queue_msg *m
 }
 
 static void add_report(struct buf *b, const char *host, const struct queue_msg *m,
-                       const size_t *failed, size_t nfailed, const char *boundary)
+                       const size_t *failed, size_t nfailed, const char *boundary,
+                       enum relay_dsn_action action)
 {
-	char date[64];
+	char date[64], envid[DSN_ENVID_MAX + 1];
 
 	rfc5322_date((time_t)m->arrival, date, sizeof(date));
 	buf_printf(b, "--%s\r\n", boundary);
 	buf_str(b, "Content-Description: Delivery report\r\n"
 	           "Content-Type: message/delivery-status\r\n\r\n");
+	if (m->dsn_envid != NULL &&
+	    dsn_xtext_decode(m->dsn_envid, strlen(m->dsn_envid), envid, sizeof(envid)) >= 0)
+		buf_printf(b, "Original-Envelope-Id: %s\r\n", envid);
 	buf_printf(b, "Reporting-MTA: dns; %s\r\n", host);
 	buf_printf(b, "X-Anchor-Queue-ID: %s\r\n", m->id);
 	buf_printf(b, "Arrival-Date: %s\r\n", date);
 	for (size_t i = 0; i < nfailed; i++)
-		add_recipient_status(b, &m->rcpts[failed[i]]);
+		add_recipient_status(b, &m->rcpts[failed[i]], action);
 	buf_str(b, "\r\n");
 }
 
 char *relay_bounce_build(const struct relay_settings *s, const struct queue_msg *m,
                          const char *orig, size_t origlen, const size_t *failed, size_t nfailed,
                          size_t *len, struct err *e)
+{
+	return relay_report_build(s, m, orig, origlen, failed, nfailed, RELAY_DSN_FAILED, len, e);
+}
+
+/* RET=FULL on a failure (RFC 3461 §4.3): the whole message as message/rfc822. */
+static void add_full(struct buf *b, const char *orig, size_t origlen)
+{
+	buf_printf(b,
+	           "Content-Description: Undelivered Message\r\n"
+	           "Content-Type: message/rfc822\r\n%s\r\n",
+	           has_8bit(orig, origlen) ? "Content-Transfer-Encoding: 8bit\r\n" : "");
+	buf_add(b, orig, origlen);
+	if (origlen == 0 || orig[origlen - 1] != '\n')
+		buf_str(b, "\r\n");
+}
+
+char *relay_report_build(const struct relay_settings *s, const struct queue_msg *m,
+                         const char *orig, size_t origlen, const size_t *failed, size_t nfailed,
+                         enum relay_dsn_action action, size_t *len, struct err *e)
 {
 	const char *host = s->hostname != NULL && s->hostname[0] ? s->hostname : "localhost";
 	char boundary[64], id[32], *sender = NULL;
@@ -416,12 +485,16 @@ char *relay_bounce_build(const struct relay_settings *s, const struct queue_msg 
 	crypto_hex(rnd, sizeof(rnd), id);
 	if ((sender = ascii(m->sender)) == NULL)
 		goto oom;
-	add_top(&b, host, sender, boundary, id, time(NULL));
-	add_human(&b, host, m, failed, nfailed, boundary);
-	add_report(&b, host, m, failed, nfailed, boundary);
+	add_top(&b, host, sender, boundary, id, time(NULL), action);
+	add_human(&b, host, m, failed, nfailed, boundary, action);
+	add_report(&b, host, m, failed, nfailed, boundary, action);
 
 	buf_printf(&b, "--%s\r\n", boundary);
-	buf_str(&b, "Content-Description: Undelivered Message Headers\r\n"
+	if (action == RELAY_DSN_FAILED && m->dsn_ret == DSN_RET_FULL) {
+		add_full(&b, orig, origlen);
+		goto close;
+	}
+	buf_str(&b, "Content-Description: Message Headers\r\n"
 	            "Content-Type: text/rfc822-headers\r\n");
 	hstart = b.len;
 	buf_str(&b, "\r\n");
@@ -437,6 +510,7 @@ char *relay_bounce_build(const struct relay_settings *s, const struct queue_msg 
 		buf_str(&b, rest);
 		free(rest);
 	}
+close:
 	buf_printf(&b, "\r\n--%s--\r\n", boundary);
 	if (b.oom)
 		goto oom;

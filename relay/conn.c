@@ -101,6 +101,7 @@ void relayd_txn_reset(struct relayd_conn *c)
 		free(c->rcpts[i]);
 	free(c->rcpts);
 	c->rcpts = NULL;
+	relayd_txn_dsn_reset(c);
 	c->nrcpt = 0;
 	c->requiretls = 0;
 }
@@ -114,6 +115,10 @@ int relayd_txn_add_rcpt(struct relayd_conn *c, const char *rcpt)
 	c->rcpts = n;
 	if ((c->rcpts[c->nrcpt] = strdup(rcpt)) == NULL)
 		return -1;
+	if (relayd_txn_dsn_add(c, c->nrcpt + 1) < 0) {
+		free(c->rcpts[c->nrcpt]);
+		return -1;
+	}
 	c->nrcpt++;
 	return 0;
 }

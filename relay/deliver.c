@@ -54,6 +54,7 @@ struct tx {
 	const char *sender;
 	const char *const *rcpts;
 	size_t n;
+	const struct relay_dsn_out *dsn; /* NULL: none */
 	const char *body;
 	size_t len;
 	struct relay_rcpt_result *res;
@@ -103,6 +104,7 @@ static void result_from_reply(struct tx *t, size_t i, const struct relay_smtp_re
 	relay_smtp_reply_oneline(rep, line, sizeof(line));
 	result_set(&t->res[i], rep->code, status_of(rep->code), "%s said: %d %s", t->c.peer,
 	           rep->code, line);
+	t->res[i].dsn_passed = t->caps.dsn && t->dsn != NULL; /* the hop reports from here on */
 	t->st[i] = RS_FINAL;
 }
 
@@ -360,17 +362,38 @@ static int data_phase(struct tx *t, const struct relay_smtp_reply *rep, size_t n
 	return RELAY_IO_OK;
 }
 
-/* The MAIL command, with SIZE, BODY, REQUIRETLS and SMTPUTF8 when the peer takes them. */
+/* The MAIL command, with SIZE, BODY, REQUIRETLS, SMTPUTF8 and DSN's RET and ENVID when the
+ * peer takes them. */
 static int mail_command(struct tx *t, char *buf, size_t len)
 {
-	char size[40] = "";
+	char size[40] = "", dsn[DSN_ENVID_MAX + 32] = "";
 
 	if (t->caps.size)
 		snprintf(size, sizeof(size), " SIZE=%zu", t->len);
-	return snprintf(buf, len, "MAIL FROM:<%s>%s%s%s%s\r\n", t->sender, size,
+	if (t->caps.dsn && t->dsn != NULL)
+		snprintf(dsn, sizeof(dsn), "%s%s%s%s", t->dsn->ret ? " RET=" : "",
+		         dsn_ret_name(t->dsn->ret), t->dsn->envid ? " ENVID=" : "",
+		         t->dsn->envid ? t->dsn->envid : "");
+	return snprintf(buf, len, "MAIL FROM:<%s>%s%s%s%s%s\r\n", t->sender, size,
 	                t->caps.eightbitmime && has_8bit(t->body, t->len) ? " BODY=8BITMIME" : "",
 	                t->hop->requiretls ? " REQUIRETLS" : "",
-	                t->caps.smtputf8 && needs_smtputf8(t) ? " SMTPUTF8" : "");
+	                t->caps.smtputf8 && needs_smtputf8(t) ? " SMTPUTF8" : "", dsn);
+}
+
+/* RCPT, with DSN's NOTIFY and ORCPT when the peer takes them (RFC 3461 §4). */
+static int rcpt_command(struct tx *t, size_t i, char *buf, size_t len)
+{
+	char notify[64] = "";
+	const char *orcpt = NULL;
+
+	if (t->caps.dsn && t->dsn != NULL) {
+		if (t->dsn->notify != NULL && t->dsn->notify[i] != 0)
+			dsn_notify_format(t->dsn->notify[i], notify, sizeof(notify));
+		orcpt = t->dsn->orcpt != NULL ? t->dsn->orcpt[i] : NULL;
+	}
+	return snprintf(buf, len, "RCPT TO:<%s>%s%s%s%s\r\n", t->rcpts[i],
+	                notify[0] ? " NOTIFY=" : "", notify, orcpt ? " ORCPT=" : "",
+	                orcpt ? orcpt : "");
 }
 
 /* One reply of the window: what it says about the recipients. */
@@ -409,7 +432,8 @@ static int window_reply(struct tx *t, size_t j, const size_t *order, size_t k, i
  */
 static int transaction(struct tx *t)
 {
-	size_t k = 0, sent = 0, naccepted = 0, total, window, per = RELAY_DELIVER_PATH_MAX + 64;
+	size_t k = 0, sent = 0, naccepted = 0, total, window,
+	       per = RELAY_DELIVER_PATH_MAX + DSN_ORCPT_MAX + DSN_ENVID_MAX + 64;
 	size_t *order = malloc(t->n * sizeof(*order));
 	char *buf = malloc(DELIVER_WINDOW * per);
 	int mail_failed = 0, rc = RELAY_IO_OK,
@@ -444,8 +468,7 @@ static int transaction(struct tx *t)
 			if (j == 0)
 				o += (size_t)mail_command(t, buf + o, per);
 			else if (j <= k)
-				o += (size_t)snprintf(buf + o, per, "RCPT TO:<%s>\r\n",
-				                      t->rcpts[order[j - 1]]);
+				o += (size_t)rcpt_command(t, order[j - 1], buf + o, per);
 			else
 				o += (size_t)snprintf(buf + o, per, "DATA\r\n");
 		}
@@ -639,14 +662,22 @@ static int seconds_or(long long v, int dflt)
 
 static int deliver_or_probe(const struct relay_settings *s, const struct relay_hop *hop,
                             const char *sender, const char *const *rcpts, size_t n,
-                            const char *body, size_t len, int probe,
-                            struct relay_rcpt_result *results, struct err *e);
+                            const struct relay_dsn_out *dsn, const char *body, size_t len,
+                            int probe, struct relay_rcpt_result *results, struct err *e);
 
 int relay_deliver(const struct relay_settings *s, const struct relay_hop *hop, const char *sender,
                   const char *const *rcpts, size_t n, const char *body, size_t len,
                   struct relay_rcpt_result *results, struct err *e)
 {
-	return deliver_or_probe(s, hop, sender, rcpts, n, body, len, 0, results, e);
+	return deliver_or_probe(s, hop, sender, rcpts, n, NULL, body, len, 0, results, e);
+}
+
+int relay_deliver_dsn(const struct relay_settings *s, const struct relay_hop *hop,
+                      const char *sender, const char *const *rcpts, size_t n,
+                      const struct relay_dsn_out *dsn, const char *body, size_t len,
+                      struct relay_rcpt_result *results, struct err *e)
+{
+	return deliver_or_probe(s, hop, sender, rcpts, n, dsn, body, len, 0, results, e);
 }
 
 int relay_probe_rcpt(const struct relay_settings *s, const struct relay_hop *hop, const char *rcpt,
@@ -654,13 +685,13 @@ int relay_probe_rcpt(const struct relay_settings *s, const struct relay_hop *hop
 {
 	const char *one[1] = {rcpt};
 
-	return deliver_or_probe(s, hop, "", one, 1, "", 0, 1, result, e);
+	return deliver_or_probe(s, hop, "", one, 1, NULL, "", 0, 1, result, e);
 }
 
 static int deliver_or_probe(const struct relay_settings *s, const struct relay_hop *hop,
                             const char *sender, const char *const *rcpts, size_t n,
-                            const char *body, size_t len, int probe,
-                            struct relay_rcpt_result *results, struct err *e)
+                            const struct relay_dsn_out *dsn, const char *body, size_t len,
+                            int probe, struct relay_rcpt_result *results, struct err *e)
 {
 	struct tx *t;
 	size_t valid = 0;
@@ -681,6 +712,7 @@ static int deliver_or_probe(const struct relay_settings *s, const struct relay_h
 	                 .sender = sender ? sender : "",
 	                 .rcpts = rcpts,
 	                 .n = n,
+	                 .dsn = dsn,
 	                 .body = body,
 	                 .len = len,
 	                 .res = results,

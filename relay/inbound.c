@@ -136,6 +136,7 @@ static int in_mail(void *ctx, struct smtp_session *s, const struct smtp_command 
 	(void)s;
 	relayd_txn_reset(c);
 	c->requiretls = cmd->requiretls;
+	relayd_txn_dsn_mail(c, cmd);
 	if ((c->sender = strdup(cmd->path)) == NULL)
 		relayd_reply_set(r, 451, "4.3.0", "Out of memory");
 	return SMTP_DECIDED;
@@ -254,6 +255,7 @@ static int in_rcpt(void *ctx, struct smtp_session *s, const struct smtp_command 
 	const char *at = strrchr(cmd->path, '@');
 
 	(void)s;
+	relayd_txn_dsn_rcpt(c, cmd);
 	if (at == NULL || !relay_is_local_domain(c->d->s, at + 1)) {
 		relayd_reply_set(r, 550, "5.7.1", "Relaying denied: <%s> is not a local domain",
 		                 cmd->path);
@@ -395,6 +397,8 @@ static int enforce_refuses(const struct relay_auth *a, struct smtp_reply *r)
 struct tier_groups {
 	char **rcpts[3];
 	size_t nr[3];
+	unsigned *notify[3]; /* the recipients' DSN parameters (RFC 3461), in step */
+	const char **orcpt[3];
 	char *heads[3]; /* the trace fields and that tier's header */
 };
 
@@ -404,6 +408,8 @@ static void groups_free(struct tier_groups *g)
 		for (size_t i = 0; g->rcpts[t] != NULL && i < g->nr[t]; i++)
 			free(g->rcpts[t][i]);
 		free(g->rcpts[t]);
+		free(g->notify[t]);
+		free(g->orcpt[t]);
 		free(g->heads[t]);
 	}
 }
@@ -416,7 +422,9 @@ static int groups_fill(struct relayd_conn *c, const struct relay_auth *a, const 
 	const struct relay_settings *s = c->d->s;
 
 	for (size_t i = 0; i < 3; i++)
-		if ((g->rcpts[i] = calloc(c->nrcpt + 1, sizeof(char *))) == NULL)
+		if ((g->rcpts[i] = calloc(c->nrcpt + 1, sizeof(char *))) == NULL ||
+		    (g->notify[i] = calloc(c->nrcpt + 1, sizeof(unsigned))) == NULL ||
+		    (g->orcpt[i] = calloc(c->nrcpt + 1, sizeof(char *))) == NULL)
 			return -1;
 	for (size_t i = 0; i < c->nrcpt; i++) {
 		struct tiered td;
@@ -427,6 +435,8 @@ static int groups_fill(struct relayd_conn *c, const struct relay_auth *a, const 
 		t = (size_t)td.tier;
 		if ((r = tier_rcpt(s, c->rcpts[i], td.tier)) == NULL)
 			return -1;
+		g->notify[t][g->nr[t]] = c->dsn.notify[i];
+		g->orcpt[t][g->nr[t]] = c->dsn.orcpt[i];
 		g->rcpts[t][g->nr[t]++] = r;
 		if (g->heads[t] == NULL &&
 		    asprintf(&g->heads[t], "%s%s: %s (%s)\r\n", trace, s->tier_header,
@@ -458,6 +468,8 @@ static void groups_queue(struct relayd_msg_job *j, const struct tier_groups *g, 
 		parts[nparts].head = g->heads[t];
 		parts[nparts].body = clean;
 		parts[nparts].len = cleanlen;
+		parts[nparts].notify = g->notify[t];
+		parts[nparts].orcpt = g->orcpt[t];
 		nparts++;
 	}
 	if (relayd_queue_parts(c, c->d->qin, parts, nparts, &e) < 0) {

@@ -39,6 +39,7 @@ static int sub_mail(void *ctx, struct smtp_session *s, const struct smtp_command
 		return SMTP_DECIDED;
 	}
 	c->requiretls = cmd->requiretls;
+	relayd_txn_dsn_mail(c, cmd);
 	if ((c->sender = strdup(cmd->path)) == NULL)
 		relayd_reply_set(r, 451, "4.3.0", "Out of memory");
 	return SMTP_DECIDED;
@@ -50,6 +51,7 @@ static int sub_rcpt(void *ctx, struct smtp_session *s, const struct smtp_command
 	struct relayd_conn *c = ctx;
 
 	(void)s;
+	relayd_txn_dsn_rcpt(c, cmd);
 	if (relayd_txn_add_rcpt(c, cmd->path) < 0)
 		relayd_reply_set(r, 451, "4.3.0", "Out of memory");
 	return SMTP_DECIDED;
@@ -166,6 +168,8 @@ static void sign_work(void *arg)
 	part.head = head;
 	part.body = j->msg;
 	part.len = j->len;
+	part.notify = c->dsn.notify;
+	part.orcpt = (const char *const *)c->dsn.orcpt;
 	if (relayd_queue_parts(c, d->qout, &part, 1, &e) < 0) {
 		log_err(NULL, "conn %lu: %s", c->id, e.msg);
 		relayd_reply_set(&j->r, 451, "4.3.0", "Cannot queue the message now");

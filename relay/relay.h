@@ -20,12 +20,15 @@
  *                 recipients, verify -> tier -> headers -> queue
  *   outbound.c    the outbound pipeline: sign -> queue
  *   txn.c         trace fields; queueing a message, answered once durable
+ *   txn_dsn.c     a transaction's DSN parameters (RFC 3461) on their way to the queue
  *   scheduler.c   due recipients -> deliveries -> queue_mark, bounces
  *   deliver.c     the SMTP/LMTP client (blocking, run on a worker)
  *   deliver_conn.c  its connection: deadlines, connecting, TLS and pins
  *   deliver_resume.c  outbound TLS sessions kept per destination and resumed
  *   route.c       where an outbound recipient goes (lib/resolve, MX fallback)
- *   bounce.c      delivery status notifications (RFC 3464)
+ *   bounce.c      delivery status notifications (RFC 3464): failed, delayed, relayed
+ *   dsn_notice.c  which reports NOTIFY asks for, queued (signed) to the sender
+ *   tls_optional.c  "TLS-Required: No" (RFC 8689 §5): the anchored TLS policy dropped
  *   signer.c      the signer process; signer_client.c its client,
  *                 signer_proto.c their wire format, signer_keyfile.c key files
  *   verify.c      DKIM verification with anchored and legacy keys
@@ -498,11 +501,17 @@ struct relay_hop {
 	char tls_name[256]; /* name the peer certificate must carry; "" any */
 };
 
+/* tls_optional.c: the message carries "TLS-Required: No" (RFC 8689 §5): 1, else 0; and
+ * the anchored servers' TLS policy dropped from hops (opportunistic TLS instead). */
+int relay_tls_required_no(const char *msg, size_t len);
+void relay_hops_tls_optional(struct relay_hop *hops, size_t n);
+
 /* The outcome of one recipient. */
 struct relay_rcpt_result {
 	int code;                 /* SMTP reply code; 0 when never asked (connection failed) */
 	char reply[512];          /* the reply text, or why it failed */
 	enum queue_status status; /* DELIVERED, DEFERRED or FAILED */
+	int dsn_passed;           /* the hop offered DSN and was given the parameters */
 };
 
 /*
@@ -514,6 +523,19 @@ struct relay_rcpt_result {
 int relay_deliver(const struct relay_settings *s, const struct relay_hop *hop, const char *sender,
                   const char *const *rcpts, size_t n, const char *body, size_t len,
                   struct relay_rcpt_result *results, struct err *e);
+
+/* The DSN parameters (RFC 3461) a transaction passes on to a hop that offers DSN. */
+struct relay_dsn_out {
+	enum dsn_ret ret;
+	const char *envid;        /* NULL: none */
+	const unsigned *notify;   /* per recipient (as rcpts) */
+	const char *const *orcpt; /* per recipient, NULL entries: none */
+};
+/* relay_deliver with DSN parameters (dsn NULL: none). */
+int relay_deliver_dsn(const struct relay_settings *s, const struct relay_hop *hop,
+                      const char *sender, const char *const *rcpts, size_t n,
+                      const struct relay_dsn_out *dsn, const char *body, size_t len,
+                      struct relay_rcpt_result *results, struct err *e);
 
 /*
  * Ask hop whether it takes rcpt, without sending anything (Postfix's address
@@ -575,10 +597,24 @@ void relay_smtp_reply_oneline(const struct relay_smtp_reply *r, char *out, size_
 struct relay_smtp_caps {
 	int pipelining, starttls, eightbitmime, enhancedstatuscodes, size, chunking, requiretls;
 	int smtputf8;                /* RFC 6531 */
+	int dsn;                     /* RFC 3461 */
 	unsigned long long size_max; /* SIZE's limit; 0: none given */
 };
 void relay_smtp_caps_parse(const struct relay_smtp_reply *ehlo, struct relay_smtp_caps *caps);
 
+/* What a delivery status notification reports (RFC 3464 §2.3.3 Action). */
+enum relay_dsn_action {
+	RELAY_DSN_FAILED = 0,
+	RELAY_DSN_DELAYED,
+	RELAY_DSN_DELIVERED, /* final delivery (LMTP) to a hop that does not offer DSN */
+	RELAY_DSN_RELAYED,   /* to an SMTP hop that does not offer DSN (RFC 3461 §6.2.2) */
+};
+/* A DSN (RFC 3464 multipart/report) on the recipients idx[n] of m, every one with this
+ * action, to m's sender: the message attached in full for a failure with RET=FULL, else
+ * its header section; Original-Envelope-Id and Original-Recipient from ENVID and ORCPT. */
+char *relay_report_build(const struct relay_settings *s, const struct queue_msg *m,
+                         const char *orig, size_t origlen, const size_t *idx, size_t n,
+                         enum relay_dsn_action action, size_t *len, struct err *e);
 /* A delivery status notification (RFC 3464) for the failed recipients of a
  * message, to its sender; malloc'd wire-form message. */
 char *relay_bounce_build(const struct relay_settings *s, const struct queue_msg *m,

@@ -79,6 +79,20 @@ SSL_CTX *relayd_tls_server_ctx(const struct relay_settings *s, struct metrics_tl
                                struct err *e);
 
 /*
+ * A transaction's DSN parameters (RFC 3461), kept beside the recipients: MAIL's RET and
+ * ENVID, each accepted recipient's NOTIFY and ORCPT, and those of the RCPT being
+ * decided (next_*), which relayd_txn_add_rcpt() takes over.
+ */
+struct relayd_txn_dsn {
+	enum dsn_ret ret;
+	char envid[DSN_ENVID_MAX + 1]; /* "" none */
+	unsigned *notify;              /* one per recipient */
+	char **orcpt;                  /* one per recipient, NULL entries: none */
+	unsigned next_notify;
+	char next_orcpt[DSN_ORCPT_MAX + 1];
+};
+
+/*
  * One SMTP connection.  The pipelines keep a reference while a worker uses
  * it (refs); a connection whose client went away is only marked dead and is
  * freed when the last reference drops.
@@ -100,7 +114,8 @@ struct relayd_conn {
 	char *sender;
 	char **rcpts;
 	size_t nrcpt;
-	int requiretls; /* MAIL ... REQUIRETLS: queued with QUEUE_F_REQUIRETLS */
+	int requiretls;            /* MAIL ... REQUIRETLS: queued with QUEUE_F_REQUIRETLS */
+	struct relayd_txn_dsn dsn; /* RFC 3461 parameters (txn_dsn.c) */
 	/* reputation at connect/HELO */
 	struct relay_rep_answer rep;
 	int rep_known;    /* the service answered */
@@ -129,6 +144,21 @@ void relayd_reply_set(struct smtp_reply *r, int code, const char *status, const 
 /* The connection's envelope (sender, recipients), emptied between transactions. */
 void relayd_txn_reset(struct relayd_conn *c);
 int relayd_txn_add_rcpt(struct relayd_conn *c, const char *rcpt);
+/* dsn_notice.c: reports to the sender (RFC 3464).  relayd_dsn_report: the recipients
+ * idx[n] of m whose NOTIFY wants this action, queued durably (0, or -1 to try again);
+ * relayd_dsn_notices: the delay and success notices an attempt's results res[n] (for the
+ * recipients idx[n]) call for, best effort; lmtp: the hop was a final LMTP delivery. */
+int relayd_dsn_report(struct relayd *d, const struct queue_msg *m, const char *body, size_t len,
+                      const size_t *idx, size_t n, enum relay_dsn_action action);
+void relayd_dsn_notices(struct relayd *d, const struct queue_msg *m, const char *body, size_t len,
+                        const size_t *idx, const struct relay_rcpt_result *res, size_t n, int lmtp);
+/* txn_dsn.c: MAIL's DSN parameters, and those of the RCPT being decided (before
+ * relayd_txn_add_rcpt); the recipients' parameters grown with the list (-1 out of memory),
+ * all freed by the reset; the queue's view of them. */
+void relayd_txn_dsn_mail(struct relayd_conn *c, const struct smtp_command *cmd);
+void relayd_txn_dsn_rcpt(struct relayd_conn *c, const struct smtp_command *cmd);
+int relayd_txn_dsn_add(struct relayd_conn *c, size_t nrcpt);
+void relayd_txn_dsn_reset(struct relayd_conn *c);
 
 /* inbound.c / outbound.c: the callbacks of each side's sessions. */
 extern const struct smtp_callbacks relayd_inbound_callbacks;
@@ -148,6 +178,8 @@ struct relayd_part {
 	const char *head; /* fields to prepend (CRLF-terminated), may be "" */
 	const char *body; /* the message as received */
 	size_t len;
+	const unsigned *notify;   /* DSN NOTIFY per recipient, NULL none (RFC 3461) */
+	const char *const *orcpt; /* DSN ORCPT per recipient, NULL none */
 };
 int relayd_queue_parts(struct relayd_conn *c, struct queue *q, const struct relayd_part *parts,
                        size_t nparts, struct err *e);

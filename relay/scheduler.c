@@ -40,107 +40,12 @@ struct djob {
 
 /* ------------------------------------------------------------------ bounces */
 
-struct commit_wait {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	int done, ok;
-};
-
-static void on_bounce_commit(const char *id, int ok, const struct err *e, void *arg)
-{
-	struct commit_wait *w = arg;
-
-	(void)id;
-	(void)e;
-	pthread_mutex_lock(&w->lock);
-	w->done = 1;
-	w->ok = ok;
-	pthread_cond_signal(&w->cond);
-	pthread_mutex_unlock(&w->lock);
-}
-
-/*
- * Sign a bounce like any outbound message when the signer holds a key for the
- * domain of its From (MAILER-DAEMON@hostname) or a parent of it, so that the
- * sender's verifier sees a signed DSN.  -1 only when signing was possible and
- * failed for now (the bounce is tried again later).
- */
-static int sign_bounce(struct relayd *d, const struct queue_msg *m, char **dsn, size_t *len)
-{
-	const char *dom = d->s->hostname;
-	struct err e = {0};
-	char *sigs = NULL, *signed_dsn;
-
-	for (; dom != NULL && strchr(dom, '.') != NULL; dom = strchr(dom, '.') + 1) {
-		int has = relay_signer_has_domain(d->signer, dom, &e);
-
-		if (has < 0) {
-			log_err(m->id, "bounce: signer: %s", e.msg);
-			return -1;
-		}
-		if (has)
-			break;
-	}
-	if (dom == NULL || strchr(dom, '.') == NULL)
-		return 0; /* no key for us: sent unsigned */
-	if (relay_signer_sign(d->signer, *dsn, *len, dom, NULL, &sigs, &e) < 0) {
-		log_err(m->id, "bounce: signing as %s failed: %s", dom, e.msg);
-		return e.kind == ERR_INPUT ? 0 : -1;
-	}
-	if (asprintf(&signed_dsn, "%s%.*s", sigs, (int)*len, *dsn) < 0) {
-		free(sigs);
-		return -1;
-	}
-	*len = strlen(signed_dsn);
-	free(sigs);
-	free(*dsn);
-	*dsn = signed_dsn;
-	return 0;
-}
-
-/*
- * Queue a DSN for the failed recipients of m and wait until it is durable.
- * 0 when there is nothing to bounce (null sender: RFC 5321 §4.5.5) or the
- * bounce is queued, -1 when it could not be (the recipients stay as they
- * are and are bounced on a later pass).
- */
+/* The failed recipients whose NOTIFY asks for it (or who gave none) are reported
+ * (dsn_notice.c); 0 when that is done or nobody wants one, -1 to try again later. */
 static int bounce(struct relayd *d, const struct queue_msg *m, const char *body, size_t len,
                   const size_t *failed, size_t nfailed)
 {
-	struct commit_wait w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
-	char id[QUEUE_ID_MAX];
-	const char *to[1];
-	struct err e = {0};
-	size_t dlen;
-	char *dsn;
-
-	if (nfailed == 0 || m->sender[0] == '\0')
-		return 0;
-	dsn = relay_bounce_build(d->s, m, body, len, failed, nfailed, &dlen, &e);
-	if (dsn == NULL) {
-		log_err(m->id, "cannot build the bounce: %s", e.msg);
-		return -1;
-	}
-	if (sign_bounce(d, m, &dsn, &dlen) < 0) {
-		free(dsn);
-		return -1;
-	}
-	to[0] = m->sender;
-	if (queue_submit(d->qout, "", to, 1, dsn, dlen, on_bounce_commit, &w, id, &e) < 0) {
-		free(dsn);
-		log_err(m->id, "cannot queue the bounce: %s", e.msg);
-		return -1;
-	}
-	free(dsn);
-	pthread_mutex_lock(&w.lock);
-	while (!w.done)
-		pthread_cond_wait(&w.cond, &w.lock);
-	pthread_mutex_unlock(&w.lock);
-	if (!w.ok)
-		return -1;
-	log_info(m->id, "bounce %s queued to <%s> for %zu recipient(s)", id, m->sender, nfailed);
-	d->st.bounced++;
-	return 0;
+	return relayd_dsn_report(d, m, body, len, failed, nfailed, RELAY_DSN_FAILED);
 }
 
 /* ------------------------------------------------------------------ delivery */
@@ -171,11 +76,13 @@ static void deliver_group(struct djob *j, const struct queue_msg *m, const char 
                           const struct relay_hop *hops, size_t nhops, const size_t *set,
                           size_t nset, const struct rcpt_plan *plan, struct relay_rcpt_result *res)
 {
-	const char **rcpts = calloc(nset, sizeof(char *));
+	const char **rcpts = calloc(nset, sizeof(char *)), **orcpt = calloc(nset, sizeof(char *));
+	unsigned *notify = calloc(nset, sizeof(unsigned));
+	struct relay_dsn_out dsn = {m->dsn_ret, m->dsn_envid, notify, orcpt};
 	struct relay_rcpt_result *r = calloc(nset, sizeof(*r));
 	size_t *left = calloc(nset, sizeof(size_t)), nleft = nset, h, k;
 
-	if (rcpts == NULL || r == NULL || left == NULL) {
+	if (rcpts == NULL || r == NULL || left == NULL || notify == NULL || orcpt == NULL) {
 		for (k = 0; k < nset; k++) {
 			res[set[k]].status = QUEUE_DEFERRED;
 			snprintf(res[set[k]].reply, sizeof(res[set[k]].reply), "out of memory");
@@ -192,11 +99,15 @@ static void deliver_group(struct djob *j, const struct queue_msg *m, const char 
 		size_t still = 0;
 		int rc;
 
-		for (k = 0; k < nleft; k++)
+		for (k = 0; k < nleft; k++) {
 			rcpts[k] = plan != NULL && plan[left[k]].rcpt[0] ? plan[left[k]].rcpt
 			                                                 : j->addrs[left[k]];
+			notify[k] = m->rcpts[j->idx[left[k]]].dsn_notify;
+			orcpt[k] = m->rcpts[j->idx[left[k]]].dsn_orcpt;
+		}
 		memset(r, 0, nset * sizeof(*r));
-		rc = relay_deliver(j->d->s, &hops[h], m->sender, rcpts, nleft, body, len, r, &e);
+		rc = relay_deliver_dsn(j->d->s, &hops[h], m->sender, rcpts, nleft, &dsn, body, len,
+		                       r, &e);
 		for (k = 0; k < nleft; k++) {
 			res[left[k]] = r[k];
 			if (rc < 0 && r[k].status == QUEUE_DEFERRED)
@@ -209,6 +120,8 @@ static void deliver_group(struct djob *j, const struct queue_msg *m, const char 
 	}
 out:
 	free(rcpts);
+	free(notify);
+	free(orcpt);
 	free(r);
 	free(left);
 }
@@ -280,6 +193,8 @@ static void deliver_outbound(struct djob *j, const struct queue_msg *m, const ch
 	struct rcpt_plan *plan = calloc(j->n, sizeof(*plan));
 	size_t *set = calloc(j->n, sizeof(size_t));
 	size_t i, k;
+	/* RFC 8689 §5; REQUIRETLS wins over the field */
+	int tls_optional = !(m->flags & QUEUE_F_REQUIRETLS) && relay_tls_required_no(body, len);
 
 	if (plan == NULL || set == NULL) {
 		for (i = 0; i < j->n; i++) {
@@ -297,6 +212,8 @@ static void deliver_outbound(struct djob *j, const struct queue_msg *m, const ch
 
 		for (k = 0; k < plan[i].nhops; k++) /* RFC 8689: TLS all the way, or returned */
 			plan[i].hops[k].requiretls = (m->flags & QUEUE_F_REQUIRETLS) != 0;
+		if (tls_optional)
+			relay_hops_tls_optional(plan[i].hops, plan[i].nhops);
 
 		if (rc < 0 || plan[i].nhops == 0) {
 			int permanent = rc < 0 && !err_is_temporary(e.kind);
@@ -328,6 +245,34 @@ out:
 		relay_enc_target_clear(&plan[i].enc);
 	free(plan);
 	free(set);
+}
+
+/* Inbound: every recipient to the one next hop, with the DSN parameters. */
+static void deliver_inbound(struct djob *j, const struct queue_msg *m, const char *body, size_t len,
+                            struct relay_rcpt_result *res)
+{
+	const char **rcpts = calloc(j->n, sizeof(char *)), **orcpt = calloc(j->n, sizeof(char *));
+	unsigned *notify = calloc(j->n, sizeof(unsigned));
+	struct relay_dsn_out dsn = {m->dsn_ret, m->dsn_envid, notify, orcpt};
+	struct err e = {0};
+
+	for (size_t i = 0; rcpts != NULL && orcpt != NULL && notify != NULL && i < j->n; i++) {
+		rcpts[i] = j->addrs[i];
+		notify[i] = m->rcpts[j->idx[i]].dsn_notify;
+		orcpt[i] = m->rcpts[j->idx[i]].dsn_orcpt;
+	}
+	if (rcpts == NULL || orcpt == NULL || notify == NULL) {
+		for (size_t i = 0; i < j->n; i++) {
+			res[i].status = QUEUE_DEFERRED;
+			snprintf(res[i].reply, sizeof(res[i].reply), "out of memory");
+		}
+	} else if (relay_deliver_dsn(j->d->s, &j->d->inbound_hop, m->sender, rcpts, j->n, &dsn,
+	                             body, len, res, &e) < 0) {
+		log_info(m->id, "next hop %s: %s", j->d->s->inbound_next_hop, e.msg);
+	}
+	free(rcpts);
+	free(orcpt);
+	free(notify);
 }
 
 static void record_results(struct djob *j, const struct queue_msg *m, const char *body, size_t len,
@@ -371,6 +316,8 @@ static void record_results(struct djob *j, const struct queue_msg *m, const char
 		queue_msg_free(mm);
 	}
 	free(failed);
+	relayd_dsn_notices(j->d, m, body, len, j->idx, res, j->n,
+	                   j->inbound && j->d->inbound_hop.proto == RELAY_PROTO_LMTP);
 	for (i = 0; i < j->n; i++) {
 		log_info(m->id, "to=<%s> status=%s %s", j->addrs[i],
 		         queue_status_name(res[i].status), res[i].reply);
@@ -437,14 +384,7 @@ static void djob_work(void *arg)
 		goto out;
 	}
 	if (j->inbound) {
-		const char **rcpts = calloc(j->n, sizeof(char *));
-
-		for (i = 0; rcpts != NULL && i < j->n; i++)
-			rcpts[i] = j->addrs[i];
-		if (rcpts == NULL || relay_deliver(j->d->s, &j->d->inbound_hop, m->sender, rcpts,
-		                                   j->n, body, len, res, &e) < 0)
-			log_info(m->id, "next hop %s: %s", j->d->s->inbound_next_hop, e.msg);
-		free(rcpts);
+		deliver_inbound(j, m, body, len, res);
 	} else {
 		deliver_outbound(j, m, body, len, res);
 	}

@@ -180,6 +180,8 @@ static void caps_line(const char *s, size_t n, struct relay_smtp_caps *c)
 		c->requiretls = 1;
 	else if (kw == 8 && strncasecmp(s, "SMTPUTF8", 8) == 0)
 		c->smtputf8 = 1;
+	else if (kw == 3 && strncasecmp(s, "DSN", 3) == 0)
+		c->dsn = 1;
 	else if (kw == 19 && strncasecmp(s, "ENHANCEDSTATUSCODES", 19) == 0)
 		c->enhancedstatuscodes = 1;
 	else if (kw == 4 && strncasecmp(s, "SIZE", 4) == 0) {

@@ -127,10 +127,15 @@ int relayd_queue_parts(struct relayd_conn *c, struct queue *q, const struct rela
 		pthread_mutex_lock(&b->lock);
 		b->left++;
 		pthread_mutex_unlock(&b->lock);
+		struct queue_dsn dsn = {.ret = c->dsn.ret,
+		                        .envid = c->dsn.envid[0] ? c->dsn.envid : NULL,
+		                        .notify = parts[i].notify,
+		                        .orcpt = parts[i].orcpt};
+
 		rc = m == NULL ? err_set(&qe, ERR_INTERNAL, "nomem", "out of memory")
-		               : queue_submit_flags(q, c->requiretls ? QUEUE_F_REQUIRETLS : 0,
-		                                    parts[i].sender, parts[i].rcpts, parts[i].nrcpt,
-		                                    m, mlen, on_commit, b, b->ids[b->nids], &qe);
+		               : queue_submit_dsn(q, c->requiretls ? QUEUE_F_REQUIRETLS : 0, &dsn,
+		                                  parts[i].sender, parts[i].rcpts, parts[i].nrcpt,
+		                                  m, mlen, on_commit, b, b->ids[b->nids], &qe);
 		free(m);
 		if (rc < 0) {
 			batch_release(b, 0, &qe);

@@ -29,6 +29,7 @@
 #include <time.h>
 
 #include "core/err.h"
+#include "mail/dsn.h"
 
 #define QUEUE_ID_MAX 33          /* 32 hex digits + NUL */
 #define QUEUE_MAX_RCPT 1000      /* recipients per message */
@@ -49,6 +50,8 @@ struct queue_rcpt {
 	unsigned attempts;
 	int64_t next_attempt; /* unix seconds; 0 when not deferred */
 	char *reply;          /* last reply, "" when none; never NULL */
+	unsigned dsn_notify;  /* RCPT ... NOTIFY (RFC 3461, DSN_NOTIFY_*); 0 not given */
+	char *dsn_orcpt;      /* RCPT ... ORCPT as sent (addr-type;xtext); NULL not given */
 };
 
 /* The envelope of one message: what the header record holds. */
@@ -59,7 +62,17 @@ struct queue_msg {
 	uint64_t size; /* bytes of the message */
 	size_t nrcpt;
 	struct queue_rcpt *rcpts;
-	unsigned flags; /* QUEUE_F_*; the record's optional "flags" line */
+	unsigned flags;       /* QUEUE_F_*; the record's optional "flags" line */
+	enum dsn_ret dsn_ret; /* MAIL ... RET (RFC 3461) */
+	char *dsn_envid;      /* MAIL ... ENVID as sent (xtext); NULL not given */
+};
+
+/* The DSN parameters (RFC 3461) of a message being submitted. */
+struct queue_dsn {
+	enum dsn_ret ret;
+	const char *envid;        /* NULL: not given */
+	const unsigned *notify;   /* one per recipient, or NULL: none given */
+	const char *const *orcpt; /* one per recipient (NULL entries: not given), or NULL */
 };
 
 #define QUEUE_F_REQUIRETLS 1u /* MAIL FROM ... REQUIRETLS (RFC 8689): TLS all the way */
@@ -119,6 +132,12 @@ int queue_submit(struct queue *q, const char *sender, const char *const *rcpts, 
 int queue_submit_flags(struct queue *q, unsigned flags, const char *sender,
                        const char *const *rcpts, size_t nrcpt, const void *body, size_t len,
                        queue_commit_cb cb, void *arg, char id_out[QUEUE_ID_MAX], struct err *e);
+
+/* The same with DSN parameters (dsn NULL: none); ERR_INPUT when one is malformed. */
+int queue_submit_dsn(struct queue *q, unsigned flags, const struct queue_dsn *dsn,
+                     const char *sender, const char *const *rcpts, size_t nrcpt, const void *body,
+                     size_t len, queue_commit_cb cb, void *arg, char id_out[QUEUE_ID_MAX],
+                     struct err *e);
 
 /* Commit everything pending now, in the caller's thread; returns how many were committed
  * (successfully or not).  Harmless with a commit thread running. */

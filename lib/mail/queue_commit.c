@@ -103,6 +103,15 @@ int queue_submit_flags(struct queue *q, unsigned flags, const char *sender,
                        const char *const *rcpts, size_t nrcpt, const void *body, size_t len,
                        queue_commit_cb cb, void *arg, char id_out[QUEUE_ID_MAX], struct err *e)
 {
+	return queue_submit_dsn(q, flags, NULL, sender, rcpts, nrcpt, body, len, cb, arg, id_out,
+	                        e);
+}
+
+int queue_submit_dsn(struct queue *q, unsigned flags, const struct queue_dsn *dsn,
+                     const char *sender, const char *const *rcpts, size_t nrcpt, const void *body,
+                     size_t len, queue_commit_cb cb, void *arg, char id_out[QUEUE_ID_MAX],
+                     struct err *e)
+{
 	struct queue_job *j = NULL;
 
 	if (envelope_check(sender, rcpts, nrcpt, e) < 0)
@@ -112,6 +121,8 @@ int queue_submit_flags(struct queue *q, unsigned flags, const char *sender,
 	if ((j->m = envelope_new(sender, rcpts, nrcpt, len, e)) == NULL)
 		goto fail;
 	j->m->flags = flags;
+	if (dsn != NULL && queue_msg_set_dsn(j->m, dsn, e) < 0)
+		goto fail;
 	memcpy(j->body, body, len);
 	j->len = len;
 	j->cb = cb;

@@ -9,6 +9,7 @@
 #define ANCHOR_QUEUE_PRIV_H
 
 #include <pthread.h>
+#include <stdio.h>
 
 #include "mail/queue.h"
 
@@ -61,6 +62,18 @@ struct queue {
 	pthread_t thread;
 	int has_thread;
 };
+
+/* queue_dsn.c: the DSN parameters into m (checked: ERR_INPUT), and their record lines. */
+int queue_msg_set_dsn(struct queue_msg *m, const struct queue_dsn *dsn, struct err *e);
+void queue_dsn_format_msg(FILE *f, const struct queue_msg *m);
+void queue_dsn_format_rcpt(FILE *f, const struct queue_rcpt *r);
+/* A record line's value: 0 and the field set, or -1 (ERR_INPUT) when it is malformed. */
+int queue_dsn_parse_ret(const char *v, size_t n, struct queue_msg *m, struct err *e);
+int queue_dsn_parse_envid(const char *v, size_t n, struct queue_msg *m, struct err *e);
+int queue_dsn_parse_notify(const char *v, size_t n, struct queue_rcpt *r, struct err *e);
+int queue_dsn_parse_orcpt(const char *v, size_t n, struct queue_rcpt *r, struct err *e);
+/* Copies m's DSN fields into c (strings duplicated): -1 when out of memory. */
+int queue_dsn_dup(struct queue_msg *c, const struct queue_msg *m);
 
 /* Write m and body to t.<id>, fsync, rename to m.<id>; the directory is not synced. */
 int queue_file_write(struct queue *q, const struct queue_msg *m, const char *body, size_t len,

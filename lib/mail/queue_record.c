@@ -10,8 +10,10 @@
  *   sender alice@example.org          ("sender " for the null reverse-path)
  *   flags requiretls                  (only when a flag is set: records written
  *                                      before flags existed read back unchanged)
+ *   dsn-ret, dsn-envid                (optional, RFC 3461: see queue_dsn.c)
  *   rcpt deferred 2 1700000300 bob@example.net
  *   reply 451 4.7.0 try again later   (one after every rcpt line, maybe empty)
+ *   notify, orcpt                     (optional, RFC 3461: see queue_dsn.c)
  *   end
  *
  * followed by exactly `size` bytes of message.  The parser is strict (no
@@ -65,9 +67,11 @@ void queue_msg_free(struct queue_msg *m)
 	for (size_t i = 0; i < m->nrcpt; i++) {
 		free(m->rcpts[i].addr);
 		free(m->rcpts[i].reply);
+		free(m->rcpts[i].dsn_orcpt);
 	}
 	free(m->rcpts);
 	free(m->sender);
+	free(m->dsn_envid);
 	free(m);
 }
 
@@ -87,12 +91,15 @@ struct queue_msg *queue_msg_dup(const struct queue_msg *m)
 		goto fail;
 	for (size_t i = 0; i < m->nrcpt; i++) {
 		c->rcpts[i] = m->rcpts[i];
+		c->rcpts[i].dsn_orcpt = NULL; /* queue_dsn_dup's */
 		c->rcpts[i].addr = strdup(m->rcpts[i].addr);
 		c->rcpts[i].reply = strdup(m->rcpts[i].reply);
 		c->nrcpt = i + 1;
 		if (c->rcpts[i].addr == NULL || c->rcpts[i].reply == NULL)
 			goto fail;
 	}
+	if (queue_dsn_dup(c, m) < 0)
+		goto fail;
 	return c;
 fail:
 	queue_msg_free(c);
@@ -113,10 +120,12 @@ char *queue_record_format(const struct queue_msg *m, size_t *len, struct err *e)
 	        m->arrival, m->size, m->sender);
 	if (m->flags & QUEUE_F_REQUIRETLS)
 		fputs("flags requiretls\n", f);
+	queue_dsn_format_msg(f, m);
 	for (size_t i = 0; i < m->nrcpt; i++) {
 		const struct queue_rcpt *r = &m->rcpts[i];
 		fprintf(f, "rcpt %s %u %" PRId64 " %s\nreply %s\n", queue_status_name(r->status),
 		        r->attempts, r->next_attempt, r->addr, r->reply);
+		queue_dsn_format_rcpt(f, r);
 	}
 	fputs("end\n", f);
 	if (fclose(f) != 0) {
@@ -168,6 +177,14 @@ static int value(struct cursor *c, const char *key, int allow_empty, const char 
 	if (*n == 0 && !allow_empty)
 		return err_set(c->e, ERR_INPUT, "queue_record", "\"%s\" is empty", key);
 	return 0;
+}
+
+/* 1 when the next line starts with prefix (an optional line is there). */
+static int peek(const struct cursor *c, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	return (size_t)(c->end - c->p) >= n && memcmp(c->p, prefix, n) == 0;
 }
 
 /* Decimal, no sign, no leading zero (except "0"), no overflow. */
@@ -236,7 +253,15 @@ static int parse_rcpt(struct cursor *c, struct queue_rcpt *r)
 		return -1;
 	if (n > QUEUE_REPLY_MAX)
 		return err_set(c->e, ERR_INPUT, "queue_record", "reply too long");
-	return (r->reply = dup_n(v, n, c->e)) == NULL ? -1 : 0;
+	if ((r->reply = dup_n(v, n, c->e)) == NULL)
+		return -1;
+	if (peek(c, "notify ") &&
+	    (value(c, "notify", 0, &v, &n) < 0 || queue_dsn_parse_notify(v, n, r, c->e) < 0))
+		return -1;
+	if (peek(c, "orcpt ") &&
+	    (value(c, "orcpt", 0, &v, &n) < 0 || queue_dsn_parse_orcpt(v, n, r, c->e) < 0))
+		return -1;
+	return 0;
 }
 
 static int parse_id(struct cursor *c, struct queue_msg *m)
@@ -274,13 +299,19 @@ static int parse_envelope(struct cursor *c, struct queue_msg *m)
 		return -1;
 	if (n > 0 && !queue_addr_valid(m->sender))
 		return err_set(c->e, ERR_INPUT, "queue_record", "bad sender address");
-	if ((size_t)(c->end - c->p) < 6 || memcmp(c->p, "flags ", 6) != 0)
-		return 0;
-	if (value(c, "flags", 0, &v, &n) < 0)
+	if (peek(c, "flags ")) {
+		if (value(c, "flags", 0, &v, &n) < 0)
+			return -1;
+		if (n != 10 || memcmp(v, "requiretls", 10) != 0)
+			return err_set(c->e, ERR_INPUT, "queue_record", "unknown flags");
+		m->flags = QUEUE_F_REQUIRETLS;
+	}
+	if (peek(c, "dsn-ret ") &&
+	    (value(c, "dsn-ret", 0, &v, &n) < 0 || queue_dsn_parse_ret(v, n, m, c->e) < 0))
 		return -1;
-	if (n != 10 || memcmp(v, "requiretls", 10) != 0)
-		return err_set(c->e, ERR_INPUT, "queue_record", "unknown flags");
-	m->flags = QUEUE_F_REQUIRETLS;
+	if (peek(c, "dsn-envid ") &&
+	    (value(c, "dsn-envid", 0, &v, &n) < 0 || queue_dsn_parse_envid(v, n, m, c->e) < 0))
+		return -1;
 	return 0;
 }
 

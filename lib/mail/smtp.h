@@ -11,7 +11,9 @@
  *    smtp_session_decide(); meanwhile the session consumes no input, so
  *    pipelined commands are always answered in order.
  *
- * ESMTP extensions: PIPELINING, 8BITMIME, SIZE, STARTTLS, ENHANCEDSTATUSCODES,
+ * ESMTP extensions: PIPELINING, 8BITMIME, SIZE, STARTTLS, ENHANCEDSTATUSCODES, DSN
+ * (RFC 3461: RET, ENVID, NOTIFY, ORCPT checked by mail/dsn.h, 501 5.5.4 when malformed or
+ * repeated),
  * CHUNKING (RFC 3030: BDAT, smtp_text.c), REQUIRETLS (RFC 8689; only on a TLS
  * session, MAIL ... REQUIRETLS in clear is 530 5.7.10) and AUTH (RFC 4954: PLAIN, RFC 4616, and
  * LOGIN) when the config enables it. Rules enforced (see smtp_session.c for the why of each):
@@ -41,6 +43,7 @@
 #include <stdint.h>
 
 #include "core/err.h"
+#include "mail/dsn.h"
 
 #define SMTP_LINE_MAX 512        /* command line including CRLF (RFC 5321 §4.5.3.1.4) */
 #define SMTP_TEXT_LINE_MAX 1000  /* DATA line including CRLF (§4.5.3.1.6) */
@@ -95,6 +98,12 @@ struct smtp_command {
 	enum smtp_body body;
 	int smtputf8;  /* MAIL ... SMTPUTF8 (RFC 6531 §3.4) */
 	int path_utf8; /* the path holds UTF-8 (its domain written in A-labels) */
+	/* DSN (RFC 3461): MAIL's RET and ENVID, RCPT's NOTIFY (DSN_NOTIFY_*, 0: not
+	 * given) and ORCPT; ENVID and ORCPT as sent (xtext), "" when not given. */
+	enum dsn_ret dsn_ret;
+	char dsn_envid[DSN_ENVID_MAX + 1];
+	unsigned dsn_notify;
+	char dsn_orcpt[DSN_ORCPT_MAX + 1];
 	/* AUTH: the mechanism (upper case) and the initial response, still base64;
 	 * "=" (an empty response) is has_initial with initial "". */
 	char mech[24];

@@ -262,12 +262,49 @@ static int parse_size(const char *v, size_t vlen, struct smtp_command *out, stru
 	return 0;
 }
 
+/*
+ * DSN parameters (RFC 3461 §4): 1 when kw is one (and it was taken), 0 when it is
+ * not, -1 (501 5.5.4) when its value is malformed or it is given twice.
+ */
+static int parse_dsn_param(const char *kw, size_t kwlen, const char *v, size_t vlen, int has_eq,
+                           struct smtp_command *out, struct err *e)
+{
+	int mail = out->verb == SMTP_MAIL;
+
+	if (mail && kwlen == 3 && strncasecmp(kw, "RET", 3) == 0) {
+		if (!has_eq || out->dsn_ret != DSN_RET_NONE ||
+		    dsn_ret_parse(v, vlen, &out->dsn_ret) < 0)
+			return fail(out, e, 501, "5.5.4",
+			            "Bad RET parameter (RET=FULL or RET=HDRS)");
+	} else if (mail && kwlen == 5 && strncasecmp(kw, "ENVID", 5) == 0) {
+		if (!has_eq || out->dsn_envid[0] != '\0' || !dsn_envid_valid(v, vlen))
+			return fail(out, e, 501, "5.5.4",
+			            "Bad ENVID parameter (xtext, at most 100 characters)");
+		memcpy(out->dsn_envid, v, vlen);
+		out->dsn_envid[vlen] = '\0';
+	} else if (!mail && kwlen == 6 && strncasecmp(kw, "NOTIFY", 6) == 0) {
+		if (!has_eq || out->dsn_notify != 0 ||
+		    dsn_notify_parse(v, vlen, &out->dsn_notify) < 0)
+			return fail(out, e, 501, "5.5.4",
+			            "Bad NOTIFY parameter (NEVER, or SUCCESS,FAILURE,DELAY)");
+	} else if (!mail && kwlen == 5 && strncasecmp(kw, "ORCPT", 5) == 0) {
+		if (!has_eq || out->dsn_orcpt[0] != '\0' || !dsn_orcpt_valid(v, vlen))
+			return fail(out, e, 501, "5.5.4", "Bad ORCPT parameter (addr-type;xtext)");
+		memcpy(out->dsn_orcpt, v, vlen);
+		out->dsn_orcpt[vlen] = '\0';
+	} else {
+		return 0;
+	}
+	return 1;
+}
+
 /* Mail-parameters = esmtp-param *(SP esmtp-param) (§4.1.2). */
 static int parse_params(const char *p, const char *end, struct smtp_command *out, struct err *e)
 {
 	while (p < end) {
 		const char *kw = p, *eq = NULL, *v;
 		size_t kwlen, vlen;
+		int dsn;
 
 		while (p < end && *p != ' ')
 			p++;
@@ -322,6 +359,9 @@ static int parse_params(const char *p, const char *end, struct smtp_command *out
 			if (out->smtputf8 || eq != NULL)
 				return fail(out, e, 501, "5.5.4", "Bad SMTPUTF8 parameter");
 			out->smtputf8 = 1;
+		} else if ((dsn = parse_dsn_param(kw, kwlen, v, vlen, eq != NULL, out, e)) != 0) {
+			if (dsn < 0)
+				return -1;
 		} else {
 			return fail(out, e, 555, "5.5.4", "Unsupported parameter");
 		}

@@ -224,6 +224,7 @@ static void send_ehlo(struct smtp_session *s)
 	out_printf(s, "250-8BITMIME\r\n");
 	out_printf(s, "250-CHUNKING\r\n");
 	out_printf(s, "250-SMTPUTF8\r\n");
+	out_printf(s, "250-DSN\r\n"); /* RFC 3461: the relay reports to legacy senders */
 	if (s->cfg.tls_available && !s->tls_active)
 		out_printf(s, "250-STARTTLS\r\n");
 	/* RFC 4954 §4 and §14: passwords only travel encrypted, so AUTH is not even offered before

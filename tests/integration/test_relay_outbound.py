@@ -417,6 +417,38 @@ def test_wrong_pin_defers_and_never_sends_in_clear(anchored, anchored_dns_server
     assert impostor.spool_files("in") == []
 
 
+def test_tls_required_no_ignores_the_anchored_policy(anchored, anchored_dns_server, make_relay,
+                                                     smtp_sink):
+    """RFC 8689 §5: a message with "TLS-Required: No" (and no REQUIRETLS) goes even where
+    the recipient domain's TLS policy fails (here the pin, as in the test above); the same
+    message without the field is deferred there."""
+    aw = zname("aw")
+    inner = smtp_sink()
+    impostor = make_relay(start=False, hostname=f"mx.{aw}", local_domains=aw,
+                          inbound_next_hop=inner.hop, tls_cert_file=anchored.imp_chain,
+                          tls_key_file=anchored.imp_key)
+    sender = make_relay(start=False, sign_domains={"x.test": ["ed25519"]},
+                        keyserver_cacert=anchored.tls.ca, smtp_port=smtp_sink().port)
+    dns = anchored_dns_server(sender.records())
+    for r in (impostor, sender):
+        r.params["dns_server"] = dns.resolver
+        r.start()
+    put_route(anchored, aw, server(f"mx.{aw}", impostor.inbound_port, anchored.doms["aw"].pin))
+
+    plain = message("policy holds", "stays\r\n", to=f"carol@{aw}")
+    r = rx.swaks(sender.submission_port, to=f"carol@{aw}", data=plain)
+    assert r.last_code() == 250, r.out
+    r = rx.swaks(sender.submission_port, to=f"bob@{aw}",
+                 data=b"TLS-Required: No\r\n" + message("no tls needed", "goes\r\n",
+                                                        to=f"bob@{aw}"))
+    assert r.last_code() == 250, r.out
+    [m] = inner.wait_for(1)
+    assert m.rcpts == [f"bob@{aw}"] and b"no tls needed" in m.data
+    wait_log(sender, rf"to=<bob@{re.escape(aw)}> status=delivered")
+    wait_log(sender, rf"to=<carol@{re.escape(aw)}> status=deferred")
+    assert inner.count() == 1
+
+
 # --------------------------------------------------------------------------
 # 3. Queue semantics: per-recipient outcomes, retries, bounces, expiry, restart
 

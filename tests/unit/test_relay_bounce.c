@@ -313,6 +313,54 @@ static void test_dsn(void **state)
 	free(dsn);
 }
 
+/* DSN (RFC 3461): ENVID and ORCPT shown decoded, the action and its status class, the
+ * whole message for a failure with RET=FULL, headers only for any other report. */
+static void test_dsn_reports(void **state)
+{
+	struct relay_settings s = settings();
+	const size_t one[] = {0}, relayed[] = {1};
+	static char envid[] = "QQ+2B314159", orcpt[] = "rfc822;Bob+2Bx@x.example";
+	struct err e = {0};
+	struct parts p;
+	size_t len = 0;
+	char *dsn, *g;
+
+	setup_msg();
+	msg.dsn_envid = envid;
+	msg.dsn_ret = DSN_RET_FULL;
+	rcpts[0].dsn_orcpt = orcpt;
+	dsn = relay_report_build(&s, &msg, original, strlen(original), one, 1, RELAY_DSN_FAILED,
+	                         &len, &e);
+	assert_non_null(dsn);
+	assert_lines_ok(dsn, len);
+	split(dsn, &p);
+	assert_int_equal(p.n, 3);
+	assert_non_null(strstr(p.part[1], "Original-Envelope-Id: QQ+314159\r\n"));
+	assert_non_null(strstr(p.part[1], "Original-Recipient: rfc822; Bob+x@x.example\r\n"));
+	assert_non_null(strstr(p.part[1], "Action: failed\r\n"));
+	g = field(p.part[2], "Content-Type");
+	assert_string_equal(g, "message/rfc822");
+	free(g);
+	assert_non_null(strstr(p.part[2], "SECRET BODY"));
+	parts_free(&p);
+	free(dsn);
+
+	/* a success report never carries the body, whatever RET says */
+	dsn = relay_report_build(&s, &msg, original, strlen(original), relayed, 1,
+	                         RELAY_DSN_RELAYED, &len, &e);
+	assert_non_null(dsn);
+	assert_field(dsn, "Subject", "Mail Relayed to a Server without Delivery Reports");
+	split(dsn, &p);
+	assert_non_null(strstr(p.part[1], "Action: relayed\r\n"));
+	assert_non_null(strstr(p.part[1], "Status: 2.0.0\r\n"));
+	assert_null(strstr(dsn, "SECRET BODY"));
+	parts_free(&p);
+	free(dsn);
+	rcpts[0].dsn_orcpt = NULL;
+	msg.dsn_envid = NULL;
+	msg.dsn_ret = DSN_RET_NONE;
+}
+
 /* Bare LF originals, over-long header lines and 8-bit headers still give a clean DSN. */
 static void test_awkward_original(void **state)
 {
@@ -397,9 +445,8 @@ static void test_unique(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_dsn),
-	    cmocka_unit_test(test_awkward_original),
-	    cmocka_unit_test(test_refusals),
+	    cmocka_unit_test(test_dsn),         cmocka_unit_test(test_awkward_original),
+	    cmocka_unit_test(test_dsn_reports), cmocka_unit_test(test_refusals),
 	    cmocka_unit_test(test_unique),
 	};
 

@@ -871,6 +871,46 @@ static void test_smtputf8(void **state)
 	assert_non_null(strstr(f->log, "RCPT TO:<j\xc3\xb6rg@example.com>\n"));
 }
 
+/* RFC 3461: RET, ENVID, NOTIFY and ORCPT go on to a peer that offers DSN, which then
+ * reports (dsn_passed); a peer without DSN gets none of them. */
+static void test_dsn_params(void **state)
+{
+	struct fake_script with = {.ehlo = "250-fake\r\n250 DSN\r\n"};
+	struct fake_script without = {0};
+	const char *rcpts[] = {"bob@example.com", "carol@example.com"};
+	const char *orcpt[] = {"rfc822;Bob+2Bx@example.com", NULL};
+	unsigned notify[] = {DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE, 0};
+	struct relay_dsn_out dsn = {DSN_RET_HDRS, "QQ+2B1", notify, orcpt};
+	struct relay_settings s = settings(5);
+	struct relay_rcpt_result res[2];
+	struct err e = {0};
+	struct fake *f = fake_start(&with, 0);
+	struct relay_hop hop = tcp_hop(f, RELAY_PROTO_SMTP);
+
+	(void)state;
+	assert_int_equal(relay_deliver_dsn(&s, &hop, "sender@example.org", rcpts, 2, &dsn, body1,
+	                                   strlen(body1), res, &e),
+	                 0);
+	fake_stop(f);
+	assert_non_null(strstr(f->log, "MAIL FROM:<sender@example.org> RET=HDRS ENVID=QQ+2B1\n"));
+	assert_non_null(strstr(f->log, "RCPT TO:<bob@example.com> NOTIFY=SUCCESS,FAILURE "
+	                               "ORCPT=rfc822;Bob+2Bx@example.com\n"));
+	assert_non_null(strstr(f->log, "RCPT TO:<carol@example.com>\n"));
+	assert_true(res[0].dsn_passed && res[1].dsn_passed);
+
+	f = fake_start(&without, 0);
+	hop = tcp_hop(f, RELAY_PROTO_SMTP);
+	assert_int_equal(relay_deliver_dsn(&s, &hop, "sender@example.org", rcpts, 2, &dsn, body1,
+	                                   strlen(body1), res, &e),
+	                 0);
+	fake_stop(f);
+	assert_null(strstr(f->log, "RET="));
+	assert_null(strstr(f->log, "NOTIFY="));
+	assert_null(strstr(f->log, "ORCPT="));
+	assert_int_equal(res[0].status, QUEUE_DELIVERED);
+	assert_false(res[0].dsn_passed);
+}
+
 static void test_size_limit(void **state)
 {
 	struct fake_script sc = {.ehlo = "250-fake\r\n250 SIZE 10\r\n"};
@@ -1151,6 +1191,7 @@ int main(void)
 	    cmocka_unit_test(test_empty_body_and_8bit),
 	    cmocka_unit_test(test_size_limit),
 	    cmocka_unit_test(test_smtputf8),
+	    cmocka_unit_test(test_dsn_params),
 	    cmocka_unit_test(test_many_rcpts_pipelined),
 	    cmocka_unit_test(test_stall_times_out),
 	    cmocka_unit_test(test_garbage),

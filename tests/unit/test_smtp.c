@@ -86,7 +86,8 @@ static const struct parse_case parse_cases[] = {
     {"RCPT TO:<Postmaster>", 0, SMTP_RCPT, "Postmaster"},
     {"RCPT TO:<>", 501, 0, NULL},
     {"RCPT TO:<c@d.example> SIZE=1", 555, 0, NULL},
-    {"RCPT TO:<c@d.example> NOTIFY=NEVER", 555, 0, NULL},
+    {"RCPT TO:<c@d.example> NOTIFY=NEVER", 0, SMTP_RCPT, "c@d.example"}, /* DSN, RFC 3461 */
+    {"RCPT TO:<c@d.example> XNOTIFY=NEVER", 555, 0, NULL},
     {"DATA", 0, SMTP_DATA, NULL},
     {"DATA x", 501, 0, NULL},
     {"RSET", 0, SMTP_RSET, NULL},
@@ -436,10 +437,10 @@ static void feed_all(struct smtp_session *s, struct capture *cap, const char *in
 #define EH "EHLO c.test\r\n"
 #define EHR                                                                                        \
 	"250-mx.test\r\n250-PIPELINING\r\n250-SIZE 2000\r\n250-8BITMIME\r\n250-CHUNKING\r\n"       \
-	"250-SMTPUTF8\r\n250 ENHANCEDSTATUSCODES\r\n"
+	"250-SMTPUTF8\r\n250-DSN\r\n250 ENHANCEDSTATUSCODES\r\n"
 #define EHR_TLS                                                                                    \
 	"250-mx.test\r\n250-PIPELINING\r\n250-SIZE "                                               \
-	"2000\r\n250-8BITMIME\r\n250-CHUNKING\r\n250-SMTPUTF8\r\n250-STARTTLS\r\n"                 \
+	"2000\r\n250-8BITMIME\r\n250-CHUNKING\r\n250-SMTPUTF8\r\n250-DSN\r\n250-STARTTLS\r\n"      \
 	"250 ENHANCEDSTATUSCODES\r\n"
 #define MF "MAIL FROM:<a@b.test>\r\n"
 #define RT "RCPT TO:<c@d.test>\r\n"
@@ -599,10 +600,11 @@ static const struct conv convs[] = {
 
 #define EHR_AUTH                                                                                   \
 	"250-mx.test\r\n250-PIPELINING\r\n250-SIZE 2000\r\n250-8BITMIME\r\n250-CHUNKING\r\n"       \
-	"250-SMTPUTF8\r\n250-AUTH PLAIN LOGIN\r\n250-REQUIRETLS\r\n250 ENHANCEDSTATUSCODES\r\n"
+	"250-SMTPUTF8\r\n250-DSN\r\n250-AUTH PLAIN LOGIN\r\n250-REQUIRETLS\r\n250 "                \
+	"ENHANCEDSTATUSCODES\r\n"
 #define EHR_TLSON                                                                                  \
 	"250-mx.test\r\n250-PIPELINING\r\n250-SIZE 2000\r\n250-8BITMIME\r\n250-CHUNKING\r\n"       \
-	"250-SMTPUTF8\r\n250-REQUIRETLS\r\n250 ENHANCEDSTATUSCODES\r\n"
+	"250-SMTPUTF8\r\n250-DSN\r\n250-REQUIRETLS\r\n250 ENHANCEDSTATUSCODES\r\n"
 #define PLAIN_OK "AGFsaWNlQGIudGVzdABzZWNyZXQ="   /* \0alice@b.test\0secret */
 #define PLAIN_BAD "AGFsaWNlQGIudGVzdAB3cm9uZw=="  /* \0alice@b.test\0wrong */
 #define PLAIN_TEMP "AHRlbXBAYi50ZXN0AHNlY3JldA==" /* \0temp@b.test\0secret */
@@ -908,7 +910,7 @@ static void test_starttls_done(void **state)
 	assert_string_equal(cap->out,
 	                    "503 5.5.1 Send HELO/EHLO first\r\n"
 	                    "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 2000\r\n250-8BITMIME\r\n"
-	                    "250-CHUNKING\r\n250-SMTPUTF8\r\n250-REQUIRETLS\r\n"
+	                    "250-CHUNKING\r\n250-SMTPUTF8\r\n250-DSN\r\n250-REQUIRETLS\r\n"
 	                    "250 ENHANCEDSTATUSCODES\r\n"
 	                    "503 5.5.1 TLS already active\r\n" OK_MAIL);
 	assert_string_equal(cap->ev, "T;M a@b.test;");
