@@ -71,17 +71,14 @@ def ed25519_record(pem_path):
 
 
 @pytest.fixture(scope="module")
-def world(pg, db, operator_token, tls, request):
+def kworld(pg, db, operator_token, request):
+    """The key server with the domain registered and its signing key issued."""
     work = anchorlib.mktemp_dir("anchor-u8e-")
-    own = rx._Owned(request, "anchor-u8e-")
     kstls = dx.make_tls(work / "tls", [KS])
     ks = anchorlib.Keyserver(work / "ks", db, kstls, operator_token.hash)
-    w = SimpleNamespace(work=work, ks=ks, nsd=None)
+    w = SimpleNamespace(work=work, ks=ks, kstls=kstls)
 
     def finish():
-        own.finish()
-        if w.nsd:
-            w.nsd.stop()
         ks.stop()
         anchorlib.remove_tree(work)
 
@@ -91,10 +88,26 @@ def world(pg, db, operator_token, tls, request):
     base.mkdir()
     w.dom = register(ks, base, ADOM, operator_token.token)
     kf.ctl_ok(ks, "server", "issue", f"s1.{ADOM}", "--purpose", "signing", "--alg",
-                  "ed25519", cwd=base)
+              "ed25519", cwd=base)
     w.sign_key = base / f"s1.{ADOM}.signing.key"
     assert w.sign_key.exists(), list(base.iterdir())
+    return w
 
+
+@pytest.fixture(scope="module")
+def world(kworld, tls, request):
+    """kworld, dörte enrolled with anchorctl, NSD, two relays and a Postfix."""
+    w = kworld
+    ks, base, work, kstls = w.ks, w.base, w.work, w.kstls
+    own = rx._Owned(request, "anchor-u8e-")
+    w.nsd = None
+
+    def finish():
+        own.finish()
+        if w.nsd:
+            w.nsd.stop()
+
+    request.addfinalizer(finish)
     # dörte's key and certificate, by anchorctl, named in upper case under the U-label
     w.users = work / "users"
     w.users.mkdir()
@@ -236,11 +249,11 @@ def enroll(world, tok, csr):
     return kf.enroll(world.ks.client(), ADOM, tok, csr)
 
 
-def test_another_spelling_is_the_same_address(world):
+def test_another_spelling_is_the_same_address(kworld):
     jorg = f"j\u00f6rg@{ADOM}"
-    tok = token(world, jorg)
+    tok = token(kworld, jorg)
     # upper case, decomposed, U-label in upper case: the one canonical address
-    r = enroll(world, tok, csr_with(utf8string(f"JO\u0308RG@{UDOM.upper()}".encode())))
+    r = enroll(kworld, tok, csr_with(utf8string(f"JO\u0308RG@{UDOM.upper()}".encode())))
     assert r.status == 201, (r.status, r.body)
     assert r.json()["name"] == jorg
     [entry] = list(san_entries(r.json()["certificate"]))
@@ -252,9 +265,9 @@ def test_another_spelling_is_the_same_address(world):
     ("j\u00f6rg", f"j\u04e7rg@{UDOM}", "a Cyrillic o with diaeresis"),
     ("d\u00f6rte", f"d\u00f6rte\u00df@{UDOM}", "another address"),
 ])
-def test_another_users_address_is_refused(world, token_for, asked, what):
-    tok = token(world, f"{token_for}@{ADOM}")
-    r = enroll(world, tok, csr_with(utf8string(asked.encode())))
+def test_another_users_address_is_refused(kworld, token_for, asked, what):
+    tok = token(kworld, f"{token_for}@{ADOM}")
+    r = enroll(kworld, tok, csr_with(utf8string(asked.encode())))
     assert r.status == 400 and r.error_code() == "address_mismatch", (what, r.status, r.body)
 
 
@@ -266,15 +279,15 @@ def test_another_users_address_is_refused(world, token_for, asked, what):
     (f"d\u202erte@{UDOM}".encode(), "a bidi override"),
     (b"", "empty"),
 ])
-def test_bad_smtputf8mailbox_is_refused_and_changes_nothing(world, raw, what):
+def test_bad_smtputf8mailbox_is_refused_and_changes_nothing(kworld, raw, what):
     local = "alice" if raw.startswith(b"alice") else "d\u00f6rte"
-    before = world.ks.client().get(f"/v1/addresses/{quote(local)}@{ADOM}").body
-    tok = token(world, f"{local}@{ADOM}")
-    r = enroll(world, tok, csr_with(utf8string(raw)))
+    before = kworld.ks.client().get(f"/v1/addresses/{quote(local)}@{ADOM}").body
+    tok = token(kworld, f"{local}@{ADOM}")
+    r = enroll(kworld, tok, csr_with(utf8string(raw)))
     assert r.status == 400 and r.error_code() == "bad_name", (what, r.status, r.body)
-    assert world.ks.client().get(f"/v1/addresses/{quote(local)}@{ADOM}").body == before
+    assert kworld.ks.client().get(f"/v1/addresses/{quote(local)}@{ADOM}").body == before
     # the token was not used up: a good request with it is taken
     good = kf.make_csr(f"alice@{ADOM}")[1] if local == "alice" else \
         csr_with(utf8string(DORTE_U.encode()))
-    r = enroll(world, tok, good)
+    r = enroll(kworld, tok, good)
     assert r.status == 201, (r.status, r.body)
