@@ -34,6 +34,11 @@ int ctl_parse(const struct ctl_cmd *cmd, const struct ctl_opt *opts, int argc, c
  * when they fit: cmd_common.c); a usage error otherwise. */
 int ctl_arg_domain(const struct ctl_cmd *cmd, char *arg, int *status);
 int ctl_arg_address(const struct ctl_cmd *cmd, char *arg, int *status);
+/* The canonical form of an address argument into canon (CTL_ADDR_CANON octets), whatever
+ * its length: for the commands that name files and requests after it (a U-label address
+ * gives its A-label file name and request). */
+#define CTL_ADDR_CANON 256
+int ctl_arg_address_canon(const struct ctl_cmd *cmd, const char *arg, char *canon, int *status);
 
 /* Fill c for the key server; a usage error when no server is configured. */
 int ctl_server(const struct ctl *ctl, const struct ctl_cmd *cmd, const char *token,

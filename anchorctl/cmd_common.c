@@ -69,6 +69,17 @@ int ctl_arg_address(const struct ctl_cmd *cmd, char *arg, int *status)
 	return canon_arg(cmd, arg, 1, status);
 }
 
+int ctl_arg_address_canon(const struct ctl_cmd *cmd, const char *arg, char *canon, int *status)
+{
+	struct err e = {0};
+
+	if (name_canon_address(arg, canon, CTL_ADDR_CANON, &e) < 0) {
+		*status = ctl_usage(cmd, "'%s' is not a mail address: %s", arg, e.msg);
+		return -1;
+	}
+	return 0;
+}
+
 int ctl_server(const struct ctl *ctl, const struct ctl_cmd *cmd, const char *token,
                struct ctl_client *c, int *status)
 {

@@ -23,6 +23,7 @@ int ctl_cmd_key_new(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char *
 	struct ctl_args a;
 	struct err e = {0};
 	const char *alg_name = "?";
+	char canon[CTL_ADDR_CANON];
 	char *name, *key_path = NULL, *csr_path = NULL;
 	enum cert_kind kind;
 	int status = CTL_FAIL;
@@ -37,9 +38,9 @@ int ctl_cmd_key_new(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char *
 		if (ctl_arg_domain(cmd, name, &status) < 0)
 			return status;
 	} else {
-		name = a.pos[0];
+		name = canon;
 		kind = CERT_USER;
-		if (ctl_arg_address(cmd, name, &status) < 0)
+		if (ctl_arg_address_canon(cmd, a.pos[0], canon, &status) < 0)
 			return status;
 	}
 	if (alg != NULL && crypto_alg_parse(alg, &(enum key_alg){0}, &(int){0}, &e) < 0)
@@ -115,7 +116,7 @@ int ctl_cmd_key_enroll(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, cha
 	    CTL_COMMON_OPTS(ctl),
 	    {NULL, NULL, NULL},
 	};
-	char token[CTL_TOKEN_MAX] = "";
+	char token[CTL_TOKEN_MAX] = "", canon[CTL_ADDR_CANON];
 	struct ctl_client client;
 	struct ctl_args a;
 	struct err e = {0};
@@ -125,9 +126,9 @@ int ctl_cmd_key_enroll(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, cha
 	int status = CTL_FAIL;
 
 	if (ctl_parse(cmd, opts, argc, argv, 1, 1, &a, &status) < 0 ||
-	    ctl_arg_address(cmd, a.pos[0], &status) < 0)
+	    ctl_arg_address_canon(cmd, a.pos[0], canon, &status) < 0)
 		return status;
-	address = a.pos[0];
+	address = canon;
 	if (enroll_token(ctl, given, token, &e) < 0) {
 		if (strcmp(e.code, "usage") == 0)
 			return ctl_usage(cmd, "%s", e.msg);

@@ -11,6 +11,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "pki/cert_san.h"
 #include "pki/crypto.h"
 #include "files.h"
 #include "pki/jws.h"
@@ -51,18 +52,20 @@ static void ia5_lower(const ASN1_IA5STRING *s, char *out, size_t size)
 	out[i] = '\0';
 }
 
-/* The leaf's rfc822Name or dNSName. */
+/* The leaf's address (rfc822Name or SmtpUTF8Mailbox, canonical: pki/cert_san.c), else
+ * its dNSName. */
 static void leaf_name(X509 *leaf, char *out, size_t size)
 {
-	GENERAL_NAMES *gens = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
+	GENERAL_NAMES *gens;
 
-	out[0] = '\0';
+	cert_san_address(leaf, out, size);
+	if (out[0] != '\0')
+		return;
+	gens = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
 	for (int i = 0; gens != NULL && i < sk_GENERAL_NAME_num(gens) && out[0] == '\0'; i++) {
 		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
 
-		if (g->type == GEN_EMAIL)
-			ia5_lower(g->d.rfc822Name, out, size);
-		else if (g->type == GEN_DNS)
+		if (g->type == GEN_DNS)
 			ia5_lower(g->d.dNSName, out, size);
 	}
 	GENERAL_NAMES_free(gens);

@@ -21,7 +21,7 @@
 struct ctl_signer {
 	EVP_PKEY *key;
 	X509 *chain[CTL_SIGN_CHAIN];
-	char name[320];   /* the leaf's address or host name, lowercase */
+	char name[320];   /* the leaf's address (canonical) or host name, lowercase */
 	char domain[256]; /* the domain its root is constrained to ("" when none) */
 };
 

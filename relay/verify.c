@@ -43,6 +43,7 @@
 #include <openssl/x509v3.h>
 
 #include "pki/cert.h"
+#include "pki/cert_san.h"
 #include "pki/name.h"
 #include "dns/discover.h"
 #include "mail/dkim.h"
@@ -456,14 +457,19 @@ static int user_keys(struct relay_verifier *v, const struct discover_result *d, 
                      struct keyset *out, struct err *e)
 {
 	char addr[RELAY_ADDR_MAX], *path = NULL, *esc = NULL;
+	struct err ignore_canon = {0};
 	json_t *doc = NULL, *c;
 	const char *head;
 	int revoked = 0, rc = -1;
 	size_t i;
 
-	snprintf(addr, sizeof(addr), "%s", address);
-	for (char *p = addr; *p; p++)
-		*p = (char)tolower((unsigned char)*p);
+	/* i= in the canonical form of the key server's records and the From authors
+	 * (PROTOCOL.md §1.3): a U-label or upper-case spelling is the same address */
+	if (name_canon_address(address, addr, sizeof(addr), &ignore_canon) < 0) {
+		snprintf(addr, sizeof(addr), "%s", address);
+		for (char *p = addr; *p; p++)
+			*p = (char)tolower((unsigned char)*p);
+	}
 	if (strcasecmp(relay_addr_domain(addr), d->domain) != 0 || addr[0] == '@')
 		return err_set(e, ERR_NOTFOUND, "dkim_no_key",
 		               "%s is not an address the key server of %s speaks for", addr,
@@ -494,7 +500,7 @@ static int user_keys(struct relay_verifier *v, const struct discover_result *d, 
 			continue;
 		if (check_cert_object(v, d, c, head, "smime", &leaf, e) < 0)
 			goto out; /* the answer as a whole is not to be believed */
-		if (X509_check_email(leaf, addr, 0, 0) != 1) {
+		if (!cert_san_has_address(leaf, addr)) { /* rfc822Name or SmtpUTF8Mailbox */
 			X509_free(leaf);
 			err_set(e, ERR_UNPROC, "key_mismatch",
 			        "the certificate listed for %s is not issued to it", addr);

@@ -158,6 +158,38 @@
 		return cert;
 	}
 
+	// An address in the key server's canonical form (PROTOCOL.md §1.3): the local part
+	// NFC and lowercase, the domain in A-labels (the browser's IDNA, UTS #46).
+	function canonAddress(a) {
+		const at = a.lastIndexOf('@');
+		let host = a.slice(at + 1).toLowerCase();
+		if (at <= 0) return a.toLowerCase();
+		if (/^[^/\\:?#@\s]+$/.test(host)) {
+			try {
+				host = new URL('http://' + host + '/').hostname;
+			} catch (e) {
+				// not a host name: the key server's answer says so
+			}
+		}
+		return a.slice(0, at).normalize('NFC').toLowerCase() + '@' + host;
+	}
+
+	// The address of an otherName id-on-SmtpUTF8Mailbox (RFC 9598: a UTF8String, the
+	// domain in U-labels), canonical; null for another otherName or a malformed one.
+	function smtpUtf8Mailbox(der, n) {
+		try {
+			const [type, value] = children(der, n);
+			if (!type || !value || oid(der, type) !== '1.3.6.1.5.5.7.8.9') return null;
+			const s = children(der, value)[0];
+			if (!s || s.tag !== 0x0c) return null;
+			const text = new TextDecoder('utf-8', {fatal: true}).decode(
+				der.subarray(s.body, s.end));
+			return text.includes('\0') ? null : canonAddress(text);
+		} catch (e) {
+			return null;
+		}
+	}
+
 	function readExtensions(der, seq, cert) {
 		for (const e of children(der, expect(seq, 0x30, 'extensions'))) {
 			const parts = children(der, e);
@@ -168,6 +200,9 @@
 				const v = new TextDecoder().decode(der.subarray(n.body, n.end));
 				if (n.tag === 0x81) cert.emails.push(v);
 				else if (n.tag === 0x82) cert.dnsNames.push(v);
+				else if (n.tag === 0xa0 && smtpUtf8Mailbox(der, n)) {
+					cert.emails.push(smtpUtf8Mailbox(der, n));
+				}
 			}
 		}
 	}
@@ -520,7 +555,7 @@
 
 	async function run(address) {
 		const result = document.getElementById('result');
-		address = address.trim().toLowerCase();
+		address = canonAddress(address.trim());
 		result.dataset.state = 'running';
 		result.replaceChildren(el('p', '', 'Checking ' + address + '…'));
 		try {

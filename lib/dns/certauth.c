@@ -16,6 +16,7 @@
 
 #include "core/ttlcache.h"
 #include "pki/cert.h"
+#include "pki/cert_san.h"
 #include "pki/name.h"
 
 #define KEY_MAX (DNS_NAME_MAX + CERT_FPR_LEN + 2)
@@ -189,17 +190,22 @@ static int ia5_text(const ASN1_IA5STRING *s, char out[CERTAUTH_NAME_MAX])
 }
 
 /*
- * Steps 3 and 4.  CERTAUTH_ADDRESS: some rfc822Name is the address.
+ * Steps 3 and 4.  CERTAUTH_ADDRESS: some rfc822Name or SmtpUTF8Mailbox is the address
+ * (both canonical, pki/cert_san.c).
  * CERTAUTH_IN_DOMAIN: the first dNSName or rfc822Name lies inside the domain.
  */
 static int leaf_speaks_for(X509 *leaf, const struct certauth_want *want,
                            char signer[CERTAUTH_NAME_MAX])
 {
 	GENERAL_NAMES *gens = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
-	char name[CERTAUTH_NAME_MAX];
+	char name[CERTAUTH_NAME_MAX], want_addr[CERTAUTH_NAME_MAX];
+	struct err ignore = {0};
 	int ok = 0;
 
 	signer[0] = '\0';
+	if (want->rule == CERTAUTH_ADDRESS &&
+	    name_canon_address(want->name, want_addr, sizeof(want_addr), &ignore) < 0)
+		want_addr[0] = '\0';
 	if (X509_check_ca(leaf) != 0) {
 		GENERAL_NAMES_free(gens);
 		return 0;
@@ -208,8 +214,8 @@ static int leaf_speaks_for(X509 *leaf, const struct certauth_want *want,
 		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
 		const char *at, *host;
 
-		if (g->type == GEN_EMAIL && ia5_text(g->d.rfc822Name, name)) {
-			at = strrchr(name, '@');
+		if (cert_san_entry_address(g, name, CERTAUTH_NAME_MAX, &ignore) == 1) {
+			at = strrchr(name, '@'); /* rfc822Name or SmtpUTF8Mailbox, canonical */
 			host = at != NULL ? at + 1 : name;
 		} else if (g->type == GEN_DNS && want->rule == CERTAUTH_IN_DOMAIN &&
 		           ia5_text(g->d.dNSName, name)) {
@@ -220,7 +226,7 @@ static int leaf_speaks_for(X509 *leaf, const struct certauth_want *want,
 		if (signer[0] == '\0')
 			snprintf(signer, CERTAUTH_NAME_MAX, "%s", name);
 		if (want->rule == CERTAUTH_ADDRESS) {
-			ok = g->type == GEN_EMAIL && strcasecmp(name, want->name) == 0;
+			ok = strcmp(name, want_addr) == 0;
 		} else {
 			ok = name_in_domain(host, want->name);
 			break; /* the first name is the signer's */

@@ -18,6 +18,7 @@
 #include <openssl/x509v3.h>
 
 #include "pki/cert.h"
+#include "pki/cert_san.h"
 
 void smime_buf_clear(struct smime_buf *b)
 {
@@ -487,23 +488,5 @@ int smime_is_signed(const void *in, size_t len)
 
 void smime_cert_address(X509 *cert, char *out, size_t size)
 {
-	GENERAL_NAMES *gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
-	size_t n = 0;
-
-	out[0] = '\0';
-	for (int i = 0; gens != NULL && i < sk_GENERAL_NAME_num(gens); i++) {
-		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
-		const unsigned char *s;
-		int len;
-
-		if (g->type != GEN_EMAIL)
-			continue;
-		s = ASN1_STRING_get0_data(g->d.rfc822Name);
-		len = ASN1_STRING_length(g->d.rfc822Name);
-		for (n = 0; (int)n < len && n + 1 < size && s[n] != '\0'; n++)
-			out[n] = (char)tolower(s[n]);
-		out[n] = '\0';
-		break;
-	}
-	GENERAL_NAMES_free(gens);
+	cert_san_address(cert, out, size);
 }

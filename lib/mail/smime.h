@@ -91,7 +91,8 @@ int smime_verify(const void *in, size_t len, X509_STORE *store, STACK_OF(X509) *
  * -1 when it is not an S/MIME message at all.  For decrypt-then-verify. */
 int smime_is_signed(const void *in, size_t len);
 
-/* The first rfc822Name of cert's subjectAltName, lowercase, in out ("" when none). */
+/* The first address of cert's subjectAltName (rfc822Name or RFC 9598 SmtpUTF8Mailbox),
+ * in canonical form (pki/cert_san.h), in out ("" when none). */
 void smime_cert_address(X509 *cert, char *out, size_t size);
 
 #endif

@@ -6,6 +6,7 @@
  * callers have checked them: a certificate is forever, a check is cheap.
  */
 #include "pki/cert.h"
+#include "pki/cert_san.h"
 #include "pki/name.h"
 #include "pki/cert_priv.h"
 #include "pki/enckey.h"
@@ -292,23 +293,37 @@ static int key_id_valid(const char *id)
 	return 1;
 }
 
-static int add_san(X509 *cert, int type, const char *name, struct err *e)
+static GENERAL_NAME *dns_entry(const char *host)
 {
-	GENERAL_NAMES *gens = GENERAL_NAMES_new();
 	GENERAL_NAME *gen = GENERAL_NAME_new();
 	ASN1_IA5STRING *ia5 = ASN1_IA5STRING_new();
-	int ok = 0;
 
-	if (gens != NULL && gen != NULL && ia5 != NULL && ASN1_STRING_set(ia5, name, -1) == 1) {
-		GENERAL_NAME_set0_value(gen, type, ia5);
-		ia5 = NULL;
-		if (sk_GENERAL_NAME_push(gens, gen) > 0) {
-			gen = NULL;
-			ok = X509_add1_ext_i2d(cert, NID_subject_alt_name, gens, 0,
-			                       X509V3_ADD_DEFAULT) == 1;
-		}
+	if (gen != NULL && ia5 != NULL && ASN1_STRING_set(ia5, host, -1) == 1) {
+		GENERAL_NAME_set0_value(gen, GEN_DNS, ia5);
+		return gen;
 	}
 	ASN1_IA5STRING_free(ia5);
+	GENERAL_NAME_free(gen);
+	return NULL;
+}
+
+/* One SAN entry: the host's dNSName, or the address's rfc822Name / SmtpUTF8Mailbox
+ * (RFC 9598: the otherName only when the local part holds UTF-8, cert_san.c). */
+static int add_san(X509 *cert, int user, const char *name, struct err *e)
+{
+	GENERAL_NAMES *gens = GENERAL_NAMES_new();
+	GENERAL_NAME *gen = user ? cert_san_entry_for(name, e) : dns_entry(name);
+	int ok = 0;
+
+	if (user && gen == NULL) {
+		GENERAL_NAMES_free(gens);
+		return -1;
+	}
+	if (gens != NULL && gen != NULL && sk_GENERAL_NAME_push(gens, gen) > 0) {
+		gen = NULL;
+		ok =
+		    X509_add1_ext_i2d(cert, NID_subject_alt_name, gens, 0, X509V3_ADD_DEFAULT) == 1;
+	}
 	GENERAL_NAME_free(gen);
 	GENERAL_NAMES_free(gens);
 	if (!ok)
@@ -402,7 +417,7 @@ X509 *cert_issue_leaf(const struct cert_issue *req, EVP_PKEY *subject_pub, X509 
 	}
 	if (add_ext(cert, issuer, NID_basic_constraints, "critical,CA:FALSE", e) < 0 ||
 	    add_leaf_usage(cert, issuer, req->purpose, subject_pub, e) < 0 ||
-	    add_san(cert, user ? GEN_EMAIL : GEN_DNS, req->name, e) < 0 ||
+	    add_san(cert, user, req->name, e) < 0 ||
 	    add_ext(cert, issuer, NID_subject_key_identifier, "hash", e) < 0 ||
 	    add_ext(cert, issuer, NID_authority_key_identifier, "keyid:always", e) < 0 ||
 	    sign(cert, issuer_key, e) < 0)

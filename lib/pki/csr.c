@@ -8,6 +8,7 @@
 #include "pki/csr.h"
 #include "pki/cert.h"
 #include "pki/cert_priv.h"
+#include "pki/cert_san.h"
 #include "pki/name.h"
 
 #include <ctype.h>
@@ -60,10 +61,42 @@ int csr_verify(X509_REQ *req, struct err *e)
 /* Up to two distinct names seen so far: enough to tell "one" from "more than one". */
 struct names {
 	char first[NAME_MAX_LEN + 1];
-	int count;  /* distinct names, saturating at 2 */
-	int bad;    /* a name that cannot be a name at all (NUL, non-ASCII, too long) */
-	int broken; /* a subjectAltName extension that does not decode */
+	int count;      /* distinct names, saturating at 2 */
+	int bad;        /* a name that cannot be a name at all (NUL, non-ASCII, too long) */
+	int broken;     /* a subjectAltName extension that does not decode */
+	struct err why; /* the first address entry refused, and why (cert_san.c) */
 };
+
+static void names_add_canon(struct names *n, const char *canon)
+{
+	size_t len = strlen(canon);
+
+	if (len > NAME_MAX_LEN) {
+		n->bad = 1;
+	} else if (n->count == 0) {
+		memcpy(n->first, canon, len + 1);
+		n->count = 1;
+	} else if (strcmp(n->first, canon) != 0) {
+		n->count = 2;
+	}
+}
+
+/* An address entry (rfc822Name or SmtpUTF8Mailbox) in its canonical form, so that
+ * two spellings of one address are one name and a refused one says why. */
+static void names_add_address(struct names *n, const GENERAL_NAME *gen)
+{
+	char canon[CERT_SAN_ADDR_MAX];
+	struct err e = {0};
+	int rc = cert_san_entry_address(gen, canon, sizeof(canon), &e);
+
+	if (rc == 1) {
+		names_add_canon(n, canon);
+	} else if (rc != 0) {
+		if (!n->bad && rc < 0)
+			n->why = e;
+		n->bad = 1;
+	}
+}
 
 static void names_add(struct names *n, const unsigned char *data, int len)
 {
@@ -111,7 +144,9 @@ static void names_from_san(X509_REQ *req, int type, struct names *n)
 		}
 		for (j = 0; j < sk_GENERAL_NAME_num(gens); j++) {
 			gen = sk_GENERAL_NAME_value(gens, j);
-			if (gen->type == type)
+			if (type == GEN_EMAIL)
+				names_add_address(n, gen);
+			else if (gen->type == type)
 				names_add(n, ASN1_STRING_get0_data(gen->d.ia5),
 				          ASN1_STRING_length(gen->d.ia5));
 		}
@@ -155,6 +190,10 @@ char *csr_requested_name(X509_REQ *req, enum cert_kind kind, struct err *e)
 	if (n.count == 0 && !n.bad)
 		names_from_subject(req, kind == CERT_USER ? NID_pkcs9_emailAddress : NID_commonName,
 		                   &n);
+	if (n.bad && n.why.code[0] != '\0') {
+		*e = n.why;
+		return NULL;
+	}
 	if (n.bad) {
 		err_set(e, ERR_INPUT, "bad_name",
 		        "a name in the request is not ASCII, holds a NUL or is too long");
@@ -164,7 +203,8 @@ char *csr_requested_name(X509_REQ *req, enum cert_kind kind, struct err *e)
 		err_set(e, ERR_INPUT, "bad_csr",
 		        kind == CERT_USER
 		            ? "the request names no address; put it in an rfc822Name "
-		              "subjectAltName or the subject emailAddress"
+		              "subjectAltName (a SmtpUTF8Mailbox one for a UTF-8 local part) or "
+		              "the subject emailAddress"
 		            : "the request names no host; put it in a dNSName subjectAltName or "
 		              "the subject CN");
 		return NULL;
@@ -184,20 +224,29 @@ char *csr_requested_name(X509_REQ *req, enum cert_kind kind, struct err *e)
 
 /* ---- making a request ---- */
 
-static int req_add_san(X509_REQ *req, int type, const char *name)
+/* The request's SAN: a dNSName, or the address entry of cert_san_entry_for. */
+static int req_add_san(X509_REQ *req, enum cert_kind kind, const char *name)
 {
 	STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
 	GENERAL_NAMES *gens = GENERAL_NAMES_new();
-	GENERAL_NAME *gen = GENERAL_NAME_new();
-	ASN1_IA5STRING *ia5 = ASN1_IA5STRING_new();
+	GENERAL_NAME *gen = NULL;
+	ASN1_IA5STRING *ia5 = NULL;
 	X509_EXTENSION *ext = NULL;
+	struct err ignore = {0};
 	int ok = 0;
 
-	if (exts == NULL || gens == NULL || gen == NULL || ia5 == NULL ||
-	    ASN1_STRING_set(ia5, name, -1) != 1)
+	if (kind == CERT_USER) {
+		gen = cert_san_entry_for(name, &ignore);
+	} else if ((gen = GENERAL_NAME_new()) != NULL && (ia5 = ASN1_IA5STRING_new()) != NULL &&
+	           ASN1_STRING_set(ia5, name, -1) == 1) {
+		GENERAL_NAME_set0_value(gen, GEN_DNS, ia5);
+		ia5 = NULL;
+	} else {
+		GENERAL_NAME_free(gen);
+		gen = NULL;
+	}
+	if (exts == NULL || gens == NULL || gen == NULL)
 		goto out;
-	GENERAL_NAME_set0_value(gen, type, ia5);
-	ia5 = NULL;
 	if (sk_GENERAL_NAME_push(gens, gen) <= 0)
 		goto out;
 	gen = NULL;
@@ -231,10 +280,11 @@ static int req_set_names(X509_REQ *req, enum cert_kind kind, const char *name)
 
 	if (len <= CN_MAX && subject_add(subject, NID_commonName, name) < 0)
 		return -1;
-	if (kind == CERT_USER && len <= EMAIL_MAX &&
+	/* emailAddress is an IA5String: a UTF-8 address lives in the SAN only (RFC 9598) */
+	if (kind == CERT_USER && len <= EMAIL_MAX && name_is_ascii(name) &&
 	    subject_add(subject, NID_pkcs9_emailAddress, name) < 0)
 		return -1;
-	return req_add_san(req, kind == CERT_USER ? GEN_EMAIL : GEN_DNS, name);
+	return req_add_san(req, kind, name);
 }
 
 X509_REQ *csr_make(EVP_PKEY *key, enum cert_kind kind, const char *name, struct err *e)

@@ -24,6 +24,7 @@ import re
 import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import quote
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
@@ -197,6 +198,24 @@ def test_real_answer_is_verified(keyserver, domains, alg, tmp_path):
         assert what in whats, (what, page.rows)
     # The page says what it did not check.
     assert any(r[0] == "revocation" and r[1] == "not checked" for r in page.rows)
+
+
+def test_utf8_address_is_verified(keyserver, client, domains, base, tmp_path):
+    """A certificate naming its address in an RFC 9598 SmtpUTF8Mailbox (a UTF-8 local part,
+    enrolled with anchorctl) passes every check, the address typed in upper case."""
+    dom = domains["ed25519"]
+    addr = f"d\u00f6rte@{dom.name}"
+    users = base / "utf8users"
+    users.mkdir(exist_ok=True)
+    kf.ctl_ok(keyserver, "key", "new", addr, "--alg", "ed25519", "--dir", users, cwd=base)
+    tok = kf.issue_token(client, dom, addr)
+    kf.ctl_ok(keyserver, "key", "enroll", addr, "--token", tok, "--dir", users, cwd=base)
+    typed = quote(f"D\u00d6RTE@{dom.name.upper()}")
+    page = render_keyserver(keyserver, f"/lookup#{typed}", tmp_path)
+    assert page.verdict == "verified", (page.failed(), page.rows)
+    named = [r for r in page.rows if r[0] == "names the address"]
+    assert named and all(r[1] == "ok" for r in named), page.rows
+    assert addr in named[0][2], named
 
 
 def tamper_proof(path, doc):
