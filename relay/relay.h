@@ -127,6 +127,13 @@ struct relay_settings {
 	long long backoff_base;
 	long long backoff_max;
 	long long queue_lifetime;
+	/* deferred disposition between anchored relays (defer.c) */
+	char *defer_peers;            /* "name=sha256:pin[,...]": peers by TLS client key */
+	char *defer_recipients;       /* addresses/@domains whose mail from peers is held */
+	char *defer_tiers;            /* tiers whose mail from peers is held ("unknown") */
+	long long defer_min_interval; /* the offered window: ask no sooner than this apart */
+	long long defer_max_interval; /* ... and no later */
+	long long defer_hold_time;    /* a held message without a decision expires after */
 
 	char *port_file; /* "inbound=N submission=N control=N" lines, for tests */
 	char *log_level;
