@@ -22,6 +22,7 @@
 #include "control.h"
 #include "deliver_cache.h"
 #include "deliver_resume.h"
+#include "defer.h"
 #include "signback.h"
 
 #include <ctype.h>

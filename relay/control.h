@@ -14,7 +14,6 @@
 
 #include "dns/certauth.h"
 #include "pki/crypto.h"
-#include "http/http.h"
 #include "http/metrics.h"
 #include "relay.h"
 
@@ -38,9 +37,6 @@ struct relay_control *relay_control_start(const struct relay_settings *s, struct
 /* Decisions on held messages (POST /v1/decisions/{token}, GET /v1/decisions) go to df. */
 struct relay_defer;
 void relay_control_set_defer(struct relay_control *c, struct relay_defer *df);
-/* defer_control.c: those routes; denied (e not NULL) answers e, after the method check. */
-void relay_defer_route(struct relay_defer *df, const struct http_request *req,
-                       struct http_response *resp, const struct err *denied);
 /* The port actually bound. */
 int relay_control_port(const struct relay_control *c);
 /* Stops listening and waits for the requests in progress; accepts NULL. */

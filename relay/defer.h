@@ -21,6 +21,7 @@
 #include <jansson.h>
 #include <openssl/ssl.h>
 
+#include "http/http.h"
 #include "mail/defer_proto.h"
 #include "relayd.h"
 
@@ -55,6 +56,13 @@ int relay_defer_decide(struct relay_defer *df, const char *token, int accept, co
 /* Every record as a JSON array of {id, state, peer, sender, rcpt, expires, reason}; NULL
  * on an error. */
 json_t *relay_defer_list_json(struct relay_defer *df, struct err *e);
+
+/* ---- defer_control.c ---- */
+
+/* GET /v1/decisions and POST /v1/decisions/{token} on the control API; denied (not NULL)
+ * is answered instead, after the method check. */
+void relay_defer_route(struct relay_defer *df, const struct http_request *req,
+                       struct http_response *resp, const struct err *denied);
 
 /* ---- defer_smtp.c ---- */
 

@@ -6,7 +6,6 @@
  */
 #include <string.h>
 
-#include "control.h"
 #include "core/log.h"
 #include "defer.h"
 

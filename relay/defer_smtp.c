@@ -4,6 +4,7 @@
  * defer_peers.  Nobody else sees the keyword or may use the commands, so a legacy
  * client's session is exactly what it was.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,19 +115,31 @@ int relayd_defer_try(struct relayd_conn *c, const char *rcpt, const char *delive
 	return 1;
 }
 
+static void __attribute__((format(printf, 4, 5)))
+reply_set(struct smtp_reply *r, int code, const char *status, const char *fmt, ...)
+{
+	va_list ap;
+
+	r->code = code;
+	snprintf(r->status, sizeof(r->status), "%s", status);
+	va_start(ap, fmt);
+	vsnprintf(r->text, sizeof(r->text), fmt, ap);
+	va_end(ap);
+}
+
 /* The reply to a refused query: each case its own code (PROTOCOL.md §12.9). */
 static void refusal(const struct err *e, struct smtp_reply *r)
 {
 	if (strcmp(e->code, "bad_token") == 0)
-		relayd_reply_set(r, 554, "5.7.1", "Unknown or invalid defer token");
+		reply_set(r, 554, "5.7.1", "Unknown or invalid defer token");
 	else if (strcmp(e->code, "other_peer") == 0)
-		relayd_reply_set(r, 554, "5.7.1", "Defer token was issued to another peer");
+		reply_set(r, 554, "5.7.1", "Defer token was issued to another peer");
 	else if (strcmp(e->code, "withdrawn") == 0)
-		relayd_reply_set(r, 554, "5.7.1", "Defer token already withdrawn");
+		reply_set(r, 554, "5.7.1", "Defer token already withdrawn");
 	else if (strcmp(e->code, "decided") == 0)
-		relayd_reply_set(r, 550, "5.5.1", "%s", e->msg);
+		reply_set(r, 550, "5.5.1", "%s", e->msg);
 	else
-		relayd_reply_set(r, 451, "4.3.0", "Cannot answer now, try again later");
+		reply_set(r, 451, "4.3.0", "Cannot answer now, try again later");
 }
 
 int relayd_defer_on_command(void *ctx, struct smtp_session *s, const char *line, size_t len,
@@ -146,7 +159,7 @@ int relayd_defer_on_command(void *ctx, struct smtp_session *s, const char *line,
 	if (rc == 0)
 		return 0;
 	if (rc < 0) {
-		relayd_reply_set(r, 501, "5.5.4", "%s", e.msg);
+		reply_set(r, 501, "5.5.4", "%s", e.msg);
 		return 1;
 	}
 	if (relay_defer_query(c->d->defer, c->peer, op, token, &st, &e) < 0) {
@@ -157,6 +170,6 @@ int relayd_defer_on_command(void *ctx, struct smtp_session *s, const char *line,
 	}
 	if (defer_status_format(&st, text, sizeof(text)) < 0)
 		snprintf(text, sizeof(text), "%s", defer_state_name(st.state));
-	relayd_reply_set(r, 250, "2.0.0", "%s", text);
+	reply_set(r, 250, "2.0.0", "%s", text);
 	return 1;
 }
