@@ -27,8 +27,14 @@ static int accept_any(int ok, X509_STORE_CTX *ctx)
 void relayd_defer_tls_prepare(const struct relayd_conn *c, SSL *ssl)
 {
 	if (c->side == RELAYD_INBOUND && c->d->defer != NULL && c->d->s->defer_peers != NULL &&
-	    *c->d->s->defer_peers != '\0')
+	    *c->d->s->defer_peers != '\0') {
+		/* a session resumed under SSL_VERIFY_PEER needs a context, or the handshake fails
+		 */
+		static const unsigned char sid_ctx[] = "anchor-relay inbound";
+
+		SSL_set_session_id_context(ssl, sid_ctx, sizeof(sid_ctx) - 1);
 		SSL_set_verify(ssl, SSL_VERIFY_PEER, accept_any);
+	}
 }
 
 /* The name of the defer_peers entry "name=pin" whose pin is pin; 0 when none. */
@@ -64,9 +70,13 @@ void relayd_defer_tls_ready(struct relayd_conn *c, SSL *ssl)
 	struct err e = {0};
 
 	c->peer[0] = '\0';
-	if (c->side != RELAYD_INBOUND || c->d->defer == NULL ||
-	    (cert = SSL_get1_peer_certificate(ssl)) == NULL)
+	if (c->side != RELAYD_INBOUND || c->d->defer == NULL)
 		return;
+	if ((cert = SSL_get1_peer_certificate(ssl)) == NULL) {
+		log_debug(NULL, "conn %lu: no client certificate%s", c->id,
+		          SSL_session_reused(ssl) ? " (resumed session)" : "");
+		return;
+	}
 	if (crypto_key_pin(X509_get0_pubkey(cert), pin, &e) == 0 &&
 	    peer_of_pin(c->d->s->defer_peers, pin, c->peer, sizeof(c->peer))) {
 		smtp_session_set_extension(c->smtp, DEFER_KEYWORD);

@@ -26,6 +26,7 @@
 #include "core/signer_proc.h"
 #include "core/ttlcache.h"
 #include "defer.h"
+#include "deliver_conn.h"
 #include "relayd.h"
 #include "dns/resolve.h"
 #include "http/https_client.h"
@@ -166,6 +167,8 @@ static int open_parts(struct relay_main *rm, struct err *e)
 		return -1;
 	if ((d->defer = relay_defer_open(s, d->qin, e)) == NULL)
 		return -1;
+	if (s->defer_client && s->tls_cert_file != NULL) /* a peer knows us by this key */
+		relay_dconn_client_cert(s->tls_cert_file, s->tls_key_file);
 	if ((d->tls = relayd_tls_server_ctx(s, &d->tls_hs, e)) == NULL && e->kind != ERR_NONE)
 		return -1;
 	if ((d->pool = relay_pool_new(d->base, (int)s->workers, e)) == NULL ||

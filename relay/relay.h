@@ -134,6 +134,7 @@ struct relay_settings {
 	long long defer_min_interval; /* the offered window: ask no sooner than this apart */
 	long long defer_max_interval; /* ... and no later */
 	long long defer_hold_time;    /* a held message without a decision expires after */
+	int defer_client;             /* present tls_cert_file as our TLS client certificate */
 
 	char *port_file; /* "inbound=N submission=N control=N" lines, for tests */
 	char *log_level;

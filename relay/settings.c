@@ -146,6 +146,9 @@ const struct conf_param relay_settings_table[] = {
      "offered retry window: ... and no later than this (at least defer_min_interval)"},
     {"defer_hold_time", CONF_DURATION, "5d", 1, 2592000, S(defer_hold_time),
      "a held message without a decision expires (is deleted) after this long"},
+    {"defer_client", CONF_BOOL, "no", 0, 1, S(defer_client),
+     "present tls_cert_file as the TLS client certificate of deliveries, so that peers "
+     "that list its key offer ANCHOR-DEFER"},
     {"port_file", CONF_STR, NULL, 0, 0, S(port_file),
      "write the bound ports here (inbound=N, submission=N, control=N) once listening"},
     {"log_level", CONF_STR, "info", 0, 0, S(log_level), "error, warning, info or debug"},

@@ -94,22 +94,31 @@ def stack(tls):
     a = client_cert(work, "peer-a")
     b = client_cert(work, "peer-b")
     token = anchorlib.make_token()
+    own = client_cert(work, "relay-a")  # the sending relay's certificate
+    own = (own[0], own[1], own[2])
     relay = rx.Relay(work / "relay", tls=tls, control=True, control_token_hash=token.hash,
                      hostname="relay.test", inbound_next_hop=f"smtp:127.0.0.1:{sink.port}",
-                     defer_peers=f"peer-a={a[2]}, peer-b={b[2]}",
+                     defer_peers=f"peer-a={a[2]}, peer-b={b[2]}, relay-a={own[2]}",
                      defer_recipients="held@dest.test", defer_min_interval="2s",
                      defer_max_interval="30s").start()
+    # the sending relay: its inbound side hands dest.test on to the receiving relay, with
+    # its own certificate as the TLS client certificate
+    front = rx.Relay(work / "front", tls=tls, hostname="front.test", defer_client="yes",
+                     tls_cert_file=own[0], tls_key_file=own[1],
+                     inbound_next_hop=f"smtp:127.0.0.1:{relay.inbound_port}",
+                     backoff_base="1s", backoff_max="1s").start()
     api = anchorlib.Client(f"https://127.0.0.1:{relay.control_port}", tls.ca)
     try:
-        yield relay, sink, a, b, api, token.token, tls
+        yield relay, sink, a, b, api, token.token, tls, front
     finally:
+        front.stop()
         relay.stop()
         sink.stop()
         anchorlib.remove_tree(work)
 
 
 def peer(stack, which="a"):
-    relay, _, a, b, _, _, tls = stack
+    relay, _, a, b, _, _, tls, _ = stack
     c = Smtp(relay.inbound_port)
     c.ehlo()
     c.starttls(tls.ca, a if which == "a" else b)
@@ -132,7 +141,7 @@ def hold(c, subject, extra=()):
 
 
 def decide(stack, tok, decision, reason=None):
-    _, _, _, _, api, admin, _ = stack
+    _, _, _, _, api, admin, _, _ = stack
     body = {"decision": decision} if reason is None else {"decision": decision, "reason": reason}
     return api.post(f"/v1/decisions/{tok}", body, token=admin)
 
@@ -142,7 +151,7 @@ def subjects_for(sink, rcpt):
 
 
 def test_legacy_clients_see_nothing_new(stack):
-    relay, sink, _, _, _, _, tls = stack
+    relay, sink, _, _, _, _, tls, _ = stack
     c = Smtp(relay.inbound_port)
     assert "250-ANCHOR-DEFER" not in c.ehlo()
     c.starttls(tls.ca)  # TLS without a client certificate: still no peer
@@ -160,7 +169,7 @@ def test_legacy_clients_see_nothing_new(stack):
 
 
 def test_accepted_decision_is_delivered(stack):
-    relay, sink, _, _, api, admin, _ = stack
+    relay, sink, _, _, api, admin, _, _ = stack
     c = peer(stack)
     tok = hold(c, "to be accepted", extra=["bob@dest.test"])
     assert c.cmd(f"DEFER-STATUS {tok}") == "250 2.0.0 PENDING 2 30"
@@ -185,7 +194,7 @@ def test_accepted_decision_is_delivered(stack):
 
 
 def test_refused_decision_is_never_delivered_nor_bounced(stack):
-    relay, sink, _, _, _, _, _ = stack
+    relay, sink, _, _, _, _, _, _ = stack
     c = peer(stack)
     tok = hold(c, "to be refused")
     r = decide(stack, tok, "refuse", "the recipient does not know you")
@@ -198,7 +207,7 @@ def test_refused_decision_is_never_delivered_nor_bounced(stack):
 
 
 def test_withdrawn_and_replayed_withdrawal(stack):
-    relay, sink, _, _, _, _, _ = stack
+    relay, sink, _, _, _, _, _, _ = stack
     c = peer(stack)
     tok = hold(c, "to be withdrawn")
     assert c.cmd(f"DEFER-WITHDRAW {tok}") == "250 2.0.0 WITHDRAWN"
@@ -236,7 +245,7 @@ def test_forged_and_foreign_tokens(stack):
 
 
 def test_decisions_are_the_admins(stack):
-    _, _, _, _, api, admin, _ = stack
+    _, _, _, _, api, admin, _, _ = stack
     assert api.post("/v1/decisions/" + "0" * 32 + "." + "0" * 64, {"decision": "accept"}).status \
         == 401
     assert api.get("/v1/decisions", token="wrong").status == 401
@@ -244,3 +253,73 @@ def test_decisions_are_the_admins(stack):
                  token=admin)
     assert r.status == 400 and r.error_code() == "bad_decision", r.text
     assert api.get("/v1/decisions/x", token=admin).status == 405
+
+
+def poll(fn, what, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        got = fn()
+        if got:
+            return got
+        assert time.monotonic() < deadline, what()
+        time.sleep(0.05)
+
+
+def through_front(stack, sender, subject):
+    """A message to held@ and bob@ through the sending relay: the token the receiving relay
+    gave it, once the sending relay keeps held@ awaiting the decision."""
+    relay, sink, _, _, api, admin, _, front = stack
+    c = Smtp(front.inbound_port)
+    c.ehlo()
+    assert c.cmd(f"MAIL FROM:<{sender}>").startswith("250 ")
+    for r in ("held@dest.test", "bob@dest.test"):
+        assert c.cmd(f"RCPT TO:<{r}>").startswith("250 ")
+    assert c.cmd("DATA").startswith("354 ")
+    c.s.sendall(f"From: <{sender}>\r\nTo: <held@dest.test>\r\nSubject: {subject}\r\n"
+                f"Message-ID: <{time.time_ns()}@x.test>\r\n\r\nbody\r\n.\r\n".encode())
+    assert c.reply().startswith("250 2.0.0 Ok: queued")
+    c.cmd("QUIT")
+
+    def held():
+        return [h for h in api.get("/v1/decisions", token=admin).json()["held"]
+                if h["sender"] == sender and h["peer"] == "relay-a"]
+    [h] = poll(held, lambda: relay.text()[-3000:] + front.text()[-3000:])
+    poll(lambda: re.search(r"to=<held@dest\.test> status=deferred ANCHOR-DEFER "
+                           + h["id"], front.text()), lambda: front.text()[-3000:])
+    poll(lambda: subject in subjects_for(sink, "bob@dest.test"), lambda: relay.text()[-3000:])
+    spool = list((front.state_dir / "spool" / "in").glob("m.*"))
+    tok = next(m.group(1) for f in spool
+               for m in [re.search(r"ANCHOR-DEFER ([0-9a-f]{32}\.[0-9a-f]{64}) ",
+                                   f.read_text(errors="replace"))] if m)
+    assert tok.startswith(h["id"])
+    return tok
+
+
+def test_two_relays_accepted(stack):
+    relay, sink, _, _, _, _, _, front = stack
+    tok = through_front(stack, "acc@x.test", "relay to relay, accepted")
+    assert "relay to relay, accepted" not in subjects_for(sink, "held@dest.test")
+    assert decide(stack, tok, "accept").status == 200
+    poll(lambda: "relay to relay, accepted" in subjects_for(sink, "held@dest.test"),
+         lambda: relay.text()[-3000:])
+    # the sending relay asks, learns the decision and is done with the message
+    poll(lambda: re.search(r"to=<held@dest\.test> status=delivered ANCHOR-DEFER accepted",
+                           front.text()), lambda: front.text()[-3000:])
+    poll(lambda: not list((front.state_dir / "spool" / "in").glob("m.*")),
+         lambda: front.text()[-3000:])
+    assert len([s for s in subjects_for(sink, "held@dest.test")
+                if s == "relay to relay, accepted"]) == 1
+
+
+def test_two_relays_refused_without_a_bounce(stack):
+    relay, sink, _, _, _, _, _, front = stack
+    tok = through_front(stack, "ref@x.test", "relay to relay, refused")
+    assert decide(stack, tok, "refuse", "not wanted").status == 200
+    poll(lambda: re.search(r"to=<held@dest\.test> status=failed ANCHOR-DEFER refused: "
+                           r"not wanted", front.text()),
+         lambda: relay.text()[-3000:] + front.text()[-3000:])
+    poll(lambda: not list((front.state_dir / "spool" / "in").glob("m.*")),
+         lambda: front.text()[-3000:])
+    assert not list((front.state_dir / "spool" / "out").glob("m.*"))
+    assert "bounce" not in front.text()
+    assert "relay to relay, refused" not in subjects_for(sink, "held@dest.test")
