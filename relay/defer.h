@@ -64,6 +64,10 @@ json_t *relay_defer_list_json(struct relay_defer *df, struct err *e);
 void relay_defer_route(struct relay_defer *df, const struct http_request *req,
                        struct http_response *resp, const struct err *denied);
 
+/* defer_status.c: GET /v1/queue/{id}, the recipients' states of a queued message. */
+void relay_queue_status_route(struct queue *qin, struct queue *qout, const struct http_request *req,
+                              struct http_response *resp, const struct err *denied);
+
 /* ---- defer_smtp.c ---- */
 
 /* Before the STARTTLS handshake: ask for a client certificate when peers are configured. */

@@ -76,15 +76,19 @@ class Smtp:
         return self.reply(lines)
 
 
+def pin_of(key):
+    spki = subprocess.run(["openssl", "pkey", "-in", str(key), "-pubout", "-outform", "DER"],
+                          check=True, capture_output=True).stdout
+    return "sha256:" + base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
 def client_cert(directory, name):
     """A self-signed P-256 client certificate; (cert, key, pin of its key)."""
     cert, key = directory / f"{name}.pem", directory / f"{name}.key"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                     "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(key), "-out", str(cert),
                     "-days", "2", "-subj", f"/CN={name}"], check=True, capture_output=True)
-    spki = subprocess.run(["openssl", "pkey", "-in", str(key), "-pubout", "-outform", "DER"],
-                          check=True, capture_output=True).stdout
-    return cert, key, "sha256:" + base64.b64encode(hashlib.sha256(spki).digest()).decode()
+    return cert, key, pin_of(key)
 
 
 @pytest.fixture(scope="module")
@@ -94,17 +98,15 @@ def stack(tls):
     a = client_cert(work, "peer-a")
     b = client_cert(work, "peer-b")
     token = anchorlib.make_token()
-    own = client_cert(work, "relay-a")  # the sending relay's certificate
-    own = (own[0], own[1], own[2])
     relay = rx.Relay(work / "relay", tls=tls, control=True, control_token_hash=token.hash,
                      hostname="relay.test", inbound_next_hop=f"smtp:127.0.0.1:{sink.port}",
-                     defer_peers=f"peer-a={a[2]}, peer-b={b[2]}, relay-a={own[2]}",
+                     defer_peers=f"peer-a={a[2]}, peer-b={b[2]}, relay-a={pin_of(tls.key)}",
                      defer_recipients="held@dest.test", defer_min_interval="2s",
                      defer_max_interval="30s").start()
     # the sending relay: its inbound side hands dest.test on to the receiving relay, with
-    # its own certificate as the TLS client certificate
+    # its certificate (tls_cert_file) as the TLS client certificate
     front = rx.Relay(work / "front", tls=tls, hostname="front.test", defer_client="yes",
-                     tls_cert_file=own[0], tls_key_file=own[1],
+                     control=True, control_token_hash=token.hash,
                      inbound_next_hop=f"smtp:127.0.0.1:{relay.inbound_port}",
                      backoff_base="1s", backoff_max="1s").start()
     api = anchorlib.Client(f"https://127.0.0.1:{relay.control_port}", tls.ca)
@@ -277,7 +279,9 @@ def through_front(stack, sender, subject):
     assert c.cmd("DATA").startswith("354 ")
     c.s.sendall(f"From: <{sender}>\r\nTo: <held@dest.test>\r\nSubject: {subject}\r\n"
                 f"Message-ID: <{time.time_ns()}@x.test>\r\n\r\nbody\r\n.\r\n".encode())
-    assert c.reply().startswith("250 2.0.0 Ok: queued")
+    final = c.reply()
+    assert final.startswith("250 2.0.0 Ok: queued as "), final
+    qid = final.split()[-1]
     c.cmd("QUIT")
 
     def held():
@@ -292,13 +296,27 @@ def through_front(stack, sender, subject):
                for m in [re.search(r"ANCHOR-DEFER ([0-9a-f]{32}\.[0-9a-f]{64}) ",
                                    f.read_text(errors="replace"))] if m)
     assert tok.startswith(h["id"])
-    return tok
+    return tok, qid
+
+
+def relay_status(stack, qid):
+    """anchorctl relay status against the sending relay's control API."""
+    _, _, _, _, _, admin, tls, front = stack
+    return anchorlib.anchorctl("relay", "status", qid, server=f"https://127.0.0.1:"
+                               f"{front.control_port}", cacert=tls.ca,
+                               env={"ANCHOR_RELAY_TOKEN": admin, "PATH": "/usr/bin:/bin"})
 
 
 def test_two_relays_accepted(stack):
     relay, sink, _, _, _, _, _, front = stack
-    tok = through_front(stack, "acc@x.test", "relay to relay, accepted")
+    tok, qid = through_front(stack, "acc@x.test", "relay to relay, accepted")
     assert "relay to relay, accepted" not in subjects_for(sink, "held@dest.test")
+    # the sending user sees each recipient's state
+    r = relay_status(stack, qid)
+    assert r.rc == 0, r.err
+    assert re.search(r"held@dest\.test +deferred-awaiting-decision \(asks every 2-30 s\)",
+                     r.out), r.out
+    assert re.search(r"bob@dest\.test +sent: .*250", r.out), r.out
     assert decide(stack, tok, "accept").status == 200
     poll(lambda: "relay to relay, accepted" in subjects_for(sink, "held@dest.test"),
          lambda: relay.text()[-3000:])
@@ -313,13 +331,15 @@ def test_two_relays_accepted(stack):
 
 def test_two_relays_refused_without_a_bounce(stack):
     relay, sink, _, _, _, _, _, front = stack
-    tok = through_front(stack, "ref@x.test", "relay to relay, refused")
+    tok, qid = through_front(stack, "ref@x.test", "relay to relay, refused")
     assert decide(stack, tok, "refuse", "not wanted").status == 200
     poll(lambda: re.search(r"to=<held@dest\.test> status=failed ANCHOR-DEFER refused: "
                            r"not wanted", front.text()),
          lambda: relay.text()[-3000:] + front.text()[-3000:])
     poll(lambda: not list((front.state_dir / "spool" / "in").glob("m.*")),
          lambda: front.text()[-3000:])
+    r = relay_status(stack, qid)  # every recipient done: the message has left the queue
+    assert r.rc == 1 and "not_queued" in r.err, (r.out, r.err)
     assert not list((front.state_dir / "spool" / "out").glob("m.*"))
     assert "bounce" not in front.text()
     assert "relay to relay, refused" not in subjects_for(sink, "held@dest.test")
