@@ -16,28 +16,43 @@
 #include "defer_offer.h"
 #include "mail/defer_proto.h"
 
-/* The awaiting reply back into token and hop; -1 when it is not one. */
-static int awaiting(const char *reply, char token[DEFER_TOKEN_MAX], struct relay_hop *hop)
-{
+/* A recipient awaiting a decision, as its queue reply keeps it. */
+struct await {
+	char token[DEFER_TOKEN_MAX];
+	unsigned min, max; /* the latest window */
+	long long asked;   /* when it was offered or last asked about */
 	char spec[300], pin[64], name[256];
-	unsigned mn, mx;
+	struct relay_hop hop;
+};
+
+/* The awaiting reply back into *w; -1 when it is not one. */
+static int awaiting(const char *reply, struct await *w)
+{
 	struct err e = {0};
 
+	memset(w, 0, sizeof(*w));
 	if (strncmp(reply, RELAY_DEFER_MARK, strlen(RELAY_DEFER_MARK)) != 0 ||
-	    sscanf(reply + strlen(RELAY_DEFER_MARK), "%97s %u %u %299s %63s %255s", token, &mn, &mx,
-	           spec, pin, name) != 6 ||
-	    !defer_token_split(token, NULL) || relay_hop_parse(spec, hop, &e) < 0)
+	    sscanf(reply + strlen(RELAY_DEFER_MARK), "%97s %u %u %299s %63s %255s %lld", w->token,
+	           &w->min, &w->max, w->spec, w->pin, w->name, &w->asked) != 7 ||
+	    !defer_token_split(w->token, NULL) || relay_hop_parse(w->spec, &w->hop, &e) < 0)
 		return -1;
-	hop->tls_required = 1; /* the token goes only where the message went: over TLS */
-	if (strcmp(pin, "-") != 0)
-		memcpy(hop->pin, pin, sizeof(hop->pin));
-	if (strcmp(name, "-") != 0)
-		memcpy(hop->tls_name, name, sizeof(hop->tls_name));
+	w->hop.tls_required = 1; /* the token goes only where the message went: over TLS */
+	if (strcmp(w->pin, "-") != 0)
+		memcpy(w->hop.pin, w->pin, sizeof(w->hop.pin));
+	if (strcmp(w->name, "-") != 0)
+		memcpy(w->hop.tls_name, w->name, sizeof(w->hop.tls_name));
 	return 0;
 }
 
-/* The decision in rep for one recipient: its new status and reply. */
-static enum queue_status decision(const struct relay_smtp_reply *rep, const char *old, char *why,
+static void await_reply(const struct await *w, char *out, size_t size)
+{
+	if (snprintf(out, size, RELAY_DEFER_MARK "%s %u %u %s %s %s %lld", w->token, w->min, w->max,
+	             w->spec, w->pin, w->name, w->asked) >= (int)size)
+		out[0] = '\0';
+}
+
+/* The decision in rep for one recipient: its new status and reply (w updated). */
+static enum queue_status decision(const struct relay_smtp_reply *rep, struct await *w, char *why,
                                   size_t size)
 {
 	struct defer_status st;
@@ -45,7 +60,7 @@ static enum queue_status decision(const struct relay_smtp_reply *rep, const char
 	const char *text = strncmp(rep->text, "2.0.0 ", 6) == 0 ? rep->text + 6 : rep->text;
 
 	if (rep->code / 100 == 4 || rep->code == 0) {
-		snprintf(why, size, "%s", old); /* keep asking, the state is unchanged */
+		await_reply(w, why, size); /* keep asking, the state is unchanged */
 		return QUEUE_DEFERRED;
 	}
 	if (rep->code / 100 != 2 || defer_status_parse(text, strlen(text), &st, &e) < 0) {
@@ -54,7 +69,9 @@ static enum queue_status decision(const struct relay_smtp_reply *rep, const char
 	}
 	switch (st.state) {
 	case DEFER_PENDING:
-		snprintf(why, size, "%s", old);
+		w->min = st.min; /* the receiver's latest window */
+		w->max = st.max;
+		await_reply(w, why, size);
 		return QUEUE_DEFERRED;
 	case DEFER_ACCEPTED:
 		snprintf(why, size, "ANCHOR-DEFER accepted by the recipient's relay");
@@ -68,23 +85,31 @@ static enum queue_status decision(const struct relay_smtp_reply *rep, const char
 	}
 }
 
-/* Ask about one awaiting recipient and record the answer; never a bounce. */
+/* Ask about one awaiting recipient (not before its window opens) and record the answer;
+ * the next question at the start of the window the answer gives.  Never a bounce. */
 static void poll_one(const struct relay_settings *s, struct queue *q, const struct queue_msg *m,
-                     size_t k, const char *token, const struct relay_hop *hop)
+                     size_t k, struct await *w)
 {
 	struct relay_smtp_reply rep = {0};
 	char line[DEFER_TOKEN_MAX + 20], why[QUEUE_REPLY_MAX];
 	enum queue_status to;
 	struct err e = {0};
+	long long now = (long long)time(NULL);
 
-	snprintf(line, sizeof(line), "DEFER-STATUS %s", token);
-	if (relay_deliver_command(s, hop, line, &rep, &e) < 0)
+	if (now < w->asked + w->min) { /* due by the backoff, too early for the peer */
+		await_reply(w, why, sizeof(why));
+		queue_mark_at(q, m->id, k, QUEUE_DEFERRED, why, now, w->asked + w->min, &e);
+		return;
+	}
+	snprintf(line, sizeof(line), "DEFER-STATUS %s", w->token);
+	if (relay_deliver_command(s, &w->hop, line, &rep, &e) < 0)
 		log_info(m->id, "to=<%s> ANCHOR-DEFER status: %s", m->rcpts[k].addr, e.msg);
-	to = decision(&rep, m->rcpts[k].reply, why, sizeof(why));
+	w->asked = now;
+	to = decision(&rep, w, why, sizeof(why));
 	log_info(m->id, "to=<%s> status=%s %s", m->rcpts[k].addr, queue_status_name(to), why);
-	/* a deferral keeps the token; an expired message is failed by the queue (no bounce
-	 * either: its reply says ANCHOR-DEFER) */
-	if (queue_mark(q, m->id, k, to, why, (int64_t)time(NULL), &e) < 0)
+	/* a deferral keeps the token; past the queue's lifetime the queue fails it */
+	if (queue_mark_at(q, m->id, k, to, why, now, to == QUEUE_DEFERRED ? now + w->min : 0, &e) <
+	    0)
 		log_err(m->id, "cannot record the decision for <%s>: %s", m->rcpts[k].addr, e.msg);
 }
 
@@ -94,15 +119,13 @@ void relay_defer_poll(const struct relay_settings *s, struct queue *q, const str
 	size_t i = 0;
 
 	while (i < *n) {
-		char token[DEFER_TOKEN_MAX];
-		struct relay_hop hop;
+		struct await w;
 
-		memset(&hop, 0, sizeof(hop));
-		if (idx[i] >= m->nrcpt || awaiting(m->rcpts[idx[i]].reply, token, &hop) < 0) {
+		if (idx[i] >= m->nrcpt || awaiting(m->rcpts[idx[i]].reply, &w) < 0) {
 			i++;
 			continue;
 		}
-		poll_one(s, q, m, idx[i], token, &hop);
+		poll_one(s, q, m, idx[i], &w);
 		free(addrs[i]);
 		idx[i] = idx[*n - 1];
 		addrs[i] = addrs[*n - 1];

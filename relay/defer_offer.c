@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "core/log.h"
 #include "defer_offer.h"
@@ -30,12 +31,12 @@ void relay_defer_offer_result(const struct relay_hop *hop, const struct relay_sm
 		if (defer_offer_parse(p + 6, len - 6, &o, &e) < 0 || strcasecmp(o.rcpt, rcpt) != 0)
 			continue;
 		if (snprintf(res->reply, sizeof(res->reply),
-		             RELAY_DEFER_MARK "%s %u %u %s:%s%s%s:%u %s %s", o.token, o.min, o.max,
-		             hop->proto == RELAY_PROTO_LMTP ? "lmtp" : "smtp",
+		             RELAY_DEFER_MARK "%s %u %u %s:%s%s%s:%u %s %s %lld", o.token, o.min,
+		             o.max, hop->proto == RELAY_PROTO_LMTP ? "lmtp" : "smtp",
 		             strchr(hop->host, ':') ? "[" : "", hop->host,
 		             strchr(hop->host, ':') ? "]" : "", (unsigned)hop->port,
-		             hop->pin[0] ? hop->pin : "-",
-		             hop->tls_name[0] ? hop->tls_name : "-") < (int)sizeof(res->reply))
+		             hop->pin[0] ? hop->pin : "-", hop->tls_name[0] ? hop->tls_name : "-",
+		             (long long)time(NULL)) < (int)sizeof(res->reply))
 			res->status = QUEUE_DEFERRED;
 		else /* cannot be kept: the message's 2xx stands */
 			log_warn(NULL, "ANCHOR-DEFER offer for <%s>: the hop is too long to keep",

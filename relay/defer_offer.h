@@ -1,7 +1,8 @@
 /*
  * defer_offer.h - ANCHOR-DEFER in the delivery client (PROTOCOL.md §12.9): a recipient a
  * peer answered "DEFERRED <token> <min> <max>" stays in the queue, deferred, its last reply
- * "ANCHOR-DEFER <token> <min> <max> <hop> <pin|-> <tls name|->"; defer_client.c asks about
+ * "ANCHOR-DEFER <token> <min> <max> <hop> <pin|-> <tls name|-> <asked>" (asked: when it was
+ * offered or last asked about, unix seconds); defer_client.c asks about
  * it when it is due instead of sending the message again.
  */
 #ifndef ANCHOR_RELAY_DEFER_OFFER_H
