@@ -325,6 +325,7 @@ static int rec_by_token(struct relay_defer *df, const char *token, const char *p
 {
 	char id[DEFER_ID_LEN + 1];
 
+	memset(r, 0, sizeof(*r)); /* the callers clear it whatever the outcome */
 	if (!defer_token_split(token, id) || rec_load(df, id, r, e) < 0)
 		return err_set(e, ERR_NOTFOUND, "bad_token", "Unknown or invalid defer token");
 	/* the MAC under the peer it was issued to: a forgery fails whoever presents it */

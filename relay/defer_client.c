@@ -25,17 +25,49 @@ struct await {
 	struct relay_hop hop;
 };
 
+/* The next blank-separated word of *p into out (size octets with the NUL); -1 when none. */
+static int next_word(const char **p, char *out, size_t size)
+{
+	const char *s = *p + strspn(*p, " ");
+	size_t n = strcspn(s, " ");
+
+	if (n == 0 || n >= size)
+		return -1;
+	memcpy(out, s, n);
+	out[n] = '\0';
+	*p = s + n;
+	return 0;
+}
+
+/* A decimal number of at most 12 digits. */
+static int number(const char **p, long long *out)
+{
+	char w[16], *end;
+
+	if (next_word(p, w, sizeof(w)) < 0 || w[0] < '0' || w[0] > '9')
+		return -1;
+	*out = strtoll(w, &end, 10);
+	return *end == '\0' ? 0 : -1;
+}
+
 /* The awaiting reply back into *w; -1 when it is not one. */
 static int awaiting(const char *reply, struct await *w)
 {
+	const char *p = reply + strlen(RELAY_DEFER_MARK);
+	long long mn, mx;
 	struct err e = {0};
 
 	memset(w, 0, sizeof(*w));
 	if (strncmp(reply, RELAY_DEFER_MARK, strlen(RELAY_DEFER_MARK)) != 0 ||
-	    sscanf(reply + strlen(RELAY_DEFER_MARK), "%97s %u %u %299s %63s %255s %lld", w->token,
-	           &w->min, &w->max, w->spec, w->pin, w->name, &w->asked) != 7 ||
-	    !defer_token_split(w->token, NULL) || relay_hop_parse(w->spec, &w->hop, &e) < 0)
+	    next_word(&p, w->token, sizeof(w->token)) < 0 || number(&p, &mn) < 0 ||
+	    number(&p, &mx) < 0 || next_word(&p, w->spec, sizeof(w->spec)) < 0 ||
+	    next_word(&p, w->pin, sizeof(w->pin)) < 0 ||
+	    next_word(&p, w->name, sizeof(w->name)) < 0 || number(&p, &w->asked) < 0 || mn < 1 ||
+	    mx < mn || mx > DEFER_WINDOW_MAX || !defer_token_split(w->token, NULL) ||
+	    relay_hop_parse(w->spec, &w->hop, &e) < 0)
 		return -1;
+	w->min = (unsigned)mn;
+	w->max = (unsigned)mx;
 	w->hop.tls_required = 1; /* the token goes only where the message went: over TLS */
 	if (strcmp(w->pin, "-") != 0)
 		memcpy(w->hop.pin, w->pin, sizeof(w->hop.pin));

@@ -5,6 +5,7 @@
  * Admin only; control.c has checked it and passes its verdict.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "defer.h"
@@ -13,11 +14,17 @@
 /* The user's words for one recipient: state, and the reason or window where there is one. */
 static json_t *rcpt_json(const struct queue_rcpt *r)
 {
-	const char *reply = r->reply, *state;
-	unsigned mn = 0, mx = 0;
-	char tok[DEFER_TOKEN_MAX];
+	const char *reply = r->reply, *state, *p;
+	long mn = 0, mx = 0;
+	char *end = NULL;
 	int awaiting = strncmp(reply, RELAY_DEFER_MARK, strlen(RELAY_DEFER_MARK)) == 0 &&
-	               sscanf(reply + strlen(RELAY_DEFER_MARK), "%97s %u %u", tok, &mn, &mx) == 3;
+	               (p = strchr(reply + strlen(RELAY_DEFER_MARK), ' ')) != NULL;
+
+	if (awaiting) { /* "<token> <min> <max> ...": the window */
+		mn = strtol(p, &end, 10);
+		mx = strtol(end, &end, 10);
+		awaiting = *end == ' ' && mn > 0 && mx >= mn;
+	}
 
 	if (r->status == QUEUE_DEFERRED && awaiting)
 		state = "deferred-awaiting-decision";

@@ -61,7 +61,7 @@ static int token_mac(const unsigned char key[DEFER_SECRET_LEN], const char *id, 
                      const char *peer, char hex[DEFER_MAC_LEN + 1])
 {
 	size_t il = strlen(id), rl = strlen(rcpt), pl = strlen(peer), n = il + rl + pl + 2;
-	unsigned char *buf = malloc(n), mac[EVP_MAX_MD_SIZE];
+	unsigned char *buf = malloc(n + 1), mac[EVP_MAX_MD_SIZE];
 	unsigned maclen = 0, i;
 	int ok;
 
@@ -69,7 +69,7 @@ static int token_mac(const unsigned char key[DEFER_SECRET_LEN], const char *id, 
 		return -1;
 	memcpy(buf, id, il + 1);
 	memcpy(buf + il + 1, rcpt, rl + 1);
-	memcpy(buf + il + rl + 2, peer, pl);
+	memcpy(buf + il + rl + 2, peer, pl + 1); /* the NUL is not hashed: n octets */
 	ok =
 	    HMAC(EVP_sha256(), key, DEFER_SECRET_LEN, buf, n, mac, &maclen) != NULL && maclen == 32;
 	free(buf);

@@ -255,6 +255,8 @@ def test_decisions_are_the_admins(stack):
                  token=admin)
     assert r.status == 400 and r.error_code() == "bad_decision", r.text
     assert api.get("/v1/decisions/x", token=admin).status == 405
+    r = api.post("/v1/decisions/not-a-token", {"decision": "accept"}, token=admin)
+    assert r.status == 404 and r.error_code() == "bad_token", r.text
 
 
 def poll(fn, what, timeout=20.0):
