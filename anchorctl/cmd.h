@@ -100,6 +100,7 @@ int ctl_bulk_token_issue(struct ctl *ctl, const struct ctl_cmd *cmd, const char 
                          const char *out, const char *domain, const char *ttl);
 /* The relay's control API (cmd_relay.c): lists and complaints. */
 int ctl_cmd_relay_list(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
+int ctl_cmd_relay_status(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
 /* trust|block|subscribe add|remove: the list is the command's second word. */
 int ctl_cmd_relay_entry(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
 int ctl_cmd_relay_complain(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);

@@ -272,6 +272,12 @@ static const struct ctl_cmd commands[] = {
      "returns it without sending it; the signed message goes to standard output.\n"
      "As the submission user address (password: the first line of FILE); the\n"
      "message's From: must be that address."},
+    {"relay", "status", ctl_cmd_relay_status, "<queue-id> [--token-file FILE] [--json]",
+     "Each recipient of a message in the relay's queue (-s URL of its control API,\n"
+     "else ANCHOR_RELAY_URL) and its state: sent, deferred-awaiting-decision with the\n"
+     "receiving relay's retry window (ANCHOR-DEFER), accepted, refused and why,\n"
+     "withdrawn, or pending/deferred/failed with the last reply. As the relay's\n"
+     "admin (--token-file, else ANCHOR_RELAY_TOKEN)."},
     {"report", NULL, ctl_cmd_report,
      "[<subject>...] --key FILE [--cert FILE] [--chain FILE] [--category CAT]\n"
      "       [--reporter DOMAIN] [--id ID] [--observed TIME] [--verified]\n"

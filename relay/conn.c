@@ -24,6 +24,7 @@
 
 #include "core/hash.h"
 #include "core/log.h"
+#include "defer.h"
 #include "relayd.h"
 
 #define RELAYD_INPUT_HIGH (256 * 1024) /* stop reading while this much is unfed */
@@ -255,6 +256,7 @@ static void conn_tls_ready(struct relayd_conn *c)
 		return;
 	c->tls = 1;
 	smtp_session_starttls_done(c->smtp);
+	relayd_defer_tls_ready(c, ssl);
 	log_debug(NULL, "conn %lu: TLS %s", c->id, SSL_get_version(ssl));
 }
 
@@ -373,6 +375,7 @@ static void conn_start_tls(struct relayd_conn *c)
 		conn_kill(c);
 		return;
 	}
+	relayd_defer_tls_prepare(c, ssl);
 	tls = bufferevent_openssl_filter_new(c->d->base, c->bev, ssl, BUFFEREVENT_SSL_ACCEPTING,
 	                                     BEV_OPT_CLOSE_ON_FREE);
 	if (tls == NULL) {

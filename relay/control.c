@@ -23,6 +23,7 @@
 #include "deliver_cache.h"
 #include "deliver_resume.h"
 #include "encrypt.h"
+#include "defer.h"
 #include "signback.h"
 
 #include <ctype.h>
@@ -77,6 +78,7 @@ struct relay_control {
 	pthread_mutex_t replay_mu;
 	struct replay *replay[REPLAY_BUCKETS];
 	size_t nreplay;
+	struct relay_defer *defer; /* held messages' decisions (defer_control.c); may be NULL */
 };
 
 /* ---- signed requests ---- */
@@ -534,6 +536,22 @@ static void control_dispatch(const struct http_request *req, struct http_respons
 			relay_signback_route(c->s, c->sc, req, resp);
 		return;
 	}
+	if (req->nseg >= 2 && req->nseg <= 3 && http_seg_is(req, 0, "v1") &&
+	    http_seg_is(req, 1, "decisions")) {
+		if (authorize(c, req, &who, &e) == 0 && !who.admin)
+			err_set(&e, ERR_FORBIDDEN, "forbidden", "decisions are the admin's");
+		relay_defer_route(c->defer, req, resp, e.kind == ERR_NONE ? NULL : &e);
+		json_decref(who.body);
+		return;
+	}
+	if (req->nseg == 3 && http_seg_is(req, 0, "v1") && http_seg_is(req, 1, "queue")) {
+		if (authorize(c, req, &who, &e) == 0 && !who.admin)
+			err_set(&e, ERR_FORBIDDEN, "forbidden", "the queue is the admin's");
+		relay_queue_status_route(c->qin, c->qout, req, resp,
+		                         e.kind == ERR_NONE ? NULL : &e);
+		json_decref(who.body);
+		return;
+	}
 	if ((!lists && !complaints) || (lists && req->nseg != 3 && req->nseg != 5)) {
 		resp->route = "not_found";
 		http_reply_errorf(resp, ERR_NOTFOUND, "not_found", "No such resource.");
@@ -758,4 +776,9 @@ void relay_control_stop(struct relay_control *c)
 	}
 	pthread_mutex_destroy(&c->replay_mu);
 	free(c);
+}
+
+void relay_control_set_defer(struct relay_control *c, struct relay_defer *df)
+{
+	c->defer = df;
 }

@@ -34,6 +34,9 @@ struct relay_control *relay_control_start(const struct relay_settings *s, struct
                                           struct relay_rep *rep, struct relay_signer_client *sc,
                                           struct queue *qin, struct queue *qout,
                                           struct metrics_tls *smtp_tls, struct err *e);
+/* Decisions on held messages (POST /v1/decisions/{token}, GET /v1/decisions) go to df. */
+struct relay_defer;
+void relay_control_set_defer(struct relay_control *c, struct relay_defer *df);
 /* The port actually bound. */
 int relay_control_port(const struct relay_control *c);
 /* Stops listening and waits for the requests in progress; accepts NULL. */

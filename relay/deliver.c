@@ -39,6 +39,7 @@
 #include "deliver_cache.h"
 #include "pki/name.h"
 #include "deliver_conn.h"
+#include "defer_offer.h"
 #include "relay.h"
 
 #define DELIVER_WINDOW 64       /* commands pipelined before reading their replies */
@@ -334,6 +335,8 @@ static int data_replies(struct tx *t)
 			return RELAY_IO_FAIL;
 		have = 1;
 		result_from_reply(t, i, &rep);
+		if (!is_lmtp(t)) /* ANCHOR-DEFER: held for a decision, the token kept */
+			relay_defer_offer_result(t->hop, &rep, t->rcpts[i], &t->res[i]);
 	}
 	return RELAY_IO_OK;
 }
@@ -745,4 +748,22 @@ static int deliver_or_probe(const struct relay_settings *s, const struct relay_h
 	free(t->st);
 	free(t);
 	return rc == RELAY_IO_OK ? 0 : -1;
+}
+
+int relay_deliver_command(const struct relay_settings *s, const struct relay_hop *hop,
+                          const char *line, struct relay_smtp_reply *rep, struct err *e)
+{
+	struct tx t = {.s = s, .hop = hop};
+	int rc;
+
+	t.tconn = seconds_or(s->connect_timeout, 30);
+	t.tcmd = seconds_or(s->command_timeout, 300);
+	rc = open_session(&t, 0, 0, "");
+	if (rc == RELAY_IO_OK && (relay_dconn_printf(&t.c, t.tcmd, "%s\r\n", line) < 0 ||
+	                          relay_dconn_read_reply(&t.c, t.tcmd, rep) < 0))
+		rc = RELAY_IO_FAIL;
+	if (rc == RELAY_IO_OK || t.c.polite)
+		quit(&t);
+	relay_dconn_close(&t.c);
+	return rc == RELAY_IO_OK ? 0 : err_set(e, ERR_TEMP, "delivery_failed", "%s", t.c.why);
 }

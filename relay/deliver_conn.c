@@ -42,6 +42,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "core/log.h"
 #include "pki/crypto.h"
 #include "deliver_conn.h"
 #include "deliver_resume.h"
@@ -351,6 +352,13 @@ int relay_dconn_tcp(struct relay_dconn *c, const char *host, uint16_t port, int 
 
 static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
 static SSL_CTX *tls_ctx;
+static const char *client_cert, *client_key; /* ANCHOR-DEFER: set once, before deliveries */
+
+void relay_dconn_client_cert(const char *cert_file, const char *key_file)
+{
+	client_cert = cert_file;
+	client_key = key_file;
+}
 
 static void tls_init(void)
 {
@@ -360,6 +368,17 @@ static void tls_init(void)
 	SSL_CTX_set_min_proto_version(tls_ctx, TLS1_2_VERSION);
 	/* the peer is checked after the handshake, against the hop (tls_check_peer) */
 	SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);
+	if (client_cert != NULL &&
+	    (SSL_CTX_use_certificate_chain_file(tls_ctx, client_cert) != 1 ||
+	     SSL_CTX_use_PrivateKey_file(tls_ctx, client_key, SSL_FILETYPE_PEM) != 1)) {
+		log_err(NULL, "cannot load the TLS client certificate %s: sent without",
+		        client_cert);
+		ERR_clear_error();
+		SSL_CTX_free(tls_ctx);
+		tls_ctx = SSL_CTX_new(TLS_client_method());
+		if (tls_ctx != NULL)
+			SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);
+	}
 	relay_resume_attach(tls_ctx);
 }
 

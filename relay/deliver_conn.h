@@ -44,6 +44,9 @@ void relay_dconn_close(struct relay_dconn *c);
 int relay_dconn_unix(struct relay_dconn *c, const char *path, int seconds);
 int relay_dconn_tcp(struct relay_dconn *c, const char *host, uint16_t port, int seconds);
 /* The TLS handshake, then the hop's pin and tls_name checked on what the peer presented. */
+/* The TLS client certificate deliveries present (ANCHOR-DEFER peers know us by its key);
+ * set once at start, before the first delivery. */
+void relay_dconn_client_cert(const char *cert_file, const char *key_file);
 int relay_dconn_tls(struct relay_dconn *c, const struct relay_hop *hop, int seconds);
 
 #endif

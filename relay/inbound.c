@@ -19,6 +19,7 @@
 #include "core/ttlcache.h"
 #include "mail/header.h"
 #include "encrypt.h"
+#include "defer.h"
 #include "relayd.h"
 
 /* ------------------------------------------------------------------ reputation */
@@ -400,6 +401,7 @@ struct tier_groups {
 	unsigned *notify[3]; /* the recipients' DSN parameters (RFC 3461), in step */
 	const char **orcpt[3];
 	char *heads[3]; /* the trace fields and that tier's header */
+	char *held;     /* ANCHOR-DEFER reply lines of the recipients held for a decision */
 };
 
 static void groups_free(struct tier_groups *g)
@@ -412,6 +414,26 @@ static void groups_free(struct tier_groups *g)
 		free(g->orcpt[t]);
 		free(g->heads[t]);
 	}
+	free(g->held);
+}
+
+/* ANCHOR-DEFER: the last recipient of g's tier t held for a decision instead (1)?  A hold
+ * that cannot be written lets it through (logged). */
+static int hold(struct relayd_conn *c, size_t i, enum relay_tier t, const char *head,
+                const char *clean, size_t cleanlen, struct tier_groups *g)
+{
+	struct err e = {0};
+	int rc = relayd_defer_try(c, c->rcpts[i], g->rcpts[t][g->nr[t] - 1], relay_tier_name(t),
+	                          head, clean, cleanlen, &g->held, &e);
+
+	if (rc < 0)
+		log_err(NULL, "conn %lu: cannot hold <%s> for a decision: %s", c->id, c->rcpts[i],
+		        e.msg);
+	if (rc <= 0)
+		return 0;
+	free(g->rcpts[t][--g->nr[t]]);
+	g->rcpts[t][g->nr[t]] = NULL;
+	return 1;
 }
 
 /* Each recipient into its tier (logged); -1 when out of memory. */
@@ -444,6 +466,8 @@ static int groups_fill(struct relayd_conn *c, const struct relay_auth *a, const 
 			g->heads[t] = NULL;
 			return -1;
 		}
+		if (hold(c, i, td.tier, g->heads[t], clean, cleanlen, g))
+			continue;
 		log_info(NULL, "conn %lu: from=<%s> to=<%s> tier=%s (%s) %s", c->id, c->sender,
 		         c->rcpts[i], relay_tier_name(td.tier), td.why, a->why);
 	}
@@ -471,6 +495,14 @@ static void groups_queue(struct relayd_msg_job *j, const struct tier_groups *g, 
 		parts[nparts].notify = g->notify[t];
 		parts[nparts].orcpt = g->orcpt[t];
 		nparts++;
+	}
+	if (g->held != NULL && smtp_session_reply_lines(c->smtp, g->held) < 0) {
+		relayd_reply_set(&j->r, 451, "4.3.0", "Out of memory, try again later");
+		return;
+	}
+	if (nparts == 0) { /* every recipient held: nothing to queue */
+		relayd_reply_set(&j->r, 250, "2.0.0", "Ok: held for decision");
+		return;
 	}
 	if (relayd_queue_parts(c, c->d->qin, parts, nparts, &e) < 0) {
 		log_err(NULL, "conn %lu: %s", c->id, e.msg);
@@ -550,4 +582,5 @@ const struct smtp_callbacks relayd_inbound_callbacks = {
     .on_rcpt = in_rcpt,
     .on_data = in_data,
     .on_reset = in_reset,
+    .on_extension = relayd_defer_on_command,
 };

@@ -25,6 +25,8 @@
 #include "core/log.h"
 #include "core/signer_proc.h"
 #include "core/ttlcache.h"
+#include "defer.h"
+#include "deliver_conn.h"
 #include "relayd.h"
 #include "dns/resolve.h"
 #include "http/https_client.h"
@@ -163,6 +165,10 @@ static int open_parts(struct relay_main *rm, struct err *e)
 		return -1;
 	if (relay_hop_parse(s->inbound_next_hop, &d->inbound_hop, e) < 0)
 		return -1;
+	if ((d->defer = relay_defer_open(s, d->qin, e)) == NULL)
+		return -1;
+	if (s->defer_client && s->tls_cert_file != NULL) /* a peer knows us by this key */
+		relay_dconn_client_cert(s->tls_cert_file, s->tls_key_file);
 	if ((d->tls = relayd_tls_server_ctx(s, &d->tls_hs, e)) == NULL && e->kind != ERR_NONE)
 		return -1;
 	if ((d->pool = relay_pool_new(d->base, (int)s->workers, e)) == NULL ||
@@ -189,6 +195,7 @@ static void close_parts(struct relay_main *rm)
 	relay_pool_stop(d->pool);
 	relay_pool_stop(d->dpool);
 	relay_dcache_clear(); /* after the workers: none can keep a session any more */
+	relay_defer_close(d->defer);
 	queue_close(d->qin);
 	queue_close(d->qout);
 	relay_pool_free(d->pool);
@@ -245,6 +252,8 @@ static int run(struct relay_main *rm, struct err *e)
 	    (d->control = relay_control_start(d->s, d->lists, d->rep, d->signer, d->qin, d->qout,
 	                                      &d->tls_hs, e)) == NULL)
 		goto out;
+	if (d->control != NULL)
+		relay_control_set_defer(d->control, d->defer);
 	if (relayd_scheduler_start(d, e) < 0)
 		goto out;
 	if (write_ports(d->s, d->port_in, d->port_sub,

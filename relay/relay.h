@@ -133,6 +133,14 @@ struct relay_settings {
 	long long
 	    encryption_defer_time; /* a `required` recipient without certificate: returned after */
 	char *refuse_unencrypted; /* inbound plain mail to a `required` domain: no, anchored, all */
+	/* deferred disposition between anchored relays (defer.c) */
+	char *defer_peers;            /* "name=sha256:pin[,...]": peers by TLS client key */
+	char *defer_recipients;       /* addresses/@domains whose mail from peers is held */
+	char *defer_tiers;            /* tiers whose mail from peers is held ("unknown") */
+	long long defer_min_interval; /* the offered window: ask no sooner than this apart */
+	long long defer_max_interval; /* ... and no later */
+	long long defer_hold_time;    /* a held message without a decision expires after */
+	int defer_client;             /* present tls_cert_file as our TLS client certificate */
 
 	char *port_file; /* "inbound=N submission=N control=N" lines, for tests */
 	char *log_level;

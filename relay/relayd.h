@@ -57,6 +57,7 @@ struct relayd {
 	struct relayd_users *users;    /* auth.c: submission_users, NULL unless submission_auth */
 	struct ttlcache *rcpt_answers; /* inbound.c: the next hop's answers, verify_cache_ttl */
 	struct ttlcache *host_addrs;   /* relay_route: delivery hosts' addresses */
+	struct relay_defer *defer;     /* defer.c: messages held for a decision (ANCHOR-DEFER) */
 
 	struct evconnlistener *lin, *lsub;
 	int port_in, port_sub;
@@ -107,6 +108,7 @@ struct relayd_conn {
 	int refs;
 	int dead;
 	int tls;                /* STARTTLS completed */
+	char peer[64];          /* the anchored peer its client certificate names, or "" */
 	struct event *close_ev; /* waiting for the last reply to leave */
 	struct relayd_conn *prev, *next;
 	int closing_checks;

@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "deliver_cache.h"
 #include "encrypt.h"
+#include "defer_client.h"
 #include "relayd.h"
 
 #define SCHED_MAX_HOPS 8
@@ -383,6 +384,9 @@ static void djob_work(void *arg)
 			           "4.3.0 queue file unreadable", (int64_t)time(NULL), NULL);
 		goto out;
 	}
+	relay_defer_poll(j->d->s, j->q, m, j->idx, j->addrs, &j->n); /* awaiting a decision */
+	if (j->n == 0)
+		goto out;
 	if (j->inbound) {
 		deliver_inbound(j, m, body, len, res);
 	} else {

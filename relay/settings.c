@@ -139,6 +139,22 @@ const struct conf_param relay_settings_table[] = {
     {"refuse_unencrypted", CONF_STR, "no", 0, 0, S(refuse_unencrypted),
      "inbound mail that is not encrypted, to a local domain whose encryption requirement "
      "is required: no (accepted), anchored (refused from anchored senders), all"},
+    {"defer_peers", CONF_STR, "", 0, 0, S(defer_peers),
+     "name=sha256:PIN[,...] anchored peers offered ANCHOR-DEFER, known by the key pin of "
+     "their TLS client certificate; empty: nobody"},
+    {"defer_recipients", CONF_STR, "", 0, 0, S(defer_recipients),
+     "addresses or @domains whose mail from a peer is held for a decision"},
+    {"defer_tiers", CONF_STR, "", 0, 0, S(defer_tiers),
+     "tiers (unknown, known, trusted) whose mail from a peer is held for a decision"},
+    {"defer_min_interval", CONF_DURATION, "60s", 1, 86400, S(defer_min_interval),
+     "offered retry window: a peer asks for the status no sooner than this apart"},
+    {"defer_max_interval", CONF_DURATION, "1h", 1, 86400, S(defer_max_interval),
+     "offered retry window: ... and no later than this (at least defer_min_interval)"},
+    {"defer_hold_time", CONF_DURATION, "5d", 1, 2592000, S(defer_hold_time),
+     "a held message without a decision expires (is deleted) after this long"},
+    {"defer_client", CONF_BOOL, "no", 0, 1, S(defer_client),
+     "present tls_cert_file as the TLS client certificate of deliveries, so that peers "
+     "that list its key offer ANCHOR-DEFER"},
     {"port_file", CONF_STR, NULL, 0, 0, S(port_file),
      "write the bound ports here (inbound=N, submission=N, control=N) once listening"},
     {"log_level", CONF_STR, "info", 0, 0, S(log_level), "error, warning, info or debug"},
@@ -240,5 +256,8 @@ int relay_settings_check(struct relay_settings *s, struct err *e)
 		               "unknown_folder may not contain @, <, >, quotes or spaces");
 	if (s->backoff_base > s->backoff_max)
 		return err_set(e, ERR_INPUT, "bad_config", "backoff_base exceeds backoff_max");
+	if (s->defer_min_interval > s->defer_max_interval)
+		return err_set(e, ERR_INPUT, "bad_config",
+		               "defer_min_interval exceeds defer_max_interval");
 	return relay_netlist_check("own_networks", s->own_networks, e);
 }

@@ -158,6 +158,10 @@ size_t queue_commit_pending(struct queue *q);
  */
 int queue_mark(struct queue *q, const char *id, size_t rcpt, enum queue_status status,
                const char *reply, int64_t now, struct err *e);
+/* The same with the next attempt of a deferral at next (unix seconds; 0: the backoff), for
+ * a peer that said when to ask again (ANCHOR-DEFER's window). */
+int queue_mark_at(struct queue *q, const char *id, size_t rcpt, enum queue_status status,
+                  const char *reply, int64_t now, int64_t next, struct err *e);
 
 /* Remove a message from the spool, whatever the state of its recipients. */
 int queue_done(struct queue *q, const char *id, struct err *e);

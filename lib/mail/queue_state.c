@@ -163,7 +163,7 @@ static int all_final(const struct queue_msg *m)
 
 /* Apply one outcome to a copy of the envelope: a deferral past the lifetime is final. */
 static int apply(struct queue *q, struct queue_rcpt *r, int64_t arrival, enum queue_status st,
-                 const char *reply, int64_t now)
+                 const char *reply, int64_t now, int64_t next)
 {
 	int expired = st == QUEUE_DEFERRED && now >= arrival + (int64_t)q->opts.lifetime;
 	char *nr = reply_clean(expired ? "expired in queue; last reply: " : "", reply);
@@ -176,7 +176,7 @@ static int apply(struct queue *q, struct queue_rcpt *r, int64_t arrival, enum qu
 	if (expired)
 		st = QUEUE_FAILED;
 	else if (st == QUEUE_DEFERRED)
-		r->next_attempt = now + queue_backoff(q, r->attempts);
+		r->next_attempt = next > 0 ? next : now + queue_backoff(q, r->attempts);
 	free(r->reply);
 	r->reply = nr;
 	r->status = st;
@@ -185,6 +185,12 @@ static int apply(struct queue *q, struct queue_rcpt *r, int64_t arrival, enum qu
 
 int queue_mark(struct queue *q, const char *id, size_t rcpt, enum queue_status status,
                const char *reply, int64_t now, struct err *e)
+{
+	return queue_mark_at(q, id, rcpt, status, reply, now, 0, e);
+}
+
+int queue_mark_at(struct queue *q, const char *id, size_t rcpt, enum queue_status status,
+                  const char *reply, int64_t now, int64_t next, struct err *e)
 {
 	struct queue_entry *ent;
 	struct queue_msg *nm;
@@ -202,7 +208,7 @@ int queue_mark(struct queue *q, const char *id, size_t rcpt, enum queue_status s
 		goto out;
 	}
 	if ((nm = queue_msg_dup(ent->m)) == NULL ||
-	    apply(q, &nm->rcpts[rcpt], nm->arrival, status, reply, now) < 0) {
+	    apply(q, &nm->rcpts[rcpt], nm->arrival, status, reply, now, next) < 0) {
 		queue_msg_free(nm);
 		err_set(e, ERR_INTERNAL, "internal", "out of memory");
 		goto out;

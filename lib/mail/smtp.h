@@ -179,6 +179,11 @@ struct smtp_callbacks {
 	 */
 	int (*on_auth)(void *ctx, struct smtp_session *s, const char *mech, const char *user,
 	               const char *pass, struct smtp_reply *r);
+	/* A command line whose verb the parser does not know, once an extension is set
+	 * (smtp_session_set_extension) and after HELO: return 1 with r filled to answer it,
+	 * 0 to leave it "500 5.5.2".  Decided at once; no state of the session changes. */
+	int (*on_extension)(void *ctx, struct smtp_session *s, const char *line, size_t len,
+	                    struct smtp_reply *r);
 };
 
 struct smtp_config {
@@ -236,5 +241,12 @@ const char *smtp_session_helo(const struct smtp_session *s); /* "" before HELO/E
 int smtp_session_smtputf8(const struct smtp_session *s);
 /* The identity a successful AUTH established, NULL before (or without) one. */
 const char *smtp_session_auth_user(const struct smtp_session *s);
+/* An extra EHLO keyword (at most 31 octets; "" or NULL: none), offered from the next EHLO
+ * on, whose commands go to on_extension (the relay's ANCHOR-DEFER for its peers). */
+void smtp_session_set_extension(struct smtp_session *s, const char *keyword);
+/* Whole continuation lines ("250-2.1.5 ...\r\n" each, the caller's to make well-formed)
+ * sent before the 2xx that answers the current message, dropped if it is refused; NULL
+ * clears them.  -1 when out of memory. */
+int smtp_session_reply_lines(struct smtp_session *s, const char *lines);
 
 #endif

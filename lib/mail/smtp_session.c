@@ -61,6 +61,8 @@ struct smtp_session {
 	unsigned auth_failures;
 	char auth_user[SMTP_AUTH_FIELD_MAX];
 	char auth_pass[SMTP_AUTH_FIELD_MAX];
+	char extension[32]; /* the caller's EHLO keyword (smtp_session_set_extension) */
+	char *reply_lines;  /* continuation lines for the next message's 2xx, or NULL */
 };
 
 static void out_append(struct smtp_session *s, const char *p, size_t n)
@@ -195,6 +197,7 @@ void smtp_session_free(struct smtp_session *s)
 		return;
 	smtp_text_free(&s->text);
 	free(s->out);
+	free(s->reply_lines);
 	/* an AUTH line or password may still be in there */
 	explicit_bzero(s, sizeof(*s));
 	free(s);
@@ -233,6 +236,8 @@ static void send_ehlo(struct smtp_session *s)
 		out_printf(s, "250-AUTH PLAIN LOGIN\r\n");
 	if (s->tls_active) /* RFC 8689 §3: offered only on a TLS session */
 		out_printf(s, "250-REQUIRETLS\r\n");
+	if (s->extension[0] != '\0')
+		out_printf(s, "250-%s\r\n", s->extension);
 	out_printf(s, "250 ENHANCEDSTATUSCODES\r\n");
 }
 
@@ -293,6 +298,9 @@ static void finish(struct smtp_session *s, struct smtp_reply *r)
 		break;
 	case SMTP_DATA:
 		/* the transaction is over either way */
+		if (ok && s->reply_lines != NULL) /* the caller's per-recipient lines */
+			out_append(s, s->reply_lines, strlen(s->reply_lines));
+		smtp_session_reply_lines(s, NULL);
 		reply_checked(s, r);
 		s->chunk.in_txn = 0;
 		s->nrcpt = 0;
@@ -513,6 +521,25 @@ static void cmd_auth(struct smtp_session *s)
 
 static void cmd_bdat(struct smtp_session *s, int parsed);
 
+int smtp_session_reply_lines(struct smtp_session *s, const char *lines)
+{
+	free(s->reply_lines);
+	s->reply_lines = lines != NULL ? strdup(lines) : NULL;
+	return lines != NULL && s->reply_lines == NULL ? -1 : 0;
+}
+
+/* An unrecognised verb: the caller's extension may take it (only once it is set). */
+static int extension_command(struct smtp_session *s, const char *line, size_t len)
+{
+	struct smtp_reply r = {0};
+	if (s->extension[0] == '\0' || s->cb.on_extension == NULL || s->state == ST_INIT ||
+	    s->state == ST_GREETED || s->cmd.error.code != 500 ||
+	    s->cb.on_extension(s->ctx, s, line, len, &r) == 0)
+		return 0;
+	reply_checked(s, &r);
+	return 1;
+}
+
 static void handle_command(struct smtp_session *s, const char *line, size_t len)
 {
 	struct err e;
@@ -521,6 +548,8 @@ static void handle_command(struct smtp_session *s, const char *line, size_t len)
 	if (smtp_parse_command_opts(line, len, opts, &s->cmd, &e) < 0) {
 		if (s->cmd.verb == SMTP_BDAT)
 			return cmd_bdat(s, 0); /* its chunk is read before the reply */
+		if (s->cmd.verb == SMTP_NONE && extension_command(s, line, len))
+			return;
 		error_reply(s, s->cmd.error.code, s->cmd.error.status, s->cmd.error.text);
 		return;
 	}
@@ -765,4 +794,8 @@ int smtp_session_smtputf8(const struct smtp_session *s)
 const char *smtp_session_auth_user(const struct smtp_session *s)
 {
 	return s->authed ? s->auth_user : NULL;
+}
+void smtp_session_set_extension(struct smtp_session *s, const char *keyword)
+{
+	snprintf(s->extension, sizeof(s->extension), "%s", keyword != NULL ? keyword : "");
 }

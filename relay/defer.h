@@ -1,0 +1,90 @@
+/*
+ * defer.h - ANCHOR-DEFER on the receiving side (PROTOCOL.md §12.10): deferred
+ * disposition for authenticated anchored peers.
+ *
+ *   defer.c        the store of held messages (state_dir/defer), the relay secret,
+ *                  decisions, withdrawals, expiry
+ *   defer_smtp.c   the SMTP side: who is a peer (its TLS client certificate), the EHLO
+ *                  keyword, holding recipients at the end of DATA, DEFER-STATUS and
+ *                  DEFER-WITHDRAW
+ *
+ * A held recipient is one file "state_dir/defer/<id>" (id: 32 hex digits): a header
+ * ("anchor-defer 1", state, peer, sender, rcpt, created, expires, reason) and, while it
+ * is PENDING, the message.  Every change is written to a temporary file, fsync'd and
+ * renamed (directory fsync'd) before it is answered.  A record in a final state keeps
+ * only its header, so that a replayed withdrawal or a late status query gets a clear
+ * answer, and is removed a day after its hold ended.
+ */
+#ifndef ANCHOR_RELAY_DEFER_H
+#define ANCHOR_RELAY_DEFER_H
+
+#include <jansson.h>
+#include <openssl/ssl.h>
+
+#include "http/http.h"
+#include "mail/defer_proto.h"
+#include "relayd.h"
+
+struct relay_defer;
+
+/* The store under s->state_dir; accepted messages are queued in qin.  Creates the
+ * directory and the secret (32 random octets, 0600) on first use. */
+struct relay_defer *relay_defer_open(const struct relay_settings *s, struct queue *qin,
+                                     struct err *e);
+void relay_defer_close(struct relay_defer *df); /* NULL is fine */
+
+/* Hold head + body (len octets) for rcpt from peer, durably: the offer (token and window)
+ * in *o. */
+int relay_defer_hold(struct relay_defer *df, const char *peer, const char *sender, const char *rcpt,
+                     const char *head, const char *body, size_t len, struct defer_offer *o,
+                     struct err *e);
+
+/*
+ * A peer's DEFER-STATUS / DEFER-WITHDRAW on token: 0 with *st (the state after it), or
+ * -1 with e: ERR_NOTFOUND "bad_token" (forged, unknown or removed), ERR_FORBIDDEN
+ * "other_peer" (issued to another peer), ERR_CONFLICT "withdrawn" (withdrawn already:
+ * a replay) or "decided" (no longer pending).
+ */
+int relay_defer_query(struct relay_defer *df, const char *peer, enum defer_op op, const char *token,
+                      struct defer_status *st, struct err *e);
+
+/* The operator's decision (control API): accept queues the message for its recipient,
+ * refuse drops it with reason.  Errors as relay_defer_query (no peer check). */
+int relay_defer_decide(struct relay_defer *df, const char *token, int accept, const char *reason,
+                       struct defer_status *st, struct err *e);
+
+/* Every record as a JSON array of {id, state, peer, sender, rcpt, expires, reason}; NULL
+ * on an error. */
+json_t *relay_defer_list_json(struct relay_defer *df, struct err *e);
+
+/* ---- defer_control.c ---- */
+
+/* GET /v1/decisions and POST /v1/decisions/{token} on the control API; denied (not NULL)
+ * is answered instead, after the method check. */
+void relay_defer_route(struct relay_defer *df, const struct http_request *req,
+                       struct http_response *resp, const struct err *denied);
+
+/* defer_status.c: GET /v1/queue/{id}, the recipients' states of a queued message. */
+void relay_queue_status_route(struct queue *qin, struct queue *qout, const struct http_request *req,
+                              struct http_response *resp, const struct err *denied);
+
+/* ---- defer_smtp.c ---- */
+
+/* Before the STARTTLS handshake: ask for a client certificate when peers are configured. */
+void relayd_defer_tls_prepare(const struct relayd_conn *c, SSL *ssl);
+/* After it: a client certificate whose key pin is a defer_peers entry makes the session a
+ * peer's (c->peer) and offers ANCHOR-DEFER from its next EHLO. */
+void relayd_defer_tls_ready(struct relayd_conn *c, SSL *ssl);
+/*
+ * At the end of DATA, for one recipient (rcpt as sent, deliver_to as it would be queued):
+ * 1 when it is held (its reply line appended to *lines), 0 when the policy lets it through
+ * (no peer, or neither defer_recipients nor defer_tiers names it), -1 on an error.
+ */
+int relayd_defer_try(struct relayd_conn *c, const char *rcpt, const char *deliver_to,
+                     const char *tier, const char *head, const char *body, size_t len, char **lines,
+                     struct err *e);
+/* The inbound sessions' on_extension: DEFER-STATUS and DEFER-WITHDRAW from a peer. */
+int relayd_defer_on_command(void *ctx, struct smtp_session *s, const char *line, size_t len,
+                            struct smtp_reply *r);
+
+#endif

@@ -1,0 +1,347 @@
+"""ANCHOR-DEFER, deferred disposition between anchored relays (PROTOCOL.md §12.10), on the
+receiving relay: a real anchor-relay, a peer driven from here over STARTTLS with its client
+certificate, and the control API deciding.
+
+One relay, one next-hop sink and two peer certificates for the whole module:
+  legacy clients         no ANCHOR-DEFER, DEFER-STATUS is 500, held@ is delivered as always
+  peer, accepted         a per-recipient "DEFERRED <token> <min> <max>" line, PENDING, then the
+                         operator's accept delivers it and the status says ACCEPTED
+  peer, refused          REFUSED <reason>, never delivered, no bounce message anywhere
+  peer, withdrawn        WITHDRAWN; a replayed withdrawal 554 5.7.1; the operator gets 409
+  bad tokens             forged MAC, unknown id: 554 5.7.1; another peer's token: 554 5.7.1
+                         "issued to another peer"; a malformed one 501 5.5.4
+"""
+import base64
+import hashlib
+import re
+import socket
+import ssl
+import subprocess
+import time
+
+import pytest
+
+import anchorlib
+import relayfixtures as rx
+
+pytestmark = pytest.mark.skipif(not rx.relay_available(), reason="anchor-relay is not built")
+
+OFFER = re.compile(r"^250-2\.1\.5 <([^>]+)> DEFERRED ([0-9a-f]{32}\.[0-9a-f]{64}) (\d+) (\d+)$")
+
+
+class Smtp:
+    def __init__(self, port, timeout=15):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+        self.greeting = self.reply()
+
+    def reply(self, lines=None):
+        while True:
+            while b"\r\n" not in self.buf:
+                data = self.s.recv(65536)
+                if not data:
+                    raise EOFError(f"connection closed; unread: {self.buf!r}")
+                self.buf += data
+            line, self.buf = self.buf.split(b"\r\n", 1)
+            line = line.decode()
+            if lines is not None:
+                lines.append(line)
+            if line[3] == " ":
+                return line
+
+    def cmd(self, line, lines=None):
+        self.s.sendall(line.encode() + b"\r\n")
+        return self.reply(lines)
+
+    def starttls(self, ca, cert=None):
+        assert self.cmd("STARTTLS").startswith("220 ")
+        ctx = ssl.create_default_context(cafile=str(ca))
+        ctx.check_hostname = False
+        if cert is not None:
+            ctx.load_cert_chain(str(cert[0]), str(cert[1]))
+        self.s = ctx.wrap_socket(self.s, server_hostname="relay.test")
+
+    def ehlo(self):
+        lines = []
+        assert self.cmd("EHLO peer.test", lines).startswith("250 ")
+        return lines
+
+    def send(self, subject, rcpts, lines=None):
+        assert self.cmd("MAIL FROM:<alice@x.test>").startswith("250 ")
+        for r in rcpts:
+            assert self.cmd(f"RCPT TO:<{r}>").startswith("250 ")
+        assert self.cmd("DATA").startswith("354 ")
+        self.s.sendall(f"From: <alice@x.test>\r\nTo: <{rcpts[0]}>\r\nSubject: {subject}\r\n"
+                       f"Message-ID: <{time.time_ns()}@x.test>\r\n\r\nbody\r\n.\r\n".encode())
+        return self.reply(lines)
+
+
+def pin_of(key):
+    spki = subprocess.run(["openssl", "pkey", "-in", str(key), "-pubout", "-outform", "DER"],
+                          check=True, capture_output=True).stdout
+    return "sha256:" + base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
+def client_cert(directory, name):
+    """A self-signed P-256 client certificate; (cert, key, pin of its key)."""
+    cert, key = directory / f"{name}.pem", directory / f"{name}.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "2", "-subj", f"/CN={name}"], check=True, capture_output=True)
+    return cert, key, pin_of(key)
+
+
+@pytest.fixture(scope="module")
+def stack(tls):
+    work = anchorlib.mktemp_dir("anchor-defer-")
+    sink = rx.PySink().start()
+    a = client_cert(work, "peer-a")
+    b = client_cert(work, "peer-b")
+    token = anchorlib.make_token()
+    relay = rx.Relay(work / "relay", tls=tls, control=True, control_token_hash=token.hash,
+                     hostname="relay.test", inbound_next_hop=f"smtp:127.0.0.1:{sink.port}",
+                     defer_peers=f"peer-a={a[2]}, peer-b={b[2]}, relay-a={pin_of(tls.key)}",
+                     defer_recipients="held@dest.test", defer_min_interval="2s",
+                     defer_max_interval="30s").start()
+    # the sending relay: its inbound side hands dest.test on to the receiving relay, with
+    # its certificate (tls_cert_file) as the TLS client certificate
+    front = rx.Relay(work / "front", tls=tls, hostname="front.test", defer_client="yes",
+                     control=True, control_token_hash=token.hash,
+                     inbound_next_hop=f"smtp:127.0.0.1:{relay.inbound_port}",
+                     backoff_base="1s", backoff_max="1s").start()
+    api = anchorlib.Client(f"https://127.0.0.1:{relay.control_port}", tls.ca)
+    try:
+        yield relay, sink, a, b, api, token.token, tls, front
+    finally:
+        front.stop()
+        relay.stop()
+        sink.stop()
+        anchorlib.remove_tree(work)
+
+
+def peer(stack, which="a"):
+    relay, _, a, b, _, _, tls, _ = stack
+    c = Smtp(relay.inbound_port)
+    c.ehlo()
+    c.starttls(tls.ca, a if which == "a" else b)
+    assert "250-ANCHOR-DEFER" in c.ehlo()
+    return c
+
+
+def hold(c, subject, extra=()):
+    """Send to held@ (and extra recipients): the offer's token, checked for shape."""
+    lines = []
+    final = c.send(subject, ["held@dest.test", *extra], lines)
+    assert final.startswith("250 2.0.0 "), lines
+    offers = [OFFER.match(x) for x in lines if x.startswith("250-")]
+    assert len(offers) == 1 and offers[0], lines
+    assert offers[0].group(1) == "held@dest.test"
+    assert (offers[0].group(3), offers[0].group(4)) == ("2", "30")
+    if not extra:
+        assert final == "250 2.0.0 Ok: held for decision", final
+    return offers[0].group(2)
+
+
+def decide(stack, tok, decision, reason=None):
+    _, _, _, _, api, admin, _, _ = stack
+    body = {"decision": decision} if reason is None else {"decision": decision, "reason": reason}
+    return api.post(f"/v1/decisions/{tok}", body, token=admin)
+
+
+def subjects_for(sink, rcpt):
+    return [m.header("Subject")[0] for m in sink.messages() if rcpt in m.rcpts]
+
+
+def test_legacy_clients_see_nothing_new(stack):
+    relay, sink, _, _, _, _, tls, _ = stack
+    c = Smtp(relay.inbound_port)
+    assert "250-ANCHOR-DEFER" not in c.ehlo()
+    c.starttls(tls.ca)  # TLS without a client certificate: still no peer
+    assert "250-ANCHOR-DEFER" not in c.ehlo()
+    assert c.cmd("DEFER-STATUS " + "0" * 32 + "." + "0" * 64) \
+        == "500 5.5.2 Syntax error, command unrecognized"
+    lines = []
+    assert c.send("legacy to held", ["held@dest.test"], lines).startswith("250 2.0.0 Ok: queued")
+    assert len(lines) == 1, lines
+    c.cmd("QUIT")
+    deadline = time.monotonic() + 20
+    while "legacy to held" not in subjects_for(sink, "held@dest.test"):
+        assert time.monotonic() < deadline, relay.text()[-2000:]
+        time.sleep(0.05)
+
+
+def test_accepted_decision_is_delivered(stack):
+    relay, sink, _, _, api, admin, _, _ = stack
+    c = peer(stack)
+    tok = hold(c, "to be accepted", extra=["bob@dest.test"])
+    assert c.cmd(f"DEFER-STATUS {tok}") == "250 2.0.0 PENDING 2 30"
+    listed = api.get("/v1/decisions", token=admin).json()["held"]
+    assert any(h["id"] == tok[:32] and h["state"] == "PENDING" and h["peer"] == "peer-a"
+               and h["rcpt"] == "held@dest.test" for h in listed), listed
+    # bob was not held: delivered at once; held@ waits for the decision
+    deadline = time.monotonic() + 20
+    while "to be accepted" not in subjects_for(sink, "bob@dest.test"):
+        assert time.monotonic() < deadline, relay.text()[-2000:]
+        time.sleep(0.05)
+    assert "to be accepted" not in subjects_for(sink, "held@dest.test")
+    r = decide(stack, tok, "accept")
+    assert r.status == 200 and r.json()["state"] == "ACCEPTED", r.text
+    while "to be accepted" not in subjects_for(sink, "held@dest.test"):
+        assert time.monotonic() < deadline, relay.text()[-2000:]
+        time.sleep(0.05)
+    assert c.cmd(f"DEFER-STATUS {tok}") == "250 2.0.0 ACCEPTED"
+    assert c.cmd(f"DEFER-WITHDRAW {tok}") == "550 5.5.1 No longer pending: ACCEPTED"
+    assert decide(stack, tok, "refuse").status == 409
+    c.cmd("QUIT")
+
+
+def test_refused_decision_is_never_delivered_nor_bounced(stack):
+    relay, sink, _, _, _, _, _, _ = stack
+    c = peer(stack)
+    tok = hold(c, "to be refused")
+    r = decide(stack, tok, "refuse", "the recipient does not know you")
+    assert r.status == 200 and r.json()["state"] == "REFUSED", r.text
+    assert c.cmd(f"DEFER-STATUS {tok}") == "250 2.0.0 REFUSED the recipient does not know you"
+    c.cmd("QUIT")
+    assert "to be refused" not in subjects_for(sink, "held@dest.test")
+    assert not any(m.mail_from in ("", "<>") for m in sink.messages())
+    assert not list((relay.state_dir / "spool" / "out").glob("m.*"))
+
+
+def test_withdrawn_and_replayed_withdrawal(stack):
+    relay, sink, _, _, _, _, _, _ = stack
+    c = peer(stack)
+    tok = hold(c, "to be withdrawn")
+    assert c.cmd(f"DEFER-WITHDRAW {tok}") == "250 2.0.0 WITHDRAWN"
+    assert c.cmd(f"DEFER-WITHDRAW {tok}") == "554 5.7.1 Defer token already withdrawn"
+    assert c.cmd(f"DEFER-STATUS {tok}") == "250 2.0.0 WITHDRAWN"
+    r = decide(stack, tok, "accept")
+    assert r.status == 409 and r.error_code() == "withdrawn", r.text
+    c.cmd("QUIT")
+    # the message itself is gone from the store, only the tombstone's header is left
+    rec = (relay.state_dir / "defer" / tok[:32]).read_bytes()
+    assert b"to be withdrawn" not in rec and b"state WITHDRAWN" in rec
+    assert "to be withdrawn" not in subjects_for(sink, "held@dest.test")
+
+
+def test_forged_and_foreign_tokens(stack):
+    c = peer(stack)
+    tok = hold(c, "whose token")
+    forged = tok[:-1] + ("0" if tok[-1] != "0" else "1")
+    assert c.cmd(f"DEFER-STATUS {forged}") == "554 5.7.1 Unknown or invalid defer token"
+    assert c.cmd(f"DEFER-WITHDRAW {forged}") == "554 5.7.1 Unknown or invalid defer token"
+    unknown = "f" * 32 + tok[32:]
+    assert c.cmd(f"DEFER-STATUS {unknown}") == "554 5.7.1 Unknown or invalid defer token"
+    assert c.cmd("DEFER-STATUS ../secret") == "501 5.5.4 Syntax: DEFER-STATUS <token>"
+    assert c.cmd("DEFER-WITHDRAW") == "501 5.5.4 Syntax: DEFER-WITHDRAW <token>"
+    c.cmd("QUIT")
+    other = peer(stack, "b")
+    assert other.cmd(f"DEFER-STATUS {tok}") == "554 5.7.1 Defer token was issued to another peer"
+    assert other.cmd(f"DEFER-WITHDRAW {tok}") \
+        == "554 5.7.1 Defer token was issued to another peer"
+    other.cmd("QUIT")
+    c = peer(stack)
+    assert c.cmd(f"DEFER-STATUS {tok}") == "250 2.0.0 PENDING 2 30"  # nothing changed
+    c.cmd("QUIT")
+    assert decide(stack, forged, "accept").status == 404
+
+
+def test_decisions_are_the_admins(stack):
+    _, _, _, _, api, admin, _, _ = stack
+    assert api.post("/v1/decisions/" + "0" * 32 + "." + "0" * 64, {"decision": "accept"}).status \
+        == 401
+    assert api.get("/v1/decisions", token="wrong").status == 401
+    r = api.post("/v1/decisions/" + "0" * 32 + "." + "0" * 64, {"decision": "maybe"},
+                 token=admin)
+    assert r.status == 400 and r.error_code() == "bad_decision", r.text
+    assert api.get("/v1/decisions/x", token=admin).status == 405
+    r = api.post("/v1/decisions/not-a-token", {"decision": "accept"}, token=admin)
+    assert r.status == 404 and r.error_code() == "bad_token", r.text
+
+
+def poll(fn, what, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        got = fn()
+        if got:
+            return got
+        assert time.monotonic() < deadline, what()
+        time.sleep(0.05)
+
+
+def through_front(stack, sender, subject):
+    """A message to held@ and bob@ through the sending relay: the token the receiving relay
+    gave it, once the sending relay keeps held@ awaiting the decision."""
+    relay, sink, _, _, api, admin, _, front = stack
+    c = Smtp(front.inbound_port)
+    c.ehlo()
+    assert c.cmd(f"MAIL FROM:<{sender}>").startswith("250 ")
+    for r in ("held@dest.test", "bob@dest.test"):
+        assert c.cmd(f"RCPT TO:<{r}>").startswith("250 ")
+    assert c.cmd("DATA").startswith("354 ")
+    c.s.sendall(f"From: <{sender}>\r\nTo: <held@dest.test>\r\nSubject: {subject}\r\n"
+                f"Message-ID: <{time.time_ns()}@x.test>\r\n\r\nbody\r\n.\r\n".encode())
+    final = c.reply()
+    assert final.startswith("250 2.0.0 Ok: queued as "), final
+    qid = final.split()[-1]
+    c.cmd("QUIT")
+
+    def held():
+        return [h for h in api.get("/v1/decisions", token=admin).json()["held"]
+                if h["sender"] == sender and h["peer"] == "relay-a"]
+    [h] = poll(held, lambda: relay.text()[-3000:] + front.text()[-3000:])
+    poll(lambda: re.search(r"to=<held@dest\.test> status=deferred ANCHOR-DEFER "
+                           + h["id"], front.text()), lambda: front.text()[-3000:])
+    poll(lambda: subject in subjects_for(sink, "bob@dest.test"), lambda: relay.text()[-3000:])
+    spool = list((front.state_dir / "spool" / "in").glob("m.*"))
+    tok = next(m.group(1) for f in spool
+               for m in [re.search(r"ANCHOR-DEFER ([0-9a-f]{32}\.[0-9a-f]{64}) ",
+                                   f.read_text(errors="replace"))] if m)
+    assert tok.startswith(h["id"])
+    return tok, qid
+
+
+def relay_status(stack, qid):
+    """anchorctl relay status against the sending relay's control API."""
+    _, _, _, _, _, admin, tls, front = stack
+    return anchorlib.anchorctl("relay", "status", qid, server=f"https://127.0.0.1:"
+                               f"{front.control_port}", cacert=tls.ca,
+                               env={"ANCHOR_RELAY_TOKEN": admin, "PATH": "/usr/bin:/bin"})
+
+
+def test_two_relays_accepted(stack):
+    relay, sink, _, _, _, _, _, front = stack
+    tok, qid = through_front(stack, "acc@x.test", "relay to relay, accepted")
+    assert "relay to relay, accepted" not in subjects_for(sink, "held@dest.test")
+    # the sending user sees each recipient's state
+    r = relay_status(stack, qid)
+    assert r.rc == 0, r.err
+    assert re.search(r"held@dest\.test +deferred-awaiting-decision \(asks every 2-30 s\)",
+                     r.out), r.out
+    assert re.search(r"bob@dest\.test +sent: .*250", r.out), r.out
+    assert decide(stack, tok, "accept").status == 200
+    poll(lambda: "relay to relay, accepted" in subjects_for(sink, "held@dest.test"),
+         lambda: relay.text()[-3000:])
+    # the sending relay asks, learns the decision and is done with the message
+    poll(lambda: re.search(r"to=<held@dest\.test> status=delivered ANCHOR-DEFER accepted",
+                           front.text()), lambda: front.text()[-3000:])
+    poll(lambda: not list((front.state_dir / "spool" / "in").glob("m.*")),
+         lambda: front.text()[-3000:])
+    assert len([s for s in subjects_for(sink, "held@dest.test")
+                if s == "relay to relay, accepted"]) == 1
+
+
+def test_two_relays_refused_without_a_bounce(stack):
+    relay, sink, _, _, _, _, _, front = stack
+    tok, qid = through_front(stack, "ref@x.test", "relay to relay, refused")
+    assert decide(stack, tok, "refuse", "not wanted").status == 200
+    poll(lambda: re.search(r"to=<held@dest\.test> status=failed ANCHOR-DEFER refused: "
+                           r"not wanted", front.text()),
+         lambda: relay.text()[-3000:] + front.text()[-3000:])
+    poll(lambda: not list((front.state_dir / "spool" / "in").glob("m.*")),
+         lambda: front.text()[-3000:])
+    r = relay_status(stack, qid)  # every recipient done: the message has left the queue
+    assert r.rc == 1 and "not_queued" in r.err, (r.out, r.err)
+    assert not list((front.state_dir / "spool" / "out").glob("m.*"))
+    assert "bounce" not in front.text()
+    assert "relay to relay, refused" not in subjects_for(sink, "held@dest.test")
