@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import re
+import smtplib
 import stat
 import time
 
@@ -18,7 +19,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 import ksfixtures as kf
+import relayfixtures as rx  # noqa: F401
 import routefixtures as rf
+from relayfixtures import make_relay, py_sink  # noqa: F401
 
 MSG = "Content-Type: text/plain; charset=utf-8\n\nThe budget is on the shared drive.\n"
 TYP = "anchor-group-keys-request+jws"
@@ -303,3 +306,73 @@ def test_group_view_after_rotation(rotated):
     assert sorted(m["address"] for m in doc["members"]) == [w.addr["m1"], w.addr["m2"]]
     r = w.ks.client().get(f"/v1/domains/{w.dom.name}/groups/{w.group}")
     assert r.status in (401, 403), r.body
+
+
+# --------------------------------------------------------------------------
+# Inbound gateway decryption in anchor-relay (PROTOCOL.md §12.9)
+
+def _inbound(relay, rcpt, data):
+    """One real SMTP conversation with the relay's inbound listener."""
+    with smtplib.SMTP("127.0.0.1", relay.inbound_port, timeout=15) as s:
+        s.ehlo("client.test")
+        s.sendmail("someone@x.test", [rcpt], data)
+
+
+def _wire(w, path, subject, extra=""):
+    """The encrypted entity anchorctl wrote, as a message with envelope headers."""
+    body = path.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    head = (f"From: <someone@x.test>\r\nTo: <{w.addr['m1']}>\r\nSubject: {subject}\r\n"
+            f"Message-ID: <{subject.replace(' ', '-')}.{time.time_ns()}@x>\r\n{extra}")
+    return head.encode() + body
+
+
+def test_gateway_decryption(rotated, make_relay, py_sink):
+    """The relay holds both generations (as a member fetched them) in its signer: mail
+    sent before and after the rotation arrives decrypted and marked; a garbled ciphertext
+    and a message to nobody's key arrive as they came, marked failed; plain mail passes
+    untouched; a sender's own X-Anchor-Decrypted is removed."""
+    w = rotated
+    keys = []
+    for gen in (1, 2):
+        k = w.base / f"relay-g{gen}.key"
+        k.write_bytes(gkey(w, gen).read_bytes())
+        k.chmod(0o600)
+        keys.append(f"{w.dom.name}:{k}:{w.users / f'{w.group}.g{gen}.enc.pem'}")
+    sink = py_sink()
+    relay = make_relay(inbound_next_hop=sink.hop, local_domains=w.dom.name,
+                       gateway_decrypt_keys=",".join(keys))
+    garbled = _wire(w, w.msg2, "garbled")
+    garbled = garbled[:len(garbled) * 2 // 3] + b"\r\n"
+    sams = w.base / "to-sam.p7m"  # encrypted to sam's key only: the domain's keys are no use
+    r = ctl(w, "mail", "encrypt", w.addr["sam"], "--self",
+            w.users / f"{w.addr['sam']}.default.enc.pem", "--in", w.msg, "--out", sams,
+            "--state", w.base / "sam-heads.json")
+    assert r.rc == 0, r.err
+    sends = [("before rotation", _wire(w, w.msg1, "before rotation")),
+             ("after rotation", _wire(w, w.msg2, "after rotation")),
+             ("garbled", garbled),
+             ("not ours", _wire(w, sams, "not ours")),
+             ("plain", (f"From: <someone@x.test>\r\nTo: <{w.addr['m1']}>\r\nSubject: plain\r\n"
+                        "X-Anchor-Decrypted: gateway; cert=forged\r\n\r\nhello\r\n").encode())]
+    for _, data in sends:
+        _inbound(relay, w.addr["m1"], data)
+    got = {}
+    for m in sink.wait_for(len(sends), timeout=30):
+        got[m.header("Subject")[0]] = m
+    fpr = {gen: kf.cert_fingerprint((w.users / f"{w.group}.g{gen}.enc.pem").read_text())
+           for gen in (1, 2)}
+    for subject, gen in (("before rotation", 1), ("after rotation", 2)):
+        m = got[subject]
+        assert m.header("X-Anchor-Decrypted") == [f"gateway; cert={fpr[gen]}"], m.text
+        assert b"The budget is on the shared drive." in m.data
+        assert b"pkcs7-mime" not in m.data and m.header("Content-Type")[0].startswith(
+            "text/plain"), m.text
+    assert got["garbled"].header("X-Anchor-Decrypted")[0].startswith("failed; reason="), \
+        got["garbled"].text
+    assert b"pkcs7-mime" in got["garbled"].data
+    assert got["not ours"].header("X-Anchor-Decrypted") == ["failed; reason=not_for_you"]
+    assert b"pkcs7-mime" in got["not ours"].data
+    assert got["plain"].header("X-Anchor-Decrypted") == []
+    assert b"hello" in got["plain"].data
+    # the keys stayed in the signer: the relay's log names fingerprints, never key text
+    assert "PRIVATE KEY" not in relay.text()
