@@ -14,6 +14,7 @@ import re
 import smtplib
 import stat
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -40,18 +41,28 @@ def admin(w, *args):
                       env={"ANCHOR_ADMIN_TOKEN": w.dom.admin_token})
 
 
+def udir(w, who):
+    return w.users / who
+
+
 def fetch(w, who):
-    return ctl(w, "group", "key", "fetch", w.group, "--as", w.addr[who], "--dir", w.users)
+    return ctl(w, "group", "key", "fetch", w.group, "--as", w.addr[who], "--dir", udir(w, who))
 
 
-def gkey(w, gen):
-    return w.users / f"{w.group}.g{gen}.enc.key"
+def _fetch_all(w, members):
+    with ThreadPoolExecutor(len(members)) as pool:
+        return list(pool.map(lambda m: fetch(w, m), members))
+
+
+def gkey(w, gen, who="m1"):
+    """The group key of generation gen as who fetched it."""
+    return udir(w, who) / f"{w.group}.g{gen}.enc.key"
 
 
 def encrypt(w, to, name):
     """sam encrypts MSG to `to` (looked up through the key server), keeping its own copy."""
     out = w.base / name
-    r = ctl(w, "mail", "encrypt", to, "--self", w.users / f"{w.addr['sam']}.default.enc.pem",
+    r = ctl(w, "mail", "encrypt", to, "--self", udir(w, "sam") / f"{w.addr['sam']}.default.enc.pem",
             "--in", w.msg, "--out", out, "--state", w.base / "sam-heads.json")
     assert r.rc == 0, r.err
     return out, r
@@ -77,13 +88,19 @@ def w(keyserver, operator_token, tmp_path_factory, pg, db):
     w.addr = {n: f"{n}@{w.dom.name}" for n in ("m1", "m2", "m3", "sam")}
     w.group = f"team@{w.dom.name}"
     for addr in w.addr.values():
-        ctl(w, "key", "new", addr, "--dir", w.users)
-        tok = kf.issue_token(keyserver.client(), w.dom, addr)
-        kf.ctl_ok(keyserver, "key", "enroll", addr, "--token", tok, "--dir", w.users,
-                  cwd=w.base)
-        # the device key, authorised by the signing key just enrolled
-        kf.ctl_ok(keyserver, "key", "enroll", addr, "--encryption", "--alg", "p256",
-                  "--dir", w.users, cwd=w.base)
+        # the signing key through the API (as `key enroll` would write its files)
+        cert, key = kf.enroll_new(keyserver.client(), w.dom, addr)
+        d = w.users / addr.split("@")[0]  # each user's files in a directory of its own
+        d.mkdir()
+        (d / f"{addr}.key").write_text(kf.key_pem(key))
+        (d / f"{addr}.key").chmod(0o600)
+        (d / f"{addr}.pem").write_text(cert["certificate"])
+        (d / f"{addr}.chain.pem").write_text("".join(cert["chain"]))
+    # each user's device key, authorised by its signing key (anchorctl; side by side)
+    with ThreadPoolExecutor(4) as pool:
+        runs = list(pool.map(lambda n: ctl(w, "key", "enroll", w.addr[n], "--encryption",
+                                           "--alg", "p256", "--dir", udir(w, n)), w.addr))
+    assert all(r.rc == 0 for r in runs), [r.err for r in runs]
     r = admin(w, "group", "set", w.group, w.addr["m1"], w.addr["m2"], w.addr["m3"])
     assert r.rc == 0, r.err
     w.admin_dir = w.base / "admin"
@@ -91,9 +108,8 @@ def w(keyserver, operator_token, tmp_path_factory, pg, db):
     r = admin(w, "group", "key", "create", w.group, "--alg", "p256", "--dir", w.admin_dir)
     assert r.rc == 0, r.err
     assert "generation 1" in r.out and "3 member(s)" in r.out, r.out
-    for m in ("m1", "m2", "m3"):
-        r = fetch(w, m)
-        assert r.rc == 0, r.err
+    fetched = _fetch_all(w, ("m1", "m2", "m3"))
+    assert all(r.rc == 0 for r in fetched), [r.err for r in fetched]
     # mail to a member goes to the group's key (the groups policy), sent before rotation
     w.msg1, r = encrypt(w, w.addr["m1"], "msg1.p7m")
     assert "2 certificate(s)" in r.err, r.err  # the group's key and sam's own copy
@@ -109,8 +125,7 @@ def rotated(w):
     r = admin(w, "group", "key", "rotate", w.group, "--alg", "p256", "--dir", w.admin_dir)
     assert r.rc == 0, r.err
     assert "generation 2" in r.out and "2 member(s)" in r.out, r.out
-    for m in ("m1", "m2"):
-        assert fetch(w, m).rc == 0
+    assert all(r.rc == 0 for r in _fetch_all(w, ("m1", "m2")))
     w.msg2, r = encrypt(w, w.addr["m2"], "msg2.p7m")
     assert "2 certificate(s)" in r.err, r.err  # the new key only: the old is superseded
     return w
@@ -118,14 +133,14 @@ def rotated(w):
 
 def test_members_fetch_and_decrypt(w):
     for m in ("m1", "m2", "m3"):
-        k = w.users / f"{w.group}.g1.enc.key"
+        k = gkey(w, 1, m)
         assert k.exists()
         assert stat.S_IMODE(os.stat(k).st_mode) == 0o600
         r = decrypt(w, k, w.msg1)
         assert r.rc == 0, (m, r.err)
         assert "The budget is on the shared drive." in r.out
     # the sender's own copy
-    r = decrypt(w, w.users / f"{w.addr['sam']}.default.enc.key", w.msg1)
+    r = decrypt(w, udir(w, "sam") / f"{w.addr['sam']}.default.enc.key", w.msg1)
     assert r.rc == 0, r.err
 
 
@@ -146,11 +161,11 @@ def test_non_member_is_refused(w):
 
 
 def _chain(w, who):
+    d = udir(w, who)
     pems = re.findall(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----\n?",
-                      (w.users / f"{w.addr[who]}.pem").read_text() +
-                      (w.users / f"{w.addr[who]}.chain.pem").read_text(), re.S)
-    key = serialization.load_pem_private_key(
-        (w.users / f"{w.addr[who]}.key").read_bytes(), None)
+                      (d / f"{w.addr[who]}.pem").read_text() +
+                      (d / f"{w.addr[who]}.chain.pem").read_text(), re.S)
+    key = serialization.load_pem_private_key((d / f"{w.addr[who]}.key").read_bytes(), None)
     return key, pems
 
 
@@ -276,17 +291,18 @@ def test_removed_member_reads_old_mail_not_new(rotated):
     w = rotated
     # the members left read the new message with the new key
     for m in ("m1", "m2"):
-        r = decrypt(w, gkey(w, 2), w.msg2)
+        r = decrypt(w, gkey(w, 2, m), w.msg2)
         assert r.rc == 0, (m, r.err)
         assert "The budget is on the shared drive." in r.out
     # the removed member: nothing of generation 2, and its old key does not open it
     r = fetch(w, "m3")
     assert r.rc == 1 and "not_a_member" in r.err, r.err
-    r = decrypt(w, gkey(w, 1), w.msg2)
+    assert not gkey(w, 2, "m3").exists()
+    r = decrypt(w, gkey(w, 1, "m3"), w.msg2)
     assert r.rc == 1 and "not_for_you" in r.err, r.err
     assert r.out == ""
     # but what was sent before the rotation stays readable by whoever had the key
-    r = decrypt(w, gkey(w, 1), w.msg1)
+    r = decrypt(w, gkey(w, 1, "m3"), w.msg1)
     assert r.rc == 0, r.err
     # the key server gave m1 both generations, m3 none of the second
     wraps = _rows(w, f"SELECT k.generation || ' ' || x.member FROM group_key_wraps x JOIN "
@@ -337,7 +353,7 @@ def test_gateway_decryption(rotated, make_relay, py_sink):
         k = w.base / f"relay-g{gen}.key"
         k.write_bytes(gkey(w, gen).read_bytes())
         k.chmod(0o600)
-        keys.append(f"{w.dom.name}:{k}:{w.users / f'{w.group}.g{gen}.enc.pem'}")
+        keys.append(f"{w.dom.name}:{k}:{udir(w, 'm1') / f'{w.group}.g{gen}.enc.pem'}")
     sink = py_sink()
     relay = make_relay(inbound_next_hop=sink.hop, local_domains=w.dom.name,
                        gateway_decrypt_keys=",".join(keys))
@@ -345,7 +361,7 @@ def test_gateway_decryption(rotated, make_relay, py_sink):
     garbled = garbled[:len(garbled) * 2 // 3] + b"\r\n"
     sams = w.base / "to-sam.p7m"  # encrypted to sam's key only: the domain's keys are no use
     r = ctl(w, "mail", "encrypt", w.addr["sam"], "--self",
-            w.users / f"{w.addr['sam']}.default.enc.pem", "--in", w.msg, "--out", sams,
+            udir(w, "sam") / f"{w.addr['sam']}.default.enc.pem", "--in", w.msg, "--out", sams,
             "--state", w.base / "sam-heads.json")
     assert r.rc == 0, r.err
     sends = [("before rotation", _wire(w, w.msg1, "before rotation")),
@@ -359,7 +375,7 @@ def test_gateway_decryption(rotated, make_relay, py_sink):
     got = {}
     for m in sink.wait_for(len(sends), timeout=30):
         got[m.header("Subject")[0]] = m
-    fpr = {gen: kf.cert_fingerprint((w.users / f"{w.group}.g{gen}.enc.pem").read_text())
+    fpr = {gen: kf.cert_fingerprint((udir(w, "m1") / f"{w.group}.g{gen}.enc.pem").read_text())
            for gen in (1, 2)}
     for subject, gen in (("before rotation", 1), ("after rotation", 2)):
         m = got[subject]
