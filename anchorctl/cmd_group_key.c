@@ -187,8 +187,15 @@ static int key_make(const struct ctl *ctl, const struct ctl_client *client, cons
 	snprintf(base, sizeof(base), "%s.group.enc", group);
 	if (ctl_save_issued(o->dir, base, issued, NULL, e) < 0 ||
 	    ctl_save_revocation_secret(o->dir, base, issued, &revoke, e) < 0 ||
-	    upload(client, group, ctl_out_str(issued, "key_id"), wraps, out, e) < 0)
+	    upload(client, group, ctl_out_str(issued, "key_id"), wraps, out, e) < 0) {
+		/* The certificate is current and its key is gone with this process: senders
+		 * would encrypt to a key nobody holds until the next generation. */
+		fprintf(stderr,
+		        "anchorctl: %s: certificate %s was issued but its key not uploaded: run "
+		        "group key rotate %s again now\n",
+		        group, ctl_out_str(issued, "key_id"), group);
 		goto out;
+	}
 	rc = 0;
 out:
 	if (tok != NULL)

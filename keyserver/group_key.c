@@ -130,11 +130,14 @@ static int upload_parse(const json_t *body, const char **key_id, json_t **wraps,
 		if (!json_is_object(w) || json_object_size(w) != 2 || m == NULL || env == NULL)
 			return err_set(e, ERR_INPUT, "bad_request",
 			               "wraps[%zu] is not {\"member\", \"envelope\"}", i);
+		/* The check's own message is generic: say which wrap instead. */
 		if (smime_wrap_check(env, strlen(env), e) < 0)
-			return err_set(e, ERR_INPUT, "bad_wrap",
-			               "wraps[%zu] (%.80s): %s; a private key is uploaded only "
-			               "wrapped",
-			               i, m, e->msg);
+			return err_set(
+			    e, ERR_INPUT, "bad_wrap",
+			    "wraps[%zu] (%.80s) is not base64 of a DER CMS EnvelopedData "
+			    "or AuthEnvelopedData with recipients (at most %u characters): "
+			    "a private key is uploaded only wrapped",
+			    i, m, SMIME_WRAP_MAX);
 	}
 	return 0;
 }
