@@ -176,7 +176,7 @@ static void test_bad_wraps(void **state)
 	struct who a = user(0, "a@example.com");
 	EVP_PKEY *group = EVP_EC_gen("P-256");
 	char *w = wrap_to(group, a.cert, NULL), *p8_b64, *trail;
-	unsigned char *p8 = NULL, *der;
+	unsigned char *p8 = NULL, *der, *longer;
 	size_t dlen;
 	int n;
 
@@ -187,9 +187,11 @@ static void test_bad_wraps(void **state)
 	/* the DER with a byte after it */
 	der = crypto_b64_decode(w, &dlen);
 	assert_non_null(der);
-	der = realloc(der, dlen + 1);
-	der[dlen] = 0;
-	trail = crypto_b64_encode(der, dlen + 1);
+	longer = calloc(1, dlen + 1);
+	assert_non_null(longer);
+	memcpy(longer, der, dlen);
+	trail = crypto_b64_encode(longer, dlen + 1);
+	free(longer);
 	refused(trail, strlen(trail), "bad_wrap");
 	/* a clear key (what must never be uploaded) is no wrap */
 	n = i2d_PrivateKey(group, &p8);
