@@ -236,6 +236,8 @@ def test_upload_refusals_store_nothing(w):
             serialization.NoEncryption())).decode()
     members = [m["address"] for m in cur["members"]]
     good = _rows(w, "SELECT envelope FROM group_key_wraps LIMIT 1").strip()
+    hist = c.get(f"/v1/addresses/{w.addr['m1']}/history").json()
+    own_enc = [x["key_id"] for x in hist["certificates"] if x["purpose"] == "encryption"][0]
     cases = [
         # the clear key where a wrap belongs
         ({"key_id": key_id, "wraps": [{"member": m, "envelope": clear} for m in members]},
@@ -250,6 +252,10 @@ def test_upload_refusals_store_nothing(w):
         # a certificate that is not the group's
         ({"key_id": "0b6f5c0e-4d3a-4c8e-9a57-6a1f1d0e8a11",
           "wraps": [{"member": m, "envelope": good} for m in members]},
+         w.dom.admin_token, 409, "not_group_key"),
+        # a member's own encryption key offered as the group's (the seed rule: a user's
+        # key is never the one the key server hands out)
+        ({"key_id": own_enc, "wraps": [{"member": m, "envelope": good} for m in members]},
          w.dom.admin_token, 409, "not_group_key"),
         # no admin token
         ({"key_id": key_id, "wraps": [{"member": m, "envelope": good} for m in members]},
