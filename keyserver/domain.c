@@ -309,7 +309,7 @@ out:
  * certificate itself (whose SAN names the address) and keeps key id, fingerprint,
  * serial, revocation and log sequence; log entries keep their leaves (which name the
  * address only through a salted hash) and lose salt and name; the address's routes,
- * group membership and enrollment tokens are deleted.
+ * group membership, group keys wrapped to it and enrollment tokens are deleted.
  */
 static int erase_address(struct ks_req *r, const struct ks_domain *d, const char *addr,
                          struct ks_erasure *out, struct err *e)

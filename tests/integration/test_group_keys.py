@@ -398,3 +398,15 @@ def test_gateway_decryption(rotated, make_relay, py_sink):
     assert b"hello" in got["plain"].data
     # the keys stayed in the signer: the relay's log names fingerprints, never key text
     assert "PRIVATE KEY" not in relay.text()
+
+
+def test_erasure_takes_the_wraps_along(rotated):
+    """Erasing the removed member (PROTOCOL.md §10.1) leaves no wrap naming it.  Last in
+    the file: m3 is gone afterwards."""
+    w = rotated
+    count = f"SELECT count(*) FROM group_key_wraps WHERE member = '{w.addr['m3']}'"
+    assert _rows(w, count).strip() == "1"
+    r = w.ks.client().post(f"/v1/domains/{w.dom.name}/erase", {"address": w.addr["m3"]},
+                           token=w.dom.admin_token)
+    assert r.status == 200, r.body
+    assert _rows(w, count).strip() == "0"
