@@ -92,6 +92,14 @@ int ctl_save_issued(const char *dir, const char *base, const json_t *answer, con
 int ctl_save_revocation_secret(const char *dir, const char *base, json_t *answer, char **path_out,
                                struct err *e);
 
+/* An encryption certificate for key (kept by the caller) as address's device, by
+ * token (cmd_enc.c): challenge, answer, enroll; *answer the issuance answer. */
+int ctl_enc_enroll_key(const struct ctl *ctl, const struct ctl_client *client, const char *address,
+                       const char *device, EVP_PKEY *key, const char *token, json_t **answer,
+                       struct err *e);
+/* group key create|rotate|fetch <group> (cmd_group_key.c, PROTOCOL.md §5.5). */
+int ctl_cmd_group_key(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
+
 /* Print what ctl_save_issued wrote, with the certificate's key id and dates. */
 void ctl_print_issued(const char *dir, const char *base, const json_t *answer);
 

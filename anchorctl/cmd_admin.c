@@ -347,6 +347,10 @@ static int group_cmd(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char 
 		printf("group %s: %d member%s\n", group, a.npos - 1, a.npos == 2 ? "" : "s");
 	else
 		printf("group %s deleted\n", group);
+	if (!ctl->json && json_is_true(json_object_get(answer, "rotation_needed")))
+		printf("group %s: a member who left holds the current key: run group key rotate "
+		       "%s\n",
+		       group, group);
 out:
 	explicit_bzero(token, sizeof(token));
 	json_decref(body);

@@ -115,6 +115,28 @@ out:
 	return rc;
 }
 
+int ctl_enc_enroll_key(const struct ctl *ctl, const struct ctl_client *client, const char *address,
+                       const char *device, EVP_PKEY *key, const char *token, json_t **answer,
+                       struct err *e)
+{
+	struct enc_job j = {.ctl = ctl, .address = address, .device = device, .token = token};
+	int rc = -1;
+
+	*answer = NULL;
+	j.path_challenge =
+	    ctl_api_path("domains", ctl_name_domain_of(address), "/encryption/challenge");
+	j.path_enroll = ctl_api_path("domains", ctl_name_domain_of(address), "/encryption");
+	if (j.path_challenge == NULL || j.path_enroll == NULL)
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	else if ((j.pub_pem = crypto_key_public_to_pem(key, e)) != NULL) {
+		j.key = key; /* borrowed: job_free must not free it */
+		rc = enroll(&j, client, answer, e);
+		j.key = NULL;
+	}
+	job_free(&j);
+	return rc;
+}
+
 static int job_prepare(struct enc_job *j, const char *alg, struct err *e)
 {
 	enum enckey_alg a = ENCKEY_RSA;

@@ -132,6 +132,16 @@ static const struct ctl_cmd commands[] = {
     {"group", "set", ctl_cmd_group_set, "<group-address> <member-address>...",
      "Domain admin: set the members of a group (replacing the previous members)."},
     {"group", "delete", ctl_cmd_group_delete, "<group-address>", "Domain admin: delete a group."},
+    {"group", "key", ctl_cmd_group_key,
+     "create|rotate <group-address> [--alg rsa3072|p256|...] [--dir DIR]\n"
+     "       | fetch <group-address> --as MEMBER [--device NAME] [--dir DIR]",
+     "create|rotate (domain admin): make the group's (or the corporate address's)\n"
+     "encryption key, enroll its certificate (device \"group\"), wrap the private key\n"
+     "to each member's current encryption certificates and upload only the wraps;\n"
+     "the clear key is written nowhere. Rotate after removing a member.\n"
+     "fetch (a member): a request signed with DIR/MEMBER.key; every generation\n"
+     "wrapped to MEMBER is unwrapped with DIR/MEMBER.DEVICE.enc.key and written as\n"
+     "DIR/<group>.g<N>.enc.key (0600) and .pem, for mail decrypt --key."},
     {"lookup", "domain", ctl_cmd_lookup, "<domain> [--json | --pem] [--pin PIN] [--state FILE]",
      "Show the domain's policy, mode and pins, and its newest log head (verified\n"
      "and checked against the head remembered); --pem prints root and issuer."},

@@ -236,6 +236,16 @@ static int check_members(json_t *members, const char *domain, struct err *e)
 	return 0;
 }
 
+/* After a change of members: whether the newest group key is wrapped to someone who left
+ * (group_key.c, PROTOCOL.md §5.5).  A failure to tell says no: the change itself stands. */
+static int group_rotation_needed(struct ks_req *r, const struct ks_domain *d, const char *group)
+{
+	struct ks_group_key_state st;
+	struct err e = {0};
+
+	return ks_store_group_key_state(r->db, d->id, group, &st, &e) == 0 && st.rotation_needed;
+}
+
 void ks_group_set(struct ks_req *r, const char *domain, const char *group)
 {
 	struct ks_domain *d = ks_load_domain(r, domain);
@@ -257,7 +267,8 @@ void ks_group_set(struct ks_req *r, const char *domain, const char *group)
 	log_info(r->http->reqid, "group %s of %s: %zu members", group_lc, d->name,
 	         json_array_size(members));
 	http_reply_json(r->resp, 200,
-	                json_pack("{s:s, s:O}", "group", group_lc, "members", members));
+	                json_pack("{s:s, s:O, s:b}", "group", group_lc, "members", members,
+	                          "rotation_needed", group_rotation_needed(r, d, group_lc)));
 out:
 	free(group_lc);
 	ks_domain_free(d);
@@ -280,7 +291,9 @@ void ks_group_delete(struct ks_req *r, const char *domain, const char *group)
 	}
 	ks_cache_invalidate(r->ks->cache);
 	log_info(r->http->reqid, "group %s of %s deleted", group_lc, d->name);
-	http_reply_json(r->resp, 200, json_pack("{s:s, s:b}", "group", group_lc, "deleted", 1));
+	http_reply_json(r->resp, 200,
+	                json_pack("{s:s, s:b, s:b}", "group", group_lc, "deleted", 1,
+	                          "rotation_needed", group_rotation_needed(r, d, group_lc)));
 out:
 	json_decref(none);
 	free(group_lc);
@@ -296,7 +309,7 @@ out:
  * certificate itself (whose SAN names the address) and keeps key id, fingerprint,
  * serial, revocation and log sequence; log entries keep their leaves (which name the
  * address only through a salted hash) and lose salt and name; the address's routes,
- * group membership and enrollment tokens are deleted.
+ * group membership, group keys wrapped to it and enrollment tokens are deleted.
  */
 static int erase_address(struct ks_req *r, const struct ks_domain *d, const char *addr,
                          struct ks_erasure *out, struct err *e)

@@ -148,6 +148,13 @@ void ks_domain_set_policy(struct ks_req *r, const char *domain);
 void ks_domain_set_renewal(struct ks_req *r, const char *domain);
 void ks_group_set(struct ks_req *r, const char *domain, const char *group);
 void ks_group_delete(struct ks_req *r, const char *domain, const char *group);
+/* group_key.c: a group's members and key state (admin GET), the upload of a new
+ * generation of its key wrapped to each member (admin PUT .../keys), and a member's
+ * fetch of its wraps (POST .../keys/{member}, signed by the member): PROTOCOL.md §5.5. */
+void ks_group_get(struct ks_req *r, const char *domain, const char *group);
+void ks_group_key_put(struct ks_req *r, const char *domain, const char *group);
+void ks_group_key_fetch(struct ks_req *r, const char *domain, const char *group,
+                        const char *member);
 void ks_domain_erase(struct ks_req *r, const char *domain);
 
 /* enroll.c */

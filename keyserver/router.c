@@ -46,6 +46,8 @@ enum route_id {
 	R_PAGE,
 	R_ENC_ENROLL,
 	R_ENC_CHALLENGE,
+	R_GROUP_KEYS,
+	R_GROUP_KEY_FETCH,
 };
 
 struct route {
@@ -62,7 +64,7 @@ static const struct route routes[] = {
     [R_TOKENS] = {R_TOKENS, "token_issue", "POST", 0},
     [R_SERVERS] = {R_SERVERS, "servers", "GET POST", 0},
     [R_POLICY] = {R_POLICY, "policy", "PUT", 0},
-    [R_GROUP] = {R_GROUP, "group", "PUT DELETE", 0},
+    [R_GROUP] = {R_GROUP, "group", "GET PUT DELETE", 0},
     [R_ADDRESS] = {R_ADDRESS, "address", "GET", 1},
     [R_HISTORY] = {R_HISTORY, "history", "GET", 1},
     [R_KEY] = {R_KEY, "key", "GET", 1},
@@ -89,6 +91,8 @@ static const struct route routes[] = {
     [R_PAGE] = {R_PAGE, "lookup_page", "GET", 0},
     [R_ENC_ENROLL] = {R_ENC_ENROLL, "encryption_enroll", "POST", 0},
     [R_ENC_CHALLENGE] = {R_ENC_CHALLENGE, "encryption_challenge", "POST", 0},
+    [R_GROUP_KEYS] = {R_GROUP_KEYS, "group_keys", "PUT", 0},
+    [R_GROUP_KEY_FETCH] = {R_GROUP_KEY_FETCH, "group_key_fetch", "POST", 0},
 };
 
 /* /v1/domains/{d}/encryption and .../encryption/challenge (PROTOCOL.md §4.1). */
@@ -97,6 +101,16 @@ static enum route_id match_encryption(const struct http_request *h, int n)
 	if (n == 4)
 		return R_ENC_ENROLL;
 	return n == 5 && http_seg_is(h, 4, "challenge") ? R_ENC_CHALLENGE : R_NONE;
+}
+
+/* /v1/domains/{d}/groups/{g}, .../keys and .../keys/{member} (PROTOCOL.md §5.5). */
+static enum route_id match_group(const struct http_request *h, int n)
+{
+	if (n == 5)
+		return R_GROUP;
+	if (n == 6 && http_seg_is(h, 5, "keys"))
+		return R_GROUP_KEYS;
+	return n == 7 && http_seg_is(h, 5, "keys") ? R_GROUP_KEY_FETCH : R_NONE;
 }
 
 /* Under /v1/domains/{d}/: the domain's own resources. */
@@ -120,8 +134,8 @@ static enum route_id match_domain(const struct http_request *h, int n)
 		return R_SERVERS;
 	if (n == 4 && http_seg_is(h, 3, "policy"))
 		return R_POLICY;
-	if (n == 5 && http_seg_is(h, 3, "groups"))
-		return R_GROUP;
+	if (n >= 5 && http_seg_is(h, 3, "groups"))
+		return match_group(h, n);
 	if (n == 4 && http_seg_is(h, 3, "route"))
 		return R_DOMAIN_ROUTE;
 	if (n == 4 && (http_seg_is(h, 3, "crl") || http_seg_is(h, 3, "crl.pem")))
@@ -187,6 +201,23 @@ static enum route_id match_route(const struct http_request *h)
 	return R_NONE;
 }
 
+/* A group, its keys (admin) and a member's fetch of them (signed by the member). */
+static void run_group_handler(struct ks_req *r, enum route_id id, const char *method)
+{
+	const struct http_request *h = r->http;
+
+	if (id == R_GROUP_KEYS)
+		ks_group_key_put(r, h->seg[2], h->seg[4]);
+	else if (id == R_GROUP_KEY_FETCH)
+		ks_group_key_fetch(r, h->seg[2], h->seg[4], h->seg[6]);
+	else if (strcmp(method, "DELETE") == 0)
+		ks_group_delete(r, h->seg[2], h->seg[4]);
+	else if (strcmp(method, "GET") == 0)
+		ks_group_get(r, h->seg[2], h->seg[4]);
+	else
+		ks_group_set(r, h->seg[2], h->seg[4]);
+}
+
 /* The handlers of a domain's own resources: its row, enrollment, servers, groups. */
 static int run_domain_handler(struct ks_req *r, enum route_id id, const char *method)
 {
@@ -230,10 +261,9 @@ static int run_domain_handler(struct ks_req *r, enum route_id id, const char *me
 		ks_domain_set_renewal(r, h->seg[2]);
 		break;
 	case R_GROUP:
-		if (strcmp(method, "DELETE") == 0)
-			ks_group_delete(r, h->seg[2], h->seg[4]);
-		else
-			ks_group_set(r, h->seg[2], h->seg[4]);
+	case R_GROUP_KEYS:
+	case R_GROUP_KEY_FETCH:
+		run_group_handler(r, id, method);
 		break;
 	case R_ERASE:
 		ks_domain_erase(r, h->seg[2]);

@@ -221,6 +221,25 @@ int ks_store_route_put(struct db *db, const char *name, const struct ks_route *r
 /* 1 when a route was deleted, 0 when there was none, -1 on error. */
 int ks_store_route_delete(struct db *db, long long domain_id, const char *name, struct err *e);
 
+/* store_group_key.c: group keys, held only wrapped (sql/012_group_keys.sql).  _members: the
+ * group's members, sorted (a JSON array of strings); _state: the newest generation (0 for
+ * none), its certificate's key id, and whether a member it was wrapped to has left; _add:
+ * the next generation of group with one wrap per {"member", "envelope"} of wraps, in the
+ * caller's transaction; _wraps: every generation wrapped to member, oldest first, as
+ * [{"generation", "key_id", "status", "certificate", "envelope"}]. */
+struct ks_group_key_state {
+	int generation, rotation_needed;
+	char key_id[CRYPTO_UUID_LEN];
+};
+int ks_store_group_members(struct db *db, long long domain_id, const char *group, json_t **members,
+                           struct err *e);
+int ks_store_group_key_state(struct db *db, long long domain_id, const char *group,
+                             struct ks_group_key_state *st, struct err *e);
+int ks_store_group_key_add(struct db *db, long long domain_id, const char *group,
+                           const char *key_id, const json_t *wraps, int *generation, struct err *e);
+int ks_store_group_key_wraps(struct db *db, long long domain_id, const char *group,
+                             const char *member, json_t **keys, struct err *e);
+
 /* store_direct.c: a user's direct endpoint.  _valid: 1 with *dr when the address has
  * one in force (not expired, made by the address's current, unrevoked key), 0 when
  * not; _delete: 1 when one was removed, 0 when there was none. */

@@ -48,6 +48,13 @@ int ks_store_address_erase(struct db *db, long long domain_id, const char *addr,
 	           " OR group_address = $2)",
 	           2, params, e) < 0 ||
 	    db_run(db, "DELETE FROM enc_challenges WHERE domain_id = $1 AND address = $2", 2,
+	           params, e) < 0 ||
+	    /* the group keys wrapped to it, and an erased group's own (sql/012) */
+	    db_run(db,
+	           "DELETE FROM group_key_wraps w USING group_keys k WHERE w.group_key_id = k.id"
+	           " AND k.domain_id = $1 AND w.member = $2",
+	           2, params, e) < 0 ||
+	    db_run(db, "DELETE FROM group_keys WHERE domain_id = $1 AND group_address = $2", 2,
 	           params, e) < 0)
 		return -1;
 	/* Used tokens too: a used token need only stay refused, and an unknown one is. */

@@ -294,8 +294,8 @@ static int forged_authres(const struct mail_field *f, const char *end, const cha
 
 /*
  * The message without the fields a sender may not set: our
- * Authentication-Results and our tier header.  malloc'd copy.  The fields are
- * lib/mail/header's, the ones the verifier reads.
+ * Authentication-Results, our tier header and our X-Anchor-Decrypted.  malloc'd copy.  The fields
+ * are lib/mail/header's, the ones the verifier reads.
  */
 static char *strip_our_fields(const char *m, size_t len, const char *authserv, const char *tierh,
                               size_t *outlen)
@@ -309,7 +309,8 @@ static char *strip_our_fields(const char *m, size_t len, const char *authserv, c
 		return NULL;
 	mail_header_init(&h, m, len);
 	while (mail_header_next(&h, &f) == 1) {
-		if (!forged_authres(&f, m + f.end, authserv) && !mail_field_is(&f, tierh)) {
+		if (!forged_authres(&f, m + f.end, authserv) && !mail_field_is(&f, tierh) &&
+		    !mail_field_is(&f, RELAYD_DECRYPTED_FIELD)) {
 			memcpy(out + o, m + start, f.end - start);
 			o += f.end - start;
 		}
@@ -533,8 +534,8 @@ static void data_work(void *arg)
 	struct relay_rep_answer sender = {0};
 	struct tier_groups g;
 	struct err e = {0};
-	char *clean, *trace = NULL;
-	size_t cleanlen;
+	char *clean, *trace = NULL, *dec;
+	size_t cleanlen, declen = 0;
 	int have_rep;
 
 	memset(&g, 0, sizeof(g));
@@ -555,6 +556,12 @@ static void data_work(void *arg)
 	if (relay_enc_inbound_refuses(c->d, &a, clean, cleanlen, c->rcpts, c->nrcpt, &j->r)) {
 		log_info(NULL, "conn %lu: refused: %s (%s)", c->id, j->r.text, a.why);
 		goto out;
+	}
+	/* After the checks, which the sender's signatures over the ciphertext answer. */
+	if ((dec = relayd_gateway_decrypt(c, clean, cleanlen, &declen)) != NULL) {
+		free(clean);
+		clean = dec;
+		cleanlen = declen;
 	}
 	have_rep = sender_reputation(c, &a, &sender);
 	if ((trace = trace_fields(c, &a)) == NULL ||

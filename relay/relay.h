@@ -83,10 +83,11 @@ struct relay_settings {
 	long long workers;
 
 	/* the signer (only the signer process opens these files) */
-	char *signing_keys;  /* "domain:selector:keyfile[,...]" */
-	char *user_keys_dir; /* "<address>.key" files: users' own keys; unset: none */
-	char *report_key;    /* key of the reporter's signing certificate */
-	char *report_chain;  /* its certificate, the issuer, the root (PEM) */
+	char *signing_keys;         /* "domain:selector:keyfile[,...]" */
+	char *user_keys_dir;        /* "<address>.key" files: users' own keys; unset: none */
+	char *report_key;           /* key of the reporter's signing certificate */
+	char *report_chain;         /* its certificate, the issuer, the root (PEM) */
+	char *gateway_decrypt_keys; /* "domain:keyfile:certfile[,...]": inbound decryption */
 
 	/* verification and discovery */
 	char *dns_server;       /* "ADDR[:PORT]"; unset: /etc/resolv.conf */
@@ -202,6 +203,13 @@ int relay_signer_has_domain(struct relay_signer_client *c, const char *domain, s
  */
 int relay_signer_sign(struct relay_signer_client *c, const char *msg, size_t len,
                       const char *domain, const char *user, char **fields, struct err *e);
+
+/* Gateway decryption (signer_decrypt.c, PROTOCOL.md §12.11): msg decrypted by the signer
+ * with a key of domain (gateway_decrypt_keys); *plain (malloc'd) the inner entity and
+ * fpr the certificate that opened it.  ERR_NOTFOUND "no_decryption_key" when the signer
+ * has none for domain; smime.h's codes otherwise. */
+int relay_signer_decrypt(struct relay_signer_client *c, const char *domain, const char *msg,
+                         size_t len, char **plain, size_t *plen, char fpr[80], struct err *e);
 
 /* A flattened JWS of payload (JSON text) with typ, signed with the report key,
  * x5c = the report chain; malloc'd. */

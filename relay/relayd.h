@@ -237,4 +237,11 @@ void relayd_scheduler_stop(struct relayd *d);
 /* "Sat, 23 Nov 2026 15:43:05 +0000" */
 void relayd_rfc5322_date(time_t t, char *out, size_t size);
 
+/* gateway_decrypt.c: the message decrypted by the signer when every recipient is of one
+ * domain with gateway_decrypt_keys and it is S/MIME enveloped data (malloc'd, with its
+ * X-Anchor-Decrypted field, or marked "failed" and otherwise as it came); NULL when
+ * nothing applies or out of memory: queue it as it is (PROTOCOL.md §12.11). */
+char *relayd_gateway_decrypt(struct relayd_conn *c, const char *msg, size_t len, size_t *outlen);
+#define RELAYD_DECRYPTED_FIELD "X-Anchor-Decrypted"
+
 #endif

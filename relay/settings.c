@@ -59,6 +59,8 @@ const struct conf_param relay_settings_table[] = {
      "private key of the certificate that signs abuse reports (signer only)"},
     {"report_chain", CONF_STR, NULL, 0, 0, S(report_chain),
      "that certificate, then its issuer and the domain's root (PEM)"},
+    {"gateway_decrypt_keys", CONF_STR, "", 0, 0, S(gateway_decrypt_keys),
+     "domain:keyfile:certfile,... keys (0600) the signer decrypts inbound S/MIME with"},
     {"dns_server", CONF_STR, NULL, 0, 0, S(dns_server),
      "ADDR[:PORT] of the DNS resolver; unset: /etc/resolv.conf"},
     {"dns_trust_anchor", CONF_STR, NULL, 0, 0, S(dns_trust_anchor),

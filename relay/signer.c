@@ -37,6 +37,7 @@
 #include "pki/jws.h"
 #include "core/log.h"
 #include "relay.h"
+#include "signer_decrypt.h"
 #include "signer_keyfile.h"
 #include "signer_proto.h"
 
@@ -72,6 +73,7 @@ struct signer {
 	unsigned long tick;
 	EVP_PKEY *report_key;
 	char *chain_pem;
+	struct signer_dec *dec; /* gateway decryption keys */
 };
 
 /* ---------------------------------------------------------------- key files */
@@ -315,8 +317,9 @@ static const struct domain_key *domain_key_find(const struct signer *sg, const c
 
 static const char *op_name(enum signer_op op)
 {
-	static const char *const names[] = {
-	    "?", "domain", "user", "sign-domain", "sign-user", "report-chain", "sign-report"};
+	static const char *const names[] = {"?",           "domain",    "user",
+	                                    "sign-domain", "sign-user", "report-chain",
+	                                    "sign-report", "decrypt"};
 	return (unsigned)op < sizeof(names) / sizeof(names[0]) ? names[op] : "?";
 }
 
@@ -340,6 +343,8 @@ struct answer {
 	uint8_t sig[DKIM_SIG_MAX];
 	unsigned char *jsig; /* a JWS signature, malloc'd */
 	size_t siglen;
+	struct smime_buf plain; /* DECRYPT: the inner entity */
+	char fpr[CERT_FPR_LEN];
 	EVP_PKEY *ukey; /* a user's key, referenced */
 };
 
@@ -411,6 +416,14 @@ static int answer_request(struct signer *sg, const struct signer_request *r, str
 	case SIGNER_OP_REPORT_CHAIN:
 	case SIGNER_OP_SIGN_REPORT:
 		return answer_report(sg, r, a, e);
+	case SIGNER_OP_DECRYPT:
+		if (signer_decrypt_run(sg->dec, r->name, r->data, r->datalen, &a->plain, a->fpr,
+		                       e) < 0)
+			return -1;
+		a->f[a->n].p = (const uint8_t *)a->plain.data;
+		a->f[a->n++].len = a->plain.len;
+		a->f[a->n++] = frame_str(a->fpr);
+		return 0;
 	}
 	return 0;
 }
@@ -454,6 +467,9 @@ static uint8_t *handle(void *ctx, const uint8_t *body, size_t len, size_t *outle
 	EVP_PKEY_free(a.ukey);
 	OPENSSL_cleanse(a.sig, sizeof(a.sig));
 	free(a.jsig);
+	if (a.plain.data != NULL)
+		OPENSSL_cleanse(a.plain.data, a.plain.len);
+	smime_buf_clear(&a.plain);
 	return out;
 }
 
@@ -472,6 +488,7 @@ static void signer_free(struct signer *sg)
 		close(sg->udir);
 	EVP_PKEY_free(sg->report_key);
 	free(sg->chain_pem);
+	signer_decrypt_free(sg->dec);
 	pthread_mutex_destroy(&sg->umu);
 	free(sg);
 }
@@ -487,7 +504,8 @@ static struct signer *signer_new(const struct relay_settings *s, struct err *e)
 	sg->udir = -1;
 	pthread_mutex_init(&sg->umu, NULL);
 	if (domain_keys_load(sg, s->signing_keys, e) < 0 ||
-	    report_key_load(sg, s->report_key, s->report_chain, e) < 0)
+	    report_key_load(sg, s->report_key, s->report_chain, e) < 0 ||
+	    signer_decrypt_load(s->gateway_decrypt_keys, &sg->dec, e) < 0)
 		goto fail;
 	if (s->user_keys_dir != NULL && *s->user_keys_dir) {
 		sg->udir = open(s->user_keys_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -288,3 +288,38 @@ out:
 	free(buf);
 	return rc;
 }
+
+int relay_signer_decrypt(struct relay_signer_client *c, const char *domain, const char *msg,
+                         size_t len, char **plain, size_t *plen, char fpr[80], struct err *e)
+{
+	char dom[DKIM_DOMAIN_MAX];
+	struct frame_field f[2];
+	struct frame_msg ans;
+	uint8_t *buf = NULL;
+	int rc = -1;
+
+	*plain = NULL;
+	*plen = 0;
+	if (lower_name(domain, 0, dom, sizeof(dom), e) < 0)
+		return -1;
+	if (len == 0 || len > SIGNER_MAX_DATA)
+		return err_set(e, ERR_TOOBIG, "too_big",
+		               "a message of %zu bytes is over what the "
+		               "signer decrypts (%d)",
+		               len, SIGNER_MAX_DATA);
+	f[0] = frame_str(dom);
+	f[1].p = (const uint8_t *)msg;
+	f[1].len = len;
+	if (call(c, SIGNER_OP_DECRYPT, f, 2, 2, &ans, &buf, e) < 0)
+		return -1;
+	if (frame_field_str(&ans.f[1], fpr, 80, e) == 0 && (*plain = malloc(ans.f[0].len + 1))) {
+		memcpy(*plain, ans.f[0].p, ans.f[0].len);
+		(*plain)[ans.f[0].len] = '\0';
+		*plen = ans.f[0].len;
+		rc = 0;
+	} else if (e->kind == ERR_NONE) {
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	}
+	free(buf);
+	return rc;
+}

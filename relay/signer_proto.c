@@ -50,6 +50,8 @@ static int op_nfields(int op)
 	case SIGNER_OP_USER:
 	case SIGNER_OP_SIGN_REPORT:
 		return 1;
+	case SIGNER_OP_DECRYPT:
+		return 2;
 	case SIGNER_OP_SIGN_DOMAIN:
 	case SIGNER_OP_SIGN_USER:
 		return 3;
@@ -92,6 +94,12 @@ int signer_request_parse(const uint8_t *body, size_t len, struct signer_request 
 			return err_set(e, ERR_INPUT, "bad_request", "no data or too much");
 		r->data = m.f[2].p;
 		r->datalen = m.f[2].len;
+	}
+	if (r->op == SIGNER_OP_DECRYPT) {
+		if (m.f[1].len == 0 || m.f[1].len > SIGNER_MAX_DATA)
+			return err_set(e, ERR_INPUT, "bad_request", "no message or too large");
+		r->data = m.f[1].p;
+		r->datalen = m.f[1].len;
 	}
 	if (r->op == SIGNER_OP_SIGN_REPORT) {
 		if (m.f[0].len == 0 || m.f[0].len > SIGNER_MAX_DATA ||

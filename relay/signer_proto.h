@@ -16,6 +16,7 @@
  *   SIGN_USER       address, a=, header data    signature
  *   REPORT_CHAIN    -                           the report chain (PEM)
  *   SIGN_REPORT     JWS signing input           JWS signature
+ *   DECRYPT         domain, S/MIME message      inner entity, certificate fingerprint
  *
  * Names are lowercase and valid (a domain name, a dot-atom address without
  * '/'); the header data must end with a DKIM-Signature field for the key's
@@ -44,6 +45,7 @@ enum signer_op {
 	SIGNER_OP_SIGN_USER,
 	SIGNER_OP_REPORT_CHAIN,
 	SIGNER_OP_SIGN_REPORT,
+	SIGNER_OP_DECRYPT,
 };
 
 /* A request checked against its op's rules. */
@@ -51,7 +53,7 @@ struct signer_request {
 	enum signer_op op;
 	char name[SIGNER_NAME_MAX]; /* DOMAIN, SIGN_DOMAIN: domain; USER, SIGN_USER: address */
 	enum dkim_alg alg;          /* SIGN_DOMAIN, SIGN_USER */
-	const uint8_t *data;        /* SIGN_*: what to sign (points into the body) */
+	const uint8_t *data;        /* SIGN_*: what to sign; DECRYPT: the message (in the body) */
 	size_t datalen;
 };
 

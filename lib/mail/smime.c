@@ -320,23 +320,13 @@ static int is_recipient(CMS_ContentInfo *cms, X509 *cert)
 	return 0;
 }
 
-int smime_decrypt(const void *in, size_t len, EVP_PKEY *key, X509 *cert, struct smime_buf *out,
-                  struct err *e)
+/* Decrypt a parsed CMS with key/cert (checked by the caller) into out. */
+static int decrypt_cms(CMS_ContentInfo *cms, EVP_PKEY *key, X509 *cert, struct smime_buf *out,
+                       struct err *e)
 {
-	CMS_ContentInfo *cms;
 	BIO *w = NULL;
 	int rc = -1;
 
-	memset(out, 0, sizeof(*out));
-	if (X509_check_private_key(cert, key) != 1) {
-		ERR_clear_error();
-		return err_set(e, ERR_INPUT, "key_mismatch",
-		               "the private key is not the certificate's");
-	}
-	if (key_can_encrypt(key, "decrypt with", e) < 0)
-		return -1;
-	if ((cms = read_message(in, len, NULL, e)) == NULL)
-		return -1;
 	if (!is_encrypted(cms)) {
 		err_set(e, ERR_INPUT, "not_encrypted", "the message is not encrypted (%s)",
 		        OBJ_nid2sn(OBJ_obj2nid(CMS_get0_type(cms))));
@@ -360,6 +350,53 @@ int smime_decrypt(const void *in, size_t len, EVP_PKEY *key, X509 *cert, struct 
 out:
 	ERR_clear_error();
 	BIO_free(w);
+	return rc;
+}
+
+static int decrypt_key_check(EVP_PKEY *key, X509 *cert, struct err *e)
+{
+	if (X509_check_private_key(cert, key) != 1) {
+		ERR_clear_error();
+		return err_set(e, ERR_INPUT, "key_mismatch",
+		               "the private key is not the certificate's");
+	}
+	return key_can_encrypt(key, "decrypt with", e);
+}
+
+int smime_decrypt(const void *in, size_t len, EVP_PKEY *key, X509 *cert, struct smime_buf *out,
+                  struct err *e)
+{
+	CMS_ContentInfo *cms;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (decrypt_key_check(key, cert, e) < 0)
+		return -1;
+	if ((cms = read_message(in, len, NULL, e)) == NULL)
+		return -1;
+	rc = decrypt_cms(cms, key, cert, out, e);
+	CMS_ContentInfo_free(cms);
+	return rc;
+}
+
+int smime_decrypt_der(const void *der, size_t len, EVP_PKEY *key, X509 *cert, struct smime_buf *out,
+                      struct err *e)
+{
+	const unsigned char *p = der;
+	CMS_ContentInfo *cms = NULL;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (decrypt_key_check(key, cert, e) < 0)
+		return -1;
+	if (len <= SMIME_MAX_INPUT)
+		cms = d2i_CMS_ContentInfo(NULL, &p, (long)len);
+	if (cms == NULL || p != (const unsigned char *)der + len) {
+		CMS_ContentInfo_free(cms);
+		ERR_clear_error();
+		return err_set(e, ERR_INPUT, "bad_message", "not one DER CMS structure");
+	}
+	rc = decrypt_cms(cms, key, cert, out, e);
 	CMS_ContentInfo_free(cms);
 	return rc;
 }

@@ -70,6 +70,11 @@ int smime_encrypt(const void *in, size_t len, STACK_OF(X509) * recips, enum smim
 int smime_decrypt(const void *in, size_t len, EVP_PKEY *key, X509 *cert, struct smime_buf *out,
                   struct err *e);
 
+/* The same for a bare DER CMS ContentInfo (no MIME around it), which must be all of
+ * der[0..len): what a wrapped group key is (smime_wrap.h). */
+int smime_decrypt_der(const void *der, size_t len, EVP_PKEY *key, X509 *cert, struct smime_buf *out,
+                      struct err *e);
+
 /*
  * Sign the MIME entity in[0..len) with key/cert as multipart/signed (detached,
  * canonicalised to CRLF); chain (may be NULL) goes into the signature too.

@@ -699,11 +699,42 @@ static void test_proto_round_trip(void **state)
 	assert_int_equal(frame_len((const uint8_t *)"\0\x20\0\0", &blen, &e), -1);
 }
 
+/* DECRYPT: a domain and a message; a missing message or an address for the domain is
+ * refused. */
+static void test_proto_decrypt(void **state)
+{
+	struct frame_field f[2] = {frame_str("corp.example"), frame_str("Content-Type: x\r\n")};
+	struct signer_request r;
+	struct err e = {0};
+	size_t len = 0;
+	uint8_t *frame = frame_encode(SIGNER_OP_DECRYPT, f, 2, &len, &e);
+
+	(void)state;
+	assert_int_equal(signer_request_parse(frame + 4, len - 4, &r, &e), 0);
+	assert_int_equal(r.op, SIGNER_OP_DECRYPT);
+	assert_string_equal(r.name, "corp.example");
+	assert_int_equal(r.datalen, strlen("Content-Type: x\r\n"));
+	free(frame);
+	frame = frame_encode(SIGNER_OP_DECRYPT, f, 1, &len, &e);
+	assert_int_equal(signer_request_parse(frame + 4, len - 4, &r, &e), -1);
+	free(frame);
+	f[0] = frame_str("a@corp.example");
+	frame = frame_encode(SIGNER_OP_DECRYPT, f, 2, &len, &e);
+	assert_int_equal(signer_request_parse(frame + 4, len - 4, &r, &e), -1);
+	free(frame);
+	f[0] = frame_str("corp.example");
+	f[1].len = 0;
+	frame = frame_encode(SIGNER_OP_DECRYPT, f, 2, &len, &e);
+	assert_int_equal(signer_request_parse(frame + 4, len - 4, &r, &e), -1);
+	free(frame);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_split_equals_dkim_sign),
 	    cmocka_unit_test(test_proto_round_trip),
+	    cmocka_unit_test(test_proto_decrypt),
 	    cmocka_unit_test(test_sign_ed25519_with_user),
 	    cmocka_unit_test(test_sign_rsa_without_user_key),
 	    cmocka_unit_test(test_user_key_mode_refused),
