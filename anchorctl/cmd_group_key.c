@@ -255,8 +255,8 @@ static json_t *fetch_call(const struct ctl *ctl, const struct ctl_cmd *cmd, cons
 	*status = CTL_FAIL;
 	if (key == NULL || ctl_signer_load(&s, key, NULL, NULL, e) < 0)
 		goto out;
-	p = json_pack("{s:s, s:s, s:s, s:I}", "type", "anchor-group-keys-request", "address", o->as,
-	              "group", group, "issued", (json_int_t)time(NULL));
+	p = json_pack("{s:s, s:s, s:s, s:o}", "type", "anchor-group-keys-request", "address", o->as,
+	              "group", group, "issued", ctl_signing_time());
 	if (p == NULL || (jws = ctl_signer_sign(&s, p, GROUP_KEYS_TYP, e)) == NULL)
 		goto out;
 	body = json_loads(jws, 0, NULL);
