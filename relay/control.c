@@ -7,6 +7,7 @@
  *   DELETE /v1/lists/{rcpt}/{trust|block|subscribe}/{entry}
  *   POST   /v1/complaints  {"category": "spam"|"not-spam", "message": <base64>}
  *   POST   /v1/sign        {"message": <base64>}: signed and given back (signback.c)
+ *   POST   /v1/partial/{id}/fetch                    a view's whole message (partial_fetch.c)
  *
  * Two ways in.  The admin sends "Authorization: Bearer <token>" (the SHA-256
  * of the token is control_token_hash) and may act for any local recipient.
@@ -22,6 +23,7 @@
 #include "control.h"
 #include "deliver_cache.h"
 #include "deliver_resume.h"
+#include "partial.h"
 #include "signback.h"
 
 #include <ctype.h>
@@ -514,6 +516,33 @@ static void method_not_allowed(struct http_response *resp, const char *allow)
 	http_add_header(resp, "Allow", "%s", allow);
 }
 
+/* POST /v1/partial/{id}/fetch: a view's whole message (partial_fetch.c), for the admin or
+ * one of the view's recipients. */
+static void partial_route(struct relay_control *c, const struct http_request *req,
+                          struct http_response *resp)
+{
+	struct caller who;
+	struct err e = {0};
+	struct relay_partial_result r;
+
+	resp->route = "partial_fetch";
+	if (!http_method_in(req->method, "POST")) {
+		method_not_allowed(resp, "POST");
+		return;
+	}
+	if (authorize(c, req, &who, &e) < 0) {
+		http_reply_error(resp, &e);
+		return;
+	}
+	relayd_partial_fetch(req->seg[2], who.admin ? NULL : who.rcpt, &r);
+	json_decref(who.body);
+	http_reply_json(resp, r.http,
+	                r.http == 200
+	                    ? json_pack("{s:s, s:s, s:s}", "status", r.code, "queue_id", r.queue_id,
+	                                "message", r.text)
+	                    : json_pack("{s:s, s:s}", "error", r.code, "message", r.text));
+}
+
 static void control_dispatch(const struct http_request *req, struct http_response *resp, void *app)
 {
 	struct relay_control *c = app;
@@ -525,6 +554,11 @@ static void control_dispatch(const struct http_request *req, struct http_respons
 	    req->nseg == 2 && http_seg_is(req, 0, "v1") && http_seg_is(req, 1, "complaints");
 	const char *allow;
 
+	if (req->nseg == 4 && http_seg_is(req, 0, "v1") && http_seg_is(req, 1, "partial") &&
+	    http_seg_is(req, 3, "fetch")) {
+		partial_route(c, req, resp);
+		return;
+	}
 	if (req->nseg == 2 && http_seg_is(req, 0, "v1") && http_seg_is(req, 1, "sign")) {
 		resp->route = "sign";
 		if (!http_method_in(req->method, "POST"))

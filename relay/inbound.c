@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "core/ttlcache.h"
 #include "mail/header.h"
+#include "partial.h"
 #include "relayd.h"
 
 /* ------------------------------------------------------------------ reputation */
@@ -293,7 +294,7 @@ static int forged_authres(const struct mail_field *f, const char *end, const cha
  * Authentication-Results and our tier header.  malloc'd copy.  The fields are
  * lib/mail/header's, the ones the verifier reads.
  */
-static char *strip_our_fields(const char *m, size_t len, const char *authserv, const char *tierh,
+char *relayd_strip_our_fields(const char *m, size_t len, const char *authserv, const char *tierh,
                               size_t *outlen)
 {
 	struct mail_header h;
@@ -305,7 +306,8 @@ static char *strip_our_fields(const char *m, size_t len, const char *authserv, c
 		return NULL;
 	mail_header_init(&h, m, len);
 	while (mail_header_next(&h, &f) == 1) {
-		if (!forged_authres(&f, m + f.end, authserv) && !mail_field_is(&f, tierh)) {
+		if (!forged_authres(&f, m + f.end, authserv) && !mail_field_is(&f, tierh) &&
+		    !mail_field_is(&f, "Anchor-Partial")) {
 			memcpy(out + o, m + start, f.end - start);
 			o += f.end - start;
 		}
@@ -357,7 +359,7 @@ static void decide_tier(struct relayd *d, const struct relay_auth *a, const char
 }
 
 /* The fields every part gets: Received and Authentication-Results. */
-static char *trace_fields(struct relayd_conn *c, const struct relay_auth *a)
+char *relayd_trace_fields(struct relayd_conn *c, const struct relay_auth *a)
 {
 	const struct relay_settings *s = c->d->s;
 	const char *authserv = s->authserv_id ? s->authserv_id : s->hostname;
@@ -492,10 +494,14 @@ static void data_work(void *arg)
 	size_t cleanlen;
 	int have_rep;
 
+	if (c->partial_view != 0) { /* a view: partial_in.c */
+		relayd_partial_view_work(j);
+		return;
+	}
 	memset(&g, 0, sizeof(g));
 	/* the session waits for this decision: its transaction's flag is steady */
 	a.smtputf8 = smtp_session_smtputf8(c->smtp);
-	clean = strip_our_fields(j->msg, j->len, authserv, s->tier_header, &cleanlen);
+	clean = relayd_strip_our_fields(j->msg, j->len, authserv, s->tier_header, &cleanlen);
 	if (clean == NULL || relay_verify_message(c->d->verifier, clean, cleanlen, &a, &e) < 0) {
 		log_info(NULL, "conn %lu: unreadable message: %s", c->id, clean ? e.msg : "nomem");
 		relayd_reply_set(&j->r, 550, "5.6.0", "Cannot parse the message: %s",
@@ -508,7 +514,7 @@ static void data_work(void *arg)
 		goto out;
 	}
 	have_rep = sender_reputation(c, &a, &sender);
-	if ((trace = trace_fields(c, &a)) == NULL ||
+	if ((trace = relayd_trace_fields(c, &a)) == NULL ||
 	    groups_fill(c, &a, trace, clean, cleanlen, have_rep, sender.verdict, &g) < 0)
 		relayd_reply_set(&j->r, 451, "4.3.0", "Out of memory, try again later");
 	else
@@ -533,4 +539,5 @@ const struct smtp_callbacks relayd_inbound_callbacks = {
     .on_rcpt = in_rcpt,
     .on_data = in_data,
     .on_reset = in_reset,
+    .on_ext = relayd_partial_on_ext,
 };

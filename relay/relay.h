@@ -128,6 +128,13 @@ struct relay_settings {
 	long long backoff_max;
 	long long queue_lifetime;
 
+	/* receiver-chosen transfer (partial_*.c) */
+	char *anchored_peers;        /* netlist of anchored relays: ANCHOR-PARTIAL, FETCH */
+	char *partial_tiers;         /* "unknown" or "": tiers that get a view first */
+	char *partial_view;          /* headers, signers, hash, text or full */
+	long long partial_keep_time; /* seconds a sent view's message is kept; 0: no views */
+	char *partial_fetch_address; /* where receivers FETCH; unset: inbound_listen */
+
 	char *port_file; /* "inbound=N submission=N control=N" lines, for tests */
 	char *log_level;
 	int syslog;
@@ -140,6 +147,8 @@ int relay_settings_check(struct relay_settings *s, struct err *e);
 /* 1 when want is one of the comma-separated, blank-trimmed items of list (any case). */
 int relay_list_has(const char *list, const char *want);
 int relay_is_local_domain(const struct relay_settings *s, const char *domain);
+/* The partial_* settings and anchored_peers (partial_view.c). */
+int relay_partial_settings_check(const struct relay_settings *s, struct err *e);
 
 /* ------------------------------------------------------------------ worker pool */
 
@@ -249,6 +258,9 @@ struct relay_auth {
 	/* Set by the caller before relay_verify_message, which keeps it: the message came
 	 * with SMTPUTF8, so its header fields may hold UTF-8 addresses (RFC 6532). */
 	int smtputf8;
+	/* Set by the caller too: a view of the message (partial_in.c), whose body is not the
+	 * signed one: the signatures' bh= is not compared, everything else is. */
+	int headers_only;
 	char why[200]; /* a short summary for logs */
 };
 
@@ -563,6 +575,8 @@ void relay_smtp_reply_oneline(const struct relay_smtp_reply *r, char *out, size_
 struct relay_smtp_caps {
 	int pipelining, starttls, eightbitmime, enhancedstatuscodes, size, chunking, requiretls;
 	int smtputf8;                /* RFC 6531 */
+	int anchor_partial;          /* ANCHOR-PARTIAL: an anchored relay (PROTOCOL.md §12.9) */
+	char name[256];              /* the server's name, first word of the EHLO reply */
 	unsigned long long size_max; /* SIZE's limit; 0: none given */
 };
 void relay_smtp_caps_parse(const struct relay_smtp_reply *ehlo, struct relay_smtp_caps *caps);

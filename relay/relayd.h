@@ -100,7 +100,8 @@ struct relayd_conn {
 	char *sender;
 	char **rcpts;
 	size_t nrcpt;
-	int requiretls; /* MAIL ... REQUIRETLS: queued with QUEUE_F_REQUIRETLS */
+	int requiretls;   /* MAIL ... REQUIRETLS: queued with QUEUE_F_REQUIRETLS */
+	int partial_view; /* ANCHOR-PARTIAL: the view asked for (enum mail_view), 0 none */
 	/* reputation at connect/HELO */
 	struct relay_rep_answer rep;
 	int rep_known;    /* the service answered */
@@ -124,11 +125,21 @@ void relayd_ip_release(struct relayd *d, const char *ip);
 void relayd_conn_greet(struct relayd_conn *c, const struct smtp_reply *r);
 /* Answer the session's pending decision and resume reading. */
 void relayd_conn_decide(struct relayd_conn *c, const struct smtp_reply *r);
+/* The same, with data sent after a 2xx reply (a FETCHed message). */
+void relayd_conn_decide_data(struct relayd_conn *c, const struct smtp_reply *r, const char *data,
+                             size_t len);
 void relayd_reply_set(struct smtp_reply *r, int code, const char *status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* The connection's envelope (sender, recipients), emptied between transactions. */
 void relayd_txn_reset(struct relayd_conn *c);
 int relayd_txn_add_rcpt(struct relayd_conn *c, const char *rcpt);
+
+/* inbound.c: the message without the fields a sender may not set (our
+ * Authentication-Results, our tier header, Anchor-Partial), malloc'd; our Received and
+ * Authentication-Results fields for a message of c. */
+char *relayd_strip_our_fields(const char *m, size_t len, const char *authserv, const char *tierh,
+                              size_t *outlen);
+char *relayd_trace_fields(struct relayd_conn *c, const struct relay_auth *a);
 
 /* inbound.c / outbound.c: the callbacks of each side's sessions. */
 extern const struct smtp_callbacks relayd_inbound_callbacks;

@@ -642,7 +642,7 @@ static const char *user_identity(const struct dkim_hdr *h, struct dkim_sig *sig)
 /* The verdict of the idx-th signature: each of its candidate keys in turn, the best
  * verdict kept (a user may hold several keys). */
 static void verify_one(struct relay_verifier *v, const char *msg, size_t len,
-                       const struct dkim_hdr *h, size_t idx, struct dkim_sig *sig,
+                       const struct dkim_hdr *h, size_t idx, int headers_only, struct dkim_sig *sig,
                        struct relay_sig *out)
 {
 	struct sig_ctx sc = {.v = v};
@@ -653,7 +653,7 @@ static void verify_one(struct relay_verifier *v, const char *msg, size_t len,
 	for (sc.cand = 0;; sc.cand++) {
 		struct err e = {0};
 
-		dkim_verify_sig(msg, len, idx, lookup_key, &sc, &r, &e);
+		dkim_verify_sig_opts(msg, len, idx, headers_only, lookup_key, &sc, &r, &e);
 		if (rank(r.status) > best) {
 			best = rank(r.status);
 			out->r = r;
@@ -683,10 +683,11 @@ int relay_verify_message(struct relay_verifier *v, const char *msg, size_t len,
 	struct dkim_sig *sig = NULL;
 	struct dkim_msg m;
 	size_t nsigs = 0, idx = 0;
-	int smtputf8 = out->smtputf8;
+	int smtputf8 = out->smtputf8, headers_only = out->headers_only;
 
 	memset(out, 0, sizeof(*out));
 	out->smtputf8 = smtputf8;
+	out->headers_only = headers_only;
 	if (dkim_msg_parse(msg, len, &m, e) < 0)
 		return -1;
 	relay_auth_authors(&m, out);
@@ -701,7 +702,7 @@ int relay_verify_message(struct relay_verifier *v, const char *msg, size_t len,
 	for (size_t j = 0; j < m.nhdrs && idx < nsigs; j++) {
 		if (!is_field(&m.hdrs[j], "DKIM-Signature"))
 			continue;
-		verify_one(v, msg, len, &m.hdrs[j], idx, sig, &out->sigs[idx]);
+		verify_one(v, msg, len, &m.hdrs[j], idx, headers_only, sig, &out->sigs[idx]);
 		idx++;
 	}
 	out->nsigs = idx;

@@ -67,6 +67,7 @@ enum smtp_verb {
 	SMTP_HELP,
 	SMTP_AUTH, /* only with SMTP_PARSE_AUTH */
 	SMTP_BDAT, /* RFC 3030 */
+	SMTP_EXT,  /* a verb of smtp_config.ext_verbs, served by on_ext */
 };
 
 enum smtp_body {
@@ -170,7 +171,18 @@ struct smtp_callbacks {
 	 */
 	int (*on_auth)(void *ctx, struct smtp_session *s, const char *mech, const char *user,
 	               const char *pass, struct smtp_reply *r);
+	/*
+	 * A command whose verb is one of cfg.ext_verbs (line without CRLF), after HELO/EHLO;
+	 * phase says where the transaction is (SMTP_EXT_*).  The reply is pre-filled with
+	 * 502 5.5.1; the session's state is left as it is.  NULL: every such verb is 502.
+	 */
+	int (*on_ext)(void *ctx, struct smtp_session *s, const char *line, size_t len, int phase,
+	              struct smtp_reply *r);
 };
+
+#define SMTP_EXT_READY 0 /* no transaction */
+#define SMTP_EXT_MAIL 1  /* MAIL accepted, no recipient yet */
+#define SMTP_EXT_RCPT 2  /* at least one recipient accepted */
 
 struct smtp_config {
 	const char *hostname; /* our name in the greeting and EHLO */
@@ -180,6 +192,10 @@ struct smtp_config {
 	int tls_available;    /* advertise and accept STARTTLS */
 	int auth_available;   /* accept AUTH (over TLS only; advertised once TLS is active) */
 	int auth_required;    /* MAIL needs a successful AUTH first (530 5.7.0) */
+	/* an extension the caller serves: one more EHLO keyword and its verbs (space-separated,
+	 * upper case), passed to on_ext; NULL: none */
+	const char *ext_keyword;
+	const char *ext_verbs;
 };
 
 /* A new session; cb and ctx are kept.  NULL on allocation failure. */
@@ -205,6 +221,10 @@ size_t smtp_session_feed(struct smtp_session *s, const char *buf, size_t len);
 
 /* Answer a pending decision (see SMTP_PENDING).  -1 if none is pending. */
 int smtp_session_decide(struct smtp_session *s, const struct smtp_reply *r);
+/* The same, and when r is 2xx, len octets of data sent right after the reply (an
+ * extension's payload, e.g. a FETCHed message). */
+int smtp_session_decide_data(struct smtp_session *s, const struct smtp_reply *r, const char *data,
+                             size_t len);
 int smtp_session_pending(const struct smtp_session *s);
 
 /* Pending output, and how much of it the caller has written. */

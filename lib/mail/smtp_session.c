@@ -232,6 +232,8 @@ static void send_ehlo(struct smtp_session *s)
 		out_printf(s, "250-AUTH PLAIN LOGIN\r\n");
 	if (s->tls_active) /* RFC 8689 §3: offered only on a TLS session */
 		out_printf(s, "250-REQUIRETLS\r\n");
+	if (s->cfg.ext_keyword != NULL)
+		out_printf(s, "250-%s\r\n", s->cfg.ext_keyword);
 	out_printf(s, "250 ENHANCEDSTATUSCODES\r\n");
 }
 
@@ -288,6 +290,9 @@ static void finish(struct smtp_session *s, struct smtp_reply *r)
 			s->nrcpt++;
 			s->state = ST_RCPT;
 		}
+		reply_checked(s, r);
+		break;
+	case SMTP_EXT:
 		reply_checked(s, r);
 		break;
 	case SMTP_DATA:
@@ -512,11 +517,48 @@ static void cmd_auth(struct smtp_session *s)
 
 static void cmd_bdat(struct smtp_session *s, int parsed);
 
+/* 1 when the line's verb is one of cfg.ext_verbs. */
+static int is_ext_verb(const struct smtp_session *s, const char *line, size_t len)
+{
+	const char *v = s->cfg.ext_verbs;
+	size_t n = 0;
+
+	while (n < len && line[n] != ' ')
+		n++;
+	while (v != NULL && *v != '\0' && n > 0) {
+		size_t w = strcspn(v, " ");
+
+		if (w == n && strncasecmp(v, line, n) == 0)
+			return 1;
+		v += w;
+		v += *v == ' ';
+	}
+	return 0;
+}
+
+static void cmd_ext(struct smtp_session *s, const char *line, size_t len)
+{
+	struct smtp_reply r;
+	int phase = s->state == ST_RCPT   ? SMTP_EXT_RCPT
+	            : s->state == ST_MAIL ? SMTP_EXT_MAIL
+	                                  : SMTP_EXT_READY;
+
+	if (s->state == ST_GREETED)
+		return error_reply(s, 503, "5.5.1", "Send EHLO first");
+	set_reply(&r, 502, "5.5.1", "Command not implemented");
+	s->pending = SMTP_EXT;
+	if (s->cb.on_ext != NULL && s->cb.on_ext(s->ctx, s, line, len, phase, &r) == SMTP_PENDING)
+		return;
+	finish(s, &r);
+}
+
 static void handle_command(struct smtp_session *s, const char *line, size_t len)
 {
 	struct err e;
 	int opts = s->cfg.auth_available ? SMTP_PARSE_AUTH : 0;
 
+	if (is_ext_verb(s, line, len))
+		return cmd_ext(s, line, len);
 	if (smtp_parse_command_opts(line, len, opts, &s->cmd, &e) < 0) {
 		if (s->cmd.verb == SMTP_BDAT)
 			return cmd_bdat(s, 0); /* its chunk is read before the reply */
@@ -696,6 +738,16 @@ int smtp_session_decide(struct smtp_session *s, const struct smtp_reply *r)
 		return -1;
 	copy = *r;
 	finish(s, &copy);
+	return 0;
+}
+
+int smtp_session_decide_data(struct smtp_session *s, const struct smtp_reply *r, const char *data,
+                             size_t len)
+{
+	if (smtp_session_decide(s, r) < 0)
+		return -1;
+	if (r->code >= 200 && r->code < 300 && len > 0)
+		out_append(s, data, len);
 	return 0;
 }
 
