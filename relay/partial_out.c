@@ -271,12 +271,18 @@ static void fetch_answer(struct fetch_job *j)
 	struct kept k;
 	struct err e = {0};
 
-	sweep(s);
 	crypto_sha256_hex(j->token, RELAY_PARTIAL_TOKEN_HEX, name);
 	if (meta_read(s, name, &k, &e) < 0) {
 		relayd_reply_set(&j->r, 550, "5.7.1", "Unknown fetch token");
 		return;
 	}
+	if (k.expires <= (long long)time(NULL)) { /* said before the sweep forgets it */
+		drop(s, name);
+		relayd_reply_set(&j->r, 550, "5.4.7",
+		                 "The message is no longer kept (partial_keep_time is over)");
+		return;
+	}
+	sweep(s);
 	if (strcasecmp(k.peer, j->helo) != 0) {
 		relayd_reply_set(&j->r, 550, "5.7.1", "This message was not sent to %s", j->helo);
 		return;
