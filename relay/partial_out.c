@@ -114,12 +114,16 @@ static int meta_read(const struct relay_settings *s, const char *name, struct ke
 	if ((text = relay_partial_file_read(path, META_MAX, &len, e)) == NULL)
 		return -1;
 	memset(k, 0, sizeof(*k));
-	if (sscanf(text, "peer=%255s expires=%lld", k->peer, &k->expires) != 2) {
-		free(text);
-		return err_set(e, ERR_INTERNAL, "partial_meta", "%s is unreadable", path);
+	char *nl = strchr(text, '\n'), *end = NULL;
+	if (strncmp(text, "peer=", 5) == 0 && nl != NULL &&
+	    (size_t)(nl - text - 5) < sizeof(k->peer) && strncmp(nl + 1, "expires=", 8) == 0) {
+		memcpy(k->peer, text + 5, (size_t)(nl - text - 5));
+		k->expires = strtoll(nl + 9, &end, 10);
 	}
+	int ok = k->peer[0] != '\0' && end != NULL && *end == '\n';
+
 	free(text);
-	return 0;
+	return ok ? 0 : err_set(e, ERR_INTERNAL, "partial_meta", "%s is unreadable", path);
 }
 
 /* Every kept message whose time is over goes. */

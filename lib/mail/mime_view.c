@@ -46,7 +46,7 @@ static void put(struct buf *b, const char *s, size_t n)
 {
 	if (b->nomem)
 		return;
-	if (b->n + n + 1 > b->cap) {
+	if (b->p == NULL || b->n + n + 1 > b->cap) {
 		size_t cap = b->cap ? b->cap : 1024;
 		char *p;
 
@@ -59,7 +59,8 @@ static void put(struct buf *b, const char *s, size_t n)
 		b->p = p;
 		b->cap = cap;
 	}
-	memcpy(b->p + b->n, s, n);
+	if (n > 0)
+		memcpy(b->p + b->n, s, n);
 	b->n += n;
 	b->p[b->n] = '\0';
 }

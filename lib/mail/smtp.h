@@ -132,6 +132,9 @@ int smtp_parse_command_opts(const char *line, size_t len, int opts, struct smtp_
  */
 long smtp_base64_decode(const char *in, size_t len, unsigned char *out, size_t cap);
 
+/* 1 when the line's first word is one of list (space-separated verbs; any case). */
+int smtp_verb_in(const char *line, size_t len, const char *list);
+
 /* Syntax checks, exposed for the relay and the tests.  Return 1 if valid. */
 int smtp_domain_valid(const char *s, size_t len);
 int smtp_address_literal_valid(const char *s, size_t len); /* "[...]" */

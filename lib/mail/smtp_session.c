@@ -517,25 +517,6 @@ static void cmd_auth(struct smtp_session *s)
 
 static void cmd_bdat(struct smtp_session *s, int parsed);
 
-/* 1 when the line's verb is one of cfg.ext_verbs. */
-static int is_ext_verb(const struct smtp_session *s, const char *line, size_t len)
-{
-	const char *v = s->cfg.ext_verbs;
-	size_t n = 0;
-
-	while (n < len && line[n] != ' ')
-		n++;
-	while (v != NULL && *v != '\0' && n > 0) {
-		size_t w = strcspn(v, " ");
-
-		if (w == n && strncasecmp(v, line, n) == 0)
-			return 1;
-		v += w;
-		v += *v == ' ';
-	}
-	return 0;
-}
-
 static void cmd_ext(struct smtp_session *s, const char *line, size_t len)
 {
 	struct smtp_reply r;
@@ -557,7 +538,7 @@ static void handle_command(struct smtp_session *s, const char *line, size_t len)
 	struct err e;
 	int opts = s->cfg.auth_available ? SMTP_PARSE_AUTH : 0;
 
-	if (is_ext_verb(s, line, len))
+	if (smtp_verb_in(line, len, s->cfg.ext_verbs))
 		return cmd_ext(s, line, len);
 	if (smtp_parse_command_opts(line, len, opts, &s->cmd, &e) < 0) {
 		if (s->cmd.verb == SMTP_BDAT)
