@@ -38,6 +38,7 @@
  *   reputation.c  the reputation service: queries (cached) and reports
  *   rep_trace.c   the relay's own trace fields of a message, for reports
  *   control.c     the HTTPS control API (lists, spam complaints)
+ *   partial_*.c   receiver-chosen transfer between anchored relays (partial.h)
  *
  * Every exported name starts with relay_.
  */
