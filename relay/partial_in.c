@@ -171,8 +171,7 @@ static int view_verify(struct relayd_conn *c, const struct relay_partial_meta *m
 	struct err e = {0};
 
 	a->smtputf8 = smtp_session_smtputf8(c->smtp);
-	a->headers_only = 1;
-	if (relay_verify_message(c->d->verifier, clean, cleanlen, a, &e) < 0) {
+	if (relay_verify_view(c->d->verifier, clean, cleanlen, a, &e) < 0) {
 		relayd_reply_set(r, 550, "5.6.0", "Cannot parse the view: %s", e.msg);
 		return -1;
 	}

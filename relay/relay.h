@@ -259,8 +259,8 @@ struct relay_auth {
 	/* Set by the caller before relay_verify_message, which keeps it: the message came
 	 * with SMTPUTF8, so its header fields may hold UTF-8 addresses (RFC 6532). */
 	int smtputf8;
-	/* Set by the caller too: a view of the message (partial_in.c), whose body is not the
-	 * signed one: the signatures' bh= is not compared, everything else is. */
+	/* Set by relay_verify_view: the verdicts are on a view (partial_in.c), whose body is
+	 * not the signed one: the signatures' bh= was not compared, everything else was. */
 	int headers_only;
 	char why[200]; /* a short summary for logs */
 };
@@ -275,6 +275,9 @@ void relay_verifier_free(struct relay_verifier *v);
 int relay_verify_message(struct relay_verifier *v, const char *msg, size_t len,
                          struct relay_auth *out, struct err *e);
 void relay_auth_clear(struct relay_auth *a);
+/* The same for a view of a message (PROTOCOL.md §12.9): bh= is not compared. */
+int relay_verify_view(struct relay_verifier *v, const char *msg, size_t len, struct relay_auth *out,
+                      struct err *e);
 
 /* author.c, for verify.c: the authors of a split message into a (from_error when
  * they cannot be told); then, once a->sigs is filled, what the signatures say of

@@ -677,13 +677,28 @@ static int is_field(const struct dkim_hdr *h, const char *name)
 	return h->nlen == n && strncasecmp(h->name, name, n) == 0;
 }
 
+static int verify_message(struct relay_verifier *v, const char *msg, size_t len, int headers_only,
+                          struct relay_auth *out, struct err *e);
+
 int relay_verify_message(struct relay_verifier *v, const char *msg, size_t len,
                          struct relay_auth *out, struct err *e)
+{
+	return verify_message(v, msg, len, 0, out, e);
+}
+
+int relay_verify_view(struct relay_verifier *v, const char *msg, size_t len, struct relay_auth *out,
+                      struct err *e)
+{
+	return verify_message(v, msg, len, 1, out, e);
+}
+
+static int verify_message(struct relay_verifier *v, const char *msg, size_t len, int headers_only,
+                          struct relay_auth *out, struct err *e)
 {
 	struct dkim_sig *sig = NULL;
 	struct dkim_msg m;
 	size_t nsigs = 0, idx = 0;
-	int smtputf8 = out->smtputf8, headers_only = out->headers_only;
+	int smtputf8 = out->smtputf8;
 
 	memset(out, 0, sizeof(*out));
 	out->smtputf8 = smtputf8;
