@@ -260,3 +260,33 @@ def test_tampered_full_message_refused(stack):
     assert not stack.recv.spool_files("in")
     assert len(stack.sink.messages()) == before + 1
     assert record(stack, id_)["token"] == token
+
+
+def test_bad_views_refused(stack):
+    """A peer's view must start with a readable Anchor-Partial field of the view asked for,
+    whose fetch address is an anchored peer: nothing else is queued."""
+    body = b"From: <alice@x.test>\r\nSubject: bad view\r\n\r\n"
+    good = "sha256=" + "a" * 64 + "; token=" + "b" * 64
+    cases = [
+        (b"", "550 5.6.0 A view starts with its Anchor-Partial field"),
+        (f"Anchor-Partial: view=text; size=1; {good}\r\n".encode(),
+         "550 5.6.0 Bad Anchor-Partial field: view, size, sha256, token and fetch are "
+         "required"),
+        (f"Anchor-Partial: view=headers; size=1; {good}; fetch=127.0.0.1:25\r\n".encode(),
+         "550 5.6.0 This is the headers view; text was asked for"),
+        (f"Anchor-Partial: view=text; size=1; {good}; fetch=10.9.8.7:25\r\n".encode(),
+         "550 5.7.1 The fetch address 10.9.8.7 is not an anchored peer"),
+    ]
+    for field, want in cases:
+        c = Client(stack.recv.inbound_port)
+        c.cmd("EHLO relay.x.test")
+        assert c.cmd("PARTIAL") == "503 5.5.1 PARTIAL comes after the recipients"
+        assert c.cmd("MAIL FROM:<alice@x.test>").startswith("250 ")
+        assert c.cmd(f"RCPT TO:<{BOB}>").startswith("250 ")
+        assert c.cmd("PARTIAL") == "250 2.0.0 VIEW=text"
+        view = field + body
+        c.s.sendall(f"BDAT {len(view)} LAST\r\n".encode() + view)
+        assert c.reply() == want, (want, c.lines)
+        c.close()
+    assert not stack.recv.spool_files("in")
+    assert not any(m.header("Subject") == ["bad view"] for m in stack.sink.messages())
