@@ -113,6 +113,7 @@ int ctl_cmd_relay_status(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, c
 int ctl_cmd_relay_entry(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
 int ctl_cmd_relay_complain(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
 int ctl_cmd_relay_sign(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
+int ctl_cmd_relay_fetch(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
 
 /* A reputation service (cmd_report.c): signed reports and delisting requests. */
 int ctl_cmd_report(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);

@@ -342,6 +342,50 @@ out:
 	return status;
 }
 
+/* ---- relay fetch ---- */
+
+/* The whole message of a partial view (PROTOCOL.md §12.12): the relay fetches it from its
+ * sender and delivers it beside the view.  As the admin, or as a recipient (--key). */
+int ctl_cmd_relay_fetch(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
+{
+	struct relay_call rc = {0};
+	const struct ctl_opt opts[] = {RELAY_OPTS(&rc), CTL_COMMON_OPTS(ctl), {NULL, NULL, NULL}};
+	struct ctl_args a;
+	struct err e = {0};
+	json_t *answer = NULL;
+	char path[128];
+	int status = CTL_FAIL;
+
+	if (ctl_parse(cmd, opts, argc, argv, 1, 2, &a, &status) < 0)
+		goto out;
+	if (strlen(a.pos[0]) != 32 || strspn(a.pos[0], "0123456789abcdef") != 32) {
+		status =
+		    ctl_usage(cmd, "the id is the 32 hex digits of the view's Anchor-Partial id=");
+		goto out;
+	}
+	if (rc.key_path != NULL && (a.npos < 2 || ctl_arg_address(cmd, a.pos[1], &status) < 0)) {
+		if (a.npos < 2)
+			status = ctl_usage(cmd, "with --key, name the recipient address too");
+		goto out;
+	}
+	if (relay_setup(ctl, cmd, &rc, &status) < 0)
+		goto out;
+	snprintf(path, sizeof(path), "/v1/partial/%s/fetch", a.pos[0]);
+	if (relay_do(&rc, a.npos > 1 ? a.pos[1] : "", "POST", path, path, NULL, &answer, &e) < 0) {
+		status = ctl_fail(&e);
+		goto out;
+	}
+	if (ctl->json)
+		ctl_out_json(stdout, answer);
+	else
+		printf("fetched: %s\n", ctl_out_str(answer, "message"));
+	status = CTL_OK;
+out:
+	relay_call_clear(&rc);
+	json_decref(answer);
+	return status;
+}
+
 /* ---- relay sign ---- */
 
 /* "Authorization: Basic <b64 of address:password>", the password the first line of path. */

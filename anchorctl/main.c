@@ -275,6 +275,11 @@ static const struct ctl_cmd commands[] = {
      "Report the message in file (\"-\": standard input; bare LF become CRLF) as spam\n"
      "or not spam: the relay sends a signed report to its reputation service.\n"
      "Authentication as relay list."},
+    {"relay", "fetch", ctl_cmd_relay_fetch, "<id> [<rcpt> --key FILE ...] [--json]",
+     "Fetch the whole message of a partial view (its Anchor-Partial field's id=): the\n"
+     "relay gets it from the sending relay, checks it against the view's SHA-256 and\n"
+     "delivers it beside the view. As the relay's admin (--token-file) or as one of\n"
+     "the view's recipients (--key, with rcpt)."},
     {"relay", "sign", ctl_cmd_relay_sign, "<address> <file> --password-file FILE [--json]",
      "Sign and give back: the relay (-s URL of its control API, else ANCHOR_RELAY_URL)\n"
      "signs the message in file (\"-\": standard input; bare LF become CRLF) as it\n"

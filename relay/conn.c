@@ -25,6 +25,7 @@
 #include "core/hash.h"
 #include "core/log.h"
 #include "defer.h"
+#include "partial.h"
 #include "relayd.h"
 
 #define RELAYD_INPUT_HIGH (256 * 1024) /* stop reading while this much is unfed */
@@ -105,6 +106,7 @@ void relayd_txn_reset(struct relayd_conn *c)
 	relayd_txn_dsn_reset(c);
 	c->nrcpt = 0;
 	c->requiretls = 0;
+	c->partial_view = 0;
 }
 
 int relayd_txn_add_rcpt(struct relayd_conn *c, const char *rcpt)
@@ -396,9 +398,15 @@ static void cb_starttls(void *ctx, struct smtp_session *s)
 
 void relayd_conn_decide(struct relayd_conn *c, const struct smtp_reply *r)
 {
+	relayd_conn_decide_data(c, r, NULL, 0);
+}
+
+void relayd_conn_decide_data(struct relayd_conn *c, const struct smtp_reply *r, const char *data,
+                             size_t len)
+{
 	if (c->dead)
 		return;
-	smtp_session_decide(c->smtp, r);
+	smtp_session_decide_data(c->smtp, r, data, len);
 	conn_pump(c);
 }
 
@@ -428,6 +436,11 @@ struct relayd_conn *relayd_conn_new(struct relayd *d, enum relayd_side side, int
 	/* fail closed: with submission_auth = required no MAIL without AUTH, whatever else */
 	cfg.auth_required =
 	    side == RELAYD_SUBMISSION && strcmp(d->s->submission_auth, "required") == 0;
+	/* receiver-chosen transfer: only anchored peers see it (partial_view.c) */
+	if (side == RELAYD_INBOUND && relay_partial_peer(d->s, ip)) {
+		cfg.ext_keyword = RELAY_PARTIAL_KEYWORD;
+		cfg.ext_verbs = RELAY_PARTIAL_VERBS;
+	}
 	cb = *callbacks;
 	cb.on_starttls = cb_starttls;
 	c->smtp = smtp_session_new(&cfg, &cb, c, &e);

@@ -40,6 +40,7 @@
 #include "pki/name.h"
 #include "deliver_conn.h"
 #include "defer_offer.h"
+#include "partial.h"
 #include "relay.h"
 
 #define DELIVER_WINDOW 64       /* commands pipelined before reading their replies */
@@ -321,6 +322,27 @@ static int send_bdat(struct tx *t)
 	return data_replies(t);
 }
 
+/* ANCHOR-PARTIAL (partial_out.c): the view the receiver asks for, else the whole message. */
+static int send_partial(struct tx *t)
+{
+	char cmd[48], *view = NULL;
+	size_t vlen = 0;
+	int o, rc;
+
+	if (relay_partial_offer(t->s, &t->c, t->caps.name, t->body, t->len, t->tcmd, &view, &vlen) <
+	    0)
+		return RELAY_IO_FAIL;
+	if (view == NULL)
+		return send_bdat(t);
+	o = snprintf(cmd, sizeof(cmd), "BDAT %zu LAST\r\n", vlen);
+	rc = relay_dconn_write(&t->c, cmd, (size_t)o, t->tcmd) < 0 ||
+	             relay_dconn_write(&t->c, view, vlen, t->tdata) < 0
+	         ? RELAY_IO_FAIL
+	         : data_replies(t);
+	free(view);
+	return rc;
+}
+
 /* After the body: SMTP gives one reply for all, LMTP one per accepted recipient
  * in RCPT order (RFC 2033 §4.2). */
 static int data_replies(struct tx *t)
@@ -441,6 +463,11 @@ static int transaction(struct tx *t)
 	char *buf = malloc(DELIVER_WINDOW * per);
 	int mail_failed = 0, rc = RELAY_IO_OK,
 	    bdat = t->caps.chunking && t->s->smtp_chunking && !t->probe;
+	/* a view between anchored relays goes as a BDAT chunk (PROTOCOL.md §12.12) */
+	int partial = t->caps.anchor_partial && t->caps.chunking && !t->probe && !is_lmtp(t) &&
+	              t->s->partial_keep_time > 0;
+
+	bdat = bdat || partial;
 
 	if (order == NULL || buf == NULL) {
 		relay_dconn_fail(&t->c, "out of memory");
@@ -481,7 +508,7 @@ static int transaction(struct tx *t)
 		sent = end;
 	}
 	if (bdat && rc == RELAY_IO_OK && !mail_failed && naccepted > 0)
-		rc = send_bdat(t);
+		rc = partial ? send_partial(t) : send_bdat(t);
 	for (size_t m = 0; t->probe && rc == RELAY_IO_OK && m < k; m++)
 		if (t->st[order[m]] == RS_ACCEPTED)
 			result_set(&t->res[order[m]], 250, QUEUE_DELIVERED,

@@ -228,6 +228,24 @@ int relay_dconn_read_reply(struct relay_dconn *c, int seconds, struct relay_smtp
 	}
 }
 
+int relay_dconn_read_bytes(struct relay_dconn *c, char *buf, size_t len, int seconds)
+{
+	int64_t deadline = deadline_in(seconds);
+	size_t got = 0;
+
+	while (got < len) {
+		size_t n = c->inlen < len - got ? c->inlen : len - got;
+
+		memcpy(buf + got, c->in, n);
+		memmove(c->in, c->in + n, c->inlen - n);
+		c->inlen -= n;
+		got += n;
+		if (got < len && conn_read_more(c, deadline) < 0)
+			return RELAY_IO_FAIL;
+	}
+	return RELAY_IO_OK;
+}
+
 int relay_dconn_printf(struct relay_dconn *c, int seconds, const char *fmt, ...)
 {
 	char buf[RELAY_DELIVER_PATH_MAX + 128];

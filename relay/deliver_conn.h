@@ -37,6 +37,8 @@ int relay_dconn_printf(struct relay_dconn *c, int seconds, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* One whole reply (lib's strict reader, relay_smtp_reply_*). */
 int relay_dconn_read_reply(struct relay_dconn *c, int seconds, struct relay_smtp_reply *r);
+/* Exactly len octets (after a reply that announced them), within seconds. */
+int relay_dconn_read_bytes(struct relay_dconn *c, char *buf, size_t len, int seconds);
 /* After a clean end of the session (QUIT answered): TLS close_notify, which keeps the
  * TLS session resumable. */
 void relay_dconn_tls_end(struct relay_dconn *c);

@@ -20,6 +20,7 @@
 #include "mail/header.h"
 #include "encrypt.h"
 #include "defer.h"
+#include "partial.h"
 #include "relayd.h"
 
 /* ------------------------------------------------------------------ reputation */
@@ -277,52 +278,6 @@ static void in_reset(void *ctx, struct smtp_session *s)
 
 /* ------------------------------------------------------------------ the message */
 
-/* An Authentication-Results field that claims to be ours (RFC 8601 §5: remove it).
- * end: just past the field's line end. */
-static int forged_authres(const struct mail_field *f, const char *end, const char *authserv)
-{
-	const char *p = f->value;
-	size_t n = strlen(authserv);
-
-	if (!mail_field_is(f, "Authentication-Results"))
-		return 0;
-	while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
-		p++;
-	return (size_t)(end - p) >= n && strncasecmp(p, authserv, n) == 0 &&
-	       (p + n == end || p[n] == ';' || p[n] == ' ' || p[n] == '\t' || p[n] == '\r');
-}
-
-/*
- * The message without the fields a sender may not set: our
- * Authentication-Results, our tier header and our X-Anchor-Decrypted.  malloc'd copy.  The fields
- * are lib/mail/header's, the ones the verifier reads.
- */
-static char *strip_our_fields(const char *m, size_t len, const char *authserv, const char *tierh,
-                              size_t *outlen)
-{
-	struct mail_header h;
-	struct mail_field f;
-	size_t o = 0, start = 0;
-	char *out = malloc(len + 1);
-
-	if (out == NULL)
-		return NULL;
-	mail_header_init(&h, m, len);
-	while (mail_header_next(&h, &f) == 1) {
-		if (!forged_authres(&f, m + f.end, authserv) && !mail_field_is(&f, tierh) &&
-		    !mail_field_is(&f, RELAYD_DECRYPTED_FIELD)) {
-			memcpy(out + o, m + start, f.end - start);
-			o += f.end - start;
-		}
-		start = f.end;
-	}
-	memcpy(out + o, m + h.pos, len - h.pos);
-	o += len - h.pos;
-	out[o] = '\0';
-	*outlen = o;
-	return out;
-}
-
 /* The recipient as the next hop should see it: local+Folder@domain for unknown mail. */
 static char *tier_rcpt(const struct relay_settings *s, const char *rcpt, enum relay_tier t)
 {
@@ -359,28 +314,6 @@ static void decide_tier(struct relayd *d, const struct relay_auth *a, const char
 		in.pow_ok = 1;
 		out->tier = relay_tier_decide(&in, out->why, sizeof(out->why));
 	}
-}
-
-/* The fields every part gets: Received and Authentication-Results. */
-static char *trace_fields(struct relayd_conn *c, const struct relay_auth *a)
-{
-	const struct relay_settings *s = c->d->s;
-	const char *authserv = s->authserv_id ? s->authserv_id : s->hostname;
-	char date[64], *ar, *out = NULL;
-	struct err e = {0};
-
-	relayd_rfc5322_date(time(NULL), date, sizeof(date));
-	ar = relay_authres_field(authserv, a, c->ip, c->helo, c->rep_known ? c->rep.csa : "", &e);
-	if (ar == NULL)
-		return NULL;
-	if (asprintf(&out,
-	             "Received: from %s (%s [%s])\r\n\tby %s (anchor-relay) with %s;\r\n\t%s\r\n"
-	             "%s\r\n",
-	             c->helo[0] ? c->helo : "unknown", c->helo[0] ? c->helo : "unknown", c->ip,
-	             s->hostname, c->tls ? "ESMTPS" : "ESMTP", date, ar) < 0)
-		out = NULL;
-	free(ar);
-	return out;
 }
 
 /* The refusal rule is verify.c's (relay_auth_refusal): no author, several, or an
@@ -538,10 +471,14 @@ static void data_work(void *arg)
 	size_t cleanlen, declen = 0;
 	int have_rep;
 
+	if (c->partial_view != 0) { /* a view: partial_in.c */
+		relayd_partial_view_work(j);
+		return;
+	}
 	memset(&g, 0, sizeof(g));
 	/* the session waits for this decision: its transaction's flag is steady */
 	a.smtputf8 = smtp_session_smtputf8(c->smtp);
-	clean = strip_our_fields(j->msg, j->len, authserv, s->tier_header, &cleanlen);
+	clean = relayd_strip_our_fields(j->msg, j->len, authserv, s->tier_header, &cleanlen);
 	if (clean == NULL || relay_verify_message(c->d->verifier, clean, cleanlen, &a, &e) < 0) {
 		log_info(NULL, "conn %lu: unreadable message: %s", c->id, clean ? e.msg : "nomem");
 		relayd_reply_set(&j->r, 550, "5.6.0", "Cannot parse the message: %s",
@@ -564,7 +501,7 @@ static void data_work(void *arg)
 		cleanlen = declen;
 	}
 	have_rep = sender_reputation(c, &a, &sender);
-	if ((trace = trace_fields(c, &a)) == NULL ||
+	if ((trace = relayd_trace_fields(c, &a)) == NULL ||
 	    groups_fill(c, &a, trace, clean, cleanlen, have_rep, sender.verdict, &g) < 0)
 		relayd_reply_set(&j->r, 451, "4.3.0", "Out of memory, try again later");
 	else
@@ -590,4 +527,5 @@ const struct smtp_callbacks relayd_inbound_callbacks = {
     .on_data = in_data,
     .on_reset = in_reset,
     .on_extension = relayd_defer_on_command,
+    .on_ext = relayd_partial_on_ext,
 };

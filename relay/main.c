@@ -27,6 +27,7 @@
 #include "core/ttlcache.h"
 #include "defer.h"
 #include "deliver_conn.h"
+#include "partial.h"
 #include "relayd.h"
 #include "dns/resolve.h"
 #include "http/https_client.h"
@@ -51,8 +52,9 @@ static int make_dir(const char *path, struct err *e)
 
 static int make_state_dirs(const struct relay_settings *s, struct err *e)
 {
-	static const char *const sub[] = {"",       "/spool", "/spool/in", "/spool/out",
-	                                  "/lists", "/pow",   "/signer"};
+	static const char *const sub[] = {
+	    "",     "/spool",  "/spool/in", "/spool/out",  "/lists",
+	    "/pow", "/signer", "/partial",  "/partial/in", "/partial/out"};
 	char path[4096];
 	size_t i;
 
@@ -248,6 +250,7 @@ static int run(struct relay_main *rm, struct err *e)
 	if (watch_signals(rm, e) < 0 || open_parts(rm, e) < 0 || relayd_auth_start(d, e) < 0 ||
 	    relayd_listen(d, e) < 0)
 		goto out;
+	relayd_partial_start(d); /* the control API's fetches use its queue and verifier */
 	if (d->s->control_listen != NULL && *d->s->control_listen != '\0' &&
 	    (d->control = relay_control_start(d->s, d->lists, d->rep, d->signer, d->qin, d->qout,
 	                                      &d->tls_hs, e)) == NULL)

@@ -41,6 +41,7 @@
  *   reputation.c  the reputation service: queries (cached) and reports
  *   rep_trace.c   the relay's own trace fields of a message, for reports
  *   control.c     the HTTPS control API (lists, spam complaints)
+ *   partial_*.c   receiver-chosen transfer between anchored relays (partial.h)
  *
  * Every exported name starts with relay_.
  */
@@ -143,6 +144,13 @@ struct relay_settings {
 	long long defer_hold_time;    /* a held message without a decision expires after */
 	int defer_client;             /* present tls_cert_file as our TLS client certificate */
 
+	/* receiver-chosen transfer (partial_*.c) */
+	char *anchored_peers;        /* netlist of anchored relays: ANCHOR-PARTIAL, FETCH */
+	char *partial_tiers;         /* "unknown" or "": tiers that get a view first */
+	char *partial_view;          /* headers, signers, hash, text or full */
+	long long partial_keep_time; /* seconds a sent view's message is kept; 0: no views */
+	char *partial_fetch_address; /* where receivers FETCH; unset: inbound_listen */
+
 	char *port_file; /* "inbound=N submission=N control=N" lines, for tests */
 	char *log_level;
 	int syslog;
@@ -155,6 +163,8 @@ int relay_settings_check(struct relay_settings *s, struct err *e);
 /* 1 when want is one of the comma-separated, blank-trimmed items of list (any case). */
 int relay_list_has(const char *list, const char *want);
 int relay_is_local_domain(const struct relay_settings *s, const char *domain);
+/* The partial_* settings and anchored_peers (partial_view.c). */
+int relay_partial_settings_check(const struct relay_settings *s, struct err *e);
 
 /* ------------------------------------------------------------------ worker pool */
 
@@ -271,6 +281,9 @@ struct relay_auth {
 	/* Set by the caller before relay_verify_message, which keeps it: the message came
 	 * with SMTPUTF8, so its header fields may hold UTF-8 addresses (RFC 6532). */
 	int smtputf8;
+	/* Set by relay_verify_view: the verdicts are on a view (partial_in.c), whose body is
+	 * not the signed one: the signatures' bh= was not compared, everything else was. */
+	int headers_only;
 	char why[200]; /* a short summary for logs */
 };
 
@@ -284,6 +297,9 @@ void relay_verifier_free(struct relay_verifier *v);
 int relay_verify_message(struct relay_verifier *v, const char *msg, size_t len,
                          struct relay_auth *out, struct err *e);
 void relay_auth_clear(struct relay_auth *a);
+/* The same for a view of a message (PROTOCOL.md §12.12): bh= is not compared. */
+int relay_verify_view(struct relay_verifier *v, const char *msg, size_t len, struct relay_auth *out,
+                      struct err *e);
 
 /* author.c, for verify.c: the authors of a split message into a (from_error when
  * they cannot be told); then, once a->sigs is filled, what the signatures say of
@@ -614,6 +630,8 @@ struct relay_smtp_caps {
 	int pipelining, starttls, eightbitmime, enhancedstatuscodes, size, chunking, requiretls;
 	int smtputf8;                /* RFC 6531 */
 	int dsn;                     /* RFC 3461 */
+	int anchor_partial;          /* ANCHOR-PARTIAL: an anchored relay (PROTOCOL.md §12.12) */
+	char name[256];              /* the server's name, first word of the EHLO reply */
 	unsigned long long size_max; /* SIZE's limit; 0: none given */
 };
 void relay_smtp_caps_parse(const struct relay_smtp_reply *ehlo, struct relay_smtp_caps *caps);

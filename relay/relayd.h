@@ -118,6 +118,7 @@ struct relayd_conn {
 	size_t nrcpt;
 	int requiretls;            /* MAIL ... REQUIRETLS: queued with QUEUE_F_REQUIRETLS */
 	struct relayd_txn_dsn dsn; /* RFC 3461 parameters (txn_dsn.c) */
+	int partial_view;          /* ANCHOR-PARTIAL: the view asked for (enum mail_view), 0 none */
 	/* reputation at connect/HELO */
 	struct relay_rep_answer rep;
 	int rep_known;    /* the service answered */
@@ -141,6 +142,9 @@ void relayd_ip_release(struct relayd *d, const char *ip);
 void relayd_conn_greet(struct relayd_conn *c, const struct smtp_reply *r);
 /* Answer the session's pending decision and resume reading. */
 void relayd_conn_decide(struct relayd_conn *c, const struct smtp_reply *r);
+/* The same, with data sent after a 2xx reply (a FETCHed message). */
+void relayd_conn_decide_data(struct relayd_conn *c, const struct smtp_reply *r, const char *data,
+                             size_t len);
 void relayd_reply_set(struct smtp_reply *r, int code, const char *status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* The connection's envelope (sender, recipients), emptied between transactions. */
@@ -161,6 +165,13 @@ void relayd_txn_dsn_mail(struct relayd_conn *c, const struct smtp_command *cmd);
 void relayd_txn_dsn_rcpt(struct relayd_conn *c, const struct smtp_command *cmd);
 int relayd_txn_dsn_add(struct relayd_conn *c, size_t nrcpt);
 void relayd_txn_dsn_reset(struct relayd_conn *c);
+
+/* inbound.c: the message without the fields a sender may not set (our
+ * Authentication-Results, our tier header, Anchor-Partial), malloc'd; our Received and
+ * Authentication-Results fields for a message of c. */
+char *relayd_strip_our_fields(const char *m, size_t len, const char *authserv, const char *tierh,
+                              size_t *outlen);
+char *relayd_trace_fields(struct relayd_conn *c, const struct relay_auth *a);
 
 /* inbound.c / outbound.c: the callbacks of each side's sessions. */
 extern const struct smtp_callbacks relayd_inbound_callbacks;

@@ -157,6 +157,20 @@ const struct conf_param relay_settings_table[] = {
     {"defer_client", CONF_BOOL, "no", 0, 1, S(defer_client),
      "present tls_cert_file as the TLS client certificate of deliveries, so that peers "
      "that list its key offer ANCHOR-DEFER"},
+    /* receiver-chosen transfer between anchored relays (partial_*.c, PROTOCOL.md §12.12) */
+    {"anchored_peers", CONF_STR, "", 0, 0, S(anchored_peers),
+     "addresses/prefixes of the anchored relays we peer with: only they see ANCHOR-PARTIAL "
+     "and may FETCH; empty: nobody (every client is a legacy peer)"},
+    {"partial_tiers", CONF_STR, "unknown", 0, 0, S(partial_tiers),
+     "tiers whose mail from an anchored peer arrives as a view first: unknown, or empty "
+     "(always the whole message)"},
+    {"partial_view", CONF_STR, "text", 0, 0, S(partial_view),
+     "the view asked for: headers, signers, hash, text or full"},
+    {"partial_keep_time", CONF_DURATION, "7d", 0, 2592000, S(partial_keep_time),
+     "how long a sender keeps a message whose view it sent, for the receiver's FETCH; "
+     "0: never offer views"},
+    {"partial_fetch_address", CONF_STR, NULL, 0, 0, S(partial_fetch_address),
+     "ADDRESS:PORT where receivers FETCH our kept messages; unset: inbound_listen"},
     {"port_file", CONF_STR, NULL, 0, 0, S(port_file),
      "write the bound ports here (inbound=N, submission=N, control=N) once listening"},
     {"log_level", CONF_STR, "info", 0, 0, S(log_level), "error, warning, info or debug"},
@@ -197,11 +211,12 @@ int relay_is_local_domain(const struct relay_settings *s, const char *domain)
 /* "name =" with nothing after it means unset, for every optional file, URL or name. */
 static void empty_is_unset(struct relay_settings *s)
 {
-	char **opt[] = {&s->authserv_id,      &s->control_token_hash, &s->tls_cert_file,
-	                &s->tls_key_file,     &s->user_keys_dir,      &s->report_key,
-	                &s->report_chain,     &s->dns_server,         &s->dns_trust_anchor,
-	                &s->keyserver_cacert, &s->reputation_url,     &s->reputation_cacert,
-	                &s->reporter_domain,  &s->port_file,          &s->submission_users};
+	char **opt[] = {&s->authserv_id,          &s->control_token_hash, &s->tls_cert_file,
+	                &s->tls_key_file,         &s->user_keys_dir,      &s->report_key,
+	                &s->report_chain,         &s->dns_server,         &s->dns_trust_anchor,
+	                &s->keyserver_cacert,     &s->reputation_url,     &s->reputation_cacert,
+	                &s->reporter_domain,      &s->port_file,          &s->submission_users,
+	                &s->partial_fetch_address};
 
 	for (size_t i = 0; i < sizeof(opt) / sizeof(opt[0]); i++)
 		if (*opt[i] != NULL && **opt[i] == '\0') {
@@ -261,5 +276,7 @@ int relay_settings_check(struct relay_settings *s, struct err *e)
 	if (s->defer_min_interval > s->defer_max_interval)
 		return err_set(e, ERR_INPUT, "bad_config",
 		               "defer_min_interval exceeds defer_max_interval");
+	if (relay_partial_settings_check(s, e) < 0)
+		return -1;
 	return relay_netlist_check("own_networks", s->own_networks, e);
 }

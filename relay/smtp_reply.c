@@ -12,6 +12,7 @@
  * ends in logs, queue records and bounces.
  */
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -182,6 +183,8 @@ static void caps_line(const char *s, size_t n, struct relay_smtp_caps *c)
 		c->smtputf8 = 1;
 	else if (kw == 3 && strncasecmp(s, "DSN", 3) == 0)
 		c->dsn = 1;
+	else if (kw == 14 && strncasecmp(s, "ANCHOR-PARTIAL", 14) == 0)
+		c->anchor_partial = 1;
 	else if (kw == 19 && strncasecmp(s, "ENHANCEDSTATUSCODES", 19) == 0)
 		c->enhancedstatuscodes = 1;
 	else if (kw == 4 && strncasecmp(s, "SIZE", 4) == 0) {
@@ -216,6 +219,8 @@ void relay_smtp_caps_parse(const struct relay_smtp_reply *ehlo, struct relay_smt
 		/* the first line is the greeting name, not a keyword */
 		if (!first)
 			caps_line(p, n, caps);
+		else
+			snprintf(caps->name, sizeof(caps->name), "%.*s", (int)strcspn(p, " \n"), p);
 		first = 0;
 		if (end == NULL)
 			break;

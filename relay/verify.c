@@ -662,7 +662,7 @@ static const char *user_identity(const struct dkim_hdr *h, struct dkim_sig *sig)
 /* The verdict of the idx-th signature: each of its candidate keys in turn, the best
  * verdict kept (a user may hold several keys). */
 static void verify_one(struct relay_verifier *v, const char *msg, size_t len,
-                       const struct dkim_hdr *h, size_t idx, struct dkim_sig *sig,
+                       const struct dkim_hdr *h, size_t idx, int headers_only, struct dkim_sig *sig,
                        struct relay_sig *out)
 {
 	struct sig_ctx sc = {.v = v};
@@ -673,7 +673,7 @@ static void verify_one(struct relay_verifier *v, const char *msg, size_t len,
 	for (sc.cand = 0;; sc.cand++) {
 		struct err e = {0};
 
-		dkim_verify_sig(msg, len, idx, lookup_key, &sc, &r, &e);
+		dkim_verify_sig_opts(msg, len, idx, headers_only, lookup_key, &sc, &r, &e);
 		if (rank(r.status) > best) {
 			best = rank(r.status);
 			out->r = r;
@@ -697,8 +697,23 @@ static int is_field(const struct dkim_hdr *h, const char *name)
 	return h->nlen == n && strncasecmp(h->name, name, n) == 0;
 }
 
+static int verify_message(struct relay_verifier *v, const char *msg, size_t len, int headers_only,
+                          struct relay_auth *out, struct err *e);
+
 int relay_verify_message(struct relay_verifier *v, const char *msg, size_t len,
                          struct relay_auth *out, struct err *e)
+{
+	return verify_message(v, msg, len, 0, out, e);
+}
+
+int relay_verify_view(struct relay_verifier *v, const char *msg, size_t len, struct relay_auth *out,
+                      struct err *e)
+{
+	return verify_message(v, msg, len, 1, out, e);
+}
+
+static int verify_message(struct relay_verifier *v, const char *msg, size_t len, int headers_only,
+                          struct relay_auth *out, struct err *e)
 {
 	struct dkim_sig *sig = NULL;
 	struct dkim_msg m;
@@ -707,6 +722,7 @@ int relay_verify_message(struct relay_verifier *v, const char *msg, size_t len,
 
 	memset(out, 0, sizeof(*out));
 	out->smtputf8 = smtputf8;
+	out->headers_only = headers_only;
 	if (dkim_msg_parse(msg, len, &m, e) < 0)
 		return -1;
 	relay_auth_authors(&m, out);
@@ -721,7 +737,7 @@ int relay_verify_message(struct relay_verifier *v, const char *msg, size_t len,
 	for (size_t j = 0; j < m.nhdrs && idx < nsigs; j++) {
 		if (!is_field(&m.hdrs[j], "DKIM-Signature"))
 			continue;
-		verify_one(v, msg, len, &m.hdrs[j], idx, sig, &out->sigs[idx]);
+		verify_one(v, msg, len, &m.hdrs[j], idx, headers_only, sig, &out->sigs[idx]);
 		idx++;
 	}
 	out->nsigs = idx;

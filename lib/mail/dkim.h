@@ -241,6 +241,11 @@ const char *dkim_status_name(enum dkim_status s);
 int dkim_verify_sig(const char *msg, size_t len, size_t sig_index, dkim_key_lookup_fn lookup,
                     void *ctx, struct dkim_result *out, struct err *e);
 
+/* The same; headers_only: bh= is not compared (see dkim_verify_headers). */
+int dkim_verify_sig_opts(const char *msg, size_t len, size_t sig_index, int headers_only,
+                         dkim_key_lookup_fn lookup, void *ctx, struct dkim_result *out,
+                         struct err *e);
+
 /* Verify every DKIM-Signature field, top to bottom: *out (malloc'd, *n
  * entries, NULL when there are none) gets one result each.  Returns 0 when
  * the message could be read at all, whatever the verdicts. */

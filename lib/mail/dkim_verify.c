@@ -373,6 +373,13 @@ done:
 int dkim_verify_sig(const char *msg, size_t len, size_t sig_index, dkim_key_lookup_fn lookup,
                     void *ctx, struct dkim_result *out, struct err *e)
 {
+	return dkim_verify_sig_opts(msg, len, sig_index, 0, lookup, ctx, out, e);
+}
+
+int dkim_verify_sig_opts(const char *msg, size_t len, size_t sig_index, int headers_only,
+                         dkim_key_lookup_fn lookup, void *ctx, struct dkim_result *out,
+                         struct err *e)
+{
 	struct dkim_msg m;
 	size_t j, seen = 0;
 	int rc;
@@ -387,7 +394,7 @@ int dkim_verify_sig(const char *msg, size_t len, size_t sig_index, dkim_key_look
 	for (j = 0; j < m.nhdrs; j++) {
 		if (!is_sig_field(&m.hdrs[j]) || seen++ != sig_index)
 			continue;
-		rc = verify_field(&m, &m.hdrs[j], lookup, ctx, 0, out, e);
+		rc = verify_field(&m, &m.hdrs[j], lookup, ctx, headers_only, out, e);
 		dkim_msg_free(&m);
 		return rc;
 	}

@@ -70,6 +70,7 @@ enum smtp_verb {
 	SMTP_HELP,
 	SMTP_AUTH, /* only with SMTP_PARSE_AUTH */
 	SMTP_BDAT, /* RFC 3030 */
+	SMTP_EXT,  /* a verb of smtp_config.ext_verbs, served by on_ext */
 };
 
 enum smtp_body {
@@ -140,6 +141,9 @@ int smtp_parse_command_opts(const char *line, size_t len, int opts, struct smtp_
  */
 long smtp_base64_decode(const char *in, size_t len, unsigned char *out, size_t cap);
 
+/* 1 when the line's first word is one of list (space-separated verbs; any case). */
+int smtp_verb_in(const char *line, size_t len, const char *list);
+
 /* Syntax checks, exposed for the relay and the tests.  Return 1 if valid. */
 int smtp_domain_valid(const char *s, size_t len);
 int smtp_address_literal_valid(const char *s, size_t len); /* "[...]" */
@@ -179,12 +183,29 @@ struct smtp_callbacks {
 	 */
 	int (*on_auth)(void *ctx, struct smtp_session *s, const char *mech, const char *user,
 	               const char *pass, struct smtp_reply *r);
+	/*
+	 * Two ways to serve an extension: on_extension, for a keyword set per session once
+	 * the peer is known (smtp_session_set_extension: ANCHOR-DEFER, offered after the
+	 * TLS client key is checked), answered at once; and on_ext, for cfg.ext_keyword's
+	 * verbs (ANCHOR-PARTIAL, offered by client address), which may answer later.
+	 */
 	/* A command line whose verb the parser does not know, once an extension is set
 	 * (smtp_session_set_extension) and after HELO: return 1 with r filled to answer it,
 	 * 0 to leave it "500 5.5.2".  Decided at once; no state of the session changes. */
 	int (*on_extension)(void *ctx, struct smtp_session *s, const char *line, size_t len,
 	                    struct smtp_reply *r);
+	/*
+	 * A command whose verb is one of cfg.ext_verbs (line without CRLF), after HELO/EHLO;
+	 * phase says where the transaction is (SMTP_EXT_*).  The reply is pre-filled with
+	 * 502 5.5.1; the session's state is left as it is.  NULL: every such verb is 502.
+	 */
+	int (*on_ext)(void *ctx, struct smtp_session *s, const char *line, size_t len, int phase,
+	              struct smtp_reply *r);
 };
+
+#define SMTP_EXT_READY 0 /* no transaction */
+#define SMTP_EXT_MAIL 1  /* MAIL accepted, no recipient yet */
+#define SMTP_EXT_RCPT 2  /* at least one recipient accepted */
 
 struct smtp_config {
 	const char *hostname; /* our name in the greeting and EHLO */
@@ -194,6 +215,10 @@ struct smtp_config {
 	int tls_available;    /* advertise and accept STARTTLS */
 	int auth_available;   /* accept AUTH (over TLS only; advertised once TLS is active) */
 	int auth_required;    /* MAIL needs a successful AUTH first (530 5.7.0) */
+	/* an extension the caller serves: one more EHLO keyword and its verbs (space-separated,
+	 * upper case), passed to on_ext; NULL: none */
+	const char *ext_keyword;
+	const char *ext_verbs;
 };
 
 /* A new session; cb and ctx are kept.  NULL on allocation failure. */
@@ -219,6 +244,10 @@ size_t smtp_session_feed(struct smtp_session *s, const char *buf, size_t len);
 
 /* Answer a pending decision (see SMTP_PENDING).  -1 if none is pending. */
 int smtp_session_decide(struct smtp_session *s, const struct smtp_reply *r);
+/* The same, and when r is 2xx, len octets of data sent right after the reply (an
+ * extension's payload, e.g. a FETCHed message). */
+int smtp_session_decide_data(struct smtp_session *s, const struct smtp_reply *r, const char *data,
+                             size_t len);
 int smtp_session_pending(const struct smtp_session *s);
 
 /* Pending output, and how much of it the caller has written. */

@@ -615,3 +615,20 @@ int smtp_parse_command_opts(const char *line, size_t len, int opts, struct smtp_
 	out->arg[end - p] = '\0';
 	return 0;
 }
+
+int smtp_verb_in(const char *line, size_t len, const char *list)
+{
+	size_t n = 0;
+
+	while (n < len && line[n] != ' ')
+		n++;
+	while (list != NULL && *list != '\0' && n > 0) {
+		size_t w = strcspn(list, " ");
+
+		if (w == n && strncasecmp(list, line, n) == 0)
+			return 1;
+		list += w;
+		list += *list == ' ';
+	}
+	return 0;
+}

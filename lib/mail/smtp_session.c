@@ -188,6 +188,8 @@ static void send_ehlo(struct smtp_session *s)
 		out_printf(s, "250-REQUIRETLS\r\n");
 	if (s->extension[0] != '\0')
 		out_printf(s, "250-%s\r\n", s->extension);
+	if (s->cfg.ext_keyword != NULL)
+		out_printf(s, "250-%s\r\n", s->cfg.ext_keyword);
 	out_printf(s, "250 ENHANCEDSTATUSCODES\r\n");
 }
 
@@ -244,6 +246,9 @@ static void finish(struct smtp_session *s, struct smtp_reply *r)
 			s->nrcpt++;
 			s->state = ST_RCPT;
 		}
+		reply_checked(s, r);
+		break;
+	case SMTP_EXT:
 		reply_checked(s, r);
 		break;
 	case SMTP_DATA:
@@ -490,11 +495,30 @@ static int extension_command(struct smtp_session *s, const char *line, size_t le
 	return 1;
 }
 
+/* A verb of cfg.ext_verbs: the caller answers it, now or later (smtp_session_decide). */
+static void cmd_ext(struct smtp_session *s, const char *line, size_t len)
+{
+	struct smtp_reply r;
+	int phase = s->state == ST_RCPT   ? SMTP_EXT_RCPT
+	            : s->state == ST_MAIL ? SMTP_EXT_MAIL
+	                                  : SMTP_EXT_READY;
+
+	if (s->state == ST_GREETED)
+		return error_reply(s, 503, "5.5.1", "Send EHLO first");
+	set_reply(&r, 502, "5.5.1", "Command not implemented");
+	s->pending = SMTP_EXT;
+	if (s->cb.on_ext != NULL && s->cb.on_ext(s->ctx, s, line, len, phase, &r) == SMTP_PENDING)
+		return;
+	finish(s, &r);
+}
+
 static void handle_command(struct smtp_session *s, const char *line, size_t len)
 {
 	struct err e;
 	int opts = s->cfg.auth_available ? SMTP_PARSE_AUTH : 0;
 
+	if (smtp_verb_in(line, len, s->cfg.ext_verbs))
+		return cmd_ext(s, line, len);
 	if (smtp_parse_command_opts(line, len, opts, &s->cmd, &e) < 0) {
 		if (s->cmd.verb == SMTP_BDAT)
 			return cmd_bdat(s, 0); /* its chunk is read before the reply */
@@ -676,6 +700,16 @@ int smtp_session_decide(struct smtp_session *s, const struct smtp_reply *r)
 		return -1;
 	copy = *r;
 	finish(s, &copy);
+	return 0;
+}
+
+int smtp_session_decide_data(struct smtp_session *s, const struct smtp_reply *r, const char *data,
+                             size_t len)
+{
+	if (smtp_session_decide(s, r) < 0)
+		return -1;
+	if (r->code >= 200 && r->code < 300 && len > 0)
+		out_append(s, data, len);
 	return 0;
 }
 

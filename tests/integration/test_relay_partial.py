@@ -1,0 +1,292 @@
+"""Receiver-chosen transfer between anchored relays (ANCHOR-PARTIAL, PROTOCOL.md §12.12),
+with two real relays on one module-scoped stack:
+
+    sender   (relay.x.test: signs x.test, MX of dest.test -> the receiver, keeps what it
+              sent as a view, answers FETCH on its inbound port)
+    receiver (mx.dest.test: partial_tiers = unknown, asks for the text view, delivers it
+              to a sink with its Anchor-Partial field, fetches the rest through its
+              control API / anchorctl relay fetch)
+
+    - a message with a big attachment arrives as headers and its one text part; the
+      fetch brings the whole message, byte for byte what the sender signed, and the
+      sender forgets it (a second fetch: 404; the token: 550 Unknown);
+    - FETCH by another peer name, a forged token, a bad token, an expired message: clear
+      5xx replies from the sender, and the control API's fetch says so (fetch_refused);
+    - a kept message tampered with on the sender: hash_mismatch, nothing delivered;
+    - a client outside anchored_peers (from 127.0.0.2) sees no ANCHOR-PARTIAL and gets
+      500 for PARTIAL and FETCH, as from any legacy server.
+"""
+
+import hashlib
+import json
+import re
+import socket
+import ssl
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+import anchorlib
+import dnsfixtures as dx
+import relayfixtures as rx
+
+pytestmark = pytest.mark.skipif(not rx.relay_available(), reason="anchor-relay is not built")
+
+BOB = "bob@dest.test"
+ATTACHMENT = b"QkINARYATTACHMENT" * 12000  # ~200 KB, base64-looking, one marker to find
+
+
+class Client:
+    """A raw SMTP client; source picks the local address (127.0.0.2: not a peer)."""
+
+    def __init__(self, port, source="127.0.0.1"):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=15,
+                                          source_address=(source, 0))
+        self.buf = b""
+        self.lines = []
+        self.reply()
+
+    def reply(self):
+        self.lines = []
+        while True:
+            while b"\r\n" not in self.buf:
+                data = self.s.recv(65536)
+                if not data:
+                    raise EOFError(self.buf)
+                self.buf += data
+            line, self.buf = self.buf.split(b"\r\n", 1)
+            line = line.decode(errors="replace")
+            self.lines.append(line)
+            if line[3:4] == " ":
+                return line
+
+    def cmd(self, line):
+        self.s.sendall(line.encode() + b"\r\n")
+        return self.reply()
+
+    def close(self):
+        self.s.close()
+
+
+def message(subject):
+    boundary = "b0undary"
+    return (f"From: Alice <alice@x.test>\r\nTo: <{BOB}>\r\nSubject: {subject}\r\n"
+            f"Message-ID: <{time.time_ns()}@x.test>\r\nMIME-Version: 1.0\r\n"
+            f"Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n"
+            f"--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+            f"Hello Bob, the report is attached.\r\n"
+            f"--{boundary}\r\nContent-Type: application/octet-stream\r\n"
+            f"Content-Transfer-Encoding: base64\r\n\r\n").encode() + \
+        b"\r\n".join(ATTACHMENT[i:i + 76] for i in range(0, len(ATTACHMENT), 76)) + \
+        f"\r\n--{boundary}--\r\n".encode()
+
+
+@pytest.fixture(scope="module")
+def stack(request):
+    if not rx.relay_available():
+        pytest.skip("anchor-relay is not built")
+    work = anchorlib.mktemp_dir("anchor-partial-")
+    st = type("Stack", (), {})()
+    started = []
+
+    def finish():
+        for item in reversed(started):
+            item.stop()
+        failed = request.session.testsfailed
+        if not failed:
+            anchorlib.remove_tree(work)
+
+    request.addfinalizer(finish)
+    st.tls = anchorlib.make_tls(work / "tls")
+    st.token = anchorlib.make_token()
+    st.token_file = work / "relay.token"
+    st.token_file.write_text(st.token.token + "\n")
+    st.sink = rx.PySink().start()
+    started.append(st.sink)
+    st.recv = rx.Relay(work / "recv", tls=st.tls, control=True, hostname="mx.dest.test",
+                       local_domains="dest.test", inbound_next_hop=st.sink.hop,
+                       anchored_peers="127.0.0.1", control_token_hash=st.token.hash)
+    st.sender = rx.Relay(work / "sender", sign_domains={"x.test": "ed25519"},
+                         hostname="relay.x.test", local_domains="x.test",
+                         smtp_port=st.recv.inbound_port, anchored_peers="127.0.0.1")
+    st.nsd = rx.start_nsd(work, {"x.test": st.sender.records()}, mx_domains=["dest.test"])
+    started.append(st.nsd)
+    for r in (st.recv, st.sender):
+        r.params["dns_server"] = st.nsd.resolver
+        started.append(r.start())
+    return st
+
+
+def submit(st, subject):
+    """Send through the sender's submission port; the view that reaches the sink."""
+    c = Client(st.sender.submission_port)
+    assert c.cmd("EHLO client.x.test").startswith("250 ")
+    assert c.cmd("MAIL FROM:<alice@x.test>").startswith("250 ")
+    assert c.cmd(f"RCPT TO:<{BOB}>").startswith("250 ")
+    assert c.cmd("DATA").startswith("354 ")
+    c.s.sendall(message(subject) + b".\r\n")
+    assert c.reply().startswith("250 "), c.lines
+    c.cmd("QUIT")
+    return wait_message(st, subject, "text")
+
+
+def wait_message(st, subject, view, timeout=30):
+    deadline = time.monotonic() + timeout
+    while True:
+        for m in st.sink.messages():
+            ap = m.header("Anchor-Partial")
+            if m.header("Subject") == [subject] and ap and f"view={view}" in ap[0]:
+                return m
+        assert time.monotonic() < deadline, \
+            f"no {view} of {subject!r}:\n{st.sender.text()[-3000:]}\n{st.recv.text()[-3000:]}"
+        time.sleep(0.05)
+
+
+def view_id(m):
+    return re.search(r"id=([0-9a-f]{32})", m.header("Anchor-Partial")[0]).group(1)
+
+
+def record(st, id_):
+    """The receiver's record of a view (key=value lines)."""
+    text = (st.recv.state_dir / "partial" / "in" / id_).read_text()
+    return dict(line.split("=", 1) for line in text.splitlines())
+
+
+def kept_file(st, token, ext):
+    name = hashlib.sha256(token.encode()).hexdigest()
+    return st.sender.state_dir / "partial" / "out" / f"{name}.{ext}"
+
+
+def api_fetch(st, id_):
+    """POST /v1/partial/{id}/fetch as the admin: (status, JSON)."""
+    ctx = ssl.create_default_context(cafile=str(st.tls.ca))
+    req = urllib.request.Request(f"{st.recv.control_url}/v1/partial/{id_}/fetch", data=b"",
+                                 method="POST",
+                                 headers={"Authorization": f"Bearer {st.token.token}"})
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=60) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def fetch_as(st, token, helo):
+    c = Client(st.sender.inbound_port)
+    assert c.cmd(f"EHLO {helo}").startswith("250 ")
+    r = c.cmd(f"FETCH {token}")
+    c.close()
+    return r
+
+
+def test_peers_see_the_extension_legacy_clients_do_not(stack):
+    c = Client(stack.recv.inbound_port)
+    c.cmd("EHLO relay.x.test")
+    assert "250-ANCHOR-PARTIAL" in c.lines, c.lines
+    c.close()
+    legacy = Client(stack.recv.inbound_port, source="127.0.0.2")
+    legacy.cmd("EHLO legacy.test")
+    assert not any("ANCHOR" in line for line in legacy.lines), legacy.lines
+    assert legacy.cmd("MAIL FROM:<a@legacy.test>").startswith("250 ")
+    assert legacy.cmd(f"RCPT TO:<{BOB}>").startswith("250 ")
+    assert legacy.cmd("PARTIAL").startswith("500 5.5.2"), legacy.lines
+    assert legacy.cmd("RSET").startswith("250 ")
+    assert legacy.cmd("FETCH " + "0" * 64).startswith("500 5.5.2"), legacy.lines
+    legacy.close()
+
+
+def test_view_then_full_fetch(stack):
+    sent_view = submit(stack, "partial one")
+    # only the headers and the text part came: the attachment stayed with the sender
+    assert b"Hello Bob, the report is attached." in sent_view.data
+    assert b"QkINARYATTACHMENT" not in sent_view.data
+    assert len(sent_view.data) < 8000, len(sent_view.data)
+    assert "token=" not in sent_view.text  # the fetch token never reaches a mailbox
+    id_ = view_id(sent_view)
+    rec = record(stack, id_)
+    assert kept_file(stack, rec["token"], "msg").exists()
+
+    r = anchorlib.run_program([anchorlib.binary("anchorctl"), "-s", stack.recv.control_url,
+                               "--cacert", stack.tls.ca, "--token-file", stack.token_file,
+                               "--json", "relay", "fetch", id_],
+                              env=dx.clean_env(), timeout=60)
+    assert r.rc == 0, (r.out, r.err, stack.recv.text()[-3000:])
+    assert json.loads(r.out)["status"] == "fetched"
+    full = wait_message(stack, "partial one", "full")
+    assert full.data.replace(b"\r\n", b"").count(b"QkINARYATTACHMENT") == 12000
+    # what arrived is what the sender signed: every field the view showed, and its body
+    ours = f"Anchor-Partial: id={id_}; view=full\r\n".encode()
+    kept = full.data[full.data.index(ours) + len(ours):]
+    assert hashlib.sha256(kept).hexdigest() == rec["sha256"]
+    assert rx.dkimpy_verify(kept, stack.sender.records())
+    # fetched once: the receiver's record and the sender's copy are gone
+    assert not kept_file(stack, rec["token"], "msg").exists()
+    status, body = api_fetch(stack, id_)
+    assert (status, body["error"]) == (404, "not_found"), body
+    assert fetch_as(stack, rec["token"], "mx.dest.test") == "550 5.7.1 Unknown fetch token"
+
+
+def test_fetch_refused_to_others_forged_and_expired(stack):
+    id_ = view_id(submit(stack, "partial two"))
+    token = record(stack, id_)["token"]
+    assert fetch_as(stack, token, "other.test") == \
+        "550 5.7.1 This message was not sent to other.test"
+    assert fetch_as(stack, "ab" * 32, "mx.dest.test") == "550 5.7.1 Unknown fetch token"
+    assert fetch_as(stack, "xyz", "mx.dest.test") == "501 5.5.4 Syntax: FETCH <token> [DONE]"
+    outsider = Client(stack.sender.inbound_port, source="127.0.0.2")
+    outsider.cmd("EHLO mx.dest.test")
+    assert outsider.cmd(f"FETCH {token}").startswith("500 5.5.2")
+    outsider.close()
+    # still there for its peer; then its time runs out
+    meta = kept_file(stack, token, "meta")
+    assert meta.exists()
+    meta.write_text(re.sub(r"expires=\d+", "expires=1", meta.read_text()))
+    status, body = api_fetch(stack, id_)
+    assert status == 502 and body["error"] == "fetch_refused", body
+    assert "550 5.4.7" in body["message"] or "550 5.4.7" in body["message"].replace("\n", " ")
+    assert not meta.exists() and not kept_file(stack, token, "msg").exists()
+
+
+def test_tampered_full_message_refused(stack):
+    before = len(stack.sink.messages())
+    id_ = view_id(submit(stack, "partial three"))
+    token = record(stack, id_)["token"]
+    msg = kept_file(stack, token, "msg")
+    msg.write_bytes(msg.read_bytes().replace(b"Hello Bob", b"Hello Eve"))
+    status, body = api_fetch(stack, id_)
+    assert (status, body["error"]) == (502, "hash_mismatch"), body
+    # nothing queued: only the view arrived, and the record stays for a later try
+    assert not stack.recv.spool_files("in")
+    assert len(stack.sink.messages()) == before + 1
+    assert record(stack, id_)["token"] == token
+
+
+def test_bad_views_refused(stack):
+    """A peer's view must start with a readable Anchor-Partial field of the view asked for,
+    whose fetch address is an anchored peer: nothing else is queued."""
+    body = b"From: <alice@x.test>\r\nSubject: bad view\r\n\r\n"
+    good = "sha256=" + "a" * 64 + "; token=" + "b" * 64
+    cases = [
+        (b"", "550 5.6.0 A view starts with its Anchor-Partial field"),
+        (f"Anchor-Partial: view=text; size=1; {good}\r\n".encode(),
+         "550 5.6.0 Bad Anchor-Partial field: view, size, sha256, token and fetch are "
+         "required"),
+        (f"Anchor-Partial: view=headers; size=1; {good}; fetch=127.0.0.1:25\r\n".encode(),
+         "550 5.6.0 This is the headers view; text was asked for"),
+        (f"Anchor-Partial: view=text; size=1; {good}; fetch=10.9.8.7:25\r\n".encode(),
+         "550 5.7.1 The fetch address 10.9.8.7 is not an anchored peer"),
+    ]
+    for field, want in cases:
+        c = Client(stack.recv.inbound_port)
+        c.cmd("EHLO relay.x.test")
+        assert c.cmd("PARTIAL") == "503 5.5.1 PARTIAL comes after the recipients"
+        assert c.cmd("MAIL FROM:<alice@x.test>").startswith("250 ")
+        assert c.cmd(f"RCPT TO:<{BOB}>").startswith("250 ")
+        assert c.cmd("PARTIAL") == "250 2.0.0 VIEW=text"
+        view = field + body
+        c.s.sendall(f"BDAT {len(view)} LAST\r\n".encode() + view)
+        assert c.reply() == want, (want, c.lines)
+        c.close()
+    assert not stack.recv.spool_files("in")
+    assert not any(m.header("Subject") == ["bad view"] for m in stack.sink.messages())
