@@ -40,7 +40,8 @@
  *   pow.c         proof-of-work stamps (hashcash)
  *   reputation.c  the reputation service: queries (cached) and reports
  *   rep_trace.c   the relay's own trace fields of a message, for reports
- *   control.c     the HTTPS control API (lists, spam complaints)
+ *   control.c     the HTTPS control API (lists, spam complaints, signing, decisions)
+ *   control_signed.c  requests a recipient signs with its own key
  *   partial_*.c   receiver-chosen transfer between anchored relays (partial.h)
  *
  * Every exported name starts with relay_.
