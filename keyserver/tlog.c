@@ -295,6 +295,7 @@ void ks_log_consistency(struct ks_req *r, const char *domain)
 	if (d == NULL)
 		return;
 	ks_log_nodes_init(&ctx, r->db, d->id);
+	ks_log_nodes_edge(&ctx, r->ks->edge);
 	if (query_ll(r->http, "first", -1, 1, INT64_MAX, &first, &e) < 0 ||
 	    query_ll(r->http, "second", -1, first, INT64_MAX, &second, &e) < 0 ||
 	    (size = ks_log_size(r->db, d->id, &e)) < 0)
@@ -350,6 +351,7 @@ void ks_log_inclusion(struct ks_req *r, const char *domain)
 	if (d == NULL)
 		return;
 	ks_log_nodes_init(&ctx, r->db, d->id);
+	ks_log_nodes_edge(&ctx, r->ks->edge);
 	if ((max = ks_log_size(r->db, d->id, &e)) < 0 ||
 	    query_ll(r->http, "size", max, 1, max, &size, &e) < 0 ||
 	    query_ll(r->http, "seq", -1, 0, size - 1, &seq, &e) < 0 ||
@@ -370,6 +372,7 @@ static int proof_with_leaf(struct ks_req *r, long long domain_id, long long seq,
 	struct ks_log_nodes ctx;
 
 	ks_log_nodes_init(&ctx, r->db, domain_id);
+	ks_log_nodes_edge(&ctx, r->ks->edge);
 	*out = inclusion_json(&ctx, seq, size, e);
 	if (*out == NULL || (leaf == NULL && ks_store_log_entry_leaf(r->db, ctx.domain_id, seq,
 	                                                             &leaf, &salt, e) < 0)) {
