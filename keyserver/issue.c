@@ -310,7 +310,11 @@ static int head_in_batch(void *ctx, struct ks_req *r, const struct ks_domain *d,
 	long long size = 0;
 
 	(void)d;
-	return ks_publish_heads_in(h->sg, r->db, h->sd, ks_log_batch_nodes(r->log_batch), &size, e);
+	struct ks_log_own own;
+
+	ks_log_batch_own(r->log_batch, &own.from, &own.to);
+	return ks_publish_heads_in(h->sg, r->db, h->sd, ks_log_batch_nodes(r->log_batch), &own,
+	                           &size, e);
 }
 
 static int issue_in_transaction(struct ks_signer *sg, struct issuance *is, const char *token,

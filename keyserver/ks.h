@@ -228,6 +228,11 @@ void ks_feed(struct ks_req *r, const char *domain);
 struct ks_cert;
 struct ks_cert_list;
 json_t *ks_log_cert_json(struct ks_req *r, const struct ks_cert *c, json_t **head, struct err *e);
+/* The same from an issuance's answer as read in one query (ks_store_cert_answer); takes
+ * over its head, leaf and salt. */
+struct ks_cert_answer;
+json_t *ks_log_cert_answer_json(struct ks_req *r, struct ks_cert_answer *a, json_t **head,
+                                struct err *e);
 json_t *ks_log_certs_json(struct ks_req *r, const struct ks_cert_list *l, json_t **head,
                           struct err *e);
 /* Entry seq's inclusion proof to the newest head (*proof NULL when that head does not
@@ -294,6 +299,8 @@ int ks_log_batch_open(struct ks_log_batch *b, struct db *db, struct ks_log_edge 
                       const struct ks_domain *d, struct err *e);
 /* The nodes the batch knows: a head signed in its transaction reads through them. */
 struct ks_log_nodes *ks_log_batch_nodes(struct ks_log_batch *b);
+/* The entries the batch appended so far: [*from, *to) (empty before its first). */
+void ks_log_batch_own(const struct ks_log_batch *b, long long *from, long long *to);
 /* Once the batch's transaction has committed: its nodes join the edge. */
 void ks_log_batch_keep(struct ks_log_batch *b, struct ks_log_edge *edge);
 void ks_log_batch_free(struct ks_log_batch *b); /* accepts NULL */

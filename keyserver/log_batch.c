@@ -15,7 +15,7 @@
  * the nodes read or written so far, with the point to come back to should a change
  * fail. */
 struct ks_log_batch {
-	long long domain_id, size, mark_size;
+	long long domain_id, size, mark_size, first; /* first: the size at the opening */
 	int mark_n;
 	struct ks_log_nodes nodes;
 };
@@ -26,7 +26,7 @@ struct ks_log_batch *ks_log_batch_new(long long domain_id)
 
 	if (b != NULL) {
 		b->domain_id = domain_id;
-		b->size = b->mark_size = -1;
+		b->size = b->mark_size = b->first = -1;
 	}
 	return b;
 }
@@ -36,13 +36,19 @@ int ks_log_batch_open(struct ks_log_batch *b, struct db *db, struct ks_log_edge 
 {
 	ks_log_nodes_init(&b->nodes, db, d->id);
 	ks_log_nodes_edge(&b->nodes, edge);
-	b->size = ks_store_log_batch_open(db, d->id, d->name, e);
+	b->first = b->size = ks_store_log_batch_open(db, d->id, d->name, e);
 	return b->size < 0 ? -1 : 0;
 }
 
 struct ks_log_nodes *ks_log_batch_nodes(struct ks_log_batch *b)
 {
 	return &b->nodes;
+}
+
+void ks_log_batch_own(const struct ks_log_batch *b, long long *from, long long *to)
+{
+	*from = b->first;
+	*to = b->size;
 }
 
 void ks_log_batch_keep(struct ks_log_batch *b, struct ks_log_edge *edge)

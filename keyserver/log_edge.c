@@ -7,9 +7,10 @@
  * then committed, and answer later reads from them: the next append needs the newest
  * node of each level whose bit its index has set, a head's root the newest of each
  * level of its size, a consistency or inclusion proof near the right edge mostly the
- * same.  The newest EDGE_KEEP nodes of each level are kept for each of EDGE_SLOTS
- * domains (a domain takes over the slot of another: the cache only saves reads).
- * Nodes of a transaction that rolled back, or whose commit failed, are never kept.
+ * same (a proof of an entry a few batches old needs a few older ones at the low levels).  The
+ * newest EDGE_KEEP nodes of each level are kept for each of EDGE_SLOTS domains (a domain takes over
+ * the slot of another: the cache only saves reads). Nodes of a transaction that rolled back, or
+ * whose commit failed, are never kept.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -20,7 +21,7 @@
 
 #define EDGE_SLOTS 32
 #define EDGE_LEVELS 64
-#define EDGE_KEEP 2
+#define EDGE_KEEP 8
 
 struct edge_node {
 	int have;

@@ -235,10 +235,11 @@ static int head_sign(struct ks_signer *sg, struct db *db, const struct ks_signer
 }
 
 int ks_publish_heads_in(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
-                        struct ks_log_nodes *nodes, long long *size, struct err *e)
+                        struct ks_log_nodes *nodes, const struct ks_log_own *own, long long *size,
+                        struct err *e)
 {
 	struct signed_head h;
-	long long n;
+	long long n, check_to;
 
 	/* One signer at a time per domain, on every node; entries below n hold still. */
 	if (round_open(sg, db, sd, &n, &h, e) < 0)
@@ -246,8 +247,13 @@ int ks_publish_heads_in(struct ks_signer *sg, struct db *db, const struct ks_sig
 	if (h.size > n)
 		return err_set(e, ERR_FORBIDDEN, "log_damaged",
 		               "the log of %s is shorter than its signed head", sd->d->name);
+	/* The entries this transaction appended itself, up to the log's size, were made and
+	 * hashed here and no other transaction can touch them before it commits: only those
+	 * before them are read back and checked. */
+	check_to = own != NULL && own->to == n && own->from >= h.size ? own->from : n;
 	/* One head for the whole batch: the newest size only. */
-	if (h.size < n && (leaves_check(db, sd, nodes->domain_id, h.size, n, e) < 0 ||
+	if (h.size < n && ((h.size < check_to &&
+	                    leaves_check(db, sd, nodes->domain_id, h.size, check_to, e) < 0) ||
 	                   head_sign(sg, db, sd, nodes, &h, n, e) < 0))
 		return -1;
 	*size = n;
@@ -264,7 +270,7 @@ int ks_publish_heads(struct ks_signer *sg, struct db *db, const struct ks_signer
 	ks_log_nodes_edge(&nodes, sg->ks.edge);
 	if (db_begin(db, e) < 0)
 		return -1;
-	if (ks_publish_heads_in(sg, db, sd, &nodes, &n, e) < 0 || db_commit(db, e) < 0) {
+	if (ks_publish_heads_in(sg, db, sd, &nodes, NULL, &n, e) < 0 || db_commit(db, e) < 0) {
 		db_rollback(db);
 		return -1;
 	}

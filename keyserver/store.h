@@ -153,6 +153,17 @@ struct ks_cert_list *ks_store_certs_by_name(struct db *db, long long domain_id, 
 struct ks_cert_list *ks_store_server_certs(struct db *db, long long domain_id, struct err *e);
 /* One certificate by "key_id" or "fingerprint"; NULL with ERR_NOTFOUND when absent (it may
  * be an erased one). */
+/* An issuance's answer in one query: the certificate by key id (NULL with ERR_NOTFOUND when
+ * absent), the domain's newest signed head (head_jws NULL when none) and the leaf and salt
+ * of the certificate's log entry (NULL when none); ks_cert_answer_free releases them. */
+struct ks_cert_answer {
+	struct ks_cert *c;
+	char *head_jws, *leaf, *salt;
+	long long head_size;
+};
+int ks_store_cert_answer(struct db *db, const char *key_id, struct ks_cert_answer *a,
+                         struct err *e);
+void ks_cert_answer_free(struct ks_cert_answer *a);
 struct ks_cert *ks_store_cert_by(struct db *db, const char *column, const char *value,
                                  struct err *e);
 

@@ -482,6 +482,38 @@ json_t *ks_log_cert_json(struct ks_req *r, const struct ks_cert *c, json_t **hea
 	return o;
 }
 
+json_t *ks_log_cert_answer_json(struct ks_req *r, struct ks_cert_answer *a, json_t **head,
+                                struct err *e)
+{
+	struct newest_head h = {.jws = a->head_jws, .size = a->head_size};
+	const struct ks_cert *c = a->c;
+	json_t *o = ks_cert_json(c), *proof = NULL;
+	char *leaf = a->leaf, *salt = a->salt;
+
+	a->head_jws = a->leaf = a->salt = NULL;
+	if (o == NULL)
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	/* As cert_with_proof: no proof for an erased one, or one the head does not cover. */
+	if (o != NULL && c->erased[0] == '\0' && c->log_seq >= 0 && h.jws != NULL &&
+	    c->log_seq < h.size) {
+		if (proof_with_leaf(r, c->domain_id, c->log_seq, h.size, leaf, salt, &proof, e) <
+		    0) {
+			json_decref(o);
+			o = NULL;
+		} else if (proof != NULL)
+			json_object_set_new(o, "log", proof);
+		leaf = salt = NULL; /* proof_with_leaf freed them */
+	}
+	free(leaf);
+	free(salt);
+	*head = head_json(&h);
+	if (o == NULL) {
+		json_decref(*head);
+		*head = NULL;
+	}
+	return o;
+}
+
 json_t *ks_log_certs_json(struct ks_req *r, const struct ks_cert_list *l, json_t **head,
                           struct err *e)
 {
