@@ -57,8 +57,10 @@
 # own entries not read back before the head is signed).  BENCH_ENROLLS=300
 # BENCH_DURATION=4 BENCH_ROUNDS=3, load average 8-14, base (ac618cc) then cut, back to
 # back: 97/s, 5.0 ms server CPU each (10.8x openssl x509 -req) -> 108/s, 4.5 ms
-# (12.5x).  What stands in the way of 1,000/s is CPU, not waiting: 4.5 ms per
-# enrollment on one core is 220/s at most; of PostgreSQL's part the claim (0.4 ms) and
+# (12.5x); again at a load average of 2-4, BENCH_ENROLLS=1000: cut 181/s, 3.8 ms
+# (10.1x), base right after 216/s, 3.9 ms (8.2x): the rate follows the machine more than
+# the change, CPU per enrollment fell 3-10%.  What stands in the way of 1,000/s is CPU,
+# not waiting: 3.8 ms per enrollment on one core is 260/s at most; of PostgreSQL's part the claim (0.4 ms) and
 # the certificate insert with its log entry, nodes and webhook check (0.5 ms) are
 # statements' own work, the rest the ~12 round trips at ~90 us each.
 #
