@@ -49,6 +49,20 @@
 # batches at this concurrency (4 writers); next, the token's use folded
 # into the insert, the log's right edge kept between batches, and the issuance's answer
 # built by the signer from its own rows instead of read back.
+# Round trips cut again (pg_stat_statements over 200 enrollments, same scratch cluster):
+# 15.6 -> 11.6 per enrollment.  Per enrollment 9.8 -> 6 (the token claimed, marked used
+# and the old certificate superseded in one statement; the answer's certificate, head and
+# leaf in one query; no node reads to append), per batch 8 -> 6 (the head's root and
+# consistency proof from the nodes the process committed before, log_edge.c; the batch's
+# own entries not read back before the head is signed).  BENCH_ENROLLS=300
+# BENCH_DURATION=4 BENCH_ROUNDS=3, load average 8-14, base (ac618cc) then cut, back to
+# back: 97/s, 5.0 ms server CPU each (10.8x openssl x509 -req) -> 108/s, 4.5 ms
+# (12.5x); again at a load average of 2-4, BENCH_ENROLLS=1000: cut 181/s, 3.8 ms
+# (10.1x), base right after 216/s, 3.9 ms (8.2x): the rate follows the machine more than
+# the change, CPU per enrollment fell 3-10%.  What stands in the way of 1,000/s is CPU,
+# not waiting: 3.8 ms per enrollment on one core is 260/s at most; of PostgreSQL's part the claim (0.4 ms) and
+# the certificate insert with its log entry, nodes and webhook check (0.5 ms) are
+# statements' own work, the rest the ~12 round trips at ~90 us each.
 #
 # Lookups after poll() replaced epoll under TLS (71fada3), same machine, -d5s, 3 rounds:
 # 0.96x nginx (CPU/request 35.1 vs 35.7 us) and, in a busier moment, 0.67x (40.7 vs

@@ -79,10 +79,14 @@ void ks_issuance_reply(struct ks_req *r, const struct ks_domain *d, const char *
                        const char *revocation_secret)
 {
 	struct err e = {0};
-	struct ks_cert *c = ks_store_cert_by(r->db, "key_id", key_id, &e);
-	json_t *head = NULL, *obj = c ? ks_log_cert_json(r, c, &head, &e) : NULL;
+	struct ks_cert_answer a;
+	json_t *head = NULL, *obj = NULL;
 
-	ks_cert_free(c);
+	/* The certificate, the newest head and the entry's leaf in one query, then the
+	 * inclusion proof's nodes in another. */
+	if (ks_store_cert_answer(r->db, key_id, &a, &e) == 0)
+		obj = ks_log_cert_answer_json(r, &a, &head, &e);
+	ks_cert_answer_free(&a);
 	if (obj == NULL) {
 		ks_fail(r, &e);
 		return;

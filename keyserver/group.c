@@ -189,7 +189,7 @@ static int batch_commit(struct ks_req *lead, const struct ks_domain *d, struct k
 	lead->log_batch = b;
 	if (db_begin(lead->db, &e) < 0)
 		goto out;
-	if (ks_log_batch_open(b, lead->db, d, &e) < 0 ||
+	if (ks_log_batch_open(b, lead->db, lead->ks->edge, d, &e) < 0 ||
 	    (failed = batch_changes(lead, list, b, &e)) < 0)
 		goto fail;
 	if (failed > 0) /* its only change failed (with its own error): nothing to commit */
@@ -205,6 +205,7 @@ static int batch_commit(struct ks_req *lead, const struct ks_domain *d, struct k
 		         why.code);
 	if (db_commit(lead->db, &e) < 0)
 		goto fail;
+	ks_log_batch_keep(b, lead->ks->edge); /* committed: the right edge for the next batch */
 	rc = 0;
 	goto out;
 fail:
@@ -238,7 +239,10 @@ static void batch_lead(struct ks_group *g, struct group_slot *s, const struct ks
                        struct ks_req *lead, const struct ks_batch_ops *ops)
 {
 	struct ks_change *list = batch_take(s), *next;
-	int committed;
+	int committed, heads = 0;
+
+	for (struct ks_change *c = list; c != NULL; c = c->next)
+		heads |= !c->own_head;
 
 	s->running = 1;
 	pthread_mutex_unlock(&g->mu);
@@ -248,7 +252,7 @@ static void batch_lead(struct ks_group *g, struct group_slot *s, const struct ks
 	s->running = 0;
 	pthread_cond_broadcast(&g->cv);
 	pthread_mutex_unlock(&g->mu);
-	if (committed && ops->after_commit != NULL)
+	if (committed && heads && ops->after_commit != NULL)
 		ops->after_commit(ops->ctx, lead, d);
 	pthread_mutex_lock(&g->mu);
 	for (struct ks_change *c = list; c != NULL; c = next) {
@@ -267,7 +271,7 @@ int ks_group_change(struct ks_group *g, const struct ks_domain *d, struct ks_cha
 	c->done = 0;
 	c->rc = 0;
 	if (g == NULL) {
-		if (batch_commit(c->r, d, c, ops) == 0 && ops->after_commit != NULL)
+		if (batch_commit(c->r, d, c, ops) == 0 && !c->own_head && ops->after_commit != NULL)
 			ops->after_commit(ops->ctx, c->r, d);
 	} else {
 		pthread_mutex_lock(&g->mu);

@@ -49,6 +49,10 @@ struct issuance {
 	char revocation_secret[CRYPTO_TOKEN_LEN]; /* user certificates: shown once */
 	int days;                                 /* validity; 0: cert_days */
 	const char *renewal_of;                   /* the key id a renewal replaces, or NULL */
+	/* An enrollment by token supersedes the name's current certificate as it claims the
+	 * token (token_consume): those superseded, logged by issuance_store. */
+	int claimed, nsuperseded;
+	struct ks_cert_row *superseded;
 };
 
 static void issuance_free(struct issuance *is)
@@ -57,6 +61,7 @@ static void issuance_free(struct issuance *is)
 	EVP_PKEY_free(is->pub);
 	free(is->name);
 	X509_free(is->cert);
+	free(is->superseded);
 	OPENSSL_cleanse(is->revocation_secret, sizeof(is->revocation_secret));
 }
 
@@ -90,7 +95,8 @@ static int issuance_sign(struct ks_signer *sg, struct issuance *is, struct err *
 	                         .days = is->days > 0 ? is->days : (int)sg->ks.cfg.cert_days};
 	struct err why = {0};
 
-	if (crypto_uuid_v4(is->key_id, e) < 0)
+	/* A token's claim made the key id already: it superseded the old certificate. */
+	if (is->key_id[0] == '\0' && crypto_uuid_v4(is->key_id, e) < 0)
 		return -1;
 	is->cert = cert_issue_leaf(&req, is->csr ? X509_REQ_get0_pubkey(is->csr) : is->pub,
 	                           is->sd->issuer, is->sd->key, e);
@@ -108,16 +114,20 @@ static int issuance_sign(struct ks_signer *sg, struct issuance *is, struct err *
 	return 0;
 }
 
-/* Supersede the name's current certificate for the purpose, and log each one superseded. */
+/* Supersede the name's current certificate for the purpose (unless the token's claim did),
+ * and log each one superseded. */
 static int supersede_current(struct issuance *is, struct err *e)
 {
 	const char *purpose = cert_purpose_name(is->purpose);
 	struct ks_cert_row *rows = NULL;
 	int n, rc = 0;
 
-	n = ks_store_cert_supersede(is->r.db, is->sd->d->id, is->name, purpose, is->device,
-	                            is->key_id, &rows, e);
-	if (n < 0)
+	if (is->claimed) {
+		rows = is->superseded;
+		n = is->nsuperseded;
+		is->superseded = NULL;
+	} else if ((n = ks_store_cert_supersede(is->r.db, is->sd->d->id, is->name, purpose,
+	                                        is->device, is->key_id, &rows, e)) < 0)
 		return -1;
 	for (int i = 0; rc == 0 && i < n; i++) {
 		json_t *details = json_pack("{s:s, s:s, s:s}", "fingerprint", rows[i].fingerprint,
@@ -203,21 +213,34 @@ out:
 }
 
 /*
- * Lock the token row and check it against the request; inside the transaction.  The
+ * Claim the token row and check it against the request; inside the transaction.  The
  * row must bear the seal the signer gave it when the admin asked for it: a row written
- * straight into the database (by a compromised HTTPS process) enrolls nobody.
+ * straight into the database (by a compromised HTTPS process) enrolls nobody.  The
+ * claim marks a usable token used and supersedes the name's current certificate in the
+ * same statement (one round trip); a refusal below rolls both back with the change.
  */
 static int token_consume(struct ks_signer *sg, struct issuance *is, const char *token,
                          struct err *e)
 {
 	char hash[CRYPTO_HEX256_LEN], want[KS_SEAL_HEX];
+	struct ks_token_claim claim = {.domain_id = is->sd->d->id,
+	                               .token_hash = hash,
+	                               .purpose = cert_purpose_name(is->purpose),
+	                               .device = is->device,
+	                               .new_key_id = is->key_id};
 	struct ks_enroll_token t;
 	int found;
 
 	crypto_token_hash(token, hash);
-	found = ks_store_enroll_token_lock(is->r.db, is->sd->d->id, hash, &t, e);
+	if (crypto_uuid_v4(is->key_id, e) < 0)
+		return -1;
+	free(is->superseded);
+	is->superseded = NULL;
+	found =
+	    ks_store_enroll_token_claim(is->r.db, &claim, &t, &is->superseded, &is->nsuperseded, e);
 	if (found < 0)
 		return -1;
+	is->claimed = 1;
 	if (found == 0)
 		return err_set(e, ERR_NOTFOUND, "token_unknown",
 		               "the enrollment token is not known for %s", is->sd->d->name);
@@ -241,7 +264,7 @@ static int token_consume(struct ks_signer *sg, struct issuance *is, const char *
 		return err_set(e, ERR_INPUT, "address_mismatch",
 		               "the request is for %s but the token was issued for %s", is->name,
 		               t.address);
-	return ks_store_enroll_token_use(is->r.db, t.id, e);
+	return 0;
 }
 
 struct issue_change {
@@ -287,7 +310,11 @@ static int head_in_batch(void *ctx, struct ks_req *r, const struct ks_domain *d,
 	long long size = 0;
 
 	(void)d;
-	return ks_publish_heads_in(h->sg, r->db, h->sd, &size, e);
+	struct ks_log_own own;
+
+	ks_log_batch_own(r->log_batch, &own.from, &own.to);
+	return ks_publish_heads_in(h->sg, r->db, h->sd, ks_log_batch_nodes(r->log_batch), &own,
+	                           &size, e);
 }
 
 static int issue_in_transaction(struct ks_signer *sg, struct issuance *is, const char *token,

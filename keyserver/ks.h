@@ -82,6 +82,8 @@
 struct ks_cache;
 struct ks_group;
 struct ks_log_batch;
+struct ks_log_edge;
+struct ks_log_nodes;
 
 struct ks {
 	struct ks_settings cfg;
@@ -92,6 +94,7 @@ struct ks {
 	struct frame_client *signer; /* the HTTPS process's way to the signer */
 	struct ks_group *heads;      /* group commit of tree heads (group.c) */
 	struct ks_group *changes;    /* changes run in batches, one transaction each (group.c) */
+	struct ks_log_edge *edge;    /* the log nodes committed, kept per domain (log_edge.c) */
 	atomic_ullong enrollments;
 	atomic_ullong cache_hits;
 	atomic_ullong cache_misses;
@@ -232,6 +235,11 @@ void ks_feed(struct ks_req *r, const char *domain);
 struct ks_cert;
 struct ks_cert_list;
 json_t *ks_log_cert_json(struct ks_req *r, const struct ks_cert *c, json_t **head, struct err *e);
+/* The same from an issuance's answer as read in one query (ks_store_cert_answer); takes
+ * over its head, leaf and salt. */
+struct ks_cert_answer;
+json_t *ks_log_cert_answer_json(struct ks_req *r, struct ks_cert_answer *a, json_t **head,
+                                struct err *e);
 json_t *ks_log_certs_json(struct ks_req *r, const struct ks_cert_list *l, json_t **head,
                           struct err *e);
 /* Entry seq's inclusion proof to the newest head (*proof NULL when that head does not
@@ -272,6 +280,8 @@ struct ks_change {
 	int (*fn)(struct ks_req *r, void *arg, struct err *e);
 	void *arg;
 	struct ks_req *r; /* the writer's */
+	int own_head;     /* its writer has a head signed itself once answered (route.c): a
+	                   * batch of only such changes runs no after_commit */
 	/* The leader's bookkeeping: */
 	struct ks_change *next;
 	int done, rc;
@@ -292,8 +302,14 @@ struct ks_log_batch *ks_log_batch_new(long long domain_id);
 /* Inside the batch's transaction, before its first change: the domain's row locked, the
  * change notice queued (its changes send none of their own) and the log's size read, in
  * one round trip. */
-int ks_log_batch_open(struct ks_log_batch *b, struct db *db, const struct ks_domain *d,
-                      struct err *e);
+int ks_log_batch_open(struct ks_log_batch *b, struct db *db, struct ks_log_edge *edge,
+                      const struct ks_domain *d, struct err *e);
+/* The nodes the batch knows: a head signed in its transaction reads through them. */
+struct ks_log_nodes *ks_log_batch_nodes(struct ks_log_batch *b);
+/* The entries the batch appended so far: [*from, *to) (empty before its first). */
+void ks_log_batch_own(const struct ks_log_batch *b, long long *from, long long *to);
+/* Once the batch's transaction has committed: its nodes join the edge. */
+void ks_log_batch_keep(struct ks_log_batch *b, struct ks_log_edge *edge);
 void ks_log_batch_free(struct ks_log_batch *b); /* accepts NULL */
 /* Before a change; after one that failed (and was rolled back), back to that point. */
 void ks_log_batch_mark(struct ks_log_batch *b);
@@ -339,7 +355,8 @@ int ks_signer_renew(struct ks *ks, const char *domain, const char *jws,
 int ks_signer_acme(struct ks *ks, const char *domain, const char *order_id, const char *csr,
                    char key_id[CRYPTO_UUID_LEN], struct err *e);
 unsigned char *ks_signer_crl(struct ks *ks, const char *domain, size_t *len, struct err *e);
-char *ks_signer_route(struct ks *ks, const char *domain, const char *name, struct err *e);
+/* head: after a head round covering every committed change (ROUTE_HEAD). */
+char *ks_signer_route(struct ks *ks, const char *domain, const char *name, int head, struct err *e);
 int ks_signer_publish(struct ks *ks, const char *domain, long long *size, struct err *e);
 
 /* domain.c: policy "isp", "corporate" or "groups", mode "enforce" or "testing" (NULL: unset). */

@@ -129,9 +129,16 @@ int ks_issue_register(struct ks_signer *sg, struct db *db, const char *domain, c
  * *size is the newest signed size. */
 int ks_publish_heads(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
                      long long *size, struct err *e);
-/* The same inside the caller's transaction (a batch of issuances: its head commits with it). */
+/* The same inside the caller's transaction (a batch of issuances: its head commits with it),
+ * reading the log's nodes through nodes (the batch's: those it appended are known); own,
+ * when not NULL, the entries [from, to) the transaction appended itself (no need to read
+ * them back: ks_log_batch_own). */
+struct ks_log_own {
+	long long from, to;
+};
 int ks_publish_heads_in(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
-                        long long *size, struct err *e);
+                        struct ks_log_nodes *nodes, const struct ks_log_own *own, long long *size,
+                        struct err *e);
 /* The domain's CRL from its revocation rows (DER, malloc'd). */
 unsigned char *ks_sign_crl(struct db *db, const struct ks_signer_domain *sd, size_t *len,
                            struct err *e);

@@ -26,6 +26,7 @@ static int op_nfields(int op)
 	case KS_SIGNER_ACME:
 		return 3;
 	case KS_SIGNER_ROUTE:
+	case KS_SIGNER_ROUTE_HEAD:
 	case KS_SIGNER_RENEW:
 		return 2;
 	case KS_SIGNER_CRL:
@@ -51,6 +52,8 @@ const char *ks_signer_op_name(int op)
 		return "crl";
 	case KS_SIGNER_ROUTE:
 		return "route";
+	case KS_SIGNER_ROUTE_HEAD:
+		return "route_head";
 	case KS_SIGNER_PUBLISH:
 		return "publish";
 	case KS_SIGNER_RENEW:
@@ -233,6 +236,7 @@ static int parse_fields(const struct frame_msg *m, struct ks_signer_request *r, 
 		           ? -1
 		           : 0;
 	case KS_SIGNER_ROUTE:
+	case KS_SIGNER_ROUTE_HEAD:
 		return field_name(&f[1], 1, r->name, e);
 	case KS_SIGNER_RENEW:
 		return field_pem(&f[1], &r->pem[0], e);

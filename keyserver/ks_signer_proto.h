@@ -17,6 +17,11 @@
  *   CRL       domain                                     the CRL (DER)
  *   ROUTE     domain, name (address or the domain)       the route answer (JWS)
  *   PUBLISH   domain                                     the newest signed size
+ *   ROUTE_HEAD domain, name                              the route answer, once a head
+ *                                                        covers every committed change
+ *             (PUBLISH then ROUTE in one call: a route change's writer is answered
+ *             with one round trip to the signer; a head that cannot be signed is
+ *             logged, and the answer goes out all the same, as after PUBLISH)
  *   RENEW     domain, the holder's signed request (JWS)   key id, revocation secret
  *                                                        (empty for a server certificate)
  *   ACME      domain, ACME order id (a UUID), CSR PEM    key id
@@ -62,6 +67,7 @@ enum ks_signer_op {
 	KS_SIGNER_RENEW,
 	KS_SIGNER_ACME,
 	KS_SIGNER_ENCRYPT,
+	KS_SIGNER_ROUTE_HEAD,
 };
 
 /* A request checked against its op's rules.  Text members point into the

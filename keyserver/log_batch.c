@@ -8,13 +8,14 @@
 #include <string.h>
 
 #include "log_batch.h"
+#include "log_edge.h"
 #include "store.h"
 
 /* The log's state inside a batch of changes: the next index (-1: not read yet) and
  * the nodes read or written so far, with the point to come back to should a change
  * fail. */
 struct ks_log_batch {
-	long long domain_id, size, mark_size;
+	long long domain_id, size, mark_size, first; /* first: the size at the opening */
 	int mark_n;
 	struct ks_log_nodes nodes;
 };
@@ -25,17 +26,35 @@ struct ks_log_batch *ks_log_batch_new(long long domain_id)
 
 	if (b != NULL) {
 		b->domain_id = domain_id;
-		b->size = b->mark_size = -1;
+		b->size = b->mark_size = b->first = -1;
 	}
 	return b;
 }
 
-int ks_log_batch_open(struct ks_log_batch *b, struct db *db, const struct ks_domain *d,
-                      struct err *e)
+int ks_log_batch_open(struct ks_log_batch *b, struct db *db, struct ks_log_edge *edge,
+                      const struct ks_domain *d, struct err *e)
 {
 	ks_log_nodes_init(&b->nodes, db, d->id);
-	b->size = ks_store_log_batch_open(db, d->id, d->name, e);
+	ks_log_nodes_edge(&b->nodes, edge);
+	b->first = b->size = ks_store_log_batch_open(db, d->id, d->name, e);
 	return b->size < 0 ? -1 : 0;
+}
+
+struct ks_log_nodes *ks_log_batch_nodes(struct ks_log_batch *b)
+{
+	return &b->nodes;
+}
+
+void ks_log_batch_own(const struct ks_log_batch *b, long long *from, long long *to)
+{
+	*from = b->first;
+	*to = b->size;
+}
+
+void ks_log_batch_keep(struct ks_log_batch *b, struct ks_log_edge *edge)
+{
+	if (b->size >= 0)
+		ks_log_edge_keep(edge, &b->nodes);
 }
 
 void ks_log_batch_free(struct ks_log_batch *b)
@@ -88,6 +107,7 @@ long long ks_log_batch_start(struct ks_req *r, const struct ks_domain *d,
 
 	if (b == NULL || b->domain_id != d->id) {
 		ks_log_nodes_init(local, r->db, d->id);
+		ks_log_nodes_edge(local, r->ks->edge);
 		*ctx = local;
 		if (ks_store_domain_lock(r->db, d->id, e) < 0)
 			return -1;
@@ -95,6 +115,7 @@ long long ks_log_batch_start(struct ks_req *r, const struct ks_domain *d,
 	}
 	if (b->size < 0) {
 		ks_log_nodes_init(&b->nodes, r->db, d->id);
+		ks_log_nodes_edge(&b->nodes, r->ks->edge);
 		/* The batch's leader holds the domain's lock already. */
 		if ((b->size = ks_log_size(r->db, d->id, e)) < 0)
 			return -1;

@@ -28,6 +28,7 @@
 #include "core/signer_proc.h"
 #include "ks.h"
 #include "ks_signer.h"
+#include "log_edge.h"
 
 #define SIGNER_START_WAIT_MS 15000
 #define SIGNER_STOP_GRACE_MS 5000 /* to finish what it does once the pipe closes */
@@ -155,7 +156,8 @@ static int serve(struct ks *ks, struct signer_proc *sp, struct err *e)
 		return -1;
 	if ((ks->cache = ks_cache_new((size_t)ks->cfg.answer_cache_bytes,
 	                              ks->cfg.stale_if_error)) == NULL ||
-	    (ks->heads = ks_group_new()) == NULL || (ks->changes = ks_group_new()) == NULL)
+	    (ks->heads = ks_group_new()) == NULL || (ks->changes = ks_group_new()) == NULL ||
+	    (ks->edge = ks_log_edge_new()) == NULL)
 		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
 	if (ks_cache_listen(ks->cache, ks->cfg.db_conninfo, ks->rw, e) < 0)
 		return -1;
@@ -259,6 +261,7 @@ out:
 	ks_cache_free(ks.cache);
 	ks_group_free(ks.heads);
 	ks_group_free(ks.changes);
+	ks_log_edge_free(ks.edge);
 	db_rw_free(ks.rw);
 	db_pool_free(ks.pool);
 	frame_client_free(ks.signer);

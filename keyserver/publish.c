@@ -32,6 +32,7 @@
 #include "core/log.h"
 #include "pki/merkle.h"
 #include "ks_signer.h"
+#include "log_edge.h"
 #include "store.h"
 
 #define CRL_NEXT_UPDATE (24 * 3600)
@@ -234,22 +235,26 @@ static int head_sign(struct ks_signer *sg, struct db *db, const struct ks_signer
 }
 
 int ks_publish_heads_in(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
-                        long long *size, struct err *e)
+                        struct ks_log_nodes *nodes, const struct ks_log_own *own, long long *size,
+                        struct err *e)
 {
-	struct ks_log_nodes nodes;
 	struct signed_head h;
-	long long n;
+	long long n, check_to;
 
-	ks_log_nodes_init(&nodes, db, sd->d->id);
 	/* One signer at a time per domain, on every node; entries below n hold still. */
 	if (round_open(sg, db, sd, &n, &h, e) < 0)
 		return -1;
 	if (h.size > n)
 		return err_set(e, ERR_FORBIDDEN, "log_damaged",
 		               "the log of %s is shorter than its signed head", sd->d->name);
+	/* The entries this transaction appended itself, up to the log's size, were made and
+	 * hashed here and no other transaction can touch them before it commits: only those
+	 * before them are read back and checked. */
+	check_to = own != NULL && own->to == n && own->from >= h.size ? own->from : n;
 	/* One head for the whole batch: the newest size only. */
-	if (h.size < n && (leaves_check(db, sd, nodes.domain_id, h.size, n, e) < 0 ||
-	                   head_sign(sg, db, sd, &nodes, &h, n, e) < 0))
+	if (h.size < n && ((h.size < check_to &&
+	                    leaves_check(db, sd, nodes->domain_id, h.size, check_to, e) < 0) ||
+	                   head_sign(sg, db, sd, nodes, &h, n, e) < 0))
 		return -1;
 	*size = n;
 	return 0;
@@ -258,14 +263,19 @@ int ks_publish_heads_in(struct ks_signer *sg, struct db *db, const struct ks_sig
 int ks_publish_heads(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
                      long long *size, struct err *e)
 {
+	struct ks_log_nodes nodes;
 	long long n = 0;
 
+	ks_log_nodes_init(&nodes, db, sd->d->id);
+	ks_log_nodes_edge(&nodes, sg->ks.edge);
 	if (db_begin(db, e) < 0)
 		return -1;
-	if (ks_publish_heads_in(sg, db, sd, &n, e) < 0 || db_commit(db, e) < 0) {
+	if (ks_publish_heads_in(sg, db, sd, &nodes, NULL, &n, e) < 0 || db_commit(db, e) < 0) {
 		db_rollback(db);
 		return -1;
 	}
+	/* Committed: the nodes of the root and its proof are the edge the next round reads. */
+	ks_log_edge_keep(sg->ks.edge, &nodes);
 	*size = n;
 	return 0;
 }

@@ -23,6 +23,7 @@
 
 #include "core/log.h"
 #include "ks_signer.h"
+#include "log_edge.h"
 #include "ks_signer_proto.h"
 
 #define SIGNER_MAX_CONN 32
@@ -82,8 +83,8 @@ static void publish_after(struct ks_signer *sg, struct db *db, const struct ks_s
 	long long size = 0;
 
 	if (publish(sg, db, sd, &size, &e) < 0)
-		log_warn(NULL, "signer: the tree head of %s is not signed yet: %s", sd->d->name,
-		         e.msg);
+		log_warn(NULL, "signer: the tree head of %s is not signed yet: %s (%s)",
+		         sd->d->name, e.msg, e.code);
 }
 
 static int do_register(struct ks_signer *sg, struct db *db, struct ks_signer_request *q,
@@ -101,6 +102,19 @@ static int do_register(struct ks_signer *sg, struct db *db, struct ks_signer_req
 	err_clear(e);
 	a->f[a->n++] = frame_str(a->a);
 	a->f[a->n++] = frame_str(a->b);
+	return 0;
+}
+
+/* A route answer; after ROUTE_HEAD's head round (whose failure is only logged: the
+ * change stands, the next round signs it, and the answer goes out all the same). */
+static int route_answer(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
+                        const struct ks_signer_request *q, struct answer *a, struct err *e)
+{
+	if (q->op == KS_SIGNER_ROUTE_HEAD)
+		publish_after(sg, db, sd);
+	if ((a->text = ks_sign_route(db, sd, q->name, e)) == NULL)
+		return -1;
+	a->f[a->n++] = frame_str(a->text);
 	return 0;
 }
 
@@ -148,11 +162,9 @@ static int do_op(struct ks_signer *sg, struct db *db, struct ks_signer_request *
 		a->f[a->n].p = a->der;
 		a->f[a->n++].len = len;
 		return 0;
+	case KS_SIGNER_ROUTE_HEAD:
 	case KS_SIGNER_ROUTE:
-		if ((a->text = ks_sign_route(db, sd, q->name, e)) == NULL)
-			return -1;
-		a->f[a->n++] = frame_str(a->text);
-		return 0;
+		return route_answer(sg, db, sd, q, a, e);
 	case KS_SIGNER_PUBLISH:
 		if (publish(sg, db, sd, &size, e) < 0)
 			return -1;
@@ -234,7 +246,7 @@ static int signer_open(struct ks_signer *sg, struct err *e)
 		         "the issuer keys",
 		         s->issuer_kek_file);
 	if ((sg->ks.heads = ks_group_new()) == NULL || (sg->ks.changes = ks_group_new()) == NULL ||
-	    (sg->memo = ks_signer_memo_new()) == NULL)
+	    (sg->memo = ks_signer_memo_new()) == NULL || (sg->ks.edge = ks_log_edge_new()) == NULL)
 		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
 	if ((sg->ks.pool = db_pool_new(conninfo, (int)s->db_pool_size, e)) == NULL)
 		return -1;
@@ -276,6 +288,7 @@ out:
 	db_pool_free(sg->ks.pool);
 	ks_group_free(sg->ks.heads);
 	ks_group_free(sg->ks.changes);
+	ks_log_edge_free(sg->ks.edge);
 	ks_signer_memo_free(sg->memo);
 	OPENSSL_secure_clear_free(sg, sizeof(*sg));
 	return rc;

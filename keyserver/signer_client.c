@@ -193,14 +193,14 @@ unsigned char *ks_signer_crl(struct ks *ks, const char *domain, size_t *len, str
 	return der;
 }
 
-char *ks_signer_route(struct ks *ks, const char *domain, const char *name, struct err *e)
+char *ks_signer_route(struct ks *ks, const char *domain, const char *name, int head, struct err *e)
 {
 	struct frame_field f[2] = {frame_str(domain), frame_str(name)};
 	struct frame_msg ans;
 	uint8_t *buf = NULL;
 	char *jws = NULL;
 
-	if (call(ks, KS_SIGNER_ROUTE, f, 2, 1, &ans, &buf, e) == 0) {
+	if (call(ks, head ? KS_SIGNER_ROUTE_HEAD : KS_SIGNER_ROUTE, f, 2, 1, &ans, &buf, e) == 0) {
 		if ((jws = malloc(ans.f[0].len + 1)) == NULL) {
 			err_set(e, ERR_INTERNAL, "internal", "out of memory");
 		} else {

@@ -62,8 +62,8 @@ int ks_store_group_replace(struct db *db, long long domain_id, const char *group
 int ks_store_admin_token_domain(struct db *db, const char *token_hash, char *domain, size_t cap,
                                 struct err *e);
 
-/* Enrollment tokens (the signer): lock one by hash (1 found, 0 not), mark it used, add
- * one; and the admin token a registration creates. */
+/* Enrollment tokens (the signer): claim one by hash for an issuance (1 found, 0 not; see
+ * store_token.c), add one; and the admin token a registration creates. */
 struct ks_enroll_token {
 	char id[24];
 	char address[320];
@@ -71,9 +71,14 @@ struct ks_enroll_token {
 	char expires[24]; /* unix seconds */
 	char seal[80];
 };
-int ks_store_enroll_token_lock(struct db *db, long long domain_id, const char *token_hash,
-                               struct ks_enroll_token *t, struct err *e);
-int ks_store_enroll_token_use(struct db *db, const char *id, struct err *e);
+struct ks_cert_row;
+struct ks_token_claim {
+	long long domain_id;
+	const char *token_hash, *purpose, *device, *new_key_id;
+};
+int ks_store_enroll_token_claim(struct db *db, const struct ks_token_claim *c,
+                                struct ks_enroll_token *t, struct ks_cert_row **rows, int *n,
+                                struct err *e);
 int ks_store_enroll_token_add(struct db *db, long long domain_id, const char *token_hash,
                               const char *address, const char *expires, const char *seal,
                               struct err *e);
@@ -148,6 +153,17 @@ struct ks_cert_list *ks_store_certs_by_name(struct db *db, long long domain_id, 
 struct ks_cert_list *ks_store_server_certs(struct db *db, long long domain_id, struct err *e);
 /* One certificate by "key_id" or "fingerprint"; NULL with ERR_NOTFOUND when absent (it may
  * be an erased one). */
+/* An issuance's answer in one query: the certificate by key id (NULL with ERR_NOTFOUND when
+ * absent), the domain's newest signed head (head_jws NULL when none) and the leaf and salt
+ * of the certificate's log entry (NULL when none); ks_cert_answer_free releases them. */
+struct ks_cert_answer {
+	struct ks_cert *c;
+	char *head_jws, *leaf, *salt;
+	long long head_size;
+};
+int ks_store_cert_answer(struct db *db, const char *key_id, struct ks_cert_answer *a,
+                         struct err *e);
+void ks_cert_answer_free(struct ks_cert_answer *a);
 struct ks_cert *ks_store_cert_by(struct db *db, const char *column, const char *value,
                                  struct err *e);
 
@@ -273,8 +289,9 @@ int ks_store_delivery_record(struct db *db, const struct ks_delivery *dl, long l
  * runs the computation once with recording set (ks_log_node then only notes which
  * nodes it is asked for, answering zeros: the algorithms never branch on a hash),
  * fetches them all in one query (ks_log_nodes_fetch), and runs it again from memory.
- * The memo lives as long as the context, inside one request: nothing is kept across
- * transactions.
+ * The memo lives as long as the context, inside one request; what a process keeps across
+ * transactions is only committed nodes, in its edge (log_edge.c), which a context given
+ * one (ks_log_nodes_edge) asks before the database.
  */
 #define KS_LOG_MEMO 256
 struct ks_log_memo {
@@ -283,14 +300,18 @@ struct ks_log_memo {
 	uint64_t index;
 	uint8_t hash[32];
 };
+struct ks_log_edge;
 struct ks_log_nodes {
 	struct db *db;
+	struct ks_log_edge *edge; /* NULL: none */
 	char domain_id[24];
 	int recording;
 	int n;
 	struct ks_log_memo memo[KS_LOG_MEMO];
 };
 void ks_log_nodes_init(struct ks_log_nodes *n, struct db *db, long long domain_id);
+/* Ask edge (the process's committed nodes, may be NULL) before the database. */
+void ks_log_nodes_edge(struct ks_log_nodes *n, struct ks_log_edge *edge);
 int ks_log_node(void *ctx, unsigned level, uint64_t index, uint8_t out[32], struct err *e);
 /* Fetch every node recorded and not yet known, in one query; ends the recording. */
 int ks_log_nodes_fetch(struct ks_log_nodes *n, struct err *e);

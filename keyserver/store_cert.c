@@ -178,6 +178,48 @@ struct ks_cert *ks_store_cert_by(struct db *db, const char *column, const char *
 	return c;
 }
 
+int ks_store_cert_answer(struct db *db, const char *key_id, struct ks_cert_answer *a, struct err *e)
+{
+	const char *params[1] = {key_id};
+	PGresult *res;
+	int rc = 0;
+
+	memset(a, 0, sizeof(*a));
+	res = db_exec(db,
+	              "SELECT " CERT_COLUMNS ", h.jws, h.size, e.leaf, e.salt" CERT_FROM
+	              " LEFT JOIN LATERAL (SELECT jws, size FROM tree_heads"
+	              " WHERE domain_id = c.domain_id ORDER BY size DESC LIMIT 1) h ON true"
+	              " LEFT JOIN log_entries e ON e.domain_id = c.domain_id AND e.seq = c.log_seq"
+	              " WHERE c.key_id = $1::uuid",
+	              1, params, e);
+	if (res == NULL)
+		return -1;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		return err_set(e, ERR_NOTFOUND, "not_found", "no certificate with that key id");
+	}
+	if ((a->c = malloc(sizeof(*a->c))) == NULL || cert_fill(res, 0, a->c) < 0 ||
+	    (!PQgetisnull(res, 0, 20) && (dup_col(res, 0, 20, &a->head_jws) < 0)) ||
+	    (!PQgetisnull(res, 0, 22) && (dup_col(res, 0, 22, &a->leaf) < 0)) ||
+	    (!PQgetisnull(res, 0, 23) && (dup_col(res, 0, 23, &a->salt) < 0)))
+		rc = err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	if (a->head_jws != NULL)
+		a->head_size = strtoll(PQgetvalue(res, 0, 21), NULL, 10);
+	PQclear(res);
+	if (rc < 0)
+		ks_cert_answer_free(a);
+	return rc;
+}
+
+void ks_cert_answer_free(struct ks_cert_answer *a)
+{
+	ks_cert_free(a->c);
+	free(a->head_jws);
+	free(a->leaf);
+	free(a->salt);
+	memset(a, 0, sizeof(*a));
+}
+
 /* Whether fpr is the fingerprint of name's current certificate of purpose in the domain:
  * 1 (with its key id in key_id), 0 when not, -1 on error. */
 int ks_store_current_key_of(struct db *db, long long domain_id, const char *name,

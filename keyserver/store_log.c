@@ -11,6 +11,7 @@
 
 #include "pki/crypto.h"
 #include "pki/merkle.h"
+#include "log_edge.h"
 #include "store.h"
 
 static int hex_nibble(char c)
@@ -43,7 +44,21 @@ static struct ks_log_memo *memo_find(struct ks_log_nodes *ctx, unsigned level, u
 	return NULL;
 }
 
-/* merkle_node_fn over log_nodes: from the memo, else one query. */
+/* A node of the edge into the memo (known from now on); 1 when the edge had it. */
+static int from_edge(struct ks_log_nodes *ctx, unsigned level, uint64_t index,
+                     uint8_t out[MERKLE_HASH_LEN])
+{
+	if (ctx->edge == NULL ||
+	    !ks_log_edge_get(ctx->edge, strtoll(ctx->domain_id, NULL, 10), level, index, out))
+		return 0;
+	if (ctx->n < KS_LOG_MEMO) {
+		ctx->memo[ctx->n] = (struct ks_log_memo){.level = level, .index = index, .have = 1};
+		memcpy(ctx->memo[ctx->n++].hash, out, MERKLE_HASH_LEN);
+	}
+	return 1;
+}
+
+/* merkle_node_fn over log_nodes: from the memo, else the edge, else one query. */
 int ks_log_node(void *arg, unsigned level, uint64_t index, uint8_t out[MERKLE_HASH_LEN],
                 struct err *e)
 {
@@ -55,7 +70,7 @@ int ks_log_node(void *arg, unsigned level, uint64_t index, uint8_t out[MERKLE_HA
 	int rc;
 
 	if (ctx->recording) {
-		if (m == NULL && ctx->n < KS_LOG_MEMO)
+		if (m == NULL && !from_edge(ctx, level, index, out) && ctx->n < KS_LOG_MEMO)
 			ctx->memo[ctx->n++] = (struct ks_log_memo){.level = level, .index = index};
 		memset(out, 0, MERKLE_HASH_LEN);
 		return 0;
@@ -64,6 +79,8 @@ int ks_log_node(void *arg, unsigned level, uint64_t index, uint8_t out[MERKLE_HA
 		memcpy(out, m->hash, MERKLE_HASH_LEN);
 		return 0;
 	}
+	if (m == NULL && from_edge(ctx, level, index, out))
+		return 0;
 	snprintf(lv, sizeof(lv), "%u", level);
 	snprintf(ix, sizeof(ix), "%llu", (unsigned long long)index);
 	res = db_exec(ctx->db,
@@ -134,9 +151,15 @@ int ks_log_nodes_fetch(struct ks_log_nodes *ctx, struct err *e)
 void ks_log_nodes_init(struct ks_log_nodes *ctx, struct db *db, long long domain_id)
 {
 	ctx->db = db;
+	ctx->edge = NULL;
 	ctx->recording = 0;
 	ctx->n = 0;
 	snprintf(ctx->domain_id, sizeof(ctx->domain_id), "%lld", domain_id);
+}
+
+void ks_log_nodes_edge(struct ks_log_nodes *ctx, struct ks_log_edge *edge)
+{
+	ctx->edge = edge;
 }
 
 long long ks_log_size(struct db *db, long long domain_id, struct err *e)

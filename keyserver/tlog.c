@@ -295,6 +295,7 @@ void ks_log_consistency(struct ks_req *r, const char *domain)
 	if (d == NULL)
 		return;
 	ks_log_nodes_init(&ctx, r->db, d->id);
+	ks_log_nodes_edge(&ctx, r->ks->edge);
 	if (query_ll(r->http, "first", -1, 1, INT64_MAX, &first, &e) < 0 ||
 	    query_ll(r->http, "second", -1, first, INT64_MAX, &second, &e) < 0 ||
 	    (size = ks_log_size(r->db, d->id, &e)) < 0)
@@ -350,6 +351,7 @@ void ks_log_inclusion(struct ks_req *r, const char *domain)
 	if (d == NULL)
 		return;
 	ks_log_nodes_init(&ctx, r->db, d->id);
+	ks_log_nodes_edge(&ctx, r->ks->edge);
 	if ((max = ks_log_size(r->db, d->id, &e)) < 0 ||
 	    query_ll(r->http, "size", max, 1, max, &size, &e) < 0 ||
 	    query_ll(r->http, "seq", -1, 0, size - 1, &seq, &e) < 0 ||
@@ -370,6 +372,7 @@ static int proof_with_leaf(struct ks_req *r, long long domain_id, long long seq,
 	struct ks_log_nodes ctx;
 
 	ks_log_nodes_init(&ctx, r->db, domain_id);
+	ks_log_nodes_edge(&ctx, r->ks->edge);
 	*out = inclusion_json(&ctx, seq, size, e);
 	if (*out == NULL || (leaf == NULL && ks_store_log_entry_leaf(r->db, ctx.domain_id, seq,
 	                                                             &leaf, &salt, e) < 0)) {
@@ -471,6 +474,38 @@ json_t *ks_log_cert_json(struct ks_req *r, const struct ks_cert *c, json_t **hea
 	struct newest_head h = {0};
 	json_t *o = cert_with_proof(r, &h, c, e);
 
+	*head = head_json(&h);
+	if (o == NULL) {
+		json_decref(*head);
+		*head = NULL;
+	}
+	return o;
+}
+
+json_t *ks_log_cert_answer_json(struct ks_req *r, struct ks_cert_answer *a, json_t **head,
+                                struct err *e)
+{
+	struct newest_head h = {.jws = a->head_jws, .size = a->head_size};
+	const struct ks_cert *c = a->c;
+	json_t *o = ks_cert_json(c), *proof = NULL;
+	char *leaf = a->leaf, *salt = a->salt;
+
+	a->head_jws = a->leaf = a->salt = NULL;
+	if (o == NULL)
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	/* As cert_with_proof: no proof for an erased one, or one the head does not cover. */
+	if (o != NULL && c->erased[0] == '\0' && c->log_seq >= 0 && h.jws != NULL &&
+	    c->log_seq < h.size) {
+		if (proof_with_leaf(r, c->domain_id, c->log_seq, h.size, leaf, salt, &proof, e) <
+		    0) {
+			json_decref(o);
+			o = NULL;
+		} else if (proof != NULL)
+			json_object_set_new(o, "log", proof);
+		leaf = salt = NULL; /* proof_with_leaf freed them */
+	}
+	free(leaf);
+	free(salt);
 	*head = head_json(&h);
 	if (o == NULL) {
 		json_decref(*head);

@@ -32,13 +32,13 @@ static void check_request(const struct ks_signer_request *r)
 {
 	struct err e = {0};
 
-	if (r->op < KS_SIGNER_REGISTER || r->op > KS_SIGNER_ENCRYPT ||
+	if (r->op < KS_SIGNER_REGISTER || r->op > KS_SIGNER_ROUTE_HEAD ||
 	    name_check_domain(r->domain, &e) < 0 || !lowercase(r->domain))
 		abort();
 	if (r->op == KS_SIGNER_TOKEN && (name_check_address(r->name, &e) < 0 ||
 	                                 r->ttl < KS_TOKEN_TTL_MIN || r->ttl > KS_TOKEN_TTL_MAX))
 		abort();
-	if (r->op == KS_SIGNER_ROUTE && !lowercase(r->name))
+	if ((r->op == KS_SIGNER_ROUTE || r->op == KS_SIGNER_ROUTE_HEAD) && !lowercase(r->name))
 		abort();
 	if (r->op == KS_SIGNER_ACME && strlen(r->token) != 36)
 		abort();
