@@ -219,6 +219,20 @@ int relay_defer_no_bounce(const char *reply)
 	return strncmp(reply, "ANCHOR-DEFER", 12) == 0;
 }
 
+/* 1 when the user withdrew recipient k while its status was being asked for (the control
+ * API marked it meanwhile): the answer must not overwrite the withdrawal. */
+static int withdrawn_meanwhile(struct queue *q, const char *id, size_t k)
+{
+	struct err e = {0};
+	struct queue_msg *now = queue_msg_get(q, id, &e);
+	int yes = now != NULL && k < now->nrcpt &&
+	          strncmp(now->rcpts[k].reply, RELAY_DEFER_WITHDRAW_MARK,
+	                  strlen(RELAY_DEFER_WITHDRAW_MARK)) == 0;
+
+	queue_msg_free(now);
+	return yes;
+}
+
 /* Ask about one awaiting recipient (not before its window opens) and record the answer;
  * the next question at the start of the window the answer gives.  Never a bounce. */
 static void poll_one(const struct relay_settings *s, struct queue *q, const struct queue_msg *m,
@@ -228,7 +242,7 @@ static void poll_one(const struct relay_settings *s, struct queue *q, const stru
 	char why[QUEUE_REPLY_MAX];
 	enum queue_status to;
 	struct err e = {0};
-	long long now = (long long)time(NULL);
+	long long now = (long long)time(NULL), next;
 
 	if (w->withdraw || now >= (long long)m->arrival + s->queue_lifetime) {
 		withdraw_one(s, q, m, k, w);
@@ -242,10 +256,15 @@ static void poll_one(const struct relay_settings *s, struct queue *q, const stru
 	ask(s, m, k, w, "DEFER-STATUS", &rep);
 	w->asked = now;
 	to = decision(&rep, w, why, sizeof(why));
+	next = now + w->min;
+	if (to == QUEUE_DEFERRED && withdrawn_meanwhile(q, m->id, k)) {
+		w->withdraw = 1; /* still pending: the user's withdrawal stands, due at once */
+		await_reply(w, why, sizeof(why));
+		next = now;
+	}
 	log_info(m->id, "to=<%s> status=%s %s", m->rcpts[k].addr, queue_status_name(to), why);
 	/* a deferral keeps the token; past the queue's lifetime the queue fails it */
-	if (queue_mark_at(q, m->id, k, to, why, now, to == QUEUE_DEFERRED ? now + w->min : 0, &e) <
-	    0)
+	if (queue_mark_at(q, m->id, k, to, why, now, to == QUEUE_DEFERRED ? next : 0, &e) < 0)
 		log_err(m->id, "cannot record the decision for <%s>: %s", m->rcpts[k].addr, e.msg);
 }
 
