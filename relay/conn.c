@@ -25,7 +25,6 @@
 #include "core/hash.h"
 #include "core/log.h"
 #include "defer.h"
-#include "partial.h"
 #include "peers.h"
 #include "relayd.h"
 

@@ -19,7 +19,6 @@
 #define ANCHOR_RELAY_DEFER_H
 
 #include <jansson.h>
-#include <openssl/ssl.h>
 
 #include "http/http.h"
 #include "mail/defer_proto.h"
