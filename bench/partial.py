@@ -6,13 +6,17 @@ run.
 A sender relay (signs x.test) delivers through a byte-counting TCP relay to one of two
 receivers: "view" (partial_tiers = unknown, partial_view = text) and "full" (partial_tiers
 empty).  The message: a short text part and a BENCH_PARTIAL_ATTACHMENT-byte attachment
-(base64).  Every byte of the SMTP session in both directions is counted.
+(base64).  Every byte of the SMTP session in both directions is counted (STARTTLS and the
+TLS records included: peers know each other only by their certificates' keys).
 
 Usage: python3 bench/partial.py BUILD_DIR   (bench/partial.sh)
 """
 
+import base64
+import hashlib
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -26,6 +30,13 @@ sys.path.insert(0, str(SRC / "tests" / "integration"))
 
 import anchorlib  # noqa: E402
 import relayfixtures as rx  # noqa: E402
+
+
+def pin_of(key):
+    spki = subprocess.run(["openssl", "pkey", "-in", str(key), "-pubout", "-outform", "DER"],
+                          check=True, capture_output=True).stdout
+    return "sha256:" + base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
 
 ATTACHMENT = int(os.environ.get("BENCH_PARTIAL_ATTACHMENT", str(1 << 20)))
 
@@ -122,14 +133,18 @@ def main():
         sink = rx.PySink().start()
         started.append(sink)
         recv = {}
+        # peers know each other by the keys of their certificates (anchored_peers)
+        rtls, stls = anchorlib.make_tls(work / "tls-dest"), anchorlib.make_tls(work / "tls-x")
         for name, tiers in (("view", "unknown"), ("full", "")):
-            recv[name] = rx.Relay(work / name, hostname=f"{name}.dest.test",
+            recv[name] = rx.Relay(work / name, tls=rtls, hostname=f"{name}.dest.test",
                                   local_domains="dest.test", inbound_next_hop=sink.hop,
-                                  anchored_peers="127.0.0.1", partial_tiers=tiers,
+                                  anchored_peers=f"relay.x.test={pin_of(stls.key)}",
+                                  anchored_client="yes", partial_tiers=tiers,
                                   log_level="warning")
-        sender = rx.Relay(work / "sender", sign_domains={"x.test": "ed25519"},
+        sender = rx.Relay(work / "sender", tls=stls, sign_domains={"x.test": "ed25519"},
                           hostname="relay.x.test", smtp_port=proxy.port,
-                          anchored_peers="127.0.0.1", log_level="warning",
+                          anchored_peers=f"dest.test={pin_of(rtls.key)}",
+                          anchored_client="yes", log_level="warning",
                           connection_idle_time="0")
         nsd = rx.start_nsd(work, {"x.test": sender.records()}, mx_domains=["dest.test"])
         started.append(nsd)

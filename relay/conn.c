@@ -25,7 +25,7 @@
 #include "core/hash.h"
 #include "core/log.h"
 #include "defer.h"
-#include "partial.h"
+#include "peers.h"
 #include "relayd.h"
 
 #define RELAYD_INPUT_HIGH (256 * 1024) /* stop reading while this much is unfed */
@@ -258,7 +258,7 @@ static void conn_tls_ready(struct relayd_conn *c)
 		return;
 	c->tls = 1;
 	smtp_session_starttls_done(c->smtp);
-	relayd_defer_tls_ready(c, ssl);
+	relayd_peer_tls_ready(c, ssl);
 	log_debug(NULL, "conn %lu: TLS %s", c->id, SSL_get_version(ssl));
 }
 
@@ -377,7 +377,7 @@ static void conn_start_tls(struct relayd_conn *c)
 		conn_kill(c);
 		return;
 	}
-	relayd_defer_tls_prepare(c, ssl);
+	relayd_peer_tls_prepare(c, ssl);
 	tls = bufferevent_openssl_filter_new(c->d->base, c->bev, ssl, BUFFEREVENT_SSL_ACCEPTING,
 	                                     BEV_OPT_CLOSE_ON_FREE);
 	if (tls == NULL) {
@@ -436,11 +436,6 @@ struct relayd_conn *relayd_conn_new(struct relayd *d, enum relayd_side side, int
 	/* fail closed: with submission_auth = required no MAIL without AUTH, whatever else */
 	cfg.auth_required =
 	    side == RELAYD_SUBMISSION && strcmp(d->s->submission_auth, "required") == 0;
-	/* receiver-chosen transfer: only anchored peers see it (partial_view.c) */
-	if (side == RELAYD_INBOUND && relay_partial_peer(d->s, ip)) {
-		cfg.ext_keyword = RELAY_PARTIAL_KEYWORD;
-		cfg.ext_verbs = RELAY_PARTIAL_VERBS;
-	}
 	cb = *callbacks;
 	cb.on_starttls = cb_starttls;
 	c->smtp = smtp_session_new(&cfg, &cb, c, &e);

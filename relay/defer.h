@@ -19,7 +19,6 @@
 #define ANCHOR_RELAY_DEFER_H
 
 #include <jansson.h>
-#include <openssl/ssl.h>
 
 #include "http/http.h"
 #include "mail/defer_proto.h"
@@ -77,11 +76,6 @@ void relay_queue_withdraw_route(struct queue *qin, struct queue *qout,
 
 /* ---- defer_smtp.c ---- */
 
-/* Before the STARTTLS handshake: ask for a client certificate when peers are configured. */
-void relayd_defer_tls_prepare(const struct relayd_conn *c, SSL *ssl);
-/* After it: a client certificate whose key pin is a defer_peers entry makes the session a
- * peer's (c->peer) and offers ANCHOR-DEFER from its next EHLO. */
-void relayd_defer_tls_ready(struct relayd_conn *c, SSL *ssl);
 /*
  * At the end of DATA, for one recipient (rcpt as sent, deliver_to as it would be queued):
  * 1 when it is held (its reply line appended to *lines), 0 when the policy lets it through

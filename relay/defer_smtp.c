@@ -1,92 +1,16 @@
 /*
  * defer_smtp.c - ANCHOR-DEFER in the inbound SMTP sessions (defer.h, PROTOCOL.md §12.10).
  * A client is a peer only by its TLS client certificate: its key's pin must be one of
- * defer_peers.  Nobody else sees the keyword or may use the commands, so a legacy
- * client's session is exactly what it was.
+ * anchored_peers (peers.c sets c->peer).  Nobody else sees the keyword or may use the
+ * commands, so a legacy client's session is exactly what it was.
  */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/x509.h>
-
 #include "core/log.h"
 #include "defer.h"
-#include "pki/crypto.h"
-
-/* The client's certificate is checked against the pins after the handshake, not by
- * OpenSSL: any certificate (or none) lets the handshake complete. */
-static int accept_any(int ok, X509_STORE_CTX *ctx)
-{
-	(void)ok;
-	(void)ctx;
-	return 1;
-}
-
-void relayd_defer_tls_prepare(const struct relayd_conn *c, SSL *ssl)
-{
-	if (c->side == RELAYD_INBOUND && c->d->defer != NULL && c->d->s->defer_peers != NULL &&
-	    *c->d->s->defer_peers != '\0') {
-		/* a session resumed under SSL_VERIFY_PEER needs a context, or the handshake fails
-		 */
-		static const unsigned char sid_ctx[] = "anchor-relay inbound";
-
-		SSL_set_session_id_context(ssl, sid_ctx, sizeof(sid_ctx) - 1);
-		SSL_set_verify(ssl, SSL_VERIFY_PEER, accept_any);
-	}
-}
-
-/* The name of the defer_peers entry "name=pin" whose pin is pin; 0 when none. */
-static int peer_of_pin(const char *list, const char *pin, char *name, size_t size)
-{
-	const char *p = list;
-
-	while (p != NULL && *p != '\0') {
-		const char *end = strchr(p, ','), *eq;
-		size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
-
-		while (n > 0 && (*p == ' ' || *p == '\t'))
-			p++, n--;
-		while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
-			n--;
-		eq = memchr(p, '=', n);
-		if (eq != NULL && eq > p && (size_t)(eq - p) < size &&
-		    strlen(pin) == n - (size_t)(eq - p) - 1 &&
-		    memcmp(eq + 1, pin, strlen(pin)) == 0) {
-			memcpy(name, p, (size_t)(eq - p));
-			name[eq - p] = '\0';
-			return 1;
-		}
-		p = end != NULL ? end + 1 : NULL;
-	}
-	return 0;
-}
-
-void relayd_defer_tls_ready(struct relayd_conn *c, SSL *ssl)
-{
-	X509 *cert;
-	char pin[CRYPTO_PIN_MAX];
-	struct err e = {0};
-
-	c->peer[0] = '\0';
-	if (c->side != RELAYD_INBOUND || c->d->defer == NULL)
-		return;
-	if ((cert = SSL_get1_peer_certificate(ssl)) == NULL) {
-		log_debug(NULL, "conn %lu: no client certificate%s", c->id,
-		          SSL_session_reused(ssl) ? " (resumed session)" : "");
-		return;
-	}
-	if (crypto_key_pin(X509_get0_pubkey(cert), pin, &e) == 0 &&
-	    peer_of_pin(c->d->s->defer_peers, pin, c->peer, sizeof(c->peer))) {
-		smtp_session_set_extension(c->smtp, DEFER_KEYWORD);
-		log_info(NULL, "conn %lu: anchored peer %s (client certificate %s)", c->id, c->peer,
-		         pin);
-	} else {
-		log_debug(NULL, "conn %lu: client certificate %s is no defer peer", c->id, pin);
-	}
-	X509_free(cert);
-}
 
 /* The policy: a recipient (or its @domain) in defer_recipients, or its tier in defer_tiers. */
 static int wants(const struct relay_settings *s, const char *rcpt, const char *tier)

@@ -41,6 +41,7 @@
 #include "deliver_conn.h"
 #include "defer_offer.h"
 #include "partial.h"
+#include "peers.h"
 #include "relay.h"
 
 #define DELIVER_WINDOW 64       /* commands pipelined before reading their replies */
@@ -325,12 +326,14 @@ static int send_bdat(struct tx *t)
 /* ANCHOR-PARTIAL (partial_out.c): the view the receiver asks for, else the whole message. */
 static int send_partial(struct tx *t)
 {
-	char cmd[48], *view = NULL;
+	char cmd[48], *view = NULL, peer[RELAY_PEER_NAME_MAX];
 	size_t vlen = 0;
 	int o, rc;
 
-	if (relay_partial_offer(t->s, &t->c, t->caps.name, t->body, t->len, t->tcmd, &view, &vlen) <
-	    0)
+	/* a view is kept for the server's key only: no listed key, no PARTIAL */
+	if (!relay_peer_of_ssl(t->s, t->c.ssl, peer, sizeof(peer)))
+		return send_bdat(t);
+	if (relay_partial_offer(t->s, &t->c, peer, t->body, t->len, t->tcmd, &view, &vlen) < 0)
 		return RELAY_IO_FAIL;
 	if (view == NULL)
 		return send_bdat(t);

@@ -169,7 +169,7 @@ static int open_parts(struct relay_main *rm, struct err *e)
 		return -1;
 	if ((d->defer = relay_defer_open(s, d->qin, e)) == NULL)
 		return -1;
-	if (s->defer_client && s->tls_cert_file != NULL) /* a peer knows us by this key */
+	if (s->anchored_client && s->tls_cert_file != NULL) /* a peer knows us by this key */
 		relay_dconn_client_cert(s->tls_cert_file, s->tls_key_file);
 	if ((d->tls = relayd_tls_server_ctx(s, &d->tls_hs, e)) == NULL && e->kind != ERR_NONE)
 		return -1;

@@ -2,7 +2,7 @@
  * partial.h - receiver-chosen transfer between anchored relays (PROTOCOL.md §12.12):
  * the ESMTP extension ANCHOR-PARTIAL.
  *
- *   partial_view.c  settings, who is an anchored peer, the Anchor-Partial field
+ *   partial_view.c  settings, the Anchor-Partial field (who is a peer: peers.h)
  *   partial_out.c   the sender: the view a receiver asks for, the kept message, FETCH
  *   partial_in.c    the receiver: which view to ask for, the view queued as a partial
  *   partial_fetch.c the receiver: the whole message fetched on the user's request
@@ -24,9 +24,6 @@
 #define RELAY_PARTIAL_FIELD "Anchor-Partial"
 #define RELAY_PARTIAL_TOKEN_HEX 64 /* 32 random octets */
 #define RELAY_PARTIAL_ID_HEX 32    /* a receiver's record: 16 random octets */
-
-/* 1 when ip is one of anchored_peers. */
-int relay_partial_peer(const struct relay_settings *s, const char *ip);
 
 /* What a sender says of a view, in the Anchor-Partial field it puts first. */
 struct relay_partial_meta {
@@ -59,8 +56,8 @@ struct relay_dconn;
 /*
  * After the recipients were accepted by a server that offers ANCHOR-PARTIAL: PARTIAL, and
  * when the reply asks for a view, the message is kept under state_dir/partial/out for
- * partial_keep_time, bound to peer (the server's EHLO name), and *view gets what to send
- * instead of it (the Anchor-Partial field and the view; malloc'd).  *view NULL: send the
+ * partial_keep_time, bound to peer (the server's anchored_peers name, peers.c), and *view gets what
+ * to send instead of it (the Anchor-Partial field and the view; malloc'd).  *view NULL: send the
  * whole message.  RELAY_IO_FAIL when the connection broke.
  */
 int relay_partial_offer(const struct relay_settings *s, struct relay_dconn *c, const char *peer,

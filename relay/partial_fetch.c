@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "deliver_conn.h"
 #include "partial.h"
+#include "peers.h"
 #include "pki/crypto.h"
 #include "relayd.h"
 
@@ -31,6 +32,7 @@ void relayd_partial_start(struct relayd *d)
 }
 
 struct record {
+	char peer[RELAY_PEER_NAME_MAX]; /* the anchored peer the view came from */
 	char sender[SMTP_PATH_MAX];
 	char *rcpts[FETCH_MAX_RCPTS];
 	size_t n;
@@ -64,7 +66,9 @@ static int record_line(struct record *r, const char *k, const char *v, char *met
 {
 	size_t ml = strlen(meta);
 
-	if (strcmp(k, "sender") == 0)
+	if (strcmp(k, "peer") == 0)
+		snprintf(r->peer, sizeof(r->peer), "%s", v);
+	else if (strcmp(k, "sender") == 0)
 		snprintf(r->sender, sizeof(r->sender), "%s", v);
 	else if (strcmp(k, "rcpt") == 0) {
 		if (r->n >= FETCH_MAX_RCPTS || (r->rcpts[r->n] = strdup(v)) == NULL)
@@ -98,7 +102,8 @@ static int record_read(const char *id, struct record *r, struct relay_partial_re
 			break;
 	}
 	free(text);
-	if (r->n == 0 || relay_partial_meta_parse(meta, strlen(meta), &r->m, &e) < 0) {
+	if (r->n == 0 || r->peer[0] == '\0' ||
+	    relay_partial_meta_parse(meta, strlen(meta), &r->m, &e) < 0) {
 		record_clear(r);
 		result(out, 500, "bad_record", "the record of %s is unreadable: %s", id, e.msg);
 		return -1;
@@ -123,8 +128,52 @@ static long long announced(const struct relay_smtp_reply *rep)
 	return strncmp(end, " octets", 7) == 0 ? n : -1;
 }
 
-/* EHLO, FETCH; *msg the message (malloc'd) or out says why not.  The session stays open
- * for DONE. */
+/* Greeting, EHLO, STARTTLS (our client certificate: anchored_client), and the server
+ * proven to hold the key of the peer the view came from; EHLO again, into caps. */
+static int fetch_session(struct relay_dconn *c, const struct record *r,
+                         struct relay_smtp_caps *caps, struct relay_partial_result *out)
+{
+	const struct relay_settings *s = partial_d->s;
+	int t = (int)s->command_timeout;
+	struct relay_smtp_reply rep;
+	struct relay_hop hop;
+	char name[RELAY_PEER_NAME_MAX];
+
+	memset(&hop, 0, sizeof(hop));
+	snprintf(hop.host, sizeof(hop.host), "%s", r->m.host);
+	hop.port = r->m.port;
+	hop.tls_required = 1;
+	if (relay_dconn_tcp(c, r->m.host, r->m.port, (int)s->connect_timeout) < 0 ||
+	    relay_dconn_read_reply(c, t, &rep) < 0 || rep.code != 220 ||
+	    relay_dconn_printf(c, t, "EHLO %s\r\n", s->hostname) < 0 ||
+	    relay_dconn_read_reply(c, t, &rep) < 0 ||
+	    relay_dconn_printf(c, t, "STARTTLS\r\n") < 0 ||
+	    relay_dconn_read_reply(c, t, &rep) < 0) {
+		result(out, 502, "sender_unreachable", "%s", c->why[0] ? c->why : "no greeting");
+		return -1;
+	}
+	if (rep.code != 220 || c->inlen > 0 || relay_dconn_tls(c, &hop, t) < 0) {
+		result(out, 502, "fetch_refused", "%s: no TLS for the fetch (%d %s)", c->peer,
+		       rep.code, c->why[0] ? c->why : rep.text);
+		return -1;
+	}
+	if (!relay_peer_of_ssl(s, c->ssl, name, sizeof(name)) || strcmp(name, r->peer) != 0) {
+		result(out, 502, "fetch_refused",
+		       "%s does not hold the key of %s, the peer the view came from", c->peer,
+		       r->peer);
+		return -1;
+	}
+	if (relay_dconn_printf(c, t, "EHLO %s\r\n", s->hostname) < 0 ||
+	    relay_dconn_read_reply(c, t, &rep) < 0) {
+		result(out, 502, "sender_unreachable", "%s", c->why);
+		return -1;
+	}
+	relay_smtp_caps_parse(&rep, caps);
+	return 0;
+}
+
+/* The session, FETCH; *msg the message (malloc'd) or out says why not.  The session stays
+ * open for DONE. */
 static int fetch_bytes(struct relay_dconn *c, const struct record *r, char **msg, size_t *len,
                        struct relay_partial_result *out)
 {
@@ -134,14 +183,8 @@ static int fetch_bytes(struct relay_dconn *c, const struct record *r, char **msg
 	struct relay_smtp_caps caps;
 	long long n;
 
-	if (relay_dconn_tcp(c, r->m.host, r->m.port, (int)s->connect_timeout) < 0 ||
-	    relay_dconn_read_reply(c, t, &rep) < 0 || rep.code != 220 ||
-	    relay_dconn_printf(c, t, "EHLO %s\r\n", s->hostname) < 0 ||
-	    relay_dconn_read_reply(c, t, &rep) < 0) {
-		result(out, 502, "sender_unreachable", "%s", c->why[0] ? c->why : "no greeting");
+	if (fetch_session(c, r, &caps, out) < 0)
 		return -1;
-	}
-	relay_smtp_caps_parse(&rep, &caps);
 	if (!caps.anchor_partial) {
 		result(out, 502, "fetch_refused", "%s does not offer ANCHOR-PARTIAL to us",
 		       c->peer);

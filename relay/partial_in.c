@@ -11,8 +11,12 @@
  * views that carry the signed fields (headers, text), and the whole message, once
  * fetched, goes through every check a message gets (partial_fetch.c).
  *
+ * A view comes only from an anchored peer (peers.c: its client certificate's key), whose
+ * name the record keeps: the fetch talks to whatever address the view gives, but only to
+ * a server that proves it holds that same peer's key.
+ *
  * A record (state_dir/partial/in/ID) keeps what the fetch needs: "key=value" lines
- * sender, rcpt (one per recipient), token, fetch, sha256, size, view, smtputf8.
+ * peer, sender, rcpt (one per recipient), token, fetch, sha256, size, view, smtputf8.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,11 +102,6 @@ static int view_meta(struct relayd_conn *c, const char *msg, size_t len,
 		                 mail_view_name(m->view), mail_view_name(c->partial_view));
 		return -1;
 	}
-	if (!relay_partial_peer(c->d->s, m->host)) {
-		relayd_reply_set(r, 550, "5.7.1", "The fetch address %s is not an anchored peer",
-		                 m->host);
-		return -1;
-	}
 	if (m->size > (unsigned long long)c->d->s->max_message_size) {
 		relayd_reply_set(r, 552, "5.3.4", "The whole message would exceed the size limit");
 		return -1;
@@ -126,7 +125,7 @@ static int record_write(struct relayd_conn *c, const struct relay_partial_meta *
 	relay_partial_hex(rnd, sizeof(rnd), id);
 	if ((f = open_memstream(&text, &n)) == NULL)
 		return err_set(e, ERR_INTERNAL, "nomem", "out of memory");
-	fprintf(f, "sender=%s\n", c->sender);
+	fprintf(f, "peer=%s\nsender=%s\n", c->peer, c->sender);
 	for (size_t i = 0; i < c->nrcpt; i++)
 		fprintf(f, "rcpt=%s\n", c->rcpts[i]);
 	fprintf(f, "token=%s\nfetch=%s%s%s:%u\nsha256=%s\nsize=%llu\nview=%s\nsmtputf8=%d\n",

@@ -4,8 +4,10 @@
  *
  * A kept message is two files under state_dir/partial/out named by the SHA-256 of its
  * fetch token (the token itself is written nowhere but to the receiver): NAME.msg, the
- * message as it would have been sent, and NAME.meta, "peer=NAME\nexpires=UNIX\n".  A
- * FETCH answers only the peer the view went to, and only before expires; FETCH ... DONE
+ * message as it would have been sent, and NAME.meta, "peer=NAME\nexpires=UNIX\n", NAME
+ * the anchored_peers name of the server the view went to (peers.c, by its certificate's
+ * key).  A FETCH answers only that peer, known by its TLS client certificate's key (never
+ * by an address or an EHLO name), and only before expires; FETCH ... DONE
  * (the receiver has the message and it matched) deletes them, as does any FETCH or new
  * view that finds them expired.
  */
@@ -23,6 +25,7 @@
 #include "core/log.h"
 #include "deliver_conn.h"
 #include "partial.h"
+#include "peers.h"
 #include "pki/crypto.h"
 #include "relayd.h"
 
@@ -261,8 +264,8 @@ int relay_partial_offer(const struct relay_settings *s, struct relay_dconn *c, c
 struct fetch_job {
 	struct relayd_conn *c;
 	char token[RELAY_PARTIAL_TOKEN_HEX + 1];
-	int done; /* FETCH token DONE */
-	char helo[SMTP_LINE_MAX];
+	int done;                       /* FETCH token DONE */
+	char peer[RELAY_PEER_NAME_MAX]; /* the client certificate's (peers.c) */
 	struct smtp_reply r;
 	char *msg;
 	size_t len;
@@ -287,8 +290,8 @@ static void fetch_answer(struct fetch_job *j)
 		return;
 	}
 	sweep(s);
-	if (strcasecmp(k.peer, j->helo) != 0) {
-		relayd_reply_set(&j->r, 550, "5.7.1", "This message was not sent to %s", j->helo);
+	if (strcmp(k.peer, j->peer) != 0) {
+		relayd_reply_set(&j->r, 550, "5.7.1", "This message was not sent to %s", j->peer);
 		return;
 	}
 	if (j->done) {
@@ -311,7 +314,7 @@ static void fetch_work(void *arg)
 
 	fetch_answer(j);
 	log_info(NULL, "conn %lu: %s FETCH%s by %s: %d %s", j->c->id, j->c->ip,
-	         j->done ? " DONE" : "", j->helo, j->r.code, j->r.text);
+	         j->done ? " DONE" : "", j->peer, j->r.code, j->r.text);
 }
 
 static void fetch_done(void *arg)
@@ -332,6 +335,10 @@ int relayd_partial_fetch_cmd(struct relayd_conn *c, const char *line, size_t len
 	const char *arg = line + 5;
 	size_t alen = len > 5 ? len - 5 : 0;
 
+	if (c->peer[0] == '\0') { /* offered to peers only (peers.c); said twice is safer */
+		relayd_reply_set(r, 530, "5.7.0", "FETCH needs an anchored peer's certificate");
+		return SMTP_DECIDED;
+	}
 	if (phase != SMTP_EXT_READY) {
 		relayd_reply_set(r, 503, "5.5.1", "FETCH is not allowed during a mail transaction");
 		return SMTP_DECIDED;
@@ -355,7 +362,7 @@ int relayd_partial_fetch_cmd(struct relayd_conn *c, const char *line, size_t len
 	}
 	j->c = c;
 	j->done = alen > RELAY_PARTIAL_TOKEN_HEX + 1;
-	snprintf(j->helo, sizeof(j->helo), "%s", c->helo);
+	snprintf(j->peer, sizeof(j->peer), "%s", c->peer);
 	relayd_conn_ref(c);
 	if (relay_pool_run(c->d->pool, fetch_work, fetch_done, j, NULL) < 0) {
 		relayd_conn_unref(c);

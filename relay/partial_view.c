@@ -1,6 +1,6 @@
 /*
- * partial_view.c - receiver-chosen transfer (partial.h): the settings, who is an anchored
- * peer, and the Anchor-Partial field a sender puts before a view.
+ * partial_view.c - receiver-chosen transfer (partial.h): the settings and the Anchor-Partial field
+ * a sender puts before a view.
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "partial.h"
+#include "peers.h"
 
 int relay_partial_settings_check(const struct relay_settings *s, struct err *e)
 {
@@ -23,12 +24,7 @@ int relay_partial_settings_check(const struct relay_settings *s, struct err *e)
 		return err_set(e, ERR_INPUT, "bad_config",
 		               "partial_tiers must be unknown or empty, not '%s'",
 		               s->partial_tiers);
-	return relay_netlist_check("anchored_peers", s->anchored_peers, e);
-}
-
-int relay_partial_peer(const struct relay_settings *s, const char *ip)
-{
-	return *s->anchored_peers != '\0' && relay_netlist_match(s->anchored_peers, ip);
+	return relay_peers_check(s->anchored_peers, e);
 }
 
 void relay_partial_hex(const uint8_t *in, size_t n, char *out)

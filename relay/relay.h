@@ -43,6 +43,7 @@
  *   control.c     the HTTPS control API (lists, spam complaints, signing, decisions)
  *   control_signed.c  requests a recipient signs with its own key
  *   partial_*.c   receiver-chosen transfer between anchored relays (partial.h)
+ *   peers.c       who is an anchored peer: the key of its certificate (peers.h)
  *
  * Every exported name starts with relay_.
  */
@@ -136,17 +137,17 @@ struct relay_settings {
 	long long
 	    encryption_defer_time; /* a `required` recipient without certificate: returned after */
 	char *refuse_unencrypted; /* inbound plain mail to a `required` domain: no, anchored, all */
+	/* the anchored relays we peer with (peers.c): ANCHOR-DEFER, ANCHOR-PARTIAL, FETCH */
+	char *anchored_peers; /* "name=sha256:pin[,...]": peers by the key of their TLS cert */
+	int anchored_client;  /* present tls_cert_file as our TLS client certificate */
 	/* deferred disposition between anchored relays (defer.c) */
-	char *defer_peers;            /* "name=sha256:pin[,...]": peers by TLS client key */
 	char *defer_recipients;       /* addresses/@domains whose mail from peers is held */
 	char *defer_tiers;            /* tiers whose mail from peers is held ("unknown") */
 	long long defer_min_interval; /* the offered window: ask no sooner than this apart */
 	long long defer_max_interval; /* ... and no later */
 	long long defer_hold_time;    /* a held message without a decision expires after */
-	int defer_client;             /* present tls_cert_file as our TLS client certificate */
 
 	/* receiver-chosen transfer (partial_*.c) */
-	char *anchored_peers;        /* netlist of anchored relays: ANCHOR-PARTIAL, FETCH */
 	char *partial_tiers;         /* "unknown" or "": tiers that get a view first */
 	char *partial_view;          /* headers, signers, hash, text or full */
 	long long partial_keep_time; /* seconds a sent view's message is kept; 0: no views */
@@ -164,7 +165,7 @@ int relay_settings_check(struct relay_settings *s, struct err *e);
 /* 1 when want is one of the comma-separated, blank-trimmed items of list (any case). */
 int relay_list_has(const char *list, const char *want);
 int relay_is_local_domain(const struct relay_settings *s, const char *domain);
-/* The partial_* settings and anchored_peers (partial_view.c). */
+/* The partial_* settings and anchored_peers' syntax (partial_view.c, peers.c). */
 int relay_partial_settings_check(const struct relay_settings *s, struct err *e);
 
 /* ------------------------------------------------------------------ worker pool */

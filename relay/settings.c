@@ -141,9 +141,11 @@ const struct conf_param relay_settings_table[] = {
     {"refuse_unencrypted", CONF_STR, "no", 0, 0, S(refuse_unencrypted),
      "inbound mail that is not encrypted, to a local domain whose encryption requirement "
      "is required: no (accepted), anchored (refused from anchored senders), all"},
-    {"defer_peers", CONF_STR, "", 0, 0, S(defer_peers),
-     "name=sha256:PIN[,...] anchored peers offered ANCHOR-DEFER, known by the key pin of "
-     "their TLS client certificate; empty: nobody"},
+    /* the anchored relays we peer with, for ANCHOR-DEFER and ANCHOR-PARTIAL (peers.c) */
+    {"anchored_peers", CONF_STR, "", 0, 0, S(anchored_peers),
+     "name=sha256:PIN[,...] anchored relays known by the key pin of the TLS certificate "
+     "they present: only they see ANCHOR-DEFER and ANCHOR-PARTIAL (after STARTTLS) and "
+     "may FETCH; empty: nobody (every client is a legacy peer)"},
     {"defer_recipients", CONF_STR, "", 0, 0, S(defer_recipients),
      "addresses or @domains whose mail from a peer is held for a decision"},
     {"defer_tiers", CONF_STR, "", 0, 0, S(defer_tiers),
@@ -154,13 +156,10 @@ const struct conf_param relay_settings_table[] = {
      "offered retry window: ... and no later than this (at least defer_min_interval)"},
     {"defer_hold_time", CONF_DURATION, "5d", 1, 2592000, S(defer_hold_time),
      "a held message without a decision expires (is deleted) after this long"},
-    {"defer_client", CONF_BOOL, "no", 0, 1, S(defer_client),
-     "present tls_cert_file as the TLS client certificate of deliveries, so that peers "
-     "that list its key offer ANCHOR-DEFER"},
+    {"anchored_client", CONF_BOOL, "no", 0, 1, S(anchored_client),
+     "present tls_cert_file as the TLS client certificate of deliveries and fetches, so "
+     "that peers that list its key offer ANCHOR-DEFER and ANCHOR-PARTIAL"},
     /* receiver-chosen transfer between anchored relays (partial_*.c, PROTOCOL.md §12.12) */
-    {"anchored_peers", CONF_STR, "", 0, 0, S(anchored_peers),
-     "addresses/prefixes of the anchored relays we peer with: only they see ANCHOR-PARTIAL "
-     "and may FETCH; empty: nobody (every client is a legacy peer)"},
     {"partial_tiers", CONF_STR, "unknown", 0, 0, S(partial_tiers),
      "tiers whose mail from an anchored peer arrives as a view first: unknown, or empty "
      "(always the whole message)"},

@@ -187,7 +187,8 @@ struct smtp_callbacks {
 	 * Two ways to serve an extension: on_extension, for a keyword set per session once
 	 * the peer is known (smtp_session_set_extension: ANCHOR-DEFER, offered after the
 	 * TLS client key is checked), answered at once; and on_ext, for cfg.ext_keyword's
-	 * verbs (ANCHOR-PARTIAL, offered by client address), which may answer later.
+	 * verbs (ANCHOR-PARTIAL, also offered after the TLS client key is checked, through
+	 * smtp_session_set_ext), which may answer later.
 	 */
 	/* A command line whose verb the parser does not know, once an extension is set
 	 * (smtp_session_set_extension) and after HELO: return 1 with r filled to answer it,
@@ -273,6 +274,9 @@ const char *smtp_session_auth_user(const struct smtp_session *s);
 /* An extra EHLO keyword (at most 31 octets; "" or NULL: none), offered from the next EHLO
  * on, whose commands go to on_extension (the relay's ANCHOR-DEFER for its peers). */
 void smtp_session_set_extension(struct smtp_session *s, const char *keyword);
+/* cfg.ext_keyword and cfg.ext_verbs set once the peer is known (both static strings; NULL:
+ * none), offered and served from the next EHLO on (the relay's ANCHOR-PARTIAL). */
+void smtp_session_set_ext(struct smtp_session *s, const char *keyword, const char *verbs);
 /* Whole continuation lines ("250-2.1.5 ...\r\n" each, the caller's to make well-formed)
  * sent before the 2xx that answers the current message, dropped if it is refused; NULL
  * clears them.  -1 when out of memory. */

@@ -783,3 +783,9 @@ void smtp_session_set_extension(struct smtp_session *s, const char *keyword)
 {
 	snprintf(s->extension, sizeof(s->extension), "%s", keyword != NULL ? keyword : "");
 }
+
+void smtp_session_set_ext(struct smtp_session *s, const char *keyword, const char *verbs)
+{
+	s->cfg.ext_keyword = keyword;
+	s->cfg.ext_verbs = verbs;
+}

@@ -3,7 +3,9 @@ receiving relay: a real anchor-relay, a peer driven from here over STARTTLS with
 certificate, and the control API deciding.
 
 One relay, one next-hop sink and two peer certificates for the whole module:
-  legacy clients         no ANCHOR-DEFER, DEFER-STATUS is 500, held@ is delivered as always
+  legacy clients         no ANCHOR-DEFER (nor ANCHOR-PARTIAL), DEFER-STATUS is 500, held@
+                         is delivered as always; a client certificate whose key is not in
+                         anchored_peers changes nothing
   peer, accepted         a per-recipient "DEFERRED <token> <min> <max>" line, PENDING, then the
                          operator's accept delivers it and the status says ACCEPTED
   peer, refused          REFUSED <reason>, never delivered, no bounce message anywhere
@@ -100,21 +102,22 @@ def stack(tls):
     sink = rx.PySink().start()
     a = client_cert(work, "peer-a")
     b = client_cert(work, "peer-b")
+    stranger = client_cert(work, "stranger")  # a certificate whose key is not listed
     token = anchorlib.make_token()
     relay = rx.Relay(work / "relay", tls=tls, control=True, control_token_hash=token.hash,
                      hostname="relay.test", inbound_next_hop=f"smtp:127.0.0.1:{sink.port}",
-                     defer_peers=f"peer-a={a[2]}, peer-b={b[2]}, relay-a={pin_of(tls.key)}",
+                     anchored_peers=f"peer-a={a[2]}, peer-b={b[2]}, relay-a={pin_of(tls.key)}",
                      defer_recipients="held@dest.test", defer_min_interval="2s",
                      defer_max_interval="30s").start()
     # the sending relay: its inbound side hands dest.test on to the receiving relay, with
     # its certificate (tls_cert_file) as the TLS client certificate
-    front = rx.Relay(work / "front", tls=tls, hostname="front.test", defer_client="yes",
+    front = rx.Relay(work / "front", tls=tls, hostname="front.test", anchored_client="yes",
                      control=True, control_token_hash=token.hash,
                      inbound_next_hop=f"smtp:127.0.0.1:{relay.inbound_port}",
                      backoff_base="1s", backoff_max="1s").start()
     api = anchorlib.Client(f"https://127.0.0.1:{relay.control_port}", tls.ca)
     try:
-        yield relay, sink, a, b, api, token.token, tls, front
+        yield relay, sink, a, b, api, token.token, tls, front, stranger
     finally:
         front.stop()
         relay.stop()
@@ -123,11 +126,12 @@ def stack(tls):
 
 
 def peer(stack, which="a"):
-    relay, _, a, b, _, _, tls, _ = stack
+    relay, _, a, b, _, _, tls, _, _ = stack
     c = Smtp(relay.inbound_port)
     c.ehlo()
     c.starttls(tls.ca, a if which == "a" else b)
-    assert "250-ANCHOR-DEFER" in c.ehlo()
+    lines = c.ehlo()
+    assert "250-ANCHOR-DEFER" in lines and "250-ANCHOR-PARTIAL" in lines, lines
     return c
 
 
@@ -146,7 +150,7 @@ def hold(c, subject, extra=()):
 
 
 def decide(stack, tok, decision, reason=None):
-    _, _, _, _, api, admin, _, _ = stack
+    _, _, _, _, api, admin, _, _, _ = stack
     body = {"decision": decision} if reason is None else {"decision": decision, "reason": reason}
     return api.post(f"/v1/decisions/{tok}", body, token=admin)
 
@@ -155,14 +159,26 @@ def subjects_for(sink, rcpt):
     return [m.header("Subject")[0] for m in sink.messages() if rcpt in m.rcpts]
 
 
+def no_peer_extension(lines):
+    return not any("ANCHOR" in line for line in lines)
+
+
 def test_legacy_clients_see_nothing_new(stack):
-    relay, sink, _, _, _, _, tls, _ = stack
+    relay, sink, _, _, _, _, tls, _, stranger = stack
     c = Smtp(relay.inbound_port)
-    assert "250-ANCHOR-DEFER" not in c.ehlo()
+    assert no_peer_extension(c.ehlo())
     c.starttls(tls.ca)  # TLS without a client certificate: still no peer
-    assert "250-ANCHOR-DEFER" not in c.ehlo()
+    assert no_peer_extension(c.ehlo())
     assert c.cmd("DEFER-STATUS " + "0" * 32 + "." + "0" * 64) \
         == "500 5.5.2 Syntax error, command unrecognized"
+    assert c.cmd("FETCH " + "0" * 64) == "500 5.5.2 Syntax error, command unrecognized"
+    # a client certificate whose key is not in anchored_peers: no peer either
+    s = Smtp(relay.inbound_port)
+    s.ehlo()
+    s.starttls(tls.ca, stranger)
+    assert no_peer_extension(s.ehlo())
+    assert s.cmd("DEFER-STATUS " + "0" * 32 + "." + "0" * 64).startswith("500 5.5.2")
+    s.cmd("QUIT")
     lines = []
     assert c.send("legacy to held", ["held@dest.test"], lines).startswith("250 2.0.0 Ok: queued")
     assert len(lines) == 1, lines
@@ -174,7 +190,7 @@ def test_legacy_clients_see_nothing_new(stack):
 
 
 def test_accepted_decision_is_delivered(stack):
-    relay, sink, _, _, api, admin, _, _ = stack
+    relay, sink, _, _, api, admin, _, _, _ = stack
     c = peer(stack)
     tok = hold(c, "to be accepted", extra=["bob@dest.test"])
     assert c.cmd(f"DEFER-STATUS {tok}") == "250 2.0.0 PENDING 2 30"
@@ -199,7 +215,7 @@ def test_accepted_decision_is_delivered(stack):
 
 
 def test_refused_decision_is_never_delivered_nor_bounced(stack):
-    relay, sink, _, _, _, _, _, _ = stack
+    relay, sink, _, _, _, _, _, _, _ = stack
     c = peer(stack)
     tok = hold(c, "to be refused")
     r = decide(stack, tok, "refuse", "the recipient does not know you")
@@ -212,7 +228,7 @@ def test_refused_decision_is_never_delivered_nor_bounced(stack):
 
 
 def test_withdrawn_and_replayed_withdrawal(stack):
-    relay, sink, _, _, _, _, _, _ = stack
+    relay, sink, _, _, _, _, _, _, _ = stack
     c = peer(stack)
     tok = hold(c, "to be withdrawn")
     assert c.cmd(f"DEFER-WITHDRAW {tok}") == "250 2.0.0 WITHDRAWN"
@@ -250,7 +266,7 @@ def test_forged_and_foreign_tokens(stack):
 
 
 def test_decisions_are_the_admins(stack):
-    _, _, _, _, api, admin, _, _ = stack
+    _, _, _, _, api, admin, _, _, _ = stack
     assert api.post("/v1/decisions/" + "0" * 32 + "." + "0" * 64, {"decision": "accept"}).status \
         == 401
     assert api.get("/v1/decisions", token="wrong").status == 401
@@ -275,7 +291,7 @@ def poll(fn, what, timeout=20.0):
 def through_front(stack, sender, subject):
     """A message to held@ and bob@ through the sending relay: the token the receiving relay
     gave it, once the sending relay keeps held@ awaiting the decision."""
-    relay, sink, _, _, api, admin, _, front = stack
+    relay, sink, _, _, api, admin, _, front, _ = stack
     c = Smtp(front.inbound_port)
     c.ehlo()
     assert c.cmd(f"MAIL FROM:<{sender}>").startswith("250 ")
@@ -307,14 +323,14 @@ def through_front(stack, sender, subject):
 
 def relay_status(stack, qid):
     """anchorctl relay status against the sending relay's control API."""
-    _, _, _, _, _, admin, tls, front = stack
+    _, _, _, _, _, admin, tls, front, _ = stack
     return anchorlib.anchorctl("relay", "status", qid, server=f"https://127.0.0.1:"
                                f"{front.control_port}", cacert=tls.ca,
                                env={"ANCHOR_RELAY_TOKEN": admin, "PATH": "/usr/bin:/bin"})
 
 
 def test_two_relays_accepted(stack):
-    relay, sink, _, _, _, _, _, front = stack
+    relay, sink, _, _, _, _, _, front, _ = stack
     tok, qid = through_front(stack, "acc@x.test", "relay to relay, accepted")
     assert "relay to relay, accepted" not in subjects_for(sink, "held@dest.test")
     # the sending user sees each recipient's state
@@ -336,7 +352,7 @@ def test_two_relays_accepted(stack):
 
 
 def test_two_relays_refused_without_a_bounce(stack):
-    relay, sink, _, _, _, _, _, front = stack
+    relay, sink, _, _, _, _, _, front, _ = stack
     tok, qid = through_front(stack, "ref@x.test", "relay to relay, refused")
     assert decide(stack, tok, "refuse", "not wanted").status == 200
     poll(lambda: re.search(r"to=<held@dest\.test> status=failed ANCHOR-DEFER refused: "

@@ -10,18 +10,24 @@ with two real relays on one module-scoped stack:
     - a message with a big attachment arrives as headers and its one text part; the
       fetch brings the whole message, byte for byte what the sender signed, and the
       sender forgets it (a second fetch: 404; the token: 550 Unknown);
-    - FETCH by another peer name, a forged token, a bad token, an expired message: clear
-      5xx replies from the sender, and the control API's fetch says so (fetch_refused);
+    - FETCH by a peer with another key, a forged token, a bad token, an expired message:
+      clear 5xx replies from the sender, and the control API's fetch says so
+      (fetch_refused);
     - a kept message tampered with on the sender: hash_mismatch, nothing delivered;
-    - a client outside anchored_peers (from 127.0.0.2) sees no ANCHOR-PARTIAL and gets
-      500 for PARTIAL and FETCH, as from any legacy server.
+    - a peer is known by the key of its TLS certificate (anchored_peers = name=sha256:PIN):
+      a client without STARTTLS, or with a certificate whose key is not listed, sees no
+      ANCHOR-PARTIAL and gets 500 for PARTIAL and FETCH, as from any legacy server; a
+      view whose fetch address is a server without the sending peer's key is never
+      fetched from it.
 """
 
+import base64
 import hashlib
 import json
 import re
 import socket
 import ssl
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -38,12 +44,26 @@ BOB = "bob@dest.test"
 ATTACHMENT = b"QkINARYATTACHMENT" * 12000  # ~200 KB, base64-looking, one marker to find
 
 
-class Client:
-    """A raw SMTP client; source picks the local address (127.0.0.2: not a peer)."""
+def pin_of(key):
+    spki = subprocess.run(["openssl", "pkey", "-in", str(key), "-pubout", "-outform", "DER"],
+                          check=True, capture_output=True).stdout
+    return "sha256:" + base64.b64encode(hashlib.sha256(spki).digest()).decode()
 
-    def __init__(self, port, source="127.0.0.1"):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=15,
-                                          source_address=(source, 0))
+
+def client_cert(directory, name):
+    """A self-signed P-256 certificate: (cert, key)."""
+    cert, key = directory / f"{name}.pem", directory / f"{name}.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "2", "-subj", f"/CN={name}"], check=True, capture_output=True)
+    return cert, key
+
+
+class Client:
+    """A raw SMTP client."""
+
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=15)
         self.buf = b""
         self.lines = []
         self.reply()
@@ -66,8 +86,27 @@ class Client:
         self.s.sendall(line.encode() + b"\r\n")
         return self.reply()
 
+    def starttls(self, cert=None):
+        """STARTTLS, presenting cert (cert, key) when given; then EHLO again."""
+        assert self.cmd("STARTTLS").startswith("220 "), self.lines
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        if cert is not None:
+            ctx.load_cert_chain(str(cert[0]), str(cert[1]))
+        self.s = ctx.wrap_socket(self.s, server_hostname="localhost")
+
     def close(self):
         self.s.close()
+
+
+def peer_session(port, cert, helo="peer.test"):
+    """EHLO, STARTTLS with cert, EHLO: the session and its EHLO lines."""
+    c = Client(port)
+    assert c.cmd(f"EHLO {helo}").startswith("250 ")
+    c.starttls(cert)
+    assert c.cmd(f"EHLO {helo}").startswith("250 ")
+    return c
 
 
 def message(subject):
@@ -99,7 +138,12 @@ def stack(request):
             anchorlib.remove_tree(work)
 
     request.addfinalizer(finish)
-    st.tls = anchorlib.make_tls(work / "tls")
+    st.tls = anchorlib.make_tls(work / "tls")  # the receiver's certificate
+    st.stls = anchorlib.make_tls(work / "tls-sender")  # the sender's
+    st.recv_cert = (st.tls.cert, st.tls.key)
+    st.sender_cert = (st.stls.cert, st.stls.key)
+    st.other = client_cert(work, "other")  # listed by the sender, under another name
+    st.stranger = client_cert(work, "stranger")  # listed nowhere
     st.token = anchorlib.make_token()
     st.token_file = work / "relay.token"
     st.token_file.write_text(st.token.token + "\n")
@@ -107,10 +151,13 @@ def stack(request):
     started.append(st.sink)
     st.recv = rx.Relay(work / "recv", tls=st.tls, control=True, hostname="mx.dest.test",
                        local_domains="dest.test", inbound_next_hop=st.sink.hop,
-                       anchored_peers="127.0.0.1", control_token_hash=st.token.hash)
-    st.sender = rx.Relay(work / "sender", sign_domains={"x.test": "ed25519"},
+                       anchored_peers=f"relay.x.test={pin_of(st.stls.key)}",
+                       anchored_client="yes", control_token_hash=st.token.hash)
+    st.sender = rx.Relay(work / "sender", tls=st.stls, sign_domains={"x.test": "ed25519"},
                          hostname="relay.x.test", local_domains="x.test",
-                         smtp_port=st.recv.inbound_port, anchored_peers="127.0.0.1")
+                         smtp_port=st.recv.inbound_port, anchored_client="yes",
+                         anchored_peers=f"mx.dest.test={pin_of(st.tls.key)}, "
+                                        f"other.test={pin_of(st.other[1])}")
     st.nsd = rx.start_nsd(work, {"x.test": st.sender.records()}, mx_domains=["dest.test"])
     started.append(st.nsd)
     for r in (st.recv, st.sender):
@@ -172,28 +219,35 @@ def api_fetch(st, id_):
         return e.code, json.loads(e.read())
 
 
-def fetch_as(st, token, helo):
-    c = Client(st.sender.inbound_port)
-    assert c.cmd(f"EHLO {helo}").startswith("250 ")
+def fetch_as(st, token, cert, helo="mx.dest.test"):
+    """FETCH from the sender over STARTTLS with cert: the reply."""
+    c = peer_session(st.sender.inbound_port, cert, helo)
     r = c.cmd(f"FETCH {token}")
     c.close()
     return r
 
 
+def legacy_sees_nothing(c):
+    assert not any("ANCHOR" in line for line in c.lines), c.lines
+    assert c.cmd("MAIL FROM:<a@legacy.test>").startswith("250 ")
+    assert c.cmd(f"RCPT TO:<{BOB}>").startswith("250 ")
+    assert c.cmd("PARTIAL").startswith("500 5.5.2"), c.lines
+    assert c.cmd("RSET").startswith("250 ")
+    assert c.cmd("FETCH " + "0" * 64).startswith("500 5.5.2"), c.lines
+    c.close()
+
+
 def test_peers_see_the_extension_legacy_clients_do_not(stack):
-    c = Client(stack.recv.inbound_port)
-    c.cmd("EHLO relay.x.test")
+    c = peer_session(stack.recv.inbound_port, stack.sender_cert, "relay.x.test")
     assert "250-ANCHOR-PARTIAL" in c.lines, c.lines
     c.close()
-    legacy = Client(stack.recv.inbound_port, source="127.0.0.2")
-    legacy.cmd("EHLO legacy.test")
-    assert not any("ANCHOR" in line for line in legacy.lines), legacy.lines
-    assert legacy.cmd("MAIL FROM:<a@legacy.test>").startswith("250 ")
-    assert legacy.cmd(f"RCPT TO:<{BOB}>").startswith("250 ")
-    assert legacy.cmd("PARTIAL").startswith("500 5.5.2"), legacy.lines
-    assert legacy.cmd("RSET").startswith("250 ")
-    assert legacy.cmd("FETCH " + "0" * 64).startswith("500 5.5.2"), legacy.lines
-    legacy.close()
+    # the same address and EHLO name without TLS, without a certificate, with a key that
+    # is not listed: a legacy client each time
+    plain = Client(stack.recv.inbound_port)
+    plain.cmd("EHLO relay.x.test")
+    legacy_sees_nothing(plain)
+    for cert in (None, stack.stranger, stack.recv_cert):
+        legacy_sees_nothing(peer_session(stack.recv.inbound_port, cert, "relay.x.test"))
 
 
 def test_view_then_full_fetch(stack):
@@ -224,20 +278,26 @@ def test_view_then_full_fetch(stack):
     assert not kept_file(stack, rec["token"], "msg").exists()
     status, body = api_fetch(stack, id_)
     assert (status, body["error"]) == (404, "not_found"), body
-    assert fetch_as(stack, rec["token"], "mx.dest.test") == "550 5.7.1 Unknown fetch token"
+    assert fetch_as(stack, rec["token"], stack.recv_cert) == "550 5.7.1 Unknown fetch token"
 
 
 def test_fetch_refused_to_others_forged_and_expired(stack):
     id_ = view_id(submit(stack, "partial two"))
     token = record(stack, id_)["token"]
-    assert fetch_as(stack, token, "other.test") == \
+    # another peer's key, even with the receiver's EHLO name: refused
+    assert fetch_as(stack, token, stack.other) == \
         "550 5.7.1 This message was not sent to other.test"
-    assert fetch_as(stack, "ab" * 32, "mx.dest.test") == "550 5.7.1 Unknown fetch token"
-    assert fetch_as(stack, "xyz", "mx.dest.test") == "501 5.5.4 Syntax: FETCH <token> [DONE]"
-    outsider = Client(stack.sender.inbound_port, source="127.0.0.2")
-    outsider.cmd("EHLO mx.dest.test")
-    assert outsider.cmd(f"FETCH {token}").startswith("500 5.5.2")
-    outsider.close()
+    assert fetch_as(stack, "ab" * 32, stack.recv_cert) == "550 5.7.1 Unknown fetch token"
+    assert fetch_as(stack, "xyz", stack.recv_cert) == "501 5.5.4 Syntax: FETCH <token> [DONE]"
+    # no certificate, or one whose key is not listed: FETCH is no command at all
+    for cert in (None, stack.stranger):
+        outsider = peer_session(stack.sender.inbound_port, cert, "mx.dest.test")
+        assert outsider.cmd(f"FETCH {token}").startswith("500 5.5.2")
+        outsider.close()
+    plain = Client(stack.sender.inbound_port)
+    plain.cmd("EHLO mx.dest.test")
+    assert plain.cmd(f"FETCH {token}").startswith("500 5.5.2")
+    plain.close()
     # still there for its peer; then its time runs out
     meta = kept_file(stack, token, "meta")
     assert meta.exists()
@@ -263,8 +323,8 @@ def test_tampered_full_message_refused(stack):
 
 
 def test_bad_views_refused(stack):
-    """A peer's view must start with a readable Anchor-Partial field of the view asked for,
-    whose fetch address is an anchored peer: nothing else is queued."""
+    """A peer's view must start with a readable Anchor-Partial field of the view asked for:
+    nothing else is queued."""
     body = b"From: <alice@x.test>\r\nSubject: bad view\r\n\r\n"
     good = "sha256=" + "a" * 64 + "; token=" + "b" * 64
     cases = [
@@ -274,12 +334,9 @@ def test_bad_views_refused(stack):
          "required"),
         (f"Anchor-Partial: view=headers; size=1; {good}; fetch=127.0.0.1:25\r\n".encode(),
          "550 5.6.0 This is the headers view; text was asked for"),
-        (f"Anchor-Partial: view=text; size=1; {good}; fetch=10.9.8.7:25\r\n".encode(),
-         "550 5.7.1 The fetch address 10.9.8.7 is not an anchored peer"),
     ]
     for field, want in cases:
-        c = Client(stack.recv.inbound_port)
-        c.cmd("EHLO relay.x.test")
+        c = peer_session(stack.recv.inbound_port, stack.sender_cert, "relay.x.test")
         assert c.cmd("PARTIAL") == "503 5.5.1 PARTIAL comes after the recipients"
         assert c.cmd("MAIL FROM:<alice@x.test>").startswith("250 ")
         assert c.cmd(f"RCPT TO:<{BOB}>").startswith("250 ")
@@ -290,3 +347,27 @@ def test_bad_views_refused(stack):
         c.close()
     assert not stack.recv.spool_files("in")
     assert not any(m.header("Subject") == ["bad view"] for m in stack.sink.messages())
+
+
+def test_fetch_only_from_the_peers_key(stack):
+    """A view whose fetch address is a server without the key of the peer the view came
+    from (here the receiver itself): the receiver refuses to FETCH there, and says so."""
+    body = (b"From: <carol@legacy.test>\r\nTo: <bob@dest.test>\r\nSubject: misdirected\r\n"
+            b"Message-ID: <1@legacy.test>\r\n\r\nhello\r\n")
+    field = (f"Anchor-Partial: view=text; size={len(body)}; "
+             f"sha256={hashlib.sha256(body).hexdigest()}; token={'c' * 64}; "
+             f"fetch=127.0.0.1:{stack.recv.inbound_port}\r\n").encode()
+    c = peer_session(stack.recv.inbound_port, stack.sender_cert, "relay.x.test")
+    assert c.cmd("MAIL FROM:<carol@legacy.test>").startswith("250 ")
+    assert c.cmd(f"RCPT TO:<{BOB}>").startswith("250 ")
+    assert c.cmd("PARTIAL") == "250 2.0.0 VIEW=text"
+    view = field + body
+    c.s.sendall(f"BDAT {len(view)} LAST\r\n".encode() + view)
+    assert c.reply().startswith("250 "), c.lines
+    c.close()
+    id_ = view_id(wait_message(stack, "misdirected", "text"))
+    assert record(stack, id_)["peer"] == "relay.x.test"
+    status, answer = api_fetch(stack, id_)
+    assert (status, answer["error"]) == (502, "fetch_refused"), answer
+    assert "does not hold the key of relay.x.test" in answer["message"], answer
+    assert record(stack, id_)["token"] == "c" * 64  # kept for a later try

@@ -2,7 +2,8 @@
  * test_relay_partial.c - receiver-chosen transfer: the views of lib/mail/mime_view (the
  * text part found at any depth, the attachment left out, signed fields kept byte for
  * byte, unreadable MIME giving less, never more) and the Anchor-Partial field of
- * relay/partial_view.c (accepted forms, every refused one, the writer read back).
+ * relay/partial_view.c (accepted forms, every refused one, the writer read back), and the
+ * peer list both relay-to-relay extensions share (relay/peers.c).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +16,7 @@
 
 #include "mail/mime_view.h"
 #include "partial.h"
+#include "peers.h"
 
 #define HEAD                                                                                       \
 	"DKIM-Signature: v=1; d=x.test; s=s; h=from:subject; bh=AAA=; b=BBB=\r\n"                  \
@@ -182,6 +184,34 @@ static void test_meta_refused(void **state)
 	}
 }
 
+/* anchored_peers: one name per key pin, exact matches only; malformed lists refused. */
+static void test_peer_list(void **state)
+{
+	const char *list = " mx.a.test=sha256:AAAA ,b=sha256:BBBB,\tc=sha256:AAAAB";
+	char name[RELAY_PEER_NAME_MAX];
+	struct err e = {0};
+
+	(void)state;
+	assert_int_equal(relay_peers_check(list, &e), 0);
+	assert_int_equal(relay_peers_check("", &e), 0);
+	assert_int_equal(relay_peer_of_pin(list, "sha256:AAAA", name, sizeof(name)), 1);
+	assert_string_equal(name, "mx.a.test");
+	assert_int_equal(relay_peer_of_pin(list, "sha256:AAAAB", name, sizeof(name)), 1);
+	assert_string_equal(name, "c");
+	assert_int_equal(relay_peer_of_pin(list, "sha256:AAA", name, sizeof(name)), 0);
+	assert_int_equal(relay_peer_of_pin(list, "sha256:BBBB ", name, sizeof(name)), 0);
+	assert_int_equal(relay_peer_of_pin("", "sha256:AAAA", name, sizeof(name)), 0);
+	/* a name that does not fit is no match, never a truncated one */
+	assert_int_equal(relay_peer_of_pin(list, "sha256:AAAA", name, 4), 0);
+	const char *bad[] = {"127.0.0.1", "a=",      "=sha256:x",   "a b=sha256:x",
+	                     "a=sha256:", "a=pin:x", "a=sha256:x,b"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(&e, 0, sizeof(e));
+		assert_int_equal(relay_peers_check(bad[i], &e), -1);
+		assert_string_equal(e.code, "bad_config");
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -191,6 +221,7 @@ int main(void)
 	    cmocka_unit_test(test_view_names),
 	    cmocka_unit_test(test_meta_accepted_and_written_back),
 	    cmocka_unit_test(test_meta_refused),
+	    cmocka_unit_test(test_peer_list),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
