@@ -369,14 +369,14 @@ def test_two_relays_refused_without_a_bounce(stack):
 
 def relay_withdraw(stack, qid, rcpt):
     """anchorctl relay withdraw against the sending relay's control API."""
-    _, _, _, _, _, admin, tls, front = stack
+    _, _, _, _, _, admin, tls, front, _ = stack
     return anchorlib.anchorctl("relay", "withdraw", qid, rcpt, server=f"https://127.0.0.1:"
                                f"{front.control_port}", cacert=tls.ca,
                                env={"ANCHOR_RELAY_TOKEN": admin, "PATH": "/usr/bin:/bin"})
 
 
 def test_two_relays_withdrawn_by_the_sender(stack):
-    relay, sink, _, _, api, admin, tls, front = stack
+    relay, sink, _, _, api, admin, tls, front, _ = stack
     tok, qid = through_front(stack, "wd@x.test", "relay to relay, withdrawn")
     front_api = anchorlib.Client(f"https://127.0.0.1:{front.control_port}", tls.ca)
     # refused cases first, while the message still awaits the decision
