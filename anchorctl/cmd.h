@@ -109,6 +109,7 @@ int ctl_bulk_token_issue(struct ctl *ctl, const struct ctl_cmd *cmd, const char 
 /* The relay's control API (cmd_relay.c): lists and complaints. */
 int ctl_cmd_relay_list(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
 int ctl_cmd_relay_status(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
+int ctl_cmd_relay_withdraw(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
 /* trust|block|subscribe add|remove: the list is the command's second word. */
 int ctl_cmd_relay_entry(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
 int ctl_cmd_relay_complain(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);

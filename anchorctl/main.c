@@ -293,6 +293,12 @@ static const struct ctl_cmd commands[] = {
      "receiving relay's retry window (ANCHOR-DEFER), accepted, refused and why,\n"
      "withdrawn, or pending/deferred/failed with the last reply. As the relay's\n"
      "admin (--token-file, else ANCHOR_RELAY_TOKEN)."},
+    {"relay", "withdraw", ctl_cmd_relay_withdraw, "<queue-id> <rcpt> [--token-file FILE] [--json]",
+     "Give up a recipient of a message in the relay's queue (-s URL of its control\n"
+     "API, else ANCHOR_RELAY_URL) that awaits the receiving relay's decision\n"
+     "(ANCHOR-DEFER): the relay sends DEFER-WITHDRAW at once and the recipient ends\n"
+     "withdrawn, failed without a bounce. Refused when the recipient is not awaiting\n"
+     "a decision. As the relay's admin (--token-file, else ANCHOR_RELAY_TOKEN)."},
     {"report", NULL, ctl_cmd_report,
      "[<subject>...] --key FILE [--cert FILE] [--chain FILE] [--category CAT]\n"
      "       [--reporter DOMAIN] [--id ID] [--observed TIME] [--verified]\n"

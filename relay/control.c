@@ -429,11 +429,12 @@ static void control_dispatch(const struct http_request *req, struct http_respons
 		json_decref(who.body);
 		return;
 	}
-	if (req->nseg == 3 && http_seg_is(req, 0, "v1") && http_seg_is(req, 1, "queue")) {
+	if ((req->nseg == 3 || (req->nseg == 4 && http_seg_is(req, 3, "withdraw"))) &&
+	    http_seg_is(req, 0, "v1") && http_seg_is(req, 1, "queue")) {
 		if (authorize(c, req, &who, &e) == 0 && !who.admin)
 			err_set(&e, ERR_FORBIDDEN, "forbidden", "the queue is the admin's");
-		relay_queue_status_route(c->qin, c->qout, req, resp,
-		                         e.kind == ERR_NONE ? NULL : &e);
+		(req->nseg == 3 ? relay_queue_status_route : relay_queue_withdraw_route)(
+		    c->qin, c->qout, req, resp, e.kind == ERR_NONE ? NULL : &e);
 		json_decref(who.body);
 		return;
 	}

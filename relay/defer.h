@@ -67,6 +67,13 @@ void relay_defer_route(struct relay_defer *df, const struct http_request *req,
 void relay_queue_status_route(struct queue *qin, struct queue *qout, const struct http_request *req,
                               struct http_response *resp, const struct err *denied);
 
+/* defer_status.c: POST /v1/queue/{id}/withdraw {"rcpt": address}: that recipient, awaiting
+ * a decision, is withdrawn at its peer at once (200); 404 not_queued / no_such_rcpt, 409
+ * not_awaiting. */
+void relay_queue_withdraw_route(struct queue *qin, struct queue *qout,
+                                const struct http_request *req, struct http_response *resp,
+                                const struct err *denied);
+
 /* ---- defer_smtp.c ---- */
 
 /*

@@ -42,11 +42,22 @@ struct djob {
 /* ------------------------------------------------------------------ bounces */
 
 /* The failed recipients whose NOTIFY asks for it (or who gave none) are reported
- * (dsn_notice.c); 0 when that is done or nobody wants one, -1 to try again later. */
+ * (dsn_notice.c), but never an ANCHOR-DEFER outcome (defer_client.h); 0 when that is done
+ * or nobody wants one, -1 to try again later. */
 static int bounce(struct relayd *d, const struct queue_msg *m, const char *body, size_t len,
                   const size_t *failed, size_t nfailed)
 {
-	return relayd_dsn_report(d, m, body, len, failed, nfailed, RELAY_DSN_FAILED);
+	size_t *keep = calloc(nfailed + 1, sizeof(size_t)), n = 0;
+	int rc;
+
+	if (keep == NULL)
+		return -1;
+	for (size_t i = 0; i < nfailed; i++)
+		if (!relay_defer_no_bounce(m->rcpts[failed[i]].reply))
+			keep[n++] = failed[i];
+	rc = n == 0 ? 0 : relayd_dsn_report(d, m, body, len, keep, n, RELAY_DSN_FAILED);
+	free(keep);
+	return rc;
 }
 
 /* ------------------------------------------------------------------ delivery */
@@ -345,6 +356,7 @@ static void finish_expired(struct djob *j)
 		queue_msg_free(m);
 		return;
 	}
+	relay_defer_give_up(j->d->s, m); /* withdrawn at their peers, never bounced */
 	failed = calloc(m->nrcpt + 1, sizeof(size_t));
 	for (i = 0; failed != NULL && i < m->nrcpt; i++)
 		if (m->rcpts[i].status == QUEUE_FAILED)

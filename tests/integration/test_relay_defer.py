@@ -12,6 +12,9 @@ One relay, one next-hop sink and two peer certificates for the whole module:
   peer, withdrawn        WITHDRAWN; a replayed withdrawal 554 5.7.1; the operator gets 409
   bad tokens             forged MAC, unknown id: 554 5.7.1; another peer's token: 554 5.7.1
                          "issued to another peer"; a malformed one 501 5.5.4
+  two relays             a sending relay (front) in front of it: accepted, refused, and
+                         withdrawn by the sender (anchorctl relay withdraw: DEFER-WITHDRAW at
+                         once, WITHDRAWN at both ends, no bounce; 404/409 refusals)
 """
 import base64
 import hashlib
@@ -302,9 +305,10 @@ def through_front(stack, sender, subject):
     qid = final.split()[-1]
     c.cmd("QUIT")
 
-    def held():
-        return [h for h in api.get("/v1/decisions", token=admin).json()["held"]
-                if h["sender"] == sender and h["peer"] == "relay-a"]
+    def held():  # a 429 from the control API's rate limit: ask again
+        r = api.get("/v1/decisions", token=admin)
+        return [h for h in r.json()["held"] if h["sender"] == sender
+                and h["peer"] == "relay-a"] if r.status == 200 else []
     [h] = poll(held, lambda: relay.text()[-3000:] + front.text()[-3000:])
     poll(lambda: re.search(r"to=<held@dest\.test> status=deferred ANCHOR-DEFER "
                            + h["id"], front.text()), lambda: front.text()[-3000:])
@@ -361,3 +365,51 @@ def test_two_relays_refused_without_a_bounce(stack):
     assert not list((front.state_dir / "spool" / "out").glob("m.*"))
     assert "bounce" not in front.text()
     assert "relay to relay, refused" not in subjects_for(sink, "held@dest.test")
+
+
+def relay_withdraw(stack, qid, rcpt):
+    """anchorctl relay withdraw against the sending relay's control API."""
+    _, _, _, _, _, admin, tls, front, _ = stack
+    return anchorlib.anchorctl("relay", "withdraw", qid, rcpt, server=f"https://127.0.0.1:"
+                               f"{front.control_port}", cacert=tls.ca,
+                               env={"ANCHOR_RELAY_TOKEN": admin, "PATH": "/usr/bin:/bin"})
+
+
+def test_two_relays_withdrawn_by_the_sender(stack):
+    relay, sink, _, _, api, admin, tls, front, _ = stack
+    tok, qid = through_front(stack, "wd@x.test", "relay to relay, withdrawn")
+    front_api = anchorlib.Client(f"https://127.0.0.1:{front.control_port}", tls.ca)
+    # refused cases first, while the message still awaits the decision
+    r = front_api.post(f"/v1/queue/{qid}/withdraw", {"rcpt": "held@dest.test"})
+    assert r.status == 401, r.text
+    r = front_api.post(f"/v1/queue/{qid}/withdraw", {"rcpt": "nobody@dest.test"}, token=admin)
+    assert r.status == 404 and r.error_code() == "no_such_rcpt", r.text
+    r = front_api.post(f"/v1/queue/{qid}/withdraw", {"rcpt": "bob@dest.test"}, token=admin)
+    assert r.status == 409 and r.error_code() == "not_awaiting", r.text  # sent already
+    r = front_api.post("/v1/queue/" + "0" * 32 + "/withdraw", {"rcpt": "held@dest.test"},
+                       token=admin)
+    assert r.status == 404 and r.error_code() == "not_queued", r.text
+    r = front_api.post(f"/v1/queue/{qid}/withdraw", {}, token=admin)
+    assert r.status == 400, r.text
+    r = relay_withdraw(stack, qid, "bob@dest.test")
+    assert r.rc == 1 and "not_awaiting" in r.err, (r.out, r.err)
+    # the withdrawal: DEFER-WITHDRAW at once, not after the window
+    r = relay_withdraw(stack, qid, "held@dest.test")
+    assert r.rc == 0 and "withdrawing" in r.out, (r.out, r.err)
+
+    def state():  # the control API's rate limit may answer 429 to a fast poll: ask again
+        r = api.get("/v1/decisions", token=admin)
+        return [h["state"] for h in r.json()["held"] if h["id"] == tok[:32]] \
+            if r.status == 200 else []
+    poll(lambda: state() == ["WITHDRAWN"], lambda: relay.text()[-3000:] + front.text()[-3000:])
+    poll(lambda: re.search(r"to=<held@dest\.test> status=failed ANCHOR-DEFER WITHDRAWN",
+                           front.text()), lambda: front.text()[-3000:])
+    poll(lambda: not list((front.state_dir / "spool" / "in").glob("m.*")),
+         lambda: front.text()[-3000:])
+    # done: the message has left the queue; a second withdrawal finds nothing
+    r = relay_withdraw(stack, qid, "held@dest.test")
+    assert r.rc == 1 and "not_queued" in r.err, (r.out, r.err)
+    assert "bounce" not in front.text()
+    assert not list((front.state_dir / "spool" / "out").glob("m.*"))
+    assert not any(m.mail_from in ("", "<>") for m in sink.messages())
+    assert "relay to relay, withdrawn" not in subjects_for(sink, "held@dest.test")
