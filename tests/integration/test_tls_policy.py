@@ -141,6 +141,9 @@ def findings(path):
     return {f["id"]: f for f in json.loads(path.read_text())}
 
 
+RESUMPTION_ASKED_DIRECTLY = ("inbound", "submission", "keyserver", "reputation")
+
+
 def problems(name, f):
     """What is wrong in one listener's testssl findings (id -> finding)."""
     bad = []
@@ -156,12 +159,13 @@ def problems(name, f):
     need("TLS1_2", lambda x: x["finding"] == "offered")
     need("TLS1_3", lambda x: x["finding"].startswith("offered"))
     need("cipherlist_STRONG", lambda x: x["finding"] == "offered")
-    # testssl's ticket check on the STARTTLS listeners sometimes ends in "connect
-    # problem" (six STARTTLS handshakes in one s_client); resumption there is asked
-    # directly by test_metrics_count_handshakes (one full, five resumed), so only that
-    # inconclusive answer is let through, never "not supported".
+    # testssl's ticket check (six handshakes in one s_client -reconnect) sometimes ends
+    # in "connect problem" on a loaded machine.  Where resumption is also asked directly
+    # (the STARTTLS listeners by test_metrics_count_handshakes, one full and five
+    # resumed; the key server and the reputation service by test_tls_resumption.py),
+    # only that inconclusive answer is let through, never "not supported".
     need("sessionresumption_ticket", lambda x: x["finding"] == "supported" or (
-        name in ("inbound", "submission") and "connect problem" in x["finding"]))
+        name in RESUMPTION_ASKED_DIRECTLY and "connect problem" in x["finding"]))
     need("certs_countServer", lambda x: x["finding"] == "2")
     for fid in VULNERABILITIES:
         need(fid, lambda x: x["severity"] in ("OK", "INFO"))
