@@ -14,99 +14,12 @@
 #include "pki/crypto.h"
 #include "names.h"
 #include "output.h"
+#include "relay_call.h"
 #include "sign.h"
 
 #define RELAY_MESSAGE_MAX (32L * 1024 * 1024)
 
 static const char *const list_names[] = {"trust", "block", "subscribe"};
-
-/* How to reach the relay and who we are. */
-struct relay_call {
-	struct ctl_client client;
-	char token[CTL_TOKEN_MAX];
-	const char *key_path, *cert_path, *chain_path;
-};
-
-static void relay_call_clear(struct relay_call *rc)
-{
-	explicit_bzero(rc->token, sizeof(rc->token));
-}
-
-static int relay_setup(const struct ctl *ctl, const struct ctl_cmd *cmd, struct relay_call *rc,
-                       int *status)
-{
-	struct err e = {0};
-
-	if (ctl_service(ctl, cmd, "ANCHOR_RELAY_URL", "relay", &rc->client, status) < 0)
-		return -1;
-	if ((rc->cert_path != NULL || rc->chain_path != NULL) && rc->key_path == NULL) {
-		*status = ctl_usage(cmd, "--cert and --chain go with --key");
-		return -1;
-	}
-	if (rc->key_path != NULL) {
-		if (ctl->token_file != NULL) {
-			*status = ctl_usage(cmd, "give --key or --token-file, not both");
-			return -1;
-		}
-		return 0;
-	}
-	if (ctl_token(ctl, "ANCHOR_RELAY_TOKEN", NULL, "relay admin", rc->token, &e) < 0) {
-		*status = ctl_fail(&e);
-		return -1;
-	}
-	rc->client.token = rc->token;
-	return 0;
-}
-
-/* ---- signed requests ---- */
-
-/* The JWS body of a user-signed request (PROTOCOL.md §12): binds method, path, body, time. */
-static json_t *signed_request(const struct relay_call *rc, const char *address, const char *method,
-                              const char *path, json_t *body, struct err *e)
-{
-	struct ctl_signer signer;
-	json_t *payload = NULL, *out = NULL;
-	char when[32], *jws = NULL;
-
-	if (ctl_signer_load(&signer, rc->key_path, rc->cert_path, rc->chain_path, e) < 0)
-		return NULL;
-	ctl_rfc3339_now(when);
-	payload =
-	    json_pack("{s:s, s:s, s:s, s:s, s:O?, s:s}", "type", "anchor-relay-request", "address",
-	              address, "method", method, "path", path, "body", body, "issued", when);
-	if (payload == NULL)
-		err_set(e, ERR_INTERNAL, "internal", "out of memory");
-	else
-		jws = ctl_signer_sign(&signer, payload, "anchor-relay-request+jws", e);
-	if (jws != NULL && (out = json_loads(jws, 0, NULL)) == NULL)
-		err_set(e, ERR_INTERNAL, "internal", "the signed request is not JSON");
-	ctl_signer_clear(&signer);
-	json_decref(payload);
-	free(jws);
-	return out;
-}
-
-/*
- * One call: path_plain is the path as the relay sees it once decoded (what is
- * signed), path_url the same escaped for the URL.
- */
-static int relay_do(const struct relay_call *rc, const char *address, const char *method,
-                    const char *path_plain, const char *path_url, json_t *body, json_t **answer,
-                    struct err *e)
-{
-	json_t *sent = body;
-	int ret;
-
-	if (rc->key_path != NULL) {
-		sent = signed_request(rc, address, method, path_plain, body, e);
-		if (sent == NULL)
-			return -1;
-	}
-	ret = ctl_client_call(&rc->client, method, path_url, sent, answer, e);
-	if (sent != body)
-		json_decref(sent);
-	return ret;
-}
 
 /* ---- output ---- */
 
@@ -129,12 +42,6 @@ static void print_lists(const json_t *j)
 
 /* ---- relay list ---- */
 
-#define RELAY_OPTS(rc)                                                                             \
-	{"--key", &(rc)->key_path, NULL}, {"--cert", &(rc)->cert_path, NULL},                      \
-	{                                                                                          \
-		"--chain", &(rc)->chain_path, NULL                                                 \
-	}
-
 int ctl_cmd_relay_list(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
 {
 	struct relay_call rc = {0};
@@ -146,7 +53,8 @@ int ctl_cmd_relay_list(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, cha
 	int status = CTL_FAIL;
 
 	if (ctl_parse(cmd, opts, argc, argv, 1, 1, &a, &status) < 0 ||
-	    ctl_arg_address(cmd, a.pos[0], &status) < 0 || relay_setup(ctl, cmd, &rc, &status) < 0)
+	    ctl_arg_address(cmd, a.pos[0], &status) < 0 ||
+	    ctl_relay_setup(ctl, cmd, &rc, &status) < 0)
 		goto out;
 	url = ctl_api_path("lists", a.pos[0], NULL);
 	if (url == NULL || asprintf(&plain, "/v1/lists/%s", a.pos[0]) < 0) {
@@ -155,7 +63,7 @@ int ctl_cmd_relay_list(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, cha
 		status = ctl_fail(&e);
 		goto out;
 	}
-	if (relay_do(&rc, a.pos[0], "GET", plain, url, NULL, &answer, &e) < 0) {
+	if (ctl_relay_do(&rc, a.pos[0], "GET", plain, url, NULL, &answer, &e) < 0) {
 		status = ctl_fail(&e);
 		goto out;
 	}
@@ -165,7 +73,7 @@ int ctl_cmd_relay_list(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, cha
 		print_lists(answer);
 	status = CTL_OK;
 out:
-	relay_call_clear(&rc);
+	ctl_relay_call_clear(&rc);
 	json_decref(answer);
 	free(plain);
 	free(url);
@@ -193,7 +101,8 @@ int ctl_cmd_relay_entry(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, ch
 	}
 	add = strcmp(a.pos[0], "add") == 0;
 	method = add ? "PUT" : "DELETE";
-	if (ctl_arg_address(cmd, a.pos[1], &status) < 0 || relay_setup(ctl, cmd, &rc, &status) < 0)
+	if (ctl_arg_address(cmd, a.pos[1], &status) < 0 ||
+	    ctl_relay_setup(ctl, cmd, &rc, &status) < 0)
 		goto out;
 	ctl_name_lower(a.pos[2]);
 	if ((esc = ctl_name_path_escape(a.pos[2])) == NULL ||
@@ -207,7 +116,7 @@ int ctl_cmd_relay_entry(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, ch
 		status = ctl_fail(&e);
 		goto out;
 	}
-	if (relay_do(&rc, a.pos[1], method, plain, url, NULL, &answer, &e) < 0) {
+	if (ctl_relay_do(&rc, a.pos[1], method, plain, url, NULL, &answer, &e) < 0) {
 		status = ctl_fail(&e);
 		goto out;
 	}
@@ -218,7 +127,7 @@ int ctl_cmd_relay_entry(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, ch
 		       list, a.pos[1]);
 	status = CTL_OK;
 out:
-	relay_call_clear(&rc);
+	ctl_relay_call_clear(&rc);
 	json_decref(answer);
 	free(plain);
 	free(url);
@@ -310,7 +219,7 @@ int ctl_cmd_relay_complain(struct ctl *ctl, const struct ctl_cmd *cmd, int argc,
 		status = ctl_usage(cmd, "say --spam or --not-spam");
 		goto out;
 	}
-	if (relay_setup(ctl, cmd, &rc, &status) < 0)
+	if (ctl_relay_setup(ctl, cmd, &rc, &status) < 0)
 		goto out;
 	if ((msg = read_message(a.pos[1], &len, &e)) == NULL) {
 		status = ctl_fail(&e);
@@ -323,8 +232,8 @@ int ctl_cmd_relay_complain(struct ctl *ctl, const struct ctl_cmd *cmd, int argc,
 		status = ctl_fail(&e);
 		goto out;
 	}
-	if (relay_do(&rc, a.pos[0], "POST", "/v1/complaints", "/v1/complaints", body, &answer, &e) <
-	    0) {
+	if (ctl_relay_do(&rc, a.pos[0], "POST", "/v1/complaints", "/v1/complaints", body, &answer,
+	                 &e) < 0) {
 		status = ctl_fail(&e);
 		goto out;
 	}
@@ -334,7 +243,7 @@ int ctl_cmd_relay_complain(struct ctl *ctl, const struct ctl_cmd *cmd, int argc,
 		print_complaint(answer, spam, a.pos[1], a.pos[0]);
 	status = CTL_OK;
 out:
-	relay_call_clear(&rc);
+	ctl_relay_call_clear(&rc);
 	json_decref(body);
 	json_decref(answer);
 	free(msg);
@@ -368,10 +277,11 @@ int ctl_cmd_relay_fetch(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, ch
 			status = ctl_usage(cmd, "with --key, name the recipient address too");
 		goto out;
 	}
-	if (relay_setup(ctl, cmd, &rc, &status) < 0)
+	if (ctl_relay_setup(ctl, cmd, &rc, &status) < 0)
 		goto out;
 	snprintf(path, sizeof(path), "/v1/partial/%s/fetch", a.pos[0]);
-	if (relay_do(&rc, a.npos > 1 ? a.pos[1] : "", "POST", path, path, NULL, &answer, &e) < 0) {
+	if (ctl_relay_do(&rc, a.npos > 1 ? a.pos[1] : "", "POST", path, path, NULL, &answer, &e) <
+	    0) {
 		status = ctl_fail(&e);
 		goto out;
 	}
@@ -381,7 +291,7 @@ int ctl_cmd_relay_fetch(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, ch
 		printf("fetched: %s\n", ctl_out_str(answer, "message"));
 	status = CTL_OK;
 out:
-	relay_call_clear(&rc);
+	ctl_relay_call_clear(&rc);
 	json_decref(answer);
 	return status;
 }

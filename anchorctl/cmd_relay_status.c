@@ -2,7 +2,8 @@
  * cmd_relay_status.c - anchorctl relay status <queue-id>: each recipient of a message in
  * the relay's queue and its state (PROTOCOL.md §12.10): sent, deferred-awaiting-decision
  * with the peer's retry window, accepted, refused and why, withdrawn, or the queue's own
- * pending/deferred/failed.  As the relay's admin (GET /v1/queue/{id}).
+ * pending/deferred/failed.  As the relay's admin (GET /v1/queue/{id}), or as the user
+ * who sent the message with a request signed by its own key (--key).
  * anchorctl relay withdraw <queue-id> <rcpt>: give that recipient up while it awaits a
  * decision (POST /v1/queue/{id}/withdraw); the relay sends DEFER-WITHDRAW at once.
  */
@@ -12,6 +13,7 @@
 
 #include "cmd.h"
 #include "output.h"
+#include "relay_call.h"
 
 static void print_status(const json_t *answer)
 {
@@ -37,30 +39,22 @@ static void print_status(const json_t *answer)
 	}
 }
 
-/* The relay admin's client (token kept in token) and the queue id argument checked. */
+/* The queue id argument checked, and how to call the relay (admin or --key). */
 static int queue_setup(struct ctl *ctl, const struct ctl_cmd *cmd, const struct ctl_args *a,
-                       struct ctl_client *client, char token[CTL_TOKEN_MAX], int *status)
+                       struct relay_call *rc, int *status)
 {
-	struct err e = {0};
-
-	if (ctl_service(ctl, cmd, "ANCHOR_RELAY_URL", "relay", client, status) < 0)
-		return -1;
 	if (strlen(a->pos[0]) == 0 || strlen(a->pos[0]) > 32 ||
 	    strspn(a->pos[0], "0123456789abcdef") != strlen(a->pos[0])) {
 		*status = ctl_usage(cmd, "a queue id is up to 32 lowercase hex digits, not '%s'",
 		                    a->pos[0]);
 		return -1;
 	}
-	if (ctl_token(ctl, "ANCHOR_RELAY_TOKEN", NULL, "relay admin", token, &e) < 0) {
-		*status = ctl_fail(&e);
-		return -1;
-	}
-	client->token = token;
-	return 0;
+	return ctl_relay_setup(ctl, cmd, rc, status);
 }
 
-/* One call on /v1/queue/<id><rest>; the answer printed by print (or as JSON). */
-static int queue_call(struct ctl *ctl, struct ctl_client *client, const char *method,
+/* One call on /v1/queue/<id><rest>; the answer printed by print (or as JSON).  The id is
+ * hex, so the path signed and the URL are the same. */
+static int queue_call(struct ctl *ctl, const struct relay_call *rc, const char *method,
                       const char *id, const char *rest, json_t *body, void (*print)(const json_t *))
 {
 	struct err e = {0};
@@ -71,7 +65,7 @@ static int queue_call(struct ctl *ctl, struct ctl_client *client, const char *me
 	if (url == NULL) {
 		err_set(&e, ERR_INTERNAL, "internal", "out of memory");
 		status = ctl_fail(&e);
-	} else if (ctl_client_call(client, method, url, body, &answer, &e) < 0) {
+	} else if (ctl_relay_do(rc, NULL, method, url, url, body, &answer, &e) < 0) {
 		status = ctl_fail(&e);
 	} else if (ctl->json) {
 		ctl_out_json(stdout, answer);
@@ -85,17 +79,15 @@ static int queue_call(struct ctl *ctl, struct ctl_client *client, const char *me
 
 int ctl_cmd_relay_status(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
 {
-	const struct ctl_opt opts[] = {CTL_COMMON_OPTS(ctl), {NULL, NULL, NULL}};
-	struct ctl_client client;
+	struct relay_call rc = {0};
+	const struct ctl_opt opts[] = {RELAY_OPTS(&rc), CTL_COMMON_OPTS(ctl), {NULL, NULL, NULL}};
 	struct ctl_args a;
-	char token[CTL_TOKEN_MAX] = {0};
 	int status = CTL_FAIL;
 
-	memset(&client, 0, sizeof(client));
 	if (ctl_parse(cmd, opts, argc, argv, 1, 1, &a, &status) == 0 &&
-	    queue_setup(ctl, cmd, &a, &client, token, &status) == 0)
-		status = queue_call(ctl, &client, "GET", a.pos[0], NULL, NULL, print_status);
-	explicit_bzero(token, sizeof(token));
+	    queue_setup(ctl, cmd, &a, &rc, &status) == 0)
+		status = queue_call(ctl, &rc, "GET", a.pos[0], NULL, NULL, print_status);
+	ctl_relay_call_clear(&rc);
 	return status;
 }
 
@@ -109,21 +101,19 @@ static void print_withdrawn(const json_t *answer)
 
 int ctl_cmd_relay_withdraw(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
 {
-	const struct ctl_opt opts[] = {CTL_COMMON_OPTS(ctl), {NULL, NULL, NULL}};
-	struct ctl_client client;
+	struct relay_call rc = {0};
+	const struct ctl_opt opts[] = {RELAY_OPTS(&rc), CTL_COMMON_OPTS(ctl), {NULL, NULL, NULL}};
 	struct ctl_args a;
-	char token[CTL_TOKEN_MAX] = {0};
 	json_t *body = NULL;
 	int status = CTL_FAIL;
 
-	memset(&client, 0, sizeof(client));
 	if (ctl_parse(cmd, opts, argc, argv, 2, 2, &a, &status) < 0)
 		goto out;
 	if (a.pos[1][0] == '\0' || strpbrk(a.pos[1], " <>\r\n\t") != NULL) {
 		status = ctl_usage(cmd, "'%s' is no recipient address", a.pos[1]);
 		goto out;
 	}
-	if (queue_setup(ctl, cmd, &a, &client, token, &status) < 0)
+	if (queue_setup(ctl, cmd, &a, &rc, &status) < 0)
 		goto out;
 	if ((body = json_pack("{s:s}", "rcpt", a.pos[1])) == NULL) {
 		struct err e = {0};
@@ -132,9 +122,9 @@ int ctl_cmd_relay_withdraw(struct ctl *ctl, const struct ctl_cmd *cmd, int argc,
 		status = ctl_fail(&e);
 		goto out;
 	}
-	status = queue_call(ctl, &client, "POST", a.pos[0], "/withdraw", body, print_withdrawn);
+	status = queue_call(ctl, &rc, "POST", a.pos[0], "/withdraw", body, print_withdrawn);
 out:
-	explicit_bzero(token, sizeof(token));
+	ctl_relay_call_clear(&rc);
 	json_decref(body);
 	return status;
 }

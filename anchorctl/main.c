@@ -287,18 +287,22 @@ static const struct ctl_cmd commands[] = {
      "returns it without sending it; the signed message goes to standard output.\n"
      "As the submission user address (password: the first line of FILE); the\n"
      "message's From: must be that address."},
-    {"relay", "status", ctl_cmd_relay_status, "<queue-id> [--token-file FILE] [--json]",
+    {"relay", "status", ctl_cmd_relay_status,
+     "<queue-id> [--token-file FILE | --key FILE [--cert F] [--chain F]] [--json]",
      "Each recipient of a message in the relay's queue (-s URL of its control API,\n"
      "else ANCHOR_RELAY_URL) and its state: sent, deferred-awaiting-decision with the\n"
      "receiving relay's retry window (ANCHOR-DEFER), accepted, refused and why,\n"
      "withdrawn, or pending/deferred/failed with the last reply. As the relay's\n"
-     "admin (--token-file, else ANCHOR_RELAY_TOKEN)."},
-    {"relay", "withdraw", ctl_cmd_relay_withdraw, "<queue-id> <rcpt> [--token-file FILE] [--json]",
+     "admin (--token-file, else ANCHOR_RELAY_TOKEN), or as the user who sent it\n"
+     "(--key: a request signed by its own key; only its own messages)."},
+    {"relay", "withdraw", ctl_cmd_relay_withdraw,
+     "<queue-id> <rcpt> [--token-file FILE | --key FILE [--cert F] [--chain F]] [--json]",
      "Give up a recipient of a message in the relay's queue (-s URL of its control\n"
      "API, else ANCHOR_RELAY_URL) that awaits the receiving relay's decision\n"
      "(ANCHOR-DEFER): the relay sends DEFER-WITHDRAW at once and the recipient ends\n"
      "withdrawn, failed without a bounce. Refused when the recipient is not awaiting\n"
-     "a decision. As the relay's admin (--token-file, else ANCHOR_RELAY_TOKEN)."},
+     "a decision. As the relay's admin (--token-file, else ANCHOR_RELAY_TOKEN), or as\n"
+     "the user who sent the message (--key)."},
     {"report", NULL, ctl_cmd_report,
      "[<subject>...] --key FILE [--cert FILE] [--chain FILE] [--category CAT]\n"
      "       [--reporter DOMAIN] [--id ID] [--observed TIME] [--verified]\n"

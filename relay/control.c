@@ -196,14 +196,16 @@ struct caller {
 	char key_pin[CRYPTO_PIN_MAX];
 };
 
-static int authorize_user(struct relay_control *c, const struct http_request *req,
+/* A user-signed request; local: the signer must be of a local domain (a recipient). */
+static int authorize_user(struct relay_control *c, const struct http_request *req, int local,
                           struct caller *who, struct err *e)
 {
 	struct relay_control_signed r = {0};
 	char addr[RELAY_ADDR_MAX];
 	int rc = -1;
 
-	if (relay_control_peek_address(req->json, addr, e) < 0 || local_rcpt(c, addr, e) < 0)
+	if (relay_control_peek_address(req->json, addr, e) < 0 ||
+	    (local && local_rcpt(c, addr, e) < 0))
 		goto out;
 	if (relay_control_verify_request(c->auth, req->body, req->body_len, req->method, req->path,
 	                                 time(NULL), &r, e) < 0 ||
@@ -219,8 +221,8 @@ out:
 	return rc;
 }
 
-static int authorize(struct relay_control *c, const struct http_request *req, struct caller *who,
-                     struct err *e)
+static int authorize_as(struct relay_control *c, const struct http_request *req, int local,
+                        struct caller *who, struct err *e)
 {
 	memset(who, 0, sizeof(*who));
 	if (req->authorization != NULL) {
@@ -239,10 +241,17 @@ static int authorize(struct relay_control *c, const struct http_request *req, st
 		return 0;
 	}
 	if (req->json != NULL && json_object_get(req->json, "signature") != NULL)
-		return authorize_user(c, req, who, e);
+		return authorize_user(c, req, local, who, e);
 	return err_set(e, ERR_AUTH, "unauthorized",
 	               "this request needs the admin's Authorization: Bearer token or a body "
 	               "signed by the recipient's key");
+}
+
+/* The admin, or a recipient of a local domain that signed the request. */
+static int authorize(struct relay_control *c, const struct http_request *req, struct caller *who,
+                     struct err *e)
+{
+	return authorize_as(c, req, 1, who, e);
 }
 
 /* The recipient acted on must be a local one and, for a user, the signer. */
@@ -431,10 +440,13 @@ static void control_dispatch(const struct http_request *req, struct http_respons
 	}
 	if ((req->nseg == 3 || (req->nseg == 4 && http_seg_is(req, 3, "withdraw"))) &&
 	    http_seg_is(req, 0, "v1") && http_seg_is(req, 1, "queue")) {
-		if (authorize(c, req, &who, &e) == 0 && !who.admin)
-			err_set(&e, ERR_FORBIDDEN, "forbidden", "the queue is the admin's");
+		/* The admin sees every message; a user who signs, only what it sent (as
+		 * sender, from any anchored domain: the signature names the address). */
+		int ok = authorize_as(c, req, 0, &who, &e) == 0;
+		struct relay_queue_caller qc = {.owner = ok && !who.admin ? who.rcpt : NULL,
+		                                .body = ok ? who.body : NULL};
 		(req->nseg == 3 ? relay_queue_status_route : relay_queue_withdraw_route)(
-		    c->qin, c->qout, req, resp, e.kind == ERR_NONE ? NULL : &e);
+		    c->qin, c->qout, req, resp, &qc, ok ? NULL : &e);
 		json_decref(who.body);
 		return;
 	}

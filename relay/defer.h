@@ -64,15 +64,23 @@ void relay_defer_route(struct relay_defer *df, const struct http_request *req,
                        struct http_response *resp, const struct err *denied);
 
 /* defer_status.c: GET /v1/queue/{id}, the recipients' states of a queued message. */
+/* Who asks about the queue: owner NULL for the admin, else the signer's address (only
+ * messages it sent are found); body the request's effective body (a signed one's
+ * payload "body"). */
+struct relay_queue_caller {
+	const char *owner;
+	json_t *body;
+};
 void relay_queue_status_route(struct queue *qin, struct queue *qout, const struct http_request *req,
-                              struct http_response *resp, const struct err *denied);
+                              struct http_response *resp, const struct relay_queue_caller *qc,
+                              const struct err *denied);
 
 /* defer_status.c: POST /v1/queue/{id}/withdraw {"rcpt": address}: that recipient, awaiting
  * a decision, is withdrawn at its peer at once (200); 404 not_queued / no_such_rcpt, 409
  * not_awaiting. */
 void relay_queue_withdraw_route(struct queue *qin, struct queue *qout,
                                 const struct http_request *req, struct http_response *resp,
-                                const struct err *denied);
+                                const struct relay_queue_caller *qc, const struct err *denied);
 
 /* ---- defer_smtp.c ---- */
 

@@ -4,7 +4,9 @@
  * ANCHOR-DEFER states (awaiting a decision with its window, accepted, refused and why).
  * POST /v1/queue/{id}/withdraw {"rcpt": address} withdraws one recipient awaiting a decision:
  * its mark becomes the withdrawal's, due at once, and the delivery side (defer_client.c)
- * sends DEFER-WITHDRAW.  Admin only; control.c has checked it and passes its verdict.
+ * sends DEFER-WITHDRAW.  For the admin, or for the user who sent the message (a request
+ * signed by its key; another's message is "not queued" to it); control.c has checked the
+ * caller and passes its verdict.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,8 +77,22 @@ static void not_queued(struct http_response *resp)
 	                  "done and it was removed).");
 }
 
+/* The message id, if queued and the caller's to see; NULL otherwise. */
+static struct queue_msg *find_own_msg(struct queue *qin, struct queue *qout, const char *id,
+                                      const struct relay_queue_caller *qc, struct queue **q)
+{
+	struct queue_msg *m = find_msg(qin, qout, id, q);
+
+	if (m != NULL && qc->owner != NULL && strcasecmp(m->sender, qc->owner) != 0) {
+		queue_msg_free(m);
+		return NULL;
+	}
+	return m;
+}
+
 void relay_queue_status_route(struct queue *qin, struct queue *qout, const struct http_request *req,
-                              struct http_response *resp, const struct err *denied)
+                              struct http_response *resp, const struct relay_queue_caller *qc,
+                              const struct err *denied)
 {
 	struct queue_msg *m;
 	json_t *rcpts;
@@ -93,7 +109,7 @@ void relay_queue_status_route(struct queue *qin, struct queue *qout, const struc
 		http_reply_error(resp, denied);
 		return;
 	}
-	if ((m = find_msg(qin, qout, req->seg[2], NULL)) == NULL) {
+	if ((m = find_own_msg(qin, qout, req->seg[2], qc, NULL)) == NULL) {
 		not_queued(resp);
 		return;
 	}
@@ -137,7 +153,7 @@ static int withdraw_rcpt(struct queue *q, const struct queue_msg *m, const char 
 
 void relay_queue_withdraw_route(struct queue *qin, struct queue *qout,
                                 const struct http_request *req, struct http_response *resp,
-                                const struct err *denied)
+                                const struct relay_queue_caller *qc, const struct err *denied)
 {
 	struct err e = {0};
 	struct queue *q = NULL;
@@ -156,13 +172,13 @@ void relay_queue_withdraw_route(struct queue *qin, struct queue *qout,
 		http_reply_error(resp, denied);
 		return;
 	}
-	if (req->json == NULL || (rcpt = http_json_str(req->json, "rcpt", 1, &e)) == NULL) {
+	if (qc->body == NULL || (rcpt = http_json_str(qc->body, "rcpt", 1, &e)) == NULL) {
 		if (e.kind == ERR_NONE)
 			err_set(&e, ERR_INPUT, "bad_request", "the body is {\"rcpt\": address}");
 		http_reply_error(resp, &e);
 		return;
 	}
-	if ((m = find_msg(qin, qout, req->seg[2], &q)) == NULL) {
+	if ((m = find_own_msg(qin, qout, req->seg[2], qc, &q)) == NULL) {
 		not_queued(resp);
 		return;
 	}

@@ -12,7 +12,9 @@
 
 import base64
 import json
+import re
 import shutil
+import smtplib
 import subprocess
 import time
 from pathlib import Path
@@ -323,3 +325,33 @@ def test_guide_resolve_command_runs_as_written(world, make_relay, tls):
         "bob@example.com": BOB})
     assert r.rc == 0, r.err
     assert r.out.startswith(f"lists of {BOB}"), r.out
+
+
+def test_sender_sees_its_own_queued_message(world, make_relay, tls):
+    """GET /v1/queue/{id} by the user who sent the message, signed by its key: its own
+    message only (PROTOCOL.md §12.6); `anchorctl relay status --key`."""
+    closed = dx.free_port()  # nothing listens: the message stays queued, deferred
+    relay = start_relay(world, make_relay, inbound_next_hop=f"smtp:127.0.0.1:{closed}")
+    with smtplib.SMTP("127.0.0.1", relay.inbound_port, timeout=30) as s:
+        s.ehlo("sender.example")
+        s.mail(BOB)
+        s.rcpt(CAROL)
+        code, text = s.data(b"From: <someone@legacy.example>\r\nTo: <" + CAROL.encode() +
+                            b">\r\nSubject: held\r\n\r\nbody\r\n")
+    assert code == 250, text
+    qid = re.search(rb"queued as ([0-9a-f]+)", text).group(1).decode()
+    r = ctl(world, relay, tls, "relay", "status", qid, "--json", *key_of(world, BOB))
+    assert r.rc == 0, r.err
+    got = json.loads(r.out)
+    assert got["sender"] == BOB and [x["rcpt"] for x in got["rcpts"]] == [CAROL]
+    # another user of the domain, with a valid key of its own: not its message
+    r = ctl(world, relay, tls, "relay", "status", qid, *key_of(world, CAROL))
+    assert r.rc == 1 and "not_queued" in r.err, r.err
+    r = ctl(world, relay, tls, "relay", "withdraw", qid, CAROL, *key_of(world, CAROL))
+    assert r.rc == 1 and "not_queued" in r.err, r.err
+    # the owner may ask to withdraw, but only a recipient awaiting a decision
+    r = ctl(world, relay, tls, "relay", "withdraw", qid, CAROL, *key_of(world, BOB))
+    assert r.rc == 1 and "not_awaiting" in r.err, r.err
+    # the admin sees it as before
+    r = ctl(world, relay, tls, "relay", "status", qid, "--token-file", str(world.token_file))
+    assert r.rc == 0 and qid in r.out, r.err
