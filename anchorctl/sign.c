@@ -153,7 +153,9 @@ void ctl_rfc3339_now(char out[32])
 json_t *ctl_signing_time(void)
 {
 	struct timespec ts;
+	long long ms;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	return json_real((double)ts.tv_sec + (double)(ts.tv_nsec / 1000000) / 1000.0);
+	ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000; /* whole milliseconds */
+	return json_real((double)ms / 1000.0);
 }
