@@ -55,7 +55,7 @@ int ks_store_group_key_state(struct db *db, long long domain_id, const char *gro
 	if (res == NULL)
 		return -1;
 	if (PQntuples(res) == 1) {
-		st->generation = atoi(PQgetvalue(res, 0, 0));
+		st->generation = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
 		snprintf(st->key_id, sizeof(st->key_id), "%s", PQgetvalue(res, 0, 1));
 		st->rotation_needed = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
 	}
@@ -86,7 +86,7 @@ int ks_store_group_key_add(struct db *db, long long domain_id, const char *group
 		return err_set(e, ERR_INTERNAL, "internal", "no group key row was made");
 	}
 	snprintf(gid, sizeof(gid), "%s", PQgetvalue(res, 0, 0));
-	*generation = atoi(PQgetvalue(res, 0, 1));
+	*generation = (int)strtol(PQgetvalue(res, 0, 1), NULL, 10);
 	PQclear(res);
 	json_array_foreach(wraps, i, w)
 	{
@@ -104,9 +104,10 @@ int ks_store_group_key_add(struct db *db, long long domain_id, const char *group
 /* One fetched generation as JSON. */
 static json_t *wrap_json(PGresult *res, int i)
 {
-	return json_pack("{s:i, s:s, s:s, s:s, s:s}", "generation", atoi(PQgetvalue(res, i, 0)),
-	                 "key_id", PQgetvalue(res, i, 1), "status", PQgetvalue(res, i, 2),
-	                 "certificate", PQgetvalue(res, i, 3), "envelope", PQgetvalue(res, i, 4));
+	return json_pack("{s:i, s:s, s:s, s:s, s:s}", "generation",
+	                 (int)strtol(PQgetvalue(res, i, 0), NULL, 10), "key_id",
+	                 PQgetvalue(res, i, 1), "status", PQgetvalue(res, i, 2), "certificate",
+	                 PQgetvalue(res, i, 3), "envelope", PQgetvalue(res, i, 4));
 }
 
 int ks_store_group_key_wraps(struct db *db, long long domain_id, const char *group,
