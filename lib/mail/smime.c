@@ -320,6 +320,46 @@ static int is_recipient(CMS_ContentInfo *cms, X509 *cert)
 	return 0;
 }
 
+/*
+ * Whether a key agreement recipient wraps the content key with RFC 3394 AES
+ * key wrap, the one RFC 5753 and RFC 8418 name.  Asked before OpenSSL sees
+ * the message: its RFC 5649 unwrap (id-aes*-wrap-pad) writes eight bytes
+ * past its output buffer when the unwrap fails (fuzz_smime found it in
+ * OpenSSL 3.0.19), and nothing here sends that algorithm, so it is refused
+ * rather than handed on.
+ */
+static int kari_wrap_is_rfc3394(CMS_RecipientInfo *ri)
+{
+	X509_ALGOR *alg = NULL, *wrap = NULL;
+	ASN1_OCTET_STRING *ukm = NULL;
+	const unsigned char *p;
+	int nid = NID_undef;
+
+	if (CMS_RecipientInfo_kari_get0_alg(ri, &alg, &ukm) != 1 || alg == NULL ||
+	    alg->parameter == NULL || alg->parameter->type != V_ASN1_SEQUENCE)
+		return 0;
+	p = alg->parameter->value.sequence->data;
+	wrap = d2i_X509_ALGOR(NULL, &p, alg->parameter->value.sequence->length);
+	if (wrap != NULL)
+		nid = OBJ_obj2nid(wrap->algorithm);
+	X509_ALGOR_free(wrap);
+	return nid == NID_id_aes128_wrap || nid == NID_id_aes192_wrap ||
+	       nid == NID_id_aes256_wrap;
+}
+
+static int key_wraps_supported(CMS_ContentInfo *cms)
+{
+	STACK_OF(CMS_RecipientInfo) *ris = CMS_get0_RecipientInfos(cms);
+
+	for (int i = 0; i < sk_CMS_RecipientInfo_num(ris); i++) {
+		CMS_RecipientInfo *ri = sk_CMS_RecipientInfo_value(ris, i);
+
+		if (CMS_RecipientInfo_type(ri) == CMS_RECIPINFO_AGREE && !kari_wrap_is_rfc3394(ri))
+			return 0;
+	}
+	return 1;
+}
+
 /* Decrypt a parsed CMS with key/cert (checked by the caller) into out. */
 static int decrypt_cms(CMS_ContentInfo *cms, EVP_PKEY *key, X509 *cert, struct smime_buf *out,
                        struct err *e)
@@ -335,6 +375,12 @@ static int decrypt_cms(CMS_ContentInfo *cms, EVP_PKEY *key, X509 *cert, struct s
 	if (!is_recipient(cms, cert)) {
 		err_set(e, ERR_FORBIDDEN, "not_for_you",
 		        "the message is not encrypted to this certificate");
+		goto out;
+	}
+	if (!key_wraps_supported(cms)) {
+		err_set(e, ERR_UNPROC, "unsupported_algorithm",
+		        "a key agreement recipient wraps the key with an algorithm other than "
+		        "AES key wrap (RFC 3394)");
 		goto out;
 	}
 	if ((w = BIO_new(BIO_s_mem())) == NULL) {

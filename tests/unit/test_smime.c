@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include <openssl/cms.h>
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
 
@@ -247,6 +248,44 @@ static void test_bad_ciphertexts(void **state)
 	who_free(&other);
 }
 
+/* A key agreement message whose key is wrapped with RFC 5649 AES key wrap
+ * with padding, made with OpenSSL directly (smime_encrypt never makes one). */
+static void encrypt_with_wrap_pad(X509 *to, struct smime_buf *out)
+{
+	CMS_ContentInfo *cms = CMS_encrypt(NULL, NULL, EVP_aes_256_cbc(), CMS_PARTIAL);
+	CMS_RecipientInfo *ri = CMS_add1_recipient_cert(cms, to, CMS_KEY_PARAM);
+	BIO *data = BIO_new_mem_buf(MSG, -1), *w = BIO_new(BIO_s_mem());
+	char *p;
+	long n;
+
+	assert_non_null(ri);
+	assert_int_equal(EVP_EncryptInit_ex(CMS_RecipientInfo_kari_get0_ctx(ri),
+	                                    EVP_aes_256_wrap_pad(), NULL, NULL, NULL),
+	                 1);
+	assert_int_equal(CMS_final(cms, data, NULL, 0), 1);
+	assert_int_equal(SMIME_write_CMS(w, cms, NULL, 0), 1);
+	n = BIO_get_mem_data(w, &p);
+	out->data = strndup(p, (size_t)n);
+	out->len = (size_t)n;
+	BIO_free(w);
+	BIO_free(data);
+	CMS_ContentInfo_free(cms);
+}
+
+/* OpenSSL's RFC 5649 unwrap writes past its buffer when it fails, so such
+ * a message is refused before OpenSSL unwraps anything. */
+static void test_wrap_pad_refused(void **state)
+{
+	struct who ec = user("P-256", "pad@a.test", "critical,keyAgreement");
+	struct smime_buf enc = {0};
+
+	encrypt_with_wrap_pad(ec.cert, &enc);
+	assert_non_null(strstr(enc.data, "enveloped-data"));
+	refused(&enc, &ec, "unsupported_algorithm");
+	smime_buf_clear(&enc);
+	who_free(&ec);
+}
+
 static void test_sign_verify(void **state)
 {
 	struct who ec = user("P-256", "Signer@A.test", "critical,digitalSignature,keyAgreement");
@@ -327,6 +366,7 @@ int main(void)
 	    cmocka_unit_test(test_ec_gets_gcm_rsa_gets_cbc),
 	    cmocka_unit_test(test_keys_that_cannot_encrypt),
 	    cmocka_unit_test(test_bad_ciphertexts),
+	    cmocka_unit_test(test_wrap_pad_refused),
 	    cmocka_unit_test(test_sign_verify),
 	    cmocka_unit_test(test_sign_then_encrypt),
 	};
