@@ -343,8 +343,7 @@ static int kari_wrap_is_rfc3394(CMS_RecipientInfo *ri)
 	if (wrap != NULL)
 		nid = OBJ_obj2nid(wrap->algorithm);
 	X509_ALGOR_free(wrap);
-	return nid == NID_id_aes128_wrap || nid == NID_id_aes192_wrap ||
-	       nid == NID_id_aes256_wrap;
+	return nid == NID_id_aes128_wrap || nid == NID_id_aes192_wrap || nid == NID_id_aes256_wrap;
 }
 
 static int key_wraps_supported(CMS_ContentInfo *cms)
