@@ -265,7 +265,10 @@ static void encrypt_with_wrap_pad(X509 *to, struct smime_buf *out)
 	assert_int_equal(CMS_final(cms, data, NULL, 0), 1);
 	assert_int_equal(SMIME_write_CMS(w, cms, NULL, 0), 1);
 	n = BIO_get_mem_data(w, &p);
-	out->data = strndup(p, (size_t)n);
+	/* The BIO's text has no NUL: copied, not strndup'd (which may read one past it). */
+	assert_non_null(out->data = malloc((size_t)n + 1));
+	memcpy(out->data, p, (size_t)n);
+	out->data[n] = '\0';
 	out->len = (size_t)n;
 	BIO_free(w);
 	BIO_free(data);
