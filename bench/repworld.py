@@ -1,8 +1,9 @@
-"""repworld.py - the setup the reputation benchmarks share (poison.py, rep_load.py): the
-integration tests' helpers (tests/integration) on the path, for the build directory given
-as the first argument, and their world (repfixtures.build_world: PostgreSQL, a key
-server, anchored domains with signing keys, NSD serving their anchors) built in a fresh
-work directory and removed afterwards, whatever happens.
+"""repworld.py - the setup the reputation benchmarks share (poison.py, rep_load.py,
+reputation_dns.py): the integration tests' helpers (tests/integration) on the path, for
+the build directory given as the first argument (else build/release); Finalizers; and
+the world of repfixtures.build_world (PostgreSQL, a key server, anchored domains with
+signing keys, NSD serving their anchors) built in a fresh work directory and removed
+afterwards, whatever happens.
 
     with repworld.world("anchor-bench-x-", "bench_x", labels, "== setting up ...") as w:
         w.work, w.pg, w.db, w.world    # the directory, the cluster, the key server's database,
@@ -17,9 +18,10 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-BIN = Path(sys.argv[1]).resolve()
 SRC = Path(__file__).resolve().parents[1]
-os.environ["ANCHOR_BIN"] = str(BIN)
+if len(sys.argv) > 1:
+    os.environ["ANCHOR_BIN"] = str(Path(sys.argv[1]).resolve())
+os.environ.setdefault("ANCHOR_BIN", str(SRC / "build" / "release"))
 os.environ["ANCHOR_SRC"] = str(SRC)
 sys.path.insert(0, str(SRC / "tests" / "integration"))
 
