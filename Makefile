@@ -89,6 +89,9 @@ $(foreach p,$(PROGRAMS),$(eval $(call PROGRAM_RULES,$p)))
 
 PROG_ARCHIVES := $(foreach p,$(PROGRAMS),$(if $(wildcard $(call prog_dir,$p)/main.c),$(BUILD)/obj/$(call prog_dir,$p).a))
 
+# Headers the unit tests and fuzz targets share (test data and helpers, no program code).
+TEST_INC := -Itests/fixtures
+
 # A unit test sees lib/ and at most one program: the one its name says (keep in step
 # with UNIT_PROGRAM in tests/lint/check-includes, which refuses a test that reaches
 # further).  It gets that folder's include path and archive, and libanchor.a.
@@ -104,7 +107,7 @@ define UNIT_RULE
 $(BUILD)/tests/$1: tests/unit/$1.c $(if $(call unit_prog,$1),$(BUILD)/obj/$(call unit_prog,$1).a) $(LIBA)
 	@mkdir -p $$(dir $$@)
 	@$$(if $$(Q),echo "  LD      $$@")
-	$$(Q)$$(CC) $$(ALL_CFLAGS) $(addprefix -I,$(call unit_prog,$1)) $$(ALL_LDFLAGS) -o $$@ $$^ \
+	$$(Q)$$(CC) $$(ALL_CFLAGS) $(addprefix -I,$(call unit_prog,$1)) $(TEST_INC) $$(ALL_LDFLAGS) -o $$@ $$^ \
 		$$(LDLIBS) $$(shell pkg-config --libs cmocka)
 endef
 $(foreach t,$(UNIT_SRC:tests/unit/%.c=%),$(eval $(call UNIT_RULE,$t)))
@@ -158,19 +161,19 @@ fuzz-bins: $(FUZZ_BUILD)/libanchor.a $(FUZZ_BIN)
 	@:
 
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_BUILD)/libanchor.a
-	clang $(CFLAGS_BASE) -O1 -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
+	clang $(CFLAGS_BASE) $(TEST_INC) -O1 -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
 
 # fuzz_ks_*: parsers that live in the key server itself.
 $(FUZZ_BUILD)/fuzz_ks_%: tests/fuzz/fuzz_ks_%.c $(FUZZ_BUILD)/obj/keyserver.a $(FUZZ_BUILD)/libanchor.a
-	clang $(CFLAGS_BASE) -Ikeyserver -O1 -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
+	clang $(CFLAGS_BASE) $(TEST_INC) -Ikeyserver -O1 -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
 
 # fuzz_relay_*: parsers that live in the relay.
 $(FUZZ_BUILD)/fuzz_relay_%: tests/fuzz/fuzz_relay_%.c $(FUZZ_BUILD)/obj/relay.a $(FUZZ_BUILD)/libanchor.a
-	clang $(CFLAGS_BASE) -Irelay -O1 -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
+	clang $(CFLAGS_BASE) $(TEST_INC) -Irelay -O1 -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
 
 # fuzz_ctl_*: parsers that live in anchorctl.
 $(FUZZ_BUILD)/fuzz_ctl_%: tests/fuzz/fuzz_ctl_%.c $(FUZZ_BUILD)/obj/anchorctl.a $(FUZZ_BUILD)/libanchor.a
-	clang $(CFLAGS_BASE) -Ianchorctl -O1 -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
+	clang $(CFLAGS_BASE) $(TEST_INC) -Ianchorctl -O1 -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
 
 fuzz: fuzz-build
 	@tests/run-fuzz.sh $(FUZZ_TIME) $(FUZZ_BIN)
@@ -207,7 +210,7 @@ bench: all bench-build
 
 # The files `make format` rewrites and `make format-check` checks (the same set).
 FORMAT_SRC = $(wildcard lib/*/*.[ch] $(addsuffix /*.[ch],$(PROG_DIRS)) tests/unit/*.c \
-	tests/fuzz/*.c)
+	tests/fuzz/*.c tests/fixtures/*.h)
 
 format:
 	clang-format -i $(FORMAT_SRC)

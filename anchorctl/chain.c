@@ -9,6 +9,7 @@
 
 #include "cmd_log.h"
 #include "files.h"
+#include "keyfiles.h"
 #include "pki/cert.h"
 
 static X509 *cert_member(const json_t *obj, const char *key, struct err *e)
@@ -70,14 +71,10 @@ int ctl_chain_load(const struct ctl_client *c, const char *domain, const char *c
 
 	if (ctl_certs_read(cert_path, chain, 0, 1, e) < 0)
 		return -1;
-	if (chain_path == NULL &&
-	    (guess = ctl_path_swap_suffix(cert_path, ".pem", ".chain.pem")) != NULL &&
-	    ctl_file_exists(guess))
-		chain_path = guess;
-	if (chain_path == NULL) {
-		free(guess);
+	if (chain_path == NULL)
+		chain_path = guess = ctl_keyfiles_chain_guess(cert_path);
+	if (chain_path == NULL)
 		return server_chain(c, domain, cert_path, chain, e);
-	}
 	n = ctl_certs_read(chain_path, chain + 1, 0, CTL_CHAIN_LEN - 1, e);
 	if (n == 1)
 		err_set(e, ERR_INPUT, "bad_certificate", "%s must hold the issuer and the root",

@@ -16,6 +16,7 @@
 #include <openssl/x509v3.h>
 
 #include "cmd.h"
+#include "keyfiles.h"
 #include "mail.h"
 #include "mail/smime.h"
 #include "pki/crypto.h"
@@ -64,33 +65,22 @@ static int certs_into(const char *path, STACK_OF(X509) * st, struct err *e)
  */
 static int id_load(const struct mail_opts *o, struct mail_id *id, struct err *e)
 {
-	char *guess = NULL, *chain_guess = NULL;
-	const char *cert = o->cert, *chain = o->chain;
+	struct ctl_keyfiles f;
 	int rc = -1;
 
 	memset(id, 0, sizeof(*id));
-	if (cert == NULL && (cert = guess = ctl_path_swap_suffix(o->key, ".key", ".pem")) == NULL)
-		return err_set(e, ERR_INPUT, "bad_certificate",
-		               "give --cert FILE with the certificate of %s", o->key);
+	if (ctl_keyfiles_find(&f, o->key, o->cert, o->chain, e) < 0)
+		return -1;
 	if ((id->chain = sk_X509_new_null()) == NULL ||
-	    (id->key = crypto_key_read_private(o->key, e)) == NULL ||
-	    certs_into(cert, id->chain, e) < 0)
+	    (id->key = crypto_key_read_private(f.key, e)) == NULL ||
+	    certs_into(f.cert, id->chain, e) < 0)
 		goto out;
 	id->cert = sk_X509_shift(id->chain);
-	if (chain == NULL && (chain_guess = ctl_path_swap_suffix(cert, ".pem", ".chain.pem")) &&
-	    ctl_file_exists(chain_guess))
-		chain = chain_guess;
-	if (chain != NULL && certs_into(chain, id->chain, e) < 0)
+	if (f.chain != NULL && certs_into(f.chain, id->chain, e) < 0)
 		goto out;
-	if (!crypto_key_matches(id->key, X509_get0_pubkey(id->cert))) {
-		err_set(e, ERR_INPUT, "key_mismatch", "%s is not the key of the certificate %s",
-		        o->key, cert);
-		goto out;
-	}
-	rc = 0;
+	rc = ctl_keyfiles_match(&f, id->key, id->cert, e);
 out:
-	free(guess);
-	free(chain_guess);
+	ctl_keyfiles_clear(&f);
 	return rc;
 }
 

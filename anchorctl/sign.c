@@ -14,23 +14,18 @@
 #include "pki/cert_san.h"
 #include "pki/crypto.h"
 #include "files.h"
+#include "keyfiles.h"
 #include "pki/jws.h"
 
-static int load_chain(struct ctl_signer *s, const char *cert, const char *chain_path, struct err *e)
+/* The certificate's file (which may hold all three), then the chain file if needed. */
+static int load_chain(struct ctl_signer *s, const struct ctl_keyfiles *f, struct err *e)
 {
-	char *guess = NULL;
 	int n;
 
-	if ((n = ctl_certs_read(cert, s->chain, 0, CTL_SIGN_CHAIN, e)) < 0)
+	if ((n = ctl_certs_read(f->cert, s->chain, 0, CTL_SIGN_CHAIN, e)) < 0)
 		return -1;
-	if (n < CTL_SIGN_CHAIN && chain_path == NULL &&
-	    (guess = ctl_path_swap_suffix(cert, ".pem", ".chain.pem")) != NULL &&
-	    ctl_file_exists(guess))
-		chain_path = guess;
-	if (n < CTL_SIGN_CHAIN && chain_path != NULL)
-		n = ctl_certs_read(chain_path, s->chain, n, CTL_SIGN_CHAIN, e);
-	free(guess);
-	if (n < 0)
+	if (n < CTL_SIGN_CHAIN && f->chain != NULL &&
+	    (n = ctl_certs_read(f->chain, s->chain, n, CTL_SIGN_CHAIN, e)) < 0)
 		return -1;
 	if (n < CTL_SIGN_CHAIN)
 		return err_set(e, ERR_INPUT, "bad_certificate",
@@ -91,27 +86,20 @@ static void root_domain(X509 *root, char *out, size_t size)
 int ctl_signer_load(struct ctl_signer *s, const char *key_path, const char *cert_path,
                     const char *chain_path, struct err *e)
 {
-	char *guess = NULL;
+	struct ctl_keyfiles f;
 	int rc = -1;
 
 	memset(s, 0, sizeof(*s));
-	if (cert_path == NULL &&
-	    (cert_path = guess = ctl_path_swap_suffix(key_path, ".key", ".pem")) == NULL)
-		return err_set(e, ERR_INPUT, "bad_certificate",
-		               "give --cert FILE with the certificate of %s", key_path);
-	if ((s->key = crypto_key_read_private(key_path, e)) == NULL ||
-	    load_chain(s, cert_path, chain_path, e) < 0)
+	if (ctl_keyfiles_find(&f, key_path, cert_path, chain_path, e) < 0)
+		return -1;
+	if ((s->key = crypto_key_read_private(f.key, e)) == NULL || load_chain(s, &f, e) < 0 ||
+	    ctl_keyfiles_match(&f, s->key, s->chain[0], e) < 0)
 		goto out;
-	if (!crypto_key_matches(s->key, X509_get0_pubkey(s->chain[0]))) {
-		err_set(e, ERR_INPUT, "key_mismatch", "%s is not the key of the certificate %s",
-		        key_path, cert_path);
-		goto out;
-	}
 	leaf_name(s->chain[0], s->name, sizeof(s->name));
 	root_domain(s->chain[CTL_SIGN_CHAIN - 1], s->domain, sizeof(s->domain));
 	rc = 0;
 out:
-	free(guess);
+	ctl_keyfiles_clear(&f);
 	if (rc < 0)
 		ctl_signer_clear(s);
 	return rc;

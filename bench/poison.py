@@ -24,17 +24,9 @@ whole ring of K could not.  Knobs: BENCH_RING (K, default 8), BENCH_NETS (N, def
 
 import itertools
 import os
-import sys
-from pathlib import Path
 
-BIN = Path(sys.argv[1]).resolve()
-SRC = Path(__file__).resolve().parents[1]
-os.environ["ANCHOR_BIN"] = str(BIN)
-os.environ["ANCHOR_SRC"] = str(SRC)
-sys.path.insert(0, str(SRC / "tests" / "integration"))
-
-import anchorlib  # noqa: E402
-import repfixtures as rx  # noqa: E402
+import repworld  # first: it puts the integration tests' helpers on the path
+import repfixtures as rx
 
 K = int(os.environ.get("BENCH_RING", "8"))
 TAGS = itertools.count(1)  # one fresh set of subjects per attack run
@@ -51,23 +43,6 @@ CONFIGS = {
     "patient": {"newcomer_ramp": "0", "burst_reporters": "0",
                 "vetted_reporters": ", ".join(f"{h}.rep.test 1" for h in HONEST)},
 }
-
-
-class Finalizers:
-    """Stands in for pytest's request in repfixtures.build_world."""
-
-    def __init__(self):
-        self.fns = []
-
-    def addfinalizer(self, fn):
-        self.fns.append(fn)
-
-    def run(self):
-        for fn in reversed(self.fns):
-            try:
-                fn()
-            except Exception as e:  # report and go on cleaning up
-                print(f"cleanup: {e}", file=sys.stderr)
 
 
 def ring_labels(ring):
@@ -195,31 +170,17 @@ def print_table(results):
 
 
 def main():
-    fin = Finalizers()
-    work = anchorlib.mktemp_dir("anchor-bench-poison-")
-    work.chmod(0o755)
-    pg = anchorlib.PgCluster(work / "pg")
     results = {}
-    try:
-        pg.start()
-        db = pg.create_database("bench_poison_ks")
-        token = anchorlib.make_token()
-        labels = ring_labels("a") + ring_labels("b") + HONEST
-        print(f"== setting up: PostgreSQL, key server, {len(labels)} anchored domains "
-              f"(rings a: 1 network, b: {N} networks, {K} domains each), NSD")
-        world = rx.build_world(pg, db, token, fin, labels, mx_ip=mx_of)
+    labels = ring_labels("a") + ring_labels("b") + HONEST
+    with repworld.world("anchor-bench-poison-", "bench_poison_ks", labels,
+                        f"== setting up: PostgreSQL, key server, {len(labels)} anchored domains "
+                        f"(rings a: 1 network, b: {N} networks, {K} domains each), NSD",
+                        mx_ip=mx_of) as w:
         for name, extra in CONFIGS.items():
             print(f"== {name}: {extra}", flush=True)
-            run_config(world, pg, name, extra, results)
+            run_config(w.world, w.pg, name, extra, results)
         print()
         print_table(results)
-    finally:
-        fin.run()
-        pg.stop()
-        real = (work / "pg").resolve()  # pgcluster.sh may have put it elsewhere
-        anchorlib.remove_tree(work)
-        if real.is_dir() and real.name.startswith("anchormail-pg-"):
-            anchorlib.remove_tree(real)
 
 
 if __name__ == "__main__":

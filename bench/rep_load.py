@@ -17,19 +17,14 @@ import random
 import statistics
 import re
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
-BIN = Path(sys.argv[1]).resolve()
-SRC = Path(__file__).resolve().parents[1]
-os.environ["ANCHOR_BIN"] = str(BIN)
-os.environ["ANCHOR_SRC"] = str(SRC)
-sys.path.insert(0, str(SRC / "tests" / "integration"))
+import repworld  # first: it puts the integration tests' helpers on the path
+import repfixtures as rx
 
-import anchorlib  # noqa: E402
-import repfixtures as rx  # noqa: E402
+SRC = repworld.SRC
 
 REPORTERS = int(os.environ.get("BENCH_REPORTERS", "16"))
 REPORTS = int(os.environ.get("BENCH_REPORTS", "4000"))
@@ -37,23 +32,6 @@ SUBJECTS = int(os.environ.get("BENCH_SUBJECTS", "500"))
 DURATION = int(os.environ.get("BENCH_DURATION", "10"))
 CONNS = int(os.environ.get("BENCH_CONNS", "32"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
-
-
-class Finalizers:
-    """Stands in for pytest's request in repfixtures.build_world."""
-
-    def __init__(self):
-        self.fns = []
-
-    def addfinalizer(self, fn):
-        self.fns.append(fn)
-
-    def run(self):
-        for fn in reversed(self.fns):
-            try:
-                fn()
-            except Exception as e:  # report and go on cleaning up
-                print(f"cleanup: {e}", file=sys.stderr)
 
 
 def ips(n):
@@ -234,21 +212,15 @@ def anchorlib_free_port():
 
 
 def main():
-    fin = Finalizers()
-    work = anchorlib.mktemp_dir("anchor-bench-rep-")
-    work.chmod(0o755)
-    pg = anchorlib.PgCluster(work / "pg")
-    try:
-        pg.start()
-        db = pg.create_database("bench_rep")
-        token = anchorlib.make_token()
-        print(f"== setting up: PostgreSQL, key server, {REPORTERS} anchored reporter domains, "
-              f"NSD, anchor-reputation")
-        world = rx.build_world(pg, db, token, fin, [f"b{i}" for i in range(REPORTERS)])
+    labels = [f"b{i}" for i in range(REPORTERS)]
+    with repworld.world("anchor-bench-rep-", "bench_rep", labels,
+                        f"== setting up: PostgreSQL, key server, {REPORTERS} anchored reporter "
+                        f"domains, NSD, anchor-reputation") as w:
+        world, work = w.world, w.work
         # Ingest waits on the database (each report is committed before the answer): it
         # gets 8 HTTP threads; the query comparison then runs with as many threads as
         # nginx has workers.
-        rep = rx.Reputation(world, world.work / "rep", db,
+        rep = rx.Reputation(world, world.work / "rep", w.db,
                             {"log_level": "warning", "http_threads": "8",
                              "db_pool_size": "16", "max_connections": "4096",
                              # the load comes from one address
@@ -261,13 +233,6 @@ def main():
         rep.start()
         print("== queries: anchor-reputation with 1 HTTP thread, nginx with 1 worker")
         queries(world, rep, subjects, work)
-    finally:
-        fin.run()
-        pg.stop()
-        real = (work / "pg").resolve()  # pgcluster.sh may have put it elsewhere
-        anchorlib.remove_tree(work)
-        if real.is_dir() and real.name.startswith("anchormail-pg-"):
-            anchorlib.remove_tree(real)
 
 
 if __name__ == "__main__":

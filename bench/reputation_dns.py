@@ -24,21 +24,14 @@ import ipaddress
 import os
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parents[1]
-os.environ.setdefault("ANCHOR_SRC", str(SRC))
-if len(sys.argv) > 1:
-    os.environ["ANCHOR_BIN"] = os.path.abspath(sys.argv[1])
-os.environ.setdefault("ANCHOR_BIN", str(SRC / "build" / "release"))
-sys.path.insert(0, str(SRC / "tests" / "integration"))
-
-import anchorlib  # noqa: E402
-import dnsfixtures as dx  # noqa: E402
-import policyfixtures as px  # noqa: E402
-import repfixtures as rx  # noqa: E402
+import repworld  # first: it puts the integration tests' helpers on the path
+import anchorlib
+import dnsfixtures as dx
+import policyfixtures as px
+import repfixtures as rx
 
 ZONE = "rep.example"
 LISTED = int(os.environ.get("BENCH_LISTED", "200"))
@@ -48,23 +41,6 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 SERVER_CPU = os.environ.get("BENCH_SERVER_CPU", "0")
 CLIENT_CPU = os.environ.get("BENCH_CLIENT_CPU", "1")
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-class Finalizers:
-    """Stands in for pytest's request: repfixtures registers its cleanup here."""
-
-    def __init__(self):
-        self.fns = []
-
-    def addfinalizer(self, fn):
-        self.fns.append(fn)
-
-    def run(self):
-        for fn in reversed(self.fns):
-            try:
-                fn()
-            except Exception as e:  # keep cleaning up
-                print(f"cleanup: {e}", file=sys.stderr)
 
 
 def listed_ips():
@@ -167,7 +143,7 @@ def policy_rate(rep, tls, cache):
 def main():
     work = anchorlib.mktemp_dir("anchor-bench-repdns-")
     work.chmod(0o755)
-    fin = Finalizers()
+    fin = repworld.Finalizers()
     pg = anchorlib.PgCluster(work / "pg")
     rbl = None
     try:

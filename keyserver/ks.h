@@ -42,13 +42,13 @@
  *   renew_policy.c                renewal by the current key: its request and limits (pure)
  *   store_domain.c, store_cert.c, store_token.c, store_group.c, store_route.c,
  *   store_log.c, store_webhook.c, store_address.c, store_seal.c,
- *   store_direct.c
+ *   store_direct.c, store_rows.c
  *                                 the store (store.h): domains; certificates and
  *                                 revocations; admin and enrollment tokens; groups;
  *                                 routes; the log's entries, nodes and heads; webhooks
  *                                 and deliveries; erasure of an address; direct
  *                                 endpoints; the signer's
- *                                 seals and signer_state
+ *                                 seals and signer_state; a query's rows as an array
  *   signer_client.c               the HTTPS process's side of the signer protocol
  *   group.c, log_batch.c          group commit of tree heads and batches of changes, one
  *                                 transaction each, with the log's state in a batch

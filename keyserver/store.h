@@ -24,6 +24,17 @@
 /* RFC 3339 UTC rendering done by the server, so that every node prints alike. */
 #define KS_SQL_TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
+/*
+ * store_rows.c: every row of res into a new array of elements of elem_size, *v
+ * (calloc'd; NULL when there are no rows), each filled by fill(res, row, element, arg).
+ * *n counts the rows begun, the one that failed too, so that the caller's list _free
+ * clears a half-filled array as it does a full one.  res stays the caller's.  Returns
+ * 0, or -1 with ERR_INTERNAL "internal" (out of memory, or a fill that failed).
+ */
+typedef int (*ks_store_fill_fn)(PGresult *res, int row, void *elem, void *arg);
+int ks_store_rows_fill(PGresult *res, size_t elem_size, ks_store_fill_fn fill, void *arg, void **v,
+                       size_t *n, struct err *e);
+
 /* store_domain.c */
 struct ks_domain *ks_store_domain(struct db *db, const char *name, struct err *e);
 /* Tell other key-server nodes (and our own cache) that a domain's objects changed;

@@ -89,28 +89,28 @@ void ks_cert_list_free(struct ks_cert_list *l)
 	free(l);
 }
 
+static int cert_fill_row(PGresult *res, int row, void *elem, void *arg)
+{
+	(void)arg;
+	return cert_fill(res, row, elem);
+}
+
 /* Every row of res as a list (res is cleared). */
 static struct ks_cert_list *cert_list(PGresult *res, struct err *e)
 {
 	struct ks_cert_list *l = calloc(1, sizeof(*l));
-	size_t n = (size_t)PQntuples(res);
+	void *v = NULL;
 
-	if (l != NULL && n > 0 && (l->v = calloc(n, sizeof(*l->v))) == NULL) {
-		free(l);
-		l = NULL;
-	}
-	for (size_t i = 0; l != NULL && i < n; i++) {
-		int rc = cert_fill(res, (int)i, &l->v[i]);
-
-		l->n = i + 1; /* cleared by ks_cert_list_free even when half filled */
-		if (rc < 0) {
-			ks_cert_list_free(l);
-			l = NULL;
-		}
-	}
-	PQclear(res);
 	if (l == NULL)
 		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	else if (ks_store_rows_fill(res, sizeof(*l->v), cert_fill_row, NULL, &v, &l->n, e) < 0) {
+		l->v = v;
+		ks_cert_list_free(l);
+		l = NULL;
+	} else {
+		l->v = v;
+	}
+	PQclear(res);
 	return l;
 }
 

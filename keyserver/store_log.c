@@ -315,9 +315,13 @@ void ks_log_page_free(struct ks_log_page *p)
 	free(p);
 }
 
-/* Row i of res as an entry; salt and name only with with_secrets and when kept. */
-static int entry_fill(PGresult *res, int i, int with_secrets, struct ks_log_entry *en)
+/* Row i of res as an entry (elem); salt and name only with *with_secrets (arg) and when
+ * kept. */
+static int entry_fill(PGresult *res, int i, void *elem, void *arg)
 {
+	struct ks_log_entry *en = elem;
+	int with_secrets = *(const int *)arg;
+
 	en->seq = strtoll(PQgetvalue(res, i, 0), NULL, 10);
 	snprintf(en->leaf_hash, sizeof(en->leaf_hash), "%s", PQgetvalue(res, i, 2));
 	snprintf(en->key_id, sizeof(en->key_id), "%s", PQgetvalue(res, i, 6));
@@ -340,7 +344,7 @@ struct ks_log_page *ks_store_log_entries(struct db *db, long long domain_id, lon
 	const char *params[3] = {idbuf, sbuf, ebuf};
 	struct ks_log_page *p;
 	PGresult *res;
-	size_t n;
+	void *v = NULL;
 
 	snprintf(idbuf, sizeof(idbuf), "%lld", domain_id);
 	snprintf(sbuf, sizeof(sbuf), "%lld", start);
@@ -352,22 +356,17 @@ struct ks_log_page *ks_store_log_entries(struct db *db, long long domain_id, lon
 	              3, params, e);
 	if (res == NULL)
 		return NULL;
-	n = (size_t)PQntuples(res);
-	if ((p = calloc(1, sizeof(*p))) != NULL && n > 0 &&
-	    (p->v = calloc(n, sizeof(*p->v))) == NULL) {
-		free(p);
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	else if (ks_store_rows_fill(res, sizeof(*p->v), entry_fill, &with_secrets, &v, &p->n, e) <
+	         0) {
+		p->v = v;
+		ks_log_page_free(p);
 		p = NULL;
-	}
-	for (size_t i = 0; p != NULL && i < n; i++) {
-		p->n = i + 1; /* freed by ks_log_page_free even when half filled */
-		if (entry_fill(res, (int)i, with_secrets, &p->v[i]) < 0) {
-			ks_log_page_free(p);
-			p = NULL;
-		}
+	} else {
+		p->v = v;
 	}
 	PQclear(res);
-	if (p == NULL)
-		err_set(e, ERR_INTERNAL, "internal", "out of memory");
 	return p;
 }
 

@@ -14,7 +14,6 @@
  * leaves it.
  */
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,23 +21,12 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "core/text.h"
 #include "encrypt.h"
 #include "http/metrics.h"
 #include "mail/header.h"
 #include "mail/smime.h"
 #include "relayd.h"
-
-/* snprintf whose truncation of a long name or reason is intended (a bounded text). */
-static void textf(char *buf, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void textf(char *buf, size_t size, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, size, fmt, ap);
-	va_end(ap);
-}
 
 #define OUTER_SUBJECT "Subject: [encrypted message]\r\n"
 #define INNER_TYPE "Content-Type: message/rfc822\r\n\r\n"
@@ -99,9 +87,9 @@ enum relay_enc_action relay_enc_decide(struct relayd *d, const struct queue_msg 
 		/* whether the domain requires encryption is unknown: nothing in the clear */
 		res->status = QUEUE_DEFERRED;
 		res->code = 0;
-		textf(res->reply, sizeof(res->reply),
-		      "4.7.5 the encryption requirement of %s cannot be read now: %s", t->domain,
-		      e.msg);
+		text_printf(res->reply, sizeof(res->reply),
+		            "4.7.5 the encryption requirement of %s cannot be read now: %s",
+		            t->domain, e.msg);
 		return RELAY_ENC_HOLD;
 	}
 	if (t->req == RELAY_ENC_NONE)
@@ -116,17 +104,19 @@ enum relay_enc_action relay_enc_decide(struct relayd *d, const struct queue_msg 
 	res->code = 0;
 	if (now >= m->arrival + (int64_t)d->s->encryption_defer_time) {
 		res->status = QUEUE_FAILED;
-		textf(res->reply, sizeof(res->reply),
-		      "5.7.5 %s requires encrypted mail and no usable encryption certificate of "
-		      "<%s> was found within %llds (%s): the message was not sent",
-		      t->domain, rcpt, d->s->encryption_defer_time, t->why);
+		text_printf(
+		    res->reply, sizeof(res->reply),
+		    "5.7.5 %s requires encrypted mail and no usable encryption certificate of "
+		    "<%s> was found within %llds (%s): the message was not sent",
+		    t->domain, rcpt, d->s->encryption_defer_time, t->why);
 		count(&stats.returned);
 	} else {
 		res->status = QUEUE_DEFERRED;
-		textf(res->reply, sizeof(res->reply),
-		      "4.7.5 %s requires encrypted mail and no usable encryption certificate of "
-		      "<%s> was found (%s): held, never sent in the clear",
-		      t->domain, rcpt, t->why);
+		text_printf(
+		    res->reply, sizeof(res->reply),
+		    "4.7.5 %s requires encrypted mail and no usable encryption certificate of "
+		    "<%s> was found (%s): held, never sent in the clear",
+		    t->domain, rcpt, t->why);
 		count(&stats.deferred);
 	}
 	return RELAY_ENC_HOLD;

@@ -14,7 +14,6 @@
  *     an answer that cannot be believed at all gives none.
  */
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,23 +25,12 @@
 #include <openssl/x509v3.h>
 
 #include "core/log.h"
+#include "core/text.h"
 #include "core/ttlcache.h"
 #include "dns/discover.h"
 #include "encrypt_policy.h"
 #include "mail/smime.h"
 #include "pki/tlog_client.h"
-
-/* snprintf whose truncation of a long name or reason is intended (a bounded text). */
-static void textf(char *buf, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void textf(char *buf, size_t size, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, size, fmt, ap);
-	va_end(ap);
-}
 
 void relay_enc_target_clear(struct relay_enc_target *t)
 {
@@ -133,12 +121,13 @@ static void fetch_certs(struct relay_verifier *v, const struct discover_result *
 
 	if (esc == NULL || asprintf(&path, "/v1/addresses/%s", esc) < 0) {
 		path = NULL;
-		textf(t->why, sizeof(t->why), "out of memory");
+		text_printf(t->why, sizeof(t->why), "out of memory");
 		goto out;
 	}
 	if (net->keyserver_get(net->ctx, d, path, &body, &e) < 0) {
-		textf(t->why, sizeof(t->why), "%s",
-		      e.kind == ERR_NOTFOUND ? "its key server publishes no certificate" : e.msg);
+		text_printf(t->why, sizeof(t->why), "%s",
+		            e.kind == ERR_NOTFOUND ? "its key server publishes no certificate"
+		                                   : e.msg);
 		goto out;
 	}
 	doc = json_loads(body, 0, NULL);
@@ -146,8 +135,8 @@ static void fetch_certs(struct relay_verifier *v, const struct discover_result *
 	head = json_string_value(json_object_get(doc, "tree_head"));
 	encaddr = json_string_value(json_object_get(enc, "address"));
 	if (encaddr == NULL || strcasecmp(relay_addr_domain(encaddr), d->domain) != 0) {
-		textf(t->why, sizeof(t->why), "the key server of %s sent no usable answer",
-		      d->domain);
+		text_printf(t->why, sizeof(t->why), "the key server of %s sent no usable answer",
+		            d->domain);
 		goto out;
 	}
 	listed = json_array_size(json_object_get(enc, "certificates"));
@@ -156,11 +145,12 @@ static void fetch_certs(struct relay_verifier *v, const struct discover_result *
 		err_clear(&e);
 		if (take_cert(v, d, c, head, encaddr, t, &e) < 0) {
 			log_info(NULL, "encryption: %s: a certificate left out: %s", rcpt, e.msg);
-			textf(t->why, sizeof(t->why), "%s", e.msg);
+			text_printf(t->why, sizeof(t->why), "%s", e.msg);
 		}
 	}
 	if (sk_X509_num(t->certs) == 0 && listed == 0)
-		textf(t->why, sizeof(t->why), "no encryption certificate is published for it");
+		text_printf(t->why, sizeof(t->why),
+		            "no encryption certificate is published for it");
 out:
 	json_decref(doc);
 	free(body);

@@ -1,6 +1,8 @@
 /* text.c - character and string helpers; see text.h. */
 #include "core/text.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 int text_is_atext(int c)
@@ -19,4 +21,13 @@ void text_lower_copy(char *out, size_t size, const char *in)
 	for (; in != NULL && in[i] != '\0' && i + 1 < size; i++)
 		out[i] = (char)(in[i] >= 'A' && in[i] <= 'Z' ? in[i] + ('a' - 'A') : in[i]);
 	out[i] = '\0';
+}
+
+void text_printf(char *buf, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, size, fmt, ap);
+	va_end(ap);
 }

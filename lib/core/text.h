@@ -14,4 +14,9 @@ int text_is_atext(int c);
  * in gives "".  Other octets are copied as they are (no locale). */
 void text_lower_copy(char *out, size_t size, const char *in);
 
+/* snprintf into buf (size bytes) for a bounded text whose truncation is intended (a long
+ * name or reason cut short): no result to check, and no truncation warning to silence. */
+void text_printf(char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 #endif

@@ -440,38 +440,9 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int queue_ids(struct queue *q, char ***ids, size_t *n, struct err *e)
-{
-	char **v;
-	size_t k = 0, total;
-	int oom = 0;
-
-	pthread_mutex_lock(&q->lock);
-	total = q->nents;
-	v = calloc(total ? total : 1, sizeof(*v));
-	oom = v == NULL;
-	for (; !oom && k < total; k++)
-		if ((v[k] = strdup(q->ents[k].m->id)) == NULL)
-			oom = 1;
-	pthread_mutex_unlock(&q->lock);
-	if (oom) {
-		queue_ids_free(v, k);
-		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
-	}
-	qsort(v, k, sizeof(*v), cmp_str);
-	*ids = v;
-	*n = k;
-	return 0;
-}
-
-void queue_ids_free(char **ids, size_t n)
-{
-	for (size_t i = 0; ids != NULL && i < n; i++)
-		free(ids[i]);
-	free(ids);
-}
-
-int queue_final_ids(struct queue *q, char ***ids, size_t *n, struct err *e)
+/* The sorted ids of the messages keep accepts (NULL: every one), taken under the lock. */
+static int ids_where(struct queue *q, int (*keep)(const struct queue_msg *), char ***ids, size_t *n,
+                     struct err *e)
 {
 	char **v;
 	size_t k = 0;
@@ -481,7 +452,7 @@ int queue_final_ids(struct queue *q, char ***ids, size_t *n, struct err *e)
 	v = calloc(q->nents ? q->nents : 1, sizeof(*v));
 	oom = v == NULL;
 	for (size_t i = 0; !oom && i < q->nents; i++) {
-		if (!all_final(q->ents[i].m))
+		if (keep != NULL && !keep(q->ents[i].m))
 			continue;
 		if ((v[k] = strdup(q->ents[i].m->id)) == NULL)
 			oom = 1;
@@ -497,4 +468,21 @@ int queue_final_ids(struct queue *q, char ***ids, size_t *n, struct err *e)
 	*ids = v;
 	*n = k;
 	return 0;
+}
+
+int queue_ids(struct queue *q, char ***ids, size_t *n, struct err *e)
+{
+	return ids_where(q, NULL, ids, n, e);
+}
+
+void queue_ids_free(char **ids, size_t n)
+{
+	for (size_t i = 0; ids != NULL && i < n; i++)
+		free(ids[i]);
+	free(ids);
+}
+
+int queue_final_ids(struct queue *q, char ***ids, size_t *n, struct err *e)
+{
+	return ids_where(q, all_final, ids, n, e);
 }

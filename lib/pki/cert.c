@@ -70,23 +70,6 @@ const EVP_MD *cert_sign_md(EVP_PKEY *key)
 	return id == EVP_PKEY_ED25519 || id == EVP_PKEY_ED448 ? NULL : EVP_sha256();
 }
 
-char *cert_bio_string(BIO *bio)
-{
-	char *data = NULL;
-	long len;
-	char *out;
-
-	len = BIO_get_mem_data(bio, &data);
-	if (len < 0)
-		return NULL;
-	out = malloc((size_t)len + 1);
-	if (out == NULL)
-		return NULL;
-	memcpy(out, data, (size_t)len);
-	out[len] = '\0';
-	return out;
-}
-
 BIO *cert_pem_bio(const char *pem, size_t len)
 {
 	size_t i = 0;
@@ -502,7 +485,7 @@ char *cert_to_pem(X509 *cert, struct err *e)
 
 	bio = BIO_new(BIO_s_mem());
 	if (bio != NULL && PEM_write_bio_X509(bio, cert) == 1)
-		out = cert_bio_string(bio);
+		out = crypto_bio_string(bio);
 	BIO_free(bio);
 	if (out == NULL)
 		err_set_ssl(e, ERR_INTERNAL, "internal", "cannot encode the certificate");

@@ -15,9 +15,6 @@
 /* The digest to sign with: NULL for Ed25519 (which hashes internally), else SHA-256. */
 const EVP_MD *cert_sign_md(EVP_PKEY *key);
 
-/* A memory BIO's contents as a NUL-terminated malloc'd string (NULL on failure). */
-char *cert_bio_string(BIO *bio);
-
 /*
  * A read-only BIO over pem, provided it is one PEM block and nothing else:
  * only whitespace may surround it.  NULL when the framing is wrong.

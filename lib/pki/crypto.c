@@ -154,8 +154,7 @@ int crypto_key_check_allowed(const EVP_PKEY *key, struct err *e)
 
 /* ---- PEM ---- */
 
-/* Copy a memory BIO's contents into a NUL-terminated malloc'd string. */
-static char *bio_to_string(BIO *bio)
+char *crypto_bio_string(BIO *bio)
 {
 	char *data = NULL;
 	long len;
@@ -205,7 +204,7 @@ char *crypto_key_private_to_pem(EVP_PKEY *key, struct err *e)
 	/* Secure-heap BIO: the key's PEM is cleansed when the BIO goes. */
 	bio = BIO_new(BIO_s_secmem());
 	if (bio != NULL && PEM_write_bio_PKCS8PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL) == 1)
-		out = bio_to_string(bio);
+		out = crypto_bio_string(bio);
 	BIO_free(bio);
 	if (out == NULL)
 		err_set_ssl(e, ERR_INTERNAL, "internal", "cannot encode the private key");
@@ -219,7 +218,7 @@ char *crypto_key_public_to_pem(EVP_PKEY *key, struct err *e)
 
 	bio = BIO_new(BIO_s_mem());
 	if (bio != NULL && PEM_write_bio_PUBKEY(bio, key) == 1)
-		out = bio_to_string(bio);
+		out = crypto_bio_string(bio);
 	BIO_free(bio);
 	if (out == NULL)
 		err_set_ssl(e, ERR_INTERNAL, "internal", "cannot encode the public key");

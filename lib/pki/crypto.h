@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/bio.h>
 #include <openssl/evp.h>
 
 #include "core/err.h"
@@ -38,6 +39,9 @@ EVP_PKEY *crypto_key_read_private(const char *path, struct err *e);
 EVP_PKEY *crypto_key_private_from_pem(const char *pem, size_t len, struct err *e);
 char *crypto_key_private_to_pem(EVP_PKEY *key, struct err *e);
 char *crypto_key_public_to_pem(EVP_PKEY *key, struct err *e);
+/* A memory BIO's contents as a NUL-terminated malloc'd string (NULL on failure): how
+ * everything written as PEM here and in cert.c and csr.c is handed out. */
+char *crypto_bio_string(BIO *bio);
 
 /* Pin of a public key: "sha256:" + base64(SHA-256(DER SubjectPublicKeyInfo)). */
 int crypto_key_pin(const EVP_PKEY *key, char out[CRYPTO_PIN_MAX], struct err *e);

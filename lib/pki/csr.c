@@ -312,7 +312,7 @@ char *csr_to_pem(X509_REQ *req, struct err *e)
 
 	bio = BIO_new(BIO_s_mem());
 	if (bio != NULL && PEM_write_bio_X509_REQ(bio, req) == 1)
-		out = cert_bio_string(bio);
+		out = crypto_bio_string(bio);
 	BIO_free(bio);
 	if (out == NULL)
 		err_set_ssl(e, ERR_INTERNAL, "internal", "cannot encode the certificate request");

@@ -21,6 +21,7 @@ and the logs of every process are printed when the test failed):
     smtp_sink(**kw)        -> SmtpSink (started)       py_sink(**kw)   -> PySink
     postfix_instance(**kw) -> Postfix (started)        opendkim_milter(**kw) -> OpenDkim
     make_relay(**settings) -> Relay (started unless start=False)
+    mx_dns                 -> dnsfixtures.Nsd serving far.test with MX 127.0.0.1
 
 A test module uses them with `from relayfixtures import *  # noqa: F401,F403` (pytest
 finds fixtures imported into the module) or by importing the names it needs.
@@ -1326,6 +1327,24 @@ def py_sink(request):
         return own.add(PySink(**kw)).start()
 
     return factory
+
+
+@pytest.fixture
+def mx_dns(request):
+    """NSD serving far.test, whose MX is 127.0.0.1 (dnsfixtures.zone_text): a relay made
+    with dns_server=mx_dns.resolver and smtp_port=<a sink's port> delivers far.test's mail
+    to that sink."""
+    work = anchorlib.mktemp_dir("anchor-mxnsd-")
+    zone = work / "far.test.zone"
+    zone.write_text(dx.zone_text("far.test", ""))
+    n = dx.Nsd(work / "nsd", {"far.test": zone}).start()
+
+    def finish():
+        n.stop()
+        anchorlib.remove_tree(work)
+
+    request.addfinalizer(finish)
+    return n
 
 
 @pytest.fixture

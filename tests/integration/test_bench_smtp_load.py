@@ -15,7 +15,7 @@ import pytest
 import anchorlib
 import dnsfixtures as dx
 import relayfixtures as rx
-from relayfixtures import make_relay  # noqa: F401
+from relayfixtures import make_relay, mx_dns  # noqa: F401
 
 pytestmark = pytest.mark.skipif(not rx.relay_available(), reason="anchor-relay is not built")
 
@@ -41,15 +41,6 @@ def sink(tls, tmp_path):
     yield port, ask, dump
     p.stdin.close()
     assert p.wait(10) == 0
-
-
-@pytest.fixture
-def mx_dns(tmp_path):
-    zone = tmp_path / "far.test.zone"
-    zone.write_text(dx.zone_text("far.test", ""))
-    n = dx.Nsd(tmp_path / "nsd", {"far.test": zone}).start()
-    yield n
-    n.stop()
 
 
 def test_one_message_through_the_relay_with_starttls_both_sides(make_relay, sink, mx_dns,

@@ -33,6 +33,7 @@ import ksfixtures as kf
 import relayfixtures as rx
 import repfixtures as rp
 from relayfixtures import make_relay, py_sink  # noqa: F401
+from smtpclient import SmtpClient
 
 pytestmark = [
     pytest.mark.skipif(not rx.relay_available(), reason="anchor-relay is not built"),
@@ -150,54 +151,7 @@ def _ed25519_key(domain, selector, pem):
 # --------------------------------------------------------------------------
 # a raw SMTP client
 
-class Client:
-    def __init__(self, port, src=None, greet=True, timeout=15):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout,
-                                          source_address=(src, 0) if src else None)
-        self.buf = b""
-        self.greeting = self.reply() if greet else None
-
-    def line(self):
-        while b"\r\n" not in self.buf:
-            data = self.s.recv(65536)
-            if not data:
-                raise EOFError(f"connection closed; unread: {self.buf!r}")
-            self.buf += data
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line.decode("utf-8", errors="replace")
-
-    def reply(self):
-        """One whole reply: its last line (code, enhanced status, text)."""
-        while True:
-            line = self.line()
-            assert re.match(r"^\d{3}[ -]", line), f"not a reply line: {line!r}"
-            if line[3] == " ":
-                return line
-
-    def send(self, data):
-        self.s.sendall(data if isinstance(data, bytes) else data.encode())
-
-    def cmd(self, line):
-        self.send(line + "\r\n")
-        return self.reply()
-
-    def closed(self, timeout=5):
-        """True when the server closes the connection (EOF) within timeout."""
-        self.s.settimeout(timeout)
-        try:
-            while True:
-                data = self.s.recv(65536)
-                if not data:
-                    return True
-                self.buf += data
-        except ConnectionResetError:
-            return True
-        except socket.timeout:
-            return False
-
-    def close(self):
-        self.s.close()
-
+class Client(SmtpClient):
     def transaction(self, sender="a@sender.example", rcpts=(f"bob@{LOCAL}",)):
         assert self.cmd("EHLO client.test").startswith("250 ")
         assert self.cmd(f"MAIL FROM:<{sender}>").startswith("250 ")

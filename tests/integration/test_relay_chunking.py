@@ -16,13 +16,13 @@
 """
 
 import re
-import socket
 import time
 
 import pytest
 
 import relayfixtures as rx
 from relayfixtures import make_relay, postfix_instance, py_sink  # noqa: F401
+from smtpclient import SmtpClient
 
 pytestmark = pytest.mark.skipif(not rx.relay_available(), reason="anchor-relay is not built")
 
@@ -30,46 +30,7 @@ LOCAL = "dest.test"
 BOB = f"bob@{LOCAL}"
 
 
-class Client:
-    def __init__(self, port, timeout=15):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.buf = b""
-        self.greeting = self.reply()
-
-    def reply(self):
-        """One whole reply: its last line."""
-        while True:
-            while b"\r\n" not in self.buf:
-                data = self.s.recv(65536)
-                if not data:
-                    raise EOFError(f"connection closed; unread: {self.buf!r}")
-                self.buf += data
-            line, self.buf = self.buf.split(b"\r\n", 1)
-            line = line.decode("utf-8", errors="replace")
-            assert re.match(r"^\d{3}[ -]", line), line
-            if line[3] == " ":
-                return line
-
-    def send(self, data):
-        self.s.sendall(data if isinstance(data, bytes) else data.encode())
-
-    def cmd(self, line):
-        self.send(line + "\r\n")
-        return self.reply()
-
-    def closed(self, timeout=5):
-        self.s.settimeout(timeout)
-        try:
-            while True:
-                data = self.s.recv(65536)
-                if not data:
-                    return True
-                self.buf += data
-        except ConnectionResetError:
-            return True
-        except socket.timeout:
-            return False
-
+class Client(SmtpClient):
     def envelope(self, rcpt=BOB, body8=False):
         assert self.cmd("MAIL FROM:<a@x.test>" + (" BODY=8BITMIME" if body8 else "")) \
             .startswith("250 ")

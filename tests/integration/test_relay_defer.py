@@ -28,44 +28,14 @@ import pytest
 
 import anchorlib
 import relayfixtures as rx
+from smtpclient import SmtpClient
 
 pytestmark = pytest.mark.skipif(not rx.relay_available(), reason="anchor-relay is not built")
 
 OFFER = re.compile(r"^250-2\.1\.5 <([^>]+)> DEFERRED ([0-9a-f]{32}\.[0-9a-f]{64}) (\d+) (\d+)$")
 
 
-class Smtp:
-    def __init__(self, port, timeout=15):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.buf = b""
-        self.greeting = self.reply()
-
-    def reply(self, lines=None):
-        while True:
-            while b"\r\n" not in self.buf:
-                data = self.s.recv(65536)
-                if not data:
-                    raise EOFError(f"connection closed; unread: {self.buf!r}")
-                self.buf += data
-            line, self.buf = self.buf.split(b"\r\n", 1)
-            line = line.decode()
-            if lines is not None:
-                lines.append(line)
-            if line[3] == " ":
-                return line
-
-    def cmd(self, line, lines=None):
-        self.s.sendall(line.encode() + b"\r\n")
-        return self.reply(lines)
-
-    def starttls(self, ca, cert=None):
-        assert self.cmd("STARTTLS").startswith("220 ")
-        ctx = ssl.create_default_context(cafile=str(ca))
-        ctx.check_hostname = False
-        if cert is not None:
-            ctx.load_cert_chain(str(cert[0]), str(cert[1]))
-        self.s = ctx.wrap_socket(self.s, server_hostname="relay.test")
-
+class Smtp(SmtpClient):
     def ehlo(self):
         lines = []
         assert self.cmd("EHLO peer.test", lines).startswith("250 ")

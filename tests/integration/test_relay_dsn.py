@@ -19,7 +19,6 @@ the sink: x.test, the sender's domain, has the sink as MX).
 import email
 import email.policy
 import re
-import socket
 import time
 
 import pytest
@@ -28,6 +27,7 @@ import anchorlib
 import dnsfixtures as dx
 import relayfixtures as rx
 from relayfixtures import make_relay, postfix_instance, py_sink  # noqa: F401
+from smtpclient import SmtpClient
 from test_relay_outbound import RuleSink
 
 pytestmark = pytest.mark.skipif(not rx.relay_available(), reason="anchor-relay is not built")
@@ -35,32 +35,7 @@ pytestmark = pytest.mark.skipif(not rx.relay_available(), reason="anchor-relay i
 SENDER = "alice@x.test"
 
 
-class Client:
-    def __init__(self, port, timeout=15):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.buf = b""
-        self.lines = []
-        self.greeting = self.reply()
-
-    def reply(self):
-        """One whole reply: its last line (every line kept in self.lines)."""
-        self.lines = []
-        while True:
-            while b"\r\n" not in self.buf:
-                data = self.s.recv(65536)
-                if not data:
-                    raise EOFError(f"connection closed; unread: {self.buf!r}")
-                self.buf += data
-            line, self.buf = self.buf.split(b"\r\n", 1)
-            line = line.decode()
-            self.lines.append(line)
-            if line[3] == " ":
-                return line
-
-    def cmd(self, line):
-        self.s.sendall(line.encode() + b"\r\n")
-        return self.reply()
-
+class Client(SmtpClient):
     def close(self):
         try:
             self.cmd("QUIT")

@@ -20,29 +20,13 @@ from collections import Counter
 import pytest
 
 import anchorlib
-import dnsfixtures as dx
 import relayfixtures as rx
-from relayfixtures import make_relay, smtp_sink  # noqa: F401
+from relayfixtures import make_relay, mx_dns, smtp_sink  # noqa: F401
 
 pytestmark = pytest.mark.skipif(not rx.relay_available(), reason="anchor-relay is not built")
 
 MESSAGES = 30
 WINDOW = 6.0  # seconds watched with the disk full
-
-
-@pytest.fixture
-def mx_dns(request):
-    work = anchorlib.mktemp_dir("anchor-fsnsd-")
-    zone = work / "far.test.zone"
-    zone.write_text(dx.zone_text("far.test", ""))
-    n = dx.Nsd(work / "nsd", {"far.test": zone}).start()
-
-    def finish():
-        n.stop()
-        anchorlib.remove_tree(work)
-
-    request.addfinalizer(finish)
-    return n
 
 
 @pytest.fixture

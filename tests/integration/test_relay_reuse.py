@@ -26,7 +26,7 @@ import pytest
 import anchorlib
 import dnsfixtures as dx
 import relayfixtures as rx
-from relayfixtures import make_relay  # noqa: F401
+from relayfixtures import make_relay, mx_dns  # noqa: F401
 
 pytestmark = pytest.mark.skipif(not rx.relay_available(), reason="anchor-relay is not built")
 
@@ -110,21 +110,6 @@ class CountingSink:
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
-
-
-@pytest.fixture
-def mx_dns(request):
-    work = anchorlib.mktemp_dir("anchor-reuse-nsd-")
-    zone = work / "far.test.zone"
-    zone.write_text(dx.zone_text("far.test", ""))
-    n = dx.Nsd(work / "nsd", {"far.test": zone}).start()
-
-    def finish():
-        n.stop()
-        anchorlib.remove_tree(work)
-
-    request.addfinalizer(finish)
-    return n
 
 
 @pytest.fixture

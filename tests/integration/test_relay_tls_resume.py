@@ -18,7 +18,7 @@ import pytest
 import anchorlib
 import dnsfixtures as dx
 import relayfixtures as rx
-from relayfixtures import make_relay  # noqa: F401
+from relayfixtures import make_relay, mx_dns  # noqa: F401
 
 pytestmark = pytest.mark.skipif(not rx.relay_available(), reason="anchor-relay is not built")
 
@@ -70,17 +70,6 @@ def tls_sink(tls):
     s.ctl.start()
     yield s
     s.ctl.stop()
-
-
-@pytest.fixture
-def mx_dns():
-    work = anchorlib.mktemp_dir("anchor-resnsd-")
-    zone = work / "far.test.zone"
-    zone.write_text(dx.zone_text("far.test", ""))
-    n = dx.Nsd(work / "nsd", {"far.test": zone}).start()
-    yield n
-    n.stop()
-    anchorlib.remove_tree(work)
 
 
 def resumed_total(client):

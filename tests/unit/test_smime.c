@@ -18,16 +18,9 @@
 #include <openssl/x509v3.h>
 
 #include "mail/smime.h"
+#include "smime_test_ca.h"
 
 static const char MSG[] = "Content-Type: text/plain\r\n\r\nThe meeting is at noon.\r\n";
-
-struct who {
-	EVP_PKEY *key;
-	X509 *cert;
-};
-
-static EVP_PKEY *ca_key;
-static X509 *ca_cert;
 
 static EVP_PKEY *gen(const char *alg)
 {
@@ -40,45 +33,6 @@ static EVP_PKEY *gen(const char *alg)
 	return EVP_PKEY_Q_keygen(NULL, NULL, alg);
 }
 
-static void add_ext(X509 *x, X509 *issuer, int nid, const char *value)
-{
-	X509V3_CTX ctx;
-	X509_EXTENSION *ext;
-
-	X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
-	ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
-	assert_non_null(ext);
-	assert_int_equal(X509_add_ext(x, ext, -1), 1);
-	X509_EXTENSION_free(ext);
-}
-
-/* A certificate for key, signed by the CA (or itself when ca_key is not set yet). */
-static X509 *make_cert(EVP_PKEY *key, const char *email, const char *ku, int serial)
-{
-	X509 *x = X509_new();
-	char san[128];
-
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), serial);
-	X509_gmtime_adj(X509_getm_notBefore(x), -60);
-	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
-	                           (const unsigned char *)(email ? email : "test ca"), -1, -1, 0);
-	X509_set_issuer_name(x,
-	                     ca_cert ? X509_get_subject_name(ca_cert) : X509_get_subject_name(x));
-	X509_set_pubkey(x, key);
-	if (email == NULL) {
-		add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE");
-		add_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign");
-	} else {
-		snprintf(san, sizeof(san), "email:%s", email);
-		add_ext(x, ca_cert, NID_subject_alt_name, san);
-		add_ext(x, ca_cert, NID_key_usage, ku);
-	}
-	assert_true(X509_sign(x, ca_key ? ca_key : key, EVP_sha256()) > 0);
-	return x;
-}
-
 static struct who user(const char *alg, const char *email, const char *ku)
 {
 	static int serial = 10;
@@ -88,26 +42,6 @@ static struct who user(const char *alg, const char *email, const char *ku)
 	assert_non_null(w.key);
 	w.cert = make_cert(w.key, email, ku, serial++);
 	return w;
-}
-
-static void who_free(struct who *w)
-{
-	EVP_PKEY_free(w->key);
-	X509_free(w->cert);
-}
-
-static int setup(void **state)
-{
-	ca_key = EVP_EC_gen("P-256");
-	ca_cert = make_cert(ca_key, NULL, NULL, 1);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	X509_free(ca_cert);
-	EVP_PKEY_free(ca_key);
-	return 0;
 }
 
 static STACK_OF(X509) * stack_of(X509 *a, X509 *b)
@@ -375,5 +309,5 @@ int main(void)
 	    cmocka_unit_test(test_sign_then_encrypt),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, ca_setup, ca_teardown);
 }

@@ -19,52 +19,7 @@
 
 #include "mail/smime_wrap.h"
 #include "pki/crypto.h"
-
-struct who {
-	EVP_PKEY *key;
-	X509 *cert;
-};
-
-static EVP_PKEY *ca_key;
-static X509 *ca_cert;
-
-static void add_ext(X509 *x, X509 *issuer, int nid, const char *value)
-{
-	X509V3_CTX ctx;
-	X509_EXTENSION *ext;
-
-	X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
-	ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
-	assert_non_null(ext);
-	assert_int_equal(X509_add_ext(x, ext, -1), 1);
-	X509_EXTENSION_free(ext);
-}
-
-static X509 *make_cert(EVP_PKEY *key, const char *email, const char *ku, int serial)
-{
-	X509 *x = X509_new();
-	char san[128];
-
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), serial);
-	X509_gmtime_adj(X509_getm_notBefore(x), -60);
-	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
-	                           (const unsigned char *)(email ? email : "test ca"), -1, -1, 0);
-	X509_set_issuer_name(x,
-	                     ca_cert ? X509_get_subject_name(ca_cert) : X509_get_subject_name(x));
-	X509_set_pubkey(x, key);
-	if (email == NULL) {
-		add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE");
-		add_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign");
-	} else {
-		snprintf(san, sizeof(san), "email:%s", email);
-		add_ext(x, ca_cert, NID_subject_alt_name, san);
-		add_ext(x, ca_cert, NID_key_usage, ku);
-	}
-	assert_true(X509_sign(x, ca_key ? ca_key : key, EVP_sha256()) > 0);
-	return x;
-}
+#include "smime_test_ca.h"
 
 static struct who user(int rsa, const char *email)
 {
@@ -75,28 +30,6 @@ static struct who user(int rsa, const char *email)
 	assert_non_null(w.key);
 	w.cert = make_cert(w.key, email, rsa ? "keyEncipherment" : "keyAgreement", serial++);
 	return w;
-}
-
-static void who_free(struct who *w)
-{
-	EVP_PKEY_free(w->key);
-	X509_free(w->cert);
-}
-
-static int setup(void **state)
-{
-	(void)state;
-	ca_key = EVP_EC_gen("P-256");
-	ca_cert = make_cert(ca_key, NULL, NULL, 1);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	X509_free(ca_cert);
-	EVP_PKEY_free(ca_key);
-	return 0;
 }
 
 static char *wrap_to(EVP_PKEY *group, X509 *a, X509 *b)
@@ -245,5 +178,5 @@ int main(void)
 	    cmocka_unit_test(test_tampered),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, ca_setup, ca_teardown);
 }
