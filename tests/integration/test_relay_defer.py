@@ -15,6 +15,10 @@ One relay, one next-hop sink and two peer certificates for the whole module:
   two relays             a sending relay (front) in front of it: accepted, refused, and
                          withdrawn by the sender (anchorctl relay withdraw: DEFER-WITHDRAW at
                          once, WITHDRAWN at both ends, no bounce; 404/409 refusals)
+  hostile receiver       a server whose certificate key the sending relay does not list
+                         offers ANCHOR-DEFER and ANCHOR-PARTIAL and answers every message
+                         with a DEFERRED line: the sender ignores both, sends the whole
+                         message and records it delivered (nothing kept pending)
 """
 import base64
 import hashlib
@@ -22,6 +26,7 @@ import re
 import socket
 import ssl
 import subprocess
+import threading
 import time
 
 import pytest
@@ -114,6 +119,7 @@ def stack(tls):
     front = rx.Relay(work / "front", tls=tls, hostname="front.test", anchored_client="yes",
                      control=True, control_token_hash=token.hash,
                      inbound_next_hop=f"smtp:127.0.0.1:{relay.inbound_port}",
+                     anchored_peers=f"relay-b={pin_of(tls.key)}", partial_keep_time="0",
                      backoff_base="1s", backoff_max="1s").start()
     api = anchorlib.Client(f"https://127.0.0.1:{relay.control_port}", tls.ca)
     try:
@@ -413,3 +419,118 @@ def test_two_relays_withdrawn_by_the_sender(stack):
     assert not list((front.state_dir / "spool" / "out").glob("m.*"))
     assert not any(m.mail_from in ("", "<>") for m in sink.messages())
     assert "relay to relay, withdrawn" not in subjects_for(sink, "held@dest.test")
+
+
+class HostileReceiver:
+    """An SMTP server with STARTTLS (a self-signed certificate no relay lists) that offers
+    ANCHOR-DEFER, ANCHOR-PARTIAL and CHUNKING as an anchored relay would, answers PARTIAL
+    with a view request and every message with a DEFERRED line per recipient.  .commands:
+    every command line it got; .messages: the bodies."""
+
+    def __init__(self, cert):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(str(cert[0]), str(cert[1]))
+        self.srv = socket.create_server(("127.0.0.1", 0))
+        self.port = self.srv.getsockname()[1]
+        self.commands, self.messages = [], []
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.session, args=(conn,), daemon=True).start()
+
+    def session(self, conn):
+        f = conn.makefile("rb")
+        out = conn
+
+        def say(*lines):
+            out.sendall("".join(f"{x}\r\n" for x in lines).encode())
+        say("220 hostile.test ESMTP")
+        rcpts = []
+        try:
+            while (line := f.readline()):
+                cmd = line.decode(errors="replace").rstrip("\r\n")
+                self.commands.append(cmd)
+                verb = cmd.split(" ")[0].upper()
+                if verb == "EHLO":
+                    say("250-hostile.test", "250-STARTTLS", "250-CHUNKING",
+                        "250-ANCHOR-DEFER", "250-ANCHOR-PARTIAL", "250 8BITMIME")
+                elif verb == "STARTTLS":
+                    say("220 2.0.0 go ahead")
+                    out = self.ctx.wrap_socket(conn, server_side=True)
+                    f = out.makefile("rb")
+                elif verb == "MAIL":
+                    rcpts = []
+                    say("250 2.1.0 Ok")
+                elif verb == "RCPT":
+                    rcpts.append(cmd[cmd.index("<") + 1:cmd.index(">")])
+                    say("250 2.1.5 Ok")
+                elif verb == "PARTIAL":
+                    say("250 2.0.0 VIEW=text")
+                elif verb in ("DATA", "BDAT"):
+                    if verb == "DATA":
+                        say("354 go on")
+                        body = b""
+                        while not body.endswith(b"\r\n.\r\n"):
+                            body += f.readline()
+                    else:
+                        body = f.read(int(cmd.split()[1]))
+                    self.messages.append(body)
+                    say(*[f"250-2.1.5 <{r}> DEFERRED {'a' * 32}.{'b' * 64} 2 30" for r in rcpts],
+                        "250 2.0.0 Ok: held for decision")
+                elif verb.startswith("DEFER-"):
+                    say("250 2.0.0 PENDING 2 30")
+                elif verb == "QUIT":
+                    say("221 2.0.0 Bye")
+                    return
+                else:
+                    say("250 2.0.0 Ok")
+        except (OSError, ValueError):
+            pass
+        finally:
+            conn.close()
+
+    def stop(self):
+        self.srv.close()
+
+
+@pytest.fixture(scope="module")
+def hostile(stack, tls):
+    """A sending relay whose next hop is a HostileReceiver; it lists the real receiving
+    relay's key (relay-b), not the hostile one's."""
+    work = anchorlib.mktemp_dir("anchor-defer-hostile-")
+    srv = HostileReceiver(client_cert(work, "hostile"))
+    sender = rx.Relay(work / "sender", tls=tls, hostname="sender.test", anchored_client="yes",
+                      anchored_peers=f"relay-b={pin_of(tls.key)}",
+                      inbound_next_hop=f"smtp:127.0.0.1:{srv.port}",
+                      backoff_base="1s", backoff_max="1s").start()
+    try:
+        yield srv, sender
+    finally:
+        sender.stop()
+        srv.stop()
+        anchorlib.remove_tree(work)
+
+
+def test_offers_from_an_unlisted_receiver_are_ignored(hostile):
+    srv, sender = hostile
+    c = Smtp(sender.inbound_port)
+    c.ehlo()
+    lines = []
+    assert c.send("to a hostile receiver", ["held@dest.test"], lines).startswith("250 "), lines
+    c.cmd("QUIT")
+    # an ordinary SMTP server's 2xx: delivered, and the message leaves the queue
+    poll(lambda: re.search(r"to=<held@dest\.test> status=delivered", sender.text()),
+         lambda: sender.text()[-3000:])
+    poll(lambda: not list((sender.state_dir / "spool" / "in").glob("m.*")),
+         lambda: sender.text()[-3000:])
+    assert "status=deferred" not in sender.text()
+    # the whole message went, no view was asked for, no token is ever asked about
+    assert any(b"to a hostile receiver" in m and b"Anchor-Partial" not in m
+               for m in srv.messages), srv.messages
+    assert "STARTTLS" in srv.commands, srv.commands
+    assert not any(x.startswith(("PARTIAL", "DEFER-")) for x in srv.commands), srv.commands
