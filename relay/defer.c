@@ -204,42 +204,63 @@ static int load_secret(struct relay_defer *df, struct err *e)
 	return 0;
 }
 
-/* Expire what is due: pending past its hold loses its message, anything a day past it goes. */
-static void sweep_one(struct relay_defer *df, const char *id, long long now)
+/* Expire what is due: pending past its hold loses its message, anything a day past it goes.
+ * 1 when a held message was deleted. */
+static int sweep_one(struct relay_defer *df, const char *id, long long now)
 {
 	struct defer_rec r;
 	struct err e = {0};
+	int deleted = 0;
 
 	if (rec_load(df, id, &r, &e) < 0)
-		return;
+		return 0;
 	if (r.expires + DEFER_TOMBSTONE <= now) {
-		unlinkat(df->dirfd, id, 0);
+		deleted = r.state == DEFER_PENDING && unlinkat(df->dirfd, id, 0) == 0;
+		if (r.state != DEFER_PENDING)
+			unlinkat(df->dirfd, id, 0);
 	} else if (r.state == DEFER_PENDING && r.expires <= now) {
 		r.state = DEFER_EXPIRED;
-		if (rec_write(df, &r, &e) < 0)
+		if (rec_write(df, &r, &e) < 0) {
 			log_warn(NULL, "defer: %s", e.msg);
-		else
+		} else {
 			log_info(NULL, "defer: %s for <%s> expired without a decision", id, r.rcpt);
+			deleted = 1;
+		}
 	}
 	rec_clear(&r);
+	return deleted;
 }
 
-static void sweep(struct relay_defer *df, long long now)
+static unsigned sweep(struct relay_defer *df, long long now)
 {
 	int fd = dup(df->dirfd);
 	DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
 	struct dirent *de;
+	unsigned n = 0;
 
 	if (dir == NULL) {
 		if (fd >= 0)
 			close(fd);
-		return;
+		return 0;
 	}
 	rewinddir(dir);
 	while ((de = readdir(dir)) != NULL)
 		if (strlen(de->d_name) == DEFER_ID_LEN)
-			sweep_one(df, de->d_name, now);
+			n += (unsigned)sweep_one(df, de->d_name, now);
 	closedir(dir);
+	return n;
+}
+
+unsigned relay_defer_sweep(struct relay_defer *df)
+{
+	unsigned n;
+
+	if (df == NULL)
+		return 0;
+	pthread_mutex_lock(&df->mu); /* a decision or a status may be writing a record */
+	n = sweep(df, (long long)time(NULL));
+	pthread_mutex_unlock(&df->mu);
+	return n;
 }
 
 struct relay_defer *relay_defer_open(const struct relay_settings *s, struct queue *qin,

@@ -31,6 +31,9 @@ struct relay_defer;
 struct relay_defer *relay_defer_open(const struct relay_settings *s, struct queue *qin,
                                      struct err *e);
 void relay_defer_close(struct relay_defer *df); /* NULL is fine */
+/* held_sweep.c, on a worker: every held message past defer_hold_time is deleted (its
+ * record EXPIRED), tombstones a day past it go.  The held messages deleted; NULL: 0. */
+unsigned relay_defer_sweep(struct relay_defer *df);
 
 /* Hold head + body (len octets) for rcpt from peer, durably: the offer (token and window)
  * in *o. */

@@ -63,6 +63,10 @@ struct relay_dconn;
 int relay_partial_offer(const struct relay_settings *s, struct relay_dconn *c, const char *peer,
                         const char *body, size_t len, int seconds, char **view, size_t *vlen);
 
+/* held_sweep.c, on a worker: every kept message past partial_keep_time is deleted; how
+ * many. */
+unsigned relay_partial_sweep(const struct relay_settings *s);
+
 /* A file written whole (temporary, fsync, rename; 0600) and read whole (at most max). */
 int relay_partial_file_write(const char *path, const char *data, size_t len, struct err *e);
 char *relay_partial_file_read(const char *path, size_t max, size_t *len, struct err *e);

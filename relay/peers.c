@@ -9,6 +9,7 @@
 
 #include "core/log.h"
 #include "defer.h"
+#include "deliver_conn.h"
 #include "partial.h"
 #include "peers.h"
 #include "pki/crypto.h"
@@ -84,6 +85,17 @@ int relay_peer_of_ssl(const struct relay_settings *s, SSL *ssl, char *name, size
 		found = relay_peer_of_pin(s->anchored_peers, pin, name, size);
 	X509_free(cert);
 	return found;
+}
+
+int relay_peer_require(const struct relay_settings *s, struct relay_dconn *c)
+{
+	char name[RELAY_PEER_NAME_MAX];
+
+	if (relay_peer_of_ssl(s, c->ssl, name, sizeof(name)))
+		return 0;
+	relay_dconn_fail(c, "%s is not an anchored peer (no listed certificate key)", c->peer);
+	c->polite = 1;
+	return -1;
 }
 
 /* The client's certificate is checked against the pins after the handshake, not by

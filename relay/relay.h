@@ -148,10 +148,11 @@ struct relay_settings {
 	long long defer_hold_time;    /* a held message without a decision expires after */
 
 	/* receiver-chosen transfer (partial_*.c) */
-	char *partial_tiers;         /* "unknown" or "": tiers that get a view first */
-	char *partial_view;          /* headers, signers, hash, text or full */
-	long long partial_keep_time; /* seconds a sent view's message is kept; 0: no views */
-	char *partial_fetch_address; /* where receivers FETCH; unset: inbound_listen */
+	char *partial_tiers;           /* "unknown" or "": tiers that get a view first */
+	char *partial_view;            /* headers, signers, hash, text or full */
+	long long partial_keep_time;   /* seconds a sent view's message is kept; 0: no views */
+	char *partial_fetch_address;   /* where receivers FETCH; unset: inbound_listen */
+	long long held_sweep_interval; /* held_sweep.c: held/kept copies past their time go */
 
 	char *port_file; /* "inbound=N submission=N control=N" lines, for tests */
 	char *log_level;

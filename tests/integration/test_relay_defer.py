@@ -15,6 +15,8 @@ One relay, one next-hop sink and two peer certificates for the whole module:
   two relays             a sending relay (front) in front of it: accepted, refused, and
                          withdrawn by the sender (anchorctl relay withdraw: DEFER-WITHDRAW at
                          once, WITHDRAWN at both ends, no bounce; 404/409 refusals)
+  hold time over         the periodic sweep deletes the held message (record EXPIRED)
+                         without anyone asking, and /metrics counts it
   hostile receiver       a server whose certificate key the sending relay does not list
                          offers ANCHOR-DEFER and ANCHOR-PARTIAL and answers every message
                          with a DEFERRED line: the sender ignores both, sends the whole
@@ -113,7 +115,7 @@ def stack(tls):
                      hostname="relay.test", inbound_next_hop=f"smtp:127.0.0.1:{sink.port}",
                      anchored_peers=f"peer-a={a[2]}, peer-b={b[2]}, relay-a={pin_of(tls.key)}",
                      defer_recipients="held@dest.test", defer_min_interval="2s",
-                     defer_max_interval="30s").start()
+                     defer_max_interval="30s", held_sweep_interval="1s").start()
     # the sending relay: its inbound side hands dest.test on to the receiving relay, with
     # its certificate (tls_cert_file) as the TLS client certificate
     front = rx.Relay(work / "front", tls=tls, hostname="front.test", anchored_client="yes",
@@ -269,6 +271,34 @@ def test_forged_and_foreign_tokens(stack):
     assert c.cmd(f"DEFER-STATUS {tok}") == "250 2.0.0 PENDING 2 30"  # nothing changed
     c.cmd("QUIT")
     assert decide(stack, forged, "accept").status == 404
+
+
+def swept(control, store):
+    """anchor_relay_held_swept_total{store=...} from the control API's /metrics."""
+    text = control.get("/metrics").text
+    m = re.search(r'^anchor_relay_held_swept_total\{store="%s"\} (\d+)$' % store, text, re.M)
+    assert m, text
+    return int(m.group(1))
+
+
+def test_expired_hold_is_swept_unasked(stack):
+    relay, sink, _, _, api, _, _, _, _ = stack
+    before = swept(api, "defer")
+    c = peer(stack)
+    tok = hold(c, "hold runs out")
+    c.cmd("QUIT")
+    rec = relay.state_dir / "defer" / tok[:32]
+    text = rec.read_bytes()
+    assert b"hold runs out" in text and b"state PENDING" in text
+    # its hold time over (ten seconds ago); nobody asks about it
+    past = re.sub(rb"\nexpires \d+\n", b"\nexpires %d\n" % (int(time.time()) - 10), text)
+    tmp = rec.with_name("edit.tmp")
+    tmp.write_bytes(past)
+    tmp.rename(rec)
+    poll(lambda: b"state EXPIRED" in rec.read_bytes(), lambda: relay.text()[-3000:])
+    assert b"hold runs out" not in rec.read_bytes()
+    assert swept(api, "defer") >= before + 1
+    assert "hold runs out" not in subjects_for(sink, "held@dest.test")
 
 
 def test_decisions_are_the_admins(stack):
