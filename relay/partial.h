@@ -67,6 +67,14 @@ int relay_partial_offer(const struct relay_settings *s, struct relay_dconn *c, c
  * many. */
 unsigned relay_partial_sweep(const struct relay_settings *s);
 
+/* The recipients of a view or of its fetched message as the next hop should see them:
+ * each by its tier (the verdicts a, its lists in l), unknown mail into unknown_folder
+ * (relay_tier_rcpt).  A malloc'd array of n malloc'd strings (relay_partial_rcpts_free);
+ * NULL when out of memory. */
+char **relay_partial_rcpts(const struct relay_settings *s, struct relay_lists *l,
+                           const struct relay_auth *a, char *const *rcpts, size_t n);
+void relay_partial_rcpts_free(char **r, size_t n);
+
 /* A file written whole (temporary, fsync, rename; 0600) and read whole (at most max). */
 int relay_partial_file_write(const char *path, const char *data, size_t len, struct err *e);
 char *relay_partial_file_read(const char *path, size_t max, size_t *len, struct err *e);

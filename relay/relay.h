@@ -506,6 +506,9 @@ struct relay_tier_input {
 /* The tier, and a one-line reason (for the tier header). */
 enum relay_tier relay_tier_decide(const struct relay_tier_input *in, char *why, size_t whylen);
 const char *relay_tier_name(enum relay_tier t);
+/* The recipient as the next hop should see it: local+unknown_folder@domain for unknown
+ * mail when unknown_folder is set, else rcpt (malloc'd; NULL when out of memory). */
+char *relay_tier_rcpt(const struct relay_settings *s, const char *rcpt, enum relay_tier t);
 /* relay_lists_check on the message's verified sender: the From address when a user
  * signature or an aligned domain signature passed, the From domain when a domain
  * signature passed (tier.c); what inbound passes as relay_tier_input.list. */

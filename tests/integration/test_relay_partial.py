@@ -152,7 +152,8 @@ def stack(request):
     st.recv = rx.Relay(work / "recv", tls=st.tls, control=True, hostname="mx.dest.test",
                        local_domains="dest.test", inbound_next_hop=st.sink.hop,
                        anchored_peers=f"relay.x.test={pin_of(st.stls.key)}",
-                       anchored_client="yes", control_token_hash=st.token.hash)
+                       anchored_client="yes", control_token_hash=st.token.hash,
+                       unknown_folder="Unknown")
     st.sender = rx.Relay(work / "sender", tls=st.stls, sign_domains={"x.test": "ed25519"},
                          hostname="relay.x.test", local_domains="x.test", control=True,
                          held_sweep_interval="1s",
@@ -258,6 +259,13 @@ def test_view_then_full_fetch(stack):
     assert b"QkINARYATTACHMENT" not in sent_view.data
     assert len(sent_view.data) < 8000, len(sent_view.data)
     assert "token=" not in sent_view.text  # the fetch token never reaches a mailbox
+    # unknown-tier mail: into unknown_folder, as any other; the signature's body hash was
+    # not checked on a view, and the receiver's Authentication-Results says so
+    assert sent_view.rcpts == ["bob+Unknown@dest.test"], sent_view.rcpts
+    ar = [re.sub(r"\s+", " ", v) for v in sent_view.header("Authentication-Results")
+          if v.startswith("mx.dest.test;")]
+    assert len(ar) == 1 and 'dkim=neutral reason="body hash not checked: partial view" ' \
+        'header.d=x.test' in ar[0] and "dkim=pass" not in ar[0], ar
     id_ = view_id(sent_view)
     rec = record(stack, id_)
     assert kept_file(stack, rec["token"], "msg").exists()
@@ -269,6 +277,10 @@ def test_view_then_full_fetch(stack):
     assert r.rc == 0, (r.out, r.err, stack.recv.text()[-3000:])
     assert json.loads(r.out)["status"] == "fetched"
     full = wait_message(stack, "partial one", "full")
+    assert full.rcpts == ["bob+Unknown@dest.test"], full.rcpts
+    assert any(v.startswith("mx.dest.test;") and "dkim=pass" in v
+               for v in full.header("Authentication-Results")), full.header(
+                   "Authentication-Results")
     assert full.data.replace(b"\r\n", b"").count(b"QkINARYATTACHMENT") == 12000
     # what arrived is what the sender signed: every field the view showed, and its body
     ours = f"Anchor-Partial: id={id_}; view=full\r\n".encode()
