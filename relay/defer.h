@@ -34,6 +34,9 @@ void relay_defer_close(struct relay_defer *df); /* NULL is fine */
 /* held_sweep.c, on a worker: every held message past defer_hold_time is deleted (its
  * record EXPIRED), tombstones a day past it go.  The held messages deleted; NULL: 0. */
 unsigned relay_defer_sweep(struct relay_defer *df);
+/* scheduler.c: 1 while qin's message queue_id is an accept being queued (not delivered
+ * before its record says so: a crash meanwhile is finished at start, never repeated). */
+int relay_defer_busy(struct relay_defer *df, const char *queue_id);
 
 /* Hold head + body (len octets) for rcpt from peer, durably: the offer (token and window)
  * in *o. */

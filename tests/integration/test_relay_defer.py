@@ -17,6 +17,10 @@ One relay, one next-hop sink and two peer certificates for the whole module:
                          once, WITHDRAWN at both ends, no bounce; 404/409 refusals)
   hold time over         the periodic sweep deletes the held message (record EXPIRED)
                          without anyone asking, and /metrics counts it
+  accept and crash       a crash after the decision was recorded, before the message was
+                         queued: finished at start, delivered once; a crash after it was
+                         queued, before the record said so: the accept again finds the
+                         queued copy (its id is the record's), delivered once
   hostile receiver       a server whose certificate key the sending relay does not list
                          offers ANCHOR-DEFER and ANCHOR-PARTIAL and answers every message
                          with a DEFERRED line: the sender ignores both, sends the whole
@@ -299,6 +303,53 @@ def test_expired_hold_is_swept_unasked(stack):
     assert b"hold runs out" not in rec.read_bytes()
     assert swept(api, "defer") >= before + 1
     assert "hold runs out" not in subjects_for(sink, "held@dest.test")
+
+
+def rewrite(path, data):
+    tmp = path.with_name("edit.tmp")
+    tmp.write_bytes(data)
+    tmp.rename(path)
+
+
+def delivered(sink, subject):
+    return subjects_for(sink, "held@dest.test").count(subject)
+
+
+def test_accept_interrupted_by_a_crash_delivers_once(stack):
+    relay, sink, _, _, _, _, _, _, _ = stack
+    c = peer(stack)
+    tok_a = hold(c, "accept crash A")
+    tok_b = hold(c, "accept crash B")
+    c.cmd("QUIT")
+    rec_a, rec_b = (relay.state_dir / "defer" / t[:32] for t in (tok_a, tok_b))
+    held_b = rec_b.read_bytes()
+    # B: accepted and queued; its next hop defers it, so the queued copy stays
+    sink.reply = "451 4.3.0 try later"
+    try:
+        assert decide(stack, tok_b, "accept").status == 200
+        poll(lambda: (relay.state_dir / "spool" / "in" / f"m.{tok_b[:32]}").exists(),
+             lambda: relay.text()[-3000:])
+        relay.kill()
+        # A: killed after its decision was recorded, before anything was queued
+        rewrite(rec_a, rec_a.read_bytes().replace(b"\nstate PENDING\n", b"\nstate ACCEPTED\n"))
+        # B: killed after queueing, before the record changed (it still says PENDING)
+        rewrite(rec_b, held_b)
+        relay.start()
+        r = decide(stack, tok_b, "accept")  # the operator accepts again
+        assert r.status == 200 and r.json()["state"] == "ACCEPTED", r.text
+    finally:
+        sink.reply = None
+    poll(lambda: delivered(sink, "accept crash A") == 1 and delivered(sink, "accept crash B") == 1,
+         lambda: relay.text()[-3000:])
+    poll(lambda: not list((relay.state_dir / "spool" / "in").glob("m.*")),
+         lambda: relay.text()[-3000:])
+    assert delivered(sink, "accept crash A") == 1 and delivered(sink, "accept crash B") == 1
+    for rec in (rec_a, rec_b):  # decided and queued: only the header is left
+        text = rec.read_bytes()
+        assert b"state ACCEPTED" in text and b"accept crash" not in text, text
+    c = peer(stack)
+    assert c.cmd(f"DEFER-STATUS {tok_a}") == "250 2.0.0 ACCEPTED"
+    c.cmd("QUIT")
 
 
 def test_decisions_are_the_admins(stack):
