@@ -98,7 +98,8 @@ void relay_queue_withdraw_route(struct queue *qin, struct queue *qout,
 int relayd_defer_try(struct relayd_conn *c, const char *rcpt, const char *deliver_to,
                      const char *tier, const char *head, const char *body, size_t len, char **lines,
                      struct err *e);
-/* The inbound sessions' on_extension: DEFER-STATUS and DEFER-WITHDRAW from a peer. */
+/* DEFER-STATUS and DEFER-WITHDRAW from a peer (relayd_peer_on_ext, peers.c): 1 with r
+ * filled, 0 when it is neither (r untouched). */
 int relayd_defer_on_command(void *ctx, struct smtp_session *s, const char *line, size_t len,
                             struct smtp_reply *r);
 

@@ -21,6 +21,7 @@
 #include "encrypt.h"
 #include "defer.h"
 #include "partial.h"
+#include "peer_ext.h"
 #include "relayd.h"
 
 /* ------------------------------------------------------------------ reputation */
@@ -512,6 +513,5 @@ const struct smtp_callbacks relayd_inbound_callbacks = {
     .on_rcpt = in_rcpt,
     .on_data = in_data,
     .on_reset = in_reset,
-    .on_extension = relayd_defer_on_command,
-    .on_ext = relayd_partial_on_ext,
+    .on_ext = relayd_peer_on_ext,
 };

@@ -86,7 +86,7 @@ struct relayd_conn;
 struct relayd_msg_job;
 struct smtp_session;
 struct smtp_reply;
-/* The inbound sessions' on_ext: PARTIAL (partial_in.c) and FETCH (partial_out.c). */
+/* PARTIAL (partial_in.c) and FETCH (partial_out.c), from relayd_peer_on_ext (peers.c). */
 int relayd_partial_on_ext(void *ctx, struct smtp_session *s, const char *line, size_t len,
                           int phase, struct smtp_reply *r);
 int relayd_partial_fetch_cmd(struct relayd_conn *c, const char *line, size_t len, int phase,

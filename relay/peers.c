@@ -130,8 +130,9 @@ void relayd_peer_tls_ready(struct relayd_conn *c, SSL *ssl)
 		          SSL_session_reused(ssl) ? " (resumed session)" : "");
 		return;
 	}
-	if (c->d->defer != NULL)
-		smtp_session_set_extension(c->smtp, DEFER_KEYWORD);
-	smtp_session_set_ext(c->smtp, RELAY_PARTIAL_KEYWORD, RELAY_PARTIAL_VERBS);
+	if ((c->d->defer != NULL &&
+	     smtp_session_add_ext(c->smtp, DEFER_KEYWORD, DEFER_VERBS) < 0) ||
+	    smtp_session_add_ext(c->smtp, RELAY_PARTIAL_KEYWORD, RELAY_PARTIAL_VERBS) < 0)
+		log_err(NULL, "conn %lu: too many SMTP extensions", c->id);
 	log_info(NULL, "conn %lu: anchored peer %s (client certificate key)", c->id, c->peer);
 }
