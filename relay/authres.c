@@ -5,6 +5,7 @@
  *   	dkim=pass (anchored key) header.d=example.com header.i=@example.com
  *   	 header.s=s2026 header.a=ed25519-sha256 header.b=Jq2b7hUuXwZs;
  *   	dkim=fail reason="body hash did not verify" header.d=...;
+ *   	dkim=neutral reason="body hash not checked: partial view" header.d=...;
  *   	csa=pass smtp.helo=mx.example.com (192.0.2.1)
  *
  * One result per signature, top to bottom ("dkim=none" without any), and the
@@ -167,18 +168,29 @@ static const char *source_comment(const struct relay_sig *s)
 	return "";
 }
 
-/* One resinfo (unfolded) for a signature's verdict. */
-static void put_sig(struct buf *b, const struct relay_sig *s)
+/* The reason of a signature whose body hash was not checked (a partial view, PROTOCOL.md
+ * §12.12): RFC 8601 §2.7.1's neutral, "not otherwise able to be processed", not pass. */
+#define AUTHRES_VIEW_REASON "body hash not checked: partial view"
+
+/* One resinfo (unfolded) for a signature's verdict; headers_only: the body hash unchecked. */
+static void put_sig(struct buf *b, const struct relay_sig *s, int headers_only)
 {
 	const struct dkim_result *r = &s->r;
 
 	put_str(b, "dkim=");
-	put_str(b, dkim_status_name(r->status));
-	if (r->status == DKIM_PASS) {
+	if (r->status == DKIM_PASS && headers_only) {
+		put_str(b, dkim_status_name(DKIM_NEUTRAL));
+		put_str(b, " reason=");
+		put_quoted(b, AUTHRES_VIEW_REASON);
+	} else if (r->status == DKIM_PASS) {
+		put_str(b, dkim_status_name(r->status));
 		put_str(b, source_comment(s));
 		if (r->testing)
 			put_str(b, " (key in testing mode)");
-	} else if (r->reason[0] != '\0') {
+	} else {
+		put_str(b, dkim_status_name(r->status));
+	}
+	if (r->status != DKIM_PASS && r->reason[0] != '\0') {
 		put_str(b, " reason=");
 		put_quoted(b, r->reason);
 	}
@@ -269,7 +281,7 @@ static void put_resinfo(struct buf *b, const struct relay_auth *a, size_t k, con
                         const char *helo, const char *csa)
 {
 	if (a != NULL && k < a->nsigs) {
-		put_sig(b, &a->sigs[k]);
+		put_sig(b, &a->sigs[k], a->headers_only);
 		return;
 	}
 	if (k == 0 && (a == NULL || a->nsigs == 0)) {

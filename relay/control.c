@@ -24,6 +24,7 @@
 #include "deliver_cache.h"
 #include "deliver_resume.h"
 #include "encrypt.h"
+#include "held_sweep.h"
 #include "defer.h"
 #include "partial.h"
 #include "signback.h"
@@ -582,6 +583,7 @@ static size_t control_metrics(char *buf, size_t len, void *app)
 	            "anchor_relay_outbound_reused_total %llu\n",
 	            relay_dcache_reused());
 	relay_enc_metrics(&o);
+	relay_held_sweep_metrics(&o);
 	/* STARTTLS (inbound and submission); the control API's own are the layer's
 	 * anchor_tls_handshakes_total. */
 	metrics_tls_render(c->smtp_tls, "anchor_relay_smtp_tls_handshakes_total", "smtp", &o);

@@ -30,6 +30,10 @@ struct relay_defer {
 	int dirfd;
 	unsigned char key[DEFER_SECRET_LEN];
 	pthread_mutex_t mu;
+	/* the accept being queued (its queue id is the record's id), "" when none: the
+	 * scheduler leaves it alone until its record says it is queued (relay_defer_busy) */
+	pthread_mutex_t flight_mu;
+	char flight[DEFER_ID_LEN + 1];
 };
 
 struct defer_rec {
@@ -40,7 +44,8 @@ struct defer_rec {
 	char rcpt[DEFER_RCPT_MAX];
 	long long created, expires;
 	char reason[DEFER_REASON_MAX];
-	char *msg; /* PENDING only */
+	char *msg; /* PENDING; ACCEPTED while being queued (the decision made, the queue's copy
+	              not known to be committed) */
 	size_t len;
 };
 
@@ -73,6 +78,12 @@ static int write_file(struct relay_defer *df, const char *name, const char *a, s
 	return 0;
 }
 
+/* A record keeps its message while pending, and once accepted until it is queued. */
+static int with_body(const struct defer_rec *r)
+{
+	return r->state == DEFER_PENDING || (r->state == DEFER_ACCEPTED && r->msg != NULL);
+}
+
 static int rec_write(struct relay_defer *df, const struct defer_rec *r, struct err *e)
 {
 	char *head = NULL;
@@ -85,8 +96,8 @@ static int rec_write(struct relay_defer *df, const struct defer_rec *r, struct e
 	             r->expires, r->reason);
 	if (n < 0)
 		return err_set(e, ERR_INTERNAL, "nomem", "out of memory");
-	rc = write_file(df, r->id, head, (size_t)n, r->state == DEFER_PENDING ? r->msg : NULL,
-	                r->state == DEFER_PENDING ? r->len : 0, e);
+	rc = write_file(df, r->id, head, (size_t)n, with_body(r) ? r->msg : NULL,
+	                with_body(r) ? r->len : 0, e);
 	free(head);
 	return rc;
 }
@@ -143,7 +154,7 @@ static int rec_parse(char *buf, size_t len, struct defer_rec *r)
 	if (p >= end || r->rcpt[0] == '\0' || r->peer[0] == '\0')
 		return -1;
 	p++;
-	if (r->state == DEFER_PENDING) {
+	if (r->state == DEFER_PENDING || (r->state == DEFER_ACCEPTED && p < end)) {
 		r->len = (size_t)(end - p);
 		if ((r->msg = malloc(r->len + 1)) == NULL)
 			return -1;
@@ -204,43 +215,66 @@ static int load_secret(struct relay_defer *df, struct err *e)
 	return 0;
 }
 
-/* Expire what is due: pending past its hold loses its message, anything a day past it goes. */
-static void sweep_one(struct relay_defer *df, const char *id, long long now)
+/* Expire what is due: pending past its hold loses its message, anything a day past it goes.
+ * 1 when a held message was deleted. */
+static int sweep_one(struct relay_defer *df, const char *id, long long now)
 {
 	struct defer_rec r;
 	struct err e = {0};
+	int deleted = 0;
 
 	if (rec_load(df, id, &r, &e) < 0)
-		return;
+		return 0;
 	if (r.expires + DEFER_TOMBSTONE <= now) {
-		unlinkat(df->dirfd, id, 0);
+		deleted = r.state == DEFER_PENDING && unlinkat(df->dirfd, id, 0) == 0;
+		if (r.state != DEFER_PENDING)
+			unlinkat(df->dirfd, id, 0);
 	} else if (r.state == DEFER_PENDING && r.expires <= now) {
 		r.state = DEFER_EXPIRED;
-		if (rec_write(df, &r, &e) < 0)
+		if (rec_write(df, &r, &e) < 0) {
 			log_warn(NULL, "defer: %s", e.msg);
-		else
+		} else {
 			log_info(NULL, "defer: %s for <%s> expired without a decision", id, r.rcpt);
+			deleted = 1;
+		}
 	}
 	rec_clear(&r);
+	return deleted;
 }
 
-static void sweep(struct relay_defer *df, long long now)
+static unsigned sweep(struct relay_defer *df, long long now)
 {
 	int fd = dup(df->dirfd);
 	DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
 	struct dirent *de;
+	unsigned n = 0;
 
 	if (dir == NULL) {
 		if (fd >= 0)
 			close(fd);
-		return;
+		return 0;
 	}
 	rewinddir(dir);
 	while ((de = readdir(dir)) != NULL)
 		if (strlen(de->d_name) == DEFER_ID_LEN)
-			sweep_one(df, de->d_name, now);
+			n += (unsigned)sweep_one(df, de->d_name, now);
 	closedir(dir);
+	return n;
 }
+
+unsigned relay_defer_sweep(struct relay_defer *df)
+{
+	unsigned n;
+
+	if (df == NULL)
+		return 0;
+	pthread_mutex_lock(&df->mu); /* a decision or a status may be writing a record */
+	n = sweep(df, (long long)time(NULL));
+	pthread_mutex_unlock(&df->mu);
+	return n;
+}
+
+static void accept_resume(struct relay_defer *df);
 
 struct relay_defer *relay_defer_open(const struct relay_settings *s, struct queue *qin,
                                      struct err *e)
@@ -255,6 +289,7 @@ struct relay_defer *relay_defer_open(const struct relay_settings *s, struct queu
 	df->qin = qin;
 	df->dirfd = -1;
 	pthread_mutex_init(&df->mu, NULL);
+	pthread_mutex_init(&df->flight_mu, NULL);
 	snprintf(df->dir, sizeof(df->dir), "%s/defer", s->state_dir);
 	if ((mkdir(df->dir, 0700) < 0 && errno != EEXIST) ||
 	    (df->dirfd = open(df->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
@@ -266,6 +301,7 @@ struct relay_defer *relay_defer_open(const struct relay_settings *s, struct queu
 		relay_defer_close(df);
 		return NULL;
 	}
+	accept_resume(df); /* before the sweep, which may remove old records */
 	sweep(df, (long long)time(NULL));
 	return df;
 }
@@ -277,6 +313,7 @@ void relay_defer_close(struct relay_defer *df)
 	if (df->dirfd >= 0)
 		close(df->dirfd);
 	pthread_mutex_destroy(&df->mu);
+	pthread_mutex_destroy(&df->flight_mu);
 	explicit_bzero(df->key, sizeof(df->key));
 	free(df);
 }
@@ -413,27 +450,100 @@ static void on_commit(const char *id, int ok, const struct err *e, void *arg)
 	pthread_mutex_unlock(&w->mu);
 }
 
-/* Queue the held message for its recipient and wait until it is durable. */
-static int queue_accepted(struct relay_defer *df, const struct defer_rec *r, struct err *e)
+static void flight_set(struct relay_defer *df, const char *id)
+{
+	pthread_mutex_lock(&df->flight_mu);
+	snprintf(df->flight, sizeof(df->flight), "%s", id);
+	pthread_mutex_unlock(&df->flight_mu);
+}
+
+int relay_defer_busy(struct relay_defer *df, const char *queue_id)
+{
+	int busy;
+
+	if (df == NULL)
+		return 0;
+	pthread_mutex_lock(&df->flight_mu);
+	busy = df->flight[0] != '\0' && strcmp(df->flight, queue_id) == 0;
+	pthread_mutex_unlock(&df->flight_mu);
+	return busy;
+}
+
+/*
+ * Queue an accepted record's message (r ACCEPTED, its message still in it) and then drop
+ * the message from the record; under df->mu.  Idempotent: the queue's copy has the record's
+ * id, so a re-run after a crash (relay_defer_open) finds a committed one instead of queueing
+ * a second, and until the record is rewritten the scheduler does not deliver it (flight): a
+ * copy missing at a re-run was never committed.
+ */
+static int queue_accepted(struct relay_defer *df, struct defer_rec *r, struct err *e)
 {
 	struct commit_wait w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
-	const char *rcpts[1] = {r->rcpt};
-	char id[QUEUE_ID_MAX];
+	int rc;
 
-	if (queue_submit(df->qin, r->sender, rcpts, 1, r->msg, r->len, on_commit, &w, id, e) < 0)
-		return -1;
-	pthread_mutex_lock(&w.mu);
-	while (!w.done)
-		pthread_cond_wait(&w.cv, &w.mu);
-	pthread_mutex_unlock(&w.mu);
+	flight_set(df, r->id);
+	rc = queue_submit_as(df->qin, r->id, r->sender, r->rcpt, r->msg, r->len, on_commit, &w, e);
+	if (rc == 0) {
+		pthread_mutex_lock(&w.mu);
+		while (!w.done)
+			pthread_cond_wait(&w.cv, &w.mu);
+		pthread_mutex_unlock(&w.mu);
+		if (!w.ok) {
+			*e = w.e;
+			rc = -1;
+		}
+	}
 	pthread_cond_destroy(&w.cv);
 	pthread_mutex_destroy(&w.mu);
-	if (!w.ok) {
-		*e = w.e;
-		return -1;
+	if (rc >= 0) {
+		log_info(NULL, "defer: %s for <%s> accepted: queued as %s%s", r->id, r->rcpt, r->id,
+		         rc == 1 ? " (found queued)" : "");
+		free(r->msg);
+		r->msg = NULL;
+		r->len = 0;
+		rc = rec_write(df, r, e);
 	}
-	log_info(NULL, "defer: %s for <%s> accepted: queued as %s", r->id, r->rcpt, id);
-	return 0;
+	flight_set(df, "");
+	return rc < 0 ? -1 : 0;
+}
+
+/* The operator's accept: the decision durable first (the record ACCEPTED, its message
+ * kept), then queued (queue_accepted); an accept interrupted before is finished here. */
+static int accept_rec(struct relay_defer *df, struct defer_rec *r, struct err *e)
+{
+	if (r->state == DEFER_PENDING) {
+		r->state = DEFER_ACCEPTED;
+		r->reason[0] = '\0';
+		if (rec_write(df, r, e) < 0)
+			return -1;
+	}
+	return queue_accepted(df, r, e);
+}
+
+/* At start: the accepts a crash interrupted are finished, before any delivery starts. */
+static void accept_resume(struct relay_defer *df)
+{
+	int fd = dup(df->dirfd);
+	DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+
+	if (dir == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	rewinddir(dir);
+	while ((de = readdir(dir)) != NULL) {
+		struct defer_rec r;
+		struct err e = {0};
+
+		if (strlen(de->d_name) != DEFER_ID_LEN || rec_load(df, de->d_name, &r, &e) < 0)
+			continue;
+		if (r.state == DEFER_ACCEPTED && r.msg != NULL && queue_accepted(df, &r, &e) < 0)
+			log_err(NULL, "defer: %s: cannot finish its accept: %s", r.id, e.msg);
+		rec_clear(&r);
+	}
+	closedir(dir);
 }
 
 int relay_defer_decide(struct relay_defer *df, const char *token, int accept, const char *reason,
@@ -444,10 +554,12 @@ int relay_defer_decide(struct relay_defer *df, const char *token, int accept, co
 
 	pthread_mutex_lock(&df->mu);
 	rc = rec_by_token(df, token, NULL, &r, e);
-	if (rc == 0 && r.state != DEFER_PENDING)
+	if (rc == 0 && accept && r.state == DEFER_ACCEPTED && r.msg != NULL)
+		rc = accept_rec(df, &r, e); /* an accept interrupted: finished, not repeated */
+	else if (rc == 0 && r.state != DEFER_PENDING)
 		rc = rec_finish(df, &r, DEFER_ACCEPTED, "", e); /* the conflict's error */
 	else if (rc == 0 && accept)
-		rc = queue_accepted(df, &r, e) < 0 ? -1 : rec_finish(df, &r, DEFER_ACCEPTED, "", e);
+		rc = accept_rec(df, &r, e);
 	else if (rc == 0)
 		rc = rec_finish(df, &r, DEFER_REFUSED, reason, e);
 	if (rc == 0) {

@@ -31,6 +31,12 @@ struct relay_defer;
 struct relay_defer *relay_defer_open(const struct relay_settings *s, struct queue *qin,
                                      struct err *e);
 void relay_defer_close(struct relay_defer *df); /* NULL is fine */
+/* held_sweep.c, on a worker: every held message past defer_hold_time is deleted (its
+ * record EXPIRED), tombstones a day past it go.  The held messages deleted; NULL: 0. */
+unsigned relay_defer_sweep(struct relay_defer *df);
+/* scheduler.c: 1 while qin's message queue_id is an accept being queued (not delivered
+ * before its record says so: a crash meanwhile is finished at start, never repeated). */
+int relay_defer_busy(struct relay_defer *df, const char *queue_id);
 
 /* Hold head + body (len octets) for rcpt from peer, durably: the offer (token and window)
  * in *o. */
@@ -92,7 +98,8 @@ void relay_queue_withdraw_route(struct queue *qin, struct queue *qout,
 int relayd_defer_try(struct relayd_conn *c, const char *rcpt, const char *deliver_to,
                      const char *tier, const char *head, const char *body, size_t len, char **lines,
                      struct err *e);
-/* The inbound sessions' on_extension: DEFER-STATUS and DEFER-WITHDRAW from a peer. */
+/* DEFER-STATUS and DEFER-WITHDRAW from a peer (relayd_peer_on_ext, peers.c): 1 with r
+ * filled, 0 when it is neither (r untouched). */
 int relayd_defer_on_command(void *ctx, struct smtp_session *s, const char *line, size_t len,
                             struct smtp_reply *r);
 

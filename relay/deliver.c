@@ -69,6 +69,7 @@ struct tx {
 	int keep;               /* sessions are kept for the next message (deliver_cache.c) */
 	int reused;             /* this session was kept from an earlier message */
 	unsigned sent;          /* messages the session carried before this one */
+	char anchored[RELAY_PEER_NAME_MAX]; /* the server's anchored_peers name (peers.c), or "" */
 };
 
 /* ------------------------------------------------------------------ results */
@@ -326,15 +327,12 @@ static int send_bdat(struct tx *t)
 /* ANCHOR-PARTIAL (partial_out.c): the view the receiver asks for, else the whole message. */
 static int send_partial(struct tx *t)
 {
-	char cmd[48], *view = NULL, peer[RELAY_PEER_NAME_MAX];
+	char cmd[48], *view = NULL;
 	size_t vlen = 0;
 	int o, rc;
 
-	/* a view is kept for the server's key only: no listed key, no PARTIAL */
-	if (!relay_peer_of_ssl(t->s, t->c.ssl, peer, sizeof(peer)))
-		return send_bdat(t);
-	if (relay_partial_offer(t->s, &t->c, peer, t->body, t->len, t->tcmd, &view, &vlen) < 0)
-		return RELAY_IO_FAIL;
+	if (relay_partial_offer(t->s, &t->c, t->anchored, t->body, t->len, t->tcmd, &view, &vlen))
+		return RELAY_IO_FAIL; /* kept for the server's key only: t->anchored, a peer's */
 	if (view == NULL)
 		return send_bdat(t);
 	o = snprintf(cmd, sizeof(cmd), "BDAT %zu LAST\r\n", vlen);
@@ -360,7 +358,8 @@ static int data_replies(struct tx *t)
 			return RELAY_IO_FAIL;
 		have = 1;
 		result_from_reply(t, i, &rep);
-		if (!is_lmtp(t)) /* ANCHOR-DEFER: held for a decision, the token kept */
+		/* ANCHOR-DEFER: held for a decision, the token kept; only a listed peer's */
+		if (!is_lmtp(t) && t->anchored[0] != '\0')
 			relay_defer_offer_result(t->hop, &rep, t->rcpts[i], &t->res[i]);
 	}
 	return RELAY_IO_OK;
@@ -466,10 +465,10 @@ static int transaction(struct tx *t)
 	char *buf = malloc(DELIVER_WINDOW * per);
 	int mail_failed = 0, rc = RELAY_IO_OK,
 	    bdat = t->caps.chunking && t->s->smtp_chunking && !t->probe;
-	/* a view between anchored relays goes as a BDAT chunk (PROTOCOL.md §12.12) */
-	int partial = t->caps.anchor_partial && t->caps.chunking && !t->probe && !is_lmtp(t) &&
+	/* a view between anchored relays (a listed server key) goes as a BDAT chunk (§12.12) */
+	int partial = relay_peer_of_ssl(t->s, t->c.ssl, t->anchored, sizeof(t->anchored)) &&
+	              t->caps.anchor_partial && t->caps.chunking && !t->probe && !is_lmtp(t) &&
 	              t->s->partial_keep_time > 0;
-
 	bdat = bdat || partial;
 
 	if (order == NULL || buf == NULL) {
@@ -789,6 +788,8 @@ int relay_deliver_command(const struct relay_settings *s, const struct relay_hop
 	t.tconn = seconds_or(s->connect_timeout, 30);
 	t.tcmd = seconds_or(s->command_timeout, 300);
 	rc = open_session(&t, 0, 0, "");
+	if (rc == RELAY_IO_OK && relay_peer_require(s, &t.c) < 0) /* a token goes to a peer only */
+		rc = RELAY_IO_FAIL;
 	if (rc == RELAY_IO_OK && (relay_dconn_printf(&t.c, t.tcmd, "%s\r\n", line) < 0 ||
 	                          relay_dconn_read_reply(&t.c, t.tcmd, rep) < 0))
 		rc = RELAY_IO_FAIL;

@@ -21,6 +21,7 @@
 #include "encrypt.h"
 #include "defer.h"
 #include "partial.h"
+#include "peer_ext.h"
 #include "relayd.h"
 
 /* ------------------------------------------------------------------ reputation */
@@ -278,20 +279,6 @@ static void in_reset(void *ctx, struct smtp_session *s)
 
 /* ------------------------------------------------------------------ the message */
 
-/* The recipient as the next hop should see it: local+Folder@domain for unknown mail. */
-static char *tier_rcpt(const struct relay_settings *s, const char *rcpt, enum relay_tier t)
-{
-	const char *at = strrchr(rcpt, '@');
-	char *out;
-
-	if (t != RELAY_TIER_UNKNOWN || *s->unknown_folder == '\0' || at == NULL)
-		return strdup(rcpt);
-	if (asprintf(&out, "%.*s%s%s%s", (int)(at - rcpt), rcpt, s->recipient_delimiter,
-	             s->unknown_folder, at) < 0)
-		return NULL;
-	return out;
-}
-
 struct tiered {
 	enum relay_tier tier;
 	char why[200];
@@ -389,7 +376,7 @@ static int groups_fill(struct relayd_conn *c, const struct relay_auth *a, const 
 
 		decide_tier(c->d, a, c->rcpts[i], clean, cleanlen, have_rep, sender_rep, &td);
 		t = (size_t)td.tier;
-		if ((r = tier_rcpt(s, c->rcpts[i], td.tier)) == NULL)
+		if ((r = relay_tier_rcpt(s, c->rcpts[i], td.tier)) == NULL)
 			return -1;
 		g->notify[t][g->nr[t]] = c->dsn.notify[i];
 		g->orcpt[t][g->nr[t]] = c->dsn.orcpt[i];
@@ -526,6 +513,5 @@ const struct smtp_callbacks relayd_inbound_callbacks = {
     .on_rcpt = in_rcpt,
     .on_data = in_data,
     .on_reset = in_reset,
-    .on_extension = relayd_defer_on_command,
-    .on_ext = relayd_partial_on_ext,
+    .on_ext = relayd_peer_on_ext,
 };

@@ -27,6 +27,7 @@
 #include "core/ttlcache.h"
 #include "defer.h"
 #include "deliver_conn.h"
+#include "held_sweep.h"
 #include "partial.h"
 #include "relayd.h"
 #include "dns/resolve.h"
@@ -190,6 +191,7 @@ static void close_parts(struct relay_main *rm)
 	relayd_listen_stop(d);
 	relayd_auth_stop(d);
 	relayd_scheduler_stop(d);
+	relayd_held_sweep_stop(d);
 	relayd_conns_close(d);
 	/* The workers finish what they hold (deliveries may wait for a bounce's commit),
 	 * then the queues commit what is pending, whose answers go to the pool's done
@@ -257,7 +259,7 @@ static int run(struct relay_main *rm, struct err *e)
 		goto out;
 	if (d->control != NULL)
 		relay_control_set_defer(d->control, d->defer);
-	if (relayd_scheduler_start(d, e) < 0)
+	if (relayd_scheduler_start(d, e) < 0 || relayd_held_sweep_start(d, e) < 0)
 		goto out;
 	if (write_ports(d->s, d->port_in, d->port_sub,
 	                d->control ? relay_control_port(d->control) : 0, e) < 0)

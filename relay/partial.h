@@ -63,6 +63,18 @@ struct relay_dconn;
 int relay_partial_offer(const struct relay_settings *s, struct relay_dconn *c, const char *peer,
                         const char *body, size_t len, int seconds, char **view, size_t *vlen);
 
+/* held_sweep.c, on a worker: every kept message past partial_keep_time is deleted; how
+ * many. */
+unsigned relay_partial_sweep(const struct relay_settings *s);
+
+/* The recipients of a view or of its fetched message as the next hop should see them:
+ * each by its tier (the verdicts a, its lists in l), unknown mail into unknown_folder
+ * (relay_tier_rcpt).  A malloc'd array of n malloc'd strings (relay_partial_rcpts_free);
+ * NULL when out of memory. */
+char **relay_partial_rcpts(const struct relay_settings *s, struct relay_lists *l,
+                           const struct relay_auth *a, char *const *rcpts, size_t n);
+void relay_partial_rcpts_free(char **r, size_t n);
+
 /* A file written whole (temporary, fsync, rename; 0600) and read whole (at most max). */
 int relay_partial_file_write(const char *path, const char *data, size_t len, struct err *e);
 char *relay_partial_file_read(const char *path, size_t max, size_t *len, struct err *e);
@@ -74,7 +86,7 @@ struct relayd_conn;
 struct relayd_msg_job;
 struct smtp_session;
 struct smtp_reply;
-/* The inbound sessions' on_ext: PARTIAL (partial_in.c) and FETCH (partial_out.c). */
+/* PARTIAL (partial_in.c) and FETCH (partial_out.c), from relayd_peer_on_ext (peers.c). */
 int relayd_partial_on_ext(void *ctx, struct smtp_session *s, const char *line, size_t len,
                           int phase, struct smtp_reply *r);
 int relayd_partial_fetch_cmd(struct relayd_conn *c, const char *line, size_t len, int phase,

@@ -270,7 +270,7 @@ static int queue_full(const struct record *r, const char *id, const char *msg, s
 	struct relay_refusal rf;
 	struct commit_wait w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
 	struct err e = {0};
-	char *clean, *head = NULL, *full = NULL;
+	char *clean, *head = NULL, *full = NULL, **rcpts = NULL;
 	size_t cleanlen, hl;
 	int rc = -1;
 
@@ -287,13 +287,14 @@ static int queue_full(const struct record *r, const char *id, const char *msg, s
 		goto out;
 	}
 	if ((head = full_head(r, id, &a, &e)) == NULL ||
-	    (full = malloc((hl = strlen(head)) + cleanlen)) == NULL) {
+	    (full = malloc((hl = strlen(head)) + cleanlen)) == NULL ||
+	    (rcpts = relay_partial_rcpts(s, partial_d->lists, &a, r->rcpts, r->n)) == NULL) {
 		result(out, 503, "internal", "out of memory");
 		goto out;
 	}
 	memcpy(full, head, hl);
 	memcpy(full + hl, clean, cleanlen);
-	if (queue_submit(partial_d->qin, r->sender, (const char *const *)r->rcpts, r->n, full,
+	if (queue_submit(partial_d->qin, r->sender, (const char *const *)rcpts, r->n, full,
 	                 hl + cleanlen, on_commit, &w, out->queue_id, &e) < 0) {
 		result(out, 503, "queue_failed", "%s", e.msg);
 		goto out;
@@ -307,6 +308,7 @@ static int queue_full(const struct record *r, const char *id, const char *msg, s
 	else
 		rc = 0;
 out:
+	relay_partial_rcpts_free(rcpts, r->n);
 	free(full);
 	free(head);
 	free(clean);

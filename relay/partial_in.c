@@ -190,7 +190,7 @@ void relayd_partial_view_work(struct relayd_msg_job *j)
 	struct relay_auth a = {0};
 	struct relayd_part part;
 	struct err e = {0};
-	char id[RELAY_PARTIAL_ID_HEX + 1], *clean = NULL, *head = NULL;
+	char id[RELAY_PARTIAL_ID_HEX + 1], *clean = NULL, *head = NULL, **rcpts = NULL;
 	size_t start, cleanlen;
 
 	if (view_meta(c, j->msg, j->len, &m, &start, &j->r) < 0)
@@ -209,8 +209,13 @@ void relayd_partial_view_work(struct relayd_msg_job *j)
 		relayd_reply_set(&j->r, 451, "4.3.0", "Cannot keep the view now");
 		goto out;
 	}
+	/* unknown mail into unknown_folder, as inbound.c's: the record keeps the addresses */
+	if ((rcpts = relay_partial_rcpts(s, c->d->lists, &a, c->rcpts, c->nrcpt)) == NULL) {
+		relayd_reply_set(&j->r, 451, "4.3.0", "Out of memory, try again later");
+		goto out;
+	}
 	part.sender = c->sender;
-	part.rcpts = (const char *const *)c->rcpts;
+	part.rcpts = (const char *const *)rcpts;
 	part.nrcpt = c->nrcpt;
 	part.head = head;
 	part.body = clean;
@@ -224,6 +229,7 @@ void relayd_partial_view_work(struct relayd_msg_job *j)
 		j->queued = 1;
 	}
 out:
+	relay_partial_rcpts_free(rcpts, c->nrcpt);
 	free(head);
 	free(clean);
 	relay_auth_clear(&a);

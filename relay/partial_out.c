@@ -129,17 +129,18 @@ static int meta_read(const struct relay_settings *s, const char *name, struct ke
 	return ok ? 0 : err_set(e, ERR_INTERNAL, "partial_meta", "%s is unreadable", path);
 }
 
-/* Every kept message whose time is over goes. */
-static void sweep(const struct relay_settings *s)
+/* Every kept message whose time is over goes: how many. */
+static unsigned sweep(const struct relay_settings *s)
 {
 	char dir[4096];
 	DIR *d;
 	struct dirent *de;
 	long long now = (long long)time(NULL);
+	unsigned count = 0;
 
 	snprintf(dir, sizeof(dir), "%s/partial/out", s->state_dir);
 	if ((d = opendir(dir)) == NULL)
-		return;
+		return 0;
 	while ((de = readdir(d)) != NULL) {
 		size_t n = strlen(de->d_name);
 		char name[65];
@@ -153,9 +154,16 @@ static void sweep(const struct relay_settings *s)
 		if (meta_read(s, name, &k, &e) == 0 && k.expires <= now) {
 			log_info(NULL, "partial: kept message %.12s... expired unfetched", name);
 			drop(s, name);
+			count++;
 		}
 	}
 	closedir(d);
+	return count;
+}
+
+unsigned relay_partial_sweep(const struct relay_settings *s)
+{
+	return sweep(s);
 }
 
 /* ---- the view ---- */
@@ -236,7 +244,7 @@ int relay_partial_offer(const struct relay_settings *s, struct relay_dconn *c, c
 		return RELAY_IO_FAIL;
 	if ((m.view = asked_view(&rep)) == MAIL_VIEW_FULL)
 		return RELAY_IO_OK;
-	sweep(s);
+	(void)sweep(s);
 	if (peer[0] == '\0' || strpbrk(peer, " \t\r\n") != NULL || fetch_address(s, &m) < 0 ||
 	    keep(s, peer, body, len, &m, &e) < 0 ||
 	    (v = mail_view_build(body, len, m.view, &n, &e)) == NULL ||
@@ -289,7 +297,7 @@ static void fetch_answer(struct fetch_job *j)
 		                 "The message is no longer kept (partial_keep_time is over)");
 		return;
 	}
-	sweep(s);
+	(void)sweep(s);
 	if (strcmp(k.peer, j->peer) != 0) {
 		relayd_reply_set(&j->r, 550, "5.7.1", "This message was not sent to %s", j->peer);
 		return;

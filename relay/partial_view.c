@@ -184,3 +184,28 @@ char *relay_partial_meta_field(const struct relay_partial_meta *m)
 		return NULL;
 	return out;
 }
+
+char **relay_partial_rcpts(const struct relay_settings *s, struct relay_lists *l,
+                           const struct relay_auth *a, char *const *rcpts, size_t n)
+{
+	char **out = calloc(n + 1, sizeof(*out)), why[200];
+
+	for (size_t i = 0; out != NULL && i < n; i++) {
+		struct relay_tier_input in = {.auth = a};
+
+		in.list = relay_tier_lists(l, rcpts[i], a);
+		if ((out[i] = relay_tier_rcpt(s, rcpts[i],
+		                              relay_tier_decide(&in, why, sizeof(why)))) == NULL) {
+			relay_partial_rcpts_free(out, i);
+			return NULL;
+		}
+	}
+	return out;
+}
+
+void relay_partial_rcpts_free(char **r, size_t n)
+{
+	for (size_t i = 0; r != NULL && i < n; i++)
+		free(r[i]);
+	free(r);
+}

@@ -9,6 +9,7 @@
 
 #include "core/log.h"
 #include "defer.h"
+#include "deliver_conn.h"
 #include "partial.h"
 #include "peers.h"
 #include "pki/crypto.h"
@@ -86,6 +87,17 @@ int relay_peer_of_ssl(const struct relay_settings *s, SSL *ssl, char *name, size
 	return found;
 }
 
+int relay_peer_require(const struct relay_settings *s, struct relay_dconn *c)
+{
+	char name[RELAY_PEER_NAME_MAX];
+
+	if (relay_peer_of_ssl(s, c->ssl, name, sizeof(name)))
+		return 0;
+	relay_dconn_fail(c, "%s is not an anchored peer (no listed certificate key)", c->peer);
+	c->polite = 1;
+	return -1;
+}
+
 /* The client's certificate is checked against the pins after the handshake, not by
  * OpenSSL: any certificate (or none) lets the handshake complete. */
 static int accept_any(int ok, X509_STORE_CTX *ctx)
@@ -118,8 +130,9 @@ void relayd_peer_tls_ready(struct relayd_conn *c, SSL *ssl)
 		          SSL_session_reused(ssl) ? " (resumed session)" : "");
 		return;
 	}
-	if (c->d->defer != NULL)
-		smtp_session_set_extension(c->smtp, DEFER_KEYWORD);
-	smtp_session_set_ext(c->smtp, RELAY_PARTIAL_KEYWORD, RELAY_PARTIAL_VERBS);
+	if ((c->d->defer != NULL &&
+	     smtp_session_add_ext(c->smtp, DEFER_KEYWORD, DEFER_VERBS) < 0) ||
+	    smtp_session_add_ext(c->smtp, RELAY_PARTIAL_KEYWORD, RELAY_PARTIAL_VERBS) < 0)
+		log_err(NULL, "conn %lu: too many SMTP extensions", c->id);
 	log_info(NULL, "conn %lu: anchored peer %s (client certificate key)", c->id, c->peer);
 }

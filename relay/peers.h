@@ -26,6 +26,11 @@ int relay_peer_of_pin(const char *list, const char *pin, char *name, size_t size
  * name filled, 0 when it presented none or its key is not listed. */
 int relay_peer_of_ssl(const struct relay_settings *s, SSL *ssl, char *name, size_t size);
 
+struct relay_dconn;
+/* deliver.c, before a defer token is sent: 0 when the server of c presented a listed key;
+ * else -1 with c failed (why, polite: QUIT follows). */
+int relay_peer_require(const struct relay_settings *s, struct relay_dconn *c);
+
 struct relayd_conn;
 /* Before an inbound STARTTLS handshake: ask for a client certificate when peers are
  * configured (any certificate, or none, completes the handshake). */

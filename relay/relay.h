@@ -148,10 +148,11 @@ struct relay_settings {
 	long long defer_hold_time;    /* a held message without a decision expires after */
 
 	/* receiver-chosen transfer (partial_*.c) */
-	char *partial_tiers;         /* "unknown" or "": tiers that get a view first */
-	char *partial_view;          /* headers, signers, hash, text or full */
-	long long partial_keep_time; /* seconds a sent view's message is kept; 0: no views */
-	char *partial_fetch_address; /* where receivers FETCH; unset: inbound_listen */
+	char *partial_tiers;           /* "unknown" or "": tiers that get a view first */
+	char *partial_view;            /* headers, signers, hash, text or full */
+	long long partial_keep_time;   /* seconds a sent view's message is kept; 0: no views */
+	char *partial_fetch_address;   /* where receivers FETCH; unset: inbound_listen */
+	long long held_sweep_interval; /* held_sweep.c: held/kept copies past their time go */
 
 	char *port_file; /* "inbound=N submission=N control=N" lines, for tests */
 	char *log_level;
@@ -505,6 +506,9 @@ struct relay_tier_input {
 /* The tier, and a one-line reason (for the tier header). */
 enum relay_tier relay_tier_decide(const struct relay_tier_input *in, char *why, size_t whylen);
 const char *relay_tier_name(enum relay_tier t);
+/* The recipient as the next hop should see it: local+unknown_folder@domain for unknown
+ * mail when unknown_folder is set, else rcpt (malloc'd; NULL when out of memory). */
+char *relay_tier_rcpt(const struct relay_settings *s, const char *rcpt, enum relay_tier t);
 /* relay_lists_check on the message's verified sender: the From address when a user
  * signature or an aligned domain signature passed, the From domain when a domain
  * signature passed (tier.c); what inbound passes as relay_tier_input.list. */

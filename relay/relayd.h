@@ -66,6 +66,7 @@ struct relayd {
 	struct relayd_conn *conns; /* every live connection, for the shutdown */
 	struct relayd_ipcount *ips[RELAYD_IP_BUCKETS];
 	struct event *sched_ev; /* the scheduler's timer, also activated to kick it */
+	struct event *held_ev;  /* held_sweep.c: held copies past their time are deleted */
 	unsigned deliveries;    /* delivery jobs in flight */
 	int stopping;
 	struct relayd_stats st;

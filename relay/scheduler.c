@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "deliver_cache.h"
 #include "encrypt.h"
+#include "defer.h"
 #include "defer_client.h"
 #include "relayd.h"
 
@@ -482,6 +483,12 @@ static void schedule_queue(struct relayd *d, struct queue *q)
 
 		while (k < n && strcmp(due[k].id, due[i].id) == 0)
 			k++;
+		if (q == d->qin && relay_defer_busy(d->defer, due[i].id)) { /* defer.c's accept */
+			for (size_t x = i; x < k; x++)
+				queue_release(q, due[x].id, due[x].rcpt);
+			i = k;
+			continue;
+		}
 		j = djob_new(d, q, due[i].id, k - i);
 		if (j != NULL) {
 			for (size_t x = i; x < k; x++) {

@@ -170,6 +170,9 @@ const struct conf_param relay_settings_table[] = {
      "0: never offer views"},
     {"partial_fetch_address", CONF_STR, NULL, 0, 0, S(partial_fetch_address),
      "ADDRESS:PORT where receivers FETCH our kept messages; unset: inbound_listen"},
+    {"held_sweep_interval", CONF_DURATION, "5m", 1, 86400, S(held_sweep_interval),
+     "how often messages held for a decision and messages kept for a FETCH are deleted "
+     "once past defer_hold_time or partial_keep_time"},
     {"port_file", CONF_STR, NULL, 0, 0, S(port_file),
      "write the bound ports here (inbound=N, submission=N, control=N) once listening"},
     {"log_level", CONF_STR, "info", 0, 0, S(log_level), "error, warning, info or debug"},

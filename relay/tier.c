@@ -136,3 +136,16 @@ enum relay_tier relay_tier_decide(const struct relay_tier_input *in, char *why, 
 		snprintf(why, whylen, "unverified sender");
 	return RELAY_TIER_UNKNOWN;
 }
+
+char *relay_tier_rcpt(const struct relay_settings *s, const char *rcpt, enum relay_tier t)
+{
+	const char *at = strrchr(rcpt, '@');
+	char *out;
+
+	if (t != RELAY_TIER_UNKNOWN || *s->unknown_folder == '\0' || at == NULL)
+		return strdup(rcpt);
+	if (asprintf(&out, "%.*s%s%s%s", (int)(at - rcpt), rcpt, s->recipient_delimiter,
+	             s->unknown_folder, at) < 0)
+		return NULL;
+	return out;
+}

@@ -16,9 +16,10 @@
 
 #include "core/err.h"
 
-#define DEFER_KEYWORD "ANCHOR-DEFER" /* the EHLO keyword */
-#define DEFER_ID_LEN 32              /* hex digits of a held message's id */
-#define DEFER_MAC_LEN 64             /* hex digits of the HMAC-SHA256 */
+#define DEFER_KEYWORD "ANCHOR-DEFER"              /* the EHLO keyword */
+#define DEFER_VERBS "DEFER-STATUS DEFER-WITHDRAW" /* its commands */
+#define DEFER_ID_LEN 32                           /* hex digits of a held message's id */
+#define DEFER_MAC_LEN 64                          /* hex digits of the HMAC-SHA256 */
 #define DEFER_TOKEN_MAX (DEFER_ID_LEN + 1 + DEFER_MAC_LEN + 1)
 #define DEFER_SECRET_LEN 32 /* bytes of the relay secret */
 #define DEFER_RCPT_MAX 320

@@ -139,6 +139,15 @@ int queue_submit_dsn(struct queue *q, unsigned flags, const struct queue_dsn *ds
                      size_t len, queue_commit_cb cb, void *arg, char id_out[QUEUE_ID_MAX],
                      struct err *e);
 
+/*
+ * Enqueue one message for one recipient under the given id (lowercase hex, shorter than
+ * QUEUE_ID_MAX): an idempotent submission for a caller that recorded the id first (relay
+ * defer.c's accept).  1 when a message with that id is already in the queue (cb is not
+ * called); else as queue_submit.
+ */
+int queue_submit_as(struct queue *q, const char *id, const char *sender, const char *rcpt,
+                    const void *body, size_t len, queue_commit_cb cb, void *arg, struct err *e);
+
 /* Commit everything pending now, in the caller's thread; returns how many were committed
  * (successfully or not).  Harmless with a commit thread running. */
 size_t queue_commit_pending(struct queue *q);

@@ -107,10 +107,11 @@ int queue_submit_flags(struct queue *q, unsigned flags, const char *sender,
 	                        e);
 }
 
-int queue_submit_dsn(struct queue *q, unsigned flags, const struct queue_dsn *dsn,
-                     const char *sender, const char *const *rcpts, size_t nrcpt, const void *body,
-                     size_t len, queue_commit_cb cb, void *arg, char id_out[QUEUE_ID_MAX],
-                     struct err *e)
+/* queue_submit_dsn, under the id given (an idempotent submission) or a new one (id NULL). */
+static int submit(struct queue *q, const char *id, unsigned flags, const struct queue_dsn *dsn,
+                  const char *sender, const char *const *rcpts, size_t nrcpt, const void *body,
+                  size_t len, queue_commit_cb cb, void *arg, char id_out[QUEUE_ID_MAX],
+                  struct err *e)
 {
 	struct queue_job *j = NULL;
 
@@ -120,6 +121,8 @@ int queue_submit_dsn(struct queue *q, unsigned flags, const struct queue_dsn *ds
 		goto oom;
 	if ((j->m = envelope_new(sender, rcpts, nrcpt, len, e)) == NULL)
 		goto fail;
+	if (id != NULL)
+		snprintf(j->m->id, QUEUE_ID_MAX, "%s", id);
 	j->m->flags = flags;
 	if (dsn != NULL && queue_msg_set_dsn(j->m, dsn, e) < 0)
 		goto fail;
@@ -155,6 +158,31 @@ oom:
 fail:
 	queue_job_free(j);
 	return -1;
+}
+
+int queue_submit_dsn(struct queue *q, unsigned flags, const struct queue_dsn *dsn,
+                     const char *sender, const char *const *rcpts, size_t nrcpt, const void *body,
+                     size_t len, queue_commit_cb cb, void *arg, char id_out[QUEUE_ID_MAX],
+                     struct err *e)
+{
+	return submit(q, NULL, flags, dsn, sender, rcpts, nrcpt, body, len, cb, arg, id_out, e);
+}
+
+int queue_submit_as(struct queue *q, const char *id, const char *sender, const char *rcpt,
+                    const void *body, size_t len, queue_commit_cb cb, void *arg, struct err *e)
+{
+	char out[QUEUE_ID_MAX];
+	struct err ge = {0};
+	struct queue_msg *m;
+	size_t n = strlen(id);
+
+	if (n == 0 || n >= QUEUE_ID_MAX || strspn(id, "0123456789abcdef") != n)
+		return err_set(e, ERR_INPUT, "queue_id", "a queue id is lowercase hex digits");
+	if ((m = queue_msg_get(q, id, &ge)) != NULL) { /* committed before: nothing to do */
+		queue_msg_free(m);
+		return 1;
+	}
+	return submit(q, id, 0, NULL, sender, &rcpt, 1, body, len, cb, arg, out, e);
 }
 
 static struct queue_job *take_pending(struct queue *q)

@@ -70,7 +70,7 @@ enum smtp_verb {
 	SMTP_HELP,
 	SMTP_AUTH, /* only with SMTP_PARSE_AUTH */
 	SMTP_BDAT, /* RFC 3030 */
-	SMTP_EXT,  /* a verb of smtp_config.ext_verbs, served by on_ext */
+	SMTP_EXT,  /* a verb of an added extension (smtp_session_add_ext), served by on_ext */
 };
 
 enum smtp_body {
@@ -184,21 +184,13 @@ struct smtp_callbacks {
 	int (*on_auth)(void *ctx, struct smtp_session *s, const char *mech, const char *user,
 	               const char *pass, struct smtp_reply *r);
 	/*
-	 * Two ways to serve an extension: on_extension, for a keyword set per session once
-	 * the peer is known (smtp_session_set_extension: ANCHOR-DEFER, offered after the
-	 * TLS client key is checked), answered at once; and on_ext, for cfg.ext_keyword's
-	 * verbs (ANCHOR-PARTIAL, also offered after the TLS client key is checked, through
-	 * smtp_session_set_ext), which may answer later.
-	 */
-	/* A command line whose verb the parser does not know, once an extension is set
-	 * (smtp_session_set_extension) and after HELO: return 1 with r filled to answer it,
-	 * 0 to leave it "500 5.5.2".  Decided at once; no state of the session changes. */
-	int (*on_extension)(void *ctx, struct smtp_session *s, const char *line, size_t len,
-	                    struct smtp_reply *r);
-	/*
-	 * A command whose verb is one of cfg.ext_verbs (line without CRLF), after HELO/EHLO;
-	 * phase says where the transaction is (SMTP_EXT_*).  The reply is pre-filled with
-	 * 502 5.5.1; the session's state is left as it is.  NULL: every such verb is 502.
+	 * The one hook of the caller's extensions (smtp_session_add_ext: the relay's
+	 * ANCHOR-DEFER and ANCHOR-PARTIAL, added once the peer's TLS client key is checked):
+	 * a command whose verb is one of their verbs (line without CRLF), after HELO/EHLO
+	 * (before: 503 5.5.1); phase says where the transaction is (SMTP_EXT_*).  The reply
+	 * is pre-filled with 502 5.5.1; the session's state is left as it is.  Return
+	 * SMTP_DECIDED with r filled, or SMTP_PENDING and answer with smtp_session_decide().
+	 * NULL: every such verb is 502.  A verb no extension added is 500 5.5.2 as always.
 	 */
 	int (*on_ext)(void *ctx, struct smtp_session *s, const char *line, size_t len, int phase,
 	              struct smtp_reply *r);
@@ -216,10 +208,6 @@ struct smtp_config {
 	int tls_available;    /* advertise and accept STARTTLS */
 	int auth_available;   /* accept AUTH (over TLS only; advertised once TLS is active) */
 	int auth_required;    /* MAIL needs a successful AUTH first (530 5.7.0) */
-	/* an extension the caller serves: one more EHLO keyword and its verbs (space-separated,
-	 * upper case), passed to on_ext; NULL: none */
-	const char *ext_keyword;
-	const char *ext_verbs;
 };
 
 /* A new session; cb and ctx are kept.  NULL on allocation failure. */
@@ -271,12 +259,12 @@ const char *smtp_session_helo(const struct smtp_session *s); /* "" before HELO/E
 int smtp_session_smtputf8(const struct smtp_session *s);
 /* The identity a successful AUTH established, NULL before (or without) one. */
 const char *smtp_session_auth_user(const struct smtp_session *s);
-/* An extra EHLO keyword (at most 31 octets; "" or NULL: none), offered from the next EHLO
- * on, whose commands go to on_extension (the relay's ANCHOR-DEFER for its peers). */
-void smtp_session_set_extension(struct smtp_session *s, const char *keyword);
-/* cfg.ext_keyword and cfg.ext_verbs set once the peer is known (both static strings; NULL:
- * none), offered and served from the next EHLO on (the relay's ANCHOR-PARTIAL). */
-void smtp_session_set_ext(struct smtp_session *s, const char *keyword, const char *verbs);
+#define SMTP_EXT_MAX 4 /* extensions one session can add */
+/* One more extension, once the peer is known: its EHLO keyword and its verbs (space-
+ * separated, upper case; both static strings), offered from the next EHLO on, the verbs
+ * going to on_ext.  The same keyword again changes nothing.  -1 when SMTP_EXT_MAX are
+ * added already. */
+int smtp_session_add_ext(struct smtp_session *s, const char *keyword, const char *verbs);
 /* Whole continuation lines ("250-2.1.5 ...\r\n" each, the caller's to make well-formed)
  * sent before the 2xx that answers the current message, dropped if it is refused; NULL
  * clears them.  -1 when out of memory. */

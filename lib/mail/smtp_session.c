@@ -186,10 +186,8 @@ static void send_ehlo(struct smtp_session *s)
 		out_printf(s, "250-AUTH PLAIN LOGIN\r\n");
 	if (s->tls_active) /* RFC 8689 §3: offered only on a TLS session */
 		out_printf(s, "250-REQUIRETLS\r\n");
-	if (s->extension[0] != '\0')
-		out_printf(s, "250-%s\r\n", s->extension);
-	if (s->cfg.ext_keyword != NULL)
-		out_printf(s, "250-%s\r\n", s->cfg.ext_keyword);
+	for (size_t i = 0; i < s->next; i++)
+		out_printf(s, "250-%s\r\n", s->ext[i].keyword);
 	out_printf(s, "250 ENHANCEDSTATUSCODES\r\n");
 }
 
@@ -483,19 +481,16 @@ int smtp_session_reply_lines(struct smtp_session *s, const char *lines)
 	return lines != NULL && s->reply_lines == NULL ? -1 : 0;
 }
 
-/* An unrecognised verb: the caller's extension may take it (only once it is set). */
-static int extension_command(struct smtp_session *s, const char *line, size_t len)
+/* 1 when the line's verb is one of an added extension's. */
+static int ext_verb(const struct smtp_session *s, const char *line, size_t len)
 {
-	struct smtp_reply r = {0};
-	if (s->extension[0] == '\0' || s->cb.on_extension == NULL || s->state == ST_INIT ||
-	    s->state == ST_GREETED || s->cmd.error.code != 500 ||
-	    s->cb.on_extension(s->ctx, s, line, len, &r) == 0)
-		return 0;
-	reply_checked(s, &r);
-	return 1;
+	for (size_t i = 0; i < s->next; i++)
+		if (smtp_verb_in(line, len, s->ext[i].verbs))
+			return 1;
+	return 0;
 }
 
-/* A verb of cfg.ext_verbs: the caller answers it, now or later (smtp_session_decide). */
+/* A verb of an added extension: the caller answers it, now or later (smtp_session_decide). */
 static void cmd_ext(struct smtp_session *s, const char *line, size_t len)
 {
 	struct smtp_reply r;
@@ -517,13 +512,11 @@ static void handle_command(struct smtp_session *s, const char *line, size_t len)
 	struct err e;
 	int opts = s->cfg.auth_available ? SMTP_PARSE_AUTH : 0;
 
-	if (smtp_verb_in(line, len, s->cfg.ext_verbs))
+	if (ext_verb(s, line, len))
 		return cmd_ext(s, line, len);
 	if (smtp_parse_command_opts(line, len, opts, &s->cmd, &e) < 0) {
 		if (s->cmd.verb == SMTP_BDAT)
 			return cmd_bdat(s, 0); /* its chunk is read before the reply */
-		if (s->cmd.verb == SMTP_NONE && extension_command(s, line, len))
-			return;
 		error_reply(s, s->cmd.error.code, s->cmd.error.status, s->cmd.error.text);
 		return;
 	}
@@ -779,13 +772,14 @@ const char *smtp_session_auth_user(const struct smtp_session *s)
 {
 	return s->authed ? s->auth_user : NULL;
 }
-void smtp_session_set_extension(struct smtp_session *s, const char *keyword)
+int smtp_session_add_ext(struct smtp_session *s, const char *keyword, const char *verbs)
 {
-	snprintf(s->extension, sizeof(s->extension), "%s", keyword != NULL ? keyword : "");
-}
-
-void smtp_session_set_ext(struct smtp_session *s, const char *keyword, const char *verbs)
-{
-	s->cfg.ext_keyword = keyword;
-	s->cfg.ext_verbs = verbs;
+	for (size_t i = 0; i < s->next; i++)
+		if (strcmp(s->ext[i].keyword, keyword) == 0)
+			return 0;
+	if (s->next >= SMTP_EXT_MAX)
+		return -1;
+	s->ext[s->next].keyword = keyword;
+	s->ext[s->next++].verbs = verbs;
+	return 0;
 }

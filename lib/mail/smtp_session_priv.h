@@ -56,8 +56,11 @@ struct smtp_session {
 	unsigned auth_failures;
 	char auth_user[SMTP_AUTH_FIELD_MAX];
 	char auth_pass[SMTP_AUTH_FIELD_MAX];
-	char extension[32]; /* the caller's EHLO keyword (smtp_session_set_extension) */
-	char *reply_lines;  /* continuation lines for the next message's 2xx, or NULL */
+	char *reply_lines; /* continuation lines for the next message's 2xx, or NULL */
+	struct {
+		const char *keyword, *verbs;
+	} ext[SMTP_EXT_MAX]; /* the caller's extensions (smtp_session_add_ext) */
+	size_t next;
 };
 
 #endif

@@ -15,6 +15,16 @@ One relay, one next-hop sink and two peer certificates for the whole module:
   two relays             a sending relay (front) in front of it: accepted, refused, and
                          withdrawn by the sender (anchorctl relay withdraw: DEFER-WITHDRAW at
                          once, WITHDRAWN at both ends, no bounce; 404/409 refusals)
+  hold time over         the periodic sweep deletes the held message (record EXPIRED)
+                         without anyone asking, and /metrics counts it
+  accept and crash       a crash after the decision was recorded, before the message was
+                         queued: finished at start, delivered once; a crash after it was
+                         queued, before the record said so: the accept again finds the
+                         queued copy (its id is the record's), delivered once
+  hostile receiver       a server whose certificate key the sending relay does not list
+                         offers ANCHOR-DEFER and ANCHOR-PARTIAL and answers every message
+                         with a DEFERRED line: the sender ignores both, sends the whole
+                         message and records it delivered (nothing kept pending)
 """
 import base64
 import hashlib
@@ -22,6 +32,7 @@ import re
 import socket
 import ssl
 import subprocess
+import threading
 import time
 
 import pytest
@@ -78,12 +89,13 @@ def stack(tls):
                      hostname="relay.test", inbound_next_hop=f"smtp:127.0.0.1:{sink.port}",
                      anchored_peers=f"peer-a={a[2]}, peer-b={b[2]}, relay-a={pin_of(tls.key)}",
                      defer_recipients="held@dest.test", defer_min_interval="2s",
-                     defer_max_interval="30s").start()
+                     defer_max_interval="30s", held_sweep_interval="1s").start()
     # the sending relay: its inbound side hands dest.test on to the receiving relay, with
     # its certificate (tls_cert_file) as the TLS client certificate
     front = rx.Relay(work / "front", tls=tls, hostname="front.test", anchored_client="yes",
                      control=True, control_token_hash=token.hash,
                      inbound_next_hop=f"smtp:127.0.0.1:{relay.inbound_port}",
+                     anchored_peers=f"relay-b={pin_of(tls.key)}", partial_keep_time="0",
                      backoff_base="1s", backoff_max="1s").start()
     api = anchorlib.Client(f"https://127.0.0.1:{relay.control_port}", tls.ca)
     try:
@@ -235,6 +247,81 @@ def test_forged_and_foreign_tokens(stack):
     assert decide(stack, forged, "accept").status == 404
 
 
+def swept(control, store):
+    """anchor_relay_held_swept_total{store=...} from the control API's /metrics."""
+    text = control.get("/metrics").text
+    m = re.search(r'^anchor_relay_held_swept_total\{store="%s"\} (\d+)$' % store, text, re.M)
+    assert m, text
+    return int(m.group(1))
+
+
+def test_expired_hold_is_swept_unasked(stack):
+    relay, sink, _, _, api, _, _, _, _ = stack
+    before = swept(api, "defer")
+    c = peer(stack)
+    tok = hold(c, "hold runs out")
+    c.cmd("QUIT")
+    rec = relay.state_dir / "defer" / tok[:32]
+    text = rec.read_bytes()
+    assert b"hold runs out" in text and b"state PENDING" in text
+    # its hold time over (ten seconds ago); nobody asks about it
+    past = re.sub(rb"\nexpires \d+\n", b"\nexpires %d\n" % (int(time.time()) - 10), text)
+    tmp = rec.with_name("edit.tmp")
+    tmp.write_bytes(past)
+    tmp.rename(rec)
+    poll(lambda: b"state EXPIRED" in rec.read_bytes(), lambda: relay.text()[-3000:])
+    assert b"hold runs out" not in rec.read_bytes()
+    assert swept(api, "defer") >= before + 1
+    assert "hold runs out" not in subjects_for(sink, "held@dest.test")
+
+
+def rewrite(path, data):
+    tmp = path.with_name("edit.tmp")
+    tmp.write_bytes(data)
+    tmp.rename(path)
+
+
+def delivered(sink, subject):
+    return subjects_for(sink, "held@dest.test").count(subject)
+
+
+def test_accept_interrupted_by_a_crash_delivers_once(stack):
+    relay, sink, _, _, _, _, _, _, _ = stack
+    c = peer(stack)
+    tok_a = hold(c, "accept crash A")
+    tok_b = hold(c, "accept crash B")
+    c.cmd("QUIT")
+    rec_a, rec_b = (relay.state_dir / "defer" / t[:32] for t in (tok_a, tok_b))
+    held_b = rec_b.read_bytes()
+    # B: accepted and queued; its next hop defers it, so the queued copy stays
+    sink.reply = "451 4.3.0 try later"
+    try:
+        assert decide(stack, tok_b, "accept").status == 200
+        poll(lambda: (relay.state_dir / "spool" / "in" / f"m.{tok_b[:32]}").exists(),
+             lambda: relay.text()[-3000:])
+        relay.kill()
+        # A: killed after its decision was recorded, before anything was queued
+        rewrite(rec_a, rec_a.read_bytes().replace(b"\nstate PENDING\n", b"\nstate ACCEPTED\n"))
+        # B: killed after queueing, before the record changed (it still says PENDING)
+        rewrite(rec_b, held_b)
+        relay.start()
+        r = decide(stack, tok_b, "accept")  # the operator accepts again
+        assert r.status == 200 and r.json()["state"] == "ACCEPTED", r.text
+    finally:
+        sink.reply = None
+    poll(lambda: delivered(sink, "accept crash A") == 1 and delivered(sink, "accept crash B") == 1,
+         lambda: relay.text()[-3000:])
+    poll(lambda: not list((relay.state_dir / "spool" / "in").glob("m.*")),
+         lambda: relay.text()[-3000:])
+    assert delivered(sink, "accept crash A") == 1 and delivered(sink, "accept crash B") == 1
+    for rec in (rec_a, rec_b):  # decided and queued: only the header is left
+        text = rec.read_bytes()
+        assert b"state ACCEPTED" in text and b"accept crash" not in text, text
+    c = peer(stack)
+    assert c.cmd(f"DEFER-STATUS {tok_a}") == "250 2.0.0 ACCEPTED"
+    c.cmd("QUIT")
+
+
 def test_decisions_are_the_admins(stack):
     _, _, _, _, api, admin, _, _, _ = stack
     assert api.post("/v1/decisions/" + "0" * 32 + "." + "0" * 64, {"decision": "accept"}).status \
@@ -383,3 +470,118 @@ def test_two_relays_withdrawn_by_the_sender(stack):
     assert not list((front.state_dir / "spool" / "out").glob("m.*"))
     assert not any(m.mail_from in ("", "<>") for m in sink.messages())
     assert "relay to relay, withdrawn" not in subjects_for(sink, "held@dest.test")
+
+
+class HostileReceiver:
+    """An SMTP server with STARTTLS (a self-signed certificate no relay lists) that offers
+    ANCHOR-DEFER, ANCHOR-PARTIAL and CHUNKING as an anchored relay would, answers PARTIAL
+    with a view request and every message with a DEFERRED line per recipient.  .commands:
+    every command line it got; .messages: the bodies."""
+
+    def __init__(self, cert):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(str(cert[0]), str(cert[1]))
+        self.srv = socket.create_server(("127.0.0.1", 0))
+        self.port = self.srv.getsockname()[1]
+        self.commands, self.messages = [], []
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.session, args=(conn,), daemon=True).start()
+
+    def session(self, conn):
+        f = conn.makefile("rb")
+        out = conn
+
+        def say(*lines):
+            out.sendall("".join(f"{x}\r\n" for x in lines).encode())
+        say("220 hostile.test ESMTP")
+        rcpts = []
+        try:
+            while (line := f.readline()):
+                cmd = line.decode(errors="replace").rstrip("\r\n")
+                self.commands.append(cmd)
+                verb = cmd.split(" ")[0].upper()
+                if verb == "EHLO":
+                    say("250-hostile.test", "250-STARTTLS", "250-CHUNKING",
+                        "250-ANCHOR-DEFER", "250-ANCHOR-PARTIAL", "250 8BITMIME")
+                elif verb == "STARTTLS":
+                    say("220 2.0.0 go ahead")
+                    out = self.ctx.wrap_socket(conn, server_side=True)
+                    f = out.makefile("rb")
+                elif verb == "MAIL":
+                    rcpts = []
+                    say("250 2.1.0 Ok")
+                elif verb == "RCPT":
+                    rcpts.append(cmd[cmd.index("<") + 1:cmd.index(">")])
+                    say("250 2.1.5 Ok")
+                elif verb == "PARTIAL":
+                    say("250 2.0.0 VIEW=text")
+                elif verb in ("DATA", "BDAT"):
+                    if verb == "DATA":
+                        say("354 go on")
+                        body = b""
+                        while not body.endswith(b"\r\n.\r\n"):
+                            body += f.readline()
+                    else:
+                        body = f.read(int(cmd.split()[1]))
+                    self.messages.append(body)
+                    say(*[f"250-2.1.5 <{r}> DEFERRED {'a' * 32}.{'b' * 64} 2 30" for r in rcpts],
+                        "250 2.0.0 Ok: held for decision")
+                elif verb.startswith("DEFER-"):
+                    say("250 2.0.0 PENDING 2 30")
+                elif verb == "QUIT":
+                    say("221 2.0.0 Bye")
+                    return
+                else:
+                    say("250 2.0.0 Ok")
+        except (OSError, ValueError):
+            pass
+        finally:
+            conn.close()
+
+    def stop(self):
+        self.srv.close()
+
+
+@pytest.fixture(scope="module")
+def hostile(stack, tls):
+    """A sending relay whose next hop is a HostileReceiver; it lists the real receiving
+    relay's key (relay-b), not the hostile one's."""
+    work = anchorlib.mktemp_dir("anchor-defer-hostile-")
+    srv = HostileReceiver(client_cert(work, "hostile"))
+    sender = rx.Relay(work / "sender", tls=tls, hostname="sender.test", anchored_client="yes",
+                      anchored_peers=f"relay-b={pin_of(tls.key)}",
+                      inbound_next_hop=f"smtp:127.0.0.1:{srv.port}",
+                      backoff_base="1s", backoff_max="1s").start()
+    try:
+        yield srv, sender
+    finally:
+        sender.stop()
+        srv.stop()
+        anchorlib.remove_tree(work)
+
+
+def test_offers_from_an_unlisted_receiver_are_ignored(hostile):
+    srv, sender = hostile
+    c = Smtp(sender.inbound_port)
+    c.ehlo()
+    lines = []
+    assert c.send("to a hostile receiver", ["held@dest.test"], lines).startswith("250 "), lines
+    c.cmd("QUIT")
+    # an ordinary SMTP server's 2xx: delivered, and the message leaves the queue
+    poll(lambda: re.search(r"to=<held@dest\.test> status=delivered", sender.text()),
+         lambda: sender.text()[-3000:])
+    poll(lambda: not list((sender.state_dir / "spool" / "in").glob("m.*")),
+         lambda: sender.text()[-3000:])
+    assert "status=deferred" not in sender.text()
+    # the whole message went, no view was asked for, no token is ever asked about
+    assert any(b"to a hostile receiver" in m and b"Anchor-Partial" not in m
+               for m in srv.messages), srv.messages
+    assert "STARTTLS" in srv.commands, srv.commands
+    assert not any(x.startswith(("PARTIAL", "DEFER-")) for x in srv.commands), srv.commands

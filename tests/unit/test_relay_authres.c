@@ -248,6 +248,33 @@ static void test_results_and_properties(void **state)
 	free(f);
 }
 
+/* A partial view (PROTOCOL.md §12.12): a signature verified on everything but bh= is not a
+ * pass (RFC 8601 §2.7.1) but neutral with a reason; a failure stays a failure. */
+static void test_view_signatures_are_neutral(void **state)
+{
+	struct relay_sig sigs[2];
+	struct relay_auth a = {.sigs = sigs, .nsigs = 2, .headers_only = 1};
+	struct parsed pa;
+	struct err e = {0};
+	char *f;
+
+	set_sig(&sigs[0], DKIM_PASS, "example.com", "@example.com", "s2026", "ed25519-sha256",
+	        "Jq2b", "signature verified", RELAY_KEY_ANCHOR);
+	set_sig(&sigs[1], DKIM_FAIL, "other.example", "@other.example", "s", "rsa-sha256", "xy",
+	        "signature did not verify", RELAY_KEY_DNS);
+	f = relay_authres_field("mx.example.net", &a, NULL, NULL, NULL, &e);
+	assert_non_null(f);
+	parse(f, &pa);
+	assert_int_equal(pa.nres, 2);
+	assert_string_equal(pa.res[0].result, "neutral");
+	assert_string_equal(pa.res[0].reason, "body hash not checked: partial view");
+	assert_string_equal(prop(&pa.res[0], "header.d"), "example.com");
+	assert_null(strstr(f, "dkim=pass"));
+	assert_string_equal(pa.res[1].result, "fail");
+	assert_string_equal(pa.res[1].reason, "signature did not verify");
+	free(f);
+}
+
 static void test_hostile_values_are_escaped(void **state)
 {
 	struct relay_sig sigs[2];
@@ -324,6 +351,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_no_signature),
 	    cmocka_unit_test(test_results_and_properties),
+	    cmocka_unit_test(test_view_signatures_are_neutral),
 	    cmocka_unit_test(test_hostile_values_are_escaped),
 	    cmocka_unit_test(test_long_values_fold),
 	};

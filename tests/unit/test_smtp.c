@@ -918,6 +918,52 @@ static void test_starttls_done(void **state)
 	free(cap);
 }
 
+static int cb_ext(void *ctx, struct smtp_session *s, const char *line, size_t len, int phase,
+                  struct smtp_reply *r)
+{
+	r->code = 250;
+	snprintf(r->status, sizeof(r->status), "2.0.0");
+	snprintf(r->text, sizeof(r->text), "%.*s in phase %d", (int)len, line, phase);
+	return SMTP_DECIDED;
+}
+
+/* Extensions added to a session (smtp_session_add_ext): offered from the next EHLO, every
+ * verb of each to the one hook on_ext, others still unknown; the same keyword once; at most
+ * SMTP_EXT_MAX. */
+static void test_added_extensions(void **state)
+{
+	struct capture *cap = malloc(sizeof(*cap));
+	struct smtp_callbacks cb = callbacks;
+	struct smtp_config cfg = {.hostname = "mx.test", .max_size = 2000};
+	struct err e;
+	struct smtp_session *s;
+	const char *in = "ONE-A x\r\nEHLO c.test\r\nONE-A x\r\nTWO y\r\nONE-B\r\nTHREE\r\n";
+
+	memset(cap, 0, sizeof(*cap));
+	cb.on_ext = cb_ext;
+	s = smtp_session_new(&cfg, &cb, cap, &e);
+	assert_non_null(s);
+	smtp_session_greet(s, NULL);
+	assert_int_equal(smtp_session_add_ext(s, "X-ONE", "ONE-A ONE-B"), 0);
+	assert_int_equal(smtp_session_add_ext(s, "X-TWO", "TWO"), 0);
+	assert_int_equal(smtp_session_add_ext(s, "X-ONE", "ONE-A ONE-B"), 0); /* once */
+	assert_int_equal(smtp_session_add_ext(s, "X-3", "C"), 0);
+	assert_int_equal(smtp_session_add_ext(s, "X-4", "D"), 0);
+	assert_int_equal(smtp_session_add_ext(s, "X-5", "E"), -1);
+	feed_all(s, cap, in, strlen(in));
+	assert_string_equal(cap->out,
+	                    "220 mx.test ESMTP\r\n"
+	                    "503 5.5.1 Send EHLO first\r\n"
+	                    "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 2000\r\n250-8BITMIME\r\n"
+	                    "250-CHUNKING\r\n250-SMTPUTF8\r\n250-DSN\r\n250-X-ONE\r\n250-X-TWO\r\n"
+	                    "250-X-3\r\n250-X-4\r\n250 ENHANCEDSTATUSCODES\r\n"
+	                    "250 2.0.0 ONE-A x in phase 0\r\n250 2.0.0 TWO y in phase 0\r\n"
+	                    "250 2.0.0 ONE-B in phase 0\r\n"
+	                    "500 5.5.2 Syntax error, command unrecognized\r\n");
+	smtp_session_free(s);
+	free(cap);
+}
+
 static void test_async_decisions(void **state)
 {
 	struct capture *cap = malloc(sizeof(*cap));
@@ -1164,6 +1210,7 @@ int main(void)
 	    cmocka_unit_test(test_async_decisions),
 	    cmocka_unit_test(test_output_bound),
 	    cmocka_unit_test(test_greet_refused),
+	    cmocka_unit_test(test_added_extensions),
 	    cmocka_unit_test(test_in_data),
 	    cmocka_unit_test(test_auth_conversations),
 	    cmocka_unit_test(test_auth_line_limits),
