@@ -239,10 +239,7 @@ static void batch_lead(struct ks_group *g, struct group_slot *s, const struct ks
                        struct ks_req *lead, const struct ks_batch_ops *ops)
 {
 	struct ks_change *list = batch_take(s), *next;
-	int committed, heads = 0;
-
-	for (struct ks_change *c = list; c != NULL; c = c->next)
-		heads |= !c->own_head;
+	int committed;
 
 	s->running = 1;
 	pthread_mutex_unlock(&g->mu);
@@ -252,7 +249,7 @@ static void batch_lead(struct ks_group *g, struct group_slot *s, const struct ks
 	s->running = 0;
 	pthread_cond_broadcast(&g->cv);
 	pthread_mutex_unlock(&g->mu);
-	if (committed && heads && ops->after_commit != NULL)
+	if (committed && ops->after_commit != NULL)
 		ops->after_commit(ops->ctx, lead, d);
 	pthread_mutex_lock(&g->mu);
 	for (struct ks_change *c = list; c != NULL; c = next) {
@@ -271,7 +268,7 @@ int ks_group_change(struct ks_group *g, const struct ks_domain *d, struct ks_cha
 	c->done = 0;
 	c->rc = 0;
 	if (g == NULL) {
-		if (batch_commit(c->r, d, c, ops) == 0 && !c->own_head && ops->after_commit != NULL)
+		if (batch_commit(c->r, d, c, ops) == 0 && ops->after_commit != NULL)
 			ops->after_commit(ops->ctx, c->r, d);
 	} else {
 		pthread_mutex_lock(&g->mu);

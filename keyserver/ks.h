@@ -280,8 +280,6 @@ struct ks_change {
 	int (*fn)(struct ks_req *r, void *arg, struct err *e);
 	void *arg;
 	struct ks_req *r; /* the writer's */
-	int own_head;     /* its writer has a head signed itself once answered (route.c): a
-	                   * batch of only such changes runs no after_commit */
 	/* The leader's bookkeeping: */
 	struct ks_change *next;
 	int done, rc;
@@ -296,6 +294,16 @@ struct ks_batch_ops {
 /* g NULL: a batch of this one change, run at once. */
 int ks_group_change(struct ks_group *g, const struct ks_domain *d, struct ks_change *c,
                     const struct ks_batch_ops *ops, struct err *e);
+
+/* route.c: set (rt) or remove (rt NULL) the route of name in d's next batch of g, its log
+ * entry with it; *seq the entry's index.  A set's rt gets the stored row's update time. */
+struct ks_route;
+int ks_route_commit(struct ks_req *r, struct ks_group *g, const struct ks_domain *d,
+                    const char *name, struct ks_route *rt, const char *set_by,
+                    const struct ks_batch_ops *ops, long long *seq, struct err *e);
+/* jws (taken) with the inclusion proof of entry seq to the newest head and that head in
+ * its unprotected header; jws as it was when there is none (seq < 0, not covered yet). */
+char *ks_route_with_proof(struct ks_req *r, const struct ks_domain *d, long long seq, char *jws);
 
 /* log_batch.c: the log's state inside a batch (ks_req.log_batch). */
 struct ks_log_batch *ks_log_batch_new(long long domain_id);
@@ -355,8 +363,11 @@ int ks_signer_renew(struct ks *ks, const char *domain, const char *jws,
 int ks_signer_acme(struct ks *ks, const char *domain, const char *order_id, const char *csr,
                    char key_id[CRYPTO_UUID_LEN], struct err *e);
 unsigned char *ks_signer_crl(struct ks *ks, const char *domain, size_t *len, struct err *e);
-/* head: after a head round covering every committed change (ROUTE_HEAD). */
-char *ks_signer_route(struct ks *ks, const char *domain, const char *name, int head, struct err *e);
+char *ks_signer_route(struct ks *ks, const char *domain, const char *name, struct err *e);
+/* Set the route of name (route_json: its checked body, ASCII) in the signer's next batch,
+ * committed with the head that covers it: the signed answer, proof included (route_set.c). */
+char *ks_signer_route_set(struct ks *ks, const char *domain, const char *name, const char *set_by,
+                          const char *route_json, struct err *e);
 int ks_signer_publish(struct ks *ks, const char *domain, long long *size, struct err *e);
 
 /* domain.c: policy "isp", "corporate" or "groups", mode "enforce" or "testing" (NULL: unset). */

@@ -311,7 +311,8 @@ unsigned char *ks_sign_crl(struct db *db, const struct ks_signer_domain *sd, siz
  * to the domain's MX hosts.
  */
 static int route_with_direct(struct db *db, const struct ks_signer_domain *sd, const char *name,
-                             struct ks_route *rt, struct ks_direct *dr, struct err *e)
+                             const struct ks_route *known, struct ks_route *rt,
+                             struct ks_direct *dr, struct err *e)
 {
 	struct err re = {0};
 	int has = 0;
@@ -319,7 +320,9 @@ static int route_with_direct(struct db *db, const struct ks_signer_domain *sd, c
 	if (strchr(name, '@') != NULL &&
 	    (has = ks_store_direct_valid(db, sd->d->id, name, dr, e)) < 0)
 		return -1;
-	if (ks_store_route_effective(db, sd->d, name, rt, &re) < 0) {
+	if (known != NULL) {
+		*rt = *known; /* borrowed members: the caller's */
+	} else if (ks_store_route_effective(db, sd->d, name, rt, &re) < 0) {
 		if (re.kind != ERR_NOTFOUND || !has) {
 			*e = re;
 			return -1;
@@ -337,7 +340,7 @@ static int route_with_direct(struct db *db, const struct ks_signer_domain *sd, c
 }
 
 char *ks_sign_route(struct db *db, const struct ks_signer_domain *sd, const char *name,
-                    struct err *e)
+                    const struct ks_route *known, struct err *e)
 {
 	struct ks_route rt = {0};
 	struct ks_direct dr = {0};
@@ -350,7 +353,7 @@ char *ks_sign_route(struct db *db, const struct ks_signer_domain *sd, const char
 		        name, sd->d->name);
 		return NULL;
 	}
-	if ((has = route_with_direct(db, sd, name, &rt, &dr, e)) < 0)
+	if ((has = route_with_direct(db, sd, name, known, &rt, &dr, e)) < 0)
 		return NULL;
 	if ((payload = ks_route_payload(sd->d, name, &rt)) == NULL)
 		err_set(e, ERR_INTERNAL, "internal", "out of memory");
@@ -359,6 +362,7 @@ char *ks_sign_route(struct db *db, const struct ks_signer_domain *sd, const char
 	else
 		jws = sign_json(sd, payload, "anchor-route+jws", e);
 	json_decref(payload);
-	ks_route_free(&rt);
+	if (known == NULL)
+		ks_route_free(&rt);
 	return jws;
 }
