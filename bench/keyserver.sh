@@ -153,15 +153,18 @@ echo "   beside openssl x509 -req; $ROUNDS interleaved rounds"
 for r in $(seq "$ROUNDS"); do
 	python3 "$SRC/bench/ks_load.py" enroll-prep --server "$SERVER" --cacert "$WORK/tls.pem" \
 		--work "$WORK" --count "$ENROLLS" --round "$r" --out "$WORK/enroll.json"
+	n0=$(bench_pg_calls)
 	c0=$("${CPU[@]}" cpu "$KS_PID" "$PG_PID")
 	ours=$("${LOAD[@]}" python3 "$SRC/bench/ks_load.py" enroll-run --server "$SERVER" \
 		--cacert "$WORK/tls.pem" --input "$WORK/enroll.json")
 	c1=$("${CPU[@]}" cpu "$KS_PID" "$PG_PID")
+	n1=$(bench_pg_calls)
 	ours_cpu=$(python3 -c "print(f'{($c1 - $c0) * 1e6 / $ENROLLS:.0f}')")
+	ours_rt=$(python3 -c "print(f'{($n1 - $n0) / $ENROLLS:.1f}')")
 	read -r peer peer_cpu < <("${LOAD[@]}" python3 "$SRC/bench/ks_load.py" enroll-peer \
 		--work "$WORK")
-	printf 'round %d: anchor-keyserver %6.0f/s %6d us server CPU each | openssl x509 -req %5.0f/s %6d us CPU each\n' \
-		"$r" "$ours" "$ours_cpu" "$peer" "$peer_cpu"
+	printf 'round %d: anchor-keyserver %6.0f/s %6d us server CPU each (%s round trips) | openssl x509 -req %5.0f/s %6d us CPU each\n' \
+		"$r" "$ours" "$ours_cpu" "$ours_rt" "$peer" "$peer_cpu"
 	echo "$ours $ours_cpu $peer $peer_cpu" >>"$WORK/enroll-rounds.txt"
 done
 python3 "$SRC/bench/ks_load.py" enroll-report --rounds "$WORK/enroll-rounds.txt"

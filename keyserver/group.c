@@ -194,15 +194,19 @@ static int batch_commit(struct ks_req *lead, const struct ks_domain *d, struct k
 		goto fail;
 	if (failed > 0) /* its only change failed (with its own error): nothing to commit */
 		goto fail;
-	/* The head in the same transaction (the signer); should it fail, the changes stand
-	 * without it and the next publish signs it. */
-	if (ops->before_commit != NULL && (db_savepoint(lead->db, "head", &e) < 0 ||
-	                                   (ops->before_commit(ops->ctx, lead, d, &why) < 0 &&
-	                                    db_savepoint_rollback(lead->db, "head", &e) < 0)))
-		goto fail;
-	if (why.kind != ERR_NONE)
+	/* The head in the same transaction (the signer), with no savepoint of its own (a round
+	 * trip per batch): a refusal (ERR_FORBIDDEN, a log the signer will not sign over) is
+	 * decided before the head round writes anything, so the changes commit without a head
+	 * and the next publish tries again; any other failure may have aborted the
+	 * transaction, and the batch fails whole: none of it is acknowledged. */
+	if (ops->before_commit != NULL && ops->before_commit(ops->ctx, lead, d, &why) < 0) {
+		if (why.kind != ERR_FORBIDDEN) {
+			e = why;
+			goto fail;
+		}
 		log_warn(NULL, "the tree head of %s is not signed yet: %s (%s)", d->name, why.msg,
 		         why.code);
+	}
 	if (db_commit(lead->db, &e) < 0)
 		goto fail;
 	ks_log_batch_keep(b, lead->ks->edge); /* committed: the right edge for the next batch */

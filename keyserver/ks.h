@@ -270,8 +270,9 @@ int ks_group_run(struct ks_group *g, long long domain_id, ks_group_fn fn, void *
  * alone and its writer gets its error; the others commit.  fn gets a copy of the
  * writer's request on the leader's connection, inside the transaction, with the
  * domain's row locked.  Around the batch, on the leader's request: before_commit (the
- * signer signs the head in the same transaction; a failure there is logged and undone
- * alone, the changes still commit) and after_commit (the HTTPS process has the signer
+ * signer signs the head in the same transaction; a refusal there, ERR_FORBIDDEN, must
+ * have written nothing: it is logged and the changes commit without a head; any other
+ * failure fails the batch whole) and after_commit (the HTTPS process has the signer
  * sign it).  Returns once the writer's batch is committed and after_commit has run:
  * fn's result, or the commit's failure.
  */
