@@ -174,6 +174,17 @@ static int batch_changes(struct ks_req *lead, struct ks_change *list, struct ks_
 	return 0;
 }
 
+/* Once committed: the head signed with the batch, for each change it holds. */
+static void batch_head(struct ks_change *list, const struct ks_log_batch *b)
+{
+	long long size;
+	const char *jws = ks_log_batch_head(b, &size);
+
+	for (struct ks_change *c = list; jws != NULL && c != NULL; c = c->next)
+		if (c->rc == 0 && (c->head_jws = strdup(jws)) != NULL)
+			c->head_size = size;
+}
+
 /* The leader's part up to the commit: every change's rc set, 0 once committed. */
 static int batch_commit(struct ks_req *lead, const struct ks_domain *d, struct ks_change *list,
                         const struct ks_batch_ops *ops)
@@ -210,6 +221,7 @@ static int batch_commit(struct ks_req *lead, const struct ks_domain *d, struct k
 	if (db_commit(lead->db, &e) < 0)
 		goto fail;
 	ks_log_batch_keep(b, lead->ks->edge); /* committed: the right edge for the next batch */
+	batch_head(list, b);
 	rc = 0;
 	goto out;
 fail:
@@ -271,6 +283,7 @@ int ks_group_change(struct ks_group *g, const struct ks_domain *d, struct ks_cha
 	c->next = NULL;
 	c->done = 0;
 	c->rc = 0;
+	c->head_jws = NULL;
 	if (g == NULL) {
 		if (batch_commit(c->r, d, c, ops) == 0 && ops->after_commit != NULL)
 			ops->after_commit(ops->ctx, c->r, d);

@@ -135,9 +135,10 @@ int ks_publish_heads(struct ks_signer *sg, struct db *db, const struct ks_signer
  * them back: ks_log_batch_own). */
 struct ks_log_own {
 	long long from, to;
+	char *jws; /* out: the head signed, malloc'd (NULL: none signed; start it NULL) */
 };
 int ks_publish_heads_in(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
-                        struct ks_log_nodes *nodes, const struct ks_log_own *own, long long *size,
+                        struct ks_log_nodes *nodes, struct ks_log_own *own, long long *size,
                         struct err *e);
 /* issue.c: the before_commit of the signer's batches (ks_batch_ops): the head that covers
  * the batch, signed and stored in its transaction. */

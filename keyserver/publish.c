@@ -189,7 +189,7 @@ static int leaves_check(struct db *db, const struct ks_signer_domain *sd, const 
 /* Sign and store the head of size, after checking it extends the signed head h. */
 static int head_sign(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
                      struct ks_log_nodes *nodes, const struct signed_head *h, long long size,
-                     struct err *e)
+                     char **keep, struct err *e)
 {
 	uint8_t root[MERKLE_HASH_LEN], proof[MERKLE_MAX_PROOF][MERKLE_HASH_LEN];
 	char now[32], hex[65];
@@ -230,12 +230,16 @@ static int head_sign(struct ks_signer *sg, struct db *db, const struct ks_signer
 	rc = ks_store_log_head_put(db, nodes->domain_id, size, hex, jws, e);
 	if (rc == 0) /* should the commit fail, the row read next differs: checked then */
 		ks_signer_memo_head_put(sg->memo, sd, size, hex, jws);
+	if (rc == 0 && keep != NULL) {
+		*keep = jws;
+		jws = NULL;
+	}
 	free(jws);
 	return rc;
 }
 
 int ks_publish_heads_in(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
-                        struct ks_log_nodes *nodes, const struct ks_log_own *own, long long *size,
+                        struct ks_log_nodes *nodes, struct ks_log_own *own, long long *size,
                         struct err *e)
 {
 	struct signed_head h;
@@ -252,9 +256,10 @@ int ks_publish_heads_in(struct ks_signer *sg, struct db *db, const struct ks_sig
 	 * before them are read back and checked. */
 	check_to = own != NULL && own->to == n && own->from >= h.size ? own->from : n;
 	/* One head for the whole batch: the newest size only. */
-	if (h.size < n && ((h.size < check_to &&
-	                    leaves_check(db, sd, nodes->domain_id, h.size, check_to, e) < 0) ||
-	                   head_sign(sg, db, sd, nodes, &h, n, e) < 0))
+	if (h.size < n &&
+	    ((h.size < check_to &&
+	      leaves_check(db, sd, nodes->domain_id, h.size, check_to, e) < 0) ||
+	     head_sign(sg, db, sd, nodes, &h, n, own != NULL ? &own->jws : NULL, e) < 0))
 		return -1;
 	*size = n;
 	return 0;

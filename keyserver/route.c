@@ -70,8 +70,8 @@ static const struct ks_batch_ops route_batch = {.after_commit = batch_publish};
 struct route_change {
 	const struct ks_domain *d;
 	const char *name, *set_by;
-	struct ks_route *rt; /* NULL: remove; a set's updated and log_seq then the row's */
-	long long seq;       /* out: the index of its log entry */
+	struct ks_route *rt;         /* NULL: remove; a set's updated and log_seq then the row's */
+	struct ks_route_logged *out; /* its entry's index, and a set's leaf and salt */
 };
 
 /* The entry of a route set, and the route row with its index, in one statement. */
@@ -82,13 +82,18 @@ static int store_logged(struct ks_req *r, struct route_change *c, const struct k
 
 	if (ks_log_prepare(r, c->d, ev, &p, e) < 0)
 		return -1;
-	c->seq = p.seq;
+	c->out->seq = p.seq;
+	/* For the answer's proof (a change undone later in its batch leaves them unused). */
+	free(c->out->leaf);
+	free(c->out->salt);
+	c->out->leaf = strdup(p.leaf);
+	c->out->salt = strdup(p.salt);
 	return ks_log_finish(r, &p,
 	                     ks_store_route_put(r->db, c->name, c->rt, c->set_by, &p.row, e));
 }
 
 /* Log a route change (for a set, with the route stored); the entry commits to the route by
- * the digest of its canonical form.  c->seq receives the entry's index. */
+ * the digest of its canonical form.  c->out->seq receives the entry's index. */
 static int log_route(struct ks_req *r, struct route_change *c, const char *type, struct err *e)
 {
 	json_t *details = json_object(), *content;
@@ -112,7 +117,7 @@ static int log_route(struct ks_req *r, struct route_change *c, const char *type,
 		json_object_set_new(details, "route_sha256", json_string(digest));
 		free(text);
 	}
-	rc = rt != NULL ? store_logged(r, c, &ev, e) : ks_log_append(r, c->d, &ev, &c->seq, e);
+	rc = rt != NULL ? store_logged(r, c, &ev, e) : ks_log_append(r, c->d, &ev, &c->out->seq, e);
 	json_decref(details);
 	return rc;
 }
@@ -137,16 +142,30 @@ static int route_change(struct ks_req *r, void *arg, struct err *e)
 	return log_route(r, c, "route_removed", e);
 }
 
+void ks_route_logged_free(struct ks_route_logged *l)
+{
+	if (l == NULL)
+		return;
+	free(l->leaf);
+	free(l->salt);
+	free(l->head_jws);
+	l->leaf = l->salt = l->head_jws = NULL;
+}
+
 int ks_route_commit(struct ks_req *r, struct ks_group *g, const struct ks_domain *d,
                     const char *name, struct ks_route *rt, const char *set_by,
-                    const struct ks_batch_ops *ops, long long *seq, struct err *e)
+                    const struct ks_batch_ops *ops, struct ks_route_logged *out, struct err *e)
 {
-	struct route_change rc = {.d = d, .name = name, .set_by = set_by, .rt = rt, .seq = -1};
+	struct route_change rc = {.d = d, .name = name, .set_by = set_by, .rt = rt, .out = out};
 	struct ks_change c = {.fn = route_change, .arg = &rc, .r = r};
 
-	if (ks_group_change(g, d, &c, ops, e) < 0)
+	*out = (struct ks_route_logged){.seq = -1};
+	if (ks_group_change(g, d, &c, ops, e) < 0) {
+		ks_route_logged_free(out);
 		return -1;
-	*seq = rc.seq;
+	}
+	out->head_jws = c.head_jws;
+	out->head_size = c.head_size;
 	return 0;
 }
 
@@ -155,10 +174,11 @@ int ks_route_commit(struct ks_req *r, struct ks_group *g, const struct ks_domain
 static int route_remove(struct ks_req *r, const struct ks_domain *d, const char *name,
                         struct err *e)
 {
-	long long seq;
+	struct ks_route_logged logged;
 
-	if (ks_route_commit(r, r->ks->changes, d, name, NULL, NULL, &route_batch, &seq, e) < 0)
+	if (ks_route_commit(r, r->ks->changes, d, name, NULL, NULL, &route_batch, &logged, e) < 0)
 		return -1;
+	ks_route_logged_free(&logged);
 	ks_cache_invalidate(r->ks->cache);
 	return 0;
 }
@@ -171,15 +191,37 @@ static int route_remove(struct ks_req *r, const struct ks_domain *d, const char 
  * and a verifier that does not know them ignores them.  On any failure the answer
  * goes out without them rather than not at all.
  */
-char *ks_route_with_proof(struct ks_req *r, const struct ks_domain *d, long long seq, char *jws)
+static int proof_of(struct ks_req *r, const struct ks_domain *d, const struct ks_route_logged *l,
+                    json_t **proof, json_t **head, struct err *e)
+{
+	char *leaf, *salt;
+
+	if (l->head_jws == NULL || l->seq >= l->head_size || l->leaf == NULL || l->salt == NULL)
+		return ks_log_proof_newest(r, d->id, l->seq, proof, head, e);
+	/* The head signed with the entry's batch, its nodes in the edge: nothing to read. */
+	leaf = strdup(l->leaf);
+	salt = strdup(l->salt);
+	if (leaf == NULL || salt == NULL) {
+		free(leaf);
+		free(salt);
+		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	}
+	if (ks_log_proof_leaf(r, d->id, l->seq, l->head_size, leaf, salt, proof, e) < 0)
+		return -1;
+	*head = json_string(l->head_jws);
+	return 0;
+}
+
+char *ks_route_with_proof(struct ks_req *r, const struct ks_domain *d,
+                          const struct ks_route_logged *l, char *jws)
 {
 	json_t *obj = NULL, *proof = NULL, *head = NULL;
 	struct err e = {0};
 	char *out = NULL;
 
-	if (seq < 0)
+	if (l->seq < 0)
 		return jws;
-	if (ks_log_proof_newest(r, d->id, seq, &proof, &head, &e) < 0 || proof == NULL ||
+	if (proof_of(r, d, l, &proof, &head, &e) < 0 || proof == NULL || head == NULL ||
 	    (obj = json_loads(jws, 0, NULL)) == NULL)
 		goto out;
 	json_object_set_new(obj, "header",
@@ -219,8 +261,9 @@ static void reply_signed_route(struct ks_req *r, const struct ks_domain *d, cons
 	/* The signer builds the answer from the route rows itself; rt serves for the proof
 	 * and the cache lifetime. */
 	char *jws = ks_signer_route(r->ks, d->name, asked, &e);
+	struct ks_route_logged l = {.seq = rt->log_seq};
 
-	reply_route(r, rt, jws != NULL ? ks_route_with_proof(r, d, rt->log_seq, jws) : NULL, &e);
+	reply_route(r, rt, jws != NULL ? ks_route_with_proof(r, d, &l, jws) : NULL, &e);
 }
 
 /* ---- handlers ---- */
