@@ -63,6 +63,18 @@
 # not waiting: 3.8 ms per enrollment on one core is 260/s at most; of PostgreSQL's part the claim (0.4 ms) and
 # the certificate insert with its log entry, nodes and webhook check (0.5 ms) are
 # statements' own work, the rest the ~12 round trips at ~90 us each.
+# The signer's batches sign their head with no savepoint of their own (a refusal of the log
+# writes nothing; any other failure fails the batch whole), and route sets now share these
+# batches (bench/log.sh).  BENCH_PGSTAT=1 BENCH_ENROLLS=300 BENCH_DURATION=2 BENCH_ROUNDS=3
+# BENCH_USERS=50, load average 4-7, base (35b57e8) then new, back to back: 137/s, 4,233 us
+# server CPU each, 10.5 round trips -> 163/s, 3,767 us, 9.9 round trips.  What remains per
+# enrollment (pg_stat_statements): the domain read twice (handler, signer), the token's
+# claim, the certificate insert with its entry, the answer's certificate with head and
+# leaf, and the answer's proof nodes (1.05: the HTTPS process never holds the newest
+# nodes, the signer made them); per batch (1.5 issuances) BEGIN, open, heads lock, head
+# insert, COMMIT.  Next: the signer hands the answer's proof and head back with the key id
+# (it holds both once the batch commits, as route sets do), the heads lock taken by the
+# batch's opening call.
 #
 # Lookups after poll() replaced epoll under TLS (71fada3), same machine, -d5s, 3 rounds:
 # 0.96x nginx (CPU/request 35.1 vs 35.7 us) and, in a busier moment, 0.67x (40.7 vs
