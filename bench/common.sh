@@ -2,7 +2,10 @@
 #
 #   bench_init NAME              WORK (a private temp dir, removed at exit), SRC
 #   bench_free_port              a free loopback TCP port
-#   bench_start_pg               PostgreSQL in WORK/pg; sets CONNINFO
+#   bench_start_pg               PostgreSQL in WORK/pg; sets CONNINFO (BENCH_PGSTAT=1:
+#                                with pg_stat_statements, for bench_pg_calls)
+#   bench_pg_calls               statements run so far (BENCH_PGSTAT=1), else 0: the
+#                                benches print round trips per operation from it
 #   bench_make_tls               WORK/tls.pem + tls.key (P-256, localhost/127.0.0.1)
 #   bench_start_keyserver BIN    anchor-keyserver with rate limiting off (KS_HTTP_THREADS
 #                                request threads, THREADS by default); sets KS_PID,
@@ -18,6 +21,11 @@ THREADS=${BENCH_THREADS:-2}
 KS_PID= NGINX_PID=
 
 bench_cleanup() {
+	# BENCH_PGSTAT_OUT=FILE: which statements the round trips were, by count.
+	[[ ${BENCH_PGSTAT:-0} == 1 && -n ${BENCH_PGSTAT_OUT:-} ]] &&
+		"$SRC/deploy/pgcluster.sh" psql "$WORK/pg" -A -c "SELECT calls,
+			round(total_exec_time::numeric / calls, 3) AS ms_each, left(query, 160)
+			FROM pg_stat_statements ORDER BY calls DESC LIMIT 40" >"$BENCH_PGSTAT_OUT" 2>&1
 	[[ -n $KS_PID ]] && kill "$KS_PID" 2>/dev/null && wait "$KS_PID" 2>/dev/null
 	[[ -n $NGINX_PID ]] && kill "$NGINX_PID" 2>/dev/null
 	"$SRC/deploy/pgcluster.sh" stop "$WORK/pg" >/dev/null 2>&1 || true
@@ -37,6 +45,24 @@ bench_free_port() {
 bench_start_pg() {
 	"$SRC/deploy/pgcluster.sh" init "$WORK/pg" >/dev/null
 	CONNINFO=$("$SRC/deploy/pgcluster.sh" conninfo "$WORK/pg")
+	[[ ${BENCH_PGSTAT:-0} == 1 ]] || return 0
+	# Count the statements PostgreSQL runs (BEGIN, COMMIT and SAVEPOINT included): a
+	# client's statements are its round trips.
+	"$SRC/deploy/pgcluster.sh" psql "$WORK/pg" -q -c \
+		"ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'"
+	"$SRC/deploy/pgcluster.sh" stop "$WORK/pg" >/dev/null
+	"$SRC/deploy/pgcluster.sh" start "$WORK/pg" >/dev/null
+	"$SRC/deploy/pgcluster.sh" psql "$WORK/pg" -q -c "CREATE EXTENSION pg_stat_statements"
+}
+
+# The statements PostgreSQL has run so far (BENCH_PGSTAT=1; else 0).
+bench_pg_calls() {
+	if [[ ${BENCH_PGSTAT:-0} == 1 ]]; then
+		"$SRC/deploy/pgcluster.sh" psql "$WORK/pg" -At -c \
+			"SELECT coalesce(sum(calls), 0) FROM pg_stat_statements"
+	else
+		echo 0
+	fi
 }
 
 bench_make_tls() {

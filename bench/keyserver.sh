@@ -63,6 +63,18 @@
 # not waiting: 3.8 ms per enrollment on one core is 260/s at most; of PostgreSQL's part the claim (0.4 ms) and
 # the certificate insert with its log entry, nodes and webhook check (0.5 ms) are
 # statements' own work, the rest the ~12 round trips at ~90 us each.
+# The signer's batches sign their head with no savepoint of their own (a refusal of the log
+# writes nothing; any other failure fails the batch whole), and route sets now share these
+# batches (bench/log.sh).  BENCH_PGSTAT=1 BENCH_ENROLLS=300 BENCH_DURATION=2 BENCH_ROUNDS=3
+# BENCH_USERS=50, load average 4-7, base (35b57e8) then new, back to back: 137/s, 4,233 us
+# server CPU each, 10.5 round trips -> 163/s, 3,767 us, 9.9 round trips.  What remains per
+# enrollment (pg_stat_statements): the domain read twice (handler, signer), the token's
+# claim, the certificate insert with its entry, the answer's certificate with head and
+# leaf, and the answer's proof nodes (1.05: the HTTPS process never holds the newest
+# nodes, the signer made them); per batch (1.5 issuances) BEGIN, open, heads lock, head
+# insert, COMMIT.  Next: the signer hands the answer's proof and head back with the key id
+# (it holds both once the batch commits, as route sets do), the heads lock taken by the
+# batch's opening call.
 #
 # Lookups after poll() replaced epoll under TLS (71fada3), same machine, -d5s, 3 rounds:
 # 0.96x nginx (CPU/request 35.1 vs 35.7 us) and, in a busier moment, 0.67x (40.7 vs
@@ -153,15 +165,18 @@ echo "   beside openssl x509 -req; $ROUNDS interleaved rounds"
 for r in $(seq "$ROUNDS"); do
 	python3 "$SRC/bench/ks_load.py" enroll-prep --server "$SERVER" --cacert "$WORK/tls.pem" \
 		--work "$WORK" --count "$ENROLLS" --round "$r" --out "$WORK/enroll.json"
+	n0=$(bench_pg_calls)
 	c0=$("${CPU[@]}" cpu "$KS_PID" "$PG_PID")
 	ours=$("${LOAD[@]}" python3 "$SRC/bench/ks_load.py" enroll-run --server "$SERVER" \
 		--cacert "$WORK/tls.pem" --input "$WORK/enroll.json")
 	c1=$("${CPU[@]}" cpu "$KS_PID" "$PG_PID")
+	n1=$(bench_pg_calls)
 	ours_cpu=$(python3 -c "print(f'{($c1 - $c0) * 1e6 / $ENROLLS:.0f}')")
+	ours_rt=$(python3 -c "print(f'{($n1 - $n0) / $ENROLLS:.1f}')")
 	read -r peer peer_cpu < <("${LOAD[@]}" python3 "$SRC/bench/ks_load.py" enroll-peer \
 		--work "$WORK")
-	printf 'round %d: anchor-keyserver %6.0f/s %6d us server CPU each | openssl x509 -req %5.0f/s %6d us CPU each\n' \
-		"$r" "$ours" "$ours_cpu" "$peer" "$peer_cpu"
+	printf 'round %d: anchor-keyserver %6.0f/s %6d us server CPU each (%s round trips) | openssl x509 -req %5.0f/s %6d us CPU each\n' \
+		"$r" "$ours" "$ours_cpu" "$ours_rt" "$peer" "$peer_cpu"
 	echo "$ours $ours_cpu $peer $peer_cpu" >>"$WORK/enroll-rounds.txt"
 done
 python3 "$SRC/bench/ks_load.py" enroll-report --rounds "$WORK/enroll-rounds.txt"

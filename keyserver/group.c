@@ -174,6 +174,17 @@ static int batch_changes(struct ks_req *lead, struct ks_change *list, struct ks_
 	return 0;
 }
 
+/* Once committed: the head signed with the batch, for each change it holds. */
+static void batch_head(struct ks_change *list, const struct ks_log_batch *b)
+{
+	long long size;
+	const char *jws = ks_log_batch_head(b, &size);
+
+	for (struct ks_change *c = list; jws != NULL && c != NULL; c = c->next)
+		if (c->rc == 0 && (c->head_jws = strdup(jws)) != NULL)
+			c->head_size = size;
+}
+
 /* The leader's part up to the commit: every change's rc set, 0 once committed. */
 static int batch_commit(struct ks_req *lead, const struct ks_domain *d, struct ks_change *list,
                         const struct ks_batch_ops *ops)
@@ -194,18 +205,23 @@ static int batch_commit(struct ks_req *lead, const struct ks_domain *d, struct k
 		goto fail;
 	if (failed > 0) /* its only change failed (with its own error): nothing to commit */
 		goto fail;
-	/* The head in the same transaction (the signer); should it fail, the changes stand
-	 * without it and the next publish signs it. */
-	if (ops->before_commit != NULL && (db_savepoint(lead->db, "head", &e) < 0 ||
-	                                   (ops->before_commit(ops->ctx, lead, d, &why) < 0 &&
-	                                    db_savepoint_rollback(lead->db, "head", &e) < 0)))
-		goto fail;
-	if (why.kind != ERR_NONE)
+	/* The head in the same transaction (the signer), with no savepoint of its own (a round
+	 * trip per batch): a refusal (ERR_FORBIDDEN, a log the signer will not sign over) is
+	 * decided before the head round writes anything, so the changes commit without a head
+	 * and the next publish tries again; any other failure may have aborted the
+	 * transaction, and the batch fails whole: none of it is acknowledged. */
+	if (ops->before_commit != NULL && ops->before_commit(ops->ctx, lead, d, &why) < 0) {
+		if (why.kind != ERR_FORBIDDEN) {
+			e = why;
+			goto fail;
+		}
 		log_warn(NULL, "the tree head of %s is not signed yet: %s (%s)", d->name, why.msg,
 		         why.code);
+	}
 	if (db_commit(lead->db, &e) < 0)
 		goto fail;
 	ks_log_batch_keep(b, lead->ks->edge); /* committed: the right edge for the next batch */
+	batch_head(list, b);
 	rc = 0;
 	goto out;
 fail:
@@ -239,10 +255,7 @@ static void batch_lead(struct ks_group *g, struct group_slot *s, const struct ks
                        struct ks_req *lead, const struct ks_batch_ops *ops)
 {
 	struct ks_change *list = batch_take(s), *next;
-	int committed, heads = 0;
-
-	for (struct ks_change *c = list; c != NULL; c = c->next)
-		heads |= !c->own_head;
+	int committed;
 
 	s->running = 1;
 	pthread_mutex_unlock(&g->mu);
@@ -252,7 +265,7 @@ static void batch_lead(struct ks_group *g, struct group_slot *s, const struct ks
 	s->running = 0;
 	pthread_cond_broadcast(&g->cv);
 	pthread_mutex_unlock(&g->mu);
-	if (committed && heads && ops->after_commit != NULL)
+	if (committed && ops->after_commit != NULL)
 		ops->after_commit(ops->ctx, lead, d);
 	pthread_mutex_lock(&g->mu);
 	for (struct ks_change *c = list; c != NULL; c = next) {
@@ -270,8 +283,9 @@ int ks_group_change(struct ks_group *g, const struct ks_domain *d, struct ks_cha
 	c->next = NULL;
 	c->done = 0;
 	c->rc = 0;
+	c->head_jws = NULL;
 	if (g == NULL) {
-		if (batch_commit(c->r, d, c, ops) == 0 && !c->own_head && ops->after_commit != NULL)
+		if (batch_commit(c->r, d, c, ops) == 0 && ops->after_commit != NULL)
 			ops->after_commit(ops->ctx, c->r, d);
 	} else {
 		pthread_mutex_lock(&g->mu);

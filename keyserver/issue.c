@@ -297,36 +297,37 @@ static int issue_change(struct ks_req *r, void *arg, struct err *e)
 	return c->hook != NULL ? c->hook->done(c->hook->arg, c->is->r.db, c->is->key_id, e) : 0;
 }
 
-struct head_ctx {
-	struct ks_signer *sg;
-	const struct ks_signer_domain *sd;
-};
-
-/* The batch's head, signed in its transaction: the issuances and the head that covers
+/* The batch's head, signed in its transaction: the changes and the head that covers
  * them commit together, one commit for the lot. */
-static int head_in_batch(void *ctx, struct ks_req *r, const struct ks_domain *d, struct err *e)
+int ks_signer_head_in_batch(void *ctx, struct ks_req *r, const struct ks_domain *d, struct err *e)
 {
-	const struct head_ctx *h = ctx;
+	const struct ks_head_ctx *h = ctx;
+	struct ks_log_own own = {0};
 	long long size = 0;
+	int rc;
 
 	(void)d;
-	struct ks_log_own own;
-
 	ks_log_batch_own(r->log_batch, &own.from, &own.to);
-	return ks_publish_heads_in(h->sg, r->db, h->sd, ks_log_batch_nodes(r->log_batch), &own,
-	                           &size, e);
+	rc = ks_publish_heads_in(h->sg, r->db, h->sd, ks_log_batch_nodes(r->log_batch), &own, &size,
+	                         e);
+	if (rc == 0 && own.jws != NULL) /* its changes' answers may carry it (route_set.c) */
+		ks_log_batch_signed(r->log_batch, size, own.jws);
+	free(own.jws);
+	return rc;
 }
 
 static int issue_in_transaction(struct ks_signer *sg, struct issuance *is, const char *token,
                                 struct renewal *rn, const struct ks_issue_hook *hook, struct err *e)
 {
 	struct ks_req r = is->r;
-	struct head_ctx hc = {.sg = sg, .sd = is->sd};
-	struct ks_batch_ops ops = {.before_commit = head_in_batch, .ctx = &hc};
+	struct ks_head_ctx hc = {.sg = sg, .sd = is->sd};
+	struct ks_batch_ops ops = {.before_commit = ks_signer_head_in_batch, .ctx = &hc};
 	struct issue_change ic = {.sg = sg, .is = is, .token = token, .rn = rn, .hook = hook};
 	struct ks_change c = {.fn = issue_change, .arg = &ic, .r = &r};
+	int rc = ks_group_change(sg->ks.changes, is->sd->d, &c, &ops, e);
 
-	return ks_group_change(sg->ks.changes, is->sd->d, &c, &ops, e);
+	free(c.head_jws); /* the answer reads its head with the certificate */
+	return rc;
 }
 
 int ks_issue_user(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,

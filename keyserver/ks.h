@@ -270,8 +270,9 @@ int ks_group_run(struct ks_group *g, long long domain_id, ks_group_fn fn, void *
  * alone and its writer gets its error; the others commit.  fn gets a copy of the
  * writer's request on the leader's connection, inside the transaction, with the
  * domain's row locked.  Around the batch, on the leader's request: before_commit (the
- * signer signs the head in the same transaction; a failure there is logged and undone
- * alone, the changes still commit) and after_commit (the HTTPS process has the signer
+ * signer signs the head in the same transaction; a refusal there, ERR_FORBIDDEN, must
+ * have written nothing: it is logged and the changes commit without a head; any other
+ * failure fails the batch whole) and after_commit (the HTTPS process has the signer
  * sign it).  Returns once the writer's batch is committed and after_commit has run:
  * fn's result, or the commit's failure.
  */
@@ -280,8 +281,10 @@ struct ks_change {
 	int (*fn)(struct ks_req *r, void *arg, struct err *e);
 	void *arg;
 	struct ks_req *r; /* the writer's */
-	int own_head;     /* its writer has a head signed itself once answered (route.c): a
-	                   * batch of only such changes runs no after_commit */
+	/* out, once committed: the head signed with the batch (malloc'd, the writer frees
+	 * it), or NULL (none signed in it: its answer reads the newest head) */
+	char *head_jws;
+	long long head_size;
 	/* The leader's bookkeeping: */
 	struct ks_change *next;
 	int done, rc;
@@ -297,6 +300,26 @@ struct ks_batch_ops {
 int ks_group_change(struct ks_group *g, const struct ks_domain *d, struct ks_change *c,
                     const struct ks_batch_ops *ops, struct err *e);
 
+/* route.c: set (rt) or remove (rt NULL) the route of name in d's next batch of g, its log
+ * entry with it; *out the entry (ks_route_logged_free).  A set's rt gets the stored row's
+ * update time. */
+struct ks_route;
+struct ks_route_logged {
+	long long seq;     /* the entry's index (-1: none) */
+	char *leaf, *salt; /* a set's entry (malloc'd), or NULL */
+	char *head_jws;    /* the head signed with its batch (malloc'd), or NULL */
+	long long head_size;
+};
+void ks_route_logged_free(struct ks_route_logged *l); /* its members; accepts NULL */
+int ks_route_commit(struct ks_req *r, struct ks_group *g, const struct ks_domain *d,
+                    const char *name, struct ks_route *rt, const char *set_by,
+                    const struct ks_batch_ops *ops, struct ks_route_logged *out, struct err *e);
+/* jws (taken) with the inclusion proof of entry l->seq and its head in the unprotected
+ * header: the head signed with its batch when l has it, else the newest (read); jws as it
+ * was when there is none (seq < 0, not covered yet). */
+char *ks_route_with_proof(struct ks_req *r, const struct ks_domain *d,
+                          const struct ks_route_logged *l, char *jws);
+
 /* log_batch.c: the log's state inside a batch (ks_req.log_batch). */
 struct ks_log_batch *ks_log_batch_new(long long domain_id);
 /* Inside the batch's transaction, before its first change: the domain's row locked, the
@@ -311,6 +334,9 @@ void ks_log_batch_own(const struct ks_log_batch *b, long long *from, long long *
 /* Once the batch's transaction has committed: its nodes join the edge. */
 void ks_log_batch_keep(struct ks_log_batch *b, struct ks_log_edge *edge);
 void ks_log_batch_free(struct ks_log_batch *b); /* accepts NULL */
+/* The head of size signed in the batch's transaction (jws copied); the head, or NULL. */
+void ks_log_batch_signed(struct ks_log_batch *b, long long size, const char *jws);
+const char *ks_log_batch_head(const struct ks_log_batch *b, long long *size);
 /* Before a change; after one that failed (and was rolled back), back to that point. */
 void ks_log_batch_mark(struct ks_log_batch *b);
 void ks_log_batch_undo(struct ks_log_batch *b);
@@ -318,6 +344,9 @@ void ks_log_batch_undo(struct ks_log_batch *b);
 /* The inclusion proof of entry seq in the tree of size, with its leaf and salt. */
 int ks_log_proof_for(struct ks_req *r, long long domain_id, long long seq, long long size,
                      json_t **out, struct err *e);
+/* The same with the entry's leaf and salt known (both taken: freed here). */
+int ks_log_proof_leaf(struct ks_req *r, long long domain_id, long long seq, long long size,
+                      char *leaf, char *salt, json_t **out, struct err *e);
 
 /* webhook.c */
 struct ks_webhooks;
@@ -355,8 +384,11 @@ int ks_signer_renew(struct ks *ks, const char *domain, const char *jws,
 int ks_signer_acme(struct ks *ks, const char *domain, const char *order_id, const char *csr,
                    char key_id[CRYPTO_UUID_LEN], struct err *e);
 unsigned char *ks_signer_crl(struct ks *ks, const char *domain, size_t *len, struct err *e);
-/* head: after a head round covering every committed change (ROUTE_HEAD). */
-char *ks_signer_route(struct ks *ks, const char *domain, const char *name, int head, struct err *e);
+char *ks_signer_route(struct ks *ks, const char *domain, const char *name, struct err *e);
+/* Set the route of name (route_json: its checked body, ASCII) in the signer's next batch,
+ * committed with the head that covers it: the signed answer, proof included (route_set.c). */
+char *ks_signer_route_set(struct ks *ks, const char *domain, const char *name, const char *set_by,
+                          const char *route_json, struct err *e);
 int ks_signer_publish(struct ks *ks, const char *domain, long long *size, struct err *e);
 
 /* domain.c: policy "isp", "corporate" or "groups", mode "enforce" or "testing" (NULL: unset). */

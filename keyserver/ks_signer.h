@@ -135,16 +135,30 @@ int ks_publish_heads(struct ks_signer *sg, struct db *db, const struct ks_signer
  * them back: ks_log_batch_own). */
 struct ks_log_own {
 	long long from, to;
+	char *jws; /* out: the head signed, malloc'd (NULL: none signed; start it NULL) */
 };
 int ks_publish_heads_in(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
-                        struct ks_log_nodes *nodes, const struct ks_log_own *own, long long *size,
+                        struct ks_log_nodes *nodes, struct ks_log_own *own, long long *size,
                         struct err *e);
+/* issue.c: the before_commit of the signer's batches (ks_batch_ops): the head that covers
+ * the batch, signed and stored in its transaction. */
+struct ks_head_ctx {
+	struct ks_signer *sg;
+	const struct ks_signer_domain *sd;
+};
+int ks_signer_head_in_batch(void *ctx, struct ks_req *r, const struct ks_domain *d, struct err *e);
 /* The domain's CRL from its revocation rows (DER, malloc'd). */
 unsigned char *ks_sign_crl(struct db *db, const struct ks_signer_domain *sd, size_t *len,
                            struct err *e);
-/* The route answer of name from the route rows (JWS, malloc'd). */
+/* The route answer of name from the route rows (JWS, malloc'd); known, when not NULL,
+ * the route of name as this signer just stored it (no need to read it back). */
 char *ks_sign_route(struct db *db, const struct ks_signer_domain *sd, const char *name,
-                    struct err *e);
+                    const struct ks_route *known, struct err *e);
+/* route_set.c: ROUTE_SET (ks_signer_proto.h): the route (route_json) stored in the
+ * domain's next batch with the head that covers it; the signed answer with its proof. */
+char *ks_sign_route_set(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
+                        const char *name, const char *set_by, const char *route_json,
+                        struct err *e);
 
 /* signer_memo.c: parsed domains and verified heads, keyed by the digest of the exact
  * bytes they came from (a changed row misses).  domain_get fills sd's root, issuer, key

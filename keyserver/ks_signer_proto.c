@@ -21,12 +21,12 @@ static int op_nfields(int op)
 		return 5;
 	case KS_SIGNER_TOKEN:
 	case KS_SIGNER_SERVER:
+	case KS_SIGNER_ROUTE_SET:
 		return 4;
 	case KS_SIGNER_ENROLL:
 	case KS_SIGNER_ACME:
 		return 3;
 	case KS_SIGNER_ROUTE:
-	case KS_SIGNER_ROUTE_HEAD:
 	case KS_SIGNER_RENEW:
 		return 2;
 	case KS_SIGNER_CRL:
@@ -52,8 +52,8 @@ const char *ks_signer_op_name(int op)
 		return "crl";
 	case KS_SIGNER_ROUTE:
 		return "route";
-	case KS_SIGNER_ROUTE_HEAD:
-		return "route_head";
+	case KS_SIGNER_ROUTE_SET:
+		return "route_set";
 	case KS_SIGNER_PUBLISH:
 		return "publish";
 	case KS_SIGNER_RENEW:
@@ -204,6 +204,17 @@ static int parse_encrypt(const struct frame_field *f, struct ks_signer_request *
 	return f[4].len == 0 ? 0 : field_pem(&f[4], &r->pem[0], e);
 }
 
+/* name, who set it (not empty), the route's JSON (printable ASCII: JSON_ENSURE_ASCII). */
+static int parse_route_set(const struct frame_field *f, struct ks_signer_request *r, struct err *e)
+{
+	if (f[2].len == 0)
+		return bad(e, "setter");
+	return field_name(&f[1], 1, r->name, e) < 0 || field_token(&f[2], r->token, e) < 0 ||
+	               field_pem(&f[3], &r->pem[0], e) < 0
+	           ? -1
+	           : 0;
+}
+
 static int parse_fields(const struct frame_msg *m, struct ks_signer_request *r, struct err *e)
 {
 	const struct frame_field *f = m->f;
@@ -236,8 +247,9 @@ static int parse_fields(const struct frame_msg *m, struct ks_signer_request *r, 
 		           ? -1
 		           : 0;
 	case KS_SIGNER_ROUTE:
-	case KS_SIGNER_ROUTE_HEAD:
 		return field_name(&f[1], 1, r->name, e);
+	case KS_SIGNER_ROUTE_SET:
+		return parse_route_set(f, r, e);
 	case KS_SIGNER_RENEW:
 		return field_pem(&f[1], &r->pem[0], e);
 	case KS_SIGNER_ACME:

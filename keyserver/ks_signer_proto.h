@@ -17,11 +17,17 @@
  *   CRL       domain                                     the CRL (DER)
  *   ROUTE     domain, name (address or the domain)       the route answer (JWS)
  *   PUBLISH   domain                                     the newest signed size
- *   ROUTE_HEAD domain, name                              the route answer, once a head
- *                                                        covers every committed change
- *             (PUBLISH then ROUTE in one call: a route change's writer is answered
- *             with one round trip to the signer; a head that cannot be signed is
- *             logged, and the answer goes out all the same, as after PUBLISH)
+ *   ROUTE_SET domain, name, set by, route (JSON)          the route answer (JWS with the
+ *                                                        entry's inclusion proof and the
+ *                                                        head in its unprotected header)
+ *             The signer stores the route and its log entry in its next batch, whose
+ *             head it signs in the same transaction (route_set.c): the writer is
+ *             answered once entry and head are committed together, with one round
+ *             trip to the signer.  The HTTPS process has authorised the change (the
+ *             domain admin, or the address's own key for an alias): route rows
+ *             authorise no issuance, and it could write them itself all the same.
+ *             A head that cannot be signed is logged, the route stands, and the
+ *             answer goes out without its proof, as after PUBLISH.
  *   RENEW     domain, the holder's signed request (JWS)   key id, revocation secret
  *                                                        (empty for a server certificate)
  *   ACME      domain, ACME order id (a UUID), CSR PEM    key id
@@ -67,7 +73,7 @@ enum ks_signer_op {
 	KS_SIGNER_RENEW,
 	KS_SIGNER_ACME,
 	KS_SIGNER_ENCRYPT,
-	KS_SIGNER_ROUTE_HEAD,
+	KS_SIGNER_ROUTE_SET,
 };
 
 /* A request checked against its op's rules.  Text members point into the
@@ -77,14 +83,16 @@ struct ks_signer_request {
 	char domain[KS_SIGNER_NAME_MAX];
 	char name[KS_SIGNER_NAME_MAX];       /* TOKEN: address; ROUTE: address or domain */
 	char token[KS_SIGNER_TOKEN_MAX + 1]; /* TOKEN, SERVER: admin; ENROLL: enrollment;
-	                                      * REGISTER: operator (may be ""); ACME: order id */
+	                                      * REGISTER: operator (may be ""); ACME: order id;
+	                                      * ROUTE_SET: who set it */
 	char word[KS_SIGNER_WORD_MAX];       /* SERVER: purpose; REGISTER: policy */
 	char mode[KS_SIGNER_WORD_MAX];       /* REGISTER */
 	long long ttl;                       /* TOKEN */
 	char challenge[37];                  /* ENCRYPT: the challenge's id */
 	char answer[KS_SIGNER_WORD_MAX * 8]; /* ENCRYPT: the nonce, base64url */
 	char *pem[3]; /* REGISTER: root, issuer, key; ENROLL, SERVER, ACME: the CSR first;
-	               * RENEW: the signed request; ENCRYPT: the signed request or NULL */
+	               * RENEW: the signed request; ENCRYPT: the signed request or NULL;
+	               * ROUTE_SET: the route's JSON */
 };
 
 /* ERR_INPUT "unknown_op" for an op we do not know, "bad_request" for the wrong fields. */

@@ -18,6 +18,8 @@ struct ks_log_batch {
 	long long domain_id, size, mark_size, first; /* first: the size at the opening */
 	int mark_n;
 	struct ks_log_nodes nodes;
+	long long head_size; /* the head signed in the batch's transaction: */
+	char *head_jws;      /* malloc'd, or NULL */
 };
 
 struct ks_log_batch *ks_log_batch_new(long long domain_id)
@@ -59,7 +61,26 @@ void ks_log_batch_keep(struct ks_log_batch *b, struct ks_log_edge *edge)
 
 void ks_log_batch_free(struct ks_log_batch *b)
 {
+	if (b != NULL)
+		free(b->head_jws);
 	free(b);
+}
+
+void ks_log_batch_signed(struct ks_log_batch *b, long long size, const char *jws)
+{
+	char *copy = strdup(jws);
+
+	if (copy == NULL) /* the answers then read the newest head */
+		return;
+	free(b->head_jws);
+	b->head_jws = copy;
+	b->head_size = size;
+}
+
+const char *ks_log_batch_head(const struct ks_log_batch *b, long long *size)
+{
+	*size = b->head_size;
+	return b->head_jws;
 }
 
 void ks_log_batch_mark(struct ks_log_batch *b)

@@ -189,7 +189,7 @@ static int leaves_check(struct db *db, const struct ks_signer_domain *sd, const 
 /* Sign and store the head of size, after checking it extends the signed head h. */
 static int head_sign(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
                      struct ks_log_nodes *nodes, const struct signed_head *h, long long size,
-                     struct err *e)
+                     char **keep, struct err *e)
 {
 	uint8_t root[MERKLE_HASH_LEN], proof[MERKLE_MAX_PROOF][MERKLE_HASH_LEN];
 	char now[32], hex[65];
@@ -230,12 +230,16 @@ static int head_sign(struct ks_signer *sg, struct db *db, const struct ks_signer
 	rc = ks_store_log_head_put(db, nodes->domain_id, size, hex, jws, e);
 	if (rc == 0) /* should the commit fail, the row read next differs: checked then */
 		ks_signer_memo_head_put(sg->memo, sd, size, hex, jws);
+	if (rc == 0 && keep != NULL) {
+		*keep = jws;
+		jws = NULL;
+	}
 	free(jws);
 	return rc;
 }
 
 int ks_publish_heads_in(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
-                        struct ks_log_nodes *nodes, const struct ks_log_own *own, long long *size,
+                        struct ks_log_nodes *nodes, struct ks_log_own *own, long long *size,
                         struct err *e)
 {
 	struct signed_head h;
@@ -252,9 +256,10 @@ int ks_publish_heads_in(struct ks_signer *sg, struct db *db, const struct ks_sig
 	 * before them are read back and checked. */
 	check_to = own != NULL && own->to == n && own->from >= h.size ? own->from : n;
 	/* One head for the whole batch: the newest size only. */
-	if (h.size < n && ((h.size < check_to &&
-	                    leaves_check(db, sd, nodes->domain_id, h.size, check_to, e) < 0) ||
-	                   head_sign(sg, db, sd, nodes, &h, n, e) < 0))
+	if (h.size < n &&
+	    ((h.size < check_to &&
+	      leaves_check(db, sd, nodes->domain_id, h.size, check_to, e) < 0) ||
+	     head_sign(sg, db, sd, nodes, &h, n, own != NULL ? &own->jws : NULL, e) < 0))
 		return -1;
 	*size = n;
 	return 0;
@@ -311,7 +316,8 @@ unsigned char *ks_sign_crl(struct db *db, const struct ks_signer_domain *sd, siz
  * to the domain's MX hosts.
  */
 static int route_with_direct(struct db *db, const struct ks_signer_domain *sd, const char *name,
-                             struct ks_route *rt, struct ks_direct *dr, struct err *e)
+                             const struct ks_route *known, struct ks_route *rt,
+                             struct ks_direct *dr, struct err *e)
 {
 	struct err re = {0};
 	int has = 0;
@@ -319,7 +325,9 @@ static int route_with_direct(struct db *db, const struct ks_signer_domain *sd, c
 	if (strchr(name, '@') != NULL &&
 	    (has = ks_store_direct_valid(db, sd->d->id, name, dr, e)) < 0)
 		return -1;
-	if (ks_store_route_effective(db, sd->d, name, rt, &re) < 0) {
+	if (known != NULL) {
+		*rt = *known; /* borrowed members: the caller's */
+	} else if (ks_store_route_effective(db, sd->d, name, rt, &re) < 0) {
 		if (re.kind != ERR_NOTFOUND || !has) {
 			*e = re;
 			return -1;
@@ -337,7 +345,7 @@ static int route_with_direct(struct db *db, const struct ks_signer_domain *sd, c
 }
 
 char *ks_sign_route(struct db *db, const struct ks_signer_domain *sd, const char *name,
-                    struct err *e)
+                    const struct ks_route *known, struct err *e)
 {
 	struct ks_route rt = {0};
 	struct ks_direct dr = {0};
@@ -350,7 +358,7 @@ char *ks_sign_route(struct db *db, const struct ks_signer_domain *sd, const char
 		        name, sd->d->name);
 		return NULL;
 	}
-	if ((has = route_with_direct(db, sd, name, &rt, &dr, e)) < 0)
+	if ((has = route_with_direct(db, sd, name, known, &rt, &dr, e)) < 0)
 		return NULL;
 	if ((payload = ks_route_payload(sd->d, name, &rt)) == NULL)
 		err_set(e, ERR_INTERNAL, "internal", "out of memory");
@@ -359,6 +367,7 @@ char *ks_sign_route(struct db *db, const struct ks_signer_domain *sd, const char
 	else
 		jws = sign_json(sd, payload, "anchor-route+jws", e);
 	json_decref(payload);
-	ks_route_free(&rt);
+	if (known == NULL)
+		ks_route_free(&rt);
 	return jws;
 }

@@ -70,8 +70,8 @@ static const struct ks_batch_ops route_batch = {.after_commit = batch_publish};
 struct route_change {
 	const struct ks_domain *d;
 	const char *name, *set_by;
-	const struct ks_route *rt; /* NULL: remove */
-	long long seq;             /* out: the index of its log entry */
+	struct ks_route *rt;         /* NULL: remove; a set's updated and log_seq then the row's */
+	struct ks_route_logged *out; /* its entry's index, and a set's leaf and salt */
 };
 
 /* The entry of a route set, and the route row with its index, in one statement. */
@@ -82,13 +82,18 @@ static int store_logged(struct ks_req *r, struct route_change *c, const struct k
 
 	if (ks_log_prepare(r, c->d, ev, &p, e) < 0)
 		return -1;
-	c->seq = p.seq;
+	c->out->seq = p.seq;
+	/* For the answer's proof (a change undone later in its batch leaves them unused). */
+	free(c->out->leaf);
+	free(c->out->salt);
+	c->out->leaf = strdup(p.leaf);
+	c->out->salt = strdup(p.salt);
 	return ks_log_finish(r, &p,
 	                     ks_store_route_put(r->db, c->name, c->rt, c->set_by, &p.row, e));
 }
 
 /* Log a route change (for a set, with the route stored); the entry commits to the route by
- * the digest of its canonical form.  c->seq receives the entry's index. */
+ * the digest of its canonical form.  c->out->seq receives the entry's index. */
 static int log_route(struct ks_req *r, struct route_change *c, const char *type, struct err *e)
 {
 	json_t *details = json_object(), *content;
@@ -112,7 +117,7 @@ static int log_route(struct ks_req *r, struct route_change *c, const char *type,
 		json_object_set_new(details, "route_sha256", json_string(digest));
 		free(text);
 	}
-	rc = rt != NULL ? store_logged(r, c, &ev, e) : ks_log_append(r, c->d, &ev, &c->seq, e);
+	rc = rt != NULL ? store_logged(r, c, &ev, e) : ks_log_append(r, c->d, &ev, &c->out->seq, e);
 	json_decref(details);
 	return rc;
 }
@@ -137,39 +142,45 @@ static int route_change(struct ks_req *r, void *arg, struct err *e)
 	return log_route(r, c, "route_removed", e);
 }
 
-/* Run the change in the domain's next batch; answered once it is committed and a
+void ks_route_logged_free(struct ks_route_logged *l)
+{
+	if (l == NULL)
+		return;
+	free(l->leaf);
+	free(l->salt);
+	free(l->head_jws);
+	l->leaf = l->salt = l->head_jws = NULL;
+}
+
+int ks_route_commit(struct ks_req *r, struct ks_group *g, const struct ks_domain *d,
+                    const char *name, struct ks_route *rt, const char *set_by,
+                    const struct ks_batch_ops *ops, struct ks_route_logged *out, struct err *e)
+{
+	struct route_change rc = {.d = d, .name = name, .set_by = set_by, .rt = rt, .out = out};
+	struct ks_change c = {.fn = route_change, .arg = &rc, .r = r};
+
+	*out = (struct ks_route_logged){.seq = -1};
+	if (ks_group_change(g, d, &c, ops, e) < 0) {
+		ks_route_logged_free(out);
+		return -1;
+	}
+	out->head_jws = c.head_jws;
+	out->head_size = c.head_size;
+	return 0;
+}
+
+/* A removal runs in the HTTPS process's next batch; answered once it is committed and a
  * signed head covers it. */
-static int route_commit(struct ks_req *r, struct route_change *rc, struct err *e)
-{
-	/* A route set's writer is answered through the signer's ROUTE_HEAD, which signs the
-	 * head (one round for all the domain's writers meanwhile, group.c in the signer)
-	 * before it signs the answer: one call to the signer instead of two. */
-	struct ks_change c = {.fn = route_change, .arg = rc, .r = r, .own_head = rc->rt != NULL};
-
-	if (ks_group_change(r->ks->changes, rc->d, &c, &route_batch, e) < 0)
-		return -1;
-	ks_cache_invalidate(r->ks->cache);
-	return 0;
-}
-
-/* Set the route of name; rt->log_seq receives the index of the entry that records it. */
-static int route_store(struct ks_req *r, const struct ks_domain *d, const char *name,
-                       struct ks_route *rt, const char *set_by, struct err *e)
-{
-	struct route_change c = {.d = d, .name = name, .set_by = set_by, .rt = rt, .seq = -1};
-
-	if (route_commit(r, &c, e) < 0)
-		return -1;
-	rt->log_seq = c.seq;
-	return 0;
-}
-
 static int route_remove(struct ks_req *r, const struct ks_domain *d, const char *name,
                         struct err *e)
 {
-	struct route_change c = {.d = d, .name = name, .seq = -1};
+	struct ks_route_logged logged;
 
-	return route_commit(r, &c, e);
+	if (ks_route_commit(r, r->ks->changes, d, name, NULL, NULL, &route_batch, &logged, e) < 0)
+		return -1;
+	ks_route_logged_free(&logged);
+	ks_cache_invalidate(r->ks->cache);
+	return 0;
 }
 
 /* ---- signed answers ---- */
@@ -180,16 +191,37 @@ static int route_remove(struct ks_req *r, const struct ks_domain *d, const char 
  * and a verifier that does not know them ignores them.  On any failure the answer
  * goes out without them rather than not at all.
  */
-static char *with_log_proof(struct ks_req *r, const struct ks_domain *d, const struct ks_route *rt,
-                            char *jws)
+static int proof_of(struct ks_req *r, const struct ks_domain *d, const struct ks_route_logged *l,
+                    json_t **proof, json_t **head, struct err *e)
+{
+	char *leaf, *salt;
+
+	if (l->head_jws == NULL || l->seq >= l->head_size || l->leaf == NULL || l->salt == NULL)
+		return ks_log_proof_newest(r, d->id, l->seq, proof, head, e);
+	/* The head signed with the entry's batch, its nodes in the edge: nothing to read. */
+	leaf = strdup(l->leaf);
+	salt = strdup(l->salt);
+	if (leaf == NULL || salt == NULL) {
+		free(leaf);
+		free(salt);
+		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
+	}
+	if (ks_log_proof_leaf(r, d->id, l->seq, l->head_size, leaf, salt, proof, e) < 0)
+		return -1;
+	*head = json_string(l->head_jws);
+	return 0;
+}
+
+char *ks_route_with_proof(struct ks_req *r, const struct ks_domain *d,
+                          const struct ks_route_logged *l, char *jws)
 {
 	json_t *obj = NULL, *proof = NULL, *head = NULL;
 	struct err e = {0};
 	char *out = NULL;
 
-	if (rt->log_seq < 0)
+	if (l->seq < 0)
 		return jws;
-	if (ks_log_proof_newest(r, d->id, rt->log_seq, &proof, &head, &e) < 0 || proof == NULL ||
+	if (proof_of(r, d, l, &proof, &head, &e) < 0 || proof == NULL || head == NULL ||
 	    (obj = json_loads(jws, 0, NULL)) == NULL)
 		goto out;
 	json_object_set_new(obj, "header",
@@ -201,32 +233,37 @@ out:
 	json_decref(proof);
 	if (out == NULL) {
 		if (e.kind != ERR_NONE)
-			log_warn(r->http->reqid, "route answer without log proof: %s", e.msg);
+			log_warn(r->http != NULL ? r->http->reqid : NULL,
+			         "route answer without log proof: %s", e.msg);
 		return jws;
 	}
 	free(jws);
 	return out;
 }
 
-/* head: after a change, whose head the signer signs first. */
+static void reply_route(struct ks_req *r, const struct ks_route *rt, char *jws, struct err *e)
+{
+	if (jws == NULL) {
+		if (e->kind == ERR_NONE)
+			err_set(e, ERR_INTERNAL, "internal", "out of memory");
+		ks_fail(r, e);
+		return;
+	}
+	http_reply_text(r->resp, 200, "application/jose+json", jws, strlen(jws)); /* takes jws */
+	/* Keep cached copies well inside the answer's validity. */
+	r->cache_max_age = rt->ttl < r->cache_max_age ? rt->ttl : r->cache_max_age;
+}
+
 static void reply_signed_route(struct ks_req *r, const struct ks_domain *d, const char *asked,
-                               const struct ks_route *rt, int head)
+                               const struct ks_route *rt)
 {
 	struct err e = {0};
 	/* The signer builds the answer from the route rows itself; rt serves for the proof
 	 * and the cache lifetime. */
-	char *jws = ks_signer_route(r->ks, d->name, asked, head, &e);
+	char *jws = ks_signer_route(r->ks, d->name, asked, &e);
+	struct ks_route_logged l = {.seq = rt->log_seq};
 
-	if (jws == NULL) {
-		if (e.kind == ERR_NONE)
-			err_set(&e, ERR_INTERNAL, "internal", "out of memory");
-		ks_fail(r, &e);
-		return;
-	}
-	jws = with_log_proof(r, d, rt, jws);
-	http_reply_text(r->resp, 200, "application/jose+json", jws, strlen(jws));
-	/* Keep cached copies well inside the answer's validity. */
-	r->cache_max_age = rt->ttl < r->cache_max_age ? rt->ttl : r->cache_max_age;
+	reply_route(r, rt, jws != NULL ? ks_route_with_proof(r, d, &l, jws) : NULL, &e);
 }
 
 /* ---- handlers ---- */
@@ -272,7 +309,7 @@ void ks_route_get(struct ks_req *r, const char *raw)
 	if (route_or_direct(r, d, addr, &rt, &e) < 0)
 		ks_fail(r, &e);
 	else
-		reply_signed_route(r, d, addr, &rt, 0);
+		reply_signed_route(r, d, addr, &rt);
 	ks_route_free(&rt);
 	free(addr);
 	ks_domain_free(d);
@@ -289,9 +326,35 @@ void ks_route_get_domain(struct ks_req *r, const char *domain)
 	if (ks_store_route_effective(r->db, d, d->name, &rt, &e) < 0)
 		ks_fail(r, &e);
 	else
-		reply_signed_route(r, d, d->name, &rt, 0);
+		reply_signed_route(r, d, d->name, &rt);
 	ks_route_free(&rt);
 	ks_domain_free(d);
+}
+
+/*
+ * The signer stores the route in its next batch, whose head it signs in the same
+ * transaction, and answers with the route signed from the row it wrote, proof included
+ * (route_set.c): the writer is answered once entry and head are durable together.
+ */
+static char *route_set(struct ks_req *r, const struct ks_domain *d, const char *name,
+                       const struct ks_route *rt, const char *set_by, struct err *e)
+{
+	json_t *body = rt->servers != NULL
+	                   ? json_pack("{s:O, s:i}", "servers", rt->servers, "ttl", rt->ttl)
+	                   : json_pack("{s:s, s:i}", "alias", rt->alias, "ttl", rt->ttl);
+	char *text = body != NULL ? json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+	char *jws = NULL;
+
+	json_decref(body);
+	if (text == NULL) {
+		err_set(e, ERR_INTERNAL, "internal", "out of memory");
+		return NULL;
+	}
+	jws = ks_signer_route_set(r->ks, d->name, name, set_by, text, e);
+	free(text);
+	if (jws != NULL)
+		ks_cache_invalidate(r->ks->cache);
+	return jws;
 }
 
 static void put_route(struct ks_req *r, struct ks_domain *d, const char *name, int domain_scope)
@@ -300,6 +363,7 @@ static void put_route(struct ks_req *r, struct ks_domain *d, const char *name, i
 	struct err e = {0};
 	const char *set_by = "admin";
 	char keyref[64];
+	char *jws;
 
 	if (!domain_scope && json_object_get(r->http->json, "protected") != NULL) {
 		/* A request signed by the address's own key: alias only. */
@@ -310,13 +374,11 @@ static void put_route(struct ks_req *r, struct ks_domain *d, const char *name, i
 	           ks_route_parse(r->http->json, name, domain_scope, &rt, &e) < 0) {
 		goto fail;
 	}
-	if (route_store(r, d, name, &rt, set_by, &e) < 0)
+	if ((jws = route_set(r, d, name, &rt, set_by, &e)) == NULL)
 		goto fail;
 	log_info(r->http->reqid, "route of %s set by %s: %s", name, set_by,
 	         rt.alias ? "alias" : "servers");
-	/* Answer with the route as stored (the signer reads it back to sign it), log entry
-	 * included: no need to read it here too. */
-	reply_signed_route(r, d, name, &rt, 1);
+	reply_route(r, &rt, jws, &e);
 	ks_route_free(&rt);
 	return;
 fail:

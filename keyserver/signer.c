@@ -105,14 +105,15 @@ static int do_register(struct ks_signer *sg, struct db *db, struct ks_signer_req
 	return 0;
 }
 
-/* A route answer; after ROUTE_HEAD's head round (whose failure is only logged: the
- * change stands, the next round signs it, and the answer goes out all the same). */
+/* A route answer: signed from the route rows (ROUTE), or after the route was stored with
+ * the head that covers it (ROUTE_SET, route_set.c). */
 static int route_answer(struct ks_signer *sg, struct db *db, const struct ks_signer_domain *sd,
                         const struct ks_signer_request *q, struct answer *a, struct err *e)
 {
-	if (q->op == KS_SIGNER_ROUTE_HEAD)
-		publish_after(sg, db, sd);
-	if ((a->text = ks_sign_route(db, sd, q->name, e)) == NULL)
+	a->text = q->op == KS_SIGNER_ROUTE_SET
+	              ? ks_sign_route_set(sg, db, sd, q->name, q->token, q->pem[0], e)
+	              : ks_sign_route(db, sd, q->name, NULL, e);
+	if (a->text == NULL)
 		return -1;
 	a->f[a->n++] = frame_str(a->text);
 	return 0;
@@ -162,7 +163,7 @@ static int do_op(struct ks_signer *sg, struct db *db, struct ks_signer_request *
 		a->f[a->n].p = a->der;
 		a->f[a->n++].len = len;
 		return 0;
-	case KS_SIGNER_ROUTE_HEAD:
+	case KS_SIGNER_ROUTE_SET:
 	case KS_SIGNER_ROUTE:
 		return route_answer(sg, db, sd, q, a, e);
 	case KS_SIGNER_PUBLISH:

@@ -193,23 +193,40 @@ unsigned char *ks_signer_crl(struct ks *ks, const char *domain, size_t *len, str
 	return der;
 }
 
-char *ks_signer_route(struct ks *ks, const char *domain, const char *name, int head, struct err *e)
+/* The answer's one text field, malloc'd with its NUL. */
+static char *call_text(struct ks *ks, enum ks_signer_op op, struct frame_field *f, int n,
+                       struct err *e)
 {
-	struct frame_field f[2] = {frame_str(domain), frame_str(name)};
 	struct frame_msg ans;
 	uint8_t *buf = NULL;
-	char *jws = NULL;
+	char *text = NULL;
 
-	if (call(ks, head ? KS_SIGNER_ROUTE_HEAD : KS_SIGNER_ROUTE, f, 2, 1, &ans, &buf, e) == 0) {
-		if ((jws = malloc(ans.f[0].len + 1)) == NULL) {
+	if (call(ks, op, f, n, 1, &ans, &buf, e) == 0) {
+		if ((text = malloc(ans.f[0].len + 1)) == NULL) {
 			err_set(e, ERR_INTERNAL, "internal", "out of memory");
 		} else {
-			memcpy(jws, ans.f[0].p, ans.f[0].len);
-			jws[ans.f[0].len] = '\0';
+			memcpy(text, ans.f[0].p, ans.f[0].len);
+			text[ans.f[0].len] = '\0';
 		}
 	}
 	free(buf);
-	return jws;
+	return text;
+}
+
+char *ks_signer_route(struct ks *ks, const char *domain, const char *name, struct err *e)
+{
+	struct frame_field f[2] = {frame_str(domain), frame_str(name)};
+
+	return call_text(ks, KS_SIGNER_ROUTE, f, 2, e);
+}
+
+char *ks_signer_route_set(struct ks *ks, const char *domain, const char *name, const char *set_by,
+                          const char *route_json, struct err *e)
+{
+	struct frame_field f[4] = {frame_str(domain), frame_str(name), frame_str(set_by),
+	                           frame_str(route_json)};
+
+	return call_text(ks, KS_SIGNER_ROUTE_SET, f, 4, e);
 }
 
 int ks_signer_publish(struct ks *ks, const char *domain, long long *size, struct err *e)

@@ -242,9 +242,9 @@ struct crl_entry *ks_store_crl_entries(struct db *db, long long domain_id, size_
 int ks_store_route_effective(struct db *db, const struct ks_domain *d, const char *name,
                              struct ks_route *rt, struct err *e);
 /* The route with the log entry that records it (its domain, and its index), in one
- * statement. */
-int ks_store_route_put(struct db *db, const char *name, const struct ks_route *rt,
-                       const char *set_by, const struct ks_log_append_row *entry, struct err *e);
+ * statement; rt's updated, scope_name and log_seq then are the stored row's. */
+int ks_store_route_put(struct db *db, const char *name, struct ks_route *rt, const char *set_by,
+                       const struct ks_log_append_row *entry, struct err *e);
 /* 1 when a route was deleted, 0 when there was none, -1 on error. */
 int ks_store_route_delete(struct db *db, long long domain_id, const char *name, struct err *e);
 

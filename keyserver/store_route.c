@@ -49,17 +49,17 @@ int ks_store_route_effective(struct db *db, const struct ks_domain *d, const cha
 	return rc < 0 ? err_set(e, ERR_INTERNAL, "internal", "a stored route is unreadable") : 0;
 }
 
-/* Insert or replace the route of name. */
 /* Store the route of name with the log entry that records it (appended first, in the
- * same transaction): one statement. */
-int ks_store_route_put(struct db *db, const char *name, const struct ks_route *rt,
-                       const char *set_by, const struct ks_log_append_row *entry, struct err *e)
+ * same transaction): one statement, which also gives back the row's update time (rt's
+ * updated, with its scope and entry: the route as an answer signs it). */
+int ks_store_route_put(struct db *db, const char *name, struct ks_route *rt, const char *set_by,
+                       const struct ks_log_append_row *entry, struct err *e)
 {
 	char ttlbuf[16];
 	char *servers = rt->servers ? json_dumps(rt->servers, JSON_COMPACT) : NULL;
 	const char *params[KS_LOG_PARAMS + 6];
 	char *arrays[3];
-	int rc;
+	PGresult *res;
 
 	if (rt->servers != NULL && servers == NULL)
 		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
@@ -74,18 +74,28 @@ int ks_store_route_put(struct db *db, const char *name, const struct ks_route *r
 	params[KS_LOG_PARAMS + 3] = rt->alias;
 	params[KS_LOG_PARAMS + 4] = ttlbuf;
 	params[KS_LOG_PARAMS + 5] = set_by;
-	rc = db_run(
+	res = db_exec(
 	    db,
 	    "INSERT INTO routes (domain_id, name, kind, servers, alias, ttl, set_by, log_seq)"
 	    " SELECT $1, $12, $13, $14::jsonb, $15, $16, $17, l.seq"
 	    " FROM " KS_SQL_LOG_APPEND " AS l (seq)"
 	    " ON CONFLICT (domain_id, name) DO UPDATE SET kind = EXCLUDED.kind,"
 	    " servers = EXCLUDED.servers, alias = EXCLUDED.alias, ttl = EXCLUDED.ttl,"
-	    " set_by = EXCLUDED.set_by, log_seq = EXCLUDED.log_seq, updated_at = now()",
+	    " set_by = EXCLUDED.set_by, log_seq = EXCLUDED.log_seq, updated_at = now()"
+	    " RETURNING to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+	    " log_seq",
 	    KS_LOG_PARAMS + 6, params, e);
 	ks_store_log_params_free(arrays);
 	free(servers);
-	return rc;
+	if (res == NULL)
+		return -1;
+	if (PQntuples(res) == 1) {
+		snprintf(rt->updated, sizeof(rt->updated), "%s", PQgetvalue(res, 0, 0));
+		snprintf(rt->scope_name, sizeof(rt->scope_name), "%s", name);
+		rt->log_seq = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	}
+	PQclear(res);
+	return 0;
 }
 
 /* Delete the route of name: 1 when there was one, 0 when not, -1 on error. */

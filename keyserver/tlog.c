@@ -391,6 +391,12 @@ static int proof_with_leaf(struct ks_req *r, long long domain_id, long long seq,
 	return 0;
 }
 
+int ks_log_proof_leaf(struct ks_req *r, long long domain_id, long long seq, long long size,
+                      char *leaf, char *salt, json_t **out, struct err *e)
+{
+	return proof_with_leaf(r, domain_id, seq, size, leaf, salt, out, e);
+}
+
 int ks_log_proof_for(struct ks_req *r, long long domain_id, long long seq, long long size,
                      json_t **out, struct err *e)
 {

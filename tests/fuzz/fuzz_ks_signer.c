@@ -32,22 +32,24 @@ static void check_request(const struct ks_signer_request *r)
 {
 	struct err e = {0};
 
-	if (r->op < KS_SIGNER_REGISTER || r->op > KS_SIGNER_ROUTE_HEAD ||
+	if (r->op < KS_SIGNER_REGISTER || r->op > KS_SIGNER_ROUTE_SET ||
 	    name_check_domain(r->domain, &e) < 0 || !lowercase(r->domain))
 		abort();
 	if (r->op == KS_SIGNER_TOKEN && (name_check_address(r->name, &e) < 0 ||
 	                                 r->ttl < KS_TOKEN_TTL_MIN || r->ttl > KS_TOKEN_TTL_MAX))
 		abort();
-	if ((r->op == KS_SIGNER_ROUTE || r->op == KS_SIGNER_ROUTE_HEAD) && !lowercase(r->name))
+	if ((r->op == KS_SIGNER_ROUTE || r->op == KS_SIGNER_ROUTE_SET) && !lowercase(r->name))
 		abort();
 	if (r->op == KS_SIGNER_ACME && strlen(r->token) != 36)
+		abort();
+	if (r->op == KS_SIGNER_ROUTE_SET && r->token[0] == '\0') /* who set it */
 		abort();
 	/* An encryption enrollment: a challenge id, an answer, and one authorisation. */
 	if (r->op == KS_SIGNER_ENCRYPT && (strlen(r->challenge) != 36 || r->answer[0] == '\0' ||
 	                                   (r->token[0] == '\0') == (r->pem[0] == NULL)))
 		abort();
 	if ((r->op == KS_SIGNER_ENROLL || r->op == KS_SIGNER_SERVER || r->op == KS_SIGNER_RENEW ||
-	     r->op == KS_SIGNER_ACME) &&
+	     r->op == KS_SIGNER_ACME || r->op == KS_SIGNER_ROUTE_SET) &&
 	    (r->pem[0] == NULL || strlen(r->pem[0]) == 0 || strlen(r->pem[0]) > KS_SIGNER_PEM_MAX))
 		abort();
 	if (r->op == KS_SIGNER_REGISTER)

@@ -2,7 +2,9 @@
 and one signed head for every change queued meanwhile, each change behind its own
 savepoint.
 
-- kill -9 of the key server while route changes stream in from several clients: every
+- kill -9 of the key server and its signer process (which runs the route changes'
+  batches and signs their heads in the same transaction) while route changes stream in
+  from several clients: every
   route acknowledged 200 is in the log afterwards, its answer's inclusion proof (in the
   route answer's unprotected header) leads to the head it came with, nothing is
   half-written (a route row without its entry or an entry without its route row), a
@@ -14,6 +16,8 @@ savepoint.
 Nothing here depends on timing: how many changes share a batch is never asserted."""
 
 import json
+import os
+import signal
 import threading
 
 import pytest
@@ -129,6 +133,18 @@ def test_refused_changes_in_a_batch_are_undone_alone(keyserver, work, operator_t
     audit_ok(keyserver, dom, work)
 
 
+def kill9_with_signer(ks):
+    """SIGKILL the signer process (the route changes' batches run there) and then the key
+    server: no process gets to finish a batch it holds."""
+    pid = ks.proc.pid
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        children = [int(c) for c in f.read().split()]
+    assert children, "the key server has no signer process"
+    for c in children:
+        os.kill(c, signal.SIGKILL)
+    kf.kill9(ks)
+
+
 def test_kill9_during_route_changes(make_keyserver, operator_token, tmp_path, pg, db):
     ks = make_keyserver(extra={"cache_max_age": "0", "http_threads": "8"})
     dom = kf.register_domain(ks, tmp_path, kf.new_domain_name("bt2"), operator_token.token)
@@ -151,7 +167,7 @@ def test_kill9_during_route_changes(make_keyserver, operator_token, tmp_path, pg
                     acked[f"k{i}@{dom.name}"] = check_route_answer(r.text, dom, tmp_path)
                     if len(acked) == n // 3:  # kill while the other writers are mid-flight
                         killed.set()
-                        kf.kill9(ks)
+                        kill9_with_signer(ks)
 
     run_parallel(6, writer)
     assert killed.is_set() and len(acked) >= n // 3
