@@ -99,27 +99,42 @@ def test_blackholed_challenges_do_not_starve_lookups(stack):
     first, second = af.AcmeClient(ks, dom.name), af.AcmeClient(ks, dom.name)
     first.register()
     second.register()
-    queued = []
-    for c, hosts in ((first, HOSTS[0:2]), (second, HOSTS[2:4])):
-        for h in hosts:
-            authz_url, chall_url = challenge(c, f"{h}.{dom.name}")
-            r = c.post(chall_url, {})
-            assert r.status == 200 and r.json["status"] == "processing", r.body
-            assert r.headers.get("retry-after"), r.headers
-            # The authorization stays pending while its challenge is processed.
-            assert c.post(authz_url, None).json["status"] == "pending"
-            queued.append((c, authz_url, chall_url))
-            lookup(ks, dom)
-        if c is first:
-            # Its two validations are outstanding: a third is refused, and stays pending.
-            authz_url, chall_url = challenge(c, f"{HOSTS[4]}.{dom.name}")
-            r = c.post(chall_url, {})
-            assert r.status == 429 and r.type == "rateLimited", (r.status, r.body)
-            assert r.headers.get("retry-after"), r.headers
-            assert c.post(chall_url, None).json["status"] == "pending"
-    # Lookups keep being answered while four validations wait on the black hole.
-    stop = threading.Event()
+    queued = [(c, *challenge(c, f"{h}.{dom.name}"))
+              for c, h in ((first, HOSTS[0]), (first, HOSTS[1]), (second, HOSTS[2]),
+                           (second, HOSTS[3]))]
+    # The four challenge POSTs at once, each on its own connection (as four clients).
+    bodies = [(c, c.signed(chall_url, {})) for c, _, chall_url in queued]
+    replies = [None] * len(queued)
+
+    def answer(i):
+        c, body = bodies[i]
+        replies[i] = c.send(queued[i][2], body)
+
+    posters = [threading.Thread(target=answer, args=(i,)) for i in range(len(queued))]
+    for t in posters:
+        t.start()
+    # Meanwhile lookups on the same key server are answered.
     failures = []
+    try:
+        for _ in range(3):
+            lookup(ks, dom)
+    except Exception as e:  # noqa: BLE001 - reported once the posters are joined
+        failures.append(repr(e))
+    for t in posters:
+        t.join()
+    assert not failures, failures
+    for r in replies:
+        assert r.status == 200 and r.json["status"] == "processing", (r.status, r.body)
+        assert r.headers.get("retry-after"), r.headers
+    # first has two validations outstanding (each waits acme_validation_timeout on the
+    # black hole): a third is refused, and stays pending.
+    _, chall_url = challenge(first, f"{HOSTS[4]}.{dom.name}")
+    r = first.post(chall_url, {})
+    assert r.status == 429 and r.type == "rateLimited", (r.status, r.body)
+    assert r.headers.get("retry-after"), r.headers
+    assert first.post(chall_url, None).json["status"] == "pending"
+    # Lookups keep being answered while the validations wait on the black hole.
+    stop = threading.Event()
 
     def keep_looking():
         while not stop.is_set():
