@@ -70,7 +70,7 @@ struct acme_order {
 	char name[DNS_DOMAIN_MAX];
 	char purpose[16];
 	char status[16];       /* pending, ready, processing, valid, invalid */
-	char authz_status[16]; /* pending, valid, invalid */
+	char authz_status[16]; /* pending, processing (being validated), valid, invalid */
 	char expires[32];      /* RFC 3339 */
 	int expired;
 	char token[ACME_TOKEN_LEN];
@@ -78,6 +78,17 @@ struct acme_order {
 	char validated[32];           /* RFC 3339, "" when not */
 	char error[256];              /* why the authorisation failed, "" when it did not */
 	char key_id[CRYPTO_UUID_LEN]; /* the certificate, "" until issued */
+	char error_type[32];          /* its ACME error type ("" for incorrectResponse) */
+};
+
+/* A validation claimed from the queue (store_acme_queue.c). */
+struct acme_job {
+	char order_id[CRYPTO_UUID_LEN];
+	char name[DNS_DOMAIN_MAX];
+	char token[ACME_TOKEN_LEN];
+	char type[16];
+	char thumbprint[JWK_THUMBPRINT_LEN]; /* the ordering account's key */
+	int attempts;                        /* claims so far, this one included */
 };
 
 struct acme_req {
@@ -87,6 +98,7 @@ struct acme_req {
 	struct acme_jws jws;      /* a POST's parsed request */
 	struct acme_account acct; /* the authenticated account (kid requests) */
 	int have_account;
+	int retry_after; /* a refusal's Retry-After, seconds; 0: by its kind */
 };
 /* Dispatch a request under /acme/ (router.c sends them here). */
 void ks_acme_dispatch(struct ks_req *r);
@@ -120,10 +132,24 @@ void acme_authz_get(struct acme_req *q, const char *id); /* acme_authz.c */
 void acme_challenge_post(struct acme_req *q, const char *id, const char *type);
 void acme_revoke_cert(struct acme_req *q); /* acme_revoke.c */
 
+/* ---- acme_validator.c: the validation threads (RFC 8555 §7.5.1) ----
+ * A challenge POST only marks the authorisation 'processing' (the queue is the database,
+ * store_acme_queue.c); acme_validation_workers threads of each node claim such rows, run
+ * acme_validate and record valid or invalid, so no request worker waits on a client's
+ * host.  Started by main.c when acme is on; wake tells them a job was queued. */
+struct acme_validators;
+struct acme_validators *acme_validators_start(struct ks *ks, struct err *e);
+void acme_validators_wake(struct acme_validators *v); /* accepts NULL */
+void acme_validators_stop(struct acme_validators *v); /* accepts NULL */
+/* Seconds a claim lasts: longer than one validation can take (then it is retried). */
+long long acme_validation_lease(const struct ks_settings *cfg);
+#define ACME_VALIDATION_ATTEMPTS 3 /* claims before an interrupted validation is invalid */
+
 /* ---- acme_validate.c: does name show key_auth? ---- */
 /* http-01: GET http://name:port/.well-known/acme-challenge/<token> answers key_auth;
  * dns-01: a TXT of _acme-challenge.<name> is base64url(SHA-256(key_auth)).  Names are
- * resolved through the acme_resolver setting.  ERR_UNPROC "incorrectResponse",
+ * resolved through the acme_resolver setting; acme_validation_timeout bounds the fetch
+ * (and each DNS query, at most 3 s).  ERR_UNPROC "incorrectResponse",
  * "connection", "dns" or "unauthorized" say why not. */
 int acme_validate(const struct ks_settings *cfg, const char *type, const char *name,
                   const char *token, const char *key_auth, struct err *e);

@@ -1,9 +1,12 @@
 /*
  * acme_authz.c - authorisations and challenges (RFC 8555 §7.5): each order has one
- * authorisation, offering http-01 and dns-01 with one token.  A POST to a challenge
- * validates it at once, inside the request (the client has put its answer up before it
- * asks), and the authorisation and order follow: valid makes the order ready, a failed
- * validation makes both invalid (a new order starts over, as RFC 8555 §7.5.1 has it).
+ * authorisation, offering http-01 and dns-01 with one token.  A POST to a challenge marks it
+ * 'processing' and answers at once (RFC 8555 §7.5.1): the validation threads
+ * (acme_validator.c) fetch the client's answer, so a host that never answers holds none of
+ * the request workers.  The client polls; the authorisation and order follow the outcome:
+ * valid makes the order ready, a failed validation makes both invalid (a new order starts
+ * over).  How many validations may wait is bounded per account and in all, checked here
+ * under the account's row lock, so one account cannot fill the queue.
  */
 #include <string.h>
 
@@ -20,8 +23,11 @@ static json_t *challenge_json(const struct acme_req *q, const struct acme_order 
 	char url[ACME_URL_MAX];
 	int answered = strcmp(o->chall_type, type) == 0;
 	const char *status = answered ? o->authz_status : "pending";
+	const char *etype = o->error_type[0] != '\0' ? o->error_type : "incorrectResponse";
+	char etype_urn[64];
 	json_t *c;
 
+	snprintf(etype_urn, sizeof(etype_urn), "urn:ietf:params:acme:error:%s", etype);
 	acme_url(q, url, "chall", o->id, type);
 	c = json_pack("{s:s, s:s, s:s, s:s}", "type", type, "url", url, "token", o->token, "status",
 	              status);
@@ -29,17 +35,17 @@ static json_t *challenge_json(const struct acme_req *q, const struct acme_order 
 		json_object_set_new(c, "validated", json_string(o->validated));
 	if (c != NULL && answered && o->error[0] != '\0')
 		json_object_set_new(c, "error",
-		                    json_pack("{s:s, s:s}", "type",
-		                              "urn:ietf:params:acme:error:incorrectResponse",
-		                              "detail", o->error));
+		                    json_pack("{s:s, s:s}", "type", etype_urn, "detail", o->error));
 	return c;
 }
 
 static json_t *authz_json(const struct acme_req *q, const struct acme_order *o)
 {
 	json_t *list = json_array();
-	const char *status =
-	    o->expired && strcmp(o->authz_status, "valid") != 0 ? "expired" : o->authz_status;
+	/* While its challenge is processing, the authorisation itself is still pending. */
+	const char *status = o->expired && strcmp(o->authz_status, "valid") != 0 ? "expired"
+	                     : strcmp(o->authz_status, "processing") == 0        ? "pending"
+	                                                                         : o->authz_status;
 
 	for (size_t i = 0; i < sizeof(chall_types) / sizeof(chall_types[0]); i++)
 		/* Once one challenge decided, only that one is shown (as RFC 8555 §7.1.4's
@@ -48,6 +54,13 @@ static json_t *authz_json(const struct acme_req *q, const struct acme_order *o)
 			json_array_append_new(list, challenge_json(q, o, chall_types[i]));
 	return json_pack("{s:s, s:s, s:{s:s, s:s}, s:o}", "status", status, "expires", o->expires,
 	                 "identifier", "type", "dns", "value", o->name, "challenges", list);
+}
+
+/* RFC 8555 §8.2: while a validation runs, tell the client when to look again. */
+static void poll_hint(struct acme_req *q, const struct acme_order *o)
+{
+	if (strcmp(o->authz_status, "processing") == 0)
+		http_add_header(q->r->resp, "Retry-After", "%d", 1);
 }
 
 void acme_authz_get(struct acme_req *q, const char *id)
@@ -60,28 +73,45 @@ void acme_authz_get(struct acme_req *q, const char *id)
 		return;
 	}
 	acme_reply(q, 200, authz_json(q, &o), NULL);
+	poll_hint(q, &o);
 }
 
-/* Validate type for the order and record the outcome (unless someone else did first). */
-static int challenge_run(struct acme_req *q, struct acme_order *o, const char *type, struct err *e)
+/* Queue the validation of type for the order (unless someone else did first), within the
+ * caps: the account's row lock makes its count exact; the total is a bound across nodes. */
+static int challenge_start(struct acme_req *q, struct acme_order *o, const char *type,
+                           struct err *e)
 {
-	char key_auth[ACME_TOKEN_LEN + JWK_THUMBPRINT_LEN + 1];
-	struct err why = {0};
-	int ok;
+	const struct ks_settings *cfg = &q->r->ks->cfg;
+	struct db *db = q->r->db;
+	long long mine = 0, all = 0;
 
-	snprintf(key_auth, sizeof(key_auth), "%s.%s", o->token, q->acct.thumbprint);
-	ok = acme_validate(&q->r->ks->cfg, type, o->name, o->token, key_auth, &why) == 0;
-	if (!ok)
-		log_info(q->r->http->reqid, "acme: %s of %s failed: %s: %s", type, o->name,
-		         why.code, why.msg);
-	else
-		log_info(q->r->http->reqid, "acme: %s of %s valid (order %s)", type, o->name,
-		         o->id);
-	if (ks_store_acme_order_validated(q->r->db, o->id, ok, type, ok ? NULL : why.msg, e) < 0)
+	if (db_begin(db, e) < 0)
 		return -1;
-	return ks_store_acme_order_get(q->r->db, q->d->id, o->id, 0, o, e) == 1
+	if (ks_store_acme_account_lock(db, q->acct.id, e) < 0 ||
+	    ks_store_acme_processing_count(db, q->acct.id, &mine, e) < 0 ||
+	    ks_store_acme_processing_count(db, NULL, &all, e) < 0)
+		goto fail;
+	q->retry_after = 5; /* a validation ends within acme_validation_timeout */
+	if (mine >= cfg->acme_validations_per_account) {
+		err_set(e, ERR_RATE, "rateLimited",
+		        "this account has %lld challenges being validated already; wait for them",
+		        mine);
+		goto fail;
+	}
+	if (all >= cfg->acme_validation_queue) {
+		err_set(e, ERR_RATE, "rateLimited", "too many challenges are being validated");
+		goto fail;
+	}
+	if (ks_store_acme_validation_start(db, o->id, type, e) < 0 || db_commit(db, e) < 0)
+		goto fail;
+	acme_validators_wake(q->r->ks->acme);
+	log_info(q->r->http->reqid, "acme: %s of %s queued (order %s)", type, o->name, o->id);
+	return ks_store_acme_order_get(db, q->d->id, o->id, 0, o, e) == 1
 	           ? 0
 	           : err_set(e, ERR_INTERNAL, "internal", "the order went away");
+fail:
+	db_rollback(db);
+	return -1;
 }
 
 void acme_challenge_post(struct acme_req *q, const char *id, const char *type)
@@ -97,18 +127,20 @@ void acme_challenge_post(struct acme_req *q, const char *id, const char *type)
 		err_set(&e, ERR_NOTFOUND, "malformed", "challenges: http-01, dns-01");
 		goto fail;
 	}
-	/* POST-as-GET reads; a payload ({}) asks for validation, once, while pending. */
+	/* POST-as-GET reads; a payload ({}) asks for validation, once, while pending; the
+	 * reply says processing and the client polls (RFC 8555 §7.5.1). */
 	if (q->jws.payload != NULL && strcmp(o.authz_status, "pending") == 0) {
 		if (o.expired) {
 			err_set(&e, ERR_FORBIDDEN, "malformed", "the authorization has expired");
 			goto fail;
 		}
-		if (challenge_run(q, &o, type, &e) < 0)
+		if (challenge_start(q, &o, type, &e) < 0)
 			goto fail;
 	}
 	acme_url(q, up, "authz", o.id, NULL);
 	acme_reply(q, 200, challenge_json(q, &o, type), NULL);
 	http_add_header(q->r->resp, "Link", "<%s>;rel=\"up\"", up);
+	poll_hint(q, &o);
 	return;
 fail:
 	acme_problem(q, &e);

@@ -92,7 +92,10 @@ void acme_problem(struct acme_req *q, const struct err *e)
 	json_decref(doc);
 	http_reply_text(resp, status, "application/problem+json", text, text ? strlen(text) : 0);
 	if (e->kind == ERR_RATE || e->kind == ERR_TEMP)
-		http_add_header(resp, "Retry-After", "%d", e->kind == ERR_RATE ? 3600 : 5);
+		http_add_header(resp, "Retry-After", "%d",
+		                q->retry_after > 0    ? q->retry_after
+		                : e->kind == ERR_RATE ? 3600
+		                                      : 5);
 }
 
 void acme_url(const struct acme_req *q, char out[ACME_URL_MAX], const char *a, const char *b,

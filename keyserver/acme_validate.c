@@ -4,8 +4,9 @@
  * Host names are resolved through the acme_resolver setting, never the system's stub
  * configuration behind libcurl's back, so what was validated is what that resolver
  * says.  http-01 fetches plain http://<host>:<acme_http01_port>/.well-known/acme-
- * challenge/<token> at the address found, following no redirect, with short timeouts and
- * a small body limit; dns-01 reads the TXT records of _acme-challenge.<host>.
+ * challenge/<token> at the address found, following no redirect, within
+ * acme_validation_timeout and with a small body limit; dns-01 reads the TXT records of
+ * _acme-challenge.<host>.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -15,14 +16,15 @@
 #include "http/https_client.h"
 #include "pki/crypto.h"
 
-#define ACME_DNS_TIMEOUT_MS 3000
-#define ACME_HTTP_TIMEOUT_MS 10000
+#define ACME_DNS_TIMEOUT_MS 3000 /* at most, per query */
 
 static struct dns_resolver *resolver(const struct ks_settings *cfg, struct err *e)
 {
 	struct err why = {0};
+	long long ms = cfg->acme_validation_timeout * 1000;
 	struct dns_resolver *r =
-	    dns_resolver_new(cfg->acme_resolver, NULL, ACME_DNS_TIMEOUT_MS, &why);
+	    dns_resolver_new(cfg->acme_resolver, NULL,
+	                     ms < ACME_DNS_TIMEOUT_MS ? (int)ms : ACME_DNS_TIMEOUT_MS, &why);
 
 	if (r == NULL)
 		err_set(e, ERR_TEMP, "dns", "no DNS resolver for validation: %s", why.msg);
@@ -57,8 +59,8 @@ static int http01(const struct ks_settings *cfg, struct dns_resolver *r, const c
 {
 	char addr[64], path[128];
 	struct https_opts o = {.allow_http = 1,
-	                       .connect_timeout_ms = ACME_HTTP_TIMEOUT_MS / 2,
-	                       .timeout_ms = ACME_HTTP_TIMEOUT_MS,
+	                       .connect_timeout_ms = (int)(cfg->acme_validation_timeout * 500),
+	                       .timeout_ms = (int)(cfg->acme_validation_timeout * 1000),
 	                       .user_agent = "anchormail-acme/1",
 	                       .any_status = 1};
 	struct https_reply rep = {0};
@@ -71,8 +73,7 @@ static int http01(const struct ks_settings *cfg, struct dns_resolver *r, const c
 	o.resolve_ip = addr;
 	snprintf(path, sizeof(path), "/.well-known/acme-challenge/%s", token);
 	if (https_get_plain(name, (uint16_t)cfg->acme_http01_port, path, &o, &rep, &why) < 0)
-		return err_set(e, ERR_UNPROC, "connection", "http://%s:%lld%s: %s", name,
-		               cfg->acme_http01_port, path, why.msg);
+		return err_set(e, ERR_UNPROC, "connection", "%s", why.msg); /* names the URL */
 	/* RFC 8555 §8.3: the body is the key authorisation; trailing white space is allowed. */
 	n = rep.len;
 	while (n > 0 && strchr(" \t\r\n", rep.body[n - 1]) != NULL)

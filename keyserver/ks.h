@@ -55,7 +55,9 @@
  *                                 (both processes)
  *   acme.h, acme_*.c, store_acme.c
  *                                 ACME (RFC 8555) for the hosts of a domain: acme.h has the
- *                                 request flow; acme_issue.c is the signer's side
+ *                                 request flow; acme_issue.c is the signer's side;
+ *                                 acme_validator.c validates challenges off the
+ *                                 request workers, queued in store_acme_queue.c
  *   signer.c, issue.c, publish.c, seal.c, signer_memo.c, ks_signer_proto.c
  *                                 the signer process: its loop, issuance and
  *                                 registration, signed heads/CRLs/routes, row seals,
@@ -79,6 +81,7 @@
 #include "http/http.h"
 #include "settings.h"
 
+struct acme_validators;
 struct ks_cache;
 struct ks_group;
 struct ks_log_batch;
@@ -91,10 +94,11 @@ struct ks {
 	struct db_rw *rw;     /* requests' connections: reads from a replica (core/db_rw.h) */
 	struct ks_cache *cache;
 	struct ks_webhooks *webhooks;
-	struct frame_client *signer; /* the HTTPS process's way to the signer */
-	struct ks_group *heads;      /* group commit of tree heads (group.c) */
-	struct ks_group *changes;    /* changes run in batches, one transaction each (group.c) */
-	struct ks_log_edge *edge;    /* the log nodes committed, kept per domain (log_edge.c) */
+	struct acme_validators *acme; /* ACME validation threads (acme.h); NULL: acme off */
+	struct frame_client *signer;  /* the HTTPS process's way to the signer */
+	struct ks_group *heads;       /* group commit of tree heads (group.c) */
+	struct ks_group *changes;     /* changes run in batches, one transaction each (group.c) */
+	struct ks_log_edge *edge;     /* the log nodes committed, kept per domain (log_edge.c) */
 	atomic_ullong enrollments;
 	atomic_ullong cache_hits;
 	atomic_ullong cache_misses;

@@ -18,6 +18,7 @@
 
 #include <openssl/crypto.h>
 
+#include "acme.h"
 #include "cache.h"
 #include "core/daemon.h"
 #include "core/db.h"
@@ -163,6 +164,8 @@ static int serve(struct ks *ks, struct signer_proc *sp, struct err *e)
 		return -1;
 	if ((ks->webhooks = ks_webhooks_start(ks, e)) == NULL)
 		return -1;
+	if (ks->cfg.acme && (ks->acme = acme_validators_start(ks, e)) == NULL)
+		return -1;
 	if ((srv = start_http(ks, e)) == NULL)
 		return -1;
 	log_info(NULL, "listening on %s://%s:%d", ks->cfg.allow_plain_http ? "http" : "https",
@@ -258,6 +261,7 @@ int main(int argc, char **argv)
 	rc = 0;
 out:
 	ks_webhooks_stop(ks.webhooks);
+	acme_validators_stop(ks.acme);
 	ks_cache_free(ks.cache);
 	ks_group_free(ks.heads);
 	ks_group_free(ks.changes);

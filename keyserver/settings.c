@@ -82,6 +82,15 @@ const struct conf_param ks_settings_table[] = {
      "new ACME orders one account may place per hour (rateLimited beyond); 0: no limit"},
     {"acme_domain_orders_per_hour", CONF_INT, "1000", 0, 10000000, S(acme_domain_orders_per_hour),
      "new ACME orders per domain per hour, all accounts together; 0: no limit"},
+    {"acme_validation_workers", CONF_INT, "4", 1, 64, S(acme_validation_workers),
+     "threads of this node that validate ACME challenges, apart from the HTTP workers"},
+    {"acme_validation_timeout", CONF_DURATION, "10s", 1, 60, S(acme_validation_timeout),
+     "longest an http-01 fetch may take (connecting: half of it); each DNS query of a "
+     "validation gets at most 3s of it"},
+    {"acme_validations_per_account", CONF_INT, "2", 1, 1000, S(acme_validations_per_account),
+     "challenges one ACME account may have being validated at once (rateLimited beyond)"},
+    {"acme_validation_queue", CONF_INT, "100", 1, 1000000, S(acme_validation_queue),
+     "challenges being validated at once by all accounts of all nodes (rateLimited beyond)"},
     /* Direct endpoints (PROTOCOL.md 6.5): a user's own daemon, for a short while. */
     {"direct_max_lifetime", CONF_DURATION, "24h", 60, 7 * 86400LL, S(direct_max_lifetime),
      "longest a user's direct endpoint may be registered for"},

@@ -44,6 +44,10 @@ struct ks_settings {
 	char *acme_resolver;
 	long long acme_orders_per_hour;
 	long long acme_domain_orders_per_hour;
+	long long acme_validation_workers;
+	long long acme_validation_timeout;
+	long long acme_validations_per_account;
+	long long acme_validation_queue;
 	/* direct endpoints (direct_json.h) */
 	long long direct_max_lifetime;
 	int direct_allow_private;

@@ -430,9 +430,6 @@ int ks_store_acme_order_add(struct db *db, long long domain_id, const struct acm
 /* lock: FOR UPDATE, until the caller's transaction ends. */
 int ks_store_acme_order_get(struct db *db, long long domain_id, const char *id, int lock,
                             struct acme_order *o, struct err *e);
-/* The authorisation's outcome; the order becomes ready (valid) or invalid with it. */
-int ks_store_acme_order_validated(struct db *db, const char *id, int valid, const char *type,
-                                  const char *error, struct err *e);
 int ks_store_acme_order_issued(struct db *db, const char *id, const char *key_id, struct err *e);
 /* Orders made in the last hour by the account (account_id) or in the domain (NULL). */
 int ks_store_acme_orders_recent(struct db *db, long long domain_id, const char *account_id,
@@ -440,5 +437,23 @@ int ks_store_acme_orders_recent(struct db *db, long long domain_id, const char *
 /* Whether the account's order produced the certificate key_id: 1, 0, -1. */
 int ks_store_acme_account_ordered(struct db *db, const char *account_id, const char *key_id,
                                   struct err *e);
+
+/* store_acme_queue.c: validations queued as 'processing' authorisations (acme.h). */
+/* Lock the account's row (FOR UPDATE) so its count of validations stays true: 1, 0, -1. */
+int ks_store_acme_account_lock(struct db *db, const char *account_id, struct err *e);
+/* Authorisations in 'processing' of the account, or of every account (NULL). */
+int ks_store_acme_processing_count(struct db *db, const char *account_id, long long *n,
+                                   struct err *e);
+/* A pending authorisation of a pending, unexpired order becomes 'processing' by type:
+ * 1; 0 when it is not pending any more (someone was first); -1. */
+int ks_store_acme_validation_start(struct db *db, const char *order_id, const char *type,
+                                   struct err *e);
+/* Claim the next validation for lease seconds (counting the attempt): 1 (j filled), 0, -1. */
+int ks_store_acme_validation_claim(struct db *db, long long lease, struct acme_job *j,
+                                   struct err *e);
+/* The outcome of a 'processing' authorisation; the order becomes ready (valid) or invalid
+ * with it.  error_type and error are NULL when valid. */
+int ks_store_acme_order_validated(struct db *db, const char *id, int valid, const char *error_type,
+                                  const char *error, struct err *e);
 
 #endif

@@ -13,7 +13,8 @@
 	"id::text, account_id::text, name, purpose, status, authz_status, " KS_SQL_TS(             \
 	    "expires_at") ", expires_at <= now(), token, coalesce(chall_type, ''), "               \
 	                  "coalesce(" KS_SQL_TS("validated_at") ", ''), coalesce(error, ''), "     \
-	                                                        "coalesce(key_id::text, '')"
+	                                                        "coalesce(key_id::text, ''), "     \
+	                                                        "coalesce(error_type, '')"
 
 int ks_store_acme_nonce_add(struct db *db, const char *nonce, long long ttl, struct err *e)
 {
@@ -145,14 +146,14 @@ int ks_store_acme_order_add(struct db *db, long long domain_id, const struct acm
 
 static void order_from_row(PGresult *res, struct acme_order *o)
 {
-	char *const out[] = {o->id,           o->account_id, o->name,  o->purpose, o->status,
-	                     o->authz_status, o->expires,    NULL,     o->token,   o->chall_type,
-	                     o->validated,    o->error,      o->key_id};
+	char *const out[] = {o->id,           o->account_id, o->name,   o->purpose,   o->status,
+	                     o->authz_status, o->expires,    NULL,      o->token,     o->chall_type,
+	                     o->validated,    o->error,      o->key_id, o->error_type};
 	const size_t cap[] = {
 	    sizeof(o->id),     sizeof(o->account_id),   sizeof(o->name),      sizeof(o->purpose),
 	    sizeof(o->status), sizeof(o->authz_status), sizeof(o->expires),   0,
 	    sizeof(o->token),  sizeof(o->chall_type),   sizeof(o->validated), sizeof(o->error),
-	    sizeof(o->key_id)};
+	    sizeof(o->key_id), sizeof(o->error_type)};
 
 	for (int c = 0; c < (int)(sizeof(cap) / sizeof(cap[0])); c++)
 		if (out[c] != NULL)
@@ -185,19 +186,6 @@ int ks_store_acme_order_get(struct db *db, long long domain_id, const char *id, 
 		order_from_row(res, o);
 	PQclear(res);
 	return found;
-}
-
-int ks_store_acme_order_validated(struct db *db, const char *id, int valid, const char *type,
-                                  const char *error, struct err *e)
-{
-	const char *params[4] = {id, valid ? "valid" : "invalid", type, error};
-
-	return db_run(db,
-	              "UPDATE acme_orders SET authz_status = $2, chall_type = $3, error = $4,"
-	              " validated_at = CASE WHEN $2 = 'valid' THEN now() END,"
-	              " status = CASE WHEN $2 = 'valid' THEN 'ready' ELSE 'invalid' END"
-	              " WHERE id = $1::uuid AND status = 'pending'",
-	              4, params, e);
 }
 
 int ks_store_acme_order_issued(struct db *db, const char *id, const char *key_id, struct err *e)

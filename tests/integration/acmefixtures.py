@@ -193,6 +193,18 @@ class AcmeClient:
     def order(self, name):
         return self.post(self.dir["newOrder"], {"identifiers": [{"type": "dns", "value": name}]})
 
+    def poll(self, url, timeout=60):
+        """POST-as-GET url until its status is no longer pending/processing (RFC 8555
+        §7.5.1: validation runs after the challenge POST has been answered)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            r = self.post(url, None)
+            assert r.status == 200, (r.status, r.body)
+            if r.json["status"] not in ("pending", "processing"):
+                return r
+            assert time.monotonic() < deadline, f"{url} still {r.json['status']}"
+            time.sleep(0.1)
+
 
 def certbot(ks, workdir, *args, timeout=120):
     """certbot with its state under workdir, talking to the key server over TLS checked

@@ -221,10 +221,14 @@ def test_http01_wrong_answer_makes_order_invalid(stack):
     t.start()
     try:
         r = c.post(chall["url"], {})
+        assert r.status == 200 and r.json["status"] == "processing", r.body
+        r = c.poll(chall["url"])
     finally:
         srv.shutdown()
         srv.server_close()
-    assert r.status == 200 and r.json["status"] == "invalid", r.body
+    assert r.json["status"] == "invalid", r.body
+    assert r.json["error"]["type"] == "urn:ietf:params:acme:error:incorrectResponse", r.body
+    assert c.post(order["authorizations"][0], None).json["status"] == "invalid"
     assert c.post(order_url, None).json["status"] == "invalid"
 
 
@@ -251,10 +255,12 @@ def test_http01_right_answer_then_finalize(stack):
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
         r = c.post(chall["url"], {})
+        assert r.status == 200 and r.json["status"] == "processing", r.body
+        r = c.poll(chall["url"])
     finally:
         srv.shutdown()
         srv.server_close()
-    assert r.status == 200 and r.json["status"] == "valid", r.body
+    assert r.json["status"] == "valid", r.body
     assert c.post(order_url, None).json["status"] == "ready"
 
     # The CSR must ask for the order's name: another name of the domain is badCSR.
