@@ -1,5 +1,5 @@
 /*
- * store_acme_queue.c - the queue of ACME validations (sql/016_acme_validation.sql): an
+ * store_acme_queue.c - the queue of ACME validations (sql/015_acme_validation.sql): an
  * authorisation in 'processing' is a job.  A challenge POST starts one (within the caps the
  * caller checks in the same transaction, under the account's row lock); a validation thread
  * claims one for a lease with FOR UPDATE SKIP LOCKED, so the threads of every node share the
