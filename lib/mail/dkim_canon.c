@@ -10,6 +10,9 @@
 #include <strings.h>
 
 #include <openssl/evp.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "pki/crypto.h"
 #include "mail/dkim.h"
@@ -20,19 +23,67 @@ static int is_wsp(char c)
 	return c == ' ' || c == '\t';
 }
 
+#ifndef __SSE2__ /* the portable way of looking at several octets at once */
+#define BYTES_01 0x0101010101010101ULL
+#define BYTES_7F 0x7f7f7f7f7f7f7f7fULL
+
+/* The octets of x equal to c, each marked by its top bit (exact: no false marks). */
+static uint64_t bytes_equal(uint64_t x, unsigned char c)
+{
+	uint64_t y = x ^ (BYTES_01 * c);
+
+	return ~(((y & BYTES_7F) + BYTES_7F) | y | BYTES_7F);
+}
+#endif
+
+/* Whether the octet at k is no line end, or part of a CRLF. */
+static int crlf_ok(const char *msg, size_t len, size_t k)
+{
+	if (msg[k] == '\r')
+		return k + 1 < len && msg[k + 1] == '\n';
+	if (msg[k] == '\n')
+		return k > 0 && msg[k - 1] == '\r';
+	return 1;
+}
+
+/* Where in the 16 octets at p there is a CR or an LF: one bit per octet. */
+static unsigned line_end_marks16(const char *p)
+{
+#ifdef __SSE2__
+	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+
+	return (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('\r')),
+	                                                _mm_cmpeq_epi8(v, _mm_set1_epi8('\n'))));
+#else
+	uint64_t x[2];
+	unsigned marks = 0;
+	int k;
+
+	memcpy(x, p, 16);
+	for (k = 0; k < 2; k++)
+		if ((bytes_equal(x[k], '\r') | bytes_equal(x[k], '\n')) != 0)
+			marks |= 0xffu << (8 * k); /* somewhere in these 8: look at each */
+	return marks;
+#endif
+}
+
 /* Whether every line end in msg is already CRLF (no bare LF, no lone CR): the common
- * case, found with memchr rather than a look at every octet. */
+ * case.  One pass, sixteen octets at a time; only the octets marked as CR or LF are
+ * looked at (two memchr passes, one call per line each, cost three times as much on
+ * 70-column text). */
 static int all_crlf(const char *msg, size_t len)
 {
-	const char *p = msg, *end = msg + len, *hit;
+	size_t i = 0;
 
-	while ((hit = memchr(p, '\r', (size_t)(end - p))) != NULL) {
-		if (hit + 1 == end || hit[1] != '\n')
-			return 0;
-		p = hit + 2;
+	for (; i + 16 <= len; i += 16) {
+		unsigned marks = line_end_marks16(msg + i);
+
+		for (; marks != 0; marks &= marks - 1)
+			if (!crlf_ok(msg, len, i + (size_t)__builtin_ctz(marks)))
+				return 0;
 	}
-	for (p = msg; (hit = memchr(p, '\n', (size_t)(end - p))) != NULL; p = hit + 1)
-		if (hit == msg || hit[-1] != '\r')
+	for (; i < len; i++)
+		if (!crlf_ok(msg, len, i))
 			return 0;
 	return 1;
 }
@@ -401,17 +452,6 @@ static void sink_relaxed_line(struct body_sink *s, const char *p, size_t len)
 	}
 }
 
-#define BYTES_01 0x0101010101010101ULL
-#define BYTES_7F 0x7f7f7f7f7f7f7f7fULL
-
-/* The octets of x equal to c, each marked by its top bit (exact: no false marks). */
-static uint64_t bytes_equal(uint64_t x, unsigned char c)
-{
-	uint64_t y = x ^ (BYTES_01 * c);
-
-	return ~(((y & BYTES_7F) + BYTES_7F) | y | BYTES_7F);
-}
-
 /*
  * Whether a relaxed line reads the same as the line itself: no tab, no WSP run, no
  * trailing WSP (most lines of most mail).  One pass, eight octets at a time (a
@@ -426,7 +466,17 @@ static int relaxed_as_is(const char *p, size_t len)
 
 	if (len > 0 && is_wsp(p[len - 1]))
 		return 0;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#ifdef __SSE2__
+	for (; i + 16 <= len; i += 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+		unsigned sp = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(' ')));
+
+		if (_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\t'))) != 0 ||
+		    (sp & ((sp << 1) | (unsigned)(carry >> 7))) != 0)
+			return 0;
+		carry = (uint64_t)((sp >> 15) & 1) << 7;
+	}
+#elif defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 	for (; i + 8 <= len; i += 8) {
 		uint64_t x, sp;
 

@@ -351,9 +351,20 @@ int dkim_sig_parse(const char *value, size_t len, time_t now, struct dkim_sig *o
 {
 	struct dkim_taglist tl;
 
+	if (dkim_tags_parse(value, len, &tl, e) < 0) {
+		memset(out, 0, sizeof(*out));
+		out->l = out->t = out->x = -1;
+		return -1;
+	}
+	return dkim_sig_from_tags(&tl, now, out, e);
+}
+
+int dkim_sig_from_tags(const struct dkim_taglist *tl, time_t now, struct dkim_sig *out,
+                       struct err *e)
+{
 	memset(out, 0, sizeof(*out));
 	out->l = out->t = out->x = -1;
-	if (dkim_tags_parse(value, len, &tl, e) < 0 || sig_fields(&tl, out, e) < 0)
+	if (sig_fields(tl, out, e) < 0)
 		return -1;
 	if (now > 0 && out->x >= 0 && out->x < (long long)now)
 		return err_set(e, ERR_UNPROC, "dkim_expired", "the signature expired (x=%lld)",
