@@ -7,7 +7,7 @@
 # and header hashes, the key record's parsing and the signature check.  The peer is
 # `openssl speed -seconds 3 ed25519 rsa2048`: the bare signature check on a digest, the
 # ceiling for any DKIM verifier built on OpenSSL.  Both count per second of CPU time
-# (openssl speed's default), both run pinned to the same core (BENCH_CPU, 0), alternately,
+# (openssl speed's default: user time), both run pinned to the same core (BENCH_CPU, 0), alternately,
 # BENCH_ROUNDS (3) times; the medians are printed with lib/dkim's share of the ceiling and
 # the CPU time per verification, then how fast the key record alone parses.
 #

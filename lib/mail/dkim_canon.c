@@ -197,15 +197,14 @@ void dkim_msg_free(struct dkim_msg *m)
 
 /* ---- headers ---- */
 
-static char *canon_header_relaxed(const char *raw, size_t rawlen, size_t *outlen)
+/* The field canonicalised into out (room for rawlen + 4 octets: the field, a ':' when
+ * it has none, CRLF, NUL); returns the length written, NUL not counted. */
+static size_t canon_header_relaxed(const char *raw, size_t rawlen, char *out)
 {
 	const char *colon = memchr(raw, ':', rawlen);
 	size_t nlen = colon ? (size_t)(colon - raw) : rawlen, i, n = 0;
-	char *out = malloc(rawlen + 3);
 	int space = 0, started = 0;
 
-	if (out == NULL)
-		return NULL;
 	while (nlen > 0 && is_wsp(raw[nlen - 1]))
 		nlen--;
 	for (i = 0; i < nlen; i++)
@@ -230,22 +229,26 @@ static char *canon_header_relaxed(const char *raw, size_t rawlen, size_t *outlen
 	out[n++] = '\r';
 	out[n++] = '\n';
 	out[n] = '\0';
-	*outlen = n;
-	return out;
+	return n;
+}
+
+/* Either canonicalisation into out, as above. */
+static size_t canon_header_into(enum dkim_canon c, const char *raw, size_t rawlen, char *out)
+{
+	if (c == DKIM_CANON_RELAXED)
+		return canon_header_relaxed(raw, rawlen, out);
+	memcpy(out, raw, rawlen);
+	memcpy(out + rawlen, "\r\n", 3);
+	return rawlen + 2;
 }
 
 char *dkim_canon_header(enum dkim_canon c, const char *raw, size_t rawlen, size_t *outlen)
 {
-	char *out;
+	char *out = malloc(rawlen + 4);
 
-	if (c == DKIM_CANON_RELAXED)
-		return canon_header_relaxed(raw, rawlen, outlen);
-	out = malloc(rawlen + 3);
 	if (out == NULL)
 		return NULL;
-	memcpy(out, raw, rawlen);
-	memcpy(out + rawlen, "\r\n", 3);
-	*outlen = rawlen + 2;
+	*outlen = canon_header_into(c, raw, rawlen, out);
 	return out;
 }
 
@@ -307,20 +310,17 @@ char *dkim_canon_body(enum dkim_canon c, const char *body, size_t len, size_t *o
 
 /* ---- what the signature covers (§3.7) ---- */
 
-static int append(char **buf, size_t *n, size_t *cap, const char *s, size_t len)
+/* Room in *buf for len more octets and a NUL; 0, or -1 when out of memory. */
+static int reserve(char **buf, size_t n, size_t *cap, size_t len)
 {
-	if (*buf == NULL || *n + len + 1 > *cap) {
-		size_t ncap = (*n + len + 1) * 2;
+	if (*buf == NULL || n + len + 1 > *cap) {
+		size_t ncap = (n + len + 1) * 2;
 		char *b = realloc(*buf, ncap);
 		if (b == NULL)
 			return -1;
 		*buf = b;
 		*cap = ncap;
 	}
-	if (len > 0)
-		memcpy(*buf + *n, s, len);
-	*n += len;
-	(*buf)[*n] = '\0';
 	return 0;
 }
 
@@ -336,8 +336,8 @@ char *dkim_header_data(const struct dkim_msg *m, enum dkim_canon c,
                        size_t siglen, size_t *outlen, struct err *e)
 {
 	uint8_t used[DKIM_MAX_HDRS_SIGNED];
-	char *buf = NULL, *one = NULL;
-	size_t n = 0, cap = 0, onelen;
+	char *buf = NULL;
+	size_t n = 0, cap = 0;
 	int k;
 
 	if (m->nhdrs > DKIM_MAX_HDRS_SIGNED) {
@@ -355,20 +355,18 @@ char *dkim_header_data(const struct dkim_msg *m, enum dkim_canon c,
 		if (j == 0)
 			continue;
 		used[j - 1] = 1;
-		one = dkim_canon_header(c, m->hdrs[j - 1].raw, m->hdrs[j - 1].rawlen, &onelen);
-		if (one == NULL || append(&buf, &n, &cap, one, onelen) < 0)
+		/* canonicalised in place, at the end of buf: no copy of each field */
+		if (reserve(&buf, n, &cap, m->hdrs[j - 1].rawlen + 3) < 0)
 			goto oom;
-		free(one);
-		one = NULL;
+		n += canon_header_into(c, m->hdrs[j - 1].raw, m->hdrs[j - 1].rawlen, buf + n);
 	}
-	one = dkim_canon_header(c, sigfield, siglen, &onelen);
-	if (one == NULL || append(&buf, &n, &cap, one, onelen - 2) < 0)
+	if (reserve(&buf, n, &cap, siglen + 3) < 0)
 		goto oom;
-	free(one);
+	n += canon_header_into(c, sigfield, siglen, buf + n) - 2; /* without its CRLF */
+	buf[n] = '\0';
 	*outlen = n;
 	return buf;
 oom:
-	free(one);
 	free(buf);
 	err_set(e, ERR_INTERNAL, "internal", "out of memory");
 	return NULL;

@@ -331,7 +331,7 @@ static int verify_field(const struct dkim_msg *m, const struct dkim_hdr *h,
 	const char *value = (const char *)memchr(h->raw, ':', h->rawlen) + 1;
 	size_t vlen = h->rawlen - (size_t)(value - h->raw), slen, dlen;
 	struct dkim_taglist tl;
-	struct dkim_sig *s = calloc(1, sizeof(*s));
+	struct dkim_sig *s = malloc(sizeof(*s)); /* 6 KB, cleared by dkim_sig_from_tags */
 	struct dkim_key key = {0};
 	char *stripped = NULL, *data = NULL;
 	int rc = -1;
