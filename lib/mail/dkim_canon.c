@@ -494,6 +494,45 @@ static int relaxed_as_is(const char *p, size_t len)
 }
 
 /*
+ * The end of the relaxed line at p (as line_end) and whether it reads the same relaxed
+ * (as relaxed_as_is), found in one pass of sixteen octets at a time where SSE2 is there:
+ * the memchr for the CR and the check read each line twice.
+ */
+static size_t relaxed_line_end(const char *b, size_t len, size_t p, int *as_is)
+{
+	size_t i = p, end;
+#ifdef __SSE2__
+	unsigned carry = 0; /* the octet before this chunk was a space */
+
+	for (; i + 16 <= len; i += 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + i));
+		unsigned cr = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\r')));
+		unsigned sp = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(' ')));
+		unsigned bad = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\t'))) |
+		               (sp & ((sp << 1) | carry));
+
+		for (; cr != 0; cr &= cr - 1) {
+			unsigned k = (unsigned)__builtin_ctz(cr);
+			if (i + k + 1 < len && b[i + k + 1] == '\n') {
+				end = i + k;
+				*as_is = (bad & ((1u << k) - 1)) == 0 &&
+				         !(end > p && is_wsp(b[end - 1]));
+				return end;
+			}
+		}
+		if (bad != 0) { /* changed by relaxing: only the end is still wanted */
+			*as_is = 0;
+			return line_end(b, len, i);
+		}
+		carry = (sp >> 15) & 1;
+	}
+#endif
+	end = line_end(b, len, i);
+	*as_is = relaxed_as_is(b + p, end - p);
+	return end;
+}
+
+/*
  * Lines that go in as they stand, CRLF and all, are adjacent in the body: they are
  * gathered into one span [*from, *to) and hashed in place, without a copy.
  */
@@ -509,12 +548,13 @@ static void sink_body(struct body_sink *s, enum dkim_canon c, const char *body, 
 	size_t p = 0, held = 0, from = 0, to = 0;
 
 	while (p < len) {
-		size_t end = line_end(body, len, p);
+		int as_is = 1; /* simple: every line */
+		size_t end = c == DKIM_CANON_RELAXED ? relaxed_line_end(body, len, p, &as_is)
+		                                     : line_end(body, len, p);
 
 		if (!line_has_text(c, body + p, end - p)) {
 			held++;
-		} else if (held == 0 && end + 2 <= len &&
-		           (c == DKIM_CANON_SIMPLE || relaxed_as_is(body + p, end - p))) {
+		} else if (held == 0 && end + 2 <= len && as_is) {
 			if (to != p)
 				sink_span(s, body, &from, &to);
 			if (to == 0)

@@ -499,16 +499,17 @@ static void test_body_hash_matches_canon(void **state)
 	}
 }
 
-/* Lines that relaxed canonicalisation must change (a tab, two spaces, a trailing space) at
- * every offset, around the 8- and 16-octet steps of the one-pass check, beside ones it keeps. */
+/* Lines that relaxed canonicalisation must change (a tab, two spaces, a trailing space),
+ * or a lone CR within a line, at every offset, around the 8- and 16-octet steps of the one-pass
+ * check, beside ones it keeps. */
 static void test_relaxed_lines_at_every_offset(void **state)
 {
-	static const char *const marks[] = {"  ", "\t", " \t", "\t ", " ", "   "};
+	static const char *const marks[] = {"  ", "\t", " \t", "\t ", " ", "   ", "\r", "\r  "};
 	char body[64];
 
 	(void)state;
 	for (size_t m = 0; m < sizeof(marks) / sizeof(marks[0]); m++)
-		for (size_t len = 1; len <= 40; len++)
+		for (size_t len = 1; len <= 52; len++)
 			for (size_t at = 0; at + strlen(marks[m]) <= len; at++) {
 				uint8_t h1[32], h2[32];
 				size_t clen;
