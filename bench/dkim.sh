@@ -6,9 +6,9 @@
 # rsa-sha256 (2048 bits), relaxed/relaxed: message and tag parsing, canonicalisation, body
 # and header hashes, the key record's parsing and the signature check.  The peer is
 # `openssl speed -seconds 3 ed25519 rsa2048`: the bare signature check on a digest, the
-# ceiling for any DKIM verifier built on OpenSSL.  Both count per second of CPU time
-# (openssl speed's default), both run pinned to the same core (BENCH_CPU, 0), alternately,
-# BENCH_ROUNDS (3) times; the medians are printed with lib/dkim's share of the ceiling and
+# ceiling for any DKIM verifier built on OpenSSL.  Both count per second of user CPU
+# time (openssl speed's divisor unless -elapsed), both run pinned to the same core
+# (BENCH_CPU, 0), alternately, BENCH_ROUNDS (3) times; the medians are printed with lib/dkim's share of the ceiling and
 # the CPU time per verification, then how fast the key record alone parses.
 #
 # Usage: bench/dkim.sh BUILD_DIR   (make bench passes build/release)

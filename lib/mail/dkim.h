@@ -83,6 +83,10 @@ struct dkim_sig {
 /* Parse and check the value of a DKIM-Signature header field (after the
  * colon).  now is used for x= and t=; pass 0 to skip the time checks. */
 int dkim_sig_parse(const char *value, size_t len, time_t now, struct dkim_sig *out, struct err *e);
+/* The same from a tag list already parsed from that value (a verifier needs the list
+ * too: it parses the field once). */
+int dkim_sig_from_tags(const struct dkim_taglist *tl, time_t now, struct dkim_sig *out,
+                       struct err *e);
 
 struct dkim_key {
 	EVP_PKEY *pkey;

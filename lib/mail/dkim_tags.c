@@ -166,10 +166,12 @@ static int copy_identity(const struct dkim_tag *t, char *out, size_t cap, struct
 	return 0;
 }
 
-/* Base64 with FWS anywhere (§2.10); returns a malloc'd buffer. */
+/* Base64 with FWS anywhere (§2.10); returns a malloc'd buffer.  The text without its
+ * FWS is gathered on the stack when it fits (b= of RSA-8192 does), else in the heap. */
 static uint8_t *decode_b64(const struct dkim_tag *t, size_t *outlen, struct err *e)
 {
-	char *s = malloc(t->vlen + 1);
+	char small[2048];
+	char *s = t->vlen < sizeof(small) ? small : malloc(t->vlen + 1);
 	size_t k, n = 0;
 	uint8_t *out;
 
@@ -182,7 +184,8 @@ static uint8_t *decode_b64(const struct dkim_tag *t, size_t *outlen, struct err 
 			s[n++] = t->val[k];
 	s[n] = '\0';
 	out = crypto_b64_decode(s, outlen);
-	free(s);
+	if (s != small)
+		free(s);
 	if (out == NULL)
 		err_set(e, ERR_INPUT, "dkim_bad_base64", "tag %.*s is not valid base64",
 		        (int)t->nlen, t->name);
@@ -351,9 +354,20 @@ int dkim_sig_parse(const char *value, size_t len, time_t now, struct dkim_sig *o
 {
 	struct dkim_taglist tl;
 
+	if (dkim_tags_parse(value, len, &tl, e) < 0) {
+		memset(out, 0, sizeof(*out));
+		out->l = out->t = out->x = -1;
+		return -1;
+	}
+	return dkim_sig_from_tags(&tl, now, out, e);
+}
+
+int dkim_sig_from_tags(const struct dkim_taglist *tl, time_t now, struct dkim_sig *out,
+                       struct err *e)
+{
 	memset(out, 0, sizeof(*out));
 	out->l = out->t = out->x = -1;
-	if (dkim_tags_parse(value, len, &tl, e) < 0 || sig_fields(&tl, out, e) < 0)
+	if (sig_fields(tl, out, e) < 0)
 		return -1;
 	if (now > 0 && out->x >= 0 && out->x < (long long)now)
 		return err_set(e, ERR_UNPROC, "dkim_expired", "the signature expired (x=%lld)",

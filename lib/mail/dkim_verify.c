@@ -3,6 +3,7 @@
  * each one the verdict Authentication-Results reports (RFC 8601).
  */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,46 +199,69 @@ static void describe(struct dkim_result *out, const struct dkim_taglist *tl, con
  * SubjectPublicKeyInfo through its generic decoder framework at a few
  * thousand per second, ten times slower than the RSA verification itself;
  * the same few keys sign most mail, so the parse is done once per record
- * text.  Only successful parses are kept; EVP_PKEYs are reference-counted and
+ * text.  A slot keeps a copy of its text and is found by a cheap hash of it
+ * (FNV-1a): comparing the text is exact and costs less than a SHA-256 of it
+ * did.  Only successful parses are kept; EVP_PKEYs are reference-counted and
  * safe to verify with from several threads at once.
  */
 #define KEY_CACHE_SLOTS 128
 
 struct key_slot {
-	uint8_t digest[32]; /* SHA-256 of the record text */
-	int used;
+	char *text; /* the record, NUL-terminated; NULL: unused */
+	size_t len;
 	struct dkim_key key;
 };
 
 static struct key_slot key_cache[KEY_CACHE_SLOTS];
 static pthread_mutex_t key_cache_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static int key_parse_cached(const char *rec, struct dkim_key *out, struct err *e)
+/* The slot of a record: by its length and its last 32 octets, the end of p= (records
+ * of one key type begin alike). */
+static size_t record_slot(const char *rec, size_t len)
 {
-	uint8_t d[32];
-	struct key_slot *sl;
+	uint32_t h = 2166136261u ^ (uint32_t)len;
+	size_t k;
+
+	for (k = len > 32 ? len - 32 : 0; k < len; k++)
+		h = (h ^ (unsigned char)rec[k]) * 16777619u;
+	return h % KEY_CACHE_SLOTS;
+}
+
+/* The cached key for rec (a reference taken), or 0 when it is not there. */
+static int key_cache_find(struct key_slot *sl, const char *rec, size_t len, struct dkim_key *out)
+{
 	int hit;
 
-	crypto_sha256(rec, strlen(rec), d);
-	sl = &key_cache[d[0] % KEY_CACHE_SLOTS];
 	pthread_mutex_lock(&key_cache_lock);
-	hit = sl->used && memcmp(sl->digest, d, sizeof(d)) == 0;
+	hit = sl->text != NULL && sl->len == len && memcmp(sl->text, rec, len) == 0;
 	if (hit) {
 		*out = sl->key;
 		EVP_PKEY_up_ref(out->pkey);
 	}
 	pthread_mutex_unlock(&key_cache_lock);
-	if (hit)
+	return hit;
+}
+
+static int key_parse_cached(const char *rec, struct dkim_key *out, struct err *e)
+{
+	size_t len = strlen(rec);
+	struct key_slot *sl = &key_cache[record_slot(rec, len)];
+	char *copy;
+
+	if (key_cache_find(sl, rec, len, out))
 		return 0;
-	if (dkim_key_parse(rec, strlen(rec), out, e) < 0)
+	if (dkim_key_parse(rec, len, out, e) < 0)
 		return -1;
+	if ((copy = strdup(rec)) == NULL)
+		return 0; /* parsed, just not kept */
 	pthread_mutex_lock(&key_cache_lock);
-	if (sl->used)
+	if (sl->text != NULL)
 		dkim_key_clear(&sl->key);
-	memcpy(sl->digest, d, sizeof(d));
+	free(sl->text);
+	sl->text = copy;
+	sl->len = len;
 	sl->key = *out;
 	EVP_PKEY_up_ref(sl->key.pkey);
-	sl->used = 1;
 	pthread_mutex_unlock(&key_cache_lock);
 	return 0;
 }
@@ -307,7 +331,7 @@ static int verify_field(const struct dkim_msg *m, const struct dkim_hdr *h,
 	const char *value = (const char *)memchr(h->raw, ':', h->rawlen) + 1;
 	size_t vlen = h->rawlen - (size_t)(value - h->raw), slen, dlen;
 	struct dkim_taglist tl;
-	struct dkim_sig *s = calloc(1, sizeof(*s));
+	struct dkim_sig *s = malloc(sizeof(*s)); /* 6 KB, cleared by dkim_sig_from_tags */
 	struct dkim_key key = {0};
 	char *stripped = NULL, *data = NULL;
 	int rc = -1;
@@ -321,7 +345,7 @@ static int verify_field(const struct dkim_msg *m, const struct dkim_hdr *h,
 		rc = verdict(out, DKIM_PERMERROR, e, e);
 		goto done;
 	}
-	if (dkim_sig_parse(value, vlen, time(NULL), s, e) < 0) {
+	if (dkim_sig_from_tags(&tl, time(NULL), s, e) < 0) {
 		describe(out, &tl, s->d, s->i, s->s);
 		rc = verdict(out, DKIM_PERMERROR, e, e);
 		goto done;

@@ -368,6 +368,53 @@ static void test_msg_parse(void **state)
 	assert_string_equal(e.code, "dkim_bad_header");
 }
 
+/* Every line end as CRLF, octet by octet: what dkim_msg_parse must make of a body. */
+static size_t crlf_reference(const char *in, size_t len, char *out)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < len; i++) {
+		if (in[i] == '\r' && i + 1 < len && in[i + 1] == '\n') {
+			out[n++] = in[i++];
+			out[n++] = in[i];
+		} else if (in[i] == '\r' || in[i] == '\n') {
+			out[n++] = '\r';
+			out[n++] = '\n';
+		} else {
+			out[n++] = in[i];
+		}
+	}
+	return n;
+}
+
+/* A bare LF, a lone CR, or CR CR LF at every offset of a body, around the 16-octet
+ * steps of the check for an all-CRLF message, beside CRLF line ends: each becomes CRLF. */
+static void test_line_ends_at_every_offset(void **state)
+{
+	static const char head[] = "From: a@x.org\r\n\r\n";
+	static const char *const ends[] = {"\n", "\r", "\r\r\n", "\n\n", "\r\n"};
+	char msg[128], want[256];
+
+	(void)state;
+	for (size_t k = 0; k < sizeof(ends) / sizeof(ends[0]); k++)
+		for (size_t at = 0; at < 48; at++) {
+			size_t hl = strlen(head), len, wlen;
+			struct dkim_msg m;
+			struct err e;
+
+			memcpy(msg, head, hl);
+			memset(msg + hl, 'b', 52);
+			memcpy(msg + hl + 20, "\r\n", 2);
+			memcpy(msg + hl + at, ends[k], strlen(ends[k]));
+			len = hl + 52;
+			wlen = crlf_reference(msg + hl, len - hl, want);
+			assert_int_equal(dkim_msg_parse(msg, len, &m, &e), 0);
+			if (m.bodylen != wlen || memcmp(m.body, want, wlen) != 0)
+				fail_msg("line end %zu at %zu: body not normalised", k, at);
+			dkim_msg_free(&m);
+		}
+}
+
 static void test_body_length_tag(void **state)
 {
 	uint8_t h1[32], h2[32];
@@ -452,16 +499,17 @@ static void test_body_hash_matches_canon(void **state)
 	}
 }
 
-/* Lines that relaxed canonicalisation must change (a tab, two spaces, a trailing space) at
- * every offset, around the eight-octet steps of the one-pass check, beside ones it keeps. */
+/* Lines that relaxed canonicalisation must change (a tab, two spaces, a trailing space),
+ * or a lone CR within a line, at every offset, around the 8- and 16-octet steps of the one-pass
+ * check, beside ones it keeps. */
 static void test_relaxed_lines_at_every_offset(void **state)
 {
-	static const char *const marks[] = {"  ", "\t", " \t", "\t ", " ", "   "};
+	static const char *const marks[] = {"  ", "\t", " \t", "\t ", " ", "   ", "\r", "\r  "};
 	char body[64];
 
 	(void)state;
 	for (size_t m = 0; m < sizeof(marks) / sizeof(marks[0]); m++)
-		for (size_t len = 1; len <= 40; len++)
+		for (size_t len = 1; len <= 52; len++)
 			for (size_t at = 0; at + strlen(marks[m]) <= len; at++) {
 				uint8_t h1[32], h2[32];
 				size_t clen;
@@ -811,6 +859,7 @@ int main(void)
 	    cmocka_unit_test(test_msg_parse),
 	    cmocka_unit_test(test_body_length_tag),
 	    cmocka_unit_test(test_body_hash_matches_canon),
+	    cmocka_unit_test(test_line_ends_at_every_offset),
 	    cmocka_unit_test(test_relaxed_lines_at_every_offset),
 	    cmocka_unit_test(test_round_trip_rsa),
 	    cmocka_unit_test(test_round_trip_ed25519),
