@@ -5,8 +5,8 @@
 # from apt), not whatever python3 comes first in PATH.
 #
 # The tests run in two passes: every test not marked `serial` on
-# $INTEGRATION_JOBS pytest-xdist workers (default 2; each file goes whole to
-# one worker, so a module's daemons start once), then the tests marked
+# $INTEGRATION_JOBS pytest-xdist workers (default: one more than the cores; each
+# file goes whole to one worker, so a module's daemons start once), then the tests marked
 # `serial` one at a time with nothing else running beside them.
 # INTEGRATION_JOBS=1 runs everything in one ordinary pytest process.  A
 # `-m` expression given here selects by marker itself: then one pass runs,
@@ -17,7 +17,10 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 export ANCHOR_SRC=$src
 export ANCHOR_BIN=${ANCHOR_BIN:-$src/build/check}
 PYTHON=${PYTHON:-/usr/bin/python3}
-JOBS=${INTEGRATION_JOBS:-2}
+# One worker more than the cores: the tests wait on daemons starting, timers and
+# sockets as much as they compute (two workers on two cores kept them about two
+# thirds busy), and every test is written to pass beside any other.
+JOBS=${INTEGRATION_JOBS:-$(($(nproc 2>/dev/null || echo 2) + 1))}
 
 if ! "$PYTHON" -c 'import pytest' 2>/dev/null; then
 	echo "integration: $PYTHON has no pytest (run deploy/install-deps.sh)" >&2
