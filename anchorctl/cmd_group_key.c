@@ -47,7 +47,8 @@ static X509 *pem_cert(const char *pem, struct err *e)
 	return cert_from_pem(pem, strlen(pem), e);
 }
 
-/* Each member's certificates as a stack, in the order of the group's members. */
+/* The key wrapped to one member's certificates (group_read has checked it has some),
+ * appended to wraps. */
 static int member_wrap(EVP_PKEY *key, const json_t *member, json_t *wraps, struct err *e)
 {
 	const char *addr = ctl_out_str(member, "address");
@@ -59,13 +60,6 @@ static int member_wrap(EVP_PKEY *key, const json_t *member, json_t *wraps, struc
 
 	if (st == NULL)
 		return err_set(e, ERR_INTERNAL, "internal", "out of memory");
-	if (json_array_size(certs) == 0) {
-		err_set(e, ERR_INPUT, "member_without_key",
-		        "%s has no current encryption certificate: it enrolls one (key enroll "
-		        "--encryption) before it can be given the group's key",
-		        addr);
-		goto out;
-	}
 	json_array_foreach(certs, i, c)
 	{
 		X509 *x = pem_cert(json_string_value(c), e);

@@ -119,11 +119,16 @@ int dsn_notify_parse(const char *v, size_t n, unsigned *out)
 		got |= notify_words[k].bit;
 		i = end + 1;
 	}
-	/* §4.1: NEVER stands alone */
-	if ((got & DSN_NOTIFY_NEVER) && got != DSN_NOTIFY_NEVER)
+	if (!dsn_notify_valid(got))
 		return -1;
 	*out = got;
 	return 0;
+}
+
+int dsn_notify_valid(unsigned notify)
+{
+	/* RFC 3461 §4.1: NEVER stands alone */
+	return !(notify & DSN_NOTIFY_NEVER) || notify == DSN_NOTIFY_NEVER;
 }
 
 void dsn_notify_format(unsigned notify, char *out, size_t cap)

@@ -48,6 +48,8 @@ int dsn_envid_valid(const char *v, size_t n);
 /* "NEVER" alone, or a comma list of SUCCESS, FAILURE, DELAY without repeats, any case.
  * -1 otherwise. */
 int dsn_notify_parse(const char *v, size_t n, unsigned *out);
+/* 1 unless NEVER is combined with another word (RFC 3461 §4.1). */
+int dsn_notify_valid(unsigned notify);
 /* The NOTIFY value ("SUCCESS,DELAY"), "" for 0. */
 void dsn_notify_format(unsigned notify, char *out, size_t cap);
 

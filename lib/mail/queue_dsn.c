@@ -11,13 +11,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/text.h"
 #include "mail/queue_priv.h"
 
 #define NOTIFY_ALL (DSN_NOTIFY_NEVER | DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE | DSN_NOTIFY_DELAY)
 
 static int notify_ok(unsigned n)
 {
-	return (n & ~NOTIFY_ALL) == 0 && (!(n & DSN_NOTIFY_NEVER) || n == DSN_NOTIFY_NEVER);
+	return (n & ~NOTIFY_ALL) == 0 && dsn_notify_valid(n);
+}
+
+/* NOTIFY as the queue record writes it: dsn_notify_format's words in lower case. */
+static void notify_record_form(unsigned notify, char *out, size_t size)
+{
+	char upper[64];
+
+	dsn_notify_format(notify, upper, sizeof(upper));
+	text_lower_copy(out, size, upper);
 }
 
 int queue_msg_set_dsn(struct queue_msg *m, const struct queue_dsn *dsn, struct err *e)
@@ -63,10 +73,7 @@ void queue_dsn_format_rcpt(FILE *f, const struct queue_rcpt *r)
 	char n[64];
 
 	if (r->dsn_notify != 0) {
-		dsn_notify_format(r->dsn_notify, n, sizeof(n));
-		for (char *p = n; *p; p++)
-			if (*p >= 'A' && *p <= 'Z')
-				*p = (char)(*p - 'A' + 'a');
+		notify_record_form(r->dsn_notify, n, sizeof(n));
 		fprintf(f, "notify %s\n", n);
 	}
 	if (r->dsn_orcpt != NULL)
@@ -101,10 +108,7 @@ int queue_dsn_parse_notify(const char *v, size_t n, struct queue_rcpt *r, struct
 	if (dsn_notify_parse(v, n, &got) < 0)
 		return err_set(e, ERR_INPUT, "queue_record", "bad notify");
 	/* strict: exactly what queue_dsn_format_rcpt writes */
-	dsn_notify_format(got, canon, sizeof(canon));
-	for (char *p = canon; *p; p++)
-		if (*p >= 'A' && *p <= 'Z')
-			*p = (char)(*p - 'A' + 'a');
+	notify_record_form(got, canon, sizeof(canon));
 	if (strlen(canon) != n || memcmp(canon, v, n) != 0)
 		return err_set(e, ERR_INPUT, "queue_record", "bad notify");
 	r->dsn_notify = got;
