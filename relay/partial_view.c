@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/text.h"
 #include "partial.h"
 #include "peers.h"
 
@@ -40,10 +41,7 @@ void relay_partial_hex(const uint8_t *in, size_t n, char *out)
 
 int relay_partial_is_hex(const char *s, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return 0;
-	return s[n] == '\0';
+	return text_is_lower_hex(s, n) && s[n] == '\0';
 }
 
 /* ---- the field ---- */

@@ -6,6 +6,8 @@
 
 #include <stddef.h>
 
+/* 1 when the n octets at p are all lower-case hexadecimal digits (0-9, a-f). */
+int text_is_lower_hex(const char *p, size_t n);
 /* RFC 5322 atext (3.2.3): ASCII letters (either case), digits and
  * "!#$%&'*+-/=?^_`{|}~".  c is an unsigned char value (or EOF, which is not atext). */
 int text_is_atext(int c);

@@ -14,6 +14,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "core/text.h"
+
 static const char *const state_names[] = {"PENDING", "ACCEPTED", "REFUSED", "WITHDRAWN", "EXPIRED"};
 
 const char *defer_state_name(enum defer_state s)
@@ -33,21 +35,11 @@ int defer_state_parse(const char *name, enum defer_state *s)
 	return -1;
 }
 
-static int is_lower_hex(const char *p, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
-			return 0;
-	return 1;
-}
-
 int defer_token_split(const char *token, char id[DEFER_ID_LEN + 1])
 {
 	if (strlen(token) != DEFER_TOKEN_MAX - 1 || token[DEFER_ID_LEN] != '.' ||
-	    !is_lower_hex(token, DEFER_ID_LEN) ||
-	    !is_lower_hex(token + DEFER_ID_LEN + 1, DEFER_MAC_LEN))
+	    !text_is_lower_hex(token, DEFER_ID_LEN) ||
+	    !text_is_lower_hex(token + DEFER_ID_LEN + 1, DEFER_MAC_LEN))
 		return 0;
 	if (id != NULL) {
 		memcpy(id, token, DEFER_ID_LEN);
@@ -85,7 +77,7 @@ int defer_token_make(const unsigned char key[DEFER_SECRET_LEN], const char *id, 
 {
 	char mac[DEFER_MAC_LEN + 1];
 
-	if (strlen(id) != DEFER_ID_LEN || !is_lower_hex(id, DEFER_ID_LEN))
+	if (strlen(id) != DEFER_ID_LEN || !text_is_lower_hex(id, DEFER_ID_LEN))
 		return err_set(e, ERR_INPUT, "defer_id", "a held message's id is 32 hex digits");
 	if (token_mac(key, id, rcpt, peer, mac) < 0)
 		return err_set(e, ERR_INTERNAL, "crypto", "HMAC-SHA256 failed");
